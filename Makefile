@@ -1,0 +1,216 @@
+# Build, test and demo entry points. GNU make + pkg-config; everything comes from Debian 12.
+#
+#   make            build build/bin/{municipal-node,provincial-hub,federal-api}
+#   make test       deps + unit tests (plain and ASan+UBSan) + short fuzz + system tests
+#   make demo       deps + build + whole topology on loopback (make demo-stop stops it)
+#   make fuzz       longer libFuzzer runs (FUZZ_SECONDS each)
+#   make bench      benchmarks, results appended to build/bench/*.txt
+
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 300
+SHORT_FUZZ_SECONDS ?= 20
+
+# V=release (default), V=asan (ASan+UBSan), V=fuzz (clang, libFuzzer instrumentation).
+V ?= release
+ifeq ($(V),asan)
+OUT := build/asan
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else ifeq ($(V),fuzz)
+OUT := build/fuzz
+CC := clang
+SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+OPT := -O1 -g -DFUZZING
+else
+OUT := build
+SAN :=
+OPT := -O2 -g
+endif
+
+PKGS := libuv openssl libprotobuf-c sqlite3 jansson inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS := $(shell pkg-config --libs libpq 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+GEN := $(OUT)/gen
+OBJ := $(OUT)/obj
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -I$(GEN) -Icommon -I$(LLHTTP_INC) $(PKG_CFLAGS) $(PQ_CFLAGS)
+CFLAGS_OURS := $(CFLAGS_COMMON) $(WARN)
+# Generated and third-party code is compiled without our warning set.
+CFLAGS_THEIRS := $(CFLAGS_COMMON) -w
+LDFLAGS_ALL := $(SAN)
+
+PROTOS := $(wildcard proto/*.proto)
+PB_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PB_H := $(PB_C:.c=.h)
+TABLES_C := $(GEN)/tables.c
+
+COMMON_SRC := $(wildcard common/*.c)
+NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
+HUB_SRC := $(filter-out provincial-hub/main.c,$(wildcard provincial-hub/*.c))
+FED_SRC := $(filter-out federal-api/main.c,$(wildcard federal-api/*.c))
+
+COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
+	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C)) \
+	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
+NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC))
+HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
+FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC))
+
+LIBCOMMON := $(OUT)/lib/libcommon.a
+LIBNODE := $(OUT)/lib/libnode.a
+LIBHUB := $(OUT)/lib/libhub.a
+LIBFED := $(OUT)/lib/libfed.a
+ALL_LIBS := $(LIBNODE) $(LIBHUB) $(LIBFED) $(LIBCOMMON)
+
+BINS := $(OUT)/bin/municipal-node $(OUT)/bin/provincial-hub $(OUT)/bin/federal-api
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
+
+.PHONY: all deps test unit unit-asan system fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
+
+# --- dependencies ---------------------------------------------------------------------------
+DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
+	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
+	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang libclang-rt-14-dev \
+	python3 python3-pytest python3-protobuf testssl.sh procps psmisc
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps: missing Debian packages: $$missing"; \
+		echo "deps: run as root, or: sudo apt-get install $$missing"; exit 1; fi; \
+	echo "deps: installing $$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
+
+# --- generated code -------------------------------------------------------------------------
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(OUT)/gen/python/reintegration_pb2.py: $(PROTOS)
+	@mkdir -p $(@D)
+	protoc --proto_path=proto --python_out=$(@D) $(PROTOS)
+
+$(TABLES_C): tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv
+	@mkdir -p $(GEN)
+	tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv > $@.tmp && mv $@.tmp $@
+
+# --- objects --------------------------------------------------------------------------------
+$(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_THEIRS) -c $< -o $@
+
+$(OBJ)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_THEIRS) -c $< -o $@
+
+$(OBJ)/%.o: %.c $(PB_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_OURS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBNODE): $(NODE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBHUB): $(HUB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBFED): $(FED_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(OUT)/bin/municipal-node: $(OBJ)/municipal-node/main.o $(LIBNODE) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+$(OUT)/bin/provincial-hub: $(OBJ)/provincial-hub/main.o $(LIBHUB) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+$(OUT)/bin/federal-api: $(OBJ)/federal-api/main.o $(LIBFED) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(PQ_LIBS)
+
+# --- tests ----------------------------------------------------------------------------------
+$(OUT)/tests/%: tests/unit/%.c $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_OURS) -Wno-conversion -o $@ $< $(ALL_LIBS) $(LDFLAGS_ALL) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; fail=0; for t in $(UNIT_BINS); do echo "== $$t"; \
+		(cd tests/unit && ../../$$t) || fail=1; done; exit $$fail
+
+unit-asan:
+	$(MAKE) V=asan unit
+
+build/fuzz/bin/%: tests/fuzz/%.c
+	$(MAKE) V=fuzz build/fuzz/lib/libcommon.a build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a build/fuzz/lib/libfed.a
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ibuild/fuzz/gen -Icommon \
+		-I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
+		build/fuzz/lib/libfed.a build/fuzz/lib/libcommon.a $(PKG_LIBS) $(PQ_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each target runs from a scratch copy of its seed corpus so new inputs stay out of the tree.
+fuzz-run = set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	c=build/fuzz/corpus/$$n; mkdir -p $$c; cp -n tests/fuzz/seeds/$$n/* $$c/ 2>/dev/null || true; \
+	echo "== $$n ($(1) s)"; $$f -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix=build/fuzz/ $$c 2>build/fuzz/$$n.log || \
+		{ tail -40 build/fuzz/$$n.log; exit 1; }; tail -1 build/fuzz/$$n.log; done
+
+fuzz-short: fuzz-build
+	@$(call fuzz-run,$(SHORT_FUZZ_SECONDS))
+
+fuzz: fuzz-build
+	@$(call fuzz-run,$(FUZZ_SECONDS))
+
+system: all
+	cd tests/system && /usr/bin/python3 -m pytest -q -x -p no:cacheprovider .
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) fuzz-short
+	$(MAKE) system
+
+bench: all
+	/usr/bin/python3 bench/run.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/reintegration
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 data/*.csv $(DESTDIR)$(PREFIX)/share/reintegration/
+	install -m 0755 deploy/pki.sh $(DESTDIR)$(PREFIX)/share/reintegration/
+
+demo: deps all
+	deploy/demo.sh start
+
+demo-stop:
+	deploy/demo.sh stop
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+/* Streaming CSV reader (RFC 4180 plus what spreadsheets write): a UTF-8 BOM is skipped,
+ * CRLF and LF both end records, quoted fields may hold commas, doubled quotes and
+ * newlines. Memory is bounded by the longest record, which is itself capped. */
+#ifndef COMMON_CSV_H
+#define COMMON_CSV_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CSV_MAX_FIELDS 64
+#define CSV_MAX_RECORD (64 * 1024) /* bytes in one record, quotes included */
+
+typedef struct csv_reader csv_reader;
+
+/* Reads from f (not closed by the reader). Returns NULL when out of memory. */
+csv_reader *csv_open(FILE *f);
+void csv_close(csv_reader *r);
+
+/* Reads the next record. Returns 1 with *nfields set and fields[i] pointing into the
+ * reader's buffer (valid until the next call; NUL-terminated, unquoted), 0 at end of input,
+ * or a negative code: CSV_ETOOLONG (record over CSV_MAX_RECORD or over CSV_MAX_FIELDS
+ * fields; the reader skips to the next line and can go on), CSV_EQUOTE (unterminated quote
+ * at end of input), CSV_EIO (read error). csv_line() names the line where the record began.
+ * Blank lines are skipped. */
+int csv_next(csv_reader *r, char ***fields, size_t *nfields);
+
+/* 1-based physical line number at which the last returned record began. */
+long csv_line(const csv_reader *r);
+
+/* Bytes consumed from the input so far (for progress bars). */
+long long csv_offset(const csv_reader *r);
+
+/* Writes one field to f, quoting it when it holds a comma, quote, CR or LF. */
+void csv_write_field(FILE *f, const char *s);
+
+#define CSV_ETOOLONG (-1001)
+#define CSV_EQUOTE (-1002)
+#define CSV_EIO (-1003)
+
+#endif

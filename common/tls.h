@@ -1,0 +1,103 @@
+/* TLS over libuv TCP with OpenSSL memory BIOs.
+ *
+ * One tls_conn owns one uv_tcp_t and one SSL with two memory BIOs. Every SSL call is
+ * followed by tls__pump() inside tls.c, which flushes the output BIO to the socket (handshake
+ * messages, tickets and alerts come from calls other than SSL_write). Reads are paused while
+ * the write queue is above the high-water mark (backpressure), and tls_conn_write refuses
+ * data past the hard limit. A tls_conn is freed only in its uv_close callback, after
+ * on_close has run. */
+#ifndef COMMON_TLS_H
+#define COMMON_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tls_ctx tls_ctx;
+typedef struct tls_conn tls_conn;
+
+enum tls_mode {
+    TLS_MODE_MUTUAL_SERVER, /* TLS 1.3 only, client certificate required and verified */
+    TLS_MODE_MUTUAL_CLIENT, /* TLS 1.3 only, presents a certificate, verifies the server */
+    TLS_MODE_HTTPS_SERVER,  /* TLS 1.2+, ECDHE + AEAD only, no client certificate */
+};
+
+typedef struct tls_ctx_opts {
+    enum tls_mode mode;
+    const char *ca_file;   /* PEM CA certificate(s) that peers must chain to */
+    const char *cert_file; /* PEM certificate chain of this process */
+    const char *key_file;  /* PEM private key of this process */
+    const char *crl_file;  /* PEM CRL; may be NULL (then no revocation check) */
+} tls_ctx_opts;
+
+/* Creates a context from PEM files. Returns 0, or a negative UV_E* code with a message in
+ * err (NUL-terminated, at most errlen bytes). The caller frees with tls_ctx_free. */
+int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errlen);
+
+/* Reloads the CRL file into a fresh X509_STORE; connections accepted or started afterwards
+ * are checked against it. Returns 0 or a negative code with a message in err. */
+int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
+
+/* Seconds since the epoch at which the loaded CRL's nextUpdate falls (0 if no CRL). */
+int64_t tls_ctx_crl_next_update(const tls_ctx *ctx);
+
+void tls_ctx_free(tls_ctx *ctx);
+
+typedef struct tls_conn_cb {
+    /* The handshake finished and the peer certificate verified; tls_conn_peer() is set. */
+    void (*on_ready)(tls_conn *c, void *ud);
+    /* Decrypted application bytes; valid only during the call. */
+    void (*on_data)(tls_conn *c, const uint8_t *buf, size_t len, void *ud);
+    /* The socket write queue fell back below the low-water mark. May be NULL. */
+    void (*on_drain)(tls_conn *c, void *ud);
+    /* Called exactly once, from the uv_close callback, with 0 for a clean close or a
+     * negative code; the conn is freed right after it returns. */
+    void (*on_close)(tls_conn *c, int status, void *ud);
+} tls_conn_cb;
+
+typedef struct tls_limits {
+    size_t high_water; /* queued bytes above which reads pause (default 8 MiB) */
+    size_t hard_limit; /* queued bytes above which tls_conn_write refuses (default 64 MiB) */
+} tls_limits;
+
+/* Accepts a pending connection on server and starts the server handshake. cb is copied.
+ * Returns 0 or a negative code (the pending connection is then dropped). */
+int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls_conn_cb *cb,
+                    void *ud);
+
+/* Connects to addr and starts the client handshake. When expect_peer is not NULL the
+ * server certificate must carry that identity (e.g. "province:1"), or the connection is
+ * closed with UV_EPERM. cb is copied; expect_peer is copied. */
+int tls_conn_connect(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, const struct sockaddr *addr,
+                     const char *expect_peer, const tls_conn_cb *cb, void *ud);
+
+/* Encrypts and queues len bytes (copied). Returns 0, UV_ENOBUFS past the hard limit,
+ * UV_ENOTCONN before on_ready or after close started. */
+int tls_conn_write(tls_conn *c, const uint8_t *buf, size_t len);
+
+/* Bytes encrypted and queued to the socket but not yet written by the kernel. */
+size_t tls_conn_queued(const tls_conn *c);
+
+void tls_conn_set_limits(tls_conn *c, const tls_limits *limits);
+
+/* Stops or restarts delivering on_data (application-level backpressure). */
+void tls_conn_pause(tls_conn *c);
+void tls_conn_resume(tls_conn *c);
+
+/* Sends close_notify (if the handshake finished), then closes the socket without waiting
+ * for the peer's. Safe to call more than once; on_close follows once. */
+void tls_conn_close(tls_conn *c);
+
+/* The identity from the peer certificate's URI SAN ("municipality:10703", "province:1",
+ * "federal"), or NULL before on_ready. Owned by the conn. */
+const char *tls_conn_peer(const tls_conn *c);
+
+/* The peer's address as text ("127.0.0.1:5431"), for logs. Owned by the conn. */
+const char *tls_conn_addr(const tls_conn *c);
+
+int tls_conn_is_closing(const tls_conn *c);
+
+void *tls_conn_data(const tls_conn *c);
+void tls_conn_set_data(tls_conn *c, void *ud);
+
+#endif
