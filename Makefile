@@ -41,7 +41,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 GEN := $(OUT)/gen
 OBJ := $(OUT)/obj
 
-WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -Wno-format-truncation
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -I$(GEN) -Icommon -I$(LLHTTP_INC) $(PKG_CFLAGS) $(PQ_CFLAGS)
 CFLAGS_OURS := $(CFLAGS_COMMON) $(WARN)
 # Generated and third-party code is compiled without our warning set.

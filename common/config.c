@@ -1,0 +1,152 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct config_state {
+    const config_item *items;
+    size_t n;
+    char *err;
+    size_t errlen;
+    const char *path;
+    int failed;
+} config_state;
+
+static int config__set(const config_item *it, const char *value, char *why, size_t whylen)
+{
+    switch (it->type) {
+    case CONFIG_STR:
+        if (strlen(value) >= CONFIG_STR_MAX) {
+            snprintf(why, whylen, "value longer than %d bytes", CONFIG_STR_MAX - 1);
+            return -1;
+        }
+        snprintf((char *)it->dst, CONFIG_STR_MAX, "%s", value);
+        return 0;
+    case CONFIG_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0') {
+            snprintf(why, whylen, "\"%s\" is not a whole number", value);
+            return -1;
+        }
+        *(long *)it->dst = v;
+        return 0;
+    }
+    case CONFIG_BOOL:
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1")) {
+            *(int *)it->dst = 1;
+            return 0;
+        }
+        if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0")) {
+            *(int *)it->dst = 0;
+            return 0;
+        }
+        snprintf(why, whylen, "\"%s\" is not true/false", value);
+        return -1;
+    }
+    return -1;
+}
+
+/* Debian's libinih does not pass line numbers to handlers; find the key's line afterwards so
+ * that the error still names it. */
+static int config__line_of(const char *path, const char *section, const char *name)
+{
+    char buf[1024], cur[256] = "";
+    int line = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(buf, sizeof(buf), f)) {
+        char *p = buf;
+        line++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '[') {
+            char *e = strchr(p, ']');
+            if (e)
+                snprintf(cur, sizeof(cur), "%.*s", (int)(e - p - 1), p + 1);
+            continue;
+        }
+        size_t n = strlen(name);
+        if (strcmp(cur, section) == 0 && strncmp(p, name, n) == 0 &&
+            strchr(" \t=:", p[n]) != NULL) {
+            fclose(f);
+            return line;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static int config__handler(void *user, const char *section, const char *name, const char *value)
+{
+    int lineno;
+    config_state *s = user;
+    char why[256];
+    if (s->failed)
+        return 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->items[i].section, section) == 0 && strcmp(s->items[i].name, name) == 0) {
+            if (config__set(&s->items[i], value, why, sizeof(why)) == 0)
+                return 1;
+            lineno = config__line_of(s->path, section, name);
+            snprintf(s->err, s->errlen, "%s line %d: [%s] %s: %s", s->path, lineno, section,
+                     name, why);
+            s->failed = 1;
+            return 0;
+        }
+    }
+    lineno = config__line_of(s->path, section, name);
+    snprintf(s->err, s->errlen, "%s line %d: unknown key [%s] %s", s->path, lineno, section,
+             name);
+    s->failed = 1;
+    return 0;
+}
+
+int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen)
+{
+    config_state s = {items, n, err, errlen, path, 0};
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_file(f, config__handler, &s);
+    fclose(f);
+    if (s.failed)
+        return -1;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s line %d: not a valid INI line", path, rc);
+        return -1;
+    }
+    return 0;
+}
+
+void config_print(FILE *f, const config_item *items, size_t n)
+{
+    const char *section = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const config_item *it = &items[i];
+        if (section == NULL || strcmp(section, it->section) != 0) {
+            fprintf(f, "%s[%s]\n", section ? "\n" : "", it->section);
+            section = it->section;
+        }
+        fprintf(f, "; %s\n", it->help);
+        switch (it->type) {
+        case CONFIG_STR:
+            fprintf(f, "%s = %s\n", it->name, (const char *)it->dst);
+            break;
+        case CONFIG_INT:
+            fprintf(f, "%s = %ld\n", it->name, *(long *)it->dst);
+            break;
+        case CONFIG_BOOL:
+            fprintf(f, "%s = %s\n", it->name, *(int *)it->dst ? "true" : "false");
+            break;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+#include "frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void frame_reader_init(frame_reader *r, size_t max)
+{
+    memset(r, 0, sizeof(*r));
+    r->max = max ? max : FRAME_DEFAULT_MAX;
+}
+
+void frame_reader_free(frame_reader *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = 0;
+}
+
+int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb cb, void *ud)
+{
+    while (len > 0) {
+        if (r->hdr_have < 4) {
+            size_t take = 4 - r->hdr_have < len ? 4 - r->hdr_have : len;
+            memcpy(r->hdr + r->hdr_have, data, take);
+            r->hdr_have += take;
+            data += take;
+            len -= take;
+            if (r->hdr_have < 4)
+                return 0;
+            r->need = (size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
+                      (size_t)r->hdr[3];
+            if (r->need > r->max)
+                return FRAME_ETOOBIG;
+            r->have = 0;
+            if (r->need > r->cap) {
+                /* Grow geometrically but never past the maximum frame size. */
+                size_t cap = r->cap ? r->cap : 4096;
+                while (cap < r->need)
+                    cap *= 2;
+                if (cap > r->max)
+                    cap = r->max;
+                uint8_t *nb = realloc(r->buf, cap);
+                if (nb == NULL)
+                    return FRAME_ENOMEM;
+                r->buf = nb;
+                r->cap = cap;
+            }
+        }
+        size_t take = r->need - r->have < len ? r->need - r->have : len;
+        if (take > 0) {
+            memcpy(r->buf + r->have, data, take);
+            r->have += take;
+            data += take;
+            len -= take;
+        }
+        if (r->have == r->need) {
+            r->hdr_have = 0;
+            int rc = cb(ud, r->buf, r->need);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t *outlen)
+{
+    size_t n = reint__v1__envelope__get_packed_size(env);
+    if (n > (max ? max : FRAME_DEFAULT_MAX) || n > 0xffffffffu)
+        return FRAME_ETOOBIG;
+    uint8_t *buf = malloc(n + 4);
+    if (buf == NULL)
+        return FRAME_ENOMEM;
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    reint__v1__envelope__pack(env, buf + 4);
+    *out = buf;
+    *outlen = n + 4;
+    return 0;
+}
+
+int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out)
+{
+    Reint__V1__Envelope *e = reint__v1__envelope__unpack(NULL, len, payload);
+    if (e == NULL)
+        return FRAME_EMALFORMED;
+    *out = e;
+    return 0;
+}

@@ -1,0 +1,77 @@
+#include "rid.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+int rid_random(uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+int rid_new(uint8_t id[RID_LEN], uint64_t now_ms)
+{
+    if (rid_random(id + 6, RID_LEN - 6) != 0)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        id[i] = (uint8_t)(now_ms >> (40 - 8 * i));
+    id[6] = (uint8_t)(0x70 | (id[6] & 0x0f));
+    id[8] = (uint8_t)(0x80 | (id[8] & 0x3f));
+    return 0;
+}
+
+void rid_format(const uint8_t id[RID_LEN], char out[RID_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < RID_LEN; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[id[i] >> 4];
+        out[o++] = hex[id[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static int rid__nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int rid_parse(const char *s, uint8_t id[RID_LEN])
+{
+    if (strlen(s) != RID_HEX_LEN)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < RID_HEX_LEN;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            i++;
+            continue;
+        }
+        int hi = rid__nibble(s[i]), lo = rid__nibble(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        id[o++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}

@@ -1,0 +1,122 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
+               size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    static const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+                                 "PRAGMA cache_size=-32768;";
+    char *msg = NULL;
+    if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        (schema && sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK)) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    sqlite3_close(db);
+    return STORE_EDB;
+}
+
+void store_close(sqlite3 *db)
+{
+    sqlite3_close(db);
+}
+
+int store_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("sqlite: %s: %s", msg ? msg : sqlite3_errmsg(db), sql);
+        sqlite3_free(msg);
+        return STORE_EDB;
+    }
+    return 0;
+}
+
+sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        log_error("sqlite prepare: %s: %s", sqlite3_errmsg(db), sql);
+        return NULL;
+    }
+    return st;
+}
+
+int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EDB;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_meta_set_int(sqlite3 *db, const char *key, int64_t v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EDB;
+    if (sqlite3_prepare_v2(db, "INSERT INTO meta(key,value) VALUES(?1,?2) "
+                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                           -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rc = 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EDB;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
+        memcpy(buf, sqlite3_column_blob(st, 0), len);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EDB;
+    if (sqlite3_prepare_v2(db, "INSERT INTO meta(key,value) VALUES(?1,?2) "
+                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                           -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rc = 0;
+    sqlite3_finalize(st);
+    return rc;
+}

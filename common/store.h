@@ -1,0 +1,31 @@
+/* SQLite helpers shared by the node and the hub: every store opens in WAL mode with
+ * synchronous=FULL, because its commits precede acknowledgements (with WAL and NORMAL a
+ * power loss can undo an acknowledged commit). */
+#ifndef COMMON_STORE_H
+#define COMMON_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_EDB (-5001)
+
+/* Opens (creating when create is non-zero) the database at path, sets WAL, synchronous=FULL,
+ * foreign keys and a busy timeout, and runs schema (several statements) when non-NULL.
+ * Returns 0 or STORE_EDB with a message in err. */
+int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
+               size_t errlen);
+void store_close(sqlite3 *db);
+
+/* Runs SQL without results. Returns 0 or STORE_EDB (message logged). */
+int store_exec(sqlite3 *db, const char *sql);
+/* Prepares a statement or logs and returns NULL. */
+sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql);
+
+/* Key/value metadata in table meta(key TEXT PRIMARY KEY, value). */
+int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out);
+int store_meta_set_int(sqlite3 *db, const char *key, int64_t v);
+int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len);
+int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,44 @@
+/* A framed protobuf session on one mutual-TLS connection: envelopes in, envelopes out.
+ * Both tiers' sync code sits on this; it knows nothing of records or acks. A frame above
+ * the maximum or a payload that is not an Envelope gets an Error frame and a close. */
+#ifndef COMMON_WIRE_H
+#define COMMON_WIRE_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "frame.h"
+#include "tls.h"
+
+typedef struct wire wire;
+
+typedef struct wire_cb {
+    void (*on_ready)(wire *w, void *ud); /* handshake done, tls peer identity known */
+    /* One decoded envelope, owned by the wire and freed after the call. Return 0 to go on,
+     * non-zero when the callback closed the wire. */
+    int (*on_envelope)(wire *w, const Reint__V1__Envelope *env, void *ud);
+    void (*on_drain)(wire *w, void *ud);           /* may be NULL */
+    void (*on_close)(wire *w, int status, void *ud); /* once; the wire is freed after it */
+} wire_cb;
+
+int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame,
+                const wire_cb *cb, void *ud);
+int wire_connect(wire **out, tls_ctx *ctx, uv_loop_t *loop, const struct sockaddr *addr,
+                 const char *expect_peer, size_t max_frame, const wire_cb *cb, void *ud);
+
+/* Packs and queues env. Returns 0 or a negative code (the wire is then being closed). */
+int wire_send(wire *w, const Reint__V1__Envelope *env);
+/* Queues an already framed buffer (4-byte length + payload); the bytes are copied. */
+int wire_send_raw(wire *w, const uint8_t *buf, size_t len);
+/* Sends an Error envelope, then closes. */
+void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message);
+void wire_close(wire *w);
+
+const char *wire_peer(const wire *w); /* certificate identity, e.g. "municipality:10703" */
+const char *wire_addr(const wire *w);
+size_t wire_queued(const wire *w);
+int wire_is_closing(const wire *w);
+void wire_pause(wire *w);
+void wire_resume(wire *w);
+
+#endif

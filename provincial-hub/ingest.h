@@ -1,0 +1,40 @@
+/* The hub's side of the sync protocol: accepts municipal nodes over mutual TLS, checks
+ * that each is a municipality of this province (from its certificate, never from the
+ * message), validates every record, upserts the newest version of each in batched
+ * transactions (group commit, synchronous=FULL) and acknowledges only after the commit.
+ * Runs on one libuv loop for many nodes. */
+#ifndef PROVINCIAL_HUB_INGEST_H
+#define PROVINCIAL_HUB_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tls.h"
+
+typedef struct ingest ingest;
+
+typedef struct ingest_opts {
+    uv_loop_t *loop;
+    tls_ctx *tls; /* TLS_MODE_MUTUAL_SERVER; not owned */
+    unsigned province;
+    const char *listen; /* "127.0.0.1:7401" */
+    const char *db_path;
+    size_t max_frame;
+    size_t commit_rows; /* commit at once when this many rows wait (default 50000) */
+} ingest_opts;
+
+int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen);
+/* Closes the listener and every connection, commits what is pending, and frees the ingest
+ * once its handles have closed. */
+void ingest_stop(ingest *in);
+int ingest_port(const ingest *in);
+
+typedef struct ingest_metrics {
+    uint64_t connections, sessions, records_stored, records_refused, batches, commits;
+    uint64_t security_events, protocol_errors, sweeps, swept_records;
+    int connected;
+} ingest_metrics;
+void ingest_get_metrics(const ingest *in, ingest_metrics *m);
+
+#endif

@@ -1,0 +1,298 @@
+/* provincial-hub: receives municipal nodes' records over mutual TLS and keeps the newest
+ * version of each; answers /healthz and /metrics. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "geo.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "tls.h"
+
+typedef struct hub_config {
+    long province;
+    char data_dir[CONFIG_STR_MAX];
+    char sync_listen[CONFIG_STR_MAX];
+    char http_listen[CONFIG_STR_MAX];
+    long max_frame;
+    char log_level[CONFIG_STR_MAX];
+    char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
+} hub_config;
+
+static hub_config cfg = {
+    .province = 1,
+    .data_dir = "var/hub",
+    .sync_listen = "127.0.0.1:7401",
+    .http_listen = "127.0.0.1:8401",
+    .max_frame = 4 * 1024 * 1024,
+    .log_level = "info",
+    .ca = "var/pki/ca.crt",
+    .cert = "var/pki/province-1.crt",
+    .key = "var/pki/province-1.key",
+    .crl = "var/pki/crl.pem",
+};
+
+static const config_item items[] = {
+    {"hub", "province", CONFIG_INT, &cfg.province, "province code 1..7 this hub serves"},
+    {"hub", "data_dir", CONFIG_STR, &cfg.data_dir, "directory of the hub's SQLite store"},
+    {"hub", "sync_listen", CONFIG_STR, &cfg.sync_listen,
+     "IPv4:port where municipal nodes connect (mutual TLS 1.3)"},
+    {"hub", "http_listen", CONFIG_STR, &cfg.http_listen,
+     "IPv4:port of /healthz and /metrics (plain HTTP; bind to loopback)"},
+    {"hub", "max_frame", CONFIG_INT, &cfg.max_frame,
+     "largest frame accepted from a node, in bytes (refused before allocation)"},
+    {"hub", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
+    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"},
+    {"tls", "cert", CONFIG_STR, &cfg.cert, "this hub's certificate (province:<n>)"},
+    {"tls", "key", CONFIG_STR, &cfg.key, "this hub's private key"},
+    {"tls", "crl", CONFIG_STR, &cfg.crl,
+     "PEM CRL; reloaded on SIGHUP and when the file changes (empty: no revocation check)"},
+};
+#define N_ITEMS (sizeof(items) / sizeof(items[0]))
+
+static uv_loop_t *loop;
+static tls_ctx *tls;
+static ingest *ing;
+static http_server *http;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_fs_event_t crl_watch;
+static uv_timer_t crl_debounce;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
+               "       provincial-hub --print-config    print every key with its default\n"
+               "\n"
+               "Receives municipal nodes' records over mutual TLS (identity from the\n"
+               "certificate), keeps the newest version of each in a SQLite store and serves\n"
+               "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n");
+}
+
+static void reload_crl(void)
+{
+    char err[256];
+    if (cfg.crl[0] == '\0')
+        return;
+    if (tls_ctx_reload_crl(tls, err, sizeof(err)) != 0)
+        log_error("CRL reload failed, keeping the previous one: %s", err);
+    else
+        log_info("CRL reloaded from %s", cfg.crl);
+}
+
+static void on_crl_debounce(uv_timer_t *t)
+{
+    (void)t;
+    reload_crl();
+}
+
+/* The directory is watched, not the file: deploy/pki.sh replaces the CRL by rename, which a
+ * watch on the old inode would miss. */
+static void on_crl_change(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    (void)h;
+    (void)events;
+    const char *base = strrchr(cfg.crl, '/');
+    base = base ? base + 1 : cfg.crl;
+    if (status == 0 && name && strcmp(name, base) == 0)
+        uv_timer_start(&crl_debounce, on_crl_debounce, 200, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    if (signum == SIGHUP) {
+        reload_crl();
+        return;
+    }
+    log_info("signal %d: stopping", signum);
+    ingest_stop(ing);
+    if (http)
+        http_server_stop(http);
+    uv_signal_stop(&sig_term);
+    uv_signal_stop(&sig_int);
+    uv_signal_stop(&sig_hup);
+    uv_fs_event_stop(&crl_watch);
+    uv_close((uv_handle_t *)&crl_watch, NULL);
+    uv_close((uv_handle_t *)&crl_debounce, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+}
+
+static void on_http(http_req *r, void *ud)
+{
+    (void)ud;
+    const char *path = http_req_path(r);
+    if (strcmp(http_req_method(r), "GET") != 0) {
+        http_respond(r, 405, NULL, "{\"error\":\"method not allowed\"}\n", 31);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        http_respond(r, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        ingest_metrics m;
+        char buf[4096];
+        ingest_get_metrics(ing, &m);
+        int n = snprintf(
+            buf, sizeof(buf),
+            "# HELP hub_connections_total TLS connections accepted.\n"
+            "# TYPE hub_connections_total counter\nhub_connections_total %llu\n"
+            "# HELP hub_connected Connections open now.\n# TYPE hub_connected gauge\n"
+            "hub_connected %d\n"
+            "# HELP hub_sessions_total Sessions started with Hello.\n"
+            "# TYPE hub_sessions_total counter\nhub_sessions_total %llu\n"
+            "# HELP hub_records_stored_total Records durably upserted.\n"
+            "# TYPE hub_records_stored_total counter\nhub_records_stored_total %llu\n"
+            "# HELP hub_records_refused_total Records refused by validation.\n"
+            "# TYPE hub_records_refused_total counter\nhub_records_refused_total %llu\n"
+            "# HELP hub_batches_total Batches received.\n# TYPE hub_batches_total counter\n"
+            "hub_batches_total %llu\n"
+            "# HELP hub_commits_total Group commits.\n# TYPE hub_commits_total counter\n"
+            "hub_commits_total %llu\n"
+            "# HELP hub_security_events_total Refused identities and forged records.\n"
+            "# TYPE hub_security_events_total counter\nhub_security_events_total %llu\n"
+            "# HELP hub_protocol_errors_total Sessions closed for protocol errors.\n"
+            "# TYPE hub_protocol_errors_total counter\nhub_protocol_errors_total %llu\n"
+            "# HELP hub_swept_records_total Records of older incarnations dropped.\n"
+            "# TYPE hub_swept_records_total counter\nhub_swept_records_total %llu\n"
+            "# HELP tls_crl_next_update_seconds When the loaded CRL expires (Unix time).\n"
+            "# TYPE tls_crl_next_update_seconds gauge\ntls_crl_next_update_seconds %lld\n",
+            (unsigned long long)m.connections, m.connected, (unsigned long long)m.sessions,
+            (unsigned long long)m.records_stored, (unsigned long long)m.records_refused,
+            (unsigned long long)m.batches, (unsigned long long)m.commits,
+            (unsigned long long)m.security_events, (unsigned long long)m.protocol_errors,
+            (unsigned long long)m.swept_records, (long long)tls_ctx_crl_next_update(tls));
+        http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        return;
+    }
+    http_respond(r, 404, NULL, "{\"error\":\"not found\"}\n", 22);
+}
+
+static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    if (colon == NULL || (size_t)(colon - s) >= hostlen)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    char err[512], db_path[CONFIG_STR_MAX + 16], host[128];
+    int port = 0, rc;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"print-config", no_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'p':
+            config_print(stdout, items, N_ITEMS);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "serve") != 0) {
+        fprintf(stderr, "provincial-hub: unknown command \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
+        fprintf(stderr, "provincial-hub: %s\n", err);
+        return 2;
+    }
+    enum log_level lvl = LOG_INFO;
+    if (log_parse_level(cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "provincial-hub: log_level \"%s\" is not debug, info, warn or error\n",
+                cfg.log_level);
+        return 2;
+    }
+    log_init("provincial-hub", lvl);
+    if (cfg.province < 1 || cfg.province > 7) {
+        log_error("province %ld is not 1..7", cfg.province);
+        return 2;
+    }
+    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    loop = uv_default_loop();
+    tls_ctx_opts to = {TLS_MODE_MUTUAL_SERVER, cfg.ca, cfg.cert, cfg.key,
+                       cfg.crl[0] ? cfg.crl : NULL};
+    if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
+        log_error("TLS: %s", err);
+        return 1;
+    }
+    snprintf(db_path, sizeof(db_path), "%s/hub.db", cfg.data_dir);
+    ingest_opts io = {.loop = loop,
+                      .tls = tls,
+                      .province = (unsigned)cfg.province,
+                      .listen = cfg.sync_listen,
+                      .db_path = db_path,
+                      .max_frame = (size_t)cfg.max_frame};
+    if (ingest_start(&ing, &io, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (split_hostport(cfg.http_listen, host, sizeof(host), &port) != 0) {
+        log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
+        return 2;
+    }
+    http_server_opts ho = {.host = host, .port = port, .handler = on_http};
+    if ((rc = http_server_start(&http, loop, &ho)) != 0) {
+        log_error("cannot listen for HTTP on %s: %s", cfg.http_listen, uv_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(loop, &crl_debounce);
+    uv_fs_event_init(loop, &crl_watch);
+    if (cfg.crl[0]) {
+        char dir[CONFIG_STR_MAX];
+        snprintf(dir, sizeof(dir), "%s", cfg.crl);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        uv_fs_event_start(&crl_watch, on_crl_change, slash ? dir : ".", 0);
+    }
+    log_info("province %ld (%s): sync on %s port %d, HTTP on %s:%d, store %s", cfg.province,
+             geo_province_name((unsigned)cfg.province), cfg.sync_listen, ingest_port(ing), host,
+             http_server_port(http), db_path);
+    /* Readiness line for scripts: ports are known now (0 in the config picks free ones). */
+    fprintf(stdout, "ready sync_port=%d http_port=%d\n", ingest_port(ing), http_server_port(http));
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    tls_ctx_free(tls);
+    log_info("stopped");
+    return 0;
+}
