@@ -35,7 +35,9 @@ typedef struct tls_ctx_opts {
 int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errlen);
 
 /* Reloads the CRL file into a fresh X509_STORE; connections accepted or started afterwards
- * are checked against it. Returns 0 or a negative code with a message in err. */
+ * are checked against it. Returns 0 or a negative code with a message in err (the previous
+ * store then stays in use). A CRL not signed by a CA in ca_file is refused. Without a
+ * crl_file (or in HTTPS_SERVER mode) there is nothing to reload and it returns 0. */
 int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
 
 /* Seconds since the epoch at which the loaded CRL's nextUpdate falls (0 if no CRL). */
@@ -89,11 +91,17 @@ void tls_conn_resume(tls_conn *c);
 void tls_conn_close(tls_conn *c);
 
 /* The identity from the peer certificate's URI SAN ("municipality:10703", "province:1",
- * "federal"), or NULL before on_ready. Owned by the conn. */
+ * "federal"), or NULL before on_ready (and always in HTTPS_SERVER mode). Owned by the conn. */
 const char *tls_conn_peer(const tls_conn *c);
 
 /* The peer's address as text ("127.0.0.1:5431"), for logs. Owned by the conn. */
 const char *tls_conn_addr(const tls_conn *c);
+
+/* Why the connection failed, for logs: the certificate verification error ("certificate
+ * revoked", "unable to get local issuer certificate"), the TLS alert or protocol error, or
+ * the identity check that refused the peer. Empty string when there was none. Owned by the
+ * conn; valid until on_close returns. */
+const char *tls_conn_error(const tls_conn *c);
 
 int tls_conn_is_closing(const tls_conn *c);
 
