@@ -120,3 +120,21 @@ int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t
     sqlite3_finalize(st);
     return rc;
 }
+
+int store_durability(sqlite3 *db, int *synchronous, int *wal)
+{
+    sqlite3_stmt *st = NULL;
+    *synchronous = -1;
+    *wal = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *synchronous = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
+        return STORE_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    return 0;
+}

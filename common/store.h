@@ -28,4 +28,9 @@ int store_meta_set_int(sqlite3 *db, const char *key, int64_t v);
 int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len);
 int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t len);
 
+/* The connection's durability settings as SQLite reports them: *synchronous (2 = FULL) and
+ * *wal (1 when journal_mode is WAL). /metrics shows them so that a test can assert them:
+ * a kill -9 cannot reveal a missing fsync. */
+int store_durability(sqlite3 *db, int *synchronous, int *wal);
+
 #endif

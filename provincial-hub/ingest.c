@@ -692,4 +692,5 @@ void ingest_stop(ingest *in)
 void ingest_get_metrics(const ingest *in, ingest_metrics *m)
 {
     *m = in->m;
+    store_durability(in->db, &m->store_synchronous, &m->store_wal);
 }

@@ -34,6 +34,7 @@ typedef struct ingest_metrics {
     uint64_t connections, sessions, records_stored, records_refused, batches, commits;
     uint64_t security_events, protocol_errors, sweeps, swept_records;
     int connected;
+    int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;
 void ingest_get_metrics(const ingest *in, ingest_metrics *m);
 

@@ -164,12 +164,17 @@ static void on_http(http_req *r, void *ud)
             "# HELP hub_swept_records_total Records of older incarnations dropped.\n"
             "# TYPE hub_swept_records_total counter\nhub_swept_records_total %llu\n"
             "# HELP tls_crl_next_update_seconds When the loaded CRL expires (Unix time).\n"
-            "# TYPE tls_crl_next_update_seconds gauge\ntls_crl_next_update_seconds %lld\n",
+            "# TYPE tls_crl_next_update_seconds gauge\ntls_crl_next_update_seconds %lld\n"
+            "# HELP store_synchronous PRAGMA synchronous of the store (2 = FULL).\n"
+            "# TYPE store_synchronous gauge\nstore_synchronous %d\n"
+            "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
+            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n",
             (unsigned long long)m.connections, m.connected, (unsigned long long)m.sessions,
             (unsigned long long)m.records_stored, (unsigned long long)m.records_refused,
             (unsigned long long)m.batches, (unsigned long long)m.commits,
             (unsigned long long)m.security_events, (unsigned long long)m.protocol_errors,
-            (unsigned long long)m.swept_records, (long long)tls_ctx_crl_next_update(tls));
+            (unsigned long long)m.swept_records, (long long)tls_ctx_crl_next_update(tls),
+            m.store_synchronous, m.store_wal);
         http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
         return;
     }

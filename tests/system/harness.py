@@ -1,0 +1,191 @@
+"""Real processes for system tests: PKI from deploy/pki.sh, provincial hubs and municipal
+nodes from build/bin, each on its own free loopback port, torn down by the fixtures."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "build", "bin")
+sys.path.insert(0, os.path.join(ROOT, "build", "gen", "python"))
+import reintegration_pb2 as pb  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, check=True, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError("%s exited %d\nstdout:\n%s\nstderr:\n%s"
+                             % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+class Pki:
+    def __init__(self, d):
+        self.dir = d
+        run([os.path.join(ROOT, "deploy", "pki.sh"), "init", d])
+
+    def issue(self, *ident):
+        run([os.path.join(ROOT, "deploy", "pki.sh"), "issue", self.dir] + list(ident))
+
+    def revoke(self, stem):
+        run([os.path.join(ROOT, "deploy", "pki.sh"), "revoke", self.dir, stem])
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+class Daemon:
+    """A process whose stdout's first line is "ready key=value ..."."""
+
+    proc = None
+
+    def _start(self, args, log):
+        self.logf = open(log, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.logf)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("ready"):
+            self.proc.wait(timeout=10)
+            raise AssertionError("%s did not start: %r\n%s" % (args[0], line, self.log_text()))
+        return dict(kv.split("=") for kv in line.split()[1:])
+
+    def log_text(self):
+        with open(self.logf.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("did not stop on SIGTERM")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Hub(Daemon):
+    def __init__(self, workdir, pki, province, crl=True):
+        self.dir = os.path.join(workdir, "hub-%d" % province)
+        os.makedirs(self.dir, exist_ok=True)
+        self.province = province
+        self.sync_port = free_port()
+        self.http_port = free_port()
+        self.config = os.path.join(self.dir, "hub.ini")
+        with open(self.config, "w") as f:
+            f.write("[hub]\nprovince = %d\ndata_dir = %s\nsync_listen = 127.0.0.1:%d\n"
+                    "http_listen = 127.0.0.1:%d\n[tls]\nca = %s\ncert = %s\nkey = %s\ncrl = %s\n"
+                    % (province, os.path.join(self.dir, "data"), self.sync_port,
+                       self.http_port, pki.path("ca.crt"),
+                       pki.path("province-%d.crt" % province),
+                       pki.path("province-%d.key" % province),
+                       pki.path("crl.pem") if crl else ""))
+        self.db = os.path.join(self.dir, "data", "hub.db")
+
+    def start(self):
+        self._start([os.path.join(BIN, "provincial-hub"), "--config", self.config],
+                    os.path.join(self.dir, "hub.log"))
+        return self
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http_port,
+                                    timeout=5) as r:
+            out = {}
+            for line in r.read().decode().splitlines():
+                if line and not line.startswith("#"):
+                    k, v = line.split()
+                    out[k] = float(v)
+            return out
+
+    def records(self, municipality=None):
+        """id -> (municipality, kind, version, deleted, Record) as the hub stored them."""
+        c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=10)
+        try:
+            q = "SELECT id, municipality, kind, version, deleted, body FROM records"
+            args = ()
+            if municipality:
+                q += " WHERE municipality=?"
+                args = (municipality,)
+            out = {}
+            for rid, mun, kind, ver, deleted, body in c.execute(q, args):
+                rec = pb.Record()
+                rec.ParseFromString(body)
+                out[bytes(rid)] = (mun, kind, ver, deleted, rec)
+            return out
+        finally:
+            c.close()
+
+
+class Node:
+    def __init__(self, workdir, pki, municipality, hub, calendar="BS"):
+        self.municipality = municipality
+        self.dir = os.path.join(workdir, "node-%d" % municipality)
+        self.hub = hub
+        self.http_port = free_port()
+        run([os.path.join(BIN, "municipal-node"), "init", "--municipality", str(municipality),
+             "--dir", self.dir, "--hub", "127.0.0.1:%d" % hub.sync_port, "--pki", pki.dir,
+             "--calendar", calendar, "--http-listen", "127.0.0.1:%d" % self.http_port])
+        self.config = os.path.join(self.dir, "node.ini")
+        # Tests want fast reconnects.
+        with open(self.config) as f:
+            text = f.read()
+        text = text.replace("backoff_cap_ms = 30000", "backoff_cap_ms = 1000")
+        text = text.replace('tokens = \n', "tokens = %s\n" % os.path.join(self.dir, "tokens"))
+        with open(self.config, "w") as f:
+            f.write(text)
+        self.db = os.path.join(self.dir, "node.db")
+        self.server = None
+
+    def cli(self, *args, check=True, timeout=300):
+        return run([os.path.join(BIN, "municipal-node"), "--config", self.config] + list(args),
+                   check=check, timeout=timeout)
+
+    def import_csv(self, kind, path, check=True):
+        return self.cli("import", "--kind", kind, path, check=check)
+
+    def sync(self, timeout=120):
+        return self.cli("sync", "--timeout", str(timeout), timeout=timeout + 30)
+
+    def serve(self):
+        self.server = Daemon()
+        self.server._start([os.path.join(BIN, "municipal-node"), "--config", self.config,
+                            "serve"], os.path.join(self.dir, "serve.log"))
+        return self.server
+
+    def ids(self):
+        """(kind, local_id) -> record id, the node's own map: used only as a join key."""
+        c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=10)
+        try:
+            return {(k, lid): bytes(i) for k, lid, i in c.execute("SELECT kind, local_id, id FROM ids")}
+        finally:
+            c.close()
+
+    def status(self):
+        return json.loads(self.cli("status", "--json").stdout)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)

@@ -1,0 +1,147 @@
+"""Security of the node -> hub link: identities come from certificates, never messages."""
+import os
+import signal
+import ssl
+import struct
+import time
+
+import pytest
+
+from harness import Hub, pb, run, ROOT, wait_for
+from wireclient import WireClient, person
+
+
+@pytest.fixture
+def hub(pki, workdir, procs):
+    h = Hub(workdir, pki, 1).start()
+    procs.append(h)
+    return h
+
+
+def handshake_refused(port, pki, stem, ca=None):
+    """True when the hub refuses the client during or right after the handshake."""
+    try:
+        c = WireClient(port, pki, stem, ca=ca)
+        c.hello(os.urandom(16))
+    except (ssl.SSLError, ConnectionError, EOFError, OSError, AssertionError):
+        return True
+    return False
+
+
+def test_certificate_from_another_ca_is_refused(pki, hub):
+    run([os.path.join(ROOT, "deploy", "pki.sh"), "foreign", pki.dir])
+    foreign = os.path.join(pki.dir, "foreign")
+
+    class P:
+        def path(self, n):
+            return os.path.join(foreign, n)
+
+    # The client trusts the real CA (so it accepts the hub) but presents a foreign cert.
+    assert handshake_refused(hub.sync_port, P(), "municipality-10703", ca=pki.path("ca.crt"))
+    assert hub.alive()
+    assert hub.records() == {}
+
+
+def test_certificate_revoked_after_start_is_refused_after_crl_reload(pki, workdir, procs):
+    pki.issue("municipality", "10102")
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    c = WireClient(hub.sync_port, pki, "municipality-10102")
+    c.hello(os.urandom(16))
+    c.close()
+    pki.revoke("municipality-10102")
+    hub.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "CRL reloaded" in hub.log_text(), 10, "CRL reload")
+    assert handshake_refused(hub.sync_port, pki, "municipality-10102")
+    # Others are still served.
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    c.close()
+
+
+def test_batch_with_another_municipalitys_record_is_refused_whole(pki, hub):
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    recs = [person(10703, i, (1 << 40) + i) for i in range(1, 6)]
+    recs.append(person(10401, 99, (1 << 40) + 99))  # Arjundhara, same province
+    c.batch(1, recs)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_FORBIDDEN
+    assert hub.records() == {}
+    assert hub.metrics()["hub_security_events_total"] >= 1
+    assert "SECURITY" in hub.log_text()
+
+
+def test_municipality_outside_the_province_is_refused(pki, hub):
+    # 21501 (Agnisaira Krishnasavaran) is in Madhesh (province 2); this hub serves Koshi (1).
+    c = WireClient(hub.sync_port, pki, "municipality-21501")
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_FORBIDDEN
+    assert "province 2" in err.message
+    assert hub.records() == {}
+
+
+def test_certificate_naming_no_official_municipality_is_refused(pki, hub):
+    # 20101 is five digits but no local level has that code.
+    c = WireClient(hub.sync_port, pki, "municipality-20101")
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_FORBIDDEN
+    assert "known municipality" in err.message
+
+
+def test_oversized_frame_gets_error_and_close(pki, hub):
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    # Announce 1 GiB; the hub must refuse before allocating it.
+    c.send_raw(struct.pack(">I", 1 << 30) + b"x" * 100)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_FRAME_TOO_LARGE
+    assert hub.alive()
+
+
+def test_garbage_bytes_get_error_and_close(pki, hub):
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    junk = b"\xff\xfe\x07garbage-not-protobuf\x00\x01" * 4
+    c.send_raw(struct.pack(">I", len(junk)) + junk)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_MALFORMED
+    assert hub.alive()
+    # And the hub still serves well-behaved nodes.
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    c.close()
+
+
+def test_record_with_bad_field_is_refused_alone(pki, hub):
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    recs = [person(10703, i, (1 << 40) + i) for i in range(1, 11)]
+    recs[3].person.destination_country = "Qatar"      # not ISO 3166 alpha-2
+    recs[7].person.registered_day = 10 ** 6            # far in the future
+    c.batch(1, recs)
+    ack = c.recv().ack
+    assert ack.acked_seq == 10
+    refused = {(r.id, r.field) for r in ack.refusals}
+    assert refused == {(recs[3].id, "person.destination_country"),
+                       (recs[7].id, "person.registered_day")}
+    stored = hub.records()
+    assert set(stored) == {r.id for i, r in enumerate(recs) if i not in (3, 7)}
+
+
+def test_record_id_of_another_municipality_cannot_be_overwritten(pki, hub):
+    a = WireClient(hub.sync_port, pki, "municipality-10703")
+    a.hello(os.urandom(16))
+    rec = person(10703, 1, 1 << 40)
+    a.batch(1, [rec])
+    assert a.recv().ack.acked_seq == 1
+    a.close()
+    b = WireClient(hub.sync_port, pki, "municipality-10401")
+    b.hello(os.urandom(16))
+    forged = person(10401, 1, (1 << 41))
+    forged.id = rec.id
+    b.batch(1, [forged])
+    ack = b.recv().ack
+    assert [r.field for r in ack.refusals] == ["id"]
+    mun, _, ver, _, _ = hub.records()[rec.id]
+    assert (mun, ver) == (10703, 1 << 40)
