@@ -6,6 +6,7 @@
 #define COMMON_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "tls.h"
@@ -36,6 +37,12 @@ int http_server_port(const http_server *s);
 /* Stops listening and closes every connection; the server is freed once all handles have
  * closed (the loop must keep running until then). */
 void http_server_stop(http_server *s);
+/* Overrides the idle timeout (default 60 000 ms) after which a connection with no request
+ * being handled is closed; 0 restores the default. Applies to timers armed afterwards. */
+void http_server_set_idle_timeout(http_server *s, uint64_t ms);
+/* Overrides the cap on open connections (default 1024; 0 restores it); connections past
+ * the cap are accepted and closed at once. */
+void http_server_set_max_conns(http_server *s, size_t n);
 
 /* Request accessors; strings are NUL-terminated and owned by the request. */
 const char *http_req_method(const http_req *r); /* "GET", "POST", ... */
@@ -55,5 +62,10 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
                   size_t len);
 /* Adds a response header before http_respond (name and value copied). */
 void http_add_header(http_req *r, const char *name, const char *value);
+
+/* For the libFuzzer target only: feeds data as the byte stream of one connection through the
+ * same parsing, bounds checks and dispatch as the server, with a built-in handler and no
+ * sockets. Returns 0 (or UV_ENOMEM); everything it allocates is freed before it returns. */
+int http_parse_feed_for_fuzz(const uint8_t *data, size_t len);
 
 #endif

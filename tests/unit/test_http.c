@@ -1,0 +1,895 @@
+/* Unit tests for common/http.c: a real server on 127.0.0.1:0 in the test's own uv loop,
+ * driven by a blocking-socket client in a second thread. The client only records what it
+ * saw; every assertion runs on the main thread after the loop has finished. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "http.h"
+#include "tls.h"
+
+#define GUARD_MS 10000
+#define NOUT     4
+#define OUT_CAP  32768
+
+struct fx;
+typedef void (*client_fn)(struct fx *f);
+
+struct fx {
+    uv_loop_t loop;
+    http_server *srv;
+    int port;
+    uv_timer_t guard;
+    uv_async_t done;
+    int timed_out;
+    client_fn client;
+    tls_ctx *tls;
+    const char *ca_file;
+    /* filled by the client thread */
+    char out[NOUT][OUT_CAP];
+    size_t out_len[NOUT];
+    int eof[NOUT]; /* the server closed the connection after what is in out[i] */
+    double elapsed_ms;
+    int kept_fd;
+    size_t big_responses, big_bytes;
+    /* filled by the handler */
+    int handled;
+    int late_responses;
+};
+
+/* ---- handler ----------------------------------------------------------------------------- */
+
+struct delayed {
+    uv_timer_t t;
+    http_req *r;
+    struct fx *f;
+};
+
+static void delayed_close_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void delayed_fire(uv_timer_t *t)
+{
+    struct delayed *d = t->data;
+    d->f->late_responses++;
+    http_respond(d->r, 200, "text/plain", "late", 4);
+    uv_close((uv_handle_t *)&d->t, delayed_close_cb);
+}
+
+static const char *or_none(const char *s)
+{
+    return s ? s : "(none)";
+}
+
+/* /echo...: echoes what the parser saw. /delay?ms=N: answers after N ms from a timer.
+ * /big: 64 KiB of 'b'. /raw: answers with the request body itself. /status?code=N: empty answer
+ * with that status. */
+static void handler(http_req *r, void *ud)
+{
+    struct fx *f = ud;
+    const char *path = http_req_path(r);
+    f->handled++;
+    if (strcmp(path, "/delay") == 0) {
+        struct delayed *d = calloc(1, sizeof *d);
+        assert_non_null(d);
+        d->r = r;
+        d->f = f;
+        d->t.data = d;
+        uv_timer_init(&f->loop, &d->t);
+        const char *ms = http_req_param(r, "ms");
+        uv_timer_start(&d->t, delayed_fire, ms ? strtoul(ms, NULL, 10) : 100, 0);
+        return;
+    }
+    if (strcmp(path, "/raw") == 0) {
+        size_t bl;
+        const char *body = http_req_body(r, &bl);
+        http_respond(r, 200, "application/octet-stream", body, bl);
+        return;
+    }
+    if (strcmp(path, "/big") == 0) {
+        size_t n = 64 * 1024;
+        char *out = malloc(n);
+        assert_non_null(out);
+        memset(out, 'b', n);
+        http_respond(r, 200, "text/plain", out, n);
+        free(out);
+        return;
+    }
+    if (strcmp(path, "/status") == 0) {
+        const char *code = http_req_param(r, "code");
+        http_respond(r, code ? (int)strtol(code, NULL, 10) : 200, NULL, "", 0);
+        return;
+    }
+    if (strncmp(path, "/echo", 5) == 0) {
+        size_t bl;
+        const char *body = http_req_body(r, &bl);
+        size_t cap = 1024 + bl;
+        char *out = malloc(cap);
+        assert_non_null(out);
+        int n =
+            snprintf(out, cap,
+                     "method=%s|path=%s|query=%s|a=%s|b=%s|c=%s|x-test=%s|peer=%.10s|"
+                     "bodylen=%zu|body=%s",
+                     http_req_method(r), path, http_req_query(r), or_none(http_req_param(r, "a")),
+                     or_none(http_req_param(r, "b")), or_none(http_req_param(r, "c")),
+                     or_none(http_req_header(r, "x-TEST")), http_req_peer(r), bl, body);
+        http_add_header(r, "X-Echo", "1");
+        if (http_req_param(r, "inject"))
+            http_add_header(r, "X-Bad", "a\r\nInjected: yes");
+        http_respond(r, 200, "text/plain", out, (size_t)n);
+        free(out);
+        return;
+    }
+    http_respond(r, 404, NULL, "{\"error\":\"not found\"}", 21);
+}
+
+/* ---- blocking client --------------------------------------------------------------------- */
+
+static int cl_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 8};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void cl_send(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void cl_sends(int fd, const char *s)
+{
+    cl_send(fd, s, strlen(s));
+}
+
+/* Length of the first complete response in buf, or 0 if it is not complete yet. */
+static size_t response_len(const char *buf, size_t len)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    if (!end)
+        return 0;
+    size_t hl = (size_t)(end - buf) + 4;
+    size_t cl = 0;
+    const char *p = memmem(buf, hl, "Content-Length: ", 16);
+    if (p)
+        cl = strtoul(p + 16, NULL, 10);
+    return len >= hl + cl ? hl + cl : 0;
+}
+
+/* Reads into f->out[slot] until n complete responses arrived (n > 0) or, with n == 0,
+ * until the server closes. */
+static void cl_read(struct fx *f, int fd, int slot, int n)
+{
+    char *buf = f->out[slot];
+    size_t len = f->out_len[slot];
+    for (;;) {
+        if (n > 0) {
+            size_t off = 0;
+            int got = 0;
+            size_t rl;
+            while ((rl = response_len(buf + off, len - off)) > 0) {
+                off += rl;
+                got++;
+            }
+            if (got >= n)
+                break;
+        }
+        if (len + 1 >= OUT_CAP)
+            break;
+        ssize_t r = recv(fd, buf + len, OUT_CAP - 1 - len, 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+            f->eof[slot] = 1;
+            break;
+        }
+        if (r < 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    f->out_len[slot] = len;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- fixture ----------------------------------------------------------------------------- */
+
+static void guard_fire(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    f->timed_out = 1;
+    uv_stop(&f->loop);
+}
+
+static void done_cb(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    http_server_stop(f->srv);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_close((uv_handle_t *)&f->done, NULL);
+}
+
+static void *client_main(void *arg)
+{
+    struct fx *f = arg;
+    f->client(f);
+    uv_async_send(&f->done);
+    return NULL;
+}
+
+static struct fx *fx_new(size_t max_body)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    http_server_opts o = {
+        .host = "127.0.0.1", .port = 0, .max_body = max_body, .handler = handler, .ud = f};
+    assert_int_equal(http_server_start(&f->srv, &f->loop, &o), 0);
+    f->port = http_server_port(f->srv);
+    assert_true(f->port > 0);
+    return f;
+}
+
+/* Runs the loop while the client thread runs, stops the server when it is done, and
+ * checks that every handle was closed (the server freed itself). */
+static void fx_run(struct fx *f, client_fn fn)
+{
+    f->client = fn;
+    uv_timer_init(&f->loop, &f->guard);
+    f->guard.data = f;
+    uv_timer_start(&f->guard, guard_fire, GUARD_MS, 0);
+    uv_async_init(&f->loop, &f->done, done_cb);
+    f->done.data = f;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    if (f->timed_out)
+        fail_msg("test did not finish within %d ms", GUARD_MS);
+    pthread_join(th, NULL);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
+static void fx_free(struct fx *f)
+{
+    free(f);
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void c_get_query(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo/a%20b%2Fc?a=x+y%26z&b=%C3%A9&c&inject HTTP/1.1\r\nHost: t\r\n"
+                 "X-Test:   Hi there  \r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    close(fd);
+}
+
+static void test_http_get_query_params_and_percent_decoding(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_get_query);
+    const char *o = f->out[0];
+    assert_true(strncmp(o, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(o, "Content-Type: text/plain\r\n"));
+    assert_non_null(strstr(o, "X-Echo: 1\r\n"));
+    assert_null(strstr(o, "Injected"));
+    assert_non_null(strstr(o, "Connection: keep-alive\r\n\r\n"));
+    assert_non_null(strstr(o, "method=GET|path=/echo/a b/c|query=a=x+y%26z&b=%C3%A9&c&inject|"
+                              "a=x y&z|b=\xC3\xA9|c=|x-test=Hi there|peer=127.0.0.1"));
+    fx_free(f);
+}
+
+static void c_post(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 15\r\n\r\n{\"name\":\"Sita\"}");
+    cl_read(f, fd, 0, 1);
+    close(fd);
+}
+
+static void test_http_post_body_reaches_handler(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_post);
+    assert_non_null(strstr(f->out[0], "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(f->out[0], "method=POST|"));
+    assert_non_null(strstr(f->out[0], "bodylen=15|body={\"name\":\"Sita\"}"));
+    fx_free(f);
+}
+
+static void c_raw_echo(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "PUT /raw HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
+    cl_read(f, fd, 0, 1);
+    close(fd);
+}
+
+/* The response body may point into the request that http_respond releases. */
+static void test_http_respond_with_the_request_body_itself(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_raw_echo);
+    assert_non_null(strstr(f->out[0], "Content-Length: 11\r\n"));
+    assert_non_null(strstr(f->out[0], "\r\n\r\nhello world"));
+    fx_free(f);
+}
+
+static void c_chunked(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    close(fd);
+}
+
+static void test_http_chunked_body_is_reassembled(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_chunked);
+    assert_non_null(strstr(f->out[0], "bodylen=11|body=hello world"));
+    fx_free(f);
+}
+
+static void c_keep_alive(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    cl_sends(fd, "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 1);
+    close(fd);
+}
+
+static void test_http_keep_alive_serves_two_requests_on_one_connection(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_keep_alive);
+    assert_non_null(strstr(f->out[0], "|a=1|"));
+    assert_non_null(strstr(f->out[0], "Connection: keep-alive"));
+    assert_non_null(strstr(f->out[1], "|a=2|"));
+    assert_int_equal(f->eof[1], 0);
+    fx_free(f);
+}
+
+static void c_pipelined(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /delay?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "POST /echo?a=3 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz"
+                 "GET /echo?a=4 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_pipelined_requests_answered_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_pipelined);
+    const char *o = f->out[0];
+    const char *late = strstr(o, "\r\n\r\nlate");
+    const char *a2 = strstr(o, "|a=2|");
+    const char *a3 = strstr(o, "|a=3|");
+    const char *a4 = strstr(o, "|a=4|");
+    assert_non_null(late);
+    assert_non_null(a2);
+    assert_non_null(a3);
+    assert_non_null(a4);
+    assert_true(late < a2 && a2 < a3 && a3 < a4);
+    assert_non_null(strstr(a3, "body=xyz"));
+    assert_int_equal(count(o, "HTTP/1.1 200 OK"), 4);
+    assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+#define BURST 200
+
+static void c_burst_slow_reader(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char req[BURST * 40];
+    size_t n = 0;
+    for (int i = 0; i < BURST; i++)
+        n += (size_t)snprintf(req + n, sizeof req - n, "GET /big HTTP/1.1\r\nHost: t\r\n%s\r\n",
+                              i == BURST - 1 ? "Connection: close\r\n" : "");
+    cl_send(fd, req, n);
+    usleep(300 * 1000); /* let the server fill the socket and its backlog */
+    size_t cap = BURST * (64 * 1024 + 256);
+    char *buf = malloc(cap);
+    size_t len = 0;
+    ssize_t r;
+    while (buf && len < cap && (r = recv(fd, buf + len, cap - len, 0)) > 0)
+        len += (size_t)r;
+    for (size_t off = 0, rl; buf && (rl = response_len(buf + off, len - off)) > 0; off += rl)
+        f->big_responses++;
+    f->big_bytes = len;
+    free(buf);
+    close(fd);
+}
+
+/* A client that pipelines many requests and reads late gets every answer, in full. */
+static void test_http_pipelined_burst_with_slow_reader(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_burst_slow_reader);
+    assert_int_equal(f->big_responses, BURST);
+    assert_int_equal(f->handled, BURST);
+    fx_free(f);
+}
+
+static void c_oversize_body(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char body[2000];
+    memset(body, 'x', sizeof body);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
+    cl_send(fd, body, sizeof body);
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_body_over_limit_gets_413_and_close(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1024);
+    fx_run(f, c_oversize_body);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 413 ", 13) == 0);
+    assert_non_null(strstr(f->out[0], "Connection: close\r\n"));
+    assert_non_null(strstr(f->out[0], "{\"error\":\"request body larger than 1024 bytes\"}"));
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->handled, 0);
+    fx_free(f);
+}
+
+static void c_oversize_chunked(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char chunk[700];
+    memset(chunk, 'y', sizeof chunk);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 2; i++) {
+        cl_sends(fd, "2bc\r\n");
+        cl_send(fd, chunk, sizeof chunk);
+        cl_sends(fd, "\r\n");
+    }
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_chunked_body_over_limit_gets_413(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1024);
+    fx_run(f, c_oversize_chunked);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 413 ", 13) == 0);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->handled, 0);
+    fx_free(f);
+}
+
+static void c_long_url(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char url[HTTP_MAX_URL + 100];
+    memset(url, 'a', sizeof url);
+    url[0] = '/';
+    cl_sends(fd, "GET ");
+    cl_send(fd, url, sizeof url);
+    cl_sends(fd, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_long_url_gets_414(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_long_url);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 414 URI Too Long\r\n", 27) == 0);
+    assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+static void c_big_headers(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char v[1000];
+    memset(v, 'v', sizeof v);
+    cl_sends(fd, "GET /echo HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 20; i++) {
+        cl_sends(fd, "X-Filler: ");
+        cl_send(fd, v, sizeof v);
+        cl_sends(fd, "\r\n");
+    }
+    cl_sends(fd, "\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_headers_over_limit_get_431(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_big_headers);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 431 ", 13) == 0);
+    assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+static void c_garbage(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "\x01\x02garbage here\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /a%zz HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /a%00b HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 2, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=%4 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 3, 0);
+    close(fd);
+}
+
+static void test_http_garbage_and_bad_escapes_get_400(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_garbage);
+    for (int i = 0; i < 4; i++) {
+        assert_true(strncmp(f->out[i], "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+        assert_non_null(strstr(f->out[i], "Content-Type: application/json\r\n"));
+        assert_non_null(strstr(f->out[i], "\r\n\r\n{\"error\":\""));
+        assert_int_equal(f->eof[i], 1);
+    }
+    assert_non_null(strstr(f->out[1], "percent-escape"));
+    assert_int_equal(f->handled, 0);
+    fx_free(f);
+}
+
+static void c_delayed(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /delay?ms=100 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    cl_sends(fd, "GET /echo?a=after HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 1);
+    close(fd);
+}
+
+static void test_http_handler_may_respond_later(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_delayed);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[0], "Content-Length: 4\r\n"));
+    assert_non_null(strstr(f->out[0], "\r\n\r\nlate"));
+    assert_non_null(strstr(f->out[1], "|a=after|"));
+    assert_int_equal(f->late_responses, 1);
+    fx_free(f);
+}
+
+static void c_reset_before_response(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /delay?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(50 * 1000);
+    /* An abortive close (RST) makes the server see a read error while the request is still
+     * being handled, so the connection goes away before the response. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    usleep(500 * 1000);
+}
+
+static void test_http_client_gone_before_delayed_response(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_reset_before_response);
+    assert_int_equal(f->handled, 1);
+    assert_int_equal(f->late_responses, 1);
+    fx_free(f);
+}
+
+static void c_leave_request_pending(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /delay?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(50 * 1000);
+    /* The server is stopped once this returns, with the request still being handled; the
+     * socket stays open until then and is closed by the test afterwards. */
+    f->kept_fd = fd;
+}
+
+static void test_http_stop_with_request_in_flight(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    f->kept_fd = -1;
+    fx_run(f, c_leave_request_pending);
+    if (f->kept_fd >= 0)
+        close(f->kept_fd);
+    assert_int_equal(f->late_responses, 1);
+    fx_free(f);
+}
+
+static void c_conn_close(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=10 HTTP/1.0\r\n\r\n");
+    cl_read(f, fd, 1, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=11 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    cl_read(f, fd, 2, 1);
+    cl_sends(fd, "GET /echo?a=12 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    cl_read(f, fd, 3, 1);
+    close(fd);
+}
+
+static void test_http_connection_close_and_http10_rules(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_conn_close);
+    assert_non_null(strstr(f->out[0], "Connection: close\r\n\r\n"));
+    assert_int_equal(f->eof[0], 1);
+    assert_non_null(strstr(f->out[1], "|a=10|"));
+    assert_non_null(strstr(f->out[1], "Connection: close\r\n\r\n"));
+    assert_int_equal(f->eof[1], 1);
+    assert_non_null(strstr(f->out[2], "Connection: keep-alive\r\n\r\n"));
+    assert_non_null(strstr(f->out[3], "|a=12|"));
+    assert_int_equal(f->eof[3], 0);
+    fx_free(f);
+}
+
+static void c_status_and_head(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /status?code=204 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "GET /status?code=422 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_204_and_head_have_no_body(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_status_and_head);
+    const char *o = f->out[0];
+    static const char first[] = "HTTP/1.1 204 No Content\r\nContent-Type: application/json\r\n"
+                                "Connection: keep-alive\r\n\r\nHTTP/1.1 200 OK\r\n";
+    assert_true(strncmp(o, first, sizeof first - 1) == 0);
+    const char *head = o + sizeof first - 1;
+    assert_non_null(strstr(head, "Content-Length: "));
+    const char *head_end = strstr(head, "\r\n\r\n");
+    assert_non_null(head_end);
+    assert_true(strncmp(head_end + 4, "HTTP/1.1 422 Unprocessable Content\r\n", 36) == 0);
+    assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+static void c_idle(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    double t0 = now_ms();
+    cl_read(f, fd, 0, 0);
+    f->elapsed_ms = now_ms() - t0;
+    close(fd);
+}
+
+static void test_http_idle_connection_is_closed(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    http_server_set_idle_timeout(f->srv, 200);
+    fx_run(f, c_idle);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_true(f->elapsed_ms >= 150 && f->elapsed_ms < 5000);
+    fx_free(f);
+}
+
+static void c_cap(struct fx *f)
+{
+    int fd1 = cl_connect(f->port);
+    cl_sends(fd1, "GET /echo?a=first HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd1, 0, 1);
+    int fd2 = cl_connect(f->port);
+    cl_sends(fd2, "GET /echo?a=second HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd2, 1, 0);
+    close(fd2);
+    close(fd1);
+}
+
+static void test_http_connections_past_the_cap_are_closed(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    http_server_set_max_conns(f->srv, 1);
+    fx_run(f, c_cap);
+    assert_non_null(strstr(f->out[0], "|a=first|"));
+    assert_int_equal(f->eof[1], 1);
+    assert_int_equal(f->out_len[1], 0);
+    fx_free(f);
+}
+
+/* ---- HTTPS ------------------------------------------------------------------------------- */
+
+static void c_tls(struct fx *f)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    int fd = -1;
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1)
+        goto out;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    fd = cl_connect(f->port);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1)
+        goto out;
+    static const char req[] = "GET /echo?a=tls HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "POST /echo?a=tls2 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                              "Connection: close\r\n\r\nok";
+    if (SSL_write(ssl, req, (int)sizeof req - 1) <= 0)
+        goto out;
+    size_t len = 0;
+    for (;;) {
+        int r = SSL_read(ssl, f->out[0] + len, (int)(OUT_CAP - 1 - len));
+        if (r <= 0) {
+            f->eof[0] = 1;
+            break;
+        }
+        len += (size_t)r;
+    }
+    f->out[0][len] = '\0';
+    f->out_len[0] = len;
+out:
+    if (ssl)
+        SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    SSL_CTX_free(ctx);
+}
+
+static void test_https_serves_requests_through_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_http_pki.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "../../deploy/pki.sh init %s >/dev/null 2>&1 && "
+             "../../deploy/pki.sh issue %s federal >/dev/null 2>&1",
+             dir, dir);
+    if (system(cmd) != 0)
+        skip();
+    char ca[256], crt[256], key[256], err[256];
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(crt, sizeof crt, "%s/federal.crt", dir);
+    snprintf(key, sizeof key, "%s/federal.key", dir);
+    tls_ctx_opts to = {
+        .mode = TLS_MODE_HTTPS_SERVER, .ca_file = ca, .cert_file = crt, .key_file = key};
+    tls_ctx *tls = NULL;
+    int rc = tls_ctx_new(&tls, &to, err, sizeof err);
+    if (rc != 0)
+        fail_msg("tls_ctx_new: %s", err);
+
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->ca_file = ca;
+    http_server_opts o = {.host = "127.0.0.1", .handler = handler, .ud = f, .tls = tls};
+    assert_int_equal(http_server_start(&f->srv, &f->loop, &o), 0);
+    f->port = http_server_port(f->srv);
+    fx_run(f, c_tls);
+    tls_ctx_free(tls);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[0], "|a=tls|"));
+    assert_non_null(strstr(f->out[0], "|a=tls2|"));
+    assert_non_null(strstr(f->out[0], "body=ok"));
+    assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_get_query_params_and_percent_decoding),
+        cmocka_unit_test(test_http_post_body_reaches_handler),
+        cmocka_unit_test(test_http_respond_with_the_request_body_itself),
+        cmocka_unit_test(test_http_chunked_body_is_reassembled),
+        cmocka_unit_test(test_http_keep_alive_serves_two_requests_on_one_connection),
+        cmocka_unit_test(test_http_pipelined_requests_answered_in_order),
+        cmocka_unit_test(test_http_pipelined_burst_with_slow_reader),
+        cmocka_unit_test(test_http_body_over_limit_gets_413_and_close),
+        cmocka_unit_test(test_http_chunked_body_over_limit_gets_413),
+        cmocka_unit_test(test_http_long_url_gets_414),
+        cmocka_unit_test(test_http_headers_over_limit_get_431),
+        cmocka_unit_test(test_http_garbage_and_bad_escapes_get_400),
+        cmocka_unit_test(test_http_handler_may_respond_later),
+        cmocka_unit_test(test_http_client_gone_before_delayed_response),
+        cmocka_unit_test(test_http_stop_with_request_in_flight),
+        cmocka_unit_test(test_http_connection_close_and_http10_rules),
+        cmocka_unit_test(test_http_204_and_head_have_no_body),
+        cmocka_unit_test(test_http_idle_connection_is_closed),
+        cmocka_unit_test(test_http_connections_past_the_cap_are_closed),
+        cmocka_unit_test(test_https_serves_requests_through_tls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
