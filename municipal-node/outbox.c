@@ -37,8 +37,12 @@ static const char *outbox__sql[ST_N] = {
     [ST_ID_GET] = "SELECT id FROM ids WHERE kind=?1 AND local_id=?2",
     [ST_ID_PUT] = "INSERT INTO ids(kind, local_id, id) VALUES(?1,?2,?3)",
     [ST_ENTRY_GET] = "SELECT hash, live FROM outbox WHERE id=?1",
-    [ST_ENTRY_PUT] = "INSERT OR REPLACE INTO outbox(seq, id, version, live, hash, record)"
-                     " VALUES(?1,?2,?3,?4,?5,?6)",
+    /* Compaction: a record's new entry takes the place of its old one. A sequence number
+     * already in use is an error, never a silent replacement. */
+    [ST_ENTRY_PUT] = ("INSERT INTO outbox(seq, id, version, live, hash, record)"
+                      " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(id) DO UPDATE SET"
+                      " seq=excluded.seq, version=excluded.version, live=excluded.live,"
+                      " hash=excluded.hash, record=excluded.record"),
     [ST_READ] = "SELECT seq, version, record FROM outbox WHERE seq>?1 ORDER BY seq LIMIT ?2",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -176,7 +180,18 @@ void outbox_observe(outbox *ob, uint64_t version)
 
 int outbox_begin(outbox *ob)
 {
-    return outbox__step_done(ob, ob->st[ST_BEGIN]);
+    int rc = outbox__step_done(ob, ob->st[ST_BEGIN]);
+    if (rc != 0)
+        return rc;
+    /* Other processes (an import while serve runs) may have written since this one last
+     * did: under the write lock, take the counters from the store. */
+    int64_t next = 1, clock = 0;
+    store_meta_get_int(ob->db, "next_seq", &next);
+    store_meta_get_int(ob->db, "hlc", &clock);
+    if ((uint64_t)next > ob->next_seq)
+        ob->next_seq = (uint64_t)next;
+    hlc_observe(&ob->clock, (uint64_t)clock);
+    return 0;
 }
 
 int outbox_commit(outbox *ob)

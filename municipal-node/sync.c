@@ -215,6 +215,13 @@ static void sync__on_ready(wire *w, void *ud)
     wire_send(w, &env);
 }
 
+/* While a session is up the timer polls the outbox, so that entries committed by another
+ * process (an import next to a running serve) are sent within a second. */
+static void sync__on_poll(uv_timer_t *t)
+{
+    sync__pump(t->data);
+}
+
 static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
 {
     uint64_t after = 0;
@@ -240,6 +247,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              wire_peer(s->w), (unsigned long long)r->acked_seq, (unsigned long long)after,
              (unsigned long long)outbox_last_seq(s->o.ob),
              r->resend_requested ? " (full resend requested)" : "");
+    uv_timer_start(&s->timer, sync__on_poll, 1000, 1000);
     sync__pump(s);
     return 0;
 }
@@ -375,6 +383,7 @@ static void sync__on_close(wire *w, int status, void *ud)
     s->session = 0;
     s->n_inflight = 0;
     s->st.connected = 0;
+    uv_timer_stop(&s->timer);
     if (status != 0 && !s->stopping) {
         char what[200];
         snprintf(what, sizeof(what), "connection to hub %s lost: %s", s->o.hub,

@@ -28,15 +28,15 @@ enum { Q_UPSERT, Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBA
 
 static const char *ingest__sql[Q_N] = {
     [Q_UPSERT] =
-        "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-        " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-        " kind=iif(excluded.version>version, excluded.kind, kind),"
-        " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-        " body=iif(excluded.version>version, excluded.body, body),"
-        " version=max(version, excluded.version), incarnation=excluded.incarnation"
-        " WHERE municipality=excluded.municipality",
-    [Q_NODE_ACK] = "UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
-                   " WHERE municipality=?1 AND incarnation=?5",
+        ("INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
+         " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
+         " kind=iif(excluded.version>version, excluded.kind, kind),"
+         " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
+         " body=iif(excluded.version>version, excluded.body, body),"
+         " version=max(version, excluded.version), incarnation=excluded.incarnation"
+         " WHERE municipality=excluded.municipality"),
+    [Q_NODE_ACK] = ("UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
+                    " WHERE municipality=?1 AND incarnation=?5"),
     [Q_SWEEP] = "DELETE FROM records WHERE municipality=?1 AND incarnation<>?2",
     [Q_RESEND_DONE] = "UPDATE nodes SET resend_pending=0 WHERE municipality=?1 AND incarnation=?2",
     [Q_BEGIN] = "BEGIN IMMEDIATE",

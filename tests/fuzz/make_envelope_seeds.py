@@ -1,0 +1,87 @@
+"""Writes the seed corpus of fuzz_envelope: valid framed envelopes, so that the fuzzer
+reaches record validation. Run: python3 tests/fuzz/make_envelope_seeds.py (after make)."""
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "build", "gen", "python"))
+import reintegration_pb2 as pb  # noqa: E402
+
+out = os.path.join(ROOT, "tests", "fuzz", "seeds", "fuzz_envelope")
+
+
+def frame(env):
+    b = env.SerializeToString()
+    return struct.pack(">I", len(b)) + b
+
+
+def rec(n, kind):
+    r = pb.Record(id=bytes([1, 2, 3, 4, 5, 6, 0x70, n, 0x80] + [n] * 7), municipality=10703,
+                  version=(1 << 40) + n)
+    if kind == "person":
+        r.person.category = pb.CATEGORY_RETURNEE
+        r.person.sex = pb.SEX_FEMALE
+        r.person.age_band = pb.AGE_BAND_25_39
+        r.person.registered_day = 19500
+        r.person.destination_country = "QA"
+        r.person.years_abroad = 4
+        r.person.return_month = 202401
+    elif kind == "service":
+        r.service.person_id = bytes(16)
+        r.service.type = pb.SERVICE_TYPE_SEED_FUNDING
+        r.service.status = pb.SERVICE_STATUS_DELIVERED
+        r.service.day = 19600
+        r.service.amount_npr = 50000
+    elif kind == "enterprise":
+        r.enterprise.owner_id = bytes(16)
+        r.enterprise.action = pb.ENTERPRISE_ACTION_STARTED
+        r.enterprise.sector = pb.SECTOR_AGRICULTURE
+        r.enterprise.day = 19700
+        r.enterprise.employees = 3
+    elif kind == "availability":
+        r.availability.service = pb.SERVICE_TYPE_LOAN
+        r.availability.provider = pb.PROVIDER_BANK
+        r.availability.available = True
+        r.availability.as_of_day = 19800
+    elif kind == "month_close":
+        r.month_close.year = 2081
+        r.month_close.month = 4
+        r.month_close.bikram_sambat = True
+        r.month_close.closed_day = 19900
+    else:
+        r.tombstone.kind = pb.RECORD_KIND_PERSON
+    return r
+
+
+seeds = {}
+e = pb.Envelope()
+e.hello.protocol_version = 1
+e.hello.incarnation = bytes(range(16))
+e.hello.clock = 1700000000000
+seeds["hello"] = frame(e)
+kinds = ["person", "service", "enterprise", "availability", "month_close", "tombstone"]
+e = pb.Envelope()
+e.batch.first_seq = 1
+e.batch.last_seq = len(kinds)
+for i, k in enumerate(kinds):
+    e.batch.records.append(rec(i + 1, k))
+    e.batch.seqs.append(i + 1)
+seeds["batch_all_kinds"] = frame(e)
+e = pb.Envelope()
+e.ack.acked_seq = 6
+e.ack.refusals.add(id=bytes(16), seq=3, field="person.sex", reason="bad")
+seeds["ack"] = frame(e)
+e = pb.Envelope()
+e.hello_reply.acked_seq = 5
+e.hello_reply.resend_requested = True
+seeds["hello_reply"] = frame(e)
+e = pb.Envelope()
+e.resend_complete.incarnation = bytes(16)
+e.resend_complete.last_seq = 9
+seeds["two_frames"] = seeds["hello"] + frame(e)
+os.makedirs(out, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+print("wrote", len(seeds), "seeds to", out)
