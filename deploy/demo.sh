@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The demo topology on loopback: a private CA, the 7 provincial hubs, and municipal nodes
+# for a set of real local levels, each fed a generated caseload through the real import
+# path and synced over mutual TLS. `deploy/demo.sh start` is what `make demo` runs (safe to
+# run twice); `deploy/demo.sh stop` stops everything. State lives in var/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEMO=$ROOT/var/demo
+BIN=$ROOT/build/bin
+PY=/usr/bin/python3
+# Dhankuta, Arjundhara (Koshi), and one local level in every other province.
+MUNICIPALITIES=(10703 10401 21710 32706 44004 54901 65903 77104)
+
+say() { printf '%s\n' "demo: $*" >&2; }
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+province_of() { echo "${1:0:1}"; }
+
+stop() {
+    if [ -d "$DEMO/pids" ]; then
+        for f in "$DEMO"/pids/*; do
+            [ -e "$f" ] || continue
+            pid=$(cat "$f")
+            if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+        done
+        for f in "$DEMO"/pids/*; do
+            [ -e "$f" ] || continue
+            pid=$(cat "$f")
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+            rm -f "$f"
+        done
+    fi
+    say "stopped"
+}
+
+# Starts a daemon in its own session; waits for its "ready" line.
+launch() {
+    local name=$1 log=$2
+    shift 2
+    setsid "$@" >"$DEMO/run/$name.out" 2>>"$log" </dev/null &
+    echo $! >"$DEMO/pids/$name"
+    for _ in $(seq 100); do
+        grep -q '^ready' "$DEMO/run/$name.out" 2>/dev/null && return 0
+        kill -0 "$(cat "$DEMO/pids/$name")" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "$name did not start; its log:"
+    tail -20 "$log" >&2
+    return 1
+}
+
+start() {
+    [ -x "$BIN/provincial-hub" ] || { say "build first: make"; exit 1; }
+    stop 2>/dev/null || true
+    mkdir -p "$DEMO"/{pids,run,logs,caseload}
+    # PKI (idempotent: an existing CA and certificates are kept).
+    deploy/pki.sh init "$DEMO/pki" 2>/dev/null
+    args=(federal)
+    for p in 1 2 3 4 5 6 7; do args+=(province "$p"); done
+    for c in "${MUNICIPALITIES[@]}"; do args+=(municipality "$c"); done
+    deploy/pki.sh issue "$DEMO/pki" "${args[@]}" 2>/dev/null
+    env_file=$DEMO/env.tmp
+    : >"$env_file"
+    echo "CA_CERT=$DEMO/pki/ca.crt" >>"$env_file"
+    echo "# FEDERAL_URL, FEDERAL_TOKEN, FEDERAL_PUBLIC_TOKEN, FEDERAL_ADMIN_TOKEN: not yet (issue 5)" >>"$env_file"
+    # The 7 hubs keep their ports across runs so that nodes' configs stay valid.
+    for p in 1 2 3 4 5 6 7; do
+        dir=$DEMO/hub-$p
+        mkdir -p "$dir"
+        if [ ! -f "$dir/hub.ini" ]; then
+            cat >"$dir/hub.ini" <<EOF
+[hub]
+province = $p
+data_dir = $dir/data
+sync_listen = 127.0.0.1:$(free_port)
+http_listen = 127.0.0.1:$(free_port)
+[tls]
+ca = $DEMO/pki/ca.crt
+cert = $DEMO/pki/province-$p.crt
+key = $DEMO/pki/province-$p.key
+crl = $DEMO/pki/crl.pem
+EOF
+        fi
+        launch "hub-$p" "$DEMO/logs/hub-$p.log" "$BIN/provincial-hub" --config "$dir/hub.ini"
+        http=$(sed -n 's/^http_listen = //p' "$dir/hub.ini")
+        echo "HUB_${p}_URL=http://$http" >>"$env_file"
+        echo "HUB_${p}_TOKEN=" >>"$env_file"
+    done
+    say "7 provincial hubs up"
+    for c in "${MUNICIPALITIES[@]}"; do
+        p=$(province_of "$c")
+        dir=$DEMO/node-$c
+        sync=$(sed -n 's/^sync_listen = //p' "$DEMO/hub-$p/hub.ini")
+        if [ ! -f "$dir/node.ini" ]; then
+            "$BIN/municipal-node" init --municipality "$c" --dir "$dir" --hub "$sync" \
+                --pki "$DEMO/pki" --http-listen "127.0.0.1:$(free_port)" >/dev/null
+            sed -i "s|^tokens = .*|tokens = $dir/tokens|" "$dir/node.ini"
+            "$BIN/municipal-node" --config "$dir/node.ini" token demo-clerk >"$dir/token"
+        fi
+        out=$DEMO/caseload/$c
+        "$PY" tools/caseload.py --municipality "$c" --persons 400 --services 600 \
+            --seed "$c" --out "$out" >"$out.truth.json"
+        "$BIN/municipal-node" --config "$dir/node.ini" import --kind persons "$out/persons.csv" >/dev/null
+        "$BIN/municipal-node" --config "$dir/node.ini" import --kind services "$out/services.csv" >/dev/null
+        launch "node-$c" "$DEMO/logs/node-$c.log" "$BIN/municipal-node" --config "$dir/node.ini" serve
+        http=$(sed -n 's/^http_listen = //p' "$dir/node.ini")
+        {
+            echo "NODE_${c}_URL=http://$http"
+            echo "NODE_${c}_TOKEN=$(cat "$dir/token")"
+            echo "NODE_${c}_CONFIG=$dir/node.ini"
+        } >>"$env_file"
+    done
+    mv "$env_file" "$DEMO/env"
+    say "${#MUNICIPALITIES[@]} municipal nodes up, caseloads imported; waiting for sync"
+    for c in "${MUNICIPALITIES[@]}"; do
+        for _ in $(seq 300); do
+            b=$("$BIN/municipal-node" --config "$DEMO/node-$c/node.ini" status --json |
+                "$PY" -c 'import json,sys; print(json.load(sys.stdin)["backlog"])')
+            [ "$b" = 0 ] && break
+            sleep 0.2
+        done
+    done
+    "$PY" deploy/demo_report.py "$DEMO" "${MUNICIPALITIES[@]}"
+    cat <<EOF
+
+Next:
+  source var/demo/env                       # URLs, tokens and configs of every process
+  build/bin/municipal-node --config \$NODE_10703_CONFIG status
+  curl -s \$HUB_1_URL/metrics | grep hub_records
+  curl -s -H "Authorization: Bearer \$NODE_10703_TOKEN" \$NODE_10703_URL/v1/followups | head
+  make demo-stop
+EOF
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+*)
+    echo "usage: deploy/demo.sh start|stop" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,799 @@
+/* municipal-node: what a Migration Resource Centre clerk runs. Records the caseload in a
+ * local SQLite store, keeps personal data on the node, and syncs coarse records upstream
+ * to the provincial hub over mutual TLS. */
+#include <errno.h>
+#include <fcntl.h>
+#include <strings.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "bscal.h"
+#include "config.h"
+#include "geo.h"
+#include "hlc.h"
+#include "http.h"
+#include "intake.h"
+#include "log.h"
+#include "outbox.h"
+#include "record.h"
+#include "rid.h"
+#include "sync.h"
+#include "tls.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED_ROWS = 3, EXIT_UNSYNCED = 4 };
+
+typedef struct node_config {
+    long municipality;
+    char data_dir[CONFIG_STR_MAX];
+    char calendar[CONFIG_STR_MAX];
+    char hub[CONFIG_STR_MAX];
+    char http_listen[CONFIG_STR_MAX];
+    char tokens[CONFIG_STR_MAX];
+    char log_level[CONFIG_STR_MAX];
+    long window, batch_records, backoff_base_ms, backoff_cap_ms, max_frame;
+    char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX];
+} node_config;
+
+static node_config cfg = {
+    .municipality = 0,
+    .data_dir = "var/node",
+    .calendar = "BS",
+    .hub = "127.0.0.1:7401",
+    .http_listen = "127.0.0.1:8080",
+    .tokens = "",
+    .log_level = "info",
+    .window = 8,
+    .batch_records = 2000,
+    .backoff_base_ms = 250,
+    .backoff_cap_ms = 30000,
+    .max_frame = 4 * 1024 * 1024,
+    .ca = "var/pki/ca.crt",
+    .cert = "",
+    .key = "",
+};
+
+static const config_item items[] = {
+    {"node", "municipality", CONFIG_INT, &cfg.municipality,
+     "official local level code of this node (e.g. 10703, Dhankuta Municipality)"},
+    {"node", "data_dir", CONFIG_STR, &cfg.data_dir, "directory of the node's SQLite store"},
+    {"node", "calendar", CONFIG_STR, &cfg.calendar,
+     "calendar of dates in CSV, JSON and export: BS (Bikram Sambat) or AD"},
+    {"node", "hub", CONFIG_STR, &cfg.hub, "IPv4:port of the provincial hub's sync port"},
+    {"node", "http_listen", CONFIG_STR, &cfg.http_listen,
+     "IPv4:port of the clerks' HTTP/JSON intake, /healthz and /metrics"},
+    {"node", "tokens", CONFIG_STR, &cfg.tokens,
+     "file of clerk tokens: one line \"clerk sha256hex\" each (municipal-node token)"},
+    {"node", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
+    {"sync", "window", CONFIG_INT, &cfg.window, "batches in flight to the hub"},
+    {"sync", "batch_records", CONFIG_INT, &cfg.batch_records, "records per batch"},
+    {"sync", "backoff_base_ms", CONFIG_INT, &cfg.backoff_base_ms,
+     "first reconnect delay bound (full-jitter exponential backoff)"},
+    {"sync", "backoff_cap_ms", CONFIG_INT, &cfg.backoff_cap_ms, "largest reconnect delay bound"},
+    {"sync", "max_frame", CONFIG_INT, &cfg.max_frame, "largest frame accepted, in bytes"},
+    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA"},
+    {"tls", "cert", CONFIG_STR, &cfg.cert, "this node's certificate (municipality:<code>)"},
+    {"tls", "key", CONFIG_STR, &cfg.key, "this node's private key"},
+};
+#define N_ITEMS (sizeof(items) / sizeof(items[0]))
+
+static const char *config_path;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: municipal-node [--config FILE] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  init --municipality CODE --dir DIR [--hub HOST:PORT] [--calendar BS|AD]\n"
+            "       [--pki DIR] [--http-listen HOST:PORT]\n"
+            "                      create a node: DIR/node.ini and its store\n"
+            "  serve               HTTP/JSON intake and continuous sync on one loop\n"
+            "  import --kind persons|services|enterprises|availability FILE.csv\n"
+            "                      import a spreadsheet (idempotent; bad rows reported)\n"
+            "  export --kind KIND [FILE]   CSV with all local data (stdout by default)\n"
+            "  status [--json]     backlog, oldest unsynced, last sync, hub, dead letters\n"
+            "  sync [--timeout SECONDS]    push everything to the hub, then exit\n"
+            "  followups [--json]  pending referrals by person, oldest first\n"
+            "  close-month YYYY-MM close a reporting month (in the node's calendar)\n"
+            "  directives          directives in force (none until the federal tier sends)\n"
+            "  token CLERK         make a clerk token; prints it once, stores its hash\n"
+            "  print-config        every configuration key with its value\n"
+            "\n"
+            "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
+            "with refused rows; 4 sync could not finish (hub unreachable).\n");
+}
+
+static int load_config(void)
+{
+    char err[512];
+    if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node: %s\n", err);
+        return -1;
+    }
+    enum log_level lvl = LOG_INFO;
+    if (log_parse_level(cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "municipal-node: log_level \"%s\" is not debug, info, warn or error\n",
+                cfg.log_level);
+        return -1;
+    }
+    log_init("municipal-node", lvl);
+    if (strcasecmp(cfg.calendar, "BS") != 0 && strcasecmp(cfg.calendar, "AD") != 0) {
+        fprintf(stderr, "municipal-node: calendar \"%s\" is not BS or AD\n", cfg.calendar);
+        return -1;
+    }
+    return 0;
+}
+
+static int bs_calendar(void)
+{
+    return strcasecmp(cfg.calendar, "BS") == 0;
+}
+
+static void store_path(char *out, size_t len)
+{
+    snprintf(out, len, "%s/node.db", cfg.data_dir);
+}
+
+static int open_store(outbox **ob, intake **in)
+{
+    char path[CONFIG_STR_MAX + 16], err[512];
+    store_path(path, sizeof(path));
+    if (outbox_open(path, ob, err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node: %s\n", err);
+        return -1;
+    }
+    if (in && intake_open(in, *ob, bs_calendar(), err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node: %s\n", err);
+        outbox_close(*ob);
+        return -1;
+    }
+    return 0;
+}
+
+/* init ------------------------------------------------------------------------------------ */
+
+static int cmd_init(int argc, char **argv)
+{
+    static const struct option opts[] = {{"municipality", required_argument, NULL, 'm'},
+                                         {"dir", required_argument, NULL, 'd'},
+                                         {"hub", required_argument, NULL, 'H'},
+                                         {"calendar", required_argument, NULL, 'C'},
+                                         {"pki", required_argument, NULL, 'p'},
+                                         {"http-listen", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *pki = "var/pki";
+    char err[512], path[CONFIG_STR_MAX + 16];
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': {
+            char *end = NULL;
+            cfg.municipality = strtol(optarg, &end, 10);
+            if (*end != '\0')
+                cfg.municipality = -1;
+            break;
+        }
+        case 'd':
+            snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
+            break;
+        case 'H':
+            snprintf(cfg.hub, sizeof(cfg.hub), "%s", optarg);
+            break;
+        case 'C':
+            snprintf(cfg.calendar, sizeof(cfg.calendar), "%s", optarg);
+            break;
+        case 'p':
+            pki = optarg;
+            break;
+        case 'l':
+            snprintf(cfg.http_listen, sizeof(cfg.http_listen), "%s", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    const geo_local_level *g = cfg.municipality > 0 ? geo_find((uint32_t)cfg.municipality) : NULL;
+    if (g == NULL) {
+        fprintf(stderr, "municipal-node init: --municipality %ld is not an official local "
+                        "level code (see data/nepal_local_levels.csv)\n",
+                cfg.municipality);
+        return EXIT_USAGE;
+    }
+    if (strcasecmp(cfg.calendar, "BS") != 0 && strcasecmp(cfg.calendar, "AD") != 0) {
+        fprintf(stderr, "municipal-node init: --calendar must be BS or AD\n");
+        return EXIT_USAGE;
+    }
+    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "municipal-node init: cannot create %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        return EXIT_FAIL;
+    }
+    snprintf(cfg.ca, sizeof(cfg.ca), "%s/ca.crt", pki);
+    snprintf(cfg.cert, sizeof(cfg.cert), "%s/municipality-%ld.crt", pki, cfg.municipality);
+    snprintf(cfg.key, sizeof(cfg.key), "%s/municipality-%ld.key", pki, cfg.municipality);
+    store_path(path, sizeof(path));
+    if (outbox_create(path, (uint32_t)cfg.municipality, err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node init: %s\n", err);
+        return EXIT_FAIL;
+    }
+    snprintf(path, sizeof(path), "%s/node.ini", cfg.data_dir);
+    FILE *f = fopen(path, "wx");
+    if (f == NULL) {
+        fprintf(stderr, "municipal-node init: cannot write %s: %s\n", path, strerror(errno));
+        return EXIT_FAIL;
+    }
+    fprintf(f, "; municipal-node configuration for %s (%s district, %s province)\n", g->name,
+            g->district_name, g->province_name);
+    config_print(f, items, N_ITEMS);
+    fclose(f);
+    printf("initialised %s (%ld) in %s\nconfig: %s\n", g->name, cfg.municipality, cfg.data_dir,
+           path);
+    return EXIT_OK;
+}
+
+/* import / export / followups / close-month ----------------------------------------------- */
+
+static int cmd_import(int argc, char **argv)
+{
+    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int kind = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+        if (c == 'k')
+            kind = intake_kind_parse(optarg);
+        else if (c == 'h') {
+            printf("usage: municipal-node import --kind persons|services|enterprises|"
+                   "availability FILE.csv\n");
+            return EXIT_OK;
+        } else
+            return EXIT_USAGE;
+    }
+    if (kind == 0 || kind == INTAKE_MONTH_CLOSE || optind != argc - 1) {
+        fprintf(stderr, "usage: municipal-node import --kind persons|services|enterprises|"
+                        "availability FILE.csv\n");
+        return EXIT_USAGE;
+    }
+    outbox *ob;
+    intake *in;
+    if (open_store(&ob, &in) != 0)
+        return EXIT_FAIL;
+    intake_import_stats st;
+    memset(&st, 0, sizeof(st));
+    int rc = intake_import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
+    intake_close(in);
+    outbox_close(ob);
+    if (rc == INTAKE_EINVALID || rc == INTAKE_EIO) {
+        fprintf(stderr, "municipal-node import: %s: nothing more imported\n", argv[optind]);
+        return EXIT_FAIL;
+    }
+    printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n",
+           argv[optind], st.rows, st.inserted, st.updated, st.unchanged, st.refused);
+    if (rc != 0)
+        return EXIT_FAIL;
+    return st.refused ? EXIT_REFUSED_ROWS : EXIT_OK;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
+                                         {NULL, 0, NULL, 0}};
+    int kind = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
+        if (c == 'k')
+            kind = intake_kind_parse(optarg);
+        else
+            return EXIT_USAGE;
+    }
+    if (kind == 0 || kind == INTAKE_MONTH_CLOSE || optind < argc - 1) {
+        fprintf(stderr, "usage: municipal-node export --kind KIND [FILE]\n");
+        return EXIT_USAGE;
+    }
+    FILE *out = stdout;
+    if (optind == argc - 1 && (out = fopen(argv[optind], "w")) == NULL) {
+        fprintf(stderr, "municipal-node export: %s: %s\n", argv[optind], strerror(errno));
+        return EXIT_FAIL;
+    }
+    outbox *ob;
+    intake *in;
+    if (open_store(&ob, &in) != 0)
+        return EXIT_FAIL;
+    int rc = intake_export(in, kind, out);
+    if (out != stdout && fclose(out) != 0)
+        rc = -1;
+    intake_close(in);
+    outbox_close(ob);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_followups(int argc, char **argv)
+{
+    int as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
+    outbox *ob;
+    intake *in;
+    if (open_store(&ob, &in) != 0)
+        return EXIT_FAIL;
+    int rc;
+    if (as_json) {
+        json_t *j = NULL;
+        rc = intake_followups(in, 0, &j);
+        if (rc == 0) {
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            putchar('\n');
+            json_decref(j);
+        }
+    } else {
+        rc = intake_followups_print(in, 0, stdout);
+    }
+    intake_close(in);
+    outbox_close(ob);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_close_month(int argc, char **argv)
+{
+    int y = 0, m = 0, changed = 0;
+    char err[256], extra;
+    if (argc != 2 || sscanf(argv[1], "%4d-%2d%c", &y, &m, &extra) != 2) {
+        fprintf(stderr, "usage: municipal-node close-month YYYY-MM (in the %s calendar)\n",
+                bs_calendar() ? "BS" : "AD");
+        return EXIT_USAGE;
+    }
+    outbox *ob;
+    intake *in;
+    if (open_store(&ob, &in) != 0)
+        return EXIT_FAIL;
+    const char *user = getenv("USER");
+    int rc = outbox_begin(ob);
+    if (rc == 0)
+        rc = intake_close_month(in, y, m, user ? user : "cli", &changed, err, sizeof(err));
+    if (rc == 0)
+        rc = outbox_commit(ob);
+    else
+        outbox_rollback(ob);
+    intake_close(in);
+    outbox_close(ob);
+    if (rc == INTAKE_EINVALID) {
+        fprintf(stderr, "municipal-node close-month: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "municipal-node close-month: could not record the close\n");
+        return EXIT_FAIL;
+    }
+    printf("%s %04d-%02d %s\n", bs_calendar() ? "BS" : "AD", y, m,
+           changed ? "closed; it will travel upstream with the next sync" : "was already closed");
+    return EXIT_OK;
+}
+
+/* status ---------------------------------------------------------------------------------- */
+
+static void fmt_age(char *out, size_t len, int64_t ms_then, int64_t now)
+{
+    if (ms_then <= 0) {
+        snprintf(out, len, "never");
+        return;
+    }
+    int64_t s = (now - ms_then) / 1000;
+    if (s < 120)
+        snprintf(out, len, "%llds ago", (long long)s);
+    else if (s < 7200)
+        snprintf(out, len, "%lldmin ago", (long long)(s / 60));
+    else if (s < 172800)
+        snprintf(out, len, "%lldh ago", (long long)(s / 3600));
+    else
+        snprintf(out, len, "%lld days ago", (long long)(s / 86400));
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    int as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
+    outbox *ob;
+    outbox_stats st;
+    if (open_store(&ob, NULL) != 0)
+        return EXIT_FAIL;
+    outbox_stats_get(ob, &st);
+    outbox_close(ob);
+    int64_t now = (int64_t)hlc_wall_ms();
+    /* Reachable: a session with the hub started within the last 10 minutes. */
+    int reachable = st.last_hello_ms > 0 && now - st.last_hello_ms < 10 * 60 * 1000;
+    if (as_json) {
+        json_t *j = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:s}", "municipality",
+            (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog,
+            "oldest_unsynced_ms", (json_int_t)st.oldest_unsynced_ms, "records",
+            (json_int_t)st.records, "tombstones", (json_int_t)st.tombstones, "dead_letters",
+            (json_int_t)st.dead_letters, "last_sync_ms", (json_int_t)st.last_sync_ms,
+            "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable,
+            "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq,
+            "last_error", st.last_error);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+        return EXIT_OK;
+    }
+    char a1[32], a2[32], a3[32];
+    const geo_local_level *g = geo_find((uint32_t)cfg.municipality);
+    fmt_age(a1, sizeof(a1), st.oldest_unsynced_ms, now);
+    fmt_age(a2, sizeof(a2), st.last_sync_ms, now);
+    fmt_age(a3, sizeof(a3), st.last_hello_ms, now);
+    printf("node            %ld %s\n", cfg.municipality, g ? g->name : "");
+    printf("records         %lld live, %lld deleted\n", (long long)st.records,
+           (long long)st.tombstones);
+    printf("backlog         %lld entries not yet at the hub%s%s\n", (long long)st.backlog,
+           st.backlog ? ", oldest from " : "", st.backlog ? a1 : "");
+    printf("last sync       %s\n", a2);
+    printf("hub             %s (last session %s)%s%s\n", reachable ? "reachable" : "unreachable",
+           a3, st.last_error[0] ? "; last error: " : "", st.last_error);
+    printf("clock skew      %+lld s%s\n", (long long)(st.skew_ms / 1000),
+           st.skew_ms > 300000 || st.skew_ms < -300000 ? "  WARNING: over 5 minutes" : "");
+    printf("dead letters    %lld%s\n", (long long)st.dead_letters,
+           st.dead_letters ? " (records the hub refused; see `municipal-node export`)" : "");
+    return EXIT_OK;
+}
+
+/* sync / serve ---------------------------------------------------------------------------- */
+
+static uv_loop_t *loop;
+static tls_ctx *tls;
+static sync_client *syncer;
+static http_server *http;
+static api_ctx api;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static int sync_status = EXIT_UNSYNCED;
+
+static void close_signals(void)
+{
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    if (uv_is_active((uv_handle_t *)&sig_hup))
+        uv_close((uv_handle_t *)&sig_hup, NULL);
+}
+
+/* SIGHUP re-reads the clerks' tokens; a bad file keeps the tokens already loaded. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    char err[512];
+    if (cfg.tokens[0] && api_ctx_load_tokens(&api, cfg.tokens, err, sizeof(err)) != 0)
+        log_error("tokens not reloaded: %s", err);
+    else
+        log_info("tokens reloaded from %s", cfg.tokens);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    log_info("signal %d: stopping", signum);
+    sync_stop(syncer);
+    syncer = NULL;
+    if (http)
+        http_server_stop(http);
+    http = NULL;
+    close_signals();
+}
+
+static int start_signals(void)
+{
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+    return 0;
+}
+
+static int start_tls(void)
+{
+    char err[512];
+    tls_ctx_opts to = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key, NULL};
+    if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
+        log_error("TLS: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(void *, int))
+{
+    const geo_local_level *g = geo_find((uint32_t)cfg.municipality);
+    if (g == NULL) {
+        log_error("municipality %ld in the config is not an official code", cfg.municipality);
+        return -1;
+    }
+    sync_opts so = {.loop = loop,
+                    .ob = ob,
+                    .tls = tls,
+                    .hub = cfg.hub,
+                    .province = g->province,
+                    .window = (int)cfg.window,
+                    .batch_records = (int)cfg.batch_records,
+                    .backoff_base_ms = cfg.backoff_base_ms,
+                    .backoff_cap_ms = cfg.backoff_cap_ms,
+                    .max_frame = (size_t)cfg.max_frame,
+                    .once = once,
+                    .give_up_ms = give_up_ms,
+                    .on_done = on_done};
+    return sync_start(&syncer, &so) == 0 ? 0 : -1;
+}
+
+static void on_sync_done(void *ud, int status)
+{
+    (void)ud;
+    sync_status = status == 0 ? EXIT_OK : EXIT_UNSYNCED;
+    syncer = NULL; /* it frees itself */
+    close_signals();
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+    long timeout_s = 60;
+    if (argc == 3 && strcmp(argv[1], "--timeout") == 0) {
+        char *end = NULL;
+        timeout_s = strtol(argv[2], &end, 10);
+        if (*end != '\0' || timeout_s <= 0) {
+            fprintf(stderr, "municipal-node sync: --timeout takes seconds\n");
+            return EXIT_USAGE;
+        }
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: municipal-node sync [--timeout SECONDS]\n");
+        return EXIT_USAGE;
+    }
+    outbox *ob;
+    if (open_store(&ob, NULL) != 0)
+        return EXIT_FAIL;
+    loop = uv_default_loop();
+    if (start_tls() != 0 || start_sync(ob, 1, timeout_s * 1000, on_sync_done) != 0) {
+        outbox_close(ob);
+        return EXIT_FAIL;
+    }
+    start_signals();
+    uv_run(loop, UV_RUN_DEFAULT);
+    outbox_close(ob);
+    tls_ctx_free(tls);
+    return sync_status;
+}
+
+static void on_commit(void *ud)
+{
+    (void)ud;
+    sync_kick(syncer);
+}
+
+static void status_json(void *ud, json_t *obj)
+{
+    (void)ud;
+    sync_state st;
+    if (syncer == NULL)
+        return;
+    sync_get_state(syncer, &st);
+    json_object_set_new(obj, "hub_reachable", json_boolean(st.connected));
+    json_object_set_new(obj, "clock_skew_ms", json_integer(st.skew_ms));
+    json_object_set_new(obj, "last_error", json_string(st.last_error));
+}
+
+static void on_http(http_req *r, void *ud)
+{
+    const char *path = http_req_path(r);
+    if (strcmp(path, "/healthz") == 0) {
+        http_respond(r, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        outbox_stats st;
+        sync_state ss;
+        char buf[2048];
+        memset(&ss, 0, sizeof(ss));
+        outbox_stats_get(ud, &st);
+        if (syncer)
+            sync_get_state(syncer, &ss);
+        int n = snprintf(
+            buf, sizeof(buf),
+            "# HELP node_backlog Outbox entries not yet acknowledged by the hub.\n"
+            "# TYPE node_backlog gauge\nnode_backlog %lld\n"
+            "# HELP node_oldest_unsynced_seconds Age of the oldest unacknowledged entry.\n"
+            "# TYPE node_oldest_unsynced_seconds gauge\nnode_oldest_unsynced_seconds %lld\n"
+            "# HELP node_records Live records.\n# TYPE node_records gauge\nnode_records %lld\n"
+            "# HELP node_dead_letters Records the hub refused.\n"
+            "# TYPE node_dead_letters gauge\nnode_dead_letters %lld\n"
+            "# HELP node_hub_connected 1 while a session with the hub is up.\n"
+            "# TYPE node_hub_connected gauge\nnode_hub_connected %d\n"
+            "# HELP node_clock_skew_seconds Hub clock minus node clock.\n"
+            "# TYPE node_clock_skew_seconds gauge\nnode_clock_skew_seconds %lld\n"
+            "# HELP node_records_sent_total Records sent upstream (retries included).\n"
+            "# TYPE node_records_sent_total counter\nnode_records_sent_total %llu\n",
+            (long long)st.backlog,
+            st.oldest_unsynced_ms ? (long long)(((int64_t)hlc_wall_ms() - st.oldest_unsynced_ms) / 1000)
+                                  : 0LL,
+            (long long)st.records, (long long)st.dead_letters, ss.connected,
+            (long long)(ss.skew_ms / 1000), (unsigned long long)ss.records_sent);
+        http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        return;
+    }
+    api_handle(r, &api);
+}
+
+static int cmd_serve(void)
+{
+    char host[128], err[512];
+    int port = 0, rc;
+    outbox *ob;
+    intake *in;
+    if (open_store(&ob, &in) != 0)
+        return EXIT_FAIL;
+    loop = uv_default_loop();
+    api.in = in;
+    api.ob = ob;
+    api.on_commit = on_commit;
+    api.status_json = status_json;
+    if (cfg.tokens[0] == '\0') {
+        log_warn("no [node] tokens file configured: every /v1/ request will get 401");
+    } else if (access(cfg.tokens, F_OK) != 0) {
+        log_warn("no clerk tokens in %s yet (create one with `municipal-node token CLERK`, "
+                 "then send SIGHUP); /v1/ requests get 401 until then",
+                 cfg.tokens);
+    } else if (api_ctx_load_tokens(&api, cfg.tokens, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return EXIT_USAGE;
+    }
+    const char *colon = strrchr(cfg.http_listen, ':');
+    if (colon == NULL || (size_t)(colon - cfg.http_listen) >= sizeof(host)) {
+        log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
+        return EXIT_USAGE;
+    }
+    memcpy(host, cfg.http_listen, (size_t)(colon - cfg.http_listen));
+    host[colon - cfg.http_listen] = '\0';
+    port = (int)strtol(colon + 1, NULL, 10);
+    http_server_opts ho = {.host = host, .port = port, .handler = on_http, .ud = ob};
+    if ((rc = http_server_start(&http, loop, &ho)) != 0) {
+        log_error("cannot listen for HTTP on %s: %s", cfg.http_listen, uv_strerror(rc));
+        return EXIT_FAIL;
+    }
+    if (start_tls() != 0 || start_sync(ob, 0, 0, NULL) != 0)
+        return EXIT_FAIL;
+    start_signals();
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    log_info("municipality %ld: intake on %s:%d, syncing to %s", cfg.municipality, host,
+             http_server_port(http), cfg.hub);
+    fprintf(stdout, "ready http_port=%d\n", http_server_port(http));
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    api_ctx_free(&api);
+    intake_close(in);
+    outbox_close(ob);
+    tls_ctx_free(tls);
+    log_info("stopped");
+    return EXIT_OK;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    char err[256], token[128];
+    if (argc != 2) {
+        fprintf(stderr, "usage: municipal-node token CLERK\n");
+        return EXIT_USAGE;
+    }
+    if (cfg.tokens[0] == '\0') {
+        fprintf(stderr, "municipal-node token: set [node] tokens = FILE in the config first\n");
+        return EXIT_USAGE;
+    }
+    uint8_t raw[24];
+    char hash[65];
+    static const char hex[] = "0123456789abcdef";
+    for (const char *p = argv[1]; *p; p++) {
+        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+            fprintf(stderr, "municipal-node token: clerk names use letters, digits, - _ .\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (rid_random(raw, sizeof(raw)) != 0)
+        return EXIT_FAIL;
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        token[2 * i] = hex[raw[i] >> 4];
+        token[2 * i + 1] = hex[raw[i] & 15];
+    }
+    token[2 * sizeof(raw)] = '\0';
+    if (api_token_hash(token, hash) != 0)
+        return EXIT_FAIL;
+    int fd = open(cfg.tokens, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (f == NULL) {
+        snprintf(err, sizeof(err), "%s: %s", cfg.tokens, strerror(errno));
+        fprintf(stderr, "municipal-node token: %s\n", err);
+        return EXIT_FAIL;
+    }
+    fprintf(f, "%s %s\n", argv[1], hash);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
+        fprintf(stderr, "municipal-node token: cannot write %s\n", cfg.tokens);
+        return EXIT_FAIL;
+    }
+    /* The token is shown once; only its hash is stored. A running serve reads the file at
+     * start. */
+    printf("%s\n", token);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    signal(SIGPIPE, SIG_IGN);
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_path = argv[i] + 9;
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        } else {
+            fprintf(stderr, "municipal-node: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    for (int k = 1; k < sub_argc; k++) {
+        if (strcmp(sub_argv[k], "--help") == 0 && strcmp(cmd, "init") != 0 &&
+            strcmp(cmd, "import") != 0) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+    }
+    if (strcmp(cmd, "init") == 0) {
+        log_init("municipal-node", LOG_INFO);
+        return cmd_init(sub_argc, sub_argv);
+    }
+    if (load_config() != 0)
+        return EXIT_USAGE;
+    if (strcmp(cmd, "print-config") == 0) {
+        config_print(stdout, items, N_ITEMS);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve();
+    if (strcmp(cmd, "import") == 0)
+        return cmd_import(sub_argc, sub_argv);
+    if (strcmp(cmd, "export") == 0)
+        return cmd_export(sub_argc, sub_argv);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(sub_argc, sub_argv);
+    if (strcmp(cmd, "sync") == 0)
+        return cmd_sync(sub_argc, sub_argv);
+    if (strcmp(cmd, "followups") == 0)
+        return cmd_followups(sub_argc, sub_argv);
+    if (strcmp(cmd, "close-month") == 0)
+        return cmd_close_month(sub_argc, sub_argv);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(sub_argc, sub_argv);
+    if (strcmp(cmd, "directives") == 0) {
+        printf("no directives in force (directives arrive from the federal tier; not yet "
+               "implemented in this build)\n");
+        return EXIT_OK;
+    }
+    fprintf(stderr, "municipal-node: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}
