@@ -155,7 +155,7 @@ $(OUT)/bin/federal-api: $(OBJ)/federal-api/main.o $(LIBFED) $(LIBCOMMON)
 # --- tests ----------------------------------------------------------------------------------
 $(OUT)/tests/%: tests/unit/%.c $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_OURS) -Wno-conversion -o $@ $< $(ALL_LIBS) $(LDFLAGS_ALL) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS_OURS) -Wno-conversion -Imunicipal-node -Iprovincial-hub -Ifederal-api -o $@ $< $(ALL_LIBS) $(LDFLAGS_ALL) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; fail=0; for t in $(UNIT_BINS); do echo "== $$t"; \
@@ -168,7 +168,7 @@ build/fuzz/bin/%: tests/fuzz/%.c
 	$(MAKE) V=fuzz build/fuzz/lib/libcommon.a build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a build/fuzz/lib/libfed.a
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ibuild/fuzz/gen -Icommon \
-		-I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
+		-Imunicipal-node -Iprovincial-hub -I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
 		build/fuzz/lib/libfed.a build/fuzz/lib/libcommon.a $(PKG_LIBS) $(PQ_LIBS)
 
 fuzz-build: $(FUZZ_BINS)

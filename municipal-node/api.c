@@ -1,0 +1,626 @@
+#include "api.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "hlc.h"
+#include "log.h"
+#include "record.h"
+#include "rid.h"
+#include "store.h"
+
+#define API_CLERK_MAX 64
+#define API_LINE_MAX  512
+
+typedef struct api_token {
+    char clerk[API_CLERK_MAX];
+    uint8_t hash[32];
+} api_token;
+
+struct api_tokens {
+    size_t n;
+    api_token e[];
+};
+
+/* ---- tokens ------------------------------------------------------------------------------ */
+
+static int api__sha256(const char *s, size_t n, uint8_t out[32])
+{
+    unsigned int len = 0;
+    if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return -1;
+    return 0;
+}
+
+int api_token_hash(const char *token, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t h[32];
+    if (api__sha256(token, strlen(token), h) != 0)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[h[i] >> 4];
+        hex[2 * i + 1] = digits[h[i] & 15];
+    }
+    hex[64] = '\0';
+    return 0;
+}
+
+static int api__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parses one line of the tokens file into t. Returns 1 for an entry, 0 for a blank or
+ * comment line, -1 with a reason in why. */
+static int api__token_line(char *line, api_token *t, const char **why)
+{
+    char *p = line, *name, *hex;
+    size_t n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0' || *p == '#' || *p == '\n' || *p == '\r')
+        return 0;
+    name = p;
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+        p++;
+    n = (size_t)(p - name);
+    if (n >= API_CLERK_MAX) {
+        *why = "the clerk name is longer than 63 characters";
+        return -1;
+    }
+    memcpy(t->clerk, name, n);
+    t->clerk[n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)name[i] < 0x21 || name[i] == 0x7F) {
+            *why = "the clerk name has a control character";
+            return -1;
+        }
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    hex = p;
+    for (int i = 0; i < 32; i++) {
+        int hi = api__hexval(hex[2 * i]), lo = hi < 0 ? -1 : api__hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            *why = "expected \"clerk_name sha256hex\" (64 hex digits of the token's SHA-256)";
+            return -1;
+        }
+        t->hash[i] = (uint8_t)(hi << 4 | lo);
+    }
+    p = hex + 64;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    if (*p != '\0') {
+        *why = "unexpected text after the hash";
+        return -1;
+    }
+    return 1;
+}
+
+int api_ctx_load_tokens(api_ctx *ctx, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[API_LINE_MAX + 2];
+    api_tokens *t = NULL;
+    size_t cap = 16;
+    long lineno = 0;
+    int rc = API_EINVALID;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return INTAKE_EIO;
+    }
+    t = malloc(sizeof(*t) + cap * sizeof(api_token));
+    if (t == NULL)
+        goto nomem;
+    t->n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *why = NULL;
+        lineno++;
+        if (strlen(line) > API_LINE_MAX) {
+            snprintf(err, errlen, "%s line %ld: line longer than %d bytes", path, lineno,
+                     API_LINE_MAX);
+            goto fail;
+        }
+        if (t->n == cap) {
+            if (cap >= API_MAX_CLERKS) {
+                snprintf(err, errlen, "%s line %ld: more than %d clerks", path, lineno,
+                         API_MAX_CLERKS);
+                goto fail;
+            }
+            api_tokens *nt = realloc(t, sizeof(*t) + 2 * cap * sizeof(api_token));
+            if (nt == NULL)
+                goto nomem;
+            t = nt;
+            cap *= 2;
+        }
+        int r = api__token_line(line, &t->e[t->n], &why);
+        if (r < 0) {
+            snprintf(err, errlen, "%s line %ld: %s", path, lineno, why);
+            goto fail;
+        }
+        t->n += (size_t)r;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = INTAKE_EIO;
+        goto fail;
+    }
+    fclose(f);
+    free(ctx->tokens);
+    ctx->tokens = t;
+    return 0;
+nomem:
+    snprintf(err, errlen, "%s: out of memory", path);
+    rc = INTAKE_ENOMEM;
+fail:
+    fclose(f);
+    free(t);
+    return rc;
+}
+
+void api_ctx_free(api_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    free(ctx->tokens);
+    ctx->tokens = NULL;
+}
+
+/* The clerk whose token the request carries, or NULL. Every entry is compared, in
+ * constant time, so the time taken says nothing about which hash came closest. */
+static const char *api__clerk(http_req *r, const api_ctx *ctx)
+{
+    const char *h = http_req_header(r, "Authorization");
+    uint8_t hash[32];
+    const char *who = NULL;
+    if (h == NULL || ctx->tokens == NULL)
+        return NULL;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ')
+        n--;
+    if (n == 0 || api__sha256(h, n, hash) != 0)
+        return NULL;
+    for (size_t i = 0; i < ctx->tokens->n; i++) {
+        int eq = CRYPTO_memcmp(hash, ctx->tokens->e[i].hash, 32) == 0;
+        if (eq && who == NULL)
+            who = ctx->tokens->e[i].clerk;
+    }
+    return who;
+}
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+static void api__json(http_req *r, int status, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s == NULL) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        http_respond(r, 500, NULL, oom, sizeof(oom) - 1);
+    } else {
+        http_respond(r, status, NULL, s, strlen(s));
+    }
+    free(s);
+    json_decref(o);
+}
+
+static void api__error(http_req *r, int status, const char *msg)
+{
+    json_t *s = json_string(msg);
+    if (s == NULL) {
+        /* A message quoting a value cut inside a UTF-8 character: keep its ASCII only. */
+        char buf[512];
+        size_t i = 0;
+        for (; msg[i] && i + 1 < sizeof(buf); i++)
+            buf[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+        buf[i] = '\0';
+        s = json_string(buf);
+    }
+    api__json(r, status, json_pack("{s:o}", "error", s));
+}
+
+static void api__not_allowed(http_req *r, const char *allow)
+{
+    char msg[128];
+    http_add_header(r, "Allow", allow);
+    snprintf(msg, sizeof(msg), "method %s is not allowed here (allowed: %s)", http_req_method(r),
+             allow);
+    api__error(r, 405, msg);
+}
+
+static void api__field_errors(http_req *r, const intake_errors *e)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < e->n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s}", "field", e->e[i].field, "reason", e->e[i].reason));
+    if (e->dropped)
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s}", "field", "", "reason", "more errors were left out"));
+    api__json(r, 422, json_pack("{s:o}", "errors", arr));
+}
+
+/* ---- JSON rows --------------------------------------------------------------------------- */
+
+/* Copies valid UTF-8 text s into out, cut at a character boundary to fit. */
+static void api__copy_utf8(char *out, size_t outlen, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= outlen) {
+        n = outlen - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
+                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   size_t jerrlen)
+{
+    const char *names[API_MAX_BODY_KEYS + 2], *values[API_MAX_BODY_KEYS + 2];
+    char nums[API_MAX_BODY_KEYS][40];
+    char service[64] = "", provider[64] = "";
+    size_t n = 0, nnum = 0;
+    json_error_t je;
+    const char *key;
+    json_t *val;
+    int rc = API_EINVALID;
+
+    errs->n = errs->dropped = 0;
+    json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        snprintf(jerr, jerrlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
+                 je.text);
+        return API_EINVALID;
+    }
+    if (!json_is_object(o)) {
+        snprintf(jerr, jerrlen, "the body must be a JSON object of column names and values");
+        goto out;
+    }
+    if (json_object_size(o) > API_MAX_BODY_KEYS) {
+        snprintf(jerr, jerrlen, "the body has more than %d keys", API_MAX_BODY_KEYS);
+        goto out;
+    }
+    if (kind == INTAKE_AVAILABILITY && path_local_id) {
+        const char *slash = strchr(path_local_id, '/');
+        size_t sl = slash ? (size_t)(slash - path_local_id) : 0;
+        if (slash == NULL || sl >= sizeof(service) || strlen(slash + 1) >= sizeof(provider)) {
+            snprintf(jerr, jerrlen, "the URL must name /v1/availability/<service>/<provider>");
+            goto out;
+        }
+        memcpy(service, path_local_id, sl);
+        service[sl] = '\0';
+        snprintf(provider, sizeof(provider), "%s", slash + 1);
+    }
+    rc = 0;
+    json_object_foreach(o, key, val)
+    {
+        const char *v = NULL;
+        if (json_is_string(val)) {
+            v = json_string_value(val);
+        } else if (json_is_integer(val)) {
+            snprintf(nums[nnum], sizeof(nums[nnum]), "%lld", (long long)json_integer_value(val));
+            v = nums[nnum++];
+        } else if (json_is_real(val)) {
+            double d = json_real_value(val);
+            if (d == floor(d) && fabs(d) < 1e15)
+                snprintf(nums[nnum], sizeof(nums[nnum]), "%.0f", d);
+            else
+                snprintf(nums[nnum], sizeof(nums[nnum]), "%.17g", d);
+            v = nums[nnum++];
+        } else if (json_is_true(val)) {
+            v = "true";
+        } else if (json_is_false(val)) {
+            v = "false";
+        } else if (json_is_null(val)) {
+            v = "";
+        } else {
+            if (errs->n < INTAKE_MAX_ERRORS) {
+                intake_error *e = &errs->e[errs->n++];
+                api__copy_utf8(e->field, sizeof(e->field), key);
+                snprintf(e->reason, sizeof(e->reason),
+                         "must be a string, a number, true, false or null");
+            }
+            rc = INTAKE_EINVALID;
+            continue;
+        }
+        const char *want = NULL;
+        if (kind == INTAKE_AVAILABILITY && path_local_id && !strcmp(key, "service"))
+            want = service;
+        else if (kind == INTAKE_AVAILABILITY && path_local_id && !strcmp(key, "provider"))
+            want = provider;
+        else if (kind != INTAKE_AVAILABILITY && path_local_id && !strcmp(key, "local_id"))
+            want = path_local_id;
+        if (want) {
+            int differs = kind == INTAKE_AVAILABILITY ? strcasecmp(v, want) : strcmp(v, want);
+            if (differs && errs->n < INTAKE_MAX_ERRORS) {
+                intake_error *e = &errs->e[errs->n++];
+                api__copy_utf8(e->field, sizeof(e->field), key);
+                snprintf(e->reason, sizeof(e->reason), "does not match the %s named in the URL",
+                         key);
+                rc = INTAKE_EINVALID;
+            }
+            continue; /* the URL's value is added below */
+        }
+        names[n] = key;
+        values[n++] = v;
+    }
+    if (rc != 0)
+        goto out;
+    if (kind == INTAKE_AVAILABILITY && path_local_id) {
+        names[n] = "service";
+        values[n++] = service;
+        names[n] = "provider";
+        values[n++] = provider;
+    } else if (path_local_id) {
+        names[n] = "local_id";
+        values[n++] = path_local_id;
+    }
+    rc = intake_apply_ex(in, kind, names, values, n, clerk, errs, res);
+out:
+    json_decref(o);
+    return rc;
+}
+
+/* ---- routes ------------------------------------------------------------------------------ */
+
+static void api__committed(api_ctx *ctx)
+{
+    if (ctx->on_commit)
+        ctx->on_commit(ctx->ud);
+}
+
+static int api__begin(http_req *r, api_ctx *ctx)
+{
+    if (outbox_begin(ctx->ob) != 0) {
+        http_add_header(r, "Retry-After", "1");
+        api__error(r, 503, "the store is busy (an import may be running); try again");
+        return -1;
+    }
+    return 0;
+}
+
+static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id, const char *clerk)
+{
+    int create = local_id == NULL && kind != INTAKE_AVAILABILITY;
+    size_t len = 0;
+    const char *body = http_req_body(r, &len);
+    intake_errors errs;
+    intake_result res;
+    char jerr[256], msg[320], hex[RID_HEX_LEN + 1];
+    uint8_t id[16];
+
+    if (api__begin(r, ctx) != 0)
+        return;
+    if (local_id && kind != INTAKE_AVAILABILITY &&
+        intake_lookup(ctx->in, kind, local_id, id, NULL) != 0) {
+        outbox_rollback(ctx->ob);
+        snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"; create it with POST /v1/%s",
+                 intake_kind_name(kind), local_id, intake_kind_name(kind));
+        api__error(r, 404, msg);
+        return;
+    }
+    int rc =
+        api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
+    if (rc == API_EINVALID) {
+        outbox_rollback(ctx->ob);
+        api__error(r, 400, jerr);
+        return;
+    }
+    if (rc == INTAKE_EINVALID) {
+        outbox_rollback(ctx->ob);
+        api__field_errors(r, &errs);
+        return;
+    }
+    if (rc != 0) {
+        outbox_rollback(ctx->ob);
+        api__error(r, 500, "the row could not be stored (database error)");
+        return;
+    }
+    if (create && res.changed == INTAKE_UPDATED) {
+        outbox_rollback(ctx->ob);
+        snprintf(
+            msg, sizeof(msg),
+            "a %s with local_id \"%.100s\" already exists; correct it with PUT /v1/%s/<local_id>",
+            intake_kind_name(kind), res.local_id, intake_kind_name(kind));
+        api__error(r, 409, msg);
+        return;
+    }
+    if (outbox_commit(ctx->ob) != 0) {
+        api__error(r, 500, "the change could not be committed (database error)");
+        return;
+    }
+    if (res.changed != INTAKE_UNCHANGED)
+        api__committed(ctx);
+    rid_format(res.id, hex);
+    api__json(r, create && res.changed == INTAKE_INSERTED ? 201 : 200,
+              json_pack("{s:s,s:s,s:I,s:b}", "id", hex, "local_id", res.local_id, "version",
+                        (json_int_t)res.version, "changed", res.changed != INTAKE_UNCHANGED));
+}
+
+static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_id,
+                        const char *clerk)
+{
+    char msg[256];
+    if (api__begin(r, ctx) != 0)
+        return;
+    int rc = intake_delete(ctx->in, kind, local_id, clerk);
+    if (rc != 0) {
+        outbox_rollback(ctx->ob);
+        if (rc == INTAKE_ENOTFOUND) {
+            snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"", intake_kind_name(kind),
+                     local_id);
+            api__error(r, 404, msg);
+        } else {
+            api__error(r, 500, "the deletion could not be stored (database error)");
+        }
+        return;
+    }
+    if (outbox_commit(ctx->ob) != 0) {
+        api__error(r, 500, "the deletion could not be committed (database error)");
+        return;
+    }
+    api__committed(ctx);
+    http_respond(r, 204, NULL, "", 0);
+}
+
+/* Canonical "SERVICE/PROVIDER" from the URL's two segments, or -1 when a name is unknown. */
+static int api__availability_id(const char *tail, char *out, size_t outlen)
+{
+    char buf[128];
+    int s = 0, p = 0;
+    const char *slash = strchr(tail, '/');
+    if (slash == NULL || (size_t)(slash - tail) >= sizeof(buf))
+        return -1;
+    memcpy(buf, tail, (size_t)(slash - tail));
+    buf[slash - tail] = '\0';
+    if (record_enum_parse(&reint__v1__service_type__descriptor, buf, &s) != 0 ||
+        record_enum_parse(&reint__v1__provider__descriptor, slash + 1, &p) != 0)
+        return -1;
+    snprintf(out, outlen, "%s/%s", record_enum_name(&reint__v1__service_type__descriptor, s),
+             record_enum_name(&reint__v1__provider__descriptor, p));
+    return 0;
+}
+
+static void api__status(http_req *r, api_ctx *ctx)
+{
+    outbox_stats s;
+    int64_t now = (int64_t)hlc_wall_ms();
+    if (outbox_stats_get(ctx->ob, &s) != 0) {
+        api__error(r, 500, "the store could not be read");
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "backlog", json_integer(s.backlog));
+    json_object_set_new(o, "oldest_unsynced_ms",
+                        s.oldest_unsynced_ms ? json_integer(s.oldest_unsynced_ms) : json_null());
+    json_object_set_new(o, "oldest_unsynced_age_s",
+                        s.oldest_unsynced_ms ? json_integer((now - s.oldest_unsynced_ms) / 1000)
+                                             : json_null());
+    json_object_set_new(o, "last_sync_ms",
+                        s.last_sync_ms ? json_integer(s.last_sync_ms) : json_null());
+    json_object_set_new(o, "last_sync_age_s",
+                        s.last_sync_ms ? json_integer((now - s.last_sync_ms) / 1000) : json_null());
+    json_object_set_new(o, "clock_skew_ms", json_integer(s.skew_ms));
+    json_object_set_new(o, "dead_letters", json_integer(s.dead_letters));
+    json_object_set_new(o, "records", json_integer(s.records));
+    json_object_set_new(o, "tombstones", json_integer(s.tombstones));
+    json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
+    json_object_set_new(o, "acked_seq", json_integer((json_int_t)s.acked_seq));
+    json_object_set_new(o, "last_error", s.last_error[0] ? json_string(s.last_error) : json_null());
+    if (ctx->status_json)
+        ctx->status_json(ctx->ud, o);
+    api__json(r, 200, o);
+}
+
+static void api__followups(http_req *r, api_ctx *ctx)
+{
+    json_t *o = NULL;
+    if (intake_followups(ctx->in, 0, &o) != 0) {
+        api__error(r, 500, "the follow-ups could not be read");
+        return;
+    }
+    api__json(r, 200, o);
+}
+
+void api_handle(http_req *r, api_ctx *ctx)
+{
+    const char *path = http_req_path(r), *method = http_req_method(r);
+    if (strncmp(path, "/v1/", 4) != 0) {
+        api__error(r, 404, "no such resource");
+        return;
+    }
+    const char *clerk = api__clerk(r, ctx);
+    if (clerk == NULL) {
+        log_warn("api: %s %s from %s refused: no valid bearer token", method, path,
+                 http_req_peer(r));
+        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"municipal-node\"");
+        api__error(r, 401, "a clerk's bearer token is required (Authorization: Bearer ...)");
+        return;
+    }
+    const char *rest = path + 4;
+    if (!strcmp(rest, "status")) {
+        if (strcmp(method, "GET") != 0)
+            api__not_allowed(r, "GET");
+        else
+            api__status(r, ctx);
+        return;
+    }
+    if (!strcmp(rest, "followups")) {
+        if (strcmp(method, "GET") != 0)
+            api__not_allowed(r, "GET");
+        else
+            api__followups(r, ctx);
+        return;
+    }
+    const char *slash = strchr(rest, '/');
+    size_t seg = slash ? (size_t)(slash - rest) : strlen(rest);
+    const char *tail = slash ? slash + 1 : NULL;
+    int kind = 0;
+    static const char *const segs[] = {NULL, "persons", "services", "enterprises", "availability"};
+    for (int k = INTAKE_PERSON; k <= INTAKE_AVAILABILITY; k++)
+        if (strlen(segs[k]) == seg && !strncmp(rest, segs[k], seg))
+            kind = k;
+    if (kind == 0 || (tail && tail[0] == '\0')) {
+        api__error(r, 404, "no such resource");
+        return;
+    }
+    if (kind == INTAKE_AVAILABILITY) {
+        char lid[128];
+        if (tail == NULL || strchr(tail, '/') == NULL) {
+            api__error(r, 404, "availability is set at /v1/availability/<service>/<provider>");
+            return;
+        }
+        if (!strcmp(method, "PUT")) {
+            api__write(r, ctx, kind, tail, clerk);
+        } else if (!strcmp(method, "DELETE")) {
+            if (api__availability_id(tail, lid, sizeof(lid)) != 0)
+                api__error(r, 404, "no such service and provider");
+            else
+                api__delete(r, ctx, kind, lid, clerk);
+        } else {
+            api__not_allowed(r, "PUT, DELETE");
+        }
+        return;
+    }
+    if (tail == NULL) {
+        if (!strcmp(method, "POST"))
+            api__write(r, ctx, kind, NULL, clerk);
+        else
+            api__not_allowed(r, "POST");
+        return;
+    }
+    if (!strcmp(method, "PUT"))
+        api__write(r, ctx, kind, tail, clerk);
+    else if (!strcmp(method, "DELETE"))
+        api__delete(r, ctx, kind, tail, clerk);
+    else
+        api__not_allowed(r, "PUT, DELETE");
+}
+
+void api_http_handler(http_req *r, void *ud)
+{
+    api_handle(r, ud);
+}

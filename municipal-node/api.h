@@ -1,0 +1,72 @@
+/* The node's HTTP/JSON intake API for clerks, on top of common/http.h:
+ *
+ *   POST   /v1/persons|services|enterprises          201 {"id", "local_id", "version"}
+ *   PUT    /v1/persons|services|enterprises/<local_id> 200 (a correction: the whole row)
+ *   DELETE /v1/persons|services|enterprises/<local_id> 204, 404 when not live
+ *   PUT    /v1/availability/<service>/<provider>       200 {"available": true, "as_of": ...}
+ *   GET    /v1/followups                               pending referrals (local data)
+ *   GET    /v1/status                                  backlog, last sync, dead letters, ...
+ *
+ * Bodies are JSON objects keyed by the CSV column names; values may be strings, numbers,
+ * booleans or null (unknown). Every /v1/ request needs "Authorization: Bearer <token>" of
+ * a clerk (401 otherwise); bad rows get 422 {"errors": [{"field", "reason"}]}, malformed
+ * JSON 400 with jansson's line and column. Each change is one transaction, committed (and
+ * so durable) before the response, and records the clerk. GET /healthz and /metrics are
+ * not served here. */
+#ifndef MUNICIPAL_NODE_API_H
+#define MUNICIPAL_NODE_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "intake.h"
+#include "outbox.h"
+
+#define API_EINVALID      (-7101) /* tokens file malformed */
+#define API_MAX_CLERKS    4096
+#define API_MAX_BODY_KEYS 64
+
+typedef struct api_tokens api_tokens;
+
+/* The caller fills in, owns and keeps alive in and ob; the hooks are optional. */
+typedef struct api_ctx {
+    intake *in;
+    outbox *ob;
+    /* Called after each successful commit (the lead wires it to sync_kick). */
+    void (*on_commit)(void *ud);
+    /* Lets the caller add its own keys (sync state) to the GET /v1/status object. */
+    void (*status_json)(void *ud, json_t *obj);
+    void *ud;
+    api_tokens *tokens; /* set by api_ctx_load_tokens, freed by api_ctx_free */
+} api_ctx;
+
+/* Loads the clerks' tokens from path: one line "clerk_name sha256hex_of_token" each, '#'
+ * comments and blank lines allowed. Only the hashes are kept. Replaces the table already
+ * loaded (e.g. on SIGHUP) only when the whole file is good. Returns 0, INTAKE_EIO when the
+ * file cannot be read, or API_EINVALID with "FILE line N: ..." in err. */
+int api_ctx_load_tokens(api_ctx *ctx, const char *path, char *err, size_t errlen);
+/* Frees the token table (not in, ob or ud). */
+void api_ctx_free(api_ctx *ctx);
+
+/* Writes the lowercase hex SHA-256 of token (65 bytes with the NUL): what the tokens file
+ * holds. Returns 0 or -1. */
+int api_token_hash(const char *token, char hex[65]);
+
+/* Handles one request under /v1/ (responds 404 to anything else); always responds. */
+void api_handle(http_req *r, api_ctx *ctx);
+/* The same with the signature of http_handler (ud is the api_ctx). */
+void api_http_handler(http_req *r, void *ud);
+
+/* Parses body as the JSON object of a row and applies it like api_handle does, inside the
+ * caller's transaction. path_local_id, when non-NULL, is the local_id named by the URL
+ * (the body's local_id must then match it or be absent); for availability it is
+ * "<service>/<provider>" from the URL, added to the body's {"available", "as_of"}. Returns 0 with
+ * res set; INTAKE_EINVALID with errs filled; API_EINVALID for malformed JSON or a body that is not
+ * an object (message in jerr); or a store code. */
+int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
+                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   size_t jerrlen);
+
+#endif

@@ -1,0 +1,877 @@
+/* Tests for municipal-node/intake (and the JSON row parsing of api.c): rows become coarse
+ * upstream records with no personal data, every validation rule names its field, imports
+ * are idempotent and report bad rows by line, follow-ups track referrals. Each test gets a
+ * fresh store in a temporary directory under /tmp. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "bscal.h"
+#include "intake.h"
+#include "outbox.h"
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    outbox *ob;
+    intake *in;
+    int bs;
+} fx;
+
+/* "Today" for every test: BS 2082-08-10 (2025-11-26). */
+static int32_t today_day(void)
+{
+    return bscal_days_from_ad(2025, 11, 26);
+}
+
+static fx *fx_new(int bs)
+{
+    char err[256];
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_intake.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/node.db", f->dir);
+    assert_int_equal(outbox_create(f->path, 10703, err, sizeof(err)), 0);
+    assert_int_equal(outbox_open(f->path, &f->ob, err, sizeof(err)), 0);
+    assert_int_equal(intake_open(&f->in, f->ob, bs, err, sizeof(err)), 0);
+    intake_set_today(f->in, today_day());
+    f->bs = bs;
+    return f;
+}
+
+static int setup_bs(void **state)
+{
+    *state = fx_new(1);
+    return 0;
+}
+
+static int setup_ad(void **state)
+{
+    *state = fx_new(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[160];
+    intake_close(f->in);
+    outbox_close(f->ob);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Applies a row given as "name=value" strings (NULL-terminated) in its own transaction. */
+static int apply_v(fx *f, int kind, intake_errors *errs, intake_result *res, va_list ap)
+{
+    const char *names[40], *values[40];
+    char buf[40][256];
+    size_t n = 0;
+    for (const char *kv = va_arg(ap, const char *); kv; kv = va_arg(ap, const char *)) {
+        const char *eq = strchr(kv, '=');
+        assert_non_null(eq);
+        snprintf(buf[n], sizeof(buf[n]), "%.*s", (int)(eq - kv), kv);
+        names[n] = buf[n];
+        values[n] = eq + 1;
+        n++;
+    }
+    assert_int_equal(outbox_begin(f->ob), 0);
+    int rc = intake_apply_ex(f->in, kind, names, values, n, "clerk1", errs, res);
+    if (rc == 0)
+        assert_int_equal(outbox_commit(f->ob), 0);
+    else
+        outbox_rollback(f->ob);
+    return rc;
+}
+
+static int apply(fx *f, int kind, intake_errors *errs, intake_result *res, ...)
+{
+    va_list ap;
+    va_start(ap, res);
+    int rc = apply_v(f, kind, errs, res, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A complete person row with local data. */
+#define PERSON(lid)                                                                                \
+    "local_id=" lid, "category=returnee", "sex=Female", "birth_year=2040", "caste_group=janajati", \
+        "disability=no", "registered_on=2082-04-01", "destination_country=qa", "years_abroad=5",   \
+        "return_date=2081-12-15", "remigration_intention=none", "family_member_abroad=yes",        \
+        "consent=1", "full_name=Sita Kumari Tamang", "phone=+977 9841234567",                      \
+        "citizenship_no=27-01-75-1234", "ward=5", "address=Tole 3, Banepa"
+
+/* The packed record of the newest outbox entry. */
+typedef struct last_rec {
+    uint8_t buf[4096];
+    size_t len;
+    uint64_t seq;
+} last_rec;
+
+static int last_cb(void *ud, uint64_t seq, uint64_t version, const uint8_t *rec, size_t len)
+{
+    last_rec *l = ud;
+    (void)version;
+    assert_true(len <= sizeof(l->buf));
+    memcpy(l->buf, rec, len);
+    l->len = len;
+    l->seq = seq;
+    return 0;
+}
+
+static Reint__V1__Record *newest(fx *f, last_rec *l)
+{
+    memset(l, 0, sizeof(*l));
+    assert_true(outbox_read(f->ob, 0, 100000, last_cb, l) > 0);
+    Reint__V1__Record *r = reint__v1__record__unpack(NULL, l->len, l->buf);
+    assert_non_null(r);
+    return r;
+}
+
+static void assert_absent(const last_rec *l, const char *s)
+{
+    assert_null(memmem(l->buf, l->len, s, strlen(s)));
+}
+
+static int has_error(const intake_errors *e, const char *field, const char *reason_part)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (!strcmp(e->e[i].field, field) && strstr(e->e[i].reason, reason_part))
+            return 1;
+    return 0;
+}
+
+/* ---- rows become coarse records ----------------------------------------------------------- */
+
+static void test_person_row_becomes_coarse_record_without_personal_data(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    intake_result res;
+    last_rec l;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &res, PERSON("P-0001"), NULL), 0);
+    assert_int_equal(res.changed, INTAKE_INSERTED);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_PERSON);
+    assert_memory_equal(r->id.data, res.id, 16);
+    assert_int_equal(r->municipality, 10703);
+    Reint__V1__Person *p = r->person;
+    int32_t reg;
+    assert_int_equal(bscal_days_from_bs(2082, 4, 1, &reg), 0);
+    assert_int_equal(p->category, REINT__V1__CATEGORY__CATEGORY_RETURNEE);
+    assert_int_equal(p->sex, REINT__V1__SEX__SEX_FEMALE);
+    assert_int_equal(p->age_band, REINT__V1__AGE_BAND__AGE_BAND_40_59); /* 2082 - 2040 = 42 */
+    assert_int_equal(p->caste_group, REINT__V1__CASTE_GROUP__CASTE_GROUP_JANAJATI);
+    assert_int_equal(p->disability, REINT__V1__FLAG__FLAG_NO);
+    assert_int_equal(p->family_member_abroad, REINT__V1__FLAG__FLAG_YES);
+    assert_int_equal(p->consent, REINT__V1__FLAG__FLAG_YES);
+    assert_int_equal(p->registered_day, reg);
+    assert_string_equal(p->destination_country, "QA");
+    assert_int_equal(p->years_abroad, 5);
+    assert_int_equal(p->return_month, 202503); /* BS 2081-12-15 = 2025-03-29 */
+    assert_int_equal(p->remigration_intention,
+                     REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_NONE);
+    assert_absent(&l, "Sita");
+    assert_absent(&l, "Tamang");
+    assert_absent(&l, "9841234567");
+    assert_absent(&l, "27-01-75-1234");
+    assert_absent(&l, "Banepa");
+    assert_absent(&l, "P-0001");
+    assert_absent(&l, "2081-12-15");
+    reint__v1__record__free_unpacked(r, NULL);
+}
+
+static void test_unknown_person_fields_are_unknown_upstream(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    last_rec l;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=community",
+                           "sex=male", "registered_on=2082-05-01", NULL),
+                     0);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->person->age_band, REINT__V1__AGE_BAND__AGE_BAND_UNKNOWN);
+    assert_int_equal(r->person->years_abroad, -1);
+    assert_int_equal(r->person->return_month, 0);
+    assert_int_equal(r->person->disability, REINT__V1__FLAG__FLAG_UNKNOWN);
+    assert_string_equal(r->person->destination_country, "");
+    reint__v1__record__free_unpacked(r, NULL);
+}
+
+static void test_age_bands_follow_the_registration_year(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *birth;
+        int band;
+    } cases[] = {
+        {"2082", REINT__V1__AGE_BAND__AGE_BAND_0_14},
+        {"2068", REINT__V1__AGE_BAND__AGE_BAND_0_14},
+        {"2067", REINT__V1__AGE_BAND__AGE_BAND_15_24},
+        {"2058", REINT__V1__AGE_BAND__AGE_BAND_15_24},
+        {"2057", REINT__V1__AGE_BAND__AGE_BAND_25_39},
+        {"2043", REINT__V1__AGE_BAND__AGE_BAND_25_39},
+        {"2042", REINT__V1__AGE_BAND__AGE_BAND_40_59},
+        {"2023", REINT__V1__AGE_BAND__AGE_BAND_40_59},
+        {"2022", REINT__V1__AGE_BAND__AGE_BAND_60_PLUS},
+        {"1962", REINT__V1__AGE_BAND__AGE_BAND_60_PLUS},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char by[32];
+        intake_errors e;
+        last_rec l;
+        snprintf(by, sizeof(by), "birth_year=%s", cases[i].birth);
+        assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-age", "category=returnee",
+                               "sex=male", "registered_on=2082-05-01", by, NULL),
+                         0);
+        Reint__V1__Record *r = newest(f, &l);
+        assert_int_equal(r->person->age_band, cases[i].band);
+        reint__v1__record__free_unpacked(r, NULL);
+    }
+}
+
+static void test_service_enterprise_availability_rows_become_records(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    intake_result person, res;
+    last_rec l;
+    int32_t day;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &person, PERSON("P-1"), NULL), 0);
+
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, &res, "local_id=S-1", "person_local_id=P-1",
+                           "service=seed funding", "status=DELIVERED", "date=2082-06-01",
+                           "provider=mrc", "programme=M4SD", "amount_npr=25000", NULL),
+                     0);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_SERVICE);
+    assert_memory_equal(r->service->person_id.data, person.id, 16);
+    assert_int_equal(r->service->type, REINT__V1__SERVICE_TYPE__SERVICE_TYPE_SEED_FUNDING);
+    assert_int_equal(r->service->status, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED);
+    assert_int_equal(bscal_days_from_bs(2082, 6, 1, &day), 0);
+    assert_int_equal(r->service->day, day);
+    assert_int_equal(r->service->provider, REINT__V1__PROVIDER__PROVIDER_MRC);
+    assert_int_equal(r->service->programme, REINT__V1__PROGRAMME__PROGRAMME_M4SD);
+    assert_int_equal(r->service->amount_npr, 25000);
+    assert_absent(&l, "S-1");
+    assert_absent(&l, "P-1");
+    reint__v1__record__free_unpacked(r, NULL);
+
+    assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, &res, "local_id=E-1", "owner_local_id=P-1",
+                           "action=started", "sector=livestock", "date=2082-07-01",
+                           "registered=yes", "employees=3", "status=active", NULL),
+                     0);
+    r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_ENTERPRISE);
+    assert_memory_equal(r->enterprise->owner_id.data, person.id, 16);
+    assert_int_equal(r->enterprise->action,
+                     REINT__V1__ENTERPRISE_ACTION__ENTERPRISE_ACTION_STARTED);
+    assert_int_equal(r->enterprise->sector, REINT__V1__SECTOR__SECTOR_LIVESTOCK);
+    assert_int_equal(r->enterprise->registered, REINT__V1__FLAG__FLAG_YES);
+    assert_int_equal(r->enterprise->employees, 3);
+    assert_int_equal(r->enterprise->status, REINT__V1__ENTERPRISE_STATUS__ENTERPRISE_STATUS_ACTIVE);
+    assert_absent(&l, "E-1");
+    reint__v1__record__free_unpacked(r, NULL);
+
+    assert_int_equal(apply(f, INTAKE_AVAILABILITY, &e, &res, "service=loan", "provider=bank",
+                           "available=true", "as_of=2082-04-01", NULL),
+                     0);
+    assert_string_equal(res.local_id, "LOAN/BANK");
+    r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_AVAILABILITY);
+    assert_int_equal(r->availability->service, REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LOAN);
+    assert_int_equal(r->availability->provider, REINT__V1__PROVIDER__PROVIDER_BANK);
+    assert_true(r->availability->available);
+    reint__v1__record__free_unpacked(r, NULL);
+}
+
+/* ---- validation ---------------------------------------------------------------------------- */
+
+typedef struct rule_case {
+    int kind;
+    const char *override; /* "name=value" */
+    const char *field;
+    const char *reason_part;
+} rule_case;
+
+static void check_rules(fx *f, const rule_case *cases, size_t n)
+{
+    intake_errors e;
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        const rule_case *c = &cases[i];
+        if (c->kind == INTAKE_PERSON)
+            rc = apply(f, c->kind, &e, NULL, PERSON("P-x"), c->override, NULL);
+        else if (c->kind == INTAKE_SERVICE)
+            rc = apply(f, c->kind, &e, NULL, "local_id=S-x", "person_local_id=P-1", "service=loan",
+                       "status=referred", "date=2082-06-01", c->override, NULL);
+        else if (c->kind == INTAKE_ENTERPRISE)
+            rc = apply(f, c->kind, &e, NULL, "local_id=E-x", "owner_local_id=P-1", "action=started",
+                       "sector=retail", "date=2082-06-01", c->override, NULL);
+        else
+            rc = apply(f, c->kind, &e, NULL, "service=loan", "provider=bank", c->override, NULL);
+        if (rc != INTAKE_EINVALID || !has_error(&e, c->field, c->reason_part)) {
+            print_error("case %zu (%s): rc %d, %zu errors:\n", i, c->override, rc, e.n);
+            for (size_t j = 0; j < e.n; j++)
+                print_error("  %s %s\n", e.e[j].field, e.e[j].reason);
+            fail();
+        }
+    }
+}
+
+/* Overriding a column by giving it a second time is itself an error, so the rules below
+ * replace columns the base rows leave out, or use "name=" pairs the PERSON macro lacks. */
+static void test_each_validation_rule_names_its_field(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    static const rule_case cases[] = {
+        {INTAKE_PERSON, "nickname=Sita", "nickname", "is not a column of persons"},
+        {INTAKE_PERSON, "sex=F?", "sex", "is given twice"},
+        {INTAKE_SERVICE, "provider=shop", "provider", "\"shop\" is not one of MRC, MUNICIPALITY"},
+        {INTAKE_SERVICE, "amount_npr=-5", "amount_npr", "is outside 0..100000000000"},
+        {INTAKE_SERVICE, "amount_npr=12.5", "amount_npr", "is not a whole number"},
+        {INTAKE_SERVICE, "programme=x", "programme", "is not one of M4SD"},
+        {INTAKE_ENTERPRISE, "employees=-1", "employees", "is outside 0..100000"},
+        {INTAKE_ENTERPRISE, "registered=maybe", "registered", "is not one of true, false, yes"},
+        {INTAKE_ENTERPRISE, "status=open", "status", "is not one of ACTIVE, CLOSED"},
+        {INTAKE_AVAILABILITY, "as_of=2082-04-01", "available", "is required"},
+    };
+    check_rules(f, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Person rules: each case replaces one column of a good row. */
+static void test_person_rules_name_their_field(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *col, *val, *field, *reason;
+    } cases[] = {
+        {"local_id", "", "local_id", "is required"},
+        {"category", "", "category", "is required"},
+        {"category", "migrant", "category", "is not one of RETURNEE, MIGRANT_FAMILY"},
+        {"sex", "F?", "sex", "\"F?\" is not one of FEMALE, MALE, OTHER"},
+        {"sex", "", "sex", "is required"},
+        {"registered_on", "", "registered_on", "is required"},
+        {"registered_on", "2082-13-01", "registered_on", "is not a Bikram Sambat date"},
+        {"registered_on", "2082/04/01", "registered_on", "is not a Bikram Sambat date"},
+        {"registered_on", "2082-08-11", "registered_on", "is in the future (today is 2082-08-10)"},
+        {"registered_on", "1999-01-01", "registered_on", "outside the Bikram Sambat calendar"},
+        {"birth_year", "2083", "birth_year", "is after the registration year 2082"},
+        {"birth_year", "1950", "birth_year", "132 years old"},
+        {"birth_year", "forty", "birth_year", "is not a whole number"},
+        {"caste_group", "x", "caste_group", "is not one of DALIT"},
+        {"destination_country", "XX", "destination_country", "is not an ISO 3166 country code"},
+        {"destination_country", "Qatar", "destination_country", "two letters"},
+        {"years_abroad", "81", "years_abroad", "is outside 0..80"},
+        {"return_date", "2082-04-02", "return_date", "is after registered_on \"2082-04-01\""},
+        {"return_date", "2082-09-01", "return_date", "is in the future"},
+        {"remigration_intention", "soon", "remigration_intention", "is not one of NONE"},
+        {"family_member_abroad", "perhaps", "family_member_abroad", "true, false, yes, no, 1, 0"},
+        {"consent", "2", "consent", "is not one of true"},
+        {"disability", "y", "disability", "is not one of true"},
+        {"phone", "call me", "phone", "is not a phone number"},
+        {"ward", "0", "ward", "is outside 1..99"},
+        {"full_name", "\xC3\x28", "full_name", "is not valid UTF-8"},
+        {"local_id", "P\x01", "local_id", "control characters"},
+    };
+    const char *const *cols = intake_columns(INTAKE_PERSON);
+    static const char *good[] = {"P-x",  "returnee",   "female", "2040", "janajati",
+                                 "no",   "2082-04-01", "QA",     "5",    "2081-12-15",
+                                 "none", "yes",        "1",      "Sita", "9841234567",
+                                 "27-1", "5",          "Banepa"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *values[18];
+        intake_errors e;
+        for (size_t j = 0; j < 18; j++)
+            values[j] = strcmp(cols[j], cases[i].col) ? good[j] : cases[i].val;
+        assert_int_equal(outbox_begin(f->ob), 0);
+        int rc = intake_apply(f->in, INTAKE_PERSON, (const char *const *)cols, values, 18, "c", &e,
+                              NULL);
+        outbox_rollback(f->ob);
+        if (rc != INTAKE_EINVALID || !has_error(&e, cases[i].field, cases[i].reason)) {
+            print_error("case %s=%s: rc %d\n", cases[i].col, cases[i].val, rc);
+            for (size_t j = 0; j < e.n; j++)
+                print_error("  %s %s\n", e.e[j].field, e.e[j].reason);
+            fail();
+        }
+    }
+}
+
+static void test_every_error_of_a_row_is_collected(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-9", "category=alien", "sex=F?",
+                           "registered_on=2082-04-01", "years_abroad=200", "birth_year=2090", NULL),
+                     INTAKE_EINVALID);
+    assert_int_equal(e.n, 4);
+    assert_true(has_error(&e, "category", "\"alien\""));
+    assert_true(has_error(&e, "sex", "\"F?\""));
+    assert_true(has_error(&e, "years_abroad", "0..80"));
+    assert_true(has_error(&e, "birth_year", "after the registration year"));
+}
+
+static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
+                           "service=loan", "status=referred", "date=2082-06-01", NULL),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "person_local_id", "\"P-99\" is not a registered person"));
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-99"), NULL), 0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
+                           "service=loan", "status=referred", "date=2082-06-01", NULL),
+                     0);
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-99", "clerk1"), 0);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, NULL, "local_id=E-1", "owner_local_id=P-99",
+                           "action=started", "sector=retail", "date=2082-06-01", NULL),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "owner_local_id", "\"P-99\" is not a registered person"));
+}
+
+/* ---- versions -------------------------------------------------------------------------------- */
+
+static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    intake_result a, b, c;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
+    uint64_t seq = outbox_last_seq(f->ob);
+    /* Same content written differently (case, spaces) is the same row. */
+    assert_int_equal(
+        apply(f, INTAKE_PERSON, &e, &b, "local_id=P-1", "category=RETURNEE", "sex= female ",
+              "birth_year=2040", "caste_group=Janajati", "disability=0", "registered_on=2082-04-01",
+              "destination_country=QA", "years_abroad=5", "return_date=2081-12-15",
+              "remigration_intention=None", "family_member_abroad=true", "consent=yes",
+              "full_name=Sita Kumari Tamang", "phone=+977 9841234567",
+              "citizenship_no=27-01-75-1234", "ward=5", "address=Tole 3, Banepa", NULL),
+        0);
+    assert_int_equal(b.changed, INTAKE_UNCHANGED);
+    assert_int_equal(b.version, a.version);
+    assert_int_equal(outbox_last_seq(f->ob), seq);
+    int changed = -1;
+    const char *names[] = {"local_id", "category", "sex", "registered_on", "phone"};
+    const char *values[] = {"P-1", "returnee", "female", "2082-04-01", "9800000000"};
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_apply(f->in, INTAKE_PERSON, names, values, 5, "c", &e, &changed), 0);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    assert_int_equal(changed, INTAKE_UPDATED);
+    assert_int_equal(outbox_last_seq(f->ob), seq + 1);
+    /* Only the phone differs from the row just written: still a new version. */
+    values[4] = "9800000001";
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &c, "local_id=P-1", "category=returnee",
+                           "sex=female", "registered_on=2082-04-01", "phone=9800000001", NULL),
+                     0);
+    assert_int_equal(c.changed, INTAKE_UPDATED);
+    assert_true(c.version > a.version);
+    assert_memory_equal(c.id, a.id, 16);
+}
+
+static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    intake_result a, b;
+    last_rec l;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), INTAKE_ENOTFOUND);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_TOMBSTONE);
+    assert_int_equal(r->tombstone->kind, REINT__V1__RECORD_KIND__RECORD_KIND_PERSON);
+    reint__v1__record__free_unpacked(r, NULL);
+    uint8_t id[16];
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), INTAKE_ENOTFOUND);
+    /* The local personal data is erased with the record. */
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    fclose(m);
+    assert_null(strstr(out, "Sita"));
+    free(out);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &b, PERSON("P-1"), NULL), 0);
+    assert_int_equal(b.changed, INTAKE_INSERTED);
+    assert_memory_equal(a.id, b.id, 16);
+}
+
+/* ---- calendars ----------------------------------------------------------------------------- */
+
+static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    last_rec l;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-1", "category=returnee",
+                           "sex=male", "registered_on=2025-07-17", "birth_year=1985",
+                           "return_date=2025-01-31", NULL),
+                     0);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->person->registered_day, bscal_days_from_ad(2025, 7, 17));
+    assert_int_equal(r->person->age_band, REINT__V1__AGE_BAND__AGE_BAND_40_59);
+    assert_int_equal(r->person->return_month, 202501);
+    reint__v1__record__free_unpacked(r, NULL);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2025-11-27", NULL),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "registered_on", "is in the future (today is 2025-11-26)"));
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2082-04-01", NULL),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "registered_on", "is outside the dates kept"));
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2025-02-29", NULL),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "registered_on", "is not a Gregorian date"));
+}
+
+static void test_close_month_refuses_open_month_and_is_idempotent(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    int changed = -1;
+    last_rec l;
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_close_month(f->in, 2082, 8, "clerk1", &changed, err, sizeof(err)),
+                     INTAKE_EINVALID);
+    assert_non_null(strstr(err, "has not ended yet"));
+    assert_int_equal(intake_close_month(f->in, 2082, 13, "clerk1", &changed, err, sizeof(err)),
+                     INTAKE_EINVALID);
+    assert_int_equal(intake_close_month(f->in, 2082, 7, "clerk1", &changed, err, sizeof(err)), 0);
+    assert_int_equal(changed, 1);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    Reint__V1__Record *r = newest(f, &l);
+    assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_MONTH_CLOSE);
+    assert_int_equal(r->month_close->year, 2082);
+    assert_int_equal(r->month_close->month, 7);
+    assert_true(r->month_close->bikram_sambat);
+    assert_int_equal(r->month_close->closed_day, today_day());
+    reint__v1__record__free_unpacked(r, NULL);
+    uint64_t seq = outbox_last_seq(f->ob);
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_close_month(f->in, 2082, 7, "clerk1", &changed, err, sizeof(err)), 0);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    assert_int_equal(changed, 0);
+    assert_int_equal(outbox_last_seq(f->ob), seq);
+}
+
+/* ---- CSV import and export ------------------------------------------------------------------ */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static char *import(fx *f, int kind, const char *name, const char *text, int want_rc,
+                    intake_import_stats *st)
+{
+    char path[256];
+    char *out = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    write_file(path, text);
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(intake_import_csv(f->in, kind, path, m, 0, st), want_rc);
+    fclose(m);
+    return out;
+}
+
+static const char *persons_csv =
+    "\xEF\xBB\xBFlocal_id,category,sex,registered_on,full_name,address,phone\r\n"
+    "P-1,returnee,female,2082-04-01,\"Tamang, Sita\",\"Ward 3\r\nBanepa\",9841000001\r\n"
+    "P-2,community,male,2082-04-02,\"Ram \"\"Kale\"\" Thapa\",,\r\n"
+    "P-3,vulnerable,other,2082-04-03,Gita,,\r\n";
+
+static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
+{
+    fx *f = *state;
+    intake_import_stats st;
+    char *errs = import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st);
+    assert_string_equal(errs, "");
+    free(errs);
+    assert_int_equal(st.rows, 3);
+    assert_int_equal(st.inserted, 3);
+    assert_int_equal(st.refused, 0);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    fclose(m);
+    assert_non_null(strstr(out, "\"Tamang, Sita\""));
+    assert_non_null(strstr(out, "\"Ward 3\r\nBanepa\""));
+    assert_non_null(strstr(out, "\"Ram \"\"Kale\"\" Thapa\""));
+    assert_non_null(strstr(out, "P-3,VULNERABLE,OTHER,,,,2082-04-03,"));
+    free(out);
+}
+
+static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
+{
+    fx *f = *state;
+    intake_import_stats st;
+    char *errs = import(f, INTAKE_PERSON, "persons.csv",
+                        "local_id,category,sex,registered_on,address\n"
+                        "P-1,returnee,female,2082-04-01,\"two\nlines\"\n"
+                        "P-2,returnee,F?,2082-04-01,\n"
+                        "P-3,returnee,male,2082-04-01\n"
+                        "P-4,returnee,male,2090-01-01,x\n"
+                        "P-5,alien,male,2082-04-01,x,extra\n"
+                        "P-6,returnee,male,2082-04-01,ok\n",
+                        0, &st);
+    assert_non_null(
+        strstr(errs, "persons.csv line 4: sex \"F?\" is not one of FEMALE, MALE, OTHER\n"));
+    assert_non_null(strstr(errs, "persons.csv line 5: the row has 4 fields, the header has 5\n"));
+    assert_non_null(
+        strstr(errs, "persons.csv line 6: registered_on \"2090-01-01\" is in the future"));
+    assert_non_null(strstr(errs, "persons.csv line 7: the row has 6 fields, the header has 5\n"));
+    free(errs);
+    assert_int_equal(st.rows, 6);
+    assert_int_equal(st.inserted, 2);
+    assert_int_equal(st.refused, 4);
+    uint8_t id[16];
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), 0);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-6", id, NULL), 0);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), INTAKE_ENOTFOUND);
+}
+
+static void test_bad_header_imports_nothing(void **state)
+{
+    fx *f = *state;
+    intake_import_stats st;
+    char *errs = import(f, INTAKE_PERSON, "p.csv",
+                        "local_id,category,Nick Name,registered_on\nP-1,returnee,x,2082-04-01\n",
+                        INTAKE_EINVALID, &st);
+    assert_non_null(strstr(errs, "p.csv line 1: unknown column \"Nick Name\""));
+    assert_non_null(strstr(errs, "p.csv line 1: required column sex is missing"));
+    free(errs);
+    assert_int_equal(st.rows, 0);
+    errs = import(f, INTAKE_PERSON, "empty.csv", "", INTAKE_EINVALID, &st);
+    assert_non_null(strstr(errs, "empty.csv line 1: the file is empty"));
+    free(errs);
+}
+
+static void test_importing_the_same_file_twice_changes_nothing(void **state)
+{
+    fx *f = *state;
+    intake_import_stats st;
+    free(import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st));
+    char *errs = import(f, INTAKE_SERVICE, "services.csv",
+                        "local_id,person_local_id,service,status,date,provider,programme,"
+                        "amount_npr\nS-1,P-1,loan,referred,2082-05-01,bank,rerp,\n"
+                        "S-2,P-2,seed_funding,delivered,2082-05-02,mrc,m4sd,30000\n",
+                        0, &st);
+    assert_string_equal(errs, "");
+    free(errs);
+    assert_int_equal(st.inserted, 2);
+    uint64_t seq = outbox_last_seq(f->ob);
+    free(import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st));
+    assert_int_equal(st.unchanged, 3);
+    assert_int_equal(st.inserted + st.updated, 0);
+    assert_int_equal(outbox_last_seq(f->ob), seq);
+
+    /* The export imports again without a change too. */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/export.csv", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_int_equal(intake_export(f->in, INTAKE_SERVICE, fp), 0);
+    fclose(fp);
+    assert_int_equal(intake_import_csv(f->in, INTAKE_SERVICE, path, stderr, 0, &st), 0);
+    assert_int_equal(st.unchanged, 2);
+    assert_int_equal(outbox_last_seq(f->ob), seq);
+}
+
+/* ---- follow-ups --------------------------------------------------------------------------------
+ */
+
+static size_t pending(fx *f, const char *person, json_t **root)
+{
+    size_t i, n = 0;
+    json_t *p;
+    assert_int_equal(intake_followups(f->in, 0, root), 0);
+    json_array_foreach(json_object_get(*root, "persons"), i, p)
+    {
+        if (!strcmp(json_string_value(json_object_get(p, "local_id")), person))
+            n = json_array_size(json_object_get(p, "referrals"));
+    }
+    return n;
+}
+
+static void test_followups_list_pending_referrals_until_delivered(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    json_t *root;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2082-04-01", "full_name=Hari",
+                           "phone=9800000002", NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1",
+                           "service=loan", "status=referred", "date=2082-06-01", "provider=bank",
+                           NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-2", "person_local_id=P-1",
+                           "service=psychosocial_support", "status=referred", "date=2082-07-01",
+                           NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-3", "person_local_id=P-2",
+                           "service=loan", "status=referred", "date=2082-05-01", NULL),
+                     0);
+    /* A loan delivered before the referral does not fulfil it. */
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-4", "person_local_id=P-2",
+                           "service=loan", "status=delivered", "date=2082-04-15", NULL),
+                     0);
+    assert_int_equal(pending(f, "P-1", &root), 2);
+    json_t *persons = json_object_get(root, "persons");
+    assert_int_equal(json_array_size(persons), 2);
+    /* P-2 has waited longest. */
+    json_t *first = json_array_get(persons, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "local_id")), "P-2");
+    assert_string_equal(json_string_value(json_object_get(first, "full_name")), "Hari");
+    assert_string_equal(json_string_value(json_object_get(first, "phone")), "9800000002");
+    int32_t d;
+    assert_int_equal(bscal_days_from_bs(2082, 5, 1, &d), 0);
+    assert_int_equal(json_integer_value(json_object_get(first, "days_waiting")), today_day() - d);
+    json_t *ref = json_array_get(json_object_get(json_array_get(persons, 1), "referrals"), 0);
+    assert_string_equal(json_string_value(json_object_get(ref, "service")), "LOAN");
+    assert_string_equal(json_string_value(json_object_get(ref, "date")), "2082-06-01");
+    assert_string_equal(json_string_value(json_object_get(ref, "provider")), "BANK");
+    json_decref(root);
+
+    /* A new DELIVERED loan clears S-1; correcting S-2 to DELIVERED clears it. */
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-5", "person_local_id=P-1",
+                           "service=loan", "status=delivered", "date=2082-06-20", NULL),
+                     0);
+    assert_int_equal(pending(f, "P-1", &root), 1);
+    json_decref(root);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-2", "person_local_id=P-1",
+                           "service=psychosocial_support", "status=delivered", "date=2082-07-01",
+                           NULL),
+                     0);
+    assert_int_equal(pending(f, "P-1", &root), 0);
+    json_decref(root);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(intake_followups_print(f->in, 0, m), 0);
+    fclose(m);
+    assert_non_null(strstr(out, "P-2  Hari  9800000002"));
+    assert_non_null(strstr(out, "LOAN"));
+    free(out);
+}
+
+/* ---- JSON rows (api.c) -------------------------------------------------------------------------
+ */
+
+static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **state)
+{
+    fx *f = *state;
+    intake_errors e;
+    intake_result res;
+    char jerr[256];
+    const char *body = "{\"local_id\":\"P-7\",\"category\":\"returnee\",\"sex\":\"male\","
+                       "\"birth_year\":2040,\"disability\":false,\"registered_on\":\"2082-04-01\","
+                       "\"years_abroad\":3.0,\"phone\":null}";
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, body, strlen(body), NULL, "c", &e, &res,
+                                    jerr, sizeof(jerr)),
+                     0);
+    assert_int_equal(res.changed, INTAKE_INSERTED);
+    assert_string_equal(res.local_id, "P-7");
+    /* PUT: the URL names the row; a different local_id in the body is refused. */
+    const char *put = "{\"local_id\":\"P-8\",\"category\":\"returnee\"}";
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, put, strlen(put), "P-7", "c", &e, &res,
+                                    jerr, sizeof(jerr)),
+                     INTAKE_EINVALID);
+    assert_true(has_error(&e, "local_id", "does not match"));
+    const char *bad = "{\"local_id\": \"P-1\",\n \"sex\": }";
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, bad, strlen(bad), NULL, "c", &e, &res,
+                                    jerr, sizeof(jerr)),
+                     API_EINVALID);
+    assert_non_null(strstr(jerr, "line 2 column"));
+    assert_int_equal(
+        api_apply_json(f->in, INTAKE_PERSON, "[1]", 3, NULL, "c", &e, &res, jerr, sizeof(jerr)),
+        API_EINVALID);
+    const char *nested = "{\"local_id\":{\"a\":1}}";
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, nested, strlen(nested), NULL, "c", &e,
+                                    &res, jerr, sizeof(jerr)),
+                     INTAKE_EINVALID);
+    const char *avail = "{\"available\": true, \"as_of\": \"2082-04-01\"}";
+    assert_int_equal(api_apply_json(f->in, INTAKE_AVAILABILITY, avail, strlen(avail),
+                                    "seed_funding/mrc", "c", &e, &res, jerr, sizeof(jerr)),
+                     0);
+    assert_string_equal(res.local_id, "SEED_FUNDING/MRC");
+    outbox_rollback(f->ob);
+}
+
+static void test_token_hash_is_sha256_hex(void **state)
+{
+    (void)state;
+    char hex[65];
+    assert_int_equal(api_token_hash("abc", hex), 0);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_person_row_becomes_coarse_record_without_personal_data,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_person_fields_are_unknown_upstream, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_age_bands_follow_the_registration_year, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_service_enterprise_availability_rows_become_records,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_each_validation_rule_names_its_field, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_person_rules_name_their_field, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_every_error_of_a_row_is_collected, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_service_of_unknown_or_deleted_person_is_refused,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_queues_tombstone_and_recreate_reuses_id,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_ad_calendar_reads_gregorian_dates_and_years, setup_ad,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_month_refuses_open_month_and_is_idempotent,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_csv_with_bom_crlf_and_quotes_imports, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_rows_reported_by_line_while_good_rows_commit,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_header_imports_nothing, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_importing_the_same_file_twice_changes_nothing,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_followups_list_pending_referrals_until_delivered,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_json_rows_accept_numbers_booleans_and_report_bad_json,
+                                        setup_bs, teardown),
+        cmocka_unit_test(test_token_hash_is_sha256_hex),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
