@@ -507,18 +507,68 @@ static int start_tls(void)
     return 0;
 }
 
+/* The outbox as the sync client's source. */
+static int src_read(void *src, uint64_t after, size_t max, sync_entry_cb cb, void *ud)
+{
+    return outbox_read(src, after, max, cb, ud);
+}
+
+static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after)
+{
+    return outbox_resume_point(src, seq, version, after);
+}
+
+static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals,
+                     size_t n)
+{
+    return outbox_acked(src, seq, refusals, n);
+}
+
+static int src_note(void *src, int64_t sync_ms, int64_t hello_ms, int64_t skew_ms,
+                    const char *err)
+{
+    return outbox_note_sync(src, sync_ms, hello_ms, skew_ms, err);
+}
+
+static void src_observe(void *src, uint64_t version)
+{
+    outbox_observe(src, version);
+}
+
+static uint64_t src_last_seq(void *src)
+{
+    return outbox_last_seq(src);
+}
+
+static const uint8_t *src_incarnation(void *src)
+{
+    return outbox_incarnation(src);
+}
+
 static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(void *, int))
 {
+    static char identity[32], expect[32];
     const geo_local_level *g = geo_find((uint32_t)cfg.municipality);
     if (g == NULL) {
         log_error("municipality %ld in the config is not an official code", cfg.municipality);
         return -1;
     }
+    snprintf(identity, sizeof(identity), "municipality:%ld", cfg.municipality);
+    snprintf(expect, sizeof(expect), "province:%u", g->province);
     sync_opts so = {.loop = loop,
-                    .ob = ob,
+                    .source = {.src = ob,
+                               .read = src_read,
+                               .resume_point = src_resume,
+                               .acked = src_acked,
+                               .note = src_note,
+                               .observe = src_observe,
+                               .last_seq = src_last_seq,
+                               .incarnation = src_incarnation},
+                    .payload = SYNC_RECORDS,
+                    .identity = identity,
                     .tls = tls,
                     .hub = cfg.hub,
-                    .province = g->province,
+                    .expect_peer = expect,
                     .window = (int)cfg.window,
                     .batch_records = (int)cfg.batch_records,
                     .backoff_base_ms = cfg.backoff_base_ms,

@@ -23,7 +23,8 @@ typedef struct sync_buf {
 struct sync_client {
     sync_opts o;
     struct sockaddr_storage addr;
-    char expect_peer[32];
+    char expect_peer[64];
+    char identity[64];
     uv_timer_t timer; /* reconnect backoff and give-up */
     wire *w;
     int attempt;
@@ -103,7 +104,8 @@ static int sync__add_entry(void *ud, uint64_t seq, uint64_t version, const uint8
 static void sync__note_error(sync_client *s, const char *what)
 {
     snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", what);
-    outbox_note_sync(s->o.ob, 0, 0, 0, what);
+    if (s->o.source.note)
+        s->o.source.note(s->o.source.src, 0, 0, 0, what);
 }
 
 /* Reads the next entries after the cursor and sends them as one framed Batch envelope.
@@ -113,7 +115,8 @@ static int sync__send_batch(sync_client *s)
     uint64_t first = s->cursor + 1;
     uint8_t hdr[32];
     s->recs.len = s->seqs.len = s->frame.len = 0;
-    int n = outbox_read(s->o.ob, s->cursor, (size_t)s->o.batch_records, sync__add_entry, s);
+    int n = s->o.source.read(s->o.source.src, s->cursor, (size_t)s->o.batch_records,
+                             sync__add_entry, s);
     if (n < 0)
         return -1;
     if (n == 0)
@@ -131,7 +134,7 @@ static int sync__send_batch(sync_client *s)
     size_t batch_len = h + s->recs.len + sh + s->seqs.len;
     uint8_t envhdr[12];
     size_t eh = 0;
-    envhdr[eh++] = 0x1a; /* Envelope.batch */
+    envhdr[eh++] = (uint8_t)(s->o.payload << 3 | 2); /* Envelope.batch or .rollup_batch */
     eh += sync__varint(envhdr + eh, batch_len);
     size_t env_len = eh + batch_len;
     uint8_t len4[4] = {(uint8_t)(env_len >> 24), (uint8_t)(env_len >> 16),
@@ -175,7 +178,7 @@ static void sync__pump(sync_client *s)
     if (s->resend_needed && !s->resend_sent && s->cursor >= s->resend_target) {
         Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
         Reint__V1__ResendComplete rc = REINT__V1__RESEND_COMPLETE__INIT;
-        rc.incarnation.data = (uint8_t *)outbox_incarnation(s->o.ob);
+        rc.incarnation.data = (uint8_t *)s->o.source.incarnation(s->o.source.src);
         rc.incarnation.len = 16;
         rc.last_seq = s->cursor;
         env.msg_case = REINT__V1__ENVELOPE__MSG_RESEND_COMPLETE;
@@ -202,14 +205,12 @@ static void sync__on_ready(wire *w, void *ud)
     sync_client *s = ud;
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__Hello h = REINT__V1__HELLO__INIT;
-    char ident[32];
-    snprintf(ident, sizeof(ident), "municipality:%u", outbox_municipality(s->o.ob));
     h.protocol_version = SYNC_PROTOCOL_VERSION;
-    h.identity = ident;
-    h.incarnation.data = (uint8_t *)outbox_incarnation(s->o.ob);
+    h.identity = s->identity;
+    h.incarnation.data = (uint8_t *)s->o.source.incarnation(s->o.source.src);
     h.incarnation.len = 16;
     h.clock = hlc_wall_ms();
-    h.last_seq = outbox_last_seq(s->o.ob);
+    h.last_seq = s->o.source.last_seq(s->o.source.src);
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO;
     env.hello = &h;
     wire_send(w, &env);
@@ -230,22 +231,24 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
         log_warn("clock skew with the hub is %lld s; check this machine's clock",
                  (long long)(s->st.skew_ms / 1000));
-    outbox_observe(s->o.ob, r->acked_version);
-    if (outbox_resume_point(s->o.ob, r->acked_seq, r->acked_version, &after) != 0)
+    if (s->o.source.observe)
+        s->o.source.observe(s->o.source.src, r->acked_version);
+    if (s->o.source.resume_point(s->o.source.src, r->acked_seq, r->acked_version, &after) != 0)
         return -1;
     s->cursor = after;
     s->n_inflight = 0;
     s->resend_sent = 0;
     s->resend_needed = r->resend_requested != 0;
-    s->resend_target = outbox_last_seq(s->o.ob);
+    s->resend_target = s->o.source.last_seq(s->o.source.src);
     s->session = 1;
     s->attempt = 0;
     s->st.connected = 1;
-    outbox_note_sync(s->o.ob, 0, now, s->st.skew_ms, "");
+    if (s->o.source.note)
+        s->o.source.note(s->o.source.src, 0, now, s->st.skew_ms, "");
     s->st.last_error[0] = '\0';
     log_info("session with %s: hub holds through %llu, resuming after %llu of %llu%s",
              wire_peer(s->w), (unsigned long long)r->acked_seq, (unsigned long long)after,
-             (unsigned long long)outbox_last_seq(s->o.ob),
+             (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
     uv_timer_start(&s->timer, sync__on_poll, 1000, 1000);
     sync__pump(s);
@@ -264,18 +267,19 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
     if (last == SYNC_RESEND_MARK) {
         s->resend_needed = 0;
         s->st.last_sync_ms = (int64_t)hlc_wall_ms();
-        outbox_note_sync(s->o.ob, s->st.last_sync_ms, 0, 0, NULL);
+        if (s->o.source.note)
+            s->o.source.note(s->o.source.src, s->st.last_sync_ms, 0, 0, NULL);
         sync__pump(s);
         return 0;
     }
-    if (outbox_acked(s->o.ob, last, (const Reint__V1__Refusal *const *)a->refusals,
-                     a->n_refusals) != 0)
+    if (s->o.source.acked(s->o.source.src, last, (const Reint__V1__Refusal *const *)a->refusals,
+                          a->n_refusals) != 0)
         return -1;
     for (size_t i = 0; i < a->n_refusals; i++) {
         char id[RID_HEX_LEN + 1] = "?";
         if (a->refusals[i]->id.len == 16)
             rid_format(a->refusals[i]->id.data, id);
-        log_warn("hub refused record %s (sequence %llu): %s: %s", id,
+        log_warn("%s refused item %s (sequence %llu): %s: %s", s->o.expect_peer, id,
                  (unsigned long long)a->refusals[i]->seq, a->refusals[i]->field,
                  a->refusals[i]->reason);
     }
@@ -307,8 +311,9 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
         return 1;
     }
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE:
-        /* Directives are verified and stored by the directives issue; ignored for now. */
-        return 0;
+        if (s->o.on_other)
+            s->o.on_other(s->o.ud, env);
+        return wire_is_closing(w);
     default:
         log_warn("unexpected message %d from the hub; closing", (int)env->msg_case);
         rc = -1;
@@ -453,11 +458,14 @@ int sync_start(sync_client **out, const sync_opts *opts)
     if (s->o.backoff_cap_ms <= 0)
         s->o.backoff_cap_ms = 30000;
     if (sync__parse_addr(opts->hub, &s->addr) != 0) {
-        log_error("hub address \"%s\" is not HOST:PORT", opts->hub);
+        log_error("upstream address \"%s\" is not HOST:PORT", opts->hub);
         free(s);
         return UV_EINVAL;
     }
-    snprintf(s->expect_peer, sizeof(s->expect_peer), "province:%u", opts->province);
+    snprintf(s->expect_peer, sizeof(s->expect_peer), "%s", opts->expect_peer);
+    snprintf(s->identity, sizeof(s->identity), "%s", opts->identity ? opts->identity : "");
+    s->o.expect_peer = s->expect_peer;
+    s->o.identity = s->identity;
     uv_timer_init(opts->loop, &s->timer);
     s->timer.data = s;
     s->handles_open = 1;

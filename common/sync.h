@@ -1,0 +1,85 @@
+/* The sending side of the sync protocol, shared by node -> hub (records) and hub ->
+ * federal (rollup snapshots): connect over mutual TLS, say Hello, resume from the
+ * receiver's position, keep a window of batches in flight, hand refusals back to the
+ * source, finish a full resend with ResendComplete, and reconnect after failures with
+ * full-jitter exponential backoff. Runs on the caller's libuv loop. What is sent comes
+ * from a sync_source: a durable, compacted outbox keyed by sequence numbers. */
+#ifndef COMMON_SYNC_H
+#define COMMON_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "reintegration.pb-c.h"
+#include "tls.h"
+
+typedef struct sync_client sync_client;
+
+/* One outbox entry: its sequence, its version and its packed item (a Record, or a
+ * RollupSnapshot), valid during the call. Non-zero return stops the read. */
+typedef int (*sync_entry_cb)(void *ud, uint64_t seq, uint64_t version, const uint8_t *item,
+                             size_t len);
+
+typedef struct sync_source {
+    void *src;
+    /* Entries after after_seq, oldest first, at most max. Returns the count or < 0. */
+    int (*read)(void *src, uint64_t after_seq, size_t max, sync_entry_cb cb, void *ud);
+    /* Where to resume given the receiver's position and newest version (see outbox.h). */
+    int (*resume_point)(void *src, uint64_t seq, uint64_t version, uint64_t *after);
+    /* Everything through acked_seq is durable upstream; refusals are filed durably. */
+    int (*acked)(void *src, uint64_t acked_seq, const Reint__V1__Refusal *const *refusals,
+                 size_t n);
+    /* Bookkeeping for status (0 / NULL: leave unchanged). May be NULL. */
+    int (*note)(void *src, int64_t last_sync_ms, int64_t last_hello_ms, int64_t skew_ms,
+                const char *last_error);
+    void (*observe)(void *src, uint64_t version); /* may be NULL */
+    uint64_t (*last_seq)(void *src);
+    const uint8_t *(*incarnation)(void *src); /* 16 bytes */
+} sync_source;
+
+/* Which batch message carries the items: Envelope.batch (records) or
+ * Envelope.rollup_batch (snapshots); both have first_seq = 1, last_seq = 2, items = 3,
+ * seqs = 4. */
+enum sync_payload { SYNC_RECORDS = 3, SYNC_SNAPSHOTS = 5 };
+
+typedef struct sync_opts {
+    uv_loop_t *loop;
+    sync_source source;      /* copied; its src is not owned */
+    enum sync_payload payload;
+    const char *identity;    /* for Hello, e.g. "municipality:10703" (informational) */
+    tls_ctx *tls;            /* not owned; TLS_MODE_MUTUAL_CLIENT */
+    const char *hub;         /* the receiver, "127.0.0.1:7401" */
+    const char *expect_peer; /* the receiver's certificate identity, e.g. "province:1" */
+    /* Called with each envelope the sync protocol itself does not handle (directives). */
+    void (*on_other)(void *ud, const Reint__V1__Envelope *env);
+    int window;          /* batches in flight (default 8) */
+    int batch_records;   /* records per batch (default 2000) */
+    long backoff_base_ms; /* default 250 */
+    long backoff_cap_ms;  /* default 30000 */
+    size_t max_frame;
+    /* When set, stop once everything is acknowledged (the `sync` command) and call on_done
+     * with 0, or with a negative code after give_up_ms without a session (0: never). */
+    int once;
+    long give_up_ms;
+    void (*on_done)(void *ud, int status);
+    void *ud;
+} sync_opts;
+
+int sync_start(sync_client **out, const sync_opts *opts);
+/* New entries were committed: send them if connected. */
+void sync_kick(sync_client *s);
+/* Closes the connection and the timers; on_done is not called. The client is freed once
+ * its handles have closed. */
+void sync_stop(sync_client *s);
+
+typedef struct sync_state {
+    int connected; /* a session is established */
+    int64_t last_sync_ms;
+    int64_t skew_ms;
+    uint64_t batches_acked, records_sent, refusals;
+    char last_error[256];
+} sync_state;
+void sync_get_state(const sync_client *s, sync_state *st);
+
+#endif
