@@ -56,7 +56,12 @@ struct hub_conn {
     int refs; /* the wire, plus each pending item */
     int dead; /* the wire has closed */
     uint64_t acked_seq, acked_version; /* including batches not yet committed */
+    uint64_t accepted_ms;              /* loop time of accept, for the Hello deadline */
 };
+
+/* A connection that has not completed TLS and Hello within this time is closed, so that
+ * idle or slow peers cannot hold sockets open (slowloris). */
+#define INGEST_HELLO_DEADLINE_MS 10000
 
 enum item_type { ITEM_BATCH, ITEM_RESEND_COMPLETE };
 
@@ -87,6 +92,7 @@ struct ingest {
     char listen[128];
     uv_tcp_t server;
     uv_check_t check;
+    uv_timer_t sweep; /* closes connections past the Hello deadline */
     sqlite3 *db;
     sqlite3_stmt *q[Q_N];
     hub_conn *conns;
@@ -575,6 +581,7 @@ static void ingest__on_connection(uv_stream_t *server, int status)
         return;
     c->in = in;
     c->refs = 1;
+    c->accepted_ms = uv_now(in->o.loop);
     if (wire_accept(&c->w, in->o.tls, server, in->o.max_frame, &ingest__wire_cb, c) != 0) {
         free(c);
         return;
@@ -583,6 +590,21 @@ static void ingest__on_connection(uv_stream_t *server, int status)
     in->conns = c;
     in->m.connections++;
     in->m.connected++;
+}
+
+static void ingest__on_sweep(uv_timer_t *t)
+{
+    ingest *in = t->data;
+    uint64_t now = uv_now(in->o.loop);
+    for (hub_conn *c = in->conns; c; c = c->next) {
+        if (!c->session && !c->dead && !wire_is_closing(c->w) &&
+            now - c->accepted_ms > INGEST_HELLO_DEADLINE_MS) {
+            log_warn("%s: no Hello within %d s; closing", wire_addr(c->w),
+                     INGEST_HELLO_DEADLINE_MS / 1000);
+            in->m.protocol_errors++;
+            wire_close(c->w);
+        }
+    }
 }
 
 static int ingest__parse_listen(const char *s, struct sockaddr_in *sa)
@@ -642,6 +664,11 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     in->handles_open++;
     uv_check_start(&in->check, ingest__on_check);
     uv_unref((uv_handle_t *)&in->check);
+    uv_timer_init(opts->loop, &in->sweep);
+    in->sweep.data = in;
+    in->handles_open++;
+    uv_timer_start(&in->sweep, ingest__on_sweep, 2000, 2000);
+    uv_unref((uv_handle_t *)&in->sweep);
     *out = in;
     return 0;
 fail_handles:
@@ -687,6 +714,7 @@ void ingest_stop(ingest *in)
         wire_close(c->w);
     uv_close((uv_handle_t *)&in->server, ingest__on_handle_close);
     uv_close((uv_handle_t *)&in->check, ingest__on_handle_close);
+    uv_close((uv_handle_t *)&in->sweep, ingest__on_handle_close);
 }
 
 void ingest_get_metrics(const ingest *in, ingest_metrics *m)

@@ -145,3 +145,18 @@ def test_record_id_of_another_municipality_cannot_be_overwritten(pki, hub):
     assert [r.field for r in ack.refusals] == ["id"]
     mun, _, ver, _, _ = hub.records()[rec.id]
     assert (mun, ver) == (10703, 1 << 40)
+
+
+def test_silent_connection_is_closed_after_the_hello_deadline(pki, hub):
+    import socket
+    s = socket.create_connection(("127.0.0.1", hub.sync_port), timeout=30)
+    t0 = time.time()
+    s.settimeout(30)
+    try:
+        data = s.recv(100)  # says nothing: no ClientHello
+    except OSError:
+        data = b""
+    assert data == b""
+    assert time.time() - t0 < 20
+    s.close()
+    assert hub.alive()
