@@ -1,0 +1,221 @@
+#include "directive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct directive_keyring {
+    size_t n;
+    char id[DIRECTIVE_MAX_KEYS][64];
+    EVP_PKEY *key[DIRECTIVE_MAX_KEYS];
+};
+
+static void directive__ossl_err(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(err, errlen, "%s: %s", what, e ? buf : "unknown error");
+}
+
+int directive_keygen(const char *priv_path, const char *pub_path)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    FILE *f = NULL;
+    int rc = DIRECTIVE_EKEY, fd;
+    if (key == NULL)
+        return DIRECTIVE_EKEY;
+    fd = open(priv_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+        goto out;
+    if (!PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL))
+        goto out;
+    fclose(f);
+    f = fopen(pub_path, "w");
+    if (f == NULL || !PEM_write_PUBKEY(f, key))
+        goto out;
+    rc = 0;
+out:
+    if (f)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int directive_keyring_load(directive_keyring **out, const char *spec, char *err, size_t errlen)
+{
+    directive_keyring *k = calloc(1, sizeof(*k));
+    char buf[2048], *save = NULL;
+    if (k == NULL)
+        return DIRECTIVE_EKEY;
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (eq == NULL || eq == item || k->n == DIRECTIVE_MAX_KEYS) {
+            snprintf(err, errlen, "directive keys: \"%s\" is not key_id=path.pem", item);
+            goto fail;
+        }
+        *eq = '\0';
+        FILE *f = fopen(eq + 1, "r");
+        if (f == NULL) {
+            snprintf(err, errlen, "directive key %s: %s: %s", item, eq + 1, strerror(errno));
+            goto fail;
+        }
+        EVP_PKEY *key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        fclose(f);
+        if (key == NULL || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+            EVP_PKEY_free(key);
+            snprintf(err, errlen, "directive key %s: %s is not an Ed25519 public key", item,
+                     eq + 1);
+            goto fail;
+        }
+        snprintf(k->id[k->n], sizeof(k->id[0]), "%s", item);
+        k->key[k->n++] = key;
+    }
+    *out = k;
+    return 0;
+fail:
+    directive_keyring_free(k);
+    return DIRECTIVE_EKEY;
+}
+
+void directive_keyring_free(directive_keyring *k)
+{
+    if (k == NULL)
+        return;
+    for (size_t i = 0; i < k->n; i++)
+        EVP_PKEY_free(k->key[i]);
+    free(k);
+}
+
+int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char *priv_path,
+                   Reint__V1__SignedDirective *out, char *err, size_t errlen)
+{
+    EVP_PKEY *key = NULL;
+    EVP_MD_CTX *md = NULL;
+    uint8_t *body = NULL, *sig = NULL;
+    size_t siglen = 64;
+    int rc = DIRECTIVE_EKEY;
+    FILE *f = fopen(priv_path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", priv_path, strerror(errno));
+        return DIRECTIVE_EKEY;
+    }
+    key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (key == NULL || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "%s is not an Ed25519 private key", priv_path);
+        goto out;
+    }
+    size_t n = reint__v1__directive__get_packed_size(d);
+    body = malloc(n ? n : 1);
+    sig = malloc(siglen);
+    md = EVP_MD_CTX_new();
+    if (body == NULL || sig == NULL || md == NULL)
+        goto out;
+    reint__v1__directive__pack(d, body);
+    if (EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
+        EVP_DigestSign(md, sig, &siglen, body, n) != 1) {
+        directive__ossl_err(err, errlen, "signing");
+        goto out;
+    }
+    reint__v1__signed_directive__init(out);
+    out->key_id = strdup(key_id);
+    out->body.data = body;
+    out->body.len = n;
+    out->signature.data = sig;
+    out->signature.len = siglen;
+    body = sig = NULL;
+    rc = out->key_id ? 0 : DIRECTIVE_EKEY;
+out:
+    free(body);
+    free(sig);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+void directive_signed_free(Reint__V1__SignedDirective *sd)
+{
+    free(sd->key_id);
+    free(sd->body.data);
+    free(sd->signature.data);
+    sd->key_id = NULL;
+    sd->body.data = sd->signature.data = NULL;
+}
+
+int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
+                     uint64_t last_serial, Reint__V1__Directive **out, char *err,
+                     size_t errlen)
+{
+    EVP_PKEY *key = NULL;
+    const char *kid = sd->key_id ? sd->key_id : "";
+    for (size_t i = 0; k && i < k->n; i++)
+        if (strcmp(k->id[i], kid) == 0)
+            key = k->key[i];
+    if (key == NULL) {
+        snprintf(err, errlen, "directive signed by unknown key \"%.60s\"", kid);
+        return DIRECTIVE_EKEY;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestVerify(md, sd->signature.data, sd->signature.len, sd->body.data,
+                              sd->body.len) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    if (!ok) {
+        snprintf(err, errlen, "directive signature does not verify with key \"%.60s\"", kid);
+        return DIRECTIVE_ESIGNATURE;
+    }
+    Reint__V1__Directive *d = reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
+    if (d == NULL || d->key_id == NULL || strcmp(d->key_id, kid) != 0) {
+        if (d)
+            reint__v1__directive__free_unpacked(d, NULL);
+        snprintf(err, errlen, "directive body is malformed or names another key");
+        return DIRECTIVE_EMALFORMED;
+    }
+    if (d->serial <= last_serial) {
+        snprintf(err, errlen, "directive serial %llu is not above %llu (a replay)",
+                 (unsigned long long)d->serial, (unsigned long long)last_serial);
+        reint__v1__directive__free_unpacked(d, NULL);
+        return DIRECTIVE_EREPLAY;
+    }
+    *out = d;
+    return 0;
+}
+
+int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p)
+{
+    static const int band_lo[] = {0, 0, 15, 25, 40, 60}, band_hi[] = {0, 14, 24, 39, 59, 200};
+    const Reint__V1__Eligibility *e = d->eligibility;
+    if (e == NULL)
+        return 1;
+    if (e->n_categories > 0) {
+        int found = 0;
+        for (size_t i = 0; i < e->n_categories; i++)
+            found |= e->categories[i] == p->category;
+        if (!found)
+            return 0;
+    }
+    if (e->min_age > 0 || e->max_age > 0) {
+        int b = (int)p->age_band;
+        if (b < 1 || b > 5)
+            return 0; /* unknown age: not shown as eligible under an age rule */
+        if (e->min_age > 0 && band_hi[b] < e->min_age)
+            return 0;
+        if (e->max_age > 0 && band_lo[b] > e->max_age)
+            return 0;
+    }
+    if (e->registered_after_day > 0 && p->registered_day <= e->registered_after_day)
+        return 0;
+    return 1;
+}

@@ -1,0 +1,50 @@
+/* Signed national directives: Ed25519 over the exact serialized Directive bytes (OpenSSL).
+ * Every tier verifies before it stores or relays: a known key id, a valid signature, and a
+ * serial above the last one it holds. Key rotation adds a key id to the keyring. */
+#ifndef COMMON_DIRECTIVE_H
+#define COMMON_DIRECTIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reintegration.pb-c.h"
+
+#define DIRECTIVE_EKEY (-9001)       /* unknown key id, or a key that cannot be read */
+#define DIRECTIVE_ESIGNATURE (-9002) /* the signature does not verify */
+#define DIRECTIVE_EREPLAY (-9003)    /* serial not above the last one held */
+#define DIRECTIVE_EMALFORMED (-9004) /* body is not a valid Directive */
+
+#define DIRECTIVE_MAX_KEYS 16
+
+typedef struct directive_keyring directive_keyring;
+
+/* Makes an Ed25519 key pair: private key PEM at priv_path (mode 0600), public at pub_path.
+ * Returns 0 or DIRECTIVE_EKEY. */
+int directive_keygen(const char *priv_path, const char *pub_path);
+
+/* Loads public keys: a comma-separated list of "key_id=path.pem". Returns 0 or
+ * DIRECTIVE_EKEY with a message in err. Free with directive_keyring_free. */
+int directive_keyring_load(directive_keyring **out, const char *spec, char *err, size_t errlen);
+void directive_keyring_free(directive_keyring *k);
+
+/* Signs d (d->key_id must be key_id) with the private key at priv_path into a
+ * SignedDirective whose body and signature are malloc'd (free with
+ * directive_signed_free). Returns 0 or a negative code. */
+int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char *priv_path,
+                   Reint__V1__SignedDirective *out, char *err, size_t errlen);
+void directive_signed_free(Reint__V1__SignedDirective *sd);
+
+/* Verifies sd against the keyring and the last serial held (0 if none): the key id must be
+ * known, the signature valid over the exact body bytes, the body a Directive whose key_id
+ * matches and whose serial is above last_serial. On success *out is the decoded Directive
+ * (free with reint__v1__directive__free_unpacked). Returns 0 or DIRECTIVE_E* with err. */
+int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
+                     uint64_t last_serial, Reint__V1__Directive **out, char *err,
+                     size_t errlen);
+
+/* Whether a person is eligible under d on day today: category, age band bounds (age from
+ * the person's age band: eligible when the band overlaps [min_age, max_age]) and
+ * registration date. Returns 1 or 0. */
+int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p);
+
+#endif

@@ -1,0 +1,155 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "directive.h"
+
+static char dir[64], priv[128], pub[128], priv2[128], pub2[128];
+static directive_keyring *ring;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char spec[300], err[256];
+    snprintf(dir, sizeof(dir), "/tmp/directive-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(priv, sizeof(priv), "%s/k1.key", dir);
+    snprintf(pub, sizeof(pub), "%s/k1.pub", dir);
+    snprintf(priv2, sizeof(priv2), "%s/rogue.key", dir);
+    snprintf(pub2, sizeof(pub2), "%s/rogue.pub", dir);
+    if (directive_keygen(priv, pub) != 0 || directive_keygen(priv2, pub2) != 0)
+        return -1;
+    snprintf(spec, sizeof(spec), "fed-2026=%s", pub);
+    return directive_keyring_load(&ring, spec, err, sizeof(err));
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    directive_keyring_free(ring);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void make_signed(uint64_t serial, const char *key_path, Reint__V1__SignedDirective *sd)
+{
+    Reint__V1__Directive d = REINT__V1__DIRECTIVE__INIT;
+    Reint__V1__Eligibility e = REINT__V1__ELIGIBILITY__INIT;
+    Reint__V1__Category cats[] = {REINT__V1__CATEGORY__CATEGORY_RETURNEE};
+    char err[256];
+    d.serial = serial;
+    d.key_id = "fed-2026";
+    d.title = "Seed funding priority for returnee women";
+    d.text = "Prioritise returnees aged 18-40.";
+    e.categories = cats;
+    e.n_categories = 1;
+    e.min_age = 18;
+    e.max_age = 40;
+    d.eligibility = &e;
+    assert_int_equal(directive_sign(&d, "fed-2026", key_path, sd, err, sizeof(err)), 0);
+}
+
+static void test_directive_signed_by_known_key_verifies(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    char err[256];
+    make_signed(5, priv, &sd);
+    assert_int_equal(directive_verify(ring, &sd, 4, &d, err, sizeof(err)), 0);
+    assert_int_equal(d->serial, 5);
+    assert_string_equal(d->title, "Seed funding priority for returnee women");
+    reint__v1__directive__free_unpacked(d, NULL);
+    directive_signed_free(&sd);
+}
+
+static void test_directive_altered_by_one_byte_is_refused(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    char err[256];
+    make_signed(5, priv, &sd);
+    for (size_t i = 0; i < sd.body.len; i++) {
+        sd.body.data[i] ^= 0x01;
+        assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)),
+                         DIRECTIVE_ESIGNATURE);
+        sd.body.data[i] ^= 0x01;
+    }
+    sd.signature.data[10] ^= 0x80;
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_ESIGNATURE);
+    directive_signed_free(&sd);
+}
+
+static void test_directive_signed_by_unknown_key_is_refused(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    char err[256];
+    make_signed(5, priv2, &sd); /* claims fed-2026 but signed with another key */
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_ESIGNATURE);
+    free(sd.key_id);
+    sd.key_id = strdup("someone-else");
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_EKEY);
+    assert_non_null(strstr(err, "unknown key"));
+    directive_signed_free(&sd);
+}
+
+static void test_directive_replayed_serial_is_refused(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    char err[256];
+    make_signed(5, priv, &sd);
+    assert_int_equal(directive_verify(ring, &sd, 5, &d, err, sizeof(err)), DIRECTIVE_EREPLAY);
+    assert_int_equal(directive_verify(ring, &sd, 9, &d, err, sizeof(err)), DIRECTIVE_EREPLAY);
+    directive_signed_free(&sd);
+}
+
+static void test_directive_eligibility_by_category_and_age_band(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    char err[256];
+    make_signed(1, priv, &sd);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), 0);
+    p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
+    assert_true(directive_eligible(d, &p));
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_15_24; /* overlaps 18..40 */
+    assert_true(directive_eligible(d, &p));
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_40_59; /* 40 is inside */
+    assert_true(directive_eligible(d, &p));
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_60_PLUS;
+    assert_false(directive_eligible(d, &p));
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
+    p.category = REINT__V1__CATEGORY__CATEGORY_COMMUNITY;
+    assert_false(directive_eligible(d, &p));
+    reint__v1__directive__free_unpacked(d, NULL);
+    directive_signed_free(&sd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_directive_signed_by_known_key_verifies),
+        cmocka_unit_test(test_directive_altered_by_one_byte_is_refused),
+        cmocka_unit_test(test_directive_signed_by_unknown_key_is_refused),
+        cmocka_unit_test(test_directive_replayed_serial_is_refused),
+        cmocka_unit_test(test_directive_eligibility_by_category_and_age_band),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
