@@ -223,6 +223,20 @@ static void sync__on_poll(uv_timer_t *t)
     sync__pump(t->data);
 }
 
+static void sync__directive(sync_client *s, const Reint__V1__SignedDirective *sd)
+{
+    uint64_t serial = 0;
+    if (s->o.on_directive == NULL || s->o.on_directive(s->o.ud, sd, &serial) != 0 || serial == 0)
+        return;
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__DirectiveAck ack = REINT__V1__DIRECTIVE_ACK__INIT;
+    ack.serial = serial;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK;
+    env.directive_ack = &ack;
+    if (s->w && !wire_is_closing(s->w))
+        wire_send(s->w, &env);
+}
+
 static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
 {
     uint64_t after = 0;
@@ -251,6 +265,8 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
     uv_timer_start(&s->timer, sync__on_poll, 1000, 1000);
+    for (size_t i = 0; i < r->n_directives; i++)
+        sync__directive(s, r->directives[i]);
     sync__pump(s);
     return 0;
 }
@@ -311,8 +327,8 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
         return 1;
     }
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE:
-        if (s->o.on_other)
-            s->o.on_other(s->o.ud, env);
+        if (s->session)
+            sync__directive(s, env->directive);
         return wire_is_closing(w);
     default:
         log_warn("unexpected message %d from the hub; closing", (int)env->msg_case);

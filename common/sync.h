@@ -51,8 +51,10 @@ typedef struct sync_opts {
     tls_ctx *tls;            /* not owned; TLS_MODE_MUTUAL_CLIENT */
     const char *hub;         /* the receiver, "127.0.0.1:7401" */
     const char *expect_peer; /* the receiver's certificate identity, e.g. "province:1" */
-    /* Called with each envelope the sync protocol itself does not handle (directives). */
-    void (*on_other)(void *ud, const Reint__V1__Envelope *env);
+    /* Called with each signed directive the receiver relays (in HelloReply or pushed).
+     * Returning 0 with *ack_serial set makes the client acknowledge that serial, so the
+     * receiver stops offering it. May be NULL. */
+    int (*on_directive)(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack_serial);
     int window;          /* batches in flight (default 8) */
     int batch_records;   /* records per batch (default 2000) */
     long backoff_base_ms; /* default 250 */

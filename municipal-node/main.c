@@ -15,6 +15,7 @@
 #include "api.h"
 #include "bscal.h"
 #include "config.h"
+#include "directives.h"
 #include "geo.h"
 #include "hlc.h"
 #include "http.h"
@@ -38,6 +39,7 @@ typedef struct node_config {
     char log_level[CONFIG_STR_MAX];
     long window, batch_records, backoff_base_ms, backoff_cap_ms, max_frame;
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX];
+    char directive_keys[CONFIG_STR_MAX];
 } node_config;
 
 static node_config cfg = {
@@ -79,6 +81,9 @@ static const config_item items[] = {
     {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA"},
     {"tls", "cert", CONFIG_STR, &cfg.cert, "this node's certificate (municipality:<code>)"},
     {"tls", "key", CONFIG_STR, &cfg.key, "this node's private key"},
+    {"directives", "keys", CONFIG_STR, &cfg.directive_keys,
+     "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
+     "are refused)"},
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -101,7 +106,7 @@ static void usage(FILE *f)
             "  sync [--timeout SECONDS]    push everything to the hub, then exit\n"
             "  followups [--json]  pending referrals by person, oldest first\n"
             "  close-month YYYY-MM close a reporting month (in the node's calendar)\n"
-            "  directives          directives in force (none until the federal tier sends)\n"
+            "  directives          directives in force, with who is eligible under each\n"
             "  token CLERK         make a clerk token; prints it once, stores its hash\n"
             "  print-config        every configuration key with its value\n"
             "\n"
@@ -545,6 +550,22 @@ static const uint8_t *src_incarnation(void *src)
     return outbox_incarnation(src);
 }
 
+static directive_keyring *keyring;
+
+/* A directive relayed by the hub: verified against the federal keyring, then stored. */
+static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack)
+{
+    char err[256];
+    if (keyring == NULL) {
+        log_warn("directive refused: no [directives] keys configured");
+        return -1;
+    }
+    int rc = directives_receive(outbox_db(ud), keyring, sd, ack, err, sizeof(err));
+    if (rc != 0)
+        log_security("directive refused: %s", err);
+    return rc;
+}
+
 static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(void *, int))
 {
     static char identity[32], expect[32];
@@ -576,7 +597,17 @@ static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(voi
                     .max_frame = (size_t)cfg.max_frame,
                     .once = once,
                     .give_up_ms = give_up_ms,
-                    .on_done = on_done};
+                    .on_done = on_done,
+                    .on_directive = on_directive,
+                    .ud = ob};
+    char err[512];
+    if (cfg.directive_keys[0] && keyring == NULL &&
+        directive_keyring_load(&keyring, cfg.directive_keys, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (directives_open(outbox_db(ob)) != 0)
+        return -1;
     return sync_start(&syncer, &so) == 0 ? 0 : -1;
 }
 
@@ -839,9 +870,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0)
         return cmd_token(sub_argc, sub_argv);
     if (strcmp(cmd, "directives") == 0) {
-        printf("no directives in force (directives arrive from the federal tier; not yet "
-               "implemented in this build)\n");
-        return EXIT_OK;
+        outbox *ob;
+        if (open_store(&ob, NULL) != 0)
+            return EXIT_FAIL;
+        int rc = directives_open(outbox_db(ob));
+        if (rc == 0)
+            rc = directives_print(outbox_db(ob), record_today(), stdout);
+        outbox_close(ob);
+        return rc == 0 ? EXIT_OK : EXIT_FAIL;
     }
     fprintf(stderr, "municipal-node: unknown command \"%s\"\n", cmd);
     usage(stderr);
