@@ -196,8 +196,10 @@ test: deps
 	$(MAKE) fuzz-short
 	$(MAKE) system
 
+# Each driver runs its baseline in the same invocation and appends to docs/BENCHMARKS.md.
+BENCHES ?= $(wildcard bench/*.py)
 bench: all
-	/usr/bin/python3 bench/run.py
+	@set -e; for b in $(BENCHES); do echo "== $$b"; /usr/bin/python3 $$b; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/reintegration
