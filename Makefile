@@ -176,7 +176,8 @@ fuzz-build: $(FUZZ_BINS)
 # Each target runs from a scratch copy of its seed corpus so new inputs stay out of the tree.
 fuzz-run = set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 	c=build/fuzz/corpus/$$n; mkdir -p $$c; cp -n tests/fuzz/seeds/$$n/* $$c/ 2>/dev/null || true; \
-	echo "== $$n ($(1) s)"; $$f -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 \
+	t=$(1); [ $$n = fuzz_envelope ] && t=$$(( $(1) * 3 )); \
+	echo "== $$n ($$t s)"; $$f -max_total_time=$$t -timeout=10 -rss_limit_mb=2048 \
 		-artifact_prefix=build/fuzz/ $$c 2>build/fuzz/$$n.log || \
 		{ tail -40 build/fuzz/$$n.log; exit 1; }; tail -1 build/fuzz/$$n.log; done
 

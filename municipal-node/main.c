@@ -24,6 +24,7 @@
 #include "outbox.h"
 #include "record.h"
 #include "rid.h"
+#include "store.h"
 #include "sync.h"
 #include "tls.h"
 
@@ -677,8 +678,10 @@ static void on_http(http_req *r, void *ud)
         outbox_stats st;
         sync_state ss;
         char buf[2048];
+        int sync_mode = -1, wal = 0;
         memset(&ss, 0, sizeof(ss));
         outbox_stats_get(ud, &st);
+        store_durability(outbox_db(ud), &sync_mode, &wal);
         if (syncer)
             sync_get_state(syncer, &ss);
         int n = snprintf(
@@ -695,12 +698,16 @@ static void on_http(http_req *r, void *ud)
             "# HELP node_clock_skew_seconds Hub clock minus node clock.\n"
             "# TYPE node_clock_skew_seconds gauge\nnode_clock_skew_seconds %lld\n"
             "# HELP node_records_sent_total Records sent upstream (retries included).\n"
-            "# TYPE node_records_sent_total counter\nnode_records_sent_total %llu\n",
+            "# TYPE node_records_sent_total counter\nnode_records_sent_total %llu\n"
+            "# HELP store_synchronous PRAGMA synchronous of the store (2 = FULL).\n"
+            "# TYPE store_synchronous gauge\nstore_synchronous %d\n"
+            "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
+            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n",
             (long long)st.backlog,
             st.oldest_unsynced_ms ? (long long)(((int64_t)hlc_wall_ms() - st.oldest_unsynced_ms) / 1000)
                                   : 0LL,
             (long long)st.records, (long long)st.dead_letters, ss.connected,
-            (long long)(ss.skew_ms / 1000), (unsigned long long)ss.records_sent);
+            (long long)(ss.skew_ms / 1000), (unsigned long long)ss.records_sent, sync_mode, wal);
         http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
         return;
     }

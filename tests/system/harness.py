@@ -189,3 +189,14 @@ def wait_for(pred, timeout, what):
             return
         time.sleep(0.2)
     raise AssertionError("timed out waiting for " + what)
+
+
+def scrape(port):
+    """Prometheus text from a /metrics endpoint, as {name: value}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        out = {}
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.split()
+                out[k] = float(v)
+        return out

@@ -59,6 +59,18 @@ def test_certificate_revoked_after_start_is_refused_after_crl_reload(pki, workdi
     c.close()
 
 
+def test_crl_replaced_on_disk_is_reloaded_without_a_signal(pki, workdir, procs):
+    pki.issue("municipality", "10101")
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    c = WireClient(hub.sync_port, pki, "municipality-10101")
+    c.hello(os.urandom(16))
+    c.close()
+    pki.revoke("municipality-10101")  # pki.sh writes the new CRL by rename
+    wait_for(lambda: "CRL reloaded" in hub.log_text(), 10, "CRL reload on change")
+    assert handshake_refused(hub.sync_port, pki, "municipality-10101")
+
+
 def test_batch_with_another_municipalitys_record_is_refused_whole(pki, hub):
     c = WireClient(hub.sync_port, pki, "municipality-10703")
     c.hello(os.urandom(16))

@@ -3,7 +3,7 @@ corrections and deletions; the hub ends holding exactly the generator's newest r
 import os
 
 from gen import Caseload
-from harness import Hub, Node, wait_for
+from harness import Hub, Node, scrape, wait_for
 from spine import check_hub_matches, http
 
 
@@ -63,5 +63,16 @@ def test_two_nodes_10000_records_with_corrections_and_tombstones(pki, workdir, p
     for node, cl, token in nodes:
         total += check_hub_matches(hub, node, cl)
     assert total == 10000
+    # kill -9 cannot reveal a missing fsync: assert every store's durability settings, as
+    # the running processes report them from their own connections.
     m = hub.metrics()
     assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
+    for node, cl, token in nodes:
+        m = scrape(node.http_port)
+        assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
+    # SIGTERM stops every daemon cleanly (exit status 0).
+    for node, cl, token in nodes:
+        node.server.stop()
+        assert node.server.proc.returncode == 0
+    hub.stop()
+    assert hub.proc.returncode == 0
