@@ -22,7 +22,11 @@ static const char *ingest__schema =
     "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
     " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
     " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
+    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);"
+    "CREATE TABLE IF NOT EXISTS directives(serial INTEGER PRIMARY KEY, key_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, signature BLOB NOT NULL, received_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS node_directives(municipality INTEGER PRIMARY KEY,"
+    " serial INTEGER NOT NULL);";
 
 enum { Q_UPSERT, Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
@@ -401,6 +405,118 @@ static hub_conn *ingest__session_of(ingest *in, uint32_t municipality)
     return NULL;
 }
 
+/* Directives the node has not acknowledged yet, for its HelloReply (owned by the reply
+ * until ingest__free_directives). */
+static void ingest__pending_directives(ingest *in, uint32_t municipality,
+                                       Reint__V1__HelloReply *r)
+{
+    sqlite3_stmt *st = store_prepare(
+        in->db, "SELECT key_id, body, signature FROM directives WHERE serial >"
+                " coalesce((SELECT serial FROM node_directives WHERE municipality=?1), 0)"
+                " ORDER BY serial LIMIT 64");
+    if (st == NULL)
+        return;
+    sqlite3_bind_int64(st, 1, municipality);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        Reint__V1__SignedDirective **nd =
+            realloc(r->directives, (r->n_directives + 1) * sizeof(*nd));
+        Reint__V1__SignedDirective *sd = calloc(1, sizeof(*sd));
+        if (nd == NULL || sd == NULL) {
+            free(sd);
+            if (nd)
+                r->directives = nd;
+            break;
+        }
+        r->directives = nd;
+        reint__v1__signed_directive__init(sd);
+        sd->key_id = strdup((const char *)sqlite3_column_text(st, 0));
+        sd->body.len = (size_t)sqlite3_column_bytes(st, 1);
+        sd->body.data = malloc(sd->body.len ? sd->body.len : 1);
+        sd->signature.len = (size_t)sqlite3_column_bytes(st, 2);
+        sd->signature.data = malloc(sd->signature.len ? sd->signature.len : 1);
+        if (sd->body.data)
+            memcpy(sd->body.data, sqlite3_column_blob(st, 1), sd->body.len);
+        if (sd->signature.data)
+            memcpy(sd->signature.data, sqlite3_column_blob(st, 2), sd->signature.len);
+        r->directives[r->n_directives++] = sd;
+    }
+    sqlite3_finalize(st);
+}
+
+static void ingest__free_directives(Reint__V1__HelloReply *r)
+{
+    for (size_t i = 0; i < r->n_directives; i++) {
+        free(r->directives[i]->key_id);
+        free(r->directives[i]->body.data);
+        free(r->directives[i]->signature.data);
+        free(r->directives[i]);
+    }
+    free(r->directives);
+    r->directives = NULL;
+    r->n_directives = 0;
+}
+
+static int ingest__directive_acked(ingest *in, hub_conn *c, uint64_t serial)
+{
+    sqlite3_stmt *st = store_prepare(
+        in->db, "INSERT INTO node_directives(municipality, serial) VALUES(?1,?2)"
+                " ON CONFLICT(municipality) DO UPDATE SET serial=max(serial, excluded.serial)");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, c->municipality);
+    sqlite3_bind_int64(st, 2, (int64_t)serial);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial,
+                     char *err, size_t errlen)
+{
+    Reint__V1__Directive *d = NULL;
+    uint64_t last = 0;
+    sqlite3_stmt *st = store_prepare(in->db, "SELECT coalesce(max(serial), 0) FROM directives");
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        last = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    int rc = directive_verify(in->o.directive_keys, sd, last, &d, err, errlen);
+    if (rc != 0) {
+        in->m.security_events++;
+        log_security("directive refused: %s", err);
+        return rc;
+    }
+    *serial = d->serial;
+    reint__v1__directive__free_unpacked(d, NULL);
+    st = store_prepare(in->db, "INSERT INTO directives(serial, key_id, body, signature,"
+                               " received_ms) VALUES(?1,?2,?3,?4,?5)");
+    if (st == NULL)
+        return STORE_EDB;
+    sqlite3_bind_int64(st, 1, (int64_t)*serial);
+    sqlite3_bind_text(st, 2, sd->key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, sd->signature.data, (int)sd->signature.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (int64_t)hlc_wall_ms());
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : STORE_EDB;
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot store directive: %s", sqlite3_errmsg(in->db));
+        return rc;
+    }
+    log_info("directive %llu stored; relaying to connected nodes", (unsigned long long)*serial);
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
+    env.directive = (Reint__V1__SignedDirective *)sd;
+    for (hub_conn *c = in->conns; c; c = c->next)
+        if (c->session && !c->dead && !wire_is_closing(c->w))
+            wire_send(c->w, &env);
+    return 0;
+}
+
+sqlite3 *ingest_db(ingest *in)
+{
+    return in->db;
+}
+
 static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
 {
     if (h->protocol_version != INGEST_PROTOCOL_VERSION) {
@@ -471,12 +587,14 @@ static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
     r.acked_version = c->acked_version;
     r.clock = (uint64_t)now;
     r.resend_requested = resend != 0;
+    ingest__pending_directives(in, c->municipality, &r);
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = &r;
     log_info("municipality:%u session from %s: holds through %llu, node has %llu", c->municipality,
              wire_addr(c->w), (unsigned long long)c->acked_seq,
              (unsigned long long)h->last_seq);
     wire_send(c->w, &env);
+    ingest__free_directives(&r);
     return 0;
 }
 
@@ -509,7 +627,7 @@ static int ingest__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud
         rc = ingest__queue_item(in, c, ITEM_RESEND_COMPLETE, in->n_rows);
         break;
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK:
-        rc = 0;
+        rc = ingest__directive_acked(in, c, env->directive_ack->serial);
         break;
     default:
         ingest__protocol_error(in, c, "unexpected message");

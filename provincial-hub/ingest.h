@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "directive.h"
 #include "tls.h"
 
 typedef struct ingest ingest;
@@ -22,6 +23,7 @@ typedef struct ingest_opts {
     const char *db_path;
     size_t max_frame;
     size_t commit_rows; /* commit at once when this many rows wait (default 50000) */
+    const directive_keyring *directive_keys; /* federal keys; NULL refuses directives */
 } ingest_opts;
 
 int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen);
@@ -37,5 +39,16 @@ typedef struct ingest_metrics {
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;
 void ingest_get_metrics(const ingest *in, ingest_metrics *m);
+
+/* A directive from the federal tier: verified against the federal keyring (known key,
+ * signature over the exact bytes, serial above the last held), stored durably, then relayed
+ * to every connected node; nodes that connect later get it in their HelloReply until they
+ * acknowledge it. Returns 0 with *serial set, or a DIRECTIVE_E* code with err; nothing is
+ * stored or relayed then. */
+int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial,
+                     char *err, size_t errlen);
+
+/* The store's connection (shared with modules that keep tables beside the records). */
+struct sqlite3 *ingest_db(ingest *in);
 
 #endif

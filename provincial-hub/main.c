@@ -23,6 +23,7 @@ typedef struct hub_config {
     long max_frame;
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
+    char directive_keys[CONFIG_STR_MAX];
 } hub_config;
 
 static hub_config cfg = {
@@ -53,6 +54,9 @@ static const config_item items[] = {
     {"tls", "key", CONFIG_STR, &cfg.key, "this hub's private key"},
     {"tls", "crl", CONFIG_STR, &cfg.crl,
      "PEM CRL; reloaded on SIGHUP and when the file changes (empty: no revocation check)"},
+    {"directives", "keys", CONFIG_STR, &cfg.directive_keys,
+     "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
+     "are refused)"},
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -254,13 +258,20 @@ int main(int argc, char **argv)
         log_error("TLS: %s", err);
         return 1;
     }
+    directive_keyring *keys = NULL;
+    if (cfg.directive_keys[0] &&
+        directive_keyring_load(&keys, cfg.directive_keys, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 2;
+    }
     snprintf(db_path, sizeof(db_path), "%s/hub.db", cfg.data_dir);
     ingest_opts io = {.loop = loop,
                       .tls = tls,
                       .province = (unsigned)cfg.province,
                       .listen = cfg.sync_listen,
                       .db_path = db_path,
-                      .max_frame = (size_t)cfg.max_frame};
+                      .max_frame = (size_t)cfg.max_frame,
+                      .directive_keys = keys};
     if (ingest_start(&ing, &io, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;
@@ -298,6 +309,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     tls_ctx_free(tls);
+    directive_keyring_free(keys);
     log_info("stopped");
     return 0;
 }

@@ -1,0 +1,150 @@
+/* The hub's rollup engine (issue 4): computes the v1 indicator catalogue (common/catalogue.h)
+ * for every (municipality, period) of the six period kinds (common/period.h) and every
+ * declared grouping, from the records the hub holds in hub.db, and queues each changed
+ * snapshot for the uplink to the federal tier.
+ *
+ * Storage (all in hub.db, beside the ingest's tables):
+ *   rollup_person, rollup_service, rollup_enterprise, rollup_availability, rollup_close:
+ *     a decoded, indexed shadow of the live (not tombstoned) records, maintained by
+ *     rollup_note() and rebuilt by rollup_full();
+ *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
+ *     snapshot that exists or is waiting to be recomputed (dirty = 1);
+ *   rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
+ *     cell_key, contributors): the cells of each snapshot; key holds the grouping's values
+ *     joined by ',' ("FEMALE,25_39"; "" for the total);
+ *   rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, municipality, period, revision):
+ *     compacted, one entry per (municipality, period), the newest only; seq never repeats;
+ *   rollup_enrolled(municipality, first_day): the enrolment the engine last computed with;
+ *   meta keys rollup_hlc (the revision clock) and rollup_today (the as-of day).
+ *
+ * Incremental work: rollup_note() runs inside the transaction that changes a record and
+ * marks dirty only the (municipality, period) pairs whose cells can change: the periods of
+ * the old and the new state's own day, and those of dependent records (a person's services
+ * and enterprises; for a delivered service, the same person's referrals of that type whose
+ * window it falls in; for a delivered loan, the owner's enterprises; for an availability
+ * row, the periods of the municipality's referrals of that service type). rollup_refresh()
+ * recomputes only dirty snapshots, each from the shadow tables by indexed range scans.
+ *
+ * Decisions (DESIGN.md leaves them open):
+ *   - Dates that place a record in a period: a person's registered_day; a service's day; an
+ *     enterprise's day. Age band is the one the person record carries (age on the
+ *     registration date, computed by the node, which alone knows the birth date).
+ *   - Tombstoned records contribute nothing. A service or enterprise whose person is
+ *     tombstoned, absent, or of another municipality (an orphan) still counts, with UNKNOWN
+ *     person attributes (sex, category); its person-based contributor is still the person
+ *     id it names.
+ *   - Every enterprise record is an enterprise supported in the period of its day; its
+ *     action (STARTED, EXPANDED, or UNKNOWN when missing or unknown to this build) is a
+ *     dimension. enterprises_active: records carry no status history, so "ACTIVE at the
+ *     period's end" is the status the hub holds now. enterprises_with_loan: the owner has a
+ *     DELIVERED LOAN service dated on or before the period's last day.
+ *   - Amounts and employee counts of -1 (unknown) are left out of sums and their contributor
+ *     counts. Enumeration values unknown to this build are counted as UNKNOWN.
+ *   - referrals_pending counts, in the period of the referral's day, REFERRED services with
+ *     day + 90 <= today and no DELIVERED service of the same type for the same person (and
+ *     municipality) dated in [day, day + 90]. A referral corrected to DELIVERED is no longer
+ *     a referral.
+ *   - services_unavailable counts, per period, the known service types with at least one
+ *     REFERRED service dated in it for which no availability row of the municipality offers
+ *     the service locally, taking per (service, provider) the row with the latest as_of_day
+ *     (ties: the larger record id). Its contributors are service types, not records: cell_key
+ *     0, contributors = numerator.
+ *   - reporting_completeness and reporting_timeliness (a separate indicator code, ratio,
+ *     grouping "" only) exist for Gregorian and BS month periods only. The denominator is 1
+ *     when the municipality is enrolled (has a row in nodes) and either closed that month
+ *     (a month_close record of the same calendar, year and month) or the month is due: it
+ *     ended before today and on or after the day the hub first saw the node. Completeness'
+ *     numerator is 1 when closed; timeliness' numerator is 1 when the earliest close of the
+ *     month was on or before the month's last day + 15. cell_key 0, contributors 1.
+ *   - Contributors and cell keys: a contributor's key is the first 4 bytes (big-endian) of
+ *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
+ *     contributors. Contributors are the person (registrations, persons_served,
+ *     bank_accounts_opened, seed_funding_npr, no_remigration_intention), the service record
+ *     (services_delivered, referrals_pending) or the enterprise (enterprise indicators,
+ *     jobs_created).
+ *
+ * Threading: one rollup per sqlite3 connection, used from one thread. The engine registers
+ * the connection's rollback hook (to forget marks a rolled-back transaction undid). */
+#ifndef PROVINCIAL_HUB_ROLLUP_H
+#define PROVINCIAL_HUB_ROLLUP_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reintegration.pb-c.h"
+
+#define ROLLUP_EDB (-9001)       /* SQLite failed; the message was logged */
+#define ROLLUP_ENOMEM (-9002)    /* out of memory */
+#define ROLLUP_ENOTFOUND (-9003) /* no such snapshot */
+#define ROLLUP_EINVALID (-9004)  /* a record body that does not decode, a bad period */
+
+/* The as-of days "today" accepted by rollup_set_today(), as days since 1970-01-01. */
+#define ROLLUP_MIN_TODAY (-9759)
+#define ROLLUP_MAX_TODAY 2932896
+
+typedef struct rollup rollup;
+
+typedef struct rollup_stats {
+    uint64_t recomputed; /* snapshots recomputed */
+    uint64_t changed;    /* of those, snapshots whose cells changed (new revision, queued) */
+    uint64_t cells;      /* cells written */
+} rollup_stats;
+
+/* Opens the engine on db (an open hub store holding the ingest's records and nodes tables;
+ * not owned, must outlive the engine), creating its tables. On a store whose shadow has
+ * never been built it runs rollup_full(). The as-of day starts at the one persisted by the
+ * last rollup_set_today(), or the wall clock's. Returns 0 or ROLLUP_E* with err set. */
+int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen);
+/* Frees the engine (not the database). NULL is accepted. */
+void rollup_close(rollup *r);
+
+/* The hook of the ingest: call it for a record about to be upserted into records, inside
+ * the same transaction and before the upsert (body is the packed Record, len bytes; only
+ * read during the call). Applies the upsert's rule (the newest version wins; a record of
+ * another municipality changes nothing), updates the shadow and marks dirty the
+ * (municipality, period) pairs the change can affect. Returns 0 or ROLLUP_E*; on failure the
+ * caller must roll the transaction back. */
+int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t version,
+                const uint8_t *body, size_t len);
+/* Call after records of a municipality were deleted behind the engine's back (the sweep of
+ * older incarnations), inside the same transaction: drops their shadow rows and marks every
+ * snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */
+int rollup_sweep(rollup *r, uint32_t municipality);
+/* Marks every existing snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */
+int rollup_mark(rollup *r, uint32_t municipality);
+
+/* Sets the as-of day (days since 1970-01-01) of referrals_pending and of the months due for
+ * reporting_completeness, persists it, and marks dirty what the move changes (referrals
+ * whose window end it crosses; months whose end it crosses, for every enrolled
+ * municipality). Does not recompute. Returns 0, ROLLUP_EINVALID or ROLLUP_EDB. */
+int rollup_set_today(rollup *r, int32_t today);
+int32_t rollup_today(const rollup *r);
+
+/* Recomputes every dirty snapshot (and those that new or changed enrolments make due) in
+ * one transaction (its own, unless the caller holds one open). A snapshot whose cells
+ * changed gets a new revision from the hub's hybrid logical clock (persisted, so a restarted
+ * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. stats
+ * may be NULL. Returns 0 or ROLLUP_E*. */
+int rollup_refresh(rollup *r, rollup_stats *stats);
+/* rollup_set_today(r, today), then rollup_refresh(r, stats): the once-a-day (or after each
+ * ingest commit; cheap when nothing is dirty and the day did not change) entry point. */
+int rollup_daily(rollup *r, int32_t today, rollup_stats *stats);
+/* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
+ * Snapshots whose cells come out unchanged keep their revision. Returns 0 or ROLLUP_E*. */
+int rollup_full(rollup *r, rollup_stats *stats);
+
+/* Number of snapshots waiting to be recomputed. */
+int64_t rollup_dirty_count(rollup *r);
+
+/* Builds the stored snapshot of (municipality, period) as it was last refreshed, cells
+ * ordered by indicator, grouping and key. The caller frees *out with
+ * reint__v1__rollup_snapshot__free_unpacked(*out, NULL). Returns 0, ROLLUP_ENOTFOUND,
+ * ROLLUP_ENOMEM or ROLLUP_EDB. */
+int rollup_snapshot(rollup *r, uint32_t municipality, const char *period,
+                    Reint__V1__RollupSnapshot **out);
+
+/* A contributor's key: the first 4 bytes, big-endian, of SHA-256 of the 16-byte id. */
+uint32_t rollup_contributor_key(const uint8_t id[16]);
+
+#endif
