@@ -1,6 +1,8 @@
 #include "rid.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -20,9 +22,53 @@ int rid_random(uint8_t *buf, size_t len)
     return 0;
 }
 
+/* Random bits for ids come from a per-thread buffer refilled with one getrandom() call per
+ * RID__POOL bytes: an import makes a million ids, and a system call each was a visible part
+ * of its cost. A child process forgets the buffer it inherited (rid__forget, registered
+ * with pthread_atfork), so that parent and child never hand out the same bits. */
+#define RID__POOL 4096
+
+static _Thread_local struct {
+    uint8_t b[RID__POOL];
+    size_t used; /* bytes of b handed out; RID__POOL when empty */
+    unsigned long gen;
+} rid__pool = {.used = RID__POOL};
+
+/* Bumped in a forked child; a thread's buffer filled under another generation is stale. */
+static atomic_ulong rid__generation;
+static pthread_once_t rid__once = PTHREAD_ONCE_INIT;
+
+static void rid__forget(void)
+{
+    atomic_fetch_add(&rid__generation, 1);
+}
+
+static void rid__init(void)
+{
+    pthread_atfork(NULL, NULL, rid__forget);
+}
+
+static int rid__pool_take(uint8_t *out, size_t len)
+{
+    unsigned long gen;
+    pthread_once(&rid__once, rid__init);
+    gen = atomic_load_explicit(&rid__generation, memory_order_relaxed);
+    if (rid__pool.gen != gen || RID__POOL - rid__pool.used < len) {
+        if (rid_random(rid__pool.b, RID__POOL) != 0)
+            return -1;
+        rid__pool.used = 0;
+        rid__pool.gen = gen;
+    }
+    memcpy(out, rid__pool.b + rid__pool.used, len);
+    /* Bits handed out are not kept where a later reader of this memory could find them. */
+    memset(rid__pool.b + rid__pool.used, 0, len);
+    rid__pool.used += len;
+    return 0;
+}
+
 int rid_new(uint8_t id[RID_LEN], uint64_t now_ms)
 {
-    if (rid_random(id + 6, RID_LEN - 6) != 0)
+    if (rid__pool_take(id + 6, RID_LEN - 6) != 0)
         return -1;
     for (int i = 0; i < 6; i++)
         id[i] = (uint8_t)(now_ms >> (40 - 8 * i));

@@ -23,12 +23,12 @@
 #include "http.h"
 #include "intake.h"
 #include "outbox.h"
+#include "tokens.h"
 
 #define API_EINVALID      (-7101) /* tokens file malformed */
 #define API_MAX_CLERKS    4096
 #define API_MAX_BODY_KEYS 64
 
-typedef struct api_tokens api_tokens;
 
 /* The caller fills in, owns and keeps alive in and ob; the hooks are optional. */
 typedef struct api_ctx {
@@ -39,20 +39,10 @@ typedef struct api_ctx {
     /* Lets the caller add its own keys (sync state) to the GET /v1/status object. */
     void (*status_json)(void *ud, json_t *obj);
     void *ud;
-    api_tokens *tokens; /* set by api_ctx_load_tokens, freed by api_ctx_free */
+    tokens_table *tokens; /* the clerks' tokens (common/tokens.h); owned by the caller */
 } api_ctx;
 
-/* Loads the clerks' tokens from path: one line "clerk_name sha256hex_of_token" each, '#'
- * comments and blank lines allowed. Only the hashes are kept. Replaces the table already
- * loaded (e.g. on SIGHUP) only when the whole file is good. Returns 0, INTAKE_EIO when the
- * file cannot be read, or API_EINVALID with "FILE line N: ..." in err. */
-int api_ctx_load_tokens(api_ctx *ctx, const char *path, char *err, size_t errlen);
-/* Frees the token table (not in, ob or ud). */
-void api_ctx_free(api_ctx *ctx);
 
-/* Writes the lowercase hex SHA-256 of token (65 bytes with the NUL): what the tokens file
- * holds. Returns 0 or -1. */
-int api_token_hash(const char *token, char hex[65]);
 
 /* Handles one request under /v1/ (responds 404 to anything else); always responds. */
 void api_handle(http_req *r, api_ctx *ctx);

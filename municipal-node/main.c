@@ -415,7 +415,10 @@ static int cmd_status(int argc, char **argv)
     outbox_close(ob);
     int64_t now = (int64_t)hlc_wall_ms();
     /* Reachable: a session with the hub started within the last 10 minutes. */
-    int reachable = st.last_hello_ms > 0 && now - st.last_hello_ms < 10 * 60 * 1000;
+    /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
+     * it) and that session started within the last 10 minutes. */
+    int reachable = st.last_error[0] == '\0' && st.last_hello_ms > 0 &&
+                    now - st.last_hello_ms < 10 * 60 * 1000;
     if (as_json) {
         json_t *j = json_pack(
             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:s}", "municipality",
@@ -475,10 +478,16 @@ static void on_hup(uv_signal_t *s, int signum)
     (void)s;
     (void)signum;
     char err[512];
-    if (cfg.tokens[0] && api_ctx_load_tokens(&api, cfg.tokens, err, sizeof(err)) != 0)
+    tokens_table *t = NULL;
+    if (cfg.tokens[0] == '\0')
+        return;
+    if (tokens_load(&t, cfg.tokens, err, sizeof(err)) != 0) {
         log_error("tokens not reloaded: %s", err);
-    else
-        log_info("tokens reloaded from %s", cfg.tokens);
+        return;
+    }
+    tokens_free(api.tokens);
+    api.tokens = t;
+    log_info("tokens reloaded from %s", cfg.tokens);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -733,7 +742,7 @@ static int cmd_serve(void)
         log_warn("no clerk tokens in %s yet (create one with `municipal-node token CLERK`, "
                  "then send SIGHUP); /v1/ requests get 401 until then",
                  cfg.tokens);
-    } else if (api_ctx_load_tokens(&api, cfg.tokens, err, sizeof(err)) != 0) {
+    } else if (tokens_load(&api.tokens, cfg.tokens, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return EXIT_USAGE;
     }
@@ -760,7 +769,7 @@ static int cmd_serve(void)
     fprintf(stdout, "ready http_port=%d\n", http_server_port(http));
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
-    api_ctx_free(&api);
+    tokens_free(api.tokens);
     intake_close(in);
     outbox_close(ob);
     tls_ctx_free(tls);
@@ -779,35 +788,8 @@ static int cmd_token(int argc, char **argv)
         fprintf(stderr, "municipal-node token: set [node] tokens = FILE in the config first\n");
         return EXIT_USAGE;
     }
-    uint8_t raw[24];
-    char hash[65];
-    static const char hex[] = "0123456789abcdef";
-    for (const char *p = argv[1]; *p; p++) {
-        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
-              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
-            fprintf(stderr, "municipal-node token: clerk names use letters, digits, - _ .\n");
-            return EXIT_USAGE;
-        }
-    }
-    if (rid_random(raw, sizeof(raw)) != 0)
-        return EXIT_FAIL;
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        token[2 * i] = hex[raw[i] >> 4];
-        token[2 * i + 1] = hex[raw[i] & 15];
-    }
-    token[2 * sizeof(raw)] = '\0';
-    if (api_token_hash(token, hash) != 0)
-        return EXIT_FAIL;
-    int fd = open(cfg.tokens, O_WRONLY | O_APPEND | O_CREAT, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
-    if (f == NULL) {
-        snprintf(err, sizeof(err), "%s: %s", cfg.tokens, strerror(errno));
+    if (tokens_issue(cfg.tokens, argv[1], token, sizeof(token), err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node token: %s\n", err);
-        return EXIT_FAIL;
-    }
-    fprintf(f, "%s %s\n", argv[1], hash);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
-        fprintf(stderr, "municipal-node token: cannot write %s\n", cfg.tokens);
         return EXIT_FAIL;
     }
     /* The token is shown once; only its hash is stored. A running serve reads the file at

@@ -35,7 +35,10 @@ enum {
 
 static const char *outbox__sql[ST_N] = {
     [ST_ID_GET] = "SELECT id FROM ids WHERE kind=?1 AND local_id=?2",
-    [ST_ID_PUT] = "INSERT INTO ids(kind, local_id, id) VALUES(?1,?2,?3)",
+    /* A new pair is inserted in one step; a pair that exists (the conflict on the key, and
+     * only that one: an id collision stays an error) is left alone and read back. */
+    [ST_ID_PUT] = "INSERT INTO ids(kind, local_id, id) VALUES(?1,?2,?3)"
+                  " ON CONFLICT(kind, local_id) DO NOTHING",
     [ST_ENTRY_GET] = "SELECT hash, live FROM outbox WHERE id=?1",
     /* Compaction: a record's new entry takes the place of its old one. A sequence number
      * already in use is an error, never a silent replacement. */
@@ -58,6 +61,10 @@ struct outbox {
     hlc clock;
     size_t buf_cap;
     uint8_t *buf;
+    /* The id outbox_id made last, until an entry is queued for it: such an id has no entry
+     * yet, so outbox_put need not look for one (a new row's commonest path). */
+    uint8_t fresh[16];
+    int has_fresh;
 };
 
 static int outbox__step_done(outbox *ob, sqlite3_stmt *st)
@@ -206,6 +213,7 @@ int outbox_commit(outbox *ob)
 
 void outbox_rollback(outbox *ob)
 {
+    ob->has_fresh = 0;
     if (!sqlite3_get_autocommit(ob->db))
         outbox__step_done(ob, ob->st[ST_ROLLBACK]);
     /* The in-memory counters may have moved; reload them from what is durable. */
@@ -214,13 +222,35 @@ void outbox_rollback(outbox *ob)
         ob->next_seq = (uint64_t)next;
 }
 
-int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id[16],
-              int *created)
+int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id[16], int *created)
 {
-    sqlite3_stmt *st = ob->st[ST_ID_GET];
-    int rc = OUTBOX_ENOTFOUND;
+    sqlite3_stmt *st;
+    int rc;
     if (created)
         *created = 0;
+    if (create) {
+        /* Most calls that may create come from imports of new rows: try the insert first,
+         * which costs one statement for a new pair and an extra probe for a known one. */
+        uint8_t fresh[16];
+        if (rid_new(fresh, hlc_wall_ms()) != 0)
+            return STORE_EDB;
+        st = ob->st[ST_ID_PUT];
+        sqlite3_bind_int(st, 1, kind);
+        sqlite3_bind_text(st, 2, local_id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, fresh, 16, SQLITE_STATIC);
+        if ((rc = outbox__step_done(ob, st)) != 0)
+            return rc;
+        if (sqlite3_changes(ob->db) == 1) {
+            memcpy(id, fresh, 16);
+            memcpy(ob->fresh, fresh, 16);
+            ob->has_fresh = 1;
+            if (created)
+                *created = 1;
+            return 0;
+        }
+    }
+    st = ob->st[ST_ID_GET];
+    rc = OUTBOX_ENOTFOUND;
     sqlite3_bind_int(st, 1, kind);
     sqlite3_bind_text(st, 2, local_id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
@@ -228,19 +258,11 @@ int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id
         rc = 0;
     }
     sqlite3_reset(st);
-    if (rc == 0 || !create)
-        return rc;
-    if (rid_new(id, hlc_wall_ms()) != 0)
+    if (rc != 0 && create) {
+        log_error("outbox: (%d, %s) is neither insertable nor found", kind, local_id);
         return STORE_EDB;
-    st = ob->st[ST_ID_PUT];
-    sqlite3_bind_int(st, 1, kind);
-    sqlite3_bind_text(st, 2, local_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, id, 16, SQLITE_STATIC);
-    if ((rc = outbox__step_done(ob, st)) != 0)
-        return rc;
-    if (created)
-        *created = 1;
-    return 0;
+    }
+    return rc;
 }
 
 /* Returns 1 when id has an entry (hash and live filled in), 0 when not. */
@@ -279,6 +301,8 @@ static int outbox__queue(outbox *ob, Reint__V1__Record *r, uint64_t hash, int li
     }
     reint__v1__record__pack(r, ob->buf);
     sqlite3_stmt *st = ob->st[ST_ENTRY_PUT];
+    if (ob->has_fresh && memcmp(ob->fresh, r->id.data, 16) == 0)
+        ob->has_fresh = 0;
     sqlite3_bind_int64(st, 1, (int64_t)ob->next_seq);
     sqlite3_bind_blob(st, 2, r->id.data, 16, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)r->version);
@@ -298,7 +322,8 @@ int outbox_put(outbox *ob, Reint__V1__Record *r, uint64_t hash, int *changed)
     *changed = 0;
     if (r->id.len != 16)
         return STORE_EDB;
-    if (outbox__entry(ob, r->id.data, &old, &live) && live && old == hash)
+    int fresh = ob->has_fresh && memcmp(ob->fresh, r->id.data, 16) == 0;
+    if (!fresh && outbox__entry(ob, r->id.data, &old, &live) && live && old == hash)
         return 0;
     int rc = outbox__queue(ob, r, hash, 1);
     if (rc == 0)
@@ -459,9 +484,8 @@ int outbox_stats_get(outbox *ob, outbox_stats *s)
     s->acked_seq = (uint64_t)acked;
     s->last_seq = outbox_last_seq(ob);
     s->backlog = outbox__scalar(ob, "SELECT count(*) FROM outbox WHERE seq>?1", acked);
-    s->oldest_unsynced_ms =
-        outbox__scalar(ob, "SELECT version>>16 FROM outbox WHERE seq>?1 ORDER BY seq LIMIT 1",
-                       acked);
+    s->oldest_unsynced_ms = outbox__scalar(
+        ob, "SELECT version>>16 FROM outbox WHERE seq>?1 ORDER BY seq LIMIT 1", acked);
     s->records = outbox__scalar(ob, "SELECT count(*) FROM outbox WHERE live=1", 0);
     s->tombstones = outbox__scalar(ob, "SELECT count(*) FROM outbox WHERE live=0", 0);
     s->dead_letters = outbox__scalar(ob, "SELECT count(*) FROM dead_letters", 0);

@@ -831,7 +831,7 @@ static void test_token_hash_is_sha256_hex(void **state)
 {
     (void)state;
     char hex[65];
-    assert_int_equal(api_token_hash("abc", hex), 0);
+    assert_int_equal(tokens_hash_hex("abc", hex), 0);
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 

@@ -1,0 +1,247 @@
+#include "tokens.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "rid.h"
+
+#define TOKENS_LINE_MAX 512
+
+typedef struct tokens_entry {
+    char name[TOKENS_NAME_MAX];
+    uint8_t hash[32];
+} tokens_entry;
+
+struct tokens_table {
+    size_t n;
+    tokens_entry e[];
+};
+
+
+static int tokens__sha256(const char *s, size_t n, uint8_t out[32])
+{
+    unsigned int len = 0;
+    if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return -1;
+    return 0;
+}
+
+int tokens_hash_hex(const char *token, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t h[32];
+    if (tokens__sha256(token, strlen(token), h) != 0)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[h[i] >> 4];
+        hex[2 * i + 1] = digits[h[i] & 15];
+    }
+    hex[64] = '\0';
+    return 0;
+}
+
+static int tokens__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parses one line of the tokens file into t. Returns 1 for an entry, 0 for a blank or
+ * comment line, -1 with a reason in why. */
+static int tokens__line(char *line, tokens_entry *t, const char **why)
+{
+    char *p = line, *name, *hex;
+    size_t n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0' || *p == '#' || *p == '\n' || *p == '\r')
+        return 0;
+    name = p;
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+        p++;
+    n = (size_t)(p - name);
+    if (n >= TOKENS_NAME_MAX) {
+        *why = "the name is longer than 63 characters";
+        return -1;
+    }
+    memcpy(t->name, name, n);
+    t->name[n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)name[i] < 0x21 || name[i] == 0x7F) {
+            *why = "the name has a control character";
+            return -1;
+        }
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    hex = p;
+    for (int i = 0; i < 32; i++) {
+        int hi = tokens__hexval(hex[2 * i]), lo = hi < 0 ? -1 : tokens__hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            *why = "expected \"name sha256hex\" (64 hex digits of the token's SHA-256)";
+            return -1;
+        }
+        t->hash[i] = (uint8_t)(hi << 4 | lo);
+    }
+    p = hex + 64;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    if (*p != '\0') {
+        *why = "unexpected text after the hash";
+        return -1;
+    }
+    return 1;
+}
+
+int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[TOKENS_LINE_MAX + 2];
+    tokens_table *t = NULL;
+    size_t cap = 16;
+    long lineno = 0;
+    int rc = TOKENS_EINVALID;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return TOKENS_EIO;
+    }
+    t = malloc(sizeof(*t) + cap * sizeof(tokens_entry));
+    if (t == NULL)
+        goto nomem;
+    t->n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *why = NULL;
+        lineno++;
+        if (strlen(line) > TOKENS_LINE_MAX) {
+            snprintf(err, errlen, "%s line %ld: line longer than %d bytes", path, lineno,
+                     TOKENS_LINE_MAX);
+            goto fail;
+        }
+        if (t->n == cap) {
+            if (cap >= TOKENS_MAX) {
+                snprintf(err, errlen, "%s line %ld: more than %d tokens", path, lineno,
+                         TOKENS_MAX);
+                goto fail;
+            }
+            tokens_table *nt = realloc(t, sizeof(*t) + 2 * cap * sizeof(tokens_entry));
+            if (nt == NULL)
+                goto nomem;
+            t = nt;
+            cap *= 2;
+        }
+        int r = tokens__line(line, &t->e[t->n], &why);
+        if (r < 0) {
+            snprintf(err, errlen, "%s line %ld: %s", path, lineno, why);
+            goto fail;
+        }
+        t->n += (size_t)r;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = TOKENS_EIO;
+        goto fail;
+    }
+    fclose(f);
+    *out = t;
+    return 0;
+nomem:
+    snprintf(err, errlen, "%s: out of memory", path);
+    rc = TOKENS_EIO;
+fail:
+    fclose(f);
+    free(t);
+    return rc;
+}
+
+void tokens_free(tokens_table *t)
+{
+    free(t);
+}
+
+/* Every entry is compared, in constant time, so the time taken says nothing about which
+ * hash came closest. */
+const char *tokens_check(const tokens_table *t, const char *h)
+{
+    uint8_t hash[32];
+    const char *who = NULL;
+    if (h == NULL || t == NULL)
+        return NULL;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ')
+        n--;
+    if (n == 0 || tokens__sha256(h, n, hash) != 0)
+        return NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        int eq = CRYPTO_memcmp(hash, t->e[i].hash, 32) == 0;
+        if (eq && who == NULL)
+            who = t->e[i].name;
+    }
+    return who;
+}
+
+int tokens_issue(const char *path, const char *name, char *out, size_t outlen, char *err,
+                 size_t errlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t raw[24];
+    char hash[65];
+    size_t n = strlen(name);
+    if (n == 0 || n >= TOKENS_NAME_MAX || outlen < 2 * sizeof(raw) + 1) {
+        snprintf(err, errlen, "names are 1 to %d characters", TOKENS_NAME_MAX - 1);
+        return TOKENS_EINVALID;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+            snprintf(err, errlen, "names use letters, digits, - _ .");
+            return TOKENS_EINVALID;
+        }
+    }
+    if (rid_random(raw, sizeof(raw)) != 0) {
+        snprintf(err, errlen, "no randomness");
+        return TOKENS_EIO;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * sizeof(raw)] = '\0';
+    if (tokens_hash_hex(out, hash) != 0)
+        return TOKENS_EIO;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return TOKENS_EIO;
+    }
+    fprintf(f, "%s %s\n", name, hash);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        snprintf(err, errlen, "%s: cannot write", path);
+        return TOKENS_EIO;
+    }
+    fclose(f);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* Bearer tokens kept in a file of "name sha256hex" lines: only hashes are stored, the token
+ * itself is shown once when issued. Used by the node (clerks) and the hub (provincial
+ * officers); checks compare every entry in constant time. */
+#ifndef COMMON_TOKENS_H
+#define COMMON_TOKENS_H
+
+#include <stddef.h>
+
+#define TOKENS_NAME_MAX 64
+#define TOKENS_MAX 4096
+#define TOKENS_EINVALID (-9201) /* malformed file (message names the line) */
+#define TOKENS_EIO (-9202)
+
+typedef struct tokens_table tokens_table;
+
+/* Reads path. Returns 0, TOKENS_EIO or TOKENS_EINVALID with "FILE line N: ..." in err. */
+int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen);
+void tokens_free(tokens_table *t);
+
+/* The name whose token an Authorization header value ("Bearer <token>") carries, or NULL.
+ * The returned name is owned by the table. */
+const char *tokens_check(const tokens_table *t, const char *authorization);
+
+/* Lowercase hex SHA-256 of token into hex (65 bytes with the NUL). Returns 0 or -1. */
+int tokens_hash_hex(const char *token, char hex[65]);
+
+/* Makes a random token for name (letters, digits, - _ .), appends "name hash" to path
+ * (created 0600; fsync'd), and writes the token into out. Returns 0 or a negative code with
+ * err. */
+int tokens_issue(const char *path, const char *name, char *out, size_t outlen, char *err,
+                 size_t errlen);
+
+#endif

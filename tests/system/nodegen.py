@@ -1,0 +1,88 @@
+"""Rows of the two kinds gen.Caseload does not make (enterprises, service availability), and
+CSV writing for any kind, with ground truth computed here: dates are chosen as Gregorian
+dates, written in the node's calendar by bs.py, and expected upstream as Gregorian days."""
+import csv
+import datetime
+
+import bs
+from gen import PROVIDERS, SERVICES, TODAY
+
+ENTERPRISE_COLS = ["local_id", "owner_local_id", "action", "sector", "date", "registered",
+                   "employees", "status"]
+AVAILABILITY_COLS = ["service", "provider", "available", "as_of"]
+ACTIONS = ["STARTED", "EXPANDED"]
+SECTORS = ["AGRICULTURE", "LIVESTOCK", "FOOD_PROCESSING", "RETAIL", "HOSPITALITY",
+           "MANUFACTURING", "HANDICRAFT", "SERVICES", "OTHER"]
+ENT_STATUSES = ["ACTIVE", "CLOSED"]
+
+
+def date_str(d, calendar):
+    """A Gregorian date written in the node's calendar."""
+    return bs.bs_str(d) if calendar == "BS" else d.isoformat()
+
+
+def new_enterprise(caseload, owner_lid, calendar="BS"):
+    """An enterprise of an existing person of caseload (gen.Caseload), kept in
+    caseload.enterprises (created on first use)."""
+    if not hasattr(caseload, "enterprises"):
+        caseload.enterprises = {}
+    caseload.serial += 1
+    r = caseload.rng
+    lid = "E%d-%06d" % (caseload.municipality, caseload.serial)
+    owner = caseload.persons[owner_lid]
+    day = owner["_reg"] + datetime.timedelta(days=r.randint(0, max(0, (TODAY - owner["_reg"]).days)))
+    e = {
+        "local_id": lid,
+        "owner_local_id": owner_lid,
+        "action": r.choice(ACTIONS),
+        "sector": r.choice(SECTORS),
+        "date": date_str(day, calendar),
+        "registered": r.choice(["yes", "no", ""]),
+        "employees": str(r.randint(0, 25)) if r.random() < 0.9 else "",
+        "status": r.choice(ENT_STATUSES),
+        "_day": day,
+    }
+    caseload.enterprises[lid] = e
+    return e
+
+
+def expected_enterprise(e):
+    return {
+        "action": ACTIONS.index(e["action"]) + 1,
+        "sector": SECTORS.index(e["sector"]) + 1,
+        "day": bs.day_number(e["_day"]),
+        "registered": {"yes": 1, "no": 2, "": 0}[e["registered"]],
+        "employees": int(e["employees"]) if e["employees"] else -1,
+        "status": ENT_STATUSES.index(e["status"]) + 1,
+    }
+
+
+def availability_rows(rng, n, calendar="BS"):
+    """n distinct (service, provider) rows, as of dates in the last two years."""
+    pairs = [(s, p) for s in SERVICES for p in PROVIDERS]
+    rng.shuffle(pairs)
+    rows = []
+    for s, p in pairs[:n]:
+        day = TODAY - datetime.timedelta(days=rng.randint(1, 700))
+        rows.append({"service": s, "provider": p, "available": rng.choice(["true", "no", "1"]),
+                     "as_of": date_str(day, calendar), "_day": day})
+    return rows
+
+
+def expected_availability(a):
+    return {
+        "service": SERVICES.index(a["service"]) + 1,
+        "provider": PROVIDERS.index(a["provider"]) + 1,
+        "available": a["available"] in ("true", "yes", "1"),
+        "as_of_day": bs.day_number(a["_day"]),
+    }
+
+
+def write_rows(path, cols, rows):
+    """Rows are dicts (a column missing from a row is written empty) or lists of raw
+    fields written as they are."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow(r if isinstance(r, list) else [r.get(c, "") for c in cols])

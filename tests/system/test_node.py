@@ -1,0 +1,674 @@
+"""The municipal node as a clerk uses it, on real processes (a provincial hub and a node):
+every HTTP endpoint, the CSV import of each kind, the CLI commands and their exit codes.
+What the hub must hold is computed by the tests' own generators (gen.py, nodegen.py, bs.py),
+never read back from the node."""
+import datetime
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import bs
+import nodegen
+from gen import CATEGORIES, PERSON_COLS, SERVICE_COLS, SEXES, TODAY, Caseload
+from harness import Hub, Node, free_port, scrape, wait_for
+from spine import check_hub_matches
+
+KIND = {"person": 1, "service": 2, "enterprise": 3, "availability": 4, "month_close": 5}
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+def req(node, method, path, body=None, token=None, raw=None):
+    """(status, headers, parsed JSON or text) of one request to the node's HTTP port."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    r = urllib.request.Request("http://127.0.0.1:%d%s" % (node.http_port, path), method=method,
+                               data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=15) as resp:
+            status, hdrs, text = resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, hdrs, text = e.code, e.headers, e.read().decode()
+    try:
+        return status, hdrs, json.loads(text) if text else None
+    except ValueError:
+        return status, hdrs, text
+
+
+def serving(workdir, pki, procs, code=10703, calendar="BS"):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, code, hub, calendar=calendar)
+    token = node.cli("token", "asha").stdout.strip()
+    procs.append(node.serve())
+    return hub, node, token
+
+
+def drained(node):
+    wait_for(lambda: node.status()["backlog"] == 0, 60, "the node's backlog to drain")
+
+
+def hub_record(hub, node, kind, local_id):
+    rid = node.ids()[(KIND[kind], local_id)]
+    return hub.records(node.municipality).get(rid)
+
+
+def check_fields(body, expected, what):
+    bad = ["%s: %s is %r, expected %r" % (what, f, getattr(body, f), v)
+           for f, v in expected.items() if getattr(body, f) != v]
+    assert not bad, "\n".join(bad)
+
+
+def person_json(p):
+    return {c: p[c] for c in PERSON_COLS if p[c] != ""}
+
+
+def versions(hub, municipality):
+    return {rid: (v[2], v[3]) for rid, v in hub.records(municipality).items()}
+
+
+def last_seq(node):
+    return node.status()["last_seq"]
+
+
+# ---- HTTP endpoints -------------------------------------------------------------------------
+
+def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 11)
+    p = cl.new_person()
+    status, _, body = req(node, "POST", "/v1/persons", person_json(p), token)
+    assert status == 201, body
+    assert body["local_id"] == p["local_id"] and body["changed"] is True
+    v1 = body["version"]
+    drained(node)
+    got = hub_record(hub, node, "person", p["local_id"])
+    assert got[2] == v1 and not got[3]
+    check_fields(got[4].person, cl.expected_person(p), "person after POST")
+
+    # POSTing the same local_id again with other content is a conflict, not a silent update.
+    other = dict(person_json(p), sex=[s for s in SEXES if s != p["sex"]][0])
+    status, _, body = req(node, "POST", "/v1/persons", other, token)
+    assert status == 409, body
+
+    # A correction is a new version at the hub; the same row again changes nothing.
+    cl.correct_person(p["local_id"])
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
+    assert status == 200 and body["changed"] is True and body["version"] > v1, body
+    v2 = body["version"]
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
+    assert status == 200 and body["changed"] is False and body["version"] == v2, body
+    drained(node)
+    got = hub_record(hub, node, "person", p["local_id"])
+    assert got[2] == v2
+    check_fields(got[4].person, cl.expected_person(p), "person after PUT")
+
+    # A PUT whose body names another local_id than the URL is refused.
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"],
+                          dict(person_json(p), local_id="SOMEONE-ELSE"), token)
+    assert status in (400, 422), body
+
+    status, _, body = req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)
+    assert status == 204, body
+    drained(node)
+    mun, kind, ver, deleted, rec = hub_record(hub, node, "person", p["local_id"])
+    assert deleted and rec.WhichOneof("body") == "tombstone" and rec.tombstone.kind == KIND["person"]
+    assert ver > v2
+    status, _, body = req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)
+    assert status == 404, body
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
+    assert status == 404, body
+
+
+def test_service_endpoints_and_unknown_person(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 12)
+    p = cl.new_person()
+    assert req(node, "POST", "/v1/persons", person_json(p), token)[0] == 201
+    s = cl.new_service(p["local_id"])
+    row = {c: s[c] for c in SERVICE_COLS if s[c] != ""}
+    status, _, body = req(node, "POST", "/v1/services", row, token)
+    assert status == 201, body
+    v1 = body["version"]
+
+    status, _, body = req(node, "POST", "/v1/services",
+                          dict(row, local_id="S-ORPHAN", person_local_id="NOBODY-42"), token)
+    assert status == 422
+    assert [e["field"] for e in body["errors"]] == ["person_local_id"], body
+    assert "NOBODY-42" in body["errors"][0]["reason"]
+
+    cl.correct_service(s["local_id"])
+    row = {c: s[c] for c in SERVICE_COLS if s[c] != ""}
+    status, _, body = req(node, "PUT", "/v1/services/" + s["local_id"], row, token)
+    assert status == 200 and body["changed"] and body["version"] > v1, body
+    drained(node)
+    got = hub_record(hub, node, "service", s["local_id"])
+    check_fields(got[4].service, cl.expected_service(s), "service after PUT")
+    assert got[4].service.person_id == node.ids()[(KIND["person"], p["local_id"])]
+    assert got[2] == body["version"]
+
+    assert req(node, "DELETE", "/v1/services/" + s["local_id"], token=token)[0] == 204
+    drained(node)
+    got = hub_record(hub, node, "service", s["local_id"])
+    assert got[3] and got[4].tombstone.kind == KIND["service"]
+    # The orphan was never stored anywhere.
+    assert (KIND["service"], "S-ORPHAN") not in node.ids() or \
+        hub_record(hub, node, "service", "S-ORPHAN") is None
+
+
+def test_enterprise_endpoints(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 13)
+    p = cl.new_person()
+    assert req(node, "POST", "/v1/persons", person_json(p), token)[0] == 201
+    e = nodegen.new_enterprise(cl, p["local_id"])
+    row = {c: e[c] for c in nodegen.ENTERPRISE_COLS if e[c] != ""}
+    status, _, body = req(node, "POST", "/v1/enterprises", row, token)
+    assert status == 201, body
+    v1 = body["version"]
+    status, _, body = req(node, "POST", "/v1/enterprises", dict(row, local_id="E-BAD",
+                                                               employees=-3), token)
+    assert status == 422 and [x["field"] for x in body["errors"]] == ["employees"], body
+
+    e["employees"] = "17"
+    e["status"] = "CLOSED"
+    row = {c: e[c] for c in nodegen.ENTERPRISE_COLS if e[c] != ""}
+    status, _, body = req(node, "PUT", "/v1/enterprises/" + e["local_id"], row, token)
+    assert status == 200 and body["version"] > v1, body
+    drained(node)
+    got = hub_record(hub, node, "enterprise", e["local_id"])
+    check_fields(got[4].enterprise, nodegen.expected_enterprise(e), "enterprise after PUT")
+    assert got[4].enterprise.owner_id == node.ids()[(KIND["person"], p["local_id"])]
+
+    assert req(node, "DELETE", "/v1/enterprises/" + e["local_id"], token=token)[0] == 204
+    drained(node)
+    got = hub_record(hub, node, "enterprise", e["local_id"])
+    assert got[3] and got[4].tombstone.kind == KIND["enterprise"]
+
+
+def test_availability_put(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    day = TODAY - datetime.timedelta(days=40)
+    status, _, body = req(node, "PUT", "/v1/availability/SEED_FUNDING/NGO",
+                          {"available": True, "as_of": bs.bs_str(day)}, token)
+    assert status == 200 and body["local_id"] == "SEED_FUNDING/NGO", body
+    v1 = body["version"]
+    # Names in the URL are case-insensitive and land on the same record.
+    day2 = TODAY - datetime.timedelta(days=3)
+    status, _, body = req(node, "PUT", "/v1/availability/seed_funding/ngo",
+                          {"available": False, "as_of": bs.bs_str(day2)}, token)
+    assert status == 200 and body["local_id"] == "SEED_FUNDING/NGO" and body["version"] > v1
+    status, _, body = req(node, "PUT", "/v1/availability/SEED_FUNDING/NGO",
+                          {"available": "perhaps", "as_of": bs.bs_str(day2)}, token)
+    assert status == 422 and body["errors"][0]["field"] == "available", body
+    status, _, body = req(node, "PUT", "/v1/availability/NO_SUCH_SERVICE/NGO",
+                          {"available": True, "as_of": bs.bs_str(day2)}, token)
+    assert status in (404, 422), body
+    status, _, body = req(node, "PUT", "/v1/availability/SEED_FUNDING",
+                          {"available": True, "as_of": bs.bs_str(day2)}, token)
+    assert status == 404, body
+    drained(node)
+    got = hub_record(hub, node, "availability", "SEED_FUNDING/NGO")
+    a = got[4].availability
+    assert (a.service, a.provider, a.available, a.as_of_day) == (7, 3, False, bs.day_number(day2))
+    assert len(hub.records(node.municipality)) == 1
+
+
+def test_requests_without_or_with_a_bad_token_get_401_and_write_nothing(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    p = Caseload(10703, 14).new_person()
+    for t in (None, "not-a-token", token[:-1] + ("0" if token[-1] != "0" else "1")):
+        for method, path, body in (("POST", "/v1/persons", person_json(p)),
+                                   ("GET", "/v1/status", None), ("GET", "/v1/followups", None),
+                                   ("DELETE", "/v1/persons/" + p["local_id"], None)):
+            status, hdrs, resp = req(node, method, path, body, t)
+            assert status == 401, (t, method, path, resp)
+            assert hdrs.get("WWW-Authenticate", "").startswith("Bearer")
+    assert node.status()["last_seq"] == 0
+
+
+def test_field_errors_get_422_naming_each_field(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    future = bs.bs_str(TODAY + datetime.timedelta(days=30))
+    status, _, body = req(node, "POST", "/v1/persons",
+                          {"local_id": "P-ERR", "sex": "F?", "birth_year": "19x0",
+                           "registered_on": future, "destination_country": "XX",
+                           "phone": "call me"}, token)
+    assert status == 422, body
+    fields = {e["field"]: e["reason"] for e in body["errors"]}
+    assert set(fields) == {"category", "sex", "birth_year", "registered_on",
+                           "destination_country", "phone"}, body
+    assert "F?" in fields["sex"] and "FEMALE" in fields["sex"]
+    assert "future" in fields["registered_on"]
+    assert "is required" in fields["category"]
+    # An unknown column is an error naming it.
+    status, _, body = req(node, "POST", "/v1/persons",
+                          {"local_id": "P-ERR", "category": "RETURNEE", "sex": "MALE",
+                           "registered_on": bs.bs_str(TODAY), "favourite_colour": "blue"}, token)
+    assert status == 422 and body["errors"][0]["field"] == "favourite_colour", body
+    assert node.status()["last_seq"] == 0
+
+
+def test_malformed_json_gets_400(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    for raw in (b"{\"local_id\": ", b"{bad", b"[1, 2]", b"\"text\"", b"\xff\xfe"):
+        status, _, body = req(node, "POST", "/v1/persons", raw=raw, token=token)
+        assert status == 400, (raw, body)
+        assert isinstance(body, dict) and body.get("error"), body
+    status, _, body = req(node, "POST", "/v1/persons", raw=b"{bad", token=token)
+    assert "line 1" in body["error"] or "JSON" in body["error"], body
+    assert node.status()["last_seq"] == 0
+
+
+def test_unknown_paths_get_404_and_wrong_methods_405(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    for path in ("/v1/nothing", "/v1/persons/", "/nothing", "/v2/persons"):
+        status, _, body = req(node, "GET", path, token=token)
+        assert status == 404, (path, body)
+    for method, path, allow in (("GET", "/v1/persons", "POST"),
+                                ("PATCH", "/v1/persons/P1", "PUT, DELETE"),
+                                ("POST", "/v1/status", "GET"), ("DELETE", "/v1/followups", "GET"),
+                                ("GET", "/v1/availability/LOAN/BANK", "PUT, DELETE")):
+        status, hdrs, body = req(node, method, path, token=token)
+        assert status == 405, (method, path, body)
+        assert hdrs.get("Allow") == allow, (method, path, hdrs.get("Allow"))
+    # PUT of a record that does not exist is 404, not an implicit create.
+    p = Caseload(10703, 15).new_person()
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
+    assert status == 404, body
+
+
+def test_followups_and_status_endpoints(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 16)
+    a, b = cl.new_person(), cl.new_person()
+    for p in (a, b):
+        p["_reg"] = TODAY - datetime.timedelta(days=400)
+        p["registered_on"] = bs.bs_str(p["_reg"])
+        assert req(node, "POST", "/v1/persons", person_json(p), token)[0] == 201
+
+    def service(p, lid, stype, status, days_ago):
+        d = TODAY - datetime.timedelta(days=days_ago)
+        row = {"local_id": lid, "person_local_id": p["local_id"], "service": stype,
+               "status": status, "date": bs.bs_str(d), "provider": "MRC"}
+        st, _, body = req(node, "POST", "/v1/services", row, token)
+        assert st == 201, body
+
+    service(a, "R-A1", "LOAN", "REFERRED", 200)           # pending, the oldest
+    service(a, "R-A2", "LEGAL_AID", "REFERRED", 50)
+    service(b, "R-B1", "SKILLS_TRAINING", "REFERRED", 120)
+    service(b, "R-B2", "BANK_ACCOUNT", "REFERRED", 90)     # fulfilled below
+    service(b, "D-B2", "BANK_ACCOUNT", "DELIVERED", 10)
+    status, _, body = req(node, "GET", "/v1/followups", token=token)
+    assert status == 200, body
+    persons = body["persons"]
+    assert [p["local_id"] for p in persons] == [a["local_id"], b["local_id"]]
+    assert persons[0]["full_name"] == a["full_name"] and persons[0]["phone"] == a["phone"]
+    assert persons[0]["days_waiting"] == 200
+    assert sorted(r["local_id"] for r in persons[0]["referrals"]) == ["R-A1", "R-A2"]
+    assert [r["local_id"] for r in persons[1]["referrals"]] == ["R-B1"]
+    assert persons[1]["referrals"][0]["days_waiting"] == 120
+    # The CLI lists the same.
+    out = json.loads(node.cli("followups", "--json").stdout)
+    assert [p["local_id"] for p in out["persons"]] == [a["local_id"], b["local_id"]]
+
+    drained(node)
+    status, _, st = req(node, "GET", "/v1/status", token=token)
+    assert status == 200, st
+    assert st["backlog"] == 0 and st["records"] == 7 and st["dead_letters"] == 0
+    assert st["hub_reachable"] is True and st["last_sync_ms"] > 0
+    assert abs(st["clock_skew_ms"]) < 60000
+    hub.stop()
+    p = cl.new_person()
+    assert req(node, "POST", "/v1/persons", person_json(p), token)[0] == 201
+
+    def unreachable():
+        st = req(node, "GET", "/v1/status", token=token)[2]
+        return st["hub_reachable"] is False and st["last_error"]
+
+    wait_for(unreachable, 30, "status to show the hub unreachable and why")
+    st = req(node, "GET", "/v1/status", token=token)[2]
+    assert st["backlog"] == 1 and st["oldest_unsynced_age_s"] is not None
+
+
+def test_healthz_and_metrics(pki, workdir, procs):
+    hub, node, token = serving(workdir, pki, procs)
+    status, hdrs, body = req(node, "GET", "/healthz")
+    assert status == 200 and body.strip() == "ok"
+    cl = Caseload(10703, 17)
+    for _ in range(3):
+        assert req(node, "POST", "/v1/persons", person_json(cl.new_person()), token)[0] == 201
+    drained(node)
+    m = scrape(node.http_port)
+    assert m["node_records"] == 3 and m["node_backlog"] == 0 and m["node_hub_connected"] == 1
+    assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
+    assert m["node_records_sent_total"] >= 3
+
+
+# ---- CSV import -----------------------------------------------------------------------------
+
+def caseload_files(workdir, cl, n_persons=120, n_services=150, n_enterprises=40, n_avail=20):
+    """Writes the four CSVs of a caseload with bad rows at known lines. Returns
+    {kind: (path, good rows, {line: field})}."""
+    for _ in range(n_persons):
+        cl.new_person()
+    plids = list(cl.persons)
+    for i in range(n_services):
+        cl.new_service(plids[(i * 7) % len(plids)])
+    for i in range(n_enterprises):
+        nodegen.new_enterprise(cl, plids[(i * 3) % len(plids)])
+    avail = nodegen.availability_rows(cl.rng, n_avail)
+    future = bs.bs_str(TODAY + datetime.timedelta(days=10))
+    p0 = dict(next(iter(cl.persons.values())))
+    s0 = dict(next(iter(cl.services.values())))
+    e0 = dict(next(iter(cl.enterprises.values())))
+    bad = {
+        "persons": [dict(p0, local_id="BAD-P1", sex="F?"),
+                    dict(p0, local_id="BAD-P2", registered_on=future),
+                    dict(p0, local_id="BAD-P3", destination_country="XX"),
+                    dict(p0, local_id="BAD-P4", birth_year="19x0")],
+        "services": [dict(s0, local_id="BAD-S1", person_local_id="NOBODY"),
+                     dict(s0, local_id="BAD-S2", status="DONE")],
+        "enterprises": [dict(e0, local_id="BAD-E1", employees="-3"),
+                        dict(e0, local_id="BAD-E2", owner_local_id="NOBODY")],
+        "availability": [{"service": "LOAN", "provider": "BANK", "available": "maybe",
+                          "as_of": bs.bs_str(TODAY)},
+                         {"service": "LOAN", "provider": "MRC", "available": "yes",
+                          "as_of": "2081-13-01"}],
+    }
+    fields = {"persons": ["sex", "registered_on", "destination_country", "birth_year"],
+              "services": ["person_local_id", "status"],
+              "enterprises": ["employees", "owner_local_id"],
+              "availability": ["available", "as_of"]}
+    good = {"persons": list(cl.persons.values()), "services": list(cl.services.values()),
+            "enterprises": list(cl.enterprises.values()), "availability": avail}
+    cols = {"persons": PERSON_COLS, "services": SERVICE_COLS,
+            "enterprises": nodegen.ENTERPRISE_COLS, "availability": nodegen.AVAILABILITY_COLS}
+    out = {}
+    for kind in good:
+        rows = list(good[kind])
+        expect = {}
+        # Bad rows go at spread positions; line = 2 + index (line 1 is the header).
+        for j, (row, field) in enumerate(zip(bad[kind], fields[kind])):
+            pos = 3 + j * 5
+            rows.insert(pos, row)
+            expect[pos + 2] = field
+        path = os.path.join(workdir, "%s.csv" % kind)
+        nodegen.write_rows(path, cols[kind], rows)
+        out[kind] = (path, good[kind], expect)
+    return out
+
+
+def check_import_report(result, kind, expect):
+    """Exit 3, one line per refused row naming its line and field, the summary counts."""
+    assert result.returncode == 3, result.stderr
+    base = "%s.csv" % kind
+    got = {}
+    for line in result.stderr.splitlines():
+        m = re.match(r"%s line (\d+): (\S+) " % re.escape(base), line)
+        if m:
+            got[int(m.group(1))] = m.group(2)
+    assert got == expect, result.stderr
+
+
+class PersonsAndServices:
+    """The hub's records of persons and services only, for spine.check_hub_matches."""
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    def records(self, municipality=None):
+        return {k: v for k, v in self.hub.records(municipality).items()
+                if v[1] in (KIND["person"], KIND["service"])}
+
+
+def check_others_at_hub(hub, node, cl, avail):
+    ids = node.ids()
+    stored = hub.records(node.municipality)
+    for lid, e in cl.enterprises.items():
+        got = stored[ids[(KIND["enterprise"], lid)]]
+        check_fields(got[4].enterprise, nodegen.expected_enterprise(e), "enterprise " + lid)
+        assert got[4].enterprise.owner_id == ids[(KIND["person"], e["owner_local_id"])]
+    for a in avail:
+        got = stored[ids[(KIND["availability"], "%s/%s" % (a["service"], a["provider"]))]]
+        check_fields(got[4].availability, nodegen.expected_availability(a),
+                     "availability %s/%s" % (a["service"], a["provider"]))
+
+
+def test_csv_import_of_each_kind_bad_rows_bs_dates_idempotence_and_corrections(
+        pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 21)
+    files = caseload_files(workdir, cl)
+    for kind in ("persons", "services", "enterprises", "availability"):
+        path, good, expect = files[kind]
+        r = node.import_csv(kind, path, check=False)
+        check_import_report(r, kind, expect)
+        assert "%d new, 0 changed, 0 unchanged, %d refused" % (len(good), len(expect)) in r.stdout
+    node.sync(timeout=60)
+    # Everything good reached the hub with the generator's values; BS dates arrive as the
+    # Gregorian days bs.py computes from the table itself.
+    services_bad = {"BAD-S1", "BAD-S2"}
+    assert not services_bad & set(lid for (k, lid) in node.ids() if k == KIND["service"])
+    extra = {KIND["enterprise"], KIND["availability"]}
+    stored = hub.records(node.municipality)
+    n_other = sum(1 for v in stored.values() if v[1] in extra)
+    assert n_other == len(cl.enterprises) + len(files["availability"][1])
+    # check_hub_matches covers persons and services and wants nothing else at the hub.
+    spine_view = PersonsAndServices(hub)
+    assert check_hub_matches(spine_view, node, cl) == len(cl.persons) + len(cl.services)
+    check_others_at_hub(hub, node, cl, files["availability"][1])
+
+    # The same files again: nothing new, nothing at the hub changes.
+    before, seq = versions(hub, node.municipality), last_seq(node)
+    for kind in files:
+        path, good, expect = files[kind]
+        r = node.import_csv(kind, path, check=False)
+        check_import_report(r, kind, expect)
+        assert "0 new, 0 changed, %d unchanged" % len(good) in r.stdout, r.stdout
+    assert last_seq(node) == seq
+    node.sync(timeout=60)
+    assert versions(hub, node.municipality) == before
+
+    # Corrections in the spreadsheet become new versions of those records only.
+    plids, slids = list(cl.persons), list(cl.services)
+    fixed = plids[::10] + slids[::10]
+    for lid in plids[::10]:
+        cl.correct_person(lid)
+    for lid in slids[::10]:
+        cl.correct_service(lid)
+    cl.write_csv(os.path.join(workdir, "persons.csv"), "persons")
+    cl.write_csv(os.path.join(workdir, "services.csv"), "services")
+    r = node.import_csv("persons", os.path.join(workdir, "persons.csv"))
+    assert "0 new, %d changed" % len(plids[::10]) in r.stdout, r.stdout
+    r = node.import_csv("services", os.path.join(workdir, "services.csv"))
+    assert "0 new, %d changed" % len(slids[::10]) in r.stdout, r.stdout
+    node.sync(timeout=60)
+    after = versions(hub, node.municipality)
+    ids = node.ids()
+    changed_ids = {ids[(KIND["person"], lid)] for lid in plids[::10]} | \
+        {ids[(KIND["service"], lid)] for lid in slids[::10]}
+    assert len(changed_ids) == len(fixed)
+    for rid, (ver, deleted) in after.items():
+        if rid in changed_ids:
+            assert ver > before[rid][0] and not deleted
+        else:
+            assert (ver, deleted) == before[rid]
+    check_hub_matches(spine_view, node, cl)
+
+
+def test_csv_quoting_bom_crlf_and_embedded_newlines(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 22)
+    rows = [cl.new_person() for _ in range(5)]
+    rows[1]["address"] = "Tole 4, \"Naya\" Bazar,\nward 3"
+    rows[2]["full_name"] = "सीता गुरुङ"
+    path = os.path.join(workdir, "persons.csv")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        import csv
+        w = csv.writer(f, lineterminator="\r\n")
+        f.write("\ufeff")
+        w.writerow([c.upper() if i % 2 else c for i, c in enumerate(PERSON_COLS)])
+        for r in rows:
+            w.writerow([r[c] for c in PERSON_COLS])
+    r = node.import_csv("persons", path)
+    assert "5 new" in r.stdout, r.stdout + r.stderr
+    out = node.cli("export", "--kind", "persons").stdout
+    assert "Tole 4, \"\"Naya\"\" Bazar,\nward 3" in out or "Tole 4, \"\"Naya\"\" Bazar,\r\nward 3" in out
+    assert "सीता गुरुङ" in out
+    node.sync(timeout=60)
+    assert len(hub.records(node.municipality)) == 5
+
+
+def test_ad_calendar_node_converts_nothing(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10401, hub, calendar="AD")
+    day = TODAY - datetime.timedelta(days=123)
+    path = os.path.join(workdir, "persons.csv")
+    nodegen.write_rows(path, PERSON_COLS, [{"local_id": "AD-1", "category": "COMMUNITY",
+                                            "sex": "OTHER", "birth_year": str(day.year - 30),
+                                            "registered_on": day.isoformat()}])
+    node.import_csv("persons", path)
+    node.sync(timeout=60)
+    p = hub_record(hub, node, "person", "AD-1")[4].person
+    assert p.registered_day == (day - datetime.date(1970, 1, 1)).days
+    assert p.age_band == 3
+    # A BS date is not a valid AD date of the table's range in an AD node.
+    nodegen.write_rows(path, PERSON_COLS, [{"local_id": "AD-2", "category": "COMMUNITY",
+                                            "sex": "OTHER", "registered_on": bs.bs_str(day)}])
+    r = node.import_csv("persons", path, check=False)
+    assert r.returncode == 3 and "registered_on" in r.stderr
+
+
+def test_close_month_reaches_hub_as_month_close(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    y, m, _ = bs.ad_to_bs(TODAY)
+    py, pm = (y, m - 1) if m > 1 else (y - 1, 12)
+    r = node.cli("close-month", "%04d-%02d" % (py, pm))
+    assert "closed" in r.stdout
+    r = node.cli("close-month", "%04d-%02d" % (py, pm))
+    assert "already closed" in r.stdout
+    r = node.cli("close-month", "%04d-%02d" % (y, m), check=False)
+    assert r.returncode == 2 and "not ended" in r.stderr
+    node.sync(timeout=60)
+    recs = [v for v in hub.records(node.municipality).values() if v[1] == KIND["month_close"]]
+    assert len(recs) == 1
+    mc = recs[0][4].month_close
+    assert (mc.year, mc.month, mc.bikram_sambat) == (py, pm, True)
+    assert mc.closed_day == bs.day_number(TODAY) or \
+        mc.closed_day == bs.day_number(datetime.date.today())
+
+
+def test_export_round_trip_changes_nothing(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 23)
+    files = caseload_files(workdir, cl, 60, 80, 20, 12)
+    for kind in files:
+        node.import_csv(kind, files[kind][0], check=False)
+    node.sync(timeout=60)
+    before, seq = versions(hub, node.municipality), last_seq(node)
+    for kind in files:
+        out = os.path.join(workdir, "export-%s.csv" % kind)
+        node.cli("export", "--kind", kind, out)
+        with open(out, encoding="utf-8-sig") as f:
+            n = sum(1 for _ in __import__("csv").reader(f)) - 1
+        assert n == len(files[kind][1]), kind
+        r = node.import_csv(kind, out)
+        assert r.returncode == 0
+        assert "0 new, 0 changed, %d unchanged, 0 refused" % n in r.stdout, r.stdout
+    assert last_seq(node) == seq
+    node.sync(timeout=60)
+    assert versions(hub, node.municipality) == before
+
+
+def test_status_after_the_hub_stops_counts_the_backlog(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 24)
+    for _ in range(30):
+        cl.new_person()
+    path = os.path.join(workdir, "persons.csv")
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.sync(timeout=60)
+    st = node.status()
+    assert st["backlog"] == 0 and st["hub_reachable"] is True and st["last_sync_ms"] > 0
+    hub.stop()
+    for _ in range(12):
+        cl.new_person()
+    cl.write_csv(path, "persons")
+    t0 = time.time()
+    r = node.cli("sync", "--timeout", "2", check=False)
+    assert r.returncode == 4, r.stderr
+    assert time.time() - t0 < 20
+    st = node.status()
+    assert st["backlog"] == 0  # nothing new was queued yet
+    node.import_csv("persons", path)
+    st = node.status()
+    assert st["backlog"] == 12 and st["oldest_unsynced_ms"] > 0 and st["last_error"]
+    text = node.cli("status").stdout
+    assert re.search(r"backlog\s+12 entries", text), text
+
+
+def test_cli_status_says_unreachable_after_a_failed_sync(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    node.sync(timeout=30)
+    hub.stop()
+    assert node.cli("sync", "--timeout", "2", check=False).returncode == 4
+    assert node.status()["hub_reachable"] is False
+
+
+def test_sync_to_an_unreachable_hub_exits_4_after_its_timeout(pki, workdir, procs):
+    class NoHub:
+        sync_port = free_port()  # nothing listens there
+
+    node = Node(workdir, pki, 10703, NoHub)
+    p = Caseload(10703, 25).new_person()
+    path = os.path.join(workdir, "persons.csv")
+    nodegen.write_rows(path, PERSON_COLS, [p])
+    node.import_csv("persons", path)
+    t0 = time.time()
+    r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
+    took = time.time() - t0
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert 2.5 <= took < 20, took
+    assert node.status()["backlog"] == 1
+
+
+def test_import_exit_codes(pki, workdir, procs):
+    class NoHub:
+        sync_port = free_port()
+
+    node = Node(workdir, pki, 10703, NoHub)
+    path = os.path.join(workdir, "persons.csv")
+    cl = Caseload(10703, 26)
+    nodegen.write_rows(path, PERSON_COLS, [cl.new_person()])
+    assert node.import_csv("persons", path, check=False).returncode == 0
+    nodegen.write_rows(path, PERSON_COLS, [dict(cl.new_person(), sex="?")])
+    assert node.import_csv("persons", path, check=False).returncode == 3
+    nodegen.write_rows(path, ["local_id", "colour"], [["X", "blue"]])
+    r = node.import_csv("persons", path, check=False)
+    assert r.returncode == 1 and "colour" in r.stderr
+    r = node.cli("import", "--kind", "planets", path, check=False)
+    assert r.returncode == 2
+    r = node.import_csv("persons", os.path.join(workdir, "missing.csv"), check=False)
+    assert r.returncode == 1 and "missing.csv" in r.stderr
