@@ -1,26 +1,475 @@
-/* federal-api: the national tier (PostgreSQL, indicators, directives). This build carries
- * only its command-line shell; the service itself is the subject of its own issue, and
- * this program says so rather than pretending to run. */
+/* federal-api: the national tier. Receives provincial hubs' rollup snapshots over mutual
+ * TLS into PostgreSQL and serves national indicators over HTTPS to ministries, provinces,
+ * the public (cell-key perturbed) and admins. Commands: serve (default), migrate, token. */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "fapi.h"
+#include "fingest.h"
+#include "hlc.h"
+#include "log.h"
+#include "migrate.h"
+#include "tls.h"
+
+typedef struct fed_config {
+    char sync_listen[CONFIG_STR_MAX];
+    char https_listen[CONFIG_STR_MAX];
+    char http_listen[CONFIG_STR_MAX];
+    char pg[CONFIG_STR_MAX];
+    long pool_size;
+    long max_frame;
+    long start_wait_s;
+    long auth_max_failures;
+    long auth_window_s;
+    char migrations[CONFIG_STR_MAX];
+    char log_level[CONFIG_STR_MAX];
+    char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
+} fed_config;
+
+static fed_config cfg = {
+    .sync_listen = "127.0.0.1:7500",
+    .https_listen = "127.0.0.1:8443",
+    .http_listen = "127.0.0.1:8500",
+    .pg = "host=/var/run/postgresql dbname=reintegration",
+    .pool_size = 4,
+    .max_frame = 4 * 1024 * 1024,
+    .start_wait_s = 30,
+    .auth_max_failures = 20,
+    .auth_window_s = 60,
+    .migrations = "",
+    .log_level = "info",
+    .ca = "var/pki/ca.crt",
+    .cert = "var/pki/federal.crt",
+    .key = "var/pki/federal.key",
+    .crl = "var/pki/crl.pem",
+};
+
+static const config_item items[] = {
+    {"federal", "sync_listen", CONFIG_STR, &cfg.sync_listen,
+     "IPv4:port where provincial hubs connect (mutual TLS 1.3)"},
+    {"federal", "https_listen", CONFIG_STR, &cfg.https_listen,
+     "IPv4:port of the HTTPS API (TLS 1.2+, ECDHE + AEAD only; bearer tokens)"},
+    {"federal", "http_listen", CONFIG_STR, &cfg.http_listen,
+     "IPv4:port of plain /healthz, /metrics and /crl (bind to loopback; empty: none)"},
+    {"federal", "pg", CONFIG_STR, &cfg.pg, "libpq connection string of the federal database"},
+    {"federal", "pool_size", CONFIG_INT, &cfg.pool_size, "PostgreSQL connections in the pool"},
+    {"federal", "max_frame", CONFIG_INT, &cfg.max_frame,
+     "largest frame accepted from a hub, in bytes (refused before allocation)"},
+    {"federal", "start_wait_s", CONFIG_INT, &cfg.start_wait_s,
+     "seconds to wait at start for the database to accept connections"},
+    {"federal", "auth_max_failures", CONFIG_INT, &cfg.auth_max_failures,
+     "failed token attempts per client address per window before 429"},
+    {"federal", "auth_window_s", CONFIG_INT, &cfg.auth_window_s,
+     "window of the failed-attempt limit, in seconds"},
+    {"federal", "migrations", CONFIG_STR, &cfg.migrations,
+     "directory of NNNN_*.sql migrations (empty: federal-api/migrations beside the build)"},
+    {"federal", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
+    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"},
+    {"tls", "cert", CONFIG_STR, &cfg.cert, "this service's certificate (federal)"},
+    {"tls", "key", CONFIG_STR, &cfg.key, "this service's private key"},
+    {"tls", "crl", CONFIG_STR, &cfg.crl,
+     "PEM CRL: checked on hub connections, served at GET /crl, reloaded on SIGHUP and when "
+     "the file changes (empty: no revocation check)"},
+};
+#define N_ITEMS (sizeof(items) / sizeof(items[0]))
+
+static uv_loop_t *loop;
+static tls_ctx *sync_tls, *https_tls;
+static db_pool *db;
+static fingest *ing;
+static fapi *api;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_fs_event_t crl_watch;
+static uv_timer_t crl_debounce;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: federal-api [--config FILE] serve|migrate|token ...\n"
+    fprintf(f, "usage: federal-api [--config FILE] [serve]\n"
+               "       federal-api [--config FILE] migrate\n"
+               "       federal-api [--config FILE] token create --role ROLE [--province P] NAME\n"
+               "       federal-api [--config FILE] token list\n"
+               "       federal-api [--config FILE] token revoke NAME\n"
+               "       federal-api --print-config    print every key with its default\n"
                "\n"
-               "The federal tier (PostgreSQL-backed national indicators, open data with\n"
-               "disclosure control, signed directives) is not implemented in this build.\n");
+               "serve    applies pending migrations, then receives provincial hubs' rollup\n"
+               "         snapshots over mutual TLS into PostgreSQL and serves the HTTPS API:\n"
+               "         GET /v1/indicators, /v1/indicators/CODE?period=&province=&district=\n"
+               "         &municipality=&by=&format=json|csv, /v1/dataValueSets?period=,\n"
+               "         /v1/audit (admin), /crl, /healthz, /metrics (plain port).\n"
+               "         SIGHUP reloads the CRL; SIGTERM stops.\n"
+               "migrate  applies federal-api/migrations/NNNN_*.sql in order (each in a\n"
+               "         transaction, versions in schema_migrations) and loads the geography.\n"
+               "token    ROLE is ministry, province (with --province P) or province:P, public\n"
+               "         or admin. create prints the new token once; only its SHA-256 is kept.\n");
+}
+
+static PGconn *connect_sync(void)
+{
+    PGconn *c = PQconnectdb(cfg.pg);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "federal-api: cannot connect to the database: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int migrations_dir(char *out, size_t outlen)
+{
+    if (cfg.migrations[0]) {
+        snprintf(out, outlen, "%s", cfg.migrations);
+        return 0;
+    }
+    if (migrate_default_dir(out, outlen) != 0) {
+        fprintf(stderr, "federal-api: no migrations directory found (set [federal] "
+                        "migrations)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_migrate(void)
+{
+    char dir[CONFIG_STR_MAX + 64], err[1024];
+    if (migrations_dir(dir, sizeof(dir)) != 0)
+        return 1;
+    PGconn *c = connect_sync();
+    if (c == NULL)
+        return 1;
+    int n = migrate_run(c, dir, err, sizeof(err));
+    PQfinish(c);
+    if (n < 0) {
+        fprintf(stderr, "federal-api: migrate: %s\n", err);
+        return 1;
+    }
+    printf("%d migration%s applied from %s\n", n, n == 1 ? "" : "s", dir);
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *sub = argv[0];
+    const char *role_s = NULL, *name = NULL;
+    long province = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            role_s = argv[++i];
+        } else if (strcmp(argv[i], "--province") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            province = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || province < 1 || province > 7) {
+                fprintf(stderr, "federal-api: --province \"%s\" is not 1..7\n", argv[i]);
+                return 2;
+            }
+        } else if (name == NULL && argv[i][0] != '-') {
+            name = argv[i];
+        } else {
+            fprintf(stderr, "federal-api: token: unexpected argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    PGconn *c = NULL;
+    PGresult *r = NULL;
+    int rc = 1;
+    if (strcmp(sub, "create") == 0) {
+        enum auth_role role;
+        int prov = 0;
+        char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX + 1], provs[8];
+        if (role_s == NULL || name == NULL) {
+            fprintf(stderr, "federal-api: token create --role ROLE [--province P] NAME\n");
+            return 2;
+        }
+        if (auth_parse_role(role_s, province, &role, &prov) != 0) {
+            fprintf(stderr,
+                    "federal-api: role \"%s\" is not ministry, province (with "
+                    "--province 1..7), province:P, public or admin\n",
+                    role_s);
+            return 2;
+        }
+        if (!auth_name_ok(name)) {
+            fprintf(stderr, "federal-api: token name must be 1..64 of A-Z a-z 0-9 _ . -\n");
+            return 2;
+        }
+        if (auth_token_generate(token, sizeof(token)) != 0 ||
+            auth_hash_hex(token, hash, sizeof(hash)) != 0) {
+            fprintf(stderr, "federal-api: cannot make a random token\n");
+            return 1;
+        }
+        snprintf(provs, sizeof(provs), "%d", prov);
+        const char *v[4] = {name, auth_role_name(role), prov ? provs : NULL, hash};
+        if ((c = connect_sync()) == NULL)
+            return 1;
+        r = PQexecParams(c,
+                         "INSERT INTO tokens(name, role, province, hash)"
+                         " VALUES ($1, $2, $3::smallint, decode($4, 'hex'))",
+                         4, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "federal-api: token create: %s", PQerrorMessage(c));
+            goto out;
+        }
+        printf("%s\n", token);
+        rc = 0;
+    } else if (strcmp(sub, "list") == 0) {
+        if ((c = connect_sync()) == NULL)
+            return 1;
+        r = PQexecParams(c,
+                         "SELECT name, role, coalesce(province::text, ''), created_at::text,"
+                         " coalesce(revoked_at::text, '') FROM tokens ORDER BY name",
+                         0, NULL, NULL, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "federal-api: token list: %s", PQerrorMessage(c));
+            goto out;
+        }
+        printf("name\trole\tprovince\tcreated\trevoked\n");
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("%s\t%s\t%s\t%s\t%s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                   PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+        rc = 0;
+    } else if (strcmp(sub, "revoke") == 0) {
+        if (name == NULL) {
+            fprintf(stderr, "federal-api: token revoke NAME\n");
+            return 2;
+        }
+        if ((c = connect_sync()) == NULL)
+            return 1;
+        const char *v[1] = {name};
+        r = PQexecParams(c,
+                         "UPDATE tokens SET revoked_at = now() WHERE name = $1"
+                         " AND revoked_at IS NULL",
+                         1, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "federal-api: token revoke: %s", PQerrorMessage(c));
+            goto out;
+        }
+        if (strcmp(PQcmdTuples(r), "1") != 0) {
+            fprintf(stderr, "federal-api: no active token named \"%s\"\n", name);
+            goto out;
+        }
+        printf("revoked %s\n", name);
+        rc = 0;
+    } else {
+        fprintf(stderr, "federal-api: token: unknown subcommand \"%s\"\n", sub);
+        usage(stderr);
+        return 2;
+    }
+out:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+static void reload_crl(void)
+{
+    char err[256];
+    if (cfg.crl[0] == '\0')
+        return;
+    if (tls_ctx_reload_crl(sync_tls, err, sizeof(err)) != 0)
+        log_error("CRL reload failed, keeping the previous one: %s", err);
+    else
+        log_info("CRL reloaded from %s", cfg.crl);
+}
+
+static void on_crl_debounce(uv_timer_t *t)
+{
+    (void)t;
+    reload_crl();
+}
+
+/* The directory is watched, not the file: deploy/pki.sh replaces the CRL by rename. */
+static void on_crl_change(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    (void)h;
+    (void)events;
+    const char *base = strrchr(cfg.crl, '/');
+    base = base ? base + 1 : cfg.crl;
+    if (status == 0 && name && strcmp(name, base) == 0)
+        uv_timer_start(&crl_debounce, on_crl_debounce, 200, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    if (signum == SIGHUP) {
+        reload_crl();
+        return;
+    }
+    log_info("signal %d: stopping", signum);
+    fingest_stop(ing);
+    fapi_stop(api);
+    db_pool_stop(db);
+    uv_signal_stop(&sig_term);
+    uv_signal_stop(&sig_int);
+    uv_signal_stop(&sig_hup);
+    uv_fs_event_stop(&crl_watch);
+    uv_close((uv_handle_t *)&crl_watch, NULL);
+    uv_close((uv_handle_t *)&crl_debounce, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+}
+
+/* Migrations and the geography, before the loop starts (blocking is fine here), waiting
+ * for the database to come up for at most start_wait_s. */
+static int start_migrate(void)
+{
+    char dir[CONFIG_STR_MAX + 64], err[1024];
+    if (migrations_dir(dir, sizeof(dir)) != 0)
+        return -1;
+    uint64_t deadline = hlc_wall_ms() + (uint64_t)cfg.start_wait_s * 1000;
+    for (;;) {
+        PGconn *c = PQconnectdb(cfg.pg);
+        if (PQstatus(c) == CONNECTION_OK) {
+            int n = migrate_run(c, dir, err, sizeof(err));
+            PQfinish(c);
+            if (n < 0) {
+                log_error("migrate: %s", err);
+                return -1;
+            }
+            return 0;
+        }
+        if (hlc_wall_ms() > deadline) {
+            log_error("database not reachable: %s", PQerrorMessage(c));
+            PQfinish(c);
+            return -1;
+        }
+        PQfinish(c);
+        usleep(250 * 1000);
+    }
+}
+
+static int cmd_serve(void)
+{
+    char err[512];
+    if (start_migrate() != 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    loop = uv_default_loop();
+    tls_ctx_opts so = {TLS_MODE_MUTUAL_SERVER, cfg.ca, cfg.cert, cfg.key,
+                       cfg.crl[0] ? cfg.crl : NULL};
+    tls_ctx_opts ho = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
+    if (tls_ctx_new(&sync_tls, &so, err, sizeof(err)) != 0 ||
+        tls_ctx_new(&https_tls, &ho, err, sizeof(err)) != 0) {
+        log_error("TLS: %s", err);
+        return 1;
+    }
+    db_opts dbo = {.loop = loop, .conninfo = cfg.pg, .size = (int)cfg.pool_size};
+    if (db_pool_start(&db, &dbo) != 0) {
+        log_error("cannot start the database pool");
+        return 1;
+    }
+    fingest_opts io = {.loop = loop,
+                       .tls = sync_tls,
+                       .db = db,
+                       .listen = cfg.sync_listen,
+                       .max_frame = (size_t)cfg.max_frame};
+    if (fingest_start(&ing, &io, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    fapi_opts ao = {.loop = loop,
+                    .db = db,
+                    .https_tls = https_tls,
+                    .sync_tls = sync_tls,
+                    .ingest = ing,
+                    .https_listen = cfg.https_listen,
+                    .http_listen = cfg.http_listen,
+                    .crl_file = cfg.crl,
+                    .auth_max_failures = (unsigned)cfg.auth_max_failures,
+                    .auth_window_s = (unsigned)cfg.auth_window_s};
+    if (fapi_start(&api, &ao, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(loop, &crl_debounce);
+    uv_fs_event_init(loop, &crl_watch);
+    if (cfg.crl[0]) {
+        char dir[CONFIG_STR_MAX];
+        snprintf(dir, sizeof(dir), "%s", cfg.crl);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        uv_fs_event_start(&crl_watch, on_crl_change, slash ? dir : ".", 0);
+    }
+    log_info("sync on %s port %d, HTTPS on port %d, HTTP on port %d, pool of %ld", cfg.sync_listen,
+             fingest_port(ing), fapi_https_port(api), fapi_http_port(api), cfg.pool_size);
+    fprintf(stdout, "ready sync_port=%d https_port=%d http_port=%d\n", fingest_port(ing),
+            fapi_https_port(api), fapi_http_port(api));
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    tls_ctx_free(sync_tls);
+    tls_ctx_free(https_tls);
+    log_info("stopped");
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    const char *config_path = NULL;
+    char err[512];
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"print-config", no_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    /* "+" stops at the first command so that its own options (token --role) stay put. */
+    while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
+        case 'p':
+            config_print(stdout, items, N_ITEMS);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
+    if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
+        fprintf(stderr, "federal-api: %s\n", err);
+        return 2;
+    }
+    enum log_level lvl = LOG_INFO;
+    if (log_parse_level(cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "federal-api: log_level \"%s\" is not debug, info, warn or error\n",
+                cfg.log_level);
+        return 2;
+    }
+    log_init("federal-api", lvl);
+    if (cfg.pool_size < 1 || cfg.pool_size > 64) {
+        fprintf(stderr, "federal-api: pool_size %ld is not 1..64\n", cfg.pool_size);
+        return 2;
+    }
+    const char *cmd = optind < argc ? argv[optind] : "serve";
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve();
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate();
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc - optind - 1, argv + optind + 1);
+    fprintf(stderr, "federal-api: unknown command \"%s\"\n", cmd);
     usage(stderr);
-    fprintf(stderr, "federal-api: not implemented yet\n");
     return 2;
 }

@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""Federal API benchmark (issue 5, item 5): snapshot ingest rate beside PostgreSQL COPY of the
+same rows into the same schema, and HTTPS query latency (p50/p99) with concurrent clients over
+a national dataset, all in one run on a private PostgreSQL 15.
+
+Dataset: every one of the 753 municipalities x MONTHS months (Gregorian month periods) x every
+declared grouping of every catalogue indicator, each cell filled (dense: the worst case; about
+300 cells per snapshot). The issue asks for 120 months; --months sets the fraction loaded.
+
+1. Ingest: 7 hub clients (one per province, mutual TLS, python3-protobuf, frames serialized
+   before the clock starts) push their municipalities' snapshots at once, batches of --batch
+   snapshots with a window of 2; timed until every batch is acknowledged (committed).
+2. COPY baseline: the same cell rows (as TSV, written before timing) are COPYed with psql
+   into the cells table of a second database migrated with the same migrations.
+3. Queries: --clients processes send a fixed mix (below) over keep-alive HTTPS for --seconds;
+   latency per request as seen by the client, p50/p99 over all requests.
+
+Prints a Markdown table and appends it with the command to docs/BENCHMARKS.md (--no-append to
+skip). Timings are reported, never asserted."""
+import argparse
+import datetime
+import http.client
+import itertools
+import multiprocessing
+import os
+import random
+import shlex
+import shutil
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+from harness import Pki, pb  # noqa: E402
+from fedclient import Federal  # noqa: E402
+from pg import Postgres  # noqa: E402
+from wireclient import WireClient  # noqa: E402
+
+VALUES = {
+    "category": ["RETURNEE", "MIGRANT_FAMILY", "PROSPECTIVE_MIGRANT", "VULNERABLE", "COMMUNITY"],
+    "sex": ["FEMALE", "MALE", "OTHER"],
+    "age_band": ["0_14", "15_24", "25_39", "40_59", "60_PLUS"],
+    "caste_group": ["DALIT", "JANAJATI", "MADHESI", "MUSLIM", "BRAHMIN_CHHETRI", "OTHER",
+                    "UNDISCLOSED"],
+    "disability": ["YES", "NO"],
+    "destination_country": ["QA", "SA", "AE", "MY", "KW", "IN", "JP", "KR", "BH", "OM"],
+    "service_type": ["PRE_DEPARTURE_ORIENTATION", "RETURN_COUNSELLING", "PSYCHOSOCIAL_SUPPORT",
+                     "ENTREPRENEURSHIP_TRAINING", "FINANCIAL_LITERACY", "SKILLS_TRAINING",
+                     "SEED_FUNDING", "LOAN", "BANK_ACCOUNT", "JOB_PLACEMENT", "LEGAL_AID",
+                     "HEALTH_REFERRAL"],
+    "programme": ["M4SD", "RERP", "MUNICIPAL", "PROVINCIAL", "FEDERAL", "OTHER"],
+    "provider": ["MRC", "MUNICIPALITY", "NGO", "BANK", "COOPERATIVE", "TRAINING_INSTITUTE",
+                 "HEALTH_FACILITY", "OTHER"],
+    "action": ["STARTED", "EXPANDED"],
+    "sector": ["AGRICULTURE", "LIVESTOCK", "FOOD_PROCESSING", "RETAIL", "HOSPITALITY",
+               "MANUFACTURING", "HANDICRAFT", "SERVICES", "OTHER"],
+    "owner_sex": ["FEMALE", "MALE", "OTHER"],
+    "owner_category": ["RETURNEE", "MIGRANT_FAMILY", "PROSPECTIVE_MIGRANT", "VULNERABLE",
+                       "COMMUNITY"],
+}
+# Declared groupings of the v1 catalogue (common/catalogue.c), ratios marked.
+CATALOGUE = [
+    ("participants_registered", False, ["", "category", "sex", "age_band", "caste_group",
+                                        "disability", "category,sex", "sex,age_band"]),
+    ("returnees_registered", False, ["", "sex", "age_band", "destination_country",
+                                     "sex,age_band"]),
+    ("persons_served", False, ["", "service_type", "sex", "category", "programme",
+                               "service_type,sex"]),
+    ("services_delivered", False, ["", "service_type", "sex", "programme", "provider"]),
+    ("enterprises_supported", False, ["", "action", "sector", "owner_sex", "owner_category",
+                                      "owner_sex,owner_category"]),
+    ("jobs_created", False, ["", "sector", "owner_sex"]),
+    ("enterprises_active", True, ["", "sector"]),
+    ("seed_funding_npr", False, ["", "sex", "category", "programme"]),
+    ("enterprises_with_loan", True, ["", "sector"]),
+    ("bank_accounts_opened", False, ["", "sex"]),
+    ("no_remigration_intention", True, ["", "sex"]),
+    ("referrals_pending", False, ["", "service_type"]),
+    ("services_unavailable", False, ["", "service_type"]),
+    ("reporting_completeness", True, [""]),
+]
+
+QUERY_MIX = [
+    # (weight, role, path template) — {m} month, {p} province, {d} district, {c} municipality
+    (3, "ministry", "/v1/indicators/participants_registered?period={m}&by=sex"),
+    (2, "ministry", "/v1/indicators/participants_registered?period={m}&by=category,sex"),
+    (2, "ministry", "/v1/indicators/persons_served?period={m}&province={p}&by=service_type"),
+    (1, "ministry", "/v1/indicators/enterprises_active?period={m}&by=sector"),
+    (1, "ministry", "/v1/indicators/returnees_registered?period={m}&district={d}&by=sex,age_band"),
+    (1, "ministry", "/v1/indicators/services_delivered?period={m}&municipality={c}&by=provider"),
+    (2, "public", "/v1/indicators/participants_registered?period={m}&by=sex,age_band"),
+    (1, "public", "/v1/indicators/seed_funding_npr?period={m}&province={p}&by=programme&format=csv"),
+    (1, "ministry", "/v1/dataValueSets?period={m}&province={p}"),
+]
+
+
+def local_levels():
+    out = []
+    with open(os.path.join(ROOT, "data", "nepal_local_levels.csv")) as f:
+        next(f)
+        for line in f:
+            p, _, d, _, code = line.split(",")[:5]
+            out.append((int(code), int(p), int(d)))
+    return out
+
+
+def cells_for(rng):
+    """(indicator, grouping, key, num, den, cell_key, contributors) for one snapshot."""
+    out = []
+    for ind, ratio, groupings in CATALOGUE:
+        for g in groupings:
+            dims = g.split(",") if g else []
+            for key in itertools.product(*[VALUES[d] for d in dims]):
+                den = rng.randrange(1, 40)
+                nu = rng.randrange(0, den + 1) if ratio else den
+                out.append((ind, g, key, nu, den if ratio else 0, rng.getrandbits(32), den))
+    return out
+
+
+def build(months, batch, seed):
+    rng = random.Random(seed)
+    levels = local_levels()
+    periods = ["%04d-%02d" % (2020 + i // 12, i % 12 + 1) for i in range(months)]
+    frames = {p: [] for p in range(1, 8)}
+    tsv = []
+    n_cells = 0
+    for prov in range(1, 8):
+        snaps = []
+        for code, p, _ in levels:
+            if p != prov:
+                continue
+            for per in periods:
+                s = pb.RollupSnapshot(municipality=code, period=per, revision=1)
+                for ind, g, key, nu, de, ck, co in cells_for(rng):
+                    c = s.cells.add()
+                    c.indicator, c.grouping, c.numerator, c.denominator = ind, g, nu, de
+                    c.key.extend(key)
+                    c.cell_key, c.contributors = ck, co
+                    tsv.append("2\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n"
+                               % (per, code, ind, g, ",".join(key), nu, de, ck, co))
+                    n_cells += 1
+                snaps.append(s)
+        for i in range(0, len(snaps), batch):
+            env = pb.Envelope()
+            env.rollup_batch.first_seq = i + 1
+            env.rollup_batch.last_seq = i + len(snaps[i:i + batch])
+            env.rollup_batch.snapshots.extend(snaps[i:i + batch])
+            data = env.SerializeToString()
+            frames[prov].append((env.rollup_batch.last_seq, struct.pack(">I", len(data)) + data))
+    return periods, frames, tsv, n_cells, sum(1 for _ in levels) * months
+
+
+def push(fed, pki, prov, frames, errors):
+    try:
+        c = WireClient(fed.sync_port, pki, "province-%d" % prov)
+        c.hello(os.urandom(16))
+        inflight = []
+        for last, frame in frames:
+            while len(inflight) >= 2:
+                r = c.recv()
+                assert r.WhichOneof("msg") == "ack" and r.ack.acked_seq == inflight.pop(0), r
+            c.send_raw(frame)
+            inflight.append(last)
+        while inflight:
+            r = c.recv()
+            assert r.WhichOneof("msg") == "ack" and r.ack.acked_seq == inflight.pop(0), r
+        c.close()
+    except Exception as e:  # noqa: BLE001
+        errors.append("province %d: %r" % (prov, e))
+
+
+def client(args):
+    port, cafile, tokens, periods, levels, seconds, seed = args
+    rng = random.Random(seed)
+    ctx = ssl.create_default_context(cafile=cafile)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    mix = [(r, t) for w, r, t in QUERY_MIX for _ in range(w)]
+    lat, errors = [], 0
+    end = time.time() + seconds
+    while time.time() < end:
+        role, tmpl = rng.choice(mix)
+        code, prov, dist = rng.choice(levels)
+        path = tmpl.format(m=rng.choice(periods), p=prov, d=dist, c=code)
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": "Bearer " + tokens[role]})
+        r = conn.getresponse()
+        r.read()
+        lat.append(time.perf_counter() - t0)
+        if r.status != 200:
+            errors += 1
+    conn.close()
+    return lat, errors
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--pool", type=int, default=7)
+    ap.add_argument("--no-append", action="store_true")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="fed-bench-")
+    pg = None
+    fed = None
+    try:
+        t0 = time.time()
+        periods, frames, tsv, n_cells, n_snaps = build(a.months, a.batch, 1)
+        print("dataset: %d snapshots, %d cells, built in %.1f s" % (n_snaps, n_cells,
+                                                                   time.time() - t0))
+        pki = Pki(os.path.join(work, "pki"))
+        pki.issue("federal", *sum([["province", str(p)] for p in range(1, 8)], []))
+        # Same server settings for ingest and COPY; larger WAL so checkpoints do not dominate.
+        pg = Postgres(extra_conf="max_wal_size = 4GB\ncheckpoint_timeout = 15min")
+        fed = Federal(work, pki, pg)
+        with open(fed.config) as f:
+            text = f.read()
+        with open(fed.config, "w") as f:
+            f.write(text.replace("[tls]", "pool_size = %d\nlog_level = warn\n[tls]" % a.pool))
+        fed.start()
+        tokens = {"ministry": fed.token("ministry", "bench-ministry"),
+                  "public": fed.token("public", "bench-public")}
+        # 1. ingest
+        errors = []
+        threads = [threading.Thread(target=push, args=(fed, pki, p, frames[p], errors))
+                   for p in range(1, 8)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ingest_s = time.perf_counter() - t0
+        assert not errors, errors
+        stored = int(pg.psql("SELECT count(*) FROM cells")[0][0])
+        assert stored == n_cells, (stored, n_cells)
+        # 2. COPY baseline into a second database with the same migrations
+        pg.psql("CREATE DATABASE copybench")
+        mig = os.path.join(ROOT, "federal-api", "migrations")
+        for name in sorted(os.listdir(mig)):
+            pg.psql(open(os.path.join(mig, name)).read(), db="copybench")
+        tsv_path = os.path.join(work, "cells.tsv")
+        with open(tsv_path, "w") as f:
+            f.writelines(tsv)
+        del tsv
+        t0 = time.perf_counter()
+        pg.psql("\\copy cells FROM '%s'" % tsv_path, db="copybench")
+        copy_s = time.perf_counter() - t0
+        assert pg.psql("SELECT count(*) FROM cells", db="copybench") == [[str(n_cells)]]
+        # 3. queries
+        levels = [(c, p, d) for c, p, d in local_levels()]
+        pg.psql("ANALYZE")
+        with multiprocessing.Pool(a.clients) as pool:
+            res = pool.map(client, [(fed.https_port, pki.path("ca.crt"), tokens, periods,
+                                     levels, a.seconds, i) for i in range(a.clients)])
+        lat = [x for l, _ in res for x in l]
+        errs = sum(e for _, e in res)
+        rows = [
+            ("snapshot ingest (7 hubs, mutual TLS, batch %d, window 2)" % a.batch,
+             "**%s cells/s** (%s snapshots/s; %s cells in %.1f s)"
+             % (format(int(n_cells / ingest_s), ","), format(int(n_snaps / ingest_s), ","),
+                format(n_cells, ","), ingest_s)),
+            ("PostgreSQL COPY of the same rows into `cells` (psql \\copy)",
+             "**%s rows/s** (%.1f s)" % (format(int(n_cells / copy_s), ","), copy_s)),
+            ("ingest / COPY", "%.2f" % (copy_s / ingest_s)),
+            ("query latency, %d clients, %d s, fixed mix" % (a.clients, a.seconds),
+             "**p50 %.1f ms, p99 %.1f ms** (%d requests, %.0f req/s, %d non-200)"
+             % (pct(lat, 50) * 1000, pct(lat, 99) * 1000, len(lat), len(lat) / a.seconds,
+                errs)),
+        ]
+        cmd = "/usr/bin/python3 bench/federal_bench.py " + " ".join(
+            shlex.quote(x) for x in sys.argv[1:])
+        table = ["### %s: 753 municipalities x %d months, full groupings"
+                 % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), a.months),
+                 "", "```", cmd.strip(), "```", "", "| measure | result |", "| --- | --- |"]
+        table += ["| %s | %s |" % r for r in rows]
+        text = "\n".join(table) + "\n"
+        print(text)
+        if not a.no_append:
+            with open(os.path.join(ROOT, "docs", "BENCHMARKS.md"), "a") as f:
+                f.write("\n" + text)
+    finally:
+        if fed:
+            fed.stop()
+        if pg:
+            pg.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

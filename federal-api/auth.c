@@ -1,0 +1,204 @@
+#include "auth.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define AUTH_LIMITER_SLOTS 1024
+
+static const char auth__hex[] = "0123456789abcdef";
+
+static void auth__to_hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = auth__hex[in[i] >> 4];
+        out[2 * i + 1] = auth__hex[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int auth_token_generate(char *out, size_t outlen)
+{
+    unsigned char rnd[32];
+    if (outlen < AUTH_TOKEN_LEN + 1 || RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return AUTH_EINVAL;
+    memcpy(out, AUTH_TOKEN_PREFIX, 4);
+    auth__to_hex(rnd, sizeof(rnd), out + 4);
+    return 0;
+}
+
+int auth_hash_hex(const char *token, char *out, size_t outlen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (outlen < AUTH_HASH_HEX + 1 ||
+        EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return AUTH_EINVAL;
+    auth__to_hex(md, 32, out);
+    return 0;
+}
+
+int auth_parse_bearer(const char *header, char *out, size_t outlen)
+{
+    if (header == NULL || outlen < AUTH_TOKEN_LEN + 1 || strncasecmp(header, "Bearer ", 7) != 0)
+        return AUTH_EINVAL;
+    const char *t = header + 7;
+    while (*t == ' ')
+        t++;
+    size_t n = strlen(t);
+    while (n > 0 && t[n - 1] == ' ')
+        n--;
+    if (n != AUTH_TOKEN_LEN || strncmp(t, AUTH_TOKEN_PREFIX, 4) != 0)
+        return AUTH_EINVAL;
+    for (size_t i = 4; i < n; i++)
+        if (strchr(auth__hex, t[i]) == NULL || t[i] == '\0')
+            return AUTH_EINVAL;
+    memcpy(out, t, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int auth_parse_role(const char *s, long province, enum auth_role *role, int *out_province)
+{
+    *out_province = 0;
+    if (strcmp(s, "ministry") == 0)
+        *role = AUTH_MINISTRY;
+    else if (strcmp(s, "public") == 0)
+        *role = AUTH_PUBLIC;
+    else if (strcmp(s, "admin") == 0)
+        *role = AUTH_ADMIN;
+    else if (strcmp(s, "province") == 0 && province >= 1 && province <= 7) {
+        *role = AUTH_PROVINCE;
+        *out_province = (int)province;
+        return 0;
+    } else if (strncmp(s, "province:", 9) == 0 && s[9] >= '1' && s[9] <= '7' && s[10] == '\0' &&
+               (province == 0 || province == s[9] - '0')) {
+        *role = AUTH_PROVINCE;
+        *out_province = s[9] - '0';
+        return 0;
+    } else
+        return AUTH_EINVAL;
+    return province == 0 ? 0 : AUTH_EINVAL;
+}
+
+enum auth_role auth_role_from_db(const char *s)
+{
+    if (strcmp(s, "ministry") == 0)
+        return AUTH_MINISTRY;
+    if (strcmp(s, "province") == 0)
+        return AUTH_PROVINCE;
+    if (strcmp(s, "public") == 0)
+        return AUTH_PUBLIC;
+    if (strcmp(s, "admin") == 0)
+        return AUTH_ADMIN;
+    return AUTH_NONE;
+}
+
+const char *auth_role_name(enum auth_role role)
+{
+    switch (role) {
+    case AUTH_MINISTRY:
+        return "ministry";
+    case AUTH_PROVINCE:
+        return "province";
+    case AUTH_PUBLIC:
+        return "public";
+    case AUTH_ADMIN:
+        return "admin";
+    default:
+        return "none";
+    }
+}
+
+int auth_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > AUTH_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct auth_slot {
+    char addr[48];
+    uint64_t window_start_ms, last_ms;
+    unsigned failures;
+} auth_slot;
+
+struct auth_limiter {
+    unsigned max_failures;
+    uint64_t window_ms;
+    auth_slot slots[AUTH_LIMITER_SLOTS];
+};
+
+auth_limiter *auth_limiter_new(unsigned max_failures, unsigned window_s)
+{
+    auth_limiter *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->max_failures = max_failures ? max_failures : 10;
+    l->window_ms = (uint64_t)(window_s ? window_s : 60) * 1000;
+    return l;
+}
+
+void auth_limiter_free(auth_limiter *l)
+{
+    free(l);
+}
+
+static void auth__addr(const char *peer, char *out, size_t outlen)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, peer, n);
+    out[n] = '\0';
+}
+
+static auth_slot *auth__find(auth_limiter *l, const char *addr, int create)
+{
+    auth_slot *oldest = &l->slots[0];
+    for (size_t i = 0; i < AUTH_LIMITER_SLOTS; i++) {
+        auth_slot *s = &l->slots[i];
+        if (s->addr[0] && strcmp(s->addr, addr) == 0)
+            return s;
+        if (s->last_ms < oldest->last_ms)
+            oldest = s;
+    }
+    if (!create)
+        return NULL;
+    memset(oldest, 0, sizeof(*oldest));
+    snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+    return oldest;
+}
+
+int auth_limiter_blocked(auth_limiter *l, const char *peer, uint64_t now_ms)
+{
+    char addr[48];
+    auth__addr(peer, addr, sizeof(addr));
+    auth_slot *s = auth__find(l, addr, 0);
+    if (s == NULL || now_ms - s->window_start_ms >= l->window_ms)
+        return 0;
+    return s->failures >= l->max_failures;
+}
+
+void auth_limiter_fail(auth_limiter *l, const char *peer, uint64_t now_ms)
+{
+    char addr[48];
+    auth__addr(peer, addr, sizeof(addr));
+    auth_slot *s = auth__find(l, addr, 1);
+    if (now_ms - s->window_start_ms >= l->window_ms) {
+        s->window_start_ms = now_ms;
+        s->failures = 0;
+    }
+    s->failures++;
+    s->last_ms = now_ms;
+}

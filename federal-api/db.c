@@ -1,0 +1,472 @@
+#include "db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hlc.h"
+#include "log.h"
+
+#define DB_BACKOFF_MIN_MS 100
+#define DB_BACKOFF_MAX_MS 5000
+
+enum db_state { DB_DOWN, DB_CONNECTING, DB_IDLE, DB_BUSY, DB_CLOSED };
+
+typedef struct db_q {
+    struct db_q *next;
+    db_cb cb;
+    void *ud;
+    uint64_t queued_ms;
+    int n;
+    char *sql;
+    char **values; /* n pointers, then the strings, all in this allocation */
+} db_q;
+
+typedef struct db_conn {
+    db_pool *p;
+    PGconn *pg;
+    uv_poll_t *poll; /* NULL when not watching; freed in its close callback */
+    int fd;
+    enum db_state state;
+    db_q *cur;
+    PGresult *res; /* the result kept for cur: the first error, else the last */
+    uv_timer_t retry;
+    unsigned backoff_ms;
+    int ever_connected;
+} db_conn;
+
+struct db_pool {
+    db_opts o;
+    char *conninfo;
+    db_conn *conns;
+    db_q *head, *tail;
+    size_t queued;
+    uv_timer_t kick, sweep;
+    int stopping, handles_open;
+    db_metrics m;
+};
+
+static void db__dispatch(db_pool *p);
+static void db__connect(db_conn *c);
+
+static void db__free_poll(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void db__unwatch(db_conn *c)
+{
+    if (c->poll) {
+        uv_close((uv_handle_t *)c->poll, db__free_poll);
+        c->poll = NULL;
+    }
+}
+
+static void db__on_poll(uv_poll_t *h, int status, int events);
+
+/* Watches the connection's current socket (libpq may change it while connecting). */
+static int db__watch(db_conn *c, int events)
+{
+    int fd = PQsocket(c->pg);
+    if (fd < 0)
+        return -1;
+    if (c->poll && c->fd != fd)
+        db__unwatch(c);
+    if (c->poll == NULL) {
+        c->poll = malloc(sizeof(*c->poll));
+        if (c->poll == NULL)
+            return -1;
+        if (uv_poll_init(c->p->o.loop, c->poll, fd) != 0) {
+            free(c->poll);
+            c->poll = NULL;
+            return -1;
+        }
+        c->poll->data = c;
+        c->fd = fd;
+    }
+    return uv_poll_start(c->poll, events, db__on_poll) == 0 ? 0 : -1;
+}
+
+static void db__finish(db_conn *c, const PGresult *res, const char *err)
+{
+    db_q *q = c->cur;
+    c->cur = NULL;
+    if (err)
+        c->p->m.errors++;
+    if (q) {
+        q->cb(q->ud, err ? NULL : res, err);
+        free(q);
+    }
+}
+
+static void db__on_retry(uv_timer_t *t)
+{
+    db_conn *c = t->data;
+    if (!c->p->stopping && c->state == DB_DOWN)
+        db__connect(c);
+}
+
+/* The connection broke: fail its statement, drop it and reconnect after a backoff. */
+static void db__fail(db_conn *c, const char *why)
+{
+    db_pool *p = c->p;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "database: %s", why && why[0] ? why : "connection lost");
+    size_t l = strlen(msg);
+    while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
+        msg[--l] = '\0';
+    if (c->state == DB_IDLE || c->state == DB_BUSY) {
+        p->m.connected--;
+        p->m.disconnects++;
+        log_warn("%s; reconnecting", msg);
+    } else if (c->state == DB_CONNECTING) {
+        log_warn("%s; retrying in %u ms", msg, c->backoff_ms);
+    }
+    db__unwatch(c);
+    if (c->res) {
+        PQclear(c->res);
+        c->res = NULL;
+    }
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    c->state = DB_DOWN;
+    db__finish(c, NULL, msg);
+    if (p->stopping)
+        return;
+    uv_timer_start(&c->retry, db__on_retry, c->backoff_ms, 0);
+    c->backoff_ms = c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void db__connect(db_conn *c)
+{
+    c->pg = PQconnectStart(c->p->conninfo);
+    if (c->pg == NULL) {
+        db__fail(c, "out of memory");
+        return;
+    }
+    c->state = DB_CONNECTING;
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    /* libpq's protocol: behave as if PQconnectPoll had returned PGRES_POLLING_WRITING. */
+    if (db__watch(c, UV_WRITABLE) != 0)
+        db__fail(c, "cannot watch the database socket");
+}
+
+static void db__connect_step(db_conn *c)
+{
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING:
+        if (db__watch(c, UV_READABLE) != 0)
+            db__fail(c, "cannot watch the database socket");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (db__watch(c, UV_WRITABLE) != 0)
+            db__fail(c, "cannot watch the database socket");
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(c->pg, 1) != 0 || db__watch(c, UV_READABLE) != 0) {
+            db__fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+        c->state = DB_IDLE;
+        c->backoff_ms = DB_BACKOFF_MIN_MS;
+        c->p->m.connected++;
+        c->p->m.connects++;
+        if (c->ever_connected)
+            log_info("database: reconnected");
+        c->ever_connected = 1;
+        db__dispatch(c->p);
+        return;
+    default:
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+}
+
+/* Reads what arrived; completes the statement once PQgetResult returns NULL. */
+static void db__read(db_conn *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    while (!PQisBusy(c->pg)) {
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            PGresult *res = c->res;
+            c->res = NULL;
+            c->state = DB_IDLE;
+            ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+            if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+                db__finish(c, res, NULL);
+            } else {
+                char msg[512];
+                const char *e = res ? PQresultErrorMessage(res) : "no result";
+                snprintf(msg, sizeof(msg), "%s", e[0] ? e : PQresStatus(st));
+                size_t l = strlen(msg);
+                while (l > 0 && msg[l - 1] == '\n')
+                    msg[--l] = '\0';
+                db__finish(c, NULL, msg);
+            }
+            if (res)
+                PQclear(res);
+            if (PQstatus(c->pg) == CONNECTION_BAD) {
+                c->state = DB_BUSY; /* counted as connected until db__fail */
+                db__fail(c, PQerrorMessage(c->pg));
+                return;
+            }
+            db__dispatch(c->p);
+            return;
+        }
+        /* Keep the first error, otherwise the last result. */
+        if (c->res && PQresultStatus(c->res) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            if (c->res)
+                PQclear(c->res);
+            c->res = r;
+        }
+    }
+}
+
+static void db__on_poll(uv_poll_t *h, int status, int events)
+{
+    db_conn *c = h->data;
+    if (c == NULL || c->poll != h)
+        return;
+    if (status < 0) {
+        db__fail(c, uv_strerror(status));
+        return;
+    }
+    switch (c->state) {
+    case DB_CONNECTING:
+        db__connect_step(c);
+        return;
+    case DB_IDLE:
+        /* Nothing is expected while idle: this is a notice, or the server going away. */
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+            db__fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+        for (PGnotify *nf; (nf = PQnotifies(c->pg)) != NULL;)
+            PQfreemem(nf);
+        return;
+    case DB_BUSY:
+        if (events & UV_WRITABLE) {
+            int r = PQflush(c->pg);
+            if (r < 0) {
+                db__fail(c, PQerrorMessage(c->pg));
+                return;
+            }
+            if (r == 0 && db__watch(c, UV_READABLE) != 0) {
+                db__fail(c, "cannot watch the database socket");
+                return;
+            }
+        }
+        if (events & UV_READABLE)
+            db__read(c);
+        return;
+    default:
+        return;
+    }
+}
+
+static void db__send(db_conn *c, db_q *q)
+{
+    c->cur = q;
+    c->state = DB_BUSY;
+    c->p->m.queries++;
+    if (!PQsendQueryParams(c->pg, q->sql, q->n, NULL, (const char *const *)q->values, NULL, NULL,
+                           0)) {
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    int r = PQflush(c->pg);
+    if (r < 0) {
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    if (db__watch(c, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0)
+        db__fail(c, "cannot watch the database socket");
+}
+
+static void db__dispatch(db_pool *p)
+{
+    for (int i = 0; i < p->o.size && p->head && !p->stopping; i++) {
+        db_conn *c = &p->conns[i];
+        if (c->state != DB_IDLE)
+            continue;
+        db_q *q = p->head;
+        p->head = q->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+        q->next = NULL;
+        db__send(c, q);
+    }
+}
+
+static void db__on_kick(uv_timer_t *t)
+{
+    db__dispatch(t->data);
+}
+
+/* Fails statements that waited too long for a connection (the database is down). */
+static void db__on_sweep(uv_timer_t *t)
+{
+    db_pool *p = t->data;
+    uint64_t now = hlc_wall_ms();
+    while (p->head && now - p->head->queued_ms > p->o.queue_timeout_ms) {
+        db_q *q = p->head;
+        p->head = q->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+        p->m.timeouts++;
+        p->m.errors++;
+        q->cb(q->ud, NULL, "database: no connection available (timed out waiting)");
+        free(q);
+    }
+}
+
+int db_pool_start(db_pool **out, const db_opts *opts)
+{
+    db_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return UV_ENOMEM;
+    p->o = *opts;
+    if (p->o.size <= 0)
+        p->o.size = 4;
+    if (p->o.max_queue == 0)
+        p->o.max_queue = 10000;
+    if (p->o.queue_timeout_ms == 0)
+        p->o.queue_timeout_ms = 10000;
+    p->conninfo = strdup(opts->conninfo);
+    p->conns = calloc((size_t)p->o.size, sizeof(db_conn));
+    if (p->conninfo == NULL || p->conns == NULL) {
+        free(p->conninfo);
+        free(p->conns);
+        free(p);
+        return UV_ENOMEM;
+    }
+    p->m.size = p->o.size;
+    uv_timer_init(p->o.loop, &p->kick);
+    uv_timer_init(p->o.loop, &p->sweep);
+    p->kick.data = p->sweep.data = p;
+    p->handles_open = 2;
+    uv_timer_start(&p->sweep, db__on_sweep, 250, 250);
+    for (int i = 0; i < p->o.size; i++) {
+        db_conn *c = &p->conns[i];
+        c->p = p;
+        c->backoff_ms = DB_BACKOFF_MIN_MS;
+        uv_timer_init(p->o.loop, &c->retry);
+        c->retry.data = c;
+        p->handles_open++;
+        db__connect(c);
+    }
+    *out = p;
+    return 0;
+}
+
+int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud)
+{
+    if (p->stopping)
+        return DB_ESTOP;
+    if (p->queued >= p->o.max_queue)
+        return DB_EQUEUE;
+    size_t sl = strlen(sql) + 1, need = sizeof(db_q) + (size_t)n * sizeof(char *) + sl;
+    for (int i = 0; i < n; i++)
+        need += values[i] ? strlen(values[i]) + 1 : 0;
+    db_q *q = malloc(need);
+    if (q == NULL)
+        return UV_ENOMEM;
+    memset(q, 0, sizeof(*q));
+    q->cb = cb;
+    q->ud = ud;
+    q->n = n;
+    q->queued_ms = hlc_wall_ms();
+    q->values = (char **)(q + 1);
+    char *s = (char *)(q->values + n);
+    q->sql = s;
+    memcpy(s, sql, sl);
+    s += sl;
+    for (int i = 0; i < n; i++) {
+        if (values[i] == NULL) {
+            q->values[i] = NULL;
+            continue;
+        }
+        size_t l = strlen(values[i]) + 1;
+        memcpy(s, values[i], l);
+        q->values[i] = s;
+        s += l;
+    }
+    if (p->tail)
+        p->tail->next = q;
+    else
+        p->head = q;
+    p->tail = q;
+    p->queued++;
+    if (!uv_is_active((uv_handle_t *)&p->kick))
+        uv_timer_start(&p->kick, db__on_kick, 0, 0);
+    return 0;
+}
+
+static void db__release(db_pool *p)
+{
+    if (--p->handles_open > 0)
+        return;
+    free(p->conns);
+    free(p->conninfo);
+    free(p);
+}
+
+static void db__on_pool_timer_closed(uv_handle_t *h)
+{
+    db__release(h->data);
+}
+
+static void db__on_conn_timer_closed(uv_handle_t *h)
+{
+    db__release(((db_conn *)h->data)->p);
+}
+
+void db_pool_stop(db_pool *p)
+{
+    if (p == NULL || p->stopping)
+        return;
+    p->stopping = 1;
+    while (p->head) {
+        db_q *q = p->head;
+        p->head = q->next;
+        q->cb(q->ud, NULL, "database: shutting down");
+        free(q);
+    }
+    p->tail = NULL;
+    p->queued = 0;
+    for (int i = 0; i < p->o.size; i++) {
+        db_conn *c = &p->conns[i];
+        db__unwatch(c);
+        if (c->res) {
+            PQclear(c->res);
+            c->res = NULL;
+        }
+        if (c->pg) {
+            PQfinish(c->pg);
+            c->pg = NULL;
+        }
+        c->state = DB_CLOSED;
+        db__finish(c, NULL, "database: shutting down");
+        uv_close((uv_handle_t *)&c->retry, db__on_conn_timer_closed);
+    }
+    uv_close((uv_handle_t *)&p->kick, db__on_pool_timer_closed);
+    uv_close((uv_handle_t *)&p->sweep, db__on_pool_timer_closed);
+}
+
+void db_get_metrics(const db_pool *p, db_metrics *m)
+{
+    *m = p->m;
+    m->queued = p->queued;
+}

@@ -1,0 +1,53 @@
+/* A pool of asynchronous libpq connections driven by the libuv loop: PQconnectStart and
+ * PQconnectPoll to connect, PQsendQueryParams, PQflush, PQconsumeInput and PQgetResult to
+ * run one statement at a time per connection, each socket watched by one uv_poll handle.
+ * Nothing here blocks the loop. A connection that breaks (the database restarted) fails its
+ * statement and reconnects with exponential backoff; queued statements wait for it, up to
+ * a deadline. */
+#ifndef FEDERAL_API_DB_H
+#define FEDERAL_API_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct db_pool db_pool;
+
+#define DB_EQUEUE (-9001) /* the queue is full */
+#define DB_ESTOP  (-9002) /* the pool is stopping */
+
+typedef struct db_opts {
+    uv_loop_t *loop;
+    const char *conninfo;      /* libpq connection string; copied */
+    int size;                  /* connections (default 4) */
+    size_t max_queue;          /* statements waiting for a connection (default 10000) */
+    uint64_t queue_timeout_ms; /* a statement queued longer fails (default 10000) */
+} db_opts;
+
+/* Called once per statement. On success res is the statement's result (PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK) and err is NULL; on failure res is NULL and err says why. res belongs
+ * to the pool and is cleared after the callback returns. The callback may queue more
+ * statements. */
+typedef void (*db_cb)(void *ud, const PGresult *res, const char *err);
+
+/* Starts size connections (connecting in the background). Returns 0 or a negative code. */
+int db_pool_start(db_pool **out, const db_opts *opts);
+
+/* Queues one statement with n text parameters ($1..$n; NULL values are SQL NULL). The
+ * statement and the parameters are copied. Returns 0 (cb will be called exactly once,
+ * never from inside this call), DB_EQUEUE or DB_ESTOP (cb is then never called). */
+int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud);
+
+/* Fails queued and running statements (their callbacks run with an error), closes every
+ * connection, and frees the pool once its handles have closed. */
+void db_pool_stop(db_pool *p);
+
+typedef struct db_metrics {
+    uint64_t queries, errors, connects, disconnects, timeouts;
+    int connected, size;
+    size_t queued;
+} db_metrics;
+void db_get_metrics(const db_pool *p, db_metrics *m);
+
+#endif

@@ -1,0 +1,37 @@
+/* The federal HTTPS API: the catalogue, indicator queries (JSON or CSV), DHIS2-shaped
+ * dataValueSets, the audit log for admins, the CRL, /healthz and /metrics. Every /v1 request
+ * carries a bearer token, looked up by its SHA-256 in PostgreSQL; failed attempts are
+ * limited per client address; every authenticated request is written to the audit table
+ * (a successful read in the same statement as its data). Query parameters are validated
+ * (params.h) before any SQL, which only ever binds them. */
+#ifndef FEDERAL_API_FAPI_H
+#define FEDERAL_API_FAPI_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "db.h"
+#include "fingest.h"
+#include "tls.h"
+
+typedef struct fapi fapi;
+
+typedef struct fapi_opts {
+    uv_loop_t *loop;
+    db_pool *db;              /* not owned */
+    tls_ctx *https_tls;       /* TLS_MODE_HTTPS_SERVER; not owned */
+    tls_ctx *sync_tls;        /* for the CRL expiry in /metrics; may be NULL */
+    fingest *ingest;          /* for /metrics; may be NULL */
+    const char *https_listen; /* "127.0.0.1:8443" */
+    const char *http_listen;  /* plain /healthz, /metrics, /crl; "" for none */
+    const char *crl_file;     /* served at GET /crl; "" for none */
+    unsigned auth_max_failures, auth_window_s;
+} fapi_opts;
+
+int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen);
+/* Stops both servers; requests waiting for the database are answered when it fails them. */
+void fapi_stop(fapi *a);
+int fapi_https_port(const fapi *a);
+int fapi_http_port(const fapi *a);
+
+#endif

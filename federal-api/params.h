@@ -1,0 +1,53 @@
+/* Validation of the HTTPS API's query parameters, before anything reaches the database:
+ * only known names, each at most once, values at most PARAMS_MAX_VALUE bytes of
+ * A-Z a-z 0-9 _ , / - (so no quote, semicolon, space or comment marker gets through), then
+ * each checked against the period grammar, the geography and the catalogue. Pure: no I/O. */
+#ifndef FEDERAL_API_PARAMS_H
+#define FEDERAL_API_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalogue.h"
+#include "period.h"
+
+#define PARAMS_MAX_VALUE 64
+#define PARAMS_MAX_QUERY 1024
+#define PARAMS_EINVAL    (-9201)
+
+enum params_allowed {
+    PARAM_PERIOD = 1 << 0,
+    PARAM_PROVINCE = 1 << 1,
+    PARAM_DISTRICT = 1 << 2,
+    PARAM_MUNICIPALITY = 1 << 3,
+    PARAM_BY = 1 << 4,
+    PARAM_FORMAT = 1 << 5,
+    PARAM_EXACT = 1 << 6,
+    PARAM_LIMIT = 1 << 7,
+};
+
+typedef struct params_query {
+    int has_period;
+    char period[PERIOD_MAX];
+    enum period_kind kind;
+    int province;          /* 0 when not given; else 1..7 */
+    int district;          /* 0 when not given; else an official district code */
+    uint32_t municipality; /* 0 when not given */
+    int area_province;     /* the province that contains the area asked (0: national) */
+    char by[64];           /* normalised declared grouping; "" for the total only */
+    int csv;               /* format=csv */
+    int exact;             /* -1 not given, else 0 or 1 */
+    long limit;            /* 0 when not given */
+} params_query;
+
+/* Parses the raw query string (as received, percent-encoded) accepting the parameters in
+ * allowed; ind is the indicator for by= (may be NULL when by is not allowed). Returns 0, or
+ * PARAMS_EINVAL with a message in err naming the parameter and what is wrong (the message
+ * never repeats a value that failed the character check). */
+int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
+                 char *err, size_t errlen);
+
+/* Whether s is a plausible indicator code in a path (1..64 of a-z and _). */
+int params_code_ok(const char *s);
+
+#endif

@@ -1,0 +1,114 @@
+#include "sbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sbuf_init(sbuf *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    b->max = max;
+}
+
+void sbuf_free(sbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+void sbuf_reset(sbuf *b)
+{
+    b->len = 0;
+    b->failed = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+static int sbuf__reserve(sbuf *b, size_t n)
+{
+    if (b->failed)
+        return -1;
+    if (b->len + n + 1 > b->max) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    size_t c = b->cap ? b->cap : 256;
+    while (c < b->len + n + 1)
+        c *= 2;
+    char *np = realloc(b->p, c);
+    if (np == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    b->p = np;
+    b->cap = c;
+    return 0;
+}
+
+int sbuf_add(sbuf *b, const char *s, size_t n)
+{
+    if (sbuf__reserve(b, n) != 0)
+        return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int sbuf_puts(sbuf *b, const char *s)
+{
+    return sbuf_add(b, s, strlen(s));
+}
+
+int sbuf_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof(tmp))
+        return sbuf_add(b, tmp, (size_t)n);
+    if (sbuf__reserve(b, (size_t)n) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int sbuf_json_str(sbuf *b, const char *s)
+{
+    sbuf_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sbuf_add(b, e, 2);
+        } else if (c < 0x20) {
+            sbuf_printf(b, "\\u%04x", c);
+        } else {
+            sbuf_add(b, (const char *)&c, 1);
+        }
+    }
+    return sbuf_add(b, "\"", 1);
+}
+
+int sbuf_csv_str(sbuf *b, const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL)
+        return sbuf_puts(b, s);
+    sbuf_add(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"')
+            sbuf_add(b, "\"", 1);
+        sbuf_add(b, s, 1);
+    }
+    return sbuf_add(b, "\"", 1);
+}

@@ -1,0 +1,26 @@
+/* A growable byte buffer with a hard maximum, for SQL array parameters and response
+ * bodies. Once an append fails (out of memory or past max) the buffer stays failed and
+ * later appends do nothing, so callers check once at the end. */
+#ifndef FEDERAL_API_SBUF_H
+#define FEDERAL_API_SBUF_H
+
+#include <stddef.h>
+
+typedef struct sbuf {
+    char *p; /* NUL-terminated when len > 0 or after sbuf_init */
+    size_t len, cap, max;
+    int failed;
+} sbuf;
+
+void sbuf_init(sbuf *b, size_t max);
+void sbuf_free(sbuf *b);
+void sbuf_reset(sbuf *b);
+int sbuf_add(sbuf *b, const char *s, size_t n);
+int sbuf_puts(sbuf *b, const char *s);
+int sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string (quotes and escapes included). */
+int sbuf_json_str(sbuf *b, const char *s);
+/* Appends s as a CSV field (quoted when it holds a comma, quote or line break). */
+int sbuf_csv_str(sbuf *b, const char *s);
+
+#endif

@@ -1,0 +1,373 @@
+"""The federal tier on a real PostgreSQL: hub ingest (replacement by revision, replays,
+restarts of federal-api and of PostgreSQL mid-ingest), indicator answers against ground
+truth kept by the test, roles, disclosure control, input validation and the audit log."""
+import os
+import random
+import signal
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from fedclient import CATEGORIES, SEXES, Federal, HubUplink, add_cells, random_cells, snapshot
+from harness import pb, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
+from wireclient import WireClient
+
+
+def municipalities(province):
+    from harness import ROOT
+    out = []
+    with open(os.path.join(ROOT, "data", "nepal_local_levels.csv")) as f:
+        next(f)
+        for line in f:
+            p, _, d, _, code = line.split(",")[:5]
+            if int(p) == province:
+                out.append((int(code), int(d)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fed(pki, postgres, tmp_path_factory):  # noqa: F811
+    pki.issue("federal")
+    f = Federal(str(tmp_path_factory.mktemp("fed")), pki, postgres).start()
+    f.tokens = {
+        "ministry": f.token("ministry", "ministry-test"),
+        "p1": f.token("province", "province1-test", 1),
+        "p2": f.token("province:2", "province2-test"),
+        "public": f.token("public", "public-test"),
+        "admin": f.token("admin", "admin-test"),
+    }
+    yield f
+    f.stop()
+
+
+def q(fed, token, code, **params):
+    return fed.get("/v1/indicators/%s?%s" % (code, urllib.parse.urlencode(params)), token)
+
+
+def value_map(answer):
+    dims = answer["dimensions"]
+    return {tuple(r[d] for d in dims): r["value"] for r in answer["rows"]}
+
+
+def expected(truth, ind, grp):
+    return {k: v[0] for (i, g, k), v in truth.items() if i == ind and g == grp and (v[0] or v[1])}
+
+
+def test_migrate_is_versioned_and_idempotent(fed, postgres):  # noqa: F811
+    out = fed.cli("migrate").stdout
+    assert "0 migrations applied" in out
+    rows = postgres.psql("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert rows[0] == ["1", "0001_schema.sql"]
+    assert postgres.psql("SELECT count(*) FROM geo") == [["753"]]
+
+
+def test_national_totals_revisions_and_replays(fed, pki):
+    rng = random.Random(5)
+    period = "2026-07"
+    latest = {}
+    hubs = {p: HubUplink(fed, pki, p) for p in (1, 2)}
+    for p in (1, 2):
+        for code, _ in municipalities(p)[:12]:
+            cells = random_cells(rng)
+            latest[code] = (p, cells)
+            hubs[p].add(snapshot(code, period, 100, cells))
+    for h in hubs.values():
+        h.push()
+        assert h.refusals == []
+
+    def truth(area=None):
+        t = {}
+        for code, (p, cells) in latest.items():
+            if area is None or area(code, p):
+                add_cells(t, cells)
+        return t
+
+    def check(token, area=None, **params):
+        t = truth(area)
+        for grp, by in (("", ""), ("sex", "sex"), ("category,sex", "category,sex")):
+            st, a, _ = q(fed, token, "participants_registered", period=period, by=by, **params)
+            assert st == 200, a
+            assert a["disclosure"] == "exact"
+            want = expected(t, "participants_registered", grp)
+            got = value_map(a)
+            if grp:
+                assert got == want
+            assert a["total"]["value"] == t.get(("participants_registered", "", ()), (0,))[0]
+        st, a, _ = q(fed, token, "seed_funding_npr", period=period, by="sex", **params)
+        assert value_map(a) == expected(t, "seed_funding_npr", "sex")
+        st, a, _ = q(fed, token, "enterprises_active", period=period, **params)
+        nu, de = t.get(("enterprises_active", "", ()), (0, 0, 0, 0))[:2]
+        assert (a["total"]["numerator"], a["total"]["denominator"]) == (nu, de)
+        if de:
+            assert abs(a["total"]["value"] - nu / de) < 1e-4
+        return a
+
+    a = check(fed.tokens["ministry"])
+    assert a["as_of"]["1"] and a["as_of"]["2"] and a["as_of"]["3"] is None
+    check(fed.tokens["ministry"], lambda c, p: p == 2, province=2)
+    check(fed.tokens["p1"], lambda c, p: p == 1, province=1)
+    m1, d1 = municipalities(1)[0]
+    check(fed.tokens["ministry"], lambda c, p: c == m1, municipality=m1)
+    check(fed.tokens["p1"], lambda c, p: dict(municipalities(1)).get(c) == d1, district=d1)
+
+    # A newer revision replaces: here every MALE cell of m1 falls to zero and disappears.
+    old_cells = latest[m1][1]
+    new_cells = {k: v for k, v in old_cells.items() if "MALE" not in k[2]}
+    new_cells[("participants_registered", "sex", ("FEMALE",))] = (50, 0, 7, 50)
+    latest[m1] = (1, new_cells)
+    hubs[1].add(snapshot(m1, period, 200, new_cells))
+    hubs[1].push()
+    check(fed.tokens["ministry"])
+    st, a, _ = q(fed, fed.tokens["ministry"], "participants_registered", period=period,
+                 by="sex", municipality=m1)
+    assert ("MALE",) not in value_map(a)
+    # An older revision replayed (even on a new connection, under a new seq) changes nothing.
+    hubs[1].add(snapshot(m1, period, 150, old_cells))
+    hubs[1].push()
+    check(fed.tokens["ministry"])
+    # So does the same revision again, and a duplicate batch below acked_seq.
+    hubs[1].add(snapshot(m1, period, 200, old_cells))
+    hubs[1].push()
+    check(fed.tokens["ministry"])
+    for h in hubs.values():
+        h.close()
+
+
+def test_restarts_of_federal_and_postgres_mid_ingest_lose_nothing(fed, pki, postgres):  # noqa: F811
+    rng = random.Random(7)
+    period = "2025-03"
+    hub = HubUplink(fed, pki, 1, per_batch=4, window=4)
+    latest = {}
+    codes = [c for c, _ in municipalities(1)[:40]]
+    rev = 1000
+    for rnd in range(3):
+        for code in codes:
+            rev += 1
+            cells = random_cells(rng)
+            latest[code] = cells
+            hub.add(snapshot(code, period, rev, cells))
+    n = len(hub.snapshots)
+    events = {}
+
+    def on_sent(last):
+        if last >= n // 3 and "fed" not in events:
+            events["fed"] = last
+            fed.kill9()
+            fed.start()
+        elif last >= 2 * n // 3 and "pg" not in events:
+            events["pg"] = last
+            t = threading.Thread(target=postgres.restart)
+            t.start()
+            events["thread"] = t
+
+    hub.push(deadline=90, on_sent=on_sent)
+    events["thread"].join()
+    assert hub.reconnects >= 2
+    t = {}
+    for cells in latest.values():
+        add_cells(t, cells)
+    for grp, by in (("sex", "sex"), ("category,sex", "category,sex")):
+        st, a, _ = q(fed, fed.tokens["ministry"], "participants_registered", period=period, by=by)
+        assert st == 200, a
+        assert value_map(a) == expected(t, "participants_registered", grp)
+        assert a["total"]["value"] == t[("participants_registered", "", ())][0]
+    # Every stored header holds the latest revision of its municipality.
+    rows = postgres.psql("SELECT count(*), min(revision) FROM snapshots WHERE period = '%s'"
+                         % period)
+    assert rows == [[str(len(codes)), str(1000 + 2 * len(codes) + 1)]]
+    hub.close()
+
+
+def test_hub_pushing_another_provinces_snapshot_is_refused_whole(fed, pki, postgres):  # noqa: F811
+    c = WireClient(fed.sync_port, pki, "province-2")
+    c.hello(os.urandom(16))
+    env = pb.Envelope()
+    env.rollup_batch.first_seq = 1
+    env.rollup_batch.last_seq = 2
+    own = municipalities(2)[0][0]
+    other = municipalities(1)[5][0]
+    rng = random.Random(1)
+    env.rollup_batch.snapshots.append(snapshot(own, "2024-01", 1, random_cells(rng)))
+    env.rollup_batch.snapshots.append(snapshot(other, "2024-01", 1, random_cells(rng)))
+    before = fed.metrics()["federal_ingest_security_events_total"]
+    c.send(env)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_FORBIDDEN
+    assert postgres.psql("SELECT count(*) FROM snapshots WHERE period = '2024-01'") == [["0"]]
+    assert fed.metrics()["federal_ingest_security_events_total"] == before + 1
+    assert "which is not in province 2; batch refused" in fed.log_text()
+
+
+def test_bad_snapshots_are_refused_per_item(fed, pki):
+    hub = HubUplink(fed, pki, 2)
+    own = municipalities(2)[1][0]
+    good = {("participants_registered", "sex", ("FEMALE",)): (3, 0, 9, 3)}
+    hub.add(snapshot(own, "2026-13", 1, good))
+    hub.add(snapshot(own, "2024-02", 1, {("participants_registered", "sex,category",
+                                          ("FEMALE", "RETURNEE")): (1, 0, 1, 1)}))
+    hub.add(snapshot(own, "2024-02", 1, {("no_such_indicator", "", ()): (1, 0, 1, 1)}))
+    hub.add(snapshot(own, "2024-02", 2, good))
+    hub.push()
+    assert [(r.seq, r.field.split(".")[-1]) for r in hub.refusals] == [
+        (1, "period"), (2, "cells[0]"), (3, "cells[0]")]
+    st, a, _ = q(fed, fed.tokens["p2"], "participants_registered", period="2024-02",
+                 municipality=own, by="sex")
+    assert value_map(a) == {("FEMALE",): 3}
+    hub.close()
+
+
+def test_tokens_and_roles(fed):
+    ok = {"period": "2026-07", "by": "sex"}
+    assert q(fed, None, "participants_registered", **ok)[0] == 401
+    assert q(fed, "fed_" + "0" * 64, "participants_registered", **ok)[0] == 401
+    assert q(fed, "not-a-token", "participants_registered", **ok)[0] == 401
+    t = fed.token("ministry", "to-revoke")
+    assert q(fed, t, "participants_registered", **ok)[0] == 200
+    fed.cli("token", "revoke", "to-revoke")
+    st, body, _ = q(fed, t, "participants_registered", **ok)
+    assert st == 401 and "rows" not in body
+    assert "to-revoke" in fed.cli("token", "list").stdout
+    # A province reads its own province (or its districts and municipalities) only.
+    assert q(fed, fed.tokens["p1"], "participants_registered", province=1, **ok)[0] == 200
+    for area in ({}, {"province": 2}, {"municipality": municipalities(2)[0][0]},
+                 {"district": municipalities(2)[0][1]}):
+        st, body, _ = q(fed, fed.tokens["p1"], "participants_registered", **area, **ok)
+        assert st == 403 and "rows" not in body, (area, body)
+    # The public never gets exact values; admins read the audit log, not indicators.
+    st, body, _ = q(fed, fed.tokens["public"], "participants_registered", exact="true", **ok)
+    assert st == 403 and "rows" not in body
+    assert q(fed, fed.tokens["admin"], "participants_registered", **ok)[0] == 403
+    assert fed.get("/v1/audit", fed.tokens["ministry"])[0] == 403
+    assert fed.get("/v1/indicators", fed.tokens["public"])[0] == 200
+    with pytest.raises(Exception):
+        fed.cli("token", "create", "--role", "emperor", "x")
+
+
+def test_public_values_are_perturbed_consistently(fed, pki):
+    period = "2023-05"
+    hub = HubUplink(fed, pki, 1)
+    rng = random.Random(11)
+    per_mun = {}
+    muns = municipalities(1)[20:30]
+    for code, _ in muns:
+        cells = random_cells(rng, scale=3)
+        # Small counts on purpose: 1s and 2s must never be shown to the public.
+        cells[("participants_registered", "caste_group", ("DALIT",))] = (1, 0, rng.randrange(2 ** 32), 1)
+        cells[("participants_registered", "caste_group", ("MUSLIM",))] = (2, 0, rng.randrange(2 ** 32), 2)
+        per_mun[code] = cells
+        hub.add(snapshot(code, period, 1, cells))
+    hub.push()
+    pub = fed.tokens["public"]
+    seen = []
+    totals = []
+    for by in ("", "sex", "category", "category,sex", "caste_group"):
+        st, a, _ = q(fed, pub, "participants_registered", period=period, by=by)
+        assert st == 200 and a["disclosure"] == "cell-key perturbed"
+        assert all("contributors" not in r for r in a["rows"])
+        seen += [r["value"] for r in a["rows"]]
+        totals.append(a["total"]["value"])
+        for code, _ in muns[:3]:
+            st, m, _ = q(fed, pub, "participants_registered", period=period, by=by,
+                         municipality=code)
+            seen += [r["value"] for r in m["rows"]] + [m["total"]["value"]]
+    assert seen and all(v not in (1, 2) for v in seen)
+    assert len(set(totals)) == 1  # the total is one cell, whatever by= asks for
+    # The same cell through other queries: by=sex vs dataValueSets, CSV vs JSON.
+    st, a, _ = q(fed, pub, "participants_registered", period=period, by="sex")
+    st, dvs, _ = fed.get("/v1/dataValueSets?period=%s" % period, pub)
+    vals = {(d["dataElement"], d["categoryOptionCombo"]): d["value"] for d in dvs["dataValues"]}
+    for r in a["rows"]:
+        if r["value"] is not None and r["value"] != 0:
+            assert vals[("participants_registered", "sex:%s" % r["sex"])] == str(r["value"])
+    assert vals[("participants_registered", "default")] == str(totals[0])
+    st, csv, _ = q(fed, pub, "participants_registered", period=period, by="sex", format="csv")
+    assert ("participants_registered,%s,national,TOTAL,%d" % (period, totals[0])) in csv
+    # Repeating gives the same noise.
+    assert q(fed, pub, "participants_registered", period=period, by="sex")[1]["rows"] == a["rows"]
+    # Exact roles see the exact small values; the public sees none of them exactly.
+    st, e, _ = q(fed, fed.tokens["ministry"], "participants_registered", period=period,
+                 by="caste_group", municipality=muns[0][0])
+    assert value_map(e)[("DALIT",)] == 1 and value_map(e)[("MUSLIM",)] == 2
+    # Sums with fewer than 5 contributors are suppressed for the public.
+    code = muns[0][0]
+    st, s, _ = q(fed, pub, "seed_funding_npr", period=period, by="sex", municipality=code)
+    contrib = {k[2][0]: v[3] for k, v in per_mun[code].items()
+               if k[0] == "seed_funding_npr" and k[1] == "sex"}
+    assert s["rows"]
+    for r in s["rows"]:
+        if contrib[r["sex"]] < 5:
+            assert r["value"] is None and r["suppressed"] is True
+        else:
+            assert r["value"] is not None
+    hub.close()
+
+
+BAD_VALUES = ["' OR '1'='1", "1;DROP TABLE cells", "2026-07'--", "sex) UNION SELECT 1",
+              "x" * 65, "9" * 200, "%00", "\"", "1 OR 1=1", "$1", "\\", "sex;--"]
+
+
+def test_sql_metacharacters_and_long_values_are_refused(fed, postgres):  # noqa: F811
+    tok = fed.tokens["ministry"]
+    before = postgres.psql("SELECT count(*) FROM cells")
+    good = {"period": "2026-07", "by": "sex", "format": "json", "exact": "true"}
+    for name in ("period", "province", "district", "municipality", "by", "format", "exact"):
+        for bad in BAD_VALUES:
+            params = dict(good)
+            params[name] = bad
+            path = "/v1/indicators/participants_registered?" + urllib.parse.urlencode(params)
+            st, body, _ = fed.get(path, tok)
+            assert st == 400, (name, bad, st, body)
+            assert "rows" not in body and "value" not in body
+    for bad in BAD_VALUES[:4]:
+        st, body, _ = fed.get("/v1/dataValueSets?period=" + urllib.parse.quote(bad), tok)
+        assert st == 400 and "dataValues" not in body
+        st, body, _ = fed.get("/v1/audit?limit=" + urllib.parse.quote(bad), fed.tokens["admin"])
+        assert st == 400
+        st, body, _ = fed.get("/v1/indicators/" + urllib.parse.quote(bad) + "?period=2026", tok)
+        assert st in (400, 404) and "rows" not in body
+    # Unknown and repeated parameters are refused too.
+    assert fed.get("/v1/indicators/participants_registered?period=2026&x%27=1", tok)[0] == 400
+    assert fed.get("/v1/indicators/participants_registered?period=2026&period=2025", tok)[0] == 400
+    st, body, _ = fed.get("/v1/indicators/participants_registered?period=2026&by=sex,bogus", tok)
+    assert st == 400 and "category,sex" in body["error"]  # lists the allowed groupings
+    assert postgres.psql("SELECT count(*) FROM cells") == before
+
+
+def test_every_read_is_audited(fed, postgres):  # noqa: F811
+    n0 = int(postgres.psql("SELECT count(*) FROM audit WHERE who = 'ministry-test'")[0][0])
+    st, _, _ = q(fed, fed.tokens["ministry"], "participants_registered", period="2026-07",
+                 by="sex")
+    assert st == 200
+    st, _, _ = fed.get("/v1/dataValueSets?period=2026-07", fed.tokens["ministry"])
+    assert st == 200
+    n1 = int(postgres.psql("SELECT count(*) FROM audit WHERE who = 'ministry-test'")[0][0])
+    assert n1 == n0 + 2
+    st, a, _ = fed.get("/v1/audit?limit=50", fed.tokens["admin"])
+    assert st == 200
+    targets = [(r["who"], r["target"], r["status"]) for r in a["audit"]]
+    assert ("ministry-test", "/v1/dataValueSets?period=2026-07", 200) in targets
+    denied = postgres.psql("SELECT count(*) FROM audit WHERE who = 'public-test' AND status = 403")
+    assert int(denied[0][0]) >= 1  # refusals of authenticated callers are audited too
+    assert a["audit"][0]["at"].endswith("Z")
+
+
+def test_crl_healthz_and_metrics(fed, pki):
+    st, body, _ = fed.get("/crl", raw=True)
+    assert st == 200 and "BEGIN X509 CRL" in body
+    assert fed.get("/healthz", raw=True)[0] == 200
+    m = fed.metrics()
+    assert m["federal_db_connected"] >= 1 and m["tls_crl_next_update_seconds"] > time.time()
+
+
+def test_failed_attempts_are_rate_limited(pki, postgres, tmp_path):  # noqa: F811
+    f = Federal(str(tmp_path), pki, postgres, auth_max_failures=5, name="fed-rl").start()
+    try:
+        good = f.token("ministry", "rl-test")
+        codes = [f.get("/v1/indicators", "fed_" + "1" * 64)[0] for _ in range(7)]
+        assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
+        assert f.get("/v1/indicators", good)[0] == 429  # the address is held off for now
+    finally:
+        f.stop()

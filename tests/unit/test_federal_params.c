@@ -1,0 +1,111 @@
+/* Query-parameter validation of the federal API (federal-api/params.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "params.h"
+
+#define ALL                                                                                        \
+    (PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY |              \
+     PARAM_FORMAT | PARAM_EXACT)
+
+static int parse(const char *raw, params_query *q, char *err)
+{
+    return params_parse(raw, ALL, catalogue_find("participants_registered"), q, err, 700);
+}
+
+static void test_params_accept_a_full_query(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700];
+    assert_int_equal(parse("period=2026-07&by=age_band,sex&province=1&format=csv", &q, err), 0);
+    assert_string_equal(q.period, "2026-07");
+    assert_int_equal(q.kind, PERIOD_MONTH);
+    assert_string_equal(q.by, "sex,age_band"); /* normalised */
+    assert_int_equal(q.province, 1);
+    assert_int_equal(q.area_province, 1);
+    assert_int_equal(q.csv, 1);
+    assert_int_equal(parse("period=FY2083%2F84-T1&municipality=10101", &q, err), 0);
+    assert_int_equal(q.kind, PERIOD_FISCAL_TRIMESTER);
+    assert_int_equal(q.area_province, 1);
+}
+
+static void test_params_refuse_sql_metacharacters(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700];
+    const char *bad[] = {
+        "period=2026-07%27--",     "period=2026'",   "province=1%3BDROP", "by=sex)%20UNION",
+        "municipality=10101%20OR", "format=json%22", "exact=1%3B",        "district=1%00",
+        "period=2026&x%27=1",      "by=sex%5C"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(bad[i], &q, err), PARAMS_EINVAL);
+        assert_null(strchr(err, '\''));
+    }
+}
+
+static void test_params_refuse_long_values_and_repeats(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700], raw[400];
+    memset(raw, 0, sizeof(raw));
+    memcpy(raw, "period=", 7);
+    memset(raw + 7, '9', 100);
+    assert_int_equal(parse(raw, &q, err), PARAMS_EINVAL);
+    assert_non_null(strstr(err, "longer"));
+    assert_int_equal(parse("period=2026&period=2025", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&province=1&district=1", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("by=sex", &q, err), PARAMS_EINVAL); /* period required */
+}
+
+static void test_params_list_allowed_groupings(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700];
+    assert_int_equal(parse("period=2026&by=caste_group,sex", &q, err), PARAMS_EINVAL);
+    assert_non_null(strstr(err, "allowed"));
+    assert_non_null(strstr(err, "category,sex"));
+    assert_non_null(strstr(err, "sex,age_band"));
+}
+
+static void test_params_check_geography_and_periods(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700];
+    assert_int_equal(parse("period=2026-13", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&province=8", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&municipality=99999", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&district=78", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&district=75", &q, err), 0);
+    assert_int_equal(q.area_province, 7);
+}
+
+static void test_params_code_shape(void **state)
+{
+    (void)state;
+    assert_true(params_code_ok("participants_registered"));
+    assert_false(params_code_ok("x';--"));
+    assert_false(params_code_ok(""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params_accept_a_full_query),
+        cmocka_unit_test(test_params_refuse_sql_metacharacters),
+        cmocka_unit_test(test_params_refuse_long_values_and_repeats),
+        cmocka_unit_test(test_params_list_allowed_groupings),
+        cmocka_unit_test(test_params_check_geography_and_periods),
+        cmocka_unit_test(test_params_code_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
