@@ -168,7 +168,7 @@ build/fuzz/bin/%: tests/fuzz/%.c
 	$(MAKE) V=fuzz build/fuzz/lib/libcommon.a build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a build/fuzz/lib/libfed.a
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ibuild/fuzz/gen -Icommon \
-		-Imunicipal-node -Iprovincial-hub -I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
+		-Imunicipal-node -Iprovincial-hub -Ifederal-api -I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
 		build/fuzz/lib/libfed.a build/fuzz/lib/libcommon.a $(PKG_LIBS) $(PQ_LIBS)
 
 fuzz-build: $(FUZZ_BINS)
@@ -206,6 +206,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/reintegration
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 data/*.csv $(DESTDIR)$(PREFIX)/share/reintegration/
+	install -d $(DESTDIR)$(PREFIX)/share/reintegration/migrations
+	install -m 0644 federal-api/migrations/*.sql $(DESTDIR)$(PREFIX)/share/reintegration/migrations/
 	install -m 0755 deploy/pki.sh $(DESTDIR)$(PREFIX)/share/reintegration/
 
 demo: deps all
