@@ -8,6 +8,7 @@
 #include "log.h"
 #include "record.h"
 #include "rid.h"
+#include "rollup.h"
 #include "store.h"
 #include "wire.h"
 
@@ -99,6 +100,16 @@ struct ingest {
     uv_timer_t sweep; /* closes connections past the Hello deadline */
     sqlite3 *db;
     sqlite3_stmt *q[Q_N];
+    rollup *roll; /* the rollup engine, on the same connection */
+    /* Records committed but not yet noted by the rollup engine. The engine's work (about
+     * 20 us a record) is kept off the group commit, which it would slow threefold; a flag
+     * in meta, set in every ingest transaction and cleared when the list drains, makes a
+     * crash with notes pending rebuild the engine from the records at the next start. */
+    uint8_t (*roll_ids)[16];
+    uint32_t *roll_mun;
+    size_t n_roll, cap_roll, cap_roll_mun;
+    uv_timer_t roll_timer;
+    uint64_t last_refresh_ms;
     hub_conn *conns;
     int stopping, handles_open, port;
     pending_item *items;
@@ -203,6 +214,8 @@ static int ingest__add_refusal(ingest *in, size_t item, const uint8_t *id, uint6
     return 0;
 }
 
+static void ingest__queue_roll(ingest *in);
+
 /* Commits every pending item in one transaction, then acknowledges each. On failure nothing
  * is acknowledged and the connections with pending work are closed, so their nodes resend. */
 static void ingest__flush(ingest *in)
@@ -260,6 +273,8 @@ static void ingest__flush(ingest *in)
             sqlite3_bind_blob(st, 2, c->incarnation, 16, SQLITE_STATIC);
             failed = ingest__step(in, st) != 0;
             int swept = sqlite3_changes(in->db);
+            if (!failed && swept > 0)
+                failed = rollup_sweep(in->roll, c->municipality) != 0;
             st = in->q[Q_RESEND_DONE];
             sqlite3_bind_int64(st, 1, c->municipality);
             sqlite3_bind_blob(st, 2, c->incarnation, 16, SQLITE_STATIC);
@@ -273,6 +288,8 @@ static void ingest__flush(ingest *in)
             }
         }
     }
+    if (!failed && in->n_rows > 0)
+        failed = store_meta_set_int(in->db, "rollup_pending", 1) != 0;
     if (!failed)
         failed = ingest__step(in, in->q[Q_COMMIT]) != 0;
     if (failed) {
@@ -288,10 +305,74 @@ static void ingest__flush(ingest *in)
         in->m.commits++;
         for (size_t i = 0; i < in->n_items; i++)
             ingest__send_ack(in, i);
+        ingest__queue_roll(in);
     }
     for (size_t i = 0; i < in->n_items; i++)
         conn__unref(in->items[i].c);
     in->n_items = in->n_rows = in->n_refs = in->arena_len = 0;
+}
+
+/* Remembers every row of the committed group for the rollup engine. */
+static void ingest__queue_roll(ingest *in)
+{
+    if (ingest__grow((void **)&in->roll_ids, &in->cap_roll, in->n_roll + in->n_rows, 16) ||
+        ingest__grow((void **)&in->roll_mun, &in->cap_roll_mun, in->n_roll + in->n_rows,
+                     sizeof(uint32_t))) {
+        log_error("out of memory for rollup notes; the engine will rebuild at next start");
+        return;
+    }
+    for (size_t i = 0; i < in->n_items; i++) {
+        for (size_t r = in->items[i].row_begin; r < in->items[i].row_end; r++) {
+            memcpy(in->roll_ids[in->n_roll], in->rows[r].id, 16);
+            in->roll_mun[in->n_roll++] = in->items[i].c->municipality;
+        }
+    }
+}
+
+/* Notes up to max committed records into the engine in one transaction: each is read back
+ * from the records table (its newest stored state). Returns 0 or -1. */
+static int ingest__note_some(ingest *in, size_t max)
+{
+    size_t n = in->n_roll < max ? in->n_roll : max;
+    sqlite3_stmt *st = store_prepare(in->db, "SELECT body FROM records WHERE id=?1");
+    int failed = st == NULL || ingest__step(in, in->q[Q_BEGIN]) != 0;
+    for (size_t i = 0; i < n && !failed; i++) {
+        sqlite3_bind_blob(st, 1, in->roll_ids[i], 16, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            failed = rollup_note_stored(in->roll, in->roll_mun[i], in->roll_ids[i],
+                                        sqlite3_column_blob(st, 0),
+                                        (size_t)sqlite3_column_bytes(st, 0)) != 0;
+        sqlite3_reset(st);
+    }
+    if (!failed && n == in->n_roll)
+        failed = store_meta_set_int(in->db, "rollup_pending", 0) != 0;
+    if (!failed)
+        failed = ingest__step(in, in->q[Q_COMMIT]) != 0;
+    if (failed && !sqlite3_get_autocommit(in->db))
+        ingest__step(in, in->q[Q_ROLLBACK]);
+    sqlite3_finalize(st);
+    if (failed)
+        return -1;
+    memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
+    memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
+    in->n_roll -= n;
+    return 0;
+}
+
+/* Every 100 ms: note a bounded slice of the committed records (about 100 ms of work at
+ * most, so sync sessions keep flowing under load), and once they are all noted, recompute
+ * the dirty snapshots (at most every 2 s). */
+static void ingest__on_roll(uv_timer_t *t)
+{
+    ingest *in = t->data;
+    if (in->n_roll > 0 && ingest__note_some(in, 5000) != 0)
+        log_error("rollup notes failed; retrying at the next tick");
+    uint64_t now = uv_now(in->o.loop);
+    if (in->n_roll == 0 && now - in->last_refresh_ms >= 2000) {
+        in->last_refresh_ms = now;
+        if (rollup_daily(in->roll, record_today(), NULL) != 0)
+            log_error("rollup refresh failed; its snapshots stay dirty for the next tick");
+    }
 }
 
 static void ingest__on_check(uv_check_t *h)
@@ -515,6 +596,11 @@ int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t 
 sqlite3 *ingest_db(ingest *in)
 {
     return in->db;
+}
+
+rollup *ingest_rollup(ingest *in)
+{
+    return in->roll;
 }
 
 static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
@@ -763,6 +849,18 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
             goto fail;
         }
     }
+    if (rollup_open(&in->roll, in->db, err, errlen) != 0)
+        goto fail;
+    int64_t pending = 0;
+    if (store_meta_get_int(in->db, "rollup_pending", &pending) == 0 && pending) {
+        log_warn("records were committed but not rolled up before the last stop; rebuilding "
+                 "the rollups from the records");
+        if (rollup_full(in->roll, NULL) != 0 ||
+            store_meta_set_int(in->db, "rollup_pending", 0) != 0) {
+            snprintf(err, errlen, "%s: cannot rebuild the rollups", opts->db_path);
+            goto fail;
+        }
+    }
     uv_tcp_init(opts->loop, &in->server);
     in->server.data = in;
     in->handles_open++;
@@ -787,6 +885,11 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     in->handles_open++;
     uv_timer_start(&in->sweep, ingest__on_sweep, 2000, 2000);
     uv_unref((uv_handle_t *)&in->sweep);
+    uv_timer_init(opts->loop, &in->roll_timer);
+    in->roll_timer.data = in;
+    in->handles_open++;
+    uv_timer_start(&in->roll_timer, ingest__on_roll, 100, 100);
+    uv_unref((uv_handle_t *)&in->roll_timer);
     *out = in;
     return 0;
 fail_handles:
@@ -797,6 +900,7 @@ fail_handles:
 fail:
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
+    rollup_close(in->roll);
     store_close(in->db);
     free(in);
     return UV_EINVAL;
@@ -814,11 +918,14 @@ static void ingest__on_handle_close(uv_handle_t *h)
         return;
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
+    rollup_close(in->roll);
     store_close(in->db);
     free(in->items);
     free(in->rows);
     free(in->refs);
     free(in->arena);
+    free(in->roll_ids);
+    free(in->roll_mun);
     free(in);
 }
 
@@ -833,6 +940,7 @@ void ingest_stop(ingest *in)
     uv_close((uv_handle_t *)&in->server, ingest__on_handle_close);
     uv_close((uv_handle_t *)&in->check, ingest__on_handle_close);
     uv_close((uv_handle_t *)&in->sweep, ingest__on_handle_close);
+    uv_close((uv_handle_t *)&in->roll_timer, ingest__on_handle_close);
 }
 
 void ingest_get_metrics(const ingest *in, ingest_metrics *m)

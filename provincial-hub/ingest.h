@@ -51,4 +51,7 @@ int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t 
 /* The store's connection (shared with modules that keep tables beside the records). */
 struct sqlite3 *ingest_db(ingest *in);
 
+/* The rollup engine the ingest feeds (provincial-hub/rollup.h); owned by the ingest. */
+struct rollup *ingest_rollup(ingest *in);
+
 #endif

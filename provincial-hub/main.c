@@ -7,11 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "geo.h"
 #include "http.h"
+#include "gaps.h"
 #include "ingest.h"
+#include "record.h"
+#include "tokens.h"
+#include "uplink.h"
+#include "catalogue.h"
 #include "log.h"
 #include "tls.h"
 
@@ -24,6 +30,9 @@ typedef struct hub_config {
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
     char directive_keys[CONFIG_STR_MAX];
+    char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX];
+    char federal[CONFIG_STR_MAX];
+    long uplink_window, uplink_batch;
 } hub_config;
 
 static hub_config cfg = {
@@ -37,6 +46,11 @@ static hub_config cfg = {
     .cert = "var/pki/province-1.crt",
     .key = "var/pki/province-1.key",
     .crl = "var/pki/crl.pem",
+    .https_listen = "127.0.0.1:8441",
+    .tokens = "",
+    .federal = "",
+    .uplink_window = 4,
+    .uplink_batch = 200,
 };
 
 static const config_item items[] = {
@@ -49,6 +63,14 @@ static const config_item items[] = {
     {"hub", "max_frame", CONFIG_INT, &cfg.max_frame,
      "largest frame accepted from a node, in bytes (refused before allocation)"},
     {"hub", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
+    {"hub", "https_listen", CONFIG_STR, &cfg.https_listen,
+     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"},
+    {"hub", "tokens", CONFIG_STR, &cfg.tokens,
+     "file of officers' tokens: one line \"name sha256hex\" each (provincial-hub token NAME)"},
+    {"uplink", "federal", CONFIG_STR, &cfg.federal,
+     "IPv4:port of the federal tier's sync port (empty: no uplink)"},
+    {"uplink", "window", CONFIG_INT, &cfg.uplink_window, "snapshot batches in flight"},
+    {"uplink", "batch", CONFIG_INT, &cfg.uplink_batch, "snapshots per batch"},
     {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"},
     {"tls", "cert", CONFIG_STR, &cfg.cert, "this hub's certificate (province:<n>)"},
     {"tls", "key", CONFIG_STR, &cfg.key, "this hub's private key"},
@@ -63,7 +85,10 @@ static const config_item items[] = {
 static uv_loop_t *loop;
 static tls_ctx *tls;
 static ingest *ing;
-static http_server *http;
+static http_server *http, *https;
+static tls_ctx *https_tls, *uplink_tls;
+static tokens_table *tokens;
+static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_fs_event_t crl_watch;
 static uv_timer_t crl_debounce;
@@ -71,6 +96,7 @@ static uv_timer_t crl_debounce;
 static void usage(FILE *f)
 {
     fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
+               "       provincial-hub --config FILE token NAME   an officer's token (shown once)\n"
                "       provincial-hub --print-config    print every key with its default\n"
                "\n"
                "Receives municipal nodes' records over mutual TLS (identity from the\n"
@@ -112,12 +138,25 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     if (signum == SIGHUP) {
         reload_crl();
+        char err[256];
+        tokens_table *t = NULL;
+        if (cfg.tokens[0] && tokens_load(&t, cfg.tokens, err, sizeof(err)) == 0) {
+            tokens_free(tokens);
+            tokens = t;
+            log_info("tokens reloaded from %s", cfg.tokens);
+        } else if (cfg.tokens[0]) {
+            log_error("tokens not reloaded: %s", err);
+        }
         return;
     }
     log_info("signal %d: stopping", signum);
+    uplink_stop(up);
+    up = NULL;
     ingest_stop(ing);
     if (http)
         http_server_stop(http);
+    if (https)
+        http_server_stop(https);
     uv_signal_stop(&sig_term);
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
@@ -143,8 +182,12 @@ static void on_http(http_req *r, void *ud)
     }
     if (strcmp(path, "/metrics") == 0) {
         ingest_metrics m;
-        char buf[4096];
+        sync_state ust;
+        char buf[6144];
+        memset(&ust, 0, sizeof(ust));
         ingest_get_metrics(ing, &m);
+        if (up)
+            uplink_get_state(up, &ust);
         int n = snprintf(
             buf, sizeof(buf),
             "# HELP hub_connections_total TLS connections accepted.\n"
@@ -172,17 +215,128 @@ static void on_http(http_req *r, void *ud)
             "# HELP store_synchronous PRAGMA synchronous of the store (2 = FULL).\n"
             "# TYPE store_synchronous gauge\nstore_synchronous %d\n"
             "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
-            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n",
+            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n"
+            "# HELP hub_uplink_backlog Snapshots not yet acknowledged by the federal tier.\n"
+            "# TYPE hub_uplink_backlog gauge\nhub_uplink_backlog %lld\n"
+            "# HELP hub_uplink_connected 1 while a session with the federal tier is up.\n"
+            "# TYPE hub_uplink_connected gauge\nhub_uplink_connected %d\n"
+            "# HELP hub_rollup_dirty Snapshots waiting to be recomputed.\n"
+            "# TYPE hub_rollup_dirty gauge\nhub_rollup_dirty %lld\n",
             (unsigned long long)m.connections, m.connected, (unsigned long long)m.sessions,
             (unsigned long long)m.records_stored, (unsigned long long)m.records_refused,
             (unsigned long long)m.batches, (unsigned long long)m.commits,
             (unsigned long long)m.security_events, (unsigned long long)m.protocol_errors,
             (unsigned long long)m.swept_records, (long long)tls_ctx_crl_next_update(tls),
-            m.store_synchronous, m.store_wal);
+            m.store_synchronous, m.store_wal, up ? (long long)uplink_backlog(up) : -1LL,
+            up ? ust.connected : 0, (long long)rollup_dirty_count(ingest_rollup(ing)));
         http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
         return;
     }
     http_respond(r, 404, NULL, "{\"error\":\"not found\"}\n", 22);
+}
+
+static void respond_json(http_req *r, int status, json_t *o)
+{
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (body == NULL)
+        http_respond(r, 500, NULL, "{\"error\":\"out of memory\"}", 25);
+    else
+        http_respond(r, status, NULL, body, strlen(body));
+    free(body);
+    json_decref(o);
+}
+
+static void respond_error(http_req *r, int status, const char *msg)
+{
+    respond_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+static void respond_report(http_req *r, json_t *o, const char *array)
+{
+    const char *fmt = http_req_param(r, "format");
+    if (fmt && strcmp(fmt, "csv") == 0) {
+        char *csv = gaps_csv(o, array);
+        http_respond(r, 200, "text/csv; charset=utf-8", csv ? csv : "", csv ? strlen(csv) : 0);
+        free(csv);
+        json_decref(o);
+        return;
+    }
+    respond_json(r, 200, o);
+}
+
+/* The provincial officers' API: token-protected, its own province only. */
+static void on_https(http_req *r, void *ud)
+{
+    (void)ud;
+    const char *path = http_req_path(r);
+    char err[512];
+    json_t *out = NULL;
+    if (strcmp(path, "/healthz") == 0) {
+        http_respond(r, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    const char *who = tokens_check(tokens, http_req_header(r, "Authorization"));
+    if (who == NULL) {
+        http_add_header(r, "WWW-Authenticate", "Bearer");
+        respond_error(r, 401, "a valid bearer token is required");
+        return;
+    }
+    if (strcmp(http_req_method(r), "GET") != 0) {
+        respond_error(r, 405, "only GET is served here");
+        return;
+    }
+    log_info("officer %s: GET %s?%s", who, path, http_req_query(r));
+    sqlite3 *db = ingest_db(ing);
+    if (strcmp(path, "/v1/gaps") == 0) {
+        int rc = gaps_report(db, (unsigned)cfg.province, http_req_param(r, "period"),
+                             http_req_param(r, "sort"), record_today(), &out, err, sizeof(err));
+        if (rc == GAPS_EINVALID)
+            respond_error(r, 400, err);
+        else if (rc != 0)
+            respond_error(r, 500, "the gap report could not be computed");
+        else
+            respond_report(r, out, "rows");
+        return;
+    }
+    if (strcmp(path, "/v1/indicators") == 0) {
+        size_t n;
+        const catalogue_indicator *all = catalogue_all(&n);
+        json_t *list = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *g = json_array();
+            for (int k = 0; all[i].groupings[k]; k++)
+                json_array_append_new(g, json_string(all[i].groupings[k]));
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "code", all[i].code,
+                                                  "title", all[i].title, "sdg", all[i].sdg,
+                                                  "groupings", g));
+        }
+        respond_json(r, 200, json_pack("{s:o}", "indicators", list));
+        return;
+    }
+    if (strncmp(path, "/v1/indicators/", 15) == 0) {
+        const char *mun = http_req_param(r, "municipality"), *dis = http_req_param(r, "district");
+        char *end = NULL;
+        unsigned long m = 0, d = 0;
+        if (mun && ((m = strtoul(mun, &end, 10)) == 0 || *end != '\0' || m > 99999)) {
+            respond_error(r, 400, "municipality must be a local level code");
+            return;
+        }
+        if (dis && ((d = strtoul(dis, &end, 10)) == 0 || *end != '\0' || d > 77)) {
+            respond_error(r, 400, "district must be a district code 1..77");
+            return;
+        }
+        int rc = gaps_indicator(db, (unsigned)cfg.province, path + 15, http_req_param(r, "period"),
+                                http_req_param(r, "by"), (uint32_t)m, (unsigned)d, &out, err,
+                                sizeof(err));
+        if (rc == GAPS_EINVALID)
+            respond_error(r, 400, err);
+        else if (rc != 0)
+            respond_error(r, 500, "the indicator could not be computed");
+        else
+            respond_report(r, out, "cells");
+        return;
+    }
+    respond_error(r, 404, "not found");
 }
 
 static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
@@ -225,6 +379,28 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (optind < argc && strcmp(argv[optind], "token") == 0) {
+        char token[128];
+        if (optind + 2 != argc) {
+            fprintf(stderr, "usage: provincial-hub --config FILE token NAME\n");
+            return 2;
+        }
+        if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
+            fprintf(stderr, "provincial-hub: %s\n", err);
+            return 2;
+        }
+        if (cfg.tokens[0] == '\0') {
+            fprintf(stderr, "provincial-hub token: set [hub] tokens = FILE in the config first\n");
+            return 2;
+        }
+        if (tokens_issue(cfg.tokens, argv[optind + 1], token, sizeof(token), err, sizeof(err)) !=
+            0) {
+            fprintf(stderr, "provincial-hub token: %s\n", err);
+            return 1;
+        }
+        printf("%s\n", token);
+        return 0;
     }
     if (optind < argc && strcmp(argv[optind], "serve") != 0) {
         fprintf(stderr, "provincial-hub: unknown command \"%s\"\n", argv[optind]);
@@ -285,6 +461,47 @@ int main(int argc, char **argv)
         log_error("cannot listen for HTTP on %s: %s", cfg.http_listen, uv_strerror(rc));
         return 1;
     }
+    if (cfg.https_listen[0]) {
+        tls_ctx_opts hto = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
+        if (split_hostport(cfg.https_listen, host, sizeof(host), &port) != 0) {
+            log_error("https_listen \"%s\" is not HOST:PORT", cfg.https_listen);
+            return 2;
+        }
+        if (tls_ctx_new(&https_tls, &hto, err, sizeof(err)) != 0) {
+            log_error("HTTPS TLS: %s", err);
+            return 1;
+        }
+        if (cfg.tokens[0] && access(cfg.tokens, F_OK) == 0 &&
+            tokens_load(&tokens, cfg.tokens, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            return 2;
+        }
+        http_server_opts so = {.host = host, .port = port, .tls = https_tls, .handler = on_https};
+        if ((rc = http_server_start(&https, loop, &so)) != 0) {
+            log_error("cannot listen for HTTPS on %s: %s", cfg.https_listen, uv_strerror(rc));
+            return 1;
+        }
+    }
+    if (cfg.federal[0]) {
+        tls_ctx_opts uto = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key, NULL};
+        if (tls_ctx_new(&uplink_tls, &uto, err, sizeof(err)) != 0) {
+            log_error("uplink TLS: %s", err);
+            return 1;
+        }
+        uplink_opts uo = {.loop = loop,
+                          .db = ingest_db(ing),
+                          .engine = ingest_rollup(ing),
+                          .in = ing,
+                          .tls = uplink_tls,
+                          .federal = cfg.federal,
+                          .province = (unsigned)cfg.province,
+                          .window = (int)cfg.uplink_window,
+                          .batch_snapshots = (int)cfg.uplink_batch};
+        if (uplink_start(&up, &uo, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
     uv_signal_init(loop, &sig_hup);
@@ -305,10 +522,14 @@ int main(int argc, char **argv)
              geo_province_name((unsigned)cfg.province), cfg.sync_listen, ingest_port(ing), host,
              http_server_port(http), db_path);
     /* Readiness line for scripts: ports are known now (0 in the config picks free ones). */
-    fprintf(stdout, "ready sync_port=%d http_port=%d\n", ingest_port(ing), http_server_port(http));
+    fprintf(stdout, "ready sync_port=%d http_port=%d https_port=%d\n", ingest_port(ing),
+            http_server_port(http), https ? http_server_port(https) : 0);
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     tls_ctx_free(tls);
+    tls_ctx_free(https_tls);
+    tls_ctx_free(uplink_tls);
+    tokens_free(tokens);
     directive_keyring_free(keys);
     log_info("stopped");
     return 0;

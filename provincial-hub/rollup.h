@@ -23,7 +23,12 @@
  * and enterprises; for a delivered service, the same person's referrals of that type whose
  * window it falls in; for a delivered loan, the owner's enterprises; for an availability
  * row, the periods of the municipality's referrals of that service type). rollup_refresh()
- * recomputes only dirty snapshots, each from the shadow tables by indexed range scans.
+ * recomputes only dirty snapshots: the dirty periods of a municipality that overlap are
+ * computed together in one range scan of each shadow table (clustered by municipality and
+ * day; services and enterprises carry copies of their person's sex and category and of the
+ * owner's first loan day, kept current by rollup_note(), so the scan needs no join), each row
+ * contributing to every period holding its day; distinct counts are kept per cell.
+ * A snapshot whose cells did not change (a 64-bit digest of them) keeps its revision.
  *
  * Decisions (DESIGN.md leaves them open):
  *   - Dates that place a record in a period: a person's registered_day; a service's day; an
@@ -74,10 +79,10 @@
 
 #include "reintegration.pb-c.h"
 
-#define ROLLUP_EDB (-9001)       /* SQLite failed; the message was logged */
-#define ROLLUP_ENOMEM (-9002)    /* out of memory */
+#define ROLLUP_EDB       (-9001) /* SQLite failed; the message was logged */
+#define ROLLUP_ENOMEM    (-9002) /* out of memory */
 #define ROLLUP_ENOTFOUND (-9003) /* no such snapshot */
-#define ROLLUP_EINVALID (-9004)  /* a record body that does not decode, a bad period */
+#define ROLLUP_EINVALID  (-9004) /* a record body that does not decode, a bad period */
 
 /* The as-of days "today" accepted by rollup_set_today(), as days since 1970-01-01. */
 #define ROLLUP_MIN_TODAY (-9759)
@@ -107,6 +112,11 @@ void rollup_close(rollup *r);
  * caller must roll the transaction back. */
 int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t version,
                 const uint8_t *body, size_t len);
+/* The same for a record already upserted (the hub notes records after their group commit,
+ * to keep the engine's work off it): body is the record as the records table now holds it
+ * (the newest version), and the engine's shadow still holds the state before it. */
+int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16],
+                       const uint8_t *body, size_t len);
 /* Call after records of a municipality were deleted behind the engine's back (the sweep of
  * older incarnations), inside the same transaction: drops their shadow rows and marks every
  * snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */
@@ -124,11 +134,14 @@ int32_t rollup_today(const rollup *r);
 /* Recomputes every dirty snapshot (and those that new or changed enrolments make due) in
  * one transaction (its own, unless the caller holds one open). A snapshot whose cells
  * changed gets a new revision from the hub's hybrid logical clock (persisted, so a restarted
- * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. stats
- * may be NULL. Returns 0 or ROLLUP_E*. */
+ * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. *stats
+ * (may be NULL) is overwritten with this call's counts. Returns 0 or ROLLUP_E*. */
 int rollup_refresh(rollup *r, rollup_stats *stats);
-/* rollup_set_today(r, today), then rollup_refresh(r, stats): the once-a-day (or after each
- * ingest commit; cheap when nothing is dirty and the day did not change) entry point. */
+/* rollup_set_today(r, today), then rollup_refresh(r, stats): the entry point for the hub's
+ * timer. When the day did not change it skips refreshing (returning 0, *stats zeroed) until
+ * ten times the last refresh's duration has passed since it ended, so that refreshing during
+ * a bulk resend, which dirties the same periods again and again, stays under a tenth of the
+ * event loop. */
 int rollup_daily(rollup *r, int32_t today, rollup_stats *stats);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
  * Snapshots whose cells come out unchanged keep their revision. Returns 0 or ROLLUP_E*. */

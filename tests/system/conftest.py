@@ -12,7 +12,7 @@ def pki():
     d = tempfile.mkdtemp(prefix="reint-pki-")
     p = Pki(d)
     p.issue("province", "1", "province", "2", "municipality", "10703", "municipality", "10401",
-            "municipality", "10101", "municipality", "21501", "municipality", "20101", "municipality", "10102")
+            "municipality", "10101", "municipality", "21501", "municipality", "21710", "municipality", "20101", "municipality", "10102")
     yield p
     shutil.rmtree(d, ignore_errors=True)
 

@@ -89,12 +89,15 @@ class Hub(Daemon):
         self.province = province
         self.sync_port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()
         self.config = os.path.join(self.dir, "hub.ini")
         with open(self.config, "w") as f:
             f.write("[hub]\nprovince = %d\ndata_dir = %s\nsync_listen = 127.0.0.1:%d\n"
-                    "http_listen = 127.0.0.1:%d\n[tls]\nca = %s\ncert = %s\nkey = %s\ncrl = %s\n"
+                    "http_listen = 127.0.0.1:%d\nhttps_listen = 127.0.0.1:%d\ntokens = %s\n"
+                    "[tls]\nca = %s\ncert = %s\nkey = %s\ncrl = %s\n"
                     % (province, os.path.join(self.dir, "data"), self.sync_port,
-                       self.http_port, pki.path("ca.crt"),
+                       self.http_port, self.https_port, os.path.join(self.dir, "tokens"),
+                       pki.path("ca.crt"),
                        pki.path("province-%d.crt" % province),
                        pki.path("province-%d.key" % province),
                        pki.path("crl.pem") if crl else ""))

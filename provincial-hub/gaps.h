@@ -1,0 +1,37 @@
+/* What a provincial officer reviews: one row per local level of the province (from the
+ * geography, enrolled or not), and the province's indicators, both read from the rollup
+ * engine's cells (provincial-hub/rollup.h) and the ingest's nodes table. */
+#ifndef PROVINCIAL_HUB_GAPS_H
+#define PROVINCIAL_HUB_GAPS_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#define GAPS_EINVALID (-9301) /* a bad parameter; the message says which */
+#define GAPS_EDB (-9302)
+
+/* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
+ * today. Each row: code, name, district, enrolled, last_sync (ISO time or null),
+ * last_sync_age_days, month (the last completed BS month), month_closed, month_on_time,
+ * participants_registered, persons_served, share_served (persons served / participants
+ * registered, null when none registered), referrals_pending (total and by service type),
+ * services_unavailable (service types), targets (directive targets of this municipality
+ * with their actuals) and flags (enrolled_silent, not_enrolled, referrals_overdue,
+ * services_unavailable, month_not_closed, month_closed_late). sort names a numeric or text
+ * field (prefix '-' for descending); default: code. *out is owned by the caller. */
+int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort,
+                int32_t today, json_t **out, char *err, size_t errlen);
+
+/* An indicator for this province: total and cells by the declared grouping `by`
+ * (validated against the catalogue), optionally for one municipality or district of it.
+ * Ratios are summed numerators over summed denominators. */
+int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char *period,
+                   const char *by, uint32_t municipality, unsigned district, json_t **out,
+                   char *err, size_t errlen);
+
+/* Renders the "rows" (gaps) or "cells" (indicator) array of a report as CSV (malloc'd,
+ * caller frees). */
+char *gaps_csv(const json_t *report, const char *array);
+
+#endif

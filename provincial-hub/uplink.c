@@ -1,0 +1,198 @@
+#include "uplink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rid.h"
+#include "store.h"
+
+struct uplink {
+    uplink_opts o;
+    sync_client *client;
+    uint8_t incarnation[16];
+    char identity[32], expect[16];
+    uint8_t *buf;
+    size_t cap;
+};
+
+/* The uplink's own incarnation: made once with the hub store, so that a rebuilt hub is a
+ * new sender to the federal tier. */
+static int uplink__incarnation(uplink *u)
+{
+    if (store_meta_get_blob(u->o.db, "uplink_incarnation", u->incarnation, 16) == 0)
+        return 0;
+    if (rid_random(u->incarnation, 16) != 0)
+        return -1;
+    return store_meta_set_blob(u->o.db, "uplink_incarnation", u->incarnation, 16);
+}
+
+static int src_read(void *src, uint64_t after, size_t max, sync_entry_cb cb, void *ud)
+{
+    uplink *u = src;
+    int n = 0, rc;
+    sqlite3_stmt *st = store_prepare(u->o.db, "SELECT seq, municipality, period, revision"
+                                              " FROM rollup_outbox WHERE seq > ?1"
+                                              " ORDER BY seq LIMIT ?2");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, (int64_t)after);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Reint__V1__RollupSnapshot *snap = NULL;
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        uint32_t mun = (uint32_t)sqlite3_column_int64(st, 1);
+        const char *period = (const char *)sqlite3_column_text(st, 2);
+        int r = rollup_snapshot(u->o.engine, mun, period, &snap);
+        if (r != 0) {
+            log_error("uplink: snapshot %u %s cannot be built (%d)", mun, period, r);
+            n = -1;
+            break;
+        }
+        size_t len = reint__v1__rollup_snapshot__get_packed_size(snap);
+        if (len > u->cap) {
+            uint8_t *nb = realloc(u->buf, len);
+            if (nb == NULL) {
+                reint__v1__rollup_snapshot__free_unpacked(snap, NULL);
+                n = -1;
+                break;
+            }
+            u->buf = nb;
+            u->cap = len;
+        }
+        reint__v1__rollup_snapshot__pack(snap, u->buf);
+        uint64_t revision = snap->revision;
+        reint__v1__rollup_snapshot__free_unpacked(snap, NULL);
+        if (cb(ud, seq, revision, u->buf, len) != 0)
+            break;
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after)
+{
+    uplink *u = src;
+    int64_t mine = 0;
+    store_meta_get_int(u->o.db, "uplink_acked_seq", &mine);
+    *after = seq;
+    if (seq <= (uint64_t)mine)
+        return 0;
+    /* As at the node (outbox_resume_point): entries the federal tier cannot hold carry
+     * revisions above the newest it holds. */
+    sqlite3_stmt *st = store_prepare(u->o.db, "SELECT min(seq) FROM rollup_outbox WHERE"
+                                              " seq > ?1 AND seq <= ?2 AND revision > ?3");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, mine);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    sqlite3_bind_int64(st, 3, (int64_t)version);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *after = (uint64_t)sqlite3_column_int64(st, 0) - 1;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals,
+                     size_t n)
+{
+    uplink *u = src;
+    for (size_t i = 0; i < n; i++)
+        log_error("federal tier refused snapshot at sequence %llu: %s: %s",
+                  (unsigned long long)refusals[i]->seq, refusals[i]->field,
+                  refusals[i]->reason);
+    return store_meta_set_int(u->o.db, "uplink_acked_seq", (int64_t)seq);
+}
+
+static uint64_t src_last_seq(void *src)
+{
+    uplink *u = src;
+    int64_t v = 0;
+    sqlite3_stmt *st = store_prepare(u->o.db, "SELECT coalesce(max(seq), 0) FROM rollup_outbox");
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return (uint64_t)v;
+}
+
+static const uint8_t *src_incarnation(void *src)
+{
+    return ((uplink *)src)->incarnation;
+}
+
+static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack)
+{
+    uplink *u = ud;
+    char err[256];
+    return ingest_directive(u->o.in, sd, ack, err, sizeof(err));
+}
+
+int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen)
+{
+    uplink *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return UV_ENOMEM;
+    u->o = *opts;
+    if (uplink__incarnation(u) != 0) {
+        snprintf(err, errlen, "cannot record the uplink incarnation in the hub store");
+        free(u);
+        return -1;
+    }
+    snprintf(u->identity, sizeof(u->identity), "province:%u", opts->province);
+    snprintf(u->expect, sizeof(u->expect), "federal");
+    sync_opts so = {.loop = opts->loop,
+                    .source = {.src = u,
+                               .read = src_read,
+                               .resume_point = src_resume,
+                               .acked = src_acked,
+                               .last_seq = src_last_seq,
+                               .incarnation = src_incarnation},
+                    .payload = SYNC_SNAPSHOTS,
+                    .identity = u->identity,
+                    .tls = opts->tls,
+                    .hub = opts->federal,
+                    .expect_peer = u->expect,
+                    .on_directive = on_directive,
+                    .window = opts->window,
+                    .batch_records = opts->batch_snapshots,
+                    .backoff_base_ms = opts->backoff_base_ms,
+                    .backoff_cap_ms = opts->backoff_cap_ms,
+                    .ud = u};
+    int rc = sync_start(&u->client, &so);
+    if (rc != 0) {
+        snprintf(err, errlen, "uplink to %s: %s", opts->federal, uv_strerror(rc));
+        free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+void uplink_stop(uplink *u)
+{
+    if (u == NULL)
+        return;
+    sync_stop(u->client);
+    free(u->buf);
+    free(u);
+}
+
+void uplink_get_state(const uplink *u, sync_state *st)
+{
+    sync_get_state(u->client, st);
+}
+
+int64_t uplink_backlog(uplink *u)
+{
+    int64_t acked = 0, n = 0;
+    store_meta_get_int(u->o.db, "uplink_acked_seq", &acked);
+    sqlite3_stmt *st = store_prepare(u->o.db, "SELECT count(*) FROM rollup_outbox WHERE seq > ?1");
+    if (st) {
+        sqlite3_bind_int64(st, 1, acked);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}

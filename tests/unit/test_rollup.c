@@ -1,0 +1,870 @@
+/* Tests for provincial-hub/rollup: every indicator on hand-built records, with the expected
+ * cells worked out by hand in each test. Records go into a temporary hub.db through the
+ * ingest's path: rollup_note(), then the ingest's upsert statement, in one transaction.
+ *
+ * Calendar facts used below (data/bikram_sambat.csv: BS 2082 starts 2025-04-14, months of
+ * 31, 31, 32, 31, 31, 31, 30, 29, ... days): 2025-07-16 is Asar 32, 2082 (BS2082-03, the
+ * last day of FY2081/82); 2025-07-17 is Shrawan 1, 2082 (BS2082-04, FY2082/83-T1);
+ * 2025-11-16 is Kartik 30 (BS2082-07, the last day of T1); 2025-11-17 is Mangsir 1
+ * (BS2082-08, T2). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bscal.h"
+#include "record.h"
+#include "rollup.h"
+#include "store.h"
+
+#define MUN 10703
+
+/* The ingest's tables and upsert statement (provincial-hub/ingest.c). */
+static const char *hub_schema =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
+    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
+    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
+    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
+    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
+static const char *upsert_sql =
+    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
+    " kind=iif(excluded.version>version, excluded.kind, kind),"
+    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
+    " body=iif(excluded.version>version, excluded.body, body),"
+    " version=max(version, excluded.version), incarnation=excluded.incarnation"
+    " WHERE municipality=excluded.municipality";
+
+typedef struct fx {
+    char dir[64], path[128];
+    sqlite3 *db;
+    rollup *r;
+    uint64_t version;
+} fx;
+
+static int32_t D(int y, int m, int d)
+{
+    return bscal_days_from_ad(y, m, d);
+}
+
+static void idn(uint8_t id[16], int n)
+{
+    memset(id, 0, 16);
+    id[0] = 0x01;
+    id[14] = (uint8_t)(n >> 8);
+    id[15] = (uint8_t)n;
+}
+
+static int setup(void **state)
+{
+    char err[256];
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_rollup.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/hub.db", f->dir);
+    assert_int_equal(store_open(f->path, 1, hub_schema, &f->db, err, sizeof(err)), 0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    assert_int_equal(rollup_set_today(f->r, D(2026, 6, 30)), 0);
+    f->version = 1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[160];
+    rollup_close(f->r);
+    store_close(f->db);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Stores one record as the ingest does, then refreshes. */
+static void put(fx *f, Reint__V1__Record *rec)
+{
+    static const uint8_t inc[16] = {7};
+    rec->version = f->version++;
+    if (rec->municipality == 0)
+        rec->municipality = MUN;
+    size_t len = reint__v1__record__get_packed_size(rec);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    reint__v1__record__pack(rec, buf);
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(rollup_note(f->r, rec->municipality, rec->id.data, rec->version, buf, len), 0);
+    sqlite3_stmt *st = store_prepare(f->db, upsert_sql);
+    assert_non_null(st);
+    sqlite3_bind_blob(st, 1, rec->id.data, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, rec->municipality);
+    sqlite3_bind_int(st, 3, record_kind(rec));
+    sqlite3_bind_int64(st, 4, (int64_t)rec->version);
+    sqlite3_bind_int(st, 5, rec->body_case == REINT__V1__RECORD__BODY_TOMBSTONE);
+    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    free(buf);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+}
+
+static void person(fx *f, int n, int32_t day, int category, int sex, int age_band)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+    rec.person = &p;
+    p.category = category;
+    p.sex = sex;
+    p.age_band = age_band;
+    p.registered_day = day;
+    p.years_abroad = -1;
+    put(f, &rec);
+}
+
+static void returnee(fx *f, int n, int32_t day, int sex, const char *country, int intention)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+    rec.person = &p;
+    p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
+    p.sex = sex;
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
+    p.registered_day = day;
+    p.years_abroad = 3;
+    p.destination_country = (char *)country;
+    p.remigration_intention = intention;
+    put(f, &rec);
+}
+
+static void service(fx *f, int n, int person_n, int type, int status, int32_t day, int programme,
+                    int64_t amount)
+{
+    uint8_t id[16], pid[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Service s = REINT__V1__SERVICE__INIT;
+    idn(id, n);
+    idn(pid, person_n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_SERVICE;
+    rec.service = &s;
+    s.person_id.data = pid;
+    s.person_id.len = 16;
+    s.type = type;
+    s.status = status;
+    s.day = day;
+    s.provider = REINT__V1__PROVIDER__PROVIDER_MRC;
+    s.programme = programme;
+    s.amount_npr = amount;
+    put(f, &rec);
+}
+
+static void delivered(fx *f, int n, int person_n, int type, int32_t day)
+{
+    service(f, n, person_n, type, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED, day,
+            REINT__V1__PROGRAMME__PROGRAMME_M4SD, -1);
+}
+
+static void referred(fx *f, int n, int person_n, int type, int32_t day)
+{
+    service(f, n, person_n, type, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_REFERRED, day,
+            REINT__V1__PROGRAMME__PROGRAMME_M4SD, -1);
+}
+
+static void enterprise(fx *f, int n, int owner_n, int sector, int32_t day, int employees,
+                       int status)
+{
+    uint8_t id[16], oid[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Enterprise e = REINT__V1__ENTERPRISE__INIT;
+    idn(id, n);
+    idn(oid, owner_n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_ENTERPRISE;
+    rec.enterprise = &e;
+    e.owner_id.data = oid;
+    e.owner_id.len = 16;
+    e.action = REINT__V1__ENTERPRISE_ACTION__ENTERPRISE_ACTION_STARTED;
+    e.sector = sector;
+    e.day = day;
+    e.employees = employees;
+    e.status = status;
+    put(f, &rec);
+}
+
+static void availability(fx *f, int n, int svc, int provider, int available, int32_t as_of)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Availability a = REINT__V1__AVAILABILITY__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_AVAILABILITY;
+    rec.availability = &a;
+    a.service = svc;
+    a.provider = provider;
+    a.available = available;
+    a.as_of_day = as_of;
+    put(f, &rec);
+}
+
+static void month_close(fx *f, int n, int bs, int year, int month, int32_t closed)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__MonthClose c = REINT__V1__MONTH_CLOSE__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_MONTH_CLOSE;
+    rec.month_close = &c;
+    c.bikram_sambat = bs;
+    c.year = year;
+    c.month = month;
+    c.closed_day = closed;
+    put(f, &rec);
+}
+
+static void tombstone(fx *f, int n, int kind)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Tombstone t = REINT__V1__TOMBSTONE__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.body_case = REINT__V1__RECORD__BODY_TOMBSTONE;
+    rec.tombstone = &t;
+    t.kind = kind;
+    put(f, &rec);
+}
+
+typedef struct cellv {
+    int found;
+    int64_t num, den, contributors;
+    uint32_t ckey;
+} cellv;
+
+static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
+{
+    cellv c = {0, 0, 0, 0, 0};
+    sqlite3_stmt *st = store_prepare(f->db, "SELECT numerator, denominator, contributors,"
+                                            " cell_key FROM rollup_cells WHERE municipality=?1"
+                                            " AND period=?2 AND indicator=?3 AND grouping=?4"
+                                            " AND key=?5");
+    assert_non_null(st);
+    sqlite3_bind_int(st, 1, MUN);
+    sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, grouping, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        c.found = 1;
+        c.num = sqlite3_column_int64(st, 0);
+        c.den = sqlite3_column_int64(st, 1);
+        c.contributors = sqlite3_column_int64(st, 2);
+        c.ckey = (uint32_t)sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    return c;
+}
+
+/* The numerator of a cell; 0 when the cell is absent (zero cells are omitted). */
+static int64_t num(fx *f, const char *period, const char *ind, const char *grouping,
+                   const char *key)
+{
+    return cell(f, period, ind, grouping, key).num;
+}
+
+#define FEMALE    REINT__V1__SEX__SEX_FEMALE
+#define MALE      REINT__V1__SEX__SEX_MALE
+#define RETURNEE  REINT__V1__CATEGORY__CATEGORY_RETURNEE
+#define FAMILY    REINT__V1__CATEGORY__CATEGORY_MIGRANT_FAMILY
+#define AGE_15_24 REINT__V1__AGE_BAND__AGE_BAND_15_24
+#define AGE_25_39 REINT__V1__AGE_BAND__AGE_BAND_25_39
+#define SEED      REINT__V1__SERVICE_TYPE__SERVICE_TYPE_SEED_FUNDING
+#define LOAN      REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LOAN
+#define BANK      REINT__V1__SERVICE_TYPE__SERVICE_TYPE_BANK_ACCOUNT
+#define COUNSEL   REINT__V1__SERVICE_TYPE__SERVICE_TYPE_RETURN_COUNSELLING
+#define PSYCHO    REINT__V1__SERVICE_TYPE__SERVICE_TYPE_PSYCHOSOCIAL_SUPPORT
+#define LEGAL     REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LEGAL_AID
+#define ACTIVE    REINT__V1__ENTERPRISE_STATUS__ENTERPRISE_STATUS_ACTIVE
+#define CLOSED    REINT__V1__ENTERPRISE_STATUS__ENTERPRISE_STATUS_CLOSED
+#define RETAIL    REINT__V1__SECTOR__SECTOR_RETAIL
+#define LIVESTOCK REINT__V1__SECTOR__SECTOR_LIVESTOCK
+#define K_PERSON  REINT__V1__RECORD_KIND__RECORD_KIND_PERSON
+#define K_SERVICE REINT__V1__RECORD_KIND__RECORD_KIND_SERVICE
+
+static void test_rollup_participants_by_each_declared_grouping(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 5), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 20), FAMILY, FEMALE, AGE_15_24);
+    person(f, 3, D(2026, 1, 31), RETURNEE, MALE, AGE_25_39);
+    const char *P = "participants_registered";
+    assert_int_equal(num(f, "2026-01", P, "", ""), 3);
+    assert_int_equal(num(f, "2026-01", P, "sex", "FEMALE"), 2);
+    assert_int_equal(num(f, "2026-01", P, "sex", "MALE"), 1);
+    assert_int_equal(num(f, "2026-01", P, "category", "RETURNEE"), 2);
+    assert_int_equal(num(f, "2026-01", P, "age_band", "25_39"), 2);
+    assert_int_equal(num(f, "2026-01", P, "sex,age_band", "FEMALE,25_39"), 1);
+    assert_int_equal(num(f, "2026-01", P, "sex,age_band", "MALE,25_39"), 1);
+    assert_int_equal(num(f, "2026-01", P, "category,sex", "MIGRANT_FAMILY,FEMALE"), 1);
+    assert_int_equal(num(f, "2026-01", P, "caste_group", "UNKNOWN"), 3);
+    assert_int_equal(num(f, "2026-01", P, "disability", "UNKNOWN"), 3);
+    /* Zero cells are omitted: nobody is 15_24 and male. */
+    assert_false(cell(f, "2026-01", P, "sex,age_band", "MALE,15_24").found);
+    assert_int_equal(num(f, "2026-Q1", P, "", ""), 3);
+    assert_int_equal(num(f, "2026", P, "", ""), 3);
+    /* 2026-01-05..31 is Poush 21 .. Magh 17, 2082: two BS months, one trimester (T2). */
+    assert_int_equal(num(f, "BS2082-09", P, "", "") + num(f, "BS2082-10", P, "", ""), 3);
+    assert_int_equal(num(f, "FY2082/83-T2", P, "", ""), 3);
+    assert_int_equal(num(f, "FY2082/83", P, "", ""), 3);
+    assert_false(cell(f, "2026-02", P, "", "").found);
+}
+
+static void test_rollup_age_bands_as_carried_at_boundaries(void **state)
+{
+    fx *f = *state;
+    /* The node computes the band from the exact birth date; the hub keeps what it carries:
+     * a person who turned 15 on the registration day carries 15_24, one a day short 0_14. */
+    person(f, 1, D(2026, 3, 1), RETURNEE, MALE, REINT__V1__AGE_BAND__AGE_BAND_0_14);
+    person(f, 2, D(2026, 3, 1), RETURNEE, MALE, AGE_15_24);
+    person(f, 3, D(2026, 3, 1), RETURNEE, MALE, REINT__V1__AGE_BAND__AGE_BAND_60_PLUS);
+    person(f, 4, D(2026, 3, 1), RETURNEE, MALE, REINT__V1__AGE_BAND__AGE_BAND_UNKNOWN);
+    person(f, 5, D(2026, 3, 1), RETURNEE, MALE, 42); /* a band a newer node may send */
+    const char *P = "participants_registered";
+    assert_int_equal(num(f, "2026-03", P, "age_band", "0_14"), 1);
+    assert_int_equal(num(f, "2026-03", P, "age_band", "15_24"), 1);
+    assert_int_equal(num(f, "2026-03", P, "age_band", "60_PLUS"), 1);
+    assert_int_equal(num(f, "2026-03", P, "age_band", "UNKNOWN"), 2);
+    assert_int_equal(num(f, "2026-03", P, "sex,age_band", "MALE,UNKNOWN"), 2);
+}
+
+static void test_rollup_shrawan_1_starts_a_fiscal_year_and_trimester(void **state)
+{
+    fx *f = *state;
+    const char *P = "participants_registered";
+    person(f, 1, D(2025, 7, 16), RETURNEE, FEMALE, AGE_25_39);  /* Asar 32, 2082 */
+    person(f, 2, D(2025, 7, 17), RETURNEE, FEMALE, AGE_25_39);  /* Shrawan 1, 2082 */
+    person(f, 3, D(2025, 11, 16), RETURNEE, FEMALE, AGE_25_39); /* Kartik 30 */
+    person(f, 4, D(2025, 11, 17), RETURNEE, FEMALE, AGE_25_39); /* Mangsir 1 */
+    assert_int_equal(num(f, "BS2082-03", P, "", ""), 1);
+    assert_int_equal(num(f, "BS2082-04", P, "", ""), 1);
+    assert_int_equal(num(f, "BS2082-07", P, "", ""), 1);
+    assert_int_equal(num(f, "BS2082-08", P, "", ""), 1);
+    assert_int_equal(num(f, "FY2081/82-T3", P, "", ""), 1);
+    assert_int_equal(num(f, "FY2081/82", P, "", ""), 1);
+    assert_int_equal(num(f, "FY2082/83-T1", P, "", ""), 2);
+    assert_int_equal(num(f, "FY2082/83-T2", P, "", ""), 1);
+    assert_int_equal(num(f, "FY2082/83", P, "", ""), 3);
+    /* The Gregorian calendar puts the first two in one month. */
+    assert_int_equal(num(f, "2025-07", P, "", ""), 2);
+    assert_int_equal(num(f, "2025-Q3", P, "", ""), 2);
+    assert_int_equal(num(f, "2025", P, "", ""), 4);
+}
+
+static void test_rollup_distinct_persons_do_not_add_across_months_or_groups(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    delivered(f, 10, 1, COUNSEL, D(2026, 1, 10));
+    delivered(f, 11, 1, PSYCHO, D(2026, 2, 10));
+    delivered(f, 12, 1, COUNSEL, D(2026, 2, 11));
+    delivered(f, 13, 2, COUNSEL, D(2026, 2, 12));
+    const char *S = "persons_served";
+    assert_int_equal(num(f, "2026-01", S, "", ""), 1);
+    assert_int_equal(num(f, "2026-02", S, "", ""), 2);
+    /* Person 1 is served in both months and in two types: once in the quarter. */
+    assert_int_equal(num(f, "2026-Q1", S, "", ""), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "service_type", "RETURN_COUNSELLING"), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "service_type", "PSYCHOSOCIAL_SUPPORT"), 1);
+    assert_int_equal(num(f, "2026-Q1", S, "sex", "FEMALE"), 1);
+    assert_int_equal(num(f, "2026-Q1", S, "service_type,sex", "RETURN_COUNSELLING,FEMALE"), 1);
+    assert_int_equal(num(f, "2026-02", S, "service_type", "RETURN_COUNSELLING"), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "programme", "M4SD"), 2);
+    assert_int_equal(num(f, "2026-Q1", "services_delivered", "", ""), 4);
+    assert_int_equal(num(f, "2026-Q1", "services_delivered", "sex", "FEMALE"), 3);
+    assert_int_equal(num(f, "2026-Q1", "services_delivered", "provider", "MRC"), 4);
+    assert_int_equal(cell(f, "2026-Q1", S, "", "").contributors, 2);
+}
+
+static void test_rollup_correction_moves_counts_in_every_dependent_cell(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    delivered(f, 10, 1, COUNSEL, D(2026, 5, 10));
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
+    assert_int_equal(num(f, "2026-05", "persons_served", "sex", "FEMALE"), 1);
+    /* The clerk corrects the sex and the registration day (moving it to February). */
+    person(f, 1, D(2026, 2, 3), RETURNEE, MALE, AGE_25_39);
+    assert_false(cell(f, "2026-01", "participants_registered", "", "").found);
+    assert_int_equal(num(f, "2026-02", "participants_registered", "sex", "MALE"), 1);
+    assert_int_equal(num(f, "2026-Q1", "participants_registered", "", ""), 1);
+    assert_false(cell(f, "2026-05", "persons_served", "sex", "FEMALE").found);
+    assert_int_equal(num(f, "2026-05", "persons_served", "sex", "MALE"), 1);
+    /* A service moved to another month leaves the first. */
+    delivered(f, 10, 1, COUNSEL, D(2026, 6, 1));
+    assert_false(cell(f, "2026-05", "services_delivered", "", "").found);
+    assert_int_equal(num(f, "2026-06", "services_delivered", "", ""), 1);
+    assert_int_equal(num(f, "2026-Q2", "services_delivered", "", ""), 1);
+}
+
+static void test_rollup_tombstone_removes_and_orphans_count_as_unknown(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    delivered(f, 10, 1, COUNSEL, D(2026, 1, 10));
+    delivered(f, 11, 99, COUNSEL, D(2026, 1, 11)); /* person 99 never arrived */
+    assert_int_equal(num(f, "2026-01", "persons_served", "sex", "FEMALE"), 1);
+    assert_int_equal(num(f, "2026-01", "persons_served", "sex", "UNKNOWN"), 1);
+    tombstone(f, 1, K_PERSON);
+    assert_false(cell(f, "2026-01", "participants_registered", "", "").found);
+    assert_int_equal(num(f, "2026-01", "persons_served", "", ""), 2);
+    assert_int_equal(num(f, "2026-01", "persons_served", "sex", "UNKNOWN"), 2);
+    assert_false(cell(f, "2026-01", "persons_served", "sex", "FEMALE").found);
+    tombstone(f, 10, K_SERVICE);
+    assert_int_equal(num(f, "2026-01", "services_delivered", "", ""), 1);
+    /* A replayed older version does not bring the person back. */
+    uint8_t id[16];
+    idn(id, 1);
+    f->version = 2; /* older than the tombstone */
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    assert_false(cell(f, "2026-01", "participants_registered", "", "").found);
+    f->version = 1000;
+}
+
+static void test_rollup_returnees_and_remigration_ratio(void **state)
+{
+    fx *f = *state;
+    const int NONE = REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_NONE;
+    returnee(f, 1, D(2026, 4, 1), FEMALE, "QA", NONE);
+    returnee(f, 2, D(2026, 4, 2), FEMALE, "MY",
+             REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_UNDECIDED);
+    returnee(f, 3, D(2026, 4, 3), MALE, "QA",
+             REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_PLANNING);
+    returnee(f, 4, D(2026, 4, 4), MALE, "", 0); /* intention unknown: out of the ratio */
+    returnee(f, 5, D(2026, 4, 5), MALE, "AE", NONE);
+    person(f, 6, D(2026, 4, 6), FAMILY, MALE, AGE_25_39); /* not a returnee */
+    const char *R = "returnees_registered";
+    assert_int_equal(num(f, "2026-04", R, "", ""), 5);
+    assert_int_equal(num(f, "2026-04", R, "destination_country", "QA"), 2);
+    assert_int_equal(num(f, "2026-04", R, "destination_country", "UNKNOWN"), 1);
+    assert_int_equal(num(f, "2026-04", R, "sex,age_band", "MALE,25_39"), 3);
+    cellv c = cell(f, "2026-04", "no_remigration_intention", "", "");
+    assert_int_equal(c.num, 2);
+    assert_int_equal(c.den, 4);
+    c = cell(f, "2026-04", "no_remigration_intention", "sex", "FEMALE");
+    assert_int_equal(c.num, 1);
+    assert_int_equal(c.den, 2);
+    /* A ratio with a zero numerator is kept: 0 of 1. */
+    returnee(f, 7, D(2026, 5, 1), MALE, "QA",
+             REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_PLANNING);
+    c = cell(f, "2026-05", "no_remigration_intention", "", "");
+    assert_true(c.found);
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 1);
+}
+
+static void test_rollup_enterprise_ratios_and_jobs(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    enterprise(f, 20, 1, RETAIL, D(2026, 1, 15), 3, ACTIVE);
+    enterprise(f, 21, 2, RETAIL, D(2026, 1, 16), -1, CLOSED); /* employees unknown */
+    enterprise(f, 22, 2, LIVESTOCK, D(2026, 2, 1), 2, ACTIVE);
+    /* Person 1's loan is delivered in March: after January's end, before Q1's. */
+    delivered(f, 30, 1, LOAN, D(2026, 3, 10));
+    cellv c = cell(f, "2026-01", "enterprises_active", "", "");
+    assert_int_equal(c.num, 1);
+    assert_int_equal(c.den, 2);
+    c = cell(f, "2026-Q1", "enterprises_active", "sector", "RETAIL");
+    assert_int_equal(c.num, 1);
+    assert_int_equal(c.den, 2);
+    c = cell(f, "2026-01", "enterprises_with_loan", "", "");
+    assert_true(c.found);
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 2);
+    c = cell(f, "2026-Q1", "enterprises_with_loan", "", "");
+    assert_int_equal(c.num, 1);
+    assert_int_equal(c.den, 3);
+    assert_int_equal(num(f, "2026-Q1", "enterprises_supported", "", ""), 3);
+    assert_int_equal(num(f, "2026-Q1", "enterprises_supported", "owner_sex", "MALE"), 2);
+    assert_int_equal(
+        num(f, "2026-Q1", "enterprises_supported", "owner_sex,owner_category", "FEMALE,RETURNEE"),
+        1);
+    assert_int_equal(num(f, "2026-Q1", "enterprises_supported", "action", "STARTED"), 3);
+    c = cell(f, "2026-Q1", "jobs_created", "", "");
+    assert_int_equal(c.num, 5);
+    assert_int_equal(c.contributors, 2); /* the enterprise of unknown size is left out */
+    assert_int_equal(num(f, "2026-01", "jobs_created", "sector", "RETAIL"), 3);
+    /* The loan moved into January: January's ratio follows. */
+    delivered(f, 30, 1, LOAN, D(2026, 1, 20));
+    assert_int_equal(cell(f, "2026-01", "enterprises_with_loan", "", "").num, 1);
+    /* An enterprise closes: its status now, since records carry no status history. */
+    enterprise(f, 20, 1, RETAIL, D(2026, 1, 15), 3, CLOSED);
+    c = cell(f, "2026-01", "enterprises_active", "", "");
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 2);
+}
+
+static void test_rollup_seed_funding_sums_with_person_contributors(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    const int DEL = REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED;
+    const int RERP = REINT__V1__PROGRAMME__PROGRAMME_RERP;
+    service(f, 10, 1, SEED, DEL, D(2026, 2, 1), RERP, 10000);
+    service(f, 11, 1, SEED, DEL, D(2026, 2, 2), RERP, 5000);
+    service(f, 12, 2, SEED, DEL, D(2026, 2, 3), RERP, 20000);
+    service(f, 13, 2, SEED, DEL, D(2026, 2, 4), RERP, -1); /* amount unknown */
+    service(f, 14, 2, SEED, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_REFERRED, D(2026, 2, 4), RERP,
+            7000); /* only referred */
+    cellv c = cell(f, "2026-02", "seed_funding_npr", "", "");
+    assert_int_equal(c.num, 35000);
+    assert_int_equal(c.contributors, 2);
+    uint8_t a[16], b[16];
+    idn(a, 1);
+    idn(b, 2);
+    assert_int_equal(c.ckey, (uint32_t)(rollup_contributor_key(a) + rollup_contributor_key(b)));
+    assert_int_equal(num(f, "2026-02", "seed_funding_npr", "sex", "FEMALE"), 15000);
+    assert_int_equal(num(f, "2026-02", "seed_funding_npr", "programme", "RERP"), 35000);
+    assert_int_equal(num(f, "2026-02", "seed_funding_npr", "category", "RETURNEE"), 35000);
+    assert_int_equal(num(f, "2026-02", "services_delivered", "service_type", "SEED_FUNDING"), 4);
+}
+
+static void test_rollup_bank_accounts_count_persons_once(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    delivered(f, 10, 1, BANK, D(2026, 1, 5));
+    delivered(f, 11, 1, BANK, D(2026, 1, 6));
+    referred(f, 12, 1, BANK, D(2026, 1, 7));
+    assert_int_equal(num(f, "2026-01", "bank_accounts_opened", "", ""), 1);
+    assert_int_equal(num(f, "2026-01", "bank_accounts_opened", "sex", "FEMALE"), 1);
+    assert_int_equal(num(f, "2026-01", "services_delivered", "", ""), 2);
+}
+
+static void test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves(void **state)
+{
+    fx *f = *state;
+    int32_t d = D(2026, 1, 10);
+    const char *R = "referrals_pending";
+    assert_int_equal(rollup_daily(f->r, d, NULL), 0);
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    referred(f, 10, 1, PSYCHO, d);
+    referred(f, 11, 1, LEGAL, d);
+    assert_int_equal(rollup_daily(f->r, d + 89, NULL), 0);
+    assert_false(cell(f, "2026-01", R, "", "").found);
+    assert_int_equal(rollup_daily(f->r, d + 90, NULL), 0);
+    assert_int_equal(num(f, "2026-01", R, "", ""), 2);
+    assert_int_equal(num(f, "2026-01", R, "service_type", "LEGAL_AID"), 1);
+    assert_int_equal(num(f, "FY2082/83-T2", R, "", ""), 2);
+    /* A delivery on day 91 of the window is too late; one on day 90 fulfils the referral. */
+    delivered(f, 12, 1, PSYCHO, d + 91);
+    assert_int_equal(num(f, "2026-01", R, "service_type", "PSYCHOSOCIAL_SUPPORT"), 1);
+    delivered(f, 13, 1, PSYCHO, d + 90);
+    assert_false(cell(f, "2026-01", R, "service_type", "PSYCHOSOCIAL_SUPPORT").found);
+    /* The referral corrected to DELIVERED is no longer pending. */
+    delivered(f, 11, 1, LEGAL, d);
+    assert_false(cell(f, "2026-01", R, "", "").found);
+    /* The clock moving back reopens nothing that was not pending before. */
+    referred(f, 14, 1, COUNSEL, d);
+    assert_int_equal(num(f, "2026-01", R, "", ""), 1);
+    assert_int_equal(rollup_daily(f->r, d + 50, NULL), 0);
+    assert_false(cell(f, "2026-01", R, "", "").found);
+    uint8_t sid[16];
+    idn(sid, 14);
+    assert_int_equal(rollup_daily(f->r, d + 200, NULL), 0);
+    assert_int_equal(cell(f, "2026-01", R, "", "").ckey, rollup_contributor_key(sid));
+}
+
+static void test_rollup_services_unavailable_uses_latest_availability(void **state)
+{
+    fx *f = *state;
+    const char *U = "services_unavailable";
+    const int NGO = REINT__V1__PROVIDER__PROVIDER_NGO;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    referred(f, 10, 1, LEGAL, D(2026, 2, 1));
+    referred(f, 11, 1, PSYCHO, D(2026, 2, 2));
+    referred(f, 12, 1, PSYCHO, D(2026, 3, 2));
+    assert_int_equal(num(f, "2026-02", U, "", ""), 2);
+    assert_int_equal(num(f, "2026-Q1", U, "", ""), 2); /* service types, not referrals */
+    availability(f, 50, LEGAL, NGO, 1, D(2026, 1, 1));
+    assert_int_equal(num(f, "2026-02", U, "", ""), 1);
+    assert_int_equal(num(f, "2026-02", U, "service_type", "PSYCHOSOCIAL_SUPPORT"), 1);
+    assert_false(cell(f, "2026-02", U, "service_type", "LEGAL_AID").found);
+    /* A later row for the same service and provider says it stopped. */
+    availability(f, 51, LEGAL, NGO, 0, D(2026, 2, 15));
+    assert_int_equal(num(f, "2026-02", U, "service_type", "LEGAL_AID"), 1);
+    availability(f, 52, PSYCHO, REINT__V1__PROVIDER__PROVIDER_HEALTH_FACILITY, 1, D(2026, 2, 1));
+    assert_false(cell(f, "2026-03", U, "", "").found);
+    assert_int_equal(num(f, "2026-02", U, "", ""), 1);
+}
+
+static void enrol(fx *f, int64_t first_day)
+{
+    sqlite3_stmt *st = store_prepare(
+        f->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+               " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
+    assert_non_null(st);
+    sqlite3_bind_int(st, 1, MUN);
+    sqlite3_bind_int64(st, 2, first_day * 86400000 + 3600000);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+static void test_rollup_reporting_completeness_and_timeliness(void **state)
+{
+    fx *f = *state;
+    const char *C = "reporting_completeness", *T = "reporting_timeliness";
+    assert_int_equal(rollup_daily(f->r, D(2026, 4, 20), NULL), 0);
+    enrol(f, D(2026, 1, 10));
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    /* Silent so far: January, February and March are due, April is not. */
+    cellv c = cell(f, "2026-01", C, "", "");
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 1);
+    assert_true(cell(f, "2026-03", C, "", "").found);
+    assert_false(cell(f, "2026-04", C, "", "").found);
+    assert_false(cell(f, "2025-12", C, "", "").found);
+    month_close(f, 60, 0, 2026, 1, D(2026, 2, 10)); /* 10 days after the end: on time */
+    month_close(f, 61, 0, 2026, 2, D(2026, 3, 16)); /* 16 days after the end: late */
+    month_close(f, 62, 0, 2026, 3, D(2026, 4, 15)); /* the 15th day: on time */
+    c = cell(f, "2026-01", C, "", "");
+    assert_int_equal(c.num, 1);
+    assert_int_equal(c.den, 1);
+    assert_int_equal(cell(f, "2026-01", T, "", "").num, 1);
+    assert_int_equal(cell(f, "2026-02", C, "", "").num, 1);
+    c = cell(f, "2026-02", T, "", "");
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 1);
+    assert_int_equal(cell(f, "2026-03", T, "", "").num, 1);
+    /* A BS close counts for the BS month only; a Gregorian close for the Gregorian one. */
+    month_close(f, 63, 1, 2082, 11, D(2026, 3, 1)); /* Falgun 2082 */
+    assert_int_equal(cell(f, "BS2082-11", C, "", "").num, 1);
+    assert_false(cell(f, "BS2082-12", C, "", "").num);
+    assert_true(cell(f, "BS2082-12", C, "", "").found); /* Chaitra ended 2026-04-13: due */
+    /* Quarters and years carry no completeness. */
+    assert_false(cell(f, "2026-Q1", C, "", "").found);
+    /* April becomes due when the clock passes its end. */
+    assert_int_equal(rollup_daily(f->r, D(2026, 5, 1), NULL), 0);
+    c = cell(f, "2026-04", C, "", "");
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 1);
+}
+
+static void test_rollup_cell_key_is_sha256_prefix_sum(void **state)
+{
+    fx *f = *state;
+    uint8_t id[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)i;
+    /* sha256(00 01 .. 0f) = be45cb26...; worked out with Python's hashlib. */
+    assert_int_equal(rollup_contributor_key(id), 0xbe45cb26u);
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 3), RETURNEE, FEMALE, AGE_25_39);
+    uint8_t a[16], b[16];
+    idn(a, 1);
+    idn(b, 2);
+    cellv c = cell(f, "2026-01", "participants_registered", "", "");
+    assert_int_equal(c.ckey, (uint32_t)(rollup_contributor_key(a) + rollup_contributor_key(b)));
+    assert_int_equal(c.contributors, 2);
+}
+
+static int64_t count(fx *f, const char *sql)
+{
+    sqlite3_stmt *st = store_prepare(f->db, sql);
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void test_rollup_snapshot_message_revisions_and_outbox(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    Reint__V1__RollupSnapshot *s = NULL;
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    assert_int_equal(s->municipality, MUN);
+    assert_string_equal(s->period, "2026-01");
+    uint64_t rev1 = s->revision;
+    assert_true(rev1 > 0);
+    int saw_pair = 0;
+    for (size_t i = 0; i < s->n_cells; i++) {
+        Reint__V1__RollupCell *c = s->cells[i];
+        if (i > 0)
+            assert_true(strcmp(s->cells[i - 1]->indicator, c->indicator) <= 0);
+        if (strcmp(c->indicator, "participants_registered") == 0 &&
+            strcmp(c->grouping, "sex,age_band") == 0) {
+            assert_int_equal(c->n_key, 2);
+            assert_string_equal(c->key[0], "FEMALE");
+            assert_string_equal(c->key[1], "25_39");
+            assert_int_equal(c->numerator, 1);
+            saw_pair = 1;
+        }
+        if (c->grouping[0] == '\0')
+            assert_int_equal(c->n_key, 0);
+    }
+    assert_true(saw_pair);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2030-01", &s), ROLLUP_ENOTFOUND);
+    /* Six periods, one outbox entry each. */
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 6);
+    person(f, 2, D(2026, 1, 3), RETURNEE, MALE, AGE_25_39);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 6);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    uint64_t rev2 = s->revision;
+    assert_true(rev2 > rev1);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    assert_int_equal(count(f, "SELECT max(revision) = (SELECT revision FROM rollup_snapshots"
+                              " WHERE period='2026-01') FROM rollup_outbox WHERE"
+                              " period='2026-01'"),
+                     1);
+    /* A record that changes nothing (same content) keeps the revision and the outbox. */
+    int64_t seq = count(f, "SELECT max(seq) FROM rollup_outbox");
+    person(f, 2, D(2026, 1, 3), RETURNEE, MALE, AGE_25_39);
+    assert_int_equal(count(f, "SELECT max(seq) FROM rollup_outbox"), seq);
+    /* Both persons deleted: the snapshot stays, empty, with a newer revision. */
+    tombstone(f, 1, K_PERSON);
+    tombstone(f, 2, K_PERSON);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    assert_int_equal(s->n_cells, 0);
+    uint64_t rev3 = s->revision;
+    assert_true(rev3 > rev2);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    /* A restarted engine issues revisions above its old ones, even with a clock behind. */
+    rollup_close(f->r);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    assert_int_equal(store_exec(f->db, "UPDATE meta SET value=0 WHERE key='rollup_hlc'"), 0);
+    rollup_close(f->r);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    assert_true(s->revision > rev3);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+}
+
+static void test_rollup_sweep_drops_older_incarnations(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 3), RETURNEE, FEMALE, AGE_25_39);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 2);
+    assert_int_equal(store_exec(f->db, "BEGIN"), 0);
+    assert_int_equal(store_exec(f->db, "DELETE FROM records WHERE id=x'0100000000000000"
+                                       "0000000000000001'"),
+                     0);
+    assert_int_equal(rollup_sweep(f->r, MUN), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+}
+
+static void test_rollup_full_changes_nothing_after_incremental(void **state)
+{
+    fx *f = *state;
+    rollup_stats st;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    delivered(f, 10, 1, SEED, D(2026, 1, 9));
+    enterprise(f, 20, 1, RETAIL, D(2026, 1, 15), 3, ACTIVE);
+    referred(f, 11, 1, PSYCHO, D(2025, 12, 1));
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_true(st.recomputed > 0);
+    assert_int_equal(st.changed, 0);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+}
+
+static void test_rollup_foreign_municipality_record_changes_nothing(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    /* Another municipality claims the same id: the upsert refuses it, so must the engine. */
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    idn(id, 1);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.municipality = 10704;
+    rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+    rec.person = &p;
+    p.sex = MALE;
+    p.registered_day = D(2026, 1, 2);
+    put(f, &rec);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rollup_participants_by_each_declared_grouping, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_age_bands_as_carried_at_boundaries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_shrawan_1_starts_a_fiscal_year_and_trimester,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rollup_distinct_persons_do_not_add_across_months_or_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_correction_moves_counts_in_every_dependent_cell,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_tombstone_removes_and_orphans_count_as_unknown,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_returnees_and_remigration_ratio, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_enterprise_ratios_and_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_seed_funding_sums_with_person_contributors,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_bank_accounts_count_persons_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_services_unavailable_uses_latest_availability,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_completeness_and_timeliness, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_cell_key_is_sha256_prefix_sum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_snapshot_message_revisions_and_outbox, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_sweep_drops_older_incarnations, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_full_changes_nothing_after_incremental, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_foreign_municipality_record_changes_nothing,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
