@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Private PKI for the reintegration tiers: one CA, leaf certificates for the federal API,
-# provincial hubs and municipal nodes, revocation and CRL renewal. Uses only the openssl CLI
+# provincial hubs and municipal nodes, revocation and CRL renewal, and the Ed25519 key pairs
+# that sign national directives. Uses only the openssl CLI
 # (OpenSSL 3). Every command is idempotent where that makes sense and serialised on a lock
 # file in DIR, so concurrent callers (tests) do not corrupt the CA database.
 set -euo pipefail
@@ -21,6 +22,11 @@ usage: $PROG init DIR
        $PROG revoke DIR STEM        (STEM: federal, province-P or municipality-CODE)
        $PROG crl DIR                (regenerate DIR/crl.pem, valid $CRL_DAYS days)
        $PROG foreign DIR            (throwaway second CA and DIR/foreign/municipality-10703.*)
+       $PROG directive-key DIR KEYID
+              Ed25519 directive-signing pair: DIR/directive-KEYID.key (0600; federal-api
+              [directives] private_key, with key_id = KEYID) and DIR/directive-KEYID.pub (hubs
+              and nodes: [directives] keys = KEYID=DIR/directive-KEYID.pub). KEYID: 1..63 of
+              A-Z a-z 0-9 _ . -; an existing pair is kept. Rotate by adding a new KEYID.
 environment: PKI_CRL_URL (CRL distribution point, default http://127.0.0.1/crl)
 EOF
 }
@@ -279,6 +285,45 @@ cmd_foreign() {
     "$0" issue "$dir/foreign" municipality 10703
 }
 
+cmd_directive_key() {
+    local dir=$1 id=$2
+    [[ $id =~ ^[A-Za-z0-9_.-]{1,63}$ ]] ||
+        die "key id \"$id\": must be 1..63 of A-Z a-z 0-9 _ . -"
+    mkdir -p "$dir"
+    lock_dir "$dir"
+    local key=$dir/directive-$id.key pub=$dir/directive-$id.pub
+    if [[ -f $key ]]; then
+        local text
+        if ! text=$(openssl pkey -in "$key" -text -noout 2>/dev/null) ||
+            [[ $text != "ED25519 Private-Key"* ]]; then
+            die "$key: exists but is not an Ed25519 private key"
+        fi
+        if [[ -f $pub ]]; then
+            # A public key that does not match would make every tier refuse the directives.
+            [[ $(openssl pkey -in "$key" -pubout 2>/dev/null) == $(openssl pkey -pubin -in "$pub" 2>/dev/null) ]] ||
+                die "$pub does not match $key; restore the right one or remove both"
+            msg "directive key $id: keeping existing $key and $pub"
+        else
+            ossl pkey -in "$key" -pubout -out "$pub.tmp"
+            mv -f "$pub.tmp" "$pub"
+            chmod 644 "$pub"
+            msg "directive key $id: kept $key, wrote its public key $pub"
+        fi
+        return 0
+    fi
+    # A public key without its private key: the issuer lost the key; a new pair under the
+    # same id would silently differ from what the tiers already trust.
+    [[ ! -f $pub ]] || die "$pub exists without $key; restore the key, or use a new key id"
+    (umask 077 && openssl genpkey -algorithm ED25519 -out "$key.tmp" 2>/dev/null) ||
+        die "$key: could not generate an Ed25519 key"
+    chmod 600 "$key.tmp"
+    ossl pkey -in "$key.tmp" -pubout -out "$pub.tmp"
+    chmod 644 "$pub.tmp"
+    mv -f "$key.tmp" "$key"
+    mv -f "$pub.tmp" "$pub"
+    msg "directive key $id: created $key (private, 0600) and $pub"
+}
+
 main() {
     (($# >= 1)) || {
         usage
@@ -300,6 +345,13 @@ main() {
         "cmd_$cmd" "$1"
         ;;
     issue) cmd_issue "$@" ;;
+    directive-key)
+        (($# == 2)) || {
+            usage
+            exit 2
+        }
+        cmd_directive_key "$1" "$2"
+        ;;
     revoke)
         (($# == 2)) || {
             usage

@@ -7,28 +7,35 @@
 
 #include "auth.h"
 #include "catalogue.h"
+#include "directive.h"
 #include "disclosure.h"
+#include "fdirectives.h"
 #include "geo.h"
 #include "hlc.h"
 #include "http.h"
 #include "log.h"
 #include "params.h"
+#include "record.h"
 #include "sbuf.h"
 
 #define FAPI_MAX_BODY   (64u * 1024 * 1024)
 #define FAPI_MAX_CRL    (1024 * 1024)
 #define FAPI_TARGET_MAX 512
+/* A publication whose serial another one took first reads the next serial again. */
+#define FAPI_PUBLISH_ATTEMPTS 16
 
-enum fapi_route { R_CATALOGUE, R_INDICATOR, R_DVS, R_AUDIT };
+enum fapi_route { R_CATALOGUE, R_INDICATOR, R_DVS, R_AUDIT, R_DIRECTIVES };
 
 struct fapi {
     fapi_opts o;
     char crl_file[512];
+    char dir_key_id[FDIR_KEY_ID_MAX + 1];
+    char dir_key[512];
     http_server *https, *http;
     auth_limiter *limiter;
     struct {
         uint64_t requests, ok, bad_request, unauthorized, forbidden, not_found, rate_limited,
-            unavailable, audit_rows;
+            unavailable, audit_rows, directives_published;
     } m;
 };
 
@@ -50,6 +57,11 @@ typedef struct freq {
     char *body;
     size_t body_len;
     const char *ctype;
+    /* POST /v1/directives */
+    int post;
+    fdir_draft *draft;
+    int attempts;
+    Reint__V1__SignedDirective sd;
 } freq;
 
 static const char *fapi__kind_names[PERIOD_KINDS] = {"year",     "quarter",          "month",
@@ -83,9 +95,11 @@ static void fapi__count_status(fapi *a, int status)
 {
     switch (status) {
     case 200:
+    case 201:
         a->m.ok++;
         break;
     case 400:
+    case 422:
         a->m.bad_request++;
         break;
     case 401:
@@ -111,6 +125,8 @@ static void fapi__finish(freq *f, int status, const char *ctype, const char *bod
     fapi__count_status(f->a, status);
     http_respond(f->r, status, ctype, body, len);
     free(f->body);
+    fdir_draft_free(f->draft);
+    directive_signed_free(&f->sd);
     free(f);
 }
 
@@ -152,16 +168,17 @@ static void fapi__respond_audited(freq *f, int status, const char *ctype, char *
 {
     char st[8];
     snprintf(st, sizeof(st), "%d", status);
-    const char *v[5] = {f->who[0] ? f->who : "-", f->role_label[0] ? f->role_label : "none",
-                        f->peer, f->target, st};
+    const char *v[6] = {
+        f->who[0] ? f->who : "-", f->role_label[0] ? f->role_label : "none", f->peer, f->target, st,
+        f->post ? "POST" : "GET"};
     f->status = status;
     f->ctype = ctype;
     f->body = body;
     f->body_len = len;
     if (db_query(f->a->o.db,
                  "INSERT INTO audit(who, role, peer, method, target, status)"
-                 " VALUES ($1, $2, $3, 'GET', $4, $5::integer)",
-                 5, v, fapi__on_audited, f) != 0)
+                 " VALUES ($1, $2, $3, $6, $4, $5::integer)",
+                 6, v, fapi__on_audited, f) != 0)
         fapi__on_audited(f, NULL, "queue full");
 }
 
@@ -666,6 +683,230 @@ static void fapi__audit(freq *f)
         fapi__error(f, 503, "the federal store is busy; try again");
 }
 
+/* ---- directives ---------------------------------------------------------------------------- */
+
+static void fapi__on_directives(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    if (err) {
+        log_error("directives read failed: %s", err);
+        fapi__error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    int32_t today = record_today();
+    sbuf b;
+    sbuf_init(&b, FAPI_MAX_BODY);
+    sbuf_puts(&b, "{\"directives\":[");
+    int first = 1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        uint8_t *body = NULL;
+        size_t len = 0;
+        Reint__V1__Directive *d = NULL;
+        if (fdir_unhex(PQgetvalue(res, i, 1), &body, &len) == 0)
+            d = reint__v1__directive__unpack(NULL, len, body);
+        free(body);
+        if (d == NULL) {
+            log_error("directive %s: stored body does not decode; left out of the answer",
+                      PQgetvalue(res, i, 0));
+            continue;
+        }
+        if (!first)
+            sbuf_puts(&b, ",");
+        first = 0;
+        fdir_json_open(&b, d, today);
+        sbuf_puts(&b, ",\"published_at\":");
+        sbuf_json_str(&b, PQgetvalue(res, i, 3));
+        if (f->role == AUTH_ADMIN) {
+            sbuf_puts(&b, ",\"published_by\":");
+            sbuf_json_str(&b, PQgetvalue(res, i, 2));
+        }
+        sbuf_puts(&b, "}");
+        reint__v1__directive__free_unpacked(d, NULL);
+    }
+    sbuf_puts(&b, "]}\n");
+    f->a->m.audit_rows++;
+    if (b.failed)
+        fapi__error(f, 500, "answer too large");
+    else
+        fapi__finish(f, 200, NULL, b.p, b.len);
+    sbuf_free(&b);
+}
+
+/* GET /v1/directives: newest first, every role; the read is audited in the same statement. */
+static void fapi__directives_list(freq *f)
+{
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%ld", f->q.limit ? f->q.limit : 100);
+    const char *v[5] = {f->who, f->role_label, f->peer, f->target, limit};
+    if (db_query(f->a->o.db,
+                 "WITH a AS (INSERT INTO audit(who, role, peer, method, target, status)"
+                 " VALUES ($1, $2, $3, 'GET', $4, 200))"
+                 " SELECT serial, encode(body, 'hex'), published_by,"
+                 " to_char(published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                 " FROM directives ORDER BY serial DESC LIMIT $5::integer",
+                 5, v, fapi__on_directives, f) != 0)
+        fapi__error(f, 503, "the federal store is busy; try again");
+}
+
+static void fapi__publish_next(freq *f);
+
+static uint64_t fapi__draft_serial(freq *f)
+{
+    return fdir_directive(f->draft)->serial;
+}
+
+static void fapi__on_published(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    if (err) {
+        log_error("directive %" PRIu64 " not stored: %s", fapi__draft_serial(f), err);
+        fapi__error_audited(f, 503,
+                            "the federal store is unavailable; the directive was not "
+                            "published; try again");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        /* Another publication committed this serial first: number and sign again. */
+        log_info("directive serial %" PRIu64 " was taken by a concurrent publication; "
+                 "numbering again",
+                 fapi__draft_serial(f));
+        fapi__publish_next(f);
+        return;
+    }
+    uint64_t serial = fapi__draft_serial(f);
+    f->a->m.directives_published++;
+    f->a->m.audit_rows++;
+    log_info("directive %" PRIu64 " published by %s (key %s, %zu bytes signed)", serial, f->who,
+             f->a->dir_key_id, f->sd.body.len);
+    fingest_directives_published(f->a->o.ingest);
+    sbuf b;
+    sbuf_init(&b, 1024);
+    sbuf_printf(&b, "{\"serial\":%" PRIu64 ",\"key_id\":", serial);
+    sbuf_json_str(&b, f->a->dir_key_id);
+    sbuf_puts(&b, "}\n");
+    if (b.failed)
+        fapi__finish(f, 201, NULL, "{}\n", 3);
+    else
+        fapi__finish(f, 201, NULL, b.p, b.len);
+    sbuf_free(&b);
+}
+
+static void fapi__on_next_serial(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    char why[300];
+    if (err || PQntuples(res) != 1) {
+        log_error("cannot read the next directive serial: %s", err ? err : "no row");
+        fapi__error_audited(f, 503,
+                            "the federal store is unavailable; the directive was not "
+                            "published; try again");
+        return;
+    }
+    Reint__V1__Directive *d = fdir_directive(f->draft);
+    d->serial = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    d->key_id = f->a->dir_key_id;
+    d->issued_at = hlc_wall_ms();
+    directive_signed_free(&f->sd);
+    if (directive_sign(d, f->a->dir_key_id, f->a->dir_key, &f->sd, why, sizeof(why)) != 0) {
+        log_error("directive %" PRIu64 " cannot be signed: %s", d->serial, why);
+        fapi__error_audited(f, 500,
+                            "the directive cannot be signed (see the server log); "
+                            "nothing was published");
+        return;
+    }
+    char serial[24];
+    snprintf(serial, sizeof(serial), "%" PRIu64, d->serial);
+    char *body = fdir_hex(f->sd.body.data, f->sd.body.len);
+    char *sig = fdir_hex(f->sd.signature.data, f->sd.signature.len);
+    const char *v[8] = {serial, f->a->dir_key_id, body,    sig,
+                        f->who, f->role_label,    f->peer, f->target};
+    /* The serial is stored only while it is still max + 1; a concurrent publication that
+     * took it makes this insert do nothing (ON CONFLICT waits for its commit) and we retry.
+     * The audit row is written by the same statement, only when the directive is. */
+    int rc =
+        body && sig
+            ? db_query(f->a->o.db,
+                       "WITH ins AS (INSERT INTO directives(serial, key_id, body, signature,"
+                       " published_at, published_by)"
+                       " SELECT $1::bigint, $2, decode($3, 'hex'), decode($4, 'hex'), now(), $5"
+                       " WHERE $1::bigint = (SELECT coalesce(max(serial), 0) + 1 FROM directives)"
+                       " ON CONFLICT (serial) DO NOTHING RETURNING serial),"
+                       " a AS (INSERT INTO audit(who, role, peer, method, target, status)"
+                       " SELECT $5, $6, $7, 'POST', $8, 201 FROM ins)"
+                       " SELECT serial FROM ins",
+                       8, v, fapi__on_published, f)
+            : -1;
+    free(body);
+    free(sig);
+    if (rc != 0)
+        fapi__error_audited(f, 503,
+                            "the federal store is busy; the directive was not published; "
+                            "try again");
+}
+
+static void fapi__publish_next(freq *f)
+{
+    if (++f->attempts > FAPI_PUBLISH_ATTEMPTS) {
+        fapi__error_audited(f, 503,
+                            "too many concurrent publications; the directive was not "
+                            "published; try again");
+        return;
+    }
+    if (db_query(f->a->o.db, "SELECT coalesce(max(serial), 0) + 1 FROM directives", 0, NULL,
+                 fapi__on_next_serial, f) != 0)
+        fapi__error_audited(f, 503, "the federal store is busy; try again");
+}
+
+/* POST /v1/directives: admin only; the body validated (422 naming each field), then
+ * numbered, signed and stored with its audit row, then pushed to connected hubs. */
+static void fapi__publish(freq *f)
+{
+    if (f->role != AUTH_ADMIN) {
+        fapi__error_audited(f, 403, "publishing directives is for the admin role");
+        return;
+    }
+    if (f->a->dir_key[0] == '\0' || f->a->dir_key_id[0] == '\0') {
+        fapi__error_audited(f, 503,
+                            "directives cannot be published: this server has no signing key "
+                            "(set [directives] key_id and private_key)");
+        return;
+    }
+    size_t len = 0;
+    const char *body = http_req_body(f->r, &len);
+    fdir_errors *errs = malloc(sizeof(*errs));
+    if (errs == NULL) {
+        fapi__error(f, 503, "out of memory");
+        return;
+    }
+    int rc = fdir_parse(body, len, &f->draft, errs);
+    if (rc == FDIR_EJSON) {
+        fapi__error_audited(f, 400, errs->message);
+    } else if (rc != 0) {
+        sbuf b;
+        sbuf_init(&b, 64 * 1024);
+        sbuf_puts(&b, "{\"error\":\"the directive was refused; see errors\",\"errors\":[");
+        for (size_t i = 0; i < errs->n; i++) {
+            sbuf_puts(&b, i ? ",{\"field\":" : "{\"field\":");
+            sbuf_json_str(&b, errs->e[i].field);
+            sbuf_puts(&b, ",\"reason\":");
+            sbuf_json_str(&b, errs->e[i].reason);
+            sbuf_puts(&b, "}");
+        }
+        if (errs->dropped)
+            sbuf_puts(&b, ",{\"field\":\"\",\"reason\":\"more errors were left out\"}");
+        sbuf_puts(&b, "]}\n");
+        if (b.failed) {
+            sbuf_free(&b);
+            fapi__error_audited(f, 422, "the directive was refused");
+        } else {
+            fapi__respond_audited(f, 422, NULL, b.p, b.len); /* takes b.p */
+        }
+    } else {
+        fapi__publish_next(f);
+    }
+    free(errs);
+}
+
 /* Runs an authenticated request: parameters, then the role's permission, then the data. */
 static void fapi__authorised(freq *f)
 {
@@ -693,6 +934,9 @@ static void fapi__authorised(freq *f)
     case R_AUDIT:
         allowed = PARAM_LIMIT;
         break;
+    case R_DIRECTIVES:
+        allowed = f->post ? 0 : PARAM_LIMIT;
+        break;
     }
     if (params_parse(http_req_query(f->r), allowed, f->ind, &f->q, err, sizeof(err)) != 0) {
         fapi__error_audited(f, 400, err);
@@ -700,6 +944,13 @@ static void fapi__authorised(freq *f)
     }
     if (f->route == R_CATALOGUE) {
         fapi__catalogue(f);
+        return;
+    }
+    if (f->route == R_DIRECTIVES) {
+        if (f->post)
+            fapi__publish(f);
+        else
+            fapi__directives_list(f);
         return;
     }
     if (f->route == R_AUDIT) {
@@ -823,6 +1074,12 @@ static void fapi__metrics(fapi *a, http_req *r)
         {"federal_ingest_security_events_total", "counter",
          "Batches refused for another province's snapshot.", im.security_events},
         {"federal_ingest_db_errors_total", "counter", "Batches the store failed.", im.db_errors},
+        {"federal_directives_published_total", "counter", "Directives published here.",
+         a->m.directives_published},
+        {"federal_ingest_directives_sent_total", "counter", "Directives sent to hubs.",
+         im.directives_sent},
+        {"federal_ingest_directive_acks_total", "counter", "DirectiveAcks received from hubs.",
+         im.directive_acks},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         sbuf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,
@@ -843,7 +1100,9 @@ static void fapi__handle(http_req *r, void *ud, int https)
     fapi *a = ud;
     const char *path = http_req_path(r);
     a->m.requests++;
-    if (strcmp(http_req_method(r), "GET") != 0) {
+    int post = strcmp(http_req_method(r), "POST") == 0;
+    if (strcmp(http_req_method(r), "GET") != 0 && !(post && strcmp(path, "/v1/directives") == 0)) {
+        http_add_header(r, "Allow", strcmp(path, "/v1/directives") == 0 ? "GET, POST" : "GET");
         http_respond(r, 405, NULL, "{\"error\":\"method not allowed\"}\n", 31);
         return;
     }
@@ -877,6 +1136,7 @@ static void fapi__handle(http_req *r, void *ud, int https)
     }
     f->a = a;
     f->r = r;
+    f->post = post;
     fapi__printable(f->peer, sizeof(f->peer), http_req_peer(r));
     {
         char t[FAPI_TARGET_MAX];
@@ -897,6 +1157,8 @@ static void fapi__handle(http_req *r, void *ud, int https)
         f->route = R_DVS;
     } else if (strcmp(path, "/v1/audit") == 0) {
         f->route = R_AUDIT;
+    } else if (strcmp(path, "/v1/directives") == 0) {
+        f->route = R_DIRECTIVES;
     } else {
         fapi__error(f, 404, "not found");
         return;
@@ -959,6 +1221,9 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
         return UV_ENOMEM;
     a->o = *opts;
     snprintf(a->crl_file, sizeof(a->crl_file), "%s", opts->crl_file ? opts->crl_file : "");
+    snprintf(a->dir_key_id, sizeof(a->dir_key_id), "%s",
+             opts->directive_key_id ? opts->directive_key_id : "");
+    snprintf(a->dir_key, sizeof(a->dir_key), "%s", opts->directive_key ? opts->directive_key : "");
     a->limiter = auth_limiter_new(opts->auth_max_failures, opts->auth_window_s);
     if (a->limiter == NULL) {
         free(a);

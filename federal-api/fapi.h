@@ -1,5 +1,7 @@
 /* The federal HTTPS API: the catalogue, indicator queries (JSON or CSV), DHIS2-shaped
- * dataValueSets, the audit log for admins, the CRL, /healthz and /metrics. Every /v1 request
+ * dataValueSets, the audit log for admins, national directives (POST /v1/directives for
+ * admins: validated, numbered, signed, stored, pushed to connected hubs; GET for every role),
+ * the CRL, /healthz and /metrics. Every /v1 request
  * carries a bearer token, looked up by its SHA-256 in PostgreSQL; failed attempts are
  * limited per client address; every authenticated request is written to the audit table
  * (a successful read in the same statement as its data). Query parameters are validated
@@ -26,6 +28,10 @@ typedef struct fapi_opts {
     const char *http_listen;  /* plain /healthz, /metrics, /crl; "" for none */
     const char *crl_file;     /* served at GET /crl; "" for none */
     unsigned auth_max_failures, auth_window_s;
+    /* Signing of POST /v1/directives: the key id named in each directive and the Ed25519
+     * private key PEM (read at each publication). Either "" or NULL: publishing answers 503. */
+    const char *directive_key_id;
+    const char *directive_key;
 } fapi_opts;
 
 int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalogue.h"
+#include "fdirectives.h"
 #include "geo.h"
 #include "hlc.h"
 #include "log.h"
@@ -17,6 +18,8 @@
 #define FINGEST_KEY_MAX          40
 #define FINGEST_MAX_ARG          (256u * 1024 * 1024)
 #define FINGEST_PAUSE_JOBS       4
+#define FINGEST_DIR_PAGE         64
+#define FINGEST_DIR_POLL_MS      5000
 
 enum {
     A_MUNI,
@@ -67,6 +70,8 @@ struct fconn {
     fjob *head, *tail;  /* head is in flight when inflight */
     int inflight;
     size_t n_jobs;
+    uint64_t dir_sent;       /* highest directive serial sent in this session (or acked) */
+    int dir_busy, dir_again; /* a page of directives is being read; read again after it */
 };
 
 struct fingest {
@@ -75,6 +80,8 @@ struct fingest {
     uv_tcp_t server;
     fconn *conns;
     int stopping, port, live;
+    uv_timer_t dir_timer;
+    int dir_poll_busy;
     fingest_metrics m;
 };
 
@@ -444,8 +451,8 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
          * a batch may have gaps); older senders without seqs number them from first_seq. */
         uint64_t span = b->last_seq - b->first_seq;
         uint64_t seq = b->n_seqs == b->n_snapshots ? b->seqs[i]
-                       : i <= span                  ? b->first_seq + i
-                                                    : b->last_seq;
+                       : i <= span                 ? b->first_seq + i
+                                                   : b->last_seq;
         fi->m.snapshots_received++;
         if (fingest__snapshot(fi, j, b->snapshots[i], i, seq) < 0) {
             fingest__job_free(j);
@@ -468,6 +475,217 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
     return 0;
 }
 
+/* ---- directives ---------------------------------------------------------------------------- */
+
+/* One page of published directives decoded from rows whose columns col..col+3 are serial,
+ * key_id, hex body and hex signature; key_id points into the result. */
+typedef struct fdirs {
+    size_t n;
+    uint64_t last;
+    Reint__V1__SignedDirective sd[FINGEST_DIR_PAGE];
+    Reint__V1__SignedDirective *p[FINGEST_DIR_PAGE];
+} fdirs;
+
+static void fingest__dirs_free(fdirs *ds)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        free(ds->sd[i].body.data);
+        free(ds->sd[i].signature.data);
+    }
+    ds->n = 0;
+}
+
+/* Stops at the first row it cannot decode, so that what is sent stays gap-free. */
+static void fingest__dirs_load(fdirs *ds, const PGresult *res, int col)
+{
+    ds->n = 0;
+    ds->last = 0;
+    for (int i = 0; i < PQntuples(res) && ds->n < FINGEST_DIR_PAGE; i++) {
+        if (PQgetisnull(res, i, col))
+            continue;
+        Reint__V1__SignedDirective *sd = &ds->sd[ds->n];
+        reint__v1__signed_directive__init(sd);
+        uint64_t serial = strtoull(PQgetvalue(res, i, col), NULL, 10);
+        sd->key_id = PQgetvalue(res, i, col + 1);
+        if (fdir_unhex(PQgetvalue(res, i, col + 2), &sd->body.data, &sd->body.len) != 0)
+            break;
+        if (fdir_unhex(PQgetvalue(res, i, col + 3), &sd->signature.data, &sd->signature.len) != 0) {
+            free(sd->body.data);
+            break;
+        }
+        ds->p[ds->n++] = sd;
+        ds->last = serial;
+    }
+}
+
+static void fingest__dir_catchup(fconn *c);
+
+static void fingest__on_dir_page(void *ud, const PGresult *res, const char *err)
+{
+    fconn *c = ud;
+    fingest *fi = c->fi;
+    c->dir_busy = 0;
+    if (err) {
+        fi->m.db_errors++;
+        log_warn("province:%d: cannot read directives to send: %s; retrying later", c->province,
+                 err);
+    } else if (!c->dead && !wire_is_closing(c->w)) {
+        fdirs ds;
+        fingest__dirs_load(&ds, res, 0);
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
+        for (size_t i = 0; i < ds.n; i++) {
+            env.directive = ds.p[i];
+            wire_send(c->w, &env);
+        }
+        if (ds.n) {
+            log_info("province:%d: sent directives %" PRIu64 "..%" PRIu64, c->province,
+                     c->dir_sent + 1, ds.last);
+            c->dir_sent = ds.last;
+            fi->m.directives_sent += ds.n;
+        }
+        if (ds.n == FINGEST_DIR_PAGE)
+            c->dir_again = 1;
+        fingest__dirs_free(&ds);
+        if (c->dir_again)
+            fingest__dir_catchup(c);
+    }
+    fingest__unref(c);
+}
+
+/* Sends this session every directive above the last one it was sent, a page at a time. */
+static void fingest__dir_catchup(fconn *c)
+{
+    if (c->dead || !c->session || wire_is_closing(c->w))
+        return;
+    if (c->dir_busy) {
+        c->dir_again = 1;
+        return;
+    }
+    char after[24];
+    snprintf(after, sizeof(after), "%" PRIu64, c->dir_sent);
+    const char *v[1] = {after};
+    c->dir_busy = 1;
+    c->dir_again = 0;
+    c->refs++;
+    if (db_query(c->fi->o.db,
+                 "SELECT serial, key_id, encode(body, 'hex'), encode(signature, 'hex')"
+                 " FROM directives WHERE serial > $1::bigint ORDER BY serial LIMIT 64",
+                 1, v, fingest__on_dir_page, c) != 0) {
+        /* The next poll or publication tries again. */
+        c->dir_busy = 0;
+        c->refs--;
+        c->fi->m.db_errors++;
+    }
+}
+
+void fingest_directives_published(fingest *fi)
+{
+    if (fi == NULL || fi->stopping)
+        return;
+    for (fconn *c = fi->conns; c; c = c->next) {
+        if (c->dead)
+            continue;
+        if (c->session)
+            fingest__dir_catchup(c);
+        else if (c->hello_pending)
+            c->dir_again = 1;
+    }
+}
+
+static void fingest__on_dir_max(void *ud, const PGresult *res, const char *err)
+{
+    fingest *fi = ud;
+    fi->dir_poll_busy = 0;
+    if (err == NULL && !fi->stopping && PQntuples(res) == 1) {
+        uint64_t max = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        for (fconn *c = fi->conns; c; c = c->next)
+            if (c->session && !c->dead && c->dir_sent < max)
+                fingest__dir_catchup(c);
+    }
+    fingest__release(fi);
+}
+
+/* Directives published by another federal-api process reach this one's hubs here. */
+static void fingest__on_dir_poll(uv_timer_t *t)
+{
+    fingest *fi = t->data;
+    int any = 0;
+    if (fi->stopping || fi->dir_poll_busy)
+        return;
+    for (fconn *c = fi->conns; c; c = c->next)
+        any |= c->session && !c->dead;
+    if (!any)
+        return;
+    fi->dir_poll_busy = 1;
+    fi->live++;
+    if (db_query(fi->o.db, "SELECT coalesce(max(serial), 0) FROM directives", 0, NULL,
+                 fingest__on_dir_max, fi) != 0) {
+        fi->dir_poll_busy = 0;
+        fi->live--;
+    }
+}
+
+static void fingest__on_dir_acked(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    fconn *c = ud;
+    if (err) {
+        c->fi->m.db_errors++;
+        log_warn("province:%d: directive acknowledgement not recorded: %s (the directive is "
+                 "sent again at its next session)",
+                 c->province, err);
+    }
+    fingest__unref(c);
+}
+
+static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__DirectiveAck *a)
+{
+    if (a->serial == 0 || a->serial > c->dir_sent) {
+        log_warn("province:%d acknowledged directive %" PRIu64 ", which this session did not "
+                 "send; ignored",
+                 c->province, a->serial);
+        return 0;
+    }
+    char prov[8], inc[40], serial[24];
+    snprintf(prov, sizeof(prov), "%d", c->province);
+    memcpy(inc, "\\x", 2);
+    for (int i = 0; i < 16; i++)
+        snprintf(inc + 2 + 2 * i, 3, "%02x", c->incarnation[i]);
+    snprintf(serial, sizeof(serial), "%" PRIu64, a->serial);
+    const char *v[3] = {prov, inc, serial};
+    fi->m.directive_acks++;
+    c->refs++;
+    if (db_query(fi->o.db,
+                 "INSERT INTO directive_delivery(province, incarnation, acked_serial, acked_at)"
+                 " VALUES ($1::smallint, $2::bytea, $3::bigint, now())"
+                 " ON CONFLICT (province, incarnation) DO UPDATE"
+                 " SET acked_serial = greatest(directive_delivery.acked_serial,"
+                 " excluded.acked_serial), acked_at = excluded.acked_at",
+                 3, v, fingest__on_dir_acked, c) != 0) {
+        c->refs--;
+        fi->m.db_errors++;
+        log_warn("province:%d: directive %" PRIu64 " acknowledgement dropped: store busy",
+                 c->province, a->serial);
+    }
+    return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+/* The hub's position, its directive position and the first page of directives it has not
+ * acknowledged, in one statement (one row even when there are none). */
+static const char *fingest__sql_hello =
+    "SELECT (SELECT acked_seq FROM hub_positions WHERE province = $1::smallint"
+    " AND incarnation = $2::bytea),"
+    " (SELECT acked_serial FROM directive_delivery WHERE province = $1::smallint"
+    " AND incarnation = $2::bytea),"
+    " d.serial, d.key_id, encode(d.body, 'hex'), encode(d.signature, 'hex')"
+    " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT serial, key_id, body, signature"
+    " FROM directives WHERE serial > coalesce((SELECT acked_serial FROM directive_delivery"
+    " WHERE province = $1::smallint AND incarnation = $2::bytea), 0)"
+    " ORDER BY serial LIMIT 64) d ON true ORDER BY d.serial";
+
 static void fingest__on_position(void *ud, const PGresult *res, const char *err)
 {
     fconn *c = ud;
@@ -484,18 +702,32 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
         fingest__unref(c);
         return;
     }
-    c->acked_seq = PQntuples(res) ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    int rows = PQntuples(res);
+    c->acked_seq = rows ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    uint64_t dir_acked = rows ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    fdirs ds;
+    fingest__dirs_load(&ds, res, 2);
+    c->dir_sent = ds.n ? ds.last : dir_acked;
     c->session = 1;
     c->fi->m.sessions++;
+    c->fi->m.directives_sent += ds.n;
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
     r.acked_seq = c->acked_seq;
     r.clock = hlc_wall_ms();
+    r.n_directives = ds.n;
+    r.directives = ds.p;
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = &r;
-    log_info("province:%d session from %s: federal store holds through %" PRIu64, c->province,
-             wire_addr(c->w), c->acked_seq);
+    log_info("province:%d session from %s: federal store holds through %" PRIu64
+             "; %zu directive%s above %" PRIu64 " sent",
+             c->province, wire_addr(c->w), c->acked_seq, ds.n, ds.n == 1 ? "" : "s", dir_acked);
     wire_send(c->w, &env);
+    if (ds.n == FINGEST_DIR_PAGE)
+        c->dir_again = 1;
+    fingest__dirs_free(&ds);
+    if (c->dir_again)
+        fingest__dir_catchup(c);
     fingest__unref(c);
 }
 
@@ -525,10 +757,7 @@ static int fingest__on_hello(fingest *fi, fconn *c, const Reint__V1__Hello *h)
     const char *v[2] = {prov, inc};
     c->hello_pending = 1;
     c->refs++;
-    if (db_query(fi->o.db,
-                 "SELECT acked_seq FROM hub_positions WHERE province = $1::smallint"
-                 " AND incarnation = $2::bytea",
-                 2, v, fingest__on_position, c) != 0) {
+    if (db_query(fi->o.db, fingest__sql_hello, 2, v, fingest__on_position, c) != 0) {
         c->refs--;
         c->hello_pending = 0;
         wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "federal store busy");
@@ -556,9 +785,11 @@ static int fingest__on_envelope(wire *w, const Reint__V1__Envelope *env, void *u
     } else if (env->msg_case == REINT__V1__ENVELOPE__MSG_ROLLUP_BATCH) {
         rc = fingest__on_batch(fi, c, env->rollup_batch);
     } else if (env->msg_case == REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK) {
-        rc = 0;
+        rc = fingest__on_directive_ack(fi, c, env->directive_ack);
     } else {
-        fingest__protocol_error(fi, c, "unexpected message (a hub sends Hello and RollupBatch)");
+        fingest__protocol_error(fi, c,
+                                "unexpected message (a hub sends Hello, RollupBatch and "
+                                "DirectiveAck)");
         return 1;
     }
     if (rc < 0) {
@@ -679,7 +910,11 @@ int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t err
     int blen = sizeof(bound);
     uv_tcp_getsockname(&fi->server, (struct sockaddr *)&bound, &blen);
     fi->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-    fi->live = 1;
+    fi->live = 2; /* the listener and the directive poll timer */
+    uv_timer_init(opts->loop, &fi->dir_timer);
+    fi->dir_timer.data = fi;
+    uint64_t poll = opts->directive_poll_ms ? opts->directive_poll_ms : FINGEST_DIR_POLL_MS;
+    uv_timer_start(&fi->dir_timer, fingest__on_dir_poll, poll, poll);
     *out = fi;
     return 0;
 }
@@ -689,7 +924,7 @@ int fingest_port(const fingest *fi)
     return fi->port;
 }
 
-static void fingest__on_server_closed(uv_handle_t *h)
+static void fingest__on_handle_closed(uv_handle_t *h)
 {
     fingest__release(h->data);
 }
@@ -701,7 +936,9 @@ void fingest_stop(fingest *fi)
     fi->stopping = 1;
     for (fconn *c = fi->conns; c; c = c->next)
         wire_close(c->w);
-    uv_close((uv_handle_t *)&fi->server, fingest__on_server_closed);
+    uv_timer_stop(&fi->dir_timer);
+    uv_close((uv_handle_t *)&fi->dir_timer, fingest__on_handle_closed);
+    uv_close((uv_handle_t *)&fi->server, fingest__on_handle_closed);
 }
 
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m)

@@ -4,7 +4,11 @@
  * event: Error FORBIDDEN, logged, connection closed), validates every snapshot (period,
  * indicators, groupings, keys), commits each batch in PostgreSQL in one statement
  * (fed_ingest_batch, migrations/0001) and acknowledges it only after the commit. A hub's
- * batches are applied one at a time, in order. */
+ * batches are applied one at a time, in order.
+ * Directives go the other way: the HelloReply carries the published directives above the
+ * serial that hub store (province and incarnation) has acknowledged, in order, at most 64
+ * (the rest follow as pushed Envelope.directive); each DirectiveAck raises that serial
+ * (migrations/0002); directives published while a hub is connected are pushed to it. */
 #ifndef FEDERAL_API_FINGEST_H
 #define FEDERAL_API_FINGEST_H
 
@@ -24,6 +28,9 @@ typedef struct fingest_opts {
     const char *listen; /* "127.0.0.1:7500"; copied */
     size_t max_frame;
     size_t max_cells; /* per snapshot (default 20000) */
+    /* How often connected hubs are checked for directives another federal-api process
+     * published (default 5000 ms); this process's own publications are pushed at once. */
+    uint64_t directive_poll_ms;
 } fingest_opts;
 
 int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t errlen);
@@ -32,10 +39,15 @@ int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t err
 void fingest_stop(fingest *fi);
 int fingest_port(const fingest *fi);
 
+/* Tells the ingest that a directive was just committed: every hub session is sent, in serial
+ * order, each directive above the last one it was sent (a session whose Hello is still being
+ * answered gets them right after its HelloReply). Safe with fi NULL. */
+void fingest_directives_published(fingest *fi);
+
 typedef struct fingest_metrics {
     uint64_t connections, sessions, batches, batches_committed, snapshots_received;
     uint64_t snapshots_applied, snapshots_refused, cells_received, security_events;
-    uint64_t protocol_errors, db_errors;
+    uint64_t protocol_errors, db_errors, directives_sent, directive_acks;
     int connected;
 } fingest_metrics;
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m);

@@ -13,7 +13,9 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "directive.h"
 #include "fapi.h"
+#include "fdirectives.h"
 #include "fingest.h"
 #include "hlc.h"
 #include "log.h"
@@ -33,6 +35,7 @@ typedef struct fed_config {
     char migrations[CONFIG_STR_MAX];
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
+    char directive_key_id[CONFIG_STR_MAX], directive_key[CONFIG_STR_MAX];
 } fed_config;
 
 static fed_config cfg = {
@@ -51,6 +54,8 @@ static fed_config cfg = {
     .cert = "var/pki/federal.crt",
     .key = "var/pki/federal.key",
     .crl = "var/pki/crl.pem",
+    .directive_key_id = "",
+    .directive_key = "",
 };
 
 static const config_item items[] = {
@@ -79,6 +84,12 @@ static const config_item items[] = {
     {"tls", "crl", CONFIG_STR, &cfg.crl,
      "PEM CRL: checked on hub connections, served at GET /crl, reloaded on SIGHUP and when "
      "the file changes (empty: no revocation check)"},
+    {"directives", "key_id", CONFIG_STR, &cfg.directive_key_id,
+     "key id named in each published directive; hubs and nodes list it in their [directives] "
+     "keys as key_id=path.pub"},
+    {"directives", "private_key", CONFIG_STR, &cfg.directive_key,
+     "Ed25519 private key PEM that signs POST /v1/directives (deploy/pki.sh directive-key); "
+     "empty: directives cannot be published (503)"},
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -104,7 +115,9 @@ static void usage(FILE *f)
                "         snapshots over mutual TLS into PostgreSQL and serves the HTTPS API:\n"
                "         GET /v1/indicators, /v1/indicators/CODE?period=&province=&district=\n"
                "         &municipality=&by=&format=json|csv, /v1/dataValueSets?period=,\n"
-               "         /v1/audit (admin), /crl, /healthz, /metrics (plain port).\n"
+               "         /v1/audit (admin), GET /v1/directives, POST /v1/directives (admin;\n"
+               "         signed with [directives] private_key, pushed to connected hubs),\n"
+               "         /crl, /healthz, /metrics (plain port).\n"
                "         SIGHUP reloads the CRL; SIGTERM stops.\n"
                "migrate  applies federal-api/migrations/NNNN_*.sql in order (each in a\n"
                "         transaction, versions in schema_migrations) and loads the geography.\n"
@@ -350,9 +363,41 @@ static int start_migrate(void)
     }
 }
 
+/* A signing key that cannot sign is found at start, not at the first publication. */
+static int check_directive_key(void)
+{
+    char err[512];
+    if (cfg.directive_key[0] == '\0' && cfg.directive_key_id[0] == '\0') {
+        log_info("no [directives] private_key: POST /v1/directives answers 503");
+        return 0;
+    }
+    if (!fdir_key_id_ok(cfg.directive_key_id)) {
+        log_error("[directives] key_id \"%.64s\" must be 1..%d of A-Z a-z 0-9 _ . - (and is "
+                  "required with private_key)",
+                  cfg.directive_key_id, FDIR_KEY_ID_MAX);
+        return -1;
+    }
+    if (cfg.directive_key[0] == '\0') {
+        log_error("[directives] key_id is set but private_key is empty");
+        return -1;
+    }
+    Reint__V1__Directive d = REINT__V1__DIRECTIVE__INIT;
+    Reint__V1__SignedDirective sd = REINT__V1__SIGNED_DIRECTIVE__INIT;
+    d.key_id = cfg.directive_key_id;
+    if (directive_sign(&d, cfg.directive_key_id, cfg.directive_key, &sd, err, sizeof(err)) != 0) {
+        log_error("[directives] private_key: %s", err);
+        return -1;
+    }
+    directive_signed_free(&sd);
+    log_info("directives are signed with key \"%s\" (%s)", cfg.directive_key_id, cfg.directive_key);
+    return 0;
+}
+
 static int cmd_serve(void)
 {
     char err[512];
+    if (check_directive_key() != 0)
+        return 1;
     if (start_migrate() != 0)
         return 1;
     signal(SIGPIPE, SIG_IGN);
@@ -388,7 +433,9 @@ static int cmd_serve(void)
                     .http_listen = cfg.http_listen,
                     .crl_file = cfg.crl,
                     .auth_max_failures = (unsigned)cfg.auth_max_failures,
-                    .auth_window_s = (unsigned)cfg.auth_window_s};
+                    .auth_window_s = (unsigned)cfg.auth_window_s,
+                    .directive_key_id = cfg.directive_key_id,
+                    .directive_key = cfg.directive_key};
     if (fapi_start(&api, &ao, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;
