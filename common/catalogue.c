@@ -54,6 +54,11 @@ static const catalogue_indicator catalogue__v1[] = {
      CATALOGUE_RATIO,
      {NULL},
      {"", NULL}},
+    {"reporting_timeliness",
+     "Enrolled municipalities that closed the month within 15 days of its end (ratio)", "17.16",
+     CATALOGUE_RATIO,
+     {NULL},
+     {"", NULL}},
 };
 
 const catalogue_indicator *catalogue_all(size_t *n)
