@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DEMO=$ROOT/var/demo
+DEMO=${DEMO_DIR:-$ROOT/var/demo}
 BIN=$ROOT/build/bin
 PY=/usr/bin/python3
 # Dhankuta, Arjundhara (Koshi), and one local level in every other province.
@@ -58,38 +58,86 @@ start() {
     [ -x "$BIN/provincial-hub" ] || { say "build first: make"; exit 1; }
     stop 2>/dev/null || true
     mkdir -p "$DEMO"/{pids,run,logs,caseload}
-    # PKI (idempotent: an existing CA and certificates are kept).
+    # PKI (idempotent: an existing CA, certificates and directive key are kept).
     deploy/pki.sh init "$DEMO/pki" 2>/dev/null
     args=(federal)
     for p in 1 2 3 4 5 6 7; do args+=(province "$p"); done
     for c in "${MUNICIPALITIES[@]}"; do args+=(municipality "$c"); done
     deploy/pki.sh issue "$DEMO/pki" "${args[@]}" 2>/dev/null
+    deploy/pki.sh directive-key "$DEMO/pki" demo-2083 2>/dev/null
+    keys="demo-2083=$DEMO/pki/directive-demo-2083.pub"
     env_file=$DEMO/env.tmp
     : >"$env_file"
     echo "CA_CERT=$DEMO/pki/ca.crt" >>"$env_file"
-    echo "# FEDERAL_URL, FEDERAL_TOKEN, FEDERAL_PUBLIC_TOKEN, FEDERAL_ADMIN_TOKEN: not yet (issue 5)" >>"$env_file"
+
+    # PostgreSQL of its own (as the postgres user, under /tmp), then the federal API.
+    conninfo=$(deploy/pg.sh start "$DEMO/pg.state")
+    fdir=$DEMO/federal
+    mkdir -p "$fdir"
+    if [ ! -f "$fdir/federal.ini" ]; then
+        cat >"$fdir/federal.ini" <<EOF
+[federal]
+sync_listen = 127.0.0.1:$(free_port)
+https_listen = 127.0.0.1:$(free_port)
+http_listen = 127.0.0.1:$(free_port)
+pg = $conninfo
+migrations = $ROOT/federal-api/migrations
+[tls]
+ca = $DEMO/pki/ca.crt
+cert = $DEMO/pki/federal.crt
+key = $DEMO/pki/federal.key
+crl = $DEMO/pki/crl.pem
+[directives]
+key_id = demo-2083
+private_key = $DEMO/pki/directive-demo-2083.key
+EOF
+    fi
+    sed -i "s|^pg = .*|pg = $conninfo|" "$fdir/federal.ini"
+    "$BIN/federal-api" --config "$fdir/federal.ini" migrate >/dev/null
+    stamp=$(date +%s)
+    tok_ministry=$("$BIN/federal-api" --config "$fdir/federal.ini" token create --role ministry "demo-ministry-$stamp")
+    tok_public=$("$BIN/federal-api" --config "$fdir/federal.ini" token create --role public "demo-public-$stamp")
+    tok_admin=$("$BIN/federal-api" --config "$fdir/federal.ini" token create --role admin "demo-admin-$stamp")
+    launch federal "$DEMO/logs/federal.log" "$BIN/federal-api" --config "$fdir/federal.ini" serve
+    fed_sync=$(sed -n 's/^sync_listen = //p' "$fdir/federal.ini")
+    fed_https=$(sed -n 's/^https_listen = //p' "$fdir/federal.ini")
+    {
+        echo "FEDERAL_URL=https://$fed_https"
+        echo "FEDERAL_TOKEN=$tok_ministry"
+        echo "FEDERAL_PUBLIC_TOKEN=$tok_public"
+        echo "FEDERAL_ADMIN_TOKEN=$tok_admin"
+    } >>"$env_file"
+    say "PostgreSQL and the federal API up"
+
     # The 7 hubs keep their ports across runs so that nodes' configs stay valid.
     for p in 1 2 3 4 5 6 7; do
         dir=$DEMO/hub-$p
         mkdir -p "$dir"
-        if [ ! -f "$dir/hub.ini" ]; then
+        if ! grep -q "^\[uplink\]" "$dir/hub.ini" 2>/dev/null; then
             cat >"$dir/hub.ini" <<EOF
 [hub]
 province = $p
 data_dir = $dir/data
 sync_listen = 127.0.0.1:$(free_port)
 http_listen = 127.0.0.1:$(free_port)
+https_listen = 127.0.0.1:$(free_port)
+tokens = $dir/tokens
 [tls]
 ca = $DEMO/pki/ca.crt
 cert = $DEMO/pki/province-$p.crt
 key = $DEMO/pki/province-$p.key
 crl = $DEMO/pki/crl.pem
+[uplink]
+federal = $fed_sync
+[directives]
+keys = $keys
 EOF
+            "$BIN/provincial-hub" --config "$dir/hub.ini" token demo-officer >"$dir/token"
         fi
         launch "hub-$p" "$DEMO/logs/hub-$p.log" "$BIN/provincial-hub" --config "$dir/hub.ini"
-        http=$(sed -n 's/^http_listen = //p' "$dir/hub.ini")
-        echo "HUB_${p}_URL=http://$http" >>"$env_file"
-        echo "HUB_${p}_TOKEN=" >>"$env_file"
+        https=$(sed -n 's/^https_listen = //p' "$dir/hub.ini")
+        echo "HUB_${p}_URL=https://$https" >>"$env_file"
+        echo "HUB_${p}_TOKEN=$(cat "$dir/token")" >>"$env_file"
     done
     say "7 provincial hubs up"
     for c in "${MUNICIPALITIES[@]}"; do
@@ -99,14 +147,15 @@ EOF
         if [ ! -f "$dir/node.ini" ]; then
             "$BIN/municipal-node" init --municipality "$c" --dir "$dir" --hub "$sync" \
                 --pki "$DEMO/pki" --http-listen "127.0.0.1:$(free_port)" >/dev/null
-            sed -i "s|^tokens = .*|tokens = $dir/tokens|" "$dir/node.ini"
+            sed -i "s|^tokens = .*|tokens = $dir/tokens|; s|^keys = .*|keys = $keys|" "$dir/node.ini"
             "$BIN/municipal-node" --config "$dir/node.ini" token demo-clerk >"$dir/token"
         fi
         out=$DEMO/caseload/$c
         "$PY" tools/caseload.py --municipality "$c" --persons 400 --services 600 \
-            --seed "$c" --out "$out" >"$out.truth.json"
-        "$BIN/municipal-node" --config "$dir/node.ini" import --kind persons "$out/persons.csv" >/dev/null
-        "$BIN/municipal-node" --config "$dir/node.ini" import --kind services "$out/services.csv" >/dev/null
+            --enterprises 80 --seed "$c" --out "$out" >"$out.truth.json"
+        for kind in persons services enterprises; do
+            "$BIN/municipal-node" --config "$dir/node.ini" import --kind $kind "$out/$kind.csv" >/dev/null
+        done
         launch "node-$c" "$DEMO/logs/node-$c.log" "$BIN/municipal-node" --config "$dir/node.ini" serve
         http=$(sed -n 's/^http_listen = //p' "$dir/node.ini")
         {
@@ -116,30 +165,28 @@ EOF
         } >>"$env_file"
     done
     mv "$env_file" "$DEMO/env"
-    say "${#MUNICIPALITIES[@]} municipal nodes up, caseloads imported; waiting for sync"
-    for c in "${MUNICIPALITIES[@]}"; do
-        for _ in $(seq 300); do
-            b=$("$BIN/municipal-node" --config "$DEMO/node-$c/node.ini" status --json |
-                "$PY" -c 'import json,sys; print(json.load(sys.stdin)["backlog"])')
-            [ "$b" = 0 ] && break
-            sleep 0.2
-        done
-    done
+    say "${#MUNICIPALITIES[@]} municipal nodes up, caseloads imported through the real import path"
+    say "waiting until the federal API shows every record (nodes -> hubs -> rollups -> federal)"
     "$PY" deploy/demo_report.py "$DEMO" "${MUNICIPALITIES[@]}"
     cat <<EOF
 
 Next:
   source var/demo/env                       # URLs, tokens and configs of every process
   build/bin/municipal-node --config \$NODE_10703_CONFIG status
-  curl -s \$HUB_1_URL/metrics | grep hub_records
-  curl -s -H "Authorization: Bearer \$NODE_10703_TOKEN" \$NODE_10703_URL/v1/followups | head
+  curl -s --cacert \$CA_CERT -H "Authorization: Bearer \$FEDERAL_TOKEN" \\
+      "\$FEDERAL_URL/v1/indicators/participants_registered?period=2026&by=sex"
+  curl -s --cacert \$CA_CERT -H "Authorization: Bearer \$HUB_1_TOKEN" "\$HUB_1_URL/v1/gaps?format=csv" | head -4
+  curl -s -H "Authorization: Bearer \$NODE_10703_TOKEN" \$NODE_10703_URL/v1/followups | head -c 400
   make demo-stop
 EOF
 }
 
 case "${1:-}" in
 start) start ;;
-stop) stop ;;
+stop)
+    stop
+    deploy/pg.sh stop "$DEMO/pg.state" 2>/dev/null || true
+    ;;
 *)
     echo "usage: deploy/demo.sh start|stop" >&2
     exit 2

@@ -1,59 +1,94 @@
 #!/usr/bin/env python3
-"""Prints the demo's table: participants held by each provincial hub, by sex, and
-services delivered, read from the hubs' own stores, beside the generator's ground truth."""
+"""Prints the demo's national table from the federal API (as a ministry analyst would read
+it), beside the generator's own ground truth, after waiting until they agree: participants
+registered in the current fiscal year by province and sex, and enterprises supported by
+sector. Exits 1 if the federal figures do not reach the ground truth in time."""
+import datetime
 import json
 import os
-import sqlite3
+import ssl
 import sys
+import time
+import urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "build", "gen", "python"))
-import reintegration_pb2 as pb  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from caseload import fiscal_year  # noqa: E402
 
 NAMES = {1: "Koshi", 2: "Madhesh", 3: "Bagmati", 4: "Gandaki", 5: "Lumbini", 6: "Karnali",
          7: "Sudurpashchim"}
+SEXES = ["FEMALE", "MALE", "OTHER"]
+
+
+def load_env(demo):
+    env = {}
+    with open(os.path.join(demo, "env")) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.rstrip("\n").split("=", 1)
+                env[k] = v
+    return env
+
+
+def query(env, ctx, code, **params):
+    url = "%s/v1/indicators/%s?%s" % (env["FEDERAL_URL"], code, urllib.parse.urlencode(params))
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + env["FEDERAL_TOKEN"]})
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        a = json.loads(r.read())
+    dims = a.get("dimensions", [])
+    return {tuple(row[d] for d in dims): row["value"] for row in a["rows"]}, a
 
 
 def main(demo, municipalities):
-    truth = {}
+    env = load_env(demo)
+    ctx = ssl.create_default_context(cafile=env["CA_CERT"])
+    fy = fiscal_year(datetime.date.today())
+    truth_sex = {p: {s: 0 for s in SEXES} for p in NAMES}
+    truth_sector = {}
     for c in municipalities:
         with open(os.path.join(demo, "caseload", "%s.truth.json" % c)) as f:
             t = json.load(f)
-        p = int(str(c)[0])
-        agg = truth.setdefault(p, {"FEMALE": 0, "MALE": 0, "OTHER": 0, "delivered": 0})
-        for k, v in t["persons_by_sex"].items():
-            agg[k] += v
-        agg["delivered"] += t["services_delivered"]
-    print("\nParticipants registered and services delivered, as held by each provincial hub")
-    print("(ground truth from the generator in brackets)\n")
-    print("%-14s %9s %9s %9s %9s %11s" % ("province", "female", "male", "other", "total",
-                                         "delivered"))
-    tot = [0, 0, 0, 0, 0]
-    for p in range(1, 8):
-        db = os.path.join(demo, "hub-%d" % p, "data", "hub.db")
-        got = {1: 0, 2: 0, 3: 0, "delivered": 0}
-        if os.path.exists(db):
-            c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-            for (body,) in c.execute("SELECT body FROM records WHERE deleted=0"):
-                r = pb.Record()
-                r.ParseFromString(body)
-                kind = r.WhichOneof("body")
-                if kind == "person":
-                    got[r.person.sex] = got.get(r.person.sex, 0) + 1
-                elif kind == "service" and r.service.status == pb.SERVICE_STATUS_DELIVERED:
-                    got["delivered"] += 1
-            c.close()
-        t = truth.get(p, {"FEMALE": 0, "MALE": 0, "OTHER": 0, "delivered": 0})
-        row = [got[1], got[2], got[3], got[1] + got[2] + got[3], got["delivered"]]
-        exp = [t["FEMALE"], t["MALE"], t["OTHER"], t["FEMALE"] + t["MALE"] + t["OTHER"],
-               t["delivered"]]
-        tot = [a + b for a, b in zip(tot, row)]
-        cells = ["%d%s" % (g, "" if g == e else " (%d)" % e) for g, e in zip(row, exp)]
-        print("%-14s %9s %9s %9s %9s %11s" % tuple([NAMES[p]] + cells))
-    print("%-14s %9d %9d %9d %9d %11d" % tuple(["Nepal"] + tot))
-    print("\n(Indicators by period, age band and programme come with the hub rollups and the "
-          "federal API.)")
+        for s, n in t["registered_by_fy_sex"].get(fy, {}).items():
+            truth_sex[int(str(c)[0])][s] += n
+        for s, n in t["enterprises_by_fy_sector"].get(fy, {}).items():
+            truth_sector[s] = truth_sector.get(s, 0) + n
+    got_sex, got_sector = {}, {}
+    deadline = time.time() + 180
+    while True:
+        for p in NAMES:
+            m, _ = query(env, ctx, "participants_registered", period=fy, province=p, by="sex")
+            got_sex[p] = {s: m.get((s,), 0) for s in SEXES}
+        m, _ = query(env, ctx, "enterprises_supported", period=fy, by="sector")
+        got_sector = {k[0]: v for k, v in m.items() if v}
+        if got_sex == truth_sex and got_sector == truth_sector:
+            break
+        if time.time() > deadline:
+            break
+        time.sleep(1)
+    ok = got_sex == truth_sex and got_sector == truth_sector
+    print("\nParticipants registered in %s (fiscal year, BS), by province and sex" % fy)
+    print("from the federal API; the generator's ground truth in brackets where it differs\n")
+    print("%-14s %8s %8s %8s %8s" % ("province", "female", "male", "other", "total"))
+    tot = [0, 0, 0, 0]
+    for p, name in NAMES.items():
+        g = [got_sex[p][s] for s in SEXES]
+        e = [truth_sex[p][s] for s in SEXES]
+        g.append(sum(g))
+        e.append(sum(e))
+        tot = [a + b for a, b in zip(tot, g)]
+        print("%-14s %8s %8s %8s %8s" % tuple([name] + ["%d%s" % (x, "" if x == y else
+                                                                    " (%d)" % y)
+                                                         for x, y in zip(g, e)]))
+    print("%-14s %8d %8d %8d %8d" % tuple(["Nepal"] + tot))
+    print("\nEnterprises supported in %s, by sector (national)\n" % fy)
+    for s in sorted(set(got_sector) | set(truth_sector)):
+        g, e = got_sector.get(s, 0), truth_sector.get(s, 0)
+        print("  %-16s %5d%s" % (s, g, "" if g == e else " (%d)" % e))
+    print("\n%s" % ("The federal figures equal the ground truth." if ok else
+                    "MISMATCH: the federal figures did not reach the ground truth in 180 s."))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -1,0 +1,57 @@
+"""make demo end to end: PKI, PostgreSQL, federal API, 7 hubs, 8 real nodes fed through the
+real import path; the printed national table must equal the generator's own ground truth
+(read here from the generator's truth files, and parsed from what the demo printed)."""
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from harness import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from caseload import fiscal_year  # noqa: E402
+
+PROVINCES = ["Koshi", "Madhesh", "Bagmati", "Gandaki", "Lumbini", "Karnali", "Sudurpashchim"]
+
+
+def test_demo_prints_national_totals_equal_to_ground_truth():
+    demo = tempfile.mkdtemp(prefix="reint-demo-")
+    env = dict(os.environ, DEMO_DIR=demo)
+    try:
+        r = subprocess.run([os.path.join(ROOT, "deploy", "demo.sh"), "start"], env=env,
+                           capture_output=True, text=True, timeout=400)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout
+        fy = fiscal_year(datetime.date.today())
+        truth = {p: [0, 0, 0] for p in PROVINCES}
+        sectors = {}
+        for name in os.listdir(os.path.join(demo, "caseload")):
+            if not name.endswith(".truth.json"):
+                continue
+            with open(os.path.join(demo, "caseload", name)) as f:
+                t = json.load(f)
+            p = PROVINCES[int(str(t["municipality"])[0]) - 1]
+            for i, s in enumerate(("FEMALE", "MALE", "OTHER")):
+                truth[p][i] += t["registered_by_fy_sex"].get(fy, {}).get(s, 0)
+            for s, n in t["enterprises_by_fy_sector"].get(fy, {}).items():
+                sectors[s] = sectors.get(s, 0) + n
+        for p in PROVINCES:
+            m = re.search(r"^%s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$" % p, out, re.M)
+            assert m, "no clean row for %s in:\n%s" % (p, out)
+            assert [int(x) for x in m.groups()[:3]] == truth[p], p
+        m = re.search(r"^Nepal\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", out, re.M)
+        assert int(m.group(4)) == sum(sum(v) for v in truth.values())
+        for s, n in sectors.items():
+            assert re.search(r"^\s+%s\s+%d\s*$" % (s, n), out, re.M), s
+        for key in ("FEDERAL_URL", "FEDERAL_TOKEN", "FEDERAL_PUBLIC_TOKEN", "FEDERAL_ADMIN_TOKEN",
+                    "CA_CERT", "HUB_1_URL", "HUB_7_TOKEN", "NODE_10703_URL", "NODE_10401_TOKEN",
+                    "NODE_10703_CONFIG"):
+            assert re.search(r"^%s=\S+" % key, open(os.path.join(demo, "env")).read(), re.M), key
+    finally:
+        subprocess.run([os.path.join(ROOT, "deploy", "demo.sh"), "stop"], env=env,
+                       capture_output=True, timeout=120)
+        shutil.rmtree(demo, ignore_errors=True)
