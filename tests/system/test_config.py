@@ -7,7 +7,8 @@ from harness import BIN, ROOT, run
 def test_example_configs_document_every_key_with_its_default():
     # The shipped examples are exactly what the binaries print, so they never drift.
     for prog, args in (("provincial-hub", ["--print-config"]),
-                       ("municipal-node", ["print-config"])):
+                       ("municipal-node", ["print-config"]),
+                       ("federal-api", ["--print-config"])):
         out = run([os.path.join(BIN, prog)] + args).stdout
         with open(os.path.join(ROOT, "deploy", "examples", prog + ".ini")) as f:
             assert f.read() == out, prog
