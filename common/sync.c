@@ -6,6 +6,7 @@
 #include "frame.h"
 #include "hlc.h"
 #include "log.h"
+#include "netaddr.h"
 #include "rid.h"
 #include "wire.h"
 
@@ -440,23 +441,6 @@ static void sync__connect(sync_client *s)
     }
 }
 
-static int sync__parse_addr(const char *hostport, struct sockaddr_storage *out)
-{
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
-        return UV_EINVAL;
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port <= 0 || port > 65535)
-        return UV_EINVAL;
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0)
-        return 0;
-    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out);
-}
-
 int sync_start(sync_client **out, const sync_opts *opts)
 {
     sync_client *s = calloc(1, sizeof(*s));
@@ -473,7 +457,7 @@ int sync_start(sync_client **out, const sync_opts *opts)
         s->o.backoff_base_ms = 250;
     if (s->o.backoff_cap_ms <= 0)
         s->o.backoff_cap_ms = 30000;
-    if (sync__parse_addr(opts->hub, &s->addr) != 0) {
+    if (netaddr_parse(opts->hub, &s->addr) != 0) {
         log_error("upstream address \"%s\" is not HOST:PORT", opts->hub);
         free(s);
         return UV_EINVAL;

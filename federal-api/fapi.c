@@ -14,6 +14,7 @@
 #include "hlc.h"
 #include "http.h"
 #include "log.h"
+#include "netaddr.h"
 #include "params.h"
 #include "record.h"
 #include "sbuf.h"
@@ -1197,21 +1198,6 @@ static void fapi__on_http(http_req *r, void *ud)
     fapi__handle(r, ud, 0);
 }
 
-static int fapi__split_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    char *end = NULL;
-    if (colon == NULL || (size_t)(colon - s) >= hostlen)
-        return -1;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
 int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
 {
     char host[128];
@@ -1229,7 +1215,7 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
         free(a);
         return UV_ENOMEM;
     }
-    if (fapi__split_hostport(opts->https_listen, host, sizeof(host), &port) != 0) {
+    if (netaddr_split(opts->https_listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "https_listen \"%s\" is not HOST:PORT", opts->https_listen);
         return UV_EINVAL;
     }
@@ -1245,7 +1231,7 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
         return rc;
     }
     if (opts->http_listen && opts->http_listen[0]) {
-        if (fapi__split_hostport(opts->http_listen, host, sizeof(host), &port) != 0) {
+        if (netaddr_split(opts->http_listen, host, sizeof(host), &port) != 0) {
             snprintf(err, errlen, "http_listen \"%s\" is not HOST:PORT", opts->http_listen);
             return UV_EINVAL;
         }

@@ -10,6 +10,7 @@
 #include "geo.h"
 #include "hlc.h"
 #include "log.h"
+#include "netaddr.h"
 #include "period.h"
 #include "sbuf.h"
 #include "wire.h"
@@ -872,8 +873,7 @@ static void fingest__on_connection(uv_stream_t *server, int status)
 
 int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t errlen)
 {
-    struct sockaddr_in sa;
-    char host[128];
+    struct sockaddr_storage sa;
     fingest *fi = calloc(1, sizeof(*fi));
     if (fi == NULL)
         return UV_ENOMEM;
@@ -882,18 +882,12 @@ int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t err
         fi->o.max_cells = 20000;
     snprintf(fi->listen, sizeof(fi->listen), "%s", opts->listen);
     fi->o.listen = fi->listen;
-    const char *colon = strrchr(fi->listen, ':');
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (colon == NULL || (size_t)(colon - fi->listen) >= sizeof(host) || *end != '\0' || port < 0 ||
-        port > 65535) {
-        snprintf(err, errlen, "sync_listen \"%s\" is not IPv4:PORT", opts->listen);
+    if (netaddr_parse(fi->listen, &sa) != 0) {
+        snprintf(err, errlen, "sync_listen \"%s\" is not HOST:PORT", opts->listen);
         free(fi);
         return UV_EINVAL;
     }
-    memcpy(host, fi->listen, (size_t)(colon - fi->listen));
-    host[colon - fi->listen] = '\0';
-    int rc = uv_ip4_addr(host, (int)port, &sa);
+    int rc = 0;
     uv_tcp_init(opts->loop, &fi->server);
     fi->server.data = fi;
     if (rc == 0)

@@ -18,6 +18,7 @@
 #include "fdirectives.h"
 #include "fingest.h"
 #include "hlc.h"
+#include "crlwatch.h"
 #include "log.h"
 #include "migrate.h"
 #include "tls.h"
@@ -99,8 +100,7 @@ static db_pool *db;
 static fingest *ing;
 static fapi *api;
 static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_fs_event_t crl_watch;
-static uv_timer_t crl_debounce;
+static crlwatch crl;
 
 static void usage(FILE *f)
 {
@@ -284,39 +284,11 @@ out:
     return rc;
 }
 
-static void reload_crl(void)
-{
-    char err[256];
-    if (cfg.crl[0] == '\0')
-        return;
-    if (tls_ctx_reload_crl(sync_tls, err, sizeof(err)) != 0)
-        log_error("CRL reload failed, keeping the previous one: %s", err);
-    else
-        log_info("CRL reloaded from %s", cfg.crl);
-}
-
-static void on_crl_debounce(uv_timer_t *t)
-{
-    (void)t;
-    reload_crl();
-}
-
-/* The directory is watched, not the file: deploy/pki.sh replaces the CRL by rename. */
-static void on_crl_change(uv_fs_event_t *h, const char *name, int events, int status)
-{
-    (void)h;
-    (void)events;
-    const char *base = strrchr(cfg.crl, '/');
-    base = base ? base + 1 : cfg.crl;
-    if (status == 0 && name && strcmp(name, base) == 0)
-        uv_timer_start(&crl_debounce, on_crl_debounce, 200, 0);
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     if (signum == SIGHUP) {
-        reload_crl();
+        crlwatch_reload(&crl);
         return;
     }
     log_info("signal %d: stopping", signum);
@@ -326,9 +298,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&sig_term);
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
-    uv_fs_event_stop(&crl_watch);
-    uv_close((uv_handle_t *)&crl_watch, NULL);
-    uv_close((uv_handle_t *)&crl_debounce, NULL);
+    crlwatch_stop(&crl);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -446,16 +416,8 @@ static int cmd_serve(void)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
-    uv_timer_init(loop, &crl_debounce);
-    uv_fs_event_init(loop, &crl_watch);
-    if (cfg.crl[0]) {
-        char dir[CONFIG_STR_MAX];
-        snprintf(dir, sizeof(dir), "%s", cfg.crl);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        uv_fs_event_start(&crl_watch, on_crl_change, slash ? dir : ".", 0);
-    }
+    if (crlwatch_start(&crl, loop, cfg.crl, sync_tls, NULL) != 0)
+        log_warn("cannot watch %s for changes; SIGHUP still reloads it", cfg.crl);
     log_info("sync on %s port %d, HTTPS on port %d, HTTP on port %d, pool of %ld", cfg.sync_listen,
              fingest_port(ing), fapi_https_port(api), fapi_http_port(api), cfg.pool_size);
     fprintf(stdout, "ready sync_port=%d https_port=%d http_port=%d\n", fingest_port(ing),

@@ -8,6 +8,8 @@
 #include "bscal.h"
 #include "catalogue.h"
 #include "geo.h"
+#include "hlc.h"
+#include "reintegration.pb-c.h"
 #include "period.h"
 #include "store.h"
 
@@ -66,6 +68,54 @@ static void gaps__last_month(int32_t today, char *out, size_t len)
         y--;
     }
     snprintf(out, len, "BS%04d-%02d", y, m);
+}
+
+/* Directive targets in force for this municipality (scope municipality) with the actual
+ * value of their cell, read from the hub's verified directives. */
+static json_t *gaps__targets(sqlite3 *db, sqlite3_stmt *cell, unsigned province, uint32_t code,
+                             int32_t today)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives ORDER BY serial");
+    (void)province;
+    if (st == NULL)
+        return out;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        Reint__V1__Directive *d = reint__v1__directive__unpack(
+            NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+        if (d == NULL)
+            continue;
+        int in_force = d->effective_from_day <= today &&
+                       (d->expires_at_day == 0 || d->expires_at_day >= today);
+        for (size_t i = 0; in_force && i < d->n_targets; i++) {
+            const Reint__V1__Target *t = d->targets[i];
+            if (t->scope != REINT__V1__TARGET_SCOPE__TARGET_SCOPE_MUNICIPALITY ||
+                t->scope_code != code)
+                continue;
+            char key[256] = "";
+            size_t o = 0;
+            for (size_t k = 0; k < t->n_key && o < sizeof(key); k++)
+                o += (size_t)snprintf(key + o, sizeof(key) - o, "%s%s", k ? "," : "", t->key[k]);
+            int64_t den = 0;
+            int64_t actual = gaps__cell(cell, code, t->period, t->indicator,
+                                        t->grouping ? t->grouping : "", key, &den);
+            json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "directive",
+                                  (json_int_t)d->serial, "title", d->title ? d->title : "",
+                                  "indicator", t->indicator, "period", t->period, "key", key,
+                                  "actual", (json_int_t)actual);
+            if (t->share > 0) {
+                json_object_set_new(j, "target_share", json_real(t->share));
+                json_object_set_new(j, "actual_share",
+                                    den ? json_real((double)actual / (double)den) : json_null());
+            } else {
+                json_object_set_new(j, "target", json_integer(t->value));
+            }
+            json_array_append_new(out, j);
+        }
+        reint__v1__directive__free_unpacked(d, NULL);
+    }
+    sqlite3_finalize(st);
+    return out;
 }
 
 typedef struct gaps_sort {
@@ -174,7 +224,8 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
             gmtime_r(&t, &tm);
             strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
             json_object_set_new(r, "last_sync", json_string(iso));
-            int64_t age = ((int64_t)today * 86400 - last_ms / 1000) / 86400;
+            /* Whole days elapsed since the last sync. */
+            int64_t age = ((int64_t)hlc_wall_ms() - last_ms) / 86400000;
             json_object_set_new(r, "last_sync_age_days", json_integer(age < 0 ? 0 : age));
             if (age >= GAPS_SILENT_DAYS)
                 json_array_append_new(flags, json_string("enrolled_silent"));
@@ -214,6 +265,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
             json_array_append_new(flags, json_string("referrals_overdue"));
         if (unavailable > 0)
             json_array_append_new(flags, json_string("services_unavailable"));
+        json_object_set_new(r, "targets", gaps__targets(db, cell, province, g->code, today));
         json_object_set_new(r, "flags", flags);
         json_array_append_new(rows, r);
     }

@@ -6,6 +6,7 @@
 #include "geo.h"
 #include "hlc.h"
 #include "log.h"
+#include "netaddr.h"
 #include "record.h"
 #include "rid.h"
 #include "rollup.h"
@@ -545,7 +546,8 @@ static void ingest__free_directives(Reint__V1__HelloReply *r)
 static int ingest__directive_acked(ingest *in, hub_conn *c, uint64_t serial)
 {
     sqlite3_stmt *st = store_prepare(
-        in->db, "INSERT INTO node_directives(municipality, serial) VALUES(?1,?2)"
+        in->db, "INSERT INTO node_directives(municipality, serial) SELECT ?1, ?2"
+                " WHERE ?2 <= (SELECT coalesce(max(serial), 0) FROM directives)"
                 " ON CONFLICT(municipality) DO UPDATE SET serial=max(serial, excluded.serial)");
     if (st == NULL)
         return -1;
@@ -674,6 +676,14 @@ static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
               " acked_seq=0, acked_version=0, resend_pending=1, last_hello_ms=excluded.last_hello_ms";
         log_info("municipality:%u presents a new store incarnation; asking for a full resend",
                  c->municipality);
+        /* A new store holds no directives yet: offer every one again. */
+        sqlite3_stmt *nd =
+            store_prepare(in->db, "DELETE FROM node_directives WHERE municipality=?1");
+        if (nd) {
+            sqlite3_bind_int64(nd, 1, c->municipality);
+            sqlite3_step(nd);
+            sqlite3_finalize(nd);
+        }
     } else {
         sql = "UPDATE nodes SET last_hello_ms=?3 WHERE municipality=?1 AND incarnation=?2";
     }
@@ -835,24 +845,9 @@ static void ingest__on_sweep(uv_timer_t *t)
     }
 }
 
-static int ingest__parse_listen(const char *s, struct sockaddr_in *sa)
-{
-    char host[128];
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-        return UV_EINVAL;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535)
-        return UV_EINVAL;
-    return uv_ip4_addr(host, (int)port, sa);
-}
-
 int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
     ingest *in = calloc(1, sizeof(*in));
     if (in == NULL)
         return UV_ENOMEM;
@@ -861,8 +856,8 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
         in->o.commit_rows = 50000;
     snprintf(in->listen, sizeof(in->listen), "%s", opts->listen);
     in->o.listen = in->listen;
-    if (ingest__parse_listen(opts->listen, &sa) != 0) {
-        snprintf(err, errlen, "sync listen address \"%s\" is not IPv4:PORT", opts->listen);
+    if (netaddr_parse(opts->listen, &sa) != 0) {
+        snprintf(err, errlen, "sync listen address \"%s\" is not HOST:PORT", opts->listen);
         goto fail;
     }
     if (store_open(opts->db_path, 1, ingest__schema, &in->db, err, errlen) != 0)

@@ -18,7 +18,9 @@
 #include "tokens.h"
 #include "uplink.h"
 #include "catalogue.h"
+#include "crlwatch.h"
 #include "log.h"
+#include "netaddr.h"
 #include "tls.h"
 
 typedef struct hub_config {
@@ -90,8 +92,7 @@ static tls_ctx *https_tls, *uplink_tls;
 static tokens_table *tokens;
 static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_fs_event_t crl_watch;
-static uv_timer_t crl_debounce;
+static crlwatch crl;
 
 static void usage(FILE *f)
 {
@@ -104,40 +105,11 @@ static void usage(FILE *f)
                "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n");
 }
 
-static void reload_crl(void)
-{
-    char err[256];
-    if (cfg.crl[0] == '\0')
-        return;
-    if (tls_ctx_reload_crl(tls, err, sizeof(err)) != 0)
-        log_error("CRL reload failed, keeping the previous one: %s", err);
-    else
-        log_info("CRL reloaded from %s", cfg.crl);
-}
-
-static void on_crl_debounce(uv_timer_t *t)
-{
-    (void)t;
-    reload_crl();
-}
-
-/* The directory is watched, not the file: deploy/pki.sh replaces the CRL by rename, which a
- * watch on the old inode would miss. */
-static void on_crl_change(uv_fs_event_t *h, const char *name, int events, int status)
-{
-    (void)h;
-    (void)events;
-    const char *base = strrchr(cfg.crl, '/');
-    base = base ? base + 1 : cfg.crl;
-    if (status == 0 && name && strcmp(name, base) == 0)
-        uv_timer_start(&crl_debounce, on_crl_debounce, 200, 0);
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     if (signum == SIGHUP) {
-        reload_crl();
+        crlwatch_reload(&crl);
         char err[256];
         tokens_table *t = NULL;
         if (cfg.tokens[0] && tokens_load(&t, cfg.tokens, err, sizeof(err)) == 0) {
@@ -160,9 +132,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&sig_term);
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
-    uv_fs_event_stop(&crl_watch);
-    uv_close((uv_handle_t *)&crl_watch, NULL);
-    uv_close((uv_handle_t *)&crl_debounce, NULL);
+    crlwatch_stop(&crl);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -339,21 +309,6 @@ static void on_https(http_req *r, void *ud)
     respond_error(r, 404, "not found");
 }
 
-static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    char *end = NULL;
-    if (colon == NULL || (size_t)(colon - s) >= hostlen)
-        return -1;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -452,7 +407,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
-    if (split_hostport(cfg.http_listen, host, sizeof(host), &port) != 0) {
+    if (netaddr_split(cfg.http_listen, host, sizeof(host), &port) != 0) {
         log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
         return 2;
     }
@@ -463,7 +418,7 @@ int main(int argc, char **argv)
     }
     if (cfg.https_listen[0]) {
         tls_ctx_opts hto = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
-        if (split_hostport(cfg.https_listen, host, sizeof(host), &port) != 0) {
+        if (netaddr_split(cfg.https_listen, host, sizeof(host), &port) != 0) {
             log_error("https_listen \"%s\" is not HOST:PORT", cfg.https_listen);
             return 2;
         }
@@ -508,16 +463,9 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
-    uv_timer_init(loop, &crl_debounce);
-    uv_fs_event_init(loop, &crl_watch);
-    if (cfg.crl[0]) {
-        char dir[CONFIG_STR_MAX];
-        snprintf(dir, sizeof(dir), "%s", cfg.crl);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        uv_fs_event_start(&crl_watch, on_crl_change, slash ? dir : ".", 0);
-    }
+    if ((rc = crlwatch_start(&crl, loop, cfg.crl, tls, NULL)) != 0)
+        log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
+                 uv_strerror(rc));
     log_info("province %ld (%s): sync on %s port %d, HTTP on %s:%d, store %s", cfg.province,
              geo_province_name((unsigned)cfg.province), cfg.sync_listen, ingest_port(ing), host,
              http_server_port(http), db_path);
