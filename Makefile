@@ -4,7 +4,8 @@
 #   make test       deps + unit tests (plain and ASan+UBSan) + short fuzz + system tests
 #   make demo       deps + build + whole topology on loopback (make demo-stop stops it)
 #   make fuzz       longer libFuzzer runs (FUZZ_SECONDS each)
-#   make bench      benchmarks, results appended to build/bench/*.txt
+#   make bench      benchmarks (each with its baseline), appended to docs/BENCHMARKS.md
+#   make soak       the fault soak for SOAK_SECONDS (make test runs it for 60 s)
 
 SHELL := /bin/bash
 PREFIX ?= /usr/local
@@ -80,7 +81,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test unit unit-asan system fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
+.PHONY: all deps test unit unit-asan system soak fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -189,6 +190,12 @@ fuzz: fuzz-build
 
 system: all
 	cd tests/system && /usr/bin/python3 -m pytest -q -x -p no:cacheprovider .
+
+# The fault soak for longer than make test's 60 seconds (SOAK_SECONDS, default 600).
+SOAK_SECONDS ?= 600
+soak: all
+	cd tests/system && SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 -m pytest -q -s \
+		-p no:cacheprovider test_soak.py
 
 test: deps
 	$(MAKE) all
