@@ -68,6 +68,7 @@ struct fconn {
     uint8_t incarnation[16];
     int session, hello_pending, dead, refs, paused;
     uint64_t acked_seq; /* through the last batch queued */
+    uint64_t accepted_ms; /* loop time of accept, for the Hello deadline */
     fjob *head, *tail;  /* head is in flight when inflight */
     int inflight;
     size_t n_jobs;
@@ -612,6 +613,15 @@ static void fingest__on_dir_poll(uv_timer_t *t)
 {
     fingest *fi = t->data;
     int any = 0;
+    /* A peer that has not said Hello within 10 s is closed (slowloris), as at the hub. */
+    uint64_t now = uv_now(fi->o.loop);
+    for (fconn *c = fi->conns; c; c = c->next) {
+        if (!c->session && !c->hello_pending && !c->dead && !wire_is_closing(c->w) &&
+            now - c->accepted_ms > 10000) {
+            log_warn("%s: no Hello within 10 s; closing", wire_addr(c->w));
+            wire_close(c->w);
+        }
+    }
     if (fi->stopping || fi->dir_poll_busy)
         return;
     for (fconn *c = fi->conns; c; c = c->next)
@@ -860,6 +870,7 @@ static void fingest__on_connection(uv_stream_t *server, int status)
         return;
     c->fi = fi;
     c->refs = 1;
+    c->accepted_ms = uv_now(fi->o.loop);
     if (wire_accept(&c->w, fi->o.tls, server, fi->o.max_frame, &fingest__wire_cb, c) != 0) {
         free(c);
         return;

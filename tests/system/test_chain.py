@@ -137,3 +137,18 @@ def test_restarts_of_hub_federal_and_postgres_lose_nothing(chain, pki, workdir, 
         else:
             postgres.restart()
     settle(fed, token, caseloads, timeout=120)
+
+
+def test_federal_closes_a_peer_that_sends_no_hello(chain):
+    import socket
+    fed, token, hubs = chain
+    s = socket.create_connection(("127.0.0.1", fed.sync_port), timeout=40)
+    t0 = time.time()
+    try:
+        data = s.recv(100)  # no ClientHello: the federal tier must not hold the socket forever
+    except OSError:
+        data = b""
+    assert data == b""
+    assert time.time() - t0 < 30
+    s.close()
+    assert fed.alive()
