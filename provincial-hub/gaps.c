@@ -149,6 +149,7 @@ static int gaps__cmp(const void *a, const void *b, void *ud)
 
 static const char *gaps__sortable[] = {"code", "name", "district", "enrolled",
                                        "last_sync_age_days", "participants_registered",
+                                       "participants_served",
                                        "persons_served", "share_served", "month_closed",
                                        "referrals_pending_total", "services_unavailable_total",
                                        NULL};
@@ -194,6 +195,11 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         db, "SELECT key, numerator FROM rollup_cells WHERE municipality=?1 AND period=?2"
             " AND indicator=?3 AND grouping=?4 ORDER BY key");
     sqlite3_stmt *node = store_prepare(db, "SELECT last_sync_ms FROM nodes WHERE municipality=?1");
+    /* status 2 = DELIVERED */
+    sqlite3_stmt *served_q = store_prepare(
+        db, "SELECT count(*) FROM rollup_person p WHERE p.municipality=?1 AND p.day BETWEEN ?2"
+            " AND ?3 AND EXISTS(SELECT 1 FROM rollup_service s WHERE s.person=p.id AND"
+            " s.status=2)");
     json_t *rows = json_array();
     if (cell == NULL || bykey == NULL || node == NULL || rows == NULL)
         goto out;
@@ -248,10 +254,22 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
             json_array_append_new(flags, json_string("month_closed_late"));
         int64_t reg = gaps__cell(cell, g->code, period, "participants_registered", "", "", NULL);
         int64_t served = gaps__cell(cell, g->code, period, "persons_served", "", "", NULL);
+        /* Of the participants registered in the period, those with at least one delivered
+         * service (at any date): the share a provincial officer asks about. */
+        int64_t reg_served = 0;
+        if (served_q) {
+            sqlite3_bind_int64(served_q, 1, g->code);
+            sqlite3_bind_int(served_q, 2, first);
+            sqlite3_bind_int(served_q, 3, last);
+            if (sqlite3_step(served_q) == SQLITE_ROW)
+                reg_served = sqlite3_column_int64(served_q, 0);
+            sqlite3_reset(served_q);
+        }
         json_object_set_new(r, "participants_registered", json_integer(reg));
+        json_object_set_new(r, "participants_served", json_integer(reg_served));
         json_object_set_new(r, "persons_served", json_integer(served));
         json_object_set_new(r, "share_served",
-                            reg > 0 ? json_real((double)served / (double)reg) : json_null());
+                            reg > 0 ? json_real((double)reg_served / (double)reg) : json_null());
         int64_t pending = 0, unavailable = 0;
         json_t *p = gaps__by_key(bykey, g->code, period, "referrals_pending", "service_type",
                                  &pending);
@@ -292,6 +310,7 @@ out:
     sqlite3_finalize(cell);
     sqlite3_finalize(bykey);
     sqlite3_finalize(node);
+    sqlite3_finalize(served_q);
     return rc;
 }
 

@@ -14,8 +14,9 @@
 /* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
  * today. Each row: code, name, district, enrolled, last_sync (ISO time or null),
  * last_sync_age_days, month (the last completed BS month), month_closed, month_on_time,
- * participants_registered, persons_served, share_served (persons served / participants
- * registered, null when none registered), referrals_pending (total and by service type),
+ * participants_registered, participants_served (those of them with a delivered
+ * service), share_served (participants_served / participants_registered, null when none
+ * registered), persons_served (distinct persons with a delivered service in the period), referrals_pending (total and by service type),
  * services_unavailable (service types), targets (directive targets of this municipality
  * with their actuals) and flags (enrolled_silent, not_enrolled, referrals_overdue,
  * services_unavailable, month_not_closed, month_closed_late). sort names a numeric or text

@@ -335,6 +335,8 @@ def test_referral_pending_over_90_days_and_unavailable_service_are_flagged(chain
     served |= {"b"} if any(in_period(REFERRAL + datetime.timedelta(days=k))
                            for k in (5, 89)) else set()
     assert r["persons_served"] == len(served), r
+    # Both persons registered in the period have a delivered service (at whatever date).
+    assert r["participants_served"] == 2 and r["share_served"] == 1.0, r
     # 10401 referred nothing: no such flags.
     a = chain.officer.rows(period=FY)[ARJUNDHARA]
     assert a["referrals_pending"] == {} and a["services_unavailable"] == {}, a
