@@ -40,6 +40,41 @@ def query(env, ctx, code, **params):
     return {tuple(row[d] for d in dims): row["value"] for row in a["rows"]}, a
 
 
+def publish_directive_once(env, ctx, demo):
+    """The downward half of the loop: an admin publishes a signed directive (once per demo
+    state), the hubs and nodes verify it, and Dhankuta's node lists who is eligible."""
+    auth = {"Authorization": "Bearer " + env["FEDERAL_ADMIN_TOKEN"]}
+    req = urllib.request.Request(env["FEDERAL_URL"] + "/v1/directives", headers=auth)
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        listed = json.loads(r.read())
+    items = listed.get("directives", listed if isinstance(listed, list) else [])
+    if not items:
+        today = datetime.date.today()
+        body = {"title": "Seed funding: returnees and migrant families aged 18-45 first",
+                "text": "Municipalities prioritise returnees and families of migrants aged 18 to "
+                        "45 for seed funding this fiscal year.",
+                "effective_from": (today - datetime.timedelta(days=1)).isoformat(),
+                "eligibility": {"categories": ["RETURNEE", "MIGRANT_FAMILY"], "min_age": 18,
+                                "max_age": 45}}
+        req = urllib.request.Request(env["FEDERAL_URL"] + "/v1/directives", method="POST",
+                                     data=json.dumps(body).encode(),
+                                     headers=dict(auth, **{"Content-Type": "application/json"}))
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+            json.loads(r.read())
+    import subprocess
+    node = [os.path.join(ROOT, "build", "bin", "municipal-node"), "--config",
+            env["NODE_10703_CONFIG"], "directives"]
+    out = ""
+    for _ in range(60):
+        out = subprocess.run(node, capture_output=True, text=True).stdout
+        if "eligible" in out and "no directives" not in out:
+            break
+        time.sleep(0.5)
+    lines = [l for l in out.splitlines() if not l.startswith("    eligible:")]
+    print("\nA national directive, signed at the federal tier, as Dhankuta's node lists it:\n")
+    print("\n".join("  " + l for l in lines))
+
+
 def main(demo, municipalities):
     env = load_env(demo)
     ctx = ssl.create_default_context(cafile=env["CA_CERT"])
@@ -87,6 +122,8 @@ def main(demo, municipalities):
         print("  %-16s %5d%s" % (s, g, "" if g == e else " (%d)" % e))
     print("\n%s" % ("The federal figures equal the ground truth." if ok else
                     "MISMATCH: the federal figures did not reach the ground truth in 180 s."))
+    if ok:
+        publish_directive_once(env, ctx, demo)
     return 0 if ok else 1
 
 

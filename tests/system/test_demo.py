@@ -47,6 +47,19 @@ def test_demo_prints_national_totals_equal_to_ground_truth():
         assert int(m.group(4)) == sum(sum(v) for v in truth.values())
         for s, n in sectors.items():
             assert re.search(r"^\s+%s\s+%d\s*$" % (s, n), out, re.M), s
+        # The directive the demo publishes reaches Dhankuta's node, which lists as eligible
+        # exactly the returnees and migrant families whose age band meets 18..45.
+        import csv
+        eligible = 0
+        with open(os.path.join(demo, "caseload", "10703", "persons.csv"), newline="") as f:
+            for row in csv.DictReader(f):
+                age = int(row["registered_on"][:4]) - int(row["birth_year"])
+                lo, hi = [(0, 14), (15, 24), (25, 39), (40, 59), (60, 200)][
+                    0 if age < 15 else 1 if age < 25 else 2 if age < 40 else 3 if age < 60 else 4]
+                if row["category"] in ("RETURNEE", "MIGRANT_FAMILY") and hi >= 18 and lo <= 45:
+                    eligible += 1
+        m = re.search(r"(\d+) participants? eligible", out)
+        assert m and int(m.group(1)) == eligible, out
         for key in ("FEDERAL_URL", "FEDERAL_TOKEN", "FEDERAL_PUBLIC_TOKEN", "FEDERAL_ADMIN_TOKEN",
                     "CA_CERT", "HUB_1_URL", "HUB_7_TOKEN", "NODE_10703_URL", "NODE_10401_TOKEN",
                     "NODE_10703_CONFIG"):
