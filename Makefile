@@ -205,7 +205,7 @@ test: deps
 	$(MAKE) system
 
 # Each driver runs its baseline in the same invocation and appends to docs/BENCHMARKS.md.
-BENCHES ?= $(wildcard bench/*.py)
+BENCHES ?= bench/hub_ingest.py bench/import_bench.py bench/federal_bench.py bench/national.py
 bench: all
 	@set -e; for b in $(BENCHES); do echo "== $$b"; /usr/bin/python3 $$b; done
 
