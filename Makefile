@@ -81,7 +81,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test unit unit-asan system soak fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
+.PHONY: all deps test unit unit-asan system soak tls-audit fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -190,6 +190,10 @@ fuzz: fuzz-build
 
 system: all
 	cd tests/system && /usr/bin/python3 -m pytest -q -x -p no:cacheprovider .
+
+# testssl.sh over a demo's HTTPS and mutual-TLS ports (TLS_AUDIT_HUBS="1 2 ... 7" for all hubs).
+tls-audit: all
+	/usr/bin/python3 bench/tls_audit.py
 
 # The fault soak for longer than make test's 60 seconds (SOAK_SECONDS, default 600).
 SOAK_SECONDS ?= 600

@@ -371,8 +371,17 @@ int outbox_read(outbox *ob, uint64_t after_seq, size_t max, outbox_entry_cb cb, 
 
 int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint64_t *after)
 {
-    int64_t mine = 0;
+    int64_t mine = 0, next = 1;
     store_meta_get_int(ob->db, "acked_seq", &mine);
+    /* Never again issue a sequence number the hub has already counted: a store restored from
+     * an older copy would otherwise number new entries below the hub's position, where a
+     * session in progress would skip them. */
+    store_meta_get_int(ob->db, "next_seq", &next);
+    if (hub_seq >= (uint64_t)next && hub_seq >= ob->next_seq) {
+        ob->next_seq = hub_seq + 1;
+        if (store_meta_set_int(ob->db, "next_seq", (int64_t)ob->next_seq) != 0)
+            return STORE_EDB;
+    }
     /* The hub lost its store or sees a new incarnation: start from where it stands. */
     if (hub_seq <= (uint64_t)mine) {
         *after = hub_seq;

@@ -451,7 +451,7 @@ static void c_burst_slow_reader(struct fx *f)
                               i == BURST - 1 ? "Connection: close\r\n" : "");
     cl_send(fd, req, n);
     usleep(300 * 1000); /* let the server fill the socket and its backlog */
-    size_t cap = BURST * (64 * 1024 + 256);
+    size_t cap = BURST * (64 * 1024 + 1024); /* body + headers (security headers included) */
     char *buf = malloc(cap);
     size_t len = 0;
     ssize_t r;
@@ -728,8 +728,12 @@ static void test_http_204_and_head_have_no_body(void **state)
     struct fx *f = fx_new(0);
     fx_run(f, c_status_and_head);
     const char *o = f->out[0];
-    static const char first[] = "HTTP/1.1 204 No Content\r\nContent-Type: application/json\r\n"
-                                "Connection: keep-alive\r\n\r\nHTTP/1.1 200 OK\r\n";
+    static const char first[] =
+        "HTTP/1.1 204 No Content\r\nContent-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+        "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+        "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
+        "Connection: keep-alive\r\n\r\nHTTP/1.1 200 OK\r\n";
     assert_true(strncmp(o, first, sizeof first - 1) == 0);
     const char *head = o + sizeof first - 1;
     assert_non_null(strstr(head, "Content-Length: "));
@@ -863,6 +867,9 @@ static void test_https_serves_requests_through_tls(void **state)
     assert_non_null(strstr(f->out[0], "|a=tls|"));
     assert_non_null(strstr(f->out[0], "|a=tls2|"));
     assert_non_null(strstr(f->out[0], "body=ok"));
+    /* HTTPS answers tell browsers to stay on HTTPS; plain HTTP ones do not. */
+    assert_non_null(strstr(f->out[0], "Strict-Transport-Security: max-age="));
+    assert_non_null(strstr(f->out[0], "X-Content-Type-Options: nosniff"));
     assert_int_equal(f->eof[0], 1);
     fx_free(f);
 }

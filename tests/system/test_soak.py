@@ -1,0 +1,575 @@
+"""Fault soak, bounded in time: real municipal nodes in provinces 1 and 2 keep importing new
+and corrected rows while faults strike at random (seeded) moments: kill -9 of a hub and of
+the federal API, a PostgreSQL restart, connection resets and stalls from a proxy of our
+own between a node and its hub, a node's disk filling up (a real tmpfs), and a node
+restored from an older copy of its store. At the end every national total in the federal
+API equals the generator's ground truth exactly, and each hub holds each node's newest
+records, once.
+
+SOAK_SECONDS (default 60) bounds the fault phase; `make soak` runs the same test longer.
+SOAK_SEED picks the schedule. The summary goes to stdout and build/soak-report.json.
+
+Restore: records made after the backup and already synced are lost at the node but kept
+upstream (DESIGN: the hub keeps the newest version; same incarnation, so no sweep). The
+clerk re-enters what the restored node lacks only if it never reached the hub; here the
+node is synced before the restore, so the lost records stay upstream with their last
+content and the generator stops editing them. Re-importing them would give them new ids
+and count them twice: test_restore_then_full_reimport_keeps_one_copy pins that gap."""
+import datetime
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import time
+import types
+
+import pytest
+
+from faultproxy import FaultProxy
+from fedclient import Federal
+from gen import TODAY, Caseload
+from harness import ROOT, Hub, Node, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
+from spine import KIND_PERSON, KIND_SERVICE, check_hub_matches, node_versions
+from test_chain import FreshDatabase
+
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
+SEED = int(os.environ.get("SOAK_SEED", "20837"))
+KINDS = ["hub_kill9", "federal_kill9", "postgres_restart", "conn_reset", "conn_stall",
+         "disk_full", "restore"]
+# Registrations span the last five years (gen.Caseload): every year involved is checked.
+YEARS = list(range((TODAY - datetime.timedelta(days=5 * 365)).year, TODAY.year + 1))
+REPORT = os.path.join(ROOT, "build", "soak-report.json")
+RESTORE_LIVE = os.environ.get("SOAK_RESTORE_LIVE") == "1"
+# Every fault kind runs by default; SOAK_FAULTS names a subset: SOAK_FAULTS=hub_kill9,restore
+KNOWN_BROKEN = {}
+_chosen = os.environ.get("SOAK_FAULTS", "")
+FAULTS = (list(KINDS) if _chosen == "all" else
+          [k for k in _chosen.split(",") if k] if _chosen else
+          [k for k in KINDS if k not in KNOWN_BROKEN])
+assert all(k in KINDS for k in FAULTS), "SOAK_FAULTS: unknown kind in %r" % _chosen
+
+
+def backup(db, dest):
+    """SQLite's online backup: a consistent copy of a live WAL database."""
+    src = sqlite3.connect(db, timeout=30)
+    dst = sqlite3.connect(dest)
+    src.backup(dst)
+    dst.close()
+    src.close()
+
+
+def national_by_sex(fed, token, year):
+    st, a, _ = fed.get("/v1/indicators/participants_registered?period=%d&by=sex" % year, token)
+    if st != 200:
+        raise AssertionError("federal answered %d: %r" % (st, a))
+    return {r["sex"]: r["value"] for r in a["rows"] if r["value"]}
+
+
+def truth_by_sex(caseloads, year):
+    t = {}
+    for cl in caseloads:
+        for lid, p in cl.persons.items():
+            if ("person", lid) not in cl.deleted and p["_reg"].year == year:
+                t[p["sex"]] = t.get(p["sex"], 0) + 1
+    return t
+
+
+class Site:
+    """One municipal node under test: its generator, its serve process, the rows that a
+    restore left upstream only (frozen), and the optional proxy and tmpfs in its path."""
+
+    def __init__(self, workdir, pki, code, seed, hub, proxy=False, tmpfs=False):
+        self.workdir = workdir
+        self.node = Node(workdir, pki, code, hub)
+        self.cl = Caseload(code, seed)
+        self.rng = random.Random(seed * 7919)
+        self.hub = hub
+        self.frozen = {}   # (name, local_id) -> (record id, version) kept upstream only
+        self.serve = None
+        self.proxy = None
+        self.mount = None
+        self.backup_path = None
+        self.imports = 0
+        if proxy:
+            self.proxy = FaultProxy(("127.0.0.1", hub.sync_port)).start()
+            self._edit_config("hub = 127.0.0.1:%d" % hub.sync_port,
+                              "hub = 127.0.0.1:%d" % self.proxy.port)
+        if tmpfs:
+            self.mount = os.path.join(workdir, "disk-%d" % code)
+            os.makedirs(self.mount)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", self.mount],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                os.rmdir(self.mount)
+                self.mount = None
+                self.mount_error = (r.stderr or r.stdout).strip()
+            else:
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(self.node.db + suffix):
+                        shutil.move(self.node.db + suffix, self.mount)
+                self._edit_config("data_dir = %s\n" % self.node.dir,
+                                  "data_dir = %s\n" % self.mount)
+                self.node.db = os.path.join(self.mount, "node.db")
+        self.pcsv = os.path.join(workdir, "p-%d.csv" % code)
+        self.scsv = os.path.join(workdir, "s-%d.csv" % code)
+
+    def _edit_config(self, old, new):
+        with open(self.node.config) as f:
+            text = f.read()
+        assert old in text, (old, text)
+        with open(self.node.config, "w") as f:
+            f.write(text.replace(old, new))
+
+    # The clerk's work -------------------------------------------------------------------
+
+    def live(self, kind):
+        src = self.cl.persons if kind == "persons" else self.cl.services
+        name = "person" if kind == "persons" else "service"
+        return [r for lid, r in src.items() if (name, lid) not in self.frozen]
+
+    def grow(self, persons, services, corrections):
+        for _ in range(persons):
+            self.cl.new_person()
+        people = [r["local_id"] for r in self.live("persons")]
+        for _ in range(services):
+            self.cl.new_service(self.rng.choice(people))
+        for _ in range(corrections):
+            self.cl.correct_person(self.rng.choice(people))
+        svcs = [r["local_id"] for r in self.live("services")]
+        if svcs:
+            self.cl.correct_service(self.rng.choice(svcs))
+
+    def write(self):
+        self.cl.write_csv(self.pcsv, "persons", rows=self.live("persons"))
+        self.cl.write_csv(self.scsv, "services", rows=self.live("services"))
+
+    def import_all(self, check=True):
+        """Persons then services, the way a clerk loads the two spreadsheets. Returns the
+        first failed run (or None)."""
+        self.write()
+        for kind, path in (("persons", self.pcsv), ("services", self.scsv)):
+            r = self.node.import_csv(kind, path, check=False)
+            self.imports += 1
+            if r.returncode != 0:
+                if check:
+                    raise AssertionError("import %s at %d failed (%d):\n%s%s"
+                                         % (kind, self.node.municipality, r.returncode,
+                                            r.stdout, r.stderr))
+                return r
+        return None
+
+    def start(self, procs):
+        self.serve = self.node.serve()
+        procs.append(self.serve)
+
+    def records(self):
+        return len(self.cl.persons) + len(self.cl.services)
+
+    # The end check ------------------------------------------------------------------------
+
+    def check_hub(self):
+        """spine.check_hub_matches for what the node holds; records frozen by a restore are
+        checked separately (at the hub once, with the content and version they had)."""
+        if not self.frozen:
+            return check_hub_matches(self.hub, self.node, self.cl)
+        frozen_ids = {rid for rid, _ in self.frozen.values()}
+        view = types.SimpleNamespace(
+            persons={r["local_id"]: r for r in self.live("persons")},
+            services={r["local_id"]: r for r in self.live("services")},
+            deleted=self.cl.deleted, expected_person=self.cl.expected_person,
+            expected_service=self.cl.expected_service)
+        hub = self.hub
+
+        class HubView:
+            def records(self, municipality=None):
+                return {k: v for k, v in hub.records(municipality).items()
+                        if k not in frozen_ids}
+        n = check_hub_matches(HubView(), self.node, view)
+        stored = hub.records(self.node.municipality)
+        ids = dict(self.node.ids())
+        for (name, lid), (rid, _) in self.frozen.items():
+            ids[(KIND_PERSON if name == "person" else KIND_SERVICE, lid)] = rid
+        problems = []
+        for (name, lid), (rid, ver) in self.frozen.items():
+            got = stored.get(rid)
+            if got is None:
+                problems.append("%s %s (kept upstream after the restore) missing at the hub"
+                                % (name, lid))
+                continue
+            _, _, sver, deleted, rec = got
+            if deleted or sver != ver:
+                problems.append("%s %s: hub has version %d deleted=%d, expected %d"
+                                % (name, lid, sver, deleted, ver))
+                continue
+            row = (self.cl.persons if name == "person" else self.cl.services)[lid]
+            exp = (self.cl.expected_person if name == "person" else self.cl.expected_service)
+            body = getattr(rec, name)
+            for field, want in exp(row).items():
+                if getattr(body, field) != want:
+                    problems.append("%s %s: %s is %r, expected %r"
+                                    % (name, lid, field, getattr(body, field), want))
+            if name == "service" and body.person_id != ids[(KIND_PERSON,
+                                                            row["person_local_id"])]:
+                problems.append("service %s points to the wrong person" % lid)
+        assert not problems, "\n".join(problems[:30])
+        return n + len(self.frozen)
+
+
+class Soak:
+    def __init__(self, rng, fed, pg, hubs, sites, procs, kinds):
+        self.rng, self.fed, self.pg, self.hubs, self.sites, self.procs = \
+            rng, fed, pg, hubs, sites, procs
+        self.kinds = kinds
+        self.faults = {k: 0 for k in kinds}
+        self.notes = []     # what happened, for the report
+
+    def note(self, msg):
+        self.notes.append("%.1fs %s" % (time.time() - self.t0, msg))
+
+    # Faults --------------------------------------------------------------------------------
+
+    def hub_kill9(self):
+        hub = self.hubs[self.rng.choice(sorted(self.hubs))]
+        hub.kill9()
+        time.sleep(self.rng.uniform(0.0, 1.5))
+        hub.start()
+        self.note("kill -9 hub %d" % hub.province)
+
+    def federal_kill9(self):
+        self.fed.kill9()
+        time.sleep(self.rng.uniform(0.0, 1.5))
+        self.fed.start()
+        self.note("kill -9 federal-api")
+
+    def postgres_restart(self):
+        self.pg.restart()
+        self.note("PostgreSQL restarted")
+
+    def _proxied(self):
+        return self.rng.choice([s for s in self.sites if s.proxy])
+
+    def conn_reset(self):
+        s = self._proxied()
+        n = s.proxy.reset()
+        self.note("reset %d connection(s) of node %d" % (n, s.node.municipality))
+
+    def conn_stall(self):
+        s = self._proxied()
+        secs = self.rng.uniform(2.0, 6.0)
+        s.proxy.stall(secs)
+        self.note("stalled node %d's link for %.1fs" % (s.node.municipality, secs))
+
+    def disk_full(self):
+        s = next(s for s in self.sites if s.mount)
+        ballast = os.path.join(s.mount, "ballast")
+        with open(ballast, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 16))
+                    f.flush()
+            except OSError:
+                pass
+        failed = None
+        try:
+            # The store may still have room in its WAL (reused after a checkpoint) and in
+            # free pages: keep the clerk typing until SQLite has to grow a file.
+            for attempt in range(16):
+                s.grow(self.rng.randint(150, 300), self.rng.randint(50, 100), 2)
+                failed = s.import_all(check=False)
+                if failed is not None:
+                    break
+        finally:
+            os.remove(ballast)
+        assert failed is not None, "node %d kept importing on a full disk" % s.node.municipality
+        err = failed.stderr.strip()
+        assert failed.returncode == 1 and "full" in err, \
+            "import on a full disk: exit %d, %r" % (failed.returncode, err)
+        self.disk_full_error = err.splitlines()[-1]
+        if not s.serve.alive():
+            self.note("node %d serve died on the full disk; restarted" % s.node.municipality)
+            s.start(self.procs)
+        s.import_all()  # space is back: the same spreadsheets go in whole
+        self.note("node %d disk full after %d import(s) (%s), freed, re-imported"
+                  % (s.node.municipality, attempt + 1, self.disk_full_error))
+
+    def restore(self):
+        s = next(s for s in self.sites if s.backup_path)
+        # Everything is at the hub before the disk dies: what the copy lacks stays upstream.
+        wait_for(lambda: s.node.status()["backlog"] == 0, 30,
+                 "node %d to sync before the restore" % s.node.municipality)
+        ids_now, vers_now = s.node.ids(), node_versions(s.node)
+        c = sqlite3.connect(s.backup_path)
+        in_copy = {(k, lid) for k, lid in c.execute("SELECT kind, local_id FROM ids")}
+        c.close()
+        lost = 0
+        for (kind, lid), rid in ids_now.items():
+            if (kind, lid) not in in_copy:
+                name = "person" if kind == KIND_PERSON else "service"
+                s.frozen[(name, lid)] = (rid, vers_now[rid])
+                lost += 1
+        s.serve.stop()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(s.node.db + suffix):
+                os.remove(s.node.db + suffix)
+        shutil.copy(s.backup_path, s.node.db)
+        os.remove(s.backup_path)
+        s.backup_path = None
+        # The clerk's spreadsheets, less what lives on only upstream. By default they go in
+        # before the node serves again (the order test_restore uses); SOAK_RESTORE_LIVE=1
+        # imports while serve runs, which loses edits today (see the xfail test below).
+        if RESTORE_LIVE:
+            s.start(self.procs)
+            s.import_all()
+        else:
+            s.import_all()
+            s.start(self.procs)
+        self.note("node %d restored from an older copy (%d records kept upstream only)"
+                  % (s.node.municipality, lost))
+
+    # The run ----------------------------------------------------------------------------------
+
+    def run(self, seconds):
+        self.t0 = time.time()
+        end = self.t0 + seconds
+        # Every kind at least once when there is time for it, then at random.
+        kinds = self.kinds
+        n = max(len(kinds), int(seconds / 6))
+        plan = self.rng.sample(kinds, len(kinds)) + [self.rng.choice(kinds)
+                                                     for _ in range(n - len(kinds))]
+        plan = plan[:n]
+        at = sorted(self.rng.uniform(3.0, max(4.0, seconds - 4.0)) for _ in plan)
+        schedule = list(zip(at, plan))
+        next_import = 0.0
+        backup_site = next(s for s in self.sites if not s.proxy and not s.mount)
+        while time.time() < end:
+            now = time.time() - self.t0
+            if schedule and now >= schedule[0][0]:
+                _, kind = schedule.pop(0)
+                if kind == "restore" and not backup_site.backup_path:
+                    backup_site.backup_path = os.path.join(backup_site.workdir, "node-copy.db")
+                    backup(backup_site.node.db, backup_site.backup_path)
+                    schedule.append((now + 4.0, kind))  # work happens after the copy
+                    schedule.sort()
+                    self.note("copy of node %d's store taken" % backup_site.node.municipality)
+                else:
+                    getattr(self, kind)()
+                    self.faults[kind] += 1
+                continue
+            if now >= next_import:
+                for s in self.sites:
+                    s.grow(self.rng.randint(20, 60), self.rng.randint(10, 30),
+                           self.rng.randint(0, 4))
+                    s.import_all()
+                next_import = now + self.rng.uniform(1.5, 3.5)
+                if not backup_site.backup_path and self.rng.random() < 0.3:
+                    backup_site.backup_path = os.path.join(backup_site.workdir,
+                                                           "node-copy.db")
+                    backup(backup_site.node.db, backup_site.backup_path)
+                    self.note("copy of node %d's store taken"
+                              % backup_site.node.municipality)
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def soak_world(pki, workdir, procs, postgres):  # noqa: F811
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres)).start()
+    procs.append(fed)
+    token = fed.token("ministry", "soak-%d-%d" % (os.getpid(), time.time_ns()))
+    hubs = {}
+    for p in (1, 2):
+        hub = Hub(workdir, pki, p)
+        with open(hub.config, "a") as f:
+            f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+        hubs[p] = hub.start()
+        procs.append(hub)
+    sites = []
+    try:
+        sites.append(Site(workdir, pki, 10703, 71, hubs[1], proxy=True, tmpfs=True))
+        sites.append(Site(workdir, pki, 10401, 72, hubs[1]))
+        sites.append(Site(workdir, pki, 21710, 73, hubs[2], proxy=True))
+        yield fed, token, hubs, sites
+    finally:
+        # Daemons first (they hold files on the tmpfs), then the proxies and the mount.
+        for p in procs:
+            try:
+                p.kill9()
+            except Exception:
+                pass
+        for s in sites:
+            if s.proxy:
+                s.proxy.close()
+            if s.mount:
+                subprocess.run(["umount", s.mount], capture_output=True)
+
+
+def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  # noqa: F811
+    fed, token, hubs, sites = soak_world
+    rng = random.Random(SEED)
+    kinds = list(FAULTS)
+    skipped = {k: v for k, v in KNOWN_BROKEN.items() if k not in kinds}
+    for k, why in skipped.items():
+        print("\nsoak: SKIPPING %s: %s" % (k, why))
+    if not sites[0].mount and "disk_full" in kinds:
+        skipped["disk_full"] = "cannot mount a tmpfs here (%s)" % sites[0].mount_error
+        kinds.remove("disk_full")
+        print("soak: SKIPPING disk_full:", skipped["disk_full"])
+    for s in sites:
+        s.grow(300, 150, 0)
+        s.import_all()
+        s.start(procs)
+    soak = Soak(rng, fed, postgres, hubs, sites, procs, kinds)
+    soak.run(SOAK_SECONDS)
+    # Stop injecting; let everything settle.
+    t_settle = time.time()
+    for s in sites:
+        if s.proxy:
+            s.proxy.flowing.set()
+    for d in list(hubs.values()) + [fed]:
+        if not d.alive():
+            d.start()
+    for s in sites:
+        assert s.serve.alive(), "node %d serve died:\n%s" % (s.node.municipality,
+                                                            s.serve.log_text()[-2000:])
+    mismatches = []
+    for s in sites:
+        try:
+            wait_for(lambda: s.node.status()["backlog"] == 0, 60,
+                     "node %d backlog to drain" % s.node.municipality)
+        except AssertionError as e:
+            mismatches.append("%s (status %r)" % (e, s.node.status()))
+    records = 0
+    for s in sites:
+        try:
+            records += s.check_hub()
+        except AssertionError as e:
+            mismatches.append("hub %d vs node %d: %s" % (s.hub.province, s.node.municipality,
+                                                         str(e)[:2000]))
+    caseloads = [s.cl for s in sites]
+    want = {y: truth_by_sex(caseloads, y) for y in YEARS}
+    last = {}
+
+    def national_ok():
+        try:
+            for y in YEARS:
+                last[y] = national_by_sex(fed, token, y)
+        except (OSError, AssertionError) as e:
+            last["error"] = str(e)
+            return False
+        last.pop("error", None)
+        return all(last[y] == want[y] for y in YEARS)
+    try:
+        wait_for(national_ok, 60, "national totals to equal the ground truth")
+    except AssertionError:
+        for y in YEARS:
+            if last.get(y) != want[y]:
+                mismatches.append("national %d by sex: federal %r, truth %r"
+                                  % (y, last.get(y), want[y]))
+        if "error" in last:
+            mismatches.append("federal: " + last["error"])
+    settle_s = time.time() - t_settle
+    total_truth = sum(sum(v.values()) for v in want.values())
+    report = {
+        "seconds": SOAK_SECONDS,
+        "seed": SEED,
+        "restore_live": RESTORE_LIVE,
+        "faults": soak.faults,
+        "skipped": skipped,
+        "records": sum(s.records() for s in sites),
+        "records_at_hubs_checked": records,
+        "persons_in_national_totals": total_truth,
+        "imports": sum(s.imports for s in sites),
+        "proxy": {s.node.municipality: dict(s.proxy.counts) for s in sites if s.proxy},
+        "kept_upstream_after_restore": sum(len(s.frozen) for s in sites),
+        "settle_seconds": round(settle_s, 1),
+        "mismatches": len(mismatches),
+        "mismatch_details": mismatches,
+        "events": soak.notes,
+    }
+    os.makedirs(os.path.dirname(REPORT), exist_ok=True)
+    with open(REPORT, "w") as f:
+        json.dump(report, f, indent=2)
+    line = "soak: faults {%s}, records %d, mismatches %d" % (
+        ", ".join("%s: %d" % kv for kv in soak.faults.items()), report["records"],
+        len(mismatches))
+    print("\n" + line)
+    print("soak: %s; settled in %.1fs; report %s" % (
+        ", ".join(soak.notes[-3:]) if soak.notes else "no events", settle_s, REPORT))
+    assert not mismatches, line + "\n" + "\n".join(mismatches)
+    for k, n in soak.faults.items():
+        if SOAK_SECONDS >= 45 and len(kinds) * 6 <= SOAK_SECONDS:
+            assert n >= 1, "fault %s never struck in %ds" % (k, SOAK_SECONDS)
+
+
+# Two gaps the soak found around a restore, pinned here so that a fix shows up as XPASS
+# (strict: the marker must then go). The soak itself restores the way the product supports
+# today: only what the copy lacks and never reached the hub is re-entered, and the
+# spreadsheets go in before the node serves again.
+
+def _restored_node(pki, workdir, procs, serve_first):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 5)
+    for _ in range(100):
+        cl.new_person()
+    p = os.path.join(workdir, "p.csv")
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    node.sync()
+    copy = os.path.join(workdir, "copy.db")
+    backup(node.db, copy)
+    lost = {cl.new_person()["local_id"] for _ in range(50)}
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    node.sync()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(node.db + suffix):
+            os.remove(node.db + suffix)
+    shutil.copy(copy, node.db)
+    if serve_first:
+        procs.append(node.serve())
+    return hub, node, cl, p, lost
+
+
+@pytest.mark.xfail(strict=True, reason="a restored store no longer maps the local_ids made "
+                   "after the copy to their ids: re-importing them makes new ids and the "
+                   "hub (and the national totals) count those records twice")
+def test_restore_then_full_reimport_keeps_one_copy(pki, workdir, procs):
+    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=False)
+    cl.write_csv(p, "persons")  # every row the clerk has, as a clerk would
+    node.import_csv("persons", p)
+    node.sync()
+    check_hub_matches(hub, node, cl)
+
+
+def test_restored_node_serving_while_the_clerk_imports_loses_nothing(pki, workdir, procs):
+    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=True)
+    time.sleep(0.5)  # the session is up, positioned after the hub's count
+    kept = [lid for lid in cl.persons if lid not in lost]
+    for lid in kept[:10]:
+        cl.correct_person(lid)
+    for _ in range(100):  # enough entries to pass the hub's count within the session
+        cl.new_person()
+    view = types.SimpleNamespace(
+        persons={lid: r for lid, r in cl.persons.items() if lid not in lost}, services={},
+        deleted=set(), expected_person=cl.expected_person, expected_service=None)
+    cl.write_csv(p, "persons", rows=list(view.persons.values()))
+    node.import_csv("persons", p)
+    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
+    hub.kill9()  # a reconnect: the node's one chance to notice
+    hub.start()
+    time.sleep(2)
+    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
+    lost_ids = set()
+    stored = hub.records(10703)
+    ids = set(node.ids().values())
+    lost_ids = set(stored) - ids
+
+    class HubView:
+        def records(self, municipality=None):
+            return {k: v for k, v in hub.records(municipality).items() if k not in lost_ids}
+    check_hub_matches(HubView(), node, view)
