@@ -285,10 +285,17 @@ static int cmd_import(int argc, char **argv)
         fprintf(stderr, "municipal-node import: %s: nothing more imported\n", argv[optind]);
         return EXIT_FAIL;
     }
+    if (rc != 0) {
+        /* The store failed (a full disk): say so, and how far the import got, on stderr
+         * only, so that no summary reads as if every row were stored. */
+        fprintf(stderr,
+                "municipal-node import: %s: stopped by a store error after %lld rows; the "
+                "committed ones are kept, and importing the file again completes it\n",
+                argv[optind], st.rows);
+        return EXIT_FAIL;
+    }
     printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n",
            argv[optind], st.rows, st.inserted, st.updated, st.unchanged, st.refused);
-    if (rc != 0)
-        return EXIT_FAIL;
     return st.refused ? EXIT_REFUSED_ROWS : EXIT_OK;
 }
 
