@@ -110,8 +110,9 @@ static int bench__load(const char *path, bench_store *st)
         fprintf(stderr, "sqlite_upsert: %s: %s\n", path, sqlite3_errmsg(db));
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta WHERE key IN ('municipality',"
-                               " 'incarnation')",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT key, value FROM meta WHERE key IN ('municipality',"
+                           " 'incarnation')",
                            -1, &q, NULL) != SQLITE_OK)
         goto db_error;
     int have = 0;
@@ -131,8 +132,9 @@ static int bench__load(const char *path, bench_store *st)
         fprintf(stderr, "sqlite_upsert: %s: meta lacks municipality or incarnation\n", path);
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT o.id, o.version, o.live, o.record, i.kind FROM outbox o"
-                               " JOIN ids i ON i.id = o.id ORDER BY o.seq",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT o.id, o.version, o.live, o.record, i.kind FROM outbox o"
+                           " JOIN ids i ON i.id = o.id ORDER BY o.seq",
                            -1, &q, NULL) != SQLITE_OK)
         goto db_error;
     int step;
@@ -231,8 +233,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sqlite_upsert: %s: %s\n", argv[1], msg ? msg : sqlite3_errmsg(db));
         goto out;
     }
-    if (sqlite3_prepare_v3(db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &q_begin,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v3(db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &q_begin, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v3(db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &q_commit, NULL) !=
             SQLITE_OK ||
         sqlite3_prepare_v3(db, bench__upsert, -1, SQLITE_PREPARE_PERSISTENT, &q_upsert, NULL) !=

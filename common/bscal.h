@@ -6,10 +6,10 @@
 
 #include <stdint.h>
 
-#define BSCAL_FIRST_YEAR 2000
-#define BSCAL_LAST_YEAR 2099
+#define BSCAL_FIRST_YEAR  2000
+#define BSCAL_LAST_YEAR   2099
 #define BSCAL_EOUTOFRANGE (-2001) /* date outside the table */
-#define BSCAL_EINVALID (-2002)    /* no such day (month 13, Baisakh 32 in a 31-day year) */
+#define BSCAL_EINVALID    (-2002) /* no such day (month 13, Baisakh 32 in a 31-day year) */
 
 /* Gregorian y-m-d to days since 1970-01-01 and back (proleptic, valid for years 1..9999). */
 int32_t bscal_days_from_ad(int y, int m, int d);

@@ -13,15 +13,15 @@ enum catalogue_agg {
     CATALOGUE_RATIO,    /* numerator / denominator, divided at read time */
 };
 
-#define CATALOGUE_MAX_DIMS 6
+#define CATALOGUE_MAX_DIMS      6
 #define CATALOGUE_MAX_GROUPINGS 12
 
 typedef struct catalogue_indicator {
-    const char *code;        /* "participants_registered" */
-    const char *title;       /* one line for the catalogue */
-    const char *sdg;         /* "10.7" or "" */
+    const char *code;  /* "participants_registered" */
+    const char *title; /* one line for the catalogue */
+    const char *sdg;   /* "10.7" or "" */
     enum catalogue_agg agg;
-    const char *dims[CATALOGUE_MAX_DIMS + 1];     /* NULL-terminated: "category", "sex", ... */
+    const char *dims[CATALOGUE_MAX_DIMS + 1]; /* NULL-terminated: "category", "sex", ... */
     /* NULL-terminated: "" (the total), each single dimension, and the declared pairs
      * written "sex,category" in the order of dims. */
     const char *groupings[CATALOGUE_MAX_GROUPINGS + 1];

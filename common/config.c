@@ -95,15 +95,14 @@ static int config__handler(void *user, const char *section, const char *name, co
             if (config__set(&s->items[i], value, why, sizeof(why)) == 0)
                 return 1;
             lineno = config__line_of(s->path, section, name);
-            snprintf(s->err, s->errlen, "%s line %d: [%s] %s: %s", s->path, lineno, section,
-                     name, why);
+            snprintf(s->err, s->errlen, "%s line %d: [%s] %s: %s", s->path, lineno, section, name,
+                     why);
             s->failed = 1;
             return 0;
         }
     }
     lineno = config__line_of(s->path, section, name);
-    snprintf(s->err, s->errlen, "%s line %d: unknown key [%s] %s", s->path, lineno, section,
-             name);
+    snprintf(s->err, s->errlen, "%s line %d: unknown key [%s] %s", s->path, lineno, section, name);
     s->failed = 1;
     return 0;
 }

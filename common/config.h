@@ -12,7 +12,7 @@ typedef struct config_item {
     const char *section;
     const char *name;
     enum config_type type;
-    void *dst;   /* char[CONFIG_STR_MAX], long, or int */
+    void *dst; /* char[CONFIG_STR_MAX], long, or int */
     const char *help;
 } config_item;
 

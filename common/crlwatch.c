@@ -48,8 +48,7 @@ int crlwatch_start(crlwatch *w, uv_loop_t *loop, const char *path, tls_ctx *ctx,
         return 0;
     const char *slash = strrchr(w->path, '/');
     w->base = slash ? slash + 1 : w->path;
-    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - w->path) : 1,
-             slash ? w->path : ".");
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - w->path) : 1, slash ? w->path : ".");
     return uv_fs_event_start(&w->dir, crlwatch__on_change, dir, 0);
 }
 

@@ -34,8 +34,8 @@ long long csv_offset(const csv_reader *r);
 void csv_write_field(FILE *f, const char *s);
 
 #define CSV_ETOOLONG (-1001)
-#define CSV_EQUOTE (-1002)
-#define CSV_EIO (-1003)
+#define CSV_EQUOTE   (-1002)
+#define CSV_EIO      (-1003)
 /* Growing the record buffer failed; csv_next then ends the input as after CSV_EIO. */
 #define CSV_ENOMEM (-1004)
 

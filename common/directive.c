@@ -154,8 +154,7 @@ void directive_signed_free(Reint__V1__SignedDirective *sd)
 }
 
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
-                     uint64_t last_serial, Reint__V1__Directive **out, char *err,
-                     size_t errlen)
+                     uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen)
 {
     EVP_PKEY *key = NULL;
     const char *kid = sd->key_id ? sd->key_id : "";

@@ -9,9 +9,9 @@
 
 #include "reintegration.pb-c.h"
 
-#define DIRECTIVE_EKEY (-9001)       /* unknown key id, or a key that cannot be read */
+#define DIRECTIVE_EKEY       (-9001) /* unknown key id, or a key that cannot be read */
 #define DIRECTIVE_ESIGNATURE (-9002) /* the signature does not verify */
-#define DIRECTIVE_EREPLAY (-9003)    /* serial not above the last one held */
+#define DIRECTIVE_EREPLAY    (-9003) /* serial not above the last one held */
 #define DIRECTIVE_EMALFORMED (-9004) /* body is not a valid Directive */
 
 #define DIRECTIVE_MAX_KEYS 16
@@ -39,8 +39,7 @@ void directive_signed_free(Reint__V1__SignedDirective *sd);
  * matches and whose serial is above last_serial. On success *out is the decoded Directive
  * (free with reint__v1__directive__free_unpacked). Returns 0 or DIRECTIVE_E* with err. */
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
-                     uint64_t last_serial, Reint__V1__Directive **out, char *err,
-                     size_t errlen);
+                     uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen);
 
 /* Whether a person is eligible under d on day today: category, age band bounds (age from
  * the person's age band: eligible when the band overlaps [min_age, max_age]) and

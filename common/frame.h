@@ -10,9 +10,9 @@
 #include "reintegration.pb-c.h"
 
 #define FRAME_DEFAULT_MAX (4u * 1024u * 1024u)
-#define FRAME_ETOOBIG (-3001)    /* announced length above the maximum */
-#define FRAME_EMALFORMED (-3002) /* the payload is not a valid Envelope */
-#define FRAME_ENOMEM (-3003)
+#define FRAME_ETOOBIG     (-3001) /* announced length above the maximum */
+#define FRAME_EMALFORMED  (-3002) /* the payload is not a valid Envelope */
+#define FRAME_ENOMEM      (-3003)
 
 typedef struct frame_reader {
     uint8_t hdr[4];

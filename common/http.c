@@ -752,9 +752,9 @@ static void json_escape(char *dst, size_t cap, const char *src)
 }
 
 /* Answers a request that could not be parsed, then closes. */
-#define HTTP_SECURITY_HEADERS                                                                   \
-    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"                                \
-    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"                    \
+#define HTTP_SECURITY_HEADERS                                                                      \
+    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"                                 \
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"                      \
     "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
 #define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
 
@@ -942,21 +942,19 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
     /* APIs, not pages: nothing may be framed, sniffed, cached or given a referrer; over
      * HTTPS browsers must keep using HTTPS. */
-    const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER
-                                       : HTTP_SECURITY_HEADERS;
-    size_t cap = 128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs_len +
-                 send_len;
+    const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER : HTTP_SECURITY_HEADERS;
+    size_t cap =
+        128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs_len + send_len;
     char *b = malloc(cap);
     if (!b) {
         req_free(r);
         conn_close(c);
         return;
     }
-    int hl = snprintf(b, cap,
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
-                      status, reason_phrase(status), content_type, clen, sec,
-                      (int)r->resp_hdrs_len, r->resp_hdrs ? r->resp_hdrs : "",
-                      keep ? "keep-alive" : "close");
+    int hl =
+        snprintf(b, cap, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
+                 status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs_len,
+                 r->resp_hdrs ? r->resp_hdrs : "", keep ? "keep-alive" : "close");
     if (hl < 0 || (size_t)hl + send_len > cap) {
         req_free(r);
         free(b);

@@ -14,19 +14,19 @@
 typedef struct http_server http_server;
 typedef struct http_req http_req;
 
-#define HTTP_MAX_URL 4096
+#define HTTP_MAX_URL           4096
 #define HTTP_MAX_HEADERS_BYTES (16 * 1024)
-#define HTTP_DEFAULT_MAX_BODY (1024 * 1024)
+#define HTTP_DEFAULT_MAX_BODY  (1024 * 1024)
 
 /* Called once per complete request. The handler must eventually call http_respond exactly
  * once (now or later, e.g. after a database answer); the request stays valid until then. */
 typedef void (*http_handler)(http_req *req, void *ud);
 
 typedef struct http_server_opts {
-    const char *host;   /* "127.0.0.1" */
-    int port;           /* 0 picks a free port; see http_server_port */
-    size_t max_body;    /* 0 means HTTP_DEFAULT_MAX_BODY; larger bodies get 413 */
-    tls_ctx *tls;       /* NULL for plain HTTP */
+    const char *host; /* "127.0.0.1" */
+    int port;         /* 0 picks a free port; see http_server_port */
+    size_t max_body;  /* 0 means HTTP_DEFAULT_MAX_BODY; larger bodies get 413 */
+    tls_ctx *tls;     /* NULL for plain HTTP */
     http_handler handler;
     void *ud;
 } http_server_opts;
@@ -53,13 +53,12 @@ const char *http_req_param(const http_req *r, const char *name);
 /* Value of a header (case-insensitive name), or NULL. */
 const char *http_req_header(const http_req *r, const char *name);
 const char *http_req_body(const http_req *r, size_t *len); /* NUL-terminated too */
-const char *http_req_peer(const http_req *r);             /* "127.0.0.1:port" */
+const char *http_req_peer(const http_req *r);              /* "127.0.0.1:port" */
 
 /* Sends the response (body copied) and releases the request. content_type may be NULL for
  * "application/json". Safe when the connection already went away (the response is
  * dropped). */
-void http_respond(http_req *r, int status, const char *content_type, const char *body,
-                  size_t len);
+void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Adds a response header before http_respond (name and value copied). */
 void http_add_header(http_req *r, const char *name, const char *value);
 

@@ -18,8 +18,7 @@ int period_of_day(int32_t day, char out[PERIOD_KINDS][PERIOD_MAX])
         return PERIOD_EINVALID;
     }
     snprintf(out[PERIOD_BS_MONTH], PERIOD_MAX, "BS%04d-%02d", by, bm);
-    snprintf(out[PERIOD_FISCAL_TRIMESTER], PERIOD_MAX, "FY%04d/%02d-T%d", fy, (fy + 1) % 100,
-             tri);
+    snprintf(out[PERIOD_FISCAL_TRIMESTER], PERIOD_MAX, "FY%04d/%02d-T%d", fy, (fy + 1) % 100, tri);
     snprintf(out[PERIOD_FISCAL_YEAR], PERIOD_MAX, "FY%04d/%02d", fy, (fy + 1) % 100);
     return 0;
 }
@@ -57,12 +56,13 @@ int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t 
         *last = bscal_days_from_ad(y, 12, 31);
         return 0;
     }
-    if (len == 7 && period__digits(s, 4, &y) == 0 && s[4] == '-' && s[5] == 'Q' &&
-        s[6] >= '1' && s[6] <= '4' && y >= 1) {
+    if (len == 7 && period__digits(s, 4, &y) == 0 && s[4] == '-' && s[5] == 'Q' && s[6] >= '1' &&
+        s[6] <= '4' && y >= 1) {
         int q = s[6] - '0';
         *kind = PERIOD_QUARTER;
         *first = bscal_days_from_ad(y, 3 * q - 2, 1);
-        *last = (q == 4 ? bscal_days_from_ad(y + 1, 1, 1) : bscal_days_from_ad(y, 3 * q + 1, 1)) - 1;
+        *last =
+            (q == 4 ? bscal_days_from_ad(y + 1, 1, 1) : bscal_days_from_ad(y, 3 * q + 1, 1)) - 1;
         return 0;
     }
     if (len == 7 && period__digits(s, 4, &y) == 0 && s[4] == '-' &&

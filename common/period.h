@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PERIOD_MAX 16 /* longest period string with its NUL ("FY2083/84-T1") */
-#define PERIOD_KINDS 6
+#define PERIOD_MAX      16 /* longest period string with its NUL ("FY2083/84-T1") */
+#define PERIOD_KINDS    6
 #define PERIOD_EINVALID (-8001)
 
 enum period_kind {

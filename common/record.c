@@ -105,8 +105,7 @@ static int record__person(const Reint__V1__Person *p, int32_t today, record_erro
     if ((rc = record__country(p->destination_country, err, "person.destination_country")))
         return rc;
     if (p->years_abroad < -1 || p->years_abroad > 80)
-        return record__fail(err, "person.years_abroad", "%lld is outside -1..80",
-                            p->years_abroad);
+        return record__fail(err, "person.years_abroad", "%lld is outside -1..80", p->years_abroad);
     if (p->return_month != 0) {
         int y = p->return_month / 100, m = p->return_month % 100;
         if (y < 1943 || y > 2100 || m < 1 || m > 12)
@@ -149,8 +148,7 @@ static int record__enterprise(const Reint__V1__Enterprise *e, int32_t today, rec
     if ((rc = record__day(e->day, today, err, "enterprise.day")))
         return rc;
     if (e->employees < -1 || e->employees > 100000)
-        return record__fail(err, "enterprise.employees", "%lld is outside 0..100000",
-                            e->employees);
+        return record__fail(err, "enterprise.employees", "%lld is outside 0..100000", e->employees);
     return 0;
 }
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RID_LEN 16
+#define RID_LEN     16
 #define RID_HEX_LEN 36 /* 8-4-4-4-12 */
 
 /* Fills id with a new time-ordered id for the given wall clock. Returns 0 or -1 when the

@@ -78,8 +78,9 @@ int store_meta_set_int(sqlite3 *db, const char *key, int64_t v)
 {
     sqlite3_stmt *st = NULL;
     int rc = STORE_EDB;
-    if (sqlite3_prepare_v2(db, "INSERT INTO meta(key,value) VALUES(?1,?2) "
-                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO meta(key,value) VALUES(?1,?2) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            -1, &st, NULL) != SQLITE_OK)
         return STORE_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -109,8 +110,9 @@ int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t
 {
     sqlite3_stmt *st = NULL;
     int rc = STORE_EDB;
-    if (sqlite3_prepare_v2(db, "INSERT INTO meta(key,value) VALUES(?1,?2) "
-                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO meta(key,value) VALUES(?1,?2) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            -1, &st, NULL) != SQLITE_OK)
         return STORE_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);

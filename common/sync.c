@@ -11,9 +11,9 @@
 #include "wire.h"
 
 #define SYNC_PROTOCOL_VERSION 1
-#define SYNC_MAX_WINDOW 64
-#define SYNC_RESEND_MARK UINT64_MAX
-#define SYNC_SKEW_WARN_MS (5 * 60 * 1000)
+#define SYNC_MAX_WINDOW       64
+#define SYNC_RESEND_MARK      UINT64_MAX
+#define SYNC_SKEW_WARN_MS     (5 * 60 * 1000)
 
 /* A growable byte buffer for hand-encoding batches. */
 typedef struct sync_buf {
@@ -32,7 +32,7 @@ struct sync_client {
     int session;  /* Hello answered */
     int stopping; /* sync_stop called */
     int handles_open;
-    uint64_t cursor;                   /* last sequence sent in this session */
+    uint64_t cursor;                    /* last sequence sent in this session */
     uint64_t inflight[SYNC_MAX_WINDOW]; /* last_seq of each batch in flight, oldest first */
     int n_inflight;
     int resend_needed;      /* the hub asked for a full resend in this session */
@@ -88,8 +88,7 @@ static int sync__put_bytes(sync_buf *b, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int sync__add_entry(void *ud, uint64_t seq, uint64_t version, const uint8_t *rec,
-                           size_t len)
+static int sync__add_entry(void *ud, uint64_t seq, uint64_t version, const uint8_t *rec, size_t len)
 {
     (void)version;
     sync_client *s = ud;
@@ -138,8 +137,8 @@ static int sync__send_batch(sync_client *s)
     envhdr[eh++] = (uint8_t)(s->o.payload << 3 | 2); /* Envelope.batch or .rollup_batch */
     eh += sync__varint(envhdr + eh, batch_len);
     size_t env_len = eh + batch_len;
-    uint8_t len4[4] = {(uint8_t)(env_len >> 24), (uint8_t)(env_len >> 16),
-                       (uint8_t)(env_len >> 8), (uint8_t)env_len};
+    uint8_t len4[4] = {(uint8_t)(env_len >> 24), (uint8_t)(env_len >> 16), (uint8_t)(env_len >> 8),
+                       (uint8_t)env_len};
     if (sync__put_bytes(&s->frame, len4, 4) || sync__put_bytes(&s->frame, envhdr, eh) ||
         sync__put_bytes(&s->frame, hdr, h) || sync__put_bytes(&s->frame, s->recs.p, s->recs.len) ||
         sync__put_bytes(&s->frame, seqhdr, sh) ||

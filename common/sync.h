@@ -45,7 +45,7 @@ enum sync_payload { SYNC_RECORDS = 3, SYNC_SNAPSHOTS = 5 };
 
 typedef struct sync_opts {
     uv_loop_t *loop;
-    sync_source source;      /* copied; its src is not owned */
+    sync_source source; /* copied; its src is not owned */
     enum sync_payload payload;
     const char *identity;    /* for Hello, e.g. "municipality:10703" (informational) */
     tls_ctx *tls;            /* not owned; TLS_MODE_MUTUAL_CLIENT */
@@ -55,8 +55,8 @@ typedef struct sync_opts {
      * Returning 0 with *ack_serial set makes the client acknowledge that serial, so the
      * receiver stops offering it. May be NULL. */
     int (*on_directive)(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack_serial);
-    int window;          /* batches in flight (default 8) */
-    int batch_records;   /* records per batch (default 2000) */
+    int window;           /* batches in flight (default 8) */
+    int batch_records;    /* records per batch (default 2000) */
     long backoff_base_ms; /* default 250 */
     long backoff_cap_ms;  /* default 30000 */
     size_t max_frame;

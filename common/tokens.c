@@ -25,7 +25,6 @@ struct tokens_table {
     tokens_entry e[];
 };
 
-
 static int tokens__sha256(const char *s, size_t n, uint8_t out[32])
 {
     unsigned int len = 0;
@@ -132,8 +131,7 @@ int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
         }
         if (t->n == cap) {
             if (cap >= TOKENS_MAX) {
-                snprintf(err, errlen, "%s line %ld: more than %d tokens", path, lineno,
-                         TOKENS_MAX);
+                snprintf(err, errlen, "%s line %ld: more than %d tokens", path, lineno, TOKENS_MAX);
                 goto fail;
             }
             tokens_table *nt = realloc(t, sizeof(*t) + 2 * cap * sizeof(tokens_entry));

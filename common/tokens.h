@@ -7,9 +7,9 @@
 #include <stddef.h>
 
 #define TOKENS_NAME_MAX 64
-#define TOKENS_MAX 4096
+#define TOKENS_MAX      4096
 #define TOKENS_EINVALID (-9201) /* malformed file (message names the line) */
-#define TOKENS_EIO (-9202)
+#define TOKENS_EIO      (-9202)
 
 typedef struct tokens_table tokens_table;
 

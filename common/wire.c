@@ -90,8 +90,8 @@ static wire *wire__new(size_t max_frame, const wire_cb *cb, void *ud)
     return w;
 }
 
-int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame,
-                const wire_cb *cb, void *ud)
+int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame, const wire_cb *cb,
+                void *ud)
 {
     wire *w = wire__new(max_frame, cb, ud);
     if (w == NULL)

@@ -17,12 +17,12 @@ typedef struct wire_cb {
     /* One decoded envelope, owned by the wire and freed after the call. Return 0 to go on,
      * non-zero when the callback closed the wire. */
     int (*on_envelope)(wire *w, const Reint__V1__Envelope *env, void *ud);
-    void (*on_drain)(wire *w, void *ud);           /* may be NULL */
+    void (*on_drain)(wire *w, void *ud);             /* may be NULL */
     void (*on_close)(wire *w, int status, void *ud); /* once; the wire is freed after it */
 } wire_cb;
 
-int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame,
-                const wire_cb *cb, void *ud);
+int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame, const wire_cb *cb,
+                void *ud);
 int wire_connect(wire **out, tls_ctx *ctx, uv_loop_t *loop, const struct sockaddr *addr,
                  const char *expect_peer, size_t max_frame, const wire_cb *cb, void *ud);
 

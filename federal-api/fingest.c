@@ -67,9 +67,9 @@ struct fconn {
     int province;
     uint8_t incarnation[16];
     int session, hello_pending, dead, refs, paused;
-    uint64_t acked_seq; /* through the last batch queued */
+    uint64_t acked_seq;   /* through the last batch queued */
     uint64_t accepted_ms; /* loop time of accept, for the Hello deadline */
-    fjob *head, *tail;  /* head is in flight when inflight */
+    fjob *head, *tail;    /* head is in flight when inflight */
     int inflight;
     size_t n_jobs;
     uint64_t dir_sent;       /* highest directive serial sent in this session (or acked) */

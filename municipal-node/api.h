@@ -29,7 +29,6 @@
 #define API_MAX_CLERKS    4096
 #define API_MAX_BODY_KEYS 64
 
-
 /* The caller fills in, owns and keeps alive in and ob; the hooks are optional. */
 typedef struct api_ctx {
     intake *in;
@@ -41,8 +40,6 @@ typedef struct api_ctx {
     void *ud;
     tokens_table *tokens; /* the clerks' tokens (common/tokens.h); owned by the caller */
 } api_ctx;
-
-
 
 /* Handles one request under /v1/ (responds 404 to anything else); always responds. */
 void api_handle(http_req *r, api_ctx *ctx);

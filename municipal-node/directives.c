@@ -26,16 +26,14 @@ uint64_t directives_last_serial(sqlite3 *db)
 /* 1 when serial is held with exactly these body bytes. */
 static int directives__held(sqlite3 *db, const Reint__V1__SignedDirective *sd, uint64_t *serial)
 {
-    Reint__V1__Directive *d =
-        reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
+    Reint__V1__Directive *d = reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
     int held = 0;
     if (d == NULL)
         return 0;
     sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives WHERE serial=?1");
     if (st) {
         sqlite3_bind_int64(st, 1, (int64_t)d->serial);
-        if (sqlite3_step(st) == SQLITE_ROW &&
-            (size_t)sqlite3_column_bytes(st, 0) == sd->body.len &&
+        if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == sd->body.len &&
             memcmp(sqlite3_column_blob(st, 0), sd->body.data, sd->body.len) == 0) {
             held = 1;
             *serial = d->serial;
@@ -85,10 +83,10 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
     if (st == NULL)
         return STORE_EDB;
     /* Live persons: their upstream record (coarse attributes) and local name. */
-    sqlite3_stmt *ps = store_prepare(
-        db, "SELECT o.record, l.local_id, json_extract(l.fields, '$.full_name')"
-            " FROM outbox o JOIN local_records l ON l.id = o.id"
-            " WHERE o.live = 1 AND l.kind = 1 AND l.deleted = 0 ORDER BY l.local_id");
+    sqlite3_stmt *ps =
+        store_prepare(db, "SELECT o.record, l.local_id, json_extract(l.fields, '$.full_name')"
+                          " FROM outbox o JOIN local_records l ON l.id = o.id"
+                          " WHERE o.live = 1 AND l.kind = 1 AND l.deleted = 0 ORDER BY l.local_id");
     while (sqlite3_step(st) == SQLITE_ROW) {
         Reint__V1__Directive *d = reint__v1__directive__unpack(
             NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
@@ -114,8 +112,9 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
                     directive_eligible(d, r->person)) {
                     if (eligible < 50)
                         fprintf(f, "    eligible: %s %s\n", sqlite3_column_text(ps, 1),
-                                sqlite3_column_text(ps, 2) ? (const char *)sqlite3_column_text(ps, 2)
-                                                           : "");
+                                sqlite3_column_text(ps, 2)
+                                    ? (const char *)sqlite3_column_text(ps, 2)
+                                    : "");
                     eligible++;
                 }
                 if (r)

@@ -92,27 +92,26 @@ static const char *config_path;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: municipal-node [--config FILE] COMMAND [ARGS]\n"
-            "\n"
-            "Commands:\n"
-            "  init --municipality CODE --dir DIR [--hub HOST:PORT] [--calendar BS|AD]\n"
-            "       [--pki DIR] [--http-listen HOST:PORT]\n"
-            "                      create a node: DIR/node.ini and its store\n"
-            "  serve               HTTP/JSON intake and continuous sync on one loop\n"
-            "  import --kind persons|services|enterprises|availability FILE.csv\n"
-            "                      import a spreadsheet (idempotent; bad rows reported)\n"
-            "  export --kind KIND [FILE]   CSV with all local data (stdout by default)\n"
-            "  status [--json]     backlog, oldest unsynced, last sync, hub, dead letters\n"
-            "  sync [--timeout SECONDS]    push everything to the hub, then exit\n"
-            "  followups [--json]  pending referrals by person, oldest first\n"
-            "  close-month YYYY-MM close a reporting month (in the node's calendar)\n"
-            "  directives          directives in force, with who is eligible under each\n"
-            "  token CLERK         make a clerk token; prints it once, stores its hash\n"
-            "  print-config        every configuration key with its value\n"
-            "\n"
-            "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
-            "with refused rows; 4 sync could not finish (hub unreachable).\n");
+    fprintf(f, "usage: municipal-node [--config FILE] COMMAND [ARGS]\n"
+               "\n"
+               "Commands:\n"
+               "  init --municipality CODE --dir DIR [--hub HOST:PORT] [--calendar BS|AD]\n"
+               "       [--pki DIR] [--http-listen HOST:PORT]\n"
+               "                      create a node: DIR/node.ini and its store\n"
+               "  serve               HTTP/JSON intake and continuous sync on one loop\n"
+               "  import --kind persons|services|enterprises|availability FILE.csv\n"
+               "                      import a spreadsheet (idempotent; bad rows reported)\n"
+               "  export --kind KIND [FILE]   CSV with all local data (stdout by default)\n"
+               "  status [--json]     backlog, oldest unsynced, last sync, hub, dead letters\n"
+               "  sync [--timeout SECONDS]    push everything to the hub, then exit\n"
+               "  followups [--json]  pending referrals by person, oldest first\n"
+               "  close-month YYYY-MM close a reporting month (in the node's calendar)\n"
+               "  directives          directives in force, with who is eligible under each\n"
+               "  token CLERK         make a clerk token; prints it once, stores its hash\n"
+               "  print-config        every configuration key with its value\n"
+               "\n"
+               "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
+               "with refused rows; 4 sync could not finish (hub unreachable).\n");
 }
 
 static int load_config(void)
@@ -211,8 +210,9 @@ static int cmd_init(int argc, char **argv)
     }
     const geo_local_level *g = cfg.municipality > 0 ? geo_find((uint32_t)cfg.municipality) : NULL;
     if (g == NULL) {
-        fprintf(stderr, "municipal-node init: --municipality %ld is not an official local "
-                        "level code (see data/nepal_local_levels.csv)\n",
+        fprintf(stderr,
+                "municipal-node init: --municipality %ld is not an official local "
+                "level code (see data/nepal_local_levels.csv)\n",
                 cfg.municipality);
         return EXIT_USAGE;
     }
@@ -294,8 +294,8 @@ static int cmd_import(int argc, char **argv)
                 argv[optind], st.rows);
         return EXIT_FAIL;
     }
-    printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n",
-           argv[optind], st.rows, st.inserted, st.updated, st.unchanged, st.refused);
+    printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n", argv[optind],
+           st.rows, st.inserted, st.updated, st.unchanged, st.refused);
     return st.refused ? EXIT_REFUSED_ROWS : EXIT_OK;
 }
 
@@ -424,18 +424,17 @@ static int cmd_status(int argc, char **argv)
     /* Reachable: a session with the hub started within the last 10 minutes. */
     /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
      * it) and that session started within the last 10 minutes. */
-    int reachable = st.last_error[0] == '\0' && st.last_hello_ms > 0 &&
-                    now - st.last_hello_ms < 10 * 60 * 1000;
+    int reachable =
+        st.last_error[0] == '\0' && st.last_hello_ms > 0 && now - st.last_hello_ms < 10 * 60 * 1000;
     if (as_json) {
         json_t *j = json_pack(
             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:s}", "municipality",
-            (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog,
-            "oldest_unsynced_ms", (json_int_t)st.oldest_unsynced_ms, "records",
-            (json_int_t)st.records, "tombstones", (json_int_t)st.tombstones, "dead_letters",
-            (json_int_t)st.dead_letters, "last_sync_ms", (json_int_t)st.last_sync_ms,
-            "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable,
-            "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq,
-            "last_error", st.last_error);
+            (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog, "oldest_unsynced_ms",
+            (json_int_t)st.oldest_unsynced_ms, "records", (json_int_t)st.records, "tombstones",
+            (json_int_t)st.tombstones, "dead_letters", (json_int_t)st.dead_letters, "last_sync_ms",
+            (json_int_t)st.last_sync_ms, "last_hello_ms", (json_int_t)st.last_hello_ms,
+            "hub_reachable", reachable, "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq",
+            (json_int_t)st.last_seq, "last_error", st.last_error);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -540,14 +539,12 @@ static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after
     return outbox_resume_point(src, seq, version, after);
 }
 
-static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals,
-                     size_t n)
+static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals, size_t n)
 {
     return outbox_acked(src, seq, refusals, n);
 }
 
-static int src_note(void *src, int64_t sync_ms, int64_t hello_ms, int64_t skew_ms,
-                    const char *err)
+static int src_note(void *src, int64_t sync_ms, int64_t hello_ms, int64_t skew_ms, const char *err)
 {
     return outbox_note_sync(src, sync_ms, hello_ms, skew_ms, err);
 }
@@ -720,8 +717,9 @@ static void on_http(http_req *r, void *ud)
             "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
             "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n",
             (long long)st.backlog,
-            st.oldest_unsynced_ms ? (long long)(((int64_t)hlc_wall_ms() - st.oldest_unsynced_ms) / 1000)
-                                  : 0LL,
+            st.oldest_unsynced_ms
+                ? (long long)(((int64_t)hlc_wall_ms() - st.oldest_unsynced_ms) / 1000)
+                : 0LL,
             (long long)st.records, (long long)st.dead_letters, ss.connected,
             (long long)(ss.skew_ms / 1000), (unsigned long long)ss.records_sent, sync_mode, wal);
         http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);

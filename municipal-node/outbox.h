@@ -15,7 +15,7 @@
 typedef struct outbox outbox;
 
 #define OUTBOX_ENOTFOUND (-6001)
-#define OUTBOX_EEXIST (-6002)
+#define OUTBOX_EEXIST    (-6002)
 
 /* Creates a new store with a fresh random incarnation. Refuses (OUTBOX_EEXIST) when path
  * exists. Returns 0 or a negative code with a message in err. */
@@ -39,8 +39,7 @@ void outbox_rollback(outbox *ob);
 /* Finds the record id of (kind, local_id). With create non-zero a new time-ordered id is
  * made and kept for the life of the store (*created set to 1). Returns 0 or
  * OUTBOX_ENOTFOUND. */
-int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id[16],
-              int *created);
+int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id[16], int *created);
 
 /* Queues a new version of r (r->id and the body set by the caller; municipality and version
  * are filled in here). hash summarises everything the clerk entered (local fields included):
@@ -77,7 +76,7 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
 
 typedef struct outbox_stats {
     uint64_t last_seq, acked_seq;
-    int64_t backlog;         /* entries after acked_seq */
+    int64_t backlog;            /* entries after acked_seq */
     int64_t oldest_unsynced_ms; /* version time of the oldest of them, 0 when none */
     int64_t records, tombstones;
     int64_t dead_letters;

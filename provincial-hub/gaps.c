@@ -99,10 +99,10 @@ static json_t *gaps__targets(sqlite3 *db, sqlite3_stmt *cell, unsigned province,
             int64_t den = 0;
             int64_t actual = gaps__cell(cell, code, t->period, t->indicator,
                                         t->grouping ? t->grouping : "", key, &den);
-            json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "directive",
-                                  (json_int_t)d->serial, "title", d->title ? d->title : "",
-                                  "indicator", t->indicator, "period", t->period, "key", key,
-                                  "actual", (json_int_t)actual);
+            json_t *j =
+                json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "directive", (json_int_t)d->serial,
+                          "title", d->title ? d->title : "", "indicator", t->indicator, "period",
+                          t->period, "key", key, "actual", (json_int_t)actual);
             if (t->share > 0) {
                 json_object_set_new(j, "target_share", json_real(t->share));
                 json_object_set_new(j, "actual_share",
@@ -147,15 +147,22 @@ static int gaps__cmp(const void *a, const void *b, void *ud)
     return s->desc ? -c : c;
 }
 
-static const char *gaps__sortable[] = {"code", "name", "district", "enrolled",
-                                       "last_sync_age_days", "participants_registered",
+static const char *gaps__sortable[] = {"code",
+                                       "name",
+                                       "district",
+                                       "enrolled",
+                                       "last_sync_age_days",
+                                       "participants_registered",
                                        "participants_served",
-                                       "persons_served", "share_served", "month_closed",
-                                       "referrals_pending_total", "services_unavailable_total",
+                                       "persons_served",
+                                       "share_served",
+                                       "month_closed",
+                                       "referrals_pending_total",
+                                       "services_unavailable_total",
                                        NULL};
 
-int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort,
-                int32_t today, json_t **out, char *err, size_t errlen)
+int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort, int32_t today,
+                json_t **out, char *err, size_t errlen)
 {
     char fy[PERIOD_KINDS][PERIOD_MAX], month[PERIOD_MAX];
     enum period_kind kind;
@@ -167,8 +174,9 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         period = fy[PERIOD_FISCAL_YEAR];
     }
     if (period_parse(period, &kind, &first, &last) != 0) {
-        snprintf(err, errlen, "period \"%.20s\" is not a period (2026, 2026-Q3, 2026-07, "
-                              "BS2083-04, FY2083/84-T1, FY2083/84)",
+        snprintf(err, errlen,
+                 "period \"%.20s\" is not a period (2026, 2026-Q3, 2026-07, "
+                 "BS2083-04, FY2083/84-T1, FY2083/84)",
                  period);
         return GAPS_EINVALID;
     }
@@ -179,10 +187,11 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         for (int i = 0; gaps__sortable[i]; i++)
             ok |= strcmp(gaps__sortable[i], so.field) == 0;
         if (!ok) {
-            snprintf(err, errlen, "sort \"%.40s\" is not one of code, name, district, enrolled, "
-                                  "last_sync_age_days, participants_registered, persons_served, "
-                                  "share_served, month_closed, referrals_pending_total, "
-                                  "services_unavailable_total (prefix - for descending)",
+            snprintf(err, errlen,
+                     "sort \"%.40s\" is not one of code, name, district, enrolled, "
+                     "last_sync_age_days, participants_registered, persons_served, "
+                     "share_served, month_closed, referrals_pending_total, "
+                     "services_unavailable_total (prefix - for descending)",
                      so.field);
             return GAPS_EINVALID;
         }
@@ -242,8 +251,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
                                   json_string(enrolled ? "enrolled_silent" : "not_enrolled"));
         }
         int64_t den = 0;
-        int64_t closed =
-            gaps__cell(cell, g->code, month, "reporting_completeness", "", "", &den);
+        int64_t closed = gaps__cell(cell, g->code, month, "reporting_completeness", "", "", &den);
         int64_t on_time = gaps__cell(cell, g->code, month, "reporting_timeliness", "", "", NULL);
         json_object_set_new(r, "month", json_string(month));
         json_object_set_new(r, "month_closed", json_boolean(closed > 0));
@@ -271,10 +279,10 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         json_object_set_new(r, "share_served",
                             reg > 0 ? json_real((double)reg_served / (double)reg) : json_null());
         int64_t pending = 0, unavailable = 0;
-        json_t *p = gaps__by_key(bykey, g->code, period, "referrals_pending", "service_type",
-                                 &pending);
-        json_t *u = gaps__by_key(bykey, g->code, period, "services_unavailable",
-                                 "service_type", &unavailable);
+        json_t *p =
+            gaps__by_key(bykey, g->code, period, "referrals_pending", "service_type", &pending);
+        json_t *u = gaps__by_key(bykey, g->code, period, "services_unavailable", "service_type",
+                                 &unavailable);
         json_object_set_new(r, "referrals_pending_total", json_integer(pending));
         json_object_set_new(r, "referrals_pending", p);
         json_object_set_new(r, "services_unavailable_total", json_integer(unavailable));
@@ -301,8 +309,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
     char fmt[16];
     bscal_format(today, 1, fmt, sizeof(fmt));
     *out = json_pack("{s:i, s:s, s:s, s:s, s:o}", "province", (int)province, "province_name",
-                     geo_province_name(province), "period", period, "as_of_bs", fmt, "rows",
-                     rows);
+                     geo_province_name(province), "period", period, "as_of_bs", fmt, "rows", rows);
     rows = NULL;
     rc = *out ? 0 : GAPS_EDB;
 out:
@@ -327,13 +334,14 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
         return GAPS_EINVALID;
     }
     if (period == NULL || period_parse(period, &kind, &first, &last) != 0) {
-        snprintf(err, errlen, "period is required: 2026, 2026-Q3, 2026-07, BS2083-04, "
-                              "FY2083/84-T1 or FY2083/84");
+        snprintf(err, errlen,
+                 "period is required: 2026, 2026-Q3, 2026-07, BS2083-04, "
+                 "FY2083/84-T1 or FY2083/84");
         return GAPS_EINVALID;
     }
     if (!catalogue_grouping(ind, by ? by : "", grouping, sizeof(grouping))) {
-        size_t o = (size_t)snprintf(err, errlen, "by=\"%.40s\" is not declared for %s; allowed:",
-                                    by ? by : "", code);
+        size_t o = (size_t)snprintf(
+            err, errlen, "by=\"%.40s\" is not declared for %s; allowed:", by ? by : "", code);
         for (int i = 0; ind->groupings[i] && o < errlen; i++)
             o += (size_t)snprintf(err + o, errlen - o, " \"%s\"", ind->groupings[i]);
         return GAPS_EINVALID;
@@ -341,8 +349,7 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
     if (municipality) {
         const geo_local_level *g = geo_find(municipality);
         if (g == NULL || g->province != province) {
-            snprintf(err, errlen, "municipality %u is not in province %u", municipality,
-                     province);
+            snprintf(err, errlen, "municipality %u is not in province %u", municipality, province);
             return GAPS_EINVALID;
         }
     }
@@ -397,8 +404,8 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
         json_object_set_new(c, "value", json_integer(num));
         if (ind->agg == CATALOGUE_RATIO) {
             json_object_set_new(c, "denominator", json_integer(den));
-            json_object_set_new(c, "ratio", den ? json_real((double)num / (double)den)
-                                                : json_null());
+            json_object_set_new(c, "ratio",
+                                den ? json_real((double)num / (double)den) : json_null());
         }
         json_array_append_new(cells, c);
     }

@@ -9,20 +9,21 @@
 #include <stdint.h>
 
 #define GAPS_EINVALID (-9301) /* a bad parameter; the message says which */
-#define GAPS_EDB (-9302)
+#define GAPS_EDB      (-9302)
 
 /* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
  * today. Each row: code, name, district, enrolled, last_sync (ISO time or null),
  * last_sync_age_days, month (the last completed BS month), month_closed, month_on_time,
  * participants_registered, participants_served (those of them with a delivered
  * service), share_served (participants_served / participants_registered, null when none
- * registered), persons_served (distinct persons with a delivered service in the period), referrals_pending (total and by service type),
- * services_unavailable (service types), targets (directive targets of this municipality
- * with their actuals) and flags (enrolled_silent, not_enrolled, referrals_overdue,
- * services_unavailable, month_not_closed, month_closed_late). sort names a numeric or text
- * field (prefix '-' for descending); default: code. *out is owned by the caller. */
-int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort,
-                int32_t today, json_t **out, char *err, size_t errlen);
+ * registered), persons_served (distinct persons with a delivered service in the period),
+ * referrals_pending (total and by service type), services_unavailable (service types), targets
+ * (directive targets of this municipality with their actuals) and flags (enrolled_silent,
+ * not_enrolled, referrals_overdue, services_unavailable, month_not_closed, month_closed_late). sort
+ * names a numeric or text field (prefix '-' for descending); default: code. *out is owned by the
+ * caller. */
+int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort, int32_t today,
+                json_t **out, char *err, size_t errlen);
 
 /* An indicator for this province: total and cells by the declared grouping `by`
  * (validated against the catalogue), optionally for one municipality or district of it.

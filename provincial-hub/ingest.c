@@ -33,14 +33,13 @@ static const char *ingest__schema =
 enum { Q_UPSERT, Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
 static const char *ingest__sql[Q_N] = {
-    [Q_UPSERT] =
-        ("INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-         " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-         " kind=iif(excluded.version>version, excluded.kind, kind),"
-         " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-         " body=iif(excluded.version>version, excluded.body, body),"
-         " version=max(version, excluded.version), incarnation=excluded.incarnation"
-         " WHERE municipality=excluded.municipality"),
+    [Q_UPSERT] = ("INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
+                  " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
+                  " kind=iif(excluded.version>version, excluded.kind, kind),"
+                  " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
+                  " body=iif(excluded.version>version, excluded.body, body),"
+                  " version=max(version, excluded.version), incarnation=excluded.incarnation"
+                  " WHERE municipality=excluded.municipality"),
     [Q_NODE_ACK] = ("UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
                     " WHERE municipality=?1 AND incarnation=?5"),
     [Q_SWEEP] = "DELETE FROM records WHERE municipality=?1 AND incarnation<>?2",
@@ -59,8 +58,8 @@ struct hub_conn {
     uint32_t municipality;
     uint8_t incarnation[16];
     int session;
-    int refs; /* the wire, plus each pending item */
-    int dead; /* the wire has closed */
+    int refs;                          /* the wire, plus each pending item */
+    int dead;                          /* the wire has closed */
     uint64_t acked_seq, acked_version; /* including batches not yet committed */
     uint64_t accepted_ms;              /* loop time of accept, for the Hello deadline */
 };
@@ -494,8 +493,7 @@ static hub_conn *ingest__session_of(ingest *in, uint32_t municipality)
 
 /* Directives the node has not acknowledged yet, for its HelloReply (owned by the reply
  * until ingest__free_directives). */
-static void ingest__pending_directives(ingest *in, uint32_t municipality,
-                                       Reint__V1__HelloReply *r)
+static void ingest__pending_directives(ingest *in, uint32_t municipality, Reint__V1__HelloReply *r)
 {
     sqlite3_stmt *st = store_prepare(
         in->db, "SELECT key_id, body, signature FROM directives WHERE serial >"
@@ -575,8 +573,8 @@ static int ingest__directive_held(ingest *in, const Reint__V1__SignedDirective *
     return held;
 }
 
-int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial,
-                     char *err, size_t errlen)
+int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
+                     size_t errlen)
 {
     Reint__V1__Directive *d = NULL;
     uint64_t last = 0;
@@ -670,10 +668,11 @@ static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
         /* A new store: take its whole outbox, then drop what older incarnations left. */
         c->acked_seq = c->acked_version = 0;
         resend = 1;
-        sql = "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-              " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1,?2,0,0,1,?3,?3)"
-              " ON CONFLICT(municipality) DO UPDATE SET incarnation=excluded.incarnation,"
-              " acked_seq=0, acked_version=0, resend_pending=1, last_hello_ms=excluded.last_hello_ms";
+        sql =
+            "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+            " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1,?2,0,0,1,?3,?3)"
+            " ON CONFLICT(municipality) DO UPDATE SET incarnation=excluded.incarnation,"
+            " acked_seq=0, acked_version=0, resend_pending=1, last_hello_ms=excluded.last_hello_ms";
         log_info("municipality:%u presents a new store incarnation; asking for a full resend",
                  c->municipality);
         /* A new store holds no directives yet: offer every one again. */
@@ -711,8 +710,7 @@ static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = &r;
     log_info("municipality:%u session from %s: holds through %llu, node has %llu", c->municipality,
-             wire_addr(c->w), (unsigned long long)c->acked_seq,
-             (unsigned long long)h->last_seq);
+             wire_addr(c->w), (unsigned long long)c->acked_seq, (unsigned long long)h->last_seq);
     wire_send(c->w, &env);
     ingest__free_directives(&r);
     return 0;
@@ -776,8 +774,8 @@ static void ingest__on_ready(wire *w, void *ud)
     }
     if (g->province != in->o.province) {
         char why[160];
-        snprintf(why, sizeof(why), "municipality %lu (%s) is in province %u, not %u", code,
-                 g->name, g->province, in->o.province);
+        snprintf(why, sizeof(why), "municipality %lu (%s) is in province %u, not %u", code, g->name,
+                 g->province, in->o.province);
         ingest__security(in, c, why);
         return;
     }

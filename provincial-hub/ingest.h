@@ -45,8 +45,8 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m);
  * to every connected node; nodes that connect later get it in their HelloReply until they
  * acknowledge it. Returns 0 with *serial set, or a DIRECTIVE_E* code with err; nothing is
  * stored or relayed then. */
-int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial,
-                     char *err, size_t errlen);
+int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
+                     size_t errlen);
 
 /* The store's connection (shared with modules that keep tables beside the records). */
 struct sqlite3 *ingest_db(ingest *in);

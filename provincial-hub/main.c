@@ -276,9 +276,9 @@ static void on_https(http_req *r, void *ud)
             json_t *g = json_array();
             for (int k = 0; all[i].groupings[k]; k++)
                 json_array_append_new(g, json_string(all[i].groupings[k]));
-            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "code", all[i].code,
-                                                  "title", all[i].title, "sdg", all[i].sdg,
-                                                  "groupings", g));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:s, s:o}", "code", all[i].code, "title",
+                                            all[i].title, "sdg", all[i].sdg, "groupings", g));
         }
         respond_json(r, 200, json_pack("{s:o}", "indicators", list));
         return;

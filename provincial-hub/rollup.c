@@ -906,8 +906,8 @@ out:
     return rc;
 }
 
-int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16],
-                       const uint8_t *body, size_t len)
+int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], const uint8_t *body,
+                       size_t len)
 {
     int rc = 0;
     Reint__V1__Record *rec = reint__v1__record__unpack(NULL, len, body);

@@ -115,8 +115,8 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
 /* The same for a record already upserted (the hub notes records after their group commit,
  * to keep the engine's work off it): body is the record as the records table now holds it
  * (the newest version), and the engine's shadow still holds the state before it. */
-int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16],
-                       const uint8_t *body, size_t len);
+int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], const uint8_t *body,
+                       size_t len);
 /* Call after records of a municipality were deleted behind the engine's back (the sweep of
  * older incarnations), inside the same transaction: drops their shadow rows and marks every
  * snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */

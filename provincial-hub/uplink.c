@@ -94,14 +94,12 @@ static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after
     return 0;
 }
 
-static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals,
-                     size_t n)
+static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals, size_t n)
 {
     uplink *u = src;
     for (size_t i = 0; i < n; i++)
         log_error("federal tier refused snapshot at sequence %llu: %s: %s",
-                  (unsigned long long)refusals[i]->seq, refusals[i]->field,
-                  refusals[i]->reason);
+                  (unsigned long long)refusals[i]->seq, refusals[i]->field, refusals[i]->reason);
     return store_meta_set_int(u->o.db, "uplink_acked_seq", (int64_t)seq);
 }
 

@@ -19,10 +19,10 @@ typedef struct uplink uplink;
 
 typedef struct uplink_opts {
     uv_loop_t *loop;
-    sqlite3 *db;     /* the hub store (rollup_outbox lives there); not owned */
-    rollup *engine;  /* not owned */
-    ingest *in;      /* receives relayed directives; not owned */
-    tls_ctx *tls;    /* TLS_MODE_MUTUAL_CLIENT with this hub's certificate; not owned */
+    sqlite3 *db;         /* the hub store (rollup_outbox lives there); not owned */
+    rollup *engine;      /* not owned */
+    ingest *in;          /* receives relayed directives; not owned */
+    tls_ctx *tls;        /* TLS_MODE_MUTUAL_CLIENT with this hub's certificate; not owned */
     const char *federal; /* "127.0.0.1:7500" */
     unsigned province;
     int window, batch_snapshots;

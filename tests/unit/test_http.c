@@ -450,7 +450,7 @@ static void c_burst_slow_reader(struct fx *f)
         n += (size_t)snprintf(req + n, sizeof req - n, "GET /big HTTP/1.1\r\nHost: t\r\n%s\r\n",
                               i == BURST - 1 ? "Connection: close\r\n" : "");
     cl_send(fd, req, n);
-    usleep(300 * 1000); /* let the server fill the socket and its backlog */
+    usleep(300 * 1000);                      /* let the server fill the socket and its backlog */
     size_t cap = BURST * (64 * 1024 + 1024); /* body + headers (security headers included) */
     char *buf = malloc(cap);
     size_t len = 0;
