@@ -282,7 +282,7 @@ def main():
             nodes = [f.result() for f in futs]
         for n, want in zip(nodes, per):
             c = sqlite3.connect("file:%s?mode=ro" % n["db"], uri=True)
-            got = c.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            got = c.execute("SELECT count(*) FROM records").fetchone()[0]
             c.close()
             if got != want:
                 sys.exit("node %d holds %d outbox entries, expected %d (%s)"

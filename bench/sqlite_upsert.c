@@ -133,8 +133,7 @@ static int bench__load(const char *path, bench_store *st)
         goto out;
     }
     if (sqlite3_prepare_v2(db,
-                           "SELECT o.id, o.version, o.live, o.record, i.kind FROM outbox o"
-                           " JOIN ids i ON i.id = o.id ORDER BY o.seq",
+                           "SELECT id, version, live, record, kind FROM records ORDER BY seq",
                            -1, &q, NULL) != SQLITE_OK)
         goto db_error;
     int step;

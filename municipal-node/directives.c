@@ -4,6 +4,7 @@
 
 #include "bscal.h"
 #include "log.h"
+#include "intake.h"
 #include "store.h"
 
 int directives_open(sqlite3 *db)
@@ -84,9 +85,10 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
         return STORE_EDB;
     /* Live persons: their upstream record (coarse attributes) and local name. */
     sqlite3_stmt *ps =
-        store_prepare(db, "SELECT o.record, l.local_id, json_extract(l.fields, '$.full_name')"
-                          " FROM outbox o JOIN local_records l ON l.id = o.id"
-                          " WHERE o.live = 1 AND l.kind = 1 AND l.deleted = 0 ORDER BY l.local_id");
+        store_prepare(db, "SELECT record, local_id, local_field(fields, ?1) FROM records"
+                          " WHERE kind = 1 AND live = 1 ORDER BY local_id");
+    if (ps)
+        sqlite3_bind_int(ps, 1, intake_column_index(INTAKE_PERSON, "full_name"));
     while (sqlite3_step(st) == SQLITE_ROW) {
         Reint__V1__Directive *d = reint__v1__directive__unpack(
             NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));

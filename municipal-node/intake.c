@@ -1,6 +1,7 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "bscal.h"
 #include "csv.h"
+#include "localrow.h"
 #include "log.h"
 #include "record.h"
 #include "rid.h"
@@ -26,31 +28,21 @@ static const char intake__countries[] =
     "TWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW";
 _Static_assert(sizeof(intake__countries) == 2 * 249 + 1, "249 ISO 3166-1 alpha-2 codes");
 
+/* Referrals and deliveries by local id, for follow-ups; the rest of a record lives in the
+ * outbox's records table (kind, local_id, fields). */
 static const char *intake__schema =
-    /* A rowid table: rows of a few hundred bytes appended at the right edge fill whole
-     * pages (SQLite's quick balance), where a WITHOUT ROWID table leaves pages half full. */
-    "CREATE TABLE IF NOT EXISTS local_records(id BLOB NOT NULL UNIQUE, kind INTEGER NOT NULL,"
-    " local_id TEXT NOT NULL, deleted INTEGER NOT NULL, clerk TEXT NOT NULL,"
-    " updated_ms INTEGER NOT NULL, version INTEGER NOT NULL, fields TEXT);"
-    "CREATE TABLE IF NOT EXISTS local_services(id BLOB PRIMARY KEY, person_id BLOB NOT NULL,"
-    " service INTEGER NOT NULL, status INTEGER NOT NULL, day INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS local_services(local_id TEXT PRIMARY KEY,"
+    " person_local_id TEXT NOT NULL, service INTEGER NOT NULL, status INTEGER NOT NULL,"
+    " day INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS local_services_delivered"
-    " ON local_services(person_id, service, day) WHERE status=2;";
+    " ON local_services(person_local_id, service, day) WHERE status=2;";
 
-enum { ST_REC_STATE, ST_REC_PUT, ST_REC_DEL, ST_SVC_PUT, ST_SVC_DEL, ST_N };
+enum { ST_SVC_PUT, ST_SVC_DEL, ST_N };
 
 static const char *intake__sql[ST_N] = {
-    [ST_REC_STATE] = "SELECT deleted, version FROM local_records WHERE id=?1",
-    [ST_REC_PUT] = "INSERT INTO local_records(id, kind, local_id, deleted, clerk, updated_ms,"
-                   " version, fields) VALUES(?1,?2,?3,0,?4,?5,?6,?7)"
-                   " ON CONFLICT(id) DO UPDATE SET deleted=0, clerk=excluded.clerk,"
-                   " updated_ms=excluded.updated_ms, version=excluded.version,"
-                   " fields=excluded.fields",
-    [ST_REC_DEL] = "UPDATE local_records SET deleted=1, fields=NULL, clerk=?2, updated_ms=?3"
-                   " WHERE id=?1",
-    [ST_SVC_PUT] = "INSERT OR REPLACE INTO local_services(id, person_id, service, status, day)"
-                   " VALUES(?1,?2,?3,?4,?5)",
-    [ST_SVC_DEL] = "DELETE FROM local_services WHERE id=?1",
+    [ST_SVC_PUT] = "INSERT OR REPLACE INTO local_services(local_id, person_local_id, service,"
+                   " status, day) VALUES(?1,?2,?3,?4,?5)",
+    [ST_SVC_DEL] = "DELETE FROM local_services WHERE local_id=?1",
 };
 
 /* Field types: how raw text is checked and how it is written in the canonical JSON. */
@@ -202,6 +194,15 @@ typedef struct fval {
 /* Bound on the scratch copy of one row's trimmed values: every field's maxlen plus NUL. */
 #define SCRATCH_MAX 4096
 
+/* What checking a row's fields needs: the calendar, today, and where the trimmed values go
+ * (the intake's scratch for one row, or a chunk's arena in a pipelined import). */
+typedef struct fscan {
+    int bs;
+    int32_t today;
+    char *scratch;
+    size_t used, cap;
+} fscan;
+
 struct intake {
     outbox *ob;
     sqlite3 *db;
@@ -210,10 +211,9 @@ struct intake {
     int32_t today_fixed;
     int32_t today; /* set at the start of each public call */
     char scratch[SCRATCH_MAX];
-    size_t scratch_used;
-    char *json;
-    size_t json_len, json_cap;
-    int json_oom;
+    localrow_buf row;       /* the local fields of the row in hand (API, close-month) */
+    const uint8_t *cur_row; /* the local fields intake__store writes */
+    size_t cur_len;
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -235,13 +235,6 @@ static void intake__set_now(intake *in)
 void intake_set_today(intake *in, int32_t today)
 {
     in->today_fixed = today;
-}
-
-static int64_t intake__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int intake__step_done(intake *in, sqlite3_stmt *st)
@@ -365,10 +358,10 @@ static int intake__country_known(const char cc[2])
     return 0;
 }
 
-static int intake__year_of(const intake *in, int32_t day)
+static int intake__year_of(int bs, int32_t day)
 {
     int y = 0, m = 0, d = 0;
-    if (in->bs) {
+    if (bs) {
         if (bscal_bs_from_days(day, &y, &m, &d) != 0)
             return 0;
     } else {
@@ -377,115 +370,60 @@ static int intake__year_of(const intake *in, int32_t day)
     return y;
 }
 
-static void intake__fmt_day(const intake *in, int32_t day, char out[16])
+static void intake__fmt_day(int bs, int32_t day, char out[16])
 {
-    if (bscal_format(day, in->bs, out, 16) != 0)
+    if (bscal_format(day, bs, out, 16) != 0)
         bscal_format(day, 0, out, 16);
 }
 
-/* ---- canonical JSON of the local row ---------------------------------------------------- */
+/* ---- the local row ----------------------------------------------------------------------- */
 
-/* Grows the JSON buffer to hold need bytes; sets json_oom when it cannot. */
-static int intake__jgrow(intake *in, size_t need)
+/* Decimal text of v into out (at least 21 bytes); returns its length. */
+static size_t intake__itoa(long long v, char *out)
 {
-    size_t cap = in->json_cap ? in->json_cap : 1024;
-    while (cap < need)
-        cap *= 2;
-    char *nb = realloc(in->json, cap);
-    if (nb == NULL) {
-        in->json_oom = 1;
-        return -1;
-    }
-    in->json = nb;
-    in->json_cap = cap;
-    return 0;
+    char tmp[24];
+    size_t n = 0, o = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    return o;
 }
 
-/* Appends n bytes, keeping the text NUL-terminated. */
-static inline void intake__jput(intake *in, const char *s, size_t n)
+/* Writes the normalised values (enumerations by name, booleans as true/false, numbers in
+ * decimal, text as entered and trimmed), known columns in CSV order. */
+static void intake__row_fields(localrow_buf *row, const kdef *k, const fval *v)
 {
-    if (in->json_len + n + 1 > in->json_cap && intake__jgrow(in, in->json_len + n + 1) != 0)
-        return;
-    memcpy(in->json + in->json_len, s, n);
-    in->json_len += n;
-    in->json[in->json_len] = '\0';
-}
-
-static void intake__jstr(intake *in, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
-    intake__jput(in, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        intake__jput(in, s + start, i - start);
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        if (c == '"' || c == '\\') {
-            esc[1] = (char)c;
-            intake__jput(in, esc, 2);
-        } else if (c == '\n') {
-            intake__jput(in, "\\n", 2);
-        } else if (c == '\r') {
-            intake__jput(in, "\\r", 2);
-        } else if (c == '\t') {
-            intake__jput(in, "\\t", 2);
-        } else {
-            intake__jput(in, esc, 6);
-        }
-        start = i + 1;
-    }
-    intake__jput(in, s + start, n - start);
-    intake__jput(in, "\"", 1);
-}
-
-static void intake__jkey(intake *in, const char *name, int first)
-{
-    if (!first)
-        intake__jput(in, ",", 1);
-    intake__jput(in, "\"", 1);
-    intake__jput(in, name, strlen(name));
-    intake__jput(in, "\":", 2);
-}
-
-/* Writes the normalised row: the known columns in CSV order (unknown ones left out). */
-static void intake__row_json(intake *in, const kdef *k, const fval *v)
-{
-    char num[32];
-    int first = 1;
-    in->json_len = 0;
-    in->json_oom = 0;
-    intake__jput(in, "{", 1);
+    char num[24];
+    localrow_reset(row);
     for (size_t i = 0; i < k->n; i++) {
         const fdef *d = &k->defs[i];
-        if (!v[i].ok)
+        if (!v[i].ok) {
+            localrow_put(row, NULL, 0);
             continue;
-        intake__jkey(in, k->cols[i], first);
-        first = 0;
+        }
         switch (d->type) {
         case F_ENUM: {
             const char *nm = record_enum_name(d->en, (int)v[i].i);
-            intake__jstr(in, nm, strlen(nm));
+            localrow_put(row, nm, strlen(nm));
             break;
         }
         case F_BOOL:
-            if (v[i].i)
-                intake__jput(in, "true", 4);
-            else
-                intake__jput(in, "false", 5);
+            localrow_put(row, v[i].i ? "true" : "false", v[i].i ? 4 : 5);
             break;
-        case F_INT: {
-            int nn = snprintf(num, sizeof(num), "%lld", v[i].i);
-            intake__jput(in, num, (size_t)nn);
+        case F_INT:
+            localrow_put(row, num, intake__itoa(v[i].i, num));
             break;
-        }
         default:
-            intake__jstr(in, v[i].s, v[i].len);
+            localrow_put(row, v[i].s, v[i].len);
             break;
         }
     }
-    intake__jput(in, "}", 1);
 }
 
 static uint64_t intake__fnv1a(uint64_t h, const void *data, size_t n)
@@ -498,22 +436,22 @@ static uint64_t intake__fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-static uint64_t intake__hash(int kind, const char *json, size_t n)
+static uint64_t intake__hash(int kind, const uint8_t *row, size_t n)
 {
     unsigned char k = (unsigned char)kind;
     uint64_t h = intake__fnv1a(0xcbf29ce484222325ULL, &k, 1);
-    return intake__fnv1a(h, json, n);
+    return intake__fnv1a(h, row, n);
 }
 
 /* ---- field checks ----------------------------------------------------------------------- */
 
-static const char *intake__cal_name(const intake *in)
+static const char *intake__cal_name(int bs)
 {
-    return in->bs ? "Bikram Sambat" : "Gregorian";
+    return bs ? "Bikram Sambat" : "Gregorian";
 }
 
 /* Checks one raw value against its definition; errors go to errs. */
-static void intake__field(intake *in, const char *name, const fdef *d, const char *raw, fval *v,
+static void intake__field(fscan *c, const char *name, const fdef *d, const char *raw, fval *v,
                           intake_errors *errs)
 {
     char q[80];
@@ -543,14 +481,14 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
                     intake__q(q, sizeof(q), raw, n));
         return;
     }
-    if (in->scratch_used + n + 1 > sizeof(in->scratch)) {
+    if (c->used + n + 1 > c->cap) {
         intake__err(errs, name, "the row is too long");
         return;
     }
-    char *s = in->scratch + in->scratch_used;
+    char *s = c->scratch + c->used;
     memcpy(s, raw, n);
     s[n] = '\0';
-    in->scratch_used += n + 1;
+    c->used += n + 1;
     v->s = s;
     v->len = n;
 
@@ -569,10 +507,10 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
     case F_PHONE: {
         int digits = 0;
         for (size_t i = 0; i < n; i++) {
-            char c = s[i];
-            if (c >= '0' && c <= '9')
+            char ch = s[i];
+            if (ch >= '0' && ch <= '9')
                 digits++;
-            else if (!strchr(" +-()/.", c)) {
+            else if (!strchr(" +-()/.", ch)) {
                 digits = -1;
                 break;
             }
@@ -612,9 +550,9 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
         }
         break;
     case F_DATE: {
-        int rc = bscal_parse(s, in->bs, &v->day);
+        int rc = bscal_parse(s, c->bs, &v->day);
         if (rc == BSCAL_EOUTOFRANGE) {
-            if (in->bs)
+            if (c->bs)
                 intake__err(errs, name,
                             "%s is outside the Bikram Sambat calendar table (%d-01-01 .. "
                             "%d-12-30)",
@@ -628,7 +566,7 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
         }
         if (rc != 0) {
             intake__err(errs, name, "%s is not a %s date (YYYY-MM-DD)",
-                        intake__q(q, sizeof(q), s, n), intake__cal_name(in));
+                        intake__q(q, sizeof(q), s, n), intake__cal_name(c->bs));
             return;
         }
         if (v->day < RECORD_MIN_DAY) {
@@ -637,9 +575,9 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
                         intake__q(q, sizeof(q), s, n));
             return;
         }
-        if (v->day > in->today) {
+        if (v->day > c->today) {
             char t[16];
-            intake__fmt_day(in, in->today, t);
+            intake__fmt_day(c->bs, c->today, t);
             intake__err(errs, name, "%s is in the future (today is %s)",
                         intake__q(q, sizeof(q), s, n), t);
             return;
@@ -692,31 +630,11 @@ static void intake__field(intake *in, const char *name, const fdef *d, const cha
 /* Finds the live person with this local_id. Returns 0 with id set or INTAKE_ENOTFOUND. */
 static int intake__person(intake *in, const char *local_id, uint8_t id[16])
 {
-    int rc = outbox_id(in->ob, INTAKE_PERSON, local_id, 0, id, NULL);
-    if (rc != 0)
+    outbox_row row;
+    if (outbox_find(in->ob, INTAKE_PERSON, local_id, &row) != 1 || !row.live)
         return INTAKE_ENOTFOUND;
-    sqlite3_stmt *st = in->st[ST_REC_STATE];
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    rc = INTAKE_ENOTFOUND;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0)
-        rc = 0;
-    sqlite3_reset(st);
-    return rc;
-}
-
-/* State of a record in local_records: 1 live, 0 deleted or absent; version when found. */
-static int intake__state(intake *in, const uint8_t id[16], uint64_t *version)
-{
-    sqlite3_stmt *st = in->st[ST_REC_STATE];
-    int live = 0;
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        live = sqlite3_column_int(st, 0) == 0;
-        if (version)
-            *version = (uint64_t)sqlite3_column_int64(st, 1);
-    }
-    sqlite3_reset(st);
-    return live;
+    memcpy(id, row.id, 16);
+    return 0;
 }
 
 static Reint__V1__Flag intake__flag(const fval *v)
@@ -739,21 +657,19 @@ static Reint__V1__AgeBand intake__age_band(int age)
     return REINT__V1__AGE_BAND__AGE_BAND_60_PLUS;
 }
 
-/* Writes the local row and its record. Called once all fields are valid. */
+/* Writes the record with its local row. Called once all fields are valid. */
 static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__Record *r,
-                         const char *clerk, const fval *v, const uint8_t *ref, intake_errors *errs,
-                         intake_result *res)
+                         const char *clerk, const fval *v, intake_errors *errs, intake_result *res)
 {
-    uint8_t id[16];
-    int created = 0, changed = 0, rc;
-    uint64_t hash = intake__hash(kind, in->json, in->json_len);
-    if (in->json_oom)
+    static const uint8_t placeholder[16];
+    outbox_put_result put;
+    int rc;
+    if (in->cur_row == NULL)
         return INTAKE_ENOMEM;
-    if ((rc = outbox_id(in->ob, kind, local_id, 1, id, &created)) != 0)
-        return rc;
-    r->id.data = id;
+    uint64_t hash = intake__hash(kind, in->cur_row, in->cur_len);
+    /* record_validate wants an id and a version; outbox_put assigns the real ones. */
+    r->id.data = (uint8_t *)placeholder;
     r->id.len = 16;
-    /* record_validate wants a version; outbox_put assigns the real one. */
     r->version = 1;
     record_error re;
     int32_t rtoday = record_today();
@@ -761,41 +677,26 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
         intake__err(errs, re.field, "%s", re.reason);
         return INTAKE_EINVALID;
     }
-    int was_live = 0;
-    uint64_t old_version = 0;
-    if (!created)
-        was_live = intake__state(in, id, &old_version);
-    if ((rc = outbox_put(in->ob, r, hash, &changed)) != 0)
+    if ((rc = outbox_put(in->ob, kind, local_id, r, hash, clerk, in->cur_row, in->cur_len, &put)) !=
+        0)
         return rc;
     if (res) {
-        memcpy(res->id, id, 16);
+        memcpy(res->id, put.id, 16);
         snprintf(res->local_id, sizeof(res->local_id), "%s", local_id);
-        res->version = changed ? r->version : old_version;
-        res->changed = !changed ? INTAKE_UNCHANGED : was_live ? INTAKE_UPDATED : INTAKE_INSERTED;
+        res->version = put.version;
+        res->changed = put.change == OUTBOX_UNCHANGED ? INTAKE_UNCHANGED
+                       : put.change == OUTBOX_UPDATED ? INTAKE_UPDATED
+                                                      : INTAKE_INSERTED;
     }
-    if (!changed)
+    if (put.change == OUTBOX_UNCHANGED || kind != INTAKE_SERVICE)
         return 0;
-    sqlite3_stmt *st = in->st[ST_REC_PUT];
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, kind);
-    sqlite3_bind_text(st, 3, local_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, clerk ? clerk : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, intake__wall_ms());
-    sqlite3_bind_int64(st, 6, (int64_t)r->version);
-    sqlite3_bind_text(st, 7, in->json, (int)in->json_len, SQLITE_STATIC);
-    if ((rc = intake__step_done(in, st)) != 0)
-        return rc;
-    if (kind == INTAKE_SERVICE) {
-        st = in->st[ST_SVC_PUT];
-        sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, ref, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, v[S_SERVICE].i);
-        sqlite3_bind_int64(st, 4, v[S_STATUS].i);
-        sqlite3_bind_int(st, 5, v[S_DATE].day);
-        if ((rc = intake__step_done(in, st)) != 0)
-            return rc;
-    }
-    return 0;
+    sqlite3_stmt *st = in->st[ST_SVC_PUT];
+    sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v[S_PERSON].s, (int)v[S_PERSON].len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, v[S_SERVICE].i);
+    sqlite3_bind_int64(st, 4, v[S_STATUS].i);
+    sqlite3_bind_int(st, 5, v[S_DATE].day);
+    return intake__step_done(in, st);
 }
 
 static int intake__person_row(intake *in, const fval *v, const char *clerk, intake_errors *errs,
@@ -803,7 +704,7 @@ static int intake__person_row(intake *in, const fval *v, const char *clerk, inta
 {
     char q[80];
     Reint__V1__Person p = REINT__V1__PERSON__INIT;
-    int reg_year = v[P_REGISTERED_ON].ok ? intake__year_of(in, v[P_REGISTERED_ON].day) : 0;
+    int reg_year = v[P_REGISTERED_ON].ok ? intake__year_of(in->bs, v[P_REGISTERED_ON].day) : 0;
     if (v[P_BIRTH_YEAR].ok && reg_year) {
         long long age = reg_year - v[P_BIRTH_YEAR].i;
         if (age < 0)
@@ -844,7 +745,7 @@ static int intake__person_row(intake *in, const fval *v, const char *clerk, inta
     Reint__V1__Record r = REINT__V1__RECORD__INIT;
     r.body_case = REINT__V1__RECORD__BODY_PERSON;
     r.person = &p;
-    return intake__store(in, INTAKE_PERSON, v[P_LOCAL_ID].s, &r, clerk, v, NULL, errs, res);
+    return intake__store(in, INTAKE_PERSON, v[P_LOCAL_ID].s, &r, clerk, v, errs, res);
 }
 
 static int intake__service_row(intake *in, const fval *v, const char *clerk, intake_errors *errs,
@@ -869,7 +770,7 @@ static int intake__service_row(intake *in, const fval *v, const char *clerk, int
     Reint__V1__Record r = REINT__V1__RECORD__INIT;
     r.body_case = REINT__V1__RECORD__BODY_SERVICE;
     r.service = &s;
-    return intake__store(in, INTAKE_SERVICE, v[S_LOCAL_ID].s, &r, clerk, v, person, errs, res);
+    return intake__store(in, INTAKE_SERVICE, v[S_LOCAL_ID].s, &r, clerk, v, errs, res);
 }
 
 static int intake__enterprise_row(intake *in, const fval *v, const char *clerk, intake_errors *errs,
@@ -894,7 +795,7 @@ static int intake__enterprise_row(intake *in, const fval *v, const char *clerk, 
     Reint__V1__Record r = REINT__V1__RECORD__INIT;
     r.body_case = REINT__V1__RECORD__BODY_ENTERPRISE;
     r.enterprise = &e;
-    return intake__store(in, INTAKE_ENTERPRISE, v[E_LOCAL_ID].s, &r, clerk, v, NULL, errs, res);
+    return intake__store(in, INTAKE_ENTERPRISE, v[E_LOCAL_ID].s, &r, clerk, v, errs, res);
 }
 
 static int intake__availability_row(intake *in, const fval *v, const char *clerk,
@@ -914,22 +815,28 @@ static int intake__availability_row(intake *in, const fval *v, const char *clerk
     Reint__V1__Record r = REINT__V1__RECORD__INIT;
     r.body_case = REINT__V1__RECORD__BODY_AVAILABILITY;
     r.availability = &a;
-    return intake__store(in, INTAKE_AVAILABILITY, local_id, &r, clerk, v, NULL, errs, res);
+    return intake__store(in, INTAKE_AVAILABILITY, local_id, &r, clerk, v, errs, res);
 }
 
-/* One row whose values are indexed by field (NULL = column absent). */
-static int intake__row(intake *in, int kind, const char *const *raw, const char *clerk,
-                       intake_errors *errs, intake_result *res)
+/* The checks of each field on its own (no store needed): fills v, and row with the local
+ * fields when every field is valid. */
+static void intake__check(fscan *c, const kdef *k, const char *const *raw, fval *v,
+                          localrow_buf *row, intake_errors *errs)
 {
-    const kdef *k = intake__kind(kind);
-    fval v[MAX_FIELDS];
-    in->scratch_used = 0;
     for (size_t i = 0; i < k->n; i++)
-        intake__field(in, k->cols[i], &k->defs[i], raw[i], &v[i], errs);
+        intake__field(c, k->cols[i], &k->defs[i], raw[i], &v[i], errs);
     if (errs->n == 0)
-        intake__row_json(in, k, v);
-    /* The cross-field checks run even after single-field errors, so that the clerk sees
-     * every problem of the row at once. */
+        intake__row_fields(row, k, v);
+}
+
+/* The rest of a row: the checks across fields and against the store, then the write. The
+ * cross-field checks run even after single-field errors, so that the clerk sees every
+ * problem of the row at once. */
+static int intake__finish(intake *in, int kind, const fval *v, const uint8_t *row, size_t rowlen,
+                          const char *clerk, intake_errors *errs, intake_result *res)
+{
+    in->cur_row = row;
+    in->cur_len = rowlen;
     switch (kind) {
     case INTAKE_PERSON:
         return intake__person_row(in, v, clerk, errs, res);
@@ -942,12 +849,32 @@ static int intake__row(intake *in, int kind, const char *const *raw, const char 
     }
 }
 
+/* One row whose values are indexed by field (NULL = column absent). */
+static int intake__row(intake *in, int kind, const char *const *raw, const char *clerk,
+                       intake_errors *errs, intake_result *res)
+{
+    fval v[MAX_FIELDS];
+    fscan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch)};
+    intake__check(&c, intake__kind(kind), raw, v, &in->row, errs);
+    return intake__finish(in, kind, v, in->row.oom ? NULL : in->row.p, in->row.len, clerk, errs,
+                          res);
+}
+
 /* ---- public API -------------------------------------------------------------------------- */
 
 const char *const *intake_columns(int kind)
 {
     const kdef *k = intake__kind(kind);
     return k ? k->cols : NULL;
+}
+
+int intake_column_index(int kind, const char *name)
+{
+    const kdef *k = intake__kind(kind);
+    for (size_t i = 0; k && i < k->n; i++)
+        if (!strcmp(k->cols[i], name))
+            return (int)i;
+    return -1;
 }
 
 const char *intake_kind_name(int kind)
@@ -1002,7 +929,7 @@ void intake_close(intake *in)
         return;
     for (int i = 0; i < ST_N; i++)
         sqlite3_finalize(in->st[i]);
-    free(in->json);
+    localrow_free(&in->row);
     free(in);
 }
 
@@ -1062,33 +989,25 @@ int intake_apply(intake *in, int kind, const char *const *names, const char *con
 
 int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], uint64_t *version)
 {
-    uint64_t v = 0;
-    if (outbox_id(in->ob, kind, local_id, 0, id, NULL) != 0 || !intake__state(in, id, &v))
+    outbox_row row;
+    if (outbox_find(in->ob, kind, local_id, &row) != 1 || !row.live)
         return INTAKE_ENOTFOUND;
+    memcpy(id, row.id, 16);
     if (version)
-        *version = v;
+        *version = row.version;
     return 0;
 }
 
 int intake_delete(intake *in, int kind, const char *local_id, const char *clerk)
 {
-    uint8_t id[16];
     int rc;
     if (intake__kind(kind) == NULL || local_id == NULL)
         return INTAKE_ENOTFOUND;
-    if (outbox_id(in->ob, kind, local_id, 0, id, NULL) != 0)
-        return INTAKE_ENOTFOUND;
-    if ((rc = outbox_delete(in->ob, id, kind)) != 0)
-        return rc;
-    sqlite3_stmt *st = in->st[ST_REC_DEL];
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, clerk ? clerk : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, intake__wall_ms());
-    if ((rc = intake__step_done(in, st)) != 0)
-        return rc;
+    if ((rc = outbox_delete(in->ob, kind, local_id, clerk)) != 0)
+        return rc == OUTBOX_ENOTFOUND ? INTAKE_ENOTFOUND : rc;
     if (kind == INTAKE_SERVICE) {
-        st = in->st[ST_SVC_DEL];
-        sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
+        sqlite3_stmt *st = in->st[ST_SVC_DEL];
+        sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC);
         if ((rc = intake__step_done(in, st)) != 0)
             return rc;
     }
@@ -1127,17 +1046,17 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     }
     (void)first;
     if (in->today < next) {
-        intake__fmt_day(in, next - 1, t);
+        intake__fmt_day(in->bs, next - 1, t);
         snprintf(err, errlen, "%s %d-%02d has not ended yet (its last day is %s)",
                  in->bs ? "BS month" : "month", year, month, t);
         return INTAKE_EINVALID;
     }
     snprintf(local_id, sizeof(local_id), "%04d-%02d", year, month);
-    in->json_len = 0;
-    in->json_oom = 0;
-    intake__jput(in, "{\"month\":", 9);
-    intake__jstr(in, local_id, strlen(local_id));
-    intake__jput(in, in->bs ? ",\"calendar\":\"BS\"}" : ",\"calendar\":\"AD\"}", 17);
+    localrow_reset(&in->row);
+    localrow_put(&in->row, local_id, strlen(local_id));
+    localrow_put(&in->row, in->bs ? "BS" : "AD", 2);
+    in->cur_row = in->row.oom ? NULL : in->row.p;
+    in->cur_len = in->row.len;
     Reint__V1__MonthClose mc = REINT__V1__MONTH_CLOSE__INIT;
     mc.year = year;
     mc.month = month;
@@ -1147,7 +1066,7 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     r.body_case = REINT__V1__RECORD__BODY_MONTH_CLOSE;
     r.month_close = &mc;
     intake_result res;
-    int rc = intake__store(in, INTAKE_MONTH_CLOSE, local_id, &r, clerk, NULL, NULL, &errs, &res);
+    int rc = intake__store(in, INTAKE_MONTH_CLOSE, local_id, &r, clerk, NULL, &errs, &res);
     if (rc == INTAKE_EINVALID)
         snprintf(err, errlen, "%s %s", errs.e[0].field, errs.e[0].reason);
     else if (rc != 0)
@@ -1250,6 +1169,246 @@ static int intake__header(const kdef *k, char **fields, size_t nf, int *map, FIL
     return bad ? INTAKE_EINVALID : 0;
 }
 
+/* The import runs in two threads: a reader parses the CSV and checks each field on its own
+ * (the half of the work that needs no store) into chunks of rows, and the caller's thread
+ * takes the chunks in file order for the checks against the store and the writes. Without
+ * a second thread the caller fills each chunk itself. Memory: ICHUNKS chunks of at most
+ * ICHUNK_ROWS rows and ICHUNK_ARENA bytes of values, whatever the file's size. */
+#define ICHUNKS      3
+#define ICHUNK_ROWS  1024
+#define ICHUNK_ARENA (1 << 20)
+/* Room one row may take in the arena: its trimmed values, then its local fields. */
+#define ICHUNK_ROW_ROOM (2 * SCRATCH_MAX + LOCALROW_OVERHEAD * MAX_FIELDS)
+
+typedef struct islot {
+    long line;
+    int refused;         /* refused by the reader, whatever the store holds */
+    intake_errors *errs; /* the reader's errors for this row (malloc'd), or NULL */
+    size_t row_off;      /* local fields in the arena (when errs is NULL) */
+    size_t row_len;
+    fval v[MAX_FIELDS];
+} islot;
+
+typedef struct ichunk {
+    size_t n;
+    islot slot[ICHUNK_ROWS];
+    char *arena;
+    size_t used;
+    long long offset; /* bytes of the file read when the chunk was filled */
+    int last;         /* the file ends with this chunk */
+    int rc;           /* 0, or INTAKE_EIO / INTAKE_ENOMEM that ended the reading */
+    long rc_line;
+} ichunk;
+
+typedef struct ipipe {
+    const intake *in;
+    const kdef *k;
+    csv_reader *r;
+    const int *map;
+    size_t nh;
+    ichunk *chunk[ICHUNKS];
+    int full[ICHUNKS];
+    size_t fill, take; /* next chunk to fill (reader) and to take (writer), modulo ICHUNKS */
+    int done;          /* the reader has handed over its last chunk */
+    int stop;          /* the writer gave up: the reader must stop */
+    int threaded;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ipipe;
+
+static void intake__chunk_clear(ichunk *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->slot[i].errs);
+    c->n = 0;
+    c->used = 0;
+    c->last = 0;
+    c->rc = 0;
+}
+
+/* Keeps a row's errors with its slot; 0, or -1 out of memory. */
+static int intake__slot_errors(islot *sl, const intake_errors *errs)
+{
+    sl->errs = malloc(sizeof(*errs));
+    if (sl->errs == NULL)
+        return -1;
+    memcpy(sl->errs, errs, sizeof(*errs));
+    return 0;
+}
+
+/* Reads rows into c until it is full or the file ends. */
+static void intake__chunk_fill(ipipe *p, ichunk *c)
+{
+    intake_errors errs;
+    localrow_buf row = {0};
+    char **fields;
+    size_t nf;
+    fscan sc = {p->in->bs, p->in->today_fixed ? p->in->today_fixed : intake__local_today(), NULL, 0,
+                SCRATCH_MAX};
+    intake__chunk_clear(c);
+    while (c->n < ICHUNK_ROWS && ICHUNK_ARENA - c->used >= ICHUNK_ROW_ROOM) {
+        int rc = csv_next(p->r, &fields, &nf);
+        if (rc == 0) {
+            c->last = 1;
+            break;
+        }
+        islot *sl = &c->slot[c->n];
+        sl->line = csv_line(p->r);
+        sl->refused = 0;
+        sl->errs = NULL;
+        sl->row_len = 0;
+        errs.n = errs.dropped = 0;
+        if (rc == CSV_ETOOLONG || rc == CSV_EQUOTE) {
+            if (rc == CSV_ETOOLONG)
+                intake__err(&errs, "", "the row is longer than %d bytes or %d fields",
+                            CSV_MAX_RECORD, CSV_MAX_FIELDS);
+            else
+                intake__err(&errs, "", "a quoted field is not closed before the end of the file");
+            sl->refused = 1;
+            c->last = rc == CSV_EQUOTE;
+        } else if (rc < 0) {
+            c->rc = rc == CSV_ENOMEM ? INTAKE_ENOMEM : INTAKE_EIO;
+            c->rc_line = sl->line;
+            c->last = 1;
+            break;
+        } else {
+            const char *raw[MAX_FIELDS] = {0};
+            int extra = 0;
+            for (size_t j = 0; j < nf; j++) {
+                if (j >= p->nh || p->map[j] < 0) {
+                    if (fields[j][0] != '\0')
+                        extra = 1;
+                    continue;
+                }
+                raw[p->map[j]] = fields[j];
+            }
+            if (extra || nf < p->nh) {
+                intake__err(&errs, "", "the row has %zu fields, the header has %zu", nf, p->nh);
+                sl->refused = 1;
+            } else {
+                sc.scratch = c->arena + c->used;
+                sc.used = 0;
+                intake__check(&sc, p->k, raw, sl->v, &row, &errs);
+                c->used += sc.used;
+                if (errs.n == 0) {
+                    if (row.oom) {
+                        c->rc = INTAKE_ENOMEM;
+                        c->rc_line = sl->line;
+                        c->last = 1;
+                        break;
+                    }
+                    memcpy(c->arena + c->used, row.p, row.len);
+                    sl->row_off = c->used;
+                    sl->row_len = row.len;
+                    c->used += row.len;
+                }
+            }
+        }
+        if (errs.n && intake__slot_errors(sl, &errs) != 0) {
+            c->rc = INTAKE_ENOMEM;
+            c->rc_line = sl->line;
+            c->last = 1;
+            break;
+        }
+        c->n++;
+        if (c->last)
+            break;
+    }
+    c->offset = csv_offset(p->r);
+    localrow_free(&row);
+}
+
+static void *intake__reader(void *arg)
+{
+    ipipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && !p->done) {
+        size_t i = p->fill % ICHUNKS;
+        if (p->full[i]) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        intake__chunk_fill(p, p->chunk[i]);
+        pthread_mutex_lock(&p->mu);
+        p->full[i] = 1;
+        p->fill++;
+        p->done = p->chunk[i]->last || p->chunk[i]->rc != 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The next chunk in file order, filled by the reader (or here without one). */
+static ichunk *intake__chunk_take(ipipe *p)
+{
+    size_t i = p->take % ICHUNKS;
+    if (!p->threaded) {
+        intake__chunk_fill(p, p->chunk[i]);
+        return p->chunk[i];
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->full[i])
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return p->chunk[i];
+}
+
+static void intake__chunk_give_back(ipipe *p)
+{
+    size_t i = p->take % ICHUNKS;
+    p->take++;
+    if (!p->threaded)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->full[i] = 0;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int intake__pipe_start(ipipe *p)
+{
+    for (int i = 0; i < ICHUNKS; i++) {
+        p->chunk[i] = calloc(1, sizeof(ichunk));
+        if (p->chunk[i] == NULL || (p->chunk[i]->arena = malloc(ICHUNK_ARENA)) == NULL)
+            return INTAKE_ENOMEM;
+    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0)
+        return INTAKE_ENOMEM;
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        return INTAKE_ENOMEM;
+    }
+    p->threaded = pthread_create(&p->thread, NULL, intake__reader, p) == 0;
+    if (!p->threaded)
+        log_info("import: no reader thread; reading and writing in turn");
+    return 0;
+}
+
+static void intake__pipe_stop(ipipe *p, int started)
+{
+    if (started) {
+        if (p->threaded) {
+            pthread_mutex_lock(&p->mu);
+            p->stop = 1;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            pthread_join(p->thread, NULL);
+        }
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+    }
+    for (int i = 0; i < ICHUNKS; i++) {
+        if (p->chunk[i] == NULL)
+            continue;
+        intake__chunk_clear(p->chunk[i]);
+        free(p->chunk[i]->arena);
+        free(p->chunk[i]);
+    }
+}
+
 int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,
                       intake_import_stats *st)
 {
@@ -1259,13 +1418,13 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
     csv_reader *r = NULL;
     char clerk[256];
     int map[CSV_MAX_FIELDS];
-    size_t nh = 0;
-    int rc = 0, in_txn = 0;
+    int rc = 0, in_txn = 0, started = 0;
     long long total = 0, batch = 0;
     double t0 = intake__secs(), last_draw = 0;
     intake_errors errs;
     char **fields;
     size_t nf;
+    ipipe pipe_ = {0}, *p = &pipe_;
 
     if (st == NULL)
         st = &local;
@@ -1303,95 +1462,81 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
         rc = rc == 0 || rc == CSV_ETOOLONG || rc == CSV_EQUOTE ? INTAKE_EINVALID : INTAKE_EIO;
         goto out;
     }
-    nh = nf;
     if ((rc = intake__header(k, fields, nf, map, errors_out, base, csv_line(r))) != 0)
         goto out;
+    p->in = in;
+    p->k = k;
+    p->r = r;
+    p->map = map;
+    p->nh = nf;
+    if ((rc = intake__pipe_start(p)) != 0)
+        goto out;
+    started = 1;
     if ((rc = outbox_begin(in->ob)) != 0)
         goto out;
     in_txn = 1;
-    for (;;) {
-        rc = csv_next(r, &fields, &nf);
-        if (rc == 0)
-            break;
-        long line = csv_line(r);
-        if (rc == CSV_ETOOLONG) {
+    for (int last = 0; !last;) {
+        ichunk *c = intake__chunk_take(p);
+        last = c->last;
+        for (size_t i = 0; i < c->n; i++) {
+            islot *sl = &c->slot[i];
             st->rows++;
-            st->refused++;
-            if (errors_out)
-                fprintf(errors_out, "%s line %ld: the row is longer than %d bytes or %d fields\n",
-                        base, line, CSV_MAX_RECORD, CSV_MAX_FIELDS);
-            continue;
-        }
-        if (rc == CSV_EQUOTE) {
-            st->rows++;
-            st->refused++;
-            if (errors_out)
-                fprintf(errors_out,
-                        "%s line %ld: a quoted field is not closed before the end "
-                        "of the file\n",
-                        base, line);
-            break;
-        }
-        if (rc < 0) {
-            if (errors_out)
-                fprintf(errors_out, "%s line %ld: read error\n", base, line);
-            rc = rc == CSV_ENOMEM ? INTAKE_ENOMEM : INTAKE_EIO;
-            goto out;
-        }
-        st->rows++;
-        const char *raw[MAX_FIELDS] = {0};
-        int extra = 0;
-        for (size_t j = 0; j < nf; j++) {
-            if (j >= nh || map[j] < 0) {
-                if (fields[j][0] != '\0')
-                    extra = 1;
-                continue;
+            errs.n = errs.dropped = 0;
+            if (sl->errs)
+                memcpy(&errs, sl->errs, sizeof(errs));
+            if (batch == 0)
+                intake__set_now(in);
+            if (sl->refused) {
+                rc = INTAKE_EINVALID;
+            } else {
+                intake_result res;
+                rc = intake__finish(in, kind, sl->v,
+                                    sl->errs ? NULL : (const uint8_t *)c->arena + sl->row_off,
+                                    sl->row_len, clerk, &errs, &res);
+                if (rc == 0) {
+                    if (res.changed == INTAKE_INSERTED)
+                        st->inserted++;
+                    else if (res.changed == INTAKE_UPDATED)
+                        st->updated++;
+                    else
+                        st->unchanged++;
+                }
             }
-            raw[map[j]] = fields[j];
-        }
-        errs.n = errs.dropped = 0;
-        if (batch == 0)
-            intake__set_now(in);
-        if (extra || nf < nh) {
-            intake__err(&errs, "", "the row has %zu fields, the header has %zu", nf, nh);
-            rc = INTAKE_EINVALID;
-        } else {
-            intake_result res;
-            rc = intake__row(in, kind, raw, clerk, &errs, &res);
-            if (rc == 0) {
-                if (res.changed == INTAKE_INSERTED)
-                    st->inserted++;
-                else if (res.changed == INTAKE_UPDATED)
-                    st->updated++;
-                else
-                    st->unchanged++;
-            }
-        }
-        if (rc == INTAKE_EINVALID) {
-            st->refused++;
-            intake__report(errors_out, base, line, &errs);
-        } else if (rc != 0) {
-            if (errors_out)
-                fprintf(errors_out,
-                        "%s line %ld: cannot store the row (database error); "
-                        "rows of this batch are not imported\n",
-                        base, line);
-            goto out;
-        }
-        if (++batch >= INTAKE_IMPORT_BATCH) {
-            batch = 0;
-            in_txn = 0;
-            if ((rc = outbox_commit(in->ob)) != 0 || (rc = outbox_begin(in->ob)) != 0)
+            if (rc == INTAKE_EINVALID) {
+                st->refused++;
+                intake__report(errors_out, base, sl->line, &errs);
+            } else if (rc != 0) {
+                if (errors_out)
+                    fprintf(errors_out,
+                            "%s line %ld: cannot store the row (database error); "
+                            "rows of this batch are not imported\n",
+                            base, sl->line);
                 goto out;
-            in_txn = 1;
+            }
+            if (++batch >= INTAKE_IMPORT_BATCH) {
+                batch = 0;
+                in_txn = 0;
+                if ((rc = outbox_commit(in->ob)) != 0 || (rc = outbox_begin(in->ob)) != 0)
+                    goto out;
+                in_txn = 1;
+            }
         }
-        if (progress && (st->rows & 4095) == 0) {
+        if (c->rc != 0) {
+            rc = c->rc;
+            if (errors_out)
+                fprintf(errors_out, "%s line %ld: %s\n", base, c->rc_line,
+                        rc == INTAKE_ENOMEM ? "out of memory" : "read error");
+            intake__chunk_give_back(p);
+            goto out;
+        }
+        if (progress) {
             double now = intake__secs();
             if (now - last_draw > 0.2) {
-                intake__progress(base, csv_offset(r), total, st->rows, now - t0, 0);
+                intake__progress(base, c->offset, total, st->rows, now - t0, 0);
                 last_draw = now;
             }
         }
+        intake__chunk_give_back(p);
     }
     in_txn = 0;
     rc = outbox_commit(in->ob);
@@ -1400,6 +1545,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
 out:
     if (in_txn)
         outbox_rollback(in->ob);
+    intake__pipe_stop(p, started);
     csv_close(r);
     if (f)
         fclose(f);
@@ -1412,11 +1558,12 @@ int intake_export(intake *in, int kind, FILE *out)
 {
     const kdef *k = intake__kind(kind);
     sqlite3_stmt *st = NULL;
+    char val[SCRATCH_MAX];
     int rc = 0;
     if (k == NULL)
         return INTAKE_EINVALID;
-    st = store_prepare(in->db, "SELECT fields FROM local_records WHERE kind=?1 AND deleted=0"
-                               " ORDER BY rowid");
+    st = store_prepare(in->db, "SELECT fields FROM records WHERE kind=?1 AND live=1"
+                               " ORDER BY local_id");
     if (st == NULL)
         return STORE_EDB;
     sqlite3_bind_int(st, 1, kind);
@@ -1425,28 +1572,22 @@ int intake_export(intake *in, int kind, FILE *out)
         fprintf(out, "%s%s", i ? "," : "", k->cols[i]);
     fputs("\r\n", out);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 0);
-        json_error_t jerr;
-        json_t *o = text ? json_loads(text, 0, &jerr) : NULL;
-        if (o == NULL) {
-            log_error("intake export: a stored %s row is not JSON", k->name);
-            continue;
-        }
+        const uint8_t *row = sqlite3_column_blob(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
         for (size_t i = 0; i < k->n; i++) {
-            json_t *x = json_object_get(o, k->cols[i]);
+            const char *v;
+            size_t n;
             if (i)
                 fputc(',', out);
-            if (json_is_string(x))
-                csv_write_field(out, json_string_value(x));
-            else if (json_is_integer(x))
-                fprintf(out, "%lld", (long long)json_integer_value(x));
-            else if (json_is_true(x))
-                fputs("true", out);
-            else if (json_is_false(x))
-                fputs("false", out);
+            if (!localrow_get(row, len, i, &v, &n))
+                continue;
+            if (n >= sizeof(val))
+                n = sizeof(val) - 1;
+            memcpy(val, v, n);
+            val[n] = '\0';
+            csv_write_field(out, val);
         }
         fputs("\r\n", out);
-        json_decref(o);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -1458,17 +1599,19 @@ int intake_export(intake *in, int kind, FILE *out)
 
 /* ---- follow-ups --------------------------------------------------------------------------- */
 
+/* local_field(fields, i): value i of a local row (localrow.c); ?1 = the service's provider
+ * column, ?2 and ?3 = the person's full_name and phone columns. */
 static const char *intake__followups_sql =
-    "SELECT s.person_id, s.day, s.service, r.local_id,"
-    " json_extract(r.fields, '$.provider'), p.local_id,"
-    " json_extract(p.fields, '$.full_name'), json_extract(p.fields, '$.phone')"
+    "SELECT s.person_local_id, s.day, s.service, s.local_id,"
+    " local_field(r.fields, ?1), p.local_id,"
+    " local_field(p.fields, ?2), local_field(p.fields, ?3)"
     " FROM local_services s"
-    " JOIN local_records r ON r.id = s.id AND r.deleted = 0"
-    " JOIN local_records p ON p.id = s.person_id AND p.deleted = 0"
+    " JOIN records r ON r.kind = 2 AND r.local_id = s.local_id AND r.live = 1"
+    " JOIN records p ON p.kind = 1 AND p.local_id = s.person_local_id AND p.live = 1"
     " WHERE s.status = 1 AND NOT EXISTS (SELECT 1 FROM local_services d"
-    "  WHERE d.person_id = s.person_id AND d.service = s.service AND d.status = 2"
-    "  AND d.day >= s.day)"
-    " ORDER BY s.day, s.person_id, r.local_id";
+    "  WHERE d.person_local_id = s.person_local_id AND d.service = s.service"
+    "  AND d.status = 2 AND d.day >= s.day)"
+    " ORDER BY s.day, s.person_local_id, s.local_id";
 
 static json_t *intake__jtext(const unsigned char *s)
 {
@@ -1477,7 +1620,7 @@ static json_t *intake__jtext(const unsigned char *s)
 
 int intake_followups(intake *in, int32_t today, json_t **out)
 {
-    char d[16], hex[RID_HEX_LEN + 1];
+    char d[16];
     int rc;
     intake__set_now(in);
     if (today == 0)
@@ -1486,15 +1629,18 @@ int intake_followups(intake *in, int32_t today, json_t **out)
     json_t *root = json_object(), *persons = json_array(), *index = json_object();
     if (st == NULL || root == NULL || persons == NULL || index == NULL)
         goto fail;
-    intake__fmt_day(in, today, d);
+    sqlite3_bind_int(st, 1, S_PROVIDER);
+    sqlite3_bind_int(st, 2, P_FULL_NAME);
+    sqlite3_bind_int(st, 3, P_PHONE);
+    intake__fmt_day(in->bs, today, d);
     json_object_set_new(root, "today", json_string(d));
     json_object_set(root, "persons", persons);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 0) != 16)
+        const char *pkey = (const char *)sqlite3_column_text(st, 0);
+        if (pkey == NULL)
             continue;
-        rid_format(sqlite3_column_blob(st, 0), hex);
         int32_t day = sqlite3_column_int(st, 1);
-        json_t *p = json_object_get(index, hex);
+        json_t *p = json_object_get(index, pkey);
         if (p == NULL) {
             p = json_object();
             if (p == NULL)
@@ -1505,12 +1651,12 @@ int intake_followups(intake *in, int32_t today, json_t **out)
             json_object_set_new(p, "days_waiting", json_integer(today - day));
             json_object_set_new(p, "referrals", json_array());
             json_array_append_new(persons, p);
-            json_object_set(index, hex, p);
+            json_object_set(index, pkey, p);
         }
         json_t *ref = json_object();
         if (ref == NULL)
             goto fail;
-        intake__fmt_day(in, day, d);
+        intake__fmt_day(in->bs, day, d);
         json_object_set_new(ref, "local_id", intake__jtext(sqlite3_column_text(st, 3)));
         json_object_set_new(ref, "service",
                             json_string(record_enum_name(&reint__v1__service_type__descriptor,

@@ -77,6 +77,8 @@ void intake_set_today(intake *in, int32_t today);
 /* Column names of a kind in CSV order (NULL-terminated, static), or NULL. */
 const char *const *intake_columns(int kind);
 /* "persons", "services", "enterprises", "availability", or NULL. */
+/* Position of column name among intake_columns(kind), or -1. */
+int intake_column_index(int kind, const char *name);
 const char *intake_kind_name(int kind);
 /* Kind from "persons"/"person"/"services"/..., or 0. */
 int intake_kind_parse(const char *name);

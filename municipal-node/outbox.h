@@ -1,6 +1,7 @@
-/* The node's store: the (kind, local_id) -> record id map, the compacted outbox (one entry
- * per record, its newest version, tombstones included, keyed by a sequence number), the
- * dead letters refused upstream, and the metadata (incarnation, clock, sync position).
+/* The node's store: one row per record, keyed by (kind, local_id), holding its record id,
+ * its newest upstream version (tombstones included) at a sequence number that orders the
+ * compacted outbox, and the clerk's local fields; the dead letters refused upstream; and
+ * the metadata (incarnation, clock, sync position, counts).
  * One SQLite database in WAL mode with synchronous=FULL. */
 #ifndef MUNICIPAL_NODE_OUTBOX_H
 #define MUNICIPAL_NODE_OUTBOX_H
@@ -36,23 +37,34 @@ int outbox_begin(outbox *ob);
 int outbox_commit(outbox *ob);
 void outbox_rollback(outbox *ob);
 
-/* Finds the record id of (kind, local_id). With create non-zero a new time-ordered id is
- * made and kept for the life of the store (*created set to 1). Returns 0 or
- * OUTBOX_ENOTFOUND. */
-int outbox_id(outbox *ob, int kind, const char *local_id, int create, uint8_t id[16], int *created);
+/* What the store holds for (kind, local_id). */
+typedef struct outbox_row {
+    uint8_t id[16];
+    uint64_t version, hash;
+    int live; /* 1 a live record, 0 a tombstone */
+} outbox_row;
 
-/* Queues a new version of r (r->id and the body set by the caller; municipality and version
- * are filled in here). hash summarises everything the clerk entered (local fields included):
- * when the record's newest entry has the same hash nothing is queued and *changed is 0.
- * Returns 0 or a negative code. */
-int outbox_put(outbox *ob, Reint__V1__Record *r, uint64_t hash, int *changed);
+/* Looks (kind, local_id) up: 1 found (row filled in), 0 absent, or a negative code. */
+int outbox_find(outbox *ob, int kind, const char *local_id, outbox_row *row);
 
-/* Queues a tombstone for id (kind of the deleted record). Returns OUTBOX_ENOTFOUND when id
- * has no live entry (never created, or already deleted). */
-int outbox_delete(outbox *ob, const uint8_t id[16], int kind);
+enum { OUTBOX_UNCHANGED = 0, OUTBOX_INSERTED = 1, OUTBOX_UPDATED = 2 };
 
-/* Whether the newest entry of id is a live record (1), a tombstone or absent (0). */
-int outbox_is_live(outbox *ob, const uint8_t id[16]);
+typedef struct outbox_put_result {
+    uint8_t id[16];   /* the record id: new for a new key, kept for the life of the store */
+    uint64_t version; /* the newest version (the old one when unchanged) */
+    int change;       /* OUTBOX_UNCHANGED, _INSERTED (new or undeleted), _UPDATED */
+} outbox_put_result;
+
+/* Queues a new version of r (body set by the caller; id, municipality and version are
+ * filled in here) as the newest entry of (kind, local_id), with the clerk and the local
+ * fields (localrow.h). hash summarises everything the clerk entered: when the key's newest
+ * entry is live with the same hash nothing is queued. Returns 0 or a negative code. */
+int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r, uint64_t hash,
+               const char *clerk, const void *fields, size_t flen, outbox_put_result *res);
+
+/* Queues a tombstone for (kind, local_id) and forgets its local fields. Returns
+ * OUTBOX_ENOTFOUND when the key has no live entry (never created, or already deleted). */
+int outbox_delete(outbox *ob, int kind, const char *local_id, const char *clerk);
 
 /* Entries after after_seq, oldest first, at most max: calls cb for each with the packed
  * Record. Returns the number of entries read or a negative code. */

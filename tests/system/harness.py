@@ -177,7 +177,7 @@ class Node:
         """(kind, local_id) -> record id, the node's own map: used only as a join key."""
         c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=10)
         try:
-            return {(k, lid): bytes(i) for k, lid, i in c.execute("SELECT kind, local_id, id FROM ids")}
+            return {(k, lid): bytes(i) for k, lid, i in c.execute("SELECT kind, local_id, id FROM records")}
         finally:
             c.close()
 

@@ -26,7 +26,7 @@ def http(node, method, path, token, body=None):
 def node_versions(node):
     c = sqlite3.connect("file:%s?mode=ro" % node.db, uri=True, timeout=10)
     try:
-        return {bytes(i): v for i, v in c.execute("SELECT id, version FROM outbox")}
+        return {bytes(i): v for i, v in c.execute("SELECT id, version FROM records")}
     finally:
         c.close()
 

@@ -302,7 +302,7 @@ class Soak:
                  "node %d to sync before the restore" % s.node.municipality)
         ids_now, vers_now = s.node.ids(), node_versions(s.node)
         c = sqlite3.connect(s.backup_path)
-        in_copy = {(k, lid) for k, lid in c.execute("SELECT kind, local_id FROM ids")}
+        in_copy = {(k, lid) for k, lid in c.execute("SELECT kind, local_id FROM records")}
         c.close()
         lost = 0
         for (kind, lid), rid in ids_now.items():
