@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "api.h"
 #include "bscal.h"
@@ -656,6 +657,73 @@ static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), INTAKE_ENOTFOUND);
 }
 
+/* A file of many chunks (the reader thread hands rows over 1,024 at a time, in a ring of
+ * three): bad rows in every chunk are reported once each, in line order; a row corrected
+ * further down the same file becomes a new version; the good rows are all stored. */
+static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
+{
+    fx *f = *state;
+    intake_import_stats st;
+    const int n = 5000;
+    size_t cap = (size_t)n * 64 + 256, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len, "local_id,category,sex,registered_on,phone\n");
+    for (int i = 1; i <= n; i++) {
+        const char *sex = i % 997 == 0 ? "F?" : (i & 1) ? "female" : "male";
+        if (i == 4000) /* corrects P-10: another phone */
+            len += (size_t)snprintf(text + len, cap - len,
+                                    "P-10,returnee,male,2082-04-01,9800000010\n");
+        else
+            len += (size_t)snprintf(text + len, cap - len,
+                                    "P-%d,returnee,%s,2082-04-01,98410%05d\n", i, sex, i);
+    }
+    char *errs = import(f, INTAKE_PERSON, "persons.csv", text, 0, &st);
+    free(text);
+    assert_int_equal(st.rows, n);
+    assert_int_equal(st.refused, 5); /* lines 998, 1995, 2992, 3989, 4986 */
+    assert_int_equal(st.updated, 1);
+    assert_int_equal(st.inserted, n - 5 - 1);
+    const char *at = errs;
+    for (int i = 997; i <= n; i += 997) {
+        char want[96];
+        snprintf(want, sizeof(want), "persons.csv line %d: sex \"F?\" is not one", i + 1);
+        const char *hit = strstr(at, want);
+        assert_non_null(hit);
+        at = hit + 1;
+    }
+    int lines = 0;
+    for (const char *c = errs; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, 5); /* one line per bad row, nothing else */
+    free(errs);
+    uint8_t id[16];
+    uint64_t v10 = 0, v11 = 0;
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10", id, &v10), 0);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-3999", id, &v11), 0);
+    assert_true(v10 > v11); /* the correction is newer than the row before it */
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-997", id, NULL), INTAKE_ENOTFOUND);
+}
+
+/* A store of another layout is refused with a message naming the way out, never misread. */
+static void test_store_of_another_format_is_refused(void **state)
+{
+    fx *f = *state;
+    char err[512], path[160];
+    sqlite3 *db = NULL;
+    outbox *ob = NULL;
+    snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    assert_int_equal(outbox_create(path, 10703, err, sizeof(err)), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value=1 WHERE key='format'", 0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_not_equal(outbox_open(path, &ob, err, sizeof(err)), 0);
+    assert_null(ob);
+    assert_non_null(strstr(err, "store format 1"));
+    assert_non_null(strstr(err, "export"));
+}
+
 static void test_bad_header_imports_nothing(void **state)
 {
     fx *f = *state;
@@ -864,6 +932,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_rows_reported_by_line_while_good_rows_commit,
                                         setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_long_file_reports_bad_rows_in_order_across_chunks,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_store_of_another_format_is_refused, setup_bs,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_header_imports_nothing, setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_importing_the_same_file_twice_changes_nothing,
                                         setup_bs, teardown),
