@@ -8,6 +8,12 @@
 int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
                size_t errlen)
 {
+    return store_open_paged(path, create, 0, schema, out, err, errlen);
+}
+
+int store_open_paged(const char *path, int create, int page_size, const char *schema, sqlite3 **out,
+                     char *err, size_t errlen)
+{
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
@@ -16,6 +22,15 @@ int store_open(const char *path, int create, const char *schema, sqlite3 **out, 
         goto fail;
     }
     sqlite3_busy_timeout(db, 5000);
+    if (page_size > 0) {
+        /* Only takes effect on a database with no page yet (before WAL writes the header). */
+        char ps[48];
+        snprintf(ps, sizeof(ps), "PRAGMA page_size=%d", page_size);
+        if (sqlite3_exec(db, ps, NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+            goto fail;
+        }
+    }
     static const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                  "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
                                  "PRAGMA cache_size=-32768;";

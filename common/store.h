@@ -15,6 +15,9 @@
  * Returns 0 or STORE_EDB with a message in err. */
 int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
                size_t errlen);
+/* The same, with the page size of a database created here (0: SQLite's default). */
+int store_open_paged(const char *path, int create, int page_size, const char *schema, sqlite3 **out,
+                     char *err, size_t errlen);
 void store_close(sqlite3 *db);
 
 /* Runs SQL without results. Returns 0 or STORE_EDB (message logged). */

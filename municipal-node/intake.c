@@ -426,21 +426,20 @@ static void intake__row_fields(localrow_buf *row, const kdef *k, const fval *v)
     }
 }
 
-static uint64_t intake__fnv1a(uint64_t h, const void *data, size_t n)
+/* A digest of the clerk's values, to tell a changed row from the same row again: eight
+ * bytes a step (a byte-at-a-time FNV was a visible part of an import's cost). */
+static uint64_t intake__hash(int kind, const uint8_t *p, size_t n)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
+    uint64_t h = (uint64_t)0x9E3779B97F4A7C15 ^ (uint64_t)kind ^ ((uint64_t)n << 8), w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * (uint64_t)0xff51afd7ed558ccd;
+        h ^= h >> 32;
     }
-    return h;
-}
-
-static uint64_t intake__hash(int kind, const uint8_t *row, size_t n)
-{
-    unsigned char k = (unsigned char)kind;
-    uint64_t h = intake__fnv1a(0xcbf29ce484222325ULL, &k, 1);
-    return intake__fnv1a(h, row, n);
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * (uint64_t)0xc4ceb9fe1a85ec53;
+    return h ^ (h >> 29);
 }
 
 /* ---- field checks ----------------------------------------------------------------------- */
@@ -682,7 +681,11 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
         return rc;
     if (res) {
         memcpy(res->id, put.id, 16);
-        snprintf(res->local_id, sizeof(res->local_id), "%s", local_id);
+        size_t n = strlen(local_id);
+        if (n >= sizeof(res->local_id))
+            n = sizeof(res->local_id) - 1;
+        memcpy(res->local_id, local_id, n);
+        res->local_id[n] = '\0';
         res->version = put.version;
         res->changed = put.change == OUTBOX_UNCHANGED ? INTAKE_UNCHANGED
                        : put.change == OUTBOX_UPDATED ? INTAKE_UPDATED
