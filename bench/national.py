@@ -284,6 +284,14 @@ class Chain:
         raise SystemExit("national figures did not reach the truth in %d s: %s"
                          % (timeout, bad[:2]))
 
+    def federal_volume(self):
+        """What the federal tier received and holds: snapshots received since it started
+        (every revision of every (municipality, period)), snapshots and cells held now."""
+        m = harness.scrape(self.fed.http_port)
+        held = self.pg.psql("SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM cells)")
+        return {"snapshots_received": int(m.get("federal_ingest_snapshots_received_total", 0)),
+                "snapshots_held": int(held[0][0]), "cells_held": int(held[0][1])}
+
     # Resources ---
 
     def cpu(self):
@@ -358,8 +366,10 @@ def phase_load(ch, name, start_fn, timeout):
     out = {"records": total, "sent": r["records_sent"], "acked_s": acked,
            "converged_s": t1 - t0, "cpu": ch.cpu_delta(c0, c1),
            "sim_cpu": r["cpu_s"] - sim0, "refusals": r["refusals"]}
-    log("%s: national figures equal the truth (%d records) after %.1f s; CPU %s"
-        % (name, total, out["converged_s"], {k: round(v, 1) for k, v in out["cpu"].items()}))
+    out.update(ch.federal_volume())
+    log("%s: national figures equal the truth (%d records) after %.1f s; CPU %s; federal %s"
+        % (name, total, out["converged_s"], {k: round(v, 1) for k, v in out["cpu"].items()},
+           {k: out[k] for k in ("snapshots_received", "snapshots_held", "cells_held")}))
     return out
 
 
@@ -510,6 +520,15 @@ def report(args, ch, mem, load, fresh, resync, cmd):
                  % (name, format(n, ","), ph["converged_s"],
                     per_million(ph["cpu"]["hubs"], n), per_million(ph["cpu"]["federal"], n),
                     per_million(ph["cpu"]["postgres"], n), per_million(ph["sim_cpu"], n)))
+    L.append("")
+    L.append("Federal volume: the resync ended with %s snapshots ((municipality, period) pairs) "
+             "holding %s cells, %.0f cells per record; the federal tier received %s snapshot "
+             "revisions for them (%.1f per pair: a pair is replaced each time a hub sends it "
+             "again while its records still arrive)."
+             % (format(resync["snapshots_held"], ","), format(resync["cells_held"], ","),
+                resync["cells_held"] / max(1, resync["records"]),
+                format(resync["snapshots_received"], ","),
+                resync["snapshots_received"] / max(1, resync["snapshots_held"])))
     L.append("")
     L.append("Set-up figures of the same run: `deploy/pki.sh issue` for %d identities in one call "
              "%.1f s; the simulator generated its records in %.1f s; %d simulated sessions "

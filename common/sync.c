@@ -14,6 +14,10 @@
 #define SYNC_MAX_WINDOW       64
 #define SYNC_RESEND_MARK      UINT64_MAX
 #define SYNC_SKEW_WARN_MS     (5 * 60 * 1000)
+/* How often a session looks for entries committed by another process (an import beside
+ * serve); a commit in this process kicks the session at once. The look is one indexed
+ * query, so a quarter second costs little and keeps freshness within seconds. */
+#define SYNC_POLL_MS 250
 
 /* A growable byte buffer for hand-encoding batches. */
 typedef struct sync_buf {
@@ -264,7 +268,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              wire_peer(s->w), (unsigned long long)r->acked_seq, (unsigned long long)after,
              (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
-    uv_timer_start(&s->timer, sync__on_poll, 1000, 1000);
+    uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     for (size_t i = 0; i < r->n_directives; i++)
         sync__directive(s, r->directives[i]);
     sync__pump(s);

@@ -371,13 +371,20 @@ static void ingest__on_roll(uv_timer_t *t)
     /* While nodes are sending, durable ingest comes first: a small slice per tick (10,000
      * notes a second); once they pause, larger slices catch the rollups up. */
     size_t slice = now - in->last_commit_ms < 300 ? 1000 : 5000;
-    if (in->n_roll > 0 && ingest__note_some(in, slice) != 0)
-        log_error("rollup notes failed; retrying at the next tick");
+    int rolled = 0;
+    if (in->n_roll > 0) {
+        rolled = 1;
+        if (ingest__note_some(in, slice) != 0)
+            log_error("rollup notes failed; retrying at the next tick");
+    }
     if (in->n_roll == 0 && now - in->last_refresh_ms >= 2000) {
         in->last_refresh_ms = now;
+        rolled = 1;
         if (rollup_daily(in->roll, record_today(), NULL) != 0)
             log_error("rollup refresh failed; its snapshots stay dirty for the next tick");
     }
+    if (rolled && in->o.on_rolled)
+        in->o.on_rolled(in->o.ud);
 }
 
 static void ingest__on_check(uv_check_t *h)

@@ -24,6 +24,10 @@ typedef struct ingest_opts {
     size_t max_frame;
     size_t commit_rows; /* commit at once when this many rows wait (default 50000) */
     const directive_keyring *directive_keys; /* federal keys; NULL refuses directives */
+    /* Called on the loop after a tick that rolled records up (snapshots may be new): the
+     * uplink sends them at once rather than at its next poll. May be NULL. */
+    void (*on_rolled)(void *ud);
+    void *ud;
 } ingest_opts;
 
 int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen);

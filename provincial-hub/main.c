@@ -105,6 +105,12 @@ static void usage(FILE *f)
                "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n");
 }
 
+static void on_rolled(void *ud)
+{
+    (void)ud;
+    uplink_kick(up);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
@@ -402,7 +408,8 @@ int main(int argc, char **argv)
                       .listen = cfg.sync_listen,
                       .db_path = db_path,
                       .max_frame = (size_t)cfg.max_frame,
-                      .directive_keys = keys};
+                      .directive_keys = keys,
+                      .on_rolled = on_rolled};
     if (ingest_start(&ing, &io, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;

@@ -176,6 +176,12 @@ void uplink_stop(uplink *u)
     free(u);
 }
 
+void uplink_kick(uplink *u)
+{
+    if (u)
+        sync_kick(u->client);
+}
+
 void uplink_get_state(const uplink *u, sync_state *st)
 {
     sync_get_state(u->client, st);

@@ -32,6 +32,8 @@ typedef struct uplink_opts {
 /* Starts pushing (and reconnecting as needed). Returns 0 or a negative code with err. */
 int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen);
 void uplink_stop(uplink *u);
+/* New snapshots may be waiting: send them now if the session has room. */
+void uplink_kick(uplink *u);
 void uplink_get_state(const uplink *u, sync_state *st);
 /* Entries of rollup_outbox not yet acknowledged by the federal tier. */
 int64_t uplink_backlog(uplink *u);
