@@ -1,7 +1,8 @@
 # Build, test and demo entry points. GNU make + pkg-config; everything comes from Debian 12.
 #
 #   make            build build/bin/{municipal-node,provincial-hub,federal-api}
-#   make test       deps + unit tests (plain and ASan+UBSan) + short fuzz + system tests
+#   make test       deps + unit tests (plain, ASan+UBSan, TSan for threaded code) + short fuzz
+#                   + system tests
 #   make demo       deps + build + whole topology on loopback (make demo-stop stops it)
 #   make fuzz       longer libFuzzer runs (FUZZ_SECONDS each)
 #   make bench      benchmarks (each with its baseline), appended to docs/BENCHMARKS.md
@@ -13,11 +14,17 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 300
 SHORT_FUZZ_SECONDS ?= 20
 
-# V=release (default), V=asan (ASan+UBSan), V=fuzz (clang, libFuzzer instrumentation).
+# V=release (default), V=asan (ASan+UBSan), V=tsan (clang, ThreadSanitizer), V=fuzz (clang,
+# libFuzzer instrumentation).
 V ?= release
 ifeq ($(V),asan)
 OUT := build/asan
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else ifeq ($(V),tsan)
+OUT := build/tsan
+CC := clang
+SAN := -fsanitize=thread -fno-omit-frame-pointer
 OPT := -O1 -g
 else ifeq ($(V),fuzz)
 OUT := build/fuzz
@@ -81,7 +88,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test unit unit-asan system soak tls-audit fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
+.PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -165,6 +172,13 @@ unit: $(UNIT_BINS)
 unit-asan:
 	$(MAKE) V=asan unit
 
+# The suites whose code runs threads (the CSV import's reader thread), under ThreadSanitizer.
+TSAN_UNITS := test_intake
+unit-tsan:
+	$(MAKE) V=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
+	@set -e; for t in $(TSAN_UNITS); do echo "== build/tsan/tests/$$t"; \
+		(cd tests/unit && TSAN_OPTIONS=halt_on_error=1 ../../build/tsan/tests/$$t); done
+
 build/fuzz/bin/%: tests/fuzz/%.c
 	$(MAKE) V=fuzz build/fuzz/lib/libcommon.a build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a build/fuzz/lib/libfed.a
 	@mkdir -p $(@D)
@@ -205,6 +219,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-asan
+	$(MAKE) unit-tsan
 	$(MAKE) fuzz-short
 	$(MAKE) system
 
