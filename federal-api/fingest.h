@@ -3,8 +3,8 @@
  * a whole RollupBatch holding a snapshot of another province's municipality (a security
  * event: Error FORBIDDEN, logged, connection closed), validates every snapshot (period,
  * indicators, groupings, keys), commits each batch in PostgreSQL in one statement
- * (fed_ingest_batch, migrations/0001) and acknowledges it only after the commit. A hub's
- * batches are applied one at a time, in order.
+ * (fed_ingest_batch, migrations/0001, rewritten in 0003) and acknowledges it only after the
+ * commit. A hub's batches are applied one at a time, in order.
  * Directives go the other way: the HelloReply carries the published directives above the
  * serial that hub store (province and incarnation) has acknowledged, in order, at most 64
  * (the rest follow as pushed Envelope.directive); each DirectiveAck raises that serial
