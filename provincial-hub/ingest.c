@@ -363,7 +363,9 @@ static int ingest__note_some(ingest *in, size_t max)
 
 /* Every 100 ms: note a bounded slice of the committed records (about 100 ms of work at
  * most, so sync sessions keep flowing under load), and once they are all noted, recompute
- * the dirty snapshots (at most every 2 s). */
+ * a slice of the dirty snapshots (rollup_daily: about 200 ms; every INGEST_REFRESH_MS, or at
+ * once while a previous slice left some). */
+#define INGEST_REFRESH_MS 500
 static void ingest__on_roll(uv_timer_t *t)
 {
     ingest *in = t->data;
@@ -377,7 +379,8 @@ static void ingest__on_roll(uv_timer_t *t)
         if (ingest__note_some(in, slice) != 0)
             log_error("rollup notes failed; retrying at the next tick");
     }
-    if (in->n_roll == 0 && now - in->last_refresh_ms >= 2000) {
+    if (in->n_roll == 0 &&
+        (rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
         in->last_refresh_ms = now;
         rolled = 1;
         if (rollup_daily(in->roll, record_today(), NULL) != 0)

@@ -13,11 +13,11 @@
 #include "record.h"
 #include "store.h"
 
-#define ROLLUP_WINDOW_DAYS     90 /* a referral's follow-up window */
-#define ROLLUP_ON_TIME_DAYS    15 /* a month closed within this many days of its end is on time */
-#define ROLLUP_DAY_CACHE       65536 /* (municipality, day) marks remembered per transaction */
-#define ROLLUP_REFRESH_BACKOFF 10    /* rollup_daily() waits this many times the last refresh */
-#define ROLLUP_KEY_MAX         64    /* "MIGRANT_FAMILY,PRE_DEPARTURE_ORIENTATION" and the like */
+#define ROLLUP_WINDOW_DAYS    90    /* a referral's follow-up window */
+#define ROLLUP_ON_TIME_DAYS   15    /* a month closed within this many days of its end is on time */
+#define ROLLUP_DAY_CACHE      65536 /* (municipality, day) marks remembered per transaction */
+#define ROLLUP_REFRESH_BUDGET 200   /* ms of recomputing per rollup_daily() call */
+#define ROLLUP_KEY_MAX        64    /* "MIGRANT_FAMILY,PRE_DEPARTURE_ORIENTATION" and the like */
 
 /* Dimensions the engine can group by, named as in the catalogue. */
 enum rollup__dim {
@@ -403,6 +403,8 @@ struct rollup {
     hlc clock;
     int32_t today;
     uint64_t next_refresh_ms; /* rollup_daily() skips refreshing before this wall clock */
+    uint64_t deadline_ms;     /* a refresh stops after the group that passes it (0: none) */
+    int more;                 /* the last refresh stopped at its deadline, dirt remains */
     /* (municipality, day) pairs already marked in the open transaction. */
     uint64_t *day_cache;
     size_t day_cache_n;
@@ -1683,6 +1685,11 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
             g.n = 0;
             if (rc)
                 break;
+            /* Past the deadline the rest stays dirty for the next call. */
+            if (r->deadline_ms && hlc_wall_ms() >= r->deadline_ms) {
+                r->more = 1;
+                break;
+            }
         }
         if (g.n == 0) {
             g.m = d->municipality;
@@ -1706,9 +1713,18 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
     return rc;
 }
 
+int rollup_refresh_slice(rollup *r, uint64_t deadline_ms, rollup_stats *stats)
+{
+    r->deadline_ms = deadline_ms;
+    int rc = rollup_refresh(r, stats);
+    r->deadline_ms = 0;
+    return rc;
+}
+
 int rollup_refresh(rollup *r, rollup_stats *stats)
 {
     rollup_stats local;
+    r->more = 0;
     int own, rc = rollup__begin(r, &own);
     if (stats == NULL)
         stats = &local;
@@ -1791,14 +1807,22 @@ int rollup_daily(rollup *r, int32_t today, rollup_stats *stats)
         return 0;
     }
     int rc = rollup_set_today(r, today);
+    /* A bounded slice of recomputing per call, so that sessions keep flowing on the loop
+     * while a bulk resend's periods are refreshed; when dirt remains, the next slice waits
+     * as long again (refreshing takes at most half of the loop). A refresh that finishes
+     * sets no wait: the next change is refreshed at the caller's next tick. (A wait of ten
+     * times the last refresh, before, left the first change after a bulk load waiting up to
+     * two minutes.) */
     if (rc == 0)
-        rc = rollup_refresh(r, stats);
-    /* Refreshing costs about what the dirty periods hold; during a bulk resend the same
-     * periods are dirtied again at once, so the next refresh waits ten times as long as this
-     * one took, which keeps refreshing under a tenth of the loop. */
+        rc = rollup_refresh_slice(r, now + ROLLUP_REFRESH_BUDGET, stats);
     uint64_t end = hlc_wall_ms();
-    r->next_refresh_ms = end + ROLLUP_REFRESH_BACKOFF * (end - now);
+    r->next_refresh_ms = r->more ? end + (end - now) : 0;
     return rc;
+}
+
+int rollup_more(const rollup *r)
+{
+    return r->more;
 }
 
 int64_t rollup_dirty_count(rollup *r)

@@ -137,12 +137,17 @@ int32_t rollup_today(const rollup *r);
  * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. *stats
  * (may be NULL) is overwritten with this call's counts. Returns 0 or ROLLUP_E*. */
 int rollup_refresh(rollup *r, rollup_stats *stats);
-/* rollup_set_today(r, today), then rollup_refresh(r, stats): the entry point for the hub's
- * timer. When the day did not change it skips refreshing (returning 0, *stats zeroed) until
- * ten times the last refresh's duration has passed since it ended, so that refreshing during
- * a bulk resend, which dirties the same periods again and again, stays under a tenth of the
- * event loop. */
+/* rollup_set_today(r, today), then a slice of rollup_refresh(r, stats): the entry point for
+ * the hub's timer. The slice recomputes dirty snapshots municipality by municipality for
+ * about ROLLUP_REFRESH_BUDGET ms and leaves the rest dirty (rollup_more() is then 1, and the
+ * next call within as long again returns 0 with *stats zeroed), so that the event loop keeps
+ * serving sessions while a bulk resend is rolled up. */
 int rollup_daily(rollup *r, int32_t today, rollup_stats *stats);
+/* rollup_refresh() that stops after the municipality group during which the wall clock
+ * (ms since the epoch) passes deadline_ms (0: never), leaving the rest dirty. */
+int rollup_refresh_slice(rollup *r, uint64_t deadline_ms, rollup_stats *stats);
+/* 1 when the last refresh stopped at its deadline and left dirty snapshots. */
+int rollup_more(const rollup *r);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
  * Snapshots whose cells come out unchanged keep their revision. Returns 0 or ROLLUP_E*. */
 int rollup_full(rollup *r, rollup_stats *stats);

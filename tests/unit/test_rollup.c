@@ -93,6 +93,9 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Set to store records without refreshing after each. */
+static int put_no_refresh;
+
 /* Stores one record as the ingest does, then refreshes. */
 static void put(fx *f, Reint__V1__Record *rec)
 {
@@ -119,7 +122,8 @@ static void put(fx *f, Reint__V1__Record *rec)
     sqlite3_finalize(st);
     assert_int_equal(store_exec(f->db, "COMMIT"), 0);
     free(buf);
-    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    if (!put_no_refresh)
+        assert_int_equal(rollup_refresh(f->r, NULL), 0);
 }
 
 static void person(fx *f, int n, int32_t day, int category, int sex, int age_band)
@@ -807,6 +811,52 @@ static void test_rollup_full_changes_nothing_after_incremental(void **state)
     assert_int_equal(rollup_dirty_count(f->r), 0);
 }
 
+/* The hub's timer refreshes in slices (a deadline in the past: one municipality per call):
+ * each slice makes progress, the rest stays dirty, and the slices together compute what one
+ * full recompute does. */
+static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **state)
+{
+    fx *f = *state;
+    rollup_stats st;
+    uint8_t id[16];
+    put_no_refresh = 1;
+    for (int m = 0; m < 4; m++) {
+        for (int k = 0; k < 3; k++) {
+            Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+            Reint__V1__Person p = REINT__V1__PERSON__INIT;
+            idn(id, 100 + m * 10 + k);
+            rec.id.data = id;
+            rec.id.len = 16;
+            rec.municipality = MUN + (uint32_t)m;
+            rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+            rec.person = &p;
+            p.sex = k == 0 ? MALE : FEMALE;
+            p.registered_day = D(2026, 1 + m, 2 + k);
+            put(f, &rec);
+        }
+    }
+    put_no_refresh = 0;
+    int64_t dirty = rollup_dirty_count(f->r), calls = 0;
+    assert_true(dirty > 4);
+    do {
+        assert_int_equal(rollup_refresh_slice(f->r, 1, &st), 0);
+        int64_t now_dirty = rollup_dirty_count(f->r);
+        assert_true(now_dirty < dirty);
+        assert_int_equal(rollup_more(f->r), now_dirty > 0);
+        dirty = now_dirty;
+        calls++;
+    } while (dirty > 0 && calls < 100);
+    assert_int_equal(dirty, 0);
+    assert_true(calls >= 4); /* at least one slice per municipality */
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 2);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704 AND"
+                              " period='2026-02' AND indicator='participants_registered' AND"
+                              " grouping='sex' AND key='FEMALE' AND numerator=2"),
+                     1);
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
+}
+
 static void test_rollup_foreign_municipality_record_changes_nothing(void **state)
 {
     fx *f = *state;
@@ -863,6 +913,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_full_changes_nothing_after_incremental, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_refresh_in_slices_ends_where_one_refresh_does,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_foreign_municipality_record_changes_nothing,
                                         setup, teardown),
     };
