@@ -859,8 +859,8 @@ static int intake__row(intake *in, int kind, const char *const *raw, const char 
     fval v[MAX_FIELDS];
     fscan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch)};
     intake__check(&c, intake__kind(kind), raw, v, &in->row, errs);
-    return intake__finish(in, kind, v, in->row.oom ? NULL : in->row.p, in->row.len, clerk, errs,
-                          res);
+    return intake__finish(in, kind, v, in->row.failed ? NULL : (const uint8_t *)in->row.p,
+                          in->row.len, clerk, errs, res);
 }
 
 /* ---- public API -------------------------------------------------------------------------- */
@@ -906,6 +906,7 @@ int intake_open(intake **out, outbox *ob, int bs_calendar, char *err, size_t err
     in->ob = ob;
     in->db = outbox_db(ob);
     in->bs = bs_calendar != 0;
+    localrow_init(&in->row);
     if (sqlite3_exec(in->db, intake__schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot create the intake tables: %s",
                  msg ? msg : sqlite3_errmsg(in->db));
@@ -1058,7 +1059,7 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     localrow_reset(&in->row);
     localrow_put(&in->row, local_id, strlen(local_id));
     localrow_put(&in->row, in->bs ? "BS" : "AD", 2);
-    in->cur_row = in->row.oom ? NULL : in->row.p;
+    in->cur_row = in->row.failed ? NULL : (const uint8_t *)in->row.p;
     in->cur_len = in->row.len;
     Reint__V1__MonthClose mc = REINT__V1__MONTH_CLOSE__INIT;
     mc.year = year;
@@ -1244,11 +1245,12 @@ static int intake__slot_errors(islot *sl, const intake_errors *errs)
 static void intake__chunk_fill(ipipe *p, ichunk *c)
 {
     intake_errors errs;
-    localrow_buf row = {0};
+    localrow_buf row;
     char **fields;
     size_t nf;
     fscan sc = {p->in->bs, p->in->today_fixed ? p->in->today_fixed : intake__local_today(), NULL, 0,
                 SCRATCH_MAX};
+    localrow_init(&row);
     intake__chunk_clear(c);
     while (c->n < ICHUNK_ROWS && ICHUNK_ARENA - c->used >= ICHUNK_ROW_ROOM) {
         int rc = csv_next(p->r, &fields, &nf);
@@ -1295,7 +1297,7 @@ static void intake__chunk_fill(ipipe *p, ichunk *c)
                 intake__check(&sc, p->k, raw, sl->v, &row, &errs);
                 c->used += sc.used;
                 if (errs.n == 0) {
-                    if (row.oom) {
+                    if (row.failed) {
                         c->rc = INTAKE_ENOMEM;
                         c->rc_line = sl->line;
                         c->last = 1;

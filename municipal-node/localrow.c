@@ -3,47 +3,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+void localrow_init(localrow_buf *b)
+{
+    sbuf_init(b, LOCALROW_MAX);
+}
+
 void localrow_reset(localrow_buf *b)
 {
-    b->len = 0;
-    b->oom = 0;
+    sbuf_reset(b);
 }
 
 void localrow_free(localrow_buf *b)
 {
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-static int localrow__grow(localrow_buf *b, size_t need)
-{
-    size_t cap = b->cap ? b->cap : 512;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *np = realloc(b->p, cap);
-    if (np == NULL) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = np;
-    b->cap = cap;
-    return 0;
+    sbuf_free(b);
 }
 
 void localrow_put(localrow_buf *b, const char *s, size_t n)
 {
+    char len[10];
+    size_t k = 0;
     uint64_t v = s ? (uint64_t)n + 1 : 0;
-    if (b->len + n + 10 > b->cap && localrow__grow(b, b->len + n + 10) != 0)
-        return;
     do {
         uint8_t c = v & 0x7f;
         v >>= 7;
-        b->p[b->len++] = c | (v ? 0x80 : 0);
+        len[k++] = (char)(c | (v ? 0x80 : 0));
     } while (v);
-    if (s && n) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-    }
+    sbuf_add(b, len, k);
+    if (s && n)
+        sbuf_add(b, s, n);
 }
 
 /* Reads one varint at *off; -1 when malformed. */

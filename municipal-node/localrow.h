@@ -9,15 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sbuf.h"
+
 /* Most bytes one value can add: its length varint (3 bytes covers 2^21) and its bytes. */
 #define LOCALROW_OVERHEAD 3
 
-typedef struct localrow_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom; /* set when a grow failed; the buffer then holds a prefix */
-} localrow_buf;
+/* A row being encoded: an sbuf (p, len; failed once an append could not be made). */
+typedef sbuf localrow_buf;
 
+#define LOCALROW_MAX (1u << 20)
+
+void localrow_init(localrow_buf *b);
 void localrow_reset(localrow_buf *b);
 void localrow_free(localrow_buf *b);
 /* Appends one value (s NULL = absent). */

@@ -1,8 +1,8 @@
-/* A growable byte buffer with a hard maximum, for SQL array parameters and response
- * bodies. Once an append fails (out of memory or past max) the buffer stays failed and
- * later appends do nothing, so callers check once at the end. */
-#ifndef FEDERAL_API_SBUF_H
-#define FEDERAL_API_SBUF_H
+/* A growable byte buffer with a hard maximum, for SQL array parameters, response bodies and
+ * the node's local rows. Once an append fails (out of memory or past max) the buffer stays failed
+ * and later appends do nothing, so callers check once at the end. */
+#ifndef COMMON_SBUF_H
+#define COMMON_SBUF_H
 
 #include <stddef.h>
 
