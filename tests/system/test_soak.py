@@ -265,11 +265,12 @@ class Soak:
     def disk_full(self):
         s = next(s for s in self.sites if s.mount)
         ballast = os.path.join(s.mount, "ballast")
-        with open(ballast, "wb") as f:
+        # Unbuffered: a buffered file would raise ENOSPC again when closed, on the bytes it
+        # still held when the disk filled.
+        with open(ballast, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * (1 << 16))
-                    f.flush()
             except OSError:
                 pass
         failed = None
