@@ -90,7 +90,9 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 
 .PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
 .DEFAULT_GOAL := all
-.SECONDARY:
+# Generated sources are kept (not deleted as intermediates); naming them, rather than
+# declaring every target secondary, lets make rebuild a missing object or library.
+.SECONDARY: $(PB_C) $(PB_H)
 
 all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
 
