@@ -52,7 +52,8 @@ int sbuf_add(sbuf *b, const char *s, size_t n)
 {
     if (sbuf__reserve(b, n) != 0)
         return -1;
-    memcpy(b->p + b->len, s, n);
+    if (n > 0) /* s may be NULL for nothing (an empty SQLite blob) */
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
     return 0;
