@@ -51,7 +51,7 @@ static hub_config cfg = {
     .https_listen = "127.0.0.1:8441",
     .tokens = "",
     .federal = "",
-    .uplink_window = 4,
+    .uplink_window = 8,
     .uplink_batch = 200,
 };
 

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "period.h"
 #include "record.h"
+#include "sbuf.h"
 #include "store.h"
 
 #define ROLLUP_WINDOW_DAYS    90    /* a referral's follow-up window */
@@ -177,8 +178,8 @@ enum {
     S_SNAP_DEL,
     S_SNAP_CLEAN,
     S_SNAP_SET,
-    S_CELLS_DEL,
-    S_CELL_PUT,
+    S_BLOB_DEL,
+    S_BLOB_PUT,
     S_OUT_DEL,
     S_OUT_PUT,
     S_META_GET,
@@ -193,10 +194,12 @@ enum {
     S_SWEEP_E,
     S_SWEEP_A,
     S_SWEEP_C,
-    S_CELLS_GET,
+    S_BLOB_GET,
     S_MAXREV,
     S_PROP_PERSON_S,
     S_PROP_PERSON_E,
+    S_HAS_DEP_S,
+    S_HAS_DEP_E,
     S_PROP_LOAN,
     S_DENORM_S,
     S_DENORM_E,
@@ -273,10 +276,9 @@ static const char *const rollup__sql[S_N] = {
     [S_SNAP_CLEAN] = "UPDATE rollup_snapshots SET dirty=0 WHERE municipality=?1 AND period=?2",
     [S_SNAP_SET] = "UPDATE rollup_snapshots SET revision=?3, digest=?4, ncells=?5, dirty=0"
                    " WHERE municipality=?1 AND period=?2",
-    [S_CELLS_DEL] = "DELETE FROM rollup_cells WHERE municipality=?1 AND period=?2",
-    [S_CELL_PUT] = "INSERT INTO rollup_cells(municipality, period, indicator, grouping, key,"
-                   " numerator, denominator, cell_key, contributors)"
-                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [S_BLOB_DEL] = "DELETE FROM rollup_blobs WHERE municipality=?1 AND period=?2",
+    [S_BLOB_PUT] = "INSERT INTO rollup_blobs(municipality, period, cells) VALUES(?1,?2,?3)"
+                   " ON CONFLICT(municipality, period) DO UPDATE SET cells=excluded.cells",
     [S_OUT_DEL] = "DELETE FROM rollup_outbox WHERE municipality=?1 AND period=?2",
     [S_OUT_PUT] = "INSERT INTO rollup_outbox(municipality, period, revision) VALUES(?1,?2,?3)",
     [S_META_GET] = "SELECT value FROM meta WHERE key=?1",
@@ -298,14 +300,16 @@ static const char *const rollup__sql[S_N] = {
                   " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
     [S_SWEEP_C] = "DELETE FROM rollup_close WHERE municipality=?1 AND id NOT IN"
                   " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
-    [S_CELLS_GET] = "SELECT indicator, grouping, key, numerator, denominator, cell_key,"
-                    " contributors FROM rollup_cells WHERE municipality=?1 AND period=?2"
-                    " ORDER BY indicator, grouping, key",
+    [S_BLOB_GET] = "SELECT cells FROM rollup_blobs WHERE municipality=?1 AND period=?2",
     [S_MAXREV] = "SELECT max(revision) FROM rollup_snapshots",
     [S_PROP_PERSON_S] = "UPDATE rollup_service INDEXED BY rollup_service_person SET psex=?3,"
                         " pcategory=?4 WHERE person=?1 AND municipality=?2 RETURNING day",
     [S_PROP_PERSON_E] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET osex=?3,"
                         " ocategory=?4 WHERE owner=?1 AND municipality=?2 RETURNING day",
+    [S_HAS_DEP_S] = "SELECT 1 FROM rollup_service INDEXED BY rollup_service_person"
+                    " WHERE person=?1 AND municipality=?2 LIMIT 1",
+    [S_HAS_DEP_E] = "SELECT 1 FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
+                    " WHERE owner=?1 AND municipality=?2 LIMIT 1",
     [S_PROP_LOAN] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET loan_day="
                     "(SELECT min(day) FROM rollup_service INDEXED BY rollup_service_person"
                     "  WHERE person=?1 AND type=8 AND status=2 AND municipality=?2)"
@@ -334,12 +338,20 @@ static const char *const rollup__sql[S_N] = {
 };
 
 /* Bumped whenever the shadow tables change shape: the engine then drops and rebuilds them. */
-#define ROLLUP_SCHEMA_VERSION 2
+/* 3: a snapshot's cells are one blob (rollup_blobs) instead of one row each (rollup_cells,
+ * now a virtual table over the blobs). */
+#define ROLLUP_SCHEMA_VERSION 3
 
 static const char *rollup__drop_shadow =
     "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"
     "DROP TABLE IF EXISTS rollup_enterprise; DROP TABLE IF EXISTS rollup_availability;"
-    "DROP TABLE IF EXISTS rollup_close; DELETE FROM meta WHERE key='rollup_built';";
+    "DROP TABLE IF EXISTS rollup_close; DROP TABLE IF EXISTS rollup_cells;"
+    "DELETE FROM meta WHERE key='rollup_built';";
+
+/* After a shadow of another shape was dropped: every snapshot is written again by the
+ * rebuild (a digest of 0 matches nothing), so that cells stored in an older shape are
+ * replaced; each then goes out with a new revision. */
+static const char *rollup__rewrite_all = "UPDATE rollup_snapshots SET digest=0";
 
 /* The shadow tables are clustered by (municipality, day), so that computing a period is one
  * sequential range scan; a service and an enterprise also carry their person's sex and
@@ -384,14 +396,18 @@ static const char *rollup__schema =
     " digest INTEGER NOT NULL, ncells INTEGER NOT NULL, PRIMARY KEY(municipality, period))"
     " WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS rollup_snapshots_dirty ON rollup_snapshots(dirty) WHERE dirty=1;"
-    "CREATE TABLE IF NOT EXISTS rollup_cells(municipality INTEGER NOT NULL, period TEXT NOT NULL,"
-    " indicator TEXT NOT NULL, grouping TEXT NOT NULL, key TEXT NOT NULL,"
-    " numerator INTEGER NOT NULL, denominator INTEGER NOT NULL, cell_key INTEGER NOT NULL,"
-    " contributors INTEGER NOT NULL,"
-    " PRIMARY KEY(municipality, period, indicator, grouping, key)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rollup_blobs(municipality INTEGER NOT NULL, period TEXT NOT NULL,"
+    " cells BLOB NOT NULL, PRIMARY KEY(municipality, period));"
     "CREATE TABLE IF NOT EXISTS rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " municipality INTEGER NOT NULL, period TEXT NOT NULL, revision INTEGER NOT NULL,"
     " UNIQUE(municipality, period));";
+
+/* A changed snapshot waiting for its outbox entry. */
+typedef struct {
+    uint32_t municipality;
+    char period[PERIOD_MAX];
+    uint64_t revision;
+} rollup__queued;
 
 struct rollup {
     sqlite3 *db;
@@ -418,6 +434,10 @@ struct rollup {
     size_t n_mem, n_mem_slots;
     rollup__out *out;
     size_t cap_out;
+    /* Outbox entries of the refresh under way, written at its end in period order. */
+    rollup__queued *queued;
+    size_t n_queued, cap_queued;
+    sbuf blob; /* the packed cells of the snapshot being stored */
 };
 
 /* --- small helpers ------------------------------------------------------------------------ */
@@ -670,6 +690,18 @@ static int rollup__person_changed(rollup *r, uint32_t m, const uint8_t *id, int3
 {
     int rc = rollup__mark_day(r, m, day);
     for (int s = S_PROP_PERSON_S; rc == 0 && s <= S_PROP_PERSON_E; s++) {
+        /* Most persons have no services or enterprises yet when they arrive (a node sends in
+         * time order): a probe finds that without the UPDATE ... RETURNING, which builds a
+         * temporary table for its results even when no row matches. */
+        sqlite3_stmt *has = r->q[S_HAS_DEP_S + (s - S_PROP_PERSON_S)];
+        sqlite3_bind_blob(has, 1, id, 16, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(has, 2, m);
+        int found = sqlite3_step(has);
+        sqlite3_reset(has);
+        if (found == SQLITE_DONE)
+            continue;
+        if (found != SQLITE_ROW)
+            return rollup__fail(r, "dependents lookup");
         sqlite3_stmt *st = r->q[s];
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, m);
@@ -1551,6 +1583,73 @@ static int rollup__sync_enrolment(rollup *r)
     return rc;
 }
 
+/* Protobuf wire encoding, enough for RollupSnapshot and RollupCell (proto/reintegration.proto):
+ * varints and length-delimited fields; proto3 scalars and strings equal to their default are
+ * left out, as protobuf-c's packer does. */
+static void rollup__pb_varint(sbuf *b, uint64_t v)
+{
+    char t[10];
+    size_t n = 0;
+    do {
+        t[n] = (char)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            t[n] = (char)(t[n] | 0x80);
+        n++;
+    } while (v);
+    sbuf_add(b, t, n);
+}
+
+static void rollup__pb_bytes(sbuf *b, unsigned field, const char *p, size_t n)
+{
+    rollup__pb_varint(b, (uint64_t)field << 3 | 2);
+    rollup__pb_varint(b, n);
+    sbuf_add(b, p, n);
+}
+
+static void rollup__pb_uint(sbuf *b, unsigned field, uint64_t v)
+{
+    if (v == 0)
+        return;
+    rollup__pb_varint(b, (uint64_t)field << 3);
+    rollup__pb_varint(b, v);
+}
+
+/* Appends one cell as field 4 (cells) of a RollupSnapshot: the stored form of a snapshot is
+ * the concatenation of its cells, so that the uplink sends it after a three-field header
+ * without decoding it (rollup_snapshot_packed). */
+static void rollup__pack_cell(sbuf *b, const rollup__out *o)
+{
+    char body[3 * 80 + ROLLUP_KEY_MAX + 64];
+    sbuf c = {body, 0, sizeof(body), sizeof(body), 0};
+    size_t li = strlen(o->indicator), lg = strlen(o->grouping);
+    if (li)
+        rollup__pb_bytes(&c, 1, o->indicator, li);
+    if (lg)
+        rollup__pb_bytes(&c, 2, o->grouping, lg);
+    /* key: the grouping's values joined by ','; one repeated string each ("" for the total:
+     * none) */
+    if (o->key[0] != '\0') {
+        for (const char *k = o->key;;) {
+            const char *comma = strchr(k, ',');
+            size_t len = comma ? (size_t)(comma - k) : strlen(k);
+            rollup__pb_bytes(&c, 3, k, len);
+            if (comma == NULL)
+                break;
+            k = comma + 1;
+        }
+    }
+    rollup__pb_uint(&c, 4, (uint64_t)o->num);
+    rollup__pb_uint(&c, 5, (uint64_t)o->den);
+    rollup__pb_uint(&c, 6, o->ckey);
+    rollup__pb_uint(&c, 7, (uint64_t)o->contributors);
+    if (c.failed) {
+        b->failed = 1; /* cannot happen: the body's size is bounded above */
+        return;
+    }
+    rollup__pb_bytes(b, 4, c.p, c.len);
+}
+
 static int rollup__store(rollup *r, uint32_t m, const char *period, const rollup__out *cells,
                          size_t n, rollup_stats *stats)
 {
@@ -1578,24 +1677,18 @@ static int rollup__store(rollup *r, uint32_t m, const char *period, const rollup
         rollup__bind_mp(st, m, period);
         return rollup__exec(r, st);
     }
-    st = r->q[S_CELLS_DEL];
+    /* The cells are stored as one blob: the packed cells field of a RollupSnapshot. */
+    sbuf_reset(&r->blob);
+    for (size_t i = 0; i < n; i++)
+        rollup__pack_cell(&r->blob, &cells[i]);
+    if (r->blob.failed)
+        return ROLLUP_ENOMEM;
+    st = r->q[n ? S_BLOB_PUT : S_BLOB_DEL];
     rollup__bind_mp(st, m, period);
+    if (n)
+        sqlite3_bind_blob(st, 3, r->blob.p, (int)r->blob.len, SQLITE_STATIC);
     if ((rc = rollup__exec(r, st)) != 0)
         return rc;
-    st = r->q[S_CELL_PUT];
-    for (size_t i = 0; i < n; i++) {
-        const rollup__out *o = &cells[i];
-        rollup__bind_mp(st, m, period);
-        sqlite3_bind_text(st, 3, o->indicator, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, o->grouping, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, o->key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, o->num);
-        sqlite3_bind_int64(st, 7, o->den);
-        sqlite3_bind_int64(st, 8, o->ckey);
-        sqlite3_bind_int64(st, 9, o->contributors);
-        if ((rc = rollup__exec(r, st)) != 0)
-            return rc;
-    }
     revision = hlc_next(&r->clock, hlc_wall_ms());
     st = r->q[S_SNAP_SET];
     rollup__bind_mp(st, m, period);
@@ -1604,15 +1697,13 @@ static int rollup__store(rollup *r, uint32_t m, const char *period, const rollup
     sqlite3_bind_int64(st, 5, (int64_t)n);
     if ((rc = rollup__exec(r, st)) != 0)
         return rc;
-    st = r->q[S_OUT_DEL];
-    rollup__bind_mp(st, m, period);
-    if ((rc = rollup__exec(r, st)) != 0)
+    if ((rc = rollup__grow((void **)&r->queued, &r->cap_queued, r->n_queued + 1,
+                           sizeof(*r->queued))) != 0)
         return rc;
-    st = r->q[S_OUT_PUT];
-    rollup__bind_mp(st, m, period);
-    sqlite3_bind_int64(st, 3, (int64_t)revision);
-    if ((rc = rollup__exec(r, st)) != 0)
-        return rc;
+    rollup__queued *q = &r->queued[r->n_queued++];
+    q->municipality = m;
+    snprintf(q->period, sizeof(q->period), "%s", period);
+    q->revision = revision;
     stats->changed++;
     stats->cells += n;
     return 0;
@@ -1643,6 +1734,41 @@ static int rollup__refresh_group(rollup *r, rollup__group *g, rollup_stats *stat
     return rc;
 }
 
+static int rollup__queued_cmp(const void *a, const void *b)
+{
+    const rollup__queued *x = a, *y = b;
+    int c = strcmp(x->period, y->period);
+    if (c != 0)
+        return c;
+    return x->municipality < y->municipality ? -1 : x->municipality > y->municipality;
+}
+
+/* Writes the outbox entries of the snapshots a refresh changed, ordered by period and then
+ * municipality rather than in the order they were computed (each municipality's periods
+ * together): the uplink sends consecutive entries in one batch, and the federal tier moves
+ * its province aggregates once per (period, cell) of a batch, so a batch holding the same
+ * period of many municipalities costs it one update per cell instead of one per
+ * municipality and cell. */
+static int rollup__flush_queued(rollup *r)
+{
+    int rc = 0;
+    if (r->n_queued > 1)
+        qsort(r->queued, r->n_queued, sizeof(*r->queued), rollup__queued_cmp);
+    for (size_t i = 0; rc == 0 && i < r->n_queued; i++) {
+        const rollup__queued *q = &r->queued[i];
+        sqlite3_stmt *st = r->q[S_OUT_DEL];
+        rollup__bind_mp(st, q->municipality, q->period);
+        if ((rc = rollup__exec(r, st)) != 0)
+            break;
+        st = r->q[S_OUT_PUT];
+        rollup__bind_mp(st, q->municipality, q->period);
+        sqlite3_bind_int64(st, 3, (int64_t)q->revision);
+        rc = rollup__exec(r, st);
+    }
+    r->n_queued = 0;
+    return rc;
+}
+
 static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
 {
     rollup__dirty *list = NULL;
@@ -1667,9 +1793,10 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
             continue;
         log_error("rollup: snapshot of municipality %u has a bad period \"%s\"; dropped",
                   list[i].municipality, list[i].period);
-        st = r->q[S_SNAP_DEL];
-        rollup__bind_mp(st, list[i].municipality, list[i].period);
-        rc = rollup__exec(r, st);
+        for (int q = S_SNAP_DEL; rc == 0 && q <= S_BLOB_DEL; q += S_BLOB_DEL - S_SNAP_DEL) {
+            rollup__bind_mp(r->q[q], list[i].municipality, list[i].period);
+            rc = rollup__exec(r, r->q[q]);
+        }
     }
     /* Periods of one municipality are grouped while they overlap or nearly touch, so that
      * each record row is read once for all of them. */
@@ -1706,6 +1833,9 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
     }
     if (rc == 0 && g.n > 0)
         rc = rollup__refresh_group(r, &g, stats);
+    if (rc == 0)
+        rc = rollup__flush_queued(r);
+    r->n_queued = 0;
     if (rc == 0 && r->clock.last != before)
         rc = rollup__meta_set(r, "rollup_hlc", (int64_t)r->clock.last);
     free(g.masks);
@@ -1928,122 +2058,75 @@ int rollup_full(rollup *r, rollup_stats *stats)
 
 /* --- snapshots for the uplink ------------------------------------------------------------ */
 
-static char *rollup__strdup(const char *s)
+int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period, uint64_t *revision,
+                           sbuf *out)
 {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
-static void rollup__free_built(Reint__V1__RollupSnapshot *s)
-{
-    for (size_t i = 0; i < s->n_cells; i++) {
-        Reint__V1__RollupCell *c = s->cells[i];
-        if (c == NULL)
-            continue;
-        free(c->indicator);
-        free(c->grouping);
-        for (size_t k = 0; k < c->n_key; k++)
-            free(c->key[k]);
-        free(c->key);
-        free(c);
+    sqlite3_stmt *st = r->q[S_SNAP_GET];
+    int64_t ncells = 0;
+    int rc = 0;
+    *revision = 0;
+    rollup__bind_mp(st, municipality, period);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *revision = (uint64_t)sqlite3_column_int64(st, 0);
+        ncells = sqlite3_column_int64(st, 2);
     }
-    free(s->cells);
-}
-
-/* Fills c from one row of S_CELLS_GET. */
-static int rollup__cell_from_row(sqlite3_stmt *st, Reint__V1__RollupCell *c)
-{
-    const char *key = (const char *)sqlite3_column_text(st, 2);
-    c->indicator = rollup__strdup((const char *)sqlite3_column_text(st, 0));
-    c->grouping = rollup__strdup((const char *)sqlite3_column_text(st, 1));
-    c->numerator = sqlite3_column_int64(st, 3);
-    c->denominator = sqlite3_column_int64(st, 4);
-    c->cell_key = (uint32_t)sqlite3_column_int64(st, 5);
-    c->contributors = sqlite3_column_int64(st, 6);
-    if (c->indicator == NULL || c->grouping == NULL || key == NULL)
-        return ROLLUP_ENOMEM;
-    if (key[0] == '\0')
-        return 0;
-    size_t n = 1;
-    for (const char *p = key; *p; p++)
-        n += *p == ',';
-    if ((c->key = calloc(n, sizeof(char *))) == NULL)
-        return ROLLUP_ENOMEM;
-    for (const char *p = key;; p++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char *v = malloc(len + 1);
-        if (v == NULL)
-            return ROLLUP_ENOMEM;
-        memcpy(v, p, len);
-        v[len] = '\0';
-        c->key[c->n_key++] = v;
-        if (comma == NULL)
+    sqlite3_reset(st);
+    if (*revision == 0)
+        return ROLLUP_ENOTFOUND;
+    /* Fields 1-3, then the stored cells (field 4): the bytes protobuf-c packs for the whole
+     * message, fields in number order. */
+    sbuf_reset(out);
+    rollup__pb_uint(out, 1, municipality);
+    if (period[0] != '\0')
+        rollup__pb_bytes(out, 2, period, strlen(period));
+    rollup__pb_uint(out, 3, *revision);
+    size_t header = out->len;
+    st = r->q[S_BLOB_GET];
+    rollup__bind_mp(st, municipality, period);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        sbuf_add(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    else if (s != SQLITE_DONE)
+        rc = ROLLUP_EDB;
+    sqlite3_reset(st);
+    if (rc == 0 && out->failed)
+        rc = ROLLUP_ENOMEM;
+    /* The blob must hold exactly the header's number of cells, each a whole field 4. */
+    int64_t k = 0;
+    for (size_t i = header; rc == 0 && i < out->len; k++) {
+        uint64_t len = 0;
+        unsigned shift = 0;
+        if ((uint8_t)out->p[i++] != (4 << 3 | 2)) {
+            rc = ROLLUP_EDB;
             break;
-        p = comma;
+        }
+        while (i < out->len && shift < 64) {
+            uint8_t c = (uint8_t)out->p[i++];
+            len |= (uint64_t)(c & 0x7f) << shift;
+            shift += 7;
+            if (!(c & 0x80))
+                break;
+        }
+        if (len > out->len - i)
+            rc = ROLLUP_EDB;
+        i += (size_t)len;
     }
-    return 0;
+    if (rc == 0 && k != ncells)
+        rc = ROLLUP_EDB; /* the cells disagree with their header */
+    return rc;
 }
 
 int rollup_snapshot(rollup *r, uint32_t municipality, const char *period,
                     Reint__V1__RollupSnapshot **out)
 {
-    Reint__V1__RollupSnapshot s = REINT__V1__ROLLUP_SNAPSHOT__INIT;
-    sqlite3_stmt *st = r->q[S_SNAP_GET];
-    uint64_t revision = 0;
-    int64_t ncells = 0;
-    int rc = 0, found = 0;
-    uint8_t *buf = NULL;
+    sbuf b;
+    uint64_t revision;
+    sbuf_init(&b, ROLLUP_SNAPSHOT_MAX);
     *out = NULL;
-    rollup__bind_mp(st, municipality, period);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        revision = (uint64_t)sqlite3_column_int64(st, 0);
-        ncells = sqlite3_column_int64(st, 2);
-        found = revision != 0;
-    }
-    sqlite3_reset(st);
-    if (!found)
-        return ROLLUP_ENOTFOUND;
-    s.municipality = municipality;
-    s.period = (char *)period;
-    s.revision = revision;
-    if (ncells > 0 && (s.cells = calloc((size_t)ncells, sizeof(*s.cells))) == NULL)
-        return ROLLUP_ENOMEM;
-    st = r->q[S_CELLS_GET];
-    rollup__bind_mp(st, municipality, period);
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if ((int64_t)s.n_cells >= ncells) {
-            rc = ROLLUP_EDB; /* the cells disagree with their header */
-            break;
-        }
-        Reint__V1__RollupCell *c = calloc(1, sizeof(*c));
-        if (c == NULL) {
-            rc = ROLLUP_ENOMEM;
-            break;
-        }
-        reint__v1__rollup_cell__init(c);
-        s.cells[s.n_cells++] = c;
-        rc = rollup__cell_from_row(st, c);
-    }
-    sqlite3_reset(st);
-    if (rc == 0 && (int64_t)s.n_cells != ncells)
-        rc = ROLLUP_EDB;
-    if (rc == 0) {
-        /* Packing and unpacking hands the caller one protobuf-c allocation to free. */
-        size_t len = reint__v1__rollup_snapshot__get_packed_size(&s);
-        if ((buf = malloc(len ? len : 1)) == NULL) {
-            rc = ROLLUP_ENOMEM;
-        } else {
-            reint__v1__rollup_snapshot__pack(&s, buf);
-            if ((*out = reint__v1__rollup_snapshot__unpack(NULL, len, buf)) == NULL)
-                rc = ROLLUP_ENOMEM;
-        }
-    }
-    free(buf);
-    rollup__free_built(&s);
+    int rc = rollup_snapshot_packed(r, municipality, period, &revision, &b);
+    if (rc == 0 && (*out = reint__v1__rollup_snapshot__unpack(NULL, b.len, (uint8_t *)b.p)) == NULL)
+        rc = ROLLUP_ENOMEM;
+    sbuf_free(&b);
     return rc;
 }
 
@@ -2106,6 +2189,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
         return ROLLUP_ENOMEM;
     }
     r->db = db;
+    sbuf_init(&r->blob, ROLLUP_SNAPSHOT_MAX);
     r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     r->sha_ctx = EVP_MD_CTX_new();
     /* A shadow of another shape is dropped and rebuilt below; snapshots, cells and the outbox
@@ -2118,7 +2202,9 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
     if (msg != NULL ||
         (stale && (sqlite3_exec(db, rollup__drop_shadow, NULL, NULL, &msg) != SQLITE_OK ||
                    store_meta_set_int(db, "rollup_schema", ROLLUP_SCHEMA_VERSION) != 0)) ||
-        sqlite3_exec(db, rollup__schema, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(db, rollup__schema, NULL, NULL, &msg) != SQLITE_OK ||
+        (stale && sqlite3_exec(db, rollup__rewrite_all, NULL, NULL, &msg) != SQLITE_OK) ||
+        rollup_cells_register(db) != SQLITE_OK) {
         snprintf(err, errlen, "rollup schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         goto fail;
@@ -2170,5 +2256,7 @@ void rollup_close(rollup *r)
     free(r->acc_slots);
     free(r->mem);
     free(r->out);
+    free(r->queued);
+    sbuf_free(&r->blob);
     free(r);
 }

@@ -78,6 +78,7 @@
 #include <stdint.h>
 
 #include "reintegration.pb-c.h"
+#include "sbuf.h"
 
 #define ROLLUP_EDB       (-9001) /* SQLite failed; the message was logged */
 #define ROLLUP_ENOMEM    (-9002) /* out of memory */
@@ -87,6 +88,8 @@
 /* The as-of days "today" accepted by rollup_set_today(), as days since 1970-01-01. */
 #define ROLLUP_MIN_TODAY (-9759)
 #define ROLLUP_MAX_TODAY 2932896
+/* Largest packed snapshot (header and cells) the engine builds. */
+#define ROLLUP_SNAPSHOT_MAX (64u << 20)
 
 typedef struct rollup rollup;
 
@@ -161,6 +164,20 @@ int64_t rollup_dirty_count(rollup *r);
  * ROLLUP_ENOMEM or ROLLUP_EDB. */
 int rollup_snapshot(rollup *r, uint32_t municipality, const char *period,
                     Reint__V1__RollupSnapshot **out);
+
+/* The same snapshot as the bytes of a packed RollupSnapshot, written into out (reset first):
+ * its three header fields followed by the cells as stored, with no decoding. *revision is
+ * set. Returns 0, ROLLUP_ENOTFOUND, ROLLUP_ENOMEM or ROLLUP_EDB (stored cells that do not
+ * parse or disagree with their header). */
+int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period, uint64_t *revision,
+                           sbuf *out);
+
+/* Registers the eponymous virtual table rollup_cells(municipality, period, indicator,
+ * grouping, key, numerator, denominator, cell_key, contributors) on db: one row per stored
+ * cell, read from the snapshots' blobs (rollup_cells.c). Equality on municipality and period
+ * is used to find the blobs; any other condition is checked by SQLite. rollup_open()
+ * registers it. Returns an SQLite result code. */
+int rollup_cells_register(sqlite3 *db);
 
 /* A contributor's key: the first 4 bytes, big-endian, of SHA-256 of the 16-byte id. */
 uint32_t rollup_contributor_key(const uint8_t id[16]);

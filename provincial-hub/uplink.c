@@ -12,8 +12,7 @@ struct uplink {
     sync_client *client;
     uint8_t incarnation[16];
     char identity[32], expect[16];
-    uint8_t *buf;
-    size_t cap;
+    sbuf buf; /* one packed snapshot */
 };
 
 /* The uplink's own incarnation: made once with the hub store, so that a rebuilt hub is a
@@ -39,31 +38,17 @@ static int src_read(void *src, uint64_t after, size_t max, sync_entry_cb cb, voi
     sqlite3_bind_int64(st, 1, (int64_t)after);
     sqlite3_bind_int64(st, 2, (int64_t)max);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Reint__V1__RollupSnapshot *snap = NULL;
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0), revision;
         uint32_t mun = (uint32_t)sqlite3_column_int64(st, 1);
         const char *period = (const char *)sqlite3_column_text(st, 2);
-        int r = rollup_snapshot(u->o.engine, mun, period, &snap);
+        /* The stored bytes go out as they are: no decoding and re-encoding per snapshot. */
+        int r = rollup_snapshot_packed(u->o.engine, mun, period, &revision, &u->buf);
         if (r != 0) {
             log_error("uplink: snapshot %u %s cannot be built (%d)", mun, period, r);
             n = -1;
             break;
         }
-        size_t len = reint__v1__rollup_snapshot__get_packed_size(snap);
-        if (len > u->cap) {
-            uint8_t *nb = realloc(u->buf, len);
-            if (nb == NULL) {
-                reint__v1__rollup_snapshot__free_unpacked(snap, NULL);
-                n = -1;
-                break;
-            }
-            u->buf = nb;
-            u->cap = len;
-        }
-        reint__v1__rollup_snapshot__pack(snap, u->buf);
-        uint64_t revision = snap->revision;
-        reint__v1__rollup_snapshot__free_unpacked(snap, NULL);
-        if (cb(ud, seq, revision, u->buf, len) != 0)
+        if (cb(ud, seq, revision, (const uint8_t *)u->buf.p, u->buf.len) != 0)
             break;
         n++;
     }
@@ -131,6 +116,7 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
     uplink *u = calloc(1, sizeof(*u));
     if (u == NULL)
         return UV_ENOMEM;
+    sbuf_init(&u->buf, ROLLUP_SNAPSHOT_MAX);
     u->o = *opts;
     if (uplink__incarnation(u) != 0) {
         snprintf(err, errlen, "cannot record the uplink incarnation in the hub store");
@@ -172,7 +158,7 @@ void uplink_stop(uplink *u)
     if (u == NULL)
         return;
     sync_stop(u->client);
-    free(u->buf);
+    sbuf_free(&u->buf);
     free(u);
 }
 

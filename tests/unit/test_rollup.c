@@ -878,6 +878,108 @@ static void test_rollup_foreign_municipality_record_changes_nothing(void **state
     assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704"), 0);
 }
 
+static void test_rollup_outbox_orders_a_refresh_by_period(void **state)
+{
+    fx *f = *state;
+    /* Two municipalities' persons of the same days, refreshed together: the outbox lists
+     * each period of both municipalities side by side (the uplink's batches then carry the
+     * same period of many municipalities, which the federal tier sums once). */
+    put_no_refresh = 1;
+    for (int n = 1; n <= 4; n++) {
+        uint8_t id[16];
+        Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+        Reint__V1__Person p = REINT__V1__PERSON__INIT;
+        idn(id, n);
+        rec.id.data = id;
+        rec.id.len = 16;
+        rec.municipality = n % 2 ? MUN : 10704;
+        rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+        rec.person = &p;
+        p.sex = FEMALE;
+        p.registered_day = n <= 2 ? D(2026, 1, 2) : D(2025, 6, 1);
+        put(f, &rec);
+    }
+    put_no_refresh = 0;
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 24);
+    assert_int_equal(count(f, "SELECT count(DISTINCT municipality) FROM rollup_outbox"), 2);
+    assert_int_equal(count(f, "SELECT count(*) FROM (SELECT row_number() OVER (ORDER BY seq) a,"
+                              " row_number() OVER (ORDER BY period, municipality) b"
+                              " FROM rollup_outbox) WHERE a <> b"),
+                     0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+}
+
+static void test_rollup_stored_cells_are_the_packed_snapshot(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 9), FAMILY, MALE, AGE_15_24);
+    /* The uplink's bytes (header + stored cells) are what protobuf-c packs for the message. */
+    sbuf b;
+    sbuf_init(&b, ROLLUP_SNAPSHOT_MAX);
+    uint64_t rev = 0;
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), 0);
+    Reint__V1__RollupSnapshot *s = NULL;
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    assert_int_equal(s->revision, rev);
+    assert_true(s->n_cells > 10);
+    size_t len = reint__v1__rollup_snapshot__get_packed_size(s);
+    uint8_t *again = malloc(len);
+    assert_non_null(again);
+    reint__v1__rollup_snapshot__pack(s, again);
+    assert_int_equal(len, b.len);
+    assert_memory_equal(again, b.p, len);
+    free(again);
+    /* Read back as rows, each cell once, keys joined by ','. */
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10703"
+                              " AND period='2026-01'"),
+                     (int64_t)s->n_cells);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex,age_band", "MALE,15_24"), 1);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    /* A blob cut short, or holding another number of cells than its header, is an error. */
+    assert_int_equal(store_exec(f->db, "UPDATE rollup_blobs SET cells=substr(cells, 1,"
+                                       " length(cells) - 1) WHERE period='2026-01'"),
+                     0);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), ROLLUP_EDB);
+    assert_int_equal(store_exec(f->db, "UPDATE rollup_blobs SET cells=x'' WHERE period='2026-01'"),
+                     0);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), ROLLUP_EDB);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2030-01", &rev, &b), ROLLUP_ENOTFOUND);
+    sbuf_free(&b);
+}
+
+static void test_rollup_store_of_schema_2_is_rewritten(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    Reint__V1__RollupSnapshot *s = NULL;
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    uint64_t rev = s->revision;
+    size_t n = s->n_cells;
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    /* The shape before version 3: one row per cell in a table rollup_cells, no blobs. */
+    rollup_close(f->r);
+    f->r = NULL;
+    assert_int_equal(store_exec(f->db, "DELETE FROM rollup_blobs;"
+                                       " CREATE TABLE rollup_cells(municipality, period, x);"
+                                       " INSERT INTO rollup_cells VALUES(10703, '2026-01', 1);"
+                                       " UPDATE meta SET value=2 WHERE key='rollup_schema'"),
+                     0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    /* The old table is gone, every snapshot was written again with a newer revision. */
+    assert_int_equal(count(f, "SELECT count(*) FROM sqlite_schema WHERE name='rollup_cells'"), 0);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2026-01", &s), 0);
+    assert_true(s->revision > rev);
+    assert_int_equal(s->n_cells, n);
+    reint__v1__rollup_snapshot__free_unpacked(s, NULL);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox WHERE period='2026-01' AND"
+                              " revision > 0"),
+                     1);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -915,6 +1017,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_refresh_in_slices_ends_where_one_refresh_does,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_stored_cells_are_the_packed_snapshot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_store_of_schema_2_is_rewritten, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_outbox_orders_a_refresh_by_period, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rollup_foreign_municipality_record_changes_nothing,
                                         setup, teardown),
     };
