@@ -19,8 +19,11 @@
 #define FINGEST_KEY_MAX          40
 #define FINGEST_MAX_ARG          (256u * 1024 * 1024)
 #define FINGEST_PAUSE_JOBS       4
-#define FINGEST_DIR_PAGE         64
-#define FINGEST_DIR_POLL_MS      5000
+/* A batch that arrives while its connection's previous job is being committed joins the job
+ * queued behind it, up to this many snapshots (see fingest__on_batch). */
+#define FINGEST_MERGE_SNAPSHOTS 2000
+#define FINGEST_DIR_PAGE        64
+#define FINGEST_DIR_POLL_MS     5000
 
 enum {
     A_MUNI,
@@ -51,12 +54,21 @@ typedef struct frefusal {
     char reason[200];
 } frefusal;
 
+/* One hub batch of a job: acknowledged on its own, with its own refusals. */
+typedef struct fseg {
+    uint64_t last_seq;
+    size_t refusals_end; /* the batch's refusals end here in the job's list */
+} fseg;
+
+/* One call of fed_ingest_batch: one hub batch, or several consecutive ones. */
 typedef struct fjob {
     struct fjob *next;
     fconn *c;
     uint64_t first_seq, last_seq;
     size_t n_snapshots, n_cells, n_refusals;
     frefusal *refusals;
+    fseg *segs;
+    size_t n_segs;
     sbuf a[A_N];
 } fjob;
 
@@ -109,6 +121,7 @@ static void fingest__job_free(fjob *j)
     for (int i = 0; i < A_N; i++)
         sbuf_free(&j->a[i]);
     free(j->refusals);
+    free(j->segs);
     free(j);
 }
 
@@ -307,10 +320,10 @@ refuse:
     return rc;
 }
 
+/* Acknowledges each hub batch of a committed job, in order, with its own refusals (the hub
+ * expects one ack per batch). */
 static void fingest__send_ack(fconn *c, fjob *j)
 {
-    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-    Reint__V1__Ack ack = REINT__V1__ACK__INIT;
     Reint__V1__Refusal *rs = NULL, **rp = NULL;
     if (j->n_refusals) {
         rs = calloc(j->n_refusals, sizeof(*rs));
@@ -329,12 +342,18 @@ static void fingest__send_ack(fconn *c, fjob *j)
         rs[i].reason = j->refusals[i].reason;
         rp[i] = &rs[i];
     }
-    ack.acked_seq = j->last_seq;
-    ack.n_refusals = j->n_refusals;
-    ack.refusals = rp;
-    env.msg_case = REINT__V1__ENVELOPE__MSG_ACK;
-    env.ack = &ack;
-    wire_send(c->w, &env);
+    size_t from = 0;
+    for (size_t k = 0; k < j->n_segs; k++) {
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        Reint__V1__Ack ack = REINT__V1__ACK__INIT;
+        ack.acked_seq = j->segs[k].last_seq;
+        ack.n_refusals = j->segs[k].refusals_end - from;
+        ack.refusals = ack.n_refusals ? rp + from : NULL;
+        from = j->segs[k].refusals_end;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_ACK;
+        env.ack = &ack;
+        wire_send(c->w, &env);
+    }
     free(rs);
     free(rp);
 }
@@ -437,16 +456,32 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
             return 1;
         }
     }
-    fjob *j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return -1;
-    j->c = c;
-    j->first_seq = b->first_seq;
-    j->last_seq = b->last_seq;
-    for (int i = 0; i < A_N; i++) {
-        sbuf_init(&j->a[i], FINGEST_MAX_ARG);
-        sbuf_puts(&j->a[i], "{");
+    /* A batch arriving while the previous job is in PostgreSQL joins the job queued behind
+     * it: under load, consecutive batches become one call, whose province aggregates move
+     * once per cell key for all of them (and one transaction commits them); idle, each batch
+     * is a call of its own at once. Each batch is still acknowledged by itself. */
+    fjob *j = c->tail;
+    int joined = j != NULL && !(c->inflight && j == c->head) &&
+                 j->n_snapshots + b->n_snapshots <= FINGEST_MERGE_SNAPSHOTS;
+    if (!joined) {
+        if ((j = calloc(1, sizeof(*j))) == NULL)
+            return -1;
+        j->c = c;
+        j->first_seq = b->first_seq;
+        for (int i = 0; i < A_N; i++) {
+            sbuf_init(&j->a[i], FINGEST_MAX_ARG);
+            sbuf_puts(&j->a[i], "{");
+        }
     }
+    fseg *ns = realloc(j->segs, (j->n_segs + 1) * sizeof(*ns));
+    if (ns == NULL) {
+        if (!joined)
+            fingest__job_free(j);
+        return -1;
+    }
+    j->segs = ns;
+    j->n_segs++;
+    j->last_seq = b->last_seq;
     fi->m.batches++;
     for (size_t i = 0; i < b->n_snapshots; i++) {
         /* seqs[i] names each snapshot's outbox sequence (the hub's outbox is compacted, so
@@ -457,12 +492,17 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
                                                    : b->last_seq;
         fi->m.snapshots_received++;
         if (fingest__snapshot(fi, j, b->snapshots[i], i, seq) < 0) {
-            fingest__job_free(j);
+            /* The connection closes; a joined job is queued and freed with it. */
+            if (!joined)
+                fingest__job_free(j);
             return -1;
         }
     }
+    j->segs[j->n_segs - 1] = (fseg){.last_seq = b->last_seq, .refusals_end = j->n_refusals};
     if (b->last_seq > c->acked_seq)
         c->acked_seq = b->last_seq;
+    if (joined)
+        return 0; /* submitted when the job ahead of it commits */
     if (c->tail)
         c->tail->next = j;
     else

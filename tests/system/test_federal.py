@@ -64,6 +64,70 @@ def test_migrate_is_versioned_and_idempotent(fed, postgres):  # noqa: F811
     assert postgres.psql("SELECT count(*) FROM geo") == [["753"]]
 
 
+def _ingest_sql(rev, snaps):
+    """A fed_ingest_batch call for province 1: snaps is [(municipality, [(ind, grp, key, n)])],
+    every snapshot of period 2026-07 (a Gregorian month) at revision rev."""
+    def arr(xs):
+        return "ARRAY[%s]" % ",".join(xs)
+    snap_i, ind, grp, key, num = [], [], [], [], []
+    for i, (_, cells) in enumerate(snaps, 1):
+        for c in cells:
+            snap_i.append(str(i))
+            ind.append("'%s'" % c[0])
+            grp.append("'%s'" % c[1])
+            key.append("'%s'" % c[2])
+            num.append(str(c[3]))
+    n = len(snaps)
+    return ("SELECT fed_ingest_batch(1::smallint, '\\x01'::bytea, %d, %s::integer[],"
+            " %s::text[], %s::smallint[], %s::bigint[], %s::integer[], %s::text[], %s::text[],"
+            " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            % (rev, arr([str(m) for m, _ in snaps]), arr(["'2026-07'"] * n), arr(["2"] * n),
+               arr([str(rev)] * n), arr(snap_i), arr(ind), arr(grp), arr(key), arr(num),
+               arr(["0"] * len(num)), arr(num), arr(num)))
+
+
+def test_migration_4_keeps_the_cells_of_a_populated_store(postgres):  # noqa: F811
+    """Version 4 moves the one-row-per-cell table into one row of arrays per snapshot; a store
+    holding data at version 3 keeps every cell and province sum, and later replacements move
+    the province sums by the exact difference."""
+    from harness import ROOT
+    mig = os.path.join(ROOT, "federal-api", "migrations")
+    names = sorted(n for n in os.listdir(mig) if n.endswith(".sql"))
+    assert names[3] == "0004_snapshot_cells.sql"
+    postgres.psql("CREATE DATABASE mig4")
+    try:
+        for name in names[:3]:
+            postgres.psql(open(os.path.join(mig, name)).read(), db="mig4")
+        a = [("participants_registered", "", "", 3), ("participants_registered", "sex", "FEMALE", 2),
+             ("participants_registered", "sex", "MALE", 1)]
+        b = [("participants_registered", "", "", 5), ("participants_registered", "sex", "FEMALE", 5)]
+        assert postgres.psql(_ingest_sql(1, [(10101, a), (10102, b)]), db="mig4") == [["2"]]
+        q_cells = ("SELECT municipality, indicator, grouping, key, numerator FROM cells"
+                   " ORDER BY 1, 2, 3, 4")
+        q_prov = ("SELECT period, indicator, grouping, key, numerator, contributors"
+                  " FROM province_cells ORDER BY 1, 2, 3, 4")
+        cells3, prov3 = postgres.psql(q_cells, db="mig4"), postgres.psql(q_prov, db="mig4")
+        assert len(cells3) == 5
+        postgres.psql(open(os.path.join(mig, names[3])).read(), db="mig4")
+        assert postgres.psql(q_cells, db="mig4") == cells3
+        assert postgres.psql(q_prov, db="mig4") == prov3
+        assert postgres.psql("SELECT count(*) FROM snapshot_cells", db="mig4") == [["2"]]
+        # 10101 replaced: MALE gone, FEMALE up; an older revision of 10102 changes nothing.
+        a2 = [("participants_registered", "", "", 4), ("participants_registered", "sex", "FEMALE", 4)]
+        assert postgres.psql(_ingest_sql(2, [(10101, a2)]), db="mig4") == [["1"]]
+        assert postgres.psql(_ingest_sql(1, [(10102, a2)]), db="mig4") == [["0"]]
+        assert postgres.psql(q_prov, db="mig4") == [
+            ["2026-07", "participants_registered", "", "", "9", "9"],
+            ["2026-07", "participants_registered", "sex", "FEMALE", "9", "9"]]
+        # The province sums are the sums of the stored snapshot cells.
+        assert postgres.psql(
+            "SELECT count(*) FROM (SELECT period, indicator, grouping, key, sum(numerator) n"
+            " FROM cells GROUP BY 1, 2, 3, 4) c FULL JOIN province_cells p USING (period,"
+            " indicator, grouping, key) WHERE c.n IS DISTINCT FROM p.numerator", db="mig4") == [["0"]]
+    finally:
+        postgres.psql("DROP DATABASE mig4", db="postgres")
+
+
 def test_national_totals_revisions_and_replays(fed, pki):
     rng = random.Random(5)
     period = "2026-07"
@@ -216,6 +280,60 @@ def test_bad_snapshots_are_refused_per_item(fed, pki):
     st, a, _ = q(fed, fed.tokens["p2"], "participants_registered", period="2024-02",
                  municipality=own, by="sex")
     assert value_map(a) == {("FEMALE",): 3}
+    hub.close()
+
+
+def test_batches_queued_behind_a_commit_join_one_call_and_are_acked_each(fed, pki, postgres):  # noqa: F811,E501
+    """While one job is in PostgreSQL, the batches a hub sends behind it become one call of
+    fed_ingest_batch (province aggregates moved once), yet each is acknowledged by itself, in
+    order, with its own refusals; the totals are those of every snapshot."""
+    import subprocess
+    rng = random.Random(11)
+    hub = HubUplink(fed, pki, 1, per_batch=4, window=8)
+    total, munis = {}, municipalities(1)[40:71]  # and one bad: 32 snapshots, 8 batches
+    for i, (code, _) in enumerate(munis):
+        cells = random_cells(rng)
+        add_cells(total, cells)
+        hub.add(snapshot(code, "2023-05", 1, cells))
+        if i == 13:  # one bad snapshot in the fourth batch: refused by itself
+            hub.add(snapshot(code, "2023-13", 1, cells))
+    # Hold the first job at its last step: a lock that conflicts with its insert.
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-A", "-t", "-h", postgres.sock, "-p", str(postgres.port), "-U", "postgres",
+         "-d", "reintegration"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    locker.stdin.write("BEGIN; LOCK TABLE province_status IN SHARE ROW EXCLUSIVE MODE;"
+                       " SELECT 'locked';\n")
+    locker.stdin.flush()
+    assert locker.stdout.readline().strip() == "locked"
+    m0 = fed.metrics()
+    err = []
+    t = threading.Thread(target=lambda: err.append(hub.push(deadline=60)))
+    t.start()
+    n_batches = (len(hub.snapshots) + 3) // 4
+    assert n_batches == hub.window  # all of them sent before the first ack
+    try:
+        wait_for(lambda: fed.metrics()["federal_ingest_batches_total"]
+                 - m0["federal_ingest_batches_total"] == n_batches, 20, "every batch received")
+        assert fed.metrics()["federal_ingest_batches_committed_total"] == \
+            m0["federal_ingest_batches_committed_total"]
+    finally:
+        locker.stdin.write("COMMIT;\n")
+        locker.stdin.close()
+        locker.wait(timeout=10)
+    t.join(timeout=60)
+    assert err and err[0] is hub, "push failed"
+    # 8 batches: the first alone, the 7 behind it as one call; acks were checked per batch
+    # (HubUplink asserts each ack names its batch's last sequence, in order).
+    m1 = fed.metrics()
+    assert m1["federal_ingest_batches_committed_total"] - \
+        m0["federal_ingest_batches_committed_total"] == 2
+    assert [(r.seq, r.field.split(".")[-1]) for r in hub.refusals] == [(15, "period")]
+    want = {",".join(k[2]): v[0] for k, v in total.items()
+            if k[0] == "participants_registered" and k[1] == "sex"}
+    got = postgres.psql("SELECT key, numerator FROM province_cells WHERE province = 1 AND"
+                        " period = '2023-05' AND indicator = 'participants_registered' AND"
+                        " grouping = 'sex'")
+    assert {k: int(v) for k, v in got} == want
     hub.close()
 
 
