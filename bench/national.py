@@ -289,8 +289,14 @@ class Chain:
         (every revision of every (municipality, period)), snapshots and cells held now."""
         m = harness.scrape(self.fed.http_port)
         held = self.pg.psql("SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM cells)")
+        # Row writes to the province aggregates (inserts and updates since the database was
+        # created): how well the batches' cells were summed before reaching them.
+        time.sleep(1.0)  # PostgreSQL publishes table statistics within a second
+        pw = self.pg.psql("SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables"
+                          " WHERE relname = 'province_cells'")
         return {"snapshots_received": int(m.get("federal_ingest_snapshots_received_total", 0)),
-                "snapshots_held": int(held[0][0]), "cells_held": int(held[0][1])}
+                "snapshots_held": int(held[0][0]), "cells_held": int(held[0][1]),
+                "province_writes": int(pw[0][0])}
 
     # Resources ---
 
@@ -369,7 +375,8 @@ def phase_load(ch, name, start_fn, timeout):
     out.update(ch.federal_volume())
     log("%s: national figures equal the truth (%d records) after %.1f s; CPU %s; federal %s"
         % (name, total, out["converged_s"], {k: round(v, 1) for k, v in out["cpu"].items()},
-           {k: out[k] for k in ("snapshots_received", "snapshots_held", "cells_held")}))
+           {k: out[k] for k in ("snapshots_received", "snapshots_held", "cells_held",
+                                 "province_writes")}))
     return out
 
 
@@ -527,11 +534,15 @@ def report(args, ch, mem, load, fresh, resync, cmd):
     L.append("Federal volume: the resync ended with %s snapshots ((municipality, period) pairs) "
              "holding %s cells, %.0f cells per record; the federal tier received %s snapshot "
              "revisions for them (%.1f per pair: a pair is replaced each time a hub sends it "
-             "again while its records still arrive)."
+             "again while its records still arrive); the province aggregates took %s row "
+             "writes for them (%.2f per cell held: the cells of one batch are summed per "
+             "province row before they reach it)."
              % (format(resync["snapshots_held"], ","), format(resync["cells_held"], ","),
                 resync["cells_held"] / max(1, resync["records"]),
                 format(resync["snapshots_received"], ","),
-                resync["snapshots_received"] / max(1, resync["snapshots_held"])))
+                resync["snapshots_received"] / max(1, resync["snapshots_held"]),
+                format(resync["province_writes"], ","),
+                resync["province_writes"] / max(1, resync["cells_held"])))
     L.append("")
     L.append("Set-up figures of the same run: `deploy/pki.sh issue` for %d identities in one call "
              "%.1f s; the simulator generated its records in %.1f s; %d simulated sessions "
