@@ -74,7 +74,7 @@ SELECT s.period_kind, s.period, s.municipality, u.indicator, u.grouping, u.key, 
 -- Applies one RollupBatch of province p_province in the caller's transaction; the contract of
 -- version 1 is unchanged (same signature, same result). What changed: a replaced snapshot's
 -- old cells are one deleted row, and the new cells of each applied snapshot are aggregated
--- into one row of arrays, in the order the hub sent them.
+-- into one row of arrays (in no particular order; readers group them).
 CREATE OR REPLACE FUNCTION fed_ingest_batch(p_province smallint, p_incarnation bytea,
                                             p_last_seq bigint, p_munis integer[],
                                             p_periods text[], p_kinds smallint[],
@@ -155,22 +155,20 @@ BEGIN
         WITH ap AS (
             SELECT * FROM unnest(a_i, a_m, a_per, a_kind) AS t(i, m, per, kind)
         ), nw AS (
-            SELECT ap.i, ap.kind, ap.per AS period, ap.m, n.ord, n.indicator, n.grouping,
+            SELECT ap.i, ap.kind, ap.per AS period, ap.m, n.indicator, n.grouping,
                    n.key, n.numerator, n.denominator, n.cell_key, n.contributors
               FROM unnest(p_cell_snap, p_ind, p_grp, p_key, p_num, p_den, p_ck, p_con)
-                   WITH ORDINALITY
                    AS n(si, indicator, grouping, key, numerator, denominator, cell_key,
-                        contributors, ord)
+                        contributors)
               JOIN ap ON ap.i = n.si
         ), ins AS (
             INSERT INTO snapshot_cells (period_kind, period, municipality, indicator, grouping,
                                         key, numerator, denominator, cell_key, contributors)
-            SELECT nw.kind, nw.period, nw.m, array_agg(nw.indicator ORDER BY nw.ord),
-                   array_agg(nw.grouping ORDER BY nw.ord), array_agg(nw.key ORDER BY nw.ord),
-                   array_agg(nw.numerator ORDER BY nw.ord),
-                   array_agg(nw.denominator ORDER BY nw.ord),
-                   array_agg(nw.cell_key ORDER BY nw.ord),
-                   array_agg(nw.contributors ORDER BY nw.ord)
+            -- No ORDER BY: the seven aggregates of one group read the same rows in the same
+            -- sequence, so the arrays stay aligned (an ORDER BY would sort each apart).
+            SELECT nw.kind, nw.period, nw.m, array_agg(nw.indicator), array_agg(nw.grouping),
+                   array_agg(nw.key), array_agg(nw.numerator), array_agg(nw.denominator),
+                   array_agg(nw.cell_key), array_agg(nw.contributors)
               FROM nw
              GROUP BY nw.i, nw.kind, nw.period, nw.m
         ), d AS (
