@@ -144,6 +144,23 @@ static void person(fx *f, int n, int32_t day, int category, int sex, int age_ban
     put(f, &rec);
 }
 
+/* A person of another municipality (sex and day only). */
+static void person_of(fx *f, int n, uint32_t municipality, int32_t day, int sex)
+{
+    uint8_t id[16];
+    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    idn(id, n);
+    rec.id.data = id;
+    rec.id.len = 16;
+    rec.municipality = municipality;
+    rec.body_case = REINT__V1__RECORD__BODY_PERSON;
+    rec.person = &p;
+    p.sex = sex;
+    p.registered_day = day;
+    put(f, &rec);
+}
+
 static void returnee(fx *f, int n, int32_t day, int sex, const char *country, int intention)
 {
     uint8_t id[16];
@@ -818,23 +835,11 @@ static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **sta
 {
     fx *f = *state;
     rollup_stats st;
-    uint8_t id[16];
     put_no_refresh = 1;
-    for (int m = 0; m < 4; m++) {
-        for (int k = 0; k < 3; k++) {
-            Reint__V1__Record rec = REINT__V1__RECORD__INIT;
-            Reint__V1__Person p = REINT__V1__PERSON__INIT;
-            idn(id, 100 + m * 10 + k);
-            rec.id.data = id;
-            rec.id.len = 16;
-            rec.municipality = MUN + (uint32_t)m;
-            rec.body_case = REINT__V1__RECORD__BODY_PERSON;
-            rec.person = &p;
-            p.sex = k == 0 ? MALE : FEMALE;
-            p.registered_day = D(2026, 1 + m, 2 + k);
-            put(f, &rec);
-        }
-    }
+    for (int m = 0; m < 4; m++)
+        for (int k = 0; k < 3; k++)
+            person_of(f, 100 + m * 10 + k, MUN + (uint32_t)m, D(2026, 1 + m, 2 + k),
+                      k == 0 ? MALE : FEMALE);
     put_no_refresh = 0;
     int64_t dirty = rollup_dirty_count(f->r), calls = 0;
     assert_true(dirty > 4);
@@ -862,18 +867,7 @@ static void test_rollup_foreign_municipality_record_changes_nothing(void **state
     fx *f = *state;
     person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
     /* Another municipality claims the same id: the upsert refuses it, so must the engine. */
-    uint8_t id[16];
-    Reint__V1__Record rec = REINT__V1__RECORD__INIT;
-    Reint__V1__Person p = REINT__V1__PERSON__INIT;
-    idn(id, 1);
-    rec.id.data = id;
-    rec.id.len = 16;
-    rec.municipality = 10704;
-    rec.body_case = REINT__V1__RECORD__BODY_PERSON;
-    rec.person = &p;
-    p.sex = MALE;
-    p.registered_day = D(2026, 1, 2);
-    put(f, &rec);
+    person_of(f, 1, 10704, D(2026, 1, 2), MALE);
     assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
     assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704"), 0);
 }
@@ -885,20 +879,8 @@ static void test_rollup_outbox_orders_a_refresh_by_period(void **state)
      * each period of both municipalities side by side (the uplink's batches then carry the
      * same period of many municipalities, which the federal tier sums once). */
     put_no_refresh = 1;
-    for (int n = 1; n <= 4; n++) {
-        uint8_t id[16];
-        Reint__V1__Record rec = REINT__V1__RECORD__INIT;
-        Reint__V1__Person p = REINT__V1__PERSON__INIT;
-        idn(id, n);
-        rec.id.data = id;
-        rec.id.len = 16;
-        rec.municipality = n % 2 ? MUN : 10704;
-        rec.body_case = REINT__V1__RECORD__BODY_PERSON;
-        rec.person = &p;
-        p.sex = FEMALE;
-        p.registered_day = n <= 2 ? D(2026, 1, 2) : D(2025, 6, 1);
-        put(f, &rec);
-    }
+    for (int n = 1; n <= 4; n++)
+        person_of(f, n, n % 2 ? MUN : 10704, n <= 2 ? D(2026, 1, 2) : D(2025, 6, 1), FEMALE);
     put_no_refresh = 0;
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 24);
