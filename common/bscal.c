@@ -52,16 +52,16 @@ static int ad_month_days(int y, int m)
 int bscal_ad_valid(int y, int m, int d)
 {
     if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > ad_month_days(y, m))
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     return 0;
 }
 
 int bscal_bs_month_days(int y, int m)
 {
     if (m < 1 || m > 12)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     if (y < BSCAL_FIRST_YEAR || y > BSCAL_LAST_YEAR)
-        return BSCAL_EOUTOFRANGE;
+        return REINT_ERANGE;
     return bscal__month_len[y - BSCAL_FIRST_YEAR][m - 1];
 }
 
@@ -70,12 +70,12 @@ int bscal_days_from_bs(int y, int m, int d, int32_t *days)
     /* A month or day that exists in no BS year is invalid whatever the year; only a
      * plausible date is reported as out of range. */
     if (m < 1 || m > 12 || d < 1 || d > 32)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     if (y < BSCAL_FIRST_YEAR || y > BSCAL_LAST_YEAR)
-        return BSCAL_EOUTOFRANGE;
+        return REINT_ERANGE;
     const unsigned char *len = bscal__month_len[y - BSCAL_FIRST_YEAR];
     if (d > len[m - 1])
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     int32_t n = bscal__year_start[y - BSCAL_FIRST_YEAR];
     for (int i = 0; i < m - 1; i++)
         n += len[i];
@@ -86,7 +86,7 @@ int bscal_days_from_bs(int y, int m, int d, int32_t *days)
 int bscal_bs_from_days(int32_t days, int *y, int *m, int *d)
 {
     if (days < bscal__year_start[0] || days >= bscal__year_start[NYEARS])
-        return BSCAL_EOUTOFRANGE;
+        return REINT_ERANGE;
     /* Largest lo with year_start[lo] <= days: about 7 probes over 100 years. */
     size_t lo = 0, hi = NYEARS;
     while (hi - lo > 1) {
@@ -123,28 +123,28 @@ static int digits(const char *s, int n)
 int bscal_parse(const char *s, int bs, int32_t *days)
 {
     if (s == NULL)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     /* Checking the dashes first also guarantees, byte by byte, that s is long enough for
      * the digit reads that follow. */
     for (int i = 0; i < 10; i++) {
         if (s[i] == '\0')
-            return BSCAL_EINVALID;
+            return REINT_EINVAL;
     }
     if (s[4] != '-' || s[7] != '-' || s[10] != '\0')
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     int y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
     if (y < 0 || m < 0 || d < 0)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     if (bs)
         return bscal_days_from_bs(y, m, d, days);
     if (bscal_ad_valid(y, m, d) != 0)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     /* Gregorian input is held to the same range as BS input, so that a record accepted
      * under one input calendar is never refused under the other, and every stored day
      * has a BS month and fiscal period. */
     int32_t n = bscal_days_from_ad(y, m, d);
     if (n < bscal__year_start[0] || n >= bscal__year_start[NYEARS])
-        return BSCAL_EOUTOFRANGE;
+        return REINT_ERANGE;
     *days = n;
     return 0;
 }
@@ -161,7 +161,7 @@ int bscal_format(int32_t days, int bs, char *out, unsigned long outlen)
 {
     int y, m, d;
     if (out == NULL || outlen < 11)
-        return BSCAL_EINVALID;
+        return REINT_EINVAL;
     if (bs) {
         int rc = bscal_bs_from_days(days, &y, &m, &d);
         if (rc != 0)
@@ -169,7 +169,7 @@ int bscal_format(int32_t days, int bs, char *out, unsigned long outlen)
     } else {
         bscal_ad_from_days(days, &y, &m, &d);
         if (y < 1 || y > 9999)
-            return BSCAL_EOUTOFRANGE;
+            return REINT_ERANGE;
     }
     put_digits(out, y, 4);
     out[4] = '-';

@@ -4,37 +4,37 @@
 #ifndef COMMON_BSCAL_H
 #define COMMON_BSCAL_H
 
+#include "error.h"
+
 #include <stdint.h>
 
-#define BSCAL_FIRST_YEAR  2000
-#define BSCAL_LAST_YEAR   2099
-#define BSCAL_EOUTOFRANGE (-2001) /* date outside the table */
-#define BSCAL_EINVALID    (-2002) /* no such day (month 13, Baisakh 32 in a 31-day year) */
+#define BSCAL_FIRST_YEAR 2000
+#define BSCAL_LAST_YEAR  2099
 
 /* Gregorian y-m-d to days since 1970-01-01 and back (proleptic, valid for years 1..9999). */
 int32_t bscal_days_from_ad(int y, int m, int d);
 void bscal_ad_from_days(int32_t days, int *y, int *m, int *d);
-/* Returns 0 when y-m-d is a real Gregorian date, BSCAL_EINVALID otherwise. */
+/* Returns 0 when y-m-d is a real Gregorian date, REINT_EINVAL otherwise. */
 int bscal_ad_valid(int y, int m, int d);
 
 /* BS date to days since 1970-01-01. Returns 0 or BSCAL_E*. */
 int bscal_days_from_bs(int y, int m, int d, int32_t *days);
-/* Days since 1970-01-01 to a BS date. Returns 0 or BSCAL_EOUTOFRANGE. */
+/* Days since 1970-01-01 to a BS date. Returns 0 or REINT_ERANGE. */
 int bscal_bs_from_days(int32_t days, int *y, int *m, int *d);
 /* Days in BS month m of year y, or a negative BSCAL_E* code. */
 int bscal_bs_month_days(int y, int m);
 
 /* Parses "YYYY-MM-DD" strictly (exactly 10 chars, digits and dashes) as a BS date when bs
  * is non-zero, else as a Gregorian date, into days since 1970-01-01. Returns 0 or BSCAL_E*.
- * (BSCAL_EINVALID also for text that is not of that form.) */
+ * (REINT_EINVAL also for text that is not of that form.) */
 int bscal_parse(const char *s, int bs, int32_t *days);
 /* Formats days as "YYYY-MM-DD" in BS (bs non-zero) or Gregorian into out (at least 11
- * bytes). Returns 0 or BSCAL_EOUTOFRANGE. */
+ * bytes). Returns 0 or REINT_ERANGE. */
 int bscal_format(int32_t days, int bs, char *out, unsigned long outlen);
 
 /* BS fiscal year (starts Shrawan 1, month 4) containing days: *fy_start_year is the BS year
  * in which it starts (FY2080/81 -> 2080), *trimester 1..3 (Shrawan-Kartik, Mangsir-Falgun,
- * Chaitra-Asar). Returns 0 or BSCAL_EOUTOFRANGE. */
+ * Chaitra-Asar). Returns 0 or REINT_ERANGE. */
 int bscal_fiscal(int32_t days, int *fy_start_year, int *trimester);
 
 #endif

@@ -34,6 +34,10 @@ static int config__set(const config_item *it, const char *value, char *why, size
             snprintf(why, whylen, "\"%s\" is not a whole number", value);
             return -1;
         }
+        if (v < it->min || v > it->max) {
+            snprintf(why, whylen, "%ld is outside the range %ld..%ld", v, it->min, it->max);
+            return -1;
+        }
         *(long *)it->dst = v;
         return 0;
     }
@@ -110,18 +114,25 @@ static int config__handler(void *user, const char *section, const char *name, co
 int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen)
 {
     config_state s = {items, n, err, errlen, path, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].type == CONFIG_INT && items[i].min >= items[i].max) {
+            snprintf(err, errlen, "[%s] %s declares no range (a bug in this program)",
+                     items[i].section, items[i].name);
+            return REINT_EINVAL;
+        }
+    }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        return REINT_EIO;
     }
     int rc = ini_parse_file(f, config__handler, &s);
     fclose(f);
     if (s.failed)
-        return -1;
+        return REINT_EINVAL;
     if (rc != 0) {
         snprintf(err, errlen, "%s line %d: not a valid INI line", path, rc);
-        return -1;
+        return REINT_EINVAL;
     }
     return 0;
 }
@@ -141,7 +152,8 @@ void config_print(FILE *f, const config_item *items, size_t n)
             fprintf(f, "%s = %s\n", it->name, (const char *)it->dst);
             break;
         case CONFIG_INT:
-            fprintf(f, "%s = %ld\n", it->name, *(long *)it->dst);
+            fprintf(f, "; range %ld..%ld\n%s = %ld\n", it->min, it->max, it->name,
+                    *(long *)it->dst);
             break;
         case CONFIG_BOOL:
             fprintf(f, "%s = %s\n", it->name, *(int *)it->dst ? "true" : "false");

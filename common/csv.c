@@ -73,7 +73,7 @@ long long csv_offset(const csv_reader *r)
     return r->in_base + (long long)r->in_pos;
 }
 
-/* Returns 1 when bytes are available, 0 at end of input, CSV_EIO on a read error. */
+/* Returns 1 when bytes are available, 0 at end of input, REINT_EIO on a read error. */
 static int refill(csv_reader *r)
 {
     if (r->eof)
@@ -83,14 +83,14 @@ static int refill(csv_reader *r)
     r->in_len = fread(r->in, 1, CSV_CHUNK, r->f);
     if (r->in_len < CSV_CHUNK) {
         if (ferror(r->f))
-            return CSV_EIO;
+            return REINT_EIO;
         r->eof = 1;
     }
     return r->in_len > 0;
 }
 
 /* Makes room for one more byte after w (plus the record's final NUL). Returns 1 when there
- * is room, 0 when the record has gone past CSV_MAX_RECORD, CSV_ENOMEM when growing failed. */
+ * is room, 0 when the record has gone past CSV_MAX_RECORD, REINT_ENOMEM when growing failed. */
 static int reserve(csv_reader *r, size_t w)
 {
     if (w + 2 <= r->rec_cap)
@@ -102,7 +102,7 @@ static int reserve(csv_reader *r, size_t w)
         cap = CSV_REC_LIMIT;
     char *p = realloc(r->rec, cap);
     if (p == NULL)
-        return CSV_ENOMEM;
+        return REINT_ENOMEM;
     r->rec = p;
     r->rec_cap = cap;
     return w + 2 <= r->rec_cap;
@@ -153,7 +153,7 @@ next_record:
                 r->done = 1;
                 r->line = line;
                 if (st == ST_QUOTED)
-                    return CSV_EQUOTE;
+                    return REINT_EQUOTE;
                 if (csv_offset(r) == start)
                     return 0;
                 goto end_record;
@@ -211,7 +211,7 @@ next_record:
                     r->in_pos = (size_t)(p - r->in);
                     r->line = line;
                     r->done = 1;
-                    return CSV_ENOMEM;
+                    return REINT_ENOMEM;
                 }
                 rec = r->rec;
                 if (rc == 0) {
@@ -230,7 +230,7 @@ next_record:
                     r->in_pos = (size_t)(p - r->in);
                     r->line = line;
                     r->done = 1;
-                    return CSV_ENOMEM;
+                    return REINT_ENOMEM;
                 }
                 rec = r->rec;
                 if (rc == 0) {
@@ -263,7 +263,7 @@ end_record:
         overflow = 1;
 finish:
     if (overflow)
-        return CSV_ETOOLONG;
+        return REINT_ETOOLONG;
     r->rec[w] = '\0';
     nf++;
     for (size_t i = 0; i < nf; i++)
@@ -274,7 +274,7 @@ finish:
 
 io_error:
     r->done = 1;
-    return CSV_EIO;
+    return REINT_EIO;
 }
 
 void csv_write_field(FILE *f, const char *s)

@@ -4,6 +4,8 @@
 #ifndef COMMON_CSV_H
 #define COMMON_CSV_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -18,9 +20,10 @@ void csv_close(csv_reader *r);
 
 /* Reads the next record. Returns 1 with *nfields set and fields[i] pointing into the
  * reader's buffer (valid until the next call; NUL-terminated, unquoted), 0 at end of input,
- * or a negative code: CSV_ETOOLONG (record over CSV_MAX_RECORD or over CSV_MAX_FIELDS
- * fields; the reader skips to the next line and can go on), CSV_EQUOTE (unterminated quote
- * at end of input), CSV_EIO (read error). csv_line() names the line where the record began.
+ * or a negative code: REINT_ETOOLONG (record over CSV_MAX_RECORD or over CSV_MAX_FIELDS
+ * fields; the reader skips to the next line and can go on), REINT_EQUOTE (unterminated quote
+ * at end of input), REINT_EIO (read error) or REINT_ENOMEM (the record buffer could not grow;
+ * the input then ends as after a read error). csv_line() names the line where the record began.
  * Blank lines are skipped. */
 int csv_next(csv_reader *r, char ***fields, size_t *nfields);
 
@@ -32,11 +35,5 @@ long long csv_offset(const csv_reader *r);
 
 /* Writes one field to f, quoting it when it holds a comma, quote, CR or LF. */
 void csv_write_field(FILE *f, const char *s);
-
-#define CSV_ETOOLONG (-1001)
-#define CSV_EQUOTE   (-1002)
-#define CSV_EIO      (-1003)
-/* Growing the record buffer failed; csv_next then ends the input as after CSV_EIO. */
-#define CSV_ENOMEM (-1004)
 
 #endif

@@ -29,9 +29,9 @@ int directive_keygen(const char *priv_path, const char *pub_path)
 {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     FILE *f = NULL;
-    int rc = DIRECTIVE_EKEY, fd;
+    int rc = REINT_EKEY, fd;
     if (key == NULL)
-        return DIRECTIVE_EKEY;
+        return REINT_EKEY;
     fd = open(priv_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
         goto out;
@@ -56,7 +56,7 @@ int directive_keyring_load(directive_keyring **out, const char *spec, char *err,
     directive_keyring *k = calloc(1, sizeof(*k));
     char buf[2048], *save = NULL;
     if (k == NULL)
-        return DIRECTIVE_EKEY;
+        return REINT_EKEY;
     snprintf(buf, sizeof(buf), "%s", spec);
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
@@ -85,7 +85,7 @@ int directive_keyring_load(directive_keyring **out, const char *spec, char *err,
     return 0;
 fail:
     directive_keyring_free(k);
-    return DIRECTIVE_EKEY;
+    return REINT_EKEY;
 }
 
 void directive_keyring_free(directive_keyring *k)
@@ -104,11 +104,11 @@ int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char
     EVP_MD_CTX *md = NULL;
     uint8_t *body = NULL, *sig = NULL;
     size_t siglen = 64;
-    int rc = DIRECTIVE_EKEY;
+    int rc = REINT_EKEY;
     FILE *f = fopen(priv_path, "r");
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", priv_path, strerror(errno));
-        return DIRECTIVE_EKEY;
+        return REINT_EKEY;
     }
     key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
@@ -135,7 +135,7 @@ int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char
     out->signature.data = sig;
     out->signature.len = siglen;
     body = sig = NULL;
-    rc = out->key_id ? 0 : DIRECTIVE_EKEY;
+    rc = out->key_id ? 0 : REINT_EKEY;
 out:
     free(body);
     free(sig);
@@ -163,7 +163,7 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
             key = k->key[i];
     if (key == NULL) {
         snprintf(err, errlen, "directive signed by unknown key \"%.60s\"", kid);
-        return DIRECTIVE_EKEY;
+        return REINT_EKEY;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key) == 1 &&
@@ -173,20 +173,20 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
     ERR_clear_error();
     if (!ok) {
         snprintf(err, errlen, "directive signature does not verify with key \"%.60s\"", kid);
-        return DIRECTIVE_ESIGNATURE;
+        return REINT_ESIGNATURE;
     }
     Reint__V1__Directive *d = reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
     if (d == NULL || d->key_id == NULL || strcmp(d->key_id, kid) != 0) {
         if (d)
             reint__v1__directive__free_unpacked(d, NULL);
         snprintf(err, errlen, "directive body is malformed or names another key");
-        return DIRECTIVE_EMALFORMED;
+        return REINT_EMALFORMED;
     }
     if (d->serial <= last_serial) {
         snprintf(err, errlen, "directive serial %llu is not above %llu (a replay)",
                  (unsigned long long)d->serial, (unsigned long long)last_serial);
         reint__v1__directive__free_unpacked(d, NULL);
-        return DIRECTIVE_EREPLAY;
+        return REINT_EREPLAY;
     }
     *out = d;
     return 0;

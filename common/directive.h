@@ -4,26 +4,23 @@
 #ifndef COMMON_DIRECTIVE_H
 #define COMMON_DIRECTIVE_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "reintegration.pb-c.h"
-
-#define DIRECTIVE_EKEY       (-9001) /* unknown key id, or a key that cannot be read */
-#define DIRECTIVE_ESIGNATURE (-9002) /* the signature does not verify */
-#define DIRECTIVE_EREPLAY    (-9003) /* serial not above the last one held */
-#define DIRECTIVE_EMALFORMED (-9004) /* body is not a valid Directive */
 
 #define DIRECTIVE_MAX_KEYS 16
 
 typedef struct directive_keyring directive_keyring;
 
 /* Makes an Ed25519 key pair: private key PEM at priv_path (mode 0600), public at pub_path.
- * Returns 0 or DIRECTIVE_EKEY. */
+ * Returns 0 or REINT_EKEY. */
 int directive_keygen(const char *priv_path, const char *pub_path);
 
 /* Loads public keys: a comma-separated list of "key_id=path.pem". Returns 0 or
- * DIRECTIVE_EKEY with a message in err. Free with directive_keyring_free. */
+ * REINT_EKEY with a message in err. Free with directive_keyring_free. */
 int directive_keyring_load(directive_keyring **out, const char *spec, char *err, size_t errlen);
 void directive_keyring_free(directive_keyring *k);
 

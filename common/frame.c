@@ -30,7 +30,7 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
             r->need = (size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
                       (size_t)r->hdr[3];
             if (r->need > r->max)
-                return FRAME_ETOOBIG;
+                return REINT_ETOOBIG;
             r->have = 0;
             if (r->need > r->cap) {
                 /* Grow geometrically but never past the maximum frame size. */
@@ -41,7 +41,7 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
                     cap = r->max;
                 uint8_t *nb = realloc(r->buf, cap);
                 if (nb == NULL)
-                    return FRAME_ENOMEM;
+                    return REINT_ENOMEM;
                 r->buf = nb;
                 r->cap = cap;
             }
@@ -67,10 +67,10 @@ int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t
 {
     size_t n = reint__v1__envelope__get_packed_size(env);
     if (n > (max ? max : FRAME_DEFAULT_MAX) || n > 0xffffffffu)
-        return FRAME_ETOOBIG;
+        return REINT_ETOOBIG;
     uint8_t *buf = malloc(n + 4);
     if (buf == NULL)
-        return FRAME_ENOMEM;
+        return REINT_ENOMEM;
     buf[0] = (uint8_t)(n >> 24);
     buf[1] = (uint8_t)(n >> 16);
     buf[2] = (uint8_t)(n >> 8);
@@ -85,7 +85,7 @@ int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out)
 {
     Reint__V1__Envelope *e = reint__v1__envelope__unpack(NULL, len, payload);
     if (e == NULL)
-        return FRAME_EMALFORMED;
+        return REINT_EMALFORMED;
     *out = e;
     return 0;
 }

@@ -4,15 +4,14 @@
 #ifndef COMMON_FRAME_H
 #define COMMON_FRAME_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "reintegration.pb-c.h"
 
 #define FRAME_DEFAULT_MAX (4u * 1024u * 1024u)
-#define FRAME_ETOOBIG     (-3001) /* announced length above the maximum */
-#define FRAME_EMALFORMED  (-3002) /* the payload is not a valid Envelope */
-#define FRAME_ENOMEM      (-3003)
 
 typedef struct frame_reader {
     uint8_t hdr[4];
@@ -29,17 +28,17 @@ typedef struct frame_reader {
 typedef int (*frame_cb)(void *ud, const uint8_t *payload, size_t len);
 
 void frame_reader_init(frame_reader *r, size_t max);
-/* Feeds len bytes. Returns 0, FRAME_ETOOBIG, FRAME_ENOMEM, or the callback's return. After
+/* Feeds len bytes. Returns 0, REINT_ETOOBIG, REINT_ENOMEM, or the callback's return. After
  * an error the reader must not be fed again. */
 int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb cb, void *ud);
 void frame_reader_free(frame_reader *r);
 
 /* Packs env with its length header into a malloc'd buffer the caller frees. Returns 0,
- * FRAME_ETOOBIG when the packed size is above max, or FRAME_ENOMEM. */
+ * REINT_ETOOBIG when the packed size is above max, or REINT_ENOMEM. */
 int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t *outlen);
 
 /* Unpacks one payload into an Envelope (free with reint__v1__envelope__free_unpacked).
- * Returns 0 or FRAME_EMALFORMED. */
+ * Returns 0 or REINT_EMALFORMED. */
 int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out);
 
 #endif

@@ -1,14 +1,5 @@
 #include "hlc.h"
 
-#include <time.h>
-
-uint64_t hlc_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t hlc_next(hlc *c, uint64_t now_ms)
 {
     uint64_t wall = now_ms << 16;

@@ -10,9 +10,7 @@ typedef struct hlc {
     uint64_t last;
 } hlc;
 
-/* Wall clock in ms since the epoch (CLOCK_REALTIME). */
-uint64_t hlc_wall_ms(void);
-/* Issues the next version given the wall clock now_ms. */
+/* Issues the next version given the wall clock now_ms (clock_now_ms()). */
 uint64_t hlc_next(hlc *c, uint64_t now_ms);
 /* Moves the clock past a version observed elsewhere (e.g. the hub's acked version). */
 void hlc_observe(hlc *c, uint64_t version);

@@ -15,7 +15,7 @@ int period_of_day(int32_t day, char out[PERIOD_KINDS][PERIOD_MAX])
     if (bscal_bs_from_days(day, &by, &bm, &bd) != 0 || bscal_fiscal(day, &fy, &tri) != 0) {
         out[PERIOD_BS_MONTH][0] = out[PERIOD_FISCAL_TRIMESTER][0] = out[PERIOD_FISCAL_YEAR][0] =
             '\0';
-        return PERIOD_EINVALID;
+        return REINT_EINVAL;
     }
     snprintf(out[PERIOD_BS_MONTH], PERIOD_MAX, "BS%04d-%02d", by, bm);
     snprintf(out[PERIOD_FISCAL_TRIMESTER], PERIOD_MAX, "FY%04d/%02d-T%d", fy, (fy + 1) % 100, tri);
@@ -40,7 +40,7 @@ static int period__bs_span(int y1, int m1, int y2, int m2, int32_t *first, int32
     int32_t a, b;
     int n = bscal_bs_month_days(y2, m2);
     if (n < 0 || bscal_days_from_bs(y1, m1, 1, &a) != 0 || bscal_days_from_bs(y2, m2, n, &b) != 0)
-        return PERIOD_EINVALID;
+        return REINT_EINVAL;
     *first = a;
     *last = b;
     return 0;
@@ -85,7 +85,7 @@ int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t 
             return period__bs_span(y, 4, y + 1, 3, first, last);
         }
         if (s[9] != '-' || s[10] != 'T' || s[11] < '1' || s[11] > '3')
-            return PERIOD_EINVALID;
+            return REINT_EINVAL;
         *kind = PERIOD_FISCAL_TRIMESTER;
         switch (s[11]) {
         case '1':
@@ -96,5 +96,5 @@ int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t 
             return period__bs_span(y, 12, y + 1, 3, first, last);
         }
     }
-    return PERIOD_EINVALID;
+    return REINT_EINVAL;
 }

@@ -6,12 +6,13 @@
 #ifndef COMMON_PERIOD_H
 #define COMMON_PERIOD_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define PERIOD_MAX      16 /* longest period string with its NUL ("FY2083/84-T1") */
-#define PERIOD_KINDS    6
-#define PERIOD_EINVALID (-8001)
+#define PERIOD_MAX   16 /* longest period string with its NUL ("FY2083/84-T1") */
+#define PERIOD_KINDS 6
 
 enum period_kind {
     PERIOD_YEAR,
@@ -23,12 +24,12 @@ enum period_kind {
 };
 
 /* Writes the six periods containing day (days since 1970-01-01), indexed by period_kind.
- * Returns 0, or PERIOD_EINVALID for a day outside the BS table (then only the Gregorian
+ * Returns 0, or REINT_EINVAL for a day outside the BS table (then only the Gregorian
  * ones are meaningful and the others are empty strings). */
 int period_of_day(int32_t day, char out[PERIOD_KINDS][PERIOD_MAX]);
 
 /* Parses a period string: its kind and its first and last day (inclusive). Returns 0 or
- * PERIOD_EINVALID (unknown shape, month 13, a year outside the BS table, ...). */
+ * REINT_EINVAL (unknown shape, month 13, a year outside the BS table, ...). */
 int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t *last);
 
 #endif

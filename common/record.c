@@ -3,14 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define RID_BYTES 16
-
-int32_t record_today(void)
-{
-    return (int32_t)(time(NULL) / 86400);
-}
 
 static size_t record__prefix_len(const ProtobufCEnumDescriptor *d)
 {
@@ -29,7 +23,7 @@ int record_enum_parse(const ProtobufCEnumDescriptor *d, const char *s, int *out)
             return 0;
         }
     }
-    return RECORD_EINVALID;
+    return REINT_EINVAL;
 }
 
 const char *record_enum_name(const ProtobufCEnumDescriptor *d, int value)
@@ -56,7 +50,7 @@ static int record__fail(record_error *err, const char *field, const char *fmt, l
 {
     err->field = field;
     snprintf(err->reason, sizeof(err->reason), fmt, v);
-    return RECORD_EINVALID;
+    return REINT_EINVAL;
 }
 
 static int record__day(int32_t day, int32_t today, record_error *err, const char *field)
@@ -83,7 +77,7 @@ static int record__country(const char *c, record_error *err, const char *field)
         err->field = field;
         snprintf(err->reason, sizeof(err->reason),
                  "\"%.8s\" is not an ISO 3166 alpha-2 code (two capital letters)", c);
-        return RECORD_EINVALID;
+        return REINT_EINVAL;
     }
     return 0;
 }

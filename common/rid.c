@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hex.h"
+
 int rid_random(uint8_t *buf, size_t len)
 {
     size_t got = 0;
@@ -79,26 +81,16 @@ int rid_new(uint8_t id[RID_LEN], uint64_t now_ms)
 
 void rid_format(const uint8_t id[RID_LEN], char out[RID_HEX_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < RID_LEN; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+    /* 8-4-4-4-12 digits: groups of 4, 2, 2, 2 and 6 bytes. */
+    static const int groups[] = {4, 2, 2, 2, 6};
+    size_t o = 0, at = 0;
+    for (int g = 0; g < 5; g++) {
+        if (g)
             out[o++] = '-';
-        out[o++] = hex[id[i] >> 4];
-        out[o++] = hex[id[i] & 15];
+        hex_encode(id + at, (size_t)groups[g], out + o);
+        o += 2 * (size_t)groups[g];
+        at += (size_t)groups[g];
     }
-    out[o] = '\0';
-}
-
-static int rid__nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int rid_parse(const char *s, uint8_t id[RID_LEN])
@@ -113,10 +105,8 @@ int rid_parse(const char *s, uint8_t id[RID_LEN])
             i++;
             continue;
         }
-        int hi = rid__nibble(s[i]), lo = rid__nibble(s[i + 1]);
-        if (hi < 0 || lo < 0)
+        if (hex_decode(s + i, 2, id + o++) != 0)
             return -1;
-        id[o++] = (uint8_t)(hi << 4 | lo);
         i += 2;
     }
     return 0;

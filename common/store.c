@@ -45,7 +45,7 @@ int store_open_paged(const char *path, int create, int page_size, const char *sc
     return 0;
 fail:
     sqlite3_close(db);
-    return STORE_EDB;
+    return REINT_EDB;
 }
 
 void store_close(sqlite3 *db)
@@ -59,7 +59,7 @@ int store_exec(sqlite3 *db, const char *sql)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         log_error("sqlite: %s: %s", msg ? msg : sqlite3_errmsg(db), sql);
         sqlite3_free(msg);
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return 0;
 }
@@ -77,9 +77,9 @@ sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql)
 int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = STORE_EDB;
+    int rc = REINT_EDB;
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
         *out = sqlite3_column_int64(st, 0);
@@ -92,12 +92,12 @@ int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out)
 int store_meta_set_int(sqlite3 *db, const char *key, int64_t v)
 {
     sqlite3_stmt *st = NULL;
-    int rc = STORE_EDB;
+    int rc = REINT_EDB;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO meta(key,value) VALUES(?1,?2) "
                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
     if (sqlite3_step(st) == SQLITE_DONE)
@@ -109,9 +109,9 @@ int store_meta_set_int(sqlite3 *db, const char *key, int64_t v)
 int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = STORE_EDB;
+    int rc = REINT_EDB;
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
         memcpy(buf, sqlite3_column_blob(st, 0), len);
@@ -124,12 +124,12 @@ int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len)
 int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = STORE_EDB;
+    int rc = REINT_EDB;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO meta(key,value) VALUES(?1,?2) "
                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                            -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_DONE)
@@ -144,12 +144,12 @@ int store_durability(sqlite3 *db, int *synchronous, int *wal)
     *synchronous = -1;
     *wal = 0;
     if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     if (sqlite3_step(st) == SQLITE_ROW)
         *synchronous = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
-        return STORE_EDB;
+        return REINT_EDB;
     if (sqlite3_step(st) == SQLITE_ROW)
         *wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
     sqlite3_finalize(st);

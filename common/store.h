@@ -4,15 +4,15 @@
 #ifndef COMMON_STORE_H
 #define COMMON_STORE_H
 
+#include "error.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_EDB (-5001)
-
 /* Opens (creating when create is non-zero) the database at path, sets WAL, synchronous=FULL,
  * foreign keys and a busy timeout, and runs schema (several statements) when non-NULL.
- * Returns 0 or STORE_EDB with a message in err. */
+ * Returns 0 or REINT_EDB with a message in err. */
 int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
                size_t errlen);
 /* The same, with the page size of a database created here (0: SQLite's default). */
@@ -20,7 +20,7 @@ int store_open_paged(const char *path, int create, int page_size, const char *sc
                      char *err, size_t errlen);
 void store_close(sqlite3 *db);
 
-/* Runs SQL without results. Returns 0 or STORE_EDB (message logged). */
+/* Runs SQL without results. Returns 0 or REINT_EDB (message logged). */
 int store_exec(sqlite3 *db, const char *sql);
 /* Prepares a statement or logs and returns NULL. */
 sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql);

@@ -1,5 +1,7 @@
 #include "sync.h"
 
+#include "clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,7 +215,7 @@ static void sync__on_ready(wire *w, void *ud)
     h.identity = s->identity;
     h.incarnation.data = (uint8_t *)s->o.source.incarnation(s->o.source.src);
     h.incarnation.len = 16;
-    h.clock = hlc_wall_ms();
+    h.clock = clock_now_ms();
     h.last_seq = s->o.source.last_seq(s->o.source.src);
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO;
     env.hello = &h;
@@ -244,7 +246,7 @@ static void sync__directive(sync_client *s, const Reint__V1__SignedDirective *sd
 static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
 {
     uint64_t after = 0;
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     s->st.skew_ms = (int64_t)r->clock - now;
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
         log_warn("clock skew with the hub is %lld s; check this machine's clock",
@@ -286,7 +288,7 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
     s->n_inflight--;
     if (last == SYNC_RESEND_MARK) {
         s->resend_needed = 0;
-        s->st.last_sync_ms = (int64_t)hlc_wall_ms();
+        s->st.last_sync_ms = (int64_t)clock_now_ms();
         if (s->o.source.note)
             s->o.source.note(s->o.source.src, s->st.last_sync_ms, 0, 0, NULL);
         sync__pump(s);
@@ -305,7 +307,7 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
     }
     s->st.refusals += a->n_refusals;
     s->st.batches_acked++;
-    s->st.last_sync_ms = (int64_t)hlc_wall_ms();
+    s->st.last_sync_ms = (int64_t)clock_now_ms();
     sync__pump(s);
     return 0;
 }

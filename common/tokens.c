@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "rid.h"
 
 #define TOKENS_LINE_MAX 512
@@ -35,27 +36,11 @@ static int tokens__sha256(const char *s, size_t n, uint8_t out[32])
 
 int tokens_hash_hex(const char *token, char hex[65])
 {
-    static const char digits[] = "0123456789abcdef";
     uint8_t h[32];
     if (tokens__sha256(token, strlen(token), h) != 0)
         return -1;
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[h[i] >> 4];
-        hex[2 * i + 1] = digits[h[i] & 15];
-    }
-    hex[64] = '\0';
+    hex_encode(h, 32, hex);
     return 0;
-}
-
-static int tokens__hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Parses one line of the tokens file into t. Returns 1 for an entry, 0 for a blank or
@@ -87,13 +72,9 @@ static int tokens__line(char *line, tokens_entry *t, const char **why)
     while (*p == ' ' || *p == '\t')
         p++;
     hex = p;
-    for (int i = 0; i < 32; i++) {
-        int hi = tokens__hexval(hex[2 * i]), lo = hi < 0 ? -1 : tokens__hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            *why = "expected \"name sha256hex\" (64 hex digits of the token's SHA-256)";
-            return -1;
-        }
-        t->hash[i] = (uint8_t)(hi << 4 | lo);
+    if (strnlen(hex, 64) != 64 || hex_decode(hex, 64, t->hash) != 0) {
+        *why = "expected \"name sha256hex\" (64 hex digits of the token's SHA-256)";
+        return -1;
     }
     p = hex + 64;
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
@@ -112,10 +93,10 @@ int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
     tokens_table *t = NULL;
     size_t cap = 16;
     long lineno = 0;
-    int rc = TOKENS_EINVALID;
+    int rc = REINT_EINVAL;
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return TOKENS_EIO;
+        return REINT_EIO;
     }
     t = malloc(sizeof(*t) + cap * sizeof(tokens_entry));
     if (t == NULL)
@@ -149,7 +130,7 @@ int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
     }
     if (ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
-        rc = TOKENS_EIO;
+        rc = REINT_EIO;
         goto fail;
     }
     fclose(f);
@@ -157,7 +138,7 @@ int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
     return 0;
 nomem:
     snprintf(err, errlen, "%s: out of memory", path);
-    rc = TOKENS_EIO;
+    rc = REINT_EIO;
 fail:
     fclose(f);
     free(t);
@@ -206,18 +187,18 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
     size_t n = strlen(name);
     if (n == 0 || n >= TOKENS_NAME_MAX || outlen < 2 * sizeof(raw) + 1) {
         snprintf(err, errlen, "names are 1 to %d characters", TOKENS_NAME_MAX - 1);
-        return TOKENS_EINVALID;
+        return REINT_EINVAL;
     }
     for (const char *p = name; *p; p++) {
         if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
               (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
             snprintf(err, errlen, "names use letters, digits, - _ .");
-            return TOKENS_EINVALID;
+            return REINT_EINVAL;
         }
     }
     if (rid_random(raw, sizeof(raw)) != 0) {
         snprintf(err, errlen, "no randomness");
-        return TOKENS_EIO;
+        return REINT_EIO;
     }
     for (size_t i = 0; i < sizeof(raw); i++) {
         out[2 * i] = hex[raw[i] >> 4];
@@ -225,20 +206,20 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
     }
     out[2 * sizeof(raw)] = '\0';
     if (tokens_hash_hex(out, hash) != 0)
-        return TOKENS_EIO;
+        return REINT_EIO;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
-        return TOKENS_EIO;
+        return REINT_EIO;
     }
     fprintf(f, "%s %s\n", name, hash);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         snprintf(err, errlen, "%s: cannot write", path);
-        return TOKENS_EIO;
+        return REINT_EIO;
     }
     fclose(f);
     return 0;

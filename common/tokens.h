@@ -4,16 +4,16 @@
 #ifndef COMMON_TOKENS_H
 #define COMMON_TOKENS_H
 
+#include "error.h"
+
 #include <stddef.h>
 
 #define TOKENS_NAME_MAX 64
 #define TOKENS_MAX      4096
-#define TOKENS_EINVALID (-9201) /* malformed file (message names the line) */
-#define TOKENS_EIO      (-9202)
 
 typedef struct tokens_table tokens_table;
 
-/* Reads path. Returns 0, TOKENS_EIO or TOKENS_EINVALID with "FILE line N: ..." in err. */
+/* Reads path. Returns 0, REINT_EIO or REINT_EINVAL with "FILE line N: ..." in err. */
 int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen);
 void tokens_free(tokens_table *t);
 

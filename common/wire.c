@@ -43,12 +43,12 @@ static void wire__on_data(tls_conn *c, const uint8_t *buf, size_t len, void *ud)
     if (w->closing)
         return;
     int rc = frame_reader_feed(&w->reader, buf, len, wire__on_frame, w);
-    if (rc == FRAME_ETOOBIG) {
+    if (rc == REINT_ETOOBIG) {
         log_warn("%s (%s): frame above the %zu-byte maximum refused", wire_peer(w), wire_addr(w),
                  w->max_frame);
         wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_FRAME_TOO_LARGE,
                   "frame above the maximum size");
-    } else if (rc == FRAME_ENOMEM) {
+    } else if (rc == REINT_ENOMEM) {
         wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
     }
 }

@@ -23,7 +23,7 @@ int auth_token_generate(char *out, size_t outlen)
 {
     unsigned char rnd[32];
     if (outlen < AUTH_TOKEN_LEN + 1 || RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return AUTH_EINVAL;
+        return REINT_EINVAL;
     memcpy(out, AUTH_TOKEN_PREFIX, 4);
     auth__to_hex(rnd, sizeof(rnd), out + 4);
     return 0;
@@ -35,7 +35,7 @@ int auth_hash_hex(const char *token, char *out, size_t outlen)
     unsigned int mdlen = 0;
     if (outlen < AUTH_HASH_HEX + 1 ||
         EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return AUTH_EINVAL;
+        return REINT_EINVAL;
     auth__to_hex(md, 32, out);
     return 0;
 }
@@ -43,7 +43,7 @@ int auth_hash_hex(const char *token, char *out, size_t outlen)
 int auth_parse_bearer(const char *header, char *out, size_t outlen)
 {
     if (header == NULL || outlen < AUTH_TOKEN_LEN + 1 || strncasecmp(header, "Bearer ", 7) != 0)
-        return AUTH_EINVAL;
+        return REINT_EINVAL;
     const char *t = header + 7;
     while (*t == ' ')
         t++;
@@ -51,10 +51,10 @@ int auth_parse_bearer(const char *header, char *out, size_t outlen)
     while (n > 0 && t[n - 1] == ' ')
         n--;
     if (n != AUTH_TOKEN_LEN || strncmp(t, AUTH_TOKEN_PREFIX, 4) != 0)
-        return AUTH_EINVAL;
+        return REINT_EINVAL;
     for (size_t i = 4; i < n; i++)
         if (strchr(auth__hex, t[i]) == NULL || t[i] == '\0')
-            return AUTH_EINVAL;
+            return REINT_EINVAL;
     memcpy(out, t, n);
     out[n] = '\0';
     return 0;
@@ -79,8 +79,8 @@ int auth_parse_role(const char *s, long province, enum auth_role *role, int *out
         *out_province = s[9] - '0';
         return 0;
     } else
-        return AUTH_EINVAL;
-    return province == 0 ? 0 : AUTH_EINVAL;
+        return REINT_EINVAL;
+    return province == 0 ? 0 : REINT_EINVAL;
 }
 
 enum auth_role auth_role_from_db(const char *s)

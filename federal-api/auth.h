@@ -5,6 +5,8 @@
 #ifndef FEDERAL_API_AUTH_H
 #define FEDERAL_API_AUTH_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,23 +16,22 @@ enum auth_role { AUTH_NONE, AUTH_MINISTRY, AUTH_PROVINCE, AUTH_PUBLIC, AUTH_ADMI
 #define AUTH_TOKEN_LEN    68 /* prefix + 64 hex digits, without the NUL */
 #define AUTH_HASH_HEX     64
 #define AUTH_NAME_MAX     64
-#define AUTH_EINVAL       (-9101)
 
-/* Makes a new random token into out (AUTH_TOKEN_LEN + 1 bytes). Returns 0 or AUTH_EINVAL
+/* Makes a new random token into out (AUTH_TOKEN_LEN + 1 bytes). Returns 0 or REINT_EINVAL
  * when the random generator fails. */
 int auth_token_generate(char *out, size_t outlen);
 
 /* Writes the SHA-256 of token as lowercase hex into out (AUTH_HASH_HEX + 1 bytes).
- * Returns 0 or AUTH_EINVAL. */
+ * Returns 0 or REINT_EINVAL. */
 int auth_hash_hex(const char *token, char *out, size_t outlen);
 
 /* Takes the token out of an Authorization header value ("Bearer fed_..."): the scheme is
  * case-insensitive; the token must have the exact shape of ours (anything else is refused
- * before it reaches the database). Returns 0, or AUTH_EINVAL when missing or malformed. */
+ * before it reaches the database). Returns 0, or REINT_EINVAL when missing or malformed. */
 int auth_parse_bearer(const char *header, char *out, size_t outlen);
 
 /* Parses a role as given on the command line: "ministry", "public", "admin", "province"
- * (then province must be 1..7) or "province:P". Returns 0 or AUTH_EINVAL. */
+ * (then province must be 1..7) or "province:P". Returns 0 or REINT_EINVAL. */
 int auth_parse_role(const char *s, long province, enum auth_role *role, int *out_province);
 
 /* Parses the role stored in the database ("ministry", "province", "public", "admin"). */

@@ -1,5 +1,7 @@
 #include "db.h"
 
+#include "clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,7 +320,7 @@ static void db__on_kick(uv_timer_t *t)
 static void db__on_sweep(uv_timer_t *t)
 {
     db_pool *p = t->data;
-    uint64_t now = hlc_wall_ms();
+    uint64_t now = clock_mono_ms();
     while (p->head && now - p->head->queued_ms > p->o.queue_timeout_ms) {
         db_q *q = p->head;
         p->head = q->next;
@@ -374,9 +376,9 @@ int db_pool_start(db_pool **out, const db_opts *opts)
 int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud)
 {
     if (p->stopping)
-        return DB_ESTOP;
+        return REINT_ESTOP;
     if (p->queued >= p->o.max_queue)
-        return DB_EQUEUE;
+        return REINT_EQUEUE;
     size_t sl = strlen(sql) + 1, need = sizeof(db_q) + (size_t)n * sizeof(char *) + sl;
     for (int i = 0; i < n; i++)
         need += values[i] ? strlen(values[i]) + 1 : 0;
@@ -387,7 +389,7 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
     q->cb = cb;
     q->ud = ud;
     q->n = n;
-    q->queued_ms = hlc_wall_ms();
+    q->queued_ms = clock_mono_ms();
     q->values = (char **)(q + 1);
     char *s = (char *)(q->values + n);
     q->sql = s;

@@ -7,15 +7,14 @@
 #ifndef FEDERAL_API_DB_H
 #define FEDERAL_API_DB_H
 
+#include "error.h"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 typedef struct db_pool db_pool;
-
-#define DB_EQUEUE (-9001) /* the queue is full */
-#define DB_ESTOP  (-9002) /* the pool is stopping */
 
 typedef struct db_opts {
     uv_loop_t *loop;
@@ -36,7 +35,7 @@ int db_pool_start(db_pool **out, const db_opts *opts);
 
 /* Queues one statement with n text parameters ($1..$n; NULL values are SQL NULL). The
  * statement and the parameters are copied. Returns 0 (cb will be called exactly once,
- * never from inside this call), DB_EQUEUE or DB_ESTOP (cb is then never called). */
+ * never from inside this call), REINT_EQUEUE or REINT_ESTOP (cb is then never called). */
 int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud);
 
 /* Fails queued and running statements (their callbacks run with an error), closes every

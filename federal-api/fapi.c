@@ -1,5 +1,7 @@
 #include "fapi.h"
 
+#include "clock.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "hlc.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "params.h"
 #include "record.h"
@@ -694,7 +697,7 @@ static void fapi__on_directives(void *ud, const PGresult *res, const char *err)
         fapi__error(f, 503, "the federal store is unavailable; try again");
         return;
     }
-    int32_t today = record_today();
+    int32_t today = clock_today_utc();
     sbuf b;
     sbuf_init(&b, FAPI_MAX_BODY);
     sbuf_puts(&b, "{\"directives\":[");
@@ -806,7 +809,7 @@ static void fapi__on_next_serial(void *ud, const PGresult *res, const char *err)
     Reint__V1__Directive *d = fdir_directive(f->draft);
     d->serial = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
     d->key_id = f->a->dir_key_id;
-    d->issued_at = hlc_wall_ms();
+    d->issued_at = clock_now_ms();
     directive_signed_free(&f->sd);
     if (directive_sign(d, f->a->dir_key_id, f->a->dir_key, &f->sd, why, sizeof(why)) != 0) {
         log_error("directive %" PRIu64 " cannot be signed: %s", d->serial, why);
@@ -880,7 +883,7 @@ static void fapi__publish(freq *f)
         return;
     }
     int rc = fdir_parse(body, len, &f->draft, errs);
-    if (rc == FDIR_EJSON) {
+    if (rc == REINT_EMALFORMED) {
         fapi__error_audited(f, 400, errs->message);
     } else if (rc != 0) {
         sbuf b;
@@ -997,7 +1000,7 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         return;
     }
     if (PQntuples(res) != 1) {
-        auth_limiter_fail(f->a->limiter, f->peer, hlc_wall_ms());
+        auth_limiter_fail(f->a->limiter, f->peer, clock_now_ms());
         log_warn("%s: unknown or revoked token for %s", f->peer, f->target);
         fapi__error_audited(f, 401, "unknown or revoked token");
         return;
@@ -1037,63 +1040,45 @@ static void fapi__metrics(fapi *a, http_req *r)
     db_get_metrics(a->o.db, &dm);
     if (a->o.ingest)
         fingest_get_metrics(a->o.ingest, &im);
-    sbuf b;
-    sbuf_init(&b, 64 * 1024);
-    struct {
-        const char *name, *type, *help;
-        unsigned long long v;
-    } rows[] = {
-        {"federal_http_requests_total", "counter", "HTTP requests received.", a->m.requests},
-        {"federal_http_ok_total", "counter", "Requests answered 200.", a->m.ok},
-        {"federal_http_bad_request_total", "counter", "Requests refused 400.", a->m.bad_request},
-        {"federal_http_unauthorized_total", "counter", "Requests refused 401.", a->m.unauthorized},
-        {"federal_http_forbidden_total", "counter", "Requests refused 403.", a->m.forbidden},
-        {"federal_http_rate_limited_total", "counter", "Requests refused 429.", a->m.rate_limited},
-        {"federal_http_unavailable_total", "counter", "Requests answered 5xx.", a->m.unavailable},
-        {"federal_audit_rows_total", "counter", "Audit rows written.", a->m.audit_rows},
-        {"federal_db_queries_total", "counter", "Statements sent to PostgreSQL.", dm.queries},
-        {"federal_db_errors_total", "counter", "Statements that failed.", dm.errors},
-        {"federal_db_connects_total", "counter", "Connections established.", dm.connects},
-        {"federal_db_disconnects_total", "counter", "Connections lost.", dm.disconnects},
-        {"federal_db_connected", "gauge", "Pool connections up now.",
-         (unsigned long long)dm.connected},
-        {"federal_db_queued", "gauge", "Statements waiting for a connection.", dm.queued},
-        {"federal_ingest_connections_total", "counter", "Hub connections accepted.",
-         im.connections},
-        {"federal_ingest_connected", "gauge", "Hub connections open.",
-         (unsigned long long)im.connected},
-        {"federal_ingest_batches_total", "counter", "Rollup batches received.", im.batches},
-        {"federal_ingest_batches_committed_total", "counter", "Rollup batches committed.",
-         im.batches_committed},
-        {"federal_ingest_snapshots_received_total", "counter", "Snapshots received.",
-         im.snapshots_received},
-        {"federal_ingest_snapshots_applied_total", "counter",
-         "Snapshots that replaced an older revision.", im.snapshots_applied},
-        {"federal_ingest_snapshots_refused_total", "counter", "Snapshots refused by validation.",
-         im.snapshots_refused},
-        {"federal_ingest_cells_received_total", "counter", "Cells received.", im.cells_received},
-        {"federal_ingest_security_events_total", "counter",
-         "Batches refused for another province's snapshot.", im.security_events},
-        {"federal_ingest_db_errors_total", "counter", "Batches the store failed.", im.db_errors},
-        {"federal_directives_published_total", "counter", "Directives published here.",
-         a->m.directives_published},
-        {"federal_ingest_directives_sent_total", "counter", "Directives sent to hubs.",
-         im.directives_sent},
-        {"federal_ingest_directive_acks_total", "counter", "DirectiveAcks received from hubs.",
-         im.directive_acks},
+    metric rows[] = {
+        METRIC_C("federal_http_requests_total", "HTTP requests received.", a->m.requests),
+        METRIC_C("federal_http_ok_total", "Requests answered 200.", a->m.ok),
+        METRIC_C("federal_http_bad_request_total", "Requests refused 400.", a->m.bad_request),
+        METRIC_C("federal_http_unauthorized_total", "Requests refused 401.", a->m.unauthorized),
+        METRIC_C("federal_http_forbidden_total", "Requests refused 403.", a->m.forbidden),
+        METRIC_C("federal_http_rate_limited_total", "Requests refused 429.", a->m.rate_limited),
+        METRIC_C("federal_http_unavailable_total", "Requests answered 5xx.", a->m.unavailable),
+        METRIC_C("federal_audit_rows_total", "Audit rows written.", a->m.audit_rows),
+        METRIC_C("federal_db_queries_total", "Statements sent to PostgreSQL.", dm.queries),
+        METRIC_C("federal_db_errors_total", "Statements that failed.", dm.errors),
+        METRIC_C("federal_db_connects_total", "Connections established.", dm.connects),
+        METRIC_C("federal_db_disconnects_total", "Connections lost.", dm.disconnects),
+        METRIC_G("federal_db_connected", "Pool connections up now.", dm.connected),
+        METRIC_G("federal_db_queued", "Statements waiting for a connection.", dm.queued),
+        METRIC_C("federal_ingest_connections_total", "Hub connections accepted.", im.connections),
+        METRIC_G("federal_ingest_connected", "Hub connections open.", im.connected),
+        METRIC_C("federal_ingest_batches_total", "Rollup batches received.", im.batches),
+        METRIC_C("federal_ingest_batches_committed_total", "Rollup batches committed.",
+                 im.batches_committed),
+        METRIC_C("federal_ingest_snapshots_received_total", "Snapshots received.",
+                 im.snapshots_received),
+        METRIC_C("federal_ingest_snapshots_applied_total",
+                 "Snapshots that replaced an older revision.", im.snapshots_applied),
+        METRIC_C("federal_ingest_snapshots_refused_total", "Snapshots refused by validation.",
+                 im.snapshots_refused),
+        METRIC_C("federal_ingest_cells_received_total", "Cells received.", im.cells_received),
+        METRIC_C("federal_ingest_security_events_total",
+                 "Batches refused for another province's snapshot.", im.security_events),
+        METRIC_C("federal_ingest_db_errors_total", "Batches the store failed.", im.db_errors),
+        METRIC_C("federal_directives_published_total", "Directives published here.",
+                 a->m.directives_published),
+        METRIC_C("federal_ingest_directives_sent_total", "Directives sent to hubs.",
+                 im.directives_sent),
+        METRIC_C("federal_ingest_directive_acks_total", "DirectiveAcks received from hubs.",
+                 im.directive_acks),
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        sbuf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,
-                    rows[i].name, rows[i].type, rows[i].name, rows[i].v);
-    sbuf_printf(&b,
-                "# HELP tls_crl_next_update_seconds When the loaded CRL expires (Unix time).\n"
-                "# TYPE tls_crl_next_update_seconds gauge\ntls_crl_next_update_seconds %lld\n",
-                a->o.sync_tls ? (long long)tls_ctx_crl_next_update(a->o.sync_tls) : 0LL);
-    if (b.failed)
-        http_respond(r, 500, "text/plain", "error\n", 6);
-    else
-        http_respond(r, 200, "text/plain; version=0.0.4", b.p, b.len);
-    sbuf_free(&b);
+    metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]),
+                    a->o.sync_tls ? tls_ctx_crl_next_update(a->o.sync_tls) : 0);
 }
 
 static void fapi__handle(http_req *r, void *ud, int https)
@@ -1164,7 +1149,7 @@ static void fapi__handle(http_req *r, void *ud, int https)
         fapi__error(f, 404, "not found");
         return;
     }
-    uint64_t now = hlc_wall_ms();
+    uint64_t now = clock_now_ms();
     if (auth_limiter_blocked(a->limiter, f->peer, now)) {
         http_add_header(r, "Retry-After", "60");
         fapi__error(f, 429, "too many failed authentication attempts; wait and retry");

@@ -512,24 +512,24 @@ int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs
     if (len > FDIR_MAX_BODY) {
         snprintf(errs->message, sizeof(errs->message), "the body is larger than %d bytes",
                  FDIR_MAX_BODY);
-        return FDIR_EJSON;
+        return REINT_EMALFORMED;
     }
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL) {
         snprintf(errs->message, sizeof(errs->message),
                  "malformed JSON at line %d column %d: %.120s", je.line, je.column, je.text);
-        return FDIR_EJSON;
+        return REINT_EMALFORMED;
     }
     if (!json_is_object(o)) {
         snprintf(errs->message, sizeof(errs->message), "the body must be a JSON object");
         json_decref(o);
-        return FDIR_EJSON;
+        return REINT_EMALFORMED;
     }
     fdir_draft *dr = calloc(1, sizeof(*dr));
     if (dr == NULL) {
         snprintf(errs->message, sizeof(errs->message), "out of memory");
         json_decref(o);
-        return FDIR_EJSON;
+        return REINT_EMALFORMED;
     }
     reint__v1__directive__init(&dr->d);
     reint__v1__eligibility__init(&dr->elig);
@@ -567,7 +567,7 @@ int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs
     json_decref(o);
     if (errs->n || errs->dropped) {
         free(dr);
-        return FDIR_EINVAL;
+        return REINT_EINVAL;
     }
     *out = dr;
     return 0;

@@ -27,14 +27,14 @@
 #ifndef FEDERAL_API_FDIRECTIVES_H
 #define FEDERAL_API_FDIRECTIVES_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "reintegration.pb-c.h"
 #include "sbuf.h"
 
-#define FDIR_EJSON       (-9301) /* not JSON, or not an object */
-#define FDIR_EINVAL      (-9302) /* one or more fields refused */
 #define FDIR_MAX_BODY    (64 * 1024)
 #define FDIR_MAX_ERRORS  16
 #define FDIR_MAX_TARGETS 64
@@ -52,7 +52,7 @@ typedef struct fdir_error {
 typedef struct fdir_errors {
     size_t n;
     int dropped;       /* more errors than FDIR_MAX_ERRORS were found */
-    char message[256]; /* for FDIR_EJSON */
+    char message[256]; /* for REINT_EMALFORMED */
     fdir_error e[FDIR_MAX_ERRORS];
 } fdir_errors;
 
@@ -61,8 +61,8 @@ typedef struct fdir_draft fdir_draft;
 
 /* Parses and validates a POST body of len bytes. On success *out is a draft whose
  * directive has serial 0, key_id "" and issued_at 0 (the caller sets them before signing);
- * free it with fdir_draft_free. Returns 0, FDIR_EJSON (errs->message says why) or
- * FDIR_EINVAL (errs lists each field refused). */
+ * free it with fdir_draft_free. Returns 0, REINT_EMALFORMED (errs->message says why) or
+ * REINT_EINVAL (errs lists each field refused). */
 int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs);
 /* The directive of a draft; valid until fdir_draft_free. The caller may set serial,
  * key_id (a string that outlives the draft's use) and issued_at. */

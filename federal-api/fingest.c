@@ -1,5 +1,7 @@
 #include "fingest.h"
 
+#include "clock.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -765,7 +767,7 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
     r.acked_seq = c->acked_seq;
-    r.clock = hlc_wall_ms();
+    r.clock = clock_now_ms();
     r.n_directives = ds.n;
     r.directives = ds.p;
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;

@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "directive.h"
@@ -21,6 +22,7 @@
 #include "crlwatch.h"
 #include "log.h"
 #include "migrate.h"
+#include "testhook.h"
 #include "tls.h"
 
 typedef struct fed_config {
@@ -60,37 +62,44 @@ static fed_config cfg = {
 };
 
 static const config_item items[] = {
-    {"federal", "sync_listen", CONFIG_STR, &cfg.sync_listen,
-     "IPv4:port where provincial hubs connect (mutual TLS 1.3)"},
-    {"federal", "https_listen", CONFIG_STR, &cfg.https_listen,
-     "IPv4:port of the HTTPS API (TLS 1.2+, ECDHE + AEAD only; bearer tokens)"},
-    {"federal", "http_listen", CONFIG_STR, &cfg.http_listen,
-     "IPv4:port of plain /healthz, /metrics and /crl (bind to loopback; empty: none)"},
-    {"federal", "pg", CONFIG_STR, &cfg.pg, "libpq connection string of the federal database"},
-    {"federal", "pool_size", CONFIG_INT, &cfg.pool_size, "PostgreSQL connections in the pool"},
-    {"federal", "max_frame", CONFIG_INT, &cfg.max_frame,
-     "largest frame accepted from a hub, in bytes (refused before allocation)"},
-    {"federal", "start_wait_s", CONFIG_INT, &cfg.start_wait_s,
-     "seconds to wait at start for the database to accept connections"},
-    {"federal", "auth_max_failures", CONFIG_INT, &cfg.auth_max_failures,
-     "failed token attempts per client address per window before 429"},
-    {"federal", "auth_window_s", CONFIG_INT, &cfg.auth_window_s,
-     "window of the failed-attempt limit, in seconds"},
-    {"federal", "migrations", CONFIG_STR, &cfg.migrations,
-     "directory of NNNN_*.sql migrations (empty: federal-api/migrations beside the build)"},
-    {"federal", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
-    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"},
-    {"tls", "cert", CONFIG_STR, &cfg.cert, "this service's certificate (federal)"},
-    {"tls", "key", CONFIG_STR, &cfg.key, "this service's private key"},
-    {"tls", "crl", CONFIG_STR, &cfg.crl,
-     "PEM CRL: checked on hub connections, served at GET /crl, reloaded on SIGHUP and when "
-     "the file changes (empty: no revocation check)"},
-    {"directives", "key_id", CONFIG_STR, &cfg.directive_key_id,
-     "key id named in each published directive; hubs and nodes list it in their [directives] "
-     "keys as key_id=path.pub"},
-    {"directives", "private_key", CONFIG_STR, &cfg.directive_key,
-     "Ed25519 private key PEM that signs POST /v1/directives (deploy/pki.sh directive-key); "
-     "empty: directives cannot be published (503)"},
+    CONFIG_ITEM_STR("federal", "sync_listen", &cfg.sync_listen,
+                    "IPv4:port where provincial hubs connect (mutual TLS 1.3)"),
+    CONFIG_ITEM_STR("federal", "https_listen", &cfg.https_listen,
+                    "IPv4:port of the HTTPS API (TLS 1.2+, ECDHE + AEAD only; bearer tokens)"),
+    CONFIG_ITEM_STR(
+        "federal", "http_listen", &cfg.http_listen,
+        "IPv4:port of plain /healthz, /metrics and /crl (bind to loopback; empty: none)"),
+    CONFIG_ITEM_STR("federal", "pg", &cfg.pg, "libpq connection string of the federal database"),
+    CONFIG_ITEM_INT("federal", "pool_size", &cfg.pool_size, "PostgreSQL connections in the pool", 1,
+                    64),
+    CONFIG_ITEM_INT("federal", "max_frame", &cfg.max_frame,
+                    "largest frame accepted from a hub, in bytes (refused before allocation)",
+                    CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
+    CONFIG_ITEM_INT("federal", "start_wait_s", &cfg.start_wait_s,
+                    "seconds to wait at start for the database to accept connections", 0, 3600),
+    CONFIG_ITEM_INT("federal", "auth_max_failures", &cfg.auth_max_failures,
+                    "failed token attempts per client address per window before 429", 1, 1000000),
+    CONFIG_ITEM_INT("federal", "auth_window_s", &cfg.auth_window_s,
+                    "window of the failed-attempt limit, in seconds", 1, 86400),
+    CONFIG_ITEM_STR(
+        "federal", "migrations", &cfg.migrations,
+        "directory of NNNN_*.sql migrations (empty: federal-api/migrations beside the build)"),
+    CONFIG_ITEM_STR("federal", "log_level", &cfg.log_level, "debug, info, warn or error"),
+    CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
+    CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this service's certificate (federal)"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this service's private key"),
+    CONFIG_ITEM_STR(
+        "tls", "crl", &cfg.crl,
+        "PEM CRL: checked on hub connections, served at GET /crl, reloaded on SIGHUP and when "
+        "the file changes (empty: no revocation check)"),
+    CONFIG_ITEM_STR(
+        "directives", "key_id", &cfg.directive_key_id,
+        "key id named in each published directive; hubs and nodes list it in their [directives] "
+        "keys as key_id=path.pub"),
+    CONFIG_ITEM_STR(
+        "directives", "private_key", &cfg.directive_key,
+        "Ed25519 private key PEM that signs POST /v1/directives (deploy/pki.sh directive-key); "
+        "empty: directives cannot be published (503)"),
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -122,7 +131,9 @@ static void usage(FILE *f)
                "migrate  applies federal-api/migrations/NNNN_*.sql in order (each in a\n"
                "         transaction, versions in schema_migrations) and loads the geography.\n"
                "token    ROLE is ministry, province (with --province P) or province:P, public\n"
-               "         or admin. create prints the new token once; only its SHA-256 is kept.\n");
+               "         or admin. create prints the new token once; only its SHA-256 is kept.\n\n"
+               "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
+               "shift the clock by FILE's seconds and inject faults; never in production.\n");
 }
 
 static PGconn *connect_sync(void)
@@ -311,7 +322,7 @@ static int start_migrate(void)
     char dir[CONFIG_STR_MAX + 64], err[1024];
     if (migrations_dir(dir, sizeof(dir)) != 0)
         return -1;
-    uint64_t deadline = hlc_wall_ms() + (uint64_t)cfg.start_wait_s * 1000;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)cfg.start_wait_s * 1000;
     for (;;) {
         PGconn *c = PQconnectdb(cfg.pg);
         if (PQstatus(c) == CONNECTION_OK) {
@@ -323,7 +334,7 @@ static int start_migrate(void)
             }
             return 0;
         }
-        if (hlc_wall_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             log_error("database not reachable: %s", PQerrorMessage(c));
             PQfinish(c);
             return -1;
@@ -437,7 +448,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"print-config", no_argument, NULL, 'p'},
+                                         {"enable-test-hooks", no_argument, NULL, 'T'},
+                                         {"test-clock", required_argument, NULL, 'C'},
+                                         {"test-fault", required_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
+    int test_hooks = 0;
+    const char *test_clock = NULL, *test_faults = NULL;
     int c;
     /* "+" stops at the first command so that its own options (token --role) stay put. */
     while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
@@ -451,6 +467,15 @@ int main(int argc, char **argv)
         case 'p':
             config_print(stdout, items, N_ITEMS);
             return 0;
+        case 'T':
+            test_hooks = 1;
+            break;
+        case 'C':
+            test_clock = optarg;
+            break;
+        case 'F':
+            test_faults = optarg;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -467,6 +492,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("federal-api", lvl);
+    if (testhook_setup("federal-api", test_hooks, test_clock, test_faults, err, sizeof(err)) != 0) {
+        fprintf(stderr, "federal-api: %s\n", err);
+        return 2;
+    }
     if (cfg.pool_size < 1 || cfg.pool_size > 64) {
         fprintf(stderr, "federal-api: pool_size %ld is not 1..64\n", cfg.pool_size);
         return 2;

@@ -41,7 +41,7 @@ int migrate_default_dir(char *out, size_t outlen)
         }
     }
     snprintf(out, outlen, "%s", "/usr/local/share/reintegration/migrations");
-    return access(out, R_OK) == 0 ? 0 : MIGRATE_EINVAL;
+    return access(out, R_OK) == 0 ? 0 : REINT_EINVAL;
 }
 
 static int migrate__cmp(const void *a, const void *b)
@@ -58,7 +58,7 @@ static int migrate__exec(PGconn *c, const char *sql, char *err, size_t errlen)
     if (!ok)
         snprintf(err, errlen, "%s", PQerrorMessage(c));
     PQclear(r);
-    return ok ? 0 : MIGRATE_EINVAL;
+    return ok ? 0 : REINT_EINVAL;
 }
 
 static int migrate__read(const char *path, char **out, char *err, size_t errlen)
@@ -66,7 +66,7 @@ static int migrate__read(const char *path, char **out, char *err, size_t errlen)
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return MIGRATE_EINVAL;
+        return REINT_EINVAL;
     }
     char *buf = malloc(MIGRATE_MAX_BYTES + 1);
     size_t n = buf ? fread(buf, 1, MIGRATE_MAX_BYTES + 1, f) : 0;
@@ -74,7 +74,7 @@ static int migrate__read(const char *path, char **out, char *err, size_t errlen)
     if (buf == NULL || n > MIGRATE_MAX_BYTES) {
         free(buf);
         snprintf(err, errlen, "%s: larger than %d bytes", path, MIGRATE_MAX_BYTES);
-        return MIGRATE_EINVAL;
+        return REINT_EINVAL;
     }
     buf[n] = '\0';
     *out = buf;
@@ -88,7 +88,7 @@ static int migrate__geo(PGconn *c, char *err, size_t errlen)
     const geo_local_level *all = geo_all(&n);
     size_t cap = (size_t)n * 8 + 16;
     char *a[3];
-    int rc = MIGRATE_EINVAL;
+    int rc = REINT_EINVAL;
     for (int k = 0; k < 3; k++)
         a[k] = malloc(cap);
     if (!a[0] || !a[1] || !a[2]) {
@@ -134,11 +134,11 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
 {
     migrate_file *files = calloc(MIGRATE_MAX_FILES, sizeof(*files));
     size_t nf = 0;
-    int applied = 0, locked = 0, rc = MIGRATE_EINVAL;
+    int applied = 0, locked = 0, rc = REINT_EINVAL;
     char *sql = NULL;
     if (files == NULL) {
         snprintf(err, errlen, "out of memory");
-        return MIGRATE_EINVAL;
+        return REINT_EINVAL;
     }
     DIR *d = opendir(dir);
     if (d == NULL) {

@@ -6,17 +6,17 @@
 #ifndef FEDERAL_API_MIGRATE_H
 #define FEDERAL_API_MIGRATE_H
 
+#include "error.h"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#define MIGRATE_EINVAL (-9301)
-
 /* The migrations directory next to the binary's source tree (build/bin/../../federal-api/
- * migrations), else the installed one; written into out. Returns 0 or MIGRATE_EINVAL. */
+ * migrations), else the installed one; written into out. Returns 0 or REINT_EINVAL. */
 int migrate_default_dir(char *out, size_t outlen);
 
 /* Applies the pending migrations of dir on conn, then loads the geo table. Returns the
- * number applied (>= 0) or MIGRATE_EINVAL with a message in err. */
+ * number applied (>= 0) or REINT_EINVAL with a message in err. */
 int migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen);
 
 #endif

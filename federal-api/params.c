@@ -119,7 +119,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
                      "period \"%s\" is not a period (2026, 2026-Q3, 2026-07, BS2083-04, "
                      "FY2083/84-T1 or FY2083/84)",
                      v);
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         snprintf(q->period, sizeof(q->period), "%s", v);
         q->has_period = 1;
@@ -128,7 +128,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
     case PARAM_PROVINCE:
         if (params__number(v, &x) != 0 || x < 1 || x > 7) {
             snprintf(err, errlen, "province \"%s\" is not a province code 1..7", v);
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         q->province = (int)x;
         q->area_province = (int)x;
@@ -136,7 +136,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
     case PARAM_DISTRICT:
         if (params__number(v, &x) != 0 || x > 255 || params__district_province(x) == 0) {
             snprintf(err, errlen, "district \"%s\" is not an official district code", v);
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         q->district = (int)x;
         q->area_province = params__district_province(x);
@@ -145,7 +145,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
         const geo_local_level *g = NULL;
         if (params__number(v, &x) != 0 || (g = geo_find((uint32_t)x)) == NULL) {
             snprintf(err, errlen, "municipality \"%s\" is not an official local level code", v);
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         q->municipality = (uint32_t)x;
         q->area_province = g->province;
@@ -161,7 +161,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
                 snprintf(err, errlen, "by \"%s\" is not a declared grouping of %s; allowed: %s", v,
                          ind->code, allowed);
             }
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         snprintf(q->by, sizeof(q->by), "%s", norm);
         return 0;
@@ -172,7 +172,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
             return 0;
         }
         snprintf(err, errlen, "format \"%s\" is not json or csv", v);
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     case PARAM_EXACT:
         if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
             q->exact = 1;
@@ -183,17 +183,17 @@ static int params__one(const char *name, unsigned flag, const char *v,
             return 0;
         }
         snprintf(err, errlen, "exact \"%s\" is not true or false", v);
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     case PARAM_LIMIT:
         if (params__number(v, &x) != 0 || x > 10000) {
             snprintf(err, errlen, "limit \"%s\" is not a number from 1 to 10000", v);
-            return PARAMS_EINVAL;
+            return REINT_EINVAL;
         }
         q->limit = x;
         return 0;
     default:
         snprintf(err, errlen, "parameter %s is not accepted here", name);
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     }
 }
 
@@ -206,7 +206,7 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
     size_t rl = strlen(raw);
     if (rl > PARAMS_MAX_QUERY) {
         snprintf(err, errlen, "query string is longer than %d bytes", PARAMS_MAX_QUERY);
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     }
     const char *s = raw, *end = raw + rl;
     while (s < end) {
@@ -219,7 +219,7 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
             long kl = params__decode(s, (size_t)(ke - s), name, sizeof(name));
             if (kl < 0 || !params__value_chars_ok(name)) {
                 snprintf(err, errlen, "query has an unknown or malformed parameter name");
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
             }
             unsigned flag = 0;
             for (size_t i = 0; i < PARAMS_N_NAMES; i++)
@@ -227,36 +227,36 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
                     flag = params__names[i].flag;
             if (flag == 0 || !(allowed & flag)) {
                 snprintf(err, errlen, "parameter \"%s\" is not accepted here", name);
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
             }
             if (seen & flag) {
                 snprintf(err, errlen, "parameter %s is given more than once", name);
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
             }
             seen |= flag;
             long vl = eq ? params__decode(eq + 1, (size_t)(pe - eq - 1), value, sizeof(value))
                          : (value[0] = '\0', 0);
             if (vl == -2) {
                 snprintf(err, errlen, "%s is longer than %d bytes", name, PARAMS_MAX_VALUE);
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
             }
             if (vl < 0 || (size_t)vl != strlen(value) || !params__value_chars_ok(value)) {
                 snprintf(err, errlen, "%s contains characters other than A-Z a-z 0-9 _ , / -",
                          name);
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
             }
             if (params__one(name, flag, value, ind, q, err, errlen) != 0)
-                return PARAMS_EINVAL;
+                return REINT_EINVAL;
         }
         s = pe + (amp ? 1 : 0);
     }
     if ((q->province != 0) + (q->district != 0) + (q->municipality != 0) > 1) {
         snprintf(err, errlen, "give at most one of province, district and municipality");
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     }
     if ((allowed & PARAM_PERIOD) && !q->has_period) {
         snprintf(err, errlen, "period is required (e.g. period=2026-07)");
-        return PARAMS_EINVAL;
+        return REINT_EINVAL;
     }
     return 0;
 }

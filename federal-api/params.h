@@ -5,6 +5,8 @@
 #ifndef FEDERAL_API_PARAMS_H
 #define FEDERAL_API_PARAMS_H
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,7 +15,6 @@
 
 #define PARAMS_MAX_VALUE 64
 #define PARAMS_MAX_QUERY 1024
-#define PARAMS_EINVAL    (-9201)
 
 enum params_allowed {
     PARAM_PERIOD = 1 << 0,
@@ -42,7 +43,7 @@ typedef struct params_query {
 
 /* Parses the raw query string (as received, percent-encoded) accepting the parameters in
  * allowed; ind is the indicator for by= (may be NULL when by is not allowed). Returns 0, or
- * PARAMS_EINVAL with a message in err naming the parameter and what is wrong (the message
+ * REINT_EINVAL with a message in err naming the parameter and what is wrong (the message
  * never repeats a value that failed the character check). */
 int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
                  char *err, size_t errlen);

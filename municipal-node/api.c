@@ -1,5 +1,7 @@
 #include "api.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <math.h>
 #include <openssl/crypto.h>
@@ -106,14 +108,14 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
     json_error_t je;
     const char *key;
     json_t *val;
-    int rc = API_EINVALID;
+    int rc = REINT_EINVAL;
 
     errs->n = errs->dropped = 0;
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL) {
         snprintf(jerr, jerrlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
                  je.text);
-        return API_EINVALID;
+        return REINT_EINVAL;
     }
     if (!json_is_object(o)) {
         snprintf(jerr, jerrlen, "the body must be a JSON object of column names and values");
@@ -163,7 +165,7 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
                 snprintf(e->reason, sizeof(e->reason),
                          "must be a string, a number, true, false or null");
             }
-            rc = INTAKE_EINVALID;
+            rc = REINT_EINVAL;
             continue;
         }
         const char *want = NULL;
@@ -180,7 +182,7 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
                 api__copy_utf8(e->field, sizeof(e->field), key);
                 snprintf(e->reason, sizeof(e->reason), "does not match the %s named in the URL",
                          key);
-                rc = INTAKE_EINVALID;
+                rc = REINT_EINVAL;
             }
             continue; /* the URL's value is added below */
         }
@@ -244,12 +246,12 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     }
     int rc =
         api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
-    if (rc == API_EINVALID) {
+    if (rc == REINT_EINVAL) {
         outbox_rollback(ctx->ob);
         api__error(r, 400, jerr);
         return;
     }
-    if (rc == INTAKE_EINVALID) {
+    if (rc == REINT_EINVAL) {
         outbox_rollback(ctx->ob);
         api__field_errors(r, &errs);
         return;
@@ -327,7 +329,7 @@ static int api__availability_id(const char *tail, char *out, size_t outlen)
 static void api__status(http_req *r, api_ctx *ctx)
 {
     outbox_stats s;
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     if (outbox_stats_get(ctx->ob, &s) != 0) {
         api__error(r, 500, "the store could not be read");
         return;

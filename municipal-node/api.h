@@ -16,6 +16,8 @@
 #ifndef MUNICIPAL_NODE_API_H
 #define MUNICIPAL_NODE_API_H
 
+#include "error.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +27,6 @@
 #include "outbox.h"
 #include "tokens.h"
 
-#define API_EINVALID      (-7101) /* tokens file malformed */
 #define API_MAX_CLERKS    4096
 #define API_MAX_BODY_KEYS 64
 
@@ -50,7 +51,7 @@ void api_http_handler(http_req *r, void *ud);
  * caller's transaction. path_local_id, when non-NULL, is the local_id named by the URL
  * (the body's local_id must then match it or be absent); for availability it is
  * "<service>/<provider>" from the URL, added to the body's {"available", "as_of"}. Returns 0 with
- * res set; INTAKE_EINVALID with errs filled; API_EINVALID for malformed JSON or a body that is not
+ * res set; REINT_EINVAL with errs filled; REINT_EINVAL for malformed JSON or a body that is not
  * an object (message in jerr); or a store code. */
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
                    const char *clerk, intake_errors *errs, intake_result *res, char *jerr,

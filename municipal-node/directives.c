@@ -51,7 +51,7 @@ int directives_receive(sqlite3 *db, const directive_keyring *keys,
 {
     Reint__V1__Directive *d = NULL;
     int rc = directive_verify(keys, sd, directives_last_serial(db), &d, err, errlen);
-    if (rc == DIRECTIVE_EREPLAY && directives__held(db, sd, serial))
+    if (rc == REINT_EREPLAY && directives__held(db, sd, serial))
         return 0;
     if (rc != 0)
         return rc;
@@ -60,13 +60,13 @@ int directives_receive(sqlite3 *db, const directive_keyring *keys,
                                          " CAST(strftime('%s','now') AS INTEGER)*1000)");
     if (st == NULL) {
         reint__v1__directive__free_unpacked(d, NULL);
-        return STORE_EDB;
+        return REINT_EDB;
     }
     sqlite3_bind_int64(st, 1, (int64_t)d->serial);
     sqlite3_bind_text(st, 2, sd->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 4, sd->signature.data, (int)sd->signature.len, SQLITE_STATIC);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : STORE_EDB;
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
     sqlite3_finalize(st);
     if (rc == 0) {
         *serial = d->serial;
@@ -82,7 +82,7 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
     sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives ORDER BY serial");
     int shown = 0;
     if (st == NULL)
-        return STORE_EDB;
+        return REINT_EDB;
     /* Live persons: their upstream record (coarse attributes) and local name. */
     sqlite3_stmt *ps =
         store_prepare(db, "SELECT record, local_id, local_field(fields, ?1) FROM records"

@@ -1,5 +1,7 @@
 #include "intake.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -218,18 +220,9 @@ struct intake {
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static int32_t intake__local_today(void)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    if (localtime_r(&t, &tm) == NULL)
-        return record_today();
-    return bscal_days_from_ad(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-}
-
 static void intake__set_now(intake *in)
 {
-    in->today = in->today_fixed ? in->today_fixed : intake__local_today();
+    in->today = in->today_fixed ? in->today_fixed : clock_today_local();
 }
 
 void intake_set_today(intake *in, int32_t today)
@@ -244,7 +237,7 @@ static int intake__step_done(intake *in, sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
         log_error("intake: %s", sqlite3_errmsg(in->db));
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return 0;
 }
@@ -550,7 +543,7 @@ static void intake__field(fscan *c, const char *name, const fdef *d, const char 
         break;
     case F_DATE: {
         int rc = bscal_parse(s, c->bs, &v->day);
-        if (rc == BSCAL_EOUTOFRANGE) {
+        if (rc == REINT_ERANGE) {
             if (c->bs)
                 intake__err(errs, name,
                             "%s is outside the Bikram Sambat calendar table (%d-01-01 .. "
@@ -664,17 +657,17 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
     outbox_put_result put;
     int rc;
     if (in->cur_row == NULL)
-        return INTAKE_ENOMEM;
+        return REINT_ENOMEM;
     uint64_t hash = intake__hash(kind, in->cur_row, in->cur_len);
     /* record_validate wants an id and a version; outbox_put assigns the real ones. */
     r->id.data = (uint8_t *)placeholder;
     r->id.len = 16;
     r->version = 1;
     record_error re;
-    int32_t rtoday = record_today();
+    int32_t rtoday = clock_today_utc();
     if (record_validate(r, in->today > rtoday ? in->today : rtoday, &re) != 0) {
         intake__err(errs, re.field, "%s", re.reason);
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     }
     if ((rc = outbox_put(in->ob, kind, local_id, r, hash, clerk, in->cur_row, in->cur_len, &put)) !=
         0)
@@ -724,7 +717,7 @@ static int intake__person_row(intake *in, const fval *v, const char *clerk, inta
                     intake__q(q, sizeof(q), v[P_RETURN_DATE].s, v[P_RETURN_DATE].len),
                     v[P_REGISTERED_ON].s);
     if (errs->n)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     p.category = (Reint__V1__Category)v[P_CATEGORY].i;
     p.sex = (Reint__V1__Sex)v[P_SEX].i;
     p.caste_group = (Reint__V1__CasteGroup)v[P_CASTE].i;
@@ -760,7 +753,7 @@ static int intake__service_row(intake *in, const fval *v, const char *clerk, int
         intake__err(errs, "person_local_id", "%s is not a registered person",
                     intake__q(q, sizeof(q), v[S_PERSON].s, v[S_PERSON].len));
     if (errs->n)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     Reint__V1__Service s = REINT__V1__SERVICE__INIT;
     s.person_id.data = person;
     s.person_id.len = 16;
@@ -785,7 +778,7 @@ static int intake__enterprise_row(intake *in, const fval *v, const char *clerk, 
         intake__err(errs, "owner_local_id", "%s is not a registered person",
                     intake__q(q, sizeof(q), v[E_OWNER].s, v[E_OWNER].len));
     if (errs->n)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     Reint__V1__Enterprise e = REINT__V1__ENTERPRISE__INIT;
     e.owner_id.data = owner;
     e.owner_id.len = 16;
@@ -806,7 +799,7 @@ static int intake__availability_row(intake *in, const fval *v, const char *clerk
 {
     char local_id[2 * SHORT_MAX + 2];
     if (errs->n)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     snprintf(local_id, sizeof(local_id), "%s/%s",
              record_enum_name(&reint__v1__service_type__descriptor, (int)v[A_SERVICE].i),
              record_enum_name(&reint__v1__provider__descriptor, (int)v[A_PROVIDER].i));
@@ -901,7 +894,7 @@ int intake_open(intake **out, outbox *ob, int bs_calendar, char *err, size_t err
     char *msg = NULL;
     if (in == NULL) {
         snprintf(err, errlen, "out of memory");
-        return INTAKE_ENOMEM;
+        return REINT_ENOMEM;
     }
     in->ob = ob;
     in->db = outbox_db(ob);
@@ -924,7 +917,7 @@ int intake_open(intake **out, outbox *ob, int bs_calendar, char *err, size_t err
     return 0;
 fail:
     intake_close(in);
-    return STORE_EDB;
+    return REINT_EDB;
 }
 
 void intake_close(intake *in)
@@ -948,11 +941,11 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
     errs->n = errs->dropped = 0;
     if (k == NULL) {
         intake__err(errs, "kind", "%d is not a kind of row", kind);
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     }
     if (sqlite3_get_autocommit(in->db)) {
         log_error("intake_apply called outside a transaction");
-        return STORE_EDB;
+        return REINT_EDB;
     }
     intake__set_now(in);
     for (size_t i = 0; i < n; i++) {
@@ -977,7 +970,7 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
         }
     }
     if (errs->n)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     return intake__row(in, kind, raw, clerk, errs, res);
 }
 
@@ -1008,7 +1001,7 @@ int intake_delete(intake *in, int kind, const char *local_id, const char *clerk)
     if (intake__kind(kind) == NULL || local_id == NULL)
         return INTAKE_ENOTFOUND;
     if ((rc = outbox_delete(in->ob, kind, local_id, clerk)) != 0)
-        return rc == OUTBOX_ENOTFOUND ? INTAKE_ENOTFOUND : rc;
+        return rc == REINT_ENOTFOUND ? INTAKE_ENOTFOUND : rc;
     if (kind == INTAKE_SERVICE) {
         sqlite3_stmt *st = in->st[ST_SVC_DEL];
         sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC);
@@ -1029,20 +1022,20 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
         *changed = 0;
     if (month < 1 || month > 12) {
         snprintf(err, errlen, "month %d is not 1..12", month);
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     }
     if (in->bs) {
         int days = bscal_bs_month_days(year, month);
         if (days < 0 || bscal_days_from_bs(year, month, 1, &first) != 0) {
             snprintf(err, errlen, "BS %d-%02d is outside the Bikram Sambat calendar table", year,
                      month);
-            return INTAKE_EINVALID;
+            return REINT_EINVAL;
         }
         next = first + days;
     } else {
         if (year < 1943 || year > 2100) {
             snprintf(err, errlen, "year %d is outside 1943..2100", year);
-            return INTAKE_EINVALID;
+            return REINT_EINVAL;
         }
         first = bscal_days_from_ad(year, month, 1);
         next = month == 12 ? bscal_days_from_ad(year + 1, 1, 1)
@@ -1053,7 +1046,7 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
         intake__fmt_day(in->bs, next - 1, t);
         snprintf(err, errlen, "%s %d-%02d has not ended yet (its last day is %s)",
                  in->bs ? "BS month" : "month", year, month, t);
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     }
     snprintf(local_id, sizeof(local_id), "%04d-%02d", year, month);
     localrow_reset(&in->row);
@@ -1071,7 +1064,7 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     r.month_close = &mc;
     intake_result res;
     int rc = intake__store(in, INTAKE_MONTH_CLOSE, local_id, &r, clerk, NULL, &errs, &res);
-    if (rc == INTAKE_EINVALID)
+    if (rc == REINT_EINVAL)
         snprintf(err, errlen, "%s %s", errs.e[0].field, errs.e[0].reason);
     else if (rc != 0)
         snprintf(err, errlen, "cannot store the month close (database error)");
@@ -1117,7 +1110,7 @@ static void intake__report(FILE *f, const char *base, long line, const intake_er
         fprintf(f, "%s line %ld: %zu more errors\n", base, line, e->dropped);
 }
 
-/* Maps the header's columns to fields; reports every problem. Returns 0 or INTAKE_EINVALID. */
+/* Maps the header's columns to fields; reports every problem. Returns 0 or REINT_EINVAL. */
 static int intake__header(const kdef *k, char **fields, size_t nf, int *map, FILE *errs_out,
                           const char *base, long line)
 {
@@ -1170,7 +1163,7 @@ static int intake__header(const kdef *k, char **fields, size_t nf, int *map, FIL
             bad = 1;
         }
     }
-    return bad ? INTAKE_EINVALID : 0;
+    return bad ? REINT_EINVAL : 0;
 }
 
 /* The import runs in two threads: a reader parses the CSV and checks each field on its own
@@ -1200,7 +1193,7 @@ typedef struct ichunk {
     size_t used;
     long long offset; /* bytes of the file read when the chunk was filled */
     int last;         /* the file ends with this chunk */
-    int rc;           /* 0, or INTAKE_EIO / INTAKE_ENOMEM that ended the reading */
+    int rc;           /* 0, or REINT_EIO / REINT_ENOMEM that ended the reading */
     long rc_line;
 } ichunk;
 
@@ -1248,7 +1241,7 @@ static void intake__chunk_fill(ipipe *p, ichunk *c)
     localrow_buf row;
     char **fields;
     size_t nf;
-    fscan sc = {p->in->bs, p->in->today_fixed ? p->in->today_fixed : intake__local_today(), NULL, 0,
+    fscan sc = {p->in->bs, p->in->today_fixed ? p->in->today_fixed : clock_today_local(), NULL, 0,
                 SCRATCH_MAX};
     localrow_init(&row);
     intake__chunk_clear(c);
@@ -1264,16 +1257,16 @@ static void intake__chunk_fill(ipipe *p, ichunk *c)
         sl->errs = NULL;
         sl->row_len = 0;
         errs.n = errs.dropped = 0;
-        if (rc == CSV_ETOOLONG || rc == CSV_EQUOTE) {
-            if (rc == CSV_ETOOLONG)
+        if (rc == REINT_ETOOLONG || rc == REINT_EQUOTE) {
+            if (rc == REINT_ETOOLONG)
                 intake__err(&errs, "", "the row is longer than %d bytes or %d fields",
                             CSV_MAX_RECORD, CSV_MAX_FIELDS);
             else
                 intake__err(&errs, "", "a quoted field is not closed before the end of the file");
             sl->refused = 1;
-            c->last = rc == CSV_EQUOTE;
+            c->last = rc == REINT_EQUOTE;
         } else if (rc < 0) {
-            c->rc = rc == CSV_ENOMEM ? INTAKE_ENOMEM : INTAKE_EIO;
+            c->rc = rc == REINT_ENOMEM ? REINT_ENOMEM : REINT_EIO;
             c->rc_line = sl->line;
             c->last = 1;
             break;
@@ -1298,7 +1291,7 @@ static void intake__chunk_fill(ipipe *p, ichunk *c)
                 c->used += sc.used;
                 if (errs.n == 0) {
                     if (row.failed) {
-                        c->rc = INTAKE_ENOMEM;
+                        c->rc = REINT_ENOMEM;
                         c->rc_line = sl->line;
                         c->last = 1;
                         break;
@@ -1311,7 +1304,7 @@ static void intake__chunk_fill(ipipe *p, ichunk *c)
             }
         }
         if (errs.n && intake__slot_errors(sl, &errs) != 0) {
-            c->rc = INTAKE_ENOMEM;
+            c->rc = REINT_ENOMEM;
             c->rc_line = sl->line;
             c->last = 1;
             break;
@@ -1378,13 +1371,13 @@ static int intake__pipe_start(ipipe *p)
     for (int i = 0; i < ICHUNKS; i++) {
         p->chunk[i] = calloc(1, sizeof(ichunk));
         if (p->chunk[i] == NULL || (p->chunk[i]->arena = malloc(ICHUNK_ARENA)) == NULL)
-            return INTAKE_ENOMEM;
+            return REINT_ENOMEM;
     }
     if (pthread_mutex_init(&p->mu, NULL) != 0)
-        return INTAKE_ENOMEM;
+        return REINT_ENOMEM;
     if (pthread_cond_init(&p->cv, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
-        return INTAKE_ENOMEM;
+        return REINT_ENOMEM;
     }
     p->threaded = pthread_create(&p->thread, NULL, intake__reader, p) == 0;
     if (!p->threaded)
@@ -1439,7 +1432,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
     if (k == NULL) {
         if (errors_out)
             fprintf(errors_out, "%s: unknown kind of rows %d\n", base, kind);
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     }
     const char *user = getenv("USER");
     snprintf(clerk, sizeof(clerk), "import:%s%s%s", base, user ? ":" : "", user ? user : "");
@@ -1447,7 +1440,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
     if (f == NULL) {
         if (errors_out)
             fprintf(errors_out, "%s: cannot open: %s\n", path, strerror(errno));
-        return INTAKE_EIO;
+        return REINT_EIO;
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     struct stat sb;
@@ -1455,7 +1448,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
         total = (long long)sb.st_size;
     r = csv_open(f);
     if (r == NULL) {
-        rc = INTAKE_ENOMEM;
+        rc = REINT_ENOMEM;
         goto out;
     }
     rc = csv_next(r, &fields, &nf);
@@ -1464,7 +1457,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
             fprintf(errors_out, "%s line 1: %s\n", base,
                     rc == 0 ? "the file is empty; a header row naming the columns is expected"
                             : "the header row cannot be read");
-        rc = rc == 0 || rc == CSV_ETOOLONG || rc == CSV_EQUOTE ? INTAKE_EINVALID : INTAKE_EIO;
+        rc = rc == 0 || rc == REINT_ETOOLONG || rc == REINT_EQUOTE ? REINT_EINVAL : REINT_EIO;
         goto out;
     }
     if ((rc = intake__header(k, fields, nf, map, errors_out, base, csv_line(r))) != 0)
@@ -1492,7 +1485,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
             if (batch == 0)
                 intake__set_now(in);
             if (sl->refused) {
-                rc = INTAKE_EINVALID;
+                rc = REINT_EINVAL;
             } else {
                 intake_result res;
                 rc = intake__finish(in, kind, sl->v,
@@ -1507,7 +1500,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
                         st->unchanged++;
                 }
             }
-            if (rc == INTAKE_EINVALID) {
+            if (rc == REINT_EINVAL) {
                 st->refused++;
                 intake__report(errors_out, base, sl->line, &errs);
             } else if (rc != 0) {
@@ -1530,7 +1523,7 @@ int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, 
             rc = c->rc;
             if (errors_out)
                 fprintf(errors_out, "%s line %ld: %s\n", base, c->rc_line,
-                        rc == INTAKE_ENOMEM ? "out of memory" : "read error");
+                        rc == REINT_ENOMEM ? "out of memory" : "read error");
             intake__chunk_give_back(p);
             goto out;
         }
@@ -1566,11 +1559,11 @@ int intake_export(intake *in, int kind, FILE *out)
     char val[SCRATCH_MAX];
     int rc = 0;
     if (k == NULL)
-        return INTAKE_EINVALID;
+        return REINT_EINVAL;
     st = store_prepare(in->db, "SELECT fields FROM records WHERE kind=?1 AND live=1"
                                " ORDER BY local_id");
     if (st == NULL)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_int(st, 1, kind);
     fputs("\xEF\xBB\xBF", out);
     for (size_t i = 0; i < k->n; i++)
@@ -1597,9 +1590,9 @@ int intake_export(intake *in, int kind, FILE *out)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         log_error("intake export: %s", sqlite3_errmsg(in->db));
-        return STORE_EDB;
+        return REINT_EDB;
     }
-    return ferror(out) ? INTAKE_EIO : 0;
+    return ferror(out) ? REINT_EIO : 0;
 }
 
 /* ---- follow-ups --------------------------------------------------------------------------- */
@@ -1684,7 +1677,7 @@ fail:
     json_decref(index);
     json_decref(persons);
     json_decref(root);
-    return STORE_EDB;
+    return REINT_EDB;
 }
 
 int intake_followups_print(intake *in, int32_t today, FILE *f)
@@ -1725,5 +1718,5 @@ int intake_followups_print(intake *in, int32_t today, FILE *f)
         }
     }
     json_decref(root);
-    return ferror(f) ? INTAKE_EIO : 0;
+    return ferror(f) ? REINT_EIO : 0;
 }

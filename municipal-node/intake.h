@@ -15,6 +15,8 @@
 #ifndef MUNICIPAL_NODE_INTAKE_H
 #define MUNICIPAL_NODE_INTAKE_H
 
+#include "error.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,10 +31,7 @@
 #define INTAKE_AVAILABILITY 4 /* RECORD_KIND_AVAILABILITY */
 #define INTAKE_MONTH_CLOSE  5 /* RECORD_KIND_MONTH_CLOSE */
 
-#define INTAKE_EINVALID  (-7001) /* the row has field errors (see intake_errors) */
-#define INTAKE_EIO       (-7002) /* a file could not be opened, read or written */
-#define INTAKE_ENOTFOUND OUTBOX_ENOTFOUND
-#define INTAKE_ENOMEM    (-7003)
+#define INTAKE_ENOTFOUND REINT_ENOTFOUND
 
 /* What intake_apply did (its *changed). */
 #define INTAKE_UNCHANGED 0 /* same content as the live version: nothing queued */
@@ -86,7 +85,7 @@ int intake_kind_parse(const char *name);
 /* Validates one row (n column names and raw values; NULL or "" = unknown) and queues the
  * record: a new version when the normalised row (local fields included) differs from the
  * live one, nothing when it is the same. Must run inside an outbox transaction. On field
- * errors nothing is written and every error is collected in errs (INTAKE_EINVALID). res
+ * errors nothing is written and every error is collected in errs (REINT_EINVAL). res
  * and changed may be NULL. Returns 0 or a negative code. */
 int intake_apply(intake *in, int kind, const char *const *names, const char *const *values,
                  size_t n, const char *clerk, intake_errors *errs, int *changed);
@@ -106,7 +105,7 @@ int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], ui
 int intake_delete(intake *in, int kind, const char *local_id, const char *clerk);
 
 /* Closes a reporting month (year and month in the node's calendar; local_id "YYYY-MM").
- * Refuses (INTAKE_EINVALID, message in err) a month that has not ended by today. Closing a
+ * Refuses (REINT_EINVAL, message in err) a month that has not ended by today. Closing a
  * month again changes nothing (*changed 0). Must run inside an outbox transaction. */
 int intake_close_month(intake *in, int year, int month, const char *clerk, int *changed, char *err,
                        size_t errlen);
@@ -123,8 +122,8 @@ typedef struct intake_import_stats {
  * bounded by the longest row. With progress set, a progress bar is drawn on stderr. The
  * change is recorded under the clerk "import:<file name>" plus $USER when set. Must be
  * called outside a transaction. Returns 0 when the file was read to its end (refused rows
- * included: see st->refused), INTAKE_EINVALID for a bad header (nothing imported),
- * INTAKE_EIO when the file cannot be read (rows committed before that stay), or a negative
+ * included: see st->refused), REINT_EINVAL for a bad header (nothing imported),
+ * REINT_EIO when the file cannot be read (rows committed before that stay), or a negative
  * store code. */
 #define INTAKE_IMPORT_BATCH 10000
 int intake_import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,

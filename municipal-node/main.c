@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "bscal.h"
+#include "clock.h"
 #include "config.h"
 #include "directives.h"
 #include "geo.h"
@@ -21,11 +22,13 @@
 #include "http.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "record.h"
 #include "rid.h"
 #include "store.h"
 #include "sync.h"
+#include "testhook.h"
 #include "tls.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED_ROWS = 3, EXIT_UNSYNCED = 4 };
@@ -62,29 +65,34 @@ static node_config cfg = {
 };
 
 static const config_item items[] = {
-    {"node", "municipality", CONFIG_INT, &cfg.municipality,
-     "official local level code of this node (e.g. 10703, Dhankuta Municipality)"},
-    {"node", "data_dir", CONFIG_STR, &cfg.data_dir, "directory of the node's SQLite store"},
-    {"node", "calendar", CONFIG_STR, &cfg.calendar,
-     "calendar of dates in CSV, JSON and export: BS (Bikram Sambat) or AD"},
-    {"node", "hub", CONFIG_STR, &cfg.hub, "IPv4:port of the provincial hub's sync port"},
-    {"node", "http_listen", CONFIG_STR, &cfg.http_listen,
-     "IPv4:port of the clerks' HTTP/JSON intake, /healthz and /metrics"},
-    {"node", "tokens", CONFIG_STR, &cfg.tokens,
-     "file of clerk tokens: one line \"clerk sha256hex\" each (municipal-node token)"},
-    {"node", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
-    {"sync", "window", CONFIG_INT, &cfg.window, "batches in flight to the hub"},
-    {"sync", "batch_records", CONFIG_INT, &cfg.batch_records, "records per batch"},
-    {"sync", "backoff_base_ms", CONFIG_INT, &cfg.backoff_base_ms,
-     "first reconnect delay bound (full-jitter exponential backoff)"},
-    {"sync", "backoff_cap_ms", CONFIG_INT, &cfg.backoff_cap_ms, "largest reconnect delay bound"},
-    {"sync", "max_frame", CONFIG_INT, &cfg.max_frame, "largest frame accepted, in bytes"},
-    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA"},
-    {"tls", "cert", CONFIG_STR, &cfg.cert, "this node's certificate (municipality:<code>)"},
-    {"tls", "key", CONFIG_STR, &cfg.key, "this node's private key"},
-    {"directives", "keys", CONFIG_STR, &cfg.directive_keys,
-     "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
-     "are refused)"},
+    CONFIG_ITEM_INT("node", "municipality", &cfg.municipality,
+                    "official local level code of this node (e.g. 10703, Dhankuta Municipality)",
+                    10101, 99999),
+    CONFIG_ITEM_STR("node", "data_dir", &cfg.data_dir, "directory of the node's SQLite store"),
+    CONFIG_ITEM_STR("node", "calendar", &cfg.calendar,
+                    "calendar of dates in CSV, JSON and export: BS (Bikram Sambat) or AD"),
+    CONFIG_ITEM_STR("node", "hub", &cfg.hub, "IPv4:port of the provincial hub's sync port"),
+    CONFIG_ITEM_STR("node", "http_listen", &cfg.http_listen,
+                    "IPv4:port of the clerks' HTTP/JSON intake, /healthz and /metrics"),
+    CONFIG_ITEM_STR(
+        "node", "tokens", &cfg.tokens,
+        "file of clerk tokens: one line \"clerk sha256hex\" each (municipal-node token)"),
+    CONFIG_ITEM_STR("node", "log_level", &cfg.log_level, "debug, info, warn or error"),
+    CONFIG_ITEM_INT("sync", "window", &cfg.window, "batches in flight to the hub", 1, 64),
+    CONFIG_ITEM_INT("sync", "batch_records", &cfg.batch_records, "records per batch", 1, 100000),
+    CONFIG_ITEM_INT("sync", "backoff_base_ms", &cfg.backoff_base_ms,
+                    "first reconnect delay bound (full-jitter exponential backoff)", 10, 600000),
+    CONFIG_ITEM_INT("sync", "backoff_cap_ms", &cfg.backoff_cap_ms, "largest reconnect delay bound",
+                    100, 86400000),
+    CONFIG_ITEM_INT("sync", "max_frame", &cfg.max_frame, "largest frame accepted, in bytes",
+                    CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
+    CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA"),
+    CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this node's certificate (municipality:<code>)"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this node's private key"),
+    CONFIG_ITEM_STR(
+        "directives", "keys", &cfg.directive_keys,
+        "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
+        "are refused)"),
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -111,7 +119,10 @@ static void usage(FILE *f)
                "  print-config        every configuration key with its value\n"
                "\n"
                "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
-               "with refused rows; 4 sync could not finish (hub unreachable).\n");
+               "with refused rows; 4 sync could not finish (hub unreachable).\n"
+               "\n"
+               "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
+               "shift the clock by FILE's seconds and inject faults; never in production.\n");
 }
 
 static int load_config(void)
@@ -281,7 +292,7 @@ static int cmd_import(int argc, char **argv)
     int rc = intake_import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
     intake_close(in);
     outbox_close(ob);
-    if (rc == INTAKE_EINVALID || rc == INTAKE_EIO) {
+    if (rc == REINT_EINVAL || rc == REINT_EIO) {
         fprintf(stderr, "municipal-node import: %s: nothing more imported\n", argv[optind]);
         return EXIT_FAIL;
     }
@@ -379,7 +390,7 @@ static int cmd_close_month(int argc, char **argv)
         outbox_rollback(ob);
     intake_close(in);
     outbox_close(ob);
-    if (rc == INTAKE_EINVALID) {
+    if (rc == REINT_EINVAL) {
         fprintf(stderr, "municipal-node close-month: %s\n", err);
         return EXIT_USAGE;
     }
@@ -420,7 +431,7 @@ static int cmd_status(int argc, char **argv)
         return EXIT_FAIL;
     outbox_stats_get(ob, &st);
     outbox_close(ob);
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     /* Reachable: a session with the hub started within the last 10 minutes. */
     /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
      * it) and that session started within the last 10 minutes. */
@@ -690,39 +701,29 @@ static void on_http(http_req *r, void *ud)
     if (strcmp(path, "/metrics") == 0) {
         outbox_stats st;
         sync_state ss;
-        char buf[2048];
         int sync_mode = -1, wal = 0;
         memset(&ss, 0, sizeof(ss));
         outbox_stats_get(ud, &st);
         store_durability(outbox_db(ud), &sync_mode, &wal);
         if (syncer)
             sync_get_state(syncer, &ss);
-        int n = snprintf(
-            buf, sizeof(buf),
-            "# HELP node_backlog Outbox entries not yet acknowledged by the hub.\n"
-            "# TYPE node_backlog gauge\nnode_backlog %lld\n"
-            "# HELP node_oldest_unsynced_seconds Age of the oldest unacknowledged entry.\n"
-            "# TYPE node_oldest_unsynced_seconds gauge\nnode_oldest_unsynced_seconds %lld\n"
-            "# HELP node_records Live records.\n# TYPE node_records gauge\nnode_records %lld\n"
-            "# HELP node_dead_letters Records the hub refused.\n"
-            "# TYPE node_dead_letters gauge\nnode_dead_letters %lld\n"
-            "# HELP node_hub_connected 1 while a session with the hub is up.\n"
-            "# TYPE node_hub_connected gauge\nnode_hub_connected %d\n"
-            "# HELP node_clock_skew_seconds Hub clock minus node clock.\n"
-            "# TYPE node_clock_skew_seconds gauge\nnode_clock_skew_seconds %lld\n"
-            "# HELP node_records_sent_total Records sent upstream (retries included).\n"
-            "# TYPE node_records_sent_total counter\nnode_records_sent_total %llu\n"
-            "# HELP store_synchronous PRAGMA synchronous of the store (2 = FULL).\n"
-            "# TYPE store_synchronous gauge\nstore_synchronous %d\n"
-            "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
-            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n",
-            (long long)st.backlog,
-            st.oldest_unsynced_ms
-                ? (long long)(((int64_t)hlc_wall_ms() - st.oldest_unsynced_ms) / 1000)
-                : 0LL,
-            (long long)st.records, (long long)st.dead_letters, ss.connected,
-            (long long)(ss.skew_ms / 1000), (unsigned long long)ss.records_sent, sync_mode, wal);
-        http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        int64_t oldest =
+            st.oldest_unsynced_ms ? ((int64_t)clock_now_ms() - st.oldest_unsynced_ms) / 1000 : 0;
+        metric rows[] = {
+            METRIC_G("node_backlog", "Outbox entries not yet acknowledged by the hub.", st.backlog),
+            METRIC_G("node_oldest_unsynced_seconds", "Age of the oldest unacknowledged entry.",
+                     oldest),
+            METRIC_G("node_records", "Live records.", st.records),
+            METRIC_G("node_dead_letters", "Records the hub refused or that cannot be sent.",
+                     st.dead_letters),
+            METRIC_G("node_hub_connected", "1 while a session with the hub is up.", ss.connected),
+            METRIC_G("node_clock_skew_seconds", "Hub clock minus node clock.", ss.skew_ms / 1000),
+            METRIC_C("node_records_sent_total", "Records sent upstream (retries included).",
+                     ss.records_sent),
+            METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).", sync_mode),
+            METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", wal),
+        };
+        metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]), -1);
         return;
     }
     api_handle(r, &api);
@@ -805,10 +806,21 @@ static int cmd_token(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    int i = 1;
+    int i = 1, test_hooks = 0;
+    const char *test_clock = NULL, *test_faults = NULL;
+    char err[256];
     signal(SIGPIPE, SIG_IGN);
     while (i < argc && argv[i][0] == '-') {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--enable-test-hooks") == 0) {
+            test_hooks = 1;
+            i++;
+        } else if (strcmp(argv[i], "--test-clock") == 0 && i + 1 < argc) {
+            test_clock = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "--test-fault") == 0 && i + 1 < argc) {
+            test_faults = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[i + 1];
             i += 2;
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
@@ -825,6 +837,12 @@ int main(int argc, char **argv)
     }
     if (i >= argc) {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    log_init("municipal-node", LOG_INFO);
+    if (testhook_setup("municipal-node", test_hooks, test_clock, test_faults, err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "municipal-node: %s\n", err);
         return EXIT_USAGE;
     }
     const char *cmd = argv[i];
@@ -869,7 +887,7 @@ int main(int argc, char **argv)
             return EXIT_FAIL;
         int rc = directives_open(outbox_db(ob));
         if (rc == 0)
-            rc = directives_print(outbox_db(ob), record_today(), stdout);
+            rc = directives_print(outbox_db(ob), clock_today_utc(), stdout);
         outbox_close(ob);
         return rc == 0 ? EXIT_OK : EXIT_FAIL;
     }

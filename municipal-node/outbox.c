@@ -1,5 +1,7 @@
 #include "outbox.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +75,7 @@ static int outbox__step_done(outbox *ob, sqlite3_stmt *st)
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         log_error("outbox: %s", sqlite3_errmsg(ob->db));
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return 0;
 }
@@ -85,14 +87,14 @@ int outbox_create(const char *path, uint32_t municipality, char *err, size_t err
     uint8_t inc[16];
     if (stat(path, &sb) == 0) {
         snprintf(err, errlen, "%s already exists; a node is initialised once", path);
-        return OUTBOX_EEXIST;
+        return REINT_EEXIST;
     }
     if (rid_random(inc, sizeof(inc)) != 0) {
         snprintf(err, errlen, "no randomness for the store incarnation");
-        return STORE_EDB;
+        return REINT_EDB;
     }
     if (store_open_paged(path, 1, OUTBOX_PAGE_SIZE, outbox__schema, &db, err, errlen) != 0)
-        return STORE_EDB;
+        return REINT_EDB;
     int rc = 0;
     if (store_exec(db, "BEGIN") || store_meta_set_blob(db, "incarnation", inc, sizeof(inc)) ||
         store_meta_set_int(db, "municipality", municipality) ||
@@ -101,7 +103,7 @@ int outbox_create(const char *path, uint32_t municipality, char *err, size_t err
         store_meta_set_int(db, "records_dead", 0) || store_meta_set_int(db, "acked_seq", 0) ||
         store_exec(db, "COMMIT")) {
         snprintf(err, errlen, "%s: cannot write the store metadata", path);
-        rc = STORE_EDB;
+        rc = REINT_EDB;
     }
     store_close(db);
     return rc;
@@ -125,7 +127,7 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
     outbox *ob = calloc(1, sizeof(*ob));
     int64_t v = 0, format = 0;
     if (ob == NULL)
-        return STORE_EDB;
+        return REINT_EDB;
     if (store_open(path, 0, outbox__schema, &ob->db, err, errlen) != 0)
         goto fail;
     if (store_meta_get_blob(ob->db, "incarnation", ob->incarnation, 16) != 0 ||
@@ -168,7 +170,7 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
     return 0;
 fail:
     outbox_close(ob);
-    return STORE_EDB;
+    return REINT_EDB;
 }
 
 void outbox_close(outbox *ob)
@@ -225,7 +227,7 @@ int outbox_commit(outbox *ob)
         store_meta_set_int(ob->db, "records_live", ob->n_live) != 0 ||
         store_meta_set_int(ob->db, "records_dead", ob->n_dead) != 0) {
         outbox_rollback(ob);
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return outbox__step_done(ob, ob->st[ST_COMMIT]);
 }
@@ -257,7 +259,7 @@ int outbox_find(outbox *ob, int kind, const char *local_id, outbox_row *row)
         found = 1;
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_error("outbox find: %s", sqlite3_errmsg(ob->db));
-        found = STORE_EDB;
+        found = REINT_EDB;
     }
     sqlite3_reset(st);
     return found;
@@ -276,7 +278,7 @@ static int outbox__write(outbox *ob, int which, uint64_t now_ms, int kind, const
     if (n > ob->buf_cap) {
         uint8_t *nb = realloc(ob->buf, n);
         if (nb == NULL)
-            return STORE_EDB;
+            return REINT_EDB;
         ob->buf = nb;
         ob->buf_cap = n;
     }
@@ -312,12 +314,12 @@ int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r,
     uint8_t id[16];
     outbox_row old;
     int rc, inserted = 0;
-    uint64_t now = hlc_wall_ms();
+    uint64_t now = clock_now_ms();
     memset(res, 0, sizeof(*res));
     /* Most puts come from imports of new rows: try the insert first, which costs one
      * statement for a new key and a wasted probe for a known one. */
     if (rid_new(id, now) != 0)
-        return STORE_EDB;
+        return REINT_EDB;
     r->id.data = id;
     r->id.len = 16;
     rc = outbox__write(ob, ST_INSERT, now, kind, local_id, r, 1, hash, clerk, fields, flen,
@@ -332,7 +334,7 @@ int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r,
         return 0;
     }
     if ((rc = outbox_find(ob, kind, local_id, &old)) != 1)
-        return rc < 0 ? rc : STORE_EDB;
+        return rc < 0 ? rc : REINT_EDB;
     memcpy(res->id, old.id, 16);
     res->version = old.version;
     if (old.live && old.hash == hash)
@@ -357,7 +359,7 @@ int outbox_delete(outbox *ob, int kind, const char *local_id, const char *clerk)
     if (rc < 0)
         return rc;
     if (rc == 0 || !old.live)
-        return OUTBOX_ENOTFOUND;
+        return REINT_ENOTFOUND;
     Reint__V1__Record r = REINT__V1__RECORD__INIT;
     Reint__V1__Tombstone t = REINT__V1__TOMBSTONE__INIT;
     t.kind = (Reint__V1__RecordKind)kind;
@@ -367,7 +369,7 @@ int outbox_delete(outbox *ob, int kind, const char *local_id, const char *clerk)
     r.tombstone = &t;
     /* The local fields go with the record: a deleted person's data is not kept. */
     rc =
-        outbox__write(ob, ST_UPSERT, hlc_wall_ms(), kind, local_id, &r, 0, 0, clerk, NULL, 0, NULL);
+        outbox__write(ob, ST_UPSERT, clock_now_ms(), kind, local_id, &r, 0, 0, clerk, NULL, 0, NULL);
     if (rc == 0) {
         ob->n_live--;
         ob->n_dead++;
@@ -391,7 +393,7 @@ int outbox_read(outbox *ob, uint64_t after_seq, size_t max, outbox_entry_cb cb, 
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_error("outbox read: %s", sqlite3_errmsg(ob->db));
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return n;
 }
@@ -407,7 +409,7 @@ int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint
     if (hub_seq >= (uint64_t)next && hub_seq >= ob->next_seq) {
         ob->next_seq = hub_seq + 1;
         if (store_meta_set_int(ob->db, "next_seq", (int64_t)ob->next_seq) != 0)
-            return STORE_EDB;
+            return REINT_EDB;
     }
     /* The hub lost its store or sees a new incarnation: start from where it stands. */
     if (hub_seq <= (uint64_t)mine) {
@@ -421,7 +423,7 @@ int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint
     sqlite3_stmt *st = store_prepare(
         ob->db, "SELECT min(seq) FROM records WHERE seq>?1 AND seq<=?2 AND version>?3");
     if (st == NULL)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_int64(st, 1, mine);
     sqlite3_bind_int64(st, 2, (int64_t)hub_seq);
     sqlite3_bind_int64(st, 3, (int64_t)hub_version);
@@ -435,9 +437,9 @@ int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint
 int outbox_acked(outbox *ob, uint64_t acked_seq, const Reint__V1__Refusal *const *refusals,
                  size_t n_refusals)
 {
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     if (outbox_begin(ob) != 0)
-        return STORE_EDB;
+        return REINT_EDB;
     if (store_meta_set_int(ob->db, "acked_seq", (int64_t)acked_seq) != 0 ||
         store_meta_set_int(ob->db, "last_sync_ms", now) != 0)
         goto fail;
@@ -464,7 +466,7 @@ int outbox_acked(outbox *ob, uint64_t acked_seq, const Reint__V1__Refusal *const
     return outbox_commit(ob);
 fail:
     outbox_rollback(ob);
-    return STORE_EDB;
+    return REINT_EDB;
 }
 
 int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, int64_t skew_ms,
@@ -472,7 +474,7 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
 {
     int rc = 0;
     if (store_exec(ob->db, "BEGIN") != 0)
-        return STORE_EDB;
+        return REINT_EDB;
     if (last_sync_ms)
         rc |= store_meta_set_int(ob->db, "last_sync_ms", last_sync_ms);
     if (last_hello_ms) {
@@ -490,7 +492,7 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
     }
     if (rc != 0) {
         store_exec(ob->db, "ROLLBACK");
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return store_exec(ob->db, "COMMIT");
 }

@@ -6,6 +6,8 @@
 #ifndef MUNICIPAL_NODE_OUTBOX_H
 #define MUNICIPAL_NODE_OUTBOX_H
 
+#include "error.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,10 +17,7 @@
 
 typedef struct outbox outbox;
 
-#define OUTBOX_ENOTFOUND (-6001)
-#define OUTBOX_EEXIST    (-6002)
-
-/* Creates a new store with a fresh random incarnation. Refuses (OUTBOX_EEXIST) when path
+/* Creates a new store with a fresh random incarnation. Refuses (REINT_EEXIST) when path
  * exists. Returns 0 or a negative code with a message in err. */
 int outbox_create(const char *path, uint32_t municipality, char *err, size_t errlen);
 int outbox_open(const char *path, outbox **out, char *err, size_t errlen);
@@ -63,7 +62,7 @@ int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r,
                const char *clerk, const void *fields, size_t flen, outbox_put_result *res);
 
 /* Queues a tombstone for (kind, local_id) and forgets its local fields. Returns
- * OUTBOX_ENOTFOUND when the key has no live entry (never created, or already deleted). */
+ * REINT_ENOTFOUND when the key has no live entry (never created, or already deleted). */
 int outbox_delete(outbox *ob, int kind, const char *local_id, const char *clerk);
 
 /* Entries after after_seq, oldest first, at most max: calls cb for each with the packed

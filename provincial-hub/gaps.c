@@ -1,5 +1,7 @@
 #include "gaps.h"
 
+#include "clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +170,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
     enum period_kind kind;
     int32_t first, last;
     gaps_sort so = {"code", 0};
-    int rc = GAPS_EDB;
+    int rc = REINT_EDB;
     if (period == NULL || *period == '\0') {
         period_of_day(today, fy);
         period = fy[PERIOD_FISCAL_YEAR];
@@ -178,7 +180,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
                  "period \"%.20s\" is not a period (2026, 2026-Q3, 2026-07, "
                  "BS2083-04, FY2083/84-T1, FY2083/84)",
                  period);
-        return GAPS_EINVALID;
+        return REINT_EINVAL;
     }
     if (sort && *sort) {
         so.desc = sort[0] == '-';
@@ -193,7 +195,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
                      "share_served, month_closed, referrals_pending_total, "
                      "services_unavailable_total (prefix - for descending)",
                      so.field);
-            return GAPS_EINVALID;
+            return REINT_EINVAL;
         }
     }
     gaps__last_month(today, month, sizeof(month));
@@ -240,7 +242,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
             strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
             json_object_set_new(r, "last_sync", json_string(iso));
             /* Whole days elapsed since the last sync. */
-            int64_t age = ((int64_t)hlc_wall_ms() - last_ms) / 86400000;
+            int64_t age = ((int64_t)clock_now_ms() - last_ms) / 86400000;
             json_object_set_new(r, "last_sync_age_days", json_integer(age < 0 ? 0 : age));
             if (age >= GAPS_SILENT_DAYS)
                 json_array_append_new(flags, json_string("enrolled_silent"));
@@ -311,7 +313,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
     *out = json_pack("{s:i, s:s, s:s, s:s, s:o}", "province", (int)province, "province_name",
                      geo_province_name(province), "period", period, "as_of_bs", fmt, "rows", rows);
     rows = NULL;
-    rc = *out ? 0 : GAPS_EDB;
+    rc = *out ? 0 : REINT_EDB;
 out:
     json_decref(rows);
     sqlite3_finalize(cell);
@@ -331,32 +333,32 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
     int32_t first, last;
     if (ind == NULL) {
         snprintf(err, errlen, "no indicator \"%.60s\" (GET /v1/indicators lists them)", code);
-        return GAPS_EINVALID;
+        return REINT_EINVAL;
     }
     if (period == NULL || period_parse(period, &kind, &first, &last) != 0) {
         snprintf(err, errlen,
                  "period is required: 2026, 2026-Q3, 2026-07, BS2083-04, "
                  "FY2083/84-T1 or FY2083/84");
-        return GAPS_EINVALID;
+        return REINT_EINVAL;
     }
     if (!catalogue_grouping(ind, by ? by : "", grouping, sizeof(grouping))) {
         size_t o = (size_t)snprintf(
             err, errlen, "by=\"%.40s\" is not declared for %s; allowed:", by ? by : "", code);
         for (int i = 0; ind->groupings[i] && o < errlen; i++)
             o += (size_t)snprintf(err + o, errlen - o, " \"%s\"", ind->groupings[i]);
-        return GAPS_EINVALID;
+        return REINT_EINVAL;
     }
     if (municipality) {
         const geo_local_level *g = geo_find(municipality);
         if (g == NULL || g->province != province) {
             snprintf(err, errlen, "municipality %u is not in province %u", municipality, province);
-            return GAPS_EINVALID;
+            return REINT_EINVAL;
         }
     }
     /* Municipalities in scope go to a temporary table so that the sum is one statement. */
     if (store_exec(db, "CREATE TEMP TABLE IF NOT EXISTS gaps_scope(code INTEGER PRIMARY KEY);"
                        "DELETE FROM gaps_scope;") != 0)
-        return GAPS_EDB;
+        return REINT_EDB;
     sqlite3_stmt *ins = store_prepare(db, "INSERT INTO gaps_scope(code) VALUES(?1)");
     unsigned n;
     const geo_local_level *all = geo_all(&n);
@@ -374,14 +376,14 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
     sqlite3_finalize(ins);
     if (!found_district) {
         snprintf(err, errlen, "district %u is not in province %u", district, province);
-        return GAPS_EINVALID;
+        return REINT_EINVAL;
     }
     sqlite3_stmt *st = store_prepare(
         db, "SELECT key, sum(numerator), sum(denominator), count(*) FROM rollup_cells"
             " WHERE period=?1 AND indicator=?2 AND grouping=?3"
             " AND municipality IN (SELECT code FROM gaps_scope) GROUP BY key ORDER BY key");
     if (st == NULL)
-        return GAPS_EDB;
+        return REINT_EDB;
     json_t *cells = json_array();
     sqlite3_bind_text(st, 1, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
@@ -412,7 +414,7 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
     sqlite3_finalize(st);
     *out = json_pack("{s:s, s:s, s:s, s:i, s:o}", "indicator", code, "period", period, "by",
                      grouping, "province", (int)province, "cells", cells);
-    return *out ? 0 : GAPS_EDB;
+    return *out ? 0 : REINT_EDB;
 }
 
 static void gaps__csv_field(char **buf, size_t *len, size_t *cap, const char *s)

@@ -4,12 +4,11 @@
 #ifndef PROVINCIAL_HUB_GAPS_H
 #define PROVINCIAL_HUB_GAPS_H
 
+#include "error.h"
+
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdint.h>
-
-#define GAPS_EINVALID (-9301) /* a bad parameter; the message says which */
-#define GAPS_EDB      (-9302)
 
 /* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
  * today. Each row: code, name, district, enrolled, last_sync (ISO time or null),

@@ -1,5 +1,7 @@
 #include "ingest.h"
 
+#include "clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +153,7 @@ static int ingest__step(ingest *in, sqlite3_stmt *st)
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         log_error("hub store: %s", sqlite3_errmsg(in->db));
-        return STORE_EDB;
+        return REINT_EDB;
     }
     return 0;
 }
@@ -223,7 +225,7 @@ static void ingest__flush(ingest *in)
 {
     if (in->n_items == 0)
         return;
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     int failed = ingest__step(in, in->q[Q_BEGIN]) != 0;
     for (size_t i = 0; i < in->n_items && !failed; i++) {
         pending_item *it = &in->items[i];
@@ -383,7 +385,7 @@ static void ingest__on_roll(uv_timer_t *t)
         (rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
         in->last_refresh_ms = now;
         rolled = 1;
-        if (rollup_daily(in->roll, record_today(), NULL) != 0)
+        if (rollup_daily(in->roll, clock_today_utc(), NULL) != 0)
             log_error("rollup refresh failed; its snapshots stay dirty for the next tick");
     }
     if (rolled && in->o.on_rolled)
@@ -452,7 +454,7 @@ static int ingest__on_batch(ingest *in, hub_conn *c, const Reint__V1__Batch *b)
         }
     }
     size_t row_begin = in->n_rows;
-    int32_t today = record_today();
+    int32_t today = clock_today_utc();
     uint64_t maxv = c->acked_version;
     for (size_t i = 0; i < b->n_records; i++) {
         const Reint__V1__Record *r = b->records[i];
@@ -593,7 +595,7 @@ int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t 
         last = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     int rc = directive_verify(in->o.directive_keys, sd, last, &d, err, errlen);
-    if (rc == DIRECTIVE_EREPLAY && ingest__directive_held(in, sd, serial))
+    if (rc == REINT_EREPLAY && ingest__directive_held(in, sd, serial))
         return 0; /* relayed again after a lost ack: acknowledge, change nothing */
     if (rc != 0) {
         in->m.security_events++;
@@ -605,13 +607,13 @@ int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t 
     st = store_prepare(in->db, "INSERT INTO directives(serial, key_id, body, signature,"
                                " received_ms) VALUES(?1,?2,?3,?4,?5)");
     if (st == NULL)
-        return STORE_EDB;
+        return REINT_EDB;
     sqlite3_bind_int64(st, 1, (int64_t)*serial);
     sqlite3_bind_text(st, 2, sd->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 4, sd->signature.data, (int)sd->signature.len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (int64_t)hlc_wall_ms());
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : STORE_EDB;
+    sqlite3_bind_int64(st, 5, (int64_t)clock_now_ms());
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
     sqlite3_finalize(st);
     if (rc != 0) {
         snprintf(err, errlen, "cannot store directive: %s", sqlite3_errmsg(in->db));
@@ -656,7 +658,7 @@ static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
     }
     /* Pending work of any session must be durable before positions are read. */
     ingest__flush(in);
-    int64_t now = (int64_t)hlc_wall_ms();
+    int64_t now = (int64_t)clock_now_ms();
     int known = 0, resend = 0;
     uint8_t inc[16];
     sqlite3_stmt *st = store_prepare(in->db, "SELECT incarnation, acked_seq, acked_version,"

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "geo.h"
 #include "http.h"
@@ -20,7 +21,9 @@
 #include "catalogue.h"
 #include "crlwatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
+#include "testhook.h"
 #include "tls.h"
 
 typedef struct hub_config {
@@ -56,31 +59,35 @@ static hub_config cfg = {
 };
 
 static const config_item items[] = {
-    {"hub", "province", CONFIG_INT, &cfg.province, "province code 1..7 this hub serves"},
-    {"hub", "data_dir", CONFIG_STR, &cfg.data_dir, "directory of the hub's SQLite store"},
-    {"hub", "sync_listen", CONFIG_STR, &cfg.sync_listen,
-     "IPv4:port where municipal nodes connect (mutual TLS 1.3)"},
-    {"hub", "http_listen", CONFIG_STR, &cfg.http_listen,
-     "IPv4:port of /healthz and /metrics (plain HTTP; bind to loopback)"},
-    {"hub", "max_frame", CONFIG_INT, &cfg.max_frame,
-     "largest frame accepted from a node, in bytes (refused before allocation)"},
-    {"hub", "log_level", CONFIG_STR, &cfg.log_level, "debug, info, warn or error"},
-    {"hub", "https_listen", CONFIG_STR, &cfg.https_listen,
-     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"},
-    {"hub", "tokens", CONFIG_STR, &cfg.tokens,
-     "file of officers' tokens: one line \"name sha256hex\" each (provincial-hub token NAME)"},
-    {"uplink", "federal", CONFIG_STR, &cfg.federal,
-     "IPv4:port of the federal tier's sync port (empty: no uplink)"},
-    {"uplink", "window", CONFIG_INT, &cfg.uplink_window, "snapshot batches in flight"},
-    {"uplink", "batch", CONFIG_INT, &cfg.uplink_batch, "snapshots per batch"},
-    {"tls", "ca", CONFIG_STR, &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"},
-    {"tls", "cert", CONFIG_STR, &cfg.cert, "this hub's certificate (province:<n>)"},
-    {"tls", "key", CONFIG_STR, &cfg.key, "this hub's private key"},
-    {"tls", "crl", CONFIG_STR, &cfg.crl,
-     "PEM CRL; reloaded on SIGHUP and when the file changes (empty: no revocation check)"},
-    {"directives", "keys", CONFIG_STR, &cfg.directive_keys,
-     "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
-     "are refused)"},
+    CONFIG_ITEM_INT("hub", "province", &cfg.province, "province code 1..7 this hub serves", 1, 7),
+    CONFIG_ITEM_STR("hub", "data_dir", &cfg.data_dir, "directory of the hub's SQLite store"),
+    CONFIG_ITEM_STR("hub", "sync_listen", &cfg.sync_listen,
+                    "IPv4:port where municipal nodes connect (mutual TLS 1.3)"),
+    CONFIG_ITEM_STR("hub", "http_listen", &cfg.http_listen,
+                    "IPv4:port of /healthz and /metrics (plain HTTP; bind to loopback)"),
+    CONFIG_ITEM_INT("hub", "max_frame", &cfg.max_frame,
+                    "largest frame accepted from a node, in bytes (refused before allocation)",
+                    CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
+    CONFIG_ITEM_STR("hub", "log_level", &cfg.log_level, "debug, info, warn or error"),
+    CONFIG_ITEM_STR("hub", "https_listen", &cfg.https_listen,
+                    "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"),
+    CONFIG_ITEM_STR(
+        "hub", "tokens", &cfg.tokens,
+        "file of officers' tokens: one line \"name sha256hex\" each (provincial-hub token NAME)"),
+    CONFIG_ITEM_STR("uplink", "federal", &cfg.federal,
+                    "IPv4:port of the federal tier's sync port (empty: no uplink)"),
+    CONFIG_ITEM_INT("uplink", "window", &cfg.uplink_window, "snapshot batches in flight", 1, 64),
+    CONFIG_ITEM_INT("uplink", "batch", &cfg.uplink_batch, "snapshots per batch", 1, 2000),
+    CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
+    CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this hub's certificate (province:<n>)"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this hub's private key"),
+    CONFIG_ITEM_STR(
+        "tls", "crl", &cfg.crl,
+        "PEM CRL; reloaded on SIGHUP and when the file changes (empty: no revocation check)"),
+    CONFIG_ITEM_STR(
+        "directives", "keys", &cfg.directive_keys,
+        "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
+        "are refused)"),
 };
 #define N_ITEMS (sizeof(items) / sizeof(items[0]))
 
@@ -102,7 +109,10 @@ static void usage(FILE *f)
                "\n"
                "Receives municipal nodes' records over mutual TLS (identity from the\n"
                "certificate), keeps the newest version of each in a SQLite store and serves\n"
-               "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n");
+               "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n"
+               "\n"
+               "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
+               "shift the clock by FILE's seconds and inject faults; never in production.\n");
 }
 
 static void on_rolled(void *ud)
@@ -159,53 +169,36 @@ static void on_http(http_req *r, void *ud)
     if (strcmp(path, "/metrics") == 0) {
         ingest_metrics m;
         sync_state ust;
-        char buf[6144];
         memset(&ust, 0, sizeof(ust));
         ingest_get_metrics(ing, &m);
         if (up)
             uplink_get_state(up, &ust);
-        int n = snprintf(
-            buf, sizeof(buf),
-            "# HELP hub_connections_total TLS connections accepted.\n"
-            "# TYPE hub_connections_total counter\nhub_connections_total %llu\n"
-            "# HELP hub_connected Connections open now.\n# TYPE hub_connected gauge\n"
-            "hub_connected %d\n"
-            "# HELP hub_sessions_total Sessions started with Hello.\n"
-            "# TYPE hub_sessions_total counter\nhub_sessions_total %llu\n"
-            "# HELP hub_records_stored_total Records durably upserted.\n"
-            "# TYPE hub_records_stored_total counter\nhub_records_stored_total %llu\n"
-            "# HELP hub_records_refused_total Records refused by validation.\n"
-            "# TYPE hub_records_refused_total counter\nhub_records_refused_total %llu\n"
-            "# HELP hub_batches_total Batches received.\n# TYPE hub_batches_total counter\n"
-            "hub_batches_total %llu\n"
-            "# HELP hub_commits_total Group commits.\n# TYPE hub_commits_total counter\n"
-            "hub_commits_total %llu\n"
-            "# HELP hub_security_events_total Refused identities and forged records.\n"
-            "# TYPE hub_security_events_total counter\nhub_security_events_total %llu\n"
-            "# HELP hub_protocol_errors_total Sessions closed for protocol errors.\n"
-            "# TYPE hub_protocol_errors_total counter\nhub_protocol_errors_total %llu\n"
-            "# HELP hub_swept_records_total Records of older incarnations dropped.\n"
-            "# TYPE hub_swept_records_total counter\nhub_swept_records_total %llu\n"
-            "# HELP tls_crl_next_update_seconds When the loaded CRL expires (Unix time).\n"
-            "# TYPE tls_crl_next_update_seconds gauge\ntls_crl_next_update_seconds %lld\n"
-            "# HELP store_synchronous PRAGMA synchronous of the store (2 = FULL).\n"
-            "# TYPE store_synchronous gauge\nstore_synchronous %d\n"
-            "# HELP store_journal_wal 1 when the store's journal_mode is WAL.\n"
-            "# TYPE store_journal_wal gauge\nstore_journal_wal %d\n"
-            "# HELP hub_uplink_backlog Snapshots not yet acknowledged by the federal tier.\n"
-            "# TYPE hub_uplink_backlog gauge\nhub_uplink_backlog %lld\n"
-            "# HELP hub_uplink_connected 1 while a session with the federal tier is up.\n"
-            "# TYPE hub_uplink_connected gauge\nhub_uplink_connected %d\n"
-            "# HELP hub_rollup_dirty Snapshots waiting to be recomputed.\n"
-            "# TYPE hub_rollup_dirty gauge\nhub_rollup_dirty %lld\n",
-            (unsigned long long)m.connections, m.connected, (unsigned long long)m.sessions,
-            (unsigned long long)m.records_stored, (unsigned long long)m.records_refused,
-            (unsigned long long)m.batches, (unsigned long long)m.commits,
-            (unsigned long long)m.security_events, (unsigned long long)m.protocol_errors,
-            (unsigned long long)m.swept_records, (long long)tls_ctx_crl_next_update(tls),
-            m.store_synchronous, m.store_wal, up ? (long long)uplink_backlog(up) : -1LL,
-            up ? ust.connected : 0, (long long)rollup_dirty_count(ingest_rollup(ing)));
-        http_respond(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        metric rows[] = {
+            METRIC_C("hub_connections_total", "TLS connections accepted.", m.connections),
+            METRIC_G("hub_connected", "Connections open now.", m.connected),
+            METRIC_C("hub_sessions_total", "Sessions started with Hello.", m.sessions),
+            METRIC_C("hub_records_stored_total", "Records durably upserted.", m.records_stored),
+            METRIC_C("hub_records_refused_total", "Records refused by validation.",
+                     m.records_refused),
+            METRIC_C("hub_batches_total", "Batches received.", m.batches),
+            METRIC_C("hub_commits_total", "Group commits.", m.commits),
+            METRIC_C("hub_security_events_total", "Refused identities and forged records.",
+                     m.security_events),
+            METRIC_C("hub_protocol_errors_total", "Sessions closed for protocol errors.",
+                     m.protocol_errors),
+            METRIC_C("hub_swept_records_total", "Records of older incarnations dropped.",
+                     m.swept_records),
+            METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).",
+                     m.store_synchronous),
+            METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", m.store_wal),
+            METRIC_G("hub_uplink_backlog", "Snapshots not yet acknowledged by the federal tier.",
+                     up ? uplink_backlog(up) : -1),
+            METRIC_G("hub_uplink_connected", "1 while a session with the federal tier is up.",
+                     up ? ust.connected : 0),
+            METRIC_G("hub_rollup_dirty", "Snapshots waiting to be recomputed.",
+                     rollup_dirty_count(ingest_rollup(ing))),
+        };
+        metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]), tls_ctx_crl_next_update(tls));
         return;
     }
     http_respond(r, 404, NULL, "{\"error\":\"not found\"}\n", 22);
@@ -265,8 +258,8 @@ static void on_https(http_req *r, void *ud)
     sqlite3 *db = ingest_db(ing);
     if (strcmp(path, "/v1/gaps") == 0) {
         int rc = gaps_report(db, (unsigned)cfg.province, http_req_param(r, "period"),
-                             http_req_param(r, "sort"), record_today(), &out, err, sizeof(err));
-        if (rc == GAPS_EINVALID)
+                             http_req_param(r, "sort"), clock_today_utc(), &out, err, sizeof(err));
+        if (rc == REINT_EINVAL)
             respond_error(r, 400, err);
         else if (rc != 0)
             respond_error(r, 500, "the gap report could not be computed");
@@ -304,7 +297,7 @@ static void on_https(http_req *r, void *ud)
         int rc = gaps_indicator(db, (unsigned)cfg.province, path + 15, http_req_param(r, "period"),
                                 http_req_param(r, "by"), (uint32_t)m, (unsigned)d, &out, err,
                                 sizeof(err));
-        if (rc == GAPS_EINVALID)
+        if (rc == REINT_EINVAL)
             respond_error(r, 400, err);
         else if (rc != 0)
             respond_error(r, 500, "the indicator could not be computed");
@@ -323,7 +316,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"print-config", no_argument, NULL, 'p'},
+                                         {"enable-test-hooks", no_argument, NULL, 'T'},
+                                         {"test-clock", required_argument, NULL, 'C'},
+                                         {"test-fault", required_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
+    int test_hooks = 0;
+    const char *test_clock = NULL, *test_faults = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -336,6 +334,15 @@ int main(int argc, char **argv)
         case 'p':
             config_print(stdout, items, N_ITEMS);
             return 0;
+        case 'T':
+            test_hooks = 1;
+            break;
+        case 'C':
+            test_clock = optarg;
+            break;
+        case 'F':
+            test_faults = optarg;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -379,6 +386,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("provincial-hub", lvl);
+    if (testhook_setup("provincial-hub", test_hooks, test_clock, test_faults, err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "provincial-hub: %s\n", err);
+        return 2;
+    }
     if (cfg.province < 1 || cfg.province > 7) {
         log_error("province %ld is not 1..7", cfg.province);
         return 2;

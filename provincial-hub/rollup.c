@@ -1,5 +1,7 @@
 #include "rollup.h"
 
+#include "clock.h"
+
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -473,7 +475,7 @@ static uint32_t rollup__key(rollup *r, const uint8_t id[16])
 static int rollup__fail(rollup *r, const char *what)
 {
     log_error("rollup: %s: %s", what, sqlite3_errmsg(r->db));
-    return ROLLUP_EDB;
+    return REINT_EDB;
 }
 
 /* Steps a statement that returns no rows and resets it. */
@@ -541,7 +543,7 @@ static int rollup__end(rollup *r, int own, int rc)
         return 0;
     if (!sqlite3_get_autocommit(r->db))
         rollup__exec(r, r->q[S_ROLLBACK]);
-    return rc ? rc : ROLLUP_EDB;
+    return rc ? rc : REINT_EDB;
 }
 
 /* --- dirty marks -------------------------------------------------------------------------- */
@@ -833,7 +835,7 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
     case REINT__V1__RECORD__BODY_SERVICE: {
         const Reint__V1__Service *s = rec->service;
         if (s->person_id.len != 16)
-            return ROLLUP_EINVALID;
+            return REINT_EINVAL;
         st = r->q[S_S_PUT];
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, m);
@@ -857,7 +859,7 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
     case REINT__V1__RECORD__BODY_ENTERPRISE: {
         const Reint__V1__Enterprise *e = rec->enterprise;
         if (e->owner_id.len != 16)
-            return ROLLUP_EINVALID;
+            return REINT_EINVAL;
         st = r->q[S_E_PUT];
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, m);
@@ -926,10 +928,10 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
     }
     Reint__V1__Record *rec = reint__v1__record__unpack(NULL, len, body);
     if (rec == NULL)
-        return ROLLUP_EINVALID;
+        return REINT_EINVAL;
     if (rec->id.len != 16 || memcmp(rec->id.data, id, 16) != 0 ||
         rec->municipality != municipality) {
-        rc = ROLLUP_EINVALID;
+        rc = REINT_EINVAL;
         goto out;
     }
     if (old_kind >= 0 && (rc = rollup__remove(r, id, old_kind, 1)) != 0)
@@ -946,10 +948,10 @@ int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], c
     int rc = 0;
     Reint__V1__Record *rec = reint__v1__record__unpack(NULL, len, body);
     if (rec == NULL)
-        return ROLLUP_EINVALID;
+        return REINT_EINVAL;
     if (rec->id.len != 16 || memcmp(rec->id.data, id, 16) != 0 ||
         rec->municipality != municipality) {
-        rc = ROLLUP_EINVALID;
+        rc = REINT_EINVAL;
         goto out;
     }
     /* The shadow holds the state before this change, of whatever kind it was. */
@@ -984,7 +986,7 @@ static int rollup__grow(void **p, size_t *cap, size_t need, size_t elem)
         n *= 2;
     void *np = realloc(*p, n * elem);
     if (np == NULL)
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     *p = np;
     *cap = n;
     return 0;
@@ -1007,7 +1009,7 @@ static int rollup__slots_rehash(rollup *r, size_t nslots)
 {
     rollup__slot *s = calloc(nslots, sizeof(rollup__slot));
     if (s == NULL)
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     for (size_t i = 0; i < r->n_acc; i++) {
         size_t j = (size_t)rollup__mix(r->acc[i].k) & (nslots - 1);
         while (s[j].gen == r->gen)
@@ -1061,7 +1063,7 @@ static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id)
         size_t n = r->n_mem_slots ? r->n_mem_slots * 2 : 4096;
         rollup__member *m = calloc(n, sizeof(*m));
         if (m == NULL)
-            return ROLLUP_ENOMEM;
+            return REINT_ENOMEM;
         for (size_t i = 0; i < r->n_mem_slots; i++) {
             if (r->mem[i].gen != r->gen)
                 continue;
@@ -1100,7 +1102,7 @@ static int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uin
         uint32_t index;
         rollup__acc *a = rollup__cell(r, k, &index);
         if (a == NULL)
-            return ROLLUP_ENOMEM;
+            return REINT_ENOMEM;
         a->sum += num;
         a->den += den;
         int added = in->dedupe ? rollup__member_add(r, index, id) : 1;
@@ -1180,7 +1182,7 @@ static uint64_t rollup__digest(const rollup__out *cells, size_t n)
 static int rollup__finish(rollup *r, size_t *n)
 {
     if (rollup__grow((void **)&r->out, &r->cap_out, r->n_acc + 1, sizeof(rollup__out)) != 0)
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < r->n_acc; i++) {
         const rollup__acc *a = &r->acc[i];
@@ -1489,7 +1491,7 @@ static int rollup__compute(rollup *r, rollup__group *g, size_t *n)
     int rc;
     size_t days = (size_t)(g->hi - g->lo) + 1;
     if (rollup__grow((void **)&g->masks, &g->cap_masks, days, sizeof(uint64_t)) != 0)
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     memset(g->masks, 0, days * sizeof(uint64_t));
     for (int pj = 0; pj < g->n; pj++) {
         for (int32_t d = g->first[pj]; d <= g->last[pj]; d++)
@@ -1682,14 +1684,14 @@ static int rollup__store(rollup *r, uint32_t m, const char *period, const rollup
     for (size_t i = 0; i < n; i++)
         rollup__pack_cell(&r->blob, &cells[i]);
     if (r->blob.failed)
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     st = r->q[n ? S_BLOB_PUT : S_BLOB_DEL];
     rollup__bind_mp(st, m, period);
     if (n)
         sqlite3_bind_blob(st, 3, r->blob.p, (int)r->blob.len, SQLITE_STATIC);
     if ((rc = rollup__exec(r, st)) != 0)
         return rc;
-    revision = hlc_next(&r->clock, hlc_wall_ms());
+    revision = hlc_next(&r->clock, clock_now_ms());
     st = r->q[S_SNAP_SET];
     rollup__bind_mp(st, m, period);
     sqlite3_bind_int64(st, 3, (int64_t)revision);
@@ -1813,7 +1815,7 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
             if (rc)
                 break;
             /* Past the deadline the rest stays dirty for the next call. */
-            if (r->deadline_ms && hlc_wall_ms() >= r->deadline_ms) {
+            if (r->deadline_ms && clock_mono_ms() >= r->deadline_ms) {
                 r->more = 1;
                 break;
             }
@@ -1870,7 +1872,7 @@ int rollup_refresh(rollup *r, rollup_stats *stats)
 int rollup_set_today(rollup *r, int32_t today)
 {
     if (today < ROLLUP_MIN_TODAY || today > ROLLUP_MAX_TODAY)
-        return ROLLUP_EINVALID;
+        return REINT_EINVAL;
     int32_t t0 = r->today;
     if (today == t0)
         return 0;
@@ -1930,7 +1932,7 @@ int32_t rollup_today(const rollup *r)
 
 int rollup_daily(rollup *r, int32_t today, rollup_stats *stats)
 {
-    uint64_t now = hlc_wall_ms();
+    uint64_t now = clock_mono_ms();
     if (today == r->today && now < r->next_refresh_ms) {
         if (stats)
             memset(stats, 0, sizeof(*stats));
@@ -1945,7 +1947,7 @@ int rollup_daily(rollup *r, int32_t today, rollup_stats *stats)
      * two minutes.) */
     if (rc == 0)
         rc = rollup_refresh_slice(r, now + ROLLUP_REFRESH_BUDGET, stats);
-    uint64_t end = hlc_wall_ms();
+    uint64_t end = clock_mono_ms();
     r->next_refresh_ms = r->more ? end + (end - now) : 0;
     return rc;
 }
@@ -1976,7 +1978,7 @@ static int rollup__rebuild(rollup *r)
     if (sqlite3_exec(r->db, clear, NULL, NULL, &msg) != SQLITE_OK) {
         log_error("rollup: rebuild: %s", msg ? msg : sqlite3_errmsg(r->db));
         sqlite3_free(msg);
-        return ROLLUP_EDB;
+        return REINT_EDB;
     }
     sqlite3_stmt *st = NULL;
     int rc = 0, s;
@@ -1990,7 +1992,7 @@ static int rollup__rebuild(rollup *r)
             log_warn("rollup: a stored record does not decode; left out of the rollups");
         } else {
             rc = rollup__apply(r, rec, 0);
-            if (rc == ROLLUP_EINVALID)
+            if (rc == REINT_EINVAL)
                 rc = 0;
         }
         if (rec)
@@ -2072,7 +2074,7 @@ int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period,
     }
     sqlite3_reset(st);
     if (*revision == 0)
-        return ROLLUP_ENOTFOUND;
+        return REINT_ENOTFOUND;
     /* Fields 1-3, then the stored cells (field 4): the bytes protobuf-c packs for the whole
      * message, fields in number order. */
     sbuf_reset(out);
@@ -2087,17 +2089,17 @@ int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period,
     if (s == SQLITE_ROW)
         sbuf_add(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
     else if (s != SQLITE_DONE)
-        rc = ROLLUP_EDB;
+        rc = REINT_EDB;
     sqlite3_reset(st);
     if (rc == 0 && out->failed)
-        rc = ROLLUP_ENOMEM;
+        rc = REINT_ENOMEM;
     /* The blob must hold exactly the header's number of cells, each a whole field 4. */
     int64_t k = 0;
     for (size_t i = header; rc == 0 && i < out->len; k++) {
         uint64_t len = 0;
         unsigned shift = 0;
         if ((uint8_t)out->p[i++] != (4 << 3 | 2)) {
-            rc = ROLLUP_EDB;
+            rc = REINT_EDB;
             break;
         }
         while (i < out->len && shift < 64) {
@@ -2108,11 +2110,11 @@ int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period,
                 break;
         }
         if (len > out->len - i)
-            rc = ROLLUP_EDB;
+            rc = REINT_EDB;
         i += (size_t)len;
     }
     if (rc == 0 && k != ncells)
-        rc = ROLLUP_EDB; /* the cells disagree with their header */
+        rc = REINT_EDB; /* the cells disagree with their header */
     return rc;
 }
 
@@ -2125,7 +2127,7 @@ int rollup_snapshot(rollup *r, uint32_t municipality, const char *period,
     *out = NULL;
     int rc = rollup_snapshot_packed(r, municipality, period, &revision, &b);
     if (rc == 0 && (*out = reint__v1__rollup_snapshot__unpack(NULL, b.len, (uint8_t *)b.p)) == NULL)
-        rc = ROLLUP_ENOMEM;
+        rc = REINT_ENOMEM;
     sbuf_free(&b);
     return rc;
 }
@@ -2186,7 +2188,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
     if (r == NULL || (r->day_cache = calloc(ROLLUP_DAY_CACHE, sizeof(uint64_t))) == NULL) {
         snprintf(err, errlen, "rollup: out of memory");
         free(r);
-        return ROLLUP_ENOMEM;
+        return REINT_ENOMEM;
     }
     r->db = db;
     sbuf_init(&r->blob, ROLLUP_SNAPSHOT_MAX);
@@ -2220,7 +2222,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
                            SQLITE_PREPARE_PERSISTENT, &r->nodes, NULL) != SQLITE_OK)
         r->nodes = NULL; /* a store without enrolments (unit tests of other modules) */
     rollup__load_catalogue(r);
-    r->today = record_today();
+    r->today = clock_today_utc();
     if (rollup__meta_get(r, "rollup_today", &v) && v >= ROLLUP_MIN_TODAY && v <= ROLLUP_MAX_TODAY)
         r->today = (int32_t)v;
     if (rollup__meta_get(r, "rollup_hlc", &v))
@@ -2238,7 +2240,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
     return 0;
 fail:
     rollup_close(r);
-    return ROLLUP_EDB;
+    return REINT_EDB;
 }
 
 void rollup_close(rollup *r)

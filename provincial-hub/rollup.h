@@ -73,17 +73,14 @@
 #ifndef PROVINCIAL_HUB_ROLLUP_H
 #define PROVINCIAL_HUB_ROLLUP_H
 
+#include "error.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "reintegration.pb-c.h"
 #include "sbuf.h"
-
-#define ROLLUP_EDB       (-9001) /* SQLite failed; the message was logged */
-#define ROLLUP_ENOMEM    (-9002) /* out of memory */
-#define ROLLUP_ENOTFOUND (-9003) /* no such snapshot */
-#define ROLLUP_EINVALID  (-9004) /* a record body that does not decode, a bad period */
 
 /* The as-of days "today" accepted by rollup_set_today(), as days since 1970-01-01. */
 #define ROLLUP_MIN_TODAY (-9759)
@@ -122,15 +119,15 @@ int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], c
                        size_t len);
 /* Call after records of a municipality were deleted behind the engine's back (the sweep of
  * older incarnations), inside the same transaction: drops their shadow rows and marks every
- * snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */
+ * snapshot of the municipality dirty. Returns 0 or REINT_EDB. */
 int rollup_sweep(rollup *r, uint32_t municipality);
-/* Marks every existing snapshot of the municipality dirty. Returns 0 or ROLLUP_EDB. */
+/* Marks every existing snapshot of the municipality dirty. Returns 0 or REINT_EDB. */
 int rollup_mark(rollup *r, uint32_t municipality);
 
 /* Sets the as-of day (days since 1970-01-01) of referrals_pending and of the months due for
  * reporting_completeness, persists it, and marks dirty what the move changes (referrals
  * whose window end it crosses; months whose end it crosses, for every enrolled
- * municipality). Does not recompute. Returns 0, ROLLUP_EINVALID or ROLLUP_EDB. */
+ * municipality). Does not recompute. Returns 0, REINT_EINVAL or REINT_EDB. */
 int rollup_set_today(rollup *r, int32_t today);
 int32_t rollup_today(const rollup *r);
 
@@ -160,14 +157,14 @@ int64_t rollup_dirty_count(rollup *r);
 
 /* Builds the stored snapshot of (municipality, period) as it was last refreshed, cells
  * ordered by indicator, grouping and key. The caller frees *out with
- * reint__v1__rollup_snapshot__free_unpacked(*out, NULL). Returns 0, ROLLUP_ENOTFOUND,
- * ROLLUP_ENOMEM or ROLLUP_EDB. */
+ * reint__v1__rollup_snapshot__free_unpacked(*out, NULL). Returns 0, REINT_ENOTFOUND,
+ * REINT_ENOMEM or REINT_EDB. */
 int rollup_snapshot(rollup *r, uint32_t municipality, const char *period,
                     Reint__V1__RollupSnapshot **out);
 
 /* The same snapshot as the bytes of a packed RollupSnapshot, written into out (reset first):
  * its three header fields followed by the cells as stored, with no decoding. *revision is
- * set. Returns 0, ROLLUP_ENOTFOUND, ROLLUP_ENOMEM or ROLLUP_EDB (stored cells that do not
+ * set. Returns 0, REINT_ENOTFOUND, REINT_ENOMEM or REINT_EDB (stored cells that do not
  * parse or disagree with their header). */
 int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period, uint64_t *revision,
                            sbuf *out);

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char out[11];
             if (bscal_format(days, bs, out, sizeof(out)) != 0 || strcmp(out, s) != 0)
                 abort();
-        } else if (rc != BSCAL_EINVALID && rc != BSCAL_EOUTOFRANGE) {
+        } else if (rc != REINT_EINVAL && rc != REINT_ERANGE) {
             abort();
         }
     }

@@ -27,13 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char **fields;
         size_t n;
         int rc = csv_next(r, &fields, &n);
-        if (rc == 0 || rc == CSV_EQUOTE || rc == CSV_EIO || rc == CSV_ENOMEM)
+        if (rc == 0 || rc == REINT_EQUOTE || rc == REINT_EIO || rc == REINT_ENOMEM)
             break;
         /* Records begin on strictly increasing lines and never past the bytes read. */
         if (csv_line(r) <= last_line || csv_offset(r) > (long long)size)
             abort();
         last_line = csv_line(r);
-        if (rc == CSV_ETOOLONG)
+        if (rc == REINT_ETOOLONG)
             continue;
         if (rc != 1 || n == 0 || n > CSV_MAX_FIELDS)
             abort();

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (errs == NULL)
         return 0;
     int rc = fdir_parse((const char *)data, size, &dr, errs);
-    if (rc == FDIR_EINVAL && errs->n == 0)
+    if (rc == REINT_EINVAL && errs->n == 0)
         abort(); /* a refusal always names a field */
     if (rc == 0) {
         Reint__V1__Directive *d = fdir_directive(dr);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "api.h"
+
+#include "clock.h"
 #include "record.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -100,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         Reint__V1__Record *r = reint__v1__record__unpack(NULL, n.len, n.buf);
         record_error re;
-        if (r == NULL || record_validate(r, record_today() + 1, &re) != 0)
+        if (r == NULL || record_validate(r, clock_today_utc() + 1, &re) != 0)
             abort();
         reint__v1__record__free_unpacked(r, NULL);
         /* The person's name never reaches the record. */
@@ -109,10 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (name && strlen(name) >= 8 && memmem(n.buf, n.len, name, strlen(name)) != NULL)
             abort();
         json_decref(o);
-    } else if (rc != 0 && rc != INTAKE_EINVALID && rc != API_EINVALID) {
+    } else if (rc != 0 && rc != REINT_EINVAL && rc != REINT_EINVAL) {
         abort();
     }
-    if (rc == INTAKE_EINVALID && errs.n == 0)
+    if (rc == REINT_EINVAL && errs.n == 0)
         abort(); /* a refusal always says why */
     outbox_rollback(fuzz_ob);
     return 0;

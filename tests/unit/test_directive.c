@@ -81,12 +81,11 @@ static void test_directive_altered_by_one_byte_is_refused(void **state)
     make_signed(5, priv, &sd);
     for (size_t i = 0; i < sd.body.len; i++) {
         sd.body.data[i] ^= 0x01;
-        assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)),
-                         DIRECTIVE_ESIGNATURE);
+        assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_ESIGNATURE);
         sd.body.data[i] ^= 0x01;
     }
     sd.signature.data[10] ^= 0x80;
-    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_ESIGNATURE);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_ESIGNATURE);
     directive_signed_free(&sd);
 }
 
@@ -97,10 +96,10 @@ static void test_directive_signed_by_unknown_key_is_refused(void **state)
     Reint__V1__Directive *d = NULL;
     char err[256];
     make_signed(5, priv2, &sd); /* claims fed-2026 but signed with another key */
-    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_ESIGNATURE);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_ESIGNATURE);
     free(sd.key_id);
     sd.key_id = strdup("someone-else");
-    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), DIRECTIVE_EKEY);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_EKEY);
     assert_non_null(strstr(err, "unknown key"));
     directive_signed_free(&sd);
 }
@@ -112,8 +111,8 @@ static void test_directive_replayed_serial_is_refused(void **state)
     Reint__V1__Directive *d = NULL;
     char err[256];
     make_signed(5, priv, &sd);
-    assert_int_equal(directive_verify(ring, &sd, 5, &d, err, sizeof(err)), DIRECTIVE_EREPLAY);
-    assert_int_equal(directive_verify(ring, &sd, 9, &d, err, sizeof(err)), DIRECTIVE_EREPLAY);
+    assert_int_equal(directive_verify(ring, &sd, 5, &d, err, sizeof(err)), REINT_EREPLAY);
+    assert_int_equal(directive_verify(ring, &sd, 9, &d, err, sizeof(err)), REINT_EREPLAY);
     directive_signed_free(&sd);
 }
 

@@ -35,14 +35,14 @@ static void test_auth_refuses_malformed_bearers(void **state)
 {
     (void)state;
     char out[AUTH_TOKEN_LEN + 1];
-    assert_int_equal(auth_parse_bearer(NULL, out, sizeof(out)), AUTH_EINVAL);
-    assert_int_equal(auth_parse_bearer("Basic abc", out, sizeof(out)), AUTH_EINVAL);
-    assert_int_equal(auth_parse_bearer("Bearer fed_' OR 1=1", out, sizeof(out)), AUTH_EINVAL);
+    assert_int_equal(auth_parse_bearer(NULL, out, sizeof(out)), REINT_EINVAL);
+    assert_int_equal(auth_parse_bearer("Basic abc", out, sizeof(out)), REINT_EINVAL);
+    assert_int_equal(auth_parse_bearer("Bearer fed_' OR 1=1", out, sizeof(out)), REINT_EINVAL);
     assert_int_equal(
         auth_parse_bearer("Bearer fed_00000000000000000000000000000000000000000000000000000000000"
                           "0000G",
                           out, sizeof(out)),
-        AUTH_EINVAL);
+        REINT_EINVAL);
 }
 
 static void test_auth_roles(void **state)
@@ -55,9 +55,9 @@ static void test_auth_roles(void **state)
     assert_int_equal(p, 3);
     assert_int_equal(auth_parse_role("province:7", 0, &r, &p), 0);
     assert_int_equal(p, 7);
-    assert_int_equal(auth_parse_role("province", 0, &r, &p), AUTH_EINVAL);
-    assert_int_equal(auth_parse_role("province:8", 0, &r, &p), AUTH_EINVAL);
-    assert_int_equal(auth_parse_role("ministry", 2, &r, &p), AUTH_EINVAL);
+    assert_int_equal(auth_parse_role("province", 0, &r, &p), REINT_EINVAL);
+    assert_int_equal(auth_parse_role("province:8", 0, &r, &p), REINT_EINVAL);
+    assert_int_equal(auth_parse_role("ministry", 2, &r, &p), REINT_EINVAL);
     assert_int_equal(auth_parse_role("public", 0, &r, &p), 0);
     assert_int_equal(r, AUTH_PUBLIC);
     assert_true(auth_name_ok("ministry-of-labour.1"));

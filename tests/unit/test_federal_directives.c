@@ -83,7 +83,7 @@ static void test_fdir_refuses_each_bad_field_by_name(void **state)
         "\"period\":\"2026\",\"value\":1},"
         "{\"indicator\":\"participants_registered\",\"grouping\":\"sex\",\"key\":[\"X\"],"
         "\"period\":\"2026-Q9\",\"scope\":\"province\",\"scope_code\":0,\"value\":1.5}]}";
-    assert_int_equal(parse(body, &dr, &e), FDIR_EINVAL);
+    assert_int_equal(parse(body, &dr, &e), REINT_EINVAL);
     assert_null(dr);
     const char *fields[] = {"title",
                             "text",
@@ -112,7 +112,7 @@ static void test_fdir_ratio_takes_share_and_counts_take_value(void **state)
                        "\"targets\":[{\"indicator\":\"enterprises_active\",\"period\":\"2026\","
                        "\"value\":3},{\"indicator\":\"jobs_created\",\"period\":\"2026\","
                        "\"share\":0.5}]}";
-    assert_int_equal(parse(body, &dr, &e), FDIR_EINVAL);
+    assert_int_equal(parse(body, &dr, &e), REINT_EINVAL);
     assert_true(has_field(&e, "targets[0].value"));
     assert_true(has_field(&e, "targets[1].share"));
 }
@@ -129,7 +129,7 @@ static void test_fdir_refuses_a_repeated_target(void **state)
         "\"key\":[\"FEMALE\",\"RETURNEE\"],\"period\":\"2026\",\"value\":3},"
         "{\"indicator\":\"participants_registered\",\"grouping\":\"category,sex\","
         "\"key\":[\"returnee\",\"female\"],\"period\":\"2026\",\"value\":4}]}";
-    assert_int_equal(parse(body, &dr, &e), FDIR_EINVAL);
+    assert_int_equal(parse(body, &dr, &e), REINT_EINVAL);
     assert_int_equal(e.n, 1);
     assert_string_equal(e.e[0].field, "targets[1]");
 }
@@ -139,15 +139,15 @@ static void test_fdir_malformed_json_is_not_a_field_error(void **state)
     (void)state;
     fdir_draft *dr;
     fdir_errors e;
-    assert_int_equal(parse("{\"title\":", &dr, &e), FDIR_EJSON);
+    assert_int_equal(parse("{\"title\":", &dr, &e), REINT_EMALFORMED);
     assert_non_null(strstr(e.message, "malformed JSON"));
-    assert_int_equal(parse("[]", &dr, &e), FDIR_EJSON);
-    assert_int_equal(parse("{\"title\":\"a\",\"title\":\"b\"}", &dr, &e), FDIR_EJSON);
+    assert_int_equal(parse("[]", &dr, &e), REINT_EMALFORMED);
+    assert_int_equal(parse("{\"title\":\"a\",\"title\":\"b\"}", &dr, &e), REINT_EMALFORMED);
     char *big = malloc(FDIR_MAX_BODY + 2);
     assert_non_null(big);
     memset(big, ' ', FDIR_MAX_BODY + 1);
     big[FDIR_MAX_BODY + 1] = '\0';
-    assert_int_equal(fdir_parse(big, FDIR_MAX_BODY + 1, &dr, &e), FDIR_EJSON);
+    assert_int_equal(fdir_parse(big, FDIR_MAX_BODY + 1, &dr, &e), REINT_EMALFORMED);
     free(big);
 }
 
@@ -164,7 +164,7 @@ static void test_fdir_caps_the_error_list(void **state)
         o += (size_t)snprintf(body + o, sizeof(body) - o, "%s{\"indicator\":\"nope\"}",
                               i ? "," : "");
     snprintf(body + o, sizeof(body) - o, "]}");
-    assert_int_equal(parse(body, &dr, &e), FDIR_EINVAL);
+    assert_int_equal(parse(body, &dr, &e), REINT_EINVAL);
     assert_int_equal(e.n, FDIR_MAX_ERRORS);
     assert_int_equal(e.dropped, 1);
 }

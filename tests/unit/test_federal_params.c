@@ -45,7 +45,7 @@ static void test_params_refuse_sql_metacharacters(void **state)
         "municipality=10101%20OR", "format=json%22", "exact=1%3B",        "district=1%00",
         "period=2026&x%27=1",      "by=sex%5C"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(parse(bad[i], &q, err), PARAMS_EINVAL);
+        assert_int_equal(parse(bad[i], &q, err), REINT_EINVAL);
         assert_null(strchr(err, '\''));
     }
 }
@@ -58,11 +58,11 @@ static void test_params_refuse_long_values_and_repeats(void **state)
     memset(raw, 0, sizeof(raw));
     memcpy(raw, "period=", 7);
     memset(raw + 7, '9', 100);
-    assert_int_equal(parse(raw, &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse(raw, &q, err), REINT_EINVAL);
     assert_non_null(strstr(err, "longer"));
-    assert_int_equal(parse("period=2026&period=2025", &q, err), PARAMS_EINVAL);
-    assert_int_equal(parse("period=2026&province=1&district=1", &q, err), PARAMS_EINVAL);
-    assert_int_equal(parse("by=sex", &q, err), PARAMS_EINVAL); /* period required */
+    assert_int_equal(parse("period=2026&period=2025", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("period=2026&province=1&district=1", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("by=sex", &q, err), REINT_EINVAL); /* period required */
 }
 
 static void test_params_list_allowed_groupings(void **state)
@@ -70,7 +70,7 @@ static void test_params_list_allowed_groupings(void **state)
     (void)state;
     params_query q;
     char err[700];
-    assert_int_equal(parse("period=2026&by=caste_group,sex", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026&by=caste_group,sex", &q, err), REINT_EINVAL);
     assert_non_null(strstr(err, "allowed"));
     assert_non_null(strstr(err, "category,sex"));
     assert_non_null(strstr(err, "sex,age_band"));
@@ -81,10 +81,10 @@ static void test_params_check_geography_and_periods(void **state)
     (void)state;
     params_query q;
     char err[700];
-    assert_int_equal(parse("period=2026-13", &q, err), PARAMS_EINVAL);
-    assert_int_equal(parse("period=2026&province=8", &q, err), PARAMS_EINVAL);
-    assert_int_equal(parse("period=2026&municipality=99999", &q, err), PARAMS_EINVAL);
-    assert_int_equal(parse("period=2026&district=78", &q, err), PARAMS_EINVAL);
+    assert_int_equal(parse("period=2026-13", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("period=2026&province=8", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("period=2026&municipality=99999", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("period=2026&district=78", &q, err), REINT_EINVAL);
     assert_int_equal(parse("period=2026&district=75", &q, err), 0);
     assert_int_equal(q.area_province, 7);
 }

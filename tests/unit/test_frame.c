@@ -30,7 +30,7 @@ static void test_frame_rejects_oversize_before_alloc(void **state)
     got g = {0};
     frame_reader_init(&r, 1024);
     uint8_t hdr[4] = {0x40, 0, 0, 0}; /* 1 GiB announced */
-    assert_int_equal(frame_reader_feed(&r, hdr, 4, on_frame, &g), FRAME_ETOOBIG);
+    assert_int_equal(frame_reader_feed(&r, hdr, 4, on_frame, &g), REINT_ETOOBIG);
     assert_null(r.buf); /* nothing of that size (or any size) was allocated */
     assert_int_equal(g.n, 0);
     frame_reader_free(&r);
@@ -106,7 +106,7 @@ static void test_frame_unpack_refuses_garbage(void **state)
     (void)state;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     Reint__V1__Envelope *out = NULL;
-    assert_int_equal(frame_unpack(junk, sizeof(junk), &out), FRAME_EMALFORMED);
+    assert_int_equal(frame_unpack(junk, sizeof(junk), &out), REINT_EMALFORMED);
     assert_null(out);
 }
 
@@ -123,7 +123,7 @@ static void test_frame_pack_refuses_above_max(void **state)
     e.error = &err;
     uint8_t *p = NULL;
     size_t n = 0;
-    assert_int_equal(frame_pack(&e, 100, &p, &n), FRAME_ETOOBIG);
+    assert_int_equal(frame_pack(&e, 100, &p, &n), REINT_ETOOBIG);
     assert_null(p);
 }
 

@@ -322,7 +322,7 @@ static void check_rules(fx *f, const rule_case *cases, size_t n)
                        "sector=retail", "date=2082-06-01", c->override, NULL);
         else
             rc = apply(f, c->kind, &e, NULL, "service=loan", "provider=bank", c->override, NULL);
-        if (rc != INTAKE_EINVALID || !has_error(&e, c->field, c->reason_part)) {
+        if (rc != REINT_EINVAL || !has_error(&e, c->field, c->reason_part)) {
             print_error("case %zu (%s): rc %d, %zu errors:\n", i, c->override, rc, e.n);
             for (size_t j = 0; j < e.n; j++)
                 print_error("  %s %s\n", e.e[j].field, e.e[j].reason);
@@ -402,7 +402,7 @@ static void test_person_rules_name_their_field(void **state)
         int rc = intake_apply(f->in, INTAKE_PERSON, (const char *const *)cols, values, 18, "c", &e,
                               NULL);
         outbox_rollback(f->ob);
-        if (rc != INTAKE_EINVALID || !has_error(&e, cases[i].field, cases[i].reason)) {
+        if (rc != REINT_EINVAL || !has_error(&e, cases[i].field, cases[i].reason)) {
             print_error("case %s=%s: rc %d\n", cases[i].col, cases[i].val, rc);
             for (size_t j = 0; j < e.n; j++)
                 print_error("  %s %s\n", e.e[j].field, e.e[j].reason);
@@ -417,7 +417,7 @@ static void test_every_error_of_a_row_is_collected(void **state)
     intake_errors e;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-9", "category=alien", "sex=F?",
                            "registered_on=2082-04-01", "years_abroad=200", "birth_year=2090", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_int_equal(e.n, 4);
     assert_true(has_error(&e, "category", "\"alien\""));
     assert_true(has_error(&e, "sex", "\"F?\""));
@@ -431,7 +431,7 @@ static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
     intake_errors e;
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
                            "service=loan", "status=referred", "date=2082-06-01", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "person_local_id", "\"P-99\" is not a registered person"));
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-99"), NULL), 0);
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
@@ -442,7 +442,7 @@ static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
     assert_int_equal(outbox_commit(f->ob), 0);
     assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, NULL, "local_id=E-1", "owner_local_id=P-99",
                            "action=started", "sector=retail", "date=2082-06-01", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "owner_local_id", "\"P-99\" is not a registered person"));
 }
 
@@ -534,15 +534,15 @@ static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
     reint__v1__record__free_unpacked(r, NULL);
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
                            "sex=male", "registered_on=2025-11-27", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "registered_on", "is in the future (today is 2025-11-26)"));
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
                            "sex=male", "registered_on=2082-04-01", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "registered_on", "is outside the dates kept"));
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
                            "sex=male", "registered_on=2025-02-29", NULL),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "registered_on", "is not a Gregorian date"));
 }
 
@@ -554,10 +554,10 @@ static void test_close_month_refuses_open_month_and_is_idempotent(void **state)
     last_rec l;
     assert_int_equal(outbox_begin(f->ob), 0);
     assert_int_equal(intake_close_month(f->in, 2082, 8, "clerk1", &changed, err, sizeof(err)),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_non_null(strstr(err, "has not ended yet"));
     assert_int_equal(intake_close_month(f->in, 2082, 13, "clerk1", &changed, err, sizeof(err)),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_int_equal(intake_close_month(f->in, 2082, 7, "clerk1", &changed, err, sizeof(err)), 0);
     assert_int_equal(changed, 1);
     assert_int_equal(outbox_commit(f->ob), 0);
@@ -730,12 +730,12 @@ static void test_bad_header_imports_nothing(void **state)
     intake_import_stats st;
     char *errs = import(f, INTAKE_PERSON, "p.csv",
                         "local_id,category,Nick Name,registered_on\nP-1,returnee,x,2082-04-01\n",
-                        INTAKE_EINVALID, &st);
+                        REINT_EINVAL, &st);
     assert_non_null(strstr(errs, "p.csv line 1: unknown column \"Nick Name\""));
     assert_non_null(strstr(errs, "p.csv line 1: required column sex is missing"));
     free(errs);
     assert_int_equal(st.rows, 0);
-    errs = import(f, INTAKE_PERSON, "empty.csv", "", INTAKE_EINVALID, &st);
+    errs = import(f, INTAKE_PERSON, "empty.csv", "", REINT_EINVAL, &st);
     assert_non_null(strstr(errs, "empty.csv line 1: the file is empty"));
     free(errs);
 }
@@ -873,20 +873,20 @@ static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **st
     const char *put = "{\"local_id\":\"P-8\",\"category\":\"returnee\"}";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, put, strlen(put), "P-7", "c", &e, &res,
                                     jerr, sizeof(jerr)),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     assert_true(has_error(&e, "local_id", "does not match"));
     const char *bad = "{\"local_id\": \"P-1\",\n \"sex\": }";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, bad, strlen(bad), NULL, "c", &e, &res,
                                     jerr, sizeof(jerr)),
-                     API_EINVALID);
+                     REINT_EINVAL);
     assert_non_null(strstr(jerr, "line 2 column"));
     assert_int_equal(
         api_apply_json(f->in, INTAKE_PERSON, "[1]", 3, NULL, "c", &e, &res, jerr, sizeof(jerr)),
-        API_EINVALID);
+        REINT_EINVAL);
     const char *nested = "{\"local_id\":{\"a\":1}}";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, nested, strlen(nested), NULL, "c", &e,
                                     &res, jerr, sizeof(jerr)),
-                     INTAKE_EINVALID);
+                     REINT_EINVAL);
     const char *avail = "{\"available\": true, \"as_of\": \"2082-04-01\"}";
     assert_int_equal(api_apply_json(f->in, INTAKE_AVAILABILITY, avail, strlen(avail),
                                     "seed_funding/mrc", "c", &e, &res, jerr, sizeof(jerr)),

@@ -761,7 +761,7 @@ static void test_rollup_snapshot_message_revisions_and_outbox(void **state)
     }
     assert_true(saw_pair);
     reint__v1__rollup_snapshot__free_unpacked(s, NULL);
-    assert_int_equal(rollup_snapshot(f->r, MUN, "2030-01", &s), ROLLUP_ENOTFOUND);
+    assert_int_equal(rollup_snapshot(f->r, MUN, "2030-01", &s), REINT_ENOTFOUND);
     /* Six periods, one outbox entry each. */
     assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 6);
     person(f, 2, D(2026, 1, 3), RETURNEE, MALE, AGE_25_39);
@@ -923,11 +923,11 @@ static void test_rollup_stored_cells_are_the_packed_snapshot(void **state)
     assert_int_equal(store_exec(f->db, "UPDATE rollup_blobs SET cells=substr(cells, 1,"
                                        " length(cells) - 1) WHERE period='2026-01'"),
                      0);
-    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), ROLLUP_EDB);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), REINT_EDB);
     assert_int_equal(store_exec(f->db, "UPDATE rollup_blobs SET cells=x'' WHERE period='2026-01'"),
                      0);
-    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), ROLLUP_EDB);
-    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2030-01", &rev, &b), ROLLUP_ENOTFOUND);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2026-01", &rev, &b), REINT_EDB);
+    assert_int_equal(rollup_snapshot_packed(f->r, MUN, "2030-01", &rev, &b), REINT_ENOTFOUND);
     sbuf_free(&b);
 }
 

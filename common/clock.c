@@ -1,0 +1,45 @@
+#include "clock.h"
+
+#include <time.h>
+
+#include "bscal.h"
+#include "testhook.h"
+
+#define CLOCK_NEPAL_OFFSET_MS ((5 * 60 + 45) * 60 * 1000)
+#define CLOCK_DAY_MS          (86400 * 1000)
+
+uint64_t clock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (testhook_enabled())
+        ms = (uint64_t)((int64_t)ms + testhook_clock_offset_ms());
+    return ms;
+}
+
+int32_t clock_today_utc(void)
+{
+    return (int32_t)(clock_now_ms() / CLOCK_DAY_MS);
+}
+
+int32_t clock_today_nepal(void)
+{
+    return (int32_t)((clock_now_ms() + CLOCK_NEPAL_OFFSET_MS) / CLOCK_DAY_MS);
+}
+
+int32_t clock_today_local(void)
+{
+    time_t t = (time_t)(clock_now_ms() / 1000);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL)
+        return clock_today_utc();
+    return bscal_days_from_ad(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+uint64_t clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,42 @@
+#include "metrics.h"
+
+#include "http.h"
+#include "testhook.h"
+
+int metrics_render(sbuf *out, const metric *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *type = rows[i].type == METRIC_COUNTER ? "counter" : "gauge";
+        sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", rows[i].name, rows[i].help,
+                    rows[i].name, type, rows[i].name, (long long)rows[i].value);
+    }
+    return out->failed ? REINT_ENOMEM : 0;
+}
+
+int metrics_render_process(sbuf *out, int64_t crl_next_update)
+{
+    metric rows[] = {
+        METRIC_G("test_hooks_enabled",
+                 "1 when the process runs with --enable-test-hooks (never in production).",
+                 testhook_enabled()),
+        METRIC_G("test_clock_offset_seconds", "Shift of the wall clock by a test clock file.",
+                 testhook_clock_offset_ms() / 1000),
+        METRIC_C("test_faults_fired_total", "Injected test faults that struck.",
+                 testhook_fired_total()),
+        METRIC_G("tls_crl_next_update_seconds", "When the loaded CRL expires (Unix time).",
+                 crl_next_update),
+    };
+    size_t n = sizeof(rows) / sizeof(rows[0]);
+    return metrics_render(out, rows, crl_next_update < 0 ? n - 1 : n);
+}
+
+void metrics_respond(http_req *r, const metric *rows, size_t n, int64_t crl_next_update)
+{
+    sbuf b;
+    sbuf_init(&b, 1 << 20);
+    if (metrics_render(&b, rows, n) != 0 || metrics_render_process(&b, crl_next_update) != 0)
+        http_respond(r, 500, "text/plain", "metrics could not be rendered\n", 30);
+    else
+        http_respond(r, 200, "text/plain; version=0.0.4", b.p, b.len);
+    sbuf_free(&b);
+}
