@@ -77,15 +77,30 @@ sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql)
 int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = REINT_EDB;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK) {
+        log_error("sqlite: meta %s: %s", key, sqlite3_errmsg(db));
         return REINT_EDB;
+    }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int step = sqlite3_step(st), rc = REINT_ENOTFOUND;
+    if (step == SQLITE_ROW) {
         *out = sqlite3_column_int64(st, 0);
         rc = 0;
+    } else if (step != SQLITE_DONE) {
+        log_error("sqlite: meta %s: %s", key, sqlite3_errmsg(db));
+        rc = REINT_EDB;
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int store_meta_get_int_or(sqlite3 *db, const char *key, int64_t dflt, int64_t *out)
+{
+    int rc = store_meta_get_int(db, key, out);
+    if (rc == REINT_ENOTFOUND) {
+        *out = dflt;
+        return 0;
+    }
     return rc;
 }
 
@@ -109,13 +124,20 @@ int store_meta_set_int(sqlite3 *db, const char *key, int64_t v)
 int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = REINT_EDB;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK) {
+        log_error("sqlite: meta %s: %s", key, sqlite3_errmsg(db));
         return REINT_EDB;
+    }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
+    int step = sqlite3_step(st), rc = REINT_ENOTFOUND;
+    if (step == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
         memcpy(buf, sqlite3_column_blob(st, 0), len);
         rc = 0;
+    } else if (step == SQLITE_ROW) {
+        rc = REINT_EMALFORMED;
+    } else if (step != SQLITE_DONE) {
+        log_error("sqlite: meta %s: %s", key, sqlite3_errmsg(db));
+        rc = REINT_EDB;
     }
     sqlite3_finalize(st);
     return rc;

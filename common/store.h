@@ -25,8 +25,13 @@ int store_exec(sqlite3 *db, const char *sql);
 /* Prepares a statement or logs and returns NULL. */
 sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql);
 
-/* Key/value metadata in table meta(key TEXT PRIMARY KEY, value). */
+/* Key/value metadata in table meta(key TEXT PRIMARY KEY, value). The getters return 0,
+ * REINT_ENOTFOUND when the key has no row (the blob getter: or REINT_EMALFORMED when its
+ * value is not len bytes), or REINT_EDB when SQLite failed (logged): a caller never takes a
+ * read error for an absent key. */
 int store_meta_get_int(sqlite3 *db, const char *key, int64_t *out);
+/* The same with dflt for an absent key: 0 or REINT_EDB. */
+int store_meta_get_int_or(sqlite3 *db, const char *key, int64_t dflt, int64_t *out);
 int store_meta_set_int(sqlite3 *db, const char *key, int64_t v);
 int store_meta_get_blob(sqlite3 *db, const char *key, uint8_t *buf, size_t len);
 int store_meta_set_blob(sqlite3 *db, const char *key, const uint8_t *buf, size_t len);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "geo.h"
+#include "hubstore.h"
 #include "hlc.h"
 #include "log.h"
 #include "netaddr.h"
@@ -17,31 +18,9 @@
 
 #define INGEST_PROTOCOL_VERSION 1
 
-static const char *ingest__schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);"
-    "CREATE TABLE IF NOT EXISTS directives(serial INTEGER PRIMARY KEY, key_id TEXT NOT NULL,"
-    " body BLOB NOT NULL, signature BLOB NOT NULL, received_ms INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS node_directives(municipality INTEGER PRIMARY KEY,"
-    " serial INTEGER NOT NULL);";
-
-enum { Q_UPSERT, Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
+enum { Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
 static const char *ingest__sql[Q_N] = {
-    [Q_UPSERT] = ("INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-                  " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-                  " kind=iif(excluded.version>version, excluded.kind, kind),"
-                  " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-                  " body=iif(excluded.version>version, excluded.body, body),"
-                  " version=max(version, excluded.version), incarnation=excluded.incarnation"
-                  " WHERE municipality=excluded.municipality"),
     [Q_NODE_ACK] = ("UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
                     " WHERE municipality=?1 AND incarnation=?5"),
     [Q_SWEEP] = "DELETE FROM records WHERE municipality=?1 AND incarnation<>?2",
@@ -100,7 +79,8 @@ struct ingest {
     uv_tcp_t server;
     uv_check_t check;
     uv_timer_t sweep; /* closes connections past the Hello deadline */
-    sqlite3 *db;
+    hubstore store;
+    sqlite3 *db; /* store.db */
     sqlite3_stmt *q[Q_N];
     rollup *roll; /* the rollup engine, on the same connection */
     /* Records committed but not yet noted by the rollup engine. The engine's work (about
@@ -232,32 +212,17 @@ static void ingest__flush(ingest *in)
         hub_conn *c = it->c;
         for (size_t r = it->row_begin; r < it->row_end && !failed; r++) {
             pending_row *row = &in->rows[r];
-            sqlite3_stmt *st = in->q[Q_UPSERT];
-            sqlite3_bind_blob(st, 1, row->id, 16, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, c->municipality);
-            sqlite3_bind_int(st, 3, row->kind);
-            sqlite3_bind_int64(st, 4, (int64_t)row->version);
-            sqlite3_bind_int(st, 5, row->deleted);
-            sqlite3_bind_blob(st, 6, c->incarnation, 16, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 7, in->arena + row->off, (int)row->len, SQLITE_STATIC);
-            if (ingest__step(in, st) != 0) {
+            hubstore_record rec = {.municipality = c->municipality,
+                                   .id = row->id,
+                                   .kind = row->kind,
+                                   .version = row->version,
+                                   .deleted = row->deleted,
+                                   .incarnation = c->incarnation,
+                                   .body = in->arena + row->off,
+                                   .len = row->len};
+            if (hubstore_put(&in->store, &rec) != 0) {
                 failed = 1;
                 break;
-            }
-            if (sqlite3_changes(in->db) == 0) {
-                char id[RID_HEX_LEN + 1];
-                rid_format(row->id, id);
-                log_security("municipality:%u sent record %s whose id belongs to another "
-                             "municipality; refused",
-                             c->municipality, id);
-                in->m.security_events++;
-                in->m.records_stored--;
-                in->m.records_refused++;
-                if (ingest__add_refusal(in, i, row->id, row->seq, "id",
-                                        "the id belongs to another municipality's record")) {
-                    failed = 1;
-                    break;
-                }
             }
         }
         if (failed)
@@ -338,10 +303,12 @@ static void ingest__queue_roll(ingest *in)
 static int ingest__note_some(ingest *in, size_t max)
 {
     size_t n = in->n_roll < max ? in->n_roll : max;
-    sqlite3_stmt *st = store_prepare(in->db, "SELECT body FROM records WHERE id=?1");
+    sqlite3_stmt *st =
+        store_prepare(in->db, "SELECT body FROM records WHERE municipality=?2 AND id=?1");
     int failed = st == NULL || ingest__step(in, in->q[Q_BEGIN]) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
         sqlite3_bind_blob(st, 1, in->roll_ids[i], 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, in->roll_mun[i]);
         if (sqlite3_step(st) == SQLITE_ROW)
             failed = rollup_note_stored(in->roll, in->roll_mun[i], in->roll_ids[i],
                                         sqlite3_column_blob(st, 0),
@@ -870,8 +837,9 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
         snprintf(err, errlen, "sync listen address \"%s\" is not HOST:PORT", opts->listen);
         goto fail;
     }
-    if (store_open(opts->db_path, 1, ingest__schema, &in->db, err, errlen) != 0)
+    if (hubstore_open(&in->store, opts->db_path, err, errlen) != 0)
         goto fail;
+    in->db = in->store.db;
     for (int i = 0; i < Q_N; i++) {
         if ((in->q[i] = store_prepare(in->db, ingest__sql[i])) == NULL) {
             snprintf(err, errlen, "%s: %s", opts->db_path, sqlite3_errmsg(in->db));
@@ -930,7 +898,7 @@ fail:
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
     rollup_close(in->roll);
-    store_close(in->db);
+    hubstore_close(&in->store);
     free(in);
     return UV_EINVAL;
 }
@@ -948,7 +916,7 @@ static void ingest__on_handle_close(uv_handle_t *h)
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
     rollup_close(in->roll);
-    store_close(in->db);
+    hubstore_close(&in->store);
     free(in->items);
     free(in->rows);
     free(in->refs);

@@ -212,7 +212,7 @@ enum {
 };
 
 static const char *const rollup__sql[S_N] = {
-    [S_REC_GET] = "SELECT municipality, kind, version FROM records WHERE id=?1",
+    [S_REC_GET] = "SELECT municipality, kind, version FROM records WHERE municipality=?2 AND id=?1",
     [S_MARK] = "INSERT INTO rollup_snapshots(municipality, period, revision, dirty, digest, ncells)"
                " VALUES(?1,?2,0,1,0,0) ON CONFLICT(municipality, period) DO UPDATE SET dirty=1"
                " WHERE dirty=0",
@@ -913,6 +913,7 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
     sqlite3_stmt *st = r->q[S_REC_GET];
     int old_kind = -1, rc;
     sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, municipality);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         uint32_t m = (uint32_t)sqlite3_column_int64(st, 0);

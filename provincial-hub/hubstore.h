@@ -1,0 +1,52 @@
+/* The hub's store (DATA_DIR/hub.db): its format and migrations, the municipal nodes' session
+ * positions, the newest version of each record, and the records refused or dropped per
+ * municipality (dead letters). One SQLite database in WAL mode with synchronous=FULL; the
+ * rollup engine (rollup.h) keeps its tables in the same database and transactions.
+ *
+ * Records are keyed by (municipality, id): record ids are keyed hashes since protocol
+ * version 2 and arrive in no time order, and this key keeps each commit's inserts within the
+ * B-tree pages of the municipalities that sent them instead of all over one id-ordered tree.
+ *
+ * Formats: 1 is the store of protocol version 1 (records keyed by id, no format number in
+ * meta); 2 keys records by (municipality, id), adds nodes.calendar and dead_letters.
+ * hubstore_open() migrates an older store in place, in one transaction. */
+#ifndef PROVINCIAL_HUB_HUBSTORE_H
+#define PROVINCIAL_HUB_HUBSTORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define HUBSTORE_FORMAT 2
+
+typedef struct hubstore {
+    sqlite3 *db;
+    sqlite3_stmt *upsert;
+} hubstore;
+
+/* Opens (creating it when absent) the store at path and brings it to HUBSTORE_FORMAT. A
+ * store of a newer format is refused. Returns 0, or REINT_EDB / REINT_EINVAL with err set. */
+int hubstore_open(hubstore *hs, const char *path, char *err, size_t errlen);
+/* Finalizes the statements and closes the database. Safe on a zeroed hubstore. */
+void hubstore_close(hubstore *hs);
+
+/* One record as stored: body is the packed Record (len bytes), read during the call only. */
+typedef struct hubstore_record {
+    uint32_t municipality;
+    const uint8_t *id; /* 16 bytes */
+    int kind;          /* RecordKind; for a tombstone, the kind of the deleted record */
+    uint64_t version;
+    int deleted;
+    const uint8_t *incarnation; /* 16 bytes: the store incarnation that sent it */
+    const uint8_t *body;
+    size_t len;
+} hubstore_record;
+
+/* Upserts rec in the caller's transaction: the newest version of (municipality, id) wins; an
+ * older or equal version changes nothing but the incarnation that last sent it. Returns 0 or
+ * REINT_EDB (logged). */
+int hubstore_put(hubstore *hs, const hubstore_record *rec);
+
+#endif
