@@ -1,6 +1,7 @@
 #include "sbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,34 @@ int sbuf_add(sbuf *b, const char *s, size_t n)
         memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
+    return 0;
+}
+
+void *sbuf_extend(sbuf *b, size_t n)
+{
+    if (sbuf__reserve(b, n) != 0)
+        return NULL;
+    void *at = b->p + b->len;
+    b->len += n;
+    b->p[b->len] = '\0';
+    return at;
+}
+
+int sbuf_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need) {
+        if (n > SIZE_MAX / 2 / elem)
+            return REINT_ENOMEM;
+        n *= 2;
+    }
+    void *np = realloc(*p, n * elem);
+    if (np == NULL)
+        return REINT_ENOMEM;
+    *p = np;
+    *cap = n;
     return 0;
 }
 

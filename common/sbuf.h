@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct sbuf {
     char *p; /* NUL-terminated when len > 0 or after sbuf_init */
     size_t len, cap, max;
@@ -16,11 +18,18 @@ void sbuf_init(sbuf *b, size_t max);
 void sbuf_free(sbuf *b);
 void sbuf_reset(sbuf *b);
 int sbuf_add(sbuf *b, const char *s, size_t n);
+/* Appends n bytes left for the caller to fill: returns where they start (valid until the next
+ * append), or NULL when the buffer failed. */
+void *sbuf_extend(sbuf *b, size_t n);
 int sbuf_puts(sbuf *b, const char *s);
 int sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string (quotes and escapes included). */
 int sbuf_json_str(sbuf *b, const char *s);
 /* Appends s as a CSV field (quoted when it holds a comma, quote or line break). */
 int sbuf_csv_str(sbuf *b, const char *s);
+
+/* Grows the array *p of elements of elem bytes (capacity *cap, counted in elements) to hold
+ * at least need elements, doubling. Returns 0, or REINT_ENOMEM with *p unchanged. */
+int sbuf_grow(void **p, size_t *cap, size_t need, size_t elem);
 
 #endif

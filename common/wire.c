@@ -8,7 +8,8 @@
 struct wire {
     tls_conn *conn;
     frame_reader reader;
-    size_t max_frame;
+    size_t max_frame; /* frames read */
+    size_t send_max;  /* frames sent */
     wire_cb cb;
     void *ud;
     int closing;
@@ -84,6 +85,7 @@ static wire *wire__new(size_t max_frame, const wire_cb *cb, void *ud)
     if (w == NULL)
         return NULL;
     w->max_frame = max_frame ? max_frame : FRAME_DEFAULT_MAX;
+    w->send_max = w->max_frame;
     frame_reader_init(&w->reader, w->max_frame);
     w->cb = *cb;
     w->ud = ud;
@@ -136,7 +138,7 @@ int wire_send(wire *w, const Reint__V1__Envelope *env)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = frame_pack(env, w->max_frame, &buf, &len);
+    int rc = frame_pack(env, w->send_max, &buf, &len);
     if (rc != 0) {
         log_error("%s: cannot frame an envelope (%d)", wire_peer(w), rc);
         return rc;
@@ -144,6 +146,11 @@ int wire_send(wire *w, const Reint__V1__Envelope *env)
     rc = wire_send_raw(w, buf, len);
     free(buf);
     return rc;
+}
+
+void wire_set_send_max(wire *w, size_t max)
+{
+    w->send_max = max ? max : FRAME_DEFAULT_MAX;
 }
 
 void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message)

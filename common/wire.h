@@ -26,6 +26,9 @@ int wire_accept(wire **out, tls_ctx *ctx, uv_stream_t *server, size_t max_frame,
 int wire_connect(wire **out, tls_ctx *ctx, uv_loop_t *loop, const struct sockaddr *addr,
                  const char *expect_peer, size_t max_frame, const wire_cb *cb, void *ud);
 
+/* The largest frame wire_send may send: the peer's announced limit (default: the limit this
+ * wire reads). An envelope that packs larger is not sent (REINT_ETOOBIG). */
+void wire_set_send_max(wire *w, size_t max);
 /* Packs and queues env. Returns 0 or a negative code (the wire is then being closed). */
 int wire_send(wire *w, const Reint__V1__Envelope *env);
 /* Queues an already framed buffer (4-byte length + payload); the bytes are copied. */

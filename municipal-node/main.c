@@ -585,7 +585,7 @@ static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t
         log_warn("directive refused: no [directives] keys configured");
         return -1;
     }
-    int rc = directives_receive(outbox_db(ud), keyring, sd, ack, err, sizeof(err));
+    int rc = dirstore_receive(outbox_db(ud), keyring, sd, ack, NULL, err, sizeof(err));
     if (rc != 0)
         log_security("directive refused: %s", err);
     return rc;
@@ -631,7 +631,7 @@ static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(voi
         log_error("%s", err);
         return -1;
     }
-    if (directives_open(outbox_db(ob)) != 0)
+    if (dirstore_open(outbox_db(ob)) != 0)
         return -1;
     return sync_start(&syncer, &so) == 0 ? 0 : -1;
 }
@@ -885,7 +885,7 @@ int main(int argc, char **argv)
         outbox *ob;
         if (open_store(&ob, NULL) != 0)
             return EXIT_FAIL;
-        int rc = directives_open(outbox_db(ob));
+        int rc = dirstore_open(outbox_db(ob));
         if (rc == 0)
             rc = directives_print(outbox_db(ob), clock_today_utc(), stdout);
         outbox_close(ob);

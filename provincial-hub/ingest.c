@@ -1,66 +1,65 @@
 #include "ingest.h"
 
-#include "clock.h"
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "dirstore.h"
 #include "geo.h"
 #include "hubstore.h"
-#include "hlc.h"
 #include "log.h"
-#include "netaddr.h"
+#include "receiver.h"
 #include "record.h"
 #include "rid.h"
 #include "rollup.h"
+#include "sbuf.h"
 #include "store.h"
-#include "wire.h"
 
-#define INGEST_PROTOCOL_VERSION 1
-
-enum { Q_NODE_ACK, Q_SWEEP, Q_RESEND_DONE, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
+enum {
+    Q_NODE_ACK,
+    Q_SWEEP,
+    Q_RESEND_DONE,
+    Q_DEAD_PUT,
+    Q_DEAD_CLEAR,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_N
+};
 
 static const char *ingest__sql[Q_N] = {
     [Q_NODE_ACK] = ("UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
                     " WHERE municipality=?1 AND incarnation=?5"),
     [Q_SWEEP] = "DELETE FROM records WHERE municipality=?1 AND incarnation<>?2",
     [Q_RESEND_DONE] = "UPDATE nodes SET resend_pending=0 WHERE municipality=?1 AND incarnation=?2",
+    [Q_DEAD_PUT] = "INSERT OR REPLACE INTO dead_letters(municipality, id, seq, kind, field, reason,"
+                   " at_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_DEAD_CLEAR] = "DELETE FROM dead_letters WHERE municipality=?1 AND id=?2",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
 };
 
-typedef struct hub_conn hub_conn;
+#define INGEST_DIRECTIVES_PER_HELLO 64
+#define INGEST_ROLL_QUEUE_DEFAULT   200000
+/* While nodes are sending, a small slice of rollup notes per tick keeps the group commit
+ * first (10,000 notes a second); once they pause, larger slices catch the rollups up. */
+#define INGEST_NOTE_SLICE_BUSY 1000
+#define INGEST_NOTE_SLICE_IDLE 5000
+#define INGEST_REFRESH_MS      500
 
-struct hub_conn {
-    ingest *in;
-    wire *w;
-    hub_conn *next;
-    uint32_t municipality;
-    uint8_t incarnation[16];
-    int session;
-    int refs;                          /* the wire, plus each pending item */
-    int dead;                          /* the wire has closed */
-    uint64_t acked_seq, acked_version; /* including batches not yet committed */
-    uint64_t accepted_ms;              /* loop time of accept, for the Hello deadline */
-};
-
-/* A connection that has not completed TLS and Hello within this time is closed, so that
- * idle or slow peers cannot hold sockets open (slowloris). */
-#define INGEST_HELLO_DEADLINE_MS 10000
+/* The ingest's state of one node session (receiver_peer_data). */
+typedef struct hub_node {
+    uint64_t acked_version; /* including batches not yet committed */
+    int64_t dead_letters;   /* held for this municipality: stored records then clear theirs */
+} hub_node;
 
 enum item_type { ITEM_BATCH, ITEM_RESEND_COMPLETE };
 
-typedef struct refusal {
-    size_t item; /* index of the pending item whose ack carries it */
-    uint8_t id[16];
-    uint64_t seq;
-    const char *field;
-    char reason[160];
-} refusal;
-
+/* A batch (or ResendComplete) waiting for the group commit; holds a peer reference. */
 typedef struct pending_item {
-    hub_conn *c;
+    receiver_peer *p;
     enum item_type type;
     uint64_t acked_seq, acked_version;
     size_t row_begin, row_end;
@@ -68,64 +67,51 @@ typedef struct pending_item {
 
 typedef struct pending_row {
     uint8_t id[16];
-    uint64_t version, seq;
+    uint64_t version;
     int kind, deleted;
     size_t off, len; /* body in the arena */
 } pending_row;
 
+/* A record refused by validation (returned in its batch's ack) or dropped by its node as too
+ * large (already a dead letter there): both are filed as the municipality's dead letters. */
+typedef struct pending_dead {
+    size_t item;
+    int in_ack;
+    int kind;
+    receiver_refusal r;
+} pending_dead;
+
 struct ingest {
     ingest_opts o;
-    char listen[128];
-    uv_tcp_t server;
-    uv_check_t check;
-    uv_timer_t sweep; /* closes connections past the Hello deadline */
     hubstore store;
     sqlite3 *db; /* store.db */
     sqlite3_stmt *q[Q_N];
+    receiver *rx;
     rollup *roll; /* the rollup engine, on the same connection */
     /* Records committed but not yet noted by the rollup engine. The engine's work (about
      * 20 us a record) is kept off the group commit, which it would slow threefold; a flag
      * in meta, set in every ingest transaction and cleared when the list drains, makes a
-     * crash with notes pending rebuild the engine from the records at the next start. */
+     * crash with notes pending rebuild the engine from the records at the next start. The
+     * list is bounded: past roll_queue_max every node is held (not read) until it drains. */
     uint8_t (*roll_ids)[16];
     uint32_t *roll_mun;
     size_t n_roll, cap_roll, cap_roll_mun;
+    int roll_held;
+    uv_check_t check;
     uv_timer_t roll_timer;
     uint64_t last_refresh_ms;
     uint64_t last_commit_ms; /* loop time of the last group commit */
-    hub_conn *conns;
-    int stopping, handles_open, port;
+    uint64_t coverage_gen;
+    int stopping, handles_open;
     pending_item *items;
     size_t n_items, cap_items;
     pending_row *rows;
     size_t n_rows, cap_rows;
-    refusal *refs;
-    size_t n_refs, cap_refs;
-    uint8_t *arena;
-    size_t arena_len, arena_cap;
+    pending_dead *dead;
+    size_t n_dead, cap_dead;
+    sbuf arena;
     ingest_metrics m;
 };
-
-static void conn__unref(hub_conn *c)
-{
-    if (--c->refs == 0)
-        free(c);
-}
-
-static int ingest__grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *np = realloc(*p, n * elem);
-    if (np == NULL)
-        return -1;
-    *p = np;
-    *cap = n;
-    return 0;
-}
 
 static int ingest__step(ingest *in, sqlite3_stmt *st)
 {
@@ -138,124 +124,153 @@ static int ingest__step(ingest *in, sqlite3_stmt *st)
     return 0;
 }
 
-static void ingest__send_ack(ingest *in, size_t index)
+static int ingest__add_dead(ingest *in, size_t item, int in_ack, int kind, const uint8_t *id,
+                            uint64_t seq, const char *field, const char *reason)
 {
-    pending_item *it = &in->items[index];
-    hub_conn *c = it->c;
-    if (c->dead || wire_is_closing(c->w))
-        return;
-    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-    Reint__V1__Ack ack = REINT__V1__ACK__INIT;
-    size_t n = 0;
-    for (size_t i = 0; i < in->n_refs; i++)
-        n += in->refs[i].item == index;
-    Reint__V1__Refusal *rs = n ? calloc(n, sizeof(*rs)) : NULL;
-    Reint__V1__Refusal **rp = n ? calloc(n, sizeof(*rp)) : NULL;
-    if (n && (rs == NULL || rp == NULL)) {
-        free(rs);
-        free(rp);
-        wire_close(c->w);
-        return;
-    }
-    for (size_t i = 0, k = 0; i < in->n_refs; i++) {
-        refusal *f = &in->refs[i];
-        if (f->item != index)
-            continue;
-        reint__v1__refusal__init(&rs[k]);
-        rs[k].id.data = f->id;
-        rs[k].id.len = 16;
-        rs[k].seq = f->seq;
-        rs[k].field = (char *)f->field;
-        rs[k].reason = f->reason;
-        rp[k] = &rs[k];
-        k++;
-    }
-    ack.acked_seq = it->acked_seq;
-    ack.acked_version = it->acked_version;
-    ack.n_refusals = n;
-    ack.refusals = rp;
-    env.msg_case = REINT__V1__ENVELOPE__MSG_ACK;
-    env.ack = &ack;
-    wire_send(c->w, &env);
-    free(rs);
-    free(rp);
-}
-
-static int ingest__add_refusal(ingest *in, size_t item, const uint8_t *id, uint64_t seq,
-                               const char *field, const char *reason)
-{
-    if (ingest__grow((void **)&in->refs, &in->cap_refs, in->n_refs + 1, sizeof(refusal)))
-        return -1;
-    refusal *f = &in->refs[in->n_refs++];
-    f->item = item;
-    memset(f->id, 0, 16);
+    if (sbuf_grow((void **)&in->dead, &in->cap_dead, in->n_dead + 1, sizeof(pending_dead)) != 0)
+        return REINT_ENOMEM;
+    pending_dead *d = &in->dead[in->n_dead++];
+    memset(d, 0, sizeof(*d));
+    d->item = item;
+    d->in_ack = in_ack;
+    d->kind = kind;
+    d->r.has_id = id != NULL;
     if (id)
-        memcpy(f->id, id, 16);
-    f->seq = seq;
-    f->field = field;
-    snprintf(f->reason, sizeof(f->reason), "%s", reason);
+        memcpy(d->r.id, id, 16);
+    d->r.seq = seq;
+    snprintf(d->r.field, sizeof(d->r.field), "%s", field);
+    snprintf(d->r.reason, sizeof(d->r.reason), "%s", reason);
     return 0;
 }
 
-static void ingest__queue_roll(ingest *in);
+/* Acknowledges item index with the refusals it carries. */
+static void ingest__send_ack(ingest *in, size_t index)
+{
+    pending_item *it = &in->items[index];
+    receiver_refusal *rs = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < in->n_dead; i++)
+        n += in->dead[i].item == index && in->dead[i].in_ack;
+    if (n && (rs = calloc(n, sizeof(*rs))) == NULL) {
+        receiver_internal_error(it->p, "out of memory for an acknowledgement");
+        return;
+    }
+    for (size_t i = 0, k = 0; i < in->n_dead; i++)
+        if (in->dead[i].item == index && in->dead[i].in_ack)
+            rs[k++] = in->dead[i].r;
+    receiver_ack(it->p, it->acked_seq, it->acked_version, rs, n);
+    free(rs);
+}
+
+/* Files the dead letters of the group (refused or dropped records) in the open transaction.
+ * A record refused without a valid id is filed under its sequence number. */
+static int ingest__file_dead(ingest *in, int64_t now)
+{
+    sqlite3_stmt *st = in->q[Q_DEAD_PUT];
+    for (size_t i = 0; i < in->n_dead; i++) {
+        pending_dead *d = &in->dead[i];
+        receiver_peer *p = in->items[d->item].p;
+        uint8_t key[16] = {0};
+        if (d->r.has_id) {
+            memcpy(key, d->r.id, 16);
+        } else {
+            for (int b = 0; b < 8; b++)
+                key[8 + b] = (uint8_t)(d->r.seq >> (56 - 8 * b));
+        }
+        sqlite3_bind_int64(st, 1, receiver_peer_scope(p));
+        sqlite3_bind_blob(st, 2, key, 16, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, (int64_t)d->r.seq);
+        sqlite3_bind_int(st, 4, d->kind);
+        sqlite3_bind_text(st, 5, d->r.field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, d->r.reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, now);
+        if (ingest__step(in, st) != 0)
+            return REINT_EDB;
+        hub_node *hn = receiver_peer_data(p);
+        if (hn)
+            hn->dead_letters++;
+    }
+    return 0;
+}
+
+/* Writes one item's rows, then its position or its sweep, in the open transaction. */
+static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
+{
+    receiver_peer *p = it->p;
+    uint32_t mun = receiver_peer_scope(p);
+    const uint8_t *inc = receiver_peer_incarnation(p);
+    hub_node *hn = receiver_peer_data(p);
+    for (size_t r = it->row_begin; r < it->row_end; r++) {
+        pending_row *row = &in->rows[r];
+        hubstore_record rec = {.municipality = mun,
+                               .id = row->id,
+                               .kind = row->kind,
+                               .version = row->version,
+                               .deleted = row->deleted,
+                               .incarnation = inc,
+                               .body = (const uint8_t *)in->arena.p + row->off,
+                               .len = row->len};
+        if (hubstore_put(&in->store, &rec) != 0)
+            return REINT_EDB;
+        if (hn && hn->dead_letters > 0) {
+            sqlite3_stmt *st = in->q[Q_DEAD_CLEAR];
+            sqlite3_bind_int64(st, 1, mun);
+            sqlite3_bind_blob(st, 2, row->id, 16, SQLITE_STATIC);
+            if (ingest__step(in, st) != 0)
+                return REINT_EDB;
+            hn->dead_letters -= sqlite3_changes(in->db);
+        }
+    }
+    if (it->type == ITEM_BATCH) {
+        sqlite3_stmt *st = in->q[Q_NODE_ACK];
+        sqlite3_bind_int64(st, 1, mun);
+        sqlite3_bind_int64(st, 2, (int64_t)it->acked_seq);
+        sqlite3_bind_int64(st, 3, (int64_t)it->acked_version);
+        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_blob(st, 5, inc, 16, SQLITE_STATIC);
+        return ingest__step(in, st);
+    }
+    sqlite3_stmt *st = in->q[Q_SWEEP];
+    sqlite3_bind_int64(st, 1, mun);
+    sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
+    if (ingest__step(in, st) != 0)
+        return REINT_EDB;
+    int swept = sqlite3_changes(in->db);
+    if (swept > 0 && rollup_sweep(in->roll, mun) != 0)
+        return REINT_EDB;
+    st = in->q[Q_RESEND_DONE];
+    sqlite3_bind_int64(st, 1, mun);
+    sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
+    if (ingest__step(in, st) != 0)
+        return REINT_EDB;
+    in->m.sweeps++;
+    in->m.swept_records += (uint64_t)swept;
+    log_info("municipality:%u finished its full resend; %d records of older incarnations dropped",
+             mun, swept);
+    return 0;
+}
+
+static void ingest__hold_check(ingest *in);
 
 /* Commits every pending item in one transaction, then acknowledges each. On failure nothing
- * is acknowledged and the connections with pending work are closed, so their nodes resend. */
+ * is acknowledged and the connections with pending work are closed, so their nodes resend.
+ * The rollup notes of the group are reserved before the commit, so that a record once
+ * committed is always noted. */
 static void ingest__flush(ingest *in)
 {
     if (in->n_items == 0)
         return;
     int64_t now = (int64_t)clock_now_ms();
-    int failed = ingest__step(in, in->q[Q_BEGIN]) != 0;
-    for (size_t i = 0; i < in->n_items && !failed; i++) {
-        pending_item *it = &in->items[i];
-        hub_conn *c = it->c;
-        for (size_t r = it->row_begin; r < it->row_end && !failed; r++) {
-            pending_row *row = &in->rows[r];
-            hubstore_record rec = {.municipality = c->municipality,
-                                   .id = row->id,
-                                   .kind = row->kind,
-                                   .version = row->version,
-                                   .deleted = row->deleted,
-                                   .incarnation = c->incarnation,
-                                   .body = in->arena + row->off,
-                                   .len = row->len};
-            if (hubstore_put(&in->store, &rec) != 0) {
-                failed = 1;
-                break;
-            }
-        }
-        if (failed)
-            break;
-        if (it->type == ITEM_BATCH) {
-            sqlite3_stmt *st = in->q[Q_NODE_ACK];
-            sqlite3_bind_int64(st, 1, c->municipality);
-            sqlite3_bind_int64(st, 2, (int64_t)it->acked_seq);
-            sqlite3_bind_int64(st, 3, (int64_t)it->acked_version);
-            sqlite3_bind_int64(st, 4, now);
-            sqlite3_bind_blob(st, 5, c->incarnation, 16, SQLITE_STATIC);
-            failed = ingest__step(in, st) != 0;
-        } else {
-            sqlite3_stmt *st = in->q[Q_SWEEP];
-            sqlite3_bind_int64(st, 1, c->municipality);
-            sqlite3_bind_blob(st, 2, c->incarnation, 16, SQLITE_STATIC);
-            failed = ingest__step(in, st) != 0;
-            int swept = sqlite3_changes(in->db);
-            if (!failed && swept > 0)
-                failed = rollup_sweep(in->roll, c->municipality) != 0;
-            st = in->q[Q_RESEND_DONE];
-            sqlite3_bind_int64(st, 1, c->municipality);
-            sqlite3_bind_blob(st, 2, c->incarnation, 16, SQLITE_STATIC);
-            failed = failed || ingest__step(in, st) != 0;
-            if (!failed) {
-                in->m.sweeps++;
-                in->m.swept_records += (uint64_t)swept;
-                log_info("municipality:%u finished its full resend; %d records of older "
-                         "incarnations dropped",
-                         c->municipality, swept);
-            }
-        }
-    }
+    size_t need = in->n_roll + in->n_rows;
+    int failed = sbuf_grow((void **)&in->roll_ids, &in->cap_roll, need, 16) != 0 ||
+                 sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, need, sizeof(uint32_t)) != 0;
+    if (failed)
+        log_error("out of memory for the rollup notes of a group commit");
+    failed = failed || ingest__step(in, in->q[Q_BEGIN]) != 0;
+    for (size_t i = 0; i < in->n_items && !failed; i++)
+        failed = ingest__write_item(in, &in->items[i], now) != 0;
+    if (!failed && in->n_dead > 0)
+        failed = ingest__file_dead(in, now) != 0;
     if (!failed && in->n_rows > 0)
         failed = store_meta_set_int(in->db, "rollup_pending", 1) != 0;
     if (!failed)
@@ -267,39 +282,46 @@ static void ingest__flush(ingest *in)
                   "resend",
                   in->n_items);
         for (size_t i = 0; i < in->n_items; i++)
-            if (!in->items[i].c->dead)
-                wire_close(in->items[i].c->w);
+            receiver_close(in->items[i].p);
     } else {
         in->m.commits++;
         in->last_commit_ms = uv_now(in->o.loop);
-        for (size_t i = 0; i < in->n_items; i++)
+        if (in->n_rows > 0 || in->n_dead > 0)
+            in->coverage_gen++;
+        for (size_t i = 0; i < in->n_items; i++) {
+            for (size_t r = in->items[i].row_begin; r < in->items[i].row_end; r++) {
+                memcpy(in->roll_ids[in->n_roll], in->rows[r].id, 16);
+                in->roll_mun[in->n_roll++] = receiver_peer_scope(in->items[i].p);
+            }
             ingest__send_ack(in, i);
-        ingest__queue_roll(in);
-    }
-    for (size_t i = 0; i < in->n_items; i++)
-        conn__unref(in->items[i].c);
-    in->n_items = in->n_rows = in->n_refs = in->arena_len = 0;
-}
-
-/* Remembers every row of the committed group for the rollup engine. */
-static void ingest__queue_roll(ingest *in)
-{
-    if (ingest__grow((void **)&in->roll_ids, &in->cap_roll, in->n_roll + in->n_rows, 16) ||
-        ingest__grow((void **)&in->roll_mun, &in->cap_roll_mun, in->n_roll + in->n_rows,
-                     sizeof(uint32_t))) {
-        log_error("out of memory for rollup notes; the engine will rebuild at next start");
-        return;
-    }
-    for (size_t i = 0; i < in->n_items; i++) {
-        for (size_t r = in->items[i].row_begin; r < in->items[i].row_end; r++) {
-            memcpy(in->roll_ids[in->n_roll], in->rows[r].id, 16);
-            in->roll_mun[in->n_roll++] = in->items[i].c->municipality;
         }
     }
+    for (size_t i = 0; i < in->n_items; i++)
+        receiver_peer_unref(in->items[i].p);
+    in->n_items = in->n_rows = in->n_dead = 0;
+    sbuf_reset(&in->arena);
+    ingest__hold_check(in);
 }
 
-/* Notes up to max committed records into the engine in one transaction: each is read back
- * from the records table (its newest stored state). Returns 0 or -1. */
+/* Holds every node while the rollup notes are at their bound, releases them at half. */
+static void ingest__hold_check(ingest *in)
+{
+    if (!in->roll_held && in->n_roll + in->n_rows >= in->o.roll_queue_max) {
+        in->roll_held = 1;
+        in->m.roll_queue_holds++;
+        log_info("rollup notes at their bound (%zu): nodes are not read until the engine "
+                 "catches up",
+                 in->n_roll);
+        receiver_hold_all(in->rx, RECEIVER_HOLD_SHARED);
+    } else if (in->roll_held && in->n_roll + in->n_rows < in->o.roll_queue_max / 2) {
+        in->roll_held = 0;
+        receiver_release_all(in->rx, RECEIVER_HOLD_SHARED);
+    }
+}
+
+/* Notes up to max committed records in the rollup engine, in one transaction. A record no
+ * longer in the store was swept meanwhile: nothing to note. Any other failure leaves every
+ * note queued for the next tick. */
 static int ingest__note_some(ingest *in, size_t max)
 {
     size_t n = in->n_roll < max ? in->n_roll : max;
@@ -309,10 +331,15 @@ static int ingest__note_some(ingest *in, size_t max)
     for (size_t i = 0; i < n && !failed; i++) {
         sqlite3_bind_blob(st, 1, in->roll_ids[i], 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, in->roll_mun[i]);
-        if (sqlite3_step(st) == SQLITE_ROW)
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
             failed = rollup_note_stored(in->roll, in->roll_mun[i], in->roll_ids[i],
                                         sqlite3_column_blob(st, 0),
                                         (size_t)sqlite3_column_bytes(st, 0)) != 0;
+        else if (step != SQLITE_DONE) {
+            log_error("hub store: reading a record to roll up: %s", sqlite3_errmsg(in->db));
+            failed = 1;
+        }
         sqlite3_reset(st);
     }
     if (!failed && n == in->n_roll)
@@ -323,10 +350,11 @@ static int ingest__note_some(ingest *in, size_t max)
         ingest__step(in, in->q[Q_ROLLBACK]);
     sqlite3_finalize(st);
     if (failed)
-        return -1;
+        return REINT_EDB;
     memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
     memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
     in->n_roll -= n;
+    ingest__hold_check(in);
     return 0;
 }
 
@@ -334,14 +362,11 @@ static int ingest__note_some(ingest *in, size_t max)
  * most, so sync sessions keep flowing under load), and once they are all noted, recompute
  * a slice of the dirty snapshots (rollup_daily: about 200 ms; every INGEST_REFRESH_MS, or at
  * once while a previous slice left some). */
-#define INGEST_REFRESH_MS 500
 static void ingest__on_roll(uv_timer_t *t)
 {
     ingest *in = t->data;
     uint64_t now = uv_now(in->o.loop);
-    /* While nodes are sending, durable ingest comes first: a small slice per tick (10,000
-     * notes a second); once they pause, larger slices catch the rollups up. */
-    size_t slice = now - in->last_commit_ms < 300 ? 1000 : 5000;
+    size_t slice = now - in->last_commit_ms < 300 ? INGEST_NOTE_SLICE_BUSY : INGEST_NOTE_SLICE_IDLE;
     int rolled = 0;
     if (in->n_roll > 0) {
         rolled = 1;
@@ -364,235 +389,140 @@ static void ingest__on_check(uv_check_t *h)
     ingest__flush(h->data);
 }
 
-static int ingest__queue_item(ingest *in, hub_conn *c, enum item_type type, size_t row_begin)
+static int ingest__queue_item(ingest *in, receiver_peer *p, enum item_type type, size_t row_begin)
 {
-    if (ingest__grow((void **)&in->items, &in->cap_items, in->n_items + 1, sizeof(pending_item)))
-        return -1;
+    if (sbuf_grow((void **)&in->items, &in->cap_items, in->n_items + 1, sizeof(pending_item)))
+        return REINT_ENOMEM;
+    hub_node *hn = receiver_peer_data(p);
     pending_item *it = &in->items[in->n_items++];
-    it->c = c;
+    it->p = p;
     it->type = type;
-    it->acked_seq = c->acked_seq;
-    it->acked_version = c->acked_version;
+    it->acked_seq = receiver_peer_position(p);
+    it->acked_version = hn->acked_version;
     it->row_begin = row_begin;
     it->row_end = in->n_rows;
-    c->refs++;
+    receiver_peer_ref(p);
     return 0;
 }
 
-static void ingest__security(ingest *in, hub_conn *c, const char *what)
-{
-    in->m.security_events++;
-    log_security("%s (%s): %s; connection closed", wire_peer(c->w), wire_addr(c->w), what);
-    wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN, what);
-}
-
-static void ingest__protocol_error(ingest *in, hub_conn *c, const char *what)
-{
-    in->m.protocol_errors++;
-    log_warn("%s (%s): protocol error: %s", wire_peer(c->w), wire_addr(c->w), what);
-    wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, what);
-}
-
-static int ingest__on_batch(ingest *in, hub_conn *c, const Reint__V1__Batch *b)
+static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch *b)
 {
     char why[200];
-    if (b->n_records != b->n_seqs || b->first_seq == 0 || b->first_seq > b->last_seq) {
-        ingest__protocol_error(in, c, "batch sequence numbers do not match its records");
+    uint32_t mun = receiver_peer_scope(p);
+    hub_node *hn = receiver_peer_data(p);
+    if (receiver_check_batch(p, b->first_seq, b->last_seq, b->seqs, b->n_seqs, b->n_records))
         return 1;
-    }
-    if (b->first_seq > c->acked_seq + 1) {
-        snprintf(why, sizeof(why), "batch starts at %llu but the hub holds only through %llu",
-                 (unsigned long long)b->first_seq, (unsigned long long)c->acked_seq);
-        ingest__protocol_error(in, c, why);
-        return 1;
-    }
     /* The whole batch is refused when any record claims another municipality. */
     for (size_t i = 0; i < b->n_records; i++) {
-        uint64_t prev = i ? b->seqs[i - 1] : b->first_seq - 1;
-        if (b->seqs[i] <= prev || b->seqs[i] > b->last_seq) {
-            ingest__protocol_error(in, c, "batch sequence numbers out of order");
-            return 1;
-        }
-        if (b->records[i]->municipality != c->municipality) {
+        if (b->records[i]->municipality != mun) {
             snprintf(why, sizeof(why), "batch holds a record of municipality %u",
                      b->records[i]->municipality);
-            ingest__security(in, c, why);
+            receiver_security(p, why);
             return 1;
         }
     }
-    size_t row_begin = in->n_rows;
+    for (size_t i = 0; i < b->n_dropped; i++) {
+        const Reint__V1__Dropped *d = b->dropped[i];
+        if (d->seq < b->first_seq || d->seq > b->last_seq) {
+            receiver_protocol_error(p, "a dropped entry's sequence is outside its batch");
+            return 1;
+        }
+    }
+    size_t row_begin = in->n_rows, item = in->n_items;
     int32_t today = clock_today_utc();
-    uint64_t maxv = c->acked_version;
+    uint64_t maxv = hn->acked_version;
     for (size_t i = 0; i < b->n_records; i++) {
         const Reint__V1__Record *r = b->records[i];
         record_error err;
         if (r->version > maxv)
             maxv = r->version;
         if (record_validate(r, today, &err) != 0) {
-            if (ingest__add_refusal(in, in->n_items, r->id.len == 16 ? r->id.data : NULL,
-                                    b->seqs[i], err.field, err.reason))
-                return -1;
+            if (ingest__add_dead(in, item, 1, record_kind(r), r->id.len == 16 ? r->id.data : NULL,
+                                 b->seqs[i], err.field, err.reason) != 0)
+                return REINT_ENOMEM;
             in->m.records_refused++;
             continue;
         }
         size_t len = reint__v1__record__get_packed_size(r);
-        if (ingest__grow((void **)&in->rows, &in->cap_rows, in->n_rows + 1, sizeof(pending_row)) ||
-            ingest__grow((void **)&in->arena, &in->arena_cap, in->arena_len + len, 1))
-            return -1;
+        uint8_t *body;
+        if (sbuf_grow((void **)&in->rows, &in->cap_rows, in->n_rows + 1, sizeof(pending_row)) ||
+            (body = sbuf_extend(&in->arena, len)) == NULL)
+            return REINT_ENOMEM;
         pending_row *row = &in->rows[in->n_rows++];
         memcpy(row->id, r->id.data, 16);
         row->version = r->version;
-        row->seq = b->seqs[i];
         row->kind = record_kind(r);
         row->deleted = r->body_case == REINT__V1__RECORD__BODY_TOMBSTONE;
-        row->off = in->arena_len;
+        row->off = (size_t)(body - (uint8_t *)in->arena.p);
         row->len = len;
-        reint__v1__record__pack(r, in->arena + in->arena_len);
-        in->arena_len += len;
+        reint__v1__record__pack(r, body);
         in->m.records_stored++;
     }
-    if (b->last_seq > c->acked_seq)
-        c->acked_seq = b->last_seq;
-    c->acked_version = maxv;
+    for (size_t i = 0; i < b->n_dropped; i++) {
+        const Reint__V1__Dropped *d = b->dropped[i];
+        char reason[200];
+        snprintf(reason, sizeof(reason), "%s",
+                 d->reason && d->reason[0] ? d->reason : "too large for one frame");
+        if (ingest__add_dead(in, item, 0, (int)d->kind, d->id.len == 16 ? d->id.data : NULL, d->seq,
+                             "record", reason) != 0)
+            return REINT_ENOMEM;
+        in->m.records_dropped++;
+        log_warn("municipality:%u could not send record at sequence %llu (%llu bytes): %s", mun,
+                 (unsigned long long)d->seq, (unsigned long long)d->size, reason);
+    }
+    receiver_peer_advance(p, b->last_seq);
+    hn->acked_version = maxv;
     in->m.batches++;
-    if (ingest__queue_item(in, c, ITEM_BATCH, row_begin) != 0)
-        return -1;
+    if (ingest__queue_item(in, p, ITEM_BATCH, row_begin) != 0)
+        return REINT_ENOMEM;
     if (in->n_rows >= in->o.commit_rows)
         ingest__flush(in);
+    else
+        ingest__hold_check(in);
     return 0;
 }
 
-static hub_conn *ingest__session_of(ingest *in, uint32_t municipality)
-{
-    for (hub_conn *c = in->conns; c; c = c->next)
-        if (c->session && !c->dead && c->municipality == municipality)
-            return c;
-    return NULL;
-}
-
-/* Directives the node has not acknowledged yet, for its HelloReply (owned by the reply
- * until ingest__free_directives). */
-static void ingest__pending_directives(ingest *in, uint32_t municipality, Reint__V1__HelloReply *r)
-{
-    sqlite3_stmt *st = store_prepare(
-        in->db, "SELECT key_id, body, signature FROM directives WHERE serial >"
-                " coalesce((SELECT serial FROM node_directives WHERE municipality=?1), 0)"
-                " ORDER BY serial LIMIT 64");
-    if (st == NULL)
-        return;
-    sqlite3_bind_int64(st, 1, municipality);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        Reint__V1__SignedDirective **nd =
-            realloc(r->directives, (r->n_directives + 1) * sizeof(*nd));
-        Reint__V1__SignedDirective *sd = calloc(1, sizeof(*sd));
-        if (nd == NULL || sd == NULL) {
-            free(sd);
-            if (nd)
-                r->directives = nd;
-            break;
-        }
-        r->directives = nd;
-        reint__v1__signed_directive__init(sd);
-        sd->key_id = strdup((const char *)sqlite3_column_text(st, 0));
-        sd->body.len = (size_t)sqlite3_column_bytes(st, 1);
-        sd->body.data = malloc(sd->body.len ? sd->body.len : 1);
-        sd->signature.len = (size_t)sqlite3_column_bytes(st, 2);
-        sd->signature.data = malloc(sd->signature.len ? sd->signature.len : 1);
-        if (sd->body.data)
-            memcpy(sd->body.data, sqlite3_column_blob(st, 1), sd->body.len);
-        if (sd->signature.data)
-            memcpy(sd->signature.data, sqlite3_column_blob(st, 2), sd->signature.len);
-        r->directives[r->n_directives++] = sd;
-    }
-    sqlite3_finalize(st);
-}
-
-static void ingest__free_directives(Reint__V1__HelloReply *r)
-{
-    for (size_t i = 0; i < r->n_directives; i++) {
-        free(r->directives[i]->key_id);
-        free(r->directives[i]->body.data);
-        free(r->directives[i]->signature.data);
-        free(r->directives[i]);
-    }
-    free(r->directives);
-    r->directives = NULL;
-    r->n_directives = 0;
-}
-
-static int ingest__directive_acked(ingest *in, hub_conn *c, uint64_t serial)
+static int ingest__directive_acked(ingest *in, receiver_peer *p, uint64_t serial)
 {
     sqlite3_stmt *st = store_prepare(
         in->db, "INSERT INTO node_directives(municipality, serial) SELECT ?1, ?2"
                 " WHERE ?2 <= (SELECT coalesce(max(serial), 0) FROM directives)"
                 " ON CONFLICT(municipality) DO UPDATE SET serial=max(serial, excluded.serial)");
     if (st == NULL)
-        return -1;
-    sqlite3_bind_int64(st, 1, c->municipality);
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, receiver_peer_scope(p));
     sqlite3_bind_int64(st, 2, (int64_t)serial);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
     sqlite3_finalize(st);
     return rc;
 }
 
-/* 1 when sd is a directive the hub holds with exactly these body bytes (serial set). */
-static int ingest__directive_held(ingest *in, const Reint__V1__SignedDirective *sd,
-                                  uint64_t *serial)
+static void ingest__relay(receiver_peer *p, void *arg)
 {
-    int held = 0;
-    sqlite3_stmt *st = store_prepare(in->db, "SELECT serial FROM directives WHERE body=?1");
-    if (st == NULL)
-        return 0;
-    sqlite3_bind_blob(st, 1, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *serial = (uint64_t)sqlite3_column_int64(st, 0);
-        held = 1;
-    }
-    sqlite3_finalize(st);
-    return held;
+    receiver_send(p, arg);
 }
 
 int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
                      size_t errlen)
 {
-    Reint__V1__Directive *d = NULL;
-    uint64_t last = 0;
-    sqlite3_stmt *st = store_prepare(in->db, "SELECT coalesce(max(serial), 0) FROM directives");
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        last = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    int rc = directive_verify(in->o.directive_keys, sd, last, &d, err, errlen);
-    if (rc == REINT_EREPLAY && ingest__directive_held(in, sd, serial))
-        return 0; /* relayed again after a lost ack: acknowledge, change nothing */
+    int fresh = 0;
+    int rc = dirstore_receive(in->db, in->o.directive_keys, sd, serial, &fresh, err, errlen);
+    if (rc == REINT_EDB) {
+        log_error("directive not stored: %s", err);
+        return rc;
+    }
     if (rc != 0) {
         in->m.security_events++;
         log_security("directive refused: %s", err);
         return rc;
     }
-    *serial = d->serial;
-    reint__v1__directive__free_unpacked(d, NULL);
-    st = store_prepare(in->db, "INSERT INTO directives(serial, key_id, body, signature,"
-                               " received_ms) VALUES(?1,?2,?3,?4,?5)");
-    if (st == NULL)
-        return REINT_EDB;
-    sqlite3_bind_int64(st, 1, (int64_t)*serial);
-    sqlite3_bind_text(st, 2, sd->key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, sd->signature.data, (int)sd->signature.len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (int64_t)clock_now_ms());
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
-    sqlite3_finalize(st);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot store directive: %s", sqlite3_errmsg(in->db));
-        return rc;
-    }
+    if (!fresh)
+        return 0; /* relayed again after a lost ack: acknowledge, change nothing */
     log_info("directive %llu stored; relaying to connected nodes", (unsigned long long)*serial);
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
     env.directive = (Reint__V1__SignedDirective *)sd;
-    for (hub_conn *c = in->conns; c; c = c->next)
-        if (c->session && !c->dead && !wire_is_closing(c->w))
-            wire_send(c->w, &env);
+    receiver_each_session(in->rx, ingest__relay, &env);
     return 0;
 }
 
@@ -606,240 +536,214 @@ rollup *ingest_rollup(ingest *in)
     return in->roll;
 }
 
-static int ingest__on_hello(ingest *in, hub_conn *c, const Reint__V1__Hello *h)
+uint64_t ingest_coverage_generation(const ingest *in)
 {
-    if (h->protocol_version != INGEST_PROTOCOL_VERSION) {
-        wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_VERSION,
-                  "protocol version not supported (this hub speaks 1)");
-        return 1;
-    }
-    if (h->incarnation.len != 16) {
-        ingest__protocol_error(in, c, "hello incarnation must be 16 bytes");
-        return 1;
-    }
-    /* One session per municipality: a new one replaces a stale one. */
-    hub_conn *old = ingest__session_of(in, c->municipality);
-    if (old && old != c) {
-        log_info("municipality:%u reconnected; closing its previous session", c->municipality);
-        wire_close(old->w);
-    }
-    /* Pending work of any session must be durable before positions are read. */
-    ingest__flush(in);
-    int64_t now = (int64_t)clock_now_ms();
-    int known = 0, resend = 0;
-    uint8_t inc[16];
-    sqlite3_stmt *st = store_prepare(in->db, "SELECT incarnation, acked_seq, acked_version,"
-                                             " resend_pending FROM nodes WHERE municipality=?1");
+    return in->coverage_gen;
+}
+
+/* The node's row in nodes for this Hello: a new incarnation restarts its position and asks
+ * for a full resend. Fills *known, *resend and the positions. */
+static int ingest__position(ingest *in, receiver_peer *p, hub_node *hn, uint64_t *acked_seq,
+                            int *resend, int *known, int *calendar)
+{
+    uint32_t mun = receiver_peer_scope(p);
+    sqlite3_stmt *st = store_prepare(
+        in->db, "SELECT incarnation, acked_seq, acked_version, resend_pending, calendar,"
+                " (SELECT count(*) FROM dead_letters d WHERE d.municipality=nodes.municipality)"
+                " FROM nodes WHERE municipality=?1");
     if (st == NULL)
-        return -1;
-    sqlite3_bind_int64(st, 1, c->municipality);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
-        memcpy(inc, sqlite3_column_blob(st, 0), 16);
-        known = memcmp(inc, h->incarnation.data, 16) == 0;
-        c->acked_seq = (uint64_t)sqlite3_column_int64(st, 1);
-        c->acked_version = (uint64_t)sqlite3_column_int64(st, 2);
-        resend = sqlite3_column_int(st, 3);
-    }
-    sqlite3_finalize(st);
-    memcpy(c->incarnation, h->incarnation.data, 16);
-    const char *sql;
-    if (!known) {
-        /* A new store: take its whole outbox, then drop what older incarnations left. */
-        c->acked_seq = c->acked_version = 0;
-        resend = 1;
-        sql =
-            "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-            " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1,?2,0,0,1,?3,?3)"
-            " ON CONFLICT(municipality) DO UPDATE SET incarnation=excluded.incarnation,"
-            " acked_seq=0, acked_version=0, resend_pending=1, last_hello_ms=excluded.last_hello_ms";
-        log_info("municipality:%u presents a new store incarnation; asking for a full resend",
-                 c->municipality);
-        /* A new store holds no directives yet: offer every one again. */
-        sqlite3_stmt *nd =
-            store_prepare(in->db, "DELETE FROM node_directives WHERE municipality=?1");
-        if (nd) {
-            sqlite3_bind_int64(nd, 1, c->municipality);
-            sqlite3_step(nd);
-            sqlite3_finalize(nd);
-        }
-    } else {
-        sql = "UPDATE nodes SET last_hello_ms=?3 WHERE municipality=?1 AND incarnation=?2";
-    }
-    st = store_prepare(in->db, sql);
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_int64(st, 1, c->municipality);
-    sqlite3_bind_blob(st, 2, c->incarnation, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, mun);
+    int step = sqlite3_step(st);
+    *known = 0;
+    *resend = 0;
+    *calendar = -1;
+    *acked_seq = 0;
+    hn->acked_version = 0;
+    if (step == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
+        *known = memcmp(sqlite3_column_blob(st, 0), receiver_peer_incarnation(p), 16) == 0;
+        *acked_seq = (uint64_t)sqlite3_column_int64(st, 1);
+        hn->acked_version = (uint64_t)sqlite3_column_int64(st, 2);
+        *resend = sqlite3_column_int(st, 3);
+        *calendar = sqlite3_column_int(st, 4);
+        hn->dead_letters = sqlite3_column_int64(st, 5);
+    } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
         log_error("hub store: %s", sqlite3_errmsg(in->db));
-        return -1;
+        sqlite3_finalize(st);
+        return REINT_EDB;
     }
-    c->session = 1;
-    in->m.sessions++;
-    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-    Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
-    r.acked_seq = c->acked_seq;
-    r.acked_version = c->acked_version;
-    r.clock = (uint64_t)now;
-    r.resend_requested = resend != 0;
-    ingest__pending_directives(in, c->municipality, &r);
-    env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
-    env.hello_reply = &r;
-    log_info("municipality:%u session from %s: holds through %llu, node has %llu", c->municipality,
-             wire_addr(c->w), (unsigned long long)c->acked_seq, (unsigned long long)h->last_seq);
-    wire_send(c->w, &env);
-    ingest__free_directives(&r);
+    sqlite3_finalize(st);
     return 0;
 }
 
-static int ingest__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
+static int ingest__exec_bound(ingest *in, const char *sql, uint32_t mun, const uint8_t *inc,
+                              int64_t now, int calendar)
 {
-    hub_conn *c = ud;
-    ingest *in = c->in;
-    int rc;
-    if (!c->session && env->msg_case != REINT__V1__ENVELOPE__MSG_HELLO) {
-        ingest__protocol_error(in, c, "the session must start with Hello");
-        return 1;
+    sqlite3_stmt *st = store_prepare(in->db, sql);
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, mun);
+    sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int(st, 4, calendar);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
+    if (rc != 0)
+        log_error("hub store: %s", sqlite3_errmsg(in->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
+{
+    ingest *in = ud;
+    uint32_t mun = receiver_peer_scope(p);
+    const uint8_t *inc = receiver_peer_incarnation(p);
+    hub_node *hn = calloc(1, sizeof(*hn));
+    if (hn == NULL)
+        return REINT_ENOMEM;
+    receiver_peer_set_data(p, hn);
+    /* Pending work of any session must be durable before positions are read. */
+    ingest__flush(in);
+    uint64_t acked_seq = 0;
+    int known, resend, calendar;
+    int rc = ingest__position(in, p, hn, &acked_seq, &resend, &known, &calendar);
+    if (rc != 0)
+        return rc;
+    int64_t now = (int64_t)clock_now_ms();
+    /* A v1 node does not say its calendar: what the hub knew stays (unknown counts as BS). */
+    int announced = h->protocol_version >= 2 ? (int)h->calendar : (calendar < 0 ? 0 : calendar);
+    if (!known) {
+        /* A new store: take its whole outbox, then drop what older incarnations left. */
+        acked_seq = hn->acked_version = 0;
+        resend = 1;
+        log_info("municipality:%u presents a new store incarnation; asking for a full resend", mun);
+        rc = ingest__exec_bound(
+            in,
+            "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+            " resend_pending, first_seen_ms, last_hello_ms, calendar)"
+            " VALUES(?1,?2,0,0,1,?3,?3,?4) ON CONFLICT(municipality) DO UPDATE SET"
+            " incarnation=excluded.incarnation, acked_seq=0, acked_version=0, resend_pending=1,"
+            " last_hello_ms=excluded.last_hello_ms, calendar=excluded.calendar",
+            mun, inc, now, announced);
+        /* A new store holds no directives yet: offer every one again. */
+        if (rc == 0)
+            rc = ingest__exec_bound(in, "DELETE FROM node_directives WHERE municipality=?1", mun,
+                                    inc, now, 0);
+    } else {
+        rc = ingest__exec_bound(in,
+                                "UPDATE nodes SET last_hello_ms=?3, calendar=?4"
+                                " WHERE municipality=?1 AND incarnation=?2",
+                                mun, inc, now, announced);
     }
+    if (rc != 0)
+        return rc;
+    if (announced != calendar) {
+        /* Completeness is judged in the calendar the node closes months in. */
+        if (calendar >= 0)
+            log_info("municipality:%u now closes months in %s", mun,
+                     announced == REINT__V1__CALENDAR__CALENDAR_AD ? "AD" : "BS");
+        if (rollup_mark(in->roll, mun) != 0)
+            return REINT_EDB;
+        in->coverage_gen++;
+    }
+    Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
+    r.acked_seq = acked_seq;
+    r.acked_version = hn->acked_version;
+    r.resend_requested = resend != 0;
+    uint64_t after = 0;
+    sqlite3_stmt *st =
+        store_prepare(in->db, "SELECT serial FROM node_directives WHERE municipality=?1");
+    if (st) {
+        sqlite3_bind_int64(st, 1, mun);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            after = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (dirstore_load_after(in->db, after, INGEST_DIRECTIVES_PER_HELLO, &r.directives,
+                            &r.n_directives) != 0)
+        log_warn("municipality:%u: directives not offered in this HelloReply (store error)", mun);
+    log_info("municipality:%u session from %s (protocol %u): holds through %llu, node has %llu",
+             mun, receiver_peer_addr(p), h->protocol_version, (unsigned long long)acked_seq,
+             (unsigned long long)h->last_seq);
+    /* The reply must fit the node's frames: offer fewer directives if it does not (the rest
+     * come with a later Hello, once these are acknowledged). */
+    size_t offered = r.n_directives;
+    while ((rc = receiver_welcome(p, &r)) == REINT_ETOOBIG && r.n_directives > 0)
+        r.n_directives /= 2;
+    dirstore_free_list(r.directives, offered);
+    if (rc == REINT_ETOOBIG)
+        receiver_internal_error(p, "the HelloReply does not fit the node's frame limit");
+    return 0; /* a failed send has closed the peer already */
+}
+
+static int ingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelope *env)
+{
+    ingest *in = ud;
     switch (env->msg_case) {
-    case REINT__V1__ENVELOPE__MSG_HELLO:
-        if (c->session) {
-            ingest__protocol_error(in, c, "Hello sent twice");
-            return 1;
-        }
-        rc = ingest__on_hello(in, c, env->hello);
-        break;
     case REINT__V1__ENVELOPE__MSG_BATCH:
-        rc = ingest__on_batch(in, c, env->batch);
-        break;
+        return ingest__on_batch(in, p, env->batch);
     case REINT__V1__ENVELOPE__MSG_RESEND_COMPLETE:
         if (env->resend_complete->incarnation.len != 16 ||
-            memcmp(env->resend_complete->incarnation.data, c->incarnation, 16) != 0) {
-            ingest__protocol_error(in, c, "ResendComplete for another incarnation");
+            memcmp(env->resend_complete->incarnation.data, receiver_peer_incarnation(p), 16) != 0) {
+            receiver_protocol_error(p, "ResendComplete for another incarnation");
             return 1;
         }
-        rc = ingest__queue_item(in, c, ITEM_RESEND_COMPLETE, in->n_rows);
-        break;
+        return ingest__queue_item(in, p, ITEM_RESEND_COMPLETE, in->n_rows);
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK:
-        rc = ingest__directive_acked(in, c, env->directive_ack->serial);
-        break;
+        return ingest__directive_acked(in, p, env->directive_ack->serial);
     default:
-        ingest__protocol_error(in, c, "unexpected message");
+        receiver_protocol_error(p, "unexpected message (a node sends Hello, Batch, "
+                                   "ResendComplete and DirectiveAck)");
         return 1;
     }
-    if (rc < 0) {
-        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "hub internal error");
-        return 1;
-    }
-    return rc != 0 || wire_is_closing(w);
 }
 
-static void ingest__on_ready(wire *w, void *ud)
+static int ingest__identify(void *ud, const char *identity, uint32_t *scope, char *why,
+                            size_t whylen)
 {
-    hub_conn *c = ud;
-    ingest *in = c->in;
-    const char *peer = wire_peer(w);
+    ingest *in = ud;
     unsigned long code = 0;
     char *end = NULL;
-    if (strncmp(peer, "municipality:", 13) == 0)
-        code = strtoul(peer + 13, &end, 10);
-    const geo_local_level *g = code ? geo_find((uint32_t)code) : NULL;
+    if (strncmp(identity, "municipality:", 13) == 0)
+        code = strtoul(identity + 13, &end, 10);
+    const geo_local_level *g = code && code <= UINT32_MAX ? geo_find((uint32_t)code) : NULL;
     if (g == NULL || end == NULL || *end != '\0') {
-        ingest__security(in, c, "certificate does not name a known municipality");
-        return;
+        snprintf(why, whylen, "certificate does not name a known municipality");
+        return REINT_EFORBIDDEN;
     }
     if (g->province != in->o.province) {
-        char why[160];
-        snprintf(why, sizeof(why), "municipality %lu (%s) is in province %u, not %u", code, g->name,
+        snprintf(why, whylen, "municipality %lu (%s) is in province %u, not %u", code, g->name,
                  g->province, in->o.province);
-        ingest__security(in, c, why);
-        return;
+        return REINT_EFORBIDDEN;
     }
-    c->municipality = (uint32_t)code;
+    *scope = (uint32_t)code;
+    return 0;
 }
 
-static void ingest__on_close(wire *w, int status, void *ud)
+static void ingest__release(void *ud, receiver_peer *p)
 {
-    (void)w;
-    hub_conn *c = ud;
-    ingest *in = c->in;
-    if (status != 0 && status != UV_EOF)
-        log_info("%s: connection closed: %s", c->municipality ? "node" : "peer",
-                 uv_strerror(status));
-    c->dead = 1;
-    for (hub_conn **p = &in->conns; *p; p = &(*p)->next) {
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    }
-    in->m.connected--;
-    conn__unref(c);
-}
-
-static const wire_cb ingest__wire_cb = {
-    .on_ready = ingest__on_ready,
-    .on_envelope = ingest__on_envelope,
-    .on_close = ingest__on_close,
-};
-
-static void ingest__on_connection(uv_stream_t *server, int status)
-{
-    ingest *in = server->data;
-    if (status < 0 || in->stopping)
-        return;
-    hub_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->in = in;
-    c->refs = 1;
-    c->accepted_ms = uv_now(in->o.loop);
-    if (wire_accept(&c->w, in->o.tls, server, in->o.max_frame, &ingest__wire_cb, c) != 0) {
-        free(c);
-        return;
-    }
-    c->next = in->conns;
-    in->conns = c;
-    in->m.connections++;
-    in->m.connected++;
-}
-
-static void ingest__on_sweep(uv_timer_t *t)
-{
-    ingest *in = t->data;
-    uint64_t now = uv_now(in->o.loop);
-    for (hub_conn *c = in->conns; c; c = c->next) {
-        if (!c->session && !c->dead && !wire_is_closing(c->w) &&
-            now - c->accepted_ms > INGEST_HELLO_DEADLINE_MS) {
-            log_warn("%s: no Hello within %d s; closing", wire_addr(c->w),
-                     INGEST_HELLO_DEADLINE_MS / 1000);
-            in->m.protocol_errors++;
-            wire_close(c->w);
-        }
-    }
+    (void)ud;
+    free(receiver_peer_data(p));
 }
 
 int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen)
 {
-    struct sockaddr_storage sa;
     ingest *in = calloc(1, sizeof(*in));
     if (in == NULL)
-        return UV_ENOMEM;
+        return REINT_ENOMEM;
     in->o = *opts;
     if (in->o.commit_rows == 0)
         in->o.commit_rows = 50000;
-    snprintf(in->listen, sizeof(in->listen), "%s", opts->listen);
-    in->o.listen = in->listen;
-    if (netaddr_parse(opts->listen, &sa) != 0) {
-        snprintf(err, errlen, "sync listen address \"%s\" is not HOST:PORT", opts->listen);
-        goto fail;
-    }
+    if (in->o.roll_queue_max == 0)
+        in->o.roll_queue_max = INGEST_ROLL_QUEUE_DEFAULT;
+    sbuf_init(&in->arena, (size_t)1 << 31);
     if (hubstore_open(&in->store, opts->db_path, err, errlen) != 0)
         goto fail;
     in->db = in->store.db;
+    if (dirstore_open(in->db) != 0) {
+        snprintf(err, errlen, "%s: cannot create the directives table", opts->db_path);
+        goto fail;
+    }
     for (int i = 0; i < Q_N; i++) {
         if ((in->q[i] = store_prepare(in->db, ingest__sql[i])) == NULL) {
             snprintf(err, errlen, "%s: %s", opts->db_path, sqlite3_errmsg(in->db));
@@ -849,7 +753,11 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     if (rollup_open(&in->roll, in->db, err, errlen) != 0)
         goto fail;
     int64_t pending = 0;
-    if (store_meta_get_int(in->db, "rollup_pending", &pending) == 0 && pending) {
+    if (store_meta_get_int_or(in->db, "rollup_pending", 0, &pending) != 0) {
+        snprintf(err, errlen, "%s: cannot read the store's metadata", opts->db_path);
+        goto fail;
+    }
+    if (pending) {
         log_warn("records were committed but not rolled up before the last stop; rebuilding "
                  "the rollups from the records");
         if (rollup_full(in->roll, NULL) != 0 ||
@@ -858,30 +766,25 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
             goto fail;
         }
     }
-    uv_tcp_init(opts->loop, &in->server);
-    in->server.data = in;
-    in->handles_open++;
-    int rc = uv_tcp_bind(&in->server, (const struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&in->server, 511, ingest__on_connection);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, uv_strerror(rc));
-        goto fail_handles;
-    }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&in->server, (struct sockaddr *)&bound, &blen);
-    in->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    receiver_opts ro = {.loop = opts->loop,
+                        .tls = opts->tls,
+                        .listen = opts->listen,
+                        .max_frame = opts->max_frame,
+                        .what = "node",
+                        .self = "hub",
+                        .ops = {.identify = ingest__identify,
+                                .hello = ingest__hello,
+                                .message = ingest__message,
+                                .release = ingest__release},
+                        .ud = in};
+    int rc = receiver_start(&in->rx, &ro, err, errlen);
+    if (rc != 0)
+        goto fail;
     uv_check_init(opts->loop, &in->check);
     in->check.data = in;
     in->handles_open++;
     uv_check_start(&in->check, ingest__on_check);
     uv_unref((uv_handle_t *)&in->check);
-    uv_timer_init(opts->loop, &in->sweep);
-    in->sweep.data = in;
-    in->handles_open++;
-    uv_timer_start(&in->sweep, ingest__on_sweep, 2000, 2000);
-    uv_unref((uv_handle_t *)&in->sweep);
     uv_timer_init(opts->loop, &in->roll_timer);
     in->roll_timer.data = in;
     in->handles_open++;
@@ -889,23 +792,19 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     uv_unref((uv_handle_t *)&in->roll_timer);
     *out = in;
     return 0;
-fail_handles:
-    in->stopping = 1;
-    uv_close((uv_handle_t *)&in->server, NULL);
-    /* The ingest is leaked on purpose here: the caller exits on this error. */
-    return UV_EADDRINUSE;
 fail:
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
     rollup_close(in->roll);
     hubstore_close(&in->store);
+    sbuf_free(&in->arena);
     free(in);
-    return UV_EINVAL;
+    return REINT_EINVAL;
 }
 
 int ingest_port(const ingest *in)
 {
-    return in->port;
+    return receiver_port(in->rx);
 }
 
 static void ingest__on_handle_close(uv_handle_t *h)
@@ -919,8 +818,8 @@ static void ingest__on_handle_close(uv_handle_t *h)
     hubstore_close(&in->store);
     free(in->items);
     free(in->rows);
-    free(in->refs);
-    free(in->arena);
+    free(in->dead);
+    sbuf_free(&in->arena);
     free(in->roll_ids);
     free(in->roll_mun);
     free(in);
@@ -932,16 +831,23 @@ void ingest_stop(ingest *in)
         return;
     in->stopping = 1;
     ingest__flush(in);
-    for (hub_conn *c = in->conns; c; c = c->next)
-        wire_close(c->w);
-    uv_close((uv_handle_t *)&in->server, ingest__on_handle_close);
+    receiver_stop(in->rx);
     uv_close((uv_handle_t *)&in->check, ingest__on_handle_close);
-    uv_close((uv_handle_t *)&in->sweep, ingest__on_handle_close);
     uv_close((uv_handle_t *)&in->roll_timer, ingest__on_handle_close);
 }
 
 void ingest_get_metrics(const ingest *in, ingest_metrics *m)
 {
+    receiver_metrics rm;
     *m = in->m;
+    receiver_get_metrics(in->rx, &rm);
+    m->connections = rm.connections;
+    m->connected = rm.connected;
+    m->sessions = rm.sessions;
+    m->protocol_errors = rm.protocol_errors;
+    m->version_refusals = rm.version_refusals;
+    m->security_events = in->m.security_events + rm.security_events;
+    m->roll_queue = in->n_roll;
+    m->roll_queue_max = in->o.roll_queue_max;
     store_durability(in->db, &m->store_synchronous, &m->store_wal);
 }

@@ -1,8 +1,10 @@
-/* The hub's side of the sync protocol: accepts municipal nodes over mutual TLS, checks
- * that each is a municipality of this province (from its certificate, never from the
+/* The hub's side of the sync protocol: what municipal nodes' records mean at the hub. The
+ * common receiver (common/receiver.h) accepts the nodes and runs the sessions; the ingest
+ * checks that each is a municipality of this province (from its certificate, never from the
  * message), validates every record, upserts the newest version of each in batched
- * transactions (group commit, synchronous=FULL) and acknowledges only after the commit.
- * Runs on one libuv loop for many nodes. */
+ * transactions (group commit, synchronous=FULL, hubstore.h), files refused and dropped
+ * records as the municipality's dead letters, acknowledges only after the commit, and feeds
+ * the rollup engine. Runs on one libuv loop for many nodes. */
 #ifndef PROVINCIAL_HUB_INGEST_H
 #define PROVINCIAL_HUB_INGEST_H
 
@@ -11,6 +13,7 @@
 #include <uv.h>
 
 #include "directive.h"
+#include "error.h"
 #include "tls.h"
 
 typedef struct ingest ingest;
@@ -23,6 +26,9 @@ typedef struct ingest_opts {
     const char *db_path;
     size_t max_frame;
     size_t commit_rows; /* commit at once when this many rows wait (default 50000) */
+    /* Records committed but not yet noted by the rollup engine: above this many, nodes are
+     * no longer read until the engine has caught up with half of them (default 200000). */
+    size_t roll_queue_max;
     const directive_keyring *directive_keys; /* federal keys; NULL refuses directives */
     /* Called on the loop after a tick that rolled records up (snapshots may be new): the
      * uplink sends them at once rather than at its next poll. May be NULL. */
@@ -37,9 +43,11 @@ void ingest_stop(ingest *in);
 int ingest_port(const ingest *in);
 
 typedef struct ingest_metrics {
-    uint64_t connections, sessions, records_stored, records_refused, batches, commits;
-    uint64_t security_events, protocol_errors, sweeps, swept_records;
+    uint64_t connections, sessions, records_stored, records_refused, records_dropped;
+    uint64_t batches, commits, security_events, protocol_errors, version_refusals;
+    uint64_t sweeps, swept_records, roll_queue_holds;
     int connected;
+    size_t roll_queue, roll_queue_max;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;
 void ingest_get_metrics(const ingest *in, ingest_metrics *m);
@@ -47,8 +55,8 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m);
 /* A directive from the federal tier: verified against the federal keyring (known key,
  * signature over the exact bytes, serial above the last held), stored durably, then relayed
  * to every connected node; nodes that connect later get it in their HelloReply until they
- * acknowledge it. Returns 0 with *serial set, or a DIRECTIVE_E* code with err; nothing is
- * stored or relayed then. */
+ * acknowledge it. Returns 0 with *serial set, or a REINT_E* code with err; nothing is stored
+ * or relayed then. */
 int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
                      size_t errlen);
 
@@ -57,5 +65,9 @@ struct sqlite3 *ingest_db(ingest *in);
 
 /* The rollup engine the ingest feeds (provincial-hub/rollup.h); owned by the ingest. */
 struct rollup *ingest_rollup(ingest *in);
+
+/* Bumped at every commit that changed what the federal coverage reports (records, dead
+ * letters, calendars): the uplink sends the coverage again when it moves. */
+uint64_t ingest_coverage_generation(const ingest *in);
 
 #endif

@@ -38,6 +38,7 @@ typedef struct hub_config {
     char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX];
     char federal[CONFIG_STR_MAX];
     long uplink_window, uplink_batch;
+    long rollup_queue;
 } hub_config;
 
 static hub_config cfg = {
@@ -56,6 +57,7 @@ static hub_config cfg = {
     .federal = "",
     .uplink_window = 8,
     .uplink_batch = 200,
+    .rollup_queue = 200000,
 };
 
 static const config_item items[] = {
@@ -69,6 +71,9 @@ static const config_item items[] = {
                     "largest frame accepted from a node, in bytes (refused before allocation)",
                     CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
     CONFIG_ITEM_STR("hub", "log_level", &cfg.log_level, "debug, info, warn or error"),
+    CONFIG_ITEM_INT("hub", "rollup_queue", &cfg.rollup_queue,
+                    "committed records waiting for the rollups before nodes are held", 1000,
+                    10000000),
     CONFIG_ITEM_STR("hub", "https_listen", &cfg.https_listen,
                     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"),
     CONFIG_ITEM_STR(
@@ -188,6 +193,19 @@ static void on_http(http_req *r, void *ud)
                      m.protocol_errors),
             METRIC_C("hub_swept_records_total", "Records of older incarnations dropped.",
                      m.swept_records),
+            METRIC_C("hub_records_dropped_total",
+                     "Records nodes could not send (each alone above the frame limit).",
+                     m.records_dropped),
+            METRIC_C("hub_version_refusals_total",
+                     "Hellos refused for a protocol version this hub does not speak.",
+                     m.version_refusals),
+            METRIC_G("hub_rollup_queue", "Committed records not yet noted by the rollups.",
+                     m.roll_queue),
+            METRIC_G("hub_rollup_queue_max",
+                     "Bound of that queue; at it, nodes are not read until it drains.",
+                     m.roll_queue_max),
+            METRIC_C("hub_rollup_queue_holds_total", "Times the bound held every node.",
+                     m.roll_queue_holds),
             METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).",
                      m.store_synchronous),
             METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", m.store_wal),
@@ -420,6 +438,7 @@ int main(int argc, char **argv)
                       .listen = cfg.sync_listen,
                       .db_path = db_path,
                       .max_frame = (size_t)cfg.max_frame,
+                      .roll_queue_max = (size_t)cfg.rollup_queue,
                       .directive_keys = keys,
                       .on_rolled = on_rolled};
     if (ingest_start(&ing, &io, err, sizeof(err)) != 0) {

@@ -142,6 +142,8 @@ def test_record_with_bad_field_is_refused_alone(pki, hub):
 
 
 def test_record_id_of_another_municipality_cannot_be_overwritten(pki, hub):
+    # Records are keyed by (municipality, id): a node that copies another municipality's
+    # record id writes a record of its own municipality and cannot touch the other's.
     a = WireClient(hub.sync_port, pki, "municipality-10703")
     a.hello(os.urandom(16))
     rec = person(10703, 1, 1 << 40)
@@ -152,11 +154,13 @@ def test_record_id_of_another_municipality_cannot_be_overwritten(pki, hub):
     b.hello(os.urandom(16))
     forged = person(10401, 1, (1 << 41))
     forged.id = rec.id
+    forged.person.sex = pb.SEX_OTHER
     b.batch(1, [forged])
-    ack = b.recv().ack
-    assert [r.field for r in ack.refusals] == ["id"]
-    mun, _, ver, _, _ = hub.records()[rec.id]
-    assert (mun, ver) == (10703, 1 << 40)
+    assert b.recv().ack.acked_seq == 1
+    mun, _, ver, _, stored = hub.records(10703)[rec.id]
+    assert (mun, ver, stored.person.sex) == (10703, 1 << 40, rec.person.sex)
+    mun, _, ver, _, stored = hub.records(10401)[rec.id]
+    assert (mun, ver, stored.person.sex) == (10401, 1 << 41, pb.SEX_OTHER)
 
 
 def test_silent_connection_is_closed_after_the_hello_deadline(pki, hub):

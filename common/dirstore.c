@@ -1,0 +1,173 @@
+#include "dirstore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "store.h"
+
+int dirstore_open(sqlite3 *db)
+{
+    return store_exec(db, "CREATE TABLE IF NOT EXISTS directives(serial INTEGER PRIMARY KEY,"
+                          " key_id TEXT NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL,"
+                          " received_ms INTEGER NOT NULL)");
+}
+
+int dirstore_last_serial(sqlite3 *db, uint64_t *serial)
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT coalesce(max(serial), 0) FROM directives");
+    if (st == NULL)
+        return REINT_EDB;
+    int rc = REINT_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *serial = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        log_error("directives: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* 1 when the directive of d's serial is held with exactly these body bytes, 0 when not, or
+ * REINT_EDB. */
+static int dirstore__held(sqlite3 *db, const Reint__V1__SignedDirective *sd, uint64_t *serial)
+{
+    Reint__V1__Directive *d = reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
+    if (d == NULL)
+        return 0;
+    int held = REINT_EDB;
+    sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives WHERE serial=?1");
+    if (st) {
+        sqlite3_bind_int64(st, 1, (int64_t)d->serial);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            held = (size_t)sqlite3_column_bytes(st, 0) == sd->body.len &&
+                   memcmp(sqlite3_column_blob(st, 0), sd->body.data, sd->body.len) == 0;
+            if (held)
+                *serial = d->serial;
+        } else if (step == SQLITE_DONE) {
+            held = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    reint__v1__directive__free_unpacked(d, NULL);
+    return held;
+}
+
+int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
+                     const Reint__V1__SignedDirective *sd, uint64_t *serial, int *fresh, char *err,
+                     size_t errlen)
+{
+    Reint__V1__Directive *d = NULL;
+    uint64_t last = 0;
+    if (fresh)
+        *fresh = 0;
+    if (dirstore_last_serial(db, &last) != 0) {
+        snprintf(err, errlen, "cannot read the directives held");
+        return REINT_EDB;
+    }
+    int rc = directive_verify(keys, sd, last, &d, err, errlen);
+    if (rc == REINT_EREPLAY) {
+        int held = dirstore__held(db, sd, serial);
+        if (held == 1)
+            return 0;
+        if (held < 0) {
+            snprintf(err, errlen, "cannot read the directives held");
+            return REINT_EDB;
+        }
+    }
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = store_prepare(db, "INSERT INTO directives(serial, key_id, body, signature,"
+                                         " received_ms) VALUES(?1,?2,?3,?4,?5)");
+    if (st == NULL) {
+        reint__v1__directive__free_unpacked(d, NULL);
+        snprintf(err, errlen, "cannot store the directive: %s", sqlite3_errmsg(db));
+        return REINT_EDB;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)d->serial);
+    sqlite3_bind_text(st, 2, sd->key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, sd->body.data, (int)sd->body.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, sd->signature.data, (int)sd->signature.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (int64_t)clock_now_ms());
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
+    sqlite3_finalize(st);
+    if (rc == 0) {
+        *serial = d->serial;
+        if (fresh)
+            *fresh = 1;
+        log_info("directive %llu stored: %s", (unsigned long long)d->serial,
+                 d->title ? d->title : "");
+    } else {
+        snprintf(err, errlen, "cannot store the directive: %s", sqlite3_errmsg(db));
+    }
+    reint__v1__directive__free_unpacked(d, NULL);
+    return rc;
+}
+
+void dirstore_free_list(Reint__V1__SignedDirective **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(list[i]->key_id);
+        free(list[i]->body.data);
+        free(list[i]->signature.data);
+        free(list[i]);
+    }
+    free(list);
+}
+
+/* A malloc'd copy of column col (at least one byte, so that an empty value is not NULL). */
+static uint8_t *dirstore__copy(sqlite3_stmt *st, int col, size_t *len)
+{
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    uint8_t *p = malloc(*len ? *len : 1);
+    if (p && *len)
+        memcpy(p, sqlite3_column_blob(st, col), *len);
+    return p;
+}
+
+int dirstore_load_after(sqlite3 *db, uint64_t after, size_t max, Reint__V1__SignedDirective ***out,
+                        size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = store_prepare(db, "SELECT key_id, body, signature FROM directives"
+                                         " WHERE serial > ?1 ORDER BY serial LIMIT ?2");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, (int64_t)after);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    Reint__V1__SignedDirective **list = calloc(max ? max : 1, sizeof(*list));
+    int rc = list ? 0 : REINT_ENOMEM, step = SQLITE_DONE;
+    size_t k = 0;
+    while (rc == 0 && k < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        Reint__V1__SignedDirective *sd = calloc(1, sizeof(*sd));
+        if (sd == NULL) {
+            rc = REINT_ENOMEM;
+            break;
+        }
+        reint__v1__signed_directive__init(sd);
+        list[k++] = sd;
+        sd->key_id = strdup((const char *)sqlite3_column_text(st, 0));
+        sd->body.data = dirstore__copy(st, 1, &sd->body.len);
+        sd->signature.data = dirstore__copy(st, 2, &sd->signature.len);
+        if (sd->key_id == NULL || sd->body.data == NULL || sd->signature.data == NULL)
+            rc = REINT_ENOMEM;
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        log_error("directives: %s", sqlite3_errmsg(db));
+        rc = REINT_EDB;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        if (list)
+            dirstore_free_list(list, k);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,509 @@
+#include "receiver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "frame.h"
+#include "log.h"
+#include "netaddr.h"
+#include "wire.h"
+
+#define RECEIVER_SWEEP_MS 1000
+
+struct receiver_peer {
+    receiver *rx;
+    wire *w;
+    receiver_peer *next;
+    int refs;       /* the connection, plus each reference the tier holds */
+    int dead;       /* the connection has closed */
+    int identified; /* the certificate named an identity the tier accepts */
+    int hello_seen; /* Hello received; the tier is answering it */
+    int session;    /* HelloReply sent */
+    int holds;      /* RECEIVER_HOLD_* bits */
+    uint32_t scope, version;
+    uint8_t incarnation[16];
+    size_t max_frame; /* the peer's: the largest frame we may send it */
+    uint64_t accepted_ms, position;
+    void *data;
+};
+
+struct receiver {
+    receiver_opts o;
+    char listen[128], what[16], self[32];
+    uv_tcp_t server;
+    uv_timer_t sweep;
+    receiver_peer *peers;
+    int stopping, port;
+    int live; /* open handles plus peers not yet freed */
+    receiver_metrics m;
+};
+
+static void receiver__release(receiver *rx)
+{
+    if (--rx->live == 0)
+        free(rx);
+}
+
+void receiver_peer_ref(receiver_peer *p)
+{
+    p->refs++;
+}
+
+void receiver_peer_unref(receiver_peer *p)
+{
+    if (--p->refs > 0)
+        return;
+    receiver *rx = p->rx;
+    if (rx->o.ops.release)
+        rx->o.ops.release(rx->o.ud, p);
+    free(p);
+    receiver__release(rx);
+}
+
+int receiver_peer_dead(const receiver_peer *p)
+{
+    return p->dead || wire_is_closing(p->w);
+}
+
+int receiver_peer_session(const receiver_peer *p)
+{
+    return p->session;
+}
+
+uint32_t receiver_peer_scope(const receiver_peer *p)
+{
+    return p->scope;
+}
+
+const uint8_t *receiver_peer_incarnation(const receiver_peer *p)
+{
+    return p->incarnation;
+}
+
+uint32_t receiver_peer_version(const receiver_peer *p)
+{
+    return p->version;
+}
+
+size_t receiver_peer_max_frame(const receiver_peer *p)
+{
+    return p->max_frame;
+}
+
+const char *receiver_peer_addr(const receiver_peer *p)
+{
+    return p->dead ? "(closed)" : wire_addr(p->w);
+}
+
+void *receiver_peer_data(const receiver_peer *p)
+{
+    return p->data;
+}
+
+void receiver_peer_set_data(receiver_peer *p, void *data)
+{
+    p->data = data;
+}
+
+uint64_t receiver_peer_position(const receiver_peer *p)
+{
+    return p->position;
+}
+
+void receiver_peer_advance(receiver_peer *p, uint64_t seq)
+{
+    if (seq > p->position)
+        p->position = seq;
+}
+
+/* The peer's name in logs: its identity once known, else its address. */
+static const char *receiver__name(const receiver_peer *p)
+{
+    return p->dead ? "(closed)" : wire_peer(p->w);
+}
+
+void receiver_close(receiver_peer *p)
+{
+    if (!p->dead)
+        wire_close(p->w);
+}
+
+static void receiver__fail(receiver_peer *p, Reint__V1__ErrorCode code, const char *what)
+{
+    if (!p->dead)
+        wire_fail(p->w, code, what);
+}
+
+void receiver_protocol_error(receiver_peer *p, const char *what)
+{
+    p->rx->m.protocol_errors++;
+    log_warn("%s (%s): protocol error: %s; connection closed", receiver__name(p),
+             receiver_peer_addr(p), what);
+    receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, what);
+}
+
+void receiver_security(receiver_peer *p, const char *what)
+{
+    p->rx->m.security_events++;
+    log_security("%s (%s): %s; connection closed", receiver__name(p), receiver_peer_addr(p), what);
+    receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN, what);
+}
+
+void receiver_internal_error(receiver_peer *p, const char *what)
+{
+    log_error("%s (%s): %s; connection closed so that the sender retries", receiver__name(p),
+              receiver_peer_addr(p), what);
+    receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, what);
+}
+
+int receiver_send(receiver_peer *p, const Reint__V1__Envelope *env)
+{
+    if (receiver_peer_dead(p))
+        return UV_ENOTCONN;
+    return wire_send(p->w, env);
+}
+
+int receiver_check_batch(receiver_peer *p, uint64_t first_seq, uint64_t last_seq,
+                         const uint64_t *seqs, size_t n_seqs, size_t n_items)
+{
+    char why[200];
+    if (n_seqs != n_items || first_seq == 0 || first_seq > last_seq) {
+        receiver_protocol_error(p, "batch sequence numbers do not match its items");
+        return 1;
+    }
+    if (first_seq > p->position + 1) {
+        snprintf(why, sizeof(why), "batch starts at %llu but the %s holds only through %llu",
+                 (unsigned long long)first_seq, p->rx->self, (unsigned long long)p->position);
+        receiver_protocol_error(p, why);
+        return 1;
+    }
+    for (size_t i = 0; i < n_seqs; i++) {
+        uint64_t prev = i ? seqs[i - 1] : first_seq - 1;
+        if (seqs[i] <= prev || seqs[i] > last_seq) {
+            receiver_protocol_error(p, "batch sequence numbers out of order");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
+{
+    if (receiver_peer_dead(p))
+        return UV_ENOTCONN;
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    if (r->clock == 0)
+        r->clock = clock_now_ms();
+    r->max_frame = (uint32_t)p->rx->o.max_frame;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
+    env.hello_reply = r;
+    int rc = wire_send(p->w, &env);
+    if (rc != 0)
+        return rc;
+    p->position = r->acked_seq;
+    p->session = 1;
+    p->rx->m.sessions++;
+    return 0;
+}
+
+int receiver_ack(receiver_peer *p, uint64_t acked_seq, uint64_t acked_version,
+                 const receiver_refusal *refusals, size_t n)
+{
+    if (receiver_peer_dead(p))
+        return 0;
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__Ack ack = REINT__V1__ACK__INIT;
+    Reint__V1__Refusal *rs = NULL, **rp = NULL;
+    if (n) {
+        rs = calloc(n, sizeof(*rs));
+        rp = calloc(n, sizeof(*rp));
+        if (rs == NULL || rp == NULL) {
+            free(rs);
+            free(rp);
+            receiver_internal_error(p, "out of memory for an acknowledgement");
+            return REINT_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        reint__v1__refusal__init(&rs[i]);
+        if (refusals[i].has_id) {
+            rs[i].id.data = (uint8_t *)refusals[i].id;
+            rs[i].id.len = 16;
+        }
+        rs[i].seq = refusals[i].seq;
+        rs[i].field = (char *)refusals[i].field;
+        rs[i].reason = (char *)refusals[i].reason;
+        rp[i] = &rs[i];
+    }
+    ack.acked_seq = acked_seq;
+    ack.acked_version = acked_version;
+    ack.n_refusals = n;
+    ack.refusals = rp;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_ACK;
+    env.ack = &ack;
+    int rc = wire_send(p->w, &env);
+    free(rs);
+    free(rp);
+    if (rc != 0)
+        receiver_internal_error(p, "acknowledgement could not be sent");
+    return rc;
+}
+
+void receiver_peer_hold(receiver_peer *p, int reason)
+{
+    if (p->dead)
+        return;
+    if (p->holds == 0)
+        wire_pause(p->w);
+    p->holds |= reason;
+}
+
+void receiver_peer_release(receiver_peer *p, int reason)
+{
+    if (p->dead || (p->holds & reason) == 0)
+        return;
+    p->holds &= ~reason;
+    if (p->holds == 0)
+        wire_resume(p->w);
+}
+
+void receiver_hold_all(receiver *rx, int reason)
+{
+    for (receiver_peer *p = rx->peers; p; p = p->next)
+        receiver_peer_hold(p, reason);
+}
+
+void receiver_release_all(receiver *rx, int reason)
+{
+    for (receiver_peer *p = rx->peers; p; p = p->next)
+        receiver_peer_release(p, reason);
+}
+
+void receiver_each_session(receiver *rx, void (*fn)(receiver_peer *p, void *arg), void *arg)
+{
+    for (receiver_peer *p = rx->peers; p; p = p->next)
+        if (p->session && !receiver_peer_dead(p))
+            fn(p, arg);
+}
+
+/* Hello: the version, then one session per scope, then the tier. Returns as on_envelope. */
+static int receiver__hello(receiver_peer *p, const Reint__V1__Hello *h)
+{
+    receiver *rx = p->rx;
+    char why[160];
+    if (h->protocol_version < RECEIVER_PROTOCOL_MIN ||
+        h->protocol_version > RECEIVER_PROTOCOL_MAX) {
+        rx->m.version_refusals++;
+        snprintf(why, sizeof(why),
+                 "protocol version %u not supported (this %s speaks %d to %d); upgrade needed",
+                 h->protocol_version, rx->self, RECEIVER_PROTOCOL_MIN, RECEIVER_PROTOCOL_MAX);
+        log_warn("%s (%s): %s", receiver__name(p), receiver_peer_addr(p), why);
+        receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_VERSION, why);
+        return 1;
+    }
+    if (h->incarnation.len != 16) {
+        receiver_protocol_error(p, "hello incarnation must be 16 bytes");
+        return 1;
+    }
+    for (receiver_peer *o = rx->peers; o; o = o->next) {
+        if (o != p && !o->dead && o->scope == p->scope && (o->session || o->hello_seen)) {
+            log_info("%s reconnected; closing its previous session", receiver__name(p));
+            wire_close(o->w);
+        }
+    }
+    p->version = h->protocol_version;
+    memcpy(p->incarnation, h->incarnation.data, 16);
+    /* A v1 peer announces no limit: it takes the protocol's default frames. */
+    p->max_frame = h->max_frame ? h->max_frame : FRAME_DEFAULT_MAX;
+    wire_set_send_max(p->w, p->max_frame);
+    p->hello_seen = 1;
+    int rc = rx->o.ops.hello(rx->o.ud, p, h);
+    if (rc < 0) {
+        receiver_internal_error(p, "the session could not be opened");
+        return 1;
+    }
+    return receiver_peer_dead(p);
+}
+
+static int receiver__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
+{
+    receiver_peer *p = ud;
+    receiver *rx = p->rx;
+    if (!p->identified || rx->stopping)
+        return 1;
+    if (env->msg_case == REINT__V1__ENVELOPE__MSG_HELLO) {
+        if (p->hello_seen) {
+            receiver_protocol_error(p, "Hello sent twice");
+            return 1;
+        }
+        return receiver__hello(p, env->hello);
+    }
+    if (!p->session) {
+        receiver_protocol_error(p, "the session must start with Hello and wait for its reply");
+        return 1;
+    }
+    int rc = rx->o.ops.message(rx->o.ud, p, env);
+    if (rc < 0) {
+        receiver_internal_error(p, reint_strerror(rc));
+        return 1;
+    }
+    return rc != 0 || wire_is_closing(w);
+}
+
+static void receiver__on_ready(wire *w, void *ud)
+{
+    receiver_peer *p = ud;
+    receiver *rx = p->rx;
+    char why[200] = "";
+    if (rx->o.ops.identify(rx->o.ud, wire_peer(w), &p->scope, why, sizeof(why)) != 0) {
+        receiver_security(p, why[0] ? why : "certificate identity refused");
+        return;
+    }
+    p->identified = 1;
+}
+
+static void receiver__on_close(wire *w, int status, void *ud)
+{
+    (void)w;
+    receiver_peer *p = ud;
+    receiver *rx = p->rx;
+    if (status != 0 && status != UV_EOF)
+        log_info("%s: connection closed: %s", p->identified ? rx->what : "peer",
+                 uv_strerror(status));
+    p->dead = 1;
+    for (receiver_peer **pp = &rx->peers; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    rx->m.connected--;
+    if (rx->o.ops.closed)
+        rx->o.ops.closed(rx->o.ud, p);
+    receiver_peer_unref(p);
+}
+
+static const wire_cb receiver__wire_cb = {
+    .on_ready = receiver__on_ready,
+    .on_envelope = receiver__on_envelope,
+    .on_close = receiver__on_close,
+};
+
+static void receiver__on_connection(uv_stream_t *server, int status)
+{
+    receiver *rx = server->data;
+    if (status < 0 || rx->stopping)
+        return;
+    receiver_peer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        log_error("out of memory accepting a %s connection", rx->what);
+        return;
+    }
+    p->rx = rx;
+    p->refs = 1;
+    p->accepted_ms = uv_now(rx->o.loop);
+    p->max_frame = FRAME_DEFAULT_MAX;
+    if (wire_accept(&p->w, rx->o.tls, server, rx->o.max_frame, &receiver__wire_cb, p) != 0) {
+        free(p);
+        return;
+    }
+    rx->live++;
+    p->next = rx->peers;
+    rx->peers = p;
+    rx->m.connections++;
+    rx->m.connected++;
+}
+
+/* Closes connections that have not said Hello within the deadline (slowloris). */
+static void receiver__on_sweep(uv_timer_t *t)
+{
+    receiver *rx = t->data;
+    uint64_t now = uv_now(rx->o.loop);
+    for (receiver_peer *p = rx->peers; p; p = p->next) {
+        if (!p->hello_seen && !receiver_peer_dead(p) &&
+            now - p->accepted_ms > RECEIVER_HELLO_DEADLINE_MS) {
+            log_warn("%s: no Hello within %d s; closing", wire_addr(p->w),
+                     RECEIVER_HELLO_DEADLINE_MS / 1000);
+            rx->m.protocol_errors++;
+            wire_close(p->w);
+        }
+    }
+}
+
+int receiver_start(receiver **out, const receiver_opts *opts, char *err, size_t errlen)
+{
+    struct sockaddr_storage sa, bound;
+    int blen = sizeof(bound);
+    receiver *rx = calloc(1, sizeof(*rx));
+    if (rx == NULL)
+        return REINT_ENOMEM;
+    rx->o = *opts;
+    if (rx->o.max_frame == 0)
+        rx->o.max_frame = FRAME_DEFAULT_MAX;
+    snprintf(rx->listen, sizeof(rx->listen), "%s", opts->listen);
+    snprintf(rx->what, sizeof(rx->what), "%s", opts->what ? opts->what : "peer");
+    snprintf(rx->self, sizeof(rx->self), "%s", opts->self ? opts->self : "receiver");
+    rx->o.listen = rx->listen;
+    if (netaddr_parse(rx->listen, &sa) != 0) {
+        snprintf(err, errlen, "sync listen address \"%s\" is not HOST:PORT", rx->listen);
+        free(rx);
+        return REINT_EINVAL;
+    }
+    int rc = uv_tcp_init(opts->loop, &rx->server);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", rx->listen, uv_strerror(rc));
+        free(rx);
+        return rc;
+    }
+    rx->server.data = rx;
+    rx->live = 1;
+    rc = uv_tcp_bind(&rx->server, (const struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&rx->server, 511, receiver__on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&rx->server, (struct sockaddr *)&bound, &blen);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", rx->listen, uv_strerror(rc));
+        rx->stopping = 1;
+        uv_close((uv_handle_t *)&rx->server, NULL);
+        return rc; /* leaked on purpose: the handle closes on the loop and the caller exits */
+    }
+    rx->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    uv_timer_init(opts->loop, &rx->sweep);
+    rx->sweep.data = rx;
+    rx->live++;
+    uv_timer_start(&rx->sweep, receiver__on_sweep, RECEIVER_SWEEP_MS, RECEIVER_SWEEP_MS);
+    uv_unref((uv_handle_t *)&rx->sweep);
+    *out = rx;
+    return 0;
+}
+
+int receiver_port(const receiver *rx)
+{
+    return rx->port;
+}
+
+void receiver_get_metrics(const receiver *rx, receiver_metrics *m)
+{
+    *m = rx->m;
+}
+
+static void receiver__on_handle_closed(uv_handle_t *h)
+{
+    receiver__release(h->data);
+}
+
+void receiver_stop(receiver *rx)
+{
+    if (rx == NULL || rx->stopping)
+        return;
+    rx->stopping = 1;
+    for (receiver_peer *p = rx->peers; p; p = p->next)
+        if (!p->dead)
+            wire_close(p->w);
+    uv_timer_stop(&rx->sweep);
+    uv_close((uv_handle_t *)&rx->sweep, receiver__on_handle_closed);
+    uv_close((uv_handle_t *)&rx->server, receiver__on_handle_closed);
+}
