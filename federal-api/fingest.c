@@ -12,20 +12,21 @@
 #include "geo.h"
 #include "hlc.h"
 #include "log.h"
-#include "netaddr.h"
+#include "hex.h"
 #include "period.h"
+#include "receiver.h"
 #include "sbuf.h"
-#include "wire.h"
 
-#define FINGEST_PROTOCOL_VERSION 1
-#define FINGEST_KEY_MAX          40
-#define FINGEST_MAX_ARG          (256u * 1024 * 1024)
-#define FINGEST_PAUSE_JOBS       4
+#define FINGEST_KEY_MAX    40
+#define FINGEST_MAX_ARG    (256u * 1024 * 1024)
+#define FINGEST_PAUSE_JOBS 4
 /* A batch that arrives while its connection's previous job is being committed joins the job
  * queued behind it, up to this many snapshots (see fingest__on_batch). */
 #define FINGEST_MERGE_SNAPSHOTS 2000
 #define FINGEST_DIR_PAGE        64
 #define FINGEST_DIR_POLL_MS     5000
+/* A snapshot split into parts is assembled here up to this many packed bytes. */
+#define FINGEST_PARTS_MAX (64u << 20)
 
 enum {
     A_MUNI,
@@ -50,12 +51,6 @@ static const char *fingest__sql =
 
 typedef struct fconn fconn;
 
-typedef struct frefusal {
-    uint64_t seq;
-    char field[64];
-    char reason[200];
-} frefusal;
-
 /* One hub batch of a job: acknowledged on its own, with its own refusals. */
 typedef struct fseg {
     uint64_t last_seq;
@@ -67,55 +62,60 @@ typedef struct fjob {
     struct fjob *next;
     fconn *c;
     uint64_t first_seq, last_seq;
-    size_t n_snapshots, n_cells, n_refusals;
-    frefusal *refusals;
+    size_t n_snapshots, n_cells, n_refusals, cap_refusals;
+    receiver_refusal *refusals;
     fseg *segs;
-    size_t n_segs;
+    size_t n_segs, cap_segs;
     sbuf a[A_N];
 } fjob;
 
+/* The federal state of one hub session (receiver_peer_data of its peer). */
 struct fconn {
     fingest *fi;
-    wire *w;
-    fconn *next;
+    receiver_peer *p;
+    fconn *next; /* in fi->conns while the peer lives */
     int province;
-    uint8_t incarnation[16];
-    int session, hello_pending, dead, refs, paused;
-    uint64_t acked_seq;   /* through the last batch queued */
-    uint64_t accepted_ms; /* loop time of accept, for the Hello deadline */
-    fjob *head, *tail;    /* head is in flight when inflight */
+    int hello_pending; /* the Hello's position is being read */
+    fjob *head, *tail; /* head is in flight when inflight */
     int inflight;
     size_t n_jobs;
     uint64_t dir_sent;       /* highest directive serial sent in this session (or acked) */
     int dir_busy, dir_again; /* a page of directives is being read; read again after it */
+    /* A snapshot arriving in parts: the packed parts so far (concatenated, they are one
+     * RollupSnapshot by protobuf's merge rule), its sequence and the next part expected. */
+    sbuf parts;
+    uint64_t parts_seq, parts_revision;
+    uint32_t parts_next, parts_total, parts_municipality;
 };
 
 struct fingest {
     fingest_opts o;
-    char listen[128];
-    uv_tcp_t server;
+    receiver *rx;
     fconn *conns;
-    int stopping, port, live;
+    int stopping, live;
     uv_timer_t dir_timer;
     int dir_poll_busy;
     fingest_metrics m;
 };
 
-/* The ingest lives while its listener or any connection (with its batches in flight)
- * does: live counts them. */
+/* The ingest lives while its directive timer is open, a poll is in flight or a hub session's
+ * state exists: live counts them. */
 static void fingest__release(fingest *fi)
 {
     if (--fi->live == 0)
         free(fi);
 }
 
-static void fingest__unref(fconn *c)
+static int fingest__dead(const fconn *c)
 {
-    if (--c->refs == 0) {
-        fingest *fi = c->fi;
-        free(c);
-        fingest__release(fi);
-    }
+    return receiver_peer_dead(c->p);
+}
+
+/* The PostgreSQL bytea literal of a hub's incarnation. */
+static void fingest__incarnation(const fconn *c, char out[36])
+{
+    memcpy(out, "\\x", 2);
+    hex_encode(receiver_peer_incarnation(c->p), 16, out + 2);
 }
 
 static void fingest__job_free(fjob *j)
@@ -127,28 +127,13 @@ static void fingest__job_free(fjob *j)
     free(j);
 }
 
-static void fingest__security(fingest *fi, fconn *c, const char *what)
-{
-    fi->m.security_events++;
-    log_security("%s (%s): %s; batch refused, connection closed", wire_peer(c->w), wire_addr(c->w),
-                 what);
-    wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN, what);
-}
-
-static void fingest__protocol_error(fingest *fi, fconn *c, const char *what)
-{
-    fi->m.protocol_errors++;
-    log_warn("%s (%s): protocol error: %s", wire_peer(c->w), wire_addr(c->w), what);
-    wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, what);
-}
-
 static int fingest__refuse(fjob *j, uint64_t seq, const char *field, const char *reason)
 {
-    frefusal *nr = realloc(j->refusals, (j->n_refusals + 1) * sizeof(*nr));
-    if (nr == NULL)
-        return -1;
-    j->refusals = nr;
-    frefusal *f = &nr[j->n_refusals++];
+    if (sbuf_grow((void **)&j->refusals, &j->cap_refusals, j->n_refusals + 1,
+                  sizeof(receiver_refusal)) != 0)
+        return REINT_ENOMEM;
+    receiver_refusal *f = &j->refusals[j->n_refusals++];
+    memset(f, 0, sizeof(*f));
     f->seq = seq;
     snprintf(f->field, sizeof(f->field), "%s", field);
     snprintf(f->reason, sizeof(f->reason), "%s", reason);
@@ -326,38 +311,12 @@ refuse:
  * expects one ack per batch). */
 static void fingest__send_ack(fconn *c, fjob *j)
 {
-    Reint__V1__Refusal *rs = NULL, **rp = NULL;
-    if (j->n_refusals) {
-        rs = calloc(j->n_refusals, sizeof(*rs));
-        rp = calloc(j->n_refusals, sizeof(*rp));
-        if (rs == NULL || rp == NULL) {
-            free(rs);
-            free(rp);
-            wire_close(c->w);
-            return;
-        }
-    }
-    for (size_t i = 0; i < j->n_refusals; i++) {
-        reint__v1__refusal__init(&rs[i]);
-        rs[i].seq = j->refusals[i].seq;
-        rs[i].field = j->refusals[i].field;
-        rs[i].reason = j->refusals[i].reason;
-        rp[i] = &rs[i];
-    }
     size_t from = 0;
     for (size_t k = 0; k < j->n_segs; k++) {
-        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-        Reint__V1__Ack ack = REINT__V1__ACK__INIT;
-        ack.acked_seq = j->segs[k].last_seq;
-        ack.n_refusals = j->segs[k].refusals_end - from;
-        ack.refusals = ack.n_refusals ? rp + from : NULL;
-        from = j->segs[k].refusals_end;
-        env.msg_case = REINT__V1__ENVELOPE__MSG_ACK;
-        env.ack = &ack;
-        wire_send(c->w, &env);
+        size_t to = j->segs[k].refusals_end;
+        receiver_ack(c->p, j->segs[k].last_seq, 0, j->refusals + from, to - from);
+        from = to;
     }
-    free(rs);
-    free(rp);
 }
 
 static void fingest__submit(fconn *c);
@@ -377,9 +336,8 @@ static void fingest__on_committed(void *ud, const PGresult *res, const char *err
         log_error("province:%d: batch %" PRIu64 "..%" PRIu64 " not stored: %s; closing the "
                   "connection so that the hub resends",
                   c->province, j->first_seq, j->last_seq, err);
-        if (!c->dead)
-            wire_close(c->w);
-    } else if (!c->dead) {
+        receiver_close(c->p);
+    } else if (!fingest__dead(c)) {
         long applied = strtol(PQgetvalue(res, 0, 0), NULL, 10);
         fi->m.batches_committed++;
         fi->m.snapshots_applied += (uint64_t)applied;
@@ -387,76 +345,163 @@ static void fingest__on_committed(void *ud, const PGresult *res, const char *err
                   "%ld newer, %zu cells",
                   c->province, j->first_seq, j->last_seq, j->n_snapshots, applied, j->n_cells);
         fingest__send_ack(c, j);
-        if (c->paused && c->n_jobs < 2) {
-            c->paused = 0;
-            wire_resume(c->w);
-        }
+        if (c->n_jobs < 2)
+            receiver_peer_release(c->p, RECEIVER_HOLD_PEER);
     }
     fingest__job_free(j);
-    if (!c->dead && !err)
+    if (!fingest__dead(c) && !err)
         fingest__submit(c);
-    fingest__unref(c);
+    receiver_peer_unref(c->p);
 }
 
 static void fingest__submit(fconn *c)
 {
-    if (c->inflight || c->head == NULL || c->dead)
+    if (c->inflight || c->head == NULL || fingest__dead(c))
         return;
     fjob *j = c->head;
-    char prov[8], inc[40], last[24];
+    char prov[8], inc[36], last[24];
     snprintf(prov, sizeof(prov), "%d", c->province);
-    memcpy(inc, "\\x", 2);
-    for (int i = 0; i < 16; i++)
-        snprintf(inc + 2 + 2 * i, 3, "%02x", c->incarnation[i]);
+    fingest__incarnation(c, inc);
     snprintf(last, sizeof(last), "%" PRIu64, j->last_seq);
     for (int i = 0; i < A_N; i++)
         sbuf_puts(&j->a[i], "}");
     const char *v[3 + A_N] = {prov, inc, last};
     for (int i = 0; i < A_N; i++) {
         if (j->a[i].failed) {
-            log_error("province:%d: batch too large to store", c->province);
-            wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "batch too large");
+            receiver_internal_error(c->p, "batch too large to store");
             return;
         }
         v[3 + i] = j->a[i].p;
     }
     c->inflight = 1;
-    c->refs++;
+    receiver_peer_ref(c->p);
     if (db_query(c->fi->o.db, fingest__sql, 3 + A_N, v, fingest__on_committed, j) != 0) {
         c->inflight = 0;
-        c->refs--;
+        receiver_peer_unref(c->p);
         c->fi->m.db_errors++;
-        wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "federal store busy");
+        receiver_internal_error(c->p, "federal store busy");
     }
+}
+
+/* Adds a batch's acknowledgement, through last_seq, to job j (after its other batches). */
+static int fingest__segment(fjob *j, uint64_t last_seq)
+{
+    if (sbuf_grow((void **)&j->segs, &j->cap_segs, j->n_segs + 1, sizeof(fseg)) != 0)
+        return REINT_ENOMEM;
+    j->segs[j->n_segs++] = (fseg){.last_seq = last_seq, .refusals_end = j->n_refusals};
+    return 0;
+}
+
+/* A new job of the connection, starting at first_seq. NULL when out of memory. */
+static fjob *fingest__job_new(fconn *c, uint64_t first_seq)
+{
+    fjob *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->c = c;
+    j->first_seq = first_seq;
+    for (int i = 0; i < A_N; i++) {
+        sbuf_init(&j->a[i], FINGEST_MAX_ARG);
+        sbuf_puts(&j->a[i], "{");
+    }
+    return j;
+}
+
+static void fingest__parts_reset(fconn *c)
+{
+    sbuf_reset(&c->parts);
+    c->parts_next = c->parts_total = 0;
+}
+
+/* Takes one part of a split snapshot (the batch's only item). Returns 0 with *whole set to
+ * the assembled snapshot after its last part (free it with
+ * reint__v1__rollup_snapshot__free_unpacked), 0 with *whole NULL before, 1 when the peer was
+ * failed, or REINT_ENOMEM. */
+static int fingest__part(fconn *c, const Reint__V1__RollupSnapshot *s, uint64_t seq,
+                         Reint__V1__RollupSnapshot **whole)
+{
+    char why[200];
+    *whole = NULL;
+    if (s->part == 0) {
+        fingest__parts_reset(c);
+        c->parts_seq = seq;
+        c->parts_revision = s->revision;
+        c->parts_total = s->parts;
+        c->parts_municipality = s->municipality;
+    } else if (s->part != c->parts_next || seq != c->parts_seq || s->parts != c->parts_total ||
+               s->revision != c->parts_revision || s->municipality != c->parts_municipality) {
+        snprintf(why, sizeof(why),
+                 "part %u of %u of the snapshot at sequence %" PRIu64 " arrived out of order "
+                 "(expected part %u)",
+                 s->part, s->parts, seq, c->parts_next);
+        fingest__parts_reset(c);
+        receiver_protocol_error(c->p, why);
+        return 1;
+    }
+    size_t len = reint__v1__rollup_snapshot__get_packed_size(s);
+    uint8_t *at = sbuf_extend(&c->parts, len);
+    if (at == NULL) {
+        fingest__parts_reset(c);
+        receiver_protocol_error(c->p, "a split snapshot above 64 MiB");
+        return 1;
+    }
+    reint__v1__rollup_snapshot__pack(s, at);
+    c->parts_next = s->part + 1;
+    if (c->parts_next < c->parts_total)
+        return 0;
+    /* Concatenated messages merge: the cells of every part, the header of the last. */
+    *whole = reint__v1__rollup_snapshot__unpack(NULL, c->parts.len, (const uint8_t *)c->parts.p);
+    fingest__parts_reset(c);
+    if (*whole == NULL) {
+        receiver_protocol_error(c->p, "the parts of a split snapshot do not decode together");
+        return 1;
+    }
+    return 0;
 }
 
 static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch *b)
 {
     char why[200];
-    if (b->first_seq == 0 || b->first_seq > b->last_seq) {
-        fingest__protocol_error(fi, c, "rollup batch sequence numbers are not first <= last");
+    receiver_peer *p = c->p;
+    if (receiver_check_batch(p, b->first_seq, b->last_seq, b->seqs, b->n_seqs, b->n_snapshots))
         return 1;
-    }
-    if (b->first_seq > c->acked_seq + 1) {
-        snprintf(why, sizeof(why),
-                 "batch starts at %" PRIu64 " but the federal store holds "
-                 "only through %" PRIu64,
-                 b->first_seq, c->acked_seq);
-        fingest__protocol_error(fi, c, why);
-        return 1;
-    }
     /* One snapshot of another province's municipality refuses the whole batch. */
     for (size_t i = 0; i < b->n_snapshots; i++) {
         const geo_local_level *g = geo_find(b->snapshots[i]->municipality);
-        if (g == NULL || g->province != c->province) {
+        if (g == NULL || g->province != (unsigned)c->province) {
             snprintf(why, sizeof(why),
                      "rollup batch %" PRIu64 "..%" PRIu64 " holds a snapshot "
-                     "of municipality %u, which is %s province %d",
+                     "of municipality %u, which is %s province %d; batch refused",
                      b->first_seq, b->last_seq, b->snapshots[i]->municipality,
                      g ? "not in" : "unknown, not in", c->province);
-            fingest__security(fi, c, why);
+            receiver_security(p, why);
             return 1;
         }
+        if (b->snapshots[i]->parts > 1 &&
+            (b->n_snapshots != 1 || b->snapshots[i]->part >= b->snapshots[i]->parts)) {
+            receiver_protocol_error(p, "a snapshot part must be the only item of its batch, "
+                                       "numbered below its parts");
+            return 1;
+        }
+    }
+    Reint__V1__RollupSnapshot *whole = NULL;
+    if (b->n_snapshots == 1 && b->snapshots[0]->parts > 1) {
+        int rc = fingest__part(c, b->snapshots[0], b->seqs[0], &whole);
+        if (rc != 0)
+            return rc;
+        if (whole == NULL) {
+            /* Not the last part: nothing to store yet, and the position stays before it, so
+             * that an interruption resends the snapshot from its first part. */
+            fi->m.batches++;
+            uint64_t at = receiver_peer_position(p);
+            if (c->tail)
+                return fingest__segment(c->tail, at);
+            return receiver_ack(p, at, 0, NULL, 0) == 0 ? 0 : 1;
+        }
+    } else if (c->parts_total) {
+        fingest__parts_reset(c);
+        receiver_protocol_error(p, "a split snapshot was interrupted by another batch");
+        return 1;
     }
     /* A batch arriving while the previous job is in PostgreSQL joins the job queued behind
      * it: under load, consecutive batches become one call, whose province aggregates move
@@ -465,44 +510,27 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
     fjob *j = c->tail;
     int joined = j != NULL && !(c->inflight && j == c->head) &&
                  j->n_snapshots + b->n_snapshots <= FINGEST_MERGE_SNAPSHOTS;
-    if (!joined) {
-        if ((j = calloc(1, sizeof(*j))) == NULL)
-            return -1;
-        j->c = c;
-        j->first_seq = b->first_seq;
-        for (int i = 0; i < A_N; i++) {
-            sbuf_init(&j->a[i], FINGEST_MAX_ARG);
-            sbuf_puts(&j->a[i], "{");
-        }
-    }
-    fseg *ns = realloc(j->segs, (j->n_segs + 1) * sizeof(*ns));
-    if (ns == NULL) {
-        if (!joined)
-            fingest__job_free(j);
-        return -1;
-    }
-    j->segs = ns;
-    j->n_segs++;
-    j->last_seq = b->last_seq;
+    int rc = 0;
+    if (!joined && (j = fingest__job_new(c, b->first_seq)) == NULL)
+        rc = REINT_ENOMEM;
     fi->m.batches++;
-    for (size_t i = 0; i < b->n_snapshots; i++) {
-        /* seqs[i] names each snapshot's outbox sequence (the hub's outbox is compacted, so
-         * a batch may have gaps); older senders without seqs number them from first_seq. */
-        uint64_t span = b->last_seq - b->first_seq;
-        uint64_t seq = b->n_seqs == b->n_snapshots ? b->seqs[i]
-                       : i <= span                 ? b->first_seq + i
-                                                   : b->last_seq;
+    for (size_t i = 0; rc == 0 && i < b->n_snapshots; i++) {
         fi->m.snapshots_received++;
-        if (fingest__snapshot(fi, j, b->snapshots[i], i, seq) < 0) {
-            /* The connection closes; a joined job is queued and freed with it. */
-            if (!joined)
-                fingest__job_free(j);
-            return -1;
-        }
+        if (fingest__snapshot(fi, j, whole ? whole : b->snapshots[i], i, b->seqs[i]) < 0)
+            rc = REINT_ENOMEM;
     }
-    j->segs[j->n_segs - 1] = (fseg){.last_seq = b->last_seq, .refusals_end = j->n_refusals};
-    if (b->last_seq > c->acked_seq)
-        c->acked_seq = b->last_seq;
+    if (rc == 0)
+        rc = fingest__segment(j, b->last_seq);
+    if (whole)
+        reint__v1__rollup_snapshot__free_unpacked(whole, NULL);
+    if (rc != 0) {
+        /* The connection closes; a joined job is queued and freed with it. */
+        if (j && !joined)
+            fingest__job_free(j);
+        return rc;
+    }
+    j->last_seq = b->last_seq;
+    receiver_peer_advance(p, b->last_seq);
     if (joined)
         return 0; /* submitted when the job ahead of it commits */
     if (c->tail)
@@ -511,12 +539,83 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
         c->head = j;
     c->tail = j;
     c->n_jobs++;
-    if (c->n_jobs >= FINGEST_PAUSE_JOBS && !c->paused) {
-        c->paused = 1;
-        wire_pause(c->w);
-    }
+    if (c->n_jobs >= FINGEST_PAUSE_JOBS)
+        receiver_peer_hold(p, RECEIVER_HOLD_PEER);
     fingest__submit(c);
     return 0;
+}
+
+/* ---- coverage ------------------------------------------------------------------------------ */
+
+static void fingest__on_coverage_stored(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    fconn *c = ud;
+    if (err) {
+        c->fi->m.db_errors++;
+        log_warn("province:%d: coverage not stored: %s (the hub sends it again)", c->province, err);
+    }
+    receiver_peer_unref(c->p);
+}
+
+/* Coverage: the hub's view of each municipality's delivery, stored as the latest word. */
+static int fingest__on_coverage(fingest *fi, fconn *c, const Reint__V1__Coverage *cv)
+{
+    sbuf a[5];
+    for (int i = 0; i < 5; i++) {
+        sbuf_init(&a[i], 1 << 20);
+        sbuf_puts(&a[i], "{");
+    }
+    for (size_t i = 0; i < cv->n_municipalities; i++) {
+        const Reint__V1__MunicipalityCoverage *m = cv->municipalities[i];
+        const geo_local_level *g = geo_find(m->municipality);
+        if (g == NULL || g->province != (unsigned)c->province) {
+            char why[160];
+            snprintf(why, sizeof(why), "coverage names municipality %u, not of province %d",
+                     m->municipality, c->province);
+            for (int k = 0; k < 5; k++)
+                sbuf_free(&a[k]);
+            receiver_security(c->p, why);
+            return 1;
+        }
+        const char *sep = i ? "," : "";
+        sbuf_printf(&a[0], "%s%u", sep, m->municipality);
+        sbuf_printf(&a[1], "%s%" PRIu64, sep, m->records > INT64_MAX ? INT64_MAX : m->records);
+        sbuf_printf(&a[2], "%s%" PRIu64, sep,
+                    m->dead_letters > INT64_MAX ? INT64_MAX : m->dead_letters);
+        sbuf_printf(&a[3], "%s%" PRIu64, sep,
+                    m->last_sync_ms > INT64_MAX ? INT64_MAX : m->last_sync_ms);
+        sbuf_printf(&a[4], "%s%d", sep, (int)m->calendar);
+    }
+    int failed = 0;
+    for (int i = 0; i < 5; i++)
+        failed |= sbuf_puts(&a[i], "}") != 0;
+    char prov[8];
+    snprintf(prov, sizeof(prov), "%d", c->province);
+    const char *v[6] = {prov, a[0].p, a[1].p, a[2].p, a[3].p, a[4].p};
+    int rc = 0;
+    if (!failed) {
+        receiver_peer_ref(c->p);
+        if (db_query(
+                fi->o.db,
+                "INSERT INTO coverage AS c (municipality, province, records, dead_letters,"
+                " last_sync_ms, calendar, updated_at)"
+                " SELECT m, $1::smallint, r, d, l, k, now() FROM unnest($2::integer[],"
+                " $3::bigint[], $4::bigint[], $5::bigint[], $6::smallint[]) AS t(m, r, d, l, k)"
+                " ON CONFLICT (municipality) DO UPDATE SET records = excluded.records,"
+                " dead_letters = excluded.dead_letters, last_sync_ms = excluded.last_sync_ms,"
+                " calendar = excluded.calendar, updated_at = excluded.updated_at",
+                6, v, fingest__on_coverage_stored, c) != 0) {
+            receiver_peer_unref(c->p);
+            fi->m.db_errors++;
+        }
+    } else {
+        rc = REINT_ENOMEM;
+    }
+    for (int i = 0; i < 5; i++)
+        sbuf_free(&a[i]);
+    fi->m.coverage_updates++;
+    return rc;
 }
 
 /* ---- directives ---------------------------------------------------------------------------- */
@@ -551,9 +650,10 @@ static void fingest__dirs_load(fdirs *ds, const PGresult *res, int col)
         reint__v1__signed_directive__init(sd);
         uint64_t serial = strtoull(PQgetvalue(res, i, col), NULL, 10);
         sd->key_id = PQgetvalue(res, i, col + 1);
-        if (fdir_unhex(PQgetvalue(res, i, col + 2), &sd->body.data, &sd->body.len) != 0)
+        const char *body = PQgetvalue(res, i, col + 2), *sig = PQgetvalue(res, i, col + 3);
+        if (hex_decode_alloc(body, strlen(body), &sd->body.data, &sd->body.len) != 0)
             break;
-        if (fdir_unhex(PQgetvalue(res, i, col + 3), &sd->signature.data, &sd->signature.len) != 0) {
+        if (hex_decode_alloc(sig, strlen(sig), &sd->signature.data, &sd->signature.len) != 0) {
             free(sd->body.data);
             break;
         }
@@ -573,14 +673,14 @@ static void fingest__on_dir_page(void *ud, const PGresult *res, const char *err)
         fi->m.db_errors++;
         log_warn("province:%d: cannot read directives to send: %s; retrying later", c->province,
                  err);
-    } else if (!c->dead && !wire_is_closing(c->w)) {
+    } else if (!fingest__dead(c)) {
         fdirs ds;
         fingest__dirs_load(&ds, res, 0);
         Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
         env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
         for (size_t i = 0; i < ds.n; i++) {
             env.directive = ds.p[i];
-            wire_send(c->w, &env);
+            receiver_send(c->p, &env);
         }
         if (ds.n) {
             log_info("province:%d: sent directives %" PRIu64 "..%" PRIu64, c->province,
@@ -594,13 +694,13 @@ static void fingest__on_dir_page(void *ud, const PGresult *res, const char *err)
         if (c->dir_again)
             fingest__dir_catchup(c);
     }
-    fingest__unref(c);
+    receiver_peer_unref(c->p);
 }
 
 /* Sends this session every directive above the last one it was sent, a page at a time. */
 static void fingest__dir_catchup(fconn *c)
 {
-    if (c->dead || !c->session || wire_is_closing(c->w))
+    if (fingest__dead(c) || !receiver_peer_session(c->p))
         return;
     if (c->dir_busy) {
         c->dir_again = 1;
@@ -611,14 +711,14 @@ static void fingest__dir_catchup(fconn *c)
     const char *v[1] = {after};
     c->dir_busy = 1;
     c->dir_again = 0;
-    c->refs++;
+    receiver_peer_ref(c->p);
     if (db_query(c->fi->o.db,
                  "SELECT serial, key_id, encode(body, 'hex'), encode(signature, 'hex')"
                  " FROM directives WHERE serial > $1::bigint ORDER BY serial LIMIT 64",
                  1, v, fingest__on_dir_page, c) != 0) {
         /* The next poll or publication tries again. */
         c->dir_busy = 0;
-        c->refs--;
+        receiver_peer_unref(c->p);
         c->fi->m.db_errors++;
     }
 }
@@ -628,9 +728,9 @@ void fingest_directives_published(fingest *fi)
     if (fi == NULL || fi->stopping)
         return;
     for (fconn *c = fi->conns; c; c = c->next) {
-        if (c->dead)
+        if (fingest__dead(c))
             continue;
-        if (c->session)
+        if (receiver_peer_session(c->p))
             fingest__dir_catchup(c);
         else if (c->hello_pending)
             c->dir_again = 1;
@@ -644,7 +744,7 @@ static void fingest__on_dir_max(void *ud, const PGresult *res, const char *err)
     if (err == NULL && !fi->stopping && PQntuples(res) == 1) {
         uint64_t max = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
         for (fconn *c = fi->conns; c; c = c->next)
-            if (c->session && !c->dead && c->dir_sent < max)
+            if (receiver_peer_session(c->p) && !fingest__dead(c) && c->dir_sent < max)
                 fingest__dir_catchup(c);
     }
     fingest__release(fi);
@@ -655,19 +755,10 @@ static void fingest__on_dir_poll(uv_timer_t *t)
 {
     fingest *fi = t->data;
     int any = 0;
-    /* A peer that has not said Hello within 10 s is closed (slowloris), as at the hub. */
-    uint64_t now = uv_now(fi->o.loop);
-    for (fconn *c = fi->conns; c; c = c->next) {
-        if (!c->session && !c->hello_pending && !c->dead && !wire_is_closing(c->w) &&
-            now - c->accepted_ms > 10000) {
-            log_warn("%s: no Hello within 10 s; closing", wire_addr(c->w));
-            wire_close(c->w);
-        }
-    }
     if (fi->stopping || fi->dir_poll_busy)
         return;
     for (fconn *c = fi->conns; c; c = c->next)
-        any |= c->session && !c->dead;
+        any |= receiver_peer_session(c->p) && !fingest__dead(c);
     if (!any)
         return;
     fi->dir_poll_busy = 1;
@@ -689,7 +780,7 @@ static void fingest__on_dir_acked(void *ud, const PGresult *res, const char *err
                  "sent again at its next session)",
                  c->province, err);
     }
-    fingest__unref(c);
+    receiver_peer_unref(c->p);
 }
 
 static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__DirectiveAck *a)
@@ -700,15 +791,13 @@ static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__Dir
                  c->province, a->serial);
         return 0;
     }
-    char prov[8], inc[40], serial[24];
+    char prov[8], inc[36], serial[24];
     snprintf(prov, sizeof(prov), "%d", c->province);
-    memcpy(inc, "\\x", 2);
-    for (int i = 0; i < 16; i++)
-        snprintf(inc + 2 + 2 * i, 3, "%02x", c->incarnation[i]);
+    fingest__incarnation(c, inc);
     snprintf(serial, sizeof(serial), "%" PRIu64, a->serial);
     const char *v[3] = {prov, inc, serial};
     fi->m.directive_acks++;
-    c->refs++;
+    receiver_peer_ref(c->p);
     if (db_query(fi->o.db,
                  "INSERT INTO directive_delivery(province, incarnation, acked_serial, acked_at)"
                  " VALUES ($1::smallint, $2::bytea, $3::bigint, now())"
@@ -716,7 +805,7 @@ static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__Dir
                  " SET acked_serial = greatest(directive_delivery.acked_serial,"
                  " excluded.acked_serial), acked_at = excluded.acked_at",
                  3, v, fingest__on_dir_acked, c) != 0) {
-        c->refs--;
+        receiver_peer_unref(c->p);
         fi->m.db_errors++;
         log_warn("province:%d: directive %" PRIu64 " acknowledgement dropped: store busy",
                  c->province, a->serial);
@@ -743,221 +832,169 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
 {
     fconn *c = ud;
     c->hello_pending = 0;
-    if (c->dead) {
-        fingest__unref(c);
+    if (fingest__dead(c)) {
+        receiver_peer_unref(c->p);
         return;
     }
     if (err) {
         c->fi->m.db_errors++;
         log_error("province:%d: cannot read the hub position: %s", c->province, err);
-        wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
-                  "federal store unavailable; retry later");
-        fingest__unref(c);
+        receiver_internal_error(c->p, "federal store unavailable; retry later");
+        receiver_peer_unref(c->p);
         return;
     }
     int rows = PQntuples(res);
-    c->acked_seq = rows ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    uint64_t acked = rows ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     uint64_t dir_acked = rows ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
     fdirs ds;
     fingest__dirs_load(&ds, res, 2);
     c->dir_sent = ds.n ? ds.last : dir_acked;
-    c->session = 1;
-    c->fi->m.sessions++;
     c->fi->m.directives_sent += ds.n;
-    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
-    r.acked_seq = c->acked_seq;
-    r.clock = clock_now_ms();
+    r.acked_seq = acked;
     r.n_directives = ds.n;
     r.directives = ds.p;
-    env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
-    env.hello_reply = &r;
-    log_info("province:%d session from %s: federal store holds through %" PRIu64
+    log_info("province:%d session from %s (protocol %u): federal store holds through %" PRIu64
              "; %zu directive%s above %" PRIu64 " sent",
-             c->province, wire_addr(c->w), c->acked_seq, ds.n, ds.n == 1 ? "" : "s", dir_acked);
-    wire_send(c->w, &env);
+             c->province, receiver_peer_addr(c->p), receiver_peer_version(c->p), acked, ds.n,
+             ds.n == 1 ? "" : "s", dir_acked);
+    if (receiver_welcome(c->p, &r) == REINT_ETOOBIG)
+        receiver_internal_error(c->p, "the HelloReply does not fit the hub's frame limit");
     if (ds.n == FINGEST_DIR_PAGE)
         c->dir_again = 1;
     fingest__dirs_free(&ds);
     if (c->dir_again)
         fingest__dir_catchup(c);
-    fingest__unref(c);
+    receiver_peer_unref(c->p);
 }
 
-static int fingest__on_hello(fingest *fi, fconn *c, const Reint__V1__Hello *h)
+static int fingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
 {
-    if (h->protocol_version != FINGEST_PROTOCOL_VERSION) {
-        wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_VERSION,
-                  "protocol version not supported (the federal API speaks 1)");
-        return 1;
-    }
-    if (h->incarnation.len != 16) {
-        fingest__protocol_error(fi, c, "hello incarnation must be 16 bytes");
-        return 1;
-    }
-    for (fconn *o = fi->conns; o; o = o->next) {
-        if (o != c && !o->dead && (o->session || o->hello_pending) && o->province == c->province) {
-            log_info("province:%d reconnected; closing its previous session", c->province);
-            wire_close(o->w);
-        }
-    }
-    memcpy(c->incarnation, h->incarnation.data, 16);
-    char prov[8], inc[40];
+    (void)h;
+    fingest *fi = ud;
+    fconn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return REINT_ENOMEM;
+    c->fi = fi;
+    c->p = p;
+    c->province = (int)receiver_peer_scope(p);
+    sbuf_init(&c->parts, FINGEST_PARTS_MAX);
+    receiver_peer_set_data(p, c);
+    c->next = fi->conns;
+    fi->conns = c;
+    fi->live++; /* released with the peer */
+    char prov[8], inc[36];
     snprintf(prov, sizeof(prov), "%d", c->province);
-    memcpy(inc, "\\x", 2);
-    for (int i = 0; i < 16; i++)
-        snprintf(inc + 2 + 2 * i, 3, "%02x", c->incarnation[i]);
+    fingest__incarnation(c, inc);
     const char *v[2] = {prov, inc};
     c->hello_pending = 1;
-    c->refs++;
+    receiver_peer_ref(p);
     if (db_query(fi->o.db, fingest__sql_hello, 2, v, fingest__on_position, c) != 0) {
-        c->refs--;
+        receiver_peer_unref(p);
         c->hello_pending = 0;
-        wire_fail(c->w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "federal store busy");
+        receiver_internal_error(p, "federal store busy");
         return 1;
     }
     return 0;
 }
 
-static int fingest__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
+static int fingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelope *env)
 {
-    fconn *c = ud;
-    fingest *fi = c->fi;
-    int rc;
-    if (c->province == 0)
-        return 1;
-    if (env->msg_case == REINT__V1__ENVELOPE__MSG_HELLO) {
-        if (c->session || c->hello_pending) {
-            fingest__protocol_error(fi, c, "Hello sent twice");
-            return 1;
-        }
-        rc = fingest__on_hello(fi, c, env->hello);
-    } else if (!c->session) {
-        fingest__protocol_error(fi, c, "the session must start with Hello and wait for its reply");
-        return 1;
-    } else if (env->msg_case == REINT__V1__ENVELOPE__MSG_ROLLUP_BATCH) {
-        rc = fingest__on_batch(fi, c, env->rollup_batch);
-    } else if (env->msg_case == REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK) {
-        rc = fingest__on_directive_ack(fi, c, env->directive_ack);
-    } else {
-        fingest__protocol_error(fi, c,
-                                "unexpected message (a hub sends Hello, RollupBatch and "
-                                "DirectiveAck)");
+    fingest *fi = ud;
+    fconn *c = receiver_peer_data(p);
+    switch (env->msg_case) {
+    case REINT__V1__ENVELOPE__MSG_ROLLUP_BATCH:
+        return fingest__on_batch(fi, c, env->rollup_batch);
+    case REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK:
+        return fingest__on_directive_ack(fi, c, env->directive_ack);
+    case REINT__V1__ENVELOPE__MSG_COVERAGE:
+        return fingest__on_coverage(fi, c, env->coverage);
+    default:
+        receiver_protocol_error(p, "unexpected message (a hub sends Hello, RollupBatch, "
+                                   "DirectiveAck and Coverage)");
         return 1;
     }
-    if (rc < 0) {
-        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "federal internal error");
-        return 1;
-    }
-    return rc != 0 || wire_is_closing(w);
 }
 
-static void fingest__on_ready(wire *w, void *ud)
+static int fingest__identify(void *ud, const char *identity, uint32_t *scope, char *why,
+                             size_t whylen)
 {
-    fconn *c = ud;
-    const char *peer = wire_peer(w);
-    if (strncmp(peer, "province:", 9) != 0 || peer[9] < '1' || peer[9] > '7' || peer[10]) {
-        c->fi->m.security_events++;
-        log_security("%s (%s): certificate does not name a province; connection closed", peer,
-                     wire_addr(w));
-        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-                  "certificate does not name a province");
+    (void)ud;
+    if (strncmp(identity, "province:", 9) != 0 || identity[9] < '1' || identity[9] > '7' ||
+        identity[10]) {
+        snprintf(why, whylen, "certificate does not name a province");
+        return REINT_EFORBIDDEN;
+    }
+    *scope = (uint32_t)(identity[9] - '0');
+    return 0;
+}
+
+/* The connection closed: queued batches are dropped unacknowledged (the hub resends them);
+ * the one in flight finishes on its own and frees itself. */
+static void fingest__closed(void *ud, receiver_peer *p)
+{
+    (void)ud;
+    fconn *c = receiver_peer_data(p);
+    if (c == NULL)
         return;
-    }
-    c->province = peer[9] - '0';
-}
-
-static void fingest__on_close(wire *w, int status, void *ud)
-{
-    (void)w;
-    fconn *c = ud;
-    fingest *fi = c->fi;
-    if (status != 0 && status != UV_EOF)
-        log_info("province:%d: connection closed: %s", c->province, uv_strerror(status));
-    c->dead = 1;
-    /* Queued batches are dropped unacknowledged; the one in flight finishes on its own. */
     fjob *j = c->inflight && c->head ? c->head->next : c->head;
-    if (c->inflight && c->head)
+    if (c->inflight && c->head) {
         c->head->next = NULL;
-    else
-        c->head = NULL;
+        c->tail = c->head;
+    } else {
+        c->head = c->tail = NULL;
+    }
     while (j) {
         fjob *n = j->next;
         fingest__job_free(j);
         j = n;
     }
-    for (fconn **p = &fi->conns; *p; p = &(*p)->next) {
-        if (*p == c) {
-            *p = c->next;
+    fingest__parts_reset(c);
+}
+
+static void fingest__release_peer(void *ud, receiver_peer *p)
+{
+    fingest *fi = ud;
+    fconn *c = receiver_peer_data(p);
+    if (c == NULL)
+        return;
+    for (fconn **pp = &fi->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
             break;
         }
     }
-    fi->m.connected--;
-    fingest__unref(c);
-}
-
-static const wire_cb fingest__wire_cb = {
-    .on_ready = fingest__on_ready,
-    .on_envelope = fingest__on_envelope,
-    .on_close = fingest__on_close,
-};
-
-static void fingest__on_connection(uv_stream_t *server, int status)
-{
-    fingest *fi = server->data;
-    if (status < 0 || fi->stopping)
-        return;
-    fconn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->fi = fi;
-    c->refs = 1;
-    c->accepted_ms = uv_now(fi->o.loop);
-    if (wire_accept(&c->w, fi->o.tls, server, fi->o.max_frame, &fingest__wire_cb, c) != 0) {
-        free(c);
-        return;
-    }
-    fi->live++;
-    c->next = fi->conns;
-    fi->conns = c;
-    fi->m.connections++;
-    fi->m.connected++;
+    sbuf_free(&c->parts);
+    free(c);
+    fingest__release(fi);
 }
 
 int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t errlen)
 {
-    struct sockaddr_storage sa;
     fingest *fi = calloc(1, sizeof(*fi));
     if (fi == NULL)
-        return UV_ENOMEM;
+        return REINT_ENOMEM;
     fi->o = *opts;
     if (fi->o.max_cells == 0)
         fi->o.max_cells = 20000;
-    snprintf(fi->listen, sizeof(fi->listen), "%s", opts->listen);
-    fi->o.listen = fi->listen;
-    if (netaddr_parse(fi->listen, &sa) != 0) {
-        snprintf(err, errlen, "sync_listen \"%s\" is not HOST:PORT", opts->listen);
-        free(fi);
-        return UV_EINVAL;
-    }
-    int rc = 0;
-    uv_tcp_init(opts->loop, &fi->server);
-    fi->server.data = fi;
-    if (rc == 0)
-        rc = uv_tcp_bind(&fi->server, (const struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&fi->server, 128, fingest__on_connection);
+    receiver_opts ro = {.loop = opts->loop,
+                        .tls = opts->tls,
+                        .listen = opts->listen,
+                        .max_frame = opts->max_frame,
+                        .what = "hub",
+                        .self = "federal tier",
+                        .ops = {.identify = fingest__identify,
+                                .hello = fingest__hello,
+                                .message = fingest__message,
+                                .closed = fingest__closed,
+                                .release = fingest__release_peer},
+                        .ud = fi};
+    int rc = receiver_start(&fi->rx, &ro, err, errlen);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, uv_strerror(rc));
-        fi->stopping = 1;
-        uv_close((uv_handle_t *)&fi->server, NULL);
-        return rc; /* leaked on purpose: the caller exits */
+        free(fi);
+        return rc;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&fi->server, (struct sockaddr *)&bound, &blen);
-    fi->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-    fi->live = 2; /* the listener and the directive poll timer */
+    fi->live = 1; /* the directive poll timer */
     uv_timer_init(opts->loop, &fi->dir_timer);
     fi->dir_timer.data = fi;
     uint64_t poll = opts->directive_poll_ms ? opts->directive_poll_ms : FINGEST_DIR_POLL_MS;
@@ -968,7 +1005,7 @@ int fingest_start(fingest **out, const fingest_opts *opts, char *err, size_t err
 
 int fingest_port(const fingest *fi)
 {
-    return fi->port;
+    return receiver_port(fi->rx);
 }
 
 static void fingest__on_handle_closed(uv_handle_t *h)
@@ -981,14 +1018,20 @@ void fingest_stop(fingest *fi)
     if (fi == NULL || fi->stopping)
         return;
     fi->stopping = 1;
-    for (fconn *c = fi->conns; c; c = c->next)
-        wire_close(c->w);
+    receiver_stop(fi->rx);
     uv_timer_stop(&fi->dir_timer);
     uv_close((uv_handle_t *)&fi->dir_timer, fingest__on_handle_closed);
-    uv_close((uv_handle_t *)&fi->server, fingest__on_handle_closed);
 }
 
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m)
 {
+    receiver_metrics rm;
     *m = fi->m;
+    receiver_get_metrics(fi->rx, &rm);
+    m->connections = rm.connections;
+    m->connected = rm.connected;
+    m->sessions = rm.sessions;
+    m->protocol_errors = rm.protocol_errors;
+    m->security_events = rm.security_events;
+    m->version_refusals = rm.version_refusals;
 }

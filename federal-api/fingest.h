@@ -48,6 +48,7 @@ typedef struct fingest_metrics {
     uint64_t connections, sessions, batches, batches_committed, snapshots_received;
     uint64_t snapshots_applied, snapshots_refused, cells_received, security_events;
     uint64_t protocol_errors, db_errors, directives_sent, directive_acks;
+    uint64_t version_refusals, coverage_updates;
     int connected;
 } fingest_metrics;
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m);

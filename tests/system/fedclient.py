@@ -168,8 +168,9 @@ class HubUplink:
         last = min(first + self.per_batch - 1, len(self.snapshots))
         env.rollup_batch.first_seq = first
         env.rollup_batch.last_seq = last
-        for s in self.snapshots[first - 1:last]:
+        for seq, s in enumerate(self.snapshots[first - 1:last], first):
             env.rollup_batch.snapshots.append(s)
+            env.rollup_batch.seqs.append(seq)
         return env, last
 
     def push(self, deadline=60, on_sent=None):

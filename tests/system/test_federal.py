@@ -256,6 +256,7 @@ def test_hub_pushing_another_provinces_snapshot_is_refused_whole(fed, pki, postg
     rng = random.Random(1)
     env.rollup_batch.snapshots.append(snapshot(own, "2024-01", 1, random_cells(rng)))
     env.rollup_batch.snapshots.append(snapshot(other, "2024-01", 1, random_cells(rng)))
+    env.rollup_batch.seqs.extend([1, 2])
     before = fed.metrics()["federal_ingest_security_events_total"]
     c.send(env)
     err = c.closed_after_error()
