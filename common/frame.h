@@ -12,6 +12,8 @@
 #include "reintegration.pb-c.h"
 
 #define FRAME_DEFAULT_MAX (4u * 1024u * 1024u)
+/* The largest frame any configuration allows (CONFIG_FRAME_MAX). */
+#define FRAME_MAX_ANY (64u * 1024u * 1024u)
 
 typedef struct frame_reader {
     uint8_t hdr[4];

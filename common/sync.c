@@ -1,31 +1,40 @@
 #include "sync.h"
 
-#include "clock.h"
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "frame.h"
 #include "hlc.h"
 #include "log.h"
 #include "netaddr.h"
 #include "rid.h"
+#include "sbuf.h"
 #include "wire.h"
 
-#define SYNC_PROTOCOL_VERSION 1
-#define SYNC_MAX_WINDOW       64
-#define SYNC_RESEND_MARK      UINT64_MAX
-#define SYNC_SKEW_WARN_MS     (5 * 60 * 1000)
+#define SYNC_MAX_WINDOW   64
+#define SYNC_RESEND_MARK  UINT64_MAX
+#define SYNC_SKEW_WARN_MS (5 * 60 * 1000)
 /* How often a session looks for entries committed by another process (an import beside
  * serve); a commit in this process kicks the session at once. The look is one indexed
  * query, so a quarter second costs little and keeps freshness within seconds. */
 #define SYNC_POLL_MS 250
+/* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
+ * last_seq, the seqs field's header (a bound, not an exact count). */
+#define SYNC_FRAME_OVERHEAD 48
+/* A receiver that refused this protocol version is asked again this rarely. */
+#define SYNC_UPGRADE_RETRY_MS (10 * 60 * 1000)
 
-/* A growable byte buffer for hand-encoding batches. */
-typedef struct sync_buf {
-    uint8_t *p;
-    size_t len, cap;
-} sync_buf;
+/* A snapshot being sent in parts: its bytes, its sequence, and where each part's cells
+ * start and end. */
+typedef struct sync_split {
+    sbuf item;
+    uint64_t seq, first_seq; /* first_seq of every part's batch: the cursor before it + 1 */
+    size_t header_len;       /* the snapshot's fields other than cells, in item */
+    size_t *cut;             /* cut[k]..cut[k+1]: part k's cells, offsets in item */
+    size_t n_parts, cap_cut, next;
+} sync_split;
 
 struct sync_client {
     sync_opts o;
@@ -39,32 +48,20 @@ struct sync_client {
     int stopping; /* sync_stop called */
     int handles_open;
     uint64_t cursor;                    /* last sequence sent in this session */
-    uint64_t inflight[SYNC_MAX_WINDOW]; /* last_seq of each batch in flight, oldest first */
+    uint64_t inflight[SYNC_MAX_WINDOW]; /* what each batch in flight acknowledges, oldest first */
     int n_inflight;
     int resend_needed;      /* the hub asked for a full resend in this session */
     uint64_t resend_target; /* ResendComplete goes once everything through it is acked */
     int resend_sent;
     int64_t session_deadline;
-    sync_buf recs, seqs, frame;
+    size_t peer_max; /* the receiver's frame limit (HelloReply.max_frame) */
+    int read_failed; /* an entry could not be added to the batch (memory, or the source) */
+    sbuf recs, seqs, dropped, frame;
+    sync_split split;
     sync_state st;
 };
 
 static void sync__connect(sync_client *s);
-
-static int sync__reserve(sync_buf *b, size_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + more)
-        cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (p == NULL)
-        return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
 
 static size_t sync__varint(uint8_t *out, uint64_t v)
 {
@@ -77,32 +74,192 @@ static size_t sync__varint(uint8_t *out, uint64_t v)
     return n;
 }
 
-static int sync__put_varint(sync_buf *b, uint64_t v)
+static size_t sync__varint_len(uint64_t v)
 {
-    if (sync__reserve(b, 10) != 0)
-        return -1;
-    b->len += sync__varint(b->p + b->len, v);
-    return 0;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
 }
 
-static int sync__put_bytes(sync_buf *b, const uint8_t *p, size_t n)
+static int sync__put_varint(sbuf *b, uint64_t v)
 {
-    if (sync__reserve(b, n) != 0)
+    uint8_t tmp[10];
+    return sbuf_add(b, (const char *)tmp, sync__varint(tmp, v));
+}
+
+static int sync__put_bytes(sbuf *b, const uint8_t *p, size_t n)
+{
+    return sbuf_add(b, (const char *)p, n);
+}
+
+/* Reads one varint at *p (below end). Returns 0 or -1 when it does not end in time. */
+static int sync__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80)
+            return 0;
+    }
+    return -1;
+}
+
+/* The frame size of the batch being built if an entry of len bytes at seq joined it. */
+static size_t sync__frame_with(const sync_client *s, size_t len, uint64_t seq)
+{
+    return SYNC_FRAME_OVERHEAD + s->recs.len + 1 + sync__varint_len(len) + len + s->seqs.len +
+           sync__varint_len(seq) + s->dropped.len;
+}
+
+/* Batch.dropped (field 5): an entry the receiver cannot take in one frame, filed by the
+ * source as a dead letter. */
+static int sync__drop(sync_client *s, uint64_t seq, const uint8_t *rec, size_t len)
+{
+    char reason[160];
+    uint8_t id[16] = {0};
+    int kind = 0;
+    snprintf(reason, sizeof(reason),
+             "record of %zu bytes is larger than the receiver's frame limit of %zu bytes", len,
+             s->peer_max);
+    if (s->o.source.oversized == NULL ||
+        s->o.source.oversized(s->o.source.src, seq, rec, len, reason, id, &kind) != 0)
         return -1;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
+    sbuf m;
+    sbuf_init(&m, 1024);
+    sync__put_varint(&m, 0x08);
+    sync__put_varint(&m, seq);
+    sync__put_varint(&m, 0x12);
+    sync__put_varint(&m, 16);
+    sync__put_bytes(&m, id, 16);
+    sync__put_varint(&m, 0x18);
+    sync__put_varint(&m, (uint64_t)kind);
+    sync__put_varint(&m, 0x20);
+    sync__put_varint(&m, len);
+    sync__put_varint(&m, 0x2a);
+    sync__put_varint(&m, strlen(reason));
+    sbuf_puts(&m, reason);
+    int rc = m.failed || sync__put_varint(&s->dropped, 0x2a) ||
+             sync__put_varint(&s->dropped, m.len) ||
+             sync__put_bytes(&s->dropped, (const uint8_t *)m.p, m.len);
+    sbuf_free(&m);
+    if (rc == 0) {
+        s->st.dropped++;
+        log_warn("record at sequence %llu (%zu bytes) exceeds %s's frame limit of %zu bytes; "
+                 "filed as a dead letter",
+                 (unsigned long long)seq, len, s->o.expect_peer, s->peer_max);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Prepares the parts of a snapshot too large for one frame: the cells (field 4) are shared
+ * out in order among parts that each fit the receiver's frames. Returns 0 or -1 (a snapshot
+ * that does not parse, or a single cell larger than a frame). */
+static int sync__split_start(sync_client *s, uint64_t seq, const uint8_t *item, size_t len)
+{
+    sync_split *sp = &s->split;
+    sbuf_reset(&sp->item);
+    sp->n_parts = sp->next = 0;
+    sbuf h;
+    sbuf_init(&h, len + 1);
+    /* The header fields (municipality, period, revision) first, the cells after them: parts
+     * are built as header + part fields + a run of cells. */
+    const uint8_t *p = item, *end = item + len;
+    while (p < end) {
+        const uint8_t *field = p;
+        uint64_t tag, v;
+        if (sync__get_varint(&p, end, &tag) != 0)
+            goto bad;
+        if ((tag & 7) == 0) {
+            if (sync__get_varint(&p, end, &v) != 0)
+                goto bad;
+        } else if ((tag & 7) == 2) {
+            if (sync__get_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+                goto bad;
+            p += v;
+        } else {
+            goto bad;
+        }
+        if ((tag >> 3) != 4 && (tag >> 3) != 5 && (tag >> 3) != 6)
+            sbuf_add(&h, (const char *)field, (size_t)(p - field));
+    }
+    sp->header_len = h.len;
+    if (h.failed || sbuf_add(&sp->item, h.p, h.len) != 0 ||
+        h.len + SYNC_FRAME_OVERHEAD + 32 >= s->peer_max)
+        goto bad;
+    /* What a part's cells may take: the frame less its fixed parts, the header, and the
+     * part fields (32 bytes bound them). */
+    size_t budget = s->peer_max - SYNC_FRAME_OVERHEAD - 32 - h.len;
+    size_t part_bytes = 0;
+    p = item;
+    while (p < end) {
+        const uint8_t *field = p;
+        uint64_t tag, v = 0;
+        sync__get_varint(&p, end, &tag);
+        sync__get_varint(&p, end, &v);
+        if ((tag & 7) == 2)
+            p += v;
+        if ((tag >> 3) != 4)
+            continue;
+        size_t n = (size_t)(p - field);
+        if (n > budget)
+            goto bad;
+        if (sp->n_parts == 0 || part_bytes + n > budget) {
+            if (sbuf_grow((void **)&sp->cut, &sp->cap_cut, sp->n_parts + 2, sizeof(size_t)) != 0)
+                goto bad;
+            sp->cut[sp->n_parts++] = sp->item.len;
+            part_bytes = 0;
+        }
+        if (sbuf_add(&sp->item, (const char *)field, n) != 0)
+            goto bad;
+        part_bytes += n;
+    }
+    if (sp->n_parts == 0)
+        goto bad;
+    sp->cut[sp->n_parts] = sp->item.len;
+    sp->seq = seq;
+    sp->first_seq = s->cursor + 1;
+    sbuf_free(&h);
+    log_info("snapshot at sequence %llu (%zu bytes) goes to %s in %zu parts",
+             (unsigned long long)seq, len, s->o.expect_peer, sp->n_parts);
     return 0;
+bad:
+    sbuf_free(&h);
+    sp->n_parts = 0;
+    log_error("snapshot at sequence %llu (%zu bytes) cannot be split below %zu bytes a frame",
+              (unsigned long long)seq, len, s->peer_max);
+    return -1;
 }
 
 static int sync__add_entry(void *ud, uint64_t seq, uint64_t version, const uint8_t *rec, size_t len)
 {
     (void)version;
     sync_client *s = ud;
+    if (sync__frame_with(s, len, seq) > s->peer_max) {
+        if (s->recs.len > 0 || s->dropped.len > 0)
+            return 1; /* the batch is full: this entry starts the next one */
+        /* Alone above the limit: a snapshot goes in parts, a record is dropped. */
+        if (s->o.payload == SYNC_SNAPSHOTS) {
+            s->read_failed = sync__split_start(s, seq, rec, len) != 0;
+            return 1;
+        }
+        if (sync__drop(s, seq, rec, len) != 0) {
+            s->read_failed = 1;
+            return 1;
+        }
+        s->cursor = seq;
+        return 0;
+    }
     /* Batch.records (field 3) is a length-delimited Record, Batch.seqs (4) packed varints:
      * stored records go out as they are, without being unpacked and packed again. */
     if (sync__put_varint(&s->recs, 0x1a) || sync__put_varint(&s->recs, len) ||
-        sync__put_bytes(&s->recs, rec, len) || sync__put_varint(&s->seqs, seq))
-        return -1;
+        sync__put_bytes(&s->recs, rec, len) || sync__put_varint(&s->seqs, seq)) {
+        s->read_failed = 1;
+        return 1;
+    }
     s->cursor = seq;
     return 0;
 }
@@ -114,45 +271,88 @@ static void sync__note_error(sync_client *s, const char *what)
         s->o.source.note(s->o.source.src, 0, 0, 0, what);
 }
 
-/* Reads the next entries after the cursor and sends them as one framed Batch envelope.
- * Returns 1 when a batch was sent, 0 when nothing is left, -1 on error. */
-static int sync__send_batch(sync_client *s)
+/* Frames and sends the batch built in recs, seqs and dropped (or one part of a split
+ * snapshot, given in part/part_len) covering first..last. */
+static int sync__send_frame(sync_client *s, uint64_t first, uint64_t last)
 {
-    uint64_t first = s->cursor + 1;
-    uint8_t hdr[32];
-    s->recs.len = s->seqs.len = s->frame.len = 0;
-    int n = s->o.source.read(s->o.source.src, s->cursor, (size_t)s->o.batch_records,
-                             sync__add_entry, s);
-    if (n < 0)
-        return -1;
-    if (n == 0)
-        return 0;
-    uint64_t last = s->cursor;
-    size_t h = 0;
+    uint8_t hdr[32], seqhdr[12], envhdr[12];
+    size_t h = 0, sh = 0, eh = 0;
     hdr[h++] = 0x08;
     h += sync__varint(hdr + h, first);
     hdr[h++] = 0x10;
     h += sync__varint(hdr + h, last);
-    uint8_t seqhdr[12];
-    size_t sh = 0;
     seqhdr[sh++] = 0x22;
     sh += sync__varint(seqhdr + sh, s->seqs.len);
-    size_t batch_len = h + s->recs.len + sh + s->seqs.len;
-    uint8_t envhdr[12];
-    size_t eh = 0;
+    size_t batch_len = h + s->recs.len + sh + s->seqs.len + s->dropped.len;
     envhdr[eh++] = (uint8_t)(s->o.payload << 3 | 2); /* Envelope.batch or .rollup_batch */
     eh += sync__varint(envhdr + eh, batch_len);
     size_t env_len = eh + batch_len;
     uint8_t len4[4] = {(uint8_t)(env_len >> 24), (uint8_t)(env_len >> 16), (uint8_t)(env_len >> 8),
                        (uint8_t)env_len};
+    sbuf_reset(&s->frame);
     if (sync__put_bytes(&s->frame, len4, 4) || sync__put_bytes(&s->frame, envhdr, eh) ||
-        sync__put_bytes(&s->frame, hdr, h) || sync__put_bytes(&s->frame, s->recs.p, s->recs.len) ||
+        sync__put_bytes(&s->frame, hdr, h) ||
+        sync__put_bytes(&s->frame, (const uint8_t *)s->recs.p, s->recs.len) ||
         sync__put_bytes(&s->frame, seqhdr, sh) ||
-        sync__put_bytes(&s->frame, s->seqs.p, s->seqs.len))
+        sync__put_bytes(&s->frame, (const uint8_t *)s->seqs.p, s->seqs.len) ||
+        sync__put_bytes(&s->frame, (const uint8_t *)s->dropped.p, s->dropped.len))
         return -1;
-    if (wire_send_raw(s->w, s->frame.p, s->frame.len) != 0)
+    return wire_send_raw(s->w, (const uint8_t *)s->frame.p, s->frame.len) == 0 ? 0 : -1;
+}
+
+/* Sends the next part of the snapshot being split, as the only item of a batch. The last
+ * part's batch acknowledges its sequence; the others acknowledge only what came before it. */
+static int sync__send_part(sync_client *s)
+{
+    sync_split *sp = &s->split;
+    size_t k = sp->next;
+    sbuf_reset(&s->recs);
+    sbuf_reset(&s->seqs);
+    sbuf_reset(&s->dropped);
+    size_t cells = sp->cut[k + 1] - sp->cut[k];
+    /* RollupSnapshot: header, part (field 5), parts (field 6), this part's cells. */
+    size_t item_len =
+        sp->header_len + 1 + sync__varint_len(k) + 1 + sync__varint_len(sp->n_parts) + cells;
+    if (sync__put_varint(&s->recs, 0x1a) || sync__put_varint(&s->recs, item_len) ||
+        sync__put_bytes(&s->recs, (const uint8_t *)sp->item.p, sp->header_len) ||
+        sync__put_varint(&s->recs, 0x28) || sync__put_varint(&s->recs, k) ||
+        sync__put_varint(&s->recs, 0x30) || sync__put_varint(&s->recs, sp->n_parts) ||
+        sync__put_bytes(&s->recs, (const uint8_t *)sp->item.p + sp->cut[k], cells) ||
+        sync__put_varint(&s->seqs, sp->seq))
         return -1;
-    s->inflight[s->n_inflight++] = last;
+    if (sync__send_frame(s, sp->first_seq, sp->seq) != 0)
+        return -1;
+    sp->next++;
+    s->st.parts_sent++;
+    int last = sp->next == sp->n_parts;
+    s->inflight[s->n_inflight++] = last ? sp->seq : sp->first_seq - 1;
+    if (last) {
+        s->cursor = sp->seq;
+        sp->n_parts = sp->next = 0;
+    }
+    return 1;
+}
+
+/* Reads the next entries after the cursor and sends them as one framed batch. Returns 1 when
+ * a batch was sent, 0 when nothing is left, -1 on error. */
+static int sync__send_batch(sync_client *s)
+{
+    if (s->split.n_parts)
+        return sync__send_part(s);
+    uint64_t first = s->cursor + 1;
+    sbuf_reset(&s->recs);
+    sbuf_reset(&s->seqs);
+    sbuf_reset(&s->dropped);
+    s->read_failed = 0;
+    int n = s->o.source.read(s->o.source.src, s->cursor, (size_t)s->o.batch_records,
+                             sync__add_entry, s);
+    if (n < 0 || s->read_failed)
+        return -1;
+    if (s->recs.len == 0 && s->dropped.len == 0)
+        return s->split.n_parts ? sync__send_part(s) : 0;
+    if (sync__send_frame(s, first, s->cursor) != 0)
+        return -1;
+    s->inflight[s->n_inflight++] = s->cursor;
     s->st.records_sent += (uint64_t)n;
     return 1;
 }
@@ -212,6 +412,8 @@ static void sync__on_ready(wire *w, void *ud)
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__Hello h = REINT__V1__HELLO__INIT;
     h.protocol_version = SYNC_PROTOCOL_VERSION;
+    h.max_frame = (uint32_t)s->o.max_frame;
+    h.calendar = (Reint__V1__Calendar)s->o.calendar;
     h.identity = s->identity;
     h.incarnation.data = (uint8_t *)s->o.source.incarnation(s->o.source.src);
     h.incarnation.len = 16;
@@ -258,6 +460,10 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     s->cursor = after;
     s->n_inflight = 0;
     s->resend_sent = 0;
+    s->split.n_parts = s->split.next = 0;
+    /* A v1 receiver announces no limit: it reads frames of the protocol's default size. */
+    s->peer_max = r->max_frame ? r->max_frame : FRAME_DEFAULT_MAX;
+    s->st.upgrade_needed = 0;
     s->resend_needed = r->resend_requested != 0;
     s->resend_target = s->o.source.last_seq(s->o.source.src);
     s->session = 1;
@@ -325,8 +531,16 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
         break;
     case REINT__V1__ENVELOPE__MSG_ERROR: {
         char what[300];
-        snprintf(what, sizeof(what), "hub error %u: %s", env->error->code,
-                 env->error->message ? env->error->message : "");
+        if (env->error->code == REINT__V1__ERROR_CODE__ERROR_CODE_VERSION) {
+            /* Nothing is sent until one side is upgraded; the outbox stays as it is. */
+            s->st.upgrade_needed = 1;
+            snprintf(what, sizeof(what), "upgrade needed: %s refused protocol version %d: %s",
+                     s->o.expect_peer, SYNC_PROTOCOL_VERSION,
+                     env->error->message ? env->error->message : "");
+        } else {
+            snprintf(what, sizeof(what), "%s error %u: %s", s->o.expect_peer, env->error->code,
+                     env->error->message ? env->error->message : "");
+        }
         log_warn("%s", what);
         sync__note_error(s, what);
         wire_close(w);
@@ -356,9 +570,12 @@ static void sync__on_drain(wire *w, void *ud)
 static void sync__maybe_free(sync_client *s)
 {
     if (s->stopping && s->w == NULL && s->handles_open == 0) {
-        free(s->recs.p);
-        free(s->seqs.p);
-        free(s->frame.p);
+        sbuf_free(&s->recs);
+        sbuf_free(&s->seqs);
+        sbuf_free(&s->dropped);
+        sbuf_free(&s->frame);
+        sbuf_free(&s->split.item);
+        free(s->split.cut);
         free(s);
     }
 }
@@ -388,6 +605,10 @@ static void sync__on_timer(uv_timer_t *t)
 
 static void sync__schedule(sync_client *s)
 {
+    if (s->st.upgrade_needed && !s->o.once) {
+        uv_timer_start(&s->timer, sync__on_timer, SYNC_UPGRADE_RETRY_MS, 0);
+        return;
+    }
     /* Full jitter: a random delay up to min(cap, base * 2^attempt). */
     long cap = s->o.backoff_base_ms;
     for (int i = 0; i < s->attempt && cap < s->o.backoff_cap_ms; i++)
@@ -409,6 +630,7 @@ static void sync__on_close(wire *w, int status, void *ud)
     s->w = NULL;
     s->session = 0;
     s->n_inflight = 0;
+    s->split.n_parts = s->split.next = 0;
     s->st.connected = 0;
     uv_timer_stop(&s->timer);
     if (status != 0 && !s->stopping) {
@@ -452,6 +674,14 @@ int sync_start(sync_client **out, const sync_opts *opts)
     if (s == NULL)
         return UV_ENOMEM;
     s->o = *opts;
+    if (s->o.max_frame == 0)
+        s->o.max_frame = FRAME_DEFAULT_MAX;
+    /* Every buffer is bounded by the largest frame the protocol can carry. */
+    sbuf_init(&s->recs, FRAME_MAX_ANY);
+    sbuf_init(&s->seqs, FRAME_MAX_ANY);
+    sbuf_init(&s->dropped, FRAME_MAX_ANY);
+    sbuf_init(&s->frame, FRAME_MAX_ANY);
+    sbuf_init(&s->split.item, FRAME_MAX_ANY);
     if (s->o.window <= 0)
         s->o.window = 8;
     if (s->o.window > SYNC_MAX_WINDOW)

@@ -14,6 +14,9 @@
 #include "reintegration.pb-c.h"
 #include "tls.h"
 
+/* The protocol version this build speaks as a sender. */
+#define SYNC_PROTOCOL_VERSION 2
+
 typedef struct sync_client sync_client;
 
 /* One outbox entry: its sequence, its version and its packed item (a Record, or a
@@ -36,11 +39,20 @@ typedef struct sync_source {
     void (*observe)(void *src, uint64_t version); /* may be NULL */
     uint64_t (*last_seq)(void *src);
     const uint8_t *(*incarnation)(void *src); /* 16 bytes */
+    /* Records only: the entry at seq (its packed item, len bytes) is alone larger than the
+     * receiver's frame limit. The source files it durably as a dead letter with reason and
+     * fills *id (16 bytes) and *kind (a RecordKind); the sender then tells the receiver in
+     * the batch (Batch.dropped) and goes on. Returns 0 or a negative code (the session
+     * closes and retries). Snapshots are never dropped: they are split into parts. May be
+     * NULL (an oversized record then stops the session with an error). */
+    int (*oversized)(void *src, uint64_t seq, const uint8_t *item, size_t len, const char *reason,
+                     uint8_t id[16], int *kind);
 } sync_source;
 
 /* Which batch message carries the items: Envelope.batch (records) or
  * Envelope.rollup_batch (snapshots); both have first_seq = 1, last_seq = 2, items = 3,
- * seqs = 4. */
+ * seqs = 4 (and Batch.dropped = 5). A snapshot too large for the receiver's frames is sent as
+ * parts (RollupSnapshot.part, parts), each the only item of its batch. */
 enum sync_payload { SYNC_RECORDS = 3, SYNC_SNAPSHOTS = 5 };
 
 typedef struct sync_opts {
@@ -56,7 +68,9 @@ typedef struct sync_opts {
      * receiver stops offering it. May be NULL. */
     int (*on_directive)(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack_serial);
     int window;           /* batches in flight (default 8) */
-    int batch_records;    /* records per batch (default 2000) */
+    int batch_records;    /* records per batch (default 2000); batches are also kept below
+                           * the receiver's frame limit, announced in its HelloReply */
+    int calendar;         /* a node's Calendar for Hello (0 for a hub) */
     long backoff_base_ms; /* default 250 */
     long backoff_cap_ms;  /* default 30000 */
     size_t max_frame;
@@ -76,10 +90,11 @@ void sync_kick(sync_client *s);
 void sync_stop(sync_client *s);
 
 typedef struct sync_state {
-    int connected; /* a session is established */
+    int connected;      /* a session is established */
+    int upgrade_needed; /* the receiver refused this protocol version: nothing is sent */
     int64_t last_sync_ms;
     int64_t skew_ms;
-    uint64_t batches_acked, records_sent, refusals;
+    uint64_t batches_acked, records_sent, refusals, dropped, parts_sent;
     char last_error[256];
 } sync_state;
 void sync_get_state(const sync_client *s, sync_state *st);

@@ -51,8 +51,8 @@ void api_http_handler(http_req *r, void *ud);
  * caller's transaction. path_local_id, when non-NULL, is the local_id named by the URL
  * (the body's local_id must then match it or be absent); for availability it is
  * "<service>/<provider>" from the URL, added to the body's {"available", "as_of"}. Returns 0 with
- * res set; REINT_EINVAL with errs filled; REINT_EINVAL for malformed JSON or a body that is not
- * an object (message in jerr); or a store code. */
+ * res set; REINT_EINVAL with errs filled; REINT_EMALFORMED for malformed JSON or a body that is
+ * not an object (message in jerr); or a store code. */
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
                    const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
                    size_t jerrlen);

@@ -432,20 +432,22 @@ static int cmd_status(int argc, char **argv)
     outbox_stats_get(ob, &st);
     outbox_close(ob);
     int64_t now = (int64_t)clock_now_ms();
-    /* Reachable: a session with the hub started within the last 10 minutes. */
     /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
      * it) and that session started within the last 10 minutes. */
     int reachable =
         st.last_error[0] == '\0' && st.last_hello_ms > 0 && now - st.last_hello_ms < 10 * 60 * 1000;
+    /* The hub refused this node's protocol version: nothing moves until one is upgraded. */
+    int upgrade = strncmp(st.last_error, "upgrade needed", 14) == 0;
     if (as_json) {
         json_t *j = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:s}", "municipality",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:s}", "municipality",
             (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog, "oldest_unsynced_ms",
             (json_int_t)st.oldest_unsynced_ms, "records", (json_int_t)st.records, "tombstones",
             (json_int_t)st.tombstones, "dead_letters", (json_int_t)st.dead_letters, "last_sync_ms",
             (json_int_t)st.last_sync_ms, "last_hello_ms", (json_int_t)st.last_hello_ms,
-            "hub_reachable", reachable, "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq",
-            (json_int_t)st.last_seq, "last_error", st.last_error);
+            "hub_reachable", reachable, "upgrade_needed", upgrade, "clock_skew_ms",
+            (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq, "last_error",
+            st.last_error);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -462,12 +464,20 @@ static int cmd_status(int argc, char **argv)
     printf("backlog         %lld entries not yet at the hub%s%s\n", (long long)st.backlog,
            st.backlog ? ", oldest from " : "", st.backlog ? a1 : "");
     printf("last sync       %s\n", a2);
-    printf("hub             %s (last session %s)%s%s\n", reachable ? "reachable" : "unreachable",
-           a3, st.last_error[0] ? "; last error: " : "", st.last_error);
+    if (upgrade)
+        printf("hub             UPGRADE NEEDED: %s; the outbox is kept and sent once the hub "
+               "and this node speak a common protocol version\n",
+               st.last_error + 16);
+    else
+        printf("hub             %s (last session %s)%s%s\n",
+               reachable ? "reachable" : "unreachable", a3,
+               st.last_error[0] ? "; last error: " : "", st.last_error);
     printf("clock skew      %+lld s%s\n", (long long)(st.skew_ms / 1000),
            st.skew_ms > 300000 || st.skew_ms < -300000 ? "  WARNING: over 5 minutes" : "");
     printf("dead letters    %lld%s\n", (long long)st.dead_letters,
-           st.dead_letters ? " (records the hub refused; see `municipal-node export`)" : "");
+           st.dead_letters ? " (records the hub refused or that are too large to send; see "
+                             "`municipal-node export`)"
+                           : "");
     return EXIT_OK;
 }
 
@@ -575,6 +585,14 @@ static const uint8_t *src_incarnation(void *src)
     return outbox_incarnation(src);
 }
 
+static int src_oversized(void *src, uint64_t seq, const uint8_t *item, size_t len,
+                         const char *reason, uint8_t id[16], int *kind)
+{
+    (void)item;
+    (void)len;
+    return outbox_drop(src, seq, reason, id, kind);
+}
+
 static directive_keyring *keyring;
 
 /* A directive relayed by the hub: verified against the federal keyring, then stored. */
@@ -609,8 +627,12 @@ static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(voi
                                .note = src_note,
                                .observe = src_observe,
                                .last_seq = src_last_seq,
-                               .incarnation = src_incarnation},
+                               .incarnation = src_incarnation,
+                               .oversized = src_oversized},
                     .payload = SYNC_RECORDS,
+                    .calendar = strcasecmp(cfg.calendar, "AD") == 0
+                                    ? REINT__V1__CALENDAR__CALENDAR_AD
+                                    : REINT__V1__CALENDAR__CALENDAR_BS,
                     .identity = identity,
                     .tls = tls,
                     .hub = cfg.hub,
@@ -687,6 +709,7 @@ static void status_json(void *ud, json_t *obj)
         return;
     sync_get_state(syncer, &st);
     json_object_set_new(obj, "hub_reachable", json_boolean(st.connected));
+    json_object_set_new(obj, "upgrade_needed", json_boolean(st.upgrade_needed));
     json_object_set_new(obj, "clock_skew_ms", json_integer(st.skew_ms));
     json_object_set_new(obj, "last_error", json_string(st.last_error));
 }

@@ -43,6 +43,16 @@ typedef struct outbox_row {
     int live; /* 1 a live record, 0 a tombstone */
 } outbox_row;
 
+/* The id a new record of (kind, local_id) gets: the first 16 bytes of HMAC-SHA-256 with the
+ * store's id key (made at init, kept in the store, so every backup carries it) over the kind
+ * byte and the local_id as stored. It carries no creation time. Returns 0 or REINT_ENOMEM. */
+int outbox_record_id(outbox *ob, int kind, const char *local_id, uint8_t id[16]);
+
+/* Files the entry at seq as a dead letter with reason (it cannot be sent: alone it is above
+ * the hub's frame limit), and gives its record id and kind. Returns 0, REINT_ENOTFOUND or
+ * REINT_EDB. */
+int outbox_drop(outbox *ob, uint64_t seq, const char *reason, uint8_t id[16], int *kind);
+
 /* Looks (kind, local_id) up: 1 found (row filled in), 0 absent, or a negative code. */
 int outbox_find(outbox *ob, int kind, const char *local_id, outbox_row *row);
 
