@@ -10,6 +10,7 @@
 #include "catalogue.h"
 #include "fdirectives.h"
 #include "geo.h"
+#include "hex.h"
 #include "hlc.h"
 #include "log.h"
 #include "netaddr.h"
@@ -551,9 +552,10 @@ static void fingest__dirs_load(fdirs *ds, const PGresult *res, int col)
         reint__v1__signed_directive__init(sd);
         uint64_t serial = strtoull(PQgetvalue(res, i, col), NULL, 10);
         sd->key_id = PQgetvalue(res, i, col + 1);
-        if (fdir_unhex(PQgetvalue(res, i, col + 2), &sd->body.data, &sd->body.len) != 0)
+        const char *body = PQgetvalue(res, i, col + 2), *sig = PQgetvalue(res, i, col + 3);
+        if (hex_decode_alloc(body, strlen(body), &sd->body.data, &sd->body.len) != 0)
             break;
-        if (fdir_unhex(PQgetvalue(res, i, col + 3), &sd->signature.data, &sd->signature.len) != 0) {
+        if (hex_decode_alloc(sig, strlen(sig), &sd->signature.data, &sd->signature.len) != 0) {
             free(sd->body.data);
             break;
         }

@@ -9,6 +9,7 @@
 #include "directive.h"
 #include "faudit.h"
 #include "fdirectives.h"
+#include "hex.h"
 #include "log.h"
 
 #define FPUBLISH_MAX_BODY (64u * 1024 * 1024)
@@ -47,10 +48,11 @@ static void fpublish__on_list(void *ud, const PGresult *res, const char *err)
     sbuf_puts(&b, "{\"directives\":[");
     int first = 1;
     for (int i = 0; i < PQntuples(res); i++) {
+        const char *hex = PQgetvalue(res, i, 1);
         uint8_t *body = NULL;
         size_t len = 0;
         Reint__V1__Directive *d = NULL;
-        if (fdir_unhex(PQgetvalue(res, i, 1), &body, &len) == 0)
+        if (hex_decode_alloc(hex, strlen(hex), &body, &len) == 0)
             d = reint__v1__directive__unpack(NULL, len, body);
         free(body);
         if (d == NULL) {
@@ -164,8 +166,12 @@ static void fpublish__on_next_serial(void *ud, const PGresult *res, const char *
     }
     char num[24];
     snprintf(num, sizeof(num), "%" PRIu64, d->serial);
-    char *body = fdir_hex(j->sd.body.data, j->sd.body.len);
-    char *sig = fdir_hex(j->sd.signature.data, j->sd.signature.len);
+    char *body = malloc(2 * j->sd.body.len + 1);
+    char *sig = malloc(2 * j->sd.signature.len + 1);
+    if (body && sig) {
+        hex_encode(j->sd.body.data, j->sd.body.len, body);
+        hex_encode(j->sd.signature.data, j->sd.signature.len, sig);
+    }
     const char *v[8] = {num,    f->env->dir_key_id, body,    sig,
                         f->who, f->role_label,      f->peer, f->target};
     /* The serial is stored only while it is still max + 1; a concurrent publication that
