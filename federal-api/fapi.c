@@ -134,6 +134,11 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         freq_error(f, 503, "the federal store is unavailable; try again");
         return;
     }
+    if (PQnfields(res) != 3) {
+        log_error("token lookup: %d columns instead of 3", PQnfields(res));
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return;
+    }
     if (PQntuples(res) != 1) {
         auth_limiter_fail(f->env->limiter, f->peer, clock_now_ms());
         log_warn("%s: unknown or revoked token for %s", f->peer, f->target);
@@ -142,11 +147,16 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
     }
     snprintf(f->who, sizeof(f->who), "%s", PQgetvalue(res, 0, 0));
     f->role = auth_role_from_db(PQgetvalue(res, 0, 1));
-    f->province = PQgetisnull(res, 0, 2) ? 0 : (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
-    if (f->role == AUTH_PROVINCE)
+    if (f->role == AUTH_PROVINCE) {
+        char *end = NULL;
+        const char *p = PQgetvalue(res, 0, 2);
+        long prov = PQgetisnull(res, 0, 2) ? 0 : strtol(p, &end, 10);
+        /* A province token without a province 1..7 reads nothing (every area check fails). */
+        f->province = end && end != p && *end == '\0' && prov >= 1 && prov <= 7 ? (int)prov : 0;
         snprintf(f->role_label, sizeof(f->role_label), "province:%d", f->province);
-    else
+    } else {
         snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
+    }
     fapi__authorised(f);
 }
 
@@ -154,13 +164,14 @@ static int fapi__load_crl(const char *path, char **out, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (fp == NULL)
-        return -1;
+        return REINT_EIO;
     char *buf = malloc(FAPI_MAX_CRL + 1);
     size_t n = buf ? fread(buf, 1, FAPI_MAX_CRL + 1, fp) : 0;
+    int failed = ferror(fp);
     fclose(fp);
-    if (buf == NULL || n > FAPI_MAX_CRL) {
+    if (buf == NULL || failed || n > FAPI_MAX_CRL) {
         free(buf);
-        return -1;
+        return buf == NULL ? REINT_ENOMEM : REINT_EIO;
     }
     *out = buf;
     *len = n;
@@ -272,8 +283,10 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
     char host[128];
     int port = 0, rc;
     fapi *a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        return UV_ENOMEM;
+    if (a == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return REINT_ENOMEM;
+    }
     a->o = *opts;
     snprintf(a->crl_file, sizeof(a->crl_file), "%s", opts->crl_file ? opts->crl_file : "");
     snprintf(a->dir_key_id, sizeof(a->dir_key_id), "%s",
@@ -281,8 +294,9 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
     snprintf(a->dir_key, sizeof(a->dir_key), "%s", opts->directive_key ? opts->directive_key : "");
     a->limiter = auth_limiter_new(opts->auth_max_failures, opts->auth_window_s);
     if (a->limiter == NULL) {
-        free(a);
-        return UV_ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        rc = REINT_ENOMEM;
+        goto fail;
     }
     a->env = (freq_env){.db = opts->db,
                         .ingest = opts->ingest,
@@ -292,7 +306,8 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
                         .dir_key = a->dir_key};
     if (netaddr_split(opts->https_listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "https_listen \"%s\" is not HOST:PORT", opts->https_listen);
-        return UV_EINVAL;
+        rc = REINT_EINVAL;
+        goto fail;
     }
     http_server_opts ho = {.host = host,
                            .port = port,
@@ -303,23 +318,31 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
     if ((rc = http_server_start(&a->https, opts->loop, &ho)) != 0) {
         snprintf(err, errlen, "cannot listen for HTTPS on %s: %s", opts->https_listen,
                  uv_strerror(rc));
-        return rc;
+        goto fail;
     }
     if (opts->http_listen && opts->http_listen[0]) {
         if (netaddr_split(opts->http_listen, host, sizeof(host), &port) != 0) {
             snprintf(err, errlen, "http_listen \"%s\" is not HOST:PORT", opts->http_listen);
-            return UV_EINVAL;
+            rc = REINT_EINVAL;
+            goto fail;
         }
         http_server_opts po = {
             .host = host, .port = port, .handler = fapi__on_http, .ud = a, .max_body = 1024};
         if ((rc = http_server_start(&a->http, opts->loop, &po)) != 0) {
             snprintf(err, errlen, "cannot listen for HTTP on %s: %s", opts->http_listen,
                      uv_strerror(rc));
-            return rc;
+            goto fail;
         }
     }
     *out = a;
     return 0;
+fail:
+    /* A started HTTPS server frees itself once its handle closes; it has no requests yet. */
+    if (a->https)
+        http_server_stop(a->https);
+    auth_limiter_free(a->limiter);
+    free(a);
+    return rc;
 }
 
 int fapi_https_port(const fapi *a)

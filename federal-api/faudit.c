@@ -66,7 +66,14 @@ void faudit_error(freq *f, int status, const char *msg)
         return;
     }
     sbuf_free(&b);
-    freq_finish(f, status, NULL, fallback, sizeof(fallback) - 1);
+    /* Out of memory: the row is still written, with the fixed body. */
+    char *copy = malloc(sizeof(fallback));
+    if (copy == NULL) {
+        freq_finish(f, status, NULL, fallback, sizeof(fallback) - 1);
+        return;
+    }
+    memcpy(copy, fallback, sizeof(fallback));
+    faudit_respond(f, status, NULL, copy, sizeof(fallback) - 1);
 }
 
 void faudit_respond_sbuf(freq *f, int status, const char *ctype, sbuf *b)
@@ -88,6 +95,11 @@ static void faudit__on_rows(void *ud, const PGresult *res, const char *err)
     if (err) {
         log_error("audit read failed: %s", err);
         freq_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    if (PQnfields(res) != 8) {
+        log_error("audit read: %d columns instead of 8", PQnfields(res));
+        freq_error(f, 500, "unexpected answer from the federal store");
         return;
     }
     f->env->m->audit_rows++;

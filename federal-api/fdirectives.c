@@ -529,7 +529,7 @@ int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs
     if (dr == NULL) {
         snprintf(errs->message, sizeof(errs->message), "out of memory");
         json_decref(o);
-        return REINT_EMALFORMED;
+        return REINT_ENOMEM;
     }
     reint__v1__directive__init(&dr->d);
     reint__v1__eligibility__init(&dr->elig);

@@ -61,8 +61,8 @@ typedef struct fdir_draft fdir_draft;
 
 /* Parses and validates a POST body of len bytes. On success *out is a draft whose
  * directive has serial 0, key_id "" and issued_at 0 (the caller sets them before signing);
- * free it with fdir_draft_free. Returns 0, REINT_EMALFORMED (errs->message says why) or
- * REINT_EINVAL (errs lists each field refused). */
+ * free it with fdir_draft_free. Returns 0, REINT_EMALFORMED (errs->message says why),
+ * REINT_EINVAL (errs lists each field refused) or REINT_ENOMEM. */
 int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs);
 /* The directive of a draft; valid until fdir_draft_free. The caller may set serial,
  * key_id (a string that outlives the draft's use) and issued_at. */

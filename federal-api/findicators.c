@@ -1,5 +1,6 @@
 #include "findicators.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "log.h"
 
 #define FINDICATORS_MAX_BODY (64u * 1024 * 1024)
+#define FINDICATORS_COLUMNS  8
 
 /* Both statements answer rows (k, indicator, grouping, key, numerator, denominator, cell key,
  * contributors) with k = 0, then rows (1, province, last commit) with k = 1. National and
@@ -39,30 +41,56 @@ static const char *findicators__sql_cells = FAUDIT_READ_SQL
     " FROM province_status WHERE province = ANY($5::smallint[])"
     " ORDER BY 1, 2, 3, 4";
 
+/* A decimal integer in [min, max] and nothing else. */
+static int findicators__int(const char *s, long long min, long long max, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
+        return REINT_EMALFORMED;
+    *out = v;
+    return 0;
+}
+
 int findicators_decode(const PGresult *res, findicators_result *out)
 {
     int rows = PQntuples(res);
     memset(out, 0, sizeof(*out));
+    if (PQnfields(res) != FINDICATORS_COLUMNS)
+        return REINT_EMALFORMED;
     out->cells = rows ? calloc((size_t)rows, sizeof(findicators_cell)) : NULL;
     if (rows && out->cells == NULL)
         return REINT_ENOMEM;
     for (int i = 0; i < rows; i++) {
-        if (PQgetvalue(res, i, 0)[0] == '1') {
-            long p = strtol(PQgetvalue(res, i, 1), NULL, 10);
-            if (p >= 1 && p <= 7)
-                out->as_of[p] = PQgetvalue(res, i, 2);
+        long long k, nu, de, ck, co;
+        if (findicators__int(PQgetvalue(res, i, 0), 0, 1, &k) != 0)
+            goto malformed;
+        if (k == 1) {
+            long long p;
+            if (findicators__int(PQgetvalue(res, i, 1), 1, 7, &p) != 0)
+                goto malformed;
+            out->as_of[p] = PQgetvalue(res, i, 2);
             continue;
         }
+        if (findicators__int(PQgetvalue(res, i, 4), INT64_MIN, INT64_MAX, &nu) != 0 ||
+            findicators__int(PQgetvalue(res, i, 5), INT64_MIN, INT64_MAX, &de) != 0 ||
+            findicators__int(PQgetvalue(res, i, 6), 0, UINT32_MAX, &ck) != 0 ||
+            findicators__int(PQgetvalue(res, i, 7), INT64_MIN, INT64_MAX, &co) != 0)
+            goto malformed;
         findicators_cell *c = &out->cells[out->n++];
         c->indicator = PQgetvalue(res, i, 1);
         c->grouping = PQgetvalue(res, i, 2);
         c->key = PQgetvalue(res, i, 3);
-        c->nu = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-        c->de = strtoll(PQgetvalue(res, i, 5), NULL, 10);
-        c->ck = (uint32_t)strtoull(PQgetvalue(res, i, 6), NULL, 10);
-        c->co = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+        c->nu = nu;
+        c->de = de;
+        c->ck = (uint32_t)ck;
+        c->co = co;
     }
     return 0;
+malformed:
+    findicators_result_free(out);
+    return REINT_EMALFORMED;
 }
 
 void findicators_result_free(findicators_result *r)
@@ -108,8 +136,14 @@ static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
         freq_error(f, 503, "the federal store is unavailable; try again");
         return;
     }
-    if (findicators_decode(res, &r) != 0) {
+    int rc = findicators_decode(res, &r);
+    if (rc == REINT_ENOMEM) {
         freq_error(f, 503, "out of memory");
+        return;
+    }
+    if (rc != 0) {
+        log_error("indicator query: a row does not have the statement's shape");
+        freq_error(f, 500, "unexpected answer from the federal store");
         return;
     }
     f->env->m->audit_rows++;
@@ -139,6 +173,11 @@ void findicators_answer(freq *f)
             sbuf_printf(&inds, "%s\"%s\"", i ? "," : "", all[i].code);
     }
     sbuf_puts(&inds, "}");
+    if (inds.failed) {
+        sbuf_free(&inds);
+        faudit_error(f, 500, "out of memory");
+        return;
+    }
     snprintf(kind, sizeof(kind), "%d", (int)f->q.kind);
     snprintf(dist, sizeof(dist), "%d", f->q.district);
     snprintf(muni, sizeof(muni), "%u", f->q.municipality);

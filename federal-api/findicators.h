@@ -29,8 +29,8 @@ typedef struct findicators_result {
 } findicators_result;
 
 /* Decodes the rows of the statement findicators_answer sends. The strings point into res:
- * the result is valid while res is and is released with findicators_result_free. Returns 0
- * or REINT_ENOMEM. */
+ * the result is valid while res is and is released with findicators_result_free. Returns 0,
+ * REINT_ENOMEM, or REINT_EMALFORMED when a row does not have the statement's shape. */
 int findicators_decode(const PGresult *res, findicators_result *out);
 void findicators_result_free(findicators_result *r);
 

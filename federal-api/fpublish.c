@@ -1,5 +1,6 @@
 #include "fpublish.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,11 @@ static void fpublish__on_list(void *ud, const PGresult *res, const char *err)
         freq_error(f, 503, "the federal store is unavailable; try again");
         return;
     }
+    if (PQnfields(res) != 4) {
+        log_error("directives read: %d columns instead of 4", PQnfields(res));
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return;
+    }
     f->env->m->audit_rows++;
     int32_t today = clock_today_utc();
     sbuf b;
@@ -52,9 +58,15 @@ static void fpublish__on_list(void *ud, const PGresult *res, const char *err)
         uint8_t *body = NULL;
         size_t len = 0;
         Reint__V1__Directive *d = NULL;
-        if (hex_decode_alloc(hex, strlen(hex), &body, &len) == 0)
+        int rc = hex_decode_alloc(hex, strlen(hex), &body, &len);
+        if (rc == 0)
             d = reint__v1__directive__unpack(NULL, len, body);
         free(body);
+        if (rc == REINT_ENOMEM) {
+            sbuf_free(&b);
+            freq_error(f, 500, "out of memory");
+            return;
+        }
         if (d == NULL) {
             log_error("directive %s: stored body does not decode; left out of the answer",
                       PQgetvalue(res, i, 0));
@@ -113,7 +125,7 @@ static void fpublish__on_stored(void *ud, const PGresult *res, const char *err)
                      "published; try again");
         return;
     }
-    if (PQntuples(res) != 1) {
+    if (PQntuples(res) == 0) {
         /* Another publication committed this serial first: number and sign again. */
         log_info("directive serial %" PRIu64 " was taken by a concurrent publication; "
                  "numbering again",
@@ -127,16 +139,27 @@ static void fpublish__on_stored(void *ud, const PGresult *res, const char *err)
     log_info("directive %" PRIu64 " published by %s (key %s, %zu bytes signed)", serial, f->who,
              f->env->dir_key_id, j->sd.body.len);
     fingest_directives_published(f->env->ingest);
-    sbuf b;
-    sbuf_init(&b, 1024);
-    sbuf_printf(&b, "{\"serial\":%" PRIu64 ",\"key_id\":", serial);
-    sbuf_json_str(&b, f->env->dir_key_id);
-    sbuf_puts(&b, "}\n");
-    if (b.failed)
+    /* The key id is 1..63 of A-Z a-z 0-9 _ . - (checked at start), so it needs no escaping
+     * and the answer fits: a fixed buffer cannot fail after the directive is stored. */
+    char out[FDIR_KEY_ID_MAX + 64];
+    int n = snprintf(out, sizeof(out), "{\"serial\":%" PRIu64 ",\"key_id\":\"%s\"}\n", serial,
+                     f->env->dir_key_id);
+    if (n < 0 || (size_t)n >= sizeof(out))
         freq_finish(f, 201, NULL, "{}\n", 3);
     else
-        freq_finish(f, 201, NULL, b.p, b.len);
-    sbuf_free(&b);
+        freq_finish(f, 201, NULL, out, (size_t)n);
+}
+
+/* A decimal serial in 1..INT64_MAX (the column is a bigint) and nothing else. */
+static int fpublish__parse_serial(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || s[0] == '-' || v == 0 || v > INT64_MAX)
+        return REINT_EMALFORMED;
+    *out = v;
+    return 0;
 }
 
 static void fpublish__on_next_serial(void *ud, const PGresult *res, const char *err)
@@ -144,15 +167,17 @@ static void fpublish__on_next_serial(void *ud, const PGresult *res, const char *
     freq *f = ud;
     fpublish_job *j = f->state;
     char why[300];
-    if (err || PQntuples(res) != 1) {
-        log_error("cannot read the next directive serial: %s", err ? err : "no row");
+    uint64_t serial = 0;
+    if (err || PQntuples(res) != 1 || PQnfields(res) != 1 ||
+        fpublish__parse_serial(PQgetvalue(res, 0, 0), &serial) != 0) {
+        log_error("cannot read the next directive serial: %s", err ? err : "no number");
         faudit_error(f, 503,
                      "the federal store is unavailable; the directive was not "
                      "published; try again");
         return;
     }
     Reint__V1__Directive *d = fdir_directive(j->draft);
-    d->serial = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    d->serial = serial;
     /* protobuf-c's field is a char *; the directive is only read through it. */
     d->key_id = (char *)f->env->dir_key_id;
     d->issued_at = clock_now_ms();
@@ -168,28 +193,29 @@ static void fpublish__on_next_serial(void *ud, const PGresult *res, const char *
     snprintf(num, sizeof(num), "%" PRIu64, d->serial);
     char *body = malloc(2 * j->sd.body.len + 1);
     char *sig = malloc(2 * j->sd.signature.len + 1);
-    if (body && sig) {
-        hex_encode(j->sd.body.data, j->sd.body.len, body);
-        hex_encode(j->sd.signature.data, j->sd.signature.len, sig);
+    if (body == NULL || sig == NULL) {
+        free(body);
+        free(sig);
+        faudit_error(f, 503, "out of memory; the directive was not published; try again");
+        return;
     }
+    hex_encode(j->sd.body.data, j->sd.body.len, body);
+    hex_encode(j->sd.signature.data, j->sd.signature.len, sig);
     const char *v[8] = {num,    f->env->dir_key_id, body,    sig,
                         f->who, f->role_label,      f->peer, f->target};
     /* The serial is stored only while it is still max + 1; a concurrent publication that
      * took it makes this insert do nothing (ON CONFLICT waits for its commit) and we retry.
      * The audit row is written by the same statement, only when the directive is. */
-    int rc =
-        body && sig
-            ? db_query(f->env->db,
-                       "WITH ins AS (INSERT INTO directives(serial, key_id, body, signature,"
-                       " published_at, published_by)"
-                       " SELECT $1::bigint, $2, decode($3, 'hex'), decode($4, 'hex'), now(), $5"
-                       " WHERE $1::bigint = (SELECT coalesce(max(serial), 0) + 1 FROM directives)"
-                       " ON CONFLICT (serial) DO NOTHING RETURNING serial),"
-                       " a AS (INSERT INTO audit(who, role, peer, method, target, status)"
-                       " SELECT $5, $6, $7, 'POST', $8, 201 FROM ins)"
-                       " SELECT serial FROM ins",
-                       8, v, fpublish__on_stored, f)
-            : -1;
+    int rc = db_query(f->env->db,
+                      "WITH ins AS (INSERT INTO directives(serial, key_id, body, signature,"
+                      " published_at, published_by)"
+                      " SELECT $1::bigint, $2, decode($3, 'hex'), decode($4, 'hex'), now(), $5"
+                      " WHERE $1::bigint = (SELECT coalesce(max(serial), 0) + 1 FROM directives)"
+                      " ON CONFLICT (serial) DO NOTHING RETURNING serial),"
+                      " a AS (INSERT INTO audit(who, role, peer, method, target, status)"
+                      " SELECT $5, $6, $7, 'POST', $8, 201 FROM ins)"
+                      " SELECT serial FROM ins",
+                      8, v, fpublish__on_stored, f);
     free(body);
     free(sig);
     if (rc != 0)
@@ -228,12 +254,8 @@ static void fpublish__refused(freq *f, const fdir_errors *errs)
     if (errs->dropped)
         sbuf_puts(&b, ",{\"field\":\"\",\"reason\":\"more errors were left out\"}");
     sbuf_puts(&b, "]}\n");
-    if (b.failed) {
-        sbuf_free(&b);
-        faudit_error(f, 422, "the directive was refused");
-    } else {
-        faudit_respond(f, 422, NULL, b.p, b.len); /* takes b.p */
-    }
+    faudit_respond_sbuf(f, 422, NULL, &b);
+    sbuf_free(&b);
 }
 
 void fpublish_post(freq *f)
@@ -261,7 +283,9 @@ void fpublish_post(freq *f)
     size_t len = 0;
     const char *body = http_req_body(f->r, &len);
     int rc = fdir_parse(body, len, &j->draft, errs);
-    if (rc == REINT_EMALFORMED)
+    if (rc == REINT_ENOMEM)
+        faudit_error(f, 503, "out of memory; the directive was not published; try again");
+    else if (rc == REINT_EMALFORMED)
         faudit_error(f, 400, errs->message);
     else if (rc != 0)
         fpublish__refused(f, errs);
