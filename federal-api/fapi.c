@@ -38,7 +38,7 @@ static void fapi__catalogue(freq *f)
 {
     sbuf b;
     sbuf_init(&b, 1024 * 1024);
-    frender_catalogue(&b);
+    frender_catalogue(&b); /* a failure leaves b failed, which is answered 500 */
     faudit_respond_sbuf(f, 200, NULL, &b);
     sbuf_free(&b);
 }
@@ -288,6 +288,15 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
         return REINT_ENOMEM;
     }
     a->o = *opts;
+    /* fpublish writes the key id into JSON unescaped: only the characters fdir_key_id_ok
+     * allows may reach it. */
+    if (opts->directive_key_id && opts->directive_key_id[0] &&
+        !fdir_key_id_ok(opts->directive_key_id)) {
+        snprintf(err, errlen, "directive key id \"%.64s\" is not 1..%d of A-Z a-z 0-9 _ . -",
+                 opts->directive_key_id, FDIR_KEY_ID_MAX);
+        rc = REINT_EINVAL;
+        goto fail;
+    }
     snprintf(a->crl_file, sizeof(a->crl_file), "%s", opts->crl_file ? opts->crl_file : "");
     snprintf(a->dir_key_id, sizeof(a->dir_key_id), "%s",
              opts->directive_key_id ? opts->directive_key_id : "");

@@ -139,8 +139,9 @@ static void fpublish__on_stored(void *ud, const PGresult *res, const char *err)
     log_info("directive %" PRIu64 " published by %s (key %s, %zu bytes signed)", serial, f->who,
              f->env->dir_key_id, j->sd.body.len);
     fingest_directives_published(f->env->ingest);
-    /* The key id is 1..63 of A-Z a-z 0-9 _ . - (checked at start), so it needs no escaping
-     * and the answer fits: a fixed buffer cannot fail after the directive is stored. */
+    /* The key id is 1..63 of A-Z a-z 0-9 _ . - (fapi_start refuses others), so it needs no
+     * escaping and the answer fits: a fixed buffer cannot fail after the directive is
+     * stored. */
     char out[FDIR_KEY_ID_MAX + 64];
     int n = snprintf(out, sizeof(out), "{\"serial\":%" PRIu64 ",\"key_id\":\"%s\"}\n", serial,
                      f->env->dir_key_id);
