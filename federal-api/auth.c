@@ -1,23 +1,14 @@
 #include "auth.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
+#include "tokens.h"
+
 #define AUTH_LIMITER_SLOTS 1024
-
-static const char auth__hex[] = "0123456789abcdef";
-
-static void auth__to_hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = auth__hex[in[i] >> 4];
-        out[2 * i + 1] = auth__hex[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 int auth_token_generate(char *out, size_t outlen)
 {
@@ -25,19 +16,25 @@ int auth_token_generate(char *out, size_t outlen)
     if (outlen < AUTH_TOKEN_LEN + 1 || RAND_bytes(rnd, sizeof(rnd)) != 1)
         return REINT_EINVAL;
     memcpy(out, AUTH_TOKEN_PREFIX, 4);
-    auth__to_hex(rnd, sizeof(rnd), out + 4);
+    hex_encode(rnd, sizeof(rnd), out + 4);
     return 0;
 }
 
+/* The same SHA-256 hex as the node's and the hub's token files (tokens.h), so that a token's
+ * hash is computed one way in the whole project. */
 int auth_hash_hex(const char *token, char *out, size_t outlen)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (outlen < AUTH_HASH_HEX + 1 ||
-        EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    char hex[65];
+    if (outlen < AUTH_HASH_HEX + 1 || tokens_hash_hex(token, hex) != 0)
         return REINT_EINVAL;
-    auth__to_hex(md, 32, out);
+    memcpy(out, hex, AUTH_HASH_HEX + 1);
     return 0;
+}
+
+/* Our tokens carry lowercase hex digits only (hex_encode's), so nothing else is accepted. */
+static int auth__lower_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
 int auth_parse_bearer(const char *header, char *out, size_t outlen)
@@ -53,7 +50,7 @@ int auth_parse_bearer(const char *header, char *out, size_t outlen)
     if (n != AUTH_TOKEN_LEN || strncmp(t, AUTH_TOKEN_PREFIX, 4) != 0)
         return REINT_EINVAL;
     for (size_t i = 4; i < n; i++)
-        if (strchr(auth__hex, t[i]) == NULL || t[i] == '\0')
+        if (!auth__lower_hex(t[i]))
             return REINT_EINVAL;
     memcpy(out, t, n);
     out[n] = '\0';

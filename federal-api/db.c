@@ -136,7 +136,10 @@ static void db__fail(db_conn *c, const char *why)
     db__finish(c, NULL, msg);
     if (p->stopping)
         return;
-    uv_timer_start(&c->retry, db__on_retry, c->backoff_ms, 0);
+    int rc = uv_timer_start(&c->retry, db__on_retry, c->backoff_ms, 0);
+    if (rc != 0)
+        log_error("database: cannot schedule a reconnect (%s); this connection stays down",
+                  uv_strerror(rc));
     c->backoff_ms = c->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
@@ -334,11 +337,13 @@ static void db__on_sweep(uv_timer_t *t)
     }
 }
 
+static void db__on_pool_timer_closed(uv_handle_t *h);
+
 int db_pool_start(db_pool **out, const db_opts *opts)
 {
     db_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
-        return UV_ENOMEM;
+        return REINT_ENOMEM;
     p->o = *opts;
     if (p->o.size <= 0)
         p->o.size = 4;
@@ -352,23 +357,44 @@ int db_pool_start(db_pool **out, const db_opts *opts)
         free(p->conninfo);
         free(p->conns);
         free(p);
-        return UV_ENOMEM;
+        return REINT_ENOMEM;
     }
     p->m.size = p->o.size;
-    uv_timer_init(p->o.loop, &p->kick);
-    uv_timer_init(p->o.loop, &p->sweep);
+    /* Every timer is made before any is started or any connection begins, so that a failure
+     * is undone by closing what exists (each close callback releases the pool). */
+    if (uv_timer_init(p->o.loop, &p->kick) != 0) {
+        free(p->conninfo);
+        free(p->conns);
+        free(p);
+        return REINT_EINVAL;
+    }
     p->kick.data = p->sweep.data = p;
+    p->handles_open = 1;
+    if (uv_timer_init(p->o.loop, &p->sweep) != 0) {
+        p->stopping = 1;
+        uv_close((uv_handle_t *)&p->kick, db__on_pool_timer_closed);
+        return REINT_EINVAL;
+    }
     p->handles_open = 2;
-    uv_timer_start(&p->sweep, db__on_sweep, 250, 250);
     for (int i = 0; i < p->o.size; i++) {
         db_conn *c = &p->conns[i];
         c->p = p;
         c->backoff_ms = DB_BACKOFF_MIN_MS;
-        uv_timer_init(p->o.loop, &c->retry);
+        if (uv_timer_init(p->o.loop, &c->retry) != 0) {
+            p->o.size = i; /* db_pool_stop closes the timers of the first i only */
+            db_pool_stop(p);
+            return REINT_EINVAL;
+        }
         c->retry.data = c;
         p->handles_open++;
-        db__connect(c);
     }
+    int rc = uv_timer_start(&p->sweep, db__on_sweep, 250, 250);
+    if (rc != 0) {
+        db_pool_stop(p);
+        return REINT_EINVAL;
+    }
+    for (int i = 0; i < p->o.size; i++)
+        db__connect(&p->conns[i]);
     *out = p;
     return 0;
 }
@@ -382,9 +408,12 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
     size_t sl = strlen(sql) + 1, need = sizeof(db_q) + (size_t)n * sizeof(char *) + sl;
     for (int i = 0; i < n; i++)
         need += values[i] ? strlen(values[i]) + 1 : 0;
+    /* Without the kick no statement would be sent: refuse rather than queue. */
+    if (!uv_is_active((uv_handle_t *)&p->kick) && uv_timer_start(&p->kick, db__on_kick, 0, 0) != 0)
+        return REINT_ESTOP;
     db_q *q = malloc(need);
     if (q == NULL)
-        return UV_ENOMEM;
+        return REINT_ENOMEM;
     memset(q, 0, sizeof(*q));
     q->cb = cb;
     q->ud = ud;
@@ -411,8 +440,6 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
         p->head = q;
     p->tail = q;
     p->queued++;
-    if (!uv_is_active((uv_handle_t *)&p->kick))
-        uv_timer_start(&p->kick, db__on_kick, 0, 0);
     return 0;
 }
 

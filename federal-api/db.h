@@ -30,12 +30,14 @@ typedef struct db_opts {
  * statements. */
 typedef void (*db_cb)(void *ud, const PGresult *res, const char *err);
 
-/* Starts size connections (connecting in the background). Returns 0 or a negative code. */
+/* Starts size connections (connecting in the background). Returns 0, REINT_ENOMEM, or
+ * REINT_EINVAL when the loop refuses a timer. */
 int db_pool_start(db_pool **out, const db_opts *opts);
 
 /* Queues one statement with n text parameters ($1..$n; NULL values are SQL NULL). The
  * statement and the parameters are copied. Returns 0 (cb will be called exactly once,
- * never from inside this call), REINT_EQUEUE or REINT_ESTOP (cb is then never called). */
+ * never from inside this call), REINT_EQUEUE, REINT_ENOMEM or REINT_ESTOP (cb is then never
+ * called). */
 int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud);
 
 /* Fails queued and running statements (their callbacks run with an error), closes every

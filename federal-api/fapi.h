@@ -5,7 +5,10 @@
  * carries a bearer token, looked up by its SHA-256 in PostgreSQL; failed attempts are
  * limited per client address; every authenticated request is written to the audit table
  * (a successful read in the same statement as its data). Query parameters are validated
- * (params.h) before any SQL, which only ever binds them. */
+ * (params.h) before any SQL, which only ever binds them.
+ * This module routes and authenticates; each route's work is elsewhere: findicators.h (the
+ * indicator statements) with frender.h (JSON, CSV, dataValueSets), faudit.h (the audit log),
+ * fpublish.h (directives), fmetrics.h (/metrics); freq.h is the request they share. */
 #ifndef FEDERAL_API_FAPI_H
 #define FEDERAL_API_FAPI_H
 

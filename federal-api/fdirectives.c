@@ -529,7 +529,7 @@ int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs
     if (dr == NULL) {
         snprintf(errs->message, sizeof(errs->message), "out of memory");
         json_decref(o);
-        return REINT_EMALFORMED;
+        return REINT_ENOMEM;
     }
     reint__v1__directive__init(&dr->d);
     reint__v1__eligibility__init(&dr->elig);
@@ -675,50 +675,4 @@ int fdir_key_id_ok(const char *s)
             return 0;
     }
     return 1;
-}
-
-char *fdir_hex(const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = malloc(2 * n + 1);
-    if (s == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        s[2 * i] = digits[p[i] >> 4];
-        s[2 * i + 1] = digits[p[i] & 15];
-    }
-    s[2 * n] = '\0';
-    return s;
-}
-
-static int fdir__nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int fdir_unhex(const char *hex, uint8_t **out, size_t *len)
-{
-    size_t n = strlen(hex);
-    if (n % 2)
-        return -1;
-    uint8_t *p = malloc(n / 2 + 1);
-    if (p == NULL)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = fdir__nibble(hex[2 * i]), lo = fdir__nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(p);
-            return -1;
-        }
-        p[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = p;
-    *len = n / 2;
-    return 0;
 }

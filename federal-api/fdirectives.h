@@ -1,8 +1,8 @@
 /* National directives at the federal tier, the pure part: the JSON body of
  * POST /v1/directives validated into a Directive (catalogue codes and groupings, key values,
  * periods, geography, category names, dates), a stored Directive rendered as JSON for
- * GET /v1/directives, and the hex helpers for bytea columns. No I/O; the signing, the
- * serial and the storage are fapi.c's, the delivery to hubs fingest.c's.
+ * GET /v1/directives. No I/O; the signing, the serial and the storage are fpublish.c's,
+ * the delivery to hubs fingest.c's.
  *
  * POST body (UTF-8 JSON object; unknown fields are refused):
  *   title            string, 1..200 bytes, no control characters (required)
@@ -61,8 +61,8 @@ typedef struct fdir_draft fdir_draft;
 
 /* Parses and validates a POST body of len bytes. On success *out is a draft whose
  * directive has serial 0, key_id "" and issued_at 0 (the caller sets them before signing);
- * free it with fdir_draft_free. Returns 0, REINT_EMALFORMED (errs->message says why) or
- * REINT_EINVAL (errs lists each field refused). */
+ * free it with fdir_draft_free. Returns 0, REINT_EMALFORMED (errs->message says why),
+ * REINT_EINVAL (errs lists each field refused) or REINT_ENOMEM. */
 int fdir_parse(const char *body, size_t len, fdir_draft **out, fdir_errors *errs);
 /* The directive of a draft; valid until fdir_draft_free. The caller may set serial,
  * key_id (a string that outlives the draft's use) and issued_at. */
@@ -76,12 +76,5 @@ void fdir_json_open(sbuf *b, const Reint__V1__Directive *d, int32_t today);
 
 /* Whether s is an acceptable key id: 1..63 of A-Z a-z 0-9 _ . - */
 int fdir_key_id_ok(const char *s);
-
-/* Lowercase hex of n bytes into a new NUL-terminated string (malloc'd; NULL when out of
- * memory). */
-char *fdir_hex(const uint8_t *p, size_t n);
-/* Decodes even-length hex text into a new buffer (malloc'd, at least one byte). Returns 0,
- * or -1 when malformed or out of memory. */
-int fdir_unhex(const char *hex, uint8_t **out, size_t *len);
 
 #endif

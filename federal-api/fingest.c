@@ -10,6 +10,7 @@
 #include "catalogue.h"
 #include "fdirectives.h"
 #include "geo.h"
+#include "hex.h"
 #include "hlc.h"
 #include "log.h"
 #include "hex.h"

@@ -69,11 +69,20 @@ static int migrate__read(const char *path, char **out, char *err, size_t errlen)
         return REINT_EINVAL;
     }
     char *buf = malloc(MIGRATE_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MIGRATE_MAX_BYTES + 1, f) : 0;
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return REINT_ENOMEM;
+    }
+    size_t n = fread(buf, 1, MIGRATE_MAX_BYTES + 1, f);
+    int failed = ferror(f);
     fclose(f);
-    if (buf == NULL || n > MIGRATE_MAX_BYTES) {
+    if (failed || n > MIGRATE_MAX_BYTES) {
         free(buf);
-        snprintf(err, errlen, "%s: larger than %d bytes", path, MIGRATE_MAX_BYTES);
+        if (failed)
+            snprintf(err, errlen, "%s: read error", path);
+        else
+            snprintf(err, errlen, "%s: larger than %d bytes", path, MIGRATE_MAX_BYTES);
         return REINT_EINVAL;
     }
     buf[n] = '\0';
@@ -93,15 +102,25 @@ static int migrate__geo(PGconn *c, char *err, size_t errlen)
         a[k] = malloc(cap);
     if (!a[0] || !a[1] || !a[2]) {
         snprintf(err, errlen, "out of memory");
+        rc = REINT_ENOMEM;
         goto out;
     }
     size_t o[3] = {0, 0, 0};
     for (int k = 0; k < 3; k++)
         a[k][o[k]++] = '{';
+    /* cap allows 8 bytes per value (codes have at most 5 digits); a longer one is refused
+     * rather than cut. */
     for (unsigned i = 0; i < n; i++) {
         unsigned v[3] = {all[i].code, all[i].district, all[i].province};
-        for (int k = 0; k < 3; k++)
-            o[k] += (size_t)snprintf(a[k] + o[k], cap - o[k], "%s%u", i ? "," : "", v[k]);
+        for (int k = 0; k < 3; k++) {
+            int w = snprintf(a[k] + o[k], cap - o[k], "%s%u", i ? "," : "", v[k]);
+            if (w < 0 || (size_t)w >= cap - o[k] - 1) {
+                snprintf(err, errlen, "loading the geo table: local level %u does not fit",
+                         all[i].code);
+                goto out;
+            }
+            o[k] += (size_t)w;
+        }
     }
     for (int k = 0; k < 3; k++)
         snprintf(a[k] + o[k], cap - o[k], "}");
@@ -138,7 +157,7 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
     char *sql = NULL;
     if (files == NULL) {
         snprintf(err, errlen, "out of memory");
-        return REINT_EINVAL;
+        return REINT_ENOMEM;
     }
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -197,8 +216,11 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
         if (have)
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
-        if (migrate__read(path, &sql, err, errlen) != 0)
+        int r2 = migrate__read(path, &sql, err, errlen);
+        if (r2 != 0) {
+            rc = r2;
             goto out;
+        }
         if (migrate__exec(c, "BEGIN", err, errlen) != 0)
             goto out;
         char e2[512];
@@ -223,8 +245,11 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
         log_info("migration %s applied", files[i].name);
         applied++;
     }
-    if (migrate__geo(c, err, errlen) != 0)
+    int r3 = migrate__geo(c, err, errlen);
+    if (r3 != 0) {
+        rc = r3;
         goto out;
+    }
     rc = applied;
 out:
     if (locked) {

@@ -16,7 +16,7 @@
 int migrate_default_dir(char *out, size_t outlen);
 
 /* Applies the pending migrations of dir on conn, then loads the geo table. Returns the
- * number applied (>= 0) or REINT_EINVAL with a message in err. */
+ * number applied (>= 0), or REINT_EINVAL or REINT_ENOMEM with a message in err. */
 int migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "geo.h"
+#include "hex.h"
 
 static const struct {
     const char *name;
@@ -21,17 +22,6 @@ static const struct {
 };
 #define PARAMS_N_NAMES (sizeof(params__names) / sizeof(params__names[0]))
 
-static int params__hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes src[0..n) into dst (dstlen bytes with the NUL); '+' is a space. Returns the
  * length, -1 for a bad escape, -2 when longer than dstlen - 1. */
 static long params__decode(const char *src, size_t n, char *dst, size_t dstlen)
@@ -42,8 +32,8 @@ static long params__decode(const char *src, size_t n, char *dst, size_t dstlen)
         if (ch == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = params__hex((unsigned char)src[i + 1]),
-                lo = params__hex((unsigned char)src[i + 2]);
+            int hi = hex_digit((unsigned char)src[i + 1]),
+                lo = hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = hi * 16 + lo;

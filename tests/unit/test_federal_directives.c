@@ -212,26 +212,6 @@ static void test_fdir_renders_a_signed_body_as_json(void **state)
     sbuf_free(&b);
 }
 
-static void test_fdir_hex_round_trips_and_refuses_garbage(void **state)
-{
-    (void)state;
-    const uint8_t in[] = {0x00, 0x7f, 0xff, 0x10};
-    char *h = fdir_hex(in, sizeof(in));
-    assert_string_equal(h, "007fff10");
-    uint8_t *out;
-    size_t len;
-    assert_int_equal(fdir_unhex(h, &out, &len), 0);
-    assert_int_equal(len, sizeof(in));
-    assert_memory_equal(out, in, sizeof(in));
-    free(out);
-    free(h);
-    assert_int_equal(fdir_unhex("abc", &out, &len), -1);
-    assert_int_equal(fdir_unhex("zz", &out, &len), -1);
-    assert_int_equal(fdir_unhex("", &out, &len), 0);
-    assert_int_equal(len, 0);
-    free(out);
-}
-
 static void test_fdir_key_ids(void **state)
 {
     (void)state;
@@ -252,7 +232,6 @@ int main(void)
         cmocka_unit_test(test_fdir_malformed_json_is_not_a_field_error),
         cmocka_unit_test(test_fdir_caps_the_error_list),
         cmocka_unit_test(test_fdir_renders_a_signed_body_as_json),
-        cmocka_unit_test(test_fdir_hex_round_trips_and_refuses_garbage),
         cmocka_unit_test(test_fdir_key_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

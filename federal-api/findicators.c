@@ -1,0 +1,199 @@
+#include "findicators.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faudit.h"
+#include "frender.h"
+#include "log.h"
+
+#define FINDICATORS_MAX_BODY (64u * 1024 * 1024)
+#define FINDICATORS_COLUMNS  8
+
+/* Both statements answer rows (k, indicator, grouping, key, numerator, denominator, cell key,
+ * contributors) with k = 0, then rows (1, province, last commit) with k = 1. National and
+ * provincial areas add the provinces' aggregates; districts and municipalities add the
+ * municipalities' cells (a district's cells are not kept as such). */
+static const char *findicators__sql_provinces = FAUDIT_READ_SQL
+    " SELECT 0 AS k, indicator, grouping, key, sum(numerator)::bigint,"
+    " sum(denominator)::bigint, (sum(cell_key) % 4294967296)::bigint, sum(contributors)::bigint"
+    " FROM province_cells WHERE province = ANY($5::smallint[]) AND period = $6"
+    " AND indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR grouping = ANY($8::text[]))"
+    " GROUP BY indicator, grouping, key"
+    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
+    " FROM province_status WHERE province = ANY($5::smallint[])"
+    " ORDER BY 1, 2, 3, 4";
+
+static const char *findicators__sql_cells = FAUDIT_READ_SQL
+    " SELECT 0 AS k, c.indicator, c.grouping, c.key, sum(c.numerator)::bigint,"
+    " sum(c.denominator)::bigint, (sum(c.cell_key) % 4294967296)::bigint,"
+    " sum(c.contributors)::bigint"
+    " FROM cells c WHERE c.period_kind = $9::smallint AND c.period = $6"
+    " AND c.municipality IN (SELECT g.municipality FROM geo g"
+    " WHERE g.district = $10::smallint OR g.municipality = $11::integer)"
+    " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = ANY($8::text[]))"
+    " GROUP BY c.indicator, c.grouping, c.key"
+    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
+    " FROM province_status WHERE province = ANY($5::smallint[])"
+    " ORDER BY 1, 2, 3, 4";
+
+/* A decimal integer in [min, max] and nothing else. */
+static int findicators__int(const char *s, long long min, long long max, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
+        return REINT_EMALFORMED;
+    *out = v;
+    return 0;
+}
+
+int findicators_decode(const PGresult *res, findicators_result *out)
+{
+    int rows = PQntuples(res);
+    memset(out, 0, sizeof(*out));
+    if (PQnfields(res) != FINDICATORS_COLUMNS)
+        return REINT_EMALFORMED;
+    out->cells = rows ? calloc((size_t)rows, sizeof(findicators_cell)) : NULL;
+    if (rows && out->cells == NULL)
+        return REINT_ENOMEM;
+    for (int i = 0; i < rows; i++) {
+        long long k, nu, de, ck, co;
+        if (findicators__int(PQgetvalue(res, i, 0), 0, 1, &k) != 0)
+            goto malformed;
+        if (k == 1) {
+            long long p;
+            if (findicators__int(PQgetvalue(res, i, 1), 1, 7, &p) != 0)
+                goto malformed;
+            out->as_of[p] = PQgetvalue(res, i, 2);
+            continue;
+        }
+        if (findicators__int(PQgetvalue(res, i, 4), INT64_MIN, INT64_MAX, &nu) != 0 ||
+            findicators__int(PQgetvalue(res, i, 5), INT64_MIN, INT64_MAX, &de) != 0 ||
+            findicators__int(PQgetvalue(res, i, 6), 0, UINT32_MAX, &ck) != 0 ||
+            findicators__int(PQgetvalue(res, i, 7), INT64_MIN, INT64_MAX, &co) != 0)
+            goto malformed;
+        findicators_cell *c = &out->cells[out->n++];
+        c->indicator = PQgetvalue(res, i, 1);
+        c->grouping = PQgetvalue(res, i, 2);
+        c->key = PQgetvalue(res, i, 3);
+        c->nu = nu;
+        c->de = de;
+        c->ck = (uint32_t)ck;
+        c->co = co;
+    }
+    return 0;
+malformed:
+    findicators_result_free(out);
+    return REINT_EMALFORMED;
+}
+
+void findicators_result_free(findicators_result *r)
+{
+    free(r->cells);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Renders the decoded rows for f's route and answers. */
+static void findicators__render(freq *f, const findicators_result *r)
+{
+    int perturbed = f->role == AUTH_PUBLIC;
+    const char *ctype = NULL;
+    sbuf b;
+    int rc;
+    sbuf_init(&b, FINDICATORS_MAX_BODY);
+    if (f->ind == NULL) {
+        rc = frender_dvs(&b, &f->q, r, perturbed);
+    } else if (f->q.csv) {
+        rc = frender_indicator_csv(&b, f->ind, &f->q, r, perturbed);
+        ctype = "text/csv; charset=utf-8";
+    } else {
+        rc = frender_indicator_json(&b, f->ind, &f->q, r, perturbed);
+    }
+    if (rc == 0 && f->ind && f->q.csv) {
+        char h[512];
+        frender_as_of_header(&f->q, r, h, sizeof(h));
+        http_add_header(f->r, "X-Data-As-Of", h);
+    }
+    if (rc != 0)
+        freq_error(f, 500, "answer too large");
+    else
+        freq_finish(f, 200, ctype, b.p, b.len);
+    sbuf_free(&b);
+}
+
+static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    findicators_result r;
+    if (err) {
+        log_error("query failed: %s", err);
+        freq_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    int rc = findicators_decode(res, &r);
+    if (rc == REINT_ENOMEM) {
+        freq_error(f, 503, "out of memory");
+        return;
+    }
+    if (rc != 0) {
+        log_error("indicator query: a row does not have the statement's shape");
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return;
+    }
+    f->env->m->audit_rows++;
+    findicators__render(f, &r);
+    findicators_result_free(&r);
+}
+
+void findicators_answer(freq *f)
+{
+    char provs[32], kind[8], dist[8], muni[12], groupings[160];
+    sbuf inds;
+    sbuf_init(&inds, 4096);
+    if (f->q.area_province)
+        snprintf(provs, sizeof(provs), "{%d}", f->q.area_province);
+    else
+        snprintf(provs, sizeof(provs), "{1,2,3,4,5,6,7}");
+    /* Array literals of codes and groupings, bound as text[]: their characters were checked
+     * (catalogue codes, params.h's normalised grouping), so no quoting is needed. */
+    sbuf_puts(&inds, "{");
+    if (f->ind) {
+        sbuf_printf(&inds, "\"%s\"", f->ind->code);
+        snprintf(groupings, sizeof(groupings), "{\"\",\"%s\"}", f->q.by);
+    } else {
+        size_t n;
+        const catalogue_indicator *all = catalogue_all(&n);
+        for (size_t i = 0; i < n; i++)
+            sbuf_printf(&inds, "%s\"%s\"", i ? "," : "", all[i].code);
+    }
+    sbuf_puts(&inds, "}");
+    if (inds.failed) {
+        sbuf_free(&inds);
+        faudit_error(f, 500, "out of memory");
+        return;
+    }
+    snprintf(kind, sizeof(kind), "%d", (int)f->q.kind);
+    snprintf(dist, sizeof(dist), "%d", f->q.district);
+    snprintf(muni, sizeof(muni), "%u", f->q.municipality);
+    const char *v[11];
+    faudit_read_params(f, v);
+    v[4] = provs;
+    v[5] = f->q.period;
+    v[6] = inds.p;
+    v[7] = f->ind ? groupings : NULL;
+    v[8] = kind;
+    v[9] = f->q.district ? dist : NULL;
+    v[10] = f->q.municipality ? muni : NULL;
+    int cells = f->q.district || f->q.municipality;
+    int rc = db_query(f->env->db, cells ? findicators__sql_cells : findicators__sql_provinces,
+                      cells ? 11 : 8, v, findicators__on_rows, f);
+    sbuf_free(&inds);
+    if (rc != 0)
+        freq_error(f, 503, "the federal store is busy; try again");
+}

@@ -1,0 +1,42 @@
+/* Indicator answers from PostgreSQL (GET /v1/indicators/<code> and GET /v1/dataValueSets).
+ * One statement per request reads the cells of the area asked (the provinces' aggregates for
+ * the nation or a province, added at read time; the municipalities' cells for a district or
+ * a municipality), each province's last commit (the answer's "as of"), and writes the
+ * request's audit row (faudit.h). Its rows are decoded into a findicators_result, which
+ * frender.h turns into JSON, CSV or DHIS2's dataValueSets. */
+#ifndef FEDERAL_API_FINDICATORS_H
+#define FEDERAL_API_FINDICATORS_H
+
+#include "error.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "freq.h"
+
+/* One cell of the answer: an indicator's value for one key of one grouping. */
+typedef struct findicators_cell {
+    const char *indicator, *grouping, *key; /* "sex,age_band" and "FEMALE,25_39"; "" total */
+    int64_t nu, de, co;                     /* numerator, denominator, contributors */
+    uint32_t ck;                            /* the cell key (sum of record keys mod 2^32) */
+} findicators_cell;
+
+typedef struct findicators_result {
+    findicators_cell *cells; /* malloc'd, n of them */
+    size_t n;
+    const char *as_of[8]; /* by province 1..7; NULL when that province never sent data */
+} findicators_result;
+
+/* Decodes the rows of the statement findicators_answer sends. The strings point into res:
+ * the result is valid while res is and is released with findicators_result_free. Returns 0,
+ * REINT_ENOMEM, or REINT_EMALFORMED when a row does not have the statement's shape. */
+int findicators_decode(const PGresult *res, findicators_result *out);
+void findicators_result_free(findicators_result *r);
+
+/* Answers f: GET /v1/indicators/<code> when f->ind is set (JSON, or CSV with format=csv),
+ * else GET /v1/dataValueSets (every indicator); values exact, or perturbed for the public
+ * role. The caller has checked the role's right to the area. Frees f. */
+void findicators_answer(freq *f);
+
+#endif

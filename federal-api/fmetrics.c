@@ -1,0 +1,86 @@
+#include "fmetrics.h"
+
+#include <string.h>
+
+#include "metrics.h"
+
+void fmetrics_count_status(fmetrics *m, int status)
+{
+    switch (status) {
+    case 200:
+    case 201:
+        m->ok++;
+        break;
+    case 400:
+    case 422:
+        m->bad_request++;
+        break;
+    case 401:
+        m->unauthorized++;
+        break;
+    case 403:
+        m->forbidden++;
+        break;
+    case 404:
+        m->not_found++;
+        break;
+    case 429:
+        m->rate_limited++;
+        break;
+    default:
+        if (status >= 500)
+            m->unavailable++;
+    }
+}
+
+void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
+                      const tls_ctx *sync_tls)
+{
+    db_metrics dm;
+    fingest_metrics im;
+    memset(&im, 0, sizeof(im));
+    db_get_metrics(db, &dm);
+    if (ingest)
+        fingest_get_metrics(ingest, &im);
+    const metric rows[] = {
+        METRIC_C("federal_http_requests_total", "HTTP requests received.", m->requests),
+        METRIC_C("federal_http_ok_total", "Requests answered 200.", m->ok),
+        METRIC_C("federal_http_bad_request_total", "Requests refused 400.", m->bad_request),
+        METRIC_C("federal_http_unauthorized_total", "Requests refused 401.", m->unauthorized),
+        METRIC_C("federal_http_forbidden_total", "Requests refused 403.", m->forbidden),
+        METRIC_C("federal_http_rate_limited_total", "Requests refused 429.", m->rate_limited),
+        METRIC_C("federal_http_unavailable_total", "Requests answered 5xx.", m->unavailable),
+        METRIC_C("federal_audit_rows_total", "Audit rows written.", m->audit_rows),
+        METRIC_C("federal_db_queries_total", "Statements sent to PostgreSQL.", dm.queries),
+        METRIC_C("federal_db_errors_total", "Statements that failed.", dm.errors),
+        METRIC_C("federal_db_connects_total", "Connections established.", dm.connects),
+        METRIC_C("federal_db_disconnects_total", "Connections lost.", dm.disconnects),
+        METRIC_G("federal_db_connected", "Pool connections up now.", dm.connected),
+        METRIC_G("federal_db_queued", "Statements waiting for a connection.", dm.queued),
+        METRIC_C("federal_ingest_connections_total", "Hub connections accepted.", im.connections),
+        METRIC_G("federal_ingest_connected", "Hub connections open.", im.connected),
+        METRIC_C("federal_ingest_batches_total", "Rollup batches received.", im.batches),
+        METRIC_C("federal_ingest_batches_committed_total", "Rollup batches committed.",
+                 im.batches_committed),
+        METRIC_C("federal_ingest_snapshots_received_total", "Snapshots received.",
+                 im.snapshots_received),
+        METRIC_C("federal_ingest_snapshots_applied_total",
+                 "Snapshots that replaced an older revision.", im.snapshots_applied),
+        METRIC_C("federal_ingest_snapshots_refused_total", "Snapshots refused by validation.",
+                 im.snapshots_refused),
+        METRIC_C("federal_ingest_cells_received_total", "Cells received.", im.cells_received),
+        METRIC_C("federal_ingest_security_events_total",
+                 "Batches refused for another province's snapshot.", im.security_events),
+        METRIC_C("federal_ingest_db_errors_total", "Batches the store failed.", im.db_errors),
+        METRIC_C("federal_directives_published_total", "Directives published here.",
+                 m->directives_published),
+        METRIC_C("federal_ingest_directives_sent_total", "Directives sent to hubs.",
+                 im.directives_sent),
+        METRIC_C("federal_ingest_directive_acks_total", "DirectiveAcks received from hubs.",
+                 im.directive_acks),
+    };
+    /* Without a sync TLS context the CRL expiry row still appears, at 0, so that a scrape
+     * alarms on it rather than missing it. */
+    metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]),
+                    sync_tls ? tls_ctx_crl_next_update(sync_tls) : 0);
+}

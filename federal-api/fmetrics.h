@@ -1,0 +1,28 @@
+/* The federal API's request counters and its GET /metrics answer (Prometheus text format):
+ * the HTTPS API's answers by status, the audit rows and directives written, the PostgreSQL
+ * pool's and the hub ingest's counters, and the CRL's expiry. */
+#ifndef FEDERAL_API_FMETRICS_H
+#define FEDERAL_API_FMETRICS_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "fingest.h"
+#include "http.h"
+#include "tls.h"
+
+/* Counters of one API server; single-threaded (the loop's thread). */
+typedef struct fmetrics {
+    uint64_t requests, ok, bad_request, unauthorized, forbidden, not_found, rate_limited,
+        unavailable, audit_rows, directives_published;
+} fmetrics;
+
+/* Counts one answer under its status (200/201 ok, 400/422, 401, 403, 404, 429, 5xx). */
+void fmetrics_count_status(fmetrics *m, int status);
+
+/* Answers r with the counters of m, db and ingest (may be NULL) and the CRL expiry of
+ * sync_tls (may be NULL): 200 with the exposition, or 500 when it cannot be built. */
+void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
+                      const tls_ctx *sync_tls);
+
+#endif

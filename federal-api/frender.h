@@ -1,0 +1,40 @@
+/* The renderings of the federal API's answers, pure (no I/O, no database): the catalogue, an
+ * indicator as JSON or CSV, and DHIS2's dataValueSets. Values are exact, or cell-key
+ * perturbed (disclosure.h) when perturbed is set: then no numerator, denominator or
+ * contributor count is shown, and a sum with too few contributors is suppressed.
+ * Each renderer appends to b and returns 0, or REINT_ETOOBIG when b failed (its maximum or
+ * memory): the caller then answers 500, never a truncated 200. */
+#ifndef FEDERAL_API_FRENDER_H
+#define FEDERAL_API_FRENDER_H
+
+#include "error.h"
+
+#include <stddef.h>
+
+#include "catalogue.h"
+#include "findicators.h"
+#include "params.h"
+#include "sbuf.h"
+
+/* GET /v1/indicators: every indicator with its aggregation, dimensions and groupings. */
+int frender_catalogue(sbuf *b);
+
+/* GET /v1/indicators/<code> as JSON: the indicator, period, area, the "as of" of each province
+ * of the area, the total, and a row per key of grouping q->by. */
+int frender_indicator_json(sbuf *b, const catalogue_indicator *ind, const params_query *q,
+                           const findicators_result *r, int perturbed);
+
+/* The same as CSV: a header row, then a row per key of q->by, then the total's row (its
+ * dimension columns TOTAL). The "as of" goes in a header: see frender_as_of_header. */
+int frender_indicator_csv(sbuf *b, const catalogue_indicator *ind, const params_query *q,
+                          const findicators_result *r, int perturbed);
+
+/* The X-Data-As-Of header value of a CSV answer ("1=2026-07-31T...; 2=none") into out. */
+void frender_as_of_header(const params_query *q, const findicators_result *r, char *out,
+                          size_t outlen);
+
+/* GET /v1/dataValueSets: every shown cell of r as a DHIS2 dataValue (dataElement, period,
+ * orgUnit, categoryOptionCombo, value). */
+int frender_dvs(sbuf *b, const params_query *q, const findicators_result *r, int perturbed);
+
+#endif

@@ -1,0 +1,76 @@
+/* One request to the federal HTTPS API, from its route and bearer token to its answer: who
+ * asked (token name, role, province), from which address, what (the printable target), the
+ * parsed query, and the answer waiting for its audit row. fapi.c makes it and authenticates
+ * it; the module of its route (findicators, faudit, fpublish) answers it exactly once, through
+ * freq_finish or faudit_respond, which free it. */
+#ifndef FEDERAL_API_FREQ_H
+#define FEDERAL_API_FREQ_H
+
+#include <stddef.h>
+
+#include "auth.h"
+#include "catalogue.h"
+#include "db.h"
+#include "fingest.h"
+#include "fmetrics.h"
+#include "http.h"
+#include "params.h"
+#include "sbuf.h"
+
+#define FREQ_TARGET_MAX 512
+#define FREQ_CODE_MAX   64
+
+/* What every request of one server shares; owned by the server (fapi), which outlives its
+ * requests. */
+typedef struct freq_env {
+    db_pool *db;
+    fingest *ingest; /* may be NULL */
+    fmetrics *m;
+    auth_limiter *limiter;  /* failed token attempts per client address */
+    const char *dir_key_id; /* "" when this server does not publish directives */
+    const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */
+} freq_env;
+
+enum freq_route { FREQ_CATALOGUE, FREQ_INDICATOR, FREQ_DVS, FREQ_AUDIT, FREQ_DIRECTIVES };
+
+typedef struct freq {
+    const freq_env *env;
+    http_req *r;
+    enum freq_route route;
+    int post;                    /* POST (else GET) */
+    char who[AUTH_NAME_MAX + 1]; /* the token's name; "" before authentication */
+    char role_label[16];         /* "ministry", "province:3", ...; "" before */
+    enum auth_role role;
+    int province;                   /* of role province */
+    char peer[64];                  /* the client's address, printable ASCII */
+    char target[FREQ_TARGET_MAX];   /* path?query, printable ASCII, for the audit row */
+    char code[FREQ_CODE_MAX + 1];   /* the indicator code of /v1/indicators/<code> */
+    const catalogue_indicator *ind; /* its catalogue entry; NULL for other routes */
+    params_query q;
+    /* The answer waiting for its audit row (faudit.c); body is freed with the request. */
+    int status;
+    char *body;
+    size_t body_len;
+    const char *ctype;
+    /* What a route keeps across database round trips, freed with the request by
+     * state_free (when set). */
+    void *state;
+    void (*state_free)(void *state);
+} freq;
+
+/* A request for r on env: peer and target filled in (as printable ASCII), not yet
+ * authenticated. NULL when out of memory. */
+freq *freq_new(const freq_env *env, http_req *r, int post);
+
+/* Answers f with status and body (copied), counts it, and frees f. */
+void freq_finish(freq *f, int status, const char *ctype, const char *body, size_t len);
+
+/* Answers f with {"error": msg} (and WWW-Authenticate for 401) without an audit row, for
+ * answers that come before authentication or when the store is unreachable; frees f. */
+void freq_error(freq *f, int status, const char *msg);
+
+/* Answers f with b's content (200 or 201), or with 500 when b failed: an answer is never
+ * cut short. Frees f; b stays the caller's. */
+void freq_finish_sbuf(freq *f, int status, const char *ctype, const sbuf *b);
+
+#endif
