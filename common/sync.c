@@ -479,6 +479,8 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     for (size_t i = 0; i < r->n_directives; i++)
         sync__directive(s, r->directives[i]);
+    if (s->o.on_session)
+        s->o.on_session(s->o.ud);
     sync__pump(s);
     return 0;
 }
@@ -716,6 +718,13 @@ void sync_kick(sync_client *s)
 {
     if (s && s->session && s->n_inflight < s->o.window)
         sync__pump(s);
+}
+
+int sync_send(sync_client *s, const Reint__V1__Envelope *env)
+{
+    if (s == NULL || !s->session || s->w == NULL || wire_is_closing(s->w))
+        return UV_ENOTCONN;
+    return wire_send(s->w, env);
 }
 
 void sync_stop(sync_client *s)

@@ -67,6 +67,8 @@ typedef struct sync_opts {
      * Returning 0 with *ack_serial set makes the client acknowledge that serial, so the
      * receiver stops offering it. May be NULL. */
     int (*on_directive)(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack_serial);
+    /* Called when a session has started (after the HelloReply). May be NULL. */
+    void (*on_session)(void *ud);
     int window;           /* batches in flight (default 8) */
     int batch_records;    /* records per batch (default 2000); batches are also kept below
                            * the receiver's frame limit, announced in its HelloReply */
@@ -85,6 +87,9 @@ typedef struct sync_opts {
 int sync_start(sync_client **out, const sync_opts *opts);
 /* New entries were committed: send them if connected. */
 void sync_kick(sync_client *s);
+/* Sends an envelope outside the batches (e.g. Coverage) when a session is up. Returns 0,
+ * UV_ENOTCONN without a session, or a negative code. */
+int sync_send(sync_client *s, const Reint__V1__Envelope *env);
 /* Closes the connection and the timers; on_done is not called. The client is freed once
  * its handles have closed. */
 void sync_stop(sync_client *s);

@@ -8,6 +8,7 @@
 #include "catalogue.h"
 #include "clock.h"
 #include "faudit.h"
+#include "fcoverage.h"
 #include "fdirectives.h"
 #include "findicators.h"
 #include "fmetrics.h"
@@ -54,6 +55,8 @@ static unsigned fapi__allowed(const freq *f)
         return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT;
     case FREQ_AUDIT:
         return PARAM_LIMIT;
+    case FREQ_COVERAGE:
+        return PARAM_PROVINCE;
     case FREQ_DIRECTIVES:
         return f->post ? 0 : PARAM_LIMIT;
     default:
@@ -95,6 +98,17 @@ static void fapi__authorised(freq *f)
             faudit_error(f, 403, "the audit log is for the admin role");
         else
             faudit_list(f);
+        return;
+    case FREQ_COVERAGE:
+        if (f->role == AUTH_MINISTRY || f->role == AUTH_ADMIN ||
+            (f->role == AUTH_PROVINCE && f->q.area_province == f->province && f->province))
+            fcoverage_answer(f);
+        else
+            faudit_error(f, 403,
+                         f->role == AUTH_PROVINCE
+                             ? "role province reads the coverage of its own province: add "
+                               "province=<its code>"
+                             : "the coverage is for the ministry, admin and province roles");
         return;
     case FREQ_INDICATOR:
     case FREQ_DVS:
@@ -194,6 +208,8 @@ static int fapi__route(freq *f, const char *path)
         f->route = FREQ_DVS;
     } else if (strcmp(path, "/v1/audit") == 0) {
         f->route = FREQ_AUDIT;
+    } else if (strcmp(path, "/v1/coverage") == 0) {
+        f->route = FREQ_COVERAGE;
     } else if (strcmp(path, "/v1/directives") == 0) {
         f->route = FREQ_DIRECTIVES;
     } else {

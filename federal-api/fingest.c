@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "catalogue.h"
-#include "fdirectives.h"
 #include "geo.h"
 #include "hex.h"
 #include "hlc.h"

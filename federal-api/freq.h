@@ -31,7 +31,14 @@ typedef struct freq_env {
     const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */
 } freq_env;
 
-enum freq_route { FREQ_CATALOGUE, FREQ_INDICATOR, FREQ_DVS, FREQ_AUDIT, FREQ_DIRECTIVES };
+enum freq_route {
+    FREQ_CATALOGUE,
+    FREQ_INDICATOR,
+    FREQ_DVS,
+    FREQ_AUDIT,
+    FREQ_DIRECTIVES,
+    FREQ_COVERAGE
+};
 
 typedef struct freq {
     const freq_env *env;

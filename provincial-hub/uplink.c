@@ -3,13 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "rid.h"
 #include "store.h"
 
+/* Coverage is sent at most this often while it changes (and at every session start). */
+#define UPLINK_COVERAGE_MS 10000
+
 struct uplink {
     uplink_opts o;
     sync_client *client;
+    uint64_t coverage_gen;     /* the ingest's coverage generation last sent */
+    uint64_t coverage_sent_ms; /* monotonic time of that */
+    int coverage_due;          /* a session started: send it at once */
     uint8_t incarnation[16];
     char identity[32], expect[16];
     sbuf buf; /* one packed snapshot */
@@ -52,6 +59,10 @@ static int src_read(void *src, uint64_t after, size_t max, sync_entry_cb cb, voi
             break;
         n++;
     }
+    if (n >= 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error("uplink: reading the outbox: %s", sqlite3_errmsg(u->o.db));
+        n = -1;
+    }
     sqlite3_finalize(st);
     return n;
 }
@@ -60,7 +71,8 @@ static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after
 {
     uplink *u = src;
     int64_t mine = 0;
-    store_meta_get_int(u->o.db, "uplink_acked_seq", &mine);
+    if (store_meta_get_int_or(u->o.db, "uplink_acked_seq", 0, &mine) != 0)
+        return REINT_EDB;
     *after = seq;
     if (seq <= (uint64_t)mine)
         return 0;
@@ -73,10 +85,11 @@ static int src_resume(void *src, uint64_t seq, uint64_t version, uint64_t *after
     sqlite3_bind_int64(st, 1, mine);
     sqlite3_bind_int64(st, 2, (int64_t)seq);
     sqlite3_bind_int64(st, 3, (int64_t)version);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         *after = (uint64_t)sqlite3_column_int64(st, 0) - 1;
     sqlite3_finalize(st);
-    return 0;
+    return step == SQLITE_ROW ? 0 : REINT_EDB;
 }
 
 static int src_acked(void *src, uint64_t seq, const Reint__V1__Refusal *const *refusals, size_t n)
@@ -92,9 +105,13 @@ static uint64_t src_last_seq(void *src)
 {
     uplink *u = src;
     int64_t v = 0;
+    /* A read error answers 0 ("nothing issued"): the session then sends what it reads, and a
+     * failing read closes it (src_read). */
     sqlite3_stmt *st = store_prepare(u->o.db, "SELECT coalesce(max(seq), 0) FROM rollup_outbox");
     if (st && sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
+    else
+        log_error("uplink: outbox position not read: %s", sqlite3_errmsg(u->o.db));
     sqlite3_finalize(st);
     return (uint64_t)v;
 }
@@ -109,6 +126,66 @@ static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t
     uplink *u = ud;
     char err[256];
     return ingest_directive(u->o.in, sd, ack, err, sizeof(err));
+}
+
+/* Sends the hub's Coverage: per node, live records, dead letters, last sync and calendar. */
+static void uplink__coverage(uplink *u)
+{
+    sqlite3_stmt *st = store_prepare(
+        u->o.db, "SELECT n.municipality, n.calendar, n.last_sync_ms,"
+                 " (SELECT count(*) FROM records r WHERE r.municipality=n.municipality"
+                 "  AND r.deleted=0),"
+                 " (SELECT count(*) FROM dead_letters d WHERE d.municipality=n.municipality)"
+                 " FROM nodes n ORDER BY n.municipality");
+    if (st == NULL)
+        return;
+    uint64_t gen = ingest_coverage_generation(u->o.in);
+    Reint__V1__MunicipalityCoverage *mc = NULL, **mp = NULL;
+    size_t n = 0, cap = 0, cap2 = 0;
+    int step, failed = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sbuf_grow((void **)&mc, &cap, n + 1, sizeof(*mc)) != 0 ||
+            sbuf_grow((void **)&mp, &cap2, n + 1, sizeof(*mp)) != 0) {
+            failed = 1;
+            break;
+        }
+        Reint__V1__MunicipalityCoverage *m = &mc[n++];
+        reint__v1__municipality_coverage__init(m);
+        m->municipality = (uint32_t)sqlite3_column_int64(st, 0);
+        m->calendar = (Reint__V1__Calendar)sqlite3_column_int(st, 1);
+        m->last_sync_ms = (uint64_t)sqlite3_column_int64(st, 2);
+        m->records = (uint64_t)sqlite3_column_int64(st, 3);
+        m->dead_letters = (uint64_t)sqlite3_column_int64(st, 4);
+    }
+    if (!failed && step != SQLITE_DONE) {
+        log_error("uplink: coverage not read: %s", sqlite3_errmsg(u->o.db));
+        failed = 1;
+    }
+    sqlite3_finalize(st);
+    if (!failed) {
+        for (size_t i = 0; i < n; i++)
+            mp[i] = &mc[i];
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        Reint__V1__Coverage cv = REINT__V1__COVERAGE__INIT;
+        cv.n_municipalities = n;
+        cv.municipalities = mp;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_COVERAGE;
+        env.coverage = &cv;
+        if (sync_send(u->client, &env) == 0) {
+            u->coverage_gen = gen;
+            u->coverage_sent_ms = clock_mono_ms();
+            u->coverage_due = 0;
+        }
+    }
+    free(mc);
+    free(mp);
+}
+
+static void uplink__on_session(void *ud)
+{
+    uplink *u = ud;
+    u->coverage_due = 1;
+    uplink__coverage(u);
 }
 
 int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen)
@@ -138,6 +215,7 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
                     .hub = opts->federal,
                     .expect_peer = u->expect,
                     .on_directive = on_directive,
+                    .on_session = uplink__on_session,
                     .window = opts->window,
                     .batch_records = opts->batch_snapshots,
                     .backoff_base_ms = opts->backoff_base_ms,
@@ -164,8 +242,12 @@ void uplink_stop(uplink *u)
 
 void uplink_kick(uplink *u)
 {
-    if (u)
-        sync_kick(u->client);
+    if (u == NULL)
+        return;
+    sync_kick(u->client);
+    if (u->coverage_due || (ingest_coverage_generation(u->o.in) != u->coverage_gen &&
+                            clock_mono_ms() - u->coverage_sent_ms >= UPLINK_COVERAGE_MS))
+        uplink__coverage(u);
 }
 
 void uplink_get_state(const uplink *u, sync_state *st)
@@ -175,8 +257,9 @@ void uplink_get_state(const uplink *u, sync_state *st)
 
 int64_t uplink_backlog(uplink *u)
 {
-    int64_t acked = 0, n = 0;
-    store_meta_get_int(u->o.db, "uplink_acked_seq", &acked);
+    int64_t acked = 0, n = -1;
+    if (store_meta_get_int_or(u->o.db, "uplink_acked_seq", 0, &acked) != 0)
+        return -1;
     sqlite3_stmt *st = store_prepare(u->o.db, "SELECT count(*) FROM rollup_outbox WHERE seq > ?1");
     if (st) {
         sqlite3_bind_int64(st, 1, acked);
@@ -184,5 +267,5 @@ int64_t uplink_backlog(uplink *u)
             n = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
-    return n;
+    return n; /* -1: unknown (a read error, logged) */
 }

@@ -35,7 +35,7 @@ void uplink_stop(uplink *u);
 /* New snapshots may be waiting: send them now if the session has room. */
 void uplink_kick(uplink *u);
 void uplink_get_state(const uplink *u, sync_state *st);
-/* Entries of rollup_outbox not yet acknowledged by the federal tier. */
+/* Entries of rollup_outbox not yet acknowledged by the federal tier (-1: unknown). */
 int64_t uplink_backlog(uplink *u);
 
 #endif
