@@ -213,6 +213,12 @@ static void on_http(http_req *r, void *ud)
                      up ? uplink_backlog(up) : -1),
             METRIC_G("hub_uplink_connected", "1 while a session with the federal tier is up.",
                      up ? ust.connected : 0),
+            METRIC_C("hub_uplink_parts_sent_total",
+                     "Snapshot parts sent (snapshots too large for one federal frame).",
+                     ust.parts_sent),
+            METRIC_G("hub_uplink_upgrade_needed",
+                     "1 while the federal tier refuses this hub's protocol version.",
+                     ust.upgrade_needed),
             METRIC_G("hub_rollup_dirty", "Snapshots waiting to be recomputed.",
                      rollup_dirty_count(ingest_rollup(ing))),
         };

@@ -171,9 +171,14 @@ static void uplink__coverage(uplink *u)
         cv.municipalities = mp;
         env.msg_case = REINT__V1__ENVELOPE__MSG_COVERAGE;
         env.coverage = &cv;
-        if (sync_send(u->client, &env) == 0) {
+        int rc = sync_send(u->client, &env);
+        if (rc == 0) {
             u->coverage_gen = gen;
             u->coverage_sent_ms = clock_mono_ms();
+            u->coverage_due = 0;
+        } else if (rc != UV_ENOTCONN) {
+            log_error("uplink: coverage of %zu municipalities not sent: %s", n,
+                      reint_strerror(rc));
             u->coverage_due = 0;
         }
     }

@@ -38,6 +38,12 @@ class Federal(Daemon):
                     os.path.join(self.dir, "federal.log"))
         return self
 
+    def configure(self, text):
+        """Appends INI text (sections may repeat) before the next start."""
+        with open(self.config, "a") as f:
+            f.write(text)
+        return self
+
     def cli(self, *args, check=True):
         return run([os.path.join(BIN, "federal-api"), "--config", self.config] + list(args),
                    check=check, timeout=60)

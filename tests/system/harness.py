@@ -103,9 +103,16 @@ class Hub(Daemon):
                        pki.path("crl.pem") if crl else ""))
         self.db = os.path.join(self.dir, "data", "hub.db")
 
-    def start(self):
-        self._start([os.path.join(BIN, "provincial-hub"), "--config", self.config],
-                    os.path.join(self.dir, "hub.log"))
+    def start(self, *hooks):
+        """hooks: test-only options, e.g. "--enable-test-hooks", "--test-clock", FILE."""
+        self._start([os.path.join(BIN, "provincial-hub")] + list(hooks) +
+                    ["--config", self.config], os.path.join(self.dir, "hub.log"))
+        return self
+
+    def configure(self, text):
+        """Appends INI text (sections may repeat) before the next start."""
+        with open(self.config, "a") as f:
+            f.write(text)
         return self
 
     def metrics(self):
@@ -156,10 +163,12 @@ class Node:
             f.write(text)
         self.db = os.path.join(self.dir, "node.db")
         self.server = None
+        # Test hooks for the next commands: e.g. ["--enable-test-hooks", "--test-fault", X].
+        self.hooks = []
 
     def cli(self, *args, check=True, timeout=300):
-        return run([os.path.join(BIN, "municipal-node"), "--config", self.config] + list(args),
-                   check=check, timeout=timeout)
+        return run([os.path.join(BIN, "municipal-node")] + self.hooks +
+                   ["--config", self.config] + list(args), check=check, timeout=timeout)
 
     def import_csv(self, kind, path, check=True):
         return self.cli("import", "--kind", kind, path, check=check)
@@ -169,8 +178,9 @@ class Node:
 
     def serve(self):
         self.server = Daemon()
-        self.server._start([os.path.join(BIN, "municipal-node"), "--config", self.config,
-                            "serve"], os.path.join(self.dir, "serve.log"))
+        self.server._start([os.path.join(BIN, "municipal-node")] + self.hooks +
+                           ["--config", self.config, "serve"],
+                           os.path.join(self.dir, "serve.log"))
         return self.server
 
     def ids(self):

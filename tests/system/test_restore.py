@@ -1,12 +1,18 @@
 """Restore and re-initialisation: a node restored from an older copy of its store, then
-edited, ends with its edits at the hub; a node re-initialised and fed the same data again
-leaves the hub with one copy of each record."""
+edited, ends with its edits at the hub; a node restored from an older copy and fed all of its
+spreadsheets again, or re-initialised and fed the same data again, leaves the hub with one
+copy of each record (record ids are keyed by (kind, local_id) with the store's id key, which
+every backup carries), also when the re-import is killed midway."""
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import time
+import types
 
 from gen import Caseload
-from harness import Hub, Node, run, BIN
+from harness import Hub, Node, run, BIN, wait_for
 from spine import KIND_PERSON, check_hub_matches
 
 
@@ -90,3 +96,112 @@ def test_reinitialised_node_replaces_not_doubles(pki, workdir, procs):
     assert len(hub.records(10703)) == 700
     check_hub_matches(hub, node, cl)
     assert hub.metrics()["hub_swept_records_total"] == 700
+
+
+def _restored_node(pki, workdir, procs, serve_first):
+    """A node synced, copied, given 50 more persons (synced), then restored from the copy:
+    the 50 are at the hub but no longer at the node."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 5)
+    for _ in range(100):
+        cl.new_person()
+    p = os.path.join(workdir, "p.csv")
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    node.sync()
+    copy = os.path.join(workdir, "copy.db")
+    backup(node.db, copy)
+    lost = {cl.new_person()["local_id"] for _ in range(50)}
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    node.sync()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(node.db + suffix):
+            os.remove(node.db + suffix)
+    shutil.copy(copy, node.db)
+    if serve_first:
+        procs.append(node.serve())
+    return hub, node, cl, p, lost
+
+
+def test_restore_then_full_reimport_keeps_one_copy(pki, workdir, procs):
+    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=False)
+    cl.write_csv(p, "persons")  # every row the clerk has, as a clerk would
+    node.import_csv("persons", p)
+    node.sync()
+    check_hub_matches(hub, node, cl)  # the hub holds nothing else: no second copy
+    assert len(hub.records(10703)) == 150
+
+
+def test_restored_node_serving_while_the_clerk_imports_loses_nothing(pki, workdir, procs):
+    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=True)
+    time.sleep(0.5)  # the session is up, positioned after the hub's count
+    kept = [lid for lid in cl.persons if lid not in lost]
+    for lid in kept[:10]:
+        cl.correct_person(lid)
+    for _ in range(100):  # enough entries to pass the hub's count within the session
+        cl.new_person()
+    view = types.SimpleNamespace(
+        persons={lid: r for lid, r in cl.persons.items() if lid not in lost}, services={},
+        deleted=set(), expected_person=cl.expected_person, expected_service=None)
+    cl.write_csv(p, "persons", rows=list(view.persons.values()))
+    node.import_csv("persons", p)
+    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
+    node.server.kill9()  # a restart: the node's session begins again from the hub's position
+    procs.append(node.serve())
+    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
+    stored = hub.records(10703)
+    lost_ids = set(stored) - set(node.ids().values())
+    assert len(lost_ids) == len(lost)  # the 50 the copy lacks stay upstream, once each
+
+    class HubView:
+        def records(self, municipality=None):
+            return {k: v for k, v in hub.records(municipality).items() if k not in lost_ids}
+    check_hub_matches(HubView(), node, view)
+
+
+def test_reinitialised_node_killed_during_its_reimport_keeps_one_copy(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 19)
+    for _ in range(3000):
+        cl.new_person()
+    p = os.path.join(workdir, "p.csv")
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    node.sync()
+    assert len(hub.records(10703)) == 3000
+    # Wipe the node and start again from the same spreadsheet, serving while it imports;
+    # kill -9 both the import and the serving node midway, then finish.
+    shutil.rmtree(node.dir)
+    node = Node(workdir, pki, 10703, hub)
+    procs.append(node.serve())
+    imp = subprocess.Popen([os.path.join(BIN, "municipal-node"), "--config", node.config,
+                            "import", "--kind", "persons", p],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(node.db) and _rows(node.db) > 0 or imp.poll() is not None,
+             60, "the import to commit its first rows")
+    time.sleep(0.05)
+    imp.send_signal(signal.SIGKILL)
+    imp.wait()
+    node.server.kill9()
+    procs.append(node.serve())
+    node.import_csv("persons", p)
+    wait_for(lambda: node.status()["backlog"] == 0, 60, "the re-import to reach the hub")
+    wait_for(lambda: hub.metrics()["hub_swept_records_total"] == 3000, 30,
+             "the old incarnation's records to be swept")
+    check_hub_matches(hub, node, cl)
+    assert len(hub.records(10703)) == 3000
+
+
+def _rows(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    try:
+        return c.execute("SELECT count(*) FROM records").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+    finally:
+        c.close()

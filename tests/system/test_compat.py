@@ -1,0 +1,159 @@
+"""Protocol version 2 and its rollout (issue: the foundation). A v2 hub serves v1 nodes during
+the upgrade: nothing they send is refused and every record counts exactly. A peer of a
+version the receiver does not speak is answered at Hello with the version error, and a node so
+refused keeps its outbox, says "upgrade needed" and files no dead letter. Stores of today's
+format (protocol 1) open under the new binaries, are migrated in place, and give the same
+figures."""
+import datetime
+import os
+import random
+import socket
+import ssl
+import struct
+import threading
+import time
+
+from compat import V1Client, v1
+from gen import Caseload
+from harness import BIN, Hub, Node, pb, run, wait_for
+from test_gaps import Officer
+
+YEAR = datetime.date.today().year - 1
+
+
+def _day(d):
+    return (d - datetime.date(1970, 1, 1)).days
+
+
+def _v1_person(pbv1, n, sex, day):
+    r = pbv1.Record()
+    r.id = bytes([0x01]) + os.urandom(7) + n.to_bytes(8, "big")
+    r.municipality = 10703
+    r.version = (int(time.time() * 1000) << 16) + n
+    r.person.category = pbv1.CATEGORY_RETURNEE
+    r.person.sex = sex
+    r.person.age_band = pbv1.AGE_BAND_25_39
+    r.person.registered_day = day
+    r.person.destination_country = "QA"
+    r.person.years_abroad = 2
+    r.person.consent = pbv1.FLAG_YES
+    return r
+
+
+def test_v1_node_syncs_to_a_v2_hub_nothing_refused_every_record_counted(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1)
+    token = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config, "token",
+                 "officer"]).stdout.strip()
+    procs.append(hub.start())
+    pbv1 = v1()
+    rng = random.Random(7)
+    sexes = (pbv1.SEX_FEMALE, pbv1.SEX_MALE, pbv1.SEX_OTHER)
+    records, truth = [], {}
+    for n in range(1, 301):
+        sex = rng.choice(sexes)
+        d = datetime.date(YEAR, rng.randint(1, 12), rng.randint(1, 28))
+        records.append(_v1_person(pbv1, n, sex, _day(d)))
+        name = pbv1.Sex.Name(sex).replace("SEX_", "")
+        truth[name] = truth.get(name, 0) + 1
+    c = V1Client(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(os.urandom(16))
+    assert reply.WhichOneof("msg") == "hello_reply", reply
+    seq = 1
+    for i in range(0, len(records), 60):
+        ack = c.batch(seq, records[i:i + 60])
+        assert ack.WhichOneof("msg") == "ack", ack
+        assert ack.ack.acked_seq == seq + len(records[i:i + 60]) - 1
+        assert list(ack.ack.refusals) == []
+        seq += 60
+    c.close()
+    stored = hub.records(10703)
+    assert len(stored) == len(records)
+    for r in records:
+        mun, kind, ver, deleted, rec = stored[r.id]
+        assert (mun, ver, deleted) == (10703, r.version, 0)
+        assert rec.person.sex == r.person.sex and rec.person.registered_day == \
+            r.person.registered_day
+    officer = Officer(hub, pki, token)
+
+    def counted():
+        body = officer.indicator("participants_registered", period=str(YEAR), by="sex",
+                                 municipality="10703")
+        return {cl["sex"]: cl["value"] for cl in body["cells"] if cl["value"]} == truth
+    wait_for(counted, 30, "the hub's rollups to count every v1 record")
+    assert hub.metrics()["hub_records_refused_total"] == 0
+
+
+def test_a_version_the_hub_does_not_speak_gets_the_version_error_at_hello(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1)
+    procs.append(hub.start())
+    c = V1Client(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(os.urandom(16), version=3)
+    assert reply.WhichOneof("msg") == "error"
+    assert reply.error.code == pb.ERROR_CODE_VERSION
+    assert "upgrade needed" in reply.error.message
+    assert hub.metrics()["hub_version_refusals_total"] == 1
+
+
+class RefusingHub:
+    """A hub of another version: it answers every Hello with ERROR_CODE_VERSION."""
+
+    def __init__(self, pki):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(pki.path("province-1.crt"), pki.path("province-1.key"))
+        self.ctx.load_verify_locations(pki.path("ca.crt"))
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sync_port = self.sock.getsockname()[1]
+        self.hellos = 0
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.sock.settimeout(0.5)
+        while not self.stop:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                s = self.ctx.wrap_socket(raw, server_side=True)
+                (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+                env = pb.Envelope()
+                env.ParseFromString(s.recv(n, socket.MSG_WAITALL))
+                if env.WhichOneof("msg") == "hello":
+                    self.hellos += 1
+                    self.version = env.hello.protocol_version
+                err = pb.Envelope()
+                err.error.code = pb.ERROR_CODE_VERSION
+                err.error.message = "protocol version %d not supported (this hub speaks 3)" \
+                    % env.hello.protocol_version
+                data = err.SerializeToString()
+                s.sendall(struct.pack(">I", len(data)) + data)
+                s.close()
+            except (OSError, ssl.SSLError, struct.error):
+                raw.close()
+
+
+def test_node_refused_for_its_version_keeps_its_outbox_and_says_upgrade_needed(pki, workdir):
+    hub = RefusingHub(pki)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 61)
+    for _ in range(40):
+        cl.new_person()
+    p = os.path.join(workdir, "p.csv")
+    cl.write_csv(p, "persons")
+    node.import_csv("persons", p)
+    before = node.status()
+    r = node.cli("sync", "--timeout", "3", check=False)
+    hub.stop = True
+    assert r.returncode == 4, r.stderr  # could not finish
+    assert hub.hellos >= 1 and hub.version == 2
+    st = node.status()
+    assert st["upgrade_needed"] is True, st
+    assert st["backlog"] == before["backlog"] == 40
+    assert st["dead_letters"] == 0
+    text = node.cli("status").stdout
+    assert "UPGRADE NEEDED" in text, text

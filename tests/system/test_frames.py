@@ -1,0 +1,84 @@
+"""Frame limits on real processes (protocol version 2): every batch stays below the
+receiver's frame limit, which it announces in its HelloReply. A snapshot larger than the
+federal tier's frames travels in parts and arrives whole, with the national figures exact; a
+record larger than the hub's frames is filed as a dead letter at the node, shown by the hub
+(/metrics, dead letters) and the federal coverage, while the rest flows and nothing is sent
+again and again."""
+import os
+import time
+
+from fedclient import Federal
+from gen import Caseload
+from harness import Hub, Node, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
+from test_chain import FreshDatabase, load, settle
+
+
+def test_snapshot_above_the_federal_frame_limit_arrives_in_parts(pki, workdir, procs,
+                                                                 postgres):  # noqa: F811
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres))
+    fed.configure("[federal]\nmax_frame = 4096\n").start()
+    procs.append(fed)
+    token = fed.token("ministry", "frames-%d" % time.time_ns())
+    hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+    procs.append(hub.start())
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 51)
+    load(node, cl, workdir, 900)
+    node.sync()
+    settle(fed, token, [cl])
+
+    def idle():
+        m = hub.metrics()
+        return m["hub_uplink_backlog"] == 0 and m["hub_rollup_dirty"] == 0 and \
+            m["hub_rollup_queue"] == 0
+    wait_for(idle, 60, "the rollups and the uplink to finish")
+    parts = hub.metrics()["hub_uplink_parts_sent_total"]
+    assert parts >= 2, "no snapshot was large enough to need parts; make the caseload larger"
+    # Nothing is resent once everything is acknowledged.
+    time.sleep(2)
+    assert hub.metrics()["hub_uplink_parts_sent_total"] == parts
+    assert fed.metrics()["federal_ingest_protocol_errors_total"] == 0
+
+
+def test_record_above_the_hub_frame_limit_is_a_dead_letter_shown_upstream(pki, workdir, procs,
+                                                                          postgres):  # noqa: F811
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres)).start()
+    procs.append(fed)
+    token = fed.token("ministry", "frames-%d" % time.time_ns())
+    hub = Hub(workdir, pki, 1).configure("[hub]\nmax_frame = 4096\n[uplink]\nfederal = "
+                                         "127.0.0.1:%d\n" % fed.sync_port)
+    procs.append(hub.start())
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 52)
+    for _ in range(300):
+        cl.new_person()
+    path = os.path.join(workdir, "p.csv")
+    cl.write_csv(path, "persons")
+    # The 7th record the import writes is padded past any frame (a test-only hook).
+    node.hooks = ["--enable-test-hooks", "--test-fault", "outbox_oversize_record:7"]
+    node.import_csv("persons", path)
+    node.hooks = []
+    node.sync()
+    st = node.status()
+    assert st["backlog"] == 0 and st["dead_letters"] == 1, st
+    stored = hub.records(10703)
+    assert len(stored) == 299  # the rest flowed
+    m = hub.metrics()
+    assert m["hub_records_dropped_total"] == 1
+    # Nothing loops: a second sync sends nothing, the hub counts no new batch.
+    batches = m["hub_batches_total"]
+    node.sync()
+    assert hub.metrics()["hub_batches_total"] == batches
+    assert node.status()["dead_letters"] == 1
+    # The federal coverage names the municipality's dead letter.
+
+    def covered():
+        st, body, _ = fed.get("/v1/coverage?province=1", token)
+        assert st == 200, body
+        rows = {r["municipality"]: r for r in body["municipalities"]}
+        return 10703 in rows and rows[10703]["dead_letters"] == 1 and \
+            rows[10703]["records"] == 299
+    wait_for(covered, 30, "the federal coverage to show the dead letter")
