@@ -1,35 +1,15 @@
 #include "api.h"
 
-#include "clock.h"
-
-#include <errno.h>
 #include <math.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "hlc.h"
+#include "clock.h"
 #include "log.h"
 #include "record.h"
 #include "rid.h"
-#include "store.h"
-
-#define API_CLERK_MAX 64
-#define API_LINE_MAX  512
-
-typedef struct api_token {
-    char clerk[API_CLERK_MAX];
-    uint8_t hash[32];
-} api_token;
-
-struct api_tokens {
-    size_t n;
-    api_token e[];
-};
 
 /* ---- responses --------------------------------------------------------------------------- */
 

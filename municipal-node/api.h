@@ -27,7 +27,6 @@
 #include "outbox.h"
 #include "tokens.h"
 
-#define API_MAX_CLERKS    4096
 #define API_MAX_BODY_KEYS 64
 
 /* The caller fills in, owns and keeps alive in and ob; the hooks are optional. */
