@@ -88,14 +88,15 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
     json_error_t je;
     const char *key;
     json_t *val;
-    int rc = REINT_EINVAL;
+    int rc = REINT_EMALFORMED;
 
     errs->n = errs->dropped = 0;
+    jerr[0] = '\0';
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL) {
         snprintf(jerr, jerrlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
                  je.text);
-        return REINT_EINVAL;
+        return REINT_EMALFORMED;
     }
     if (!json_is_object(o)) {
         snprintf(jerr, jerrlen, "the body must be a JSON object of column names and values");
@@ -226,7 +227,7 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     }
     int rc =
         api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
-    if (rc == REINT_EINVAL) {
+    if (rc == REINT_EMALFORMED) {
         outbox_rollback(ctx->ob);
         api__error(r, 400, jerr);
         return;

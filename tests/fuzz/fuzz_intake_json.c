@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (name && strlen(name) >= 8 && memmem(n.buf, n.len, name, strlen(name)) != NULL)
             abort();
         json_decref(o);
-    } else if (rc != 0 && rc != REINT_EINVAL && rc != REINT_EINVAL) {
+    } else if (rc != 0 && rc != REINT_EINVAL && rc != REINT_EMALFORMED) {
         abort();
     }
     if (rc == REINT_EINVAL && errs.n == 0)

@@ -875,18 +875,29 @@ static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **st
                                     jerr, sizeof(jerr)),
                      REINT_EINVAL);
     assert_true(has_error(&e, "local_id", "does not match"));
+    /* A body that is not a JSON object is malformed (the API answers 400 with jerr), unlike a
+     * row refused field by field (422 with the errors). */
     const char *bad = "{\"local_id\": \"P-1\",\n \"sex\": }";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, bad, strlen(bad), NULL, "c", &e, &res,
                                     jerr, sizeof(jerr)),
-                     REINT_EINVAL);
+                     REINT_EMALFORMED);
     assert_non_null(strstr(jerr, "line 2 column"));
+    assert_int_equal(e.n, 0);
     assert_int_equal(
         api_apply_json(f->in, INTAKE_PERSON, "[1]", 3, NULL, "c", &e, &res, jerr, sizeof(jerr)),
-        REINT_EINVAL);
+        REINT_EMALFORMED);
+    assert_non_null(strstr(jerr, "JSON object"));
     const char *nested = "{\"local_id\":{\"a\":1}}";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, nested, strlen(nested), NULL, "c", &e,
                                     &res, jerr, sizeof(jerr)),
                      REINT_EINVAL);
+    assert_true(has_error(&e, "local_id", "must be a string"));
+    const char *badsex = "{\"local_id\":\"P-9\",\"category\":\"returnee\",\"sex\":\"F?\","
+                         "\"registered_on\":\"2082-04-01\"}";
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, badsex, strlen(badsex), NULL, "c", &e,
+                                    &res, jerr, sizeof(jerr)),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "sex", "is not one of FEMALE, MALE, OTHER"));
     const char *avail = "{\"available\": true, \"as_of\": \"2082-04-01\"}";
     assert_int_equal(api_apply_json(f->in, INTAKE_AVAILABILITY, avail, strlen(avail),
                                     "seed_funding/mrc", "c", &e, &res, jerr, sizeof(jerr)),
