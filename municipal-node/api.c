@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "followups.h"
 #include "log.h"
 #include "record.h"
 #include "rid.h"
@@ -50,7 +51,7 @@ static void api__not_allowed(http_req *r, const char *allow)
     api__error(r, 405, msg);
 }
 
-static void api__field_errors(http_req *r, const intake_errors *e)
+static void api__field_errors(http_req *r, const field_errors *e)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < e->n; i++)
@@ -78,7 +79,7 @@ static void api__copy_utf8(char *out, size_t outlen, const char *s)
 }
 
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
-                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
                    size_t jerrlen)
 {
     const char *names[API_MAX_BODY_KEYS + 2], *values[API_MAX_BODY_KEYS + 2];
@@ -140,8 +141,8 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
         } else if (json_is_null(val)) {
             v = "";
         } else {
-            if (errs->n < INTAKE_MAX_ERRORS) {
-                intake_error *e = &errs->e[errs->n++];
+            if (errs->n < FIELD_MAX_ERRORS) {
+                field_error *e = &errs->e[errs->n++];
                 api__copy_utf8(e->field, sizeof(e->field), key);
                 snprintf(e->reason, sizeof(e->reason),
                          "must be a string, a number, true, false or null");
@@ -158,8 +159,8 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
             want = path_local_id;
         if (want) {
             int differs = kind == INTAKE_AVAILABILITY ? strcasecmp(v, want) : strcmp(v, want);
-            if (differs && errs->n < INTAKE_MAX_ERRORS) {
-                intake_error *e = &errs->e[errs->n++];
+            if (differs && errs->n < FIELD_MAX_ERRORS) {
+                field_error *e = &errs->e[errs->n++];
                 api__copy_utf8(e->field, sizeof(e->field), key);
                 snprintf(e->reason, sizeof(e->reason), "does not match the %s named in the URL",
                          key);
@@ -210,7 +211,7 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     int create = local_id == NULL && kind != INTAKE_AVAILABILITY;
     size_t len = 0;
     const char *body = http_req_body(r, &len);
-    intake_errors errs;
+    field_errors errs;
     intake_result res;
     char jerr[256], msg[320], hex[RID_HEX_LEN + 1];
     uint8_t id[16];
@@ -272,7 +273,7 @@ static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_i
     int rc = intake_delete(ctx->in, kind, local_id, clerk);
     if (rc != 0) {
         outbox_rollback(ctx->ob);
-        if (rc == INTAKE_ENOTFOUND) {
+        if (rc == REINT_ENOTFOUND) {
             snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"", intake_kind_name(kind),
                      local_id);
             api__error(r, 404, msg);
@@ -341,7 +342,7 @@ static void api__status(http_req *r, api_ctx *ctx)
 static void api__followups(http_req *r, api_ctx *ctx)
 {
     json_t *o = NULL;
-    if (intake_followups(ctx->in, 0, &o) != 0) {
+    if (followups_json(ctx->in, 0, &o) != 0) {
         api__error(r, 500, "the follow-ups could not be read");
         return;
     }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "field.h"
 #include "http.h"
 #include "intake.h"
 #include "outbox.h"
@@ -55,7 +56,7 @@ void api_http_handler(http_req *r, void *ud);
  * API_MAX_BODY_KEYS keys, or an availability URL without a provider (message in jerr: the API
  * answers 400); or a store code. */
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
-                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
                    size_t jerrlen);
 
 #endif

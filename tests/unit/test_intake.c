@@ -1,7 +1,8 @@
-/* Tests for municipal-node/intake (and the JSON row parsing of api.c): rows become coarse
- * upstream records with no personal data, every validation rule names its field, imports
- * are idempotent and report bad rows by line, follow-ups track referrals. Each test gets a
- * fresh store in a temporary directory under /tmp. */
+/* Tests for the node's intake of rows: field (every validation rule names its field),
+ * intake (rows become coarse upstream records with no personal data), import (idempotent,
+ * bad rows reported by line), export, followups (referrals tracked until delivered), and the
+ * JSON row parsing of api.c. One suite, because they share one fixture: a fresh store in a
+ * temporary directory under /tmp for each test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,10 @@
 
 #include "api.h"
 #include "bscal.h"
+#include "export.h"
+#include "field.h"
+#include "followups.h"
+#include "import.h"
 #include "intake.h"
 #include "outbox.h"
 
@@ -74,7 +79,7 @@ static int teardown(void **state)
 }
 
 /* Applies a row given as "name=value" strings (NULL-terminated) in its own transaction. */
-static int apply_v(fx *f, int kind, intake_errors *errs, intake_result *res, va_list ap)
+static int apply_v(fx *f, int kind, field_errors *errs, intake_result *res, va_list ap)
 {
     const char *names[40], *values[40];
     char buf[40][256];
@@ -96,7 +101,7 @@ static int apply_v(fx *f, int kind, intake_errors *errs, intake_result *res, va_
     return rc;
 }
 
-static int apply(fx *f, int kind, intake_errors *errs, intake_result *res, ...)
+static int apply(fx *f, int kind, field_errors *errs, intake_result *res, ...)
 {
     va_list ap;
     va_start(ap, res);
@@ -145,7 +150,7 @@ static void assert_absent(const last_rec *l, const char *s)
     assert_null(memmem(l->buf, l->len, s, strlen(s)));
 }
 
-static int has_error(const intake_errors *e, const char *field, const char *reason_part)
+static int has_error(const field_errors *e, const char *field, const char *reason_part)
 {
     for (size_t i = 0; i < e->n; i++)
         if (!strcmp(e->e[i].field, field) && strstr(e->e[i].reason, reason_part))
@@ -158,7 +163,7 @@ static int has_error(const intake_errors *e, const char *field, const char *reas
 static void test_person_row_becomes_coarse_record_without_personal_data(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result res;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &res, PERSON("P-0001"), NULL), 0);
@@ -196,7 +201,7 @@ static void test_person_row_becomes_coarse_record_without_personal_data(void **s
 static void test_unknown_person_fields_are_unknown_upstream(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=community",
                            "sex=male", "registered_on=2082-05-01", NULL),
@@ -230,7 +235,7 @@ static void test_age_bands_follow_the_registration_year(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char by[32];
-        intake_errors e;
+        field_errors e;
         last_rec l;
         snprintf(by, sizeof(by), "birth_year=%s", cases[i].birth);
         assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-age", "category=returnee",
@@ -245,7 +250,7 @@ static void test_age_bands_follow_the_registration_year(void **state)
 static void test_service_enterprise_availability_rows_become_records(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result person, res;
     last_rec l;
     int32_t day;
@@ -308,7 +313,7 @@ typedef struct rule_case {
 
 static void check_rules(fx *f, const rule_case *cases, size_t n)
 {
-    intake_errors e;
+    field_errors e;
     for (size_t i = 0; i < n; i++) {
         int rc;
         const rule_case *c = &cases[i];
@@ -336,7 +341,7 @@ static void check_rules(fx *f, const rule_case *cases, size_t n)
 static void test_each_validation_rule_names_its_field(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
     static const rule_case cases[] = {
         {INTAKE_PERSON, "nickname=Sita", "nickname", "is not a column of persons"},
@@ -395,7 +400,7 @@ static void test_person_rules_name_their_field(void **state)
                                  "27-1", "5",          "Banepa"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *values[18];
-        intake_errors e;
+        field_errors e;
         for (size_t j = 0; j < 18; j++)
             values[j] = strcmp(cols[j], cases[i].col) ? good[j] : cases[i].val;
         assert_int_equal(outbox_begin(f->ob), 0);
@@ -414,7 +419,7 @@ static void test_person_rules_name_their_field(void **state)
 static void test_every_error_of_a_row_is_collected(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-9", "category=alien", "sex=F?",
                            "registered_on=2082-04-01", "years_abroad=200", "birth_year=2090", NULL),
                      REINT_EINVAL);
@@ -428,7 +433,7 @@ static void test_every_error_of_a_row_is_collected(void **state)
 static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
                            "service=loan", "status=referred", "date=2082-06-01", NULL),
                      REINT_EINVAL);
@@ -451,7 +456,7 @@ static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
 static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result a, b, c;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
     uint64_t seq = outbox_last_seq(f->ob);
@@ -488,26 +493,26 @@ static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(vo
 static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result a, b;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
     assert_int_equal(outbox_begin(f->ob), 0);
     assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), 0);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), INTAKE_ENOTFOUND);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), REINT_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), REINT_ENOTFOUND);
     assert_int_equal(outbox_commit(f->ob), 0);
     Reint__V1__Record *r = newest(f, &l);
     assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_TOMBSTONE);
     assert_int_equal(r->tombstone->kind, REINT__V1__RECORD_KIND__RECORD_KIND_PERSON);
     reint__v1__record__free_unpacked(r, NULL);
     uint8_t id[16];
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), REINT_ENOTFOUND);
     /* The local personal data is erased with the record. */
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), 0);
     fclose(m);
     assert_null(strstr(out, "Sita"));
     free(out);
@@ -521,7 +526,7 @@ static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
 static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-1", "category=returnee",
                            "sex=male", "registered_on=2025-07-17", "birth_year=1985",
@@ -587,7 +592,7 @@ static void write_file(const char *path, const char *text)
 }
 
 static char *import(fx *f, int kind, const char *name, const char *text, int want_rc,
-                    intake_import_stats *st)
+                    import_stats *st)
 {
     char path[256];
     char *out = NULL;
@@ -595,7 +600,7 @@ static char *import(fx *f, int kind, const char *name, const char *text, int wan
     snprintf(path, sizeof(path), "%s/%s", f->dir, name);
     write_file(path, text);
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_import_csv(f->in, kind, path, m, 0, st), want_rc);
+    assert_int_equal(import_csv(f->in, kind, path, m, 0, st), want_rc);
     fclose(m);
     return out;
 }
@@ -609,7 +614,7 @@ static const char *persons_csv =
 static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st);
     assert_string_equal(errs, "");
     free(errs);
@@ -619,7 +624,7 @@ static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), 0);
     fclose(m);
     assert_non_null(strstr(out, "\"Tamang, Sita\""));
     assert_non_null(strstr(out, "\"Ward 3\r\nBanepa\""));
@@ -631,7 +636,7 @@ static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
 static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "persons.csv",
                         "local_id,category,sex,registered_on,address\n"
                         "P-1,returnee,female,2082-04-01,\"two\nlines\"\n"
@@ -654,7 +659,7 @@ static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
     uint8_t id[16];
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), 0);
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-6", id, NULL), 0);
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), REINT_ENOTFOUND);
 }
 
 /* A file of many chunks (the reader thread hands rows over 1,024 at a time, in a ring of
@@ -663,7 +668,7 @@ static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
 static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     const int n = 5000;
     size_t cap = (size_t)n * 64 + 256, len = 0;
     char *text = malloc(cap);
@@ -702,7 +707,7 @@ static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10", id, &v10), 0);
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-3999", id, &v11), 0);
     assert_true(v10 > v11); /* the correction is newer than the row before it */
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-997", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-997", id, NULL), REINT_ENOTFOUND);
 }
 
 /* A store of another layout is refused with a message naming the way out, never misread. */
@@ -727,7 +732,7 @@ static void test_store_of_another_format_is_refused(void **state)
 static void test_bad_header_imports_nothing(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "p.csv",
                         "local_id,category,Nick Name,registered_on\nP-1,returnee,x,2082-04-01\n",
                         REINT_EINVAL, &st);
@@ -743,7 +748,7 @@ static void test_bad_header_imports_nothing(void **state)
 static void test_importing_the_same_file_twice_changes_nothing(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     free(import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st));
     char *errs = import(f, INTAKE_SERVICE, "services.csv",
                         "local_id,person_local_id,service,status,date,provider,programme,"
@@ -763,9 +768,9 @@ static void test_importing_the_same_file_twice_changes_nothing(void **state)
     char path[256];
     snprintf(path, sizeof(path), "%s/export.csv", f->dir);
     FILE *fp = fopen(path, "w");
-    assert_int_equal(intake_export(f->in, INTAKE_SERVICE, fp), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_SERVICE, fp), 0);
     fclose(fp);
-    assert_int_equal(intake_import_csv(f->in, INTAKE_SERVICE, path, stderr, 0, &st), 0);
+    assert_int_equal(import_csv(f->in, INTAKE_SERVICE, path, stderr, 0, &st), 0);
     assert_int_equal(st.unchanged, 2);
     assert_int_equal(outbox_last_seq(f->ob), seq);
 }
@@ -777,7 +782,7 @@ static size_t pending(fx *f, const char *person, json_t **root)
 {
     size_t i, n = 0;
     json_t *p;
-    assert_int_equal(intake_followups(f->in, 0, root), 0);
+    assert_int_equal(followups_json(f->in, 0, root), 0);
     json_array_foreach(json_object_get(*root, "persons"), i, p)
     {
         if (!strcmp(json_string_value(json_object_get(p, "local_id")), person))
@@ -789,7 +794,7 @@ static size_t pending(fx *f, const char *person, json_t **root)
 static void test_followups_list_pending_referrals_until_delivered(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     json_t *root;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
@@ -844,7 +849,7 @@ static void test_followups_list_pending_referrals_until_delivered(void **state)
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_followups_print(f->in, 0, m), 0);
+    assert_int_equal(followups_print(f->in, 0, m), 0);
     fclose(m);
     assert_non_null(strstr(out, "P-2  Hari  9800000002"));
     assert_non_null(strstr(out, "LOAN"));
@@ -857,7 +862,7 @@ static void test_followups_list_pending_referrals_until_delivered(void **state)
 static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result res;
     char jerr[256];
     const char *body = "{\"local_id\":\"P-7\",\"category\":\"returnee\",\"sex\":\"male\","
