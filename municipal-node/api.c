@@ -215,19 +215,23 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     intake_result res;
     char jerr[256], msg[320], hex[RID_HEX_LEN + 1];
     uint8_t id[16];
+    int rc;
 
     if (api__begin(r, ctx) != 0)
         return;
     if (local_id && kind != INTAKE_AVAILABILITY &&
-        intake_lookup(ctx->in, kind, local_id, id, NULL) != 0) {
+        (rc = intake_lookup(ctx->in, kind, local_id, id, NULL)) != 0) {
         outbox_rollback(ctx->ob);
+        if (rc != REINT_ENOTFOUND) {
+            api__error(r, 500, "the row could not be read (database error)");
+            return;
+        }
         snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"; create it with POST /v1/%s",
                  intake_kind_name(kind), local_id, intake_kind_name(kind));
         api__error(r, 404, msg);
         return;
     }
-    int rc =
-        api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
+    rc = api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
     if (rc == REINT_EMALFORMED) {
         outbox_rollback(ctx->ob);
         api__error(r, 400, jerr);

@@ -110,7 +110,8 @@ static uint64_t intake__hash(int kind, const uint8_t *p, size_t n)
 
 /* ---- records ----------------------------------------------------------------------------- */
 
-/* Finds the live person with this local_id. Returns 0 with id set or REINT_ENOTFOUND. */
+/* Finds the live person with this local_id: 0 with id set, REINT_ENOTFOUND, or a store
+ * code. */
 static int intake__person(intake *in, const char *local_id, uint8_t id[16])
 {
     return intake_lookup(in, INTAKE_PERSON, local_id, id, NULL);
@@ -183,12 +184,16 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
         return 0;
     const field_value *v = row->v;
     sqlite3_stmt *st = in->st[ST_SVC_PUT];
-    sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, v[FIELD_SERVICE_PERSON].s, (int)v[FIELD_SERVICE_PERSON].len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, v[FIELD_SERVICE_TYPE].i);
-    sqlite3_bind_int64(st, 4, v[FIELD_SERVICE_STATUS].i);
-    sqlite3_bind_int(st, 5, v[FIELD_SERVICE_DATE].day);
+    if (sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, v[FIELD_SERVICE_PERSON].s, (int)v[FIELD_SERVICE_PERSON].len,
+                          SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, v[FIELD_SERVICE_TYPE].i) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, v[FIELD_SERVICE_STATUS].i) != SQLITE_OK ||
+        sqlite3_bind_int(st, 5, v[FIELD_SERVICE_DATE].day) != SQLITE_OK) {
+        log_error("intake: %s", sqlite3_errmsg(in->db));
+        sqlite3_clear_bindings(st);
+        return REINT_EDB;
+    }
     return intake__step_done(in, st);
 }
 
@@ -248,9 +253,14 @@ static int intake__service_row(intake *in, const intake__row *row, const char *c
     const field_value *v = row->v, *person_lid = &v[FIELD_SERVICE_PERSON];
     char q[80];
     uint8_t person[16];
-    if (person_lid->ok && intake__person(in, person_lid->s, person) != 0)
-        field_errors_add(errs, "person_local_id", "%s is not a registered person",
-                         field_quote(q, sizeof(q), person_lid->s, person_lid->len));
+    if (person_lid->ok) {
+        int rc = intake__person(in, person_lid->s, person);
+        if (rc == REINT_ENOTFOUND)
+            field_errors_add(errs, "person_local_id", "%s is not a registered person",
+                             field_quote(q, sizeof(q), person_lid->s, person_lid->len));
+        else if (rc != 0)
+            return rc;
+    }
     if (errs->n)
         return REINT_EINVAL;
     Reint__V1__Service s = REINT__V1__SERVICE__INIT;
@@ -275,9 +285,14 @@ static int intake__enterprise_row(intake *in, const intake__row *row, const char
     const field_value *v = row->v, *owner_lid = &v[FIELD_ENTERPRISE_OWNER];
     char q[80];
     uint8_t owner[16];
-    if (owner_lid->ok && intake__person(in, owner_lid->s, owner) != 0)
-        field_errors_add(errs, "owner_local_id", "%s is not a registered person",
-                         field_quote(q, sizeof(q), owner_lid->s, owner_lid->len));
+    if (owner_lid->ok) {
+        int rc = intake__person(in, owner_lid->s, owner);
+        if (rc == REINT_ENOTFOUND)
+            field_errors_add(errs, "owner_local_id", "%s is not a registered person",
+                             field_quote(q, sizeof(q), owner_lid->s, owner_lid->len));
+        else if (rc != 0)
+            return rc;
+    }
     if (errs->n)
         return REINT_EINVAL;
     Reint__V1__Enterprise e = REINT__V1__ENTERPRISE__INIT;
@@ -477,7 +492,10 @@ int intake_apply(intake *in, int kind, const char *const *names, const char *con
 int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], uint64_t *version)
 {
     outbox_row row;
-    if (outbox_find(in->ob, kind, local_id, &row) != 1 || !row.live)
+    int rc = outbox_find(in->ob, kind, local_id, &row);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || !row.live)
         return REINT_ENOTFOUND;
     memcpy(id, row.id, 16);
     if (version)
@@ -494,7 +512,11 @@ int intake_delete(intake *in, int kind, const char *local_id, const char *clerk)
         return rc;
     if (kind == INTAKE_SERVICE) {
         sqlite3_stmt *st = in->st[ST_SVC_DEL];
-        sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC);
+        if (sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+            log_error("intake: %s", sqlite3_errmsg(in->db));
+            sqlite3_clear_bindings(st);
+            return REINT_EDB;
+        }
         if ((rc = intake__step_done(in, st)) != 0)
             return rc;
     }

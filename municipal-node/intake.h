@@ -98,9 +98,9 @@ int intake_apply(intake *in, int kind, const char *const *names, const char *con
 int intake_apply_checked(intake *in, int kind, const field_value *v, const uint8_t *row,
                          size_t rowlen, const char *clerk, field_errors *errs, intake_result *res);
 
-/* Finds the live record of (kind, local_id): 0 with id and version (may be NULL) set, or
- * REINT_ENOTFOUND (never created, or deleted). For availability local_id is
- * "SERVICE/PROVIDER" (canonical names). */
+/* Finds the live record of (kind, local_id): 0 with id and version (may be NULL) set,
+ * REINT_ENOTFOUND (never created, or deleted), or a store code. For availability local_id
+ * is "SERVICE/PROVIDER" (canonical names). */
 int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], uint64_t *version);
 
 /* Deletes a record: queues a tombstone and erases its local personal data (the local_id

@@ -856,6 +856,33 @@ static void test_followups_list_pending_referrals_until_delivered(void **state)
     free(out);
 }
 
+/* ---- failures are reported, never a partial result ---------------------------------------------
+ */
+
+/* A store that fails while a person is looked up is a store error, not an unknown person: the
+ * clerk must not be told to register someone who is registered. */
+static void test_store_error_is_not_taken_for_an_unknown_person(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    uint8_t id[16];
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "ALTER TABLE records RENAME TO records_gone",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    int rc = intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL);
+    assert_int_not_equal(rc, 0);
+    assert_int_not_equal(rc, REINT_ENOTFOUND);
+    rc = apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1", "service=loan",
+               "status=referred", "date=2082-06-01", NULL);
+    assert_int_not_equal(rc, 0);
+    assert_int_not_equal(rc, REINT_EINVAL);
+    assert_false(has_error(&e, "person_local_id", "is not a registered person"));
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "ALTER TABLE records_gone RENAME TO records",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
 /* ---- JSON rows (api.c) -------------------------------------------------------------------------
  */
 
@@ -956,6 +983,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_importing_the_same_file_twice_changes_nothing,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_followups_list_pending_referrals_until_delivered,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_store_error_is_not_taken_for_an_unknown_person,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_json_rows_accept_numbers_booleans_and_report_bad_json,
                                         setup_bs, teardown),
