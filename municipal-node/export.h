@@ -13,8 +13,9 @@
 /* Writes the live records of kind to out (owned by the caller, not closed): a UTF-8 BOM, a
  * header row with the columns of DESIGN.md, then one row per record in local_id order, CRLF
  * line ends, dates in the node's calendar as the clerk entered them. Returns 0, REINT_EINVAL
- * for a kind without columns, REINT_EDB when the store failed (logged), or REINT_EIO when out
- * could not be written. */
+ * for a kind without columns, REINT_EDB when the store failed or REINT_EMALFORMED for a
+ * stored row it cannot read, REINT_EIO when out could not be written. On any failure the
+ * output is incomplete, and an error naming the kind and the rows written is logged. */
 int export_csv(intake *in, int kind, FILE *out);
 
 #endif

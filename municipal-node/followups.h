@@ -17,12 +17,13 @@
 /* Pending referrals on day today (0 = intake_today(in)), grouped by person, the longest-
  * waiting person first. *out (owned by the caller, json_decref) is {"today": "...",
  * "persons": [{"local_id", "full_name", "phone", "days_waiting", "referrals": [{"local_id",
- * "service", "date", "days_waiting", "provider"}]}]}, dates in the node's calendar. Returns 0 or
- * REINT_EDB (logged). */
+ * "service", "date", "days_waiting", "provider"}]}]}, dates in the node's calendar. Returns
+ * 0, REINT_EDB when the store failed or REINT_ENOMEM (logged either way; *out is then NULL:
+ * never a partial list). */
 int followups_json(intake *in, int32_t today, json_t **out);
 
 /* The same as text for the CLI, on f. Returns 0, the codes of followups_json, or REINT_EIO
- * when f could not be written. */
+ * when f could not be written (logged). */
 int followups_print(intake *in, int32_t today, FILE *f);
 
 #endif

@@ -22,6 +22,8 @@
 #include "followups.h"
 #include "import.h"
 #include "intake.h"
+#include "localrow.h"
+#include "log.h"
 #include "outbox.h"
 
 typedef struct fx {
@@ -883,6 +885,113 @@ static void test_store_error_is_not_taken_for_an_unknown_person(void **state)
                      SQLITE_OK);
 }
 
+/* jansson's allocator, failing from the fail_at-th allocation on (0: never). */
+static long alloc_count, alloc_fail_at;
+
+static void *failing_malloc(size_t n)
+{
+    if (alloc_fail_at && ++alloc_count >= alloc_fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+/* Follow-ups with memory running out at each allocation in turn: either the whole list, or
+ * REINT_ENOMEM and no list; never a list with a person or a field missing. */
+static void test_followups_are_whole_or_an_error_when_memory_runs_out(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    json_t *root = NULL;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2082-04-01", "full_name=Hari", NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1",
+                           "service=loan", "status=referred", "date=2082-06-01", "provider=bank",
+                           NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-2", "person_local_id=P-1",
+                           "service=legal_aid", "status=referred", "date=2082-06-02", NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-3", "person_local_id=P-2",
+                           "service=loan", "status=referred", "date=2082-05-01", NULL),
+                     0);
+    assert_int_equal(followups_json(f->in, 0, &root), 0);
+    char *want = json_dumps(root, JSON_COMPACT);
+    assert_non_null(want);
+    json_decref(root);
+    int failures = 0;
+    log_init("test_intake", LOG_SECURITY); /* one "out of memory" line per failure is noise */
+    for (long at = 1; at < 200; at++) {
+        alloc_count = 0;
+        alloc_fail_at = at;
+        json_set_alloc_funcs(failing_malloc, free);
+        root = NULL;
+        int rc = followups_json(f->in, 0, &root);
+        alloc_fail_at = 0;
+        json_set_alloc_funcs(malloc, free);
+        if (rc == 0) {
+            char *got = json_dumps(root, JSON_COMPACT);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            free(got);
+            json_decref(root);
+        } else {
+            assert_int_equal(rc, REINT_ENOMEM);
+            assert_null(root);
+            failures++;
+        }
+    }
+    log_init("test_intake", LOG_INFO);
+    assert_true(failures > 10); /* the allocator did fail inside the list */
+    free(want);
+}
+
+/* An export or a follow-up list that cannot be written says so: output lost in a full disk
+ * is not a successful export. */
+static void test_export_and_followups_report_a_write_error(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    FILE *full = fopen("/dev/full", "w");
+    assert_non_null(full);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, full), REINT_EIO);
+    clearerr(full);
+    assert_int_equal(followups_print(f->in, 0, full), REINT_EIO);
+    fclose(full);
+}
+
+/* A stored row holding a value longer than any field is not cut short in the export. */
+static void test_export_refuses_a_stored_row_it_cannot_read(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    sqlite3_stmt *st = NULL;
+    localrow_buf row;
+    static char big[5000];
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    memset(big, 'x', sizeof(big));
+    localrow_init(&row);
+    localrow_put(&row, "P-1", 3);
+    localrow_put(&row, big, sizeof(big));
+    assert_false(row.failed);
+    assert_int_equal(sqlite3_prepare_v2(outbox_db(f->ob),
+                                        "UPDATE records SET fields=?1 WHERE local_id='P-1'", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, row.p, (int)row.len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    localrow_free(&row);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), REINT_EMALFORMED);
+    fclose(m);
+    free(out);
+}
+
 /* ---- JSON rows (api.c) -------------------------------------------------------------------------
  */
 
@@ -986,6 +1095,12 @@ int main(void)
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_store_error_is_not_taken_for_an_unknown_person,
                                         setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_followups_are_whole_or_an_error_when_memory_runs_out,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_export_and_followups_report_a_write_error, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_export_refuses_a_stored_row_it_cannot_read, setup_bs,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_json_rows_accept_numbers_booleans_and_report_bad_json,
                                         setup_bs, teardown),
         cmocka_unit_test(test_token_hash_is_sha256_hex),
