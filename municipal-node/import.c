@@ -98,6 +98,19 @@ static void import__report(FILE *f, const char *base, long line, const field_err
         fprintf(f, "%s line %ld: %zu more errors\n", base, line, e->dropped);
 }
 
+/* Reports a transaction that could not begin or commit, and which rows that loses (line: the
+ * row at which it happened, 0 for none in particular). */
+static void import__store_failed(FILE *f, const char *base, long line, const char *what, int rc,
+                                 const char *lost)
+{
+    if (f == NULL)
+        return;
+    if (line > 0)
+        fprintf(f, "%s line %ld: cannot %s (%s); %s\n", base, line, what, reint_strerror(rc), lost);
+    else
+        fprintf(f, "%s: cannot %s (%s); %s\n", base, what, reint_strerror(rc), lost);
+}
+
 /* Maps the header's columns to fields; reports every problem. Returns 0 or REINT_EINVAL. */
 static int import__header(int kind, char **fields, size_t nf, int *map, FILE *errs_out,
                           const char *base, long line)
@@ -397,6 +410,8 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
     r = csv_open(f);
     if (r == NULL) {
         rc = REINT_ENOMEM;
+        if (errors_out)
+            fprintf(errors_out, "%s: out of memory\n", base);
         goto out;
     }
     rc = csv_next(r, &fields, &nf);
@@ -415,10 +430,15 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
     p->r = r;
     p->map = map;
     p->nh = nf;
-    if ((rc = import__pipe_start(p, &started)) != 0)
+    if ((rc = import__pipe_start(p, &started)) != 0) {
+        if (errors_out)
+            fprintf(errors_out, "%s: out of memory\n", base);
         goto out;
-    if ((rc = outbox_begin(ob)) != 0)
+    }
+    if ((rc = outbox_begin(ob)) != 0) {
+        import__store_failed(errors_out, base, 0, "begin a transaction", rc, "nothing is imported");
         goto out;
+    }
     in_txn = 1;
     for (int last = 0; !last;) {
         ichunk *c = import__chunk_take(p);
@@ -458,9 +478,20 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
             }
             if (++batch >= IMPORT_BATCH) {
                 batch = 0;
-                in_txn = 0;
-                if ((rc = outbox_commit(ob)) != 0 || (rc = outbox_begin(ob)) != 0)
+                /* A failed COMMIT may leave the transaction open (SQLite does when the
+                 * database is busy): in_txn stays set so that it is rolled back. */
+                if ((rc = outbox_commit(ob)) != 0) {
+                    import__store_failed(errors_out, base, sl->line,
+                                         "commit the rows up to this line", rc,
+                                         "the rows since the last commit are not imported");
                     goto out;
+                }
+                in_txn = 0;
+                if ((rc = outbox_begin(ob)) != 0) {
+                    import__store_failed(errors_out, base, sl->line, "begin a transaction", rc,
+                                         "the rows after this line are not imported");
+                    goto out;
+                }
                 in_txn = 1;
             }
         }
@@ -481,8 +512,12 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
         }
         import__chunk_give_back(p);
     }
+    if ((rc = outbox_commit(ob)) != 0) {
+        import__store_failed(errors_out, base, 0, "commit the last rows", rc,
+                             "the rows since the last commit are not imported");
+        goto out;
+    }
     in_txn = 0;
-    rc = outbox_commit(ob);
     if (progress)
         import__progress(base, total, total, st->rows, import__secs() - t0, 1);
 out:

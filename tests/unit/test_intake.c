@@ -992,6 +992,44 @@ static void test_export_refuses_a_stored_row_it_cannot_read(void **state)
     free(out);
 }
 
+/* A commit that fails in the middle of an import is reported with its line, the batch is
+ * rolled back, the batches before it stay, and the store takes the next transaction. The
+ * failure is a deferred foreign key that the test sets to break at P-12000: SQLite then
+ * refuses the COMMIT and keeps the transaction open, as it does when the database is busy. */
+static void test_import_reports_a_failed_commit_and_rolls_it_back(void **state)
+{
+    fx *f = *state;
+    import_stats st;
+    field_errors e;
+    uint8_t id[16];
+    const int n = 15000;
+    size_t cap = (size_t)n * 48 + 64, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len, "local_id,category,sex,registered_on\n");
+    for (int i = 1; i <= n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "P-%d,returnee,female,2082-04-01\n", i);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob),
+                                  "CREATE TEMP TABLE parent(id INTEGER PRIMARY KEY);"
+                                  "CREATE TEMP TABLE child(p INTEGER REFERENCES parent(id)"
+                                  " DEFERRABLE INITIALLY DEFERRED);"
+                                  "CREATE TEMP TRIGGER boom AFTER INSERT ON main.records"
+                                  " WHEN NEW.local_id = 'P-12000'"
+                                  " BEGIN INSERT INTO child VALUES(1); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    char *errs = import(f, INTAKE_PERSON, "persons.csv", text, REINT_EDB, &st);
+    free(text);
+    assert_non_null(strstr(errs, "persons.csv: cannot commit"));
+    free(errs);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10000", id, NULL), 0);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10001", id, NULL), REINT_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-12000", id, NULL), REINT_ENOTFOUND);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "DROP TRIGGER boom", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-20000"), NULL), 0);
+}
+
 /* ---- JSON rows (api.c) -------------------------------------------------------------------------
  */
 
@@ -1101,6 +1139,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_export_refuses_a_stored_row_it_cannot_read, setup_bs,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_import_reports_a_failed_commit_and_rolls_it_back,
+                                        setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_json_rows_accept_numbers_booleans_and_report_bad_json,
                                         setup_bs, teardown),
         cmocka_unit_test(test_token_hash_is_sha256_hex),
