@@ -1077,6 +1077,17 @@ static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **st
                                     &res, jerr, sizeof(jerr)),
                      REINT_EINVAL);
     assert_true(has_error(&e, "sex", "is not one of FEMALE, MALE, OTHER"));
+    /* Errors past FIELD_MAX_ERRORS are counted, so that the answer says some were left out. */
+    char many[1024];
+    size_t o = 0;
+    for (int i = 0; i < FIELD_MAX_ERRORS + 8; i++)
+        o += (size_t)snprintf(many + o, sizeof(many) - o, "%s\"k%d\":[]", i ? "," : "{", i);
+    snprintf(many + o, sizeof(many) - o, "}");
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, many, strlen(many), NULL, "c", &e, &res,
+                                    jerr, sizeof(jerr)),
+                     REINT_EINVAL);
+    assert_int_equal(e.n, FIELD_MAX_ERRORS);
+    assert_int_equal(e.dropped, 8);
     const char *avail = "{\"available\": true, \"as_of\": \"2082-04-01\"}";
     assert_int_equal(api_apply_json(f->in, INTAKE_AVAILABILITY, avail, strlen(avail),
                                     "seed_funding/mrc", "c", &e, &res, jerr, sizeof(jerr)),
