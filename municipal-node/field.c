@@ -117,6 +117,14 @@ static const field__def field__availability_defs[FIELD_AVAILABILITY_N] = {
     [FIELD_AVAILABILITY_AS_OF] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
 };
 
+/* The names above and the positions in field.h are two lists of one set of columns. */
+#define FIELD__COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1)
+_Static_assert(FIELD__COUNT(field__person_cols) == FIELD_PERSON_N, "person columns");
+_Static_assert(FIELD__COUNT(field__service_cols) == FIELD_SERVICE_N, "service columns");
+_Static_assert(FIELD__COUNT(field__enterprise_cols) == FIELD_ENTERPRISE_N, "enterprise columns");
+_Static_assert(FIELD__COUNT(field__availability_cols) == FIELD_AVAILABILITY_N,
+               "availability columns");
+
 typedef struct field__kind {
     const char *name;
     const char *singular;

@@ -102,7 +102,8 @@ enum field_availability_col {
 
 /* The most columns a kind has (persons). */
 #define FIELD_MAX FIELD_PERSON_N
-/* The longest enumeration name, and so the longest canonical "SERVICE/PROVIDER" half. */
+/* The longest value of a short field (an enumeration name, a number, a date, a flag), and so
+ * of each half of an availability's "SERVICE/PROVIDER". */
 #define FIELD_SHORT_MAX 48
 /* Room for the trimmed values of one row: every column's maximum length plus its NUL. */
 #define FIELD_SCRATCH_MAX 4096
