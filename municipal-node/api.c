@@ -1,35 +1,16 @@
 #include "api.h"
 
-#include "clock.h"
-
-#include <errno.h>
 #include <math.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "hlc.h"
+#include "clock.h"
+#include "followups.h"
 #include "log.h"
 #include "record.h"
 #include "rid.h"
-#include "store.h"
-
-#define API_CLERK_MAX 64
-#define API_LINE_MAX  512
-
-typedef struct api_token {
-    char clerk[API_CLERK_MAX];
-    uint8_t hash[32];
-} api_token;
-
-struct api_tokens {
-    size_t n;
-    api_token e[];
-};
 
 /* ---- responses --------------------------------------------------------------------------- */
 
@@ -46,7 +27,8 @@ static void api__json(http_req *r, int status, json_t *o)
     json_decref(o);
 }
 
-static void api__error(http_req *r, int status, const char *msg)
+/* msg as a JSON string; NULL only when out of memory. */
+static json_t *api__string(const char *msg)
 {
     json_t *s = json_string(msg);
     if (s == NULL) {
@@ -58,7 +40,13 @@ static void api__error(http_req *r, int status, const char *msg)
         buf[i] = '\0';
         s = json_string(buf);
     }
-    api__json(r, status, json_pack("{s:o}", "error", s));
+    return s;
+}
+
+static void api__error(http_req *r, int status, const char *msg)
+{
+    json_t *s = api__string(msg);
+    api__json(r, status, s ? json_pack("{s:o}", "error", s) : NULL);
 }
 
 static void api__not_allowed(http_req *r, const char *allow)
@@ -70,16 +58,26 @@ static void api__not_allowed(http_req *r, const char *allow)
     api__error(r, 405, msg);
 }
 
-static void api__field_errors(http_req *r, const intake_errors *e)
+/* 422 with every field error; a list that cannot be built whole is answered 500 rather than
+ * cut short. */
+static void api__field_errors(http_req *r, const field_errors *e)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < e->n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s}", "field", e->e[i].field, "reason", e->e[i].reason));
-    if (e->dropped)
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s}", "field", "", "reason", "more errors were left out"));
-    api__json(r, 422, json_pack("{s:o}", "errors", arr));
+    for (size_t i = 0; arr && i < e->n; i++) {
+        json_t *x = json_pack("{s:s,s:s}", "field", e->e[i].field, "reason", e->e[i].reason);
+        if (x == NULL || json_array_append_new(arr, x) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    if (arr && e->dropped) {
+        json_t *x = json_pack("{s:s,s:s}", "field", "", "reason", "more errors were left out");
+        if (x == NULL || json_array_append_new(arr, x) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    api__json(r, 422, arr ? json_pack("{s:o}", "errors", arr) : NULL);
 }
 
 /* ---- JSON rows --------------------------------------------------------------------------- */
@@ -97,8 +95,21 @@ static void api__copy_utf8(char *out, size_t outlen, const char *s)
     out[n] = '\0';
 }
 
+/* Adds an error naming a key of the body as it is (cut at a character boundary), counting it
+ * in dropped when errs is full. */
+static void api__field_error(field_errors *errs, const char *key, const char *reason)
+{
+    if (errs->n >= FIELD_MAX_ERRORS) {
+        errs->dropped++;
+        return;
+    }
+    field_error *e = &errs->e[errs->n++];
+    api__copy_utf8(e->field, sizeof(e->field), key);
+    snprintf(e->reason, sizeof(e->reason), "%s", reason);
+}
+
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
-                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
                    size_t jerrlen)
 {
     const char *names[API_MAX_BODY_KEYS + 2], *values[API_MAX_BODY_KEYS + 2];
@@ -111,6 +122,7 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
     int rc = REINT_EMALFORMED;
 
     errs->n = errs->dropped = 0;
+    jerr[0] = '\0';
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL) {
         snprintf(jerr, jerrlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
@@ -159,12 +171,7 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
         } else if (json_is_null(val)) {
             v = "";
         } else {
-            if (errs->n < INTAKE_MAX_ERRORS) {
-                intake_error *e = &errs->e[errs->n++];
-                api__copy_utf8(e->field, sizeof(e->field), key);
-                snprintf(e->reason, sizeof(e->reason),
-                         "must be a string, a number, true, false or null");
-            }
+            api__field_error(errs, key, "must be a string, a number, true, false or null");
             rc = REINT_EINVAL;
             continue;
         }
@@ -177,11 +184,10 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
             want = path_local_id;
         if (want) {
             int differs = kind == INTAKE_AVAILABILITY ? strcasecmp(v, want) : strcmp(v, want);
-            if (differs && errs->n < INTAKE_MAX_ERRORS) {
-                intake_error *e = &errs->e[errs->n++];
-                api__copy_utf8(e->field, sizeof(e->field), key);
-                snprintf(e->reason, sizeof(e->reason), "does not match the %s named in the URL",
-                         key);
+            if (differs) {
+                char reason[96];
+                snprintf(reason, sizeof(reason), "does not match the %s named in the URL", key);
+                api__field_error(errs, key, reason);
                 rc = REINT_EINVAL;
             }
             continue; /* the URL's value is added below */
@@ -229,23 +235,27 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     int create = local_id == NULL && kind != INTAKE_AVAILABILITY;
     size_t len = 0;
     const char *body = http_req_body(r, &len);
-    intake_errors errs;
+    field_errors errs;
     intake_result res;
     char jerr[256], msg[320], hex[RID_HEX_LEN + 1];
     uint8_t id[16];
+    int rc;
 
     if (api__begin(r, ctx) != 0)
         return;
     if (local_id && kind != INTAKE_AVAILABILITY &&
-        intake_lookup(ctx->in, kind, local_id, id, NULL) != 0) {
+        (rc = intake_lookup(ctx->in, kind, local_id, id, NULL)) != 0) {
         outbox_rollback(ctx->ob);
+        if (rc != REINT_ENOTFOUND) {
+            api__error(r, 500, "the row could not be read (database error)");
+            return;
+        }
         snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"; create it with POST /v1/%s",
                  intake_kind_name(kind), local_id, intake_kind_name(kind));
         api__error(r, 404, msg);
         return;
     }
-    int rc =
-        api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
+    rc = api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
     if (rc == REINT_EMALFORMED) {
         outbox_rollback(ctx->ob);
         api__error(r, 400, jerr);
@@ -271,6 +281,8 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
         return;
     }
     if (outbox_commit(ctx->ob) != 0) {
+        /* A failed COMMIT can leave the transaction open; the next request must not find it. */
+        outbox_rollback(ctx->ob);
         api__error(r, 500, "the change could not be committed (database error)");
         return;
     }
@@ -291,7 +303,7 @@ static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_i
     int rc = intake_delete(ctx->in, kind, local_id, clerk);
     if (rc != 0) {
         outbox_rollback(ctx->ob);
-        if (rc == INTAKE_ENOTFOUND) {
+        if (rc == REINT_ENOTFOUND) {
             snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"", intake_kind_name(kind),
                      local_id);
             api__error(r, 404, msg);
@@ -301,6 +313,7 @@ static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_i
         return;
     }
     if (outbox_commit(ctx->ob) != 0) {
+        outbox_rollback(ctx->ob);
         api__error(r, 500, "the deletion could not be committed (database error)");
         return;
     }
@@ -326,41 +339,53 @@ static int api__availability_id(const char *tail, char *out, size_t outlen)
     return 0;
 }
 
+/* Sets key of o to v (taking v's reference) and notes a failure in *bad. */
+static void api__set(json_t *o, const char *key, json_t *v, int *bad)
+{
+    if (json_object_set_new(o, key, v) != 0)
+        *bad = 1;
+}
+
 static void api__status(http_req *r, api_ctx *ctx)
 {
     outbox_stats s;
     int64_t now = (int64_t)clock_now_ms();
+    int bad = 0;
     if (outbox_stats_get(ctx->ob, &s) != 0) {
         api__error(r, 500, "the store could not be read");
         return;
     }
     json_t *o = json_object();
-    json_object_set_new(o, "backlog", json_integer(s.backlog));
-    json_object_set_new(o, "oldest_unsynced_ms",
-                        s.oldest_unsynced_ms ? json_integer(s.oldest_unsynced_ms) : json_null());
-    json_object_set_new(o, "oldest_unsynced_age_s",
-                        s.oldest_unsynced_ms ? json_integer((now - s.oldest_unsynced_ms) / 1000)
-                                             : json_null());
-    json_object_set_new(o, "last_sync_ms",
-                        s.last_sync_ms ? json_integer(s.last_sync_ms) : json_null());
-    json_object_set_new(o, "last_sync_age_s",
-                        s.last_sync_ms ? json_integer((now - s.last_sync_ms) / 1000) : json_null());
-    json_object_set_new(o, "clock_skew_ms", json_integer(s.skew_ms));
-    json_object_set_new(o, "dead_letters", json_integer(s.dead_letters));
-    json_object_set_new(o, "records", json_integer(s.records));
-    json_object_set_new(o, "tombstones", json_integer(s.tombstones));
-    json_object_set_new(o, "last_seq", json_integer((json_int_t)s.last_seq));
-    json_object_set_new(o, "acked_seq", json_integer((json_int_t)s.acked_seq));
-    json_object_set_new(o, "last_error", s.last_error[0] ? json_string(s.last_error) : json_null());
-    if (ctx->status_json)
+    api__set(o, "backlog", json_integer(s.backlog), &bad);
+    api__set(o, "oldest_unsynced_ms",
+             s.oldest_unsynced_ms ? json_integer(s.oldest_unsynced_ms) : json_null(), &bad);
+    api__set(o, "oldest_unsynced_age_s",
+             s.oldest_unsynced_ms ? json_integer((now - s.oldest_unsynced_ms) / 1000) : json_null(),
+             &bad);
+    api__set(o, "last_sync_ms", s.last_sync_ms ? json_integer(s.last_sync_ms) : json_null(), &bad);
+    api__set(o, "last_sync_age_s",
+             s.last_sync_ms ? json_integer((now - s.last_sync_ms) / 1000) : json_null(), &bad);
+    api__set(o, "clock_skew_ms", json_integer(s.skew_ms), &bad);
+    api__set(o, "dead_letters", json_integer(s.dead_letters), &bad);
+    api__set(o, "records", json_integer(s.records), &bad);
+    api__set(o, "tombstones", json_integer(s.tombstones), &bad);
+    api__set(o, "last_seq", json_integer((json_int_t)s.last_seq), &bad);
+    api__set(o, "acked_seq", json_integer((json_int_t)s.acked_seq), &bad);
+    api__set(o, "last_error", s.last_error[0] ? api__string(s.last_error) : json_null(), &bad);
+    if (bad) {
+        /* Never a status with keys missing: a reader would take an absent key for "none". */
+        json_decref(o);
+        o = NULL;
+    } else if (ctx->status_json) {
         ctx->status_json(ctx->ud, o);
+    }
     api__json(r, 200, o);
 }
 
 static void api__followups(http_req *r, api_ctx *ctx)
 {
     json_t *o = NULL;
-    if (intake_followups(ctx->in, 0, &o) != 0) {
+    if (followups_json(ctx->in, 0, &o) != 0) {
         api__error(r, 500, "the follow-ups could not be read");
         return;
     }

@@ -22,12 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "field.h"
 #include "http.h"
 #include "intake.h"
 #include "outbox.h"
 #include "tokens.h"
 
-#define API_MAX_CLERKS    4096
 #define API_MAX_BODY_KEYS 64
 
 /* The caller fills in, owns and keeps alive in and ob; the hooks are optional. */
@@ -50,11 +50,13 @@ void api_http_handler(http_req *r, void *ud);
 /* Parses body as the JSON object of a row and applies it like api_handle does, inside the
  * caller's transaction. path_local_id, when non-NULL, is the local_id named by the URL
  * (the body's local_id must then match it or be absent); for availability it is
- * "<service>/<provider>" from the URL, added to the body's {"available", "as_of"}. Returns 0 with
- * res set; REINT_EINVAL with errs filled; REINT_EMALFORMED for malformed JSON or a body that is
- * not an object (message in jerr); or a store code. */
+ * "<service>/<provider>" from the URL, added to the body's {"available", "as_of"}. Returns 0
+ * with res set; REINT_EINVAL for a row refused field by field (errs filled: the API answers
+ * 422); REINT_EMALFORMED for malformed JSON, a body that is not an object of at most
+ * API_MAX_BODY_KEYS keys, or an availability URL without a provider (message in jerr: the API
+ * answers 400); or a store code. */
 int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
-                   const char *clerk, intake_errors *errs, intake_result *res, char *jerr,
+                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
                    size_t jerrlen);
 
 #endif

@@ -1,5 +1,7 @@
 #include "localrow.h"
 
+#include "error.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,5 +93,5 @@ int localrow_register(sqlite3 *db)
                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
                                    localrow__sql_field, NULL, NULL) == SQLITE_OK
                ? 0
-               : -1;
+               : REINT_EDB;
 }

@@ -29,7 +29,8 @@ void localrow_put(localrow_buf *b, const char *s, size_t n);
  * row is shorter or malformed. */
 int localrow_get(const uint8_t *row, size_t len, size_t i, const char **s, size_t *n);
 
-/* Registers local_field(row, i) on db: value i of an encoded row as text, or NULL. */
+/* Registers local_field(row, i) on db: value i of an encoded row as text, or NULL. Returns 0
+ * or REINT_EDB. */
 int localrow_register(sqlite3 *db);
 
 #endif

@@ -17,9 +17,12 @@
 #include "clock.h"
 #include "config.h"
 #include "directives.h"
+#include "export.h"
+#include "followups.h"
 #include "geo.h"
 #include "hlc.h"
 #include "http.h"
+#include "import.h"
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
@@ -287,9 +290,9 @@ static int cmd_import(int argc, char **argv)
     intake *in;
     if (open_store(&ob, &in) != 0)
         return EXIT_FAIL;
-    intake_import_stats st;
+    import_stats st;
     memset(&st, 0, sizeof(st));
-    int rc = intake_import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
+    int rc = import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
     intake_close(in);
     outbox_close(ob);
     if (rc == REINT_EINVAL || rc == REINT_EIO) {
@@ -335,7 +338,7 @@ static int cmd_export(int argc, char **argv)
     intake *in;
     if (open_store(&ob, &in) != 0)
         return EXIT_FAIL;
-    int rc = intake_export(in, kind, out);
+    int rc = export_csv(in, kind, out);
     if (out != stdout && fclose(out) != 0)
         rc = -1;
     intake_close(in);
@@ -353,14 +356,14 @@ static int cmd_followups(int argc, char **argv)
     int rc;
     if (as_json) {
         json_t *j = NULL;
-        rc = intake_followups(in, 0, &j);
+        rc = followups_json(in, 0, &j);
         if (rc == 0) {
             json_dumpf(j, stdout, JSON_INDENT(2));
             putchar('\n');
             json_decref(j);
         }
     } else {
-        rc = intake_followups_print(in, 0, stdout);
+        rc = followups_print(in, 0, stdout);
     }
     intake_close(in);
     outbox_close(ob);

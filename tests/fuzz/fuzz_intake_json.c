@@ -54,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* A committed person, so that services and enterprises can refer to P-1. */
     static const char person[] = "{\"local_id\":\"P-1\",\"category\":\"returnee\","
                                  "\"sex\":\"female\",\"registered_on\":\"2081-04-01\"}";
-    intake_errors errs;
+    field_errors errs;
     intake_result res;
     if (outbox_begin(fuzz_ob) != 0 ||
         api_apply_json(fuzz_in, INTAKE_PERSON, person, sizeof(person) - 1, NULL, "fuzz", &errs,
@@ -84,7 +84,7 @@ static int fuzz_read_cb(void *ud, uint64_t seq, uint64_t version, const uint8_t 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const lids[] = {NULL, "P-1", "S-1", "E-1", "LOAN/BANK"};
-    intake_errors errs;
+    field_errors errs;
     intake_result res;
     char jerr[256];
     if (size < 1 || size > 64 * 1024)
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (name && strlen(name) >= 8 && memmem(n.buf, n.len, name, strlen(name)) != NULL)
             abort();
         json_decref(o);
-    } else if (rc != 0 && rc != REINT_EINVAL && rc != REINT_EINVAL) {
+    } else if (rc != 0 && rc != REINT_EINVAL && rc != REINT_EMALFORMED) {
         abort();
     }
     if (rc == REINT_EINVAL && errs.n == 0)

@@ -1,7 +1,8 @@
-/* Tests for municipal-node/intake (and the JSON row parsing of api.c): rows become coarse
- * upstream records with no personal data, every validation rule names its field, imports
- * are idempotent and report bad rows by line, follow-ups track referrals. Each test gets a
- * fresh store in a temporary directory under /tmp. */
+/* Tests for the node's intake of rows: field (every validation rule names its field),
+ * intake (rows become coarse upstream records with no personal data), import (idempotent,
+ * bad rows reported by line), export, followups (referrals tracked until delivered), and the
+ * JSON row parsing of api.c. One suite, because they share one fixture: a fresh store in a
+ * temporary directory under /tmp for each test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,13 @@
 
 #include "api.h"
 #include "bscal.h"
+#include "export.h"
+#include "field.h"
+#include "followups.h"
+#include "import.h"
 #include "intake.h"
+#include "localrow.h"
+#include "log.h"
 #include "outbox.h"
 
 typedef struct fx {
@@ -74,7 +81,7 @@ static int teardown(void **state)
 }
 
 /* Applies a row given as "name=value" strings (NULL-terminated) in its own transaction. */
-static int apply_v(fx *f, int kind, intake_errors *errs, intake_result *res, va_list ap)
+static int apply_v(fx *f, int kind, field_errors *errs, intake_result *res, va_list ap)
 {
     const char *names[40], *values[40];
     char buf[40][256];
@@ -96,7 +103,7 @@ static int apply_v(fx *f, int kind, intake_errors *errs, intake_result *res, va_
     return rc;
 }
 
-static int apply(fx *f, int kind, intake_errors *errs, intake_result *res, ...)
+static int apply(fx *f, int kind, field_errors *errs, intake_result *res, ...)
 {
     va_list ap;
     va_start(ap, res);
@@ -145,7 +152,7 @@ static void assert_absent(const last_rec *l, const char *s)
     assert_null(memmem(l->buf, l->len, s, strlen(s)));
 }
 
-static int has_error(const intake_errors *e, const char *field, const char *reason_part)
+static int has_error(const field_errors *e, const char *field, const char *reason_part)
 {
     for (size_t i = 0; i < e->n; i++)
         if (!strcmp(e->e[i].field, field) && strstr(e->e[i].reason, reason_part))
@@ -158,7 +165,7 @@ static int has_error(const intake_errors *e, const char *field, const char *reas
 static void test_person_row_becomes_coarse_record_without_personal_data(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result res;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &res, PERSON("P-0001"), NULL), 0);
@@ -196,7 +203,7 @@ static void test_person_row_becomes_coarse_record_without_personal_data(void **s
 static void test_unknown_person_fields_are_unknown_upstream(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=community",
                            "sex=male", "registered_on=2082-05-01", NULL),
@@ -230,7 +237,7 @@ static void test_age_bands_follow_the_registration_year(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char by[32];
-        intake_errors e;
+        field_errors e;
         last_rec l;
         snprintf(by, sizeof(by), "birth_year=%s", cases[i].birth);
         assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-age", "category=returnee",
@@ -245,7 +252,7 @@ static void test_age_bands_follow_the_registration_year(void **state)
 static void test_service_enterprise_availability_rows_become_records(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result person, res;
     last_rec l;
     int32_t day;
@@ -308,7 +315,7 @@ typedef struct rule_case {
 
 static void check_rules(fx *f, const rule_case *cases, size_t n)
 {
-    intake_errors e;
+    field_errors e;
     for (size_t i = 0; i < n; i++) {
         int rc;
         const rule_case *c = &cases[i];
@@ -336,7 +343,7 @@ static void check_rules(fx *f, const rule_case *cases, size_t n)
 static void test_each_validation_rule_names_its_field(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
     static const rule_case cases[] = {
         {INTAKE_PERSON, "nickname=Sita", "nickname", "is not a column of persons"},
@@ -395,7 +402,7 @@ static void test_person_rules_name_their_field(void **state)
                                  "27-1", "5",          "Banepa"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *values[18];
-        intake_errors e;
+        field_errors e;
         for (size_t j = 0; j < 18; j++)
             values[j] = strcmp(cols[j], cases[i].col) ? good[j] : cases[i].val;
         assert_int_equal(outbox_begin(f->ob), 0);
@@ -414,7 +421,7 @@ static void test_person_rules_name_their_field(void **state)
 static void test_every_error_of_a_row_is_collected(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-9", "category=alien", "sex=F?",
                            "registered_on=2082-04-01", "years_abroad=200", "birth_year=2090", NULL),
                      REINT_EINVAL);
@@ -428,7 +435,7 @@ static void test_every_error_of_a_row_is_collected(void **state)
 static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
                            "service=loan", "status=referred", "date=2082-06-01", NULL),
                      REINT_EINVAL);
@@ -451,7 +458,7 @@ static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
 static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result a, b, c;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
     uint64_t seq = outbox_last_seq(f->ob);
@@ -488,26 +495,26 @@ static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(vo
 static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result a, b;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
     assert_int_equal(outbox_begin(f->ob), 0);
     assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), 0);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), INTAKE_ENOTFOUND);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), REINT_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), REINT_ENOTFOUND);
     assert_int_equal(outbox_commit(f->ob), 0);
     Reint__V1__Record *r = newest(f, &l);
     assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_TOMBSTONE);
     assert_int_equal(r->tombstone->kind, REINT__V1__RECORD_KIND__RECORD_KIND_PERSON);
     reint__v1__record__free_unpacked(r, NULL);
     uint8_t id[16];
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), REINT_ENOTFOUND);
     /* The local personal data is erased with the record. */
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), 0);
     fclose(m);
     assert_null(strstr(out, "Sita"));
     free(out);
@@ -521,7 +528,7 @@ static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
 static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-1", "category=returnee",
                            "sex=male", "registered_on=2025-07-17", "birth_year=1985",
@@ -587,7 +594,7 @@ static void write_file(const char *path, const char *text)
 }
 
 static char *import(fx *f, int kind, const char *name, const char *text, int want_rc,
-                    intake_import_stats *st)
+                    import_stats *st)
 {
     char path[256];
     char *out = NULL;
@@ -595,7 +602,7 @@ static char *import(fx *f, int kind, const char *name, const char *text, int wan
     snprintf(path, sizeof(path), "%s/%s", f->dir, name);
     write_file(path, text);
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_import_csv(f->in, kind, path, m, 0, st), want_rc);
+    assert_int_equal(import_csv(f->in, kind, path, m, 0, st), want_rc);
     fclose(m);
     return out;
 }
@@ -609,7 +616,7 @@ static const char *persons_csv =
 static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st);
     assert_string_equal(errs, "");
     free(errs);
@@ -619,7 +626,7 @@ static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_export(f->in, INTAKE_PERSON, m), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), 0);
     fclose(m);
     assert_non_null(strstr(out, "\"Tamang, Sita\""));
     assert_non_null(strstr(out, "\"Ward 3\r\nBanepa\""));
@@ -631,7 +638,7 @@ static void test_csv_with_bom_crlf_and_quotes_imports(void **state)
 static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "persons.csv",
                         "local_id,category,sex,registered_on,address\n"
                         "P-1,returnee,female,2082-04-01,\"two\nlines\"\n"
@@ -654,7 +661,7 @@ static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
     uint8_t id[16];
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL), 0);
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-6", id, NULL), 0);
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-2", id, NULL), REINT_ENOTFOUND);
 }
 
 /* A file of many chunks (the reader thread hands rows over 1,024 at a time, in a ring of
@@ -663,7 +670,7 @@ static void test_bad_rows_reported_by_line_while_good_rows_commit(void **state)
 static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     const int n = 5000;
     size_t cap = (size_t)n * 64 + 256, len = 0;
     char *text = malloc(cap);
@@ -702,7 +709,7 @@ static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10", id, &v10), 0);
     assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-3999", id, &v11), 0);
     assert_true(v10 > v11); /* the correction is newer than the row before it */
-    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-997", id, NULL), INTAKE_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-997", id, NULL), REINT_ENOTFOUND);
 }
 
 /* A store of another layout is refused with a message naming the way out, never misread. */
@@ -727,7 +734,7 @@ static void test_store_of_another_format_is_refused(void **state)
 static void test_bad_header_imports_nothing(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     char *errs = import(f, INTAKE_PERSON, "p.csv",
                         "local_id,category,Nick Name,registered_on\nP-1,returnee,x,2082-04-01\n",
                         REINT_EINVAL, &st);
@@ -743,7 +750,7 @@ static void test_bad_header_imports_nothing(void **state)
 static void test_importing_the_same_file_twice_changes_nothing(void **state)
 {
     fx *f = *state;
-    intake_import_stats st;
+    import_stats st;
     free(import(f, INTAKE_PERSON, "persons.csv", persons_csv, 0, &st));
     char *errs = import(f, INTAKE_SERVICE, "services.csv",
                         "local_id,person_local_id,service,status,date,provider,programme,"
@@ -763,9 +770,9 @@ static void test_importing_the_same_file_twice_changes_nothing(void **state)
     char path[256];
     snprintf(path, sizeof(path), "%s/export.csv", f->dir);
     FILE *fp = fopen(path, "w");
-    assert_int_equal(intake_export(f->in, INTAKE_SERVICE, fp), 0);
+    assert_int_equal(export_csv(f->in, INTAKE_SERVICE, fp), 0);
     fclose(fp);
-    assert_int_equal(intake_import_csv(f->in, INTAKE_SERVICE, path, stderr, 0, &st), 0);
+    assert_int_equal(import_csv(f->in, INTAKE_SERVICE, path, stderr, 0, &st), 0);
     assert_int_equal(st.unchanged, 2);
     assert_int_equal(outbox_last_seq(f->ob), seq);
 }
@@ -777,7 +784,7 @@ static size_t pending(fx *f, const char *person, json_t **root)
 {
     size_t i, n = 0;
     json_t *p;
-    assert_int_equal(intake_followups(f->in, 0, root), 0);
+    assert_int_equal(followups_json(f->in, 0, root), 0);
     json_array_foreach(json_object_get(*root, "persons"), i, p)
     {
         if (!strcmp(json_string_value(json_object_get(p, "local_id")), person))
@@ -789,7 +796,7 @@ static size_t pending(fx *f, const char *person, json_t **root)
 static void test_followups_list_pending_referrals_until_delivered(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     json_t *root;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
@@ -844,11 +851,183 @@ static void test_followups_list_pending_referrals_until_delivered(void **state)
     char *out = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&out, &len);
-    assert_int_equal(intake_followups_print(f->in, 0, m), 0);
+    assert_int_equal(followups_print(f->in, 0, m), 0);
     fclose(m);
     assert_non_null(strstr(out, "P-2  Hari  9800000002"));
     assert_non_null(strstr(out, "LOAN"));
     free(out);
+}
+
+/* ---- failures are reported, never a partial result ---------------------------------------------
+ */
+
+/* A store that fails while a person is looked up is a store error, not an unknown person: the
+ * clerk must not be told to register someone who is registered. */
+static void test_store_error_is_not_taken_for_an_unknown_person(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    uint8_t id[16];
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "ALTER TABLE records RENAME TO records_gone",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    int rc = intake_lookup(f->in, INTAKE_PERSON, "P-1", id, NULL);
+    assert_int_not_equal(rc, 0);
+    assert_int_not_equal(rc, REINT_ENOTFOUND);
+    rc = apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1", "service=loan",
+               "status=referred", "date=2082-06-01", NULL);
+    assert_int_not_equal(rc, 0);
+    assert_int_not_equal(rc, REINT_EINVAL);
+    assert_false(has_error(&e, "person_local_id", "is not a registered person"));
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "ALTER TABLE records_gone RENAME TO records",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
+/* jansson's allocator, failing from the fail_at-th allocation on (0: never). */
+static long alloc_count, alloc_fail_at;
+
+static void *failing_malloc(size_t n)
+{
+    if (alloc_fail_at && ++alloc_count >= alloc_fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+/* Follow-ups with memory running out at each allocation in turn: either the whole list, or
+ * REINT_ENOMEM and no list; never a list with a person or a field missing. */
+static void test_followups_are_whole_or_an_error_when_memory_runs_out(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    json_t *root = NULL;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2082-04-01", "full_name=Hari", NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1",
+                           "service=loan", "status=referred", "date=2082-06-01", "provider=bank",
+                           NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-2", "person_local_id=P-1",
+                           "service=legal_aid", "status=referred", "date=2082-06-02", NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-3", "person_local_id=P-2",
+                           "service=loan", "status=referred", "date=2082-05-01", NULL),
+                     0);
+    assert_int_equal(followups_json(f->in, 0, &root), 0);
+    char *want = json_dumps(root, JSON_COMPACT);
+    assert_non_null(want);
+    json_decref(root);
+    int failures = 0;
+    log_init("test_intake", LOG_SECURITY); /* one "out of memory" line per failure is noise */
+    for (long at = 1; at < 200; at++) {
+        alloc_count = 0;
+        alloc_fail_at = at;
+        json_set_alloc_funcs(failing_malloc, free);
+        root = NULL;
+        int rc = followups_json(f->in, 0, &root);
+        alloc_fail_at = 0;
+        json_set_alloc_funcs(malloc, free);
+        if (rc == 0) {
+            char *got = json_dumps(root, JSON_COMPACT);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            free(got);
+            json_decref(root);
+        } else {
+            assert_int_equal(rc, REINT_ENOMEM);
+            assert_null(root);
+            failures++;
+        }
+    }
+    log_init("test_intake", LOG_INFO);
+    assert_true(failures > 10); /* the allocator did fail inside the list */
+    free(want);
+}
+
+/* An export or a follow-up list that cannot be written says so: output lost in a full disk
+ * is not a successful export. */
+static void test_export_and_followups_report_a_write_error(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    FILE *full = fopen("/dev/full", "w");
+    assert_non_null(full);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, full), REINT_EIO);
+    clearerr(full);
+    assert_int_equal(followups_print(f->in, 0, full), REINT_EIO);
+    fclose(full);
+}
+
+/* A stored row holding a value longer than any field is not cut short in the export. */
+static void test_export_refuses_a_stored_row_it_cannot_read(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    sqlite3_stmt *st = NULL;
+    localrow_buf row;
+    static char big[5000];
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
+    memset(big, 'x', sizeof(big));
+    localrow_init(&row);
+    localrow_put(&row, "P-1", 3);
+    localrow_put(&row, big, sizeof(big));
+    assert_false(row.failed);
+    assert_int_equal(sqlite3_prepare_v2(outbox_db(f->ob),
+                                        "UPDATE records SET fields=?1 WHERE local_id='P-1'", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, row.p, (int)row.len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    localrow_free(&row);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_int_equal(export_csv(f->in, INTAKE_PERSON, m), REINT_EMALFORMED);
+    fclose(m);
+    free(out);
+}
+
+/* A commit that fails in the middle of an import is reported with its line, the batch is
+ * rolled back, the batches before it stay, and the store takes the next transaction. The
+ * failure is a deferred foreign key that the test sets to break at P-12000: SQLite then
+ * refuses the COMMIT and keeps the transaction open, as it does when the database is busy. */
+static void test_import_reports_a_failed_commit_and_rolls_it_back(void **state)
+{
+    fx *f = *state;
+    import_stats st;
+    field_errors e;
+    uint8_t id[16];
+    const int n = 15000;
+    size_t cap = (size_t)n * 48 + 64, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len, "local_id,category,sex,registered_on\n");
+    for (int i = 1; i <= n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "P-%d,returnee,female,2082-04-01\n", i);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob),
+                                  "CREATE TEMP TABLE parent(id INTEGER PRIMARY KEY);"
+                                  "CREATE TEMP TABLE child(p INTEGER REFERENCES parent(id)"
+                                  " DEFERRABLE INITIALLY DEFERRED);"
+                                  "CREATE TEMP TRIGGER boom AFTER INSERT ON main.records"
+                                  " WHEN NEW.local_id = 'P-12000'"
+                                  " BEGIN INSERT INTO child VALUES(1); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    char *errs = import(f, INTAKE_PERSON, "persons.csv", text, REINT_EDB, &st);
+    free(text);
+    assert_non_null(strstr(errs, "persons.csv: cannot commit"));
+    free(errs);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10000", id, NULL), 0);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-10001", id, NULL), REINT_ENOTFOUND);
+    assert_int_equal(intake_lookup(f->in, INTAKE_PERSON, "P-12000", id, NULL), REINT_ENOTFOUND);
+    assert_int_equal(sqlite3_exec(outbox_db(f->ob), "DROP TRIGGER boom", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-20000"), NULL), 0);
 }
 
 /* ---- JSON rows (api.c) -------------------------------------------------------------------------
@@ -857,7 +1036,7 @@ static void test_followups_list_pending_referrals_until_delivered(void **state)
 static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **state)
 {
     fx *f = *state;
-    intake_errors e;
+    field_errors e;
     intake_result res;
     char jerr[256];
     const char *body = "{\"local_id\":\"P-7\",\"category\":\"returnee\",\"sex\":\"male\","
@@ -875,18 +1054,40 @@ static void test_json_rows_accept_numbers_booleans_and_report_bad_json(void **st
                                     jerr, sizeof(jerr)),
                      REINT_EINVAL);
     assert_true(has_error(&e, "local_id", "does not match"));
+    /* A body that is not a JSON object is malformed (the API answers 400 with jerr), unlike a
+     * row refused field by field (422 with the errors). */
     const char *bad = "{\"local_id\": \"P-1\",\n \"sex\": }";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, bad, strlen(bad), NULL, "c", &e, &res,
                                     jerr, sizeof(jerr)),
-                     REINT_EINVAL);
+                     REINT_EMALFORMED);
     assert_non_null(strstr(jerr, "line 2 column"));
+    assert_int_equal(e.n, 0);
     assert_int_equal(
         api_apply_json(f->in, INTAKE_PERSON, "[1]", 3, NULL, "c", &e, &res, jerr, sizeof(jerr)),
-        REINT_EINVAL);
+        REINT_EMALFORMED);
+    assert_non_null(strstr(jerr, "JSON object"));
     const char *nested = "{\"local_id\":{\"a\":1}}";
     assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, nested, strlen(nested), NULL, "c", &e,
                                     &res, jerr, sizeof(jerr)),
                      REINT_EINVAL);
+    assert_true(has_error(&e, "local_id", "must be a string"));
+    const char *badsex = "{\"local_id\":\"P-9\",\"category\":\"returnee\",\"sex\":\"F?\","
+                         "\"registered_on\":\"2082-04-01\"}";
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, badsex, strlen(badsex), NULL, "c", &e,
+                                    &res, jerr, sizeof(jerr)),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "sex", "is not one of FEMALE, MALE, OTHER"));
+    /* Errors past FIELD_MAX_ERRORS are counted, so that the answer says some were left out. */
+    char many[1024];
+    size_t o = 0;
+    for (int i = 0; i < FIELD_MAX_ERRORS + 8; i++)
+        o += (size_t)snprintf(many + o, sizeof(many) - o, "%s\"k%d\":[]", i ? "," : "{", i);
+    snprintf(many + o, sizeof(many) - o, "}");
+    assert_int_equal(api_apply_json(f->in, INTAKE_PERSON, many, strlen(many), NULL, "c", &e, &res,
+                                    jerr, sizeof(jerr)),
+                     REINT_EINVAL);
+    assert_int_equal(e.n, FIELD_MAX_ERRORS);
+    assert_int_equal(e.dropped, 8);
     const char *avail = "{\"available\": true, \"as_of\": \"2082-04-01\"}";
     assert_int_equal(api_apply_json(f->in, INTAKE_AVAILABILITY, avail, strlen(avail),
                                     "seed_funding/mrc", "c", &e, &res, jerr, sizeof(jerr)),
@@ -940,6 +1141,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_importing_the_same_file_twice_changes_nothing,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_followups_list_pending_referrals_until_delivered,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_store_error_is_not_taken_for_an_unknown_person,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_followups_are_whole_or_an_error_when_memory_runs_out,
+                                        setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_export_and_followups_report_a_write_error, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_export_refuses_a_stored_row_it_cannot_read, setup_bs,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_import_reports_a_failed_commit_and_rolls_it_back,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_json_rows_accept_numbers_booleans_and_report_bad_json,
                                         setup_bs, teardown),

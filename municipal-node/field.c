@@ -1,0 +1,566 @@
+#include "field.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bscal.h"
+#include "error.h"
+#include "record.h"
+
+/* The official ISO 3166-1 alpha-2 list (249 codes), sorted, two letters each. */
+static const char field__countries[] =
+    "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ"
+    "CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZDEDJDKDMDODZECEEEGEHERESETFIFJFKFMFOFR"
+    "GAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGYHKHMHNHRHTHUIDIEILIMINIOIQIRISITJEJMJO"
+    "JPKEKGKHKIKMKNKPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMDMEMFMGMHMKMLMMMNMOMPMQMR"
+    "MSMTMUMVMWMXMYMZNANCNENFNGNINLNONPNRNUNZOMPAPEPFPGPHPKPLPMPNPRPSPTPWPYQARERO"
+    "RSRURWSASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTKTLTMTNTOTRTTTV"
+    "TWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW";
+_Static_assert(sizeof(field__countries) == 2 * 249 + 1, "249 ISO 3166-1 alpha-2 codes");
+
+/* Field types: how raw text is checked and how it is written in the local row. */
+enum field__type { F_ID, F_TEXT, F_PHONE, F_ENUM, F_BOOL, F_DATE, F_INT, F_COUNTRY };
+
+typedef struct field__def {
+    unsigned char type;
+    unsigned char required;
+    unsigned short maxlen;
+    const ProtobufCEnumDescriptor *en;
+    long long min, max;
+} field__def;
+
+#define LOCAL_ID_MAX 64
+#define SHORT_MAX    FIELD_SHORT_MAX
+
+static const char *const field__person_cols[] = {"local_id",
+                                                 "category",
+                                                 "sex",
+                                                 "birth_year",
+                                                 "caste_group",
+                                                 "disability",
+                                                 "registered_on",
+                                                 "destination_country",
+                                                 "years_abroad",
+                                                 "return_date",
+                                                 "remigration_intention",
+                                                 "family_member_abroad",
+                                                 "consent",
+                                                 "full_name",
+                                                 "phone",
+                                                 "citizenship_no",
+                                                 "ward",
+                                                 "address",
+                                                 NULL};
+static const field__def field__person_defs[FIELD_PERSON_N] = {
+    [FIELD_PERSON_LOCAL_ID] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
+    [FIELD_PERSON_CATEGORY] = {F_ENUM, 1, SHORT_MAX, &reint__v1__category__descriptor, 0, 0},
+    [FIELD_PERSON_SEX] = {F_ENUM, 1, SHORT_MAX, &reint__v1__sex__descriptor, 0, 0},
+    [FIELD_PERSON_BIRTH_YEAR] = {F_INT, 0, SHORT_MAX, NULL, 1800, 2200},
+    [FIELD_PERSON_CASTE] = {F_ENUM, 0, SHORT_MAX, &reint__v1__caste_group__descriptor, 0, 0},
+    [FIELD_PERSON_DISABILITY] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_REGISTERED_ON] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_COUNTRY] = {F_COUNTRY, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_YEARS_ABROAD] = {F_INT, 0, SHORT_MAX, NULL, 0, 80},
+    [FIELD_PERSON_RETURN_DATE] = {F_DATE, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_INTENTION] = {F_ENUM, 0, SHORT_MAX, &reint__v1__remigration_intention__descriptor,
+                                0, 0},
+    [FIELD_PERSON_FAMILY_ABROAD] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_CONSENT] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_FULL_NAME] = {F_TEXT, 0, 200, NULL, 0, 0},
+    [FIELD_PERSON_PHONE] = {F_PHONE, 0, 40, NULL, 0, 0},
+    [FIELD_PERSON_CITIZENSHIP] = {F_TEXT, 0, 64, NULL, 0, 0},
+    [FIELD_PERSON_WARD] = {F_INT, 0, SHORT_MAX, NULL, 1, 99},
+    [FIELD_PERSON_ADDRESS] = {F_TEXT, 0, 300, NULL, 0, 0},
+};
+
+static const char *const field__service_cols[] = {
+    "local_id", "person_local_id", "service",    "status", "date",
+    "provider", "programme",       "amount_npr", NULL};
+static const field__def field__service_defs[FIELD_SERVICE_N] = {
+    [FIELD_SERVICE_LOCAL_ID] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
+    [FIELD_SERVICE_PERSON] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
+    [FIELD_SERVICE_TYPE] = {F_ENUM, 1, SHORT_MAX, &reint__v1__service_type__descriptor, 0, 0},
+    [FIELD_SERVICE_STATUS] = {F_ENUM, 1, SHORT_MAX, &reint__v1__service_status__descriptor, 0, 0},
+    [FIELD_SERVICE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_SERVICE_PROVIDER] = {F_ENUM, 0, SHORT_MAX, &reint__v1__provider__descriptor, 0, 0},
+    [FIELD_SERVICE_PROGRAMME] = {F_ENUM, 0, SHORT_MAX, &reint__v1__programme__descriptor, 0, 0},
+    [FIELD_SERVICE_AMOUNT] = {F_INT, 0, SHORT_MAX, NULL, 0, 100000000000LL},
+};
+
+static const char *const field__enterprise_cols[] = {"local_id",  "owner_local_id", "action",
+                                                     "sector",    "date",           "registered",
+                                                     "employees", "status",         NULL};
+static const field__def field__enterprise_defs[FIELD_ENTERPRISE_N] = {
+    [FIELD_ENTERPRISE_LOCAL_ID] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
+    [FIELD_ENTERPRISE_OWNER] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
+    [FIELD_ENTERPRISE_ACTION] = {F_ENUM, 1, SHORT_MAX, &reint__v1__enterprise_action__descriptor, 0,
+                                 0},
+    [FIELD_ENTERPRISE_SECTOR] = {F_ENUM, 1, SHORT_MAX, &reint__v1__sector__descriptor, 0, 0},
+    [FIELD_ENTERPRISE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_ENTERPRISE_REGISTERED] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
+    [FIELD_ENTERPRISE_EMPLOYEES] = {F_INT, 0, SHORT_MAX, NULL, 0, 100000},
+    [FIELD_ENTERPRISE_STATUS] = {F_ENUM, 0, SHORT_MAX, &reint__v1__enterprise_status__descriptor, 0,
+                                 0},
+};
+
+static const char *const field__availability_cols[] = {"service", "provider", "available", "as_of",
+                                                       NULL};
+static const field__def field__availability_defs[FIELD_AVAILABILITY_N] = {
+    [FIELD_AVAILABILITY_SERVICE] = {F_ENUM, 1, SHORT_MAX, &reint__v1__service_type__descriptor, 0,
+                                    0},
+    [FIELD_AVAILABILITY_PROVIDER] = {F_ENUM, 1, SHORT_MAX, &reint__v1__provider__descriptor, 0, 0},
+    [FIELD_AVAILABILITY_AVAILABLE] = {F_BOOL, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_AVAILABILITY_AS_OF] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+};
+
+/* The names above and the positions in field.h are two lists of one set of columns. */
+#define FIELD__COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1)
+_Static_assert(FIELD__COUNT(field__person_cols) == FIELD_PERSON_N, "person columns");
+_Static_assert(FIELD__COUNT(field__service_cols) == FIELD_SERVICE_N, "service columns");
+_Static_assert(FIELD__COUNT(field__enterprise_cols) == FIELD_ENTERPRISE_N, "enterprise columns");
+_Static_assert(FIELD__COUNT(field__availability_cols) == FIELD_AVAILABILITY_N,
+               "availability columns");
+
+typedef struct field__kind {
+    const char *name;
+    const char *singular;
+    const char *const *cols;
+    const field__def *defs;
+    size_t n;
+} field__kind;
+
+#define K_PERSON       REINT__V1__RECORD_KIND__RECORD_KIND_PERSON
+#define K_SERVICE      REINT__V1__RECORD_KIND__RECORD_KIND_SERVICE
+#define K_ENTERPRISE   REINT__V1__RECORD_KIND__RECORD_KIND_ENTERPRISE
+#define K_AVAILABILITY REINT__V1__RECORD_KIND__RECORD_KIND_AVAILABILITY
+
+static const field__kind field__kinds[] = {
+    [K_PERSON] = {"persons", "person", field__person_cols, field__person_defs, FIELD_PERSON_N},
+    [K_SERVICE] = {"services", "service", field__service_cols, field__service_defs,
+                   FIELD_SERVICE_N},
+    [K_ENTERPRISE] = {"enterprises", "enterprise", field__enterprise_cols, field__enterprise_defs,
+                      FIELD_ENTERPRISE_N},
+    [K_AVAILABILITY] = {"availability", "availability", field__availability_cols,
+                        field__availability_defs, FIELD_AVAILABILITY_N},
+};
+_Static_assert(K_PERSON == 1 && K_AVAILABILITY == 4, "kinds with columns are 1..4");
+
+static const field__kind *field__kind_get(int kind)
+{
+    if (kind < K_PERSON || kind > K_AVAILABILITY)
+        return NULL;
+    return &field__kinds[kind];
+}
+
+/* ---- text ------------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
+static size_t field__utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    unsigned cp = c & (0xFFu >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static int field__utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = field__utf8_len(p + i, n - i);
+        if (l == 0)
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
+/* Copies at most max bytes of s into out as printable, valid UTF-8 (control characters
+ * and invalid bytes become '?'), adding "..." when cut. */
+static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    if (outlen == 0)
+        return;
+    while (i < n && i < max && o + 5 < outlen) {
+        size_t l = field__utf8_len(p + i, n - i);
+        if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        if (i + l > max || o + l + 4 >= outlen)
+            break;
+        memcpy(out + o, p + i, l);
+        o += l;
+        i += l;
+    }
+    if (i < n && o + 4 <= outlen) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+void field_errors_add(field_errors *e, const char *field, const char *fmt, ...)
+{
+    if (e->n >= FIELD_MAX_ERRORS) {
+        e->dropped++;
+        return;
+    }
+    field_error *x = &e->e[e->n++];
+    field__sanitize(x->field, sizeof(x->field), field, strlen(field), 40);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->reason, sizeof(x->reason), fmt, ap);
+    va_end(ap);
+}
+
+const char *field_quote(char *buf, size_t len, const char *s, size_t n)
+{
+    char tmp[64];
+    field__sanitize(tmp, sizeof(tmp), s, n, 40);
+    snprintf(buf, len, "\"%s\"", tmp);
+    return buf;
+}
+
+void field_format_day(int bs, int32_t day, char out[16])
+{
+    if (bscal_format(day, bs, out, 16) != 0)
+        bscal_format(day, 0, out, 16);
+}
+
+static int field__country_known(const char cc[2])
+{
+    size_t lo = 0, hi = (sizeof(field__countries) - 1) / 2;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = memcmp(field__countries + 2 * mid, cc, 2);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static const char *field__cal_name(int bs)
+{
+    return bs ? "Bikram Sambat" : "Gregorian";
+}
+
+/* ---- columns ---------------------------------------------------------------------------- */
+
+const char *field_kind_name(int kind)
+{
+    const field__kind *k = field__kind_get(kind);
+    return k ? k->name : NULL;
+}
+
+int field_kind_parse(const char *name)
+{
+    for (int k = K_PERSON; k <= K_AVAILABILITY; k++)
+        if (!strcasecmp(name, field__kinds[k].name) || !strcasecmp(name, field__kinds[k].singular))
+            return k;
+    return 0;
+}
+
+const char *const *field_columns(int kind)
+{
+    const field__kind *k = field__kind_get(kind);
+    return k ? k->cols : NULL;
+}
+
+size_t field_count(int kind)
+{
+    const field__kind *k = field__kind_get(kind);
+    return k ? k->n : 0;
+}
+
+int field_column_index(int kind, const char *name)
+{
+    const field__kind *k = field__kind_get(kind);
+    for (size_t i = 0; k && i < k->n; i++)
+        if (!strcmp(k->cols[i], name))
+            return (int)i;
+    return -1;
+}
+
+int field_required(int kind, size_t i)
+{
+    const field__kind *k = field__kind_get(kind);
+    return k && i < k->n && k->defs[i].required;
+}
+
+/* ---- the local row ---------------------------------------------------------------------- */
+
+/* Decimal text of v into out (at least 21 bytes); returns its length. */
+static size_t field__itoa(long long v, char *out)
+{
+    char tmp[24];
+    size_t n = 0, o = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    return o;
+}
+
+/* Writes the normalised values (enumerations by name, booleans as true/false, numbers in
+ * decimal, text as entered and trimmed), known columns in CSV order. */
+static void field__row_encode(localrow_buf *row, const field__kind *k, const field_value *v)
+{
+    char num[24];
+    localrow_reset(row);
+    for (size_t i = 0; i < k->n; i++) {
+        const field__def *d = &k->defs[i];
+        if (!v[i].ok) {
+            localrow_put(row, NULL, 0);
+            continue;
+        }
+        switch (d->type) {
+        case F_ENUM: {
+            const char *nm = record_enum_name(d->en, (int)v[i].i);
+            localrow_put(row, nm, strlen(nm));
+            break;
+        }
+        case F_BOOL:
+            localrow_put(row, v[i].i ? "true" : "false", v[i].i ? 4 : 5);
+            break;
+        case F_INT:
+            localrow_put(row, num, field__itoa(v[i].i, num));
+            break;
+        default:
+            localrow_put(row, v[i].s, v[i].len);
+            break;
+        }
+    }
+}
+
+/* ---- field checks ----------------------------------------------------------------------- */
+
+/* Checks one raw value against its definition; errors go to errs. */
+static void field__check(field_scan *c, const char *name, const field__def *d, const char *raw,
+                         field_value *v, field_errors *errs)
+{
+    char q[80];
+    memset(v, 0, sizeof(*v));
+    if (raw == NULL)
+        raw = "";
+    size_t n = strlen(raw);
+    while (n > 0 && (raw[0] == ' ' || raw[0] == '\t')) {
+        raw++;
+        n--;
+    }
+    while (n > 0 &&
+           (raw[n - 1] == ' ' || raw[n - 1] == '\t' || raw[n - 1] == '\r' || raw[n - 1] == '\n'))
+        n--;
+    if (n == 0) {
+        if (d->required)
+            field_errors_add(errs, name, "is required");
+        return;
+    }
+    if (n > d->maxlen) {
+        field_errors_add(errs, name, "%s is longer than %u characters",
+                         field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
+        return;
+    }
+    if (!field__utf8_valid(raw, n)) {
+        field_errors_add(errs, name, "%s is not valid UTF-8 text (save the file as CSV UTF-8)",
+                         field_quote(q, sizeof(q), raw, n));
+        return;
+    }
+    if (c->used + n + 1 > c->cap) {
+        field_errors_add(errs, name, "the row is too long");
+        return;
+    }
+    char *s = c->scratch + c->used;
+    memcpy(s, raw, n);
+    s[n] = '\0';
+    c->used += n + 1;
+    v->s = s;
+    v->len = n;
+
+    switch (d->type) {
+    case F_ID:
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) {
+                field_errors_add(errs, name, "%s must not contain control characters",
+                                 field_quote(q, sizeof(q), s, n));
+                return;
+            }
+        }
+        break;
+    case F_TEXT:
+        break;
+    case F_PHONE: {
+        int digits = 0;
+        for (size_t i = 0; i < n; i++) {
+            char ch = s[i];
+            if (ch >= '0' && ch <= '9')
+                digits++;
+            else if (!strchr(" +-()/.", ch)) {
+                digits = -1;
+                break;
+            }
+        }
+        if (digits < 6) {
+            field_errors_add(errs, name,
+                             "%s is not a phone number (at least 6 digits; spaces and + - ( ) / "
+                             "allowed)",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        break;
+    }
+    case F_ENUM: {
+        char norm[SHORT_MAX + 1];
+        int val = 0;
+        for (size_t i = 0; i <= n; i++)
+            norm[i] = (s[i] == ' ' || s[i] == '-') ? '_' : s[i];
+        if (record_enum_parse(d->en, norm, &val) != 0) {
+            char list[400];
+            record_enum_list(d->en, list, sizeof(list));
+            field_errors_add(errs, name, "%s is not one of %s", field_quote(q, sizeof(q), s, n),
+                             list);
+            return;
+        }
+        v->i = val;
+        break;
+    }
+    case F_BOOL:
+        if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcmp(s, "1"))
+            v->i = 1;
+        else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcmp(s, "0"))
+            v->i = 0;
+        else {
+            field_errors_add(errs, name, "%s is not one of true, false, yes, no, 1, 0",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        break;
+    case F_DATE: {
+        int rc = bscal_parse(s, c->bs, &v->day);
+        if (rc == REINT_ERANGE) {
+            if (c->bs)
+                field_errors_add(errs, name,
+                                 "%s is outside the Bikram Sambat calendar table (%d-01-01 .. "
+                                 "%d-12-30)",
+                                 field_quote(q, sizeof(q), s, n), BSCAL_FIRST_YEAR,
+                                 BSCAL_LAST_YEAR);
+            else
+                field_errors_add(errs, name,
+                                 "%s is outside the dates kept (1943-04-14 .. 2043-04-13, the "
+                                 "Bikram Sambat table's range)",
+                                 field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        if (rc != 0) {
+            field_errors_add(errs, name, "%s is not a %s date (YYYY-MM-DD)",
+                             field_quote(q, sizeof(q), s, n), field__cal_name(c->bs));
+            return;
+        }
+        if (v->day < RECORD_MIN_DAY) {
+            field_errors_add(errs, name,
+                             "%s is before 1943-04-14 (BS 2000-01-01), the earliest date kept",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        if (v->day > c->today) {
+            char t[16];
+            field_format_day(c->bs, c->today, t);
+            field_errors_add(errs, name, "%s is in the future (today is %s)",
+                             field_quote(q, sizeof(q), s, n), t);
+            return;
+        }
+        break;
+    }
+    case F_INT: {
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0' ||
+            !((s[0] >= '0' && s[0] <= '9') || s[0] == '-')) {
+            field_errors_add(errs, name, "%s is not a whole number",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        if (x < d->min || x > d->max) {
+            field_errors_add(errs, name, "%s is outside %lld..%lld",
+                             field_quote(q, sizeof(q), s, n), d->min, d->max);
+            return;
+        }
+        v->i = x;
+        break;
+    }
+    case F_COUNTRY: {
+        char cc[2];
+        if (n != 2 || !((s[0] | 0x20) >= 'a' && (s[0] | 0x20) <= 'z') ||
+            !((s[1] | 0x20) >= 'a' && (s[1] | 0x20) <= 'z')) {
+            field_errors_add(errs, name,
+                             "%s is not an ISO 3166 country code (two letters, e.g. QA, MY, AE)",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        cc[0] = (char)(s[0] & ~0x20);
+        cc[1] = (char)(s[1] & ~0x20);
+        if (!field__country_known(cc)) {
+            field_errors_add(errs, name, "%s is not an ISO 3166 country code",
+                             field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        s[0] = cc[0];
+        s[1] = cc[1];
+        break;
+    }
+    default:
+        break;
+    }
+    v->ok = 1;
+}
+
+void field_check_row(field_scan *c, int kind, const char *const *raw, field_value *v,
+                     localrow_buf *row, field_errors *errs)
+{
+    const field__kind *k = field__kind_get(kind);
+    if (k == NULL) {
+        field_errors_add(errs, "kind", "%d is not a kind of row", kind);
+        return;
+    }
+    for (size_t i = 0; i < k->n; i++)
+        field__check(c, k->cols[i], &k->defs[i], raw[i], &v[i], errs);
+    if (errs->n == 0)
+        field__row_encode(row, k, v);
+}

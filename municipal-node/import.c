@@ -1,0 +1,531 @@
+#include "import.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "csv.h"
+#include "localrow.h"
+#include "log.h"
+
+/* The import runs in two threads: a reader parses the CSV and checks each field on its own
+ * (the half of the work that needs no store) into chunks of rows, and the caller's thread
+ * takes the chunks in file order for the checks against the store and the writes. Without
+ * a second thread the caller fills each chunk itself. Memory: ICHUNKS chunks of at most
+ * ICHUNK_ROWS rows and ICHUNK_ARENA bytes of values, whatever the file's size. */
+#define ICHUNKS      3
+#define ICHUNK_ROWS  1024
+#define ICHUNK_ARENA (1 << 20)
+/* Room one row may take in the arena: its trimmed values, then its local fields. */
+#define ICHUNK_ROW_ROOM (2 * FIELD_SCRATCH_MAX + LOCALROW_OVERHEAD * FIELD_MAX)
+
+typedef struct islot {
+    long line;
+    int refused;        /* refused by the reader, whatever the store holds */
+    field_errors *errs; /* the reader's errors for this row (malloc'd), or NULL */
+    size_t row_off;     /* local fields in the arena (when errs is NULL) */
+    size_t row_len;
+    field_value v[FIELD_MAX];
+} islot;
+
+typedef struct ichunk {
+    size_t n;
+    islot slot[ICHUNK_ROWS];
+    char *arena;
+    size_t used;
+    long long offset; /* bytes of the file read when the chunk was filled */
+    int last;         /* the file ends with this chunk */
+    int rc;           /* 0, or REINT_EIO / REINT_ENOMEM that ended the reading */
+    long rc_line;
+} ichunk;
+
+/* What the two threads share. The reader owns the chunks it is filling and the csv reader;
+ * the writer owns the chunk it took; full, fill, take, done and stop are read and written
+ * under mu only. bs and today_fixed of the intake are read by both, and written by neither
+ * while the import runs. */
+typedef struct ipipe {
+    const intake *in;
+    int kind;
+    csv_reader *r;
+    const int *map;
+    size_t nh;
+    ichunk *chunk[ICHUNKS];
+    int full[ICHUNKS];
+    size_t fill, take; /* next chunk to fill (reader) and to take (writer), modulo ICHUNKS */
+    int done;          /* the reader has handed over its last chunk */
+    int stop;          /* the writer gave up: the reader must stop */
+    int threaded;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ipipe;
+
+/* ---- reporting ------------------------------------------------------------------------- */
+
+static void import__progress(const char *base, long long done, long long total, long long rows,
+                             double secs, int final)
+{
+    int pct = total > 0 ? (int)(done * 100 / total) : 0;
+    int bar = pct / 4;
+    char b[26];
+    for (int i = 0; i < 25; i++)
+        b[i] = i < bar ? '#' : '.';
+    b[25] = '\0';
+    fprintf(stderr, "\r%s [%s] %3d%%  %lld rows  %.0f rows/s%s", base, b, pct, rows,
+            secs > 0 ? (double)rows / secs : 0.0, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static double import__secs(void)
+{
+    return (double)clock_mono_ms() / 1e3;
+}
+
+static void import__report(FILE *f, const char *base, long line, const field_errors *e)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        if (e->e[i].field[0])
+            fprintf(f, "%s line %ld: %s %s\n", base, line, e->e[i].field, e->e[i].reason);
+        else
+            fprintf(f, "%s line %ld: %s\n", base, line, e->e[i].reason);
+    }
+    if (e->dropped)
+        fprintf(f, "%s line %ld: %zu more errors\n", base, line, e->dropped);
+}
+
+/* Reports a transaction that could not begin or commit, and which rows that loses (line: the
+ * row at which it happened, 0 for none in particular). */
+static void import__store_failed(FILE *f, const char *base, long line, const char *what, int rc,
+                                 const char *lost)
+{
+    if (f == NULL)
+        return;
+    if (line > 0)
+        fprintf(f, "%s line %ld: cannot %s (%s); %s\n", base, line, what, reint_strerror(rc), lost);
+    else
+        fprintf(f, "%s: cannot %s (%s); %s\n", base, what, reint_strerror(rc), lost);
+}
+
+/* Maps the header's columns to fields; reports every problem. Returns 0 or REINT_EINVAL. */
+static int import__header(int kind, char **fields, size_t nf, int *map, FILE *errs_out,
+                          const char *base, long line)
+{
+    const char *const *cols = field_columns(kind);
+    size_t ncols = field_count(kind);
+    int seen[FIELD_MAX] = {0};
+    int bad = 0;
+    char q[80];
+    for (size_t j = 0; j < nf; j++) {
+        char name[64];
+        const char *s = fields[j];
+        size_t n = strlen(s);
+        while (n > 0 && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        map[j] = -1;
+        if (n == 0 && j == nf - 1 && nf > 1)
+            continue; /* a trailing comma after the last column */
+        if (n < sizeof(name)) {
+            for (size_t c = 0; c < n; c++)
+                name[c] = (char)((s[c] >= 'A' && s[c] <= 'Z') ? s[c] + 32 : s[c]);
+            name[n] = '\0';
+            map[j] = field_column_index(kind, name);
+        }
+        if (map[j] < 0) {
+            if (errs_out) {
+                fprintf(errs_out, "%s line %ld: unknown column %s; the %s columns are ", base, line,
+                        field_quote(q, sizeof(q), s, n), field_kind_name(kind));
+                for (size_t i = 0; i < ncols; i++)
+                    fprintf(errs_out, "%s%s", i ? "," : "", cols[i]);
+                fputc('\n', errs_out);
+            }
+            bad = 1;
+        } else if (seen[map[j]]++) {
+            if (errs_out)
+                fprintf(errs_out, "%s line %ld: column %s appears twice\n", base, line,
+                        cols[map[j]]);
+            bad = 1;
+        }
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        if (field_required(kind, i) && !seen[i]) {
+            if (errs_out)
+                fprintf(errs_out, "%s line %ld: required column %s is missing\n", base, line,
+                        cols[i]);
+            bad = 1;
+        }
+    }
+    return bad ? REINT_EINVAL : 0;
+}
+
+/* ---- the reader's half ------------------------------------------------------------------ */
+
+static void import__chunk_clear(ichunk *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->slot[i].errs);
+    c->n = 0;
+    c->used = 0;
+    c->last = 0;
+    c->rc = 0;
+}
+
+/* Keeps a row's errors with its slot; 0, or -1 out of memory. */
+static int import__slot_errors(islot *sl, const field_errors *errs)
+{
+    sl->errs = malloc(sizeof(*errs));
+    if (sl->errs == NULL)
+        return -1;
+    memcpy(sl->errs, errs, sizeof(*errs));
+    return 0;
+}
+
+/* Reads rows into c until it is full or the file ends. */
+static void import__chunk_fill(ipipe *p, ichunk *c)
+{
+    field_errors errs;
+    localrow_buf row;
+    char **fields;
+    size_t nf;
+    field_scan sc = {intake_calendar_bs(p->in), intake_today(p->in), NULL, 0, FIELD_SCRATCH_MAX};
+    localrow_init(&row);
+    import__chunk_clear(c);
+    while (c->n < ICHUNK_ROWS && ICHUNK_ARENA - c->used >= ICHUNK_ROW_ROOM) {
+        int rc = csv_next(p->r, &fields, &nf);
+        if (rc == 0) {
+            c->last = 1;
+            break;
+        }
+        islot *sl = &c->slot[c->n];
+        sl->line = csv_line(p->r);
+        sl->refused = 0;
+        sl->errs = NULL;
+        sl->row_len = 0;
+        errs.n = errs.dropped = 0;
+        if (rc == REINT_ETOOLONG || rc == REINT_EQUOTE) {
+            if (rc == REINT_ETOOLONG)
+                field_errors_add(&errs, "", "the row is longer than %d bytes or %d fields",
+                                 CSV_MAX_RECORD, CSV_MAX_FIELDS);
+            else
+                field_errors_add(&errs, "",
+                                 "a quoted field is not closed before the end of the file");
+            sl->refused = 1;
+            c->last = rc == REINT_EQUOTE;
+        } else if (rc < 0) {
+            c->rc = rc == REINT_ENOMEM ? REINT_ENOMEM : REINT_EIO;
+            c->rc_line = sl->line;
+            c->last = 1;
+            break;
+        } else {
+            const char *raw[FIELD_MAX] = {0};
+            int extra = 0;
+            for (size_t j = 0; j < nf; j++) {
+                if (j >= p->nh || p->map[j] < 0) {
+                    if (fields[j][0] != '\0')
+                        extra = 1;
+                    continue;
+                }
+                raw[p->map[j]] = fields[j];
+            }
+            if (extra || nf < p->nh) {
+                field_errors_add(&errs, "", "the row has %zu fields, the header has %zu", nf,
+                                 p->nh);
+                sl->refused = 1;
+            } else {
+                sc.scratch = c->arena + c->used;
+                sc.used = 0;
+                field_check_row(&sc, p->kind, raw, sl->v, &row, &errs);
+                c->used += sc.used;
+                if (errs.n == 0) {
+                    if (row.failed) {
+                        c->rc = REINT_ENOMEM;
+                        c->rc_line = sl->line;
+                        c->last = 1;
+                        break;
+                    }
+                    memcpy(c->arena + c->used, row.p, row.len);
+                    sl->row_off = c->used;
+                    sl->row_len = row.len;
+                    c->used += row.len;
+                }
+            }
+        }
+        if (errs.n && import__slot_errors(sl, &errs) != 0) {
+            c->rc = REINT_ENOMEM;
+            c->rc_line = sl->line;
+            c->last = 1;
+            break;
+        }
+        c->n++;
+        if (c->last)
+            break;
+    }
+    c->offset = csv_offset(p->r);
+    localrow_free(&row);
+}
+
+static void *import__reader(void *arg)
+{
+    ipipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && !p->done) {
+        size_t i = p->fill % ICHUNKS;
+        if (p->full[i]) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        import__chunk_fill(p, p->chunk[i]);
+        pthread_mutex_lock(&p->mu);
+        p->full[i] = 1;
+        p->fill++;
+        p->done = p->chunk[i]->last || p->chunk[i]->rc != 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- the ring --------------------------------------------------------------------------- */
+
+/* The next chunk in file order, filled by the reader (or here without one). */
+static ichunk *import__chunk_take(ipipe *p)
+{
+    size_t i = p->take % ICHUNKS;
+    if (!p->threaded) {
+        import__chunk_fill(p, p->chunk[i]);
+        return p->chunk[i];
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->full[i])
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return p->chunk[i];
+}
+
+static void import__chunk_give_back(ipipe *p)
+{
+    size_t i = p->take % ICHUNKS;
+    p->take++;
+    if (!p->threaded)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->full[i] = 0;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Allocates the ring and starts the reader: 0, or REINT_ENOMEM with *started telling
+ * whether the lock and condition were made (import__pipe_stop undoes either case). */
+static int import__pipe_start(ipipe *p, int *started)
+{
+    *started = 0;
+    for (int i = 0; i < ICHUNKS; i++) {
+        p->chunk[i] = calloc(1, sizeof(ichunk));
+        if (p->chunk[i] == NULL || (p->chunk[i]->arena = malloc(ICHUNK_ARENA)) == NULL)
+            return REINT_ENOMEM;
+    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0)
+        return REINT_ENOMEM;
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        return REINT_ENOMEM;
+    }
+    *started = 1;
+    p->threaded = pthread_create(&p->thread, NULL, import__reader, p) == 0;
+    if (!p->threaded)
+        log_info("import: no reader thread; reading and writing in turn");
+    return 0;
+}
+
+static void import__pipe_stop(ipipe *p, int started)
+{
+    if (started) {
+        if (p->threaded) {
+            pthread_mutex_lock(&p->mu);
+            p->stop = 1;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            pthread_join(p->thread, NULL);
+        }
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+    }
+    for (int i = 0; i < ICHUNKS; i++) {
+        if (p->chunk[i] == NULL)
+            continue;
+        import__chunk_clear(p->chunk[i]);
+        free(p->chunk[i]->arena);
+        free(p->chunk[i]);
+    }
+}
+
+/* ---- the writer's half ------------------------------------------------------------------ */
+
+int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,
+               import_stats *st)
+{
+    outbox *ob = intake_outbox(in);
+    import_stats local;
+    FILE *f = NULL;
+    csv_reader *r = NULL;
+    char clerk[256];
+    int map[CSV_MAX_FIELDS];
+    int rc = 0, in_txn = 0, started = 0;
+    long long total = 0, batch = 0;
+    double t0 = import__secs(), last_draw = 0;
+    field_errors errs;
+    char **fields;
+    size_t nf;
+    ipipe pipe_ = {0}, *p = &pipe_;
+
+    if (st == NULL)
+        st = &local;
+    memset(st, 0, sizeof(*st));
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (field_columns(kind) == NULL) {
+        if (errors_out)
+            fprintf(errors_out, "%s: unknown kind of rows %d\n", base, kind);
+        return REINT_EINVAL;
+    }
+    const char *user = getenv("USER");
+    snprintf(clerk, sizeof(clerk), "import:%s%s%s", base, user ? ":" : "", user ? user : "");
+    f = fopen(path, "r");
+    if (f == NULL) {
+        if (errors_out)
+            fprintf(errors_out, "%s: cannot open: %s\n", path, strerror(errno));
+        return REINT_EIO;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0)
+        total = (long long)sb.st_size;
+    r = csv_open(f);
+    if (r == NULL) {
+        rc = REINT_ENOMEM;
+        if (errors_out)
+            fprintf(errors_out, "%s: out of memory\n", base);
+        goto out;
+    }
+    rc = csv_next(r, &fields, &nf);
+    if (rc <= 0) {
+        if (errors_out)
+            fprintf(errors_out, "%s line 1: %s\n", base,
+                    rc == 0 ? "the file is empty; a header row naming the columns is expected"
+                            : "the header row cannot be read");
+        rc = rc == 0 || rc == REINT_ETOOLONG || rc == REINT_EQUOTE ? REINT_EINVAL : REINT_EIO;
+        goto out;
+    }
+    if ((rc = import__header(kind, fields, nf, map, errors_out, base, csv_line(r))) != 0)
+        goto out;
+    p->in = in;
+    p->kind = kind;
+    p->r = r;
+    p->map = map;
+    p->nh = nf;
+    if ((rc = import__pipe_start(p, &started)) != 0) {
+        if (errors_out)
+            fprintf(errors_out, "%s: out of memory\n", base);
+        goto out;
+    }
+    if ((rc = outbox_begin(ob)) != 0) {
+        import__store_failed(errors_out, base, 0, "begin a transaction", rc, "nothing is imported");
+        goto out;
+    }
+    in_txn = 1;
+    for (int last = 0; !last;) {
+        ichunk *c = import__chunk_take(p);
+        last = c->last;
+        for (size_t i = 0; i < c->n; i++) {
+            islot *sl = &c->slot[i];
+            st->rows++;
+            errs.n = errs.dropped = 0;
+            if (sl->errs)
+                memcpy(&errs, sl->errs, sizeof(errs));
+            if (sl->refused) {
+                rc = REINT_EINVAL;
+            } else {
+                intake_result res;
+                rc = intake_apply_checked(in, kind, sl->v,
+                                          sl->errs ? NULL : (const uint8_t *)c->arena + sl->row_off,
+                                          sl->row_len, clerk, &errs, &res);
+                if (rc == 0) {
+                    if (res.changed == INTAKE_INSERTED)
+                        st->inserted++;
+                    else if (res.changed == INTAKE_UPDATED)
+                        st->updated++;
+                    else
+                        st->unchanged++;
+                }
+            }
+            if (rc == REINT_EINVAL) {
+                st->refused++;
+                import__report(errors_out, base, sl->line, &errs);
+            } else if (rc != 0) {
+                if (errors_out)
+                    fprintf(errors_out,
+                            "%s line %ld: cannot store the row (database error); "
+                            "rows of this batch are not imported\n",
+                            base, sl->line);
+                goto out;
+            }
+            if (++batch >= IMPORT_BATCH) {
+                batch = 0;
+                /* A failed COMMIT may leave the transaction open (SQLite does when the
+                 * database is busy): in_txn stays set so that it is rolled back. */
+                if ((rc = outbox_commit(ob)) != 0) {
+                    import__store_failed(errors_out, base, sl->line,
+                                         "commit the rows up to this line", rc,
+                                         "the rows since the last commit are not imported");
+                    goto out;
+                }
+                in_txn = 0;
+                if ((rc = outbox_begin(ob)) != 0) {
+                    import__store_failed(errors_out, base, sl->line, "begin a transaction", rc,
+                                         "the rows after this line are not imported");
+                    goto out;
+                }
+                in_txn = 1;
+            }
+        }
+        if (c->rc != 0) {
+            rc = c->rc;
+            if (errors_out)
+                fprintf(errors_out, "%s line %ld: %s\n", base, c->rc_line,
+                        rc == REINT_ENOMEM ? "out of memory" : "read error");
+            import__chunk_give_back(p);
+            goto out;
+        }
+        if (progress) {
+            double now = import__secs();
+            if (now - last_draw > 0.2) {
+                import__progress(base, c->offset, total, st->rows, now - t0, 0);
+                last_draw = now;
+            }
+        }
+        import__chunk_give_back(p);
+    }
+    if ((rc = outbox_commit(ob)) != 0) {
+        import__store_failed(errors_out, base, 0, "commit the last rows", rc,
+                             "the rows since the last commit are not imported");
+        goto out;
+    }
+    in_txn = 0;
+    if (progress)
+        import__progress(base, total, total, st->rows, import__secs() - t0, 1);
+out:
+    if (in_txn)
+        outbox_rollback(ob);
+    import__pipe_stop(p, started);
+    csv_close(r);
+    if (f)
+        fclose(f);
+    return rc;
+}
