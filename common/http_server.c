@@ -1,0 +1,132 @@
+/* The listener: binding, accepting connections under the cap, and stopping. A stopped
+ * server frees itself once its listener and every connection have closed. See
+ * http_internal.h. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "log.h"
+
+#define HTTP_DEFAULT_MAX_CONNS 1024
+#define HTTP_IDLE_TIMEOUT_MS   60000
+
+static void reject_close_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    http_server *s = server->data;
+    if (status < 0 || s->stopping)
+        return;
+    if (s->nconns >= s->max_conns) {
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t)
+            return;
+        uv_tcp_init(s->loop, t);
+        if (uv_accept(server, (uv_stream_t *)t) == 0)
+            log_warn("http: %zu connections open, refusing a new one", s->nconns);
+        uv_close((uv_handle_t *)t, reject_close_cb);
+        return;
+    }
+    http__conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    http__conn_init(c, s);
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->has_timer = 1;
+    c->handles = 1;
+    int rc = s->tls ? http__tls_accept(c, server) : http__tcp_accept(c, server);
+    if (rc < 0) {
+        http__conn_close(c);
+        return;
+    }
+    http__conn_timer_start(c, s->idle_ms);
+}
+
+static void listener_close_cb(uv_handle_t *h)
+{
+    http_server *s = h->data;
+    s->listener_closed = 1;
+    if (s->nconns == 0)
+        free(s);
+}
+
+int http_server_start(http_server **out, uv_loop_t *loop, const http_server_opts *opts)
+{
+    *out = NULL;
+    if (!opts->handler || opts->port < 0 || opts->port > 65535)
+        return UV_EINVAL;
+    const char *host = opts->host ? opts->host : "127.0.0.1";
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)&addr) != 0)
+        return UV_EINVAL;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return UV_ENOMEM;
+    s->loop = loop;
+    s->handler = opts->handler;
+    s->ud = opts->ud;
+    s->tls = opts->tls;
+    s->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+    s->idle_ms = HTTP_IDLE_TIMEOUT_MS;
+    s->max_conns = HTTP_DEFAULT_MAX_CONNS;
+    http__request_settings(&s->settings);
+    int rc = uv_tcp_init(loop, &s->listener);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    struct sockaddr_storage bound;
+    int bl = sizeof bound;
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &bl);
+    if (rc < 0)
+        goto fail;
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = s;
+    return 0;
+fail:
+    s->stopping = 1;
+    uv_close((uv_handle_t *)&s->listener, listener_close_cb);
+    return rc;
+}
+
+int http_server_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_server_set_idle_timeout(http_server *s, uint64_t ms)
+{
+    s->idle_ms = ms ? ms : HTTP_IDLE_TIMEOUT_MS;
+}
+
+void http_server_set_max_conns(http_server *s, size_t n)
+{
+    s->max_conns = n ? n : HTTP_DEFAULT_MAX_CONNS;
+}
+
+void http_server_stop(http_server *s)
+{
+    if (!s || s->stopping)
+        return;
+    s->stopping = 1;
+    uv_close((uv_handle_t *)&s->listener, listener_close_cb);
+    for (http__conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        http__conn_close(c);
+    }
+}
