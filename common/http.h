@@ -62,9 +62,4 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
 /* Adds a response header before http_respond (name and value copied). */
 void http_add_header(http_req *r, const char *name, const char *value);
 
-/* For the libFuzzer target only: feeds data as the byte stream of one connection through the
- * same parsing, bounds checks and dispatch as the server, with a built-in handler and no
- * sockets. Returns 0 (or UV_ENOMEM); everything it allocates is freed before it returns. */
-int http_parse_feed_for_fuzz(const uint8_t *data, size_t len);
-
 #endif

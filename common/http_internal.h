@@ -114,7 +114,7 @@ struct http__conn {
 };
 
 struct http_server {
-    uv_loop_t *loop; /* NULL for the fuzzing entry point (no sockets, no timers) */
+    uv_loop_t *loop; /* NULL under the fuzz target (no sockets, no timers) */
     uv_tcp_t listener;
     http_handler handler;
     void *ud;
