@@ -111,20 +111,16 @@ void http_add_header(http_req *r, const char *name, const char *value)
         return;
     }
     size_t nl = strlen(name), vl = strlen(value);
-    if (r->resp_hdrs_len + nl + vl + 4 > HTTP__MAX_RESP_HEADERS_BYTES) {
+    if (r->resp_hdrs.len + nl + vl + 4 > HTTP__MAX_RESP_HEADERS_BYTES) {
         log_warn("http: dropped response header \"%.64s\": added headers over %d bytes", name,
                  HTTP__MAX_RESP_HEADERS_BYTES);
         return;
     }
-    if (http__buf_append(&r->resp_hdrs, &r->resp_hdrs_len, &r->resp_hdrs_cap, name, nl,
-                         HTTP__MAX_RESP_HEADERS_BYTES) < 0 ||
-        http__buf_append(&r->resp_hdrs, &r->resp_hdrs_len, &r->resp_hdrs_cap, ": ", 2,
-                         HTTP__MAX_RESP_HEADERS_BYTES) < 0 ||
-        http__buf_append(&r->resp_hdrs, &r->resp_hdrs_len, &r->resp_hdrs_cap, value, vl,
-                         HTTP__MAX_RESP_HEADERS_BYTES) < 0 ||
-        http__buf_append(&r->resp_hdrs, &r->resp_hdrs_len, &r->resp_hdrs_cap, "\r\n", 2,
-                         HTTP__MAX_RESP_HEADERS_BYTES) < 0)
-        log_warn("http: out of memory adding response header \"%.64s\"", name);
+    sbuf_add(&r->resp_hdrs, name, nl);
+    sbuf_add(&r->resp_hdrs, ": ", 2);
+    sbuf_add(&r->resp_hdrs, value, vl);
+    if (sbuf_add(&r->resp_hdrs, "\r\n", 2) < 0)
+        log_error("http: out of memory adding response header \"%.64s\"", name);
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -146,7 +142,7 @@ void http__conn_free(http__conn *c)
         c->next->prev = c->prev;
     s->nconns--;
     http__req_free(c->req);
-    free(c->pending);
+    sbuf_free(&c->pending);
     free(c);
     if (s->stopping && s->listener_closed && s->nconns == 0)
         free(s);
@@ -280,19 +276,19 @@ static void conn_dispatch(http__conn *c)
 static void conn_process(http__conn *c)
 {
     while (!c->closing && !c->inflight && !c->close_after_write &&
-           c->pending_off < c->pending_len) {
+           c->pending_off < c->pending.len) {
         if (c->ops->queued(c) > HTTP__WRITE_BACKLOG) {
             c->backlogged = 1;
             c->ops->read_pause(c);
             return;
         }
-        const char *p = c->pending + c->pending_off;
-        size_t n = c->pending_len - c->pending_off;
+        const char *p = c->pending.p + c->pending_off;
+        size_t n = c->pending.len - c->pending_off;
         llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
         if (c->closing)
             return;
         if (e == HPE_OK) {
-            c->pending_off = c->pending_len;
+            c->pending_off = c->pending.len;
         } else if (e == HPE_PAUSED && c->req && c->req->complete) {
             const char *pos = llhttp_get_error_pos(&c->parser);
             size_t used = (pos && pos >= p && pos <= p + n) ? (size_t)(pos - p) : n;
@@ -307,21 +303,24 @@ static void conn_process(http__conn *c)
                 snprintf(msg, sizeof msg, "malformed HTTP request: %s",
                          e == HPE_PAUSED_UPGRADE ? "protocol upgrade not supported"
                                                  : llhttp_get_error_reason(&c->parser));
-            c->pending_off = c->pending_len = 0;
+            c->pending_off = 0;
+            sbuf_reset(&c->pending);
             conn_fail(c, status, msg);
             return;
         }
     }
     if (c->closing)
         return;
-    if (c->pending_off == c->pending_len)
-        c->pending_off = c->pending_len = 0;
+    if (c->pending_off == c->pending.len) {
+        c->pending_off = 0;
+        sbuf_reset(&c->pending);
+    }
     if (c->eof) {
-        if (!c->inflight && (c->pending_len == 0 || c->close_after_write))
+        if (!c->inflight && (c->pending.len == 0 || c->close_after_write))
             conn_finish(c);
         return;
     }
-    if (c->pending_len - c->pending_off >= HTTP_PENDING_SOFT)
+    if (c->pending.len - c->pending_off >= HTTP_PENDING_SOFT)
         c->ops->read_pause(c);
     else
         c->ops->read_resume(c);
@@ -334,23 +333,28 @@ void http__conn_on_data(http__conn *c, const char *data, size_t len)
         return;
     if (!c->inflight)
         http__conn_timer_start(c, c->srv->idle_ms);
-    if (c->pending_off > 0 && c->pending_off == c->pending_len)
-        c->pending_off = c->pending_len = 0;
-    if (c->pending_len + len > c->pending_cap && c->pending_off > 0) {
-        memmove(c->pending, c->pending + c->pending_off, c->pending_len - c->pending_off);
-        c->pending_len -= c->pending_off;
+    /* Parsed input is dropped before appending, so the bound counts only unparsed bytes. */
+    if (c->pending_off > 0) {
+        size_t left = c->pending.len - c->pending_off;
+        memmove(c->pending.p, c->pending.p + c->pending_off, left);
+        c->pending.len = left;
+        c->pending.p[left] = '\0';
         c->pending_off = 0;
     }
-    if (http__buf_append(&c->pending, &c->pending_len, &c->pending_cap, data, len,
-                         HTTP_PENDING_HARD) < 0) {
+    if (len > HTTP_PENDING_HARD - c->pending.len) {
         log_warn("http: %s: more than %d bytes of unprocessed input, closing", c->peer,
                  HTTP_PENDING_HARD);
         http__conn_close(c);
         return;
     }
+    if (sbuf_add(&c->pending, data, len) < 0) {
+        log_error("http: %s: out of memory buffering input, closing", c->peer);
+        http__conn_close(c);
+        return;
+    }
     if (!c->inflight)
         conn_process(c);
-    else if (c->pending_len - c->pending_off >= HTTP_PENDING_SOFT)
+    else if (c->pending.len - c->pending_off >= HTTP_PENDING_SOFT)
         c->ops->read_pause(c);
 }
 
@@ -403,7 +407,7 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         content_type = "application/json";
     if (!body)
         len = 0;
-    int keep = r->keep_alive && !c->srv->stopping && !(c->eof && c->pending_off == c->pending_len);
+    int keep = r->keep_alive && !c->srv->stopping && !(c->eof && c->pending_off == c->pending.len);
     int no_body = status == 204 || status == 304 || status < 200;
     size_t send_len = (no_body || r->head) ? 0 : len;
     char clen[48] = "";
@@ -413,7 +417,7 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
      * HTTPS browsers must keep using HTTPS. */
     const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER : HTTP_SECURITY_HEADERS;
     size_t cap =
-        128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs_len + send_len;
+        128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs.len + send_len;
     char *b = malloc(cap);
     if (!b) {
         http__req_free(r);
@@ -422,8 +426,8 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
     }
     int hl =
         snprintf(b, cap, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
-                 status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs_len,
-                 r->resp_hdrs ? r->resp_hdrs : "", keep ? "keep-alive" : "close");
+                 status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs.len,
+                 r->resp_hdrs.p ? r->resp_hdrs.p : "", keep ? "keep-alive" : "close");
     if (hl < 0 || (size_t)hl + send_len > cap) {
         http__req_free(r);
         free(b);
@@ -452,6 +456,7 @@ void http__conn_init(http__conn *c, http_server *s)
 {
     c->srv = s;
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    sbuf_init(&c->pending, HTTP_PENDING_HARD + 1);
     c->parser.data = c;
     c->next = s->conns;
     if (s->conns)

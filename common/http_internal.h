@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "http.h"
+#include "sbuf.h"
 #include "tls.h"
 
 #define HTTP__MAX_HEADER_COUNT       100
@@ -63,22 +64,18 @@ enum http__hstate { HTTP__HS_NONE, HTTP__HS_FIELD, HTTP__HS_VALUE };
 struct http_req {
     http__conn *conn; /* NULL once handed over and the connection went away */
     char method[24];
-    char *url;
-    size_t url_len, url_cap;
+    sbuf url;          /* the request target as received */
     char *path;        /* decoded path, then NUL, then the raw query, then NUL */
     const char *query; /* points into path */
     char *params;      /* key NUL value NUL ..., decoded */
     size_t params_len;
-    char *hbuf;
-    size_t hlen, hcap;
+    sbuf hbuf; /* header names and values, each NUL-terminated */
     struct http__hdr hdrs[HTTP__MAX_HEADER_COUNT];
     size_t nhdrs;
     enum http__hstate hstate;
     size_t cur_name; /* offset of the header name being parsed */
-    char *body;
-    size_t body_len, body_cap;
-    char *resp_hdrs; /* "Name: value\r\n"... */
-    size_t resp_hdrs_len, resp_hdrs_cap;
+    sbuf body;
+    sbuf resp_hdrs; /* "Name: value\r\n"...; failed means a header was lost */
     char peer[64];
     int keep_alive;
     int head;
@@ -108,8 +105,8 @@ struct http__conn {
     int in_dispatch;
     int err_status;
     char err_msg[96];
-    char *pending;
-    size_t pending_off, pending_len, pending_cap;
+    sbuf pending; /* input not yet parsed starts at pending_off */
+    size_t pending_off;
     char peer[64];
 };
 
@@ -136,7 +133,6 @@ struct http_server {
 /* Fills the llhttp callbacks that build requests on the http__conn in parser->data. */
 void http__request_settings(llhttp_settings_t *settings);
 void http__req_free(http_req *r);
-int http__buf_append(char **buf, size_t *len, size_t *cap, const char *at, size_t n, size_t max);
 
 /* ---- http_conn.c ---- */
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "http_internal.h"
 
 static int ascii_lower(int ch)
@@ -22,42 +23,6 @@ static int ascii_casecmp(const char *a, const char *b)
     }
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Appends n bytes to a growable buffer that may never hold more than max bytes (plus a
- * spare byte for a terminating NUL). Returns 0, UV_E2BIG past max, UV_ENOMEM. */
-int http__buf_append(char **buf, size_t *len, size_t *cap, const char *at, size_t n, size_t max)
-{
-    if (n > max || *len > max - n)
-        return UV_E2BIG;
-    if (*len + n + 1 > *cap) {
-        size_t want = *cap ? *cap * 2 : 256;
-        if (want < *len + n + 1)
-            want = *len + n + 1;
-        if (want > max + 1)
-            want = max + 1;
-        char *p = realloc(*buf, want);
-        if (!p)
-            return UV_ENOMEM;
-        *buf = p;
-        *cap = want;
-    }
-    if (n)
-        memcpy(*buf + *len, at, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
 /* Percent-decodes src[0..n) into dst (at least n bytes). With plus, '+' becomes a space.
  * Returns the decoded length, or -1 for an invalid escape or %00. */
 static long pct_decode(char *dst, const char *src, size_t n, int plus)
@@ -68,7 +33,8 @@ static long pct_decode(char *dst, const char *src, size_t n, int plus)
         if (ch == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hexval((unsigned char)src[i + 1]), lo = hexval((unsigned char)src[i + 2]);
+            int hi = hex_digit((unsigned char)src[i + 1]),
+                lo = hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             dst[o++] = (char)(hi * 16 + lo);
@@ -86,12 +52,12 @@ void http__req_free(http_req *r)
 {
     if (!r)
         return;
-    free(r->url);
+    sbuf_free(&r->url);
     free(r->path);
     free(r->params);
-    free(r->hbuf);
-    free(r->body);
-    free(r->resp_hdrs);
+    sbuf_free(&r->hbuf);
+    sbuf_free(&r->body);
+    sbuf_free(&r->resp_hdrs);
     free(r);
 }
 
@@ -126,16 +92,16 @@ const char *http_req_param(const http_req *r, const char *name)
 const char *http_req_header(const http_req *r, const char *name)
 {
     for (size_t i = 0; i < r->nhdrs; i++)
-        if (ascii_casecmp(r->hbuf + r->hdrs[i].name, name) == 0)
-            return r->hbuf + r->hdrs[i].value;
+        if (ascii_casecmp(r->hbuf.p + r->hdrs[i].name, name) == 0)
+            return r->hbuf.p + r->hdrs[i].value;
     return NULL;
 }
 
 const char *http_req_body(const http_req *r, size_t *len)
 {
     if (len)
-        *len = r->body_len;
-    return r->body ? r->body : "";
+        *len = r->body.len;
+    return r->body.p ? r->body.p : "";
 }
 
 const char *http_req_peer(const http_req *r)
@@ -146,8 +112,8 @@ const char *http_req_peer(const http_req *r)
 /* Splits and decodes the request target. Returns 0, or -1 with c->err_msg set. */
 static int req_parse_url(http__conn *c, http_req *r)
 {
-    const char *u = r->url ? r->url : "";
-    size_t n = r->url_len;
+    const char *u = r->url.p ? r->url.p : "";
+    size_t n = r->url.len;
     const char *hash = memchr(u, '#', n);
     if (hash)
         n = (size_t)(hash - u);
@@ -250,12 +216,18 @@ static int on_message_begin(llhttp_t *p)
 {
     http__conn *c = p->data;
     http__req_free(c->req);
-    c->req = calloc(1, sizeof *c->req);
-    if (!c->req) {
+    http_req *r = calloc(1, sizeof *r);
+    c->req = r;
+    if (!r) {
         c->err_status = 503;
         snprintf(c->err_msg, sizeof c->err_msg, "out of memory");
         return -1;
     }
+    /* Each maximum counts the terminating NUL that sbuf keeps after the bytes. */
+    sbuf_init(&r->url, HTTP_MAX_URL + 1);
+    sbuf_init(&r->hbuf, HTTP_MAX_HEADERS_BYTES + 1);
+    sbuf_init(&r->body, c->srv->max_body + 1);
+    sbuf_init(&r->resp_hdrs, HTTP__MAX_RESP_HEADERS_BYTES + 1);
     return 0;
 }
 
@@ -263,9 +235,9 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     http__conn *c = p->data;
     http_req *r = c->req;
-    if (r->url_len + len > HTTP_MAX_URL)
+    if (len > HTTP_MAX_URL - r->url.len)
         return fail_cb(c, 414, "request URL longer than %ld bytes", HTTP_MAX_URL);
-    if (http__buf_append(&r->url, &r->url_len, &r->url_cap, at, len, HTTP_MAX_URL) < 0)
+    if (sbuf_add(&r->url, at, len) < 0)
         return fail_cb(c, 503, "out of memory", 0);
     return 0;
 }
@@ -273,10 +245,9 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int hdr_append(http__conn *c, const char *at, size_t len)
 {
     http_req *r = c->req;
-    int rc = http__buf_append(&r->hbuf, &r->hlen, &r->hcap, at, len, HTTP_MAX_HEADERS_BYTES);
-    if (rc == UV_E2BIG)
+    if (len > HTTP_MAX_HEADERS_BYTES - r->hbuf.len)
         return fail_cb(c, 431, "request headers larger than %ld bytes", HTTP_MAX_HEADERS_BYTES);
-    if (rc < 0)
+    if (sbuf_add(&r->hbuf, at, len) < 0)
         return fail_cb(c, 503, "out of memory", 0);
     return 0;
 }
@@ -292,12 +263,13 @@ static int hdr_finish(http__conn *c)
         int rc = hdr_append(c, "", 1);
         if (rc)
             return rc;
-        r->hdrs[r->nhdrs].value = r->hlen;
+        r->hdrs[r->nhdrs].value = r->hbuf.len;
     }
     /* trim trailing whitespace from the value */
     size_t v = r->hdrs[r->nhdrs].value;
-    while (r->hlen > v && (r->hbuf[r->hlen - 1] == ' ' || r->hbuf[r->hlen - 1] == '\t'))
-        r->hbuf[--r->hlen] = '\0';
+    while (r->hbuf.len > v &&
+           (r->hbuf.p[r->hbuf.len - 1] == ' ' || r->hbuf.p[r->hbuf.len - 1] == '\t'))
+        r->hbuf.p[--r->hbuf.len] = '\0';
     int rc = hdr_append(c, "", 1); /* keeps the NUL as part of the stored bytes */
     if (rc)
         return rc;
@@ -317,7 +289,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             return rc;
         if (r->nhdrs >= HTTP__MAX_HEADER_COUNT)
             return fail_cb(c, 431, "more than %ld request header fields", HTTP__MAX_HEADER_COUNT);
-        r->cur_name = r->hlen;
+        r->cur_name = r->hbuf.len;
         r->hstate = HTTP__HS_FIELD;
     }
     return hdr_append(c, at, len);
@@ -333,7 +305,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         int rc = hdr_append(c, "", 1);
         if (rc)
             return rc;
-        r->hdrs[r->nhdrs].value = r->hlen;
+        r->hdrs[r->nhdrs].value = r->hbuf.len;
         r->hstate = HTTP__HS_VALUE;
     }
     return hdr_append(c, at, len);
@@ -365,15 +337,6 @@ static int on_headers_complete(llhttp_t *p)
             c->err_status = 400;
         return -1;
     }
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
-        r->body_cap = (size_t)p->content_length + 1;
-        r->body = malloc(r->body_cap);
-        if (!r->body) {
-            c->err_status = 503;
-            snprintf(c->err_msg, sizeof c->err_msg, "out of memory");
-            return -1;
-        }
-    }
     const char *expect = http_req_header(r, "Expect");
     if (expect && ascii_casecmp(expect, "100-continue") == 0 && p->http_major == 1 &&
         p->http_minor >= 1) {
@@ -387,10 +350,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     http__conn *c = p->data;
     http_req *r = c->req;
-    int rc = http__buf_append(&r->body, &r->body_len, &r->body_cap, at, len, c->srv->max_body);
-    if (rc == UV_E2BIG)
+    if (len > c->srv->max_body - r->body.len)
         return fail_cb(c, 413, "request body larger than %ld bytes", (long)c->srv->max_body);
-    if (rc < 0)
+    if (sbuf_add(&r->body, at, len) < 0)
         return fail_cb(c, 503, "out of memory", 0);
     return 0;
 }
