@@ -299,6 +299,13 @@ int http__tls_accept(http__conn *c, uv_stream_t *server)
         return rc;
     c->handles++;
     c->reading = 1;
+    /* The connection stops parsing while more than HTTP__WRITE_BACKLOG bytes wait to be sent
+     * and resumes from on_drain, which tls.c calls only after its own high-water mark was
+     * crossed. With tls.c's default mark (8 MiB) pipelined requests whose answers filled
+     * 1 MiB stopped for good; the same mark on both sides makes every pause end in on_drain
+     * (tls.c calls it below half the mark, where http__conn_drained resumes). */
+    tls_limits lim = {.high_water = HTTP__WRITE_BACKLOG};
+    tls_conn_set_limits(c->tls, &lim);
     const char *a = tls_conn_addr(c->tls);
     snprintf(c->peer, sizeof c->peer, "%s", a ? a : "?");
     return 0;

@@ -1003,6 +1003,114 @@ static void test_https_serves_requests_through_tls(void **state)
     fx_free(f);
 }
 
+/* ---- pipelining -------------------------------------------------------------------------- */
+
+/* Sends PIPE_N requests in one write, then reads until PIPE_N answers arrived or the
+ * connection ends, recording the sequence number each answer carries. */
+static void c_pipeline(struct fx *f)
+{
+    struct cl c = {.fd = -1};
+    char *req = malloc(PIPE_N * 64);
+    size_t cap = PIPE_N * (f->pipe_size + 1024), len = 0, off = 0;
+    char *buf = malloc(cap + 1);
+    if (!req || !buf || cl_open(f, &c) != 0)
+        goto out;
+    size_t n = 0;
+    for (int i = 0; i < PIPE_N; i++)
+        n += (size_t)snprintf(req + n, PIPE_N * 64 - n,
+                              "GET /seq?n=%d&size=%zu%s HTTP/1.1\r\nHost: t\r\n\r\n", i,
+                              f->pipe_size, f->pipe_later ? "&later" : "");
+    if (cl_send_all(&c, req, n) != 0)
+        goto out;
+    while (f->nseq < PIPE_N && len < cap) {
+        ssize_t r = cl_recv(&c, buf + len, cap - len);
+        if (r <= 0) {
+            f->eof[0] = 1;
+            break;
+        }
+        len += (size_t)r;
+        buf[len] = '\0';
+        size_t rl;
+        while (f->nseq < PIPE_N && (rl = response_len(buf + off, len - off)) > 0) {
+            const char *ok = "HTTP/1.1 200 OK\r\n";
+            const char *body = memmem(buf + off, rl, "\r\n\r\nseq=", 8);
+            f->seq[f->nseq++] = strncmp(buf + off, ok, strlen(ok)) == 0 && body
+                                    ? (int)strtol(body + 8, NULL, 10)
+                                    : -1;
+            off += rl;
+        }
+    }
+out:
+    cl_close(&c);
+    free(req);
+    free(buf);
+}
+
+static void assert_pipeline_in_order(struct fx *f)
+{
+    assert_int_equal(f->nseq, PIPE_N);
+    for (int i = 0; i < PIPE_N; i++)
+        assert_int_equal(f->seq[i], i);
+    assert_int_equal(f->handled, PIPE_N);
+}
+
+/* Small answers: everything fits in the socket at once. */
+static void test_http_100_pipelined_gets_answered_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    f->pipe_size = 64;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+/* Large answers (6.4 MB in all): the write backlog fills, parsing stops and must resume as
+ * it drains. */
+static void test_http_100_pipelined_large_answers_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    f->pipe_size = 64 * 1024;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+static void test_https_100_pipelined_gets_answered_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 64;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+static void test_https_100_pipelined_large_answers_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 64 * 1024;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+/* The same with every answer given later, from a timer: parsing resumes from http_respond
+ * as well as from the drained backlog. */
+static void test_https_100_pipelined_answers_given_later_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 60000;
+    f->pipe_later = 1;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    assert_int_equal(f->late_responses, PIPE_N);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1026,6 +1134,11 @@ int main(void)
         cmocka_unit_test(test_http_idle_connection_is_closed),
         cmocka_unit_test(test_http_connections_past_the_cap_are_closed),
         cmocka_unit_test(test_https_serves_requests_through_tls),
+        cmocka_unit_test(test_http_100_pipelined_gets_answered_in_order),
+        cmocka_unit_test(test_http_100_pipelined_large_answers_in_order),
+        cmocka_unit_test(test_https_100_pipelined_gets_answered_in_order),
+        cmocka_unit_test(test_https_100_pipelined_large_answers_in_order),
+        cmocka_unit_test(test_https_100_pipelined_answers_given_later_in_order),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     pki_cleanup();
