@@ -199,58 +199,40 @@ void http__conn_write_raw(http__conn *c, const char *s, size_t n)
         http__conn_close(c);
 }
 
-static void json_escape(char *dst, size_t cap, const char *src)
-{
-    size_t o = 0;
-    for (; *src && o + 7 < cap; src++) {
-        unsigned char ch = (unsigned char)*src;
-        if (ch == '"' || ch == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)ch;
-        } else if (ch < 0x20) {
-            o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", ch);
-        } else {
-            dst[o++] = (char)ch;
-        }
-    }
-    dst[o] = '\0';
-}
-
-/* Answers a request that could not be parsed, then closes. */
 #define HTTP_SECURITY_HEADERS                                                                      \
     "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"                                 \
     "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"                      \
     "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
 #define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
 
+/* Answers with {"error": msg} and closes: for a request that could not be parsed, or an
+ * answer that could not be built. Without memory even for that, it only closes. */
 static void conn_fail(http__conn *c, int status, const char *msg)
 {
-    char esc[256], body[300], head[640];
-    json_escape(esc, sizeof esc, msg);
-    int bl = snprintf(body, sizeof body, "{\"error\":\"%s\"}", esc);
-    if (bl < 0)
-        bl = 0;
-    if ((size_t)bl >= sizeof body)
-        bl = (int)sizeof body - 1;
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %d\r\n%s%sConnection: close\r\n\r\n",
-                      status, reason_phrase(status), bl, HTTP_SECURITY_HEADERS,
-                      c->srv->tls ? HTTP_HSTS_HEADER : "");
-    if (hl < 0 || (size_t)hl >= sizeof head)
-        hl = 0;
     log_debug("http: %s: %d %s", c->peer, status, msg);
     http__req_free(c->req);
     c->req = NULL;
-    size_t n = (size_t)hl + (size_t)bl;
-    char *b = malloc(n);
-    if (!b) {
+    sbuf body, out;
+    sbuf_init(&body, 2048);
+    sbuf_init(&out, 4096);
+    sbuf_puts(&body, "{\"error\":");
+    sbuf_json_str(&body, msg);
+    sbuf_puts(&body, "}");
+    sbuf_printf(&out,
+                "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                "%s%sConnection: close\r\n\r\n",
+                status, reason_phrase(status), body.len, HTTP_SECURITY_HEADERS,
+                c->srv->tls ? HTTP_HSTS_HEADER : "");
+    sbuf_add(&out, body.p, body.len);
+    int failed = body.failed || out.failed;
+    sbuf_free(&body);
+    if (failed) {
+        sbuf_free(&out);
         http__conn_close(c);
         return;
     }
-    memcpy(b, head, (size_t)hl);
-    memcpy(b + hl, body, (size_t)bl);
-    if (c->ops->write(c, b, n) < 0) {
+    /* The transport takes ownership of the buffer. */
+    if (c->ops->write(c, out.p, out.len) < 0) {
         http__conn_close(c);
         return;
     }

@@ -104,7 +104,7 @@ struct http__conn {
     http_req *inflight; /* handed to the handler, not yet answered */
     int in_dispatch;
     int err_status;
-    char err_msg[96];
+    char err_msg[160];
     sbuf pending; /* input not yet parsed starts at pending_off */
     size_t pending_off;
     char peer[64];

@@ -48,6 +48,64 @@ static long pct_decode(char *dst, const char *src, size_t n, int plus)
     return (long)o;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes; RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 when there is none. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char b = s[0];
+    if (b < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        if (b == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (b == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        if (b == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (b == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+static int utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq_len(p + i, n - i);
+        if (l == 0)
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
+/* The longest prefix of valid UTF-8 text s that fits in max bytes and ends on a character
+ * boundary, so that a name quoted in an error message stays valid UTF-8. */
+static int utf8_prefix(const char *s, int max)
+{
+    size_t n = strlen(s);
+    if (n <= (size_t)max)
+        return (int)n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
 void http__req_free(http_req *r)
 {
     if (!r)
@@ -159,6 +217,17 @@ static int req_parse_url(http__conn *c, http_req *r)
         return -1;
     }
     r->path[dl] = '\0';
+    /* Handlers pass what they read on to jansson and SQLite, which need UTF-8 text; refusing
+     * here names the culprit, where a handler could only fail with a bare 500. */
+    if (!utf8_valid(r->path, (size_t)dl)) {
+        snprintf(c->err_msg, sizeof c->err_msg,
+                 "request path is not valid UTF-8 after percent-decoding");
+        return -1;
+    }
+    if (!utf8_valid(qs, qlen)) {
+        snprintf(c->err_msg, sizeof c->err_msg, "request query string is not valid UTF-8");
+        return -1;
+    }
     char *qdst = r->path + dl + 1;
     memcpy(qdst, qs, qlen);
     qdst[qlen] = '\0';
@@ -173,7 +242,7 @@ static int req_parse_url(http__conn *c, http_req *r)
         snprintf(c->err_msg, sizeof c->err_msg, "out of memory");
         return -1;
     }
-    size_t o = 0;
+    size_t o = 0, nparam = 0;
     const char *s = qs, *end = qs + qlen;
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
@@ -181,15 +250,30 @@ static int req_parse_url(http__conn *c, http_req *r)
         if (pe > s) {
             const char *eq = memchr(s, '=', (size_t)(pe - s));
             const char *ke = eq ? eq : pe;
+            const char *key = r->params + o;
+            nparam++;
             long kl = pct_decode(r->params + o, s, (size_t)(ke - s), 1);
             if (kl < 0)
                 goto bad_query;
+            if (!utf8_valid(key, (size_t)kl)) {
+                snprintf(c->err_msg, sizeof c->err_msg,
+                         "the name of query parameter %zu is not valid UTF-8 after "
+                         "percent-decoding",
+                         nparam);
+                return -1;
+            }
             o += (size_t)kl;
             r->params[o++] = '\0';
             if (eq) {
                 long vl = pct_decode(r->params + o, eq + 1, (size_t)(pe - eq - 1), 1);
                 if (vl < 0)
                     goto bad_query;
+                if (!utf8_valid(r->params + o, (size_t)vl)) {
+                    snprintf(c->err_msg, sizeof c->err_msg,
+                             "query parameter \"%.*s\" is not valid UTF-8 after percent-decoding",
+                             utf8_prefix(key, 48), key);
+                    return -1;
+                }
                 o += (size_t)vl;
             }
             r->params[o++] = '\0';

@@ -46,6 +46,37 @@ static const struct http__transport null_ops = {
     .queued = null_queued,
 };
 
+/* An oracle written apart from the server's: 1 when s is well-formed UTF-8 (RFC 3629). */
+static int valid_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned cp, n;
+        if (s[0] < 0x80) {
+            s++;
+            continue;
+        } else if ((s[0] & 0xE0) == 0xC0) {
+            cp = s[0] & 0x1Fu, n = 1;
+        } else if ((s[0] & 0xF0) == 0xE0) {
+            cp = s[0] & 0x0Fu, n = 2;
+        } else if ((s[0] & 0xF8) == 0xF0) {
+            cp = s[0] & 0x07u, n = 3;
+        } else {
+            return 0;
+        }
+        for (unsigned i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3Fu);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
 static http_req *fuzz_held;
 static int fuzz_async;
 
@@ -56,6 +87,9 @@ static void fuzz_handler(http_req *r, void *ud)
     const char *b = http_req_body(r, &bl);
     const char *v = http_req_param(r, "q");
     const char *h = http_req_header(r, "content-type");
+    /* The server refuses what handlers could not pass on as text. */
+    if (!valid_utf8(http_req_path(r)) || !valid_utf8(http_req_query(r)) || (v && !valid_utf8(v)))
+        abort();
     size_t sum = strlen(http_req_method(r)) + strlen(http_req_path(r)) + strlen(http_req_query(r)) +
                  strlen(http_req_peer(r)) + (v ? strlen(v) : 0) + (h ? strlen(h) : 0) +
                  (bl ? (unsigned char)b[bl - 1] : 0) + strlen(b);

@@ -27,7 +27,7 @@
 #include "tls.h"
 
 #define GUARD_MS 10000
-#define NOUT     4
+#define NOUT     8
 #define OUT_CAP  32768
 #define PIPE_N   100
 
@@ -728,6 +728,68 @@ static void test_http_garbage_and_bad_escapes_get_400(void **state)
     fx_free(f);
 }
 
+/* Each target on its own connection, since a refused request closes it. */
+static const char *const utf8_targets[NOUT] = {
+    "/echo?name=%FF",                   /* a lone byte that starts nothing */
+    "/caf%C3",                          /* a sequence cut short, in the path */
+    "/echo?a=ok&%FF%FE=1",              /* in the second parameter's name */
+    "/echo?v=%C0%AF",                   /* overlong '/' */
+    "/echo?v=%ED%A0%80",                /* a surrogate */
+    "/echo?v=%F4%90%80%80",             /* above U+10FFFF */
+    "/echo?v=\xC3%A9",                  /* raw lead byte, escaped continuation */
+    "/echo?a=%F0%9F%98%80&b=%E0%A4%A8", /* valid: four and three bytes */
+};
+
+static void c_bad_utf8(struct fx *f)
+{
+    for (int i = 0; i < NOUT; i++) {
+        int fd = cl_connect(f->port);
+        char req[256];
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 utf8_targets[i]);
+        cl_sends(fd, req);
+        cl_read(f, fd, i, 0);
+        close(fd);
+    }
+}
+
+/* The error body of a response in out, or "" when there is none. */
+static const char *body_of(const char *out)
+{
+    const char *b = strstr(out, "\r\n\r\n");
+    return b ? b + 4 : "";
+}
+
+/* jansson refuses such strings, so a handler could only answer 500; the server refuses them
+ * first with 400 and says which parameter. */
+static void test_http_invalid_utf8_in_path_or_query_gets_400_naming_it(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_bad_utf8);
+    static const char *const want[NOUT - 1] = {
+        "{\"error\":\"query parameter \\\"name\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"request path is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"the name of query parameter 2 is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"request query string is not valid UTF-8\"}",
+    };
+    for (int i = 0; i < NOUT - 1; i++) {
+        const char *o = f->out[i];
+        if (strncmp(o, "HTTP/1.1 400 Bad Request\r\n", 26) != 0)
+            fail_msg("%s: expected 400, got: %.60s", utf8_targets[i], o);
+        assert_non_null(strstr(o, "Content-Type: application/json\r\n"));
+        assert_string_equal(body_of(o), want[i]);
+        assert_int_equal(f->eof[i], 1);
+    }
+    assert_true(strncmp(f->out[NOUT - 1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[NOUT - 1], "|a=\xF0\x9F\x98\x80|b=\xE0\xA4\xA8|"));
+    assert_int_equal(f->handled, 1);
+    fx_free(f);
+}
+
 static void c_delayed(struct fx *f)
 {
     int fd = cl_connect(f->port);
@@ -1126,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_http_long_url_gets_414),
         cmocka_unit_test(test_http_headers_over_limit_get_431),
         cmocka_unit_test(test_http_garbage_and_bad_escapes_get_400),
+        cmocka_unit_test(test_http_invalid_utf8_in_path_or_query_gets_400_naming_it),
         cmocka_unit_test(test_http_handler_may_respond_later),
         cmocka_unit_test(test_http_client_gone_before_delayed_response),
         cmocka_unit_test(test_http_stop_with_request_in_flight),
