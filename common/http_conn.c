@@ -8,6 +8,7 @@
 
 #include "http_internal.h"
 #include "log.h"
+#include "testhook.h"
 
 /* Unparsed input buffered while a request is being handled: reading pauses above the soft
  * limit; a transport that keeps delivering past the hard limit gets the connection closed. */
@@ -116,6 +117,10 @@ void http_add_header(http_req *r, const char *name, const char *value)
                  HTTP__MAX_RESP_HEADERS_BYTES);
         return;
     }
+    /* A lost header could change what the answer means (a missing ETag, Location or
+     * Content-Disposition), so http_respond answers 500 instead once resp_hdrs failed. */
+    if (testhook_fire("http_add_header_nomem"))
+        r->resp_hdrs.failed = 1;
     sbuf_add(&r->resp_hdrs, name, nl);
     sbuf_add(&r->resp_hdrs, ": ", 2);
     sbuf_add(&r->resp_hdrs, value, vl);
@@ -127,25 +132,22 @@ static void timer_cb(uv_timer_t *t);
 
 void http__conn_timer_start(http__conn *c, uint64_t ms)
 {
-    if (c->has_timer && !c->closing)
-        (void)uv_timer_start(&c->timer, timer_cb, ms, 0);
+    if (!c->has_timer || c->closing)
+        return;
+    /* A connection without its timer could stay open forever; closing it is the safe side. */
+    int rc = uv_timer_start(&c->timer, timer_cb, ms, 0);
+    if (rc < 0) {
+        log_error("http: %s: cannot start the idle timer: %s", c->peer, uv_strerror(rc));
+        http__conn_close(c);
+    }
 }
 
 void http__conn_free(http__conn *c)
 {
-    http_server *s = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (s->conns == c)
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    s->nconns--;
+    http__server_unlink(c->srv, c);
     http__req_free(c->req);
     sbuf_free(&c->pending);
     free(c);
-    if (s->stopping && s->listener_closed && s->nconns == 0)
-        free(s);
 }
 
 void http__conn_handle_closed(http__conn *c)
@@ -247,7 +249,7 @@ static void conn_dispatch(http__conn *c)
     memcpy(r->peer, c->peer, sizeof r->peer);
     c->inflight = r;
     if (c->has_timer)
-        uv_timer_stop(&c->timer);
+        (void)uv_timer_stop(&c->timer); /* cannot fail */
     c->in_dispatch = 1;
     c->srv->handler(r, c->srv->ud);
     c->in_dispatch = 0;
@@ -281,10 +283,12 @@ static void conn_process(http__conn *c)
             char msg[160];
             if (c->err_msg[0])
                 snprintf(msg, sizeof msg, "%s", c->err_msg);
+            else if (e == HPE_PAUSED_UPGRADE)
+                snprintf(msg, sizeof msg, "malformed HTTP request: protocol upgrade not supported");
             else
                 snprintf(msg, sizeof msg, "malformed HTTP request: %s",
-                         e == HPE_PAUSED_UPGRADE ? "protocol upgrade not supported"
-                                                 : llhttp_get_error_reason(&c->parser));
+                         llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                             : llhttp_errno_name(e));
             c->pending_off = 0;
             sbuf_reset(&c->pending);
             conn_fail(c, status, msg);
@@ -383,6 +387,13 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         http__req_free(r);
         return;
     }
+    if (r->resp_hdrs.failed) {
+        http__req_free(r);
+        log_error("http: %s: a response header was lost for want of memory; answering 500",
+                  c->peer);
+        conn_fail(c, 500, "out of memory building the response");
+        return;
+    }
     if (status < 100 || status > 999)
         status = 500;
     if (!content_type || has_ctl(content_type))
@@ -398,22 +409,25 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
     /* APIs, not pages: nothing may be framed, sniffed, cached or given a referrer; over
      * HTTPS browsers must keep using HTTPS. */
     const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER : HTTP_SECURITY_HEADERS;
-    size_t cap =
-        128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs.len + send_len;
-    char *b = malloc(cap);
-    if (!b) {
-        http__req_free(r);
-        http__conn_close(c);
-        return;
-    }
-    int hl =
-        snprintf(b, cap, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
-                 status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs.len,
-                 r->resp_hdrs.p ? r->resp_hdrs.p : "", keep ? "keep-alive" : "close");
-    if (hl < 0 || (size_t)hl + send_len > cap) {
-        http__req_free(r);
+    /* 128 bytes cover the status line, the Content-Type and Connection lines and the NUL. */
+    size_t head_cap = 128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs.len;
+    char *b = NULL;
+    if (send_len <= SIZE_MAX - head_cap && !testhook_fire("http_respond_nomem"))
+        b = malloc(head_cap + send_len);
+    int hl = -1;
+    if (b)
+        hl = snprintf(b, head_cap,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
+                      status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs.len,
+                      r->resp_hdrs.p ? r->resp_hdrs.p : "", keep ? "keep-alive" : "close");
+    if (hl < 0 || (size_t)hl >= head_cap) {
+        /* Never a truncated answer: the client gets a 500 or, without even that much
+         * memory, a closed connection. */
+        log_error("http: %s: out of memory building a %d answer of %zu bytes; answering 500",
+                  c->peer, status, send_len);
         free(b);
-        http__conn_close(c);
+        http__req_free(r);
+        conn_fail(c, 500, "out of memory building the response");
         return;
     }
     /* body may point into the request (an echo), so copy it before freeing the request */
@@ -440,9 +454,5 @@ void http__conn_init(http__conn *c, http_server *s)
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     sbuf_init(&c->pending, HTTP_PENDING_HARD + 1);
     c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
+    http__server_link(s, c);
 }

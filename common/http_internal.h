@@ -123,6 +123,10 @@ struct http_server {
     int port;
     int stopping;
     int listener_closed;
+    /* Refusing a connection still has to accept it (libuv stops watching a listener whose
+     * callback left a connection pending); this handle does that when malloc cannot. */
+    uv_tcp_t spare;
+    int spare_busy;
     llhttp_settings_t settings;
     int rbuf_busy;
     char rbuf[HTTP__READ_BUF];
@@ -153,6 +157,13 @@ void http__conn_on_data(http__conn *c, const char *data, size_t len);
 void http__conn_on_eof(http__conn *c);
 /* The transport's write backlog went down: parse what waited for it. */
 void http__conn_drained(http__conn *c);
+
+/* ---- http_server.c ---- */
+
+/* Adds a conn to the server's list; unlinking the last conn of a stopped server frees the
+ * server once its listener has closed. */
+void http__server_link(http_server *s, http__conn *c);
+void http__server_unlink(http_server *s, http__conn *c);
 
 /* ---- http_transport.c ---- */
 

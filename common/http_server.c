@@ -14,37 +14,110 @@
 #define HTTP_DEFAULT_MAX_CONNS 1024
 #define HTTP_IDLE_TIMEOUT_MS   60000
 
+/* Frees a stopped server once nothing of it is open any more. */
+static void server_maybe_free(http_server *s)
+{
+    if (s->stopping && s->listener_closed && s->nconns == 0 && !s->spare_busy)
+        free(s);
+}
+
+void http__server_link(http_server *s, http__conn *c)
+{
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+}
+
+void http__server_unlink(http_server *s, http__conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    server_maybe_free(s);
+}
+
 static void reject_close_cb(uv_handle_t *h)
 {
     free(h);
 }
 
+static void spare_close_cb(uv_handle_t *h)
+{
+    http_server *s = h->data;
+    s->spare_busy = 0;
+    server_maybe_free(s);
+}
+
+/* Accepts the pending connection, if it is still pending, only to close it. libuv stops
+ * watching a listener whose connection callback left a connection pending, so a refusal
+ * that skipped this would stop the server from accepting anything again. */
+static void reject_pending(http_server *s, uv_stream_t *server)
+{
+    uv_tcp_t *t = malloc(sizeof *t);
+    uv_close_cb done = reject_close_cb;
+    if (!t && !s->spare_busy) {
+        t = &s->spare;
+        done = spare_close_cb;
+    }
+    if (!t) {
+        log_error("http: out of memory refusing a connection; the listener on port %d stops "
+                  "accepting until a connection is accepted again",
+                  s->port);
+        return;
+    }
+    if (uv_tcp_init(s->loop, t) < 0) {
+        if (t != &s->spare)
+            free(t);
+        log_error("http: cannot refuse a connection; the listener on port %d stops accepting",
+                  s->port);
+        return;
+    }
+    t->data = s;
+    if (t == &s->spare)
+        s->spare_busy = 1;
+    /* UV_EAGAIN when the transport had already taken the connection: nothing to refuse. */
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, done);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     http_server *s = server->data;
-    if (status < 0 || s->stopping)
+    if (status < 0) {
+        log_warn("http: accepting on port %d: %s", s->port, uv_strerror(status));
         return;
+    }
+    if (s->stopping) {
+        reject_pending(s, server);
+        return;
+    }
     if (s->nconns >= s->max_conns) {
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t)
-            return;
-        uv_tcp_init(s->loop, t);
-        if (uv_accept(server, (uv_stream_t *)t) == 0)
-            log_warn("http: %zu connections open, refusing a new one", s->nconns);
-        uv_close((uv_handle_t *)t, reject_close_cb);
+        log_warn("http: %zu connections open, refusing a new one", s->nconns);
+        reject_pending(s, server);
         return;
     }
     http__conn *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c || uv_timer_init(s->loop, &c->timer) < 0) {
+        log_error("http: out of memory accepting a connection on port %d", s->port);
+        free(c);
+        reject_pending(s, server);
         return;
-    http__conn_init(c, s);
-    uv_timer_init(s->loop, &c->timer);
+    }
     c->timer.data = c;
     c->has_timer = 1;
     c->handles = 1;
+    http__conn_init(c, s);
     int rc = s->tls ? http__tls_accept(c, server) : http__tcp_accept(c, server);
     if (rc < 0) {
+        log_warn("http: accepting a connection on port %d: %s", s->port, uv_strerror(rc));
         http__conn_close(c);
+        reject_pending(s, server);
         return;
     }
     http__conn_timer_start(c, s->idle_ms);
@@ -54,8 +127,7 @@ static void listener_close_cb(uv_handle_t *h)
 {
     http_server *s = h->data;
     s->listener_closed = 1;
-    if (s->nconns == 0)
-        free(s);
+    server_maybe_free(s);
 }
 
 int http_server_start(http_server **out, uv_loop_t *loop, const http_server_opts *opts)

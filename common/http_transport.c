@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "log.h"
 
 /* After the last response on a closing connection: how long unread input is drained so
  * that closing does not reset the connection before the client read the response. */
@@ -90,7 +91,7 @@ static void tcp_close(http__conn *c)
 static void tcp_read_pause(http__conn *c)
 {
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        (void)uv_read_stop((uv_stream_t *)&c->tcp); /* fails only for a closing handle */
         c->reading = 0;
     }
 }
@@ -172,11 +173,13 @@ static void format_peer(char *out, size_t cap, const struct sockaddr_storage *ss
     char ip[INET6_ADDRSTRLEN] = "?";
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        uv_ip4_name(a, ip, sizeof ip);
+        if (uv_ip4_name(a, ip, sizeof ip) != 0)
+            snprintf(ip, sizeof ip, "?");
         snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(a, ip, sizeof ip);
+        if (uv_ip6_name(a, ip, sizeof ip) != 0)
+            snprintf(ip, sizeof ip, "?");
         snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
     } else {
         snprintf(out, cap, "?");
@@ -194,7 +197,9 @@ int http__tcp_accept(http__conn *c, uv_stream_t *server)
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc < 0)
         return rc;
-    uv_tcp_nodelay(&c->tcp, 1);
+    /* Without TCP_NODELAY answers may wait for a delayed ACK; slower, still correct. */
+    if (uv_tcp_nodelay(&c->tcp, 1) < 0)
+        log_debug("http: %s: could not set TCP_NODELAY", c->peer);
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "http.h"
+#include "testhook.h"
 #include "tls.h"
 
 #define GUARD_MS 10000
@@ -790,6 +791,58 @@ static void test_http_invalid_utf8_in_path_or_query_gets_400_naming_it(void **st
     fx_free(f);
 }
 
+/* The first request meets the armed fault; a second connection shows the server still
+ * serves. */
+static void c_echo_twice(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 1);
+    close(fd);
+}
+
+static void assert_500_out_of_memory_then_served(struct fx *f)
+{
+    const char *o = f->out[0];
+    if (strncmp(o, "HTTP/1.1 500 Internal Server Error\r\n", 36) != 0)
+        fail_msg("expected 500, got: %.80s", o);
+    assert_null(strstr(o, "200 OK"));
+    assert_null(strstr(o, "|a=1|"));
+    assert_non_null(strstr(o, "Connection: close\r\n"));
+    assert_string_equal(body_of(o), "{\"error\":\"out of memory building the response\"}");
+    assert_int_equal(f->eof[0], 1);
+    assert_true(strncmp(f->out[1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[1], "X-Echo: 1\r\n"));
+}
+
+/* A header the handler added but that was lost for want of memory turns the answer into a
+ * 500, never a 200 without it. */
+static void test_http_header_lost_to_memory_answers_500(void **state)
+{
+    (void)state;
+    testhook_enable("test_http");
+    assert_int_equal(testhook_arm("http_add_header_nomem"), 0);
+    struct fx *f = fx_new(0);
+    fx_run(f, c_echo_twice);
+    assert_500_out_of_memory_then_served(f);
+    fx_free(f);
+}
+
+static void test_http_response_without_memory_answers_500(void **state)
+{
+    (void)state;
+    testhook_enable("test_http");
+    assert_int_equal(testhook_arm("http_respond_nomem"), 0);
+    struct fx *f = fx_new(0);
+    fx_run(f, c_echo_twice);
+    assert_500_out_of_memory_then_served(f);
+    fx_free(f);
+}
+
 static void c_delayed(struct fx *f)
 {
     int fd = cl_connect(f->port);
@@ -1189,6 +1242,8 @@ int main(void)
         cmocka_unit_test(test_http_headers_over_limit_get_431),
         cmocka_unit_test(test_http_garbage_and_bad_escapes_get_400),
         cmocka_unit_test(test_http_invalid_utf8_in_path_or_query_gets_400_naming_it),
+        cmocka_unit_test(test_http_header_lost_to_memory_answers_500),
+        cmocka_unit_test(test_http_response_without_memory_answers_500),
         cmocka_unit_test(test_http_handler_may_respond_later),
         cmocka_unit_test(test_http_client_gone_before_delayed_response),
         cmocka_unit_test(test_http_stop_with_request_in_flight),
