@@ -132,13 +132,13 @@ struct http_server {
     char rbuf[HTTP__READ_BUF];
 };
 
-/* ---- http_request.c ---- */
+/* In http_request.c. */
 
 /* Fills the llhttp callbacks that build requests on the http__conn in parser->data. */
 void http__request_settings(llhttp_settings_t *settings);
 void http__req_free(http_req *r);
 
-/* ---- http_conn.c ---- */
+/* In http_conn.c. */
 
 /* Links a zeroed conn into the server and readies its parser; the caller sets ops, peer,
  * handles and the timer. */
@@ -158,14 +158,14 @@ void http__conn_on_eof(http__conn *c);
 /* The transport's write backlog went down: parse what waited for it. */
 void http__conn_drained(http__conn *c);
 
-/* ---- http_server.c ---- */
+/* In http_server.c. */
 
 /* Adds a conn to the server's list; unlinking the last conn of a stopped server frees the
  * server once its listener has closed. */
 void http__server_link(http_server *s, http__conn *c);
 void http__server_unlink(http_server *s, http__conn *c);
 
-/* ---- http_transport.c ---- */
+/* In http_transport.c. */
 
 /* Accepts the pending connection on server as plain TCP or TLS, counting the transport's
  * handle in c->handles, and starts reading. Returns 0 or a negative UV_E* code; on failure

@@ -197,15 +197,15 @@ int http__tcp_accept(http__conn *c, uv_stream_t *server)
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc < 0)
         return rc;
-    /* Without TCP_NODELAY answers may wait for a delayed ACK; slower, still correct. */
-    if (uv_tcp_nodelay(&c->tcp, 1) < 0)
-        log_debug("http: %s: could not set TCP_NODELAY", c->peer);
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
         format_peer(c->peer, sizeof c->peer, &ss);
     else
         snprintf(c->peer, sizeof c->peer, "?");
+    /* Without TCP_NODELAY answers may wait for a delayed ACK; slower, still correct. */
+    if (uv_tcp_nodelay(&c->tcp, 1) < 0)
+        log_debug("http: %s: could not set TCP_NODELAY", c->peer);
     tcp_read_resume(c);
     return 0;
 }
