@@ -44,7 +44,9 @@ void http_server_set_idle_timeout(http_server *s, uint64_t ms);
  * the cap are accepted and closed at once. */
 void http_server_set_max_conns(http_server *s, size_t n);
 
-/* Request accessors; strings are NUL-terminated and owned by the request. */
+/* Request accessors; strings are NUL-terminated and owned by the request. The path, the
+ * query and every parameter name and value are valid UTF-8: a request where they are not
+ * gets 400 before any handler runs. */
 const char *http_req_method(const http_req *r); /* "GET", "POST", ... */
 const char *http_req_path(const http_req *r);   /* path without the query, percent-decoded */
 const char *http_req_query(const http_req *r);  /* raw query after '?', "" if none */
@@ -57,14 +59,11 @@ const char *http_req_peer(const http_req *r);              /* "127.0.0.1:port" *
 
 /* Sends the response (body copied) and releases the request. content_type may be NULL for
  * "application/json". Safe when the connection already went away (the response is
- * dropped). */
+ * dropped). When memory runs out building it, or a header added by http_add_header was
+ * lost for want of memory, the client gets 500 (or a closed connection), never a partial
+ * answer. */
 void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Adds a response header before http_respond (name and value copied). */
 void http_add_header(http_req *r, const char *name, const char *value);
-
-/* For the libFuzzer target only: feeds data as the byte stream of one connection through the
- * same parsing, bounds checks and dispatch as the server, with a built-in handler and no
- * sockets. Returns 0 (or UV_ENOMEM); everything it allocates is freed before it returns. */
-int http_parse_feed_for_fuzz(const uint8_t *data, size_t len);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,11 +24,13 @@
 #include <openssl/ssl.h>
 
 #include "http.h"
+#include "testhook.h"
 #include "tls.h"
 
 #define GUARD_MS 10000
-#define NOUT     4
+#define NOUT     8
 #define OUT_CAP  32768
+#define PIPE_N   100
 
 struct fx;
 typedef void (*client_fn)(struct fx *f);
@@ -49,6 +52,10 @@ struct fx {
     double elapsed_ms;
     int kept_fd;
     size_t big_responses, big_bytes;
+    size_t pipe_size; /* body size of each /seq answer */
+    int seq[PIPE_N];  /* sequence numbers of the pipelined answers, in arrival order */
+    int nseq;
+    int pipe_later; /* the handler answers each /seq from a timer */
     /* filled by the handler */
     int handled;
     int late_responses;
@@ -60,18 +67,25 @@ struct delayed {
     uv_timer_t t;
     http_req *r;
     struct fx *f;
+    char *body; /* answered instead of "late" when set; freed with the struct */
+    size_t body_len;
 };
 
 static void delayed_close_cb(uv_handle_t *h)
 {
-    free(h->data);
+    struct delayed *d = h->data;
+    free(d->body);
+    free(d);
 }
 
 static void delayed_fire(uv_timer_t *t)
 {
     struct delayed *d = t->data;
     d->f->late_responses++;
-    http_respond(d->r, 200, "text/plain", "late", 4);
+    if (d->body)
+        http_respond(d->r, 200, "text/plain", d->body, d->body_len);
+    else
+        http_respond(d->r, 200, "text/plain", "late", 4);
     uv_close((uv_handle_t *)&d->t, delayed_close_cb);
 }
 
@@ -81,8 +95,9 @@ static const char *or_none(const char *s)
 }
 
 /* /echo...: echoes what the parser saw. /delay?ms=N: answers after N ms from a timer.
- * /big: 64 KiB of 'b'. /raw: answers with the request body itself. /status?code=N: empty answer
- * with that status. */
+ * /big: 64 KiB of 'b'. /raw: answers with the request body itself. /seq?n=N&size=S[&later]:
+ * "seq=N|" padded to S bytes, from a timer with later. /status?code=N: empty answer with that
+ * status. */
 static void handler(http_req *r, void *ud)
 {
     struct fx *f = ud;
@@ -111,6 +126,34 @@ static void handler(http_req *r, void *ud)
         assert_non_null(out);
         memset(out, 'b', n);
         http_respond(r, 200, "text/plain", out, n);
+        free(out);
+        return;
+    }
+    if (strcmp(path, "/seq") == 0) {
+        /* "seq=N|" padded with '.' to size bytes, so that pipelined answers can be told apart
+         * and are large enough to fill the write backlog. */
+        const char *n = http_req_param(r, "n"), *size = http_req_param(r, "size");
+        size_t sz = size ? strtoul(size, NULL, 10) : 64;
+        char *out = malloc(sz + 32);
+        assert_non_null(out);
+        int hl = snprintf(out, sz + 32, "seq=%s|", n ? n : "?");
+        if ((size_t)hl < sz)
+            memset(out + hl, '.', sz - (size_t)hl);
+        else
+            sz = (size_t)hl;
+        if (http_req_param(r, "later")) {
+            struct delayed *d = calloc(1, sizeof *d);
+            assert_non_null(d);
+            d->r = r;
+            d->f = f;
+            d->body = out;
+            d->body_len = sz;
+            d->t.data = d;
+            uv_timer_init(&f->loop, &d->t);
+            uv_timer_start(&d->t, delayed_fire, 0, 0);
+            return;
+        }
+        http_respond(r, 200, "text/plain", out, sz);
         free(out);
         return;
     }
@@ -175,6 +218,69 @@ static void cl_send(int fd, const char *s, size_t n)
 static void cl_sends(int fd, const char *s)
 {
     cl_send(fd, s, strlen(s));
+}
+
+/* A client connection to the fixture's server: plain, or TLS verified against f->ca_file
+ * when the server serves HTTPS. */
+struct cl {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+static int cl_open(struct fx *f, struct cl *c)
+{
+    c->ctx = NULL;
+    c->ssl = NULL;
+    c->fd = cl_connect(f->port);
+    if (c->fd < 0 || !f->ca_file)
+        return c->fd < 0 ? -1 : 0;
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx || SSL_CTX_load_verify_locations(c->ctx, f->ca_file, NULL) != 1)
+        return -1;
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1)
+        return -1;
+    return 0;
+}
+
+static int cl_send_all(struct cl *c, const char *s, size_t n)
+{
+    if (!c->ssl) {
+        cl_send(c->fd, s, n);
+        return 0;
+    }
+    return n == 0 || SSL_write(c->ssl, s, (int)n) > 0 ? 0 : -1;
+}
+
+static int cl_write_all(struct cl *c, const char *s)
+{
+    return cl_send_all(c, s, strlen(s));
+}
+
+/* Bytes read (> 0), or 0 at the end of the stream, a timeout or an error. */
+static ssize_t cl_recv(struct cl *c, char *buf, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        return r > 0 ? r : 0;
+    }
+    int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    return r > 0 ? r : 0;
+}
+
+static void cl_close(struct cl *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->ssl = NULL;
+    c->ctx = NULL;
+    c->fd = -1;
 }
 
 /* Length of the first complete response in buf, or 0 if it is not complete yet. */
@@ -256,17 +362,28 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-static struct fx *fx_new(size_t max_body)
+/* Starts a server in a fresh loop; with tls it serves HTTPS and owns the context. */
+static struct fx *fx_start(size_t max_body, tls_ctx *tls)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    http_server_opts o = {
-        .host = "127.0.0.1", .port = 0, .max_body = max_body, .handler = handler, .ud = f};
+    f->tls = tls;
+    http_server_opts o = {.host = "127.0.0.1",
+                          .port = 0,
+                          .max_body = max_body,
+                          .tls = tls,
+                          .handler = handler,
+                          .ud = f};
     assert_int_equal(http_server_start(&f->srv, &f->loop, &o), 0);
     f->port = http_server_port(f->srv);
     assert_true(f->port > 0);
     return f;
+}
+
+static struct fx *fx_new(size_t max_body)
+{
+    return fx_start(max_body, NULL);
 }
 
 /* Runs the loop while the client thread runs, stops the server when it is done, and
@@ -290,6 +407,8 @@ static void fx_run(struct fx *f, client_fn fn)
 
 static void fx_free(struct fx *f)
 {
+    if (f->tls)
+        tls_ctx_free(f->tls);
     free(f);
 }
 
@@ -610,6 +729,120 @@ static void test_http_garbage_and_bad_escapes_get_400(void **state)
     fx_free(f);
 }
 
+/* Each target on its own connection, since a refused request closes it. */
+static const char *const utf8_targets[NOUT] = {
+    "/echo?name=%FF",                   /* a lone byte that starts nothing */
+    "/caf%C3",                          /* a sequence cut short, in the path */
+    "/echo?a=ok&%FF%FE=1",              /* in the second parameter's name */
+    "/echo?v=%C0%AF",                   /* overlong '/' */
+    "/echo?v=%ED%A0%80",                /* a surrogate */
+    "/echo?v=%F4%90%80%80",             /* above U+10FFFF */
+    "/echo?v=\xC3%A9",                  /* raw lead byte, escaped continuation */
+    "/echo?a=%F0%9F%98%80&b=%E0%A4%A8", /* valid: four and three bytes */
+};
+
+static void c_bad_utf8(struct fx *f)
+{
+    for (int i = 0; i < NOUT; i++) {
+        int fd = cl_connect(f->port);
+        char req[256];
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 utf8_targets[i]);
+        cl_sends(fd, req);
+        cl_read(f, fd, i, 0);
+        close(fd);
+    }
+}
+
+/* The error body of a response in out, or "" when there is none. */
+static const char *body_of(const char *out)
+{
+    const char *b = strstr(out, "\r\n\r\n");
+    return b ? b + 4 : "";
+}
+
+/* jansson refuses such strings, so a handler could only answer 500; the server refuses them
+ * first with 400 and says which parameter. */
+static void test_http_invalid_utf8_in_path_or_query_gets_400_naming_it(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    fx_run(f, c_bad_utf8);
+    static const char *const want[NOUT - 1] = {
+        "{\"error\":\"query parameter \\\"name\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"request path is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"the name of query parameter 2 is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"query parameter \\\"v\\\" is not valid UTF-8 after percent-decoding\"}",
+        "{\"error\":\"request query string is not valid UTF-8\"}",
+    };
+    for (int i = 0; i < NOUT - 1; i++) {
+        const char *o = f->out[i];
+        if (strncmp(o, "HTTP/1.1 400 Bad Request\r\n", 26) != 0)
+            fail_msg("%s: expected 400, got: %.60s", utf8_targets[i], o);
+        assert_non_null(strstr(o, "Content-Type: application/json\r\n"));
+        assert_string_equal(body_of(o), want[i]);
+        assert_int_equal(f->eof[i], 1);
+    }
+    assert_true(strncmp(f->out[NOUT - 1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[NOUT - 1], "|a=\xF0\x9F\x98\x80|b=\xE0\xA4\xA8|"));
+    assert_int_equal(f->handled, 1);
+    fx_free(f);
+}
+
+/* The first request meets the armed fault; a second connection shows the server still
+ * serves. */
+static void c_echo_twice(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 1);
+    close(fd);
+}
+
+static void assert_500_out_of_memory_then_served(struct fx *f)
+{
+    const char *o = f->out[0];
+    if (strncmp(o, "HTTP/1.1 500 Internal Server Error\r\n", 36) != 0)
+        fail_msg("expected 500, got: %.80s", o);
+    assert_null(strstr(o, "200 OK"));
+    assert_null(strstr(o, "|a=1|"));
+    assert_non_null(strstr(o, "Connection: close\r\n"));
+    assert_string_equal(body_of(o), "{\"error\":\"out of memory building the response\"}");
+    assert_int_equal(f->eof[0], 1);
+    assert_true(strncmp(f->out[1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[1], "X-Echo: 1\r\n"));
+}
+
+/* A header the handler added but that was lost for want of memory turns the answer into a
+ * 500, never a 200 without it. */
+static void test_http_header_lost_to_memory_answers_500(void **state)
+{
+    (void)state;
+    testhook_enable("test_http");
+    assert_int_equal(testhook_arm("http_add_header_nomem"), 0);
+    struct fx *f = fx_new(0);
+    fx_run(f, c_echo_twice);
+    assert_500_out_of_memory_then_served(f);
+    fx_free(f);
+}
+
+static void test_http_response_without_memory_answers_500(void **state)
+{
+    (void)state;
+    testhook_enable("test_http");
+    assert_int_equal(testhook_arm("http_respond_nomem"), 0);
+    struct fx *f = fx_new(0);
+    fx_run(f, c_echo_twice);
+    assert_500_out_of_memory_then_served(f);
+    fx_free(f);
+}
+
 static void c_delayed(struct fx *f)
 {
     int fd = cl_connect(f->port);
@@ -791,78 +1024,89 @@ static void test_http_connections_past_the_cap_are_closed(void **state)
 
 /* ---- HTTPS ------------------------------------------------------------------------------- */
 
+/* One PKI for every HTTPS test, made by deploy/pki.sh on first use and removed at exit. When
+ * the script fails the test fails: an HTTPS test that could not run must never count as a
+ * pass. */
+#define PKI_SCRIPT "../../deploy/pki.sh"
+
+static char pki_dir[] = "/tmp/test_http_pki.XXXXXX";
+static int pki_state; /* 0 not tried, 1 made, -1 failed */
+static char pki_ca[256], pki_crt[256], pki_key[256];
+
+static void pki_need(void)
+{
+    if (pki_state == 0) {
+        pki_state = -1;
+        if (!mkdtemp(pki_dir))
+            fail_msg("mkdtemp %s: %s", pki_dir, strerror(errno));
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 PKI_SCRIPT " init %s >/dev/null 2>&1 && " PKI_SCRIPT
+                            " issue %s federal >/dev/null 2>&1",
+                 pki_dir, pki_dir);
+        int rc = system(cmd);
+        if (rc != 0)
+            fail_msg("%s could not make a CA and a federal certificate in %s (%s %d)", PKI_SCRIPT,
+                     pki_dir, WIFEXITED(rc) ? "exit status" : "wait status",
+                     WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
+        snprintf(pki_ca, sizeof pki_ca, "%s/ca.crt", pki_dir);
+        snprintf(pki_crt, sizeof pki_crt, "%s/federal.crt", pki_dir);
+        snprintf(pki_key, sizeof pki_key, "%s/federal.key", pki_dir);
+        pki_state = 1;
+    }
+    if (pki_state < 0)
+        fail_msg("%s failed earlier; cannot test HTTPS", PKI_SCRIPT);
+}
+
+static void pki_cleanup(void)
+{
+    if (pki_dir[sizeof pki_dir - 2] == 'X')
+        return; /* never made */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", pki_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", pki_dir);
+}
+
+static struct fx *fx_new_tls(void)
+{
+    pki_need();
+    char err[256];
+    tls_ctx_opts to = {.mode = TLS_MODE_HTTPS_SERVER,
+                       .ca_file = pki_ca,
+                       .cert_file = pki_crt,
+                       .key_file = pki_key};
+    tls_ctx *tls = NULL;
+    if (tls_ctx_new(&tls, &to, err, sizeof err) != 0)
+        fail_msg("tls_ctx_new: %s", err);
+    struct fx *f = fx_start(0, tls);
+    f->ca_file = pki_ca;
+    return f;
+}
+
 static void c_tls(struct fx *f)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl = NULL;
-    int fd = -1;
-    if (!ctx || SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1)
-        goto out;
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    fd = cl_connect(f->port);
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (SSL_connect(ssl) != 1)
-        goto out;
-    static const char req[] = "GET /echo?a=tls HTTP/1.1\r\nHost: t\r\n\r\n"
-                              "POST /echo?a=tls2 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
-                              "Connection: close\r\n\r\nok";
-    if (SSL_write(ssl, req, (int)sizeof req - 1) <= 0)
-        goto out;
-    size_t len = 0;
-    for (;;) {
-        int r = SSL_read(ssl, f->out[0] + len, (int)(OUT_CAP - 1 - len));
-        if (r <= 0) {
-            f->eof[0] = 1;
-            break;
-        }
-        len += (size_t)r;
+    struct cl c = {.fd = -1};
+    if (cl_open(f, &c) == 0) {
+        cl_write_all(&c, "GET /echo?a=tls HTTP/1.1\r\nHost: t\r\n\r\n"
+                         "POST /echo?a=tls2 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                         "Connection: close\r\n\r\nok");
+        size_t len = 0;
+        ssize_t r;
+        while (len + 1 < OUT_CAP && (r = cl_recv(&c, f->out[0] + len, OUT_CAP - 1 - len)) > 0)
+            len += (size_t)r;
+        f->eof[0] = 1;
+        f->out[0][len] = '\0';
+        f->out_len[0] = len;
     }
-    f->out[0][len] = '\0';
-    f->out_len[0] = len;
-out:
-    if (ssl)
-        SSL_free(ssl);
-    if (fd >= 0)
-        close(fd);
-    SSL_CTX_free(ctx);
+    cl_close(&c);
 }
 
 static void test_https_serves_requests_through_tls(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/test_http_pki.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "../../deploy/pki.sh init %s >/dev/null 2>&1 && "
-             "../../deploy/pki.sh issue %s federal >/dev/null 2>&1",
-             dir, dir);
-    if (system(cmd) != 0)
-        skip();
-    char ca[256], crt[256], key[256], err[256];
-    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
-    snprintf(crt, sizeof crt, "%s/federal.crt", dir);
-    snprintf(key, sizeof key, "%s/federal.key", dir);
-    tls_ctx_opts to = {
-        .mode = TLS_MODE_HTTPS_SERVER, .ca_file = ca, .cert_file = crt, .key_file = key};
-    tls_ctx *tls = NULL;
-    int rc = tls_ctx_new(&tls, &to, err, sizeof err);
-    if (rc != 0)
-        fail_msg("tls_ctx_new: %s", err);
-
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->ca_file = ca;
-    http_server_opts o = {.host = "127.0.0.1", .handler = handler, .ud = f, .tls = tls};
-    assert_int_equal(http_server_start(&f->srv, &f->loop, &o), 0);
-    f->port = http_server_port(f->srv);
+    struct fx *f = fx_new_tls();
     fx_run(f, c_tls);
-    tls_ctx_free(tls);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
     assert_true(strncmp(f->out[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
     assert_non_null(strstr(f->out[0], "|a=tls|"));
     assert_non_null(strstr(f->out[0], "|a=tls2|"));
@@ -871,6 +1115,114 @@ static void test_https_serves_requests_through_tls(void **state)
     assert_non_null(strstr(f->out[0], "Strict-Transport-Security: max-age="));
     assert_non_null(strstr(f->out[0], "X-Content-Type-Options: nosniff"));
     assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+/* ---- pipelining -------------------------------------------------------------------------- */
+
+/* Sends PIPE_N requests in one write, then reads until PIPE_N answers arrived or the
+ * connection ends, recording the sequence number each answer carries. */
+static void c_pipeline(struct fx *f)
+{
+    struct cl c = {.fd = -1};
+    char *req = malloc(PIPE_N * 64);
+    size_t cap = PIPE_N * (f->pipe_size + 1024), len = 0, off = 0;
+    char *buf = malloc(cap + 1);
+    if (!req || !buf || cl_open(f, &c) != 0)
+        goto out;
+    size_t n = 0;
+    for (int i = 0; i < PIPE_N; i++)
+        n += (size_t)snprintf(req + n, PIPE_N * 64 - n,
+                              "GET /seq?n=%d&size=%zu%s HTTP/1.1\r\nHost: t\r\n\r\n", i,
+                              f->pipe_size, f->pipe_later ? "&later" : "");
+    if (cl_send_all(&c, req, n) != 0)
+        goto out;
+    while (f->nseq < PIPE_N && len < cap) {
+        ssize_t r = cl_recv(&c, buf + len, cap - len);
+        if (r <= 0) {
+            f->eof[0] = 1;
+            break;
+        }
+        len += (size_t)r;
+        buf[len] = '\0';
+        size_t rl;
+        while (f->nseq < PIPE_N && (rl = response_len(buf + off, len - off)) > 0) {
+            const char *ok = "HTTP/1.1 200 OK\r\n";
+            const char *body = memmem(buf + off, rl, "\r\n\r\nseq=", 8);
+            f->seq[f->nseq++] = strncmp(buf + off, ok, strlen(ok)) == 0 && body
+                                    ? (int)strtol(body + 8, NULL, 10)
+                                    : -1;
+            off += rl;
+        }
+    }
+out:
+    cl_close(&c);
+    free(req);
+    free(buf);
+}
+
+static void assert_pipeline_in_order(struct fx *f)
+{
+    assert_int_equal(f->nseq, PIPE_N);
+    for (int i = 0; i < PIPE_N; i++)
+        assert_int_equal(f->seq[i], i);
+    assert_int_equal(f->handled, PIPE_N);
+}
+
+/* Small answers: everything fits in the socket at once. */
+static void test_http_100_pipelined_gets_answered_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    f->pipe_size = 64;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+/* Large answers (6.4 MB in all): the write backlog fills, parsing stops and must resume as
+ * it drains. */
+static void test_http_100_pipelined_large_answers_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0);
+    f->pipe_size = 64 * 1024;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+static void test_https_100_pipelined_gets_answered_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 64;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+static void test_https_100_pipelined_large_answers_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 64 * 1024;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    fx_free(f);
+}
+
+/* The same with every answer given later, from a timer: parsing resumes from http_respond
+ * as well as from the drained backlog. */
+static void test_https_100_pipelined_answers_given_later_in_order(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_tls();
+    f->pipe_size = 60000;
+    f->pipe_later = 1;
+    fx_run(f, c_pipeline);
+    assert_pipeline_in_order(f);
+    assert_int_equal(f->late_responses, PIPE_N);
     fx_free(f);
 }
 
@@ -889,6 +1241,9 @@ int main(void)
         cmocka_unit_test(test_http_long_url_gets_414),
         cmocka_unit_test(test_http_headers_over_limit_get_431),
         cmocka_unit_test(test_http_garbage_and_bad_escapes_get_400),
+        cmocka_unit_test(test_http_invalid_utf8_in_path_or_query_gets_400_naming_it),
+        cmocka_unit_test(test_http_header_lost_to_memory_answers_500),
+        cmocka_unit_test(test_http_response_without_memory_answers_500),
         cmocka_unit_test(test_http_handler_may_respond_later),
         cmocka_unit_test(test_http_client_gone_before_delayed_response),
         cmocka_unit_test(test_http_stop_with_request_in_flight),
@@ -897,6 +1252,13 @@ int main(void)
         cmocka_unit_test(test_http_idle_connection_is_closed),
         cmocka_unit_test(test_http_connections_past_the_cap_are_closed),
         cmocka_unit_test(test_https_serves_requests_through_tls),
+        cmocka_unit_test(test_http_100_pipelined_gets_answered_in_order),
+        cmocka_unit_test(test_http_100_pipelined_large_answers_in_order),
+        cmocka_unit_test(test_https_100_pipelined_gets_answered_in_order),
+        cmocka_unit_test(test_https_100_pipelined_large_answers_in_order),
+        cmocka_unit_test(test_https_100_pipelined_answers_given_later_in_order),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    pki_cleanup();
+    return failed;
 }

@@ -1,0 +1,458 @@
+/* The connection state machine: input buffered and parsed one request at a time, requests
+ * handed to the handler, responses written in order, keep-alive, closing and lingering, the
+ * idle timer, and the bounds on unparsed input and unsent output. See http_internal.h. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "log.h"
+#include "testhook.h"
+
+/* Unparsed input buffered while a request is being handled: reading pauses above the soft
+ * limit; a transport that keeps delivering past the hard limit gets the connection closed. */
+#define HTTP_PENDING_SOFT (64 * 1024)
+#define HTTP_PENDING_HARD (1024 * 1024)
+
+static void conn_process(http__conn *c);
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+static int has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return 1;
+    return 0;
+}
+
+static int is_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return 0;
+    }
+    return 1;
+}
+
+void http_add_header(http_req *r, const char *name, const char *value)
+{
+    if (!is_token(name) || has_ctl(value)) {
+        log_warn("http: dropped response header \"%.64s\": invalid name or CR/LF in value", name);
+        return;
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    if (r->resp_hdrs.len + nl + vl + 4 > HTTP__MAX_RESP_HEADERS_BYTES) {
+        log_warn("http: dropped response header \"%.64s\": added headers over %d bytes", name,
+                 HTTP__MAX_RESP_HEADERS_BYTES);
+        return;
+    }
+    /* A lost header could change what the answer means (a missing ETag, Location or
+     * Content-Disposition), so http_respond answers 500 instead once resp_hdrs failed. */
+    if (testhook_fire("http_add_header_nomem"))
+        r->resp_hdrs.failed = 1;
+    sbuf_add(&r->resp_hdrs, name, nl);
+    sbuf_add(&r->resp_hdrs, ": ", 2);
+    sbuf_add(&r->resp_hdrs, value, vl);
+    if (sbuf_add(&r->resp_hdrs, "\r\n", 2) < 0)
+        log_error("http: out of memory adding response header \"%.64s\"", name);
+}
+
+static void timer_cb(uv_timer_t *t);
+
+void http__conn_timer_start(http__conn *c, uint64_t ms)
+{
+    if (!c->has_timer || c->closing)
+        return;
+    /* A connection without its timer could stay open forever; closing it is the safe side. */
+    int rc = uv_timer_start(&c->timer, timer_cb, ms, 0);
+    if (rc < 0) {
+        log_error("http: %s: cannot start the idle timer: %s", c->peer, uv_strerror(rc));
+        http__conn_close(c);
+    }
+}
+
+void http__conn_free(http__conn *c)
+{
+    http__server_unlink(c->srv, c);
+    http__req_free(c->req);
+    sbuf_free(&c->pending);
+    free(c);
+}
+
+void http__conn_handle_closed(http__conn *c)
+{
+    if (--c->handles == 0)
+        http__conn_free(c);
+}
+
+static void timer_close_cb(uv_handle_t *h)
+{
+    http__conn_handle_closed(h->data);
+}
+
+/* Starts closing the connection now; a request being handled is detached. */
+void http__conn_close(http__conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->inflight) {
+        c->inflight->conn = NULL;
+        c->inflight = NULL;
+    }
+    if (c->has_timer)
+        uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+    if (c->ops)
+        c->ops->close(c);
+}
+
+/* Closes once everything queued has been written. */
+static void conn_finish(http__conn *c)
+{
+    if (c->closing)
+        return;
+    c->close_after_write = 1;
+    if (c->writes_pending == 0)
+        c->ops->end(c);
+}
+
+void http__conn_write_raw(http__conn *c, const char *s, size_t n)
+{
+    if (c->closing)
+        return;
+    char *b = malloc(n);
+    if (!b) {
+        http__conn_close(c);
+        return;
+    }
+    memcpy(b, s, n);
+    if (c->ops->write(c, b, n) < 0)
+        http__conn_close(c);
+}
+
+#define HTTP_SECURITY_HEADERS                                                                      \
+    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"                                 \
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"                      \
+    "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
+#define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
+
+/* Answers with {"error": msg} and closes: for a request that could not be parsed, or an
+ * answer that could not be built. Without memory even for that, it only closes. */
+static void conn_fail(http__conn *c, int status, const char *msg)
+{
+    log_debug("http: %s: %d %s", c->peer, status, msg);
+    http__req_free(c->req);
+    c->req = NULL;
+    sbuf body, out;
+    sbuf_init(&body, 2048);
+    sbuf_init(&out, 4096);
+    sbuf_puts(&body, "{\"error\":");
+    sbuf_json_str(&body, msg);
+    sbuf_puts(&body, "}");
+    sbuf_printf(&out,
+                "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                "%s%sConnection: close\r\n\r\n",
+                status, reason_phrase(status), body.len, HTTP_SECURITY_HEADERS,
+                c->srv->tls ? HTTP_HSTS_HEADER : "");
+    sbuf_add(&out, body.p, body.len);
+    int failed = body.failed || out.failed;
+    sbuf_free(&body);
+    if (failed) {
+        sbuf_free(&out);
+        http__conn_close(c);
+        return;
+    }
+    /* The transport takes ownership of the buffer. */
+    if (c->ops->write(c, out.p, out.len) < 0) {
+        http__conn_close(c);
+        return;
+    }
+    conn_finish(c);
+}
+
+static void conn_dispatch(http__conn *c)
+{
+    http_req *r = c->req;
+    c->req = NULL;
+    r->conn = c;
+    memcpy(r->peer, c->peer, sizeof r->peer);
+    c->inflight = r;
+    if (c->has_timer)
+        (void)uv_timer_stop(&c->timer); /* cannot fail */
+    c->in_dispatch = 1;
+    c->srv->handler(r, c->srv->ud);
+    c->in_dispatch = 0;
+}
+
+/* Parses buffered input until it runs out, a request is handed to the handler, or an error
+ * ends the connection. Never re-entered: http_respond inside the handler only resumes. */
+static void conn_process(http__conn *c)
+{
+    while (!c->closing && !c->inflight && !c->close_after_write &&
+           c->pending_off < c->pending.len) {
+        if (c->ops->queued(c) > HTTP__WRITE_BACKLOG) {
+            c->backlogged = 1;
+            c->ops->read_pause(c);
+            return;
+        }
+        const char *p = c->pending.p + c->pending_off;
+        size_t n = c->pending.len - c->pending_off;
+        llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+        if (c->closing)
+            return;
+        if (e == HPE_OK) {
+            c->pending_off = c->pending.len;
+        } else if (e == HPE_PAUSED && c->req && c->req->complete) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = (pos && pos >= p && pos <= p + n) ? (size_t)(pos - p) : n;
+            c->pending_off += used;
+            conn_dispatch(c);
+        } else {
+            int status = c->err_status ? c->err_status : 400;
+            char msg[160];
+            if (c->err_msg[0])
+                snprintf(msg, sizeof msg, "%s", c->err_msg);
+            else if (e == HPE_PAUSED_UPGRADE)
+                snprintf(msg, sizeof msg, "malformed HTTP request: protocol upgrade not supported");
+            else
+                snprintf(msg, sizeof msg, "malformed HTTP request: %s",
+                         llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                             : llhttp_errno_name(e));
+            c->pending_off = 0;
+            sbuf_reset(&c->pending);
+            conn_fail(c, status, msg);
+            return;
+        }
+    }
+    if (c->closing)
+        return;
+    if (c->pending_off == c->pending.len) {
+        c->pending_off = 0;
+        sbuf_reset(&c->pending);
+    }
+    if (c->eof) {
+        if (!c->inflight && (c->pending.len == 0 || c->close_after_write))
+            conn_finish(c);
+        return;
+    }
+    if (c->pending.len - c->pending_off >= HTTP_PENDING_SOFT)
+        c->ops->read_pause(c);
+    else
+        c->ops->read_resume(c);
+}
+
+/* Input from the transport; valid only during the call. */
+void http__conn_on_data(http__conn *c, const char *data, size_t len)
+{
+    if (c->closing || c->lingering || c->close_after_write || len == 0)
+        return;
+    if (!c->inflight)
+        http__conn_timer_start(c, c->srv->idle_ms);
+    /* Parsed input is dropped before appending, so the bound counts only unparsed bytes. */
+    if (c->pending_off > 0) {
+        size_t left = c->pending.len - c->pending_off;
+        memmove(c->pending.p, c->pending.p + c->pending_off, left);
+        c->pending.len = left;
+        c->pending.p[left] = '\0';
+        c->pending_off = 0;
+    }
+    if (len > HTTP_PENDING_HARD - c->pending.len) {
+        log_warn("http: %s: more than %d bytes of unprocessed input, closing", c->peer,
+                 HTTP_PENDING_HARD);
+        http__conn_close(c);
+        return;
+    }
+    if (sbuf_add(&c->pending, data, len) < 0) {
+        log_error("http: %s: out of memory buffering input, closing", c->peer);
+        http__conn_close(c);
+        return;
+    }
+    if (!c->inflight)
+        conn_process(c);
+    else if (c->pending.len - c->pending_off >= HTTP_PENDING_SOFT)
+        c->ops->read_pause(c);
+}
+
+void http__conn_on_eof(http__conn *c)
+{
+    if (c->closing)
+        return;
+    c->eof = 1;
+    if (c->lingering)
+        http__conn_close(c);
+    else if (!c->inflight)
+        conn_finish(c);
+    /* otherwise a half-closed client still gets its answer; conn_process closes after */
+}
+
+/* The write backlog went down: parse what waited for it. */
+void http__conn_drained(http__conn *c)
+{
+    if (c->closing || !c->backlogged || c->ops->queued(c) > HTTP__WRITE_BACKLOG / 2)
+        return;
+    c->backlogged = 0;
+    if (!c->inflight)
+        conn_process(c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    http__conn *c = t->data;
+    if (c->closing)
+        return;
+    http__conn_close(c);
+}
+
+void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    http__conn *c = r->conn;
+    if (!c) {
+        http__req_free(r);
+        return;
+    }
+    c->inflight = NULL;
+    r->conn = NULL;
+    if (c->closing) {
+        http__req_free(r);
+        return;
+    }
+    if (r->resp_hdrs.failed) {
+        http__req_free(r);
+        log_error("http: %s: a response header was lost for want of memory; answering 500",
+                  c->peer);
+        conn_fail(c, 500, "out of memory building the response");
+        return;
+    }
+    if (status < 100 || status > 999)
+        status = 500;
+    if (!content_type || has_ctl(content_type))
+        content_type = "application/json";
+    if (!body)
+        len = 0;
+    int keep = r->keep_alive && !c->srv->stopping && !(c->eof && c->pending_off == c->pending.len);
+    int no_body = status == 204 || status == 304 || status < 200;
+    size_t send_len = (no_body || r->head) ? 0 : len;
+    char clen[48] = "";
+    if (!no_body)
+        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
+    /* APIs, not pages: nothing may be framed, sniffed, cached or given a referrer; over
+     * HTTPS browsers must keep using HTTPS. */
+    const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER : HTTP_SECURITY_HEADERS;
+    /* 128 bytes cover the status line, the Content-Type and Connection lines and the NUL. */
+    size_t head_cap = 128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs.len;
+    char *b = NULL;
+    if (send_len <= SIZE_MAX - head_cap && !testhook_fire("http_respond_nomem"))
+        b = malloc(head_cap + send_len);
+    int hl = -1;
+    if (b)
+        hl = snprintf(b, head_cap,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*sConnection: %s\r\n\r\n",
+                      status, reason_phrase(status), content_type, clen, sec, (int)r->resp_hdrs.len,
+                      r->resp_hdrs.p ? r->resp_hdrs.p : "", keep ? "keep-alive" : "close");
+    if (hl < 0 || (size_t)hl >= head_cap) {
+        /* Never a truncated answer: the client gets a 500 or, without even that much
+         * memory, a closed connection. */
+        log_error("http: %s: out of memory building a %d answer of %zu bytes; answering 500",
+                  c->peer, status, send_len);
+        free(b);
+        http__req_free(r);
+        conn_fail(c, 500, "out of memory building the response");
+        return;
+    }
+    /* body may point into the request (an echo), so copy it before freeing the request */
+    if (send_len)
+        memcpy(b + hl, body, send_len);
+    http__req_free(r);
+    if (c->ops->write(c, b, (size_t)hl + send_len) < 0) {
+        http__conn_close(c);
+        return;
+    }
+    if (!keep) {
+        conn_finish(c);
+        return;
+    }
+    llhttp_resume(&c->parser);
+    http__conn_timer_start(c, c->srv->idle_ms);
+    if (!c->in_dispatch)
+        conn_process(c);
+}
+
+void http__conn_init(http__conn *c, http_server *s)
+{
+    c->srv = s;
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    sbuf_init(&c->pending, HTTP_PENDING_HARD + 1);
+    c->parser.data = c;
+    http__server_link(s, c);
+}
