@@ -1,6 +1,6 @@
 /* Tests for provincial-hub/rollup: every indicator on hand-built records, with the expected
  * cells worked out by hand in each test. Records go into a temporary hub.db through the
- * ingest's path: rollup_note(), then the ingest's upsert statement, in one transaction.
+ * ingest's path: rollup_note(), then the hub store's upsert (hubstore_put), in one transaction.
  *
  * Calendar facts used below (data/bikram_sambat.csv: BS 2082 starts 2025-04-14, months of
  * 31, 31, 32, 31, 31, 31, 30, 29, ... days): 2025-07-16 is Asar 32, 2082 (BS2082-03, the
@@ -19,35 +19,17 @@
 #include <cmocka.h>
 
 #include "bscal.h"
+#include "hubstore.h"
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
 
 #define MUN 10703
 
-/* The ingest's tables and upsert statement (provincial-hub/ingest.c). */
-static const char *hub_schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
-static const char *upsert_sql =
-    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-    " kind=iif(excluded.version>version, excluded.kind, kind),"
-    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-    " body=iif(excluded.version>version, excluded.body, body),"
-    " version=max(version, excluded.version), incarnation=excluded.incarnation"
-    " WHERE municipality=excluded.municipality";
-
 typedef struct fx {
     char dir[64], path[128];
-    sqlite3 *db;
+    hubstore hs; /* the hub's own store: its schema and its upsert */
+    sqlite3 *db; /* hs.db */
     rollup *r;
     uint64_t version;
 } fx;
@@ -73,7 +55,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_rollup.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/hub.db", f->dir);
-    assert_int_equal(store_open(f->path, 1, hub_schema, &f->db, err, sizeof(err)), 0);
+    assert_int_equal(hubstore_open(&f->hs, f->path, err, sizeof(err)), 0);
+    f->db = f->hs.db;
     assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
     assert_int_equal(rollup_set_today(f->r, D(2026, 6, 30)), 0);
     f->version = 1;
@@ -86,7 +69,7 @@ static int teardown(void **state)
     fx *f = *state;
     char cmd[160];
     rollup_close(f->r);
-    store_close(f->db);
+    hubstore_close(&f->hs);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -109,17 +92,15 @@ static void put(fx *f, Reint__V1__Record *rec)
     reint__v1__record__pack(rec, buf);
     assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
     assert_int_equal(rollup_note(f->r, rec->municipality, rec->id.data, rec->version, buf, len), 0);
-    sqlite3_stmt *st = store_prepare(f->db, upsert_sql);
-    assert_non_null(st);
-    sqlite3_bind_blob(st, 1, rec->id.data, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, rec->municipality);
-    sqlite3_bind_int(st, 3, record_kind(rec));
-    sqlite3_bind_int64(st, 4, (int64_t)rec->version);
-    sqlite3_bind_int(st, 5, rec->body_case == REINT__V1__RECORD__BODY_TOMBSTONE);
-    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
+    hubstore_record hr = {.municipality = rec->municipality,
+                          .id = rec->id.data,
+                          .kind = record_kind(rec),
+                          .version = rec->version,
+                          .deleted = rec->body_case == REINT__V1__RECORD__BODY_TOMBSTONE,
+                          .incarnation = inc,
+                          .body = buf,
+                          .len = len};
+    assert_int_equal(hubstore_put(&f->hs, &hr), 0);
     assert_int_equal(store_exec(f->db, "COMMIT"), 0);
     free(buf);
     if (!put_no_refresh)

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "hubstore.h"
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
@@ -28,25 +29,6 @@
 #define SEEDS   8
 #define BATCHES 60
 #define N_IDS   64
-
-static const char *hub_schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
-static const char *upsert_sql =
-    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-    " kind=iif(excluded.version>version, excluded.kind, kind),"
-    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-    " body=iif(excluded.version>version, excluded.body, body),"
-    " version=max(version, excluded.version), incarnation=excluded.incarnation"
-    " WHERE municipality=excluded.municipality";
 
 /* --- an independent calendar ------------------------------------------------------------ */
 
@@ -145,7 +127,8 @@ typedef struct rstate {
 
 typedef struct world {
     char dir[64], path[128];
-    sqlite3 *db;
+    hubstore hs; /* the hub's own store: its schema and its upsert */
+    sqlite3 *db; /* hs.db */
     rollup *r;
     uint64_t version;
     uint64_t rng;
@@ -297,17 +280,15 @@ static void pack_and_store(world *w, int n, const rstate *s, uint64_t version, i
     assert_true(len <= sizeof(buf));
     reint__v1__record__pack(&rec, buf);
     assert_int_equal(rollup_note(w->r, rec.municipality, id, version, buf, len), 0);
-    sqlite3_stmt *st = store_prepare(w->db, upsert_sql);
-    assert_non_null(st);
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, rec.municipality);
-    sqlite3_bind_int(st, 3, record_kind(&rec));
-    sqlite3_bind_int64(st, 4, (int64_t)version);
-    sqlite3_bind_int(st, 5, tomb);
-    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
+    hubstore_record hr = {.municipality = rec.municipality,
+                          .id = id,
+                          .kind = record_kind(&rec),
+                          .version = version,
+                          .deleted = tomb,
+                          .incarnation = inc,
+                          .body = buf,
+                          .len = len};
+    assert_int_equal(hubstore_put(&w->hs, &hr), 0);
 }
 
 /* One random change inside the open batch. */
@@ -570,7 +551,8 @@ static void run_seed(unsigned seed)
     snprintf(w->dir, sizeof(w->dir), "/tmp/test_rollup_prop.XXXXXX");
     assert_non_null(mkdtemp(w->dir));
     snprintf(w->path, sizeof(w->path), "%s/hub.db", w->dir);
-    assert_int_equal(store_open(w->path, 1, hub_schema, &w->db, err, sizeof(err)), 0);
+    assert_int_equal(hubstore_open(&w->hs, w->path, err, sizeof(err)), 0);
+    w->db = w->hs.db;
     assert_int_equal(rollup_open(&w->r, w->db, err, sizeof(err)), 0);
     assert_int_equal(rollup_set_today(w->r, w->lo), 0);
     for (int b = 0; b < BATCHES; b++) {
@@ -605,7 +587,7 @@ static void run_seed(unsigned seed)
         }
     }
     rollup_close(w->r);
-    store_close(w->db);
+    hubstore_close(&w->hs);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->dir);
     assert_int_equal(system(cmd), 0);
     free(w);
