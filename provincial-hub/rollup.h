@@ -6,7 +6,8 @@
  * Storage (all in hub.db, beside the ingest's tables):
  *   rollup_person, rollup_service, rollup_enterprise, rollup_availability, rollup_close:
  *     a decoded, indexed shadow of the live (not tombstoned) records, maintained by
- *     rollup_note() and rebuilt by rollup_full();
+ *     rollup_note() and rebuilt by rollup_full(); like the records, each row is keyed by
+ *     (municipality, id): the same id in two municipalities is two records;
  *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
  *     snapshot that exists or is waiting to be recomputed (dirty = 1);
  *   rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
@@ -34,10 +35,11 @@
  *   - Dates that place a record in a period: a person's registered_day; a service's day; an
  *     enterprise's day. Age band is the one the person record carries (age on the
  *     registration date, computed by the node, which alone knows the birth date).
- *   - Tombstoned records contribute nothing. A service or enterprise whose person is
- *     tombstoned, absent, or of another municipality (an orphan) still counts, with UNKNOWN
- *     person attributes (sex, category); its person-based contributor is still the person
- *     id it names.
+ *   - Tombstoned records contribute nothing. A service's person and an enterprise's owner
+ *     are the person of that id in the same municipality. A service or enterprise whose
+ *     person is tombstoned or absent there (an orphan) still counts, with UNKNOWN person
+ *     attributes (sex, category); its person-based contributor is still the person id it
+ *     names.
  *   - Every enterprise record is an enterprise supported in the period of its day; its
  *     action (STARTED, EXPANDED, or UNKNOWN when missing or unknown to this build) is a
  *     dimension. enterprises_active: records carry no status history, so "ACTIVE at the
@@ -99,17 +101,16 @@ typedef struct rollup_stats {
 /* Opens the engine on db (an open hub store holding the ingest's records and nodes tables;
  * not owned, must outlive the engine), creating its tables. On a store whose shadow has
  * never been built it runs rollup_full(). The as-of day starts at the one persisted by the
- * last rollup_set_today(), or the wall clock's. Returns 0 or ROLLUP_E* with err set. */
+ * last rollup_set_today(), or the wall clock's. Returns 0 or a REINT_E* code with err set. */
 int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen);
 /* Frees the engine (not the database). NULL is accepted. */
 void rollup_close(rollup *r);
 
 /* The hook of the ingest: call it for a record about to be upserted into records, inside
  * the same transaction and before the upsert (body is the packed Record, len bytes; only
- * read during the call). Applies the upsert's rule (the newest version wins; a record of
- * another municipality changes nothing), updates the shadow and marks dirty the
- * (municipality, period) pairs the change can affect. Returns 0 or ROLLUP_E*; on failure the
- * caller must roll the transaction back. */
+ * read during the call). Applies the upsert's rule (the newest version of (municipality, id)
+ * wins), updates the shadow and marks dirty the (municipality, period) pairs the change can
+ * affect. Returns 0 or a REINT_E* code; on failure the caller must roll the transaction back. */
 int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t version,
                 const uint8_t *body, size_t len);
 /* The same for a record already upserted (the hub notes records after their group commit,
@@ -135,7 +136,7 @@ int32_t rollup_today(const rollup *r);
  * one transaction (its own, unless the caller holds one open). A snapshot whose cells
  * changed gets a new revision from the hub's hybrid logical clock (persisted, so a restarted
  * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. *stats
- * (may be NULL) is overwritten with this call's counts. Returns 0 or ROLLUP_E*. */
+ * (may be NULL) is overwritten with this call's counts. Returns 0 or a REINT_E* code. */
 int rollup_refresh(rollup *r, rollup_stats *stats);
 /* rollup_set_today(r, today), then a slice of rollup_refresh(r, stats): the entry point for
  * the hub's timer. The slice recomputes dirty snapshots municipality by municipality for
@@ -149,7 +150,7 @@ int rollup_refresh_slice(rollup *r, uint64_t deadline_ms, rollup_stats *stats);
 /* 1 when the last refresh stopped at its deadline and left dirty snapshots. */
 int rollup_more(const rollup *r);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
- * Snapshots whose cells come out unchanged keep their revision. Returns 0 or ROLLUP_E*. */
+ * Snapshots whose cells come out unchanged keep their revision. Returns 0 or a REINT_E* code. */
 int rollup_full(rollup *r, rollup_stats *stats);
 
 /* Number of snapshots waiting to be recomputed. */

@@ -8,8 +8,11 @@
 
 /* Bumped whenever the shadow tables change shape: the engine then drops and rebuilds them. */
 /* 3: a snapshot's cells are one blob (rollup_blobs) instead of one row each (rollup_cells,
- * now a virtual table over the blobs). */
-#define ROLLUP_SCHEMA_VERSION 3
+ * now a virtual table over the blobs).
+ * 4: shadow rows are keyed by (municipality, id), as the hub's records are since protocol
+ * version 2: the same id in two municipalities is two records, and a record id (a keyed
+ * hash) is random, so no index is keyed by the id alone. */
+#define ROLLUP_SCHEMA_VERSION 4
 
 static const char *rollup__drop_shadow =
     "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"
@@ -33,14 +36,15 @@ static const char *rollup__schema =
     " age_band INTEGER NOT NULL, caste_group INTEGER NOT NULL, disability INTEGER NOT NULL,"
     " country INTEGER NOT NULL, intention INTEGER NOT NULL, ckey INTEGER NOT NULL,"
     " PRIMARY KEY(municipality, day, id)) WITHOUT ROWID;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_person_id ON rollup_person(id);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_person_id ON rollup_person(municipality, id);"
     "CREATE TABLE IF NOT EXISTS rollup_service(id BLOB NOT NULL, municipality INTEGER NOT NULL,"
     " person BLOB NOT NULL, day INTEGER NOT NULL, type INTEGER NOT NULL, status INTEGER NOT NULL,"
     " provider INTEGER NOT NULL, programme INTEGER NOT NULL, amount INTEGER NOT NULL,"
     " ckey INTEGER NOT NULL, pkey INTEGER NOT NULL, psex INTEGER NOT NULL,"
     " pcategory INTEGER NOT NULL, PRIMARY KEY(municipality, day, id)) WITHOUT ROWID;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_service_id ON rollup_service(id);"
-    "CREATE INDEX IF NOT EXISTS rollup_service_person ON rollup_service(person, type, day);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_service_id ON rollup_service(municipality, id);"
+    "CREATE INDEX IF NOT EXISTS rollup_service_person ON"
+    " rollup_service(municipality, person, type, day);"
     "CREATE INDEX IF NOT EXISTS rollup_service_referred ON rollup_service(day) WHERE status=1;"
     "CREATE TABLE IF NOT EXISTS rollup_enterprise(id BLOB NOT NULL,"
     " municipality INTEGER NOT NULL, owner BLOB NOT NULL, day INTEGER NOT NULL,"
@@ -48,15 +52,16 @@ static const char *rollup__schema =
     " status INTEGER NOT NULL, ckey INTEGER NOT NULL, osex INTEGER NOT NULL,"
     " ocategory INTEGER NOT NULL, loan_day INTEGER, PRIMARY KEY(municipality, day, id))"
     " WITHOUT ROWID;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_enterprise_id ON rollup_enterprise(id);"
-    "CREATE INDEX IF NOT EXISTS rollup_enterprise_owner ON rollup_enterprise(owner);"
-    "CREATE TABLE IF NOT EXISTS rollup_availability(id BLOB PRIMARY KEY,"
-    " municipality INTEGER NOT NULL, service INTEGER NOT NULL, provider INTEGER NOT NULL,"
-    " available INTEGER NOT NULL, as_of_day INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS rollup_availability_mun ON rollup_availability(municipality);"
-    "CREATE TABLE IF NOT EXISTS rollup_close(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
+    "CREATE UNIQUE INDEX IF NOT EXISTS rollup_enterprise_id ON"
+    " rollup_enterprise(municipality, id);"
+    "CREATE INDEX IF NOT EXISTS rollup_enterprise_owner ON rollup_enterprise(municipality, owner);"
+    "CREATE TABLE IF NOT EXISTS rollup_availability(municipality INTEGER NOT NULL,"
+    " id BLOB NOT NULL, service INTEGER NOT NULL, provider INTEGER NOT NULL,"
+    " available INTEGER NOT NULL, as_of_day INTEGER NOT NULL, PRIMARY KEY(municipality, id))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rollup_close(municipality INTEGER NOT NULL, id BLOB NOT NULL,"
     " bs INTEGER NOT NULL, year INTEGER NOT NULL, month INTEGER NOT NULL,"
-    " closed_day INTEGER NOT NULL) WITHOUT ROWID;"
+    " closed_day INTEGER NOT NULL, PRIMARY KEY(municipality, id)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS rollup_close_month ON rollup_close(municipality, bs, year, month);"
     "CREATE TABLE IF NOT EXISTS rollup_enrolled(municipality INTEGER PRIMARY KEY,"
     " first_day INTEGER NOT NULL);"
@@ -83,11 +88,22 @@ int rollup__schema_open(sqlite3 *db, char *err, size_t errlen)
     int64_t v = 0;
     /* A shadow of another shape is dropped and rebuilt; snapshots, cells and the outbox keep
      * their shape, so revisions carry on. */
-    int stale = 0;
+    int stale = 0, rc = 0;
     if (sqlite3_exec(db,
                      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-                     NULL, NULL, &msg) == SQLITE_OK)
-        stale = store_meta_get_int(db, "rollup_schema", &v) != 0 || v != ROLLUP_SCHEMA_VERSION;
+                     NULL, NULL, &msg) == SQLITE_OK) {
+        /* Only an absent or other version is stale: a read error is not taken for one, since
+         * dropping the shadow of a store that could not be read is no cure. */
+        rc = store_meta_get_int(db, "rollup_schema", &v);
+        if (rc != 0 && rc != REINT_ENOTFOUND) {
+            snprintf(err, errlen, "rollup schema: cannot read its version: %s", sqlite3_errmsg(db));
+            return REINT_EDB;
+        }
+        stale = rc == REINT_ENOTFOUND || v != ROLLUP_SCHEMA_VERSION;
+        if (stale)
+            log_warn("rollup: shadow tables of version %lld, this hub's are %d: rebuilding them",
+                     rc == 0 ? (long long)v : 0LL, ROLLUP_SCHEMA_VERSION);
+    }
     if (msg != NULL ||
         (stale && (sqlite3_exec(db, rollup__drop_shadow, NULL, NULL, &msg) != SQLITE_OK ||
                    store_meta_set_int(db, "rollup_schema", ROLLUP_SCHEMA_VERSION) != 0)) ||

@@ -12,20 +12,21 @@
 #include "rollup_internal.h"
 
 const char *const rollup__shadow_sql[S_N] = {
-    [S_REC_GET] = "SELECT municipality, kind, version FROM records WHERE municipality=?2 AND id=?1",
+    [S_REC_GET] = "SELECT kind, version FROM records WHERE municipality=?2 AND id=?1",
     [S_MARK] = "INSERT INTO rollup_snapshots(municipality, period, revision, dirty, digest, ncells)"
                " VALUES(?1,?2,0,1,0,0) ON CONFLICT(municipality, period) DO UPDATE SET dirty=1"
                " WHERE dirty=0",
     [S_MARK_MUN] = "UPDATE rollup_snapshots SET dirty=1 WHERE municipality=?1 AND dirty=0",
-    [S_P_GET] = "SELECT municipality, day FROM rollup_person WHERE id=?1",
-    [S_P_DEL] = "DELETE FROM rollup_person WHERE id=?1",
+    [S_P_GET] = "SELECT municipality, day FROM rollup_person WHERE municipality=?2 AND id=?1",
+    [S_P_DEL] = "DELETE FROM rollup_person WHERE municipality=?2 AND id=?1",
     [S_P_PUT] = "INSERT OR REPLACE INTO rollup_person(id, municipality, day, category, sex,"
                 " age_band, caste_group, disability, country, intention, ckey)"
                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [S_DEP_ENT] = "SELECT day FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
                   " WHERE owner=?1 AND municipality=?2",
-    [S_S_GET] = "SELECT municipality, day, person, type, status FROM rollup_service WHERE id=?1",
-    [S_S_DEL] = "DELETE FROM rollup_service WHERE id=?1",
+    [S_S_GET] = "SELECT municipality, day, person, type, status FROM rollup_service"
+                " WHERE municipality=?2 AND id=?1",
+    [S_S_DEL] = "DELETE FROM rollup_service WHERE municipality=?2 AND id=?1",
     [S_S_PUT] = "INSERT OR REPLACE INTO rollup_service(id, municipality, person, day, type,"
                 " status, provider, programme, amount, ckey, pkey, psex, pcategory)"
                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
@@ -34,8 +35,8 @@ const char *const rollup__shadow_sql[S_N] = {
     [S_S_REFWIN] = "SELECT day FROM rollup_service INDEXED BY rollup_service_person"
                    " WHERE person=?1 AND type=?2 AND day BETWEEN"
                    " ?3 AND ?4 AND status=1 AND municipality=?5",
-    [S_E_GET] = "SELECT municipality, day FROM rollup_enterprise WHERE id=?1",
-    [S_E_DEL] = "DELETE FROM rollup_enterprise WHERE id=?1",
+    [S_E_GET] = "SELECT municipality, day FROM rollup_enterprise WHERE municipality=?2 AND id=?1",
+    [S_E_DEL] = "DELETE FROM rollup_enterprise WHERE municipality=?2 AND id=?1",
     [S_E_PUT] = "INSERT OR REPLACE INTO rollup_enterprise(id, municipality, owner, day, action,"
                 " sector, employees, status, ckey, osex, ocategory, loan_day)"
                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
@@ -43,26 +44,30 @@ const char *const rollup__shadow_sql[S_N] = {
                 " ifnull((SELECT category FROM rollup_person WHERE id=?3 AND municipality=?2), 0),"
                 " (SELECT min(day) FROM rollup_service INDEXED BY rollup_service_person"
                 "  WHERE person=?3 AND type=8 AND status=2 AND municipality=?2))",
-    [S_A_GET] = "SELECT municipality, service FROM rollup_availability WHERE id=?1",
-    [S_A_DEL] = "DELETE FROM rollup_availability WHERE id=?1",
+    [S_A_GET] = "SELECT municipality, service FROM rollup_availability"
+                " WHERE municipality=?2 AND id=?1",
+    [S_A_DEL] = "DELETE FROM rollup_availability WHERE municipality=?2 AND id=?1",
     [S_A_PUT] = "INSERT OR REPLACE INTO rollup_availability(id, municipality, service, provider,"
                 " available, as_of_day) VALUES(?1,?2,?3,?4,?5,?6)",
     [S_A_REFDAYS] = "SELECT DISTINCT day FROM rollup_service WHERE municipality=?1 AND type=?2"
                     " AND status=1",
-    [S_C_GET] = "SELECT municipality, bs, year, month FROM rollup_close WHERE id=?1",
-    [S_C_DEL] = "DELETE FROM rollup_close WHERE id=?1",
+    [S_C_GET] = "SELECT municipality, bs, year, month FROM rollup_close"
+                " WHERE municipality=?2 AND id=?1",
+    [S_C_DEL] = "DELETE FROM rollup_close WHERE municipality=?2 AND id=?1",
     [S_C_PUT] = "INSERT OR REPLACE INTO rollup_close(id, municipality, bs, year, month,"
                 " closed_day) VALUES(?1,?2,?3,?4,?5,?6)",
-    [S_SWEEP_P] = "DELETE FROM rollup_person WHERE municipality=?1 AND id NOT IN"
-                  " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
-    [S_SWEEP_S] = "DELETE FROM rollup_service WHERE municipality=?1 AND id NOT IN"
-                  " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
-    [S_SWEEP_E] = "DELETE FROM rollup_enterprise WHERE municipality=?1 AND id NOT IN"
-                  " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
-    [S_SWEEP_A] = "DELETE FROM rollup_availability WHERE municipality=?1 AND id NOT IN"
-                  " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
-    [S_SWEEP_C] = "DELETE FROM rollup_close WHERE municipality=?1 AND id NOT IN"
-                  " (SELECT id FROM records WHERE municipality=?1 AND deleted=0)",
+    [S_SWEEP_P] = "DELETE FROM rollup_person WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
+                  " records r WHERE r.municipality=?1 AND r.id=rollup_person.id AND r.deleted=0)",
+    [S_SWEEP_S] = "DELETE FROM rollup_service WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
+                  " records r WHERE r.municipality=?1 AND r.id=rollup_service.id AND r.deleted=0)",
+    [S_SWEEP_E] =
+        "DELETE FROM rollup_enterprise WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
+        " records r WHERE r.municipality=?1 AND r.id=rollup_enterprise.id AND r.deleted=0)",
+    [S_SWEEP_A] =
+        "DELETE FROM rollup_availability WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
+        " records r WHERE r.municipality=?1 AND r.id=rollup_availability.id AND r.deleted=0)",
+    [S_SWEEP_C] = "DELETE FROM rollup_close WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
+                  " records r WHERE r.municipality=?1 AND r.id=rollup_close.id AND r.deleted=0)",
     [S_PROP_PERSON_S] = "UPDATE rollup_service INDEXED BY rollup_service_person SET psex=?3,"
                         " pcategory=?4 WHERE person=?1 AND municipality=?2 RETURNING day",
     [S_PROP_PERSON_E] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET osex=?3,"
@@ -318,9 +323,10 @@ static int rollup__denormalize(rollup *r, uint32_t m)
     return rc;
 }
 
-/* Removes the shadow row of id (of the given kind); when incremental, keeps the copies in
- * dependent rows right and marks what its state affected. */
-static int rollup__remove(rollup *r, const uint8_t *id, int kind, int incremental)
+/* Removes the shadow row of (municipality, id) (of the given kind); when incremental, keeps
+ * the copies in dependent rows right and marks what its state affected. */
+static int rollup__remove(rollup *r, uint32_t municipality, const uint8_t *id, int kind,
+                          int incremental)
 {
     sqlite3_stmt *get, *del;
     int rc = 0;
@@ -344,6 +350,7 @@ static int rollup__remove(rollup *r, const uint8_t *id, int kind, int incrementa
         return 0;
     }
     sqlite3_bind_blob(get, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(get, 2, municipality);
     int s = sqlite3_step(get);
     if (s != SQLITE_ROW) {
         sqlite3_reset(get);
@@ -365,6 +372,7 @@ static int rollup__remove(rollup *r, const uint8_t *id, int kind, int incrementa
     }
     sqlite3_reset(get);
     sqlite3_bind_blob(del, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(del, 2, municipality);
     if ((rc = rollup__exec(r, del)) != 0 || !incremental)
         return rc;
     switch (kind) {
@@ -499,11 +507,10 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
     sqlite3_bind_int64(st, 2, municipality);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
-        uint32_t m = (uint32_t)sqlite3_column_int64(st, 0);
-        uint64_t v = (uint64_t)sqlite3_column_int64(st, 2);
-        old_kind = sqlite3_column_int(st, 1);
+        old_kind = sqlite3_column_int(st, 0);
+        uint64_t v = (uint64_t)sqlite3_column_int64(st, 1);
         sqlite3_reset(st);
-        if (m != municipality || v >= version)
+        if (v >= version)
             return 0; /* the upsert will change nothing */
     } else {
         sqlite3_reset(st);
@@ -518,7 +525,7 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
         rc = REINT_EINVAL;
         goto out;
     }
-    if (old_kind >= 0 && (rc = rollup__remove(r, id, old_kind, 1)) != 0)
+    if (old_kind >= 0 && (rc = rollup__remove(r, municipality, id, old_kind, 1)) != 0)
         goto out;
     rc = rollup__apply(r, rec, 1);
 out:
@@ -541,7 +548,7 @@ int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], c
     /* The shadow holds the state before this change, of whatever kind it was. */
     for (int kind = REINT__V1__RECORD_KIND__RECORD_KIND_PERSON;
          rc == 0 && kind <= REINT__V1__RECORD_KIND__RECORD_KIND_MONTH_CLOSE; kind++)
-        rc = rollup__remove(r, id, kind, 1);
+        rc = rollup__remove(r, municipality, id, kind, 1);
     if (rc == 0)
         rc = rollup__apply(r, rec, 1);
 out:

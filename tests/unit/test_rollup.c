@@ -34,6 +34,9 @@ typedef struct fx {
     uint64_t version;
 } fx;
 
+/* The municipality of the records the helpers below store (MUN unless a test says). */
+static uint32_t put_mun = MUN;
+
 static int32_t D(int y, int m, int d)
 {
     return bscal_days_from_ad(y, m, d);
@@ -60,6 +63,7 @@ static int setup(void **state)
     assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
     assert_int_equal(rollup_set_today(f->r, D(2026, 6, 30)), 0);
     f->version = 1;
+    put_mun = MUN;
     *state = f;
     return 0;
 }
@@ -85,7 +89,7 @@ static void put(fx *f, Reint__V1__Record *rec)
     static const uint8_t inc[16] = {7};
     rec->version = f->version++;
     if (rec->municipality == 0)
-        rec->municipality = MUN;
+        rec->municipality = put_mun;
     size_t len = reint__v1__record__get_packed_size(rec);
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
@@ -273,7 +277,8 @@ typedef struct cellv {
     uint32_t ckey;
 } cellv;
 
-static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
+static cellv cell_in(fx *f, uint32_t municipality, const char *period, const char *ind,
+                     const char *grouping, const char *key)
 {
     cellv c = {0, 0, 0, 0, 0};
     sqlite3_stmt *st = store_prepare(f->db, "SELECT numerator, denominator, contributors,"
@@ -281,7 +286,7 @@ static cellv cell(fx *f, const char *period, const char *ind, const char *groupi
                                             " AND period=?2 AND indicator=?3 AND grouping=?4"
                                             " AND key=?5");
     assert_non_null(st);
-    sqlite3_bind_int(st, 1, MUN);
+    sqlite3_bind_int64(st, 1, municipality);
     sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, grouping, -1, SQLITE_STATIC);
@@ -295,6 +300,11 @@ static cellv cell(fx *f, const char *period, const char *ind, const char *groupi
     }
     sqlite3_finalize(st);
     return c;
+}
+
+static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
+{
+    return cell_in(f, MUN, period, ind, grouping, key);
 }
 
 /* The numerator of a cell; 0 when the cell is absent (zero cells are omitted). */
@@ -843,14 +853,48 @@ static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **sta
     assert_int_equal(st.changed, 0);
 }
 
-static void test_rollup_foreign_municipality_record_changes_nothing(void **state)
+/* Record ids are keyed hashes per municipality: the same id in two municipalities names two
+ * independent records, each counted in its own municipality, and a service's person is the
+ * person of that id in the service's own municipality. */
+static void test_rollup_same_id_in_another_municipality_is_a_record_of_its_own(void **state)
 {
     fx *f = *state;
+    const uint32_t OTHER = 10704;
+    const char *P = "participants_registered", *S = "persons_served";
     person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
-    /* Another municipality claims the same id: the upsert refuses it, so must the engine. */
-    person_of(f, 1, 10704, D(2026, 1, 2), MALE);
-    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704"), 0);
+    delivered(f, 10, 1, COUNSEL, D(2026, 1, 10));
+    put_mun = OTHER;
+    person(f, 1, D(2026, 2, 3), FAMILY, MALE, AGE_15_24);
+    delivered(f, 10, 1, COUNSEL, D(2026, 2, 10));
+    put_mun = MUN;
+    /* Both count, each in its own municipality and months. */
+    assert_int_equal(num(f, "2026-01", P, "sex", "FEMALE"), 1);
+    assert_false(cell(f, "2026-02", P, "", "").found);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", P, "sex", "MALE").num, 1);
+    assert_false(cell_in(f, OTHER, "2026-01", P, "", "").found);
+    /* Each service takes the sex of the person of its own municipality. */
+    assert_int_equal(num(f, "2026-01", S, "sex", "FEMALE"), 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", S, "sex", "MALE").num, 1);
+    assert_false(cell_in(f, OTHER, "2026-02", S, "sex", "FEMALE").found);
+    /* A correction in one changes nothing in the other. */
+    person(f, 1, D(2026, 1, 2), RETURNEE, REINT__V1__SEX__SEX_OTHER, AGE_25_39);
+    assert_int_equal(num(f, "2026-01", S, "sex", "OTHER"), 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", P, "sex", "MALE").num, 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", S, "sex", "MALE").num, 1);
+    /* A deletion in the other leaves this one whole. */
+    put_mun = OTHER;
+    tombstone(f, 1, K_PERSON);
+    tombstone(f, 10, K_SERVICE);
+    put_mun = MUN;
+    assert_false(cell_in(f, OTHER, "2026-02", P, "", "").found);
+    assert_false(cell_in(f, OTHER, "2026-02", S, "", "").found);
+    assert_int_equal(num(f, "2026-01", P, "", ""), 1);
+    assert_int_equal(num(f, "2026-01", S, "sex", "OTHER"), 1);
+    assert_int_equal(num(f, "2026-01", "services_delivered", "", ""), 1);
+    /* The shadow and a rebuild agree. */
+    rollup_stats st;
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
 }
 
 static void test_rollup_outbox_orders_a_refresh_by_period(void **state)
@@ -943,6 +987,33 @@ static void test_rollup_store_of_schema_2_is_rewritten(void **state)
     assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
 }
 
+/* A read error on the schema version is not an absent version: rollup_open fails and the
+ * shadow stays, rather than being dropped and rebuilt on a store that cannot be read. */
+static void test_rollup_meta_read_error_fails_open_and_keeps_the_shadow(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_person"), 1);
+    rollup_close(f->r);
+    f->r = NULL;
+    /* meta becomes a view whose rollup_schema value fails to evaluate (malformed JSON). */
+    assert_int_equal(store_exec(f->db, "ALTER TABLE meta RENAME TO meta_saved;"
+                                       " CREATE VIEW meta(key, value) AS SELECT key,"
+                                       " CASE key WHEN 'rollup_schema' THEN json('x') ELSE value"
+                                       " END FROM meta_saved"),
+                     0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), REINT_EDB);
+    assert_null(f->r);
+    assert_non_null(strstr(err, "version"));
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_person"), 1);
+    /* Readable again: the engine opens on the same shadow, without a rebuild. */
+    assert_int_equal(store_exec(f->db, "DROP VIEW meta; ALTER TABLE meta_saved RENAME TO meta"), 0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,7 +1057,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_outbox_orders_a_refresh_by_period, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_rollup_foreign_municipality_record_changes_nothing,
+        cmocka_unit_test_setup_teardown(
+            test_rollup_same_id_in_another_municipality_is_a_record_of_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_meta_read_error_fails_open_and_keeps_the_shadow,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

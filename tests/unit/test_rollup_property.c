@@ -6,7 +6,8 @@
  *      Gregorian and Bikram Sambat calendars (the BS table read from data/), its own
  *      enumeration names and its own SHA-256 cell keys, for participants_registered
  *      ("" and sex,age_band), persons_served ("" and service_type), services_delivered,
- *      seed_funding_npr and enterprises_active (a ratio). */
+ *      seed_funding_npr and enterprises_active (a ratio).
+ * Each id is used by a record of each of the two municipalities (see idn()). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,16 +151,19 @@ static int pick(world *w, int n)
     return (int)(rnd(w) % (uint64_t)n);
 }
 
+/* The 16 bytes of record number n: numbers 2k (of MUN_A) and 2k + 1 (of MUN_B) share them,
+ * since the hub keys records by (municipality, id) and the same id in two municipalities is
+ * two records (a service's person is looked up in its own municipality). */
 static void idn(uint8_t id[16], int n)
 {
     memset(id, 0, 16);
     id[0] = 0x01;
     id[7] = 0x70;
-    id[15] = (uint8_t)n;
+    id[15] = (uint8_t)(n / 2);
 }
 
-/* Ids 0..19 persons, 20..47 services, 48..55 enterprises, 56..59 availability, 60..63
- * month closes; odd ids belong to MUN_B. */
+/* Numbers 0..19 persons, 20..47 services, 48..55 enterprises, 56..59 availability, 60..63
+ * month closes; odd numbers belong to MUN_B. */
 static int kind_of(int n)
 {
     return n < 20   ? K_PERSON
