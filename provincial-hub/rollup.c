@@ -17,6 +17,9 @@ const char *const rollup__engine_sql[S_N] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT rollup",
+    [S_RELEASE] = "RELEASE rollup",
+    [S_ROLLBACK_TO] = "ROLLBACK TO rollup",
 };
 
 typedef struct rollup__dirty {
@@ -27,21 +30,27 @@ typedef struct rollup__dirty {
     int bad; /* the period does not parse */
 } rollup__dirty;
 
-/* Opens a transaction of the engine's own unless the caller already holds one. */
+/* Opens a transaction of the engine's own, or a savepoint inside the caller's: either way the
+ * work of one call commits whole or not at all (a refresh that fails half way must not leave
+ * some snapshots stored and queued, even when the caller then commits). */
 static int rollup__begin(rollup *r, int *own)
 {
     *own = sqlite3_get_autocommit(r->db) != 0;
-    return *own ? rollup__exec(r, r->q[S_BEGIN]) : 0;
+    return rollup__exec(r, r->q[*own ? S_BEGIN : S_SAVEPOINT]);
 }
 
+/* Commits (or releases) when rc is 0, rolls back otherwise; returns rc, or REINT_EDB when the
+ * commit itself failed. */
 static int rollup__end(rollup *r, int own, int rc)
 {
-    if (!own)
-        return rc;
-    if (rc == 0 && rollup__exec(r, r->q[S_COMMIT]) == 0)
+    if (rc == 0 && rollup__exec(r, r->q[own ? S_COMMIT : S_RELEASE]) == 0)
         return 0;
-    if (!sqlite3_get_autocommit(r->db))
+    if (!own) {
+        rollup__exec(r, r->q[S_ROLLBACK_TO]);
+        rollup__exec(r, r->q[S_RELEASE]);
+    } else if (!sqlite3_get_autocommit(r->db)) {
         rollup__exec(r, r->q[S_ROLLBACK]);
+    }
     return rc ? rc : REINT_EDB;
 }
 
@@ -77,7 +86,7 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
     rollup__dirty *list = NULL;
     size_t n = 0, cap = 0;
     rollup__group g;
-    int rc = rollup__sync_enrolment(r), s;
+    int rc = rollup__sync_enrolment(r), s = SQLITE_DONE;
     memset(&g, 0, sizeof(g));
     sqlite3_stmt *st = r->q[S_DIRTY_LIST];
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -89,6 +98,8 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
         d->bad = period_parse(d->period, &d->kind, &d->first, &d->last) != 0;
         n++;
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     /* A row whose period does not parse is dropped, so that it stops being dirty. */
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -165,6 +176,11 @@ int rollup_refresh(rollup *r, rollup_stats *stats)
     rc = rollup__end(r, own, rc);
     /* Marks are cleared in the database now (or rolled back): forget the cached ones. */
     rollup__forget_marks(r);
+    if (rc != 0) {
+        /* Rolled back: nothing was stored or queued, and every snapshot stays dirty. */
+        memset(stats, 0, sizeof(*stats));
+        r->more = 0;
+    }
     return rc;
 }
 
@@ -181,6 +197,8 @@ int rollup_full(rollup *r, rollup_stats *stats)
         rc = rollup__refresh_in_txn(r, stats);
     rc = rollup__end(r, own, rc);
     rollup__forget_marks(r);
+    if (rc != 0)
+        memset(stats, 0, sizeof(*stats));
     return rc;
 }
 
@@ -188,8 +206,11 @@ int64_t rollup_dirty_count(rollup *r)
 {
     sqlite3_stmt *st = r->q[S_DIRTY_COUNT];
     int64_t n = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
+    else
+        rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     return n;
 }
@@ -240,7 +261,9 @@ int rollup_daily(rollup *r, int32_t today, rollup_stats *stats)
     if (rc == 0)
         rc = rollup_refresh_slice(r, now + ROLLUP_REFRESH_BUDGET, stats);
     uint64_t end = clock_mono_ms();
-    r->next_refresh_ms = r->more ? end + (end - now) : 0;
+    /* Dirt left behind, by the deadline or by a failure, waits as long again: a store that
+     * keeps failing is retried at half the loop's time, not at every tick. */
+    r->next_refresh_ms = r->more || rc != 0 ? end + (end - now) : 0;
     return rc;
 }
 

@@ -141,9 +141,9 @@ static void rollup__bind_range(sqlite3_stmt *st, const rollup__group *g)
 static int rollup__persons(rollup *r, rollup__group *g)
 {
     sqlite3_stmt *st = r->q[S_Q_PERSONS];
-    int rc = 0;
+    int rc = 0, s = SQLITE_DONE;
     rollup__bind_range(st, g);
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16];
         uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 9));
@@ -166,6 +166,8 @@ static int rollup__persons(rollup *r, rollup__group *g)
                 r, I_NO_REMIGRATION, mask, dv, id, ckey,
                 intention == REINT__V1__REMIGRATION_INTENTION__REMIGRATION_INTENTION_NONE, 1);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     return rc;
 }
@@ -175,10 +177,10 @@ static int rollup__persons(rollup *r, rollup__group *g)
 static int rollup__services(rollup *r, rollup__group *g)
 {
     sqlite3_stmt *st = r->q[S_Q_SERVICES];
-    int rc = 0;
+    int rc = 0, s = SQLITE_DONE;
     rollup__bind_range(st, g);
     sqlite3_bind_int(st, 4, r->today);
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16], person[16];
         uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 12));
@@ -213,6 +215,8 @@ static int rollup__services(rollup *r, rollup__group *g)
                         g->referred[pj] |= 1u << dv[D_SERVICE_TYPE];
         }
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     return rc;
 }
@@ -220,9 +224,9 @@ static int rollup__services(rollup *r, rollup__group *g)
 static int rollup__enterprises(rollup *r, rollup__group *g)
 {
     sqlite3_stmt *st = r->q[S_Q_ENTERPRISES];
-    int rc = 0;
+    int rc = 0, s = SQLITE_DONE;
     rollup__bind_range(st, g);
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16];
         uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 9));
@@ -248,13 +252,15 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
                 rc = rollup__emit(r, I_ENT_LOAN, pj, dv, id, ckey,
                                   has_loan && loan_day <= g->last[pj], 1);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     return rc;
 }
 
 /* Service types this municipality offers locally: per (service, provider) the availability
- * row with the latest as_of_day (ties: the larger id) decides. */
-static uint32_t rollup__offered(rollup *r, uint32_t m)
+ * row with the latest as_of_day (ties: the larger id) decides. Returns 0 or REINT_EDB. */
+static int rollup__offered(rollup *r, uint32_t m, uint32_t *offered)
 {
     enum { MAXP = 16 };
     struct {
@@ -263,10 +269,10 @@ static uint32_t rollup__offered(rollup *r, uint32_t m)
         int available, seen;
     } latest[32][MAXP];
     memset(latest, 0, sizeof(latest));
-    uint32_t offered = 0;
     sqlite3_stmt *st = r->q[S_Q_AVAIL];
+    int s;
     sqlite3_bind_int64(st, 1, m);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while ((s = rollup__scan_step(st)) == SQLITE_ROW) {
         int svc = sqlite3_column_int(st, 0);
         int prov = rollup__enum(&reint__v1__provider__descriptor, sqlite3_column_int(st, 1));
         if (svc <= 0 || svc >= 32 || prov < 0 || prov >= MAXP)
@@ -283,22 +289,27 @@ static uint32_t rollup__offered(rollup *r, uint32_t m)
         }
     }
     sqlite3_reset(st);
+    if (s != SQLITE_DONE)
+        return rollup__step_fail(r, st, s);
+    *offered = 0;
     for (int svc = 1; svc < 32; svc++)
         for (int p = 0; p < MAXP; p++)
             if (latest[svc][p].seen && latest[svc][p].available)
-                offered |= 1u << svc;
-    return offered;
+                *offered |= 1u << svc;
+    return 0;
 }
 
 /* Service types referred in each period that no latest availability row offers. */
 static int rollup__unavailable(rollup *r, rollup__group *g)
 {
-    uint32_t any = 0, offered;
+    uint32_t any = 0, offered = 0;
     for (int pj = 0; pj < g->n; pj++)
         any |= g->referred[pj];
     if (any == 0)
         return 0;
-    offered = rollup__offered(r, g->m);
+    int rc = rollup__offered(r, g->m, &offered);
+    if (rc)
+        return rc;
     for (int pj = 0; pj < g->n; pj++) {
         for (int svc = 1; svc < 32; svc++) {
             if (!(g->referred[pj] & ~offered & 1u << svc))
@@ -307,7 +318,7 @@ static int rollup__unavailable(rollup *r, rollup__group *g)
             uint8_t id[16] = {0};
             dv[D_SERVICE_TYPE] = svc;
             id[15] = (uint8_t)svc; /* the service type is the contributor */
-            int rc = rollup__emit(r, I_SERVICES_UNAVAILABLE, pj, dv, id, 0, 1, 0);
+            rc = rollup__emit(r, I_SERVICES_UNAVAILABLE, pj, dv, id, 0, 1, 0);
             if (rc)
                 return rc;
         }
@@ -330,11 +341,14 @@ static int rollup__reporting(rollup *r, rollup__group *g, int pj)
     int enrolled = 0, bs = g->kind[pj] == PERIOD_BS_MONTH;
     int32_t last = g->last[pj];
     sqlite3_bind_int64(st, 1, g->m);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int s = rollup__scan_step(st);
+    if (s == SQLITE_ROW) {
         enrolled = 1;
         enrolled_day = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return rollup__step_fail(r, st, s);
     if (!enrolled)
         return 0;
     int year, month, closed = 0;
@@ -345,11 +359,14 @@ static int rollup__reporting(rollup *r, rollup__group *g, int pj)
     sqlite3_bind_int(st, 2, bs);
     sqlite3_bind_int(st, 3, year);
     sqlite3_bind_int(st, 4, month);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    s = rollup__scan_step(st);
+    if (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         closed = 1;
         closed_day = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return rollup__step_fail(r, st, s);
     int due = last < r->today && last >= enrolled_day;
     if (!closed && !due)
         return 0;

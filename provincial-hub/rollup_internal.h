@@ -215,6 +215,9 @@ enum rollup__stmt {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_N
 };
 
@@ -270,6 +273,11 @@ int rollup__fail(rollup *r, const char *what);
  * or REINT_EDB. */
 int rollup__exec(rollup *r, sqlite3_stmt *st);
 void rollup__bind_mp(sqlite3_stmt *st, uint32_t municipality, const char *period);
+/* sqlite3_step() for the scans that feed the aggregator, with the test-only fault hook
+ * "rollup_scan": when it strikes, the step fails with SQLITE_IOERR and reads nothing. */
+int rollup__scan_step(sqlite3_stmt *st);
+/* Logs a failed step of st (step is what it returned) and returns REINT_EDB. */
+int rollup__step_fail(rollup *r, sqlite3_stmt *st, int step);
 /* Reads meta key: 0 with *v set, REINT_ENOTFOUND, or REINT_EDB. */
 int rollup__meta_get(rollup *r, const char *key, int64_t *v);
 int rollup__meta_set(rollup *r, const char *key, int64_t v);

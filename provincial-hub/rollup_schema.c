@@ -5,6 +5,7 @@
 #include "log.h"
 #include "rollup_internal.h"
 #include "store.h"
+#include "testhook.h"
 
 /* Bumped whenever the shadow tables change shape: the engine then drops and rebuilds them. */
 /* 3: a snapshot's cells are one blob (rollup_blobs) instead of one row each (rollup_cells,
@@ -100,21 +101,33 @@ int rollup__schema_open(sqlite3 *db, char *err, size_t errlen)
             return REINT_EDB;
         }
         stale = rc == REINT_ENOTFOUND || v != ROLLUP_SCHEMA_VERSION;
-        if (stale)
+        if (stale && rc == 0)
             log_warn("rollup: shadow tables of version %lld, this hub's are %d: rebuilding them",
                      rc == 0 ? (long long)v : 0LL, ROLLUP_SCHEMA_VERSION);
     }
-    if (msg != NULL ||
-        (stale && (sqlite3_exec(db, rollup__drop_shadow, NULL, NULL, &msg) != SQLITE_OK ||
+    /* The shape change is one savepoint: a failure half way leaves the old shape and its
+     * version, not a dropped shadow under a new version number. */
+    if (msg != NULL || sqlite3_exec(db, "SAVEPOINT rollup_schema", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if ((stale && (sqlite3_exec(db, rollup__drop_shadow, NULL, NULL, &msg) != SQLITE_OK ||
                    store_meta_set_int(db, "rollup_schema", ROLLUP_SCHEMA_VERSION) != 0)) ||
         sqlite3_exec(db, rollup__schema, NULL, NULL, &msg) != SQLITE_OK ||
         (stale && sqlite3_exec(db, rollup__rewrite_all, NULL, NULL, &msg) != SQLITE_OK) ||
-        rollup_cells_register(db) != SQLITE_OK) {
+        sqlite3_exec(db, "RELEASE rollup_schema", NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "rollup schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
+        sqlite3_exec(db, "ROLLBACK TO rollup_schema; RELEASE rollup_schema", NULL, NULL, NULL);
+        return REINT_EDB;
+    }
+    if (rollup_cells_register(db) != SQLITE_OK) {
+        snprintf(err, errlen, "rollup schema: rollup_cells: %s", sqlite3_errmsg(db));
         return REINT_EDB;
     }
     return 0;
+fail:
+    snprintf(err, errlen, "rollup schema: %s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return REINT_EDB;
 }
 
 int rollup__prepare(rollup *r, const char *const sql[S_N], char *err, size_t errlen)
@@ -144,6 +157,24 @@ int rollup__exec(rollup *r, sqlite3_stmt *st)
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return rollup__fail(r, sqlite3_sql(st));
     return 0;
+}
+
+int rollup__scan_step(sqlite3_stmt *st)
+{
+    if (testhook_fire("rollup_scan"))
+        return SQLITE_IOERR;
+    return sqlite3_step(st);
+}
+
+int rollup__step_fail(rollup *r, sqlite3_stmt *st, int step)
+{
+    /* The step's own code names the failure: a fault injected by rollup__scan_step() leaves no
+     * message on the connection. */
+    if (sqlite3_errcode(r->db) == step)
+        log_error("rollup: %s: %s", sqlite3_sql(st), sqlite3_errmsg(r->db));
+    else
+        log_error("rollup: %s: %s", sqlite3_sql(st), sqlite3_errstr(step));
+    return REINT_EDB;
 }
 
 void rollup__bind_mp(sqlite3_stmt *st, uint32_t municipality, const char *period)

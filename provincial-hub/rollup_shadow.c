@@ -578,13 +578,15 @@ int rollup__sync_enrolment(rollup *r)
     } enr;
     enr *now = NULL, *had = NULL;
     size_t n_now = 0, cap_now = 0, n_had = 0, cap_had = 0;
-    int rc = 0, s;
+    int rc = 0, s = SQLITE_DONE;
     while ((s = sqlite3_step(r->nodes)) == SQLITE_ROW) {
         if ((rc = rollup__grow((void **)&now, &cap_now, n_now + 1, sizeof(enr))) != 0)
             break;
         now[n_now].m = (uint32_t)sqlite3_column_int64(r->nodes, 0);
         now[n_now++].day = sqlite3_column_int64(r->nodes, 1) / 86400000;
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, r->nodes, s);
     sqlite3_reset(r->nodes);
     sqlite3_stmt *st = r->q[S_ENR_ALL];
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -593,6 +595,8 @@ int rollup__sync_enrolment(rollup *r)
         had[n_had].m = (uint32_t)sqlite3_column_int64(st, 0);
         had[n_had++].day = sqlite3_column_int64(st, 1);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     /* A municipality whose enrolment appeared, moved or vanished: its due months and its
      * closed months are recomputed (both enrolment days bound the months to mark). */
@@ -615,12 +619,14 @@ int rollup__sync_enrolment(rollup *r)
             rc = rollup__mark_months_ending(r, a[i].m, (int32_t)lo, (int32_t)hi);
             st = r->q[S_CLOSES_OF];
             sqlite3_bind_int64(st, 1, a[i].m);
-            while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
                 char p[PERIOD_MAX];
                 rollup__month_period(sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
                                      sqlite3_column_int(st, 2), p);
                 rc = rollup__mark_period(r, a[i].m, p);
             }
+            if (rc == 0 && s != SQLITE_DONE)
+                rc = rollup__step_fail(r, st, s);
             sqlite3_reset(st);
             if (rc)
                 break;
@@ -642,7 +648,7 @@ int rollup__sync_enrolment(rollup *r)
 
 int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi)
 {
-    int rc = 0;
+    int rc = 0, s = SQLITE_DONE;
     /* Referrals whose window end (day + 90) crosses the move: day + 90 in (lo, hi]. */
     sqlite3_stmt *st = r->q[S_REF_WINDOW];
     sqlite3_bind_int(st, 1, lo - ROLLUP_WINDOW_DAYS + 1);
@@ -652,7 +658,6 @@ int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi)
         int32_t day;
     } buf[256];
     size_t n = 0;
-    int s = SQLITE_DONE;
     while (rc == 0) {
         s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
@@ -672,13 +677,15 @@ int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi)
         rc = rollup__fail(r, "referral windows");
     /* Months whose end crosses the move become due or stop being due: last in [lo, hi). */
     st = r->q[S_ENR_ALL];
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         uint32_t m = (uint32_t)sqlite3_column_int64(st, 0);
         int64_t first = sqlite3_column_int64(st, 1);
         int32_t from = first > lo ? (int32_t)first : lo;
         if (from < hi)
             rc = rollup__mark_months_ending(r, m, from, hi);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     return rc;
 }
@@ -698,7 +705,7 @@ int rollup__rebuild(rollup *r)
         return REINT_EDB;
     }
     sqlite3_stmt *st = NULL;
-    int rc = 0, s;
+    int rc = 0, s = SQLITE_DONE;
     if (sqlite3_prepare_v2(r->db, "SELECT body FROM records WHERE deleted=0", -1, &st, NULL) !=
         SQLITE_OK)
         return rollup__fail(r, "rebuild");
@@ -715,6 +722,8 @@ int rollup__rebuild(rollup *r)
         if (rec)
             reint__v1__record__free_unpacked(rec, NULL);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_finalize(st);
     if (rc || (rc = rollup__denormalize(r, 0)) != 0)
         return rc;
@@ -741,18 +750,22 @@ int rollup__rebuild(rollup *r)
         }
         prev_m = m;
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_finalize(st);
     if (rc)
         return rc;
     if (sqlite3_prepare_v2(r->db, "SELECT municipality, bs, year, month FROM rollup_close", -1, &st,
                            NULL) != SQLITE_OK)
         return rollup__fail(r, "rebuild");
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         char p[PERIOD_MAX];
         rollup__month_period(sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
                              sqlite3_column_int(st, 3), p);
         rc = rollup__mark_period(r, (uint32_t)sqlite3_column_int64(st, 0), p);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_finalize(st);
     if (rc == 0)
         rc = rollup__meta_set(r, "rollup_built", 1);

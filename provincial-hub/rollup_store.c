@@ -130,12 +130,15 @@ int rollup__store_snapshot(rollup *r, uint32_t m, const char *period, const roll
     int64_t old_n = 0;
     int rc;
     rollup__bind_mp(st, m, period);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
         revision = (uint64_t)sqlite3_column_int64(st, 0);
         old_digest = (uint64_t)sqlite3_column_int64(st, 1);
         old_n = sqlite3_column_int64(st, 2);
     }
     sqlite3_reset(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return rollup__step_fail(r, st, s);
     stats->recomputed++;
     if (revision == 0 && n == 0) {
         /* Never sent and still empty: nothing exists upstream to replace. */
@@ -235,11 +238,14 @@ int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period,
     int rc = 0;
     *revision = 0;
     rollup__bind_mp(st, municipality, period);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
         *revision = (uint64_t)sqlite3_column_int64(st, 0);
         ncells = sqlite3_column_int64(st, 2);
     }
     sqlite3_reset(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return rollup__step_fail(r, st, s);
     if (*revision == 0)
         return REINT_ENOTFOUND;
     /* Fields 1-3, then the stored cells (field 4): the bytes protobuf-c packs for the whole
@@ -252,11 +258,11 @@ int rollup_snapshot_packed(rollup *r, uint32_t municipality, const char *period,
     size_t header = out->len;
     st = r->q[S_BLOB_GET];
     rollup__bind_mp(st, municipality, period);
-    int s = sqlite3_step(st);
+    s = sqlite3_step(st);
     if (s == SQLITE_ROW)
         sbuf_add(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
     else if (s != SQLITE_DONE)
-        rc = REINT_EDB;
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
     if (rc == 0 && out->failed)
         rc = REINT_ENOMEM;

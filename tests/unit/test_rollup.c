@@ -23,6 +23,7 @@
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
+#include "testhook.h"
 
 #define MUN 10703
 
@@ -1014,6 +1015,62 @@ static void test_rollup_meta_read_error_fails_open_and_keeps_the_shadow(void **s
     assert_int_equal(rollup_dirty_count(f->r), 0);
 }
 
+/* The outbox and every snapshot's revision and digest, as one string. */
+static char *shipped(fx *f)
+{
+    sqlite3_stmt *st = store_prepare(
+        f->db, "SELECT (SELECT group_concat(seq || ':' || municipality || ':' || period || ':' ||"
+               " revision, ' ') FROM rollup_outbox) || ' | ' || (SELECT group_concat(municipality"
+               " || ':' || period || ':' || revision || ':' || digest, ' ') FROM rollup_snapshots"
+               " WHERE revision > 0)");
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char *s = strdup((const char *)sqlite3_column_text(st, 0));
+    assert_non_null(s);
+    sqlite3_finalize(st);
+    return s;
+}
+
+/* A scan that fails during a refresh (the test fault rollup_scan, a failed sqlite3_step) after
+ * one municipality's snapshots were computed and stored: the refresh rolls back whole, so no
+ * snapshot of it is shipped, and the next refresh ships the right ones. */
+static void test_rollup_failed_scan_ships_no_partial_refresh(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    put_no_refresh = 1;
+    person(f, 2, D(2026, 1, 3), RETURNEE, MALE, AGE_25_39);
+    /* 10704's rows come after 10703's group: the fault strikes in 10704's person scan, once
+     * 10703's snapshots are stored in the refresh's transaction. */
+    for (int n = 0; n < 30; n++)
+        person_of(f, 100 + n, 10704, D(2026, 1, 4), FEMALE);
+    put_no_refresh = 0;
+    int64_t dirty = rollup_dirty_count(f->r);
+    assert_true(dirty >= 12);
+    char *before = shipped(f);
+    testhook_enable("test_rollup");
+    assert_int_equal(testhook_arm("rollup_scan:15"), 0);
+    rollup_stats st;
+    assert_int_equal(rollup_refresh(f->r, &st), REINT_EDB);
+    assert_int_equal(st.changed, 0);
+    char *after = shipped(f);
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(rollup_dirty_count(f->r), dirty);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+    /* The fault struck once: the next refresh ships both municipalities, right. */
+    assert_int_equal(rollup_refresh(f->r, &st), 0);
+    assert_int_equal(st.changed, 12);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 2);
+    assert_int_equal(cell_in(f, 10704, "2026-01", "participants_registered", "", "").num, 30);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 12);
+    after = shipped(f);
+    assert_string_not_equal(after, before);
+    free(after);
+    free(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1061,6 +1118,8 @@ int main(void)
             test_rollup_same_id_in_another_municipality_is_a_record_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_meta_read_error_fails_open_and_keeps_the_shadow,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_failed_scan_ships_no_partial_refresh, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
