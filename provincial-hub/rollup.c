@@ -302,9 +302,13 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (sqlite3_prepare_v3(db, "SELECT municipality, first_seen_ms FROM nodes", -1,
+    /* Enrolments: a store of format 1 has no calendar (every node counts as BS), and one
+     * without a nodes table (unit tests of other modules) has no enrolment at all. */
+    if (sqlite3_prepare_v3(db, "SELECT municipality, first_seen_ms, calendar FROM nodes", -1,
+                           SQLITE_PREPARE_PERSISTENT, &r->nodes, NULL) != SQLITE_OK &&
+        sqlite3_prepare_v3(db, "SELECT municipality, first_seen_ms, 0 FROM nodes", -1,
                            SQLITE_PREPARE_PERSISTENT, &r->nodes, NULL) != SQLITE_OK)
-        r->nodes = NULL; /* a store without enrolments (unit tests of other modules) */
+        r->nodes = NULL;
     rollup__load_catalogue(r);
     r->today = clock_today_utc();
     if ((rc = rollup__meta_get(r, "rollup_today", &v)) == 0 && v >= ROLLUP_MIN_TODAY &&
@@ -345,6 +349,7 @@ void rollup_close(rollup *r)
     free(r->mem);
     free(r->out);
     free(r->queued);
+    free(r->closes);
     sbuf_free(&r->blob);
     free(r);
 }

@@ -15,7 +15,8 @@
  *     joined by ',' ("FEMALE,25_39"; "" for the total);
  *   rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, municipality, period, revision):
  *     compacted, one entry per (municipality, period), the newest only; seq never repeats;
- *   rollup_enrolled(municipality, first_day): the enrolment the engine last computed with;
+ *   rollup_enrolled(municipality, first_day, bs): the enrolment (first day seen, calendar due
+ *     in) the engine last computed with;
  *   meta keys rollup_hlc (the revision clock) and rollup_today (the as-of day).
  *
  * Incremental work: rollup_note() runs inside the transaction that changes a record and
@@ -57,12 +58,24 @@
  *     (ties: the larger record id). Its contributors are service types, not records: cell_key
  *     0, contributors = numerator.
  *   - reporting_completeness and reporting_timeliness (a separate indicator code, ratio,
- *     grouping "" only) exist for Gregorian and BS month periods only. The denominator is 1
- *     when the municipality is enrolled (has a row in nodes) and either closed that month
- *     (a month_close record of the same calendar, year and month) or the month is due: it
- *     ended before today and on or after the day the hub first saw the node. Completeness'
- *     numerator is 1 when closed; timeliness' numerator is 1 when the earliest close of the
- *     month was on or before the month's last day + 15. cell_key 0, contributors 1.
+ *     grouping "" only) exist for every period kind, for enrolled municipalities (a row in
+ *     nodes) only. A municipality is due in the calendar it closes months in: its node's
+ *     calendar (nodes.calendar: 2 AD; 1 BS, and 0, unknown, counted as BS); only its closes
+ *     (month_close records) of that calendar count. A month of that own calendar is due when
+ *     it ended before today and on or after the day the hub first saw the node (UTC day of
+ *     first_seen_ms, as today is a UTC day); it counts when due or closed (a close of a month
+ *     that ended before the node was first seen still counts: a node enrolled late may close
+ *     its old months); it is complete when closed, and timely when its earliest close was on
+ *     or before its last day + 15. A month of the other calendar counts, is complete, or is
+ *     timely when every own-calendar month overlapping it does, is, or is. A period is judged
+ *     by its unit months (Gregorian months for a Gregorian year, quarter or month; BS months
+ *     for a BS month, fiscal trimester or fiscal year), each by the rules above: the
+ *     denominator is the number of unit months that count, the numerators how many of those
+ *     are complete (timely). No cell when no unit month counts. cell_key 0, contributors 1.
+ *     Dirty marks follow: a close marks every period holding a day of its month; a move of
+ *     the as-of day or of the first-seen day marks every period holding a day of each
+ *     own-calendar month whose end it crosses; a calendar change marks those of both
+ *     calendars, and of every month the municipality closed.
  *   - Contributors and cell keys: a contributor's key is the first 4 bytes (big-endian) of
  *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
  *     contributors. Contributors are the person (registrations, persons_served,
@@ -127,13 +140,15 @@ int rollup_mark(rollup *r, uint32_t municipality);
 
 /* Sets the as-of day (days since 1970-01-01) of referrals_pending and of the months due for
  * reporting_completeness, persists it, and marks dirty what the move changes (referrals
- * whose window end it crosses; months whose end it crosses, for every enrolled
- * municipality). Does not recompute. Returns 0, REINT_EINVAL or REINT_EDB. */
+ * whose window end it crosses; for every enrolled municipality, the periods of every kind
+ * that hold a month of its calendar whose end it crosses). Does not recompute. Returns 0,
+ * REINT_EINVAL or REINT_EDB. */
 int rollup_set_today(rollup *r, int32_t today);
 int32_t rollup_today(const rollup *r);
 
 /* Recomputes every dirty snapshot (and those that new or changed enrolments make due) in
- * one transaction (its own, unless the caller holds one open). A snapshot whose cells
+ * one transaction (its own, or a savepoint in the caller's: a failure rolls back all of it,
+ * storing and queueing nothing, and every snapshot stays dirty). A snapshot whose cells
  * changed gets a new revision from the hub's hybrid logical clock (persisted, so a restarted
  * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. *stats
  * (may be NULL) is overwritten with this call's counts. Returns 0 or a REINT_E* code. */

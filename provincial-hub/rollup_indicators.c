@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bscal.h"
 #include "log.h"
 #include "rollup_internal.h"
 
@@ -56,9 +57,9 @@ const char *const rollup__indicator_sql[S_N] = {
                         " WHERE municipality=?1 AND day BETWEEN ?2 AND ?3",
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
-    [S_Q_CLOSE] = "SELECT min(closed_day) FROM rollup_close WHERE municipality=?1 AND bs=?2"
-                  " AND year=?3 AND month=?4",
-    [S_Q_ENROLLED] = "SELECT first_day FROM rollup_enrolled WHERE municipality=?1",
+    [S_Q_CLOSE] = "SELECT year, month, min(closed_day) FROM rollup_close WHERE municipality=?1"
+                  " AND bs=?2 GROUP BY year, month ORDER BY year, month",
+    [S_Q_ENROLLED] = "SELECT first_day, bs FROM rollup_enrolled WHERE municipality=?1",
 };
 
 void rollup__load_catalogue(rollup *r)
@@ -326,58 +327,173 @@ static int rollup__unavailable(rollup *r, rollup__group *g)
     return 0;
 }
 
-/* Reads "YYYY-MM" (Gregorian) or "BSYYYY-MM" into year and month. */
-static void rollup__month_of(const char *period, int bs, int *year, int *month)
+/* --- calendar months ----------------------------------------------------------------------- */
+
+int rollup__month_at(int bs, int32_t day, rollup__month *out)
 {
-    const char *p = period + (bs ? 2 : 0);
-    *year = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
-    *month = (p[5] - '0') * 10 + (p[6] - '0');
+    int y, m, d, len;
+    if (bs) {
+        if (bscal_bs_from_days(day, &y, &m, &d) != 0 || (len = bscal_bs_month_days(y, m)) <= 0)
+            return REINT_ERANGE;
+    } else {
+        bscal_ad_from_days(day, &y, &m, &d);
+        len = (m == 12 ? bscal_days_from_ad(y + 1, 1, 1) : bscal_days_from_ad(y, m + 1, 1)) -
+              bscal_days_from_ad(y, m, 1);
+    }
+    out->bs = bs != 0;
+    out->year = y;
+    out->month = m;
+    out->first = day - (d - 1);
+    out->last = out->first + len - 1;
+    return 0;
 }
 
-static int rollup__reporting(rollup *r, rollup__group *g, int pj)
+int rollup__month_of(int bs, int year, int month, rollup__month *out)
+{
+    int32_t first;
+    if (month < 1 || month > 12)
+        return REINT_EINVAL;
+    if (bs) {
+        if (bscal_days_from_bs(year, month, 1, &first) != 0)
+            return REINT_EINVAL;
+    } else {
+        if (year < 1 || year > 9999)
+            return REINT_EINVAL;
+        first = bscal_days_from_ad(year, month, 1);
+    }
+    return rollup__month_at(bs, first, out) == 0 ? 0 : REINT_EINVAL;
+}
+
+/* --- reporting completeness and timeliness ------------------------------------------------ */
+
+/* What the group's municipality reports: whether it is enrolled, since when, in which
+ * calendar, and the earliest close of each month of that calendar it closed. */
+typedef struct rollup__reporter {
+    int enrolled, bs;
+    int64_t first_day;
+} rollup__reporter;
+
+/* Loads the enrolment and the closes (into r->closes) of municipality m. Returns 0 or
+ * REINT_E*. */
+static int rollup__reporter_load(rollup *r, uint32_t m, rollup__reporter *rep)
 {
     sqlite3_stmt *st = r->q[S_Q_ENROLLED];
-    int64_t enrolled_day = 0;
-    int enrolled = 0, bs = g->kind[pj] == PERIOD_BS_MONTH;
-    int32_t last = g->last[pj];
-    sqlite3_bind_int64(st, 1, g->m);
+    memset(rep, 0, sizeof(*rep));
+    r->n_closes = 0;
+    sqlite3_bind_int64(st, 1, m);
     int s = rollup__scan_step(st);
     if (s == SQLITE_ROW) {
-        enrolled = 1;
-        enrolled_day = sqlite3_column_int64(st, 0);
+        rep->enrolled = 1;
+        rep->first_day = sqlite3_column_int64(st, 0);
+        rep->bs = sqlite3_column_int(st, 1) != 0;
     }
     sqlite3_reset(st);
     if (s != SQLITE_ROW && s != SQLITE_DONE)
         return rollup__step_fail(r, st, s);
-    if (!enrolled)
+    if (!rep->enrolled)
         return 0;
-    int year, month, closed = 0;
-    int64_t closed_day = 0;
-    rollup__month_of(g->period[pj], bs, &year, &month);
+    /* Only closes of the municipality's own calendar count: it is due in the calendar it
+     * closes months in. */
     st = r->q[S_Q_CLOSE];
-    sqlite3_bind_int64(st, 1, g->m);
-    sqlite3_bind_int(st, 2, bs);
-    sqlite3_bind_int(st, 3, year);
-    sqlite3_bind_int(st, 4, month);
-    s = rollup__scan_step(st);
-    if (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        closed = 1;
-        closed_day = sqlite3_column_int64(st, 0);
+    int rc = 0;
+    sqlite3_bind_int64(st, 1, m);
+    sqlite3_bind_int(st, 2, rep->bs);
+    while ((s = rollup__scan_step(st)) == SQLITE_ROW) {
+        if ((rc = rollup__grow((void **)&r->closes, &r->cap_closes, r->n_closes + 1,
+                               sizeof(*r->closes))) != 0)
+            break;
+        rollup__closed *c = &r->closes[r->n_closes++];
+        c->ym = sqlite3_column_int64(st, 0) * 12 + sqlite3_column_int64(st, 1) - 1;
+        c->day = sqlite3_column_int64(st, 2);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
-    if (s != SQLITE_ROW && s != SQLITE_DONE)
-        return rollup__step_fail(r, st, s);
-    int due = last < r->today && last >= enrolled_day;
-    if (!closed && !due)
+    return rc;
+}
+
+/* A unit month's standing: counted in the denominator, complete, timely (0 or 1 each). */
+typedef struct rollup__standing {
+    int counted, complete, timely;
+} rollup__standing;
+
+/* The standing of month mo of the reporter's own calendar: counted when due (it ended before
+ * today and on or after the enrolment day) or closed; complete when closed; timely when its
+ * earliest close was on or before its last day + ROLLUP_ON_TIME_DAYS. */
+static rollup__standing rollup__own_standing(const rollup *r, const rollup__reporter *rep,
+                                             const rollup__month *mo)
+{
+    rollup__standing st = {0, 0, 0};
+    int64_t ym = (int64_t)mo->year * 12 + mo->month - 1;
+    size_t lo = 0, hi = r->n_closes;
+    while (lo < hi) { /* the closes are ordered by (year, month) */
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->closes[mid].ym < ym)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < r->n_closes && r->closes[lo].ym == ym) {
+        st.complete = 1;
+        st.timely = r->closes[lo].day <= (int64_t)mo->last + ROLLUP_ON_TIME_DAYS;
+    }
+    int due = mo->last < r->today && mo->last >= rep->first_day;
+    st.counted = due || st.complete;
+    return st;
+}
+
+/* The standing of unit month u, of either calendar: a month of the reporter's own calendar
+ * stands as it is; a month of the other calendar is counted, complete or timely when every
+ * own-calendar month overlapping it is. */
+static rollup__standing rollup__standing_of(const rollup *r, const rollup__reporter *rep,
+                                            const rollup__month *u)
+{
+    if (u->bs == rep->bs)
+        return rollup__own_standing(r, rep, u);
+    rollup__standing all = {1, 1, 1};
+    for (int32_t d = u->first; d <= u->last;) {
+        rollup__month own;
+        if (rollup__month_at(rep->bs, d, &own) != 0)
+            return (rollup__standing){0, 0, 0}; /* outside the BS table: never due */
+        rollup__standing st = rollup__own_standing(r, rep, &own);
+        all.counted &= st.counted;
+        all.complete &= st.complete;
+        all.timely &= st.timely;
+        d = own.last + 1;
+    }
+    return all;
+}
+
+/* reporting_completeness and reporting_timeliness of period slot pj: over the unit months of
+ * the period (Gregorian months for a Gregorian year, quarter or month; BS months for a BS
+ * month, a fiscal trimester or a fiscal year), the denominator counts the counted ones and
+ * the numerators the complete and the timely ones among them. */
+static int rollup__reporting(rollup *r, const rollup__group *g, int pj, const rollup__reporter *rep)
+{
+    enum period_kind k = g->kind[pj];
+    int unit_bs = k == PERIOD_BS_MONTH || k == PERIOD_FISCAL_TRIMESTER || k == PERIOD_FISCAL_YEAR;
+    int64_t den = 0, complete = 0, timely = 0;
+    for (int32_t d = g->first[pj]; d <= g->last[pj];) {
+        rollup__month u;
+        if (rollup__month_at(unit_bs, d, &u) != 0)
+            break;
+        rollup__standing st = rollup__standing_of(r, rep, &u);
+        if (st.counted) {
+            den++;
+            complete += st.complete;
+            timely += st.timely;
+        }
+        d = u.last + 1;
+    }
+    if (den == 0)
         return 0;
     int dv[D_N] = {0};
     uint8_t id[16] = {0};
     id[0] = (uint8_t)(g->m >> 24), id[1] = (uint8_t)(g->m >> 16), id[2] = (uint8_t)(g->m >> 8);
     id[3] = (uint8_t)g->m; /* the municipality is the contributor */
-    int rc = rollup__emit(r, I_COMPLETENESS, pj, dv, id, 0, closed, 1);
+    int rc = rollup__emit(r, I_COMPLETENESS, pj, dv, id, 0, complete, den);
     if (rc == 0)
-        rc = rollup__emit(r, I_TIMELINESS, pj, dv, id, 0,
-                          closed && closed_day <= (int64_t)last + ROLLUP_ON_TIME_DAYS, 1);
+        rc = rollup__emit(r, I_TIMELINESS, pj, dv, id, 0, timely, den);
     return rc;
 }
 
@@ -397,9 +513,11 @@ int rollup__compute(rollup *r, rollup__group *g, size_t *n)
     if ((rc = rollup__persons(r, g)) != 0 || (rc = rollup__services(r, g)) != 0 ||
         (rc = rollup__enterprises(r, g)) != 0 || (rc = rollup__unavailable(r, g)) != 0)
         return rc;
-    for (int pj = 0; pj < g->n; pj++)
-        if ((g->kind[pj] == PERIOD_MONTH || g->kind[pj] == PERIOD_BS_MONTH) &&
-            (rc = rollup__reporting(r, g, pj)) != 0)
+    rollup__reporter rep;
+    if ((rc = rollup__reporter_load(r, g->m, &rep)) != 0)
+        return rc;
+    for (int pj = 0; rep.enrolled && pj < g->n; pj++)
+        if ((rc = rollup__reporting(r, g, pj, &rep)) != 0)
             return rc;
     return rollup__finish(r, n);
 }

@@ -138,6 +138,11 @@ typedef struct rollup__group {
     uint32_t referred[ROLLUP_GROUP_MAX]; /* per period: service types referred in it */
 } rollup__group;
 
+/* The earliest close of a month of a municipality's own calendar, year * 12 + month - 1. */
+typedef struct rollup__closed {
+    int64_t ym, day;
+} rollup__closed;
+
 /* A changed snapshot waiting for its outbox entry. */
 typedef struct rollup__queued {
     uint32_t municipality;
@@ -256,6 +261,9 @@ struct rollup {
     rollup__queued *queued;
     size_t n_queued, cap_queued;
     sbuf blob; /* the packed cells of the snapshot being stored */
+    /* The closes of the municipality whose reporting is being computed, by (year, month). */
+    rollup__closed *closes;
+    size_t n_closes, cap_closes;
 };
 
 /* --- rollup_schema.c ------------------------------------------------------------------------ */
@@ -327,6 +335,16 @@ void rollup__load_catalogue(rollup *r);
 int rollup__compute(rollup *r, rollup__group *g, size_t *n);
 /* The value of an enumeration as counted: values this build does not know are UNKNOWN (0). */
 int rollup__enum(const ProtobufCEnumDescriptor *d, int v);
+
+/* A calendar month: BS when bs is non-zero, else Gregorian, with its first and last day. */
+typedef struct rollup__month {
+    int bs, year, month;
+    int32_t first, last;
+} rollup__month;
+/* The month of calendar bs holding day. Returns 0 or REINT_ERANGE (outside the BS table). */
+int rollup__month_at(int bs, int32_t day, rollup__month *out);
+/* The month (year, month) of calendar bs. Returns 0 or REINT_EINVAL (no such month). */
+int rollup__month_of(int bs, int year, int month, rollup__month *out);
 
 /* --- rollup_store.c ------------------------------------------------------------------------- */
 

@@ -12,13 +12,15 @@
  * now a virtual table over the blobs).
  * 4: shadow rows are keyed by (municipality, id), as the hub's records are since protocol
  * version 2: the same id in two municipalities is two records, and a record id (a keyed
- * hash) is random, so no index is keyed by the id alone. */
-#define ROLLUP_SCHEMA_VERSION 4
+ * hash) is random, so no index is keyed by the id alone.
+ * 5: rollup_enrolled carries the calendar a municipality's months are due in (bs). */
+#define ROLLUP_SCHEMA_VERSION 5
 
 static const char *rollup__drop_shadow =
     "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"
     "DROP TABLE IF EXISTS rollup_enterprise; DROP TABLE IF EXISTS rollup_availability;"
     "DROP TABLE IF EXISTS rollup_close; DROP TABLE IF EXISTS rollup_cells;"
+    "DROP TABLE IF EXISTS rollup_enrolled;"
     "DELETE FROM meta WHERE key='rollup_built';";
 
 /* After a shadow of another shape was dropped: every snapshot is written again by the
@@ -65,7 +67,7 @@ static const char *rollup__schema =
     " closed_day INTEGER NOT NULL, PRIMARY KEY(municipality, id)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS rollup_close_month ON rollup_close(municipality, bs, year, month);"
     "CREATE TABLE IF NOT EXISTS rollup_enrolled(municipality INTEGER PRIMARY KEY,"
-    " first_day INTEGER NOT NULL);"
+    " first_day INTEGER NOT NULL, bs INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS rollup_snapshots(municipality INTEGER NOT NULL,"
     " period TEXT NOT NULL, revision INTEGER NOT NULL, dirty INTEGER NOT NULL,"
     " digest INTEGER NOT NULL, ncells INTEGER NOT NULL, PRIMARY KEY(municipality, period))"

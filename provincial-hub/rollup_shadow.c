@@ -98,8 +98,9 @@ const char *const rollup__shadow_sql[S_N] = {
         "  WHERE l.person=rollup_enterprise.owner AND l.type=8 AND l.status=2"
         "  AND l.municipality=rollup_enterprise.municipality)"
         " WHERE ?1=0 OR municipality=?1",
-    [S_ENR_ALL] = "SELECT municipality, first_day FROM rollup_enrolled",
-    [S_ENR_PUT] = "INSERT OR REPLACE INTO rollup_enrolled(municipality, first_day) VALUES(?1,?2)",
+    [S_ENR_ALL] = "SELECT municipality, first_day, bs FROM rollup_enrolled",
+    [S_ENR_PUT] = "INSERT OR REPLACE INTO rollup_enrolled(municipality, first_day, bs)"
+                  " VALUES(?1,?2,?3)",
     [S_ENR_DEL] = "DELETE FROM rollup_enrolled WHERE municipality=?1",
     [S_CLOSES_OF] = "SELECT bs, year, month FROM rollup_close WHERE municipality=?1",
     [S_REF_WINDOW] = "SELECT municipality, day FROM rollup_service WHERE status=1"
@@ -199,35 +200,78 @@ static int rollup__mark_days_of(rollup *r, uint32_t municipality, sqlite3_stmt *
     return rc;
 }
 
-/* Months (Gregorian and BS) whose last day lies in [lo, hi). */
-static int rollup__mark_months_ending(rollup *r, uint32_t municipality, int32_t lo, int32_t hi)
+/* Marks every period, of the six kinds, that holds a day of [lo, hi]: consecutive days share
+ * their periods, so each is marked once. */
+static int rollup__mark_span(rollup *r, uint32_t municipality, int32_t lo, int32_t hi)
 {
-    static const int kinds[2] = {PERIOD_MONTH, PERIOD_BS_MONTH};
-    for (int k = 0; k < 2; k++) {
-        for (int32_t d = lo; d < hi;) {
-            char p[PERIOD_KINDS][PERIOD_MAX];
-            enum period_kind kind;
-            int32_t first, last;
-            period_of_day(d, p);
-            if (p[kinds[k]][0] == '\0' || period_parse(p[kinds[k]], &kind, &first, &last) != 0)
-                break;
-            if (last < hi) {
-                int rc = rollup__mark_period(r, municipality, p[kinds[k]]);
-                if (rc)
-                    return rc;
-            }
-            d = last + 1;
+    char prev[PERIOD_KINDS][PERIOD_MAX];
+    memset(prev, 0, sizeof(prev));
+    if (lo < ROLLUP_MIN_TODAY)
+        lo = ROLLUP_MIN_TODAY;
+    if (hi > ROLLUP_MAX_TODAY)
+        hi = ROLLUP_MAX_TODAY;
+    for (int32_t d = lo; d <= hi; d++) {
+        char p[PERIOD_KINDS][PERIOD_MAX];
+        period_of_day(d, p);
+        for (int k = 0; k < PERIOD_KINDS; k++) {
+            if (strcmp(prev[k], p[k]) == 0)
+                continue;
+            int rc = rollup__mark_period(r, municipality, p[k]);
+            if (rc)
+                return rc;
+            memcpy(prev[k], p[k], PERIOD_MAX);
         }
     }
     return 0;
 }
 
-static void rollup__month_period(int bs, int year, int month, char out[PERIOD_MAX])
+/* Marks what the close of a month (bs, year, month) affects: every period holding a day of
+ * the month, so the month itself, the months of the other calendar that overlap it, and the
+ * quarters, years, trimesters and fiscal years whose unit months they are. A month that does
+ * not exist affects nothing. */
+static int rollup__mark_close(rollup *r, uint32_t municipality, int bs, int year, int month)
 {
-    if (bs)
-        snprintf(out, PERIOD_MAX, "BS%04d-%02d", year, month);
-    else
-        snprintf(out, PERIOD_MAX, "%04d-%02d", year, month);
+    rollup__month mo;
+    if (rollup__month_of(bs, year, month, &mo) != 0)
+        return 0;
+    return rollup__mark_span(r, municipality, mo.first, mo.last);
+}
+
+/* Marks what the months of calendar bs whose last day lies in [lo, hi) affect: such a month
+ * becomes (or stops being) due when the as-of day or the enrolment day crosses its end. */
+static int rollup__mark_months_ending(rollup *r, uint32_t municipality, int bs, int32_t lo,
+                                      int32_t hi)
+{
+    for (int32_t d = lo; d < hi;) {
+        rollup__month mo;
+        if (rollup__month_at(bs, d, &mo) != 0)
+            break; /* outside the BS table: no month there */
+        if (mo.last < hi) {
+            int rc = rollup__mark_span(r, municipality, mo.first, mo.last);
+            if (rc)
+                return rc;
+        }
+        d = mo.last + 1;
+    }
+    return 0;
+}
+
+/* Marks the closes of a municipality (all calendars). */
+static int rollup__mark_closes_of(rollup *r, uint32_t municipality)
+{
+    sqlite3_stmt *st = r->q[S_CLOSES_OF];
+    int rc = 0, s;
+    sqlite3_bind_int64(st, 1, municipality);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        int bs = sqlite3_column_int(st, 0), year = sqlite3_column_int(st, 1);
+        int month = sqlite3_column_int(st, 2);
+        if ((rc = rollup__mark_close(r, municipality, bs, year, month)) != 0)
+            break;
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = rollup__step_fail(r, st, s);
+    sqlite3_reset(st);
+    return rc;
 }
 
 int rollup_mark(rollup *r, uint32_t municipality)
@@ -388,11 +432,8 @@ static int rollup__remove(rollup *r, uint32_t municipality, const uint8_t *id, i
         return rollup__mark_day(r, m, day);
     case REINT__V1__RECORD_KIND__RECORD_KIND_AVAILABILITY:
         return rollup__mark_availability(r, m, day /* S_A_GET's second column: the service */);
-    default: {
-        char p[PERIOD_MAX];
-        rollup__month_period(bs, year, month, p);
-        return rollup__mark_period(r, m, p);
-    }
+    default:
+        return rollup__mark_close(r, m, bs, year, month);
     }
 }
 
@@ -489,9 +530,7 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         sqlite3_bind_int(st, 6, c->closed_day);
         if ((rc = rollup__exec(r, st)) != 0 || !incremental)
             return rc;
-        char p[PERIOD_MAX];
-        rollup__month_period(c->bikram_sambat, c->year, c->month, p);
-        return rollup__mark_period(r, m, p);
+        return rollup__mark_close(r, m, c->bikram_sambat, c->year, c->month);
     }
     default:
         return 0; /* tombstones and bodies this build does not know hold nothing */
@@ -568,78 +607,98 @@ int rollup_sweep(rollup *r, uint32_t municipality)
 
 /* --- enrolment and the as-of day ------------------------------------------------------------ */
 
-int rollup__sync_enrolment(rollup *r)
+/* An enrolment: the day the hub first saw the node and the calendar its months are due in. */
+typedef struct rollup__enr {
+    uint32_t m;
+    int64_t day;
+    int bs;
+} rollup__enr;
+
+static int rollup__enr_cmp(const void *a, const void *b)
 {
-    if (r->nodes == NULL)
-        return 0;
-    typedef struct {
-        uint32_t m;
-        int64_t day;
-    } enr;
-    enr *now = NULL, *had = NULL;
-    size_t n_now = 0, cap_now = 0, n_had = 0, cap_had = 0;
-    int rc = 0, s = SQLITE_DONE;
-    while ((s = sqlite3_step(r->nodes)) == SQLITE_ROW) {
-        if ((rc = rollup__grow((void **)&now, &cap_now, n_now + 1, sizeof(enr))) != 0)
+    const rollup__enr *x = a, *y = b;
+    return x->m < y->m ? -1 : x->m > y->m;
+}
+
+/* Reads the rows of st (municipality, day, bs) into a sorted array. day_ms: the day column
+ * is in milliseconds. Returns 0, REINT_ENOMEM or REINT_EDB. */
+static int rollup__read_enr(rollup *r, sqlite3_stmt *st, int day_ms, rollup__enr **out, size_t *n)
+{
+    size_t cap = 0;
+    int rc = 0, s;
+    *out = NULL;
+    *n = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((rc = rollup__grow((void **)out, &cap, *n + 1, sizeof(**out))) != 0)
             break;
-        now[n_now].m = (uint32_t)sqlite3_column_int64(r->nodes, 0);
-        now[n_now++].day = sqlite3_column_int64(r->nodes, 1) / 86400000;
-    }
-    if (rc == 0 && s != SQLITE_DONE)
-        rc = rollup__step_fail(r, r->nodes, s);
-    sqlite3_reset(r->nodes);
-    sqlite3_stmt *st = r->q[S_ENR_ALL];
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = rollup__grow((void **)&had, &cap_had, n_had + 1, sizeof(enr))) != 0)
-            break;
-        had[n_had].m = (uint32_t)sqlite3_column_int64(st, 0);
-        had[n_had++].day = sqlite3_column_int64(st, 1);
+        rollup__enr *e = &(*out)[(*n)++];
+        e->m = (uint32_t)sqlite3_column_int64(st, 0);
+        e->day = sqlite3_column_int64(st, 1);
+        if (day_ms)
+            e->day /= 86400000;
+        /* nodes.calendar: 2 is AD; 1 (BS) and 0 (unknown: a v1 node) count as BS. */
+        e->bs = day_ms ? sqlite3_column_int(st, 2) != REINT__V1__CALENDAR__CALENDAR_AD
+                       : sqlite3_column_int(st, 2) != 0;
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
     sqlite3_reset(st);
-    /* A municipality whose enrolment appeared, moved or vanished: its due months and its
-     * closed months are recomputed (both enrolment days bound the months to mark). */
-    for (int pass = 0; rc == 0 && pass < 2; pass++) {
-        enr *a = pass ? had : now, *b = pass ? now : had;
-        size_t na = pass ? n_had : n_now, nb = pass ? n_now : n_had;
-        for (size_t i = 0; rc == 0 && i < na; i++) {
-            size_t j = 0;
-            while (j < nb && b[j].m != a[i].m)
-                j++;
-            if (j < nb && b[j].day == a[i].day)
-                continue;
-            if (pass == 1 && j < nb)
-                continue; /* a moved enrolment was handled in the first pass */
-            int64_t lo = a[i].day, hi = r->today;
-            if (j < nb && b[j].day < lo)
-                lo = b[j].day;
-            if (lo < ROLLUP_MIN_TODAY)
-                lo = ROLLUP_MIN_TODAY;
-            rc = rollup__mark_months_ending(r, a[i].m, (int32_t)lo, (int32_t)hi);
-            st = r->q[S_CLOSES_OF];
-            sqlite3_bind_int64(st, 1, a[i].m);
-            while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-                char p[PERIOD_MAX];
-                rollup__month_period(sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
-                                     sqlite3_column_int(st, 2), p);
-                rc = rollup__mark_period(r, a[i].m, p);
-            }
-            if (rc == 0 && s != SQLITE_DONE)
-                rc = rollup__step_fail(r, st, s);
-            sqlite3_reset(st);
-            if (rc)
-                break;
-            if (pass == 0) {
-                st = r->q[S_ENR_PUT];
-                sqlite3_bind_int64(st, 1, a[i].m);
-                sqlite3_bind_int64(st, 2, a[i].day);
-            } else {
-                st = r->q[S_ENR_DEL];
-                sqlite3_bind_int64(st, 1, a[i].m);
-            }
-            rc = rollup__exec(r, st);
+    if (rc == 0 && *n > 1)
+        qsort(*out, *n, sizeof(**out), rollup__enr_cmp);
+    return rc;
+}
+
+/* Marks what a change of a municipality's enrolment (it appeared, vanished, or its first day
+ * or calendar changed; a or b NULL when absent) affects: the months of each calendar involved
+ * that end between the earlier first day and today (their due state may change) and every
+ * month the municipality closed (a close counts only in the calendar it is due in). */
+static int rollup__enrolment_changed(rollup *r, uint32_t m, const rollup__enr *a,
+                                     const rollup__enr *b)
+{
+    int64_t lo = a ? a->day : b->day;
+    if (a && b && b->day < lo)
+        lo = b->day;
+    if (lo < ROLLUP_MIN_TODAY)
+        lo = ROLLUP_MIN_TODAY;
+    int rc = 0;
+    for (int bs = 0; rc == 0 && bs < 2; bs++)
+        if ((a && a->bs == bs) || (b && b->bs == bs))
+            rc = rollup__mark_months_ending(r, m, bs, (int32_t)lo, r->today);
+    return rc ? rc : rollup__mark_closes_of(r, m);
+}
+
+int rollup__sync_enrolment(rollup *r)
+{
+    if (r->nodes == NULL)
+        return 0;
+    rollup__enr *now = NULL, *had = NULL;
+    size_t n_now = 0, n_had = 0, i = 0, j = 0;
+    int rc = rollup__read_enr(r, r->nodes, 1, &now, &n_now);
+    if (rc == 0)
+        rc = rollup__read_enr(r, r->q[S_ENR_ALL], 0, &had, &n_had);
+    /* Both sorted by municipality: one merge walk finds what appeared, changed or vanished. */
+    while (rc == 0 && (i < n_now || j < n_had)) {
+        const rollup__enr *a = i < n_now ? &now[i] : NULL, *b = j < n_had ? &had[j] : NULL;
+        if (a && b && a->m != b->m) {
+            if (a->m < b->m)
+                b = NULL;
+            else
+                a = NULL;
         }
+        i += a != NULL;
+        j += b != NULL;
+        if (a && b && a->day == b->day && a->bs == b->bs)
+            continue;
+        uint32_t m = a ? a->m : b->m;
+        if ((rc = rollup__enrolment_changed(r, m, a, b)) != 0)
+            break;
+        sqlite3_stmt *st = r->q[a ? S_ENR_PUT : S_ENR_DEL];
+        sqlite3_bind_int64(st, 1, m);
+        if (a) {
+            sqlite3_bind_int64(st, 2, a->day);
+            sqlite3_bind_int(st, 3, a->bs);
+        }
+        rc = rollup__exec(r, st);
     }
     free(now);
     free(had);
@@ -675,18 +734,18 @@ int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi)
     sqlite3_reset(st);
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__fail(r, "referral windows");
-    /* Months whose end crosses the move become due or stop being due: last in [lo, hi). */
-    st = r->q[S_ENR_ALL];
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        uint32_t m = (uint32_t)sqlite3_column_int64(st, 0);
-        int64_t first = sqlite3_column_int64(st, 1);
-        int32_t from = first > lo ? (int32_t)first : lo;
+    /* Months of each municipality's own calendar whose end crosses the move become due or
+     * stop being due (last in [lo, hi)), and with them what they are unit months of. */
+    rollup__enr *enr = NULL;
+    size_t n_enr = 0;
+    if (rc == 0)
+        rc = rollup__read_enr(r, r->q[S_ENR_ALL], 0, &enr, &n_enr);
+    for (size_t i = 0; rc == 0 && i < n_enr; i++) {
+        int32_t from = enr[i].day > lo ? (int32_t)enr[i].day : lo;
         if (from < hi)
-            rc = rollup__mark_months_ending(r, m, from, hi);
+            rc = rollup__mark_months_ending(r, enr[i].m, enr[i].bs, from, hi);
     }
-    if (rc == 0 && s != SQLITE_DONE)
-        rc = rollup__step_fail(r, st, s);
-    sqlite3_reset(st);
+    free(enr);
     return rc;
 }
 
@@ -758,12 +817,9 @@ int rollup__rebuild(rollup *r)
     if (sqlite3_prepare_v2(r->db, "SELECT municipality, bs, year, month FROM rollup_close", -1, &st,
                            NULL) != SQLITE_OK)
         return rollup__fail(r, "rebuild");
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        char p[PERIOD_MAX];
-        rollup__month_period(sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
-                             sqlite3_column_int(st, 3), p);
-        rc = rollup__mark_period(r, (uint32_t)sqlite3_column_int64(st, 0), p);
-    }
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW)
+        rc = rollup__mark_close(r, (uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+                                sqlite3_column_int(st, 2), sqlite3_column_int(st, 3));
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
     sqlite3_finalize(st);

@@ -644,56 +644,221 @@ static void test_rollup_services_unavailable_uses_latest_availability(void **sta
     assert_int_equal(num(f, "2026-02", U, "", ""), 1);
 }
 
-static void enrol(fx *f, int64_t first_day)
+/* Enrols municipality mun as the ingest does: first seen an hour into first_day, and the
+ * calendar of its node's Hello (0 unknown, 1 BS, 2 AD). */
+static void enrol(fx *f, uint32_t mun, int32_t first_day, int calendar)
 {
     sqlite3_stmt *st = store_prepare(
-        f->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-               " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
+        f->db, "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+               " resend_pending, first_seen_ms, last_hello_ms, calendar)"
+               " VALUES(?1, x'00', 0, 0, 0, ?2, ?2, ?3) ON CONFLICT(municipality) DO UPDATE SET"
+               " first_seen_ms=excluded.first_seen_ms, calendar=excluded.calendar");
     assert_non_null(st);
-    sqlite3_bind_int(st, 1, MUN);
-    sqlite3_bind_int64(st, 2, first_day * 86400000 + 3600000);
+    sqlite3_bind_int64(st, 1, mun);
+    sqlite3_bind_int64(st, 2, (int64_t)first_day * 86400000 + 3600000);
+    sqlite3_bind_int(st, 3, calendar);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 }
 
-static void test_rollup_reporting_completeness_and_timeliness(void **state)
+/* Checks reporting_completeness and reporting_timeliness of (mun, period): complete / den and
+ * timely / den, or no cell at all when den is 0. */
+static void expect_reporting(fx *f, uint32_t mun, const char *period, int64_t complete,
+                             int64_t timely, int64_t den)
+{
+    cellv c = cell_in(f, mun, period, "reporting_completeness", "", "");
+    cellv t = cell_in(f, mun, period, "reporting_timeliness", "", "");
+    if (c.found != (den > 0) || t.found != (den > 0) || c.num != complete || c.den != den ||
+        t.num != timely || t.den != den) {
+        print_error("%u %s: completeness %lld/%lld (found %d), timeliness %lld/%lld (found %d);"
+                    " expected %lld/%lld and %lld/%lld\n",
+                    mun, period, (long long)c.num, (long long)c.den, c.found, (long long)t.num,
+                    (long long)t.den, t.found, (long long)complete, (long long)den,
+                    (long long)timely, (long long)den);
+        fail();
+    }
+}
+
+/* Calendar facts for the reporting tests, from data/bikram_sambat.csv's row
+ * "2082,31,31,32,31,31,31,30,29,30,29,30,30,365,2025-04-14" (BS 2082 starts on 2025-04-14,
+ * months of 31, 31, 32, 31, 31, 31, 30, 29, 30, 29, 30, 30 days), each month's Gregorian days
+ * added up by hand:
+ *   BS2082-03 Asar     2025-06-15 .. 2025-07-16     BS2082-07 Kartik  2025-10-18 .. 2025-11-16
+ *   BS2082-04 Shrawan  2025-07-17 .. 2025-08-16     BS2082-08 Mangsir 2025-11-17 .. 2025-12-15
+ *   BS2082-05 Bhadra   2025-08-17 .. 2025-09-16     BS2082-09 Poush   2025-12-16 .. 2026-01-14
+ *   BS2082-06 Asoj     2025-09-17 .. 2025-10-17     BS2082-10 Magh    2026-01-15 .. 2026-02-12
+ * FY2081/82 ends with BS2082-03; FY2082/83-T1 is BS2082-04..07, T2 BS2082-08..11.
+ *
+ * The province has a BS node (10703), an AD node (10704) and a node of unknown calendar
+ * (10705, counted as BS), all first seen on 2025-07-17; today is 2026-01-20. */
+#define BS_NODE      10703
+#define AD_NODE      10704
+#define UNKNOWN_NODE 10705
+
+static void reporting_province(fx *f)
+{
+    assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
+    enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_AD);
+    enrol(f, UNKNOWN_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_UNKNOWN);
+    /* The BS node (and the same from the node of unknown calendar) closes BS months. */
+    for (uint32_t m = BS_NODE; m <= UNKNOWN_NODE; m += UNKNOWN_NODE - BS_NODE) {
+        put_mun = m;
+        month_close(f, 60, 1, 2082, 3, D(2025, 7, 20));  /* end + 4: on time */
+        month_close(f, 61, 1, 2082, 4, D(2025, 8, 20));  /* end + 4: on time */
+        month_close(f, 62, 1, 2082, 5, D(2025, 9, 30));  /* end + 14: on time */
+        month_close(f, 63, 1, 2082, 6, D(2025, 11, 10)); /* end + 24: late */
+        month_close(f, 64, 1, 2082, 8, D(2025, 12, 30)); /* end + 15: on time, the last day */
+        /* A Gregorian close is not of its calendar: it counts nowhere. */
+        month_close(f, 65, 0, 2025, 10, D(2025, 11, 1));
+    }
+    /* The AD node closes Gregorian months. */
+    put_mun = AD_NODE;
+    month_close(f, 60, 0, 2025, 7, D(2025, 8, 5));    /* end + 5: on time */
+    month_close(f, 61, 0, 2025, 8, D(2025, 9, 16));   /* end + 16: late */
+    month_close(f, 62, 0, 2025, 9, D(2025, 10, 10));  /* end + 10: on time */
+    month_close(f, 63, 0, 2025, 10, D(2025, 11, 15)); /* end + 15: on time */
+    month_close(f, 64, 0, 2025, 12, D(2026, 1, 5));   /* end + 5: on time */
+    month_close(f, 65, 1, 2082, 7, D(2025, 11, 20));  /* BS: not its calendar */
+    put_mun = MUN;
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+}
+
+/* A month of the node's own calendar is due when it ended before today and on or after the
+ * first-seen day, complete when closed, timely when first closed by its end + 15 days; a
+ * month of the other calendar stands as every own-calendar month overlapping it does; longer
+ * periods count their unit months (Gregorian months in Gregorian quarters and years, BS months
+ * in fiscal trimesters and years). */
+static void test_rollup_reporting_of_a_bs_node_in_every_period_kind(void **state)
 {
     fx *f = *state;
-    const char *C = "reporting_completeness", *T = "reporting_timeliness";
-    assert_int_equal(rollup_daily(f->r, D(2026, 4, 20), NULL), 0);
-    enrol(f, D(2026, 1, 10));
+    reporting_province(f);
+    for (uint32_t m = BS_NODE; m <= UNKNOWN_NODE; m += UNKNOWN_NODE - BS_NODE) {
+        /* BS months: 03 was closed though it ended before the node was first seen (a closed
+         * month counts); 07 and 09 are due and open; 10 has not ended. */
+        expect_reporting(f, m, "BS2082-02", 0, 0, 0);
+        expect_reporting(f, m, "BS2082-03", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-04", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-05", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-06", 1, 0, 1);
+        expect_reporting(f, m, "BS2082-07", 0, 0, 1);
+        expect_reporting(f, m, "BS2082-08", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-09", 0, 0, 1);
+        expect_reporting(f, m, "BS2082-10", 0, 0, 0);
+        /* Fiscal periods: T1 = 04..07 (3 closed, 2 on time), T2 = 08, 09 due of 08..11. */
+        expect_reporting(f, m, "FY2081/82", 1, 1, 1);
+        expect_reporting(f, m, "FY2082/83-T1", 3, 2, 4);
+        expect_reporting(f, m, "FY2082/83-T2", 1, 1, 2);
+        expect_reporting(f, m, "FY2082/83-T3", 0, 0, 0);
+        expect_reporting(f, m, "FY2082/83", 4, 3, 6);
+        /* Gregorian months stand as their BS months: July = 03 + 04, August = 04 + 05,
+         * September = 05 + 06 (06 late), October = 06 + 07 (07 open; the Gregorian close of
+         * October does not count), November = 07 + 08, December = 08 + 09 (09 open); January
+         * = 09 + 10 is not due (10 has not ended); June = 02 + 03 is not (02 ended before the
+         * node was first seen). */
+        expect_reporting(f, m, "2025-06", 0, 0, 0);
+        expect_reporting(f, m, "2025-07", 1, 1, 1);
+        expect_reporting(f, m, "2025-08", 1, 1, 1);
+        expect_reporting(f, m, "2025-09", 1, 0, 1);
+        expect_reporting(f, m, "2025-10", 0, 0, 1);
+        expect_reporting(f, m, "2025-11", 0, 0, 1);
+        expect_reporting(f, m, "2025-12", 0, 0, 1);
+        expect_reporting(f, m, "2026-01", 0, 0, 0);
+        /* Quarters and years count those Gregorian months. */
+        expect_reporting(f, m, "2025-Q2", 0, 0, 0);
+        expect_reporting(f, m, "2025-Q3", 3, 2, 3);
+        expect_reporting(f, m, "2025-Q4", 0, 0, 3);
+        expect_reporting(f, m, "2025", 3, 2, 6);
+        expect_reporting(f, m, "2026", 0, 0, 0);
+    }
+}
+
+static void test_rollup_reporting_of_an_ad_node_in_every_period_kind(void **state)
+{
+    fx *f = *state;
+    reporting_province(f);
+    const uint32_t m = AD_NODE;
+    /* Gregorian months: July ended after the first-seen day, so it is due; November is open;
+     * January has not ended; June ended before the node was first seen. */
+    expect_reporting(f, m, "2025-06", 0, 0, 0);
+    expect_reporting(f, m, "2025-07", 1, 1, 1);
+    expect_reporting(f, m, "2025-08", 1, 0, 1);
+    expect_reporting(f, m, "2025-09", 1, 1, 1);
+    expect_reporting(f, m, "2025-10", 1, 1, 1);
+    expect_reporting(f, m, "2025-11", 0, 0, 1);
+    expect_reporting(f, m, "2025-12", 1, 1, 1);
+    expect_reporting(f, m, "2026-01", 0, 0, 0);
+    expect_reporting(f, m, "2025-Q3", 3, 2, 3);
+    expect_reporting(f, m, "2025-Q4", 2, 2, 3);
+    expect_reporting(f, m, "2025", 5, 4, 6);
+    expect_reporting(f, m, "2026-Q1", 0, 0, 0);
+    /* BS months stand as their Gregorian months: 03 = June + July (June never due), 04 =
+     * July + August (August late), 05 = August + September, 06 = September + October, 07 =
+     * October + November (its own BS close does not count), 08 = November + December, 09 =
+     * December + January (January not due). */
+    expect_reporting(f, m, "BS2082-03", 0, 0, 0);
+    expect_reporting(f, m, "BS2082-04", 1, 0, 1);
+    expect_reporting(f, m, "BS2082-05", 1, 0, 1);
+    expect_reporting(f, m, "BS2082-06", 1, 1, 1);
+    expect_reporting(f, m, "BS2082-07", 0, 0, 1);
+    expect_reporting(f, m, "BS2082-08", 0, 0, 1);
+    expect_reporting(f, m, "BS2082-09", 0, 0, 0);
+    expect_reporting(f, m, "FY2081/82", 0, 0, 0);
+    expect_reporting(f, m, "FY2082/83-T1", 3, 1, 4);
+    expect_reporting(f, m, "FY2082/83-T2", 0, 0, 1);
+    expect_reporting(f, m, "FY2082/83", 3, 1, 5);
+    /* Only enrolled municipalities report. */
+    expect_reporting(f, MUN + 10, "2025-08", 0, 0, 0);
+}
+
+/* What changes the standing of a month marks every snapshot it reaches, of every period kind:
+ * the as-of day passing a month's end, a close, a node's calendar. */
+static void test_rollup_reporting_follows_today_closes_and_calendar(void **state)
+{
+    fx *f = *state;
+    reporting_province(f);
+    /* Today passes the end of January (2026-01-31) and of BS2082-10 (2026-02-12). */
+    assert_int_equal(rollup_daily(f->r, D(2026, 2, 20), NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-10", 0, 0, 1);
+    expect_reporting(f, BS_NODE, "FY2082/83-T2", 1, 1, 3);
+    expect_reporting(f, BS_NODE, "FY2082/83", 4, 3, 7);
+    expect_reporting(f, BS_NODE, "2026-01", 0, 0, 1); /* 09 + 10, both due now */
+    expect_reporting(f, BS_NODE, "2026-Q1", 0, 0, 1);
+    expect_reporting(f, BS_NODE, "2026", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "2026-01", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "BS2082-09", 0, 0, 1);    /* December + January */
+    expect_reporting(f, AD_NODE, "FY2082/83-T2", 0, 0, 2); /* 08, 09; 10 ends in February */
+    /* The BS node closes 07 and 09, late: Gregorian months, quarters and years follow. */
+    put_mun = BS_NODE;
+    month_close(f, 66, 1, 2082, 7, D(2026, 2, 20));
+    month_close(f, 67, 1, 2082, 9, D(2026, 2, 20));
+    put_mun = MUN;
+    expect_reporting(f, BS_NODE, "BS2082-09", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-10", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-12", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-Q4", 3, 0, 3);
+    expect_reporting(f, BS_NODE, "2025", 6, 2, 6);
+    expect_reporting(f, BS_NODE, "2026-01", 0, 0, 1); /* 10 is still open */
+    expect_reporting(f, BS_NODE, "FY2082/83", 6, 3, 7);
+    /* The AD node's node now says BS: its Gregorian closes stop counting and its BS close of
+     * 07 (on 2025-11-20, end + 4) counts; every BS month 04..10 is due. */
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
-    /* Silent so far: January, February and March are due, April is not. */
-    cellv c = cell(f, "2026-01", C, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
-    assert_true(cell(f, "2026-03", C, "", "").found);
-    assert_false(cell(f, "2026-04", C, "", "").found);
-    assert_false(cell(f, "2025-12", C, "", "").found);
-    month_close(f, 60, 0, 2026, 1, D(2026, 2, 10)); /* 10 days after the end: on time */
-    month_close(f, 61, 0, 2026, 2, D(2026, 3, 16)); /* 16 days after the end: late */
-    month_close(f, 62, 0, 2026, 3, D(2026, 4, 15)); /* the 15th day: on time */
-    c = cell(f, "2026-01", C, "", "");
-    assert_int_equal(c.num, 1);
-    assert_int_equal(c.den, 1);
-    assert_int_equal(cell(f, "2026-01", T, "", "").num, 1);
-    assert_int_equal(cell(f, "2026-02", C, "", "").num, 1);
-    c = cell(f, "2026-02", T, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
-    assert_int_equal(cell(f, "2026-03", T, "", "").num, 1);
-    /* A BS close counts for the BS month only; a Gregorian close for the Gregorian one. */
-    month_close(f, 63, 1, 2082, 11, D(2026, 3, 1)); /* Falgun 2082 */
-    assert_int_equal(cell(f, "BS2082-11", C, "", "").num, 1);
-    assert_false(cell(f, "BS2082-12", C, "", "").num);
-    assert_true(cell(f, "BS2082-12", C, "", "").found); /* Chaitra ended 2026-04-13: due */
-    /* Quarters and years carry no completeness. */
-    assert_false(cell(f, "2026-Q1", C, "", "").found);
-    /* April becomes due when the clock passes its end. */
-    assert_int_equal(rollup_daily(f->r, D(2026, 5, 1), NULL), 0);
-    c = cell(f, "2026-04", C, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
+    expect_reporting(f, AD_NODE, "BS2082-07", 1, 1, 1);
+    expect_reporting(f, AD_NODE, "BS2082-04", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "FY2082/83", 1, 1, 7);
+    expect_reporting(f, AD_NODE, "2025-07", 0, 0, 0); /* 03 + 04: 03 never due */
+    expect_reporting(f, AD_NODE, "2025-08", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "2025", 0, 0, 5);
+    /* And back: the same cells as before the change. */
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_AD);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, AD_NODE, "2025-07", 1, 1, 1);
+    expect_reporting(f, AD_NODE, "FY2082/83-T1", 3, 1, 4);
+    /* Incremental marks and a rebuild agree. */
+    rollup_stats st;
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
 }
 
 static void test_rollup_cell_key_is_sha256_prefix_sum(void **state)
@@ -1097,8 +1262,12 @@ int main(void)
             test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_services_unavailable_uses_latest_availability,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollup_reporting_completeness_and_timeliness, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_of_a_bs_node_in_every_period_kind,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_of_an_ad_node_in_every_period_kind,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_follows_today_closes_and_calendar,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_cell_key_is_sha256_prefix_sum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_snapshot_message_revisions_and_outbox, setup,
                                         teardown),

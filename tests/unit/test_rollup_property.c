@@ -1,5 +1,6 @@
 /* Property tests for provincial-hub/rollup. For random sequences (fixed seeds) of inserts,
- * corrections, stale replays, deletions, rolled-back batches, enrolments and clock moves:
+ * corrections, stale replays, deletions, rolled-back batches, enrolments (and changes of a
+ * node's calendar) and clock moves:
  *   1. the incremental result equals rollup_full() cell for cell (and rollup_full() finds
  *      no snapshot to change);
  *   2. rollup_full() equals a straightforward computation written here, with its own
@@ -317,14 +318,18 @@ static void random_change(world *w)
     }
 }
 
-static void enrol(world *w, uint32_t m, int32_t day)
+/* Enrols (or re-enrols) m, first seen on day, with the calendar of its node's Hello (0
+ * unknown, 1 BS, 2 AD): a change of either moves what is due. */
+static void enrol(world *w, uint32_t m, int32_t day, int calendar)
 {
     sqlite3_stmt *st = store_prepare(
         w->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-               " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
+               " resend_pending, first_seen_ms, last_hello_ms, calendar)"
+               " VALUES(?1, x'00', 0, 0, 0, ?2, ?2, ?3)");
     assert_non_null(st);
     sqlite3_bind_int64(st, 1, m);
     sqlite3_bind_int64(st, 2, (int64_t)day * 86400000);
+    sqlite3_bind_int(st, 3, calendar);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 }
@@ -564,7 +569,7 @@ static void run_seed(unsigned seed)
         if (what == 0) {
             assert_int_equal(rollup_set_today(w->r, w->lo + pick(w, 400)), 0);
         } else if (what == 1) {
-            enrol(w, pick(w, 2) ? MUN_A : MUN_B, w->lo + pick(w, 200));
+            enrol(w, pick(w, 2) ? MUN_A : MUN_B, w->lo + pick(w, 200), pick(w, 3));
         } else {
             /* A rolled-back batch is followed at once, with no refresh between, by the same
              * changes committed: marks the rollback undid must not be taken as made. */
