@@ -10,9 +10,11 @@
  *     (municipality, id): the same id in two municipalities is two records;
  *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
  *     snapshot that exists or is waiting to be recomputed (dirty = 1);
- *   rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
- *     cell_key, contributors): the cells of each snapshot; key holds the grouping's values
- *     joined by ',' ("FEMALE,25_39"; "" for the total);
+ *   rollup_blobs(municipality, period, cells): the cells of each snapshot, packed as the
+ *     cells field of a RollupSnapshot, read as rows through the virtual table
+ *     rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
+ *     cell_key, contributors); key holds the grouping's values joined by ',' ("FEMALE,25_39";
+ *     "" for the total);
  *   rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, municipality, period, revision):
  *     compacted, one entry per (municipality, period), the newest only; seq never repeats;
  *   rollup_enrolled(municipality, first_day, bs): the enrolment (first day seen, calendar due
@@ -84,7 +86,9 @@
  *     jobs_created).
  *
  * Threading: one rollup per sqlite3 connection, used from one thread. The engine registers
- * the connection's rollback hook (to forget marks a rolled-back transaction undid). */
+ * the connection's rollback hook (to forget marks a rolled-back transaction undid).
+ *
+ * The engine's files and their jobs are listed in rollup_internal.h. */
 #ifndef PROVINCIAL_HUB_ROLLUP_H
 #define PROVINCIAL_HUB_ROLLUP_H
 
