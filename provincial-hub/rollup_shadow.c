@@ -636,6 +636,11 @@ static int rollup__read_enr(rollup *r, sqlite3_stmt *st, int day_ms, rollup__enr
         e->day = sqlite3_column_int64(st, 1);
         if (day_ms)
             e->day /= 86400000;
+        /* A first-seen time out of all reason (a corrupt row) is held to the engine's days. */
+        if (e->day < ROLLUP_MIN_TODAY)
+            e->day = ROLLUP_MIN_TODAY;
+        if (e->day > ROLLUP_MAX_TODAY)
+            e->day = ROLLUP_MAX_TODAY;
         /* nodes.calendar: 2 is AD; 1 (BS) and 0 (unknown: a v1 node) count as BS. */
         e->bs = day_ms ? sqlite3_column_int(st, 2) != REINT__V1__CALENDAR__CALENDAR_AD
                        : sqlite3_column_int(st, 2) != 0;
@@ -658,8 +663,6 @@ static int rollup__enrolment_changed(rollup *r, uint32_t m, const rollup__enr *a
     int64_t lo = a ? a->day : b->day;
     if (a && b && b->day < lo)
         lo = b->day;
-    if (lo < ROLLUP_MIN_TODAY)
-        lo = ROLLUP_MIN_TODAY;
     int rc = 0;
     for (int bs = 0; rc == 0 && bs < 2; bs++)
         if ((a && a->bs == bs) || (b && b->bs == bs))
