@@ -101,10 +101,11 @@ def machine():
 
 
 def hub_upsert_sql():
-    """The Q_UPSERT literal of provincial-hub/ingest.c, its C string pieces joined."""
-    with open(os.path.join(ROOT, "provincial-hub", "ingest.c"), encoding="utf-8") as f:
+    """The hubstore__upsert_sql literal of provincial-hub/hubstore.c (hubstore_put's
+    statement), its C string pieces joined."""
+    with open(os.path.join(ROOT, "provincial-hub", "hubstore.c"), encoding="utf-8") as f:
         src = f.read()
-    m = re.search(r"\[Q_UPSERT\]\s*=\s*\((.*?)\),\s*\n", src, re.S)
+    m = re.search(r"hubstore__upsert_sql\s*=\s*(.*?);\s*\n", src, re.S)
     if not m:
         return None
     return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
@@ -268,8 +269,8 @@ def main():
                                   text=True, check=True).stdout.splitlines()[1]
         hub_sql = hub_upsert_sql()
         if hub_sql != base_sql:
-            print("WARNING: bench/sqlite_upsert.c's upsert differs from provincial-hub/ingest.c's "
-                  "Q_UPSERT; update the baseline", file=sys.stderr)
+            print("WARNING: bench/sqlite_upsert.c's upsert differs from provincial-hub/hubstore.c's "
+                  "hubstore__upsert_sql; update the baseline", file=sys.stderr)
 
         pki = harness.Pki(os.path.join(work, "pki"))
         pki.issue("province", "1", *sum((["municipality", str(c)] for c in codes[:args.nodes]), []))

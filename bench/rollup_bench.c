@@ -1,10 +1,10 @@
-/* rollup_bench: the hub's rollup engine (provincial-hub/rollup.c, issue 4) on a synthetic
+/* rollup_bench: the hub's rollup engine (provincial-hub/rollup*.c, issue 4) on a synthetic
  * province, beside plain SQL GROUP BY in the same run.
  *
  * 1. Loads N records (default 1,000,000) of M municipalities (default 100) over three BS
- *    fiscal years (2023-07-17 .. 2026-07-16) into a fresh hub.db with the ingest's schema
- *    and upsert: 40% persons, 45% services (of the same municipality's persons), the rest
- *    enterprises, 12 availability rows and 36 month closes per municipality; every
+ *    fiscal years (2023-07-17 .. 2026-07-16) into a fresh hub.db through the hub's own store
+ *    (hubstore_open, hubstore_put): 40% persons, 45% services (of the same municipality's persons),
+ * the rest enterprises, 12 availability rows and 36 month closes per municipality; every
  *    municipality enrolled.
  * 2. rollup_full(): decodes every record into the engine's shadow and computes every
  *    snapshot (all six period kinds, every grouping of all 15 indicators). Then the compute
@@ -13,8 +13,8 @@
  *    SQL cannot read), with a day -> periods calendar table: participants_registered,
  *    persons_served (COUNT DISTINCT), services_delivered and seed_funding_npr, every grouping,
  *    six period kinds.
- * 4. Incremental: a batch of 1,000 changes applied the ingest's way (rollup_note + upsert in
- *    one transaction, committed), then rollup_refresh() timed: (a) one municipality's sync
+ * 4. Incremental: a batch of 1,000 changes applied in one transaction (rollup_note +
+ *    hubstore_put, committed), then rollup_refresh() timed: (a) one municipality's sync
  *    (600 new records of the current month, 400 corrections of its last three months),
  *    (b) 1,000 corrections scattered over every municipality and all three years.
  *
@@ -32,33 +32,15 @@
 #include <unistd.h>
 
 #include "bscal.h"
+#include "hubstore.h"
 #include "period.h"
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
 
-static const char *bench__schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
-static const char *bench__upsert =
-    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-    " kind=iif(excluded.version>version, excluded.kind, kind),"
-    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-    " body=iif(excluded.version>version, excluded.body, body),"
-    " version=max(version, excluded.version), incarnation=excluded.incarnation"
-    " WHERE municipality=excluded.municipality";
-
 typedef struct bench {
-    sqlite3 *db;
-    sqlite3_stmt *upsert;
+    hubstore hs; /* the hub's own store: its schema and its upsert (hubstore_put) */
+    sqlite3 *db; /* hs.db */
     rollup *r;
     uint64_t rng, version;
     int32_t lo, hi;
@@ -193,13 +175,18 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
         a.as_of_day = random_day(b, lo, hi);
         break;
     default: {
+        /* The nodes are enrolled with the default calendar (BS): they close BS months. */
         int y, m, d;
-        bscal_ad_from_days(b->lo + (int32_t)index * 30, &y, &m, &d);
+        int32_t day28 = 0;
+        if (bscal_bs_from_days(b->lo + (int32_t)index * 30, &y, &m, &d) != 0 ||
+            bscal_days_from_bs(y, m, 28, &day28) != 0)
+            exit(1);
         rec.body_case = REINT__V1__RECORD__BODY_MONTH_CLOSE;
         rec.month_close = &c;
+        c.bikram_sambat = 1;
         c.year = y;
         c.month = m;
-        c.closed_day = bscal_days_from_ad(y, m, 28) + pick(b, 30);
+        c.closed_day = day28 + pick(b, 30);
         break;
     }
     }
@@ -209,19 +196,16 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
         fprintf(stderr, "rollup_note failed\n");
         exit(1);
     }
-    sqlite3_stmt *st = b->upsert;
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, mun);
-    sqlite3_bind_int(st, 3, record_kind(&rec));
-    sqlite3_bind_int64(st, 4, (int64_t)rec.version);
-    sqlite3_bind_int(st, 5, 0);
-    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        fprintf(stderr, "upsert: %s\n", sqlite3_errmsg(b->db));
+    hubstore_record hr = {.municipality = mun,
+                          .id = id,
+                          .kind = record_kind(&rec),
+                          .version = rec.version,
+                          .deleted = 0,
+                          .incarnation = inc,
+                          .body = buf,
+                          .len = len};
+    if (hubstore_put(&b->hs, &hr) != 0)
         exit(1);
-    }
-    sqlite3_reset(st);
 }
 
 static void exec(bench *b, const char *sql)
@@ -254,12 +238,18 @@ static void load(bench *b)
     sqlite3_stmt *st = store_prepare(
         b->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
                " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
-    for (uint32_t m = 0; m < b->n_mun; m++) {
+    for (uint32_t m = 0; st != NULL && m < b->n_mun; m++) {
         sqlite3_bind_int64(st, 1, mun_code(m));
         sqlite3_bind_int64(st, 2, (int64_t)b->lo * 86400000);
-        sqlite3_step(st);
+        int step = sqlite3_step(st);
         sqlite3_reset(st);
+        if (step != SQLITE_DONE) {
+            fprintf(stderr, "nodes: %s\n", sqlite3_errmsg(b->db));
+            exit(1);
+        }
     }
+    if (st == NULL)
+        exit(1);
     sqlite3_finalize(st);
     exec(b, "COMMIT");
     fprintf(stderr, "loaded %llu records\n", (unsigned long long)rows);
@@ -294,6 +284,8 @@ static double baseline(bench *b, long long *cells)
     exec(b, "DROP TABLE IF EXISTS cal; CREATE TABLE cal(day INTEGER PRIMARY KEY, y, q, m, bsm,"
             " fyt, fy)");
     sqlite3_stmt *st = store_prepare(b->db, "INSERT INTO cal VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    if (st == NULL)
+        exit(1);
     exec(b, "BEGIN");
     for (int32_t d = b->lo; d <= b->hi; d++) {
         char p[PERIOD_KINDS][PERIOD_MAX];
@@ -301,8 +293,12 @@ static double baseline(bench *b, long long *cells)
         sqlite3_bind_int(st, 1, d);
         for (int k = 0; k < 6; k++)
             sqlite3_bind_text(st, 2 + k, p[k], -1, SQLITE_TRANSIENT);
-        sqlite3_step(st);
+        int step = sqlite3_step(st);
         sqlite3_reset(st);
+        if (step != SQLITE_DONE) {
+            fprintf(stderr, "cal: %s\n", sqlite3_errmsg(b->db));
+            exit(1);
+        }
     }
     sqlite3_finalize(st);
     exec(b, "COMMIT");
@@ -317,8 +313,13 @@ static double baseline(bench *b, long long *cells)
                 sqlite3_stmt *s = store_prepare(b->db, sql);
                 if (s == NULL)
                     exit(1);
-                while (sqlite3_step(s) == SQLITE_ROW)
+                int step;
+                while ((step = sqlite3_step(s)) == SQLITE_ROW)
                     (*cells)++;
+                if (step != SQLITE_DONE) {
+                    fprintf(stderr, "baseline: %s\n", sqlite3_errmsg(b->db));
+                    exit(1);
+                }
                 sqlite3_finalize(s);
             }
         }
@@ -400,18 +401,19 @@ int main(int argc, char **argv)
     b.persons = b.per_mun * 40 / 100;
     b.services = b.per_mun * 45 / 100;
     b.enterprises = b.per_mun - b.persons - b.services - 48;
-    if (store_open(path, 1, bench__schema, &b.db, err, sizeof(err)) != 0) {
+    if (hubstore_open(&b.hs, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    b.upsert = store_prepare(b.db, bench__upsert);
+    b.db = b.hs.db;
     /* The engine opens on the empty store; the load then bypasses it, and rollup_full()
      * below builds everything from the records. */
     if (rollup_open(&b.r, b.db, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    rollup_set_today(b.r, b.hi + 1);
+    if (rollup_set_today(b.r, b.hi + 1) != 0)
+        return 1;
     double t0 = now_s();
     load(&b);
     double t_load = now_s() - t0;
@@ -423,8 +425,9 @@ int main(int argc, char **argv)
     rollup_stats st_full = st;
     long long n_cells = 0;
     sqlite3_stmt *q = store_prepare(b.db, "SELECT count(*) FROM rollup_cells");
-    if (sqlite3_step(q) == SQLITE_ROW)
-        n_cells = sqlite3_column_int64(q, 0);
+    if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
+        return 1;
+    n_cells = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     exec(&b, "UPDATE rollup_snapshots SET dirty=1");
     t0 = now_s();
@@ -471,8 +474,7 @@ int main(int argc, char **argv)
     printf("| the scattered batch's ingest transaction | %.1f ms median |\n",
            sc_ingest[repeat / 2] * 1e3);
     rollup_close(b.r);
-    sqlite3_finalize(b.upsert);
-    store_close(b.db);
+    hubstore_close(&b.hs);
     fprintf(stderr, "database left in %s\n", dir);
     return 0;
 }

@@ -11,50 +11,92 @@
 #include "catalogue.h"
 #include "geo.h"
 #include "hlc.h"
+#include "log.h"
 #include "reintegration.pb-c.h"
 #include "period.h"
+#include "sbuf.h"
 #include "store.h"
+#include "testhook.h"
 
-#define GAPS_SILENT_DAYS 30 /* enrolled but no sync for this long: flagged */
+#define GAPS_SILENT_DAYS 30          /* enrolled but no sync for this long: flagged */
+#define GAPS_CSV_MAX     (64u << 20) /* the largest CSV built (137 rows need a few KiB) */
 
-/* numerator (and denominator) of one cell of a municipality, 0 when absent. */
-static int64_t gaps__cell(sqlite3_stmt *st, uint32_t mun, const char *period, const char *ind,
-                          const char *grouping, const char *key, int64_t *den)
+/* Logs a failed step of st and returns REINT_EDB. */
+static int gaps__fail(sqlite3 *db, sqlite3_stmt *st, int step)
 {
-    int64_t v = 0;
+    log_error("gaps: %s: %s", sqlite3_sql(st),
+              sqlite3_errcode(db) == step ? sqlite3_errmsg(db) : sqlite3_errstr(step));
+    return REINT_EDB;
+}
+
+/* Sets o[key] = v (a new reference, which may be NULL after a failed allocation); a failure
+ * sets *oom, so that a row is checked once when complete. */
+static void gaps__set(json_t *o, const char *key, json_t *v, int *oom)
+{
+    if (o == NULL || json_object_set_new(o, key, v) != 0)
+        *oom = 1;
+}
+
+static void gaps__append(json_t *a, json_t *v, int *oom)
+{
+    if (a == NULL || json_array_append_new(a, v) != 0)
+        *oom = 1;
+}
+
+/* The numerator (and denominator: den may be NULL) of one cell of a municipality, 0 when the
+ * cell is absent. Returns 0 or REINT_EDB. */
+static int gaps__cell(sqlite3 *db, sqlite3_stmt *st, uint32_t mun, const char *period,
+                      const char *ind, const char *grouping, const char *key, int64_t *num,
+                      int64_t *den)
+{
     sqlite3_bind_int64(st, 1, mun);
     sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, grouping, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, key, -1, SQLITE_STATIC);
+    *num = 0;
     if (den)
         *den = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW) {
+        *num = sqlite3_column_int64(st, 0);
         if (den)
             *den = sqlite3_column_int64(st, 1);
+    } else if (step != SQLITE_DONE) {
+        rc = gaps__fail(db, st, step);
     }
     sqlite3_reset(st);
-    return v;
+    return rc;
 }
 
-/* Cells of one grouping as {key: numerator} for a municipality. */
-static json_t *gaps__by_key(sqlite3_stmt *st, uint32_t mun, const char *period, const char *ind,
-                            const char *grouping, int64_t *total)
+/* The cells of one grouping as {key: numerator} for a municipality, into *out (a new
+ * reference) and their sum into *total. Returns 0, REINT_ENOMEM or REINT_EDB. */
+static int gaps__by_key(sqlite3 *db, sqlite3_stmt *st, uint32_t mun, const char *period,
+                        const char *ind, const char *grouping, json_t **out, int64_t *total)
 {
     json_t *o = json_object();
+    int step, oom = o == NULL, rc = 0;
     *total = 0;
     sqlite3_bind_int64(st, 1, mun);
     sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, grouping, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t n = sqlite3_column_int64(st, 1);
-        json_object_set_new(o, (const char *)sqlite3_column_text(st, 0), json_integer(n));
+        gaps__set(o, (const char *)sqlite3_column_text(st, 0), json_integer(n), &oom);
         *total += n;
     }
+    if (step != SQLITE_DONE)
+        rc = gaps__fail(db, st, step);
     sqlite3_reset(st);
-    return o;
+    if (rc == 0 && oom)
+        rc = REINT_ENOMEM;
+    if (rc != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    *out = o;
+    return rc;
 }
 
 /* The last BS month that ended before today, as a period string. */
@@ -73,23 +115,22 @@ static void gaps__last_month(int32_t today, char *out, size_t len)
 }
 
 /* Directive targets in force for this municipality (scope municipality) with the actual
- * value of their cell, read from the hub's verified directives. */
-static json_t *gaps__targets(sqlite3 *db, sqlite3_stmt *cell, unsigned province, uint32_t code,
-                             int32_t today)
+ * value of their cell, read from the hub's verified directives, into *out (a new reference).
+ * Returns 0, REINT_ENOMEM or REINT_EDB. */
+static int gaps__targets(sqlite3 *db, sqlite3_stmt *cell, uint32_t code, int32_t today,
+                         json_t **out)
 {
-    json_t *out = json_array();
+    json_t *list = json_array();
     sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives ORDER BY serial");
-    (void)province;
-    if (st == NULL)
-        return out;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int step = SQLITE_DONE, oom = list == NULL, rc = st == NULL ? REINT_EDB : 0;
+    while (rc == 0 && !oom && (step = sqlite3_step(st)) == SQLITE_ROW) {
         Reint__V1__Directive *d = reint__v1__directive__unpack(
             NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
         if (d == NULL)
             continue;
         int in_force = d->effective_from_day <= today &&
                        (d->expires_at_day == 0 || d->expires_at_day >= today);
-        for (size_t i = 0; in_force && i < d->n_targets; i++) {
+        for (size_t i = 0; rc == 0 && in_force && i < d->n_targets; i++) {
             const Reint__V1__Target *t = d->targets[i];
             if (t->scope != REINT__V1__TARGET_SCOPE__TARGET_SCOPE_MUNICIPALITY ||
                 t->scope_code != code)
@@ -98,26 +139,37 @@ static json_t *gaps__targets(sqlite3 *db, sqlite3_stmt *cell, unsigned province,
             size_t o = 0;
             for (size_t k = 0; k < t->n_key && o < sizeof(key); k++)
                 o += (size_t)snprintf(key + o, sizeof(key) - o, "%s%s", k ? "," : "", t->key[k]);
-            int64_t den = 0;
-            int64_t actual = gaps__cell(cell, code, t->period, t->indicator,
-                                        t->grouping ? t->grouping : "", key, &den);
+            int64_t actual = 0, den = 0;
+            rc = gaps__cell(db, cell, code, t->period, t->indicator, t->grouping ? t->grouping : "",
+                            key, &actual, &den);
+            if (rc)
+                break;
             json_t *j =
                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "directive", (json_int_t)d->serial,
                           "title", d->title ? d->title : "", "indicator", t->indicator, "period",
                           t->period, "key", key, "actual", (json_int_t)actual);
             if (t->share > 0) {
-                json_object_set_new(j, "target_share", json_real(t->share));
-                json_object_set_new(j, "actual_share",
-                                    den ? json_real((double)actual / (double)den) : json_null());
+                gaps__set(j, "target_share", json_real(t->share), &oom);
+                gaps__set(j, "actual_share",
+                          den ? json_real((double)actual / (double)den) : json_null(), &oom);
             } else {
-                json_object_set_new(j, "target", json_integer(t->value));
+                gaps__set(j, "target", json_integer(t->value), &oom);
             }
-            json_array_append_new(out, j);
+            gaps__append(list, j, &oom);
         }
         reint__v1__directive__free_unpacked(d, NULL);
     }
+    if (rc == 0 && !oom && step != SQLITE_DONE)
+        rc = gaps__fail(db, st, step);
     sqlite3_finalize(st);
-    return out;
+    if (rc == 0 && oom)
+        rc = REINT_ENOMEM;
+    if (rc != 0) {
+        json_decref(list);
+        list = NULL;
+    }
+    *out = list;
+    return rc;
 }
 
 typedef struct gaps_sort {
@@ -161,7 +213,160 @@ static const char *gaps__sortable[] = {"code",
                                        "month_closed",
                                        "referrals_pending_total",
                                        "services_unavailable_total",
+                                       "calendar",
+                                       "dead_letters",
                                        NULL};
+
+/* The enrolled node of a municipality (enrolled 0 when none), its calendar and its dead
+ * letters (count, latest reason). */
+typedef struct gaps_node {
+    int enrolled, calendar;
+    int64_t last_ms, dead;
+    char reason[256];
+} gaps_node;
+
+static int gaps__node(sqlite3 *db, sqlite3_stmt *node, sqlite3_stmt *dead, uint32_t code,
+                      gaps_node *n)
+{
+    memset(n, 0, sizeof(*n));
+    sqlite3_bind_int64(node, 1, code);
+    int step = sqlite3_step(node);
+    if (step == SQLITE_ROW) {
+        n->enrolled = 1;
+        n->last_ms = sqlite3_column_int64(node, 0);
+        n->calendar = sqlite3_column_int(node, 1);
+    }
+    sqlite3_reset(node);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return gaps__fail(db, node, step);
+    sqlite3_bind_int64(dead, 1, code);
+    step = sqlite3_step(dead);
+    if (step == SQLITE_ROW) {
+        n->dead = sqlite3_column_int64(dead, 0);
+        const unsigned char *reason = sqlite3_column_text(dead, 1);
+        snprintf(n->reason, sizeof(n->reason), "%s", reason ? (const char *)reason : "");
+    }
+    sqlite3_reset(dead);
+    return step == SQLITE_ROW ? 0 : gaps__fail(db, dead, step);
+}
+
+/* The gap report's prepared statements. */
+typedef struct gaps_q {
+    sqlite3_stmt *cell, *bykey, *node, *dead, *served;
+} gaps_q;
+
+/* One row of the gap report, for local level g, into *out (a new reference). Returns 0,
+ * REINT_ENOMEM or REINT_EDB. */
+static int gaps__row(sqlite3 *db, const gaps_q *q, const geo_local_level *g, const char *period,
+                     int32_t first, int32_t last, const char *month, int32_t today, json_t **out)
+{
+    gaps_node nd;
+    int rc = gaps__node(db, q->node, q->dead, g->code, &nd), oom = 0;
+    json_t *r = json_object(), *flags = json_array(), *p = NULL, *u = NULL, *targets = NULL;
+    if (rc)
+        goto fail;
+    if (r == NULL || flags == NULL) {
+        rc = REINT_ENOMEM;
+        goto fail;
+    }
+    gaps__set(r, "code", json_integer(g->code), &oom);
+    gaps__set(r, "name", json_string(g->name), &oom);
+    gaps__set(r, "district", json_string(g->district_name), &oom);
+    gaps__set(r, "enrolled", json_boolean(nd.enrolled), &oom);
+    /* The calendar its months are due in: AD, or BS (a node that did not say counts as BS). */
+    gaps__set(r, "calendar",
+              !nd.enrolled
+                  ? json_null()
+                  : json_string(nd.calendar == REINT__V1__CALENDAR__CALENDAR_AD ? "AD" : "BS"),
+              &oom);
+    gaps__set(r, "dead_letters", json_integer(nd.dead), &oom);
+    gaps__set(r, "dead_letters_last_reason", nd.dead ? json_string(nd.reason) : json_null(), &oom);
+    if (nd.last_ms > 0) {
+        char iso[32];
+        time_t t = (time_t)(nd.last_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gaps__set(r, "last_sync", json_string(iso), &oom);
+        /* Whole days elapsed since the last sync. */
+        int64_t age = ((int64_t)clock_now_ms() - nd.last_ms) / 86400000;
+        gaps__set(r, "last_sync_age_days", json_integer(age < 0 ? 0 : age), &oom);
+        if (age >= GAPS_SILENT_DAYS)
+            gaps__append(flags, json_string("enrolled_silent"), &oom);
+    } else {
+        gaps__set(r, "last_sync", json_null(), &oom);
+        gaps__set(r, "last_sync_age_days", json_null(), &oom);
+        gaps__append(flags, json_string(nd.enrolled ? "enrolled_silent" : "not_enrolled"), &oom);
+    }
+    int64_t den = 0, closed = 0, on_time = 0, reg = 0, served = 0, reg_served = 0;
+    if ((rc = gaps__cell(db, q->cell, g->code, month, "reporting_completeness", "", "", &closed,
+                         &den)) != 0 ||
+        (rc = gaps__cell(db, q->cell, g->code, month, "reporting_timeliness", "", "", &on_time,
+                         NULL)) != 0 ||
+        (rc = gaps__cell(db, q->cell, g->code, period, "participants_registered", "", "", &reg,
+                         NULL)) != 0 ||
+        (rc = gaps__cell(db, q->cell, g->code, period, "persons_served", "", "", &served, NULL)) !=
+            0)
+        goto fail;
+    gaps__set(r, "month", json_string(month), &oom);
+    gaps__set(r, "month_closed", json_boolean(closed > 0), &oom);
+    gaps__set(r, "month_on_time", json_boolean(on_time > 0), &oom);
+    if (nd.enrolled && den > 0 && closed == 0)
+        gaps__append(flags, json_string("month_not_closed"), &oom);
+    if (closed > 0 && on_time == 0)
+        gaps__append(flags, json_string("month_closed_late"), &oom);
+    /* Of the participants registered in the period, those with at least one delivered
+     * service (at any date): the share a provincial officer asks about. */
+    sqlite3_bind_int64(q->served, 1, g->code);
+    sqlite3_bind_int(q->served, 2, first);
+    sqlite3_bind_int(q->served, 3, last);
+    int step = sqlite3_step(q->served);
+    if (step == SQLITE_ROW)
+        reg_served = sqlite3_column_int64(q->served, 0);
+    sqlite3_reset(q->served);
+    if (step != SQLITE_ROW) {
+        rc = gaps__fail(db, q->served, step);
+        goto fail;
+    }
+    gaps__set(r, "participants_registered", json_integer(reg), &oom);
+    gaps__set(r, "participants_served", json_integer(reg_served), &oom);
+    gaps__set(r, "persons_served", json_integer(served), &oom);
+    gaps__set(r, "share_served",
+              reg > 0 ? json_real((double)reg_served / (double)reg) : json_null(), &oom);
+    int64_t pending = 0, unavailable = 0;
+    if ((rc = gaps__by_key(db, q->bykey, g->code, period, "referrals_pending", "service_type", &p,
+                           &pending)) != 0 ||
+        (rc = gaps__by_key(db, q->bykey, g->code, period, "services_unavailable", "service_type",
+                           &u, &unavailable)) != 0 ||
+        (rc = gaps__targets(db, q->cell, g->code, today, &targets)) != 0)
+        goto fail;
+    gaps__set(r, "referrals_pending_total", json_integer(pending), &oom);
+    gaps__set(r, "referrals_pending", p, &oom);
+    gaps__set(r, "services_unavailable_total", json_integer(unavailable), &oom);
+    gaps__set(r, "services_unavailable", u, &oom);
+    p = u = NULL;
+    if (pending > 0)
+        gaps__append(flags, json_string("referrals_overdue"), &oom);
+    if (unavailable > 0)
+        gaps__append(flags, json_string("services_unavailable"), &oom);
+    gaps__set(r, "targets", targets, &oom);
+    gaps__set(r, "flags", flags, &oom);
+    targets = flags = NULL;
+    if (oom) {
+        rc = REINT_ENOMEM;
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    json_decref(r);
+    json_decref(flags);
+    json_decref(p);
+    json_decref(u);
+    json_decref(targets);
+    *out = NULL;
+    return rc ? rc : REINT_ENOMEM;
+}
 
 int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort, int32_t today,
                 json_t **out, char *err, size_t errlen)
@@ -171,6 +376,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
     int32_t first, last;
     gaps_sort so = {"code", 0};
     int rc = REINT_EDB;
+    *out = NULL;
     if (period == NULL || *period == '\0') {
         period_of_day(today, fy);
         period = fy[PERIOD_FISCAL_YEAR];
@@ -191,135 +397,83 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         if (!ok) {
             snprintf(err, errlen,
                      "sort \"%.40s\" is not one of code, name, district, enrolled, "
-                     "last_sync_age_days, participants_registered, persons_served, "
-                     "share_served, month_closed, referrals_pending_total, "
-                     "services_unavailable_total (prefix - for descending)",
+                     "last_sync_age_days, participants_registered, participants_served, "
+                     "persons_served, share_served, month_closed, referrals_pending_total, "
+                     "services_unavailable_total, calendar, dead_letters (prefix - for "
+                     "descending)",
                      so.field);
             return REINT_EINVAL;
         }
     }
     gaps__last_month(today, month, sizeof(month));
-    sqlite3_stmt *cell = store_prepare(
-        db, "SELECT numerator, denominator FROM rollup_cells WHERE municipality=?1 AND period=?2"
-            " AND indicator=?3 AND grouping=?4 AND key=?5");
-    sqlite3_stmt *bykey = store_prepare(
-        db, "SELECT key, numerator FROM rollup_cells WHERE municipality=?1 AND period=?2"
-            " AND indicator=?3 AND grouping=?4 ORDER BY key");
-    sqlite3_stmt *node = store_prepare(db, "SELECT last_sync_ms FROM nodes WHERE municipality=?1");
-    /* status 2 = DELIVERED */
-    sqlite3_stmt *served_q = store_prepare(
-        db, "SELECT count(*) FROM rollup_person p WHERE p.municipality=?1 AND p.day BETWEEN ?2"
-            " AND ?3 AND EXISTS(SELECT 1 FROM rollup_service s WHERE s.person=p.id AND"
-            " s.status=2)");
+    gaps_q q = {
+        .cell = store_prepare(
+            db, "SELECT numerator, denominator FROM rollup_cells WHERE municipality=?1 AND"
+                " period=?2 AND indicator=?3 AND grouping=?4 AND key=?5"),
+        .bykey = store_prepare(
+            db, "SELECT key, numerator FROM rollup_cells WHERE municipality=?1 AND period=?2"
+                " AND indicator=?3 AND grouping=?4 ORDER BY key"),
+        .node = store_prepare(db, "SELECT last_sync_ms, calendar FROM nodes WHERE municipality=?1"),
+        .dead = store_prepare(
+            db, "SELECT count(*), (SELECT reason FROM dead_letters WHERE municipality=?1"
+                " ORDER BY at_ms DESC, seq DESC LIMIT 1) FROM dead_letters WHERE municipality=?1"),
+        /* status 2 = DELIVERED; a service's person is of its own municipality */
+        .served = store_prepare(
+            db, "SELECT count(*) FROM rollup_person p WHERE p.municipality=?1 AND p.day BETWEEN"
+                " ?2 AND ?3 AND EXISTS(SELECT 1 FROM rollup_service s WHERE"
+                " s.municipality=p.municipality AND s.person=p.id AND s.status=2)"),
+    };
     json_t *rows = json_array();
-    if (cell == NULL || bykey == NULL || node == NULL || rows == NULL)
+    json_t **v = NULL;
+    size_t nrows = 0;
+    if (q.cell == NULL || q.bykey == NULL || q.node == NULL || q.dead == NULL || q.served == NULL)
         goto out;
+    rc = rows == NULL ? REINT_ENOMEM : 0;
     unsigned n;
     const geo_local_level *all = geo_all(&n);
-    for (unsigned i = 0; i < n; i++) {
-        const geo_local_level *g = &all[i];
-        if (g->province != province)
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        if (all[i].province != province)
             continue;
-        int enrolled = 0;
-        int64_t last_ms = 0;
-        sqlite3_bind_int64(node, 1, g->code);
-        if (sqlite3_step(node) == SQLITE_ROW) {
-            enrolled = 1;
-            last_ms = sqlite3_column_int64(node, 0);
-        }
-        sqlite3_reset(node);
-        json_t *r = json_object();
-        json_t *flags = json_array();
-        json_object_set_new(r, "code", json_integer(g->code));
-        json_object_set_new(r, "name", json_string(g->name));
-        json_object_set_new(r, "district", json_string(g->district_name));
-        json_object_set_new(r, "enrolled", json_boolean(enrolled));
-        if (last_ms > 0) {
-            char iso[32];
-            time_t t = (time_t)(last_ms / 1000);
-            struct tm tm;
-            gmtime_r(&t, &tm);
-            strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-            json_object_set_new(r, "last_sync", json_string(iso));
-            /* Whole days elapsed since the last sync. */
-            int64_t age = ((int64_t)clock_now_ms() - last_ms) / 86400000;
-            json_object_set_new(r, "last_sync_age_days", json_integer(age < 0 ? 0 : age));
-            if (age >= GAPS_SILENT_DAYS)
-                json_array_append_new(flags, json_string("enrolled_silent"));
-        } else {
-            json_object_set_new(r, "last_sync", json_null());
-            json_object_set_new(r, "last_sync_age_days", json_null());
-            json_array_append_new(flags,
-                                  json_string(enrolled ? "enrolled_silent" : "not_enrolled"));
-        }
-        int64_t den = 0;
-        int64_t closed = gaps__cell(cell, g->code, month, "reporting_completeness", "", "", &den);
-        int64_t on_time = gaps__cell(cell, g->code, month, "reporting_timeliness", "", "", NULL);
-        json_object_set_new(r, "month", json_string(month));
-        json_object_set_new(r, "month_closed", json_boolean(closed > 0));
-        json_object_set_new(r, "month_on_time", json_boolean(on_time > 0));
-        if (enrolled && den > 0 && closed == 0)
-            json_array_append_new(flags, json_string("month_not_closed"));
-        if (closed > 0 && on_time == 0)
-            json_array_append_new(flags, json_string("month_closed_late"));
-        int64_t reg = gaps__cell(cell, g->code, period, "participants_registered", "", "", NULL);
-        int64_t served = gaps__cell(cell, g->code, period, "persons_served", "", "", NULL);
-        /* Of the participants registered in the period, those with at least one delivered
-         * service (at any date): the share a provincial officer asks about. */
-        int64_t reg_served = 0;
-        if (served_q) {
-            sqlite3_bind_int64(served_q, 1, g->code);
-            sqlite3_bind_int(served_q, 2, first);
-            sqlite3_bind_int(served_q, 3, last);
-            if (sqlite3_step(served_q) == SQLITE_ROW)
-                reg_served = sqlite3_column_int64(served_q, 0);
-            sqlite3_reset(served_q);
-        }
-        json_object_set_new(r, "participants_registered", json_integer(reg));
-        json_object_set_new(r, "participants_served", json_integer(reg_served));
-        json_object_set_new(r, "persons_served", json_integer(served));
-        json_object_set_new(r, "share_served",
-                            reg > 0 ? json_real((double)reg_served / (double)reg) : json_null());
-        int64_t pending = 0, unavailable = 0;
-        json_t *p =
-            gaps__by_key(bykey, g->code, period, "referrals_pending", "service_type", &pending);
-        json_t *u = gaps__by_key(bykey, g->code, period, "services_unavailable", "service_type",
-                                 &unavailable);
-        json_object_set_new(r, "referrals_pending_total", json_integer(pending));
-        json_object_set_new(r, "referrals_pending", p);
-        json_object_set_new(r, "services_unavailable_total", json_integer(unavailable));
-        json_object_set_new(r, "services_unavailable", u);
-        if (pending > 0)
-            json_array_append_new(flags, json_string("referrals_overdue"));
-        if (unavailable > 0)
-            json_array_append_new(flags, json_string("services_unavailable"));
-        json_object_set_new(r, "targets", gaps__targets(db, cell, province, g->code, today));
-        json_object_set_new(r, "flags", flags);
-        json_array_append_new(rows, r);
+        json_t *r = NULL;
+        if ((rc = gaps__row(db, &q, &all[i], period, first, last, month, today, &r)) == 0 &&
+            json_array_append_new(rows, r) != 0)
+            rc = REINT_ENOMEM;
     }
-    size_t nrows = json_array_size(rows);
-    json_t **v = calloc(nrows ? nrows : 1, sizeof(*v));
-    if (v == NULL)
+    if (rc)
         goto out;
+    nrows = json_array_size(rows);
+    if ((v = calloc(nrows ? nrows : 1, sizeof(*v))) == NULL) {
+        rc = REINT_ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < nrows; i++)
         v[i] = json_incref(json_array_get(rows, i));
     qsort_r(v, nrows, sizeof(*v), gaps__cmp, &so);
     json_array_clear(rows);
-    for (size_t i = 0; i < nrows; i++)
-        json_array_append_new(rows, v[i]);
-    free(v);
+    for (size_t i = 0; i < nrows; i++) {
+        json_t *row = v[i];
+        v[i] = NULL;
+        if (json_array_append_new(rows, row) != 0) {
+            rc = REINT_ENOMEM;
+            goto out;
+        }
+    }
     char fmt[16];
     bscal_format(today, 1, fmt, sizeof(fmt));
     *out = json_pack("{s:i, s:s, s:s, s:s, s:o}", "province", (int)province, "province_name",
                      geo_province_name(province), "period", period, "as_of_bs", fmt, "rows", rows);
-    rows = NULL;
-    rc = *out ? 0 : REINT_EDB;
+    rows = NULL; /* json_pack's "o" took the reference, even on failure */
+    rc = *out ? 0 : REINT_ENOMEM;
 out:
+    for (size_t i = 0; v != NULL && i < nrows; i++)
+        json_decref(v[i]);
+    free(v);
     json_decref(rows);
-    sqlite3_finalize(cell);
-    sqlite3_finalize(bykey);
-    sqlite3_finalize(node);
-    sqlite3_finalize(served_q);
+    sqlite3_finalize(q.cell);
+    sqlite3_finalize(q.bykey);
+    sqlite3_finalize(q.node);
+    sqlite3_finalize(q.dead);
+    sqlite3_finalize(q.served);
     return rc;
 }
 
@@ -360,20 +514,28 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
                        "DELETE FROM gaps_scope;") != 0)
         return REINT_EDB;
     sqlite3_stmt *ins = store_prepare(db, "INSERT INTO gaps_scope(code) VALUES(?1)");
+    if (ins == NULL)
+        return REINT_EDB;
     unsigned n;
     const geo_local_level *all = geo_all(&n);
-    int found_district = district == 0;
-    for (unsigned i = 0; ins && i < n; i++) {
+    int found_district = district == 0, step, rc = 0;
+    for (unsigned i = 0; i < n; i++) {
         const geo_local_level *g = &all[i];
         if (g->province != province || (municipality && g->code != municipality) ||
             (district && g->district != district))
             continue;
         found_district = 1;
         sqlite3_bind_int64(ins, 1, g->code);
-        sqlite3_step(ins);
+        step = sqlite3_step(ins);
         sqlite3_reset(ins);
+        if (step != SQLITE_DONE) {
+            rc = gaps__fail(db, ins, step);
+            break;
+        }
     }
     sqlite3_finalize(ins);
+    if (rc)
+        return rc;
     if (!found_district) {
         snprintf(err, errlen, "district %u is not in province %u", district, province);
         return REINT_EINVAL;
@@ -385,96 +547,92 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
     if (st == NULL)
         return REINT_EDB;
     json_t *cells = json_array();
+    int oom = cells == NULL;
     sqlite3_bind_text(st, 1, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, grouping, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (!oom && (step = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *c = json_object();
         int64_t num = sqlite3_column_int64(st, 1), den = sqlite3_column_int64(st, 2);
         const char *key = (const char *)sqlite3_column_text(st, 0);
         /* key is the grouping's values joined by ','; split it back per dimension. */
         char kbuf[256], gbuf[64];
-        snprintf(kbuf, sizeof(kbuf), "%s", key);
+        snprintf(kbuf, sizeof(kbuf), "%s", key ? key : "");
         snprintf(gbuf, sizeof(gbuf), "%s", grouping);
         char *ks = NULL, *gs = NULL;
         char *k = strtok_r(kbuf, ",", &ks), *d = strtok_r(gbuf, ",", &gs);
         while (k && d) {
-            json_object_set_new(c, d, json_string(k));
+            gaps__set(c, d, json_string(k), &oom);
             k = strtok_r(NULL, ",", &ks);
             d = strtok_r(NULL, ",", &gs);
         }
-        json_object_set_new(c, "value", json_integer(num));
+        gaps__set(c, "value", json_integer(num), &oom);
         if (ind->agg == CATALOGUE_RATIO) {
-            json_object_set_new(c, "denominator", json_integer(den));
-            json_object_set_new(c, "ratio",
-                                den ? json_real((double)num / (double)den) : json_null());
+            gaps__set(c, "denominator", json_integer(den), &oom);
+            gaps__set(c, "ratio", den ? json_real((double)num / (double)den) : json_null(), &oom);
         }
-        json_array_append_new(cells, c);
+        gaps__append(cells, c, &oom);
     }
+    if (!oom && step != SQLITE_DONE)
+        rc = gaps__fail(db, st, step);
     sqlite3_finalize(st);
+    if (rc == 0 && oom)
+        rc = REINT_ENOMEM;
+    if (rc != 0) {
+        json_decref(cells);
+        return rc;
+    }
     *out = json_pack("{s:s, s:s, s:s, s:i, s:o}", "indicator", code, "period", period, "by",
                      grouping, "province", (int)province, "cells", cells);
-    return *out ? 0 : REINT_EDB;
+    return *out ? 0 : REINT_ENOMEM;
 }
 
-static void gaps__csv_field(char **buf, size_t *len, size_t *cap, const char *s)
+/* Appends one JSON value as a CSV field: strings as they are, numbers and booleans as
+ * text, objects and arrays as compact JSON, null as an empty field. */
+static void gaps__csv_value(sbuf *b, const json_t *v)
 {
-    size_t need = strlen(s) * 2 + 4;
-    if (*len + need >= *cap) {
-        size_t nc = (*cap + need) * 2;
-        char *nb = realloc(*buf, nc);
-        if (nb == NULL)
-            return;
-        *buf = nb;
-        *cap = nc;
+    char tmp[64];
+    if (json_is_string(v)) {
+        sbuf_csv_str(b, json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
+        sbuf_csv_str(b, tmp);
+    } else if (json_is_real(v)) {
+        snprintf(tmp, sizeof(tmp), "%.4f", json_real_value(v));
+        sbuf_csv_str(b, tmp);
+    } else if (json_is_boolean(v)) {
+        sbuf_csv_str(b, json_is_true(v) ? "true" : "false");
+    } else if (json_is_object(v) || json_is_array(v)) {
+        char *dumped = json_dumps(v, JSON_COMPACT);
+        if (dumped == NULL)
+            b->failed = 1;
+        else
+            sbuf_csv_str(b, dumped);
+        free(dumped);
     }
-    int quote = strpbrk(s, ",\"\r\n") != NULL;
-    if (quote)
-        (*buf)[(*len)++] = '"';
-    for (const char *p = s; *p; p++) {
-        if (*p == '"')
-            (*buf)[(*len)++] = '"';
-        (*buf)[(*len)++] = *p;
-    }
-    if (quote)
-        (*buf)[(*len)++] = '"';
-    (*buf)[*len] = '\0';
 }
 
-static void gaps__raw(char **buf, size_t *len, size_t *cap, const char *s)
-{
-    size_t n = strlen(s);
-    if (*len + n + 1 >= *cap) {
-        size_t nc = (*cap + n + 1) * 2;
-        char *nb = realloc(*buf, nc);
-        if (nb == NULL)
-            return;
-        *buf = nb;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, s, n + 1);
-    *len += n;
-}
-
-char *gaps_csv(const json_t *report, const char *array)
+int gaps_csv(const json_t *report, const char *array, char **out, size_t *len)
 {
     const json_t *rows = json_object_get(report, array);
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    if (buf == NULL || !json_is_array(rows))
-        return buf;
-    buf[0] = '\0';
     const json_t *first = json_array_get(rows, 0);
     const char *key;
     json_t *val;
+    sbuf b;
+    *out = NULL;
+    *len = 0;
+    if (!json_is_array(rows))
+        return REINT_EINVAL;
+    sbuf_init(&b, GAPS_CSV_MAX);
+    /* The header names the first row's fields; every row is written in that order. */
     int col = 0;
     json_object_foreach((json_t *)first, key, val)
     {
         if (col++)
-            gaps__raw(&buf, &len, &cap, ",");
-        gaps__csv_field(&buf, &len, &cap, key);
+            sbuf_add(&b, ",", 1);
+        sbuf_csv_str(&b, key);
     }
-    gaps__raw(&buf, &len, &cap, "\r\n");
+    sbuf_add(&b, "\r\n", 2);
     size_t i;
     const json_t *row;
     json_array_foreach(rows, i, row)
@@ -482,26 +640,25 @@ char *gaps_csv(const json_t *report, const char *array)
         col = 0;
         json_object_foreach((json_t *)first, key, val)
         {
-            json_t *v = json_object_get(row, key);
-            char tmp[64];
-            char *dumped = NULL;
-            const char *s = "";
             if (col++)
-                gaps__raw(&buf, &len, &cap, ",");
-            if (json_is_string(v))
-                s = json_string_value(v);
-            else if (json_is_integer(v))
-                s = (snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v)), tmp);
-            else if (json_is_real(v))
-                s = (snprintf(tmp, sizeof(tmp), "%.4f", json_real_value(v)), tmp);
-            else if (json_is_boolean(v))
-                s = json_is_true(v) ? "true" : "false";
-            else if (json_is_object(v) || json_is_array(v))
-                s = dumped = json_dumps(v, JSON_COMPACT);
-            gaps__csv_field(&buf, &len, &cap, s ? s : "");
-            free(dumped);
+                sbuf_add(&b, ",", 1);
+            gaps__csv_value(&b, json_object_get(row, key));
         }
-        gaps__raw(&buf, &len, &cap, "\r\n");
+        sbuf_add(&b, "\r\n", 2);
+        if (b.failed)
+            break;
     }
-    return buf;
+    /* A test fault stands for running out of memory half way, as a report past GAPS_CSV_MAX
+     * would: the caller must answer an error, never the truncated text. */
+    if (testhook_fire("gaps_csv"))
+        b.failed = 1;
+    if (b.failed) {
+        log_error("gaps: the CSV of %zu %s does not fit in memory (%zu bytes built)",
+                  json_array_size(rows), array, b.len);
+        sbuf_free(&b);
+        return REINT_ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
 }

@@ -8,10 +8,14 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
- * today. Each row: code, name, district, enrolled, last_sync (ISO time or null),
+ * today. Each row: code, name, district, enrolled, calendar (the calendar its months are due
+ * in: "AD" or "BS", a node that did not say counting as BS; null when not enrolled),
+ * dead_letters (records of it the hub refused or dropped and holds as dead letters) and
+ * dead_letters_last_reason (the latest one's reason, null when none), last_sync (ISO time or null),
  * last_sync_age_days, month (the last completed BS month), month_closed, month_on_time,
  * participants_registered, participants_served (those of them with a delivered
  * service), share_served (participants_served / participants_registered, null when none
@@ -20,19 +24,23 @@
  * (directive targets of this municipality with their actuals) and flags (enrolled_silent,
  * not_enrolled, referrals_overdue, services_unavailable, month_not_closed, month_closed_late). sort
  * names a numeric or text field (prefix '-' for descending); default: code. *out is owned by the
- * caller. */
+ * caller. Returns 0, REINT_EINVAL (bad period or sort, err set), REINT_ENOMEM or REINT_EDB. */
 int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort, int32_t today,
                 json_t **out, char *err, size_t errlen);
 
 /* An indicator for this province: total and cells by the declared grouping `by`
  * (validated against the catalogue), optionally for one municipality or district of it.
- * Ratios are summed numerators over summed denominators. */
+ * Ratios are summed numerators over summed denominators. Returns 0, REINT_EINVAL (err set),
+ * REINT_ENOMEM or REINT_EDB. */
 int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char *period,
                    const char *by, uint32_t municipality, unsigned district, json_t **out,
                    char *err, size_t errlen);
 
-/* Renders the "rows" (gaps) or "cells" (indicator) array of a report as CSV (malloc'd,
- * caller frees). */
-char *gaps_csv(const json_t *report, const char *array);
+/* Renders the "rows" (gaps) or "cells" (indicator) array of a report as CSV: a header of the
+ * first row's fields, then one CRLF-terminated line per row. *out (NUL-terminated, *len bytes)
+ * is malloc'd and the caller frees it. Returns 0, REINT_EINVAL (no such array) or
+ * REINT_ENOMEM (out of memory, or past the CSV's maximum; *out is then NULL: never a
+ * truncated text). */
+int gaps_csv(const json_t *report, const char *array, char **out, size_t *len);
 
 #endif

@@ -248,8 +248,12 @@ static void respond_report(http_req *r, json_t *o, const char *array)
 {
     const char *fmt = http_req_param(r, "format");
     if (fmt && strcmp(fmt, "csv") == 0) {
-        char *csv = gaps_csv(o, array);
-        http_respond(r, 200, "text/csv; charset=utf-8", csv ? csv : "", csv ? strlen(csv) : 0);
+        char *csv = NULL;
+        size_t len = 0;
+        if (gaps_csv(o, array, &csv, &len) != 0)
+            respond_error(r, 500, "the CSV could not be built");
+        else
+            http_respond(r, 200, "text/csv; charset=utf-8", csv, len);
         free(csv);
         json_decref(o);
         return;

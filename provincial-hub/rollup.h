@@ -6,15 +6,19 @@
  * Storage (all in hub.db, beside the ingest's tables):
  *   rollup_person, rollup_service, rollup_enterprise, rollup_availability, rollup_close:
  *     a decoded, indexed shadow of the live (not tombstoned) records, maintained by
- *     rollup_note() and rebuilt by rollup_full();
+ *     rollup_note() and rebuilt by rollup_full(); like the records, each row is keyed by
+ *     (municipality, id): the same id in two municipalities is two records;
  *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
  *     snapshot that exists or is waiting to be recomputed (dirty = 1);
- *   rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
- *     cell_key, contributors): the cells of each snapshot; key holds the grouping's values
- *     joined by ',' ("FEMALE,25_39"; "" for the total);
+ *   rollup_blobs(municipality, period, cells): the cells of each snapshot, packed as the
+ *     cells field of a RollupSnapshot, read as rows through the virtual table
+ *     rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
+ *     cell_key, contributors); key holds the grouping's values joined by ',' ("FEMALE,25_39";
+ *     "" for the total);
  *   rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, municipality, period, revision):
  *     compacted, one entry per (municipality, period), the newest only; seq never repeats;
- *   rollup_enrolled(municipality, first_day): the enrolment the engine last computed with;
+ *   rollup_enrolled(municipality, first_day, bs): the enrolment (first day seen, calendar due
+ *     in) the engine last computed with;
  *   meta keys rollup_hlc (the revision clock) and rollup_today (the as-of day).
  *
  * Incremental work: rollup_note() runs inside the transaction that changes a record and
@@ -34,10 +38,11 @@
  *   - Dates that place a record in a period: a person's registered_day; a service's day; an
  *     enterprise's day. Age band is the one the person record carries (age on the
  *     registration date, computed by the node, which alone knows the birth date).
- *   - Tombstoned records contribute nothing. A service or enterprise whose person is
- *     tombstoned, absent, or of another municipality (an orphan) still counts, with UNKNOWN
- *     person attributes (sex, category); its person-based contributor is still the person
- *     id it names.
+ *   - Tombstoned records contribute nothing. A service's person and an enterprise's owner
+ *     are the person of that id in the same municipality. A service or enterprise whose
+ *     person is tombstoned or absent there (an orphan) still counts, with UNKNOWN person
+ *     attributes (sex, category); its person-based contributor is still the person id it
+ *     names.
  *   - Every enterprise record is an enterprise supported in the period of its day; its
  *     action (STARTED, EXPANDED, or UNKNOWN when missing or unknown to this build) is a
  *     dimension. enterprises_active: records carry no status history, so "ACTIVE at the
@@ -55,12 +60,24 @@
  *     (ties: the larger record id). Its contributors are service types, not records: cell_key
  *     0, contributors = numerator.
  *   - reporting_completeness and reporting_timeliness (a separate indicator code, ratio,
- *     grouping "" only) exist for Gregorian and BS month periods only. The denominator is 1
- *     when the municipality is enrolled (has a row in nodes) and either closed that month
- *     (a month_close record of the same calendar, year and month) or the month is due: it
- *     ended before today and on or after the day the hub first saw the node. Completeness'
- *     numerator is 1 when closed; timeliness' numerator is 1 when the earliest close of the
- *     month was on or before the month's last day + 15. cell_key 0, contributors 1.
+ *     grouping "" only) exist for every period kind, for enrolled municipalities (a row in
+ *     nodes) only. A municipality is due in the calendar it closes months in: its node's
+ *     calendar (nodes.calendar: 2 AD; 1 BS, and 0, unknown, counted as BS); only its closes
+ *     (month_close records) of that calendar count. A month of that own calendar is due when
+ *     it ended before today and on or after the day the hub first saw the node (UTC day of
+ *     first_seen_ms, as today is a UTC day); it counts when due or closed (a close of a month
+ *     that ended before the node was first seen still counts: a node enrolled late may close
+ *     its old months); it is complete when closed, and timely when its earliest close was on
+ *     or before its last day + 15. A month of the other calendar counts, is complete, or is
+ *     timely when every own-calendar month overlapping it does, is, or is. A period is judged
+ *     by its unit months (Gregorian months for a Gregorian year, quarter or month; BS months
+ *     for a BS month, fiscal trimester or fiscal year), each by the rules above: the
+ *     denominator is the number of unit months that count, the numerators how many of those
+ *     are complete (timely). No cell when no unit month counts. cell_key 0, contributors 1.
+ *     Dirty marks follow: a close marks every period holding a day of its month; a move of
+ *     the as-of day or of the first-seen day marks every period holding a day of each
+ *     own-calendar month whose end it crosses; a calendar change marks those of both
+ *     calendars, and of every month the municipality closed.
  *   - Contributors and cell keys: a contributor's key is the first 4 bytes (big-endian) of
  *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
  *     contributors. Contributors are the person (registrations, persons_served,
@@ -69,7 +86,9 @@
  *     jobs_created).
  *
  * Threading: one rollup per sqlite3 connection, used from one thread. The engine registers
- * the connection's rollback hook (to forget marks a rolled-back transaction undid). */
+ * the connection's rollback hook (to forget marks a rolled-back transaction undid).
+ *
+ * The engine's files and their jobs are listed in rollup_internal.h. */
 #ifndef PROVINCIAL_HUB_ROLLUP_H
 #define PROVINCIAL_HUB_ROLLUP_H
 
@@ -99,17 +118,16 @@ typedef struct rollup_stats {
 /* Opens the engine on db (an open hub store holding the ingest's records and nodes tables;
  * not owned, must outlive the engine), creating its tables. On a store whose shadow has
  * never been built it runs rollup_full(). The as-of day starts at the one persisted by the
- * last rollup_set_today(), or the wall clock's. Returns 0 or ROLLUP_E* with err set. */
+ * last rollup_set_today(), or the wall clock's. Returns 0 or a REINT_E* code with err set. */
 int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen);
 /* Frees the engine (not the database). NULL is accepted. */
 void rollup_close(rollup *r);
 
 /* The hook of the ingest: call it for a record about to be upserted into records, inside
  * the same transaction and before the upsert (body is the packed Record, len bytes; only
- * read during the call). Applies the upsert's rule (the newest version wins; a record of
- * another municipality changes nothing), updates the shadow and marks dirty the
- * (municipality, period) pairs the change can affect. Returns 0 or ROLLUP_E*; on failure the
- * caller must roll the transaction back. */
+ * read during the call). Applies the upsert's rule (the newest version of (municipality, id)
+ * wins), updates the shadow and marks dirty the (municipality, period) pairs the change can
+ * affect. Returns 0 or a REINT_E* code; on failure the caller must roll the transaction back. */
 int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t version,
                 const uint8_t *body, size_t len);
 /* The same for a record already upserted (the hub notes records after their group commit,
@@ -126,16 +144,18 @@ int rollup_mark(rollup *r, uint32_t municipality);
 
 /* Sets the as-of day (days since 1970-01-01) of referrals_pending and of the months due for
  * reporting_completeness, persists it, and marks dirty what the move changes (referrals
- * whose window end it crosses; months whose end it crosses, for every enrolled
- * municipality). Does not recompute. Returns 0, REINT_EINVAL or REINT_EDB. */
+ * whose window end it crosses; for every enrolled municipality, the periods of every kind
+ * that hold a month of its calendar whose end it crosses). Does not recompute. Returns 0,
+ * REINT_EINVAL or REINT_EDB. */
 int rollup_set_today(rollup *r, int32_t today);
 int32_t rollup_today(const rollup *r);
 
 /* Recomputes every dirty snapshot (and those that new or changed enrolments make due) in
- * one transaction (its own, unless the caller holds one open). A snapshot whose cells
+ * one transaction (its own, or a savepoint in the caller's: a failure rolls back all of it,
+ * storing and queueing nothing, and every snapshot stays dirty). A snapshot whose cells
  * changed gets a new revision from the hub's hybrid logical clock (persisted, so a restarted
  * hub issues revisions above its old ones) and replaces its entry in rollup_outbox. *stats
- * (may be NULL) is overwritten with this call's counts. Returns 0 or ROLLUP_E*. */
+ * (may be NULL) is overwritten with this call's counts. Returns 0 or a REINT_E* code. */
 int rollup_refresh(rollup *r, rollup_stats *stats);
 /* rollup_set_today(r, today), then a slice of rollup_refresh(r, stats): the entry point for
  * the hub's timer. The slice recomputes dirty snapshots municipality by municipality for
@@ -149,7 +169,7 @@ int rollup_refresh_slice(rollup *r, uint64_t deadline_ms, rollup_stats *stats);
 /* 1 when the last refresh stopped at its deadline and left dirty snapshots. */
 int rollup_more(const rollup *r);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
- * Snapshots whose cells come out unchanged keep their revision. Returns 0 or ROLLUP_E*. */
+ * Snapshots whose cells come out unchanged keep their revision. Returns 0 or a REINT_E* code. */
 int rollup_full(rollup *r, rollup_stats *stats);
 
 /* Number of snapshots waiting to be recomputed. */

@@ -1,7 +1,8 @@
 /* rollup_cells: the cells of the stored snapshots as an SQL table (an eponymous virtual
  * table over rollup_blobs), for the gap reports and for tests. The engine stores each
- * snapshot's cells as one blob, the packed cells field of a RollupSnapshot (rollup.c), since
- * a snapshot is only ever written and sent whole; reading one back as rows decodes its blob.
+ * snapshot's cells as one blob, the packed cells field of a RollupSnapshot (rollup_store.c),
+ * since a snapshot is only ever written and sent whole; reading one back as rows decodes its
+ * blob.
  *
  * Plans: equality on municipality and on period select the blobs (by the primary key of
  * rollup_blobs when both are given, or municipality alone); every other condition is left to

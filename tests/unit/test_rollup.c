@@ -1,6 +1,6 @@
 /* Tests for provincial-hub/rollup: every indicator on hand-built records, with the expected
  * cells worked out by hand in each test. Records go into a temporary hub.db through the
- * ingest's path: rollup_note(), then the ingest's upsert statement, in one transaction.
+ * ingest's path: rollup_note(), then the hub store's upsert (hubstore_put), in one transaction.
  *
  * Calendar facts used below (data/bikram_sambat.csv: BS 2082 starts 2025-04-14, months of
  * 31, 31, 32, 31, 31, 31, 30, 29, ... days): 2025-07-16 is Asar 32, 2082 (BS2082-03, the
@@ -19,38 +19,24 @@
 #include <cmocka.h>
 
 #include "bscal.h"
+#include "hubstore.h"
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
+#include "testhook.h"
 
 #define MUN 10703
 
-/* The ingest's tables and upsert statement (provincial-hub/ingest.c). */
-static const char *hub_schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
-static const char *upsert_sql =
-    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-    " kind=iif(excluded.version>version, excluded.kind, kind),"
-    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-    " body=iif(excluded.version>version, excluded.body, body),"
-    " version=max(version, excluded.version), incarnation=excluded.incarnation"
-    " WHERE municipality=excluded.municipality";
-
 typedef struct fx {
     char dir[64], path[128];
-    sqlite3 *db;
+    hubstore hs; /* the hub's own store: its schema and its upsert */
+    sqlite3 *db; /* hs.db */
     rollup *r;
     uint64_t version;
 } fx;
+
+/* The municipality of the records the helpers below store (MUN unless a test says). */
+static uint32_t put_mun = MUN;
 
 static int32_t D(int y, int m, int d)
 {
@@ -73,10 +59,12 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_rollup.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/hub.db", f->dir);
-    assert_int_equal(store_open(f->path, 1, hub_schema, &f->db, err, sizeof(err)), 0);
+    assert_int_equal(hubstore_open(&f->hs, f->path, err, sizeof(err)), 0);
+    f->db = f->hs.db;
     assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
     assert_int_equal(rollup_set_today(f->r, D(2026, 6, 30)), 0);
     f->version = 1;
+    put_mun = MUN;
     *state = f;
     return 0;
 }
@@ -86,7 +74,7 @@ static int teardown(void **state)
     fx *f = *state;
     char cmd[160];
     rollup_close(f->r);
-    store_close(f->db);
+    hubstore_close(&f->hs);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -102,24 +90,22 @@ static void put(fx *f, Reint__V1__Record *rec)
     static const uint8_t inc[16] = {7};
     rec->version = f->version++;
     if (rec->municipality == 0)
-        rec->municipality = MUN;
+        rec->municipality = put_mun;
     size_t len = reint__v1__record__get_packed_size(rec);
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
     reint__v1__record__pack(rec, buf);
     assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
     assert_int_equal(rollup_note(f->r, rec->municipality, rec->id.data, rec->version, buf, len), 0);
-    sqlite3_stmt *st = store_prepare(f->db, upsert_sql);
-    assert_non_null(st);
-    sqlite3_bind_blob(st, 1, rec->id.data, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, rec->municipality);
-    sqlite3_bind_int(st, 3, record_kind(rec));
-    sqlite3_bind_int64(st, 4, (int64_t)rec->version);
-    sqlite3_bind_int(st, 5, rec->body_case == REINT__V1__RECORD__BODY_TOMBSTONE);
-    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
+    hubstore_record hr = {.municipality = rec->municipality,
+                          .id = rec->id.data,
+                          .kind = record_kind(rec),
+                          .version = rec->version,
+                          .deleted = rec->body_case == REINT__V1__RECORD__BODY_TOMBSTONE,
+                          .incarnation = inc,
+                          .body = buf,
+                          .len = len};
+    assert_int_equal(hubstore_put(&f->hs, &hr), 0);
     assert_int_equal(store_exec(f->db, "COMMIT"), 0);
     free(buf);
     if (!put_no_refresh)
@@ -292,7 +278,8 @@ typedef struct cellv {
     uint32_t ckey;
 } cellv;
 
-static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
+static cellv cell_in(fx *f, uint32_t municipality, const char *period, const char *ind,
+                     const char *grouping, const char *key)
 {
     cellv c = {0, 0, 0, 0, 0};
     sqlite3_stmt *st = store_prepare(f->db, "SELECT numerator, denominator, contributors,"
@@ -300,7 +287,7 @@ static cellv cell(fx *f, const char *period, const char *ind, const char *groupi
                                             " AND period=?2 AND indicator=?3 AND grouping=?4"
                                             " AND key=?5");
     assert_non_null(st);
-    sqlite3_bind_int(st, 1, MUN);
+    sqlite3_bind_int64(st, 1, municipality);
     sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, grouping, -1, SQLITE_STATIC);
@@ -314,6 +301,11 @@ static cellv cell(fx *f, const char *period, const char *ind, const char *groupi
     }
     sqlite3_finalize(st);
     return c;
+}
+
+static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
+{
+    return cell_in(f, MUN, period, ind, grouping, key);
 }
 
 /* The numerator of a cell; 0 when the cell is absent (zero cells are omitted). */
@@ -652,56 +644,221 @@ static void test_rollup_services_unavailable_uses_latest_availability(void **sta
     assert_int_equal(num(f, "2026-02", U, "", ""), 1);
 }
 
-static void enrol(fx *f, int64_t first_day)
+/* Enrols municipality mun as the ingest does: first seen an hour into first_day, and the
+ * calendar of its node's Hello (0 unknown, 1 BS, 2 AD). */
+static void enrol(fx *f, uint32_t mun, int32_t first_day, int calendar)
 {
     sqlite3_stmt *st = store_prepare(
-        f->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-               " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
+        f->db, "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+               " resend_pending, first_seen_ms, last_hello_ms, calendar)"
+               " VALUES(?1, x'00', 0, 0, 0, ?2, ?2, ?3) ON CONFLICT(municipality) DO UPDATE SET"
+               " first_seen_ms=excluded.first_seen_ms, calendar=excluded.calendar");
     assert_non_null(st);
-    sqlite3_bind_int(st, 1, MUN);
-    sqlite3_bind_int64(st, 2, first_day * 86400000 + 3600000);
+    sqlite3_bind_int64(st, 1, mun);
+    sqlite3_bind_int64(st, 2, (int64_t)first_day * 86400000 + 3600000);
+    sqlite3_bind_int(st, 3, calendar);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 }
 
-static void test_rollup_reporting_completeness_and_timeliness(void **state)
+/* Checks reporting_completeness and reporting_timeliness of (mun, period): complete / den and
+ * timely / den, or no cell at all when den is 0. */
+static void expect_reporting(fx *f, uint32_t mun, const char *period, int64_t complete,
+                             int64_t timely, int64_t den)
+{
+    cellv c = cell_in(f, mun, period, "reporting_completeness", "", "");
+    cellv t = cell_in(f, mun, period, "reporting_timeliness", "", "");
+    if (c.found != (den > 0) || t.found != (den > 0) || c.num != complete || c.den != den ||
+        t.num != timely || t.den != den) {
+        print_error("%u %s: completeness %lld/%lld (found %d), timeliness %lld/%lld (found %d);"
+                    " expected %lld/%lld and %lld/%lld\n",
+                    mun, period, (long long)c.num, (long long)c.den, c.found, (long long)t.num,
+                    (long long)t.den, t.found, (long long)complete, (long long)den,
+                    (long long)timely, (long long)den);
+        fail();
+    }
+}
+
+/* Calendar facts for the reporting tests, from data/bikram_sambat.csv's row
+ * "2082,31,31,32,31,31,31,30,29,30,29,30,30,365,2025-04-14" (BS 2082 starts on 2025-04-14,
+ * months of 31, 31, 32, 31, 31, 31, 30, 29, 30, 29, 30, 30 days), each month's Gregorian days
+ * added up by hand:
+ *   BS2082-03 Asar     2025-06-15 .. 2025-07-16     BS2082-07 Kartik  2025-10-18 .. 2025-11-16
+ *   BS2082-04 Shrawan  2025-07-17 .. 2025-08-16     BS2082-08 Mangsir 2025-11-17 .. 2025-12-15
+ *   BS2082-05 Bhadra   2025-08-17 .. 2025-09-16     BS2082-09 Poush   2025-12-16 .. 2026-01-14
+ *   BS2082-06 Asoj     2025-09-17 .. 2025-10-17     BS2082-10 Magh    2026-01-15 .. 2026-02-12
+ * FY2081/82 ends with BS2082-03; FY2082/83-T1 is BS2082-04..07, T2 BS2082-08..11.
+ *
+ * The province has a BS node (10703), an AD node (10704) and a node of unknown calendar
+ * (10705, counted as BS), all first seen on 2025-07-17; today is 2026-01-20. */
+#define BS_NODE      10703
+#define AD_NODE      10704
+#define UNKNOWN_NODE 10705
+
+static void reporting_province(fx *f)
+{
+    assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
+    enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_AD);
+    enrol(f, UNKNOWN_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_UNKNOWN);
+    /* The BS node (and the same from the node of unknown calendar) closes BS months. */
+    for (uint32_t m = BS_NODE; m <= UNKNOWN_NODE; m += UNKNOWN_NODE - BS_NODE) {
+        put_mun = m;
+        month_close(f, 60, 1, 2082, 3, D(2025, 7, 20));  /* end + 4: on time */
+        month_close(f, 61, 1, 2082, 4, D(2025, 8, 20));  /* end + 4: on time */
+        month_close(f, 62, 1, 2082, 5, D(2025, 9, 30));  /* end + 14: on time */
+        month_close(f, 63, 1, 2082, 6, D(2025, 11, 10)); /* end + 24: late */
+        month_close(f, 64, 1, 2082, 8, D(2025, 12, 30)); /* end + 15: on time, the last day */
+        /* A Gregorian close is not of its calendar: it counts nowhere. */
+        month_close(f, 65, 0, 2025, 10, D(2025, 11, 1));
+    }
+    /* The AD node closes Gregorian months. */
+    put_mun = AD_NODE;
+    month_close(f, 60, 0, 2025, 7, D(2025, 8, 5));    /* end + 5: on time */
+    month_close(f, 61, 0, 2025, 8, D(2025, 9, 16));   /* end + 16: late */
+    month_close(f, 62, 0, 2025, 9, D(2025, 10, 10));  /* end + 10: on time */
+    month_close(f, 63, 0, 2025, 10, D(2025, 11, 15)); /* end + 15: on time */
+    month_close(f, 64, 0, 2025, 12, D(2026, 1, 5));   /* end + 5: on time */
+    month_close(f, 65, 1, 2082, 7, D(2025, 11, 20));  /* BS: not its calendar */
+    put_mun = MUN;
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+}
+
+/* A month of the node's own calendar is due when it ended before today and on or after the
+ * first-seen day, complete when closed, timely when first closed by its end + 15 days; a
+ * month of the other calendar stands as every own-calendar month overlapping it does; longer
+ * periods count their unit months (Gregorian months in Gregorian quarters and years, BS months
+ * in fiscal trimesters and years). */
+static void test_rollup_reporting_of_a_bs_node_in_every_period_kind(void **state)
 {
     fx *f = *state;
-    const char *C = "reporting_completeness", *T = "reporting_timeliness";
-    assert_int_equal(rollup_daily(f->r, D(2026, 4, 20), NULL), 0);
-    enrol(f, D(2026, 1, 10));
+    reporting_province(f);
+    for (uint32_t m = BS_NODE; m <= UNKNOWN_NODE; m += UNKNOWN_NODE - BS_NODE) {
+        /* BS months: 03 was closed though it ended before the node was first seen (a closed
+         * month counts); 07 and 09 are due and open; 10 has not ended. */
+        expect_reporting(f, m, "BS2082-02", 0, 0, 0);
+        expect_reporting(f, m, "BS2082-03", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-04", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-05", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-06", 1, 0, 1);
+        expect_reporting(f, m, "BS2082-07", 0, 0, 1);
+        expect_reporting(f, m, "BS2082-08", 1, 1, 1);
+        expect_reporting(f, m, "BS2082-09", 0, 0, 1);
+        expect_reporting(f, m, "BS2082-10", 0, 0, 0);
+        /* Fiscal periods: T1 = 04..07 (3 closed, 2 on time), T2 = 08, 09 due of 08..11. */
+        expect_reporting(f, m, "FY2081/82", 1, 1, 1);
+        expect_reporting(f, m, "FY2082/83-T1", 3, 2, 4);
+        expect_reporting(f, m, "FY2082/83-T2", 1, 1, 2);
+        expect_reporting(f, m, "FY2082/83-T3", 0, 0, 0);
+        expect_reporting(f, m, "FY2082/83", 4, 3, 6);
+        /* Gregorian months stand as their BS months: July = 03 + 04, August = 04 + 05,
+         * September = 05 + 06 (06 late), October = 06 + 07 (07 open; the Gregorian close of
+         * October does not count), November = 07 + 08, December = 08 + 09 (09 open); January
+         * = 09 + 10 is not due (10 has not ended); June = 02 + 03 is not (02 ended before the
+         * node was first seen). */
+        expect_reporting(f, m, "2025-06", 0, 0, 0);
+        expect_reporting(f, m, "2025-07", 1, 1, 1);
+        expect_reporting(f, m, "2025-08", 1, 1, 1);
+        expect_reporting(f, m, "2025-09", 1, 0, 1);
+        expect_reporting(f, m, "2025-10", 0, 0, 1);
+        expect_reporting(f, m, "2025-11", 0, 0, 1);
+        expect_reporting(f, m, "2025-12", 0, 0, 1);
+        expect_reporting(f, m, "2026-01", 0, 0, 0);
+        /* Quarters and years count those Gregorian months. */
+        expect_reporting(f, m, "2025-Q2", 0, 0, 0);
+        expect_reporting(f, m, "2025-Q3", 3, 2, 3);
+        expect_reporting(f, m, "2025-Q4", 0, 0, 3);
+        expect_reporting(f, m, "2025", 3, 2, 6);
+        expect_reporting(f, m, "2026", 0, 0, 0);
+    }
+}
+
+static void test_rollup_reporting_of_an_ad_node_in_every_period_kind(void **state)
+{
+    fx *f = *state;
+    reporting_province(f);
+    const uint32_t m = AD_NODE;
+    /* Gregorian months: July ended after the first-seen day, so it is due; November is open;
+     * January has not ended; June ended before the node was first seen. */
+    expect_reporting(f, m, "2025-06", 0, 0, 0);
+    expect_reporting(f, m, "2025-07", 1, 1, 1);
+    expect_reporting(f, m, "2025-08", 1, 0, 1);
+    expect_reporting(f, m, "2025-09", 1, 1, 1);
+    expect_reporting(f, m, "2025-10", 1, 1, 1);
+    expect_reporting(f, m, "2025-11", 0, 0, 1);
+    expect_reporting(f, m, "2025-12", 1, 1, 1);
+    expect_reporting(f, m, "2026-01", 0, 0, 0);
+    expect_reporting(f, m, "2025-Q3", 3, 2, 3);
+    expect_reporting(f, m, "2025-Q4", 2, 2, 3);
+    expect_reporting(f, m, "2025", 5, 4, 6);
+    expect_reporting(f, m, "2026-Q1", 0, 0, 0);
+    /* BS months stand as their Gregorian months: 03 = June + July (June never due), 04 =
+     * July + August (August late), 05 = August + September, 06 = September + October, 07 =
+     * October + November (its own BS close does not count), 08 = November + December, 09 =
+     * December + January (January not due). */
+    expect_reporting(f, m, "BS2082-03", 0, 0, 0);
+    expect_reporting(f, m, "BS2082-04", 1, 0, 1);
+    expect_reporting(f, m, "BS2082-05", 1, 0, 1);
+    expect_reporting(f, m, "BS2082-06", 1, 1, 1);
+    expect_reporting(f, m, "BS2082-07", 0, 0, 1);
+    expect_reporting(f, m, "BS2082-08", 0, 0, 1);
+    expect_reporting(f, m, "BS2082-09", 0, 0, 0);
+    expect_reporting(f, m, "FY2081/82", 0, 0, 0);
+    expect_reporting(f, m, "FY2082/83-T1", 3, 1, 4);
+    expect_reporting(f, m, "FY2082/83-T2", 0, 0, 1);
+    expect_reporting(f, m, "FY2082/83", 3, 1, 5);
+    /* Only enrolled municipalities report. */
+    expect_reporting(f, MUN + 10, "2025-08", 0, 0, 0);
+}
+
+/* What changes the standing of a month marks every snapshot it reaches, of every period kind:
+ * the as-of day passing a month's end, a close, a node's calendar. */
+static void test_rollup_reporting_follows_today_closes_and_calendar(void **state)
+{
+    fx *f = *state;
+    reporting_province(f);
+    /* Today passes the end of January (2026-01-31) and of BS2082-10 (2026-02-12). */
+    assert_int_equal(rollup_daily(f->r, D(2026, 2, 20), NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-10", 0, 0, 1);
+    expect_reporting(f, BS_NODE, "FY2082/83-T2", 1, 1, 3);
+    expect_reporting(f, BS_NODE, "FY2082/83", 4, 3, 7);
+    expect_reporting(f, BS_NODE, "2026-01", 0, 0, 1); /* 09 + 10, both due now */
+    expect_reporting(f, BS_NODE, "2026-Q1", 0, 0, 1);
+    expect_reporting(f, BS_NODE, "2026", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "2026-01", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "BS2082-09", 0, 0, 1);    /* December + January */
+    expect_reporting(f, AD_NODE, "FY2082/83-T2", 0, 0, 2); /* 08, 09; 10 ends in February */
+    /* The BS node closes 07 and 09, late: Gregorian months, quarters and years follow. */
+    put_mun = BS_NODE;
+    month_close(f, 66, 1, 2082, 7, D(2026, 2, 20));
+    month_close(f, 67, 1, 2082, 9, D(2026, 2, 20));
+    put_mun = MUN;
+    expect_reporting(f, BS_NODE, "BS2082-09", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-10", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-12", 1, 0, 1);
+    expect_reporting(f, BS_NODE, "2025-Q4", 3, 0, 3);
+    expect_reporting(f, BS_NODE, "2025", 6, 2, 6);
+    expect_reporting(f, BS_NODE, "2026-01", 0, 0, 1); /* 10 is still open */
+    expect_reporting(f, BS_NODE, "FY2082/83", 6, 3, 7);
+    /* The AD node's node now says BS: its Gregorian closes stop counting and its BS close of
+     * 07 (on 2025-11-20, end + 4) counts; every BS month 04..10 is due. */
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
-    /* Silent so far: January, February and March are due, April is not. */
-    cellv c = cell(f, "2026-01", C, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
-    assert_true(cell(f, "2026-03", C, "", "").found);
-    assert_false(cell(f, "2026-04", C, "", "").found);
-    assert_false(cell(f, "2025-12", C, "", "").found);
-    month_close(f, 60, 0, 2026, 1, D(2026, 2, 10)); /* 10 days after the end: on time */
-    month_close(f, 61, 0, 2026, 2, D(2026, 3, 16)); /* 16 days after the end: late */
-    month_close(f, 62, 0, 2026, 3, D(2026, 4, 15)); /* the 15th day: on time */
-    c = cell(f, "2026-01", C, "", "");
-    assert_int_equal(c.num, 1);
-    assert_int_equal(c.den, 1);
-    assert_int_equal(cell(f, "2026-01", T, "", "").num, 1);
-    assert_int_equal(cell(f, "2026-02", C, "", "").num, 1);
-    c = cell(f, "2026-02", T, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
-    assert_int_equal(cell(f, "2026-03", T, "", "").num, 1);
-    /* A BS close counts for the BS month only; a Gregorian close for the Gregorian one. */
-    month_close(f, 63, 1, 2082, 11, D(2026, 3, 1)); /* Falgun 2082 */
-    assert_int_equal(cell(f, "BS2082-11", C, "", "").num, 1);
-    assert_false(cell(f, "BS2082-12", C, "", "").num);
-    assert_true(cell(f, "BS2082-12", C, "", "").found); /* Chaitra ended 2026-04-13: due */
-    /* Quarters and years carry no completeness. */
-    assert_false(cell(f, "2026-Q1", C, "", "").found);
-    /* April becomes due when the clock passes its end. */
-    assert_int_equal(rollup_daily(f->r, D(2026, 5, 1), NULL), 0);
-    c = cell(f, "2026-04", C, "", "");
-    assert_int_equal(c.num, 0);
-    assert_int_equal(c.den, 1);
+    expect_reporting(f, AD_NODE, "BS2082-07", 1, 1, 1);
+    expect_reporting(f, AD_NODE, "BS2082-04", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "FY2082/83", 1, 1, 7);
+    expect_reporting(f, AD_NODE, "2025-07", 0, 0, 0); /* 03 + 04: 03 never due */
+    expect_reporting(f, AD_NODE, "2025-08", 0, 0, 1);
+    expect_reporting(f, AD_NODE, "2025", 0, 0, 5);
+    /* And back: the same cells as before the change. */
+    enrol(f, AD_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_AD);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, AD_NODE, "2025-07", 1, 1, 1);
+    expect_reporting(f, AD_NODE, "FY2082/83-T1", 3, 1, 4);
+    /* Incremental marks and a rebuild agree. */
+    rollup_stats st;
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
 }
 
 static void test_rollup_cell_key_is_sha256_prefix_sum(void **state)
@@ -862,14 +1019,48 @@ static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **sta
     assert_int_equal(st.changed, 0);
 }
 
-static void test_rollup_foreign_municipality_record_changes_nothing(void **state)
+/* Record ids are keyed hashes per municipality: the same id in two municipalities names two
+ * independent records, each counted in its own municipality, and a service's person is the
+ * person of that id in the service's own municipality. */
+static void test_rollup_same_id_in_another_municipality_is_a_record_of_its_own(void **state)
 {
     fx *f = *state;
+    const uint32_t OTHER = 10704;
+    const char *P = "participants_registered", *S = "persons_served";
     person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
-    /* Another municipality claims the same id: the upsert refuses it, so must the engine. */
-    person_of(f, 1, 10704, D(2026, 1, 2), MALE);
-    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10704"), 0);
+    delivered(f, 10, 1, COUNSEL, D(2026, 1, 10));
+    put_mun = OTHER;
+    person(f, 1, D(2026, 2, 3), FAMILY, MALE, AGE_15_24);
+    delivered(f, 10, 1, COUNSEL, D(2026, 2, 10));
+    put_mun = MUN;
+    /* Both count, each in its own municipality and months. */
+    assert_int_equal(num(f, "2026-01", P, "sex", "FEMALE"), 1);
+    assert_false(cell(f, "2026-02", P, "", "").found);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", P, "sex", "MALE").num, 1);
+    assert_false(cell_in(f, OTHER, "2026-01", P, "", "").found);
+    /* Each service takes the sex of the person of its own municipality. */
+    assert_int_equal(num(f, "2026-01", S, "sex", "FEMALE"), 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", S, "sex", "MALE").num, 1);
+    assert_false(cell_in(f, OTHER, "2026-02", S, "sex", "FEMALE").found);
+    /* A correction in one changes nothing in the other. */
+    person(f, 1, D(2026, 1, 2), RETURNEE, REINT__V1__SEX__SEX_OTHER, AGE_25_39);
+    assert_int_equal(num(f, "2026-01", S, "sex", "OTHER"), 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", P, "sex", "MALE").num, 1);
+    assert_int_equal(cell_in(f, OTHER, "2026-02", S, "sex", "MALE").num, 1);
+    /* A deletion in the other leaves this one whole. */
+    put_mun = OTHER;
+    tombstone(f, 1, K_PERSON);
+    tombstone(f, 10, K_SERVICE);
+    put_mun = MUN;
+    assert_false(cell_in(f, OTHER, "2026-02", P, "", "").found);
+    assert_false(cell_in(f, OTHER, "2026-02", S, "", "").found);
+    assert_int_equal(num(f, "2026-01", P, "", ""), 1);
+    assert_int_equal(num(f, "2026-01", S, "sex", "OTHER"), 1);
+    assert_int_equal(num(f, "2026-01", "services_delivered", "", ""), 1);
+    /* The shadow and a rebuild agree. */
+    rollup_stats st;
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
 }
 
 static void test_rollup_outbox_orders_a_refresh_by_period(void **state)
@@ -962,6 +1153,89 @@ static void test_rollup_store_of_schema_2_is_rewritten(void **state)
     assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
 }
 
+/* A read error on the schema version is not an absent version: rollup_open fails and the
+ * shadow stays, rather than being dropped and rebuilt on a store that cannot be read. */
+static void test_rollup_meta_read_error_fails_open_and_keeps_the_shadow(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_person"), 1);
+    rollup_close(f->r);
+    f->r = NULL;
+    /* meta becomes a view whose rollup_schema value fails to evaluate (malformed JSON). */
+    assert_int_equal(store_exec(f->db, "ALTER TABLE meta RENAME TO meta_saved;"
+                                       " CREATE VIEW meta(key, value) AS SELECT key,"
+                                       " CASE key WHEN 'rollup_schema' THEN json('x') ELSE value"
+                                       " END FROM meta_saved"),
+                     0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), REINT_EDB);
+    assert_null(f->r);
+    assert_non_null(strstr(err, "version"));
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_person"), 1);
+    /* Readable again: the engine opens on the same shadow, without a rebuild. */
+    assert_int_equal(store_exec(f->db, "DROP VIEW meta; ALTER TABLE meta_saved RENAME TO meta"), 0);
+    assert_int_equal(rollup_open(&f->r, f->db, err, sizeof(err)), 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+}
+
+/* The outbox and every snapshot's revision and digest, as one string. */
+static char *shipped(fx *f)
+{
+    sqlite3_stmt *st = store_prepare(
+        f->db, "SELECT (SELECT group_concat(seq || ':' || municipality || ':' || period || ':' ||"
+               " revision, ' ') FROM rollup_outbox) || ' | ' || (SELECT group_concat(municipality"
+               " || ':' || period || ':' || revision || ':' || digest, ' ') FROM rollup_snapshots"
+               " WHERE revision > 0)");
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char *s = strdup((const char *)sqlite3_column_text(st, 0));
+    assert_non_null(s);
+    sqlite3_finalize(st);
+    return s;
+}
+
+/* A scan that fails during a refresh (the test fault rollup_scan, a failed sqlite3_step) after
+ * one municipality's snapshots were computed and stored: the refresh rolls back whole, so no
+ * snapshot of it is shipped, and the next refresh ships the right ones. */
+static void test_rollup_failed_scan_ships_no_partial_refresh(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    put_no_refresh = 1;
+    person(f, 2, D(2026, 1, 3), RETURNEE, MALE, AGE_25_39);
+    /* 10704's rows come after 10703's group: the fault strikes in 10704's person scan, once
+     * 10703's snapshots are stored in the refresh's transaction. */
+    for (int n = 0; n < 30; n++)
+        person_of(f, 100 + n, 10704, D(2026, 1, 4), FEMALE);
+    put_no_refresh = 0;
+    int64_t dirty = rollup_dirty_count(f->r);
+    assert_true(dirty >= 12);
+    char *before = shipped(f);
+    testhook_enable("test_rollup");
+    assert_int_equal(testhook_arm("rollup_scan:15"), 0);
+    rollup_stats st;
+    assert_int_equal(rollup_refresh(f->r, &st), REINT_EDB);
+    assert_int_equal(st.changed, 0);
+    char *after = shipped(f);
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(rollup_dirty_count(f->r), dirty);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 1);
+    /* The fault struck once: the next refresh ships both municipalities, right. */
+    assert_int_equal(rollup_refresh(f->r, &st), 0);
+    assert_int_equal(st.changed, 12);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 2);
+    assert_int_equal(cell_in(f, 10704, "2026-01", "participants_registered", "", "").num, 30);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_outbox"), 12);
+    after = shipped(f);
+    assert_string_not_equal(after, before);
+    free(after);
+    free(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,8 +1262,12 @@ int main(void)
             test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_services_unavailable_uses_latest_availability,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollup_reporting_completeness_and_timeliness, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_of_a_bs_node_in_every_period_kind,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_of_an_ad_node_in_every_period_kind,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_reporting_follows_today_closes_and_calendar,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_cell_key_is_sha256_prefix_sum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_snapshot_message_revisions_and_outbox, setup,
                                         teardown),
@@ -1005,8 +1283,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_outbox_orders_a_refresh_by_period, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_rollup_foreign_municipality_record_changes_nothing,
+        cmocka_unit_test_setup_teardown(
+            test_rollup_same_id_in_another_municipality_is_a_record_of_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_meta_read_error_fails_open_and_keeps_the_shadow,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_failed_scan_ships_no_partial_refresh, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,14 @@
 /* Property tests for provincial-hub/rollup. For random sequences (fixed seeds) of inserts,
- * corrections, stale replays, deletions, rolled-back batches, enrolments and clock moves:
+ * corrections, stale replays, deletions, rolled-back batches, enrolments (and changes of a
+ * node's calendar) and clock moves:
  *   1. the incremental result equals rollup_full() cell for cell (and rollup_full() finds
  *      no snapshot to change);
  *   2. rollup_full() equals a straightforward computation written here, with its own
  *      Gregorian and Bikram Sambat calendars (the BS table read from data/), its own
  *      enumeration names and its own SHA-256 cell keys, for participants_registered
  *      ("" and sex,age_band), persons_served ("" and service_type), services_delivered,
- *      seed_funding_npr and enterprises_active (a ratio). */
+ *      seed_funding_npr and enterprises_active (a ratio).
+ * Each id is used by a record of each of the two municipalities (see idn()). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "hubstore.h"
 #include "record.h"
 #include "rollup.h"
 #include "store.h"
@@ -28,25 +31,6 @@
 #define SEEDS   8
 #define BATCHES 60
 #define N_IDS   64
-
-static const char *hub_schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
-    " incarnation BLOB NOT NULL, acked_seq INTEGER NOT NULL, acked_version INTEGER NOT NULL,"
-    " resend_pending INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " last_hello_ms INTEGER NOT NULL, last_sync_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS records(id BLOB PRIMARY KEY, municipality INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS records_municipality ON records(municipality, kind);";
-static const char *upsert_sql =
-    "INSERT INTO records(id, municipality, kind, version, deleted, incarnation, body)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET"
-    " kind=iif(excluded.version>version, excluded.kind, kind),"
-    " deleted=iif(excluded.version>version, excluded.deleted, deleted),"
-    " body=iif(excluded.version>version, excluded.body, body),"
-    " version=max(version, excluded.version), incarnation=excluded.incarnation"
-    " WHERE municipality=excluded.municipality";
 
 /* --- an independent calendar ------------------------------------------------------------ */
 
@@ -145,7 +129,8 @@ typedef struct rstate {
 
 typedef struct world {
     char dir[64], path[128];
-    sqlite3 *db;
+    hubstore hs; /* the hub's own store: its schema and its upsert */
+    sqlite3 *db; /* hs.db */
     rollup *r;
     uint64_t version;
     uint64_t rng;
@@ -167,16 +152,19 @@ static int pick(world *w, int n)
     return (int)(rnd(w) % (uint64_t)n);
 }
 
+/* The 16 bytes of record number n: numbers 2k (of MUN_A) and 2k + 1 (of MUN_B) share them,
+ * since the hub keys records by (municipality, id) and the same id in two municipalities is
+ * two records (a service's person is looked up in its own municipality). */
 static void idn(uint8_t id[16], int n)
 {
     memset(id, 0, 16);
     id[0] = 0x01;
     id[7] = 0x70;
-    id[15] = (uint8_t)n;
+    id[15] = (uint8_t)(n / 2);
 }
 
-/* Ids 0..19 persons, 20..47 services, 48..55 enterprises, 56..59 availability, 60..63
- * month closes; odd ids belong to MUN_B. */
+/* Numbers 0..19 persons, 20..47 services, 48..55 enterprises, 56..59 availability, 60..63
+ * month closes; odd numbers belong to MUN_B. */
 static int kind_of(int n)
 {
     return n < 20   ? K_PERSON
@@ -297,17 +285,15 @@ static void pack_and_store(world *w, int n, const rstate *s, uint64_t version, i
     assert_true(len <= sizeof(buf));
     reint__v1__record__pack(&rec, buf);
     assert_int_equal(rollup_note(w->r, rec.municipality, id, version, buf, len), 0);
-    sqlite3_stmt *st = store_prepare(w->db, upsert_sql);
-    assert_non_null(st);
-    sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, rec.municipality);
-    sqlite3_bind_int(st, 3, record_kind(&rec));
-    sqlite3_bind_int64(st, 4, (int64_t)version);
-    sqlite3_bind_int(st, 5, tomb);
-    sqlite3_bind_blob(st, 6, inc, 16, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, buf, (int)len, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
+    hubstore_record hr = {.municipality = rec.municipality,
+                          .id = id,
+                          .kind = record_kind(&rec),
+                          .version = version,
+                          .deleted = tomb,
+                          .incarnation = inc,
+                          .body = buf,
+                          .len = len};
+    assert_int_equal(hubstore_put(&w->hs, &hr), 0);
 }
 
 /* One random change inside the open batch. */
@@ -332,14 +318,18 @@ static void random_change(world *w)
     }
 }
 
-static void enrol(world *w, uint32_t m, int32_t day)
+/* Enrols (or re-enrols) m, first seen on day, with the calendar of its node's Hello (0
+ * unknown, 1 BS, 2 AD): a change of either moves what is due. */
+static void enrol(world *w, uint32_t m, int32_t day, int calendar)
 {
     sqlite3_stmt *st = store_prepare(
         w->db, "INSERT OR REPLACE INTO nodes(municipality, incarnation, acked_seq, acked_version,"
-               " resend_pending, first_seen_ms, last_hello_ms) VALUES(?1, x'00', 0, 0, 0, ?2, ?2)");
+               " resend_pending, first_seen_ms, last_hello_ms, calendar)"
+               " VALUES(?1, x'00', 0, 0, 0, ?2, ?2, ?3)");
     assert_non_null(st);
     sqlite3_bind_int64(st, 1, m);
     sqlite3_bind_int64(st, 2, (int64_t)day * 86400000);
+    sqlite3_bind_int(st, 3, calendar);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 }
@@ -570,7 +560,8 @@ static void run_seed(unsigned seed)
     snprintf(w->dir, sizeof(w->dir), "/tmp/test_rollup_prop.XXXXXX");
     assert_non_null(mkdtemp(w->dir));
     snprintf(w->path, sizeof(w->path), "%s/hub.db", w->dir);
-    assert_int_equal(store_open(w->path, 1, hub_schema, &w->db, err, sizeof(err)), 0);
+    assert_int_equal(hubstore_open(&w->hs, w->path, err, sizeof(err)), 0);
+    w->db = w->hs.db;
     assert_int_equal(rollup_open(&w->r, w->db, err, sizeof(err)), 0);
     assert_int_equal(rollup_set_today(w->r, w->lo), 0);
     for (int b = 0; b < BATCHES; b++) {
@@ -578,7 +569,7 @@ static void run_seed(unsigned seed)
         if (what == 0) {
             assert_int_equal(rollup_set_today(w->r, w->lo + pick(w, 400)), 0);
         } else if (what == 1) {
-            enrol(w, pick(w, 2) ? MUN_A : MUN_B, w->lo + pick(w, 200));
+            enrol(w, pick(w, 2) ? MUN_A : MUN_B, w->lo + pick(w, 200), pick(w, 3));
         } else {
             /* A rolled-back batch is followed at once, with no refresh between, by the same
              * changes committed: marks the rollback undid must not be taken as made. */
@@ -605,7 +596,7 @@ static void run_seed(unsigned seed)
         }
     }
     rollup_close(w->r);
-    store_close(w->db);
+    hubstore_close(&w->hs);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->dir);
     assert_int_equal(system(cmd), 0);
     free(w);

@@ -1,0 +1,254 @@
+/* The rollup engine's generic aggregator (rollup_internal.h): cells keyed by (indicator,
+ * grouping, period slot, dimension values) in an open-addressing hash, the distinct
+ * contributors of each cell in a second one, and the finished cells sorted and digested. It
+ * knows nothing of records; rollup_indicators.c feeds it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+#include "rollup_internal.h"
+
+uint64_t rollup__mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+int rollup__grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    void *np = realloc(*p, n * elem);
+    if (np == NULL)
+        return REINT_ENOMEM;
+    *p = np;
+    *cap = n;
+    return 0;
+}
+
+void rollup__agg_reset(rollup *r)
+{
+    r->n_acc = 0;
+    r->n_mem = 0;
+    if (++r->gen == 0) { /* wrapped: really empty the tables once */
+        if (r->acc_slots)
+            memset(r->acc_slots, 0, r->n_acc_slots * sizeof(rollup__slot));
+        if (r->mem)
+            memset(r->mem, 0, r->n_mem_slots * sizeof(rollup__member));
+        r->gen = 1;
+    }
+}
+
+static int rollup__slots_rehash(rollup *r, size_t nslots)
+{
+    rollup__slot *s = calloc(nslots, sizeof(rollup__slot));
+    if (s == NULL)
+        return REINT_ENOMEM;
+    for (size_t i = 0; i < r->n_acc; i++) {
+        size_t j = (size_t)rollup__mix(r->acc[i].k) & (nslots - 1);
+        while (s[j].gen == r->gen)
+            j = (j + 1) & (nslots - 1);
+        s[j].gen = r->gen;
+        s[j].index = (uint32_t)i;
+    }
+    free(r->acc_slots);
+    r->acc_slots = s;
+    r->n_acc_slots = nslots;
+    return 0;
+}
+
+/* The cell with packed identity k, created when new; NULL when out of memory. */
+static rollup__acc *rollup__cell(rollup *r, uint64_t k, uint32_t *index)
+{
+    if ((r->n_acc + 1) * 2 > r->n_acc_slots &&
+        rollup__slots_rehash(r, r->n_acc_slots ? r->n_acc_slots * 2 : 1024) != 0)
+        return NULL;
+    size_t mask = r->n_acc_slots - 1, j = (size_t)rollup__mix(k) & mask;
+    for (; r->acc_slots[j].gen == r->gen; j = (j + 1) & mask) {
+        rollup__acc *a = &r->acc[r->acc_slots[j].index];
+        if (a->k == k) {
+            *index = r->acc_slots[j].index;
+            return a;
+        }
+    }
+    if (rollup__grow((void **)&r->acc, &r->cap_acc, r->n_acc + 1, sizeof(rollup__acc)) != 0)
+        return NULL;
+    rollup__acc *a = &r->acc[r->n_acc];
+    memset(a, 0, sizeof(*a));
+    a->k = k;
+    r->acc_slots[j].gen = r->gen;
+    r->acc_slots[j].index = (uint32_t)r->n_acc;
+    *index = (uint32_t)r->n_acc++;
+    return a;
+}
+
+static size_t rollup__member_hash(uint32_t cell, const uint8_t *id)
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    return (size_t)rollup__mix(a ^ rollup__mix(b ^ ((uint64_t)cell << 32)));
+}
+
+/* Adds contributor id to cell; returns 1 when it is new there, 0 when seen, or <0. */
+static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id)
+{
+    if ((r->n_mem + 1) * 2 > r->n_mem_slots) {
+        size_t n = r->n_mem_slots ? r->n_mem_slots * 2 : 4096;
+        rollup__member *m = calloc(n, sizeof(*m));
+        if (m == NULL)
+            return REINT_ENOMEM;
+        for (size_t i = 0; i < r->n_mem_slots; i++) {
+            if (r->mem[i].gen != r->gen)
+                continue;
+            size_t j = rollup__member_hash(r->mem[i].cell, r->mem[i].id) & (n - 1);
+            while (m[j].gen == r->gen)
+                j = (j + 1) & (n - 1);
+            m[j] = r->mem[i];
+        }
+        free(r->mem);
+        r->mem = m;
+        r->n_mem_slots = n;
+    }
+    size_t mask = r->n_mem_slots - 1, j = rollup__member_hash(cell, id) & mask;
+    for (; r->mem[j].gen == r->gen; j = (j + 1) & mask)
+        if (r->mem[j].cell == cell && memcmp(r->mem[j].id, id, 16) == 0)
+            return 0;
+    r->mem[j].gen = r->gen;
+    r->mem[j].cell = cell;
+    memcpy(r->mem[j].id, id, 16);
+    r->n_mem++;
+    return 1;
+}
+
+/* Indicators without dedupe have one contribution per record and period, so their
+ * contributors are distinct by construction. */
+int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *id, uint32_t ckey,
+                 int64_t num, int64_t den)
+{
+    const rollup__indicator *in = &r->ind[ind];
+    for (int g = 0; g < in->n_groupings; g++) {
+        const rollup__grouping *gr = &in->g[g];
+        uint64_t v0 = gr->n > 0 ? (uint64_t)dv[gr->d[0]] & 0xfffff : 0;
+        uint64_t v1 = gr->n > 1 ? (uint64_t)dv[gr->d[1]] & 0xfffff : 0;
+        uint64_t k = (uint64_t)ind << 56 | (uint64_t)g << 48 | (uint64_t)pj << 40 | v0 << 20 | v1;
+        uint32_t index;
+        rollup__acc *a = rollup__cell(r, k, &index);
+        if (a == NULL)
+            return REINT_ENOMEM;
+        a->sum += num;
+        a->den += den;
+        int added = in->dedupe ? rollup__member_add(r, index, id) : 1;
+        if (added < 0)
+            return added;
+        if (added) {
+            a->contributors++;
+            a->ckey += ckey;
+        }
+    }
+    return 0;
+}
+
+int rollup__emit_all(rollup *r, int ind, uint64_t mask, const int dv[D_N], const uint8_t *id,
+                     uint32_t ckey, int64_t num, int64_t den)
+{
+    for (int pj = 0; mask; pj++, mask >>= 1) {
+        if (!(mask & 1))
+            continue;
+        int rc = rollup__emit(r, ind, pj, dv, id, ckey, num, den);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void rollup__dim_name(int dim, int v, char *out, size_t len)
+{
+    if (rollup__dims[dim].desc)
+        snprintf(out, len, "%s", record_enum_name(rollup__dims[dim].desc, v));
+    else if (v)
+        snprintf(out, len, "%c%c", (char)(v >> 8), (char)(v & 0xff));
+    else
+        snprintf(out, len, "UNKNOWN");
+}
+
+static int rollup__out_cmp(const void *a, const void *b)
+{
+    const rollup__out *x = a, *y = b;
+    int c = (x->pj > y->pj) - (x->pj < y->pj);
+    if (c == 0)
+        c = strcmp(x->indicator, y->indicator);
+    if (c == 0)
+        c = strcmp(x->grouping, y->grouping);
+    if (c == 0)
+        c = strcmp(x->key, y->key);
+    return c;
+}
+
+static uint64_t rollup__fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t rollup__digest(const rollup__out *cells, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        const rollup__out *o = &cells[i];
+        h = rollup__fnv(h, o->indicator, strlen(o->indicator) + 1);
+        h = rollup__fnv(h, o->grouping, strlen(o->grouping) + 1);
+        h = rollup__fnv(h, o->key, strlen(o->key) + 1);
+        h = rollup__fnv(h, &o->num, sizeof(o->num));
+        h = rollup__fnv(h, &o->den, sizeof(o->den));
+        h = rollup__fnv(h, &o->ckey, sizeof(o->ckey));
+        h = rollup__fnv(h, &o->contributors, sizeof(o->contributors));
+    }
+    return h;
+}
+
+int rollup__finish(rollup *r, size_t *n)
+{
+    if (rollup__grow((void **)&r->out, &r->cap_out, r->n_acc + 1, sizeof(rollup__out)) != 0)
+        return REINT_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_acc; i++) {
+        const rollup__acc *a = &r->acc[i];
+        int ind = (int)(a->k >> 56), g = (int)(a->k >> 48 & 0xff);
+        const rollup__indicator *in = &r->ind[ind];
+        const rollup__grouping *gr = &in->g[g];
+        rollup__out *o = &r->out[k];
+        o->num = in->agg == CATALOGUE_DISTINCT ? a->contributors : a->sum;
+        o->den = a->den;
+        if (o->num == 0 && o->den == 0)
+            continue;
+        o->pj = (int)(a->k >> 40 & 0xff);
+        o->indicator = in->code;
+        o->grouping = gr->name;
+        o->contributors = a->contributors;
+        o->ckey = a->ckey;
+        o->key[0] = '\0';
+        if (gr->n > 0) {
+            char v0[32], v1[32];
+            rollup__dim_name(gr->d[0], (int)(a->k >> 20 & 0xfffff), v0, sizeof(v0));
+            if (gr->n > 1) {
+                rollup__dim_name(gr->d[1], (int)(a->k & 0xfffff), v1, sizeof(v1));
+                snprintf(o->key, sizeof(o->key), "%s,%s", v0, v1);
+            } else {
+                snprintf(o->key, sizeof(o->key), "%s", v0);
+            }
+        }
+        k++;
+    }
+    qsort(r->out, k, sizeof(rollup__out), rollup__out_cmp);
+    *n = k;
+    return 0;
+}

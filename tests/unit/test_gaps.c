@@ -1,0 +1,209 @@
+/* Tests for provincial-hub/gaps: the officers' gap report on a real hub store (hubstore_open)
+ * with the rollup engine's tables: each municipality's calendar and dead letters, in the JSON
+ * and in the CSV; a CSV that cannot be built is an error, never a truncated text; a read
+ * error fails the report. Expected values come from the rows each test writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bscal.h"
+#include "gaps.h"
+#include "hubstore.h"
+#include "rollup.h"
+#include "store.h"
+#include "testhook.h"
+
+#define PROVINCE 1
+#define AD_MUN   10703 /* its node says AD */
+#define UNK_MUN  10704 /* its node did not say: counts as BS */
+#define NEW_MUN  10705 /* not enrolled */
+
+/* A reason a person reads, with a comma and quotes for the CSV to escape. */
+#define REASON_OLD "record of 40 MiB is larger than the frame limit"
+#define REASON_NEW "sex \"F?\" is not one of FEMALE, MALE, OTHER"
+
+typedef struct fx {
+    char dir[64], path[128];
+    hubstore hs;
+    rollup *r;
+} fx;
+
+static void exec_ok(fx *f, const char *sql)
+{
+    assert_int_equal(store_exec(f->hs.db, sql), 0);
+}
+
+static int setup(void **state)
+{
+    char err[256];
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_gaps.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/hub.db", f->dir);
+    assert_int_equal(hubstore_open(&f->hs, f->path, err, sizeof(err)), 0);
+    assert_int_equal(rollup_open(&f->r, f->hs.db, err, sizeof(err)), 0);
+    exec_ok(f, "INSERT INTO nodes(municipality, incarnation, acked_seq, acked_version,"
+               " resend_pending, first_seen_ms, last_hello_ms, calendar) VALUES"
+               " (10703, x'00', 0, 0, 0, 1, 1, 2), (10704, x'00', 0, 0, 0, 1, 1, 0)");
+    /* Two dead letters of 10703: the later one's reason is shown. */
+    exec_ok(f, "INSERT INTO dead_letters(municipality, id, seq, kind, field, reason, at_ms)"
+               " VALUES (10703, x'01', 7, 1, 'sex', '" REASON_NEW "', 2000),"
+               " (10703, x'02', 9, 1, 'body', '" REASON_OLD "', 1000)");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[160];
+    rollup_close(f->r);
+    hubstore_close(&f->hs);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static json_t *report(fx *f, const char *sort)
+{
+    char err[256];
+    json_t *out = NULL;
+    assert_int_equal(gaps_report(f->hs.db, PROVINCE, "FY2082/83", sort,
+                                 bscal_days_from_ad(2026, 1, 20), &out, err, sizeof(err)),
+                     0);
+    assert_non_null(out);
+    return out;
+}
+
+static const json_t *row_of(const json_t *rep, uint32_t code)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(rep, "rows"), i, r)
+    {
+        if (json_integer_value(json_object_get(r, "code")) == code)
+            return r;
+    }
+    fail_msg("no row for %u", code);
+    return NULL;
+}
+
+static void test_gaps_rows_show_calendar_and_dead_letters(void **state)
+{
+    fx *f = *state;
+    json_t *rep = report(f, NULL);
+    assert_int_equal(json_array_size(json_object_get(rep, "rows")), 137);
+    const json_t *ad = row_of(rep, AD_MUN), *unk = row_of(rep, UNK_MUN),
+                 *new = row_of(rep, NEW_MUN);
+    assert_string_equal(json_string_value(json_object_get(ad, "calendar")), "AD");
+    assert_int_equal(json_integer_value(json_object_get(ad, "dead_letters")), 2);
+    assert_string_equal(json_string_value(json_object_get(ad, "dead_letters_last_reason")),
+                        REASON_NEW);
+    assert_string_equal(json_string_value(json_object_get(unk, "calendar")), "BS");
+    assert_int_equal(json_integer_value(json_object_get(unk, "dead_letters")), 0);
+    assert_true(json_is_null(json_object_get(unk, "dead_letters_last_reason")));
+    assert_true(json_is_null(json_object_get(new, "calendar")));
+    assert_false(json_is_true(json_object_get(new, "enrolled")));
+    json_decref(rep);
+    /* Sortable by dead letters. */
+    rep = report(f, "-dead_letters");
+    const json_t *first = json_array_get(json_object_get(rep, "rows"), 0);
+    assert_int_equal(json_integer_value(json_object_get(first, "code")), AD_MUN);
+    json_decref(rep);
+}
+
+static void test_gaps_csv_has_calendar_and_dead_letter_columns(void **state)
+{
+    fx *f = *state;
+    json_t *rep = report(f, NULL);
+    char *csv = NULL;
+    size_t len = 0;
+    assert_int_equal(gaps_csv(rep, "rows", &csv, &len), 0);
+    assert_non_null(csv);
+    assert_int_equal(strlen(csv), len);
+    /* The header names the fields in the JSON's order. */
+    const char *eol = strstr(csv, "\r\n");
+    assert_non_null(eol);
+    char header[1024];
+    snprintf(header, sizeof(header), "%.*s", (int)(eol - csv), csv);
+    assert_non_null(strstr(header, "enrolled,calendar,dead_letters,dead_letters_last_reason,"));
+    /* 10703's line: AD, 2, and the reason quoted, its quotes doubled. */
+    const char *line = strstr(csv, "\r\n10703,");
+    assert_non_null(line);
+    assert_non_null(strstr(line, ",true,AD,2,\"sex \"\"F?\"\" is not one of FEMALE, MALE,"
+                                 " OTHER\","));
+    line = strstr(csv, "\r\n10704,");
+    assert_non_null(line);
+    assert_non_null(strstr(line, ",true,BS,0,,"));
+    line = strstr(csv, "\r\n10705,");
+    assert_non_null(line);
+    assert_non_null(strstr(line, ",false,,0,,"));
+    /* A header and one line per local level of the province. */
+    size_t lines = 0;
+    for (const char *p = csv; (p = strstr(p, "\r\n")) != NULL; p += 2)
+        lines++;
+    assert_int_equal(lines, 1 + 137);
+    free(csv);
+    json_decref(rep);
+}
+
+/* Running out of memory while building the CSV (the test fault gaps_csv) is an error with
+ * nothing to send, which the hub answers with a 500, not a truncated 200. */
+static void test_gaps_csv_out_of_memory_is_an_error(void **state)
+{
+    fx *f = *state;
+    json_t *rep = report(f, NULL);
+    char *csv = (char *)"untouched";
+    size_t len = 1;
+    testhook_enable("test_gaps");
+    assert_int_equal(testhook_arm("gaps_csv"), 0);
+    assert_int_equal(gaps_csv(rep, "rows", &csv, &len), REINT_ENOMEM);
+    assert_null(csv);
+    assert_int_equal(len, 0);
+    /* The fault struck once: the next one is whole. */
+    assert_int_equal(gaps_csv(rep, "rows", &csv, &len), 0);
+    assert_true(len > 137 * 10);
+    free(csv);
+    assert_int_equal(gaps_csv(rep, "cells", &csv, &len), REINT_EINVAL);
+    json_decref(rep);
+}
+
+/* A read that fails half way fails the report: no rows computed from part of the data. */
+static void test_gaps_read_error_fails_the_report(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    json_t *out = NULL;
+    /* directives becomes a view whose body fails to evaluate (malformed JSON) at each step. */
+    exec_ok(f, "ALTER TABLE directives RENAME TO directives_saved;"
+               " CREATE VIEW directives(serial, body) AS SELECT 1, json('x')");
+    assert_int_equal(gaps_report(f->hs.db, PROVINCE, "FY2082/83", NULL,
+                                 bscal_days_from_ad(2026, 1, 20), &out, err, sizeof(err)),
+                     REINT_EDB);
+    assert_null(out);
+    exec_ok(f, "DROP VIEW directives; ALTER TABLE directives_saved RENAME TO directives");
+    out = report(f, NULL);
+    json_decref(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_gaps_rows_show_calendar_and_dead_letters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_csv_has_calendar_and_dead_letter_columns, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_csv_out_of_memory_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_read_error_fails_the_report, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
