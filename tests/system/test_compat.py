@@ -94,6 +94,16 @@ def test_a_version_the_hub_does_not_speak_gets_the_version_error_at_hello(pki, w
     assert hub.metrics()["hub_version_refusals_total"] == 1
 
 
+def _exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise OSError("closed")
+        out += chunk
+    return out
+
+
 class RefusingHub:
     """A hub of another version: it answers every Hello with ERROR_CODE_VERSION."""
 
@@ -119,10 +129,11 @@ class RefusingHub:
             except OSError:
                 continue
             try:
+                raw.settimeout(5)
                 s = self.ctx.wrap_socket(raw, server_side=True)
-                (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+                (n,) = struct.unpack(">I", _exact(s, 4))
                 env = pb.Envelope()
-                env.ParseFromString(s.recv(n, socket.MSG_WAITALL))
+                env.ParseFromString(_exact(s, n))
                 if env.WhichOneof("msg") == "hello":
                     self.hellos += 1
                     self.version = env.hello.protocol_version

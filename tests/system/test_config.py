@@ -46,3 +46,39 @@ def test_node_init_refuses_an_unofficial_code(tmp_path):
              "--dir", str(tmp_path / "n")], check=False)
     assert r.returncode == 2
     assert "10799" in r.stderr and "official" in r.stderr
+
+
+def test_out_of_range_values_are_refused_naming_file_line_and_range(tmp_path):
+    # Every whole number has a range; max_frame = -1 used to switch the frame cap off.
+    cases = (("provincial-hub", ["--config"], "[hub]\nprovince = 1\nmax_frame = -1\n", 3,
+              "max_frame", "512..67108864"),
+             ("provincial-hub", ["--config"], "[hub]\nprovince = 8\n", 2, "province", "1..7"),
+             ("provincial-hub", ["--config"], "[hub]\nrollup_queue = 10\n", 2, "rollup_queue",
+              "1000..10000000"),
+             ("federal-api", ["--config"], "[federal]\npool_size = 0\n", 2, "pool_size",
+              "1..64"),
+             ("municipal-node", ["--config"], "[sync]\nwindow = 65\n", 2, "window", "1..64"))
+    for prog, opt, text, line, key, rng in cases:
+        cfg = tmp_path / (prog + ".ini")
+        cfg.write_text(text)
+        args = [os.path.join(BIN, prog)] + opt + [str(cfg)]
+        if prog == "municipal-node":
+            args.append("status")
+        r = run(args, check=False)
+        assert r.returncode == 2, (prog, text, r.stderr)
+        assert str(cfg) in r.stderr and "line %d" % line in r.stderr, r.stderr
+        assert key in r.stderr and rng in r.stderr and "outside the range" in r.stderr, r.stderr
+
+
+def test_test_hooks_are_refused_without_the_switch(tmp_path):
+    clock = tmp_path / "clock"
+    clock.write_text("86400\n")
+    empty = tmp_path / "empty.ini"
+    empty.write_text("")
+    for prog, tail in (("provincial-hub", []), ("federal-api", ["serve"]),
+                       ("municipal-node", ["status"])):
+        for hook in (["--test-clock", str(clock)], ["--test-fault", "rollup_scan"]):
+            r = run([os.path.join(BIN, prog)] + hook + ["--config", str(empty)] + tail,
+                    check=False, timeout=20)
+            assert r.returncode == 2, (prog, r.stdout, r.stderr)
+            assert "--enable-test-hooks" in r.stderr, r.stderr
