@@ -8,13 +8,12 @@ Ground truth comes from the test: the province's local levels from
 data/nepal_local_levels.csv, dates chosen as Gregorian dates and written in the nodes' BS
 calendar by bs.py, periods computed here. Nothing expected is read back from the product.
 
-Limits of the product's clock (no injectable clock: record_today() and hlc_wall_ms() read
-the wall clock):
-  - A "silent" node: the hub stamps nodes.last_sync_ms with the wall clock when it commits a
+The hub runs with the test clock (--enable-test-hooks --test-clock FILE):
+  - A "silent" node: the hub stamps nodes.last_sync_ms with its clock when it commits a
     batch. 10101 connects once with an empty outbox, so it has a nodes row and no sync of a
     record (last_sync_ms = 0): flagged enrolled_silent honestly. To reach the 30-day
-    threshold itself, test_sync_older_than_30_days_is_silent rewrites 10102's
-    nodes.last_sync_ms in the stopped hub's store (the only way to age it) and restarts it.
+    threshold itself, test_sync_older_than_30_days_is_silent moves the running hub's clock
+    45 days on (and back).
   - A late close: close-month stamps closed_day = today, so a close of the report's month
     (the last completed BS month) is late only when today is more than 15 days after that
     month's end; before that a late close of it cannot exist yet. The late close is
@@ -195,7 +194,10 @@ def chain(pki, postgres):  # noqa: F811
             f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % c.fed.sync_port)
         token = run([os.path.join(BIN, "provincial-hub"), "--config", c.hub.config, "token",
                      "officer"]).stdout.strip()
-        c.hub.start()
+        c.clock = os.path.join(workdir, "hub-clock")
+        with open(c.clock, "w") as f:
+            f.write("0\n")
+        c.hub.start("--enable-test-hooks", "--test-clock", c.clock)
         started.append(c.hub)
         c.officer = Officer(c.hub, pki, token)
         c.registered = {}
@@ -239,6 +241,7 @@ def chain(pki, postgres):  # noqa: F811
              "as_of": as_of},
         ])
         dk.sync(timeout=60)
+        c.nodes = {DHANKUTA: dk}
 
         # 10401: more registrations (for the sort), an old month and the last month closed
         # today.
@@ -455,21 +458,29 @@ def test_bad_period_gives_400_naming_the_shapes(chain):
 
 
 def test_sync_older_than_30_days_is_silent(chain):
-    """No injectable clock: the only way to age a sync is to rewrite nodes.last_sync_ms in the
-    stopped hub's store. Midnight 45 days ago: 45 whole days, whichever way age is counted."""
+    """The running hub's clock moves 45 days on: 10102 has not synced since, and is silent;
+    10703 syncs again after the move, and is not."""
     before = chain.officer.rows(period=FY)[AGED]
     assert before["last_sync_age_days"] == 0 and "enrolled_silent" not in before["flags"]
-    chain.hub.stop()
-    day = bs.day_number(TODAY) - 45
-    db = sqlite3.connect(chain.hub.db, timeout=10)
-    with db:
-        n = db.execute("UPDATE nodes SET last_sync_ms=? WHERE municipality=?",
-                       (day * 86400 * 1000, AGED)).rowcount
-    db.close()
-    assert n == 1
-    chain.hub.start()
-    r = chain.officer.rows(period=FY)[AGED]
-    assert r["last_sync_age_days"] == 45, r
-    assert r["last_sync"] == (TODAY - datetime.timedelta(days=45)).isoformat() + "T00:00:00Z"
-    assert "enrolled_silent" in r["flags"] and r["enrolled"] is True, r
-    assert "enrolled_silent" not in chain.officer.rows(period=FY)[DHANKUTA]["flags"]
+    synced = before["last_sync"]
+    assert synced.startswith(TODAY.isoformat()), before
+    with open(chain.clock, "w") as f:
+        f.write("%d\n" % (45 * 86400))
+    try:
+        wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 45 * 86400, 10,
+                 "the hub to read its test clock")
+        dk = chain.nodes[DHANKUTA]  # syncs once more, after the move
+        import_rows(dk, chain.workdir, "persons", PERSON_COLS,
+                    [person(Caseload(DHANKUTA, 74), in_fy_days(1)[0])])
+        dk.sync(timeout=60)
+        chain.registered[DHANKUTA] += 1
+        r = chain.officer.rows(period=FY)[AGED]
+        assert r["last_sync_age_days"] == 45, r
+        assert r["last_sync"] == synced, r  # the sync itself did not move
+        assert "enrolled_silent" in r["flags"] and r["enrolled"] is True, r
+        assert "enrolled_silent" not in chain.officer.rows(period=FY)[DHANKUTA]["flags"]
+    finally:
+        with open(chain.clock, "w") as f:
+            f.write("0\n")
+        wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 0, 10,
+                 "the hub's test clock to return")
