@@ -132,8 +132,7 @@ static int bench__load(const char *path, bench_store *st)
         fprintf(stderr, "sqlite_upsert: %s: meta lacks municipality or incarnation\n", path);
         goto out;
     }
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, version, live, record, kind FROM records ORDER BY seq",
+    if (sqlite3_prepare_v2(db, "SELECT id, version, live, record, kind FROM records ORDER BY seq",
                            -1, &q, NULL) != SQLITE_OK)
         goto db_error;
     int step;
