@@ -123,6 +123,12 @@ e.hello_reply.acked_version = (1700000000000 << 16) | 1
 e.hello_reply.max_frame = 1 << 22
 e.hello_reply.directives.add(key_id="federal-2026", body=b"\x08\x01", signature=bytes(64))
 seeds["hello_reply_v2"] = frame(e)
+# Regressions: inputs that once broke fuzz_envelope's re-encoding property, kept so that the
+# short fuzz run of make test starts with them. A HelloReply holding a field whose tag varint
+# is padded (0x80 0x00: field number 0, varint 1): protobuf-c keeps it as an unknown field and
+# writes it back as 0x00, which it then refuses, so frame_unpack must refuse the input.
+seeds["regress_padded_field_number_0"] = struct.pack(">I", 5) + bytes([0x12, 3, 0x80, 0x00, 1])
+
 os.makedirs(out, exist_ok=True)
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:
