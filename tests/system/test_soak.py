@@ -15,6 +15,7 @@ clerk re-enters what the restored node lacks only if it never reached the hub; h
 node is synced before the restore, so the lost records stay upstream with their last
 content and the generator stops editing them. Re-importing them would give them new ids
 and count them twice: test_restore_then_full_reimport_keeps_one_copy pins that gap."""
+import collections
 import datetime
 import json
 import os
@@ -75,6 +76,93 @@ def truth_by_sex(caseloads, year):
             if ("person", lid) not in cl.deleted and p["_reg"].year == year:
                 t[p["sex"]] = t.get(p["sex"], 0) + 1
     return t
+
+
+# The upstream fields the generator predicts (gen.Caseload.expected_person/_service), by the
+# category that decides which a person has; a service also names its person.
+PERSON_FIELDS = ("category", "sex", "age_band", "caste_group", "disability", "registered_day",
+                 "destination_country", "family_member_abroad", "consent")
+RETURNEE_FIELDS = ("return_month", "years_abroad", "remigration_intention")
+RETURNEE = 1
+SERVICE_FIELDS = ("type", "status", "day", "provider", "programme", "amount_npr")
+
+
+def person_fields(category):
+    return PERSON_FIELDS + (RETURNEE_FIELDS if category == RETURNEE else ())
+
+
+def truth_keys(cl):
+    """What the hub must hold for the caseload, from the generator alone: one content key
+    per record it made (persons, services; deleted ones as tombstones), with multiplicity."""
+    keys = collections.Counter()
+    person_key = {}
+    for lid, p in cl.persons.items():
+        want = cl.expected_person(p)
+        assert set(want) == set(person_fields(want["category"])), sorted(want)
+        person_key[lid] = tuple((f, want[f]) for f in person_fields(want["category"]))
+    for lid in cl.persons:
+        deleted = ("person", lid) in cl.deleted
+        keys[("person", "tombstone") if deleted else ("person", person_key[lid])] += 1
+    for lid, sv in cl.services.items():
+        if ("service", lid) in cl.deleted:
+            keys[("service", "tombstone")] += 1
+            continue
+        want = cl.expected_service(sv)
+        assert set(want) == set(SERVICE_FIELDS), sorted(want)
+        keys[("service", tuple((f, want[f]) for f in SERVICE_FIELDS),
+              person_key[sv["person_local_id"]])] += 1
+    return keys
+
+
+def hub_keys(stored):
+    """The same content keys for what a hub stores for one municipality."""
+    keys = collections.Counter()
+    person_key = {}
+    for rid, (_, _, _, deleted, rec) in stored.items():
+        if not deleted and rec.WhichOneof("body") == "person":
+            b = rec.person
+            person_key[rid] = tuple((f, getattr(b, f)) for f in person_fields(b.category))
+    for rid, (_, _, _, deleted, rec) in stored.items():
+        body = rec.WhichOneof("body")
+        if deleted or body == "tombstone":
+            name = {KIND_PERSON: "person", KIND_SERVICE: "service"}.get(rec.tombstone.kind,
+                                                                       "other")
+            keys[(name, "tombstone")] += 1
+        elif body == "person":
+            keys[("person", person_key[rid])] += 1
+        elif body == "service":
+            b = rec.service
+            keys[("service", tuple((f, getattr(b, f)) for f in SERVICE_FIELDS),
+                  person_key.get(bytes(b.person_id)))] += 1
+        else:
+            keys[(body, rid)] += 1
+    return keys
+
+
+def check_hub_holds_ground_truth(hubs, site):
+    """Exactly one record at the node's hub per record the generator made for the
+    municipality, with the generator's content, and none at any other hub. Built from the
+    generator's ground truth, not from the node's store: a record the hub holds twice (under
+    two ids) or lacks fails. Returns the number of records checked."""
+    m = site.node.municipality
+    want = truth_keys(site.cl)
+    got = hub_keys(site.hub.records(m))
+    problems = []
+    missing, extra = want - got, got - want
+    if missing:
+        problems.append("%d record(s) of the generator missing at hub %d (or with other "
+                        "content), e.g. %r" % (sum(missing.values()), site.hub.province,
+                                               next(iter(missing))))
+    if extra:
+        problems.append("%d record(s) at hub %d the generator did not make once (a duplicate, "
+                        "or other content), e.g. %r" % (sum(extra.values()), site.hub.province,
+                                                        next(iter(extra))))
+    for p, other in hubs.items():
+        if other is not site.hub and other.records(m):
+            problems.append("hub %d holds %d record(s) of municipality %d"
+                            % (p, len(other.records(m)), m))
+    assert not problems, "\n".join(problems)
+    return sum(want.values())
 
 
 class Site:
@@ -445,7 +533,13 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
     records = 0
     for s in sites:
         try:
-            records += s.check_hub()
+            records += check_hub_holds_ground_truth(hubs, s)
+        except AssertionError as e:
+            mismatches.append("hub %d vs the generator's municipality %d: %s"
+                              % (s.hub.province, s.node.municipality, str(e)[:2000]))
+        try:
+            # The newest version of each record, joined through the node's own ids.
+            s.check_hub()
         except AssertionError as e:
             mismatches.append("hub %d vs node %d: %s" % (s.hub.province, s.node.municipality,
                                                          str(e)[:2000]))
