@@ -3,8 +3,16 @@ and corrected rows while faults strike at random (seeded) moments: kill -9 of a 
 the federal API, a PostgreSQL restart, connection resets and stalls from a proxy of our
 own between a node and its hub, a node's disk filling up (a real tmpfs), and a node
 restored from an older copy of its store. At the end every national total in the federal
-API equals the generator's ground truth exactly, and each hub holds each node's newest
-records, once.
+API equals the generator's ground truth exactly, and each hub holds exactly one record per
+record the generator made for each municipality, with the generator's content (the
+expectation comes from the generator alone, so a duplicate or a missing record at the hub
+fails), and each node's newest versions.
+
+Every fault kind chosen must run, at least once: one that cannot (no tmpfs without root, for
+instance) fails the test instead of being skipped. The disk_full fault is sized to the store:
+the node's tmpfs grows with the run, and the fault leaves a known small free space (its
+WAL truncated first, so SQLite has no room of its own to reuse), then imports more rows
+than fit.
 
 SOAK_SECONDS (default 60) bounds the fault phase; `make soak` runs the same test longer.
 SOAK_SEED picks the schedule. The summary goes to stdout and build/soak-report.json.
@@ -48,6 +56,10 @@ RESTORE_LIVE = os.environ.get("SOAK_RESTORE_LIVE") == "1"
 _chosen = os.environ.get("SOAK_FAULTS", "")
 FAULTS = ([k for k in _chosen.split(",") if k] if _chosen and _chosen != "all" else list(KINDS))
 assert all(k in KINDS for k in FAULTS), "SOAK_FAULTS: unknown kind in %r" % _chosen
+# disk_full: what the ballast leaves free on the node's tmpfs, and the room the tmpfs keeps
+# free the rest of the time (it is remounted larger as the store grows).
+DISK_LEFT_FREE = 64 * 1024
+DISK_HEADROOM = 16 << 20
 
 
 def backup(db, dest):
@@ -57,6 +69,31 @@ def backup(db, dest):
     src.backup(dst)
     dst.close()
     src.close()
+
+
+def wal_truncate(db, seconds=10):
+    """PRAGMA wal_checkpoint(TRUNCATE) on a live store, retried while another connection
+    holds it up. Returns whether the WAL was emptied."""
+    deadline = time.time() + seconds
+    c = sqlite3.connect(db, timeout=seconds)
+    try:
+        while True:
+            busy, _, _ = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy or time.time() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        c.close()
+    return not busy and (not os.path.exists(db + "-wal") or os.path.getsize(db + "-wal") == 0)
+
+
+def store_bytes(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    try:
+        return (c.execute("PRAGMA page_count").fetchone()[0] *
+                c.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        c.close()
 
 
 def national_by_sex(fed, token, year):
@@ -232,9 +269,30 @@ class Site:
         self.cl.write_csv(self.pcsv, "persons", rows=self.live("persons"))
         self.cl.write_csv(self.scsv, "services", rows=self.live("services"))
 
-    def import_all(self, check=True):
+    # The node's tmpfs -------------------------------------------------------------------
+
+    def disk(self):
+        """(used, free) bytes of the tmpfs."""
+        st = os.statvfs(self.mount)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+
+    def grow_disk(self):
+        """Keeps DISK_HEADROOM free on the tmpfs (remounted larger as the store grows), so
+        that only the disk_full fault ever fills it, however long the soak."""
+        used, free = self.disk()
+        if free >= DISK_HEADROOM:
+            return
+        size = used + 2 * DISK_HEADROOM
+        r = subprocess.run(["mount", "-o", "remount,size=%d" % size, self.mount],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, "cannot grow node %d's tmpfs to %d bytes: %s" % (
+            self.node.municipality, size, (r.stderr or r.stdout).strip())
+
+    def import_all(self, check=True, grow_disk=True):
         """Persons then services, the way a clerk loads the two spreadsheets. Returns the
         first failed run (or None)."""
+        if self.mount and grow_disk:
+            self.grow_disk()
         self.write()
         for kind, path in (("persons", self.pcsv), ("services", self.scsv)):
             r = self.node.import_csv(kind, path, check=False)
@@ -350,27 +408,40 @@ class Soak:
 
     def disk_full(self):
         s = next(s for s in self.sites if s.mount)
+        s.grow_disk()
+        # SQLite first reuses room it already has: its WAL file (rewritten from the start
+        # after a checkpoint) and free pages (written through the WAL too). A WAL truncated
+        # to nothing leaves it no room of its own: every page the import writes is appended
+        # to the WAL, which must grow into the free space the ballast leaves.
+        truncated = wal_truncate(s.node.db)
+        used, free = s.disk()
         ballast = os.path.join(s.mount, "ballast")
         # Unbuffered: a buffered file would raise ENOSPC again when closed, on the bytes it
         # still held when the disk filled.
         with open(ballast, "wb", buffering=0) as f:
+            left = free - DISK_LEFT_FREE
             try:
-                while True:
-                    f.write(b"\0" * (1 << 16))
+                while left > 0:
+                    left -= f.write(b"\0" * min(left, 1 << 20))
             except OSError:
                 pass
         failed = None
         try:
-            # The store may still have room in its WAL (reused after a checkpoint) and in
-            # free pages: keep the clerk typing until SQLite has to grow a file.
-            for attempt in range(16):
-                s.grow(self.rng.randint(150, 300), self.rng.randint(50, 100), 2)
-                failed = s.import_all(check=False)
-                if failed is not None:
-                    break
+            _, room = s.disk()
+            assert room <= DISK_LEFT_FREE + 16 * 1024, \
+                "node %d's tmpfs kept %d bytes free after the ballast" % (s.node.municipality, room)
+            # Rows enough that the import writes several times the room left, at the store's
+            # own size per record (pages, indexes and local fields included).
+            per_record = max(1, store_bytes(s.node.db) // max(1, s.records()))
+            persons = max(100, 4 * (room + DISK_LEFT_FREE) // per_record)
+            s.grow(persons, persons // 3, 2)
+            failed = s.import_all(check=False, grow_disk=False)
         finally:
             os.remove(ballast)
-        assert failed is not None, "node %d kept importing on a full disk" % s.node.municipality
+        assert failed is not None, (
+            "node %d imported %d new persons with %d bytes free on its tmpfs (WAL truncated: "
+            "%s, %d bytes per record)" % (s.node.municipality, persons, room, truncated,
+                                          per_record))
         err = failed.stderr.strip()
         assert failed.returncode == 1 and "full" in err, \
             "import on a full disk: exit %d, %r" % (failed.returncode, err)
@@ -379,8 +450,9 @@ class Soak:
             self.note("node %d serve died on the full disk; restarted" % s.node.municipality)
             s.start(self.procs)
         s.import_all()  # space is back: the same spreadsheets go in whole
-        self.note("node %d disk full after %d import(s) (%s), freed, re-imported"
-                  % (s.node.municipality, attempt + 1, self.disk_full_error))
+        self.note("node %d disk full: an import of %d new persons with %d bytes free failed "
+                  "(%s); freed, re-imported" % (s.node.municipality, persons, room,
+                                                self.disk_full_error))
 
     def restore(self):
         s = next(s for s in self.sites if s.backup_path)
