@@ -5,8 +5,15 @@
 #                   + system tests
 #   make demo       deps + build + whole topology on loopback (make demo-stop stops it)
 #   make fuzz       longer libFuzzer runs (FUZZ_SECONDS each)
-#   make bench      benchmarks (each with its baseline), appended to docs/BENCHMARKS.md
+#   make bench      C benchmarks built, then the drivers (each with its baseline), appended
+#                   to docs/BENCHMARKS.md
 #   make soak       the fault soak for SOAK_SECONDS (make test runs it for 60 s)
+#   make format-check   clang-format --dry-run --Werror over every tracked .c and .h
+#
+# Variables: BUILD=release|asan|tsan|fuzz picks the variant (output in build/, build/asan,
+# build/tsan, build/fuzz); V=1 prints every command instead of one short line per step;
+# CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's own, added after the project's flags
+# (make CFLAGS=-O0).
 
 SHELL := /bin/bash
 PREFIX ?= /usr/local
@@ -14,27 +21,48 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 300
 SHORT_FUZZ_SECONDS ?= 20
 
-# V=release (default), V=asan (ASan+UBSan), V=tsan (clang, ThreadSanitizer), V=fuzz (clang,
-# libFuzzer instrumentation).
-V ?= release
-ifeq ($(V),asan)
+# BUILD=release (default), BUILD=asan (ASan+UBSan), BUILD=tsan (clang, ThreadSanitizer),
+# BUILD=fuzz (clang, libFuzzer instrumentation).
+BUILD ?= release
+# V used to name the variant; V is now verbosity (V=1), the usual make convention. An old
+# command line still builds what it asked for, with a warning, rather than the release build
+# under the variant's paths.
+ifneq ($(filter $(V),release asan tsan fuzz),)
+$(warning V=$(V) selects nothing now: use BUILD=$(V) (V=1 shows the commands))
+BUILD := $(V)
+override V :=
+endif
+ifeq ($(BUILD),asan)
 OUT := build/asan
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1 -g
-else ifeq ($(V),tsan)
+else ifeq ($(BUILD),tsan)
 OUT := build/tsan
 CC := clang
 SAN := -fsanitize=thread -fno-omit-frame-pointer
 OPT := -O1 -g
-else ifeq ($(V),fuzz)
+else ifeq ($(BUILD),fuzz)
 OUT := build/fuzz
 CC := clang
 SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 OPT := -O1 -g -DFUZZING
-else
+else ifeq ($(BUILD),release)
 OUT := build
 SAN :=
 OPT := -O2 -g
+else
+$(error BUILD=$(BUILD): the variants are release, asan, tsan and fuzz)
+endif
+
+# Quiet by default: one line per step ("CC file", "AR lib", "LD bin"); V=1 prints the
+# commands themselves. $(call say,CC,file) goes first on a recipe line, which then runs
+# silently; with V=1 it is empty and make echoes the line as usual.
+ifeq ($(V),1)
+Q :=
+say =
+else
+Q := @
+say = @printf '  %-4s %s\n' '$(1)' '$(2)';
 endif
 
 PKGS := libuv openssl libprotobuf-c sqlite3 jansson inih
@@ -57,6 +85,9 @@ CFLAGS_OURS := $(CFLAGS_COMMON) $(WARN)
 # Generated and third-party code is compiled without our warning set.
 CFLAGS_THEIRS := $(CFLAGS_COMMON) -w
 LDFLAGS_ALL := $(SAN)
+# The user's flags come last on every line, so that they win (make CFLAGS=-O0).
+USER_CFLAGS = $(CPPFLAGS) $(CFLAGS)
+USER_LDFLAGS = $(LDFLAGS)
 
 PROTOS := $(wildcard proto/*.proto)
 PB_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
@@ -87,8 +118,11 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build bench install demo demo-stop format clean
+.PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
+	bench bench-build install demo demo-stop format format-check clean FORCE
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
 # declaring every target secondary, lets make rebuild a missing object or library.
@@ -99,8 +133,8 @@ all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
 # --- dependencies ---------------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
-	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang libclang-rt-14-dev \
-	python3 python3-pytest python3-protobuf testssl.sh procps psmisc
+	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
+	python3 python3-pytest python3-protobuf testssl.sh procps psmisc git
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
@@ -114,81 +148,96 @@ deps:
 # --- generated code -------------------------------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
-	protoc-c --proto_path=proto --c_out=$(GEN) $<
+	$(call say,GEN,$<)protoc-c --proto_path=proto --c_out=$(GEN) $<
 
 $(OUT)/gen/python/reintegration_pb2.py: $(PROTOS)
 	@mkdir -p $(@D)
-	protoc --proto_path=proto --python_out=$(@D) $(PROTOS)
+	$(call say,GEN,$@)protoc --proto_path=proto --python_out=$(@D) $(PROTOS)
 
 $(TABLES_C): tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv
 	@mkdir -p $(GEN)
-	tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv > $@.tmp && mv $@.tmp $@
+	$(call say,GEN,$@)tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv \
+		> $@.tmp && mv $@.tmp $@
 
 # --- objects --------------------------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_THEIRS) -c $< -o $@
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) $(USER_CFLAGS) -c $< -o $@
 
 $(OBJ)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_THEIRS) -c $< -o $@
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) $(USER_CFLAGS) -c $< -o $@
 
 $(OBJ)/%.o: %.c $(PB_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_OURS) -MMD -MP -c $< -o $@
+	$(call say,CC,$<)$(CC) $(CFLAGS_OURS) $(USER_CFLAGS) -MMD -MP -c $< -o $@
 
+# Header dependencies of the objects, the unit tests, the fuzz targets and the benchmarks.
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 $(LIBNODE): $(NODE_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 $(LIBHUB): $(HUB_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 $(LIBFED): $(FED_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 
 $(OUT)/bin/municipal-node: $(OBJ)/municipal-node/main.o $(LIBNODE) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) $(USER_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 $(OUT)/bin/provincial-hub: $(OBJ)/provincial-hub/main.o $(LIBHUB) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) $(USER_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 $(OUT)/bin/federal-api: $(OBJ)/federal-api/main.o $(LIBFED) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(PQ_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) $(USER_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(PQ_LIBS) $(LDLIBS)
 
 # --- tests ----------------------------------------------------------------------------------
 $(OUT)/tests/%: tests/unit/%.c $(ALL_LIBS)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_OURS) -Wno-conversion -Imunicipal-node -Iprovincial-hub -Ifederal-api -o $@ $< $(ALL_LIBS) $(LDFLAGS_ALL) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+	@mkdir -p $(@D) $(OBJ)/tests/unit
+	$(call say,LD,$@)$(CC) $(CFLAGS_OURS) -Wno-conversion -Imunicipal-node -Iprovincial-hub \
+		-Ifederal-api $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/tests/unit/$*.d -MT $@ -o $@ $< \
+		$(ALL_LIBS) $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; fail=0; for t in $(UNIT_BINS); do echo "== $$t"; \
 		(cd tests/unit && ../../$$t) || fail=1; done; exit $$fail
 
 unit-asan:
-	$(MAKE) V=asan unit
+	$(MAKE) BUILD=asan unit
 
 # The suites whose code runs threads (the CSV import's reader thread), under ThreadSanitizer.
 TSAN_UNITS := test_intake
 unit-tsan:
-	$(MAKE) V=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
+	$(MAKE) BUILD=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
 	@set -e; for t in $(TSAN_UNITS); do echo "== build/tsan/tests/$$t"; \
 		(cd tests/unit && TSAN_OPTIONS=halt_on_error=1 ../../build/tsan/tests/$$t); done
 
-build/fuzz/bin/%: tests/fuzz/%.c
-	$(MAKE) V=fuzz build/fuzz/lib/libcommon.a build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a build/fuzz/lib/libfed.a
-	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ibuild/fuzz/gen -Icommon \
-		-Imunicipal-node -Iprovincial-hub -Ifederal-api -I$(LLHTTP_INC) $(PKG_CFLAGS) -o $@ $< build/fuzz/lib/libnode.a build/fuzz/lib/libhub.a \
-		build/fuzz/lib/libfed.a build/fuzz/lib/libcommon.a $(PKG_LIBS) $(PQ_LIBS)
+# A fuzz target links the fuzz variant's libraries, which depend on the product's sources
+# and headers: a change anywhere in the product rebuilds the targets. Built in the fuzz
+# variant only; from any other variant, make hands the target to a BUILD=fuzz make.
+ifeq ($(BUILD),fuzz)
+build/fuzz/bin/%: tests/fuzz/%.c $(ALL_LIBS)
+	@mkdir -p $(@D) $(OBJ)/tests/fuzz
+	$(call say,LD,$@)$(CC) $(CFLAGS_OURS) -Wno-conversion -fsanitize=fuzzer -Imunicipal-node \
+		-Iprovincial-hub -Ifederal-api $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/tests/fuzz/$*.d \
+		-MT $@ -o $@ $< $(LIBNODE) $(LIBHUB) $(LIBFED) $(LIBCOMMON) $(LDFLAGS_ALL) \
+		-fsanitize=fuzzer $(USER_LDFLAGS) $(PKG_LIBS) $(PQ_LIBS) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
+else
+build/fuzz/bin/%: FORCE
+	$(Q)$(MAKE) --no-print-directory BUILD=fuzz $@
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+endif
 
 # Each target runs from a scratch copy of its seed corpus so new inputs stay out of the tree.
 fuzz-run = set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
@@ -225,9 +274,25 @@ test: deps
 	$(MAKE) fuzz-short
 	$(MAKE) system
 
+# --- benchmarks -----------------------------------------------------------------------------
+# The C benchmarks: rollup_bench runs the hub's rollup engine (libhub), sqlite_upsert is the
+# raw SQLite baseline of bench/hub_ingest.py (which still compiles its own copy with cc -O2,
+# so that it runs without make). Both at -O2 with the project's warnings, in $(OUT)/bench.
+BENCH_CFLAGS = $(CFLAGS_OURS) -O2 -Iprovincial-hub -Imunicipal-node -Ifederal-api
+$(OUT)/bench/rollup_bench: bench/rollup_bench.c $(LIBHUB) $(LIBCOMMON)
+	@mkdir -p $(@D) $(OBJ)/bench
+	$(call say,LD,$@)$(CC) $(BENCH_CFLAGS) $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/bench/$(@F).d \
+		-MT $@ -o $@ $< $(LIBHUB) $(LIBCOMMON) $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+$(OUT)/bench/%: bench/%.c
+	@mkdir -p $(@D) $(OBJ)/bench
+	$(call say,LD,$@)$(CC) $(BENCH_CFLAGS) $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/bench/$(@F).d \
+		-MT $@ -o $@ $< $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+
+bench-build: $(BENCH_BINS)
+
 # Each driver runs its baseline in the same invocation and appends to docs/BENCHMARKS.md.
 BENCHES ?= bench/hub_ingest.py bench/import_bench.py bench/federal_bench.py bench/national.py
-bench: all
+bench: all bench-build
 	@set -e; for b in $(BENCHES); do echo "== $$b"; /usr/bin/python3 $$b; done
 
 install: all
@@ -244,8 +309,20 @@ demo: deps all
 demo-stop:
 	deploy/demo.sh stop
 
+# --- formatting -----------------------------------------------------------------------------
+# Every tracked C file, formatted with the repo's .clang-format; format-check changes nothing
+# and fails on any difference (CI runs it before the tests).
+CLANG_FORMAT ?= clang-format
+FORMAT_FILES = $$(git ls-files '*.c' '*.h')
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	@files=$(FORMAT_FILES); [ -n "$$files" ] || { echo "format-check: no tracked C files"; exit 1; }; \
+	$(CLANG_FORMAT) --style=file --dry-run --Werror $$files && \
+		echo "format-check: $$(echo $$files | wc -w) files formatted"
+
+FORCE:
 
 clean:
 	rm -rf build

@@ -1,5 +1,8 @@
 """Writes the seed corpus of fuzz_envelope: valid framed envelopes, so that the fuzzer
-reaches record validation. Run: python3 tests/fuzz/make_envelope_seeds.py (after make)."""
+reaches record validation and every message kind, protocol version 2's fields included.
+Run: /usr/bin/python3 tests/fuzz/make_envelope_seeds.py (after make, which generates the
+Python bindings in build/gen/python). The output is deterministic: running it again rewrites
+the same files."""
 import os
 import struct
 import sys
@@ -80,6 +83,52 @@ e = pb.Envelope()
 e.resend_complete.incarnation = bytes(16)
 e.resend_complete.last_seq = 9
 seeds["two_frames"] = seeds["hello"] + frame(e)
+
+# Protocol version 2: the fields it added, so that their re-encoding is exercised too.
+e = pb.Envelope()
+e.hello.protocol_version = 2
+e.hello.identity = "municipality:10703"
+e.hello.incarnation = bytes(range(16))
+e.hello.clock = 1700000000000
+e.hello.last_seq = 42
+e.hello.max_frame = 1 << 20
+e.hello.calendar = pb.CALENDAR_BS
+seeds["hello_v2"] = frame(e)
+e = pb.Envelope()
+e.batch.first_seq = 7
+e.batch.last_seq = 9
+e.batch.records.append(rec(7, "person"))
+e.batch.seqs.append(7)
+e.batch.dropped.add(seq=8, id=bytes(range(16)), kind=pb.RECORD_KIND_SERVICE, size=5000000,
+                    reason="larger than the hub's frame limit")
+seeds["batch_dropped"] = frame(e)
+e = pb.Envelope()
+e.rollup_batch.first_seq = 3
+e.rollup_batch.last_seq = 3
+snap = e.rollup_batch.snapshots.add(municipality=10703, period="FY2083/84-T1",
+                                    revision=(1700000000000 << 16) | 5, part=1, parts=3)
+snap.cells.add(indicator="participants_registered", grouping="sex,age_band",
+               key=["FEMALE", "25_39"], numerator=12, cell_key=0xdeadbeef, contributors=12)
+snap.cells.add(indicator="reporting_timeliness", grouping="", numerator=1, denominator=2)
+e.rollup_batch.seqs.append(3)
+seeds["rollup_part"] = frame(e)
+e = pb.Envelope()
+e.coverage.municipalities.add(municipality=10703, records=6000, dead_letters=2,
+                              last_sync_ms=1700000000000, calendar=pb.CALENDAR_AD)
+e.coverage.municipalities.add(municipality=10401)
+seeds["coverage"] = frame(e)
+e = pb.Envelope()
+e.hello_reply.acked_seq = 5
+e.hello_reply.acked_version = (1700000000000 << 16) | 1
+e.hello_reply.max_frame = 1 << 22
+e.hello_reply.directives.add(key_id="federal-2026", body=b"\x08\x01", signature=bytes(64))
+seeds["hello_reply_v2"] = frame(e)
+# Regressions: inputs that once broke fuzz_envelope's re-encoding property, kept so that the
+# short fuzz run of make test starts with them. A HelloReply holding a field whose tag varint
+# is padded (0x80 0x00: field number 0, varint 1): protobuf-c keeps it as an unknown field and
+# writes it back as 0x00, which it then refuses, so frame_unpack must refuse the input.
+seeds["regress_padded_field_number_0"] = struct.pack(">I", 5) + bytes([0x12, 3, 0x80, 0x00, 1])
+
 os.makedirs(out, exist_ok=True)
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

@@ -3,8 +3,16 @@ and corrected rows while faults strike at random (seeded) moments: kill -9 of a 
 the federal API, a PostgreSQL restart, connection resets and stalls from a proxy of our
 own between a node and its hub, a node's disk filling up (a real tmpfs), and a node
 restored from an older copy of its store. At the end every national total in the federal
-API equals the generator's ground truth exactly, and each hub holds each node's newest
-records, once.
+API equals the generator's ground truth exactly, and each hub holds exactly one record per
+record the generator made for each municipality, with the generator's content (the
+expectation comes from the generator alone, so a duplicate or a missing record at the hub
+fails), and each node's newest versions.
+
+Every fault kind chosen must run, at least once: one that cannot (no tmpfs without root, for
+instance) fails the test instead of being skipped. The disk_full fault is sized to the store:
+the node's tmpfs grows with the run, and the fault leaves a known small free space (its
+WAL truncated first, so SQLite has no room of its own to reuse), then imports more rows
+than fit.
 
 SOAK_SECONDS (default 60) bounds the fault phase; `make soak` runs the same test longer.
 SOAK_SEED picks the schedule. The summary goes to stdout and build/soak-report.json.
@@ -15,6 +23,7 @@ clerk re-enters what the restored node lacks only if it never reached the hub; h
 node is synced before the restore, so the lost records stay upstream with their last
 content and the generator stops editing them. Re-importing them would give them new ids
 and count them twice: test_restore_then_full_reimport_keeps_one_copy pins that gap."""
+import collections
 import datetime
 import json
 import os
@@ -44,12 +53,13 @@ YEARS = list(range((TODAY - datetime.timedelta(days=5 * 365)).year, TODAY.year +
 REPORT = os.path.join(ROOT, "build", "soak-report.json")
 RESTORE_LIVE = os.environ.get("SOAK_RESTORE_LIVE") == "1"
 # Every fault kind runs by default; SOAK_FAULTS names a subset: SOAK_FAULTS=hub_kill9,restore
-KNOWN_BROKEN = {}
 _chosen = os.environ.get("SOAK_FAULTS", "")
-FAULTS = (list(KINDS) if _chosen == "all" else
-          [k for k in _chosen.split(",") if k] if _chosen else
-          [k for k in KINDS if k not in KNOWN_BROKEN])
+FAULTS = ([k for k in _chosen.split(",") if k] if _chosen and _chosen != "all" else list(KINDS))
 assert all(k in KINDS for k in FAULTS), "SOAK_FAULTS: unknown kind in %r" % _chosen
+# disk_full: what the ballast leaves free on the node's tmpfs, and the room the tmpfs keeps
+# free the rest of the time (it is remounted larger as the store grows).
+DISK_LEFT_FREE = 64 * 1024
+DISK_HEADROOM = 16 << 20
 
 
 def backup(db, dest):
@@ -59,6 +69,31 @@ def backup(db, dest):
     src.backup(dst)
     dst.close()
     src.close()
+
+
+def wal_truncate(db, seconds=10):
+    """PRAGMA wal_checkpoint(TRUNCATE) on a live store, retried while another connection
+    holds it up. Returns whether the WAL was emptied."""
+    deadline = time.time() + seconds
+    c = sqlite3.connect(db, timeout=seconds)
+    try:
+        while True:
+            busy, _, _ = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy or time.time() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        c.close()
+    return not busy and (not os.path.exists(db + "-wal") or os.path.getsize(db + "-wal") == 0)
+
+
+def store_bytes(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    try:
+        return (c.execute("PRAGMA page_count").fetchone()[0] *
+                c.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        c.close()
 
 
 def national_by_sex(fed, token, year):
@@ -75,6 +110,93 @@ def truth_by_sex(caseloads, year):
             if ("person", lid) not in cl.deleted and p["_reg"].year == year:
                 t[p["sex"]] = t.get(p["sex"], 0) + 1
     return t
+
+
+# The upstream fields the generator predicts (gen.Caseload.expected_person/_service), by the
+# category that decides which a person has; a service also names its person.
+PERSON_FIELDS = ("category", "sex", "age_band", "caste_group", "disability", "registered_day",
+                 "destination_country", "family_member_abroad", "consent")
+RETURNEE_FIELDS = ("return_month", "years_abroad", "remigration_intention")
+RETURNEE = 1
+SERVICE_FIELDS = ("type", "status", "day", "provider", "programme", "amount_npr")
+
+
+def person_fields(category):
+    return PERSON_FIELDS + (RETURNEE_FIELDS if category == RETURNEE else ())
+
+
+def truth_keys(cl):
+    """What the hub must hold for the caseload, from the generator alone: one content key
+    per record it made (persons, services; deleted ones as tombstones), with multiplicity."""
+    keys = collections.Counter()
+    person_key = {}
+    for lid, p in cl.persons.items():
+        want = cl.expected_person(p)
+        assert set(want) == set(person_fields(want["category"])), sorted(want)
+        person_key[lid] = tuple((f, want[f]) for f in person_fields(want["category"]))
+    for lid in cl.persons:
+        deleted = ("person", lid) in cl.deleted
+        keys[("person", "tombstone") if deleted else ("person", person_key[lid])] += 1
+    for lid, sv in cl.services.items():
+        if ("service", lid) in cl.deleted:
+            keys[("service", "tombstone")] += 1
+            continue
+        want = cl.expected_service(sv)
+        assert set(want) == set(SERVICE_FIELDS), sorted(want)
+        keys[("service", tuple((f, want[f]) for f in SERVICE_FIELDS),
+              person_key[sv["person_local_id"]])] += 1
+    return keys
+
+
+def hub_keys(stored):
+    """The same content keys for what a hub stores for one municipality."""
+    keys = collections.Counter()
+    person_key = {}
+    for rid, (_, _, _, deleted, rec) in stored.items():
+        if not deleted and rec.WhichOneof("body") == "person":
+            b = rec.person
+            person_key[rid] = tuple((f, getattr(b, f)) for f in person_fields(b.category))
+    for rid, (_, _, _, deleted, rec) in stored.items():
+        body = rec.WhichOneof("body")
+        if deleted or body == "tombstone":
+            name = {KIND_PERSON: "person", KIND_SERVICE: "service"}.get(rec.tombstone.kind,
+                                                                       "other")
+            keys[(name, "tombstone")] += 1
+        elif body == "person":
+            keys[("person", person_key[rid])] += 1
+        elif body == "service":
+            b = rec.service
+            keys[("service", tuple((f, getattr(b, f)) for f in SERVICE_FIELDS),
+                  person_key.get(bytes(b.person_id)))] += 1
+        else:
+            keys[(body, rid)] += 1
+    return keys
+
+
+def check_hub_holds_ground_truth(hubs, site):
+    """Exactly one record at the node's hub per record the generator made for the
+    municipality, with the generator's content, and none at any other hub. Built from the
+    generator's ground truth, not from the node's store: a record the hub holds twice (under
+    two ids) or lacks fails. Returns the number of records checked."""
+    m = site.node.municipality
+    want = truth_keys(site.cl)
+    got = hub_keys(site.hub.records(m))
+    problems = []
+    missing, extra = want - got, got - want
+    if missing:
+        problems.append("%d record(s) of the generator missing at hub %d (or with other "
+                        "content), e.g. %r" % (sum(missing.values()), site.hub.province,
+                                               next(iter(missing))))
+    if extra:
+        problems.append("%d record(s) at hub %d the generator did not make once (a duplicate, "
+                        "or other content), e.g. %r" % (sum(extra.values()), site.hub.province,
+                                                        next(iter(extra))))
+    for p, other in hubs.items():
+        if other is not site.hub and other.records(m):
+            problems.append("hub %d holds %d record(s) of municipality %d"
+                            % (p, len(other.records(m)), m))
+    assert not problems, "\n".join(problems)
+    return sum(want.values())
 
 
 class Site:
@@ -98,21 +220,22 @@ class Site:
             self._edit_config("hub = 127.0.0.1:%d" % hub.sync_port,
                               "hub = 127.0.0.1:%d" % self.proxy.port)
         if tmpfs:
-            self.mount = os.path.join(workdir, "disk-%d" % code)
-            os.makedirs(self.mount)
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", self.mount],
+            mount = os.path.join(workdir, "disk-%d" % code)
+            os.makedirs(mount)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mount],
                                capture_output=True, text=True)
             if r.returncode != 0:
-                os.rmdir(self.mount)
-                self.mount = None
-                self.mount_error = (r.stderr or r.stdout).strip()
-            else:
-                for suffix in ("", "-wal", "-shm"):
-                    if os.path.exists(self.node.db + suffix):
-                        shutil.move(self.node.db + suffix, self.mount)
-                self._edit_config("data_dir = %s\n" % self.node.dir,
-                                  "data_dir = %s\n" % self.mount)
-                self.node.db = os.path.join(self.mount, "node.db")
+                # The disk_full fault cannot run without it: that fails the soak.
+                raise AssertionError("cannot mount a tmpfs for node %d's store (the disk_full "
+                                     "fault needs root): %s"
+                                     % (code, (r.stderr or r.stdout).strip()))
+            self.mount = mount
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.node.db + suffix):
+                    shutil.move(self.node.db + suffix, self.mount)
+            self._edit_config("data_dir = %s\n" % self.node.dir,
+                              "data_dir = %s\n" % self.mount)
+            self.node.db = os.path.join(self.mount, "node.db")
         self.pcsv = os.path.join(workdir, "p-%d.csv" % code)
         self.scsv = os.path.join(workdir, "s-%d.csv" % code)
 
@@ -146,9 +269,30 @@ class Site:
         self.cl.write_csv(self.pcsv, "persons", rows=self.live("persons"))
         self.cl.write_csv(self.scsv, "services", rows=self.live("services"))
 
-    def import_all(self, check=True):
+    # The node's tmpfs -------------------------------------------------------------------
+
+    def disk(self):
+        """(used, free) bytes of the tmpfs."""
+        st = os.statvfs(self.mount)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+
+    def grow_disk(self):
+        """Keeps DISK_HEADROOM free on the tmpfs (remounted larger as the store grows), so
+        that only the disk_full fault ever fills it, however long the soak."""
+        used, free = self.disk()
+        if free >= DISK_HEADROOM:
+            return
+        size = used + 2 * DISK_HEADROOM
+        r = subprocess.run(["mount", "-o", "remount,size=%d" % size, self.mount],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, "cannot grow node %d's tmpfs to %d bytes: %s" % (
+            self.node.municipality, size, (r.stderr or r.stdout).strip())
+
+    def import_all(self, check=True, grow_disk=True):
         """Persons then services, the way a clerk loads the two spreadsheets. Returns the
         first failed run (or None)."""
+        if self.mount and grow_disk:
+            self.grow_disk()
         self.write()
         for kind, path in (("persons", self.pcsv), ("services", self.scsv)):
             r = self.node.import_csv(kind, path, check=False)
@@ -264,27 +408,40 @@ class Soak:
 
     def disk_full(self):
         s = next(s for s in self.sites if s.mount)
+        s.grow_disk()
+        # SQLite first reuses room it already has: its WAL file (rewritten from the start
+        # after a checkpoint) and free pages (written through the WAL too). A WAL truncated
+        # to nothing leaves it no room of its own: every page the import writes is appended
+        # to the WAL, which must grow into the free space the ballast leaves.
+        truncated = wal_truncate(s.node.db)
+        used, free = s.disk()
         ballast = os.path.join(s.mount, "ballast")
         # Unbuffered: a buffered file would raise ENOSPC again when closed, on the bytes it
         # still held when the disk filled.
         with open(ballast, "wb", buffering=0) as f:
+            left = free - DISK_LEFT_FREE
             try:
-                while True:
-                    f.write(b"\0" * (1 << 16))
+                while left > 0:
+                    left -= f.write(b"\0" * min(left, 1 << 20))
             except OSError:
                 pass
         failed = None
         try:
-            # The store may still have room in its WAL (reused after a checkpoint) and in
-            # free pages: keep the clerk typing until SQLite has to grow a file.
-            for attempt in range(16):
-                s.grow(self.rng.randint(150, 300), self.rng.randint(50, 100), 2)
-                failed = s.import_all(check=False)
-                if failed is not None:
-                    break
+            _, room = s.disk()
+            assert room <= DISK_LEFT_FREE + 16 * 1024, \
+                "node %d's tmpfs kept %d bytes free after the ballast" % (s.node.municipality, room)
+            # Rows enough that the import writes several times the room left, at the store's
+            # own size per record (pages, indexes and local fields included).
+            per_record = max(1, store_bytes(s.node.db) // max(1, s.records()))
+            persons = max(100, 4 * (room + DISK_LEFT_FREE) // per_record)
+            s.grow(persons, persons // 3, 2)
+            failed = s.import_all(check=False, grow_disk=False)
         finally:
             os.remove(ballast)
-        assert failed is not None, "node %d kept importing on a full disk" % s.node.municipality
+        assert failed is not None, (
+            "node %d imported %d new persons with %d bytes free on its tmpfs (WAL truncated: "
+            "%s, %d bytes per record)" % (s.node.municipality, persons, room, truncated,
+                                          per_record))
         err = failed.stderr.strip()
         assert failed.returncode == 1 and "full" in err, \
             "import on a full disk: exit %d, %r" % (failed.returncode, err)
@@ -293,8 +450,9 @@ class Soak:
             self.note("node %d serve died on the full disk; restarted" % s.node.municipality)
             s.start(self.procs)
         s.import_all()  # space is back: the same spreadsheets go in whole
-        self.note("node %d disk full after %d import(s) (%s), freed, re-imported"
-                  % (s.node.municipality, attempt + 1, self.disk_full_error))
+        self.note("node %d disk full: an import of %d new persons with %d bytes free failed "
+                  "(%s); freed, re-imported" % (s.node.municipality, persons, room,
+                                                self.disk_full_error))
 
     def restore(self):
         s = next(s for s in self.sites if s.backup_path)
@@ -332,6 +490,27 @@ class Soak:
 
     # The run ----------------------------------------------------------------------------------
 
+    def backup_site(self):
+        return next(s for s in self.sites if not s.proxy and not s.mount)
+
+    def catch_up(self):
+        """Strikes every chosen kind that the timed phase did not reach (its schedule can run
+        past the end when earlier faults take long): each kind runs at least once per soak."""
+        for kind in self.kinds:
+            if self.faults[kind]:
+                continue
+            b = self.backup_site()
+            if kind == "restore" and not b.backup_path:
+                b.backup_path = os.path.join(b.workdir, "node-copy.db")
+                backup(b.node.db, b.backup_path)
+                self.note("copy of node %d's store taken" % b.node.municipality)
+                # Work after the copy, for the restore to lose upstream.
+                b.grow(self.rng.randint(20, 60), self.rng.randint(10, 30), 2)
+                b.import_all()
+            getattr(self, kind)()
+            self.faults[kind] += 1
+            self.note("(%s after the timed phase)" % kind)
+
     def run(self, seconds):
         self.t0 = time.time()
         end = self.t0 + seconds
@@ -344,7 +523,7 @@ class Soak:
         at = sorted(self.rng.uniform(3.0, max(4.0, seconds - 4.0)) for _ in plan)
         schedule = list(zip(at, plan))
         next_import = 0.0
-        backup_site = next(s for s in self.sites if not s.proxy and not s.mount)
+        backup_site = self.backup_site()
         while time.time() < end:
             now = time.time() - self.t0
             if schedule and now >= schedule[0][0]:
@@ -389,7 +568,8 @@ def soak_world(pki, workdir, procs, postgres):  # noqa: F811
         procs.append(hub)
     sites = []
     try:
-        sites.append(Site(workdir, pki, 10703, 71, hubs[1], proxy=True, tmpfs=True))
+        sites.append(Site(workdir, pki, 10703, 71, hubs[1], proxy=True,
+                          tmpfs="disk_full" in FAULTS))
         sites.append(Site(workdir, pki, 10401, 72, hubs[1]))
         sites.append(Site(workdir, pki, 21710, 73, hubs[2], proxy=True))
         yield fed, token, hubs, sites
@@ -411,19 +591,13 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
     fed, token, hubs, sites = soak_world
     rng = random.Random(SEED)
     kinds = list(FAULTS)
-    skipped = {k: v for k, v in KNOWN_BROKEN.items() if k not in kinds}
-    for k, why in skipped.items():
-        print("\nsoak: SKIPPING %s: %s" % (k, why))
-    if not sites[0].mount and "disk_full" in kinds:
-        skipped["disk_full"] = "cannot mount a tmpfs here (%s)" % sites[0].mount_error
-        kinds.remove("disk_full")
-        print("soak: SKIPPING disk_full:", skipped["disk_full"])
     for s in sites:
         s.grow(300, 150, 0)
         s.import_all()
         s.start(procs)
     soak = Soak(rng, fed, postgres, hubs, sites, procs, kinds)
     soak.run(SOAK_SECONDS)
+    soak.catch_up()
     # Stop injecting; let everything settle.
     t_settle = time.time()
     for s in sites:
@@ -445,7 +619,13 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
     records = 0
     for s in sites:
         try:
-            records += s.check_hub()
+            records += check_hub_holds_ground_truth(hubs, s)
+        except AssertionError as e:
+            mismatches.append("hub %d vs the generator's municipality %d: %s"
+                              % (s.hub.province, s.node.municipality, str(e)[:2000]))
+        try:
+            # The newest version of each record, joined through the node's own ids.
+            s.check_hub()
         except AssertionError as e:
             mismatches.append("hub %d vs node %d: %s" % (s.hub.province, s.node.municipality,
                                                          str(e)[:2000]))
@@ -478,7 +658,6 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
         "seed": SEED,
         "restore_live": RESTORE_LIVE,
         "faults": soak.faults,
-        "skipped": skipped,
         "records": sum(s.records() for s in sites),
         "records_at_hubs_checked": records,
         "persons_in_national_totals": total_truth,
@@ -501,8 +680,7 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
         ", ".join(soak.notes[-3:]) if soak.notes else "no events", settle_s, REPORT))
     assert not mismatches, line + "\n" + "\n".join(mismatches)
     for k, n in soak.faults.items():
-        if SOAK_SECONDS >= 45 and len(kinds) * 6 <= SOAK_SECONDS:
-            assert n >= 1, "fault %s never struck in %ds" % (k, SOAK_SECONDS)
+        assert n >= 1, "fault %s never struck" % k
 
 
 # Two gaps the soak found around a restore, pinned here so that a fix shows up as XPASS

@@ -1,0 +1,222 @@
+/* Tests for common/period: every period kind parses to its kind and its first and last day,
+ * malformed strings and periods outside the Bikram Sambat table are refused, and a day maps
+ * to the six periods that contain it.
+ *
+ * Every expected day is a literal worked out by hand, never computed by the product: the
+ * Gregorian ones as days since 1970-01-01, the Bikram Sambat ones from the rows of
+ * data/bikram_sambat.csv quoted beside them, e.g.
+ *   2080: 31,32,31,32,31,30,30,30,29,29,30,30 (365 days), Baisakh 1 = 2023-04-14
+ *   2081: 31,32,31,32,31,30,30,30,29,30,29,31 (366 days), Baisakh 1 = 2024-04-13
+ *   2099: 31,31,32,32,31,30,30,29,30,29,30,30 (365 days), Baisakh 1 = 2042-04-14
+ *   2000: 30,32,31,32,31,30,30,30,29,30,29,31 (365 days), Baisakh 1 = 1943-04-14 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "period.h"
+
+/* Parses s, which must be accepted as kind, spanning first..last. */
+static void expect_period(const char *s, enum period_kind kind, int32_t first, int32_t last)
+{
+    enum period_kind k = PERIOD_FISCAL_YEAR;
+    int32_t f = 0, l = 0;
+    if (period_parse(s, &k, &f, &l) != 0)
+        fail_msg("\"%s\" was refused", s);
+    if ((int)k != (int)kind)
+        fail_msg("\"%s\": kind %d, expected %d", s, (int)k, (int)kind);
+    if (f != first || l != last)
+        fail_msg("\"%s\": days %d..%d, expected %d..%d", s, (int)f, (int)l, (int)first, (int)last);
+}
+
+static void expect_refused(const char *s)
+{
+    enum period_kind k;
+    int32_t f, l;
+    int rc = period_parse(s, &k, &f, &l);
+    if (rc != REINT_EINVAL)
+        fail_msg("\"%s\": returned %d, expected REINT_EINVAL", s, rc);
+}
+
+static void test_gregorian_year_is_january_first_to_december_thirty_first(void **state)
+{
+    (void)state;
+    expect_period("2026", PERIOD_YEAR, 20454, 20818); /* 2026-01-01 .. 2026-12-31 */
+    expect_period("2024", PERIOD_YEAR, 19723, 20088); /* leap year: 366 days */
+    expect_period("1970", PERIOD_YEAR, 0, 364);       /* the epoch itself */
+    expect_period("1969", PERIOD_YEAR, -365, -1);     /* before the epoch */
+}
+
+static void test_quarter_is_three_whole_months(void **state)
+{
+    (void)state;
+    expect_period("2026-Q1", PERIOD_QUARTER, 20454, 20543); /* 01-01 .. 03-31 */
+    expect_period("2026-Q3", PERIOD_QUARTER, 20635, 20726); /* 07-01 .. 09-30 */
+    expect_period("2026-Q4", PERIOD_QUARTER, 20727, 20818); /* 10-01 .. 12-31 */
+    expect_period("2024-Q1", PERIOD_QUARTER, 19723, 19813); /* 01-01 .. 03-31, 29 Feb */
+}
+
+static void test_month_has_its_gregorian_length(void **state)
+{
+    (void)state;
+    expect_period("2026-07", PERIOD_MONTH, 20635, 20665); /* 31 days */
+    expect_period("2026-01", PERIOD_MONTH, 20454, 20484);
+    expect_period("2026-12", PERIOD_MONTH, 20788, 20818);
+    expect_period("2024-02", PERIOD_MONTH, 19754, 19782); /* 29 days: divisible by 4 */
+    expect_period("2100-02", PERIOD_MONTH, 47513, 47540); /* 28 days: a century */
+    expect_period("2000-02", PERIOD_MONTH, 10988, 11016); /* 29 days: divisible by 400 */
+}
+
+static void test_bs_month_follows_the_table(void **state)
+{
+    (void)state;
+    /* BS2080-05 (Bhadra) starts 31+32+31+32 = 126 days after 2023-04-14: 2023-08-18, and
+     * has 31 days: to 2023-09-17. */
+    expect_period("BS2080-05", PERIOD_BS_MONTH, 19587, 19617);
+    /* BS2080-01 is 2023-04-14 .. 2023-05-14 (31 days). */
+    expect_period("BS2080-01", PERIOD_BS_MONTH, 19461, 19491);
+    /* BS2081-12 (Chaitra) is the 31 days before BS2082-01-01 = 2024-04-13 + 366 =
+     * 2025-04-14: 2025-03-14 .. 2025-04-13. */
+    expect_period("BS2081-12", PERIOD_BS_MONTH, 20161, 20191);
+}
+
+static void test_fiscal_trimesters_split_shrawan_to_asar(void **state)
+{
+    (void)state;
+    /* T1, Shrawan..Kartik 2080 (months 4-7, 32+31+30+30 = 123 days): BS2080-04-01 =
+     * 2023-04-14 + 94 = 2023-07-17, to 2023-11-16. */
+    expect_period("FY2080/81-T1", PERIOD_FISCAL_TRIMESTER, 19555, 19677);
+    /* T2, Mangsir..Falgun 2080 (months 8-11, 30+29+29+30 = 118 days): 2023-11-17 ..
+     * 2024-03-13. */
+    expect_period("FY2080/81-T2", PERIOD_FISCAL_TRIMESTER, 19678, 19795);
+    /* T3, Chaitra 2080 (30 days) and Baisakh..Asar 2081 (31+32+31): 2024-03-14 ..
+     * 2024-07-15, across the BS new year. */
+    expect_period("FY2080/81-T3", PERIOD_FISCAL_TRIMESTER, 19796, 19919);
+}
+
+static void test_fiscal_year_is_shrawan_first_to_asar_end(void **state)
+{
+    (void)state;
+    /* BS2080-04-01 = 2023-07-17 to the day before BS2081-04-01 = 2024-04-13 + 94 =
+     * 2024-07-16. */
+    expect_period("FY2080/81", PERIOD_FISCAL_YEAR, 19555, 19919);
+    /* FY2081/82: BS2081-04-01 = 2024-04-13 + 94 = 2024-07-16, then the rest of 2081
+     * (32+31+30+30+30+29+30+29+31 = 272 days) and Baisakh..Asar 2082 (31+31+32 = 94): 366
+     * days, to 2025-07-16. */
+    expect_period("FY2081/82", PERIOD_FISCAL_YEAR, 19920, 20285);
+}
+
+static void test_bs_periods_at_the_edges_of_the_table(void **state)
+{
+    (void)state;
+    /* The table's first month, BS2000-01: 1943-04-14 .. 1943-05-13 (30 days). */
+    expect_period("BS2000-01", PERIOD_BS_MONTH, -9759, -9730);
+    /* Its last month, BS2099-12 (30 days), ends on BS2099's 365th day, 2042-04-14 + 364 =
+     * 2043-04-13. */
+    expect_period("BS2099-12", PERIOD_BS_MONTH, 26736, 26765);
+    /* FY2099/00-T1 lies wholly inside BS 2099: 2042-04-14 + 94 = 2042-07-17, 123 days. */
+    expect_period("FY2099/00-T1", PERIOD_FISCAL_TRIMESTER, 26495, 26617);
+}
+
+static void test_bs_periods_outside_the_table_are_refused(void **state)
+{
+    (void)state;
+    expect_refused("BS1999-12");
+    expect_refused("BS2100-01");
+    expect_refused("FY1999/00");
+    expect_refused("FY1999/00-T3");
+    /* Both end in BS 2100, which the table lacks. */
+    expect_refused("FY2099/00");
+    expect_refused("FY2099/00-T3");
+}
+
+static void test_gregorian_years_one_to_9999_are_accepted_and_zero_refused(void **state)
+{
+    (void)state;
+    expect_period("0001", PERIOD_YEAR, -719162, -718798); /* 0001-01-01 .. 0001-12-31 */
+    expect_period("9999", PERIOD_YEAR, 2932532, 2932896); /* 9999-01-01 .. 9999-12-31 */
+    expect_refused("0000");
+    expect_refused("0000-Q1");
+    expect_refused("0000-01");
+}
+
+static void test_malformed_strings_are_refused(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "",           "202",           "20266",        " 2026",        "2026 ",
+        "+026",       "-026",          "2026-",        "2026-13",      "2026-00",
+        "2026-7",     "2026/07",       "2026-07-01",   "2026-Q0",      "2026-Q5",
+        "2026-q3",    "2026-3Q",       "Q3-2026",      "BS2080-13",    "BS2080-00",
+        "BS2080-5",   "bs2080-05",     "BS2080/05",    "B2080-05",     "FY2080/82",
+        "FY2080/8",   "FY2080-81",     "FY2080/81-T0", "FY2080/81-T4", "FY2080/81-t1",
+        "FY2080/81-", "FY2080/81-T1x", "FY2080/81T1",  "FY2080/81xT1", "FY2080/81 T1",
+        "fy2080/81",  "FY20801/82",    "FY2080/81-Q1", "2026-Q3x",     "2026\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused(bad[i]);
+}
+
+/* The six periods period_of_day writes for day, against literals. */
+static void expect_periods_of(int32_t day, const char *const want[PERIOD_KINDS], int want_rc)
+{
+    char out[PERIOD_KINDS][PERIOD_MAX];
+    memset(out, 'x', sizeof(out));
+    assert_int_equal(period_of_day(day, out), want_rc);
+    for (int k = 0; k < PERIOD_KINDS; k++)
+        if (strcmp(out[k], want[k]) != 0)
+            fail_msg("day %d, kind %d: \"%s\", expected \"%s\"", (int)day, k, out[k], want[k]);
+}
+
+static void test_a_day_belongs_to_one_period_of_each_kind(void **state)
+{
+    (void)state;
+    /* 2023-08-18 is BS2080-05-01, in Shrawan..Kartik. */
+    static const char *const bhadra[PERIOD_KINDS] = {"2023",      "2023-Q3",      "2023-08",
+                                                     "BS2080-05", "FY2080/81-T1", "FY2080/81"};
+    expect_periods_of(19587, bhadra, 0);
+    /* 2023-12-31 is 261 days after 2023-04-14: BS2080-09-15 (months 1-8 hold 247 days),
+     * in Mangsir..Falgun; the last day of a quarter. */
+    static const char *const poush[PERIOD_KINDS] = {"2023",      "2023-Q4",      "2023-12",
+                                                    "BS2080-09", "FY2080/81-T2", "FY2080/81"};
+    expect_periods_of(19722, poush, 0);
+    /* 2024-04-13 is BS2081-01-01: a new BS year, still the fiscal year begun in 2080. */
+    static const char *const new_year[PERIOD_KINDS] = {"2024",      "2024-Q2",      "2024-04",
+                                                       "BS2081-01", "FY2080/81-T3", "FY2080/81"};
+    expect_periods_of(19826, new_year, 0);
+    /* 2024-07-16 is BS2081-04-01, the first day of FY2081/82. */
+    static const char *const shrawan[PERIOD_KINDS] = {"2024",      "2024-Q3",      "2024-07",
+                                                      "BS2081-04", "FY2081/82-T1", "FY2081/82"};
+    expect_periods_of(19920, shrawan, 0);
+}
+
+static void test_a_day_before_the_table_has_only_gregorian_periods(void **state)
+{
+    (void)state;
+    /* 1943-04-13, the day before BS2000-01-01. */
+    static const char *const before[PERIOD_KINDS] = {"1943", "1943-Q2", "1943-04", "", "", ""};
+    expect_periods_of(-9760, before, REINT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gregorian_year_is_january_first_to_december_thirty_first),
+        cmocka_unit_test(test_quarter_is_three_whole_months),
+        cmocka_unit_test(test_month_has_its_gregorian_length),
+        cmocka_unit_test(test_bs_month_follows_the_table),
+        cmocka_unit_test(test_fiscal_trimesters_split_shrawan_to_asar),
+        cmocka_unit_test(test_fiscal_year_is_shrawan_first_to_asar_end),
+        cmocka_unit_test(test_bs_periods_at_the_edges_of_the_table),
+        cmocka_unit_test(test_bs_periods_outside_the_table_are_refused),
+        cmocka_unit_test(test_gregorian_years_one_to_9999_are_accepted_and_zero_refused),
+        cmocka_unit_test(test_malformed_strings_are_refused),
+        cmocka_unit_test(test_a_day_belongs_to_one_period_of_each_kind),
+        cmocka_unit_test(test_a_day_before_the_table_has_only_gregorian_periods),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
