@@ -81,11 +81,50 @@ int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t
     return 0;
 }
 
+/* protobuf-c reads a tag whose varint is padded (0x80 0x00) as field number 0 and keeps it
+ * as an unknown field, then writes it back as the single byte 0x00, which it refuses: a
+ * message that decodes but cannot be passed on. Field number 0 is not valid protobuf. */
+static int frame__has_field_zero(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *v =
+                *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+            for (size_t j = 0; j < n; j++)
+                if (frame__has_field_zero(v[j]))
+                    return 1;
+            continue;
+        }
+        /* A oneof's members share one pointer: only the member in use may be read. */
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+            continue;
+        const ProtobufCMessage *sub =
+            *(const ProtobufCMessage *const *)(const void *)(base + f->offset);
+        if (sub != NULL && frame__has_field_zero(sub))
+            return 1;
+    }
+    return 0;
+}
+
 int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out)
 {
     Reint__V1__Envelope *e = reint__v1__envelope__unpack(NULL, len, payload);
     if (e == NULL)
         return REINT_EMALFORMED;
+    if (frame__has_field_zero(&e->base)) {
+        reint__v1__envelope__free_unpacked(e, NULL);
+        return REINT_EMALFORMED;
+    }
     *out = e;
     return 0;
 }

@@ -177,8 +177,7 @@ static void uplink__coverage(uplink *u)
             u->coverage_sent_ms = clock_mono_ms();
             u->coverage_due = 0;
         } else if (rc != UV_ENOTCONN) {
-            log_error("uplink: coverage of %zu municipalities not sent: %s", n,
-                      reint_strerror(rc));
+            log_error("uplink: coverage of %zu municipalities not sent: %s", n, reint_strerror(rc));
             u->coverage_due = 0;
         }
     }

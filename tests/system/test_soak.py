@@ -21,8 +21,8 @@ Restore: records made after the backup and already synced are lost at the node b
 upstream (DESIGN: the hub keeps the newest version; same incarnation, so no sweep). The
 clerk re-enters what the restored node lacks only if it never reached the hub; here the
 node is synced before the restore, so the lost records stay upstream with their last
-content and the generator stops editing them. Re-importing them would give them new ids
-and count them twice: test_restore_then_full_reimport_keeps_one_copy pins that gap."""
+content and the generator stops editing them. (Re-importing them would give them the same
+keyed ids and change nothing: test_restore.py shows a full re-import keeping one copy.)"""
 import collections
 import datetime
 import json
@@ -478,7 +478,7 @@ class Soak:
         s.backup_path = None
         # The clerk's spreadsheets, less what lives on only upstream. By default they go in
         # before the node serves again (the order test_restore uses); SOAK_RESTORE_LIVE=1
-        # imports while serve runs, which loses edits today (see the xfail test below).
+        # imports while serve runs (test_restore.py covers both orders, and a full re-import).
         if RESTORE_LIVE:
             s.start(self.procs)
             s.import_all()
@@ -681,74 +681,3 @@ def test_soak_national_totals_equal_ground_truth(soak_world, postgres, procs):  
     assert not mismatches, line + "\n" + "\n".join(mismatches)
     for k, n in soak.faults.items():
         assert n >= 1, "fault %s never struck" % k
-
-
-# Two gaps the soak found around a restore, pinned here so that a fix shows up as XPASS
-# (strict: the marker must then go). The soak itself restores the way the product supports
-# today: only what the copy lacks and never reached the hub is re-entered, and the
-# spreadsheets go in before the node serves again.
-
-def _restored_node(pki, workdir, procs, serve_first):
-    hub = Hub(workdir, pki, 1).start()
-    procs.append(hub)
-    node = Node(workdir, pki, 10703, hub)
-    cl = Caseload(10703, 5)
-    for _ in range(100):
-        cl.new_person()
-    p = os.path.join(workdir, "p.csv")
-    cl.write_csv(p, "persons")
-    node.import_csv("persons", p)
-    node.sync()
-    copy = os.path.join(workdir, "copy.db")
-    backup(node.db, copy)
-    lost = {cl.new_person()["local_id"] for _ in range(50)}
-    cl.write_csv(p, "persons")
-    node.import_csv("persons", p)
-    node.sync()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(node.db + suffix):
-            os.remove(node.db + suffix)
-    shutil.copy(copy, node.db)
-    if serve_first:
-        procs.append(node.serve())
-    return hub, node, cl, p, lost
-
-
-@pytest.mark.xfail(strict=True, reason="a restored store no longer maps the local_ids made "
-                   "after the copy to their ids: re-importing them makes new ids and the "
-                   "hub (and the national totals) count those records twice")
-def test_restore_then_full_reimport_keeps_one_copy(pki, workdir, procs):
-    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=False)
-    cl.write_csv(p, "persons")  # every row the clerk has, as a clerk would
-    node.import_csv("persons", p)
-    node.sync()
-    check_hub_matches(hub, node, cl)
-
-
-def test_restored_node_serving_while_the_clerk_imports_loses_nothing(pki, workdir, procs):
-    hub, node, cl, p, lost = _restored_node(pki, workdir, procs, serve_first=True)
-    time.sleep(0.5)  # the session is up, positioned after the hub's count
-    kept = [lid for lid in cl.persons if lid not in lost]
-    for lid in kept[:10]:
-        cl.correct_person(lid)
-    for _ in range(100):  # enough entries to pass the hub's count within the session
-        cl.new_person()
-    view = types.SimpleNamespace(
-        persons={lid: r for lid, r in cl.persons.items() if lid not in lost}, services={},
-        deleted=set(), expected_person=cl.expected_person, expected_service=None)
-    cl.write_csv(p, "persons", rows=list(view.persons.values()))
-    node.import_csv("persons", p)
-    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
-    hub.kill9()  # a reconnect: the node's one chance to notice
-    hub.start()
-    time.sleep(2)
-    wait_for(lambda: node.status()["backlog"] == 0, 30, "backlog to drain")
-    lost_ids = set()
-    stored = hub.records(10703)
-    ids = set(node.ids().values())
-    lost_ids = set(stored) - ids
-
-    class HubView:
-        def records(self, municipality=None):
-            return {k: v for k, v in hub.records(municipality).items() if k not in lost_ids}
-    check_hub_matches(HubView(), node, view)
