@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "csv.h"
 #include "localrow.h"
 #include "log.h"
+#include "testhook.h"
 
 /* The import runs in two threads: a reader parses the CSV and checks each field on its own
  * (the half of the work that needs no store) into chunks of rows, and the caller's thread
@@ -487,6 +489,10 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
                     goto out;
                 }
                 in_txn = 0;
+                /* Test hook: hold still after a commit, so that a test can kill -9 an
+                 * import known to be midway (some rows committed, the rest not). */
+                if (testhook_fire("import_stall"))
+                    sleep(30);
                 if ((rc = outbox_begin(ob)) != 0) {
                     import__store_failed(errors_out, base, sl->line, "begin a transaction", rc,
                                          "the rows after this line are not imported");

@@ -9,9 +9,10 @@ import time
 
 from fedclient import Federal
 from gen import Caseload
-from harness import Hub, Node, wait_for
+from harness import BIN, Hub, Node, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from test_chain import FreshDatabase, load, settle
+from test_gaps import Officer
 
 
 def test_snapshot_above_the_federal_frame_limit_arrives_in_parts(pki, workdir, procs,
@@ -50,6 +51,8 @@ def test_record_above_the_hub_frame_limit_is_a_dead_letter_shown_upstream(pki, w
     token = fed.token("ministry", "frames-%d" % time.time_ns())
     hub = Hub(workdir, pki, 1).configure("[hub]\nmax_frame = 4096\n[uplink]\nfederal = "
                                          "127.0.0.1:%d\n" % fed.sync_port)
+    officer = Officer(hub, pki, run([os.path.join(BIN, "provincial-hub"), "--config",
+                                     hub.config, "token", "officer"]).stdout.strip())
     procs.append(hub.start())
     node = Node(workdir, pki, 10703, hub)
     cl = Caseload(10703, 52)
@@ -73,6 +76,10 @@ def test_record_above_the_hub_frame_limit_is_a_dead_letter_shown_upstream(pki, w
     node.sync()
     assert hub.metrics()["hub_batches_total"] == batches
     assert node.status()["dead_letters"] == 1
+    # The officers' gap report shows it for the municipality, with its reason.
+    row = officer.rows()[10703]
+    assert row["dead_letters"] == 1, row
+    assert "frame limit" in row["dead_letters_last_reason"], row
     # The federal coverage names the municipality's dead letter.
 
     def covered():

@@ -167,34 +167,39 @@ def test_reinitialised_node_killed_during_its_reimport_keeps_one_copy(pki, workd
     procs.append(hub)
     node = Node(workdir, pki, 10703, hub)
     cl = Caseload(10703, 19)
-    for _ in range(3000):
+    total = 25000  # more than one import commit (10,000 rows)
+    for _ in range(total):
         cl.new_person()
     p = os.path.join(workdir, "p.csv")
     cl.write_csv(p, "persons")
     node.import_csv("persons", p)
     node.sync()
-    assert len(hub.records(10703)) == 3000
-    # Wipe the node and start again from the same spreadsheet, serving while it imports;
-    # kill -9 both the import and the serving node midway, then finish.
+    assert len(hub.records(10703)) == total
+    # Wipe the node and start again from the same spreadsheet, serving while it imports.
+    # The import holds still after its first commit (a test hook), so that kill -9 lands
+    # midway; the serving node is killed too. Then the clerk imports again.
     shutil.rmtree(node.dir)
     node = Node(workdir, pki, 10703, hub)
     procs.append(node.serve())
-    imp = subprocess.Popen([os.path.join(BIN, "municipal-node"), "--config", node.config,
+    imp = subprocess.Popen([os.path.join(BIN, "municipal-node"), "--enable-test-hooks",
+                            "--test-fault", "import_stall:1", "--config", node.config,
                             "import", "--kind", "persons", p],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: os.path.exists(node.db) and _rows(node.db) > 0 or imp.poll() is not None,
-             60, "the import to commit its first rows")
-    time.sleep(0.05)
+    wait_for(lambda: _rows(node.db) >= 10000 or imp.poll() is not None, 60,
+             "the import's first commit")
+    assert imp.poll() is None, "the import ended before it could be killed midway"
+    midway = _rows(node.db)
     imp.send_signal(signal.SIGKILL)
     imp.wait()
     node.server.kill9()
+    assert 0 < midway < total
     procs.append(node.serve())
     node.import_csv("persons", p)
-    wait_for(lambda: node.status()["backlog"] == 0, 60, "the re-import to reach the hub")
-    wait_for(lambda: hub.metrics()["hub_swept_records_total"] == 3000, 30,
+    wait_for(lambda: node.status()["backlog"] == 0, 120, "the re-import to reach the hub")
+    wait_for(lambda: hub.metrics()["hub_swept_records_total"] == total, 60,
              "the old incarnation's records to be swept")
     check_hub_matches(hub, node, cl)
-    assert len(hub.records(10703)) == 3000
+    assert len(hub.records(10703)) == total
 
 
 def _rows(db):
