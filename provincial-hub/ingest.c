@@ -295,6 +295,8 @@ static void ingest__flush(ingest *in)
             }
             ingest__send_ack(in, i);
         }
+        if (in->n_roll > in->m.roll_queue_peak)
+            in->m.roll_queue_peak = in->n_roll;
     }
     for (size_t i = 0; i < in->n_items; i++)
         receiver_peer_unref(in->items[i].p);

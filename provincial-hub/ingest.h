@@ -47,7 +47,7 @@ typedef struct ingest_metrics {
     uint64_t batches, commits, security_events, protocol_errors, version_refusals;
     uint64_t sweeps, swept_records, roll_queue_holds;
     int connected;
-    size_t roll_queue, roll_queue_max;
+    size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;
 void ingest_get_metrics(const ingest *in, ingest_metrics *m);

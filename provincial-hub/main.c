@@ -206,6 +206,8 @@ static void on_http(http_req *r, void *ud)
                      m.roll_queue_max),
             METRIC_C("hub_rollup_queue_holds_total", "Times the bound held every node.",
                      m.roll_queue_holds),
+            METRIC_G("hub_rollup_queue_peak", "Largest length of that queue since the start.",
+                     m.roll_queue_peak),
             METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).",
                      m.store_synchronous),
             METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", m.store_wal),
