@@ -545,6 +545,11 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
         }
         log_warn("%s", what);
         sync__note_error(s, what);
+        if (s->st.upgrade_needed && s->o.once) {
+            /* Nothing will move until an upgrade: `sync` says so now rather than retrying. */
+            s->stopping = 1;
+            sync__finish_once(s, REINT_EVERSION);
+        }
         wire_close(w);
         return 1;
     }
