@@ -16,6 +16,7 @@ import time
 from compat import V1Client, v1
 from gen import Caseload
 from harness import BIN, Hub, Node, pb, run, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
 from test_gaps import Officer
 
 YEAR = datetime.date.today().year - 1
@@ -168,3 +169,60 @@ def test_node_refused_for_its_version_keeps_its_outbox_and_says_upgrade_needed(p
     assert st["dead_letters"] == 0
     text = node.cli("status").stdout
     assert "UPGRADE NEEDED" in text, text
+
+
+def test_stores_of_protocol_1_migrate_in_place_and_give_the_same_figures(pki, workdir, procs,
+                                                                         postgres):  # noqa: F811
+    """tests/compat/v1 holds a node.db and its hub's hub.db written by the protocol-1
+    binaries (make_fixtures.py says how), with the spreadsheets and the generator's truth."""
+    import json
+    import shutil
+
+    from compat import V1_DIR
+    from fedclient import Federal
+    from test_chain import FreshDatabase, national_by_sex
+
+    with open(os.path.join(V1_DIR, "truth.json")) as f:
+        truth = json.load(f)
+    want = {}
+    for key, n in truth["participants_registered_by_year_and_sex"].items():
+        y, sex = key.split("/")
+        want.setdefault(int(y), {})[sex] = n
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres)).start()
+    procs.append(fed)
+    token = fed.token("ministry", "compat-%d" % time.time_ns())
+    hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+    os.makedirs(os.path.dirname(hub.db), exist_ok=True)
+    shutil.copy(os.path.join(V1_DIR, "hub.db"), hub.db)
+    procs.append(hub.start())
+    assert "migrating to format 2" in hub.log_text()
+    assert len(hub.records(10703)) == truth["records"]
+
+    def national():
+        return {y: national_by_sex(fed, token, y) for y in want}
+    wait_for(lambda: national() == want, 90, "the migrated hub's figures at the federal tier")
+
+    # The node's store: migrated on open; the same spreadsheets again change nothing (the
+    # records keep their ids), and new rows flow on top.
+    node = Node(workdir, pki, 10703, hub)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(node.db + suffix):
+            os.remove(node.db + suffix)
+    shutil.copy(os.path.join(V1_DIR, "node.db"), node.db)
+    for kind in ("persons", "services"):
+        node.import_csv(kind, os.path.join(V1_DIR, kind + ".csv"))
+    st = node.status()
+    assert st["backlog"] == 0 and st["records"] == truth["records"], st
+    more = Caseload(10703, 92)
+    more.serial = 100000  # local ids the fixture does not have
+    for _ in range(10):
+        p = more.new_person()
+        want.setdefault(p["_reg"].year, {})
+        want[p["_reg"].year][p["sex"]] = want[p["_reg"].year].get(p["sex"], 0) + 1
+    path = os.path.join(workdir, "more.csv")
+    more.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.sync()
+    assert len(hub.records(10703)) == truth["records"] + 10
+    wait_for(lambda: national() == want, 90, "the new rows at the federal tier")
