@@ -445,6 +445,7 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
     for (int last = 0; !last;) {
         ichunk *c = import__chunk_take(p);
         last = c->last;
+        intake_refresh_today(in); /* one clock read per chunk, not per row */
         for (size_t i = 0; i < c->n; i++) {
             islot *sl = &c->slot[i];
             st->rows++;

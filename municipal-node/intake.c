@@ -34,7 +34,8 @@ struct intake {
     sqlite3_stmt *st[ST_N];
     int bs;
     int32_t today_fixed;
-    int32_t today; /* set at the start of each public call that checks dates */
+    int32_t today;     /* set at the start of each public call that checks dates */
+    int32_t today_utc; /* the UTC day at the same moment (upstream validation) */
     char scratch[FIELD_SCRATCH_MAX];
     localrow_buf row; /* the local fields of the row in hand (API, close-month) */
 };
@@ -49,6 +50,12 @@ int32_t intake_today(const intake *in)
 static void intake__set_now(intake *in)
 {
     in->today = intake_today(in);
+    in->today_utc = clock_today_utc();
+}
+
+void intake_refresh_today(intake *in)
+{
+    intake__set_now(in);
 }
 
 void intake_set_today(intake *in, int32_t today)
@@ -161,8 +168,7 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
     r->id.len = 16;
     r->version = 1;
     record_error re;
-    int32_t rtoday = clock_today_utc();
-    if (record_validate(r, in->today > rtoday ? in->today : rtoday, &re) != 0) {
+    if (record_validate(r, in->today > in->today_utc ? in->today : in->today_utc, &re) != 0) {
         field_errors_add(errs, re.field, "%s", re.reason);
         return REINT_EINVAL;
     }
@@ -421,7 +427,6 @@ int intake_apply_checked(intake *in, int kind, const field_value *v, const uint8
                          size_t rowlen, const char *clerk, field_errors *errs, intake_result *res)
 {
     intake__row r = {row, rowlen, v};
-    intake__set_now(in);
     return intake__finish(in, kind, &r, clerk, errs, res);
 }
 

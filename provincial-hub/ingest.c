@@ -42,7 +42,7 @@ static const char *ingest__sql[Q_N] = {
 };
 
 #define INGEST_DIRECTIVES_PER_HELLO 64
-#define INGEST_ROLL_QUEUE_DEFAULT   200000
+#define INGEST_ROLL_QUEUE_DEFAULT   2000000
 /* While nodes are sending, a small slice of rollup notes per tick keeps the group commit
  * first (10,000 notes a second); once they pause, larger slices catch the rollups up. */
 #define INGEST_NOTE_SLICE_BUSY 1000

@@ -57,7 +57,7 @@ static hub_config cfg = {
     .federal = "",
     .uplink_window = 8,
     .uplink_batch = 200,
-    .rollup_queue = 200000,
+    .rollup_queue = 2000000,
 };
 
 static const config_item items[] = {
