@@ -16,8 +16,8 @@ static const char *hubstore__schema =
     " calendar INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS records(municipality INTEGER NOT NULL, id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(municipality, id))"
-    " WITHOUT ROWID;"
+    " incarnation BLOB NOT NULL, body BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records(municipality, id);"
     "CREATE TABLE IF NOT EXISTS dead_letters(municipality INTEGER NOT NULL, id BLOB NOT NULL,"
     " seq INTEGER NOT NULL, kind INTEGER NOT NULL, field TEXT NOT NULL, reason TEXT NOT NULL,"
     " at_ms INTEGER NOT NULL, PRIMARY KEY(municipality, id)) WITHOUT ROWID;"
@@ -30,14 +30,14 @@ static const char *hubstore__schema =
 static const char *hubstore__v1_to_v2 =
     "CREATE TABLE records_v2(municipality INTEGER NOT NULL, id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(municipality, id))"
-    " WITHOUT ROWID;"
+    " incarnation BLOB NOT NULL, body BLOB NOT NULL);"
     "INSERT INTO records_v2(municipality, id, kind, version, deleted, incarnation, body)"
     " SELECT municipality, id, kind, version, deleted, incarnation, body FROM records"
     " ORDER BY municipality, id;"
     "DROP INDEX IF EXISTS records_municipality;"
     "DROP TABLE records;"
     "ALTER TABLE records_v2 RENAME TO records;"
+    "CREATE UNIQUE INDEX records_key ON records(municipality, id);"
     "ALTER TABLE nodes ADD COLUMN calendar INTEGER NOT NULL DEFAULT 0;";
 
 static const char *hubstore__upsert_sql =
