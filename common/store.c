@@ -64,6 +64,17 @@ int store_exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
+int store_step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite: %s: %s", sqlite3_errmsg(db), sqlite3_sql(st));
+        return REINT_EDB;
+    }
+    return 0;
+}
+
 sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;

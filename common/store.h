@@ -22,6 +22,9 @@ void store_close(sqlite3 *db);
 
 /* Runs SQL without results. Returns 0 or REINT_EDB (message logged). */
 int store_exec(sqlite3 *db, const char *sql);
+/* Steps st to its end and resets it: 0 when it finished (SQLITE_DONE), or REINT_EDB with
+ * SQLite's message logged (a statement that returns rows is not meant for this). */
+int store_step_done(sqlite3 *db, sqlite3_stmt *st);
 /* Prepares a statement or logs and returns NULL. */
 sqlite3_stmt *store_prepare(sqlite3 *db, const char *sql);
 

@@ -1025,13 +1025,6 @@ void fingest_stop(fingest *fi)
 
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m)
 {
-    receiver_metrics rm;
     *m = fi->m;
-    receiver_get_metrics(fi->rx, &rm);
-    m->connections = rm.connections;
-    m->connected = rm.connected;
-    m->sessions = rm.sessions;
-    m->protocol_errors = rm.protocol_errors;
-    m->security_events = rm.security_events;
-    m->version_refusals = rm.version_refusals;
+    receiver_get_metrics(fi->rx, &m->rx);
 }

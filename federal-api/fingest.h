@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "db.h"
+#include "receiver.h"
 #include "tls.h"
 
 typedef struct fingest fingest;
@@ -45,11 +46,10 @@ int fingest_port(const fingest *fi);
 void fingest_directives_published(fingest *fi);
 
 typedef struct fingest_metrics {
-    uint64_t connections, sessions, batches, batches_committed, snapshots_received;
-    uint64_t snapshots_applied, snapshots_refused, cells_received, security_events;
-    uint64_t protocol_errors, db_errors, directives_sent, directive_acks;
-    uint64_t version_refusals, coverage_updates;
-    int connected;
+    receiver_metrics rx; /* connections, sessions, protocol and security events */
+    uint64_t batches, batches_committed, snapshots_received;
+    uint64_t snapshots_applied, snapshots_refused, cells_received;
+    uint64_t db_errors, directives_sent, directive_acks, coverage_updates;
 } fingest_metrics;
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m);
 

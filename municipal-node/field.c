@@ -10,6 +10,7 @@
 #include "bscal.h"
 #include "error.h"
 #include "record.h"
+#include "utf8.h"
 
 /* The official ISO 3166-1 alpha-2 list (249 codes), sorted, two letters each. */
 static const char field__countries[] =
@@ -158,47 +159,6 @@ static const field__kind *field__kind_get(int kind)
 
 /* ---- text ------------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t field__utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    unsigned cp = c & (0xFFu >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static int field__utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t l = field__utf8_len(p + i, n - i);
-        if (l == 0)
-            return 0;
-        i += l;
-    }
-    return 1;
-}
-
 /* Copies at most max bytes of s into out as printable, valid UTF-8 (control characters
  * and invalid bytes become '?'), adding "..." when cut. */
 static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, size_t max)
@@ -208,7 +168,7 @@ static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, s
     if (outlen == 0)
         return;
     while (i < n && i < max && o + 5 < outlen) {
-        size_t l = field__utf8_len(p + i, n - i);
+        size_t l = utf8_len(p + i, n - i);
         if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
             out[o++] = '?';
             i++;
@@ -397,7 +357,7 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
                          field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
         return;
     }
-    if (!field__utf8_valid(raw, n)) {
+    if (!utf8_valid(raw, n)) {
         field_errors_add(errs, name, "%s is not valid UTF-8 text (save the file as CSV UTF-8)",
                          field_quote(q, sizeof(q), raw, n));
         return;

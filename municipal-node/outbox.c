@@ -77,17 +77,6 @@ struct outbox {
     uint8_t *buf;
 };
 
-static int outbox__step_done(outbox *ob, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        log_error("outbox: %s", sqlite3_errmsg(ob->db));
-        return REINT_EDB;
-    }
-    return 0;
-}
-
 int outbox_create(const char *path, uint32_t municipality, char *err, size_t errlen)
 {
     struct stat sb;
@@ -301,7 +290,7 @@ void outbox_observe(outbox *ob, uint64_t version)
 
 int outbox_begin(outbox *ob)
 {
-    int rc = outbox__step_done(ob, ob->st[ST_BEGIN]);
+    int rc = store_step_done(ob->db, ob->st[ST_BEGIN]);
     if (rc != 0)
         return rc;
     /* Other processes (an import while serve runs) may have written since this one last
@@ -319,13 +308,13 @@ int outbox_commit(outbox *ob)
         outbox_rollback(ob);
         return REINT_EDB;
     }
-    return outbox__step_done(ob, ob->st[ST_COMMIT]);
+    return store_step_done(ob->db, ob->st[ST_COMMIT]);
 }
 
 void outbox_rollback(outbox *ob)
 {
     if (!sqlite3_get_autocommit(ob->db))
-        outbox__step_done(ob, ob->st[ST_ROLLBACK]);
+        store_step_done(ob->db, ob->st[ST_ROLLBACK]);
     /* The in-memory counters may have moved; reload them from what is durable. */
     int64_t next = 1;
     if (store_meta_get_int(ob->db, "next_seq", &next) == 0)
@@ -401,7 +390,7 @@ static int outbox__write(outbox *ob, int which, uint64_t now_ms, int kind, const
         sqlite3_bind_blob(st, 11, fields, (int)flen, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 11);
-    int rc = outbox__step_done(ob, st);
+    int rc = store_step_done(ob->db, st);
     if (rc != 0)
         return rc;
     if (inserted)
@@ -561,7 +550,7 @@ int outbox_acked(outbox *ob, uint64_t acked_seq, const Reint__V1__Refusal *const
             sqlite3_bind_text(st, 3, f->field ? f->field : "", -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 4, f->reason ? f->reason : "", -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 5, now);
-            if (outbox__step_done(ob, st) != 0) {
+            if (store_step_done(ob->db, st) != 0) {
                 sqlite3_finalize(st);
                 goto fail;
             }
@@ -598,7 +587,7 @@ int outbox_drop(outbox *ob, uint64_t seq, const char *reason, uint8_t id[16], in
     sqlite3_bind_blob(st, 2, id, 16, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (int64_t)clock_now_ms());
-    rc = outbox__step_done(ob, st);
+    rc = store_step_done(ob->db, st);
     sqlite3_finalize(st);
     return rc;
 }
@@ -620,7 +609,7 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
                                                  " VALUES('last_error', ?1)");
         if (st) {
             sqlite3_bind_text(st, 1, last_error, -1, SQLITE_STATIC);
-            rc |= outbox__step_done(ob, st);
+            rc |= store_step_done(ob->db, st);
             sqlite3_finalize(st);
         }
     }

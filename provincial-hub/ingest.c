@@ -113,17 +113,6 @@ struct ingest {
     ingest_metrics m;
 };
 
-static int ingest__step(ingest *in, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        log_error("hub store: %s", sqlite3_errmsg(in->db));
-        return REINT_EDB;
-    }
-    return 0;
-}
-
 static int ingest__add_dead(ingest *in, size_t item, int in_ack, int kind, const uint8_t *id,
                             uint64_t seq, const char *field, const char *reason)
 {
@@ -184,7 +173,7 @@ static int ingest__file_dead(ingest *in, int64_t now)
         sqlite3_bind_text(st, 5, d->r.field, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, d->r.reason, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, now);
-        if (ingest__step(in, st) != 0)
+        if (store_step_done(in->db, st) != 0)
             return REINT_EDB;
         hub_node *hn = receiver_peer_data(p);
         if (hn)
@@ -216,7 +205,7 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
             sqlite3_stmt *st = in->q[Q_DEAD_CLEAR];
             sqlite3_bind_int64(st, 1, mun);
             sqlite3_bind_blob(st, 2, row->id, 16, SQLITE_STATIC);
-            if (ingest__step(in, st) != 0)
+            if (store_step_done(in->db, st) != 0)
                 return REINT_EDB;
             hn->dead_letters -= sqlite3_changes(in->db);
         }
@@ -228,12 +217,12 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
         sqlite3_bind_int64(st, 3, (int64_t)it->acked_version);
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_blob(st, 5, inc, 16, SQLITE_STATIC);
-        return ingest__step(in, st);
+        return store_step_done(in->db, st);
     }
     sqlite3_stmt *st = in->q[Q_SWEEP];
     sqlite3_bind_int64(st, 1, mun);
     sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
-    if (ingest__step(in, st) != 0)
+    if (store_step_done(in->db, st) != 0)
         return REINT_EDB;
     int swept = sqlite3_changes(in->db);
     if (swept > 0 && rollup_sweep(in->roll, mun) != 0)
@@ -241,7 +230,7 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
     st = in->q[Q_RESEND_DONE];
     sqlite3_bind_int64(st, 1, mun);
     sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
-    if (ingest__step(in, st) != 0)
+    if (store_step_done(in->db, st) != 0)
         return REINT_EDB;
     in->m.sweeps++;
     in->m.swept_records += (uint64_t)swept;
@@ -266,7 +255,7 @@ static void ingest__flush(ingest *in)
                  sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, need, sizeof(uint32_t)) != 0;
     if (failed)
         log_error("out of memory for the rollup notes of a group commit");
-    failed = failed || ingest__step(in, in->q[Q_BEGIN]) != 0;
+    failed = failed || store_step_done(in->db, in->q[Q_BEGIN]) != 0;
     for (size_t i = 0; i < in->n_items && !failed; i++)
         failed = ingest__write_item(in, &in->items[i], now) != 0;
     if (!failed && in->n_dead > 0)
@@ -274,10 +263,10 @@ static void ingest__flush(ingest *in)
     if (!failed && in->n_rows > 0)
         failed = store_meta_set_int(in->db, "rollup_pending", 1) != 0;
     if (!failed)
-        failed = ingest__step(in, in->q[Q_COMMIT]) != 0;
+        failed = store_step_done(in->db, in->q[Q_COMMIT]) != 0;
     if (failed) {
         if (!sqlite3_get_autocommit(in->db))
-            ingest__step(in, in->q[Q_ROLLBACK]);
+            store_step_done(in->db, in->q[Q_ROLLBACK]);
         log_error("hub store commit failed; closing %zu pending sessions so that their nodes "
                   "resend",
                   in->n_items);
@@ -329,7 +318,7 @@ static int ingest__note_some(ingest *in, size_t max)
     size_t n = in->n_roll < max ? in->n_roll : max;
     sqlite3_stmt *st =
         store_prepare(in->db, "SELECT body FROM records WHERE municipality=?2 AND id=?1");
-    int failed = st == NULL || ingest__step(in, in->q[Q_BEGIN]) != 0;
+    int failed = st == NULL || store_step_done(in->db, in->q[Q_BEGIN]) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
         sqlite3_bind_blob(st, 1, in->roll_ids[i], 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, in->roll_mun[i]);
@@ -347,9 +336,9 @@ static int ingest__note_some(ingest *in, size_t max)
     if (!failed && n == in->n_roll)
         failed = store_meta_set_int(in->db, "rollup_pending", 0) != 0;
     if (!failed)
-        failed = ingest__step(in, in->q[Q_COMMIT]) != 0;
+        failed = store_step_done(in->db, in->q[Q_COMMIT]) != 0;
     if (failed && !sqlite3_get_autocommit(in->db))
-        ingest__step(in, in->q[Q_ROLLBACK]);
+        store_step_done(in->db, in->q[Q_ROLLBACK]);
     sqlite3_finalize(st);
     if (failed)
         return REINT_EDB;
@@ -840,15 +829,9 @@ void ingest_stop(ingest *in)
 
 void ingest_get_metrics(const ingest *in, ingest_metrics *m)
 {
-    receiver_metrics rm;
     *m = in->m;
-    receiver_get_metrics(in->rx, &rm);
-    m->connections = rm.connections;
-    m->connected = rm.connected;
-    m->sessions = rm.sessions;
-    m->protocol_errors = rm.protocol_errors;
-    m->version_refusals = rm.version_refusals;
-    m->security_events = in->m.security_events + rm.security_events;
+    receiver_get_metrics(in->rx, &m->rx);
+    m->security_events += m->rx.security_events;
     m->roll_queue = in->n_roll;
     m->roll_queue_max = in->o.roll_queue_max;
     store_durability(in->db, &m->store_synchronous, &m->store_wal);

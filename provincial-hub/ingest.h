@@ -14,6 +14,7 @@
 
 #include "directive.h"
 #include "error.h"
+#include "receiver.h"
 #include "tls.h"
 
 typedef struct ingest ingest;
@@ -43,10 +44,10 @@ void ingest_stop(ingest *in);
 int ingest_port(const ingest *in);
 
 typedef struct ingest_metrics {
-    uint64_t connections, sessions, records_stored, records_refused, records_dropped;
-    uint64_t batches, commits, security_events, protocol_errors, version_refusals;
+    receiver_metrics rx; /* connections, sessions, protocol and security events */
+    uint64_t records_stored, records_refused, records_dropped;
+    uint64_t batches, commits, security_events; /* directive refusals, added to rx's */
     uint64_t sweeps, swept_records, roll_queue_holds;
-    int connected;
     size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;

@@ -179,9 +179,9 @@ static void on_http(http_req *r, void *ud)
         if (up)
             uplink_get_state(up, &ust);
         metric rows[] = {
-            METRIC_C("hub_connections_total", "TLS connections accepted.", m.connections),
-            METRIC_G("hub_connected", "Connections open now.", m.connected),
-            METRIC_C("hub_sessions_total", "Sessions started with Hello.", m.sessions),
+            METRIC_C("hub_connections_total", "TLS connections accepted.", m.rx.connections),
+            METRIC_G("hub_connected", "Connections open now.", m.rx.connected),
+            METRIC_C("hub_sessions_total", "Sessions started with Hello.", m.rx.sessions),
             METRIC_C("hub_records_stored_total", "Records durably upserted.", m.records_stored),
             METRIC_C("hub_records_refused_total", "Records refused by validation.",
                      m.records_refused),
@@ -190,7 +190,7 @@ static void on_http(http_req *r, void *ud)
             METRIC_C("hub_security_events_total", "Refused identities and forged records.",
                      m.security_events),
             METRIC_C("hub_protocol_errors_total", "Sessions closed for protocol errors.",
-                     m.protocol_errors),
+                     m.rx.protocol_errors),
             METRIC_C("hub_swept_records_total", "Records of older incarnations dropped.",
                      m.swept_records),
             METRIC_C("hub_records_dropped_total",
@@ -198,7 +198,7 @@ static void on_http(http_req *r, void *ud)
                      m.records_dropped),
             METRIC_C("hub_version_refusals_total",
                      "Hellos refused for a protocol version this hub does not speak.",
-                     m.version_refusals),
+                     m.rx.version_refusals),
             METRIC_G("hub_rollup_queue", "Committed records not yet noted by the rollups.",
                      m.roll_queue),
             METRIC_G("hub_rollup_queue_max",
