@@ -17,9 +17,13 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
     sqlite3_stmt *ps =
         store_prepare(db, "SELECT record, local_id, local_field(fields, ?1) FROM records"
                           " WHERE kind = 1 AND live = 1 ORDER BY local_id");
-    if (ps)
-        sqlite3_bind_int(ps, 1, intake_column_index(INTAKE_PERSON, "full_name"));
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if (ps == NULL) {
+        sqlite3_finalize(st);
+        return REINT_EDB;
+    }
+    sqlite3_bind_int(ps, 1, intake_column_index(INTAKE_PERSON, "full_name"));
+    int step, pstep = SQLITE_DONE;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         Reint__V1__Directive *d = reint__v1__directive__unpack(
             NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
         if (d == NULL)
@@ -36,8 +40,8 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
                 (unsigned long long)d->serial, d->key_id, d->title ? d->title : "", from, to,
                 d->text ? d->text : "");
         long eligible = 0;
-        if (ps) {
-            while (sqlite3_step(ps) == SQLITE_ROW) {
+        {
+            while ((pstep = sqlite3_step(ps)) == SQLITE_ROW) {
                 Reint__V1__Record *r = reint__v1__record__unpack(
                     NULL, (size_t)sqlite3_column_bytes(ps, 0), sqlite3_column_blob(ps, 0));
                 if (r && r->body_case == REINT__V1__RECORD__BODY_PERSON &&
@@ -54,14 +58,20 @@ int directives_print(sqlite3 *db, int32_t today, FILE *f)
             }
             sqlite3_reset(ps);
         }
+        reint__v1__directive__free_unpacked(d, NULL);
+        if (pstep != SQLITE_DONE)
+            break;
         fprintf(f, "  %ld participant%s eligible%s\n", eligible, eligible == 1 ? "" : "s",
                 eligible > 50 ? " (first 50 listed)" : "");
         shown++;
-        reint__v1__directive__free_unpacked(d, NULL);
     }
     sqlite3_finalize(st);
     sqlite3_finalize(ps);
+    if ((step != SQLITE_DONE && step != SQLITE_ROW) || pstep != SQLITE_DONE) {
+        log_error("directives: the store could not be read: %s", sqlite3_errmsg(db));
+        return REINT_EDB;
+    }
     if (shown == 0)
         fprintf(f, "no directives in force\n");
-    return 0;
+    return fflush(f) == 0 && !ferror(f) ? 0 : REINT_EIO;
 }

@@ -432,8 +432,13 @@ static int cmd_status(int argc, char **argv)
     outbox_stats st;
     if (open_store(&ob, NULL) != 0)
         return EXIT_FAIL;
-    outbox_stats_get(ob, &st);
+    int rc = outbox_stats_get(ob, &st);
     outbox_close(ob);
+    if (rc != 0) {
+        fprintf(stderr, "municipal-node status: the store could not be read (%s)\n",
+                reint_strerror(rc));
+        return EXIT_FAIL;
+    }
     int64_t now = (int64_t)clock_now_ms();
     /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
      * it) and that session started within the last 10 minutes. */
@@ -729,7 +734,10 @@ static void on_http(http_req *r, void *ud)
         sync_state ss;
         int sync_mode = -1, wal = 0;
         memset(&ss, 0, sizeof(ss));
-        outbox_stats_get(ud, &st);
+        if (outbox_stats_get(ud, &st) != 0) {
+            http_respond(r, 500, "text/plain", "the store could not be read\n", 28);
+            return;
+        }
         store_durability(outbox_db(ud), &sync_mode, &wal);
         if (syncer)
             sync_get_state(syncer, &ss);

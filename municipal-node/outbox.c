@@ -174,16 +174,20 @@ static int outbox__migrate_2_3(sqlite3 *db, const char *path, char *err, size_t 
 }
 
 /* Takes the counters from the store (another process may have written since). */
-static void outbox__load_counters(outbox *ob)
+static int outbox__load_counters(outbox *ob)
 {
-    int64_t next = 1, clock = 0;
-    store_meta_get_int(ob->db, "next_seq", &next);
-    store_meta_get_int(ob->db, "hlc", &clock);
-    store_meta_get_int(ob->db, "records_live", &ob->n_live);
-    store_meta_get_int(ob->db, "records_dead", &ob->n_dead);
+    int64_t next = 1, clock = 0, live = 0, dead = 0;
+    if (store_meta_get_int_or(ob->db, "next_seq", 1, &next) != 0 ||
+        store_meta_get_int_or(ob->db, "hlc", 0, &clock) != 0 ||
+        store_meta_get_int_or(ob->db, "records_live", 0, &live) != 0 ||
+        store_meta_get_int_or(ob->db, "records_dead", 0, &dead) != 0)
+        return REINT_EDB;
+    ob->n_live = live;
+    ob->n_dead = dead;
     if ((uint64_t)next > ob->next_seq)
         ob->next_seq = (uint64_t)next;
     hlc_observe(&ob->clock, (uint64_t)clock);
+    return 0;
 }
 
 int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
@@ -230,18 +234,27 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
             goto fail;
         }
     }
-    outbox__load_counters(ob);
+    if (outbox__load_counters(ob) != 0) {
+        snprintf(err, errlen, "%s: cannot read the store's counters", path);
+        goto fail;
+    }
     /* The counters in meta are written at each commit; the records are the authority if they
      * ever lag. Versions rise with sequence numbers, so the last row has the newest. */
     sqlite3_stmt *st =
         store_prepare(ob->db, "SELECT seq, version FROM records ORDER BY seq DESC LIMIT 1");
-    if (st && sqlite3_step(st) == SQLITE_ROW) {
+    int step = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
         uint64_t ms = (uint64_t)sqlite3_column_int64(st, 0);
         if (ms + 1 > ob->next_seq)
             ob->next_seq = ms + 1;
         hlc_observe(&ob->clock, (uint64_t)sqlite3_column_int64(st, 1));
     }
     sqlite3_finalize(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: cannot read the newest record: %s", path,
+                 sqlite3_errmsg(ob->db));
+        goto fail;
+    }
     *out = ob;
     return 0;
 fail:
@@ -295,7 +308,10 @@ int outbox_begin(outbox *ob)
         return rc;
     /* Other processes (an import while serve runs) may have written since this one last
      * did: under the write lock, take the counters from the store. */
-    outbox__load_counters(ob);
+    if (outbox__load_counters(ob) != 0) {
+        outbox_rollback(ob);
+        return REINT_EDB;
+    }
     return 0;
 }
 
@@ -495,11 +511,12 @@ int outbox_read(outbox *ob, uint64_t after_seq, size_t max, outbox_entry_cb cb, 
 int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint64_t *after)
 {
     int64_t mine = 0, next = 1;
-    store_meta_get_int(ob->db, "acked_seq", &mine);
     /* Never again issue a sequence number the hub has already counted: a store restored from
      * an older copy would otherwise number new entries below the hub's position, where a
      * session in progress would skip them. */
-    store_meta_get_int(ob->db, "next_seq", &next);
+    if (store_meta_get_int_or(ob->db, "acked_seq", 0, &mine) != 0 ||
+        store_meta_get_int_or(ob->db, "next_seq", 1, &next) != 0)
+        return REINT_EDB;
     if (hub_seq >= (uint64_t)next && hub_seq >= ob->next_seq) {
         ob->next_seq = hub_seq + 1;
         if (store_meta_set_int(ob->db, "next_seq", (int64_t)ob->next_seq) != 0)
@@ -522,9 +539,14 @@ int outbox_resume_point(outbox *ob, uint64_t hub_seq, uint64_t hub_version, uint
     sqlite3_bind_int64(st, 2, (int64_t)hub_seq);
     sqlite3_bind_int64(st, 3, (int64_t)hub_version);
     *after = hub_seq;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         *after = (uint64_t)sqlite3_column_int64(st, 0) - 1;
     sqlite3_finalize(st);
+    if (step != SQLITE_ROW) {
+        log_error("outbox resume point: %s", sqlite3_errmsg(ob->db));
+        return REINT_EDB;
+    }
     return 0;
 }
 
@@ -620,40 +642,52 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
     return store_exec(ob->db, "COMMIT");
 }
 
-static int64_t outbox__scalar(outbox *ob, const char *sql, int64_t arg)
+/* The first column of the first row of sql (arg bound to ?1 when it has one), 0 when there
+ * is no row. Returns 0 or REINT_EDB. */
+static int outbox__scalar(outbox *ob, const char *sql, int64_t arg, int64_t *v)
 {
-    int64_t v = 0;
+    *v = 0;
     sqlite3_stmt *st = store_prepare(ob->db, sql);
     if (st == NULL)
-        return 0;
+        return REINT_EDB;
     if (strchr(sql, '?'))
         sqlite3_bind_int64(st, 1, arg);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return v;
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        log_error("outbox stats: %s", sqlite3_errmsg(ob->db));
+        return REINT_EDB;
+    }
+    return 0;
 }
 
 int outbox_stats_get(outbox *ob, outbox_stats *s)
 {
     int64_t acked = 0;
     memset(s, 0, sizeof(*s));
-    store_meta_get_int(ob->db, "acked_seq", &acked);
-    store_meta_get_int(ob->db, "last_sync_ms", &s->last_sync_ms);
-    store_meta_get_int(ob->db, "last_hello_ms", &s->last_hello_ms);
-    store_meta_get_int(ob->db, "skew_ms", &s->skew_ms);
+    int rc = store_meta_get_int_or(ob->db, "acked_seq", 0, &acked) ||
+             store_meta_get_int_or(ob->db, "last_sync_ms", 0, &s->last_sync_ms) ||
+             store_meta_get_int_or(ob->db, "last_hello_ms", 0, &s->last_hello_ms) ||
+             store_meta_get_int_or(ob->db, "skew_ms", 0, &s->skew_ms);
     s->acked_seq = (uint64_t)acked;
     s->last_seq = outbox_last_seq(ob);
-    s->backlog = outbox__scalar(ob, "SELECT count(*) FROM records WHERE seq>?1", acked);
-    s->oldest_unsynced_ms = outbox__scalar(
-        ob, "SELECT version>>16 FROM records WHERE seq>?1 ORDER BY seq LIMIT 1", acked);
+    rc = rc || outbox__scalar(ob, "SELECT count(*) FROM records WHERE seq>?1", acked, &s->backlog);
+    rc = rc || outbox__scalar(ob,
+                              "SELECT version>>16 FROM records WHERE seq>?1 ORDER BY seq"
+                              " LIMIT 1",
+                              acked, &s->oldest_unsynced_ms);
     /* Counted at each commit: a count(*) here would read every row of the store. */
-    store_meta_get_int(ob->db, "records_live", &s->records);
-    store_meta_get_int(ob->db, "records_dead", &s->tombstones);
-    s->dead_letters = outbox__scalar(ob, "SELECT count(*) FROM dead_letters", 0);
+    rc = rc || store_meta_get_int_or(ob->db, "records_live", 0, &s->records) ||
+         store_meta_get_int_or(ob->db, "records_dead", 0, &s->tombstones);
+    rc = rc || outbox__scalar(ob, "SELECT count(*) FROM dead_letters", 0, &s->dead_letters);
+    if (rc)
+        return REINT_EDB;
     sqlite3_stmt *st = store_prepare(ob->db, "SELECT value FROM meta WHERE key='last_error'");
-    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+    int step = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (step == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(s->last_error, sizeof(s->last_error), "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
-    return 0;
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : REINT_EDB;
 }
