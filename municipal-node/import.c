@@ -30,6 +30,8 @@ typedef struct islot {
     field_errors *errs; /* the reader's errors for this row (malloc'd), or NULL */
     size_t row_off;     /* local fields in the arena (when errs is NULL) */
     size_t row_len;
+    int has_id;     /* id holds the row's record id, computed by the reader */
+    uint8_t id[16]; /* (a keyed hash: off the writer's thread, on the second core) */
     field_value v[FIELD_MAX];
 } islot;
 
@@ -54,6 +56,7 @@ typedef struct ipipe {
     csv_reader *r;
     const int *map;
     size_t nh;
+    outbox_idkey *ids; /* the reader's copy of the store's id key */
     ichunk *chunk[ICHUNKS];
     int full[ICHUNKS];
     size_t fill, take; /* next chunk to fill (reader) and to take (writer), modulo ICHUNKS */
@@ -255,6 +258,10 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                     sl->row_off = c->used;
                     sl->row_len = row.len;
                     c->used += row.len;
+                    /* Every kind but availability keys its record by its first column. */
+                    const field_value *lid = &sl->v[0];
+                    sl->has_id = p->kind != INTAKE_AVAILABILITY && lid->ok && lid->s &&
+                                 outbox_idkey_id(p->ids, p->kind, lid->s, lid->len, sl->id) == 0;
                 }
             }
         }
@@ -328,6 +335,8 @@ static void import__chunk_give_back(ipipe *p)
 static int import__pipe_start(ipipe *p, int *started)
 {
     *started = 0;
+    if (outbox_idkey_new(intake_outbox(p->in), &p->ids) != 0)
+        return REINT_ENOMEM;
     for (int i = 0; i < ICHUNKS; i++) {
         p->chunk[i] = calloc(1, sizeof(ichunk));
         if (p->chunk[i] == NULL || (p->chunk[i]->arena = malloc(ICHUNK_ARENA)) == NULL)
@@ -366,6 +375,7 @@ static void import__pipe_stop(ipipe *p, int started)
         free(p->chunk[i]->arena);
         free(p->chunk[i]);
     }
+    outbox_idkey_free(p->ids);
 }
 
 /* ---- the writer's half ------------------------------------------------------------------ */
@@ -456,9 +466,9 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
                 rc = REINT_EINVAL;
             } else {
                 intake_result res;
-                rc = intake_apply_checked(in, kind, sl->v,
-                                          sl->errs ? NULL : (const uint8_t *)c->arena + sl->row_off,
-                                          sl->row_len, clerk, &errs, &res);
+                rc = intake_apply_checked(
+                    in, kind, sl->v, sl->errs ? NULL : (const uint8_t *)c->arena + sl->row_off,
+                    sl->row_len, sl->has_id ? sl->id : NULL, clerk, &errs, &res);
                 if (rc == 0) {
                     if (res.changed == INTAKE_INSERTED)
                         st->inserted++;

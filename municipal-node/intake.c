@@ -150,6 +150,7 @@ typedef struct intake__row {
     const uint8_t *p;
     size_t len;
     const field_value *v;
+    const uint8_t *id; /* the record id computed beforehand for a new key, or NULL */
 } intake__row;
 
 /* Writes the record with its local row. Called once all fields are valid. */
@@ -172,7 +173,8 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
         field_errors_add(errs, re.field, "%s", re.reason);
         return REINT_EINVAL;
     }
-    if ((rc = outbox_put(in->ob, kind, local_id, r, hash, clerk, row->p, row->len, &put)) != 0)
+    if ((rc = outbox_put(in->ob, kind, local_id, row->id, r, hash, clerk, row->p, row->len,
+                         &put)) != 0)
         return rc;
     if (res) {
         memcpy(res->id, put.id, 16);
@@ -424,9 +426,10 @@ void intake_close(intake *in)
 }
 
 int intake_apply_checked(intake *in, int kind, const field_value *v, const uint8_t *row,
-                         size_t rowlen, const char *clerk, field_errors *errs, intake_result *res)
+                         size_t rowlen, const uint8_t *id, const char *clerk, field_errors *errs,
+                         intake_result *res)
 {
-    intake__row r = {row, rowlen, v};
+    intake__row r = {row, rowlen, v, id};
     return intake__finish(in, kind, &r, clerk, errs, res);
 }
 
@@ -476,7 +479,7 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
         return REINT_EINVAL;
     field_scan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch)};
     field_check_row(&c, kind, raw, v, &in->row, errs);
-    intake__row r = {NULL, 0, v};
+    intake__row r = {NULL, 0, v, NULL};
     if (errs->n == 0 && !in->row.failed) {
         r.p = (const uint8_t *)in->row.p;
         r.len = in->row.len;
@@ -567,7 +570,7 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     localrow_reset(&in->row);
     localrow_put(&in->row, local_id, strlen(local_id));
     localrow_put(&in->row, in->bs ? "BS" : "AD", 2);
-    intake__row row = {in->row.failed ? NULL : (const uint8_t *)in->row.p, in->row.len, NULL};
+    intake__row row = {in->row.failed ? NULL : (const uint8_t *)in->row.p, in->row.len, NULL, NULL};
     Reint__V1__MonthClose mc = REINT__V1__MONTH_CLOSE__INIT;
     mc.year = year;
     mc.month = month;

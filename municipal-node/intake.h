@@ -94,11 +94,13 @@ int intake_apply(intake *in, int kind, const char *const *names, const char *con
  * then hold. The checks across fields and against the store run either way, so that the
  * clerk sees every problem of the row at once; then the record is queued. Must run inside
  * an outbox transaction; "today" is the one the last intake_refresh_today() read (the import
- * reads it once per chunk, as its reader thread does). Returns 0 with res set (res may be
+ * reads it once per chunk, as its reader thread does); id, when not NULL, is the row's record
+ * id computed beforehand (outbox_idkey_id). Returns 0 with res set (res may be
  * NULL), REINT_EINVAL with errs filled, REINT_ENOMEM when row is NULL without errors, or a
  * store code. */
 int intake_apply_checked(intake *in, int kind, const field_value *v, const uint8_t *row,
-                         size_t rowlen, const char *clerk, field_errors *errs, intake_result *res);
+                         size_t rowlen, const uint8_t *id, const char *clerk, field_errors *errs,
+                         intake_result *res);
 
 /* Reads the clock for the rows intake_apply_checked takes next. */
 void intake_refresh_today(intake *in);

@@ -62,11 +62,15 @@ static const char *outbox__sql[ST_N] = {
     [ST_ROLLBACK] = "ROLLBACK",
 };
 
+/* HMAC-SHA-256 with the store's id key, keyed once: ids are computed by copying these (the
+ * inner and outer padded states) rather than keying HMAC for every record. */
+struct outbox_idkey {
+    EVP_MD_CTX *inner, *outer, *tmp;
+};
+
 struct outbox {
     sqlite3 *db;
-    /* HMAC-SHA-256 with the store's id key, keyed once: ids are computed by copying these
-     * (the inner and outer padded states) rather than keying HMAC for every record. */
-    EVP_MD_CTX *id_inner, *id_outer, *id_tmp;
+    outbox_idkey *ids;
     sqlite3_stmt *st[ST_N];
     uint32_t municipality;
     uint8_t incarnation[16];
@@ -108,42 +112,74 @@ int outbox_create(const char *path, uint32_t municipality, char *err, size_t err
     return rc;
 }
 
-/* Keys the id HMAC: the inner and outer states of HMAC-SHA-256 (RFC 2104) with key. */
-static int outbox__key_ids(outbox *ob, const uint8_t key[OUTBOX_ID_KEY])
+void outbox_idkey_free(outbox_idkey *k)
 {
-    uint8_t ipad[64], opad[64];
-    for (int i = 0; i < 64; i++) {
-        uint8_t k = i < OUTBOX_ID_KEY ? key[i] : 0;
-        ipad[i] = k ^ 0x36;
-        opad[i] = k ^ 0x5c;
+    if (k == NULL)
+        return;
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    EVP_MD_CTX_free(k->tmp);
+    free(k);
+}
+
+/* A keyed idkey: the inner and outer states of HMAC-SHA-256 (RFC 2104) with key, or copies
+ * of another's (from) when key is NULL. NULL when out of memory. */
+static outbox_idkey *outbox__idkey(const uint8_t *key, const outbox_idkey *from)
+{
+    outbox_idkey *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->inner = EVP_MD_CTX_new();
+    k->outer = EVP_MD_CTX_new();
+    k->tmp = EVP_MD_CTX_new();
+    int ok = k->inner && k->outer && k->tmp;
+    if (ok && key) {
+        uint8_t ipad[64], opad[64];
+        for (int i = 0; i < 64; i++) {
+            uint8_t b = i < OUTBOX_ID_KEY ? key[i] : 0;
+            ipad[i] = b ^ 0x36;
+            opad[i] = b ^ 0x5c;
+        }
+        ok = EVP_DigestInit_ex(k->inner, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(k->inner, ipad, 64) == 1 &&
+             EVP_DigestInit_ex(k->outer, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(k->outer, opad, 64) == 1;
+        OPENSSL_cleanse(ipad, sizeof(ipad));
+        OPENSSL_cleanse(opad, sizeof(opad));
+    } else if (ok) {
+        ok = EVP_MD_CTX_copy_ex(k->inner, from->inner) == 1 &&
+             EVP_MD_CTX_copy_ex(k->outer, from->outer) == 1;
     }
-    ob->id_inner = EVP_MD_CTX_new();
-    ob->id_outer = EVP_MD_CTX_new();
-    ob->id_tmp = EVP_MD_CTX_new();
-    int ok = ob->id_inner && ob->id_outer && ob->id_tmp &&
-             EVP_DigestInit_ex(ob->id_inner, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(ob->id_inner, ipad, 64) == 1 &&
-             EVP_DigestInit_ex(ob->id_outer, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(ob->id_outer, opad, 64) == 1;
-    OPENSSL_cleanse(ipad, sizeof(ipad));
-    OPENSSL_cleanse(opad, sizeof(opad));
-    return ok ? 0 : REINT_ENOMEM;
+    if (!ok) {
+        outbox_idkey_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+int outbox_idkey_new(outbox *ob, outbox_idkey **out)
+{
+    *out = outbox__idkey(NULL, ob->ids);
+    return *out ? 0 : REINT_ENOMEM;
+}
+
+int outbox_idkey_id(outbox_idkey *k, int kind, const char *local_id, size_t len, uint8_t id[16])
+{
+    uint8_t inner[32], outer[32], b = (uint8_t)kind;
+    unsigned int n = 0;
+    if (EVP_MD_CTX_copy_ex(k->tmp, k->inner) != 1 || EVP_DigestUpdate(k->tmp, &b, 1) != 1 ||
+        EVP_DigestUpdate(k->tmp, local_id, len) != 1 ||
+        EVP_DigestFinal_ex(k->tmp, inner, &n) != 1 || EVP_MD_CTX_copy_ex(k->tmp, k->outer) != 1 ||
+        EVP_DigestUpdate(k->tmp, inner, sizeof(inner)) != 1 ||
+        EVP_DigestFinal_ex(k->tmp, outer, &n) != 1)
+        return REINT_ENOMEM;
+    memcpy(id, outer, 16);
+    return 0;
 }
 
 int outbox_record_id(outbox *ob, int kind, const char *local_id, uint8_t id[16])
 {
-    uint8_t inner[32], outer[32], k = (uint8_t)kind;
-    unsigned int n = 0;
-    if (EVP_MD_CTX_copy_ex(ob->id_tmp, ob->id_inner) != 1 ||
-        EVP_DigestUpdate(ob->id_tmp, &k, 1) != 1 ||
-        EVP_DigestUpdate(ob->id_tmp, local_id, strlen(local_id)) != 1 ||
-        EVP_DigestFinal_ex(ob->id_tmp, inner, &n) != 1 ||
-        EVP_MD_CTX_copy_ex(ob->id_tmp, ob->id_outer) != 1 ||
-        EVP_DigestUpdate(ob->id_tmp, inner, sizeof(inner)) != 1 ||
-        EVP_DigestFinal_ex(ob->id_tmp, outer, &n) != 1)
-        return REINT_ENOMEM;
-    memcpy(id, outer, 16);
-    return 0;
+    return outbox_idkey_id(ob->ids, kind, local_id, strlen(local_id), id);
 }
 
 /* Format 2 -> 3: an id key for the records made from now on (those that exist keep their
@@ -215,8 +251,8 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
     }
     uint8_t key[OUTBOX_ID_KEY];
     int krc = store_meta_get_blob(ob->db, "id_key", key, sizeof(key));
-    if (krc == 0)
-        krc = outbox__key_ids(ob, key);
+    if (krc == 0 && (ob->ids = outbox__idkey(key, NULL)) == NULL)
+        krc = REINT_ENOMEM;
     OPENSSL_cleanse(key, sizeof(key));
     if (krc != 0) {
         snprintf(err, errlen, "%s: the store's id key cannot be read", path);
@@ -269,9 +305,7 @@ void outbox_close(outbox *ob)
     for (int i = 0; i < ST_N; i++)
         sqlite3_finalize(ob->st[i]);
     store_close(ob->db);
-    EVP_MD_CTX_free(ob->id_inner);
-    EVP_MD_CTX_free(ob->id_outer);
-    EVP_MD_CTX_free(ob->id_tmp);
+    outbox_idkey_free(ob->ids);
     free(ob->buf);
     free(ob);
 }
@@ -416,8 +450,9 @@ static int outbox__write(outbox *ob, int which, uint64_t now_ms, int kind, const
     return 0;
 }
 
-int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r, uint64_t hash,
-               const char *clerk, const void *fields, size_t flen, outbox_put_result *res)
+int outbox_put(outbox *ob, int kind, const char *local_id, const uint8_t *new_id,
+               Reint__V1__Record *r, uint64_t hash, const char *clerk, const void *fields,
+               size_t flen, outbox_put_result *res)
 {
     uint8_t id[16];
     outbox_row old;
@@ -428,7 +463,9 @@ int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r,
      * statement for a new key and a wasted probe for a known one. A new key's id is keyed by
      * (kind, local_id), so that a store restored from an older copy gives a row it lost the
      * same id again, and the hub keeps one copy of it. */
-    if ((rc = outbox_record_id(ob, kind, local_id, id)) != 0)
+    if (new_id)
+        memcpy(id, new_id, 16);
+    else if ((rc = outbox_record_id(ob, kind, local_id, id)) != 0)
         return rc;
     r->id.data = id;
     r->id.len = 16;

@@ -48,6 +48,14 @@ typedef struct outbox_row {
  * byte and the local_id as stored. It carries no creation time. Returns 0 or REINT_ENOMEM. */
 int outbox_record_id(outbox *ob, int kind, const char *local_id, uint8_t id[16]);
 
+/* The same computation for another thread (the import's reader computes the ids of its
+ * rows on the second core): a copy of the keyed state, used by one thread at a time, freed
+ * with outbox_idkey_free. local_id is len bytes. Return 0 or REINT_ENOMEM. */
+typedef struct outbox_idkey outbox_idkey;
+int outbox_idkey_new(outbox *ob, outbox_idkey **out);
+int outbox_idkey_id(outbox_idkey *k, int kind, const char *local_id, size_t len, uint8_t id[16]);
+void outbox_idkey_free(outbox_idkey *k);
+
 /* Files the entry at seq as a dead letter with reason (it cannot be sent: alone it is above
  * the hub's frame limit), and gives its record id and kind. Returns 0, REINT_ENOTFOUND or
  * REINT_EDB. */
@@ -67,9 +75,12 @@ typedef struct outbox_put_result {
 /* Queues a new version of r (body set by the caller; id, municipality and version are
  * filled in here) as the newest entry of (kind, local_id), with the clerk and the local
  * fields (localrow.h). hash summarises everything the clerk entered: when the key's newest
- * entry is live with the same hash nothing is queued. Returns 0 or a negative code. */
-int outbox_put(outbox *ob, int kind, const char *local_id, Reint__V1__Record *r, uint64_t hash,
-               const char *clerk, const void *fields, size_t flen, outbox_put_result *res);
+ * entry is live with the same hash nothing is queued. new_id, when not NULL, is the key's id
+ * computed beforehand by outbox_idkey_id (used only when the key is new). Returns 0 or a
+ * negative code. */
+int outbox_put(outbox *ob, int kind, const char *local_id, const uint8_t *new_id,
+               Reint__V1__Record *r, uint64_t hash, const char *clerk, const void *fields,
+               size_t flen, outbox_put_result *res);
 
 /* Queues a tombstone for (kind, local_id) and forgets its local fields. Returns
  * REINT_ENOTFOUND when the key has no live entry (never created, or already deleted). */

@@ -32,6 +32,9 @@ typedef struct hubstore {
 /* Opens (creating it when absent) the store at path and brings it to HUBSTORE_FORMAT. A
  * store of a newer format is refused. Returns 0, or REINT_EDB / REINT_EINVAL with err set. */
 int hubstore_open(hubstore *hs, const char *path, char *err, size_t errlen);
+/* Sets the page cache to mib MiB (the store's random index inserts stay in memory until
+ * their commit). Returns 0 or REINT_EDB. */
+int hubstore_set_cache(hubstore *hs, long mib);
 /* Finalizes the statements and closes the database. Safe on a zeroed hubstore. */
 void hubstore_close(hubstore *hs);
 

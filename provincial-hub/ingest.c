@@ -731,6 +731,10 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     if (hubstore_open(&in->store, opts->db_path, err, errlen) != 0)
         goto fail;
     in->db = in->store.db;
+    if (hubstore_set_cache(&in->store, in->o.cache_mib ? in->o.cache_mib : 256) != 0) {
+        snprintf(err, errlen, "%s: cannot set the page cache", opts->db_path);
+        goto fail;
+    }
     if (dirstore_open(in->db) != 0) {
         snprintf(err, errlen, "%s: cannot create the directives table", opts->db_path);
         goto fail;

@@ -28,8 +28,10 @@ typedef struct ingest_opts {
     size_t max_frame;
     size_t commit_rows; /* commit at once when this many rows wait (default 50000) */
     /* Records committed but not yet noted by the rollup engine: above this many, nodes are
-     * no longer read until the engine has caught up with half of them (default 200000). */
+     * no longer read until the engine has caught up with half of them (default 2,000,000:
+     * 40 MB, a province's full resend). */
     size_t roll_queue_max;
+    long cache_mib;                          /* the store's page cache (default 256 MiB) */
     const directive_keyring *directive_keys; /* federal keys; NULL refuses directives */
     /* Called on the loop after a tick that rolled records up (snapshots may be new): the
      * uplink sends them at once rather than at its next poll. May be NULL. */

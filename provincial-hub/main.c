@@ -38,7 +38,7 @@ typedef struct hub_config {
     char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX];
     char federal[CONFIG_STR_MAX];
     long uplink_window, uplink_batch;
-    long rollup_queue;
+    long rollup_queue, cache_mb;
 } hub_config;
 
 static hub_config cfg = {
@@ -58,6 +58,7 @@ static hub_config cfg = {
     .uplink_window = 8,
     .uplink_batch = 200,
     .rollup_queue = 2000000,
+    .cache_mb = 256,
 };
 
 static const config_item items[] = {
@@ -71,6 +72,10 @@ static const config_item items[] = {
                     "largest frame accepted from a node, in bytes (refused before allocation)",
                     CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
     CONFIG_ITEM_STR("hub", "log_level", &cfg.log_level, "debug, info, warn or error"),
+    CONFIG_ITEM_INT("hub", "cache_mb", &cfg.cache_mb,
+                    "SQLite page cache of the hub store, in MiB (record ids arrive in no order: "
+                    "their index is written at random places)",
+                    8, 16384),
     CONFIG_ITEM_INT("hub", "rollup_queue", &cfg.rollup_queue,
                     "committed records waiting for the rollups before nodes are held", 1000,
                     10000000),
@@ -451,6 +456,7 @@ int main(int argc, char **argv)
                       .db_path = db_path,
                       .max_frame = (size_t)cfg.max_frame,
                       .roll_queue_max = (size_t)cfg.rollup_queue,
+                      .cache_mib = cfg.cache_mb,
                       .directive_keys = keys,
                       .on_rolled = on_rolled};
     if (ingest_start(&ing, &io, err, sizeof(err)) != 0) {

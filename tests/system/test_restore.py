@@ -210,3 +210,31 @@ def _rows(db):
         return 0
     finally:
         c.close()
+
+
+def test_record_ids_are_the_keyed_hash_of_kind_and_local_id(pki, workdir, procs):
+    """The id rule, computed here with Python's own HMAC from the key in node.db: the first
+    16 bytes of HMAC-SHA-256(id key, kind byte || local_id), for rows of every kind the
+    import writes (the ids of an import are computed on its reader thread)."""
+    import hmac
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 23)
+    for _ in range(50):
+        cl.new_person()
+    for lid in list(cl.persons)[:30]:
+        cl.new_service(lid)
+    p, s = os.path.join(workdir, "p.csv"), os.path.join(workdir, "s.csv")
+    cl.write_csv(p, "persons")
+    cl.write_csv(s, "services")
+    node.import_csv("persons", p)
+    node.import_csv("services", s)
+    c = sqlite3.connect("file:%s?mode=ro" % node.db, uri=True)
+    key = bytes(c.execute("SELECT value FROM meta WHERE key='id_key'").fetchone()[0])
+    rows = c.execute("SELECT kind, local_id, id FROM records").fetchall()
+    c.close()
+    assert len(key) == 32 and len(rows) == 80
+    for kind, lid, rid in rows:
+        want = hmac.new(key, bytes([kind]) + lid.encode(), "sha256").digest()[:16]
+        assert bytes(rid) == want, (kind, lid)

@@ -76,9 +76,9 @@ static outbox_put_result put_person(outbox *ob, const char *local_id, int sex)
     r.body_case = REINT__V1__RECORD__BODY_PERSON;
     r.person = &p;
     assert_int_equal(outbox_begin(ob), 0);
-    assert_int_equal(
-        outbox_put(ob, KIND_PERSON, local_id, &r, 1000u + (uint64_t)sex, "clerk1", NULL, 0, &res),
-        0);
+    assert_int_equal(outbox_put(ob, KIND_PERSON, local_id, NULL, &r, 1000u + (uint64_t)sex,
+                                "clerk1", NULL, 0, &res),
+                     0);
     assert_int_equal(outbox_commit(ob), 0);
     return res;
 }
