@@ -73,6 +73,8 @@ static int src_acked(void *sp, uint64_t seq, const Reint__V1__Refusal *const *r,
 {
     src *s = sp;
     s->acked = seq;
+    if (s->n_acks < 64)
+        s->acks[s->n_acks++] = seq;
     for (size_t i = 0; i < n && s->n_refused < 16; i++)
         s->refused_seq[s->n_refused++] = r[i]->seq;
     return 0;
@@ -501,6 +503,10 @@ static void test_sync_snapshot_above_the_frame_limit_goes_in_parts_that_reassemb
         assert_int_equal(t.part_ack[i], 0);
     assert_int_equal(t.part_ack[t.n_part_acks - 1], 5);
     assert_int_equal(s.acked, 5);
+    /* The source hears that the snapshot is through only once its last part is acked. */
+    assert_int_equal(s.n_acks, t.parts_seen);
+    for (size_t i = 0; i + 1 < s.n_acks; i++)
+        assert_int_equal(s.acks[i], 0);
     Reint__V1__RollupSnapshot *whole =
         reint__v1__rollup_snapshot__unpack(NULL, t.parts_bytes, t.parts);
     assert_non_null(whole);
