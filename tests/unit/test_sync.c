@@ -39,7 +39,9 @@ typedef struct item {
 typedef struct src {
     item items[MAX_ITEMS];
     size_t n;
-    uint64_t acked;           /* the last acked() position */
+    uint64_t acked;    /* the last acked() position */
+    uint64_t acks[64]; /* every acked() position, in order */
+    size_t n_acks;
     uint64_t refused_seq[16]; /* refusals filed */
     size_t n_refused;
     uint64_t dropped_seq[16]; /* entries filed by oversized() */
