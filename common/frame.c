@@ -9,6 +9,11 @@ void frame_reader_init(frame_reader *r, size_t max)
     r->max = max ? max : FRAME_DEFAULT_MAX;
 }
 
+void frame_reader_set_max(frame_reader *r, size_t max)
+{
+    r->max = max ? max : FRAME_DEFAULT_MAX;
+}
+
 void frame_reader_free(frame_reader *r)
 {
     free(r->buf);
@@ -32,21 +37,22 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
             if (r->need > r->max)
                 return REINT_ETOOBIG;
             r->have = 0;
-            if (r->need > r->cap) {
-                /* Grow geometrically but never past the maximum frame size. */
-                size_t cap = r->cap ? r->cap : 4096;
-                while (cap < r->need)
-                    cap *= 2;
-                if (cap > r->max)
-                    cap = r->max;
-                uint8_t *nb = realloc(r->buf, cap);
-                if (nb == NULL)
-                    return REINT_ENOMEM;
-                r->buf = nb;
-                r->cap = cap;
-            }
         }
         size_t take = r->need - r->have < len ? r->need - r->have : len;
+        if (r->have + take > r->cap) {
+            /* Grow with what arrived, geometrically, never past this frame's length: a peer
+             * that announces a large frame and sends little of it holds little memory. */
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->have + take)
+                cap *= 2;
+            if (cap > r->need)
+                cap = r->need;
+            uint8_t *nb = realloc(r->buf, cap);
+            if (nb == NULL)
+                return REINT_ENOMEM;
+            r->buf = nb;
+            r->cap = cap;
+        }
         if (take > 0) {
             memcpy(r->buf + r->have, data, take);
             r->have += take;
@@ -56,6 +62,8 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
         if (r->have == r->need) {
             r->hdr_have = 0;
             int rc = cb(ud, r->buf, r->need);
+            if (r->cap > FRAME_KEEP_MAX)
+                frame_reader_free(r);
             if (rc != 0)
                 return rc;
         }

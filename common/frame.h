@@ -25,13 +25,20 @@ typedef struct frame_reader {
     size_t max;
 } frame_reader;
 
+/* A reader keeps its buffer between frames only up to this size: a larger one (one big
+ * batch) is returned after its frame, so that an idle connection holds little memory. */
+#define FRAME_KEEP_MAX (64u * 1024u)
+
 /* Called for each complete payload (valid only during the call). A non-zero return stops
  * feeding and is returned by frame_reader_feed. */
 typedef int (*frame_cb)(void *ud, const uint8_t *payload, size_t len);
 
 void frame_reader_init(frame_reader *r, size_t max);
+/* Changes the maximum for the frames after the one being read (e.g. small before Hello). */
+void frame_reader_set_max(frame_reader *r, size_t max);
 /* Feeds len bytes. Returns 0, REINT_ETOOBIG, REINT_ENOMEM, or the callback's return. After
- * an error the reader must not be fed again. */
+ * an error the reader must not be fed again. The buffer grows with the bytes that arrive,
+ * never to an announced length ahead of them. */
 int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb cb, void *ud);
 void frame_reader_free(frame_reader *r);
 

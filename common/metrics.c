@@ -1,5 +1,8 @@
 #include "metrics.h"
 
+#include <malloc.h>
+#include <sqlite3.h>
+
 #include "http.h"
 #include "testhook.h"
 
@@ -23,6 +26,11 @@ int metrics_render_process(sbuf *out, int64_t crl_next_update)
                  testhook_clock_offset_ms() / 1000),
         METRIC_C("test_faults_fired_total", "Injected test faults that struck.",
                  testhook_fired_total()),
+        METRIC_G("process_heap_in_use_bytes",
+                 "Bytes the allocator has handed out and not taken back (mallinfo2).",
+                 mallinfo2().uordblks),
+        METRIC_G("sqlite_memory_used_bytes", "Bytes SQLite holds (sqlite3_memory_used).",
+                 sqlite3_memory_used()),
         METRIC_G("tls_crl_next_update_seconds", "When the loaded CRL expires (Unix time).",
                  crl_next_update),
     };

@@ -23,6 +23,8 @@ struct receiver_peer {
     int session;    /* HelloReply sent */
     int holds;      /* RECEIVER_HOLD_* bits */
     uint32_t scope, version;
+    uint64_t hello_last_seq; /* the last sequence the peer announced in Hello */
+    uint64_t session_ms;     /* loop time the session opened */
     uint8_t incarnation[16];
     size_t max_frame; /* the peer's: the largest frame we may send it */
     uint64_t accepted_ms, position;
@@ -179,6 +181,17 @@ int receiver_check_batch(receiver_peer *p, uint64_t first_seq, uint64_t last_seq
         receiver_protocol_error(p, why);
         return 1;
     }
+    /* A session outlives its Hello (entries made since are sent in it), so a batch may end
+     * past the Hello's last_seq, but never by more than a sender could have issued since,
+     * and never at 2^53 or beyond: no position a receiver keeps can make a counter wrap. */
+    if (last_seq >= RECEIVER_SEQ_LIMIT ||
+        (last_seq > p->hello_last_seq && last_seq - p->position > RECEIVER_SEQ_STEP)) {
+        snprintf(why, sizeof(why),
+                 "batch ends at %llu, beyond the last sequence %llu announced in Hello",
+                 (unsigned long long)last_seq, (unsigned long long)p->hello_last_seq);
+        receiver_protocol_error(p, why);
+        return 1;
+    }
     for (size_t i = 0; i < n_seqs; i++) {
         uint64_t prev = i ? seqs[i - 1] : first_seq - 1;
         if (seqs[i] <= prev || seqs[i] > last_seq) {
@@ -187,6 +200,31 @@ int receiver_check_batch(receiver_peer *p, uint64_t first_seq, uint64_t last_seq
         }
     }
     return 0;
+}
+
+int receiver_too_far_ahead(const receiver_peer *p, uint64_t version)
+{
+    return (version >> 16) > clock_now_ms() + p->rx->o.max_ahead_ms;
+}
+
+void receiver_clock_ahead(receiver_peer *p, const char *what)
+{
+    char why[300];
+    p->rx->m.clock_refusals++;
+    snprintf(why, sizeof(why),
+             "%s is more than %llu s ahead of the %s's clock: check the sender's clock; the "
+             "batch is refused whole and nothing of it is stored",
+             what, (unsigned long long)(p->rx->o.max_ahead_ms / 1000), p->rx->self);
+    log_warn("%s (%s): %s", receiver__name(p), receiver_peer_addr(p), why);
+    receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_CLOCK_AHEAD, why);
+}
+
+size_t receiver_refusals_per_ack(const receiver_peer *p)
+{
+    /* A refusal takes at most about 300 bytes packed (id, seq, a 63-byte field name, a
+     * 199-byte reason, tags and lengths); the ack's own fields take a few dozen. */
+    size_t n = (p->max_frame - 64) / 320;
+    return n ? n : 1;
 }
 
 int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
@@ -204,7 +242,10 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
         return rc;
     p->position = r->acked_seq;
     p->session = 1;
+    p->session_ms = uv_now(p->rx->o.loop);
     p->rx->m.sessions++;
+    /* The session may now send frames up to this receiver's limit. */
+    wire_set_read_max(p->w, p->rx->o.max_frame);
     return 0;
 }
 
@@ -307,6 +348,14 @@ static int receiver__hello(receiver_peer *p, const Reint__V1__Hello *h)
         receiver_protocol_error(p, "hello incarnation must be 16 bytes");
         return 1;
     }
+    if (h->last_seq >= RECEIVER_SEQ_LIMIT) {
+        receiver_protocol_error(p, "hello last_seq must be below 2^53");
+        return 1;
+    }
+    if (h->clock > clock_now_ms() + rx->o.max_ahead_ms) {
+        receiver_clock_ahead(p, "the Hello's clock");
+        return 1;
+    }
     for (receiver_peer *o = rx->peers; o; o = o->next) {
         if (o != p && !o->dead && o->scope == p->scope && (o->session || o->hello_seen)) {
             log_info("%s reconnected; closing its previous session", receiver__name(p));
@@ -314,6 +363,7 @@ static int receiver__hello(receiver_peer *p, const Reint__V1__Hello *h)
         }
     }
     p->version = h->protocol_version;
+    p->hello_last_seq = h->last_seq;
     memcpy(p->incarnation, h->incarnation.data, 16);
     /* A v1 peer announces no limit: it takes the protocol's default frames. */
     p->max_frame = h->max_frame ? h->max_frame : FRAME_DEFAULT_MAX;
@@ -405,8 +455,21 @@ static void receiver__on_connection(uv_stream_t *server, int status)
     p->refs = 1;
     p->accepted_ms = uv_now(rx->o.loop);
     p->max_frame = FRAME_DEFAULT_MAX;
-    if (wire_accept(&p->w, rx->o.tls, server, rx->o.max_frame, &receiver__wire_cb, p) != 0) {
+    /* Until Hello, frames are limited to what a Hello needs. */
+    if (wire_accept(&p->w, rx->o.tls, server, RECEIVER_PRE_HELLO_MAX, &receiver__wire_cb, p) != 0) {
         free(p);
+        return;
+    }
+    if ((size_t)rx->m.connected >= rx->o.max_conns) {
+        rx->m.conns_refused++;
+        log_warn("%s: %d connections open, the most this %s takes; closing the new one",
+                 wire_addr(p->w), rx->m.connected, rx->self);
+        p->dead = 0;
+        rx->live++;
+        p->next = rx->peers;
+        rx->peers = p;
+        rx->m.connected++;
+        wire_close(p->w);
         return;
     }
     rx->live++;
@@ -416,20 +479,52 @@ static void receiver__on_connection(uv_stream_t *server, int status)
     rx->m.connected++;
 }
 
-/* Closes connections that have not said Hello within the deadline (slowloris). */
+/* Closes connections that have not said Hello within the deadline (slowloris), and sessions
+ * past their maximum age (their peers handshake again, against the current CRL). */
 static void receiver__on_sweep(uv_timer_t *t)
 {
     receiver *rx = t->data;
     uint64_t now = uv_now(rx->o.loop);
     for (receiver_peer *p = rx->peers; p; p = p->next) {
-        if (!p->hello_seen && !receiver_peer_dead(p) &&
-            now - p->accepted_ms > RECEIVER_HELLO_DEADLINE_MS) {
+        if (receiver_peer_dead(p))
+            continue;
+        if (!p->hello_seen && now - p->accepted_ms > RECEIVER_HELLO_DEADLINE_MS) {
             log_warn("%s: no Hello within %d s; closing", wire_addr(p->w),
                      RECEIVER_HELLO_DEADLINE_MS / 1000);
             rx->m.protocol_errors++;
             wire_close(p->w);
+        } else if (p->session && now - p->session_ms > rx->o.max_session_ms) {
+            log_info("%s: session older than %llu s; closing so that it handshakes again",
+                     receiver__name(p), (unsigned long long)(rx->o.max_session_ms / 1000));
+            rx->m.sessions_aged++;
+            wire_close(p->w);
         }
     }
+}
+
+int receiver_recheck(receiver *rx)
+{
+    int closed = 0;
+    for (receiver_peer *p = rx->peers; p; p = p->next) {
+        if (receiver_peer_dead(p) || !p->identified)
+            continue;
+        if (wire_verify_again(p->w, rx->o.tls) != 0) {
+            rx->m.revoked_closed++;
+            closed++;
+            char why[160];
+            snprintf(why, sizeof(why), "certificate no longer valid after a CRL reload: %s",
+                     wire_tls_error(p->w));
+            receiver_security(p, why);
+        }
+    }
+    if (closed)
+        log_info("CRL reloaded: %d open session%s closed", closed, closed == 1 ? "" : "s");
+    return closed;
+}
+
+static void receiver__on_crl_reload(void *ud)
+{
+    receiver_recheck(ud);
 }
 
 int receiver_start(receiver **out, const receiver_opts *opts, char *err, size_t errlen)
@@ -442,6 +537,12 @@ int receiver_start(receiver **out, const receiver_opts *opts, char *err, size_t 
     rx->o = *opts;
     if (rx->o.max_frame == 0)
         rx->o.max_frame = FRAME_DEFAULT_MAX;
+    if (rx->o.max_ahead_ms == 0)
+        rx->o.max_ahead_ms = 86400000;
+    if (rx->o.max_conns == 0)
+        rx->o.max_conns = 4096;
+    if (rx->o.max_session_ms == 0)
+        rx->o.max_session_ms = 24ULL * 3600 * 1000;
     snprintf(rx->listen, sizeof(rx->listen), "%s", opts->listen);
     snprintf(rx->what, sizeof(rx->what), "%s", opts->what ? opts->what : "peer");
     snprintf(rx->self, sizeof(rx->self), "%s", opts->self ? opts->self : "receiver");
@@ -476,6 +577,7 @@ int receiver_start(receiver **out, const receiver_opts *opts, char *err, size_t 
     rx->live++;
     uv_timer_start(&rx->sweep, receiver__on_sweep, RECEIVER_SWEEP_MS, RECEIVER_SWEEP_MS);
     uv_unref((uv_handle_t *)&rx->sweep);
+    tls_ctx_on_reload(rx->o.tls, receiver__on_crl_reload, rx);
     *out = rx;
     return 0;
 }
@@ -500,6 +602,7 @@ void receiver_stop(receiver *rx)
     if (rx == NULL || rx->stopping)
         return;
     rx->stopping = 1;
+    tls_ctx_on_reload(rx->o.tls, NULL, NULL);
     for (receiver_peer *p = rx->peers; p; p = p->next)
         if (!p->dead)
             wire_close(p->w);

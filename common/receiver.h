@@ -25,6 +25,14 @@
 #define RECEIVER_PROTOCOL_MAX 2
 /* A peer that has not completed TLS and Hello within this time is closed. */
 #define RECEIVER_HELLO_DEADLINE_MS 10000
+/* Frames accepted before Hello: a Hello needs a few hundred bytes. */
+#define RECEIVER_PRE_HELLO_MAX 4096
+/* Sequence numbers a peer may announce stay below this (2^53), so that no counter can wrap
+ * and every value survives a JSON or PostgreSQL round trip. */
+#define RECEIVER_SEQ_LIMIT (UINT64_C(1) << 53)
+/* A batch may end past the last_seq its sender announced in Hello (entries made during the
+ * session) by at most this much beyond the receiver's position. */
+#define RECEIVER_SEQ_STEP (UINT64_C(1) << 32)
 
 typedef struct receiver receiver;
 typedef struct receiver_peer receiver_peer;
@@ -67,12 +75,20 @@ typedef struct receiver_opts {
     size_t max_frame;   /* frames accepted from peers (0: FRAME_DEFAULT_MAX) */
     const char *what;   /* the peers' kind for logs: "node", "hub" */
     const char *self;   /* this receiver for messages: "hub", "federal tier" */
+    /* Versions and clocks a peer may send ahead of this receiver's clock (0: one day). */
+    uint64_t max_ahead_ms;
+    /* Open connections in all (0: 4096); past it a new connection is closed at once. */
+    size_t max_conns;
+    /* A session is closed after this long, so that its peer handshakes again against the
+     * current CRL (0: 24 hours). */
+    uint64_t max_session_ms;
     receiver_ops ops;
     void *ud;
 } receiver_opts;
 
 typedef struct receiver_metrics {
     uint64_t connections, sessions, protocol_errors, security_events, version_refusals;
+    uint64_t clock_refusals, conns_refused, sessions_aged, revoked_closed;
     int connected;
 } receiver_metrics;
 
@@ -107,11 +123,26 @@ void receiver_peer_set_data(receiver_peer *p, void *data);
 uint64_t receiver_peer_position(const receiver_peer *p);
 void receiver_peer_advance(receiver_peer *p, uint64_t seq);
 
-/* Checks a batch's sequence structure against the peer's position: 1 <= first_seq <=
- * last_seq, first_seq <= position + 1, n_seqs == n_items, seqs strictly increasing within
- * first_seq..last_seq. Returns 0, or fails the peer with a protocol error and returns 1. */
+/* Checks a batch's sequence structure against the peer's position: first_seq <= position + 1,
+ * last_seq < 2^53 and within the Hello's last_seq or RECEIVER_SEQ_STEP of the position (a
+ * session outlives its Hello; a sender restored from an older copy may send again below the
+ * position, with newer versions), n_seqs == n_items, seqs strictly
+ * increasing within first_seq..last_seq (gaps left by compaction are legal). Returns 0, or
+ * fails the peer with a protocol error and returns 1. */
 int receiver_check_batch(receiver_peer *p, uint64_t first_seq, uint64_t last_seq,
                          const uint64_t *seqs, size_t n_seqs, size_t n_items);
+
+/* 1 when version (a hybrid logical clock value, ms << 16 | counter) is further ahead of this
+ * receiver's clock than it accepts; the tier then calls receiver_clock_ahead. */
+int receiver_too_far_ahead(const receiver_peer *p, uint64_t version);
+/* Refuses the peer's batch whole for a version or clock too far ahead (Error
+ * CLOCK_AHEAD naming what, then close): nothing of it is stored, nothing is a dead letter. */
+void receiver_clock_ahead(receiver_peer *p, const char *what);
+
+/* The number of refusals that fit one ack to the peer (its frame limit), at least 1. A tier
+ * that holds more for a batch acknowledges only up to the first it cannot list, and closes
+ * the session after that ack (receiver_close): the sender resends the rest. */
+size_t receiver_refusals_per_ack(const receiver_peer *p);
 
 /* Answers the peer's Hello: sets r->clock (when 0) and r->max_frame, sends r, sets the
  * peer's position to r->acked_seq and opens the session. Returns 0 or a negative code. */
@@ -139,5 +170,10 @@ void receiver_peer_release(receiver_peer *p, int reason);
 /* The same for every open peer. */
 void receiver_hold_all(receiver *rx, int reason);
 void receiver_release_all(receiver *rx, int reason);
+
+/* Checks every open session's certificate against the TLS context's current CRL and closes
+ * those now revoked (a security event each). Called after every CRL reload. Returns the
+ * number closed. */
+int receiver_recheck(receiver *rx);
 
 #endif

@@ -13,8 +13,12 @@
 #include "sbuf.h"
 #include "wire.h"
 
-#define SYNC_MAX_WINDOW   64
-#define SYNC_RESEND_MARK  UINT64_MAX
+#define SYNC_MAX_WINDOW  64
+#define SYNC_RESEND_MARK UINT64_MAX
+/* A receiver's position must stay below 2^53 (as the receiver checks the sender's). */
+#define SYNC_SEQ_LIMIT (UINT64_C(1) << 53)
+/* Versions and clocks a receiver may send ahead of this sender's clock: one day. */
+#define SYNC_MAX_AHEAD_MS (86400ULL * 1000)
 #define SYNC_SKEW_WARN_MS (5 * 60 * 1000)
 /* How often a session looks for entries committed by another process (an import beside
  * serve); a commit in this process kicks the session at once. The look is one indexed
@@ -25,6 +29,8 @@
 #define SYNC_FRAME_OVERHEAD 48
 /* A receiver that refused this protocol version is asked again this rarely. */
 #define SYNC_UPGRADE_RETRY_MS (10 * 60 * 1000)
+/* A receiver that found this sender's clock ahead is asked again this rarely. */
+#define SYNC_CLOCK_RETRY_MS (60 * 1000)
 
 /* A snapshot being sent in parts: its bytes, its sequence, and where each part's cells
  * start and end. */
@@ -449,6 +455,21 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
 {
     uint64_t after = 0;
     int64_t now = (int64_t)clock_now_ms();
+    char why[200];
+    /* Nothing a receiver says is adopted unchecked: a position past 2^53 or a version from
+     * the future would make this sender's counters or clock wrap or run ahead. */
+    if (r->acked_seq >= SYNC_SEQ_LIMIT ||
+        (r->acked_version >> 16) > (uint64_t)now + SYNC_MAX_AHEAD_MS ||
+        r->clock > (uint64_t)now + SYNC_MAX_AHEAD_MS) {
+        snprintf(why, sizeof(why),
+                 "%s answered an impossible position (sequence %llu, version %llu, clock %llu); "
+                 "not adopted",
+                 s->o.expect_peer, (unsigned long long)r->acked_seq,
+                 (unsigned long long)r->acked_version, (unsigned long long)r->clock);
+        log_security("%s", why);
+        sync__note_error(s, why);
+        return -1;
+    }
     s->st.skew_ms = (int64_t)r->clock - now;
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
         log_warn("clock skew with the hub is %lld s; check this machine's clock",
@@ -464,6 +485,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     /* A v1 receiver announces no limit: it reads frames of the protocol's default size. */
     s->peer_max = r->max_frame ? r->max_frame : FRAME_DEFAULT_MAX;
     s->st.upgrade_needed = 0;
+    s->st.clock_ahead = 0;
     s->resend_needed = r->resend_requested != 0;
     s->resend_target = s->o.source.last_seq(s->o.source.src);
     s->session = 1;
@@ -502,6 +524,10 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
         sync__pump(s);
         return 0;
     }
+    /* A receiver may acknowledge less than the batch (the refusals one ack can list); it then
+     * ends the session, and the rest is sent again from its position. Never more. */
+    if (a->acked_seq < last)
+        last = a->acked_seq;
     if (s->o.source.acked(s->o.source.src, last, (const Reint__V1__Refusal *const *)a->refusals,
                           a->n_refusals) != 0)
         return -1;
@@ -533,7 +559,13 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
         break;
     case REINT__V1__ENVELOPE__MSG_ERROR: {
         char what[300];
-        if (env->error->code == REINT__V1__ERROR_CODE__ERROR_CODE_VERSION) {
+        if (env->error->code == REINT__V1__ERROR_CODE__ERROR_CODE_CLOCK_AHEAD) {
+            /* Records carry versions from this machine's future: nothing is sent until its
+             * clock is right (docs/OPERATIONS.md says how to recover). */
+            s->st.clock_ahead = 1;
+            snprintf(what, sizeof(what), "clock ahead: %s refused the batch: %s", s->o.expect_peer,
+                     env->error->message ? env->error->message : "");
+        } else if (env->error->code == REINT__V1__ERROR_CODE__ERROR_CODE_VERSION) {
             /* Nothing is sent until one side is upgraded; the outbox stays as it is. */
             s->st.upgrade_needed = 1;
             snprintf(what, sizeof(what), "upgrade needed: %s refused protocol version %d: %s",
@@ -612,8 +644,9 @@ static void sync__on_timer(uv_timer_t *t)
 
 static void sync__schedule(sync_client *s)
 {
-    if (s->st.upgrade_needed && !s->o.once) {
-        uv_timer_start(&s->timer, sync__on_timer, SYNC_UPGRADE_RETRY_MS, 0);
+    if ((s->st.upgrade_needed || s->st.clock_ahead) && !s->o.once) {
+        uv_timer_start(&s->timer, sync__on_timer,
+                       s->st.upgrade_needed ? SYNC_UPGRADE_RETRY_MS : SYNC_CLOCK_RETRY_MS, 0);
         return;
     }
     /* Full jitter: a random delay up to min(cap, base * 2^attempt). */

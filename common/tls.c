@@ -41,6 +41,8 @@ struct tls_ctx {
     char *ca_file;
     char *crl_file;
     int64_t crl_next_update;
+    void (*on_reload)(void *ud); /* after every successful CRL reload */
+    void *on_reload_ud;
 };
 
 struct tls_conn {
@@ -308,7 +310,15 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen)
      * and nothing else keeps a pointer to it. */
     SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
     ctx->crl_next_update = next_update;
+    if (ctx->on_reload)
+        ctx->on_reload(ctx->on_reload_ud);
     return 0;
+}
+
+void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud)
+{
+    ctx->on_reload = cb;
+    ctx->on_reload_ud = ud;
 }
 
 int64_t tls_ctx_crl_next_update(const tls_ctx *ctx)
@@ -327,6 +337,31 @@ void tls_ctx_free(tls_ctx *ctx)
 }
 
 /* ---- connection lifecycle ------------------------------------------------------------ */
+
+static void tls__set_error(tls_conn *c, const char *fmt, const char *arg);
+
+int tls_conn_verify_again(tls_conn *c, tls_ctx *ctx)
+{
+    if (c->closing || c->ssl == NULL || ctx->mode == TLS_MODE_HTTPS_SERVER)
+        return 0;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (peer == NULL)
+        return 0; /* no handshake yet: it will be verified against the current store */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(c->ssl);
+    X509_STORE_CTX *vc = X509_STORE_CTX_new();
+    int rc = UV_ENOMEM;
+    ERR_clear_error();
+    if (vc && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx->ssl_ctx), peer, chain) == 1) {
+        rc = X509_verify_cert(vc) == 1 ? 0 : UV_EPERM;
+        if (rc != 0) {
+            c->err[0] = '\0';
+            tls__set_error(c, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+        }
+    }
+    X509_STORE_CTX_free(vc);
+    ERR_clear_error();
+    return rc;
+}
 
 static void tls__handle_closed(uv_handle_t *h)
 {

@@ -40,6 +40,10 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
  * crl_file (or in HTTPS_SERVER mode) there is nothing to reload and it returns 0. */
 int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
 
+/* Calls cb(ud) after every successful tls_ctx_reload_crl, so that the owner of the open
+ * connections can check them again (one callback per context; NULL removes it). */
+void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud);
+
 /* Seconds since the epoch at which the loaded CRL's nextUpdate falls (0 if no CRL). */
 int64_t tls_ctx_crl_next_update(const tls_ctx *ctx);
 
@@ -104,6 +108,11 @@ const char *tls_conn_addr(const tls_conn *c);
 const char *tls_conn_error(const tls_conn *c);
 
 int tls_conn_is_closing(const tls_conn *c);
+
+/* Verifies the peer's certificate chain of an established connection again, against ctx's
+ * current store (its CRL included): 0 when it still verifies, UV_EPERM when not (the reason
+ * in tls_conn_error), UV_ENOMEM. A connection not yet handshaken answers 0. */
+int tls_conn_verify_again(tls_conn *c, tls_ctx *ctx);
 
 void *tls_conn_data(const tls_conn *c);
 void tls_conn_set_data(tls_conn *c, void *ud);

@@ -148,6 +148,12 @@ int wire_send(wire *w, const Reint__V1__Envelope *env)
     return rc;
 }
 
+void wire_set_read_max(wire *w, size_t max)
+{
+    w->max_frame = max ? max : FRAME_DEFAULT_MAX;
+    frame_reader_set_max(&w->reader, w->max_frame);
+}
+
 void wire_set_send_max(wire *w, size_t max)
 {
     w->send_max = max ? max : FRAME_DEFAULT_MAX;
@@ -179,6 +185,16 @@ const char *wire_peer(const wire *w)
 {
     const char *p = tls_conn_peer(w->conn);
     return p ? p : "(unauthenticated)";
+}
+
+int wire_verify_again(wire *w, tls_ctx *ctx)
+{
+    return tls_conn_verify_again(w->conn, ctx);
+}
+
+const char *wire_tls_error(const wire *w)
+{
+    return tls_conn_error(w->conn);
 }
 
 const char *wire_addr(const wire *w)

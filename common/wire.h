@@ -29,6 +29,8 @@ int wire_connect(wire **out, tls_ctx *ctx, uv_loop_t *loop, const struct sockadd
 /* The largest frame wire_send may send: the peer's announced limit (default: the limit this
  * wire reads). An envelope that packs larger is not sent (REINT_ETOOBIG). */
 void wire_set_send_max(wire *w, size_t max);
+/* The largest frame accepted from the peer from now on (e.g. small until Hello). */
+void wire_set_read_max(wire *w, size_t max);
 /* Packs and queues env. Returns 0 or a negative code (the wire is then being closed). */
 int wire_send(wire *w, const Reint__V1__Envelope *env);
 /* Queues an already framed buffer (4-byte length + payload); the bytes are copied. */
@@ -38,6 +40,10 @@ void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message);
 void wire_close(wire *w);
 
 const char *wire_peer(const wire *w); /* certificate identity, e.g. "municipality:10703" */
+/* Verifies the peer's certificate again against ctx's current CRL: 0, or UV_EPERM with the
+ * reason in wire_tls_error. */
+int wire_verify_again(wire *w, tls_ctx *ctx);
+const char *wire_tls_error(const wire *w);
 const char *wire_addr(const wire *w);
 size_t wire_queued(const wire *w);
 int wire_is_closing(const wire *w);

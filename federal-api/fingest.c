@@ -465,6 +465,16 @@ static int fingest__on_batch(fingest *fi, fconn *c, const Reint__V1__RollupBatch
     receiver_peer *p = c->p;
     if (receiver_check_batch(p, b->first_seq, b->last_seq, b->seqs, b->n_seqs, b->n_snapshots))
         return 1;
+    /* A revision from the future would win over every later one: the batch is refused whole
+     * until the hub's clock is right. */
+    for (size_t i = 0; i < b->n_snapshots; i++) {
+        if (receiver_too_far_ahead(p, b->snapshots[i]->revision)) {
+            snprintf(why, sizeof(why), "snapshot revision %" PRIu64 " (sequence %" PRIu64 ")",
+                     b->snapshots[i]->revision, b->seqs[i]);
+            receiver_clock_ahead(p, why);
+            return 1;
+        }
+    }
     /* One snapshot of another province's municipality refuses the whole batch. */
     for (size_t i = 0; i < b->n_snapshots; i++) {
         const geo_local_level *g = geo_find(b->snapshots[i]->municipality);

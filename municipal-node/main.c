@@ -446,14 +446,17 @@ static int cmd_status(int argc, char **argv)
         st.last_error[0] == '\0' && st.last_hello_ms > 0 && now - st.last_hello_ms < 10 * 60 * 1000;
     /* The hub refused this node's protocol version: nothing moves until one is upgraded. */
     int upgrade = strncmp(st.last_error, "upgrade needed", 14) == 0;
+    /* The hub refused versions from this machine's future: nothing moves until it is fixed. */
+    int ahead = strncmp(st.last_error, "clock ahead", 11) == 0;
     if (as_json) {
         json_t *j = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:s}", "municipality",
-            (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog, "oldest_unsynced_ms",
-            (json_int_t)st.oldest_unsynced_ms, "records", (json_int_t)st.records, "tombstones",
-            (json_int_t)st.tombstones, "dead_letters", (json_int_t)st.dead_letters, "last_sync_ms",
-            (json_int_t)st.last_sync_ms, "last_hello_ms", (json_int_t)st.last_hello_ms,
-            "hub_reachable", reachable, "upgrade_needed", upgrade, "clock_skew_ms",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:I, s:I, s:s}",
+            "municipality", (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog,
+            "oldest_unsynced_ms", (json_int_t)st.oldest_unsynced_ms, "records",
+            (json_int_t)st.records, "tombstones", (json_int_t)st.tombstones, "dead_letters",
+            (json_int_t)st.dead_letters, "last_sync_ms", (json_int_t)st.last_sync_ms,
+            "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable,
+            "upgrade_needed", upgrade, "clock_ahead", ahead, "clock_skew_ms",
             (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq, "last_error",
             st.last_error);
         json_dumpf(j, stdout, JSON_INDENT(2));
@@ -476,6 +479,10 @@ static int cmd_status(int argc, char **argv)
         printf("hub             UPGRADE NEEDED: %s; the outbox is kept and sent once the hub "
                "and this node speak a common protocol version\n",
                st.last_error + 16);
+    else if (ahead)
+        printf("hub             CLOCK AHEAD: this machine's clock made versions from the future, "
+               "which the hub refuses (%s); fix the clock, then see docs/OPERATIONS.md\n",
+               st.last_error + 13);
     else
         printf("hub             %s (last session %s)%s%s\n",
                reachable ? "reachable" : "unreachable", a3,
@@ -718,6 +725,7 @@ static void status_json(void *ud, json_t *obj)
     sync_get_state(syncer, &st);
     json_object_set_new(obj, "hub_reachable", json_boolean(st.connected));
     json_object_set_new(obj, "upgrade_needed", json_boolean(st.upgrade_needed));
+    json_object_set_new(obj, "clock_ahead", json_boolean(st.clock_ahead));
     json_object_set_new(obj, "clock_skew_ms", json_integer(st.skew_ms));
     json_object_set_new(obj, "last_error", json_string(st.last_error));
 }

@@ -63,6 +63,7 @@ typedef struct pending_item {
     enum item_type type;
     uint64_t acked_seq, acked_version;
     size_t row_begin, row_end;
+    int cut; /* acknowledged only up to the refusals one ack can list: close after the ack */
 } pending_item;
 
 typedef struct pending_row {
@@ -241,6 +242,41 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
 
 static void ingest__hold_check(ingest *in);
 
+/* Memory a large batch (or a long rollup queue) took is given back once it is done, so that a
+ * peer cannot pin it by sending one big batch. */
+#define INGEST_KEEP_ROWS  16384
+#define INGEST_KEEP_BYTES (4u << 20)
+static void ingest__trim(ingest *in)
+{
+    if (in->n_rows == 0 && in->cap_rows > INGEST_KEEP_ROWS) {
+        free(in->rows);
+        in->rows = NULL;
+        in->cap_rows = 0;
+    }
+    if (in->n_dead == 0 && in->cap_dead > INGEST_KEEP_ROWS / 16) {
+        free(in->dead);
+        in->dead = NULL;
+        in->cap_dead = 0;
+    }
+    if (in->n_items == 0 && in->cap_items > 1024) {
+        free(in->items);
+        in->items = NULL;
+        in->cap_items = 0;
+    }
+    if (in->arena.len == 0 && in->arena.cap > INGEST_KEEP_BYTES) {
+        size_t max = in->arena.max;
+        sbuf_free(&in->arena);
+        sbuf_init(&in->arena, max);
+    }
+    if (in->n_roll == 0 && in->cap_roll > 4 * INGEST_KEEP_ROWS) {
+        free(in->roll_ids);
+        free(in->roll_mun);
+        in->roll_ids = NULL;
+        in->roll_mun = NULL;
+        in->cap_roll = in->cap_roll_mun = 0;
+    }
+}
+
 /* Commits every pending item in one transaction, then acknowledges each. On failure nothing
  * is acknowledged and the connections with pending work are closed, so their nodes resend.
  * The rollup notes of the group are reserved before the commit, so that a record once
@@ -283,6 +319,8 @@ static void ingest__flush(ingest *in)
                 in->roll_mun[in->n_roll++] = receiver_peer_scope(in->items[i].p);
             }
             ingest__send_ack(in, i);
+            if (in->items[i].cut)
+                receiver_close(in->items[i].p);
         }
         if (in->n_roll > in->m.roll_queue_peak)
             in->m.roll_queue_peak = in->n_roll;
@@ -291,6 +329,7 @@ static void ingest__flush(ingest *in)
         receiver_peer_unref(in->items[i].p);
     in->n_items = in->n_rows = in->n_dead = 0;
     sbuf_reset(&in->arena);
+    ingest__trim(in);
     ingest__hold_check(in);
 }
 
@@ -345,6 +384,7 @@ static int ingest__note_some(ingest *in, size_t max)
     memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
     memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
     in->n_roll -= n;
+    ingest__trim(in);
     ingest__hold_check(in);
     return 0;
 }
@@ -419,15 +459,34 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
             return 1;
         }
     }
+    /* A version from the future would win over every later correction: the whole batch is
+     * refused (an error, not dead letters) until the node's clock is right. */
+    for (size_t i = 0; i < b->n_records; i++) {
+        if (receiver_too_far_ahead(p, b->records[i]->version)) {
+            snprintf(why, sizeof(why), "record version %llu (sequence %llu)",
+                     (unsigned long long)b->records[i]->version, (unsigned long long)b->seqs[i]);
+            receiver_clock_ahead(p, why);
+            return 1;
+        }
+    }
     size_t row_begin = in->n_rows, item = in->n_items;
+    size_t budget = receiver_refusals_per_ack(p), refused = 0;
+    uint64_t through = b->last_seq;
     int32_t today = clock_today_utc();
     uint64_t maxv = hn->acked_version;
     for (size_t i = 0; i < b->n_records; i++) {
         const Reint__V1__Record *r = b->records[i];
         record_error err;
+        if (refused == budget) {
+            /* No more refusals fit one ack: this batch is acknowledged up to here, the session
+             * closed after that ack, and the node sends the rest again. */
+            through = b->seqs[i] - 1;
+            break;
+        }
         if (r->version > maxv)
             maxv = r->version;
         if (record_validate(r, today, &err) != 0) {
+            refused++;
             if (ingest__add_dead(in, item, 1, record_kind(r), r->id.len == 16 ? r->id.data : NULL,
                                  b->seqs[i], err.field, err.reason) != 0)
                 return REINT_ENOMEM;
@@ -449,7 +508,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         reint__v1__record__pack(r, body);
         in->m.records_stored++;
     }
-    for (size_t i = 0; i < b->n_dropped; i++) {
+    for (size_t i = 0; i < b->n_dropped && through == b->last_seq; i++) {
         const Reint__V1__Dropped *d = b->dropped[i];
         char reason[200];
         snprintf(reason, sizeof(reason), "%s",
@@ -461,11 +520,18 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         log_warn("municipality:%u could not send record at sequence %llu (%llu bytes): %s", mun,
                  (unsigned long long)d->seq, (unsigned long long)d->size, reason);
     }
-    receiver_peer_advance(p, b->last_seq);
+    receiver_peer_advance(p, through);
     hn->acked_version = maxv;
     in->m.batches++;
     if (ingest__queue_item(in, p, ITEM_BATCH, row_begin) != 0)
         return REINT_ENOMEM;
+    in->items[in->n_items - 1].cut = through != b->last_seq;
+    if (through != b->last_seq) {
+        /* Nothing after the cut is read: the session ends with that ack. */
+        receiver_peer_hold(p, RECEIVER_HOLD_PEER);
+        ingest__flush(in);
+        return 0;
+    }
     if (in->n_rows >= in->o.commit_rows)
         ingest__flush(in);
     else

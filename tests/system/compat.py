@@ -68,6 +68,7 @@ class V1Client:
         env.hello.identity = "v1-node"
         env.hello.incarnation = incarnation
         env.hello.clock = int(time.time() * 1000)
+        env.hello.last_seq = 1 << 20  # a v1 node announced its last sequence too
         self.send(env)
         return self.recv()
 

@@ -63,7 +63,8 @@ class WireClient:
         except (EOFError, ConnectionError, ssl.SSLError, OSError):
             return err
 
-    def hello(self, incarnation, last_seq=0):
+    def hello(self, incarnation, last_seq=1 << 20):
+        """Hello announcing last_seq: the receiver refuses batches beyond it."""
         env = pb.Envelope()
         env.hello.protocol_version = 1
         env.hello.identity = "python"
