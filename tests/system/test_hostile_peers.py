@@ -1,0 +1,277 @@
+"""Sync ports against peers that hold a valid key and send what no honest peer would
+(issue 18): sequence numbers at 2^64-1 and 2^63-1, a HelloReply acknowledging version
+2^64-1, versions a year ahead, a 450,000-record batch, and frames of 4 MiB before Hello. Each
+is refused at the hub, the federal tier or the node; the honest peer keeps syncing normally
+after it; no counter wraps; memory goes back to where a warm-up left it."""
+import os
+import socket
+import sqlite3
+import ssl
+import struct
+import threading
+import time
+
+from fedclient import Federal, HubUplink, snapshot
+from test_federal import municipalities
+from gen import Caseload
+from harness import Hub, Node, pb, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
+from test_chain import FreshDatabase
+from wireclient import WireClient, person
+
+YEAR_MS = 365 * 86400 * 1000
+
+
+def _node_with_records(workdir, pki, hub, n=50, seed=91):
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, seed)
+    for _ in range(n):
+        cl.new_person()
+    path = os.path.join(workdir, "p-%d.csv" % seed)
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.sync()
+    return node, cl, path
+
+
+def _incarnation(node):
+    c = sqlite3.connect("file:%s?mode=ro" % node.db, uri=True)
+    try:
+        return bytes(c.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()[0])
+    finally:
+        c.close()
+
+
+def _raw_batch(first, last, records, seqs):
+    env = pb.Envelope()
+    env.batch.first_seq = first
+    env.batch.last_seq = last
+    for r, s in zip(records, seqs):
+        env.batch.records.append(r)
+        env.batch.seqs.append(s)
+    return env
+
+
+def _more(node, cl, path, n=20):
+    for _ in range(n):
+        cl.new_person()
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.sync()
+    st = node.status()
+    assert st["backlog"] == 0 and st["dead_letters"] == 0, st
+
+
+def test_hub_refuses_absurd_sequences_and_future_versions(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    inc = _incarnation(node)
+    for last in (2 ** 64 - 1, 2 ** 63 - 1):
+        # The node's own key and store incarnation, as a thief would have them.
+        c = WireClient(hub.sync_port, pki, "municipality-10703")
+        reply = c.hello(inc)
+        rec = person(10703, 1, (int(time.time() * 1000) << 16))
+        c.send(_raw_batch(reply.acked_seq + 1, last, [rec], [reply.acked_seq + 1]))
+        err = c.closed_after_error()
+        assert err is not None and err.code == pb.ERROR_CODE_PROTOCOL, err
+        assert "beyond the last sequence" in err.message
+    # A record version a year ahead refuses the whole batch (nothing stored, no dead letter).
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(inc)
+    future = person(10703, 7, ((int(time.time() * 1000) + YEAR_MS) << 16))
+    ok = person(10703, 8, int(time.time() * 1000) << 16)
+    c.send(_raw_batch(reply.acked_seq + 1, reply.acked_seq + 2, [ok, future],
+                      [reply.acked_seq + 1, reply.acked_seq + 2]))
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_CLOCK_AHEAD, err
+    stored = hub.records(10703)
+    assert ok.id not in stored and future.id not in stored
+    c = sqlite3.connect("file:%s?mode=ro" % hub.db, uri=True)
+    (pos,) = c.execute("SELECT acked_seq FROM nodes WHERE municipality=10703").fetchone()
+    c.close()
+    assert pos < 2 ** 53
+    # The real node syncs on as if nothing happened.
+    _more(node, cl, path)
+    assert len(hub.records(10703)) == len(cl.persons)
+
+
+def test_federal_refuses_absurd_sequences_and_future_revisions(pki, workdir, procs,
+                                                                postgres):  # noqa: F811
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres)).start()
+    procs.append(fed)
+    own = municipalities(1)[0][0]
+    cells = {("participants_registered", "", ()): (3, 0, 9, 3)}
+    for last in (2 ** 63 - 1, 2 ** 64 - 1):
+        c = WireClient(fed.sync_port, pki, "province-1")
+        c.hello(os.urandom(16), last_seq=10)
+        env = pb.Envelope()
+        env.rollup_batch.first_seq = 1
+        env.rollup_batch.last_seq = last
+        env.rollup_batch.snapshots.append(snapshot(own, "2024-01", 1 << 40, cells))
+        env.rollup_batch.seqs.append(1)
+        c.send(env)
+        err = c.closed_after_error()
+        assert err is not None and err.code == pb.ERROR_CODE_PROTOCOL, err
+    c = WireClient(fed.sync_port, pki, "province-1")
+    c.hello(os.urandom(16), last_seq=10)
+    env = pb.Envelope()
+    env.rollup_batch.first_seq = 1
+    env.rollup_batch.last_seq = 1
+    env.rollup_batch.snapshots.append(
+        snapshot(own, "2024-01", (int(time.time() * 1000) + YEAR_MS) << 16, cells))
+    env.rollup_batch.seqs.append(1)
+    c.send(env)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_CLOCK_AHEAD, err
+    # An honest hub's batches go on being stored.
+    hub = HubUplink(fed, pki, 1)
+    hub.add(snapshot(own, "2024-02", 1 << 40, cells))
+    hub.push(deadline=30)
+    assert hub.acked == 1 and not hub.refusals
+
+
+class ImpossibleHub:
+    """A peer posing as the hub (it has the province's key): its HelloReply acknowledges
+    sequence 2^53 + 1 or version 2^64-1."""
+
+    def __init__(self, pki, acked_seq, acked_version):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(pki.path("province-1.crt"), pki.path("province-1.key"))
+        self.ctx.load_verify_locations(pki.path("ca.crt"))
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sync_port = self.sock.getsockname()[1]
+        self.reply = pb.Envelope()
+        self.reply.hello_reply.acked_seq = acked_seq
+        self.reply.hello_reply.acked_version = acked_version
+        self.reply.hello_reply.clock = int(time.time() * 1000)
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.sock.settimeout(0.5)
+        while not self.stop:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                raw.settimeout(5)
+                s = self.ctx.wrap_socket(raw, server_side=True)
+                s.recv(65536)
+                data = self.reply.SerializeToString()
+                s.sendall(struct.pack(">I", len(data)) + data)
+                time.sleep(0.3)
+                s.close()
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+
+def test_node_adopts_no_impossible_position_from_a_peer_posing_as_the_hub(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    for seq, version in ((2 ** 53 + 1, 0), (0, 2 ** 64 - 1)):
+        fake = ImpossibleHub(pki, seq, version)
+        with open(node.config) as f:
+            text = f.read()
+        with open(node.config, "w") as f:
+            f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+        r = node.cli("sync", "--timeout", "3", check=False)
+        fake.stop = True
+        assert r.returncode == 4, r.stderr
+        assert "impossible position" in r.stderr, r.stderr
+        with open(node.config, "w") as f:
+            f.write(text)
+    # Neither the sequence counter nor the clock moved: the next records sync normally, with
+    # versions of now.
+    _more(node, cl, path)
+    c = sqlite3.connect("file:%s?mode=ro" % node.db, uri=True)
+    (top,) = c.execute("SELECT max(version) FROM records").fetchone()
+    (nxt,) = c.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+    c.close()
+    assert abs((top >> 16) - time.time() * 1000) < 600000
+    assert nxt < 1000
+
+
+def test_node_with_its_clock_a_year_ahead_is_refused_and_says_so(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    clock = os.path.join(workdir, "node-clock")
+    with open(clock, "w") as f:
+        f.write("%d\n" % (YEAR_MS // 1000))
+    node.hooks = ["--enable-test-hooks", "--test-clock", clock]
+    for _ in range(5):
+        cl.new_person()
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.hooks = []
+    before = len(hub.records(10703))
+    r = node.cli("sync", "--timeout", "3", check=False)
+    assert r.returncode == 4
+    st = node.status()
+    assert st["clock_ahead"] is True and st["dead_letters"] == 0 and st["backlog"] == 5, st
+    assert "CLOCK AHEAD" in node.cli("status").stdout
+    assert len(hub.records(10703)) == before
+
+
+def test_a_huge_batch_and_frames_before_hello_leave_no_memory_behind(pki, workdir, procs):
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+
+    def tiny_batch(c, acked):
+        # 450,000 records of a few bytes (no id: every one is refused), about 3.5 MB.
+        env = pb.Envelope()
+        env.batch.first_seq = acked + 1
+        env.batch.last_seq = acked + 450000
+        rec = pb.Record()
+        rec.municipality = 10703
+        data = rec.SerializeToString()
+        env.batch.records.extend([pb.Record.FromString(data)] * 450000)
+        env.batch.seqs.extend(range(acked + 1, acked + 450001))
+        c.send(env)
+        reply = c.recv()
+        assert reply.WhichOneof("msg") in ("ack", "error"), reply
+        return reply
+
+    def gauges():
+        m = hub.metrics()
+        return m["process_heap_in_use_bytes"], m["sqlite_memory_used_bytes"]
+
+    inc = os.urandom(16)
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(inc, last_seq=2000000)
+    first = tiny_batch(c, reply.acked_seq)  # warm-up: the allocator's arenas are now grown
+    assert first.WhichOneof("msg") == "ack" and len(first.ack.refusals) > 0
+    c.close()
+    time.sleep(1)
+    heap0, sql0 = gauges()
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(inc, last_seq=2000000)
+    second = tiny_batch(c, reply.acked_seq)
+    assert second.WhichOneof("msg") == "ack"
+    c.close()
+    # Twenty connections announce 4 MiB frames before Hello and send part of them.
+    socks = []
+    for _ in range(20):
+        w = WireClient(hub.sync_port, pki, "municipality-10703")
+        try:
+            w.send_raw(struct.pack(">I", 4 << 20))
+            w.send_raw(b"\0" * 100000)  # the hub may have refused the header already
+        except (OSError, ssl.SSLError):
+            pass
+        socks.append(w)
+    for w in socks:
+        err = w.closed_after_error()
+        assert err is not None and err.code == pb.ERROR_CODE_FRAME_TOO_LARGE, err
+    time.sleep(1)
+    heap1, sql1 = gauges()
+    assert heap1 <= heap0 + 8 * 2 ** 20, (heap0, heap1)
+    assert sql1 <= sql0 + 8 * 2 ** 20, (sql0, sql1)
+    assert hub.alive()
