@@ -235,9 +235,22 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
     if (r->clock == 0)
         r->clock = clock_now_ms();
     r->max_frame = (uint32_t)p->rx->o.max_frame;
+    /* The CA-signed CRL travels down with every HelloReply: a sender that was offline past
+     * its CRL's nextUpdate refreshes it here, and checks this receiver against it. */
+    uint8_t *crl = NULL;
+    size_t crl_len = 0;
+    if (r->crl.len == 0 && tls_ctx_crl_pem(p->rx->o.tls, &crl, &crl_len) == 0 && crl_len) {
+        r->crl.data = crl;
+        r->crl.len = crl_len;
+    }
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = r;
     int rc = wire_send(p->w, &env);
+    if (crl) {
+        r->crl.data = NULL;
+        r->crl.len = 0;
+        free(crl);
+    }
     if (rc != 0)
         return rc;
     p->position = r->acked_seq;

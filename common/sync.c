@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "error.h"
 #include "frame.h"
 #include "hlc.h"
 #include "log.h"
@@ -371,9 +372,47 @@ static void sync__finish_once(sync_client *s, int status)
         done(s->o.ud, status);
 }
 
+/* 1 when this sender checks revocation and its CRL is past nextUpdate: it then sends no
+ * record, since a receiver revoked since then would not be recognised; the session stays
+ * open only to fetch a fresh CRL, which every HelloReply carries. */
+static int sync__crl_expired(const sync_client *s)
+{
+    int64_t next = s->o.tls ? tls_ctx_crl_next_update(s->o.tls) : 0;
+    return next != 0 && next * 1000 <= (int64_t)clock_now_ms();
+}
+
+/* Stops sending while the CRL is expired; returns 1 then. Ends the session (and a `sync`
+ * run) so that the next HelloReply can bring a fresh CRL. */
+static int sync__crl_block(sync_client *s)
+{
+    if (!sync__crl_expired(s)) {
+        s->st.crl_expired = 0;
+        return 0;
+    }
+    if (!s->st.crl_expired) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 "CRL expired: the certificate revocation list is past its next update and %s "
+                 "offered no newer one; no record is sent until it does",
+                 s->o.expect_peer);
+        log_warn("%s", what);
+        sync__note_error(s, what);
+    }
+    s->st.crl_expired = 1;
+    if (s->o.once) {
+        s->stopping = 1;
+        sync__finish_once(s, REINT_ESTALE);
+    }
+    if (s->w && !wire_is_closing(s->w))
+        wire_close(s->w);
+    return 1;
+}
+
 static void sync__pump(sync_client *s)
 {
     if (!s->session || s->w == NULL || wire_is_closing(s->w))
+        return;
+    if (sync__crl_block(s))
         return;
     while (s->n_inflight < s->o.window && s->n_inflight < SYNC_MAX_WINDOW) {
         int rc = sync__send_batch(s);
@@ -469,6 +508,18 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
         log_security("%s", why);
         sync__note_error(s, why);
         return -1;
+    }
+    if (r->crl.len) {
+        /* Installing a newer CRL re-checks this connection (sync__on_crl_reload). */
+        char err[300];
+        int rc = tls_ctx_install_crl(s->o.tls, r->crl.data, r->crl.len, err, sizeof(err));
+        if (rc < 0)
+            log_warn("%s offered a CRL that was not taken: %s", s->o.expect_peer, err);
+        else if (rc == 1)
+            log_info("CRL refreshed from %s (valid until %lld)", s->o.expect_peer,
+                     (long long)tls_ctx_crl_next_update(s->o.tls));
+        if (s->w == NULL || wire_is_closing(s->w))
+            return -1;
     }
     s->st.skew_ms = (int64_t)r->clock - now;
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
@@ -644,7 +695,7 @@ static void sync__on_timer(uv_timer_t *t)
 
 static void sync__schedule(sync_client *s)
 {
-    if ((s->st.upgrade_needed || s->st.clock_ahead) && !s->o.once) {
+    if ((s->st.upgrade_needed || s->st.clock_ahead || s->st.crl_expired) && !s->o.once) {
         uv_timer_start(&s->timer, sync__on_timer,
                        s->st.upgrade_needed ? SYNC_UPGRADE_RETRY_MS : SYNC_CLOCK_RETRY_MS, 0);
         return;
@@ -664,8 +715,8 @@ static void sync__schedule(sync_client *s)
 
 static void sync__on_close(wire *w, int status, void *ud)
 {
-    (void)w;
     sync_client *s = ud;
+    const char *tls_why = w ? wire_tls_error(w) : NULL;
     int had_session = s->session;
     s->w = NULL;
     s->session = 0;
@@ -674,9 +725,9 @@ static void sync__on_close(wire *w, int status, void *ud)
     s->st.connected = 0;
     uv_timer_stop(&s->timer);
     if (status != 0 && !s->stopping) {
-        char what[200];
-        snprintf(what, sizeof(what), "connection to hub %s lost: %s", s->o.hub,
-                 uv_strerror(status));
+        char what[320];
+        snprintf(what, sizeof(what), "connection to hub %s lost: %s%s%s", s->o.hub,
+                 uv_strerror(status), tls_why && tls_why[0] ? ": " : "", tls_why ? tls_why : "");
         log_warn("%s", what);
         if (!had_session)
             sync__note_error(s, what);
@@ -696,6 +747,30 @@ static const wire_cb sync__wire_cb = {
     .on_drain = sync__on_drain,
     .on_close = sync__on_close,
 };
+
+/* The CRL was reloaded (a file change, SIGHUP, or one offered in a HelloReply): the
+ * receiver of an open connection is checked again and left when now revoked. */
+static void sync__on_crl_reload(void *ud)
+{
+    sync_client *s = ud;
+    if (s->w == NULL && s->st.crl_expired && !sync__crl_expired(s) && !s->stopping) {
+        /* Waiting out an expired CRL: a fresh one is here, so try again now. */
+        uv_timer_start(&s->timer, sync__on_timer, 0, 0);
+        return;
+    }
+    if (s->w == NULL || wire_is_closing(s->w))
+        return;
+    if (wire_verify_again(s->w, s->o.tls) != 0) {
+        char what[300];
+        snprintf(what, sizeof(what),
+                 "%s's certificate is no longer valid after a CRL reload (%s); "
+                 "disconnected",
+                 s->o.expect_peer, wire_tls_error(s->w));
+        log_security("%s", what);
+        sync__note_error(s, what);
+        wire_close(s->w);
+    }
+}
 
 static void sync__connect(sync_client *s)
 {
@@ -747,6 +822,8 @@ int sync_start(sync_client **out, const sync_opts *opts)
     s->session_deadline = (int64_t)uv_now(opts->loop) + s->o.give_up_ms;
     if (s->o.once && s->o.give_up_ms > 0)
         uv_timer_start(&s->timer, sync__on_timer, (uint64_t)s->o.give_up_ms + 1, 0);
+    if (s->o.tls)
+        tls_ctx_on_reload(s->o.tls, sync__on_crl_reload, s);
     sync__connect(s);
     *out = s;
     return 0;
@@ -770,6 +847,8 @@ void sync_stop(sync_client *s)
     if (s == NULL || s->stopping)
         return;
     s->stopping = 1;
+    if (s->o.tls)
+        tls_ctx_on_reload(s->o.tls, NULL, NULL);
     uv_timer_stop(&s->timer);
     if (!uv_is_closing((uv_handle_t *)&s->timer))
         uv_close((uv_handle_t *)&s->timer, sync__on_timer_close);

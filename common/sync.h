@@ -98,6 +98,7 @@ typedef struct sync_state {
     int connected;      /* a session is established */
     int upgrade_needed; /* the receiver refused this protocol version: nothing is sent */
     int clock_ahead;    /* the receiver found versions from this machine's future */
+    int crl_expired;    /* the CRL is past its next update: no record is sent */
     int64_t last_sync_ms;
     int64_t skew_ms;
     uint64_t batches_acked, records_sent, refusals, dropped, parts_sent;

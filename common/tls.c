@@ -22,6 +22,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "error.h"
+#include "fsutil.h"
+
 #define TLS_DEFAULT_HIGH_WATER ((size_t)8 << 20)
 #define TLS_DEFAULT_HARD_LIMIT ((size_t)64 << 20)
 /* How long a clean close waits for queued data to reach the kernel before giving up. */
@@ -30,6 +33,7 @@
 #define TLS_WRITE_CHUNK (1 << 20)
 #define TLS_READ_CHUNK  (16 * 1024)
 #define TLS_SOCK_BUF    (64 * 1024)
+#define TLS_CRL_MAX     (1024 * 1024) /* a CRL file above this is refused */
 
 #define TLS12_CIPHERS                                                                              \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-"            \
@@ -101,6 +105,41 @@ static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
         return 0;
     return (int64_t)timegm(&tm);
+}
+
+static int tls__client_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (!ok && X509_STORE_CTX_get_error(x) == X509_V_ERR_CRL_HAS_EXPIRED)
+        return 1;
+    return ok;
+}
+
+/* 1 when crl is signed by one of the CA certificates in ca_file, else 0. */
+static int tls__crl_signed(const char *ca_file, X509_CRL *crl)
+{
+    int ok = 0;
+    X509 *x = NULL;
+    BIO *bio = BIO_new_file(ca_file, "r");
+    if (bio == NULL)
+        return 0;
+    while (!ok && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        ok = X509_NAME_cmp(X509_get_subject_name(x), X509_CRL_get_issuer(crl)) == 0 &&
+             X509_CRL_verify(crl, X509_get0_pubkey(x)) == 1;
+        X509_free(x);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return ok;
+}
+
+/* The first CRL of a PEM file, or NULL. */
+static X509_CRL *tls__read_crl(const char *path)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509_CRL *crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    ERR_clear_error();
+    return crl;
 }
 
 /* Builds a store holding the CA certificates and, when crl_file is set, its CRLs with
@@ -260,7 +299,10 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
             SSL_CTX_set_num_tickets(s, 0);
             SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
         } else {
-            SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+            /* A CRL past its nextUpdate still lists what it revoked: a sender checks the
+             * receiver with it, then takes a fresh one from the HelloReply (sync.c) and
+             * sends no record while its CRL stays expired. */
+            SSL_CTX_set_verify(s, SSL_VERIFY_PEER, tls__client_verify_cb);
         }
     } else {
         if (SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION) != 1 ||
@@ -313,6 +355,46 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen)
     if (ctx->on_reload)
         ctx->on_reload(ctx->on_reload_ud);
     return 0;
+}
+
+int tls_ctx_crl_pem(const tls_ctx *ctx, uint8_t **out, size_t *len)
+{
+    char err[300];
+    *out = NULL;
+    *len = 0;
+    if (!ctx->crl_file)
+        return 0;
+    return fs_read_all(ctx->crl_file, TLS_CRL_MAX, out, len, err, sizeof(err));
+}
+
+int tls_ctx_install_crl(tls_ctx *ctx, const uint8_t *pem, size_t len, char *err, size_t errlen)
+{
+    if (!ctx->crl_file || len == 0 || len >= TLS_CRL_MAX)
+        return 0;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509_CRL *offered = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    ERR_clear_error();
+    if (offered == NULL) {
+        snprintf(err, errlen, "the CRL offered is not a PEM CRL");
+        return REINT_EMALFORMED;
+    }
+    if (!tls__crl_signed(ctx->ca_file, offered)) {
+        snprintf(err, errlen, "the CRL offered is not signed by a CA in %s", ctx->ca_file);
+        X509_CRL_free(offered);
+        return REINT_ESIGNATURE;
+    }
+    X509_CRL *held = tls__read_crl(ctx->crl_file);
+    int newer = held == NULL || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(offered),
+                                                  X509_CRL_get0_lastUpdate(held)) > 0;
+    X509_CRL_free(held);
+    X509_CRL_free(offered);
+    if (!newer)
+        return 0;
+    int rc = fs_write_atomic(ctx->crl_file, pem, len, err, errlen);
+    if (rc == 0)
+        rc = tls_ctx_reload_crl(ctx, err, errlen);
+    return rc == 0 ? 1 : rc;
 }
 
 void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud)

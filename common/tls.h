@@ -44,6 +44,15 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
  * connections can check them again (one callback per context; NULL removes it). */
 void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud);
 
+/* The current CRL file's bytes (PEM) into a malloc'd buffer (*out NULL and *len 0 when the
+ * context has no CRL). Returns 0 or a negative code. */
+int tls_ctx_crl_pem(const tls_ctx *ctx, uint8_t **out, size_t *len);
+/* Takes a CRL offered by a peer (PEM, len bytes): when it is signed by a CA of ca_file and
+ * newer (lastUpdate) than the one held, it replaces the crl_file (atomically) and is loaded.
+ * Returns 1 when installed, 0 when not newer (or the context keeps no CRL), or a negative
+ * code with err set. */
+int tls_ctx_install_crl(tls_ctx *ctx, const uint8_t *pem, size_t len, char *err, size_t errlen);
+
 /* Seconds since the epoch at which the loaded CRL's nextUpdate falls (0 if no CRL). */
 int64_t tls_ctx_crl_next_update(const tls_ctx *ctx);
 

@@ -16,6 +16,7 @@
 #include "bscal.h"
 #include "clock.h"
 #include "config.h"
+#include "crlwatch.h"
 #include "directives.h"
 #include "export.h"
 #include "followups.h"
@@ -32,6 +33,7 @@
 #include "store.h"
 #include "sync.h"
 #include "testhook.h"
+#include "fsutil.h"
 #include "tls.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED_ROWS = 3, EXIT_UNSYNCED = 4 };
@@ -45,7 +47,7 @@ typedef struct node_config {
     char tokens[CONFIG_STR_MAX];
     char log_level[CONFIG_STR_MAX];
     long window, batch_records, backoff_base_ms, backoff_cap_ms, max_frame;
-    char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX];
+    char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
     char directive_keys[CONFIG_STR_MAX];
 } node_config;
 
@@ -92,6 +94,10 @@ static const config_item items[] = {
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this node's certificate (municipality:<code>)"),
     CONFIG_ITEM_STR("tls", "key", &cfg.key, "this node's private key"),
+    CONFIG_ITEM_STR("tls", "crl", &cfg.crl,
+                    "PEM CRL the hub's certificate is checked against; refreshed from each "
+                    "HelloReply, reloaded on SIGHUP and when the file changes (empty: no "
+                    "revocation check)"),
     CONFIG_ITEM_STR(
         "directives", "keys", &cfg.directive_keys,
         "federal directive public keys: key_id=path.pem[,key_id=path.pem] (empty: directives "
@@ -242,6 +248,28 @@ static int cmd_init(int argc, char **argv)
     snprintf(cfg.ca, sizeof(cfg.ca), "%s/ca.crt", pki);
     snprintf(cfg.cert, sizeof(cfg.cert), "%s/municipality-%ld.crt", pki, cfg.municipality);
     snprintf(cfg.key, sizeof(cfg.key), "%s/municipality-%ld.key", pki, cfg.municipality);
+    /* The node keeps its own copy of the CRL: the hub's HelloReplies replace it. */
+    snprintf(path, sizeof(path), "%s/crl.pem", pki);
+    if (access(path, R_OK) == 0) {
+        char dst[CONFIG_STR_MAX + 16];
+        snprintf(dst, sizeof(dst), "%s/crl.pem", cfg.data_dir);
+        uint8_t *pem = NULL;
+        size_t pem_len = 0;
+        int crc = fs_read_all(path, 1 << 20, &pem, &pem_len, err, sizeof(err));
+        if (crc == 0)
+            crc = fs_write_atomic(dst, pem, pem_len, err, sizeof(err));
+        free(pem);
+        if (crc != 0) {
+            fprintf(stderr, "municipal-node init: %s\n", err);
+            return EXIT_FAIL;
+        }
+        snprintf(cfg.crl, sizeof(cfg.crl), "%s", dst);
+    } else {
+        fprintf(stderr,
+                "municipal-node init: no %s: the hub's certificate will not be checked "
+                "for revocation until [tls] crl is set\n",
+                path);
+    }
     store_path(path, sizeof(path));
     if (outbox_create(path, (uint32_t)cfg.municipality, err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node init: %s\n", err);
@@ -448,17 +476,19 @@ static int cmd_status(int argc, char **argv)
     int upgrade = strncmp(st.last_error, "upgrade needed", 14) == 0;
     /* The hub refused versions from this machine's future: nothing moves until it is fixed. */
     int ahead = strncmp(st.last_error, "clock ahead", 11) == 0;
+    /* The CRL is past its next update and no hub offered a newer one: nothing is sent. */
+    int crl_expired = strncmp(st.last_error, "CRL expired", 11) == 0;
     if (as_json) {
         json_t *j = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:I, s:I, s:s}",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:s}",
             "municipality", (json_int_t)cfg.municipality, "backlog", (json_int_t)st.backlog,
             "oldest_unsynced_ms", (json_int_t)st.oldest_unsynced_ms, "records",
             (json_int_t)st.records, "tombstones", (json_int_t)st.tombstones, "dead_letters",
             (json_int_t)st.dead_letters, "last_sync_ms", (json_int_t)st.last_sync_ms,
             "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable,
-            "upgrade_needed", upgrade, "clock_ahead", ahead, "clock_skew_ms",
-            (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq, "last_error",
-            st.last_error);
+            "upgrade_needed", upgrade, "clock_ahead", ahead, "crl_expired", crl_expired,
+            "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq,
+            "last_error", st.last_error);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -483,6 +513,11 @@ static int cmd_status(int argc, char **argv)
         printf("hub             CLOCK AHEAD: this machine's clock made versions from the future, "
                "which the hub refuses (%s); fix the clock, then see docs/OPERATIONS.md\n",
                st.last_error + 13);
+    else if (crl_expired)
+        printf("hub             CRL EXPIRED: nothing is sent until a newer revocation list "
+               "arrives (the hub offers its own at each session; or copy the CA's crl.pem to "
+               "%s)\n",
+               cfg.crl);
     else
         printf("hub             %s (last session %s)%s%s\n",
                reachable ? "reachable" : "unreachable", a3,
@@ -504,6 +539,8 @@ static sync_client *syncer;
 static http_server *http;
 static api_ctx api;
 static uv_signal_t sig_term, sig_int, sig_hup;
+static crlwatch crl;
+static int crl_watched;
 static int sync_status = EXIT_UNSYNCED;
 
 static void close_signals(void)
@@ -512,15 +549,20 @@ static void close_signals(void)
     uv_close((uv_handle_t *)&sig_int, NULL);
     if (uv_is_active((uv_handle_t *)&sig_hup))
         uv_close((uv_handle_t *)&sig_hup, NULL);
+    if (crl_watched)
+        crlwatch_stop(&crl);
+    crl_watched = 0;
 }
 
-/* SIGHUP re-reads the clerks' tokens; a bad file keeps the tokens already loaded. */
+/* SIGHUP re-reads the clerks' tokens and the CRL; a bad file keeps what is loaded. */
 static void on_hup(uv_signal_t *s, int signum)
 {
     (void)s;
     (void)signum;
     char err[512];
     tokens_table *t = NULL;
+    if (crl_watched)
+        crlwatch_reload(&crl);
     if (cfg.tokens[0] == '\0')
         return;
     if (tokens_load(&t, cfg.tokens, err, sizeof(err)) != 0) {
@@ -556,11 +598,14 @@ static int start_signals(void)
 static int start_tls(void)
 {
     char err[512];
-    tls_ctx_opts to = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key, NULL};
+    tls_ctx_opts to = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key,
+                       cfg.crl[0] ? cfg.crl : NULL};
     if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);
         return -1;
     }
+    if (cfg.crl[0] == '\0')
+        log_warn("no [tls] crl configured: a revoked hub certificate would still be trusted");
     return 0;
 }
 
@@ -726,6 +771,7 @@ static void status_json(void *ud, json_t *obj)
     json_object_set_new(obj, "hub_reachable", json_boolean(st.connected));
     json_object_set_new(obj, "upgrade_needed", json_boolean(st.upgrade_needed));
     json_object_set_new(obj, "clock_ahead", json_boolean(st.clock_ahead));
+    json_object_set_new(obj, "crl_expired", json_boolean(st.crl_expired));
     json_object_set_new(obj, "clock_skew_ms", json_integer(st.skew_ms));
     json_object_set_new(obj, "last_error", json_string(st.last_error));
 }
@@ -760,12 +806,17 @@ static void on_http(http_req *r, void *ud)
                      st.dead_letters),
             METRIC_G("node_hub_connected", "1 while a session with the hub is up.", ss.connected),
             METRIC_G("node_clock_skew_seconds", "Hub clock minus node clock.", ss.skew_ms / 1000),
+            METRIC_G("node_clock_ahead", "1 while the hub refuses versions from this clock.",
+                     ss.clock_ahead),
+            METRIC_G("node_crl_expired",
+                     "1 while the CRL is past its next update: no record is sent.", ss.crl_expired),
             METRIC_C("node_records_sent_total", "Records sent upstream (retries included).",
                      ss.records_sent),
             METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).", sync_mode),
             METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", wal),
         };
-        metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]), -1);
+        metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]),
+                        tls ? tls_ctx_crl_next_update(tls) : -1);
         return;
     }
     api_handle(r, &api);
@@ -812,6 +863,10 @@ static int cmd_serve(void)
     start_signals();
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    if (cfg.crl[0] && (rc = crlwatch_start(&crl, loop, cfg.crl, tls, NULL)) != 0)
+        log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
+                 uv_strerror(rc));
+    crl_watched = cfg.crl[0] != '\0';
     log_info("municipality %ld: intake on %s:%d, syncing to %s", cfg.municipality, host,
              http_server_port(http), cfg.hub);
     fprintf(stdout, "ready http_port=%d\n", http_server_port(http));

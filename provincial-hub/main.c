@@ -187,6 +187,17 @@ static void on_http(http_req *r, void *ud)
             METRIC_C("hub_connections_total", "TLS connections accepted.", m.rx.connections),
             METRIC_G("hub_connected", "Connections open now.", m.rx.connected),
             METRIC_C("hub_sessions_total", "Sessions started with Hello.", m.rx.sessions),
+            METRIC_C("hub_sessions_revoked_total",
+                     "Open sessions closed because a CRL reload revoked their certificate.",
+                     m.rx.revoked_closed),
+            METRIC_C("hub_sessions_aged_total",
+                     "Sessions closed at their maximum age (the peer handshakes again).",
+                     m.rx.sessions_aged),
+            METRIC_C("hub_connections_refused_total",
+                     "Connections refused over the sync port's caps.", m.rx.conns_refused),
+            METRIC_C("hub_clock_refusals_total",
+                     "Batches or Hellos refused for versions or clocks ahead of this hub.",
+                     m.rx.clock_refusals),
             METRIC_C("hub_records_stored_total", "Records durably upserted.", m.records_stored),
             METRIC_C("hub_records_refused_total", "Records refused by validation.",
                      m.records_refused),
@@ -226,6 +237,12 @@ static void on_http(http_req *r, void *ud)
             METRIC_G("hub_uplink_upgrade_needed",
                      "1 while the federal tier refuses this hub's protocol version.",
                      ust.upgrade_needed),
+            METRIC_G("hub_uplink_clock_ahead",
+                     "1 while the federal tier refuses versions from this hub's clock.",
+                     ust.clock_ahead),
+            METRIC_G("hub_uplink_crl_expired",
+                     "1 while the CRL is past its next update: no snapshot is sent.",
+                     ust.crl_expired),
             METRIC_G("hub_rollup_dirty", "Snapshots waiting to be recomputed.",
                      rollup_dirty_count(ingest_rollup(ing))),
         };
@@ -494,7 +511,10 @@ int main(int argc, char **argv)
         }
     }
     if (cfg.federal[0]) {
-        tls_ctx_opts uto = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key, NULL};
+        /* The uplink checks the federal tier against the same CRL, which the federal tier's
+         * HelloReplies keep fresh (nodes then get it from this hub's). */
+        tls_ctx_opts uto = {TLS_MODE_MUTUAL_CLIENT, cfg.ca, cfg.cert, cfg.key,
+                            cfg.crl[0] ? cfg.crl : NULL};
         if (tls_ctx_new(&uplink_tls, &uto, err, sizeof(err)) != 0) {
             log_error("uplink TLS: %s", err);
             return 1;
@@ -519,7 +539,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
-    if ((rc = crlwatch_start(&crl, loop, cfg.crl, tls, NULL)) != 0)
+    if ((rc = crlwatch_start(&crl, loop, cfg.crl, tls, uplink_tls)) != 0)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
                  uv_strerror(rc));
     log_info("province %ld (%s): sync on %s port %d, HTTP on %s:%d, store %s", cfg.province,

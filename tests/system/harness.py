@@ -41,6 +41,10 @@ class Pki:
     def revoke(self, stem):
         run([os.path.join(ROOT, "deploy", "pki.sh"), "revoke", self.dir, stem])
 
+    def crl(self):
+        """A fresh CRL (DIR/crl.pem, replaced by rename)."""
+        run([os.path.join(ROOT, "deploy", "pki.sh"), "crl", self.dir])
+
     def path(self, name):
         return os.path.join(self.dir, name)
 

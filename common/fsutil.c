@@ -1,0 +1,82 @@
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+
+int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return REINT_EIO;
+    }
+    uint8_t *buf = malloc(max);
+    size_t n = buf ? fread(buf, 1, max, f) : 0;
+    int failed = ferror(f);
+    fclose(f);
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory reading %s", path);
+        return REINT_ENOMEM;
+    }
+    if (failed || n == max) {
+        snprintf(err, errlen, failed ? "cannot read %s" : "%s is too large", path);
+        free(buf);
+        return failed ? REINT_EIO : REINT_ETOOBIG;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    char tmp[4096], dir[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
+        snprintf(err, errlen, "path too long: %s", path);
+        return REINT_EIO;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return REINT_EIO;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        left -= (size_t)w;
+    }
+    if (left > 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return REINT_EIO;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot replace %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return REINT_EIO;
+    }
+    snprintf(dir, sizeof(dir), "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}

@@ -1,0 +1,175 @@
+"""Revocation reaches open sessions, and both directions check it (issue 18): a node or a hub
+revoked while its session is open is disconnected within 5 s of the CRL reload and cannot
+come back; a node refuses a hub whose certificate is revoked and keeps its outbox; the CRL
+travels down in HelloReply, so a node whose own copy expired while it was offline refreshes
+it before it sends, and sends nothing while no fresh one can be had.
+
+Each test has its own CA (deploy/pki.sh, a fraction of a second), so revoking a hub or a
+node here cannot disturb the session's PKI."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from fedclient import Federal
+from gen import Caseload
+from harness import Hub, Node, Pki, wait_for
+from pg import postgres  # noqa: F401  (session fixture)
+from test_chain import FreshDatabase
+
+
+@pytest.fixture
+def own_pki(workdir):
+    p = Pki(os.path.join(workdir, "pki"))
+    p.issue("federal", "province", "1", "municipality", "10703")
+    return p
+
+
+def _persons(node, workdir, n, seed):
+    cl = Caseload(node.municipality, seed)
+    for _ in range(n):
+        cl.new_person()
+    path = os.path.join(workdir, "persons-%d.csv" % seed)
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+
+
+def _reload_then(daemon, metric_fn, name, before):
+    """Waits for the daemon's CRL reload, then at most 5 s for metric name to pass before."""
+    wait_for(lambda: "CRL reloaded" in daemon.log_text(), 10, "the CRL reload")
+    wait_for(lambda: metric_fn().get(name, 0) > before, 5,
+             "%s within 5 s of the CRL reload" % name)
+
+
+def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_pki, workdir,
+                                                                            procs):
+    hub = Hub(workdir, own_pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, own_pki, 10703, hub)
+    _persons(node, workdir, 20, 1)
+    procs.append(node.serve())
+    wait_for(lambda: len(hub.records(10703)) == 20, 60, "the first records at the hub")
+    sessions = hub.metrics()["hub_sessions_total"]
+    assert hub.metrics()["hub_connected"] == 1
+
+    own_pki.revoke("municipality-10703")  # a new CRL, written by rename: the hub sees it
+    _reload_then(hub, hub.metrics, "hub_sessions_revoked_total", 0)
+    assert "certificate no longer valid after a CRL reload" in hub.log_text()
+
+    # The node keeps trying (backoff capped at 1 s here); every handshake is refused, so what
+    # it records now never reaches the hub.
+    _persons(node, workdir, 5, 2)
+    time.sleep(4)
+    assert len(hub.records(10703)) == 20
+    assert hub.metrics()["hub_sessions_total"] == sessions
+    assert node.status()["backlog"] >= 5
+    assert "revoked" in hub.log_text()
+
+
+def test_hub_revoked_while_its_uplink_session_is_open_is_disconnected_and_refused(
+        own_pki, workdir, procs, postgres):  # noqa: F811
+    fed = Federal(workdir, own_pki, FreshDatabase(postgres)).start()
+    procs.append(fed)
+    hub = Hub(workdir, own_pki, 1)
+    hub.configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port).start()
+    procs.append(hub)
+    wait_for(lambda: hub.metrics()["hub_uplink_connected"] == 1, 30, "the uplink session")
+    sessions = fed.metrics()["federal_ingest_sessions_total"]
+
+    own_pki.revoke("province-1")
+    _reload_then(fed, fed.metrics, "federal_ingest_sessions_revoked_total", 0)
+    assert "certificate no longer valid after a CRL reload" in fed.log_text()
+    time.sleep(4)
+    assert fed.metrics()["federal_ingest_sessions_total"] == sessions
+    assert hub.metrics()["hub_uplink_connected"] == 0
+
+
+def test_node_refuses_a_revoked_hub_and_keeps_its_outbox(own_pki, workdir, procs):
+    hub = Hub(workdir, own_pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, own_pki, 10703, hub)
+    _persons(node, workdir, 10, 3)
+    procs.append(node.serve())
+    wait_for(lambda: len(hub.records(10703)) == 10, 60, "the first records at the hub")
+
+    # The hub's key is stolen and revoked; the hub (the attacker's now) would never offer the
+    # CRL that names it, so the operator puts it at the node; the node's watcher reloads it.
+    own_pki.revoke("province-1")
+    shutil.copy(own_pki.path("crl.pem"), os.path.join(node.dir, "crl.pem.tmp"))
+    os.rename(os.path.join(node.dir, "crl.pem.tmp"), os.path.join(node.dir, "crl.pem"))
+    wait_for(lambda: "no longer valid after a CRL reload" in node.server.log_text(), 10,
+             "the node leaving the revoked hub")
+    _persons(node, workdir, 7, 4)
+    time.sleep(3)
+    assert len(hub.records(10703)) == 10
+    st = node.status()
+    assert st["backlog"] == 7
+    node.server.stop()
+
+    # A one-shot sync is refused too, and says why; the outbox is as it was.
+    r = node.cli("sync", "--timeout", "5", check=False)
+    assert r.returncode == 4, r.stderr
+    assert "revoked" in r.stderr
+    assert node.status()["backlog"] == 7
+    assert len(hub.records(10703)) == 10
+
+
+def _short_crl(pki, out, seconds):
+    """A CRL from the CA that expires after seconds (openssl ca -crlsec)."""
+    subprocess.run(["openssl", "ca", "-batch", "-config", "openssl.cnf", "-gencrl", "-crlsec",
+                    str(seconds), "-out", out], cwd=pki.dir, check=True, capture_output=True)
+
+
+def test_expired_crl_is_refreshed_from_the_hub_before_anything_is_sent(own_pki, workdir, procs):
+    hub = Hub(workdir, own_pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, own_pki, 10703, hub)
+    node_crl = os.path.join(node.dir, "crl.pem")
+    _short_crl(own_pki, node_crl, 1)  # the node's copy: long expired when it next syncs
+    time.sleep(2)
+    own_pki.crl()  # the hub's CRL: fresh, issued after the node's copy
+    hub.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "CRL reloaded" in hub.log_text(), 10, "the hub's CRL reload")
+    _persons(node, workdir, 6, 5)
+    node.sync(timeout=30)
+    assert len(hub.records(10703)) == 6
+    with open(node_crl, "rb") as a, open(own_pki.path("crl.pem"), "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_expired_crl_blocks_sending_until_a_fresh_one_arrives(own_pki, workdir, procs):
+    hub = Hub(workdir, own_pki, 1, crl=False).start()  # offers no CRL
+    procs.append(hub)
+    node = Node(workdir, own_pki, 10703, hub)
+    node_crl = os.path.join(node.dir, "crl.pem")
+    _short_crl(own_pki, node_crl, 1)
+    time.sleep(2)
+    _persons(node, workdir, 4, 6)
+    r = node.cli("sync", "--timeout", "10", check=False)
+    assert r.returncode == 4, r.stderr
+    assert "CRL expired" in r.stderr
+    st = node.status()
+    assert st["crl_expired"] is True and st["backlog"] == 4
+    assert "CRL EXPIRED" in node.cli("status").stdout
+    assert hub.records(10703) == {}
+
+    procs.append(node.serve())
+    wait_for(lambda: node_metric(node, "node_crl_expired") == 1, 20, "the expired-CRL gauge")
+    # The CA's fresh CRL put in place at the node: sending resumes (the watcher reloads it).
+    shutil.copy(own_pki.path("crl.pem"), node_crl + ".tmp")
+    os.rename(node_crl + ".tmp", node_crl)
+    node.server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(hub.records(10703)) == 4, 90, "records after the CRL was renewed")
+    assert node_metric(node, "node_crl_expired") == 0
+
+
+def node_metric(node, name):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % node.http_port, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
