@@ -469,7 +469,7 @@ web_gen_crl() {
     ossl crl -in "$wdir/web-crl.pem" -outform DER -out "$wdir/web-crl.crl.tmp"
     mv -f "$wdir/web-crl.crl.tmp" "$wdir/web-crl.crl"
     chmod 644 "$wdir/web-crl.pem" "$wdir/web-crl.crl"
-    msg "$wdir/web-crl.pem, web-crl.crl: web CRL, valid $CRL_DAYS days (publish at $WEB_CRL_URL)"
+    msg "$wdir/web-crl.pem, web-crl.crl: web CRL, valid $CRL_DAYS days; publish web-crl.crl at the web certificates' distribution point (PKI_WEB_CRL_URL when issued)"
 }
 
 # True when WDIR/STEM.crt exists with its key, verifies against the web CA (constraints
