@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # Private PKI for the reintegration tiers: one CA, leaf certificates for the federal API,
-# provincial hubs and municipal nodes, revocation and CRL renewal, and the Ed25519 key pairs
-# that sign national directives. Uses only the openssl CLI
+# provincial hubs and municipal nodes, revocation and CRL renewal, the Ed25519 key pairs
+# that sign national directives, and a separate name-constrained web CA whose certificates
+# let office browsers reach a node's clerk API over HTTPS. Uses only the openssl CLI
 # (OpenSSL 3). Every command is idempotent where that makes sense and serialised on a lock
 # file in DIR, so concurrent callers (tests) do not corrupt the CA database.
 set -euo pipefail
 
 PROG=${0##*/}
 CRL_URL=${PKI_CRL_URL:-http://127.0.0.1/crl}
+WEB_CRL_URL=${PKI_WEB_CRL_URL:-http://127.0.0.1/web-crl}
 LEAF_DAYS=825
 CA_DAYS=3650
 CRL_DAYS=30
 ORG="Nepal Reintegration"
 CA_CN="Reintegration Root CA"
+WEB_CA_CN="Reintegration Office Web CA"
+# The only addresses a web CA vouches for: the private IPv4 ranges and loopback, and in IPv6
+# loopback and the unique local addresses. IPv6 must be listed too: a name type that the
+# constraints do not mention is not constrained at all.
+WEB_IP_RANGES=(10.0.0.0/255.0.0.0 172.16.0.0/255.240.0.0 192.168.0.0/255.255.0.0
+    127.0.0.0/255.0.0.0 ::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff fc00::/fe00::)
+# With no DNS name given, DNS names are confined to the reserved .invalid domain, which
+# never resolves: without a DNS constraint the web CA could vouch for every host name.
+WEB_NO_NAMES=invalid
 
 usage() {
     cat >&2 <<EOF
@@ -22,12 +33,27 @@ usage: $PROG init DIR
        $PROG revoke DIR STEM        (STEM: federal, province-P or municipality-CODE)
        $PROG crl DIR                (regenerate DIR/crl.pem, valid $CRL_DAYS days)
        $PROG foreign DIR            (throwaway second CA and DIR/foreign/municipality-10703.*)
+       $PROG web-init DIR [NAME ...]
+              separate web CA for office browsers: DIR/web/web-ca.crt (what browsers import)
+              and DIR/web/web-ca.key, name-constrained to the DNS NAMEs given (each with its
+              subdomains) and the private addresses 10/8, 172.16/12, 192.168/16, 127/8, ::1
+              and fc00::/7, so that trusting it vouches for no other site. The names cannot
+              change later: one domain (e.g. reintegration.internal) covers all under it.
+       $PROG web-issue [--force] DIR CODE NAME|ADDRESS [NAME|ADDRESS ...]
+              web certificate of municipality CODE's node (serverAuth, a SAN for each NAME
+              and ADDRESS, all inside the web CA's constraints): DIR/web/node-CODE.crt and
+              .key, the node's [node] https_cert and https_key. A valid certificate for the
+              same names is kept unless --force.
+       $PROG web-revoke DIR CODE    (revoke DIR/web/node-CODE.crt, regenerate the web CRL)
+       $PROG web-crl DIR            (regenerate DIR/web/web-crl.pem and .crl, valid $CRL_DAYS days)
        $PROG directive-key DIR KEYID
               Ed25519 directive-signing pair: DIR/directive-KEYID.key (0600; federal-api
               [directives] private_key, with key_id = KEYID) and DIR/directive-KEYID.pub (hubs
               and nodes: [directives] keys = KEYID=DIR/directive-KEYID.pub). KEYID: 1..63 of
               A-Z a-z 0-9 _ . -; an existing pair is kept. Rotate by adding a new KEYID.
 environment: PKI_CRL_URL (CRL distribution point, default http://127.0.0.1/crl)
+             PKI_WEB_CRL_URL (web certificates' CRL distribution point, where office browsers
+             fetch web-crl.crl; default http://127.0.0.1/web-crl)
 EOF
 }
 
@@ -49,7 +75,7 @@ ossl() {
 
 # The CA configuration uses paths relative to DIR; openssl ca always runs with cwd = DIR.
 write_config() {
-    local dir=$1
+    local dir=$1 stem=${2:-ca}
     cat >"$dir/openssl.cnf" <<EOF
 [ ca ]
 default_ca = CA_default
@@ -57,8 +83,8 @@ default_ca = CA_default
 [ CA_default ]
 database = ./index.txt
 new_certs_dir = ./newcerts
-certificate = ./ca.crt
-private_key = ./ca.key
+certificate = ./$stem.crt
+private_key = ./$stem.key
 serial = ./serial
 crlnumber = ./crlnumber
 default_md = sha256
@@ -112,9 +138,9 @@ genkey() {
 }
 
 gen_crl() {
-    local dir=$1
-    (cd "$dir" && ossl ca -batch -config openssl.cnf -gencrl -crldays "$CRL_DAYS" -out crl.pem.tmp)
-    mv -f "$dir/crl.pem.tmp" "$dir/crl.pem"
+    local dir=$1 out=${2:-crl}
+    (cd "$dir" && ossl ca -batch -config openssl.cnf -gencrl -crldays "$CRL_DAYS" -out "$out.pem.tmp")
+    mv -f "$dir/$out.pem.tmp" "$dir/$out.pem"
 }
 
 cmd_init() {
@@ -324,6 +350,255 @@ cmd_directive_key() {
     msg "directive key $id: created $key (private, 0600) and $pub"
 }
 
+# --- the web CA ------------------------------------------------------------------------------
+# Office browsers trust this CA, not the mutual-TLS one: ca.key vouches for the tiers'
+# identities and never signs a web certificate, and the web CA can vouch only for the names
+# and private addresses it was created for.
+
+web_dir() { printf '%s/web' "$1"; }
+
+# A host name as a web certificate may carry it: lower case letters, digits and hyphens in
+# dot-separated labels; not an address, no wildcard.
+valid_dns_name() {
+    local n=$1 label='[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?'
+    ((${#n} <= 253)) && [[ $n =~ ^$label(\.$label)*$ && ! $n =~ ^[0-9.]+$ ]]
+}
+
+# True for an IPv4 address inside 10/8, 172.16/12, 192.168/16 or 127/8 (WEB_IP_RANGES).
+private_ipv4() {
+    local a b c d
+    [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
+    a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]}))
+    c=$((10#${BASH_REMATCH[3]})) d=$((10#${BASH_REMATCH[4]}))
+    ((a <= 255 && b <= 255 && c <= 255 && d <= 255)) || return 1
+    ((a == 10 || a == 127 || (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168)))
+}
+
+# True for ::1 or an address in fc00::/7 (a first group of fcXX or fdXX); openssl checks
+# the rest of the syntax when it issues.
+private_ipv6() {
+    [[ $1 == ::1 || $1 =~ ^f[cd][0-9a-f]{2}:[0-9a-f:]*$ ]]
+}
+
+# The DNS names DIR/web-ca.crt permits, one per line, sorted.
+web_permitted_names() {
+    openssl x509 -in "$1/web-ca.crt" -noout -ext nameConstraints 2>/dev/null |
+        sed -n 's/^[[:space:]]*DNS:\(.*\)$/\1/p' | sort -u
+}
+
+cmd_web_init() {
+    local dir=$1 n
+    shift
+    local -a names=()
+    for n in "$@"; do
+        n=${n,,}
+        if [[ $n == *:* || $n =~ ^[0-9.]+$ ]]; then
+            die "\"$n\": give host names only; the web CA always permits the private addresses (10/8, 172.16/12, 192.168/16, 127/8, ::1, fc00::/7) and no other"
+        fi
+        valid_dns_name "$n" ||
+            die "\"$n\": not a host name (letters, digits, hyphens and dots; no wildcard)"
+        names+=("$n")
+    done
+    ((${#names[@]})) || names=("$WEB_NO_NAMES")
+    local want wdir
+    want=$(printf '%s\n' "${names[@]}" | sort -u)
+    wdir=$(web_dir "$dir")
+    mkdir -p "$wdir/newcerts"
+    lock_dir "$wdir"
+    [[ -f $wdir/openssl.cnf ]] || write_config "$wdir" web-ca
+    if [[ -f $wdir/web-ca.crt && -f $wdir/web-ca.key ]]; then
+        local have
+        have=$(web_permitted_names "$wdir")
+        # The constraints are part of the CA certificate that every office browser imported:
+        # other names need a new web CA, imported again everywhere.
+        [[ $have == "$want" ]] ||
+            die "$wdir: a web CA already exists, constrained to: ${have//$'\n'/ }; its names cannot change. To permit others, move $wdir away and run web-init again (every office browser must then import the new web-ca.crt, and every node needs a new web certificate)"
+        msg "$wdir: keeping existing web CA (DNS names: ${have//$'\n'/ })"
+        return 0
+    elif [[ -f $wdir/web-ca.crt || -f $wdir/web-ca.key ]]; then
+        die "$wdir: web-ca.crt or web-ca.key is missing while the other exists; restore it or remove both"
+    fi
+    local tmp i=0 r
+    tmp=$(mktemp -d "$wdir/.init.XXXXXX")
+    {
+        cat "$wdir/openssl.cnf"
+        cat <<EOF
+
+[ web_ca ]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+extendedKeyUsage = serverAuth
+nameConstraints = critical,@web_nc
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+
+[ web_nc ]
+EOF
+        for n in $want; do
+            echo "permitted;DNS.$i = $n"
+            i=$((i + 1))
+        done
+        i=0
+        for r in "${WEB_IP_RANGES[@]}"; do
+            echo "permitted;IP.$i = $r"
+            i=$((i + 1))
+        done
+    } >"$tmp/cnf"
+    genkey "$tmp/key"
+    # The creation date in the name tells an office which web CA its browsers trust.
+    ossl req -config "$tmp/cnf" -new -x509 -key "$tmp/key" -sha256 -days "$CA_DAYS" \
+        -subj "/CN=$WEB_CA_CN $(date -u +%Y-%m-%d)/O=$ORG" -extensions web_ca -out "$tmp/crt"
+    mv -f "$tmp/key" "$wdir/web-ca.key"
+    mv -f "$tmp/crt" "$wdir/web-ca.crt"
+    chmod 644 "$wdir/web-ca.crt"
+    rm -rf "$tmp"
+    : >"$wdir/index.txt"
+    echo "unique_subject = no" >"$wdir/index.txt.attr"
+    openssl rand -hex 16 >"$wdir/serial"
+    echo 1000 >"$wdir/crlnumber"
+    msg "$wdir/web-ca.crt: created web CA for DNS names ${want//$'\n'/ } (with subdomains) and private addresses only"
+    web_gen_crl "$wdir"
+}
+
+# Writes WDIR/web-crl.pem and its DER form web-crl.crl, which browsers fetch from the
+# certificates' distribution point (PKI_WEB_CRL_URL).
+web_gen_crl() {
+    local wdir=$1
+    [[ -f $wdir/crlnumber ]] || echo 1000 >"$wdir/crlnumber"
+    gen_crl "$wdir" web-crl
+    ossl crl -in "$wdir/web-crl.pem" -outform DER -out "$wdir/web-crl.crl.tmp"
+    mv -f "$wdir/web-crl.crl.tmp" "$wdir/web-crl.crl"
+    chmod 644 "$wdir/web-crl.pem" "$wdir/web-crl.crl"
+    msg "$wdir/web-crl.pem, web-crl.crl: web CRL, valid $CRL_DAYS days; publish web-crl.crl at the web certificates' distribution point (PKI_WEB_CRL_URL when issued)"
+}
+
+# True when WDIR/STEM.crt exists with its key, verifies against the web CA (constraints
+# included), is not revoked and stays valid for at least another day.
+web_cert_is_valid() {
+    local wdir=$1 stem=$2
+    [[ -f $wdir/$stem.crt && -f $wdir/$stem.key && -f $wdir/web-crl.pem ]] || return 1
+    openssl x509 -in "$wdir/$stem.crt" -noout -checkend 86400 >/dev/null 2>&1 || return 1
+    openssl verify -CAfile "$wdir/web-ca.crt" -CRLfile "$wdir/web-crl.pem" -crl_check \
+        -purpose sslserver "$wdir/$stem.crt" >/dev/null 2>&1
+}
+
+require_web_ca() {
+    local wdir=$1
+    [[ -f $wdir/web-ca.crt && -f $wdir/web-ca.key && -f $wdir/index.txt ]] ||
+        die "$wdir: no web CA here (run: $PROG web-init ${wdir%/web} NAME ...)"
+    [[ -f $wdir/openssl.cnf ]] || write_config "$wdir" web-ca
+}
+
+cmd_web_issue() {
+    local force=0 args=() a
+    for a in "$@"; do
+        if [[ $a == --force ]]; then force=1; else args+=("$a"); fi
+    done
+    ((${#args[@]} >= 3)) || {
+        usage
+        exit 2
+    }
+    local dir=${args[0]} code=${args[1]} wdir
+    [[ $code =~ ^[0-9]{5}$ ]] || die "municipality \"$code\": code must be exactly 5 digits"
+    wdir=$(web_dir "$dir")
+    require_web_ca "$wdir"
+    local -a permitted=() sans=()
+    mapfile -t permitted < <(web_permitted_names "$wdir")
+    local n p ok ndns=0 nip=0
+    # Every name is checked against the constraints before anything is issued: openssl ca
+    # would sign a certificate that no browser accepts.
+    for n in "${args[@]:2}"; do
+        n=${n,,}
+        if private_ipv4 "$n" || private_ipv6 "$n"; then
+            sans+=("IP.$nip = $n")
+            nip=$((nip + 1))
+        elif [[ $n == *:* || $n =~ ^[0-9.]+$ ]]; then
+            die "\"$n\": not a private address; the web CA vouches only for 10/8, 172.16/12, 192.168/16, 127/8, ::1 and fc00::/7"
+        else
+            valid_dns_name "$n" ||
+                die "\"$n\": not a host name (letters, digits, hyphens and dots; no wildcard)"
+            ok=0
+            for p in "${permitted[@]}"; do
+                if [[ $n == "$p" || $n == *."$p" ]]; then ok=1; fi
+            done
+            ((ok)) ||
+                die "\"$n\": outside the web CA's name constraints (it permits ${permitted[*]} and their subdomains, and private addresses): no certificate issued"
+            sans+=("DNS.$ndns = $n")
+            ndns=$((ndns + 1))
+        fi
+    done
+    local stem=node-$code want
+    want=$(printf '%s\n' "${sans[@]#*= }" | sort -u)
+    lock_dir "$wdir"
+    [[ -f $wdir/web-crl.pem ]] || web_gen_crl "$wdir"
+    if [[ $force == 0 && -f $wdir/$stem.names && $(cat "$wdir/$stem.names") == "$want" ]] &&
+        web_cert_is_valid "$wdir" "$stem"; then
+        msg "$stem: keeping valid web certificate for ${want//$'\n'/ }"
+        return 0
+    fi
+    local tmp rel out
+    tmp=$(mktemp -d "$wdir/.issue.XXXXXX")
+    rel=${tmp##*/}
+    genkey "$tmp/key"
+    {
+        cat <<EOF
+[ web_leaf ]
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+basicConstraints = critical,CA:FALSE
+subjectAltName = @web_san
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+crlDistributionPoints = URI:$WEB_CRL_URL
+
+[ web_san ]
+EOF
+        printf '%s\n' "${sans[@]}"
+    } >"$tmp/ext"
+    # The common name has spaces so that no verifier takes it for a host name: the names are
+    # the SANs, which the constraints cover.
+    ossl req -new -key "$tmp/key" -subj "/CN=node $code web/O=$ORG" -out "$tmp/csr"
+    (cd "$wdir" && ossl ca -batch -config openssl.cnf -notext -days "$LEAF_DAYS" \
+        -extfile "$rel/ext" -extensions web_leaf -in "$rel/csr" -out "$rel/crt")
+    # openssl verify applies the web CA's name constraints, as a browser does.
+    if ! out=$(openssl verify -CAfile "$wdir/web-ca.crt" -purpose sslserver "$tmp/crt" 2>&1); then
+        rm -rf "$tmp"
+        die "$stem: the new certificate does not verify against the web CA: $(printf '%s\n' "$out" | grep -i error | head -n 1)"
+    fi
+    # The certificate replaced (other names, or --force after a compromise) is revoked.
+    local superseded=0
+    if web_cert_is_valid "$wdir" "$stem"; then
+        revoke_cert "$wdir" "$stem" superseded
+        superseded=1
+    fi
+    mv -f "$tmp/key" "$wdir/$stem.key"
+    mv -f "$tmp/crt" "$wdir/$stem.crt"
+    chmod 644 "$wdir/$stem.crt"
+    printf '%s\n' "$want" >"$wdir/$stem.names"
+    rm -rf "$tmp"
+    msg "$stem: issued web certificate for ${want//$'\n'/ }: $wdir/$stem.crt and $stem.key"
+    if ((superseded)); then web_gen_crl "$wdir"; fi
+}
+
+cmd_web_revoke() {
+    local dir=$1 code=$2 wdir
+    [[ $code =~ ^[0-9]{5}$ ]] || die "municipality \"$code\": code must be exactly 5 digits"
+    wdir=$(web_dir "$dir")
+    require_web_ca "$wdir"
+    [[ -f $wdir/node-$code.crt ]] || die "$wdir/node-$code.crt: no such certificate"
+    lock_dir "$wdir"
+    revoke_cert "$wdir" "node-$code" unspecified
+    web_gen_crl "$wdir"
+}
+
+cmd_web_crl() {
+    local wdir
+    wdir=$(web_dir "$1")
+    require_web_ca "$wdir"
+    lock_dir "$wdir"
+    web_gen_crl "$wdir"
+}
+
 main() {
     (($# >= 1)) || {
         usage
@@ -345,6 +620,28 @@ main() {
         "cmd_$cmd" "$1"
         ;;
     issue) cmd_issue "$@" ;;
+    web-init)
+        (($# >= 1)) || {
+            usage
+            exit 2
+        }
+        cmd_web_init "$@"
+        ;;
+    web-issue) cmd_web_issue "$@" ;;
+    web-revoke)
+        (($# == 2)) || {
+            usage
+            exit 2
+        }
+        cmd_web_revoke "$1" "$2"
+        ;;
+    web-crl)
+        (($# == 1)) || {
+            usage
+            exit 2
+        }
+        cmd_web_crl "$1"
+        ;;
     directive-key)
         (($# == 2)) || {
             usage

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <strings.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "outbox.h"
 #include "record.h"
 #include "rid.h"
@@ -44,6 +46,7 @@ typedef struct node_config {
     char calendar[CONFIG_STR_MAX];
     char hub[CONFIG_STR_MAX];
     char http_listen[CONFIG_STR_MAX];
+    char https_cert[CONFIG_STR_MAX], https_key[CONFIG_STR_MAX];
     char tokens[CONFIG_STR_MAX];
     char log_level[CONFIG_STR_MAX];
     long window, batch_records, backoff_base_ms, backoff_cap_ms, max_frame;
@@ -57,6 +60,8 @@ static node_config cfg = {
     .calendar = "BS",
     .hub = "127.0.0.1:7401",
     .http_listen = "127.0.0.1:8080",
+    .https_cert = "",
+    .https_key = "",
     .tokens = "",
     .log_level = "info",
     .window = 8,
@@ -78,7 +83,12 @@ static const config_item items[] = {
                     "calendar of dates in CSV, JSON and export: BS (Bikram Sambat) or AD"),
     CONFIG_ITEM_STR("node", "hub", &cfg.hub, "IPv4:port of the provincial hub's sync port"),
     CONFIG_ITEM_STR("node", "http_listen", &cfg.http_listen,
-                    "IPv4:port of the clerks' HTTP/JSON intake, /healthz and /metrics"),
+                    "IP:port of the clerks' API, /healthz and /metrics ([v6]:port); plain HTTP "
+                    "on loopback only, HTTPS elsewhere"),
+    CONFIG_ITEM_STR("node", "https_cert", &cfg.https_cert,
+                    "PEM web certificate (deploy/pki.sh web-issue); set: http_listen is HTTPS "
+                    "only"),
+    CONFIG_ITEM_STR("node", "https_key", &cfg.https_key, "private key of https_cert (PEM)"),
     CONFIG_ITEM_STR(
         "node", "tokens", &cfg.tokens,
         "file of clerk tokens: one line \"clerk sha256hex\" each (municipal-node token)"),
@@ -534,7 +544,7 @@ static int cmd_status(int argc, char **argv)
 /* sync / serve ---------------------------------------------------------------------------- */
 
 static uv_loop_t *loop;
-static tls_ctx *tls;
+static tls_ctx *tls, *web_tls;
 static sync_client *syncer;
 static http_server *http;
 static api_ctx api;
@@ -822,14 +832,80 @@ static void on_http(http_req *r, void *ud)
     api_handle(r, &api);
 }
 
+/* 1 for a loopback address (127.0.0.0/8, ::1, or 127.x mapped into IPv6), 0 for any other
+ * address, -1 when host is not an IP address at all. */
+static int host_is_loopback(const char *host)
+{
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    if (uv_ip4_addr(host, 0, &a4) == 0)
+        return (ntohl(a4.sin_addr.s_addr) >> 24) == 127;
+    if (uv_ip6_addr(host, 0, &a6) == 0) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6.sin6_addr))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr) && a6.sin6_addr.s6_addr[12] == 127;
+    }
+    return -1;
+}
+
+/* Reads http_listen into host and port, and makes the HTTPS context when https_cert and
+ * https_key are set. The clerks' API carries names, phone numbers and tokens, so plain HTTP
+ * is allowed only on a loopback address, where no network can read it; anywhere else the
+ * node refuses to start until it has a web certificate. Returns an exit code. */
+static int serve_listener(char *host, size_t hostlen, int *port)
+{
+    char err[512];
+    if (netaddr_split(cfg.http_listen, host, hostlen, port) != 0) {
+        log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
+        return EXIT_USAGE;
+    }
+    /* "[::1]:8080" is the usual way to write an IPv6 address with a port. */
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    int loopback = host_is_loopback(host);
+    if (loopback < 0) {
+        log_error("http_listen \"%s\": the host must be an IPv4 or IPv6 address", cfg.http_listen);
+        return EXIT_USAGE;
+    }
+    if ((cfg.https_cert[0] == '\0') != (cfg.https_key[0] == '\0')) {
+        log_error("[node] https_cert and https_key go together: set both for HTTPS, or "
+                  "neither for plain HTTP on a loopback address");
+        return EXIT_USAGE;
+    }
+    if (cfg.https_cert[0] == '\0') {
+        if (!loopback) {
+            log_error("http_listen = %s is not a loopback address, and plain HTTP there would "
+                      "carry names, phone numbers and tokens in clear text: add [node] "
+                      "https_cert and https_key (a web certificate from `deploy/pki.sh "
+                      "web-issue`, see docs/OPERATIONS.md), or listen on 127.0.0.1",
+                      cfg.http_listen);
+            return EXIT_USAGE;
+        }
+        return EXIT_OK;
+    }
+    tls_ctx_opts wo = {TLS_MODE_HTTPS_SERVER, NULL, cfg.https_cert, cfg.https_key, NULL};
+    if (tls_ctx_new(&web_tls, &wo, err, sizeof(err)) != 0) {
+        log_error("HTTPS on http_listen: %s", err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 static int cmd_serve(void)
 {
     char host[128], err[512];
     int port = 0, rc;
     outbox *ob;
     intake *in;
-    if (open_store(&ob, &in) != 0)
+    if ((rc = serve_listener(host, sizeof(host), &port)) != EXIT_OK)
+        return rc;
+    if (open_store(&ob, &in) != 0) {
+        tls_ctx_free(web_tls);
         return EXIT_FAIL;
+    }
     loop = uv_default_loop();
     api.in = in;
     api.ob = ob;
@@ -845,17 +921,11 @@ static int cmd_serve(void)
         log_error("%s", err);
         return EXIT_USAGE;
     }
-    const char *colon = strrchr(cfg.http_listen, ':');
-    if (colon == NULL || (size_t)(colon - cfg.http_listen) >= sizeof(host)) {
-        log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
-        return EXIT_USAGE;
-    }
-    memcpy(host, cfg.http_listen, (size_t)(colon - cfg.http_listen));
-    host[colon - cfg.http_listen] = '\0';
-    port = (int)strtol(colon + 1, NULL, 10);
-    http_server_opts ho = {.host = host, .port = port, .handler = on_http, .ud = ob};
+    http_server_opts ho = {
+        .host = host, .port = port, .tls = web_tls, .handler = on_http, .ud = ob};
     if ((rc = http_server_start(&http, loop, &ho)) != 0) {
-        log_error("cannot listen for HTTP on %s: %s", cfg.http_listen, uv_strerror(rc));
+        log_error("cannot listen for %s on %s: %s", web_tls ? "HTTPS" : "HTTP", cfg.http_listen,
+                  uv_strerror(rc));
         return EXIT_FAIL;
     }
     if (start_tls() != 0 || start_sync(ob, 0, 0, NULL) != 0)
@@ -867,15 +937,17 @@ static int cmd_serve(void)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
                  uv_strerror(rc));
     crl_watched = cfg.crl[0] != '\0';
-    log_info("municipality %ld: intake on %s:%d, syncing to %s", cfg.municipality, host,
-             http_server_port(http), cfg.hub);
-    fprintf(stdout, "ready http_port=%d\n", http_server_port(http));
+    log_info("municipality %ld: intake on %s %s port %d, syncing to %s", cfg.municipality,
+             web_tls ? "HTTPS" : "plain HTTP (loopback only)", host, http_server_port(http),
+             cfg.hub);
+    fprintf(stdout, "ready http_port=%d https=%d\n", http_server_port(http), web_tls != NULL);
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     tokens_free(api.tokens);
     intake_close(in);
     outbox_close(ob);
     tls_ctx_free(tls);
+    tls_ctx_free(web_tls);
     log_info("stopped");
     return EXIT_OK;
 }
