@@ -99,6 +99,11 @@ const char *receiver_peer_addr(const receiver_peer *p)
     return p->dead ? "(closed)" : wire_addr(p->w);
 }
 
+const char *receiver_peer_serial(const receiver_peer *p)
+{
+    return p->dead ? "?" : wire_peer_serial(p->w);
+}
+
 void *receiver_peer_data(const receiver_peer *p)
 {
     return p->data;

@@ -114,6 +114,8 @@ const uint8_t *receiver_peer_incarnation(const receiver_peer *p); /* 16 bytes fr
 uint32_t receiver_peer_version(const receiver_peer *p);           /* its protocol version */
 size_t receiver_peer_max_frame(const receiver_peer *p);           /* largest frame it accepts */
 const char *receiver_peer_addr(const receiver_peer *p);
+/* The serial of the peer's certificate (hex): security events name the key that acted. */
+const char *receiver_peer_serial(const receiver_peer *p);
 void *receiver_peer_data(const receiver_peer *p);
 void receiver_peer_set_data(receiver_peer *p, void *data);
 

@@ -75,6 +75,7 @@ struct tls_conn {
     int in_pump;
     char *expect_peer;
     char peer[32];
+    char serial[48]; /* the peer certificate's serial, hex, for security events */
     char addr[64];
     char err[160];
 };
@@ -679,6 +680,11 @@ static int tls__check_peer(tls_conn *c)
         tls__set_error(c, "%s", "peer sent no certificate");
         return UV_EPERM;
     }
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hexs = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(c->serial, sizeof(c->serial), "%s", hexs ? hexs : "?");
+    OPENSSL_free(hexs);
+    BN_free(bn);
     names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
@@ -994,6 +1000,11 @@ void tls_conn_close(tls_conn *c)
 const char *tls_conn_peer(const tls_conn *c)
 {
     return c->ready && c->peer[0] ? c->peer : NULL;
+}
+
+const char *tls_conn_peer_serial(const tls_conn *c)
+{
+    return c->ready && c->serial[0] ? c->serial : "";
 }
 
 const char *tls_conn_addr(const tls_conn *c)

@@ -107,6 +107,10 @@ void tls_conn_close(tls_conn *c);
  * "federal"), or NULL before on_ready (and always in HTTPS_SERVER mode). Owned by the conn. */
 const char *tls_conn_peer(const tls_conn *c);
 
+/* The serial number of the peer's certificate in hex ("1A2F"), or "" before on_ready. For
+ * security events: it names the key that acted. Owned by the conn. */
+const char *tls_conn_peer_serial(const tls_conn *c);
+
 /* The peer's address as text ("127.0.0.1:5431"), for logs. Owned by the conn. */
 const char *tls_conn_addr(const tls_conn *c);
 

@@ -181,6 +181,11 @@ void wire_close(wire *w)
     tls_conn_close(w->conn);
 }
 
+const char *wire_peer_serial(const wire *w)
+{
+    return tls_conn_peer_serial(w->conn);
+}
+
 const char *wire_peer(const wire *w)
 {
     const char *p = tls_conn_peer(w->conn);
