@@ -15,6 +15,10 @@ typedef struct limiter_slot {
     uint64_t blocked_until_ms;
     unsigned failures; /* in the window */
     unsigned strikes;  /* blocks so far: the next lasts window << strikes */
+    /* The first 8 bytes of the SHA-256 of the last tokens that failed (a ring; all zero for
+     * none): 64 bits tell a known bad token from a valid one beyond doubt. */
+    uint64_t failed_hashes[LIMITER_HASHES];
+    unsigned next_hash;
     limiter_count pending;
 } limiter_slot;
 
@@ -23,8 +27,6 @@ struct limiter {
     uint64_t window_ms;
     limiter_slot slots[LIMITER_SLOTS];
     limiter_count overflow;
-    uint8_t *known; /* sorted 32-byte hashes */
-    size_t n_known, cap_known;
 };
 
 limiter *limiter_new(unsigned max_failures, unsigned window_s)
@@ -41,9 +43,6 @@ limiter *limiter_new(unsigned max_failures, unsigned window_s)
 
 void limiter_free(limiter *l)
 {
-    if (l == NULL)
-        return;
-    free(l->known);
     free(l);
 }
 
@@ -148,14 +147,39 @@ static limiter_slot *limiter__find(limiter *l, const char *addr, const char *pre
     return s;
 }
 
-static int limiter__cmp_hash(const void *a, const void *b)
+/* The first 8 bytes of a token's hash, never 0 (0 marks an empty entry). */
+static uint64_t limiter__hash64(const uint8_t *hash)
 {
-    return memcmp(a, b, 32);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | hash[i];
+    return v ? v : 1;
 }
 
-static int limiter__known(const limiter *l, const uint8_t *hash)
+/* Whether the token is none, or one the slot already failed with. */
+static int limiter__known_bad(const limiter_slot *s, const uint8_t *hash)
 {
-    return hash && l->n_known && bsearch(hash, l->known, l->n_known, 32, limiter__cmp_hash) != NULL;
+    if (hash == NULL)
+        return 1;
+    uint64_t v = limiter__hash64(hash);
+    for (int i = 0; i < LIMITER_HASHES; i++)
+        if (s->failed_hashes[i] == v)
+            return 1;
+    return 0;
+}
+
+static void limiter__remember(limiter_slot *s, const uint8_t *hash)
+{
+    if (hash == NULL || limiter__known_bad(s, hash))
+        return;
+    s->failed_hashes[s->next_hash] = limiter__hash64(hash);
+    s->next_hash = (s->next_hash + 1) % LIMITER_HASHES;
+}
+
+static unsigned limiter__retry(const limiter_slot *s, uint64_t now_ms)
+{
+    uint64_t left = (s->blocked_until_ms - now_ms + 999) / 1000;
+    return left ? (unsigned)left : 1;
 }
 
 static void limiter__count(limiter_slot *s, const char *what, uint64_t now_ms, int refused)
@@ -175,20 +199,28 @@ int limiter_blocked(limiter *l, const char *addr, const char *prefix, const uint
                     const char *what, uint64_t now_ms, unsigned *retry_after_s)
 {
     limiter_slot *s = limiter__find(l, addr, prefix, now_ms, 0);
-    if (s == NULL || now_ms >= s->blocked_until_ms || limiter__known(l, hash))
+    if (s == NULL || now_ms >= s->blocked_until_ms || !limiter__known_bad(s, hash))
         return 0;
     s->last_ms = now_ms;
     limiter__count(s, what, now_ms, 1);
-    uint64_t left = (s->blocked_until_ms - now_ms + 999) / 1000;
-    *retry_after_s = left ? (unsigned)left : 1;
+    *retry_after_s = limiter__retry(s, now_ms);
     return 1;
 }
 
-int limiter_fail(limiter *l, const char *addr, const char *prefix, const char *what,
-                 uint64_t now_ms)
+enum limiter_verdict limiter_fail(limiter *l, const char *addr, const char *prefix,
+                                  const uint8_t *hash, const char *what, uint64_t now_ms,
+                                  unsigned *retry_after_s)
 {
     limiter_slot *s = limiter__find(l, addr, prefix, now_ms, 1);
     uint64_t max_ms = (uint64_t)LIMITER_BLOCK_MAX_S * 1000;
+    s->last_ms = now_ms;
+    limiter__remember(s, hash);
+    if (now_ms < s->blocked_until_ms) {
+        /* A failure during a block neither extends it nor counts towards the next. */
+        limiter__count(s, what, now_ms, 1);
+        *retry_after_s = limiter__retry(s, now_ms);
+        return LIMITER_BLOCKED;
+    }
     if (s->strikes && now_ms - s->last_fail_ms >= max_ms)
         s->strikes = 0;
     if (now_ms - s->window_start_ms >= l->window_ms || now_ms < s->window_start_ms) {
@@ -196,10 +228,10 @@ int limiter_fail(limiter *l, const char *addr, const char *prefix, const char *w
         s->failures = 0;
     }
     s->failures++;
-    s->last_fail_ms = s->last_ms = now_ms;
+    s->last_fail_ms = now_ms;
     limiter__count(s, what, now_ms, 0);
     if (s->failures < l->max_failures)
-        return 0;
+        return LIMITER_FAILED;
     /* Each block lasts twice the one before: a client that keeps failing waits longer each
      * time, one that stops is forgotten after LIMITER_BLOCK_MAX_S. */
     uint64_t block = l->window_ms;
@@ -211,54 +243,7 @@ int limiter_fail(limiter *l, const char *addr, const char *prefix, const char *w
     s->strikes++;
     s->failures = 0;
     s->window_start_ms = now_ms;
-    return 1;
-}
-
-int limiter_known_add(limiter *l, const uint8_t hash[32])
-{
-    if (limiter__known(l, hash))
-        return 0;
-    if (l->n_known == LIMITER_KNOWN_MAX)
-        return REINT_ETOOBIG;
-    if (l->n_known == l->cap_known) {
-        size_t cap = l->cap_known ? 2 * l->cap_known : 64;
-        uint8_t *k = realloc(l->known, cap * 32);
-        if (k == NULL)
-            return REINT_ENOMEM;
-        l->known = k;
-        l->cap_known = cap;
-    }
-    size_t i = 0;
-    while (i < l->n_known && memcmp(l->known + 32 * i, hash, 32) < 0)
-        i++;
-    memmove(l->known + 32 * (i + 1), l->known + 32 * i, 32 * (l->n_known - i));
-    memcpy(l->known + 32 * i, hash, 32);
-    l->n_known++;
-    return 0;
-}
-
-int limiter_known_replace(limiter *l, const uint8_t *hashes, size_t n)
-{
-    int rc = 0;
-    if (n > LIMITER_KNOWN_MAX) {
-        n = LIMITER_KNOWN_MAX;
-        rc = REINT_ETOOBIG;
-    }
-    uint8_t *k = malloc(n ? n * 32 : 32);
-    if (k == NULL)
-        return REINT_ENOMEM;
-    if (n)
-        memcpy(k, hashes, n * 32);
-    qsort(k, n, 32, limiter__cmp_hash);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || memcmp(k + 32 * (m - 1), k + 32 * i, 32) != 0)
-            memmove(k + 32 * m++, k + 32 * i, 32);
-    free(l->known);
-    l->known = k;
-    l->n_known = m;
-    l->cap_known = n ? n : 1;
-    return rc;
+    return LIMITER_TRIPPED;
 }
 
 size_t limiter_drain(limiter *l, limiter_count *out, size_t max)

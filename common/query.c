@@ -39,7 +39,7 @@ static long query__decode(const char *src, size_t n, char *dst, size_t dstlen)
     return (long)o;
 }
 
-int query_parse(const char *raw, query *q, char *err, size_t errlen)
+int query_parse(const char *raw, query_pairs *q, char *err, size_t errlen)
 {
     q->n = 0;
     size_t rl = strnlen(raw, QUERY_MAX + 1);
@@ -96,7 +96,7 @@ int query_parse(const char *raw, query *q, char *err, size_t errlen)
     return 0;
 }
 
-const char *query_get(const query *q, const char *name)
+const char *query_get(const query_pairs *q, const char *name)
 {
     for (size_t i = 0; i < q->n; i++)
         if (strcmp(q->p[i].name, name) == 0)
@@ -104,7 +104,7 @@ const char *query_get(const query *q, const char *name)
     return NULL;
 }
 
-int query_format(const query *q, char *out, size_t outlen)
+int query_format(const query_pairs *q, char *out, size_t outlen)
 {
     size_t o = 0;
     if (outlen == 0)

@@ -25,24 +25,24 @@ typedef struct query_param {
     char value[QUERY_MAX_VALUE + 1];
 } query_param;
 
-typedef struct query {
+typedef struct query_pairs {
     size_t n;
     query_param p[QUERY_MAX_PARAMS];
-} query;
+} query_pairs;
 
 /* Parses raw (the query as received, without the '?'; "" is the empty query) into q.
  * Names are not checked against any list: the caller refuses those it does not serve.
  * Returns 0, or REINT_EINVAL with a sentence in err naming the parameter and what is wrong
  * (it never repeats a name or value that failed the character check). */
-int query_parse(const char *raw, query *q, char *err, size_t errlen);
+int query_parse(const char *raw, query_pairs *q, char *err, size_t errlen);
 
 /* The decoded value of name, or NULL when the query does not hold it. Owned by q. */
-const char *query_get(const query *q, const char *name);
+const char *query_get(const query_pairs *q, const char *name);
 
 /* Writes q's normalised spelling into out: "name=value" in the order received, joined by
  * '&' ("" for the empty query). The characters allowed need no escaping, so the spelling
  * is unambiguous. Returns 0, or REINT_ETOOBIG when outlen is below QUERY_NORM_MAX and the
  * text does not fit (out then holds ""). */
-int query_format(const query *q, char *out, size_t outlen);
+int query_format(const query_pairs *q, char *out, size_t outlen);
 
 #endif

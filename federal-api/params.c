@@ -152,7 +152,7 @@ static int params__one(const char *name, unsigned flag, const char *v,
 int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
                  char *err, size_t errlen)
 {
-    query pairs;
+    query_pairs pairs;
     memset(q, 0, sizeof(*q));
     q->exact = -1;
     if (query_parse(raw, &pairs, err, errlen) != 0)

@@ -14,7 +14,7 @@
 static void test_query_parses_and_normalises(void **state)
 {
     (void)state;
-    query q;
+    query_pairs q;
     char err[256], norm[QUERY_NORM_MAX];
     assert_int_equal(
         query_parse("period=FY2083%2F84&%62y=sex%2Cage_band&by2=", &q, err, sizeof(err)), 0);
@@ -34,7 +34,7 @@ static void test_query_parses_and_normalises(void **state)
 static void test_query_refuses_empty_segments(void **state)
 {
     (void)state;
-    query q;
+    query_pairs q;
     char err[256];
     const char *bad[] = {"&period=2026",
                          "period=2026&",
@@ -52,7 +52,7 @@ static void test_query_refuses_empty_segments(void **state)
 static void test_query_refuses_malformed_pairs(void **state)
 {
     (void)state;
-    query q;
+    query_pairs q;
     char err[256];
     const char *bad[] = {"period",         "=2026",       "period=2026&period=2025",
                          "period=2026+07", "period=20%2", "period=20%zz",
@@ -72,7 +72,7 @@ static void test_query_refuses_malformed_pairs(void **state)
 static void test_query_bounds(void **state)
 {
     (void)state;
-    query q;
+    query_pairs q;
     char err[256], raw[QUERY_MAX + 2], norm[QUERY_NORM_MAX];
     /* A value of 64 bytes is taken, 65 refused. */
     memset(raw, 0, sizeof(raw));
