@@ -516,6 +516,7 @@ def same_prefix(token, n):
 @pytest.fixture(scope="module")
 def fed_rl(pki, postgres, tmp_path_factory):  # noqa: F811
     """A federal tier whose limiter trips after 5 failures in 3 s windows."""
+    pki.issue("federal")
     f = Federal(str(tmp_path_factory.mktemp("fedrl")), pki, postgres, auth_max_failures=5,
                 name="fed-rl")
     f.configure("[federal]\nauth_window_s = 3\n").start()
