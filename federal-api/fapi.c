@@ -152,6 +152,14 @@ static void fapi__authorised(freq *f)
     findicators_answer(f);
 }
 
+/* "METHOD path" of f for the limiter's audit rows: printable ASCII (the target as received
+ * is), so that no cut can leave a broken UTF-8 sequence in the batch. */
+static void fapi__what(const freq *f, char what[LIMITER_WHAT_MAX])
+{
+    snprintf(what, LIMITER_WHAT_MAX, "%s %.*s", f->post ? "POST" : "GET",
+             (int)strcspn(f->target, "?"), f->target);
+}
+
 /* Answers f 429 at once, with the seconds left in Retry-After (an attempt of a blocked
  * (address, token prefix) pair), and frees it. */
 static void fapi__too_many(freq *f, unsigned retry_after_s)
@@ -169,7 +177,7 @@ static void fapi__failed(freq *f, const uint8_t *hash, const char *msg)
 {
     char what[LIMITER_WHAT_MAX];
     unsigned retry = 0;
-    snprintf(what, sizeof(what), "%s %s", f->post ? "POST" : "GET", http_req_path(f->r));
+    fapi__what(f, what);
     switch (limiter_fail(f->env->limiter, f->addr, f->prefix, hash, what, clock_now_ms(), &retry)) {
     case LIMITER_BLOCKED:
         fapi__too_many(f, retry);
@@ -190,7 +198,7 @@ static int fapi__blocked(freq *f, const uint8_t *hash)
 {
     char what[LIMITER_WHAT_MAX];
     unsigned retry = 0;
-    snprintf(what, sizeof(what), "%s %s", f->post ? "POST" : "GET", http_req_path(f->r));
+    fapi__what(f, what);
     if (!limiter_blocked(f->env->limiter, f->addr, f->prefix, hash, what, clock_now_ms(), &retry))
         return 0;
     fapi__too_many(f, retry);
@@ -353,8 +361,8 @@ static void fapi__handle(http_req *r, void *ud, int https)
     if (fapi__route(f, path) != 0)
         return;
     /* The limiter runs once the token is read, never before: a valid token is never held
-     * back by others' failures, even behind a load balancer that gives every client its
-     * address. */
+     * back by others' failures, even behind a load balancer that gives every client the
+     * same address. */
     const char *authz = http_req_header(r, "Authorization");
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX + 1];
     limiter_prefix(authz, AUTH_TOKEN_PREFIX, f->prefix);
