@@ -19,7 +19,28 @@
 typedef struct tokens_entry {
     char name[TOKENS_NAME_MAX];
     uint8_t hash[32];
+    enum tokens_role role;
 } tokens_entry;
+
+static const char *const tokens__roles[] = {
+    [TOKENS_OFFICER] = "officer", [TOKENS_REVIEWER] = "reviewer", [TOKENS_ADMIN] = "admin"};
+
+const char *tokens_role_name(enum tokens_role role)
+{
+    return (unsigned)role < sizeof(tokens__roles) / sizeof(tokens__roles[0]) ? tokens__roles[role]
+                                                                             : "officer";
+}
+
+int tokens_role_parse(const char *s, enum tokens_role *role)
+{
+    for (size_t i = 0; i < sizeof(tokens__roles) / sizeof(tokens__roles[0]); i++) {
+        if (strcmp(s, tokens__roles[i]) == 0) {
+            *role = (enum tokens_role)i;
+            return 0;
+        }
+    }
+    return REINT_EINVAL;
+}
 
 struct tokens_table {
     size_t n;
@@ -77,10 +98,34 @@ static int tokens__line(char *line, tokens_entry *t, const char **why)
         return -1;
     }
     p = hex + 64;
+    t->role = TOKENS_OFFICER;
+    if (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+        *why = "expected \"name sha256hex\" (64 hex digits of the token's SHA-256)";
+        return -1;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '\0' && *p != '\r' && *p != '\n') {
+        char role[16];
+        size_t rn = 0;
+        while (p[rn] && p[rn] != ' ' && p[rn] != '\t' && p[rn] != '\r' && p[rn] != '\n')
+            rn++;
+        if (rn >= sizeof(role)) {
+            *why = "the role is not officer, reviewer or admin";
+            return -1;
+        }
+        memcpy(role, p, rn);
+        role[rn] = '\0';
+        if (tokens_role_parse(role, &t->role) != 0) {
+            *why = "the role is not officer, reviewer or admin";
+            return -1;
+        }
+        p += rn;
+    }
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
         p++;
     if (*p != '\0') {
-        *why = "unexpected text after the hash";
+        *why = "unexpected text after the role";
         return -1;
     }
     return 1;
@@ -154,6 +199,11 @@ void tokens_free(tokens_table *t)
  * hash came closest. */
 const char *tokens_check(const tokens_table *t, const char *h)
 {
+    return tokens_check_role(t, h, NULL);
+}
+
+const char *tokens_check_role(const tokens_table *t, const char *h, enum tokens_role *role)
+{
     uint8_t hash[32];
     const char *who = NULL;
     if (h == NULL || t == NULL)
@@ -172,14 +222,23 @@ const char *tokens_check(const tokens_table *t, const char *h)
         return NULL;
     for (size_t i = 0; i < t->n; i++) {
         int eq = CRYPTO_memcmp(hash, t->e[i].hash, 32) == 0;
-        if (eq && who == NULL)
+        if (eq && who == NULL) {
             who = t->e[i].name;
+            if (role)
+                *role = t->e[i].role;
+        }
     }
     return who;
 }
 
 int tokens_issue(const char *path, const char *name, char *out, size_t outlen, char *err,
                  size_t errlen)
+{
+    return tokens_issue_role(path, name, TOKENS_OFFICER, out, outlen, err, errlen);
+}
+
+int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
+                      size_t outlen, char *err, size_t errlen)
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t raw[24];
@@ -215,7 +274,10 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
             close(fd);
         return REINT_EIO;
     }
-    fprintf(f, "%s %s\n", name, hash);
+    if (role == TOKENS_OFFICER)
+        fprintf(f, "%s %s\n", name, hash);
+    else
+        fprintf(f, "%s %s %s\n", name, hash, tokens_role_name(role));
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         snprintf(err, errlen, "%s: cannot write", path);

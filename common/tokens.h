@@ -1,6 +1,11 @@
-/* Bearer tokens kept in a file of "name sha256hex" lines: only hashes are stored, the token
- * itself is shown once when issued. Used by the node (clerks) and the hub (provincial
- * officers); checks compare every entry in constant time. */
+/* Bearer tokens kept in a file of "name sha256hex [role]" lines: only hashes are stored, the
+ * token itself is shown once when issued. Used by the node (clerks) and the hub (provincial
+ * officers); checks compare every entry in constant time.
+ *
+ * Roles are the hub's: officer (reads), reviewer (reads, and decides on months) and admin
+ * (tokens, the audit, sweeps). A line without a role is an officer's, so the files written
+ * before roles existed, and the node's (whose clerks have no roles), stay valid; an
+ * officer's token is written without one, so that an older binary still reads the file. */
 #ifndef COMMON_TOKENS_H
 #define COMMON_TOKENS_H
 
@@ -13,6 +18,8 @@
 
 typedef struct tokens_table tokens_table;
 
+enum tokens_role { TOKENS_OFFICER, TOKENS_REVIEWER, TOKENS_ADMIN };
+
 /* Reads path. Returns 0, REINT_EIO or REINT_EINVAL with "FILE line N: ..." in err. */
 int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen);
 void tokens_free(tokens_table *t);
@@ -20,6 +27,14 @@ void tokens_free(tokens_table *t);
 /* The name whose token an Authorization header value ("Bearer <token>") carries, or NULL.
  * The returned name is owned by the table. */
 const char *tokens_check(const tokens_table *t, const char *authorization);
+/* The same, and the token's role into *role (when the name is not NULL). */
+const char *tokens_check_role(const tokens_table *t, const char *authorization,
+                              enum tokens_role *role);
+
+/* "officer", "reviewer" or "admin". */
+const char *tokens_role_name(enum tokens_role role);
+/* Parses one of those names. Returns 0 or REINT_EINVAL. */
+int tokens_role_parse(const char *s, enum tokens_role *role);
 
 /* Lowercase hex SHA-256 of token into hex (65 bytes with the NUL). Returns 0 or -1. */
 int tokens_hash_hex(const char *token, char hex[65]);
@@ -29,5 +44,8 @@ int tokens_hash_hex(const char *token, char hex[65]);
  * err. */
 int tokens_issue(const char *path, const char *name, char *out, size_t outlen, char *err,
                  size_t errlen);
+/* The same with a role ("name hash role"; an officer's line has no role). */
+int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
+                      size_t outlen, char *err, size_t errlen);
 
 #endif

@@ -1,14 +1,11 @@
 #include "auth.h"
 
 #include <openssl/rand.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "hex.h"
 #include "tokens.h"
-
-#define AUTH_LIMITER_SLOTS 1024
 
 int auth_token_generate(char *out, size_t outlen)
 {
@@ -121,81 +118,4 @@ int auth_name_ok(const char *name)
             return 0;
     }
     return 1;
-}
-
-typedef struct auth_slot {
-    char addr[48];
-    uint64_t window_start_ms, last_ms;
-    unsigned failures;
-} auth_slot;
-
-struct auth_limiter {
-    unsigned max_failures;
-    uint64_t window_ms;
-    auth_slot slots[AUTH_LIMITER_SLOTS];
-};
-
-auth_limiter *auth_limiter_new(unsigned max_failures, unsigned window_s)
-{
-    auth_limiter *l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        return NULL;
-    l->max_failures = max_failures ? max_failures : 10;
-    l->window_ms = (uint64_t)(window_s ? window_s : 60) * 1000;
-    return l;
-}
-
-void auth_limiter_free(auth_limiter *l)
-{
-    free(l);
-}
-
-static void auth__addr(const char *peer, char *out, size_t outlen)
-{
-    const char *colon = strrchr(peer, ':');
-    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, peer, n);
-    out[n] = '\0';
-}
-
-static auth_slot *auth__find(auth_limiter *l, const char *addr, int create)
-{
-    auth_slot *oldest = &l->slots[0];
-    for (size_t i = 0; i < AUTH_LIMITER_SLOTS; i++) {
-        auth_slot *s = &l->slots[i];
-        if (s->addr[0] && strcmp(s->addr, addr) == 0)
-            return s;
-        if (s->last_ms < oldest->last_ms)
-            oldest = s;
-    }
-    if (!create)
-        return NULL;
-    memset(oldest, 0, sizeof(*oldest));
-    snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
-    return oldest;
-}
-
-int auth_limiter_blocked(auth_limiter *l, const char *peer, uint64_t now_ms)
-{
-    char addr[48];
-    auth__addr(peer, addr, sizeof(addr));
-    auth_slot *s = auth__find(l, addr, 0);
-    if (s == NULL || now_ms - s->window_start_ms >= l->window_ms)
-        return 0;
-    return s->failures >= l->max_failures;
-}
-
-void auth_limiter_fail(auth_limiter *l, const char *peer, uint64_t now_ms)
-{
-    char addr[48];
-    auth__addr(peer, addr, sizeof(addr));
-    auth_slot *s = auth__find(l, addr, 1);
-    if (now_ms - s->window_start_ms >= l->window_ms) {
-        s->window_start_ms = now_ms;
-        s->failures = 0;
-    }
-    s->failures++;
-    s->last_ms = now_ms;
 }

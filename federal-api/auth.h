@@ -1,7 +1,7 @@
-/* Bearer tokens and their roles, and the limiter of failed attempts. Tokens are random
- * ("fed_" + 64 hex digits) and stored only as SHA-256 hashes; the roles are ministry
- * (exact, whole country), province:<p> (exact, its own province), public (perturbed) and
- * admin (reads the audit log). */
+/* Bearer tokens and their roles. Tokens are random ("fed_" + 64 hex digits) and stored only
+ * as SHA-256 hashes; the roles are ministry (exact, whole country), province:<p> (exact, its
+ * own province), public (perturbed) and admin (reads the audit log). Failed attempts are
+ * limited by common/limiter.h. */
 #ifndef FEDERAL_API_AUTH_H
 #define FEDERAL_API_AUTH_H
 
@@ -40,14 +40,5 @@ const char *auth_role_name(enum auth_role role);
 
 /* Whether name is an acceptable token name: 1..64 of A-Z a-z 0-9 _ . - */
 int auth_name_ok(const char *name);
-
-/* Failed attempts per client address in a fixed window; bounded memory (least recently
- * used slots are reused). */
-typedef struct auth_limiter auth_limiter;
-auth_limiter *auth_limiter_new(unsigned max_failures, unsigned window_s);
-void auth_limiter_free(auth_limiter *l);
-/* Whether the address (its port, after the last ':', is ignored) is refused now. */
-int auth_limiter_blocked(auth_limiter *l, const char *peer, uint64_t now_ms);
-void auth_limiter_fail(auth_limiter *l, const char *peer, uint64_t now_ms);
 
 #endif

@@ -14,14 +14,19 @@
 #include "fmetrics.h"
 #include "fpublish.h"
 #include "freq.h"
+#include "hex.h"
 #include "frender.h"
 #include "http.h"
+#include "limiter.h"
 #include "log.h"
 #include "netaddr.h"
 #include "params.h"
 #include "sbuf.h"
 
 #define FAPI_MAX_CRL (1024 * 1024)
+/* Counted failed token attempts are written to the audit this often, in one statement. */
+#define FAPI_FAILURES_FLUSH_MS 5000
+#define FAPI_DRAIN_MAX         (LIMITER_SLOTS + 1)
 
 struct fapi {
     fapi_opts o;
@@ -29,7 +34,12 @@ struct fapi {
     char dir_key_id[FDIR_KEY_ID_MAX + 1];
     char dir_key[512];
     http_server *https, *http;
-    auth_limiter *limiter;
+    limiter *limiter;
+    uv_timer_t timer; /* writes the failures counted to the audit */
+    int timer_started;
+    int flushing;      /* a batch is being written */
+    size_t flushing_n; /* pairs in drained being written */
+    limiter_count drained[FAPI_DRAIN_MAX];
     fmetrics m;
     freq_env env;
 };
@@ -83,6 +93,8 @@ static void fapi__authorised(freq *f)
         faudit_error(f, 400, err);
         return;
     }
+    /* What was read is audited in its one spelling (a refused query stays as received). */
+    freq_set_target(f, http_req_path(f->r), f->q.normalised);
     switch (f->route) {
     case FREQ_CATALOGUE:
         fapi__catalogue(f);
@@ -140,6 +152,59 @@ static void fapi__authorised(freq *f)
     findicators_answer(f);
 }
 
+/* "METHOD path" of f for the limiter's audit rows: printable ASCII (the target as received
+ * is), so that no cut can leave a broken UTF-8 sequence in the batch. */
+static void fapi__what(const freq *f, char what[LIMITER_WHAT_MAX])
+{
+    snprintf(what, LIMITER_WHAT_MAX, "%s %.*s", f->post ? "POST" : "GET",
+             (int)strcspn(f->target, "?"), f->target);
+}
+
+/* Answers f 429 at once, with the seconds left in Retry-After (an attempt of a blocked
+ * (address, token prefix) pair), and frees it. */
+static void fapi__too_many(freq *f, unsigned retry_after_s)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%u", retry_after_s);
+    http_add_header(f->r, "Retry-After", ra);
+    freq_error(f, 429, "too many failed attempts with this token; retry after the time given");
+}
+
+/* A request without a valid token (hash: of the token presented, NULL for none): counted
+ * for the audit's next batch (no row of its own, no database write now) and answered 401,
+ * or 429 while its (address, token prefix) pair is blocked. */
+static void fapi__failed(freq *f, const uint8_t *hash, const char *msg)
+{
+    char what[LIMITER_WHAT_MAX];
+    unsigned retry = 0;
+    fapi__what(f, what);
+    switch (limiter_fail(f->env->limiter, f->addr, f->prefix, hash, what, clock_now_ms(), &retry)) {
+    case LIMITER_BLOCKED:
+        fapi__too_many(f, retry);
+        return;
+    case LIMITER_TRIPPED:
+        log_warn("%s: token prefix %s blocked after repeated failures (last: %s)", f->addr,
+                 f->prefix, what);
+        break;
+    case LIMITER_FAILED:
+        break;
+    }
+    freq_error(f, 401, msg);
+}
+
+/* Whether f is refused before its token is looked up: its pair is blocked and it carries no
+ * token or one that already failed (hash NULL: none). If so f is answered 429 and freed. */
+static int fapi__blocked(freq *f, const uint8_t *hash)
+{
+    char what[LIMITER_WHAT_MAX];
+    unsigned retry = 0;
+    fapi__what(f, what);
+    if (!limiter_blocked(f->env->limiter, f->addr, f->prefix, hash, what, clock_now_ms(), &retry))
+        return 0;
+    fapi__too_many(f, retry);
+    return 1;
+}
+
 static void fapi__on_token(void *ud, const PGresult *res, const char *err)
 {
     freq *f = ud;
@@ -154,9 +219,7 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         return;
     }
     if (PQntuples(res) != 1) {
-        auth_limiter_fail(f->env->limiter, f->peer, clock_now_ms());
-        log_warn("%s: unknown or revoked token for %s", f->peer, f->target);
-        faudit_error(f, 401, "unknown or revoked token");
+        fapi__failed(f, f->hash, "unknown or revoked token");
         return;
     }
     snprintf(f->who, sizeof(f->who), "%s", PQgetvalue(res, 0, 0));
@@ -172,6 +235,43 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
     }
     fapi__authorised(f);
+}
+
+static void fapi__on_flushed(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    fapi *a = ud;
+    a->flushing = 0;
+    unsigned attempts = 0, rows = 0;
+    for (size_t i = 0; i < a->flushing_n; i++) {
+        attempts += a->drained[i].failed + a->drained[i].refused;
+        rows += (unsigned)((a->drained[i].failed > 0) + (a->drained[i].refused > 0));
+    }
+    if (err) {
+        /* The log line is then the only record of them. */
+        log_error("%u failed token attempts of %zu (address, token prefix) pairs were not "
+                  "written to the audit: %s",
+                  attempts, a->flushing_n, err);
+        return;
+    }
+    a->m.audit_rows += rows;
+}
+
+/* Writes the failures counted since the last batch, one statement for all of them. */
+static void fapi__flush_failures(fapi *a)
+{
+    if (a->flushing || !limiter_pending(a->limiter))
+        return;
+    size_t n = limiter_drain(a->limiter, a->drained, FAPI_DRAIN_MAX);
+    a->flushing_n = n;
+    a->flushing = 1;
+    if (faudit_failures(a->o.db, a->drained, n, fapi__on_flushed, a) != 0)
+        fapi__on_flushed(a, NULL, "the database queue is full");
+}
+
+static void fapi__on_timer(uv_timer_t *t)
+{
+    fapi__flush_failures(t->data);
 }
 
 static int fapi__load_crl(const char *path, char **out, size_t *len)
@@ -260,22 +360,22 @@ static void fapi__handle(http_req *r, void *ud, int https)
     }
     if (fapi__route(f, path) != 0)
         return;
-    uint64_t now = clock_now_ms();
-    if (auth_limiter_blocked(a->limiter, f->peer, now)) {
-        http_add_header(r, "Retry-After", "60");
-        freq_error(f, 429, "too many failed authentication attempts; wait and retry");
-        return;
-    }
+    /* The limiter runs once the token is read, never before: a valid token is never held
+     * back by others' failures, even behind a load balancer that gives every client the
+     * same address. */
+    const char *authz = http_req_header(r, "Authorization");
     char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX + 1];
-    if (auth_parse_bearer(http_req_header(r, "Authorization"), token, sizeof(token)) != 0) {
-        auth_limiter_fail(a->limiter, f->peer, now);
-        faudit_error(f, 401, "a bearer token is required (Authorization: Bearer fed_...)");
+    limiter_prefix(authz, AUTH_TOKEN_PREFIX, f->prefix);
+    if (auth_parse_bearer(authz, token, sizeof(token)) != 0) {
+        fapi__failed(f, NULL, "a bearer token is required (Authorization: Bearer fed_...)");
         return;
     }
-    if (auth_hash_hex(token, hash, sizeof(hash)) != 0) {
+    if (auth_hash_hex(token, hash, sizeof(hash)) != 0 || hex_decode(hash, 64, f->hash) != 0) {
         freq_error(f, 500, "cannot hash the token");
         return;
     }
+    if (fapi__blocked(f, f->hash))
+        return;
     const char *v[1] = {hash};
     if (db_query(a->o.db,
                  "SELECT name, role, province FROM tokens WHERE hash = decode($1, 'hex')"
@@ -317,10 +417,21 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
     snprintf(a->dir_key_id, sizeof(a->dir_key_id), "%s",
              opts->directive_key_id ? opts->directive_key_id : "");
     snprintf(a->dir_key, sizeof(a->dir_key), "%s", opts->directive_key ? opts->directive_key : "");
-    a->limiter = auth_limiter_new(opts->auth_max_failures, opts->auth_window_s);
+    a->limiter = limiter_new(opts->auth_max_failures, opts->auth_window_s);
     if (a->limiter == NULL) {
         snprintf(err, errlen, "out of memory");
         rc = REINT_ENOMEM;
+        goto fail;
+    }
+    if ((rc = uv_timer_init(opts->loop, &a->timer)) != 0) {
+        snprintf(err, errlen, "timer: %s", uv_strerror(rc));
+        goto fail;
+    }
+    a->timer.data = a;
+    a->timer_started = 1;
+    if ((rc = uv_timer_start(&a->timer, fapi__on_timer, FAPI_FAILURES_FLUSH_MS,
+                             FAPI_FAILURES_FLUSH_MS)) != 0) {
+        snprintf(err, errlen, "timer: %s", uv_strerror(rc));
         goto fail;
     }
     a->env = (freq_env){.db = opts->db,
@@ -365,7 +476,13 @@ fail:
     /* A started HTTPS server frees itself once its handle closes; it has no requests yet. */
     if (a->https)
         http_server_stop(a->https);
-    auth_limiter_free(a->limiter);
+    /* The timer's memory is a's: a closed timer leaves a to the loop (a small leak at a
+     * failed start, which ends the process). */
+    limiter_free(a->limiter);
+    if (a->timer_started) {
+        uv_close((uv_handle_t *)&a->timer, NULL);
+        return rc;
+    }
     free(a);
     return rc;
 }
@@ -389,4 +506,12 @@ void fapi_stop(fapi *a)
     if (a->http)
         http_server_stop(a->http);
     a->https = a->http = NULL;
+    /* The last counts are queued before the pool stops; if it fails them, the log names
+     * how many were lost. */
+    fapi__flush_failures(a);
+    if (a->timer_started) {
+        uv_timer_stop(&a->timer);
+        uv_close((uv_handle_t *)&a->timer, NULL);
+        a->timer_started = 0;
+    }
 }

@@ -3,8 +3,10 @@
  * admins: validated, numbered, signed, stored, pushed to connected hubs; GET for every role),
  * the CRL, /healthz and /metrics. Every /v1 request
  * carries a bearer token, looked up by its SHA-256 in PostgreSQL; failed attempts are
- * limited per client address; every authenticated request is written to the audit table
- * (a successful read in the same statement as its data). Query parameters are validated
+ * limited per (client address, token prefix) once the token is read (common/limiter.h: a
+ * valid token is never limited) and written to the audit in batches; every authenticated
+ * request is written to the audit table (a successful read in the same statement as its
+ * data). Query parameters are validated
  * (params.h) before any SQL, which only ever binds them.
  * This module routes and authenticates; each route's work is elsewhere: findicators.h (the
  * indicator statements) with frender.h (JSON, CSV, dataValueSets), faudit.h (the audit log),

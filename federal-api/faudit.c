@@ -97,8 +97,8 @@ static void faudit__on_rows(void *ud, const PGresult *res, const char *err)
         freq_error(f, 503, "the federal store is unavailable; try again");
         return;
     }
-    if (PQnfields(res) != 8) {
-        log_error("audit read: %d columns instead of 8", PQnfields(res));
+    if (PQnfields(res) != 11) {
+        log_error("audit read: %d columns instead of 11", PQnfields(res));
         freq_error(f, 500, "unexpected answer from the federal store");
         return;
     }
@@ -119,11 +119,75 @@ static void faudit__on_rows(void *ud, const PGresult *res, const char *err)
         sbuf_json_str(&b, PQgetvalue(res, i, 5));
         sbuf_puts(&b, ",\"target\":");
         sbuf_json_str(&b, PQgetvalue(res, i, 6));
-        sbuf_printf(&b, ",\"status\":%s}", PQgetvalue(res, i, 7));
+        sbuf_printf(&b, ",\"status\":%s,\"attempts\":%s,\"first_at\":", PQgetvalue(res, i, 7),
+                    PQgetvalue(res, i, 8));
+        if (PQgetisnull(res, i, 9))
+            sbuf_puts(&b, "null");
+        else
+            sbuf_json_str(&b, PQgetvalue(res, i, 9));
+        sbuf_puts(&b, ",\"token_prefix\":");
+        if (PQgetisnull(res, i, 10))
+            sbuf_puts(&b, "null");
+        else
+            sbuf_json_str(&b, PQgetvalue(res, i, 10));
+        sbuf_puts(&b, "}");
     }
     sbuf_puts(&b, "]}\n");
     freq_finish_sbuf(f, 200, NULL, &b);
     sbuf_free(&b);
+}
+
+/* One row of the batch: the method and path are the limiter's "what" ("GET /v1/x"). */
+static void faudit__failure_json(sbuf *b, const limiter_count *c, int status, unsigned attempts)
+{
+    char method[8] = "GET";
+    const char *path = c->what, *sp = strchr(c->what, ' ');
+    if (sp != NULL && (size_t)(sp - c->what) < sizeof(method)) {
+        memcpy(method, c->what, (size_t)(sp - c->what));
+        method[sp - c->what] = '\0';
+        path = sp + 1;
+    }
+    sbuf_printf(b, "%s{\"first_ms\":%llu,\"last_ms\":%llu,\"status\":%d,\"attempts\":%u,",
+                b->len > 1 ? "," : "", (unsigned long long)c->first_ms,
+                (unsigned long long)c->last_ms, status, attempts);
+    sbuf_puts(b, "\"peer\":");
+    sbuf_json_str(b, c->addr);
+    sbuf_puts(b, ",\"prefix\":");
+    sbuf_json_str(b, c->prefix);
+    sbuf_puts(b, ",\"method\":");
+    sbuf_json_str(b, method);
+    sbuf_puts(b, ",\"target\":");
+    sbuf_json_str(b, path);
+    sbuf_puts(b, "}");
+}
+
+int faudit_failures(db_pool *db, const limiter_count *c, size_t n, db_cb cb, void *ud)
+{
+    sbuf b;
+    sbuf_init(&b, FAUDIT_MAX_BODY);
+    sbuf_puts(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].failed)
+            faudit__failure_json(&b, &c[i], 401, c[i].failed);
+        if (c[i].refused)
+            faudit__failure_json(&b, &c[i], 429, c[i].refused);
+    }
+    sbuf_puts(&b, "]");
+    if (b.failed) {
+        sbuf_free(&b);
+        return REINT_ENOMEM;
+    }
+    const char *v[1] = {b.p};
+    int rc = db_query(db,
+                      "INSERT INTO audit(at, first_at, who, role, peer, method, target, status,"
+                      " attempts, token_prefix) SELECT to_timestamp(x.last_ms / 1000.0),"
+                      " to_timestamp(x.first_ms / 1000.0), '-', 'none', x.peer, x.method, x.target,"
+                      " x.status, x.attempts, x.prefix FROM json_to_recordset($1::json) AS"
+                      " x(first_ms bigint, last_ms bigint, status integer, attempts integer,"
+                      " peer text, prefix text, method text, target text)",
+                      1, v, cb, ud);
+    sbuf_free(&b);
+    return rc;
 }
 
 void faudit_list(freq *f)
@@ -136,7 +200,9 @@ void faudit_list(freq *f)
     if (db_query(f->env->db,
                  FAUDIT_READ_SQL
                  " SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-                 " who, role, peer, method, target, status FROM audit"
+                 " who, role, peer, method, target, status, attempts,"
+                 " to_char(first_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                 " token_prefix FROM audit"
                  " ORDER BY id DESC LIMIT $5::integer",
                  FAUDIT_READ_PARAMS + 1, v, faudit__on_rows, f) != 0)
         freq_error(f, 503, "the federal store is busy; try again");

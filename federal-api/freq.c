@@ -23,11 +23,18 @@ freq *freq_new(const freq_env *env, http_req *r, int post)
     f->r = r;
     f->post = post;
     freq__printable(f->peer, sizeof(f->peer), http_req_peer(r));
-    char t[FREQ_TARGET_MAX];
+    limiter_addr(f->peer, f->addr);
+    snprintf(f->prefix, sizeof(f->prefix), "none");
     const char *q = http_req_query(r);
-    snprintf(t, sizeof(t), "%s%s%s", http_req_path(r), q[0] ? "?" : "", q);
-    freq__printable(f->target, sizeof(f->target), t);
+    freq_set_target(f, http_req_path(r), q);
     return f;
+}
+
+void freq_set_target(freq *f, const char *path, const char *query)
+{
+    char t[FREQ_TARGET_MAX];
+    snprintf(t, sizeof(t), "%s%s%s", path, query[0] ? "?" : "", query);
+    freq__printable(f->target, sizeof(f->target), t);
 }
 
 void freq_finish(freq *f, int status, const char *ctype, const char *body, size_t len)

@@ -7,6 +7,7 @@
 #define FEDERAL_API_FREQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth.h"
 #include "catalogue.h"
@@ -14,11 +15,17 @@
 #include "fingest.h"
 #include "fmetrics.h"
 #include "http.h"
+#include "limiter.h"
 #include "params.h"
 #include "sbuf.h"
 
-#define FREQ_TARGET_MAX 512
+/* A target as received holds the whole request-target (path and raw query), so that a
+ * refused query is audited whole; an accepted one is audited as its path and normalised
+ * query (params.h), which is never longer than the raw one. */
+#define FREQ_TARGET_MAX (HTTP_MAX_URL + 1)
 #define FREQ_CODE_MAX   64
+_Static_assert(FREQ_TARGET_MAX > PARAMS_MAX_QUERY + 1 + 15 + FREQ_CODE_MAX,
+               "the audit target holds the longest accepted path and query");
 
 /* What every request of one server shares; owned by the server (fapi), which outlives its
  * requests. */
@@ -26,7 +33,7 @@ typedef struct freq_env {
     db_pool *db;
     fingest *ingest; /* may be NULL */
     fmetrics *m;
-    auth_limiter *limiter;  /* failed token attempts per client address */
+    limiter *limiter;       /* failed token attempts per (client address, token prefix) */
     const char *dir_key_id; /* "" when this server does not publish directives */
     const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */
 } freq_env;
@@ -48,9 +55,14 @@ typedef struct freq {
     char who[AUTH_NAME_MAX + 1]; /* the token's name; "" before authentication */
     char role_label[16];         /* "ministry", "province:3", ...; "" before */
     enum auth_role role;
-    int province;                   /* of role province */
-    char peer[64];                  /* the client's address, printable ASCII */
-    char target[FREQ_TARGET_MAX];   /* path?query, printable ASCII, for the audit row */
+    int province;                    /* of role province */
+    char peer[64];                   /* the client's address, printable ASCII */
+    char addr[LIMITER_ADDR_MAX];     /* peer without its port: the limiter's key */
+    char prefix[LIMITER_PREFIX_MAX]; /* of the token presented ("none"): the limiter's key */
+    uint8_t hash[32];                /* SHA-256 of the token presented, once read */
+    /* path?query, printable ASCII, for the audit row: as received (whole) until the query is
+     * accepted, then the path and the normalised query. */
+    char target[FREQ_TARGET_MAX];
     char code[FREQ_CODE_MAX + 1];   /* the indicator code of /v1/indicators/<code> */
     const catalogue_indicator *ind; /* its catalogue entry; NULL for other routes */
     params_query q;
@@ -68,6 +80,9 @@ typedef struct freq {
 /* A request for r on env: peer and target filled in (as printable ASCII), not yet
  * authenticated. NULL when out of memory. */
 freq *freq_new(const freq_env *env, http_req *r, int post);
+
+/* Sets f's audit target to path?query (printable ASCII; "?" left out when query is ""). */
+void freq_set_target(freq *f, const char *path, const char *query);
 
 /* Answers f with status and body (copied), counts it, and frees f. */
 void freq_finish(freq *f, int status, const char *ctype, const char *body, size_t len);

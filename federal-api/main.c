@@ -78,9 +78,13 @@ static const config_item items[] = {
     CONFIG_ITEM_INT("federal", "start_wait_s", &cfg.start_wait_s,
                     "seconds to wait at start for the database to accept connections", 0, 3600),
     CONFIG_ITEM_INT("federal", "auth_max_failures", &cfg.auth_max_failures,
-                    "failed token attempts per client address per window before 429", 1, 1000000),
+                    "failed token attempts per (client address, token prefix) per window before "
+                    "429; a valid token is never refused",
+                    1, 1000000),
     CONFIG_ITEM_INT("federal", "auth_window_s", &cfg.auth_window_s,
-                    "window of the failed-attempt limit, in seconds", 1, 86400),
+                    "window of the failed-attempt limit, in seconds; also the first 429's "
+                    "Retry-After, doubled at each later block of the same pair",
+                    1, 86400),
     CONFIG_ITEM_STR(
         "federal", "migrations", &cfg.migrations,
         "directory of NNNN_*.sql migrations (empty: federal-api/migrations beside the build)"),

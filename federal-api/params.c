@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "geo.h"
-#include "hex.h"
+#include "query.h"
 
 static const struct {
     const char *name;
@@ -21,44 +21,6 @@ static const struct {
     {"limit", PARAM_LIMIT},
 };
 #define PARAMS_N_NAMES (sizeof(params__names) / sizeof(params__names[0]))
-
-/* Decodes src[0..n) into dst (dstlen bytes with the NUL); '+' is a space. Returns the
- * length, -1 for a bad escape, -2 when longer than dstlen - 1. */
-static long params__decode(const char *src, size_t n, char *dst, size_t dstlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)src[i];
-        if (ch == '%') {
-            if (n - i < 3)
-                return -1;
-            int hi = hex_digit((unsigned char)src[i + 1]),
-                lo = hex_digit((unsigned char)src[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = hi * 16 + lo;
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (o + 1 >= dstlen)
-            return -2;
-        dst[o++] = (char)ch;
-    }
-    dst[o] = '\0';
-    return (long)o;
-}
-
-static int params__value_chars_ok(const char *v)
-{
-    for (; *v; v++) {
-        char c = *v;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == ',' || c == '/' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
 
 /* A positive decimal number of at most 6 digits, nothing else. */
 static int params__number(const char *v, long *out)
@@ -190,55 +152,23 @@ static int params__one(const char *name, unsigned flag, const char *v,
 int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
                  char *err, size_t errlen)
 {
-    unsigned seen = 0;
+    query_pairs pairs;
     memset(q, 0, sizeof(*q));
     q->exact = -1;
-    size_t rl = strlen(raw);
-    if (rl > PARAMS_MAX_QUERY) {
-        snprintf(err, errlen, "query string is longer than %d bytes", PARAMS_MAX_QUERY);
+    if (query_parse(raw, &pairs, err, errlen) != 0)
         return REINT_EINVAL;
-    }
-    const char *s = raw, *end = raw + rl;
-    while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
-        if (pe > s) {
-            const char *eq = memchr(s, '=', (size_t)(pe - s));
-            const char *ke = eq ? eq : pe;
-            char name[32], value[PARAMS_MAX_VALUE + 1];
-            long kl = params__decode(s, (size_t)(ke - s), name, sizeof(name));
-            if (kl < 0 || !params__value_chars_ok(name)) {
-                snprintf(err, errlen, "query has an unknown or malformed parameter name");
-                return REINT_EINVAL;
-            }
-            unsigned flag = 0;
-            for (size_t i = 0; i < PARAMS_N_NAMES; i++)
-                if (strcmp(params__names[i].name, name) == 0)
-                    flag = params__names[i].flag;
-            if (flag == 0 || !(allowed & flag)) {
-                snprintf(err, errlen, "parameter \"%s\" is not accepted here", name);
-                return REINT_EINVAL;
-            }
-            if (seen & flag) {
-                snprintf(err, errlen, "parameter %s is given more than once", name);
-                return REINT_EINVAL;
-            }
-            seen |= flag;
-            long vl = eq ? params__decode(eq + 1, (size_t)(pe - eq - 1), value, sizeof(value))
-                         : (value[0] = '\0', 0);
-            if (vl == -2) {
-                snprintf(err, errlen, "%s is longer than %d bytes", name, PARAMS_MAX_VALUE);
-                return REINT_EINVAL;
-            }
-            if (vl < 0 || (size_t)vl != strlen(value) || !params__value_chars_ok(value)) {
-                snprintf(err, errlen, "%s contains characters other than A-Z a-z 0-9 _ , / -",
-                         name);
-                return REINT_EINVAL;
-            }
-            if (params__one(name, flag, value, ind, q, err, errlen) != 0)
-                return REINT_EINVAL;
+    for (size_t k = 0; k < pairs.n; k++) {
+        const char *name = pairs.p[k].name;
+        unsigned flag = 0;
+        for (size_t i = 0; i < PARAMS_N_NAMES; i++)
+            if (strcmp(params__names[i].name, name) == 0)
+                flag = params__names[i].flag;
+        if (flag == 0 || !(allowed & flag)) {
+            snprintf(err, errlen, "parameter \"%s\" is not accepted here", name);
+            return REINT_EINVAL;
         }
-        s = pe + (amp ? 1 : 0);
+        if (params__one(name, flag, pairs.p[k].value, ind, q, err, errlen) != 0)
+            return REINT_EINVAL;
     }
     if ((q->province != 0) + (q->district != 0) + (q->municipality != 0) > 1) {
         snprintf(err, errlen, "give at most one of province, district and municipality");
@@ -246,6 +176,11 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
     }
     if ((allowed & PARAM_PERIOD) && !q->has_period) {
         snprintf(err, errlen, "period is required (e.g. period=2026-07)");
+        return REINT_EINVAL;
+    }
+    /* Every value was checked above and is short: the spelling always fits. */
+    if (query_format(&pairs, q->normalised, sizeof(q->normalised)) != 0) {
+        snprintf(err, errlen, "query string is too long");
         return REINT_EINVAL;
     }
     return 0;

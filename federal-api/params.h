@@ -1,7 +1,9 @@
 /* Validation of the HTTPS API's query parameters, before anything reaches the database:
- * only known names, each at most once, values at most PARAMS_MAX_VALUE bytes of
- * A-Z a-z 0-9 _ , / - (so no quote, semicolon, space or comment marker gets through), then
- * each checked against the period grammar, the geography and the catalogue. Pure: no I/O. */
+ * the query's shape by common/query.h (name=value pairs joined by single '&'s, no empty
+ * segment, each name once, values at most PARAMS_MAX_VALUE bytes of A-Z a-z 0-9 _ , / -, so
+ * no quote, semicolon, space or comment marker gets through), then only known names, each
+ * value checked against the period grammar, the geography and the catalogue. The accepted
+ * query's normalised spelling is what the audit records. Pure: no I/O. */
 #ifndef FEDERAL_API_PARAMS_H
 #define FEDERAL_API_PARAMS_H
 
@@ -12,9 +14,10 @@
 
 #include "catalogue.h"
 #include "period.h"
+#include "query.h"
 
-#define PARAMS_MAX_VALUE 64
-#define PARAMS_MAX_QUERY 1024
+#define PARAMS_MAX_VALUE QUERY_MAX_VALUE
+#define PARAMS_MAX_QUERY QUERY_MAX
 
 enum params_allowed {
     PARAM_PERIOD = 1 << 0,
@@ -39,12 +42,15 @@ typedef struct params_query {
     int csv;               /* format=csv */
     int exact;             /* -1 not given, else 0 or 1 */
     long limit;            /* 0 when not given */
+    /* The query as accepted, in its one spelling: decoded "name=value" pairs in the order
+     * given, joined by '&' (common/query.h); "" for none. */
+    char normalised[QUERY_NORM_MAX];
 } params_query;
 
 /* Parses the raw query string (as received, percent-encoded) accepting the parameters in
- * allowed; ind is the indicator for by= (may be NULL when by is not allowed). Returns 0, or
- * REINT_EINVAL with a message in err naming the parameter and what is wrong (the message
- * never repeats a value that failed the character check). */
+ * allowed; ind is the indicator for by= (may be NULL when by is not allowed). Returns 0
+ * (q->normalised set), or REINT_EINVAL with a message in err naming the parameter and what is
+ * wrong (the message never repeats a value that failed the character check). */
 int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
                  char *err, size_t errlen);
 

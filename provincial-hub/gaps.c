@@ -14,12 +14,43 @@
 #include "log.h"
 #include "reintegration.pb-c.h"
 #include "period.h"
+#include "rollup.h"
 #include "sbuf.h"
 #include "store.h"
 #include "testhook.h"
 
 #define GAPS_SILENT_DAYS 30          /* enrolled but no sync for this long: flagged */
 #define GAPS_CSV_MAX     (64u << 20) /* the largest CSV built (137 rows need a few KiB) */
+
+int gaps_reader_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    *out = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    /* gaps_indicator's scope is a TEMP table: a read-only connection may still write its
+     * own temporary tables, kept in memory here. */
+    if (sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;", NULL, NULL, &msg) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if ((rc = rollup_cells_register(db)) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: rollup_cells: %s", path, sqlite3_errstr(rc));
+        goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    sqlite3_close(db);
+    return REINT_EDB;
+}
 
 /* Logs a failed step of st and returns REINT_EDB. */
 static int gaps__fail(sqlite3 *db, sqlite3_stmt *st, int step)

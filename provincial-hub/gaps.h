@@ -11,6 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Opens a read-only connection to the hub store at path for the reports, so that they run in
+ * a worker thread on a connection of their own, never on the ingest's loop and connection;
+ * the rollup engine's virtual table rollup_cells is registered on it, as the reports read
+ * it. The reports below work on it as on the store's own connection. One thread at a time
+ * may use it; the caller closes it with store_close(). Returns 0 or REINT_EDB with err. */
+int gaps_reader_open(const char *path, sqlite3 **out, char *err, size_t errlen);
+
 /* The gap report for period (a period string; NULL: the BS fiscal year of today) on day
  * today. Each row: code, name, district, enrolled, calendar (the calendar its months are due
  * in: "AD" or "BS", a node that did not say counting as BS; null when not enrolled),

@@ -13,8 +13,8 @@
 #include "config.h"
 #include "geo.h"
 #include "http.h"
-#include "gaps.h"
 #include "ingest.h"
+#include "officers.h"
 #include "record.h"
 #include "tokens.h"
 #include "uplink.h"
@@ -83,7 +83,8 @@ static const config_item items[] = {
                     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"),
     CONFIG_ITEM_STR(
         "hub", "tokens", &cfg.tokens,
-        "file of officers' tokens: one line \"name sha256hex\" each (provincial-hub token NAME)"),
+        "file of officers' tokens: one line \"name sha256hex [role]\" each, role officer (when "
+        "absent), reviewer or admin (provincial-hub token NAME --role ROLE)"),
     CONFIG_ITEM_STR("uplink", "federal", &cfg.federal,
                     "IPv4:port of the federal tier's sync port (empty: no uplink)"),
     CONFIG_ITEM_INT("uplink", "window", &cfg.uplink_window, "snapshot batches in flight", 1, 64),
@@ -106,7 +107,7 @@ static tls_ctx *tls;
 static ingest *ing;
 static http_server *http, *https;
 static tls_ctx *https_tls, *uplink_tls;
-static tokens_table *tokens;
+static officers *off;
 static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
@@ -114,7 +115,9 @@ static crlwatch crl;
 static void usage(FILE *f)
 {
     fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
-               "       provincial-hub --config FILE token NAME   an officer's token (shown once)\n"
+               "       provincial-hub --config FILE token NAME [--role officer|reviewer|admin]\n"
+               "                                  a token for the officers' API (shown once;\n"
+               "                                  default role officer)\n"
                "       provincial-hub --print-config    print every key with its default\n"
                "\n"
                "Receives municipal nodes' records over mutual TLS (identity from the\n"
@@ -136,15 +139,8 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     if (signum == SIGHUP) {
         crlwatch_reload(&crl);
-        char err[256];
-        tokens_table *t = NULL;
-        if (cfg.tokens[0] && tokens_load(&t, cfg.tokens, err, sizeof(err)) == 0) {
-            tokens_free(tokens);
-            tokens = t;
-            log_info("tokens reloaded from %s", cfg.tokens);
-        } else if (cfg.tokens[0]) {
-            log_error("tokens not reloaded: %s", err);
-        }
+        if (off)
+            officers_reload_tokens(off);
         return;
     }
     log_info("signal %d: stopping", signum);
@@ -155,6 +151,8 @@ static void on_signal(uv_signal_t *s, int signum)
         http_server_stop(http);
     if (https)
         http_server_stop(https);
+    officers_stop(off);
+    off = NULL;
     uv_signal_stop(&sig_term);
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
@@ -252,128 +250,18 @@ static void on_http(http_req *r, void *ud)
     http_respond(r, 404, NULL, "{\"error\":\"not found\"}\n", 22);
 }
 
-static void respond_json(http_req *r, int status, json_t *o)
-{
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (body == NULL)
-        http_respond(r, 500, NULL, "{\"error\":\"out of memory\"}", 25);
-    else
-        http_respond(r, status, NULL, body, strlen(body));
-    free(body);
-    json_decref(o);
-}
-
-static void respond_error(http_req *r, int status, const char *msg)
-{
-    respond_json(r, status, json_pack("{s:s}", "error", msg));
-}
-
-static void respond_report(http_req *r, json_t *o, const char *array)
-{
-    const char *fmt = http_req_param(r, "format");
-    if (fmt && strcmp(fmt, "csv") == 0) {
-        char *csv = NULL;
-        size_t len = 0;
-        if (gaps_csv(o, array, &csv, &len) != 0)
-            respond_error(r, 500, "the CSV could not be built");
-        else
-            http_respond(r, 200, "text/csv; charset=utf-8", csv, len);
-        free(csv);
-        json_decref(o);
-        return;
-    }
-    respond_json(r, 200, o);
-}
-
-/* The provincial officers' API: token-protected, its own province only. */
-static void on_https(http_req *r, void *ud)
-{
-    (void)ud;
-    const char *path = http_req_path(r);
-    char err[512];
-    json_t *out = NULL;
-    if (strcmp(path, "/healthz") == 0) {
-        http_respond(r, 200, "text/plain", "ok\n", 3);
-        return;
-    }
-    const char *who = tokens_check(tokens, http_req_header(r, "Authorization"));
-    if (who == NULL) {
-        http_add_header(r, "WWW-Authenticate", "Bearer");
-        respond_error(r, 401, "a valid bearer token is required");
-        return;
-    }
-    if (strcmp(http_req_method(r), "GET") != 0) {
-        respond_error(r, 405, "only GET is served here");
-        return;
-    }
-    log_info("officer %s: GET %s?%s", who, path, http_req_query(r));
-    sqlite3 *db = ingest_db(ing);
-    if (strcmp(path, "/v1/gaps") == 0) {
-        int rc = gaps_report(db, (unsigned)cfg.province, http_req_param(r, "period"),
-                             http_req_param(r, "sort"), clock_today_utc(), &out, err, sizeof(err));
-        if (rc == REINT_EINVAL)
-            respond_error(r, 400, err);
-        else if (rc != 0)
-            respond_error(r, 500, "the gap report could not be computed");
-        else
-            respond_report(r, out, "rows");
-        return;
-    }
-    if (strcmp(path, "/v1/indicators") == 0) {
-        size_t n;
-        const catalogue_indicator *all = catalogue_all(&n);
-        json_t *list = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_t *g = json_array();
-            for (int k = 0; all[i].groupings[k]; k++)
-                json_array_append_new(g, json_string(all[i].groupings[k]));
-            json_array_append_new(list,
-                                  json_pack("{s:s, s:s, s:s, s:o}", "code", all[i].code, "title",
-                                            all[i].title, "sdg", all[i].sdg, "groupings", g));
-        }
-        respond_json(r, 200, json_pack("{s:o}", "indicators", list));
-        return;
-    }
-    if (strncmp(path, "/v1/indicators/", 15) == 0) {
-        const char *mun = http_req_param(r, "municipality"), *dis = http_req_param(r, "district");
-        char *end = NULL;
-        unsigned long m = 0, d = 0;
-        if (mun && ((m = strtoul(mun, &end, 10)) == 0 || *end != '\0' || m > 99999)) {
-            respond_error(r, 400, "municipality must be a local level code");
-            return;
-        }
-        if (dis && ((d = strtoul(dis, &end, 10)) == 0 || *end != '\0' || d > 77)) {
-            respond_error(r, 400, "district must be a district code 1..77");
-            return;
-        }
-        int rc = gaps_indicator(db, (unsigned)cfg.province, path + 15, http_req_param(r, "period"),
-                                http_req_param(r, "by"), (uint32_t)m, (unsigned)d, &out, err,
-                                sizeof(err));
-        if (rc == REINT_EINVAL)
-            respond_error(r, 400, err);
-        else if (rc != 0)
-            respond_error(r, 500, "the indicator could not be computed");
-        else
-            respond_report(r, out, "cells");
-        return;
-    }
-    respond_error(r, 404, "not found");
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
     char err[512], db_path[CONFIG_STR_MAX + 16], host[128];
     int port = 0, rc;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"print-config", no_argument, NULL, 'p'},
-                                         {"enable-test-hooks", no_argument, NULL, 'T'},
-                                         {"test-clock", required_argument, NULL, 'C'},
-                                         {"test-fault", required_argument, NULL, 'F'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+        {"print-config", no_argument, NULL, 'p'},     {"enable-test-hooks", no_argument, NULL, 'T'},
+        {"test-clock", required_argument, NULL, 'C'}, {"test-fault", required_argument, NULL, 'F'},
+        {"role", required_argument, NULL, 'r'},       {NULL, 0, NULL, 0}};
     int test_hooks = 0;
-    const char *test_clock = NULL, *test_faults = NULL;
+    const char *test_clock = NULL, *test_faults = NULL, *role = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -395,6 +283,9 @@ int main(int argc, char **argv)
         case 'F':
             test_faults = optarg;
             break;
+        case 'r':
+            role = optarg;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -402,8 +293,14 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind], "token") == 0) {
         char token[128];
+        enum tokens_role tr = TOKENS_OFFICER;
         if (optind + 2 != argc) {
-            fprintf(stderr, "usage: provincial-hub --config FILE token NAME\n");
+            fprintf(stderr, "usage: provincial-hub --config FILE token NAME [--role ROLE]\n");
+            return 2;
+        }
+        if (role && tokens_role_parse(role, &tr) != 0) {
+            fprintf(stderr, "provincial-hub token: role \"%s\" is not officer, reviewer or admin\n",
+                    role);
             return 2;
         }
         if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
@@ -414,13 +311,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "provincial-hub token: set [hub] tokens = FILE in the config first\n");
             return 2;
         }
-        if (tokens_issue(cfg.tokens, argv[optind + 1], token, sizeof(token), err, sizeof(err)) !=
-            0) {
+        if (tokens_issue_role(cfg.tokens, argv[optind + 1], tr, token, sizeof(token), err,
+                              sizeof(err)) != 0) {
             fprintf(stderr, "provincial-hub token: %s\n", err);
             return 1;
         }
         printf("%s\n", token);
         return 0;
+    }
+    if (role) {
+        fprintf(stderr, "provincial-hub: --role goes with the token command\n");
+        return 2;
     }
     if (optind < argc && strcmp(argv[optind], "serve") != 0) {
         fprintf(stderr, "provincial-hub: unknown command \"%s\"\n", argv[optind]);
@@ -499,12 +400,16 @@ int main(int argc, char **argv)
             log_error("HTTPS TLS: %s", err);
             return 1;
         }
-        if (cfg.tokens[0] && access(cfg.tokens, F_OK) == 0 &&
-            tokens_load(&tokens, cfg.tokens, err, sizeof(err)) != 0) {
+        officers_opts oo = {.loop = loop,
+                            .db_path = db_path,
+                            .province = (unsigned)cfg.province,
+                            .tokens = cfg.tokens};
+        if (officers_start(&off, &oo, err, sizeof(err)) != 0) {
             log_error("%s", err);
             return 2;
         }
-        http_server_opts so = {.host = host, .port = port, .tls = https_tls, .handler = on_https};
+        http_server_opts so = {
+            .host = host, .port = port, .tls = https_tls, .handler = officers_handle, .ud = off};
         if ((rc = http_server_start(&https, loop, &so)) != 0) {
             log_error("cannot listen for HTTPS on %s: %s", cfg.https_listen, uv_strerror(rc));
             return 1;
@@ -553,7 +458,6 @@ int main(int argc, char **argv)
     tls_ctx_free(tls);
     tls_ctx_free(https_tls);
     tls_ctx_free(uplink_tls);
-    tokens_free(tokens);
     directive_keyring_free(keys);
     log_info("stopped");
     return 0;

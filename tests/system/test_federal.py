@@ -1,6 +1,7 @@
 """The federal tier on a real PostgreSQL: hub ingest (replacement by revision, replays,
 restarts of federal-api and of PostgreSQL mid-ingest), indicator answers against ground
 truth kept by the test, roles, disclosure control, input validation and the audit log."""
+import http.client
 import os
 import random
 import signal
@@ -481,12 +482,116 @@ def test_crl_healthz_and_metrics(fed, pki):
     assert m["federal_db_connected"] >= 1 and m["tls_crl_next_update_seconds"] > time.time()
 
 
-def test_failed_attempts_are_rate_limited(pki, postgres, tmp_path):  # noqa: F811
-    f = Federal(str(tmp_path), pki, postgres, auth_max_failures=5, name="fed-rl").start()
+class KeepAlive:
+    """One kept-alive HTTPS connection to an API, for many requests without a handshake each
+    (the way a load balancer's pooled connections reach the API)."""
+
+    def __init__(self, port, ctx):
+        self.conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+
+    def get(self, path, token=None, header=None):
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        if header is not None:
+            headers["Authorization"] = header
+        self.conn.request("GET", path, headers=headers)
+        r = self.conn.getresponse()
+        r.read()
+        return r.status, r.headers
+
+    def close(self):
+        self.conn.close()
+
+
+def same_prefix(token, n):
+    """A bad token that the limiter keys like token (the same address, the same 8 characters
+    after "fed_"): what a client holding a mistyped or revoked copy of it sends."""
+    rnd = random.Random(n)
+    tail = "".join(rnd.choice("0123456789abcdef") for _ in range(len(token) - 12))
+    assert token[:12] + tail != token
+    return token[:12] + tail
+
+
+@pytest.fixture(scope="module")
+def fed_rl(pki, postgres, tmp_path_factory):  # noqa: F811
+    """A federal tier whose limiter trips after 5 failures in 3 s windows."""
+    pki.issue("federal")
+    f = Federal(str(tmp_path_factory.mktemp("fedrl")), pki, postgres, auth_max_failures=5,
+                name="fed-rl")
+    f.configure("[federal]\nauth_window_s = 3\n").start()
+    yield f
+    f.stop()
+
+
+def test_failed_attempts_are_limited_per_address_and_token_prefix(fed_rl, postgres):  # noqa: F811,E501
+    f = fed_rl
+    good = f.token("ministry", "rl-test")
+    bad = same_prefix(good, 1)
+    c = KeepAlive(f.https_port, f.ctx)
     try:
-        good = f.token("ministry", "rl-test")
-        codes = [f.get("/v1/indicators", "fed_" + "1" * 64)[0] for _ in range(7)]
-        assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
-        assert f.get("/v1/indicators", good)[0] == 429  # the address is held off for now
+        got = [c.get("/v1/indicators", bad) for _ in range(7)]
+        assert [st for st, _ in got] == [401] * 5 + [429] * 2
+        ra1 = int(got[5][1]["Retry-After"])
+        assert 1 <= ra1 <= 3
+        # Behind one address, with the bad token's very prefix, the valid token is served.
+        assert c.get("/v1/indicators", good)[0] == 200
+        # Other tokens of the address are not held: another prefix, no token at all.
+        assert c.get("/v1/indicators", "fed_" + "1" * 64)[0] == 401
+        assert [c.get("/v1/indicators")[0] for _ in range(6)] == [401] * 5 + [429]
+        # When the block is over the pair may fail again, and its next block is longer.
+        time.sleep(ra1 + 0.3)
+        got = [c.get("/v1/indicators", bad) for _ in range(6)]
+        assert [st for st, _ in got] == [401] * 5 + [429]
+        ra2 = int(got[5][1]["Retry-After"])
+        assert ra1 < ra2 <= 6
     finally:
-        f.stop()
+        c.close()
+    # Counted in memory, written in batches: a few rows stand for every attempt.
+    pfx = good[4:12]
+    q = ("SELECT status, sum(attempts), count(*) FROM audit WHERE token_prefix = '%s'"
+         " AND who = '-' GROUP BY status ORDER BY status" % pfx)
+    wait_for(lambda: postgres.psql(q)[:1] and postgres.psql(q)[0][1] == "10", 30,
+             "the failed attempts to reach the audit")
+    wait_for(lambda: len(postgres.psql(q)) == 2 and postgres.psql(q)[1][1] == "3", 30,
+             "the refused attempts to reach the audit")
+    rows = postgres.psql(q)
+    assert rows[0][0] == "401" and rows[1][0] == "429"
+    assert int(rows[0][2]) + int(rows[1][2]) < 13
+    st, a, _ = f.get("/v1/audit?limit=500", f.token("admin", "rl-admin"))
+    assert st == 200
+    mine = [r for r in a["audit"] if r["token_prefix"] == pfx]
+    assert sum(r["attempts"] for r in mine) == 13
+    assert all(r["who"] == "-" and r["target"] == "/v1/indicators" and r["peer"] == "127.0.0.1"
+               and r["first_at"] <= r["at"] for r in mine), mine
+    # Nothing of the valid token's own requests was counted as a failure.
+    assert not [r for r in a["audit"] if r["who"] == "rl-test" and r["status"] != 200]
+
+
+def test_a_thousand_bad_tokens_do_not_stop_a_valid_token(fed_rl):
+    """Without PROXY protocol every client of a load balancer has one address: here all are
+    127.0.0.1. 1,000 bad attempts of every kind (random tokens, the valid token's own
+    prefix, none, malformed) interleaved with a valid token, which is never answered 429."""
+    f = fed_rl
+    good = f.token("ministry", "rl-thousand")
+    rnd = random.Random(18)
+    c = KeepAlive(f.https_port, f.ctx)
+    codes, good_codes = {}, []
+    try:
+        for i in range(1000):
+            kind = i % 4
+            if kind == 0:
+                st, _ = c.get("/v1/indicators", "fed_" + "%064x" % rnd.getrandbits(256))
+            elif kind == 1:
+                st, _ = c.get("/v1/indicators", same_prefix(good, i))
+            elif kind == 2:
+                st, _ = c.get("/v1/indicators")
+            else:
+                st, _ = c.get("/v1/indicators", header="Bearer fed_' OR 1=1 --")
+            codes[st] = codes.get(st, 0) + 1
+            if i % 50 == 49:
+                good_codes.append(c.get("/v1/indicators", good)[0])
+    finally:
+        c.close()
+    assert good_codes == [200] * 20
+    assert set(codes) == {401, 429} and codes[429] >= 400, codes

@@ -89,6 +89,43 @@ static void test_params_check_geography_and_periods(void **state)
     assert_int_equal(q.area_province, 7);
 }
 
+static void test_params_refuse_empty_segments_and_malformed_pairs(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700], raw[PARAMS_MAX_QUERY + 64];
+    /* Each of these read, before, as "period=2026&municipality=10101" or less: padding let
+     * a reader push the area past what the audit kept. */
+    const char *bad[] = {"period=2026&&municipality=10101",
+                         "&period=2026",
+                         "period=2026&",
+                         "period=2026&municipality",
+                         "period=2026&=10101",
+                         "period=2026&municipality=10101&municipality=10102"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(parse(bad[i], &q, err), REINT_EINVAL);
+    memset(raw, 0, sizeof(raw));
+    memcpy(raw, "period=2026", 11);
+    memset(raw + 11, '&', 600);
+    memcpy(raw + 611, "municipality=10101", 18);
+    assert_int_equal(parse(raw, &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "empty parameter"));
+}
+
+static void test_params_normalise_what_was_read(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700];
+    assert_int_equal(parse("%70eriod=FY2083%2f84-T1&by=age_band%2Csex&municipality=10101", &q, err),
+                     0);
+    assert_string_equal(q.normalised, "period=FY2083/84-T1&by=age_band,sex&municipality=10101");
+    assert_int_equal(parse("period=2026", &q, err), 0);
+    assert_string_equal(q.normalised, "period=2026");
+    assert_int_equal(params_parse("", PARAM_LIMIT, NULL, &q, err, sizeof(err)), 0);
+    assert_string_equal(q.normalised, "");
+}
+
 static void test_params_code_shape(void **state)
 {
     (void)state;
@@ -105,6 +142,8 @@ int main(void)
         cmocka_unit_test(test_params_refuse_long_values_and_repeats),
         cmocka_unit_test(test_params_list_allowed_groupings),
         cmocka_unit_test(test_params_check_geography_and_periods),
+        cmocka_unit_test(test_params_refuse_empty_segments_and_malformed_pairs),
+        cmocka_unit_test(test_params_normalise_what_was_read),
         cmocka_unit_test(test_params_code_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

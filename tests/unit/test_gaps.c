@@ -195,6 +195,37 @@ static void test_gaps_read_error_fails_the_report(void **state)
     json_decref(out);
 }
 
+/* The reports run on a read-only connection of their own (a worker thread's): the same
+ * answers as on the store's connection, rollup_cells included, and no write gets through. */
+static void test_gaps_reader_connection_answers_the_same(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    sqlite3 *ro = NULL;
+    json_t *a = report(f, "-dead_letters"), *b = NULL, *ia = NULL, *ib = NULL;
+    assert_int_equal(gaps_reader_open(f->path, &ro, err, sizeof(err)), 0);
+    assert_int_equal(gaps_report(ro, PROVINCE, "FY2082/83", "-dead_letters",
+                                 bscal_days_from_ad(2026, 1, 20), &b, err, sizeof(err)),
+                     0);
+    assert_true(json_equal(a, b));
+    assert_int_equal(gaps_indicator(f->hs.db, PROVINCE, "reporting_completeness", "2025", NULL, 0,
+                                    0, &ia, err, sizeof(err)),
+                     0);
+    assert_int_equal(gaps_indicator(ro, PROVINCE, "reporting_completeness", "2025", NULL, 0, 0, &ib,
+                                    err, sizeof(err)),
+                     0);
+    assert_true(json_equal(ia, ib));
+    assert_int_not_equal(sqlite3_exec(ro, "DELETE FROM dead_letters", NULL, NULL, NULL), SQLITE_OK);
+    json_decref(a);
+    json_decref(b);
+    json_decref(ia);
+    json_decref(ib);
+    store_close(ro);
+    json_t *c = report(f, NULL);
+    assert_int_equal(json_integer_value(json_object_get(row_of(c, AD_MUN), "dead_letters")), 2);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaps_csv_has_calendar_and_dead_letter_columns, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gaps_csv_out_of_memory_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_reader_connection_answers_the_same, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_gaps_read_error_fails_the_report, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,709 @@
+#include "officers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "catalogue.h"
+#include "clock.h"
+#include "gaps.h"
+#include "haudit.h"
+#include "limiter.h"
+#include "log.h"
+#include "query.h"
+#include "store.h"
+#include "testhook.h"
+#include "tokens.h"
+
+/* Lanes of work in the thread pool: libuv's pool has 4 threads, shared with file system
+ * calls, so the reports take at most two of them. */
+#define OFFICERS_LANES     2
+#define OFFICERS_QUEUE_MAX 256
+#define OFFICERS_FLUSH_MS  5000
+/* The audit's connection waits this long for the store's write lock (an ingest commit). */
+#define OFFICERS_AUDIT_BUSY_MS 30000
+/* A target as received holds the whole request-target, so that a refused one is audited
+ * whole; an accepted one is its path and normalised query, never longer. */
+#define OFFICERS_TARGET_MAX   (HTTP_MAX_URL + 1)
+#define OFFICERS_CODE_MAX     64
+#define OFFICERS_LIST_DEFAULT 100
+
+typedef struct officers_lane {
+    sqlite3 *ro; /* the reports' read-only connection */
+    sqlite3 *rw; /* the audit's */
+    int busy;
+} officers_lane;
+
+enum officers_kind {
+    JOB_ANSWER,    /* status and body decided on the loop: only the audit row is written */
+    JOB_GAPS,      /* GET /v1/gaps */
+    JOB_CATALOGUE, /* GET /v1/indicators */
+    JOB_INDICATOR, /* GET /v1/indicators/<code> */
+    JOB_AUDIT,     /* GET /v1/audit */
+    JOB_FAILURES,  /* a batch of counted failed attempts; no request */
+};
+
+/* One request's work. Everything the worker needs is copied from the request on the loop:
+ * the worker never touches r. */
+typedef struct officers_job {
+    uv_work_t work;
+    officers *o;
+    officers_lane *lane;
+    struct officers_job *next; /* in the queue */
+    enum officers_kind kind;
+    http_req *r;
+    uint64_t at_ms;
+    char who[TOKENS_NAME_MAX];
+    const char *role;
+    char peer[64];
+    char method[16];
+    char target[OFFICERS_TARGET_MAX];
+    /* the query */
+    char period[QUERY_MAX_VALUE + 1], sort[QUERY_MAX_VALUE + 1], by[QUERY_MAX_VALUE + 1];
+    int has_period, has_by, csv;
+    char code[OFFICERS_CODE_MAX + 1];
+    uint32_t municipality;
+    unsigned district;
+    long limit;
+    int32_t today;
+    /* the answer, or the batch */
+    int status;
+    const char *ctype;
+    char *body;
+    size_t len;
+    limiter_count *counts;
+    size_t n_counts;
+    int failed; /* JOB_FAILURES: the batch was not written */
+} officers_job;
+
+struct officers {
+    uv_loop_t *loop;
+    unsigned province;
+    char tokens_path[1024];
+    tokens_table *tokens;
+    limiter *lim;
+    officers_lane lanes[OFFICERS_LANES];
+    officers_job *qhead, *qtail;
+    size_t qlen, running;
+    uv_timer_t timer;
+    int timer_open, flushing, stopping;
+};
+
+/* Printable ASCII only, so that whatever a client sends is valid text for the audit. */
+static void officers__printable(char *dst, size_t dstlen, const char *src)
+{
+    size_t o = 0;
+    for (; *src && o + 1 < dstlen; src++)
+        dst[o++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+    dst[o] = '\0';
+}
+
+static void officers__set_target(officers_job *j, const char *path, const char *query)
+{
+    char t[OFFICERS_TARGET_MAX];
+    snprintf(t, sizeof(t), "%s%s%s", path, query[0] ? "?" : "", query);
+    officers__printable(j->target, sizeof(j->target), t);
+}
+
+/* Sets j's answer to {"error": msg}. Runs on either side. */
+static void officers__error(officers_job *j, int status, const char *msg)
+{
+    static const char fallback[] = "{\"error\":\"error\"}";
+    json_t *e = json_pack("{s:s}", "error", msg);
+    free(j->body);
+    j->body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    if (j->body == NULL)
+        j->body = strdup(fallback);
+    j->len = j->body ? strlen(j->body) : 0;
+    j->ctype = NULL;
+    j->status = j->body ? status : 500;
+}
+
+/* Sets j's answer to o as JSON, or as the CSV of its array when j asked for it; takes o. */
+static void officers__report(officers_job *j, json_t *o, const char *array)
+{
+    free(j->body);
+    j->body = NULL;
+    if (j->csv) {
+        if (gaps_csv(o, array, &j->body, &j->len) != 0) {
+            officers__error(j, 500, "the CSV could not be built");
+        } else {
+            j->status = 200;
+            j->ctype = "text/csv; charset=utf-8";
+        }
+    } else if ((j->body = json_dumps(o, JSON_COMPACT)) == NULL) {
+        officers__error(j, 500, "out of memory");
+    } else {
+        j->status = 200;
+        j->ctype = NULL;
+        j->len = strlen(j->body);
+    }
+    json_decref(o);
+}
+
+static json_t *officers__catalogue(void)
+{
+    size_t n;
+    const catalogue_indicator *all = catalogue_all(&n);
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
+        json_t *g = json_array();
+        for (int k = 0; g && all[i].groupings[k]; k++)
+            json_array_append_new(g, json_string(all[i].groupings[k]));
+        if (json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "code", all[i].code,
+                                                  "title", all[i].title, "sdg", all[i].sdg,
+                                                  "groupings", g)) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list ? json_pack("{s:o}", "indicators", list) : NULL;
+}
+
+/* A report on the lane's read-only connection, in one read transaction: every statement of
+ * it sees the same committed state of the store, whatever the ingest commits meanwhile. */
+static void officers__run_report(officers_job *j)
+{
+    sqlite3 *db = j->lane->ro;
+    char err[700];
+    json_t *out = NULL;
+    int rc;
+    if (store_exec(db, "BEGIN") != 0) {
+        officers__error(j, 500, "the store could not be read");
+        return;
+    }
+    /* A test fault stands for a report that takes long (a province's report on a large
+     * store): the ingest's sessions must not wait for it. */
+    if (testhook_fire("report_slow")) {
+        struct timespec ts = {8, 0};
+        nanosleep(&ts, NULL);
+    }
+    if (j->kind == JOB_GAPS)
+        rc = gaps_report(db, j->o->province, j->has_period ? j->period : NULL,
+                         j->sort[0] ? j->sort : NULL, j->today, &out, err, sizeof(err));
+    else
+        rc = gaps_indicator(db, j->o->province, j->code, j->has_period ? j->period : NULL,
+                            j->has_by ? j->by : NULL, j->municipality, j->district, &out, err,
+                            sizeof(err));
+    store_exec(db, "COMMIT");
+    if (rc == REINT_EINVAL)
+        officers__error(j, 400, err);
+    else if (rc != 0)
+        officers__error(j, 500,
+                        j->kind == JOB_GAPS ? "the gap report could not be computed"
+                                            : "the indicator could not be computed");
+    else
+        officers__report(j, out, j->kind == JOB_GAPS ? "rows" : "cells");
+}
+
+/* One row per (pair, status) of the batch. */
+static void officers__write_failures(officers_job *j)
+{
+    haudit_row *rows = calloc(2 * j->n_counts + 1, sizeof(*rows));
+    char(*methods)[16] = calloc(j->n_counts + 1, sizeof(*methods));
+    size_t n = 0;
+    j->failed = 1;
+    if (rows == NULL || methods == NULL)
+        goto out;
+    for (size_t i = 0; i < j->n_counts; i++) {
+        const limiter_count *c = &j->counts[i];
+        const char *target = c->what, *sp = strchr(c->what, ' ');
+        snprintf(methods[i], sizeof(methods[i]), "GET");
+        if (sp != NULL && (size_t)(sp - c->what) < sizeof(methods[i])) {
+            memcpy(methods[i], c->what, (size_t)(sp - c->what));
+            methods[i][sp - c->what] = '\0';
+            target = sp + 1;
+        }
+        haudit_row base = {.at_ms = c->last_ms,
+                           .first_ms = c->first_ms ? c->first_ms : 1,
+                           .who = "-",
+                           .role = "none",
+                           .peer = c->addr,
+                           .method = methods[i],
+                           .target = target,
+                           .token_prefix = c->prefix};
+        if (c->failed) {
+            rows[n] = base;
+            rows[n].status = 401;
+            rows[n++].attempts = c->failed;
+        }
+        if (c->refused) {
+            rows[n] = base;
+            rows[n].status = 429;
+            rows[n++].attempts = c->refused;
+        }
+    }
+    j->failed = haudit_write(j->lane->rw, rows, n) != 0;
+out:
+    free(rows);
+    free(methods);
+}
+
+static void officers__work(uv_work_t *w)
+{
+    officers_job *j = w->data;
+    switch (j->kind) {
+    case JOB_FAILURES:
+        officers__write_failures(j);
+        return;
+    case JOB_GAPS:
+    case JOB_INDICATOR:
+        officers__run_report(j);
+        break;
+    case JOB_CATALOGUE: {
+        json_t *c = officers__catalogue();
+        if (c == NULL)
+            officers__error(j, 500, "out of memory");
+        else
+            officers__report(j, c, "indicators");
+        break;
+    }
+    case JOB_AUDIT: {
+        json_t *a = NULL;
+        if (haudit_list(j->lane->rw, j->limit ? j->limit : OFFICERS_LIST_DEFAULT, &a) != 0)
+            officers__error(j, 503, "the audit log is unavailable; try again");
+        else
+            officers__report(j, a, "audit");
+        break;
+    }
+    case JOB_ANSWER:
+        break;
+    }
+    haudit_row row = {.at_ms = clock_now_ms(),
+                      .who = j->who,
+                      .role = j->role,
+                      .peer = j->peer,
+                      .method = j->method,
+                      .target = j->target,
+                      .status = j->status,
+                      .attempts = 1};
+    /* A read that cannot be audited is not served; a refusal is sent anyway. */
+    if (haudit_write(j->lane->rw, &row, 1) != 0 && j->status < 300)
+        officers__error(j, 503, "the audit log is unavailable; try again");
+}
+
+static void officers__maybe_free(officers *o);
+static void officers__run(officers *o, officers_job *j, officers_lane *lane);
+
+static void officers__job_free(officers_job *j)
+{
+    free(j->body);
+    free(j->counts);
+    free(j);
+}
+
+/* Sends j's answer (on the loop) and frees j. */
+static void officers__finish(officers_job *j)
+{
+    officers *o = j->o;
+    if (j->kind == JOB_FAILURES) {
+        o->flushing = 0;
+        if (j->failed) {
+            unsigned n = 0;
+            for (size_t i = 0; i < j->n_counts; i++)
+                n += j->counts[i].failed + j->counts[i].refused;
+            /* The log line is then the only record of them. */
+            log_error("%u failed token attempts of %zu (address, token prefix) pairs were not "
+                      "written to the audit",
+                      n, j->n_counts);
+        }
+    } else {
+        http_respond(j->r, j->status, j->ctype, j->body, j->len);
+    }
+    officers__job_free(j);
+}
+
+static void officers__after(uv_work_t *w, int status)
+{
+    officers_job *j = w->data;
+    officers *o = j->o;
+    officers_lane *lane = j->lane;
+    lane->busy = 0;
+    o->running--;
+    if (status != 0) {
+        if (j->kind == JOB_FAILURES)
+            j->failed = 1;
+        else
+            officers__error(j, 503, "the hub is stopping; try again");
+    }
+    officers__finish(j);
+    officers_job *next = o->qhead;
+    if (next != NULL) {
+        o->qhead = next->next;
+        if (o->qhead == NULL)
+            o->qtail = NULL;
+        o->qlen--;
+        officers__run(o, next, lane);
+    }
+    officers__maybe_free(o);
+}
+
+static void officers__run(officers *o, officers_job *j, officers_lane *lane)
+{
+    j->lane = lane;
+    j->work.data = j;
+    lane->busy = 1;
+    o->running++;
+    int rc = uv_queue_work(o->loop, &j->work, officers__work, officers__after);
+    if (rc != 0) {
+        log_error("officers: cannot queue work: %s", uv_strerror(rc));
+        lane->busy = 0;
+        o->running--;
+        if (j->kind == JOB_FAILURES)
+            j->failed = 1;
+        else
+            officers__error(j, 503, "the hub is busy; try again");
+        officers__finish(j);
+    }
+}
+
+/* Runs j on a free lane, or queues it. */
+static void officers__submit(officers *o, officers_job *j)
+{
+    for (int i = 0; i < OFFICERS_LANES; i++) {
+        if (!o->lanes[i].busy) {
+            officers__run(o, j, &o->lanes[i]);
+            return;
+        }
+    }
+    if (o->qlen >= OFFICERS_QUEUE_MAX) {
+        if (j->kind == JOB_FAILURES)
+            j->failed = 1;
+        else
+            officers__error(j, 503, "the hub is busy; try again");
+        officers__finish(j);
+        return;
+    }
+    j->next = NULL;
+    if (o->qtail)
+        o->qtail->next = j;
+    else
+        o->qhead = j;
+    o->qtail = j;
+    o->qlen++;
+}
+
+/* Writes the failures counted since the last batch, in one transaction. */
+static void officers__flush(officers *o)
+{
+    if (o->flushing || !limiter_pending(o->lim))
+        return;
+    officers_job *j = calloc(1, sizeof(*j));
+    limiter_count *c = calloc(LIMITER_SLOTS + 1, sizeof(*c));
+    if (j == NULL || c == NULL) {
+        free(j);
+        free(c);
+        return; /* the counts stay in the limiter for the next try */
+    }
+    j->o = o;
+    j->kind = JOB_FAILURES;
+    j->counts = c;
+    j->n_counts = limiter_drain(o->lim, c, LIMITER_SLOTS + 1);
+    o->flushing = 1;
+    officers__submit(o, j);
+}
+
+static void officers__on_timer(uv_timer_t *t)
+{
+    officers__flush(t->data);
+}
+
+/* The limiter's answer to a request without a valid token: 401, or 429 with Retry-After
+ * while its (address, token prefix) pair is blocked; counted for the audit's next batch. */
+static void officers__refuse(officers *o, http_req *r)
+{
+    char peer[64], addr[LIMITER_ADDR_MAX], prefix[LIMITER_PREFIX_MAX], what[LIMITER_WHAT_MAX];
+    char path[LIMITER_WHAT_MAX], ra[16];
+    unsigned retry = 0;
+    officers__printable(peer, sizeof(peer), http_req_peer(r));
+    officers__printable(path, sizeof(path), http_req_path(r));
+    limiter_addr(peer, addr);
+    limiter_prefix(http_req_header(r, "Authorization"), NULL, prefix);
+    snprintf(what, sizeof(what), "%.15s %s", http_req_method(r), path);
+    static const char too_many[] = "{\"error\":\"too many failed attempts with this token; "
+                                   "retry after the time given\"}";
+    static const char unauthorised[] = "{\"error\":\"a valid bearer token is required\"}";
+    switch (limiter_fail(o->lim, addr, prefix, NULL, what, clock_now_ms(), &retry)) {
+    case LIMITER_BLOCKED:
+        snprintf(ra, sizeof(ra), "%u", retry);
+        http_add_header(r, "Retry-After", ra);
+        http_respond(r, 429, NULL, too_many, sizeof(too_many) - 1);
+        return;
+    case LIMITER_TRIPPED:
+        log_warn("officers: %s: token prefix %s blocked after repeated failures (last: %s)", addr,
+                 prefix, what);
+        break;
+    case LIMITER_FAILED:
+        break;
+    }
+    http_add_header(r, "WWW-Authenticate", "Bearer");
+    http_respond(r, 401, NULL, unauthorised, sizeof(unauthorised) - 1);
+}
+
+/* The parameters each route takes. */
+static const char *const officers__gaps_params[] = {"period", "sort", "format", NULL};
+static const char *const officers__indicator_params[] = {"period",   "by",     "municipality",
+                                                         "district", "format", NULL};
+static const char *const officers__audit_params[] = {"limit", NULL};
+static const char *const officers__no_params[] = {NULL};
+
+/* Refuses a parameter the route does not take. Returns 0 or -1 with err. */
+static int officers__params_ok(const query_pairs *q, const char *const *names, char *err,
+                               size_t errlen)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        int ok = 0;
+        for (int k = 0; names[k]; k++)
+            ok |= strcmp(names[k], q->p[i].name) == 0;
+        if (!ok) {
+            snprintf(err, errlen, "parameter \"%s\" is not accepted here", q->p[i].name);
+            return -1;
+        }
+    }
+    const char *fmt = query_get(q, "format");
+    if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0) {
+        snprintf(err, errlen, "format \"%s\" is not json or csv", fmt);
+        return -1;
+    }
+    return 0;
+}
+
+/* A code of 1..max decimal digits, at most limit. */
+static int officers__number(const char *v, unsigned long limit, unsigned long *out)
+{
+    char *end = NULL;
+    if (v[0] < '0' || v[0] > '9' || strlen(v) > 6)
+        return -1;
+    unsigned long x = strtoul(v, &end, 10);
+    if (*end != '\0' || x == 0 || x > limit)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* Fills j's route and query from r. Returns 0, or -1 with j's answer set (a refusal). */
+static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
+{
+    const char *path = http_req_path(r);
+    char err[700];
+    query_pairs q;
+    const char *const *names = NULL;
+    if (strcmp(http_req_method(r), "GET") != 0) {
+        http_add_header(r, "Allow", "GET");
+        officers__error(j, 405, "only GET is served here");
+        return -1;
+    }
+    if (strcmp(path, "/v1/gaps") == 0) {
+        j->kind = JOB_GAPS;
+        names = officers__gaps_params;
+    } else if (strcmp(path, "/v1/indicators") == 0) {
+        j->kind = JOB_CATALOGUE;
+        names = officers__no_params;
+    } else if (strncmp(path, "/v1/indicators/", 15) == 0 &&
+               strlen(path + 15) <= OFFICERS_CODE_MAX) {
+        j->kind = JOB_INDICATOR;
+        names = officers__indicator_params;
+        snprintf(j->code, sizeof(j->code), "%s", path + 15);
+    } else if (strcmp(path, "/v1/audit") == 0) {
+        j->kind = JOB_AUDIT;
+        names = officers__audit_params;
+    } else {
+        officers__error(j, 404, "not found");
+        return -1;
+    }
+    if (query_parse(http_req_query(r), &q, err, sizeof(err)) != 0 ||
+        officers__params_ok(&q, names, err, sizeof(err)) != 0) {
+        officers__error(j, 400, err);
+        return -1;
+    }
+    char norm[QUERY_NORM_MAX];
+    if (query_format(&q, norm, sizeof(norm)) != 0) {
+        officers__error(j, 400, "query string is too long");
+        return -1;
+    }
+    /* What is read is audited in its one spelling (a refused query stays as received). */
+    officers__set_target(j, path, norm);
+    const char *v;
+    if ((v = query_get(&q, "period")) != NULL) {
+        j->has_period = 1;
+        snprintf(j->period, sizeof(j->period), "%s", v);
+    }
+    if ((v = query_get(&q, "sort")) != NULL)
+        snprintf(j->sort, sizeof(j->sort), "%s", v);
+    if ((v = query_get(&q, "by")) != NULL) {
+        j->has_by = 1;
+        snprintf(j->by, sizeof(j->by), "%s", v);
+    }
+    j->csv = (v = query_get(&q, "format")) != NULL && strcmp(v, "csv") == 0;
+    unsigned long x = 0;
+    if ((v = query_get(&q, "municipality")) != NULL) {
+        if (officers__number(v, 99999, &x) != 0) {
+            officers__error(j, 400, "municipality must be a local level code");
+            return -1;
+        }
+        j->municipality = (uint32_t)x;
+    }
+    if ((v = query_get(&q, "district")) != NULL) {
+        if (officers__number(v, 77, &x) != 0) {
+            officers__error(j, 400, "district must be a district code 1..77");
+            return -1;
+        }
+        j->district = (unsigned)x;
+    }
+    if ((v = query_get(&q, "limit")) != NULL) {
+        if (officers__number(v, HAUDIT_LIST_MAX, &x) != 0) {
+            officers__error(j, 400, "limit must be a number from 1 to 10000");
+            return -1;
+        }
+        j->limit = (long)x;
+    }
+    if (j->kind == JOB_AUDIT && role != TOKENS_ADMIN) {
+        officers__error(j, 403, "the audit log is for the admin role");
+        return -1;
+    }
+    return 0;
+}
+
+void officers_handle(http_req *r, void *ud)
+{
+    officers *o = ud;
+    enum tokens_role role = TOKENS_OFFICER;
+    if (strcmp(http_req_path(r), "/healthz") == 0) {
+        http_respond(r, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    /* Each request is checked against the tokens as they are now: a token removed from the
+     * file and reloaded is refused from the next request on, on any connection. The limiter
+     * comes after the check, so a valid token is never limited. */
+    const char *who = tokens_check_role(o->tokens, http_req_header(r, "Authorization"), &role);
+    if (who == NULL) {
+        officers__refuse(o, r);
+        return;
+    }
+    officers_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        http_respond(r, 503, NULL, "{\"error\":\"out of memory\"}", 25);
+        return;
+    }
+    j->o = o;
+    j->r = r;
+    j->at_ms = clock_now_ms();
+    j->today = clock_today_utc();
+    j->role = tokens_role_name(role);
+    snprintf(j->who, sizeof(j->who), "%s", who);
+    officers__printable(j->peer, sizeof(j->peer), http_req_peer(r));
+    officers__printable(j->method, sizeof(j->method), http_req_method(r));
+    officers__set_target(j, http_req_path(r), http_req_query(r));
+    if (officers__route(j, r, role) != 0)
+        j->kind = JOB_ANSWER;
+    else
+        log_info("%s %s: GET %s", j->role, j->who, j->target);
+    officers__submit(o, j);
+}
+
+void officers_reload_tokens(officers *o)
+{
+    char err[512];
+    tokens_table *t = NULL;
+    if (o->tokens_path[0] == '\0')
+        return;
+    if (access(o->tokens_path, F_OK) != 0 && errno == ENOENT) {
+        log_warn("tokens file %s is gone: every officer's request is refused", o->tokens_path);
+    } else if (tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0) {
+        log_error("tokens not reloaded: %s; every officer's request is refused until the file "
+                  "is fixed",
+                  err);
+        t = NULL;
+    } else {
+        log_info("tokens reloaded from %s", o->tokens_path);
+    }
+    tokens_free(o->tokens);
+    o->tokens = t;
+}
+
+static void officers__free(officers *o)
+{
+    for (int i = 0; i < OFFICERS_LANES; i++) {
+        store_close(o->lanes[i].ro);
+        store_close(o->lanes[i].rw);
+    }
+    tokens_free(o->tokens);
+    limiter_free(o->lim);
+    free(o);
+}
+
+static void officers__maybe_free(officers *o)
+{
+    if (o->stopping && o->running == 0 && o->qhead == NULL && !o->timer_open)
+        officers__free(o);
+}
+
+static void officers__on_timer_closed(uv_handle_t *h)
+{
+    officers *o = h->data;
+    o->timer_open = 0;
+    officers__maybe_free(o);
+}
+
+int officers_start(officers **out, const officers_opts *opts, char *err, size_t errlen)
+{
+    int rc = REINT_ENOMEM;
+    officers *o = calloc(1, sizeof(*o));
+    *out = NULL;
+    if (o == NULL || (o->lim = limiter_new(opts->max_failures, opts->window_s)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    o->loop = opts->loop;
+    o->province = opts->province;
+    snprintf(o->tokens_path, sizeof(o->tokens_path), "%s", opts->tokens ? opts->tokens : "");
+    if (o->tokens_path[0] && access(o->tokens_path, F_OK) == 0 &&
+        (rc = tokens_load(&o->tokens, o->tokens_path, err, errlen)) != 0)
+        goto fail;
+    for (int i = 0; i < OFFICERS_LANES; i++) {
+        officers_lane *l = &o->lanes[i];
+        if ((rc = gaps_reader_open(opts->db_path, &l->ro, err, errlen)) != 0 ||
+            (rc = store_open(opts->db_path, 0, NULL, &l->rw, err, errlen)) != 0)
+            goto fail;
+        sqlite3_busy_timeout(l->rw, OFFICERS_AUDIT_BUSY_MS);
+        if (i == 0 && (rc = haudit_open(l->rw, err, errlen)) != 0)
+            goto fail;
+    }
+    if ((rc = uv_timer_init(o->loop, &o->timer)) != 0) {
+        snprintf(err, errlen, "timer: %s", uv_strerror(rc));
+        goto fail;
+    }
+    o->timer.data = o;
+    o->timer_open = 1;
+    if ((rc = uv_timer_start(&o->timer, officers__on_timer, OFFICERS_FLUSH_MS,
+                             OFFICERS_FLUSH_MS)) != 0) {
+        snprintf(err, errlen, "timer: %s", uv_strerror(rc));
+        o->stopping = 1;
+        uv_close((uv_handle_t *)&o->timer, officers__on_timer_closed);
+        return rc;
+    }
+    *out = o;
+    return 0;
+fail:
+    if (o != NULL)
+        officers__free(o);
+    return rc;
+}
+
+void officers_stop(officers *o)
+{
+    if (o == NULL || o->stopping)
+        return;
+    officers__flush(o);
+    o->stopping = 1;
+    if (o->timer_open) {
+        uv_timer_stop(&o->timer);
+        uv_close((uv_handle_t *)&o->timer, officers__on_timer_closed);
+    }
+}

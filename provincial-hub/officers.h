@@ -1,0 +1,53 @@
+/* The provincial officers' HTTPS API: GET /v1/gaps, /v1/indicators, /v1/indicators/<code>
+ * (its province only, JSON or ?format=csv) and GET /v1/audit (admin role), token-protected.
+ *
+ * Every request is authenticated by itself against the tokens file (common/tokens.h), so a
+ * token removed from the file is refused from the next request on once the file is reloaded
+ * (officers_reload_tokens, on SIGHUP), kept-alive connection or not. A request without a
+ * valid token is counted by the failed-attempt limiter (common/limiter.h: per client address
+ * and token prefix, 429 with a growing Retry-After; a valid token is never limited) and
+ * written to the audit in batches. Queries are parsed strictly (common/query.h: no empty
+ * segment, each name once, known names only); every answer to a request with a valid token
+ * is written to the audit (haudit.h) with its normalised target before it is sent.
+ *
+ * The reports never run on the ingest's loop or connection: each request's work (the report,
+ * the audit row) runs in libuv's thread pool, on one of a few lanes, each a read-only
+ * connection for the reports (gaps_reader_open) and a read-write one for the audit; the
+ * answer is sent on the loop. Requests beyond the lanes wait in a bounded queue (503 past
+ * it). */
+#ifndef PROVINCIAL_HUB_OFFICERS_H
+#define PROVINCIAL_HUB_OFFICERS_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "http.h"
+
+typedef struct officers officers;
+
+typedef struct officers_opts {
+    uv_loop_t *loop;
+    const char *db_path; /* hub.db, created by the ingest before this starts; copied */
+    unsigned province;
+    const char *tokens; /* the officers' tokens file ("" or absent: every request refused) */
+    unsigned max_failures, window_s; /* the limiter's (common/limiter.h); 0 picks 20 and 60 */
+} officers_opts;
+
+/* Opens the lanes' connections, creates the audit table when absent and loads the tokens.
+ * Returns 0 or a REINT_E* code with err set (a tokens file that does not parse is one). */
+int officers_start(officers **out, const officers_opts *opts, char *err, size_t errlen);
+
+/* The HTTPS server's handler (http_handler); ud is the officers. */
+void officers_handle(http_req *r, void *ud);
+
+/* Reads the tokens file again. When it is absent, or does not parse, every request is
+ * refused until it is fixed (logged): a failed reload never keeps a removed token valid. */
+void officers_reload_tokens(officers *o);
+
+/* Call after the HTTPS server is stopped: writes the last counted failures, and frees o once
+ * the work in the thread pool has finished (the loop must keep running until then). */
+void officers_stop(officers *o);
+
+#endif

@@ -1,0 +1,139 @@
+/* The token files of the node and the hub (common/tokens.c): roles named when a token is
+ * issued, files of "name sha256hex" lines (written before roles, and the node's) read as
+ * officers, a bad role refused with its line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tokens.h"
+
+typedef struct fx {
+    char dir[64], path[128];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_tokens.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/tokens", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void bearer(const char *token, char *out, size_t len)
+{
+    snprintf(out, len, "Bearer %s", token);
+}
+
+static void test_tokens_roles_are_named_at_issue(void **state)
+{
+    fx *f = *state;
+    char err[256], t1[128], t2[128], t3[128], h[160];
+    enum tokens_role role = TOKENS_ADMIN;
+    tokens_table *t = NULL;
+    assert_int_equal(tokens_issue(f->path, "olga", t1, sizeof(t1), err, sizeof(err)), 0);
+    assert_int_equal(
+        tokens_issue_role(f->path, "rita", TOKENS_REVIEWER, t2, sizeof(t2), err, sizeof(err)), 0);
+    assert_int_equal(
+        tokens_issue_role(f->path, "adam", TOKENS_ADMIN, t3, sizeof(t3), err, sizeof(err)), 0);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), 0);
+    bearer(t1, h, sizeof(h));
+    assert_string_equal(tokens_check_role(t, h, &role), "olga");
+    assert_int_equal(role, TOKENS_OFFICER);
+    bearer(t2, h, sizeof(h));
+    assert_string_equal(tokens_check_role(t, h, &role), "rita");
+    assert_int_equal(role, TOKENS_REVIEWER);
+    bearer(t3, h, sizeof(h));
+    assert_string_equal(tokens_check_role(t, h, &role), "adam");
+    assert_int_equal(role, TOKENS_ADMIN);
+    assert_string_equal(tokens_check(t, h), "adam");
+    assert_null(tokens_check_role(t, "Bearer nope", &role));
+    tokens_free(t);
+    /* An officer's line has no role: an older binary (and the node) still reads it. */
+    FILE *fp = fopen(f->path, "r");
+    char line[256];
+    assert_non_null(fgets(line, sizeof(line), fp));
+    assert_int_equal(strlen(line), strlen("olga ") + 64 + 1);
+    assert_non_null(fgets(line, sizeof(line), fp));
+    assert_non_null(strstr(line, " reviewer\n"));
+    fclose(fp);
+}
+
+static void test_tokens_files_without_roles_are_officers(void **state)
+{
+    fx *f = *state;
+    char err[256], hash[65], h[64];
+    enum tokens_role role = TOKENS_ADMIN;
+    tokens_table *t = NULL;
+    char text[512];
+    assert_int_equal(tokens_hash_hex("s3cret", hash), 0);
+    snprintf(text, sizeof(text), "# clerks\nclerk-1 %s\r\n\nboss %s admin \n", hash, hash);
+    write_file(f->path, text);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), 0);
+    bearer("s3cret", h, sizeof(h));
+    /* The first line holding the hash names the token. */
+    assert_string_equal(tokens_check_role(t, h, &role), "clerk-1");
+    assert_int_equal(role, TOKENS_OFFICER);
+    tokens_free(t);
+}
+
+static void test_tokens_bad_role_is_refused_with_its_line(void **state)
+{
+    fx *f = *state;
+    char err[256], hash[65], text[512];
+    tokens_table *t = NULL;
+    enum tokens_role role;
+    assert_int_equal(tokens_hash_hex("x", hash), 0);
+    snprintf(text, sizeof(text), "a %s\nb %s emperor\n", hash, hash);
+    write_file(f->path, text);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), REINT_EINVAL);
+    assert_non_null(strstr(err, "line 2: the role is not officer, reviewer or admin"));
+    snprintf(text, sizeof(text), "a %sadmin\n", hash);
+    write_file(f->path, text);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), REINT_EINVAL);
+    snprintf(text, sizeof(text), "a %s admin extra\n", hash);
+    write_file(f->path, text);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), REINT_EINVAL);
+    assert_int_equal(tokens_role_parse("reviewer", &role), 0);
+    assert_int_equal(role, TOKENS_REVIEWER);
+    assert_int_equal(tokens_role_parse("Admin", &role), REINT_EINVAL);
+    assert_string_equal(tokens_role_name(TOKENS_ADMIN), "admin");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tokens_roles_are_named_at_issue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_files_without_roles_are_officers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_bad_role_is_refused_with_its_line, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
