@@ -154,7 +154,9 @@ void receiver_protocol_error(receiver_peer *p, const char *what)
 void receiver_security(receiver_peer *p, const char *what)
 {
     p->rx->m.security_events++;
-    log_security("%s (%s): %s; connection closed", receiver__name(p), receiver_peer_addr(p), what);
+    log_security("%s (%s, certificate serial %s): %s; connection closed", receiver__name(p),
+                 receiver_peer_addr(p), receiver_peer_serial(p)[0] ? receiver_peer_serial(p) : "-",
+                 what);
     receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN, what);
 }
 
@@ -376,7 +378,13 @@ static int receiver__hello(receiver_peer *p, const Reint__V1__Hello *h)
     }
     for (receiver_peer *o = rx->peers; o; o = o->next) {
         if (o != p && !o->dead && o->scope == p->scope && (o->session || o->hello_seen)) {
-            log_info("%s reconnected; closing its previous session", receiver__name(p));
+            /* One session per identity: the newer one takes over (refusing it instead would let
+             * a stale connection lock the peer out). */
+            log_info("%s reconnected from %s (certificate serial %s); closing its previous "
+                     "session from %s",
+                     receiver__name(p), receiver_peer_addr(p), receiver_peer_serial(p),
+                     receiver_peer_addr(o));
+            rx->m.sessions_replaced++;
             wire_close(o->w);
         }
     }

@@ -89,6 +89,7 @@ typedef struct receiver_opts {
 typedef struct receiver_metrics {
     uint64_t connections, sessions, protocol_errors, security_events, version_refusals;
     uint64_t clock_refusals, conns_refused, sessions_aged, revoked_closed;
+    uint64_t sessions_replaced; /* a newer session of the same identity took over */
     int connected;
 } receiver_metrics;
 

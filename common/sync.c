@@ -497,9 +497,9 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     char why[200];
     /* Nothing a receiver says is adopted unchecked: a position past 2^53 or a version from
      * the future would make this sender's counters or clock wrap or run ahead. */
+    /* (Its clock is only shown as skew: a receiver whose clock is ahead is not adopted.) */
     if (r->acked_seq >= SYNC_SEQ_LIMIT ||
-        (r->acked_version >> 16) > (uint64_t)now + SYNC_MAX_AHEAD_MS ||
-        r->clock > (uint64_t)now + SYNC_MAX_AHEAD_MS) {
+        (r->acked_version >> 16) > (uint64_t)now + SYNC_MAX_AHEAD_MS) {
         snprintf(why, sizeof(why),
                  "%s answered an impossible position (sequence %llu, version %llu, clock %llu); "
                  "not adopted",

@@ -284,7 +284,56 @@ static int gaps__node(sqlite3 *db, sqlite3_stmt *node, sqlite3_stmt *dead, uint3
 /* The gap report's prepared statements. */
 typedef struct gaps_q {
     sqlite3_stmt *cell, *bykey, *node, *dead, *served;
+    sqlite3_stmt *sweep, *returns; /* NULL on a store without the sweeps tables */
 } gaps_q;
+
+/* Security events stay flagged this long. */
+#define GAPS_EVENT_DAYS 30
+
+/* The municipality's pending sweep (sweeps.h: records set aside, waiting for a hub admin) and
+ * whether two store incarnations alternate under its certificate: fields and flags of its
+ * row. Returns 0 or REINT_EDB. */
+static int gaps__security(sqlite3 *db, const gaps_q *q, uint32_t code, json_t *r, json_t *flags,
+                          int *oom)
+{
+    json_t *sweep = json_null();
+    int64_t returns = 0;
+    if (q->sweep) {
+        sqlite3_bind_int64(q->sweep, 1, code);
+        int step = sqlite3_step(q->sweep);
+        if (step == SQLITE_ROW) {
+            char iso[32];
+            time_t t = (time_t)(sqlite3_column_int64(q->sweep, 3) / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            sweep = json_pack("{s:I, s:I, s:s, s:s, s:s}", "id",
+                              (json_int_t)sqlite3_column_int64(q->sweep, 0), "records",
+                              (json_int_t)sqlite3_column_int64(q->sweep, 1), "certificate_serial",
+                              (const char *)sqlite3_column_text(q->sweep, 2), "address",
+                              (const char *)sqlite3_column_text(q->sweep, 4), "at", iso);
+        }
+        sqlite3_reset(q->sweep);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return gaps__fail(db, q->sweep, step);
+        sqlite3_bind_int64(q->returns, 1, code);
+        sqlite3_bind_int64(q->returns, 2,
+                           (int64_t)clock_now_ms() - (int64_t)GAPS_EVENT_DAYS * 86400000);
+        step = sqlite3_step(q->returns);
+        if (step == SQLITE_ROW)
+            returns = sqlite3_column_int64(q->returns, 0);
+        sqlite3_reset(q->returns);
+        if (step != SQLITE_ROW)
+            return gaps__fail(db, q->returns, step);
+    }
+    gaps__set(r, "sweep_pending", sweep, oom);
+    gaps__set(r, "incarnations_alternating", json_boolean(returns > 0), oom);
+    if (!json_is_null(sweep))
+        gaps__append(flags, json_string("sweep_pending"), oom);
+    if (returns > 0)
+        gaps__append(flags, json_string("incarnations_alternating"), oom);
+    return 0;
+}
 
 /* One row of the gap report, for local level g, into *out (a new reference). Returns 0,
  * REINT_ENOMEM or REINT_EDB. */
@@ -312,6 +361,8 @@ static int gaps__row(sqlite3 *db, const gaps_q *q, const geo_local_level *g, con
               &oom);
     gaps__set(r, "dead_letters", json_integer(nd.dead), &oom);
     gaps__set(r, "dead_letters_last_reason", nd.dead ? json_string(nd.reason) : json_null(), &oom);
+    if ((rc = gaps__security(db, q, g->code, r, flags, &oom)) != 0)
+        goto fail;
     if (nd.last_ms > 0) {
         char iso[32];
         time_t t = (time_t)(nd.last_ms / 1000);
@@ -454,6 +505,21 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
                 " ?2 AND ?3 AND EXISTS(SELECT 1 FROM rollup_service s WHERE"
                 " s.municipality=p.municipality AND s.person=p.id AND s.status=2)"),
     };
+    /* A store the ingest has not opened since sweeps came has none to show. */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, records, serial, swept_ms, address FROM sweeps"
+                           " WHERE municipality=?1 AND state='pending' ORDER BY id DESC LIMIT 1",
+                           -1, &q.sweep, NULL) != SQLITE_OK)
+        q.sweep = NULL;
+    q.returns = q.sweep ? store_prepare(db, "SELECT count(*) FROM incarnation_events WHERE"
+                                            " municipality=?1 AND at_ms>=?2 AND (what LIKE"
+                                            " 'an incarnation seen before%' OR what LIKE"
+                                            " 'the incarnation that sweep%')")
+                        : NULL;
+    if (q.returns == NULL) {
+        sqlite3_finalize(q.sweep);
+        q.sweep = NULL;
+    }
     json_t *rows = json_array();
     json_t **v = NULL;
     size_t nrows = 0;
@@ -505,6 +571,8 @@ out:
     sqlite3_finalize(q.node);
     sqlite3_finalize(q.dead);
     sqlite3_finalize(q.served);
+    sqlite3_finalize(q.sweep);
+    sqlite3_finalize(q.returns);
     return rc;
 }
 

@@ -15,23 +15,13 @@
 #include "rollup.h"
 #include "sbuf.h"
 #include "store.h"
+#include "sweeps.h"
 
-enum {
-    Q_NODE_ACK,
-    Q_SWEEP,
-    Q_RESEND_DONE,
-    Q_DEAD_PUT,
-    Q_DEAD_CLEAR,
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    Q_N
-};
+enum { Q_NODE_ACK, Q_RESEND_DONE, Q_DEAD_PUT, Q_DEAD_CLEAR, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
 static const char *ingest__sql[Q_N] = {
     [Q_NODE_ACK] = ("UPDATE nodes SET acked_seq=?2, acked_version=?3, last_sync_ms=?4"
                     " WHERE municipality=?1 AND incarnation=?5"),
-    [Q_SWEEP] = "DELETE FROM records WHERE municipality=?1 AND incarnation<>?2",
     [Q_RESEND_DONE] = "UPDATE nodes SET resend_pending=0 WHERE municipality=?1 AND incarnation=?2",
     [Q_DEAD_PUT] = "INSERT OR REPLACE INTO dead_letters(municipality, id, seq, kind, field, reason,"
                    " at_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
@@ -111,6 +101,7 @@ struct ingest {
     pending_dead *dead;
     size_t n_dead, cap_dead;
     sbuf arena;
+    int restoring; /* an undone sweep has put records back in this transaction */
     ingest_metrics m;
 };
 
@@ -220,23 +211,24 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
         sqlite3_bind_blob(st, 5, inc, 16, SQLITE_STATIC);
         return store_step_done(in->db, st);
     }
-    sqlite3_stmt *st = in->q[Q_SWEEP];
-    sqlite3_bind_int64(st, 1, mun);
-    sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
-    if (store_step_done(in->db, st) != 0)
+    /* The records of older incarnations stop counting, but are kept until a hub admin
+     * confirms the sweep (sweeps.h). */
+    sweeps_peer sp = {mun, inc, receiver_peer_serial(p), receiver_peer_addr(p)};
+    int64_t swept = 0, sweep_id = 0;
+    if (sweeps_resend_complete(in->db, &sp, now, &swept, &sweep_id) != 0)
         return REINT_EDB;
-    int swept = sqlite3_changes(in->db);
     if (swept > 0 && rollup_sweep(in->roll, mun) != 0)
         return REINT_EDB;
-    st = in->q[Q_RESEND_DONE];
+    sqlite3_stmt *st = in->q[Q_RESEND_DONE];
     sqlite3_bind_int64(st, 1, mun);
     sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
     if (store_step_done(in->db, st) != 0)
         return REINT_EDB;
     in->m.sweeps++;
     in->m.swept_records += (uint64_t)swept;
-    log_info("municipality:%u finished its full resend; %d records of older incarnations dropped",
-             mun, swept);
+    log_info("municipality:%u finished its full resend; %lld records of older incarnations set "
+             "aside (sweep #%lld)",
+             mun, (long long)swept, (long long)sweep_id);
     return 0;
 }
 
@@ -601,7 +593,7 @@ uint64_t ingest_coverage_generation(const ingest *in)
 /* The node's row in nodes for this Hello: a new incarnation restarts its position and asks
  * for a full resend. Fills *known, *resend and the positions. */
 static int ingest__position(ingest *in, receiver_peer *p, hub_node *hn, uint64_t *acked_seq,
-                            int *resend, int *known, int *calendar)
+                            int *resend, int *known, int *calendar, uint8_t cur[16], int *had)
 {
     uint32_t mun = receiver_peer_scope(p);
     sqlite3_stmt *st = store_prepare(
@@ -617,8 +609,11 @@ static int ingest__position(ingest *in, receiver_peer *p, hub_node *hn, uint64_t
     *calendar = -1;
     *acked_seq = 0;
     hn->acked_version = 0;
+    *had = 0;
     if (step == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
-        *known = memcmp(sqlite3_column_blob(st, 0), receiver_peer_incarnation(p), 16) == 0;
+        *had = 1;
+        memcpy(cur, sqlite3_column_blob(st, 0), 16);
+        *known = memcmp(cur, receiver_peer_incarnation(p), 16) == 0;
         *acked_seq = (uint64_t)sqlite3_column_int64(st, 1);
         hn->acked_version = (uint64_t)sqlite3_column_int64(st, 2);
         *resend = sqlite3_column_int(st, 3);
@@ -650,29 +645,63 @@ static int ingest__exec_bound(ingest *in, const char *sql, uint32_t mun, const u
     return rc;
 }
 
-static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
+/* A committed record put back by an undone sweep: noted by the rollups like a stored one
+ * (the first one in a transaction also marks the notes pending, as every ingest commit does). */
+static int ingest__restored(void *ud, uint32_t municipality, const uint8_t id[16])
 {
     ingest *in = ud;
+    if (sbuf_grow((void **)&in->roll_ids, &in->cap_roll, in->n_roll + 1, 16) != 0 ||
+        sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, in->n_roll + 1, sizeof(uint32_t)) != 0)
+        return REINT_ENOMEM;
+    if (!in->restoring) {
+        in->restoring = 1;
+        if (store_meta_set_int(in->db, "rollup_pending", 1) != 0)
+            return REINT_EDB;
+    }
+    memcpy(in->roll_ids[in->n_roll], id, 16);
+    in->roll_mun[in->n_roll++] = municipality;
+    return 0;
+}
+
+/* A Hello from a store incarnation other than the one held: a new store is asked for a full
+ * resend (its ResendComplete then sets the older records aside, sweeps.h); the incarnation a
+ * sweep displaced gets its records back and resumes where it was. One transaction. */
+static int ingest__new_incarnation(ingest *in, receiver_peer *p, hub_node *hn, const uint8_t *cur,
+                                   uint64_t *acked_seq, int *resend, int64_t now, int announced)
+{
     uint32_t mun = receiver_peer_scope(p);
     const uint8_t *inc = receiver_peer_incarnation(p);
-    hub_node *hn = calloc(1, sizeof(*hn));
-    if (hn == NULL)
-        return REINT_ENOMEM;
-    receiver_peer_set_data(p, hn);
-    /* Pending work of any session must be durable before positions are read. */
-    ingest__flush(in);
-    uint64_t acked_seq = 0;
-    int known, resend, calendar;
-    int rc = ingest__position(in, p, hn, &acked_seq, &resend, &known, &calendar);
-    if (rc != 0)
-        return rc;
-    int64_t now = (int64_t)clock_now_ms();
-    /* A v1 node does not say its calendar: what the hub knew stays (unknown counts as BS). */
-    int announced = h->protocol_version >= 2 ? (int)h->calendar : (calendar < 0 ? 0 : calendar);
-    if (!known) {
-        /* A new store: take its whole outbox, then drop what older incarnations left. */
-        acked_seq = hn->acked_version = 0;
-        resend = 1;
+    sweeps_peer sp = {mun, inc, receiver_peer_serial(p), receiver_peer_addr(p)};
+    uint64_t seq = 0, version = 0;
+    int returned = 0;
+    size_t roll_before = in->n_roll;
+    if (store_step_done(in->db, in->q[Q_BEGIN]) != 0)
+        return REINT_EDB;
+    in->restoring = 0;
+    int rc = sweeps_hello(in->db, &sp, cur, *acked_seq, hn->acked_version, now, ingest__restored,
+                          in, &seq, &version, &returned);
+    if (rc == SWEEPS_RETURN) {
+        *acked_seq = seq;
+        hn->acked_version = version;
+        *resend = 0;
+        rc = ingest__exec_bound(in,
+                                "UPDATE nodes SET incarnation=?2, acked_seq=0, acked_version=0,"
+                                " resend_pending=0, last_hello_ms=?3, calendar=?4"
+                                " WHERE municipality=?1",
+                                mun, inc, now, announced);
+        if (rc == 0) {
+            sqlite3_stmt *st = in->q[Q_NODE_ACK];
+            sqlite3_bind_int64(st, 1, mun);
+            sqlite3_bind_int64(st, 2, (int64_t)seq);
+            sqlite3_bind_int64(st, 3, (int64_t)version);
+            sqlite3_bind_int64(st, 4, now);
+            sqlite3_bind_blob(st, 5, inc, 16, SQLITE_STATIC);
+            rc = store_step_done(in->db, st);
+        }
+    } else if (rc == SWEEPS_FRESH) {
+        /* A new store: take its whole outbox, then set aside what older incarnations left. */
+        *acked_seq = hn->acked_version = 0;
+        *resend = 1;
         log_info("municipality:%u presents a new store incarnation; asking for a full resend", mun);
         rc = ingest__exec_bound(
             in,
@@ -686,6 +715,48 @@ static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
         if (rc == 0)
             rc = ingest__exec_bound(in, "DELETE FROM node_directives WHERE municipality=?1", mun,
                                     inc, now, 0);
+    }
+    if (rc == 0)
+        rc = store_step_done(in->db, in->q[Q_COMMIT]);
+    if (rc != 0) {
+        if (!sqlite3_get_autocommit(in->db))
+            store_step_done(in->db, in->q[Q_ROLLBACK]);
+        in->n_roll = roll_before; /* nothing was restored */
+        return rc < 0 ? rc : REINT_EDB;
+    }
+    if (returned)
+        in->m.incarnation_returns++;
+    if (in->n_roll > roll_before) {
+        in->m.sweeps_undone++;
+        in->coverage_gen++;
+        ingest__hold_check(in);
+    }
+    return 0;
+}
+
+static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
+{
+    ingest *in = ud;
+    uint32_t mun = receiver_peer_scope(p);
+    const uint8_t *inc = receiver_peer_incarnation(p);
+    hub_node *hn = calloc(1, sizeof(*hn));
+    if (hn == NULL)
+        return REINT_ENOMEM;
+    receiver_peer_set_data(p, hn);
+    /* Pending work of any session must be durable before positions are read. */
+    ingest__flush(in);
+    uint64_t acked_seq = 0;
+    uint8_t cur[16];
+    int known, resend, calendar, had;
+    int rc = ingest__position(in, p, hn, &acked_seq, &resend, &known, &calendar, cur, &had);
+    if (rc != 0)
+        return rc;
+    int64_t now = (int64_t)clock_now_ms();
+    /* A v1 node does not say its calendar: what the hub knew stays (unknown counts as BS). */
+    int announced = h->protocol_version >= 2 ? (int)h->calendar : (calendar < 0 ? 0 : calendar);
+    if (!known) {
+        rc = ingest__new_incarnation(in, p, hn, had ? cur : NULL, &acked_seq, &resend, now,
+                                     announced);
     } else {
         rc = ingest__exec_bound(in,
                                 "UPDATE nodes SET last_hello_ms=?3, calendar=?4"
@@ -801,6 +872,10 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
         snprintf(err, errlen, "%s: cannot set the page cache", opts->db_path);
         goto fail;
     }
+    if (sweeps_init(in->db) != 0) {
+        snprintf(err, errlen, "%s: cannot create the sweeps tables", opts->db_path);
+        goto fail;
+    }
     if (dirstore_open(in->db) != 0) {
         snprintf(err, errlen, "%s: cannot create the directives table", opts->db_path);
         goto fail;
@@ -903,6 +978,32 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m)
     receiver_get_metrics(in->rx, &m->rx);
     m->security_events += m->rx.security_events;
     m->roll_queue = in->n_roll;
+    sweeps_counts sc;
+    if (sweeps_count(in->db, &sc) == 0) {
+        m->sweeps_pending = sc.pending;
+        m->swept_kept = sc.kept_records;
+    }
     m->roll_queue_max = in->o.roll_queue_max;
     store_durability(in->db, &m->store_synchronous, &m->store_wal);
+}
+
+/* A restored record of an admin's undo: as at a Hello, then the same bookkeeping. */
+int ingest_sweep_decide(ingest *in, int64_t id, int undo, const char *who, uint32_t *municipality)
+{
+    ingest__flush(in); /* the sweep's transaction must not hold a group commit's rows */
+    size_t roll_before = in->n_roll;
+    in->restoring = 0;
+    int64_t now = (int64_t)clock_now_ms();
+    int rc = undo ? sweeps_undo(in->db, id, who, now, ingest__restored, in, municipality)
+                  : sweeps_confirm(in->db, id, who, now, municipality);
+    if (rc != 0) {
+        in->n_roll = roll_before;
+        return rc;
+    }
+    if (undo) {
+        in->m.sweeps_undone++;
+        in->coverage_gen++;
+    }
+    ingest__hold_check(in);
+    return 0;
 }

@@ -50,6 +50,8 @@ typedef struct ingest_metrics {
     uint64_t records_stored, records_refused, records_dropped;
     uint64_t batches, commits, security_events; /* directive refusals, added to rx's */
     uint64_t sweeps, swept_records, roll_queue_holds;
+    uint64_t sweeps_undone, incarnation_returns; /* undone sweeps; incarnations seen again */
+    int64_t sweeps_pending, swept_kept;          /* sweeps awaiting an admin; rows they keep */
     size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;
@@ -62,6 +64,11 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m);
  * or relayed then. */
 int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
                      size_t errlen);
+
+/* A hub admin's decision on a pending sweep (sweeps.h): undo puts its records back (the
+ * rollups note them), confirm drops them for good. who: the admin's token name. Returns 0 with
+ * *municipality set, REINT_ENOTFOUND, REINT_ESTALE (already decided) or REINT_EDB. */
+int ingest_sweep_decide(ingest *in, int64_t id, int undo, const char *who, uint32_t *municipality);
 
 /* The store's connection (shared with modules that keep tables beside the records). */
 struct sqlite3 *ingest_db(ingest *in);

@@ -112,6 +112,12 @@ static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
 
+/* An admin's decision on a sweep, from the officers' API (on the loop). */
+static int on_sweep_decide(void *ud, int64_t id, int undo, const char *who, uint32_t *municipality)
+{
+    return ingest_sweep_decide(ud, id, undo, who, municipality);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
@@ -205,8 +211,25 @@ static void on_http(http_req *r, void *ud)
                      m.security_events),
             METRIC_C("hub_protocol_errors_total", "Sessions closed for protocol errors.",
                      m.rx.protocol_errors),
-            METRIC_C("hub_swept_records_total", "Records of older incarnations dropped.",
+            METRIC_C("hub_swept_records_total",
+                     "Records of older incarnations set aside by sweeps (they stop counting).",
                      m.swept_records),
+            METRIC_C("hub_sweeps_total", "Full resends completed (each a sweep).", m.sweeps),
+            METRIC_G("hub_sweeps_pending",
+                     "Sweeps that set records aside and wait for a hub admin to confirm or undo.",
+                     m.sweeps_pending),
+            METRIC_G("hub_swept_records_kept", "Records set aside by pending sweeps.",
+                     m.swept_kept),
+            METRIC_C("hub_sweeps_undone_total",
+                     "Sweeps undone (by an admin, or when the displaced incarnation reconnected).",
+                     m.sweeps_undone),
+            METRIC_C("hub_incarnation_returns_total",
+                     "Hellos from a store incarnation seen before: two stores alternating under "
+                     "one municipality (a security event).",
+                     m.incarnation_returns),
+            METRIC_C("hub_sessions_replaced_total",
+                     "Sessions closed because a newer one of the same municipality started.",
+                     m.rx.sessions_replaced),
             METRIC_C("hub_records_dropped_total",
                      "Records nodes could not send (each alone above the frame limit).",
                      m.records_dropped),
@@ -403,7 +426,9 @@ int main(int argc, char **argv)
         officers_opts oo = {.loop = loop,
                             .db_path = db_path,
                             .province = (unsigned)cfg.province,
-                            .tokens = cfg.tokens};
+                            .tokens = cfg.tokens,
+                            .sweep_decide = on_sweep_decide,
+                            .ud = ing};
         if (officers_start(&off, &oo, err, sizeof(err)) != 0) {
             log_error("%s", err);
             return 2;

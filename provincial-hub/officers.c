@@ -17,6 +17,7 @@
 #include "log.h"
 #include "query.h"
 #include "store.h"
+#include "sweeps.h"
 #include "testhook.h"
 #include "tokens.h"
 
@@ -45,6 +46,7 @@ enum officers_kind {
     JOB_CATALOGUE, /* GET /v1/indicators */
     JOB_INDICATOR, /* GET /v1/indicators/<code> */
     JOB_AUDIT,     /* GET /v1/audit */
+    JOB_SWEEPS,    /* GET /v1/sweeps */
     JOB_FAILURES,  /* a batch of counted failed attempts; no request */
 };
 
@@ -84,6 +86,7 @@ typedef struct officers_job {
 struct officers {
     uv_loop_t *loop;
     unsigned province;
+    officers_opts opts;
     char tokens_path[1024];
     tokens_table *tokens;
     limiter *lim;
@@ -262,6 +265,14 @@ static void officers__work(uv_work_t *w)
             officers__error(j, 500, "out of memory");
         else
             officers__report(j, c, "indicators");
+        break;
+    }
+    case JOB_SWEEPS: {
+        json_t *a = NULL;
+        if (sweeps_list(j->lane->ro, j->limit ? j->limit : OFFICERS_LIST_DEFAULT, &a) != 0)
+            officers__error(j, 503, "the sweeps could not be read; try again");
+        else
+            officers__report(j, a, "sweeps");
         break;
     }
     case JOB_AUDIT: {
@@ -451,6 +462,7 @@ static const char *const officers__gaps_params[] = {"period", "sort", "format", 
 static const char *const officers__indicator_params[] = {"period",   "by",     "municipality",
                                                          "district", "format", NULL};
 static const char *const officers__audit_params[] = {"limit", NULL};
+static const char *const officers__sweeps_params[] = {"limit", "format", NULL};
 static const char *const officers__no_params[] = {NULL};
 
 /* Refuses a parameter the route does not take. Returns 0 or -1 with err. */
@@ -499,7 +511,10 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
         officers__error(j, 405, "only GET is served here");
         return -1;
     }
-    if (strcmp(path, "/v1/gaps") == 0) {
+    if (strcmp(path, "/v1/sweeps") == 0) {
+        j->kind = JOB_SWEEPS;
+        names = officers__sweeps_params;
+    } else if (strcmp(path, "/v1/gaps") == 0) {
         j->kind = JOB_GAPS;
         names = officers__gaps_params;
     } else if (strcmp(path, "/v1/indicators") == 0) {
@@ -563,11 +578,70 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
         }
         j->limit = (long)x;
     }
-    if (j->kind == JOB_AUDIT && role != TOKENS_ADMIN) {
-        officers__error(j, 403, "the audit log is for the admin role");
+    if ((j->kind == JOB_AUDIT || j->kind == JOB_SWEEPS) && role != TOKENS_ADMIN) {
+        officers__error(j, 403,
+                        j->kind == JOB_AUDIT ? "the audit log is for the admin role"
+                                             : "sweeps are for the admin role");
         return -1;
     }
     return 0;
+}
+
+/* POST /v1/sweeps/<id>/confirm or /undo (admin): decided on the loop by the ingest, which
+ * owns the records; the answer is audited like a read. Returns 1 when path is such a route
+ * (j's answer set), 0 when not. */
+static int officers__sweep_decision(officers *o, officers_job *j, http_req *r,
+                                    enum tokens_role role)
+{
+    const char *path = http_req_path(r);
+    char verb[16] = "";
+    long long id = 0;
+    int n = 0;
+    if (strncmp(path, "/v1/sweeps/", 11) != 0)
+        return 0;
+    if (sscanf(path + 11, "%18lld/%15[a-z]%n", &id, verb, &n) != 2 || path[11 + n] != '\0' ||
+        id <= 0 || (strcmp(verb, "confirm") != 0 && strcmp(verb, "undo") != 0)) {
+        officers__error(j, 404, "not found (POST /v1/sweeps/<id>/confirm or /undo)");
+        return 1;
+    }
+    if (strcmp(http_req_method(r), "POST") != 0) {
+        http_add_header(r, "Allow", "POST");
+        officers__error(j, 405, "a decision on a sweep is a POST");
+        return 1;
+    }
+    if (http_req_query(r)[0] != '\0') {
+        officers__error(j, 400, "a decision on a sweep takes no parameters");
+        return 1;
+    }
+    if (role != TOKENS_ADMIN) {
+        officers__error(j, 403, "sweeps are decided by the admin role");
+        return 1;
+    }
+    if (o->opts.sweep_decide == NULL) {
+        officers__error(j, 503, "sweeps cannot be decided on this hub");
+        return 1;
+    }
+    uint32_t mun = 0;
+    int undo = strcmp(verb, "undo") == 0;
+    int rc = o->opts.sweep_decide(o->opts.ud, (int64_t)id, undo, j->who, &mun);
+    char msg[200];
+    if (rc == REINT_ENOTFOUND) {
+        officers__error(j, 404, "no such sweep");
+    } else if (rc == REINT_ESTALE) {
+        officers__error(j, 409, "this sweep was already decided (GET /v1/sweeps shows how)");
+    } else if (rc != 0) {
+        officers__error(j, 503, "the decision could not be stored; try again");
+    } else {
+        json_t *a = json_pack("{s:I, s:I, s:s}", "sweep", (json_int_t)id, "municipality",
+                              (json_int_t)mun, "state", undo ? "undone" : "confirmed");
+        snprintf(msg, sizeof(msg), "sweep %lld %s", id, undo ? "undone" : "confirmed");
+        if (a == NULL)
+            officers__error(j, 500, "out of memory");
+        else
+            officers__report(j, a, "sweep");
+        log_info("%s %s: %s", j->role, j->who, msg);
+    }
+    return 1;
 }
 
 void officers_handle(http_req *r, void *ud)
@@ -600,7 +674,9 @@ void officers_handle(http_req *r, void *ud)
     officers__printable(j->peer, sizeof(j->peer), http_req_peer(r));
     officers__printable(j->method, sizeof(j->method), http_req_method(r));
     officers__set_target(j, http_req_path(r), http_req_query(r));
-    if (officers__route(j, r, role) != 0)
+    if (officers__sweep_decision(o, j, r, role))
+        j->kind = JOB_ANSWER;
+    else if (officers__route(j, r, role) != 0)
         j->kind = JOB_ANSWER;
     else
         log_info("%s %s: GET %s", j->role, j->who, j->target);
@@ -662,6 +738,8 @@ int officers_start(officers **out, const officers_opts *opts, char *err, size_t 
     }
     o->loop = opts->loop;
     o->province = opts->province;
+    o->opts = *opts;
+    o->opts.db_path = o->opts.tokens = NULL; /* not kept: copied below where needed */
     snprintf(o->tokens_path, sizeof(o->tokens_path), "%s", opts->tokens ? opts->tokens : "");
     if (o->tokens_path[0] && access(o->tokens_path, F_OK) == 0 &&
         (rc = tokens_load(&o->tokens, o->tokens_path, err, errlen)) != 0)

@@ -1,5 +1,6 @@
 /* The provincial officers' HTTPS API: GET /v1/gaps, /v1/indicators, /v1/indicators/<code>
- * (its province only, JSON or ?format=csv) and GET /v1/audit (admin role), token-protected.
+ * (its province only, JSON or ?format=csv), and for the admin role GET /v1/audit, GET
+ * /v1/sweeps and POST /v1/sweeps/<id>/confirm or /undo (sweeps.h); token-protected.
  *
  * Every request is authenticated by itself against the tokens file (common/tokens.h), so a
  * token removed from the file is refused from the next request on once the file is reloaded
@@ -21,6 +22,7 @@
 #include "error.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "http.h"
@@ -33,6 +35,10 @@ typedef struct officers_opts {
     unsigned province;
     const char *tokens; /* the officers' tokens file ("" or absent: every request refused) */
     unsigned max_failures, window_s; /* the limiter's (common/limiter.h); 0 picks 20 and 60 */
+    /* An admin's decision on a pending sweep (provincial-hub/sweeps.h), run on the loop:
+     * ingest_sweep_decide. NULL: decisions answer 503. */
+    int (*sweep_decide)(void *ud, int64_t id, int undo, const char *who, uint32_t *municipality);
+    void *ud;
 } officers_opts;
 
 /* Opens the lanes' connections, creates the audit table when absent and loads the tokens.

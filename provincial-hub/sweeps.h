@@ -22,6 +22,7 @@
 #ifndef PROVINCIAL_HUB_SWEEPS_H
 #define PROVINCIAL_HUB_SWEEPS_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,10 @@ int sweeps_confirm(sqlite3 *db, int64_t id, const char *who, int64_t now_ms,
                    uint32_t *municipality);
 int sweeps_undo(sqlite3 *db, int64_t id, const char *who, int64_t now_ms, sweeps_restored_cb cb,
                 void *ud, uint32_t *municipality);
+
+/* {"sweeps": [...]}: the newest limit sweeps, every state, for a hub admin. Returns 0,
+ * REINT_ENOMEM or REINT_EDB. */
+int sweeps_list(sqlite3 *db, long limit, json_t **out);
 
 typedef struct sweeps_counts {
     int64_t pending;      /* sweeps waiting for an admin */
