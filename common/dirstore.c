@@ -8,11 +8,93 @@
 #include "log.h"
 #include "store.h"
 
+/* A gap wider than this is recorded by its newest serials only (the issuer's serials are
+ * consecutive: a wide gap is a relay that withheld many, and the newest matter most). */
+#define DIRSTORE_GAP_MAX 1000
+
 int dirstore_open(sqlite3 *db)
 {
     return store_exec(db, "CREATE TABLE IF NOT EXISTS directives(serial INTEGER PRIMARY KEY,"
                           " key_id TEXT NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL,"
-                          " received_ms INTEGER NOT NULL)");
+                          " received_ms INTEGER NOT NULL);"
+                          "CREATE TABLE IF NOT EXISTS directive_gaps(serial INTEGER PRIMARY KEY,"
+                          " seen_ms INTEGER NOT NULL)");
+}
+
+/* The serial inside sd's body, or 0 when it does not decode. */
+static uint64_t dirstore__serial_of(const Reint__V1__SignedDirective *sd)
+{
+    Reint__V1__Directive *d = reint__v1__directive__unpack(NULL, sd->body.len, sd->body.data);
+    uint64_t serial = d ? d->serial : 0;
+    reint__v1__directive__free_unpacked(d, NULL);
+    return serial;
+}
+
+/* 1 when serial is a recorded gap, 0 when not, or REINT_EDB. */
+static int dirstore__is_gap(sqlite3 *db, uint64_t serial)
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT 1 FROM directive_gaps WHERE serial=?1");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, (int64_t)serial);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : REINT_EDB;
+}
+
+/* Records the serials between last and serial (exclusive) as missing, or forgets serial as
+ * one (it has arrived). Returns 0 or REINT_EDB. */
+static int dirstore__note_gaps(sqlite3 *db, uint64_t last, uint64_t serial)
+{
+    sqlite3_stmt *st = store_prepare(db, "DELETE FROM directive_gaps WHERE serial=?1");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, (int64_t)serial);
+    int rc = store_step_done(db, st);
+    sqlite3_finalize(st);
+    if (rc != 0 || serial <= last + 1)
+        return rc ? REINT_EDB : 0;
+    uint64_t from = serial - last - 1 > DIRSTORE_GAP_MAX ? serial - DIRSTORE_GAP_MAX : last + 1;
+    log_warn("directive %llu arrived while the newest held is %llu: directives %llu..%llu are "
+             "missing; they are asked for until they arrive",
+             (unsigned long long)serial, (unsigned long long)last, (unsigned long long)(last + 1),
+             (unsigned long long)(serial - 1));
+    st = store_prepare(db, "INSERT OR IGNORE INTO directive_gaps(serial, seen_ms) VALUES(?1,?2)");
+    if (st == NULL)
+        return REINT_EDB;
+    for (uint64_t s = from; rc == 0 && s < serial; s++) {
+        sqlite3_bind_int64(st, 1, (int64_t)s);
+        sqlite3_bind_int64(st, 2, (int64_t)clock_now_ms());
+        rc = store_step_done(db, st);
+    }
+    sqlite3_finalize(st);
+    return rc ? REINT_EDB : 0;
+}
+
+int dirstore_gaps(sqlite3 *db, uint64_t *out, size_t max, size_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *st =
+        store_prepare(db, "SELECT serial FROM directive_gaps ORDER BY serial LIMIT ?1");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, (int64_t)max);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        out[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : REINT_EDB;
+}
+
+int dirstore_gap_count(sqlite3 *db, int64_t *n)
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT count(*) FROM directive_gaps");
+    if (st == NULL)
+        return REINT_EDB;
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : REINT_EDB;
+    *n = rc == 0 ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int dirstore_last_serial(sqlite3 *db, uint64_t *serial)
@@ -69,7 +151,15 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
         snprintf(err, errlen, "cannot read the directives held");
         return REINT_EDB;
     }
-    int rc = directive_verify(keys, sd, last, &d, err, errlen);
+    /* A serial that was missing is taken below the newest held (checked like any other). */
+    uint64_t wanted = dirstore__serial_of(sd);
+    int gap = wanted && wanted < last ? dirstore__is_gap(db, wanted) : 0;
+    if (gap < 0) {
+        snprintf(err, errlen, "cannot read the directives held");
+        return REINT_EDB;
+    }
+    uint64_t newest = last;
+    int rc = directive_verify(keys, sd, gap ? wanted - 1 : last, &d, err, errlen);
     if (rc == REINT_EREPLAY) {
         int held = dirstore__held(db, sd, serial);
         if (held == 1)
@@ -95,6 +185,8 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
     sqlite3_bind_int64(st, 5, (int64_t)clock_now_ms());
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : REINT_EDB;
     sqlite3_finalize(st);
+    if (rc == 0)
+        rc = dirstore__note_gaps(db, newest, d->serial);
     if (rc == 0) {
         *serial = d->serial;
         if (fresh)

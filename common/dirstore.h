@@ -20,13 +20,21 @@ int dirstore_open(sqlite3 *db);
 int dirstore_last_serial(sqlite3 *db, uint64_t *serial);
 
 /* Verifies sd (a known key, the signature over the exact body bytes, a serial above the last
- * held) and stores it durably. A directive already held with the same serial and bytes is
- * accepted again without change (a relay after a lost ack): *fresh is then 0 (else 1; fresh
- * may be NULL). Returns 0 with *serial set, or REINT_EKEY / REINT_ESIGNATURE / REINT_EREPLAY /
+ * held, or one recorded missing) and stores it durably; a serial beyond the next records the
+ * ones between as missing (dirstore_gaps). A directive already held with the same serial and bytes
+ * is accepted again without change (a relay after a lost ack): *fresh is then 0 (else 1; fresh may
+ * be NULL). Returns 0 with *serial set, or REINT_EKEY / REINT_ESIGNATURE / REINT_EREPLAY /
  * REINT_EMALFORMED / REINT_EDB with a message in err; nothing is stored then. */
 int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
                      const Reint__V1__SignedDirective *sd, uint64_t *serial, int *fresh, char *err,
                      size_t errlen);
+
+/* The serials a gap left missing (a directive arrived with a serial above the newest held +
+ * 1; the issuer's serials are consecutive), lowest first, at most max, into out (*n set). A
+ * missing serial is accepted by dirstore_receive when it comes, and is then no longer one.
+ * Returns 0 or REINT_EDB. */
+int dirstore_gaps(sqlite3 *db, uint64_t *out, size_t max, size_t *n);
+int dirstore_gap_count(sqlite3 *db, int64_t *n);
 
 /* Loads the directives with serial above after, oldest first, at most max, as malloc'd
  * SignedDirectives into *out (*n set; free with dirstore_free_list). Returns 0, REINT_EDB or

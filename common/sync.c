@@ -32,6 +32,8 @@
 #define SYNC_UPGRADE_RETRY_MS (10 * 60 * 1000)
 /* A receiver that found this sender's clock ahead is asked again this rarely. */
 #define SYNC_CLOCK_RETRY_MS (60 * 1000)
+/* Missing directives asked for in one DirectiveAck (the relay sends those it holds). */
+#define SYNC_DIRECTIVES_ASKED 64
 
 /* A snapshot being sent in parts: its bytes, its sequence, and where each part's cells
  * start and end. */
@@ -61,8 +63,9 @@ struct sync_client {
     uint64_t resend_target; /* ResendComplete goes once everything through it is acked */
     int resend_sent;
     int64_t session_deadline;
-    size_t peer_max; /* the receiver's frame limit (HelloReply.max_frame) */
-    int read_failed; /* an entry could not be added to the batch (memory, or the source) */
+    size_t peer_max;    /* the receiver's frame limit (HelloReply.max_frame) */
+    int read_failed;    /* an entry could not be added to the batch (memory, or the source) */
+    uint64_t asked_gap; /* the newest missing directive asked for in this session */
     sbuf recs, seqs, dropped, frame;
     sync_split split;
     sync_state st;
@@ -476,18 +479,38 @@ static void sync__on_poll(uv_timer_t *t)
     sync__pump(t->data);
 }
 
+/* Acknowledges serial (0: none) and, when force is set or a gap newer than those already
+ * asked for appeared, asks for the directives this side lacks. */
+static void sync__directive_ack(sync_client *s, uint64_t serial, int force)
+{
+    uint64_t missing[SYNC_DIRECTIVES_ASKED];
+    size_t n =
+        s->o.directive_gaps ? s->o.directive_gaps(s->o.ud, missing, SYNC_DIRECTIVES_ASKED) : 0;
+    int ask = n > 0 && (force || missing[n - 1] > s->asked_gap);
+    if (serial == 0 && !ask)
+        return;
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__DirectiveAck ack = REINT__V1__DIRECTIVE_ACK__INIT;
+    ack.serial = serial;
+    if (ask) {
+        ack.missing = missing;
+        ack.n_missing = n;
+        s->asked_gap = missing[n - 1];
+        log_warn("asking %s for %zu missing directive%s (first %llu)", s->o.expect_peer, n,
+                 n == 1 ? "" : "s", (unsigned long long)missing[0]);
+    }
+    env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK;
+    env.directive_ack = &ack;
+    if (s->w && !wire_is_closing(s->w))
+        wire_send(s->w, &env);
+}
+
 static void sync__directive(sync_client *s, const Reint__V1__SignedDirective *sd)
 {
     uint64_t serial = 0;
     if (s->o.on_directive == NULL || s->o.on_directive(s->o.ud, sd, &serial) != 0 || serial == 0)
         return;
-    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-    Reint__V1__DirectiveAck ack = REINT__V1__DIRECTIVE_ACK__INIT;
-    ack.serial = serial;
-    env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK;
-    env.directive_ack = &ack;
-    if (s->w && !wire_is_closing(s->w))
-        wire_send(s->w, &env);
+    sync__directive_ack(s, serial, 0);
 }
 
 static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
@@ -550,8 +573,11 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
     uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
+    s->asked_gap = 0;
     for (size_t i = 0; i < r->n_directives; i++)
         sync__directive(s, r->directives[i]);
+    if (s->asked_gap == 0)
+        sync__directive_ack(s, 0, 1); /* gaps from earlier sessions are asked for again */
     if (s->o.on_session)
         s->o.on_session(s->o.ud);
     sync__pump(s);

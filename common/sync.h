@@ -67,6 +67,10 @@ typedef struct sync_opts {
      * Returning 0 with *ack_serial set makes the client acknowledge that serial, so the
      * receiver stops offering it. May be NULL. */
     int (*on_directive)(void *ud, const Reint__V1__SignedDirective *sd, uint64_t *ack_serial);
+    /* Fills out with up to max directive serials this side lacks below its newest (a gap a
+     * relay left) and returns how many; they are asked for in a DirectiveAck at each session
+     * start and when a new gap appears. May be NULL. */
+    size_t (*directive_gaps)(void *ud, uint64_t *out, size_t max);
     /* Called when a session has started (after the HelloReply). May be NULL. */
     void (*on_session)(void *ud);
     int window;           /* batches in flight (default 8) */

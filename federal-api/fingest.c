@@ -793,9 +793,57 @@ static void fingest__on_dir_acked(void *ud, const PGresult *res, const char *err
     receiver_peer_unref(c->p);
 }
 
+static void fingest__on_missing_page(void *ud, const PGresult *res, const char *err)
+{
+    fconn *c = ud;
+    fingest *fi = c->fi;
+    if (err) {
+        fi->m.db_errors++;
+        log_warn("province:%d: cannot read the directives it asked for: %s", c->province, err);
+    } else if (!fingest__dead(c)) {
+        fdirs ds;
+        fingest__dirs_load(&ds, res, 0);
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
+        for (size_t i = 0; i < ds.n; i++) {
+            env.directive = ds.p[i];
+            receiver_send(c->p, &env);
+        }
+        log_info("province:%d asked for missing directives; %zu sent", c->province, ds.n);
+        fi->m.directives_sent += ds.n;
+        fingest__dirs_free(&ds);
+    }
+    receiver_peer_unref(c->p);
+}
+
+/* The hub lacks these serials (a gap): each one published is sent again. */
+static void fingest__send_missing(fingest *fi, fconn *c, const uint64_t *missing, size_t n)
+{
+    char list[FINGEST_DIR_PAGE * 21 + 3];
+    size_t off = 0;
+    list[off++] = '{';
+    for (size_t i = 0; i < n && i < FINGEST_DIR_PAGE; i++)
+        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%" PRIu64, i ? "," : "",
+                                missing[i]);
+    snprintf(list + off, sizeof(list) - off, "}");
+    const char *v[1] = {list};
+    receiver_peer_ref(c->p);
+    if (db_query(fi->o.db,
+                 "SELECT serial, key_id, encode(body, 'hex'), encode(signature, 'hex')"
+                 " FROM directives WHERE serial = ANY($1::bigint[]) ORDER BY serial",
+                 1, v, fingest__on_missing_page, c) != 0) {
+        receiver_peer_unref(c->p);
+        fi->m.db_errors++;
+    }
+}
+
 static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__DirectiveAck *a)
 {
-    if (a->serial == 0 || a->serial > c->dir_sent) {
+    if (a->n_missing)
+        fingest__send_missing(fi, c, a->missing, a->n_missing);
+    if (a->serial == 0)
+        return 0;
+    if (a->serial > c->dir_sent) {
         log_warn("province:%d acknowledged directive %" PRIu64 ", which this session did not "
                  "send; ignored",
                  c->province, a->serial);

@@ -468,9 +468,15 @@ static int cmd_status(int argc, char **argv)
     int as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
     outbox *ob;
     outbox_stats st;
+    uint64_t gaps[16];
+    size_t n_gaps = 0;
+    int64_t all_gaps = 0;
     if (open_store(&ob, NULL) != 0)
         return EXIT_FAIL;
     int rc = outbox_stats_get(ob, &st);
+    if (rc == 0 && (rc = dirstore_open(outbox_db(ob))) == 0 &&
+        (rc = dirstore_gaps(outbox_db(ob), gaps, 16, &n_gaps)) == 0)
+        rc = dirstore_gap_count(outbox_db(ob), &all_gaps);
     outbox_close(ob);
     if (rc != 0) {
         fprintf(stderr, "municipal-node status: the store could not be read (%s)\n",
@@ -499,6 +505,11 @@ static int cmd_status(int argc, char **argv)
             "upgrade_needed", upgrade, "clock_ahead", ahead, "crl_expired", crl_expired,
             "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq,
             "last_error", st.last_error);
+        json_t *g = json_array();
+        for (size_t i = 0; i < n_gaps; i++)
+            json_array_append_new(g, json_integer((json_int_t)gaps[i]));
+        json_object_set_new(j, "directive_gaps", g);
+        json_object_set_new(j, "directive_gaps_total", json_integer(all_gaps));
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
@@ -534,6 +545,14 @@ static int cmd_status(int argc, char **argv)
                st.last_error[0] ? "; last error: " : "", st.last_error);
     printf("clock skew      %+lld s%s\n", (long long)(st.skew_ms / 1000),
            st.skew_ms > 300000 || st.skew_ms < -300000 ? "  WARNING: over 5 minutes" : "");
+    if (all_gaps) {
+        printf("directives      %lld MISSING (serial%s", (long long)all_gaps,
+               all_gaps == 1 ? "" : "s");
+        for (size_t i = 0; i < n_gaps; i++)
+            printf(" %llu", (unsigned long long)gaps[i]);
+        printf("%s): the hub has not relayed them; they are asked for at every session\n",
+               (int64_t)n_gaps < all_gaps ? " ..." : "");
+    }
     printf("dead letters    %lld%s\n", (long long)st.dead_letters,
            st.dead_letters ? " (records the hub refused or that are too large to send; see "
                              "`municipal-node export`)"
@@ -679,6 +698,18 @@ static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t
     return rc;
 }
 
+static int64_t directive_gap_count(outbox *ob)
+{
+    int64_t n = 0;
+    return dirstore_gap_count(outbox_db(ob), &n) == 0 ? n : -1;
+}
+
+static size_t directive_gaps(void *ud, uint64_t *out, size_t max)
+{
+    size_t n = 0;
+    return dirstore_gaps(outbox_db(ud), out, max, &n) == 0 ? n : 0;
+}
+
 static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(void *, int))
 {
     static char identity[32], expect[32];
@@ -716,6 +747,7 @@ static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(voi
                     .give_up_ms = give_up_ms,
                     .on_done = on_done,
                     .on_directive = on_directive,
+                    .directive_gaps = directive_gaps,
                     .ud = ob};
     char err[512];
     if (cfg.directive_keys[0] && keyring == NULL &&
@@ -818,6 +850,9 @@ static void on_http(http_req *r, void *ud)
             METRIC_G("node_clock_skew_seconds", "Hub clock minus node clock.", ss.skew_ms / 1000),
             METRIC_G("node_clock_ahead", "1 while the hub refuses versions from this clock.",
                      ss.clock_ahead),
+            METRIC_G("node_directive_gaps",
+                     "Directives missing below the newest held (asked for at every session).",
+                     directive_gap_count(ud)),
             METRIC_G("node_crl_expired",
                      "1 while the CRL is past its next update: no record is sent.", ss.crl_expired),
             METRIC_C("node_records_sent_total", "Records sent upstream (retries included).",

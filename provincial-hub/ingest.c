@@ -531,8 +531,37 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
     return 0;
 }
 
+/* A node asked for directives it lacks (a gap another relay left, or a lost message): each
+ * one this hub holds is sent again, at most INGEST_DIRECTIVES_PER_HELLO. */
+static int ingest__directives_missing(ingest *in, receiver_peer *p, const uint64_t *missing,
+                                      size_t n)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < n && i < INGEST_DIRECTIVES_PER_HELLO; i++) {
+        Reint__V1__SignedDirective **list = NULL;
+        size_t got = 0;
+        if (missing[i] == 0 || dirstore_load_after(in->db, missing[i] - 1, 1, &list, &got) != 0)
+            continue;
+        Reint__V1__Directive *d =
+            got ? reint__v1__directive__unpack(NULL, list[0]->body.len, list[0]->body.data) : NULL;
+        if (d && d->serial == missing[i]) {
+            Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+            env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
+            env.directive = list[0];
+            sent += receiver_send(p, &env) == 0;
+        }
+        reint__v1__directive__free_unpacked(d, NULL);
+        dirstore_free_list(list, got);
+    }
+    log_info("municipality:%u asked for %zu missing directive%s; %zu sent", receiver_peer_scope(p),
+             n, n == 1 ? "" : "s", sent);
+    return 0;
+}
+
 static int ingest__directive_acked(ingest *in, receiver_peer *p, uint64_t serial)
 {
+    if (serial == 0)
+        return 0;
     sqlite3_stmt *st = store_prepare(
         in->db, "INSERT INTO node_directives(municipality, serial) SELECT ?1, ?2"
                 " WHERE ?2 <= (SELECT coalesce(max(serial), 0) FROM directives)"
@@ -818,6 +847,9 @@ static int ingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelope
         }
         return ingest__queue_item(in, p, ITEM_RESEND_COMPLETE, in->n_rows);
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK:
+        if (env->directive_ack->n_missing)
+            ingest__directives_missing(in, p, env->directive_ack->missing,
+                                       env->directive_ack->n_missing);
         return ingest__directive_acked(in, p, env->directive_ack->serial);
     default:
         receiver_protocol_error(p, "unexpected message (a node sends Hello, Batch, "
@@ -978,6 +1010,9 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m)
     receiver_get_metrics(in->rx, &m->rx);
     m->security_events += m->rx.security_events;
     m->roll_queue = in->n_roll;
+    int64_t gaps = 0;
+    if (dirstore_gap_count(in->db, &gaps) == 0)
+        m->directive_gaps = gaps;
     sweeps_counts sc;
     if (sweeps_count(in->db, &sc) == 0) {
         m->sweeps_pending = sc.pending;

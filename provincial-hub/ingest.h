@@ -52,6 +52,7 @@ typedef struct ingest_metrics {
     uint64_t sweeps, swept_records, roll_queue_holds;
     uint64_t sweeps_undone, incarnation_returns; /* undone sweeps; incarnations seen again */
     int64_t sweeps_pending, swept_kept;          /* sweeps awaiting an admin; rows they keep */
+    int64_t directive_gaps; /* directives missing below the newest held (asked for upstream) */
     size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
 } ingest_metrics;

@@ -227,6 +227,10 @@ static void on_http(http_req *r, void *ud)
                      "Hellos from a store incarnation seen before: two stores alternating under "
                      "one municipality (a security event).",
                      m.incarnation_returns),
+            METRIC_G("hub_directive_gaps",
+                     "Directives missing below the newest held: a relay skipped them; they are "
+                     "asked for at every uplink session until they arrive.",
+                     m.directive_gaps),
             METRIC_C("hub_sessions_replaced_total",
                      "Sessions closed because a newer one of the same municipality started.",
                      m.rx.sessions_replaced),

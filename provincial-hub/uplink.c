@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dirstore.h"
 #include "log.h"
 #include "rid.h"
 #include "store.h"
@@ -128,6 +129,13 @@ static int on_directive(void *ud, const Reint__V1__SignedDirective *sd, uint64_t
     return ingest_directive(u->o.in, sd, ack, err, sizeof(err));
 }
 
+static size_t directive_gaps(void *ud, uint64_t *out, size_t max)
+{
+    uplink *u = ud;
+    size_t n = 0;
+    return dirstore_gaps(u->o.db, out, max, &n) == 0 ? n : 0;
+}
+
 /* Sends the hub's Coverage: per node, live records, dead letters, last sync and calendar. */
 static void uplink__coverage(uplink *u)
 {
@@ -219,6 +227,7 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
                     .hub = opts->federal,
                     .expect_peer = u->expect,
                     .on_directive = on_directive,
+                    .directive_gaps = directive_gaps,
                     .on_session = uplink__on_session,
                     .window = opts->window,
                     .batch_records = opts->batch_snapshots,

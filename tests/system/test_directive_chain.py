@@ -8,7 +8,7 @@ generator's ground truth says are eligible.
 
 Refusals: a python mutual-TLS peer plays the federal tier to a real hub, and the hub to a real
 node, and offers directives altered by one byte, signed by an unknown key (unknown key id, and
-a known key id with a foreign key) and replayed with an old serial. Hub and node store,
+a known key id with a foreign key) and replayed under a serial already held. Hub and node store,
 acknowledge, relay and list only the valid ones, log a SECURITY line for each refusal and keep
 running."""
 import datetime
@@ -104,8 +104,9 @@ def bad_and_good(priv):
                         key_id=ROGUE_ID),
         # ... and under the known key id (a forgery)
         "forged": sign(rogue, make_directive(11, "Forged eleven")),
-        # (c) correctly signed, serial not above the 5 already held
-        "replay": sign(priv, make_directive(3, "Replayed three")),
+        # (c) correctly signed, under the serial 5 already held with other bytes (a serial
+        # below it that never arrived is a gap, and is taken: test_directive_gaps.py)
+        "replay": sign(priv, make_directive(5, "Replayed five")),
     }
 
 
@@ -460,7 +461,7 @@ def test_hub_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, p
         assert fake.hellos and fake.hellos[0].identity == "province:1"
         assert len(security_lines(hub.log_text())) == 3, hub.log_text()
 
-        # Serial 3, validly signed, pushed on the open session: a replay. Then 5 again
+        # Another serial 5, validly signed, pushed on the open session: a replay. Then 5 again
         # (held: acknowledged), which marks that the replay has been handled.
         for sd in (c["replay"], c["valid"]):
             env = pb.Envelope()
@@ -479,7 +480,7 @@ def test_hub_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, p
         text = "\n".join(lines)
         assert text.count("does not verify") == 3  # altered twice, forged once
         assert text.count('unknown key "%s"' % ROGUE_ID) == 2
-        assert text.count("serial 3 is not above 5 (a replay)") == 2
+        assert text.count("serial 5 is not above 5 (a replay)") == 2
         assert hub.metrics()["hub_security_events_total"] == 7
         assert hub.alive()
 
@@ -505,7 +506,7 @@ def test_hub_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, p
 def test_node_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, procs):
     priv, pub = directive_key(pki)
     c = bad_and_good(priv)
-    replay4 = sign(priv, make_directive(4, "Replayed four"))
+    replay4 = sign(priv, make_directive(5, "Replayed five again"))
     fake = FakePeer(pki, "province-1", [
         [c["valid"], c["altered"], c["unknown"], c["forged"], c["replay"]],
         [replay4, c["altered"], c["valid"]],
@@ -524,7 +525,7 @@ def test_node_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, 
         text = "\n".join(lines)
         assert text.count("does not verify") == 2
         assert text.count('unknown key "%s"' % ROGUE_ID) == 1
-        assert text.count("serial 3 is not above 5 (a replay)") == 1
+        assert text.count("serial 5 is not above 5 (a replay)") == 1
 
         held = read_directives(node.db)
         assert held == {5: (KEY_ID, c["valid"].body, c["valid"].signature)}
@@ -534,7 +535,7 @@ def test_node_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, 
         for title in ("Tampered", "Rogue", "Forged", "Replayed"):
             assert title not in out, out
 
-        # A later session: the serial held in node.db refuses serial 4; 5 again is
+        # A later session: the serial held in node.db refuses another 5; 5 again is
         # acknowledged and changes nothing.
         r = node.cli("sync", "--timeout", "5", check=False, timeout=30)
         assert r.returncode == 0, r.stderr
@@ -542,7 +543,7 @@ def test_node_refuses_altered_unknown_key_and_replayed_directives(pki, workdir, 
         assert fake.acks(2) == [5]
         lines = security_lines(r.stderr)
         assert len(lines) == 2, r.stderr
-        assert "serial 4 is not above 5 (a replay)" in "\n".join(lines)
+        assert "serial 5 is not above 5 (a replay)" in "\n".join(lines)
         assert read_directives(node.db) == held
         assert list(listing(node)[0]) == ["Valid five"]
         assert fake.errors == []
