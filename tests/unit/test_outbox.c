@@ -72,7 +72,8 @@ static outbox_put_result put_person(outbox *ob, const char *local_id, int sex)
     Reint__V1__Person p = REINT__V1__PERSON__INIT;
     outbox_put_result res;
     p.sex = (Reint__V1__Sex)sex;
-    p.registered_day = 19500;
+    p.registered_month = 202305;
+    p.registered_bs_month = 208002;
     r.body_case = REINT__V1__RECORD__BODY_PERSON;
     r.person = &p;
     assert_int_equal(outbox_begin(ob), 0);
