@@ -42,3 +42,21 @@ def bs_str(d):
 def day_number(d):
     """Gregorian days since 1970-01-01, as on the wire."""
     return (d - EPOCH).days
+
+
+def pair(d):
+    """The month pair an event of Gregorian date d travels upstream as (protocol version 2):
+    (Gregorian YYYYMM, BS YYYYMM)."""
+    y, m, _ = ad_to_bs(d)
+    return d.year * 100 + d.month, y * 100 + m
+
+
+def bs_month_first(y, m):
+    """Gregorian first day of BS month (y, m); m may run past 12 or below 1."""
+    while m > 12:
+        m -= 12
+        y += 1
+    while m < 1:
+        m += 12
+        y -= 1
+    return bs_to_ad(y, m, 1)
