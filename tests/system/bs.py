@@ -60,3 +60,14 @@ def bs_month_first(y, m):
         m += 12
         y -= 1
     return bs_to_ad(y, m, 1)
+
+
+def periods(d):
+    """The six periods holding Gregorian date d (year, quarter, month; BS month, fiscal
+    trimester, fiscal year), as the product writes them."""
+    y, m, _ = ad_to_bs(d)
+    fy = y if m >= 4 else y - 1
+    tri = 1 if 4 <= m <= 7 else 2 if 8 <= m <= 11 else 3
+    return ["%04d" % d.year, "%04d-Q%d" % (d.year, (d.month - 1) // 3 + 1),
+            "%04d-%02d" % (d.year, d.month), "BS%04d-%02d" % (y, m),
+            "FY%04d/%02d-T%d" % (fy, (fy + 1) % 100, tri), "FY%04d/%02d" % (fy, (fy + 1) % 100)]
