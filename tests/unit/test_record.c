@@ -96,7 +96,8 @@ static Reint__V1__Record *with_person_bytes(const uint8_t *extra, size_t n)
 {
     uint8_t body[256], buf[512];
     size_t blen = reint__v1__person__pack(&person, body);
-    memcpy(body + blen, extra, n);
+    if (n > 0)
+        memcpy(body + blen, extra, n);
     blen += n;
     Reint__V1__Record r = rec;
     r.body_case = REINT__V1__RECORD__BODY__NOT_SET;
