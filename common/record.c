@@ -85,7 +85,6 @@ static int record__pair(int32_t ad, int32_t bs, int32_t today, record_error *err
                  (int)(bs / 100), (int)(bs % 100), (int)(ad / 100), (int)(ad % 100), field_ad);
         return REINT_EINVAL;
     }
-    (void)last;
     if (first > today + 1) {
         err->field = field_ad;
         snprintf(err->reason, sizeof(err->reason),
