@@ -302,12 +302,13 @@ static int record__varint32(const ProtobufCMessageUnknownField *f, int32_t *out)
 }
 
 /* Goes through the unknown fields of a body: the protocol-1 day (field day_tag, with
- * RECORD_V1_DAYS) is read into *day (0 when absent); any other is refused, unless the flags
- * say to drop it. */
+ * RECORD_V1_DAYS) is read into *day and *had set (0 and 0 when absent); any other is refused,
+ * unless the flags say to drop it. */
 static int record__unknowns(const ProtobufCMessage *m, const char *name, uint32_t day_tag,
-                            int flags, int32_t *day, record_error *err)
+                            int flags, int32_t *day, int *had, record_error *err)
 {
     *day = 0;
+    *had = 0;
     for (unsigned i = 0; i < m->n_unknown_fields; i++) {
         const ProtobufCMessageUnknownField *f = &m->unknown_fields[i];
         if ((flags & RECORD_V1_DAYS) && day_tag != 0 && f->tag == day_tag) {
@@ -317,6 +318,7 @@ static int record__unknowns(const ProtobufCMessage *m, const char *name, uint32_
                          "the protocol-1 day (field %u) is not an int32", (unsigned)day_tag);
                 return REINT_EINVAL;
             }
+            *had = 1;
             continue;
         }
         if (flags & RECORD_STRIP_UNKNOWN)
@@ -331,10 +333,15 @@ static int record__unknowns(const ProtobufCMessage *m, const char *name, uint32_
     return 0;
 }
 
-/* The pair of a protocol-1 day, or a refusal naming the day's old field. */
-static int record__v1_pair(int32_t day, const char *field, int32_t *ad, int32_t *bs,
+/* The pair of a protocol-1 event into *ad, *bs, or a refusal naming the day's old field: from
+ * its day when the body carried one (had); from day 0 when it carries neither a day nor a
+ * pair (proto3 leaves a zero day out). A pair the body already carries, and no day, is kept:
+ * upgrading a record twice changes nothing. */
+static int record__v1_pair(int32_t day, int had, const char *field, int32_t *ad, int32_t *bs,
                            record_error *err)
 {
+    if (!had && (*ad != 0 || *bs != 0))
+        return 0;
     if (bscal_pair_of_day(day, ad, bs) != 0)
         return record__fail(err, field,
                             "protocol-1 day %lld is outside the BS calendar table "
@@ -346,7 +353,7 @@ static int record__v1_pair(int32_t day, const char *field, int32_t *ad, int32_t 
 int record_upgrade(const Reint__V1__Record *in, int flags, record_upgraded *out, record_error *err)
 {
     int32_t day = 0;
-    int rc = 0;
+    int rc = 0, had = 0;
     err->field = "";
     err->reason[0] = '\0';
     memset(out, 0, sizeof(*out));
@@ -362,10 +369,11 @@ int record_upgrade(const Reint__V1__Record *in, int flags, record_upgraded *out,
         out->body.person = *in->person;
         out->rec.person = &out->body.person;
         body = &in->person->base;
-        if ((rc = record__unknowns(body, "person", 7, flags, &day, err)) != 0)
+        if ((rc = record__unknowns(body, "person", 7, flags, &day, &had, err)) != 0)
             return rc;
         if ((flags & RECORD_V1_DAYS) &&
-            (rc = record__v1_pair(day, "person.registered_day", &out->body.person.registered_month,
+            (rc = record__v1_pair(day, had, "person.registered_day",
+                                  &out->body.person.registered_month,
                                   &out->body.person.registered_bs_month, err)) != 0)
             return rc;
         break;
@@ -373,10 +381,10 @@ int record_upgrade(const Reint__V1__Record *in, int flags, record_upgraded *out,
         out->body.service = *in->service;
         out->rec.service = &out->body.service;
         body = &in->service->base;
-        if ((rc = record__unknowns(body, "service", 4, flags, &day, err)) != 0)
+        if ((rc = record__unknowns(body, "service", 4, flags, &day, &had, err)) != 0)
             return rc;
         if ((flags & RECORD_V1_DAYS) &&
-            (rc = record__v1_pair(day, "service.day", &out->body.service.month,
+            (rc = record__v1_pair(day, had, "service.day", &out->body.service.month,
                                   &out->body.service.bs_month, err)) != 0)
             return rc;
         break;
@@ -384,10 +392,10 @@ int record_upgrade(const Reint__V1__Record *in, int flags, record_upgraded *out,
         out->body.enterprise = *in->enterprise;
         out->rec.enterprise = &out->body.enterprise;
         body = &in->enterprise->base;
-        if ((rc = record__unknowns(body, "enterprise", 4, flags, &day, err)) != 0)
+        if ((rc = record__unknowns(body, "enterprise", 4, flags, &day, &had, err)) != 0)
             return rc;
         if ((flags & RECORD_V1_DAYS) &&
-            (rc = record__v1_pair(day, "enterprise.day", &out->body.enterprise.month,
+            (rc = record__v1_pair(day, had, "enterprise.day", &out->body.enterprise.month,
                                   &out->body.enterprise.bs_month, err)) != 0)
             return rc;
         break;
@@ -395,19 +403,19 @@ int record_upgrade(const Reint__V1__Record *in, int flags, record_upgraded *out,
         out->body.availability = *in->availability;
         out->rec.availability = &out->body.availability;
         body = &in->availability->base;
-        rc = record__unknowns(body, "availability", 0, flags, &day, err);
+        rc = record__unknowns(body, "availability", 0, flags, &day, &had, err);
         break;
     case REINT__V1__RECORD__BODY_MONTH_CLOSE:
         out->body.month_close = *in->month_close;
         out->rec.month_close = &out->body.month_close;
         body = &in->month_close->base;
-        rc = record__unknowns(body, "month_close", 0, flags, &day, err);
+        rc = record__unknowns(body, "month_close", 0, flags, &day, &had, err);
         break;
     case REINT__V1__RECORD__BODY_TOMBSTONE:
         out->body.tombstone = *in->tombstone;
         out->rec.tombstone = &out->body.tombstone;
         body = &in->tombstone->base;
-        rc = record__unknowns(body, "tombstone", 0, flags, &day, err);
+        rc = record__unknowns(body, "tombstone", 0, flags, &day, &had, err);
         break;
     default:
         break;

@@ -52,7 +52,8 @@ enum {
     /* The record comes from a protocol-1 sender (or a store written before protocol 2): the
      * day of a Person (field 7), Service or Enterprise (field 4), reserved in protocol 2 and
      * so an unknown field here, becomes the event's month pair, and is dropped. A body with
-     * no such field had the day 0 (1970-01-01: proto3 leaves zeros out). */
+     * no such field and no pair had the day 0 (1970-01-01: proto3 leaves zeros out); one
+     * that already has a pair keeps it (so that upgrading twice changes nothing). */
     RECORD_V1_DAYS = 1,
     /* Every other unknown field is dropped (a stored body being migrated). Without this flag
      * a record that carries one is refused. */

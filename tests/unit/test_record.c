@@ -148,6 +148,11 @@ static void test_record_upgrade_turns_a_v1_day_into_its_pair(void **state)
     Reint__V1__Record *again = reint__v1__record__unpack(NULL, n, buf);
     assert_int_equal(again->person->base.n_unknown_fields, 0);
     assert_int_equal(again->person->registered_month, 202201);
+    /* Upgraded again (a migration that meets a body twice), the pair stays. */
+    record_upgraded twice;
+    assert_int_equal(record_upgrade(again, RECORD_V1_DAYS | RECORD_STRIP_UNKNOWN, &twice, &e), 0);
+    assert_int_equal(twice.rec.person->registered_month, 202201);
+    assert_int_equal(twice.rec.person->registered_bs_month, 207809);
     reint__v1__record__free_unpacked(again, NULL);
     reint__v1__record__free_unpacked(r, NULL);
     /* A negative day (ten bytes of varint) and an absent one (day 0: proto3 left it out). */
