@@ -134,8 +134,9 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
         p.age_band = 1 + pick(b, 5);
         p.caste_group = pick(b, 8);
         p.disability = pick(b, 3);
-        p.registered_day =
-            lo == b->lo ? day_of_index(b, index, b->persons, lo, hi) : random_day(b, lo, hi);
+        bscal_pair_of_day(lo == b->lo ? day_of_index(b, index, b->persons, lo, hi)
+                                      : random_day(b, lo, hi),
+                          &p.registered_month, &p.registered_bs_month);
         p.years_abroad = -1;
         p.destination_country = (char *)countries[pick(b, 6)];
         p.remigration_intention = pick(b, 4);
@@ -148,7 +149,9 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
         s.person_id.len = 16;
         s.type = 1 + pick(b, 12);
         s.status = 1 + (pick(b, 4) != 0);
-        s.day = lo == b->lo ? day_of_index(b, index, b->services, lo, hi) : random_day(b, lo, hi);
+        bscal_pair_of_day(lo == b->lo ? day_of_index(b, index, b->services, lo, hi)
+                                      : random_day(b, lo, hi),
+                          &s.month, &s.bs_month);
         s.provider = 1 + pick(b, 8);
         s.programme = 1 + pick(b, 6);
         s.amount_npr = s.type == 7 || s.type == 8 ? 1000 * (1 + pick(b, 100)) : -1;
@@ -161,8 +164,9 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
         e.owner_id.len = 16;
         e.action = 1 + pick(b, 2);
         e.sector = 1 + pick(b, 9);
-        e.day =
-            lo == b->lo ? day_of_index(b, index, b->enterprises, lo, hi) : random_day(b, lo, hi);
+        bscal_pair_of_day(lo == b->lo ? day_of_index(b, index, b->enterprises, lo, hi)
+                                      : random_day(b, lo, hi),
+                          &e.month, &e.bs_month);
         e.employees = pick(b, 10) - 1;
         e.status = 1 + (pick(b, 5) == 0);
         break;

@@ -192,3 +192,61 @@ int bscal_fiscal(int32_t days, int *fy_start_year, int *trimester)
     *trimester = m >= 4 && m <= 7 ? 1 : (m >= 8 && m <= 11 ? 2 : 3);
     return 0;
 }
+
+int bscal_pair_of_day(int32_t days, int32_t *ad_month, int32_t *bs_month)
+{
+    int y, m, d, by, bm, bd;
+    int rc = bscal_bs_from_days(days, &by, &bm, &bd);
+    if (rc != 0)
+        return rc;
+    bscal_ad_from_days(days, &y, &m, &d);
+    *ad_month = y * 100 + m;
+    *bs_month = by * 100 + bm;
+    return 0;
+}
+
+int bscal_month_span(int bs, int32_t ym, int32_t *first, int32_t *last)
+{
+    int y = ym / 100, m = ym % 100;
+    if (ym <= 0 || m < 1 || m > 12)
+        return REINT_EINVAL;
+    if (bs) {
+        int n = bscal_bs_month_days(y, m);
+        int32_t a;
+        if (n < 0)
+            return n;
+        int rc = bscal_days_from_bs(y, m, 1, &a);
+        if (rc != 0)
+            return rc;
+        *first = a;
+        *last = a + n - 1;
+        return 0;
+    }
+    if (y < 1 || y > 9999)
+        return REINT_EINVAL;
+    *first = bscal_days_from_ad(y, m, 1);
+    *last = *first + ad_month_days(y, m) - 1;
+    return 0;
+}
+
+int bscal_pair_span(int32_t ad_month, int32_t bs_month, int32_t *first, int32_t *last)
+{
+    int32_t a0, a1, b0, b1;
+    int rc = bscal_month_span(0, ad_month, &a0, &a1);
+    if (rc != 0 || (rc = bscal_month_span(1, bs_month, &b0, &b1)) != 0)
+        return rc;
+    int32_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+    if (lo > hi)
+        return REINT_ENOTFOUND;
+    *first = lo;
+    *last = hi;
+    return 0;
+}
+
+int32_t bscal_month_add(int32_t ym, int k)
+{
+    int32_t i = (ym / 100) * 12 + ym % 100 - 1 + k;
+    /* Floor division: a month index below 0 is no date of ours, but stays a month. */
+    int32_t y = i >= 0 ? i / 12 : -((11 - i) / 12);
+    return y * 100 + (i - y * 12) + 1;
+}

@@ -37,4 +37,21 @@ int bscal_format(int32_t days, int bs, char *out, unsigned long outlen);
  * Chaitra-Asar). Returns 0 or REINT_ERANGE. */
 int bscal_fiscal(int32_t days, int *fy_start_year, int *trimester);
 
+/* Months as YYYYMM integers (2026-07 is 202607), in either calendar: upstream, an event of a
+ * person travels as the pair (Gregorian month, BS month) of its day, never as the day.
+ *
+ * The pair of a day: *ad_month and *bs_month. Returns 0 or REINT_ERANGE (outside the BS
+ * table). */
+int bscal_pair_of_day(int32_t days, int32_t *ad_month, int32_t *bs_month);
+/* The first and last day of month ym of calendar bs (non-zero: BS). Returns 0, REINT_EINVAL
+ * (not a YYYYMM month: month outside 1..12, Gregorian year outside 1..9999) or REINT_ERANGE
+ * (a BS year outside the table). */
+int bscal_month_span(int bs, int32_t ym, int32_t *first, int32_t *last);
+/* The days a pair can stand for: the overlap of its two months, [*first, *last]. Returns 0,
+ * REINT_EINVAL or REINT_ERANGE (either month as for bscal_month_span), or REINT_ENOTFOUND when
+ * both are months but they do not overlap (no day lies in both). */
+int bscal_pair_span(int32_t ad_month, int32_t bs_month, int32_t *first, int32_t *last);
+/* ym moved by k months (k may be negative), in either calendar (both have 12 months). */
+int32_t bscal_month_add(int32_t ym, int k);
+
 #endif

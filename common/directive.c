@@ -192,7 +192,8 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
     return 0;
 }
 
-int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p)
+int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p,
+                       int32_t registered_day)
 {
     static const int band_lo[] = {0, 0, 15, 25, 40, 60}, band_hi[] = {0, 14, 24, 39, 59, 200};
     const Reint__V1__Eligibility *e = d->eligibility;
@@ -214,7 +215,7 @@ int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p
         if (e->max_age > 0 && band_lo[b] > e->max_age)
             return 0;
     }
-    if (e->registered_after_day > 0 && p->registered_day <= e->registered_after_day)
+    if (e->registered_after_day > 0 && registered_day <= e->registered_after_day)
         return 0;
     return 1;
 }

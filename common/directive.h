@@ -38,9 +38,11 @@ void directive_signed_free(Reint__V1__SignedDirective *sd);
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen);
 
-/* Whether a person is eligible under d on day today: category, age band bounds (age from
- * the person's age band: eligible when the band overlaps [min_age, max_age]) and
- * registration date. Returns 1 or 0. */
-int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p);
+/* Whether a person is eligible under d: category, age band bounds (age from the person's age
+ * band: eligible when the band overlaps [min_age, max_age]) and registration date. The
+ * registration day (days since 1970-01-01) is the node's own, from its local data: upstream
+ * records carry only the registration's months. Returns 1 or 0. */
+int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p,
+                       int32_t registered_day);
 
 #endif

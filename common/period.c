@@ -23,6 +23,38 @@ int period_of_day(int32_t day, char out[PERIOD_KINDS][PERIOD_MAX])
     return 0;
 }
 
+int period_kind_bs(enum period_kind k)
+{
+    return k == PERIOD_BS_MONTH || k == PERIOD_FISCAL_TRIMESTER || k == PERIOD_FISCAL_YEAR;
+}
+
+int period_of_pair(int32_t ad_month, int32_t bs_month, char out[PERIOD_KINDS][PERIOD_MAX])
+{
+    int y = ad_month / 100, m = ad_month % 100, rc = 0;
+    if (ad_month > 0 && y <= 9999 && m >= 1 && m <= 12) {
+        snprintf(out[PERIOD_YEAR], PERIOD_MAX, "%04d", y);
+        snprintf(out[PERIOD_QUARTER], PERIOD_MAX, "%04d-Q%d", y, (m - 1) / 3 + 1);
+        snprintf(out[PERIOD_MONTH], PERIOD_MAX, "%04d-%02d", y, m);
+    } else {
+        out[PERIOD_YEAR][0] = out[PERIOD_QUARTER][0] = out[PERIOD_MONTH][0] = '\0';
+        rc = REINT_EINVAL;
+    }
+    y = bs_month / 100, m = bs_month % 100;
+    if (bs_month > 0 && y <= 9999 && m >= 1 && m <= 12) {
+        /* Shrawan (4) opens the fiscal year: months 4..7 are T1, 8..11 T2, 12 and 1..3 T3. */
+        int fy = m >= 4 ? y : y - 1, tri = m >= 4 && m <= 7 ? 1 : (m >= 8 && m <= 11 ? 2 : 3);
+        snprintf(out[PERIOD_BS_MONTH], PERIOD_MAX, "BS%04d-%02d", y, m);
+        snprintf(out[PERIOD_FISCAL_TRIMESTER], PERIOD_MAX, "FY%04d/%02d-T%d", fy, (fy + 1) % 100,
+                 tri);
+        snprintf(out[PERIOD_FISCAL_YEAR], PERIOD_MAX, "FY%04d/%02d", fy, (fy + 1) % 100);
+    } else {
+        out[PERIOD_BS_MONTH][0] = out[PERIOD_FISCAL_TRIMESTER][0] = out[PERIOD_FISCAL_YEAR][0] =
+            '\0';
+        rc = REINT_EINVAL;
+    }
+    return rc;
+}
+
 /* Reads exactly n digits at s into *v. */
 static int period__digits(const char *s, int n, int *v)
 {
@@ -97,4 +129,29 @@ int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t 
         }
     }
     return REINT_EINVAL;
+}
+
+int period_months(const char *s, enum period_kind *kind, int *bs, int32_t *first, int32_t *last)
+{
+    int32_t a, b;
+    int rc = period_parse(s, kind, &a, &b);
+    if (rc != 0)
+        return rc;
+    *bs = period_kind_bs(*kind);
+    int y, m, d;
+    if (*bs) {
+        /* The period's own first and last days lie in its first and last BS months. */
+        if (bscal_bs_from_days(a, &y, &m, &d) != 0)
+            return REINT_EINVAL;
+        *first = y * 100 + m;
+        if (bscal_bs_from_days(b, &y, &m, &d) != 0)
+            return REINT_EINVAL;
+        *last = y * 100 + m;
+    } else {
+        bscal_ad_from_days(a, &y, &m, &d);
+        *first = y * 100 + m;
+        bscal_ad_from_days(b, &y, &m, &d);
+        *last = y * 100 + m;
+    }
+    return 0;
 }

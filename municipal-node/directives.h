@@ -11,7 +11,9 @@
 #include "dirstore.h"
 
 /* Prints the directives in force on day today, each with the number of live participants
- * eligible under it and their local ids and names (local data). Returns 0 or < 0. */
-int directives_print(sqlite3 *db, int32_t today, FILE *f);
+ * eligible under it and their local ids and names (local data). A participant's registration
+ * day is read from its local row (registered_on, in the node's calendar: bs non-zero for
+ * BS), since the upstream record carries only its months. Returns 0 or < 0. */
+int directives_print(sqlite3 *db, int bs, int32_t today, FILE *f);
 
 #endif

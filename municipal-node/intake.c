@@ -236,7 +236,11 @@ static int intake__person_row(intake *in, const intake__row *row, const char *cl
     p.family_member_abroad = intake__flag(&v[FIELD_PERSON_FAMILY_ABROAD]);
     p.disability = intake__flag(&v[FIELD_PERSON_DISABILITY]);
     p.consent = intake__flag(&v[FIELD_PERSON_CONSENT]);
-    p.registered_day = reg->day;
+    /* Upstream the registration is its pair of months; the day stays here (fields). */
+    if (bscal_pair_of_day(reg->day, &p.registered_month, &p.registered_bs_month) != 0) {
+        field_errors_add(errs, "registered_on", "is outside the Bikram Sambat calendar table");
+        return REINT_EINVAL;
+    }
     if (born->ok)
         p.age_band = intake__age_band((int)(reg_year - born->i));
     char cc[3] = "";
@@ -276,7 +280,10 @@ static int intake__service_row(intake *in, const intake__row *row, const char *c
     s.person_id.len = 16;
     s.type = (Reint__V1__ServiceType)v[FIELD_SERVICE_TYPE].i;
     s.status = (Reint__V1__ServiceStatus)v[FIELD_SERVICE_STATUS].i;
-    s.day = v[FIELD_SERVICE_DATE].day;
+    if (bscal_pair_of_day(v[FIELD_SERVICE_DATE].day, &s.month, &s.bs_month) != 0) {
+        field_errors_add(errs, "date", "is outside the Bikram Sambat calendar table");
+        return REINT_EINVAL;
+    }
     s.provider = (Reint__V1__Provider)v[FIELD_SERVICE_PROVIDER].i;
     s.programme = (Reint__V1__Programme)v[FIELD_SERVICE_PROGRAMME].i;
     s.amount_npr = v[FIELD_SERVICE_AMOUNT].ok ? v[FIELD_SERVICE_AMOUNT].i : -1;
@@ -308,7 +315,10 @@ static int intake__enterprise_row(intake *in, const intake__row *row, const char
     e.owner_id.len = 16;
     e.action = (Reint__V1__EnterpriseAction)v[FIELD_ENTERPRISE_ACTION].i;
     e.sector = (Reint__V1__Sector)v[FIELD_ENTERPRISE_SECTOR].i;
-    e.day = v[FIELD_ENTERPRISE_DATE].day;
+    if (bscal_pair_of_day(v[FIELD_ENTERPRISE_DATE].day, &e.month, &e.bs_month) != 0) {
+        field_errors_add(errs, "date", "is outside the Bikram Sambat calendar table");
+        return REINT_EINVAL;
+    }
     e.registered = intake__flag(&v[FIELD_ENTERPRISE_REGISTERED]);
     e.employees = v[FIELD_ENTERPRISE_EMPLOYEES].ok ? (int32_t)v[FIELD_ENTERPRISE_EMPLOYEES].i : -1;
     e.status = (Reint__V1__EnterpriseStatus)v[FIELD_ENTERPRISE_STATUS].i;

@@ -1091,7 +1091,7 @@ int main(int argc, char **argv)
             return EXIT_FAIL;
         int rc = dirstore_open(outbox_db(ob));
         if (rc == 0)
-            rc = directives_print(outbox_db(ob), clock_today_utc(), stdout);
+            rc = directives_print(outbox_db(ob), bs_calendar(), clock_today_utc(), stdout);
         outbox_close(ob);
         return rc == 0 ? EXIT_OK : EXIT_FAIL;
     }

@@ -12,6 +12,7 @@
 
 #include "localrow.h"
 #include "log.h"
+#include "record.h"
 #include "rid.h"
 #include "store.h"
 #include "testhook.h"
@@ -37,8 +38,10 @@ static const char *outbox__schema =
 #define OUTBOX_PAGE_SIZE 16384
 
 /* The layout above; a store of another layout is refused with a message, not misread.
- * 3: new records' ids are keyed hashes (meta id_key); format 2 is migrated on open. */
-#define OUTBOX_FORMAT 3
+ * 3: new records' ids are keyed hashes (meta id_key); format 2 is migrated on open.
+ * 4: the upstream records of persons, services and enterprises carry the month pair of their
+ * event instead of its day (protocol version 2); format 3 is migrated on open. */
+#define OUTBOX_FORMAT 4
 #define OUTBOX_ID_KEY 32 /* bytes of the per-municipality id key */
 
 enum { ST_FIND, ST_INSERT, ST_UPSERT, ST_READ, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_N };
@@ -209,6 +212,64 @@ static int outbox__migrate_2_3(sqlite3 *db, const char *path, char *err, size_t 
     return 0;
 }
 
+/* Format 3 -> 4: the upstream copy of each person, service and enterprise (records.record,
+ * what a resend sends) carried its event's day; it now carries the month pair, as protocol
+ * version 2 has it, so that no day is sent again. The clerk's own values (fields) keep the
+ * exact dates. One transaction with the format number. */
+static int outbox__migrate_3_4(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *rd = NULL, *wr = NULL;
+    long long n = 0;
+    int rc = store_exec(db, "BEGIN IMMEDIATE") != 0 ? REINT_EDB : 0, s = SQLITE_DONE;
+    if (rc == 0 &&
+        ((rd = store_prepare(db, "SELECT seq, record FROM records WHERE kind IN (1, 2, 3)"
+                                 " AND live = 1")) == NULL ||
+         (wr = store_prepare(db, "UPDATE records SET record=?2 WHERE seq=?1")) == NULL))
+        rc = REINT_EDB;
+    while (rc == 0 && (s = sqlite3_step(rd)) == SQLITE_ROW) {
+        Reint__V1__Record *r = reint__v1__record__unpack(NULL, (size_t)sqlite3_column_bytes(rd, 1),
+                                                         sqlite3_column_blob(rd, 1));
+        record_upgraded up;
+        record_error re;
+        uint8_t *buf = NULL;
+        if (r == NULL || record_upgrade(r, RECORD_V1_DAYS | RECORD_STRIP_UNKNOWN, &up, &re) != 0) {
+            snprintf(err, errlen, "%s: record at sequence %lld cannot be migrated: %s %s", path,
+                     (long long)sqlite3_column_int64(rd, 0), r ? re.field : "record",
+                     r ? re.reason : "does not decode");
+            rc = REINT_EINVAL;
+        } else if ((buf = malloc(reint__v1__record__get_packed_size(&up.rec) + 1)) == NULL) {
+            rc = REINT_ENOMEM;
+        } else {
+            size_t len = reint__v1__record__pack(&up.rec, buf);
+            sqlite3_bind_int64(wr, 1, sqlite3_column_int64(rd, 0));
+            sqlite3_bind_blob(wr, 2, buf, (int)len, SQLITE_STATIC);
+            rc = store_step_done(db, wr) == 0 ? 0 : REINT_EDB;
+            n++;
+        }
+        free(buf);
+        if (r)
+            reint__v1__record__free_unpacked(r, NULL);
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = REINT_EDB;
+    sqlite3_finalize(rd);
+    sqlite3_finalize(wr);
+    if (rc == 0 && (store_meta_set_int(db, "format", 4) != 0 || store_exec(db, "COMMIT") != 0))
+        rc = REINT_EDB;
+    if (rc) {
+        if (!sqlite3_get_autocommit(db))
+            store_exec(db, "ROLLBACK");
+        if (rc != REINT_EINVAL)
+            snprintf(err, errlen, "%s: cannot migrate the store to format 4: %s", path,
+                     sqlite3_errmsg(db));
+        return rc;
+    }
+    log_warn("%s: store migrated to format 4: %lld upstream records now carry month pairs "
+             "instead of days (the exact dates stay in this store)",
+             path, n);
+    return 0;
+}
+
 /* Takes the counters from the store (another process may have written since). */
 static int outbox__load_counters(outbox *ob)
 {
@@ -242,6 +303,8 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
     if (store_meta_get_int(ob->db, "format", &format) == 0 && format == 2 &&
         outbox__migrate_2_3(ob->db, path, err, errlen) == 0)
         format = 3;
+    if (format == 3 && outbox__migrate_3_4(ob->db, path, err, errlen) == 0)
+        format = 4;
     if (format != OUTBOX_FORMAT) {
         snprintf(err, errlen,
                  "%s: store format %lld, this build reads format %d; export the data with the "

@@ -335,10 +335,12 @@ static int gaps__security(sqlite3 *db, const gaps_q *q, uint32_t code, json_t *r
     return 0;
 }
 
-/* One row of the gap report, for local level g, into *out (a new reference). Returns 0,
- * REINT_ENOMEM or REINT_EDB. */
+/* One row of the gap report, for local level g, into *out (a new reference). The period's
+ * months are first..last (YYYYMM) of the BS calendar when bs, else of the Gregorian one.
+ * Returns 0, REINT_ENOMEM or REINT_EDB. */
 static int gaps__row(sqlite3 *db, const gaps_q *q, const geo_local_level *g, const char *period,
-                     int32_t first, int32_t last, const char *month, int32_t today, json_t **out)
+                     int bs, int32_t first, int32_t last, const char *month, int32_t today,
+                     json_t **out)
 {
     gaps_node nd;
     int rc = gaps__node(db, q->node, q->dead, g->code, &nd), oom = 0;
@@ -402,6 +404,7 @@ static int gaps__row(sqlite3 *db, const gaps_q *q, const geo_local_level *g, con
     sqlite3_bind_int64(q->served, 1, g->code);
     sqlite3_bind_int(q->served, 2, first);
     sqlite3_bind_int(q->served, 3, last);
+    sqlite3_bind_int(q->served, 4, bs);
     int step = sqlite3_step(q->served);
     if (step == SQLITE_ROW)
         reg_served = sqlite3_column_int64(q->served, 0);
@@ -456,6 +459,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
     char fy[PERIOD_KINDS][PERIOD_MAX], month[PERIOD_MAX];
     enum period_kind kind;
     int32_t first, last;
+    int bs = 0;
     gaps_sort so = {"code", 0};
     int rc = REINT_EDB;
     *out = NULL;
@@ -463,7 +467,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         period_of_day(today, fy);
         period = fy[PERIOD_FISCAL_YEAR];
     }
-    if (period_parse(period, &kind, &first, &last) != 0) {
+    if (period_months(period, &kind, &bs, &first, &last) != 0) {
         snprintf(err, errlen,
                  "period \"%.20s\" is not a period (2026, 2026-Q3, 2026-07, "
                  "BS2083-04, FY2083/84-T1, FY2083/84)",
@@ -499,11 +503,13 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         .dead = store_prepare(
             db, "SELECT count(*), (SELECT reason FROM dead_letters WHERE municipality=?1"
                 " ORDER BY at_ms DESC, seq DESC LIMIT 1) FROM dead_letters WHERE municipality=?1"),
-        /* status 2 = DELIVERED; a service's person is of its own municipality */
-        .served = store_prepare(
-            db, "SELECT count(*) FROM rollup_person p WHERE p.municipality=?1 AND p.day BETWEEN"
-                " ?2 AND ?3 AND EXISTS(SELECT 1 FROM rollup_service s WHERE"
-                " s.municipality=p.municipality AND s.person=p.id AND s.status=2)"),
+        /* status 2 = DELIVERED; a service's person is of its own municipality; a person is
+         * in the period by the month of its registration in the period's calendar */
+        .served =
+            store_prepare(db, "SELECT count(*) FROM rollup_person p WHERE p.municipality=?1 AND"
+                              " (CASE ?4 WHEN 1 THEN p.bs ELSE p.ad END) BETWEEN ?2 AND ?3"
+                              " AND EXISTS(SELECT 1 FROM rollup_service s WHERE"
+                              " s.municipality=p.municipality AND s.person=p.id AND s.status=2)"),
     };
     /* A store the ingest has not opened since sweeps came has none to show. */
     if (sqlite3_prepare_v2(db,
@@ -532,7 +538,7 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         if (all[i].province != province)
             continue;
         json_t *r = NULL;
-        if ((rc = gaps__row(db, &q, &all[i], period, first, last, month, today, &r)) == 0 &&
+        if ((rc = gaps__row(db, &q, &all[i], period, bs, first, last, month, today, &r)) == 0 &&
             json_array_append_new(rows, r) != 0)
             rc = REINT_ENOMEM;
     }

@@ -1,12 +1,16 @@
 #include "hubstore.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "record.h"
+#include "sbuf.h"
 #include "store.h"
 
-/* Tables of format 2. The rollup engine's tables are created by rollup_open(). */
+/* Tables of format 2 and 3 (3 changed the record bodies, not the tables). The rollup engine's
+ * tables are created by rollup_open(). */
 static const char *hubstore__schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS nodes(municipality INTEGER PRIMARY KEY,"
@@ -40,6 +44,18 @@ static const char *hubstore__v1_to_v2 =
     "CREATE UNIQUE INDEX records_key ON records(municipality, id);"
     "ALTER TABLE nodes ADD COLUMN calendar INTEGER NOT NULL DEFAULT 0;";
 
+/* Format 2 -> 3, after the bodies are rewritten: the rollup engine's shadow of persons,
+ * services and enterprises held their days; it is dropped and rollup_open() rebuilds it from
+ * the rewritten bodies (its shape changed too). Dead letters of a refused day named the day
+ * in their reason. */
+static const char *hubstore__v2_to_v3 =
+    "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"
+    "DROP TABLE IF EXISTS rollup_enterprise;"
+    "DELETE FROM meta WHERE key='rollup_built';"
+    "UPDATE dead_letters SET reason='a day outside the accepted range (protocol 1; the day is"
+    " no longer kept)' WHERE field IN ('person.registered_day', 'service.day',"
+    " 'enterprise.day');";
+
 static const char *hubstore__upsert_sql =
     "INSERT INTO records(municipality, id, kind, version, deleted, incarnation, body)"
     " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(municipality, id) DO UPDATE SET"
@@ -61,6 +77,62 @@ static int hubstore__has_table(sqlite3 *db, const char *name)
     if (step == SQLITE_ROW)
         return 1;
     return step == SQLITE_DONE ? 0 : REINT_EDB;
+}
+
+/* Format 2 -> 3, in the caller's transaction: every stored body is rewritten as protocol
+ * version 2 has it. The day of a Person, Service or Enterprise (a protocol-1 field, unknown to
+ * this build) becomes the month pair of its event, and every other unknown field is dropped
+ * (a hub of format 2 stored them as received). A body that does not decode is left as it is,
+ * and counted; one whose day cannot be turned into a pair (outside the BS table) loses the
+ * day. */
+static int hubstore__bodies_to_v3(sqlite3 *db, const char *path)
+{
+    sqlite3_stmt *rd = store_prepare(db, "SELECT rowid, body FROM records");
+    sqlite3_stmt *wr = store_prepare(db, "UPDATE records SET body=?2 WHERE rowid=?1");
+    long long rewritten = 0, opaque = 0, dayless = 0;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = rd && wr ? 0 : REINT_EDB, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(rd)) == SQLITE_ROW) {
+        const uint8_t *body = sqlite3_column_blob(rd, 1);
+        size_t len = (size_t)sqlite3_column_bytes(rd, 1);
+        Reint__V1__Record *r = reint__v1__record__unpack(NULL, len, body);
+        record_upgraded up;
+        record_error re;
+        if (r == NULL) {
+            opaque++;
+            continue;
+        }
+        if (record_upgrade(r, RECORD_V1_DAYS | RECORD_STRIP_UNKNOWN, &up, &re) != 0) {
+            dayless++;
+            if (record_upgrade(r, RECORD_STRIP_UNKNOWN, &up, &re) != 0)
+                rc = REINT_EINVAL; /* strip alone never refuses */
+        }
+        size_t n = rc == 0 ? reint__v1__record__get_packed_size(&up.rec) : 0;
+        if (rc == 0 && sbuf_grow((void **)&buf, &cap, n + 1, 1) != 0)
+            rc = REINT_ENOMEM;
+        if (rc == 0) {
+            reint__v1__record__pack(&up.rec, buf);
+            if (n != len || memcmp(buf, body, n) != 0) {
+                sqlite3_bind_int64(wr, 1, sqlite3_column_int64(rd, 0));
+                sqlite3_bind_blob(wr, 2, buf, (int)n, SQLITE_STATIC);
+                rc = store_step_done(db, wr);
+                rewritten++;
+            }
+        }
+        reint__v1__record__free_unpacked(r, NULL);
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = REINT_EDB;
+    free(buf);
+    sqlite3_finalize(rd);
+    sqlite3_finalize(wr);
+    if (rc == 0)
+        log_warn("%s: format 3: %lld record bodies rewritten (month pairs instead of days, no "
+                 "unknown fields); %lld bodies do not decode and were left as they are; %lld "
+                 "days outside the BS table were dropped",
+                 path, rewritten, opaque, dayless);
+    return rc;
 }
 
 /* The format of the store as found: 0 for a new database, 1 for a protocol-1 store. */
@@ -102,13 +174,31 @@ int hubstore_open(hubstore *hs, const char *path, char *err, size_t errlen)
             log_warn("%s: store format 1 (protocol version 1): migrating to format %d; the "
                      "records table is rewritten once",
                      path, HUBSTORE_FORMAT);
+        else if (format == 2)
+            log_warn("%s: store format 2: migrating to format %d (days of persons, services "
+                     "and enterprises become month pairs); backups made before this still "
+                     "hold those days",
+                     path, HUBSTORE_FORMAT);
         if (store_exec(hs->db, "BEGIN IMMEDIATE") != 0 ||
             (format == 1 && store_exec(hs->db, hubstore__v1_to_v2) != 0) ||
             store_exec(hs->db, hubstore__schema) != 0 ||
+            (format >= 1 && (hubstore__bodies_to_v3(hs->db, path) != 0 ||
+                             store_exec(hs->db, hubstore__v2_to_v3) != 0)) ||
             store_meta_set_int(hs->db, "hub_format", HUBSTORE_FORMAT) != 0 ||
             store_exec(hs->db, "COMMIT") != 0) {
             snprintf(err, errlen, "%s: cannot bring the store to format %d: %s", path,
                      HUBSTORE_FORMAT, sqlite3_errmsg(hs->db));
+            if (!sqlite3_get_autocommit(hs->db))
+                store_exec(hs->db, "ROLLBACK");
+            goto fail;
+        }
+        /* The old bodies and shadow rows are now free pages, and older page images may sit
+         * in the write-ahead log: VACUUM rewrites the file from the live rows only, and the
+         * checkpoint empties the log, so that no day of a person's event stays in either. */
+        if (format >= 1 && (store_exec(hs->db, "VACUUM") != 0 ||
+                            store_exec(hs->db, "PRAGMA wal_checkpoint(TRUNCATE)") != 0)) {
+            snprintf(err, errlen, "%s: format %d: VACUUM failed: %s", path, HUBSTORE_FORMAT,
+                     sqlite3_errmsg(hs->db));
             goto fail;
         }
     }

@@ -11,8 +11,12 @@
  * protocol-1 hub's rate (bench/keyed_ids.py; docs/BENCHMARKS.md).
  *
  * Formats: 1 is the store of protocol version 1 (records keyed by id, no format number in
- * meta); 2 indexes records by (municipality, id), adds nodes.calendar and dead_letters.
- * hubstore_open() migrates an older store in place, in one transaction. */
+ * meta); 2 indexes records by (municipality, id), adds nodes.calendar and dead_letters; 3
+ * holds no day of a person's event: the bodies of persons, services and enterprises carry
+ * month pairs (protocol version 2 as it was completed), no body keeps an unknown field, and
+ * the rollup engine's shadow is rebuilt from them. hubstore_open() migrates an older store in
+ * place, in one transaction, then VACUUMs it and empties its write-ahead log, so that no
+ * page of the file keeps an old body (backups made before still do: docs/OPERATIONS.md). */
 #ifndef PROVINCIAL_HUB_HUBSTORE_H
 #define PROVINCIAL_HUB_HUBSTORE_H
 
@@ -22,7 +26,7 @@
 
 #include "error.h"
 
-#define HUBSTORE_FORMAT 2
+#define HUBSTORE_FORMAT 3
 
 typedef struct hubstore {
     sqlite3 *db;

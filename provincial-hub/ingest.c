@@ -400,7 +400,8 @@ static void ingest__on_roll(uv_timer_t *t)
         (rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
         in->last_refresh_ms = now;
         rolled = 1;
-        if (rollup_daily(in->roll, clock_today_utc(), NULL) != 0)
+        /* The hub decides what is due (referrals, months) on Nepal's day. */
+        if (rollup_daily(in->roll, clock_today_nepal(), NULL) != 0)
             log_error("rollup refresh failed; its snapshots stay dirty for the next tick");
     }
     if (rolled && in->o.on_rolled)
@@ -466,6 +467,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
     uint64_t through = b->last_seq;
     int32_t today = clock_today_utc();
     uint64_t maxv = hn->acked_version;
+    int v1 = receiver_peer_version(p) < 2;
     for (size_t i = 0; i < b->n_records; i++) {
         const Reint__V1__Record *r = b->records[i];
         record_error err;
@@ -475,9 +477,15 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
             through = b->seqs[i] - 1;
             break;
         }
+        record_upgraded up;
         if (r->version > maxv)
             maxv = r->version;
-        if (record_validate(r, today, &err) != 0) {
+        /* A v1 node's days become month pairs here and are never stored. Under v2 a record
+         * carrying a field the hub does not know is refused alone (record_validate). */
+        int bad = v1 && record_upgrade(r, RECORD_V1_DAYS, &up, &err) != 0;
+        if (v1 && !bad)
+            r = &up.rec;
+        if (bad || record_validate(r, today, &err) != 0) {
             refused++;
             if (ingest__add_dead(in, item, 1, record_kind(r), r->id.len == 16 ? r->id.data : NULL,
                                  b->seqs[i], err.field, err.reason) != 0)

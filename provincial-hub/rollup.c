@@ -26,8 +26,10 @@ typedef struct rollup__dirty {
     uint32_t municipality;
     char period[PERIOD_MAX];
     enum period_kind kind;
-    int32_t first, last;
-    int bad; /* the period does not parse */
+    int32_t first, last;   /* days */
+    int bs;                /* a period of BS months */
+    int32_t mfirst, mlast; /* its months, YYYYMM */
+    int bad;               /* the period does not parse */
 } rollup__dirty;
 
 /* Opens a transaction of the engine's own, or a savepoint inside the caller's: either way the
@@ -95,7 +97,8 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
         rollup__dirty *d = &list[n];
         d->municipality = (uint32_t)sqlite3_column_int64(st, 0);
         snprintf(d->period, PERIOD_MAX, "%s", (const char *)sqlite3_column_text(st, 1));
-        d->bad = period_parse(d->period, &d->kind, &d->first, &d->last) != 0;
+        d->bad = period_parse(d->period, &d->kind, &d->first, &d->last) != 0 ||
+                 period_months(d->period, &d->kind, &d->bs, &d->mfirst, &d->mlast) != 0;
         n++;
     }
     if (rc == 0 && s != SQLITE_DONE)
@@ -139,6 +142,9 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
         g.kind[g.n] = d->kind;
         g.first[g.n] = d->first;
         g.last[g.n] = d->last;
+        g.bs[g.n] = d->bs;
+        g.mfirst[g.n] = d->mfirst;
+        g.mlast[g.n] = d->mlast;
         if (d->last > g.hi)
             g.hi = d->last;
         g.n++;
@@ -282,7 +288,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
     rollup *r = calloc(1, sizeof(*r));
     int64_t v;
     int rc = REINT_EDB;
-    if (r == NULL || (r->day_cache = calloc(ROLLUP_DAY_CACHE, sizeof(uint64_t))) == NULL) {
+    if (r == NULL || (r->pair_cache = calloc(ROLLUP_PAIR_CACHE, sizeof(uint64_t))) == NULL) {
         snprintf(err, errlen, "rollup: out of memory");
         free(r);
         return REINT_ENOMEM;
@@ -310,7 +316,7 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen)
                            SQLITE_PREPARE_PERSISTENT, &r->nodes, NULL) != SQLITE_OK)
         r->nodes = NULL;
     rollup__load_catalogue(r);
-    r->today = clock_today_utc();
+    r->today = clock_today_nepal();
     if ((rc = rollup__meta_get(r, "rollup_today", &v)) == 0 && v >= ROLLUP_MIN_TODAY &&
         v <= ROLLUP_MAX_TODAY)
         r->today = (int32_t)v;
@@ -343,7 +349,7 @@ void rollup_close(rollup *r)
     sqlite3_finalize(r->nodes);
     EVP_MD_CTX_free(r->sha_ctx);
     EVP_MD_free(r->sha256);
-    free(r->day_cache);
+    free(r->pair_cache);
     free(r->acc);
     free(r->acc_slots);
     free(r->mem);

@@ -7,7 +7,8 @@
  *   rollup_person, rollup_service, rollup_enterprise, rollup_availability, rollup_close:
  *     a decoded, indexed shadow of the live (not tombstoned) records, maintained by
  *     rollup_note() and rebuilt by rollup_full(); like the records, each row is keyed by
- *     (municipality, id): the same id in two municipalities is two records;
+ *     (municipality, id): the same id in two municipalities is two records; a person,
+ *     service or enterprise row holds its event's month pair (ad, bs: YYYYMM), never a day;
  *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
  *     snapshot that exists or is waiting to be recomputed (dirty = 1);
  *   rollup_blobs(municipality, period, cells): the cells of each snapshot, packed as the
@@ -23,21 +24,28 @@
  *
  * Incremental work: rollup_note() runs inside the transaction that changes a record and
  * marks dirty only the (municipality, period) pairs whose cells can change: the periods of
- * the old and the new state's own day, and those of dependent records (a person's services
- * and enterprises; for a delivered service, the same person's referrals of that type whose
- * window it falls in; for a delivered loan, the owner's enterprises; for an availability
- * row, the periods of the municipality's referrals of that service type). rollup_refresh()
- * recomputes only dirty snapshots: the dirty periods of a municipality that overlap are
- * computed together in one range scan of each shadow table (clustered by municipality and
- * day; services and enterprises carry copies of their person's sex and category and of the
- * owner's first loan day, kept current by rollup_note(), so the scan needs no join), each row
- * contributing to every period holding its day; distinct counts are kept per cell.
+ * the old and the new state's own month pair, and those of dependent records (a person's
+ * services and enterprises; for a delivered service, the same person's referrals of that type
+ * whose window it falls in; for a delivered loan, the owner's enterprises; for an
+ * availability row, the periods of the municipality's referrals of that service type).
+ * rollup_refresh() recomputes only dirty snapshots: the dirty periods of a municipality that
+ * overlap are computed together in one range scan of each shadow table (clustered by
+ * municipality, Gregorian month and BS month; services and enterprises carry copies of their
+ * person's sex and category and of the owner's first loan months, kept current by
+ * rollup_note(), so the scan needs no join), each row contributing to every period holding
+ * its pair; distinct counts are kept per cell.
  * A snapshot whose cells did not change (a 64-bit digest of them) keeps its revision.
  *
  * Decisions (DESIGN.md leaves them open):
- *   - Dates that place a record in a period: a person's registered_day; a service's day; an
- *     enterprise's day. Age band is the one the person record carries (age on the
- *     registration date, computed by the node, which alone knows the birth date).
+ *   - What places a record in a period: its event's month pair (protocol version 2 carries
+ *     no day of a person's event): a person's (registered_month, registered_bs_month), a
+ *     service's or an enterprise's (month, bs_month). A Gregorian period (year, quarter,
+ *     month) holds the record when it holds the pair's Gregorian month; a BS period (BS
+ *     month, fiscal trimester, fiscal year) when it holds the pair's BS month. Every period
+ *     kind therefore counts each record in exactly one period, as the day did, and the
+ *     totals of every kind equal the day-level ones. Age band is the one the person record
+ *     carries (age on the registration date, computed by the node, which alone knows the
+ *     birth date).
  *   - Tombstoned records contribute nothing. A service's person and an enterprise's owner
  *     are the person of that id in the same municipality. A service or enterprise whose
  *     person is tombstoned or absent there (an orphan) still counts, with UNKNOWN person
@@ -47,15 +55,21 @@
  *     action (STARTED, EXPANDED, or UNKNOWN when missing or unknown to this build) is a
  *     dimension. enterprises_active: records carry no status history, so "ACTIVE at the
  *     period's end" is the status the hub holds now. enterprises_with_loan: the owner has a
- *     DELIVERED LOAN service dated on or before the period's last day.
+ *     DELIVERED LOAN service whose month in the period's calendar is the period's last month
+ *     or earlier (month-level: a loan of the period's last month counts, whatever its day).
  *   - Amounts and employee counts of -1 (unknown) are left out of sums and their contributor
  *     counts. Enumeration values unknown to this build are counted as UNKNOWN.
- *   - referrals_pending counts, in the period of the referral's day, REFERRED services with
- *     day + 90 <= today and no DELIVERED service of the same type for the same person (and
- *     municipality) dated in [day, day + 90]. A referral corrected to DELIVERED is no longer
- *     a referral.
+ *   - referrals_pending (month-level, since days stay at the node) counts, in the periods of
+ *     the referral's pair, REFERRED services of BS month B whose window B .. B + 3 (B and the
+ *     three full BS months after it) has ended, at midnight Nepal time, by the as-of day (a
+ *     day in Nepal: the as-of day's BS month is after B + 3), and for which no DELIVERED
+ *     service of the same type for the same person (and municipality) has its BS month in
+ *     B .. B + 3. A delivery in B itself counts, whatever the days. A referral corrected to
+ *     DELIVERED is no longer a referral. The window's last month is kept with each service
+ *     (rollup_service.due), so that moving the as-of day marks exactly the referrals whose
+ *     window end it crosses; the hub moves it once a day (rollup_daily).
  *   - services_unavailable counts, per period, the known service types with at least one
- *     REFERRED service dated in it for which no availability row of the municipality offers
+ *     REFERRED service placed in it for which no availability row of the municipality offers
  *     the service locally, taking per (service, provider) the row with the latest as_of_day
  *     (ties: the larger record id). Its contributors are service types, not records: cell_key
  *     0, contributors = numerator.
@@ -64,8 +78,9 @@
  *     nodes) only. A municipality is due in the calendar it closes months in: its node's
  *     calendar (nodes.calendar: 2 AD; 1 BS, and 0, unknown, counted as BS); only its closes
  *     (month_close records) of that calendar count. A month of that own calendar is due when
- *     it ended before today and on or after the day the hub first saw the node (UTC day of
- *     first_seen_ms, as today is a UTC day); it counts when due or closed (a close of a month
+ *     it ended before today and on or after the day the hub first saw the node (the day in
+ *     Nepal of first_seen_ms, as today is a day in Nepal); it counts when due or closed (a
+ *     close of a month
  *     that ended before the node was first seen still counts: a node enrolled late may close
  *     its old months); it is complete when closed, and timely when its earliest close was on
  *     or before its last day + 15. A month of the other calendar counts, is complete, or is
@@ -118,7 +133,8 @@ typedef struct rollup_stats {
 /* Opens the engine on db (an open hub store holding the ingest's records and nodes tables;
  * not owned, must outlive the engine), creating its tables. On a store whose shadow has
  * never been built it runs rollup_full(). The as-of day starts at the one persisted by the
- * last rollup_set_today(), or the wall clock's. Returns 0 or a REINT_E* code with err set. */
+ * last rollup_set_today(), or the wall clock's day in Nepal. Returns 0 or a REINT_E* code with
+ * err set. */
 int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen);
 /* Frees the engine (not the database). NULL is accepted. */
 void rollup_close(rollup *r);
@@ -142,7 +158,8 @@ int rollup_sweep(rollup *r, uint32_t municipality);
 /* Marks every existing snapshot of the municipality dirty. Returns 0 or REINT_EDB. */
 int rollup_mark(rollup *r, uint32_t municipality);
 
-/* Sets the as-of day (days since 1970-01-01) of referrals_pending and of the months due for
+/* Sets the as-of day (days since 1970-01-01: the day in Nepal, clock_today_nepal(), on which
+ * the hub decides what is due) of referrals_pending and of the months due for
  * reporting_completeness, persists it, and marks dirty what the move changes (referrals
  * whose window end it crosses; for every enrolled municipality, the periods of every kind
  * that hold a month of its calendar whose end it crosses). Does not recompute. Returns 0,

@@ -44,17 +44,20 @@ static const char *const rollup__codes[I_N] = {
 
 const char *const rollup__indicator_sql[S_N] = {
     [S_Q_PERSONS] = "SELECT id, category, sex, age_band, caste_group, disability, country,"
-                    " intention, ckey, day FROM rollup_person"
-                    " WHERE municipality=?1 AND day BETWEEN ?2 AND ?3",
+                    " intention, ckey, ad, bs FROM rollup_person"
+                    " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
+    /* Pending: a referral whose window (its BS month through due, the third full BS month
+     * after it) ended before the as-of day's BS month (?4), with no delivery of that type
+     * for the person in a BS month of the window. */
     [S_Q_SERVICES] =
         "SELECT id, ckey, person, pkey, type, status, provider, programme, amount, psex,"
-        " pcategory, status=1 AND day+90<=?4 AND NOT EXISTS(SELECT 1 FROM rollup_service d"
+        " pcategory, status=1 AND due<?4 AND NOT EXISTS(SELECT 1 FROM rollup_service d"
         "  INDEXED BY rollup_service_person WHERE d.person=s.person AND d.type=s.type"
-        "  AND d.day BETWEEN s.day AND s.day+90 AND d.status=2 AND d.municipality=s.municipality)"
-        ", day FROM rollup_service s WHERE municipality=?1 AND day BETWEEN ?2 AND ?3",
+        "  AND d.bs BETWEEN s.bs AND s.due AND d.status=2 AND d.municipality=s.municipality)"
+        ", ad, bs FROM rollup_service s WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     [S_Q_ENTERPRISES] = "SELECT id, ckey, action, sector, employees, status, osex, ocategory,"
-                        " loan_day, day FROM rollup_enterprise"
-                        " WHERE municipality=?1 AND day BETWEEN ?2 AND ?3",
+                        " loan_ad, loan_bs, ad, bs FROM rollup_enterprise"
+                        " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
     [S_Q_CLOSE] = "SELECT year, month, min(closed_day) FROM rollup_close WHERE municipality=?1"
@@ -113,9 +116,22 @@ int rollup__enum(const ProtobufCEnumDescriptor *d, int v)
     return v > 0 && protobuf_c_enum_descriptor_get_value(d, v) ? v : 0;
 }
 
-static uint64_t rollup__mask(const rollup__group *g, int32_t day)
+int32_t rollup__month_index(int32_t ym)
 {
-    return day < g->lo || day > g->hi ? 0 : g->masks[day - g->lo];
+    return (ym / 100) * 12 + ym % 100 - 1;
+}
+
+/* The periods of the group that hold an event of month pair (ad, bs). */
+static uint64_t rollup__mask(const rollup__group *g, int32_t ad, int32_t bs)
+{
+    uint64_t m = 0;
+    int64_t a = (int64_t)rollup__month_index(ad) - g->ad0;
+    int64_t b = (int64_t)rollup__month_index(bs) - g->bs0;
+    if (a >= 0 && (size_t)a < g->n_ad)
+        m |= g->masks[a];
+    if (b >= 0 && (size_t)b < g->n_bs)
+        m |= g->masks[g->n_ad + (size_t)b];
+    return m;
 }
 
 static int rollup__col_enum(sqlite3_stmt *st, int col, int dim)
@@ -132,11 +148,17 @@ static void rollup__col_id(sqlite3_stmt *st, int col, uint8_t id[16])
         memset(id, 0, 16);
 }
 
+/* The rows a group reads: its Gregorian months from that of its first day to that of its
+ * last. A row in a BS period of the group has a BS month inside the group's days, and the
+ * Gregorian month of its pair overlaps that BS month, so it lies in this range too. */
 static void rollup__bind_range(sqlite3_stmt *st, const rollup__group *g)
 {
+    int y, m, d;
     sqlite3_bind_int64(st, 1, g->m);
-    sqlite3_bind_int(st, 2, g->lo);
-    sqlite3_bind_int(st, 3, g->hi);
+    bscal_ad_from_days(g->lo, &y, &m, &d);
+    sqlite3_bind_int(st, 2, y * 100 + m);
+    bscal_ad_from_days(g->hi, &y, &m, &d);
+    sqlite3_bind_int(st, 3, y * 100 + m);
 }
 
 static int rollup__persons(rollup *r, rollup__group *g)
@@ -147,7 +169,7 @@ static int rollup__persons(rollup *r, rollup__group *g)
     while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16];
-        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 9));
+        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 9), sqlite3_column_int(st, 10));
         rollup__col_id(st, 0, id);
         dv[D_CATEGORY] = rollup__col_enum(st, 1, D_CATEGORY);
         dv[D_SEX] = rollup__col_enum(st, 2, D_SEX);
@@ -180,11 +202,15 @@ static int rollup__services(rollup *r, rollup__group *g)
     sqlite3_stmt *st = r->q[S_Q_SERVICES];
     int rc = 0, s = SQLITE_DONE;
     rollup__bind_range(st, g);
-    sqlite3_bind_int(st, 4, r->today);
+    /* The as-of day's BS month (days outside the table: before or after every month). */
+    int32_t ad, today_bs;
+    if (bscal_pair_of_day(r->today, &ad, &today_bs) != 0)
+        today_bs = r->today < 0 ? 0 : 999999;
+    sqlite3_bind_int(st, 4, today_bs);
     while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16], person[16];
-        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 12));
+        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 12), sqlite3_column_int(st, 13));
         rollup__col_id(st, 0, id);
         uint32_t ckey = (uint32_t)sqlite3_column_int64(st, 1);
         rollup__col_id(st, 2, person);
@@ -230,7 +256,7 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
     while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
         uint8_t id[16];
-        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 9));
+        uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 10), sqlite3_column_int(st, 11));
         rollup__col_id(st, 0, id);
         uint32_t ckey = (uint32_t)sqlite3_column_int64(st, 1);
         dv[D_ACTION] = rollup__col_enum(st, 2, D_ACTION);
@@ -241,17 +267,18 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
         dv[D_OWNER_SEX] = rollup__col_enum(st, 6, D_SEX);
         dv[D_OWNER_CATEGORY] = rollup__col_enum(st, 7, D_CATEGORY);
         int has_loan = sqlite3_column_type(st, 8) != SQLITE_NULL;
-        int32_t loan_day = sqlite3_column_int(st, 8);
+        int32_t loan_ad = sqlite3_column_int(st, 8), loan_bs = sqlite3_column_int(st, 9);
         rc = rollup__emit_all(r, I_ENT_SUPPORTED, mask, dv, id, ckey, 1, 0);
         if (rc == 0 && employees >= 0)
             rc = rollup__emit_all(r, I_JOBS, mask, dv, id, ckey, employees, 0);
         if (rc == 0)
             rc = rollup__emit_all(r, I_ENT_ACTIVE, mask, dv, id, ckey, active, 1);
-        /* With a loan: only the periods ending on or after the loan's day. */
+        /* With a loan: only the periods whose last month (of their calendar) is the loan's
+         * month or later. */
         for (int pj = 0; rc == 0 && pj < g->n; pj++)
             if (mask >> pj & 1)
                 rc = rollup__emit(r, I_ENT_LOAN, pj, dv, id, ckey,
-                                  has_loan && loan_day <= g->last[pj], 1);
+                                  has_loan && (g->bs[pj] ? loan_bs : loan_ad) <= g->mlast[pj], 1);
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
@@ -500,13 +527,32 @@ static int rollup__reporting(rollup *r, const rollup__group *g, int pj, const ro
 int rollup__compute(rollup *r, rollup__group *g, size_t *n)
 {
     int rc;
-    size_t days = (size_t)(g->hi - g->lo) + 1;
-    if (rollup__grow((void **)&g->masks, &g->cap_masks, days, sizeof(uint64_t)) != 0)
-        return REINT_ENOMEM;
-    memset(g->masks, 0, days * sizeof(uint64_t));
+    /* The month masks: the span of the group's Gregorian periods, then of its BS ones. */
+    int32_t lo[2] = {0, 0}, hi[2] = {-1, -1};
+    int seen[2] = {0, 0};
     for (int pj = 0; pj < g->n; pj++) {
-        for (int32_t d = g->first[pj]; d <= g->last[pj]; d++)
-            g->masks[d - g->lo] |= 1ull << pj;
+        int c = g->bs[pj] != 0;
+        int32_t a = rollup__month_index(g->mfirst[pj]), b = rollup__month_index(g->mlast[pj]);
+        if (!seen[c] || a < lo[c])
+            lo[c] = a;
+        if (!seen[c] || b > hi[c])
+            hi[c] = b;
+        seen[c] = 1;
+    }
+    g->ad0 = lo[0];
+    g->bs0 = lo[1];
+    g->n_ad = seen[0] ? (size_t)(hi[0] - lo[0] + 1) : 0;
+    g->n_bs = seen[1] ? (size_t)(hi[1] - lo[1] + 1) : 0;
+    size_t months = g->n_ad + g->n_bs;
+    if (rollup__grow((void **)&g->masks, &g->cap_masks, months ? months : 1, sizeof(uint64_t)) != 0)
+        return REINT_ENOMEM;
+    memset(g->masks, 0, (months ? months : 1) * sizeof(uint64_t));
+    for (int pj = 0; pj < g->n; pj++) {
+        int c = g->bs[pj] != 0;
+        size_t base = c ? g->n_ad : 0;
+        int32_t b = rollup__month_index(g->mlast[pj]);
+        for (int32_t i = rollup__month_index(g->mfirst[pj]); i <= b; i++)
+            g->masks[base + (size_t)(i - lo[c])] |= 1ull << pj;
         g->referred[pj] = 0;
     }
     rollup__agg_reset(r);

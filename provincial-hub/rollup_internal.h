@@ -29,12 +29,13 @@
 #include "rollup.h"
 #include "sbuf.h"
 
-#define ROLLUP_WINDOW_DAYS    90    /* a referral's follow-up window */
-#define ROLLUP_ON_TIME_DAYS   15    /* a month closed within this many days of its end is on time */
-#define ROLLUP_DAY_CACHE      65536 /* (municipality, day) marks remembered per transaction */
-#define ROLLUP_REFRESH_BUDGET 200   /* ms of recomputing per rollup_daily() call */
-#define ROLLUP_KEY_MAX        64    /* "MIGRANT_FAMILY,PRE_DEPARTURE_ORIENTATION" and the like */
-#define ROLLUP_GROUP_MAX      64    /* periods of one municipality computed together */
+#define ROLLUP_WINDOW_MONTHS   3  /* full BS months after a referral's own to deliver it in */
+#define ROLLUP_ON_TIME_DAYS    15 /* a month closed within this many days of its end is on time */
+#define ROLLUP_PAIR_CACHE      65536 /* (municipality, month pair) marks remembered per txn */
+#define ROLLUP_REFRESH_BUDGET  200   /* ms of recomputing per rollup_daily() call */
+#define ROLLUP_KEY_MAX         64    /* "MIGRANT_FAMILY,PRE_DEPARTURE_ORIENTATION" and the like */
+#define ROLLUP_GROUP_MAX       64    /* periods of one municipality computed together */
+#define ROLLUP_NEPAL_OFFSET_MS (345 * 60000) /* UTC+05:45: the as-of day is a day in Nepal */
 
 /* Dimensions the engine can group by, named as in the catalogue (rollup_indicators.c). */
 enum rollup__dim {
@@ -125,16 +126,22 @@ typedef struct rollup__out {
 } rollup__out;
 
 /* Up to ROLLUP_GROUP_MAX periods of one municipality computed together: each record row is
- * read once and contributes to every period of the group that holds its day. */
+ * read once and contributes to every period of the group that holds its month pair (a
+ * Gregorian period by the pair's Gregorian month, a BS period by its BS month). */
 typedef struct rollup__group {
     uint32_t m;
     int n;
     const char *period[ROLLUP_GROUP_MAX];
     enum period_kind kind[ROLLUP_GROUP_MAX];
-    int32_t first[ROLLUP_GROUP_MAX], last[ROLLUP_GROUP_MAX];
-    int32_t lo, hi;  /* the union of the periods */
-    uint64_t *masks; /* per day of [lo, hi]: the periods holding it */
-    size_t cap_masks;
+    int32_t first[ROLLUP_GROUP_MAX], last[ROLLUP_GROUP_MAX];   /* days */
+    int bs[ROLLUP_GROUP_MAX];                                  /* a period of BS months */
+    int32_t mfirst[ROLLUP_GROUP_MAX], mlast[ROLLUP_GROUP_MAX]; /* its months, YYYYMM */
+    int32_t lo, hi; /* the union of the periods, in days */
+    /* Month masks: the periods holding each Gregorian month from index ad0 (n_ad of them),
+     * then each BS month from index bs0 (n_bs); an index is year * 12 + month - 1. */
+    uint64_t *masks;
+    size_t cap_masks, n_ad, n_bs;
+    int32_t ad0, bs0;
     uint32_t referred[ROLLUP_GROUP_MAX]; /* per period: service types referred in it */
 } rollup__group;
 
@@ -244,9 +251,9 @@ struct rollup {
     uint64_t next_refresh_ms; /* rollup_daily() skips refreshing before this wall clock */
     uint64_t deadline_ms;     /* a refresh stops after the group that passes it (0: none) */
     int more;                 /* the last refresh stopped at its deadline, dirt remains */
-    /* (municipality, day) pairs already marked in the open transaction. */
-    uint64_t *day_cache;
-    size_t day_cache_n;
+    /* (municipality, month pair) marks already made in the open transaction. */
+    uint64_t *pair_cache;
+    size_t pair_cache_n;
     /* Aggregation scratch, reused by every computation. */
     rollup__acc *acc;
     size_t n_acc, cap_acc;
@@ -295,7 +302,7 @@ int rollup__meta_set(rollup *r, const char *key, int64_t v);
 /* rollup_contributor_key() with the engine's digest context. */
 uint32_t rollup__key(rollup *r, const uint8_t id[16]);
 int rollup__mark_period(rollup *r, uint32_t municipality, const char *period);
-/* Forgets the (municipality, day) marks remembered for the open transaction. */
+/* Forgets the (municipality, month pair) marks remembered for the open transaction. */
 void rollup__forget_marks(rollup *r);
 /* The rollback hook: ud is the engine. */
 void rollup__on_rollback(void *ud);
@@ -345,6 +352,10 @@ typedef struct rollup__month {
 int rollup__month_at(int bs, int32_t day, rollup__month *out);
 /* The month (year, month) of calendar bs. Returns 0 or REINT_EINVAL (no such month). */
 int rollup__month_of(int bs, int year, int month, rollup__month *out);
+
+/* A YYYYMM month as an index, year * 12 + month - 1 (consecutive months, consecutive
+ * indices). */
+int32_t rollup__month_index(int32_t ym);
 
 /* --- rollup_store.c ------------------------------------------------------------------------- */
 

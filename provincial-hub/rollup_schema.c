@@ -13,8 +13,11 @@
  * 4: shadow rows are keyed by (municipality, id), as the hub's records are since protocol
  * version 2: the same id in two municipalities is two records, and a record id (a keyed
  * hash) is random, so no index is keyed by the id alone.
- * 5: rollup_enrolled carries the calendar a municipality's months are due in (bs). */
-#define ROLLUP_SCHEMA_VERSION 5
+ * 5: rollup_enrolled carries the calendar a municipality's months are due in (bs).
+ * 6: persons, services and enterprises are placed by their month pair (ad, bs: Gregorian and
+ * BS YYYYMM) instead of a day, as protocol version 2 carries them; a service carries the last
+ * BS month of its follow-up window (due), an enterprise its owner's first loan months. */
+#define ROLLUP_SCHEMA_VERSION 6
 
 static const char *rollup__drop_shadow =
     "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"
@@ -28,33 +31,35 @@ static const char *rollup__drop_shadow =
  * replaced; each then goes out with a new revision. */
 static const char *rollup__rewrite_all = "UPDATE rollup_snapshots SET digest=0";
 
-/* The shadow tables are clustered by (municipality, day), so that computing a period is one
- * sequential range scan; a service and an enterprise also carry their person's sex and
- * category (and an enterprise its owner's earliest delivered loan day), kept up to date when
- * the person or the loan changes, so that the scan needs no join. */
+/* The shadow tables are clustered by (municipality, Gregorian month, BS month), so that
+ * computing a period is one sequential range scan; a service and an enterprise also carry
+ * their person's sex and category (and an enterprise its owner's earliest delivered loan
+ * months), kept up to date when the person or the loan changes, so that the scan needs no
+ * join. No day of a person's event is kept: months are YYYYMM integers. */
 static const char *rollup__schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS rollup_person(id BLOB NOT NULL, municipality INTEGER NOT NULL,"
-    " day INTEGER NOT NULL, category INTEGER NOT NULL, sex INTEGER NOT NULL,"
-    " age_band INTEGER NOT NULL, caste_group INTEGER NOT NULL, disability INTEGER NOT NULL,"
-    " country INTEGER NOT NULL, intention INTEGER NOT NULL, ckey INTEGER NOT NULL,"
-    " PRIMARY KEY(municipality, day, id)) WITHOUT ROWID;"
+    " ad INTEGER NOT NULL, bs INTEGER NOT NULL, category INTEGER NOT NULL,"
+    " sex INTEGER NOT NULL, age_band INTEGER NOT NULL, caste_group INTEGER NOT NULL,"
+    " disability INTEGER NOT NULL, country INTEGER NOT NULL, intention INTEGER NOT NULL,"
+    " ckey INTEGER NOT NULL, PRIMARY KEY(municipality, ad, bs, id)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX IF NOT EXISTS rollup_person_id ON rollup_person(municipality, id);"
     "CREATE TABLE IF NOT EXISTS rollup_service(id BLOB NOT NULL, municipality INTEGER NOT NULL,"
-    " person BLOB NOT NULL, day INTEGER NOT NULL, type INTEGER NOT NULL, status INTEGER NOT NULL,"
-    " provider INTEGER NOT NULL, programme INTEGER NOT NULL, amount INTEGER NOT NULL,"
-    " ckey INTEGER NOT NULL, pkey INTEGER NOT NULL, psex INTEGER NOT NULL,"
-    " pcategory INTEGER NOT NULL, PRIMARY KEY(municipality, day, id)) WITHOUT ROWID;"
+    " person BLOB NOT NULL, ad INTEGER NOT NULL, bs INTEGER NOT NULL, due INTEGER NOT NULL,"
+    " type INTEGER NOT NULL, status INTEGER NOT NULL, provider INTEGER NOT NULL,"
+    " programme INTEGER NOT NULL, amount INTEGER NOT NULL, ckey INTEGER NOT NULL,"
+    " pkey INTEGER NOT NULL, psex INTEGER NOT NULL, pcategory INTEGER NOT NULL,"
+    " PRIMARY KEY(municipality, ad, bs, id)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX IF NOT EXISTS rollup_service_id ON rollup_service(municipality, id);"
     "CREATE INDEX IF NOT EXISTS rollup_service_person ON"
-    " rollup_service(municipality, person, type, day);"
-    "CREATE INDEX IF NOT EXISTS rollup_service_referred ON rollup_service(day) WHERE status=1;"
+    " rollup_service(municipality, person, type, bs);"
+    "CREATE INDEX IF NOT EXISTS rollup_service_referred ON rollup_service(due) WHERE status=1;"
     "CREATE TABLE IF NOT EXISTS rollup_enterprise(id BLOB NOT NULL,"
-    " municipality INTEGER NOT NULL, owner BLOB NOT NULL, day INTEGER NOT NULL,"
-    " action INTEGER NOT NULL, sector INTEGER NOT NULL, employees INTEGER NOT NULL,"
-    " status INTEGER NOT NULL, ckey INTEGER NOT NULL, osex INTEGER NOT NULL,"
-    " ocategory INTEGER NOT NULL, loan_day INTEGER, PRIMARY KEY(municipality, day, id))"
-    " WITHOUT ROWID;"
+    " municipality INTEGER NOT NULL, owner BLOB NOT NULL, ad INTEGER NOT NULL,"
+    " bs INTEGER NOT NULL, action INTEGER NOT NULL, sector INTEGER NOT NULL,"
+    " employees INTEGER NOT NULL, status INTEGER NOT NULL, ckey INTEGER NOT NULL,"
+    " osex INTEGER NOT NULL, ocategory INTEGER NOT NULL, loan_ad INTEGER, loan_bs INTEGER,"
+    " PRIMARY KEY(municipality, ad, bs, id)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX IF NOT EXISTS rollup_enterprise_id ON"
     " rollup_enterprise(municipality, id);"
     "CREATE INDEX IF NOT EXISTS rollup_enterprise_owner ON rollup_enterprise(municipality, owner);"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bscal.h"
 #include "log.h"
 #include "rollup_internal.h"
 
@@ -17,40 +18,41 @@ const char *const rollup__shadow_sql[S_N] = {
                " VALUES(?1,?2,0,1,0,0) ON CONFLICT(municipality, period) DO UPDATE SET dirty=1"
                " WHERE dirty=0",
     [S_MARK_MUN] = "UPDATE rollup_snapshots SET dirty=1 WHERE municipality=?1 AND dirty=0",
-    [S_P_GET] = "SELECT municipality, day FROM rollup_person WHERE municipality=?2 AND id=?1",
+    [S_P_GET] = "SELECT municipality, ad, bs FROM rollup_person WHERE municipality=?2 AND id=?1",
     [S_P_DEL] = "DELETE FROM rollup_person WHERE municipality=?2 AND id=?1",
-    [S_P_PUT] = "INSERT OR REPLACE INTO rollup_person(id, municipality, day, category, sex,"
+    [S_P_PUT] = "INSERT OR REPLACE INTO rollup_person(id, municipality, ad, bs, category, sex,"
                 " age_band, caste_group, disability, country, intention, ckey)"
-                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-    [S_DEP_ENT] = "SELECT day FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
+                " VALUES(?1,?2,?3,?12,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [S_DEP_ENT] = "SELECT ad, bs FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
                   " WHERE owner=?1 AND municipality=?2",
-    [S_S_GET] = "SELECT municipality, day, person, type, status FROM rollup_service"
+    [S_S_GET] = "SELECT municipality, ad, bs, person, type, status FROM rollup_service"
                 " WHERE municipality=?2 AND id=?1",
     [S_S_DEL] = "DELETE FROM rollup_service WHERE municipality=?2 AND id=?1",
-    [S_S_PUT] = "INSERT OR REPLACE INTO rollup_service(id, municipality, person, day, type,"
-                " status, provider, programme, amount, ckey, pkey, psex, pcategory)"
-                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
+    [S_S_PUT] = "INSERT OR REPLACE INTO rollup_service(id, municipality, person, ad, bs, due,"
+                " type, status, provider, programme, amount, ckey, pkey, psex, pcategory)"
+                " VALUES(?1,?2,?3,?4,?12,?13,?5,?6,?7,?8,?9,?10,?11,"
                 " ifnull((SELECT sex FROM rollup_person WHERE id=?3 AND municipality=?2), 0),"
                 " ifnull((SELECT category FROM rollup_person WHERE id=?3 AND municipality=?2), 0))",
-    [S_S_REFWIN] = "SELECT day FROM rollup_service INDEXED BY rollup_service_person"
-                   " WHERE person=?1 AND type=?2 AND day BETWEEN"
+    [S_S_REFWIN] = "SELECT ad, bs FROM rollup_service INDEXED BY rollup_service_person"
+                   " WHERE person=?1 AND type=?2 AND bs BETWEEN"
                    " ?3 AND ?4 AND status=1 AND municipality=?5",
-    [S_E_GET] = "SELECT municipality, day FROM rollup_enterprise WHERE municipality=?2 AND id=?1",
+    [S_E_GET] = "SELECT municipality, ad, bs FROM rollup_enterprise"
+                " WHERE municipality=?2 AND id=?1",
     [S_E_DEL] = "DELETE FROM rollup_enterprise WHERE municipality=?2 AND id=?1",
-    [S_E_PUT] = "INSERT OR REPLACE INTO rollup_enterprise(id, municipality, owner, day, action,"
-                " sector, employees, status, ckey, osex, ocategory, loan_day)"
-                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+    [S_E_PUT] = "INSERT OR REPLACE INTO rollup_enterprise(id, municipality, owner, ad, bs,"
+                " action, sector, employees, status, ckey, osex, ocategory, loan_ad, loan_bs)"
+                " SELECT ?1,?2,?3,?4,?10,?5,?6,?7,?8,?9,"
                 " ifnull((SELECT sex FROM rollup_person WHERE id=?3 AND municipality=?2), 0),"
                 " ifnull((SELECT category FROM rollup_person WHERE id=?3 AND municipality=?2), 0),"
-                " (SELECT min(day) FROM rollup_service INDEXED BY rollup_service_person"
-                "  WHERE person=?3 AND type=8 AND status=2 AND municipality=?2))",
+                " min(ad), min(bs) FROM rollup_service INDEXED BY rollup_service_person"
+                "  WHERE person=?3 AND type=8 AND status=2 AND municipality=?2",
     [S_A_GET] = "SELECT municipality, service FROM rollup_availability"
                 " WHERE municipality=?2 AND id=?1",
     [S_A_DEL] = "DELETE FROM rollup_availability WHERE municipality=?2 AND id=?1",
     [S_A_PUT] = "INSERT OR REPLACE INTO rollup_availability(id, municipality, service, provider,"
                 " available, as_of_day) VALUES(?1,?2,?3,?4,?5,?6)",
-    [S_A_REFDAYS] = "SELECT DISTINCT day FROM rollup_service WHERE municipality=?1 AND type=?2"
-                    " AND status=1",
+    [S_A_REFDAYS] = "SELECT DISTINCT ad, bs FROM rollup_service WHERE municipality=?1"
+                    " AND type=?2 AND status=1",
     [S_C_GET] = "SELECT municipality, bs, year, month FROM rollup_close"
                 " WHERE municipality=?2 AND id=?1",
     [S_C_DEL] = "DELETE FROM rollup_close WHERE municipality=?2 AND id=?1",
@@ -69,15 +71,16 @@ const char *const rollup__shadow_sql[S_N] = {
     [S_SWEEP_C] = "DELETE FROM rollup_close WHERE municipality=?1 AND NOT EXISTS(SELECT 1 FROM"
                   " records r WHERE r.municipality=?1 AND r.id=rollup_close.id AND r.deleted=0)",
     [S_PROP_PERSON_S] = "UPDATE rollup_service INDEXED BY rollup_service_person SET psex=?3,"
-                        " pcategory=?4 WHERE person=?1 AND municipality=?2 RETURNING day",
+                        " pcategory=?4 WHERE person=?1 AND municipality=?2 RETURNING ad, bs",
     [S_PROP_PERSON_E] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET osex=?3,"
-                        " ocategory=?4 WHERE owner=?1 AND municipality=?2 RETURNING day",
+                        " ocategory=?4 WHERE owner=?1 AND municipality=?2 RETURNING ad, bs",
     [S_HAS_DEP_S] = "SELECT 1 FROM rollup_service INDEXED BY rollup_service_person"
                     " WHERE person=?1 AND municipality=?2 LIMIT 1",
     [S_HAS_DEP_E] = "SELECT 1 FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
                     " WHERE owner=?1 AND municipality=?2 LIMIT 1",
-    [S_PROP_LOAN] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET loan_day="
-                    "(SELECT min(day) FROM rollup_service INDEXED BY rollup_service_person"
+    [S_PROP_LOAN] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET"
+                    " (loan_ad, loan_bs)=(SELECT min(ad), min(bs) FROM rollup_service"
+                    "  INDEXED BY rollup_service_person"
                     "  WHERE person=?1 AND type=8 AND status=2 AND municipality=?2)"
                     " WHERE owner=?1 AND municipality=?2",
     [S_DENORM_S] = "UPDATE rollup_service SET"
@@ -94,7 +97,8 @@ const char *const rollup__shadow_sql[S_N] = {
         " ocategory=ifnull((SELECT category FROM rollup_person p"
         "  WHERE p.id=rollup_enterprise.owner"
         "  AND p.municipality=rollup_enterprise.municipality), 0),"
-        " loan_day=(SELECT min(day) FROM rollup_service l INDEXED BY rollup_service_person"
+        " (loan_ad, loan_bs)=(SELECT min(l.ad), min(l.bs) FROM rollup_service l"
+        "  INDEXED BY rollup_service_person"
         "  WHERE l.person=rollup_enterprise.owner AND l.type=8 AND l.status=2"
         "  AND l.municipality=rollup_enterprise.municipality)"
         " WHERE ?1=0 OR municipality=?1",
@@ -103,8 +107,8 @@ const char *const rollup__shadow_sql[S_N] = {
                   " VALUES(?1,?2,?3)",
     [S_ENR_DEL] = "DELETE FROM rollup_enrolled WHERE municipality=?1",
     [S_CLOSES_OF] = "SELECT bs, year, month FROM rollup_close WHERE municipality=?1",
-    [S_REF_WINDOW] = "SELECT municipality, day FROM rollup_service WHERE status=1"
-                     " AND day BETWEEN ?1 AND ?2",
+    [S_REF_WINDOW] = "SELECT municipality, ad, bs FROM rollup_service WHERE status=1"
+                     " AND due >= ?1 AND due < ?2",
 };
 
 /* --- contributor keys --------------------------------------------------------------------- */
@@ -148,9 +152,9 @@ int rollup__mark_period(rollup *r, uint32_t municipality, const char *period)
 
 void rollup__forget_marks(rollup *r)
 {
-    if (r->day_cache_n) {
-        memset(r->day_cache, 0, ROLLUP_DAY_CACHE * sizeof(uint64_t));
-        r->day_cache_n = 0;
+    if (r->pair_cache_n) {
+        memset(r->pair_cache, 0, ROLLUP_PAIR_CACHE * sizeof(uint64_t));
+        r->pair_cache_n = 0;
     }
 }
 
@@ -159,40 +163,46 @@ void rollup__on_rollback(void *ud)
     rollup__forget_marks(ud);
 }
 
-/* Marks the six periods containing day. Pairs already marked in this transaction are
- * remembered, so a batch of records of the same days costs one probe each. */
-static int rollup__mark_day(rollup *r, uint32_t municipality, int32_t day)
+/* Marks the six periods of an event of month pair (ad, bs): the Gregorian ones of ad and
+ * the BS ones of bs. Pairs already marked in this transaction are remembered, so a batch of
+ * records of the same months costs one probe each. */
+static int rollup__mark_pair(rollup *r, uint32_t municipality, int32_t ad, int32_t bs)
 {
-    uint64_t key = ((uint64_t)municipality << 32 | (uint32_t)day) + 1; /* never 0 */
-    size_t mask = ROLLUP_DAY_CACHE - 1, i = (size_t)rollup__mix(key) & mask;
+    uint64_t key =
+        ((uint64_t)municipality << 32 | (uint64_t)(uint16_t)rollup__month_index(ad) << 16 |
+         (uint16_t)rollup__month_index(bs)) +
+        1; /* never 0 */
+    size_t mask = ROLLUP_PAIR_CACHE - 1, i = (size_t)rollup__mix(key) & mask;
     for (;; i = (i + 1) & mask) {
-        if (r->day_cache[i] == key)
+        if (r->pair_cache[i] == key)
             return 0;
-        if (r->day_cache[i] == 0)
+        if (r->pair_cache[i] == 0)
             break;
     }
     char p[PERIOD_KINDS][PERIOD_MAX];
-    period_of_day(day, p);
+    period_of_pair(ad, bs, p); /* a month that is none has no periods: nothing to mark */
     for (int k = 0; k < PERIOD_KINDS; k++) {
         int rc = rollup__mark_period(r, municipality, p[k]);
         if (rc)
             return rc;
     }
-    if (r->day_cache_n >= ROLLUP_DAY_CACHE / 2)
+    if (r->pair_cache_n >= ROLLUP_PAIR_CACHE / 2)
         rollup__forget_marks(r);
     else {
-        r->day_cache[i] = key;
-        r->day_cache_n++;
+        r->pair_cache[i] = key;
+        r->pair_cache_n++;
     }
     return 0;
 }
 
-/* Marks the days a one-column query returns (bound by the caller), then resets it. */
-static int rollup__mark_days_of(rollup *r, uint32_t municipality, sqlite3_stmt *st)
+/* Marks the month pairs a two-column query (ad, bs) returns (bound by the caller), then
+ * resets it. */
+static int rollup__mark_pairs_of(rollup *r, uint32_t municipality, sqlite3_stmt *st)
 {
     int rc = 0, s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        if ((rc = rollup__mark_day(r, municipality, sqlite3_column_int(st, 0))) != 0)
+        if ((rc = rollup__mark_pair(r, municipality, sqlite3_column_int(st, 0),
+                                    sqlite3_column_int(st, 1))) != 0)
             break;
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__fail(r, sqlite3_sql(st));
@@ -283,27 +293,28 @@ int rollup_mark(rollup *r, uint32_t municipality)
 
 /* --- the shadow ------------------------------------------------------------------------- */
 
-/* Marks what a service's state affects: its own day; when delivered, the same person's
- * referrals of that type whose window holds it and, for a loan, the owner's enterprises. */
-static int rollup__mark_service(rollup *r, uint32_t m, const uint8_t *person, int32_t day, int type,
-                                int status)
+/* Marks what a service's state affects: its own months; when delivered, the same person's
+ * referrals of that type whose window holds its BS month (a referral of BS month B waits
+ * through B + ROLLUP_WINDOW_MONTHS) and, for a loan, the owner's enterprises. */
+static int rollup__mark_service(rollup *r, uint32_t m, const uint8_t *person, int32_t ad,
+                                int32_t bs, int type, int status)
 {
-    int rc = rollup__mark_day(r, m, day);
+    int rc = rollup__mark_pair(r, m, ad, bs);
     if (rc || status != REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED)
         return rc;
     sqlite3_stmt *st = r->q[S_S_REFWIN];
     sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, type);
-    sqlite3_bind_int(st, 3, day - ROLLUP_WINDOW_DAYS);
-    sqlite3_bind_int(st, 4, day);
+    sqlite3_bind_int(st, 3, bscal_month_add(bs, -ROLLUP_WINDOW_MONTHS));
+    sqlite3_bind_int(st, 4, bs);
     sqlite3_bind_int64(st, 5, m);
-    if ((rc = rollup__mark_days_of(r, m, st)) != 0)
+    if ((rc = rollup__mark_pairs_of(r, m, st)) != 0)
         return rc;
     if (type == REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LOAN) {
         st = r->q[S_DEP_ENT];
         sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, m);
-        rc = rollup__mark_days_of(r, m, st);
+        rc = rollup__mark_pairs_of(r, m, st);
     }
     return rc;
 }
@@ -313,16 +324,16 @@ static int rollup__mark_availability(rollup *r, uint32_t m, int service)
     sqlite3_stmt *st = r->q[S_A_REFDAYS];
     sqlite3_bind_int64(st, 1, m);
     sqlite3_bind_int(st, 2, service);
-    return rollup__mark_days_of(r, m, st);
+    return rollup__mark_pairs_of(r, m, st);
 }
 
-/* Marks what a person's state affects, its registration day and the days of its services
+/* Marks what a person's state affects, its registration's months and those of its services
  * and enterprises, and copies its sex and category (zeros: the person is gone) into those.
- * One statement per table both updates the dependents and returns their days. */
-static int rollup__person_changed(rollup *r, uint32_t m, const uint8_t *id, int32_t day, int sex,
-                                  int category)
+ * One statement per table both updates the dependents and returns their months. */
+static int rollup__person_changed(rollup *r, uint32_t m, const uint8_t *id, int32_t ad, int32_t bs,
+                                  int sex, int category)
 {
-    int rc = rollup__mark_day(r, m, day);
+    int rc = rollup__mark_pair(r, m, ad, bs);
     for (int s = S_PROP_PERSON_S; rc == 0 && s <= S_PROP_PERSON_E; s++) {
         /* Most persons have no services or enterprises yet when they arrive (a node sends in
          * time order): a probe finds that without the UPDATE ... RETURNING, which builds a
@@ -341,12 +352,12 @@ static int rollup__person_changed(rollup *r, uint32_t m, const uint8_t *id, int3
         sqlite3_bind_int64(st, 2, m);
         sqlite3_bind_int(st, 3, sex);
         sqlite3_bind_int(st, 4, category);
-        rc = rollup__mark_days_of(r, m, st);
+        rc = rollup__mark_pairs_of(r, m, st);
     }
     return rc;
 }
 
-/* Recomputes the earliest delivered loan day that the person's enterprises carry. */
+/* Recomputes the earliest delivered loan months that the person's enterprises carry. */
 static int rollup__propagate_loan(rollup *r, uint32_t m, const uint8_t *person)
 {
     sqlite3_stmt *st = r->q[S_PROP_LOAN];
@@ -400,15 +411,18 @@ static int rollup__remove(rollup *r, uint32_t municipality, const uint8_t *id, i
         sqlite3_reset(get);
         return s == SQLITE_DONE ? 0 : rollup__fail(r, "shadow lookup");
     }
+    /* Columns: municipality, then (ad, bs) for a person, service or enterprise (a service
+     * then person, type, status); service for an availability row; bs, year, month for a
+     * close. */
     uint32_t m = (uint32_t)sqlite3_column_int64(get, 0);
-    int32_t day = sqlite3_column_int(get, 1);
+    int32_t ad = sqlite3_column_int(get, 1), bsm = sqlite3_column_int(get, 2);
     uint8_t person[16] = {0};
     int type = 0, status = 0, bs = 0, year = 0, month = 0;
     if (kind == REINT__V1__RECORD_KIND__RECORD_KIND_SERVICE) {
-        if (sqlite3_column_bytes(get, 2) == 16)
-            memcpy(person, sqlite3_column_blob(get, 2), 16);
-        type = sqlite3_column_int(get, 3);
-        status = sqlite3_column_int(get, 4);
+        if (sqlite3_column_bytes(get, 3) == 16)
+            memcpy(person, sqlite3_column_blob(get, 3), 16);
+        type = sqlite3_column_int(get, 4);
+        status = sqlite3_column_int(get, 5);
     } else if (kind == REINT__V1__RECORD_KIND__RECORD_KIND_MONTH_CLOSE) {
         bs = sqlite3_column_int(get, 1);
         year = sqlite3_column_int(get, 2);
@@ -421,17 +435,17 @@ static int rollup__remove(rollup *r, uint32_t municipality, const uint8_t *id, i
         return rc;
     switch (kind) {
     case REINT__V1__RECORD_KIND__RECORD_KIND_PERSON:
-        return rollup__person_changed(r, m, id, day, 0, 0);
+        return rollup__person_changed(r, m, id, ad, bsm, 0, 0);
     case REINT__V1__RECORD_KIND__RECORD_KIND_SERVICE:
         if (type == REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LOAN &&
             status == REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED &&
             (rc = rollup__propagate_loan(r, m, person)) != 0)
             return rc;
-        return rollup__mark_service(r, m, person, day, type, status);
+        return rollup__mark_service(r, m, person, ad, bsm, type, status);
     case REINT__V1__RECORD_KIND__RECORD_KIND_ENTERPRISE:
-        return rollup__mark_day(r, m, day);
+        return rollup__mark_pair(r, m, ad, bsm);
     case REINT__V1__RECORD_KIND__RECORD_KIND_AVAILABILITY:
-        return rollup__mark_availability(r, m, day /* S_A_GET's second column: the service */);
+        return rollup__mark_availability(r, m, ad /* S_A_GET's second column: the service */);
     default:
         return rollup__mark_close(r, m, bs, year, month);
     }
@@ -451,7 +465,8 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         st = r->q[S_P_PUT];
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, m);
-        sqlite3_bind_int(st, 3, p->registered_day);
+        sqlite3_bind_int(st, 3, p->registered_month);
+        sqlite3_bind_int(st, 12, p->registered_bs_month);
         sqlite3_bind_int(st, 4, (int)p->category);
         sqlite3_bind_int(st, 5, (int)p->sex);
         sqlite3_bind_int(st, 6, (int)p->age_band);
@@ -462,7 +477,8 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         sqlite3_bind_int64(st, 11, rollup__key(r, id));
         if ((rc = rollup__exec(r, st)) != 0 || !incremental)
             return rc;
-        return rollup__person_changed(r, m, id, p->registered_day, (int)p->sex, (int)p->category);
+        return rollup__person_changed(r, m, id, p->registered_month, p->registered_bs_month,
+                                      (int)p->sex, (int)p->category);
     }
     case REINT__V1__RECORD__BODY_SERVICE: {
         const Reint__V1__Service *s = rec->service;
@@ -472,7 +488,10 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, m);
         sqlite3_bind_blob(st, 3, s->person_id.data, 16, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, s->day);
+        sqlite3_bind_int(st, 4, s->month);
+        sqlite3_bind_int(st, 12, s->bs_month);
+        /* The last BS month of its follow-up window, for a referral. */
+        sqlite3_bind_int(st, 13, bscal_month_add(s->bs_month, ROLLUP_WINDOW_MONTHS));
         sqlite3_bind_int(st, 5, (int)s->type);
         sqlite3_bind_int(st, 6, (int)s->status);
         sqlite3_bind_int(st, 7, (int)s->provider);
@@ -486,7 +505,8 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
             s->status == REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED &&
             (rc = rollup__propagate_loan(r, m, s->person_id.data)) != 0)
             return rc;
-        return rollup__mark_service(r, m, s->person_id.data, s->day, (int)s->type, (int)s->status);
+        return rollup__mark_service(r, m, s->person_id.data, s->month, s->bs_month, (int)s->type,
+                                    (int)s->status);
     }
     case REINT__V1__RECORD__BODY_ENTERPRISE: {
         const Reint__V1__Enterprise *e = rec->enterprise;
@@ -496,7 +516,8 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, m);
         sqlite3_bind_blob(st, 3, e->owner_id.data, 16, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, e->day);
+        sqlite3_bind_int(st, 4, e->month);
+        sqlite3_bind_int(st, 10, e->bs_month);
         sqlite3_bind_int(st, 5, (int)e->action);
         sqlite3_bind_int(st, 6, (int)e->sector);
         sqlite3_bind_int(st, 7, e->employees);
@@ -504,7 +525,7 @@ static int rollup__apply(rollup *r, const Reint__V1__Record *rec, int incrementa
         sqlite3_bind_int64(st, 9, rollup__key(r, id));
         if ((rc = rollup__exec(r, st)) != 0 || !incremental)
             return rc;
-        return rollup__mark_day(r, m, e->day);
+        return rollup__mark_pair(r, m, e->month, e->bs_month);
     }
     case REINT__V1__RECORD__BODY_AVAILABILITY: {
         const Reint__V1__Availability *a = rec->availability;
@@ -621,7 +642,8 @@ static int rollup__enr_cmp(const void *a, const void *b)
 }
 
 /* Reads the rows of st (municipality, day, bs) into a sorted array. day_ms: the day column
- * is in milliseconds. Returns 0, REINT_ENOMEM or REINT_EDB. */
+ * is in milliseconds since the epoch (taken as a day in Nepal). Returns 0, REINT_ENOMEM or
+ * REINT_EDB. */
 static int rollup__read_enr(rollup *r, sqlite3_stmt *st, int day_ms, rollup__enr **out, size_t *n)
 {
     size_t cap = 0;
@@ -634,8 +656,9 @@ static int rollup__read_enr(rollup *r, sqlite3_stmt *st, int day_ms, rollup__enr
         rollup__enr *e = &(*out)[(*n)++];
         e->m = (uint32_t)sqlite3_column_int64(st, 0);
         e->day = sqlite3_column_int64(st, 1);
+        /* The day in Nepal (UTC+05:45) of the first-seen time, as the as-of day is Nepal's. */
         if (day_ms)
-            e->day /= 86400000;
+            e->day = (e->day + ROLLUP_NEPAL_OFFSET_MS) / 86400000;
         /* A first-seen time out of all reason (a corrupt row) is held to the engine's days. */
         if (e->day < ROLLUP_MIN_TODAY)
             e->day = ROLLUP_MIN_TODAY;
@@ -711,24 +734,32 @@ int rollup__sync_enrolment(rollup *r)
 int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi)
 {
     int rc = 0, s = SQLITE_DONE;
-    /* Referrals whose window end (day + 90) crosses the move: day + 90 in (lo, hi]. */
+    /* A referral is pending once the as-of day's BS month is past the last month of its
+     * window (due): the state changes for due in [BS month of lo, BS month of hi). Days
+     * outside the BS table hold no month: they are held to its edges. */
+    int32_t ad, due_lo = 0, due_hi = 0;
+    if (bscal_pair_of_day(lo, &ad, &due_lo) != 0)
+        due_lo = lo < 0 ? 0 : 999999;
+    if (bscal_pair_of_day(hi, &ad, &due_hi) != 0)
+        due_hi = hi < 0 ? 0 : 999999;
     sqlite3_stmt *st = r->q[S_REF_WINDOW];
-    sqlite3_bind_int(st, 1, lo - ROLLUP_WINDOW_DAYS + 1);
-    sqlite3_bind_int(st, 2, hi - ROLLUP_WINDOW_DAYS);
+    sqlite3_bind_int(st, 1, due_lo);
+    sqlite3_bind_int(st, 2, due_hi);
     struct {
         uint32_t m;
-        int32_t day;
+        int32_t ad, bs;
     } buf[256];
     size_t n = 0;
-    while (rc == 0) {
+    while (rc == 0 && due_lo < due_hi) {
         s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
             buf[n].m = (uint32_t)sqlite3_column_int64(st, 0);
-            buf[n++].day = sqlite3_column_int(st, 1);
+            buf[n].ad = sqlite3_column_int(st, 1);
+            buf[n++].bs = sqlite3_column_int(st, 2);
         }
         if (n == sizeof(buf) / sizeof(buf[0]) || (s != SQLITE_ROW && n)) {
             for (size_t i = 0; i < n && rc == 0; i++)
-                rc = rollup__mark_day(r, buf[i].m, buf[i].day);
+                rc = rollup__mark_pair(r, buf[i].m, buf[i].ad, buf[i].bs);
             n = 0;
         }
         if (s != SQLITE_ROW)
@@ -789,12 +820,12 @@ int rollup__rebuild(rollup *r)
     sqlite3_finalize(st);
     if (rc || (rc = rollup__denormalize(r, 0)) != 0)
         return rc;
-    /* Every day holding a person, service or enterprise, in order, so that consecutive days
-     * share their periods and each period is marked once. */
+    /* Every month pair holding a person, service or enterprise, in order, so that
+     * consecutive pairs share their periods and each period is marked about once. */
     if (sqlite3_prepare_v2(r->db,
-                           "SELECT municipality, day FROM rollup_person UNION"
-                           " SELECT municipality, day FROM rollup_service UNION"
-                           " SELECT municipality, day FROM rollup_enterprise ORDER BY 1, 2",
+                           "SELECT municipality, ad, bs FROM rollup_person UNION"
+                           " SELECT municipality, ad, bs FROM rollup_service UNION"
+                           " SELECT municipality, ad, bs FROM rollup_enterprise ORDER BY 1, 2, 3",
                            -1, &st, NULL) != SQLITE_OK)
         return rollup__fail(r, "rebuild");
     char prev[PERIOD_KINDS][PERIOD_MAX];
@@ -803,7 +834,7 @@ int rollup__rebuild(rollup *r)
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         uint32_t m = (uint32_t)sqlite3_column_int64(st, 0);
         char p[PERIOD_KINDS][PERIOD_MAX];
-        period_of_day(sqlite3_column_int(st, 1), p);
+        period_of_pair(sqlite3_column_int(st, 1), sqlite3_column_int(st, 2), p);
         for (int k = 0; rc == 0 && k < PERIOD_KINDS; k++) {
             if (m == prev_m && strcmp(prev[k], p[k]) == 0)
                 continue;

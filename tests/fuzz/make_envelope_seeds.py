@@ -26,7 +26,8 @@ def rec(n, kind):
         r.person.category = pb.CATEGORY_RETURNEE
         r.person.sex = pb.SEX_FEMALE
         r.person.age_band = pb.AGE_BAND_25_39
-        r.person.registered_day = 19500
+        r.person.registered_month = 202305  # 2023-05-23, BS 2080-02-09
+        r.person.registered_bs_month = 208002
         r.person.destination_country = "QA"
         r.person.years_abroad = 4
         r.person.return_month = 202401
@@ -34,13 +35,15 @@ def rec(n, kind):
         r.service.person_id = bytes(16)
         r.service.type = pb.SERVICE_TYPE_SEED_FUNDING
         r.service.status = pb.SERVICE_STATUS_DELIVERED
-        r.service.day = 19600
+        r.service.month = 202308  # 2023-08-31, BS 2080-05-14
+        r.service.bs_month = 208005
         r.service.amount_npr = 50000
     elif kind == "enterprise":
         r.enterprise.owner_id = bytes(16)
         r.enterprise.action = pb.ENTERPRISE_ACTION_STARTED
         r.enterprise.sector = pb.SECTOR_AGRICULTURE
-        r.enterprise.day = 19700
+        r.enterprise.month = 202312  # 2023-12-09, BS 2080-08-23
+        r.enterprise.bs_month = 208008
         r.enterprise.employees = 3
     elif kind == "availability":
         r.availability.service = pb.SERVICE_TYPE_LOAN

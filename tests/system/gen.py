@@ -1,7 +1,7 @@
 """Deterministic caseload generator with its own ground truth.
 
 The generator decides every record's content; the expected upstream values (coarse
-attributes, Gregorian day numbers) are computed here, never read back from the product."""
+attributes, month pairs of events) are computed here, never read back from the product."""
 import datetime
 import random
 
@@ -32,6 +32,51 @@ FAMILY = ["Shrestha", "Gurung", "Tamang", "Rai", "Limbu", "Magar", "Thapa", "Kar
           "Adhikari", "Yadav", "Sharma", "Bishwakarma", "Ansari", "Chaudhary"]
 
 TODAY = datetime.date.today()
+NEPAL = datetime.timedelta(hours=5, minutes=45)
+
+
+def nepal_today(now=None):
+    """The day in Nepal (UTC+05:45) at UTC time now (default: now): the day on which the hub
+    decides what is due."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return (now + NEPAL).date()
+
+
+def bs_month_index(d):
+    """The BS month holding Gregorian date d, as year * 12 + month - 1."""
+    y, m, _ = bs.ad_to_bs(d)
+    return y * 12 + m - 1
+
+
+# Referrals, month-level (issue 12), written here on their own: a referral of BS month B
+# waits through B and the three full BS months after it; at midnight Nepal time after the
+# last of them (once the day in Nepal is in B + 4 or later) it is pending, unless a DELIVERED
+# service of the same type for the same person has its BS month in B .. B + 3.
+WINDOW_MONTHS = 3
+
+
+def referral_pending(referred_on, delivered_on, today):
+    """referred_on: the referral's date; delivered_on: the dates of the deliveries of its type
+    to its person; today: a day in Nepal."""
+    b = bs_month_index(referred_on)
+    if bs_month_index(today) <= b + WINDOW_MONTHS:
+        return False
+    return not any(b <= bs_month_index(d) <= b + WINDOW_MONTHS for d in delivered_on)
+
+
+def pending_by_type(services, today, keep=lambda s: True):
+    """{service type: pending referrals} over service dicts (person_local_id, service, status,
+    _day) for which keep(s) holds (e.g. those in a period)."""
+    out = {}
+    for s in services:
+        if s["status"] != "REFERRED" or not keep(s):
+            continue
+        done = [d["_day"] for d in services if d["status"] == "DELIVERED"
+                and d["service"] == s["service"]
+                and d["person_local_id"] == s["person_local_id"]]
+        if referral_pending(s["_day"], done, today):
+            out[s["service"]] = out.get(s["service"], 0) + 1
+    return out
 
 
 def age_band(age):
@@ -144,7 +189,8 @@ class Caseload:
             "age_band": age_band(p["_age"]),
             "caste_group": CASTES.index(p["caste_group"]) + 1,
             "disability": {"yes": 1, "no": 2, "": 0}[p["disability"]],
-            "registered_day": bs.day_number(reg),
+            "registered_month": bs.pair(reg)[0],
+            "registered_bs_month": bs.pair(reg)[1],
             "destination_country": p["destination_country"],
             "family_member_abroad": 1 if p["family_member_abroad"] == "true" else 2,
             "consent": 1,
@@ -161,7 +207,8 @@ class Caseload:
         return {
             "type": SERVICES.index(s["service"]) + 1,
             "status": 1 if s["status"] == "REFERRED" else 2,
-            "day": bs.day_number(s["_day"]),
+            "month": bs.pair(s["_day"])[0],
+            "bs_month": bs.pair(s["_day"])[1],
             "provider": PROVIDERS.index(s["provider"]) + 1,
             "programme": PROGRAMMES.index(s["programme"]) + 1,
             "amount_npr": int(s["amount_npr"]) if s["amount_npr"] else -1,

@@ -1,6 +1,7 @@
 """Rows of the two kinds gen.Caseload does not make (enterprises, service availability), and
 CSV writing for any kind, with ground truth computed here: dates are chosen as Gregorian
-dates, written in the node's calendar by bs.py, and expected upstream as Gregorian days."""
+dates, written in the node's calendar by bs.py, and expected upstream as month pairs (the
+days of enterprises) or Gregorian days (availability's as-of day, not a person's)."""
 import csv
 import datetime
 
@@ -50,7 +51,8 @@ def expected_enterprise(e):
     return {
         "action": ACTIONS.index(e["action"]) + 1,
         "sector": SECTORS.index(e["sector"]) + 1,
-        "day": bs.day_number(e["_day"]),
+        "month": bs.pair(e["_day"])[0],
+        "bs_month": bs.pair(e["_day"])[1],
         "registered": {"yes": 1, "no": 2, "": 0}[e["registered"]],
         "employees": int(e["employees"]) if e["employees"] else -1,
         "status": ENT_STATUSES.index(e["status"]) + 1,

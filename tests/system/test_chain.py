@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import bs
 from fedclient import Federal
 from gen import SEXES, Caseload
 from harness import BIN, Hub, Node, wait_for
@@ -92,6 +93,23 @@ def test_national_totals_follow_the_nodes_exactly(chain, pki, workdir, procs):
         nodes.append((node, cl, path))
     caseloads = [cl for _, cl, _ in nodes]
     settle(fed, token, caseloads)
+    # Every period kind, Gregorian and BS, places each registration by its month pair: the
+    # national totals equal the generator's, for periods of each kind around the sample's.
+    want = {}
+    for cl in caseloads:
+        for p in cl.persons.values():
+            for period in bs.periods(p["_reg"]):
+                want[period] = want.get(period, 0) + 1
+    sample = set()
+    for cl in caseloads:
+        for p in list(cl.persons.values())[:4]:
+            sample.update(bs.periods(p["_reg"]))
+    got = {}
+    for period in sorted(sample):
+        st, a, _ = fed.get("/v1/indicators/participants_registered?period=%s" % period, token)
+        assert st == 200, a
+        got[period] = a["total"]["value"]
+    assert got == {period: want[period] for period in sample}
     # A correction (sex changed) and a deletion at a node move the national figure exactly.
     node, cl, path = nodes[0]
     in_year = [lid for lid, p in cl.persons.items() if p["_reg"].year == YEAR]

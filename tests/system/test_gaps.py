@@ -1,8 +1,8 @@
 """The provincial officers' gap report (issue 4, must-show item 3) on real processes:
 municipal nodes 10703 (Dhankuta) and 10401 (Arjundhara) -> the hub of province 1 (Koshi) ->
 a real federal-api on PostgreSQL. GET /v1/gaps lists every local level of the province and
-flags an enrolled silent municipality, a referral pending for over 90 days, a needed but
-unavailable service and a month closed late.
+flags an enrolled silent municipality, a referral still pending three full BS months after its
+own (month-level, issue 12), a needed but unavailable service and a month closed late.
 
 Ground truth comes from the test: the province's local levels from
 data/nepal_local_levels.csv, dates chosen as Gregorian dates and written in the nodes' BS
@@ -39,7 +39,8 @@ import pytest
 import bs
 import nodegen
 from fedclient import Federal
-from gen import PERSON_COLS, SERVICE_COLS, Caseload
+from gen import (NEPAL, PERSON_COLS, SERVICE_COLS, Caseload, nepal_today, pending_by_type,
+                 referral_pending)
 from harness import BIN, Hub, Node, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 
@@ -47,8 +48,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROVINCE = 1
 DHANKUTA, ARJUNDHARA, SILENT, AGED = 10703, 10401, 10101, 10102
 TODAY = datetime.date.today()
-REFERRAL = TODAY - datetime.timedelta(days=100)  # day + 90 <= today: overdue
-RECENT = TODAY - datetime.timedelta(days=30)     # day + 90 > today: not yet overdue
+_TY, _TM, _ = bs.ad_to_bs(TODAY)
+# A referral's window is its BS month and the three full months after it (gen.py).
+REFERRAL = bs.bs_month_first(_TY, _TM - 5) + datetime.timedelta(days=9)  # window ended: due
+RECENT = bs.bs_month_first(_TY, _TM - 1) + datetime.timedelta(days=9)    # window still open
+WINDOW_LAST = bs.bs_month_first(_TY, _TM - 2)   # first day of REFERRAL's window's last month
+AFTER_WINDOW = bs.bs_month_first(_TY, _TM - 1)  # first day after REFERRAL's window
+REFERRAL_MONTH = bs.bs_month_first(_TY, _TM - 5)  # first day of REFERRAL's own month
 
 
 def province_levels(province=PROVINCE):
@@ -109,7 +115,7 @@ def person(cl, day):
 def service(lid, plid, stype, status, day, provider="NGO"):
     return {"local_id": lid, "person_local_id": plid, "service": stype, "status": status,
             "date": bs.bs_str(day), "provider": provider, "programme": "MUNICIPAL",
-            "amount_npr": ""}
+            "amount_npr": "", "_day": day}
 
 
 def import_rows(node, workdir, kind, cols, rows):
@@ -119,8 +125,9 @@ def import_rows(node, workdir, kind, cols, rows):
 
 
 def in_fy_days(n):
-    """n registration days inside the period, none after the referral day."""
-    span = max(0, (min(REFERRAL, TODAY) - FY_START).days)
+    """n registration days inside the period, none after the first day of the referral's
+    month (a delivery is dated from then on)."""
+    span = max(0, (min(REFERRAL_MONTH, TODAY) - FY_START).days)
     return [FY_START + datetime.timedelta(days=(i * 7) % (span + 1)) for i in range(n)]
 
 
@@ -210,7 +217,7 @@ def chain(pki, postgres):  # noqa: F811
         import_rows(dk, workdir, "persons", PERSON_COLS, [a, b])
         c.registered[DHANKUTA] = 2
         svc = [
-            # referred 100 days ago, never delivered: pending for over 90 days
+            # referred five BS months ago, never delivered: pending
             service("S-LEGAL", a["local_id"], "LEGAL_AID", "REFERRED", REFERRAL),
             # referred in the period and delivered, but no provider offers it (available=no)
             service("S-SKILL-R", a["local_id"], "SKILLS_TRAINING", "REFERRED", REFERRAL,
@@ -222,13 +229,20 @@ def chain(pki, postgres):  # noqa: F811
                     "HEALTH_FACILITY"),
             service("S-HEALTH-D", b["local_id"], "HEALTH_REFERRAL", "DELIVERED",
                     REFERRAL + datetime.timedelta(days=5), "HEALTH_FACILITY"),
-            # referred 30 days ago: not yet overdue; offered locally
+            # referred last BS month: its window is still open; offered locally
             service("S-PSY", b["local_id"], "PSYCHOSOCIAL_SUPPORT", "REFERRED", RECENT, "MRC"),
-            # a referral delivered on day 89 of its window: not pending; offered locally
+            # delivered in the last month of its window: not pending; offered locally
             service("S-FIN-R", b["local_id"], "FINANCIAL_LITERACY", "REFERRED", REFERRAL),
-            service("S-FIN-D", b["local_id"], "FINANCIAL_LITERACY", "DELIVERED",
-                    REFERRAL + datetime.timedelta(days=89)),
+            service("S-FIN-D", b["local_id"], "FINANCIAL_LITERACY", "DELIVERED", WINDOW_LAST),
+            # delivered the first day after its window: too late, still pending; offered
+            service("S-JOB-R", a["local_id"], "JOB_PLACEMENT", "REFERRED", REFERRAL),
+            service("S-JOB-D", a["local_id"], "JOB_PLACEMENT", "DELIVERED", AFTER_WINDOW),
+            # delivered earlier in the referral's own BS month: months count, not days
+            service("S-BANK-D", b["local_id"], "BANK_ACCOUNT", "DELIVERED", REFERRAL_MONTH,
+                    "BANK"),
+            service("S-BANK-R", b["local_id"], "BANK_ACCOUNT", "REFERRED", REFERRAL, "BANK"),
         ]
+        c.services = svc
         import_rows(dk, workdir, "services", SERVICE_COLS, svc)
         as_of = bs.bs_str(TODAY - datetime.timedelta(days=3))
         import_rows(dk, workdir, "availability", nodegen.AVAILABILITY_COLS, [
@@ -239,6 +253,8 @@ def chain(pki, postgres):  # noqa: F811
              "as_of": as_of},
             {"service": "SKILLS_TRAINING", "provider": "TRAINING_INSTITUTE", "available": "no",
              "as_of": as_of},
+            {"service": "JOB_PLACEMENT", "provider": "NGO", "available": "yes", "as_of": as_of},
+            {"service": "BANK_ACCOUNT", "provider": "BANK", "available": "yes", "as_of": as_of},
         ])
         dk.sync(timeout=60)
         c.nodes = {DHANKUTA: dk}
@@ -262,7 +278,10 @@ def chain(pki, postgres):  # noqa: F811
         c.registered[AGED] = 1
         ag.sync(timeout=60)
 
-        c.expect_pending = {"LEGAL_AID": 1}
+        # The test's own rule (gen.py), on the hub's day (in Nepal); the data are meant to
+        # give exactly these two.
+        c.expect_pending = pending_by_type(svc, nepal_today(), lambda s: in_period(s["_day"]))
+        assert c.expect_pending == {"LEGAL_AID": 1, "JOB_PLACEMENT": 1}, c.expect_pending
         c.expect_unavailable = {"SKILLS_TRAINING", "HEALTH_REFERRAL"}
 
         def settled():
@@ -325,18 +344,17 @@ def test_enrolled_node_that_never_synced_a_record_is_silent(chain):
 
 def test_referral_pending_over_90_days_and_unavailable_service_are_flagged(chain):
     r = chain.officer.rows(period=FY)[DHANKUTA]
-    assert r["referrals_pending"] == {"LEGAL_AID": 1}, r
-    assert r["referrals_pending_total"] == 1, r
+    assert r["referrals_pending"] == chain.expect_pending, r
+    assert r["referrals_pending_total"] == 2, r
     assert set(r["services_unavailable"]) == {"SKILLS_TRAINING", "HEALTH_REFERRAL"}, r
     assert r["services_unavailable_total"] == 2, r
     assert "referrals_overdue" in r["flags"] and "services_unavailable" in r["flags"], r
     # Nothing of 10703 was due to close (first seen today), so no month flag.
     assert not {"month_not_closed", "month_closed_late"} & set(r["flags"]), r
     assert r["participants_registered"] == 2, r
-    # Persons with a delivery dated in the period (a: day +10; b: days +5 and +89).
-    served = {"a"} if in_period(REFERRAL + datetime.timedelta(days=10)) else set()
-    served |= {"b"} if any(in_period(REFERRAL + datetime.timedelta(days=k))
-                           for k in (5, 89)) else set()
+    # Persons with a delivery placed in the period.
+    served = {s["person_local_id"] for s in chain.services
+              if s["status"] == "DELIVERED" and in_period(s["_day"])}
     assert r["persons_served"] == len(served), r
     # Both persons registered in the period have a delivered service (at whatever date).
     assert r["participants_served"] == 2 and r["share_served"] == 1.0, r
@@ -348,7 +366,7 @@ def test_referral_pending_over_90_days_and_unavailable_service_are_flagged(chain
     ind = chain.officer.indicator("referrals_pending", period=FY, by="service_type",
                                   municipality=DHANKUTA)
     assert {c["service_type"]: c["value"] for c in ind["cells"] if c["value"]} == \
-        {"LEGAL_AID": 1}, ind
+        chain.expect_pending, ind
     # Another period (the fiscal year after the referral's) holds none of it.
     nxt = chain.officer.rows(period=fiscal_year(FY_NEXT)[0])[DHANKUTA]
     assert nxt["referrals_pending"] == {} and "referrals_overdue" not in nxt["flags"], nxt
@@ -392,7 +410,7 @@ def test_federal_receiver_holds_the_same_gaps(chain):
                                 by="service_type")["rows"] if r["value"]}
         got["timely"] = q("reporting_timeliness", period=old, municipality=ARJUNDHARA)
         got["complete"] = q("reporting_completeness", period=old, municipality=ARJUNDHARA)
-        return (got["pending"] == {"LEGAL_AID": 1}
+        return (got["pending"] == chain.expect_pending
                 and got["unavailable"] == {"SKILLS_TRAINING", "HEALTH_REFERRAL"}
                 and got["complete"]["total"]["value"] == 1)
     try:
@@ -428,7 +446,7 @@ def test_csv_has_a_header_and_one_line_per_municipality(chain):
         assert col in header, header
     assert [int(r["code"]) for r in rows] == sorted(province_levels())
     d = {int(r["code"]): r for r in rows}
-    assert json.loads(d[DHANKUTA]["referrals_pending"]) == {"LEGAL_AID": 1}
+    assert json.loads(d[DHANKUTA]["referrals_pending"]) == chain.expect_pending
     assert "referrals_overdue" in json.loads(d[DHANKUTA]["flags"])
     assert json.loads(d[SILENT]["flags"]) == ["enrolled_silent"]
     assert d[10102]["enrolled"] == "true" and d[10103]["enrolled"] == "false"
@@ -484,3 +502,45 @@ def test_sync_older_than_30_days_is_silent(chain):
             f.write("0\n")
         wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 0, 10,
                  "the hub's test clock to return")
+
+def _set_hub_time(chain, when):
+    """Moves the hub's clock so that its wall clock reads about `when` (UTC, naive)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    offset = int((when - now).total_seconds())
+    with open(chain.clock, "w") as f:
+        f.write("%d\n" % offset)
+    wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == offset, 10,
+             "the hub to read its test clock")
+
+
+def test_referral_turns_pending_at_midnight_nepal_time_after_its_window(chain):
+    """The hub recomputes referrals every day, on Nepal's day: the referral of last BS month
+    (S-PSY, never delivered) becomes pending at 00:00 in Nepal (18:15 UTC the evening before)
+    of the first day after the third full BS month after its own, and not a minute before."""
+    b_y, b_m, _ = bs.ad_to_bs(RECENT)
+    opens = bs.bs_month_first(b_y, b_m + 4)  # the first day after the window
+    midnight_utc = datetime.datetime.combine(opens, datetime.time()) - NEPAL
+    before, after = midnight_utc - datetime.timedelta(minutes=20), \
+        midnight_utc + datetime.timedelta(minutes=20)
+    # The test's own rule says so, on the day in Nepal at each of the two times.
+    assert not referral_pending(RECENT, [], nepal_today(before))
+    assert referral_pending(RECENT, [], nepal_today(after))
+    period = "BS%04d-%02d" % (b_y, b_m)
+
+    def psy():
+        cells = chain.officer.indicator("referrals_pending", period=period, by="service_type",
+                                        municipality=DHANKUTA)["cells"]
+        return {c["service_type"]: c["value"] for c in cells if c["value"]}.get(
+            "PSYCHOSOCIAL_SUPPORT", 0)
+    try:
+        _set_hub_time(chain, before)
+        time.sleep(2)  # the hub recomputes every half second: give it several rounds
+        assert psy() == 0
+        _set_hub_time(chain, after)
+        wait_for(lambda: psy() == 1, 30, "the referral to turn pending after midnight in Nepal")
+    finally:
+        with open(chain.clock, "w") as f:
+            f.write("0\n")
+        wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 0, 10,
+                 "the hub's clock back")
+    wait_for(lambda: psy() == 0, 30, "the referral to wait again once the clock is back")

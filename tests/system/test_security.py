@@ -1,4 +1,5 @@
 """Security of the node -> hub link: identities come from certificates, never messages."""
+import datetime
 import os
 import signal
 import ssl
@@ -7,8 +8,9 @@ import time
 
 import pytest
 
+import bs
 from harness import Hub, pb, run, ROOT, wait_for
-from wireclient import WireClient, person
+from wireclient import WireClient, person, with_unknown_field
 
 
 @pytest.fixture
@@ -130,15 +132,56 @@ def test_record_with_bad_field_is_refused_alone(pki, hub):
     c.hello(os.urandom(16))
     recs = [person(10703, i, (1 << 40) + i) for i in range(1, 11)]
     recs[3].person.destination_country = "Qatar"      # not ISO 3166 alpha-2
-    recs[7].person.registered_day = 10 ** 6            # far in the future
+    later = datetime.date.today() + datetime.timedelta(days=400)
+    (recs[7].person.registered_month, recs[7].person.registered_bs_month) = bs.pair(later)
+    recs[8].person.registered_bs_month = 208112        # Chaitra 2081: not in 2024-10
     c.batch(1, recs)
     ack = c.recv().ack
     assert ack.acked_seq == 10
     refused = {(r.id, r.field) for r in ack.refusals}
     assert refused == {(recs[3].id, "person.destination_country"),
-                       (recs[7].id, "person.registered_day")}
+                       (recs[7].id, "person.registered_month"),
+                       (recs[8].id, "person.registered_bs_month")}
+    reasons = {r.id: r.reason for r in ack.refusals}
+    assert "future" in reasons[recs[7].id] and "overlap" in reasons[recs[8].id], reasons
     stored = hub.records()
-    assert set(stored) == {r.id for i, r in enumerate(recs) if i not in (3, 7)}
+    assert set(stored) == {r.id for i, r in enumerate(recs) if i not in (3, 7, 8)}
+
+
+def test_record_with_an_unknown_field_is_refused_alone_and_its_bytes_never_stored(pki, hub):
+    """Under protocol 2 a record carrying a field the hub does not know (a modified node
+    could hide personal data there) is refused alone, with a reason in the ack; the rest of
+    its batch is stored, and the unknown bytes are nowhere in the hub's store."""
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(os.urandom(16))
+    recs = [person(10703, i, (1 << 40) + i) for i in range(1, 7)]
+    secret = b"Zorawarini Qatuphelma 9841572093"
+    # Field 99 (length-delimited) in a Person; field 7 (v1's registered_day, reserved in v2)
+    # in another; field 98 on the Record itself.
+    recs[1] = with_unknown_field(recs[1], "person",
+                                 b"\x9a\x06" + bytes([len(secret)]) + secret)
+    recs[3] = with_unknown_field(recs[3], "person", b"\x38\xb8\x94\x01")
+    raw = recs[5].SerializeToString() + b"\x92\x06" + bytes([len(secret)]) + secret
+    recs[5] = pb.Record()
+    recs[5].ParseFromString(raw)
+    c.batch(1, recs)
+    ack = c.recv().ack
+    assert ack.acked_seq == 6
+    got = {r.id: (r.field, r.reason) for r in ack.refusals}
+    assert set(got) == {recs[1].id, recs[3].id, recs[5].id}, got
+    assert got[recs[1].id][0] == "person" and "field number 99" in got[recs[1].id][1], got
+    assert got[recs[3].id][0] == "person" and "field number 7" in got[recs[3].id][1], got
+    assert got[recs[5].id][0] == "record" and "field number 98" in got[recs[5].id][1], got
+    assert all("never stored" in reason for _, reason in got.values()), got
+    stored = hub.records()
+    assert set(stored) == {recs[i].id for i in (0, 2, 4)}
+    c.close()
+    # The hub's dead letters say why, and no byte of the secret is in its files.
+    hub.stop()
+    for root, _, files in os.walk(hub.dir):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                assert secret not in fh.read(), f
 
 
 def test_record_id_of_another_municipality_cannot_be_overwritten(pki, hub):

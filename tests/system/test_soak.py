@@ -114,11 +114,11 @@ def truth_by_sex(caseloads, year):
 
 # The upstream fields the generator predicts (gen.Caseload.expected_person/_service), by the
 # category that decides which a person has; a service also names its person.
-PERSON_FIELDS = ("category", "sex", "age_band", "caste_group", "disability", "registered_day",
-                 "destination_country", "family_member_abroad", "consent")
+PERSON_FIELDS = ("category", "sex", "age_band", "caste_group", "disability", "registered_month",
+                 "registered_bs_month", "destination_country", "family_member_abroad", "consent")
 RETURNEE_FIELDS = ("return_month", "years_abroad", "remigration_intention")
 RETURNEE = 1
-SERVICE_FIELDS = ("type", "status", "day", "provider", "programme", "amount_npr")
+SERVICE_FIELDS = ("type", "status", "month", "bs_month", "provider", "programme", "amount_npr")
 
 
 def person_fields(category):

@@ -63,10 +63,12 @@ class WireClient:
         except (EOFError, ConnectionError, ssl.SSLError, OSError):
             return err
 
-    def hello(self, incarnation, last_seq=1 << 20):
-        """Hello announcing last_seq: the receiver refuses batches beyond it."""
+    def hello(self, incarnation, last_seq=1 << 20, version=2):
+        """Hello announcing last_seq (the receiver refuses batches far beyond it), as the schema
+        of build/gen/python speaks it: protocol version 2 (whose records carry month pairs; a
+        v1 client is compat.V1Client)."""
         env = pb.Envelope()
-        env.hello.protocol_version = 1
+        env.hello.protocol_version = version
         env.hello.identity = "python"
         env.hello.incarnation = incarnation
         env.hello.clock = int(time.time() * 1000)
@@ -100,7 +102,22 @@ def person(municipality, n, version, **fields):
     r.person.category = fields.get("category", pb.CATEGORY_RETURNEE)
     r.person.sex = fields.get("sex", pb.SEX_FEMALE)
     r.person.age_band = fields.get("age_band", pb.AGE_BAND_25_39)
-    r.person.registered_day = fields.get("registered_day", 20000)
+    # 2024-10-04 (BS 2081-06-18): the pair (2024-10, BS 2081-06).
+    r.person.registered_month = fields.get("registered_month", 202410)
+    r.person.registered_bs_month = fields.get("registered_bs_month", 208106)
     r.person.destination_country = fields.get("destination_country", "QA")
     r.person.years_abroad = fields.get("years_abroad", 3)
     return r
+
+
+def with_unknown_field(rec, body, extra):
+    """A copy of rec whose body message (e.g. "person") also carries the raw bytes extra: a
+    field this schema does not define, as a modified or newer sender would put there."""
+    msg = getattr(rec, body)
+    crafted = type(msg)()
+    crafted.ParseFromString(msg.SerializeToString() + extra)
+    out = pb.Record()
+    out.CopyFrom(rec)
+    getattr(out, body).CopyFrom(crafted)
+    assert extra in out.SerializeToString()
+    return out

@@ -127,16 +127,22 @@ static void test_directive_eligibility_by_category_and_age_band(void **state)
     assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), 0);
     p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
-    assert_true(directive_eligible(d, &p));
+    assert_true(directive_eligible(d, &p, 20000));
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_15_24; /* overlaps 18..40 */
-    assert_true(directive_eligible(d, &p));
+    assert_true(directive_eligible(d, &p, 20000));
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_40_59; /* 40 is inside */
-    assert_true(directive_eligible(d, &p));
+    assert_true(directive_eligible(d, &p, 20000));
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_60_PLUS;
-    assert_false(directive_eligible(d, &p));
+    assert_false(directive_eligible(d, &p, 20000));
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
     p.category = REINT__V1__CATEGORY__CATEGORY_COMMUNITY;
-    assert_false(directive_eligible(d, &p));
+    assert_false(directive_eligible(d, &p, 20000));
+    /* Registered after a day: judged on the node's own day of registration, which the
+     * upstream record no longer carries. */
+    p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
+    d->eligibility->registered_after_day = 20000;
+    assert_false(directive_eligible(d, &p, 20000));
+    assert_true(directive_eligible(d, &p, 20001));
     reint__v1__directive__free_unpacked(d, NULL);
     directive_signed_free(&sd);
 }

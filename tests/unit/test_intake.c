@@ -175,8 +175,6 @@ static void test_person_row_becomes_coarse_record_without_personal_data(void **s
     assert_memory_equal(r->id.data, res.id, 16);
     assert_int_equal(r->municipality, 10703);
     Reint__V1__Person *p = r->person;
-    int32_t reg;
-    assert_int_equal(bscal_days_from_bs(2082, 4, 1, &reg), 0);
     assert_int_equal(p->category, REINT__V1__CATEGORY__CATEGORY_RETURNEE);
     assert_int_equal(p->sex, REINT__V1__SEX__SEX_FEMALE);
     assert_int_equal(p->age_band, REINT__V1__AGE_BAND__AGE_BAND_40_59); /* 2082 - 2040 = 42 */
@@ -184,7 +182,10 @@ static void test_person_row_becomes_coarse_record_without_personal_data(void **s
     assert_int_equal(p->disability, REINT__V1__FLAG__FLAG_NO);
     assert_int_equal(p->family_member_abroad, REINT__V1__FLAG__FLAG_YES);
     assert_int_equal(p->consent, REINT__V1__FLAG__FLAG_YES);
-    assert_int_equal(p->registered_day, reg);
+    /* Upstream, the registration on BS 2082-04-01 (2025-07-17) is its pair of months only. */
+    assert_int_equal(p->registered_month, 202507);
+    assert_int_equal(p->registered_bs_month, 208204);
+    assert_int_equal(p->base.n_unknown_fields, 0);
     assert_string_equal(p->destination_country, "QA");
     assert_int_equal(p->years_abroad, 5);
     assert_int_equal(p->return_month, 202503); /* BS 2081-12-15 = 2025-03-29 */
@@ -255,7 +256,6 @@ static void test_service_enterprise_availability_rows_become_records(void **stat
     field_errors e;
     intake_result person, res;
     last_rec l;
-    int32_t day;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &person, PERSON("P-1"), NULL), 0);
 
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, &res, "local_id=S-1", "person_local_id=P-1",
@@ -267,8 +267,9 @@ static void test_service_enterprise_availability_rows_become_records(void **stat
     assert_memory_equal(r->service->person_id.data, person.id, 16);
     assert_int_equal(r->service->type, REINT__V1__SERVICE_TYPE__SERVICE_TYPE_SEED_FUNDING);
     assert_int_equal(r->service->status, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED);
-    assert_int_equal(bscal_days_from_bs(2082, 6, 1, &day), 0);
-    assert_int_equal(r->service->day, day);
+    /* BS 2082-06-01 is 2025-09-17: upstream only (2025-09, BS 2082-06). */
+    assert_int_equal(r->service->month, 202509);
+    assert_int_equal(r->service->bs_month, 208206);
     assert_int_equal(r->service->provider, REINT__V1__PROVIDER__PROVIDER_MRC);
     assert_int_equal(r->service->programme, REINT__V1__PROGRAMME__PROGRAMME_M4SD);
     assert_int_equal(r->service->amount_npr, 25000);
@@ -535,7 +536,8 @@ static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
                            "return_date=2025-01-31", NULL),
                      0);
     Reint__V1__Record *r = newest(f, &l);
-    assert_int_equal(r->person->registered_day, bscal_days_from_ad(2025, 7, 17));
+    assert_int_equal(r->person->registered_month, 202507); /* 2025-07-17 = BS 2082-04-01 */
+    assert_int_equal(r->person->registered_bs_month, 208204);
     assert_int_equal(r->person->age_band, REINT__V1__AGE_BAND__AGE_BAND_40_59);
     assert_int_equal(r->person->return_month, 202501);
     reint__v1__record__free_unpacked(r, NULL);

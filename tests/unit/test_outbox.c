@@ -72,7 +72,8 @@ static outbox_put_result put_person(outbox *ob, const char *local_id, int sex)
     Reint__V1__Person p = REINT__V1__PERSON__INIT;
     outbox_put_result res;
     p.sex = (Reint__V1__Sex)sex;
-    p.registered_day = 19500;
+    p.registered_month = 202305;
+    p.registered_bs_month = 208002;
     r.body_case = REINT__V1__RECORD__BODY_PERSON;
     r.person = &p;
     assert_int_equal(outbox_begin(ob), 0);
@@ -398,9 +399,75 @@ static void test_the_counter_moved_past_the_hub_survives_a_restart(void **state)
     assert_int_equal(es.e[0].seq, hub.seq + 1);
 }
 
+/* Store format ---------------------------------------------------------------------------- */
+
+static int bodies(void *ud, uint64_t seq, uint64_t version, const uint8_t *rec, size_t len)
+{
+    (void)seq;
+    (void)version;
+    Reint__V1__Record **out = ud;
+    *out = reint__v1__record__unpack(NULL, len, rec);
+    return 0;
+}
+
+/* A store of format 3 held the upstream copy of a person with its registration day (field 7,
+ * protocol 1); opened by this build it is migrated: the copy a resend sends carries the pair
+ * (2023-05, BS 2080-02) of day 19500 (2023-05-23, BS 2080-02-09) and no day. */
+static void test_a_format_3_store_sends_month_pairs_instead_of_days(void **state)
+{
+    fx *f = *state;
+    put_persons(f->ob, 1);
+    outbox_close(f->ob);
+    f->ob = NULL;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT record FROM records", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    Reint__V1__Record *r = reint__v1__record__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
+                                                     sqlite3_column_blob(st, 0));
+    sqlite3_finalize(st);
+    assert_non_null(r);
+    /* The person as a format-3 store held it: no pair, the day as field 7. */
+    r->person->registered_month = r->person->registered_bs_month = 0;
+    uint8_t buf[256], body[128];
+    size_t blen = reint__v1__person__pack(r->person, body);
+    memcpy(body + blen, "\x38\xac\x98\x01", 4); /* field 7, varint 19500 */
+    blen += 4;
+    r->body_case = REINT__V1__RECORD__BODY__NOT_SET;
+    size_t len = reint__v1__record__pack(r, buf);
+    buf[len++] = 0x52;
+    buf[len++] = (uint8_t)blen;
+    memcpy(buf + len, body, blen);
+    len += blen;
+    r->body_case = REINT__V1__RECORD__BODY_PERSON;
+    reint__v1__record__free_unpacked(r, NULL);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE records SET record=?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE meta SET value=3 WHERE key='format'", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    reopen(f);
+    Reint__V1__Record *sent = NULL;
+    assert_int_equal(outbox_read(f->ob, 0, 1, bodies, &sent), 1);
+    assert_non_null(sent);
+    assert_int_equal(sent->person->registered_month, 202305);
+    assert_int_equal(sent->person->registered_bs_month, 208002);
+    assert_int_equal(sent->person->base.n_unknown_fields, 0);
+    reint__v1__record__free_unpacked(sent, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_format_3_store_sends_month_pairs_instead_of_days,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_entries_are_numbered_from_one_upwards, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_unchanged_row_takes_no_sequence_number, setup,

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "bscal.h"
 #include "error.h"
 #include "period.h"
 
@@ -202,6 +203,71 @@ static void test_a_day_before_the_table_has_only_gregorian_periods(void **state)
     expect_periods_of(-9760, before, REINT_EINVAL);
 }
 
+/* An event placed by its month pair lands in the same six periods as its day did, for every
+ * day of the BS table; the pair's months overlap, and the overlap holds the day. */
+static void test_the_pair_of_a_day_gives_the_periods_of_the_day(void **state)
+{
+    (void)state;
+    int32_t first = 0, last = 0;
+    assert_int_equal(bscal_days_from_bs(2000, 1, 1, &first), 0);
+    assert_int_equal(bscal_days_from_bs(2099, 12, 30, &last), 0);
+    for (int32_t d = first; d <= last; d++) {
+        int32_t ad, bs, lo, hi;
+        char a[PERIOD_KINDS][PERIOD_MAX], b[PERIOD_KINDS][PERIOD_MAX];
+        if (bscal_pair_of_day(d, &ad, &bs) != 0 || period_of_day(d, a) != 0 ||
+            period_of_pair(ad, bs, b) != 0)
+            fail_msg("day %d has no pair or periods", (int)d);
+        for (int k = 0; k < PERIOD_KINDS; k++)
+            if (strcmp(a[k], b[k]) != 0)
+                fail_msg("day %d: %s by the day, %s by the pair", (int)d, a[k], b[k]);
+        if (bscal_pair_span(ad, bs, &lo, &hi) != 0 || d < lo || d > hi || hi - lo > 31)
+            fail_msg("day %d: pair %d/%d spans %d..%d", (int)d, (int)ad, (int)bs, (int)lo, (int)hi);
+    }
+    int32_t ad, bs;
+    assert_int_equal(bscal_pair_of_day(first - 1, &ad, &bs), REINT_ERANGE);
+}
+
+/* Worked out from the table: Shrawan 2080 (BS month 4) began on 2023-07-17 and Asar 2081
+ * (month 3) ended on 2024-07-15. */
+static void test_a_period_is_a_range_of_months_of_its_calendar(void **state)
+{
+    (void)state;
+    enum period_kind k;
+    int bs = -1;
+    int32_t f = 0, l = 0;
+    assert_int_equal(period_months("FY2080/81", &k, &bs, &f, &l), 0);
+    assert_int_equal(k, PERIOD_FISCAL_YEAR);
+    assert_true(bs && f == 208004 && l == 208103);
+    assert_int_equal(period_months("FY2080/81-T3", &k, &bs, &f, &l), 0);
+    assert_true(bs && f == 208012 && l == 208103);
+    assert_int_equal(period_months("BS2081-06", &k, &bs, &f, &l), 0);
+    assert_true(bs && f == 208106 && l == 208106);
+    assert_int_equal(period_months("2024-Q3", &k, &bs, &f, &l), 0);
+    assert_true(!bs && f == 202407 && l == 202409);
+    assert_int_equal(period_months("2024", &k, &bs, &f, &l), 0);
+    assert_true(!bs && f == 202401 && l == 202412);
+    assert_int_equal(period_months("FY2080/82", &k, &bs, &f, &l), REINT_EINVAL);
+    /* The pair (2024-07, BS 2081-03) is in 2024, 2024-Q3, 2024-07, BS2081-03, FY2080/81-T3
+     * and FY2080/81. */
+    char p[PERIOD_KINDS][PERIOD_MAX];
+    assert_int_equal(period_of_pair(202407, 208103, p), 0);
+    assert_string_equal(p[PERIOD_QUARTER], "2024-Q3");
+    assert_string_equal(p[PERIOD_FISCAL_TRIMESTER], "FY2080/81-T3");
+    assert_string_equal(p[PERIOD_FISCAL_YEAR], "FY2080/81");
+    assert_int_equal(period_of_pair(202407, 0, p), REINT_EINVAL);
+    assert_string_equal(p[PERIOD_MONTH], "2024-07");
+    assert_string_equal(p[PERIOD_BS_MONTH], "");
+    /* Month arithmetic across years, both ways. */
+    assert_int_equal(bscal_month_add(208012, 3), 208103);
+    assert_int_equal(bscal_month_add(208101, -1), 208012);
+    assert_int_equal(bscal_month_add(208106, -30), 207812);
+    int32_t lo, hi;
+    assert_int_equal(bscal_pair_span(202407, 208103, &lo, &hi), 0);
+    assert_int_equal(lo, bscal_days_from_ad(2024, 7, 1));
+    assert_int_equal(hi, bscal_days_from_ad(2024, 7, 15));
+    assert_int_equal(bscal_pair_span(202408, 208103, &lo, &hi), REINT_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +283,8 @@ int main(void)
         cmocka_unit_test(test_malformed_strings_are_refused),
         cmocka_unit_test(test_a_day_belongs_to_one_period_of_each_kind),
         cmocka_unit_test(test_a_day_before_the_table_has_only_gregorian_periods),
+        cmocka_unit_test(test_the_pair_of_a_day_gives_the_periods_of_the_day),
+        cmocka_unit_test(test_a_period_is_a_range_of_months_of_its_calendar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,13 @@ static int32_t D(int y, int m, int d)
     return bscal_days_from_ad(y, m, d);
 }
 
+/* The helpers below take the day of an event, as a clerk would write it, and store what the
+ * node sends: its month pair (Gregorian month, BS month). */
+static void pair(int32_t day, int32_t *ad, int32_t *bs)
+{
+    assert_int_equal(bscal_pair_of_day(day, ad, bs), 0);
+}
+
 static void idn(uint8_t id[16], int n)
 {
     memset(id, 0, 16);
@@ -125,7 +132,7 @@ static void person(fx *f, int n, int32_t day, int category, int sex, int age_ban
     p.category = category;
     p.sex = sex;
     p.age_band = age_band;
-    p.registered_day = day;
+    pair(day, &p.registered_month, &p.registered_bs_month);
     p.years_abroad = -1;
     put(f, &rec);
 }
@@ -143,7 +150,7 @@ static void person_of(fx *f, int n, uint32_t municipality, int32_t day, int sex)
     rec.body_case = REINT__V1__RECORD__BODY_PERSON;
     rec.person = &p;
     p.sex = sex;
-    p.registered_day = day;
+    pair(day, &p.registered_month, &p.registered_bs_month);
     put(f, &rec);
 }
 
@@ -160,7 +167,7 @@ static void returnee(fx *f, int n, int32_t day, int sex, const char *country, in
     p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
     p.sex = sex;
     p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
-    p.registered_day = day;
+    pair(day, &p.registered_month, &p.registered_bs_month);
     p.years_abroad = 3;
     p.destination_country = (char *)country;
     p.remigration_intention = intention;
@@ -183,7 +190,7 @@ static void service(fx *f, int n, int person_n, int type, int status, int32_t da
     s.person_id.len = 16;
     s.type = type;
     s.status = status;
-    s.day = day;
+    pair(day, &s.month, &s.bs_month);
     s.provider = REINT__V1__PROVIDER__PROVIDER_MRC;
     s.programme = programme;
     s.amount_npr = amount;
@@ -218,7 +225,7 @@ static void enterprise(fx *f, int n, int owner_n, int sector, int32_t day, int e
     e.owner_id.len = 16;
     e.action = REINT__V1__ENTERPRISE_ACTION__ENTERPRISE_ACTION_STARTED;
     e.sector = sector;
-    e.day = day;
+    pair(day, &e.month, &e.bs_month);
     e.employees = employees;
     e.status = status;
     put(f, &rec);
@@ -587,26 +594,35 @@ static void test_rollup_bank_accounts_count_persons_once(void **state)
     assert_int_equal(num(f, "2026-01", "services_delivered", "", ""), 2);
 }
 
-static void test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves(void **state)
+/* 2026-01-10 is BS 2082-09-26, in Poush (2025-12-16 .. 2026-01-14); the three full BS months
+ * after Poush end with Chaitra on 2026-04-13, and Baisakh 2083 begins on 2026-04-14: a referral
+ * of Poush is pending from that day on (a day in Nepal) unless delivered by then. */
+static void test_rollup_referrals_wait_three_full_bs_months_as_the_clock_moves(void **state)
 {
     fx *f = *state;
-    int32_t d = D(2026, 1, 10);
+    int32_t d = D(2026, 1, 10), end = D(2026, 4, 13), next = D(2026, 4, 14);
     const char *R = "referrals_pending";
     assert_int_equal(rollup_daily(f->r, d, NULL), 0);
     person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
     referred(f, 10, 1, PSYCHO, d);
     referred(f, 11, 1, LEGAL, d);
-    assert_int_equal(rollup_daily(f->r, d + 89, NULL), 0);
+    assert_int_equal(rollup_daily(f->r, end, NULL), 0);
     assert_false(cell(f, "2026-01", R, "", "").found);
-    assert_int_equal(rollup_daily(f->r, d + 90, NULL), 0);
+    assert_int_equal(rollup_daily(f->r, next, NULL), 0);
     assert_int_equal(num(f, "2026-01", R, "", ""), 2);
     assert_int_equal(num(f, "2026-01", R, "service_type", "LEGAL_AID"), 1);
+    assert_int_equal(num(f, "BS2082-09", R, "", ""), 2);
     assert_int_equal(num(f, "FY2082/83-T2", R, "", ""), 2);
-    /* A delivery on day 91 of the window is too late; one on day 90 fulfils the referral. */
-    delivered(f, 12, 1, PSYCHO, d + 91);
+    /* A delivery in Baisakh is too late; one on the last day of Chaitra fulfils the referral,
+     * and so does one earlier in the referral's own month (months, not days, count). */
+    delivered(f, 12, 1, PSYCHO, next);
     assert_int_equal(num(f, "2026-01", R, "service_type", "PSYCHOSOCIAL_SUPPORT"), 1);
-    delivered(f, 13, 1, PSYCHO, d + 90);
+    delivered(f, 13, 1, PSYCHO, end);
     assert_false(cell(f, "2026-01", R, "service_type", "PSYCHOSOCIAL_SUPPORT").found);
+    referred(f, 15, 1, BANK, d);
+    assert_int_equal(num(f, "2026-01", R, "service_type", "BANK_ACCOUNT"), 1);
+    delivered(f, 16, 1, BANK, D(2025, 12, 16));
+    assert_false(cell(f, "2026-01", R, "service_type", "BANK_ACCOUNT").found);
     /* The referral corrected to DELIVERED is no longer pending. */
     delivered(f, 11, 1, LEGAL, d);
     assert_false(cell(f, "2026-01", R, "", "").found);
@@ -1259,7 +1275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_bank_accounts_count_persons_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
-            test_rollup_referrals_cross_the_90_day_line_as_the_clock_moves, setup, teardown),
+            test_rollup_referrals_wait_three_full_bs_months_as_the_clock_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_services_unavailable_uses_latest_availability,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_reporting_of_a_bs_node_in_every_period_kind,

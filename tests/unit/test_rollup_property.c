@@ -109,6 +109,24 @@ static void periods_of(int32_t day, char out[6][16])
     snprintf(out[5], 16, "FY%04d/%02d", fy, (fy + 1) % 100);
 }
 
+/* The month pair a node sends for an event of day (Gregorian YYYYMM, BS YYYYMM), from the
+ * periods above: its month and its BS month. */
+static int32_t digits_at(const char *s, int n)
+{
+    int32_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static void pair_of(int32_t day, int32_t *ad, int32_t *bs)
+{
+    char p[6][16];
+    periods_of(day, p);
+    *ad = digits_at(p[2], 4) * 100 + digits_at(p[2] + 5, 2);     /* "2025-07" */
+    *bs = digits_at(p[3] + 2, 4) * 100 + digits_at(p[3] + 7, 2); /* "BS2082-04" */
+}
+
 /* --- the model: the live state of every id, newest version wins ------------------------- */
 
 enum kind { K_NONE, K_PERSON, K_SERVICE, K_ENTERPRISE, K_AVAIL, K_CLOSE };
@@ -244,7 +262,7 @@ static void pack_and_store(world *w, int n, const rstate *s, uint64_t version, i
         p.sex = s->sex;
         p.age_band = s->age_band;
         p.category = s->category;
-        p.registered_day = s->day;
+        pair_of(s->day, &p.registered_month, &p.registered_bs_month);
         p.years_abroad = -1;
     } else if (s->kind == K_SERVICE) {
         rec.body_case = REINT__V1__RECORD__BODY_SERVICE;
@@ -253,14 +271,14 @@ static void pack_and_store(world *w, int n, const rstate *s, uint64_t version, i
         sv.person_id.len = 16;
         sv.type = s->type;
         sv.status = s->status;
-        sv.day = s->day;
+        pair_of(s->day, &sv.month, &sv.bs_month);
         sv.amount_npr = s->amount;
     } else if (s->kind == K_ENTERPRISE) {
         rec.body_case = REINT__V1__RECORD__BODY_ENTERPRISE;
         rec.enterprise = &e;
         e.owner_id.data = ref;
         e.owner_id.len = 16;
-        e.day = s->day;
+        pair_of(s->day, &e.month, &e.bs_month);
         e.employees = s->employees;
         e.status = s->ent_status;
         e.sector = s->sector;
