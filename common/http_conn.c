@@ -416,9 +416,10 @@ static void conn_process(http__conn *c)
             /* A PROXY header from an address that may not send one: no answer, as its
              * sender is no HTTP client. */
             c->srv->stats.proxy_refused++;
-            log_warn("http: %s: PROXY protocol header from an address not in proxy_from; "
-                     "closing",
-                     c->peer);
+            http__server_note(c->srv);
+            log_debug("http: %s: PROXY protocol header from an address not in proxy_from; "
+                      "closing",
+                      c->peer);
             http__conn_close(c);
             return;
         } else {
@@ -535,8 +536,10 @@ static void timer_cb(uv_timer_t *t)
     if (c->closing)
         return;
     if (c->lingering || c->backlogged || c->inflight || c->proxy_wait) {
-        if (c->proxy_wait && c->proxy_len + c->proxy_skip > 0)
+        if (c->proxy_wait && c->proxy_len + c->proxy_skip > 0) {
             s->stats.head_timeouts++;
+            http__server_note(s);
+        }
         http__conn_close(c);
         return;
     }
@@ -555,7 +558,8 @@ static void timer_cb(uv_timer_t *t)
                  "request body arrived at %llu bytes in %llu ms, below %zu bytes per second",
                  (unsigned long long)got, (unsigned long long)(now - c->win_start),
                  s->min_body_rate);
-        log_info("http: %s: %s; closing", c->peer, msg);
+        http__server_note(s);
+        log_debug("http: %s: %s; closing", c->peer, msg);
         conn_timeout(c, msg);
         return;
     }
@@ -563,7 +567,8 @@ static void timer_cb(uv_timer_t *t)
         s->stats.head_timeouts++;
         snprintf(msg, sizeof msg, "request head not complete within %llu ms",
                  (unsigned long long)s->head_ms);
-        log_info("http: %s: %s; closing", c->peer, msg);
+        http__server_note(s);
+        log_debug("http: %s: %s; closing", c->peer, msg);
         conn_timeout(c, msg);
         return;
     }

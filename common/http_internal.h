@@ -203,6 +203,8 @@ struct http_server {
     struct http__addr_count *addr_tab[HTTP__ADDR_BUCKETS];
     uint32_t addr_seed;
     http_server_stats stats;
+    int noted; /* noted_at is set */
+    uint64_t noted_at;
     int port;
     int stopping;
     int listener_closed;
@@ -254,6 +256,8 @@ void http__conn_drained(http__conn *c);
  * server once its listener has closed. */
 void http__server_link(http_server *s, http__conn *c);
 void http__server_unlink(http_server *s, http__conn *c);
+/* An event was counted in the stats: logs a summary of them at most once a minute. */
+void http__server_note(http_server *s);
 /* Puts the conn on the eviction list (at its end: it starts waiting now) or takes it off. */
 void http__server_evictable(http_server *s, http__conn *c, int on);
 /* The conn started closing: it no longer counts against the caps. */

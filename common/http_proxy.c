@@ -100,6 +100,7 @@ int http__proxy_looks_like(const uint8_t *buf, size_t n)
 static void proxy_refuse(http__conn *c, const char *why)
 {
     c->srv->stats.proxy_refused++;
+    http__server_note(c->srv);
     log_warn("http: %s: %s; closing", c->peer, why);
     http__conn_close(c);
 }

@@ -167,8 +167,9 @@ int http__server_count_addr(http_server *s, http__conn *c)
     struct http__addr_count **pp = addr_find(s, &c->addr);
     if (*pp && (*pp)->n >= s->max_per_addr) {
         s->stats.refused_per_addr++;
-        log_warn("http: %s: %zu connections open from this address, refusing another", c->peer,
-                 (*pp)->n);
+        http__server_note(s);
+        log_debug("http: %s: %zu connections open from this address, refusing another", c->peer,
+                  (*pp)->n);
         return -1;
     }
     if (!*pp) {
@@ -199,6 +200,31 @@ static void addr_uncount(http_server *s, http__conn *c)
         *pp = e->next;
         free(e);
     }
+}
+
+/* ---- the counters ------------------------------------------------------------------------ */
+
+/* Logged at most once a minute: a client can cause one of these events per connection, and
+ * a line for each would let it fill the log; each event is logged at debug level. */
+#define HTTP_NOTE_INTERVAL_MS 60000
+
+void http__server_note(http_server *s)
+{
+    if (!s->loop)
+        return;
+    uint64_t now = uv_now(s->loop);
+    if (s->noted && now - s->noted_at < HTTP_NOTE_INTERVAL_MS)
+        return;
+    s->noted = 1;
+    s->noted_at = now;
+    const http_server_stats *t = &s->stats;
+    log_warn("http: port %d under pressure; since it started: %llu request heads and %llu "
+             "bodies too slow, %llu connections refused at the per-address cap, %llu closed "
+             "and %llu refused at the global cap, %llu PROXY headers refused (logged once a "
+             "minute at most)",
+             s->port, (unsigned long long)t->head_timeouts, (unsigned long long)t->body_too_slow,
+             (unsigned long long)t->refused_per_addr, (unsigned long long)t->evicted_at_cap,
+             (unsigned long long)t->refused_at_cap, (unsigned long long)t->proxy_refused);
 }
 
 /* ---- the eviction list ------------------------------------------------------------------- */
@@ -303,14 +329,16 @@ static int admit(http_server *s, http__conn *c)
         http__conn *victim = evict_candidate(s);
         if (!victim) {
             s->stats.refused_at_cap++;
-            log_warn("http: %zu connections open on port %d, all mid-request; refusing %s",
-                     s->nconns - s->nclosing - 1, s->port, c->peer);
+            http__server_note(s);
+            log_debug("http: %zu connections open on port %d, all mid-request; refusing %s",
+                      s->nconns - s->nclosing - 1, s->port, c->peer);
             return -1;
         }
         s->stats.evicted_at_cap++;
-        log_info("http: %zu connections open on port %d; closing %s, which waited longest "
-                 "for a request, to admit %s",
-                 s->nconns - s->nclosing - 1, s->port, victim->peer, c->peer);
+        http__server_note(s);
+        log_debug("http: %zu connections open on port %d; closing %s, which waited longest "
+                  "for a request, to admit %s",
+                  s->nconns - s->nclosing - 1, s->port, victim->peer, c->peer);
         http__conn_close(victim);
     }
     c->proxy_wait = from_proxy;
