@@ -115,8 +115,10 @@ int http_server_port(const http_server *s);
 /* Stops listening and closes every connection; the server is freed once all handles have
  * closed (the loop must keep running until then). */
 void http_server_stop(http_server *s);
-/* Overrides the idle timeout (default 60 000 ms) after which a connection with no request
- * being handled is closed; 0 restores the default. Applies to timers armed afterwards. */
+/* Overrides the idle timeout (default 60 000 ms): how long a connection may stay open
+ * before its first byte (or its TLS handshake's end), and while its client does not read the
+ * answers it asked for; the head deadline and the body rate govern the rest. 0 restores the
+ * default. Applies to timers armed afterwards. */
 void http_server_set_idle_timeout(http_server *s, uint64_t ms);
 /* Overrides the cap on open connections (opts.max_conns, whose rules apply; 0 restores the
  * default). */
