@@ -116,9 +116,9 @@ int http_server_port(const http_server *s);
  * closed (the loop must keep running until then). */
 void http_server_stop(http_server *s);
 /* Overrides the idle timeout (default 60 000 ms): how long a connection may stay open
- * before its first byte (or its TLS handshake's end), and while its client does not read the
- * answers it asked for; the head deadline and the body rate govern the rest. 0 restores the
- * default. Applies to timers armed afterwards. */
+ * before its first byte (under TLS its first decrypted byte, so the handshake counts), and
+ * while its client does not read the answers it asked for; the head deadline and the body
+ * rate govern the rest. 0 restores the default. Applies to timers armed afterwards. */
 void http_server_set_idle_timeout(http_server *s, uint64_t ms);
 /* Overrides the cap on open connections (opts.max_conns, whose rules apply; 0 restores the
  * default). */
