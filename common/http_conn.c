@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_internal.h"
 #include "log.h"
@@ -130,6 +131,11 @@ void http_add_header(http_req *r, const char *name, const char *value)
 
 static void timer_cb(uv_timer_t *t);
 
+uint64_t http__now(const http_server *s)
+{
+    return s->loop ? uv_now(s->loop) : 0;
+}
+
 void http__conn_timer_start(http__conn *c, uint64_t ms)
 {
     if (!c->has_timer || c->closing)
@@ -137,9 +143,42 @@ void http__conn_timer_start(http__conn *c, uint64_t ms)
     /* A connection without its timer could stay open forever; closing it is the safe side. */
     int rc = uv_timer_start(&c->timer, timer_cb, ms, 0);
     if (rc < 0) {
-        log_error("http: %s: cannot start the idle timer: %s", c->peer, uv_strerror(rc));
+        log_error("http: %s: cannot start the connection's timer: %s", c->peer, uv_strerror(rc));
         http__conn_close(c);
     }
+}
+
+/* ms from now until start + span, at least 1 (a timer due now still fires on the next turn
+ * of the loop, after the input already waiting there). */
+static uint64_t due_in(uint64_t now, uint64_t start, uint64_t span)
+{
+    return start + span > now ? start + span - now : 1;
+}
+
+/* (Re)starts the timer for what the connection waits for: nothing while the handler has the
+ * request (the server waits on itself), the idle timeout while the client reads a backlog of
+ * answers or has not sent a byte, the body-rate window while a body arrives, the head
+ * deadline otherwise. The lingering wait is started by the transport. */
+void http__conn_arm(http__conn *c)
+{
+    if (!c->has_timer || c->closing || c->lingering)
+        return;
+    http_server *s = c->srv;
+    uint64_t now = http__now(s);
+    if (c->inflight) {
+        (void)uv_timer_stop(&c->timer); /* cannot fail */
+        return;
+    }
+    uint64_t ms;
+    if (c->backlogged)
+        ms = s->idle_ms;
+    else if (c->phase == HTTP__PH_BODY)
+        ms = due_in(now, c->win_start, s->rate_window_ms);
+    else if (c->head_clock)
+        ms = due_in(now, c->head_start, s->head_ms);
+    else
+        ms = due_in(now, c->accepted_at, s->idle_ms);
+    http__conn_timer_start(c, ms);
 }
 
 void http__conn_free(http__conn *c)
@@ -167,6 +206,8 @@ void http__conn_close(http__conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    c->srv->nclosing++;
+    http__server_conn_closing(c->srv, c);
     if (c->inflight) {
         c->inflight->conn = NULL;
         c->inflight = NULL;
@@ -183,6 +224,8 @@ static void conn_finish(http__conn *c)
     if (c->closing)
         return;
     c->close_after_write = 1;
+    /* Done with requests: at the global cap it may go before one still waiting for a head. */
+    http__server_evictable(c->srv, c, 1);
     if (c->writes_pending == 0)
         c->ops->end(c);
 }
@@ -241,18 +284,100 @@ static void conn_fail(http__conn *c, int status, const char *msg)
     conn_finish(c);
 }
 
+/* Closes a connection that missed a deadline: with 408 when a request had begun and nothing
+ * is waiting to be written before it, without a word otherwise. */
+static void conn_timeout(http__conn *c, const char *msg)
+{
+    int begun = c->phase == HTTP__PH_HEAD || c->phase == HTTP__PH_BODY;
+    if (begun && !c->close_after_write && c->writes_pending == 0 && c->ops->queued(c) == 0) {
+        c->pending_off = 0;
+        sbuf_reset(&c->pending);
+        conn_fail(c, 408, msg);
+    } else {
+        http__conn_close(c);
+    }
+}
+
+static const char on_head_broken[] = "{\"error\":\"internal error\"}";
+
+/* Hands the parsed request to on_head (when it did not see it yet) and the handler. The
+ * request is the conn's inflight one during both, so that http_respond works from either. */
 static void conn_dispatch(http__conn *c)
 {
+    http_server *s = c->srv;
     http_req *r = c->req;
     c->req = NULL;
     r->conn = c;
     memcpy(r->peer, c->peer, sizeof r->peer);
     c->inflight = r;
-    if (c->has_timer)
-        (void)uv_timer_stop(&c->timer); /* cannot fail */
+    c->phase = HTTP__PH_HANDLER;
+    c->head_clock = 0;
+    c->nreqs++;
+    http__server_evictable(s, c, 0);
+    http__conn_arm(c);
     c->in_dispatch = 1;
-    c->srv->handler(r, c->srv->ud);
+    if (s->on_head && !r->head_checked) {
+        r->head_checked = 1;
+        int rc = s->on_head(r, s->ud);
+        if (c->inflight != r) {
+            c->in_dispatch = 0; /* answered */
+            return;
+        }
+        if (rc != 0) {
+            log_error("http: %s: on_head returned %d without answering; answering 500", c->peer,
+                      rc);
+            http_respond(r, 500, NULL, on_head_broken, sizeof on_head_broken - 1);
+            c->in_dispatch = 0;
+            return;
+        }
+    }
+    s->handler(r, s->ud);
     c->in_dispatch = 0;
+}
+
+/* The head of a request with a body is complete and the parser paused: lets on_head refuse
+ * it before a byte of the body is read, else starts reading the body. Returns 0 to go on
+ * parsing, -1 when on_head answered (the connection then closes after the answer: the body
+ * that follows is never read). */
+static int conn_head(http__conn *c)
+{
+    http_server *s = c->srv;
+    http_req *r = c->req;
+    r->head_checked = 1;
+    if (s->on_head) {
+        c->req = NULL;
+        r->conn = c;
+        memcpy(r->peer, c->peer, sizeof r->peer);
+        c->inflight = r;
+        c->in_dispatch = 1;
+        int rc = s->on_head(r, s->ud);
+        c->in_dispatch = 0;
+        /* http_respond keeps no connection alive here: keep_alive is set only once the
+         * request is complete, so an answer given now ends the connection. */
+        if (c->inflight != r)
+            return -1;
+        if (rc != 0) {
+            log_error("http: %s: on_head returned %d without answering; answering 500", c->peer,
+                      rc);
+            http_respond(r, 500, NULL, on_head_broken, sizeof on_head_broken - 1);
+            return -1;
+        }
+        c->inflight = NULL;
+        r->conn = NULL;
+        c->req = r;
+    }
+    c->phase = HTTP__PH_BODY;
+    c->win_start = http__now(s);
+    c->win_rx = c->rx_total;
+    http__server_evictable(s, c, 0);
+    http__conn_arm(c);
+    const char *expect = http_req_header(r, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 && c->parser.http_major == 1 &&
+        c->parser.http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        http__conn_write_raw(c, cont, sizeof cont - 1);
+    }
+    return c->closing ? -1 : 0;
 }
 
 /* Parses buffered input until it runs out, a request is handed to the handler, or an error
@@ -264,6 +389,7 @@ static void conn_process(http__conn *c)
         if (c->ops->queued(c) > HTTP__WRITE_BACKLOG) {
             c->backlogged = 1;
             c->ops->read_pause(c);
+            http__conn_arm(c);
             return;
         }
         const char *p = c->pending.p + c->pending_off;
@@ -278,6 +404,24 @@ static void conn_process(http__conn *c)
             size_t used = (pos && pos >= p && pos <= p + n) ? (size_t)(pos - p) : n;
             c->pending_off += used;
             conn_dispatch(c);
+        } else if (e == HPE_PAUSED && c->head_pause && c->req) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = (pos && pos >= p && pos <= p + n) ? (size_t)(pos - p) : n;
+            c->pending_off += used;
+            c->head_pause = 0;
+            if (conn_head(c) < 0)
+                return;
+            llhttp_resume(&c->parser);
+        } else if (c->nreqs == 0 && http__proxy_looks_like(c->first, c->nfirst)) {
+            /* A PROXY header from an address that may not send one: no answer, as its
+             * sender is no HTTP client. */
+            c->srv->stats.proxy_refused++;
+            http__server_note(c->srv);
+            log_debug("http: %s: PROXY protocol header from an address not in proxy_from; "
+                      "closing",
+                      c->peer);
+            http__conn_close(c);
+            return;
         } else {
             int status = c->err_status ? c->err_status : 400;
             char msg[160];
@@ -317,8 +461,19 @@ void http__conn_on_data(http__conn *c, const char *data, size_t len)
 {
     if (c->closing || c->lingering || c->close_after_write || len == 0)
         return;
-    if (!c->inflight)
-        http__conn_timer_start(c, c->srv->idle_ms);
+    c->rx_total += len;
+    if (c->nfirst < sizeof c->first) {
+        size_t k = sizeof c->first - c->nfirst < len ? sizeof c->first - c->nfirst : len;
+        memcpy(c->first + c->nfirst, data, k);
+        c->nfirst += k;
+    }
+    /* The head deadline runs from the first byte; later bytes do not extend it (each byte
+     * restarting a timer let one byte a minute hold a connection for ever). */
+    if (!c->head_clock && c->phase == HTTP__PH_WAIT) {
+        c->head_clock = 1;
+        c->head_start = http__now(c->srv);
+        http__conn_arm(c);
+    }
     /* Parsed input is dropped before appending, so the bound counts only unparsed bytes. */
     if (c->pending_off > 0) {
         size_t left = c->pending.len - c->pending_off;
@@ -362,6 +517,14 @@ void http__conn_drained(http__conn *c)
     if (c->closing || !c->backlogged || c->ops->queued(c) > HTTP__WRITE_BACKLOG / 2)
         return;
     c->backlogged = 0;
+    /* The wait was the client's reading of our answers, not its sending: the deadlines
+     * start afresh. */
+    uint64_t now = http__now(c->srv);
+    if (c->head_clock)
+        c->head_start = now;
+    c->win_start = now;
+    c->win_rx = c->rx_total;
+    http__conn_arm(c);
     if (!c->inflight)
         conn_process(c);
 }
@@ -369,9 +532,47 @@ void http__conn_drained(http__conn *c)
 static void timer_cb(uv_timer_t *t)
 {
     http__conn *c = t->data;
+    http_server *s = c->srv;
     if (c->closing)
         return;
-    http__conn_close(c);
+    if (c->lingering || c->backlogged || c->inflight || c->proxy_wait) {
+        if (c->proxy_wait && c->proxy_len + c->proxy_skip > 0) {
+            s->stats.head_timeouts++;
+            http__server_note(s);
+        }
+        http__conn_close(c);
+        return;
+    }
+    char msg[160];
+    if (c->phase == HTTP__PH_BODY) {
+        uint64_t now = http__now(s), got = c->rx_total - c->win_rx;
+        uint64_t need = (uint64_t)s->min_body_rate * (now - c->win_start) / 1000;
+        if (got >= need) {
+            c->win_start = now;
+            c->win_rx = c->rx_total;
+            http__conn_arm(c);
+            return;
+        }
+        s->stats.body_too_slow++;
+        snprintf(msg, sizeof msg,
+                 "request body arrived at %llu bytes in %llu ms, below %zu bytes per second",
+                 (unsigned long long)got, (unsigned long long)(now - c->win_start),
+                 s->min_body_rate);
+        http__server_note(s);
+        log_debug("http: %s: %s; closing", c->peer, msg);
+        conn_timeout(c, msg);
+        return;
+    }
+    if (c->phase == HTTP__PH_HEAD) {
+        s->stats.head_timeouts++;
+        snprintf(msg, sizeof msg, "request head not complete within %llu ms",
+                 (unsigned long long)s->head_ms);
+        http__server_note(s);
+        log_debug("http: %s: %s; closing", c->peer, msg);
+        conn_timeout(c, msg);
+        return;
+    }
+    http__conn_close(c); /* idle: no byte of a request */
 }
 
 void http_respond(http_req *r, int status, const char *content_type, const char *body, size_t len)
@@ -443,7 +644,12 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         return;
     }
     llhttp_resume(&c->parser);
-    http__conn_timer_start(c, c->srv->idle_ms);
+    /* The next head is due within the head deadline from now (the end of this request). */
+    c->phase = HTTP__PH_WAIT;
+    c->head_clock = 1;
+    c->head_start = http__now(c->srv);
+    http__server_evictable(c->srv, c, 1);
+    http__conn_arm(c);
     if (!c->in_dispatch)
         conn_process(c);
 }

@@ -9,7 +9,16 @@
  *   http_conn.c       the connection state machine: one request at a time, keep-alive,
  *                     pipelined input waiting its turn, responses, idle and linger timers.
  *   http_transport.c  how bytes move: plain TCP on libuv, or TLS through tls.h.
- *   http_server.c     the listener: accepting, the cap on connections, start and stop.
+ *   http_proxy.c      the PROXY protocol v2 header a load balancer sends first: its parser,
+ *                     and reading it off the socket before the HTTP or TLS transport starts.
+ *   http_server.c     the listener: accepting, the caps on connections (per address and in
+ *                     all, with eviction at the global cap), the counters, start and stop.
+ *
+ * Each connection is in one phase (enum http__phase) that decides its single timer: the
+ * idle timeout before its first byte, the head deadline while a request head is awaited
+ * or arriving, the body-rate window while a body arrives, none while the handler has the
+ * request. Connections awaiting a request head are also on the server's eviction list, in
+ * the order they began to wait, so that at the global cap the oldest is found at once.
  *
  * One http__conn per accepted connection. Bytes from the transport are appended to
  * conn->pending and fed to llhttp; on_message_complete returns HPE_PAUSED, so llhttp_execute
@@ -22,6 +31,7 @@
 #define COMMON_HTTP_INTERNAL_H
 
 #include <llhttp.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -61,6 +71,29 @@ struct http__hdr {
 
 enum http__hstate { HTTP__HS_NONE, HTTP__HS_FIELD, HTTP__HS_VALUE };
 
+enum http__phase {
+    HTTP__PH_WAIT,    /* no byte of the next request yet (a fresh or a keep-alive connection) */
+    HTTP__PH_HEAD,    /* a request head is arriving */
+    HTTP__PH_BODY,    /* the head was accepted; its body is arriving */
+    HTTP__PH_HANDLER, /* the request is complete and with on_head or the handler */
+};
+
+/* An IP address as the caps count it: IPv4 as IPv4-mapped IPv6. */
+typedef struct http__addr {
+    uint8_t b[16];
+} http__addr;
+
+/* Longest PROXY v2 prefix the server keeps: the fixed part and the largest address block
+ * (AF_UNIX); TLVs after it are read and dropped. */
+#define HTTP__PROXY_KEEP (16 + 216)
+
+/* What a PROXY v2 header said. */
+struct http__proxy {
+    int local; /* keep the socket's address: a LOCAL command, or no IP address in it */
+    struct sockaddr_storage src; /* the client's address and port, unless local */
+    size_t need;                 /* when http__proxy_parse returns 0: bytes it needs to decide */
+};
+
 struct http_req {
     http__conn *conn; /* NULL once handed over and the connection went away */
     char method[24];
@@ -77,9 +110,10 @@ struct http_req {
     sbuf body;
     sbuf resp_hdrs; /* "Name: value\r\n"...; failed means a header was lost */
     char peer[64];
-    int keep_alive;
+    int keep_alive; /* set when the request is complete: 0 while on_head runs */
     int head;
     int complete;
+    int head_checked; /* on_head ran for it */
 };
 
 struct http__conn {
@@ -108,7 +142,43 @@ struct http__conn {
     sbuf pending; /* input not yet parsed starts at pending_off */
     size_t pending_off;
     char peer[64];
+
+    /* Deadlines (see enum http__phase). Times are uv_now() milliseconds. */
+    enum http__phase phase;
+    int head_pause;       /* the parser paused after the head of a request with a body */
+    int head_clock;       /* head_start is set: the head deadline runs */
+    uint64_t accepted_at; /* the idle timeout runs from here until the first byte */
+    uint64_t head_start;
+    uint64_t rx_total;          /* bytes received from the transport (decrypted under TLS) */
+    uint64_t win_start, win_rx; /* the current body-rate window: start, rx_total then */
+    uint64_t nreqs;             /* requests handed to on_head or the handler */
+    uint8_t first[12];          /* the connection's first bytes, to recognise a PROXY header */
+    size_t nfirst;
+
+    /* The caps (http_server.c). */
+    http__conn *evict_prev, *evict_next; /* on the server's eviction list when on_evict */
+    int on_evict;
+    http__addr addr;  /* the client's address (from the PROXY header when there is one) */
+    int addr_known;   /* addr is set */
+    int addr_counted; /* counted under the per-address cap */
+
+    /* The PROXY header (http_proxy.c). */
+    int proxy_wait;    /* reading it: the transport has not started */
+    int proxied;       /* peer and addr came from it */
+    int raw_tls;       /* accepted as plain TCP to be handed to TLS (http__tls_adopt) */
+    size_t proxy_len;  /* bytes of it in proxy_buf */
+    size_t proxy_need; /* bytes to have in proxy_buf before parsing again */
+    size_t proxy_skip; /* bytes of it (TLVs) still to read and drop */
+    uint8_t proxy_buf[HTTP__PROXY_KEEP];
 };
+
+struct http__addr_count {
+    struct http__addr_count *next;
+    http__addr addr;
+    size_t n;
+};
+
+#define HTTP__ADDR_BUCKETS 1024
 
 struct http_server {
     uv_loop_t *loop; /* NULL under the fuzz target (no sockets, no timers) */
@@ -116,10 +186,25 @@ struct http_server {
     http_handler handler;
     void *ud;
     tls_ctx *tls;
-    size_t max_body;
+    size_t max_body; /* 0: no body at all */
+    http_head_cb on_head;
     uint64_t idle_ms;
+    uint64_t head_ms;
+    size_t min_body_rate;
+    uint64_t rate_window_ms;
     size_t max_conns, nconns;
+    size_t nclosing; /* of nconns, those closing (their handles not closed yet) */
+    size_t max_per_addr;
+    http__addr *trusted, *proxy_from;
+    size_t ntrusted, nproxy_from;
     http__conn *conns;
+    /* Connections waiting for a request head, oldest first. */
+    http__conn *evict_head, *evict_tail;
+    struct http__addr_count *addr_tab[HTTP__ADDR_BUCKETS];
+    uint32_t addr_seed;
+    http_server_stats stats;
+    int noted; /* noted_at is set */
+    uint64_t noted_at;
     int port;
     int stopping;
     int listener_closed;
@@ -134,7 +219,9 @@ struct http_server {
 
 /* In http_request.c. */
 
-/* Fills the llhttp callbacks that build requests on the http__conn in parser->data. */
+/* Fills the llhttp callbacks that build requests on the http__conn in parser->data. The
+ * head of a request with a body pauses the parser (c->head_pause) so that on_head runs
+ * before the body is read. */
 void http__request_settings(llhttp_settings_t *settings);
 void http__req_free(http_req *r);
 
@@ -149,7 +236,12 @@ void http__conn_free(http__conn *c);
 void http__conn_handle_closed(http__conn *c);
 /* Starts closing the connection now; a request being handled is detached. */
 void http__conn_close(http__conn *c);
+/* Starts the connection's timer for ms (the linger wait); see http__conn_arm. */
 void http__conn_timer_start(http__conn *c, uint64_t ms);
+/* (Re)starts the connection's timer for what its phase waits for. */
+void http__conn_arm(http__conn *c);
+/* The loop's time in ms (0 without a loop, under the fuzz target). */
+uint64_t http__now(const http_server *s);
 /* Queues a copy of s[0..n); closes the conn when that fails. */
 void http__conn_write_raw(http__conn *c, const char *s, size_t n);
 /* Input from the transport; valid only during the call. */
@@ -164,13 +256,49 @@ void http__conn_drained(http__conn *c);
  * server once its listener has closed. */
 void http__server_link(http_server *s, http__conn *c);
 void http__server_unlink(http_server *s, http__conn *c);
+/* An event was counted in the stats: logs a summary of them at most once a minute. */
+void http__server_note(http_server *s);
+/* Puts the conn on the eviction list (at its end: it starts waiting now) or takes it off. */
+void http__server_evictable(http_server *s, http__conn *c, int on);
+/* The conn started closing: it no longer counts against the caps. */
+void http__server_conn_closing(http_server *s, http__conn *c);
+/* Counts the conn (whose addr is known) under the per-address cap unless its address is
+ * trusted. Returns 0, or -1 when the address is at its cap (counted in the stats; the
+ * caller closes the conn). */
+int http__server_count_addr(http_server *s, http__conn *c);
+/* Sets *out from a socket address; returns 0 or -1 for another family. */
+int http__addr_from_sockaddr(const struct sockaddr *sa, http__addr *out);
+/* Sets *out from an IPv4 or IPv6 address in text; returns 0 or -1. */
+int http__addr_from_text(const char *ip, http__addr *out);
 
 /* In http_transport.c. */
 
-/* Accepts the pending connection on server as plain TCP or TLS, counting the transport's
- * handle in c->handles, and starts reading. Returns 0 or a negative UV_E* code; on failure
- * the caller closes the conn with http__conn_close. */
+/* Accepts the pending connection on server as plain TCP (reading nothing yet) or TLS
+ * (starting the handshake), counting the transport's handle in c->handles and setting
+ * c->peer and c->addr. Returns 0 or a negative UV_E* code; on failure the caller closes
+ * the conn with http__conn_close. */
 int http__tcp_accept(http__conn *c, uv_stream_t *server);
 int http__tls_accept(http__conn *c, uv_stream_t *server);
+/* Starts the transport of a conn accepted by http__tcp_accept: reads HTTP from it, or
+ * (c->raw_tls) hands its socket to TLS. Returns 0 or a negative UV_E* code; on failure the
+ * caller closes the conn. */
+int http__transport_start(http__conn *c);
+/* Formats "ip:port" or "[ip]:port". */
+void http__format_peer(char *out, size_t cap, const struct sockaddr *sa);
+
+/* In http_proxy.c. */
+
+/* Parses a PROXY protocol v2 header at the start of buf[0..n). Returns its total length
+ * (fixed part, address block and TLVs; the caller consumes that many bytes, which may be
+ * more than n) with *out filled; 0 when the first n bytes are a valid beginning but more
+ * are needed to decide (out->need says how many in all); REINT_EMALFORMED when they are not
+ * the beginning of a valid v2 header for a stream connection. */
+long http__proxy_parse(const uint8_t *buf, size_t n, struct http__proxy *out);
+/* Reads the PROXY header off the conn's socket (accepted by http__tcp_accept), then starts
+ * its transport; closes the conn when the header is malformed. Returns 0 or a negative
+ * UV_E* code; on failure the caller closes the conn. */
+int http__proxy_start(http__conn *c);
+/* 1 when the first n bytes of a connection look like a PROXY header (v1 or v2). */
+int http__proxy_looks_like(const uint8_t *buf, size_t n);
 
 #endif

@@ -257,6 +257,7 @@ static int on_message_begin(llhttp_t *p)
     http__req_free(c->req);
     http_req *r = calloc(1, sizeof *r);
     c->req = r;
+    c->phase = HTTP__PH_HEAD;
     if (!r) {
         c->err_status = 503;
         snprintf(c->err_msg, sizeof c->err_msg, "out of memory");
@@ -365,6 +366,12 @@ static int on_headers_complete(llhttp_t *p)
     const char *m = llhttp_method_name((llhttp_method_t)p->method);
     snprintf(r->method, sizeof r->method, "%s", m ? m : "");
     r->head = p->method == HTTP_HEAD;
+    int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+    if (c->srv->max_body == 0 && has_body) {
+        c->err_status = 413;
+        snprintf(c->err_msg, sizeof c->err_msg, "this server takes no request body");
+        return -1;
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
         c->err_status = 413;
         snprintf(c->err_msg, sizeof c->err_msg, "request body larger than %zu bytes",
@@ -376,11 +383,12 @@ static int on_headers_complete(llhttp_t *p)
             c->err_status = 400;
         return -1;
     }
-    const char *expect = http_req_header(r, "Expect");
-    if (expect && ascii_casecmp(expect, "100-continue") == 0 && p->http_major == 1 &&
-        p->http_minor >= 1) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        http__conn_write_raw(c, cont, sizeof cont - 1);
+    /* A body is read only after on_head accepted the head (conn_head, after this pause);
+     * it also sends 100 Continue then, so that a refused client never sends its body. A
+     * request without a body goes to on_head with the handler (conn_dispatch). */
+    if (has_body) {
+        c->head_pause = 1;
+        return HPE_PAUSED;
     }
     return 0;
 }

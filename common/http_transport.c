@@ -2,6 +2,8 @@
  * supplies the http__transport operations and feeds input, end of input and drained output
  * back to the connection state machine. See http_internal.h. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,15 +170,15 @@ static const struct http__transport tcp_ops = {
     .queued = tcp_queued,
 };
 
-static void format_peer(char *out, size_t cap, const struct sockaddr_storage *ss)
+void http__format_peer(char *out, size_t cap, const struct sockaddr *ss)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET) {
+    if (ss->sa_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         if (uv_ip4_name(a, ip, sizeof ip) != 0)
             snprintf(ip, sizeof ip, "?");
         snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-    } else if (ss->ss_family == AF_INET6) {
+    } else if (ss->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         if (uv_ip6_name(a, ip, sizeof ip) != 0)
             snprintf(ip, sizeof ip, "?");
@@ -199,14 +201,15 @@ int http__tcp_accept(http__conn *c, uv_stream_t *server)
         return rc;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
-        format_peer(c->peer, sizeof c->peer, &ss);
-    else
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        http__format_peer(c->peer, sizeof c->peer, (const struct sockaddr *)&ss);
+        c->addr_known = http__addr_from_sockaddr((const struct sockaddr *)&ss, &c->addr) == 0;
+    } else {
         snprintf(c->peer, sizeof c->peer, "?");
+    }
     /* Without TCP_NODELAY answers may wait for a delayed ACK; slower, still correct. */
     if (uv_tcp_nodelay(&c->tcp, 1) < 0)
         log_debug("http: %s: could not set TCP_NODELAY", c->peer);
-    tcp_read_resume(c);
     return 0;
 }
 
@@ -263,7 +266,7 @@ static void tls_on_ready(tls_conn *t, void *ud)
 {
     http__conn *c = ud;
     const char *a = tls_conn_addr(t);
-    if (a)
+    if (a && !c->proxied)
         snprintf(c->peer, sizeof c->peer, "%s", a);
 }
 
@@ -290,18 +293,35 @@ static void tls_on_close(tls_conn *t, int status, void *ud)
     http__conn_handle_closed(c);
 }
 
-int http__tls_accept(http__conn *c, uv_stream_t *server)
+static const tls_conn_cb tls_cbs = {
+    .on_ready = tls_on_ready,
+    .on_data = tls_on_data,
+    .on_drain = tls_on_drain,
+    .on_close = tls_on_close,
+};
+
+/* Sets c->addr from tls_conn_addr's "ip:port" or "[ip]:port". */
+static void addr_from_tls(http__conn *c, const char *a)
 {
-    static const tls_conn_cb cbs = {
-        .on_ready = tls_on_ready,
-        .on_data = tls_on_data,
-        .on_drain = tls_on_drain,
-        .on_close = tls_on_close,
-    };
-    c->ops = &tls_ops;
-    int rc = tls_conn_accept(&c->tls, c->srv->tls, server, &cbs, c);
-    if (rc < 0)
-        return rc;
+    char ip[INET6_ADDRSTRLEN + 1];
+    const char *start = a, *end;
+    if (a[0] == '[') {
+        start = a + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(a, ':');
+    }
+    size_t len = end ? (size_t)(end - start) : 0;
+    if (len == 0 || len >= sizeof ip)
+        return;
+    memcpy(ip, start, len);
+    ip[len] = '\0';
+    c->addr_known = http__addr_from_text(ip, &c->addr) == 0;
+}
+
+/* The TLS connection is set up: bound the write backlog to the HTTP side's. */
+static void tls_started(http__conn *c)
+{
     c->handles++;
     c->reading = 1;
     /* The connection stops parsing while more than HTTP__WRITE_BACKLOG bytes wait to be sent
@@ -311,7 +331,53 @@ int http__tls_accept(http__conn *c, uv_stream_t *server)
      * (tls.c calls it below half the mark, where http__conn_drained resumes). */
     tls_limits lim = {.high_water = HTTP__WRITE_BACKLOG};
     tls_conn_set_limits(c->tls, &lim);
+}
+
+int http__tls_accept(http__conn *c, uv_stream_t *server)
+{
+    c->ops = &tls_ops;
+    int rc = tls_conn_accept(&c->tls, c->srv->tls, server, &tls_cbs, c);
+    if (rc < 0)
+        return rc;
+    tls_started(c);
     const char *a = tls_conn_addr(c->tls);
     snprintf(c->peer, sizeof c->peer, "%s", a ? a : "?");
+    if (a)
+        addr_from_tls(c, a);
     return 0;
+}
+
+/* Hands the socket of a conn accepted as plain TCP (after its PROXY header, if any) to TLS.
+ * libuv has no way to move a socket between handles, so TLS gets a duplicate of it and the
+ * TCP handle closes; nothing was read past the PROXY header, so the handshake starts at the
+ * first byte TLS reads. */
+static int tls_adopt(http__conn *c)
+{
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)&c->tcp, &fd);
+    if (rc < 0)
+        return rc;
+    tcp_read_pause(c);
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return uv_translate_sys_error(errno);
+    rc = tls_conn_accept_sock(&c->tls, c->srv->tls, c->srv->loop, dup_fd, &tls_cbs, c);
+    if (rc < 0)
+        return rc; /* dup_fd was closed; the caller closes the conn and its TCP handle */
+    tls_started(c);
+    c->ops = &tls_ops;
+    uv_close((uv_handle_t *)&c->tcp, tcp_close_cb);
+    if (!c->proxied) {
+        const char *a = tls_conn_addr(c->tls);
+        snprintf(c->peer, sizeof c->peer, "%s", a ? a : "?");
+    }
+    return 0;
+}
+
+int http__transport_start(http__conn *c)
+{
+    if (c->raw_tls)
+        return tls_adopt(c);
+    tcp_read_resume(c);
+    return c->closing ? UV_EIO : 0;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -870,6 +871,35 @@ int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls
     r = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (r < 0)
         return tls__abandon(c, r);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        tls__format_addr(c, (const struct sockaddr *)&ss);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    SSL_set_accept_state(c->ssl);
+    tls__update_reading(c);
+    if (c->closing)
+        return tls__abandon(c, UV_EIO);
+    *out = c;
+    return 0;
+}
+
+int tls_conn_accept_sock(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, uv_os_sock_t sock,
+                         const tls_conn_cb *cb, void *ud)
+{
+    tls_conn *c = NULL;
+    struct sockaddr_storage ss;
+    int sslen = (int)sizeof(ss);
+
+    *out = NULL;
+    int r = ctx->mode == TLS_MODE_MUTUAL_CLIENT ? UV_EINVAL : tls__conn_new(&c, ctx, loop, cb, ud);
+    if (r < 0) {
+        close(sock);
+        return r;
+    }
+    r = uv_tcp_open(&c->tcp, sock);
+    if (r < 0) {
+        close(sock);
+        return tls__abandon(c, r);
+    }
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         tls__format_addr(c, (const struct sockaddr *)&ss);
     (void)uv_tcp_nodelay(&c->tcp, 1);

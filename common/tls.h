@@ -80,6 +80,12 @@ typedef struct tls_limits {
 int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls_conn_cb *cb,
                     void *ud);
 
+/* Like tls_conn_accept, for a socket the caller accepted and read from already (a PROXY
+ * protocol header before the handshake). The conn owns sock from the call on and closes it,
+ * also when this fails. */
+int tls_conn_accept_sock(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, uv_os_sock_t sock,
+                         const tls_conn_cb *cb, void *ud);
+
 /* Connects to addr and starts the client handshake. When expect_peer is not NULL the
  * server certificate must carry that identity (e.g. "province:1"), or the connection is
  * closed with UV_EPERM. cb is copied; expect_peer is copied. */

@@ -1,10 +1,11 @@
 /* libFuzzer target for the HTTP request parser: the input is the byte stream of one
  * connection, fed through the same llhttp callbacks, bounds checks, URL/query/percent
- * decoding and one-at-a-time dispatch as the server. It drives an http__conn directly
- * through the server's internal header with a null transport, so that nothing of it is
- * linked into the daemons. The input's length picks the variations (chunk size, whether the
- * handler answers at once or later, whether the connection goes away first) so that the
- * seeds stay plain HTTP. */
+ * decoding, on_head and one-at-a-time dispatch as the server. It drives an http__conn
+ * directly through the server's internal header with a null transport, so that nothing of
+ * it is linked into the daemons. The input's length picks the variations (chunk size,
+ * whether the handler answers at once or later, whether the connection goes away first,
+ * whether an on_head callback runs, whether the server takes bodies) so that the seeds stay
+ * plain HTTP. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +102,23 @@ static void fuzz_handler(http_req *r, void *ud)
     http_respond(r, 200, NULL, b, bl);
 }
 
+/* Refuses a request with an X-Deny header (answering 403), returns 1 without answering for
+ * X-Broken (the server must answer 500 itself), lets the rest through. It must never see a
+ * body. */
+static int fuzz_on_head(http_req *r, void *ud)
+{
+    (void)ud;
+    size_t bl;
+    (void)http_req_body(r, &bl);
+    if (bl != 0)
+        abort();
+    if (http_req_header(r, "x-deny")) {
+        http_respond(r, 403, NULL, "{}", 2);
+        return 1;
+    }
+    return http_req_header(r, "x-broken") ? 1 : 0;
+}
+
 /* Feeds data as the byte stream of one connection through the same parsing, bounds checks
  * and dispatch as the server, with the handler above and no sockets. Everything allocated is
  * freed before it returns. */
@@ -114,7 +132,8 @@ static void feed(const uint8_t *data, size_t len)
         return;
     }
     s->handler = fuzz_handler;
-    s->max_body = 4096;
+    s->on_head = len % 4 == 1 ? NULL : fuzz_on_head;
+    s->max_body = len % 13 == 5 ? 0 : 4096;
     http__request_settings(&s->settings);
     http__conn_init(c, s);
     c->ops = &null_ops;

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,15 @@ struct fx {
     /* filled by the handler */
     int handled;
     int late_responses;
+    /* filled by on_head */
+    int heads;
+    size_t head_body_len; /* body bytes on_head saw (must stay 0) */
+    char head_peer[64];
+    /* the server's counters, read just before it stops */
+    http_server_stats stats;
+    /* for the client */
+    int port2;        /* a second server's port, when a test starts one */
+    const char *from; /* source address of the client's connections (NULL: 127.0.0.1) */
 };
 
 /* ---- handler ----------------------------------------------------------------------------- */
@@ -97,7 +107,7 @@ static const char *or_none(const char *s)
 /* /echo...: echoes what the parser saw. /delay?ms=N: answers after N ms from a timer.
  * /big: 64 KiB of 'b'. /raw: answers with the request body itself. /seq?n=N&size=S[&later]:
  * "seq=N|" padded to S bytes, from a timer with later. /status?code=N: empty answer with that
- * status. */
+ * status. /peer: "peer=" and http_req_peer. /guarded...: as /echo (on_head guards it). */
 static void handler(http_req *r, void *ud)
 {
     struct fx *f = ud;
@@ -157,12 +167,18 @@ static void handler(http_req *r, void *ud)
         free(out);
         return;
     }
+    if (strcmp(path, "/peer") == 0) {
+        char out[80];
+        int n = snprintf(out, sizeof out, "peer=%s|", http_req_peer(r));
+        http_respond(r, 200, "text/plain", out, (size_t)n);
+        return;
+    }
     if (strcmp(path, "/status") == 0) {
         const char *code = http_req_param(r, "code");
         http_respond(r, code ? (int)strtol(code, NULL, 10) : 200, NULL, "", 0);
         return;
     }
-    if (strncmp(path, "/echo", 5) == 0) {
+    if (strncmp(path, "/echo", 5) == 0 || strncmp(path, "/guarded", 8) == 0) {
         size_t bl;
         const char *body = http_req_body(r, &bl);
         size_t cap = 1024 + bl;
@@ -185,9 +201,33 @@ static void handler(http_req *r, void *ud)
     http_respond(r, 404, NULL, "{\"error\":\"not found\"}", 21);
 }
 
+/* /guarded...: on_head wants an Authorization header and answers 401 without one;
+ * /noanswer: on_head returns 1 without answering (a bug the server must survive). */
+static int on_head(http_req *r, void *ud)
+{
+    struct fx *f = ud;
+    const char *path = http_req_path(r);
+    f->heads++;
+    size_t bl;
+    (void)http_req_body(r, &bl);
+    f->head_body_len += bl;
+    snprintf(f->head_peer, sizeof f->head_peer, "%s", http_req_peer(r));
+    if (strncmp(path, "/guarded", 8) == 0 && !http_req_header(r, "Authorization")) {
+        http_add_header(r, "WWW-Authenticate", "Bearer");
+        static const char msg[] = "{\"error\":\"a bearer token is required\"}";
+        http_respond(r, 401, NULL, msg, sizeof msg - 1);
+        return 1;
+    }
+    if (strcmp(path, "/noanswer") == 0)
+        return 1;
+    return 0;
+}
+
 /* ---- blocking client --------------------------------------------------------------------- */
 
-static int cl_connect(int port)
+/* Connects to 127.0.0.1:port from the address from (NULL: the kernel's choice, 127.0.0.1).
+ * Linux routes all of 127/8 to the loopback interface. */
+static int cl_connect_from(int port, const char *from)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -195,6 +235,14 @@ static int cl_connect(int port)
     struct timeval tv = {.tv_sec = 8};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (from) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, from, &b.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&b, sizeof b) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
@@ -202,6 +250,11 @@ static int cl_connect(int port)
         return -1;
     }
     return fd;
+}
+
+static int cl_connect(int port)
+{
+    return cl_connect_from(port, NULL);
 }
 
 static void cl_send(int fd, const char *s, size_t n)
@@ -228,11 +281,14 @@ struct cl {
     SSL *ssl;
 };
 
-static int cl_open(struct fx *f, struct cl *c)
+/* Opens a connection; with prefix, sends those bytes (a PROXY header) before TLS. */
+static int cl_open_with(struct fx *f, struct cl *c, const void *prefix, size_t plen)
 {
     c->ctx = NULL;
     c->ssl = NULL;
-    c->fd = cl_connect(f->port);
+    c->fd = cl_connect_from(f->port, f->from);
+    if (c->fd >= 0 && plen)
+        cl_send(c->fd, prefix, plen);
     if (c->fd < 0 || !f->ca_file)
         return c->fd < 0 ? -1 : 0;
     c->ctx = SSL_CTX_new(TLS_client_method());
@@ -243,6 +299,11 @@ static int cl_open(struct fx *f, struct cl *c)
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1)
         return -1;
     return 0;
+}
+
+static int cl_open(struct fx *f, struct cl *c)
+{
+    return cl_open_with(f, c, NULL, 0);
 }
 
 static int cl_send_all(struct cl *c, const char *s, size_t n)
@@ -349,6 +410,7 @@ static void guard_fire(uv_timer_t *t)
 static void done_cb(uv_async_t *a)
 {
     struct fx *f = a->data;
+    http_server_get_stats(f->srv, &f->stats);
     http_server_stop(f->srv);
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->done, NULL);
@@ -362,23 +424,28 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-/* Starts a server in a fresh loop; with tls it serves HTTPS and owns the context. */
-static struct fx *fx_start(size_t max_body, tls_ctx *tls)
+/* Starts a server with the options in o (host, port, handler and ud are filled in) in a
+ * fresh loop; with o->tls it serves HTTPS and owns the context. */
+static struct fx *fx_start_opts(http_server_opts *o)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->tls = tls;
-    http_server_opts o = {.host = "127.0.0.1",
-                          .port = 0,
-                          .max_body = max_body,
-                          .tls = tls,
-                          .handler = handler,
-                          .ud = f};
-    assert_int_equal(http_server_start(&f->srv, &f->loop, &o), 0);
+    f->tls = o->tls;
+    o->host = "127.0.0.1";
+    o->port = 0;
+    o->handler = handler;
+    o->ud = f;
+    assert_int_equal(http_server_start(&f->srv, &f->loop, o), 0);
     f->port = http_server_port(f->srv);
     assert_true(f->port > 0);
     return f;
+}
+
+static struct fx *fx_start(size_t max_body, tls_ctx *tls)
+{
+    http_server_opts o = {.max_body = max_body, .tls = tls};
+    return fx_start_opts(&o);
 }
 
 static struct fx *fx_new(size_t max_body)
@@ -998,27 +1065,676 @@ static void test_http_idle_connection_is_closed(void **state)
     fx_free(f);
 }
 
-static void c_cap(struct fx *f)
+/* ---- deadlines --------------------------------------------------------------------------- */
+
+/* Sends s[0..n) in pieces of chunk bytes every gap_ms (for at most 6 s) until the server
+ * answers or closes, then reads into out[slot] until it closes. f->elapsed_ms is the time
+ * until the first answer or close. */
+static void cl_pace(struct fx *f, int fd, int slot, const char *s, size_t n, size_t chunk,
+                    int gap_ms)
 {
-    int fd1 = cl_connect(f->port);
-    cl_sends(fd1, "GET /echo?a=first HTTP/1.1\r\nHost: t\r\n\r\n");
-    cl_read(f, fd1, 0, 1);
-    int fd2 = cl_connect(f->port);
-    cl_sends(fd2, "GET /echo?a=second HTTP/1.1\r\nHost: t\r\n\r\n");
-    cl_read(f, fd2, 1, 0);
-    close(fd2);
-    close(fd1);
+    double t0 = now_ms();
+    size_t i = 0;
+    while (now_ms() - t0 < 6000) {
+        if (i < n) {
+            size_t k = n - i < chunk ? n - i : chunk;
+            if (send(fd, s + i, k, MSG_NOSIGNAL) != (ssize_t)k)
+                break;
+            i += k;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, gap_ms) > 0)
+            break;
+    }
+    f->elapsed_ms = now_ms() - t0;
+    cl_read(f, fd, slot, i < n ? 0 : 1);
 }
 
-static void test_http_connections_past_the_cap_are_closed(void **state)
+static const char slow_head[] = "GET /echo HTTP/1.1\r\nHost: t\r\n"
+                                "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+
+static void c_head_trickle(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_pace(f, fd, 0, slow_head, sizeof slow_head - 1, 1, 50);
+    close(fd);
+}
+
+/* A byte every 50 ms would have restarted an idle timer for ever; the head deadline counts
+ * from the first byte. */
+static void test_http_head_not_complete_in_time_gets_408(void **state)
 {
     (void)state;
-    struct fx *f = fx_new(0);
-    http_server_set_max_conns(f->srv, 1);
-    fx_run(f, c_cap);
-    assert_non_null(strstr(f->out[0], "|a=first|"));
+    http_server_opts o = {.head_timeout_ms = 300};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_head_trickle);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 408 Request Timeout\r\n", 30) == 0);
+    assert_non_null(strstr(f->out[0], "request head not complete within 300 ms"));
+    assert_non_null(strstr(f->out[0], "Connection: close\r\n"));
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->handled, 0);
+    assert_true(f->elapsed_ms >= 250 && f->elapsed_ms < 3000);
+    assert_int_equal(f->stats.head_timeouts, 1);
+    fx_free(f);
+}
+
+static void c_keepalive_then_idle(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    double t0 = now_ms();
+    cl_read(f, fd, 1, 0);
+    f->elapsed_ms = now_ms() - t0;
+    close(fd);
+}
+
+/* On a keep-alive connection the next head is due within the deadline from the end of the
+ * previous request; an idle connection is closed without an answer (a 408 could cross a
+ * request the client is sending). */
+static void test_http_keep_alive_next_head_due_from_end_of_previous(void **state)
+{
+    (void)state;
+    http_server_opts o = {.head_timeout_ms = 300};
+    struct fx *f = fx_start_opts(&o);
+    http_server_set_idle_timeout(f->srv, 5000);
+    fx_run(f, c_keepalive_then_idle);
+    assert_non_null(strstr(f->out[0], "|a=1|"));
     assert_int_equal(f->eof[1], 1);
     assert_int_equal(f->out_len[1], 0);
+    assert_true(f->elapsed_ms >= 250 && f->elapsed_ms < 3000);
+    assert_int_equal(f->stats.head_timeouts, 0);
+    fx_free(f);
+}
+
+static void c_silent(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    double t0 = now_ms();
+    cl_read(f, fd, 0, 0);
+    f->elapsed_ms = now_ms() - t0;
+    close(fd);
+}
+
+/* Before its first byte a connection has the idle timeout, not the head deadline. */
+static void test_http_head_deadline_starts_at_first_byte(void **state)
+{
+    (void)state;
+    http_server_opts o = {.head_timeout_ms = 200};
+    struct fx *f = fx_start_opts(&o);
+    http_server_set_idle_timeout(f->srv, 1200);
+    fx_run(f, c_silent);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_true(f->elapsed_ms >= 1100 && f->elapsed_ms < 6000);
+    fx_free(f);
+}
+
+static void c_body_trickle(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    static char body[5000];
+    memset(body, 'x', sizeof body);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
+    cl_pace(f, fd, 0, body, sizeof body, 1, 20);
+    close(fd);
+}
+
+static void test_http_body_below_min_rate_gets_408(void **state)
+{
+    (void)state;
+    http_server_opts o = {.min_body_rate = 1000, .body_rate_window_ms = 300};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_body_trickle);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 408 Request Timeout\r\n", 30) == 0);
+    assert_non_null(strstr(f->out[0], "below 1000 bytes per second"));
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->handled, 0);
+    assert_true(f->elapsed_ms >= 250 && f->elapsed_ms < 3000);
+    assert_int_equal(f->stats.body_too_slow, 1);
+    fx_free(f);
+}
+
+static void c_body_paced(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    static char body[4000];
+    memset(body, 'y', sizeof body);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n");
+    cl_pace(f, fd, 0, body, sizeof body, 200, 50);
+    close(fd);
+}
+
+/* A body over several windows, well above the minimum rate, is read in full. */
+static void test_http_body_above_min_rate_is_read(void **state)
+{
+    (void)state;
+    http_server_opts o = {.min_body_rate = 500, .body_rate_window_ms = 300};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_body_paced);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(f->out[0], "bodylen=4000|"));
+    assert_int_equal(f->stats.body_too_slow, 0);
+    fx_free(f);
+}
+
+/* ---- on_head and max_body ---------------------------------------------------------------- */
+
+static void c_guarded_big_body(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    char part[1000];
+    memset(part, 'z', sizeof part);
+    cl_sends(fd, "POST /guarded HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    cl_send(fd, part, sizeof part);
+    /* The rest is never sent: an answer means the server did not wait for the body. */
+    cl_read(f, fd, 0, 0);
+    close(fd);
+}
+
+static void test_http_on_head_refuses_before_the_body_is_read(void **state)
+{
+    (void)state;
+    http_server_opts o = {.on_head = on_head};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_guarded_big_body);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    assert_non_null(strstr(f->out[0], "WWW-Authenticate: Bearer\r\n"));
+    assert_non_null(strstr(f->out[0], "Connection: close\r\n"));
+    assert_null(strstr(f->out[0], "100 Continue"));
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->heads, 1);
+    assert_int_equal(f->handled, 0);
+    assert_int_equal(f->head_body_len, 0);
+    fx_free(f);
+}
+
+static void c_head_accepts(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo?a=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    /* Waits for 100 Continue, as a client that sent Expect does. */
+    char buf[64];
+    ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+    if (r > 0) {
+        memcpy(f->out[1], buf, (size_t)r);
+        f->out_len[1] = (size_t)r;
+    }
+    cl_sends(fd, "hello");
+    cl_read(f, fd, 0, 1);
+    cl_sends(fd, "GET /guarded?a=2 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer x\r\n\r\n");
+    cl_read(f, fd, 2, 1);
+    close(fd);
+}
+
+static void test_http_on_head_accepting_lets_the_body_be_read(void **state)
+{
+    (void)state;
+    http_server_opts o = {.on_head = on_head};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_head_accepts);
+    assert_true(strncmp(f->out[1], "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+    assert_non_null(strstr(f->out[0], "|a=1|"));
+    assert_non_null(strstr(f->out[0], "bodylen=5|body=hello"));
+    assert_non_null(strstr(f->out[2], "|a=2|"));
+    assert_int_equal(f->heads, 2);
+    assert_int_equal(f->handled, 2);
+    assert_int_equal(f->head_body_len, 0);
+    assert_non_null(strstr(f->head_peer, "127.0.0.1:"));
+    fx_free(f);
+}
+
+static void c_head_refuses_bodyless(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /guarded HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 1);
+    cl_sends(fd, "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 1, 1);
+    cl_sends(fd, "GET /noanswer HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 2, 0);
+    close(fd);
+}
+
+/* A bodyless request refused by on_head keeps its connection; on_head returning 1 without
+ * an answer gets the client a 500 rather than a hang. */
+static void test_http_on_head_answering_a_bodyless_request_keeps_alive(void **state)
+{
+    (void)state;
+    http_server_opts o = {.on_head = on_head};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_head_refuses_bodyless);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    assert_non_null(strstr(f->out[0], "Connection: keep-alive\r\n"));
+    assert_non_null(strstr(f->out[1], "|a=2|"));
+    assert_true(strncmp(f->out[2], "HTTP/1.1 500 ", 13) == 0);
+    assert_int_equal(f->heads, 3);
+    assert_int_equal(f->handled, 1);
+    fx_free(f);
+}
+
+static void c_no_body_server(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
+    cl_read(f, fd, 0, 0); /* the body is never sent */
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cl_read(f, fd, 1, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "POST /echo?a=3 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+                 "GET /echo?a=4 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 2, 2);
+    close(fd);
+}
+
+static void test_http_max_body_none_refuses_any_body_at_once(void **state)
+{
+    (void)state;
+    http_server_opts o = {.max_body = HTTP_MAX_BODY_NONE};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_no_body_server);
+    for (int i = 0; i < 2; i++) {
+        assert_true(strncmp(f->out[i], "HTTP/1.1 413 ", 13) == 0);
+        assert_non_null(strstr(f->out[i], "this server takes no request body"));
+        assert_int_equal(f->eof[i], 1);
+    }
+    assert_non_null(strstr(f->out[2], "|a=3|"));
+    assert_non_null(strstr(f->out[2], "|a=4|"));
+    assert_int_equal(f->handled, 2);
+    fx_free(f);
+}
+
+/* ---- connection caps --------------------------------------------------------------------- */
+
+static void c_per_addr(struct fx *f)
+{
+    int a = cl_connect_from(f->port, "127.0.0.2");
+    int b = cl_connect_from(f->port, "127.0.0.2");
+    int c = cl_connect_from(f->port, "127.0.0.2");
+    cl_read(f, c, 0, 0); /* refused: closed at once, nothing said */
+    int d = cl_connect_from(f->port, "127.0.0.3");
+    cl_sends(d, "GET /echo?a=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, d, 1, 1);
+    cl_sends(a, "GET /echo?a=a HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, a, 2, 1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+}
+
+static void test_http_connection_over_the_per_address_cap_is_refused(void **state)
+{
+    (void)state;
+    http_server_opts o = {.max_conns_per_addr = 2};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_per_addr);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_non_null(strstr(f->out[1], "|a=d|"));
+    assert_non_null(strstr(f->out[2], "|a=a|"));
+    assert_int_equal(f->stats.refused_per_addr, 1);
+    fx_free(f);
+}
+
+static void c_trusted(struct fx *f)
+{
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = cl_connect_from(f->port, "127.0.0.2");
+    for (int i = 0; i < 3; i++) {
+        char req[80];
+        snprintf(req, sizeof req, "GET /echo?a=t%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        cl_sends(fds[i], req);
+        cl_read(f, fds[i], i, 1);
+    }
+    int x = cl_connect_from(f->port, "127.0.0.3");
+    int y = cl_connect_from(f->port, "127.0.0.3");
+    cl_read(f, y, 3, 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    close(x);
+    close(y);
+}
+
+static void test_http_trusted_address_is_exempt_from_the_per_address_cap(void **state)
+{
+    (void)state;
+    http_server_opts o = {.max_conns_per_addr = 1, .trusted = "10.9.9.9, 127.0.0.2 ::1"};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_trusted);
+    assert_non_null(strstr(f->out[0], "|a=t0|"));
+    assert_non_null(strstr(f->out[1], "|a=t1|"));
+    assert_non_null(strstr(f->out[2], "|a=t2|"));
+    assert_int_equal(f->eof[3], 1);
+    assert_int_equal(f->out_len[3], 0);
+    assert_int_equal(f->stats.refused_per_addr, 1);
+    fx_free(f);
+}
+
+static void test_http_bad_address_in_a_list_fails_start(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    http_server *s = NULL;
+    http_server_opts o = {.handler = handler, .trusted = "127.0.0.1,lb.example"};
+    assert_int_equal(http_server_start(&s, &loop, &o), UV_EINVAL);
+    assert_null(s);
+    http_server_opts p = {.handler = handler, .proxy_from = "10.0.0.300"};
+    assert_int_equal(http_server_start(&s, &loop, &p), UV_EINVAL);
+    assert_null(s);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void c_global_cap_evicts(struct fx *f)
+{
+    int a = cl_connect(f->port); /* idle */
+    usleep(100 * 1000);
+    int b = cl_connect(f->port); /* a head under way */
+    cl_sends(b, "GET /echo?a=b HT");
+    usleep(100 * 1000);
+    int c = cl_connect(f->port); /* being handled: never evicted */
+    cl_sends(c, "GET /delay?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(100 * 1000);
+    int d = cl_connect(f->port);
+    cl_sends(d, "GET /echo?a=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, d, 0, 1);
+    cl_read(f, a, 1, 0);
+    cl_sends(b, "TP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, b, 2, 1);
+    cl_read(f, c, 3, 1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+}
+
+/* At the global cap a new client is admitted by closing the connection that has waited
+ * longest for a request head; those mid-request stay. */
+static void test_http_global_cap_evicts_the_oldest_waiting_connection(void **state)
+{
+    (void)state;
+    http_server_opts o = {.max_conns = 3};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_global_cap_evicts);
+    assert_non_null(strstr(f->out[0], "|a=d|"));
+    assert_int_equal(f->eof[1], 1);
+    assert_int_equal(f->out_len[1], 0);
+    assert_non_null(strstr(f->out[2], "|a=b|"));
+    assert_non_null(strstr(f->out[3], "\r\n\r\nlate"));
+    assert_int_equal(f->stats.evicted_at_cap, 1);
+    assert_int_equal(f->stats.refused_at_cap, 0);
+    fx_free(f);
+}
+
+static void c_global_cap_refuses(struct fx *f)
+{
+    int a = cl_connect(f->port); /* being handled */
+    cl_sends(a, "GET /delay?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
+    int b = cl_connect(f->port); /* sending a body */
+    cl_sends(b, "POST /echo?a=b HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc");
+    usleep(150 * 1000);
+    int c = cl_connect(f->port);
+    cl_sends(c, "GET /echo?a=c HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, c, 0, 0);
+    cl_sends(b, "def");
+    cl_read(f, b, 1, 1);
+    cl_read(f, a, 2, 1);
+    close(a);
+    close(b);
+    close(c);
+}
+
+static void test_http_global_cap_refuses_when_every_connection_is_mid_request(void **state)
+{
+    (void)state;
+    http_server_opts o = {.max_conns = 2};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_global_cap_refuses);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_non_null(strstr(f->out[1], "body=abcdef"));
+    assert_non_null(strstr(f->out[2], "\r\n\r\nlate"));
+    assert_int_equal(f->stats.refused_at_cap, 1);
+    assert_int_equal(f->stats.evicted_at_cap, 0);
+    fx_free(f);
+}
+
+/* ---- PROXY protocol v2 -------------------------------------------------------------------- */
+
+/* A v2 header: ver_cmd, fam, the address block, then a NOOP TLV of tlv bytes in all (0 for
+ * none). Returns its length. */
+static size_t pp2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const uint8_t *addrs, size_t alen,
+                  size_t tlv)
+{
+    static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                    0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+    memcpy(out, sig, 12);
+    out[12] = ver_cmd;
+    out[13] = fam;
+    size_t len = alen + tlv;
+    out[14] = (uint8_t)(len >> 8);
+    out[15] = (uint8_t)len;
+    if (alen)
+        memcpy(out + 16, addrs, alen);
+    if (tlv >= 3) {
+        out[16 + alen] = 0x04;
+        out[17 + alen] = (uint8_t)((tlv - 3) >> 8);
+        out[18 + alen] = (uint8_t)(tlv - 3);
+        memset(out + 19 + alen, 0, tlv - 3);
+    }
+    return 16 + len;
+}
+
+/* A PROXY TCP4 header saying the client is src:sport. */
+static size_t pp2_tcp4(uint8_t *out, const char *src, uint16_t sport)
+{
+    uint8_t a[12] = {0};
+    inet_pton(AF_INET, src, a);
+    inet_pton(AF_INET, "127.0.0.1", a + 4);
+    a[8] = (uint8_t)(sport >> 8);
+    a[9] = (uint8_t)sport;
+    a[11] = 80;
+    return pp2(out, 0x21, 0x11, a, sizeof a, 0);
+}
+
+static void c_proxy_peers(struct fx *f)
+{
+    uint8_t h[600];
+    static const char get[] = "GET /peer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    /* LOCAL (a health check): the balancer's own address stays. */
+    int fd = cl_connect(f->port);
+    size_t n = pp2(h, 0x20, 0x00, NULL, 0, 0);
+    cl_send(fd, (const char *)h, n);
+    cl_sends(fd, get);
+    cl_read(f, fd, 2, 0);
+    close(fd);
+
+    fd = cl_connect(f->port);
+    n = pp2_tcp4(h, "203.0.113.7", 4242);
+    cl_send(fd, (const char *)h, n);
+    cl_sends(fd, get);
+    cl_read(f, fd, 0, 0);
+    close(fd);
+
+    /* IPv6 with a TLV, delivered a few bytes at a time. */
+    uint8_t a6[36] = {0};
+    inet_pton(AF_INET6, "2001:db8::1", a6);
+    inet_pton(AF_INET6, "::1", a6 + 16);
+    a6[32] = 0;
+    a6[33] = 80;
+    n = pp2(h, 0x21, 0x21, a6, sizeof a6, 300);
+    memcpy(h + n, get, sizeof get - 1);
+    fd = cl_connect(f->port);
+    for (size_t i = 0; i < n + sizeof get - 1; i += 7) {
+        size_t k = n + sizeof get - 1 - i < 7 ? n + sizeof get - 1 - i : 7;
+        cl_send(fd, (const char *)h + i, k);
+        usleep(2000);
+    }
+    cl_read(f, fd, 1, 0);
+    close(fd);
+}
+
+static void test_http_proxy_header_from_a_balancer_gives_the_client_address(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.1", .on_head = on_head};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_proxy_peers);
+    assert_non_null(strstr(f->out[0], "\r\n\r\npeer=203.0.113.7:4242|"));
+    assert_non_null(strstr(f->out[1], "\r\n\r\npeer=[2001:db8::1]:80|"));
+    assert_non_null(strstr(f->out[2], "\r\n\r\npeer=127.0.0.1:"));
+    assert_string_equal(f->head_peer, "[2001:db8::1]:80"); /* on_head sees it too */
+    assert_int_equal(f->handled, 3);
+    assert_int_equal(f->stats.proxy_refused, 0);
+    fx_free(f);
+}
+
+static void c_proxy_malformed(struct fx *f)
+{
+    uint8_t h[64];
+    uint8_t a[12] = {192, 0, 2, 1, 127, 0, 0, 1, 0, 1, 0, 80};
+    size_t lens[3];
+    uint8_t hs[3][64];
+    lens[0] = pp2(hs[0], 0x11, 0x11, a, sizeof a, 0); /* version 1 in a v2 header */
+    lens[1] = pp2(hs[1], 0x21, 0x12, a, sizeof a, 0); /* UDP over IPv4 */
+    lens[2] = pp2(hs[2], 0x21, 0x21, a, sizeof a, 0); /* IPv6 with a 12-byte block */
+    for (int i = 0; i < 3; i++) {
+        int fd = cl_connect(f->port);
+        cl_send(fd, (const char *)hs[i], lens[i]);
+        cl_sends(fd, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+        cl_read(f, fd, i, 0);
+        close(fd);
+    }
+    /* No header at all from a balancer. */
+    int fd = cl_connect(f->port);
+    cl_sends(fd, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 3, 0);
+    close(fd);
+    (void)h;
+}
+
+static void test_http_malformed_or_missing_proxy_header_closes(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.1"};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_proxy_malformed);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(f->eof[i], 1);
+        assert_int_equal(f->out_len[i], 0);
+    }
+    assert_int_equal(f->handled, 0);
+    assert_int_equal(f->stats.proxy_refused, 4);
+    fx_free(f);
+}
+
+static void c_proxy_not_allowed(struct fx *f)
+{
+    uint8_t h[64];
+    size_t n = pp2_tcp4(h, "203.0.113.7", 4242);
+    int fd = cl_connect(f->port);
+    cl_send(fd, (const char *)h, n);
+    cl_sends(fd, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 0, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "PROXY TCP4 203.0.113.7 127.0.0.1 4242 80\r\nGET /peer HTTP/1.1\r\n\r\n");
+    cl_read(f, fd, 1, 0);
+    close(fd);
+    fd = cl_connect(f->port);
+    cl_sends(fd, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, fd, 2, 1);
+    close(fd);
+}
+
+/* A client cannot claim another address: a PROXY header from an address not configured is
+ * refused without an answer. */
+static void test_http_proxy_header_from_another_address_is_refused(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.9"};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_proxy_not_allowed);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(f->eof[i], 1);
+        assert_int_equal(f->out_len[i], 0);
+    }
+    assert_non_null(strstr(f->out[2], "peer=127.0.0.1:"));
+    assert_int_equal(f->handled, 1);
+    assert_int_equal(f->stats.proxy_refused, 2);
+    fx_free(f);
+}
+
+static void c_proxy_cap(struct fx *f)
+{
+    uint8_t h[64];
+    size_t n = pp2_tcp4(h, "198.51.100.1", 1000);
+    int a = cl_connect(f->port);
+    cl_send(a, (const char *)h, n);
+    usleep(100 * 1000);
+    int b = cl_connect(f->port);
+    n = pp2_tcp4(h, "198.51.100.1", 1001);
+    cl_send(b, (const char *)h, n);
+    cl_read(f, b, 0, 0);
+    int c = cl_connect(f->port);
+    n = pp2_tcp4(h, "198.51.100.2", 1002);
+    cl_send(c, (const char *)h, n);
+    cl_sends(c, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, c, 1, 1);
+    cl_sends(a, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read(f, a, 2, 1);
+    close(a);
+    close(b);
+    close(c);
+}
+
+/* The per-address cap counts the client's address from the header; the balancer's own
+ * address, behind which every client arrives, is exempt. */
+static void test_http_per_address_cap_applies_to_the_proxied_address(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.1", .max_conns_per_addr = 1};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_proxy_cap);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_non_null(strstr(f->out[1], "peer=198.51.100.2:1002|"));
+    assert_non_null(strstr(f->out[2], "peer=198.51.100.1:1000|"));
+    assert_int_equal(f->stats.refused_per_addr, 1);
+    fx_free(f);
+}
+
+static void c_proxy_stall(struct fx *f)
+{
+    uint8_t h[64];
+    size_t n = pp2_tcp4(h, "198.51.100.1", 1000);
+    int fd = cl_connect(f->port);
+    cl_send(fd, (const char *)h, 10);
+    double t0 = now_ms();
+    cl_read(f, fd, 0, 0);
+    f->elapsed_ms = now_ms() - t0;
+    close(fd);
+    (void)n;
+}
+
+static void test_http_proxy_header_must_arrive_within_the_head_deadline(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.1", .head_timeout_ms = 300};
+    struct fx *f = fx_start_opts(&o);
+    fx_run(f, c_proxy_stall);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->out_len[0], 0);
+    assert_true(f->elapsed_ms >= 200 && f->elapsed_ms < 3000);
+    assert_int_equal(f->stats.head_timeouts, 1);
     fx_free(f);
 }
 
@@ -1068,7 +1784,8 @@ static void pki_cleanup(void)
         fprintf(stderr, "could not remove %s\n", pki_dir);
 }
 
-static struct fx *fx_new_tls(void)
+/* An HTTPS server with the options in o (its tls is set here). */
+static struct fx *fx_new_tls_opts(http_server_opts *o)
 {
     pki_need();
     char err[256];
@@ -1079,9 +1796,16 @@ static struct fx *fx_new_tls(void)
     tls_ctx *tls = NULL;
     if (tls_ctx_new(&tls, &to, err, sizeof err) != 0)
         fail_msg("tls_ctx_new: %s", err);
-    struct fx *f = fx_start(0, tls);
+    o->tls = tls;
+    struct fx *f = fx_start_opts(o);
     f->ca_file = pki_ca;
     return f;
+}
+
+static struct fx *fx_new_tls(void)
+{
+    http_server_opts o = {0};
+    return fx_new_tls_opts(&o);
 }
 
 static void c_tls(struct fx *f)
@@ -1115,6 +1839,52 @@ static void test_https_serves_requests_through_tls(void **state)
     assert_non_null(strstr(f->out[0], "Strict-Transport-Security: max-age="));
     assert_non_null(strstr(f->out[0], "X-Content-Type-Options: nosniff"));
     assert_int_equal(f->eof[0], 1);
+    fx_free(f);
+}
+
+/* One HTTPS request for /peer after prefix (a PROXY header, or nothing) from f->from; the
+ * answer goes to out[slot]. */
+static void tls_peer_request(struct fx *f, int slot, const uint8_t *prefix, size_t plen)
+{
+    struct cl c = {.fd = -1};
+    if (cl_open_with(f, &c, prefix, plen) == 0 &&
+        cl_write_all(&c, "GET /peer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") == 0) {
+        size_t len = 0;
+        ssize_t r;
+        while (len + 1 < OUT_CAP && (r = cl_recv(&c, f->out[slot] + len, OUT_CAP - 1 - len)) > 0)
+            len += (size_t)r;
+        f->out[slot][len] = '\0';
+        f->out_len[slot] = len;
+    }
+    cl_close(&c);
+}
+
+static void c_tls_proxy(struct fx *f)
+{
+    uint8_t h[600];
+    size_t n = pp2_tcp4(h, "192.0.2.55", 1000);
+    tls_peer_request(f, 0, h, n);
+    /* LOCAL with TLVs: the handshake must start right after them, not a byte later. */
+    n = pp2(h, 0x20, 0x00, NULL, 0, 500);
+    tls_peer_request(f, 1, h, n);
+    /* Not a balancer: plain TLS, no header. */
+    f->from = "127.0.0.2";
+    tls_peer_request(f, 2, NULL, 0);
+    f->from = NULL;
+}
+
+/* Behind a balancer the PROXY header comes before TLS; the socket then goes to TLS with
+ * nothing read past the header. */
+static void test_https_proxy_header_before_the_handshake(void **state)
+{
+    (void)state;
+    http_server_opts o = {.proxy_from = "127.0.0.1"};
+    struct fx *f = fx_new_tls_opts(&o);
+    fx_run(f, c_tls_proxy);
+    assert_non_null(strstr(f->out[0], "\r\n\r\npeer=192.0.2.55:1000|"));
+    assert_non_null(strstr(f->out[1], "\r\n\r\npeer=127.0.0.1:"));
+    assert_non_null(strstr(f->out[2], "\r\n\r\npeer=127.0.0.2:"));
+    assert_int_equal(f->handled, 3);
     fx_free(f);
 }
 
@@ -1250,8 +2020,27 @@ int main(void)
         cmocka_unit_test(test_http_connection_close_and_http10_rules),
         cmocka_unit_test(test_http_204_and_head_have_no_body),
         cmocka_unit_test(test_http_idle_connection_is_closed),
-        cmocka_unit_test(test_http_connections_past_the_cap_are_closed),
+        cmocka_unit_test(test_http_head_not_complete_in_time_gets_408),
+        cmocka_unit_test(test_http_keep_alive_next_head_due_from_end_of_previous),
+        cmocka_unit_test(test_http_head_deadline_starts_at_first_byte),
+        cmocka_unit_test(test_http_body_below_min_rate_gets_408),
+        cmocka_unit_test(test_http_body_above_min_rate_is_read),
+        cmocka_unit_test(test_http_on_head_refuses_before_the_body_is_read),
+        cmocka_unit_test(test_http_on_head_accepting_lets_the_body_be_read),
+        cmocka_unit_test(test_http_on_head_answering_a_bodyless_request_keeps_alive),
+        cmocka_unit_test(test_http_max_body_none_refuses_any_body_at_once),
+        cmocka_unit_test(test_http_connection_over_the_per_address_cap_is_refused),
+        cmocka_unit_test(test_http_trusted_address_is_exempt_from_the_per_address_cap),
+        cmocka_unit_test(test_http_bad_address_in_a_list_fails_start),
+        cmocka_unit_test(test_http_global_cap_evicts_the_oldest_waiting_connection),
+        cmocka_unit_test(test_http_global_cap_refuses_when_every_connection_is_mid_request),
+        cmocka_unit_test(test_http_proxy_header_from_a_balancer_gives_the_client_address),
+        cmocka_unit_test(test_http_malformed_or_missing_proxy_header_closes),
+        cmocka_unit_test(test_http_proxy_header_from_another_address_is_refused),
+        cmocka_unit_test(test_http_per_address_cap_applies_to_the_proxied_address),
+        cmocka_unit_test(test_http_proxy_header_must_arrive_within_the_head_deadline),
         cmocka_unit_test(test_https_serves_requests_through_tls),
+        cmocka_unit_test(test_https_proxy_header_before_the_handshake),
         cmocka_unit_test(test_http_100_pipelined_gets_answered_in_order),
         cmocka_unit_test(test_http_100_pipelined_large_answers_in_order),
         cmocka_unit_test(test_https_100_pipelined_gets_answered_in_order),
