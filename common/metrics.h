@@ -28,6 +28,27 @@ typedef struct metric {
         name, METRIC_GAUGE, help, (int64_t)(v)                                                     \
     }
 
+/* The counters of an HTTP(S) server (http.h's http_server_stats) as rows named
+ * prefix_<counter>; prefix is a string literal such as "hub_https". */
+#define METRICS_HTTP(prefix, st)                                                                   \
+    METRIC_C(prefix "_head_timeouts_total",                                                        \
+             "Request heads not complete within the deadline (408, or closed).",                   \
+             (st).head_timeouts),                                                                  \
+        METRIC_C(prefix "_body_too_slow_total", "Request bodies below the minimum rate (408).",    \
+                 (st).body_too_slow),                                                              \
+        METRIC_C(prefix "_refused_per_address_total",                                              \
+                 "Connections refused at the per-address cap.", (st).refused_per_addr),            \
+        METRIC_C(prefix "_evicted_total",                                                          \
+                 "Connections waiting for a request head closed to admit one at the cap.",         \
+                 (st).evicted_at_cap),                                                             \
+        METRIC_C(prefix "_refused_at_cap_total",                                                   \
+                 "Connections refused at the global cap (every one mid-request).",                 \
+                 (st).refused_at_cap),                                                             \
+        METRIC_C(prefix "_proxy_refused_total",                                                    \
+                 "PROXY protocol headers malformed, missing, or from an address not configured.",  \
+                 (st).proxy_refused),                                                              \
+        METRIC_G(prefix "_connections", "Connections open now.", (st).conns_open)
+
 /* Appends the exposition of n rows to out. Returns 0, or REINT_ENOMEM when out failed (its
  * maximum or memory); the caller then answers 500, never a truncated 200. */
 int metrics_render(sbuf *out, const metric *rows, size_t n);

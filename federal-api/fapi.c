@@ -335,7 +335,14 @@ static void fapi__handle(http_req *r, void *ud, int https)
         return;
     }
     if (strcmp(path, "/metrics") == 0 && !https) {
-        fmetrics_respond(r, &a->m, a->o.db, a->o.ingest, a->o.sync_tls);
+        http_server_stats hs, ps;
+        memset(&hs, 0, sizeof(hs));
+        memset(&ps, 0, sizeof(ps));
+        if (a->https)
+            http_server_get_stats(a->https, &hs);
+        if (a->http)
+            http_server_get_stats(a->http, &ps);
+        fmetrics_respond(r, &a->m, a->o.db, a->o.ingest, a->o.sync_tls, &hs, &ps);
         return;
     }
     if (strcmp(path, "/crl") == 0) {
@@ -450,7 +457,8 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
                            .tls = opts->https_tls,
                            .handler = fapi__on_https,
                            .ud = a,
-                           .max_body = 64 * 1024};
+                           .max_body = 64 * 1024,
+                           .proxy_from = opts->proxy_from};
     if ((rc = http_server_start(&a->https, opts->loop, &ho)) != 0) {
         snprintf(err, errlen, "cannot listen for HTTPS on %s: %s", opts->https_listen,
                  uv_strerror(rc));
@@ -462,8 +470,11 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
             rc = REINT_EINVAL;
             goto fail;
         }
-        http_server_opts po = {
-            .host = host, .port = port, .handler = fapi__on_http, .ud = a, .max_body = 1024};
+        http_server_opts po = {.host = host,
+                               .port = port,
+                               .handler = fapi__on_http,
+                               .ud = a,
+                               .max_body = HTTP_MAX_BODY_NONE};
         if ((rc = http_server_start(&a->http, opts->loop, &po)) != 0) {
             snprintf(err, errlen, "cannot listen for HTTP on %s: %s", opts->http_listen,
                      uv_strerror(rc));

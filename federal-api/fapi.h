@@ -32,6 +32,7 @@ typedef struct fapi_opts {
     const char *https_listen; /* "127.0.0.1:8443" */
     const char *http_listen;  /* plain /healthz, /metrics, /crl; "" for none */
     const char *crl_file;     /* served at GET /crl; "" for none */
+    const char *proxy_from;   /* load balancers sending PROXY v2 to the HTTPS port; "" none */
     unsigned auth_max_failures, auth_window_s;
     /* Signing of POST /v1/directives: the key id named in each directive and the Ed25519
      * private key PEM (read at each publication). Either "" or NULL: publishing answers 503. */

@@ -34,7 +34,8 @@ void fmetrics_count_status(fmetrics *m, int status)
 }
 
 void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const tls_ctx *sync_tls)
+                      const tls_ctx *sync_tls, const http_server_stats *https,
+                      const http_server_stats *http)
 {
     db_metrics dm;
     fingest_metrics im;
@@ -44,6 +45,8 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const f
         fingest_get_metrics(ingest, &im);
     const metric rows[] = {
         METRIC_C("federal_http_requests_total", "HTTP requests received.", m->requests),
+        METRICS_HTTP("federal_https_server", *https),
+        METRICS_HTTP("federal_plain_http_server", *http),
         METRIC_C("federal_http_ok_total", "Requests answered 200.", m->ok),
         METRIC_C("federal_http_bad_request_total", "Requests refused 400.", m->bad_request),
         METRIC_C("federal_http_unauthorized_total", "Requests refused 401.", m->unauthorized),

@@ -20,9 +20,11 @@ typedef struct fmetrics {
 /* Counts one answer under its status (200/201 ok, 400/422, 401, 403, 404, 429, 5xx). */
 void fmetrics_count_status(fmetrics *m, int status);
 
-/* Answers r with the counters of m, db and ingest (may be NULL) and the CRL expiry of
- * sync_tls (may be NULL): 200 with the exposition, or 500 when it cannot be built. */
+/* Answers r with the counters of m, db and ingest (may be NULL), of the HTTPS and plain
+ * HTTP servers (https, http: their http_server_stats) and the CRL expiry of sync_tls (may be
+ * NULL): 200 with the exposition, or 500 when it cannot be built. */
 void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const tls_ctx *sync_tls);
+                      const tls_ctx *sync_tls, const http_server_stats *https,
+                      const http_server_stats *http);
 
 #endif

@@ -29,6 +29,7 @@ typedef struct fed_config {
     char sync_listen[CONFIG_STR_MAX];
     char https_listen[CONFIG_STR_MAX];
     char http_listen[CONFIG_STR_MAX];
+    char proxy_from[CONFIG_STR_MAX];
     char pg[CONFIG_STR_MAX];
     long pool_size;
     long max_frame;
@@ -69,6 +70,10 @@ static const config_item items[] = {
     CONFIG_ITEM_STR(
         "federal", "http_listen", &cfg.http_listen,
         "IPv4:port of plain /healthz, /metrics and /crl (bind to loopback; empty: none)"),
+    CONFIG_ITEM_STR("federal", "proxy_from", &cfg.proxy_from,
+                    "addresses of TCP load balancers in front of the HTTPS API, which must send a "
+                    "PROXY protocol v2 header (comma-separated; empty: none, clients connect "
+                    "directly); the failed-token limiter then keys on the client's address"),
     CONFIG_ITEM_STR("federal", "pg", &cfg.pg, "libpq connection string of the federal database"),
     CONFIG_ITEM_INT("federal", "pool_size", &cfg.pool_size, "PostgreSQL connections in the pool", 1,
                     64),
@@ -417,6 +422,7 @@ static int cmd_serve(void)
                     .https_listen = cfg.https_listen,
                     .http_listen = cfg.http_listen,
                     .crl_file = cfg.crl,
+                    .proxy_from = cfg.proxy_from,
                     .auth_max_failures = (unsigned)cfg.auth_max_failures,
                     .auth_window_s = (unsigned)cfg.auth_window_s,
                     .directive_key_id = cfg.directive_key_id,

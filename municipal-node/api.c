@@ -392,6 +392,26 @@ static void api__followups(http_req *r, api_ctx *ctx)
     api__json(r, 200, o);
 }
 
+/* The clerk whose token r carries; or NULL after answering 401. */
+static const char *api__clerk(http_req *r, api_ctx *ctx)
+{
+    const char *clerk = tokens_check(ctx->tokens, http_req_header(r, "Authorization"));
+    if (clerk == NULL) {
+        log_warn("api: %s %s from %s refused: no valid bearer token", http_req_method(r),
+                 http_req_path(r), http_req_peer(r));
+        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"municipal-node\"");
+        api__error(r, 401, "a clerk's bearer token is required (Authorization: Bearer ...)");
+    }
+    return clerk;
+}
+
+int api_on_head(http_req *r, api_ctx *ctx)
+{
+    if (strncmp(http_req_path(r), "/v1/", 4) != 0)
+        return 0;
+    return api__clerk(r, ctx) == NULL;
+}
+
 void api_handle(http_req *r, api_ctx *ctx)
 {
     const char *path = http_req_path(r), *method = http_req_method(r);
@@ -399,14 +419,9 @@ void api_handle(http_req *r, api_ctx *ctx)
         api__error(r, 404, "no such resource");
         return;
     }
-    const char *clerk = tokens_check(ctx->tokens, http_req_header(r, "Authorization"));
-    if (clerk == NULL) {
-        log_warn("api: %s %s from %s refused: no valid bearer token", method, path,
-                 http_req_peer(r));
-        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"municipal-node\"");
-        api__error(r, 401, "a clerk's bearer token is required (Authorization: Bearer ...)");
+    const char *clerk = api__clerk(r, ctx);
+    if (clerk == NULL)
         return;
-    }
     const char *rest = path + 4;
     if (!strcmp(rest, "status")) {
         if (strcmp(method, "GET") != 0)

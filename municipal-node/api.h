@@ -43,6 +43,9 @@ typedef struct api_ctx {
 } api_ctx;
 
 /* Handles one request under /v1/ (responds 404 to anything else); always responds. */
+/* The server's on_head: a /v1/ request without a valid clerk token is answered 401 before
+ * its body is read (returns 1); others return 0. */
+int api_on_head(http_req *r, api_ctx *ctx);
 void api_handle(http_req *r, api_ctx *ctx);
 /* The same with the signature of http_handler (ud is the api_ctx). */
 void api_http_handler(http_req *r, void *ud);

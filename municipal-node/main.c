@@ -818,6 +818,12 @@ static void status_json(void *ud, json_t *obj)
     json_object_set_new(obj, "last_error", json_string(st.last_error));
 }
 
+static int on_head(http_req *r, void *ud)
+{
+    (void)ud;
+    return api_on_head(r, &api);
+}
+
 static void on_http(http_req *r, void *ud)
 {
     const char *path = http_req_path(r);
@@ -828,7 +834,11 @@ static void on_http(http_req *r, void *ud)
     if (strcmp(path, "/metrics") == 0) {
         outbox_stats st;
         sync_state ss;
+        http_server_stats hs;
         int sync_mode = -1, wal = 0;
+        memset(&hs, 0, sizeof(hs));
+        if (http)
+            http_server_get_stats(http, &hs);
         memset(&ss, 0, sizeof(ss));
         if (outbox_stats_get(ud, &st) != 0) {
             http_respond(r, 500, "text/plain", "the store could not be read\n", 28);
@@ -850,6 +860,7 @@ static void on_http(http_req *r, void *ud)
             METRIC_G("node_clock_skew_seconds", "Hub clock minus node clock.", ss.skew_ms / 1000),
             METRIC_G("node_clock_ahead", "1 while the hub refuses versions from this clock.",
                      ss.clock_ahead),
+            METRICS_HTTP("node_http", hs),
             METRIC_G("node_directive_gaps",
                      "Directives missing below the newest held (asked for at every session).",
                      directive_gap_count(ud)),
@@ -956,8 +967,12 @@ static int cmd_serve(void)
         log_error("%s", err);
         return EXIT_USAGE;
     }
-    http_server_opts ho = {
-        .host = host, .port = port, .tls = web_tls, .handler = on_http, .ud = ob};
+    http_server_opts ho = {.host = host,
+                           .port = port,
+                           .tls = web_tls,
+                           .handler = on_http,
+                           .on_head = on_head,
+                           .ud = ob};
     if ((rc = http_server_start(&http, loop, &ho)) != 0) {
         log_error("cannot listen for %s on %s: %s", web_tls ? "HTTPS" : "HTTP", cfg.http_listen,
                   uv_strerror(rc));

@@ -35,7 +35,7 @@ typedef struct hub_config {
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
     char directive_keys[CONFIG_STR_MAX];
-    char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX];
+    char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX], proxy_from[CONFIG_STR_MAX];
     char federal[CONFIG_STR_MAX];
     long uplink_window, uplink_batch;
     long rollup_queue, cache_mb;
@@ -81,6 +81,10 @@ static const config_item items[] = {
                     10000000),
     CONFIG_ITEM_STR("hub", "https_listen", &cfg.https_listen,
                     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"),
+    CONFIG_ITEM_STR("hub", "proxy_from", &cfg.proxy_from,
+                    "addresses of TCP load balancers in front of the HTTPS API, which must send a "
+                    "PROXY protocol v2 header (comma-separated; empty: none, clients connect "
+                    "directly)"),
     CONFIG_ITEM_STR(
         "hub", "tokens", &cfg.tokens,
         "file of officers' tokens: one line \"name sha256hex [role]\" each, role officer (when "
@@ -185,6 +189,11 @@ static void on_http(http_req *r, void *ud)
         sync_state ust;
         memset(&ust, 0, sizeof(ust));
         ingest_get_metrics(ing, &m);
+        http_server_stats hs, hss;
+        memset(&hss, 0, sizeof(hss));
+        http_server_get_stats(http, &hs);
+        if (https)
+            http_server_get_stats(https, &hss);
         if (up)
             uplink_get_state(up, &ust);
         metric rows[] = {
@@ -227,6 +236,8 @@ static void on_http(http_req *r, void *ud)
                      "Hellos from a store incarnation seen before: two stores alternating under "
                      "one municipality (a security event).",
                      m.incarnation_returns),
+            METRICS_HTTP("hub_http", hs),
+            METRICS_HTTP("hub_https", hss),
             METRIC_G("hub_directive_gaps",
                      "Directives missing below the newest held: a relay skipped them; they are "
                      "asked for at every uplink session until they arrive.",
@@ -412,7 +423,8 @@ int main(int argc, char **argv)
         log_error("http_listen \"%s\" is not HOST:PORT", cfg.http_listen);
         return 2;
     }
-    http_server_opts ho = {.host = host, .port = port, .handler = on_http};
+    http_server_opts ho = {
+        .host = host, .port = port, .handler = on_http, .max_body = HTTP_MAX_BODY_NONE};
     if ((rc = http_server_start(&http, loop, &ho)) != 0) {
         log_error("cannot listen for HTTP on %s: %s", cfg.http_listen, uv_strerror(rc));
         return 1;
@@ -437,8 +449,14 @@ int main(int argc, char **argv)
             log_error("%s", err);
             return 2;
         }
-        http_server_opts so = {
-            .host = host, .port = port, .tls = https_tls, .handler = officers_handle, .ud = off};
+        http_server_opts so = {.host = host,
+                               .port = port,
+                               .tls = https_tls,
+                               .handler = officers_handle,
+                               .on_head = officers_on_head,
+                               .ud = off,
+                               .max_body = HTTP_MAX_BODY_NONE, /* no route takes a body */
+                               .proxy_from = cfg.proxy_from};
         if ((rc = http_server_start(&https, loop, &so)) != 0) {
             log_error("cannot listen for HTTPS on %s: %s", cfg.https_listen, uv_strerror(rc));
             return 1;

@@ -644,6 +644,17 @@ static int officers__sweep_decision(officers *o, officers_job *j, http_req *r,
     return 1;
 }
 
+int officers_on_head(http_req *r, void *ud)
+{
+    officers *o = ud;
+    if (strcmp(http_req_path(r), "/healthz") == 0)
+        return 0;
+    if (tokens_check_role(o->tokens, http_req_header(r, "Authorization"), NULL) != NULL)
+        return 0;
+    officers__refuse(o, r);
+    return 1;
+}
+
 void officers_handle(http_req *r, void *ud)
 {
     officers *o = ud;

@@ -45,6 +45,10 @@ typedef struct officers_opts {
  * Returns 0 or a REINT_E* code with err set (a tokens file that does not parse is one). */
 int officers_start(officers **out, const officers_opts *opts, char *err, size_t errlen);
 
+/* The HTTPS server's on_head (http_head_cb): a request without a valid token is refused (401,
+ * or 429 from the limiter) before anything of it is read further. */
+int officers_on_head(http_req *r, void *ud);
+
 /* The HTTPS server's handler (http_handler); ud is the officers. */
 void officers_handle(http_req *r, void *ud);
 

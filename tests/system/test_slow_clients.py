@@ -11,9 +11,8 @@ address, a 10 s head deadline), which the daemons get without options.
 
 The last tests send the head of a 1 MiB body without a token and only 64 KiB of the body:
 the answer (401 or 413) must come while the client still has most of the body to send. The
-federal API passes today (its HTTPS max_body is 64 KiB, so the Content-Length alone gets
-413); the node's and the hub's tests, named ..._needs_on_head_wiring, pass once their daemons
-check the token in http_server_opts.on_head (until then the server waits for the body)."""
+federal API's HTTPS max_body is 64 KiB, so the Content-Length alone gets 413; the node and the
+hub check the token in http_server_opts.on_head, before any of the body is read."""
 import os
 import re
 import resource
@@ -315,7 +314,7 @@ def answer_to_unread_body(port, path, tls_ctx=None):
 
 
 NOT_WIRED = ("%s: the server took the body instead of refusing its head (408: it read what "
-             "came, then the stalled client missed the body rate); is on_head wired?")
+             "came, then the stalled client missed the body rate); is the token checked in on_head?")
 
 
 def test_federal_refuses_an_unauthenticated_1mib_body_before_reading_it(fed):
@@ -324,13 +323,13 @@ def test_federal_refuses_an_unauthenticated_1mib_body_before_reading_it(fed):
     assert fed.alive()
 
 
-def test_node_refuses_an_unauthenticated_1mib_body_before_reading_it_needs_on_head_wiring(node):
+def test_node_refuses_an_unauthenticated_1mib_body_before_reading_it(node):
     status = answer_to_unread_body(node.http_port, "/v1/persons")
     assert status in (401, 413), NOT_WIRED % status
     assert node.server.alive()
 
 
-def test_hub_refuses_an_unauthenticated_1mib_body_before_reading_it_needs_on_head_wiring(hub, pki):
+def test_hub_refuses_an_unauthenticated_1mib_body_before_reading_it(hub, pki):
     # The hub's HTTPS API takes no body on any route: 405 says so as early as 401 or 413.
     ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
     status = answer_to_unread_body(hub.https_port, "/v1/gaps", ctx)
