@@ -855,22 +855,12 @@ static void tls__format_addr(tls_conn *c, const struct sockaddr *sa)
     snprintf(c->addr, sizeof(c->addr), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
-int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls_conn_cb *cb,
-                    void *ud)
+/* The server side of a connection whose socket c->tcp holds: its peer's address, then the
+ * handshake awaited. Returns 0 with *out set, or a negative code (c is then freed). */
+static int tls__accepted(tls_conn *c, tls_conn **out)
 {
-    tls_conn *c = NULL;
     struct sockaddr_storage ss;
     int sslen = (int)sizeof(ss);
-
-    *out = NULL;
-    if (ctx->mode == TLS_MODE_MUTUAL_CLIENT)
-        return UV_EINVAL;
-    int r = tls__conn_new(&c, ctx, server->loop, cb, ud);
-    if (r < 0)
-        return r;
-    r = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (r < 0)
-        return tls__abandon(c, r);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         tls__format_addr(c, (const struct sockaddr *)&ss);
     (void)uv_tcp_nodelay(&c->tcp, 1);
@@ -882,13 +872,26 @@ int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls
     return 0;
 }
 
+int tls_conn_accept(tls_conn **out, tls_ctx *ctx, uv_stream_t *server, const tls_conn_cb *cb,
+                    void *ud)
+{
+    tls_conn *c = NULL;
+    *out = NULL;
+    if (ctx->mode == TLS_MODE_MUTUAL_CLIENT)
+        return UV_EINVAL;
+    int r = tls__conn_new(&c, ctx, server->loop, cb, ud);
+    if (r < 0)
+        return r;
+    r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (r < 0)
+        return tls__abandon(c, r);
+    return tls__accepted(c, out);
+}
+
 int tls_conn_accept_sock(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, uv_os_sock_t sock,
                          const tls_conn_cb *cb, void *ud)
 {
     tls_conn *c = NULL;
-    struct sockaddr_storage ss;
-    int sslen = (int)sizeof(ss);
-
     *out = NULL;
     int r = ctx->mode == TLS_MODE_MUTUAL_CLIENT ? UV_EINVAL : tls__conn_new(&c, ctx, loop, cb, ud);
     if (r < 0) {
@@ -900,15 +903,7 @@ int tls_conn_accept_sock(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, uv_os_so
         close(sock);
         return tls__abandon(c, r);
     }
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
-        tls__format_addr(c, (const struct sockaddr *)&ss);
-    (void)uv_tcp_nodelay(&c->tcp, 1);
-    SSL_set_accept_state(c->ssl);
-    tls__update_reading(c);
-    if (c->closing)
-        return tls__abandon(c, UV_EIO);
-    *out = c;
-    return 0;
+    return tls__accepted(c, out);
 }
 
 static void tls__on_connect(uv_connect_t *req, int status)

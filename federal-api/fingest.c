@@ -674,6 +674,20 @@ static void fingest__dirs_load(fdirs *ds, const PGresult *res, int col)
 
 static void fingest__dir_catchup(fconn *c);
 
+/* Sends c the directives of a page (serial, key_id, body hex, signature hex); fills *ds
+ * (the caller frees it with fingest__dirs_free). */
+static void fingest__send_dirs(fconn *c, const PGresult *res, fdirs *ds)
+{
+    fingest__dirs_load(ds, res, 0);
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
+    for (size_t i = 0; i < ds->n; i++) {
+        env.directive = ds->p[i];
+        receiver_send(c->p, &env);
+    }
+    c->fi->m.directives_sent += ds->n;
+}
+
 static void fingest__on_dir_page(void *ud, const PGresult *res, const char *err)
 {
     fconn *c = ud;
@@ -685,18 +699,11 @@ static void fingest__on_dir_page(void *ud, const PGresult *res, const char *err)
                  err);
     } else if (!fingest__dead(c)) {
         fdirs ds;
-        fingest__dirs_load(&ds, res, 0);
-        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-        env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
-        for (size_t i = 0; i < ds.n; i++) {
-            env.directive = ds.p[i];
-            receiver_send(c->p, &env);
-        }
+        fingest__send_dirs(c, res, &ds);
         if (ds.n) {
             log_info("province:%d: sent directives %" PRIu64 "..%" PRIu64, c->province,
                      c->dir_sent + 1, ds.last);
             c->dir_sent = ds.last;
-            fi->m.directives_sent += ds.n;
         }
         if (ds.n == FINGEST_DIR_PAGE)
             c->dir_again = 1;
@@ -802,15 +809,8 @@ static void fingest__on_missing_page(void *ud, const PGresult *res, const char *
         log_warn("province:%d: cannot read the directives it asked for: %s", c->province, err);
     } else if (!fingest__dead(c)) {
         fdirs ds;
-        fingest__dirs_load(&ds, res, 0);
-        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
-        env.msg_case = REINT__V1__ENVELOPE__MSG_DIRECTIVE;
-        for (size_t i = 0; i < ds.n; i++) {
-            env.directive = ds.p[i];
-            receiver_send(c->p, &env);
-        }
+        fingest__send_dirs(c, res, &ds);
         log_info("province:%d asked for missing directives; %zu sent", c->province, ds.n);
-        fi->m.directives_sent += ds.n;
         fingest__dirs_free(&ds);
     }
     receiver_peer_unref(c->p);
