@@ -76,6 +76,7 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 GEN := $(OUT)/gen
 OBJ := $(OUT)/obj
+MAP_JSON := $(GEN)/map/nepal_map.json
 
 # Bounded snprintf copies truncate on purpose; gcc's format-truncation would flag each one.
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror \
@@ -128,7 +129,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 # declaring every target secondary, lets make rebuild a missing object or library.
 .SECONDARY: $(PB_C) $(PB_H)
 
-all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
+all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py $(MAP_JSON)
 
 # --- dependencies ---------------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
@@ -158,6 +159,12 @@ $(TABLES_C): tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_level
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv \
 		> $@.tmp && mv $@.tmp $@
+
+# The dashboards' map: SVG path data of the 753 local levels, projected at build time.
+$(MAP_JSON): tools/topo2svg.py data/nepal_local_levels.topo.json data/nepal_local_levels.csv
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)/usr/bin/python3 tools/topo2svg.py data/nepal_local_levels.topo.json \
+		data/nepal_local_levels.csv -o $@.tmp && mv $@.tmp $@
 
 # --- objects --------------------------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
