@@ -679,7 +679,9 @@ void officers_handle(http_req *r, void *ud)
     j->o = o;
     j->r = r;
     j->at_ms = clock_now_ms();
-    j->today = clock_today_utc();
+    /* Nepal's day, like the rollups' referral rule: a BS month ends at midnight in Nepal, so
+     * the report's last month and its timeliness turn then, not 5 h 45 min later at UTC's. */
+    j->today = clock_today_nepal();
     j->role = tokens_role_name(role);
     snprintf(j->who, sizeof(j->who), "%s", who);
     officers__printable(j->peer, sizeof(j->peer), http_req_peer(r));

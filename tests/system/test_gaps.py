@@ -48,6 +48,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROVINCE = 1
 DHANKUTA, ARJUNDHARA, SILENT, AGED = 10703, 10401, 10101, 10102
 TODAY = datetime.date.today()
+# The report decides what is due on the day in Nepal, which runs 5 h 45 min ahead of UTC.
+NEPAL_TODAY = nepal_today()
 _TY, _TM, _ = bs.ad_to_bs(TODAY)
 # A referral's window is its BS month and the three full months after it (gen.py).
 REFERRAL = bs.bs_month_first(_TY, _TM - 5) + datetime.timedelta(days=9)  # window ended: due
@@ -91,9 +93,9 @@ def bs_month_end(y, m):
 
 
 FY, FY_START, FY_NEXT = fiscal_year(REFERRAL)
-LAST = bs_month_back(TODAY, 1)  # the report's month: the last completed BS month
-OLD = bs_month_back(TODAY, 3)   # ended long ago: closing it today is late
-LAST_ON_TIME = TODAY <= bs_month_end(*LAST) + datetime.timedelta(days=15)
+LAST = bs_month_back(NEPAL_TODAY, 1)  # the report's month: the last completed BS month
+OLD = bs_month_back(NEPAL_TODAY, 3)   # ended long ago: closing it today is late
+LAST_ON_TIME = NEPAL_TODAY <= bs_month_end(*LAST) + datetime.timedelta(days=15)
 
 
 def in_period(d):
@@ -328,7 +330,7 @@ def test_every_local_level_of_the_province_once_and_never_seen_ones_not_enrolled
             assert r["flags"] == ["not_enrolled"], r
             assert r["last_sync"] is None and r["participants_registered"] == 0, r
     # The default period is today's fiscal year.
-    assert chain.officer.gaps()["period"] == fiscal_year(TODAY)[0]
+    assert chain.officer.gaps()["period"] == fiscal_year(NEPAL_TODAY)[0]
 
 
 def test_enrolled_node_that_never_synced_a_record_is_silent(chain):
@@ -544,3 +546,25 @@ def test_referral_turns_pending_at_midnight_nepal_time_after_its_window(chain):
         wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 0, 10,
                  "the hub's clock back")
     wait_for(lambda: psy() == 0, 30, "the referral to wait again once the clock is back")
+
+
+def test_gap_report_turns_the_month_on_nepals_day(chain):
+    """The gap report's "last month" and its "as of" date are Nepal's: at 20:00 UTC on the
+    evening before a BS month starts, it is already 01:45 on the 1st in Nepal, so the month
+    that just ended is due, while a report on the UTC date would still call the month before
+    it the last one for the next 3 h 45 min."""
+    opens = bs.bs_month_first(_TY, _TM + 1)  # the next BS month: always in the future
+    when = datetime.datetime.combine(opens, datetime.time()) - NEPAL + datetime.timedelta(hours=2)
+    assert when.date() == opens - datetime.timedelta(days=1)  # still yesterday in UTC
+    ended = bs.ad_to_bs(opens - datetime.timedelta(days=1))
+    try:
+        _set_hub_time(chain, when)
+        report = chain.officer.gaps(period=FY)
+        assert report["as_of_bs"] == "%04d-%02d-%02d" % bs.ad_to_bs(opens), report["as_of_bs"]
+        months = {r["month"] for r in report["rows"]}
+        assert months == {"BS%04d-%02d" % ended[:2]}, months
+    finally:
+        with open(chain.clock, "w") as f:
+            f.write("0\n")
+        wait_for(lambda: chain.hub.metrics()["test_clock_offset_seconds"] == 0, 10,
+                 "the hub's clock back")
