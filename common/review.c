@@ -55,8 +55,7 @@ int review_parse_month(const char *period, int *bs, int32_t *ym)
 int review_comment_ok(const char *text, size_t len, char *why, size_t whylen)
 {
     if (len > REVIEW_COMMENT_MAX) {
-        snprintf(why, whylen, "comment is %zu bytes; at most %d are kept", len,
-                 REVIEW_COMMENT_MAX);
+        snprintf(why, whylen, "comment is %zu bytes; at most %d are kept", len, REVIEW_COMMENT_MAX);
         return REINT_ETOOBIG;
     }
     if (!utf8_valid(text, len)) {
@@ -115,8 +114,8 @@ int review_check(const Reint__V1__MonthReview *m, char *why, size_t whylen)
     }
     if (m->decision && m->state != REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED &&
         m->state != REINT__V1__MONTH_STATE__MONTH_STATE_RETURNED) {
-        snprintf(why, whylen, "municipality %u %s: a decision approves or returns",
-                 m->municipality, p);
+        snprintf(why, whylen, "municipality %u %s: a decision approves or returns", m->municipality,
+                 p);
         return REINT_EINVAL;
     }
     if (m->clock == 0 || m->clock > REVIEW_CLOCK_MAX || m->version > REVIEW_CLOCK_MAX ||
@@ -126,13 +125,13 @@ int review_check(const Reint__V1__MonthReview *m, char *why, size_t whylen)
         return REINT_EINVAL;
     }
     if (m->decided_by == NULL || !review__who_ok(m->decided_by)) {
-        snprintf(why, whylen, "municipality %u %s: decided_by is not a token name",
-                 m->municipality, p);
+        snprintf(why, whylen, "municipality %u %s: decided_by is not a token name", m->municipality,
+                 p);
         return REINT_EINVAL;
     }
     char cwhy[120];
-    if (m->comment == NULL || review_comment_ok(m->comment, strlen(m->comment), cwhy,
-                                                sizeof(cwhy)) != 0) {
+    if (m->comment == NULL ||
+        review_comment_ok(m->comment, strlen(m->comment), cwhy, sizeof(cwhy)) != 0) {
         snprintf(why, whylen, "municipality %u %s: %s", m->municipality, p,
                  m->comment ? cwhy : "no comment field");
         return REINT_EINVAL;

@@ -254,15 +254,14 @@ int months_json(sqlite3 *db, int bs, int returned_only, json_t **out)
         if ((returned_only && m->state != ST_RETURNED) || review_period(bs, m->ym, p, sizeof(p)))
             continue;
         int decided = m->decision || m->decided_at;
-        json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}", "period", p, "state",
-                              review_state_name(m->state), "closed", m->close_version != 0,
-                              "hub_state",
-                              m->hub_state ? json_string(review_state_name(m->hub_state))
-                                           : json_null(),
-                              "decided_by", decided ? json_string(m->decided_by) : json_null(),
-                              "decided_at", months__time(decided ? m->decided_at : 0), "comment",
-                              decided ? json_string(m->comment) : json_null(), "clock",
-                              m->clock ? json_integer((json_int_t)m->clock) : json_null());
+        json_t *o =
+            json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}", "period", p, "state",
+                      review_state_name(m->state), "closed", m->close_version != 0, "hub_state",
+                      m->hub_state ? json_string(review_state_name(m->hub_state)) : json_null(),
+                      "decided_by", decided ? json_string(m->decided_by) : json_null(),
+                      "decided_at", months__time(decided ? m->decided_at : 0), "comment",
+                      decided ? json_string(m->comment) : json_null(), "clock",
+                      m->clock ? json_integer((json_int_t)m->clock) : json_null());
         if (o == NULL || json_array_append_new(list, o) != 0) {
             json_decref(list);
             list = NULL;

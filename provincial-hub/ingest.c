@@ -1,5 +1,6 @@
 #include "ingest.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "clock.h"
 #include "dirstore.h"
 #include "geo.h"
+#include "haudit.h"
 #include "hubstore.h"
 #include "log.h"
 #include "receiver.h"
@@ -18,6 +20,7 @@
 #include "sbuf.h"
 #include "store.h"
 #include "sweeps.h"
+#include "testhook.h"
 
 enum { Q_NODE_ACK, Q_RESEND_DONE, Q_DEAD_PUT, Q_DEAD_CLEAR, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
@@ -1183,7 +1186,7 @@ static void ingest__push_if(receiver_peer *p, void *arg)
 
 int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, int approve,
                          uint64_t seen_version, const char *who, const char *comment,
-                         reviews_month *out)
+                         const haudit_row *audit, reviews_month *out)
 {
     int own_bs = -1;
     /* The decision's transaction must not hold a group commit's rows. */
@@ -1200,6 +1203,8 @@ int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, 
     if (store_step_done(in->db, in->q[Q_BEGIN]) != 0)
         return REINT_EDB;
     rc = reviews_decide(in->rv, municipality, bs, ym, approve, seen_version, who, comment, out);
+    if (rc == 0 && audit)
+        rc = haudit_insert(in->db, audit, 1);
     if (rc == 0 && store_step_done(in->db, in->q[Q_COMMIT]) != 0)
         rc = REINT_EDB;
     if (rc != 0) {
@@ -1209,6 +1214,12 @@ int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, 
         return rc;
     }
     reviews_take_changes(in->rv);
+    /* A test fault stands for a crash between the decision's commit and anything sent: the
+     * node and the federal tier get it from the log at their next session. */
+    if (testhook_fire("review_decided_kill")) {
+        log_warn("test fault review_decided_kill: killed after committing a decision");
+        raise(SIGKILL);
+    }
     ingest__push_one o = {in, municipality};
     receiver_each_session(in->rx, ingest__push_if, &o);
     if (in->o.on_rolled)

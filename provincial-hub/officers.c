@@ -84,7 +84,8 @@ typedef struct officers_job {
     size_t len;
     limiter_count *counts;
     size_t n_counts;
-    int failed; /* JOB_FAILURES: the batch was not written */
+    int failed;  /* JOB_FAILURES: the batch was not written */
+    int audited; /* the audit row went with the decision it answers (haudit_insert) */
 } officers_job;
 
 struct officers {
@@ -304,7 +305,7 @@ static void officers__work(uv_work_t *w)
                       .status = j->status,
                       .attempts = 1};
     /* A read that cannot be audited is not served; a refusal is sent anyway. */
-    if (haudit_write(j->lane->rw, &row, 1) != 0 && j->status < 300)
+    if (!j->audited && haudit_write(j->lane->rw, &row, 1) != 0 && j->status < 300)
         officers__error(j, 503, "the audit log is unavailable; try again");
 }
 
@@ -817,8 +818,18 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
         officers__error(j, 503, "months cannot be decided on this hub");
         goto out;
     }
+    /* A decision taken is audited in its own transaction, as answered 200 now. */
+    haudit_row audit = {.at_ms = clock_now_ms(),
+                        .who = j->who,
+                        .role = j->role,
+                        .peer = j->peer,
+                        .method = j->method,
+                        .target = j->target,
+                        .status = 200,
+                        .attempts = 1};
     int rc = o->opts.review_decide(o->opts.ud, (uint32_t)code, bs, ym, approve, seen, j->who,
-                                   comment, m);
+                                   comment, &audit, m);
+    j->audited = rc == 0;
     switch (rc) {
     case 0: {
         json_t *a = reviews_month_json(m);

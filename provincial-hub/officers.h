@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "http.h"
+#include "haudit.h"
 #include "reviews.h"
 
 typedef struct officers officers;
@@ -46,7 +47,7 @@ typedef struct officers_opts {
      * decisions answer 503. */
     int (*review_decide)(void *ud, uint32_t municipality, int bs, int32_t ym, int approve,
                          uint64_t seen_version, const char *who, const char *comment,
-                         reviews_month *out);
+                         const haudit_row *audit, reviews_month *out);
     void *ud;
 } officers_opts;
 

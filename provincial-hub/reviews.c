@@ -78,8 +78,8 @@ static void reviews__text(char *dst, size_t dstlen, const unsigned char *src)
 }
 
 /* Fills m from its row (get) and its closes (close), both bound and reset here. */
-static int reviews__read(sqlite3 *db, sqlite3_stmt *get, sqlite3_stmt *close, uint32_t mun,
-                         int bs, int32_t ym, reviews_month *m)
+static int reviews__read(sqlite3 *db, sqlite3_stmt *get, sqlite3_stmt *close, uint32_t mun, int bs,
+                         int32_t ym, reviews_month *m)
 {
     memset(m, 0, sizeof(*m));
     m->municipality = mun;
@@ -241,9 +241,9 @@ static int reviews__settle(reviews *rv, reviews_month *m, int decision)
 
 int reviews_last_clock(sqlite3 *db, uint32_t municipality, uint64_t *out)
 {
-    sqlite3_stmt *st = store_prepare(
-        db, municipality ? "SELECT max(clock) FROM review_log WHERE municipality=?1"
-                         : "SELECT max(clock) FROM review_log");
+    sqlite3_stmt *st =
+        store_prepare(db, municipality ? "SELECT max(clock) FROM review_log WHERE municipality=?1"
+                                       : "SELECT max(clock) FROM review_log");
     if (st == NULL)
         return REINT_EDB;
     if (municipality)
@@ -334,7 +334,8 @@ int reviews_note(reviews *rv)
     return rollup_touched_months(rv->roll, reviews__touched, rv);
 }
 
-/* ---- decisions -------------------------------------------------------------------------------- */
+/* ---- decisions --------------------------------------------------------------------------------
+ */
 
 int reviews_decide(reviews *rv, uint32_t municipality, int bs, int32_t ym, int approve,
                    uint64_t seen_version, const char *who, const char *comment, reviews_month *out)
@@ -387,8 +388,8 @@ int reviews_recover(reviews *rv, const Reint__V1__Reviews *r, unsigned province,
         if (!c->decision)
             continue;
         reviews_month m;
-        if ((rc = reviews__read(rv->db, rv->q[Q_GET], rv->q[Q_CLOSE], c->municipality, bs,
-                                c->month, &m)) != 0)
+        if ((rc = reviews__read(rv->db, rv->q[Q_GET], rv->q[Q_CLOSE], c->municipality, bs, c->month,
+                                &m)) != 0)
             return rc;
         if (c->clock <= m.decision_clock)
             continue;
@@ -542,29 +543,24 @@ json_t *reviews_month_json(const reviews_month *m)
     if (o == NULL)
         return NULL;
     int decided = m->decision != 0;
-    int bad = json_object_set_new(o, "municipality", json_integer(m->municipality)) ||
-              json_object_set_new(o, "name", json_string(g ? g->name : "")) ||
-              json_object_set_new(o, "period", json_string(p)) ||
-              json_object_set_new(o, "calendar", json_string(m->bs ? "BS" : "AD")) ||
-              json_object_set_new(o, "state", json_string(review_state_name(m->state))) ||
-              json_object_set_new(o, "version", json_integer((json_int_t)m->version)) ||
-              json_object_set_new(o, "closed", json_boolean(m->closed)) ||
-              json_object_set_new(o, "closed_on",
-                                  reviews__day(m->closed ? m->closed_day : 0, 0)) ||
-              json_object_set_new(o, "closed_on_bs",
-                                  reviews__day(m->closed ? m->closed_day : 0, 1)) ||
-              json_object_set_new(o, "decision",
-                                  decided ? json_string(review_state_name(m->decision))
-                                          : json_null()) ||
-              json_object_set_new(o, "decided_by",
-                                  decided ? json_string(m->decided_by) : json_null()) ||
-              json_object_set_new(o, "decided_at",
-                                  reviews__iso_ms(decided ? m->decided_at : 0)) ||
-              json_object_set_new(o, "seen_version",
-                                  decided ? json_integer((json_int_t)m->seen_version)
-                                          : json_null()) ||
-              json_object_set_new(o, "comment", decided ? json_string(m->comment) : json_null()) ||
-              json_object_set_new(o, "clock", json_integer((json_int_t)m->clock));
+    int bad =
+        json_object_set_new(o, "municipality", json_integer(m->municipality)) ||
+        json_object_set_new(o, "name", json_string(g ? g->name : "")) ||
+        json_object_set_new(o, "period", json_string(p)) ||
+        json_object_set_new(o, "calendar", json_string(m->bs ? "BS" : "AD")) ||
+        json_object_set_new(o, "state", json_string(review_state_name(m->state))) ||
+        json_object_set_new(o, "version", json_integer((json_int_t)m->version)) ||
+        json_object_set_new(o, "closed", json_boolean(m->closed)) ||
+        json_object_set_new(o, "closed_on", reviews__day(m->closed ? m->closed_day : 0, 0)) ||
+        json_object_set_new(o, "closed_on_bs", reviews__day(m->closed ? m->closed_day : 0, 1)) ||
+        json_object_set_new(o, "decision",
+                            decided ? json_string(review_state_name(m->decision)) : json_null()) ||
+        json_object_set_new(o, "decided_by", decided ? json_string(m->decided_by) : json_null()) ||
+        json_object_set_new(o, "decided_at", reviews__iso_ms(decided ? m->decided_at : 0)) ||
+        json_object_set_new(o, "seen_version",
+                            decided ? json_integer((json_int_t)m->seen_version) : json_null()) ||
+        json_object_set_new(o, "comment", decided ? json_string(m->comment) : json_null()) ||
+        json_object_set_new(o, "clock", json_integer((json_int_t)m->clock));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -671,8 +667,8 @@ int reviews_report(sqlite3 *db, unsigned province, const char *period, json_t **
             (rc = reviews__records(db, recs, g->code, ym, &records)) != 0 ||
             (rc = reviews__records(db, recs, g->code, bscal_month_add(ym, -1), &before)) != 0 ||
             (rc = reviews__cell(db, cell, g->code, period, "referrals_pending", &pending)) != 0 ||
-            (rc = reviews__cell(db, cell, g->code, period, "services_unavailable",
-                                &unavailable)) != 0)
+            (rc = reviews__cell(db, cell, g->code, period, "services_unavailable", &unavailable)) !=
+                0)
             break;
         json_t *row = reviews_month_json(&m);
         if (row == NULL) {

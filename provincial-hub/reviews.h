@@ -55,11 +55,11 @@ typedef struct reviews reviews;
 /* A month's review as the hub holds it. */
 typedef struct reviews_month {
     uint32_t municipality;
-    int bs;       /* 1: a BS month; 0: a Gregorian one */
-    int32_t ym;   /* YYYYMM */
-    int state;    /* MonthState */
+    int bs;     /* 1: a BS month; 0: a Gregorian one */
+    int32_t ym; /* YYYYMM */
+    int state;  /* MonthState */
     uint64_t version, clock;
-    int closed;   /* a close of the month is live */
+    int closed; /* a close of the month is live */
     int32_t closed_day;
     uint64_t close_version;
     int decision; /* 0, or MONTH_STATE_APPROVED / _RETURNED */

@@ -379,8 +379,10 @@ void uplink_kick(uplink *u)
 {
     if (u == NULL)
         return;
-    sync_kick(u->client);
+    /* Review changes first: a change since approval goes up before the new figures it
+     * follows from (the federal tier's approved-only answers drop the month at once). */
     uplink__push_reviews(u);
+    sync_kick(u->client);
     if (u->coverage_due || (ingest_coverage_generation(u->o.in) != u->coverage_gen &&
                             clock_mono_ms() - u->coverage_sent_ms >= UPLINK_COVERAGE_MS))
         uplink__coverage(u);
