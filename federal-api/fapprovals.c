@@ -23,52 +23,58 @@
  * calendar overlapping the period ($BS and $AD array literals). P: provinces, D: district,
  * M: municipality, as parameters of the statement. */
 #define FAPPROVALS_MO(P, D, M, BS, AD)                                                             \
-    "mo AS (SELECT g.municipality, g.province, coalesce(cv.calendar, 0) <> 2 AS bs, x.ym"         \
-    " FROM geo g LEFT JOIN coverage cv ON cv.municipality = g.municipality"                       \
-    " CROSS JOIN LATERAL unnest(CASE WHEN coalesce(cv.calendar, 0) = 2 THEN " AD "::integer[]"   \
-    " ELSE " BS "::integer[] END) AS x(ym)"                                                       \
-    " WHERE g.province = ANY(" P "::smallint[]) AND (" D "::smallint IS NULL OR g.district = " D  \
+    "mo AS (SELECT g.municipality, g.province, coalesce(cv.calendar, 0) <> 2 AS bs, x.ym"          \
+    " FROM geo g LEFT JOIN coverage cv ON cv.municipality = g.municipality"                        \
+    " CROSS JOIN LATERAL unnest(CASE WHEN coalesce(cv.calendar, 0) = 2 THEN " AD "::integer[]"     \
+    " ELSE " BS "::integer[] END) AS x(ym)"                                                        \
+    " WHERE g.province = ANY(" P "::smallint[]) AND (" D "::smallint IS NULL OR g.district = " D   \
     "::smallint) AND (" M "::integer IS NULL OR g.municipality = " M "::integer))"
 
 /* Whether the federal tier holds a cell of municipality-month mo (its month as a period). */
 #define FAPPROVALS_HAS                                                                             \
-    "EXISTS (SELECT 1 FROM cells c WHERE c.period_kind = CASE WHEN mo.bs THEN 3 ELSE 2 END"       \
-    " AND c.period = (CASE WHEN mo.bs THEN 'BS' ELSE '' END) || (mo.ym / 100)::text || '-' ||"   \
+    "EXISTS (SELECT 1 FROM cells c WHERE c.period_kind = CASE WHEN mo.bs THEN 3 ELSE 2 END"        \
+    " AND c.period = (CASE WHEN mo.bs THEN 'BS' ELSE '' END) || (mo.ym / 100)::text || '-' ||"     \
     " lpad((mo.ym % 100)::text, 2, '0') AND c.municipality = mo.municipality)"
 
-const char *const fapprovals_cells_sql =
-    FAUDIT_READ_SQL ", " FAPPROVALS_MO("$5", "$10", "$11", "$12", "$13") ","
-    " ok AS (SELECT mo.municipality FROM mo LEFT JOIN approvals a ON a.municipality ="
-    " mo.municipality AND a.bs = mo.bs AND a.ym = mo.ym GROUP BY mo.municipality"
-    " HAVING bool_and(coalesce(a.state, 0) = 3))"
-    " SELECT 0 AS k, c.indicator, c.grouping, c.key, sum(c.numerator)::bigint,"
-    " sum(c.denominator)::bigint, (sum(c.cell_key) % 4294967296)::bigint,"
-    " sum(c.contributors)::bigint"
-    " FROM cells c JOIN ok ON ok.municipality = c.municipality"
-    " WHERE c.period_kind = $9::smallint AND c.period = $6"
-    " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = ANY($8::text[]))"
-    " GROUP BY c.indicator, c.grouping, c.key"
-    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
-    " FROM province_status WHERE province = ANY($5::smallint[])"
-    " ORDER BY 1, 2, 3, 4";
+const char *const fapprovals_cells_sql = FAUDIT_READ_SQL ", " FAPPROVALS_MO(
+    "$5", "$10", "$11", "$12",
+    "$13") ","
+           " ok AS (SELECT mo.municipality FROM mo LEFT JOIN approvals a ON a.municipality ="
+           " mo.municipality AND a.bs = mo.bs AND a.ym = mo.ym GROUP BY mo.municipality"
+           " HAVING bool_and(coalesce(a.state, 0) = 3))"
+           " SELECT 0 AS k, c.indicator, c.grouping, c.key, sum(c.numerator)::bigint,"
+           " sum(c.denominator)::bigint, (sum(c.cell_key) % 4294967296)::bigint,"
+           " sum(c.contributors)::bigint"
+           " FROM cells c JOIN ok ON ok.municipality = c.municipality"
+           " WHERE c.period_kind = $9::smallint AND c.period = $6"
+           " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = "
+           "ANY($8::text[]))"
+           " GROUP BY c.indicator, c.grouping, c.key"
+           " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
+           " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
+           " FROM province_status WHERE province = ANY($5::smallint[])"
+           " ORDER BY 1, 2, 3, 4";
 
-static const char *fapprovals__coverage_sql =
-    "WITH " FAPPROVALS_MO("$1", "$2", "$3", "$4", "$5") ","
-    " st AS (SELECT mo.municipality, coalesce(a.state, 0) AS state, " FAPPROVALS_HAS " AS has"
-    " FROM mo LEFT JOIN approvals a ON a.municipality = mo.municipality AND a.bs = mo.bs"
-    " AND a.ym = mo.ym)"
-    " SELECT count(*), count(*) FILTER (WHERE has), count(*) FILTER (WHERE state IN (2, 3, 5)),"
-    " count(*) FILTER (WHERE state = 3), (SELECT count(DISTINCT municipality) FROM st),"
-    " (SELECT count(*) FROM (SELECT 1 FROM st GROUP BY municipality"
-    " HAVING bool_and(state = 3)) z) FROM st";
+static const char *fapprovals__coverage_sql = "WITH " FAPPROVALS_MO(
+    "$1", "$2", "$3", "$4",
+    "$5") ","
+          " st AS (SELECT mo.municipality, coalesce(a.state, 0) AS state, " FAPPROVALS_HAS " AS has"
+          " FROM mo LEFT JOIN approvals a ON a.municipality = mo.municipality AND a.bs = mo.bs"
+          " AND a.ym = mo.ym)"
+          " SELECT count(*), count(*) FILTER (WHERE has), count(*) FILTER (WHERE state IN (2, 3, "
+          "5)),"
+          " count(*) FILTER (WHERE state = 3), (SELECT count(DISTINCT municipality) FROM st),"
+          " (SELECT count(*) FROM (SELECT 1 FROM st GROUP BY municipality"
+          " HAVING bool_and(state = 3)) z) FROM st";
 
-static const char *fapprovals__list_sql =
-    FAUDIT_READ_SQL ", " FAPPROVALS_MO("$5", "$6", "$7", "$8", "$9")
-    " SELECT mo.municipality, mo.province, mo.bs, mo.ym, coalesce(a.state, 0), " FAPPROVALS_HAS
-    ", coalesce(a.decided_by, ''), coalesce(a.decided_at_ms, 0), coalesce(a.comment, ''),"
-    " coalesce(a.version, 0) FROM mo LEFT JOIN approvals a ON a.municipality = mo.municipality"
-    " AND a.bs = mo.bs AND a.ym = mo.ym ORDER BY mo.municipality, mo.ym";
+static const char *fapprovals__list_sql = FAUDIT_READ_SQL ", " FAPPROVALS_MO(
+    "$5", "$6", "$7", "$8",
+    "$9") " SELECT mo.municipality, mo.province, mo.bs, mo.ym, coalesce(a.state, "
+          "0), " FAPPROVALS_HAS
+          ", coalesce(a.decided_by, ''), coalesce(a.decided_at_ms, 0), coalesce(a.comment, ''),"
+          " coalesce(a.version, 0) FROM mo LEFT JOIN approvals a ON a.municipality = "
+          "mo.municipality"
+          " AND a.bs = mo.bs AND a.ym = mo.ym ORDER BY mo.municipality, mo.ym";
 
 /* ---- months of a period -------------------------------------------------------------------- */
 
@@ -136,8 +142,9 @@ int fapprovals_coverage_decode(const PGresult *res, fapprovals_coverage *out)
     memset(out, 0, sizeof(*out));
     if (PQnfields(res) != 6 || PQntuples(res) != 1)
         return REINT_EMALFORMED;
-    long long *f[6] = {&out->municipality_months, &out->contributing, &out->closed,
-                       &out->approved, &out->municipalities, &out->municipalities_approved};
+    long long *f[6] = {
+        &out->municipality_months, &out->contributing,           &out->closed, &out->approved,
+        &out->municipalities,      &out->municipalities_approved};
     for (int i = 0; i < 6; i++) {
         char *end = NULL;
         *f[i] = strtoll(PQgetvalue(res, 0, i), &end, 10);
@@ -166,8 +173,8 @@ void fapprovals_coverage_header(const fapprovals_coverage *c, int approved_only,
     snprintf(out, outlen,
              "filter=%s; municipality_months=%lld; contributing=%lld; closed=%lld; "
              "approved=%lld; municipalities=%lld; municipalities_approved=%lld",
-             approved_only ? "approved" : "all", c->municipality_months, c->contributing,
-             c->closed, c->approved, c->municipalities, c->municipalities_approved);
+             approved_only ? "approved" : "all", c->municipality_months, c->contributing, c->closed,
+             c->approved, c->municipalities, c->municipalities_approved);
 }
 
 /* ---- GET /v1/approvals --------------------------------------------------------------------- */
@@ -304,8 +311,8 @@ void fapprovals_answer(freq *f)
 
 /* ---- GET /v1/directives/<serial>/progress -------------------------------------------------- */
 
-static const char *fapprovals__progress_sql =
-    FAUDIT_READ_SQL ", t AS (SELECT * FROM unnest($5::text[], $6::text[], $7::text[],"
+static const char *fapprovals__progress_sql = FAUDIT_READ_SQL
+    ", t AS (SELECT * FROM unnest($5::text[], $6::text[], $7::text[],"
     " $8::smallint[], $9::integer[], $10::text[], $11::smallint[])"
     " WITH ORDINALITY AS t(ind, grp, key, scope, code, period, kind, i)),"
     " tm AS (SELECT * FROM unnest($12::integer[], $13::boolean[], $14::integer[]) AS x(i, bs, ym)),"
@@ -435,8 +442,7 @@ static void fapprovals__on_actuals(void *ud, const PGresult *res, const char *er
         sbuf_printf(&b, ",\"numerator\":%lld,\"denominator\":%lld,\"reached\":", num, den);
         double target = ratio ? t->share : (double)t->value;
         if (target > 0 && (!ratio || den > 0))
-            sbuf_printf(&b, "%.6g",
-                        (ratio ? (double)num / (double)den : (double)num) / target);
+            sbuf_printf(&b, "%.6g", (ratio ? (double)num / (double)den : (double)num) / target);
         else
             sbuf_puts(&b, "null");
         if (strcmp(f->q.by, "province") == 0) {
@@ -472,9 +478,8 @@ static int fapprovals__wanted(const freq *f, const Reint__V1__Target *t)
         return 0;
     if (f->q.province && prov != f->q.province)
         return 0;
-    if (f->q.municipality &&
-        (t->scope != REINT__V1__TARGET_SCOPE__TARGET_SCOPE_MUNICIPALITY ||
-         t->scope_code != f->q.municipality))
+    if (f->q.municipality && (t->scope != REINT__V1__TARGET_SCOPE__TARGET_SCOPE_MUNICIPALITY ||
+                              t->scope_code != f->q.municipality))
         return 0;
     return 1;
 }

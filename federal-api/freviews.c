@@ -13,8 +13,20 @@
 /* A Reviews message holds at most REVIEW_PAGE changes of at most about 1.2 KB each. */
 #define FREVIEWS_ARG_MAX (1u << 20)
 
-enum { R_CLOCK, R_MUN, R_BS, R_YM, R_STATE, R_VERSION, R_CLOSED, R_DECISION, R_BY, R_AT, R_COMMENT,
-       R_N };
+enum {
+    R_CLOCK,
+    R_MUN,
+    R_BS,
+    R_YM,
+    R_STATE,
+    R_VERSION,
+    R_CLOSED,
+    R_DECISION,
+    R_BY,
+    R_AT,
+    R_COMMENT,
+    R_N
+};
 
 /* Appends s to a PostgreSQL array literal as a quoted element: '"' and '\' escaped. */
 static void freviews__text(sbuf *b, const char *s)
@@ -173,7 +185,7 @@ int freviews_decode(const PGresult *res, Reint__V1__Reviews **out)
         m->clock = clock;
         m->municipality = (uint32_t)mun;
         m->calendar = PQgetvalue(res, i, R_BS)[0] == 't' ? REINT__V1__CALENDAR__CALENDAR_BS
-                                                          : REINT__V1__CALENDAR__CALENDAR_AD;
+                                                         : REINT__V1__CALENDAR__CALENDAR_AD;
         m->month = (int32_t)ym;
         m->state = (Reint__V1__MonthState)state;
         m->version = version;
