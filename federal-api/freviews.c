@@ -13,20 +13,7 @@
 /* A Reviews message holds at most REVIEW_PAGE changes of at most about 1.2 KB each. */
 #define FREVIEWS_ARG_MAX (1u << 20)
 
-enum {
-    R_CLOCK,
-    R_MUN,
-    R_BS,
-    R_YM,
-    R_STATE,
-    R_VERSION,
-    R_CLOSED,
-    R_DECISION,
-    R_BY,
-    R_AT,
-    R_COMMENT,
-    R_N
-};
+enum { R_CLOCK, R_MUN, R_BS, R_YM, R_STATE, R_VERSION, R_DECISION, R_BY, R_AT, R_COMMENT, R_N };
 
 /* Appends s to a PostgreSQL array literal as a quoted element: '"' and '\' escaped. */
 static void freviews__text(sbuf *b, const char *s)
@@ -72,7 +59,6 @@ int freviews_apply(db_pool *db, int province, const Reint__V1__Reviews *r, uint6
         sbuf_printf(&a[R_YM], "%s%d", sep, c->month);
         sbuf_printf(&a[R_STATE], "%s%d", sep, (int)c->state);
         sbuf_printf(&a[R_VERSION], "%s%" PRIu64, sep, c->version);
-        sbuf_printf(&a[R_CLOSED], "%s%d", sep, c->closed_day);
         sbuf_printf(&a[R_DECISION], "%s%s", sep, c->decision ? "true" : "false");
         sbuf_puts(&a[R_BY], sep);
         freviews__text(&a[R_BY], c->decided_by);
@@ -93,8 +79,7 @@ int freviews_apply(db_pool *db, int province, const Reint__V1__Reviews *r, uint6
                     : db_query(db,
                                "SELECT fed_apply_reviews($1::smallint, $2::bigint[], $3::integer[],"
                                " $4::boolean[], $5::integer[], $6::smallint[], $7::bigint[],"
-                               " $8::integer[], $9::boolean[], $10::text[], $11::bigint[],"
-                               " $12::text[])",
+                               " $8::boolean[], $9::text[], $10::bigint[], $11::text[])",
                                1 + R_N, v, cb, ud);
     for (int k = 0; k < R_N; k++)
         sbuf_free(&a[k]);
@@ -109,8 +94,8 @@ int freviews_load(db_pool *db, int province, uint64_t after, db_cb cb, void *ud)
     snprintf(lim, sizeof(lim), "%d", REVIEW_PAGE);
     const char *v[3] = {prov, a, lim};
     return db_query(db,
-                    "SELECT clock, municipality, bs, ym, state, version, closed_day, decision,"
-                    " decided_by, decided_at_ms, comment FROM approval_log"
+                    "SELECT clock, municipality, bs, ym, state, version, decision, decided_by,"
+                    " decided_at_ms, comment FROM approval_log"
                     " WHERE province = $1::smallint AND clock > $2::bigint ORDER BY clock"
                     " LIMIT $3::integer",
                     3, v, cb, ud);
@@ -158,7 +143,6 @@ int freviews_decode(const PGresult *res, Reint__V1__Reviews **out)
     for (int i = 0; i < rows; i++) {
         Reint__V1__MonthReview *m = calloc(1, sizeof(*m));
         uint64_t clock, mun, ym, state, version, at;
-        long long closed;
         if (m == NULL) {
             freviews_free(r);
             return REINT_ENOMEM;
@@ -171,14 +155,12 @@ int freviews_decode(const PGresult *res, Reint__V1__Reviews **out)
             freviews_free(r);
             return REINT_ENOMEM;
         }
-        closed = strtoll(PQgetvalue(res, i, R_CLOSED), NULL, 10);
         if (freviews__u64(PQgetvalue(res, i, R_CLOCK), REVIEW_CLOCK_MAX, &clock) ||
             freviews__u64(PQgetvalue(res, i, R_MUN), UINT32_MAX, &mun) ||
             freviews__u64(PQgetvalue(res, i, R_YM), 999999, &ym) ||
             freviews__u64(PQgetvalue(res, i, R_STATE), 5, &state) ||
             freviews__u64(PQgetvalue(res, i, R_VERSION), REVIEW_CLOCK_MAX, &version) ||
-            freviews__u64(PQgetvalue(res, i, R_AT), REVIEW_CLOCK_MAX, &at) || closed < INT32_MIN ||
-            closed > INT32_MAX) {
+            freviews__u64(PQgetvalue(res, i, R_AT), REVIEW_CLOCK_MAX, &at)) {
             freviews_free(r);
             return REINT_EMALFORMED;
         }
@@ -189,7 +171,6 @@ int freviews_decode(const PGresult *res, Reint__V1__Reviews **out)
         m->month = (int32_t)ym;
         m->state = (Reint__V1__MonthState)state;
         m->version = version;
-        m->closed_day = (int32_t)closed;
         m->decision = PQgetvalue(res, i, R_DECISION)[0] == 't';
         m->decided_at = at;
     }

@@ -19,12 +19,12 @@
 static const char *months__schema =
     "CREATE TABLE IF NOT EXISTS month_reviews(bs INTEGER NOT NULL, ym INTEGER NOT NULL,"
     " state INTEGER NOT NULL, clock INTEGER NOT NULL, version INTEGER NOT NULL,"
-    " closed_day INTEGER NOT NULL, decision INTEGER NOT NULL, decided_by TEXT NOT NULL,"
-    " decided_at INTEGER NOT NULL, comment TEXT NOT NULL, PRIMARY KEY(bs, ym)) WITHOUT ROWID;"
+    " decision INTEGER NOT NULL, decided_by TEXT NOT NULL, decided_at INTEGER NOT NULL,"
+    " comment TEXT NOT NULL, PRIMARY KEY(bs, ym)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS month_review_log(clock INTEGER PRIMARY KEY, bs INTEGER NOT NULL,"
     " ym INTEGER NOT NULL, state INTEGER NOT NULL, version INTEGER NOT NULL,"
-    " closed_day INTEGER NOT NULL, decision INTEGER NOT NULL, decided_by TEXT NOT NULL,"
-    " decided_at INTEGER NOT NULL, comment TEXT NOT NULL);";
+    " decision INTEGER NOT NULL, decided_by TEXT NOT NULL, decided_at INTEGER NOT NULL,"
+    " comment TEXT NOT NULL);";
 
 int months_init(sqlite3 *db)
 {
@@ -42,8 +42,8 @@ int months_position(sqlite3 *db, uint64_t *through)
     return step == SQLITE_ROW ? 0 : REINT_EDB;
 }
 
-/* Binds the change c as (clock, bs, ym, state, version, closed_day, decision, decided_by,
- * decided_at, comment), ?1..?10. */
+/* Binds the change c as (clock, bs, ym, state, version, decision, decided_by, decided_at,
+ * comment), ?1..?9. */
 static void months__bind(sqlite3_stmt *st, const Reint__V1__MonthReview *c)
 {
     sqlite3_bind_int64(st, 1, (int64_t)c->clock);
@@ -51,11 +51,10 @@ static void months__bind(sqlite3_stmt *st, const Reint__V1__MonthReview *c)
     sqlite3_bind_int(st, 3, c->month);
     sqlite3_bind_int(st, 4, (int)c->state);
     sqlite3_bind_int64(st, 5, (int64_t)c->version);
-    sqlite3_bind_int(st, 6, c->closed_day);
-    sqlite3_bind_int(st, 7, c->decision != 0);
-    sqlite3_bind_text(st, 8, c->decided_by, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, (int64_t)c->decided_at);
-    sqlite3_bind_text(st, 10, c->comment, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, c->decision != 0);
+    sqlite3_bind_text(st, 7, c->decided_by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (int64_t)c->decided_at);
+    sqlite3_bind_text(st, 9, c->comment, -1, SQLITE_STATIC);
 }
 
 int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews *r,
@@ -75,14 +74,13 @@ int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews 
             *through = c->clock;
     }
     sqlite3_stmt *log = store_prepare(
-        db, "INSERT OR IGNORE INTO month_review_log(clock, bs, ym, state, version, closed_day,"
-            " decision, decided_by, decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+        db, "INSERT OR IGNORE INTO month_review_log(clock, bs, ym, state, version, decision,"
+            " decided_by, decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
     sqlite3_stmt *cur = store_prepare(
-        db, "INSERT INTO month_reviews(clock, bs, ym, state, version, closed_day, decision,"
-            " decided_by, decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        db, "INSERT INTO month_reviews(clock, bs, ym, state, version, decision, decided_by,"
+            " decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
             " ON CONFLICT(bs, ym) DO UPDATE SET clock=excluded.clock, state=excluded.state,"
-            " version=excluded.version, closed_day=excluded.closed_day,"
-            " decision=excluded.decision, decided_by=excluded.decided_by,"
+            " version=excluded.version, decision=excluded.decision, decided_by=excluded.decided_by,"
             " decided_at=excluded.decided_at, comment=excluded.comment"
             " WHERE excluded.clock > month_reviews.clock");
     int rc = log && cur ? store_exec(db, "BEGIN IMMEDIATE") : REINT_EDB;
@@ -126,7 +124,6 @@ typedef struct months__row {
     int32_t ym;
     int state, hub_state, decision;
     uint64_t close_version, version, clock, decided_at;
-    int32_t closed_day;
     char decided_by[REVIEW_WHO_MAX + 1];
     char comment[REVIEW_COMMENT_MAX + 1];
 } months__row;
@@ -165,8 +162,8 @@ static int months__load(sqlite3 *db, int bs, months__row **out, size_t *n)
     months__row *rows = calloc(MONTHS_MAX, sizeof(*rows));
     sqlite3_stmt *cl = store_prepare(db, "SELECT local_id, version FROM records"
                                          " WHERE kind=5 AND live=1");
-    sqlite3_stmt *hub = store_prepare(db, "SELECT ym, state, version, clock, closed_day,"
-                                          " decision, decided_by, decided_at, comment"
+    sqlite3_stmt *hub = store_prepare(db, "SELECT ym, state, version, clock, decision,"
+                                          " decided_by, decided_at, comment"
                                           " FROM month_reviews WHERE bs=?1");
     int rc = 0, step = SQLITE_DONE;
     *n = 0;
@@ -201,13 +198,12 @@ static int months__load(sqlite3 *db, int bs, months__row **out, size_t *n)
         r->hub_state = sqlite3_column_int(hub, 1);
         r->version = (uint64_t)sqlite3_column_int64(hub, 2);
         r->clock = (uint64_t)sqlite3_column_int64(hub, 3);
-        r->closed_day = sqlite3_column_int(hub, 4);
-        r->decision = sqlite3_column_int(hub, 5);
+        r->decision = sqlite3_column_int(hub, 4);
         snprintf(r->decided_by, sizeof(r->decided_by), "%s",
-                 sqlite3_column_text(hub, 6) ? (const char *)sqlite3_column_text(hub, 6) : "");
-        r->decided_at = (uint64_t)sqlite3_column_int64(hub, 7);
+                 sqlite3_column_text(hub, 5) ? (const char *)sqlite3_column_text(hub, 5) : "");
+        r->decided_at = (uint64_t)sqlite3_column_int64(hub, 6);
         snprintf(r->comment, sizeof(r->comment), "%s",
-                 sqlite3_column_text(hub, 8) ? (const char *)sqlite3_column_text(hub, 8) : "");
+                 sqlite3_column_text(hub, 7) ? (const char *)sqlite3_column_text(hub, 7) : "");
     }
     if (step != SQLITE_DONE)
         rc = REINT_EDB;

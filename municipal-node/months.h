@@ -11,8 +11,8 @@
  * The hub sends its changes of the municipality's months (common/review.h) in clock order; the
  * node stores each once, durably, before it acknowledges them (months_receive), and tells the
  * hub in each Hello how far it holds them (months_position). Tables, in the node's store:
- *   month_reviews(bs, ym, state, clock, version, closed_day, decision, decided_by, decided_at,
- *                 comment): the newest change of each month;
+ *   month_reviews(bs, ym, state, clock, version, decision, decided_by, decided_at, comment):
+ *                 the newest change of each month;
  *   month_review_log(clock, ...): every change received, once. */
 #ifndef MUNICIPAL_NODE_MONTHS_H
 #define MUNICIPAL_NODE_MONTHS_H

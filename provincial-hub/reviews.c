@@ -30,8 +30,8 @@ static const char *reviews__schema =
     " PRIMARY KEY(municipality, bs, ym)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS review_log(clock INTEGER PRIMARY KEY,"
     " municipality INTEGER NOT NULL, bs INTEGER NOT NULL, ym INTEGER NOT NULL,"
-    " state INTEGER NOT NULL, version INTEGER NOT NULL, closed_day INTEGER NOT NULL,"
-    " decision INTEGER NOT NULL, decided_by TEXT NOT NULL, decided_at INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, version INTEGER NOT NULL, decision INTEGER NOT NULL,"
+    " decided_by TEXT NOT NULL, decided_at INTEGER NOT NULL,"
     " comment TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS review_log_municipality ON review_log(municipality, clock);"
     "CREATE TABLE IF NOT EXISTS review_nodes(municipality INTEGER PRIMARY KEY,"
@@ -54,12 +54,11 @@ static const char *const reviews__sql[Q_N] = {
     [Q_PUT] = "INSERT OR REPLACE INTO review_months(municipality, bs, ym, version, state, clock,"
               " decision, seen_version, decided_by, decided_at, comment, decision_clock)"
               " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-    [Q_LOG] = "INSERT INTO review_log(clock, municipality, bs, ym, state, version, closed_day,"
-              " decision, decided_by, decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-              "?11)",
+    [Q_LOG] = "INSERT INTO review_log(clock, municipality, bs, ym, state, version, decision,"
+              " decided_by, decided_at, comment) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [Q_LOG_KEEP] = "INSERT OR IGNORE INTO review_log(clock, municipality, bs, ym, state, version,"
-                   " closed_day, decision, decided_by, decided_at, comment)"
-                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                   " decision, decided_by, decided_at, comment)"
+                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
 };
 
 struct reviews {
@@ -179,8 +178,8 @@ static int reviews__put(reviews *rv, const reviews_month *m)
 
 /* Writes one change of the log as it travels. */
 static int reviews__log(reviews *rv, sqlite3_stmt *st, uint64_t clock, uint32_t mun, int bs,
-                        int32_t ym, int state, uint64_t version, int32_t closed_day, int decision,
-                        const char *by, uint64_t at, const char *comment)
+                        int32_t ym, int state, uint64_t version, int decision, const char *by,
+                        uint64_t at, const char *comment)
 {
     sqlite3_bind_int64(st, 1, (int64_t)clock);
     sqlite3_bind_int64(st, 2, mun);
@@ -188,11 +187,10 @@ static int reviews__log(reviews *rv, sqlite3_stmt *st, uint64_t clock, uint32_t 
     sqlite3_bind_int(st, 4, ym);
     sqlite3_bind_int(st, 5, state);
     sqlite3_bind_int64(st, 6, (int64_t)version);
-    sqlite3_bind_int(st, 7, closed_day);
-    sqlite3_bind_int(st, 8, decision);
-    sqlite3_bind_text(st, 9, by, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, (int64_t)at);
-    sqlite3_bind_text(st, 11, comment, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, decision);
+    sqlite3_bind_text(st, 8, by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, (int64_t)at);
+    sqlite3_bind_text(st, 10, comment, -1, SQLITE_STATIC);
     return reviews__step(rv, st);
 }
 
@@ -225,8 +223,8 @@ static int reviews__settle(reviews *rv, reviews_month *m, int decision)
         return rc;
     if ((rc = reviews__put(rv, m)) != 0 ||
         (rc = reviews__log(rv, rv->q[Q_LOG], clock, m->municipality, m->bs, m->ym, now,
-                           decision ? m->seen_version : m->version, m->closed ? m->closed_day : 0,
-                           decision, m->decided_by, m->decided_at, m->comment)) != 0)
+                           decision ? m->seen_version : m->version, decision, m->decided_by,
+                           m->decided_at, m->comment)) != 0)
         return rc;
     rv->changes++;
     char p[PERIOD_MAX];
@@ -382,8 +380,8 @@ int reviews_recover(reviews *rv, const Reint__V1__Reviews *r, unsigned province,
         int bs = c->calendar == REINT__V1__CALENDAR__CALENDAR_BS, rc;
         reviews_observe(rv, c->clock);
         if ((rc = reviews__log(rv, rv->q[Q_LOG_KEEP], c->clock, c->municipality, bs, c->month,
-                               (int)c->state, c->version, c->closed_day, c->decision != 0,
-                               c->decided_by, c->decided_at, c->comment)) != 0)
+                               (int)c->state, c->version, c->decision != 0, c->decided_by,
+                               c->decided_at, c->comment)) != 0)
             return rc;
         if (!c->decision)
             continue;
@@ -442,8 +440,8 @@ static char *reviews__dup(const unsigned char *s)
 int reviews_load(sqlite3 *db, uint32_t municipality, uint64_t after, size_t max_bytes,
                  Reint__V1__Reviews **out)
 {
-    static const char *cols = "SELECT clock, municipality, bs, ym, state, version, closed_day,"
-                              " decision, decided_by, decided_at, comment FROM review_log";
+    static const char *cols = "SELECT clock, municipality, bs, ym, state, version, decision,"
+                              " decided_by, decided_at, comment FROM review_log";
     char sql[400];
     snprintf(sql, sizeof(sql), "%s WHERE %s clock > ?2 ORDER BY clock LIMIT %d", cols,
              municipality ? "municipality=?1 AND" : "?1=0 AND", REVIEW_PAGE);
@@ -476,11 +474,10 @@ int reviews_load(sqlite3 *db, uint32_t municipality, uint64_t after, size_t max_
         m->month = sqlite3_column_int(st, 3);
         m->state = (Reint__V1__MonthState)sqlite3_column_int(st, 4);
         m->version = (uint64_t)sqlite3_column_int64(st, 5);
-        m->closed_day = sqlite3_column_int(st, 6);
-        m->decision = sqlite3_column_int(st, 7) != 0;
-        m->decided_by = reviews__dup(sqlite3_column_text(st, 8));
-        m->decided_at = (uint64_t)sqlite3_column_int64(st, 9);
-        m->comment = reviews__dup(sqlite3_column_text(st, 10));
+        m->decision = sqlite3_column_int(st, 6) != 0;
+        m->decided_by = reviews__dup(sqlite3_column_text(st, 7));
+        m->decided_at = (uint64_t)sqlite3_column_int64(st, 8);
+        m->comment = reviews__dup(sqlite3_column_text(st, 9));
         if (m->decided_by == NULL || m->comment == NULL) {
             free(m->decided_by);
             free(m->comment);

@@ -30,8 +30,8 @@
  *   review_months(municipality, bs, ym, version, state, clock, decision, seen_version,
  *                 decided_by, decided_at, comment, decision_clock): one row per month a
  *                 record touched or a decision named; decision 0 none, 3 approved, 4 returned.
- *   review_log(clock, municipality, bs, ym, state, version, closed_day, decision, decided_by,
- *              decided_at, comment): every change, as sent.
+ *   review_log(clock, municipality, bs, ym, state, version, decision, decided_by, decided_at,
+ *              comment): every change, as sent.
  *   review_nodes(municipality, acked): the highest clock each node acknowledged.
  *
  * One reviews per hub store connection, used on the ingest's loop (reviews_report and

@@ -15,7 +15,6 @@ CREATE TABLE approval_log (
     ym integer NOT NULL,
     state smallint NOT NULL CHECK (state BETWEEN 1 AND 5),
     version bigint NOT NULL,
-    closed_day integer NOT NULL,
     decision boolean NOT NULL,
     decided_by text NOT NULL,
     decided_at_ms bigint NOT NULL,
@@ -36,7 +35,6 @@ CREATE TABLE approvals (
     state smallint NOT NULL CHECK (state BETWEEN 1 AND 5),
     clock bigint NOT NULL,
     version bigint NOT NULL,
-    closed_day integer NOT NULL,
     decided_by text NOT NULL,
     decided_at_ms bigint NOT NULL,
     comment text NOT NULL,
@@ -51,34 +49,33 @@ CREATE INDEX approvals_province ON approvals (province, bs, ym);
 -- that were new.
 CREATE FUNCTION fed_apply_reviews(p_province smallint, p_clock bigint[], p_mun integer[],
                                   p_bs boolean[], p_ym integer[], p_state smallint[],
-                                  p_version bigint[], p_closed integer[], p_decision boolean[],
-                                  p_by text[], p_at bigint[], p_comment text[])
+                                  p_version bigint[], p_decision boolean[], p_by text[],
+                                  p_at bigint[], p_comment text[])
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     fresh integer;
 BEGIN
-    INSERT INTO approval_log (province, clock, municipality, bs, ym, state, version,
-                              closed_day, decision, decided_by, decided_at_ms, comment)
-    SELECT p_province, t.clock, t.m, t.bs, t.ym, t.state, t.version, t.closed, t.decision,
-           t.by, t.at, t.comment
-      FROM unnest(p_clock, p_mun, p_bs, p_ym, p_state, p_version, p_closed, p_decision, p_by,
-                  p_at, p_comment)
-           AS t(clock, m, bs, ym, state, version, closed, decision, by, at, comment)
+    INSERT INTO approval_log (province, clock, municipality, bs, ym, state, version, decision,
+                              decided_by, decided_at_ms, comment)
+    SELECT p_province, t.clock, t.m, t.bs, t.ym, t.state, t.version, t.decision, t.by, t.at,
+           t.comment
+      FROM unnest(p_clock, p_mun, p_bs, p_ym, p_state, p_version, p_decision, p_by, p_at,
+                  p_comment)
+           AS t(clock, m, bs, ym, state, version, decision, by, at, comment)
      ORDER BY t.clock
     ON CONFLICT (province, clock) DO NOTHING;
     GET DIAGNOSTICS fresh = ROW_COUNT;
 
     INSERT INTO approvals AS a (municipality, bs, ym, province, state, clock, version,
-                                closed_day, decided_by, decided_at_ms, comment, updated_at)
+                                decided_by, decided_at_ms, comment, updated_at)
     SELECT DISTINCT ON (t.m, t.bs, t.ym) t.m, t.bs, t.ym, p_province, t.state, t.clock,
-           t.version, t.closed, t.by, t.at, t.comment, now()
-      FROM unnest(p_clock, p_mun, p_bs, p_ym, p_state, p_version, p_closed, p_by, p_at,
-                  p_comment)
-           AS t(clock, m, bs, ym, state, version, closed, by, at, comment)
+           t.version, t.by, t.at, t.comment, now()
+      FROM unnest(p_clock, p_mun, p_bs, p_ym, p_state, p_version, p_by, p_at, p_comment)
+           AS t(clock, m, bs, ym, state, version, by, at, comment)
      ORDER BY t.m, t.bs, t.ym, t.clock DESC
     ON CONFLICT (municipality, bs, ym) DO UPDATE
        SET state = excluded.state, clock = excluded.clock, version = excluded.version,
-           closed_day = excluded.closed_day, decided_by = excluded.decided_by,
+           decided_by = excluded.decided_by,
            decided_at_ms = excluded.decided_at_ms, comment = excluded.comment,
            updated_at = excluded.updated_at
      WHERE a.clock < excluded.clock;
