@@ -562,7 +562,9 @@ def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):
     g1, g2 = (days[0].year, days[0].month), (days[-1].year, days[-1].month)
     p_ad = "%04d-%02d" % g1
     # The Gregorian node registers on the first and last day of the BS month and closes the two
-    # Gregorian months that overlap it; both are approved.
+    # Gregorian months that overlap it; the first is approved, the second waits. For the BS
+    # month the node is then not approved (one of its months is not), for the first Gregorian
+    # month it is.
     for d in (days[0], days[-1], days[-1]):
         c.person(ad, tok, d)
     for g in (g1, g2):
@@ -571,9 +573,12 @@ def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):
     for g in (g1, g2):
         period = "%04d-%02d" % g
         row = month_row(c, AD_NODE, period, lambda r: r["state"] == "closed", "AD %s" % period)
+        if g == g2:
+            continue
         st, body = c.api.decide(c.reviewer, AD_NODE, period, "approve", row["version"])
         assert st == 200, body
         c.state[(AD_NODE, "AD", g)] = "approved"
+    assert g1 != g2
     # A decision on a BS period for the Gregorian node is refused (its months are AD ones).
     st, body = c.api.decide(c.reviewer, AD_NODE, p_bs, "approve", 1)
     assert st == 400, body
@@ -672,9 +677,11 @@ def test_a_rebuilt_hub_recovers_its_decisions_from_the_federal_tier(chain):
                         lambda r: r["state"] == "approved" and r["decided_by"] == "reviewer-koshi",
                         "the rebuilt hub to hold %s approved" % bs_period(ym))
         assert row["decision"] == "approved"
-    row = month_row(c, DHANKUTA, bs_period(MONTH), lambda r: r["state"] == "approved",
-                    "the rebuilt hub to hold 10703's month approved")
-    assert row["records"] == 6
+    # (A recovered approval stands before the node's records are back: they come with the
+    # versions the reviewer saw, and leave it approved.)
+    row = month_row(c, DHANKUTA, bs_period(MONTH),
+                    lambda r: r["state"] == "approved" and r["records"] == 6,
+                    "the rebuilt hub to hold 10703's month approved, with its records")
     # No decision reached the node or the federal tier twice.
     assert node_decisions(node) == c.decisions_4
     assert federal_decisions(c, ARJUNDHARA) == c.decisions_4
