@@ -19,8 +19,11 @@
 #include <cmocka.h>
 
 #include "bscal.h"
+#include "clock.h"
+#include "geo.h"
 #include "hubstore.h"
 #include "record.h"
+#include "reviews.h"
 #include "rollup.h"
 #include "store.h"
 #include "testhook.h"
@@ -1342,6 +1345,97 @@ static void test_rollup_touched_months_follow_the_notes(void **state)
     rollup_track_months(f->r, 0);
 }
 
+/* A recovered decision of the federal tier, as the hub's recovery takes it (reviews_recover). */
+static Reint__V1__MonthReview recovered(uint64_t clock, int state, uint64_t version, char *by,
+                                        char *comment)
+{
+    Reint__V1__MonthReview c = REINT__V1__MONTH_REVIEW__INIT;
+    c.clock = clock;
+    c.municipality = BS_NODE;
+    c.calendar = REINT__V1__CALENDAR__CALENDAR_BS;
+    c.month = 208204;
+    c.state = (Reint__V1__MonthState)state;
+    c.version = version;
+    c.decision = 1;
+    c.decided_by = by;
+    c.decided_at = clock >> 16;
+    c.comment = comment;
+    return c;
+}
+
+static int64_t count_of(fx *f, const char *sql)
+{
+    sqlite3_stmt *st = store_prepare(f->db, sql);
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A hub rebuilt from nothing recovers a month that was returned, then closed again and
+ * approved: the month ends approved by the later decision (its clock kept as the decision's),
+ * counts as closed again, and the recovered decisions are not decided a second time: the log
+ * holds them under their own clocks only (nodes and the federal tier would otherwise receive
+ * each decision twice). A resend of the same page changes nothing. */
+static void test_reviews_recover_keeps_the_latest_decision(void **state)
+{
+    fx *f = *state;
+    char err[200], why[200];
+    reviews *rv = NULL;
+    assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
+    enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
+    assert_int_equal(reviews_open(&rv, f->db, f->r, err, sizeof(err)), 0);
+    put_mun = BS_NODE;
+    month_close(f, 61, 1, 2082, 4, D(2025, 10, 1)); /* the second close, late */
+    uint64_t v = f->version - 1;
+    put_mun = MUN;
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(reviews_note(rv), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    reviews_month m;
+    assert_int_equal(reviews_get(f->db, BS_NODE, 1, 208204, &m), 0);
+    assert_int_equal(m.state, REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED);
+    assert_int_equal(m.version, v);
+    /* Decided an hour ago by the hub before it was lost: below any clock it issues now. */
+    uint64_t t = (clock_now_ms() - 3600000) << 16;
+    Reint__V1__MonthReview ret = recovered(t + 1, REINT__V1__MONTH_STATE__MONTH_STATE_RETURNED,
+                                           v - 1, "rev1", "0 services, 40 referrals?");
+    Reint__V1__MonthReview app =
+        recovered(t + 2, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED, v, "rev2", "corrected");
+    Reint__V1__MonthReview *page[] = {&ret, &app};
+    Reint__V1__Reviews r = REINT__V1__REVIEWS__INIT;
+    r.n_reviews = 2;
+    r.reviews = page;
+    unsigned province = geo_find(BS_NODE)->province;
+    char own[160];
+    snprintf(own, sizeof(own),
+             "SELECT count(*) FROM review_log WHERE decision=1 AND clock IN"
+             " (%llu, %llu)",
+             (unsigned long long)(t + 1), (unsigned long long)(t + 2));
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+        assert_int_equal(reviews_recover(rv, &r, province, why, sizeof(why)), 0);
+        assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+        assert_int_equal(reviews_get(f->db, BS_NODE, 1, 208204, &m), 0);
+        assert_int_equal(m.state, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED);
+        assert_int_equal(m.decision, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED);
+        assert_int_equal(m.decision_clock, t + 2);
+        assert_int_equal(m.seen_version, v);
+        assert_string_equal(m.decided_by, "rev2");
+        assert_string_equal(m.comment, "corrected");
+        /* The two decisions under their own clocks, and no decision under any other. */
+        assert_int_equal(count_of(f, "SELECT count(*) FROM review_log WHERE decision=1"), 2);
+        assert_int_equal(count_of(f, own), 2);
+        /* The close and the move to approved, each logged once under a new clock. */
+        assert_int_equal(count_of(f, "SELECT count(*) FROM review_log WHERE decision=0"), 2);
+    }
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-04", 1, 0, 1);
+    reviews_close(rv);
+    rollup_track_months(f->r, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1398,6 +1492,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_returned_month_is_not_closed_until_closed_again,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_touched_months_follow_the_notes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reviews_recover_keeps_the_latest_decision, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
