@@ -489,19 +489,38 @@ def geography():
         return {int(r["local_level_code"]): int(r["province_code"]) for r in csv.DictReader(f)}
 
 
-def own_months(cal, period):
-    """The months of calendar cal ("BS" or "AD") overlapping period (a BS or Gregorian month),
-    each as (y, m)."""
-    if period.startswith("BS"):
+def period_days(period):
+    """The Gregorian days of period: a BS month, a fiscal trimester or year, a Gregorian month,
+    quarter or year (common/period.h)."""
+    if period.startswith("FY"):
+        y = int(period[2:6])
+        first_m, last_m = (4, 15) if "-T" not in period else (4 * int(period[-1]),
+                                                               4 * int(period[-1]) + 3)
+        first, nxt = bs.bs_month_first(y, first_m), bs.bs_month_first(y, last_m + 1)
+    elif period.startswith("BS"):
         y, m = int(period[2:6]), int(period[7:9])
-        days = days_of_bs_month((y, m))
+        first, nxt = bs.bs_month_first(y, m), bs.bs_month_first(y, m + 1)
     else:
-        y, m = int(period[:4]), int(period[5:7])
-        first = datetime.date(y, m, 1)
-        nxt = datetime.date(y + (m == 12), m % 12 + 1, 1)
-        days = [first + datetime.timedelta(days=i) for i in range((nxt - first).days)]
+        y = int(period[:4])
+        if len(period) == 4:
+            m0, n = 1, 12
+        elif "-Q" in period:
+            m0, n = 3 * int(period[6]) - 2, 3
+        else:
+            m0, n = int(period[5:7]), 1
+        first = datetime.date(y, m0, 1)
+        nxt = datetime.date(y + (m0 + n - 1) // 12, (m0 + n - 1) % 12 + 1, 1)
+    return [first + datetime.timedelta(days=i) for i in range((nxt - first).days)]
+
+
+def period_calendar(period):
+    return "BS" if period.startswith(("BS", "FY")) else "AD"
+
+
+def own_months(cal, period):
+    """The months of calendar cal ("BS" or "AD") overlapping period, each as (y, m)."""
     out = []
-    for d in days:
+    for d in period_days(period):
         ym = bs.ad_to_bs(d)[:2] if cal == "BS" else (d.year, d.month)
         if ym not in out:
             out.append(ym)
@@ -536,12 +555,12 @@ def expected_coverage(c, period, province=None, municipality=None):
 
 
 def registered_in(c, period, muns):
-    """Persons the test registered in period (a BS or Gregorian month) in municipalities muns."""
-    if period.startswith("BS"):
-        key = ("BS", int(period[2:6]) * 100 + int(period[7:9]))
-    else:
-        key = ("AD", int(period[:4]) * 100 + int(period[5:7]))
-    return sum(n for (mun, cal, ym), n in c.registered.items() if (cal, ym) == key and mun in muns)
+    """Persons the test registered in period in municipalities muns: the sum over the months
+    of the period's own calendar."""
+    cal = period_calendar(period)
+    months = {y * 100 + m for y, m in own_months(cal, period)}
+    return sum(n for (mun, k, ym), n in c.registered.items()
+               if k == cal and ym in months and mun in muns)
 
 
 def publish(c, body):
@@ -586,7 +605,12 @@ def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):
     everyone = set(c.nodes)
     wait_federal(c, p_bs, registered_in(c, p_bs, everyone), what="the BS month's figure")
     wait_federal(c, p_ad, registered_in(c, p_ad, everyone), what="the Gregorian month's figure")
-    for period in (p_bs, p_ad):
+    # Longer periods too: a municipality counts as approved for them only when every month of
+    # its own calendar that overlaps them is approved.
+    longer = [bs.periods(days[0])[1], bs.periods(days[0])[4]]  # quarter, fiscal trimester
+    for period in longer:
+        wait_federal(c, period, registered_in(c, period, everyone), what="%s's figure" % period)
+    for period in [p_bs, p_ad] + longer:
         for area in ({}, {"province": PROVINCE}, {"municipality": DHANKUTA},
                      {"municipality": AD_NODE}):
             want, approved = expected_coverage(c, period, **area)
