@@ -273,8 +273,18 @@ def test_return_correct_close_approve_reaches_the_official_figure(chain):
              "the node to show the month returned")
     m = node_month(node, period)
     assert m["comment"].startswith("Only 3 registrations") and m["decided_by"] == "reviewer-koshi"
+    # The same over the node's HTTP API, returned months first.
+    months = node_get(node, tok, "/v1/months")["months"]
+    assert months[0]["period"] == period and months[0]["state"] == "returned"
+    assert months[0]["comment"] == m["comment"]
     status = node.status()
     assert [r["period"] for r in status["returned_months"]] == [period]
+    # The hub's review as CSV, for a spreadsheet.
+    st, text = c.api.call("GET", "/v1/reviews?format=csv&period=" + period, c.officer)
+    assert st == 200, text
+    rows = {int(r["municipality"]): r for r in csv.DictReader(text.splitlines())}
+    assert rows[DHANKUTA]["state"] == "returned" and rows[DHANKUTA]["records"] == "3"
+    assert rows[DHANKUTA]["comment"].startswith("Only 3 registrations")
     text = node.cli("status").stdout
     assert text.startswith("RETURNED") and period[2:] in text.splitlines()[0]
     # Before any approval, the approved-only answer does not hold the month.
@@ -456,6 +466,10 @@ def test_decisions_reach_node_and_federal_exactly_once_across_kill9(chain):
     for ym in (MONTHS_4[0], MONTHS_4[3]):
         wait_for(lambda: (node_month(node, bs_period(ym)) or {}).get("state") == "returned", 30,
                  "the node to show %s returned" % bs_period(ym))
+    # The node lists its returned months first (newest first), then the others.
+    months = node_get(node, c.tokens[ARJUNDHARA], "/v1/months")["months"]
+    assert [m["period"] for m in months][:4] == [bs_period(MONTHS_4[i]) for i in (0, 3, 1, 2)]
+    assert [m["state"] for m in months][:2] == ["returned", "returned"]
     node.server.kill9()
     for ym in (MONTHS_4[0], MONTHS_4[3]):
         assert "closed;" in node.cli("close-month", "%04d-%02d" % ym).stdout
