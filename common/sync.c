@@ -445,7 +445,7 @@ static void sync__pump(sync_client *s)
         }
         return;
     }
-    if (s->o.once && !s->resend_needed) {
+    if (s->o.once && !s->resend_needed && (s->o.settled == NULL || s->o.settled(s->o.ud))) {
         log_info("sync complete: everything through sequence %llu is at the hub",
                  (unsigned long long)s->cursor);
         sync__finish_once(s, 0);
@@ -467,6 +467,8 @@ static void sync__on_ready(wire *w, void *ud)
     h.incarnation.len = 16;
     h.clock = clock_now_ms();
     h.last_seq = s->o.source.last_seq(s->o.source.src);
+    if (s->o.fill_hello)
+        s->o.fill_hello(s->o.ud, &h);
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO;
     env.hello = &h;
     wire_send(w, &env);
@@ -579,7 +581,9 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     if (s->asked_gap == 0)
         sync__directive_ack(s, 0, 1); /* gaps from earlier sessions are asked for again */
     if (s->o.on_session)
-        s->o.on_session(s->o.ud);
+        s->o.on_session(s->o.ud, r);
+    if (s->w == NULL || wire_is_closing(s->w))
+        return 0;
     sync__pump(s);
     return 0;
 }
@@ -667,6 +671,10 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
             sync__directive(s, env->directive);
         return wire_is_closing(w);
     default:
+        if (s->session && s->o.on_message && env->msg_case != REINT__V1__ENVELOPE__MSG__NOT_SET) {
+            rc = s->o.on_message(s->o.ud, s, env) == 0 ? 0 : -1;
+            break;
+        }
         log_warn("unexpected message %d from the hub; closing", (int)env->msg_case);
         rc = -1;
     }

@@ -71,8 +71,21 @@ typedef struct sync_opts {
      * relay left) and returns how many; they are asked for in a DirectiveAck at each session
      * start and when a new gap appears. May be NULL. */
     size_t (*directive_gaps)(void *ud, uint64_t *out, size_t max);
-    /* Called when a session has started (after the HelloReply). May be NULL. */
-    void (*on_session)(void *ud);
+    /* Called when a session has started, with its HelloReply (valid during the call). May be
+     * NULL. */
+    void (*on_session)(void *ud, const Reint__V1__HelloReply *r);
+    /* Fills the fields of the Hello this side adds (reviews, reviews_through) before it is
+     * sent. May be NULL. */
+    void (*fill_hello)(void *ud, Reint__V1__Hello *h);
+    /* Called with each message of a session that is not the sync protocol's own (Reviews,
+     * ReviewAck...); it may answer with sync_send(s, ...). Returns 0 to go on, or a negative
+     * code to close the connection (the session starts again later). May be NULL: such a
+     * message then closes the connection. */
+    int (*on_message)(void *ud, sync_client *s, const Reint__V1__Envelope *env);
+    /* With once: 1 when the embedder has nothing left to receive in this session (e.g. every
+     * review the receiver offered is stored), so that the run may finish; a change is
+     * announced with sync_kick. May be NULL (always 1). */
+    int (*settled)(void *ud);
     int window;           /* batches in flight (default 8) */
     int batch_records;    /* records per batch (default 2000); batches are also kept below
                            * the receiver's frame limit, announced in its HelloReply */

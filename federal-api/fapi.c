@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "catalogue.h"
+#include "fapprovals.h"
 #include "clock.h"
 #include "faudit.h"
 #include "fcoverage.h"
@@ -60,9 +61,15 @@ static unsigned fapi__allowed(const freq *f)
     switch (f->route) {
     case FREQ_INDICATOR:
         return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY |
-               PARAM_FORMAT | PARAM_EXACT;
+               PARAM_FORMAT | PARAM_EXACT | PARAM_APPROVAL;
     case FREQ_DVS:
-        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT;
+        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT |
+               PARAM_APPROVAL;
+    case FREQ_APPROVALS:
+        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY_AREA;
+    case FREQ_PROGRESS:
+        return PARAM_PERIOD_OPTIONAL | PARAM_PROVINCE | PARAM_MUNICIPALITY | PARAM_BY_AREA |
+               PARAM_APPROVAL;
     case FREQ_AUDIT:
         return PARAM_LIMIT;
     case FREQ_COVERAGE:
@@ -121,6 +128,20 @@ static void fapi__authorised(freq *f)
                              ? "role province reads the coverage of its own province: add "
                                "province=<its code>"
                              : "the coverage is for the ministry, admin and province roles");
+        return;
+    case FREQ_APPROVALS:
+        /* The coverage is for every role; each month's decision only for the ministry and
+         * admins (fapprovals.c). */
+        fapprovals_answer(f);
+        return;
+    case FREQ_PROGRESS:
+        if (f->role == AUTH_MINISTRY || f->role == AUTH_ADMIN ||
+            (f->role == AUTH_PROVINCE && f->province))
+            fapprovals_progress(f);
+        else
+            faudit_error(f, 403,
+                         "directive progress is for the ministry, admin and province "
+                         "roles");
         return;
     case FREQ_INDICATOR:
     case FREQ_DVS:
@@ -312,6 +333,19 @@ static int fapi__route(freq *f, const char *path)
         f->route = FREQ_COVERAGE;
     } else if (strcmp(path, "/v1/directives") == 0) {
         f->route = FREQ_DIRECTIVES;
+    } else if (strcmp(path, "/v1/approvals") == 0) {
+        f->route = FREQ_APPROVALS;
+    } else if (strncmp(path, "/v1/directives/", 15) == 0) {
+        unsigned long long serial = 0;
+        int n = 0;
+        if (path[15] < '1' || path[15] > '9' ||
+            sscanf(path + 15, "%18llu/progress%n", &serial, &n) != 1 || path[15 + n] != '\0' ||
+            n == 0) {
+            freq_error(f, 404, "not found (GET /v1/directives/<serial>/progress)");
+            return -1;
+        }
+        f->route = FREQ_PROGRESS;
+        f->serial = serial;
     } else {
         freq_error(f, 404, "not found");
         return -1;

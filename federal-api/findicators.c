@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fapprovals.h"
 #include "faudit.h"
 #include "frender.h"
 #include "log.h"
@@ -100,8 +101,15 @@ void findicators_result_free(findicators_result *r)
 }
 
 /* Renders the decoded rows for f's route and answers. */
-static void findicators__render(freq *f, const findicators_result *r)
+static void findicators__render(freq *f, findicators_result *r)
 {
+    const fapprovals_coverage *cov = f->state;
+    char ah[300];
+    r->approval = cov;
+    if (cov && cov->have) {
+        fapprovals_coverage_header(cov, f->q.approved, ah, sizeof(ah));
+        http_add_header(f->r, "X-Approval-Coverage", ah);
+    }
     int perturbed = f->role == AUTH_PUBLIC;
     const char *ctype = NULL;
     sbuf b;
@@ -151,9 +159,42 @@ static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
     findicators_result_free(&r);
 }
 
+static void findicators__query(freq *f);
+
+/* The answer's approval coverage is read first (fapprovals.h), then its cells. */
+static void findicators__on_coverage(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    if (err) {
+        log_error("coverage query failed: %s", err);
+        freq_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    if (fapprovals_coverage_decode(res, f->state) != 0) {
+        log_error("coverage query: a row does not have the statement's shape");
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return;
+    }
+    findicators__query(f);
+}
+
 void findicators_answer(freq *f)
 {
+    fapprovals_coverage *cov = calloc(1, sizeof(*cov));
+    if (cov == NULL) {
+        freq_error(f, 503, "out of memory");
+        return;
+    }
+    f->state = cov;
+    f->state_free = free;
+    if (fapprovals_coverage_query(f, findicators__on_coverage, f) != 0)
+        freq_error(f, 503, "the federal store is busy; try again");
+}
+
+static void findicators__query(freq *f)
+{
     char provs[32], kind[8], dist[8], muni[12], groupings[160];
+    char bs[400], ad[400];
     sbuf inds;
     sbuf_init(&inds, 4096);
     if (f->q.area_province)
@@ -181,7 +222,7 @@ void findicators_answer(freq *f)
     snprintf(kind, sizeof(kind), "%d", (int)f->q.kind);
     snprintf(dist, sizeof(dist), "%d", f->q.district);
     snprintf(muni, sizeof(muni), "%u", f->q.municipality);
-    const char *v[11];
+    const char *v[FAPPROVALS_CELLS_PARAMS];
     faudit_read_params(f, v);
     v[4] = provs;
     v[5] = f->q.period;
@@ -191,8 +232,17 @@ void findicators_answer(freq *f)
     v[9] = f->q.district ? dist : NULL;
     v[10] = f->q.municipality ? muni : NULL;
     int cells = f->q.district || f->q.municipality;
-    int rc = db_query(f->env->db, cells ? findicators__sql_cells : findicators__sql_provinces,
-                      cells ? 11 : 8, v, findicators__on_rows, f);
+    const char *sql = cells ? findicators__sql_cells : findicators__sql_provinces;
+    int nv = cells ? 11 : 8;
+    /* approval=approved: only the municipalities whose every month of the period is
+     * approved (fapprovals.h). */
+    if (f->q.approved && fapprovals_months(f->q.period, bs, sizeof(bs), ad, sizeof(ad)) == 0) {
+        v[11] = bs;
+        v[12] = ad;
+        sql = fapprovals_cells_sql;
+        nv = FAPPROVALS_CELLS_PARAMS;
+    }
+    int rc = db_query(f->env->db, sql, nv, v, findicators__on_rows, f);
     sbuf_free(&inds);
     if (rc != 0)
         freq_error(f, 503, "the federal store is busy; try again");

@@ -22,10 +22,14 @@ typedef struct findicators_cell {
     uint32_t ck;                            /* the cell key (sum of record keys mod 2^32) */
 } findicators_cell;
 
+struct fapprovals_coverage;
+
 typedef struct findicators_result {
     findicators_cell *cells; /* malloc'd, n of them */
     size_t n;
     const char *as_of[8]; /* by province 1..7; NULL when that province never sent data */
+    /* The answer's approval coverage (fapprovals.h), set by findicators_answer; not owned. */
+    const struct fapprovals_coverage *approval;
 } findicators_result;
 
 /* Decodes the rows of the statement findicators_answer sends. The strings point into res:

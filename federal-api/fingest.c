@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "catalogue.h"
+#include "freviews.h"
 #include "geo.h"
 #include "hex.h"
 #include "hlc.h"
@@ -871,6 +872,104 @@ static int fingest__on_directive_ack(fingest *fi, fconn *c, const Reint__V1__Dir
     return 0;
 }
 
+/* ---- the monthly review ------------------------------------------------------------------- */
+
+/* A hub's review changes, acknowledged once committed. */
+typedef struct freview_job {
+    fconn *c;
+    uint64_t through;
+} freview_job;
+
+static void fingest__on_reviews_stored(void *ud, const PGresult *res, const char *err)
+{
+    freview_job *rj = ud;
+    fconn *c = rj->c;
+    (void)res;
+    if (err) {
+        c->fi->m.db_errors++;
+        log_error("province:%d: review changes not stored: %s; closing so that the hub sends "
+                  "them again",
+                  c->province, err);
+        receiver_close(c->p);
+    } else if (!fingest__dead(c)) {
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        Reint__V1__ReviewAck ack = REINT__V1__REVIEW_ACK__INIT;
+        ack.through = rj->through;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_REVIEW_ACK;
+        env.review_ack = &ack;
+        receiver_send(c->p, &env);
+    }
+    receiver_peer_unref(c->p);
+    free(rj);
+}
+
+static int fingest__on_reviews(fingest *fi, fconn *c, const Reint__V1__Reviews *r)
+{
+    char why[300];
+    freview_job *rj = calloc(1, sizeof(*rj));
+    if (rj == NULL)
+        return REINT_ENOMEM;
+    rj->c = c;
+    receiver_peer_ref(c->p);
+    int rc = freviews_apply(fi->o.db, c->province, r, &rj->through, fingest__on_reviews_stored, rj,
+                            why, sizeof(why));
+    if (rc == 0) {
+        fi->m.review_changes += r->n_reviews;
+        return 0;
+    }
+    receiver_peer_unref(c->p);
+    free(rj);
+    if (rc == REINT_EFORBIDDEN) {
+        receiver_security(c->p, why);
+        return 1;
+    }
+    if (rc == REINT_EINVAL) {
+        receiver_protocol_error(c->p, why);
+        return 1;
+    }
+    fi->m.db_errors++;
+    receiver_internal_error(c->p, "federal store busy");
+    return 1;
+}
+
+static void fingest__on_reviews_read(void *ud, const PGresult *res, const char *err)
+{
+    fconn *c = ud;
+    Reint__V1__Reviews *r = NULL;
+    if (err) {
+        c->fi->m.db_errors++;
+        log_error("province:%d: review changes not read: %s", c->province, err);
+        receiver_close(c->p);
+    } else if (!fingest__dead(c)) {
+        if (freviews_decode(res, &r) != 0) {
+            log_error("province:%d: review changes could not be decoded", c->province);
+            receiver_internal_error(c->p, "review changes could not be read");
+        } else {
+            Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+            env.msg_case = REINT__V1__ENVELOPE__MSG_REVIEWS;
+            env.reviews = r;
+            receiver_send(c->p, &env);
+            log_info("province:%d: %zu review changes sent back to its hub", c->province,
+                     r->n_reviews);
+        }
+    }
+    freviews_free(r);
+    receiver_peer_unref(c->p);
+}
+
+/* A hub asks for its province's changes above after (it lost its store). */
+static int fingest__on_review_request(fingest *fi, fconn *c, uint64_t after)
+{
+    receiver_peer_ref(c->p);
+    if (freviews_load(fi->o.db, c->province, after, fingest__on_reviews_read, c) != 0) {
+        receiver_peer_unref(c->p);
+        fi->m.db_errors++;
+        receiver_internal_error(c->p, "federal store busy");
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- sessions ------------------------------------------------------------------------------ */
 
 /* The hub's position, its directive position and the first page of directives it has not
@@ -880,7 +979,8 @@ static const char *fingest__sql_hello =
     " AND incarnation = $2::bytea),"
     " (SELECT acked_serial FROM directive_delivery WHERE province = $1::smallint"
     " AND incarnation = $2::bytea),"
-    " d.serial, d.key_id, encode(d.body, 'hex'), encode(d.signature, 'hex')"
+    " d.serial, d.key_id, encode(d.body, 'hex'), encode(d.signature, 'hex'),"
+    " " FREVIEWS_THROUGH_SQL
     " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT serial, key_id, body, signature"
     " FROM directives WHERE serial > coalesce((SELECT acked_serial FROM directive_delivery"
     " WHERE province = $1::smallint AND incarnation = $2::bytea), 0)"
@@ -912,6 +1012,10 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
     r.acked_seq = acked;
     r.n_directives = ds.n;
     r.directives = ds.p;
+    /* This tier keeps the province's review changes: the hub sends those above what it holds,
+     * or takes them back when it lost them. */
+    r.reviews = 1;
+    r.reviews_through = rows ? strtoull(PQgetvalue(res, 0, 6), NULL, 10) : 0;
     log_info("province:%d session from %s (protocol %u): federal store holds through %" PRIu64
              "; %zu directive%s above %" PRIu64 " sent",
              c->province, receiver_peer_addr(c->p), receiver_peer_version(c->p), acked, ds.n,
@@ -967,9 +1071,13 @@ static int fingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelop
         return fingest__on_directive_ack(fi, c, env->directive_ack);
     case REINT__V1__ENVELOPE__MSG_COVERAGE:
         return fingest__on_coverage(fi, c, env->coverage);
+    case REINT__V1__ENVELOPE__MSG_REVIEWS:
+        return fingest__on_reviews(fi, c, env->reviews);
+    case REINT__V1__ENVELOPE__MSG_REVIEW_REQUEST:
+        return fingest__on_review_request(fi, c, env->review_request->after);
     default:
         receiver_protocol_error(p, "unexpected message (a hub sends Hello, RollupBatch, "
-                                   "DirectiveAck and Coverage)");
+                                   "DirectiveAck, Coverage, Reviews and ReviewRequest)");
         return 1;
     }
 }

@@ -50,6 +50,7 @@ typedef struct fingest_metrics {
     uint64_t batches, batches_committed, snapshots_received;
     uint64_t snapshots_applied, snapshots_refused, cells_received;
     uint64_t db_errors, directives_sent, directive_acks, coverage_updates;
+    uint64_t review_changes; /* review changes received from hubs (duplicates included) */
 } fingest_metrics;
 void fingest_get_metrics(const fingest *fi, fingest_metrics *m);
 

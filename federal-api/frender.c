@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "disclosure.h"
+#include "fapprovals.h"
 #include "geo.h"
 
 /* A key or a grouping's part longer than this is cut; the catalogue's longest is 25. */
@@ -212,6 +213,8 @@ int frender_indicator_json(sbuf *b, const catalogue_indicator *ind, const params
     sbuf_printf(b,
                 "],\"disclosure\":\"%s\",\"as_of\":", perturbed ? "cell-key perturbed" : "exact");
     frender__as_of_json(b, q, r);
+    if (r->approval)
+        fapprovals_coverage_json(b, r->approval, q->approved);
     sbuf_puts(b, ",\"total\":{");
     frender__json_cell(b, ind, frender__total(r), perturbed);
     sbuf_puts(b, "},\"rows\":[");
@@ -298,6 +301,8 @@ int frender_dvs(sbuf *b, const params_query *q, const findicators_result *r, int
                 "\"disclosure\":\"%s\",\"asOf\":",
                 q->period, ou, perturbed ? "cell-key perturbed" : "exact");
     frender__as_of_json(b, q, r);
+    if (r->approval)
+        fapprovals_coverage_json(b, r->approval, q->approved);
     sbuf_puts(b, ",\"dataValues\":[");
     int first = 1;
     for (size_t i = 0; i < r->n; i++) {

@@ -44,7 +44,9 @@ enum freq_route {
     FREQ_DVS,
     FREQ_AUDIT,
     FREQ_DIRECTIVES,
-    FREQ_COVERAGE
+    FREQ_COVERAGE,
+    FREQ_APPROVALS, /* GET /v1/approvals (fapprovals.h) */
+    FREQ_PROGRESS   /* GET /v1/directives/<serial>/progress (fapprovals.h) */
 };
 
 typedef struct freq {
@@ -65,6 +67,7 @@ typedef struct freq {
     char target[FREQ_TARGET_MAX];
     char code[FREQ_CODE_MAX + 1];   /* the indicator code of /v1/indicators/<code> */
     const catalogue_indicator *ind; /* its catalogue entry; NULL for other routes */
+    uint64_t serial;                /* the directive of /v1/directives/<serial>/progress */
     params_query q;
     /* The answer waiting for its audit row (faudit.c); body is freed with the request. */
     int status;

@@ -19,6 +19,7 @@ static const struct {
     {"format", PARAM_FORMAT},
     {"exact", PARAM_EXACT},
     {"limit", PARAM_LIMIT},
+    {"approval", PARAM_APPROVAL},
 };
 #define PARAMS_N_NAMES (sizeof(params__names) / sizeof(params__names[0]))
 
@@ -136,6 +137,20 @@ static int params__one(const char *name, unsigned flag, const char *v,
         }
         snprintf(err, errlen, "exact \"%s\" is not true or false", v);
         return REINT_EINVAL;
+    case PARAM_APPROVAL:
+        if (strcmp(v, "approved") == 0 || strcmp(v, "all") == 0) {
+            q->approved = v[1] == 'p';
+            return 0;
+        }
+        snprintf(err, errlen, "approval \"%s\" is not approved or all", v);
+        return REINT_EINVAL;
+    case PARAM_BY_AREA:
+        if (strcmp(v, "province") == 0 || strcmp(v, "municipality") == 0) {
+            snprintf(q->by, sizeof(q->by), "%s", v);
+            return 0;
+        }
+        snprintf(err, errlen, "by \"%s\" is not province or municipality", v);
+        return REINT_EINVAL;
     case PARAM_LIMIT:
         if (params__number(v, &x) != 0 || x > 10000) {
             snprintf(err, errlen, "limit \"%s\" is not a number from 1 to 10000", v);
@@ -163,7 +178,12 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
         for (size_t i = 0; i < PARAMS_N_NAMES; i++)
             if (strcmp(params__names[i].name, name) == 0)
                 flag = params__names[i].flag;
-        if (flag == 0 || !(allowed & flag)) {
+        /* by= names an area on the routes that break down by area, a grouping elsewhere. */
+        if (flag == PARAM_BY && (allowed & PARAM_BY_AREA))
+            flag = PARAM_BY_AREA;
+        /* A route may take period= without requiring it. */
+        int optional = flag == PARAM_PERIOD && (allowed & PARAM_PERIOD_OPTIONAL);
+        if (flag == 0 || !((allowed & flag) || optional)) {
             snprintf(err, errlen, "parameter \"%s\" is not accepted here", name);
             return REINT_EINVAL;
         }

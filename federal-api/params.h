@@ -28,6 +28,9 @@ enum params_allowed {
     PARAM_FORMAT = 1 << 5,
     PARAM_EXACT = 1 << 6,
     PARAM_LIMIT = 1 << 7,
+    PARAM_APPROVAL = 1 << 8,         /* approval=approved|all (fapprovals.h) */
+    PARAM_BY_AREA = 1 << 9,          /* by=province|municipality, for the routes that take it */
+    PARAM_PERIOD_OPTIONAL = 1 << 10, /* period= taken but not required */
 };
 
 typedef struct params_query {
@@ -38,7 +41,9 @@ typedef struct params_query {
     int district;          /* 0 when not given; else an official district code */
     uint32_t municipality; /* 0 when not given */
     int area_province;     /* the province that contains the area asked (0: national) */
-    char by[64];           /* normalised declared grouping; "" for the total only */
+    char by[64];           /* normalised declared grouping; "" for the total only (with
+                            * PARAM_BY_AREA: "province", "municipality" or "") */
+    int approved;          /* approval=approved: approved municipality-months only */
     int csv;               /* format=csv */
     int exact;             /* -1 not given, else 0 or 1 */
     long limit;            /* 0 when not given */

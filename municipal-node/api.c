@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "followups.h"
 #include "log.h"
+#include "months.h"
 #include "record.h"
 #include "rid.h"
 
@@ -372,12 +373,29 @@ static void api__status(http_req *r, api_ctx *ctx)
     api__set(o, "last_seq", json_integer((json_int_t)s.last_seq), &bad);
     api__set(o, "acked_seq", json_integer((json_int_t)s.acked_seq), &bad);
     api__set(o, "last_error", s.last_error[0] ? api__string(s.last_error) : json_null(), &bad);
+    /* Months the reviewer returned: the clerk's work to do, with the reviewer's comment. */
+    json_t *ret = NULL;
+    if (months_json(outbox_db(ctx->ob), intake_calendar_bs(ctx->in), 1, &ret) != 0)
+        bad = 1;
+    api__set(o, "returned_months", json_incref(json_object_get(ret, "months")), &bad);
+    json_decref(ret);
     if (bad) {
         /* Never a status with keys missing: a reader would take an absent key for "none". */
         json_decref(o);
         o = NULL;
     } else if (ctx->status_json) {
         ctx->status_json(ctx->ud, o);
+    }
+    api__json(r, 200, o);
+}
+
+/* GET /v1/months: each month's review in the node's calendar, returned ones first. */
+static void api__months(http_req *r, api_ctx *ctx)
+{
+    json_t *o = NULL;
+    if (months_json(outbox_db(ctx->ob), intake_calendar_bs(ctx->in), 0, &o) != 0) {
+        api__error(r, 500, "the months could not be read");
+        return;
     }
     api__json(r, 200, o);
 }
@@ -428,6 +446,13 @@ void api_handle(http_req *r, api_ctx *ctx)
             api__not_allowed(r, "GET");
         else
             api__status(r, ctx);
+        return;
+    }
+    if (!strcmp(rest, "months")) {
+        if (strcmp(method, "GET") != 0)
+            api__not_allowed(r, "GET");
+        else
+            api__months(r, ctx);
         return;
     }
     if (!strcmp(rest, "followups")) {

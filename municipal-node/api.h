@@ -5,7 +5,9 @@
  *   DELETE /v1/persons|services|enterprises/<local_id> 204, 404 when not live
  *   PUT    /v1/availability/<service>/<provider>       200 {"available": true, "as_of": ...}
  *   GET    /v1/followups                               pending referrals (local data)
- *   GET    /v1/status                                  backlog, last sync, dead letters, ...
+ *   GET    /v1/months                                  each month's review (months.h)
+ *   GET    /v1/status                                  backlog, last sync, dead letters,
+ *                                                      returned months, ...
  *
  * Bodies are JSON objects keyed by the CSV column names; values may be strings, numbers,
  * booleans or null (unknown). Every /v1/ request needs "Authorization: Bearer <token>" of

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "localrow.h"
 #include "log.h"
+#include "months.h"
 #include "record.h"
 #include "store.h"
 
@@ -411,6 +412,10 @@ int intake_open(intake **out, outbox *ob, int bs_calendar, char *err, size_t err
         sqlite3_free(msg);
         goto fail;
     }
+    if (months_init(in->db) != 0) {
+        snprintf(err, errlen, "cannot create the review tables: %s", sqlite3_errmsg(in->db));
+        goto fail;
+    }
     for (int i = 0; i < ST_N; i++) {
         in->st[i] = store_prepare(in->db, intake__sql[i]);
         if (in->st[i] == NULL) {
@@ -577,9 +582,22 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
         return REINT_EINVAL;
     }
     snprintf(local_id, sizeof(local_id), "%04d-%02d", year, month);
+    /* A month the province's reviewer returned is closed anew: the return's clock joins the
+     * local row, so that the close is a new version (the hub then sees it closed again), and
+     * closing it once more after that changes nothing, as for any month. */
+    uint64_t returned = 0;
+    char salt[24] = "";
+    if (months_return_clock(in->db, in->bs, year * 100 + month, &returned) != 0) {
+        snprintf(err, errlen, "cannot read the month's review (database error)");
+        return REINT_EDB;
+    }
+    if (returned)
+        snprintf(salt, sizeof(salt), "%llu", (unsigned long long)returned);
     localrow_reset(&in->row);
     localrow_put(&in->row, local_id, strlen(local_id));
     localrow_put(&in->row, in->bs ? "BS" : "AD", 2);
+    if (returned)
+        localrow_put(&in->row, salt, strlen(salt));
     intake__row row = {in->row.failed ? NULL : (const uint8_t *)in->row.p, in->row.len, NULL, NULL};
     Reint__V1__MonthClose mc = REINT__V1__MONTH_CLOSE__INIT;
     mc.year = year;

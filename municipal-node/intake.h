@@ -119,7 +119,8 @@ int intake_delete(intake *in, int kind, const char *local_id, const char *clerk)
 
 /* Closes a reporting month (year and month in the node's calendar; local_id "YYYY-MM").
  * Refuses (REINT_EINVAL, message in err) a month that has not ended by today. Closing a
- * month again changes nothing (*changed 0). Must run inside an outbox transaction. */
+ * month again changes nothing (*changed 0), unless the province's reviewer returned it since
+ * (months.h): that close is a new one. Must run inside an outbox transaction. */
 int intake_close_month(intake *in, int year, int month, const char *clerk, int *changed, char *err,
                        size_t errlen);
 

@@ -33,17 +33,15 @@ static void haudit__text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-int haudit_write(sqlite3 *db, const haudit_row *rows, size_t n)
+int haudit_insert(sqlite3 *db, const haudit_row *rows, size_t n)
 {
-    sqlite3_stmt *st = NULL;
     int rc = REINT_EDB;
-    if (store_exec(db, "BEGIN IMMEDIATE") != 0)
-        return REINT_EDB;
-    st = store_prepare(db, "INSERT INTO officer_audit(at_ms, first_ms, who, role, peer, method,"
-                           " target, status, attempts, token_prefix)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    sqlite3_stmt *st =
+        store_prepare(db, "INSERT INTO officer_audit(at_ms, first_ms, who, role, peer, method,"
+                          " target, status, attempts, token_prefix)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     if (st == NULL)
-        goto out;
+        return REINT_EDB;
     for (size_t i = 0; i < n; i++) {
         const haudit_row *r = &rows[i];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)r->at_ms);
@@ -62,9 +60,19 @@ int haudit_write(sqlite3 *db, const haudit_row *rows, size_t n)
         if (store_step_done(db, st) != 0)
             goto out;
     }
-    rc = store_exec(db, "COMMIT");
+    rc = 0;
 out:
     sqlite3_finalize(st);
+    return rc;
+}
+
+int haudit_write(sqlite3 *db, const haudit_row *rows, size_t n)
+{
+    if (store_exec(db, "BEGIN IMMEDIATE") != 0)
+        return REINT_EDB;
+    int rc = haudit_insert(db, rows, n);
+    if (rc == 0)
+        rc = store_exec(db, "COMMIT");
     if (rc != 0 && !sqlite3_get_autocommit(db))
         store_exec(db, "ROLLBACK");
     return rc;

@@ -2,8 +2,8 @@
  * valid token (who, role, from where, the whole normalised target, the status) is written
  * before it is sent, and a read that cannot be audited is not served; requests without a
  * valid token are counted by the limiter (common/limiter.h) and written in batches, one row
- * per (address, token prefix, status) with the number of attempts it stands for. Decisions on
- * months will be audited here too.
+ * per (address, token prefix, status) with the number of attempts it stands for. A decision on
+ * a month is audited in the transaction that stores it (haudit_insert).
  *
  * The table, officer_audit in hub.db, is this module's own (hubstore.c owns the others):
  *   officer_audit(id INTEGER PRIMARY KEY, at_ms, first_ms, who, role, peer, method, target,
@@ -44,6 +44,9 @@ int haudit_open(sqlite3 *db, char *err, size_t errlen);
 /* Writes n rows in one transaction (durable when it returns 0). Returns 0 or REINT_EDB
  * (logged; nothing written). */
 int haudit_write(sqlite3 *db, const haudit_row *rows, size_t n);
+/* The same in the caller's transaction: a decision on a month is audited in the transaction
+ * that stores it, so that no decision is ever stored unaudited. Returns 0 or REINT_EDB. */
+int haudit_insert(sqlite3 *db, const haudit_row *rows, size_t n);
 
 /* The newest limit rows (1..HAUDIT_LIST_MAX), newest first, as {"audit": [{id, at (ISO 8601
  * UTC), who, role, peer, method, target, status, attempts, first_at (or null), token_prefix

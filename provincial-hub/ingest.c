@@ -1,5 +1,6 @@
 #include "ingest.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,15 +8,19 @@
 #include "clock.h"
 #include "dirstore.h"
 #include "geo.h"
+#include "haudit.h"
 #include "hubstore.h"
 #include "log.h"
 #include "receiver.h"
 #include "record.h"
 #include "rid.h"
+#include "review.h"
+#include "reviews.h"
 #include "rollup.h"
 #include "sbuf.h"
 #include "store.h"
 #include "sweeps.h"
+#include "testhook.h"
 
 enum { Q_NODE_ACK, Q_RESEND_DONE, Q_DEAD_PUT, Q_DEAD_CLEAR, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
@@ -43,6 +48,9 @@ static const char *ingest__sql[Q_N] = {
 typedef struct hub_node {
     uint64_t acked_version; /* including batches not yet committed */
     int64_t dead_letters;   /* held for this municipality: stored records then clear theirs */
+    int reviews;            /* the node takes Reviews (it said so in Hello) */
+    int reviews_inflight;   /* a Reviews message waits for its ReviewAck */
+    uint64_t reviews_sent;  /* the highest change clock sent in this session (or held) */
 } hub_node;
 
 enum item_type { ITEM_BATCH, ITEM_RESEND_COMPLETE };
@@ -79,6 +87,7 @@ struct ingest {
     sqlite3_stmt *q[Q_N];
     receiver *rx;
     rollup *roll; /* the rollup engine, on the same connection */
+    reviews *rv;  /* the monthly review, on the same connection */
     /* Records committed but not yet noted by the rollup engine. The engine's work (about
      * 20 us a record) is kept off the group commit, which it would slow threefold; a flag
      * in meta, set in every ingest transaction and cleared when the list drains, makes a
@@ -233,6 +242,7 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
 }
 
 static void ingest__hold_check(ingest *in);
+static void ingest__push_all(ingest *in);
 
 /* Memory a large batch (or a long rollup queue) took is given back once it is done, so that a
  * peer cannot pin it by sending one big batch. */
@@ -364,6 +374,9 @@ static int ingest__note_some(ingest *in, size_t max)
         }
         sqlite3_reset(st);
     }
+    /* The months the notes touched move their versions, and states, in the same commit. */
+    if (!failed)
+        failed = reviews_note(in->rv) != 0;
     if (!failed && n == in->n_roll)
         failed = store_meta_set_int(in->db, "rollup_pending", 0) != 0;
     if (!failed)
@@ -371,8 +384,12 @@ static int ingest__note_some(ingest *in, size_t max)
     if (failed && !sqlite3_get_autocommit(in->db))
         store_step_done(in->db, in->q[Q_ROLLBACK]);
     sqlite3_finalize(st);
-    if (failed)
+    if (failed) {
+        reviews_take_changes(in->rv); /* rolled back with the notes */
         return REINT_EDB;
+    }
+    if (reviews_take_changes(in->rv) > 0)
+        ingest__push_all(in);
     memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
     memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
     in->n_roll -= n;
@@ -586,6 +603,61 @@ static int ingest__directive_acked(ingest *in, receiver_peer *p, uint64_t serial
 static void ingest__relay(receiver_peer *p, void *arg)
 {
     receiver_send(p, arg);
+}
+
+/* Sends the node its municipality's next changes of the review log (one Reviews message at a
+ * time: the next goes when it acknowledges this one). */
+static void ingest__push_reviews(ingest *in, receiver_peer *p)
+{
+    hub_node *hn = receiver_peer_data(p);
+    if (hn == NULL || !hn->reviews || hn->reviews_inflight || receiver_peer_dead(p) ||
+        !receiver_peer_session(p))
+        return;
+    Reint__V1__Reviews *r = NULL;
+    size_t room = receiver_peer_max_frame(p) > 256 ? receiver_peer_max_frame(p) - 128 : 128;
+    if (reviews_load(in->db, receiver_peer_scope(p), hn->reviews_sent, room, &r) != 0) {
+        log_error("municipality:%u: review changes not sent (store error); sent again at its "
+                  "next session",
+                  receiver_peer_scope(p));
+        return;
+    }
+    if (r->n_reviews > 0) {
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_REVIEWS;
+        env.reviews = r;
+        if (receiver_send(p, &env) == 0) {
+            hn->reviews_sent = r->reviews[r->n_reviews - 1]->clock;
+            hn->reviews_inflight = 1;
+        }
+    }
+    reviews_free(r);
+}
+
+static void ingest__push_each(receiver_peer *p, void *arg)
+{
+    ingest__push_reviews(arg, p);
+}
+
+/* New changes were logged: every node session takes its municipality's. */
+static void ingest__push_all(ingest *in)
+{
+    receiver_each_session(in->rx, ingest__push_each, in);
+}
+
+/* A node stored the changes it was sent through clock `through`. */
+static int ingest__review_acked(ingest *in, receiver_peer *p, uint64_t through)
+{
+    hub_node *hn = receiver_peer_data(p);
+    if (hn == NULL || !hn->reviews || !hn->reviews_inflight || through != hn->reviews_sent) {
+        receiver_protocol_error(p, "ReviewAck for changes this session did not send");
+        return 1;
+    }
+    hn->reviews_inflight = 0;
+    if (reviews_node_acked(in->rv, receiver_peer_scope(p), through) != 0)
+        log_warn("municipality:%u: its acknowledgement of review changes was not recorded",
+                 receiver_peer_scope(p));
+    ingest__push_reviews(in, p);
+    return 0;
 }
 
 int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t *serial, char *err,
@@ -815,6 +887,21 @@ static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
     r.acked_seq = acked_seq;
     r.acked_version = hn->acked_version;
     r.resend_requested = resend != 0;
+    /* A node that keeps decisions says how far it holds its municipality's changes: it gets
+     * those above, and this hub's clock moves past what it holds (a rebuilt hub's new changes
+     * must sort after the old ones). */
+    if (h->protocol_version >= 2 && h->reviews) {
+        hn->reviews = 1;
+        hn->reviews_sent = h->reviews_through;
+        if (receiver_too_far_ahead(p, h->reviews_through))
+            log_warn("municipality:%u holds review changes up to clock %llu, ahead of this "
+                     "hub's clock; not adopted",
+                     mun, (unsigned long long)h->reviews_through);
+        else
+            reviews_observe(in->rv, h->reviews_through);
+        if (reviews_last_clock(in->db, mun, &r.reviews_through) != 0)
+            return REINT_EDB;
+    }
     uint64_t after = 0;
     sqlite3_stmt *st =
         store_prepare(in->db, "SELECT serial FROM node_directives WHERE municipality=?1");
@@ -838,6 +925,8 @@ static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
     dirstore_free_list(r.directives, offered);
     if (rc == REINT_ETOOBIG)
         receiver_internal_error(p, "the HelloReply does not fit the node's frame limit");
+    if (rc == 0)
+        ingest__push_reviews(in, p);
     return 0; /* a failed send has closed the peer already */
 }
 
@@ -859,9 +948,11 @@ static int ingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelope
             ingest__directives_missing(in, p, env->directive_ack->missing,
                                        env->directive_ack->n_missing);
         return ingest__directive_acked(in, p, env->directive_ack->serial);
+    case REINT__V1__ENVELOPE__MSG_REVIEW_ACK:
+        return ingest__review_acked(in, p, env->review_ack->through);
     default:
         receiver_protocol_error(p, "unexpected message (a node sends Hello, Batch, "
-                                   "ResendComplete and DirectiveAck)");
+                                   "ResendComplete, DirectiveAck and ReviewAck)");
         return 1;
     }
 }
@@ -928,6 +1019,8 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     }
     if (rollup_open(&in->roll, in->db, err, errlen) != 0)
         goto fail;
+    if (reviews_open(&in->rv, in->db, in->roll, err, errlen) != 0)
+        goto fail;
     int64_t pending = 0;
     if (store_meta_get_int_or(in->db, "rollup_pending", 0, &pending) != 0) {
         snprintf(err, errlen, "%s: cannot read the store's metadata", opts->db_path);
@@ -936,11 +1029,17 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
     if (pending) {
         log_warn("records were committed but not rolled up before the last stop; rebuilding "
                  "the rollups from the records");
-        if (rollup_full(in->roll, NULL) != 0 ||
-            store_meta_set_int(in->db, "rollup_pending", 0) != 0) {
+        /* The months of the records not noted move their review versions in the same
+         * transaction as the rebuild. */
+        if (store_step_done(in->db, in->q[Q_BEGIN]) != 0 || rollup_full(in->roll, NULL) != 0 ||
+            reviews_note(in->rv) != 0 || store_meta_set_int(in->db, "rollup_pending", 0) != 0 ||
+            store_step_done(in->db, in->q[Q_COMMIT]) != 0) {
+            if (!sqlite3_get_autocommit(in->db))
+                store_step_done(in->db, in->q[Q_ROLLBACK]);
             snprintf(err, errlen, "%s: cannot rebuild the rollups", opts->db_path);
             goto fail;
         }
+        reviews_take_changes(in->rv);
     }
     receiver_opts ro = {.loop = opts->loop,
                         .tls = opts->tls,
@@ -971,6 +1070,7 @@ int ingest_start(ingest **out, const ingest_opts *opts, char *err, size_t errlen
 fail:
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
+    reviews_close(in->rv);
     rollup_close(in->roll);
     hubstore_close(&in->store);
     sbuf_free(&in->arena);
@@ -990,6 +1090,7 @@ static void ingest__on_handle_close(uv_handle_t *h)
         return;
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(in->q[i]);
+    reviews_close(in->rv);
     rollup_close(in->roll);
     hubstore_close(&in->store);
     free(in->items);
@@ -1048,5 +1149,100 @@ int ingest_sweep_decide(ingest *in, int64_t id, int undo, const char *who, uint3
         in->coverage_gen++;
     }
     ingest__hold_check(in);
+    return 0;
+}
+
+struct reviews *ingest_reviews(ingest *in)
+{
+    return in->rv;
+}
+
+/* The calendar municipality closes months in: 1 BS (also for a node that did not say), 0 AD;
+ * -1 when it is not enrolled. */
+static int ingest__calendar_bs(ingest *in, uint32_t municipality, int *bs)
+{
+    sqlite3_stmt *st = store_prepare(in->db, "SELECT calendar FROM nodes WHERE municipality=?1");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, municipality);
+    int step = sqlite3_step(st);
+    *bs = step == SQLITE_ROW ? sqlite3_column_int(st, 0) != REINT__V1__CALENDAR__CALENDAR_AD : -1;
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : REINT_EDB;
+}
+
+/* The node of municipality, when it has a session: pushes it its changes. */
+typedef struct ingest__push_one {
+    ingest *in;
+    uint32_t municipality;
+} ingest__push_one;
+
+static void ingest__push_if(receiver_peer *p, void *arg)
+{
+    ingest__push_one *o = arg;
+    if (receiver_peer_scope(p) == o->municipality)
+        ingest__push_reviews(o->in, p);
+}
+
+int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, int approve,
+                         uint64_t seen_version, const char *who, const char *comment,
+                         const haudit_row *audit, reviews_month *out)
+{
+    int own_bs = -1;
+    /* The decision's transaction must not hold a group commit's rows. */
+    ingest__flush(in);
+    int rc = ingest__calendar_bs(in, municipality, &own_bs);
+    if (rc != 0)
+        return rc;
+    if (own_bs >= 0 && own_bs != (bs != 0)) {
+        memset(out, 0, sizeof(*out));
+        out->municipality = municipality;
+        out->bs = own_bs;
+        return REINT_ERANGE;
+    }
+    if (store_step_done(in->db, in->q[Q_BEGIN]) != 0)
+        return REINT_EDB;
+    rc = reviews_decide(in->rv, municipality, bs, ym, approve, seen_version, who, comment, out);
+    if (rc == 0 && audit)
+        rc = haudit_insert(in->db, audit, 1);
+    if (rc == 0 && store_step_done(in->db, in->q[Q_COMMIT]) != 0)
+        rc = REINT_EDB;
+    if (rc != 0) {
+        if (!sqlite3_get_autocommit(in->db))
+            store_step_done(in->db, in->q[Q_ROLLBACK]);
+        reviews_take_changes(in->rv);
+        return rc;
+    }
+    reviews_take_changes(in->rv);
+    /* A test fault stands for a crash between the decision's commit and anything sent: the
+     * node and the federal tier get it from the log at their next session. */
+    if (testhook_fire("review_decided_kill")) {
+        log_warn("test fault review_decided_kill: killed after committing a decision");
+        raise(SIGKILL);
+    }
+    ingest__push_one o = {in, municipality};
+    receiver_each_session(in->rx, ingest__push_if, &o);
+    if (in->o.on_rolled)
+        in->o.on_rolled(in->o.ud); /* the uplink takes the change to the federal tier */
+    return 0;
+}
+
+int ingest_reviews_recovered(ingest *in, const Reint__V1__Reviews *r, char *why, size_t whylen)
+{
+    ingest__flush(in);
+    if (store_step_done(in->db, in->q[Q_BEGIN]) != 0)
+        return REINT_EDB;
+    int rc = reviews_recover(in->rv, r, in->o.province, why, whylen);
+    if (rc == 0 && store_step_done(in->db, in->q[Q_COMMIT]) != 0)
+        rc = REINT_EDB;
+    if (rc != 0) {
+        if (!sqlite3_get_autocommit(in->db))
+            store_step_done(in->db, in->q[Q_ROLLBACK]);
+        reviews_take_changes(in->rv);
+        return rc;
+    }
+    /* Recovered changes below a node's position are not sent again; states they moved are. */
+    reviews_take_changes(in->rv);
+    ingest__push_all(in);
     return 0;
 }

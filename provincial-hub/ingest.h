@@ -15,6 +15,8 @@
 #include "directive.h"
 #include "error.h"
 #include "receiver.h"
+#include "haudit.h"
+#include "reviews.h"
 #include "tls.h"
 
 typedef struct ingest ingest;
@@ -70,6 +72,23 @@ int ingest_directive(ingest *in, const Reint__V1__SignedDirective *sd, uint64_t 
  * rollups note them), confirm drops them for good. who: the admin's token name. Returns 0 with
  * *municipality set, REINT_ENOTFOUND, REINT_ESTALE (already decided) or REINT_EDB. */
 int ingest_sweep_decide(ingest *in, int64_t id, int undo, const char *who, uint32_t *municipality);
+
+/* A reviewer's decision on a month (reviews.h), on the loop: as reviews_decide, in a
+ * transaction of its own that also writes audit (the request's row, status 200: haudit.h)
+ * when the decision is taken; the node of the municipality, when connected, and the federal
+ * tier (through on_rolled) are sent the change. REINT_ERANGE: the municipality closes months
+ * in the other calendar (out->bs says which). */
+int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, int approve,
+                         uint64_t seen_version, const char *who, const char *comment,
+                         const haudit_row *audit, reviews_month *out);
+
+/* Review changes the federal tier sent back (reviews_recover), in a transaction of their own;
+ * states they move go to the connected nodes. Returns 0, REINT_EFORBIDDEN or REINT_EINVAL
+ * (why set; nothing applied) or REINT_EDB. */
+int ingest_reviews_recovered(ingest *in, const Reint__V1__Reviews *r, char *why, size_t whylen);
+
+/* The monthly review the ingest keeps (reviews.h); owned by the ingest. */
+struct reviews *ingest_reviews(ingest *in);
 
 /* The store's connection (shared with modules that keep tables beside the records). */
 struct sqlite3 *ingest_db(ingest *in);

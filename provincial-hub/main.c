@@ -122,6 +122,15 @@ static int on_sweep_decide(void *ud, int64_t id, int undo, const char *who, uint
     return ingest_sweep_decide(ud, id, undo, who, municipality);
 }
 
+/* A reviewer's decision on a month, from the officers' API (on the loop). */
+static int on_review_decide(void *ud, uint32_t municipality, int bs, int32_t ym, int approve,
+                            uint64_t seen_version, const char *who, const char *comment,
+                            const haudit_row *audit, reviews_month *out)
+{
+    return ingest_review_decide(ud, municipality, bs, ym, approve, seen_version, who, comment,
+                                audit, out);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
@@ -444,6 +453,7 @@ int main(int argc, char **argv)
                             .province = (unsigned)cfg.province,
                             .tokens = cfg.tokens,
                             .sweep_decide = on_sweep_decide,
+                            .review_decide = on_review_decide,
                             .ud = ing};
         if (officers_start(&off, &oo, err, sizeof(err)) != 0) {
             log_error("%s", err);
@@ -455,7 +465,10 @@ int main(int argc, char **argv)
                                .handler = officers_handle,
                                .on_head = officers_on_head,
                                .ud = off,
-                               .max_body = HTTP_MAX_BODY_NONE, /* no route takes a body */
+                               /* Only a decision on a month takes a body: its JSON, with a
+                                * comment of at most 1000 bytes (escaped, up to 6 bytes a
+                                * character). */
+                               .max_body = 8 * 1024,
                                .proxy_from = cfg.proxy_from};
         if ((rc = http_server_start(&https, loop, &so)) != 0) {
             log_error("cannot listen for HTTPS on %s: %s", cfg.https_listen, uv_strerror(rc));

@@ -12,10 +12,13 @@
 #include "catalogue.h"
 #include "clock.h"
 #include "gaps.h"
+#include "geo.h"
 #include "haudit.h"
 #include "limiter.h"
 #include "log.h"
 #include "query.h"
+#include "review.h"
+#include "reviews.h"
 #include "store.h"
 #include "sweeps.h"
 #include "testhook.h"
@@ -47,6 +50,7 @@ enum officers_kind {
     JOB_INDICATOR, /* GET /v1/indicators/<code> */
     JOB_AUDIT,     /* GET /v1/audit */
     JOB_SWEEPS,    /* GET /v1/sweeps */
+    JOB_REVIEWS,   /* GET /v1/reviews */
     JOB_FAILURES,  /* a batch of counted failed attempts; no request */
 };
 
@@ -80,7 +84,8 @@ typedef struct officers_job {
     size_t len;
     limiter_count *counts;
     size_t n_counts;
-    int failed; /* JOB_FAILURES: the batch was not written */
+    int failed;  /* JOB_FAILURES: the batch was not written */
+    int audited; /* the audit row went with the decision it answers (haudit_insert) */
 } officers_job;
 
 struct officers {
@@ -190,6 +195,9 @@ static void officers__run_report(officers_job *j)
     if (j->kind == JOB_GAPS)
         rc = gaps_report(db, j->o->province, j->has_period ? j->period : NULL,
                          j->sort[0] ? j->sort : NULL, j->today, &out, err, sizeof(err));
+    else if (j->kind == JOB_REVIEWS)
+        rc = reviews_report(db, j->o->province, j->has_period ? j->period : NULL, &out, err,
+                            sizeof(err));
     else
         rc = gaps_indicator(db, j->o->province, j->code, j->has_period ? j->period : NULL,
                             j->has_by ? j->by : NULL, j->municipality, j->district, &out, err,
@@ -199,10 +207,11 @@ static void officers__run_report(officers_job *j)
         officers__error(j, 400, err);
     else if (rc != 0)
         officers__error(j, 500,
-                        j->kind == JOB_GAPS ? "the gap report could not be computed"
-                                            : "the indicator could not be computed");
+                        j->kind == JOB_GAPS      ? "the gap report could not be computed"
+                        : j->kind == JOB_REVIEWS ? "the reviews could not be read"
+                                                 : "the indicator could not be computed");
     else
-        officers__report(j, out, j->kind == JOB_GAPS ? "rows" : "cells");
+        officers__report(j, out, j->kind == JOB_INDICATOR ? "cells" : "rows");
 }
 
 /* One row per (pair, status) of the batch. */
@@ -257,6 +266,7 @@ static void officers__work(uv_work_t *w)
         return;
     case JOB_GAPS:
     case JOB_INDICATOR:
+    case JOB_REVIEWS:
         officers__run_report(j);
         break;
     case JOB_CATALOGUE: {
@@ -295,7 +305,7 @@ static void officers__work(uv_work_t *w)
                       .status = j->status,
                       .attempts = 1};
     /* A read that cannot be audited is not served; a refusal is sent anyway. */
-    if (haudit_write(j->lane->rw, &row, 1) != 0 && j->status < 300)
+    if (!j->audited && haudit_write(j->lane->rw, &row, 1) != 0 && j->status < 300)
         officers__error(j, 503, "the audit log is unavailable; try again");
 }
 
@@ -463,6 +473,7 @@ static const char *const officers__indicator_params[] = {"period",   "by",     "
                                                          "district", "format", NULL};
 static const char *const officers__audit_params[] = {"limit", NULL};
 static const char *const officers__sweeps_params[] = {"limit", "format", NULL};
+static const char *const officers__reviews_params[] = {"period", "format", NULL};
 static const char *const officers__no_params[] = {NULL};
 
 /* Refuses a parameter the route does not take. Returns 0 or -1 with err. */
@@ -514,6 +525,9 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
     if (strcmp(path, "/v1/sweeps") == 0) {
         j->kind = JOB_SWEEPS;
         names = officers__sweeps_params;
+    } else if (strcmp(path, "/v1/reviews") == 0) {
+        j->kind = JOB_REVIEWS;
+        names = officers__reviews_params;
     } else if (strcmp(path, "/v1/gaps") == 0) {
         j->kind = JOB_GAPS;
         names = officers__gaps_params;
@@ -577,6 +591,10 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
             return -1;
         }
         j->limit = (long)x;
+    }
+    if (j->kind == JOB_REVIEWS && !j->has_period) {
+        officers__error(j, 400, "period is required: one month, e.g. period=BS2083-04");
+        return -1;
     }
     if ((j->kind == JOB_AUDIT || j->kind == JOB_SWEEPS) && role != TOKENS_ADMIN) {
         officers__error(j, 403,
@@ -644,6 +662,219 @@ static int officers__sweep_decision(officers *o, officers_job *j, http_req *r,
     return 1;
 }
 
+/* Sets j's answer to {"error": msg, "review": m} (the month as it stands). */
+static void officers__review_refused(officers_job *j, int status, const char *msg,
+                                     const reviews_month *m)
+{
+    json_t *o = json_pack("{s:s, s:o*}", "error", msg, "review", reviews_month_json(m));
+    if (o == NULL) {
+        officers__error(j, 500, "out of memory");
+        return;
+    }
+    officers__report(j, o, "review");
+    j->status = status;
+}
+
+/* The decision's JSON body: {"decision": "approve" | "return", "comment": "...",
+ * "seen_version": N} (the version may also be a decimal string: JavaScript's numbers hold
+ * integers up to 2^53 only). Returns 0, or -1 with j's answer set (400 or 422). */
+static int officers__decision_body(officers_job *j, http_req *r, int *approve, uint64_t *seen,
+                                   char *comment, size_t commentlen)
+{
+    size_t len = 0;
+    const char *body = http_req_body(r, &len);
+    json_error_t je;
+    char why[200];
+    json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        /* A comment that is not UTF-8 is a refused field, not a malformed request. */
+        if (json_error_code(&je) == json_error_invalid_utf8)
+            officers__error(j, 422, "comment is not valid UTF-8");
+        else
+            officers__error(j, 400,
+                            "the body is not JSON: {\"decision\": \"approve\" | "
+                            "\"return\", \"comment\": \"...\", \"seen_version\": N}");
+        return -1;
+    }
+    int rc = -1;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(o)) {
+        officers__error(j, 400, "the body must be a JSON object");
+        goto out;
+    }
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "decision") != 0 && strcmp(key, "comment") != 0 &&
+            strcmp(key, "seen_version") != 0) {
+            snprintf(why, sizeof(why),
+                     "field \"%.40s\" is not one of decision, comment, "
+                     "seen_version",
+                     key);
+            officers__error(j, 422, why);
+            goto out;
+        }
+    }
+    const char *d = json_string_value(json_object_get(o, "decision"));
+    if (d == NULL || (strcmp(d, "approve") != 0 && strcmp(d, "return") != 0)) {
+        officers__error(j, 422, "decision must be \"approve\" or \"return\"");
+        goto out;
+    }
+    *approve = strcmp(d, "approve") == 0;
+    json_t *sv = json_object_get(o, "seen_version");
+    const char *svs = json_string_value(sv);
+    char *end = NULL;
+    if (json_is_integer(sv) && json_integer_value(sv) >= 0) {
+        *seen = (uint64_t)json_integer_value(sv);
+    } else if (svs && svs[0] >= '0' && svs[0] <= '9' && strlen(svs) <= 20 &&
+               (*seen = strtoull(svs, &end, 10), *end == '\0')) {
+        /* read above */
+    } else {
+        officers__error(j, 422,
+                        "seen_version must be the version of the month shown by GET "
+                        "/v1/reviews (an integer)");
+        goto out;
+    }
+    json_t *c = json_object_get(o, "comment");
+    const char *cs = c ? json_string_value(c) : "";
+    size_t clen = c ? json_string_length(c) : 0;
+    if (cs == NULL) {
+        officers__error(j, 422, "comment must be a string");
+        goto out;
+    }
+    if (review_comment_ok(cs, clen, why, sizeof(why)) != 0 || strlen(cs) != clen) {
+        officers__error(j, 422, strlen(cs) != clen ? "comment holds a NUL character" : why);
+        goto out;
+    }
+    if (!*approve && clen == 0) {
+        officers__error(j, 422, "a month is returned with a comment saying what to correct");
+        goto out;
+    }
+    snprintf(comment, commentlen, "%s", cs);
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+/* POST /v1/reviews/<municipality>/<period> (reviewer): decided on the loop by the ingest,
+ * which owns the store; the answer is audited like a read. Returns 1 when path is such a
+ * route (j's answer set), 0 when not. */
+static int officers__review_decision(officers *o, officers_job *j, http_req *r,
+                                     enum tokens_role role)
+{
+    const char *path = http_req_path(r);
+    char period[32] = "", why[300];
+    unsigned long code = 0;
+    int n = 0, bs = 0, approve = 0;
+    int32_t ym = 0;
+    if (strncmp(path, "/v1/reviews/", 12) != 0)
+        return 0;
+    if (sscanf(path + 12, "%6lu/%20[A-Za-z0-9-]%n", &code, period, &n) != 2 ||
+        path[12 + n] != '\0') {
+        officers__error(j, 404, "not found (POST /v1/reviews/<municipality>/<period>)");
+        return 1;
+    }
+    if (strcmp(http_req_method(r), "POST") != 0) {
+        http_add_header(r, "Allow", "POST");
+        officers__error(j, 405, "a decision on a month is a POST");
+        return 1;
+    }
+    if (http_req_query(r)[0] != '\0') {
+        officers__error(j, 400, "a decision takes its fields in the body, not the query");
+        return 1;
+    }
+    if (role != TOKENS_REVIEWER) {
+        officers__error(j, 403, "months are approved or returned by the reviewer role");
+        return 1;
+    }
+    const geo_local_level *g = geo_find((uint32_t)code);
+    if (g == NULL) {
+        officers__error(j, 404, "no such municipality (an official local level code)");
+        return 1;
+    }
+    if (g->province != o->province) {
+        snprintf(why, sizeof(why),
+                 "municipality %lu is in province %u: this hub's reviewers decide for province %u "
+                 "only",
+                 code, g->province, o->province);
+        officers__error(j, 403, why);
+        return 1;
+    }
+    if (review_parse_month(period, &bs, &ym) != 0) {
+        officers__error(j, 400, "the period of a decision is one month: BS2083-04 or 2026-07");
+        return 1;
+    }
+    uint64_t seen = 0;
+    char *comment = malloc(REVIEW_COMMENT_MAX + 1);
+    reviews_month *m = calloc(1, sizeof(*m));
+    if (comment == NULL || m == NULL) {
+        officers__error(j, 503, "out of memory");
+        goto out;
+    }
+    if (officers__decision_body(j, r, &approve, &seen, comment, REVIEW_COMMENT_MAX + 1) != 0)
+        goto out;
+    if (o->opts.review_decide == NULL) {
+        officers__error(j, 503, "months cannot be decided on this hub");
+        goto out;
+    }
+    /* A decision taken is audited in its own transaction, as answered 200 now. */
+    haudit_row audit = {.at_ms = clock_now_ms(),
+                        .who = j->who,
+                        .role = j->role,
+                        .peer = j->peer,
+                        .method = j->method,
+                        .target = j->target,
+                        .status = 200,
+                        .attempts = 1};
+    int rc = o->opts.review_decide(o->opts.ud, (uint32_t)code, bs, ym, approve, seen, j->who,
+                                   comment, &audit, m);
+    j->audited = rc == 0;
+    switch (rc) {
+    case 0: {
+        json_t *a = reviews_month_json(m);
+        if (a == NULL) {
+            officers__error(j, 500, "out of memory");
+        } else {
+            officers__report(j, json_pack("{s:o}", "review", a), "review");
+            log_info("%s %s: municipality:%lu %s %s at version %llu", j->role, j->who, code, period,
+                     approve ? "approved" : "returned", (unsigned long long)seen);
+        }
+        break;
+    }
+    case REINT_ERANGE:
+        snprintf(why, sizeof(why),
+                 "municipality %lu closes %s months: decide on a period of "
+                 "that calendar",
+                 code, m->bs ? "BS" : "Gregorian (AD)");
+        officers__error(j, 400, why);
+        break;
+    case REINT_ESTALE:
+        snprintf(why, sizeof(why),
+                 "the month changed since you saw it (version %llu, now %llu): look at it again",
+                 (unsigned long long)seen, (unsigned long long)m->version);
+        officers__review_refused(j, 409, why, m);
+        break;
+    case REINT_EEXIST:
+        officers__review_refused(j, 409, "the month is already approved at this version", m);
+        break;
+    case REINT_EINVAL:
+        officers__review_refused(j, 409,
+                                 m->state == REINT__V1__MONTH_STATE__MONTH_STATE_RETURNED
+                                     ? "the month was returned and is open at the node until its "
+                                       "clerk closes it again"
+                                     : "the month is open: its clerk has not closed it",
+                                 m);
+        break;
+    default:
+        officers__error(j, 503, "the decision could not be stored; try again");
+    }
+out:
+    free(comment);
+    free(m);
+    return 1;
+}
+
 int officers_on_head(http_req *r, void *ud)
 {
     officers *o = ud;
@@ -687,7 +918,7 @@ void officers_handle(http_req *r, void *ud)
     officers__printable(j->peer, sizeof(j->peer), http_req_peer(r));
     officers__printable(j->method, sizeof(j->method), http_req_method(r));
     officers__set_target(j, http_req_path(r), http_req_query(r));
-    if (officers__sweep_decision(o, j, r, role))
+    if (officers__sweep_decision(o, j, r, role) || officers__review_decision(o, j, r, role))
         j->kind = JOB_ANSWER;
     else if (officers__route(j, r, role) != 0)
         j->kind = JOB_ANSWER;

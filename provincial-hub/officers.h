@@ -1,5 +1,8 @@
 /* The provincial officers' HTTPS API: GET /v1/gaps, /v1/indicators, /v1/indicators/<code>
- * (its province only, JSON or ?format=csv), and for the admin role GET /v1/audit, GET
+ * (its province only, JSON or ?format=csv), GET /v1/reviews?period= (the monthly review,
+ * reviews.h: every municipality's state of the month with the figures to decide on), and for
+ * the reviewer role POST /v1/reviews/<municipality>/<period> with {"decision": "approve" |
+ * "return", "comment": "...", "seen_version": N}; for the admin role GET /v1/audit, GET
  * /v1/sweeps and POST /v1/sweeps/<id>/confirm or /undo (sweeps.h); token-protected.
  *
  * Every request is authenticated by itself against the tokens file (common/tokens.h), so a
@@ -26,6 +29,8 @@
 #include <uv.h>
 
 #include "http.h"
+#include "haudit.h"
+#include "reviews.h"
 
 typedef struct officers officers;
 
@@ -38,6 +43,11 @@ typedef struct officers_opts {
     /* An admin's decision on a pending sweep (provincial-hub/sweeps.h), run on the loop:
      * ingest_sweep_decide. NULL: decisions answer 503. */
     int (*sweep_decide)(void *ud, int64_t id, int undo, const char *who, uint32_t *municipality);
+    /* A reviewer's decision on a month, run on the loop: ingest_review_decide. NULL:
+     * decisions answer 503. */
+    int (*review_decide)(void *ud, uint32_t municipality, int bs, int32_t ym, int approve,
+                         uint64_t seen_version, const char *who, const char *comment,
+                         const haudit_row *audit, reviews_month *out);
     void *ud;
 } officers_opts;
 

@@ -356,6 +356,7 @@ void rollup_close(rollup *r)
     free(r->out);
     free(r->queued);
     free(r->closes);
+    free(r->touched);
     sbuf_free(&r->blob);
     free(r);
 }

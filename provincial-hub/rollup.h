@@ -82,17 +82,18 @@
  *     Nepal of first_seen_ms, as today is a day in Nepal); it counts when due or closed (a
  *     close of a month
  *     that ended before the node was first seen still counts: a node enrolled late may close
- *     its old months); it is complete when closed, and timely when its earliest close was on
- *     or before its last day + 15. A month of the other calendar counts, is complete, or is
- *     timely when every own-calendar month overlapping it does, is, or is. A period is judged
- *     by its unit months (Gregorian months for a Gregorian year, quarter or month; BS months
- *     for a BS month, fiscal trimester or fiscal year), each by the rules above: the
- *     denominator is the number of unit months that count, the numerators how many of those
- *     are complete (timely). No cell when no unit month counts. cell_key 0, contributors 1.
- *     Dirty marks follow: a close marks every period holding a day of its month; a move of
- *     the as-of day or of the first-seen day marks every period holding a day of each
- *     own-calendar month whose end it crosses; a calendar change marks those of both
- *     calendars, and of every month the municipality closed.
+ *     its old months); it is complete when closed, and timely when its last close was on or
+ *     before its last day + 15 (a clerk closes a month once; closing it again, after a
+ *     reviewer returned it, replaces the close). A month a reviewer returned counts as not
+ *     closed until its clerk closes it again (rollup_set_returned). A month of the other calendar
+ * counts, is complete, or is timely when every own-calendar month overlapping it does, is, or is. A
+ * period is judged by its unit months (Gregorian months for a Gregorian year, quarter or month; BS
+ * months for a BS month, fiscal trimester or fiscal year), each by the rules above: the denominator
+ * is the number of unit months that count, the numerators how many of those are complete (timely).
+ * No cell when no unit month counts. cell_key 0, contributors 1. Dirty marks follow: a close marks
+ * every period holding a day of its month; a move of the as-of day or of the first-seen day marks
+ * every period holding a day of each own-calendar month whose end it crosses; a calendar change
+ * marks those of both calendars, and of every month the municipality closed.
  *   - Contributors and cell keys: a contributor's key is the first 4 bytes (big-endian) of
  *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
  *     contributors. Contributors are the person (registrations, persons_served,
@@ -188,6 +189,26 @@ int rollup_more(const rollup *r);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
  * Snapshots whose cells come out unchanged keep their revision. Returns 0 or a REINT_E* code. */
 int rollup_full(rollup *r, rollup_stats *stats);
+
+/* The months a change can move (the monthly review, provincial-hub/reviews.h): with tracking
+ * on, every record noted (rollup_note, rollup_note_stored, and the rebuild of rollup_full)
+ * leaves the months of its municipality whose figures it can change: the months of both
+ * calendars that hold the periods it marks dirty (for a close, the closed month itself), each
+ * with the highest version of such records. Off by default (nothing is kept). */
+void rollup_track_months(rollup *r, int on);
+/* Called once per month kept: (municipality, bs non-zero for a BS month, YYYYMM, version).
+ * A non-zero return stops the walk and is returned. */
+typedef int (*rollup_month_cb)(void *ud, uint32_t municipality, int bs, int32_t ym,
+                               uint64_t version);
+/* Walks the months kept since the last call and forgets them (also when cb fails: call it in
+ * the transaction that noted them, which then rolls back). Returns 0 or cb's code. */
+int rollup_touched_months(rollup *r, rollup_month_cb cb, void *ud);
+/* A month (year, month of calendar bs) of a municipality's own calendar that a reviewer
+ * returned counts as not closed for reporting_completeness and reporting_timeliness until it
+ * is closed again: returned 1 sets that, 0 clears it; what it changes is marked dirty. In the
+ * caller's transaction. Returns 0 or REINT_EDB. */
+int rollup_set_returned(rollup *r, uint32_t municipality, int bs, int year, int month,
+                        int returned);
 
 /* Number of snapshots waiting to be recomputed. */
 int64_t rollup_dirty_count(rollup *r);

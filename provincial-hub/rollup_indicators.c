@@ -60,8 +60,10 @@ const char *const rollup__indicator_sql[S_N] = {
                         " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
-    [S_Q_CLOSE] = "SELECT year, month, min(closed_day) FROM rollup_close WHERE municipality=?1"
-                  " AND bs=?2 GROUP BY year, month ORDER BY year, month",
+    [S_Q_CLOSE] = "SELECT year, month, max(closed_day) FROM rollup_close c WHERE municipality=?1"
+                  " AND bs=?2 AND NOT EXISTS(SELECT 1 FROM rollup_returned x"
+                  "  WHERE x.municipality=?1 AND x.bs=?2 AND x.year=c.year AND x.month=c.month)"
+                  " GROUP BY year, month ORDER BY year, month",
     [S_Q_ENROLLED] = "SELECT first_day, bs FROM rollup_enrolled WHERE municipality=?1",
 };
 
@@ -394,7 +396,8 @@ int rollup__month_of(int bs, int year, int month, rollup__month *out)
 /* --- reporting completeness and timeliness ------------------------------------------------ */
 
 /* What the group's municipality reports: whether it is enrolled, since when, in which
- * calendar, and the earliest close of each month of that calendar it closed. */
+ * calendar, and the last close of each month of that calendar it closed and no reviewer
+ * returned since. */
 typedef struct rollup__reporter {
     int enrolled, bs;
     int64_t first_day;
@@ -446,7 +449,7 @@ typedef struct rollup__standing {
 
 /* The standing of month mo of the reporter's own calendar: counted when due (it ended before
  * today and on or after the enrolment day) or closed; complete when closed; timely when its
- * earliest close was on or before its last day + ROLLUP_ON_TIME_DAYS. */
+ * last close was on or before its last day + ROLLUP_ON_TIME_DAYS. */
 static rollup__standing rollup__own_standing(const rollup *r, const rollup__reporter *rep,
                                              const rollup__month *mo)
 {

@@ -150,6 +150,12 @@ typedef struct rollup__closed {
     int64_t ym, day;
 } rollup__closed;
 
+/* A month whose figures noted records can change: key packs (municipality, calendar, YYYYMM)
+ * (0: an empty slot), version is the highest of those records. */
+typedef struct rollup__touched {
+    uint64_t key, version;
+} rollup__touched;
+
 /* A changed snapshot waiting for its outbox entry. */
 typedef struct rollup__queued {
     uint32_t municipality;
@@ -271,6 +277,13 @@ struct rollup {
     /* The closes of the municipality whose reporting is being computed, by (year, month). */
     rollup__closed *closes;
     size_t n_closes, cap_closes;
+    /* Months whose figures the records noted since the last rollup_touched_months() can
+     * change, with the highest version among those records (rollup_track_months): an open
+     * addressing table of cap_touched slots (a power of two, at most half full). */
+    int track_months;
+    uint64_t note_version; /* the version of the record being noted; 0 outside a note */
+    rollup__touched *touched;
+    size_t n_touched, cap_touched;
 };
 
 /* --- rollup_schema.c ------------------------------------------------------------------------ */
@@ -312,6 +325,11 @@ int rollup__sync_enrolment(rollup *r);
 int rollup__mark_today_move(rollup *r, int32_t lo, int32_t hi);
 /* Rebuilds the shadow from the records table and marks every period that holds anything. */
 int rollup__rebuild(rollup *r);
+/* Notes that the month ym (YYYYMM) of calendar bs of municipality m can change by the record
+ * being noted (r->note_version), when months are tracked. Returns 0 or REINT_ENOMEM. */
+int rollup__touch(rollup *r, uint32_t m, int bs, int32_t ym);
+/* Forgets the months noted (a rolled-back transaction undid their notes). */
+void rollup__forget_touched(rollup *r);
 
 /* --- rollup_agg.c --------------------------------------------------------------------------- */
 

@@ -82,7 +82,12 @@ static const char *rollup__schema =
     " cells BLOB NOT NULL, PRIMARY KEY(municipality, period));"
     "CREATE TABLE IF NOT EXISTS rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " municipality INTEGER NOT NULL, period TEXT NOT NULL, revision INTEGER NOT NULL,"
-    " UNIQUE(municipality, period));";
+    " UNIQUE(municipality, period));"
+    /* Months a reviewer returned (rollup_set_returned): an input of the engine like the
+     * records, not a shadow, so a rebuild keeps it. */
+    "CREATE TABLE IF NOT EXISTS rollup_returned(municipality INTEGER NOT NULL,"
+    " bs INTEGER NOT NULL, year INTEGER NOT NULL, month INTEGER NOT NULL,"
+    " PRIMARY KEY(municipality, bs, year, month)) WITHOUT ROWID;";
 
 const char *const rollup__schema_sql[S_N] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key=?1",

@@ -161,6 +161,104 @@ void rollup__forget_marks(rollup *r)
 void rollup__on_rollback(void *ud)
 {
     rollup__forget_marks(ud);
+    rollup__forget_touched(ud);
+}
+
+/* --- months touched (the monthly review) --------------------------------------------------- */
+
+void rollup_track_months(rollup *r, int on)
+{
+    r->track_months = on != 0;
+    if (!on)
+        rollup__forget_touched(r);
+}
+
+void rollup__forget_touched(rollup *r)
+{
+    if (r->n_touched) {
+        memset(r->touched, 0, r->cap_touched * sizeof(*r->touched));
+        r->n_touched = 0;
+    }
+}
+
+static uint64_t rollup__touch_key(uint32_t m, int bs, int32_t ym)
+{
+    return (uint64_t)m << 32 | (uint64_t)(bs != 0) << 31 | (uint32_t)ym;
+}
+
+/* Puts key with version into a table of cap slots (a power of two). */
+static void rollup__touch_put(rollup__touched *t, size_t cap, uint64_t key, uint64_t version,
+                              size_t *n)
+{
+    size_t mask = cap - 1, i = (size_t)rollup__mix(key) & mask;
+    for (; t[i].key != 0 && t[i].key != key; i = (i + 1) & mask)
+        ;
+    if (t[i].key == 0) {
+        t[i].key = key;
+        (*n)++;
+    }
+    if (version > t[i].version)
+        t[i].version = version;
+}
+
+int rollup__touch(rollup *r, uint32_t m, int bs, int32_t ym)
+{
+    if (!r->track_months || r->note_version == 0 || ym < 100 || ym % 100 < 1 || ym % 100 > 12)
+        return 0;
+    if (2 * (r->n_touched + 1) > r->cap_touched) {
+        size_t cap = r->cap_touched ? 2 * r->cap_touched : 1024, n = 0;
+        rollup__touched *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return REINT_ENOMEM;
+        for (size_t i = 0; i < r->cap_touched; i++)
+            if (r->touched[i].key)
+                rollup__touch_put(t, cap, r->touched[i].key, r->touched[i].version, &n);
+        free(r->touched);
+        r->touched = t;
+        r->cap_touched = cap;
+        r->n_touched = n;
+    }
+    rollup__touch_put(r->touched, r->cap_touched, rollup__touch_key(m, bs, ym), r->note_version,
+                      &r->n_touched);
+    return 0;
+}
+
+int rollup_touched_months(rollup *r, rollup_month_cb cb, void *ud)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && r->n_touched && i < r->cap_touched; i++) {
+        const rollup__touched *t = &r->touched[i];
+        if (t->key)
+            rc = cb(ud, (uint32_t)(t->key >> 32), (int)(t->key >> 31 & 1),
+                    (int32_t)(t->key & 0x7fffffff), t->version);
+    }
+    rollup__forget_touched(r);
+    return rc;
+}
+
+/* The months a record's own state sits in (its pair, or its closed month), for the rebuild,
+ * which marks periods wholesale rather than record by record. */
+static int rollup__touch_record(rollup *r, const Reint__V1__Record *rec)
+{
+    int32_t ad = 0, bs = 0;
+    switch (rec->body_case) {
+    case REINT__V1__RECORD__BODY_PERSON:
+        ad = rec->person->registered_month, bs = rec->person->registered_bs_month;
+        break;
+    case REINT__V1__RECORD__BODY_SERVICE:
+        ad = rec->service->month, bs = rec->service->bs_month;
+        break;
+    case REINT__V1__RECORD__BODY_ENTERPRISE:
+        ad = rec->enterprise->month, bs = rec->enterprise->bs_month;
+        break;
+    case REINT__V1__RECORD__BODY_MONTH_CLOSE:
+        return rollup__touch(r, rec->municipality, rec->month_close->bikram_sambat,
+                             rec->month_close->year * 100 + rec->month_close->month);
+    default:
+        return 0;
+    }
+    int rc = rollup__touch(r, rec->municipality, 0, ad);
+    return rc ? rc : rollup__touch(r, rec->municipality, 1, bs);
 }
 
 /* Marks the six periods of an event of month pair (ad, bs): the Gregorian ones of ad and
@@ -168,6 +266,13 @@ void rollup__on_rollback(void *ud)
  * records of the same months costs one probe each. */
 static int rollup__mark_pair(rollup *r, uint32_t municipality, int32_t ad, int32_t bs)
 {
+    if (r->track_months && r->note_version) {
+        int rc = rollup__touch(r, municipality, 0, ad);
+        if (rc == 0)
+            rc = rollup__touch(r, municipality, 1, bs);
+        if (rc)
+            return rc;
+    }
     uint64_t key =
         ((uint64_t)municipality << 32 | (uint64_t)(uint16_t)rollup__month_index(ad) << 16 |
          (uint16_t)rollup__month_index(bs)) +
@@ -241,6 +346,9 @@ static int rollup__mark_span(rollup *r, uint32_t municipality, int32_t lo, int32
  * not exist affects nothing. */
 static int rollup__mark_close(rollup *r, uint32_t municipality, int bs, int year, int month)
 {
+    int rc = rollup__touch(r, municipality, bs, year * 100 + month);
+    if (rc)
+        return rc;
     rollup__month mo;
     if (rollup__month_of(bs, year, month, &mo) != 0)
         return 0;
@@ -585,10 +693,12 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
         rc = REINT_EINVAL;
         goto out;
     }
+    r->note_version = version;
     if (old_kind >= 0 && (rc = rollup__remove(r, municipality, id, old_kind, 1)) != 0)
         goto out;
     rc = rollup__apply(r, rec, 1);
 out:
+    r->note_version = 0;
     reint__v1__record__free_unpacked(rec, NULL);
     return rc;
 }
@@ -606,11 +716,13 @@ int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], c
         goto out;
     }
     /* The shadow holds the state before this change, of whatever kind it was. */
+    r->note_version = rec->version;
     for (int kind = REINT__V1__RECORD_KIND__RECORD_KIND_PERSON;
          rc == 0 && kind <= REINT__V1__RECORD_KIND__RECORD_KIND_MONTH_CLOSE; kind++)
         rc = rollup__remove(r, municipality, id, kind, 1);
     if (rc == 0)
         rc = rollup__apply(r, rec, 1);
+    r->note_version = 0;
 out:
     reint__v1__record__free_unpacked(rec, NULL);
     return rc;
@@ -811,6 +923,10 @@ int rollup__rebuild(rollup *r)
             rc = rollup__apply(r, rec, 0);
             if (rc == REINT_EINVAL)
                 rc = 0;
+            r->note_version = rec->version;
+            if (rc == 0)
+                rc = rollup__touch_record(r, rec);
+            r->note_version = 0;
         }
         if (rec)
             reint__v1__record__free_unpacked(rec, NULL);
@@ -860,4 +976,26 @@ int rollup__rebuild(rollup *r)
     if (rc == 0)
         rc = rollup__meta_set(r, "rollup_built", 1);
     return rc;
+}
+
+int rollup_set_returned(rollup *r, uint32_t municipality, int bs, int year, int month, int returned)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = returned ? "INSERT OR IGNORE INTO rollup_returned(municipality, bs, year,"
+                                 " month) VALUES(?1,?2,?3,?4)"
+                               : "DELETE FROM rollup_returned WHERE municipality=?1 AND bs=?2"
+                                 " AND year=?3 AND month=?4";
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return rollup__fail(r, "returned months");
+    sqlite3_bind_int64(st, 1, municipality);
+    sqlite3_bind_int(st, 2, bs != 0);
+    sqlite3_bind_int(st, 3, year);
+    sqlite3_bind_int(st, 4, month);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return rollup__fail(r, "returned months");
+    if (sqlite3_changes(r->db) == 0)
+        return 0;
+    return rollup__mark_close(r, municipality, bs != 0, year, month);
 }

@@ -6,6 +6,8 @@
 #include "clock.h"
 #include "dirstore.h"
 #include "log.h"
+#include "review.h"
+#include "reviews.h"
 #include "rid.h"
 #include "store.h"
 
@@ -21,6 +23,13 @@ struct uplink {
     uint8_t incarnation[16];
     char identity[32], expect[16];
     sbuf buf; /* one packed snapshot */
+    /* The review log's way up (reviews.h): the federal tier takes it when its HelloReply says
+     * so; changes go one Reviews message at a time, each acknowledged once stored. */
+    int fed_reviews;       /* this session's federal tier takes Reviews */
+    int reviews_inflight;  /* a Reviews message waits for its ReviewAck */
+    int recovering;        /* the federal tier holds changes this hub may lack: asked for */
+    uint64_t reviews_sent; /* the highest clock sent in this session (or held there) */
+    size_t fed_max_frame;  /* the federal tier's frame limit */
 };
 
 /* The uplink's own incarnation: made once with the hub store, so that a rebuilt hub is a
@@ -193,11 +202,122 @@ static void uplink__coverage(uplink *u)
     free(mp);
 }
 
-static void uplink__on_session(void *ud)
+/* Sends the federal tier the province's next changes of the review log. */
+static void uplink__push_reviews(uplink *u)
+{
+    if (!u->fed_reviews || u->recovering || u->reviews_inflight)
+        return;
+    Reint__V1__Reviews *r = NULL;
+    if (reviews_load(u->o.db, 0, u->reviews_sent, u->fed_max_frame - 128, &r) != 0) {
+        log_error("uplink: review changes not read; sent at the next session");
+        return;
+    }
+    if (r->n_reviews > 0) {
+        Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+        env.msg_case = REINT__V1__ENVELOPE__MSG_REVIEWS;
+        env.reviews = r;
+        if (sync_send(u->client, &env) == 0) {
+            u->reviews_sent = r->reviews[r->n_reviews - 1]->clock;
+            u->reviews_inflight = 1;
+        }
+    }
+    reviews_free(r);
+}
+
+/* Asks the federal tier for the province's changes above after (a hub that lost its store
+ * recovers its decisions). */
+static int uplink__request_reviews(uplink *u, uint64_t after)
+{
+    Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__ReviewRequest rq = REINT__V1__REVIEW_REQUEST__INIT;
+    rq.after = after;
+    env.msg_case = REINT__V1__ENVELOPE__MSG_REVIEW_REQUEST;
+    env.review_request = &rq;
+    return sync_send(u->client, &env);
+}
+
+static void uplink__on_session(void *ud, const Reint__V1__HelloReply *r)
 {
     uplink *u = ud;
     u->coverage_due = 1;
     uplink__coverage(u);
+    u->fed_reviews = r->reviews;
+    u->reviews_inflight = u->recovering = 0;
+    u->fed_max_frame = r->max_frame > 4096 ? r->max_frame : 4u << 20;
+    if (!u->fed_reviews)
+        return; /* a federal tier that does not keep decisions yet: nothing goes up */
+    int64_t acked = 0;
+    if (store_meta_get_int_or(u->o.db, "review_federal_acked", 0, &acked) != 0)
+        return;
+    u->reviews_sent = r->reviews_through;
+    if (r->reviews_through > REVIEW_CLOCK_MAX ||
+        (r->reviews_through >> 16) > clock_now_ms() + 86400000ULL) {
+        log_warn("uplink: the federal tier holds review changes up to clock %llu, ahead of this "
+                 "hub's clock; none sent this session",
+                 (unsigned long long)r->reviews_through);
+        u->fed_reviews = 0;
+        return;
+    }
+    reviews_observe(ingest_reviews(u->o.in), r->reviews_through);
+    /* The federal tier holds changes this hub never had acknowledged: a hub rebuilt or restored
+     * from an older copy takes them back before it sends anything. */
+    if (r->reviews_through > (uint64_t)acked) {
+        log_info("uplink: the federal tier holds review changes up to clock %llu, this hub "
+                 "through %lld; recovering them",
+                 (unsigned long long)r->reviews_through, (long long)acked);
+        if (uplink__request_reviews(u, (uint64_t)acked) == 0)
+            u->recovering = 1;
+        return;
+    }
+    uplink__push_reviews(u);
+}
+
+/* Reviews (the federal tier's answer to a ReviewRequest) and ReviewAck. */
+static int uplink__on_message(void *ud, sync_client *s, const Reint__V1__Envelope *env)
+{
+    uplink *u = ud;
+    char why[300];
+    (void)s;
+    if (env->msg_case == REINT__V1__ENVELOPE__MSG_REVIEW_ACK) {
+        if (!u->reviews_inflight || env->review_ack->through != u->reviews_sent) {
+            log_warn("uplink: a ReviewAck for changes this session did not send; closing");
+            return -1;
+        }
+        u->reviews_inflight = 0;
+        if (store_meta_set_int(u->o.db, "review_federal_acked", (int64_t)u->reviews_sent) != 0)
+            return -1;
+        uplink__push_reviews(u);
+        return 0;
+    }
+    if (env->msg_case != REINT__V1__ENVELOPE__MSG_REVIEWS || !u->recovering) {
+        log_warn("uplink: unexpected message %d from the federal tier; closing",
+                 (int)env->msg_case);
+        return -1;
+    }
+    const Reint__V1__Reviews *r = env->reviews;
+    int rc = ingest_reviews_recovered(u->o.in, r, why, sizeof(why));
+    if (rc == REINT_EFORBIDDEN || rc == REINT_EINVAL) {
+        log_security("uplink: the federal tier sent review changes that were refused: %s", why);
+        return -1;
+    }
+    if (rc != 0)
+        return -1;
+    if (r->n_reviews == REVIEW_PAGE)
+        return uplink__request_reviews(u, r->reviews[r->n_reviews - 1]->clock) == 0 ? 0 : -1;
+    /* Everything the federal tier holds is here now. */
+    log_info("uplink: review changes recovered from the federal tier through clock %llu",
+             (unsigned long long)u->reviews_sent);
+    if (store_meta_set_int(u->o.db, "review_federal_acked", (int64_t)u->reviews_sent) != 0)
+        return -1;
+    u->recovering = 0;
+    uplink__push_reviews(u);
+    return 0;
+}
+
+static void uplink__fill_hello(void *ud, Reint__V1__Hello *h)
+{
+    (void)ud;
+    h->reviews = 1; /* this hub takes its province's changes back (recovery) */
 }
 
 int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen)
@@ -229,6 +349,8 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
                     .on_directive = on_directive,
                     .directive_gaps = directive_gaps,
                     .on_session = uplink__on_session,
+                    .on_message = uplink__on_message,
+                    .fill_hello = uplink__fill_hello,
                     .window = opts->window,
                     .batch_records = opts->batch_snapshots,
                     .backoff_base_ms = opts->backoff_base_ms,
@@ -257,6 +379,9 @@ void uplink_kick(uplink *u)
 {
     if (u == NULL)
         return;
+    /* Review changes first: a change since approval goes up before the new figures it
+     * follows from (the federal tier's approved-only answers drop the month at once). */
+    uplink__push_reviews(u);
     sync_kick(u->client);
     if (u->coverage_due || (ingest_coverage_generation(u->o.in) != u->coverage_gen &&
                             clock_mono_ms() - u->coverage_sent_ms >= UPLINK_COVERAGE_MS))

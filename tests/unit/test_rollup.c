@@ -19,8 +19,11 @@
 #include <cmocka.h>
 
 #include "bscal.h"
+#include "clock.h"
+#include "geo.h"
 #include "hubstore.h"
 #include "record.h"
+#include "reviews.h"
 #include "rollup.h"
 #include "store.h"
 #include "testhook.h"
@@ -1252,6 +1255,187 @@ static void test_rollup_failed_scan_ships_no_partial_refresh(void **state)
     free(before);
 }
 
+/* A month a reviewer returned counts as not closed (due, so counted, but not complete) until
+ * its clerk closes it again; timeliness then takes the last close. */
+static void test_rollup_returned_month_is_not_closed_until_closed_again(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
+    enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
+    put_mun = BS_NODE;
+    month_close(f, 61, 1, 2082, 4, D(2025, 8, 20)); /* end + 4: on time */
+    put_mun = MUN;
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-04", 1, 1, 1);
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 4, 1), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-04", 0, 0, 1);
+    expect_reporting(f, BS_NODE, "FY2082/83-T1", 0, 0, 4); /* 04..07 are due */
+    /* Closed again, late: complete, and late by its last close. */
+    put_mun = BS_NODE;
+    month_close(f, 61, 1, 2082, 4, D(2025, 10, 1));
+    put_mun = MUN;
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 4, 0), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-04", 1, 0, 1);
+}
+
+typedef struct touched {
+    int n;
+    uint32_t m[16];
+    int bs[16];
+    int32_t ym[16];
+    uint64_t v[16];
+} touched;
+
+static int collect_touched(void *ud, uint32_t m, int bs, int32_t ym, uint64_t version)
+{
+    touched *t = ud;
+    assert_true(t->n < 16);
+    t->m[t->n] = m, t->bs[t->n] = bs, t->ym[t->n] = ym, t->v[t->n] = version;
+    t->n++;
+    return 0;
+}
+
+static uint64_t touched_version(const touched *t, int bs, int32_t ym)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->bs[i] == bs && t->ym[i] == ym)
+            return t->v[i];
+    return 0;
+}
+
+/* With tracking on, a noted record leaves the months of both calendars it can change, each at
+ * the highest version noted; a change that moves a record leaves its old months too; a walk
+ * forgets what it walked. */
+static void test_rollup_touched_months_follow_the_notes(void **state)
+{
+    fx *f = *state;
+    touched t = {0};
+    rollup_track_months(f->r, 1);
+    person(f, 1, D(2025, 8, 20), 1, 1, 3); /* 2025-08, BS2082-05 */
+    uint64_t v1 = f->version - 1;
+    person(f, 2, D(2025, 8, 21), 1, 1, 3);
+    uint64_t v2 = f->version - 1;
+    assert_int_equal(rollup_touched_months(f->r, collect_touched, &t), 0);
+    assert_int_equal(t.n, 2);
+    assert_true(v2 > v1);
+    assert_int_equal(touched_version(&t, 0, 202508), v2);
+    assert_int_equal(touched_version(&t, 1, 208205), v2);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rollup_touched_months(f->r, collect_touched, &t), 0);
+    assert_int_equal(t.n, 0);
+    /* Person 1 moves to October: its old months change too. */
+    person(f, 1, D(2025, 10, 20), 1, 1, 3); /* 2025-10, BS2082-07 */
+    uint64_t v3 = f->version - 1;
+    assert_int_equal(rollup_touched_months(f->r, collect_touched, &t), 0);
+    assert_int_equal(touched_version(&t, 0, 202508), v3);
+    assert_int_equal(touched_version(&t, 1, 208205), v3);
+    assert_int_equal(touched_version(&t, 0, 202510), v3);
+    assert_int_equal(touched_version(&t, 1, 208207), v3);
+    /* A close leaves its own month. */
+    memset(&t, 0, sizeof(t));
+    month_close(f, 61, 1, 2082, 4, D(2025, 8, 20));
+    assert_int_equal(rollup_touched_months(f->r, collect_touched, &t), 0);
+    assert_int_equal(touched_version(&t, 1, 208204), f->version - 1);
+    rollup_track_months(f->r, 0);
+}
+
+/* A recovered decision of the federal tier, as the hub's recovery takes it (reviews_recover). */
+static Reint__V1__MonthReview recovered(uint64_t clock, int state, uint64_t version, char *by,
+                                        char *comment)
+{
+    Reint__V1__MonthReview c = REINT__V1__MONTH_REVIEW__INIT;
+    c.clock = clock;
+    c.municipality = BS_NODE;
+    c.calendar = REINT__V1__CALENDAR__CALENDAR_BS;
+    c.month = 208204;
+    c.state = (Reint__V1__MonthState)state;
+    c.version = version;
+    c.decision = 1;
+    c.decided_by = by;
+    c.decided_at = clock >> 16;
+    c.comment = comment;
+    return c;
+}
+
+static int64_t count_of(fx *f, const char *sql)
+{
+    sqlite3_stmt *st = store_prepare(f->db, sql);
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A hub rebuilt from nothing recovers a month that was returned, then closed again and
+ * approved: the month ends approved by the later decision (its clock kept as the decision's),
+ * counts as closed again, and the recovered decisions are not decided a second time: the log
+ * holds them under their own clocks only (nodes and the federal tier would otherwise receive
+ * each decision twice). A resend of the same page changes nothing. */
+static void test_reviews_recover_keeps_the_latest_decision(void **state)
+{
+    fx *f = *state;
+    char err[200], why[200];
+    reviews *rv = NULL;
+    assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
+    enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
+    assert_int_equal(reviews_open(&rv, f->db, f->r, err, sizeof(err)), 0);
+    put_mun = BS_NODE;
+    month_close(f, 61, 1, 2082, 4, D(2025, 10, 1)); /* the second close, late */
+    uint64_t v = f->version - 1;
+    put_mun = MUN;
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(reviews_note(rv), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    reviews_month m;
+    assert_int_equal(reviews_get(f->db, BS_NODE, 1, 208204, &m), 0);
+    assert_int_equal(m.state, REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED);
+    assert_int_equal(m.version, v);
+    /* Decided an hour ago by the hub before it was lost: below any clock it issues now. */
+    uint64_t t = (clock_now_ms() - 3600000) << 16;
+    Reint__V1__MonthReview ret = recovered(t + 1, REINT__V1__MONTH_STATE__MONTH_STATE_RETURNED,
+                                           v - 1, "rev1", "0 services, 40 referrals?");
+    Reint__V1__MonthReview app =
+        recovered(t + 2, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED, v, "rev2", "corrected");
+    Reint__V1__MonthReview *page[] = {&ret, &app};
+    Reint__V1__Reviews r = REINT__V1__REVIEWS__INIT;
+    r.n_reviews = 2;
+    r.reviews = page;
+    unsigned province = geo_find(BS_NODE)->province;
+    char own[160];
+    snprintf(own, sizeof(own),
+             "SELECT count(*) FROM review_log WHERE decision=1 AND clock IN"
+             " (%llu, %llu)",
+             (unsigned long long)(t + 1), (unsigned long long)(t + 2));
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+        assert_int_equal(reviews_recover(rv, &r, province, why, sizeof(why)), 0);
+        assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+        assert_int_equal(reviews_get(f->db, BS_NODE, 1, 208204, &m), 0);
+        assert_int_equal(m.state, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED);
+        assert_int_equal(m.decision, REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED);
+        assert_int_equal(m.decision_clock, t + 2);
+        assert_int_equal(m.seen_version, v);
+        assert_string_equal(m.decided_by, "rev2");
+        assert_string_equal(m.comment, "corrected");
+        /* The two decisions under their own clocks, and no decision under any other. */
+        assert_int_equal(count_of(f, "SELECT count(*) FROM review_log WHERE decision=1"), 2);
+        assert_int_equal(count_of(f, own), 2);
+        /* The close and the move to approved, each logged once under a new clock. */
+        assert_int_equal(count_of(f, "SELECT count(*) FROM review_log WHERE decision=0"), 2);
+    }
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-04", 1, 0, 1);
+    reviews_close(rv);
+    rollup_track_months(f->r, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1304,6 +1488,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_meta_read_error_fails_open_and_keeps_the_shadow,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_failed_scan_ships_no_partial_refresh, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_returned_month_is_not_closed_until_closed_again,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_touched_months_follow_the_notes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reviews_recover_keeps_the_latest_decision, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
