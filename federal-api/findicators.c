@@ -11,36 +11,58 @@
 #include "log.h"
 
 #define FINDICATORS_MAX_BODY (64u * 1024 * 1024)
-#define FINDICATORS_COLUMNS  8
+#define FINDICATORS_COLUMNS  11
 
 /* Both statements answer rows (k, indicator, grouping, key, numerator, denominator, cell key,
- * contributors) with k = 0, then rows (1, province, last commit) with k = 1. National and
- * provincial areas add the provinces' aggregates; districts and municipalities add the
- * municipalities' cells (a district's cells are not kept as such). */
+ * contributors, numerator key, top1, top2) with k = 0, then rows (1, province, last commit)
+ * with k = 1. National and provincial areas add the provinces' aggregates; districts and
+ * municipalities add the municipalities' cells (a district's cells are not kept as such).
+ * The tops of a sum are the two largest of the municipalities' two largest (cell_tops holds
+ * those of sums only). */
+#define FINDICATORS_TOPS                                                                           \
+    " SELECT t.indicator, t.grouping, t.key, (array_agg(x.v ORDER BY x.v DESC))[1] AS t1,"         \
+    " (array_agg(x.v ORDER BY x.v DESC))[2] AS t2 FROM cell_tops t"                                \
+    " CROSS JOIN LATERAL (VALUES (t.top1), (t.top2)) AS x(v)"
+
+#define FINDICATORS_AS_OF                                                                          \
+    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"                 \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"        \
+    " FROM province_status WHERE province = ANY($5::smallint[]) ORDER BY 1, 2, 3, 4"
+
 static const char *findicators__sql_provinces = FAUDIT_READ_SQL
-    " SELECT 0 AS k, indicator, grouping, key, sum(numerator)::bigint,"
-    " sum(denominator)::bigint, (sum(cell_key) % 4294967296)::bigint, sum(contributors)::bigint"
+    ", tops AS (" FINDICATORS_TOPS
+    " WHERE t.province = ANY($5::smallint[]) AND t.period = $6 AND t.indicator = ANY($7::text[])"
+    " AND ($8::text[] IS NULL OR t.grouping = ANY($8::text[]))"
+    " GROUP BY t.indicator, t.grouping, t.key)"
+    " SELECT 0 AS k, p.indicator, p.grouping, p.key, p.nu, p.de, p.ck, p.co, p.nk,"
+    " coalesce(tops.t1, 0), coalesce(tops.t2, 0)"
+    " FROM (SELECT indicator, grouping, key, sum(numerator)::bigint AS nu,"
+    " sum(denominator)::bigint AS de, (sum(cell_key) % 4294967296)::bigint AS ck,"
+    " sum(contributors)::bigint AS co, (sum(numerator_key) % 4294967296)::bigint AS nk"
     " FROM province_cells WHERE province = ANY($5::smallint[]) AND period = $6"
     " AND indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR grouping = ANY($8::text[]))"
-    " GROUP BY indicator, grouping, key"
-    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
-    " FROM province_status WHERE province = ANY($5::smallint[])"
-    " ORDER BY 1, 2, 3, 4";
+    " GROUP BY indicator, grouping, key) p"
+    " LEFT JOIN tops ON tops.indicator = p.indicator AND tops.grouping = p.grouping"
+    " AND tops.key = p.key" FINDICATORS_AS_OF;
 
 static const char *findicators__sql_cells = FAUDIT_READ_SQL
-    " SELECT 0 AS k, c.indicator, c.grouping, c.key, sum(c.numerator)::bigint,"
-    " sum(c.denominator)::bigint, (sum(c.cell_key) % 4294967296)::bigint,"
-    " sum(c.contributors)::bigint"
-    " FROM cells c WHERE c.period_kind = $9::smallint AND c.period = $6"
-    " AND c.municipality IN (SELECT g.municipality FROM geo g"
+    ", m AS (SELECT g.municipality FROM geo g"
     " WHERE g.district = $10::smallint OR g.municipality = $11::integer)"
-    " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = ANY($8::text[]))"
-    " GROUP BY c.indicator, c.grouping, c.key"
-    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
-    " FROM province_status WHERE province = ANY($5::smallint[])"
-    " ORDER BY 1, 2, 3, 4";
+    ", tops AS (" FINDICATORS_TOPS
+    " WHERE t.municipality IN (SELECT municipality FROM m) AND t.period = $6"
+    " AND t.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR t.grouping = ANY($8::text[]))"
+    " GROUP BY t.indicator, t.grouping, t.key)"
+    " SELECT 0 AS k, c.indicator, c.grouping, c.key, c.nu, c.de, c.ck, c.co, c.nk,"
+    " coalesce(tops.t1, 0), coalesce(tops.t2, 0)"
+    " FROM (SELECT indicator, grouping, key, sum(numerator)::bigint AS nu,"
+    " sum(denominator)::bigint AS de, (sum(cell_key) % 4294967296)::bigint AS ck,"
+    " sum(contributors)::bigint AS co, (sum(numerator_key) % 4294967296)::bigint AS nk"
+    " FROM cells WHERE period_kind = $9::smallint AND period = $6"
+    " AND municipality IN (SELECT municipality FROM m)"
+    " AND indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR grouping = ANY($8::text[]))"
+    " GROUP BY indicator, grouping, key) c"
+    " LEFT JOIN tops ON tops.indicator = c.indicator AND tops.grouping = c.grouping"
+    " AND tops.key = c.key" FINDICATORS_AS_OF;
 
 /* A decimal integer in [min, max] and nothing else. */
 static int findicators__int(const char *s, long long min, long long max, long long *out)
@@ -64,7 +86,7 @@ int findicators_decode(const PGresult *res, findicators_result *out)
     if (rows && out->cells == NULL)
         return REINT_ENOMEM;
     for (int i = 0; i < rows; i++) {
-        long long k, nu, de, ck, co;
+        long long k, nu, de, ck, co, nk, t1, t2;
         if (findicators__int(PQgetvalue(res, i, 0), 0, 1, &k) != 0)
             goto malformed;
         if (k == 1) {
@@ -77,7 +99,10 @@ int findicators_decode(const PGresult *res, findicators_result *out)
         if (findicators__int(PQgetvalue(res, i, 4), INT64_MIN, INT64_MAX, &nu) != 0 ||
             findicators__int(PQgetvalue(res, i, 5), INT64_MIN, INT64_MAX, &de) != 0 ||
             findicators__int(PQgetvalue(res, i, 6), 0, UINT32_MAX, &ck) != 0 ||
-            findicators__int(PQgetvalue(res, i, 7), INT64_MIN, INT64_MAX, &co) != 0)
+            findicators__int(PQgetvalue(res, i, 7), INT64_MIN, INT64_MAX, &co) != 0 ||
+            findicators__int(PQgetvalue(res, i, 8), 0, UINT32_MAX, &nk) != 0 ||
+            findicators__int(PQgetvalue(res, i, 9), 0, INT64_MAX, &t1) != 0 ||
+            findicators__int(PQgetvalue(res, i, 10), 0, INT64_MAX, &t2) != 0)
             goto malformed;
         findicators_cell *c = &out->cells[out->n++];
         c->indicator = PQgetvalue(res, i, 1);
@@ -87,6 +112,9 @@ int findicators_decode(const PGresult *res, findicators_result *out)
         c->de = de;
         c->ck = (uint32_t)ck;
         c->co = co;
+        c->nk = (uint32_t)nk;
+        c->t1 = t1;
+        c->t2 = t2;
     }
     return 0;
 malformed:

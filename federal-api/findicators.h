@@ -1,9 +1,11 @@
 /* Indicator answers from PostgreSQL (GET /v1/indicators/<code> and GET /v1/dataValueSets).
  * One statement per request reads the cells of the area asked (the provinces' aggregates for
  * the nation or a province, added at read time; the municipalities' cells for a district or
- * a municipality), each province's last commit (the answer's "as of"), and writes the
- * request's audit row (faudit.h). Its rows are decoded into a findicators_result, which
- * frender.h turns into JSON, CSV or DHIS2's dataValueSets. */
+ * a municipality), the two largest contributions of each sum of the area (from the
+ * municipalities' own, at read time, since a top-k cannot be kept by deltas), each province's
+ * last commit (the answer's "as of"), and writes the request's audit row (faudit.h). Its rows are
+ * decoded into a findicators_result, which frender.h turns into JSON, CSV or DHIS2's dataValueSets.
+ */
 #ifndef FEDERAL_API_FINDICATORS_H
 #define FEDERAL_API_FINDICATORS_H
 
@@ -15,11 +17,14 @@
 
 #include "freq.h"
 
-/* One cell of the answer: an indicator's value for one key of one grouping. */
+/* One cell of the answer: an indicator's value for one key of one grouping, with what the
+ * public role's disclosure control needs (disclosure.h), none of which is shown to it. */
 typedef struct findicators_cell {
     const char *indicator, *grouping, *key; /* "sex,age_band" and "FEMALE,25_39"; "" total */
     int64_t nu, de, co;                     /* numerator, denominator, contributors */
     uint32_t ck;                            /* the cell key (sum of record keys mod 2^32) */
+    uint32_t nk;                            /* ratios: the numerator's key */
+    int64_t t1, t2; /* sums: the two largest contributions of the area (0: not known) */
 } findicators_cell;
 
 struct fapprovals_coverage;

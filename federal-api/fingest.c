@@ -42,13 +42,17 @@ enum {
     A_DEN,
     A_CK,
     A_CON,
+    A_NK,
+    A_T1,
+    A_T2,
     A_N
 };
 
 static const char *fingest__sql =
     "SELECT fed_ingest_batch($1::smallint, $2::bytea, $3::bigint, $4::integer[], $5::text[],"
     " $6::smallint[], $7::bigint[], $8::integer[], $9::text[], $10::text[], $11::text[],"
-    " $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])";
+    " $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
+    " $18::bigint[])";
 
 typedef struct fconn fconn;
 
@@ -257,6 +261,16 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
                      s->municipality, s->period);
             goto refuse;
         }
+        /* A sum's two largest contributions come from distinct contributors of the sum. */
+        if (cell->top1 < 0 || cell->top2 < 0 || cell->top2 > cell->top1 ||
+            (ind->agg == CATALOGUE_SUM && cell->top1 > cell->numerator - cell->top2) ||
+            (ind->agg != CATALOGUE_SUM && (cell->top1 || cell->top2))) {
+            snprintf(why, sizeof(why),
+                     "municipality %u period %s: %s: top contributions must be those of a sum: "
+                     "0 <= top2 <= top1, top1 + top2 <= numerator",
+                     s->municipality, s->period, ind->code);
+            goto refuse;
+        }
         /* Zero cells are omitted by the hub; one sent anyway is simply not stored. */
         if (cell->numerator == 0 && cell->denominator == 0 && cell->contributors == 0)
             continue;
@@ -293,6 +307,9 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
         sbuf_printf(&j->a[A_DEN], "%s%" PRId64, cs, cell->denominator);
         sbuf_printf(&j->a[A_CK], "%s%" PRIu32, cs, cell->cell_key);
         sbuf_printf(&j->a[A_CON], "%s%" PRId64, cs, cell->contributors);
+        sbuf_printf(&j->a[A_NK], "%s%" PRIu32, cs, cell->numerator_key);
+        sbuf_printf(&j->a[A_T1], "%s%" PRId64, cs, cell->top1);
+        sbuf_printf(&j->a[A_T2], "%s%" PRId64, cs, cell->top2);
         j->n_cells++;
     }
     j->n_snapshots++;

@@ -1,7 +1,15 @@
 /* The renderings of the federal API's answers, pure (no I/O, no database): the catalogue, an
- * indicator as JSON or CSV, and DHIS2's dataValueSets. Values are exact, or cell-key
- * perturbed (disclosure.h) when perturbed is set: then no numerator, denominator or
- * contributor count is shown, and a sum with too few contributors is suppressed.
+ * indicator as JSON or CSV, and DHIS2's dataValueSets. Values are exact, or what disclosure.h
+ * lets the public see when perturbed is set: then no numerator, denominator or contributor
+ * count is shown, and a value withheld (a sum of few contributors or of an area or period too
+ * fine, a ratio of a small denominator, any empty sum or ratio) is null with "suppressed":
+ * true in JSON, empty in CSV and omitted from dataValueSets. Every value comes from the one
+ * function of a cell's contents, so the same cell shows the same value on every route; a
+ * route that lists cells of other areas or periods than the query's must judge sums by each
+ * cell's own (disclosure_sum_level).
+ * An answer for a grouping lists its whole category space, zeros included (every value of
+ * each dimension's enumeration, UNKNOWN last; every two-letter code for countries), so that
+ * a row's presence says nothing; dataValueSets omits zeros, as DHIS2 does.
  * Each renderer appends to b and returns 0, or REINT_ETOOBIG when b failed (its maximum or
  * memory): the caller then answers 500, never a truncated 200. */
 #ifndef FEDERAL_API_FRENDER_H

@@ -353,6 +353,7 @@ void rollup_close(rollup *r)
     free(r->acc);
     free(r->acc_slots);
     free(r->mem);
+    free(r->contrib);
     free(r->out);
     free(r->queued);
     free(r->closes);

@@ -14,7 +14,8 @@
  *   rollup_blobs(municipality, period, cells): the cells of each snapshot, packed as the
  *     cells field of a RollupSnapshot, read as rows through the virtual table
  *     rollup_cells(municipality, period, indicator, grouping, key, numerator, denominator,
- *     cell_key, contributors); key holds the grouping's values joined by ',' ("FEMALE,25_39";
+ *     cell_key, contributors, top1, top2, numerator_key); key holds the grouping's values joined by
+ * ',' ("FEMALE,25_39";
  *     "" for the total);
  *   rollup_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, municipality, period, revision):
  *     compacted, one entry per (municipality, period), the newest only; seq never repeats;
@@ -98,8 +99,15 @@
  *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
  *     contributors. Contributors are the person (registrations, persons_served,
  *     bank_accounts_opened, seed_funding_npr, no_remigration_intention), the service record
- *     (services_delivered, referrals_pending) or the enterprise (enterprise indicators,
- *     jobs_created).
+ *     (services_delivered, referrals_pending), the enterprise (enterprise indicators) or its
+ *     owner (jobs_created: one owner of several enterprises is one contributor).
+ *   - What the federal tier's disclosure control needs (docs/PRIVACY.md) travels with the
+ *     cells, as aggregates: a sum's contribution of a contributor is all it adds to the cell;
+ *     only contributions above 0 make contributors; the cell carries its two largest (top1,
+ *     top2), and its key is the sum mod 2^32 of the contributions' keys (the first 4 bytes of
+ *     SHA-256 of the contributor's id followed by the amount, 8 bytes big-endian), so that it
+ *     changes when a contribution does. A ratio's cell carries the key of its numerator's
+ *     contributors alone (numerator_key) beside that of its denominator's (cell_key).
  *
  * Threading: one rollup per sqlite3 connection, used from one thread. The engine registers
  * the connection's rollback hook (to forget marks a rolled-back transaction undid).

@@ -36,6 +36,7 @@ void rollup__agg_reset(rollup *r)
 {
     r->n_acc = 0;
     r->n_mem = 0;
+    r->n_contrib = 0;
     if (++r->gen == 0) { /* wrapped: really empty the tables once */
         if (r->acc_slots)
             memset(r->acc_slots, 0, r->n_acc_slots * sizeof(rollup__slot));
@@ -96,8 +97,9 @@ static size_t rollup__member_hash(uint32_t cell, const uint8_t *id)
     return (size_t)rollup__mix(a ^ rollup__mix(b ^ ((uint64_t)cell << 32)));
 }
 
-/* Adds contributor id to cell; returns 1 when it is new there, 0 when seen, or <0. */
-static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id)
+/* Adds contributor id to cell; returns 1 when it is new there, 0 when seen, or <0. *at is its
+ * entry, valid until the next call. */
+static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id, rollup__member **at)
 {
     if ((r->n_mem + 1) * 2 > r->n_mem_slots) {
         size_t n = r->n_mem_slots ? r->n_mem_slots * 2 : 4096;
@@ -117,18 +119,45 @@ static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id)
         r->n_mem_slots = n;
     }
     size_t mask = r->n_mem_slots - 1, j = rollup__member_hash(cell, id) & mask;
-    for (; r->mem[j].gen == r->gen; j = (j + 1) & mask)
-        if (r->mem[j].cell == cell && memcmp(r->mem[j].id, id, 16) == 0)
+    for (; r->mem[j].gen == r->gen; j = (j + 1) & mask) {
+        if (r->mem[j].cell == cell && memcmp(r->mem[j].id, id, 16) == 0) {
+            *at = &r->mem[j];
             return 0;
+        }
+    }
     r->mem[j].gen = r->gen;
     r->mem[j].cell = cell;
     memcpy(r->mem[j].id, id, 16);
+    r->mem[j].contrib = 0;
     r->n_mem++;
+    *at = &r->mem[j];
     return 1;
 }
 
+/* Adds amount to what contributor id adds to cell (a sum's cell). Returns 0 or <0. */
+static int rollup__contribute(rollup *r, uint32_t cell, const uint8_t *id, int64_t amount)
+{
+    rollup__member *m;
+    int added = rollup__member_add(r, cell, id, &m);
+    if (added < 0)
+        return added;
+    if (added) {
+        if (rollup__grow((void **)&r->contrib, &r->cap_contrib, r->n_contrib + 1,
+                         sizeof(rollup__contrib)) != 0)
+            return REINT_ENOMEM;
+        m->contrib = (uint32_t)r->n_contrib;
+        rollup__contrib *c = &r->contrib[r->n_contrib++];
+        c->cell = cell;
+        memcpy(c->id, id, 16);
+        c->amount = 0;
+    }
+    r->contrib[m->contrib].amount += amount;
+    return 0;
+}
+
 /* Indicators without dedupe have one contribution per record and period, so their
- * contributors are distinct by construction. */
+ * contributors are distinct by construction. A sum's contributors, key and top contributions
+ * wait for rollup__finish, since what a contributor adds is known only at the end. */
 int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *id, uint32_t ckey,
                  int64_t num, int64_t den)
 {
@@ -144,7 +173,16 @@ int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *i
             return REINT_ENOMEM;
         a->sum += num;
         a->den += den;
-        int added = in->dedupe ? rollup__member_add(r, index, id) : 1;
+        if (in->agg == CATALOGUE_RATIO && num != 0)
+            a->nkey += ckey;
+        if (in->agg == CATALOGUE_SUM) {
+            int rc = rollup__contribute(r, index, id, num);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        rollup__member *m;
+        int added = in->dedupe ? rollup__member_add(r, index, id, &m) : 1;
         if (added < 0)
             return added;
         if (added) {
@@ -211,6 +249,9 @@ uint64_t rollup__digest(const rollup__out *cells, size_t n)
         h = rollup__fnv(h, &o->den, sizeof(o->den));
         h = rollup__fnv(h, &o->ckey, sizeof(o->ckey));
         h = rollup__fnv(h, &o->contributors, sizeof(o->contributors));
+        h = rollup__fnv(h, &o->top1, sizeof(o->top1));
+        h = rollup__fnv(h, &o->top2, sizeof(o->top2));
+        h = rollup__fnv(h, &o->nkey, sizeof(o->nkey));
     }
     return h;
 }
@@ -219,6 +260,23 @@ int rollup__finish(rollup *r, size_t *n)
 {
     if (rollup__grow((void **)&r->out, &r->cap_out, r->n_acc + 1, sizeof(rollup__out)) != 0)
         return REINT_ENOMEM;
+    /* The contributions to sums: a contributor that adds nothing (an enterprise of no
+     * employees) is not one, so that no cell reaches the public's minimum with contributors
+     * whose values it would show. */
+    for (size_t i = 0; i < r->n_contrib; i++) {
+        const rollup__contrib *c = &r->contrib[i];
+        rollup__acc *a = &r->acc[c->cell];
+        if (c->amount <= 0)
+            continue;
+        a->contributors++;
+        a->ckey += rollup__contribution_key(r, c->id, c->amount);
+        if (c->amount > a->top1) {
+            a->top2 = a->top1;
+            a->top1 = c->amount;
+        } else if (c->amount > a->top2) {
+            a->top2 = c->amount;
+        }
+    }
     size_t k = 0;
     for (size_t i = 0; i < r->n_acc; i++) {
         const rollup__acc *a = &r->acc[i];
@@ -235,6 +293,9 @@ int rollup__finish(rollup *r, size_t *n)
         o->grouping = gr->name;
         o->contributors = a->contributors;
         o->ckey = a->ckey;
+        o->nkey = a->nkey;
+        o->top1 = a->top1;
+        o->top2 = a->top2;
         o->key[0] = '\0';
         if (gr->n > 0) {
             char v0[32], v1[32];

@@ -12,7 +12,20 @@
 
 #include "rollup.h"
 
-enum { C_MUNICIPALITY, C_PERIOD, C_INDICATOR, C_GROUPING, C_KEY, C_NUM, C_DEN, C_CKEY, C_CONTRIB };
+enum {
+    C_MUNICIPALITY,
+    C_PERIOD,
+    C_INDICATOR,
+    C_GROUPING,
+    C_KEY,
+    C_NUM,
+    C_DEN,
+    C_CKEY,
+    C_CONTRIB,
+    C_TOP1,
+    C_TOP2,
+    C_NKEY
+};
 
 /* idxNum bits: which equalities xFilter receives, in this order. */
 #define P_MUN    1
@@ -45,7 +58,8 @@ static int cells_connect(sqlite3 *db, void *aux, int argc, const char *const *ar
     int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(municipality INTEGER, period TEXT,"
                                       " indicator TEXT, grouping TEXT, key TEXT,"
                                       " numerator INTEGER, denominator INTEGER,"
-                                      " cell_key INTEGER, contributors INTEGER)");
+                                      " cell_key INTEGER, contributors INTEGER,"
+                                      " top1 INTEGER, top2 INTEGER, numerator_key INTEGER)");
     if (rc != SQLITE_OK)
         return rc;
     cells_tab *t = sqlite3_malloc(sizeof(*t));
@@ -242,8 +256,17 @@ static int cells_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     case C_CKEY:
         sqlite3_result_int64(ctx, cell->cell_key);
         break;
-    default:
+    case C_CONTRIB:
         sqlite3_result_int64(ctx, cell->contributors);
+        break;
+    case C_TOP1:
+        sqlite3_result_int64(ctx, cell->top1);
+        break;
+    case C_TOP2:
+        sqlite3_result_int64(ctx, cell->top2);
+        break;
+    default:
+        sqlite3_result_int64(ctx, cell->numerator_key);
         break;
     }
     return SQLITE_OK;

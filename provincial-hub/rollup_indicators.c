@@ -56,7 +56,7 @@ const char *const rollup__indicator_sql[S_N] = {
         "  AND d.bs BETWEEN s.bs AND s.due AND d.status=2 AND d.municipality=s.municipality)"
         ", ad, bs FROM rollup_service s WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     [S_Q_ENTERPRISES] = "SELECT id, ckey, action, sector, employees, status, osex, ocategory,"
-                        " loan_ad, loan_bs, ad, bs FROM rollup_enterprise"
+                        " loan_ad, loan_bs, ad, bs, owner FROM rollup_enterprise"
                         " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
@@ -74,7 +74,7 @@ void rollup__load_catalogue(rollup *r)
         const catalogue_indicator *c = catalogue_find(rollup__codes[i]);
         in->code = rollup__codes[i];
         in->n_groupings = 0;
-        in->dedupe = i == I_PERSONS_SERVED || i == I_SEED || i == I_BANK;
+        in->dedupe = i == I_PERSONS_SERVED || i == I_SEED || i == I_BANK || i == I_JOBS;
         if (c == NULL) {
             /* Not (yet) in the catalogue: reporting_timeliness, a ratio with the total. */
             in->agg = CATALOGUE_RATIO;
@@ -257,9 +257,10 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
     rollup__bind_range(st, g);
     while (rc == 0 && (s = rollup__scan_step(st)) == SQLITE_ROW) {
         int dv[D_N] = {0};
-        uint8_t id[16];
+        uint8_t id[16], owner[16];
         uint64_t mask = rollup__mask(g, sqlite3_column_int(st, 10), sqlite3_column_int(st, 11));
         rollup__col_id(st, 0, id);
+        rollup__col_id(st, 12, owner);
         uint32_t ckey = (uint32_t)sqlite3_column_int64(st, 1);
         dv[D_ACTION] = rollup__col_enum(st, 2, D_ACTION);
         dv[D_SECTOR] = rollup__col_enum(st, 3, D_SECTOR);
@@ -271,8 +272,9 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
         int has_loan = sqlite3_column_type(st, 8) != SQLITE_NULL;
         int32_t loan_ad = sqlite3_column_int(st, 8), loan_bs = sqlite3_column_int(st, 9);
         rc = rollup__emit_all(r, I_ENT_SUPPORTED, mask, dv, id, ckey, 1, 0);
+        /* Jobs are the owner's: one owner of several enterprises is one contributor. */
         if (rc == 0 && employees >= 0)
-            rc = rollup__emit_all(r, I_JOBS, mask, dv, id, ckey, employees, 0);
+            rc = rollup__emit_all(r, I_JOBS, mask, dv, owner, 0, employees, 0);
         if (rc == 0)
             rc = rollup__emit_all(r, I_ENT_ACTIVE, mask, dv, id, ckey, active, 1);
         /* With a loan: only the periods whose last month (of their calendar) is the loan's

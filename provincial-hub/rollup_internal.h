@@ -92,7 +92,9 @@ typedef struct rollup__grouping {
 typedef struct rollup__indicator {
     const char *code;
     enum catalogue_agg agg;
-    int dedupe; /* a contributor can contribute twice to one cell (a person's services) */
+    /* A contributor can contribute twice to one cell (a person's services; every sum, whose
+     * contributions are what each contributor adds to the cell). */
+    int dedupe;
     int n_groupings;
     rollup__grouping g[CATALOGUE_MAX_GROUPINGS];
 } rollup__indicator;
@@ -102,7 +104,9 @@ typedef struct rollup__indicator {
 typedef struct rollup__acc {
     uint64_t k;
     int64_t sum, den, contributors;
+    int64_t top1, top2; /* sums: the two largest contributions (set by rollup__finish) */
     uint32_t ckey;
+    uint32_t nkey; /* ratios: the keys of the numerator's contributors */
 } rollup__acc;
 
 /* Hash slots carry the generation of the computation that filled them, so that starting a
@@ -114,15 +118,23 @@ typedef struct rollup__slot {
 typedef struct rollup__member {
     uint32_t gen, cell;
     uint8_t id[16];
+    uint32_t contrib; /* sums: its entry in rollup.contrib */
 } rollup__member;
+
+/* What one contributor adds to one cell of a sum, in the order first seen. */
+typedef struct rollup__contrib {
+    uint32_t cell;
+    uint8_t id[16];
+    int64_t amount;
+} rollup__contrib;
 
 /* A finished cell. indicator and grouping point into the engine's indicator table. */
 typedef struct rollup__out {
     int pj; /* the period slot of its group */
     const char *indicator, *grouping;
     char key[ROLLUP_KEY_MAX];
-    int64_t num, den, contributors;
-    uint32_t ckey;
+    int64_t num, den, contributors, top1, top2;
+    uint32_t ckey, nkey;
 } rollup__out;
 
 /* Up to ROLLUP_GROUP_MAX periods of one municipality computed together: each record row is
@@ -268,6 +280,8 @@ struct rollup {
     uint32_t gen;
     rollup__member *mem;
     size_t n_mem, n_mem_slots;
+    rollup__contrib *contrib;
+    size_t n_contrib, cap_contrib;
     rollup__out *out;
     size_t cap_out;
     /* Outbox entries of the refresh under way, written at its end in period order. */
@@ -314,6 +328,10 @@ int rollup__meta_set(rollup *r, const char *key, int64_t v);
 
 /* rollup_contributor_key() with the engine's digest context. */
 uint32_t rollup__key(rollup *r, const uint8_t id[16]);
+/* The key of a contribution to a sum: the first 4 bytes (big-endian) of SHA-256 of the
+ * contributor's id followed by the amount (8 bytes, big-endian), so that a cell's key changes
+ * when a contribution does. */
+uint32_t rollup__contribution_key(rollup *r, const uint8_t id[16], int64_t amount);
 int rollup__mark_period(rollup *r, uint32_t municipality, const char *period);
 /* Forgets the (municipality, month pair) marks remembered for the open transaction. */
 void rollup__forget_marks(rollup *r);
@@ -346,7 +364,9 @@ int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *i
 int rollup__emit_all(rollup *r, int ind, uint64_t mask, const int dv[D_N], const uint8_t *id,
                      uint32_t ckey, int64_t num, int64_t den);
 /* Turns the accumulated cells into r->out (zero cells left out), sorted by period slot,
- * indicator, grouping and key; *n is their number. Returns 0 or REINT_ENOMEM. */
+ * indicator, grouping and key; *n is their number. A sum's contributors, key and top
+ * contributions come from its contributions: only those above 0 count. Returns 0 or
+ * REINT_ENOMEM. */
 int rollup__finish(rollup *r, size_t *n);
 /* A 64-bit digest of n output cells, to tell a changed snapshot from an unchanged one. */
 uint64_t rollup__digest(const rollup__out *cells, size_t n);

@@ -16,8 +16,11 @@
  * 5: rollup_enrolled carries the calendar a municipality's months are due in (bs).
  * 6: persons, services and enterprises are placed by their month pair (ad, bs: Gregorian and
  * BS YYYYMM) instead of a day, as protocol version 2 carries them; a service carries the last
- * BS month of its follow-up window (due), an enterprise its owner's first loan months. */
-#define ROLLUP_SCHEMA_VERSION 6
+ * BS month of its follow-up window (due), an enterprise its owner's first loan months.
+ * 7: the shadow is unchanged, but the cells carry what the federal tier's disclosure control
+ * needs (a sum's top contributions and keys of its contributions, jobs_created by owner, a
+ * ratio's numerator key): the rebuild computes and sends every snapshot again. */
+#define ROLLUP_SCHEMA_VERSION 7
 
 static const char *rollup__drop_shadow =
     "DROP TABLE IF EXISTS rollup_person; DROP TABLE IF EXISTS rollup_service;"

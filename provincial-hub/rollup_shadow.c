@@ -120,16 +120,33 @@ uint32_t rollup_contributor_key(const uint8_t id[16])
     return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | (uint32_t)h[3];
 }
 
-uint32_t rollup__key(rollup *r, const uint8_t id[16])
+/* The first 4 bytes (big-endian) of SHA-256 of data. */
+static uint32_t rollup__hash32(rollup *r, const uint8_t *data, size_t len)
 {
     uint8_t h[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (r->sha256 == NULL || r->sha_ctx == NULL ||
         EVP_DigestInit_ex(r->sha_ctx, r->sha256, NULL) != 1 ||
-        EVP_DigestUpdate(r->sha_ctx, id, 16) != 1 || EVP_DigestFinal_ex(r->sha_ctx, h, &n) != 1 ||
-        n < 4)
-        return rollup_contributor_key(id);
+        EVP_DigestUpdate(r->sha_ctx, data, len) != 1 ||
+        EVP_DigestFinal_ex(r->sha_ctx, h, &n) != 1 || n < 4) {
+        SHA256(data, len, h);
+    }
     return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | (uint32_t)h[3];
+}
+
+uint32_t rollup__key(rollup *r, const uint8_t id[16])
+{
+    return rollup__hash32(r, id, 16);
+}
+
+uint32_t rollup__contribution_key(rollup *r, const uint8_t id[16], int64_t amount)
+{
+    uint8_t b[24];
+    uint64_t a = (uint64_t)amount;
+    memcpy(b, id, 16);
+    for (int i = 0; i < 8; i++)
+        b[16 + i] = (uint8_t)(a >> (56 - 8 * i));
+    return rollup__hash32(r, b, sizeof(b));
 }
 
 static int rollup__country(const char *c)

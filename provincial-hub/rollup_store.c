@@ -89,7 +89,7 @@ static void rollup__pb_uint(sbuf *b, unsigned field, uint64_t v)
  * without decoding it (rollup_snapshot_packed). */
 static void rollup__pack_cell(sbuf *b, const rollup__out *o)
 {
-    char body[3 * 80 + ROLLUP_KEY_MAX + 64];
+    char body[3 * 80 + ROLLUP_KEY_MAX + 96];
     sbuf c = {body, 0, sizeof(body), sizeof(body), 0};
     size_t li = strlen(o->indicator), lg = strlen(o->grouping);
     if (li)
@@ -112,6 +112,9 @@ static void rollup__pack_cell(sbuf *b, const rollup__out *o)
     rollup__pb_uint(&c, 5, (uint64_t)o->den);
     rollup__pb_uint(&c, 6, o->ckey);
     rollup__pb_uint(&c, 7, (uint64_t)o->contributors);
+    rollup__pb_uint(&c, 8, (uint64_t)o->top1);
+    rollup__pb_uint(&c, 9, (uint64_t)o->top2);
+    rollup__pb_uint(&c, 10, o->nkey);
     if (c.failed) {
         b->failed = 1; /* cannot happen: the body's size is bounded above */
         return;

@@ -79,13 +79,24 @@ class Federal(Daemon):
             return out
 
 
+SUMS = ("seed_funding_npr", "jobs_created")
+
+
 def snapshot(municipality, period, revision, cells):
-    """cells: {(indicator, grouping, key tuple): (numerator, denominator, cell_key, contributors)}"""
+    """cells: {(indicator, grouping, key tuple): (numerator, denominator, cell_key, contributors)
+    or (..., numerator_key, top1, top2)}. A sum given without its top contributions gets
+    consistent ones, as a hub sends them: one contributor adds the rest of what the others,
+    each adding numerator // (2 * contributors), do not."""
     s = pb.RollupSnapshot()
     s.municipality = municipality
     s.period = period
     s.revision = revision
-    for (ind, grp, key), (nu, de, ck, co) in sorted(cells.items()):
+    for (ind, grp, key), v in sorted(cells.items()):
+        nu, de, ck, co = v[:4]
+        nk, t1, t2 = v[4:] if len(v) > 4 else (0, 0, 0)
+        if len(v) == 4 and ind in SUMS and nu > 0 and co > 0:
+            t2 = nu // (2 * co) if co > 1 else 0
+            t1 = nu - (co - 1) * t2
         c = s.cells.add()
         c.indicator = ind
         c.grouping = grp
@@ -94,6 +105,9 @@ def snapshot(municipality, period, revision, cells):
         c.denominator = de
         c.cell_key = ck
         c.contributors = co
+        c.numerator_key = nk
+        c.top1 = t1
+        c.top2 = t2
     return s
 
 

@@ -49,8 +49,9 @@ def q(fed, token, code, **params):
 
 
 def value_map(answer):
+    """The non-zero rows of an answer, which lists its grouping's whole category space."""
     dims = answer["dimensions"]
-    return {tuple(r[d] for d in dims): r["value"] for r in answer["rows"]}
+    return {tuple(r[d] for d in dims): r["value"] for r in answer["rows"] if r["value"]}
 
 
 def expected(truth, ind, grp):
@@ -65,12 +66,13 @@ def test_migrate_is_versioned_and_idempotent(fed, postgres):  # noqa: F811
     assert postgres.psql("SELECT count(*) FROM geo") == [["753"]]
 
 
-def _ingest_sql(rev, snaps):
+def _ingest_sql(rev, snaps, version=4):
     """A fed_ingest_batch call for province 1: snaps is [(municipality, [(ind, grp, key, n)])],
-    every snapshot of period 2026-07 (a Gregorian month) at revision rev."""
+    every snapshot of period 2026-07 (a Gregorian month) at revision rev. From version 7 a cell
+    may also give (..., numerator_key, top1, top2)."""
     def arr(xs):
         return "ARRAY[%s]" % ",".join(xs)
-    snap_i, ind, grp, key, num = [], [], [], [], []
+    snap_i, ind, grp, key, num, nk, t1, t2 = [], [], [], [], [], [], [], []
     for i, (_, cells) in enumerate(snaps, 1):
         for c in cells:
             snap_i.append(str(i))
@@ -78,13 +80,19 @@ def _ingest_sql(rev, snaps):
             grp.append("'%s'" % c[1])
             key.append("'%s'" % c[2])
             num.append(str(c[3]))
+            extra = c[4:] if len(c) > 4 else (0, 0, 0)
+            nk.append(str(extra[0]))
+            t1.append(str(extra[1]))
+            t2.append(str(extra[2]))
     n = len(snaps)
+    more = "" if version < 7 else ", %s::bigint[], %s::bigint[], %s::bigint[]" % (
+        arr(nk), arr(t1), arr(t2))
     return ("SELECT fed_ingest_batch(1::smallint, '\\x01'::bytea, %d, %s::integer[],"
             " %s::text[], %s::smallint[], %s::bigint[], %s::integer[], %s::text[], %s::text[],"
-            " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]%s)"
             % (rev, arr([str(m) for m, _ in snaps]), arr(["'2026-07'"] * n), arr(["2"] * n),
                arr([str(rev)] * n), arr(snap_i), arr(ind), arr(grp), arr(key), arr(num),
-               arr(["0"] * len(num)), arr(num), arr(num)))
+               arr(["0"] * len(num)), arr(num), arr(num), more))
 
 
 def test_migration_4_keeps_the_cells_of_a_populated_store(postgres):  # noqa: F811
@@ -129,6 +137,55 @@ def test_migration_4_keeps_the_cells_of_a_populated_store(postgres):  # noqa: F8
         postgres.psql("DROP DATABASE mig4", db="postgres")
 
 
+def test_migration_7_keeps_the_cells_and_keeps_tops_per_municipality(postgres):  # noqa: F811
+    """Version 7 adds numerator keys (kept by delta, like the other sums) and the top
+    contributions of sums (kept per municipality, read at query time): a store holding data at
+    version 6 keeps every cell and province sum, with numerator keys 0 and no tops; a later
+    replacement moves the province sums by the exact difference and replaces the
+    municipality's tops."""
+    from harness import ROOT
+    mig = os.path.join(ROOT, "federal-api", "migrations")
+    names = sorted(n for n in os.listdir(mig) if n.endswith(".sql"))
+    assert names[6] == "0007_disclosure.sql"
+    postgres.psql("CREATE DATABASE mig7")
+    try:
+        for name in names[:6]:
+            postgres.psql(open(os.path.join(mig, name)).read(), db="mig7")
+        a = [("participants_registered", "", "", 3), ("seed_funding_npr", "", "", 9000)]
+        b = [("participants_registered", "", "", 5), ("enterprises_active", "", "", 2)]
+        assert postgres.psql(_ingest_sql(1, [(10101, a), (10102, b)]), db="mig7") == [["2"]]
+        q_cells = ("SELECT municipality, indicator, grouping, key, numerator FROM cells"
+                   " ORDER BY 1, 2, 3, 4")
+        q_prov = ("SELECT indicator, key, numerator, contributors FROM province_cells"
+                  " ORDER BY 1, 2")
+        cells6, prov6 = postgres.psql(q_cells, db="mig7"), postgres.psql(q_prov, db="mig7")
+        postgres.psql(open(os.path.join(mig, names[6])).read(), db="mig7")
+        assert postgres.psql(q_cells, db="mig7") == cells6
+        assert postgres.psql(q_prov, db="mig7") == prov6
+        assert postgres.psql("SELECT DISTINCT numerator_key FROM cells", db="mig7") == [["0"]]
+        assert postgres.psql("SELECT count(*) FROM cell_tops", db="mig7") == [["0"]]
+        # 10101 sent again by a hub of this version: tops for its sum, a numerator key.
+        a2 = [("participants_registered", "", "", 4, 0, 0, 0),
+              ("seed_funding_npr", "", "", 10000, 0, 6000, 3000),
+              ("enterprises_active", "", "", 1, 77, 0, 0)]
+        assert postgres.psql(_ingest_sql(2, [(10101, a2)], 7), db="mig7") == [["1"]]
+        assert postgres.psql(q_prov, db="mig7") == [
+            ["enterprises_active", "", "3", "3"], ["participants_registered", "", "9", "9"],
+            ["seed_funding_npr", "", "10000", "10000"]]
+        assert postgres.psql("SELECT numerator_key FROM province_cells WHERE"
+                             " indicator = 'enterprises_active'", db="mig7") == [["77"]]
+        assert postgres.psql("SELECT municipality, top1, top2 FROM cell_tops",
+                             db="mig7") == [["10101", "6000", "3000"]]
+        a3 = [("seed_funding_npr", "", "", 8000, 0, 5000, 2000)]
+        assert postgres.psql(_ingest_sql(3, [(10101, a3)], 7), db="mig7") == [["1"]]
+        assert postgres.psql("SELECT municipality, top1, top2 FROM cell_tops",
+                             db="mig7") == [["10101", "5000", "2000"]]
+        assert postgres.psql("SELECT numerator_key FROM province_cells WHERE"
+                             " indicator = 'enterprises_active'", db="mig7") == [["0"]]
+    finally:
+        postgres.psql("DROP DATABASE mig7", db="postgres")
+
+
 def test_national_totals_revisions_and_replays(fed, pki):
     rng = random.Random(5)
     period = "2026-07"
@@ -160,6 +217,8 @@ def test_national_totals_revisions_and_replays(fed, pki):
             got = value_map(a)
             if grp:
                 assert got == want
+                # Every value of the grouping is a row, zeros included (UNKNOWN too).
+                assert len(a["rows"]) == {"sex": 4, "category,sex": 24}[grp]
             assert a["total"]["value"] == t.get(("participants_registered", "", ()), (0,))[0]
         st, a, _ = q(fed, token, "seed_funding_npr", period=period, by="sex", **params)
         assert value_map(a) == expected(t, "seed_funding_npr", "sex")
@@ -189,6 +248,7 @@ def test_national_totals_revisions_and_replays(fed, pki):
     st, a, _ = q(fed, fed.tokens["ministry"], "participants_registered", period=period,
                  by="sex", municipality=m1)
     assert ("MALE",) not in value_map(a)
+    assert {r["sex"]: r["value"] for r in a["rows"]}["MALE"] == 0
     # An older revision replayed (even on a new connection, under a new seq) changes nothing.
     hubs[1].add(snapshot(m1, period, 150, old_cells))
     hubs[1].push()
@@ -367,7 +427,7 @@ def test_tokens_and_roles(fed):
 
 
 def test_public_values_are_perturbed_consistently(fed, pki):
-    period = "2023-05"
+    period = "2023-Q2"  # a quarter: the public sees sums of a province or the nation in it
     hub = HubUplink(fed, pki, 1)
     rng = random.Random(11)
     per_mun = {}
@@ -411,17 +471,24 @@ def test_public_values_are_perturbed_consistently(fed, pki):
     st, e, _ = q(fed, fed.tokens["ministry"], "participants_registered", period=period,
                  by="caste_group", municipality=muns[0][0])
     assert value_map(e)[("DALIT",)] == 1 and value_map(e)[("MUSLIM",)] == 2
-    # Sums with fewer than 5 contributors are suppressed for the public.
-    code = muns[0][0]
-    st, s, _ = q(fed, pub, "seed_funding_npr", period=period, by="sex", municipality=code)
-    contrib = {k[2][0]: v[3] for k, v in per_mun[code].items()
-               if k[0] == "seed_funding_npr" and k[1] == "sex"}
-    assert s["rows"]
+    # Sums of fewer than 3 contributors, empty ones included, are suppressed for the public;
+    # the others are perturbed, never exact. A municipality's sums are never shown to it.
+    st, s, _ = q(fed, pub, "seed_funding_npr", period=period, by="sex")
+    exact = {}
+    for cells in per_mun.values():
+        for k, v in cells.items():
+            if k[0] == "seed_funding_npr" and k[1] == "sex":
+                nu, co = exact.get(k[2][0], (0, 0))
+                exact[k[2][0]] = (nu + v[0], co + v[3])
+    assert len(s["rows"]) == 4 and any(co >= 3 for _, co in exact.values())
     for r in s["rows"]:
-        if contrib[r["sex"]] < 5:
-            assert r["value"] is None and r["suppressed"] is True
+        nu, co = exact.get(r["sex"], (0, 0))
+        if co < 3:
+            assert r["value"] is None and r["suppressed"] is True, r
         else:
-            assert r["value"] is not None
+            assert r["value"] is not None and r["value"] != nu and "suppressed" not in r, r
+    st, s, _ = q(fed, pub, "seed_funding_npr", period=period, by="sex", municipality=muns[0][0])
+    assert all(r["value"] is None and r["suppressed"] is True for r in s["rows"])
     hub.close()
 
 

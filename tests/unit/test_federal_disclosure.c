@@ -1,16 +1,21 @@
-/* The cell-key perturbation (federal-api/disclosure.c) against expectations worked out by
- * hand from its documented rule, never from the code under test: a cell key's top byte is
- * the column (0..255) of the perturbation table; value v uses row v for v = 1..4 and row 5
- * for every v >= 5; each row gives noise by columns, in weight order:
+/* The public role's disclosure control (federal-api/disclosure.c) against expectations worked
+ * out by hand from its documented rules (docs/PRIVACY.md), never from the code under test.
  *
- *   row 1: -1 x171, +2 x85                    -> 1 shows as 0 or 3
- *   row 2: -2 x85, +1 x171                    -> 2 shows as 0 or 3
- *   row 3: -3 x36, 0 x140, +1 x60, +2 x20
- *   row 4: -4 x4, -1 x60, 0 x128, +1 x52, +2 x12
- *   row 5: -2 x16, -1 x48, 0 x128, +1 x48, +2 x16
+ * Counts: a cell key picks column floor(key * 1848 / 2^32) of the perturbation table; value v
+ * uses its own row for v = 1..4, each row giving noise by runs of columns, lowest first:
  *
- * Sums (seed funding, jobs) are shown only with at least 5 contributors, moved by row 5's
- * noise read as a percentage, rounded half away from zero. */
+ *   row 1: -1 x1232, +2 x616                         -> 1 shows as 0 or 3
+ *   row 2: -2 x616, +1 x1232                         -> 2 shows as 0 or 3
+ *   row 3: -3 x462, 0 x616, +1 x385, +2 x231, +3 x154
+ *   row 4: -4 x308, -1 x231, 0 x462, +1 x385, +2 x308, +3 x154
+ *   5..99: -5..+5, 168 columns each (a result below 3 shows as 0)
+ *   100 on: -3..+3, 264 columns each
+ *
+ * Sums: shown only with at least 3 contributors and a known top contribution; the noise is
+ * e * f(n) * (top1 + top2), its sign negative when the key is odd, |e| = 0.2 + 0.8 * (key >>
+ * 1) / 2^31, f(n) = 6 / n kept within [0.2, 1.5]; rounded, at least 1, never below 0.
+ * Ratios: both parts perturbed as counts under their own keys; withheld under a perturbed
+ * denominator of 10; never above 1. Public sums: province and nation, quarter and longer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,27 +26,26 @@
 
 #include "disclosure.h"
 
-/* A key whose top byte is col, with arbitrary lower bits. */
-static uint32_t key_of(unsigned col, unsigned low)
+#define COLS 1848
+
+/* The smallest key of column col. */
+static uint32_t key_of(unsigned col)
 {
-    return (uint32_t)col << 24 | ((low * 2654435761u) >> 8);
+    return (uint32_t)((((uint64_t)col << 32) + COLS - 1) / COLS);
 }
 
-/* The shown value for columns [from, to] of one value, as worked out from the table: the
- * cumulative weights give the column boundaries. */
+/* A run of columns [from, to] and what it shows. */
 typedef struct band {
     unsigned from, to;
     int64_t shown;
 } band;
 
-/* Values 1..4: each row's outputs (value + noise, where nothing lands on 1 or 2). */
-static const band shown_1[] = {{0, 170, 0}, {171, 255, 3}};
-static const band shown_2[] = {{0, 84, 0}, {85, 255, 3}};
-static const band shown_3[] = {{0, 35, 0}, {36, 175, 3}, {176, 235, 4}, {236, 255, 5}};
-static const band shown_4[] = {{0, 3, 0}, {4, 63, 3}, {64, 191, 4}, {192, 243, 5}, {244, 255, 6}};
-/* Values from 5 up: the noise of row 5 (shown = value + noise). */
-static const band noise_5[] = {
-    {0, 15, -2}, {16, 63, -1}, {64, 191, 0}, {192, 239, 1}, {240, 255, 2}};
+static const band shown_1[] = {{0, 1231, 0}, {1232, 1847, 3}};
+static const band shown_2[] = {{0, 615, 0}, {616, 1847, 3}};
+static const band shown_3[] = {
+    {0, 461, 0}, {462, 1077, 3}, {1078, 1462, 4}, {1463, 1693, 5}, {1694, 1847, 6}};
+static const band shown_4[] = {{0, 307, 0},     {308, 538, 3},   {539, 1000, 4},
+                               {1001, 1385, 5}, {1386, 1693, 6}, {1694, 1847, 7}};
 
 static int64_t band_at(const band *b, size_t n, unsigned col)
 {
@@ -54,10 +58,11 @@ static int64_t band_at(const band *b, size_t n, unsigned col)
 
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
-/* The expected shown count of value under column col, from the bands above. */
 static int64_t expected_count(int64_t value, unsigned col)
 {
     switch (value) {
+    case 0:
+        return 0;
     case 1:
         return band_at(shown_1, N(shown_1), col);
     case 2:
@@ -66,191 +71,204 @@ static int64_t expected_count(int64_t value, unsigned col)
         return band_at(shown_3, N(shown_3), col);
     case 4:
         return band_at(shown_4, N(shown_4), col);
-    default:
-        return value + band_at(noise_5, N(noise_5), col);
+    default: {
+        int64_t out =
+            value < 100 ? value + (int64_t)(col / 168) - 5 : value + (int64_t)(col / 264) - 3;
+        return out < 3 ? 0 : out;
+    }
     }
 }
 
-static void test_disclosure_bands_cover_every_column_once(void **state)
+static void test_disclosure_column_is_the_keys_share_of_the_table(void **state)
 {
     (void)state;
-    /* The hand-made bands themselves: contiguous from 0 to 255, widths = the weights. */
-    const struct {
-        const band *b;
-        size_t n;
-        unsigned widths[5];
-    } rows[] = {{shown_1, N(shown_1), {171, 85}},
-                {shown_2, N(shown_2), {85, 171}},
-                {shown_3, N(shown_3), {36, 140, 60, 20}},
-                {shown_4, N(shown_4), {4, 60, 128, 52, 12}},
-                {noise_5, N(noise_5), {16, 48, 128, 48, 16}}};
-    for (size_t r = 0; r < N(rows); r++) {
-        unsigned next = 0;
-        for (size_t i = 0; i < rows[r].n; i++) {
-            assert_int_equal(rows[r].b[i].from, next);
-            assert_int_equal(rows[r].b[i].to - rows[r].b[i].from + 1, rows[r].widths[i]);
-            next = rows[r].b[i].to + 1;
-        }
-        assert_int_equal(next, 256);
+    assert_int_equal(disclosure_column(0), 0);
+    assert_int_equal(disclosure_column(UINT32_MAX), COLS - 1);
+    assert_int_equal(disclosure_column(0x80000000u), COLS / 2);
+    for (unsigned col = 0; col < COLS; col++) {
+        assert_int_equal(disclosure_column(key_of(col)), col);
+        if (col > 0)
+            assert_int_equal(disclosure_column(key_of(col) - 1), col - 1);
     }
-}
-
-static void test_disclosure_keeps_zero_zero(void **state)
-{
-    (void)state;
-    for (unsigned col = 0; col < 256; col++) {
-        assert_int_equal(disclosure_count(0, key_of(col, col)), 0);
-        assert_int_equal(disclosure_noise(0, key_of(col, col)), 0);
-        assert_int_equal(disclosure_count(-3, key_of(col, 1)), 0);
-    }
-}
-
-static void test_disclosure_never_shows_one_or_two(void **state)
-{
-    (void)state;
-    for (int64_t v = 0; v <= 1000; v++)
-        for (unsigned col = 0; col < 256; col++) {
-            int64_t out = disclosure_count(v, key_of(col, (unsigned)v));
-            if (out == 1 || out == 2)
-                fail_msg("value %lld under column %u shows as %lld", (long long)v, col,
-                         (long long)out);
-        }
 }
 
 static void test_disclosure_matches_the_table_in_every_column(void **state)
 {
     (void)state;
-    const int64_t values[] = {1, 2, 3, 4, 5, 6, 7, 10, 57, 1000, 123456789};
-    for (size_t i = 0; i < N(values); i++)
-        for (unsigned col = 0; col < 256; col++)
-            for (unsigned low = 0; low < 3; low++) {
-                int64_t want = expected_count(values[i], col);
-                int64_t got = disclosure_count(values[i], key_of(col, low * 7919u + col));
-                if (got != want)
-                    fail_msg("value %lld, column %u: shows %lld, the table says %lld",
-                             (long long)values[i], col, (long long)got, (long long)want);
-            }
-}
-
-/* Literal cases at the band edges, worked out by hand. */
-static const struct {
-    int64_t value;
-    uint32_t key;
-    int64_t shown;
-} literal[] = {
-    {1, 0x00000000u, 0},       {1, 0xAAFFFFFFu, 0},       {1, 0xAB000000u, 3},
-    {1, 0xFFFFFFFFu, 3},       {2, 0x54FFFFFFu, 0},       {2, 0x55000000u, 3},
-    {3, 0x23FFFFFFu, 0},       {3, 0x24000000u, 3},       {3, 0xAFFFFFFFu, 3},
-    {3, 0xB0000000u, 4},       {3, 0xEBFFFFFFu, 4},       {3, 0xEC000000u, 5},
-    {4, 0x03FFFFFFu, 0},       {4, 0x04000000u, 3},       {4, 0x3FFFFFFFu, 3},
-    {4, 0x40000000u, 4},       {4, 0xBFFFFFFFu, 4},       {4, 0xC0000000u, 5},
-    {4, 0xF3FFFFFFu, 5},       {4, 0xF4000000u, 6},       {5, 0x0FFFFFFFu, 3},
-    {5, 0x10000000u, 4},       {5, 0x3FFFFFFFu, 4},       {5, 0x40000000u, 5},
-    {5, 0xBFFFFFFFu, 5},       {5, 0xC0000000u, 6},       {5, 0xEFFFFFFFu, 6},
-    {5, 0xF0000000u, 7},       {1000, 0x00ABCDEFu, 998},  {1000, 0x12345678u, 999},
-    {1000, 0x80000000u, 1000}, {1000, 0xC8000000u, 1001}, {1000, 0xFFFFFFFFu, 1002},
-};
-
-static void test_disclosure_literal_cases(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < N(literal); i++) {
-        int64_t got = disclosure_count(literal[i].value, literal[i].key);
-        if (got != literal[i].shown)
-            fail_msg("disclosure_count(%lld, 0x%08x) = %lld, expected %lld",
-                     (long long)literal[i].value, literal[i].key, (long long)got,
-                     (long long)literal[i].shown);
+    static const int64_t values[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 50, 99, 100, 101, 1000, 123456};
+    for (size_t i = 0; i < N(values); i++) {
+        for (unsigned col = 0; col < COLS; col++) {
+            int64_t got = disclosure_count(values[i], key_of(col));
+            if (got != expected_count(values[i], col))
+                fail_msg("value %lld column %u: %lld, expected %lld", (long long)values[i], col,
+                         (long long)got, (long long)expected_count(values[i], col));
+        }
     }
 }
 
-/* The same (value, cell key) gives the same output whenever it is asked, whatever was
- * asked in between: forwards, backwards, and interleaved with other cells, thousands of
- * times (so that hidden state, such as a counter or a random draw, would show). */
-static void test_disclosure_same_cell_same_output_in_any_order(void **state)
+static void test_disclosure_keeps_zero_zero_and_never_shows_one_or_two(void **state)
 {
     (void)state;
-    for (int pass = 0; pass < 300; pass++)
-        for (size_t k = 0; k < N(literal); k++) {
-            size_t i = pass % 3 == 1 ? N(literal) - 1 - k : k;
-            if (pass % 3 == 2)
-                (void)disclosure_count(literal[(i * 7) % N(literal)].value + 11,
-                                       literal[(i * 5) % N(literal)].key ^ 0x5A5A5A5Au);
-            assert_int_equal(disclosure_count(literal[i].value, literal[i].key), literal[i].shown);
+    for (unsigned col = 0; col < COLS; col++) {
+        assert_int_equal(disclosure_count(0, key_of(col)), 0);
+        assert_int_equal(disclosure_count(-3, key_of(col)), 0);
+        for (int64_t v = 1; v <= 120; v++) {
+            int64_t out = disclosure_count(v, key_of(col));
+            assert_true(out != 1 && out != 2 && out >= 0);
         }
-}
-
-static void test_disclosure_noise_is_small_and_unbiased(void **state)
-{
-    (void)state;
-    for (int64_t v = 1; v <= 200; v++) {
-        long sum = 0;
-        for (unsigned col = 0; col < 256; col++) {
-            int n = disclosure_noise(v, key_of(col, 0));
-            assert_true(n >= -DISCLOSURE_MAX_NOISE && n <= DISCLOSURE_MAX_NOISE);
-            if (v >= 5)
-                assert_true(n >= -2 && n <= 2);
-            sum += n;
-        }
-        /* Mean noise within 0.1 of zero for every value. */
-        assert_true(labs(sum) * 10 <= 256);
     }
 }
 
-/* Sums: shown from 5 contributors, value + round(value * noise / 100) with row 5's noise,
- * half away from zero. */
+/* Small counts keep a real chance of being shown as 0 (otherwise a 0 would certify an empty
+ * cell), their rows keep their means, and larger counts move by at most 5 (3 from 100). */
+static void test_disclosure_small_counts_can_show_zero_and_rows_are_unbiased(void **state)
+{
+    (void)state;
+    static const unsigned zeros[5] = {0, 1232, 616, 462, 308};
+    for (int64_t v = 1; v <= 7; v++) {
+        unsigned z = 0;
+        int64_t sum = 0;
+        for (unsigned col = 0; col < COLS; col++) {
+            int64_t out = disclosure_count(v, key_of(col));
+            z += out == 0;
+            sum += out;
+        }
+        if (v <= 4) {
+            assert_int_equal(z, zeros[v]);
+            assert_true(z * 6 >= COLS); /* at least 1 in 6 */
+            /* The mean stays within 0.05 of the value. */
+            assert_true(llabs(sum - v * COLS) * 20 <= COLS);
+        } else {
+            assert_int_equal(z, (unsigned)(168 * (8 - v))); /* 5 -> 3 runs, 6 -> 2, 7 -> 1 */
+        }
+    }
+    for (unsigned col = 0; col < COLS; col++) {
+        assert_true(llabs(disclosure_count(50, key_of(col)) - 50) <= 5);
+        assert_true(llabs(disclosure_count(100, key_of(col)) - 100) <= 3);
+    }
+}
+
+static void test_disclosure_literal_counts(void **state)
+{
+    (void)state;
+    assert_int_equal(disclosure_count(1, 0), 0);
+    assert_int_equal(disclosure_count(1, UINT32_MAX), 3);
+    assert_int_equal(disclosure_count(2, 0x80000000u), 3);   /* column 924 */
+    assert_int_equal(disclosure_count(3, 0x80000000u), 3);   /* column 924: 0 */
+    assert_int_equal(disclosure_count(4, 0x80000000u), 4);   /* column 924: 0 */
+    assert_int_equal(disclosure_count(40, 0x80000000u), 40); /* column 924: 924/168 = 5 -> 0 */
+    assert_int_equal(disclosure_count(40, 0), 35);
+    assert_int_equal(disclosure_count(40, UINT32_MAX), 45);
+    assert_int_equal(disclosure_count(5, 0), 0);
+    assert_int_equal(disclosure_count(250, 0), 247);
+    assert_int_equal(disclosure_count(250, UINT32_MAX), 253);
+}
+
+/* The sum's noise by hand: key 0x80000000 is even (noise up) with (key >> 1) / 2^31 = 0.5, so
+ * |e| = 0.6; 0x80000001 the same, down. */
 static void test_disclosure_sum_literal_cases(void **state)
 {
     (void)state;
-    const struct {
-        int64_t value, contributors;
-        uint32_t key;
-        int64_t shown;
-    } cases[] = {
-        {100000, 5, 0x00000000u, 98000},  /* -2%: 2000 less */
-        {100000, 5, 0xFFFFFFFFu, 102000}, /* +2% */
-        {100000, 6, 0x80000000u, 100000}, /* 0% */
-        {1234, 7, 0xC8000000u, 1246},     /* +1%: 12.34 rounds to 12 */
-        {150, 9, 0x10000000u, 148},       /* -1%: 1.5 rounds away from zero to 2 */
-        {50, 5, 0xC0000000u, 51},         /* +1%: 0.5 rounds to 1 */
-        {49, 5, 0xC0000000u, 49},         /* +1%: 0.49 rounds to 0 */
-        {0, 12, 0xFFFFFFFFu, 0},
-    };
-    for (size_t i = 0; i < N(cases); i++) {
-        int64_t out = -1;
-        assert_int_equal(disclosure_sum(cases[i].value, cases[i].contributors, cases[i].key, &out),
-                         1);
-        if (out != cases[i].shown)
-            fail_msg("disclosure_sum(%lld, %lld, 0x%08x) = %lld, expected %lld",
-                     (long long)cases[i].value, (long long)cases[i].contributors, cases[i].key,
-                     (long long)out, (long long)cases[i].shown);
+    int64_t out = -1;
+    /* 3 contributors: f = min(1.5, 6/3) = 1.5; 0.6 * 1.5 * (100 + 50) = 135. */
+    assert_int_equal(disclosure_sum(300, 3, 100, 50, 0x80000000u, &out), 1);
+    assert_int_equal(out, 435);
+    assert_int_equal(disclosure_sum(300, 3, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(out, 165);
+    /* 12 contributors: f = 0.5 -> 45; 30 and more: f = 0.2 -> 18. */
+    assert_int_equal(disclosure_sum(2000, 12, 100, 50, 0x80000000u, &out), 1);
+    assert_int_equal(out, 2045);
+    assert_int_equal(disclosure_sum(5000, 30, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(out, 4982);
+    assert_int_equal(disclosure_sum(5000, 400, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(out, 4982);
+    /* Key 0: |e| = 0.2, up: 0.2 * 0.2 * 3 = 0.12 rounds to 0, moved by 1 all the same. */
+    assert_int_equal(disclosure_sum(40, 40, 2, 1, 0, &out), 1);
+    assert_int_equal(out, 41);
+    /* Never below 0: 10 - round(~1 * 1.5 * (8 + 1)). */
+    assert_int_equal(disclosure_sum(10, 3, 8, 1, UINT32_MAX, &out), 1);
+    assert_int_equal(out, 0);
+}
+
+static void test_disclosure_sums_need_three_contributors_and_their_tops(void **state)
+{
+    (void)state;
+    int64_t out = 12345;
+    assert_int_equal(disclosure_sum(100000, 2, 60000, 40000, 0x80000000u, &out), 0);
+    assert_int_equal(disclosure_sum(100000, 0, 0, 0, 0x80000000u, &out), 0);
+    /* A sender that carries no tops (before they were added): withheld, not shown bare. */
+    assert_int_equal(disclosure_sum(100000, 5, 0, 0, 0x80000000u, &out), 0);
+    assert_int_equal(out, 12345);
+    assert_int_equal(disclosure_sum(100000, 3, 50000, 30000, 0x80000000u, &out), 1);
+}
+
+/* Never zero noise for a non-empty cell, whatever the key; the same cell gets the same value. */
+static void test_disclosure_sum_is_never_exact_and_always_the_same(void **state)
+{
+    (void)state;
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint32_t key = i * 2654435761u;
+        int64_t a, b;
+        assert_int_equal(disclosure_sum(4000, 25, 300, 200, key, &a), 1);
+        assert_int_equal(disclosure_sum(4000, 25, 300, 200, key, &b), 1);
+        assert_true(a != 4000);
+        assert_int_equal(a, b);
+        /* |noise| within [0.2, 1] * f(25) * 500 = [24, 120], give or take the rounding. */
+        assert_true(llabs(a - 4000) >= 24 && llabs(a - 4000) <= 120);
     }
 }
 
-static void test_disclosure_sums_need_five_contributors(void **state)
+static void test_disclosure_ratios_are_withheld_under_ten(void **state)
 {
     (void)state;
-    int64_t out = -1;
-    for (int64_t c = 0; c < DISCLOSURE_MIN_CONTRIBUTORS; c++) {
-        assert_int_equal(disclosure_sum(100000, c, 0xFFFFFFFFu, &out), 0);
-        assert_int_equal(out, -1); /* left untouched */
+    int64_t nu = -1, de = -1;
+    /* Denominator 12 under column 0 shows 7: withheld. */
+    assert_int_equal(disclosure_ratio(6, key_of(924), 12, key_of(0), &nu, &de), 0);
+    /* Denominator 9 under the last column shows 14: shown, numerator 6 under column 924. */
+    assert_int_equal(disclosure_ratio(6, key_of(924), 9, key_of(COLS - 1), &nu, &de), 1);
+    assert_int_equal(nu, 6);
+    assert_int_equal(de, 14);
+    /* Denominator 10 under column 924 stays 10: shown. */
+    assert_int_equal(disclosure_ratio(0, 0, 10, key_of(924), &nu, &de), 1);
+    assert_int_equal(nu, 0);
+    assert_int_equal(de, 10);
+    /* A numerator pushed above its denominator is held at it. */
+    assert_int_equal(disclosure_ratio(20, key_of(COLS - 1), 20, key_of(0), &nu, &de), 1);
+    assert_int_equal(nu, 15);
+    assert_int_equal(de, 15);
+    assert_int_equal(disclosure_ratio(0, 0, 0, 0, &nu, &de), 0);
+}
+
+static void test_disclosure_public_sums_only_for_coarse_areas_and_periods(void **state)
+{
+    (void)state;
+    static const enum period_kind coarse[] = {PERIOD_QUARTER, PERIOD_YEAR, PERIOD_FISCAL_TRIMESTER,
+                                              PERIOD_FISCAL_YEAR};
+    static const enum period_kind fine[] = {PERIOD_MONTH, PERIOD_BS_MONTH};
+    for (size_t i = 0; i < N(coarse); i++) {
+        assert_int_equal(disclosure_sum_level(DISCLOSURE_NATION, coarse[i]), 1);
+        assert_int_equal(disclosure_sum_level(DISCLOSURE_PROVINCE, coarse[i]), 1);
+        assert_int_equal(disclosure_sum_level(DISCLOSURE_DISTRICT, coarse[i]), 0);
+        assert_int_equal(disclosure_sum_level(DISCLOSURE_MUNICIPALITY, coarse[i]), 0);
     }
-    assert_int_equal(DISCLOSURE_MIN_CONTRIBUTORS, 5);
-    assert_int_equal(disclosure_sum(100000, 5, 0xFFFFFFFFu, &out), 1);
-    assert_int_equal(out, 102000);
+    for (size_t i = 0; i < N(fine); i++)
+        for (int a = DISCLOSURE_NATION; a <= DISCLOSURE_MUNICIPALITY; a++)
+            assert_int_equal(disclosure_sum_level((enum disclosure_area)a, fine[i]), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_disclosure_bands_cover_every_column_once),
-        cmocka_unit_test(test_disclosure_keeps_zero_zero),
-        cmocka_unit_test(test_disclosure_never_shows_one_or_two),
+        cmocka_unit_test(test_disclosure_column_is_the_keys_share_of_the_table),
         cmocka_unit_test(test_disclosure_matches_the_table_in_every_column),
-        cmocka_unit_test(test_disclosure_literal_cases),
-        cmocka_unit_test(test_disclosure_same_cell_same_output_in_any_order),
-        cmocka_unit_test(test_disclosure_noise_is_small_and_unbiased),
+        cmocka_unit_test(test_disclosure_keeps_zero_zero_and_never_shows_one_or_two),
+        cmocka_unit_test(test_disclosure_small_counts_can_show_zero_and_rows_are_unbiased),
+        cmocka_unit_test(test_disclosure_literal_counts),
         cmocka_unit_test(test_disclosure_sum_literal_cases),
-        cmocka_unit_test(test_disclosure_sums_need_five_contributors),
+        cmocka_unit_test(test_disclosure_sums_need_three_contributors_and_their_tops),
+        cmocka_unit_test(test_disclosure_sum_is_never_exact_and_always_the_same),
+        cmocka_unit_test(test_disclosure_ratios_are_withheld_under_ten),
+        cmocka_unit_test(test_disclosure_public_sums_only_for_coarse_areas_and_periods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

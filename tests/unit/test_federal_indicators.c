@@ -13,12 +13,13 @@
 #include "findicators.h"
 
 /* A result of ncols text columns holding rows[r][c] (NULL for SQL NULL). */
-static PGresult *make_result(int ncols, int nrows, const char *const rows[][8])
+static PGresult *make_result(int ncols, int nrows, const char *const rows[][11])
 {
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     assert_non_null(res);
-    PGresAttDesc att[8];
-    static char *names[8] = {"k", "indicator", "grouping", "key", "nu", "de", "ck", "co"};
+    PGresAttDesc att[11];
+    static char *names[11] = {"k",  "indicator", "grouping", "key", "nu", "de",
+                              "ck", "co",        "nk",       "t1",  "t2"};
     memset(att, 0, sizeof(att));
     for (int c = 0; c < ncols; c++) {
         att[c].name = names[c];
@@ -38,13 +39,14 @@ static PGresult *make_result(int ncols, int nrows, const char *const rows[][8])
 static void test_indicators_decode_cells_and_as_of(void **state)
 {
     (void)state;
-    const char *const rows[][8] = {
-        {"0", "participants_registered", "", "", "12", "0", "4294967295", "12"},
-        {"0", "participants_registered", "sex", "FEMALE", "7", "0", "0", "7"},
-        {"0", "enterprises_active", "", "", "-3", "9223372036854775807", "17", "4"},
-        {"1", "3", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL},
+    const char *const rows[][11] = {
+        {"0", "participants_registered", "", "", "12", "0", "4294967295", "12", "0", "0", "0"},
+        {"0", "seed_funding_npr", "sex", "FEMALE", "7", "0", "0", "7", "0", "5", "1"},
+        {"0", "enterprises_active", "", "", "-3", "9223372036854775807", "17", "4", "4294967295",
+         "0", "0"},
+        {"1", "3", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     };
-    PGresult *res = make_result(8, 4, rows);
+    PGresult *res = make_result(11, 4, rows);
     findicators_result r;
     assert_int_equal(findicators_decode(res, &r), 0);
     assert_int_equal(r.n, 3);
@@ -54,6 +56,9 @@ static void test_indicators_decode_cells_and_as_of(void **state)
     assert_int_equal(r.cells[0].ck, UINT32_MAX);
     assert_string_equal(r.cells[1].key, "FEMALE");
     assert_int_equal(r.cells[1].co, 7);
+    assert_int_equal(r.cells[1].t1, 5);
+    assert_int_equal(r.cells[1].t2, 1);
+    assert_int_equal(r.cells[2].nk, UINT32_MAX);
     assert_int_equal(r.cells[2].nu, -3);
     assert_int_equal(r.cells[2].de, INT64_MAX);
     assert_int_equal(r.cells[2].ck, 17);
@@ -69,7 +74,7 @@ static void test_indicators_decode_cells_and_as_of(void **state)
 static void test_indicators_decode_an_empty_answer(void **state)
 {
     (void)state;
-    PGresult *res = make_result(8, 0, NULL);
+    PGresult *res = make_result(11, 0, NULL);
     findicators_result r;
     assert_int_equal(findicators_decode(res, &r), 0);
     assert_int_equal(r.n, 0);
@@ -81,24 +86,31 @@ static void test_indicators_decode_an_empty_answer(void **state)
 static void test_indicators_decode_refuses_rows_of_another_shape(void **state)
 {
     (void)state;
-    const char *const bad[][8] = {
-        {"0", "participants_registered", "", "", "12x", "0", "1", "12"},         /* trailing text */
-        {"0", "participants_registered", "", "", "", "0", "1", "12"},            /* empty number */
-        {"0", "participants_registered", "", "", "12", "0", "4294967296", "12"}, /* key > 2^32-1 */
-        {"0", "participants_registered", "", "", "12", "0", "-1", "12"},         /* negative key */
-        {"0", "participants_registered", "", "", "99999999999999999999", "0", "1", "12"},
-        {"0", "participants_registered", "", "", "12", "0", "1", NULL}, /* NULL contributors */
-        {"2", "participants_registered", "", "", "12", "0", "1", "12"}, /* unknown row kind */
-        {"1", "8", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL}, /* province 8 */
-        {"1", "", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL},  /* no province */
+    const char *const bad[][11] = {
+#define P "participants_registered"
+        {"0", P, "", "", "12x", "0", "1", "12", "0", "0", "0"},         /* trailing text */
+        {"0", P, "", "", "", "0", "1", "12", "0", "0", "0"},            /* empty number */
+        {"0", P, "", "", "12", "0", "4294967296", "12", "0", "0", "0"}, /* key > 2^32-1 */
+        {"0", P, "", "", "12", "0", "-1", "12", "0", "0", "0"},         /* negative key */
+        {"0", P, "", "", "99999999999999999999", "0", "1", "12", "0", "0", "0"},
+        {"0", P, "", "", "12", "0", "1", NULL, "0", "0", "0"},          /* NULL contributors */
+        {"0", P, "", "", "12", "0", "1", "12", "4294967296", "0", "0"}, /* numerator key */
+        {"0", P, "", "", "12", "0", "1", "12", "0", "-1", "0"},         /* negative top */
+        {"0", P, "", "", "12", "0", "1", "12", "0", "0", NULL},         /* NULL top */
+        {"2", P, "", "", "12", "0", "1", "12", "0", "0", "0"},          /* unknown row kind */
+        {"1", "8", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL}, /* province 8 */
+        {"1", "", "2026-08-01T10:00:00.000Z", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL}, /* no province */
+#undef P
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        const char *const rows[][8] = {
-            {"0", "participants_registered", "sex", "MALE", "1", "0", "5", "1"},
-            {bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], bad[i][6],
-             bad[i][7]},
+        const char *const rows[][11] = {
+            {"0", "participants_registered", "sex", "MALE", "1", "0", "5", "1", "0", "0", "0"},
+            {bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], bad[i][6], bad[i][7],
+             bad[i][8], bad[i][9], bad[i][10]},
         };
-        PGresult *res = make_result(8, 2, rows);
+        PGresult *res = make_result(11, 2, rows);
         findicators_result r;
         int rc = findicators_decode(res, &r);
         if (rc != REINT_EMALFORMED)
@@ -106,8 +118,8 @@ static void test_indicators_decode_refuses_rows_of_another_shape(void **state)
         assert_null(r.cells);
         PQclear(res);
     }
-    const char *const seven[][8] = {{"0", "x", "", "", "1", "0", "1", "1"}};
-    PGresult *res = make_result(7, 1, seven);
+    const char *const eight[][11] = {{"0", "x", "", "", "1", "0", "1", "1"}};
+    PGresult *res = make_result(8, 1, eight); /* the shape before numerator keys and tops */
     findicators_result r;
     assert_int_equal(findicators_decode(res, &r), REINT_EMALFORMED);
     PQclear(res);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "bscal.h"
 #include "clock.h"
@@ -284,16 +285,17 @@ static void tombstone(fx *f, int n, int kind)
 
 typedef struct cellv {
     int found;
-    int64_t num, den, contributors;
-    uint32_t ckey;
+    int64_t num, den, contributors, top1, top2;
+    uint32_t ckey, nkey;
 } cellv;
 
 static cellv cell_in(fx *f, uint32_t municipality, const char *period, const char *ind,
                      const char *grouping, const char *key)
 {
-    cellv c = {0, 0, 0, 0, 0};
+    cellv c = {0, 0, 0, 0, 0, 0, 0, 0};
     sqlite3_stmt *st = store_prepare(f->db, "SELECT numerator, denominator, contributors,"
-                                            " cell_key FROM rollup_cells WHERE municipality=?1"
+                                            " cell_key, top1, top2, numerator_key FROM rollup_cells"
+                                            " WHERE municipality=?1"
                                             " AND period=?2 AND indicator=?3 AND grouping=?4"
                                             " AND key=?5");
     assert_non_null(st);
@@ -308,6 +310,9 @@ static cellv cell_in(fx *f, uint32_t municipality, const char *period, const cha
         c.den = sqlite3_column_int64(st, 1);
         c.contributors = sqlite3_column_int64(st, 2);
         c.ckey = (uint32_t)sqlite3_column_int64(st, 3);
+        c.top1 = sqlite3_column_int64(st, 4);
+        c.top2 = sqlite3_column_int64(st, 5);
+        c.nkey = (uint32_t)sqlite3_column_int64(st, 6);
     }
     sqlite3_finalize(st);
     return c;
@@ -316,6 +321,18 @@ static cellv cell_in(fx *f, uint32_t municipality, const char *period, const cha
 static cellv cell(fx *f, const char *period, const char *ind, const char *grouping, const char *key)
 {
     return cell_in(f, MUN, period, ind, grouping, key);
+}
+
+/* The key of a contribution of person or owner n to a sum, computed here: SHA-256 of the id
+ * followed by the amount (8 bytes, big-endian). */
+static uint32_t contribution_key(int n, int64_t amount)
+{
+    uint8_t b[24], h[SHA256_DIGEST_LENGTH];
+    idn(b, n);
+    for (int i = 0; i < 8; i++)
+        b[16 + i] = (uint8_t)((uint64_t)amount >> (56 - 8 * i));
+    SHA256(b, sizeof(b), h);
+    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 }
 
 /* The numerator of a cell; 0 when the cell is absent (zero cells are omitted). */
@@ -575,14 +592,63 @@ static void test_rollup_seed_funding_sums_with_person_contributors(void **state)
     cellv c = cell(f, "2026-02", "seed_funding_npr", "", "");
     assert_int_equal(c.num, 35000);
     assert_int_equal(c.contributors, 2);
-    uint8_t a[16], b[16];
-    idn(a, 1);
-    idn(b, 2);
-    assert_int_equal(c.ckey, (uint32_t)(rollup_contributor_key(a) + rollup_contributor_key(b)));
+    /* A contribution is all a person adds to the cell; the key is of the contributions. */
+    assert_int_equal(c.top1, 20000);
+    assert_int_equal(c.top2, 15000);
+    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 15000) + contribution_key(2, 20000)));
+    /* A corrected amount changes the cell's key, not only its value. */
+    service(f, 12, 2, SEED, DEL, D(2026, 2, 3), RERP, 21000);
+    c = cell(f, "2026-02", "seed_funding_npr", "", "");
+    assert_int_equal(c.num, 36000);
+    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 15000) + contribution_key(2, 21000)));
+    service(f, 12, 2, SEED, DEL, D(2026, 2, 3), RERP, 20000);
     assert_int_equal(num(f, "2026-02", "seed_funding_npr", "sex", "FEMALE"), 15000);
     assert_int_equal(num(f, "2026-02", "seed_funding_npr", "programme", "RERP"), 35000);
     assert_int_equal(num(f, "2026-02", "seed_funding_npr", "category", "RETURNEE"), 35000);
     assert_int_equal(num(f, "2026-02", "services_delivered", "service_type", "SEED_FUNDING"), 4);
+}
+
+/* jobs_created counts owners: one owner of two enterprises is one contributor adding both;
+ * an owner whose enterprises employ nobody adds nothing and is no contributor. A ratio's cell
+ * carries the key of its numerator's contributors beside its denominator's. */
+static void test_rollup_jobs_by_owner_and_ratio_numerator_key(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    person(f, 3, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    enterprise(f, 20, 1, RETAIL, D(2026, 1, 15), 3, ACTIVE);
+    enterprise(f, 21, 1, LIVESTOCK, D(2026, 1, 16), 4, CLOSED);
+    enterprise(f, 22, 2, LIVESTOCK, D(2026, 1, 17), 5, ACTIVE);
+    enterprise(f, 23, 3, RETAIL, D(2026, 1, 18), 0, ACTIVE);
+    cellv c = cell(f, "2026-01", "jobs_created", "", "");
+    assert_int_equal(c.num, 12);
+    assert_int_equal(c.contributors, 2);
+    assert_int_equal(c.top1, 7);
+    assert_int_equal(c.top2, 5);
+    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 7) + contribution_key(2, 5)));
+    c = cell(f, "2026-01", "jobs_created", "sector", "LIVESTOCK");
+    assert_int_equal(c.num, 9);
+    assert_int_equal(c.contributors, 2);
+    assert_int_equal(c.top1, 5);
+    assert_int_equal(c.top2, 4);
+    c = cell(f, "2026-01", "jobs_created", "sector", "RETAIL");
+    assert_int_equal(c.contributors, 1);
+    assert_int_equal(c.top1, 3);
+    assert_int_equal(c.top2, 0);
+    /* Enterprises still count enterprises, and their key is the enterprises'. */
+    uint8_t e[4][16];
+    for (int i = 0; i < 4; i++)
+        idn(e[i], 20 + i);
+    c = cell(f, "2026-01", "enterprises_active", "", "");
+    assert_int_equal(c.num, 3);
+    assert_int_equal(c.den, 4);
+    uint32_t all = rollup_contributor_key(e[0]) + rollup_contributor_key(e[1]) +
+                   rollup_contributor_key(e[2]) + rollup_contributor_key(e[3]);
+    assert_int_equal(c.ckey, all);
+    assert_int_equal(c.nkey, all - rollup_contributor_key(e[1]));
+    assert_int_equal(cell(f, "2026-01", "enterprises_supported", "", "").ckey, all);
+    assert_int_equal(cell(f, "2026-01", "enterprises_with_loan", "", "").nkey, 0);
 }
 
 static void test_rollup_bank_accounts_count_persons_once(void **state)
@@ -1456,6 +1522,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_enterprise_ratios_and_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_seed_funding_sums_with_person_contributors,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_jobs_by_owner_and_ratio_numerator_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rollup_bank_accounts_count_persons_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

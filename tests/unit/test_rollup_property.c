@@ -7,7 +7,8 @@
  *      Gregorian and Bikram Sambat calendars (the BS table read from data/), its own
  *      enumeration names and its own SHA-256 cell keys, for participants_registered
  *      ("" and sex,age_band), persons_served ("" and service_type), services_delivered,
- *      seed_funding_npr and enterprises_active (a ratio).
+ *      the sums seed_funding_npr and jobs_created (contributions by person and by owner, their
+ *      keys and top two) and enterprises_active (a ratio, with its numerator's key).
  * Each id is used by a record of each of the two municipalities (see idn()). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -403,19 +404,23 @@ static void dump(world *w, lines *out, int subset)
 {
     sqlite3_stmt *st = store_prepare(
         w->db, "SELECT municipality, period, indicator, grouping, key, numerator, denominator,"
-               " cell_key, contributors FROM rollup_cells WHERE ?1=0 OR (indicator, grouping) IN"
+               " cell_key, contributors, top1, top2, numerator_key FROM rollup_cells"
+               " WHERE ?1=0 OR (indicator, grouping) IN"
                " (VALUES('participants_registered',''), ('participants_registered','sex,age_band'),"
                " ('persons_served',''), ('persons_served','service_type'),"
-               " ('services_delivered',''), ('seed_funding_npr',''), ('enterprises_active',''))");
+               " ('services_delivered',''), ('seed_funding_npr',''), ('jobs_created',''),"
+               " ('enterprises_active',''))");
     assert_non_null(st);
     sqlite3_bind_int(st, 1, subset);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char line[256];
-        snprintf(line, sizeof(line), "%lld|%s|%s|%s|%s|%lld|%lld|%lld|%lld",
+        snprintf(line, sizeof(line), "%lld|%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%lld",
                  (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
                  sqlite3_column_text(st, 2), sqlite3_column_text(st, 3), sqlite3_column_text(st, 4),
                  (long long)sqlite3_column_int64(st, 5), (long long)sqlite3_column_int64(st, 6),
-                 (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
+                 (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8),
+                 (long long)sqlite3_column_int64(st, 9), (long long)sqlite3_column_int64(st, 10),
+                 (long long)sqlite3_column_int64(st, 11));
         lines_add(out, line);
     }
     sqlite3_finalize(st);
@@ -424,8 +429,10 @@ static void dump(world *w, lines *out, int subset)
 typedef struct mcell {
     char name[128];
     int64_t num, den;
-    int ids[N_IDS]; /* distinct contributors (id numbers) */
+    int ids[N_IDS];     /* distinct contributors (id numbers) */
+    int64_t amt[N_IDS]; /* sums: what each of them adds */
     int n_ids;
+    uint32_t nkey; /* ratios: the keys of the numerator's contributors */
 } mcell;
 
 typedef struct model {
@@ -438,6 +445,18 @@ static uint32_t model_key(int n)
     uint8_t id[16], h[SHA256_DIGEST_LENGTH];
     idn(id, n);
     SHA256(id, 16, h);
+    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
+/* The key of a contribution to a sum: SHA-256 of the id followed by the amount (8 bytes,
+ * big-endian). */
+static uint32_t model_contribution_key(int n, int64_t amount)
+{
+    uint8_t b[24], h[SHA256_DIGEST_LENGTH];
+    idn(b, n);
+    for (int i = 0; i < 8; i++)
+        b[16 + i] = (uint8_t)((uint64_t)amount >> (56 - 8 * i));
+    SHA256(b, sizeof(b), h);
     return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 }
 
@@ -459,9 +478,15 @@ static void model_add(model *md, const char *name, int contributor, int64_t num,
     mcell *c = &md->c[i];
     c->num += num;
     c->den += den;
-    for (int k = 0; k < c->n_ids; k++)
-        if (c->ids[k] == contributor)
+    if (den && num)
+        c->nkey += model_key(contributor);
+    for (int k = 0; k < c->n_ids; k++) {
+        if (c->ids[k] == contributor) {
+            c->amt[k] += num;
             return;
+        }
+    }
+    c->amt[c->n_ids] = num;
     c->ids[c->n_ids++] = contributor;
 }
 
@@ -525,6 +550,10 @@ static void model_compute(world *w, lines *out)
             } else if (s->kind == K_ENTERPRISE) {
                 snprintf(name, sizeof(name), "%u|%s|enterprises_active||", m, p[k]);
                 model_add(&md, name, n, s->ent_status == 1, 1);
+                if (s->employees >= 0) {
+                    snprintf(name, sizeof(name), "%u|%s|jobs_created||", m, p[k]);
+                    model_add(&md, name, 100 + s->person, s->employees, 0);
+                }
             }
         }
     }
@@ -532,15 +561,36 @@ static void model_compute(world *w, lines *out)
         mcell *c = &md.c[i];
         int distinct =
             strstr(c->name, "|participants_registered|") || strstr(c->name, "|persons_served|");
+        int sum = strstr(c->name, "|seed_funding_npr|") || strstr(c->name, "|jobs_created|");
         int64_t value = distinct ? c->n_ids : c->num;
         if (value == 0 && c->den == 0)
             continue;
         uint32_t key = 0;
-        for (int k = 0; k < c->n_ids; k++)
-            key += model_key(c->ids[k] >= 100 ? c->ids[k] - 100 : c->ids[k]);
+        int64_t top[2] = {0, 0};
+        int contributors = 0;
+        for (int k = 0; k < c->n_ids; k++) {
+            int id = c->ids[k] >= 100 ? c->ids[k] - 100 : c->ids[k];
+            if (!sum) {
+                key += model_key(id);
+                contributors++;
+                continue;
+            }
+            /* A sum's contributors are those that add something; its key changes with it. */
+            if (c->amt[k] <= 0)
+                continue;
+            key += model_contribution_key(id, c->amt[k]);
+            contributors++;
+            if (c->amt[k] > top[0]) {
+                top[1] = top[0];
+                top[0] = c->amt[k];
+            } else if (c->amt[k] > top[1]) {
+                top[1] = c->amt[k];
+            }
+        }
         char line[256];
-        snprintf(line, sizeof(line), "%s|%lld|%lld|%lld|%d", c->name, (long long)value,
-                 (long long)c->den, (long long)key, c->n_ids);
+        snprintf(line, sizeof(line), "%s|%lld|%lld|%lld|%d|%lld|%lld|%lld", c->name,
+                 (long long)value, (long long)c->den, (long long)key, contributors,
+                 (long long)top[0], (long long)top[1], (long long)c->nkey);
         lines_add(out, line);
     }
     free(md.c);
