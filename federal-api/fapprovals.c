@@ -9,6 +9,7 @@
 #include "bscal.h"
 #include "catalogue.h"
 #include "faudit.h"
+#include "findicators.h"
 #include "geo.h"
 #include "hex.h"
 #include "log.h"
@@ -42,18 +43,23 @@ const char *const fapprovals_cells_sql = FAUDIT_READ_SQL ", " FAPPROVALS_MO(
            " ok AS (SELECT mo.municipality FROM mo LEFT JOIN approvals a ON a.municipality ="
            " mo.municipality AND a.bs = mo.bs AND a.ym = mo.ym GROUP BY mo.municipality"
            " HAVING bool_and(coalesce(a.state, 0) = 3))"
-           " SELECT 0 AS k, c.indicator, c.grouping, c.key, sum(c.numerator)::bigint,"
-           " sum(c.denominator)::bigint, (sum(c.cell_key) % 4294967296)::bigint,"
-           " sum(c.contributors)::bigint"
+           ", tops AS (" FINDICATORS_TOPS
+           " JOIN ok ON ok.municipality = t.municipality WHERE t.period = $6"
+           " AND t.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR t.grouping ="
+           " ANY($8::text[])) GROUP BY t.indicator, t.grouping, t.key)"
+           " SELECT 0 AS k, c.indicator, c.grouping, c.key, c.nu, c.de, c.ck, c.co, c.nk,"
+           " coalesce(tops.t1, 0), coalesce(tops.t2, 0)"
+           " FROM (SELECT c.indicator, c.grouping, c.key, sum(c.numerator)::bigint AS nu,"
+           " sum(c.denominator)::bigint AS de, (sum(c.cell_key) % 4294967296)::bigint AS ck,"
+           " sum(c.contributors)::bigint AS co,"
+           " (sum(c.numerator_key) % 4294967296)::bigint AS nk"
            " FROM cells c JOIN ok ON ok.municipality = c.municipality"
            " WHERE c.period_kind = $9::smallint AND c.period = $6"
            " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = "
            "ANY($8::text[]))"
-           " GROUP BY c.indicator, c.grouping, c.key"
-           " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"
-           " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL"
-           " FROM province_status WHERE province = ANY($5::smallint[])"
-           " ORDER BY 1, 2, 3, 4";
+           " GROUP BY c.indicator, c.grouping, c.key) c"
+           " LEFT JOIN tops ON tops.indicator = c.indicator AND tops.grouping = c.grouping"
+           " AND tops.key = c.key" FINDICATORS_AS_OF;
 
 static const char *fapprovals__coverage_sql = "WITH " FAPPROVALS_MO(
     "$1", "$2", "$3", "$4",

@@ -19,16 +19,6 @@
  * municipalities add the municipalities' cells (a district's cells are not kept as such).
  * The tops of a sum are the two largest of the municipalities' two largest (cell_tops holds
  * those of sums only). */
-#define FINDICATORS_TOPS                                                                           \
-    " SELECT t.indicator, t.grouping, t.key, (array_agg(x.v ORDER BY x.v DESC))[1] AS t1,"         \
-    " (array_agg(x.v ORDER BY x.v DESC))[2] AS t2 FROM cell_tops t"                                \
-    " CROSS JOIN LATERAL (VALUES (t.top1), (t.top2)) AS x(v)"
-
-#define FINDICATORS_AS_OF                                                                          \
-    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"                 \
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"        \
-    " FROM province_status WHERE province = ANY($5::smallint[]) ORDER BY 1, 2, 3, 4"
-
 static const char *findicators__sql_provinces = FAUDIT_READ_SQL
     ", tops AS (" FINDICATORS_TOPS
     " WHERE t.province = ANY($5::smallint[]) AND t.period = $6 AND t.indicator = ANY($7::text[])"

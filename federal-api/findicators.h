@@ -17,6 +17,19 @@
 
 #include "freq.h"
 
+/* The SQL pieces every cell query shares (findicators.c, fapprovals.c): the two largest
+ * contributions of each sum cell over the rows the WHERE that follows chooses, and the rows
+ * of each province's last commit ("as of") after the cells. */
+#define FINDICATORS_TOPS                                                                           \
+    " SELECT t.indicator, t.grouping, t.key, (array_agg(x.v ORDER BY x.v DESC))[1] AS t1,"         \
+    " (array_agg(x.v ORDER BY x.v DESC))[2] AS t2 FROM cell_tops t"                                \
+    " CROSS JOIN LATERAL (VALUES (t.top1), (t.top2)) AS x(v)"
+
+#define FINDICATORS_AS_OF                                                                          \
+    " UNION ALL SELECT 1, province::text, to_char(last_commit AT TIME ZONE 'UTC',"                 \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"        \
+    " FROM province_status WHERE province = ANY($5::smallint[]) ORDER BY 1, 2, 3, 4"
+
 /* One cell of the answer: an indicator's value for one key of one grouping, with what the
  * public role's disclosure control needs (disclosure.h), none of which is shown to it. */
 typedef struct findicators_cell {
