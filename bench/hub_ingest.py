@@ -31,7 +31,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import gen  # noqa: E402
+import benchlib  # noqa: E402
 import harness  # noqa: E402
 
 NODE_BIN = os.path.join(harness.BIN, "municipal-node")
@@ -123,22 +125,48 @@ def schema_of(db):
     c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     try:
         return [r[0] for r in c.execute(
-            "SELECT sql FROM sqlite_master WHERE name IN ('records', 'records_municipality')"
+            "SELECT sql FROM sqlite_master WHERE name IN ('records', 'records_key')"
             " ORDER BY name")]
     finally:
         c.close()
 
 
-def sync_phase(work, rep, pki, hub_port, nodes, args):
-    """Starts a fresh hub, runs every node's sync at once, returns the measurements."""
+def wait_metrics(hub, cond, timeout):
+    """Polls the hub's /metrics until cond(metrics) holds; returns (seconds since the call,
+    the metrics), or (None, metrics) after timeout. Polling observes the hub's own counters
+    (it is not a guess at how long the work takes); each poll costs the hub one small HTTP
+    answer, about 1 ms of its loop."""
+    t0 = time.monotonic()
+    while True:
+        m = hub.metrics()
+        if cond(m):
+            return time.monotonic(), m
+        if time.monotonic() - t0 > timeout:
+            return None, m
+        time.sleep(0.005)
+
+
+def rollups_stored(m):
+    """Every committed record noted by the rollup engine and every snapshot recomputed and
+    stored (provincial-hub/main.c: hub_rollup_queue, hub_rollup_dirty)."""
+    return m.get("hub_rollup_queue", 1) == 0 and m.get("hub_rollup_dirty", 1) == 0
+
+
+def sync_phase(work, rep, pki, hub_port, nodes, args, fed=None):
+    """Starts a fresh hub, runs every node's sync at once, returns the measurements: the time
+    until every node's batches were acknowledged (durable), until the rollups of all of them
+    were stored, and (with fed) until the federal tier acknowledged every snapshot."""
     hub = harness.Hub(os.path.join(work, "run-%d" % rep), pki, 1)
     with open(hub.config) as f:
         text = f.read()
     with open(hub.config, "w") as f:
         f.write(text.replace("sync_listen = 127.0.0.1:%d" % hub.sync_port,
                              "sync_listen = 127.0.0.1:%d" % hub_port))
+    if fed is not None:
+        hub.configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
     hub.sync_port = hub_port
     perf = None
+    t_fed = None
     try:
         hub.start()
         pid = hub.proc.pid
@@ -167,18 +195,27 @@ def sync_phase(work, rep, pki, hub_port, nodes, args):
                 rc = p.wait()
             if rc != 0:
                 failed.append((n["code"], rc))
-        elapsed = time.monotonic() - t0
-        cpu_hub = proc_cpu(pid) - cpu0
+        t_ack = time.monotonic()
+        cpu_ack = proc_cpu(pid) - cpu0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if failed:
+            sys.exit("sync failed for %s (municipality, exit status); logs in %s"
+                     % (failed, work))
+        # The timer of the headline figure stops here, when the rollups of everything the
+        # hub acknowledged are stored, not at the last acknowledgement.
+        t_roll, m_roll = wait_metrics(hub, rollups_stored, args.rollup_timeout)
+        cpu_roll = proc_cpu(pid) - cpu0
+        if fed is not None and t_roll is not None:
+            # Separately: until the federal tier has acknowledged (committed) every snapshot.
+            t_fed, _ = wait_metrics(
+                hub, lambda m: m.get("hub_uplink_backlog", 1) == 0 and rollups_stored(m),
+                args.rollup_timeout)
         if perf:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
             perf = None
         hwm = proc_hwm_kib(pid)
         m1 = hub.metrics()
-        if failed:
-            sys.exit("sync failed for %s (municipality, exit status); logs in %s"
-                     % (failed, work))
         hub.stop()
     finally:
         if perf:
@@ -188,39 +225,55 @@ def sync_phase(work, rep, pki, hub_port, nodes, args):
             hub.stop()
     c = sqlite3.connect("file:%s?mode=ro" % hub.db, uri=True)
     held, body_bytes = c.execute("SELECT count(*), sum(length(body)) FROM records").fetchone()
+    snaps, dirty = c.execute("SELECT count(*), coalesce(sum(dirty), 0) FROM rollup_snapshots"
+                             ).fetchone()
     c.close()
     stored = int(m1["hub_records_stored_total"] - m0["hub_records_stored_total"])
-    if held != args.records or stored != args.records:
-        sys.exit("hub holds %d records (metrics say %d stored); expected %d"
-                 % (held, stored, args.records))
-    out = {"elapsed": elapsed, "rate": args.records / elapsed, "cpu": cpu_hub,
+    commits = int(m1["hub_commits_total"] - m0["hub_commits_total"])
+    out = {"ack_s": t_ack - t0, "rate_ack": args.records / (t_ack - t0),
+           "roll_s": (t_roll - t0) if t_roll else None,
+           "rate": args.records / (t_roll - t0) if t_roll else 0.0,
+           "fed_s": (t_fed - t0) if t_fed else None,
+           "cpu_ack": cpu_ack, "cpu": cpu_roll,
            "hwm_kib": hwm, "bytes": body_bytes, "schema": schema_of(hub.db),
            "cpu_nodes": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
-           "commits": int(m1["hub_commits_total"] - m0["hub_commits_total"]),
+           "commits": commits, "stored": stored, "held": held,
+           "rows_per_commit": stored / max(commits, 1), "snapshots": snaps,
+           "dirty_left": dirty, "rollups_done": t_roll is not None,
            "batches": int(m1["hub_batches_total"] - m0["hub_batches_total"])}
     if not args.keep:
         shutil.rmtree(hub.dir, ignore_errors=True)
     return out
 
 
-def baseline(work, exe, txn, args, nodes, hub_run):
-    """bench/sqlite_upsert on the node stores' outbox bytes; checks it saw what the hub did."""
+def baseline(work, exe, txn, args, nodes):
+    """bench/sqlite_upsert on the node stores' outbox bytes, txn rows per commit."""
     db = os.path.join(work, "baseline-%d.db" % txn)
     r = subprocess.run([exe, db, str(txn), str(args.batch)] + [n["db"] for n in nodes],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("sqlite_upsert failed:\n" + r.stderr)
     kv = dict(x.split("=", 1) for x in r.stdout.split())
-    if int(kv["rows"]) != args.records or int(kv["bytes"]) != hub_run["bytes"]:
-        sys.exit("baseline saw %s rows / %s bytes; the hub stored %d / %d"
-                 % (kv["rows"], kv["bytes"], args.records, hub_run["bytes"]))
-    if schema_of(db) != hub_run["schema"]:
-        print("WARNING: the baseline's schema differs from the hub's:\n%s\n%s"
-              % (schema_of(db), hub_run["schema"]), file=sys.stderr)
+    kv["schema"] = schema_of(db)
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    kv["held"] = c.execute("SELECT count(*) FROM records").fetchone()[0]
+    c.close()
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
             os.unlink(db + suffix)
     return kv
+
+
+def start_federal(work, pki, rep):
+    """A federal tier on a fresh database (one per run, so that every run starts equal)."""
+    from fedclient import Federal  # noqa: E402
+    import pg as pgmod  # noqa: E402
+    if not hasattr(start_federal, "pg"):
+        start_federal.pg = pgmod.Postgres()
+    pg = start_federal.pg
+    pg.psql("DROP DATABASE IF EXISTS reintegration", db="postgres")
+    pg.psql("CREATE DATABASE reintegration", db="postgres")
+    return Federal(os.path.join(work, "fed-%d" % rep), pki, pg).start()
 
 
 def main():
@@ -229,32 +282,30 @@ def main():
     ap.add_argument("--records", type=int, default=400000, help="total person rows")
     ap.add_argument("--window", type=int, default=8, help="[sync] window of every node")
     ap.add_argument("--batch", type=int, default=2000, help="[sync] batch_records of every node")
-    ap.add_argument("--txn", default="2000,10000",
-                    help="baseline rows per transaction, comma-separated")
     ap.add_argument("--workdir", default=None,
                     help="parent of the run's temp dir (default /var/tmp: a real disk)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="sync phases (each with a fresh hub) and baselines; medians reported")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="pairs of (hub run, baseline run), in alternating order")
+    ap.add_argument("--federal", action="store_true",
+                    help="also run a federal tier (PostgreSQL) and time until it acknowledged "
+                         "every snapshot")
+    ap.add_argument("--rollup-timeout", type=float, default=600,
+                    help="bound on the wait for the rollups (and the federal tier)")
     ap.add_argument("--perf", action="store_true",
                     help="perf record -g the hub during the sync phase; print the top symbols")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
-    ap.add_argument("--no-append", action="store_true", help="do not write docs/BENCHMARKS.md")
-    ap.add_argument("--note", default="", help="a line added under the result in the docs")
     args = ap.parse_args()
     codes = province_codes(1)
     if not 1 <= args.nodes <= len(codes):
         ap.error("--nodes must be 1..%d (province 1 municipalities)" % len(codes))
     if args.records < args.nodes:
         ap.error("--records must be at least --nodes")
-    txns = [int(x) for x in args.txn.split(",") if x]
     for exe in (NODE_BIN, HUB_BIN):
         if not os.access(exe, os.X_OK):
             sys.exit("%s is missing: run make first" % exe)
-    command = " ".join(["/usr/bin/python3", "bench/hub_ingest.py"] +
-                       [shlex.quote(a) for a in sys.argv[1:]])
-
-    load0 = os.getloadavg()[0]
+    res = benchlib.Result("hub_ingest", "bench/hub_ingest.py", params=vars(args))
     work = tempfile.mkdtemp(prefix="hub-ingest-", dir=args.workdir or "/var/tmp")
+    fed = None
     try:
         # 1. Preparation: nothing here is timed.
         t_prep = time.time()
@@ -267,13 +318,15 @@ def main():
         baseline_bin = os.path.join(work, "sqlite_upsert")
         base_sql = subprocess.run([baseline_bin, "--print-sql"], capture_output=True,
                                   text=True, check=True).stdout.splitlines()[1]
-        hub_sql = hub_upsert_sql()
-        if hub_sql != base_sql:
-            print("WARNING: bench/sqlite_upsert.c's upsert differs from provincial-hub/hubstore.c's "
-                  "hubstore__upsert_sql; update the baseline", file=sys.stderr)
+        res.check("baseline statement is the hub's upsert (hubstore__upsert_sql)",
+                  hub_upsert_sql() == base_sql, base_sql)
 
         pki = harness.Pki(os.path.join(work, "pki"))
-        pki.issue("province", "1", *sum((["municipality", str(c)] for c in codes[:args.nodes]), []))
+        idents = ["province", "1"] + sum((["municipality", str(c)] for c in codes[:args.nodes]),
+                                         [])
+        if args.federal:
+            idents = ["federal"] + idents
+        pki.issue(*idents)
         hub_port = harness.free_port()
         per = [args.records // args.nodes + (1 if i < args.records % args.nodes else 0)
                for i in range(args.nodes)]
@@ -295,74 +348,92 @@ def main():
         # Every repetition starts from the same node stores: a copy taken now.
         for n in nodes:
             shutil.copytree(os.path.dirname(n["db"]), os.path.dirname(n["db"]) + ".orig")
-        runs, base = [], {t: [] for t in txns}
-        for rep in range(args.repeat):
-            for n in nodes:
-                d = os.path.dirname(n["db"])
-                shutil.rmtree(d)
-                shutil.copytree(d + ".orig", d)
-            runs.append(sync_phase(work, rep, pki, hub_port, nodes, args))
-            for t in txns:
-                base[t].append(baseline(work, baseline_bin, t, args, nodes, runs[-1]))
-            print("run %d: hub %.0f records/s, raw %s rows/s" % (
-                rep + 1, runs[-1]["rate"],
-                ", ".join("%s" % base[t][-1]["rows_per_s"] for t in txns)), file=sys.stderr)
+        runs, base = [], []
+        order = benchlib.alternating(args.repeat)
+        res.data["order"] = order
+        for step in order:
+            if step == "A":
+                for n in nodes:
+                    d = os.path.dirname(n["db"])
+                    shutil.rmtree(d)
+                    shutil.copytree(d + ".orig", d)
+                if args.federal:
+                    if fed:
+                        fed.stop()
+                    fed = start_federal(work, pki, len(runs))
+                r = sync_phase(work, len(runs), pki, hub_port, nodes, args, fed)
+                if fed:
+                    snaps_fed = int(fed.pg.psql("SELECT count(*) FROM snapshots")[0][0])
+                    res.check("run %d: the federal tier holds every snapshot of the hub"
+                              % (len(runs) + 1), snaps_fed == r["snapshots"] and r["fed_s"],
+                              "federal %d, hub %d" % (snaps_fed, r["snapshots"]))
+                runs.append(r)
+            else:
+                # The baseline commits as many rows per transaction as the hub did: the
+                # hub's own average, measured in the hub runs so far (the first step of
+                # the order is always a hub run).
+                txn = max(1, round(statistics.median(x["rows_per_commit"] for x in runs)))
+                b = baseline(work, baseline_bin, txn, args, nodes)
+                b["txn"] = txn
+                base.append(b)
+            print("%s: %s" % (step, ("hub %.0f records/s acked, %.0f with rollups stored"
+                                     % (runs[-1]["rate_ack"], runs[-1]["rate"]))
+                              if step == "A" else ("raw %s rows/s at %d rows/commit"
+                                                   % (base[-1]["rows_per_s"], base[-1]["txn"]))),
+                  file=sys.stderr)
 
-        # Report: medians over the repetitions, every run's figure beside them.
-        mach = machine()
-        med = statistics.median
-        hub_rate = med(r["rate"] for r in runs)
-        rates = {t: [float(b["rows_per_s"]) for b in base[t]] for t in txns}
-        ref = med(rates[txns[0]])
-        each = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)  # noqa: E731
-        rows = [
-            ("hub durable ingest, %d node(s), window %d, batch %s"
-             % (args.nodes, args.window, f"{args.batch:,}"),
-             "**%s records/s** (%s records; runs: %s)"
-             % (f"{hub_rate:,.0f}", f"{args.records:,}", each(r["rate"] for r in runs))),
-        ]
-        for t in txns:
-            rows.append(("raw SQLite upsert, %s rows/commit" % f"{t:,}",
-                         "**%s rows/s** (runs: %s; CPU %.2f s)"
-                         % (f"{med(rates[t]):,.0f}", each(rates[t]),
-                            med(float(b["cpu_seconds"]) for b in base[t]))))
-        cpu = med(r["cpu"] for r in runs)
-        elapsed = med(r["elapsed"] for r in runs)
-        rows += [
-            ("ratio hub / raw", ", ".join("**%.2f** against %s rows/commit"
-                                          % (hub_rate / med(rates[t]), f"{t:,}") for t in txns)),
-            ("hub CPU during sync", "%.2f s in %.2f s (%.0f%% of one core)"
-             % (cpu, elapsed, 100 * cpu / elapsed)),
-            ("hub peak RSS (VmHWM)", "%.1f MiB" % (max(r["hwm_kib"] for r in runs) / 1024)),
-            ("all node sync processes, CPU", "%.2f s" % med(r["cpu_nodes"] for r in runs)),
-            ("hub group commits", "%d for %d batches, %s rows per commit on average"
-             % (runs[0]["commits"], runs[0]["batches"],
-                f"{args.records / max(runs[0]['commits'], 1):,.0f}")),
-            ("goal: >= 100,000 records/s; >= 0.5 x raw",
-             "%s; %s" % ("met" if hub_rate >= 100000 else "NOT met",
-                         "met" if hub_rate >= 0.5 * ref else "NOT met")),
-            ("machine", "%d cores, %s, Linux %s, SQLite %s; load average %.2f at the start"
-             % (mach["nproc"], mach["cpu"], mach["kernel"], mach["sqlite"], load0)),
-        ]
-        table = "| measure | result |\n| --- | --- |\n" + "".join(
-            "| %s | %s |\n" % r for r in rows)
-        print(table)
+        # Work-done checks: every run stored everything, rollups included.
+        for i, r in enumerate(runs):
+            res.check("hub run %d stored every record" % (i + 1),
+                      r["held"] == args.records and r["stored"] == args.records,
+                      "held %d, metrics %d, expected %d" % (r["held"], r["stored"], args.records))
+            res.check("hub run %d stored the rollups of every record" % (i + 1),
+                      r["rollups_done"] and r["dirty_left"] == 0 and r["snapshots"] > 0,
+                      "%d snapshots, %d dirty" % (r["snapshots"], r["dirty_left"]))
+        for i, b in enumerate(base):
+            res.check("baseline run %d upserted every record, the same bytes" % (i + 1),
+                      int(b["rows"]) == args.records and b["held"] == args.records
+                      and int(b["bytes"]) == runs[0]["bytes"],
+                      "%s rows, %s bytes; hub %d bytes" % (b["rows"], b["bytes"],
+                                                           runs[0]["bytes"]))
+            res.check("baseline run %d has the hub's schema" % (i + 1),
+                      b["schema"] == runs[0]["schema"], b["schema"])
+
+        res.figure("hub_rate", "hub durable ingest with rollups stored (%d nodes, %s records)"
+                   % (args.nodes, f"{args.records:,}"), "records/s", goal=">= 0.8 x raw SQLite",
+                   goal_value=0.8, goal_on="ratio", baseline="raw_rate", headline=True)
+        res.samples("hub_rate", [r["rate"] for r in runs])
+        res.figure("raw_rate", "raw SQLite upsert at the hub's commit size", "rows/s")
+        res.samples("raw_rate", [float(b["rows_per_s"]) for b in base])
+        res.figure("hub_rate_ack", "hub ingest to the last acknowledgement (rollups not "
+                   "waited for)", "records/s", baseline="raw_rate")
+        res.samples("hub_rate_ack", [r["rate_ack"] for r in runs])
+        if args.federal:
+            res.figure("hub_fed_s", "until the federal tier acknowledged every snapshot",
+                       "s", better="lower")
+            res.samples("hub_fed_s", [r["fed_s"] or 0.0 for r in runs])
+        res.figure("rows_per_commit", "hub rows per commit (measured: stored / commits)",
+                   "rows")
+        res.samples("rows_per_commit", [r["rows_per_commit"] for r in runs])
+        res.figure("baseline_txn", "baseline rows per commit", "rows")
+        res.samples("baseline_txn", [b["txn"] for b in base])
+        res.figure("hub_cpu_s", "hub CPU to rollups stored", "s", better="lower")
+        res.samples("hub_cpu_s", [r["cpu"] for r in runs])
+        res.figure("raw_cpu_s", "baseline CPU", "s", better="lower")
+        res.samples("raw_cpu_s", [float(b["cpu_seconds"]) for b in base])
+        res.figure("hub_hwm_mib", "hub peak RSS (VmHWM)", "MiB", better="lower")
+        res.samples("hub_hwm_mib", [r["hwm_kib"] / 1024 for r in runs])
+        res.figure("nodes_cpu_s", "all node sync processes, CPU", "s", better="lower")
+        res.samples("nodes_cpu_s", [r["cpu_nodes"] for r in runs])
         if args.perf:
-            top = perf_top(os.path.join(work, "perf.data"), 25)
-            print("perf, hub during sync (self time, dso/symbol):")
-            print("\n".join(top))
-        if not args.no_append:
-            doc = os.path.join(ROOT, "docs", "BENCHMARKS.md")
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(doc, "a", encoding="utf-8") as f:
-                f.write("\n### %s: %d node%s, window %d, batch %d, %s records, median of %d\n\n"
-                        % (stamp, args.nodes, "s" if args.nodes > 1 else "", args.window,
-                           args.batch, f"{args.records:,}", args.repeat))
-                f.write("```\n%s\n```\n\n%s" % (command, table))
-                if args.note:
-                    f.write("\n%s\n" % args.note)
-            print("appended to docs/BENCHMARKS.md", file=sys.stderr)
+            res.data["extra"]["perf_top"] = perf_top(os.path.join(work, "perf.data"), 25)
+        res.write()
+        return res.exit_status()
     finally:
+        if fed:
+            fed.stop()
+        if getattr(start_federal, "pg", None):
+            start_federal.pg.destroy()
         if args.keep:
             print("kept %s" % work, file=sys.stderr)
         else:
@@ -370,4 +441,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,13 +10,13 @@ in the same run.
    transactions of 10,000 rows with WAL and synchronous=FULL). Peak RSS is the child's
    ru_maxrss from wait4(). The import must exit 0 and report every row inserted.
 3. Baseline: the sqlite3 shell (Debian's, the same library version) imports the same file
-   with `.import --csv --skip 1` into a fresh database on the same disk: WAL,
-   synchronous=FULL, a rowid table with the CSV's columns and local_id its primary key: the
-   same indexes as the node's records table (a rowid table with a unique index on
-   (kind, local_id)); the shell imports in one transaction. A second baseline adds a UNIQUE
-   16-byte time-ordered id column filled by a view's trigger (more indexes than the node).
+   with `.import --csv --skip 1` into a fresh database on the same disk with the node's
+   settings (16 KiB pages, 32 MiB cache, WAL, synchronous=FULL): a rowid table with the
+   CSV's columns and local_id its primary key (the node's indexes: a rowid table with one
+   unique index); the shell imports in one transaction. The row count is checked after the
+   timed command. Node and baseline alternate (A B B A ...), --repeat pairs.
 
-Prints a Markdown section; with --write appends it (one write) to docs/BENCHMARKS.md.
+Writes build/bench/import.json (bench/benchlib.py); exits 1 when a work-done check fails.
 Timings are reported, never asserted."""
 import argparse
 import datetime
@@ -29,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_BIN = os.path.join(ROOT, "build", "bin", "municipal-node")
@@ -122,68 +125,50 @@ def node_import(workdir, csv_path, rows):
                           " SELECT count(*) FROM records WHERE fields IS NOT NULL;"
                           " PRAGMA journal_mode; PRAGMA synchronous;"],
                          check=True, capture_output=True, text=True).stdout.split()
-    if int(out[0]) != rows or int(out[1]) != rows:
-        raise SystemExit("the node stored %s records and %s local rows, not %d"
-                         % (out[0], out[1], rows))
+    r["count"], r["local"] = int(out[0]), int(out[1])
     r["summary"] = r["out"].strip()
     r["db_bytes"] = sum(os.path.getsize(os.path.join(ndir, f)) for f in os.listdir(ndir)
                         if f.startswith("node.db"))
     return r
 
 
-BASELINE_SQL = """PRAGMA journal_mode=WAL;
+# The node's store settings (common/store.c store_open_paged with municipal-node/outbox.c's
+# OUTBOX_PAGE_SIZE): 16 KiB pages, a 32 MiB page cache, WAL, synchronous=FULL, temporary
+# tables in memory. page_size comes first: it only takes effect before the first page.
+NODE_PRAGMAS = """PRAGMA page_size=16384;
+PRAGMA journal_mode=WAL;
 PRAGMA synchronous=FULL;
-CREATE TABLE persons(local_id TEXT PRIMARY KEY, category, sex, birth_year, caste_group,
-  disability, registered_on, destination_country, years_abroad, return_date,
-  remigration_intention, family_member_abroad, consent, full_name, phone, citizenship_no,
-  ward, address, id BLOB NOT NULL UNIQUE);
--- .import binds every column of its target, so the 16-byte time-ordered id (Unix
--- milliseconds modulo 2^36 as 9 hex digits, then 7 random bytes: right-edge inserts like
--- the node's UUIDv7 ids) is added by a view's INSTEAD OF trigger.
-CREATE VIEW persons_csv AS SELECT local_id, category, sex, birth_year, caste_group,
-  disability, registered_on, destination_country, years_abroad, return_date,
-  remigration_intention, family_member_abroad, consent, full_name, phone, citizenship_no,
-  ward, address FROM persons;
-CREATE TRIGGER persons_csv_insert INSTEAD OF INSERT ON persons_csv BEGIN
-  INSERT INTO persons VALUES(NEW.local_id, NEW.category, NEW.sex, NEW.birth_year,
-    NEW.caste_group, NEW.disability, NEW.registered_on, NEW.destination_country,
-    NEW.years_abroad, NEW.return_date, NEW.remigration_intention, NEW.family_member_abroad,
-    NEW.consent, NEW.full_name, NEW.phone, NEW.citizenship_no, NEW.ward, NEW.address,
-    CAST(printf('%09x', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-                        % 68719476736) || randomblob(7) AS BLOB));
-END;
+PRAGMA temp_store=MEMORY;
+PRAGMA cache_size=-32768;
+"""
+
+PLAIN_SQL = NODE_PRAGMAS + """CREATE TABLE persons(local_id TEXT PRIMARY KEY, category, sex,
+  birth_year, caste_group, disability, registered_on, destination_country, years_abroad,
+  return_date, remigration_intention, family_member_abroad, consent, full_name, phone,
+  citizenship_no, ward, address);
 """
 
 
-PLAIN_SQL = """PRAGMA journal_mode=WAL;
-PRAGMA synchronous=FULL;
-CREATE TABLE persons(local_id TEXT PRIMARY KEY, category, sex, birth_year, caste_group,
-  disability, registered_on, destination_country, years_abroad, return_date,
-  remigration_intention, family_member_abroad, consent, full_name, phone, citizenship_no,
-  ward, address);
-"""
+def settings(db):
+    out = subprocess.run(["sqlite3", db, "PRAGMA page_size; PRAGMA journal_mode;"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return {"page_size": int(out[0]), "journal_mode": out[1]}
 
 
-def baseline_import(workdir, csv_path, rows, plain=False):
-    """sqlite3's .import of the same file; returns wall s, peak RSS, CPU s, database size.
-    plain: the CSV's columns and the local_id key only (no id column, no trigger)."""
+def baseline_import(workdir, csv_path, rows):
+    """sqlite3's .import of the same file with the node's settings; the count is checked
+    after the timed command, in a separate one."""
     db = os.path.join(workdir, "baseline.db")
     for f in os.listdir(workdir):
         if f.startswith("baseline.db"):
             os.unlink(os.path.join(workdir, f))
-    if plain:
-        script = (PLAIN_SQL + ".import --csv --skip 1 %s persons\n"
-                  "SELECT count(*), count(*) FROM persons;\n" % csv_path)
-    else:
-        script = (BASELINE_SQL + ".import --csv --skip 1 %s persons_csv\n"
-                  "SELECT count(*), count(DISTINCT id) FROM persons;\n" % csv_path)
+    script = PLAIN_SQL + ".import --csv --skip 1 %s persons\n" % csv_path
     r = timed(["sqlite3", "-batch", "-bail", db], stdin_text=script)
     if r["rc"] != 0:
         raise SystemExit("sqlite3 exited %d: %s" % (r["rc"], r["err"][-2000:]))
-    count, distinct = (int(x) for x in r["out"].split()[-1].split("|"))
-    if count != rows or distinct != rows:
-        raise SystemExit("sqlite3 imported %d rows (%d ids), not %d:\n%s"
-                         % (count, distinct, rows, r["err"][-2000:]))
+    r["count"] = int(subprocess.run(["sqlite3", db, "SELECT count(*) FROM persons"],
+                                    check=True, capture_output=True, text=True).stdout)
+    r["settings"] = settings(db)
     r["db_bytes"] = sum(os.path.getsize(os.path.join(workdir, f)) for f in os.listdir(workdir)
                         if f.startswith("baseline.db"))
     return r
@@ -192,14 +177,15 @@ def baseline_import(workdir, csv_path, rows, plain=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1000000)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="pairs of (node import, sqlite3 .import), in alternating order")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--dir", help="work directory (default: a new one under /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--write", action="store_true", help="append the results to docs/BENCHMARKS.md")
     a = ap.parse_args()
     if not os.access(NODE_BIN, os.X_OK):
         raise SystemExit("build/bin/municipal-node is missing: run make first")
+    res = benchlib.Result("import", "bench/import_bench.py", params=vars(a))
     base = a.dir or tempfile.mkdtemp(prefix="import-bench-", dir="/var/tmp")
     os.makedirs(base, exist_ok=True)
     csv_path = os.path.join(base, "persons.csv")
@@ -207,79 +193,56 @@ def main():
     size = write_csv(csv_path, a.rows, a.seed)
     print("wrote %s: %d rows, %.1f MB in %.1f s" % (csv_path, a.rows, size / 1e6,
                                                      time.monotonic() - t0), file=sys.stderr)
-    runs = []
+    nodes, bases = [], []
+    order = benchlib.alternating(a.repeat)
+    res.data["order"] = order
     try:
-        for i in range(a.repeat):
+        for i, step in enumerate(order):
             wd = os.path.join(base, "run-%d" % i)
             os.makedirs(wd)
-            n = node_import(wd, csv_path, a.rows)
-            b = baseline_import(wd, csv_path, a.rows)
-            p = baseline_import(wd, csv_path, a.rows, plain=True)
-            runs.append((n, b, p))
-            print("run %d: node %.0f rows/s (%.2f s, RSS %.1f MiB, CPU %.2f s); sqlite3 .import"
-                  " %.0f rows/s (%.2f s), plain %.0f rows/s (%.2f s)"
-                  % (i + 1, a.rows / n["wall"], n["wall"], n["rss_kib"] / 1024, n["cpu"],
-                     a.rows / b["wall"], b["wall"], a.rows / p["wall"], p["wall"]),
-                  file=sys.stderr)
+            if step == "A":
+                n = node_import(wd, csv_path, a.rows)
+                n["settings"] = settings(os.path.join(wd, "node", "node.db"))
+                nodes.append(n)
+                print("A: node %.0f rows/s (%.2f s, RSS %.1f MiB)"
+                      % (a.rows / n["wall"], n["wall"], n["rss_kib"] / 1024), file=sys.stderr)
+            else:
+                b = baseline_import(wd, csv_path, a.rows)
+                bases.append(b)
+                print("B: sqlite3 .import %.0f rows/s (%.2f s)" % (a.rows / b["wall"], b["wall"]),
+                      file=sys.stderr)
             shutil.rmtree(wd)
     finally:
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
-
-    def med(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2]
-
-    n_rate = [a.rows / r[0]["wall"] for r in runs]
-    b_rate = [a.rows / r[1]["wall"] for r in runs]
-    p_rate = [a.rows / r[2]["wall"] for r in runs]
-    n_rss = max(r[0]["rss_kib"] for r in runs) / 1024
-    p_med = med(p_rate)
-    runs_p = ", ".join("{:,.0f}".format(x) for x in p_rate)
-    n_med = med(n_rate)
-    b_med = med(b_rate)
-    cmd = "/usr/bin/python3 bench/import_bench.py" + "".join(
-        " " + shlex.quote(x) for x in sys.argv[1:] if x != "--write")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    runs_n = ", ".join("{:,.0f}".format(x) for x in n_rate)
-    runs_b = ", ".join("{:,.0f}".format(x) for x in b_rate)
-    n0 = sorted((r[0] for r in runs), key=lambda x: x["wall"])[len(runs) // 2]
-    lines = [
-        "### %s: %s person rows, %d run%s (%s, %s)" % (
-            now, "{:,}".format(a.rows), a.repeat, "s" if a.repeat > 1 else "",
-            platform.machine(), "%d cores" % os.cpu_count()),
-        "",
-        "```",
-        cmd,
-        "```",
-        "",
-        "| measure | result |",
-        "| --- | --- |",
-        "| `municipal-node import --kind persons` (validated, BS dates converted, committed with "
-        "WAL + synchronous=FULL, 10,000 rows/transaction) | **{:,.0f} rows/s** (runs: {}; "
-        "{:.2f} s, CPU {:.2f} s) |".format(n_med, runs_n, n0["wall"], n0["cpu"]),
-        "| its peak RSS (ru_maxrss) | **{:.1f} MiB** |".format(n_rss),
-        "| baseline: `sqlite3` `.import --csv` of the same file, WAL + synchronous=FULL, "
-        "the CSV's columns with local_id the primary key (the node's indexes) | "
-        "**{:,.0f} rows/s** (runs: {}) |".format(p_med, runs_p),
-        "| node / baseline | {:.2f} |".format(n_med / p_med),
-        "| second baseline: the same plus a unique 16-byte id filled by a trigger | "
-        "**{:,.0f} rows/s** (runs: {}) |".format(b_med, runs_b),
-        "",
-        "CSV %.0f MB; node store %.0f MB (records: outbox entry and local row), baseline database"
-        " %.0f MB. Import summary: `%s`" % (size / 1e6, n0["db_bytes"] / 1e6,
-                                             runs[0][1]["db_bytes"] / 1e6, n0["summary"]),
-        "",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if a.write:
-        path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
-        with open(path) as f:
-            have = f.read()
-        head = "" if "## Node CSV import (issue 3)" in have else SECTION_HEAD
-        with open(path, "a") as f:
-            f.write(("\n" if not have.endswith("\n\n") else "") + head + text)
+    for i, n in enumerate(nodes):
+        res.check("node run %d stored every row (records and local rows)" % (i + 1),
+                  n["count"] == a.rows and n["local"] == a.rows,
+                  "%d records, %d local rows, %d expected" % (n["count"], n["local"], a.rows))
+    for i, b in enumerate(bases):
+        res.check("baseline run %d imported every row" % (i + 1), b["count"] == a.rows,
+                  "%d of %d" % (b["count"], a.rows))
+        res.check("baseline run %d has the node's page size and journal mode" % (i + 1),
+                  b["settings"] == nodes[0]["settings"],
+                  "baseline %s, node %s" % (b["settings"], nodes[0]["settings"]))
+    res.figure("node_rate", "`municipal-node import --kind persons`, %s rows" % f"{a.rows:,}",
+               "rows/s", goal=">= 200,000 rows/s", goal_value=200000, baseline="sqlite_rate",
+               headline=True)
+    res.samples("node_rate", [a.rows / n["wall"] for n in nodes])
+    res.figure("sqlite_rate", "sqlite3 .import of the same file, the node's page size, cache, "
+               "journal mode and synchronous", "rows/s")
+    res.samples("sqlite_rate", [a.rows / b["wall"] for b in bases])
+    res.figure("node_rss_mib", "node import peak RSS (ru_maxrss)", "MiB", better="lower",
+               goal="< 64 MiB", goal_value=64, headline=True)
+    res.samples("node_rss_mib", [n["rss_kib"] / 1024 for n in nodes])
+    res.figure("node_cpu_s", "node import CPU", "s", better="lower")
+    res.samples("node_cpu_s", [n["cpu"] for n in nodes])
+    res.data["extra"].update({"csv_bytes": size, "node_db_bytes": nodes[0]["db_bytes"],
+                              "baseline_db_bytes": bases[0]["db_bytes"],
+                              "import_summary": nodes[0]["summary"],
+                              "node_settings": nodes[0]["settings"]})
+    res.write()
+    return res.exit_status()
 
 
 SECTION_HEAD = """## Node CSV import (issue 3)
@@ -308,4 +271,4 @@ under 64 MiB.
 """
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

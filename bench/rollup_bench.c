@@ -10,9 +10,11 @@
  *    snapshot (all six period kinds, every grouping of all 15 indicators). Then the compute
  *    alone: every snapshot marked dirty and rollup_refresh().
  * 3. Baseline: plain SQL GROUP BY over the same decoded rows (the records hold protobuf, which
- *    SQL cannot read), with a day -> periods calendar table: participants_registered,
+ *    SQL cannot read), with month -> period calendar tables: participants_registered,
  *    persons_served (COUNT DISTINCT), services_delivered and seed_funding_npr, every grouping,
- *    six period kinds.
+ *    six period kinds. Its values are compared with the engine's cells of the same
+ *    indicators before anything is timed (and after the batches); then compute alone and the
+ *    baseline are timed in alternating order.
  * 4. Incremental: a batch of 1,000 changes applied in one transaction (rollup_note +
  *    hubstore_put, committed), then rollup_refresh() timed: (a) one municipality's sync
  *    (600 new records of the current month, 400 corrections of its last three months),
@@ -23,7 +25,8 @@
  *      bench/rollup_bench.c build/lib/libhub.a build/lib/libcommon.a \
  *      $(pkg-config --libs libprotobuf-c sqlite3 openssl libuv) -lm
  *   build/rollup_bench [--records N] [--municipalities M] [--dir DIR] [--repeat R]
- * Prints a Markdown table. Timings are reported, never asserted. */
+ * Prints "sample NAME SECONDS", "check NAME 0|1 DETAIL" and "info NAME N" lines for
+ * bench/rollup.py, which writes build/bench/rollup.json. Timings are never asserted. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,67 +262,124 @@ static void load(bench *b)
     fprintf(stderr, "loaded %llu records\n", (unsigned long long)rows);
 }
 
-/* The baseline: GROUP BY queries over the decoded rows and a calendar table. */
-static double baseline(bench *b, long long *cells)
+/* The baseline's four indicators, their groupings in the catalogue's names, and the SQL of
+ * each: %s the calendar table and its period column (Gregorian kinds join on the record's
+ * Gregorian month, BS kinds on its BS month), %s the grouping's columns, twice. */
+static const struct {
+    const char *indicator;
+    const char *sql;
+    const char *groupings[9];
+    const char *names[9];
+} bench__q[] = {
+    {"participants_registered",
+     "SELECT p.municipality, c.%s%s, count(*) FROM rollup_person p JOIN %s c ON c.month=p.%s"
+     " GROUP BY 1, 2%s",
+     {"", ", p.category", ", p.sex", ", p.age_band", ", p.caste_group", ", p.disability",
+      ", p.category, p.sex", ", p.sex, p.age_band", NULL},
+     {"", "category", "sex", "age_band", "caste_group", "disability", "category,sex",
+      "sex,age_band", NULL}},
+    {"persons_served",
+     "SELECT s.municipality, c.%s%s, count(DISTINCT s.person) FROM rollup_service s"
+     " JOIN %s c ON c.month=s.%s LEFT JOIN rollup_person p ON p.id=s.person"
+     " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
+     {"", ", s.type", ", coalesce(p.sex, 0)", ", coalesce(p.category, 0)", ", s.programme",
+      ", s.type, coalesce(p.sex, 0)", NULL},
+     {"", "service_type", "sex", "category", "programme", "service_type,sex", NULL}},
+    {"services_delivered",
+     "SELECT s.municipality, c.%s%s, count(*) FROM rollup_service s JOIN %s c ON"
+     " c.month=s.%s LEFT JOIN rollup_person p ON p.id=s.person"
+     " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
+     {"", ", s.type", ", coalesce(p.sex, 0)", ", s.programme", ", s.provider", NULL},
+     {"", "service_type", "sex", "programme", "provider", NULL}},
+    {"seed_funding_npr",
+     "SELECT s.municipality, c.%s%s, sum(s.amount) FROM"
+     " rollup_service s JOIN %s c ON c.month=s.%s LEFT JOIN rollup_person p ON"
+     " p.id=s.person AND p.municipality=s.municipality WHERE s.status=2 AND s.type=7"
+     " AND s.amount>=0 GROUP BY 1, 2%s",
+     {"", ", coalesce(p.sex, 0)", ", coalesce(p.category, 0)", ", s.programme", NULL},
+     {"", "sex", "category", "programme", NULL}},
+};
+
+/* Month -> period calendars of the loaded range: gcal for the Gregorian kinds (year,
+ * quarter, month) keyed by YYYYMM, bcal for the BS kinds keyed by the BS YYYYMM. */
+static void calendars(bench *b)
 {
-    static const char *kinds[6] = {"y", "q", "m", "bsm", "fyt", "fy"};
-    static const struct {
-        const char *sql; /* %s: the period column; %s: the grouping columns (with a comma) */
-        const char *groupings[9];
-    } q[] = {
-        {"SELECT p.municipality, c.%s%s, count(*) FROM rollup_person p JOIN cal c ON"
-         " c.day=p.day GROUP BY 1, 2%s",
-         {"", ", p.category", ", p.sex", ", p.age_band", ", p.caste_group", ", p.disability",
-          ", p.category, p.sex", ", p.sex, p.age_band", NULL}},
-        {"SELECT s.municipality, c.%s%s, count(DISTINCT s.person) FROM rollup_service s"
-         " JOIN cal c ON c.day=s.day LEFT JOIN rollup_person p ON p.id=s.person"
-         " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
-         {"", ", s.type", ", p.sex", ", p.category", ", s.programme", ", s.type, p.sex", NULL}},
-        {"SELECT s.municipality, c.%s%s, count(*) FROM rollup_service s JOIN cal c ON"
-         " c.day=s.day LEFT JOIN rollup_person p ON p.id=s.person"
-         " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
-         {"", ", s.type", ", p.sex", ", s.programme", ", s.provider", NULL}},
-        {"SELECT s.municipality, c.%s%s, sum(s.amount), count(DISTINCT s.person) FROM"
-         " rollup_service s JOIN cal c ON c.day=s.day LEFT JOIN rollup_person p ON"
-         " p.id=s.person AND p.municipality=s.municipality WHERE s.status=2 AND s.type=7"
-         " AND s.amount>=0 GROUP BY 1, 2%s",
-         {"", ", p.sex", ", p.category", ", s.programme", NULL}},
-    };
-    exec(b, "DROP TABLE IF EXISTS cal; CREATE TABLE cal(day INTEGER PRIMARY KEY, y, q, m, bsm,"
-            " fyt, fy)");
-    sqlite3_stmt *st = store_prepare(b->db, "INSERT INTO cal VALUES(?1,?2,?3,?4,?5,?6,?7)");
-    if (st == NULL)
+    exec(b, "DROP TABLE IF EXISTS gcal; DROP TABLE IF EXISTS bcal;"
+            " CREATE TABLE gcal(month INTEGER PRIMARY KEY, y, q, m);"
+            " CREATE TABLE bcal(month INTEGER PRIMARY KEY, bsm, fyt, fy);");
+    sqlite3_stmt *g = store_prepare(b->db, "INSERT OR IGNORE INTO gcal VALUES(?1,?2,?3,?4)");
+    sqlite3_stmt *s = store_prepare(b->db, "INSERT OR IGNORE INTO bcal VALUES(?1,?2,?3,?4)");
+    if (g == NULL || s == NULL)
         exit(1);
     exec(b, "BEGIN");
-    for (int32_t d = b->lo; d <= b->hi; d++) {
+    for (int32_t d = b->lo - 400; d <= b->hi + 400; d++) {
         char p[PERIOD_KINDS][PERIOD_MAX];
-        period_of_day(d, p);
-        sqlite3_bind_int(st, 1, d);
-        for (int k = 0; k < 6; k++)
-            sqlite3_bind_text(st, 2 + k, p[k], -1, SQLITE_TRANSIENT);
-        int step = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (step != SQLITE_DONE) {
-            fprintf(stderr, "cal: %s\n", sqlite3_errmsg(b->db));
+        int32_t ad = 0, bs = 0;
+        if (period_of_day(d, p) != 0 || bscal_pair_of_day(d, &ad, &bs) != 0)
+            continue;
+        sqlite3_bind_int(g, 1, ad);
+        sqlite3_bind_int(s, 1, bs);
+        for (int k = 0; k < 3; k++) {
+            sqlite3_bind_text(g, 2 + k, p[k], -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(s, 2 + k, p[3 + k], -1, SQLITE_TRANSIENT);
+        }
+        int sg = sqlite3_step(g), ss = sqlite3_step(s);
+        sqlite3_reset(g);
+        sqlite3_reset(s);
+        if (sg != SQLITE_DONE || ss != SQLITE_DONE) {
+            fprintf(stderr, "calendar: %s\n", sqlite3_errmsg(b->db));
             exit(1);
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(g);
+    sqlite3_finalize(s);
     exec(b, "COMMIT");
+}
+
+/* The baseline: GROUP BY queries over the decoded rows and the calendars. With keep, every
+ * result row's value is kept in base_cells(municipality, period, indicator, grouping, value)
+ * for the comparison with the engine's cells (outside the timer of the timed runs). */
+static double baseline(bench *b, long long *cells, int keep)
+{
+    static const char *kinds[6] = {"y", "q", "m", "bsm", "fyt", "fy"};
+    if (keep)
+        exec(b, "DROP TABLE IF EXISTS base_cells; CREATE TABLE base_cells(municipality,"
+                " period, indicator, grouping, value)");
+    sqlite3_stmt *ins =
+        keep ? store_prepare(b->db, "INSERT INTO base_cells VALUES(?1,?2,?3,?4,?5)") : NULL;
+    /* The kept rows go in one transaction (not one commit each); only the untimed
+     * comparison run keeps them. */
+    if (keep)
+        exec(b, "BEGIN");
     double t0 = now_s();
     *cells = 0;
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        for (int g = 0; q[i].groupings[g]; g++) {
+    for (size_t i = 0; i < sizeof(bench__q) / sizeof(bench__q[0]); i++) {
+        for (int g = 0; bench__q[i].groupings[g]; g++) {
             for (int k = 0; k < 6; k++) {
                 char sql[1024];
-                snprintf(sql, sizeof(sql), q[i].sql, kinds[k], q[i].groupings[g],
-                         q[i].groupings[g]);
+                snprintf(sql, sizeof(sql), bench__q[i].sql, kinds[k], bench__q[i].groupings[g],
+                         k < 3 ? "gcal" : "bcal", k < 3 ? "ad" : "bs", bench__q[i].groupings[g]);
                 sqlite3_stmt *s = store_prepare(b->db, sql);
                 if (s == NULL)
                     exit(1);
                 int step;
-                while ((step = sqlite3_step(s)) == SQLITE_ROW)
+                int ncol = 0;
+                while ((step = sqlite3_step(s)) == SQLITE_ROW) {
                     (*cells)++;
+                    if (ins == NULL)
+                        continue;
+                    ncol = sqlite3_column_count(s);
+                    sqlite3_bind_int64(ins, 1, sqlite3_column_int64(s, 0));
+                    sqlite3_bind_text(ins, 2, (const char *)sqlite3_column_text(s, 1), -1,
+                                      SQLITE_TRANSIENT);
+                    sqlite3_bind_text(ins, 3, bench__q[i].indicator, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(ins, 4, bench__q[i].names[g], -1, SQLITE_STATIC);
+                    sqlite3_bind_int64(ins, 5, sqlite3_column_int64(s, ncol - 1));
+                    int st = sqlite3_step(ins);
+                    sqlite3_reset(ins);
+                    if (st != SQLITE_DONE)
+                        exit(1);
+                }
                 if (step != SQLITE_DONE) {
                     fprintf(stderr, "baseline: %s\n", sqlite3_errmsg(b->db));
                     exit(1);
@@ -328,7 +388,38 @@ static double baseline(bench *b, long long *cells)
             }
         }
     }
-    return now_s() - t0;
+    double t = now_s() - t0;
+    sqlite3_finalize(ins);
+    if (keep)
+        exec(b, "COMMIT");
+    return t;
+}
+
+/* Compares the baseline's values with the engine's cells of the same four indicators: per
+ * (municipality, period, indicator, grouping), the sorted list of values (the baseline groups
+ * by enumeration numbers, the engine by names: the lists, not the keys, are compared; a zero
+ * cell is no cell on either side). Returns the number of groups that differ. */
+static long long compare(bench *b, long long *groups)
+{
+    static const char *sql =
+        "WITH e AS (SELECT municipality, period, indicator, grouping, group_concat(v) AS vs"
+        " FROM (SELECT municipality, period, indicator, grouping, numerator AS v FROM rollup_cells"
+        " WHERE indicator IN ('participants_registered', 'persons_served',"
+        " 'services_delivered', 'seed_funding_npr') AND numerator <> 0"
+        " ORDER BY 1, 2, 3, 4, 5) GROUP BY 1, 2, 3, 4),"
+        " bb AS (SELECT municipality, period, indicator, grouping, group_concat(v) AS vs"
+        " FROM (SELECT municipality, period, indicator, grouping, value AS v FROM base_cells"
+        " WHERE value <> 0 ORDER BY 1, 2, 3, 4, 5) GROUP BY 1, 2, 3, 4)"
+        " SELECT (SELECT count(*) FROM (SELECT * FROM e EXCEPT SELECT * FROM bb)) +"
+        " (SELECT count(*) FROM (SELECT * FROM bb EXCEPT SELECT * FROM e)), (SELECT count(*)"
+        " FROM bb)";
+    sqlite3_stmt *st = store_prepare(b->db, sql);
+    if (st == NULL || sqlite3_step(st) != SQLITE_ROW)
+        exit(1);
+    long long diff = sqlite3_column_int64(st, 0);
+    *groups = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    return diff;
 }
 
 /* Applies a batch of changes the ingest's way; returns the refresh time. */
@@ -363,12 +454,6 @@ static double batch(bench *b, int scattered, uint32_t mun_index, double *ingest_
     if (rollup_refresh(b->r, st) != 0)
         exit(1);
     return now_s() - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -433,50 +518,62 @@ int main(int argc, char **argv)
         return 1;
     n_cells = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
-    exec(&b, "UPDATE rollup_snapshots SET dirty=1");
-    t0 = now_s();
-    if (rollup_refresh(b.r, &st) != 0)
-        return 1;
-    double t_compute = now_s() - t0;
-    long long base_cells;
-    double t_base = baseline(&b, &base_cells);
-    double inc[50], inc_ingest[50], sc[50], sc_ingest[50];
+    /* Engine and baseline compute the same indicators from the same rows; their outputs are
+     * compared before anything of the baseline is timed. */
+    calendars(&b);
+    long long base_cells = 0, groups = 0;
+    baseline(&b, &base_cells, 1);
+    long long diff = compare(&b, &groups);
+    printf("check engine_equals_baseline %d %lld of %lld groups differ\n", diff == 0, diff, groups);
+    printf("check engine_cells %d %lld cells\n", n_cells > 0 && groups > 0, n_cells);
+    printf("sample load_s %.6f\nsample full_s %.6f\n", t_load, t_full);
+    printf("info snapshots %llu\ninfo cells %lld\ninfo base_rows %lld\n",
+           (unsigned long long)st_full.recomputed, n_cells, base_cells);
+    /* Compute alone (every snapshot dirty, rollup_refresh) and the baseline, alternating. */
+    for (int i = 0; i < 2 * repeat; i++) {
+        int engine = (i % 4 == 0 || i % 4 == 3);
+        if (engine) {
+            exec(&b, "UPDATE rollup_snapshots SET dirty=1");
+            t0 = now_s();
+            if (rollup_refresh(b.r, &st) != 0)
+                return 1;
+            printf("sample compute_s %.6f\n", now_s() - t0);
+            printf("check compute_all_%d %d %llu of %llu snapshots recomputed\n", i,
+                   st.recomputed == st_full.recomputed, (unsigned long long)st.recomputed,
+                   (unsigned long long)st_full.recomputed);
+        } else {
+            long long rows = 0;
+            printf("sample baseline_s %.6f\n", baseline(&b, &rows, 0));
+            printf("check baseline_rows_%d %d %lld rows\n", i, rows == base_cells, rows);
+        }
+    }
     rollup_stats st_inc = {0, 0, 0}, st_sc = {0, 0, 0};
-    for (int i = 0; i < repeat; i++)
-        inc[i] = batch(&b, 0, (uint32_t)(i * 7) % b.n_mun, &inc_ingest[i], &st_inc);
-    for (int i = 0; i < repeat; i++)
-        sc[i] = batch(&b, 1, 0, &sc_ingest[i], &st_sc);
-    qsort(inc, (size_t)repeat, sizeof(double), cmp_double);
-    qsort(inc_ingest, (size_t)repeat, sizeof(double), cmp_double);
-    qsort(sc, (size_t)repeat, sizeof(double), cmp_double);
-    qsort(sc_ingest, (size_t)repeat, sizeof(double), cmp_double);
-    printf("| measure | result |\n| --- | --- |\n");
-    printf("| load (records upserted, no engine) | %llu records of %u municipalities in %.1f s |\n",
-           (unsigned long long)(b.per_mun * b.n_mun), b.n_mun, t_load);
-    printf("| rollup_full (decode into the shadow + every snapshot) | **%.1f s**: %llu snapshots, "
-           "%lld cells |\n",
-           t_full, (unsigned long long)st_full.recomputed, n_cells);
-    printf("| compute alone (every snapshot dirty, rollup_refresh) | **%.1f s** (%llu snapshots, "
-           "%llu changed) |\n",
-           t_compute, (unsigned long long)st.recomputed, (unsigned long long)st.changed);
-    printf("| baseline: plain SQL GROUP BY, 4 of the 15 indicators (23 groupings x 6 period "
-           "kinds = 138 queries) | **%.1f s** (%lld result rows) |\n",
-           t_base, base_cells);
-    printf("| incremental, one municipality's batch of 1,000 (600 new, 400 corrections), "
-           "rollup_refresh | **%.1f ms** median (min %.1f, max %.1f; last: %llu snapshots "
-           "recomputed, %llu changed) |\n",
-           inc[repeat / 2] * 1e3, inc[0] * 1e3, inc[repeat - 1] * 1e3,
-           (unsigned long long)st_inc.recomputed, (unsigned long long)st_inc.changed);
-    printf(
-        "| the same batch's ingest transaction (rollup_note + upsert, commit) | %.1f ms median |\n",
-        inc_ingest[repeat / 2] * 1e3);
-    printf("| incremental, 1,000 corrections scattered over all municipalities and years, "
-           "rollup_refresh | **%.1f ms** median (min %.1f, max %.1f; last: %llu snapshots "
-           "recomputed) |\n",
-           sc[repeat / 2] * 1e3, sc[0] * 1e3, sc[repeat - 1] * 1e3,
-           (unsigned long long)st_sc.recomputed);
-    printf("| the scattered batch's ingest transaction | %.1f ms median |\n",
-           sc_ingest[repeat / 2] * 1e3);
+    for (int i = 0; i < repeat; i++) {
+        double ing = 0;
+        printf("sample one_mun_ms %.6f\n",
+               batch(&b, 0, (uint32_t)(i * 7) % b.n_mun, &ing, &st_inc) * 1e3);
+        printf("sample one_mun_ingest_ms %.6f\n", ing * 1e3);
+        printf("check one_mun_%d %d %llu snapshots recomputed\n", i, st_inc.recomputed > 0,
+               (unsigned long long)st_inc.recomputed);
+    }
+    for (int i = 0; i < repeat; i++) {
+        double ing = 0;
+        printf("sample scattered_ms %.6f\n", batch(&b, 1, 0, &ing, &st_sc) * 1e3);
+        printf("sample scattered_ingest_ms %.6f\n", ing * 1e3);
+        printf("check scattered_%d %d %llu snapshots recomputed\n", i, st_sc.recomputed > 0,
+               (unsigned long long)st_sc.recomputed);
+    }
+    /* After the batches: nothing left dirty, and the baseline still agrees with the engine. */
+    q = store_prepare(b.db, "SELECT count(*) FROM rollup_snapshots WHERE dirty=1");
+    if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
+        return 1;
+    printf("check nothing_dirty %d %lld dirty\n", sqlite3_column_int64(q, 0) == 0,
+           (long long)sqlite3_column_int64(q, 0));
+    sqlite3_finalize(q);
+    baseline(&b, &base_cells, 1);
+    diff = compare(&b, &groups);
+    printf("check engine_equals_baseline_after_batches %d %lld of %lld groups differ\n", diff == 0,
+           diff, groups);
     rollup_close(b.r);
     hubstore_close(&b.hs);
     fprintf(stderr, "database left in %s\n", dir);

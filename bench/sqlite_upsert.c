@@ -27,8 +27,8 @@
 static const char *bench__schema =
     "CREATE TABLE IF NOT EXISTS records(municipality INTEGER NOT NULL, id BLOB NOT NULL,"
     " kind INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
-    " incarnation BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY(municipality, id))"
-    " WITHOUT ROWID;";
+    " incarnation BLOB NOT NULL, body BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records(municipality, id);";
 
 static const char *bench__upsert =
     "INSERT INTO records(municipality, id, kind, version, deleted, incarnation, body)"
@@ -38,10 +38,12 @@ static const char *bench__upsert =
     " body=iif(excluded.version>version, excluded.body, body),"
     " version=max(version, excluded.version), incarnation=excluded.incarnation";
 
-/* Same as common/store.c. */
+/* Same as common/store.c, then what hubstore_open() and the hub's start add: the WAL
+ * checkpointed every 16,384 pages and the page cache of [hub] cache_mb (default 256 MiB). */
 static const char *bench__pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-                                    "PRAGMA cache_size=-32768;";
+                                    "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=16384;"
+                                    "PRAGMA cache_size=-262144;";
 
 #define BENCH_MAX_STORES 256
 

@@ -1,0 +1,173 @@
+"""What every benchmark driver records, in one place (issue 17).
+
+A driver makes one Result, adds samples to its figures as it runs (at least 5 runs for a
+figure that is reported; the smoke test runs fewer), records every work-done check, and
+writes build/bench/<name>.json at the end. bench/report.py turns those files into the tables
+of docs/BENCHMARKS.md: no figure is typed by hand.
+
+The JSON (schema 1):
+  bench, schema, date (UTC, ISO 8601), commit (git HEAD, "+dirty" when the tree had
+  changes), command (exactly as run), quick (BENCH_QUICK), params (the driver's options),
+  machine {nproc, ram_bytes, cpu, kernel, sqlite}, loadavg_start [1, 5, 15 min],
+  load_flagged (1-minute load above 1 at the start), order (the run order, "A"/"B"),
+  figures {name: {label, unit, better ("higher"/"lower"), samples [...], median, min, max,
+              n, goal (text or null), goal_value, baseline (a figure name or null),
+              ratio {median, min, max, samples} or null, met (true/false/null),
+              headline (true for the summary table), note}},
+  checks [{name, ok, detail}], ok (every check passed), notes [...], extra {...}.
+
+A driver exits non-zero when a check fails (Result.write then Result.exit_status)."""
+import datetime
+import json
+import os
+import platform
+import shlex
+import sqlite3
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench"))
+SCHEMA = 1
+
+
+def alternating(n):
+    """The run order of n pairs of (product A, baseline B): A B B A A B B A ..., so that
+    neither side always runs first (behind the other's checkpoints, cache or autovacuum)."""
+    order = []
+    for i in range(n):
+        order += ["A", "B"] if i % 2 == 0 else ["B", "A"]
+    return order
+
+
+def git_commit():
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ram = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                ram = int(line.split()[1]) * 1024
+                break
+    return {"nproc": os.cpu_count(), "ram_bytes": ram, "cpu": model,
+            "kernel": platform.release(), "sqlite": sqlite3.sqlite_version}
+
+
+def quick():
+    return os.environ.get("BENCH_QUICK", "") not in ("", "0")
+
+
+class Result:
+    def __init__(self, name, script, argv=None, params=None):
+        self.name = name
+        argv = sys.argv[1:] if argv is None else argv
+        self.data = {
+            "bench": name, "schema": SCHEMA,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "commit": git_commit(),
+            "command": " ".join(["/usr/bin/python3", script] + [shlex.quote(a) for a in argv]),
+            "quick": quick(), "params": params or {}, "machine": machine(),
+            "loadavg_start": list(os.getloadavg()), "order": [],
+            "figures": {}, "checks": [], "notes": [], "extra": {},
+        }
+        self.data["load_flagged"] = self.data["loadavg_start"][0] > 1.0
+
+    def figure(self, key, label, unit, better="higher", goal=None, goal_value=None,
+               baseline=None, headline=False, note=None, goal_on="median"):
+        """Declares a figure (before or after its samples). goal_value is compared with the
+        median, or with goal_on="ratio" with the median of the pairwise ratios to the
+        baseline figure (e.g. ">= 0.8 x raw SQLite")."""
+        f = self.data["figures"].setdefault(key, {"samples": []})
+        f.update({"label": label, "unit": unit, "better": better, "goal": goal,
+                  "goal_value": goal_value, "baseline": baseline, "headline": headline,
+                  "note": note, "goal_on": goal_on})
+        return f
+
+    def sample(self, key, value):
+        self.data["figures"].setdefault(key, {"samples": []})["samples"].append(value)
+
+    def samples(self, key, values):
+        for v in values:
+            self.sample(key, v)
+
+    def check(self, name, ok, detail=""):
+        """A work-done check: the bench fails (exit 1) when any is false."""
+        self.data["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)})
+        if not ok:
+            print("CHECK FAILED: %s: %s" % (name, detail), file=sys.stderr)
+        return ok
+
+    def note(self, text):
+        self.data["notes"].append(text)
+
+    def _finish(self):
+        figs = self.data["figures"]
+        for f in figs.values():
+            xs = f["samples"]
+            f["n"] = len(xs)
+            f["median"] = statistics.median(xs) if xs else None
+            f["min"] = min(xs) if xs else None
+            f["max"] = max(xs) if xs else None
+        for f in figs.values():
+            f.setdefault("label", "?")
+            f.setdefault("better", "higher")
+            f.setdefault("goal_value", None)
+            f.setdefault("baseline", None)
+            f.setdefault("headline", False)
+            f["ratio"] = None
+            b = figs.get(f.get("baseline")) if f.get("baseline") else None
+            if b and f["samples"] and b["samples"]:
+                # Pairwise ratios (run i of the product against run i of the baseline), so
+                # that the spread of the ratio is reported too; "higher is better" figures
+                # are product / baseline, "lower is better" ones (times) baseline / product.
+                pairs = list(zip(f["samples"], b["samples"]))
+                rs = [(a / c if f["better"] == "higher" else c / a) if a and c else 0.0
+                      for a, c in pairs]
+                f["ratio"] = {"median": statistics.median(rs), "min": min(rs), "max": max(rs),
+                              "samples": rs}
+            gv, f["met"] = f.get("goal_value"), None
+            if gv is not None and f["median"] is not None:
+                x = f["ratio"]["median"] if (f["ratio"] and f.get("goal_on") == "ratio") \
+                    else f["median"]
+                f["met"] = x >= gv if (f["better"] == "higher" or f.get("goal_on") == "ratio") \
+                    else x <= gv
+        self.data["ok"] = all(c["ok"] for c in self.data["checks"]) and bool(self.data["checks"])
+
+    def write(self):
+        self._finish()
+        os.makedirs(OUT_DIR, exist_ok=True)
+        path = os.path.join(OUT_DIR, self.name + ".json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+        print("wrote %s (%s)" % (os.path.relpath(path, ROOT),
+                                 "all checks passed" if self.data["ok"] else "CHECKS FAILED"),
+              file=sys.stderr)
+        return path
+
+    def exit_status(self):
+        return 0 if self.data.get("ok") else 1
+
+
+def summary(values, fmt="%.0f"):
+    xs = sorted(values)
+    return "%s (min %s, max %s, n %d)" % (fmt % statistics.median(xs), fmt % xs[0],
+                                          fmt % xs[-1], len(xs))

@@ -1,0 +1,58 @@
+"""Every benchmark driver at a tiny size (issue 17), so that a broken bench fails CI: each must
+exit 0, write build/bench/<name>.json (here into a temporary directory, BENCH_OUT) with the
+keys bench/report.py needs, and report every work-done check passed. No timing is asserted:
+the figures of a tiny run on a shared machine mean nothing."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import report  # noqa: E402
+
+# (json name, driver and its tiny arguments, figures it must report)
+RUNS = [
+    ("hub_ingest", ["bench/hub_ingest.py", "--nodes", "2", "--records", "600", "--batch", "200",
+                    "--repeat", "1"], ["hub_rate", "raw_rate", "rows_per_commit"]),
+    ("import", ["bench/import_bench.py", "--rows", "500", "--repeat", "1"],
+     ["node_rate", "sqlite_rate"]),
+    ("federal", ["bench/federal_bench.py", "--months", "1", "--municipalities", "1",
+                 "--repeat", "1", "--seconds", "1", "--clients", "1", "--jobs", "1"],
+     ["ingest_rate", "copy_rate", "query_p99_ms"]),
+    ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
+                "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms"]),
+]
+
+
+@pytest.mark.parametrize("name,cmd,figures", RUNS, ids=[r[0] for r in RUNS])
+def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
+    env = dict(os.environ, BENCH_OUT=str(tmp_path))
+    r = subprocess.run([sys.executable] + cmd, cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, "%s exited %d:\n%s" % (cmd[0], r.returncode, r.stderr[-3000:])
+    path = tmp_path / ("%s.json" % name)
+    assert path.exists(), "%s wrote no %s" % (cmd[0], path)
+    data = json.loads(path.read_text())
+    assert report.validate(data) == []
+    assert data["ok"] is True and data["checks"], data["checks"]
+    assert all(c["ok"] for c in data["checks"])
+    assert data["command"].startswith("/usr/bin/python3 " + cmd[0])
+    assert data["machine"]["nproc"] >= 1 and data["machine"]["ram_bytes"] > 0
+    assert len(data["loadavg_start"]) == 3 and isinstance(data["load_flagged"], bool)
+    assert len(data["commit"]) >= 40
+    for f in figures:
+        fig = data["figures"][f]
+        assert fig["n"] >= 1 and fig["min"] <= fig["median"] <= fig["max"], (f, fig)
+    # The generator turns it into the docs' tables (into a scratch copy of the doc).
+    doc = tmp_path / "BENCHMARKS.md"
+    with open(os.path.join(ROOT, "docs", "BENCHMARKS.md")) as src:
+        doc.write_text(src.read())
+    g = subprocess.run([sys.executable, "bench/report.py", "--dir", str(tmp_path), "--doc",
+                        str(doc)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert g.returncode == 0, g.stderr
+    text = doc.read_text()
+    summary = text.split("<!-- bench:summary:begin -->")[1].split("<!-- bench:summary:end -->")[0]
+    assert "(%s)" % name in summary and data["commit"][:12] in summary
