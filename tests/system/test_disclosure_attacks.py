@@ -32,15 +32,21 @@ the solver is conjugate gradients on the normal equations, in pure Python.
   Utility: counts of 100 or more, and sums of 20 or more contributors, within 2 % of the truth
   on average; the national totals of the fiscal year within 1 %.
 
-The data are random but fixed; the cell keys are not (record ids depend on each node's
-secret), so every run is a new draw of the noise: the margins were chosen with that in mind.
+The data are random but fixed, and so are the cell keys: each node's id key (the secret its
+record ids are keyed with, from which the hub derives every record's cell key) is set to a
+fixed value before the first record, so that every run sees the same draw of the noise and
+the test's verdict does not change from run to run. Over five runs with fresh keys the margin
+for small counts was +1.4 to +3.4 points (limit 5) and single contributions 0-1 of 215
+within 10 %; the fixed draw is one of those.
 """
 import csv
+import hashlib
 import datetime
 import math
 import operator
 import os
 import random
+import sqlite3
 import shutil
 import tempfile
 import time
@@ -117,6 +123,22 @@ LINKED = {
 
 
 # --- the world and its truth ----------------------------------------------------------------
+
+
+def fix_id_key(node, municipality):
+    """Replaces the new node's random id key (meta id_key, written by init) with a fixed one,
+    before any record exists: the node keys its record ids with it, so the ids, and with them
+    the hub's cell keys, are the same in every run."""
+    key = hashlib.sha256(b"disclosure-attack-test-%d" % municipality).digest()
+    c = sqlite3.connect(node.db)
+    try:
+        (n,) = c.execute("SELECT length(value) FROM meta WHERE key='id_key'").fetchone()
+        assert n <= len(key), n
+        with c:
+            c.execute("UPDATE meta SET value=? WHERE key='id_key'", (key[:n],))
+        assert c.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    finally:
+        c.close()
 
 def weighted(rng, pairs):
     x = rng.random() * sum(w for _, w in pairs)
@@ -517,6 +539,7 @@ def _chain(pki, postgres, world, workdir, procs):  # noqa: F811
     procs.append(hub)
     for m in MUNIS:
         node = Node(workdir, pki, m, hub)
+        fix_id_key(node, m)
         paths = world.write(workdir, m)
         for kind in ("persons", "services", "enterprises"):
             node.import_csv(kind, paths[kind])
