@@ -134,7 +134,9 @@ void webapi_signin(http_req *r, api_ctx *ctx)
     const char *token = json_string_value(json_object_get(o, "token"));
     const char *clerk = json_string_value(json_object_get(o, "clerk"));
     const char *password = json_string_value(json_object_get(o, "password"));
-    if (!json_is_object(o) || (token == NULL) == (clerk == NULL || password == NULL) ||
+    /* One way of signing in or the other, never a mix: a token sent with a name would
+     * otherwise be checked as a token while the name's failures went uncounted. */
+    if (!json_is_object(o) || (token && (clerk || password)) || (!token && (!clerk || !password)) ||
         (token && strlen(token) > 256) || (clerk && strlen(clerk) >= TOKENS_NAME_MAX) ||
         (password && strlen(password) > PASSWORDS_MAX_LEN)) {
         json_decref(o);
