@@ -319,6 +319,44 @@ def test_every_page_in_both_languages_passes_axe_and_is_screenshotted(site):
     assert not problems, "\n\n".join(problems)
 
 
+def test_pages_fit_a_phone_sized_screen(site):
+    """At 390 px wide, no page scrolls sideways as a whole (a wide table scrolls in its own
+    box), and the menu stays reachable."""
+    d = site.driver
+    d.set_window_size(390, 844)
+    try:
+        for lang in ("en", "ne"):
+            for p, name in (("/today", "today"), ("/people/" + site.person, "person"),
+                            ("/followups", "followups"), ("/months", "months"),
+                            ("/people?new=1", "register")):
+                go(site, p)
+                wait(d, lambda: h1(d) and "Loading" not in body_text(d), what=p)
+                set_language(site, lang)
+                wait(d, lambda: d.find_elements(By.TAG_NAME, "h1"), what=p)
+                # Scrolled as far right as it goes, the page has not moved.
+                over = d.execute_script(
+                    "window.scrollTo(10000, 0); const x = window.scrollX; window.scrollTo(0, 0);"
+                    "return x")
+                # What sticks out, for the message: an element past the edge and outside any
+                # box that scrolls on its own.
+                wide = d.execute_script(
+                    "const w = document.documentElement.clientWidth;"
+                    "const boxed = (e) => { for (let a = e.parentElement; a; a = a.parentElement)"
+                    " if (getComputedStyle(a).overflowX !== 'visible') return true; return false;"
+                    "}; return [...document.querySelectorAll('body *')].filter(e => "
+                    "e.getBoundingClientRect().right > w + 1 && !boxed(e)).slice(0, 4).map(e => "
+                    "e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 40))")
+                assert over <= 1, (p, lang, over, wide)
+                assert d.find_element(By.LINK_TEXT, "Follow-ups" if lang == "en"
+                                      else "अनुगमन").is_displayed(), (p, lang)
+                if site.scheme == "http":
+                    screenshot(d, "%s-%s-phone-%s" % (site.scheme, lang, name))
+                d.set_window_size(390, 844)
+    finally:
+        set_language(site, "en")
+        d.set_window_size(1366, 768)
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")
