@@ -84,7 +84,8 @@ function header() {
   document.getElementById("skip").textContent = t("app.skip");
   replace(document.getElementById("foot"),
     s ? t("footer.node", { code: i18n.digits(s.municipality), district: s.district,
-                           province: s.province, today: bsdate.show(s.today) })
+                           province: i18n.has(`province.${s.province}`) ? t(`province.${s.province}`)
+                             : s.province, today: bsdate.show(s.today) })
       : t("footer.offline"));
 }
 

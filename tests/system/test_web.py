@@ -156,6 +156,7 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     screenshot(d, "%s-en-field-error" % site.scheme)
     set_language(site, "ne")
     wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
+    assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name
     fill(site, "f-registered_on", "2083-13-40")
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "साँचो मिति होइन" in error_of(site, "registered_on"),
