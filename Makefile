@@ -96,6 +96,17 @@ PB_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H := $(PB_C:.c=.h)
 TABLES_C := $(GEN)/tables.c
 
+# The clerks' workspace (municipal-node/web.h): its pages, the shared page modules and the
+# Devanagari font from Debian's fonts-lohit-deva, compiled into the node by a generated table.
+WEB_FONT := /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf
+WEB_DIRS := $(shell find municipal-node/web common/web -type d 2>/dev/null | sort)
+WEB_NODE_FILES := $(shell find municipal-node/web -type f 2>/dev/null | sort)
+WEB_COMMON_FILES := $(shell find common/web -type f 2>/dev/null | sort)
+WEB_PAIRS := $(foreach f,$(WEB_NODE_FILES),$(patsubst municipal-node/web/%,/%,$(f))=$(f)) \
+	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT)
+WEB_C := $(GEN)/webassets.c
+
 COMMON_SRC := $(wildcard common/*.c)
 NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
 HUB_SRC := $(filter-out provincial-hub/main.c,$(wildcard provincial-hub/*.c))
@@ -104,7 +115,7 @@ FED_SRC := $(filter-out federal-api/main.c,$(wildcard federal-api/*.c))
 COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
 	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
-NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC))
+NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
 HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
 FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC))
 
@@ -123,7 +134,9 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
+AXE := tests/system/web/node_modules/axe-core/axe.min.js
+
+.PHONY: all deps deps-debian test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
 	bench bench-build install demo demo-stop format format-check clean FORCE
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
@@ -136,8 +149,11 @@ all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py $(MAP_JSON)
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
-	python3 python3-pytest python3-protobuf testssl.sh procps psmisc git
-deps:
+	python3 python3-pytest python3-protobuf testssl.sh procps psmisc git fonts-lohit-deva \
+	chromium chromium-driver python3-selenium
+deps: deps-debian $(AXE)
+
+deps-debian:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
@@ -146,6 +162,16 @@ deps:
 		echo "deps: run as root, or: sudo apt-get install $$missing"; exit 1; fi; \
 	echo "deps: installing $$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
+
+# axe-core for the browser tests' accessibility check, pinned in tests/system/web's
+# package-lock.json and installed into its node_modules (ignored by git) with the npm already
+# on the machine (npm is not among the Debian packages above: installing Debian's npm over a
+# Node.js from elsewhere breaks it); no package's install script runs.
+$(AXE): tests/system/web/package.json tests/system/web/package-lock.json
+	@command -v npm >/dev/null || { echo "deps: npm is needed to install axe-core for the" \
+		"browser tests (Node.js's npm)"; exit 1; }
+	cd tests/system/web && npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
 
 # --- generated code -------------------------------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
@@ -167,10 +193,24 @@ $(MAP_JSON): tools/topo2svg.py data/nepal_local_levels.topo.json data/nepal_loca
 	$(call say,GEN,$@)/usr/bin/python3 tools/topo2svg.py data/nepal_local_levels.topo.json \
 		data/nepal_local_levels.csv -o $@.tmp && mv $@.tmp $@
 
+# The directories are dependencies too, so that a file added or removed regenerates the table;
+# make's built-in rule that links a program from its .c (municipal-node/web from web.c) is
+# cancelled, as the directory would otherwise look like such a program, out of date.
+%: %.c
+.SUFFIXES:
+
+$(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $(WEB_FONT)
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
+
 # --- objects --------------------------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) $(USER_CFLAGS) -c $< -o $@
+
+$(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Imunicipal-node $(USER_CFLAGS) -c $< -o $@
 
 $(OBJ)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)

@@ -141,6 +141,12 @@ const char *http_req_body(const http_req *r, size_t *len); /* NUL-terminated too
  * load balancer sent one. */
 const char *http_req_peer(const http_req *r);
 
+/* From an on_head callback: lowers the largest body this request may have to max (it never
+ * rises above the server's max_body). A request whose Content-Length announces more gets 413
+ * once on_head returns, and one that sends more (chunked) gets 413 when it crosses max; the
+ * connection closes either way. */
+void http_req_limit_body(http_req *r, size_t max);
+
 /* Sends the response (body copied) and releases the request. content_type may be NULL for
  * "application/json". Safe when the connection already went away (the response is
  * dropped). When memory runs out building it, or a header added by http_add_header was

@@ -129,6 +129,20 @@ void http_add_header(http_req *r, const char *name, const char *value)
         log_error("http: out of memory adding response header \"%.64s\"", name);
 }
 
+/* 1 when the handler added a header of this name (case-insensitive) to the answer. */
+static int resp_has_header(const http_req *r, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *p = r->resp_hdrs.p, *end = p ? p + r->resp_hdrs.len : NULL;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if ((size_t)(end - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':')
+            return 1;
+        p = eol ? eol + 1 : end;
+    }
+    return 0;
+}
+
 static void timer_cb(uv_timer_t *t);
 
 uint64_t http__now(const http_server *s)
@@ -244,11 +258,12 @@ void http__conn_write_raw(http__conn *c, const char *s, size_t n)
         http__conn_close(c);
 }
 
-#define HTTP_SECURITY_HEADERS                                                                      \
-    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"                                 \
-    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"                      \
-    "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
-#define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
+#define HTTP_FRAME_HEADERS    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+#define HTTP_DEFAULT_CSP      "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+#define HTTP_REFERRER         "Referrer-Policy: no-referrer\r\n"
+#define HTTP_DEFAULT_CACHE    "Cache-Control: no-store\r\n"
+#define HTTP_SECURITY_HEADERS HTTP_FRAME_HEADERS HTTP_DEFAULT_CSP HTTP_REFERRER HTTP_DEFAULT_CACHE
+#define HTTP_HSTS_HEADER      "Strict-Transport-Security: max-age=31536000\r\n"
 
 /* Answers with {"error": msg} and closes: for a request that could not be parsed, or an
  * answer that could not be built. Without memory even for that, it only closes. */
@@ -365,6 +380,12 @@ static int conn_head(http__conn *c)
         c->inflight = NULL;
         r->conn = NULL;
         c->req = r;
+    }
+    if ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > r->max_body) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
+        conn_fail(c, 413, msg);
+        return -1;
     }
     c->phase = HTTP__PH_BODY;
     c->win_start = http__now(s);
@@ -607,9 +628,14 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
     char clen[48] = "";
     if (!no_body)
         snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
-    /* APIs, not pages: nothing may be framed, sniffed, cached or given a referrer; over
-     * HTTPS browsers must keep using HTTPS. */
-    const char *sec = c->srv->tls ? HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER : HTTP_SECURITY_HEADERS;
+    /* Nothing may be framed, sniffed or given a referrer; over HTTPS browsers must keep
+     * using HTTPS. An answer is neither cached nor allowed any content unless its handler set
+     * its own Content-Security-Policy or Cache-Control (a page and its assets). */
+    const char *csp = resp_has_header(r, "Content-Security-Policy") ? "" : HTTP_DEFAULT_CSP;
+    const char *cache = resp_has_header(r, "Cache-Control") ? "" : HTTP_DEFAULT_CACHE;
+    const char *hsts = c->srv->tls ? HTTP_HSTS_HEADER : "";
+    char sec[sizeof(HTTP_SECURITY_HEADERS HTTP_HSTS_HEADER)];
+    snprintf(sec, sizeof sec, "%s%s%s%s%s", HTTP_FRAME_HEADERS, csp, HTTP_REFERRER, cache, hsts);
     /* 128 bytes cover the status line, the Content-Type and Connection lines and the NUL. */
     size_t head_cap = 128 + strlen(sec) + strlen(content_type) + strlen(clen) + r->resp_hdrs.len;
     char *b = NULL;

@@ -114,6 +114,7 @@ struct http_req {
     int head;
     int complete;
     int head_checked; /* on_head ran for it */
+    size_t max_body;  /* the server's max_body, or less (http_req_limit_body) */
 };
 
 struct http__conn {

@@ -122,6 +122,12 @@ const char *http_req_peer(const http_req *r)
     return r->peer;
 }
 
+void http_req_limit_body(http_req *r, size_t max)
+{
+    if (max < r->max_body)
+        r->max_body = max;
+}
+
 /* Splits and decodes the request target. Returns 0, or -1 with c->err_msg set. */
 static int req_parse_url(http__conn *c, http_req *r)
 {
@@ -266,6 +272,7 @@ static int on_message_begin(llhttp_t *p)
     /* Each maximum counts the terminating NUL that sbuf keeps after the bytes. */
     sbuf_init(&r->url, HTTP_MAX_URL + 1);
     sbuf_init(&r->hbuf, HTTP_MAX_HEADERS_BYTES + 1);
+    r->max_body = c->srv->max_body;
     sbuf_init(&r->body, c->srv->max_body + 1);
     sbuf_init(&r->resp_hdrs, HTTP__MAX_RESP_HEADERS_BYTES + 1);
     return 0;
@@ -397,8 +404,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     http__conn *c = p->data;
     http_req *r = c->req;
-    if (len > c->srv->max_body - r->body.len)
-        return fail_cb(c, 413, "request body larger than %ld bytes", (long)c->srv->max_body);
+    if (len > r->max_body - r->body.len)
+        return fail_cb(c, 413, "request body larger than %ld bytes", (long)r->max_body);
     if (sbuf_add(&r->body, at, len) < 0)
         return fail_cb(c, 503, "out of memory", 0);
     return 0;

@@ -6,12 +6,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/rand.h>
+
+#include "bscal.h"
 #include "clock.h"
 #include "followups.h"
 #include "log.h"
+#include "lookup.h"
 #include "months.h"
 #include "record.h"
 #include "rid.h"
+#include "webapi.h"
 
 /* ---- responses --------------------------------------------------------------------------- */
 
@@ -61,23 +66,37 @@ static void api__not_allowed(http_req *r, const char *allow)
 
 /* 422 with every field error; a list that cannot be built whole is answered 500 rather than
  * cut short. */
-static void api__field_errors(http_req *r, const field_errors *e)
+json_t *api_field_errors_json(const field_errors *e)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < e->n; i++) {
-        json_t *x = json_pack("{s:s,s:s}", "field", e->e[i].field, "reason", e->e[i].reason);
-        if (x == NULL || json_array_append_new(arr, x) != 0) {
+        const field_error *x = &e->e[i];
+        /* "code" and "arg" let a page word the error in the clerk's language. */
+        json_t *o = json_pack("{s:s,s:s,s:s}", "field", x->field, "reason", x->reason, "code",
+                              x->code[0] ? x->code : "other");
+        if (o && x->arg[0] && json_object_set_new(o, "arg", json_string(x->arg)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
     if (arr && e->dropped) {
-        json_t *x = json_pack("{s:s,s:s}", "field", "", "reason", "more errors were left out");
+        json_t *x = json_pack("{s:s,s:s,s:s}", "field", "", "reason", "more errors were left out",
+                              "code", "more");
         if (x == NULL || json_array_append_new(arr, x) != 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
+    return arr;
+}
+
+static void api__field_errors(http_req *r, const field_errors *e)
+{
+    json_t *arr = api_field_errors_json(e);
     api__json(r, 422, arr ? json_pack("{s:o}", "errors", arr) : NULL);
 }
 
@@ -109,9 +128,9 @@ static void api__field_error(field_errors *errs, const char *key, const char *re
     snprintf(e->reason, sizeof(e->reason), "%s", reason);
 }
 
-int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
-                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
-                   size_t jerrlen)
+static int api__apply(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
+                      const char *clerk, field_errors *errs, intake_result *res, char *jerr,
+                      size_t jerrlen, int check_only)
 {
     const char *names[API_MAX_BODY_KEYS + 2], *values[API_MAX_BODY_KEYS + 2];
     char nums[API_MAX_BODY_KEYS][40];
@@ -207,10 +226,62 @@ int api_apply_json(intake *in, int kind, const char *body, size_t len, const cha
         names[n] = "local_id";
         values[n++] = path_local_id;
     }
-    rc = intake_apply_ex(in, kind, names, values, n, clerk, errs, res);
+    rc = check_only ? intake_check(in, kind, names, values, n, errs)
+                    : intake_apply_ex(in, kind, names, values, n, clerk, errs, res);
 out:
     json_decref(o);
     return rc;
+}
+
+int api_apply_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
+                   const char *clerk, field_errors *errs, intake_result *res, char *jerr,
+                   size_t jerrlen)
+{
+    return api__apply(in, kind, body, len, path_local_id, clerk, errs, res, jerr, jerrlen, 0);
+}
+
+int api_check_json(intake *in, int kind, const char *body, size_t len, const char *path_local_id,
+                   field_errors *errs, char *jerr, size_t jerrlen)
+{
+    return api__apply(in, kind, body, len, path_local_id, "", errs, NULL, jerr, jerrlen, 1);
+}
+
+int api_body_has_local_id(const char *body, size_t len)
+{
+    json_t *o = json_loadb(body ? body : "", len, 0, NULL);
+    int has = json_is_object(o) && json_object_get(o, "local_id") != NULL;
+    json_decref(o);
+    return has;
+}
+
+int api_new_local_id(api_ctx *ctx, char out[API_LOCAL_ID_MAX])
+{
+    /* Crockford's base32: no I, L, O or U, so that a clerk who reads the id aloud or copies it
+     * by hand cannot confuse two letters. */
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    char day[16];
+    uint8_t rnd[8];
+    for (int attempt = 0; attempt < 8; attempt++) {
+        outbox_row row;
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+            return REINT_ENOMEM;
+        field_format_day(intake_calendar_bs(ctx->in), intake_today(ctx->in), day);
+        size_t o = (size_t)snprintf(out, API_LOCAL_ID_MAX, "%s-", day);
+        for (size_t i = 0; i < sizeof(rnd) && o + 1 < API_LOCAL_ID_MAX; i++)
+            out[o++] = b32[rnd[i] & 31];
+        out[o] = '\0';
+        /* Any kind, live or deleted: an id once used is never handed out again. */
+        int used = 0;
+        for (int k = INTAKE_PERSON; k <= INTAKE_ENTERPRISE && !used; k++) {
+            int rc = outbox_find(ctx->ob, k, out, &row);
+            if (rc < 0)
+                return rc;
+            used = rc == 1;
+        }
+        if (!used)
+            return 0;
+    }
+    return REINT_EEXIST;
 }
 
 /* ---- routes ------------------------------------------------------------------------------ */
@@ -242,9 +313,21 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     uint8_t id[16];
     int rc;
 
+    char new_id[API_LOCAL_ID_MAX];
     if (api__begin(r, ctx) != 0)
         return;
-    if (local_id && kind != INTAKE_AVAILABILITY &&
+    /* A new record whose body names no local_id gets one from the node: its day and a random
+     * suffix, never a counter (a store restored from a backup would count again from where
+     * the backup was, and hand out ids that the hub already holds for other people). */
+    if (create && !api_body_has_local_id(body, len)) {
+        if ((rc = api_new_local_id(ctx, new_id)) != 0) {
+            outbox_rollback(ctx->ob);
+            api__error(r, 500, "a new local_id could not be made");
+            return;
+        }
+        local_id = new_id;
+    }
+    if (local_id && !create && kind != INTAKE_AVAILABILITY &&
         (rc = intake_lookup(ctx->in, kind, local_id, id, NULL)) != 0) {
         outbox_rollback(ctx->ob);
         if (rc != REINT_ENOTFOUND) {
@@ -410,10 +493,96 @@ static void api__followups(http_req *r, api_ctx *ctx)
     api__json(r, 200, o);
 }
 
-/* The clerk whose token r carries; or NULL after answering 401. */
+void api_respond_json(http_req *r, int status, json_t *o)
+{
+    api__json(r, status, o);
+}
+
+void api_respond_error(http_req *r, int status, const char *msg)
+{
+    api__error(r, status, msg);
+}
+
+/* Answers a lookup's result: 200 with o, 404 naming local_id, or 500. */
+static void api__lookup(http_req *r, int rc, json_t *o, const char *local_id)
+{
+    char msg[200];
+    if (rc == 0) {
+        api__json(r, 200, o);
+    } else if (rc == REINT_ENOTFOUND) {
+        snprintf(msg, sizeof(msg), "no live record with local_id \"%.100s\"",
+                 local_id ? local_id : "");
+        api__error(r, 404, msg);
+    } else {
+        api__error(r, 500, "the store could not be read");
+    }
+}
+
+/* GET /v1/persons/<local_id> (with services and enterprises) or /v1/<kind>/<local_id>. */
+static void api__get_row(http_req *r, api_ctx *ctx, int kind, const char *local_id)
+{
+    json_t *o = NULL;
+    int rc = kind == INTAKE_PERSON ? lookup_person(ctx->in, local_id, &o)
+                                   : lookup_row(ctx->in, kind, local_id, &o);
+    api__lookup(r, rc, o, local_id);
+}
+
+/* GET /v1/persons?q=...&limit=N: the search of lookup.h. */
+static void api__search(http_req *r, api_ctx *ctx)
+{
+    const char *q = http_req_param(r, "q"), *lim = http_req_param(r, "limit");
+    long limit = 50;
+    json_t *o = NULL;
+    if (lim) {
+        char *end = NULL;
+        limit = strtol(lim, &end, 10);
+        if (end == lim || *end != '\0' || limit < 1 || limit > LOOKUP_SEARCH_MAX) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "limit must be a whole number 1..%d", LOOKUP_SEARCH_MAX);
+            api__error(r, 400, msg);
+            return;
+        }
+    }
+    if (q && strlen(q) > 200) {
+        api__error(r, 400, "q is longer than 200 bytes");
+        return;
+    }
+    int rc = lookup_search(ctx->in, q ? q : "", (size_t)limit, &o);
+    api__lookup(r, rc, o, NULL);
+}
+
+/* The clerk of a request signed in with the workspace's session cookie (session.h), which
+ * must also come from the workspace's own pages; or NULL after answering 401 or 403. */
+static const char *api__session_clerk(http_req *r, api_ctx *ctx)
+{
+    session_info si;
+    if (session_check(ctx->sessions, r, &si) != SESSION_OK) {
+        log_info("api: %s %s from %s refused: the session has ended", http_req_method(r),
+                 http_req_path(r), http_req_peer(r));
+        session_forget_cookie(ctx->sessions, r);
+        api__error(r, 401, "the session has ended; sign in again");
+        return NULL;
+    }
+    if (!session_csrf_ok(&si, r)) {
+        log_security("api: %s %s from %s refused: a request with %s's session cookie but without "
+                     "the session's CSRF token, or from another site",
+                     http_req_method(r), http_req_path(r), http_req_peer(r), si.clerk);
+        api__error(r, 403,
+                   "this request did not come from the node's own pages (another site, or no "
+                   "CSRF token)");
+        return NULL;
+    }
+    return si.clerk;
+}
+
+/* The clerk whose token r carries, or whose session its cookie is; or NULL after answering
+ * 401 (or 403 for a session request from elsewhere). A bearer token wins over a cookie. */
 static const char *api__clerk(http_req *r, api_ctx *ctx)
 {
-    const char *clerk = tokens_check(ctx->tokens, http_req_header(r, "Authorization"));
+    const char *auth = http_req_header(r, "Authorization");
+    if (auth == NULL && ctx->sessions && session_has_cookie(ctx->sessions, r))
+        return api__session_clerk(r, ctx);
+    const char *clerk = tokens_check(ctx->tokens, auth);
     if (clerk == NULL) {
         log_warn("api: %s %s from %s refused: no valid bearer token", http_req_method(r),
                  http_req_path(r), http_req_peer(r));
@@ -425,9 +594,20 @@ static const char *api__clerk(http_req *r, api_ctx *ctx)
 
 int api_on_head(http_req *r, api_ctx *ctx)
 {
-    if (strncmp(http_req_path(r), "/v1/", 4) != 0)
+    const char *path = http_req_path(r), *method = http_req_method(r);
+    if (strncmp(path, "/v1/", 4) != 0)
         return 0;
-    return api__clerk(r, ctx) == NULL;
+    /* Signing in is the one request without a clerk yet: its body is small. */
+    if (!strcmp(path, "/v1/session") && !strcmp(method, "POST")) {
+        http_req_limit_body(r, API_MAX_SIGNIN_BODY);
+        return 0;
+    }
+    if (api__clerk(r, ctx) == NULL)
+        return 1;
+    /* Only an uploaded CSV may be larger than an ordinary body. */
+    if (!(strncmp(path, "/v1/imports/", 12) == 0 && !strcmp(method, "POST")))
+        http_req_limit_body(r, API_MAX_BODY);
+    return 0;
 }
 
 void api_handle(http_req *r, api_ctx *ctx)
@@ -437,10 +617,16 @@ void api_handle(http_req *r, api_ctx *ctx)
         api__error(r, 404, "no such resource");
         return;
     }
+    const char *rest = path + 4;
+    if (!strcmp(rest, "session") && !strcmp(method, "POST")) {
+        webapi_signin(r, ctx);
+        return;
+    }
     const char *clerk = api__clerk(r, ctx);
     if (clerk == NULL)
         return;
-    const char *rest = path + 4;
+    if (webapi_handle(r, ctx, rest, clerk))
+        return;
     if (!strcmp(rest, "status")) {
         if (strcmp(method, "GET") != 0)
             api__not_allowed(r, "GET");
@@ -466,6 +652,7 @@ void api_handle(http_req *r, api_ctx *ctx)
     size_t seg = slash ? (size_t)(slash - rest) : strlen(rest);
     const char *tail = slash ? slash + 1 : NULL;
     int kind = 0;
+    json_t *o = NULL;
     static const char *const segs[] = {NULL, "persons", "services", "enterprises", "availability"};
     for (int k = INTAKE_PERSON; k <= INTAKE_AVAILABILITY; k++)
         if (strlen(segs[k]) == seg && !strncmp(rest, segs[k], seg))
@@ -476,6 +663,11 @@ void api_handle(http_req *r, api_ctx *ctx)
     }
     if (kind == INTAKE_AVAILABILITY) {
         char lid[128];
+        if (tail == NULL && !strcmp(method, "GET")) {
+            int rc = lookup_availability(ctx->in, &o);
+            api__lookup(r, rc, o, NULL);
+            return;
+        }
         if (tail == NULL || strchr(tail, '/') == NULL) {
             api__error(r, 404, "availability is set at /v1/availability/<service>/<provider>");
             return;
@@ -495,16 +687,20 @@ void api_handle(http_req *r, api_ctx *ctx)
     if (tail == NULL) {
         if (!strcmp(method, "POST"))
             api__write(r, ctx, kind, NULL, clerk);
+        else if (!strcmp(method, "GET") && kind == INTAKE_PERSON)
+            api__search(r, ctx);
         else
-            api__not_allowed(r, "POST");
+            api__not_allowed(r, kind == INTAKE_PERSON ? "GET, POST" : "POST");
         return;
     }
     if (!strcmp(method, "PUT"))
         api__write(r, ctx, kind, tail, clerk);
     else if (!strcmp(method, "DELETE"))
         api__delete(r, ctx, kind, tail, clerk);
+    else if (!strcmp(method, "GET"))
+        api__get_row(r, ctx, kind, tail);
     else
-        api__not_allowed(r, "PUT, DELETE");
+        api__not_allowed(r, "GET, PUT, DELETE");
 }
 
 void api_http_handler(http_req *r, void *ud)

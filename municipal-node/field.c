@@ -187,7 +187,8 @@ static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, s
     out[o] = '\0';
 }
 
-void field_errors_add(field_errors *e, const char *field, const char *fmt, ...)
+static void field__vadd(field_errors *e, const char *field, const char *code, const char *arg,
+                        const char *fmt, va_list ap)
 {
     if (e->n >= FIELD_MAX_ERRORS) {
         e->dropped++;
@@ -195,9 +196,25 @@ void field_errors_add(field_errors *e, const char *field, const char *fmt, ...)
     }
     field_error *x = &e->e[e->n++];
     field__sanitize(x->field, sizeof(x->field), field, strlen(field), 40);
+    vsnprintf(x->reason, sizeof(x->reason), fmt, ap);
+    snprintf(x->code, sizeof(x->code), "%s", code);
+    field__sanitize(x->arg, sizeof(x->arg), arg ? arg : "", arg ? strlen(arg) : 0, 40);
+}
+
+void field_errors_add(field_errors *e, const char *field, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->reason, sizeof(x->reason), fmt, ap);
+    field__vadd(e, field, "", NULL, fmt, ap);
+    va_end(ap);
+}
+
+void field_errors_add_code(field_errors *e, const char *field, const char *code, const char *arg,
+                           const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    field__vadd(e, field, code, arg, fmt, ap);
     va_end(ap);
 }
 
@@ -279,6 +296,25 @@ int field_required(int kind, size_t i)
     return k && i < k->n && k->defs[i].required;
 }
 
+int field_describe(int kind, size_t i, field_info *out)
+{
+    static const char *const types[] = {
+        [F_ID] = "id",     [F_TEXT] = "text", [F_PHONE] = "phone", [F_ENUM] = "enum",
+        [F_BOOL] = "bool", [F_DATE] = "date", [F_INT] = "int",     [F_COUNTRY] = "country"};
+    const field__kind *k = field__kind_get(kind);
+    if (k == NULL || i >= k->n)
+        return REINT_EINVAL;
+    const field__def *d = &k->defs[i];
+    out->name = k->cols[i];
+    out->type = types[d->type];
+    out->required = d->required;
+    out->maxlen = d->maxlen;
+    out->min = d->min;
+    out->max = d->max;
+    out->en = d->en;
+    return 0;
+}
+
 /* ---- the local row ---------------------------------------------------------------------- */
 
 /* Decimal text of v into out (at least 21 bytes); returns its length. */
@@ -349,21 +385,24 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         n--;
     if (n == 0) {
         if (d->required)
-            field_errors_add(errs, name, "is required");
+            field_errors_add_code(errs, name, "required", NULL, "is required");
         return;
     }
     if (n > d->maxlen) {
-        field_errors_add(errs, name, "%s is longer than %u characters",
-                         field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
+        char lim[16];
+        snprintf(lim, sizeof(lim), "%u", (unsigned)d->maxlen);
+        field_errors_add_code(errs, name, "too_long", lim, "%s is longer than %u characters",
+                              field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
         return;
     }
     if (!utf8_valid(raw, n)) {
-        field_errors_add(errs, name, "%s is not valid UTF-8 text (save the file as CSV UTF-8)",
-                         field_quote(q, sizeof(q), raw, n));
+        field_errors_add_code(errs, name, "not_utf8", NULL,
+                              "%s is not valid UTF-8 text (save the file as CSV UTF-8)",
+                              field_quote(q, sizeof(q), raw, n));
         return;
     }
     if (c->used + n + 1 > c->cap) {
-        field_errors_add(errs, name, "the row is too long");
+        field_errors_add_code(errs, name, "row_too_long", NULL, "the row is too long");
         return;
     }
     char *s = c->scratch + c->used;
@@ -377,8 +416,9 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
     case F_ID:
         for (size_t i = 0; i < n; i++) {
             if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) {
-                field_errors_add(errs, name, "%s must not contain control characters",
-                                 field_quote(q, sizeof(q), s, n));
+                field_errors_add_code(errs, name, "control_chars", NULL,
+                                      "%s must not contain control characters",
+                                      field_quote(q, sizeof(q), s, n));
                 return;
             }
         }
@@ -397,10 +437,10 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
             }
         }
         if (digits < 6) {
-            field_errors_add(errs, name,
-                             "%s is not a phone number (at least 6 digits; spaces and + - ( ) / "
-                             "allowed)",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "phone", NULL,
+                                  "%s is not a phone number (at least 6 digits; spaces and + - "
+                                  "( ) / allowed)",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         break;
@@ -413,8 +453,8 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         if (record_enum_parse(d->en, norm, &val) != 0) {
             char list[400];
             record_enum_list(d->en, list, sizeof(list));
-            field_errors_add(errs, name, "%s is not one of %s", field_quote(q, sizeof(q), s, n),
-                             list);
+            field_errors_add_code(errs, name, "enum", NULL, "%s is not one of %s",
+                                  field_quote(q, sizeof(q), s, n), list);
             return;
         }
         v->i = val;
@@ -426,8 +466,9 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcmp(s, "0"))
             v->i = 0;
         else {
-            field_errors_add(errs, name, "%s is not one of true, false, yes, no, 1, 0",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "bool", NULL,
+                                  "%s is not one of true, false, yes, no, 1, 0",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         break;
@@ -435,34 +476,36 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         int rc = bscal_parse(s, c->bs, &v->day);
         if (rc == REINT_ERANGE) {
             if (c->bs)
-                field_errors_add(errs, name,
-                                 "%s is outside the Bikram Sambat calendar table (%d-01-01 .. "
-                                 "%d-12-30)",
-                                 field_quote(q, sizeof(q), s, n), BSCAL_FIRST_YEAR,
-                                 BSCAL_LAST_YEAR);
+                field_errors_add_code(errs, name, "date_range", "2000-01-01..2099-12-30",
+                                      "%s is outside the Bikram Sambat calendar table (%d-01-01 "
+                                      ".. %d-12-30)",
+                                      field_quote(q, sizeof(q), s, n), BSCAL_FIRST_YEAR,
+                                      BSCAL_LAST_YEAR);
             else
-                field_errors_add(errs, name,
-                                 "%s is outside the dates kept (1943-04-14 .. 2043-04-13, the "
-                                 "Bikram Sambat table's range)",
-                                 field_quote(q, sizeof(q), s, n));
+                field_errors_add_code(errs, name, "date_range", "1943-04-14..2043-04-13",
+                                      "%s is outside the dates kept (1943-04-14 .. 2043-04-13, "
+                                      "the Bikram Sambat table's range)",
+                                      field_quote(q, sizeof(q), s, n));
             return;
         }
         if (rc != 0) {
-            field_errors_add(errs, name, "%s is not a %s date (YYYY-MM-DD)",
-                             field_quote(q, sizeof(q), s, n), field__cal_name(c->bs));
+            field_errors_add_code(errs, name, "date_invalid", c->bs ? "BS" : "AD",
+                                  "%s is not a %s date (YYYY-MM-DD)",
+                                  field_quote(q, sizeof(q), s, n), field__cal_name(c->bs));
             return;
         }
         if (v->day < RECORD_MIN_DAY) {
-            field_errors_add(errs, name,
-                             "%s is before 1943-04-14 (BS 2000-01-01), the earliest date kept",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "date_early", NULL,
+                                  "%s is before 1943-04-14 (BS 2000-01-01), the earliest date "
+                                  "kept",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         if (v->day > c->today) {
             char t[16];
             field_format_day(c->bs, c->today, t);
-            field_errors_add(errs, name, "%s is in the future (today is %s)",
-                             field_quote(q, sizeof(q), s, n), t);
+            field_errors_add_code(errs, name, "date_future", t, "%s is in the future (today is %s)",
+                                  field_quote(q, sizeof(q), s, n), t);
             return;
         }
         break;
@@ -473,13 +516,15 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         long long x = strtoll(s, &end, 10);
         if (errno != 0 || end == s || *end != '\0' ||
             !((s[0] >= '0' && s[0] <= '9') || s[0] == '-')) {
-            field_errors_add(errs, name, "%s is not a whole number",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "int", NULL, "%s is not a whole number",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         if (x < d->min || x > d->max) {
-            field_errors_add(errs, name, "%s is outside %lld..%lld",
-                             field_quote(q, sizeof(q), s, n), d->min, d->max);
+            char range[48];
+            snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
+            field_errors_add_code(errs, name, "int_range", range, "%s is outside %s",
+                                  field_quote(q, sizeof(q), s, n), range);
             return;
         }
         v->i = x;
@@ -489,16 +534,17 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         char cc[2];
         if (n != 2 || !((s[0] | 0x20) >= 'a' && (s[0] | 0x20) <= 'z') ||
             !((s[1] | 0x20) >= 'a' && (s[1] | 0x20) <= 'z')) {
-            field_errors_add(errs, name,
-                             "%s is not an ISO 3166 country code (two letters, e.g. QA, MY, AE)",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "country", NULL,
+                                  "%s is not an ISO 3166 country code (two letters, e.g. QA, MY, "
+                                  "AE)",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         cc[0] = (char)(s[0] & ~0x20);
         cc[1] = (char)(s[1] & ~0x20);
         if (!field__country_known(cc)) {
-            field_errors_add(errs, name, "%s is not an ISO 3166 country code",
-                             field_quote(q, sizeof(q), s, n));
+            field_errors_add_code(errs, name, "country", NULL, "%s is not an ISO 3166 country code",
+                                  field_quote(q, sizeof(q), s, n));
             return;
         }
         s[0] = cc[0];

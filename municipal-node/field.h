@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "localrow.h"
+#include "reintegration.pb-c.h"
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
@@ -24,7 +25,19 @@
 typedef struct field_error {
     char field[48];   /* column name, e.g. "sex"; empty for an error of the whole row */
     char reason[224]; /* in a clerk's words: "\"F?\" is not one of FEMALE, MALE, OTHER" */
+    /* What kind of problem it is, for a page that words it in the clerk's language
+     * ("required", "date_invalid", "int_range", ...: FIELD_CODES lists them), and the one
+     * value its wording needs ("1..99", today's date), or "" (code "" for any other). */
+    char code[24];
+    char arg[48];
 } field_error;
+
+/* Every code an error may carry, for the pages' catalogues (a test checks both have each). */
+#define FIELD_CODES                                                                                \
+    "required", "too_long", "not_utf8", "control_chars", "phone", "enum", "bool", "date_range",    \
+        "date_invalid", "date_early", "date_future", "int", "int_range", "country",                \
+        "row_too_long", "birth_after_registration", "age_over_120", "return_after_registration",   \
+        "not_registered", "unknown_column", "given_twice", "record"
 
 /* The errors of one row, printed as "<field> <reason>". Errors past FIELD_MAX_ERRORS are
  * counted in dropped. The caller sets n and dropped to 0 before the first error. */
@@ -36,6 +49,10 @@ typedef struct field_errors {
 /* Adds an error naming field (sanitised and cut to 40 bytes) with a printf-style reason. */
 void field_errors_add(field_errors *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with its code (one of FIELD_CODES) and the value its wording needs (arg, may be
+ * NULL; cut to fit). */
+void field_errors_add_code(field_errors *e, const char *field, const char *code, const char *arg,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Writes the quoted, sanitised form of the n bytes at s for a message ("F?" with its quotes;
  * control characters and invalid UTF-8 become '?', at most 40 bytes then "...") into buf and
@@ -120,6 +137,21 @@ size_t field_count(int kind);
 int field_column_index(int kind, const char *name);
 /* 1 when column i of kind must have a value. */
 int field_required(int kind, size_t i);
+
+/* What a page needs to build a form field for a column and check it as the clerk types, with
+ * the rules below rather than a copy of them. */
+typedef struct field_info {
+    const char *name; /* the column's name */
+    const char *type; /* "id", "text", "phone", "enum", "bool", "date", "int" or "country" */
+    int required;
+    unsigned maxlen;                   /* longest value, in bytes */
+    long long min, max;                /* an "int"'s range */
+    const ProtobufCEnumDescriptor *en; /* an "enum"'s values (record_enum_name names them) */
+} field_info;
+
+/* Describes column i of kind into *out (static strings). Returns 0, or REINT_EINVAL when
+ * kind has no column i. */
+int field_describe(int kind, size_t i, field_info *out);
 
 /* ---- checking a row --------------------------------------------------------------------- */
 

@@ -383,6 +383,14 @@ static void import__pipe_stop(ipipe *p, int started)
 int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,
                import_stats *st)
 {
+    import_opts o = {.errors_out = errors_out, .progress = progress};
+    return import_csv_opts(in, kind, path, &o, st);
+}
+
+int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o, import_stats *st)
+{
+    FILE *errors_out = o->errors_out;
+    int progress = o->progress;
     outbox *ob = intake_outbox(in);
     import_stats local;
     FILE *f = NULL;
@@ -401,14 +409,17 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
         st = &local;
     memset(st, 0, sizeof(*st));
     const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
+    base = o->name ? o->name : base ? base + 1 : path;
     if (field_columns(kind) == NULL) {
         if (errors_out)
             fprintf(errors_out, "%s: unknown kind of rows %d\n", base, kind);
         return REINT_EINVAL;
     }
     const char *user = getenv("USER");
-    snprintf(clerk, sizeof(clerk), "import:%s%s%s", base, user ? ":" : "", user ? user : "");
+    if (o->clerk)
+        snprintf(clerk, sizeof(clerk), "%s", o->clerk);
+    else
+        snprintf(clerk, sizeof(clerk), "import:%s%s%s", base, user ? ":" : "", user ? user : "");
     f = fopen(path, "r");
     if (f == NULL) {
         if (errors_out)
@@ -480,7 +491,10 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
             }
             if (rc == REINT_EINVAL) {
                 st->refused++;
-                import__report(errors_out, base, sl->line, &errs);
+                if (o->on_refused)
+                    o->on_refused(o->ud, sl->line, &errs);
+                else
+                    import__report(errors_out, base, sl->line, &errs);
             } else if (rc != 0) {
                 if (errors_out)
                     fprintf(errors_out,
@@ -520,6 +534,8 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
             import__chunk_give_back(p);
             goto out;
         }
+        if (o->on_progress)
+            o->on_progress(o->ud, c->offset, total, st);
         if (progress) {
             double now = import__secs();
             if (now - last_draw > 0.2) {
@@ -535,6 +551,8 @@ int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int pro
         goto out;
     }
     in_txn = 0;
+    if (o->on_progress)
+        o->on_progress(o->ud, total, total, st);
     if (progress)
         import__progress(base, total, total, st->rows, import__secs() - t0, 1);
 out:

@@ -34,4 +34,25 @@ typedef struct import_stats {
 int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,
                import_stats *st);
 
+/* How import_csv_opts reports, beyond import_csv's arguments. */
+typedef struct import_opts {
+    FILE *errors_out; /* as import_csv's; may be NULL */
+    int progress;     /* as import_csv's */
+    /* Who the change is recorded under; NULL for import_csv's "import:<file>[:$USER]". */
+    const char *clerk;
+    /* The file's name in messages; NULL for the base name of path. */
+    const char *name;
+    /* Called on the importing thread after each chunk of rows and once at the end, with the
+     * bytes read of the file's total and the counts so far; may be NULL. */
+    void (*on_progress)(void *ud, long long done, long long total, const import_stats *st);
+    /* Called on the importing thread for each refused row, with its line in the file and its
+     * errors (valid during the call only), instead of writing them to errors_out; may be
+     * NULL. */
+    void (*on_refused)(void *ud, long line, const field_errors *errs);
+    void *ud;
+} import_opts;
+
+/* import_csv with its reports as o says (o may not be NULL). */
+int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o, import_stats *st);
+
 #endif

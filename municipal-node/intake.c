@@ -152,6 +152,7 @@ typedef struct intake__row {
     size_t len;
     const field_value *v;
     const uint8_t *id; /* the record id computed beforehand for a new key, or NULL */
+    int check_only;    /* every check, nothing written (intake_check) */
 } intake__row;
 
 /* Writes the record with its local row. Called once all fields are valid. */
@@ -171,9 +172,11 @@ static int intake__store(intake *in, int kind, const char *local_id, Reint__V1__
     r->version = 1;
     record_error re;
     if (record_validate(r, in->today > in->today_utc ? in->today : in->today_utc, &re) != 0) {
-        field_errors_add(errs, re.field, "%s", re.reason);
+        field_errors_add_code(errs, re.field, "record", NULL, "%s", re.reason);
         return REINT_EINVAL;
     }
+    if (row->check_only)
+        return 0;
     if ((rc = outbox_put(in->ob, kind, local_id, row->id, r, hash, clerk, row->p, row->len,
                          &put)) != 0)
         return rc;
@@ -218,16 +221,17 @@ static int intake__person_row(intake *in, const intake__row *row, const char *cl
     if (born->ok && reg_year) {
         long long age = reg_year - born->i;
         if (age < 0)
-            field_errors_add(errs, "birth_year", "%lld is after the registration year %d", born->i,
-                             reg_year);
+            field_errors_add_code(errs, "birth_year", "birth_after_registration", NULL,
+                                  "%lld is after the registration year %d", born->i, reg_year);
         else if (age > 120)
-            field_errors_add(errs, "birth_year",
-                             "%lld would make the person %lld years old at registration (0..120)",
-                             born->i, age);
+            field_errors_add_code(
+                errs, "birth_year", "age_over_120", NULL,
+                "%lld would make the person %lld years old at registration (0..120)", born->i, age);
     }
     if (ret->ok && reg->ok && ret->day > reg->day)
-        field_errors_add(errs, "return_date", "%s is after registered_on \"%s\"",
-                         field_quote(q, sizeof(q), ret->s, ret->len), reg->s);
+        field_errors_add_code(errs, "return_date", "return_after_registration", reg->s,
+                              "%s is after registered_on \"%s\"",
+                              field_quote(q, sizeof(q), ret->s, ret->len), reg->s);
     if (errs->n)
         return REINT_EINVAL;
     p.category = (Reint__V1__Category)v[FIELD_PERSON_CATEGORY].i;
@@ -269,8 +273,9 @@ static int intake__service_row(intake *in, const intake__row *row, const char *c
     if (person_lid->ok) {
         int rc = intake__person(in, person_lid->s, person);
         if (rc == REINT_ENOTFOUND)
-            field_errors_add(errs, "person_local_id", "%s is not a registered person",
-                             field_quote(q, sizeof(q), person_lid->s, person_lid->len));
+            field_errors_add_code(errs, "person_local_id", "not_registered", NULL,
+                                  "%s is not a registered person",
+                                  field_quote(q, sizeof(q), person_lid->s, person_lid->len));
         else if (rc != 0)
             return rc;
     }
@@ -304,8 +309,9 @@ static int intake__enterprise_row(intake *in, const intake__row *row, const char
     if (owner_lid->ok) {
         int rc = intake__person(in, owner_lid->s, owner);
         if (rc == REINT_ENOTFOUND)
-            field_errors_add(errs, "owner_local_id", "%s is not a registered person",
-                             field_quote(q, sizeof(q), owner_lid->s, owner_lid->len));
+            field_errors_add_code(errs, "owner_local_id", "not_registered", NULL,
+                                  "%s is not a registered person",
+                                  field_quote(q, sizeof(q), owner_lid->s, owner_lid->len));
         else if (rc != 0)
             return rc;
     }
@@ -444,12 +450,13 @@ int intake_apply_checked(intake *in, int kind, const field_value *v, const uint8
                          size_t rowlen, const uint8_t *id, const char *clerk, field_errors *errs,
                          intake_result *res)
 {
-    intake__row r = {row, rowlen, v, id};
+    intake__row r = {row, rowlen, v, id, 0};
     return intake__finish(in, kind, &r, clerk, errs, res);
 }
 
-int intake_apply_ex(intake *in, int kind, const char *const *names, const char *const *values,
-                    size_t n, const char *clerk, field_errors *errs, intake_result *res)
+static int intake__apply(intake *in, int kind, const char *const *names, const char *const *values,
+                         size_t n, const char *clerk, field_errors *errs, intake_result *res,
+                         int check_only)
 {
     const char *const *cols = field_columns(kind);
     size_t ncols = field_count(kind);
@@ -463,7 +470,7 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
         field_errors_add(errs, "kind", "%d is not a kind of row", kind);
         return REINT_EINVAL;
     }
-    if (sqlite3_get_autocommit(in->db)) {
+    if (!check_only && sqlite3_get_autocommit(in->db)) {
         log_error("intake_apply called outside a transaction");
         return REINT_EDB;
     }
@@ -482,10 +489,11 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
                     break;
                 o += (size_t)w;
             }
-            field_errors_add(errs, names[i], "is not a column of %s (columns: %s)",
-                             field_kind_name(kind), list);
+            field_errors_add_code(errs, names[i], "unknown_column", NULL,
+                                  "is not a column of %s (columns: %s)", field_kind_name(kind),
+                                  list);
         } else if (raw[j] != NULL) {
-            field_errors_add(errs, names[i], "is given twice");
+            field_errors_add_code(errs, names[i], "given_twice", NULL, "is given twice");
         } else {
             raw[j] = values[i] ? values[i] : "";
         }
@@ -494,12 +502,24 @@ int intake_apply_ex(intake *in, int kind, const char *const *names, const char *
         return REINT_EINVAL;
     field_scan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch)};
     field_check_row(&c, kind, raw, v, &in->row, errs);
-    intake__row r = {NULL, 0, v, NULL};
+    intake__row r = {NULL, 0, v, NULL, check_only};
     if (errs->n == 0 && !in->row.failed) {
         r.p = (const uint8_t *)in->row.p;
         r.len = in->row.len;
     }
     return intake__finish(in, kind, &r, clerk, errs, res);
+}
+
+int intake_apply_ex(intake *in, int kind, const char *const *names, const char *const *values,
+                    size_t n, const char *clerk, field_errors *errs, intake_result *res)
+{
+    return intake__apply(in, kind, names, values, n, clerk, errs, res, 0);
+}
+
+int intake_check(intake *in, int kind, const char *const *names, const char *const *values,
+                 size_t n, field_errors *errs)
+{
+    return intake__apply(in, kind, names, values, n, "", errs, NULL, 1);
 }
 
 int intake_apply(intake *in, int kind, const char *const *names, const char *const *values,
@@ -598,7 +618,8 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
     localrow_put(&in->row, in->bs ? "BS" : "AD", 2);
     if (returned)
         localrow_put(&in->row, salt, strlen(salt));
-    intake__row row = {in->row.failed ? NULL : (const uint8_t *)in->row.p, in->row.len, NULL, NULL};
+    intake__row row = {in->row.failed ? NULL : (const uint8_t *)in->row.p, in->row.len, NULL, NULL,
+                       0};
     Reint__V1__MonthClose mc = REINT__V1__MONTH_CLOSE__INIT;
     mc.year = year;
     mc.month = month;

@@ -84,6 +84,12 @@ int intake_kind_parse(const char *name);
  * res may be NULL. Returns 0 or a negative code (a store code when the store failed). */
 int intake_apply_ex(intake *in, int kind, const char *const *names, const char *const *values,
                     size_t n, const char *clerk, field_errors *errs, intake_result *res);
+/* Every check intake_apply_ex makes (each field, across fields, against the store: a
+ * service's person must be registered, and the upstream record's rules), writing nothing and
+ * needing no transaction: for a form checked as the clerk types. Returns 0, REINT_EINVAL with
+ * errs filled, or a store code. */
+int intake_check(intake *in, int kind, const char *const *names, const char *const *values,
+                 size_t n, field_errors *errs);
 /* The same, telling only what changed (INTAKE_UNCHANGED on failure); changed may be NULL. */
 int intake_apply(intake *in, int kind, const char *const *names, const char *const *values,
                  size_t n, const char *clerk, field_errors *errs, int *changed);

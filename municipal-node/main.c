@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -31,6 +32,7 @@
 #include "months.h"
 #include "netaddr.h"
 #include "outbox.h"
+#include "passwords.h"
 #include "record.h"
 #include "review.h"
 #include "rid.h"
@@ -39,6 +41,9 @@
 #include "testhook.h"
 #include "fsutil.h"
 #include "tls.h"
+#include "web.h"
+#include "webapi.h"
+#include "webimport.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED_ROWS = 3, EXIT_UNSYNCED = 4 };
 
@@ -127,7 +132,8 @@ static void usage(FILE *f)
                "  init --municipality CODE --dir DIR [--hub HOST:PORT] [--calendar BS|AD]\n"
                "       [--pki DIR] [--http-listen HOST:PORT]\n"
                "                      create a node: DIR/node.ini and its store\n"
-               "  serve               HTTP/JSON intake and continuous sync on one loop\n"
+               "  serve               the clerks' workspace (pages) and HTTP/JSON API, and\n"
+               "                      continuous sync, on one loop\n"
                "  import --kind persons|services|enterprises|availability FILE.csv\n"
                "                      import a spreadsheet (idempotent; bad rows reported)\n"
                "  export --kind KIND [FILE]   CSV with all local data (stdout by default)\n"
@@ -139,6 +145,9 @@ static void usage(FILE *f)
                "                      (with the reviewer's comment) or changed since approval\n"
                "  directives          directives in force, with who is eligible under each\n"
                "  token CLERK         make a clerk token; prints it once, stores its hash\n"
+               "  password [--remove] CLERK   set (from stdin) or remove the password CLERK signs\n"
+               "                      in to the workspace with (or her token); SIGHUP a running\n"
+               "                      serve to end the sessions begun before\n"
                "  print-config        every configuration key with its value\n"
                "\n"
                "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
@@ -646,15 +655,21 @@ static void on_hup(uv_signal_t *s, int signum)
     tokens_table *t = NULL;
     if (crl_watched)
         crlwatch_reload(&crl);
-    if (cfg.tokens[0] == '\0')
+    if (cfg.tokens[0] == '\0') {
+        if (api.sessions)
+            session_clear(api.sessions);
         return;
+    }
     if (tokens_load(&t, cfg.tokens, err, sizeof(err)) != 0) {
         log_error("tokens not reloaded: %s", err);
         return;
     }
     tokens_free(api.tokens);
     api.tokens = t;
-    log_info("tokens reloaded from %s", cfg.tokens);
+    /* A token or a password may have been withdrawn: every workspace session ends. */
+    if (api.sessions)
+        session_clear(api.sessions);
+    log_info("tokens reloaded from %s; workspace sessions ended", cfg.tokens);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -948,7 +963,16 @@ static void status_json(void *ud, json_t *obj)
 static int on_head(http_req *r, void *ud)
 {
     (void)ud;
+    /* Pages, /healthz and /metrics take no body; the API sets its own limits. */
+    if (strncmp(http_req_path(r), "/v1/", 4) != 0)
+        http_req_limit_body(r, 0);
     return api_on_head(r, &api);
+}
+
+static void on_import_done(void *ud)
+{
+    (void)ud;
+    sync_kick(syncer);
 }
 
 static void on_http(http_req *r, void *ud)
@@ -1002,6 +1026,8 @@ static void on_http(http_req *r, void *ud)
                         tls ? tls_ctx_crl_next_update(tls) : -1);
         return;
     }
+    if (strncmp(path, "/v1/", 4) != 0 && web_handle(r))
+        return;
     api_handle(r, &api);
 }
 
@@ -1084,6 +1110,22 @@ static int cmd_serve(void)
     api.ob = ob;
     api.on_commit = on_commit;
     api.status_json = status_json;
+    api.loop = loop;
+    api.municipality = (int)cfg.municipality;
+    char db_path[CONFIG_STR_MAX + 16];
+    store_path(db_path, sizeof(db_path));
+    webimport_opts wo = {.loop = loop,
+                         .db_path = db_path,
+                         .dir = cfg.data_dir,
+                         .bs = bs_calendar(),
+                         .on_done = on_import_done};
+    if (passwords_open(outbox_db(ob)) != 0 ||
+        (api.sessions = session_table_new(web_tls != NULL)) == NULL ||
+        (api.signin_limits = limiter_new(WEBAPI_SIGNIN_FAILURES, WEBAPI_SIGNIN_WINDOW_S)) == NULL ||
+        webimport_new(&api.imports, &wo) != 0) {
+        log_error("cannot set up the workspace (out of memory, or the store failed)");
+        return EXIT_FAIL;
+    }
     if (cfg.tokens[0] == '\0') {
         log_warn("no [node] tokens file configured: every /v1/ request will get 401");
     } else if (access(cfg.tokens, F_OK) != 0) {
@@ -1099,6 +1141,7 @@ static int cmd_serve(void)
                            .tls = web_tls,
                            .handler = on_http,
                            .on_head = on_head,
+                           .max_body = API_MAX_UPLOAD,
                            .ud = ob};
     if ((rc = http_server_start(&http, loop, &ho)) != 0) {
         log_error("cannot listen for %s on %s: %s", web_tls ? "HTTPS" : "HTTP", cfg.http_listen,
@@ -1114,13 +1157,15 @@ static int cmd_serve(void)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
                  uv_strerror(rc));
     crl_watched = cfg.crl[0] != '\0';
-    log_info("municipality %ld: intake on %s %s port %d, syncing to %s", cfg.municipality,
-             web_tls ? "HTTPS" : "plain HTTP (loopback only)", host, http_server_port(http),
-             cfg.hub);
+    log_info("municipality %ld: workspace and intake on %s://%s:%d/, syncing to %s",
+             cfg.municipality, web_tls ? "https" : "http", host, http_server_port(http), cfg.hub);
     fprintf(stdout, "ready http_port=%d https=%d\n", http_server_port(http), web_tls != NULL);
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     tokens_free(api.tokens);
+    session_table_free(api.sessions);
+    limiter_free(api.signin_limits);
+    webimport_free(api.imports);
     intake_close(in);
     outbox_close(ob);
     tls_ctx_free(tls);
@@ -1147,6 +1192,89 @@ static int cmd_token(int argc, char **argv)
     /* The token is shown once; only its hash is stored. A running serve reads the file at
      * start. */
     printf("%s\n", token);
+    return EXIT_OK;
+}
+
+/* Reads one line of at most max - 1 bytes from stdin into buf, without echo on a terminal
+ * (prompt shown there first). Returns 0, or -1 at end of input or for a longer line. */
+static int read_secret(const char *prompt, char *buf, size_t max)
+{
+    struct termios old, quiet;
+    int tty = isatty(0) && tcgetattr(0, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t) ~(ECHO);
+        tcsetattr(0, TCSAFLUSH, &quiet);
+    }
+    char *got = fgets(buf, (int)max, stdin);
+    if (tty) {
+        tcsetattr(0, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (got == NULL)
+        return -1;
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    else if (!feof(stdin))
+        return -1;
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return 0;
+}
+
+static int cmd_password(int argc, char **argv)
+{
+    char pw[PASSWORDS_MAX_LEN + 2], again[PASSWORDS_MAX_LEN + 2], err[256];
+    int remove = argc == 3 && strcmp(argv[1], "--remove") == 0;
+    if (argc != 2 && !remove) {
+        fprintf(stderr, "usage: municipal-node password [--remove] CLERK  (the password is read "
+                        "from standard input)\n");
+        return EXIT_USAGE;
+    }
+    const char *clerk = argv[argc - 1];
+    outbox *ob;
+    if (open_store(&ob, NULL) != 0)
+        return EXIT_FAIL;
+    int rc = passwords_open(outbox_db(ob));
+    if (rc == 0 && remove) {
+        rc = passwords_remove(outbox_db(ob), clerk);
+        outbox_close(ob);
+        if (rc == REINT_ENOTFOUND) {
+            fprintf(stderr, "municipal-node password: %s has no password\n", clerk);
+            return EXIT_FAIL;
+        }
+        if (rc == 0)
+            printf("%s's password removed; SIGHUP a running serve to end her sessions\n", clerk);
+        return rc == 0 ? EXIT_OK : EXIT_FAIL;
+    }
+    if (rc == 0 && read_secret("password: ", pw, sizeof(pw)) != 0) {
+        fprintf(stderr,
+                "municipal-node password: no password on standard input (one line of at "
+                "most %d characters)\n",
+                PASSWORDS_MAX_LEN);
+        outbox_close(ob);
+        return EXIT_USAGE;
+    }
+    if (rc == 0 && isatty(0) &&
+        (read_secret("again: ", again, sizeof(again)) != 0 || strcmp(pw, again) != 0)) {
+        fprintf(stderr, "municipal-node password: the two passwords differ\n");
+        outbox_close(ob);
+        return EXIT_USAGE;
+    }
+    if (rc == 0)
+        rc = passwords_set(outbox_db(ob), clerk, pw, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "the store could not be read");
+    explicit_bzero(pw, sizeof(pw));
+    explicit_bzero(again, sizeof(again));
+    outbox_close(ob);
+    if (rc != 0) {
+        fprintf(stderr, "municipal-node password: %s\n", err);
+        return rc == REINT_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
+    printf("%s can sign in to the workspace with this password\n", clerk);
     return EXIT_OK;
 }
 
@@ -1229,6 +1357,8 @@ int main(int argc, char **argv)
         return cmd_months(sub_argc, sub_argv);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(sub_argc, sub_argv);
+    if (strcmp(cmd, "password") == 0)
+        return cmd_password(sub_argc, sub_argv);
     if (strcmp(cmd, "directives") == 0) {
         outbox *ob;
         if (open_store(&ob, NULL) != 0)

@@ -1,0 +1,82 @@
+// The pages' words: one catalogue per language (i18n/en.json, i18n/ne.json), the choice
+// remembered in the browser, numbers written in the language's digits.
+let lang = "en";
+let words = {};
+let fallback = {};
+
+const LANGS = ["ne", "en"];
+
+export function languages() {
+  return LANGS;
+}
+
+export function current() {
+  return lang;
+}
+
+// The remembered choice, else the browser's first preference among ours, else Nepali.
+export function preferred() {
+  const saved = localStorage.getItem("lang");
+  if (LANGS.includes(saved)) return saved;
+  for (const l of navigator.languages || []) {
+    const base = l.toLowerCase().split("-")[0];
+    if (LANGS.includes(base)) return base;
+  }
+  return "ne";
+}
+
+async function fetchCatalogue(l) {
+  const r = await fetch(`/i18n/${l}.json`, { credentials: "same-origin" });
+  if (!r.ok) throw new Error(`catalogue ${l}: ${r.status}`);
+  return r.json();
+}
+
+export async function load(l) {
+  if (!LANGS.includes(l)) l = "en";
+  const [w, en] = await Promise.all([fetchCatalogue(l), l === "en" ? null : fetchCatalogue("en")]);
+  words = w;
+  fallback = en || w;
+  lang = l;
+  localStorage.setItem("lang", l);
+  document.documentElement.lang = l;
+}
+
+// The text of key with {name} replaced by params.name; a key missing from the catalogue
+// shows the English text (and, missing there too, the key itself, so that a test sees it).
+export function t(key, params) {
+  let s = words[key] ?? fallback[key] ?? key;
+  if (params) {
+    s = s.replace(/\{(\w+)\}/g, (m, name) =>
+      params[name] === undefined ? m : String(params[name]));
+  }
+  return s;
+}
+
+export function has(key) {
+  return key in words;
+}
+
+const DEVA = "०१२३४५६७८९";
+
+// Digits of text in the language (Devanagari for Nepali).
+export function digits(text) {
+  const s = String(text);
+  return lang === "ne" ? s.replace(/[0-9]/g, (d) => DEVA[d]) : s;
+}
+
+// Devanagari digits typed by a clerk, as the ASCII digits the API reads.
+export function asciiDigits(text) {
+  return String(text).replace(/[०-९]/g, (d) => String(DEVA.indexOf(d)));
+}
+
+// A whole number as Nepal writes it: grouped in lakhs and crores (12,34,567), in the
+// language's digits. Written here rather than by Intl, whose Nepali data a browser may lack.
+export function num(n) {
+  if (n === null || n === undefined || n === "") return "";
+  const v = Math.trunc(Number(n));
+  if (!Number.isFinite(v)) return String(n);
+  const s = String(Math.abs(v));
+  let out = s.slice(-3);
+  for (let rest = s.slice(0, -3); rest; rest = rest.slice(0, -2)) out = `${rest.slice(-2)},${out}`;
+  return digits((v < 0 ? "-" : "") + out);
+}

@@ -1,0 +1,290 @@
+#include "lookup.h"
+
+#include <string.h>
+
+#include "localrow.h"
+#include "log.h"
+#include "store.h"
+
+/* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
+ * intake. */
+static int lookup__columns(json_t *o, int kind, const uint8_t *row, size_t len)
+{
+    const char *const *cols = field_columns(kind);
+    for (size_t i = 0; cols && cols[i]; i++) {
+        const char *s;
+        size_t n;
+        json_t *v = localrow_get(row, len, i, &s, &n) ? json_stringn(s, n) : json_null();
+        if (v == NULL || json_object_set_new(o, cols[i], v) != 0)
+            return REINT_ENOMEM;
+    }
+    return 0;
+}
+
+/* The row of a statement's current result: column 0 the fields, 1 updated_ms, 2 the clerk.
+ * NULL when out of memory. */
+static json_t *lookup__row(sqlite3_stmt *st, int kind)
+{
+    json_t *o = json_object();
+    const unsigned char *clerk = sqlite3_column_text(st, 2);
+    if (o == NULL ||
+        lookup__columns(o, kind, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)) !=
+            0 ||
+        json_object_set_new(o, "_updated_ms", json_integer(sqlite3_column_int64(st, 1))) != 0 ||
+        json_object_set_new(o, "_clerk", clerk ? json_string((const char *)clerk) : json_null()) !=
+            0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Appends every result row of st (bound by the caller) to arr, at most max (0: all); *more
+ * says whether one more was there. Returns 0, REINT_EDB or REINT_ENOMEM; st is reset. */
+static int lookup__rows(sqlite3 *db, sqlite3_stmt *st, int kind, json_t *arr, size_t max, int *more)
+{
+    int step, rc = 0;
+    size_t n = 0;
+    if (more)
+        *more = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (max && n == max) {
+            if (more)
+                *more = 1;
+            break;
+        }
+        json_t *o = lookup__row(st, kind);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            rc = REINT_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW) {
+        log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
+        rc = REINT_EDB;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* "%q%" for LIKE ... ESCAPE '\\', into out; the digits of q alone into digits ("" when q has
+ * none, or has anything but digits and phone punctuation). */
+static void lookup__pattern(const char *q, char *out, size_t outlen, char *digits, size_t dlen)
+{
+    size_t o = 0, d = 0;
+    int phone_like = 1;
+    out[o++] = '%';
+    for (const char *p = q; *p && o + 3 < outlen; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = *p;
+        if (*p >= '0' && *p <= '9') {
+            if (d + 1 < dlen)
+                digits[d++] = *p;
+        } else if (!strchr(" +-()/.", *p)) {
+            phone_like = 0;
+        }
+    }
+    out[o++] = '%';
+    out[o] = '\0';
+    digits[phone_like ? d : 0] = '\0';
+}
+
+int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
+{
+    sqlite3 *db = outbox_db(intake_outbox(in));
+    char pat[256], digits[64], dpat[80];
+    int more = 0, rc = REINT_ENOMEM;
+    json_t *arr = NULL;
+    *out = NULL;
+    if (limit == 0 || limit > LOOKUP_SEARCH_MAX)
+        limit = LOOKUP_SEARCH_MAX;
+    lookup__pattern(q, pat, sizeof(pat), digits, sizeof(digits));
+    snprintf(dpat, sizeof(dpat), "%%%s%%", digits);
+    /* Phone numbers are also compared by their digits alone, so that "9841 23" finds
+     * "+977-984-123...". A municipality's persons are a few thousand: a scan is quick. */
+    sqlite3_stmt *st = store_prepare(
+        db, "SELECT fields, updated_ms, clerk FROM records WHERE kind = 1 AND live = 1 AND"
+            " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\' OR local_field(fields, ?2) LIKE ?1"
+            " ESCAPE '\\' OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
+            " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
+            " OR (?5 <> '%%' AND replace(replace(replace(replace(replace(replace("
+            "local_field(fields, ?3), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '')"
+            " LIKE ?5))"
+            " ORDER BY updated_ms DESC, local_id LIMIT ?6");
+    if (st == NULL)
+        return REINT_EDB;
+    if (sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
+        sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) != SQLITE_OK ||
+        sqlite3_bind_text(st, 5, dpat, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1) != SQLITE_OK) {
+        rc = REINT_EDB;
+        goto out;
+    }
+    arr = json_array();
+    if (arr == NULL)
+        goto out;
+    if ((rc = lookup__rows(db, st, INTAKE_PERSON, arr, limit, &more)) != 0)
+        goto out;
+    *out = json_pack("{s:O,s:b}", "persons", arr, "more", more);
+    rc = *out ? 0 : REINT_ENOMEM;
+out:
+    if (rc == REINT_EDB)
+        log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
+    json_decref(arr);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Rows of kind whose column col equals value, the latest date (column dcol) first. */
+static int lookup__by_column(sqlite3 *db, int kind, int col, const char *value, int dcol,
+                             json_t **arr)
+{
+    sqlite3_stmt *st = store_prepare(
+        db, "SELECT fields, updated_ms, clerk FROM records WHERE kind = ?1 AND live = 1 AND"
+            " local_field(fields, ?2) = ?3 ORDER BY local_field(fields, ?4) DESC, local_id");
+    int rc = REINT_EDB;
+    *arr = NULL;
+    if (st == NULL)
+        return REINT_EDB;
+    if (sqlite3_bind_int(st, 1, kind) == SQLITE_OK && sqlite3_bind_int(st, 2, col) == SQLITE_OK &&
+        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int(st, 4, dcol) == SQLITE_OK) {
+        *arr = json_array();
+        rc = *arr ? lookup__rows(db, st, kind, *arr, 0, NULL) : REINT_ENOMEM;
+    } else {
+        log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        json_decref(*arr);
+        *arr = NULL;
+    }
+    return rc;
+}
+
+/* The live row of (kind, local_id) as JSON into *row. */
+static int lookup__one(sqlite3 *db, int kind, const char *local_id, json_t **row)
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk FROM records"
+                                         " WHERE kind = ?1 AND local_id = ?2 AND live = 1");
+    int rc = REINT_EDB, step;
+    *row = NULL;
+    if (st == NULL)
+        return REINT_EDB;
+    if (sqlite3_bind_int(st, 1, kind) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, local_id, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *row = lookup__row(st, kind);
+        rc = *row ? 0 : REINT_ENOMEM;
+    } else if (step == SQLITE_DONE) {
+        rc = REINT_ENOTFOUND;
+    }
+out:
+    if (rc == REINT_EDB)
+        log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int lookup_row(intake *in, int kind, const char *local_id, json_t **out)
+{
+    json_t *row = NULL;
+    *out = NULL;
+    if (kind < INTAKE_PERSON || kind > INTAKE_ENTERPRISE)
+        return REINT_ENOTFOUND;
+    int rc = lookup__one(outbox_db(intake_outbox(in)), kind, local_id, &row);
+    if (rc != 0)
+        return rc;
+    *out = json_pack("{s:o}", "row", row);
+    return *out ? 0 : REINT_ENOMEM;
+}
+
+int lookup_person(intake *in, const char *local_id, json_t **out)
+{
+    sqlite3 *db = outbox_db(intake_outbox(in));
+    json_t *person = NULL, *services = NULL, *enterprises = NULL;
+    *out = NULL;
+    int rc = lookup__one(db, INTAKE_PERSON, local_id, &person);
+    if (rc == 0)
+        rc = lookup__by_column(db, INTAKE_SERVICE, FIELD_SERVICE_PERSON, local_id,
+                               FIELD_SERVICE_DATE, &services);
+    if (rc == 0)
+        rc = lookup__by_column(db, INTAKE_ENTERPRISE, FIELD_ENTERPRISE_OWNER, local_id,
+                               FIELD_ENTERPRISE_DATE, &enterprises);
+    if (rc == 0) {
+        *out = json_pack("{s:O,s:O,s:O}", "person", person, "services", services, "enterprises",
+                         enterprises);
+        if (*out == NULL)
+            rc = REINT_ENOMEM;
+    }
+    json_decref(person);
+    json_decref(services);
+    json_decref(enterprises);
+    return rc;
+}
+
+int lookup_availability(intake *in, json_t **out)
+{
+    sqlite3 *db = outbox_db(intake_outbox(in));
+    json_t *arr = NULL;
+    *out = NULL;
+    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk FROM records"
+                                         " WHERE kind = 4 AND live = 1 ORDER BY local_id");
+    if (st == NULL)
+        return REINT_EDB;
+    arr = json_array();
+    int rc = arr ? lookup__rows(db, st, INTAKE_AVAILABILITY, arr, 0, NULL) : REINT_ENOMEM;
+    sqlite3_finalize(st);
+    if (rc == 0 && (*out = json_pack("{s:O}", "availability", arr)) == NULL)
+        rc = REINT_ENOMEM;
+    json_decref(arr);
+    return rc;
+}
+
+int lookup_dead_letters(intake *in, size_t limit, json_t **out)
+{
+    static const char *const kinds[] = {
+        "", "persons", "services", "enterprises", "availability", "month_close"};
+    sqlite3 *db = outbox_db(intake_outbox(in));
+    json_t *arr = json_array();
+    int step, rc = 0;
+    *out = NULL;
+    sqlite3_stmt *st = store_prepare(
+        db, "SELECT r.kind, r.local_id, d.field, d.reason, d.at_ms FROM dead_letters d"
+            " LEFT JOIN records r ON r.id = d.id ORDER BY d.at_ms DESC, d.seq DESC LIMIT ?1");
+    if (st == NULL || arr == NULL ||
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)(limit ? limit : 100)) != SQLITE_OK) {
+        rc = arr ? REINT_EDB : REINT_ENOMEM;
+        goto out;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(st, 0);
+        const unsigned char *lid = sqlite3_column_text(st, 1), *field = sqlite3_column_text(st, 2),
+                            *reason = sqlite3_column_text(st, 3);
+        json_t *o = json_pack(
+            "{s:s,s:o,s:s,s:s,s:I}", "kind", kind >= 1 && kind <= 5 ? kinds[kind] : "unknown",
+            "local_id", lid ? json_string((const char *)lid) : json_null(), "field",
+            field ? (const char *)field : "", "reason", reason ? (const char *)reason : "", "at_ms",
+            (json_int_t)sqlite3_column_int64(st, 4));
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            rc = REINT_ENOMEM;
+            goto out;
+        }
+    }
+    if (step != SQLITE_DONE)
+        rc = REINT_EDB;
+    if (rc == 0 && (*out = json_pack("{s:O}", "dead_letters", arr)) == NULL)
+        rc = REINT_ENOMEM;
+out:
+    if (rc == REINT_EDB)
+        log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    json_decref(arr);
+    return rc;
+}

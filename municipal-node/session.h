@@ -1,0 +1,70 @@
+/* Signed-in sessions of the clerks' workspace (web.h): a random cookie that stands for a
+ * clerk for SESSION_TTL_MS at most and SESSION_IDLE_MS without use, kept in memory only (a
+ * restart of the node signs everyone out, and a copy of the store holds no session).
+ *
+ * The cookie is HttpOnly and SameSite=Strict, and over HTTPS Secure with the __Host- prefix
+ * (no other site, subdomain or plain-HTTP page can set or read it). A request that changes
+ * anything must also carry the session's CSRF token in X-CSRF-Token (which a form or a link
+ * on another site cannot add), and is refused when its Origin or Sec-Fetch-Site say it comes
+ * from another site. Not thread-safe: the loop's thread uses it. */
+#ifndef MUNICIPAL_NODE_SESSION_H
+#define MUNICIPAL_NODE_SESSION_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "tokens.h"
+
+#define SESSION_MAX      256
+#define SESSION_TTL_MS   (8 * 3600 * 1000)
+#define SESSION_IDLE_MS  (30 * 60 * 1000)
+#define SESSION_CSRF_LEN 43 /* base64url of 32 random bytes */
+
+typedef struct session_table session_table;
+
+/* secure non-zero: the node serves HTTPS, so cookies are Secure and __Host- named. NULL when
+ * out of memory. */
+session_table *session_table_new(int secure);
+void session_table_free(session_table *t);
+/* Ends every session (the tokens or passwords changed: SIGHUP). */
+void session_clear(session_table *t);
+
+/* A session as a request presents it. clerk and csrf are owned by the table and valid until
+ * the next call into it. */
+typedef struct session_info {
+    const char *clerk;
+    const char *csrf;
+    uint64_t expires_ms; /* absolute end (the idle end may come first) */
+} session_info;
+
+enum session_status {
+    SESSION_OK,
+    SESSION_NONE,    /* no session cookie */
+    SESSION_EXPIRED, /* a cookie of an unknown, ended or expired session */
+};
+
+/* Starts a session for clerk (at most TOKENS_NAME_MAX - 1 bytes) and adds its Set-Cookie to
+ * r's answer; when the table is full the least recently used session ends. Returns 0 with
+ * *out set, or REINT_ENOMEM (no random bytes). */
+int session_create(session_table *t, http_req *r, const char *clerk, session_info *out);
+
+/* The session r's cookie names, at now (clock_now_ms). A session found is marked used. */
+enum session_status session_check(session_table *t, const http_req *r, session_info *out);
+
+/* 1 when r comes from a request to this site itself, and, unless it is a GET or a HEAD,
+ * carries the session's CSRF token; 0 otherwise (answer 403). */
+int session_csrf_ok(const session_info *s, const http_req *r);
+
+/* Ends r's session (if any) and adds a Set-Cookie that deletes the cookie to r's answer. */
+void session_end(session_table *t, http_req *r);
+
+/* Adds a Set-Cookie deleting the session cookie to r's answer (an expired one). */
+void session_forget_cookie(session_table *t, http_req *r);
+
+/* Whether r carries a session cookie at all. */
+int session_has_cookie(const session_table *t, const http_req *r);
+
+#endif

@@ -1,0 +1,73 @@
+// Pieces the pages share: headings, notices, error summaries, field errors in the clerk's
+// language, tables and dialogs.
+import { h, newId } from "/common/dom.js";
+import { t, has, digits } from "/common/i18n.js";
+
+export function heading(ctx, text, caption) {
+  ctx.setTitle(text);
+  return [caption ? h("span", { class: "muted" }, caption) : null,
+          h("h1", { tabindex: "-1" }, text)];
+}
+
+export function notice(text) {
+  return text ? h("div", { class: "notice", role: "status" }, text) : null;
+}
+
+// A field error as the clerk reads it: the catalogue's words for its code (with its arg),
+// else the node's own words.
+export function fieldError(e) {
+  const key = `err.${e.code}`;
+  if (!e.code || !has(key)) return e.reason || t("err.other");
+  // A calendar's name in words; a number, a range or a date in the language's digits.
+  const arg = e.code === "date_invalid" ? t(`calendar.${e.arg}`) : digits(e.arg || "");
+  return t(key, { arg, field: label(e.field) });
+}
+
+// The label of a column (its catalogue entry), or its name.
+export function label(col) {
+  return col ? t(`col.${col}`) : t("err.row");
+}
+
+// A value of an enumerated column in the clerk's language.
+export function value(col, v) {
+  if (v === null || v === undefined || v === "") return "";
+  const key = `v.${col}.${v}`;
+  return has(key) ? t(key) : String(v).toLowerCase().replace(/_/g, " ");
+}
+
+// The error summary at the top of a form: each error a link to its field.
+export function errorSummary(items) {
+  const id = newId("summary");
+  return h("div", { class: "error-summary", role: "alert", tabindex: "-1", "aria-labelledby": id,
+                    "data-autofocus": "" },
+    h("h2", { id }, t("form.problem")),
+    h("ul", {}, items.map((it) => h("li", {},
+      it.href ? h("a", { href: it.href }, it.text) : it.text))));
+}
+
+export function table(caption, headers, rows, opts) {
+  return h("div", { class: "table-wrap" }, h("table", { class: "table" },
+    caption ? h("caption", { class: opts && opts.hideCaption ? "visually-hidden" : null }, caption)
+            : null,
+    h("thead", {}, h("tr", {}, headers.map((x) =>
+      h("th", { scope: "col", class: x && x.num ? "num" : null }, x && x.text !== undefined ? x.text : x)))),
+    h("tbody", {}, rows)));
+}
+
+// A modal dialog; opts.onclose runs when it closes. Returns the <dialog> (shown).
+export function dialog(title, body, opts) {
+  const id = newId("dialog");
+  const d = h("dialog", { "aria-labelledby": id }, h("h2", { id }, title), body);
+  d.addEventListener("close", () => {
+    d.remove();
+    if (opts && opts.onclose) opts.onclose(d.returnValue);
+  });
+  document.body.append(d);
+  d.showModal();
+  return d;
+}
+
+export function loadFailed(ctx, r) {
+  return h("div", { class: "danger", role: "alert" },
+    t("error.load"), r && r.body && r.body.error ? ` (${r.body.error})` : "");
+}

@@ -1,0 +1,188 @@
+// A form for a row of any kind, built from the node's own description of its columns
+// (GET /v1/schema) and checked as the clerk types by the node itself (POST /v1/check/...,
+// the rules of the CSV import in municipal-node/field.c and intake.c): no rule is copied
+// here. Errors appear beside each field she has touched, and all of them, with a summary at
+// the top, when she saves; nothing she typed is lost when the node refuses the row.
+import { h, replace, newId } from "/common/dom.js";
+import { t, asciiDigits, digits } from "/common/i18n.js";
+import { api, seg } from "/common/api.js";
+import * as bsdate from "/common/bsdate.js";
+import { errorSummary, fieldError, label, value as enumLabel } from "./common.js";
+
+// The order and grouping of each kind's columns on screen (the node's order is the CSV's).
+const LAYOUT = {
+  persons: [
+    ["form.group.who", ["full_name", "sex", "birth_year", "caste_group", "disability", "phone",
+                        "citizenship_no", "ward", "address"]],
+    ["form.group.migration", ["category", "registered_on", "destination_country", "years_abroad",
+                              "return_date", "remigration_intention", "family_member_abroad"]],
+    ["form.group.consent", ["consent"]],
+  ],
+  services: [["form.group.service", ["service", "status", "date", "provider", "programme",
+                                     "amount_npr"]]],
+  enterprises: [["form.group.enterprise", ["action", "sector", "date", "registered", "employees",
+                                           "status"]]],
+  availability: [["form.group.availability", ["service", "provider", "available", "as_of"]]],
+};
+
+function hintFor(col) {
+  if (col.type === "date") return t("hint.date", { calendar: t(`calendar.${bsdate.calendar()}`) });
+  const key = `hint.${col.name}`;
+  const s = t(key);
+  if (s !== key) return s;
+  if (col.type === "int" && col.min !== undefined) {
+    return t("hint.range", { min: digits(col.min), max: digits(col.max) });
+  }
+  return null;
+}
+
+function control(col, id, describedBy, val, session, onchange) {
+  if (col.type === "enum" || col.type === "bool") {
+    const opts = col.type === "bool" ? ["true", "false"] : col.values;
+    return h("select", { id, name: col.name, "aria-describedby": describedBy, onchange },
+      h("option", { value: "" }, col.required ? t("form.choose") : t("form.not_known")),
+      opts.map((v) => h("option", { value: v, selected: v === val }, col.type === "bool"
+        ? t(v === "true" ? "form.yes" : "form.no") : enumLabel(col.name, v))));
+  }
+  if (col.type === "date") {
+    const f = bsdate.dateField({ id, name: col.name, value: val, describedBy,
+                                 today: bsdate.today(session), onchange });
+    return f.root;
+  }
+  const numeric = col.type === "int";
+  return h("input", {
+    id, name: col.name, type: "text", value: val || "",
+    class: numeric || col.type === "country" ? "input-short" : null,
+    inputmode: numeric ? "numeric" : col.type === "phone" ? "tel" : null,
+    autocomplete: "off", spellcheck: col.type === "text" ? null : "false",
+    "aria-describedby": describedBy, oninput: onchange,
+    maxlength: col.max_len ? String(col.max_len) : null,
+  });
+}
+
+// Draws the form into a new element and returns it. o: {ctx, kind, row (values, for an
+// edit), localId (edit), fixed ({column: value} not shown as fields: the person of a
+// service), submitText, cancelHref, onSaved(answer, values), save(values) (optional: how
+// to store the row, when not POST or PUT /v1/<kind>)}.
+export async function rowForm(o) {
+  const schema = await o.ctx.schema();
+  const cols = schema.kinds[o.kind];
+  const byName = Object.fromEntries(cols.map((c) => [c.name, c]));
+  const fields = {}; // name -> {group, control, error, input}
+  const touched = new Set();
+  const summary = h("div", {});
+  let seq = 0;
+  let timer = null;
+  let submitted = false;
+
+  const values = () => {
+    const out = Object.assign({}, o.fixed || {});
+    for (const [name, f] of Object.entries(fields)) {
+      const el = f.group.querySelector(`[name="${name}"]`);
+      let v = el.value.trim();
+      if (byName[name].type === "int" || byName[name].type === "date") v = asciiDigits(v);
+      if (v !== "") out[name] = v;
+    }
+    return out;
+  };
+
+  const show = (errors, all) => {
+    const by = {};
+    for (const e of errors) (by[e.field] = by[e.field] || []).push(e);
+    for (const [name, f] of Object.entries(fields)) {
+      const list = (all || touched.has(name)) ? (by[name] || []) : [];
+      f.group.classList.toggle("has-error", list.length > 0);
+      f.input.setAttribute("aria-invalid", list.length ? "true" : "false");
+      replace(f.error, list.length ? [h("span", { class: "visually-hidden" }, t("form.error_prefix")),
+                                      list.map(fieldError).join(" ")] : []);
+      f.error.hidden = list.length === 0;
+    }
+    return by;
+  };
+
+  const check = async () => {
+    const mine = ++seq;
+    const path = `/v1/check/${o.kind}${o.localId ? "/" + seg(o.localId) : ""}`;
+    const r = await api.post(path, values());
+    if (mine !== seq || r.status !== 200) return;
+    show(r.body.errors, submitted);
+  };
+  const changed = (name) => () => {
+    touched.add(name);
+    clearTimeout(timer);
+    timer = setTimeout(check, 350);
+  };
+
+  const groups = LAYOUT[o.kind].map(([legend, names]) => {
+    const shown = names.filter((n) => byName[n] && !(o.fixed && n in o.fixed));
+    if (!shown.length) return null;
+    return h("fieldset", {}, h("legend", {}, t(legend)), shown.map((name) => {
+      const col = byName[name];
+      const id = `f-${name}`;
+      const hint = hintFor(col);
+      const hintId = hint ? `${id}-hint` : null;
+      const errId = `${id}-error`;
+      const error = h("p", { class: "error-message", id: errId, hidden: true });
+      const ctl = control(col, id, [hintId, errId].filter(Boolean).join(" "),
+                          o.row ? o.row[name] : "", o.ctx.session, changed(name));
+      const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;
+      input.addEventListener("blur", () => {
+        if (input.value.trim() !== "" || touched.has(name)) changed(name)();
+      });
+      const group = h("div", { class: "form-group", id: `${id}-group` },
+        h("label", { for: id }, label(name),
+          col.required ? null : h("span", { class: "optional" }, ` (${t("form.optional")})`)),
+        hint ? h("span", { class: "hint", id: hintId }, hint) : null,
+        error, ctl);
+      fields[name] = { group, error, input };
+      return group;
+    }));
+  });
+
+  const button = h("button", { type: "submit", class: "button", id: "save" }, o.submitText);
+  const form = h("form", { novalidate: true, class: "row-form" },
+    summary, groups,
+    h("div", { class: "button-row" }, button,
+      o.cancelHref ? h("a", { href: o.cancelHref, "data-nav": "", class: "button button-secondary" },
+                       t("form.cancel")) : null));
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submitted = true;
+    clearTimeout(timer);
+    seq++;
+    button.disabled = true;
+    const body = values();
+    const r = o.save ? await o.save(body)
+      : o.localId ? await api.put(`/v1/${o.kind}/${seg(o.localId)}`, body)
+      : await api.post(`/v1/${o.kind}`, body);
+    button.disabled = false;
+    if (r.status === 200 || r.status === 201) {
+      o.onSaved(r.body, body);
+      return;
+    }
+    let items;
+    if (r.status === 422 && r.body && r.body.errors) {
+      show(r.body.errors, true);
+      items = r.body.errors.map((x) => ({
+        text: `${label(x.field)}: ${fieldError(x)}`,
+        href: fields[x.field] ? `#f-${x.field}` : null,
+      }));
+    } else {
+      items = [{ text: (r.body && r.body.error) || t("error.save") }];
+    }
+    replace(summary, errorSummary(items));
+    summary.firstChild.focus();
+  });
+  // A summary link moves the focus to its field, as well as scrolling to it.
+  summary.addEventListener("click", (e) => {
+    const a = e.target.closest("a[href^='#f-']");
+    if (!a) return;
+    e.preventDefault();
+    const el = document.getElementById(a.getAttribute("href").slice(1));
+    if (el) el.focus();
+  });
+  return form;
+}
+
+export { newId };

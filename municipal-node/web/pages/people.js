@@ -1,0 +1,205 @@
+// People: search by name, phone, citizenship number or local id (personal data stays on the
+// node); a person's page with their services and enterprises; register, correct and delete
+// a person, a service or referral, an enterprise.
+import { h, replace } from "/common/dom.js";
+import { t, digits, num } from "/common/i18n.js";
+import { api, seg } from "/common/api.js";
+import * as bsdate from "/common/bsdate.js";
+import { heading, notice, table, dialog, loadFailed, value, label } from "./common.js";
+import { rowForm } from "./forms.js";
+
+const personHref = (id) => `/people/${seg(id)}`;
+
+function personLink(p) {
+  return h("a", { href: personHref(p.local_id), "data-nav": "" },
+    p.full_name || t("people.no_name"));
+}
+
+async function search(ctx, msg) {
+  const q = ctx.params.get("q") || "";
+  const results = h("div", { id: "results", "aria-live": "polite" });
+  const input = h("input", { id: "q", name: "q", type: "search", value: q, autocomplete: "off",
+                             "aria-describedby": "q-hint" });
+  const draw = async (text) => {
+    const r = await api.get(`/v1/persons?q=${encodeURIComponent(text)}&limit=50`);
+    if (r.status !== 200) {
+      replace(results, loadFailed(ctx, r));
+      return;
+    }
+    const rows = r.body.persons.map((p) => h("tr", {},
+      h("td", {}, personLink(p)),
+      h("td", {}, p.local_id),
+      h("td", {}, p.phone || ""),
+      h("td", {}, p.citizenship_no || ""),
+      h("td", {}, bsdate.show(p.registered_on))));
+    replace(results,
+      h("p", {}, text ? t("people.found", { n: digits(r.body.persons.length) + (r.body.more ? "+" : "") })
+                      : t("people.recent")),
+      rows.length ? table(t("people.results"), [t("col.full_name"), t("col.local_id"),
+        t("col.phone"), t("col.citizenship_no"), t("col.registered_on")], rows, { hideCaption: true })
+        : h("p", {}, t("people.none")));
+  };
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      history.replaceState({}, "", input.value ? `/people?q=${encodeURIComponent(input.value)}` : "/people");
+      draw(input.value.trim());
+    }, 250);
+  });
+  replace(ctx.main,
+    heading(ctx, t("people.title")),
+    notice(msg),
+    h("p", {}, h("a", { href: "/people?new=1", "data-nav": "", class: "button", id: "register" },
+      t("people.register"))),
+    h("form", { role: "search", onsubmit: (e) => { e.preventDefault(); draw(input.value.trim()); } },
+      h("div", { class: "search-row" },
+        h("div", { class: "form-group" },
+          h("label", { for: "q" }, t("people.search")),
+          h("span", { class: "hint", id: "q-hint" }, t("people.search_hint")),
+          input),
+        h("button", { type: "submit", class: "button button-secondary" }, t("people.search_button")))),
+    results);
+  await draw(q.trim());
+}
+
+async function registerPerson(ctx) {
+  const form = await rowForm({
+    ctx, kind: "persons", submitText: t("people.register_submit"), cancelHref: "/people",
+    onSaved: (r) => {
+      ctx.notify(t("people.registered", { id: r.local_id }));
+      ctx.navigate(personHref(r.local_id));
+    },
+  });
+  replace(ctx.main, heading(ctx, t("people.register")),
+    h("p", {}, t("people.register_intro")), form);
+}
+
+// Asks before deleting; runs f() when confirmed.
+function confirmDelete(what, f) {
+  const yes = h("button", { type: "button", class: "button button-warning", id: "confirm-delete" },
+    t("delete.yes"));
+  const no = h("button", { type: "button", class: "button button-secondary", value: "no" },
+    t("delete.no"));
+  const d = dialog(t("delete.title", { what }),
+    [h("p", {}, t("delete.body")), h("div", { class: "button-row" }, yes, no)]);
+  no.addEventListener("click", () => d.close("no"));
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    await f();
+    d.close("yes");
+  });
+  no.focus();
+}
+
+function rowsTable(ctx, person, kind, rows, cols) {
+  if (!rows.length) return h("p", { class: "muted" }, t(`person.no_${kind}`));
+  const param = kind === "services" ? "service" : "enterprise";
+  return table(t(`person.${kind}`), [...cols.map((c) => t(`col.${c}`)), t("person.actions")],
+    rows.map((r) => h("tr", {},
+      cols.map((c) => h("td", { class: c === "amount_npr" || c === "employees" ? "num" : null },
+        c === "date" ? bsdate.show(r[c])
+          : c === "amount_npr" || c === "employees" ? num(r[c])
+            : c === "local_id" ? r[c] : value(c, r[c]))),
+      h("td", {},
+        h("a", { href: `${personHref(person)}?${param}=${seg(r.local_id)}`, "data-nav": "" },
+          t("person.edit"), h("span", { class: "visually-hidden" }, ` ${r.local_id}`)),
+        " · ",
+        h("button", { type: "button", class: "link-button", onclick: () =>
+          confirmDelete(r.local_id, async () => {
+            const res = await api.del(`/v1/${kind}/${seg(r.local_id)}`);
+            ctx.notify(res.status === 204 ? t("person.deleted", { id: r.local_id }) : t("error.save"));
+            ctx.navigate(personHref(person), true);
+          }) }, t("person.delete"), h("span", { class: "visually-hidden" }, ` ${r.local_id}`))))),
+    { hideCaption: true });
+}
+
+async function personPage(ctx, id, msg) {
+  const r = await api.get(`/v1/persons/${seg(id)}`);
+  if (r.status === 404) {
+    replace(ctx.main, heading(ctx, t("person.not_found")),
+      h("p", {}, h("a", { href: "/people", "data-nav": "" }, t("person.back"))));
+    return;
+  }
+  if (r.status !== 200) {
+    replace(ctx.main, heading(ctx, t("people.title")), loadFailed(ctx, r));
+    return;
+  }
+  const p = r.body.person;
+  const edit = ctx.params.get("edit");
+  const service = ctx.params.get("service");
+  const enterprise = ctx.params.get("enterprise");
+  const name = p.full_name || t("people.no_name");
+  if (edit !== null) {
+    const form = await rowForm({
+      ctx, kind: "persons", row: p, localId: id, submitText: t("form.save"),
+      cancelHref: personHref(id),
+      onSaved: () => { ctx.notify(t("person.saved")); ctx.navigate(personHref(id)); },
+    });
+    replace(ctx.main, heading(ctx, t("person.edit_title"), name), form);
+    return;
+  }
+  for (const [param, kind, rows, owner] of [["service", "services", r.body.services, "person_local_id"],
+                                            ["enterprise", "enterprises", r.body.enterprises, "owner_local_id"]]) {
+    const which = param === "service" ? service : enterprise;
+    if (which === null) continue;
+    const row = which === "new" ? null : rows.find((x) => x.local_id === which);
+    const form = await rowForm({
+      ctx, kind, row, localId: row ? row.local_id : null, fixed: { [owner]: id },
+      submitText: row ? t("form.save") : t(`person.add_${param}_submit`),
+      cancelHref: personHref(id),
+      onSaved: (res) => {
+        ctx.notify(t(row ? "person.saved" : `person.added_${param}`, { id: res.local_id }));
+        ctx.navigate(personHref(id));
+      },
+    });
+    replace(ctx.main, heading(ctx, t(row ? `person.edit_${param}` : `person.add_${param}`), name),
+      h("p", {}, t(`person.${param}_intro`)), form);
+    return;
+  }
+  const facts = [
+    ["local_id", p.local_id], ["phone", p.phone], ["citizenship_no", p.citizenship_no],
+    ["ward", p.ward ? digits(p.ward) : ""], ["address", p.address],
+    ["sex", value("sex", p.sex)], ["birth_year", p.birth_year ? digits(p.birth_year) : ""],
+    ["category", value("category", p.category)],
+    ["registered_on", bsdate.show(p.registered_on)],
+    ["destination_country", p.destination_country], ["return_date", bsdate.show(p.return_date)],
+    ["remigration_intention", value("remigration_intention", p.remigration_intention)],
+    ["consent", p.consent ? t(p.consent === "true" ? "form.yes" : "form.no") : ""],
+  ];
+  replace(ctx.main,
+    heading(ctx, name, t("person.caption")),
+    notice(msg),
+    h("dl", { class: "summary-list" }, facts.map(([k, v]) => [
+      h("dt", {}, label(k)), h("dd", {}, v || h("span", { class: "muted" }, t("form.not_known")))])),
+    h("p", {},
+      h("a", { href: `${personHref(id)}?edit=1`, "data-nav": "", class: "button button-secondary",
+               id: "edit-person" }, t("person.edit_person")),
+      h("button", { type: "button", class: "button button-warning", id: "delete-person", onclick: () =>
+        confirmDelete(name, async () => {
+          const res = await api.del(`/v1/persons/${seg(id)}`);
+          ctx.notify(res.status === 204 ? t("person.deleted", { id }) : t("error.save"));
+          ctx.navigate("/people", true);
+        }) }, t("person.delete_person"))),
+    h("h2", {}, t("person.services")),
+    h("p", {}, h("a", { href: `${personHref(id)}?service=new`, "data-nav": "", class: "button",
+                        id: "add-service" }, t("person.add_service"))),
+    rowsTable(ctx, id, "services", r.body.services,
+      ["local_id", "service", "status", "date", "provider", "amount_npr"]),
+    h("h2", {}, t("person.enterprises")),
+    h("p", {}, h("a", { href: `${personHref(id)}?enterprise=new`, "data-nav": "", class: "button",
+                        id: "add-enterprise" }, t("person.add_enterprise"))),
+    rowsTable(ctx, id, "enterprises", r.body.enterprises,
+      ["local_id", "action", "sector", "date", "employees", "status"]));
+}
+
+export async function render(ctx, msg) {
+  const rest = ctx.path.slice("/people".length);
+  if (rest.startsWith("/") && rest.length > 1) {
+    await personPage(ctx, decodeURIComponent(rest.slice(1)), msg);
+  } else if (ctx.params.get("new") !== null) {
+    await registerPerson(ctx);
+  } else {
+    await search(ctx, msg);
+  }
+}

@@ -1,0 +1,108 @@
+// Today: the node's sync state in words, months returned by the province with the reviewer's
+// comment (or, without the monthly review, months that ended and are not closed), the
+// directives in force with how many participants are eligible, and the referrals waiting.
+import { h, replace } from "/common/dom.js";
+import { t, digits, num } from "/common/i18n.js";
+import { api, seg } from "/common/api.js";
+import * as bsdate from "/common/bsdate.js";
+import { heading, notice, table, loadFailed } from "./common.js";
+import { loadMonths, monthLabel } from "./months.js";
+
+function ago(seconds) {
+  if (seconds === null || seconds === undefined) return t("today.never");
+  if (seconds < 120) return t("today.seconds_ago", { n: num(seconds) });
+  if (seconds < 7200) return t("today.minutes_ago", { n: num(Math.floor(seconds / 60)) });
+  if (seconds < 172800) return t("today.hours_ago", { n: num(Math.floor(seconds / 3600)) });
+  return t("today.days_ago", { n: num(Math.floor(seconds / 86400)) });
+}
+
+function syncCard(s) {
+  const lines = [];
+  let tone = "notice";
+  if (s.upgrade_needed) {
+    tone = "danger";
+    lines.push(t("today.upgrade_needed"));
+  } else if (s.clock_ahead) {
+    tone = "danger";
+    lines.push(t("today.clock_ahead"));
+  } else if (s.crl_expired) {
+    tone = "danger";
+    lines.push(t("today.crl_expired"));
+  } else if (s.hub_reachable === false) {
+    tone = "warning";
+    lines.push(t("today.hub_unreachable"));
+  } else {
+    lines.push(t("today.hub_reachable"));
+  }
+  lines.push(t("today.last_sync", { when: ago(s.last_sync_age_s) }));
+  lines.push(s.backlog ? t("today.backlog", { n: num(s.backlog), when: ago(s.oldest_unsynced_age_s) })
+                       : t("today.no_backlog"));
+  return h("div", { class: tone, id: "sync-state" }, h("h2", {}, t("today.sync")),
+    h("ul", {}, lines.map((l) => h("li", {}, l))),
+    s.last_error ? h("p", { class: "muted" }, t("today.last_error", { error: s.last_error })) : null);
+}
+
+export async function render(ctx, msg) {
+  const [st, dl, dir, fu, fy] = await Promise.all([
+    api.get("/v1/status"), api.get("/v1/dead-letters"), api.get("/v1/directives"),
+    api.get("/v1/followups"), loadMonths(null)]);
+  if (st.status !== 200) {
+    replace(ctx.main, heading(ctx, t("today.title")), loadFailed(ctx, st));
+    return;
+  }
+  const s = st.body;
+  const pending = fu.status === 200
+    ? fu.body.persons.reduce((n, p) => n + p.referrals.length, 0) : 0;
+  const longest = fu.status === 200 && fu.body.persons.length ? fu.body.persons[0].days_waiting : 0;
+
+  const months = fy.error ? [] : fy.months;
+  const returned = months.filter((m) => m.state === "returned");
+  const due = months.filter((m) => m.state === "due");
+  const changed = months.filter((m) => m.state === "changed");
+
+  const monthItems = [
+    ...returned.map((m) => h("li", {}, h("strong", {}, t("today.returned", { month: monthLabel(fy, m.month) })),
+      " ", m.review.comment ? h("q", {}, m.review.comment) : null,
+      m.review.decided_by ? h("span", { class: "muted" }, ` — ${m.review.decided_by}`) : null)),
+    ...changed.map((m) => h("li", {}, t("today.changed", { month: monthLabel(fy, m.month) }))),
+    ...due.map((m) => h("li", {}, t("today.due", { month: monthLabel(fy, m.month) }))),
+  ];
+
+  const dead = dl.status === 200 ? dl.body.dead_letters : [];
+  const directives = dir.status === 200 ? dir.body.directives : [];
+  replace(ctx.main,
+    heading(ctx, t("today.title"), bsdate.show(ctx.session.today)),
+    notice(msg),
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, h("h2", {}, t("today.followups")),
+        h("p", { class: "big" }, num(pending)),
+        h("p", {}, pending ? t("today.followups_longest", { n: num(longest) }) : t("today.followups_none"),
+          " ", h("a", { href: "/followups", "data-nav": "" }, t("today.followups_link")))),
+      h("div", { class: "card" }, h("h2", {}, t("today.records")),
+        h("p", { class: "big" }, num(s.records)),
+        h("p", {}, h("a", { href: "/people", "data-nav": "" }, t("today.people_link")))),
+      h("div", { class: "card" }, h("h2", {}, t("today.months")),
+        h("p", { class: "big" }, num(returned.length + due.length + changed.length)),
+        h("p", {}, h("a", { href: "/months", "data-nav": "" }, t("today.months_link"))))),
+    syncCard(s),
+    h("h2", {}, t("today.months_title")),
+    monthItems.length ? h("ul", { id: "month-alerts" }, monthItems)
+      : h("p", {}, t("today.months_ok")),
+    h("h2", {}, t("today.dead_letters", { n: num(s.dead_letters) })),
+    dead.length ? table(t("today.dead_letters_caption"), [t("today.dl_record"), t("today.dl_field"),
+      t("today.dl_reason"), t("today.dl_when")], dead.map((d) => h("tr", {},
+        h("td", {}, d.kind === "persons" && d.local_id
+          ? h("a", { href: `/people/${seg(d.local_id)}`, "data-nav": "" }, d.local_id)
+          : `${t(`kind.${d.kind}`)} ${d.local_id || ""}`),
+        h("td", {}, d.field), h("td", {}, d.reason),
+        h("td", {}, bsdate.long(Math.floor(d.at_ms / 86400000))))), { hideCaption: true })
+      : h("p", {}, t("today.no_dead_letters")),
+    h("h2", {}, t("today.directives")),
+    directives.length ? table(t("today.directives"), [t("today.directive"), t("today.in_force"),
+      { text: t("today.eligible"), num: true }], directives.map((d) => h("tr", {},
+        h("td", {}, h("strong", {}, d.title), h("br", {}), h("span", { class: "muted" }, d.text)),
+        h("td", {}, d.to ? t("today.from_to", { from: bsdate.show(d.from), to: bsdate.show(d.to) })
+                         : t("today.from", { from: bsdate.show(d.from) })),
+        h("td", { class: "num" }, num(d.eligible_count)))), { hideCaption: true })
+      : h("p", {}, t("today.no_directives")));
+}

@@ -1,0 +1,123 @@
+"""Debian's Chromium driven by Debian's chromedriver through python3-selenium, for the
+browser tests of the clerks' workspace (test_web*.py): nothing here downloads a browser or a
+driver (/usr/bin/chromium and /usr/bin/chromedriver are given explicitly). Also axe-core (from
+tests/system/web/node_modules, installed by `make deps`) injected into a page for its
+accessibility check, and screenshots under build/screenshots/."""
+import json
+import os
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from harness import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+AXE = os.path.join(ROOT, "tests", "system", "web", "node_modules", "axe-core", "axe.min.js")
+SHOTS = os.path.join(ROOT, "build", "screenshots")
+
+
+def chromium(ca=None, lang="en-US", width=1366, height=768):
+    """A headless Chromium at the given window size. ca: a PEM CA the browser must trust for
+    HTTPS (the node's web CA), through an NSS database of its own (a user-data dir's)."""
+    assert os.path.exists(CHROMIUM), "chromium is not installed (make deps installs it)"
+    assert os.path.exists(CHROMEDRIVER), "chromium-driver is not installed (make deps)"
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=%d,%d" % (width, height), "--lang=" + lang,
+              "--disable-features=Translate,OptimizationHints,MediaRouter",
+              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+              "--disable-background-networking", "--disable-sync",
+              "--disable-component-update", "--metrics-recording-only"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    o.add_experimental_option("prefs", {"intl.accept_languages": lang,
+                                        "download.default_directory": "/tmp",
+                                        "download.prompt_for_download": False})
+    if ca:
+        o.add_argument("--ignore-certificate-errors-spki-list=" + spki_hash(ca["leaf"]))
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d.set_page_load_timeout(30)
+    d.set_script_timeout(60)
+    return d
+
+
+def spki_hash(cert_path):
+    """Base64 SHA-256 of a certificate's public key, the form Chromium's
+    --ignore-certificate-errors-spki-list takes (pins exactly that key)."""
+    import base64
+    import hashlib
+    import subprocess
+    der = subprocess.run(["openssl", "x509", "-in", cert_path, "-noout", "-pubkey"],
+                         capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=der,
+                          capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def wait(d, pred, timeout=20, what="the page"):
+    try:
+        return WebDriverWait(d, timeout, poll_frequency=0.1).until(lambda _: pred())
+    except TimeoutException:
+        raise AssertionError("timed out waiting for %s; page text:\n%s\nconsole:\n%s"
+                             % (what, body_text(d), "\n".join(console(d))))
+
+
+def body_text(d):
+    """The page's visible text, read in one script call (an element found first may be
+    replaced by the page before its text is read)."""
+    return d.execute_script("return document.body ? document.body.innerText : ''") or ""
+
+
+def console(d):
+    """The browser console's lines since the last call (errors, CSP reports, ...)."""
+    try:
+        return ["%s %s" % (e["level"], e["message"]) for e in d.get_log("browser")]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def h1(d):
+    return d.execute_script("const e = document.querySelector('h1');"
+                            "return e ? e.innerText : ''") or ""
+
+
+def wait_h1(d, text, timeout=20):
+    wait(d, lambda: text in h1(d), timeout, "a page headed %r" % text)
+
+
+def screenshot(d, name):
+    os.makedirs(SHOTS, exist_ok=True)
+    path = os.path.join(SHOTS, name + ".png")
+    # The whole page, not only the window: the height of its content.
+    height = d.execute_script("return Math.max(document.body.scrollHeight, 600)")
+    width = d.get_window_size()["width"]
+    d.set_window_size(width, min(height + 140, 4000))
+    time.sleep(0.2)
+    d.save_screenshot(path)
+    return path
+
+
+def axe(d):
+    """Runs axe-core in the page (injected by the test, not served by the node) and returns
+    its violations of impact serious or critical."""
+    with open(AXE) as f:
+        src = f.read()
+    d.execute_script(src)
+    res = d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(JSON.stringify(r.violations))).catch(e => done('ERR ' + e));")
+    assert not res.startswith("ERR"), res
+    return [v for v in json.loads(res) if v["impact"] in ("serious", "critical")]
+
+
+def describe(violations):
+    return "\n".join("%s (%s): %s\n  %s" % (v["id"], v["impact"], v["help"],
+                                            "\n  ".join(n["html"][:200] for n in v["nodes"][:5]))
+                     for v in violations)

@@ -1,0 +1,383 @@
+"""The clerks' workspace in a real browser (Debian's Chromium through chromedriver) against a
+real node and hub (issue 15): sign in; register a person with a Bikram Sambat date (typed and
+picked from the BS calendar); a date field's error for 2083-13-40 in English and in Nepali;
+a referral recorded, seen in follow-ups, marked delivered with its amount; a CSV import with
+three bad rows listed by line; a month closed; sign out. Each record is then checked at the
+hub, not in the page. Once over plain HTTP on loopback and once over the node's HTTPS.
+Every page, in both languages, is checked with axe-core (no violation of impact serious or
+critical) and its screenshot written under build/screenshots/."""
+import datetime
+import os
+import re
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+import bs
+from browser import axe, body_text, chromium, console, describe, h1, screenshot, wait, wait_h1
+from webenv import PASSWORD, Web, fiscal_year_of, previous_bs_month, today_bs
+
+LOCAL_ID = re.compile(r"^\d{4}-\d{2}-\d{2}-[0-9A-HJKMNP-TV-Z]{8}$")
+
+
+@pytest.fixture(scope="module", params=["http", "https"])
+def site(request, pki):
+    w = Web(pki, https=request.param == "https")
+    d = chromium(ca={"leaf": w.webpki.cert} if w.https else None)
+    w.driver = d
+    w.scheme = request.param
+    yield w
+    d.quit()
+    w.stop()
+
+
+def go(w, path):
+    w.driver.get(w.base + path)
+
+
+def el(w, css):
+    return w.driver.find_element(By.CSS_SELECTOR, css)
+
+
+def fill(w, id_, text):
+    e = w.driver.find_element(By.ID, id_)
+    e.clear()
+    e.send_keys(text)
+    return e
+
+
+def choose(w, id_, value):
+    Select(w.driver.find_element(By.ID, id_)).select_by_value(value)
+
+
+def set_language(w, lang):
+    """Switches the page's language with the header's button (remembered by the browser)."""
+    d = w.driver
+    if d.execute_script("return document.documentElement.lang") != lang:
+        d.find_element(By.CSS_SELECTOR, "button.lang-switch").click()
+        wait(d, lambda: d.execute_script("return document.documentElement.lang") == lang,
+             what="the language " + lang)
+
+
+def error_of(w, field):
+    e = w.driver.find_elements(By.ID, "f-%s-error" % field)
+    return e[0].text if e and e[0].is_displayed() else ""
+
+
+def test_sign_in_refuses_a_wrong_token_then_takes_the_password(site):
+    d = site.driver
+    go(site, "/today")
+    wait_h1(d, "Sign in")  # the browser asks for English (--lang=en-US)
+    fill(site, "signin-token", "not-a-token")
+    d.find_element(By.ID, "signin-token-submit").click()
+    wait(d, lambda: "not right" in body_text(d), what="the refusal")
+    fill(site, "signin-clerk", "asha")
+    fill(site, "signin-password", PASSWORD)
+    d.find_element(By.ID, "signin-password-submit").click()
+    wait_h1(d, "Today")
+    assert "Signed in as asha" in body_text(d)
+    # The session cookie: HttpOnly, SameSite=Strict, expiring, and over HTTPS Secure with the
+    # __Host- prefix.
+    cookies = {c["name"]: c for c in d.get_cookies()}
+    name = "__Host-reint_session" if site.https else "reint_session"
+    c = cookies[name]
+    assert c["httpOnly"] and c["sameSite"] == "Strict" and c["secure"] == site.https, c
+    assert 0 < c["expiry"] - time.time() <= 8 * 3600 + 60, c
+    assert d.execute_script("return document.cookie") == ""
+
+
+def test_register_a_person_with_a_bs_date_reaches_the_hub(site):
+    d = site.driver
+    go(site, "/people")
+    wait_h1(d, "People")
+    d.find_element(By.ID, "register").click()
+    wait_h1(d, "Register a person")
+    fill(site, "f-full_name", "Sita Rai")
+    choose(site, "f-sex", "FEMALE")
+    fill(site, "f-birth_year", "2050")
+    fill(site, "f-phone", "+977 984-1234567")
+    choose(site, "f-category", "RETURNEE")
+    fill(site, "f-destination_country", "QA")
+    # registered_on typed in BS; its Gregorian date appears beside it.
+    fill(site, "f-registered_on", "2083-07-15")
+    ad = bs.bs_to_ad(2083, 7, 15)
+    wait(d, lambda: "%d %s %d" % (ad.day, ad.strftime("%b"), ad.year) in
+         el(site, "#f-registered_on-group .date-eq").text, what="the AD equivalent")
+    # return_date picked from the BS month calendar with the keyboard alone.
+    picker = el(site, "#f-return_date-group .picker-button")
+    picker.click()
+    wait(d, lambda: el(site, "#f-return_date-group .picker").is_displayed(), what="the picker")
+    y, m, _ = today_bs()
+    title = el(site, "#f-return_date-group .picker-title").text
+    assert str(y) in title, title
+    for _ in range(((y - 2083) * 12 + m - 7) % 1200):
+        d.switch_to.active_element.send_keys(Keys.PAGE_UP)
+    wait(d, lambda: "Kartik 2083" in el(site, "#f-return_date-group .picker-title").text,
+         what="Kartik 2083 in the picker")
+    focused = d.switch_to.active_element
+    while int(focused.get_attribute("data-day")) > 1:
+        focused.send_keys(Keys.ARROW_LEFT)
+        focused = d.switch_to.active_element
+    for _ in range(9):
+        d.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    assert d.find_element(By.ID, "f-return_date").get_attribute("value") == "2083-07-10"
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Registered, with local id" in body_text(d), what="the registration")
+    local_id = re.search(r"local id (\S+)\.", body_text(d)).group(1)
+    assert LOCAL_ID.match(local_id), local_id
+    y0, m0, d0 = today_bs()
+    assert local_id.startswith("%04d-%02d-%02d-" % (y0, m0, d0)), local_id
+    assert h1(d) == "Sita Rai"
+    site.person = local_id
+    got = site.wait_hub("person", local_id)
+    p = got[4].person
+    assert p.registered_bs_month == 208307 and p.registered_month == ad.year * 100 + ad.month, p
+    r = bs.bs_to_ad(2083, 7, 10)
+    assert p.return_month == r.year * 100 + r.month and p.destination_country == "QA", p
+    assert not got[3]
+    # Personal data stays on the node.
+    assert "Sita" not in str(got[4]) and "984" not in str(got[4])
+
+
+def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site):
+    d = site.driver
+    go(site, "/people?new=1")
+    wait_h1(d, "Register a person")
+    fill(site, "f-registered_on", "2083-13-40")
+    d.find_element(By.ID, "f-full_name").click()  # leaves the field
+    wait(d, lambda: "not a real date in Bikram Sambat" in error_of(site, "registered_on"),
+         what="the English error")
+    assert "2083-07-15" in error_of(site, "registered_on")
+    assert d.find_element(By.ID, "f-registered_on").get_attribute("aria-invalid") == "true"
+    screenshot(d, "%s-en-field-error" % site.scheme)
+    set_language(site, "ne")
+    wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
+    assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name
+    fill(site, "f-registered_on", "2083-13-40")
+    d.find_element(By.ID, "f-full_name").click()
+    wait(d, lambda: "साँचो मिति होइन" in error_of(site, "registered_on"),
+         what="the Nepali error")
+    # Saving anyway: the summary at the top links to the field; nothing typed is lost.
+    fill(site, "f-full_name", "गीता गुरुङ")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "समस्या छ" in body_text(d), what="the error summary")
+    assert d.find_element(By.ID, "f-full_name").get_attribute("value") == "गीता गुरुङ"
+    link = d.find_element(By.CSS_SELECTOR, ".error-summary a[href='#f-registered_on']")
+    link.click()
+    assert d.switch_to.active_element.get_attribute("id") == "f-registered_on"
+    screenshot(d, "%s-ne-field-error" % site.scheme)
+    set_language(site, "en")
+
+
+def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
+    d = site.driver
+    go(site, "/people/" + site.person)
+    wait_h1(d, "Sita Rai")
+    d.find_element(By.ID, "add-service").click()
+    wait_h1(d, "Record a service or referral")
+    choose(site, "f-service", "LOAN")
+    choose(site, "f-status", "REFERRED")
+    fill(site, "f-date", "2083-07-20")
+    choose(site, "f-provider", "BANK")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Recorded, with local id" in body_text(d), what="the referral")
+    referral = re.search(r"local id (\S+)\.", body_text(d)).group(1)
+    site.wait_hub("service", referral)
+
+    d.find_element(By.LINK_TEXT, "Follow-ups").click()
+    wait_h1(d, "Follow-ups")
+    row = d.find_element(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
+    assert "Sita Rai" in row.text and "Loan" in row.text
+    row.find_element(By.TAG_NAME, "button").click()
+    # A loan asks for its amount.
+    wait(d, lambda: d.find_elements(By.ID, "amount"), what="the amount dialog")
+    fill(site, "amount", "50000")
+    d.find_element(By.ID, "amount-submit").click()
+    wait(d, lambda: "recorded as delivered" in body_text(d), what="the delivery")
+    assert not d.find_elements(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
+    delivered = re.search(r"\((\S+)\)\.", body_text(d)).group(1)
+    got = site.wait_hub("service", delivered)
+    s = got[4].service
+    assert s.status == 2 and s.amount_npr == 50000 and s.type == 8, s  # DELIVERED LOAN
+    y, m, _ = today_bs()
+    assert s.bs_month == y * 100 + m, s
+    assert site.hub_record("service", referral)[4].service.status == 1
+    # Another referral that stays pending, for the follow-ups page's own check below.
+    status, _, body = site.request("POST", "/v1/services", {
+        "person_local_id": site.person, "service": "SKILLS_TRAINING", "status": "REFERRED",
+        "date": "2083-07-25", "provider": "TRAINING_INSTITUTE"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+
+
+def test_availability_is_recorded_and_shown_by_provider(site):
+    d = site.driver
+    go(site, "/availability")
+    wait_h1(d, "Availability")
+    choose(site, "f-service", "SKILLS_TRAINING")
+    choose(site, "f-provider", "TRAINING_INSTITUTE")
+    choose(site, "f-available", "true")
+    assert d.find_element(By.ID, "f-as_of").get_attribute("value") == "%04d-%02d-%02d" % today_bs()
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Saved." in body_text(d), what="the availability saved")
+    assert "Training institute" in body_text(d) and "Offered" in body_text(d)
+    got = site.wait_hub("availability", "SKILLS_TRAINING/TRAINING_INSTITUTE")
+    a = got[4].availability
+    assert a.available and a.service == 6 and a.provider == 6, a
+
+
+def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(site, tmp_path):
+    d = site.driver
+    rows = [
+        ("IMP-1", "RETURNEE", "FEMALE", "2083-05-01"),
+        ("IMP-2", "RETURNEE", "F?", "2083-05-02"),          # line 3: sex
+        ("IMP-3", "COMMUNITY", "MALE", "2083-05-03"),
+        ("IMP-4", "RETURNEE", "MALE", "2083-13-40"),        # line 5: registered_on
+        ("IMP-5", "NOT_A_CATEGORY", "OTHER", "2083-05-05"),  # line 6: category
+        ("IMP-6", "VULNERABLE", "FEMALE", "2083-05-06"),
+    ]
+    path = tmp_path / ("persons-%s.csv" % site.scheme)
+    path.write_text("local_id,category,sex,registered_on\n" +
+                    "".join("%s,%s,%s,%s\n" % r for r in rows))
+    go(site, "/import")
+    wait_h1(d, "Import a spreadsheet")
+    choose(site, "kind", "persons")
+    d.find_element(By.ID, "file").send_keys(str(path))
+    d.find_element(By.ID, "upload").click()
+    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    assert "3 rows with problems" in body_text(d)
+    assert d.find_element(By.ID, "progress").get_attribute("value") == "100"
+    lines = [tr.find_elements(By.TAG_NAME, "td") for tr in
+             d.find_elements(By.CSS_SELECTOR, "#import-out table tbody tr")]
+    got = [(c[0].text, c[1].text) for c in lines]
+    assert got == [("3", "Sex"), ("5", "Registered on"), ("6", "Category")], got
+    assert "not a real date" in lines[1][2].text
+    href = d.find_element(By.ID, "download-errors").get_attribute("href")
+    assert href.startswith(site.base + "/v1/imports/") and href.endswith("/errors.csv")
+    screenshot(d, "%s-en-import-result" % site.scheme)
+    # The refused rows as CSV, with the session's cookie (a download link).
+    cookie = "; ".join("%s=%s" % (c["name"], c["value"]) for c in d.get_cookies())
+    status, _, text = site.request("GET", href[len(site.base):], headers={"Cookie": cookie})
+    assert status == 200 and text.startswith("\ufeffline,field,code,reason"), text
+    assert [l.split(",")[0] for l in text.strip().splitlines()[1:]] == ["3", "5", "6"], text
+    for lid in ("IMP-1", "IMP-3", "IMP-6"):
+        site.wait_hub("person", lid)
+    assert all(site.hub_record("person", lid) is None for lid in ("IMP-2", "IMP-4", "IMP-5"))
+
+
+def test_closing_a_month_sends_its_close_to_the_hub(site):
+    d = site.driver
+    y, m = previous_bs_month()
+    go(site, "/months?year=%d" % fiscal_year_of(y, m))
+    wait_h1(d, "Month close")
+    month = "%04d-%02d" % (y, m)
+    d.find_element(By.CSS_SELECTOR, "button[data-close='%s']" % month).click()
+    wait(d, lambda: d.find_elements(By.ID, "close-submit"), what="the checklist")
+    assert "dated in this month" in body_text(d)
+    d.find_element(By.ID, "close-submit").click()  # without ticking the box: refused
+    wait(d, lambda: "Tick the box" in body_text(d), what="the checklist's refusal")
+    d.find_element(By.CSS_SELECTOR, "label[for='checked']").click()
+    d.find_element(By.ID, "close-submit").click()
+    wait(d, lambda: "is closed" in body_text(d), what="the close")
+    row = d.find_element(By.CSS_SELECTOR, "tr[data-month='%s']" % month)
+    assert "Closed" in row.text and "asha" in row.text, row.text
+    got = site.wait_hub("month_close", month)
+    mc = got[4].month_close
+    assert (mc.year, mc.month, mc.bikram_sambat) == (y, m, True), mc
+
+
+def test_every_page_in_both_languages_passes_axe_and_is_screenshotted(site):
+    d = site.driver
+    pages = [("/today", "today"), ("/people", "people"), ("/people/" + site.person, "person"),
+             ("/people?new=1", "register"),
+             ("/people/%s?service=new" % site.person, "service"),
+             ("/people/%s?enterprise=new" % site.person, "enterprise"),
+             ("/followups", "followups"), ("/import", "import"), ("/months", "months"),
+             ("/availability", "availability"), ("/export", "export")]
+    problems = []
+    console(d)  # what earlier tests left in the log
+    for lang in ("en", "ne"):
+        for p, name in pages:
+            go(site, p)
+            wait(d, lambda: h1(d) and "Loading" not in body_text(d), what=p)
+            set_language(site, lang)
+            wait(d, lambda: d.find_elements(By.TAG_NAME, "h1"), what=p)
+            bad = axe(d)
+            if bad:
+                problems.append("%s (%s):\n%s" % (p, lang, describe(bad)))
+            if site.scheme == "http" or p == "/today":
+                screenshot(d, "%s-%s-%s" % (site.scheme, lang, name))
+            # Script errors and CSP refusals; an API's 404 (GET /v1/months on a node without
+            # the monthly review) is an answer, not an error of the page.
+            errors = [l for l in console(d)
+                      if "SEVERE" in l and "Failed to load resource" not in l]
+            assert not errors, (p, lang, errors)
+    set_language(site, "en")
+    assert not problems, "\n\n".join(problems)
+
+
+def test_pages_fit_a_phone_sized_screen(site):
+    """At 390 px wide, no page scrolls sideways as a whole (a wide table scrolls in its own
+    box), and the menu stays reachable."""
+    d = site.driver
+    d.set_window_size(390, 844)
+    try:
+        for lang in ("en", "ne"):
+            for p, name in (("/today", "today"), ("/people/" + site.person, "person"),
+                            ("/followups", "followups"), ("/months", "months"),
+                            ("/people?new=1", "register")):
+                go(site, p)
+                wait(d, lambda: h1(d) and "Loading" not in body_text(d), what=p)
+                set_language(site, lang)
+                wait(d, lambda: d.find_elements(By.TAG_NAME, "h1"), what=p)
+                # Scrolled as far right as it goes, the page has not moved.
+                over = d.execute_script(
+                    "window.scrollTo(10000, 0); const x = window.scrollX; window.scrollTo(0, 0);"
+                    "return x")
+                # What sticks out, for the message: an element past the edge and outside any
+                # box that scrolls on its own.
+                wide = d.execute_script(
+                    "const w = document.documentElement.clientWidth;"
+                    "const boxed = (e) => { for (let a = e.parentElement; a; a = a.parentElement)"
+                    " if (getComputedStyle(a).overflowX !== 'visible') return true; return false;"
+                    "}; return [...document.querySelectorAll('body *')].filter(e => "
+                    "e.getBoundingClientRect().right > w + 1 && !boxed(e)).slice(0, 4).map(e => "
+                    "e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 40))")
+                assert over <= 1, (p, lang, over, wide)
+                assert d.find_element(By.LINK_TEXT, "Follow-ups" if lang == "en"
+                                      else "अनुगमन").is_displayed(), (p, lang)
+                if site.scheme == "http":
+                    screenshot(d, "%s-%s-phone-%s" % (site.scheme, lang, name))
+                d.set_window_size(390, 844)
+    finally:
+        set_language(site, "en")
+        d.set_window_size(1366, 768)
+
+
+def test_sign_out_ends_the_session(site):
+    d = site.driver
+    go(site, "/today")
+    wait_h1(d, "Today")
+    old = {c["name"]: c["value"] for c in d.get_cookies()}
+    d.find_element(By.ID, "signout").click()
+    wait_h1(d, "Sign in")
+    assert "You have signed out" in body_text(d)
+    assert not d.get_cookies()
+    # The old cookie no longer opens anything.
+    cookie = "; ".join("%s=%s" % kv for kv in old.items())
+    status, _, _ = site.request("GET", "/v1/session", headers={"Cookie": cookie})
+    assert status == 401
+    go(site, "/people")
+    wait_h1(d, "Sign in")
+    # The sign-in page, as every other, in both languages.
+    for lang, title in (("en", "Sign in"), ("ne", "भित्र पस्नुहोस्")):
+        set_language(site, lang)
+        wait_h1(d, title)
+        bad = axe(d)
+        assert not bad, describe(bad)
+        screenshot(d, "%s-%s-signin" % (site.scheme, lang))
+    set_language(site, "en")
