@@ -93,6 +93,8 @@ PROTOS := $(wildcard proto/*.proto)
 PB_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H := $(PB_C:.c=.h)
 TABLES_C := $(GEN)/tables.c
+# The OpenAPI documents, one object each so that a daemon links only its own.
+OPENAPI_C := $(GEN)/openapi_node.c $(GEN)/openapi_hub.c $(GEN)/openapi_federal.c
 
 COMMON_SRC := $(wildcard common/*.c)
 NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
@@ -100,7 +102,7 @@ HUB_SRC := $(filter-out provincial-hub/main.c,$(wildcard provincial-hub/*.c))
 FED_SRC := $(filter-out federal-api/main.c,$(wildcard federal-api/*.c))
 
 COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
-	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C)) \
+	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C) $(OPENAPI_C)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC))
 HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
@@ -126,7 +128,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
 # declaring every target secondary, lets make rebuild a missing object or library.
-.SECONDARY: $(PB_C) $(PB_H)
+.SECONDARY: $(PB_C) $(PB_H) $(OPENAPI_C)
 
 all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
 
@@ -158,6 +160,10 @@ $(TABLES_C): tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_level
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_tables.sh data/bikram_sambat.csv data/nepal_local_levels.csv \
 		> $@.tmp && mv $@.tmp $@
+
+$(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_file.sh openapi_$* $< > $@.tmp && mv $@.tmp $@
 
 # --- objects --------------------------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)

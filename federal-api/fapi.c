@@ -7,6 +7,7 @@
 #include "auth.h"
 #include "catalogue.h"
 #include "clock.h"
+#include "dhis2.h"
 #include "faudit.h"
 #include "fcoverage.h"
 #include "fdirectives.h"
@@ -20,6 +21,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "netaddr.h"
+#include "openapi.h"
 #include "params.h"
 #include "sbuf.h"
 
@@ -62,7 +64,11 @@ static unsigned fapi__allowed(const freq *f)
         return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY |
                PARAM_FORMAT | PARAM_EXACT;
     case FREQ_DVS:
-        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT;
+        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT |
+               PARAM_PAGE | PARAM_PAGE_SIZE | PARAM_ID_SCHEME;
+    case FREQ_ADX:
+        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT |
+               PARAM_PAGE | PARAM_PAGE_SIZE;
     case FREQ_AUDIT:
         return PARAM_LIMIT;
     case FREQ_COVERAGE:
@@ -72,6 +78,26 @@ static unsigned fapi__allowed(const freq *f)
     default:
         return 0;
     }
+}
+
+/* GET /v1/metadata: DHIS2's metadata export, the same for every role. */
+static void fapi__metadata(freq *f)
+{
+    sbuf b;
+    sbuf_init(&b, 16 * 1024 * 1024);
+    dhis2_metadata(&b); /* a failure leaves b failed, which is answered 500 */
+    faudit_respond_sbuf(f, 200, NULL, &b);
+    sbuf_free(&b);
+}
+
+/* GET /v1/openapi.json: the API's description, compiled in from docs/openapi/federal.json. */
+static void fapi__openapi(freq *f)
+{
+    sbuf b;
+    sbuf_init(&b, openapi_federal_len + 1);
+    sbuf_add(&b, openapi_federal, openapi_federal_len);
+    faudit_respond_sbuf(f, 200, NULL, &b);
+    sbuf_free(&b);
 }
 
 /* Runs an authenticated request: parameters, then the role's permission, then the data. */
@@ -99,6 +125,12 @@ static void fapi__authorised(freq *f)
     case FREQ_CATALOGUE:
         fapi__catalogue(f);
         return;
+    case FREQ_METADATA:
+        fapi__metadata(f);
+        return;
+    case FREQ_OPENAPI:
+        fapi__openapi(f);
+        return;
     case FREQ_DIRECTIVES:
         if (f->post)
             fpublish_post(f);
@@ -122,8 +154,16 @@ static void fapi__authorised(freq *f)
                                "province=<its code>"
                              : "the coverage is for the ministry, admin and province roles");
         return;
-    case FREQ_INDICATOR:
     case FREQ_DVS:
+    case FREQ_ADX:
+        if (f->q.kind == PERIOD_FISCAL_TRIMESTER) {
+            faudit_error(f, 400,
+                         "DHIS2 has no four-month period type: ask the fiscal year or its BS "
+                         "months (docs/DHIS2.md)");
+            return;
+        }
+        break;
+    case FREQ_INDICATOR:
         break;
     }
     switch (f->role) {
@@ -306,6 +346,12 @@ static int fapi__route(freq *f, const char *path)
         snprintf(f->code, sizeof(f->code), "%s", path + 15);
     } else if (strcmp(path, "/v1/dataValueSets") == 0) {
         f->route = FREQ_DVS;
+    } else if (strcmp(path, "/v1/adx") == 0) {
+        f->route = FREQ_ADX;
+    } else if (strcmp(path, "/v1/metadata") == 0) {
+        f->route = FREQ_METADATA;
+    } else if (strcmp(path, "/v1/openapi.json") == 0) {
+        f->route = FREQ_OPENAPI;
     } else if (strcmp(path, "/v1/audit") == 0) {
         f->route = FREQ_AUDIT;
     } else if (strcmp(path, "/v1/coverage") == 0) {

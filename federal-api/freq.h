@@ -44,7 +44,10 @@ enum freq_route {
     FREQ_DVS,
     FREQ_AUDIT,
     FREQ_DIRECTIVES,
-    FREQ_COVERAGE
+    FREQ_COVERAGE,
+    FREQ_METADATA, /* DHIS2's metadata export */
+    FREQ_ADX,      /* the values of dataValueSets as ADX XML */
+    FREQ_OPENAPI   /* the API's OpenAPI description */
 };
 
 typedef struct freq {
