@@ -123,7 +123,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
+.PHONY: all deps deps-debian openapi-check test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
 	bench bench-build install demo demo-stop format format-check clean FORCE
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
@@ -136,8 +136,16 @@ all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
-	python3 python3-pytest python3-protobuf testssl.sh procps psmisc git
-deps:
+	python3 python3-pytest python3-protobuf python3-jsonschema testssl.sh procps psmisc git
+# The OpenAPI validator from npm, exactly as tools/openapi/package-lock.json pins it; no
+# package's install scripts run. Node and npm are the machine's (Debian 12's nodejs, or a
+# newer one already installed: the validator needs Node 14 or later).
+deps: deps-debian
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "deps: node and npm are needed (apt-get install nodejs npm)"; exit 1; }
+	@cd tools/openapi && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+deps-debian:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
@@ -272,7 +280,12 @@ soak: all
 	cd tests/system && SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 -m pytest -q -s \
 		-p no:cacheprovider test_soak.py
 
+# The OpenAPI documents checked by an implementation independent of ours (make deps installs it).
+openapi-check:
+	node tools/openapi/validate.mjs docs/openapi/*.json
+
 test: deps
+	$(MAKE) openapi-check
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-asan

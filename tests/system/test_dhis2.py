@@ -188,3 +188,7 @@ def test_metadata_dvs_and_adx_agree_over_demo_like_data(chain, pki, workdir, pro
     for route in ("dataValueSets", "adx"):
         st, a, _ = fed.get("/v1/%s?period=%s" % (route, urllib.parse.quote(tri, safe="")), pub)
         assert st == 400 and "four-month" in a["error"]
+    # The API's description is served as compiled in from docs/openapi/federal.json.
+    import openapi
+    st, served, _ = fed.get("/v1/openapi.json", pub)
+    assert st == 200 and served == openapi.document("federal")
