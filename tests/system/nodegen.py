@@ -42,14 +42,14 @@ def new_enterprise(caseload, owner_lid, calendar="BS"):
     e = {
         "local_id": lid,
         "owner_local_id": owner_lid,
-        "action": caseload.pick(ACTION_W),
-        "sector": caseload.pick(SECTOR_W),
+        "action": caseload.pick(ACTION_W, ACTIONS),
+        "sector": caseload.pick(SECTOR_W, SECTORS),
         "date": date_str(day, calendar),
-        "registered": caseload.pick({"yes": 55, "no": 40, "": 5}),
+        "registered": caseload.pick({"yes": 55, "no": 40, "": 5}, ["yes", "no", ""]),
         # Most enterprises are the owner's own or employ a few (assumption).
         "employees": (str(min(25, int(r.expovariate(0.4)))) if small else str(r.randint(0, 25)))
         if r.random() < 0.9 else "",
-        "status": caseload.pick(ENT_STATUS_W),
+        "status": caseload.pick(ENT_STATUS_W, ENT_STATUSES),
         "_day": day,
     }
     caseload.enterprises[lid] = e

@@ -96,7 +96,7 @@ def test_metadata_dvs_and_adx_agree_over_demo_like_data(chain, pki, workdir, pro
     caseloads = []
     for code, seed, n in ((10703, 51, 300), (10401, 52, 150), (21710, 53, 450)):
         node = Node(workdir, pki, code, hubs[int(str(code)[0])])
-        cl = Caseload(code, seed)
+        cl = Caseload(code, seed, profile="nepal")
         load_caseload(node, cl, workdir, n, n * 3 // 2, n // 5)
         node.sync()
         caseloads.append(cl)
