@@ -95,6 +95,8 @@ PROTOS := $(wildcard proto/*.proto)
 PB_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H := $(PB_C:.c=.h)
 TABLES_C := $(GEN)/tables.c
+# The OpenAPI documents, one object each so that a daemon links only its own.
+OPENAPI_C := $(GEN)/openapi_node.c $(GEN)/openapi_hub.c $(GEN)/openapi_federal.c
 
 # The clerks' workspace (municipal-node/web.h): its pages, the shared page modules and the
 # Devanagari font from Debian's fonts-lohit-deva, compiled into the node by a generated table.
@@ -113,7 +115,7 @@ HUB_SRC := $(filter-out provincial-hub/main.c,$(wildcard provincial-hub/*.c))
 FED_SRC := $(filter-out federal-api/main.c,$(wildcard federal-api/*.c))
 
 COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
-	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C)) \
+	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C) $(OPENAPI_C)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
 HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
@@ -136,12 +138,12 @@ BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 
 AXE := tests/system/web/node_modules/axe-core/axe.min.js
 
-.PHONY: all deps deps-debian test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
+.PHONY: all deps deps-debian openapi-check test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
 	bench bench-build install demo demo-stop format format-check clean FORCE
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
 # declaring every target secondary, lets make rebuild a missing object or library.
-.SECONDARY: $(PB_C) $(PB_H)
+.SECONDARY: $(PB_C) $(PB_H) $(OPENAPI_C)
 
 all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py $(MAP_JSON)
 
@@ -149,9 +151,16 @@ all: $(BINS) $(OUT)/gen/python/reintegration_pb2.py $(MAP_JSON)
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
-	python3 python3-pytest python3-protobuf testssl.sh procps psmisc git fonts-lohit-deva \
-	chromium chromium-driver python3-selenium
+	python3 python3-pytest python3-protobuf python3-jsonschema testssl.sh procps psmisc git \
+	fonts-lohit-deva chromium chromium-driver python3-selenium
+# The OpenAPI validator from npm, exactly as tools/openapi/package-lock.json pins it, and
+# axe-core for the page tests (tests/system/web); no package's install scripts run. Node and
+# npm are the machine's (Debian 12's nodejs, or a newer one already installed: the validator
+# needs Node 14 or later).
 deps: deps-debian $(AXE)
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "deps: node and npm are needed (apt-get install nodejs npm)"; exit 1; }
+	@cd tools/openapi && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 deps-debian:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -202,6 +211,10 @@ $(MAP_JSON): tools/topo2svg.py data/nepal_local_levels.topo.json data/nepal_loca
 $(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $(WEB_FONT)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
+
+$(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_file.sh openapi_$* $< > $@.tmp && mv $@.tmp $@
 
 # --- objects --------------------------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
@@ -314,7 +327,12 @@ soak: all
 	cd tests/system && SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 -m pytest -q -s \
 		-p no:cacheprovider test_soak.py
 
+# The OpenAPI documents checked by an implementation independent of ours (make deps installs it).
+openapi-check:
+	node tools/openapi/validate.mjs docs/openapi/*.json
+
 test: deps
+	$(MAKE) openapi-check
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-asan

@@ -151,8 +151,8 @@ EOF
             "$BIN/municipal-node" --config "$dir/node.ini" token demo-clerk >"$dir/token"
         fi
         out=$DEMO/caseload/$c
-        "$PY" tools/caseload.py --municipality "$c" --persons 400 --services 600 \
-            --enterprises 80 --seed "$c" --out "$out" >"$out.truth.json"
+        "$PY" tools/caseload.py --municipality "$c" --size auto \
+            --seed "$c" --out "$out" >"$out.truth.json"
         for kind in persons services enterprises; do
             "$BIN/municipal-node" --config "$dir/node.ini" import --kind $kind "$out/$kind.csv" >/dev/null
         done

@@ -8,6 +8,7 @@
 #include "catalogue.h"
 #include "fapprovals.h"
 #include "clock.h"
+#include "dhis2.h"
 #include "faudit.h"
 #include "fcoverage.h"
 #include "fdirectives.h"
@@ -21,6 +22,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "netaddr.h"
+#include "openapi.h"
 #include "params.h"
 #include "sbuf.h"
 
@@ -64,7 +66,10 @@ static unsigned fapi__allowed(const freq *f)
                PARAM_FORMAT | PARAM_EXACT | PARAM_APPROVAL;
     case FREQ_DVS:
         return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT |
-               PARAM_APPROVAL;
+               PARAM_APPROVAL | PARAM_PAGE | PARAM_PAGE_SIZE | PARAM_ID_SCHEME;
+    case FREQ_ADX:
+        return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_EXACT |
+               PARAM_APPROVAL | PARAM_PAGE | PARAM_PAGE_SIZE;
     case FREQ_APPROVALS:
         return PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY_AREA;
     case FREQ_PROGRESS:
@@ -79,6 +84,26 @@ static unsigned fapi__allowed(const freq *f)
     default:
         return 0;
     }
+}
+
+/* GET /v1/metadata: DHIS2's metadata export, the same for every role. */
+static void fapi__metadata(freq *f)
+{
+    sbuf b;
+    sbuf_init(&b, 16 * 1024 * 1024);
+    dhis2_metadata(&b); /* a failure leaves b failed, which is answered 500 */
+    faudit_respond_sbuf(f, 200, NULL, &b);
+    sbuf_free(&b);
+}
+
+/* GET /v1/openapi.json: the API's description, compiled in from docs/openapi/federal.json. */
+static void fapi__openapi(freq *f)
+{
+    sbuf b;
+    sbuf_init(&b, openapi_federal_len + 1);
+    sbuf_add(&b, openapi_federal, openapi_federal_len);
+    faudit_respond_sbuf(f, 200, NULL, &b);
+    sbuf_free(&b);
 }
 
 /* Runs an authenticated request: parameters, then the role's permission, then the data. */
@@ -105,6 +130,12 @@ static void fapi__authorised(freq *f)
     switch (f->route) {
     case FREQ_CATALOGUE:
         fapi__catalogue(f);
+        return;
+    case FREQ_METADATA:
+        fapi__metadata(f);
+        return;
+    case FREQ_OPENAPI:
+        fapi__openapi(f);
         return;
     case FREQ_DIRECTIVES:
         if (f->post)
@@ -143,8 +174,16 @@ static void fapi__authorised(freq *f)
                          "directive progress is for the ministry, admin and province "
                          "roles");
         return;
-    case FREQ_INDICATOR:
     case FREQ_DVS:
+    case FREQ_ADX:
+        if (f->q.kind == PERIOD_FISCAL_TRIMESTER) {
+            faudit_error(f, 400,
+                         "DHIS2 has no four-month period type: ask the fiscal year or its BS "
+                         "months (docs/DHIS2.md)");
+            return;
+        }
+        break;
+    case FREQ_INDICATOR:
         break;
     }
     switch (f->role) {
@@ -327,6 +366,12 @@ static int fapi__route(freq *f, const char *path)
         snprintf(f->code, sizeof(f->code), "%s", path + 15);
     } else if (strcmp(path, "/v1/dataValueSets") == 0) {
         f->route = FREQ_DVS;
+    } else if (strcmp(path, "/v1/adx") == 0) {
+        f->route = FREQ_ADX;
+    } else if (strcmp(path, "/v1/metadata") == 0) {
+        f->route = FREQ_METADATA;
+    } else if (strcmp(path, "/v1/openapi.json") == 0) {
+        f->route = FREQ_OPENAPI;
     } else if (strcmp(path, "/v1/audit") == 0) {
         f->route = FREQ_AUDIT;
     } else if (strcmp(path, "/v1/coverage") == 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fapprovals.h"
+#include "dhis2.h"
 #include "faudit.h"
 #include "frender.h"
 #include "log.h"
@@ -133,8 +134,11 @@ static void findicators__render(freq *f, findicators_result *r)
     sbuf b;
     int rc;
     sbuf_init(&b, FINDICATORS_MAX_BODY);
-    if (f->ind == NULL) {
-        rc = frender_dvs(&b, &f->q, r, perturbed);
+    if (f->route == FREQ_ADX) {
+        rc = dhis2_adx(&b, &f->q, r, perturbed);
+        ctype = "application/adx+xml; charset=utf-8";
+    } else if (f->ind == NULL) {
+        rc = dhis2_dvs(&b, &f->q, r, perturbed);
     } else if (f->q.csv) {
         rc = frender_indicator_csv(&b, f->ind, &f->q, r, perturbed);
         ctype = "text/csv; charset=utf-8";

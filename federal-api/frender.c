@@ -10,9 +10,6 @@
 #include "geo.h"
 #include "record.h"
 
-/* A key or a grouping's part longer than this is cut; the catalogue's longest is 25. */
-#define FRENDER_PART_MAX 40
-
 static const char *frender__kind_names[PERIOD_KINDS] = {
     "year", "quarter", "month", "bs_month", "fiscal_trimester", "fiscal_year"};
 
@@ -491,53 +488,42 @@ int frender_indicator_csv(sbuf *b, const catalogue_indicator *ind, const params_
     return frender__done(b);
 }
 
-int frender_dvs(sbuf *b, const params_query *q, const findicators_result *r, int perturbed)
+void frender_dv_each(const params_query *q, const findicators_result *r, int perturbed,
+                     frender_dv_fn fn, void *ud)
 {
-    char ou[32];
-    if (q->municipality)
-        snprintf(ou, sizeof(ou), "%u", q->municipality);
-    else if (q->district)
-        snprintf(ou, sizeof(ou), "D%02d", q->district);
-    else if (q->province)
-        snprintf(ou, sizeof(ou), "P%d", q->province);
-    else
-        snprintf(ou, sizeof(ou), "NP");
-    sbuf_printf(b,
-                "{\"dataSet\":\"reintegration_v1\",\"period\":\"%s\",\"orgUnit\":\"%s\","
-                "\"disclosure\":\"%s\",\"asOf\":",
-                q->period, ou, perturbed ? "cell-key perturbed" : "exact");
-    frender__as_of_json(b, q, r);
-    if (r->approval)
-        fapprovals_coverage_json(b, r->approval, q->approved);
-    sbuf_puts(b, ",\"dataValues\":[");
-    int first = 1, sums = frender__sums(q);
+    int sums = frender__sums(q);
     /* Like DHIS2, no value is sent for a zero: an empty cell and a perturbed count shown as 0
      * are omitted alike, and so is every value withheld from the public. */
     for (size_t i = 0; i < r->n; i++) {
         const findicators_cell *c = &r->cells[i];
         const catalogue_indicator *ind = catalogue_find(c->indicator);
-        char v[64], dims[2][FRENDER_PART_MAX], kv[2][FRENDER_PART_MAX], coc[200];
+        frender_dv v;
         if (ind == NULL)
             continue;
         frender__val x = frender__value(ind, c, perturbed, sums);
         if (!x.shown || (!x.ratio && x.v == 0))
             continue;
-        frender__format(&x, v, sizeof(v));
-        int nd = frender__split(c->grouping, dims), nk = frender__split(c->key, kv);
-        if (nd == 0 || nk != nd)
-            snprintf(coc, sizeof(coc), "default");
-        else if (nd == 1)
-            snprintf(coc, sizeof(coc), "%s:%s", dims[0], kv[0]);
-        else
-            snprintf(coc, sizeof(coc), "%s:%s,%s:%s", dims[0], kv[0], dims[1], kv[1]);
-        sbuf_puts(b, first ? "{\"dataElement\":" : ",{\"dataElement\":");
-        sbuf_json_str(b, c->indicator);
-        sbuf_printf(b, ",\"period\":\"%s\",\"orgUnit\":\"%s\",\"categoryOptionCombo\":", q->period,
-                    ou);
-        sbuf_json_str(b, coc);
-        sbuf_printf(b, ",\"value\":\"%s\"}", v);
-        first = 0;
+        v.ind = ind;
+        v.cell = c;
+        frender__format(&x, v.value, sizeof(v.value));
+        v.nd = frender__split(c->grouping, v.dims);
+        if (frender__split(c->key, v.vals) != v.nd)
+            continue; /* a key of another shape than its grouping: not a cell of the store */
+        fn(ud, &v);
     }
-    sbuf_puts(b, "]}\n");
-    return frender__done(b);
+}
+
+void frender_as_of_json(sbuf *b, const params_query *q, const findicators_result *r)
+{
+    frender__as_of_json(b, q, r);
+}
+
+size_t frender_space_n(const char *dim)
+{
+    return frender__space_n(frender__dim_of(dim));
+}
+
+void frender_space_at(const char *dim, size_t i, char out[FRENDER_PART_MAX])
+{
+    frender__space_at(frender__dim_of(dim), i, out);
 }

@@ -46,7 +46,10 @@ enum freq_route {
     FREQ_DIRECTIVES,
     FREQ_COVERAGE,
     FREQ_APPROVALS, /* GET /v1/approvals (fapprovals.h) */
-    FREQ_PROGRESS   /* GET /v1/directives/<serial>/progress (fapprovals.h) */
+    FREQ_PROGRESS,  /* GET /v1/directives/<serial>/progress (fapprovals.h) */
+    FREQ_METADATA,  /* DHIS2's metadata export */
+    FREQ_ADX,       /* the values of dataValueSets as ADX XML */
+    FREQ_OPENAPI    /* the API's OpenAPI description */
 };
 
 typedef struct freq {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "geo.h"
 #include "query.h"
@@ -20,6 +21,9 @@ static const struct {
     {"exact", PARAM_EXACT},
     {"limit", PARAM_LIMIT},
     {"approval", PARAM_APPROVAL},
+    {"page", PARAM_PAGE},
+    {"pageSize", PARAM_PAGE_SIZE},
+    {"idScheme", PARAM_ID_SCHEME},
 };
 #define PARAMS_N_NAMES (sizeof(params__names) / sizeof(params__names[0]))
 
@@ -158,6 +162,29 @@ static int params__one(const char *name, unsigned flag, const char *v,
         }
         q->limit = x;
         return 0;
+    case PARAM_PAGE:
+        if (params__number(v, &x) != 0) {
+            snprintf(err, errlen, "page \"%s\" is not a number from 1 to 999999", v);
+            return REINT_EINVAL;
+        }
+        q->page = x;
+        return 0;
+    case PARAM_PAGE_SIZE:
+        if (params__number(v, &x) != 0 || x > PARAMS_MAX_PAGE_SIZE) {
+            snprintf(err, errlen, "pageSize \"%s\" is not a number from 1 to %d", v,
+                     PARAMS_MAX_PAGE_SIZE);
+            return REINT_EINVAL;
+        }
+        q->page_size = x;
+        return 0;
+    case PARAM_ID_SCHEME:
+        /* DHIS2 spells the schemes in capitals and accepts either case. */
+        if (strcasecmp(v, "UID") == 0 || strcasecmp(v, "CODE") == 0) {
+            q->id_code = strcasecmp(v, "CODE") == 0;
+            return 0;
+        }
+        snprintf(err, errlen, "idScheme \"%s\" is not UID or CODE", v);
+        return REINT_EINVAL;
     default:
         snprintf(err, errlen, "parameter %s is not accepted here", name);
         return REINT_EINVAL;
@@ -170,6 +197,8 @@ int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *i
     query_pairs pairs;
     memset(q, 0, sizeof(*q));
     q->exact = -1;
+    q->page = 1;
+    q->page_size = PARAMS_DEFAULT_PAGE_SIZE;
     if (query_parse(raw, &pairs, err, errlen) != 0)
         return REINT_EINVAL;
     for (size_t k = 0; k < pairs.n; k++) {

@@ -31,7 +31,13 @@ enum params_allowed {
     PARAM_APPROVAL = 1 << 8,         /* approval=approved|all (fapprovals.h) */
     PARAM_BY_AREA = 1 << 9,          /* by=province|municipality, for the routes that take it */
     PARAM_PERIOD_OPTIONAL = 1 << 10, /* period= taken but not required */
+    PARAM_PAGE = 1 << 11,            /* DHIS2's paging: page=1.. */
+    PARAM_PAGE_SIZE = 1 << 12,       /* pageSize=1..PARAMS_MAX_PAGE_SIZE */
+    PARAM_ID_SCHEME = 1 << 13,       /* idScheme=UID (default) or CODE */
 };
+
+#define PARAMS_DEFAULT_PAGE_SIZE 10000
+#define PARAMS_MAX_PAGE_SIZE     100000
 
 typedef struct params_query {
     int has_period;
@@ -47,6 +53,9 @@ typedef struct params_query {
     int csv;               /* format=csv */
     int exact;             /* -1 not given, else 0 or 1 */
     long limit;            /* 0 when not given */
+    long page;             /* 1 when not given */
+    long page_size;        /* PARAMS_DEFAULT_PAGE_SIZE when not given */
+    int id_code;           /* idScheme=CODE: our codes instead of DHIS2 ids */
     /* The query as accepted, in its one spelling: decoded "name=value" pairs in the order
      * given, joined by '&' (common/query.h); "" for none. */
     char normalised[QUERY_NORM_MAX];

@@ -5,11 +5,20 @@ on stdout: counts computed here, never read back from the product.
 
 usage: tools/caseload.py --municipality 10703 --persons 400 --services 600 --enterprises 80
                          --seed 1 --out DIR
+       tools/caseload.py --municipality 10703 --size auto --seed 1 --out DIR
+
+--size auto sizes the caseload by the local level's type (a metropolitan city registers more
+than a rural municipality) and lets some municipalities fall silent months ago; the
+proportions of every field are gen.py's (docs/DEMO_DATA.md says where each comes from).
 """
 import argparse
+import csv
+import datetime
 import json
 import os
+import random
 import sys
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tests", "system"))
@@ -25,6 +34,49 @@ def fiscal_year(d):
     return "FY%d/%02d" % (start, (start + 1) % 100)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Persons registered over five years by the local level's type (assumption: a metropolitan
+# city's migrant resource centre sees several times a rural municipality's caseload).
+PERSONS_BY_TYPE = {"Metropolitan City": 700, "Sub-Metropolitan City": 500,
+                   "Municipality": 300, "Rural Municipality": 150}
+SILENT_DAYS = 130  # a silent municipality's last activity: over four months ago
+
+
+def local_level_type(code):
+    with open(os.path.join(ROOT, "data", "nepal_local_levels.csv"), newline="") as f:
+        for row in csv.DictReader(f):
+            if int(row["local_level_code"]) == code:
+                return row["local_level_type"]
+    raise SystemExit("caseload: %d is not a local level code of data/nepal_local_levels.csv"
+                     % code)
+
+
+def silent(code):
+    """Whether a municipality fell silent: about one in six, chosen by its code alone so that
+    a demo always shows the same ones (in the demo: Pokhara and Butwal)."""
+    return zlib.crc32(str(code).encode()) % 6 == 5
+
+
+def auto_size(code, seed):
+    """(persons, services, enterprises) for a municipality of code's type, within 20%."""
+    rng = random.Random(seed * 7919 + code)
+    persons = int(PERSONS_BY_TYPE[local_level_type(code)] * rng.uniform(0.8, 1.2))
+    return persons, int(persons * 1.5), int(persons * 0.2)
+
+
+def months_to_return(code, seed):
+    """The BS months a provincial officer would return for review: a hook for the approval
+    workflow (not applied by the demo yet; docs/DEMO_DATA.md). One month in about a quarter
+    of municipalities, among the last six closed ones."""
+    rng = random.Random(seed * 104729 + code)
+    if rng.random() >= 0.25:
+        return []
+    y, m, _ = bs.ad_to_bs(datetime.date.today())
+    back = rng.randint(1, 6)
+    idx = y * 12 + (m - 1) - back
+    return ["BS%04d-%02d" % (idx // 12, idx % 12 + 1)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--municipality", type=int, required=True)
@@ -32,9 +84,17 @@ def main():
     ap.add_argument("--services", type=int, default=600)
     ap.add_argument("--enterprises", type=int, default=80)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--size", choices=["given", "auto"], default="given",
+                    help="auto: size by local level type, some municipalities silent")
+    ap.add_argument("--profile", choices=["nepal", "uniform"], default="nepal")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    cl = Caseload(a.municipality, a.seed)
+    last_day = None
+    if a.size == "auto":
+        a.persons, a.services, a.enterprises = auto_size(a.municipality, a.seed)
+        if silent(a.municipality):
+            last_day = datetime.date.today() - datetime.timedelta(days=SILENT_DAYS)
+    cl = Caseload(a.municipality, a.seed, profile=a.profile, last_day=last_day)
     for _ in range(a.persons):
         cl.new_person()
     lids = list(cl.persons)
@@ -48,7 +108,10 @@ def main():
     truth = {"municipality": a.municipality, "persons": len(cl.persons),
              "services": len(cl.services), "enterprises": len(ents),
              "persons_by_sex": {}, "services_delivered": 0,
-             "registered_by_fy_sex": {}, "enterprises_by_fy_sector": {}}
+             "registered_by_fy_sex": {}, "enterprises_by_fy_sector": {},
+             "last_activity": cl.last_day.isoformat(),
+             "months_to_return": months_to_return(a.municipality, a.seed)
+             if a.size == "auto" else []}
     for p in cl.persons.values():
         truth["persons_by_sex"][p["sex"]] = truth["persons_by_sex"].get(p["sex"], 0) + 1
         fy = truth["registered_by_fy_sex"].setdefault(fiscal_year(p["_reg"]), {})

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+import openapi
 from harness import BIN, Daemon, free_port, pb, run
 from wireclient import WireClient
 
@@ -64,9 +65,12 @@ class Federal(Daemon):
                 status, body, headers = r.status, r.read().decode(), r.headers
         except urllib.error.HTTPError as e:
             status, body, headers = e.code, e.read().decode(), e.headers
-        if raw or not body.startswith("{"):
+        if not body.startswith("{"):
             return status, body, headers
-        return status, json.loads(body), headers
+        # Every JSON answer the system tests receive is checked against the API's description.
+        parsed = json.loads(body)
+        openapi.check("federal", "GET", path, status, parsed)
+        return status, body if raw else parsed, headers
 
     def metrics(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http_port,

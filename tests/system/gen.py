@@ -31,6 +31,43 @@ GIVEN = ["Sita", "Ram", "Gita", "Hari", "Maya", "Bishnu", "Kamala", "Krishna", "
 FAMILY = ["Shrestha", "Gurung", "Tamang", "Rai", "Limbu", "Magar", "Thapa", "Karki",
           "Adhikari", "Yadav", "Sharma", "Bishwakarma", "Ansari", "Chaudhary"]
 
+# Proportions of a plausible Nepali caseload (docs/DEMO_DATA.md gives the sources and says
+# which are assumptions), drawn in the "nepal" profile: the demo's (tools/caseload.py) and
+# the tests' that want what a province would see (test_dhis2.py). Each table is {value:
+# weight}; weights need not sum to 1. The "uniform" profile, the default of Caseload, draws
+# every value alike, as the generator always did: the older tests take small samples that
+# must hold every category (a directive for vulnerable persons over 40 among 40 persons).
+CATEGORY_W = {"RETURNEE": 55, "MIGRANT_FAMILY": 20, "PROSPECTIVE_MIGRANT": 15,
+              "VULNERABLE": 6, "COMMUNITY": 4}
+# Sex by category: labour migrants are overwhelmingly men (about 9 in 10 labour permits go
+# to men, Nepal Labour Migration Report 2022); the families left behind are mostly women.
+SEX_W = {"RETURNEE": {"MALE": 90, "FEMALE": 9.5, "OTHER": 0.5},
+         "PROSPECTIVE_MIGRANT": {"MALE": 85, "FEMALE": 14.5, "OTHER": 0.5},
+         "MIGRANT_FAMILY": {"FEMALE": 80, "MALE": 19.5, "OTHER": 0.5},
+         "VULNERABLE": {"FEMALE": 60, "MALE": 39, "OTHER": 1},
+         "COMMUNITY": {"FEMALE": 52, "MALE": 47.5, "OTHER": 0.5}}
+# Caste and ethnic groups, roughly the National Population and Housing Census 2021 shares
+# folded into our seven groups (the folding is our assumption).
+CASTE_W = {"BRAHMIN_CHHETRI": 29, "JANAJATI": 33, "DALIT": 13, "MADHESI": 14, "MUSLIM": 5,
+           "OTHER": 3, "UNDISCLOSED": 3}
+# Destinations of labour permits (Nepal Labour Migration Report 2022: Malaysia, Qatar, the
+# UAE and Saudi Arabia take most; India needs no permit, its share is an assumption).
+COUNTRY_W = {"MY": 22, "QA": 20, "AE": 18, "SA": 16, "KW": 6, "IN": 8, "JP": 3, "KR": 3,
+             "BH": 2, "OM": 2}
+DISABILITY_W = {"no": 92, "yes": 3, "": 5}  # census 2021: about 2.2% with a disability
+INTENTION_W = {"NONE": 35, "UNDECIDED": 40, "PLANNING": 25}
+# Services: counselling and orientation are common, money is rarer (assumption, after the
+# shape of reintegration programmes' reports); a referral is as often made as delivered.
+SERVICE_W = {"PRE_DEPARTURE_ORIENTATION": 12, "RETURN_COUNSELLING": 20,
+             "PSYCHOSOCIAL_SUPPORT": 10, "ENTREPRENEURSHIP_TRAINING": 9,
+             "FINANCIAL_LITERACY": 12, "SKILLS_TRAINING": 11, "SEED_FUNDING": 4, "LOAN": 3,
+             "BANK_ACCOUNT": 7, "JOB_PLACEMENT": 5, "LEGAL_AID": 3, "HEALTH_REFERRAL": 4}
+STATUS_W = {"DELIVERED": 70, "REFERRED": 30}
+PROVIDER_W = {"MRC": 30, "MUNICIPALITY": 25, "NGO": 18, "BANK": 7, "COOPERATIVE": 7,
+              "TRAINING_INSTITUTE": 7, "HEALTH_FACILITY": 4, "OTHER": 2}
+PROGRAMME_W = {"M4SD": 25, "RERP": 20, "MUNICIPAL": 30, "PROVINCIAL": 12, "FEDERAL": 8,
+               "OTHER": 5}
+
 TODAY = datetime.date.today()
 NEPAL = datetime.timedelta(hours=5, minutes=45)
 
@@ -95,8 +132,14 @@ class Caseload:
     """Persons and services of one municipality, with corrections and deletions applied
     in the generator's own state."""
 
-    def __init__(self, municipality, seed):
+    def __init__(self, municipality, seed, profile="uniform", last_day=None):
+        """profile: "nepal" (the weights above) or "uniform"; last_day: the last day with
+        any activity (default today; earlier for a municipality that fell silent)."""
+        if profile not in ("nepal", "uniform"):
+            raise ValueError("profile %r is not nepal or uniform" % profile)
         self.municipality = municipality
+        self.profile = profile
+        self.last_day = last_day or TODAY
         self.rng = random.Random(seed)
         self.persons = {}   # local_id -> dict of CSV fields
         self.services = {}  # local_id -> dict
@@ -104,7 +147,28 @@ class Caseload:
         self.serial = 0
 
     def _date(self, lo_days, hi_days):
-        return TODAY - datetime.timedelta(days=self.rng.randint(lo_days, hi_days))
+        return self.last_day - datetime.timedelta(days=self.rng.randint(lo_days, hi_days))
+
+    def pick(self, weights, values=None):
+        """A value of weights ({value: weight}), by weight, or in the uniform profile
+        uniformly from values (default: weights' keys), a list in the order the generator
+        always drew from, so that the uniform profile's data is what it always was."""
+        if self.profile == "uniform":
+            return self.rng.choice(values or list(weights))
+        values = list(weights)
+        return self.rng.choices(values, weights=[weights[v] for v in values])[0]
+
+    def _age(self, cat):
+        """Age at registration: migrants and returnees are mostly 20..45 (assumption)."""
+        r = self.rng
+        if cat in ("RETURNEE", "PROSPECTIVE_MIGRANT"):
+            return max(18, min(70, int(r.triangular(18, 60, 29))))
+        return r.randint(16, 70)
+
+    def day_after(self, start):
+        """A day from start to the last day of activity."""
+        span = max(0, (self.last_day - start).days)
+        return min(start + datetime.timedelta(days=self.rng.randint(0, span)), self.last_day)
 
     def new_person(self):
         self.serial += 1
@@ -112,21 +176,26 @@ class Caseload:
         r = self.rng
         reg = self._date(1, 5 * 365)
         reg_bs = bs.ad_to_bs(reg)
-        age = r.randint(16, 70)
-        cat = r.choice(CATEGORIES)
+        if self.profile == "uniform":
+            age = r.randint(16, 70)
+            cat = r.choice(CATEGORIES)
+        else:
+            cat = self.pick(CATEGORY_W)
+            age = self._age(cat)
         p = {
             "local_id": lid,
             "category": cat,
-            "sex": r.choice(SEXES),
+            "sex": self.pick(SEX_W[cat], SEXES),
             "birth_year": str(reg_bs[0] - age),
-            "caste_group": r.choice(CASTES),
-            "disability": r.choice(["yes", "no", ""]),
+            "caste_group": self.pick(CASTE_W, CASTES),
+            "disability": self.pick(DISABILITY_W, ["yes", "no", ""]),
             "registered_on": bs.bs_str(reg),
-            "destination_country": r.choice(COUNTRIES) if cat != "COMMUNITY" else "",
+            "destination_country": self.pick(COUNTRY_W, COUNTRIES) if cat != "COMMUNITY" else "",
             "years_abroad": str(r.randint(1, 15)) if cat == "RETURNEE" else "",
             "return_date": bs.bs_str(reg - datetime.timedelta(days=r.randint(0, 300)))
             if cat == "RETURNEE" else "",
-            "remigration_intention": r.choice(INTENTIONS) if cat == "RETURNEE" else "",
+            "remigration_intention": self.pick(INTENTION_W, INTENTIONS) if cat == "RETURNEE"
+            else "",
             "family_member_abroad": r.choice(["true", "false"]),
             "consent": "yes",
             "full_name": "%s %s %d" % (r.choice(GIVEN), r.choice(FAMILY), self.serial),
@@ -147,18 +216,16 @@ class Caseload:
         lid = "S%d-%06d" % (self.municipality, self.serial)
         r = self.rng
         p = self.persons[person_lid]
-        day = p["_reg"] + datetime.timedelta(days=r.randint(0, max(0, (TODAY - p["_reg"]).days)))
-        if day > TODAY:
-            day = TODAY
-        stype = r.choice(SERVICES)
+        day = self.day_after(p["_reg"])
+        stype = self.pick(SERVICE_W, SERVICES)
         s = {
             "local_id": lid,
             "person_local_id": person_lid,
             "service": stype,
-            "status": r.choice(["REFERRED", "DELIVERED"]),
+            "status": self.pick(STATUS_W, ["REFERRED", "DELIVERED"]),
             "date": bs.bs_str(day),
-            "provider": r.choice(PROVIDERS),
-            "programme": r.choice(PROGRAMMES),
+            "provider": self.pick(PROVIDER_W, PROVIDERS),
+            "programme": self.pick(PROGRAMME_W, PROGRAMMES),
             "amount_npr": str(r.randint(5000, 200000)) if stype in ("SEED_FUNDING", "LOAN") else "",
             "_day": day,
         }

@@ -15,6 +15,12 @@ ACTIONS = ["STARTED", "EXPANDED"]
 SECTORS = ["AGRICULTURE", "LIVESTOCK", "FOOD_PROCESSING", "RETAIL", "HOSPITALITY",
            "MANUFACTURING", "HANDICRAFT", "SERVICES", "OTHER"]
 ENT_STATUSES = ["ACTIVE", "CLOSED"]
+# Returnees' enterprises are mostly farms, livestock and shops (Nepal Labour Migration Report
+# 2022 on returnees' investments; the exact shares are our assumption, docs/DEMO_DATA.md).
+SECTOR_W = {"AGRICULTURE": 24, "LIVESTOCK": 20, "FOOD_PROCESSING": 6, "RETAIL": 18,
+            "HOSPITALITY": 8, "MANUFACTURING": 4, "HANDICRAFT": 4, "SERVICES": 12, "OTHER": 4}
+ACTION_W = {"STARTED": 75, "EXPANDED": 25}
+ENT_STATUS_W = {"ACTIVE": 85, "CLOSED": 15}
 
 
 def date_str(d, calendar):
@@ -31,16 +37,19 @@ def new_enterprise(caseload, owner_lid, calendar="BS"):
     r = caseload.rng
     lid = "E%d-%06d" % (caseload.municipality, caseload.serial)
     owner = caseload.persons[owner_lid]
-    day = owner["_reg"] + datetime.timedelta(days=r.randint(0, max(0, (TODAY - owner["_reg"]).days)))
+    day = caseload.day_after(owner["_reg"])
+    small = caseload.profile != "uniform"
     e = {
         "local_id": lid,
         "owner_local_id": owner_lid,
-        "action": r.choice(ACTIONS),
-        "sector": r.choice(SECTORS),
+        "action": caseload.pick(ACTION_W, ACTIONS),
+        "sector": caseload.pick(SECTOR_W, SECTORS),
         "date": date_str(day, calendar),
-        "registered": r.choice(["yes", "no", ""]),
-        "employees": str(r.randint(0, 25)) if r.random() < 0.9 else "",
-        "status": r.choice(ENT_STATUSES),
+        "registered": caseload.pick({"yes": 55, "no": 40, "": 5}, ["yes", "no", ""]),
+        # Most enterprises are the owner's own or employ a few (assumption).
+        "employees": (str(min(25, int(r.expovariate(0.4)))) if small else str(r.randint(0, 25)))
+        if r.random() < 0.9 else "",
+        "status": caseload.pick(ENT_STATUS_W, ENT_STATUSES),
         "_day": day,
     }
     caseload.enterprises[lid] = e

@@ -457,11 +457,11 @@ def test_public_values_are_perturbed_consistently(fed, pki):
     assert len(set(totals)) == 1  # the total is one cell, whatever by= asks for
     # The same cell through other queries: by=sex vs dataValueSets, CSV vs JSON.
     st, a, _ = q(fed, pub, "participants_registered", period=period, by="sex")
-    st, dvs, _ = fed.get("/v1/dataValueSets?period=%s" % period, pub)
+    st, dvs, _ = fed.get("/v1/dataValueSets?period=%s&idScheme=CODE" % period, pub)
     vals = {(d["dataElement"], d["categoryOptionCombo"]): d["value"] for d in dvs["dataValues"]}
     for r in a["rows"]:
         if r["value"] is not None and r["value"] != 0:
-            assert vals[("participants_registered", "sex:%s" % r["sex"])] == str(r["value"])
+            assert vals[("participants_registered.sex", "sex/%s" % r["sex"])] == str(r["value"])
     assert vals[("participants_registered", "default")] == str(totals[0])
     st, csv, _ = q(fed, pub, "participants_registered", period=period, by="sex", format="csv")
     assert ("participants_registered,%s,national,TOTAL,%d" % (period, totals[0])) in csv

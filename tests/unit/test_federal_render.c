@@ -14,12 +14,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "dhis2.h"
 #include "frender.h"
 #include "params.h"
 
 #define ALL                                                                                        \
     (PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY |              \
-     PARAM_FORMAT | PARAM_EXACT)
+     PARAM_FORMAT | PARAM_EXACT | PARAM_ID_SCHEME)
 
 static params_query query(const char *code, const char *raw)
 {
@@ -322,11 +323,11 @@ static void test_render_data_value_sets(void **state)
         {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0},
         {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 4, 0xFFFFFFFFu, 0, 0, 0},
     };
-    params_query q = query("participants_registered", "period=2026-07&province=3");
+    params_query q = query("participants_registered", "period=2026-07&province=3&idScheme=CODE");
     findicators_result r = result_of(cells, 3);
     sbuf b;
     sbuf_init(&b, 1 << 20);
-    assert_int_equal(frender_dvs(&b, &q, &r, 0), 0);
+    assert_int_equal(dhis2_dvs(&b, &q, &r, 0), 0);
     json_t *j = parse_json(&b);
     assert_string_equal(json_string_value(json_object_get(j, "orgUnit")), "P3");
     json_t *dv = json_object_get(j, "dataValues");
@@ -336,13 +337,13 @@ static void test_render_data_value_sets(void **state)
         "default");
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(dv, 1), "categoryOptionCombo")),
-        "sex:MALE");
+        "sex/MALE");
     assert_string_equal(json_string_value(json_object_get(json_array_get(dv, 1), "value")), "2");
     json_decref(j);
     /* For the public the withheld sum is left out, and so is the count shown as 0, as an
      * empty cell is: no zero is sent. */
     sbuf_reset(&b);
-    assert_int_equal(frender_dvs(&b, &q, &r, 1), 0);
+    assert_int_equal(dhis2_dvs(&b, &q, &r, 1), 0);
     j = parse_json(&b);
     dv = json_object_get(j, "dataValues");
     assert_int_equal(json_array_size(dv), 1);
@@ -386,7 +387,7 @@ static void test_render_overflow_is_an_error_never_a_short_answer(void **state)
         assert_int_equal(frender_indicator_csv(&b, ind, &q, &r, 0), REINT_ETOOBIG);
         sbuf_free(&b);
         sbuf_init(&b, max);
-        assert_int_equal(frender_dvs(&b, &q, &r, 0), REINT_ETOOBIG);
+        assert_int_equal(dhis2_dvs(&b, &q, &r, 0), REINT_ETOOBIG);
         sbuf_free(&b);
         sbuf_init(&b, max);
         assert_int_equal(frender_catalogue(&b), REINT_ETOOBIG);
