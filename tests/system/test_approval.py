@@ -237,12 +237,16 @@ def federal_value(c, period, token=None, approved=False, **area):
     return a["total"]["value"], a["approval"]
 
 
-def wait_federal(c, period, want, approved=False, what="", **area):
+def wait_federal(c, period, want, approved=False, what="", cov_approved=None, **area):
+    """Waits for the figure (and, given cov_approved, the answer's count of approved
+    municipalities). The answer reads its coverage and its cells in two statements, so for a
+    moment after a decision arrives one may be newer than the other: see the closing note."""
     got = {}
 
     def ok():
         got["v"] = federal_value(c, period, approved=approved, **area)
-        return got["v"][0] == want
+        return got["v"][0] == want and (cov_approved is None or
+                                        got["v"][1]["approved"] == cov_approved)
     try:
         wait_for(ok, 60, what or "the federal figure %r" % want)
     except AssertionError:
@@ -306,7 +310,7 @@ def test_return_correct_close_approve_reaches_the_official_figure(chain):
     c.closed.add((DHANKUTA, "BS", MONTH))
     c.state[(DHANKUTA, "BS", MONTH)] = "approved"
     value, cov = wait_federal(c, period, 5, approved=True, municipality=DHANKUTA,
-                              what="the approved-only figure")
+                              what="the approved-only figure", cov_approved=1)
     assert cov["filter"] == "approved" and cov["approved"] == 1
     assert c.registered[(DHANKUTA, "BS", MONTH[0] * 100 + MONTH[1])] == 5
     wait_for(lambda: (node_month(node, period) or {}).get("state") == "approved", 30,
