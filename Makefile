@@ -108,6 +108,15 @@ WEB_PAIRS := $(foreach f,$(WEB_NODE_FILES),$(patsubst municipal-node/web/%,/%,$(
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT)
 WEB_C := $(GEN)/webassets.c
+# The national dashboard and the open-data page (federal-api/fweb.h): their pages, the shared
+# modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
+CHARTJS := /usr/share/javascript/chart.js/chart.min.js
+FWEB_DIRS := $(shell find federal-api/web common/web -type d 2>/dev/null | sort)
+FWEB_FED_FILES := $(shell find federal-api/web -type f 2>/dev/null | sort)
+FWEB_PAIRS := $(foreach f,$(FWEB_FED_FILES),$(patsubst federal-api/web/%,/%,$(f))=$(f)) \
+	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(CHARTJS) /map.json=$(MAP_JSON)
+FWEB_C := $(GEN)/fwebassets.c
 
 COMMON_SRC := $(wildcard common/*.c)
 NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
@@ -119,7 +128,7 @@ COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
 HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
-FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC))
+FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC)) $(OBJ)/gen/fwebassets.o
 
 LIBCOMMON := $(OUT)/lib/libcommon.a
 LIBNODE := $(OUT)/lib/libnode.a
@@ -152,7 +161,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
 	python3 python3-pytest python3-protobuf python3-jsonschema testssl.sh procps psmisc git \
-	fonts-lohit-deva chromium chromium-driver python3-selenium
+	fonts-lohit-deva chromium chromium-driver python3-selenium libjs-chart.js
 # The OpenAPI validator from npm, exactly as tools/openapi/package-lock.json pins it, and
 # axe-core for the page tests (tests/system/web); no package's install scripts run. Node and
 # npm are the machine's (Debian 12's nodejs, or a newer one already installed: the validator
@@ -212,6 +221,11 @@ $(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
+$(FWEB_C): tools/embed_web.sh $(FWEB_FED_FILES) $(WEB_COMMON_FILES) $(FWEB_DIRS) $(WEB_FONT) \
+		$(CHARTJS) $(MAP_JSON)
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)EMBED_WEB_PREFIX=fweb tools/embed_web.sh $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
+
 $(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_file.sh openapi_$* $< > $@.tmp && mv $@.tmp $@
@@ -224,6 +238,10 @@ $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
 $(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Imunicipal-node $(USER_CFLAGS) -c $< -o $@
+
+$(OBJ)/gen/fwebassets.o: $(FWEB_C) federal-api/fweb.h
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Ifederal-api $(USER_CFLAGS) -c $< -o $@
 
 $(OBJ)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)

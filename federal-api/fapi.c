@@ -1,5 +1,7 @@
 #include "fapi.h"
 
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include "fmetrics.h"
 #include "fpublish.h"
 #include "freq.h"
+#include "fsession.h"
+#include "fweb.h"
 #include "hex.h"
 #include "frender.h"
 #include "http.h"
@@ -30,6 +34,18 @@
 /* Counted failed token attempts are written to the audit this often, in one statement. */
 #define FAPI_FAILURES_FLUSH_MS 5000
 #define FAPI_DRAIN_MAX         (LIMITER_SLOTS + 1)
+/* Routes of the open-data counts kept between two writes (the catalogue's codes fit); a
+ * route past them is counted as "other". */
+#define FAPI_OPEN_ROUTES    128
+#define FAPI_OPEN_ROUTE_MAX 96
+#define FAPI_OPEN_DRAIN     64
+
+/* Anonymous reads of one open-data route on one day (UTC), not yet written. */
+typedef struct fapi_open_count {
+    int32_t day; /* days since 1970-01-01 */
+    char route[FAPI_OPEN_ROUTE_MAX];
+    uint64_t reads, limited;
+} fapi_open_count;
 
 struct fapi {
     fapi_opts o;
@@ -43,6 +59,11 @@ struct fapi {
     int flushing;      /* a batch is being written */
     size_t flushing_n; /* pairs in drained being written */
     limiter_count drained[FAPI_DRAIN_MAX];
+    limiter *open_limiter; /* anonymous reads per client address */
+    fapi_open_count open[FAPI_OPEN_ROUTES], open_writing[FAPI_OPEN_ROUTES];
+    size_t open_n, open_writing_n;
+    int open_flushing;
+    limiter_count drained_open[FAPI_OPEN_DRAIN];
     fmetrics m;
     freq_env env;
 };
@@ -104,6 +125,98 @@ static void fapi__openapi(freq *f)
     sbuf_add(&b, openapi_federal, openapi_federal_len);
     faudit_respond_sbuf(f, 200, NULL, &b);
     sbuf_free(&b);
+}
+
+/* The answer about a session: who it stands for and its CSRF token (the page keeps it in
+ * memory only; the cookie itself is HttpOnly). */
+static void fapi__session_answer(freq *f, int status, const char *csrf, uint64_t expires_ms)
+{
+    sbuf b;
+    sbuf_init(&b, 4096);
+    sbuf_puts(&b, "{\"who\":");
+    sbuf_json_str(&b, f->who);
+    sbuf_puts(&b, ",\"role\":");
+    sbuf_json_str(&b, f->role_label);
+    sbuf_puts(&b, ",\"csrf\":");
+    sbuf_json_str(&b, csrf);
+    if (expires_ms)
+        sbuf_printf(&b, ",\"expires_ms\":%llu", (unsigned long long)expires_ms);
+    sbuf_puts(&b, "}\n");
+    faudit_respond_sbuf(f, status, NULL, &b);
+}
+
+static void fapi__session_state_free(void *p)
+{
+    if (p)
+        OPENSSL_cleanse(p, sizeof(fsession_new));
+    free(p);
+}
+
+static void fapi__on_session_created(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    freq *f = ud;
+    fsession_new *n = f->state;
+    if (err) {
+        log_error("session insert failed: %s", err);
+        faudit_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    f->env->m->sessions_created++;
+    fsession_set_cookie(f->r, n->id);
+    fapi__session_answer(f, 200, n->csrf, n->expires_ms);
+}
+
+static void fapi__on_session_ended(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    freq *f = ud;
+    if (err) {
+        log_error("session delete failed: %s", err);
+        faudit_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    fsession_set_cookie(f->r, "");
+    fapi__session_answer(f, 200, "", 0);
+}
+
+/* /v1/session once f is authenticated: POST (by the token in its body) starts a session for
+ * a ministry token; GET (by the cookie) says whose it is; DELETE (by the cookie) ends it. */
+static void fapi__session(freq *f)
+{
+    const char *m = http_req_method(f->r);
+    if (strcmp(m, "POST") == 0) {
+        if (f->role != AUTH_MINISTRY) {
+            faudit_error(f, 403, "the national dashboard is for ministry tokens");
+            return;
+        }
+        fsession_new *n = calloc(1, sizeof(*n));
+        if (n == NULL) {
+            faudit_error(f, 503, "out of memory");
+            return;
+        }
+        f->state = n;
+        f->state_free = fapi__session_state_free;
+        int rc =
+            fsession_create(f->env->db, f->who, clock_now_ms(), n, fapi__on_session_created, f);
+        if (rc != 0)
+            faudit_error(f, 503,
+                         rc == REINT_ENOMEM ? "no random bytes for a session"
+                                            : "the federal store is busy; try again");
+        return;
+    }
+    if (f->csrf[0] == '\0') {
+        faudit_error(f, 400, "GET and DELETE /v1/session take the session's cookie, not a token");
+        return;
+    }
+    if (strcmp(m, "DELETE") == 0) {
+        char hash[FSESSION_HASH_HEX + 1];
+        if (fsession_cookie_hash(f->r, hash) != 0 ||
+            fsession_end(f->env->db, hash, fapi__on_session_ended, f) != 0)
+            faudit_error(f, 503, "the federal store is busy; try again");
+        return;
+    }
+    fapi__session_answer(f, 200, f->csrf, 0);
 }
 
 /* Runs an authenticated request: parameters, then the role's permission, then the data. */
@@ -183,6 +296,9 @@ static void fapi__authorised(freq *f)
             return;
         }
         break;
+    case FREQ_SESSION:
+        fapi__session(f);
+        return;
     case FREQ_INDICATOR:
         break;
     }
@@ -265,6 +381,23 @@ static int fapi__blocked(freq *f, const uint8_t *hash)
     return 1;
 }
 
+/* Fills f's who, role, province and role label from row 0 of res (name, role, province). */
+static void fapi__set_who(freq *f, const PGresult *res)
+{
+    snprintf(f->who, sizeof(f->who), "%s", PQgetvalue(res, 0, 0));
+    f->role = auth_role_from_db(PQgetvalue(res, 0, 1));
+    if (f->role == AUTH_PROVINCE) {
+        char *end = NULL;
+        const char *p = PQgetvalue(res, 0, 2);
+        long prov = PQgetisnull(res, 0, 2) ? 0 : strtol(p, &end, 10);
+        /* A province token without a province 1..7 reads nothing (every area check fails). */
+        f->province = end && end != p && *end == '\0' && prov >= 1 && prov <= 7 ? (int)prov : 0;
+        snprintf(f->role_label, sizeof(f->role_label), "province:%d", f->province);
+    } else {
+        snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
+    }
+}
+
 static void fapi__on_token(void *ud, const PGresult *res, const char *err)
 {
     freq *f = ud;
@@ -282,17 +415,37 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         fapi__failed(f, f->hash, "unknown or revoked token");
         return;
     }
-    snprintf(f->who, sizeof(f->who), "%s", PQgetvalue(res, 0, 0));
-    f->role = auth_role_from_db(PQgetvalue(res, 0, 1));
-    if (f->role == AUTH_PROVINCE) {
-        char *end = NULL;
-        const char *p = PQgetvalue(res, 0, 2);
-        long prov = PQgetisnull(res, 0, 2) ? 0 : strtol(p, &end, 10);
-        /* A province token without a province 1..7 reads nothing (every area check fails). */
-        f->province = end && end != p && *end == '\0' && prov >= 1 && prov <= 7 ? (int)prov : 0;
-        snprintf(f->role_label, sizeof(f->role_label), "province:%d", f->province);
-    } else {
-        snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
+    fapi__set_who(f, res);
+    fapi__authorised(f);
+}
+
+/* The answer to a session cookie's look-up (fsession_check): its token's name, role and
+ * province, and its CSRF token, which a request that changes anything must carry. */
+static void fapi__on_session(void *ud, const PGresult *res, const char *err)
+{
+    freq *f = ud;
+    if (err) {
+        log_error("session lookup failed: %s", err);
+        freq_error(f, 503, "the federal store is unavailable; try again");
+        return;
+    }
+    if (PQnfields(res) != 5) {
+        log_error("session lookup: %d columns instead of 5", PQnfields(res));
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        fsession_set_cookie(f->r, "");
+        fapi__failed(f, NULL, "the session has ended: sign in again");
+        return;
+    }
+    fapi__set_who(f, res);
+    snprintf(f->csrf, sizeof(f->csrf), "%s", PQgetvalue(res, 0, 3));
+    if (f->csrf[0] == '\0' || !fsession_csrf_ok(f->r, f->csrf)) {
+        faudit_error(f, 403,
+                     "a request of the dashboard must come from its own pages and carry the "
+                     "session's X-CSRF-Token");
+        return;
     }
     fapi__authorised(f);
 }
@@ -329,9 +482,86 @@ static void fapi__flush_failures(fapi *a)
         fapi__on_flushed(a, NULL, "the database queue is full");
 }
 
+static void fapi__on_open_written(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    fapi *a = ud;
+    a->open_flushing = 0;
+    if (err) {
+        /* The metrics still have them; the log says which day's counts are short. */
+        uint64_t reads = 0;
+        for (size_t i = 0; i < a->open_writing_n; i++)
+            reads += a->open_writing[i].reads + a->open_writing[i].limited;
+        log_error("%llu anonymous reads were not added to open_reads: %s",
+                  (unsigned long long)reads, err);
+    }
+}
+
+/* Adds the open-data counts since the last write to open_reads, one statement for all. */
+static void fapi__flush_open(fapi *a)
+{
+    if (a->open_flushing || a->open_n == 0)
+        return;
+    sbuf days, routes, reads, limited;
+    sbuf_init(&days, 64 * 1024);
+    sbuf_init(&routes, 64 * 1024);
+    sbuf_init(&reads, 64 * 1024);
+    sbuf_init(&limited, 64 * 1024);
+    sbuf_puts(&days, "{");
+    sbuf_puts(&routes, "{");
+    sbuf_puts(&reads, "{");
+    sbuf_puts(&limited, "{");
+    for (size_t i = 0; i < a->open_n; i++) {
+        const char *sep = i ? "," : "";
+        sbuf_printf(&days, "%s%d", sep, (int)a->open[i].day);
+        /* Routes are "/v1/indicators[/<code>]" or "other": no quote or comma to escape. */
+        sbuf_printf(&routes, "%s\"%s\"", sep, a->open[i].route);
+        sbuf_printf(&reads, "%s%llu", sep, (unsigned long long)a->open[i].reads);
+        sbuf_printf(&limited, "%s%llu", sep, (unsigned long long)a->open[i].limited);
+    }
+    sbuf_puts(&days, "}");
+    sbuf_puts(&routes, "}");
+    sbuf_puts(&reads, "}");
+    sbuf_puts(&limited, "}");
+    sbuf_add(&days, "", 1);
+    sbuf_add(&routes, "", 1);
+    sbuf_add(&reads, "", 1);
+    sbuf_add(&limited, "", 1);
+    int failed = days.failed || routes.failed || reads.failed || limited.failed;
+    if (!failed) {
+        memcpy(a->open_writing, a->open, a->open_n * sizeof(a->open[0]));
+        a->open_writing_n = a->open_n;
+        a->open_n = 0;
+        a->open_flushing = 1;
+        const char *v[4] = {days.p, routes.p, reads.p, limited.p};
+        if (db_query(a->o.db,
+                     "INSERT INTO open_reads(day, route, reads, limited)"
+                     " SELECT DATE '1970-01-01' + d, r, n, l"
+                     " FROM unnest($1::integer[], $2::text[], $3::bigint[], $4::bigint[])"
+                     " AS u(d, r, n, l)"
+                     " ON CONFLICT (day, route) DO UPDATE SET"
+                     " reads = open_reads.reads + EXCLUDED.reads,"
+                     " limited = open_reads.limited + EXCLUDED.limited",
+                     4, v, fapi__on_open_written, a) != 0)
+            fapi__on_open_written(a, NULL, "the database queue is full");
+    } else {
+        log_error("open_reads: out of memory writing the counts; they wait for the next try");
+    }
+    sbuf_free(&days);
+    sbuf_free(&routes);
+    sbuf_free(&reads);
+    sbuf_free(&limited);
+}
+
 static void fapi__on_timer(uv_timer_t *t)
 {
-    fapi__flush_failures(t->data);
+    fapi *a = t->data;
+    fapi__flush_failures(a);
+    fapi__flush_open(a);
+    /* The open-data limiter's counts are its own bookkeeping, already counted per route:
+     * drained so that its slots' counts never wait. */
+    while (limiter_drain(a->open_limiter, a->drained_open, FAPI_OPEN_DRAIN) == FAPI_OPEN_DRAIN)
+        ;
 }
 
 static int fapi__load_crl(const char *path, char **out, size_t *len)
@@ -380,6 +610,8 @@ static int fapi__route(freq *f, const char *path)
         f->route = FREQ_DIRECTIVES;
     } else if (strcmp(path, "/v1/approvals") == 0) {
         f->route = FREQ_APPROVALS;
+    } else if (strcmp(path, "/v1/session") == 0) {
+        f->route = FREQ_SESSION;
     } else if (strncmp(path, "/v1/directives/", 15) == 0) {
         unsigned long long serial = 0;
         int n = 0;
@@ -398,14 +630,147 @@ static int fapi__route(freq *f, const char *path)
     return 0;
 }
 
+/* Looks up token (as presented: a bearer header's or a sign-in's) for f, through the failed-
+ * attempt limiter; the answer continues in fapi__on_token. authz is the Authorization form
+ * ("Bearer fed_...") the limiter keys its prefix on. */
+static void fapi__lookup_token(fapi *a, freq *f, const char *authz)
+{
+    char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX + 1];
+    limiter_prefix(authz, AUTH_TOKEN_PREFIX, f->prefix);
+    if (auth_parse_bearer(authz, token, sizeof(token)) != 0) {
+        fapi__failed(f, NULL, "a bearer token is required (Authorization: Bearer fed_...)");
+        return;
+    }
+    if (auth_hash_hex(token, hash, sizeof(hash)) != 0 || hex_decode(hash, 64, f->hash) != 0) {
+        OPENSSL_cleanse(token, sizeof(token));
+        freq_error(f, 500, "cannot hash the token");
+        return;
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    if (fapi__blocked(f, f->hash))
+        return;
+    const char *v[1] = {hash};
+    if (db_query(a->o.db,
+                 "SELECT name, role, province FROM tokens WHERE hash = decode($1, 'hex')"
+                 " AND revoked_at IS NULL",
+                 1, v, fapi__on_token, f) != 0)
+        freq_error(f, 503, "the federal store is busy; try again");
+}
+
+/* POST /v1/session: the token comes in the JSON body ({"token": "fed_..."}) rather than a
+ * header, as a sign-in form sends it, and only from the dashboard's own pages. */
+static void fapi__sign_in(fapi *a, freq *f)
+{
+    size_t len = 0;
+    const char *body = http_req_body(f->r, &len);
+    char authz[AUTH_TOKEN_LEN + 16] = "";
+    if (!fsession_same_site(f->r)) {
+        freq_error(f, 403, "sign in from the dashboard's own page");
+        return;
+    }
+    json_error_t je;
+    json_t *j = body && len ? json_loadb(body, len, 0, &je) : NULL;
+    const char *tok = j ? json_string_value(json_object_get(j, "token")) : NULL;
+    if (tok && strlen(tok) <= AUTH_TOKEN_LEN)
+        snprintf(authz, sizeof(authz), "Bearer %s", tok);
+    json_decref(j);
+    if (authz[0] == '\0') {
+        freq_error(f, 400, "the body must be {\"token\": \"fed_...\"}");
+        return;
+    }
+    fapi__lookup_token(a, f, authz);
+    OPENSSL_cleanse(authz, sizeof(authz));
+}
+
+/* Counts one anonymous read (limited: refused 429) of route at today's date, to be written
+ * with the next batch. */
+static void fapi__open_count(fapi *a, const char *route, int limited)
+{
+    int32_t day = clock_today_utc();
+    size_t i;
+    for (i = 0; i < a->open_n; i++)
+        if (a->open[i].day == day && strcmp(a->open[i].route, route) == 0)
+            break;
+    if (i == a->open_n) {
+        if (a->open_n == FAPI_OPEN_ROUTES) {
+            /* Full until the next write: the last slot takes the rest as "other". */
+            i = FAPI_OPEN_ROUTES - 1;
+            snprintf(a->open[i].route, sizeof(a->open[i].route), "other");
+        } else {
+            a->open_n++;
+            a->open[i] = (fapi_open_count){.day = day};
+            snprintf(a->open[i].route, sizeof(a->open[i].route), "%s", route);
+        }
+    }
+    if (limited) {
+        a->open[i].limited++;
+        a->m.open_limited++;
+    } else {
+        a->open[i].reads++;
+        a->m.open_reads++;
+    }
+}
+
+/* An anonymous read of the open-data routes: GET /open/v1/indicators[/<code>], answered as
+ * the public role (perturbed values only) with no token, limited per client address and
+ * counted per route and day instead of audited one by one. */
+static void fapi__open(fapi *a, http_req *r, const char *path)
+{
+    char what[LIMITER_WHAT_MAX];
+    unsigned retry = 0;
+    freq *f = freq_new(&a->env, r, 0);
+    if (f == NULL) {
+        http_respond(r, 503, NULL, "{\"error\":\"out of memory\"}\n", 26);
+        return;
+    }
+    f->open = 1;
+    f->role = AUTH_PUBLIC;
+    snprintf(f->who, sizeof(f->who), "-");
+    snprintf(f->role_label, sizeof(f->role_label), "open");
+    snprintf(f->prefix, sizeof(f->prefix), "open");
+    if (strcmp(path, "/v1/indicators") != 0 && strncmp(path, "/v1/indicators/", 15) != 0) {
+        freq_error(f, 404, "not found (the open data are GET /open/v1/indicators[/<code>])");
+        return;
+    }
+    if (fapi__route(f, path) != 0)
+        return;
+    /* Per route: the catalogue, or one indicator of it (an unknown code counts as "other",
+     * so that made-up paths cannot grow the counts). */
+    const char *route = f->route == FREQ_CATALOGUE        ? "/v1/indicators"
+                        : catalogue_find(f->code) != NULL ? path
+                                                          : "other";
+    snprintf(what, sizeof(what), "GET %s", route);
+    uint64_t now = clock_now_ms();
+    if (limiter_blocked(a->open_limiter, f->addr, f->prefix, NULL, what, now, &retry) ||
+        limiter_fail(a->open_limiter, f->addr, f->prefix, NULL, what, now, &retry) ==
+            LIMITER_BLOCKED) {
+        fapi__open_count(a, route, 1);
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry ? retry : 1);
+        http_add_header(r, "Retry-After", ra);
+        freq_error(f, 429, "too many reads from this address; retry after the time given");
+        return;
+    }
+    fapi__open_count(a, route, 0);
+    fapi__authorised(f);
+}
+
 static void fapi__handle(http_req *r, void *ud, int https)
 {
     fapi *a = ud;
-    const char *path = http_req_path(r);
+    const char *path = http_req_path(r), *method = http_req_method(r);
     a->m.requests++;
-    int post = strcmp(http_req_method(r), "POST") == 0;
-    if (strcmp(http_req_method(r), "GET") != 0 && !(post && strcmp(path, "/v1/directives") == 0)) {
-        http_add_header(r, "Allow", strcmp(path, "/v1/directives") == 0 ? "GET, POST" : "GET");
+    int post = strcmp(method, "POST") == 0;
+    int session_path = strcmp(path, "/v1/session") == 0;
+    int get = strcmp(method, "GET") == 0;
+    if (https && (get || strcmp(method, "HEAD") == 0) && fweb_handle(r))
+        return;
+    if (!get && !(post && strcmp(path, "/v1/directives") == 0) &&
+        !(session_path && (post || strcmp(method, "DELETE") == 0))) {
+        http_add_header(r, "Allow",
+                        session_path                          ? "GET, POST, DELETE"
+                        : strcmp(path, "/v1/directives") == 0 ? "GET, POST"
+                                                              : "GET");
         http_respond(r, 405, NULL, "{\"error\":\"method not allowed\"}\n", 31);
         return;
     }
@@ -435,6 +800,10 @@ static void fapi__handle(http_req *r, void *ud, int https)
         free(crl);
         return;
     }
+    if (https && strncmp(path, "/open/v1/", 9) == 0) {
+        fapi__open(a, r, path + 5);
+        return;
+    }
     if (!https || strncmp(path, "/v1/", 4) != 0) {
         http_respond(r, 404, NULL, "{\"error\":\"not found\"}\n", 22);
         return;
@@ -446,28 +815,30 @@ static void fapi__handle(http_req *r, void *ud, int https)
     }
     if (fapi__route(f, path) != 0)
         return;
+    if (session_path && post) {
+        fapi__sign_in(a, f);
+        return;
+    }
     /* The limiter runs once the token is read, never before: a valid token is never held
      * back by others' failures, even behind a load balancer that gives every client the
-     * same address. */
+     * same address. A request without a token may come from the dashboard's pages, with
+     * their session cookie instead. */
     const char *authz = http_req_header(r, "Authorization");
-    char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX + 1];
-    limiter_prefix(authz, AUTH_TOKEN_PREFIX, f->prefix);
-    if (auth_parse_bearer(authz, token, sizeof(token)) != 0) {
-        fapi__failed(f, NULL, "a bearer token is required (Authorization: Bearer fed_...)");
+    char sess[FSESSION_HASH_HEX + 1];
+    int src = authz ? REINT_ENOTFOUND : fsession_cookie_hash(r, sess);
+    if (src != REINT_ENOTFOUND) {
+        snprintf(f->prefix, sizeof(f->prefix), "session");
+        if (src != 0) {
+            fsession_set_cookie(r, "");
+            fapi__failed(f, NULL, "the session has ended: sign in again");
+        } else if (fapi__blocked(f, NULL)) {
+            return;
+        } else if (fsession_check(a->o.db, sess, clock_now_ms(), fapi__on_session, f) != 0) {
+            freq_error(f, 503, "the federal store is busy; try again");
+        }
         return;
     }
-    if (auth_hash_hex(token, hash, sizeof(hash)) != 0 || hex_decode(hash, 64, f->hash) != 0) {
-        freq_error(f, 500, "cannot hash the token");
-        return;
-    }
-    if (fapi__blocked(f, f->hash))
-        return;
-    const char *v[1] = {hash};
-    if (db_query(a->o.db,
-                 "SELECT name, role, province FROM tokens WHERE hash = decode($1, 'hex')"
-                 " AND revoked_at IS NULL",
-                 1, v, fapi__on_token, f) != 0)
-        freq_error(f, 503, "the federal store is busy; try again");
+    fapi__lookup_token(a, f, authz);
 }
 
 static void fapi__on_https(http_req *r, void *ud)
@@ -504,7 +875,9 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
              opts->directive_key_id ? opts->directive_key_id : "");
     snprintf(a->dir_key, sizeof(a->dir_key), "%s", opts->directive_key ? opts->directive_key : "");
     a->limiter = limiter_new(opts->auth_max_failures, opts->auth_window_s);
-    if (a->limiter == NULL) {
+    a->open_limiter = limiter_new(opts->open_max_reads ? opts->open_max_reads : 600,
+                                  opts->open_window_s ? opts->open_window_s : 60);
+    if (a->limiter == NULL || a->open_limiter == NULL) {
         snprintf(err, errlen, "out of memory");
         rc = REINT_ENOMEM;
         goto fail;
@@ -569,6 +942,7 @@ fail:
     /* The timer's memory is a's: a closed timer leaves a to the loop (a small leak at a
      * failed start, which ends the process). */
     limiter_free(a->limiter);
+    limiter_free(a->open_limiter);
     if (a->timer_started) {
         uv_close((uv_handle_t *)&a->timer, NULL);
         return rc;
@@ -599,6 +973,7 @@ void fapi_stop(fapi *a)
     /* The last counts are queued before the pool stops; if it fails them, the log names
      * how many were lost. */
     fapi__flush_failures(a);
+    fapi__flush_open(a);
     if (a->timer_started) {
         uv_timer_stop(&a->timer);
         uv_close((uv_handle_t *)&a->timer, NULL);

@@ -34,6 +34,8 @@ typedef struct fapi_opts {
     const char *crl_file;     /* served at GET /crl; "" for none */
     const char *proxy_from;   /* load balancers sending PROXY v2 to the HTTPS port; "" none */
     unsigned auth_max_failures, auth_window_s;
+    /* Anonymous reads (/open/v1/...) per client address per window before 429; 0: 600, 60. */
+    unsigned open_max_reads, open_window_s;
     /* Signing of POST /v1/directives: the key id named in each directive and the Ed25519
      * private key PEM (read at each publication). Either "" or NULL: publishing answers 503. */
     const char *directive_key_id;

@@ -39,11 +39,16 @@ void faudit_respond(freq *f, int status, const char *ctype, char *body, size_t l
     snprintf(st, sizeof(st), "%d", status);
     const char *v[6] = {
         f->who[0] ? f->who : "-", f->role_label[0] ? f->role_label : "none", f->peer, f->target, st,
-        f->post ? "POST" : "GET"};
+        http_req_method(f->r)};
     f->status = status;
     f->ctype = ctype;
     f->body = body;
     f->body_len = len;
+    if (f->open) {
+        /* Counted by fapi.c per route and day, never one row each. */
+        freq_finish(f, status, ctype, body ? body : "", len);
+        return;
+    }
     if (db_query(f->env->db,
                  "INSERT INTO audit(who, role, peer, method, target, status)"
                  " VALUES ($1, $2, $3, $6, $4, $5::integer)",

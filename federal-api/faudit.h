@@ -17,10 +17,11 @@
 
 /* The head of a statement that reads data and writes its audit row (status 200) at once:
  * "FAUDIT_READ_SQL SELECT ...", with $1..$4 bound to faudit_read_params and the statement's
- * own parameters from $5. */
+ * own parameters from $5. An anonymous read of the open-data routes (role label "open",
+ * which no token has) writes no row: those reads are counted per route and day instead. */
 #define FAUDIT_READ_SQL                                                                            \
     "WITH a AS (INSERT INTO audit(who, role, peer, method, target, status)"                        \
-    " VALUES ($1, $2, $3, 'GET', $4, 200))"
+    " SELECT $1::text, $2::text, $3::text, 'GET', $4::text, 200 WHERE $2::text <> 'open')"
 #define FAUDIT_READ_PARAMS 4
 
 /* The values of FAUDIT_READ_SQL's $1..$4 for f into v; they live as long as f. */
@@ -28,7 +29,7 @@ void faudit_read_params(const freq *f, const char *v[FAUDIT_READ_PARAMS]);
 
 /* Writes f's audit row with status, then answers with body (taken over, freed with f). When
  * the row cannot be written a 200 becomes 503 (the read is not served); other statuses are
- * sent anyway. Frees f. */
+ * sent anyway. An anonymous read (f->open) is answered without a row. Frees f. */
 void faudit_respond(freq *f, int status, const char *ctype, char *body, size_t len);
 
 /* faudit_respond with {"error": msg} (and WWW-Authenticate for 401). */

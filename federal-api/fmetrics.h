@@ -15,6 +15,9 @@
 typedef struct fmetrics {
     uint64_t requests, ok, bad_request, unauthorized, forbidden, not_found, rate_limited,
         unavailable, audit_rows, directives_published;
+    /* The dashboard's sign-ins, and the open-data routes' anonymous reads: answered, and
+     * refused 429 because their address read too much. */
+    uint64_t sessions_created, open_reads, open_limited;
 } fmetrics;
 
 /* Counts one answer under its status (200/201 ok, 400/422, 401, 403, 404, 429, 5xx). */

@@ -49,14 +49,19 @@ enum freq_route {
     FREQ_PROGRESS,  /* GET /v1/directives/<serial>/progress (fapprovals.h) */
     FREQ_METADATA,  /* DHIS2's metadata export */
     FREQ_ADX,       /* the values of dataValueSets as ADX XML */
-    FREQ_OPENAPI    /* the API's OpenAPI description */
+    FREQ_OPENAPI,   /* the API's OpenAPI description */
+    FREQ_SESSION    /* the dashboard's session: GET, POST (sign in), DELETE (fsession.h) */
 };
 
 typedef struct freq {
     const freq_env *env;
     http_req *r;
     enum freq_route route;
-    int post;                    /* POST (else GET) */
+    int post; /* POST (else GET) */
+    /* An anonymous read of the open-data routes (/open/v1/...): role public, counted per
+     * route and day by fapi.c instead of an audit row each (faudit.h). */
+    int open;
+    char csrf[48]; /* the session's CSRF token when f came with a session cookie, else "" */
     char who[AUTH_NAME_MAX + 1]; /* the token's name; "" before authentication */
     char role_label[16];         /* "ministry", "province:3", ...; "" before */
     enum auth_role role;

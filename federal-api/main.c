@@ -36,6 +36,8 @@ typedef struct fed_config {
     long start_wait_s;
     long auth_max_failures;
     long auth_window_s;
+    long open_max_reads;
+    long open_window_s;
     char migrations[CONFIG_STR_MAX];
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
@@ -52,6 +54,8 @@ static fed_config cfg = {
     .start_wait_s = 30,
     .auth_max_failures = 20,
     .auth_window_s = 60,
+    .open_max_reads = 600,
+    .open_window_s = 60,
     .migrations = "",
     .log_level = "info",
     .ca = "var/pki/ca.crt",
@@ -89,6 +93,14 @@ static const config_item items[] = {
     CONFIG_ITEM_INT("federal", "auth_window_s", &cfg.auth_window_s,
                     "window of the failed-attempt limit, in seconds; also the first 429's "
                     "Retry-After, doubled at each later block of the same pair",
+                    1, 86400),
+    CONFIG_ITEM_INT("federal", "open_max_reads", &cfg.open_max_reads,
+                    "anonymous reads of the open-data routes per client address per window "
+                    "before 429 (they are counted per route and day, not audited one by one)",
+                    1, 1000000),
+    CONFIG_ITEM_INT("federal", "open_window_s", &cfg.open_window_s,
+                    "window of the open-data read limit, in seconds; also the first 429's "
+                    "Retry-After",
                     1, 86400),
     CONFIG_ITEM_STR(
         "federal", "migrations", &cfg.migrations,
@@ -425,6 +437,8 @@ static int cmd_serve(void)
                     .proxy_from = cfg.proxy_from,
                     .auth_max_failures = (unsigned)cfg.auth_max_failures,
                     .auth_window_s = (unsigned)cfg.auth_window_s,
+                    .open_max_reads = (unsigned)cfg.open_max_reads,
+                    .open_window_s = (unsigned)cfg.open_window_s,
                     .directive_key_id = cfg.directive_key_id,
                     .directive_key = cfg.directive_key};
     if (fapi_start(&api, &ao, err, sizeof(err)) != 0) {
