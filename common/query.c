@@ -10,7 +10,7 @@
 static int query__char_ok(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == ',' || c == '/' || c == '-';
+           c == ',' || c == '/' || c == '-' || c == '.';
 }
 
 /* Decodes src[0..n) into dst (dstlen bytes with the NUL). Returns the length, -1 for a bad
@@ -87,7 +87,8 @@ int query_parse(const char *raw, query_pairs *q, char *err, size_t errlen)
             return REINT_EINVAL;
         }
         if (vl < 0) {
-            snprintf(err, errlen, "%s contains characters other than A-Z a-z 0-9 _ , / -", p->name);
+            snprintf(err, errlen, "%s contains characters other than A-Z a-z 0-9 _ , / - .",
+                     p->name);
             return REINT_EINVAL;
         }
         q->n = i + 1;

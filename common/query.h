@@ -1,11 +1,11 @@
 /* The one strict parser of API query strings (the federal API and the hub officers' API):
  * a query is "name=value" pairs joined by single '&'s, at most QUERY_MAX bytes as received,
- * each name once, names and percent-decoded values of A-Z a-z 0-9 _ , / - only. Anything
- * else is refused: an empty segment ("&&", a leading or trailing '&'), a pair without '=',
- * an empty or unknown-looking name, a bad escape, a '+' (a space), a value above
- * QUERY_MAX_VALUE bytes. What is accepted has one normalised spelling (query_format), which
- * is what the audit logs record: padding, escapes and repeats cannot hide what was read.
- * Pure: no I/O, no allocation. */
+ * each name once, names and percent-decoded values of A-Z a-z 0-9 _ , / - . only (the dot for
+ * ranges of periods, 2023..2026). Anything else is refused: an empty segment ("&&", a leading or
+ * trailing '&'), a pair without '=', an empty or unknown-looking name, a bad escape, a '+' (a
+ * space), a value above QUERY_MAX_VALUE bytes. What is accepted has one normalised spelling
+ * (query_format), which is what the audit logs record: padding, escapes and repeats cannot hide
+ * what was read. Pure: no I/O, no allocation. */
 #ifndef COMMON_QUERY_H
 #define COMMON_QUERY_H
 

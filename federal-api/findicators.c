@@ -8,6 +8,7 @@
 #include "fapprovals.h"
 #include "dhis2.h"
 #include "faudit.h"
+#include "fbreakdown.h"
 #include "frender.h"
 #include "log.h"
 
@@ -71,7 +72,9 @@ int findicators_decode(const PGresult *res, findicators_result *out)
 {
     int rows = PQntuples(res);
     memset(out, 0, sizeof(*out));
-    if (PQnfields(res) != FINDICATORS_COLUMNS)
+    /* A breakdown's statement (fbreakdown.c) adds each cell's area and period. */
+    int wide = PQnfields(res) == FINDICATORS_COLUMNS + 2;
+    if (PQnfields(res) != FINDICATORS_COLUMNS && !wide)
         return REINT_EMALFORMED;
     out->cells = rows ? calloc((size_t)rows, sizeof(findicators_cell)) : NULL;
     if (rows && out->cells == NULL)
@@ -106,6 +109,13 @@ int findicators_decode(const PGresult *res, findicators_result *out)
         c->nk = (uint32_t)nk;
         c->t1 = t1;
         c->t2 = t2;
+        if (wide) {
+            long long area;
+            if (findicators__int(PQgetvalue(res, i, 11), 0, UINT32_MAX, &area) != 0)
+                goto malformed;
+            c->area = (uint32_t)area;
+            c->period = PQgetvalue(res, i, 12);
+        }
     }
     return 0;
 malformed:
@@ -202,6 +212,10 @@ static void findicators__on_coverage(void *ud, const PGresult *res, const char *
 
 void findicators_answer(freq *f)
 {
+    if (fbreakdown_wanted(f)) {
+        fbreakdown_answer(f);
+        return;
+    }
     fapprovals_coverage *cov = calloc(1, sizeof(*cov));
     if (cov == NULL) {
         freq_error(f, 503, "out of memory");

@@ -37,7 +37,9 @@ typedef struct findicators_cell {
     int64_t nu, de, co;                     /* numerator, denominator, contributors */
     uint32_t ck;                            /* the cell key (sum of record keys mod 2^32) */
     uint32_t nk;                            /* ratios: the numerator's key */
-    int64_t t1, t2; /* sums: the two largest contributions of the area (0: not known) */
+    int64_t t1, t2;     /* sums: the two largest contributions of the area (0: not known) */
+    uint32_t area;      /* breakdowns (fbreakdown.h): the area's code (0 for the query's own) */
+    const char *period; /* breakdowns: the cell's period; NULL for a single period's answer */
 } findicators_cell;
 
 struct fapprovals_coverage;

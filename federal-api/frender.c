@@ -296,24 +296,41 @@ static const findicators_cell *frender__total(const findicators_result *r)
     return total;
 }
 
+/* The name of an official district ("" for none). */
+static const char *frender__district_name(int district)
+{
+    unsigned n = 0;
+    const geo_local_level *all = geo_all(&n);
+    for (unsigned i = 0; i < n; i++)
+        if (all[i].district == district)
+            return all[i].district_name;
+    return "";
+}
+
+/* The area of an answer: its level, its official code under the level's name and as "code",
+ * its name, and the province that holds it. */
 static void frender__area_json(sbuf *b, const params_query *q)
 {
+    const char *name = NULL;
     if (q->municipality) {
         const geo_local_level *g = geo_find(q->municipality);
-        sbuf_printf(b,
-                    "{\"level\":\"municipality\",\"municipality\":%u,\"name\":", q->municipality);
-        sbuf_json_str(b, g ? g->name : "");
-        sbuf_printf(b, ",\"province\":%d}", q->area_province);
+        name = g ? g->name : "";
+        sbuf_printf(b, "{\"level\":\"municipality\",\"municipality\":%u,\"code\":%u",
+                    q->municipality, q->municipality);
     } else if (q->district) {
-        sbuf_printf(b, "{\"level\":\"district\",\"district\":%d,\"province\":%d}", q->district,
-                    q->area_province);
+        name = frender__district_name(q->district);
+        sbuf_printf(b, "{\"level\":\"district\",\"district\":%d,\"code\":%d", q->district,
+                    q->district);
     } else if (q->province) {
-        sbuf_printf(b, "{\"level\":\"province\",\"province\":%d,\"name\":", q->province);
-        sbuf_json_str(b, geo_province_name((unsigned)q->province));
-        sbuf_puts(b, "}");
+        name = geo_province_name((unsigned)q->province);
+        sbuf_printf(b, "{\"level\":\"province\",\"code\":%d", q->province);
     } else {
-        sbuf_puts(b, "{\"level\":\"national\"}");
+        sbuf_puts(b, "{\"level\":\"national\",\"name\":\"Nepal\"}");
+        return;
     }
+    sbuf_puts(b, ",\"name\":");
+    sbuf_json_str(b, name ? name : "");
+    sbuf_printf(b, ",\"province\":%d}", q->area_province);
 }
 
 static void frender__as_of_json(sbuf *b, const params_query *q, const findicators_result *r)

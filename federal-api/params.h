@@ -34,7 +34,21 @@ enum params_allowed {
     PARAM_PAGE = 1 << 11,            /* DHIS2's paging: page=1.. */
     PARAM_PAGE_SIZE = 1 << 12,       /* pageSize=1..PARAMS_MAX_PAGE_SIZE */
     PARAM_ID_SCHEME = 1 << 13,       /* idScheme=UID (default) or CODE */
+    PARAM_SERIES = 1 << 14,          /* series=month|quarter|bs_month|trimester|year; with it
+                                      * by= may name an area and period= a range A..B */
 };
+
+/* by=<area>[,grouping] on /v1/indicators/<code>: one answer per area of that level within the
+ * query's filter. */
+enum params_area {
+    PARAMS_AREA_NONE,
+    PARAMS_AREA_PROVINCE,
+    PARAMS_AREA_DISTRICT,
+    PARAMS_AREA_MUNICIPALITY,
+};
+
+/* The most periods one series answers: ten years of months, or 240 years. */
+#define PARAMS_MAX_SERIES 240
 
 #define PARAMS_DEFAULT_PAGE_SIZE 10000
 #define PARAMS_MAX_PAGE_SIZE     100000
@@ -56,6 +70,9 @@ typedef struct params_query {
     long page;             /* 1 when not given */
     long page_size;        /* PARAMS_DEFAULT_PAGE_SIZE when not given */
     int id_code;           /* idScheme=CODE: our codes instead of DHIS2 ids */
+    int by_area;           /* enum params_area (by=district,sex: by_area DISTRICT, by "sex") */
+    int series;            /* -1: none; else the enum period_kind of the series' periods */
+    char period_last[PERIOD_MAX]; /* period=A..B: B (period holds A); "" otherwise */
     /* The query as accepted, in its one spelling: decoded "name=value" pairs in the order
      * given, joined by '&' (common/query.h); "" for none. */
     char normalised[QUERY_NORM_MAX];
@@ -67,6 +84,12 @@ typedef struct params_query {
  * wrong (the message never repeats a value that failed the character check). */
 int params_parse(const char *raw, unsigned allowed, const catalogue_indicator *ind, params_query *q,
                  char *err, size_t errlen);
+
+/* The periods of q's series (q->series >= 0), in order: every period of kind q->series from
+ * the first month of q->period to the last month of q->period_last (or of q->period). Writes
+ * at most max into out and returns how many there are (params_parse has checked that they
+ * fit PARAMS_MAX_SERIES). */
+size_t params_series(const params_query *q, char (*out)[PERIOD_MAX], size_t max);
 
 /* Whether s is a plausible indicator code in a path (1..64 of a-z and _). */
 int params_code_ok(const char *s);

@@ -126,6 +126,56 @@ static void test_params_normalise_what_was_read(void **state)
     assert_string_equal(q.normalised, "");
 }
 
+static int parse_series(const char *raw, params_query *q, char *err)
+{
+    return params_parse(raw, ALL | PARAM_SERIES, catalogue_find("participants_registered"), q, err,
+                        700);
+}
+
+/* Series and areas (fbreakdown.h): the periods a series lists, written here by hand. */
+static void test_params_series_and_areas(void **state)
+{
+    (void)state;
+    params_query q;
+    char err[700], p[PARAMS_MAX_SERIES][PERIOD_MAX];
+    assert_int_equal(parse_series("period=FY2080%2F81&series=bs_month&by=district,sex", &q, err),
+                     0);
+    assert_int_equal(q.by_area, PARAMS_AREA_DISTRICT);
+    assert_string_equal(q.by, "sex");
+    assert_int_equal(params_series(&q, p, PARAMS_MAX_SERIES), 12);
+    assert_string_equal(p[0], "BS2080-04");
+    assert_string_equal(p[8], "BS2080-12");
+    assert_string_equal(p[9], "BS2081-01");
+    assert_string_equal(p[11], "BS2081-03");
+    assert_int_equal(parse_series("period=FY2080%2F81&series=trimester", &q, err), 0);
+    assert_int_equal(params_series(&q, p, PARAMS_MAX_SERIES), 3);
+    assert_string_equal(p[2], "FY2080/81-T3");
+    assert_int_equal(parse_series("period=2024&series=quarter&by=province", &q, err), 0);
+    assert_int_equal(q.by_area, PARAMS_AREA_PROVINCE);
+    assert_int_equal(params_series(&q, p, PARAMS_MAX_SERIES), 4);
+    assert_string_equal(p[3], "2024-Q4");
+    assert_int_equal(parse_series("period=2023..2026&series=year", &q, err), 0);
+    assert_int_equal(params_series(&q, p, PARAMS_MAX_SERIES), 4);
+    assert_string_equal(p[0], "2023");
+    assert_string_equal(p[3], "2026");
+    assert_int_equal(parse_series("period=FY2080%2F81..FY2083%2F84&series=year", &q, err), 0);
+    assert_int_equal(params_series(&q, p, PARAMS_MAX_SERIES), 4);
+    assert_string_equal(p[1], "FY2081/82");
+    assert_string_equal(p[3], "FY2083/84");
+    /* Refused, each naming why. */
+    assert_int_equal(parse_series("period=2024&series=bs_month", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "does not divide"));
+    assert_int_equal(parse_series("period=2024-03&series=year", &q, err), REINT_EINVAL);
+    assert_int_equal(parse_series("period=2023..2026", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "needs series"));
+    assert_int_equal(parse_series("period=2026..2023&series=year", &q, err), REINT_EINVAL);
+    assert_int_equal(parse_series("period=2024-01..2024-03&series=month", &q, err), REINT_EINVAL);
+    assert_int_equal(parse_series("period=1700..2026&series=year", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "more than"));
+    assert_int_equal(parse_series("period=2024&by=province&district=7", &q, err), REINT_EINVAL);
+    assert_int_equal(parse("period=2023..2026&series=year", &q, err), REINT_EINVAL);
+}
+
 static void test_params_code_shape(void **state)
 {
     (void)state;
@@ -145,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_params_refuse_empty_segments_and_malformed_pairs),
         cmocka_unit_test(test_params_normalise_what_was_read),
         cmocka_unit_test(test_params_code_shape),
+        cmocka_unit_test(test_params_series_and_areas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
