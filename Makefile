@@ -111,11 +111,15 @@ WEB_C := $(GEN)/webassets.c
 # The national dashboard and the open-data page (federal-api/fweb.h): their pages, the shared
 # modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
 CHARTJS := /usr/share/javascript/chart.js/chart.min.js
+# The map keys districts by their local levels' 3-digit prefix, the API by the national
+# district code: the pages get the one from the other.
+MAP_DISTRICTS := $(GEN)/map/districts.json
 FWEB_DIRS := $(shell find federal-api/web common/web -type d 2>/dev/null | sort)
 FWEB_FED_FILES := $(shell find federal-api/web -type f 2>/dev/null | sort)
 FWEB_PAIRS := $(foreach f,$(FWEB_FED_FILES),$(patsubst federal-api/web/%,/%,$(f))=$(f)) \
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
-	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(CHARTJS) /map.json=$(MAP_JSON)
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(CHARTJS) /map.json=$(MAP_JSON) \
+	/districts.json=$(MAP_DISTRICTS)
 FWEB_C := $(GEN)/fwebassets.c
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -221,8 +225,13 @@ $(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
+$(MAP_DISTRICTS): data/nepal_local_levels.csv
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)awk -F, 'NR > 1 && !seen[int($$5 / 100)]++ { printf "%s\"%d\":%d", \
+		n++ ? "," : "{", int($$5 / 100), $$3 } END { print "}" }' $< > $@.tmp && mv $@.tmp $@
+
 $(FWEB_C): tools/embed_web.sh $(FWEB_FED_FILES) $(WEB_COMMON_FILES) $(FWEB_DIRS) $(WEB_FONT) \
-		$(CHARTJS) $(MAP_JSON)
+		$(CHARTJS) $(MAP_JSON) $(MAP_DISTRICTS)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)EMBED_WEB_PREFIX=fweb tools/embed_web.sh $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
 

@@ -826,6 +826,12 @@ static void fapi__handle(http_req *r, void *ud, int https)
     const char *authz = http_req_header(r, "Authorization");
     char sess[FSESSION_HASH_HEX + 1];
     int src = authz ? REINT_ENOTFOUND : fsession_cookie_hash(r, sess);
+    if (src == REINT_ENOTFOUND && session_path) {
+        /* The pages ask whether a session is open before they draw: no cookie is no
+         * session, not a failed attempt for the limiter. */
+        freq_error(f, 401, "no session: sign in with POST /v1/session");
+        return;
+    }
     if (src != REINT_ENOTFOUND) {
         snprintf(f->prefix, sizeof(f->prefix), "session");
         if (src != 0) {

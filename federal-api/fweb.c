@@ -24,8 +24,8 @@ static int fweb__is_page(const char *path)
 int fweb_handle(http_req *r)
 {
     const char *path = http_req_path(r), *m = http_req_method(r);
-    const fweb_asset *a = fweb__is_page(path) ? fweb_asset_find("/index.html")
-                                              : fweb_asset_find(path);
+    const fweb_asset *a =
+        fweb__is_page(path) ? fweb_asset_find("/index.html") : fweb_asset_find(path);
     if (a == NULL)
         return 0;
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {

@@ -1,0 +1,115 @@
+// The federal pages: the national dashboard (signed in with a ministry token, then a session
+// kept by the API in PostgreSQL) and the open-data page (no sign-in). Draws the header and
+// the page the address names, and moves between pages without reloading.
+import { h, replace } from "/common/dom.js";
+import * as i18n from "/common/i18n.js";
+import { t } from "/common/i18n.js";
+import { api, setCsrf, whenSignedOut } from "/common/api.js";
+import * as signin from "./pages/signin.js";
+import * as dashboard from "./pages/dashboard.js";
+import * as opendata from "./pages/opendata.js";
+import { errorBox } from "./views.js";
+
+const state = { session: null, checked: false, notice: null };
+const main = document.getElementById("main");
+
+export function navigate(url, replaceState) {
+  if (replaceState) history.replaceState({}, "", url);
+  else history.pushState({}, "", url);
+  render();
+}
+
+async function signOut() {
+  await api.del("/v1/session");
+  state.session = null;
+  setCsrf(null);
+  state.notice = t("signin.signed_out");
+  navigate("/signin");
+}
+
+function header() {
+  const s = state.session;
+  const other = i18n.current() === "ne" ? "en" : "ne";
+  const path = location.pathname;
+  const link = (href, key, current) => h("li", {}, h("a", { href, "data-nav": "",
+    "aria-current": current ? "page" : null }, t(key)));
+  replace(document.getElementById("top"),
+    h("div", { class: "top-row" },
+      h("p", { class: "brand" }, t("app.name")),
+      h("div", { class: "who" },
+        s ? h("span", {}, t("header.signed_in_as", { who: s.who })) : null,
+        s ? h("button", { type: "button", class: "link-button", id: "signout", onclick: signOut },
+          t("header.sign_out")) : null,
+        h("button", { type: "button", class: "lang-switch", lang: other, onclick: async () => {
+          await i18n.load(other);
+          render();
+        } }, t(`lang.${other}`)))),
+    h("nav", { class: "main-nav", "aria-label": t("nav.label") }, h("ul", {},
+      s ? link("/dashboard", "nav.dashboard", path === "/dashboard" || path === "/")
+        : link("/signin", "nav.signin", path === "/signin"),
+      link("/open-data", "nav.open", path === "/open-data"))));
+  document.getElementById("skip").textContent = t("app.skip");
+  replace(document.getElementById("foot"), t("footer.text"));
+}
+
+async function render() {
+  const path = location.pathname;
+  if (!state.checked && path !== "/open-data") {
+    // A session of an earlier visit (the cookie is HttpOnly: only the API can say).
+    const r = await api.get("/v1/session");
+    if (r.status === 200) {
+      state.session = r.body;
+      setCsrf(r.body.csrf);
+    }
+    state.checked = true;
+  }
+  header();
+  const ctx = {
+    main, navigate, params: new URLSearchParams(location.search),
+    setTitle: (text) => { document.title = `${text} · ${t("app.name")}`; },
+    onSignedIn: (session) => {
+      state.session = session;
+      state.checked = true;
+      setCsrf(session.csrf);
+      navigate("/dashboard", true);
+    },
+  };
+  try {
+    if (path === "/open-data") {
+      await opendata.render(ctx);
+    } else if (!state.session || path === "/signin") {
+      if (state.session) {
+        navigate("/dashboard", true);
+        return;
+      }
+      if (path !== "/signin") history.replaceState({}, "", "/signin");
+      const notice = state.notice;
+      state.notice = null;
+      await signin.render(ctx, notice);
+    } else {
+      await dashboard.render(ctx);
+    }
+  } catch (e) {
+    replace(main, errorBox(e));
+  }
+  document.body.setAttribute("data-page", location.pathname);
+}
+
+whenSignedOut(() => {
+  if (!state.session) return;
+  state.session = null;
+  setCsrf(null);
+  state.notice = t("signin.signed_out");
+  navigate("/signin", true);
+});
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-nav]");
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute("href"));
+});
+window.addEventListener("popstate", render);
+
+await i18n.load(i18n.preferred());
+render();

@@ -1,0 +1,121 @@
+// A figure of the dashboards: a chart (Chart.js, from Debian's libjs-chart.js, drawn on a
+// canvas) with its table beside it, and downloads of both as CSV and the chart as PNG. Every
+// figure's numbers are the API's answers, shown as they came.
+import { h, newId } from "/common/dom.js";
+import { t, num, digits } from "/common/i18n.js";
+
+// Okabe and Ito's palette: told apart with every common colour-vision deficiency.
+export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
+  "#000000", "#F0E442"];
+
+// Charts drawn on the page, destroyed before it is drawn again.
+const live = [];
+
+export function destroyCharts() {
+  while (live.length) live.pop().destroy();
+}
+
+// A value as the page shows it: whole numbers grouped as Nepal writes them, ratios with up to
+// three decimals; null (no data) as the words for it.
+export function fmt(v) {
+  if (v === null || v === undefined) return t("no_data");
+  if (Number.isInteger(v)) return num(v);
+  return digits(Number(v).toFixed(3).replace(/\.?0+$/, ""));
+}
+
+function csvField(v) {
+  const s = v === null || v === undefined ? "" : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function csvText(head, rows) {
+  return [head, ...rows].map((r) => r.map(csvField).join(",")).join("\r\n") + "\r\n";
+}
+
+// Saves blob as name through a temporary link (the page's CSP allows no other way out).
+export function download(name, blob) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: name, class: "visually-hidden" }, name);
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+// Paints the canvas white under the chart, so that a PNG saved from it is readable anywhere.
+const whiteBackground = {
+  id: "whiteBackground",
+  beforeDraw(chart) {
+    const c = chart.ctx;
+    c.save();
+    c.globalCompositeOperation = "destination-over";
+    c.fillStyle = "#ffffff";
+    c.fillRect(0, 0, chart.width, chart.height);
+    c.restore();
+  },
+};
+
+// o: {id, title, head: [column titles], rows: [[cells]] (raw values; numbers are formatted),
+// numeric: [column indexes that hold numbers], chart: {type, labels, datasets: [{label, data}],
+// stacked, percent} or null, before: a node shown above the chart (the map), file: stem of the
+// downloads}. Returns {node, mount}: mount() draws the chart once node is in the page.
+export function figure(o) {
+  const hid = newId("fig");
+  const numeric = new Set(o.numeric || []);
+  const table = h("table", { class: "table", id: `${o.id}-table` },
+    h("caption", { class: "visually-hidden" }, o.title),
+    h("thead", {}, h("tr", {}, o.head.map((c, i) =>
+      h("th", { scope: "col", class: numeric.has(i) ? "num" : null }, c)))),
+    h("tbody", {}, o.rows.map((r) => h("tr", {}, r.map((c, i) => i === 0
+      ? h("th", { scope: "row" }, c)
+      : h("td", numeric.has(i) ? { class: "num", "data-value": c === null ? "" : String(c) } : {},
+        numeric.has(i) ? fmt(c) : c))))));
+  const canvas = o.chart ? h("canvas", { id: `${o.id}-chart`, role: "img",
+    "aria-label": t("chart.label", { title: o.title }) }) : null;
+  const csv = h("button", { type: "button", class: "button button-secondary", id: `${o.id}-csv`,
+    "aria-label": t("download.of", { what: "CSV", figure: o.title }),
+    onclick: () => download(`${o.file}.csv`, new Blob([csvText(o.csvHead || o.head, o.rows)],
+      { type: "text/csv;charset=utf-8" })) }, t("download.csv"));
+  const png = canvas ? h("button", { type: "button", class: "button button-secondary",
+    id: `${o.id}-png`, "aria-label": t("download.of", { what: "PNG", figure: o.title }),
+    onclick: () => canvas.toBlob((b) => b && download(`${o.file}.png`, b), "image/png") },
+  t("download.png")) : null;
+  const node = h("section", { class: "figure", id: o.id, "aria-labelledby": hid },
+    h("h2", { id: hid }, o.title),
+    o.note ? h("p", { class: "status-line" }, o.note) : null,
+    h("div", { class: "figure-body" },
+      h("div", {}, o.before || null, canvas ? h("div", { class: "chart-box" }, canvas) : null),
+      h("div", {}, h("div", { class: "table-wrap", tabindex: "0", role: "region",
+        "aria-label": o.title }, table))),
+    h("div", { class: "button-row" }, csv, png));
+  const mount = () => {
+    if (!canvas || typeof Chart === "undefined") return;
+    const c = o.chart;
+    const chart = new Chart(canvas, {
+      type: c.type || "bar",
+      data: {
+        labels: c.labels,
+        datasets: c.datasets.map((d, i) => ({
+          label: d.label, data: d.data,
+          backgroundColor: d.color || PALETTE[i % PALETTE.length],
+          borderColor: d.color || PALETTE[i % PALETTE.length],
+        })),
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        indexAxis: c.horizontal ? "y" : "x",
+        plugins: { legend: { display: c.datasets.length > 1 } },
+        scales: {
+          x: { stacked: !!c.stacked, ticks: { autoSkip: true } },
+          y: { stacked: !!c.stacked, beginAtZero: true,
+               max: c.percent ? 100 : undefined },
+        },
+      },
+      plugins: [whiteBackground],
+    });
+    live.push(chart);
+  };
+  return { node, mount };
+}

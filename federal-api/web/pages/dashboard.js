@@ -1,0 +1,202 @@
+// The national dashboard (ministry, signed in): one indicator by province, district or local
+// level as a bar chart, a map and a table; its trend over months or years; its breakdown by a
+// grouping across provinces; and the approval coverage and reporting completeness of each
+// province. The choices live in the address, so that a view can be bookmarked and shared.
+import { h, replace, newId } from "/common/dom.js";
+import { t, has } from "/common/i18n.js";
+import { figure, destroyCharts } from "../figures.js";
+import { areaFigures, errorBox, get, query, valueOf, areaName } from "../views.js";
+
+const LEVELS = ["province", "district", "municipality"];
+const TRENDS = ["month", "bs_month", "year"];
+
+function field(label, input, hint) {
+  const id = input.id;
+  const hid = hint ? newId("hint") : null;
+  if (hid) input.setAttribute("aria-describedby", hid);
+  return h("div", { class: "form-group" }, h("label", { for: id }, label),
+    hint ? h("span", { class: "hint", id: hid }, hint) : null, input);
+}
+
+function select(id, options, value) {
+  return h("select", { id, name: id },
+    options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
+}
+
+function defaultPeriod() {
+  const d = new Date();
+  d.setUTCDate(0); // the last day of the month before
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+// The period of a trend that contains period: its year for months, its range of years.
+function defaultTrendPeriod(kind, period) {
+  const y = /^(\d{4})/.exec(period);
+  if (kind === "year" && y) return `${Number(y[1]) - 3}..${y[1]}`;
+  if (kind === "bs_month") {
+    const fy = /^FY\d{4}\/\d{2}$/.test(period) ? period : null;
+    if (fy) return fy;
+    const bs = /^(\d{4})-(\d{2})$/.exec(period);
+    if (bs && Number(bs[1]) > 2060) {
+      const start = Number(bs[2]) >= 4 ? Number(bs[1]) : Number(bs[1]) - 1;
+      return `FY${start}/${String((start + 1) % 100).padStart(2, "0")}`;
+    }
+    return "FY2082/83";
+  }
+  return y ? y[1] : String(new Date().getUTCFullYear());
+}
+
+function groupingName(g) {
+  return has(`grouping.${g}`) ? t(`grouping.${g}`) : g;
+}
+
+function provinceName(p) {
+  return has(`province.${p}`) ? t(`province.${p}`) : String(p);
+}
+
+async function trendFigure(s, title) {
+  const data = await get(`/v1/indicators/${encodeURIComponent(s.indicator)}?${query({
+    period: s.trend_period, series: s.trend, province: s.province, district: s.district })}`);
+  const answers = data.answers || [];
+  const rows = answers.map((a) => [a.period, valueOf(a)]);
+  const area = answers.length ? areaName(answers[0].area) : "";
+  return figure({
+    id: "fig-trend", title: t("fig.trend", { indicator: title, area: area || "Nepal" }),
+    head: [t("col.period"), t("col.value")], csvHead: ["period", "value"], rows, numeric: [1],
+    file: `${s.indicator}-trend-${s.trend}`,
+    chart: { type: "line", labels: rows.map((r) => r[0]),
+             datasets: [{ label: title, data: rows.map((r) => r[1]) }] },
+  });
+}
+
+async function breakdownFigure(s, title) {
+  const level = s.province ? "district" : "province";
+  const data = await get(`/v1/indicators/${encodeURIComponent(s.indicator)}?${query({
+    period: s.period, by: `${level},${s.grouping}`, province: s.province })}`);
+  const answers = data.answers || [];
+  const keys = [];
+  for (const a of answers) {
+    for (const r of a.rows || []) if (!keys.includes(r[s.grouping])) keys.push(r[s.grouping]);
+  }
+  const valueAt = (a, k) => {
+    const r = (a.rows || []).find((x) => x[s.grouping] === k);
+    return r ? r.value : 0;
+  };
+  // A category no area has (UNKNOWN, usually) is left out of the chart, not of the table.
+  const used = keys.filter((k) => answers.some((a) => valueAt(a, k)));
+  const rows = answers.map((a) => [areaName(a.area), ...keys.map((k) => valueAt(a, k)),
+    a.total ? a.total.value : null]);
+  return figure({
+    id: "fig-breakdown",
+    title: t("fig.breakdown", { indicator: title, grouping: groupingName(s.grouping),
+                                period: s.period }),
+    head: [t("col.area"), ...keys, t("col.total")], csvHead: ["area", ...keys, "total"],
+    rows, numeric: keys.map((_, i) => i + 1).concat([keys.length + 1]),
+    file: `${s.indicator}-${level}-${s.grouping}-${s.period}`,
+    chart: { labels: rows.map((r) => r[0]), stacked: true,
+             datasets: used.map((k) => ({ label: k, data: answers.map((a) => valueAt(a, k)) })) },
+  });
+}
+
+async function coverageFigure(s) {
+  const data = await get(`/v1/approvals?${query({ period: s.period, by: "province" })}`);
+  const pct = (a, b) => (b ? Math.round((1000 * a) / b) / 10 : 0);
+  const rows = (data.rows || []).map((r) => [provinceName(r.province), r.municipality_months,
+    r.contributing, r.closed, r.approved, pct(r.contributing, r.municipality_months),
+    pct(r.approved, r.municipality_months)]);
+  return figure({
+    id: "fig-coverage", title: t("fig.coverage", { period: s.period }),
+    head: [t("col.province"), t("col.months"), t("col.contributing"), t("col.closed"),
+           t("col.approved"), t("col.reporting_pct"), t("col.approved_pct")],
+    csvHead: ["province", "municipality_months", "contributing", "closed", "approved",
+              "reporting_pct", "approved_pct"],
+    rows, numeric: [1, 2, 3, 4, 5, 6], file: `coverage-${s.period}`,
+    chart: { labels: rows.map((r) => r[0]), percent: true,
+             datasets: [{ label: t("col.reporting_pct"), data: rows.map((r) => r[5]) },
+                        { label: t("col.approved_pct"), data: rows.map((r) => r[6]) }] },
+  });
+}
+
+export async function render(ctx) {
+  const cat = await get("/v1/indicators");
+  const inds = cat.indicators || [];
+  const p = ctx.params;
+  const s = {
+    indicator: p.get("indicator") || (inds[0] && inds[0].code) || "",
+    period: p.get("period") || defaultPeriod(),
+    level: LEVELS.includes(p.get("by")) ? p.get("by") : "province",
+    province: p.get("province") || "",
+    district: p.get("district") || "",
+    grouping: p.get("grouping") || "sex",
+    trend: TRENDS.includes(p.get("series")) ? p.get("series") : "month",
+    trend_period: p.get("trend_period") || "",
+  };
+  const ind = inds.find((i) => i.code === s.indicator) || inds[0];
+  const groupings = (ind ? ind.groupings : []).filter((g) => g && !g.includes(","));
+  if (!groupings.includes(s.grouping)) s.grouping = groupings[0] || "";
+  if (!s.trend_period) s.trend_period = defaultTrendPeriod(s.trend, s.period);
+
+  const indicator = select("indicator", inds.map((i) => [i.code, i.title]), s.indicator);
+  const period = h("input", { type: "text", id: "period", name: "period", value: s.period,
+                              spellcheck: "false", autocomplete: "off" });
+  const level = select("by", LEVELS.map((l) => [l, t(`level.${l}`)]), s.level);
+  const province = select("province", [["", t("ctl.all")],
+    ...[1, 2, 3, 4, 5, 6, 7].map((n) => [String(n), provinceName(n)])], s.province);
+  const district = h("input", { type: "text", id: "district", name: "district", value: s.district,
+                                inputmode: "numeric", class: "input-short", autocomplete: "off" });
+  const grouping = select("grouping", groupings.map((g) => [g, groupingName(g)]), s.grouping);
+  const trend = select("series", TRENDS.map((k) => [k, t(`trend.${k}`)]), s.trend);
+  const trendPeriod = h("input", { type: "text", id: "trend_period", name: "trend_period",
+                                   value: s.trend_period, spellcheck: "false", autocomplete: "off" });
+  const results = h("div", { id: "results", "aria-live": "polite" });
+  const form = h("form", { class: "controls", id: "controls", novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      const q = query({ indicator: indicator.value, period: period.value.trim(), by: level.value,
+        province: province.value, district: district.value.trim(), grouping: grouping.value,
+        series: trend.value,
+        trend_period: trend.value === s.trend && period.value.trim() === s.period
+          ? trendPeriod.value.trim() : "" });
+      ctx.navigate(`/dashboard?${q}`, true);
+    } },
+  field(t("ctl.indicator"), indicator),
+  field(t("ctl.period"), period, t("ctl.period_hint")),
+  field(t("ctl.level"), level),
+  field(t("ctl.province"), province),
+  field(t("ctl.district"), district, t("ctl.district_hint")),
+  field(t("ctl.grouping"), grouping),
+  field(t("ctl.trend"), trend),
+  field(t("trend.period"), trendPeriod, t("trend.period_hint")),
+  h("div", { class: "form-group" }, h("button", { type: "submit", class: "button", id: "show" },
+    t("ctl.show"))));
+  // A change of indicator or level shows at once; the text fields wait for Show.
+  for (const c of [indicator, level, province, grouping, trend]) {
+    c.addEventListener("change", () => form.requestSubmit());
+  }
+  replace(ctx.main, h("h1", { tabindex: "-1" }, t("dash.title")),
+    h("p", { class: "lead" }, t("dash.intro")), form, results);
+  ctx.setTitle(t("dash.title"));
+  replace(results, h("p", { class: "status-line" }, t("loading")));
+
+  destroyCharts();
+  const title = ind ? ind.title : s.indicator;
+  const parts = await Promise.allSettled([
+    areaFigures({ base: "/v1", code: s.indicator, title, period: s.period, level: s.level,
+                  province: s.province, district: s.district }).then((r) => r.figures),
+    trendFigure(s, title).then((f) => [f]),
+    s.grouping ? breakdownFigure(s, title).then((f) => [f]) : Promise.resolve([]),
+    coverageFigure(s).then((f) => [f]),
+  ]);
+  replace(results);
+  for (const part of parts) {
+    if (part.status === "rejected") {
+      results.append(errorBox(part.reason));
+      continue;
+    }
+    for (const f of part.value) {
+      results.append(f.node);
+      f.mount();
+    }
+  }
+  results.setAttribute("data-ready", "1");
+}

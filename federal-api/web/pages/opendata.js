@@ -1,0 +1,101 @@
+// The open-data page: no sign-in. It reads only the open routes (/open/v1/...), which answer
+// as the public role does: perturbed values, the same for a cell whichever way it is asked.
+// National and provincial figures of a chosen indicator (chart, map, table, CSV), the
+// catalogue with its definitions and SDG targets, and how the figures are protected.
+import { h, replace, newId } from "/common/dom.js";
+import { t } from "/common/i18n.js";
+import { figure, destroyCharts } from "../figures.js";
+import { areaFigures, errorBox, get, query, valueOf } from "../views.js";
+
+function field(label, input, hint) {
+  const hid = hint ? newId("hint") : null;
+  if (hid) input.setAttribute("aria-describedby", hid);
+  return h("div", { class: "form-group" }, h("label", { for: input.id }, label),
+    hint ? h("span", { class: "hint", id: hid }, hint) : null, input);
+}
+
+function limitedOr(e) {
+  return e.status === 429 ? new Error(t("open.limited")) : e;
+}
+
+export async function render(ctx) {
+  ctx.setTitle(t("open.title"));
+  let cat;
+  try {
+    cat = await get("/open/v1/indicators");
+  } catch (e) {
+    replace(ctx.main, h("h1", { tabindex: "-1" }, t("open.title")), errorBox(limitedOr(e)));
+    return;
+  }
+  const inds = cat.indicators || [];
+  const p = ctx.params;
+  const code = p.get("indicator") || (inds[0] && inds[0].code) || "";
+  const ind = inds.find((i) => i.code === code) || inds[0];
+  const d = new Date();
+  d.setUTCDate(0);
+  const period = p.get("period") ||
+    `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  const level = p.get("by") === "district" ? "district" : "province";
+
+  const indicator = h("select", { id: "indicator", name: "indicator" },
+    inds.map((i) => h("option", { value: i.code, selected: i.code === code }, i.title)));
+  const periodIn = h("input", { type: "text", id: "period", name: "period", value: period,
+                                spellcheck: "false", autocomplete: "off" });
+  const levelIn = h("select", { id: "by", name: "by" },
+    ["province", "district"].map((l) => h("option", { value: l, selected: l === level },
+      t(`level.${l}`))));
+  const form = h("form", { class: "controls", id: "controls", novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      ctx.navigate(`/open-data?${query({ indicator: indicator.value,
+        period: periodIn.value.trim(), by: levelIn.value })}`, true);
+    } },
+  field(t("ctl.indicator"), indicator), field(t("ctl.period"), periodIn, t("ctl.period_hint")),
+  field(t("ctl.level"), levelIn),
+  h("div", { class: "form-group" }, h("button", { type: "submit", class: "button", id: "show" },
+    t("ctl.show"))));
+  for (const c of [indicator, levelIn]) c.addEventListener("change", () => form.requestSubmit());
+
+  const results = h("div", { id: "results", "aria-live": "polite" },
+    h("p", { class: "status-line" }, t("loading")));
+  const catalogue = h("dl", { class: "catalogue", id: "catalogue" }, inds.map((i) => [
+    h("dt", {}, i.title, " ", h("code", {}, i.code)),
+    h("dd", {}, h("p", { class: "definition" }, i.sdg ? t("open.sdg", { sdg: i.sdg }) : t("open.no_sdg"),
+      " · ", t("open.aggregation", { aggregation: i.aggregation }), " · ",
+      (i.groupings || []).filter((g) => g).join(", "))),
+  ]));
+  replace(ctx.main, h("h1", { tabindex: "-1" }, t("open.title")),
+    h("p", { class: "lead" }, t("open.intro")),
+    h("section", { class: "notice", id: "method", "aria-labelledby": "method-h" },
+      h("h2", { id: "method-h" }, t("open.method_title")), h("p", {}, t("open.method"))),
+    h("h2", {}, t("open.choose")), form, results,
+    h("section", { "aria-labelledby": "cat-h" }, h("h2", { id: "cat-h" }, t("open.catalogue")),
+      catalogue));
+
+  destroyCharts();
+  const title = ind ? ind.title : code;
+  const [areas, national] = await Promise.allSettled([
+    areaFigures({ base: "/open/v1", code, title, period, level }),
+    get(`/open/v1/indicators/${encodeURIComponent(code)}?${query({ period })}`),
+  ]);
+  replace(results);
+  if (national.status === "fulfilled") {
+    const a = national.value;
+    const f = figure({ id: "fig-national", title: t("fig.national", { indicator: title, period }),
+      head: [t("col.area"), t("col.value")], csvHead: ["area", "value"],
+      rows: [["Nepal", valueOf(a)]], numeric: [1], file: `${code}-national-${period}`,
+      chart: null });
+    results.append(f.node);
+  } else {
+    results.append(errorBox(limitedOr(national.reason)));
+  }
+  if (areas.status === "fulfilled") {
+    for (const f of areas.value.figures) {
+      results.append(f.node);
+      f.mount();
+    }
+  } else {
+    results.append(errorBox(limitedOr(areas.reason)));
+  }
+  results.setAttribute("data-ready", "1");
+}

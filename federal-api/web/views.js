@@ -1,0 +1,80 @@
+// What both pages draw from one indicator query by area: the bar chart with its table, and
+// the map with the same table's figures. base is "/v1" for the dashboard (its session) or
+// "/open/v1" for the open-data page (no sign-in, the public role's perturbed values).
+import { h } from "/common/dom.js";
+import { t } from "/common/i18n.js";
+import { api } from "/common/api.js";
+import { figure } from "./figures.js";
+import { drawMap, loadMap } from "./map.js";
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
+  return q.toString();
+}
+
+// GET of an API path; the answer's body, or an Error whose message is the API's.
+export async function get(path) {
+  const r = await api.get(path);
+  if (r.status !== 200) {
+    const e = new Error(r.body && r.body.error ? r.body.error : t("error.load"));
+    e.status = r.status;
+    throw e;
+  }
+  return r.body;
+}
+
+// An answer's value: null when the area sent nothing (no contributor, or for the public,
+// whose answers do not count contributors, a zero total), so that the map hatches it.
+export function valueOf(answer) {
+  const tot = answer.total || {};
+  if (tot.contributors === 0) return null;
+  if (tot.contributors === undefined && !tot.value) return null;
+  return tot.value;
+}
+
+export function areaName(area) {
+  return area.name || String(area.code);
+}
+
+// The figures of a by-area answer: [{node, mount}] for the bar chart and the map.
+export async function areaFigures(o) {
+  const [data] = await Promise.all([
+    get(`${o.base}/indicators/${encodeURIComponent(o.code)}?${query({
+      period: o.period, by: o.level, province: o.province, district: o.district })}`),
+    loadMap(),
+  ]);
+  const answers = data.answers || [];
+  const level = t(`level.${o.level}`);
+  const title = o.title;
+  const rows = answers.map((a) => [areaName(a.area), String(a.area.code), valueOf(a)]);
+  const head = [t("col.area"), t("col.code"), t("col.value")];
+  const values = new Map(answers.map((a) => [a.area.code, { name: areaName(a.area), value: valueOf(a) }]));
+  const note = data.disclosure === "exact" ? t("disclosure.exact") : t("disclosure.perturbed");
+  // Past TOP areas the chart shows the largest only (753 bars say nothing); the table has all.
+  const TOP = 30;
+  const shown = rows.length > TOP
+    ? [...rows].sort((a, b) => (b[2] ?? -1) - (a[2] ?? -1)).slice(0, TOP) : rows;
+  const bars = figure({
+    id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: o.period }),
+    head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}`,
+    note: rows.length > TOP ? `${note} ${t("chart.top", { n: TOP, total: rows.length })}` : note,
+    csvHead: ["area", "code", "value"],
+    chart: { labels: shown.map((r) => r[0]),
+             datasets: [{ label: title, data: shown.map((r) => r[2]) }],
+             horizontal: shown.length > 12 },
+  });
+  const map = figure({
+    id: "fig-map", title: t("fig.map", { indicator: title, level, period: o.period }),
+    head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}-map`,
+    csvHead: ["area", "code", "value"], chart: null,
+    before: drawMap({ level: o.level, values,
+                      label: t("map.label", { indicator: title, level }) }),
+  });
+  return { data, figures: [bars, map] };
+}
+
+export function errorBox(e) {
+  return h("div", { class: "error-summary", role: "alert", tabindex: "-1" },
+    h("h2", {}, t("error.summary")), h("p", {}, e.message || String(e)));
+}
