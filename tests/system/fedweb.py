@@ -82,8 +82,22 @@ def load(fed, pki, seed=16):
         h.close()
 
 
+class Database:
+    """A database of its own in the session's PostgreSQL (the pages' tests must neither see
+    nor leave data in the one the other federal tests share)."""
+
+    def __init__(self, pg, name):
+        pg.psql("DROP DATABASE IF EXISTS %s" % name, db="postgres")
+        pg.psql("CREATE DATABASE %s" % name)
+        self.pg, self.name = pg, name
+        self.conninfo = pg.conninfo.replace("dbname=reintegration", "dbname=" + name)
+
+    def psql(self, sql):
+        return self.pg.psql(sql, db=self.name)
+
+
 class FedWeb:
-    """fed (Federal), tokens {ministry, public}, base URL of its HTTPS port."""
+    """fed (Federal), base URL of its HTTPS port; pg: a Database or Postgres."""
 
     def __init__(self, workdir, pki, pg, name="federal", open_max_reads=None):
         pki.issue("federal")
@@ -97,9 +111,11 @@ class FedWeb:
         self.fed.start()
         self.base = "https://127.0.0.1:%d" % self.fed.https_port
 
-    def second(self, workdir, name="federal2"):
+    def second(self, workdir, name="federal2", open_max_reads=None):
         """Another federal-api on the same database."""
         f = Federal(workdir, self.pki, self.fed.pg, name=name)
+        if open_max_reads:
+            f.configure("[federal]\nopen_max_reads = %d\n" % open_max_reads)
         return f.start()
 
     def request(self, method, path, body=None, headers=None, port=None):

@@ -1,0 +1,285 @@
+"""The national dashboard and the open-data page (federal-api/web, issue 16) in Debian's
+Chromium against a real federal-api on a real PostgreSQL: a ministry signs in with its token,
+chooses an indicator and a level, and the chart, the map (753 local levels with their official
+codes) and the table say what the API says; the open-data page shows, without signing in, the
+public role's perturbed values only, and its anonymous reads are counted and limited; a
+session made on one federal-api instance is served by another on the same database."""
+import http.cookies
+import os
+import time
+import urllib.parse
+
+import pytest
+from selenium.webdriver.support.ui import Select
+
+import browser
+from fedweb import PERIOD, Database, FedWeb, load, local_levels
+from pg import postgres  # noqa: F401  (session fixture)
+
+CODE = "participants_registered"
+COUNT = {"province": 7, "district": 77, "municipality": 753}
+
+
+@pytest.fixture(scope="module")
+def env(pki, postgres, tmp_path_factory):  # noqa: F811
+    db = Database(postgres, "fedweb")
+    w = FedWeb(str(tmp_path_factory.mktemp("fedweb")), pki, db)
+    load(w.fed, pki)
+    w.db = db
+    w.tokens = {"ministry": w.fed.token("ministry", "ministry-web"),
+                "public": w.fed.token("public", "public-web")}
+    w.second_fed = w.second(str(tmp_path_factory.mktemp("fedweb2")), open_max_reads=5)
+    yield w
+    w.second_fed.stop()
+    w.fed.stop()
+
+
+@pytest.fixture(scope="module")
+def driver(env):
+    d = browser.chromium(ca={"leaf": env.pki.path("federal.crt")}, lang="en-US")
+    yield d
+    d.quit()
+
+
+def by_area(env, role, level, **extra):
+    """{code: (name, value)} of the API's by=level answer for role."""
+    q = dict(period=PERIOD, by=level, **extra)
+    st, body, _ = env.fed.get("/v1/indicators/%s?%s" % (CODE, urllib.parse.urlencode(q)),
+                              env.tokens[role])
+    assert st == 200, body
+    return {a["area"]["code"]: (a["area"]["name"], a["total"]) for a in body["answers"]}
+
+
+def ready(d):
+    browser.wait(d, lambda: d.execute_script(
+        "const r = document.getElementById('results'); return !!r && r.dataset.ready === '1'"),
+        timeout=40, what="the figures")
+
+
+def page_state(d):
+    """What the page shows: the area table's and the map's codes and values, the chart's."""
+    return d.execute_script("""
+      const rows = [...document.querySelectorAll('#fig-area-table tbody tr')].map(tr =>
+        [tr.children[1].textContent, tr.children[2].dataset.value]);
+      const units = [...document.querySelectorAll('#map-svg .map-unit')].map(p =>
+        [p.dataset.code, p.dataset.value, p.getAttribute('aria-label'),
+         p.querySelector('title').textContent, p.getAttribute('fill')]);
+      const c = Chart.getChart(document.getElementById('fig-area-chart'));
+      return {rows, units, level: document.getElementById('map-svg').dataset.level,
+              chart: c ? [c.data.labels, c.data.datasets[0].data] : null};""")
+
+
+def shown(total):
+    """The value the page shows for an API total: None (hatched) when nothing was sent."""
+    if total.get("contributors") == 0 or ("contributors" not in total and not total["value"]):
+        return None
+    return total["value"]
+
+
+def check_agrees(state, api, level):
+    assert state["level"] == level
+    want = {str(c): shown(t) for c, (_, t) in api.items()}
+    assert {c: (None if v == "" else float(v)) for c, v in state["rows"]} == want
+    units = {u[0]: u for u in state["units"]}
+    assert len(state["units"]) == COUNT[level] == len(units)
+    assert set(units) == set(want)
+    for code, (name, total) in api.items():
+        u = units[str(code)]
+        v = shown(total)
+        assert (None if u[1] == "" else float(u[1])) == v, (code, u, total)
+        # The name and the value, as people read them, in the label and the tooltip.
+        assert name in u[2] and u[2] == u[3], u
+        assert ("{:,}".format(v) if v is not None else "No data") in u[2], (u, v)
+        assert (u[4] == "url(#fed-hatch)") == (v is None), u
+    labels, data = state["chart"]
+    chart = dict(zip(labels, data))
+    names = {name: shown(t) for name, t in api.values()}
+    assert chart and all(names[n] == v for n, v in chart.items()), chart
+
+
+def capture_downloads(d):
+    d.execute_script("""
+      window.__blobs = [];
+      if (!window.__wrapped) {
+        const orig = URL.createObjectURL.bind(URL);
+        URL.createObjectURL = (b) => { window.__blobs.push(b); return orig(b); };
+        window.__wrapped = true;
+      }""")
+
+
+def last_download(d, binary=False):
+    return d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      const b = window.__blobs[window.__blobs.length - 1];
+      if (!b) { done(null); return; }
+      (%s).then(x => done([b.type, x]));""" % (
+        "b.arrayBuffer().then(a => [...new Uint8Array(a.slice(0, 8))])" if binary
+        else "b.text()"))
+
+
+def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
+    d = driver
+    d.get(env.base + "/dashboard")
+    browser.wait(d, lambda: d.execute_script("return !!document.getElementById('signin-token')"),
+                 what="the sign-in page (no session yet)")
+    d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+    d.find_element("id", "signin-submit").click()
+    browser.wait(d, lambda: d.execute_script("return !!document.getElementById('period')"),
+                 what="the dashboard")
+    ready(d)
+    assert "ministry-web" in browser.body_text(d)
+    # The session cookie is the API's, HttpOnly: the page's script cannot read it.
+    assert "fed_session" not in d.execute_script("return document.cookie")
+    Select(d.find_element("id", "indicator")).select_by_value(CODE)
+    ready(d)
+    p = d.find_element("id", "period")
+    p.clear()
+    p.send_keys(PERIOD)
+    d.find_element("id", "show").click()
+    for level in ("province", "district", "municipality"):
+        if level != "province":
+            d.execute_script("document.getElementById('results').dataset.ready = ''")
+            Select(d.find_element("id", "by")).select_by_value(level)
+        ready(d)
+        state = page_state(d)
+        check_agrees(state, by_area(env, "ministry", level), level)
+        if level == "municipality":
+            official = {str(c) for c, _, _, _ in local_levels()}
+            assert {u[0] for u in state["units"]} == official
+            assert "Boundaries: YoungInnovations / MoFAGA, MIT" in browser.body_text(d)
+        browser.screenshot(d, "fed-dashboard-%s" % level)
+    # The CSV and PNG downloads of the figure by area.
+    capture_downloads(d)
+    d.find_element("id", "fig-area-csv").click()
+    kind, text = last_download(d)
+    assert kind.startswith("text/csv")
+    lines = text.strip().split("\r\n")
+    assert lines[0] == "area,code,value"
+    api = by_area(env, "ministry", "municipality")
+    got = {}
+    for line in lines[1:]:
+        code, value = line.rsplit(",", 2)[1:]
+        got[int(code)] = None if value == "" else int(value)
+    assert got == {c: shown(t) for c, (_, t) in api.items()}
+    d.find_element("id", "fig-area-png").click()
+    browser.wait(d, lambda: d.execute_script("return window.__blobs.length") == 2, what="the PNG")
+    kind, head = last_download(d, binary=True)
+    assert kind == "image/png" and head[:4] == [0x89, 0x50, 0x4E, 0x47]
+    # The breakdown by sex across provinces equals the API's by=province,sex.
+    st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&by=province,sex" % (CODE, PERIOD),
+                              env.tokens["ministry"])
+    want = {a["area"]["name"]: {r["sex"]: r["value"] for r in a["rows"]} for a in body["answers"]}
+    got = d.execute_script("""
+      const head = [...document.querySelectorAll('#fig-breakdown-table thead th')].map(th => th.textContent);
+      return [...document.querySelectorAll('#fig-breakdown-table tbody tr')].map(tr =>
+        [tr.children[0].textContent, Object.fromEntries([...tr.children].slice(1, -1).map((td, i) =>
+          [head[i + 1], Number(td.dataset.value)]))]);""")
+    assert dict(got) == want
+    bad = browser.axe(d)
+    assert not bad, browser.describe(bad)
+
+
+def test_open_data_shows_the_public_roles_perturbed_values_without_sign_in(env, driver):
+    d = driver
+    d.delete_all_cookies()
+    before = env.fed.metrics()["federal_open_reads_total"]
+    d.get(env.base + "/open-data?indicator=%s&period=%s&by=province" % (CODE, PERIOD))
+    ready(d)
+    assert "Sign out" not in browser.body_text(d)
+    state = page_state(d)
+    public = by_area(env, "public", "province")
+    check_agrees(state, public, "province")
+    exact = by_area(env, "ministry", "province")
+    # Perturbed: the page's figures are the public role's, not the exact ones.
+    assert any(public[c][1]["value"] != exact[c][1]["value"] for c in public)
+    st, nat, _ = env.fed.get("/v1/indicators/%s?period=%s" % (CODE, PERIOD), env.tokens["public"])
+    assert d.execute_script("return document.querySelector('#fig-national-table td').dataset.value") \
+        == str(nat["total"]["value"])
+    text = browser.body_text(d)
+    assert "cell-key" in text and "SDG target 10.7" in text
+    assert "Boundaries: YoungInnovations / MoFAGA, MIT" in text
+    browser.screenshot(d, "fed-open-data")
+    bad = browser.axe(d)
+    assert not bad, browser.describe(bad)
+    d.get(env.base + "/open-data?indicator=%s&period=%s&by=district" % (CODE, PERIOD))
+    ready(d)
+    check_agrees(page_state(d), by_area(env, "public", "district"), "district")
+    # Counted per route and day (metrics now, the table within a few seconds), not audited.
+    assert env.fed.metrics()["federal_open_reads_total"] >= before + 4
+    route = "/v1/indicators/" + CODE
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        rows = env.db.psql("SELECT reads FROM open_reads WHERE route = '%s' AND day = "
+                           "current_date" % route)
+        if rows and int(rows[0][0]) >= 4:
+            break
+        time.sleep(0.5)
+    assert rows and int(rows[0][0]) >= 4, rows
+    assert env.db.psql("SELECT count(*) FROM audit WHERE role = 'open' OR target LIKE '/open%'") \
+        == [["0"]]
+    # Only what the public may see: exact values are refused on the open route too.
+    st, _, body = env.request("GET", "/open/v1/indicators/%s?period=%s&exact=1" % (CODE, PERIOD))
+    assert st == 403, body
+
+
+def test_anonymous_reads_are_limited_per_address(env):
+    port = env.second_fed.https_port
+    path = "/open/v1/indicators/%s?period=%s" % (CODE, PERIOD)
+    statuses = [env.request("GET", path, port=port)[0] for _ in range(7)]
+    assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429], statuses
+    st, hdrs, _ = env.request("GET", path, port=port)
+    assert st == 429 and int(hdrs["Retry-After"]) >= 1
+    assert env.second_fed.metrics()["federal_open_limited_total"] >= 3
+    # A token's reads are not the anonymous ones: the ministry is served meanwhile.
+    st, _, _ = env.request("GET", path.replace("/open", ""), port=port,
+                           headers={"Authorization": "Bearer " + env.tokens["ministry"]})
+    assert st == 200
+
+
+def cookie_of(hdrs):
+    c = http.cookies.SimpleCookie()
+    c.load(hdrs["Set-Cookie"])
+    return c
+
+
+def test_a_session_made_on_one_instance_is_served_by_another(env):
+    st, hdrs, body = env.request("POST", "/v1/session", {"token": env.tokens["ministry"]})
+    assert st == 200, body
+    raw = hdrs["Set-Cookie"]
+    for attr in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
+        assert attr in raw, raw
+    morsel = cookie_of(hdrs)["__Host-fed_session"]
+    cookie = "__Host-fed_session=" + morsel.value
+    csrf = body["csrf"]
+    other = env.second_fed.https_port
+    st, _, got = env.request("GET", "/v1/session", headers={"Cookie": cookie}, port=other)
+    assert st == 200 and got["who"] == "ministry-web" and got["csrf"] == csrf
+    st, _, ans = env.request("GET", "/v1/indicators/%s?period=%s&province=1" % (CODE, PERIOD),
+                             headers={"Cookie": cookie}, port=other)
+    assert st == 200 and ans["disclosure"] == "exact"
+    # Another site cannot use it, and a change without the CSRF token is refused.
+    st, _, _ = env.request("GET", "/v1/session", port=other,
+                           headers={"Cookie": cookie, "Sec-Fetch-Site": "cross-site"})
+    assert st == 403
+    st, _, _ = env.request("DELETE", "/v1/session", headers={"Cookie": cookie}, port=other)
+    assert st == 403
+    st, hdrs, _ = env.request("DELETE", "/v1/session", port=other,
+                              headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert st == 200 and "Max-Age=0" in hdrs["Set-Cookie"]
+    # Ended on the second instance, so ended on the first.
+    st, _, _ = env.request("GET", "/v1/session", headers={"Cookie": cookie})
+    assert st == 401
+    # Only ministry tokens open the dashboard; the store keeps no cookie value.
+    st, _, _ = env.request("POST", "/v1/session", {"token": env.tokens["public"]})
+    assert st == 403
+    assert env.db.psql("SELECT count(*) FROM web_sessions WHERE encode(id, 'escape') = '%s'"
+                       % morsel.value) == [["0"]]
+
+
+def test_pages_are_sent_with_a_strict_csp_and_trusted_types(env):
+    for path in ("/dashboard", "/open-data", "/app.js", "/vendor/chart.min.js", "/map.json"):
+        st, hdrs, _ = env.request("GET", path)
+        assert st == 200, path
+        csp = hdrs["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "require-trusted-types-for 'script'" in csp, csp
+        assert "unsafe" not in csp
