@@ -83,8 +83,10 @@ export function figure(o) {
   const node = h("section", { class: "figure", id: o.id, "aria-labelledby": hid },
     h("h2", { id: hid }, o.title),
     o.note ? h("p", { class: "status-line" }, o.note) : null,
-    h("div", { class: "figure-body" },
-      h("div", {}, o.before || null, canvas ? h("div", { class: "chart-box" }, canvas) : null),
+    h("div", { class: canvas || o.before ? "figure-body" : "figure-body single" },
+      canvas || o.before
+        ? h("div", {}, o.before || null, canvas ? h("div", { class: "chart-box" }, canvas) : null)
+        : null,
       h("div", {}, h("div", { class: "table-wrap", tabindex: "0", role: "region",
         "aria-label": o.title }, table))),
     h("div", { class: "button-row" }, csv, png));

@@ -2,7 +2,7 @@
 // the map with the same table's figures. base is "/v1" for the dashboard (its session) or
 // "/open/v1" for the open-data page (no sign-in, the public role's perturbed values).
 import { h } from "/common/dom.js";
-import { t } from "/common/i18n.js";
+import { t, digits } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { figure } from "./figures.js";
 import { drawMap, loadMap } from "./map.js";
@@ -34,7 +34,7 @@ export function valueOf(answer) {
 }
 
 export function areaName(area) {
-  return area.name || String(area.code);
+  return area.name || (area.code !== undefined ? String(area.code) : "");
 }
 
 // The figures of a by-area answer: [{node, mount}] for the bar chart and the map.
@@ -58,7 +58,7 @@ export async function areaFigures(o) {
   const bars = figure({
     id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: o.period }),
     head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}`,
-    note: rows.length > TOP ? `${note} ${t("chart.top", { n: TOP, total: rows.length })}` : note,
+    note: rows.length > TOP ? `${note} ${t("chart.top", { n: digits(TOP), total: digits(rows.length) })}` : note,
     csvHead: ["area", "code", "value"],
     chart: { labels: shown.map((r) => r[0]),
              datasets: [{ label: title, data: shown.map((r) => r[2]) }],

@@ -217,6 +217,14 @@ def test_open_data_shows_the_public_roles_perturbed_values_without_sign_in(env, 
     assert rows and int(rows[0][0]) >= 4, rows
     assert env.db.psql("SELECT count(*) FROM audit WHERE role = 'open' OR target LIKE '/open%'") \
         == [["0"]]
+    # In Nepali: the page's words from the Nepali catalogue, numbers in Devanagari digits.
+    d.find_element("css selector", "button.lang-switch").click()
+    browser.wait_h1(d, "खुला तथ्याङ्क")
+    ready(d)
+    assert d.execute_script("return document.querySelector('#fig-area-table td.num').textContent") \
+        .strip()[0] in "०१२३४५६७८९"
+    browser.screenshot(d, "fed-open-data-ne")
+    d.execute_script("localStorage.setItem('lang', 'en')")
     # Only what the public may see: exact values are refused on the open route too.
     st, _, body = env.request("GET", "/open/v1/indicators/%s?period=%s&exact=1" % (CODE, PERIOD))
     assert st == 403, body

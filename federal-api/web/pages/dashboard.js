@@ -61,7 +61,7 @@ async function trendFigure(s, title) {
   const rows = answers.map((a) => [a.period, valueOf(a)]);
   const area = answers.length ? areaName(answers[0].area) : "";
   return figure({
-    id: "fig-trend", title: t("fig.trend", { indicator: title, area: area || "Nepal" }),
+    id: "fig-trend", title: t("fig.trend", { indicator: title, area: area || t("area.national") }),
     head: [t("col.period"), t("col.value")], csvHead: ["period", "value"], rows, numeric: [1],
     file: `${s.indicator}-trend-${s.trend}`,
     chart: { type: "line", labels: rows.map((r) => r[0]),

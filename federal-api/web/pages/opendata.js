@@ -83,7 +83,7 @@ export async function render(ctx) {
     const a = national.value;
     const f = figure({ id: "fig-national", title: t("fig.national", { indicator: title, period }),
       head: [t("col.area"), t("col.value")], csvHead: ["area", "value"],
-      rows: [["Nepal", valueOf(a)]], numeric: [1], file: `${code}-national-${period}`,
+      rows: [[t("area.national"), valueOf(a)]], numeric: [1], file: `${code}-national-${period}`,
       chart: null });
     results.append(f.node);
   } else {
