@@ -56,6 +56,11 @@ def ready(d):
         timeout=40, what="the figures")
 
 
+def stale(d):
+    """Marks the figures shown as old, before an action that draws new ones."""
+    d.execute_script("const r = document.getElementById('results'); if (r) r.dataset.ready = ''")
+
+
 def page_state(d):
     """What the page shows: the area table's and the map's codes and values, the chart's."""
     return d.execute_script("""
@@ -130,15 +135,20 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     assert "ministry-web" in browser.body_text(d)
     # The session cookie is the API's, HttpOnly: the page's script cannot read it.
     assert "fed_session" not in d.execute_script("return document.cookie")
-    Select(d.find_element("id", "indicator")).select_by_value(CODE)
-    ready(d)
+    # Choosing an indicator draws it at once (the default is the catalogue's first).
+    for code in ("seed_funding_npr", CODE):
+        stale(d)
+        Select(d.find_element("id", "indicator")).select_by_value(code)
+        ready(d)
+        assert d.execute_script("return location.search").startswith("?indicator=" + code)
     p = d.find_element("id", "period")
     p.clear()
     p.send_keys(PERIOD)
+    stale(d)
     d.find_element("id", "show").click()
     for level in ("province", "district", "municipality"):
         if level != "province":
-            d.execute_script("document.getElementById('results').dataset.ready = ''")
+            stale(d)
             Select(d.find_element("id", "by")).select_by_value(level)
         ready(d)
         state = page_state(d)
@@ -148,6 +158,10 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
             assert {u[0] for u in state["units"]} == official
             assert "Boundaries: YoungInnovations / MoFAGA, MIT" in browser.body_text(d)
         browser.screenshot(d, "fed-dashboard-%s" % level)
+        # The figures alone, for the documentation.
+        for fig in ("fig-area", "fig-map"):
+            d.find_element("id", fig).screenshot(
+                os.path.join(browser.SHOTS, "fed-%s-%s.png" % (fig[4:], level)))
     # The CSV and PNG downloads of the figure by area.
     capture_downloads(d)
     d.find_element("id", "fig-area-csv").click()
@@ -199,6 +213,7 @@ def test_open_data_shows_the_public_roles_perturbed_values_without_sign_in(env, 
     assert "cell-key" in text and "SDG target 10.7" in text
     assert "Boundaries: YoungInnovations / MoFAGA, MIT" in text
     browser.screenshot(d, "fed-open-data")
+    d.find_element("id", "fig-map").screenshot(os.path.join(browser.SHOTS, "fed-open-map.png"))
     bad = browser.axe(d)
     assert not bad, browser.describe(bad)
     d.get(env.base + "/open-data?indicator=%s&period=%s&by=district" % (CODE, PERIOD))

@@ -36,8 +36,8 @@ function defaultTrendPeriod(kind, period) {
   if (kind === "bs_month") {
     const fy = /^FY\d{4}\/\d{2}$/.test(period) ? period : null;
     if (fy) return fy;
-    const bs = /^(\d{4})-(\d{2})$/.exec(period);
-    if (bs && Number(bs[1]) > 2060) {
+    const bs = /^BS(\d{4})-(\d{2})$/.exec(period);
+    if (bs) {
       const start = Number(bs[2]) >= 4 ? Number(bs[1]) : Number(bs[1]) - 1;
       return `FY${start}/${String((start + 1) % 100).padStart(2, "0")}`;
     }
@@ -117,8 +117,13 @@ async function coverageFigure(s) {
   });
 }
 
+// Each drawing's number: an answer that comes back after a newer drawing began is dropped.
+let generation = 0;
+
 export async function render(ctx) {
+  const mine = ++generation;
   const cat = await get("/v1/indicators");
+  if (mine !== generation) return;
   const inds = cat.indicators || [];
   const p = ctx.params;
   const s = {
@@ -187,6 +192,7 @@ export async function render(ctx) {
     s.grouping ? breakdownFigure(s, title).then((f) => [f]) : Promise.resolve([]),
     coverageFigure(s).then((f) => [f]),
   ]);
+  if (mine !== generation) return;
   replace(results);
   for (const part of parts) {
     if (part.status === "rejected") {

@@ -18,7 +18,11 @@ function limitedOr(e) {
   return e.status === 429 ? new Error(t("open.limited")) : e;
 }
 
+// Each drawing's number: an answer that comes back after a newer drawing began is dropped.
+let generation = 0;
+
 export async function render(ctx) {
+  const mine = ++generation;
   ctx.setTitle(t("open.title"));
   let cat;
   try {
@@ -27,6 +31,7 @@ export async function render(ctx) {
     replace(ctx.main, h("h1", { tabindex: "-1" }, t("open.title")), errorBox(limitedOr(e)));
     return;
   }
+  if (mine !== generation) return;
   const inds = cat.indicators || [];
   const p = ctx.params;
   const code = p.get("indicator") || (inds[0] && inds[0].code) || "";
@@ -78,6 +83,7 @@ export async function render(ctx) {
     areaFigures({ base: "/open/v1", code, title, period, level }),
     get(`/open/v1/indicators/${encodeURIComponent(code)}?${query({ period })}`),
   ]);
+  if (mine !== generation) return;
   replace(results);
   if (national.status === "fulfilled") {
     const a = national.value;
