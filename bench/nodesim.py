@@ -224,7 +224,7 @@ class Sim:
         urban municipalities, many small rural ones), each at least --batch records so that
         every session carries a full batch."""
         w = [self.rng.lognormvariate(0, 0.8) for _ in self.munis]
-        floor = self.args.batch
+        floor = min(self.args.batch, total // max(1, len(self.munis)))
         spare = max(0, total - floor * len(self.munis))
         s = sum(w)
         counts = [floor + int(spare * x / s) for x in w]
