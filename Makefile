@@ -365,13 +365,15 @@ BENCH_RUNS ?= \
 	"bench/hub_ingest.py --federal" \
 	"bench/import_bench.py" \
 	"bench/federal_bench.py --months 120" \
-	"bench/rollup.py"
+	"bench/rollup.py" \
+	"bench/national.py"
 else
 BENCH_RUNS ?= \
 	"bench/hub_ingest.py --nodes 4 --records 40000 --federal" \
 	"bench/import_bench.py --rows 100000" \
 	"bench/federal_bench.py --months 2 --seconds 5" \
-	"bench/rollup.py --records 100000 --municipalities 20"
+	"bench/rollup.py --records 100000 --municipalities 20" \
+	"bench/national.py --records 150000 --batch 100 --query-seconds 10"
 endif
 bench: all bench-build
 	@set -e; rm -f build/bench/*.json; for b in $(BENCH_RUNS); do echo "== $$b"; \
