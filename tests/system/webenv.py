@@ -12,6 +12,7 @@ import tempfile
 import types
 
 import bs
+import openapi
 from harness import ROOT, Hub, Node, free_port, run, wait_for
 
 PKI_SH = os.path.join(ROOT, "deploy", "pki.sh")
@@ -104,7 +105,12 @@ class Web:
         finally:
             c.close()
         if hdrs.get("Content-Type", "").startswith("application/json") and text:
-            return status, hdrs, json.loads(text)
+            parsed = json.loads(text)
+            # Every JSON answer of the node's API is checked against docs/openapi/node.json
+            # (the pages' own files, such as the catalogues, are not the API).
+            if path.startswith("/v1/") or path.split("?")[0] == "/bscal.json":
+                openapi.check("node", method, path, status, parsed)
+            return status, hdrs, parsed
         return status, hdrs, text
 
     def sign_in(self):
