@@ -29,6 +29,7 @@ import urllib.request
 import pytest
 
 import bs
+import openapi
 from fedclient import Federal
 from harness import BIN, ROOT, Hub, Node, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
@@ -110,14 +111,19 @@ def node_post(node, token, kind, row):
     req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 201
-        return json.loads(r.read().decode())
+        body = json.loads(r.read().decode())
+    openapi.check("node", "POST", "/v1/" + kind, 201, body)
+    return body
 
 
 def node_get(node, token, path):
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (node.http_port, path))
     req.add_header("Authorization", "Bearer " + token)
     with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read().decode())
+        status, body = r.status, json.loads(r.read().decode())
+    # Every JSON answer of the node is checked against docs/openapi/node.json.
+    openapi.check("node", "GET", path, status, body)
+    return body
 
 
 class FreshDatabase:
