@@ -338,6 +338,7 @@ test: deps
 	$(MAKE) unit-asan
 	$(MAKE) unit-tsan
 	$(MAKE) fuzz-short
+	$(MAKE) bench-build
 	$(MAKE) system
 
 # --- benchmarks -----------------------------------------------------------------------------

@@ -184,9 +184,11 @@ def build_province(args):
                     ck = rng.getrandbits(32)
                     body = pre + f4[nu] + f5[de] + (field(6, 0, ck) if ck else b"") + f7[den]
                     parts.append(b"\x22" + varint(len(body)) + body)
-                    rows.append((ind, g, key, nu, de, ck, den))
+                    # numerator_key (migration 0007): these frames carry none (field 10), so
+                    # the product stores 0, and so does the baseline.
+                    rows.append((ind, g, key, nu, de, ck, den, 0))
                 n_cells += len(rows)
-                # The product's layout (migration 0004): one row of arrays per snapshot,
+                # The product's layout (migrations 0004, 0007): one row of arrays per snapshot,
                 # and its header row in snapshots.
                 cols = list(zip(*rows))
                 tsv.write(head + "\t".join([pg_array(c, True) for c in cols[:3]] +
