@@ -47,18 +47,21 @@
 static const char *fbreakdown__sql_provinces[2] = {
     FAUDIT_READ_SQL ", tops AS (SELECT 0 AS area," FBREAKDOWN_TOPS_COLUMNS
                     " WHERE t.province = ANY($5::smallint[]) AND t.period = ANY($6::text[])"
-                    " " FBREAKDOWN_FILTER("t.") " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT
-                    "SELECT 0 AS area, period, indicator, grouping, key," FBREAKDOWN_SUMS
-                    " FROM province_cells WHERE province = ANY($5::smallint[])"
-                    " AND period = ANY($6::text[])" FBREAKDOWN_FILTER("")
-                    " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN,
-    FAUDIT_READ_SQL ", tops AS (SELECT t.province AS area," FBREAKDOWN_TOPS_COLUMNS
-                    " WHERE t.province = ANY($5::smallint[]) AND t.period = ANY($6::text[])"
-                    " " FBREAKDOWN_FILTER("t.") " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT
-                    "SELECT province AS area, period, indicator, grouping, key," FBREAKDOWN_SUMS
-                    " FROM province_cells WHERE province = ANY($5::smallint[])"
-                    " AND period = ANY($6::text[])" FBREAKDOWN_FILTER("")
-                    " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN,
+                    " " FBREAKDOWN_FILTER(
+                        "t.") " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT
+                              "SELECT 0 AS area, period, indicator, grouping, key," FBREAKDOWN_SUMS
+                              " FROM province_cells WHERE province = ANY($5::smallint[])"
+                              " AND period = ANY($6::text[])" FBREAKDOWN_FILTER(
+                                  "") " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN,
+    FAUDIT_READ_SQL
+    ", tops AS (SELECT t.province AS area," FBREAKDOWN_TOPS_COLUMNS
+    " WHERE t.province = ANY($5::smallint[]) AND t.period = ANY($6::text[])"
+    " " FBREAKDOWN_FILTER(
+        "t.") " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT
+              "SELECT province AS area, period, indicator, grouping, key," FBREAKDOWN_SUMS
+              " FROM province_cells WHERE province = ANY($5::smallint[])"
+              " AND period = ANY($6::text[])" FBREAKDOWN_FILTER(
+                  "") " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN,
 };
 
 /* Districts and municipalities: the municipalities' own cells, grouped by the area the
@@ -70,12 +73,12 @@ static const char *fbreakdown__sql_provinces[2] = {
                     " AND ($11::integer IS NULL OR g.municipality = $11::integer))"                \
                     ", tops AS (SELECT m.area," FBREAKDOWN_TOPS_COLUMNS                            \
                     " JOIN m ON m.municipality = t.municipality"                                   \
-                    " WHERE t.period = ANY($6::text[])" FBREAKDOWN_FILTER("t.")                    \
-                    " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT                                   \
-                    "SELECT m.area, period, indicator, grouping, key," FBREAKDOWN_SUMS             \
-                    " FROM cells JOIN m ON m.municipality = cells.municipality"                    \
-                    " WHERE period_kind = $9::smallint AND period = ANY($6::text[])"               \
-                    " " FBREAKDOWN_FILTER("") " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN
+                    " WHERE t.period = ANY($6::text[])" FBREAKDOWN_FILTER(                         \
+                        "t.") " GROUP BY 1, 2, 3, 4, 5)" FBREAKDOWN_SELECT                         \
+                              "SELECT m.area, period, indicator, grouping, key," FBREAKDOWN_SUMS   \
+                              " FROM cells JOIN m ON m.municipality = cells.municipality"          \
+                              " WHERE period_kind = $9::smallint AND period = ANY($6::text[])"     \
+                              " " FBREAKDOWN_FILTER("") " GROUP BY 1, 2, 3, 4, 5" FBREAKDOWN_JOIN
 
 static const char *fbreakdown__sql_cells[3] = {
     FBREAKDOWN_SQL_CELLS("0"),
@@ -197,8 +200,8 @@ static void fbreakdown__single(const params_query *q, uint32_t area, const char 
 }
 
 static const char *const fbreakdown__area_names[] = {"", "province", "district", "municipality"};
-static const char *const fbreakdown__series_names[PERIOD_KINDS] = {
-    "year", "quarter", "month", "bs_month", "trimester", "year"};
+static const char *const fbreakdown__series_names[PERIOD_KINDS] = {"year",     "quarter",   "month",
+                                                                   "bs_month", "trimester", "year"};
 
 static int fbreakdown__render(freq *f, const fbreakdown *bd, findicators_result *r, sbuf *b)
 {

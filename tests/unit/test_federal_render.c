@@ -185,7 +185,8 @@ static void test_render_ratios_for_the_public_are_perturbed_and_withheld_under_t
     (void)state;
     findicators_cell cells[] = {
         {"enterprises_active", "", "", 30, 40, 40, 0x80000000u, 0xF0000000u, 0, 0, 0, NULL},
-        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, 0x80000000u, 0x80000000u, 0, 0, 0, NULL},
+        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, 0x80000000u, 0x80000000u, 0, 0, 0,
+         NULL},
     };
     findicators_result r = result_of(cells, 2);
     params_query q = query("enterprises_active", "period=2026-07&by=sector");
@@ -208,9 +209,11 @@ static void test_render_lists_the_whole_category_space(void **state)
 {
     (void)state;
     findicators_cell cells[] = {
-        {"returnees_registered", "destination_country", "QA", 7, 0, 7, 0x80000000u, 0, 0, 0, 0, NULL},
+        {"returnees_registered", "destination_country", "QA", 7, 0, 7, 0x80000000u, 0, 0, 0, 0,
+         NULL},
         {"returnees_registered", "destination_country", "UNKNOWN", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
-        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, 0x80000000u, 0, 0, 0, 0, NULL},
+        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, 0x80000000u, 0, 0, 0,
+         0, NULL},
         {"participants_registered", "sex,age_band", "MARTIAN,25_39", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
     };
     sbuf b;
@@ -258,7 +261,8 @@ static void test_render_lists_the_whole_category_space(void **state)
 static void test_render_ratios_divide_at_read_time(void **state)
 {
     (void)state;
-    findicators_cell cells[] = {{"enterprises_active", "", "", 3, 4, 4, 0x80000000u, 0, 0, 0, 0, NULL}};
+    findicators_cell cells[] = {
+        {"enterprises_active", "", "", 3, 4, 4, 0x80000000u, 0, 0, 0, 0, NULL}};
     params_query q = query("enterprises_active", "period=2026-07");
     findicators_result r = result_of(cells, 1);
     sbuf b;
