@@ -71,7 +71,8 @@ typedef struct officers_job {
     char target[OFFICERS_TARGET_MAX];
     /* the query */
     char period[QUERY_MAX_VALUE + 1], sort[QUERY_MAX_VALUE + 1], by[QUERY_MAX_VALUE + 1];
-    int has_period, has_by, csv;
+    char series[QUERY_MAX_VALUE + 1];
+    int has_period, has_by, has_series, csv;
     char code[OFFICERS_CODE_MAX + 1];
     uint32_t municipality;
     unsigned district;
@@ -200,8 +201,8 @@ static void officers__run_report(officers_job *j)
                             sizeof(err));
     else
         rc = gaps_indicator(db, j->o->province, j->code, j->has_period ? j->period : NULL,
-                            j->has_by ? j->by : NULL, j->municipality, j->district, &out, err,
-                            sizeof(err));
+                            j->has_by ? j->by : NULL, j->has_series ? j->series : NULL,
+                            j->municipality, j->district, &out, err, sizeof(err));
     store_exec(db, "COMMIT");
     if (rc == REINT_EINVAL)
         officers__error(j, 400, err);
@@ -210,7 +211,16 @@ static void officers__run_report(officers_job *j)
                         j->kind == JOB_GAPS      ? "the gap report could not be computed"
                         : j->kind == JOB_REVIEWS ? "the reviews could not be read"
                                                  : "the indicator could not be computed");
-    else
+    else if (j->kind == JOB_INDICATOR && j->csv && json_object_get(out, "answers")) {
+        /* A table by area or over time is downloaded as one row per area, period and cell. */
+        json_t *rows = gaps_answers_rows(out);
+        json_decref(out);
+        out = rows ? json_pack("{s:o}", "rows", rows) : NULL;
+        if (out == NULL)
+            officers__error(j, 500, "out of memory");
+        else
+            officers__report(j, out, "rows");
+    } else
         officers__report(j, out, j->kind == JOB_INDICATOR ? "cells" : "rows");
 }
 
@@ -469,8 +479,8 @@ static void officers__refuse(officers *o, http_req *r)
 
 /* The parameters each route takes. */
 static const char *const officers__gaps_params[] = {"period", "sort", "format", NULL};
-static const char *const officers__indicator_params[] = {"period",   "by",     "municipality",
-                                                         "district", "format", NULL};
+static const char *const officers__indicator_params[] = {
+    "period", "by", "series", "municipality", "district", "format", NULL};
 static const char *const officers__audit_params[] = {"limit", NULL};
 static const char *const officers__sweeps_params[] = {"limit", "format", NULL};
 static const char *const officers__reviews_params[] = {"period", "format", NULL};
@@ -568,6 +578,10 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
     if ((v = query_get(&q, "by")) != NULL) {
         j->has_by = 1;
         snprintf(j->by, sizeof(j->by), "%s", v);
+    }
+    if ((v = query_get(&q, "series")) != NULL) {
+        j->has_series = 1;
+        snprintf(j->series, sizeof(j->series), "%s", v);
     }
     j->csv = (v = query_get(&q, "format")) != NULL && strcmp(v, "csv") == 0;
     unsigned long x = 0;
