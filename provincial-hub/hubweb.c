@@ -29,7 +29,8 @@ int hubweb_is_public(const char *path)
 int hubweb_handle(http_req *r)
 {
     const char *path = http_req_path(r), *m = http_req_method(r);
-    const hubweb_asset *a = hubweb__is_page(path) ? hubweb__find("/index.html") : hubweb__find(path);
+    const hubweb_asset *a =
+        hubweb__is_page(path) ? hubweb__find("/index.html") : hubweb__find(path);
     if (a == NULL)
         return 0;
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {

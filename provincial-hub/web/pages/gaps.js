@@ -102,7 +102,7 @@ function unavailableSection(rows) {
         h("tbody", {}, list.map(([type, e]) => h("tr", {},
           h("th", { scope: "row" }, t(`service.${type}`)),
           h("td", { class: "num" }, num(e.n)),
-          h("td", {}, e.where.join(", ")))))));
+          h("td", {}, e.where.join(", "))))))));
 }
 
 // Every directive target in force for a local level, against its actual value.
