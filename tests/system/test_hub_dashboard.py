@@ -270,3 +270,155 @@ def test_series_equal_their_single_periods(dash):
     st, e = dash.api.call("GET", "/v1/indicators/participants_registered?period=%s"
                           "&by=municipality,sex,age_band" % FY, tok)
     assert st == 400
+
+
+# ---- the dashboard in a browser ------------------------------------------------------------
+
+def page_fetch(d, url):
+    """The text a fetch of url from the page gets (the session's cookie goes with it)."""
+    return d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done)"
+        ".catch(e => done('ERR ' + e));", url)
+
+
+def sign_in(d, base, token):
+    import browser
+    d.get(base + "/signin")
+    browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+    d.find_element("id", "token").send_keys(token)
+    d.find_element("id", "signin").click()
+    browser.wait_h1(d, "Gaps by local level")
+
+
+def check_axe(d, where):
+    import browser
+    bad = browser.axe(d)
+    assert not bad, where + ":\n" + browser.describe(bad)
+
+
+def test_dashboard_in_a_browser(dash):
+    import browser
+    base = "https://127.0.0.1:%d" % dash.hub.https_port
+    tok = dash.tokens["officer"]
+    d = browser.chromium(ca={"leaf": dash.pki.path("province-1.crt")}, width=1400, height=900)
+    try:
+        d.get(base + "/")
+        d.execute_script("localStorage.setItem('lang', 'en')")
+        sign_in(d, base, tok)
+        # The gap table: every local level of Koshi, sorted and filtered here.
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#gaps-table tbody tr")) == 137,
+                     what="137 rows")
+        d.find_element("css selector", "button[data-sort=participants_registered]").click()
+        d.find_element("css selector", "button[data-sort=participants_registered]").click()
+        first = d.find_element("css selector", "#gaps-table tbody tr").get_attribute("data-code")
+        gaps = dash.api.get("/v1/gaps", tok, period=FY)
+        top = max(gaps["rows"], key=lambda r: (r["participants_registered"], -r["code"]))
+        assert int(first) == top["code"]
+        th = d.find_element("css selector", "#gaps-table th[aria-sort]")
+        assert th.get_attribute("aria-sort") == "descending"
+        check_axe(d, "gaps")
+        browser.screenshot(d, "hub-gaps-en")
+        d.find_element("id", "gaps-filter").send_keys("Dhankuta")
+        codes = [e.get_attribute("data-code")
+                 for e in d.find_elements("css selector", "#gaps-table tbody tr")]
+        assert "10703" in codes and len(codes) < 20
+        assert all(("Dhankuta" in r["name"] or r["district"] == "Dhankuta")
+                   for r in gaps["rows"] if str(r["code"]) in codes)
+        # The CSV the link downloads is the API's, in the order shown.
+        href = d.find_element("id", "gaps-csv").get_attribute("href")
+        assert "format=csv" in href and "sort=-participants_registered" in href
+        st, want = dash.api.call("GET", href[len(base):], tok, raw=True)
+        assert st == 200 and page_fetch(d, href) == want
+        assert want.splitlines()[1].split(",")[0] == str(top["code"])
+
+        # An indicator by local level: map, chart and table against the API.
+        d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="
+              + urllib.parse.quote(FY))
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 137,
+                     what="the map's 137 local levels")
+        for level in ("municipality", "district"):
+            if level == "district":
+                d.find_element("id", "level-district").click()
+                browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 14,
+                             what="the map's 14 districts")
+            a = dash.api.get("/v1/indicators/participants_registered", tok, period=FY, by=level)
+            want = {x["area"]["code"]: (sum(c["value"] for c in x["cells"]) if x["cells"] else None)
+                    for x in a["answers"]}
+            units = d.execute_script(
+                "return [...document.querySelectorAll('#map path.unit')].map(p => "
+                "[Number(p.dataset.code), p.dataset.value, p.getAttribute('aria-label'), "
+                "p.getAttribute('fill'), p.querySelector('title').textContent])")
+            assert sorted(u[0] for u in units) == sorted(want)
+            for code, value, label, fill, title in units:
+                assert label == title
+                if want[code] is None:
+                    assert value == "" and fill == "url(#nodata)" and "no data" in label
+                else:
+                    assert int(value) == want[code] and fill.startswith("#")
+                    assert label.endswith(": " + format(want[code], ","))
+            rows = d.execute_script(
+                "return [...document.querySelectorAll('#ind-table tbody tr')].map(r => "
+                "[Number(r.dataset.code), r.querySelector('td').dataset.value])")
+            assert {c: (int(v) if v else None) for c, v in rows} == want
+            chart = d.execute_script("return Chart.getChart('ind-chart').data.datasets[0].data")
+            assert chart == [want[c] for c, _ in rows]
+            if level == "municipality":
+                assert "Boundaries: YoungInnovations / MoFAGA, MIT" in browser.body_text(d)
+                d.find_element("css selector", "#map path.unit[data-code='10703']").send_keys("")
+                d.execute_script("document.querySelector(\"#map path.unit[data-code='10703']\").focus()")
+                browser.wait(d, lambda: "Dhankuta" in d.find_element("id", "map-readout").text,
+                             what="the focused unit's name and value")
+                check_axe(d, "indicators")
+                browser.screenshot(d, "hub-indicators-en")
+        # The trends of a local level equal the API's series.
+        d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="
+              + urllib.parse.quote(FY) + "&municipality=10703")
+        browser.wait(d, lambda: d.find_elements("css selector", "#trend-table tbody tr"),
+                     what="the trend table")
+        got = d.execute_script("return Chart.getChart('trend-chart').data.datasets.map(s => s.data)")
+        for i, ind in enumerate(("participants_registered", "services_delivered",
+                                 "referrals_pending")):
+            s = dash.api.get("/v1/indicators/" + ind, tok, period=FY, series="bs_month",
+                             municipality=10703)
+            assert got[i] == [sum(c["value"] for c in x["cells"]) if x["cells"] else None
+                              for x in s["answers"]], ind
+        d.execute_script("localStorage.setItem('lang', 'ne')")
+        d.get(base + "/indicators?indicator=participants_registered&by=district&period="
+              + urllib.parse.quote(FY))
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 14,
+                     what="the districts in Nepali")
+        browser.screenshot(d, "hub-indicators-district-ne")
+        check_axe(d, "indicators (ne)")
+        d.execute_script("localStorage.setItem('lang', 'en')")
+        d.find_element("id", "signout").click()
+        browser.wait_h1(d, "साइन इन")
+        assert dash.api.call("GET", "/v1/reviews?period=" + LAST_P, tok)[0] == 200
+
+        # A reviewer approves one month and returns another.
+        sign_in(d, base, dash.tokens["reviewer"])
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("css selector", "#reviews-queue button[data-approve]"),
+                     what="the review queue")
+        queued = {int(e.get_attribute("data-approve")) for e in
+                  d.find_elements("css selector", "#reviews-queue button[data-approve]")}
+        assert queued == set(MUNS)
+        check_axe(d, "reviews")
+        browser.screenshot(d, "hub-reviews-en")
+        d.find_element("css selector", "button[data-approve='10703']").click()
+        browser.wait(d, lambda: "approved" in browser.body_text(d), what="the approval notice")
+        d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")
+        d.find_element("css selector", "button[data-return='10401']").click()
+        browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),
+                     what="the return notice")
+        rv = {r["municipality"]: r for r in
+              dash.api.get("/v1/reviews", tok, period=LAST_P)["rows"]}
+        assert rv[10703]["state"] == "approved" and rv[10703]["decided_by"] == "ravi"
+        assert rv[10401]["state"] == "returned"
+        assert rv[10401]["comment"] == "Two registrations are counted twice"
+        assert rv[10101]["state"] == "closed"
+        # An officer's session cannot decide (the API refuses, whatever the page shows).
+        console = [c for c in browser.console(d) if "SEVERE" in c and "/v1/session" not in c]
+        assert not console, console
+    finally:
+        d.quit()
