@@ -108,6 +108,16 @@ WEB_PAIRS := $(foreach f,$(WEB_NODE_FILES),$(patsubst municipal-node/web/%,/%,$(
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT)
 WEB_C := $(GEN)/webassets.c
+# The provincial officers' dashboard (provincial-hub/hubweb.h): its pages, the same shared
+# modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
+HUBWEB_CHART := /usr/share/javascript/chart.js/chart.min.js
+HUBWEB_DIRS := $(shell find provincial-hub/web common/web -type d 2>/dev/null | sort)
+HUBWEB_FILES := $(shell find provincial-hub/web -type f 2>/dev/null | sort)
+HUBWEB_PAIRS := $(foreach f,$(HUBWEB_FILES),$(patsubst provincial-hub/web/%,/%,$(f))=$(f)) \
+	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) \
+	/map.json=$(MAP_JSON)
+HUBWEB_C := $(GEN)/hubwebassets.c
 
 COMMON_SRC := $(wildcard common/*.c)
 NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
@@ -118,7 +128,7 @@ COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
 	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C) $(OPENAPI_C)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
-HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
+HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC)) $(OBJ)/gen/hubwebassets.o
 FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC))
 
 LIBCOMMON := $(OUT)/lib/libcommon.a
@@ -152,7 +162,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
 	python3 python3-pytest python3-protobuf python3-jsonschema testssl.sh procps psmisc git \
-	fonts-lohit-deva chromium chromium-driver python3-selenium
+	fonts-lohit-deva chromium chromium-driver python3-selenium libjs-chart.js
 # The OpenAPI validator from npm, exactly as tools/openapi/package-lock.json pins it, and
 # axe-core for the page tests (tests/system/web); no package's install scripts run. Node and
 # npm are the machine's (Debian 12's nodejs, or a newer one already installed: the validator
@@ -212,6 +222,12 @@ $(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
+$(HUBWEB_C): tools/embed_web.sh $(HUBWEB_FILES) $(WEB_COMMON_FILES) $(HUBWEB_DIRS) $(WEB_FONT) \
+		$(HUBWEB_CHART) $(MAP_JSON)
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_web.sh --table hubweb hubweb.h $(HUBWEB_PAIRS) > $@.tmp && \
+		mv $@.tmp $@
+
 $(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_file.sh openapi_$* $< > $@.tmp && mv $@.tmp $@
@@ -224,6 +240,10 @@ $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
 $(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Imunicipal-node $(USER_CFLAGS) -c $< -o $@
+
+$(OBJ)/gen/hubwebassets.o: $(HUBWEB_C) provincial-hub/hubweb.h
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Iprovincial-hub $(USER_CFLAGS) -c $< -o $@
 
 $(OBJ)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
