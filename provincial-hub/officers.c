@@ -18,6 +18,7 @@
 #include "hubweb.h"
 #include "limiter.h"
 #include "log.h"
+#include "openapi.h"
 #include "period.h"
 #include "query.h"
 #include "review.h"
@@ -55,6 +56,7 @@ enum officers_kind {
     JOB_AUDIT,     /* GET /v1/audit */
     JOB_SWEEPS,    /* GET /v1/sweeps */
     JOB_REVIEWS,   /* GET /v1/reviews */
+    JOB_OPENAPI,   /* GET /v1/openapi.json */
     JOB_FAILURES,  /* a batch of counted failed attempts; no request */
 };
 
@@ -308,6 +310,17 @@ static void officers__work(uv_work_t *w)
             officers__report(j, a, "audit");
         break;
     }
+    case JOB_OPENAPI:
+        /* The description compiled in from docs/openapi/hub.json, copied: a body is freed. */
+        if ((j->body = malloc(openapi_hub_len)) == NULL) {
+            officers__error(j, 500, "out of memory");
+        } else {
+            memcpy(j->body, openapi_hub, openapi_hub_len);
+            j->len = openapi_hub_len;
+            j->status = 200;
+            j->ctype = NULL;
+        }
+        break;
     case JOB_ANSWER:
         break;
     }
@@ -565,6 +578,11 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
     } else if (strcmp(path, "/v1/audit") == 0) {
         j->kind = JOB_AUDIT;
         names = officers__audit_params;
+    } else if (strcmp(path, "/v1/openapi.json") == 0) {
+        /* Any valid token reads it, like the federal API's: /healthz stays the one route
+         * answered without one, and every read of the hub is audited. */
+        j->kind = JOB_OPENAPI;
+        names = officers__no_params;
     } else {
         officers__error(j, 404, "not found");
         return -1;
