@@ -108,9 +108,18 @@ WEB_PAIRS := $(foreach f,$(WEB_NODE_FILES),$(patsubst municipal-node/web/%,/%,$(
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT)
 WEB_C := $(GEN)/webassets.c
+# The provincial officers' dashboard (provincial-hub/hubweb.h): its pages, the same shared
+# modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
+HUBWEB_CHART := /usr/share/javascript/chart.js/chart.min.js
+HUBWEB_DIRS := $(shell find provincial-hub/web common/web -type d 2>/dev/null | sort)
+HUBWEB_FILES := $(shell find provincial-hub/web -type f 2>/dev/null | sort)
+HUBWEB_PAIRS := $(foreach f,$(HUBWEB_FILES),$(patsubst provincial-hub/web/%,/%,$(f))=$(f)) \
+	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) \
+	/map.json=$(MAP_JSON)
+HUBWEB_C := $(GEN)/hubwebassets.c
 # The national dashboard and the open-data page (federal-api/fweb.h): their pages, the shared
 # modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
-CHARTJS := /usr/share/javascript/chart.js/chart.min.js
 # The map keys districts by their local levels' 3-digit prefix, the API by the national
 # district code: the pages get the one from the other.
 MAP_DISTRICTS := $(GEN)/map/districts.json
@@ -118,7 +127,7 @@ FWEB_DIRS := $(shell find federal-api/web common/web -type d 2>/dev/null | sort)
 FWEB_FED_FILES := $(shell find federal-api/web -type f 2>/dev/null | sort)
 FWEB_PAIRS := $(foreach f,$(FWEB_FED_FILES),$(patsubst federal-api/web/%,/%,$(f))=$(f)) \
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
-	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(CHARTJS) /map.json=$(MAP_JSON) \
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) /map.json=$(MAP_JSON) \
 	/districts.json=$(MAP_DISTRICTS)
 FWEB_C := $(GEN)/fwebassets.c
 
@@ -131,7 +140,7 @@ COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
 	$(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PB_C) $(TABLES_C) $(OPENAPI_C)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
-HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC))
+HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC)) $(OBJ)/gen/hubwebassets.o
 FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC)) $(OBJ)/gen/fwebassets.o
 
 LIBCOMMON := $(OUT)/lib/libcommon.a
@@ -225,15 +234,20 @@ $(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
+$(HUBWEB_C): tools/embed_web.sh $(HUBWEB_FILES) $(WEB_COMMON_FILES) $(HUBWEB_DIRS) $(WEB_FONT) \
+		$(HUBWEB_CHART) $(MAP_JSON)
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_web.sh --table hubweb hubweb.h $(HUBWEB_PAIRS) > $@.tmp && \
+		mv $@.tmp $@
 $(MAP_DISTRICTS): data/nepal_local_levels.csv
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)awk -F, 'NR > 1 && !seen[int($$5 / 100)]++ { printf "%s\"%d\":%d", \
 		n++ ? "," : "{", int($$5 / 100), $$3 } END { print "}" }' $< > $@.tmp && mv $@.tmp $@
 
 $(FWEB_C): tools/embed_web.sh $(FWEB_FED_FILES) $(WEB_COMMON_FILES) $(FWEB_DIRS) $(WEB_FONT) \
-		$(CHARTJS) $(MAP_JSON) $(MAP_DISTRICTS)
+		$(HUBWEB_CHART) $(MAP_JSON) $(MAP_DISTRICTS)
 	@mkdir -p $(GEN)
-	$(call say,GEN,$@)EMBED_WEB_PREFIX=fweb tools/embed_web.sh $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
+	$(call say,GEN,$@)tools/embed_web.sh --table fweb fweb.h $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
 $(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
 	@mkdir -p $(GEN)
@@ -248,6 +262,9 @@ $(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Imunicipal-node $(USER_CFLAGS) -c $< -o $@
 
+$(OBJ)/gen/hubwebassets.o: $(HUBWEB_C) provincial-hub/hubweb.h
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Iprovincial-hub $(USER_CFLAGS) -c $< -o $@
 $(OBJ)/gen/fwebassets.o: $(FWEB_C) federal-api/fweb.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Ifederal-api $(USER_CFLAGS) -c $< -o $@
@@ -365,6 +382,7 @@ test: deps
 	$(MAKE) unit-asan
 	$(MAKE) unit-tsan
 	$(MAKE) fuzz-short
+	$(MAKE) bench-build
 	$(MAKE) system
 
 # --- benchmarks -----------------------------------------------------------------------------
@@ -392,13 +410,15 @@ BENCH_RUNS ?= \
 	"bench/hub_ingest.py --federal" \
 	"bench/import_bench.py" \
 	"bench/federal_bench.py --months 120" \
-	"bench/rollup.py"
+	"bench/rollup.py" \
+	"bench/national.py"
 else
 BENCH_RUNS ?= \
 	"bench/hub_ingest.py --nodes 4 --records 40000 --federal" \
 	"bench/import_bench.py --rows 100000" \
 	"bench/federal_bench.py --months 2 --seconds 5" \
-	"bench/rollup.py --records 100000 --municipalities 20"
+	"bench/rollup.py --records 100000 --municipalities 20" \
+	"bench/national.py --records 150000 --batch 100 --query-seconds 10"
 endif
 bench: all bench-build
 	@set -e; rm -f build/bench/*.json; for b in $(BENCH_RUNS); do echo "== $$b"; \

@@ -26,6 +26,7 @@ Prints a Markdown table and adds it with the command to the Federal API section 
 docs/BENCHMARKS.md (--no-append to skip). Timings are reported, never asserted."""
 import argparse
 import http.client
+import json
 import itertools
 import multiprocessing
 import os
@@ -184,9 +185,11 @@ def build_province(args):
                     ck = rng.getrandbits(32)
                     body = pre + f4[nu] + f5[de] + (field(6, 0, ck) if ck else b"") + f7[den]
                     parts.append(b"\x22" + varint(len(body)) + body)
-                    rows.append((ind, g, key, nu, de, ck, den))
+                    # numerator_key (migration 0007): these frames carry none (field 10), so
+                    # the product stores 0, and so does the baseline.
+                    rows.append((ind, g, key, nu, de, ck, den, 0))
                 n_cells += len(rows)
-                # The product's layout (migration 0004): one row of arrays per snapshot,
+                # The product's layout (migrations 0004, 0007): one row of arrays per snapshot,
                 # and its header row in snapshots.
                 cols = list(zip(*rows))
                 tsv.write(head + "\t".join([pg_array(c, True) for c in cols[:3]] +
@@ -440,7 +443,34 @@ def main():
         res.sample("query_p99_ms", pct(lat, 99) * 1000)
         res.figure("query_p50_ms", "query p50", "ms", better="lower")
         res.sample("query_p50_ms", pct(lat, 50) * 1000)
+        # Geography and time in one query (issue 16): every local level month by month over
+        # the first year of the data, 5 times on one keep-alive connection; the answer must
+        # list 753 x 12 answers, the year's months in order.
+        year = periods[0][:4]
+        ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+        conn = http.client.HTTPSConnection("127.0.0.1", fed.https_port, context=ctx, timeout=60)
+        path = ("/v1/indicators/participants_registered?by=municipality&series=month&period=%s"
+                % year)
+        res.figure("breakdown_ms", "753 local levels x 12 months in one answer "
+                   "(by=municipality&series=month), one client", "ms", better="lower",
+                   goal="< 1000 ms", goal_value=1000, headline=True)
+        sizes = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            conn.request("GET", path, headers={"Authorization": "Bearer " + tokens["ministry"]})
+            r = conn.getresponse()
+            body = r.read()
+            res.sample("breakdown_ms", (time.perf_counter() - t0) * 1000)
+            sizes.append((r.status, len(body)))
+        conn.close()
+        answer = json.loads(body) if sizes[-1][0] == 200 else {"answers": []}
+        res.check("the breakdown lists 753 x 12 answers",
+                  len(answer["answers"]) == 753 * 12 and
+                  [x["period"] for x in answer["answers"][:12]] ==
+                  ["%s-%02d" % (year, m) for m in range(1, 13)],
+                  "%d answers, statuses %s" % (len(answer["answers"]), [x for x, _ in sizes]))
         res.data["extra"].update({
+            "breakdown_bytes": sizes[-1][1],
             "cells": n_cells, "snapshots": n_snaps, "vacuum_s": vacuum_s,
             "requests": len(lat),
             "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000

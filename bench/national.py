@@ -1,41 +1,53 @@
 #!/usr/bin/python3
-"""National simulation (issue 7): 753 municipalities -> 7 provincial hubs -> federal API on
-PostgreSQL, all on this machine over loopback, every link mutual TLS.
+"""National simulation (issues 7 and 17): 753 municipalities -> 7 provincial hubs -> federal API
+on PostgreSQL, all on this machine over loopback, every link mutual TLS 1.3.
 
 What runs (all real binaries from build/bin, nothing mocked):
-  - a private PostgreSQL 15 (tests/system/pg.py) and the real federal-api on it;
+  - a private PostgreSQL (tests/system/pg.py) and the real federal-api on it;
   - the 7 real provincial hubs, each with [uplink] federal = the federal API;
-  - K real municipal-node processes (`serve`, default 3, in 3 provinces), fed through their
-    real import path (`municipal-node import --kind persons FILE.csv`);
-  - the other 750 municipalities simulated by bench/nodesim.py: one asyncio process holding
-    one mutual-TLS session per municipality, each with its own certificate from
-    deploy/pki.sh, speaking the node protocol of common/sync.c.
-The generators (nodesim.py for the simulated ones, tests/system/gen.py for the real nodes)
-hold the ground truth: participants_registered per Gregorian year, by sex and by category.
+  - --real-nodes real `municipal-node serve` processes (default 3, a small, a median and a
+    large municipality of the simulated size distribution), fed through the real import path
+    (persons, services and enterprises CSV, drawn by tests/system/gen.py);
+  - every other municipality simulated by bench/nodesim.py (one asyncio process, one session
+    and one certificate per municipality, protocol version 2 as common/sync.c speaks it), with
+    every record kind in the demo generator's proportions (bench/mix.py).
+The generators hold the ground truth (mix.Truth): per Gregorian year of the span, national
+participants_registered (total and by sex), services_delivered, referrals_pending,
+enterprises_supported, services_unavailable and the numerator of reporting_completeness;
+and the records held (federal /v1/coverage, which the hubs report). A phase ends when every
+one of those federal answers equals the truth and every hub's rollups and uplink are drained:
+the federal answer then holds every record's effect. A wait that never gets there fails the
+bench (exit 1).
 
-Phases and figures (timings reported, never asserted):
-  1. PKI: one `pki.sh issue` call for federal, 7 provinces and 753 municipalities (timed).
-  2. Idle memory: each hub's VmRSS before and after every simulated municipality holds an
-     idle session (Hello done, nothing to send); (after - before) / sessions.
-  3. Initial load: the simulated municipalities send their N records; time until every
-     national figure checked equals the truth; CPU seconds per tier per million records.
-  4. Freshness: under background load (new records from simulated municipalities, dated in
-     earlier years), one person row at a time is imported at a real node; the time from the
-     import's commit (the command's exit) until the federal API's national figure for that
-     year and sex moves, polled every 50 ms; p50/p99.
-  5. Full resync: every session closed, hubs and federal stopped, the hubs' data dirs
-     deleted and the federal database dropped and recreated, the tiers started empty, all
-     753 municipalities reconnect (the simulated ones at once, the real ones by their own
-     backoff) and resend everything; time until every national figure equals the truth, and
-     CPU seconds per tier per million records.
-Prints a Markdown section and appends it to docs/BENCHMARKS.md (unless --no-append)."""
+Figures (build/bench/national.json through bench/benchlib.py; each one sample per run, --repeat
+runs):
+  resync_s       every store wiped (hub data dirs deleted, federal database recreated), the
+                 tiers restarted empty, every municipality resends everything: time from the
+                 hubs' start until the federal answer holds every record (goal < 60 s for
+                 4,000,000 records over 753 municipalities);
+  floor_s        the physical floor of that resync: CPU seconds of every tier (hubs,
+                 federal-api, PostgreSQL, real nodes; /proc/<pid>/stat) / the machine's cores;
+                 per-record CPU per tier in extra;
+  fresh_p99_s    one person imported at a real node (the import's exit is the clerk's commit)
+                 -> the federal answer for its municipality, year and sex moved; p99 over
+                 --samples samples from the small, median and large real nodes in turn, under
+                 the simulator's mixed background (--bg-rate records/s); goal < 1 s;
+  query_p99_ms   national queries (5 indicators, random month of the 120) over keep-alive
+                 HTTPS while the freshness background ingests; goal < 5 ms;
+  idle_kib       hub RSS growth per connection: every simulated session closed, hub RSS read,
+                 then every session reconnects and carries a full batch (--batch records, its
+                 last ones again) and stays idle; (RSS after - before) / sessions; goal
+                 < 16 KiB; the kernel's TCP socket memory (/proc/net/sockstat, whole machine)
+                 per session beside it (sock_kib)."""
 import argparse
 import datetime
+import http.client
 import json
+import multiprocessing
 import os
-import platform
-import shlex
+import random
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -43,18 +55,31 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+import benchlib  # noqa: E402
+import mix  # noqa: E402
 import harness  # noqa: E402
 from fedclient import Federal  # noqa: E402
-from gen import Caseload  # noqa: E402
 import bs  # noqa: E402
+import nodegen  # noqa: E402
 import pg as pgmod  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-TODAY = datetime.date.today()
-YEARS = list(range(TODAY.year - 5, TODAY.year + 1))
+PAGE = os.sysconf("SC_PAGE_SIZE")
 SEXES = ["FEMALE", "MALE", "OTHER"]
-CATEGORIES = ["RETURNEE", "MIGRANT_FAMILY", "PROSPECTIVE_MIGRANT", "VULNERABLE", "COMMUNITY"]
+FULL_RECORDS = 4000000
+FULL_MUNICIPALITIES = 753
+# (truth prefix, indicator): the yearly national figures checked (besides participants by sex).
+TOTALS = [("del", "services_delivered"), ("pend", "referrals_pending"),
+          ("ent", "enterprises_supported"), ("unav", "services_unavailable"),
+          ("close", "reporting_completeness")]
+QUERIES = ["/v1/indicators/participants_registered?period={m}&by=sex",
+           "/v1/indicators/participants_registered?period={m}&by=category,sex",
+           "/v1/indicators/services_delivered?period={m}&by=service_type",
+           "/v1/indicators/enterprises_supported?period={m}&by=sector",
+           "/v1/indicators/referrals_pending?period={m}&by=service_type"]
+T0 = time.monotonic()
 
 
 def log(msg):
@@ -62,7 +87,8 @@ def log(msg):
     sys.stderr.flush()
 
 
-T0 = time.monotonic()
+class Failed(Exception):
+    """A work-done check failed: the run stops and the bench exits 1."""
 
 
 # /proc ----------------------------------------------------------------------------------
@@ -88,6 +114,16 @@ def vm_rss_kib(pid):
     return 0
 
 
+def tcp_mem_kib():
+    """The kernel's TCP socket buffer memory, whole machine (/proc/net/sockstat, pages)."""
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                w = line.split()
+                return int(w[w.index("mem") + 1]) * PAGE / 1024
+    return 0.0
+
+
 def pg_cpu(pg):
     """CPU seconds of the postmaster, its live children and its reaped children."""
     with open(os.path.join(pg.data, "postmaster.pid")) as f:
@@ -104,33 +140,70 @@ def pg_cpu(pg):
     return total
 
 
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+# National queries while ingest runs (a separate process, so that the driver's polling does
+# not share its interpreter) -----------------------------------------------------------------
+
+def query_client(port, cafile, token, months, seconds, seed):
+    rng = random.Random(seed)
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    lat, errors = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        path = rng.choice(QUERIES).format(m=rng.choice(months))
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+        r = conn.getresponse()
+        r.read()
+        lat.append(time.perf_counter() - t0)
+        if r.status != 200:
+            errors += 1
+    conn.close()
+    return lat, errors
+
+
 # The chain ------------------------------------------------------------------------------
 
-def geography():
+def geography(limit):
+    """(code, province) of every local level, or of `limit` of them spread over the 7
+    provinces (the smoke test's tiny size)."""
     out = []
     with open(os.path.join(ROOT, "data", "nepal_local_levels.csv"), encoding="utf-8") as f:
         next(f)
         for line in f:
             c = line.split(",")
             out.append((int(c[4]), int(c[0])))
+    if limit and limit < len(out):
+        by = {}
+        for code, p in out:
+            by.setdefault(p, []).append((code, p))
+        out = []
+        while len(out) < limit:
+            for p in sorted(by):
+                if by[p] and len(out) < limit:
+                    out.append(by[p].pop(0))
     return out
 
 
 class Chain:
     def __init__(self, args, work):
         self.args, self.work = args, work
-        self.pg = self.fed = None
+        self.pg = self.fed = self.sim = None
         self.hubs = {}
         self.nodes = []  # (Node, Caseload, serve Daemon)
-        self.sim = None
         self.token = None
-
-    # Setup ---
+        self.sim_truth = {}
+        self.sim_records = 0
 
     def start(self):
         a = self.args
-        geo = geography()
-        self.geo = geo
+        self.geo = geo = geography(a.municipalities)
         t = time.monotonic()
         self.pki = harness.Pki(os.path.join(self.work, "pki"))
         idents = ["federal"]
@@ -150,42 +223,67 @@ class Chain:
                 f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % self.fed.sync_port)
             self.hubs[p] = hub.start()
         log("PostgreSQL, federal-api and 7 hubs up")
-        by_prov = {}
-        for code, p in geo:
-            by_prov.setdefault(p, []).append(code)
-        real = [by_prov[p][len(by_prov[p]) // 2] for p in (1, 3, 5, 7, 2, 4, 6)[:a.real_nodes]]
-        for i, code in enumerate(real):
-            prov = int(str(code)[0])
-            node = harness.Node(self.work, self.pki, code, self.hubs[prov])
-            cl = Caseload(code, 1000 + i)
-            for _ in range(a.real_rows):
-                cl.new_person()
-            path = os.path.join(self.work, "init-%d.csv" % code)
-            cl.write_csv(path, "persons")
-            node.import_csv("persons", path)
-            srv = node.serve()
-            self.nodes.append((node, cl, srv))
-        self.real_codes = real
-        log("real municipal nodes %s serving, %d rows each imported" % (real, a.real_rows))
+        self.start_real_nodes()
         topo = {"pki": self.pki.dir,
                 "hub_ports": {str(p): h.sync_port for p, h in self.hubs.items()},
-                "municipalities": [{"code": c, "province": p} for c, p in geo if c not in real]}
+                "municipalities": [{"code": c, "province": p} for c, p in geo
+                                   if c not in self.real_codes]}
         tpath = os.path.join(self.work, "topology.json")
         with open(tpath, "w") as f:
             json.dump(topo, f)
         self.sim_log = open(os.path.join(self.work, "nodesim.log"), "wb")
         self.sim = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "bench", "nodesim.py"), "--topology", tpath,
-             "--records", str(a.records - a.real_rows * len(real)), "--seed", str(a.seed),
-             "--batch", str(a.batch), "--window", str(a.window)],
+             "--records", str(a.records - self.real_records), "--seed", str(a.seed),
+             "--batch", str(a.batch), "--window", str(a.window), "--years", str(a.years)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.sim_log, text=True)
         ready = json.loads(self.sim.stdout.readline() or "{}")
         if not ready.get("ready"):
-            raise SystemExit("nodesim did not start; see %s" % self.sim_log.name)
+            raise Failed("nodesim did not start; see %s" % self.sim_log.name)
         self.sim_gen_s = ready["gen_s"]
-        log("nodesim: %d records over %d simulated municipalities generated in %.1f s"
-            % (ready["records"], ready["municipalities"], ready["gen_s"]))
-        self.sim_truth = {}
+        self.sim_n = ready["municipalities"]
+        r = self.sim_cmd({"cmd": "truth"})
+        log("nodesim: %d records %s over %d simulated municipalities generated in %.1f s"
+            % (r["records"], r["kinds"], self.sim_n, ready["gen_s"]))
+
+    def start_real_nodes(self):
+        """Real nodes in 3 provinces, sized as a small, a median and a large municipality (the
+        simulator's sizes are lognormal around records / municipalities), each fed its
+        persons, services and enterprises through `municipal-node import`."""
+        a = self.args
+        by_prov = {}
+        for code, p in self.geo:
+            by_prov.setdefault(p, []).append(code)
+        provs = [p for p in (1, 3, 5, 7, 2, 4, 6) if p in by_prov][:a.real_nodes]
+        avg = a.records / max(1, len(self.geo))
+        sizes = [max(10, int(avg * f)) for f in (0.4, 1.0, 3.0, 0.7, 1.5, 0.2, 2.0)]
+        self.real_codes, self.real_records, self.real_truth = [], 0, mix.Truth()
+        for i, prov in enumerate(provs):
+            code = by_prov[prov][len(by_prov[prov]) // 2]
+            node = harness.Node(self.work, self.pki, code, self.hubs[prov])
+            cl = mix.SpanCaseload(code, 1000 + i, a.years)
+            np, ns, ne = mix.split(sizes[i], 0)
+            for _ in range(np):
+                cl.new_person()
+            lids = list(cl.persons)
+            for _ in range(ns):
+                cl.new_service(lids[cl.rng.randrange(len(lids))])
+            ents = [nodegen.new_enterprise(cl, lids[cl.rng.randrange(len(lids))])
+                    for _ in range(ne)]
+            for kind in ("persons", "services"):
+                path = os.path.join(self.work, "init-%d-%s.csv" % (code, kind))
+                cl.write_csv(path, kind)
+                node.import_csv(kind, path)
+            path = os.path.join(self.work, "init-%d-enterprises.csv" % code)
+            nodegen.write_rows(path, nodegen.ENTERPRISE_COLS, ents)
+            node.import_csv("enterprises", path)
+            self.real_truth.add_more(code, list(cl.persons.values()),
+                                     list(cl.services.values()), ents)
+            self.real_records += np + ns + ne
+            self.nodes.append((node, cl, node.serve()))
+            self.real_codes.append(code)
+        log("real municipal nodes %s serving, %s records imported"
+            % (self.real_codes, [mix.split(s, 0) for s in sizes[:len(provs)]]))
 
     def sim_send(self, cmd):
         self.sim.stdin.write(json.dumps(cmd) + "\n")
@@ -194,12 +292,14 @@ class Chain:
     def sim_reply(self):
         line = self.sim.stdout.readline()
         if not line:
-            raise SystemExit("nodesim exited; see %s" % self.sim_log.name)
+            raise Failed("nodesim exited; see %s" % self.sim_log.name)
         r = json.loads(line)
         if not r.get("ok"):
-            raise SystemExit("nodesim %s failed: %s (%s)" % (r.get("cmd"), r.get("error"),
-                                                            r.get("errors")))
+            raise Failed("nodesim %s failed: %s (%s)" % (r.get("cmd"), r.get("error"),
+                                                        r.get("errors")))
         self.sim_truth = r["truth"]
+        self.sim_records = r["records"]
+        self.sim_refusals = (r["refusals"], r["refusal_samples"])
         return r
 
     def sim_cmd(self, cmd):
@@ -209,101 +309,116 @@ class Chain:
     # Truth and the federal answer ---
 
     def truth(self):
-        t = dict(self.sim_truth)
-        for _, cl, _ in self.nodes:
-            for p in cl.persons.values():
-                y = p["_reg"].year
-                for k in ("%d||" % y, "%d|sex|%s" % (y, p["sex"]),
-                          "%d|category|%s" % (y, p["category"]),
-                          "%d-%02d|sex|%s" % (y, p["_reg"].month, p["sex"])):
-                    t[k] = t.get(k, 0) + 1
-        return t
+        return mix.Truth.merge(self.sim_truth, self.real_truth.figures())
 
-    def national(self, period, by, municipality=None):
-        q = "&municipality=%d" % municipality if municipality else ""
-        st, a, _ = self.fed.get("/v1/indicators/participants_registered?period=%s&by=%s%s"
-                                % (period, by, q), self.token)
+    def records(self):
+        return self.sim_records + self.real_records
+
+    def answer(self, indicator, period, by="", municipality=None):
+        q = "&by=%s" % by if by else ""
+        q += "&municipality=%d" % municipality if municipality else ""
+        st, a, _ = self.fed.get("/v1/indicators/%s?period=%s%s" % (indicator, period, q),
+                                self.token)
         if st != 200:
             raise AssertionError("federal answered %d: %s" % (st, a))
-        return {r[by]: r["value"] for r in a["rows"] if r["value"]}
+        return a
 
-    def mismatches(self, truth):
+    def total(self, indicator, period):
+        t = self.answer(indicator, period)["total"]
+        return t["numerator"] if "numerator" in t else t["value"]
+
+    def mismatches(self, truth, every=False):
+        """The national figures that differ from the truth, and the records held (the first
+        difference only, unless every)."""
         bad = []
-        for y in YEARS:
-            for by, names in (("sex", SEXES), ("category", CATEGORIES)):
-                want = {n: truth.get("%d|%s|%s" % (y, by, n), 0) for n in names}
-                want = {k: v for k, v in want.items() if v}
-                got = self.national(y, by)
+        for y in mix.years(truth):
+            got = {r["sex"]: r["value"] for r in self.answer("participants_registered", y, "sex")["rows"]
+                   if r["value"]}
+            want = {s: truth["reg|%d|%s" % (y, s)] for s in SEXES
+                    if truth.get("reg|%d|%s" % (y, s))}
+            if got != want:
+                bad.append(("participants_registered", y, got, want))
+                if not every:
+                    return bad  # the first difference is enough while records still arrive
+            for key, ind in TOTALS:
+                got, want = self.total(ind, y), truth.get("%s|%d" % (key, y), 0)
                 if got != want:
-                    bad.append((y, by, got, want))
+                    bad.append((ind, y, got, want))
+                    if not every:
+                        return bad
         return bad
 
-    def month_mismatches(self, truth):
-        """Every Gregorian month of the 5 years, by sex: checked once, after convergence."""
-        bad = []
-        months = sorted({k.split("|")[0] for k in truth if k.count("-") == 1 and "|sex|" in k})
-        for m in months:
-            want = {n: truth.get("%s|sex|%s" % (m, n), 0) for n in SEXES}
-            want = {k: v for k, v in want.items() if v}
-            got = self.national(m, "sex")
-            if got != want:
-                bad.append((m, got, want))
-        return len(months), bad
+    def coverage_mismatch(self):
+        """The records the hubs report holding (federal /v1/coverage) against the generators'
+        count, and the dead letters (none expected); None when they agree. The hubs send their
+        coverage on a slower cadence than snapshots, so this is checked after the timer."""
+        st, cov, _ = self.fed.get("/v1/coverage", self.token)
+        if st != 200:
+            return ("coverage answered", st)
+        held = sum(m["records"] for m in cov["municipalities"])
+        if held != self.records() or cov["dead_letters"] != 0:
+            return ("coverage records, dead letters, truth", held, cov["dead_letters"],
+                    self.records())
+        return None
 
     def quiet(self):
         """Every hub has noted, rolled up and delivered everything to the federal tier."""
         for h in self.hubs.values():
             m = harness.scrape(h.http_port)
-            if m["hub_uplink_backlog"] != 0 or m["hub_rollup_dirty"] != 0:
+            if m["hub_uplink_backlog"] != 0 or m["hub_rollup_dirty"] != 0 or \
+                    m.get("hub_rollup_queue", 0) != 0:
                 return False
         return True
 
-    def wait_converged(self, timeout, poll=0.5):
-        """Until the yearly national figures equal the truth and every hub's rollups and
-        uplink are drained (so every period's snapshot is at the federal tier); then checks
-        every monthly figure once. Returns the time of convergence."""
+    def wait_converged(self, timeout, poll=0.25, coverage=False):
+        """Until every national figure equals the truth and the hubs are drained; returns the
+        time it first held (the start of the poll that saw it). With coverage, then also until
+        the hubs' coverage at the federal tier counts every record (not timed). Raises Failed
+        when either does not hold within timeout."""
         truth = self.truth()
         end = time.monotonic() + timeout
         bad = None
         while time.monotonic() < end:
+            t = time.monotonic()
             try:
                 bad = self.mismatches(truth)
                 if not bad and not self.quiet():
                     bad = ["hub rollups or uplinks not drained"]
-            except (OSError, AssertionError) as e:
-                bad = [str(e)]
+            except (OSError, AssertionError, KeyError) as e:
+                bad = [str(e)[:300]]
             if not bad:
-                t = time.monotonic()
-                n, bad = self.month_mismatches(truth)
-                if bad:
-                    raise SystemExit("yearly figures converged but %d of %d months differ: %s"
-                                     % (len(bad), n, bad[:3]))
-                self.months_checked = n
+                break
+            if os.environ.get("NATIONAL_TRACE"):
+                log("waiting: %s" % (bad[:1],))
+            time.sleep(poll)
+        else:
+            try:
+                bad = self.mismatches(truth, every=True) or bad
+            except (OSError, AssertionError, KeyError) as e:
+                bad = [str(e)[:300]]
+            raise Failed("the national figures did not reach the truth in %d s: %s"
+                         % (timeout, bad[:12]))
+        cov = None
+        while coverage and time.monotonic() < end:
+            try:
+                cov = self.coverage_mismatch()
+            except (OSError, KeyError) as e:
+                cov = str(e)[:300]
+            if cov is None:
                 return t
             time.sleep(poll)
-        raise SystemExit("national figures did not reach the truth in %d s: %s"
-                         % (timeout, bad[:2]))
-
-    def federal_volume(self):
-        """What the federal tier received and holds: snapshots received since it started
-        (every revision of every (municipality, period)), snapshots and cells held now."""
-        m = harness.scrape(self.fed.http_port)
-        held = self.pg.psql("SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM cells)")
-        # Row writes to the province aggregates (inserts and updates since the database was
-        # created): how well the batches' cells were summed before reaching them.
-        time.sleep(1.0)  # PostgreSQL publishes table statistics within a second
-        pw = self.pg.psql("SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables"
-                          " WHERE relname = 'province_cells'")
-        return {"snapshots_received": int(m.get("federal_ingest_snapshots_received_total", 0)),
-                "snapshots_held": int(held[0][0]), "cells_held": int(held[0][1]),
-                "province_writes": int(pw[0][0])}
+        if not coverage:
+            return t
+        raise Failed("the hubs' coverage did not reach the truth in %d s: %s" % (timeout, cov))
 
     # Resources ---
 
     def cpu(self):
         """CPU seconds by (tier, pid); a process started later counts from 0."""
         out = {}
-        for tier, d in [("hubs", h) for h in self.hubs.values()] + [("federal", self.fed)]:
+        ds = [("hubs", h) for h in self.hubs.values()] + [("federal", self.fed)] + \
+            [("nodes", srv) for _, _, srv in self.nodes]
+        for tier, d in ds:
             if d.alive():
                 out[(tier, d.proc.pid)] = proc_cpu(d.proc.pid)
         out[("postgres", 0)] = pg_cpu(self.pg)
@@ -311,12 +426,13 @@ class Chain:
 
     @staticmethod
     def cpu_delta(c0, c1):
-        d = {"hubs": 0.0, "federal": 0.0, "postgres": 0.0}
+        d = {"hubs": 0.0, "federal": 0.0, "postgres": 0.0, "nodes": 0.0}
         for (tier, pid), v in c1.items():
             d[tier] += v - c0.get((tier, pid), 0.0)
         return d
 
-    # Teardown ---
+    def connected(self):
+        return sum(int(harness.scrape(h.http_port)["hub_connected"]) for h in self.hubs.values())
 
     def stop(self):
         if self.sim and self.sim.poll() is None:
@@ -339,272 +455,238 @@ class Chain:
 
 # Phases ---------------------------------------------------------------------------------
 
-def phase_idle_memory(ch):
-    before = {p: vm_rss_kib(h.proc.pid) for p, h in ch.hubs.items()}
-    r = ch.sim_cmd({"cmd": "idle"})
-    time.sleep(3)
-    after = {p: vm_rss_kib(h.proc.pid) for p, h in ch.hubs.items()}
-    conns = {p: int(harness.scrape(h.http_port)["hub_connected"]) for p, h in ch.hubs.items()}
-    sessions = sum(conns.values())
-    delta = sum(after.values()) - sum(before.values())
-    per_hub = {p: (after[p] - before[p]) / max(1, conns[p]) for p in ch.hubs}
-    log("idle: %d sessions (%d from nodesim) in %.1f s; hub RSS %d -> %d KiB; %.1f KiB/session"
-        % (sessions, r["connected"], r["elapsed"], sum(before.values()), sum(after.values()),
-           delta / max(1, sessions)))
-    return {"sessions": sessions, "connect_s": r["elapsed"], "before": before, "after": after,
-            "kib_per_session": delta / max(1, sessions), "per_hub": per_hub}
-
-
-def phase_load(ch, name, start_fn, timeout):
-    """start_fn() begins the sending; returns elapsed to convergence and CPU per tier."""
-    sim0 = ch.sim_cmd({"cmd": "truth"})["cpu_s"]
+def phase_load(ch, res, timeout):
     c0 = ch.cpu()
     t0 = time.monotonic()
-    start_fn()
-    ch.sim_send({"cmd": "load"})
-    r = ch.sim_reply()
-    acked = time.monotonic() - t0
-    log("%s: nodesim sent %d records, all acked by the hubs after %.1f s"
-        % (name, r["records_sent"], acked))
+    r = ch.sim_cmd({"cmd": "load"})
     t1 = ch.wait_converged(timeout)
-    c1 = ch.cpu()
-    total = sum(ch.truth()[k] for k in ch.truth() if k.endswith("||"))
-    out = {"records": total, "sent": r["records_sent"], "acked_s": acked,
-           "converged_s": t1 - t0, "cpu": ch.cpu_delta(c0, c1),
-           "sim_cpu": r["cpu_s"] - sim0, "refusals": r["refusals"]}
-    out.update(ch.federal_volume())
-    log("%s: national figures equal the truth (%d records) after %.1f s; CPU %s; federal %s"
-        % (name, total, out["converged_s"], {k: round(v, 1) for k, v in out["cpu"].items()},
-           {k: out[k] for k in ("snapshots_received", "snapshots_held", "cells_held",
-                                 "province_writes")}))
-    return out
+    res.check("initial load reaches the truth", True, "%d records in %.1f s"
+              % (ch.records(), t1 - t0))
+    res.data["extra"]["initial_load"] = {"records": ch.records(), "sent": r["records_sent"],
+                                         "acked_s": r["elapsed"], "converged_s": t1 - t0,
+                                         "cpu": ch.cpu_delta(c0, ch.cpu())}
+    log("initial load: %d records at the federal answer after %.1f s" % (ch.records(), t1 - t0))
 
 
-def phase_freshness(ch, args):
-    r = ch.sim_cmd({"cmd": "background", "rate": args.bg_rate,
-                    "days": min(30, (TODAY - datetime.date(TODAY.year, 1, 1)).days)})
-    bg_records0 = r["records"]
-    time.sleep(3)
-    samples = []
-    year = TODAY.year
+def phase_memory(ch, res, run):
+    ch.sim_cmd({"cmd": "close"})
+    harness.wait_for(lambda: ch.connected() == len(ch.nodes), 60, "simulated sessions closed")
+    time.sleep(1)
+    rss0 = sum(vm_rss_kib(h.proc.pid) for h in ch.hubs.values())
+    sock0 = tcp_mem_kib()
+    r = ch.sim_cmd({"cmd": "replay"})
+    time.sleep(3)  # idle: whatever the hub releases when a connection idles is released
+    rss1 = sum(vm_rss_kib(h.proc.pid) for h in ch.hubs.values())
+    sock1 = tcp_mem_kib()
+    n = r["connected"]
+    res.check("memory run %d: every simulated session connected and carried a full batch" % run,
+              n == ch.sim_n and r["full_batches"] == ch.sim_n and ch.connected() >= n,
+              "%d connected, %d carried %d records, frames %d..%d bytes"
+              % (n, r["full_batches"], ch.args.batch, r["frame_min"], r["frame_max"]))
+    res.sample("idle_kib", (rss1 - rss0) / max(1, n))
+    res.sample("sock_kib", (sock1 - sock0) / max(1, n))
+    res.data["extra"].setdefault("memory", []).append(
+        {"sessions": n, "hub_rss_kib": [rss0, rss1], "tcp_mem_kib": [sock0, sock1],
+         "frame_bytes": [r["frame_min"], r["frame_max"]]})
+    log("memory %d: %d sessions, hub RSS %d -> %d KiB (%.1f KiB each), TCP memory %.0f -> %.0f "
+        "KiB" % (run, n, rss0, rss1, (rss1 - rss0) / max(1, n), sock0, sock1))
+
+
+def phase_freshness(ch, res, args, run):
+    today = datetime.date.today()
+    ch.sim_cmd({"cmd": "background", "rate": args.bg_rate, "days": 30})
+    recs0 = ch.sim_records
+    time.sleep(1)
+    lat, t_fresh0 = [], time.monotonic()
+    year = today.year
     jan1 = datetime.date(year, 1, 1)
     for i in range(args.samples):
         node, cl, _ = ch.nodes[i % len(ch.nodes)]
         p = cl.new_person()
-        reg = jan1 + datetime.timedelta(days=cl.rng.randint(0, (TODAY - jan1).days - 1))
+        reg = jan1 + datetime.timedelta(days=cl.rng.randint(0, max(0, (today - jan1).days - 1)))
         p["_reg"] = reg
         p["registered_on"] = bs.bs_str(reg)
-        # The simulated municipalities add records of this year too, so the sample is
-        # watched in the federal answer for its own municipality, which only it moves.
-        want = sum(1 for q in cl.persons.values()
-                   if q["_reg"].year == year and q["sex"] == p["sex"])
-        path = os.path.join(ch.work, "fresh-%d.csv" % i)
+        # The background adds persons of this year elsewhere: the sample is watched in
+        # the answer for its own municipality, which only it moves.
+        want = sum(1 for x in cl.persons.values()
+                   if x["_reg"].year == year and x["sex"] == p["sex"])
+        path = os.path.join(ch.work, "fresh-%d-%d.csv" % (run, i))
         cl.write_csv(path, "persons", rows=[p])
-        t_start = time.monotonic()
         node.import_csv("persons", path)
         t_commit = time.monotonic()
+        ch.real_truth.add_more(node.municipality, [p], [], [])
+        ch.real_records += 1
         while True:
-            got = ch.national(year, "sex", node.municipality).get(p["sex"], 0)
+            rows = ch.answer("participants_registered", year, "sex", node.municipality)["rows"]
+            got = {r["sex"]: r["value"] for r in rows}.get(p["sex"], 0)
             if got >= want:
                 break
-            if time.monotonic() - t_commit > 180:
-                raise SystemExit("freshness sample %d: %s %d stayed at %d for 180 s"
-                                 % (i, p["sex"], want, got))
-            time.sleep(0.05)
-        t_seen = time.monotonic()
-        samples.append((t_seen - t_commit, t_commit - t_start))
-        log("freshness %2d: node %d, %s %d: %.2f s after commit (import took %.2f s)"
-            % (i, node.municipality, p["sex"], want, t_seen - t_commit, t_commit - t_start))
+            if time.monotonic() - t_commit > 120:
+                raise Failed("freshness sample %d: %s %d stayed at %d for 120 s"
+                             % (i, p["sex"], want, got))
+            time.sleep(0.02)
+        lat.append(time.monotonic() - t_commit)
         time.sleep(args.gap)
+    fresh_s = time.monotonic() - t_fresh0
     r = ch.sim_cmd({"cmd": "stop_background"})
-    bg = r["records"] - bg_records0
-    ch.wait_converged(120)
-    lat = sorted(s[0] for s in samples)
-    return {"samples": len(lat), "p50": statistics.median(lat), "p99": quantile(lat, 0.99),
-            "max": lat[-1], "min": lat[0], "import_p50": statistics.median(s[1] for s in samples),
-            "bg_records": bg}
+    bg = ch.sim_records - recs0
+    ch.wait_converged(args.timeout)
+    res.check("freshness run %d: %d samples, the background's records all at the truth"
+              % (run, len(lat)), len(lat) == args.samples, "%d background records" % bg)
+    res.sample("fresh_p99_s", pct(lat, 99))
+    res.sample("fresh_p50_s", statistics.median(lat))
+    res.data["extra"].setdefault("freshness", []).append(
+        {"samples": len(lat), "latencies_s": [round(x, 4) for x in lat], "bg_records": bg,
+         "bg_rate": bg / max(0.001, fresh_s), "nodes": ch.real_codes})
+    log("freshness %d: %d samples p50 %.3f s p99 %.3f s; background %d records"
+        % (run, len(lat), statistics.median(lat), pct(lat, 99), bg))
+    return r
 
 
-def quantile(sorted_vals, q):
-    if len(sorted_vals) == 1:
-        return sorted_vals[0]
-    pos = q * (len(sorted_vals) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+def phase_queries(ch, res, args, run):
+    """National queries over the 120 months while the background ingests (its own phase, so
+    that the freshness samples do not wait behind it)."""
+    today = datetime.date.today()
+    months = []
+    d = today.replace(day=1)
+    for _ in range(12 * args.years):
+        d = (d - datetime.timedelta(days=1)).replace(day=1)
+        months.append(d.strftime("%Y-%m"))
+    ch.sim_cmd({"cmd": "background", "rate": args.bg_rate, "days": 30})
+    recs0 = ch.sim_records
+    with multiprocessing.Pool(1) as pool:
+        lat, errors = pool.apply(query_client, (ch.fed.https_port, ch.pki.path("ca.crt"),
+                                                ch.token, months, args.query_seconds, run))
+    ch.sim_cmd({"cmd": "stop_background"})
+    bg = ch.sim_records - recs0
+    ch.wait_converged(args.timeout)
+    res.check("query run %d: every query answered 200, the background ingested" % run,
+              errors == 0 and lat and bg > 0, "%d queries, %d errors, %d background records"
+              % (len(lat), errors, bg))
+    res.sample("query_p99_ms", pct(lat, 99) * 1000)
+    res.data["extra"].setdefault("queries", []).append(
+        {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
+         "max_ms": max(lat) * 1000, "bg_records": bg, "months": len(months)})
+    log("queries %d: %d national queries, p50 %.2f ms p99 %.2f ms, background %d records"
+        % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 99) * 1000, bg))
 
 
-def phase_resync(ch, args):
+def phase_resync(ch, res, args, run):
     ch.sim_cmd({"cmd": "close"})
+    # The real nodes keep running: they reconnect by their own backoff and resend everything
+    # when the empty hub asks for it.
     for h in ch.hubs.values():
         h.stop()
     ch.fed.stop()
-    t_wipe = time.monotonic()
     for h in ch.hubs.values():
         shutil.rmtree(os.path.join(h.dir, "data"))
     ch.pg.psql("DROP DATABASE reintegration", db="postgres")
     ch.pg.psql("CREATE DATABASE reintegration", db="postgres")
     ch.fed.start()
-    ch.token = ch.fed.token("ministry", "national-bench-2")
-    log("stores wiped (%.1f s); federal-api up on an empty database" % (time.monotonic() - t_wipe))
-
-    def start_hubs():
-        for h in ch.hubs.values():
-            h.start()
-        return None
-    return phase_load(ch, "resync", start_hubs, args.timeout)
-
-
-# Report ---------------------------------------------------------------------------------
-
-def machine():
-    model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return "%d cores (%s), kernel %s" % (os.cpu_count(), model, platform.release())
-
-
-def per_million(cpu_s, records):
-    return cpu_s / records * 1e6
-
-
-def report(args, ch, mem, load, fresh, resync, cmd):
-    def mark(ok):
-        return "**met**" if ok else "**not met**"
-    L = []
-    L.append("## National simulation (issue 7)")
-    L.append("")
-    L.append("%s, %s. Command:" % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                                  machine()))
-    L.append("")
-    L.append("```\n%s\n```" % cmd)
-    L.append("")
-    L.append("Everything on one machine over loopback, every link mutual TLS 1.3: a private "
-             "PostgreSQL 15, the real `federal-api`, the 7 real `provincial-hub`s (each with "
-             "`[uplink] federal`), %d real `municipal-node serve` processes (%s) fed through "
-             "`municipal-node import`, and the other %d municipalities simulated by "
-             "`bench/nodesim.py` (one asyncio process, one session and one certificate per "
-             "municipality, node protocol of `common/sync.c`, batches of %d, window %d). "
-             "Ground truth (participants_registered per year %d-%d, by sex and by category, "
-             "national) comes from the generators; a phase ends when those %d national figures "
-             "equal it and every hub reports `hub_rollup_dirty` 0 and `hub_uplink_backlog` 0 "
-             "(every period's snapshot delivered); then all %d monthly national figures by sex "
-             "are checked once against the truth too (0 mismatches, or the run stops)."
-             % (len(ch.nodes), ", ".join(map(str, ch.real_codes)), len(ch.geo) - len(ch.nodes),
-                args.batch, args.window, YEARS[0], YEARS[-1], len(YEARS) * 8,
-                getattr(ch, "months_checked", 0)))
-    L.append("")
-    L.append("| figure | value | goal |")
-    L.append("| --- | --- | --- |")
-    if fresh is None:
-        L.append("| freshness | not measured in this run (`--samples 0`) | — |")
-    else:
-        L.append("| freshness: one row imported at a real node (`import` exit = commit) -> the "
-               "federal API's participants_registered for its year by sex moved (answer for that "
-               "municipality, which the background does not touch; polled every 50 ms; %d samples, "
-               "background %d records/s registered in the last 30 days from simulated "
-               "municipalities) | p50 %.2f s, "
-               "p99 %.2f s (min %.2f, max %.2f) | p99 < 5 s: %s |"
-               % (fresh["samples"], args.bg_rate, fresh["p50"], fresh["p99"], fresh["min"],
-                  fresh["max"], mark(fresh["p99"] < 5)))
-    L.append("| full resync of %s records from %d municipalities (stores wiped; tiers restarted "
-             "empty) -> every national figure equal to the truth | %.1f s (hubs had every record "
-             "acked after %.1f s) | < 120 s for 4,000,000: %s |"
-             % (format(resync["records"], ","), len(ch.geo), resync["converged_s"],
-                resync["acked_s"],
-                ("%s" % mark(resync["converged_s"] < 120)) if resync["records"] >= 4000000
-                else "not run at 4,000,000 here (see below); at this size %s"
-                % ("within" if resync["converged_s"] < 120 else "over")))
-    L.append("| hub memory per idle connected node (VmRSS of the 7 hubs, %d idle sessions) | "
-             "%.1f KiB (per hub: %s) | < 64 KiB: %s |"
-             % (mem["sessions"], mem["kib_per_session"],
-                ", ".join("%.0f" % mem["per_hub"][p] for p in sorted(mem["per_hub"])),
-                mark(mem["kib_per_session"] < 64)))
-    for name, ph in (("initial load", load), ("full resync", resync)):
-        n = ph["records"]
-        L.append("| CPU s per million records, %s (%s records, %.1f s to the truth) | hubs %.1f, "
-                 "federal-api %.1f, PostgreSQL %.1f, node simulator %.1f | — |"
-                 % (name, format(n, ","), ph["converged_s"],
-                    per_million(ph["cpu"]["hubs"], n), per_million(ph["cpu"]["federal"], n),
-                    per_million(ph["cpu"]["postgres"], n), per_million(ph["sim_cpu"], n)))
-    L.append("")
-    L.append("Federal volume: the resync ended with %s snapshots ((municipality, period) pairs) "
-             "holding %s cells, %.0f cells per record; the federal tier received %s snapshot "
-             "revisions for them (%.1f per pair: a pair is replaced each time a hub sends it "
-             "again while its records still arrive); the province aggregates took %s row "
-             "writes for them (%.2f per cell held: the cells of one batch are summed per "
-             "province row before they reach it)."
-             % (format(resync["snapshots_held"], ","), format(resync["cells_held"], ","),
-                resync["cells_held"] / max(1, resync["records"]),
-                format(resync["snapshots_received"], ","),
-                resync["snapshots_received"] / max(1, resync["snapshots_held"]),
-                format(resync["province_writes"], ","),
-                resync["province_writes"] / max(1, resync["cells_held"])))
-    L.append("")
-    L.append("Set-up figures of the same run: `deploy/pki.sh issue` for %d identities in one call "
-             "%.1f s; the simulator generated its records in %.1f s; %d simulated sessions "
-             "connected (TLS + Hello) in %.1f s; background load during freshness: %d records. "
-             "Hub refusals: %d."
-             % (len(ch.geo) + 8, ch.pki_s, ch.sim_gen_s, mem["sessions"] - len(ch.nodes),
-                mem["connect_s"], fresh["bg_records"] if fresh else 0, resync["refusals"]))
-    if resync["records"] < 4000000:
-        L.append("")
-        L.append("Scale: this run resynced %s records, not the issue's 4,000,000 (`--records "
-                 "4000000`); the goal of 120 s is judged only at that size. The CPU figures "
-                 "above show where the time goes: PostgreSQL (the federal tier's snapshot "
-                 "replacement) is the busiest tier, then the hubs." % format(resync["records"], ","))
-    L.append("")
-    return "\n".join(L)
+    ch.token = ch.fed.token("ministry", "national-bench-%d" % run)
+    c0 = ch.cpu()
+    t0 = time.monotonic()
+    for h in ch.hubs.values():
+        h.start()
+    c0.update({k: 0.0 for k in ch.cpu() if k not in c0})
+    ch.sim_send({"cmd": "load"})
+    r = ch.sim_reply()
+    acked = time.monotonic() - t0
+    t1 = ch.wait_converged(args.timeout, coverage=True)
+    c1 = ch.cpu()
+    cpu = ch.cpu_delta(c0, c1)
+    n = ch.records()
+    res.check("resync %d: the federal answer holds every record's effect, the hubs' coverage "
+              "every record" % run, True,
+              "%d records, %.1f s" % (n, t1 - t0))
+    res.sample("resync_s", t1 - t0)
+    res.sample("floor_s", sum(cpu.values()) / os.cpu_count())
+    res.data["extra"].setdefault("resync", []).append(
+        {"records": n, "acked_s": acked, "converged_s": t1 - t0, "cpu_s": cpu,
+         "cpu_us_per_record": {k: v / n * 1e6 for k, v in cpu.items()},
+         "sim_cpu_s": r["cpu_s"]})
+    log("resync %d: %d records at the federal answer after %.1f s (acked %.1f s); CPU %s"
+        % (run, n, t1 - t0, acked, {k: round(v, 1) for k, v in cpu.items()}))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--records", type=int, default=400000,
-                    help="records held by all municipalities together (issue: 4000000)")
-    ap.add_argument("--quick", action="store_true",
-                    help="40,000 records, 8 freshness samples: an end-to-end check")
-    ap.add_argument("--samples", type=int, default=20,
-                    help="freshness samples (0: skip the freshness phase)")
-    ap.add_argument("--bg-rate", type=int, default=1000,
-                    help="background records/s from simulated municipalities during freshness")
-    ap.add_argument("--gap", type=float, default=0.5, help="pause between freshness samples")
+    ap.add_argument("--records", type=int, default=None,
+                    help="records of all municipalities together (4,000,000; quick 200,000)")
+    ap.add_argument("--municipalities", type=int, default=0, help="0: all 753")
+    ap.add_argument("--repeat", type=int, default=None, help="runs of each phase (5; quick 1)")
+    ap.add_argument("--samples", type=int, default=100, help="freshness samples per run")
+    ap.add_argument("--bg-rate", type=int, default=2000,
+                    help="background records/s from simulated municipalities")
+    ap.add_argument("--query-seconds", type=float, default=20)
+    ap.add_argument("--gap", type=float, default=0.2, help="pause between freshness samples")
     ap.add_argument("--real-nodes", type=int, default=3)
-    ap.add_argument("--real-rows", type=int, default=300, help="rows imported per real node")
     ap.add_argument("--batch", type=int, default=2000, help="simulated nodes' records per batch")
     ap.add_argument("--window", type=int, default=8, help="simulated nodes' batches in flight")
+    ap.add_argument("--years", type=int, default=10, help="span of the caseload (120 months)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--timeout", type=int, default=900, help="bound on each convergence wait")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     args = ap.parse_args()
-    if args.quick:
-        if "--records" not in sys.argv:
-            args.records = 40000
-        if "--samples" not in sys.argv:
-            args.samples = 8
-    cmd = "/usr/bin/python3 bench/national.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    q = benchlib.quick()
+    if args.records is None:
+        args.records = 200000 if q else FULL_RECORDS
+    if args.repeat is None:
+        args.repeat = 1 if q else 5
+    full = args.records >= FULL_RECORDS and (args.municipalities in (0, FULL_MUNICIPALITIES))
+    res = benchlib.Result("national", "bench/national.py", params=vars(args))
+    res.figure("resync_s", "all-Nepal resync to the federal answer, %s mixed records"
+               % format(args.records, ","), "s", better="lower",
+               goal="< 60 s at 4,000,000 records, 753 municipalities",
+               goal_value=60 if full else None, headline=True, baseline="floor_s",
+               note=None if full else "not at full size: no goal judged")
+    res.figure("floor_s", "physical floor of that resync: CPU s of every tier / cores", "s",
+               better="lower")
+    res.figure("fresh_p99_s", "freshness p99, clerk's commit to the national answer (%d "
+               "samples a run, mixed background)" % args.samples, "s", better="lower",
+               goal="< 1 s", goal_value=1.0, headline=True)
+    res.figure("fresh_p50_s", "freshness p50", "s", better="lower")
+    res.figure("query_p99_ms", "national query p99 over %d x %d months while ingest runs"
+               % (len(geography(args.municipalities)), 12 * args.years), "ms", better="lower",
+               goal="< 5 ms", goal_value=5.0, headline=True)
+    res.figure("idle_kib", "hub memory per idle node connection after a full batch", "KiB",
+               better="lower", goal="< 16 KiB", goal_value=16.0, headline=True)
+    res.figure("sock_kib", "kernel TCP socket memory per idle connection (whole machine)",
+               "KiB", better="lower")
     work = tempfile.mkdtemp(prefix="national-", dir="/var/tmp")
     log("work directory %s" % work)
     ch = Chain(args, work)
     try:
         ch.start()
-        mem = phase_idle_memory(ch)
-        load = phase_load(ch, "initial load", lambda: None, args.timeout)
-        fresh = phase_freshness(ch, args) if args.samples > 0 else None
-        resync = phase_resync(ch, args)
+        phase_load(ch, res, args.timeout)
+        for i in range(args.repeat):
+            phase_memory(ch, res, i)
+        for i in range(args.repeat):
+            phase_freshness(ch, res, args, i)
+        for i in range(args.repeat):
+            phase_queries(ch, res, args, i)
+        for i in range(args.repeat):
+            phase_resync(ch, res, args, i)
+        refusals, samples = ch.sim_refusals
+        res.check("no record refused by a hub", refusals == 0, "%d refused: %s"
+                  % (refusals, samples))
+    except (Failed, AssertionError) as e:
+        res.check("run completed", False, str(e)[:1000])
     finally:
         ch.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    text = report(args, ch, mem, load, fresh, resync, cmd)
-    print(text)
-    if not args.no_append:
-        with open(os.path.join(ROOT, "docs", "BENCHMARKS.md"), "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    res.data["extra"]["setup"] = {"pki_s": getattr(ch, "pki_s", None),
+                                  "sim_gen_s": getattr(ch, "sim_gen_s", None),
+                                  "real_nodes": getattr(ch, "real_codes", []),
+                                  "proportions": mix.PROPORTIONS,
+                                  "availability_rows": mix.AVAILABILITY_ROWS}
+    res.note("Resync and freshness: the timer stops when every yearly national figure of every "
+             "record kind and the records held (coverage) equal the generators' truth and the "
+             "hubs are drained. The floor counts the real nodes but not the simulator.")
+    res.write()
     log("done in %.0f s" % (time.monotonic() - T0))
+    sys.exit(res.exit_status())
 
 
 if __name__ == "__main__":

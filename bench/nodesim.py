@@ -1,27 +1,32 @@
 #!/usr/bin/python3
-"""Many simulated municipal nodes in one process (issue 7's load generator).
+"""Many simulated municipal nodes in one process (the load generator of bench/national.py).
 
 Each simulated municipality has its own certificate (deploy/pki.sh, URI SAN
-municipality:CODE), its own store incarnation and an outbox of person records numbered from
-sequence 1, and speaks the node protocol of common/sync.c to its province's hub over mutual
-TLS 1.3: Hello -> HelloReply{acked_seq, resend_requested}; Batches (window of several in
-flight) -> Acks; ResendComplete after a full resend. Records are encoded by hand (plain
-protobuf wire format, checked against the generated module at start) so that one Python
-process can drive hundreds of thousands of records a second.
+municipality:CODE), its own store incarnation and an outbox numbered from sequence 1, and
+speaks protocol version 2 as common/sync.c does to its province's hub over mutual TLS 1.3:
+Hello{protocol_version 2, max_frame, calendar BS, last_seq} -> HelloReply{acked_seq,
+resend_requested, max_frame}; Batches with per-record seqs (a window of several in flight,
+each frame kept below the hub's max_frame) -> Acks; ResendComplete after a full resend.
 
-The generator decides every record and keeps the ground truth of the national indicators
-it checks (participants_registered per Gregorian year: total, by sex, by category; per
-Gregorian month by sex); the
-driver (bench/national.py) never reads the truth back from the product.
+Records are every kind a node sends (persons, services, enterprises, availability, month
+closes), drawn by bench/mix.py from the demo's generator (its proportions and distributions;
+events as month pairs), and encoded once, at generation, by the generated protobuf module, so
+that sending is only framing. The generator keeps the ground truth of the national figures
+(mix.Truth); the driver (bench/national.py) never reads the truth back from the product.
 
 Driven by JSON lines on stdin, one reply line on stdout per command:
   {"cmd": "idle"}                connect all, Hello with an empty outbox (ResendComplete if
                                  asked), and stay connected and idle
   {"cmd": "close"}               close every connection
   {"cmd": "load"}                connect all, send whatever the hub lacks, wait for all acks
+  {"cmd": "replay"}              connect all and send each municipality's last --batch
+                                 records again as one batch (already held: the hub stores
+                                 nothing new), so that every session has carried a full batch;
+                                 stay connected
   {"cmd": "background", "rate": R, "days": D}
-                                 add R new records a second (registered in the last D days)
-                                 to random municipalities, sent as they are made
+                                 add about R new records a second (new persons registered in
+                                 the last D days with their services and enterprises) to
+                                 random municipalities, sent as they are made
   {"cmd": "stop_background"}     stop adding; reply once every record is acked
   {"cmd": "truth"}               the ground truth now
   {"cmd": "quit"}"""
@@ -38,14 +43,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "build", "gen", "python"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import reintegration_pb2 as pb  # noqa: E402
+import mix  # noqa: E402
+from mix import bs, gen, nodegen  # noqa: E402
 
-SEXES = ["FEMALE", "MALE", "OTHER"]
-CATEGORIES = ["RETURNEE", "MIGRANT_FAMILY", "PROSPECTIVE_MIGRANT", "VULNERABLE", "COMMUNITY"]
-COUNTRIES = [b"QA", b"AE", b"SA", b"MY", b"KW", b"IN", b"JP", b"KR", b"BH", b"OM"]
-EPOCH = datetime.date(1970, 1, 1)
-TODAY = datetime.date.today()
-TODAY_DAY = (TODAY - EPOCH).days
+PROTOCOL_VERSION = 2
+MAX_FRAME = 4 << 20  # what we accept (HelloReply and Acks are small)
 
 
 def varint(v):
@@ -59,12 +63,15 @@ def varint(v):
     return bytes(out)
 
 
-V = [varint(i) for i in range(128)]
-NEG1 = varint(-1)
+class RecentCaseload(gen.Caseload):
+    """gen.Caseload whose registrations fall in the last `days` days (background imports)."""
 
+    def __init__(self, municipality, seed, days):
+        super().__init__(municipality, seed)
+        self.days = days
 
-def year_of(day):
-    return (EPOCH + datetime.timedelta(days=day)).year
+    def _date(self, lo_days, hi_days):
+        return super()._date(1, max(1, self.days))
 
 
 class Muni:
@@ -80,6 +87,8 @@ class Muni:
         self.reader = self.writer = None
         self.resend = False
         self.busy = False
+        self.peer_max = 4 << 20
+        self.largest_frame = 0  # the largest Batch frame sent on the current connection
 
 
 class Sim:
@@ -91,90 +100,138 @@ class Sim:
         self.ports = {int(p): port for p, port in topo["hub_ports"].items()}
         self.munis = [Muni(m["code"], m["province"], self.rng) for m in topo["municipalities"]]
         self.pki = topo["pki"]
-        self.truth = {}  # "YEAR|sex|FEMALE" -> n, "YEAR|category|RETURNEE", "YEAR||"
+        self.truth = mix.Truth()
         self.ms = int(time.time() * 1000)
         self.counter = 0
         self.bg_task = None
         self.sent_records = 0
         self.refusals = 0
+        self.refusal_samples = []
         self.errors = []
+        self.kinds = {}
 
     # Records -----------------------------------------------------------------------------
 
-    def _tally(self, day, sex, cat):
-        d = EPOCH + datetime.timedelta(days=day)
-        y = d.year
-        for k in ("%d||" % y, "%d|sex|%s" % (y, SEXES[sex - 1]),
-                  "%d|category|%s" % (y, CATEGORIES[cat - 1]),
-                  "%d-%02d|sex|%s" % (y, d.month, SEXES[sex - 1])):
-            self.truth[k] = self.truth.get(k, 0) + 1
-
-    def make_record(self, m, lo_day, hi_day):
-        """Appends one plausible person to m's outbox and to the truth."""
-        r = self.rng.random
+    def _record(self, m):
+        """A Record with a fresh UUIDv7-shaped id and version for municipality m."""
         m.serial += 1
         self.counter += 1
-        # Caseloads: returnees and their families dominate; men are most returnees.
-        x = r()
-        cat = 1 if x < 0.45 else 2 if x < 0.70 else 3 if x < 0.85 else 4 if x < 0.95 else 5
-        x = r()
-        if cat == 1:
-            sex = 2 if x < 0.80 else 1 if x < 0.995 else 3
-        else:
-            sex = 1 if x < 0.60 else 2 if x < 0.995 else 3
-        x = r()
-        band = 2 if x < 0.25 else 3 if x < 0.70 else 4 if x < 0.95 else 5 if x < 0.98 else 1
-        day = lo_day + int(r() * (hi_day - lo_day + 1))
-        caste = 1 + int(r() * 7)
-        body = [b"\x08", V[cat], b"\x10", V[1 if r() < 0.4 else 2], b"\x18", V[sex],
-                b"\x20", V[band], b"\x28", V[caste], b"\x30", V[1 if r() < 0.05 else 2],
-                b"\x38", varint(day)]
-        if cat != 5:
-            body += [b"\x42\x02", COUNTRIES[int(r() * 10)]]
-        if cat == 1:
-            rd = EPOCH + datetime.timedelta(days=day - int(r() * 300))
-            body += [b"\x48", V[1 + int(r() * 15)], b"\x50", varint(rd.year * 100 + rd.month),
-                     b"\x58", V[1 + int(r() * 3)]]
-        else:
-            body += [b"\x48", NEG1]
-        body.append(b"\x60\x01")
-        pbody = b"".join(body)
-        # UUIDv7 layout: 48-bit ms, version 7, then bits that make it unique per record.
         ms = self.ms + self.counter // 64
-        rid = (ms.to_bytes(6, "big") + bytes([0x70 | (m.serial >> 24 & 0x0F), m.serial >> 16 & 0xFF,
-               0x80 | (m.code >> 16 & 0x3F)]) + (m.code & 0xFFFF).to_bytes(2, "big")
-               + (m.serial & 0xFFFF).to_bytes(2, "big") + self.rng.randbytes(3))
-        version = (ms << 16) | (self.counter & 0xFFFF)
-        rec = b"".join([b"\x0a\x10", rid, b"\x10", varint(m.code), b"\x18", varint(version),
-                        b"\x52", varint(len(pbody)), pbody])
+        r = pb.Record()
+        r.id = (ms.to_bytes(6, "big") + bytes([0x70 | (m.serial >> 24 & 0x0F),
+                                               m.serial >> 16 & 0xFF, 0x80 | (m.code >> 16 & 0x3F)])
+                + (m.code & 0xFFFF).to_bytes(2, "big") + (m.serial & 0xFFFF).to_bytes(2, "big")
+                + self.rng.randbytes(3))
+        r.municipality = m.code
+        r.version = (ms << 16) | (self.counter & 0xFFFF)
+        return r
+
+    def _append(self, m, r):
+        rec = r.SerializeToString()
         m.entries.append(b"\x1a" + varint(len(rec)) + rec)
-        self._tally(day, sex, cat)
+        kind = r.WhichOneof("body")
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def _people(self, m, cl, np, ns, ne):
+        """np persons of caseload cl, ns services and ne enterprises of them, appended to m's
+        outbox and to the truth."""
+        ids = {}
+        for _ in range(np):
+            p = cl.new_person()
+            r = self._record(m)
+            r.person.years_abroad = -1
+            for k, v in cl.expected_person(p).items():
+                setattr(r.person, k, v)
+            ids[p["local_id"]] = r.id
+            self._append(m, r)
+        lids = list(cl.persons)
+        for _ in range(ns):
+            s = cl.new_service(lids[cl.rng.randrange(len(lids))])
+            r = self._record(m)
+            r.service.person_id = ids[s["person_local_id"]]
+            for k, v in cl.expected_service(s).items():
+                setattr(r.service, k, v)
+            self._append(m, r)
+        ents = []
+        for _ in range(ne):
+            e = nodegen.new_enterprise(cl, lids[cl.rng.randrange(len(lids))])
+            r = self._record(m)
+            r.enterprise.owner_id = ids[e["owner_local_id"]]
+            for k, v in nodegen.expected_enterprise(e).items():
+                setattr(r.enterprise, k, v)
+            self._append(m, r)
+            ents.append(e)
+        self.truth.add_more(m.code, list(cl.persons.values()), list(cl.services.values()), ents)
+
+    def make_municipality(self, m, n):
+        """n records of every kind for municipality m (mix.py), with their truth."""
+        seed = self.rng.getrandbits(64)
+        cl = mix.SpanCaseload(m.code, seed, self.args.years)
+        today = self.truth.today
+        lo, hi = mix.closed_range(cl.rng, today, self.args.years)
+        n_close = max(0, hi - lo + 1)
+        n_av = min(mix.AVAILABILITY_ROWS, max(0, n - n_close - 1))
+        if n_close + n_av >= n:  # a tiny municipality: fewer closes, still one person
+            n_close = max(0, n - n_av - 1)
+            lo = hi - n_close + 1
+        np, ns, ne = mix.split(n, n_close + n_av)
+        self._people(m, cl, np, ns, ne)
+        rows = nodegen.availability_rows(cl.rng, n_av)
+        for a in rows:
+            r = self._record(m)
+            for k, v in nodegen.expected_availability(a).items():
+                setattr(r.availability, k, v)
+            self._append(m, r)
+        self.truth.add_availability(m.code, rows)
+        if n_close:
+            for y, mo, day in mix.month_closes(lo, hi, cl.rng):
+                r = self._record(m)
+                r.month_close.year = y
+                r.month_close.month = mo
+                r.month_close.bikram_sambat = True
+                r.month_close.closed_day = bs.day_number(day)
+                self._append(m, r)
+            self.truth.add_closes(lo, hi)
+
+    def make_recent(self, m, n, days):
+        """About n new records for m: persons registered in the last `days` days, with their
+        services and enterprises in the demo's proportions (a clerk's import)."""
+        cl = RecentCaseload(m.code, self.rng.getrandbits(64), days)
+        cl.serial = m.serial + 1000000  # local ids only name rows within this caseload
+        np, ns, ne = mix.split(n, 0)
+        self._people(m, cl, np, ns, ne)
 
     def self_check(self):
-        """The hand encoding parses as the generated module's Record, as it must."""
+        """The encoded entries parse back as a Batch of the generated module, as they must."""
         m = Muni(10101, 1, random.Random(1))
-        saved = dict(self.truth)
-        self.make_record(m, TODAY_DAY - 100, TODAY_DAY - 1)
-        self.truth = saved
+        saved, self.truth = self.truth, mix.Truth()
+        kinds = dict(self.kinds)
+        self.make_municipality(m, 200)
+        self.truth, self.kinds = saved, kinds
         b = pb.Batch()
-        b.ParseFromString(m.entries[0])
-        r = b.records[0]
-        assert len(r.id) == 16 and r.municipality == 10101 and r.version > 0, r
-        assert r.WhichOneof("body") == "person" and r.person.sex in (1, 2, 3), r
-        assert r.person.years_abroad == -1 or r.person.years_abroad >= 1, r
+        b.ParseFromString(b"".join(m.entries))
+        seen = {r.WhichOneof("body") for r in b.records}
+        assert seen == {"person", "service", "enterprise", "availability", "month_close"}, seen
+        for r in b.records:
+            assert len(r.id) == 16 and r.municipality == 10101 and r.version > 0, r
+            if r.HasField("person"):
+                assert r.person.registered_month > 190000 and r.person.registered_bs_month > 200000
+            if r.HasField("service"):
+                assert len(r.service.person_id) == 16 and r.service.bs_month > 200000, r
 
     def generate(self, total):
-        """total records over all municipalities, sizes skewed as caseloads are (a few
-        large urban municipalities, many small rural ones), registered over 5 years."""
+        """total records over all municipalities, sizes skewed as caseloads are (a few large
+        urban municipalities, many small rural ones), each at least --batch records so that
+        every session carries a full batch."""
         w = [self.rng.lognormvariate(0, 0.8) for _ in self.munis]
+        floor = min(self.args.batch, total // max(1, len(self.munis)))
+        spare = max(0, total - floor * len(self.munis))
         s = sum(w)
-        counts = [int(total * x / s) for x in w]
+        counts = [floor + int(spare * x / s) for x in w]
         for i in range(total - sum(counts)):
             counts[i % len(counts)] += 1
-        lo = TODAY_DAY - 5 * 365
         for m, n in zip(self.munis, counts):
-            for _ in range(n):
-                self.make_record(m, lo, TODAY_DAY - 1)
+            self.make_municipality(m, n)
 
     # Sessions ----------------------------------------------------------------------------
 
@@ -211,16 +268,21 @@ class Sim:
                         "127.0.0.1", self.ports[m.province], ssl=self.ctx(m.code),
                         server_hostname="localhost"), 20)
                     env = pb.Envelope()
-                    env.hello.protocol_version = 1
+                    env.hello.protocol_version = PROTOCOL_VERSION
                     env.hello.identity = "nodesim-%d" % m.code
                     env.hello.incarnation = m.incarnation
                     env.hello.clock = int(time.time() * 1000)
                     env.hello.last_seq = len(m.entries)
+                    env.hello.max_frame = MAX_FRAME
+                    env.hello.calendar = pb.CALENDAR_BS
                     await self.send_env(m, env)
+                    m.largest_frame = 0
                     while True:
                         reply, kind = await asyncio.wait_for(self.recv(m), 30)
                         if kind == "hello_reply":
-                            return reply.hello_reply
+                            hr = reply.hello_reply
+                            m.peer_max = hr.max_frame or (4 << 20)
+                            return hr
                 except (OSError, ConnectionError, asyncio.IncompleteReadError,
                         asyncio.TimeoutError, ssl.SSLError) as e:
                     self.close_one(m)
@@ -230,29 +292,47 @@ class Sim:
 
     def batch_env(self, m, first, last):
         ents = m.entries[first - 1:last]
-        seqs = b"".join(varint(s) for s in range(first, last + 1))
+        seqs = b"".join(varint(q) for q in range(first, last + 1))
         batch = b"".join([b"\x08", varint(first), b"\x10", varint(last)] + ents
                          + [b"\x22", varint(len(seqs)), seqs])
         env = b"\x1a" + varint(len(batch)) + batch
         return struct.pack(">I", len(env)) + env
 
+    def frames(self, m, start, upto):
+        """(last_seq, frame) for entries start..upto, --batch records a frame, fewer when a
+        frame would exceed the hub's max_frame (as common/sync.c keeps every batch below it)."""
+        out = []
+        nxt = start
+        while nxt <= upto:
+            n = min(self.args.batch, upto - nxt + 1)
+            while True:
+                f = self.batch_env(m, nxt, nxt + n - 1)
+                if len(f) - 4 <= m.peer_max or n == 1:
+                    break
+                n = max(1, n // 2)
+            out.append((nxt + n - 1, f))
+            nxt += n
+        return out
+
     async def push(self, m, start, upto, resend):
         """Sends entries start..upto with a window of batches; ResendComplete after if asked."""
-        B, W = self.args.batch, self.args.window
+        W = self.args.window
+        frames = self.frames(m, start, upto)
         inflight = []
-        nxt = start
-        while nxt <= upto or inflight:
-            while len(inflight) < W and nxt <= upto:
-                last = min(nxt + B - 1, upto)
-                m.writer.write(self.batch_env(m, nxt, last))
+        i = 0
+        while i < len(frames) or inflight:
+            while len(inflight) < W and i < len(frames):
+                last, f = frames[i]
+                m.writer.write(f)
+                m.largest_frame = max(m.largest_frame, len(f))
                 inflight.append(last)
-                self.sent_records += last - nxt + 1
-                nxt = last + 1
+                self.sent_records += last - (frames[i - 1][0] if i else start - 1)
+                i += 1
             await m.writer.drain()
             env, kind = await asyncio.wait_for(self.recv(m), 300)
             if kind != "ack":
                 continue
-            self.refusals += len(env.ack.refusals)
+            self.note_refusals(env.ack)
             m.acked = max(m.acked, env.ack.acked_seq)
             inflight.pop(0)
         if resend:
@@ -264,6 +344,34 @@ class Sim:
                 env, kind = await asyncio.wait_for(self.recv(m), 300)
                 if kind == "ack":
                     break
+
+    def note_refusals(self, ack):
+        self.refusals += len(ack.refusals)
+        for r in ack.refusals[:3]:
+            if len(self.refusal_samples) < 10:
+                self.refusal_samples.append("%s: %s" % (r.field, r.reason))
+
+    async def replay(self, m, sem):
+        """Connects m and sends its last --batch entries again as one batch (held already)."""
+        if m.writer is None:
+            hr = await self.connect(m, sem)
+            m.acked = hr.acked_seq
+            m.resend = hr.resend_requested
+        if m.resend or m.acked < len(m.entries):
+            raise ConnectionError("municipality %d: replay before a load" % m.code)
+        first = max(1, len(m.entries) - self.args.batch + 1)
+        f = self.batch_env(m, first, len(m.entries))
+        if len(f) - 4 > m.peer_max:
+            raise ConnectionError("municipality %d: a full batch exceeds the hub's max_frame"
+                                  % m.code)
+        m.writer.write(f)
+        m.largest_frame = max(m.largest_frame, len(f))
+        await m.writer.drain()
+        while True:
+            env, kind = await asyncio.wait_for(self.recv(m), 300)
+            if kind == "ack":
+                self.note_refusals(env.ack)
+                return
 
     async def session(self, m, sem, idle):
         for attempt in range(20):
@@ -297,22 +405,20 @@ class Sim:
         await asyncio.gather(*(self.session(m, sem, idle) for m in self.munis))
 
     async def background(self, rate, days):
-        """rate new records a second, registered over the last `days` days, in ticks of
-        0.5 s, each tick's records going to a few municipalities as one batch each (as
-        nodes whose clerks just imported a sheet)."""
-        spans = [(TODAY_DAY - days, TODAY_DAY - 1)]
+        """About rate new records a second in ticks of 0.5 s, each tick's records going to a
+        few municipalities (a clerk's import each: new persons of the last `days` days with
+        their services and enterprises), sent as one session each."""
         sem = asyncio.Semaphore(self.args.connect_parallel)
         tasks = set()
         while True:
             t0 = time.monotonic()
             n = max(1, int(rate / 2))
             chosen = self.rng.sample(self.munis, min(len(self.munis), 20))
-            for i in range(n):
-                m = chosen[i % len(chosen)]
-                lo, hi = self.rng.choice(spans)
-                self.make_record(m, lo, hi)
+            per = max(1, n // len(chosen))
             for m in chosen:
-                if not getattr(m, "busy", False):
+                self.make_recent(m, per, days)
+            for m in chosen:
+                if not m.busy:
                     m.busy = True
                     t = asyncio.ensure_future(self._bg_send(m, sem))
                     tasks.add(t)
@@ -348,6 +454,14 @@ class Sim:
                     await self.all_sessions(idle=(c == "idle"))
                     out["records_sent"] = self.sent_records - sent0
                     out["connected"] = sum(1 for m in self.munis if m.writer is not None)
+                elif c == "replay":
+                    sem = asyncio.Semaphore(self.args.connect_parallel)
+                    await asyncio.gather(*(self.replay(m, sem) for m in self.munis))
+                    out["connected"] = sum(1 for m in self.munis if m.writer is not None)
+                    fr = [m.largest_frame for m in self.munis]
+                    out["frame_min"], out["frame_max"] = min(fr), max(fr)
+                    out["full_batches"] = sum(1 for m in self.munis
+                                              if len(m.entries) >= self.args.batch)
                 elif c == "close":
                     for m in self.munis:
                         self.close_one(m)
@@ -358,7 +472,7 @@ class Sim:
                     if self.bg_task:
                         self.bg_task.cancel()
                         self.bg_task = None
-                    while any(getattr(m, "busy", False) for m in self.munis):
+                    while any(m.busy for m in self.munis):
                         await asyncio.sleep(0.05)
                     await self.all_sessions(idle=False)
                 elif c == "truth":
@@ -370,9 +484,11 @@ class Sim:
                 out["ok"] = False
                 out["error"] = "%s: %s" % (type(e).__name__, e)
             out["elapsed"] = time.monotonic() - t0
-            out["truth"] = self.truth
+            out["truth"] = self.truth.figures()
             out["records"] = sum(len(m.entries) for m in self.munis)
+            out["kinds"] = self.kinds
             out["refusals"] = self.refusals
+            out["refusal_samples"] = self.refusal_samples
             out["errors"] = self.errors[-5:]
             out["cpu_s"] = sum(os.times()[:2])
             self.reply(out)
@@ -391,6 +507,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2000, help="records per batch (node default)")
     ap.add_argument("--window", type=int, default=8, help="batches in flight (node default)")
     ap.add_argument("--connect-parallel", type=int, default=64)
+    ap.add_argument("--years", type=int, default=10, help="span of registrations (120 months)")
     args = ap.parse_args()
     asyncio.run(Sim(args).run())
 

@@ -271,25 +271,11 @@ static void fbreakdown__on_rows(void *ud, const PGresult *res, const char *err)
     freq *f = ud;
     fbreakdown *bd = f->state;
     findicators_result r;
-    if (err) {
-        log_error("breakdown query failed: %s", err);
-        freq_error(f, 503, "the federal store is unavailable; try again");
+    if (findicators_rows(f, res, err, &r) != 0)
         return;
-    }
-    int rc = findicators_decode(res, &r);
-    if (rc == REINT_ENOMEM) {
-        freq_error(f, 503, "out of memory");
-        return;
-    }
-    if (rc != 0) {
-        log_error("breakdown query: a row does not have the statement's shape");
-        freq_error(f, 500, "unexpected answer from the federal store");
-        return;
-    }
-    f->env->m->audit_rows++;
     sbuf b;
     sbuf_init(&b, FBREAKDOWN_MAX_BODY);
-    rc = fbreakdown__render(f, bd, &r, &b);
+    int rc = fbreakdown__render(f, bd, &r, &b);
     if (rc == 0 && f->q.csv) {
         char h[512];
         frender_as_of_header(&f->q, &r, h, sizeof(h));

@@ -167,26 +167,34 @@ static void findicators__render(freq *f, findicators_result *r)
     sbuf_free(&b);
 }
 
+int findicators_rows(freq *f, const PGresult *res, const char *err, findicators_result *r)
+{
+    if (err) {
+        log_error("indicator query (%s) failed: %s", f->code[0] ? f->code : "dataValueSets", err);
+        freq_error(f, 503, "the federal store is unavailable; try again");
+        return -1;
+    }
+    int rc = findicators_decode(res, r);
+    if (rc == REINT_ENOMEM) {
+        freq_error(f, 503, "out of memory");
+        return -1;
+    }
+    if (rc != 0) {
+        log_error("indicator query (%s): a row does not have the statement's shape",
+                  f->code[0] ? f->code : "dataValueSets");
+        freq_error(f, 500, "unexpected answer from the federal store");
+        return -1;
+    }
+    f->env->m->audit_rows++;
+    return 0;
+}
+
 static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
 {
     freq *f = ud;
     findicators_result r;
-    if (err) {
-        log_error("query failed: %s", err);
-        freq_error(f, 503, "the federal store is unavailable; try again");
+    if (findicators_rows(f, res, err, &r) != 0)
         return;
-    }
-    int rc = findicators_decode(res, &r);
-    if (rc == REINT_ENOMEM) {
-        freq_error(f, 503, "out of memory");
-        return;
-    }
-    if (rc != 0) {
-        log_error("indicator query: a row does not have the statement's shape");
-        freq_error(f, 500, "unexpected answer from the federal store");
-        return;
-    }
-    f->env->m->audit_rows++;
     findicators__render(f, &r);
     findicators_result_free(&r);
 }

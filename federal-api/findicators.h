@@ -58,6 +58,11 @@ typedef struct findicators_result {
 int findicators_decode(const PGresult *res, findicators_result *out);
 void findicators_result_free(findicators_result *r);
 
+/* The rows of an indicator statement for f: decoded into r and counted as an audited read
+ * (returns 0), or f answered with the error (503 for the store, 500 for a shape that is not
+ * the statement's; returns -1, r untouched). */
+int findicators_rows(freq *f, const PGresult *res, const char *err, findicators_result *r);
+
 /* Answers f: GET /v1/indicators/<code> when f->ind is set (JSON, or CSV with format=csv),
  * else GET /v1/dataValueSets (every indicator); values exact, or perturbed for the public
  * role. The caller has checked the role's right to the area. Frees f. */

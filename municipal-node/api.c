@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "months.h"
+#include "openapi.h"
 #include "record.h"
 #include "rid.h"
 #include "webapi.h"
@@ -592,11 +593,27 @@ static const char *api__clerk(http_req *r, api_ctx *ctx)
     return clerk;
 }
 
+/* GET /v1/openapi.json: the API's description (docs/openapi/node.json, compiled in). It is
+ * open, as the pages are: it holds no data, and a program that reads it to learn the API has
+ * no token yet. */
+static void api__openapi(http_req *r)
+{
+    if (strcmp(http_req_method(r), "GET") != 0 && strcmp(http_req_method(r), "HEAD") != 0) {
+        api__not_allowed(r, "GET, HEAD");
+        return;
+    }
+    http_respond(r, 200, "application/json", openapi_node, openapi_node_len);
+}
+
 int api_on_head(http_req *r, api_ctx *ctx)
 {
     const char *path = http_req_path(r), *method = http_req_method(r);
     if (strncmp(path, "/v1/", 4) != 0)
         return 0;
+    if (!strcmp(path, "/v1/openapi.json")) {
+        http_req_limit_body(r, 0);
+        return 0;
+    }
     /* Signing in is the one request without a clerk yet: its body is small. */
     if (!strcmp(path, "/v1/session") && !strcmp(method, "POST")) {
         http_req_limit_body(r, API_MAX_SIGNIN_BODY);
@@ -618,6 +635,10 @@ void api_handle(http_req *r, api_ctx *ctx)
         return;
     }
     const char *rest = path + 4;
+    if (!strcmp(rest, "openapi.json")) {
+        api__openapi(r);
+        return;
+    }
     if (!strcmp(rest, "session") && !strcmp(method, "POST")) {
         webapi_signin(r, ctx);
         return;

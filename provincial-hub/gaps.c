@@ -582,38 +582,33 @@ out:
     return rc;
 }
 
-int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char *period,
-                   const char *by, uint32_t municipality, unsigned district, json_t **out,
-                   char *err, size_t errlen)
+/* The area object of an answer: {"level", "code", "name", "province"} (and "district" for a
+ * local level), so that a row of a table by area names its area by itself. */
+static json_t *gaps__area(unsigned province, unsigned district, const geo_local_level *mun)
 {
-    const catalogue_indicator *ind = catalogue_find(code);
-    char grouping[64];
-    enum period_kind kind;
-    int32_t first, last;
-    if (ind == NULL) {
-        snprintf(err, errlen, "no indicator \"%.60s\" (GET /v1/indicators lists them)", code);
-        return REINT_EINVAL;
+    if (mun)
+        return json_pack("{s:s, s:I, s:s, s:I, s:s, s:I}", "level", "municipality", "code",
+                         (json_int_t)mun->code, "name", mun->name, "district",
+                         (json_int_t)mun->district, "district_name", mun->district_name, "province",
+                         (json_int_t)province);
+    if (district) {
+        unsigned n;
+        const geo_local_level *all = geo_all(&n);
+        for (unsigned i = 0; i < n; i++)
+            if (all[i].district == district)
+                return json_pack("{s:s, s:I, s:s, s:I}", "level", "district", "code",
+                                 (json_int_t)district, "name", all[i].district_name, "province",
+                                 (json_int_t)province);
     }
-    if (period == NULL || period_parse(period, &kind, &first, &last) != 0) {
-        snprintf(err, errlen,
-                 "period is required: 2026, 2026-Q3, 2026-07, BS2083-04, "
-                 "FY2083/84-T1 or FY2083/84");
-        return REINT_EINVAL;
-    }
-    if (!catalogue_grouping(ind, by ? by : "", grouping, sizeof(grouping))) {
-        size_t o = (size_t)snprintf(
-            err, errlen, "by=\"%.40s\" is not declared for %s; allowed:", by ? by : "", code);
-        for (int i = 0; ind->groupings[i] && o < errlen; i++)
-            o += (size_t)snprintf(err + o, errlen - o, " \"%s\"", ind->groupings[i]);
-        return REINT_EINVAL;
-    }
-    if (municipality) {
-        const geo_local_level *g = geo_find(municipality);
-        if (g == NULL || g->province != province) {
-            snprintf(err, errlen, "municipality %u is not in province %u", municipality, province);
-            return REINT_EINVAL;
-        }
-    }
+    return json_pack("{s:s, s:I, s:s, s:I}", "level", "province", "code", (json_int_t)province,
+                     "name", geo_province_name(province), "province", (json_int_t)province);
+}
+
+/* Fills gaps_scope with the province's local levels, of one municipality or district when
+ * given. Returns 0, REINT_EINVAL (a district not in the province, err set) or REINT_EDB. */
+static int gaps__scope(sqlite3 *db, unsigned province, uint32_t municipality, unsigned district,
+                       char *err, size_t errlen)
+{
     /* Municipalities in scope go to a temporary table so that the sum is one statement. */
     if (store_exec(db, "CREATE TEMP TABLE IF NOT EXISTS gaps_scope(code INTEGER PRIMARY KEY);"
                        "DELETE FROM gaps_scope;") != 0)
@@ -645,16 +640,29 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
         snprintf(err, errlen, "district %u is not in province %u", district, province);
         return REINT_EINVAL;
     }
+    return 0;
+}
+
+/* The single answer of the municipalities in gaps_scope for one period: {"indicator",
+ * "period", "by", "province", "area" (takes area), "cells"}. Returns 0, REINT_ENOMEM or
+ * REINT_EDB. */
+static int gaps__answer(sqlite3 *db, const catalogue_indicator *ind, unsigned province,
+                        const char *period, const char *grouping, json_t *area, json_t **out)
+{
+    int step = SQLITE_DONE, rc = 0;
+    *out = NULL;
     sqlite3_stmt *st = store_prepare(
         db, "SELECT key, sum(numerator), sum(denominator), count(*) FROM rollup_cells"
             " WHERE period=?1 AND indicator=?2 AND grouping=?3"
             " AND municipality IN (SELECT code FROM gaps_scope) GROUP BY key ORDER BY key");
-    if (st == NULL)
+    if (st == NULL) {
+        json_decref(area);
         return REINT_EDB;
+    }
     json_t *cells = json_array();
-    int oom = cells == NULL;
+    int oom = cells == NULL || area == NULL;
     sqlite3_bind_text(st, 1, period, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ind->code, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, grouping, -1, SQLITE_STATIC);
     while (!oom && (step = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *c = json_object();
@@ -685,11 +693,195 @@ int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char 
         rc = REINT_ENOMEM;
     if (rc != 0) {
         json_decref(cells);
+        json_decref(area);
         return rc;
     }
-    *out = json_pack("{s:s, s:s, s:s, s:i, s:o}", "indicator", code, "period", period, "by",
-                     grouping, "province", (int)province, "cells", cells);
+    *out = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o}", "indicator", ind->code, "period", period,
+                     "by", grouping, "province", (int)province, "area", area, "cells", cells);
     return *out ? 0 : REINT_ENOMEM;
+}
+
+/* The periods of a series over period into out (at most 12, PERIOD_MAX each): the BS months
+ * or the trimesters of a fiscal year, the months of a Gregorian year. Returns their number,
+ * or -1 with err when the series does not fit the period. */
+static int gaps__series(const char *series, const char *period, char out[12][PERIOD_MAX], char *err,
+                        size_t errlen)
+{
+    enum period_kind kind;
+    int bs = 0;
+    int32_t first = 0, last = 0;
+    if (period_months(period, &kind, &bs, &first, &last) != 0)
+        return -1;
+    if (strcmp(series, "bs_month") == 0 && kind == PERIOD_FISCAL_YEAR) {
+        int32_t ym = first;
+        for (int i = 0; i < 12; i++) {
+            snprintf(out[i], PERIOD_MAX, "BS%04d-%02d", ym / 100, ym % 100);
+            ym = ym % 100 == 12 ? (ym / 100 + 1) * 100 + 1 : ym + 1;
+        }
+        return 12;
+    }
+    if (strcmp(series, "trimester") == 0 && kind == PERIOD_FISCAL_YEAR) {
+        for (int i = 0; i < 3; i++)
+            snprintf(out[i], PERIOD_MAX, "%.9s-T%d", period, i + 1);
+        return 3;
+    }
+    if (strcmp(series, "month") == 0 && kind == PERIOD_YEAR) {
+        for (int i = 0; i < 12; i++)
+            snprintf(out[i], PERIOD_MAX, "%04d-%02d", first / 100, i + 1);
+        return 12;
+    }
+    snprintf(err, errlen,
+             "series=\"%.20s\" does not fit period %s: series=bs_month or series=trimester over "
+             "a fiscal year (FY2083/84), series=month over a Gregorian year (2026)",
+             series, period);
+    return -1;
+}
+
+int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char *period,
+                   const char *by, const char *series, uint32_t municipality, unsigned district,
+                   json_t **out, char *err, size_t errlen)
+{
+    const catalogue_indicator *ind = catalogue_find(code);
+    char grouping[64], periods[12][PERIOD_MAX];
+    enum period_kind kind;
+    int32_t first, last;
+    int rc = 0, np = 1;
+    *out = NULL;
+    if (ind == NULL) {
+        snprintf(err, errlen, "no indicator \"%.60s\" (GET /v1/indicators lists them)", code);
+        return REINT_EINVAL;
+    }
+    if (period == NULL || period_parse(period, &kind, &first, &last) != 0) {
+        snprintf(err, errlen,
+                 "period is required: 2026, 2026-Q3, 2026-07, BS2083-04, "
+                 "FY2083/84-T1 or FY2083/84");
+        return REINT_EINVAL;
+    }
+    /* by= may start with the level of the areas the answer is split into (district or
+     * municipality), followed by at most the one declared grouping. */
+    const char *rest = by ? by : "";
+    int level = 0; /* 0: one area; 1: by district; 2: by municipality */
+    if (strncmp(rest, "district", 8) == 0 && (rest[8] == '\0' || rest[8] == ',')) {
+        level = 1;
+        rest += rest[8] ? 9 : 8;
+    } else if (strncmp(rest, "municipality", 12) == 0 && (rest[12] == '\0' || rest[12] == ',')) {
+        level = 2;
+        rest += rest[12] ? 13 : 12;
+    }
+    if (!catalogue_grouping(ind, rest, grouping, sizeof(grouping)) ||
+        (level && strchr(grouping, ',') != NULL)) {
+        size_t o = (size_t)snprintf(err, errlen,
+                                    "by=\"%.40s\" is not declared for %s; allowed: district or "
+                                    "municipality, alone or with one of",
+                                    by ? by : "", code);
+        for (int i = 0; ind->groupings[i] && o < errlen; i++)
+            o += (size_t)snprintf(err + o, errlen - o, " \"%s\"", ind->groupings[i]);
+        return REINT_EINVAL;
+    }
+    if (series && (np = gaps__series(series, period, periods, err, errlen)) < 0)
+        return REINT_EINVAL;
+    if (series == NULL)
+        snprintf(periods[0], PERIOD_MAX, "%s", period);
+    const geo_local_level *mg = NULL;
+    if (municipality) {
+        mg = geo_find(municipality);
+        if (mg == NULL || mg->province != province) {
+            snprintf(err, errlen, "municipality %u is not in province %u", municipality, province);
+            return REINT_EINVAL;
+        }
+    }
+    if (level == 0 && series == NULL) {
+        if ((rc = gaps__scope(db, province, municipality, district, err, errlen)) != 0)
+            return rc;
+        return gaps__answer(db, ind, province, period, grouping, gaps__area(province, district, mg),
+                            out);
+    }
+    /* One answer per area and period, each the single answer of that area and period: the
+     * same scope and statement, so that a row of a table can never differ from its area's
+     * own answer. Areas in code order (district codes, then local level codes). */
+    if (level == 0 && (rc = gaps__scope(db, province, municipality, district, err, errlen)) != 0)
+        return rc;
+    json_t *answers = json_array();
+    unsigned n, last_district = 0;
+    const geo_local_level *all = geo_all(&n);
+    int found = level == 0, oom = answers == NULL;
+    for (unsigned i = 0; rc == 0 && !oom && i < (level ? n : 1); i++) {
+        const geo_local_level *g = level ? &all[i] : NULL;
+        unsigned area_district = district;
+        const geo_local_level *area_mun = mg;
+        if (level) {
+            if (g->province != province || (municipality && g->code != municipality) ||
+                (district && g->district != district))
+                continue;
+            found = 1;
+            if (level == 1) {
+                /* geo_all is ordered by code, so a district's local levels are together. */
+                if (g->district == last_district)
+                    continue;
+                last_district = area_district = g->district;
+                area_mun = NULL;
+                rc = gaps__scope(db, province, 0, g->district, err, errlen);
+            } else {
+                area_mun = g;
+                area_district = 0;
+                rc = gaps__scope(db, province, g->code, 0, err, errlen);
+            }
+        }
+        for (int p = 0; rc == 0 && !oom && p < np; p++) {
+            json_t *a = NULL;
+            rc = gaps__answer(db, ind, province, periods[p], grouping,
+                              gaps__area(province, area_district, area_mun), &a);
+            if (rc == 0)
+                gaps__append(answers, a, &oom);
+        }
+    }
+    if (rc == 0 && oom)
+        rc = REINT_ENOMEM;
+    if (rc == 0 && !found) {
+        snprintf(err, errlen, "district %u is not in province %u", district, province);
+        rc = REINT_EINVAL;
+    }
+    if (rc != 0) {
+        json_decref(answers);
+        return rc;
+    }
+    char norm[96];
+    snprintf(norm, sizeof(norm), "%s%s%s",
+             level == 1   ? "district"
+             : level == 2 ? "municipality"
+                          : "",
+             level && grouping[0] ? "," : "", grouping);
+    *out = json_pack("{s:s, s:s, s:s?, s:s, s:i, s:o}", "indicator", code, "by", norm, "series",
+                     series, "period", period, "province", (int)province, "answers", answers);
+    return *out ? 0 : REINT_ENOMEM;
+}
+
+json_t *gaps_answers_rows(const json_t *report)
+{
+    json_t *rows = json_array();
+    const json_t *answers = json_object_get(report, "answers"), *a;
+    size_t i;
+    int oom = rows == NULL;
+    json_array_foreach(answers, i, a)
+    {
+        const json_t *area = json_object_get(a, "area"), *c;
+        size_t k;
+        json_array_foreach(json_object_get(a, "cells"), k, c)
+        {
+            json_t *r =
+                json_pack("{s:O, s:O, s:O, s:O}", "level", json_object_get(area, "level"), "code",
+                          json_object_get(area, "code"), "name", json_object_get(area, "name"),
+                          "period", json_object_get(a, "period"));
+            if (r == NULL || json_object_update(r, (json_t *)c) != 0)
+                oom = 1;
+            gaps__append(rows, r, &oom);
+        }
+    }
+    if (oom) {
+        json_decref(rows);
+        return NULL;
+    }
+    return rows;
 }
 
 /* Appends one JSON value as a CSV field: strings as they are, numbers and booleans as

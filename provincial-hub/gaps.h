@@ -36,12 +36,23 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
                 json_t **out, char *err, size_t errlen);
 
 /* An indicator for this province: total and cells by the declared grouping `by`
- * (validated against the catalogue), optionally for one municipality or district of it.
- * Ratios are summed numerators over summed denominators. Returns 0, REINT_EINVAL (err set),
- * REINT_ENOMEM or REINT_EDB. */
+ * (validated against the catalogue), optionally for one municipality or district of it:
+ * {"indicator", "period", "by", "province", "area": {"level", "code", "name", ...}, "cells"}.
+ * Ratios are summed numerators over summed denominators.
+ *
+ * by may start with "district" or "municipality" (alone or followed by one declared grouping,
+ * "municipality,sex"), and series may be "bs_month" or "trimester" (period a fiscal year) or
+ * "month" (period a Gregorian year): the answer is then {"indicator", "by", "series" (null
+ * when none), "period", "province", "answers": [...]}, one answer per area (in code order)
+ * and period (in time order), each exactly the single answer of that area and period.
+ * Returns 0, REINT_EINVAL (err set), REINT_ENOMEM or REINT_EDB. */
 int gaps_indicator(sqlite3 *db, unsigned province, const char *code, const char *period,
-                   const char *by, uint32_t municipality, unsigned district, json_t **out,
-                   char *err, size_t errlen);
+                   const char *by, const char *series, uint32_t municipality, unsigned district,
+                   json_t **out, char *err, size_t errlen);
+
+/* The cells of a report's "answers" as flat rows (level, code, name, period, the grouping's
+ * dimensions, value, ...) for its CSV: a new array, or NULL when out of memory. */
+json_t *gaps_answers_rows(const json_t *report);
 
 /* Renders the "rows" (gaps) or "cells" (indicator) array of a report as CSV: a header of the
  * first row's fields, then one CRLF-terminated line per row. *out (NUL-terminated, *len bytes)

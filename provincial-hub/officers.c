@@ -10,15 +10,20 @@
 #include <jansson.h>
 
 #include "catalogue.h"
+#include "bscal.h"
 #include "clock.h"
 #include "gaps.h"
 #include "geo.h"
 #include "haudit.h"
+#include "hubweb.h"
 #include "limiter.h"
 #include "log.h"
+#include "openapi.h"
+#include "period.h"
 #include "query.h"
 #include "review.h"
 #include "reviews.h"
+#include "session.h"
 #include "store.h"
 #include "sweeps.h"
 #include "testhook.h"
@@ -51,6 +56,7 @@ enum officers_kind {
     JOB_AUDIT,     /* GET /v1/audit */
     JOB_SWEEPS,    /* GET /v1/sweeps */
     JOB_REVIEWS,   /* GET /v1/reviews */
+    JOB_OPENAPI,   /* GET /v1/openapi.json */
     JOB_FAILURES,  /* a batch of counted failed attempts; no request */
 };
 
@@ -71,7 +77,8 @@ typedef struct officers_job {
     char target[OFFICERS_TARGET_MAX];
     /* the query */
     char period[QUERY_MAX_VALUE + 1], sort[QUERY_MAX_VALUE + 1], by[QUERY_MAX_VALUE + 1];
-    int has_period, has_by, csv;
+    char series[QUERY_MAX_VALUE + 1];
+    int has_period, has_by, has_series, csv;
     char code[OFFICERS_CODE_MAX + 1];
     uint32_t municipality;
     unsigned district;
@@ -94,6 +101,7 @@ struct officers {
     officers_opts opts;
     char tokens_path[1024];
     tokens_table *tokens;
+    session_table *sessions; /* the dashboard's (hubweb.h) */
     limiter *lim;
     officers_lane lanes[OFFICERS_LANES];
     officers_job *qhead, *qtail;
@@ -200,8 +208,8 @@ static void officers__run_report(officers_job *j)
                             sizeof(err));
     else
         rc = gaps_indicator(db, j->o->province, j->code, j->has_period ? j->period : NULL,
-                            j->has_by ? j->by : NULL, j->municipality, j->district, &out, err,
-                            sizeof(err));
+                            j->has_by ? j->by : NULL, j->has_series ? j->series : NULL,
+                            j->municipality, j->district, &out, err, sizeof(err));
     store_exec(db, "COMMIT");
     if (rc == REINT_EINVAL)
         officers__error(j, 400, err);
@@ -210,7 +218,16 @@ static void officers__run_report(officers_job *j)
                         j->kind == JOB_GAPS      ? "the gap report could not be computed"
                         : j->kind == JOB_REVIEWS ? "the reviews could not be read"
                                                  : "the indicator could not be computed");
-    else
+    else if (j->kind == JOB_INDICATOR && j->csv && json_object_get(out, "answers")) {
+        /* A table by area or over time is downloaded as one row per area, period and cell. */
+        json_t *rows = gaps_answers_rows(out);
+        json_decref(out);
+        out = rows ? json_pack("{s:o}", "rows", rows) : NULL;
+        if (out == NULL)
+            officers__error(j, 500, "out of memory");
+        else
+            officers__report(j, out, "rows");
+    } else
         officers__report(j, out, j->kind == JOB_INDICATOR ? "cells" : "rows");
 }
 
@@ -293,6 +310,17 @@ static void officers__work(uv_work_t *w)
             officers__report(j, a, "audit");
         break;
     }
+    case JOB_OPENAPI:
+        /* The description compiled in from docs/openapi/hub.json, copied: a body is freed. */
+        if ((j->body = malloc(openapi_hub_len)) == NULL) {
+            officers__error(j, 500, "out of memory");
+        } else {
+            memcpy(j->body, openapi_hub, openapi_hub_len);
+            j->len = openapi_hub_len;
+            j->status = 200;
+            j->ctype = NULL;
+        }
+        break;
     case JOB_ANSWER:
         break;
     }
@@ -437,7 +465,15 @@ static void officers__on_timer(uv_timer_t *t)
 
 /* The limiter's answer to a request without a valid token: 401, or 429 with Retry-After
  * while its (address, token prefix) pair is blocked; counted for the audit's next batch. */
+static void officers__refuse_as(officers *o, http_req *r, const char *authorization);
+
 static void officers__refuse(officers *o, http_req *r)
+{
+    officers__refuse_as(o, r, http_req_header(r, "Authorization"));
+}
+
+/* The same for a token given otherwise than in the Authorization header (a sign-in's). */
+static void officers__refuse_as(officers *o, http_req *r, const char *authorization)
 {
     char peer[64], addr[LIMITER_ADDR_MAX], prefix[LIMITER_PREFIX_MAX], what[LIMITER_WHAT_MAX];
     char path[LIMITER_WHAT_MAX], ra[16];
@@ -445,7 +481,7 @@ static void officers__refuse(officers *o, http_req *r)
     officers__printable(peer, sizeof(peer), http_req_peer(r));
     officers__printable(path, sizeof(path), http_req_path(r));
     limiter_addr(peer, addr);
-    limiter_prefix(http_req_header(r, "Authorization"), NULL, prefix);
+    limiter_prefix(authorization, NULL, prefix);
     snprintf(what, sizeof(what), "%.15s %s", http_req_method(r), path);
     static const char too_many[] = "{\"error\":\"too many failed attempts with this token; "
                                    "retry after the time given\"}";
@@ -469,8 +505,8 @@ static void officers__refuse(officers *o, http_req *r)
 
 /* The parameters each route takes. */
 static const char *const officers__gaps_params[] = {"period", "sort", "format", NULL};
-static const char *const officers__indicator_params[] = {"period",   "by",     "municipality",
-                                                         "district", "format", NULL};
+static const char *const officers__indicator_params[] = {
+    "period", "by", "series", "municipality", "district", "format", NULL};
 static const char *const officers__audit_params[] = {"limit", NULL};
 static const char *const officers__sweeps_params[] = {"limit", "format", NULL};
 static const char *const officers__reviews_params[] = {"period", "format", NULL};
@@ -542,6 +578,11 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
     } else if (strcmp(path, "/v1/audit") == 0) {
         j->kind = JOB_AUDIT;
         names = officers__audit_params;
+    } else if (strcmp(path, "/v1/openapi.json") == 0) {
+        /* Any valid token reads it, like the federal API's: /healthz stays the one route
+         * answered without one, and every read of the hub is audited. */
+        j->kind = JOB_OPENAPI;
+        names = officers__no_params;
     } else {
         officers__error(j, 404, "not found");
         return -1;
@@ -568,6 +609,10 @@ static int officers__route(officers_job *j, http_req *r, enum tokens_role role)
     if ((v = query_get(&q, "by")) != NULL) {
         j->has_by = 1;
         snprintf(j->by, sizeof(j->by), "%s", v);
+    }
+    if ((v = query_get(&q, "series")) != NULL) {
+        j->has_series = 1;
+        snprintf(j->series, sizeof(j->series), "%s", v);
     }
     j->csv = (v = query_get(&q, "format")) != NULL && strcmp(v, "csv") == 0;
     unsigned long x = 0;
@@ -875,12 +920,155 @@ out:
     return 1;
 }
 
+/* The officer a session stands for: its subject is "role:name" (set at sign-in). Returns
+ * the name (owned by the table, valid until its next call) with *role, or NULL. */
+static const char *officers__session_who(const session_info *si, enum tokens_role *role)
+{
+    const char *colon = strchr(si->clerk, ':');
+    char rn[16];
+    if (colon == NULL || (size_t)(colon - si->clerk) >= sizeof(rn))
+        return NULL;
+    memcpy(rn, si->clerk, (size_t)(colon - si->clerk));
+    rn[colon - si->clerk] = '\0';
+    return tokens_role_parse(rn, role) == 0 ? colon + 1 : NULL;
+}
+
+/* GET /v1/session's answer: who is signed in, and what the pages need to know about the
+ * province (its local levels with their districts, for the tables and the map) and today. */
+static json_t *officers__session_json(const officers *o, const session_info *si)
+{
+    enum tokens_role role = TOKENS_OFFICER;
+    const char *who = officers__session_who(si, &role);
+    char periods[PERIOD_KINDS][PERIOD_MAX], today[16];
+    int32_t day = clock_today_nepal();
+    if (period_of_day(day, periods) != 0)
+        memset(periods, 0, sizeof(periods));
+    bscal_format(day, 1, today, sizeof(today));
+    json_t *levels = json_array();
+    unsigned n;
+    const geo_local_level *all = geo_all(&n);
+    for (unsigned i = 0; levels && i < n; i++) {
+        if (all[i].province != o->province)
+            continue;
+        if (json_array_append_new(
+                levels, json_pack("{s:I, s:s, s:I, s:s, s:s}", "code", (json_int_t)all[i].code,
+                                  "name", all[i].name, "district", (json_int_t)all[i].district,
+                                  "district_name", all[i].district_name, "type", all[i].type)) !=
+            0) {
+            json_decref(levels);
+            return NULL;
+        }
+    }
+    if (levels == NULL)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:o}", "who",
+                     who ? who : "", "role", tokens_role_name(role), "csrf", si->csrf, "expires_ms",
+                     (json_int_t)si->expires_ms, "idle_ms", (json_int_t)SESSION_IDLE_MS, "province",
+                     (json_int_t)o->province, "province_name", geo_province_name(o->province),
+                     "today_bs", today, "bs_month", periods[PERIOD_BS_MONTH], "fiscal_year",
+                     periods[PERIOD_FISCAL_YEAR], "local_levels", levels);
+}
+
+static void officers__respond_json(http_req *r, int status, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL) {
+        http_respond(r, 500, NULL, "{\"error\":\"out of memory\"}", 25);
+        return;
+    }
+    http_respond(r, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+/* /v1/session: POST {"token"} signs in (a session for the token's officer and role; a wrong
+ * token is counted by the limiter like any request without a valid one), GET shows the
+ * session, DELETE signs out. Sign-ins are logged, not audited: a session's every read is. */
+static void officers__session(officers *o, http_req *r)
+{
+    const char *m = http_req_method(r);
+    session_info si;
+    if (strcmp(m, "POST") == 0) {
+        size_t len = 0;
+        const char *body = http_req_body(r, &len);
+        char bearer[300], subject[TOKENS_NAME_MAX + 16];
+        enum tokens_role role = TOKENS_OFFICER;
+        json_t *b = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, NULL);
+        const char *token = json_string_value(json_object_get(b, "token"));
+        if (!json_is_object(b) || token == NULL || json_object_size(b) != 1 ||
+            strlen(token) > 256) {
+            json_decref(b);
+            officers__respond_json(r, 400,
+                                   json_pack("{s:s}", "error", "sign in with {\"token\": ...}"));
+            return;
+        }
+        snprintf(bearer, sizeof(bearer), "Bearer %s", token);
+        json_decref(b);
+        const char *who = tokens_check_role(o->tokens, bearer, &role);
+        if (who == NULL) {
+            officers__refuse_as(o, r, bearer);
+            return;
+        }
+        snprintf(subject, sizeof(subject), "%s:%s", tokens_role_name(role), who);
+        if (session_create(o->sessions, r, subject, &si) != 0) {
+            officers__respond_json(r, 500, json_pack("{s:s}", "error", "no session could be made"));
+            return;
+        }
+        log_info("%s %s: signed in to the dashboard from %s", tokens_role_name(role), who,
+                 http_req_peer(r));
+        officers__respond_json(r, 200, officers__session_json(o, &si));
+        return;
+    }
+    if (strcmp(m, "DELETE") == 0) {
+        session_end(o->sessions, r);
+        http_respond(r, 204, NULL, NULL, 0);
+        return;
+    }
+    if (strcmp(m, "GET") != 0) {
+        http_add_header(r, "Allow", "GET, POST, DELETE");
+        officers__respond_json(r, 405, json_pack("{s:s}", "error", "GET, POST or DELETE"));
+        return;
+    }
+    if (session_check(o->sessions, r, &si) != SESSION_OK) {
+        session_forget_cookie(o->sessions, r);
+        officers__respond_json(r, 401, json_pack("{s:s}", "error", "not signed in"));
+        return;
+    }
+    officers__respond_json(r, 200, officers__session_json(o, &si));
+}
+
+/* The officer of r's session cookie (when r carries no Authorization header): the name with
+ * *role, or NULL with *status the refusal (401: no live session; 403: a request from another
+ * site, or a change without the session's CSRF token). */
+static const char *officers__cookie_who(officers *o, http_req *r, enum tokens_role *role,
+                                        int *status)
+{
+    session_info si;
+    *status = 401;
+    if (http_req_header(r, "Authorization") != NULL || !session_has_cookie(o->sessions, r))
+        return NULL;
+    if (session_check(o->sessions, r, &si) != SESSION_OK)
+        return NULL;
+    if (!session_csrf_ok(&si, r)) {
+        *status = 403;
+        return NULL;
+    }
+    return officers__session_who(&si, role);
+}
+
 int officers_on_head(http_req *r, void *ud)
 {
     officers *o = ud;
-    if (strcmp(http_req_path(r), "/healthz") == 0)
+    const char *path = http_req_path(r);
+    enum tokens_role role;
+    int status;
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/session") == 0 || hubweb_is_public(path))
         return 0;
     if (tokens_check_role(o->tokens, http_req_header(r, "Authorization"), NULL) != NULL)
+        return 0;
+    /* A session's request is let through to the handler, which checks it again (and its CSRF
+     * token, which a body may follow). */
+    if (officers__cookie_who(o, r, &role, &status) != NULL || status == 403)
         return 0;
     officers__refuse(o, r);
     return 1;
@@ -890,15 +1078,34 @@ void officers_handle(http_req *r, void *ud)
 {
     officers *o = ud;
     enum tokens_role role = TOKENS_OFFICER;
+    int status = 401;
     if (strcmp(http_req_path(r), "/healthz") == 0) {
         http_respond(r, 200, "text/plain", "ok\n", 3);
         return;
     }
+    if (hubweb_handle(r))
+        return;
+    if (strcmp(http_req_path(r), "/v1/session") == 0) {
+        officers__session(o, r);
+        return;
+    }
     /* Each request is checked against the tokens as they are now: a token removed from the
-     * file and reloaded is refused from the next request on, on any connection. The limiter
-     * comes after the check, so a valid token is never limited. */
+     * file and reloaded is refused from the next request on, on any connection (and every
+     * session ends with the reload). The limiter comes after the check, so a valid token is
+     * never limited. */
     const char *who = tokens_check_role(o->tokens, http_req_header(r, "Authorization"), &role);
+    if (who == NULL)
+        who = officers__cookie_who(o, r, &role, &status);
+    if (who == NULL && status == 403) {
+        officers__respond_json(r, 403,
+                               json_pack("{s:s}", "error",
+                                         "a change needs the session's X-CSRF-Token, from this "
+                                         "site's own pages"));
+        return;
+    }
     if (who == NULL) {
+        if (session_has_cookie(o->sessions, r))
+            session_forget_cookie(o->sessions, r);
         officers__refuse(o, r);
         return;
     }
@@ -945,6 +1152,8 @@ void officers_reload_tokens(officers *o)
     }
     tokens_free(o->tokens);
     o->tokens = t;
+    /* A session stands for a token: whatever changed in the file, everyone signs in again. */
+    session_clear(o->sessions);
 }
 
 static void officers__free(officers *o)
@@ -954,6 +1163,7 @@ static void officers__free(officers *o)
         store_close(o->lanes[i].rw);
     }
     tokens_free(o->tokens);
+    session_table_free(o->sessions);
     limiter_free(o->lim);
     free(o);
 }
@@ -976,7 +1186,8 @@ int officers_start(officers **out, const officers_opts *opts, char *err, size_t 
     int rc = REINT_ENOMEM;
     officers *o = calloc(1, sizeof(*o));
     *out = NULL;
-    if (o == NULL || (o->lim = limiter_new(opts->max_failures, opts->window_s)) == NULL) {
+    if (o == NULL || (o->lim = limiter_new(opts->max_failures, opts->window_s)) == NULL ||
+        (o->sessions = session_table_new(1)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

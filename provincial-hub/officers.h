@@ -1,4 +1,6 @@
 /* The provincial officers' HTTPS API: GET /v1/gaps, /v1/indicators, /v1/indicators/<code>
+ * (by=district or by=municipality, alone or with a grouping, and series=bs_month, trimester or
+ * month: a table by area and over time, gaps.h)
  * (its province only, JSON or ?format=csv), GET /v1/reviews?period= (the monthly review,
  * reviews.h: every municipality's state of the month with the figures to decide on), and for
  * the reviewer role POST /v1/reviews/<municipality>/<period> with {"decision": "approve" |

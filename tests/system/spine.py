@@ -3,7 +3,10 @@ what the hub holds with the generator's ground truth."""
 import json
 import os
 import sqlite3
+import urllib.error
 import urllib.request
+
+import openapi
 
 from harness import pb
 
@@ -18,9 +21,13 @@ def http(node, method, path, token, body=None):
                                           "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read()
+            status, data, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        status, data, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
+    # Every JSON answer of the node is checked against docs/openapi/node.json.
+    if data and ctype.startswith("application/json"):
+        openapi.check("node", method, path, status, json.loads(data))
+    return status, data
 
 
 def node_versions(node):

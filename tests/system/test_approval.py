@@ -29,6 +29,7 @@ import urllib.request
 import pytest
 
 import bs
+import openapi
 from fedclient import Federal
 from harness import BIN, ROOT, Hub, Node, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
@@ -91,7 +92,12 @@ class HubApi:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode()
-        return status, json.loads(text) if text.startswith("{") else text
+        # Every JSON answer, and every body the hub accepted, is checked against
+        # docs/openapi/hub.json.
+        parsed = openapi.answer("hub", method, path, status, text)
+        if body is not None:
+            openapi.check_request("hub", method, path, status, body)
+        return status, parsed
 
     def reviews(self, token, period):
         st, body = self.call("GET", "/v1/reviews?period=" + period, token)
@@ -110,14 +116,19 @@ def node_post(node, token, kind, row):
     req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 201
-        return json.loads(r.read().decode())
+        body = json.loads(r.read().decode())
+    openapi.check("node", "POST", "/v1/" + kind, 201, body)
+    return body
 
 
 def node_get(node, token, path):
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (node.http_port, path))
     req.add_header("Authorization", "Bearer " + token)
     with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read().decode())
+        status, body = r.status, json.loads(r.read().decode())
+    # Every JSON answer of the node is checked against docs/openapi/node.json.
+    openapi.check("node", "GET", path, status, body)
+    return body
 
 
 class FreshDatabase:
@@ -582,13 +593,9 @@ def registered_in(c, period, muns):
 
 
 def publish(c, body):
-    req = urllib.request.Request("https://127.0.0.1:%d/v1/directives" % c.fed.https_port,
-                                 data=json.dumps(body).encode(), method="POST")
-    req.add_header("Content-Type", "application/json")
-    req.add_header("Authorization", "Bearer " + c.fed_admin)
-    with urllib.request.urlopen(req, context=c.fed.ctx, timeout=30) as r:
-        assert r.status == 201
-        return json.loads(r.read().decode())["serial"]
+    st, answer = c.fed.post("/v1/directives", c.fed_admin, body)
+    assert st == 201, answer
+    return answer["serial"]
 
 
 def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):

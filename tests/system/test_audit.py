@@ -8,7 +8,6 @@ hub's reports run off the ingest loop.
 Ground truth is what each test sends; the audit is read back through each tier's own
 GET /v1/audit (admin role)."""
 import http.client
-import json
 import os
 import ssl
 import threading
@@ -18,6 +17,7 @@ import urllib.request
 
 import pytest
 
+import openapi
 from fedclient import Federal
 from harness import BIN, Hub, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
@@ -36,9 +36,10 @@ def padded_query(head, tail, size):
 class Api:
     """GET with a raw (unencoded) path and query on an HTTPS API."""
 
-    def __init__(self, port, ca):
+    def __init__(self, port, ca, api):
         self.port = port
         self.ctx = ssl.create_default_context(cafile=ca)
+        self.api = api  # "federal" or "hub": the docs/openapi document its answers must match
 
     def get(self, target, token=None):
         req = urllib.request.Request("https://127.0.0.1:%d%s" % (self.port, target))
@@ -49,11 +50,7 @@ class Api:
                 status, body, hdrs = r.status, r.read().decode(), r.headers
         except urllib.error.HTTPError as e:
             status, body, hdrs = e.code, e.read().decode(), e.headers
-        try:
-            body = json.loads(body)
-        except ValueError:
-            pass
-        return status, body, hdrs
+        return status, openapi.answer(self.api, "GET", target, status, body), hdrs
 
     def audit(self, token, limit=1000):
         st, body, _ = self.get("/v1/audit?limit=%d" % limit, token)
@@ -67,7 +64,7 @@ class Api:
 def fed(pki, postgres, tmp_path_factory):  # noqa: F811
     pki.issue("federal")
     f = Federal(str(tmp_path_factory.mktemp("fedaudit")), pki, FreshDatabase(postgres)).start()
-    f.api = Api(f.https_port, pki.path("ca.crt"))
+    f.api = Api(f.https_port, pki.path("ca.crt"), "federal")
     f.reader = f.token("ministry", "audit-reader")
     f.admin = f.token("admin", "audit-admin")
     yield f
@@ -123,7 +120,7 @@ def hub(pki, tmp_path_factory):
     h.tokens = tok
     h.tokens_file = os.path.join(h.dir, "tokens")
     h.start()
-    h.api = Api(h.https_port, pki.path("ca.crt"))
+    h.api = Api(h.https_port, pki.path("ca.crt"), "hub")
     yield h
     h.stop()
 
@@ -131,6 +128,23 @@ def hub(pki, tmp_path_factory):
 def hub_rows(hub, who=None):
     rows = hub.api.audit(hub.tokens["adam"])
     return [r for r in rows if who is None or r["who"] == who]
+
+
+def test_each_api_serves_its_openapi_document_as_in_docs(fed, hub):
+    """GET /v1/openapi.json is the file compiled in, byte for byte equal as JSON, for every
+    role; on the hub (docs/openapi/hub.json) it needs a token like every /v1 route, and the
+    read is audited."""
+    st, served, _ = fed.api.get("/v1/openapi.json", fed.reader)
+    assert st == 200 and served == openapi.document("federal")
+    for name in ("olga", "rita", "adam"):
+        st, served, _ = hub.api.get("/v1/openapi.json", hub.tokens[name])
+        assert st == 200 and served == openapi.document("hub"), name
+    st, body, hdrs = hub.api.get("/v1/openapi.json")
+    assert st == 401 and hdrs["WWW-Authenticate"] == "Bearer", body
+    st, body, _ = hub.api.get("/v1/openapi.json?x=1", hub.tokens["olga"])
+    assert st == 400 and "not accepted" in body["error"], body
+    assert any(r["target"] == "/v1/openapi.json" and r["status"] == 200
+               for r in hub_rows(hub, "olga"))
 
 
 def test_token_roles_are_named_when_a_token_is_created(hub):
@@ -279,7 +293,7 @@ def test_hub_reports_run_off_the_ingest_loop(pki, workdir, procs):
     tok = run([os.path.join(BIN, "provincial-hub"), "--config", h.config, "token",
                "o"]).stdout.strip()
     procs.append(h.start("--enable-test-hooks", "--test-fault", "report_slow"))
-    api = Api(h.https_port, pki.path("ca.crt"))
+    api = Api(h.https_port, pki.path("ca.crt"), "hub")
     done = []
     slow = threading.Thread(target=lambda: done.append(api.get("/v1/gaps?period=2026", tok)))
     slow.start()

@@ -24,6 +24,10 @@ RUNS = [
      ["ingest_rate", "copy_rate", "query_p99_ms"]),
     ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
                 "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms"]),
+    ("national", ["bench/national.py", "--municipalities", "7", "--records", "1000", "--batch",
+                  "40", "--repeat", "1", "--samples", "3", "--query-seconds", "1", "--bg-rate",
+                  "60", "--years", "1", "--real-nodes", "2", "--timeout", "60"],
+     ["resync_s", "floor_s", "fresh_p99_s", "query_p99_ms", "idle_kib", "sock_kib"]),
 ]
 
 

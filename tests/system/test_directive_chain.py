@@ -303,18 +303,7 @@ class DirectiveFederal(Federal):
                     % (KEY_ID, pki.path("directive-%s.key" % KEY_ID)))
 
     def publish(self, token, body):
-        import json
-        import urllib.error
-        import urllib.request
-        req = urllib.request.Request("https://127.0.0.1:%d/v1/directives" % self.https_port,
-                                     data=json.dumps(body).encode(), method="POST")
-        req.add_header("Content-Type", "application/json")
-        req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
-                return r.status, json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
+        return self.post("/v1/directives", token, body)
 
 
 class FreshDatabase:

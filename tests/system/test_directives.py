@@ -3,14 +3,11 @@ POST /v1/directives (other roles are refused, bad bodies get 422 naming the fiel
 role lists them with GET, and a python3-protobuf client acting as hub 1 receives each one
 in its HelloReply until it acknowledges it, gets later ones pushed on its open session, and
 checks the Ed25519 signature itself over the exact body bytes."""
-import json
 import os
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -31,20 +28,6 @@ class DirectiveFederal(Federal):
             with open(self.config, "a") as f:
                 f.write("[directives]\nkey_id = %s\nprivate_key = %s\n"
                         % (key_id, pki.path("directive-%s.key" % key_id)))
-
-    def post(self, path, token, body):
-        """(status, parsed JSON) of POST path with body (a dict, or raw bytes)."""
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request("https://127.0.0.1:%d%s" % (self.https_port, path),
-                                     data=data, method="POST")
-        req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
-                return r.status, json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
 
 
 @pytest.fixture(scope="module")

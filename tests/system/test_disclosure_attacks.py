@@ -576,26 +576,82 @@ def fetch(fed, token, path, **params):
 
 def gather(fed, token):
     """Every published cell of the indicators attacked, of every area and period, from
-    dataValueSets: {(area, period, indicator, grouping, key): value}. Returns (cells, listed
-    zeros: whether a value 0 is ever listed, which tells that presence means a held cell)."""
+    dataValueSets (our codes: idScheme=CODE, the data element "indicator.dim.dim" and the
+    option combination "d,d/KEY,KEY"), and for fiscal trimesters, which DHIS2 has no period
+    type for, from the indicator answers with the zeros left out as dataValueSets leaves them:
+    {(area, period, indicator, grouping, key): value}. Returns (cells, listed zeros: whether a
+    value 0 is ever listed, which tells that presence means a held cell)."""
     cells, zeros_listed = {}, False
     wanted = set(COUNTS + SUMS) | {i for i, _, _ in LINKED.values()} | {"enterprises_active"}
     for a in AREAS:
         for p in PERIODS:
-            d = fetch(fed, token, "/v1/dataValueSets", period=p, **area_params(a))
+            if "-T" in p:
+                continue
+            d = fetch(fed, token, "/v1/dataValueSets", period=p, idScheme="CODE",
+                      pageSize=100000, **area_params(a))
             for v in d["dataValues"]:
-                if v["dataElement"] not in wanted:
+                ind, *dims = v["dataElement"].split(".")
+                if ind not in wanted:
                     continue
                 coc = v["categoryOptionCombo"]
-                if coc == "default":
-                    g, k = "", ()
-                else:
-                    parts = [x.split(":") for x in coc.split(",")]
-                    g, k = ",".join(x[0] for x in parts), tuple(x[1] for x in parts)
+                g = ",".join(dims)
+                k = () if coc == "default" else tuple(coc.split("/", 1)[1].split(","))
                 val = float(v["value"]) if "." in v["value"] else int(v["value"])
-                cells[(a, p, v["dataElement"], g, k)] = val
-                zeros_listed |= val == 0 and v["dataElement"] != "enterprises_active"
+                cells[(a, p, ind, g, k)] = val
+                zeros_listed |= val == 0 and ind != "enterprises_active"
+    # Fiscal trimesters: every area's answers for the three of them at once (by=<area>,
+    # series=trimester), each grouping the catalogue declares.
+    listing = fetch(fed, token, "/v1/indicators")["indicators"]
+    catalogue = {i["code"]: i["groupings"] for i in listing}
+    # As in dataValueSets, a count or sum of 0 is left out; a ratio of 0 is a value.
+    ratios = {i["code"] for i in listing if i["aggregation"] == "ratio"}
+    routes = [({"province": PROVINCE}, "p"), ({}, "n")] + [
+        ({"by": "municipality", "district": d}, "m") for d in sorted(set(MUNIS.values()))] + [
+        ({"by": "district", "province": PROVINCE}, "d")]
+    for ind in sorted(wanted):
+        for g in catalogue[ind]:
+            for params, prefix in routes:
+                params = dict(params)
+                if "by" in params and g:
+                    params["by"] += "," + g
+                elif g:
+                    params["by"] = g
+                j = fetch(fed, token, "/v1/indicators/" + ind, period=FY, series="trimester",
+                          **params)
+                for ans in j["answers"]:
+                    a = prefix + ("%d" % ans["area"]["code"] if prefix in "mdp" else "")
+                    if a not in AREAS:
+                        continue
+                    rows = [((), ans["total"])] + [
+                        (tuple(r[d] for d in ans["dimensions"]), r) for r in ans["rows"]]
+                    for k, r in rows:
+                        if r["value"] is not None and (r["value"] != 0 or ind in ratios):
+                            cells[(a, ans["period"], ind, g if k else "", k)] = r["value"]
     return cells, zeros_listed
+
+
+def check_breakdowns(fed, token, cells):
+    """The same cells through the answers of every area and period at once (by=<area>,
+    series=): each area's answer of each BS month of the fiscal year lists the values the
+    attacker gathered one area and period at a time."""
+    levels = [("municipality", "m"), ("district", "d")]
+    for ind in COUNTS + SUMS:
+        for g in GROUPINGS[ind]:
+            for level, prefix in levels:
+                j = fetch(fed, token, "/v1/indicators/" + ind, period=FY, series="bs_month",
+                          by=level + ("," + g if g else ""), province=PROVINCE)
+                for ans in j["answers"]:
+                    a = "%s%d" % (prefix, ans["area"]["code"])
+                    if a not in AREAS:
+                        continue
+                    rows = [((), ans["total"])] + [
+                        (tuple(r[d] for d in ans["dimensions"]), r) for r in ans["rows"]]
+                    for k, r in rows:
+                        listed = cells.get((a, ans["period"], ind, g if k else "", k))
+                        if r["value"] is None:
+                            assert listed is None, (a, ans["period"], ind, g, k, r, listed)
+                        elif listed is not None or r["value"] != 0:
+                            assert r["value"] == listed, (a, ans["period"], ind, g, k, r, listed)
 
 
 def check_routes(fed, token, cells, rng):
@@ -801,6 +857,7 @@ def published(chain):
     t0 = time.time()
     cells, zeros_listed = gather(fed, public)
     whole = check_routes(fed, public, cells, random.Random(3))
+    check_breakdowns(fed, public, cells)
     return cells, zeros_listed or not whole, time.time() - t0
 
 

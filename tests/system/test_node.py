@@ -14,6 +14,7 @@ import pytest
 
 import bs
 import nodegen
+import openapi
 from gen import CATEGORIES, PERSON_COLS, SERVICE_COLS, SEXES, TODAY, Caseload
 from harness import Hub, Node, free_port, scrape, wait_for
 from spine import check_hub_matches
@@ -37,9 +38,13 @@ def req(node, method, path, body=None, token=None, raw=None):
     except urllib.error.HTTPError as e:
         status, hdrs, text = e.code, e.headers, e.read().decode()
     try:
-        return status, hdrs, json.loads(text) if text else None
+        parsed = json.loads(text) if text else None
     except ValueError:
         return status, hdrs, text
+    # Every JSON answer of the node is checked against its description (docs/openapi/node.json).
+    if parsed is not None and hdrs.get("Content-Type", "").startswith("application/json"):
+        openapi.check("node", method, path, status, parsed)
+    return status, hdrs, parsed
 
 
 def serving(workdir, pki, procs, code=10703, calendar="BS"):
@@ -232,6 +237,10 @@ def test_requests_without_or_with_a_bad_token_get_401_and_write_nothing(pki, wor
             assert status == 401, (t, method, path, resp)
             assert hdrs.get("WWW-Authenticate", "").startswith("Bearer")
     assert node.status()["last_seq"] == 0
+    # The API's description is open (it holds no data), and is docs/openapi/node.json.
+    status, _, doc = req(node, "GET", "/v1/openapi.json")
+    assert status == 200 and doc == openapi.document("node"), status
+    assert req(node, "POST", "/v1/openapi.json", raw=b"")[0] == 405
 
 
 def test_field_errors_get_422_naming_each_field(pki, workdir, procs):
@@ -272,8 +281,8 @@ def test_unknown_paths_get_404_and_wrong_methods_405(pki, workdir, procs):
     for path in ("/v1/nothing", "/v1/persons/", "/nothing", "/v2/persons"):
         status, _, body = req(node, "GET", path, token=token)
         assert status == 404, (path, body)
-    for method, path, allow in (("GET", "/v1/persons", "POST"),
-                                ("PATCH", "/v1/persons/P1", "PUT, DELETE"),
+    for method, path, allow in (("PUT", "/v1/persons", "GET, POST"), ("GET", "/v1/services", "POST"),
+                                ("PATCH", "/v1/persons/P1", "GET, PUT, DELETE"),
                                 ("POST", "/v1/status", "GET"), ("DELETE", "/v1/followups", "GET"),
                                 ("GET", "/v1/availability/LOAN/BANK", "PUT, DELETE")):
         status, hdrs, body = req(node, method, path, token=token)

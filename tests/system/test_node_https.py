@@ -17,6 +17,8 @@ import types
 
 import pytest
 
+import openapi
+
 from gen import PERSON_COLS, Caseload
 from harness import ROOT, Daemon, Node, free_port, run
 
@@ -85,7 +87,12 @@ def https_request(port, method, path, cafile, body=None, token=None,
                      headers=headers)
         r = conn.getresponse()
         text = r.read().decode()
-        return r.status, (json.loads(text) if text.startswith("{") else text)
+        if not text.startswith("{"):
+            return r.status, text
+        parsed = json.loads(text)
+        # Every JSON answer of the node is checked against docs/openapi/node.json.
+        openapi.check("node", method, path, r.status, parsed)
+        return r.status, parsed
     finally:
         conn.close()
 

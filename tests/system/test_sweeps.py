@@ -5,7 +5,6 @@ twice) but are kept: the sweep is undone when the real node reconnects, or by a 
 attacker who waits and sweeps again destroys nothing without an admin's confirmation. Each
 sweep and each return of an incarnation is a security event naming the certificate serial,
 counted in /metrics and flagged in /v1/gaps."""
-import json
 import os
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ import urllib.request
 
 import pytest
 
+import openapi
 from gen import Caseload
 from harness import BIN, Hub, Node, pb, run, wait_for
 from wireclient import WireClient
@@ -33,9 +33,11 @@ class Api:
         req.add_header("Authorization", "Bearer " + token)
         try:
             with urllib.request.urlopen(req, context=self.ctx, timeout=15) as r:
-                return r.status, json.loads(r.read().decode())
+                status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
+            status, text = e.code, e.read().decode()
+        # Every answer is JSON, checked against docs/openapi/hub.json.
+        return status, openapi.answer("hub", method, path, status, text)
 
     def row(self, token, code=MUN, period=None):
         st, body = self.call("GET", "/v1/gaps" + ("?period=" + period if period else ""), token)

@@ -12,7 +12,7 @@ from harness import ROOT
 
 WEB = os.path.join(ROOT, "municipal-node", "web")
 # Texts that are the same in both languages: names, and the English button of the Nepali page.
-SAME = {"lang.en", "months.comment", "v.programme.M4SD", "v.programme.RERP"}
+SAME = {"lang.en", "v.programme.M4SD", "v.programme.RERP"}
 
 
 def catalogue(lang):

@@ -12,6 +12,7 @@ import tempfile
 import types
 
 import bs
+import openapi
 from harness import ROOT, Hub, Node, free_port, run, wait_for
 
 PKI_SH = os.path.join(ROOT, "deploy", "pki.sh")
@@ -34,7 +35,14 @@ class Web:
 
     def __init__(self, pki, https=False, hooks=()):
         self.dir = tempfile.mkdtemp(prefix="reint-web-")
-        self.hub = Hub(self.dir, pki, 1).start()
+        self.pki = pki
+        self.hub = Hub(self.dir, pki, 1)
+        # The province's reviewer, who returns and approves the node's closed months (the
+        # hub reads its tokens when it starts).
+        self.reviewer = run([os.path.join(ROOT, "build", "bin", "provincial-hub"), "--config",
+                             self.hub.config, "token", "reviewer-koshi", "--role",
+                             "reviewer"]).stdout.strip()
+        self.hub.start()
         self.node = Node(self.dir, pki, 10703, self.hub)
         self.https = https
         if https:
@@ -97,7 +105,12 @@ class Web:
         finally:
             c.close()
         if hdrs.get("Content-Type", "").startswith("application/json") and text:
-            return status, hdrs, json.loads(text)
+            parsed = json.loads(text)
+            # Every JSON answer of the node's API is checked against docs/openapi/node.json
+            # (the pages' own files, such as the catalogues, are not the API).
+            if path.startswith("/v1/") or path.split("?")[0] == "/bscal.json":
+                openapi.check("node", method, path, status, parsed)
+            return status, hdrs, parsed
         return status, hdrs, text
 
     def sign_in(self):
@@ -108,6 +121,45 @@ class Web:
         return cookie, body["csrf"]
 
     # ---- what reached the hub ----
+
+    def hub_call(self, method, path, body=None):
+        """(status, parsed JSON) of the reviewer's request to the hub's HTTPS API."""
+        ctx = ssl.create_default_context(cafile=self.pki.path("ca.crt"))
+        c = http.client.HTTPSConnection("127.0.0.1", self.hub.https_port, context=ctx,
+                                        timeout=15)
+        h = {"Authorization": "Bearer " + self.reviewer}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=json.dumps(body).encode() if body is not None
+                      else None, headers=h)
+            r = c.getresponse()
+            status, text = r.status, r.read().decode()
+        finally:
+            c.close()
+        return status, json.loads(text) if text.startswith("{") else text
+
+    def hub_review(self, period, pred, what, timeout=60):
+        """The hub's review row of the node's month once pred holds of it."""
+        got = {}
+
+        def ok():
+            status, body = self.hub_call("GET", "/v1/reviews?period=" + period)
+            assert status == 200, body
+            got["r"] = {r["municipality"]: r for r in body["rows"]}.get(10703)
+            return got["r"] is not None and pred(got["r"])
+        try:
+            wait_for(ok, timeout, what)
+        except AssertionError:
+            raise AssertionError("%s; the hub's row: %r" % (what, got.get("r")))
+        return got["r"]
+
+    def node_month(self, period):
+        """The node's month (a row of GET /v1/months), or None."""
+        status, _, body = self.request("GET", "/v1/months",
+                                       headers={"Authorization": "Bearer " + self.token})
+        assert status == 200, body
+        return next((m for m in body["months"] if m["period"] == period), None)
 
     def hub_record(self, kind, local_id):
         """The hub's (municipality, kind, version, deleted, Record) of the node's record, or

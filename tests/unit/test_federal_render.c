@@ -33,10 +33,10 @@ static params_query query(const char *code, const char *raw)
 
 /* participants_registered by sex: total 8 (1 + 2 + 5), FEMALE 1, MALE 2, OTHER 5. */
 static findicators_cell participants[] = {
-    {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0},
-    {"participants_registered", "sex", "FEMALE", 1, 0, 1, 0xAB000000u, 0, 0, 0},
-    {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0},
-    {"participants_registered", "sex", "OTHER", 5, 0, 5, 0xF0000000u, 0, 0, 0},
+    {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0, 0, NULL},
+    {"participants_registered", "sex", "FEMALE", 1, 0, 1, 0xAB000000u, 0, 0, 0, 0, NULL},
+    {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0, 0, NULL},
+    {"participants_registered", "sex", "OTHER", 5, 0, 5, 0xF0000000u, 0, 0, 0, 0, NULL},
 };
 
 static findicators_result result_of(findicators_cell *cells, size_t n)
@@ -134,8 +134,8 @@ static void test_render_sums_with_few_contributors_are_suppressed_for_the_public
 {
     (void)state;
     findicators_cell cells[] = {
-        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 2, 0xFFFFFFFFu, 0, 60000, 40000},
-        {"seed_funding_npr", "sex", "MALE", 100000, 0, 5, 0x80000000u, 0, 30000, 25000},
+        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 2, 0xFFFFFFFFu, 0, 60000, 40000, 0, NULL},
+        {"seed_funding_npr", "sex", "MALE", 100000, 0, 5, 0x80000000u, 0, 30000, 25000, 0, NULL},
     };
     findicators_result r = result_of(cells, 2);
     const catalogue_indicator *ind = catalogue_find("seed_funding_npr");
@@ -184,8 +184,9 @@ static void test_render_ratios_for_the_public_are_perturbed_and_withheld_under_t
 {
     (void)state;
     findicators_cell cells[] = {
-        {"enterprises_active", "", "", 30, 40, 40, 0x80000000u, 0xF0000000u, 0, 0},
-        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, 0x80000000u, 0x80000000u, 0, 0},
+        {"enterprises_active", "", "", 30, 40, 40, 0x80000000u, 0xF0000000u, 0, 0, 0, NULL},
+        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, 0x80000000u, 0x80000000u, 0, 0, 0,
+         NULL},
     };
     findicators_result r = result_of(cells, 2);
     params_query q = query("enterprises_active", "period=2026-07&by=sector");
@@ -208,10 +209,12 @@ static void test_render_lists_the_whole_category_space(void **state)
 {
     (void)state;
     findicators_cell cells[] = {
-        {"returnees_registered", "destination_country", "QA", 7, 0, 7, 0x80000000u, 0, 0, 0},
-        {"returnees_registered", "destination_country", "UNKNOWN", 1, 0, 1, 0, 0, 0, 0},
-        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, 0x80000000u, 0, 0, 0},
-        {"participants_registered", "sex,age_band", "MARTIAN,25_39", 1, 0, 1, 0, 0, 0, 0},
+        {"returnees_registered", "destination_country", "QA", 7, 0, 7, 0x80000000u, 0, 0, 0, 0,
+         NULL},
+        {"returnees_registered", "destination_country", "UNKNOWN", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
+        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, 0x80000000u, 0, 0, 0,
+         0, NULL},
+        {"participants_registered", "sex,age_band", "MARTIAN,25_39", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
     };
     sbuf b;
     sbuf_init(&b, 1 << 20);
@@ -258,7 +261,8 @@ static void test_render_lists_the_whole_category_space(void **state)
 static void test_render_ratios_divide_at_read_time(void **state)
 {
     (void)state;
-    findicators_cell cells[] = {{"enterprises_active", "", "", 3, 4, 4, 0x80000000u, 0, 0, 0}};
+    findicators_cell cells[] = {
+        {"enterprises_active", "", "", 3, 4, 4, 0x80000000u, 0, 0, 0, 0, NULL}};
     params_query q = query("enterprises_active", "period=2026-07");
     findicators_result r = result_of(cells, 1);
     sbuf b;
@@ -319,9 +323,9 @@ static void test_render_data_value_sets(void **state)
 {
     (void)state;
     findicators_cell cells[] = {
-        {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0},
-        {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0},
-        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 4, 0xFFFFFFFFu, 0, 0, 0},
+        {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0, 0, NULL},
+        {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0, 0, NULL},
+        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 4, 0xFFFFFFFFu, 0, 0, 0, 0, NULL},
     };
     params_query q = query("participants_registered", "period=2026-07&province=3&idScheme=CODE");
     findicators_result r = result_of(cells, 3);

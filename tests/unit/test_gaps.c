@@ -208,11 +208,11 @@ static void test_gaps_reader_connection_answers_the_same(void **state)
                                  bscal_days_from_ad(2026, 1, 20), &b, err, sizeof(err)),
                      0);
     assert_true(json_equal(a, b));
-    assert_int_equal(gaps_indicator(f->hs.db, PROVINCE, "reporting_completeness", "2025", NULL, 0,
-                                    0, &ia, err, sizeof(err)),
+    assert_int_equal(gaps_indicator(f->hs.db, PROVINCE, "reporting_completeness", "2025", NULL,
+                                    NULL, 0, 0, &ia, err, sizeof(err)),
                      0);
-    assert_int_equal(gaps_indicator(ro, PROVINCE, "reporting_completeness", "2025", NULL, 0, 0, &ib,
-                                    err, sizeof(err)),
+    assert_int_equal(gaps_indicator(ro, PROVINCE, "reporting_completeness", "2025", NULL, NULL, 0,
+                                    0, &ib, err, sizeof(err)),
                      0);
     assert_true(json_equal(ia, ib));
     assert_int_not_equal(sqlite3_exec(ro, "DELETE FROM dead_letters", NULL, NULL, NULL), SQLITE_OK);

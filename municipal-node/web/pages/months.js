@@ -30,7 +30,46 @@ export async function loadMonths(year) {
     m.state = r && r.state ? r.state : m.closed ? "closed" : m.ended ? "due" : m.current ? "current" : "future";
   }
   fy.body.reviewed = rev.status === 200;
+  // Every month the province reviewed, of any fiscal year (returned ones first): a month
+  // returned from last year still needs the clerk.
+  fy.body.reviews = rev.status === 200 && rev.body && Array.isArray(rev.body.months)
+    ? rev.body.months : [];
   return fy.body;
+}
+
+// The fiscal year (its first BS year) that month key "2083-04" belongs to.
+export function fiscalYearOf(key) {
+  const [y, m] = key.split("-").map(Number);
+  return m >= 4 ? y : y - 1;
+}
+
+// The day of a review's decision (an ISO time) as the clerk reads dates.
+function decidedOn(r) {
+  const ms = r && r.decided_at ? Date.parse(r.decided_at) : NaN;
+  return Number.isNaN(ms) ? "" : bsdate.long(Math.floor(ms / 86400000));
+}
+
+// A month closed again after the reviewer returned it: until the hub has the new close its
+// state there is still "returned"; after, the return stays as its last decision.
+export function closedAgain(r) {
+  return r.state === "closed" && (r.hub_state === "returned" || Boolean(r.decided_by));
+}
+
+// What the province said of a month, in words: who returned or approved it and when, and the
+// reviewer's comment; null when there is nothing to say. r: a row of GET /v1/months.
+export function reviewNote(r) {
+  if (!r || !r.state) return null;
+  const who = { by: r.decided_by || "", when: decidedOn(r) };
+  const comment = r.comment ? h("q", { class: "review-comment" }, r.comment) : null;
+  if (r.state === "returned") {
+    return h("p", { class: "review-note" }, t("months.returned_by", who), " ", comment);
+  }
+  if (closedAgain(r)) {
+    return h("p", { class: "review-note muted" }, t("months.closed_again"), " ", comment);
+  }
+  if (r.state === "approved") return h("p", { class: "review-note muted" }, t("months.approved_by", who));
+  if (r.state === "changed") return h("p", { class: "review-note muted" }, t("months.changed_note", who));
+  return null;
 }
 
 export function monthLabel(fy, key) {
@@ -99,21 +138,23 @@ export async function render(ctx, msg) {
     replace(ctx.main, heading(ctx, t("months.title")), loadFailed(ctx, fy.error));
     return;
   }
-  const rows = fy.months.map((m) => {
+  // Returned months first: they are the clerk's work to do.
+  const order = [...fy.months.filter((m) => m.state === "returned"),
+                 ...fy.months.filter((m) => m.state !== "returned")];
+  const rows = order.map((m) => {
     const closable = m.ended && (m.state === "due" || m.state === "returned" || m.state === "open");
-    const comment = m.review && m.review.comment && (m.state === "returned" || m.state === "changed")
-      ? h("p", { class: "muted" }, t("months.comment", { by: m.review.decided_by || "",
-                                                       comment: m.review.comment })) : null;
-    return h("tr", { "data-month": m.month },
+    const note = reviewNote(m.review);
+    return h("tr", { "data-month": m.month, "data-state": m.state,
+                     class: m.state === "returned" ? "row-returned" : null },
       h("th", { scope: "row" }, monthLabel(fy, m.month)),
-      h("td", {}, stateTag(m), comment),
+      h("td", {}, stateTag(m), note),
       h("td", { class: "num" }, num(m.records)),
       h("td", { class: "num" }, num(m.referrals_pending)),
       h("td", {}, closable ? h("button", { type: "button", class: "button", "data-close": m.month,
         onclick: () => closeDialog(ctx, fy, m, () => {
           ctx.notify(t("months.closed_done", { month: monthLabel(fy, m.month) }));
           ctx.navigate(location.pathname + location.search, true);
-        }) }, t("months.close"), h("span", { class: "visually-hidden" }, ` ${monthLabel(fy, m.month)}`))
+        }) }, t(m.state === "returned" ? "months.close_again" : "months.close"), h("span", { class: "visually-hidden" }, ` ${monthLabel(fy, m.month)}`))
         : m.state === "closed" && m.closed_by ? h("span", { class: "muted" },
           t("months.closed_by", { by: m.closed_by })) : null));
   });

@@ -6,7 +6,7 @@ import { t, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
 import { heading, notice, table, loadFailed } from "./common.js";
-import { loadMonths, monthLabel } from "./months.js";
+import { loadMonths, monthLabel, monthKey, fiscalYearOf, reviewNote, closedAgain } from "./months.js";
 
 function ago(seconds) {
   if (seconds === null || seconds === undefined) return t("today.never");
@@ -55,17 +55,28 @@ export async function render(ctx, msg) {
     ? fu.body.persons.reduce((n, p) => n + p.referrals.length, 0) : 0;
   const longest = fu.status === 200 && fu.body.persons.length ? fu.body.persons[0].days_waiting : 0;
 
-  const months = fy.error ? [] : fy.months;
-  const returned = months.filter((m) => m.state === "returned");
-  const due = months.filter((m) => m.state === "due");
-  const changed = months.filter((m) => m.state === "changed");
+  // Months the province reviewed, of any fiscal year, from GET /v1/months (returned ones
+  // first); months that ended unclosed, from this fiscal year's list.
+  const reviews = fy.error ? [] : fy.reviews;
+  const returned = reviews.filter((r) => r.state === "returned");
+  const changed = reviews.filter((r) => r.state === "changed");
+  const again = reviews.filter(closedAgain);
+  const due = fy.error ? [] : fy.months.filter((m) => m.state === "due");
+  const cal = fy.error ? { calendar: ctx.session.calendar } : fy;
+  const link = (key, text) => h("a", { href: `/months?year=${fiscalYearOf(key)}`, "data-nav": "" }, text);
 
   const monthItems = [
-    ...returned.map((m) => h("li", {}, h("strong", {}, t("today.returned", { month: monthLabel(fy, m.month) })),
-      " ", m.review.comment ? h("q", {}, m.review.comment) : null,
-      m.review.decided_by ? h("span", { class: "muted" }, ` — ${m.review.decided_by}`) : null)),
-    ...changed.map((m) => h("li", {}, t("today.changed", { month: monthLabel(fy, m.month) }))),
-    ...due.map((m) => h("li", {}, t("today.due", { month: monthLabel(fy, m.month) }))),
+    ...returned.map((r) => {
+      const key = monthKey(r.period);
+      return h("li", { class: "month-returned", "data-period": r.period },
+        h("strong", {}, t("today.returned", { month: monthLabel(cal, key) })), " ", reviewNote(r),
+        link(key, t("today.correct_and_close", { month: monthLabel(cal, key) })));
+    }),
+    ...again.map((r) => h("li", { "data-period": r.period },
+      t("today.closed_again", { month: monthLabel(cal, monthKey(r.period)) }))),
+    ...changed.map((r) => h("li", { "data-period": r.period },
+      t("today.changed", { month: monthLabel(cal, monthKey(r.period)) }))),
+    ...due.map((m) => h("li", {}, t("today.due", { month: monthLabel(cal, m.month) }))),
   ];
 
   const dead = dl.status === 200 ? dl.body.dead_letters : [];

@@ -1,14 +1,15 @@
-/* Signed-in sessions of the clerks' workspace (web.h): a random cookie that stands for a
- * clerk for SESSION_TTL_MS at most and SESSION_IDLE_MS without use, kept in memory only (a
- * restart of the node signs everyone out, and a copy of the store holds no session).
+/* Signed-in sessions of the pages for people (the clerks' workspace, municipal-node/web.h, and
+ * the provincial officers' dashboard, provincial-hub/hubweb.h): a random cookie that stands for
+ * a clerk (or an officer) for SESSION_TTL_MS at most and SESSION_IDLE_MS without use, kept in
+ * memory only (a restart of the node signs everyone out, and a copy of the store holds no session).
  *
  * The cookie is HttpOnly and SameSite=Strict, and over HTTPS Secure with the __Host- prefix
  * (no other site, subdomain or plain-HTTP page can set or read it). A request that changes
  * anything must also carry the session's CSRF token in X-CSRF-Token (which a form or a link
  * on another site cannot add), and is refused when its Origin or Sec-Fetch-Site say it comes
  * from another site. Not thread-safe: the loop's thread uses it. */
-#ifndef MUNICIPAL_NODE_SESSION_H
-#define MUNICIPAL_NODE_SESSION_H
+#ifndef COMMON_SESSION_H
+#define COMMON_SESSION_H
 
 #include "error.h"
 
@@ -32,7 +33,8 @@ void session_table_free(session_table *t);
 /* Ends every session (the tokens or passwords changed: SIGHUP). */
 void session_clear(session_table *t);
 
-/* A session as a request presents it. clerk and csrf are owned by the table and valid until
+/* A session as a request presents it. clerk is the name the session was created for (a
+ * clerk's, or the hub's "role:officer"); clerk and csrf are owned by the table and valid until
  * the next call into it. */
 typedef struct session_info {
     const char *clerk;

@@ -1,0 +1,48 @@
+/* The provincial officers' dashboard: the pages an officer or a reviewer uses in a browser,
+ * served on the hub's HTTPS port beside the officers' API (officers.h) from files compiled
+ * into the binary (provincial-hub/web/, common/web/, Debian's Chart.js and the build's map of
+ * Nepal, embedded by tools/embed_web.sh; nothing fetched from elsewhere). The pages are one
+ * HTML shell and ES modules that call the officers' JSON API with the officer's session
+ * (common/session.h); this module only serves them, with a strict Content-Security-Policy,
+ * ETags and revalidation on every use.
+ *
+ *   GET /, /signin, /gaps, /reviews, /indicators   the shell (index.html); the script draws
+ *                                                  the page the address names
+ *   GET /<asset>                                   the embedded files by their path
+ *                                                  (/map.json: tools/topo2svg.py's output) */
+#ifndef PROVINCIAL_HUB_HUBWEB_H
+#define PROVINCIAL_HUB_HUBWEB_H
+
+#include <stddef.h>
+
+#include "http.h"
+
+/* One embedded file (the generated table; strings and bytes static). */
+typedef struct hubweb_asset {
+    const char *path; /* "/app.js" */
+    const char *type; /* Content-Type */
+    const char *etag; /* quoted */
+    const unsigned char *data;
+    size_t len;
+} hubweb_asset;
+
+extern const hubweb_asset hubweb_assets[];
+extern const size_t hubweb_assets_n;
+
+/* The pages' Content-Security-Policy, as strict as the clerks' workspace's: everything from the
+ * hub itself only, no inline script or style, no eval, no framing, and Trusted Types required
+ * with no policy (so no HTML string ever becomes markup). */
+#define HUBWEB_CSP                                                                                 \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "   \
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; "            \
+    "object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+
+/* Whether path is one the dashboard serves (a page or an asset): such a request needs no
+ * token, as the files hold no data. */
+int hubweb_is_public(const char *path);
+
+/* Answers r and returns 1 when its path is the dashboard's (a page or an asset); returns 0
+ * without answering for any other path. */
+int hubweb_handle(http_req *r);
+
+#endif

@@ -1,0 +1,144 @@
+// The provincial officers' dashboard: signs in with an officer's token, draws the header and
+// the page the address names, and moves between pages without reloading. Every page calls the
+// hub's officers' API (provincial-hub/officers.h), the same one other programs use.
+import { h, replace } from "/common/dom.js";
+import * as i18n from "/common/i18n.js";
+import { t } from "/common/i18n.js";
+import { api, setCsrf, whenSignedOut } from "/common/api.js";
+
+import * as gaps from "/pages/gaps.js";
+import * as reviews from "/pages/reviews.js";
+import * as indicators from "/pages/indicators.js";
+
+const PAGES = [
+  { path: "/gaps", key: "nav.gaps", page: gaps },
+  { path: "/reviews", key: "nav.reviews", page: reviews },
+  { path: "/indicators", key: "nav.indicators", page: indicators },
+];
+
+const state = { session: null };
+const main = document.getElementById("main");
+
+function pageFor(path) {
+  if (path === "/" || path === "") return PAGES[0];
+  return PAGES.find((p) => path === p.path) || null;
+}
+
+export function navigate(url) {
+  history.pushState({}, "", url);
+  render();
+}
+
+function header() {
+  const s = state.session;
+  const other = i18n.current() === "ne" ? "en" : "ne";
+  const langButton = h("button", {
+    type: "button", class: "lang-switch", lang: other,
+    onclick: async () => {
+      await i18n.load(other);
+      render();
+    },
+  }, t(`lang.${other}`));
+  const current = pageFor(location.pathname);
+  const nav = s ? h("nav", { class: "main-nav", "aria-label": t("nav.label") },
+    h("ul", {}, PAGES.map((p) => h("li", {}, h("a", {
+      href: p.path, "data-nav": "",
+      "aria-current": current && current.path === p.path ? "page" : null,
+    }, t(p.key)))))) : null;
+  const who = s ? h("div", { class: "who" },
+    h("span", {}, t("header.signed_in_as", { who: s.who, role: t(`role.${s.role}`) })),
+    h("button", { type: "button", class: "link-button", id: "signout", onclick: signOut },
+      t("header.sign_out")),
+    langButton) : h("div", { class: "who" }, langButton);
+  replace(document.getElementById("top"),
+    h("div", { class: "top-row" },
+      h("p", { class: "brand" }, t("app.name"),
+        s ? h("small", {}, " · ", t("header.province", { province: s.province_name })) : null),
+      who),
+    nav);
+  replace(document.getElementById("foot"), h("p", {}, t("footer.text")));
+}
+
+async function signOut() {
+  await api.del("/v1/session");
+  state.session = null;
+  setCsrf(null);
+  history.pushState({}, "", "/signin");
+  render();
+}
+
+function signInPage() {
+  const input = h("input", { type: "password", id: "token", name: "token",
+                             autocomplete: "off", spellcheck: "false",
+                             "aria-describedby": "token-hint" });
+  const errorBox = h("div", { id: "signin-error" });
+  const form = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await api.post("/v1/session", { token: input.value.trim() });
+    if (r.status === 200) {
+      state.session = r.body;
+      setCsrf(r.body.csrf);
+      history.replaceState({}, "", "/gaps");
+      render();
+      return;
+    }
+    replace(errorBox, h("div", { class: "error-summary", role: "alert", tabindex: "-1" },
+      h("h2", {}, t("signin.error_title")),
+      h("ul", {}, h("li", {}, h("a", { href: "#token" },
+        r.status === 429 ? t("signin.limited") : t("signin.wrong"))))));
+    errorBox.firstChild.focus();
+  } },
+  h("div", { class: "form-group" },
+    h("label", { for: "token" }, t("signin.token")),
+    h("span", { class: "hint", id: "token-hint" }, t("signin.token_hint")),
+    input),
+  h("button", { type: "submit", class: "button", id: "signin" }, t("signin.submit")));
+  return [h("h1", {}, t("signin.title")), errorBox, form];
+}
+
+export async function render() {
+  header();
+  if (!state.session) {
+    if (location.pathname !== "/signin") history.replaceState({}, "", "/signin");
+    replace(main, signInPage());
+    document.title = `${t("signin.title")} · ${t("app.name")}`;
+    return;
+  }
+  const p = pageFor(location.pathname);
+  if (!p) {
+    history.replaceState({}, "", "/gaps");
+    return render();
+  }
+  replace(main, h("p", { class: "muted" }, t("loading")));
+  try {
+    await p.page.draw(main, state.session, { navigate });
+  } catch (e) {
+    replace(main, h("div", { class: "danger", role: "alert" }, h("h1", {}, t("error.title")),
+      h("p", {}, String(e.message || e))));
+  }
+  document.title = `${t(p.key)} · ${t("app.name")}`;
+}
+
+async function start() {
+  await i18n.load(i18n.preferred());
+  whenSignedOut(() => {
+    state.session = null;
+    render();
+  });
+  const r = await api.get("/v1/session");
+  if (r.status === 200) {
+    state.session = r.body;
+    setCsrf(r.body.csrf);
+  }
+  document.addEventListener("click", (e) => {
+    const a = e.target.closest("a[data-nav]");
+    if (a && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+      e.preventDefault();
+      navigate(a.getAttribute("href"));
+    }
+  });
+  window.addEventListener("popstate", render);
+  render();
+}
+
+start();

@@ -1,0 +1,136 @@
+// The gap table: every local level of the province with its figures and flags (GET /v1/gaps),
+// sortable and filterable, downloadable as CSV; then the services unavailable by type and the
+// directive targets against their actuals, both read from the same rows.
+import { h, replace } from "/common/dom.js";
+import { t, num } from "/common/i18n.js";
+import { api } from "/common/api.js";
+import { sortableTable, figure, periodName, previousFiscalYear } from "/pages/util.js";
+
+const FLAGS = ["enrolled_silent", "not_enrolled", "referrals_overdue", "services_unavailable",
+               "month_not_closed", "month_closed_late"];
+
+export async function draw(main, session) {
+  const params = new URLSearchParams(location.search);
+  const period = params.get("period") || session.fiscal_year;
+  const r = await api.get(`/v1/gaps?period=${encodeURIComponent(period)}`);
+  if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
+  const rows = r.body.rows;
+
+  const cols = [
+    { key: "name", label: t("gaps.name"), cell: (x) => [x.name, " ", h("span", { class: "muted" }, `(${x.code})`)] },
+    { key: "district", label: t("gaps.district") },
+    { key: "enrolled", label: t("gaps.enrolled"), value: (x) => (x.enrolled ? 1 : 0),
+      cell: (x) => (x.enrolled ? t("yes") : t("no")) },
+    { key: "last_sync_age_days", label: t("gaps.last_sync"), num: true,
+      cell: (x) => (x.last_sync_age_days === null ? t("value.never") : t("gaps.days", { n: num(x.last_sync_age_days) })) },
+    { key: "month_closed", label: t("gaps.month_closed"), value: (x) => (x.month_closed ? 1 : 0),
+      cell: (x) => (x.month_closed ? (x.month_on_time ? t("gaps.on_time") : t("gaps.late")) : t("no")) },
+    { key: "participants_registered", label: t("gaps.registered"), num: true, cell: (x) => num(x.participants_registered) },
+    { key: "share_served", label: t("gaps.share_served"), num: true, cell: (x) => figure(x.share_served, true) },
+    { key: "referrals_pending_total", label: t("gaps.referrals_pending"), num: true, cell: (x) => num(x.referrals_pending_total) },
+    { key: "services_unavailable_total", label: t("gaps.unavailable"), num: true, cell: (x) => num(x.services_unavailable_total) },
+    { key: "dead_letters", label: t("gaps.dead_letters"), num: true, cell: (x) => num(x.dead_letters) },
+    { key: "flags", label: t("gaps.flags"), value: (x) => x.flags.length,
+      cell: (x) => x.flags.map((f) => h("span", { class: `tag flag-${f}` }, t(`flag.${f}`))) },
+  ];
+  const csv = h("a", { class: "button button-secondary", id: "gaps-csv", download: "gaps.csv" },
+    t("gaps.csv"));
+  // The CSV is the API's, in the order chosen here: the same figures as any program gets.
+  const apiSort = { name: "name", district: "district", enrolled: "enrolled" };
+  const table = sortableTable(cols, {
+    id: "gaps-table", sortKey: "name", caption: t("gaps.caption", { period: periodName(period) }),
+    onSort: (key, desc) => {
+      const k = apiSort[key] || (["flags"].includes(key) ? "code" : key);
+      csv.setAttribute("href", `/v1/gaps?period=${encodeURIComponent(period)}&sort=${desc ? "-" : ""}${k}&format=csv`);
+    },
+  });
+  const filterText = h("input", { type: "search", id: "gaps-filter", "aria-describedby": "gaps-filter-hint" });
+  const filterFlag = h("select", { id: "gaps-flag" },
+    h("option", { value: "" }, t("gaps.any_flag")),
+    FLAGS.map((f) => h("option", { value: f }, t(`flag.${f}`))));
+  const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
+  function apply() {
+    const q = filterText.value.trim().toLowerCase();
+    const f = filterFlag.value;
+    const shown = rows.filter((x) => (!q || `${x.name} ${x.district} ${x.code}`.toLowerCase().includes(q))
+      && (!f || x.flags.includes(f)));
+    table.redraw(shown);
+    replace(count, t("gaps.count", { shown: num(shown.length), all: num(rows.length) }));
+  }
+  filterText.addEventListener("input", apply);
+  filterFlag.addEventListener("change", apply);
+
+  const periodSelect = h("select", { id: "gaps-period", onchange: (e) => {
+    history.replaceState({}, "", `/gaps?period=${encodeURIComponent(e.target.value)}`);
+    draw(main, session);
+  } }, [session.fiscal_year, previousFiscalYear(session.fiscal_year)].map((p) =>
+    h("option", { value: p, selected: p === period }, periodName(p))));
+
+  replace(main,
+    h("h1", {}, t("gaps.title")),
+    h("p", { class: "lead" }, t("gaps.lead", { province: session.province_name })),
+    h("div", { class: "controls" },
+      h("div", { class: "form-group" }, h("label", { for: "gaps-period" }, t("gaps.period")), periodSelect),
+      h("div", { class: "form-group" }, h("label", { for: "gaps-filter" }, t("gaps.filter")),
+        h("span", { class: "hint", id: "gaps-filter-hint" }, t("gaps.filter_hint")), filterText),
+      h("div", { class: "form-group" }, h("label", { for: "gaps-flag" }, t("gaps.flag")), filterFlag)),
+    count, table.el, h("p", {}, csv),
+    unavailableSection(rows), targetsSection(rows));
+  apply();
+}
+
+// How many local levels report each service type unavailable, and which.
+function unavailableSection(rows) {
+  const byType = new Map();
+  for (const r of rows) {
+    for (const [type, n] of Object.entries(r.services_unavailable || {})) {
+      if (!n) continue;
+      const e = byType.get(type) || { n: 0, where: [] };
+      e.n += n;
+      e.where.push(r.name);
+      byType.set(type, e);
+    }
+  }
+  const list = [...byType.entries()].sort((a, b) => b[1].n - a[1].n);
+  return h("section", { "aria-labelledby": "unavailable-h" },
+    h("h2", { id: "unavailable-h" }, t("unavailable.title")),
+    list.length === 0 ? h("p", {}, t("unavailable.none")) :
+      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "unavailable-table" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("unavailable.type")),
+          h("th", { scope: "col", class: "num" }, t("unavailable.reports")),
+          h("th", { scope: "col" }, t("unavailable.where")))),
+        h("tbody", {}, list.map(([type, e]) => h("tr", {},
+          h("th", { scope: "row" }, t(`service.${type}`)),
+          h("td", { class: "num" }, num(e.n)),
+          h("td", {}, e.where.join(", "))))))));
+}
+
+// Every directive target in force for a local level, against its actual value.
+function targetsSection(rows) {
+  const list = [];
+  for (const r of rows) for (const x of r.targets || []) list.push(Object.assign({ name: r.name }, x));
+  return h("section", { "aria-labelledby": "targets-h" },
+    h("h2", { id: "targets-h" }, t("targets.title")),
+    list.length === 0 ? h("p", {}, t("targets.none")) :
+      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "targets-table" },
+        h("thead", {}, h("tr", {}, ["targets.where", "targets.directive", "targets.indicator",
+          "targets.period", "targets.target", "targets.actual", "targets.progress"].map((k, i) =>
+          h("th", { scope: "col", class: i >= 4 ? "num" : null }, t(k))))),
+        h("tbody", {}, list.map((x) => {
+          const share = x.target_share !== undefined;
+          const target = share ? x.target_share : x.target;
+          const actual = share ? x.actual_share : x.actual;
+          const progress = target ? Math.min(1, (actual || 0) / target) : null;
+          return h("tr", {},
+            h("th", { scope: "row" }, x.name),
+            h("td", {}, x.title || `#${x.directive}`),
+            h("td", {}, x.indicator, x.key ? ` (${x.key})` : ""),
+            h("td", {}, periodName(x.period)),
+            h("td", { class: "num" }, figure(target, share)),
+            h("td", { class: "num" }, figure(actual, share)),
+            h("td", { class: "num" }, progress === null ? t("value.none") :
+              h("meter", { min: "0", max: "1", value: String(progress),
+                           "aria-label": t("targets.progress") }), " ",
+              progress === null ? "" : figure(progress, true)));
+        })))));
+}

@@ -1,0 +1,93 @@
+// The review queue: the months the province's clerks closed, with the figures to decide on
+// (GET /v1/reviews), approved or returned with a comment by a reviewer (POST
+// /v1/reviews/<municipality>/<period> with the version seen, so that a month changed since is
+// not decided blind).
+import { h, replace } from "/common/dom.js";
+import { t, num } from "/common/i18n.js";
+import { api } from "/common/api.js";
+import { addMonths, monthName } from "/pages/util.js";
+
+const WAITING = ["closed", "changed"];
+
+export async function draw(main, session, nav, notice) {
+  const params = new URLSearchParams(location.search);
+  const last = addMonths(session.bs_month, -1);
+  const period = params.get("period") || last;
+  const r = await api.get(`/v1/reviews?period=${encodeURIComponent(period)}`);
+  if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
+  const rows = r.body.rows;
+  const queue = rows.filter((x) => WAITING.includes(x.state));
+  const others = rows.filter((x) => !WAITING.includes(x.state) && x.state !== "other_calendar" && x.enrolled);
+  const reviewer = session.role === "reviewer";
+  const periodSelect = h("select", { id: "reviews-period", onchange: (e) => {
+    history.replaceState({}, "", `/reviews?period=${encodeURIComponent(e.target.value)}`);
+    draw(main, session, nav);
+  } }, [0, 1, 2, 3, 4, 5].map((k) => addMonths(last, -k)).map((p) =>
+    h("option", { value: p, selected: p === period }, monthName(p))));
+
+  async function decide(row, approve, comment, errorEl) {
+    const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`,
+      { decision: approve ? "approve" : "return", comment, seen_version: String(row.version) });
+    if (res.status === 200) {
+      await draw(main, session, nav, t(approve ? "reviews.approved_notice" : "reviews.returned_notice",
+        { name: row.name, month: monthName(period) }));
+      return;
+    }
+    replace(errorEl, h("p", { class: "error-message", role: "alert" },
+      (res.body && res.body.error) || t("error.load")));
+  }
+
+  function actions(row) {
+    if (!reviewer) return t("reviews.reviewer_only");
+    const id = `comment-${row.municipality}`;
+    const comment = h("textarea", { id, rows: "2", class: "comment" });
+    const err = h("div");
+    return h("div", { class: "decide" },
+      h("button", { type: "button", class: "button", "data-approve": row.municipality,
+                    onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve")),
+      h("label", { for: id }, t("reviews.comment")), comment,
+      h("button", { type: "button", class: "button button-warning", "data-return": row.municipality,
+                    onclick: () => {
+                      if (!comment.value.trim()) {
+                        replace(err, h("p", { class: "error-message", role: "alert" }, t("reviews.comment_needed")));
+                        comment.focus();
+                        return;
+                      }
+                      decide(row, false, comment.value, err);
+                    } }, t("reviews.return")),
+      err);
+  }
+
+  const head = ["reviews.where", "reviews.state", "reviews.closed_on", "reviews.records",
+                "reviews.change", "reviews.pending", "reviews.unavailable"];
+  function row(x, withActions) {
+    return h("tr", { "data-code": x.municipality },
+      h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
+      h("td", {}, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
+        x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
+      h("td", {}, x.closed_on_bs || t("value.none")),
+      h("td", { class: "num" }, num(x.records)),
+      h("td", { class: "num" }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
+      h("td", { class: "num" }, num(x.referrals_pending)),
+      h("td", { class: "num" }, num(x.services_unavailable)),
+      withActions ? h("td", {}, actions(x)) : null);
+  }
+  replace(main,
+    h("h1", {}, t("reviews.title")),
+    notice ? h("div", { class: "notice", role: "status" }, h("p", {}, notice)) : null,
+    h("p", { class: "lead" }, t("reviews.lead")),
+    h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
+    h("h2", {}, t("reviews.queue", { n: num(queue.length) })),
+    queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty")) :
+      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "reviews-queue" },
+        h("caption", { class: "visually-hidden" }, t("reviews.queue", { n: num(queue.length) })),
+        h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))),
+          h("th", { scope: "col" }, t("reviews.decision")))),
+        h("tbody", {}, queue.map((x) => row(x, true))))),
+    h("h2", {}, t("reviews.others")),
+    others.length === 0 ? h("p", {}, t("reviews.no_others")) :
+      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "reviews-others" },
+        h("caption", { class: "visually-hidden" }, t("reviews.others")),
+        h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))))),
+        h("tbody", {}, others.map((x) => row(x, false))))));
+}

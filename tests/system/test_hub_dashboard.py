@@ -1,0 +1,424 @@
+"""The provincial officers' dashboard and the hub's tables by area and over time (issue 16):
+a real hub of province 1 fed over the sync protocol by four local levels of three districts
+(persons registered over the fiscal year's BS months, services, a closed month each).
+
+API: by=municipality / by=district (alone and with sex) answer one object per area, each
+equal to that area's own single answer, and equal to the test's own counts; series=bs_month,
+trimester and month equal their single periods.
+
+Browser (Debian's Chromium, headless): an officer signs in with a token, sorts and filters the
+gap table, downloads its CSV (the API's), chooses an indicator and switches between districts
+and local levels: the map (every local level of Koshi a unit with its official code), the
+chart and the table agree with the API; a reviewer approves one month and returns another from
+the queue, and GET /v1/reviews says so; axe-core finds no serious or critical violation.
+Screenshots: build/screenshots/hub-*.png."""
+import collections
+import datetime
+import json
+import os
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+import bs
+from harness import BIN, ROOT, Hub, free_port, run, wait_for  # noqa: F401
+from harness import pb
+from wireclient import WireClient, record_id
+
+PROVINCE = 1
+# Local levels of Koshi in three districts (the pki fixture holds their certificates).
+MUNS = {10101: 0, 10102: 1, 10401: 2, 10703: 3}
+TODAY = datetime.date.today()
+
+
+def bs_month_back(k):
+    y, m, _ = bs.ad_to_bs(TODAY)
+    m -= k
+    while m < 1:
+        m += 12
+        y -= 1
+    return y, m
+
+
+LAST = bs_month_back(1)                       # the last completed BS month: closed, reviewed
+FY_START = LAST[0] if LAST[1] >= 4 else LAST[0] - 1
+FY = "FY%d/%02d" % (FY_START, (FY_START + 1) % 100)
+FY_MONTHS = [(FY_START + (i + 3) // 12, (i + 3) % 12 + 1) for i in range(12)]
+LAST_P = "BS%04d-%02d" % LAST
+
+
+def months_done():
+    """The fiscal year's BS months that have ended."""
+    out = []
+    for ym in FY_MONTHS:
+        out.append(ym)
+        if ym == LAST:
+            break
+    return out
+
+
+class Api:
+    def __init__(self, hub, pki):
+        self.hub = hub
+        self.ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+        self.ctx.check_hostname = False
+
+    def call(self, method, path, token, body=None, raw=False):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request("https://127.0.0.1:%d%s" % (self.hub.https_port, path),
+                                     data=data, method=method)
+        req.add_header("Authorization", "Bearer " + token)
+        if data:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
+                text = r.read().decode()
+                return r.status, (text if raw else json.loads(text))
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode() or "null")
+
+    def get(self, path, token, **q):
+        st, a = self.call("GET", path + ("?" + urllib.parse.urlencode(q) if q else ""), token)
+        assert st == 200, (path, q, a)
+        return a
+
+
+def send(hub, pki, mun, records):
+    c = WireClient(hub.sync_port, pki, "municipality-%d" % mun)
+    c.hello(os.urandom(16))
+    c.batch(1, records)
+    while True:
+        env = c.recv()
+        if env.WhichOneof("msg") == "ack" and env.ack.acked_seq >= len(records):
+            assert not env.ack.refusals, env.ack.refusals
+            break
+    c.close()
+
+
+def caseload(mun, n):
+    """Persons of mun registered over the ended months (a different count per month and
+    place, two per month a man), a service delivered to each third, a referral to each
+    fifth; then the close of the last month. Returns (records, truth)."""
+    recs, truth = [], collections.Counter()
+    version = 1 << 40
+    i = 0
+    for k, ym in enumerate(months_done()):
+        day = bs.bs_month_first(*ym) + datetime.timedelta(days=5)
+        ad_m, bs_m = bs.pair(day)
+        for j in range(1 + (n * 3 + k * 2) % 5 + n):
+            i += 1
+            version += 1
+            sex = pb.SEX_MALE if j < 2 else pb.SEX_FEMALE
+            p = pb.Record(id=record_id(mun * 10000 + i), municipality=mun, version=version)
+            p.person.category = pb.CATEGORY_RETURNEE
+            p.person.sex = sex
+            p.person.age_band = pb.AGE_BAND_25_39
+            p.person.registered_month = ad_m
+            p.person.registered_bs_month = bs_m
+            p.person.destination_country = "QA"
+            p.person.years_abroad = 2
+            recs.append(p)
+            truth[("participants_registered", bs_m, sex)] += 1
+            if i % 3 == 0 or i % 5 == 0:
+                version += 1
+                s = pb.Record(id=record_id(mun * 10000 + 5000 + i), municipality=mun,
+                              version=version)
+                s.service.person_id = p.id
+                s.service.type = pb.SERVICE_TYPE_SKILLS_TRAINING
+                s.service.status = (pb.SERVICE_STATUS_DELIVERED if i % 3 == 0
+                                    else pb.SERVICE_STATUS_REFERRED)
+                s.service.provider = 1
+                s.service.programme = 1
+                s.service.amount_npr = -1
+                s.service.month = ad_m
+                s.service.bs_month = bs_m
+                recs.append(s)
+    version += 1
+    c = pb.Record(id=record_id(mun * 10000 + 9999), municipality=mun, version=version)
+    c.month_close.year, c.month_close.month = LAST
+    c.month_close.bikram_sambat = True
+    c.month_close.closed_day = bs.day_number(TODAY)
+    recs.append(c)
+    return recs, truth
+
+
+@pytest.fixture(scope="module")
+def dash(pki):
+    import tempfile
+    import shutil
+    d = tempfile.mkdtemp(prefix="reint-hubdash-")
+    hub = Hub(d, pki, PROVINCE)
+    tokens = {}
+    for name, role in (("olga", "officer"), ("ravi", "reviewer")):
+        tokens[role] = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
+                            "token", name, "--role", role]).stdout.strip()
+    hub.start()
+    truth = {}
+    for mun, n in MUNS.items():
+        recs, truth[mun] = caseload(mun, n)
+        send(hub, pki, mun, recs)
+    api = Api(hub, pki)
+    expected = {m: sum(v for k, v in t.items() if k[0] == "participants_registered")
+                for m, t in truth.items()}
+
+    def rolled():
+        a = api.get("/v1/indicators/participants_registered", tokens["officer"], period=FY,
+                    by="municipality")
+        got = {x["area"]["code"]: sum(c["value"] for c in x["cells"]) for x in a["answers"]}
+        return all(got.get(m) == v for m, v in expected.items())
+    wait_for(rolled, 60, "the rollups of the four local levels")
+    yield types_ns(hub=hub, api=api, tokens=tokens, truth=truth, pki=pki)
+    hub.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def types_ns(**kw):
+    import types
+    return types.SimpleNamespace(**kw)
+
+
+def koshi():
+    import csv
+    with open(os.path.join(ROOT, "data", "nepal_local_levels.csv")) as f:
+        return [r for r in csv.DictReader(f) if int(r["province_code"]) == PROVINCE]
+
+
+# ---- the API: tables by area and over time ------------------------------------------------
+
+def test_by_municipality_rows_are_each_areas_single_answer(dash):
+    tok = dash.tokens["officer"]
+    for by, grouping in (("municipality", ""), ("municipality,sex", "sex")):
+        a = dash.api.get("/v1/indicators/participants_registered", tok, period=FY, by=by)
+        assert a["by"] == by and a["series"] is None and a["period"] == FY
+        codes = [x["area"]["code"] for x in a["answers"]]
+        assert codes == sorted(int(r["local_level_code"]) for r in koshi())
+        for x in a["answers"]:
+            q = {"period": FY, "municipality": x["area"]["code"]}
+            if grouping:
+                q["by"] = grouping
+            single = dash.api.get("/v1/indicators/participants_registered", tok, **q)
+            assert x == single
+            assert x["area"]["level"] == "municipality" and x["area"]["name"]
+        # The test's own counts, by sex.
+        for x in a["answers"]:
+            m = x["area"]["code"]
+            t = dash.truth.get(m, {})
+            if grouping:
+                got = {c["sex"]: c["value"] for c in x["cells"]}
+                want = collections.Counter()
+                for (ind, _, sex), v in t.items():
+                    want[pb.Sex.Name(sex)[4:]] += v
+                assert got == dict(want), m
+            else:
+                total = sum(v for k, v in t.items())
+                assert sum(c["value"] for c in x["cells"]) == total, m
+
+
+def test_by_district_rows_are_each_districts_single_answer_and_sum_their_levels(dash):
+    tok = dash.tokens["officer"]
+    a = dash.api.get("/v1/indicators/participants_registered", tok, period=FY, by="district")
+    districts = sorted({int(r["district_code"]) for r in koshi()})
+    codes = [x["area"]["code"] for x in a["answers"]]
+    assert len(codes) == 14 and codes == districts
+    per_mun = dash.api.get("/v1/indicators/participants_registered", tok, period=FY,
+                           by="municipality")["answers"]
+    for x in a["answers"]:
+        single = dash.api.get("/v1/indicators/participants_registered", tok, period=FY,
+                              district=x["area"]["code"])
+        assert x == single
+        mine = [m for m in per_mun if m["area"]["district"] == x["area"]["code"]]
+        assert sum(c["value"] for c in x["cells"]) == sum(c["value"] for m in mine
+                                                          for c in m["cells"])
+    # by=district within a district filter: that district alone.
+    one = dash.api.get("/v1/indicators/participants_registered", tok, period=FY,
+                       by="district,sex", district=codes[0])
+    assert [x["area"]["code"] for x in one["answers"]] == [codes[0]]
+
+
+def test_series_equal_their_single_periods(dash):
+    tok = dash.tokens["officer"]
+    for series, period in (("bs_month", FY), ("trimester", FY),
+                           ("month", str(TODAY.year - (1 if TODAY.month == 1 else 0)))):
+        a = dash.api.get("/v1/indicators/participants_registered", tok, period=period,
+                         series=series, municipality=10703)
+        periods = [x["period"] for x in a["answers"]]
+        assert len(periods) == (3 if series == "trimester" else 12)
+        if series == "bs_month":
+            assert periods == ["BS%04d-%02d" % ym for ym in FY_MONTHS]
+        for x in a["answers"]:
+            assert x == dash.api.get("/v1/indicators/participants_registered", tok,
+                                     period=x["period"], municipality=10703)
+        if series == "bs_month":
+            t = dash.truth[10703]
+            for x in a["answers"]:
+                ym = int(x["period"][2:6]) * 100 + int(x["period"][7:9])
+                want = sum(v for (ind, m, _), v in t.items() if m == ym)
+                assert sum(c["value"] for c in x["cells"]) == want, x["period"]
+    # A series by area: each row its area's and month's single answer.
+    a = dash.api.get("/v1/indicators/services_delivered", tok, period=FY, series="bs_month",
+                     by="district")
+    assert len(a["answers"]) == 14 * 12
+    for x in a["answers"][:24]:
+        assert x == dash.api.get("/v1/indicators/services_delivered", tok, period=x["period"],
+                                 district=x["area"]["code"])
+    st, e = dash.api.call("GET", "/v1/indicators/participants_registered?period=%s&series=month"
+                          % FY, tok)
+    assert st == 400 and "series" in e["error"]
+    st, e = dash.api.call("GET", "/v1/indicators/participants_registered?period=%s"
+                          "&by=municipality,sex,age_band" % FY, tok)
+    assert st == 400
+
+
+# ---- the dashboard in a browser ------------------------------------------------------------
+
+def page_fetch(d, url):
+    """The text a fetch of url from the page gets (the session's cookie goes with it)."""
+    return d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done)"
+        ".catch(e => done('ERR ' + e));", url)
+
+
+def sign_in(d, base, token):
+    import browser
+    d.get(base + "/signin")
+    browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+    d.find_element("id", "token").send_keys(token)
+    d.find_element("id", "signin").click()
+    browser.wait_h1(d, "Gaps by local level")
+
+
+def check_axe(d, where):
+    import browser
+    bad = browser.axe(d)
+    assert not bad, where + ":\n" + browser.describe(bad)
+
+
+def test_dashboard_in_a_browser(dash):
+    import browser
+    base = "https://127.0.0.1:%d" % dash.hub.https_port
+    tok = dash.tokens["officer"]
+    d = browser.chromium(ca={"leaf": dash.pki.path("province-1.crt")}, width=1400, height=900)
+    try:
+        d.get(base + "/")
+        d.execute_script("localStorage.setItem('lang', 'en')")
+        sign_in(d, base, tok)
+        # The gap table: every local level of Koshi, sorted and filtered here.
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#gaps-table tbody tr")) == 137,
+                     what="137 rows")
+        d.find_element("css selector", "button[data-sort=participants_registered]").click()
+        d.find_element("css selector", "button[data-sort=participants_registered]").click()
+        first = d.find_element("css selector", "#gaps-table tbody tr").get_attribute("data-code")
+        gaps = dash.api.get("/v1/gaps", tok, period=FY)
+        top = max(gaps["rows"], key=lambda r: (r["participants_registered"], -r["code"]))
+        assert int(first) == top["code"]
+        th = d.find_element("css selector", "#gaps-table th[aria-sort]")
+        assert th.get_attribute("aria-sort") == "descending"
+        check_axe(d, "gaps")
+        browser.screenshot(d, "hub-gaps-en")
+        d.find_element("id", "gaps-filter").send_keys("Dhankuta")
+        codes = [e.get_attribute("data-code")
+                 for e in d.find_elements("css selector", "#gaps-table tbody tr")]
+        assert "10703" in codes and len(codes) < 20
+        assert all(("Dhankuta" in r["name"] or r["district"] == "Dhankuta")
+                   for r in gaps["rows"] if str(r["code"]) in codes)
+        # The CSV the link downloads is the API's, in the order shown.
+        href = d.find_element("id", "gaps-csv").get_attribute("href")
+        assert "format=csv" in href and "sort=-participants_registered" in href
+        st, want = dash.api.call("GET", href[len(base):], tok, raw=True)
+        assert st == 200 and page_fetch(d, href) == want
+        assert want.splitlines()[1].split(",")[0] == str(top["code"])
+
+        # An indicator by local level: map, chart and table against the API.
+        d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="
+              + urllib.parse.quote(FY))
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 137,
+                     what="the map's 137 local levels")
+        for level in ("municipality", "district"):
+            if level == "district":
+                d.find_element("id", "level-district").click()
+                browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 14,
+                             what="the map's 14 districts")
+            a = dash.api.get("/v1/indicators/participants_registered", tok, period=FY, by=level)
+            want = {x["area"]["code"]: (sum(c["value"] for c in x["cells"]) if x["cells"] else None)
+                    for x in a["answers"]}
+            units = d.execute_script(
+                "return [...document.querySelectorAll('#map path.unit')].map(p => "
+                "[Number(p.dataset.code), p.dataset.value, p.getAttribute('aria-label'), "
+                "p.getAttribute('fill'), p.querySelector('title').textContent])")
+            assert sorted(u[0] for u in units) == sorted(want)
+            for code, value, label, fill, title in units:
+                assert label == title
+                if want[code] is None:
+                    assert value == "" and fill == "url(#nodata)" and "no data" in label
+                else:
+                    assert int(value) == want[code] and fill.startswith("#")
+                    assert label.endswith(": " + format(want[code], ","))
+            rows = d.execute_script(
+                "return [...document.querySelectorAll('#ind-table tbody tr')].map(r => "
+                "[Number(r.dataset.code), r.querySelector('td').dataset.value])")
+            assert {c: (int(v) if v else None) for c, v in rows} == want
+            chart = d.execute_script("return Chart.getChart('ind-chart').data.datasets[0].data")
+            assert chart == [want[c] for c, _ in rows]
+            if level == "municipality":
+                assert "Boundaries: YoungInnovations / MoFAGA, MIT" in browser.body_text(d)
+                d.find_element("css selector", "#map path.unit[data-code='10703']").send_keys("")
+                d.execute_script("document.querySelector(\"#map path.unit[data-code='10703']\").focus()")
+                browser.wait(d, lambda: "Dhankuta" in d.find_element("id", "map-readout").text,
+                             what="the focused unit's name and value")
+                check_axe(d, "indicators")
+                browser.screenshot(d, "hub-indicators-en")
+        # The trends of a local level equal the API's series.
+        d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="
+              + urllib.parse.quote(FY) + "&municipality=10703")
+        browser.wait(d, lambda: d.find_elements("css selector", "#trend-table tbody tr"),
+                     what="the trend table")
+        got = d.execute_script("return Chart.getChart('trend-chart').data.datasets.map(s => s.data)")
+        for i, ind in enumerate(("participants_registered", "services_delivered",
+                                 "referrals_pending")):
+            s = dash.api.get("/v1/indicators/" + ind, tok, period=FY, series="bs_month",
+                             municipality=10703)
+            assert got[i] == [sum(c["value"] for c in x["cells"]) if x["cells"] else None
+                              for x in s["answers"]], ind
+        d.execute_script("localStorage.setItem('lang', 'ne')")
+        d.get(base + "/indicators?indicator=participants_registered&by=district&period="
+              + urllib.parse.quote(FY))
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 14,
+                     what="the districts in Nepali")
+        browser.screenshot(d, "hub-indicators-district-ne")
+        check_axe(d, "indicators (ne)")
+        d.execute_script("localStorage.setItem('lang', 'en')")
+        d.find_element("id", "signout").click()
+        browser.wait_h1(d, "साइन इन")
+        assert dash.api.call("GET", "/v1/reviews?period=" + LAST_P, tok)[0] == 200
+
+        # A reviewer approves one month and returns another.
+        sign_in(d, base, dash.tokens["reviewer"])
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("css selector", "#reviews-queue button[data-approve]"),
+                     what="the review queue")
+        queued = {int(e.get_attribute("data-approve")) for e in
+                  d.find_elements("css selector", "#reviews-queue button[data-approve]")}
+        assert queued == set(MUNS)
+        check_axe(d, "reviews")
+        browser.screenshot(d, "hub-reviews-en")
+        d.find_element("css selector", "button[data-approve='10703']").click()
+        browser.wait(d, lambda: "approved" in browser.body_text(d), what="the approval notice")
+        d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")
+        d.find_element("css selector", "button[data-return='10401']").click()
+        browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),
+                     what="the return notice")
+        rv = {r["municipality"]: r for r in
+              dash.api.get("/v1/reviews", tok, period=LAST_P)["rows"]}
+        assert rv[10703]["state"] == "approved" and rv[10703]["decided_by"] == "ravi"
+        assert rv[10401]["state"] == "returned"
+        assert rv[10401]["comment"] == "Two registrations are counted twice"
+        assert rv[10101]["state"] == "closed"
+        # An officer's session cannot decide (the API refuses, whatever the page shows).
+        console = [c for c in browser.console(d) if "SEVERE" in c and "/v1/session" not in c]
+        assert not console, console
+    finally:
+        d.quit()
