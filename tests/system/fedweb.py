@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import openapi
 from fedclient import Federal, HubUplink, snapshot
 from harness import ROOT
 
@@ -133,7 +134,11 @@ class FedWeb:
         except urllib.error.HTTPError as e:
             status, text, hdrs = e.code, e.read().decode(), e.headers
         if hdrs.get("Content-Type", "").startswith("application/json") and text:
-            return status, hdrs, json.loads(text)
+            parsed = json.loads(text)
+            # The session and open-data routes are described like every other.
+            if path.startswith(("/v1/", "/open/v1/")):
+                openapi.check("federal", method, path, status, parsed)
+            return status, hdrs, parsed
         return status, hdrs, text
 
     def indicator(self, token, code, **params):
