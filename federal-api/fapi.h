@@ -8,6 +8,12 @@
  * request is written to the audit table (a successful read in the same statement as its
  * data). Query parameters are validated
  * (params.h) before any SQL, which only ever binds them.
+ * The same HTTPS port serves the national dashboard's pages (fweb.h); its requests carry a
+ * session cookie instead of a token (fsession.h: POST /v1/session signs a ministry token in,
+ * GET says whose session it is, DELETE ends it), and the open-data page's anonymous reads go
+ * to GET /open/v1/indicators[/<code>], answered as the public role, limited per client
+ * address (open_max_reads per open_window_s) and counted per route and day in open_reads
+ * instead of audited one by one.
  * This module routes and authenticates; each route's work is elsewhere: findicators.h (the
  * indicator statements) with frender.h (JSON, CSV, dataValueSets), faudit.h (the audit log),
  * fpublish.h (directives), fmetrics.h (/metrics); freq.h is the request they share. */
