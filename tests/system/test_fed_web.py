@@ -189,6 +189,14 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
         [tr.children[0].textContent, Object.fromEntries([...tr.children].slice(1, -1).map((td, i) =>
           [head[i + 1], Number(td.dataset.value)]))]);""")
     assert dict(got) == want
+    # The trend (months of the period's year, nationally) equals the API's series.
+    st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&series=month" % (CODE, PERIOD[:4]),
+                              env.tokens["ministry"])
+    want = [[a["period"], shown(a["total"])] for a in body["answers"]]
+    got = d.execute_script("""
+      return [...document.querySelectorAll('#fig-trend-table tbody tr')].map(tr =>
+        [tr.children[0].textContent, tr.children[1].dataset.value]);""")
+    assert [[p, None if v == "" else int(v)] for p, v in got] == want
     bad = browser.axe(d)
     assert not bad, browser.describe(bad)
 
