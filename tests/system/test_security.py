@@ -45,16 +45,18 @@ def test_certificate_from_another_ca_is_refused(pki, hub):
 
 
 def test_certificate_revoked_after_start_is_refused_after_crl_reload(pki, workdir, procs):
-    pki.issue("municipality", "10102")
+    # Local levels no other test uses: the PKI is shared by the session, and a revoked
+    # certificate would refuse another test's node whatever the order of the files.
+    pki.issue("municipality", "10606")
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
-    c = WireClient(hub.sync_port, pki, "municipality-10102")
+    c = WireClient(hub.sync_port, pki, "municipality-10606")
     c.hello(os.urandom(16))
     c.close()
-    pki.revoke("municipality-10102")
+    pki.revoke("municipality-10606")
     hub.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "CRL reloaded" in hub.log_text(), 10, "CRL reload")
-    assert handshake_refused(hub.sync_port, pki, "municipality-10102")
+    assert handshake_refused(hub.sync_port, pki, "municipality-10606")
     # Others are still served.
     c = WireClient(hub.sync_port, pki, "municipality-10703")
     c.hello(os.urandom(16))
@@ -62,15 +64,15 @@ def test_certificate_revoked_after_start_is_refused_after_crl_reload(pki, workdi
 
 
 def test_crl_replaced_on_disk_is_reloaded_without_a_signal(pki, workdir, procs):
-    pki.issue("municipality", "10101")
+    pki.issue("municipality", "10607")
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
-    c = WireClient(hub.sync_port, pki, "municipality-10101")
+    c = WireClient(hub.sync_port, pki, "municipality-10607")
     c.hello(os.urandom(16))
     c.close()
-    pki.revoke("municipality-10101")  # pki.sh writes the new CRL by rename
+    pki.revoke("municipality-10607")  # pki.sh writes the new CRL by rename
     wait_for(lambda: "CRL reloaded" in hub.log_text(), 10, "CRL reload on change")
-    assert handshake_refused(hub.sync_port, pki, "municipality-10101")
+    assert handshake_refused(hub.sync_port, pki, "municipality-10607")
 
 
 def test_batch_with_another_municipalitys_record_is_refused_whole(pki, hub):
