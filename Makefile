@@ -258,14 +258,14 @@ $(OBJ)/gen/%.o: $(GEN)/%.c $(PB_H)
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) $(USER_CFLAGS) -c $< -o $@
 
-$(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h
+$(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h common/webassets.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Imunicipal-node $(USER_CFLAGS) -c $< -o $@
 
-$(OBJ)/gen/hubwebassets.o: $(HUBWEB_C) provincial-hub/hubweb.h
+$(OBJ)/gen/hubwebassets.o: $(HUBWEB_C) provincial-hub/hubweb.h common/webassets.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Iprovincial-hub $(USER_CFLAGS) -c $< -o $@
-$(OBJ)/gen/fwebassets.o: $(FWEB_C) federal-api/fweb.h
+$(OBJ)/gen/fwebassets.o: $(FWEB_C) federal-api/fweb.h common/webassets.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Ifederal-api $(USER_CFLAGS) -c $< -o $@
 

@@ -53,8 +53,7 @@ static const char *session__cookie_name(const session_table *t)
     return t->secure ? "__Host-reint_session" : "reint_session";
 }
 
-/* 32 random bytes as 43 characters of base64url without padding, into out (44 bytes). */
-static int session__random(char out[44])
+int session_random(char out[SESSION_CSRF_LEN + 1])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t b[33] = {0};
@@ -65,12 +64,12 @@ static int session__random(char out[44])
         uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
         out[o++] = b64[v >> 18 & 63];
         out[o++] = b64[v >> 12 & 63];
-        if (o < 43)
+        if (o < SESSION_CSRF_LEN)
             out[o++] = b64[v >> 6 & 63];
-        if (o < 43)
+        if (o < SESSION_CSRF_LEN)
             out[o++] = b64[v & 63];
     }
-    out[43] = '\0';
+    out[SESSION_CSRF_LEN] = '\0';
     OPENSSL_cleanse(b, sizeof(b));
     return 0;
 }
@@ -81,10 +80,9 @@ static int session__sha256(const char *s, size_t n, uint8_t out[32])
     return EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : REINT_ENOMEM;
 }
 
-/* The value of our cookie in r's Cookie header: 1 with *v and *n set, 0 when absent. */
-static int session__cookie(const session_table *t, const http_req *r, const char **v, size_t *n)
+int session_cookie_value(const http_req *r, const char *name, const char **v, size_t *n)
 {
-    const char *h = http_req_header(r, "Cookie"), *name = session__cookie_name(t);
+    const char *h = http_req_header(r, "Cookie");
     size_t nl = strlen(name);
     while (h && *h) {
         while (*h == ' ' || *h == ';')
@@ -103,6 +101,12 @@ static int session__cookie(const session_table *t, const http_req *r, const char
     return 0;
 }
 
+/* The value of our cookie in r's Cookie header: 1 with *v and *n set, 0 when absent. */
+static int session__cookie(const session_table *t, const http_req *r, const char **v, size_t *n)
+{
+    return session_cookie_value(r, session__cookie_name(t), v, n);
+}
+
 int session_has_cookie(const session_table *t, const http_req *r)
 {
     const char *v;
@@ -110,13 +114,19 @@ int session_has_cookie(const session_table *t, const http_req *r)
     return t && session__cookie(t, r, &v, &n);
 }
 
-static void session__set_cookie(const session_table *t, http_req *r, const char *value,
-                                long max_age_s)
+void session_set_cookie(http_req *r, const char *name, const char *value,
+                        unsigned long long max_age_s, int secure)
 {
     char c[256];
-    snprintf(c, sizeof(c), "%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Strict%s",
-             session__cookie_name(t), value, max_age_s, t->secure ? "; Secure" : "");
+    snprintf(c, sizeof(c), "%s=%s; Path=/; Max-Age=%llu; HttpOnly; SameSite=Strict%s", name, value,
+             max_age_s, secure ? "; Secure" : "");
     http_add_header(r, "Set-Cookie", c);
+}
+
+static void session__set_cookie(const session_table *t, http_req *r, const char *value,
+                                unsigned long long max_age_s)
+{
+    session_set_cookie(r, session__cookie_name(t), value, max_age_s, t->secure);
 }
 
 static int session__live(const session_slot *s, uint64_t now)
@@ -143,7 +153,7 @@ int session_create(session_table *t, http_req *r, const char *clerk, session_inf
         log_info("session: %d sessions open; the least recently used (%s) ends", SESSION_MAX,
                  slot->clerk);
     memset(slot, 0, sizeof(*slot));
-    if (session__random(id) != 0 || session__random(slot->csrf) != 0 ||
+    if (session_random(id) != 0 || session_random(slot->csrf) != 0 ||
         session__sha256(id, SESSION_ID_LEN, slot->id_hash) != 0) {
         memset(slot, 0, sizeof(*slot));
         return REINT_ENOMEM;
@@ -204,23 +214,34 @@ static int session__same_origin(const char *origin, const char *host)
     return strcasecmp(p + 3, host) == 0;
 }
 
-int session_csrf_ok(const session_info *s, const http_req *r)
+int session_same_site(const http_req *r, int allow_null_origin)
 {
-    const char *m = http_req_method(r);
     const char *site = http_req_header(r, "Sec-Fetch-Site");
     const char *origin = http_req_header(r, "Origin");
-    /* Browsers say where a request comes from; anything but this site itself (or the clerk
+    /* Browsers say where a request comes from; anything but this site itself (or a person
      * typing the address: none) is refused, reads included, so that another site cannot
-     * even make the clerk's browser ask. */
+     * even make the person's browser ask. */
     if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
         return 0;
-    if (origin && !session__same_origin(origin, http_req_header(r, "Host")))
+    if (origin && !(allow_null_origin && strcmp(origin, "null") == 0) &&
+        !session__same_origin(origin, http_req_header(r, "Host")))
         return 0;
+    return 1;
+}
+
+int session_csrf_token_ok(const http_req *r, const char *csrf)
+{
+    const char *m = http_req_method(r);
     if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
         return 1;
     const char *tok = http_req_header(r, "X-CSRF-Token");
-    return tok && strlen(tok) == SESSION_CSRF_LEN &&
-           CRYPTO_memcmp(tok, s->csrf, SESSION_CSRF_LEN) == 0;
+    return tok && csrf && strlen(tok) == SESSION_CSRF_LEN && strlen(csrf) == SESSION_CSRF_LEN &&
+           CRYPTO_memcmp(tok, csrf, SESSION_CSRF_LEN) == 0;
+}
+
+int session_csrf_ok(const session_info *s, const http_req *r)
+{
+    return session_same_site(r, 0) && session_csrf_token_ok(r, s->csrf);
 }
 
 void session_end(session_table *t, http_req *r)

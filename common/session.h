@@ -69,4 +69,29 @@ void session_forget_cookie(session_table *t, http_req *r);
 /* Whether r carries a session cookie at all. */
 int session_has_cookie(const session_table *t, const http_req *r);
 
+/* The pieces of a cookie session that do not depend on where sessions are kept, shared with
+ * the federal API's sessions in PostgreSQL (federal-api/fsession.h). */
+
+/* 32 random bytes as SESSION_CSRF_LEN characters of base64url without padding (a cookie's
+ * value or a CSRF token). Returns 0 or REINT_ENOMEM (no random bytes). */
+int session_random(char out[SESSION_CSRF_LEN + 1]);
+
+/* The value of the cookie name in r's Cookie header (trailing spaces dropped): 1 with *v and
+ * *n set, 0 when absent. */
+int session_cookie_value(const http_req *r, const char *name, const char **v, size_t *n);
+
+/* Adds to r's answer the Set-Cookie of name=value for max_age_s seconds (0 deletes it),
+ * HttpOnly and SameSite=Strict, and Secure when secure is non-zero. */
+void session_set_cookie(http_req *r, const char *name, const char *value,
+                        unsigned long long max_age_s, int secure);
+
+/* 1 unless r's Sec-Fetch-Site or Origin says it comes from another site. allow_null_origin
+ * non-zero accepts Origin: null (what a browser sends from a page with Referrer-Policy
+ * no-referrer; the CSRF token is then what another site cannot supply). */
+int session_same_site(const http_req *r, int allow_null_origin);
+
+/* 1 when r is a GET or a HEAD, or carries csrf (SESSION_CSRF_LEN bytes) in X-CSRF-Token;
+ * 0 otherwise. */
+int session_csrf_token_ok(const http_req *r, const char *csrf);
+
 #endif

@@ -21,12 +21,13 @@
 
 #include "db.h"
 #include "http.h"
+#include "session.h"
 
 #define FSESSION_COOKIE   "__Host-fed_session"
 #define FSESSION_TTL_MS   (8ull * 3600 * 1000)
 #define FSESSION_IDLE_MS  (30ull * 60 * 1000)
-#define FSESSION_ID_LEN   43 /* base64url of 32 random bytes */
-#define FSESSION_CSRF_LEN 43
+#define FSESSION_ID_LEN   SESSION_CSRF_LEN /* base64url of 32 random bytes (session.h) */
+#define FSESSION_CSRF_LEN SESSION_CSRF_LEN
 #define FSESSION_HASH_HEX 64
 
 /* The SHA-256 (hex) of the session cookie r carries into hash. Returns 0, REINT_ENOTFOUND

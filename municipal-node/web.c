@@ -13,19 +13,10 @@ static const char *const web__pages[] = {"/",         "/signin", "/today",      
                                          "/import",   "/months", "/availability", "/export",
                                          "/followups"};
 
-const web_asset *web_asset_find(const char *path)
-{
-    for (size_t i = 0; i < web_assets_n; i++)
-        if (strcmp(web_assets[i].path, path) == 0)
-            return &web_assets[i];
-    return NULL;
-}
-
 static int web__is_page(const char *path)
 {
-    for (size_t i = 0; i < sizeof(web__pages) / sizeof(web__pages[0]); i++)
-        if (strcmp(path, web__pages[i]) == 0)
-            return 1;
+    if (webassets_in(web__pages, sizeof(web__pages) / sizeof(web__pages[0]), path))
+        return 1;
     /* A person's page: /people/<local_id>. */
     return strncmp(path, "/people/", 8) == 0 && path[8] != '\0';
 }
@@ -74,54 +65,22 @@ static const char *web__bscal_json(size_t *len, char etag[24])
     return b.p;
 }
 
-/* Sends body with the page headers: the CSP, and revalidation by ETag on every use (so that
- * a new node binary's pages are never mixed with an old one's cached scripts). */
-static void web__send(http_req *r, const char *type, const char *etag, const void *body, size_t len)
-{
-    const char *inm = http_req_header(r, "If-None-Match");
-    http_add_header(r, "Content-Security-Policy", WEB_CSP);
-    http_add_header(r, "Cache-Control", "no-cache");
-    http_add_header(r, "ETag", etag);
-    http_add_header(r, "Cross-Origin-Opener-Policy", "same-origin");
-    http_add_header(r, "Cross-Origin-Resource-Policy", "same-origin");
-    if (inm && strcmp(inm, etag) == 0) {
-        http_respond(r, 304, type, NULL, 0);
-        return;
-    }
-    http_respond(r, 200, type, body, len);
-}
-
 int web_handle(http_req *r)
 {
-    const char *path = http_req_path(r), *m = http_req_method(r);
-    const web_asset *a = NULL;
+    const char *path = http_req_path(r);
+    if (strcmp(path, "/bscal.json") != 0)
+        return webassets_serve(
+            r, webassets_find(web_assets, web_assets_n, web__is_page(path) ? "/index.html" : path));
+    if (webassets_refuse_method(r))
+        return 1;
     size_t len = 0;
     char etag[24];
-    const char *json = NULL;
-    if (web__is_page(path))
-        a = web_asset_find("/index.html");
-    else if (strcmp(path, "/bscal.json") == 0)
-        json = "";
-    else
-        a = web_asset_find(path);
-    if (a == NULL && json == NULL)
-        return 0;
-    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
-        static const char msg[] = "{\"error\":\"pages are read with GET\"}";
-        http_add_header(r, "Allow", "GET, HEAD");
-        http_respond(r, 405, NULL, msg, sizeof(msg) - 1);
+    const char *json = web__bscal_json(&len, etag);
+    if (json == NULL) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        http_respond(r, 500, NULL, oom, sizeof(oom) - 1);
         return 1;
     }
-    if (json) {
-        json = web__bscal_json(&len, etag);
-        if (json == NULL) {
-            static const char oom[] = "{\"error\":\"out of memory\"}";
-            http_respond(r, 500, NULL, oom, sizeof(oom) - 1);
-            return 1;
-        }
-        web__send(r, "application/json; charset=utf-8", etag, json, len);
-        return 1;
-    }
-    web__send(r, a->type, a->etag, a->data, a->len);
+    webassets_send(r, "application/json; charset=utf-8", etag, json, len);
     return 1;
 }

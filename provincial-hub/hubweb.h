@@ -16,26 +16,11 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "webassets.h"
 
-/* One embedded file (the generated table; strings and bytes static). */
-typedef struct hubweb_asset {
-    const char *path; /* "/app.js" */
-    const char *type; /* Content-Type */
-    const char *etag; /* quoted */
-    const unsigned char *data;
-    size_t len;
-} hubweb_asset;
-
-extern const hubweb_asset hubweb_assets[];
+/* The embedded files (tools/embed_web.sh's table), served by webassets.h. */
+extern const webasset hubweb_assets[];
 extern const size_t hubweb_assets_n;
-
-/* The pages' Content-Security-Policy, as strict as the clerks' workspace's: everything from the
- * hub itself only, no inline script or style, no eval, no framing, and Trusted Types required
- * with no policy (so no HTML string ever becomes markup). */
-#define HUBWEB_CSP                                                                                 \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "   \
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; "            \
-    "object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
 
 /* Whether path is one the dashboard serves (a page or an asset): such a request needs no
  * token, as the files hold no data. */

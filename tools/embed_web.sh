@@ -2,8 +2,9 @@
 # Compiles the workspace's files (HTML, CSS, JavaScript, catalogues, the Devanagari font) into
 # the C table that municipal-node/web.c serves, so that the node needs no files beside it:
 #   tools/embed_web.sh [--table PREFIX HEADER] URL=FILE ... > webassets.c
-# The table is `const web_asset web_assets[]` of web.h (the node's) by default; --table names
-# another, PREFIX_asset PREFIX_assets[] declared in HEADER (the hub's: hubweb hubweb.h).
+# The table is `const webasset web_assets[]` (common/webassets.h's row) declared in web.h (the
+# node's) by default; --table names another, PREFIX_assets[] declared in HEADER (the hub's:
+# hubweb hubweb.h).
 # Each URL ("/app.js") is served with the bytes of FILE, a Content-Type from its extension
 # and an ETag of its SHA-256. A missing file or an unknown extension names itself, writes
 # nothing to stdout and exits non-zero.
@@ -76,7 +77,7 @@ for pair in "$@"; do
 done
 {
     echo
-    echo "const ${prefix}_asset ${prefix}_assets[] = {"
+    echo "const webasset ${prefix}_assets[] = {"
     printf "%s" "$table"
     echo "};"
     echo "const size_t ${prefix}_assets_n = $i;"

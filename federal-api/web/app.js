@@ -5,6 +5,7 @@ import { h, replace } from "/common/dom.js";
 import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
+import { mainNav, navLink, whoBox } from "/common/shell.js";
 import * as signin from "./pages/signin.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as opendata from "./pages/opendata.js";
@@ -29,25 +30,16 @@ async function signOut() {
 
 function header() {
   const s = state.session;
-  const other = i18n.current() === "ne" ? "en" : "ne";
   const path = location.pathname;
-  const link = (href, key, current) => h("li", {}, h("a", { href, "data-nav": "",
-    "aria-current": current ? "page" : null }, t(key)));
   replace(document.getElementById("top"),
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name")),
-      h("div", { class: "who" },
-        s ? h("span", {}, t("header.signed_in_as", { who: s.who })) : null,
-        s ? h("button", { type: "button", class: "link-button", id: "signout", onclick: signOut },
-          t("header.sign_out")) : null,
-        h("button", { type: "button", class: "lang-switch", lang: other, onclick: async () => {
-          await i18n.load(other);
-          render();
-        } }, t(`lang.${other}`)))),
-    h("nav", { class: "main-nav", "aria-label": t("nav.label") }, h("ul", {},
-      s ? link("/dashboard", "nav.dashboard", path === "/dashboard" || path === "/")
-        : link("/signin", "nav.signin", path === "/signin"),
-      link("/open-data", "nav.open", path === "/open-data"))));
+      whoBox(s ? t("header.signed_in_as", { who: s.who }) : null, signOut, render)),
+    mainNav([
+      s ? navLink("/dashboard", "nav.dashboard", path === "/dashboard" || path === "/")
+        : navLink("/signin", "nav.signin", path === "/signin"),
+      navLink("/open-data", "nav.open", path === "/open-data"),
+    ]));
   document.getElementById("skip").textContent = t("app.skip");
   replace(document.getElementById("foot"), t("footer.text"));
 }

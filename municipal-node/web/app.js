@@ -5,6 +5,7 @@ import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import * as bsdate from "/common/bsdate.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
+import { pagesNav, whoBox } from "/common/shell.js";
 
 import * as signin from "/pages/signin.js";
 import * as today from "/pages/today.js";
@@ -56,25 +57,8 @@ export function navigate(url, replaceState) {
 function header() {
   const top = document.getElementById("top");
   const s = state.session;
-  const other = i18n.current() === "ne" ? "en" : "ne";
-  const langButton = h("button", {
-    type: "button", class: "lang-switch", lang: other,
-    onclick: async () => {
-      await i18n.load(other);
-      render();
-    },
-  }, t(`lang.${other}`));
-  const current = pageFor(location.pathname);
-  const nav = s ? h("nav", { class: "main-nav", "aria-label": t("nav.label") },
-    h("ul", {}, PAGES.map((p) => h("li", {}, h("a", {
-      href: p.path, "data-nav": "",
-      "aria-current": current && current.path === p.path ? "page" : null,
-    }, t(p.key)))))) : null;
-  const who = s ? h("div", { class: "who" },
-    h("span", {}, t("header.signed_in_as", { clerk: s.clerk })),
-    h("button", { type: "button", class: "link-button", id: "signout", onclick: signOut },
-      t("header.sign_out")),
-    langButton) : h("div", { class: "who" }, langButton);
+  const nav = s ? pagesNav(PAGES, pageFor(location.pathname)) : null;
+  const who = whoBox(s ? t("header.signed_in_as", { clerk: s.clerk }) : null, signOut, render);
   replace(top,
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name"), s ? " · " : "",

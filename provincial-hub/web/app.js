@@ -5,6 +5,7 @@ import { h, replace } from "/common/dom.js";
 import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
+import { pagesNav, whoBox } from "/common/shell.js";
 
 import * as gaps from "/pages/gaps.js";
 import * as reviews from "/pages/reviews.js";
@@ -31,25 +32,9 @@ export function navigate(url) {
 
 function header() {
   const s = state.session;
-  const other = i18n.current() === "ne" ? "en" : "ne";
-  const langButton = h("button", {
-    type: "button", class: "lang-switch", lang: other,
-    onclick: async () => {
-      await i18n.load(other);
-      render();
-    },
-  }, t(`lang.${other}`));
-  const current = pageFor(location.pathname);
-  const nav = s ? h("nav", { class: "main-nav", "aria-label": t("nav.label") },
-    h("ul", {}, PAGES.map((p) => h("li", {}, h("a", {
-      href: p.path, "data-nav": "",
-      "aria-current": current && current.path === p.path ? "page" : null,
-    }, t(p.key)))))) : null;
-  const who = s ? h("div", { class: "who" },
-    h("span", {}, t("header.signed_in_as", { who: s.who, role: t(`role.${s.role}`) })),
-    h("button", { type: "button", class: "link-button", id: "signout", onclick: signOut },
-      t("header.sign_out")),
-    langButton) : h("div", { class: "who" }, langButton);
+  const nav = s ? pagesNav(PAGES, pageFor(location.pathname)) : null;
+  const signedInAs = s ? t("header.signed_in_as", { who: s.who, role: t(`role.${s.role}`) }) : null;
+  const who = whoBox(signedInAs, signOut, render);
   replace(document.getElementById("top"),
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name"),
