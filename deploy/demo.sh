@@ -133,11 +133,14 @@ federal = $fed_sync
 keys = $keys
 EOF
             "$BIN/provincial-hub" --config "$dir/hub.ini" token demo-officer >"$dir/token"
+            "$BIN/provincial-hub" --config "$dir/hub.ini" token demo-reviewer --role reviewer \
+                >"$dir/reviewer-token"
         fi
         launch "hub-$p" "$DEMO/logs/hub-$p.log" "$BIN/provincial-hub" --config "$dir/hub.ini"
         https=$(sed -n 's/^https_listen = //p' "$dir/hub.ini")
         echo "HUB_${p}_URL=https://$https" >>"$env_file"
         echo "HUB_${p}_TOKEN=$(cat "$dir/token")" >>"$env_file"
+        echo "HUB_${p}_REVIEWER_TOKEN=$(cat "$dir/reviewer-token")" >>"$env_file"
     done
     say "7 provincial hubs up"
     for c in "${MUNICIPALITIES[@]}"; do
@@ -151,10 +154,18 @@ EOF
             "$BIN/municipal-node" --config "$dir/node.ini" token demo-clerk >"$dir/token"
         fi
         out=$DEMO/caseload/$c
-        "$PY" tools/caseload.py --municipality "$c" --size auto \
+        # Dhankuta's clerk always has a month returned, so that every demo shows the review.
+        ret=""
+        [ "$c" = 10703 ] && ret=--return-a-month
+        "$PY" tools/caseload.py --municipality "$c" --size auto $ret \
             --seed "$c" --out "$out" >"$out.truth.json"
         for kind in persons services enterprises; do
             "$BIN/municipal-node" --config "$dir/node.ini" import --kind $kind "$out/$kind.csv" >/dev/null
+        done
+        # The clerk has closed the last six ended months (the reviewers' queue; some are
+        # returned by deploy/demo_report.py).
+        for month in $("$PY" -c 'import json,sys; print(" ".join(m[2:] for m in json.load(open(sys.argv[1]))["months_to_close"]))' "$out.truth.json"); do
+            "$BIN/municipal-node" --config "$dir/node.ini" close-month "$month" >/dev/null
         done
         launch "node-$c" "$DEMO/logs/node-$c.log" "$BIN/municipal-node" --config "$dir/node.ini" serve
         http=$(sed -n 's/^http_listen = //p' "$dir/node.ini")

@@ -9,6 +9,7 @@ import os
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -75,6 +76,51 @@ def publish_directive_once(env, ctx, demo):
     print("\n".join("  " + l for l in lines))
 
 
+def hub_call(env, ctx, province, method, path, body=None):
+    url = env["HUB_%d_URL" % province] + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": "Bearer " + env["HUB_%d_REVIEWER_TOKEN" % province],
+        "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def return_months(env, ctx, demo, municipalities, timeout=60):
+    """The provincial reviewers return the months the generator chose (months_to_return in
+    each truth file), once each hub sees them closed, with a question for the clerk: the review
+    queues and the clerks' Today pages then look as a real month of review would. Returns the
+    months returned and those that could not be."""
+    todo = []
+    for c in municipalities:
+        with open(os.path.join(demo, "caseload", "%s.truth.json" % c)) as f:
+            todo += [(int(c), p) for p in json.load(f).get("months_to_return", [])]
+    done, failed = [], []
+    deadline = time.time() + timeout
+    while todo and time.time() < deadline:
+        left = []
+        for c, period in todo:
+            province = int(str(c)[0])
+            st, a = hub_call(env, ctx, province, "GET", "/v1/reviews?period=" + period)
+            row = next((r for r in a.get("rows", []) if r.get("municipality") == c), None) \
+                if st == 200 else None
+            if row is None or row.get("state") != "closed":
+                left.append((c, period))
+                continue
+            st, a = hub_call(env, ctx, province, "POST", "/v1/reviews/%d/%s" % (c, period), {
+                "decision": "return", "seen_version": row["version"],
+                "comment": "Demo: the services of this month look low against the referrals; "
+                           "please check and close it again."})
+            (done if st == 200 else failed).append((c, period, st))
+        todo = left
+        if todo:
+            time.sleep(1)
+    return done, failed + [(c, p, "not closed at the hub") for c, p in todo]
+
+
 def main(demo, municipalities):
     env = load_env(demo)
     ctx = ssl.create_default_context(cafile=env["CA_CERT"])
@@ -124,6 +170,12 @@ def main(demo, municipalities):
                     "MISMATCH: the federal figures did not reach the ground truth in 180 s."))
     if ok:
         publish_directive_once(env, ctx, demo)
+        done, failed = return_months(env, ctx, demo, municipalities)
+        print("\nMonths returned for review by the provincial reviewers: %s" % (
+            ", ".join("%d %s" % (c, p) for c, p, _ in done) or "none"))
+        if failed:
+            print("NOT returned: %s" % ", ".join("%d %s (%s)" % x for x in failed))
+            ok = False
     return 0 if ok else 1
 
 

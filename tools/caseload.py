@@ -64,12 +64,20 @@ def auto_size(code, seed):
     return persons, int(persons * 1.5), int(persons * 0.2)
 
 
-def months_to_return(code, seed):
-    """The BS months a provincial officer would return for review: a hook for the approval
-    workflow (not applied by the demo yet; docs/DEMO_DATA.md). One month in about a quarter
-    of municipalities, among the last six closed ones."""
+def months_to_close(last_day=None):
+    """The BS months the demo's clerk has closed: the last six that have ended (before
+    last_day for a silent municipality, which stopped closing too)."""
+    y, m, _ = bs.ad_to_bs(last_day or datetime.date.today())
+    idx = y * 12 + (m - 1)
+    return ["BS%04d-%02d" % ((idx - k) // 12, (idx - k) % 12 + 1) for k in range(6, 0, -1)]
+
+
+def months_to_return(code, seed, always=False):
+    """The BS months a provincial reviewer returns in the demo (deploy/demo_report.py): one
+    month in about a quarter of municipalities (always: in this one), among the last six
+    closed ones."""
     rng = random.Random(seed * 104729 + code)
-    if rng.random() >= 0.25:
+    if rng.random() >= 0.25 and not always:
         return []
     y, m, _ = bs.ad_to_bs(datetime.date.today())
     back = rng.randint(1, 6)
@@ -87,6 +95,8 @@ def main():
     ap.add_argument("--size", choices=["given", "auto"], default="given",
                     help="auto: size by local level type, some municipalities silent")
     ap.add_argument("--profile", choices=["nepal", "uniform"], default="nepal")
+    ap.add_argument("--return-a-month", action="store_true",
+                    help="with --size auto: a reviewer returns one of the closed months")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     last_day = None
@@ -110,8 +120,9 @@ def main():
              "persons_by_sex": {}, "services_delivered": 0,
              "registered_by_fy_sex": {}, "enterprises_by_fy_sector": {},
              "last_activity": cl.last_day.isoformat(),
-             "months_to_return": months_to_return(a.municipality, a.seed)
-             if a.size == "auto" else []}
+             "months_to_close": months_to_close(last_day) if a.size == "auto" else [],
+             "months_to_return": months_to_return(a.municipality, a.seed, a.return_a_month)
+             if a.size == "auto" and last_day is None else []}
     for p in cl.persons.values():
         truth["persons_by_sex"][p["sex"]] = truth["persons_by_sex"].get(p["sex"], 0) + 1
         fy = truth["registered_by_fy_sex"].setdefault(fiscal_year(p["_reg"]), {})

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 from harness import ROOT
 
@@ -60,6 +61,33 @@ def test_demo_prints_national_totals_equal_to_ground_truth():
                     eligible += 1
         m = re.search(r"(\d+) participants? eligible", out)
         assert m and int(m.group(1)) == eligible, out
+        # The months the generator chose are returned by the provincial reviewers and reach
+        # their nodes as returned, with the reviewer's question; the others stay closed.
+        returned = 0
+        for name in os.listdir(os.path.join(demo, "caseload")):
+            if not name.endswith(".truth.json"):
+                continue
+            with open(os.path.join(demo, "caseload", name)) as f:
+                t = json.load(f)
+            c = t["municipality"]
+            cfg = os.path.join(demo, "node-%d" % c, "node.ini")
+            deadline = time.time() + 60
+            while True:
+                months = json.loads(subprocess.run(
+                    [os.path.join(ROOT, "build", "bin", "municipal-node"), "--config", cfg,
+                     "months", "--json"], capture_output=True, text=True, check=True).stdout)
+                state = {m["period"]: m for m in months["months"]}
+                if all(state.get(p, {}).get("state") == "returned"
+                       for p in t["months_to_return"]) or time.time() > deadline:
+                    break
+                time.sleep(1)
+            for p in t["months_to_close"]:
+                want = "returned" if p in t["months_to_return"] else "closed"
+                assert state[p]["state"] == want, (c, p, state.get(p))
+                if want == "returned":
+                    assert "look low" in state[p]["comment"], state[p]
+                    returned += 1
+        assert returned >= 1 and "Months returned for review" in out, out
         for key in ("FEDERAL_URL", "FEDERAL_TOKEN", "FEDERAL_PUBLIC_TOKEN", "FEDERAL_ADMIN_TOKEN",
                     "CA_CERT", "HUB_1_URL", "HUB_7_TOKEN", "NODE_10703_URL", "NODE_10401_TOKEN",
                     "NODE_10703_CONFIG"):
