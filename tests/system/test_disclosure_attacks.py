@@ -630,6 +630,21 @@ def gather(fed, token):
     return cells, zeros_listed
 
 
+def check_approved_route(fed, token):
+    """approval=approved for the public: in this chain no month is approved, so every answer
+    (the whole category space, as on the other routes) must show nothing: a route that showed
+    provisional cells here would be one more relation for the attacker."""
+    for ind in COUNTS + SUMS:
+        for g in GROUPINGS[ind]:
+            for a in ("p%d" % PROVINCE, "n"):
+                j = fetch(fed, token, "/v1/indicators/" + ind, period=FY, by=g,
+                          approval="approved", **area_params(a))
+                assert j["approval"]["approved"] == 0, j["approval"]
+                assert len(j["rows"]) == (len(keys_of(g)) if g else 0), (ind, g)
+                for r in [j["total"]] + j["rows"]:
+                    assert r["value"] in (0, None), (ind, g, a, r)
+
+
 def check_breakdowns(fed, token, cells):
     """The same cells through the answers of every area and period at once (by=<area>,
     series=): each area's answer of each BS month of the fiscal year lists the values the
@@ -858,6 +873,7 @@ def published(chain):
     cells, zeros_listed = gather(fed, public)
     whole = check_routes(fed, public, cells, random.Random(3))
     check_breakdowns(fed, public, cells)
+    check_approved_route(fed, public)
     return cells, zeros_listed or not whole, time.time() - t0
 
 
