@@ -76,13 +76,19 @@ def closed_range(rng, today, years):
     return first, last
 
 
-def month_closes(lo, hi, rng):
-    """The MonthClose fields of BS months lo..hi: (year, month, closed Gregorian date)."""
+def month_closes(lo, hi, rng, today):
+    """The MonthClose fields of BS months lo..hi: (year, month, closed Gregorian date), each
+    closed 0..20 days after its month ended but never after today (the day in Nepal): a hub
+    refuses a close day later than its own tomorrow, and the last closed month may have ended
+    only days ago (issue: the quick national run had month closes dated up to 20 days ahead
+    refused as "in the future", so its figures never met the truth)."""
     out = []
     for i in range(lo, hi + 1):
         y, m = divmod(i, 12)
         after = gen.bs.bs_month_first(y, m + 2)  # the first day of the next month
-        out.append((y, m + 1, after + datetime.timedelta(days=rng.randint(0, 20))))
+        if after > today:
+            raise ValueError("BS month %d-%02d has not ended on %s" % (y, m + 1, today))
+        out.append((y, m + 1, min(today, after + datetime.timedelta(days=rng.randint(0, 20)))))
     return out
 
 

@@ -300,6 +300,11 @@ class Chain:
         self.sim_truth = r["truth"]
         self.sim_records = r["records"]
         self.sim_refusals = (r["refusals"], r["refusal_samples"])
+        if r["refusals"]:
+            # No refused record ever reaches the truth, so waiting for convergence would only
+            # run into the timeout: stop now with the hubs' reasons.
+            raise Failed("the hubs refused %d simulated records (nodesim %s): %s"
+                         % (r["refusals"], r.get("cmd"), r["refusal_samples"]))
         return r
 
     def sim_cmd(self, cmd):
@@ -362,9 +367,15 @@ class Chain:
         return None
 
     def quiet(self):
-        """Every hub has noted, rolled up and delivered everything to the federal tier."""
-        for h in self.hubs.values():
+        """Every hub has noted, rolled up and delivered everything to the federal tier. Raises
+        Failed when a hub has refused a record (the truth counts every record generated, so
+        the figures would never meet it)."""
+        for p, h in self.hubs.items():
             m = harness.scrape(h.http_port)
+            if m.get("hub_records_refused_total", 0):
+                raise Failed("hub %d refused %d records (hub_records_refused_total; the reasons "
+                             "are in nodesim.log and the hub's dead_letters); nodesim so far: %s"
+                             % (p, m["hub_records_refused_total"], self.sim_refusals))
             if m["hub_uplink_backlog"] != 0 or m["hub_rollup_dirty"] != 0 or \
                     m.get("hub_rollup_queue", 0) != 0:
                 return False
@@ -381,8 +392,9 @@ class Chain:
         while time.monotonic() < end:
             t = time.monotonic()
             try:
+                drained = self.quiet()  # first: it fails fast on refused records
                 bad = self.mismatches(truth)
-                if not bad and not self.quiet():
+                if not bad and not drained:
                     bad = ["hub rollups or uplinks not drained"]
             except (OSError, AssertionError, KeyError) as e:
                 bad = [str(e)[:300]]

@@ -184,7 +184,7 @@ class Sim:
             self._append(m, r)
         self.truth.add_availability(m.code, rows)
         if n_close:
-            for y, mo, day in mix.month_closes(lo, hi, cl.rng):
+            for y, mo, day in mix.month_closes(lo, hi, cl.rng, today):
                 r = self._record(m)
                 r.month_close.year = y
                 r.month_close.month = mo
@@ -346,10 +346,17 @@ class Sim:
                     break
 
     def note_refusals(self, ack):
+        """Counts the records a hub refused, keeps a few reasons for the driver's replies and
+        logs every one: the generators must make only valid records, so a refusal is a bug
+        here that would otherwise show only as figures that never reach the truth."""
         self.refusals += len(ack.refusals)
-        for r in ack.refusals[:3]:
+        for r in ack.refusals:
+            sys.stderr.write("nodesim: REFUSED by a hub: seq %d %s: %s\n"
+                             % (r.seq, r.field, r.reason))
             if len(self.refusal_samples) < 10:
                 self.refusal_samples.append("%s: %s" % (r.field, r.reason))
+        if ack.refusals:
+            sys.stderr.flush()
 
     async def replay(self, m, sem):
         """Connects m and sends its last --batch entries again as one batch (held already)."""
