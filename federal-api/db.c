@@ -19,6 +19,7 @@ typedef struct db_q {
     void *ud;
     uint64_t queued_ms;
     int n;
+    int bulk; /* DB_BULK: sent only while another connection stays free (see db_query_bulk) */
     char *sql;
     char **values; /* n pointers, then the strings, all in this allocation */
 } db_q;
@@ -40,15 +41,37 @@ struct db_pool {
     db_opts o;
     char *conninfo;
     db_conn *conns;
-    db_q *head, *tail;
+    /* Two queues, each in arrival order: DB_READ (every interactive statement) is served
+     * first; DB_BULK (ingest) takes at most size - 1 connections when size > 1, so that a
+     * national query never waits behind a province's commit. */
+    struct db_fifo {
+        db_q *head, *tail;
+    } fifo[2];
     size_t queued;
+    int bulk_busy;
     uv_timer_t kick, sweep;
     int stopping, handles_open;
     db_metrics m;
 };
 
+enum { DB_READ, DB_BULK };
+
 static void db__dispatch(db_pool *p);
 static void db__connect(db_conn *c);
+
+static db_q *db__pop(db_pool *p, int k)
+{
+    struct db_fifo *f = &p->fifo[k];
+    db_q *q = f->head;
+    if (q == NULL)
+        return NULL;
+    f->head = q->next;
+    if (f->head == NULL)
+        f->tail = NULL;
+    q->next = NULL;
+    p->queued--;
+    return q;
+}
 
 static void db__free_poll(uv_handle_t *h)
 {
@@ -92,6 +115,8 @@ static void db__finish(db_conn *c, const PGresult *res, const char *err)
 {
     db_q *q = c->cur;
     c->cur = NULL;
+    if (q && q->bulk)
+        c->p->bulk_busy--;
     if (err)
         c->p->m.errors++;
     if (q) {
@@ -298,20 +323,34 @@ static void db__send(db_conn *c, db_q *q)
         db__fail(c, "cannot watch the database socket");
 }
 
+/* The next statement for a free connection: the oldest read, else the oldest bulk statement
+ * if that leaves a connection free for reads (db_bulk_may_start). */
+static db_q *db__next(db_pool *p)
+{
+    db_q *q = db__pop(p, DB_READ);
+    if (q == NULL && db_bulk_may_start(p->bulk_busy, p->o.size))
+        q = db__pop(p, DB_BULK);
+    return q;
+}
+
 static void db__dispatch(db_pool *p)
 {
-    for (int i = 0; i < p->o.size && p->head && !p->stopping; i++) {
+    for (int i = 0; i < p->o.size && p->queued && !p->stopping; i++) {
         db_conn *c = &p->conns[i];
         if (c->state != DB_IDLE)
             continue;
-        db_q *q = p->head;
-        p->head = q->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->queued--;
-        q->next = NULL;
+        db_q *q = db__next(p);
+        if (q == NULL)
+            break;
+        if (q->bulk)
+            p->bulk_busy++;
         db__send(c, q);
     }
+}
+
+int db_bulk_may_start(int bulk_busy, int size)
+{
+    return size <= 1 ? bulk_busy == 0 : bulk_busy < size - 1;
 }
 
 static void db__on_kick(uv_timer_t *t)
@@ -324,16 +363,14 @@ static void db__on_sweep(uv_timer_t *t)
 {
     db_pool *p = t->data;
     uint64_t now = clock_mono_ms();
-    while (p->head && now - p->head->queued_ms > p->o.queue_timeout_ms) {
-        db_q *q = p->head;
-        p->head = q->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->queued--;
-        p->m.timeouts++;
-        p->m.errors++;
-        q->cb(q->ud, NULL, "database: no connection available (timed out waiting)");
-        free(q);
+    for (int k = DB_READ; k <= DB_BULK; k++) {
+        while (p->fifo[k].head && now - p->fifo[k].head->queued_ms > p->o.queue_timeout_ms) {
+            db_q *q = db__pop(p, k);
+            p->m.timeouts++;
+            p->m.errors++;
+            q->cb(q->ud, NULL, "database: no connection available (timed out waiting)");
+            free(q);
+        }
     }
 }
 
@@ -399,7 +436,8 @@ int db_pool_start(db_pool **out, const db_opts *opts)
     return 0;
 }
 
-int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud)
+static int db__queue(db_pool *p, int bulk, const char *sql, int n, const char *const *values,
+                     db_cb cb, void *ud)
 {
     if (p->stopping)
         return REINT_ESTOP;
@@ -418,6 +456,7 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
     q->cb = cb;
     q->ud = ud;
     q->n = n;
+    q->bulk = bulk;
     q->queued_ms = clock_mono_ms();
     q->values = (char **)(q + 1);
     char *s = (char *)(q->values + n);
@@ -434,13 +473,25 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
         q->values[i] = s;
         s += l;
     }
-    if (p->tail)
-        p->tail->next = q;
+    struct db_fifo *f = &p->fifo[bulk ? DB_BULK : DB_READ];
+    if (f->tail)
+        f->tail->next = q;
     else
-        p->head = q;
-    p->tail = q;
+        f->head = q;
+    f->tail = q;
     p->queued++;
     return 0;
+}
+
+int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud)
+{
+    return db__queue(p, 0, sql, n, values, cb, ud);
+}
+
+int db_query_bulk(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb,
+                  void *ud)
+{
+    return db__queue(p, 1, sql, n, values, cb, ud);
 }
 
 static void db__release(db_pool *p)
@@ -467,14 +518,13 @@ void db_pool_stop(db_pool *p)
     if (p == NULL || p->stopping)
         return;
     p->stopping = 1;
-    while (p->head) {
-        db_q *q = p->head;
-        p->head = q->next;
-        q->cb(q->ud, NULL, "database: shutting down");
-        free(q);
+    for (int k = DB_READ; k <= DB_BULK; k++) {
+        db_q *q;
+        while ((q = db__pop(p, k)) != NULL) {
+            q->cb(q->ud, NULL, "database: shutting down");
+            free(q);
+        }
     }
-    p->tail = NULL;
-    p->queued = 0;
     for (int i = 0; i < p->o.size; i++) {
         db_conn *c = &p->conns[i];
         db__unwatch(c);

@@ -40,6 +40,16 @@ int db_pool_start(db_pool **out, const db_opts *opts);
  * called). */
 int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud);
 
+/* As db_query, for bulk work (a province's ingest): queued statements of db_query go first,
+ * and with a pool of n > 1 connections at most n - 1 bulk statements run at once, so that
+ * one connection is always left for reads (a national query does not wait behind commits). */
+int db_query_bulk(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb,
+                  void *ud);
+
+/* Whether one more bulk statement may start while bulk_busy run on a pool of size
+ * connections (the rule above; exposed for its unit test). */
+int db_bulk_may_start(int bulk_busy, int size);
+
 /* Fails queued and running statements (their callbacks run with an error), closes every
  * connection, and frees the pool once its handles have closed. */
 void db_pool_stop(db_pool *p);

@@ -393,7 +393,7 @@ static void fingest__submit(fconn *c)
     }
     c->inflight = 1;
     receiver_peer_ref(c->p);
-    if (db_query(c->fi->o.db, fingest__sql, 3 + A_N, v, fingest__on_committed, j) != 0) {
+    if (db_query_bulk(c->fi->o.db, fingest__sql, 3 + A_N, v, fingest__on_committed, j) != 0) {
         c->inflight = 0;
         receiver_peer_unref(c->p);
         c->fi->m.db_errors++;

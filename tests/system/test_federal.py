@@ -399,6 +399,62 @@ def test_batches_queued_behind_a_commit_join_one_call_and_are_acked_each(fed, pk
     hub.close()
 
 
+def test_a_query_is_answered_while_every_ingest_is_held(pki, postgres, tmp_path_factory):  # noqa: F811,E501
+    """Ingest never takes the pool's last connection: with a pool of 2 and two provinces'
+    commits held in PostgreSQL by a lock, a national query and its audit still run (reads go
+    first and bulk statements leave one connection free); the held batches then commit."""
+    import subprocess
+    pki.issue("federal")
+    f = Federal(str(tmp_path_factory.mktemp("fedpool")), pki, postgres, name="fed-pool")
+    f.configure("[federal]\npool_size = 2\n").start()
+    try:
+        token = f.token("ministry", "pool-test")
+        rng = random.Random(5)
+        hubs = []
+        for prov in (1, 2):
+            hub = HubUplink(f, pki, prov, per_batch=4, window=2)
+            for code, _ in municipalities(prov)[80:84]:
+                hub.add(snapshot(code, "2021-07", 1, random_cells(rng)))
+            hubs.append(hub)
+        locker = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-h", postgres.sock, "-p", str(postgres.port),
+             "-U", "postgres", "-d", "reintegration"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        locker.stdin.write("BEGIN; LOCK TABLE province_status IN SHARE ROW EXCLUSIVE MODE;"
+                           " SELECT 'locked';\n")
+        locker.stdin.flush()
+        assert locker.stdout.readline().strip() == "locked"
+        m0 = f.metrics()
+        done = []
+        threads = [threading.Thread(target=lambda h=h: done.append(h.push(deadline=60)))
+                   for h in hubs]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: f.metrics()["federal_ingest_batches_total"]
+                     - m0["federal_ingest_batches_total"] == 2, 20, "both batches received")
+            # One commit waits on the lock inside PostgreSQL, the other for a connection: the
+            # query below is served by the connection bulk work may not take.
+            st, body, _ = f.get("/v1/indicators/participants_registered?period=2021-07&by=sex",
+                                token)
+            assert st == 200, body
+            assert f.metrics()["federal_ingest_batches_committed_total"] == \
+                m0["federal_ingest_batches_committed_total"]
+        finally:
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=10)
+        for t in threads:
+            t.join(timeout=60)
+        assert len(done) == 2, "a held batch was not acknowledged after the lock"
+        assert f.metrics()["federal_ingest_batches_committed_total"] - \
+            m0["federal_ingest_batches_committed_total"] == 2
+        for h in hubs:
+            h.close()
+    finally:
+        f.stop()
+
+
 def test_tokens_and_roles(fed):
     ok = {"period": "2026-07", "by": "sex"}
     assert q(fed, None, "participants_registered", **ok)[0] == 401
