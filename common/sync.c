@@ -12,6 +12,7 @@
 #include "netaddr.h"
 #include "rid.h"
 #include "sbuf.h"
+#include "testhook.h"
 #include "wire.h"
 
 #define SYNC_MAX_WINDOW  64
@@ -22,8 +23,9 @@
 #define SYNC_MAX_AHEAD_MS (86400ULL * 1000)
 #define SYNC_SKEW_WARN_MS (5 * 60 * 1000)
 /* How often a session looks for entries committed by another process (an import beside
- * serve); a commit in this process kicks the session at once. The look is one indexed
- * query, so a quarter second costs little and keeps freshness within seconds. */
+ * serve); a commit in this process kicks the session at once, and municipal-node serve
+ * also kicks it when another process writes the store's WAL, so the poll is the fallback
+ * (a filesystem without inotify). The look is one indexed query. */
 #define SYNC_POLL_MS 250
 /* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
  * last_seq, the seqs field's header (a bound, not an exact count). */
@@ -51,6 +53,7 @@ struct sync_client {
     char expect_peer[64];
     char identity[64];
     uv_timer_t timer; /* reconnect backoff and give-up */
+    int no_poll;      /* test hook sync_no_poll: sessions never poll the source */
     wire *w;
     int attempt;
     int session;  /* Hello answered */
@@ -574,7 +577,8 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              wire_peer(s->w), (unsigned long long)r->acked_seq, (unsigned long long)after,
              (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
-    uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
+    if (!s->no_poll)
+        uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     s->asked_gap = 0;
     for (size_t i = 0; i < r->n_directives; i++)
         sync__directive(s, r->directives[i]);
@@ -825,6 +829,9 @@ int sync_start(sync_client **out, const sync_opts *opts)
     s->o = *opts;
     if (s->o.max_frame == 0)
         s->o.max_frame = FRAME_DEFAULT_MAX;
+    /* Test hook: no session polls, so that a test sees the owner's own wake-ups
+     * (municipal-node serve watches its WAL) carry another process's commits. */
+    s->no_poll = testhook_fire("sync_no_poll");
     /* Every buffer is bounded by the largest frame the protocol can carry. */
     sbuf_init(&s->recs, FRAME_MAX_ANY);
     sbuf_init(&s->seqs, FRAME_MAX_ANY);

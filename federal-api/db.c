@@ -488,8 +488,7 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
     return db__queue(p, 0, sql, n, values, cb, ud);
 }
 
-int db_query_bulk(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb,
-                  void *ud)
+int db_query_bulk(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb, void *ud)
 {
     return db__queue(p, 1, sql, n, values, cb, ud);
 }

@@ -633,7 +633,56 @@ static api_ctx api;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
 static int crl_watched;
+
+/* Another process committing to the store (an import beside serve) writes its WAL: serve
+ * then sends the new entries at once rather than at the sync session's next poll. A commit
+ * is visible only after its last write and sync, so the session looks twice: WAL_LOOK_MS
+ * after the last write of a burst, and WAL_LOOK_AGAIN_MS later for a slow disk's sync. */
+#define WAL_LOOK_MS       10
+#define WAL_LOOK_AGAIN_MS 100
+static uv_fs_event_t wal_watch;
+static uv_timer_t wal_look;
+static int wal_watched, wal_looks;
 static int sync_status = EXIT_UNSYNCED;
+
+static void on_wal_look(uv_timer_t *t)
+{
+    sync_kick(syncer);
+    if (++wal_looks >= 2)
+        uv_timer_stop(t);
+}
+
+static void on_wal_event(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    (void)h;
+    (void)events;
+    if (status != 0 || name == NULL || strcmp(name, "node.db-wal") != 0)
+        return;
+    wal_looks = 0;
+    uv_timer_start(&wal_look, on_wal_look, WAL_LOOK_MS, WAL_LOOK_AGAIN_MS);
+}
+
+/* Watches the store's directory (the WAL file is made again after a truncation). Without
+ * inotify the session's poll still finds the entries. */
+static void start_wal_watch(void)
+{
+    int rc = uv_fs_event_init(loop, &wal_watch);
+    if (rc == 0) {
+        uv_timer_init(loop, &wal_look);
+        rc = uv_fs_event_start(&wal_watch, on_wal_event, cfg.data_dir, 0);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&wal_watch, NULL);
+            uv_close((uv_handle_t *)&wal_look, NULL);
+        }
+    }
+    if (rc != 0) {
+        log_warn("cannot watch %s for other processes' commits (%s); they are sent at the "
+                 "next poll",
+                 cfg.data_dir, uv_strerror(rc));
+        return;
+    }
+    wal_watched = 1;
+}
 
 static void close_signals(void)
 {
@@ -644,6 +693,11 @@ static void close_signals(void)
     if (crl_watched)
         crlwatch_stop(&crl);
     crl_watched = 0;
+    if (wal_watched) {
+        uv_close((uv_handle_t *)&wal_watch, NULL);
+        uv_close((uv_handle_t *)&wal_look, NULL);
+    }
+    wal_watched = 0;
 }
 
 /* SIGHUP re-reads the clerks' tokens and the CRL; a bad file keeps what is loaded. */
@@ -1157,6 +1211,7 @@ static int cmd_serve(void)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
                  uv_strerror(rc));
     crl_watched = cfg.crl[0] != '\0';
+    start_wal_watch();
     log_info("municipality %ld: workspace and intake on %s://%s:%d/, syncing to %s",
              cfg.municipality, web_tls ? "https" : "http", host, http_server_port(http), cfg.hub);
     fprintf(stdout, "ready http_port=%d https=%d\n", http_server_port(http), web_tls != NULL);

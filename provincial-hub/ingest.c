@@ -100,6 +100,7 @@ struct ingest {
     uv_check_t check;
     uv_timer_t roll_timer;
     uint64_t last_refresh_ms;
+    int noted;               /* records noted since the last refresh: refresh at this tick */
     uint64_t last_commit_ms; /* loop time of the last group commit */
     uint64_t coverage_gen;
     int stopping, handles_open;
@@ -393,6 +394,7 @@ static int ingest__note_some(ingest *in, size_t max)
     memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
     memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
     in->n_roll -= n;
+    in->noted |= n > 0;
     ingest__trim(in);
     ingest__hold_check(in);
     return 0;
@@ -400,8 +402,9 @@ static int ingest__note_some(ingest *in, size_t max)
 
 /* Every 100 ms: note a bounded slice of the committed records (about 100 ms of work at
  * most, so sync sessions keep flowing under load), and once they are all noted, recompute
- * a slice of the dirty snapshots (rollup_daily: about 200 ms; every INGEST_REFRESH_MS, or at
- * once while a previous slice left some). */
+ * a slice of the dirty snapshots (rollup_daily: about 200 ms) at once, so that a clerk's
+ * commit reaches the federal tier within a tick or two; with nothing noted, every
+ * INGEST_REFRESH_MS (the day's dues), or at once while a previous slice left some. */
 static void ingest__on_roll(uv_timer_t *t)
 {
     ingest *in = t->data;
@@ -414,8 +417,9 @@ static void ingest__on_roll(uv_timer_t *t)
             log_error("rollup notes failed; retrying at the next tick");
     }
     if (in->n_roll == 0 &&
-        (rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
+        (in->noted || rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
         in->last_refresh_ms = now;
+        in->noted = 0;
         rolled = 1;
         /* The hub decides what is due (referrals, months) on Nepal's day. */
         if (rollup_daily(in->roll, clock_today_nepal(), NULL) != 0)

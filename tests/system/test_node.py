@@ -608,6 +608,26 @@ def test_export_round_trip_changes_nothing(pki, workdir, procs):
     assert versions(hub, node.municipality) == before
 
 
+def test_serve_sends_an_import_beside_it_at_once_without_its_poll(pki, workdir, procs):
+    """serve watches its store's WAL: records that an `import` process commits beside it are
+    sent at once. The session's poll is switched off (test hook sync_no_poll), so they can
+    only reach the hub through that watch."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    node.hooks = ["--enable-test-hooks", "--test-fault", "sync_no_poll"]
+    procs.append(node.serve())
+    wait_for(lambda: node.status()["hub_reachable"], 30, "the node's session with the hub")
+    cl = Caseload(10703, 25)
+    path = os.path.join(workdir, "persons.csv")
+    for n in (20, 35):
+        for _ in range(n - len(cl.persons)):
+            cl.new_person()
+        cl.write_csv(path, "persons")
+        node.import_csv("persons", path)
+        wait_for(lambda: len(hub.records(10703)) == n, 30, "%d records at the hub" % n)
+
+
 def test_status_after_the_hub_stops_counts_the_backlog(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
