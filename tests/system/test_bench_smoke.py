@@ -54,9 +54,16 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     doc = tmp_path / "BENCHMARKS.md"
     with open(os.path.join(ROOT, "docs", "BENCHMARKS.md")) as src:
         doc.write_text(src.read())
+    before = doc.read_text()
+    old_summary = before.split("<!-- bench:summary:begin -->")[1].split(
+        "<!-- bench:summary:end -->")[0].strip("\n")
     g = subprocess.run([sys.executable, "bench/report.py", "--dir", str(tmp_path), "--doc",
-                        str(doc)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                        str(doc), "--archive", "smoke archive"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
     assert g.returncode == 0, g.stderr
     text = doc.read_text()
+    # --archive kept the tables of the run before under the archive marker, word for word.
+    kept = text.split("<!-- bench:archive -->")[1]
+    assert kept.lstrip("\n").startswith("### smoke archive") and old_summary in kept
     summary = text.split("<!-- bench:summary:begin -->")[1].split("<!-- bench:summary:end -->")[0]
     assert "(%s)" % name in summary and data["commit"][:12] in summary
