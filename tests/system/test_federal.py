@@ -345,11 +345,31 @@ def test_bad_snapshots_are_refused_per_item(fed, pki):
     hub.close()
 
 
+def lock_province_status(postgres):  # noqa: F811
+    """A psql session holding a lock that conflicts with fed_ingest_batch's last insert: every
+    ingest commit waits in PostgreSQL until "COMMIT;" is written to the returned process."""
+    import subprocess
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-A", "-t", "-h", postgres.sock, "-p", str(postgres.port),
+         "-U", "postgres", "-d", "reintegration"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    locker.stdin.write("BEGIN; LOCK TABLE province_status IN SHARE ROW EXCLUSIVE MODE;"
+                       " SELECT 'locked';\n")
+    locker.stdin.flush()
+    assert locker.stdout.readline().strip() == "locked"
+    return locker
+
+
+def unlock(locker):
+    locker.stdin.write("COMMIT;\n")
+    locker.stdin.close()
+    locker.wait(timeout=10)
+
+
 def test_batches_queued_behind_a_commit_join_one_call_and_are_acked_each(fed, pki, postgres):  # noqa: F811,E501
     """While one job is in PostgreSQL, the batches a hub sends behind it become one call of
     fed_ingest_batch (province aggregates moved once), yet each is acknowledged by itself, in
     order, with its own refusals; the totals are those of every snapshot."""
-    import subprocess
     rng = random.Random(11)
     hub = HubUplink(fed, pki, 1, per_batch=4, window=8)
     total, munis = {}, municipalities(1)[40:71]  # and one bad: 32 snapshots, 8 batches
@@ -360,13 +380,7 @@ def test_batches_queued_behind_a_commit_join_one_call_and_are_acked_each(fed, pk
         if i == 13:  # one bad snapshot in the fourth batch: refused by itself
             hub.add(snapshot(code, "2023-13", 1, cells))
     # Hold the first job at its last step: a lock that conflicts with its insert.
-    locker = subprocess.Popen(
-        ["psql", "-X", "-q", "-A", "-t", "-h", postgres.sock, "-p", str(postgres.port), "-U", "postgres",
-         "-d", "reintegration"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    locker.stdin.write("BEGIN; LOCK TABLE province_status IN SHARE ROW EXCLUSIVE MODE;"
-                       " SELECT 'locked';\n")
-    locker.stdin.flush()
-    assert locker.stdout.readline().strip() == "locked"
+    locker = lock_province_status(postgres)
     m0 = fed.metrics()
     err = []
     t = threading.Thread(target=lambda: err.append(hub.push(deadline=60)))
@@ -379,9 +393,7 @@ def test_batches_queued_behind_a_commit_join_one_call_and_are_acked_each(fed, pk
         assert fed.metrics()["federal_ingest_batches_committed_total"] == \
             m0["federal_ingest_batches_committed_total"]
     finally:
-        locker.stdin.write("COMMIT;\n")
-        locker.stdin.close()
-        locker.wait(timeout=10)
+        unlock(locker)
     t.join(timeout=60)
     assert err and err[0] is hub, "push failed"
     # 8 batches: the first alone, the 7 behind it as one call; acks were checked per batch
@@ -403,7 +415,6 @@ def test_a_query_is_answered_while_every_ingest_is_held(pki, postgres, tmp_path_
     """Ingest never takes the pool's last connection: with a pool of 2 and two provinces'
     commits held in PostgreSQL by a lock, a national query and its audit still run (reads go
     first and bulk statements leave one connection free); the held batches then commit."""
-    import subprocess
     pki.issue("federal")
     f = Federal(str(tmp_path_factory.mktemp("fedpool")), pki, postgres, name="fed-pool")
     f.configure("[federal]\npool_size = 2\n").start()
@@ -416,14 +427,7 @@ def test_a_query_is_answered_while_every_ingest_is_held(pki, postgres, tmp_path_
             for code, _ in municipalities(prov)[80:84]:
                 hub.add(snapshot(code, "2021-07", 1, random_cells(rng)))
             hubs.append(hub)
-        locker = subprocess.Popen(
-            ["psql", "-X", "-q", "-A", "-t", "-h", postgres.sock, "-p", str(postgres.port),
-             "-U", "postgres", "-d", "reintegration"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True)
-        locker.stdin.write("BEGIN; LOCK TABLE province_status IN SHARE ROW EXCLUSIVE MODE;"
-                           " SELECT 'locked';\n")
-        locker.stdin.flush()
-        assert locker.stdout.readline().strip() == "locked"
+        locker = lock_province_status(postgres)
         m0 = f.metrics()
         done = []
         threads = [threading.Thread(target=lambda h=h: done.append(h.push(deadline=60)))
@@ -441,9 +445,7 @@ def test_a_query_is_answered_while_every_ingest_is_held(pki, postgres, tmp_path_
             assert f.metrics()["federal_ingest_batches_committed_total"] == \
                 m0["federal_ingest_batches_committed_total"]
         finally:
-            locker.stdin.write("COMMIT;\n")
-            locker.stdin.close()
-            locker.wait(timeout=10)
+            unlock(locker)
         for t in threads:
             t.join(timeout=60)
         assert len(done) == 2, "a held batch was not acknowledged after the lock"
