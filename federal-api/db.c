@@ -323,12 +323,19 @@ static void db__send(db_conn *c, db_q *q)
         db__fail(c, "cannot watch the database socket");
 }
 
+/* Whether one more bulk statement may start while bulk_busy run on a pool of size
+ * connections: with more than one, one connection always stays for reads. */
+static int db__bulk_may_start(int bulk_busy, int size)
+{
+    return size <= 1 ? bulk_busy == 0 : bulk_busy < size - 1;
+}
+
 /* The next statement for a free connection: the oldest read, else the oldest bulk statement
- * if that leaves a connection free for reads (db_bulk_may_start). */
+ * if that leaves a connection free for reads. */
 static db_q *db__next(db_pool *p)
 {
     db_q *q = db__pop(p, DB_READ);
-    if (q == NULL && db_bulk_may_start(p->bulk_busy, p->o.size))
+    if (q == NULL && db__bulk_may_start(p->bulk_busy, p->o.size))
         q = db__pop(p, DB_BULK);
     return q;
 }
@@ -346,11 +353,6 @@ static void db__dispatch(db_pool *p)
             p->bulk_busy++;
         db__send(c, q);
     }
-}
-
-int db_bulk_may_start(int bulk_busy, int size)
-{
-    return size <= 1 ? bulk_busy == 0 : bulk_busy < size - 1;
 }
 
 static void db__on_kick(uv_timer_t *t)

@@ -46,10 +46,6 @@ int db_query(db_pool *p, const char *sql, int n, const char *const *values, db_c
 int db_query_bulk(db_pool *p, const char *sql, int n, const char *const *values, db_cb cb,
                   void *ud);
 
-/* Whether one more bulk statement may start while bulk_busy run on a pool of size
- * connections (the rule above; exposed for its unit test). */
-int db_bulk_may_start(int bulk_busy, int size);
-
 /* Fails queued and running statements (their callbacks run with an error), closes every
  * connection, and frees the pool once its handles have closed. */
 void db_pool_stop(db_pool *p);
