@@ -31,7 +31,7 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
             data += take;
             len -= take;
             if (r->hdr_have < 4)
-                return 0;
+                break; /* len is 0 */
             r->need = (size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
                       (size_t)r->hdr[3];
             if (r->need > r->max)
@@ -62,12 +62,14 @@ int frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len, frame_cb
         if (r->have == r->need) {
             r->hdr_have = 0;
             int rc = cb(ud, r->buf, r->need);
-            if (r->cap > FRAME_KEEP_MAX)
-                frame_reader_free(r);
             if (rc != 0)
                 return rc;
         }
     }
+    /* Everything fed is consumed: unless a frame's payload is still arriving, a buffer above
+     * the keep size goes back (frames that arrive together still share one buffer). */
+    if (r->hdr_have < 4 && r->cap > FRAME_KEEP_MAX)
+        frame_reader_free(r);
     return 0;
 }
 

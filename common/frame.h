@@ -25,9 +25,10 @@ typedef struct frame_reader {
     size_t max;
 } frame_reader;
 
-/* A reader keeps its buffer between frames only up to this size: a larger one (one big
- * batch) is returned after its frame, so that an idle connection holds little memory. */
-#define FRAME_KEEP_MAX (64u * 1024u)
+/* Between reads a reader keeps its buffer only up to this size (enough for acks and
+ * Hellos); a larger one is returned once no frame is half-received, so that an idle
+ * connection holds at most this much for its frames. */
+#define FRAME_KEEP_MAX (4u * 1024u)
 
 /* Called for each complete payload (valid only during the call). A non-zero return stops
  * feeding and is returned by frame_reader_feed. */

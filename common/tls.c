@@ -562,11 +562,48 @@ static void tls__on_write(uv_write_t *req, int status)
 }
 
 /* Moves everything SSL has produced from wbio to the socket in one uv_write. */
+static size_t tls__bio_capacity(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    return BIO_get_mem_ptr(b, &bm) == 1 && bm ? bm->max : 0;
+}
+
+/* A fresh empty memory BIO for one above TLS_BIO_KEEP that nothing waits in (the old one is
+ * freed by SSL_set0_*bio); an allocation failure keeps the old one. */
+static void tls__trim_bios(tls_conn *c)
+{
+    if (BIO_ctrl_pending(c->rbio) == 0 && tls__bio_capacity(c->rbio) > TLS_BIO_KEEP) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b) {
+            BIO_set_mem_eof_return(b, -1);
+            SSL_set0_rbio(c->ssl, b);
+            c->rbio = b;
+        }
+    }
+    if (BIO_ctrl_pending(c->wbio) == 0 && tls__bio_capacity(c->wbio) > TLS_BIO_KEEP) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b) {
+            SSL_set0_wbio(c->ssl, b);
+            c->wbio = b;
+        }
+    }
+    ERR_clear_error();
+}
+
+size_t tls_conn_buffered(const tls_conn *c)
+{
+    return tls__bio_capacity(c->rbio) + tls__bio_capacity(c->wbio);
+}
+
+/* Moves what SSL wrote to the socket, then gives back the BIOs' buffers (tls__trim_bios):
+ * every path that reads or writes ends here. */
 static int tls__flush(tls_conn *c)
 {
     size_t pending = BIO_ctrl_pending(c->wbio);
-    if (pending == 0 || c->handles_closed)
+    if (pending == 0 || c->handles_closed) {
+        tls__trim_bios(c);
         return 0;
+    }
     struct tls__write *w = malloc(sizeof(*w) + pending);
     if (!w)
         return UV_ENOMEM;
@@ -588,6 +625,7 @@ static int tls__flush(tls_conn *c)
         c->bp_paused = 1;
         tls__update_reading(c);
     }
+    tls__trim_bios(c);
     return 0;
 }
 

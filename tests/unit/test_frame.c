@@ -101,6 +101,53 @@ static void test_frame_byte_at_a_time(void **state)
     frame_reader_free(&r);
 }
 
+static size_t put_frame(uint8_t *out, size_t len, uint8_t fill)
+{
+    out[0] = (uint8_t)(len >> 24);
+    out[1] = (uint8_t)(len >> 16);
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    memset(out + 4, fill, len);
+    return 4 + len;
+}
+
+/* An idle connection holds at most FRAME_KEEP_MAX for its frames: a big frame's buffer goes
+ * back once it is through, but not while a frame is still arriving. */
+static void test_frame_buffer_returned_when_nothing_is_half_received(void **state)
+{
+    (void)state;
+    static uint8_t s[3 * (4 + 40000)];
+    size_t a = put_frame(s, 40000, 1);
+    size_t b = put_frame(s + a, 40000, 2);
+    put_frame(s + a + b, 100, 3);
+    frame_reader r;
+    got g = {0};
+    frame_reader_init(&r, 0);
+
+    /* Half of a big frame: kept. */
+    assert_int_equal(frame_reader_feed(&r, s, 20000, on_frame, &g), 0);
+    assert_int_equal(g.n, 0);
+    assert_true(r.cap >= 20000 - 4);
+    /* Its end and half of the next: the buffer serves the next frame. */
+    assert_int_equal(frame_reader_feed(&r, s + 20000, a - 20000 + 30000, on_frame, &g), 0);
+    assert_int_equal(g.n, 1);
+    assert_true(r.cap >= 30000 - 4);
+    /* The rest of it, then the header of a small one: released. */
+    assert_int_equal(frame_reader_feed(&r, s + a + 30000, b - 30000 + 2, on_frame, &g), 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.lens[1], 40000);
+    assert_int_equal(g.last[0], 2);
+    assert_int_equal(r.cap, 0);
+    assert_null(r.buf);
+    /* A small frame keeps a small buffer, and it still arrives whole. */
+    assert_int_equal(frame_reader_feed(&r, s + a + b + 2, 102, on_frame, &g), 0);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.lens[2], 100);
+    assert_int_equal(g.last[63], 3);
+    assert_true(r.cap <= FRAME_KEEP_MAX);
+    frame_reader_free(&r);
+}
+
 static void test_frame_unpack_refuses_garbage(void **state)
 {
     (void)state;
@@ -134,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_frame_accepts_exactly_max),
         cmocka_unit_test(test_frame_decodes_across_every_split),
         cmocka_unit_test(test_frame_byte_at_a_time),
+        cmocka_unit_test(test_frame_buffer_returned_when_nothing_is_half_received),
         cmocka_unit_test(test_frame_unpack_refuses_garbage),
         cmocka_unit_test(test_frame_pack_refuses_above_max),
     };

@@ -115,6 +115,7 @@ typedef struct side {
     size_t send_on_ready; /* pattern bytes to write in on_ready */
     tls_limits limits;    /* applied in on_ready when non-zero */
     int write_rc;         /* result of the on_ready write */
+    size_t peer_buffered; /* the other side's tls_conn_buffered when close_at_rx was reached */
 } side;
 
 struct harness {
@@ -210,8 +211,11 @@ static void side_data(tls_conn *c, const uint8_t *buf, size_t len, void *ud)
     s->rx += len;
     if (s->echo)
         assert_int_equal(tls_conn_write(c, buf, len), 0);
-    if (s->close_at_rx && s->rx >= s->close_at_rx)
+    if (s->close_at_rx && s->rx >= s->close_at_rx) {
+        side *other = s == &s->h->cli ? &s->h->srv : &s->h->cli;
+        s->peer_buffered = other->conn ? tls_conn_buffered(other->conn) : SIZE_MAX;
         tls_conn_close(c);
+    }
 }
 
 static void side_drain(tls_conn *c, void *ud)
@@ -314,6 +318,9 @@ static void test_tls_mutual_echo_1mib_with_identities(void **state)
     assert_false(h.cli.rx_bad);
     assert_int_equal(h.cli.status, 0);
     assert_int_equal(h.srv.status, 0);
+    /* Once the server had read and echoed everything (the client has it all back), its
+     * memory BIOs had given back the 64 KiB reads' buffers. */
+    assert_true(h.cli.peer_buffered <= 2 * TLS_BIO_KEEP);
     tls_ctx_free(sctx);
     tls_ctx_free(cctx);
 }
