@@ -41,7 +41,10 @@ static const char *ingest__sql[Q_N] = {
 /* While nodes are sending, a small slice of rollup notes per tick keeps the group commit
  * first (10,000 notes a second); once they pause, larger slices catch the rollups up. */
 #define INGEST_NOTE_SLICE_BUSY 1000
-#define INGEST_NOTE_SLICE_IDLE 5000
+/* Once they pause, slices of at most this long follow one another with one turn of the
+ * loop between them (sessions, uplink and officers' pages), so that the second half of a
+ * bulk load is rolled up at the pace of the CPU, not of a timer. */
+#define INGEST_NOTE_IDLE_MS 100
 #define INGEST_REFRESH_MS      500
 
 /* The ingest's state of one node session (receiver_peer_data). */
@@ -355,13 +358,17 @@ static void ingest__hold_check(ingest *in)
 /* Notes up to max committed records in the rollup engine, in one transaction. A record no
  * longer in the store was swept meanwhile: nothing to note. Any other failure leaves every
  * note queued for the next tick. */
-static int ingest__note_some(ingest *in, size_t max)
+static int ingest__note_some(ingest *in, size_t max, uint64_t deadline_ms)
 {
     size_t n = in->n_roll < max ? in->n_roll : max;
     sqlite3_stmt *st =
         store_prepare(in->db, "SELECT body FROM records WHERE municipality=?2 AND id=?1");
     int failed = st == NULL || store_step_done(in->db, in->q[Q_BEGIN]) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
+        if (deadline_ms && i > 0 && i % 256 == 0 && clock_mono_ms() >= deadline_ms) {
+            n = i; /* the rest waits for the next slice */
+            break;
+        }
         sqlite3_bind_blob(st, 1, in->roll_ids[i], 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, in->roll_mun[i]);
         int step = sqlite3_step(st);
@@ -400,22 +407,27 @@ static int ingest__note_some(ingest *in, size_t max)
     return 0;
 }
 
-/* Every 100 ms: note a bounded slice of the committed records (about 100 ms of work at
- * most, so sync sessions keep flowing under load), and once they are all noted, recompute
- * a slice of the dirty snapshots (rollup_daily: about 200 ms) at once, so that a clerk's
+/* Every 100 ms: note a bounded slice of the committed records (a small one while nodes
+ * send, so that their group commits come first), and once they are all noted, recompute a
+ * slice of the dirty snapshots (rollup_daily: about 200 ms) at once, so that a clerk's
  * commit reaches the federal tier within a tick or two; with nothing noted, every
- * INGEST_REFRESH_MS (the day's dues), or at once while a previous slice left some. */
+ * INGEST_REFRESH_MS (the day's dues), or at once while a previous slice left some. While no
+ * node sends, the work conserves: each slice runs until its deadline and the next follows
+ * after one turn of the loop, instead of at the next tick (or, for the refresh, after as
+ * long again). */
 static void ingest__on_roll(uv_timer_t *t)
 {
     ingest *in = t->data;
     uint64_t now = uv_now(in->o.loop);
-    size_t slice = now - in->last_commit_ms < 300 ? INGEST_NOTE_SLICE_BUSY : INGEST_NOTE_SLICE_IDLE;
+    int busy = now - in->last_commit_ms < 300;
     int rolled = 0;
     if (in->n_roll > 0) {
         rolled = 1;
-        if (ingest__note_some(in, slice) != 0)
+        if (ingest__note_some(in, busy ? INGEST_NOTE_SLICE_BUSY : SIZE_MAX,
+                              busy ? 0 : clock_mono_ms() + INGEST_NOTE_IDLE_MS) != 0)
             log_error("rollup notes failed; retrying at the next tick");
     }
+    rollup_set_eager(in->roll, !busy);
     if (in->n_roll == 0 &&
         (in->noted || rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
         in->last_refresh_ms = now;
@@ -427,6 +439,10 @@ static void ingest__on_roll(uv_timer_t *t)
     }
     if (rolled && in->o.on_rolled)
         in->o.on_rolled(in->o.ud);
+    /* 1 ms, not 0: a timer restarted at 0 in its own callback would run again before the
+     * loop polls for I/O. */
+    if (!busy && (in->n_roll > 0 || rollup_more(in->roll)))
+        uv_timer_start(&in->roll_timer, ingest__on_roll, 1, 100);
 }
 
 static void ingest__on_check(uv_check_t *h)

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "log.h"
 #include "rollup_internal.h"
+#include "testhook.h"
 
 const char *const rollup__engine_sql[S_N] = {
     [S_DIRTY_LIST] = "SELECT municipality, period FROM rollup_snapshots WHERE dirty=1",
@@ -264,13 +265,26 @@ int rollup_daily(rollup *r, int32_t today, rollup_stats *stats)
      * sets no wait: the next change is refreshed at the caller's next tick. (A wait of ten
      * times the last refresh, before, left the first change after a bulk load waiting up to
      * two minutes.) */
+    /* The test fault rollup_slice_spent: this slice stops after its first municipality as
+     * if it had taken ten seconds. */
+    int spent = testhook_fire("rollup_slice_spent");
     if (rc == 0)
-        rc = rollup_refresh_slice(r, now + ROLLUP_REFRESH_BUDGET, stats);
+        rc = rollup_refresh_slice(r, spent ? now : now + ROLLUP_REFRESH_BUDGET, stats);
     uint64_t end = clock_mono_ms();
+    uint64_t took = spent ? 10000 : end - now;
     /* Dirt left behind, by the deadline or by a failure, waits as long again: a store that
-     * keeps failing is retried at half the loop's time, not at every tick. */
-    r->next_refresh_ms = r->more || rc != 0 ? end + (end - now) : 0;
+     * keeps failing is retried at half the loop's time, not at every tick. While eager, dirt
+     * left by the deadline does not wait. */
+    r->paced = r->more && rc == 0;
+    r->next_refresh_ms = (r->paced && !r->eager) || rc != 0 ? end + took : 0;
     return rc;
+}
+
+void rollup_set_eager(rollup *r, int eager)
+{
+    if (eager && r->paced)
+        r->next_refresh_ms = 0; /* the pause the last slice set no longer applies */
+    r->eager = eager;
 }
 
 int rollup_more(const rollup *r)

@@ -194,6 +194,10 @@ int rollup_daily(rollup *r, int32_t today, rollup_stats *stats);
 int rollup_refresh_slice(rollup *r, uint64_t deadline_ms, rollup_stats *stats);
 /* 1 when the last refresh stopped at its deadline and left dirty snapshots. */
 int rollup_more(const rollup *r);
+/* Eager (the hub has no node sending): dirt left by a slice of rollup_daily() does not make
+ * the next call wait as long again (and a pause already set by such a slice is lifted); the
+ * caller paces the slices. A failed refresh still waits. Off by default. */
+void rollup_set_eager(rollup *r, int eager);
 /* Rebuilds the shadow from the records table and recomputes every snapshot from scratch.
  * Snapshots whose cells come out unchanged keep their revision. Returns 0 or a REINT_E* code. */
 int rollup_full(rollup *r, rollup_stats *stats);

@@ -269,6 +269,8 @@ struct rollup {
     uint64_t next_refresh_ms; /* rollup_daily() skips refreshing before this wall clock */
     uint64_t deadline_ms;     /* a refresh stops after the group that passes it (0: none) */
     int more;                 /* the last refresh stopped at its deadline, dirt remains */
+    int eager;                /* rollup_set_eager: dirt left by a slice does not wait */
+    int paced;                /* next_refresh_ms is the pause after a slice that left dirt */
     /* (municipality, month pair) marks already made in the open transaction. */
     uint64_t *pair_cache;
     size_t pair_cache_n;

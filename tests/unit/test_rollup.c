@@ -1104,6 +1104,53 @@ static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **sta
     assert_int_equal(st.changed, 0);
 }
 
+/* rollup_daily's pace: a slice that leaves dirt makes the next call wait as long again (the
+ * hub's loop serves sessions meanwhile), unless the hub has set it eager (no node sending),
+ * which also lifts a pause already set. The fault rollup_slice_spent makes a slice stop after
+ * one municipality as if it had taken ten seconds. */
+static void test_rollup_daily_pauses_after_a_slice_unless_eager(void **state)
+{
+    fx *f = *state;
+    rollup_stats st;
+    put_no_refresh = 1;
+    for (int m = 0; m < 4; m++)
+        person_of(f, 200 + m, MUN + (uint32_t)m, D(2026, 1 + m, 2), FEMALE);
+    put_no_refresh = 0;
+    int32_t today = D(2026, 6, 1);
+    int64_t dirty = rollup_dirty_count(f->r);
+    testhook_enable("test_rollup");
+
+    assert_int_equal(testhook_arm("rollup_slice_spent"), 0);
+    assert_int_equal(rollup_daily(f->r, today, &st), 0);
+    assert_true(st.recomputed > 0);
+    assert_int_equal(rollup_more(f->r), 1);
+    int64_t left = rollup_dirty_count(f->r);
+    assert_true(left > 0 && left < dirty);
+    /* Paced: the next call within the pause does nothing. */
+    assert_int_equal(rollup_daily(f->r, today, &st), 0);
+    assert_int_equal(st.recomputed, 0);
+    assert_int_equal(rollup_dirty_count(f->r), left);
+
+    /* Eager: the pause is lifted, and a slice that leaves dirt sets none. */
+    rollup_set_eager(f->r, 1);
+    assert_int_equal(testhook_arm("rollup_slice_spent"), 0);
+    assert_int_equal(rollup_daily(f->r, today, &st), 0);
+    assert_true(st.recomputed > 0);
+    int64_t left2 = rollup_dirty_count(f->r);
+    assert_true(left2 < left);
+    assert_int_equal(rollup_more(f->r), left2 > 0);
+    assert_int_equal(rollup_daily(f->r, today, &st), 0);
+    assert_true(left2 == 0 || st.recomputed > 0);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+    assert_int_equal(rollup_more(f->r), 0);
+    rollup_set_eager(f->r, 0);
+    assert_int_equal(num(f, "2026-01", "participants_registered", "sex", "FEMALE"), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM rollup_cells WHERE municipality=10706 AND"
+                              " period='2026-04' AND indicator='participants_registered' AND"
+                              " grouping='sex' AND key='FEMALE' AND numerator=1"),
+                     1);
+}
+
 /* Record ids are keyed hashes per municipality: the same id in two municipalities names two
  * independent records, each counted in its own municipality, and a service's person is the
  * person of that id in the service's own municipality. */
@@ -1544,6 +1591,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_full_changes_nothing_after_incremental, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_refresh_in_slices_ends_where_one_refresh_does,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_daily_pauses_after_a_slice_unless_eager,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_stored_cells_are_the_packed_snapshot, setup,
                                         teardown),
