@@ -34,13 +34,17 @@ runs):
                  the simulator's mixed background (--bg-rate records/s); goal < 1 s;
   query_p99_ms   national queries (5 indicators, random month of the 120) over keep-alive
                  HTTPS while the freshness background ingests; goal < 5 ms;
-  idle_kib       hub RSS growth per connection: every simulated session closed, the hubs
-                 restarted (so that freed session memory is not reused), hub RSS read,
-                 then every session reconnects and carries a full batch (--batch records, its
-                 last ones again) and stays idle; (RSS after - before, less the growth of
-                 SQLite's own memory: the page cache the batches read) / sessions; goal
-                 < 16 KiB; the kernel's TCP socket memory (/proc/net/sockstat, whole machine)
-                 per session beside it (sock_kib)."""
+  idle_kib       hub memory per idle node connection: every simulated session closed, the
+                 hubs restarted, then every session reconnects and carries a full batch
+                 (--batch records, its last ones again) and stays idle until the hubs are
+                 drained; then every simulated session closes (the real nodes stay): the heap
+                 the hubs give back (mallinfo2, /metrics process_heap_in_use_bytes; less any
+                 change of SQLite's own memory) / sessions: what the sessions held; goal
+                 < 16 KiB. Beside it idle_rss_kib, the hubs' RSS growth from the restart less
+                 SQLite's growth / sessions (an upper bound: it also holds the hubs' work on
+                 the replayed batches and the allocator's fragmentation), and sock_kib, the
+                 kernel's TCP socket memory (/proc/net/sockstat, whole machine) the sessions
+                 released when they closed, per session."""
 import argparse
 import datetime
 import http.client
@@ -450,6 +454,11 @@ class Chain:
         return sum(float(harness.scrape(h.http_port)["sqlite_memory_used_bytes"])
                    for h in self.hubs.values()) / 1024
 
+    def heap_kib(self):
+        """Heap every hub has handed out and not taken back (mallinfo2, from /metrics), KiB."""
+        return sum(float(harness.scrape(h.http_port)["process_heap_in_use_bytes"])
+                   for h in self.hubs.values()) / 1024
+
     def connected(self):
         return sum(int(harness.scrape(h.http_port)["hub_connected"]) for h in self.hubs.values())
 
@@ -503,25 +512,39 @@ def phase_memory(ch, res, run):
     sock0 = tcp_mem_kib()
     r = ch.sim_cmd({"cmd": "replay"})
     time.sleep(3)  # idle: whatever the hub releases when a connection idles is released
+    harness.wait_for(ch.quiet, 120, "the hubs drained the replayed batches")
     rss1 = sum(vm_rss_kib(h.proc.pid) for h in ch.hubs.values())
     sql1 = ch.sqlite_kib()
     sock1 = tcp_mem_kib()
+    heap1 = ch.heap_kib()
     n = r["connected"]
+    connected = ch.connected()
+    # What the sessions themselves hold: the heap the hubs give back when exactly these idle
+    # sessions close (every real node stays connected), less SQLite's own change meanwhile.
+    ch.sim_cmd({"cmd": "close"})
+    harness.wait_for(lambda: ch.connected() == len(ch.nodes), 60, "simulated sessions closed")
+    time.sleep(1)
+    heap2 = ch.heap_kib()
+    sql2 = ch.sqlite_kib()
+    sock2 = tcp_mem_kib()
     res.check("memory run %d: every simulated session connected and carried a full batch" % run,
-              n == ch.sim_n and r["full_batches"] == ch.sim_n and ch.connected() >= n,
+              n == ch.sim_n and r["full_batches"] == ch.sim_n and connected >= n,
               "%d connected, %d carried %d records, frames %d..%d bytes"
               % (n, r["full_batches"], ch.args.batch, r["frame_min"], r["frame_max"]))
     # SQLite's own memory (the page cache the replayed batches read) is not the sessions'.
-    res.sample("idle_kib", ((rss1 - rss0) - (sql1 - sql0)) / max(1, n))
-    res.sample("sock_kib", (sock1 - sock0) / max(1, n))
+    res.sample("idle_kib", ((heap1 - heap2) - (sql1 - sql2)) / max(1, n))
+    res.sample("idle_rss_kib", ((rss1 - rss0) - (sql1 - sql0)) / max(1, n))
+    res.sample("sock_kib", (sock1 - sock2) / max(1, n))
     res.data["extra"].setdefault("memory", []).append(
-        {"sessions": n, "hub_rss_kib": [rss0, rss1], "sqlite_kib": [sql0, sql1],
-         "tcp_mem_kib": [sock0, sock1],
+        {"sessions": n, "hub_rss_kib": [rss0, rss1], "hub_heap_kib": [heap1, heap2],
+         "sqlite_kib": [sql0, sql1, sql2], "tcp_mem_kib": [sock0, sock1, sock2],
          "frame_bytes": [r["frame_min"], r["frame_max"]]})
-    log("memory %d: %d sessions, hub RSS %d -> %d KiB, SQLite %d -> %d KiB (%.1f KiB each "
-        "without SQLite), TCP memory %.0f -> %.0f KiB"
-        % (run, n, rss0, rss1, sql0, sql1, ((rss1 - rss0) - (sql1 - sql0)) / max(1, n), sock0,
-           sock1))
+    log("memory %d: %d sessions; hub heap %d KiB idle, %d KiB once they closed (%.1f KiB each "
+        "without SQLite); hub RSS %d -> %d KiB from restart (%.1f KiB each without SQLite); "
+        "SQLite %d -> %d -> %d KiB; TCP memory %.0f -> %.0f -> %.0f KiB"
+        % (run, n, heap1, heap2, ((heap1 - heap2) - (sql1 - sql2)) / max(1, n), rss0, rss1,
+           ((rss1 - rss0) - (sql1 - sql0)) / max(1, n), sql0, sql1, sql2, sock0, sock1,
+           sock2))
 
 
 def phase_freshness(ch, res, args, run):
@@ -645,6 +668,9 @@ def phase_resync(ch, res, args, run):
         % (run, n, t1 - t0, acked, {k: round(v, 1) for k, v in cpu.items()}))
 
 
+PHASES = ("memory", "freshness", "queries", "resync")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=None,
@@ -663,7 +689,13 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--timeout", type=int, default=900, help="bound on each convergence wait")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--phases", default=",".join(PHASES),
+                    help="the phases to run after the initial load (default all: %s)"
+                    % ",".join(PHASES))
     args = ap.parse_args()
+    phases = [p for p in args.phases.split(",") if p]
+    if not phases or set(phases) - set(PHASES):
+        ap.error("--phases: a comma-separated list of %s" % ", ".join(PHASES))
     q = benchlib.quick()
     if args.records is None:
         args.records = 200000 if q else FULL_RECORDS
@@ -688,6 +720,9 @@ def main():
                goal="< 5 ms", goal_value=5.0, headline=True)
     res.figure("idle_kib", "hub memory per idle node connection after a full batch", "KiB",
                better="lower", goal="< 16 KiB", goal_value=16.0, headline=True)
+    res.figure("idle_rss_kib", "hub RSS growth per idle node connection from restarted hubs, "
+               "less SQLite's growth (an upper bound: also the hubs' work on the batches)", "KiB",
+               better="lower")
     res.figure("sock_kib", "kernel TCP socket memory per idle connection (whole machine)",
                "KiB", better="lower")
     work = tempfile.mkdtemp(prefix="national-", dir="/var/tmp")
@@ -696,14 +731,16 @@ def main():
     try:
         ch.start()
         phase_load(ch, res, args.timeout)
-        for i in range(args.repeat):
-            phase_memory(ch, res, i)
-        for i in range(args.repeat):
-            phase_freshness(ch, res, args, i)
-        for i in range(args.repeat):
-            phase_queries(ch, res, args, i)
-        for i in range(args.repeat):
-            phase_resync(ch, res, args, i)
+        for phase in PHASES:
+            for i in range(args.repeat if phase in phases else 0):
+                if phase == "memory":
+                    phase_memory(ch, res, i)
+                elif phase == "freshness":
+                    phase_freshness(ch, res, args, i)
+                elif phase == "queries":
+                    phase_queries(ch, res, args, i)
+                else:
+                    phase_resync(ch, res, args, i)
         refusals, samples = ch.sim_refusals
         res.check("no record refused by a hub", refusals == 0, "%d refused: %s"
                   % (refusals, samples))
