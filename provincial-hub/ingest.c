@@ -45,7 +45,7 @@ static const char *ingest__sql[Q_N] = {
  * loop between them (sessions, uplink and officers' pages), so that the second half of a
  * bulk load is rolled up at the pace of the CPU, not of a timer. */
 #define INGEST_NOTE_IDLE_MS 100
-#define INGEST_REFRESH_MS      500
+#define INGEST_REFRESH_MS   500
 
 /* The ingest's state of one node session (receiver_peer_data). */
 typedef struct hub_node {
