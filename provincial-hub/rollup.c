@@ -117,9 +117,18 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
      * each record row is read once for all of them. */
     if (n > 1)
         qsort(list, n, sizeof(*list), rollup__dirty_cmp);
+    /* Round robin: a slice starts with the first municipality past the one where the last
+     * slice stopped, so that under a steady load no municipality waits behind the lower
+     * codes' new dirt. */
+    size_t start = 0;
+    while (start < n && list[start].municipality <= r->resume_after)
+        start++;
+    if (start == n)
+        start = 0;
+    r->resume_after = 0;
     uint64_t before = r->clock.last;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const rollup__dirty *d = &list[i];
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const rollup__dirty *d = &list[(start + k) % n];
         if (d->bad)
             continue;
         if (g.n > 0 &&
@@ -131,6 +140,7 @@ static int rollup__refresh_in_txn(rollup *r, rollup_stats *stats)
             /* Past the deadline the rest stays dirty for the next call. */
             if (r->deadline_ms && clock_mono_ms() >= r->deadline_ms) {
                 r->more = 1;
+                r->resume_after = g.m;
                 break;
             }
         }

@@ -271,6 +271,7 @@ struct rollup {
     int more;                 /* the last refresh stopped at its deadline, dirt remains */
     int eager;                /* rollup_set_eager: dirt left by a slice does not wait */
     int paced;                /* next_refresh_ms is the pause after a slice that left dirt */
+    uint32_t resume_after;    /* a slice stopped after this municipality: the next starts past it */
     /* (municipality, month pair) marks already made in the open transaction. */
     uint64_t *pair_cache;
     size_t pair_cache_n;

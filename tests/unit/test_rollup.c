@@ -1104,6 +1104,47 @@ static void test_rollup_refresh_in_slices_ends_where_one_refresh_does(void **sta
     assert_int_equal(st.changed, 0);
 }
 
+/* Slices take the municipalities in turn: one that was just refreshed and is dirty again
+ * waits until the others with older dirt have had theirs (the next slice starts past the
+ * municipality where the last one stopped, and wraps around). */
+static void test_rollup_slices_take_municipalities_in_turn(void **state)
+{
+    fx *f = *state;
+    rollup_stats st;
+    put_no_refresh = 1;
+    for (int m = 0; m < 3; m++)
+        person_of(f, 300 + m, MUN + (uint32_t)m, D(2026, 1, 2), FEMALE);
+    put_no_refresh = 0;
+    const char *dirty_of = "SELECT count(*) FROM rollup_snapshots WHERE dirty = 1 AND "
+                           "municipality = %d";
+    char q[160];
+#define DIRTY(m) (snprintf(q, sizeof(q), dirty_of, (m)), count(f, q))
+    assert_true(DIRTY(MUN) > 0 && DIRTY(MUN + 1) > 0 && DIRTY(MUN + 2) > 0);
+    /* A deadline in the past: one municipality per slice. */
+    assert_int_equal(rollup_refresh_slice(f->r, 1, &st), 0);
+    assert_int_equal(DIRTY(MUN), 0);
+    assert_true(DIRTY(MUN + 1) > 0);
+    /* New dirt in the lowest code does not jump the queue. */
+    put_no_refresh = 1;
+    person_of(f, 310, MUN, D(2026, 1, 3), MALE);
+    put_no_refresh = 0;
+    assert_true(DIRTY(MUN) > 0);
+    assert_int_equal(rollup_refresh_slice(f->r, 1, &st), 0);
+    assert_int_equal(DIRTY(MUN + 1), 0);
+    assert_true(DIRTY(MUN) > 0 && DIRTY(MUN + 2) > 0);
+    assert_int_equal(rollup_refresh_slice(f->r, 1, &st), 0);
+    assert_int_equal(DIRTY(MUN + 2), 0);
+    assert_true(DIRTY(MUN) > 0);
+    /* Then it wraps around. */
+    assert_int_equal(rollup_refresh_slice(f->r, 1, &st), 0);
+    assert_int_equal(rollup_dirty_count(f->r), 0);
+    assert_int_equal(rollup_more(f->r), 0);
+#undef DIRTY
+    assert_int_equal(num(f, "2026-01", "participants_registered", "", ""), 2);
+    assert_int_equal(rollup_full(f->r, &st), 0);
+    assert_int_equal(st.changed, 0);
+}
+
 /* rollup_daily's pace: a slice that leaves dirt makes the next call wait as long again (the
  * hub's loop serves sessions meanwhile), unless the hub has set it eager (no node sending),
  * which also lifts a pause already set. The fault rollup_slice_spent makes a slice stop after
@@ -1592,6 +1633,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_refresh_in_slices_ends_where_one_refresh_does,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_slices_take_municipalities_in_turn, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rollup_daily_pauses_after_a_slice_unless_eager, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_stored_cells_are_the_packed_snapshot, setup,
