@@ -561,7 +561,6 @@ static void tls__on_write(uv_write_t *req, int status)
     }
 }
 
-/* Moves everything SSL has produced from wbio to the socket in one uv_write. */
 static size_t tls__bio_capacity(BIO *b)
 {
     BUF_MEM *bm = NULL;
@@ -595,15 +594,29 @@ size_t tls_conn_buffered(const tls_conn *c)
     return tls__bio_capacity(c->rbio) + tls__bio_capacity(c->wbio);
 }
 
-/* Moves what SSL wrote to the socket, then gives back the BIOs' buffers (tls__trim_bios):
- * every path that reads or writes ends here. */
+static void tls__idle(uv_timer_t *t)
+{
+    tls_conn *c = t->data;
+    if (!c->closing)
+        tls__trim_bios(c);
+}
+
+/* Traffic: the BIOs' buffers are given back once the connection has been quiet for
+ * TLS_IDLE_TRIM_MS (trimming after every read would free and fault in a 64 KiB read's
+ * buffer again and again during a bulk transfer). While open, close_timer serves this; a
+ * close restarts it with its own deadline or closes it. */
+static void tls__touch(tls_conn *c)
+{
+    if (!c->closing && !c->handles_closed)
+        uv_timer_start(&c->close_timer, tls__idle, TLS_IDLE_TRIM_MS, 0);
+}
+
+/* Moves everything SSL has produced from wbio to the socket in one uv_write. */
 static int tls__flush(tls_conn *c)
 {
     size_t pending = BIO_ctrl_pending(c->wbio);
-    if (pending == 0 || c->handles_closed) {
-        tls__trim_bios(c);
+    if (pending == 0 || c->handles_closed)
         return 0;
-    }
     struct tls__write *w = malloc(sizeof(*w) + pending);
     if (!w)
         return UV_ENOMEM;
@@ -625,7 +638,7 @@ static int tls__flush(tls_conn *c)
         c->bp_paused = 1;
         tls__update_reading(c);
     }
-    tls__trim_bios(c);
+    tls__touch(c);
     return 0;
 }
 
@@ -682,6 +695,7 @@ static void tls__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tls__close(c, UV_ENOMEM);
         return;
     }
+    tls__touch(c);
     (void)tls__pump(c);
 }
 

@@ -99,10 +99,12 @@ int tls_conn_write(tls_conn *c, const uint8_t *buf, size_t len);
 /* Bytes encrypted and queued to the socket but not yet written by the kernel. */
 size_t tls_conn_queued(const tls_conn *c);
 
-/* A connection's memory BIOs keep the largest buffer they held; once empty, one above this
- * size is given back, so that an idle connection holds little beyond OpenSSL's own state
- * (about 26 KiB for a mutual TLS 1.3 server connection, measured with SSL_free). */
-#define TLS_BIO_KEEP (2u * 1024u)
+/* A connection's memory BIOs keep the largest buffer they held; once the connection has been
+ * quiet for TLS_IDLE_TRIM_MS, one above TLS_BIO_KEEP that nothing waits in is given back, so
+ * that an idle connection holds little beyond OpenSSL's own state (about 26 KiB for a mutual
+ * TLS 1.3 server connection, measured with SSL_free). */
+#define TLS_BIO_KEEP     (2u * 1024u)
+#define TLS_IDLE_TRIM_MS 1000
 
 /* Bytes the connection's two memory BIOs hold allocated (their capacity). */
 size_t tls_conn_buffered(const tls_conn *c);
