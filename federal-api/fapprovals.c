@@ -31,56 +31,85 @@
     " WHERE g.province = ANY(" P "::smallint[]) AND (" D "::smallint IS NULL OR g.district = " D   \
     "::smallint) AND (" M "::integer IS NULL OR g.municipality = " M "::integer))"
 
-/* Whether the federal tier holds a cell of municipality-month mo (its month as a period). */
-#define FAPPROVALS_HAS                                                                             \
-    "EXISTS (SELECT 1 FROM cells c WHERE c.period_kind = CASE WHEN mo.bs THEN 3 ELSE 2 END"        \
-    " AND c.period = (CASE WHEN mo.bs THEN 'BS' ELSE '' END) || (mo.ym / 100)::text || '-' ||"     \
-    " lpad((mo.ym % 100)::text, 2, '0') AND c.municipality = mo.municipality)"
+/* The municipality-months of the area that the federal tier holds a cell of (held), and the
+ * join that gives each mo row its held row (h) or none: a snapshot_cells row is stored only
+ * for a snapshot with cells (its arrays are aggregated from them), so its key answers without
+ * unpacking the arrays, and the months of the period are read in one range of its index per
+ * month instead of a probe per municipality-month. (An EXISTS through the cells view, before,
+ * unpacked a snapshot's arrays for each of the 1,506 municipality-months of a national month:
+ * 24 ms of the statement under ingest; one probe each without the view still took 6 ms.) */
+/* A month yyyymm as a period's text (yyyy-mm), of y and of mo.ym. */
+#define FAPPROVALS_Y_TEXT  "(y / 100)::text || '-' || lpad((y % 100)::text, 2, '0')"
+#define FAPPROVALS_MO_TEXT "(mo.ym / 100)::text || '-' || lpad((mo.ym % 100)::text, 2, '0')"
+#define FAPPROVALS_HELD(BS, AD)                                                                    \
+    "held AS (SELECT c.period_kind, c.period, c.municipality FROM snapshot_cells c"                \
+    " WHERE (c.period_kind = 3 AND c.period = ANY(ARRAY(SELECT 'BS' || " FAPPROVALS_Y_TEXT         \
+    " FROM unnest(" BS "::integer[]) y)))"                                                         \
+    " OR (c.period_kind = 2 AND c.period = ANY(ARRAY(SELECT " FAPPROVALS_Y_TEXT " FROM unnest(" AD \
+    "::integer[]) y))))"
+#define FAPPROVALS_HELD_JOIN                                                                       \
+    " LEFT JOIN held h ON h.municipality = mo.municipality"                                        \
+    " AND h.period_kind = CASE WHEN mo.bs THEN 3 ELSE 2 END"                                       \
+    " AND h.period = (CASE WHEN mo.bs THEN 'BS' ELSE '' END) || " FAPPROVALS_MO_TEXT
+#define FAPPROVALS_HAS "(h.municipality IS NOT NULL)"
 
-const char *const fapprovals_cells_sql = FAUDIT_READ_SQL ", " FAPPROVALS_MO(
-    "$5", "$10", "$11", "$12",
-    "$13") ","
-           " ok AS (SELECT mo.municipality FROM mo LEFT JOIN approvals a ON a.municipality ="
-           " mo.municipality AND a.bs = mo.bs AND a.ym = mo.ym GROUP BY mo.municipality"
-           " HAVING bool_and(coalesce(a.state, 0) = 3))"
-           ", tops AS (" FINDICATORS_TOPS
-           " JOIN ok ON ok.municipality = t.municipality WHERE t.period = $6"
-           " AND t.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR t.grouping ="
-           " ANY($8::text[])) GROUP BY t.indicator, t.grouping, t.key)"
-           " SELECT 0 AS k, c.indicator, c.grouping, c.key, c.nu, c.de, c.ck, c.co, c.nk,"
-           " coalesce(tops.t1, 0), coalesce(tops.t2, 0)"
-           " FROM (SELECT c.indicator, c.grouping, c.key, sum(c.numerator)::bigint AS nu,"
-           " sum(c.denominator)::bigint AS de, (sum(c.cell_key) % 4294967296)::bigint AS ck,"
-           " sum(c.contributors)::bigint AS co,"
-           " (sum(c.numerator_key) % 4294967296)::bigint AS nk"
-           " FROM cells c JOIN ok ON ok.municipality = c.municipality"
-           " WHERE c.period_kind = $9::smallint AND c.period = $6"
-           " AND c.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR c.grouping = "
-           "ANY($8::text[]))"
-           " GROUP BY c.indicator, c.grouping, c.key) c"
-           " LEFT JOIN tops ON tops.indicator = c.indicator AND tops.grouping = c.grouping"
-           " AND tops.key = c.key" FINDICATORS_AS_OF;
+/* The decisions on the area's months (ap): read by the approvals_province index (province, bs,
+ * ym), a range per month, instead of hashing the whole table (every municipality-month ever
+ * decided: 88,698 rows at 120 months, most of a national answer's time under ingest). A
+ * decision's province is its municipality's (the hub of that province sent it). */
+#define FAPPROVALS_AP(P, BS, AD)                                                                   \
+    "ap AS (SELECT a.* FROM approvals a WHERE a.province = ANY(" P "::smallint[])"                 \
+    " AND ((a.bs AND a.ym = ANY(" BS "::integer[]))"                                               \
+    " OR (NOT a.bs AND a.ym = ANY(" AD "::integer[]))))"
 
-static const char *fapprovals__coverage_sql = "WITH " FAPPROVALS_MO(
-    "$1", "$2", "$3", "$4",
-    "$5") ","
-          " st AS (SELECT mo.municipality, coalesce(a.state, 0) AS state, " FAPPROVALS_HAS " AS has"
-          " FROM mo LEFT JOIN approvals a ON a.municipality = mo.municipality AND a.bs = mo.bs"
-          " AND a.ym = mo.ym)"
-          " SELECT count(*), count(*) FILTER (WHERE has), count(*) FILTER (WHERE state IN (2, 3, "
-          "5)),"
-          " count(*) FILTER (WHERE state = 3), (SELECT count(DISTINCT municipality) FROM st),"
-          " (SELECT count(*) FROM (SELECT 1 FROM st GROUP BY municipality"
-          " HAVING bool_and(state = 3)) z) FROM st";
+/* The common table expressions of each statement below, with its parameters' numbers:
+ * provinces, district, municipality, BS months, AD months. */
+#define FAPPROVALS_CELLS_CTES                                                                      \
+    FAPPROVALS_MO("$5", "$10", "$11", "$12", "$13") ", " FAPPROVALS_AP("$5", "$12", "$13")
+#define FAPPROVALS_COVERAGE_CTES                                                                   \
+    FAPPROVALS_MO("$1", "$2", "$3", "$4", "$5")                                                    \
+    ", " FAPPROVALS_HELD("$4", "$5") ", " FAPPROVALS_AP("$1", "$4", "$5")
+#define FAPPROVALS_LIST_CTES                                                                       \
+    FAPPROVALS_MO("$5", "$6", "$7", "$8", "$9")                                                    \
+    ", " FAPPROVALS_HELD("$8", "$9") ", " FAPPROVALS_AP("$5", "$8", "$9")
 
-static const char *fapprovals__list_sql = FAUDIT_READ_SQL ", " FAPPROVALS_MO(
-    "$5", "$6", "$7", "$8",
-    "$9") " SELECT mo.municipality, mo.province, mo.bs, mo.ym, coalesce(a.state, "
-          "0), " FAPPROVALS_HAS
-          ", coalesce(a.decided_by, ''), coalesce(a.decided_at_ms, 0), coalesce(a.comment, ''),"
-          " coalesce(a.version, 0) FROM mo LEFT JOIN approvals a ON a.municipality = "
-          "mo.municipality"
-          " AND a.bs = mo.bs AND a.ym = mo.ym ORDER BY mo.municipality, mo.ym";
+const char *const fapprovals_cells_sql = FAUDIT_READ_SQL
+    ", " FAPPROVALS_CELLS_CTES
+    ", ok AS (SELECT mo.municipality FROM mo LEFT JOIN ap a ON a.municipality = mo.municipality"
+    " AND a.bs = mo.bs AND a.ym = mo.ym GROUP BY mo.municipality"
+    " HAVING bool_and(coalesce(a.state, 0) = 3))"
+    ", tops AS (" FINDICATORS_TOPS
+    " JOIN ok ON ok.municipality = t.municipality WHERE t.period = $6"
+    " AND t.indicator = ANY($7::text[]) AND ($8::text[] IS NULL OR t.grouping = ANY($8::text[]))"
+    " GROUP BY t.indicator, t.grouping, t.key)"
+    " SELECT 0 AS k, c.indicator, c.grouping, c.key, c.nu, c.de, c.ck, c.co, c.nk,"
+    " coalesce(tops.t1, 0), coalesce(tops.t2, 0)"
+    " FROM (SELECT c.indicator, c.grouping, c.key, sum(c.numerator)::bigint AS nu,"
+    " sum(c.denominator)::bigint AS de, (sum(c.cell_key) % 4294967296)::bigint AS ck,"
+    " sum(c.contributors)::bigint AS co, (sum(c.numerator_key) % 4294967296)::bigint AS nk"
+    " FROM cells c JOIN ok ON ok.municipality = c.municipality"
+    " WHERE c.period_kind = $9::smallint AND c.period = $6 AND c.indicator = ANY($7::text[])"
+    " AND ($8::text[] IS NULL OR c.grouping = ANY($8::text[]))"
+    " GROUP BY c.indicator, c.grouping, c.key) c"
+    " LEFT JOIN tops ON tops.indicator = c.indicator AND tops.grouping = c.grouping"
+    " AND tops.key = c.key" FINDICATORS_AS_OF;
+
+static const char *fapprovals__coverage_sql =
+    "WITH " FAPPROVALS_COVERAGE_CTES
+    ", st AS (SELECT mo.municipality, coalesce(a.state, 0) AS state, " FAPPROVALS_HAS " AS has"
+    " FROM mo LEFT JOIN ap a ON a.municipality = mo.municipality AND a.bs = mo.bs"
+    " AND a.ym = mo.ym" FAPPROVALS_HELD_JOIN ")"
+    " SELECT count(*), count(*) FILTER (WHERE has), count(*) FILTER (WHERE state IN (2, 3, 5)),"
+    " count(*) FILTER (WHERE state = 3), (SELECT count(DISTINCT municipality) FROM st),"
+    " (SELECT count(*) FROM (SELECT 1 FROM st GROUP BY municipality"
+    " HAVING bool_and(state = 3)) z) FROM st";
+
+static const char *fapprovals__list_sql = FAUDIT_READ_SQL
+    ", " FAPPROVALS_LIST_CTES
+    " SELECT mo.municipality, mo.province, mo.bs, mo.ym, coalesce(a.state, 0), " FAPPROVALS_HAS
+    ", coalesce(a.decided_by, ''), coalesce(a.decided_at_ms, 0), coalesce(a.comment, ''),"
+    " coalesce(a.version, 0) FROM mo LEFT JOIN ap a ON a.municipality = mo.municipality"
+    " AND a.bs = mo.bs AND a.ym = mo.ym" FAPPROVALS_HELD_JOIN " ORDER BY mo.municipality, mo.ym";
 
 /* ---- months of a period -------------------------------------------------------------------- */
 
