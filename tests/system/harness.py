@@ -2,6 +2,7 @@
 nodes from build/bin, each on its own free loopback port, torn down by the fixtures."""
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -16,7 +17,36 @@ sys.path.insert(0, os.path.join(ROOT, "build", "gen", "python"))
 import reintegration_pb2 as pb  # noqa: E402
 
 
+_PORTS = random.SystemRandom()
+_HANDED = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A loopback port for a daemon to listen on, below the kernel's ephemeral range. A port
+    the kernel picked for bind(0) is an ephemeral one: between this check and the daemon's own
+    bind, an outgoing connection could be given it, and the daemon then failed with "address
+    already in use" (seen now and then in the suite). Never the same port twice in a
+    process, since a daemon may not have bound the last one yet."""
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = _PORTS.randrange(10000, max(10001, low))
+        if port in _HANDED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
