@@ -420,28 +420,34 @@ static void ingest__on_roll(uv_timer_t *t)
     ingest *in = t->data;
     uint64_t now = uv_now(in->o.loop);
     int busy = now - in->last_commit_ms < 300;
-    int rolled = 0;
+    int rolled = 0, progress = 0;
     if (in->n_roll > 0) {
         rolled = 1;
         if (ingest__note_some(in, busy ? INGEST_NOTE_SLICE_BUSY : SIZE_MAX,
                               busy ? 0 : clock_mono_ms() + INGEST_NOTE_IDLE_MS) != 0)
             log_error("rollup notes failed; retrying at the next tick");
+        else
+            progress = 1;
     }
     rollup_set_eager(in->roll, !busy);
     if (in->n_roll == 0 &&
         (in->noted || rollup_more(in->roll) || now - in->last_refresh_ms >= INGEST_REFRESH_MS)) {
+        rollup_stats st;
         in->last_refresh_ms = now;
         in->noted = 0;
         rolled = 1;
         /* The hub decides what is due (referrals, months) on Nepal's day. */
-        if (rollup_daily(in->roll, clock_today_nepal(), NULL) != 0)
+        if (rollup_daily(in->roll, clock_today_nepal(), &st) != 0)
             log_error("rollup refresh failed; its snapshots stay dirty for the next tick");
+        else
+            progress |= st.recomputed > 0;
     }
     if (rolled && in->o.on_rolled)
         in->o.on_rolled(in->o.ud);
     /* 1 ms, not 0: a timer restarted at 0 in its own callback would run again before the
-     * loop polls for I/O. */
-    if (!busy && (in->n_roll > 0 || rollup_more(in->roll)))
+     * loop polls for I/O. Only after a slice that did work: a failure (or a refresh still
+     * waiting after one) is retried at the next tick, not every millisecond. */
+    if (!busy && progress && (in->n_roll > 0 || rollup_more(in->roll)))
         uv_timer_start(&in->roll_timer, ingest__on_roll, 1, 100);
 }
 
