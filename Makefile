@@ -403,7 +403,9 @@ bench-build: $(BENCH_BINS)
 
 # Each driver runs its baseline in the same invocation, in alternating order, writes
 # build/bench/<bench>.json and exits non-zero when a work-done check fails; bench/report.py
-# then regenerates the tables of docs/BENCHMARKS.md from the JSON. make bench runs every
+# then regenerates the tables of docs/BENCHMARKS.md from the JSON. Before each driver it waits
+# (at most 5 minutes) for the 1-minute load to fall below 0.5, so that a bench does not start
+# in the previous one's wake (the load average lags by a minute). make bench runs every
 # benchmark at the size of its headline figure; BENCH_QUICK=1 a short version (under 10 min).
 ifeq ($(BENCH_QUICK),)
 BENCH_RUNS ?= \
@@ -422,6 +424,7 @@ BENCH_RUNS ?= \
 endif
 bench: all bench-build
 	@set -e; rm -f build/bench/*.json; for b in $(BENCH_RUNS); do echo "== $$b"; \
+		/usr/bin/python3 bench/benchlib.py wait-quiet 0.5 300; \
 		BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 $$b; done
 	/usr/bin/python3 bench/report.py
 

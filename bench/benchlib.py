@@ -167,7 +167,28 @@ class Result:
         return 0 if self.data.get("ok") else 1
 
 
+def wait_quiet(below=0.5, at_most=300.0):
+    """Waits until the 1-minute load average is below `below` (or `at_most` seconds passed);
+    returns the seconds waited. make bench calls it before each driver: the load average lags
+    by about a minute, so a bench started right after the previous one would otherwise read
+    that one's load as its own and be marked loaded."""
+    import time
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= below and time.monotonic() - t0 < at_most:
+        time.sleep(5)
+    return time.monotonic() - t0
+
+
 def summary(values, fmt="%.0f"):
     xs = sorted(values)
     return "%s (min %s, max %s, n %d)" % (fmt % statistics.median(xs), fmt % xs[0],
                                           fmt % xs[-1], len(xs))
+
+
+if __name__ == "__main__":
+    # python3 bench/benchlib.py wait-quiet [BELOW [AT_MOST_S]]: make bench, between drivers.
+    if sys.argv[1:2] != ["wait-quiet"]:
+        sys.exit("usage: benchlib.py wait-quiet [BELOW [AT_MOST_S]]")
+    lim = [float(x) for x in sys.argv[2:4]]
+    waited = wait_quiet(*lim)
+    print("machine quiet after %.0f s (1-minute load %.2f)" % (waited, os.getloadavg()[0]))
