@@ -52,6 +52,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import ssl
 import statistics
@@ -692,7 +693,12 @@ def main():
     ap.add_argument("--phases", default=",".join(PHASES),
                     help="the phases to run after the initial load (default all: %s)"
                     % ",".join(PHASES))
+    ap.add_argument("--name", default="national",
+                    help="the result's name: build/bench/NAME.json and its section in the docs "
+                    "(e.g. national_4m for a run of some phases at full size beside the default)")
     args = ap.parse_args()
+    if not re.fullmatch(r"national[a-z0-9_]*", args.name):
+        ap.error("--name: national followed by lower-case letters, digits or _")
     phases = [p for p in args.phases.split(",") if p]
     if not phases or set(phases) - set(PHASES):
         ap.error("--phases: a comma-separated list of %s" % ", ".join(PHASES))
@@ -702,7 +708,7 @@ def main():
     if args.repeat is None:
         args.repeat = 1 if q else 5
     full = args.records >= FULL_RECORDS and (args.municipalities in (0, FULL_MUNICIPALITIES))
-    res = benchlib.Result("national", "bench/national.py", params=vars(args))
+    res = benchlib.Result(args.name, "bench/national.py", params=vars(args))
     res.figure("resync_s", "all-Nepal resync to the federal answer, %s mixed records at the "
                "start plus the phases' backgrounds (each resync's count: its check)"
                % format(args.records, ","), "s", better="lower",
