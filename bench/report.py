@@ -3,7 +3,7 @@
 the drivers through bench/benchlib.py): no figure in those tables is typed by hand.
 
 Between <!-- bench:summary:begin --> and <!-- bench:summary:end -->: one table with every
-headline figure (goal, baseline, ratio, median/min/max, commit, load flag). Between
+headline figure that has samples (goal, baseline, ratio, median/min/max, commit, load flag). Between
 <!-- bench:results:begin --> and <!-- bench:results:end -->: one section per bench with every
 figure, its samples, the checks, the command, the machine. Text outside the markers (the
 explanations, the earlier results under their dates) is left as it is.
@@ -67,7 +67,8 @@ def summary(results):
     for name, data in ordered(results):
         figs = data["figures"]
         for key, f in figs.items():
-            if not f.get("headline"):
+            # A figure of a phase the run left out (national.py --phases) has no samples.
+            if not f.get("headline") or not f.get("n"):
                 continue
             b = figs.get(f["baseline"]) if f.get("baseline") else None
             r = f.get("ratio")

@@ -68,3 +68,18 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     assert kept.lstrip("\n").startswith("### smoke archive") and old_summary in kept
     summary = text.split("<!-- bench:summary:begin -->")[1].split("<!-- bench:summary:end -->")[0]
     assert "(%s)" % name in summary and data["commit"][:12] in summary
+
+
+def test_summary_leaves_out_a_headline_figure_without_samples():
+    """national.py --phases resync --name national_4m declares every headline figure but
+    samples only the resync's: the summary shows that one and no empty rows for the others."""
+    fig = {"label": "L", "unit": "s", "goal": "< 1 s", "baseline": None, "ratio": None,
+           "met": False, "headline": True}
+    data = {"commit": "0" * 40, "loadavg_start": [0.1, 0.1, 0.1], "load_flagged": False,
+            "figures": {"resync_s": dict(fig, label="resync sampled", median=2.0, min=1.0,
+                                         max=3.0, n=5),
+                        "fresh_p99_s": dict(fig, label="freshness unsampled", median=None,
+                                            min=None, max=None, n=0)}}
+    text = report.summary({"national_4m": data})
+    assert "resync sampled (national_4m)" in text
+    assert "freshness unsampled" not in text
