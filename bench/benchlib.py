@@ -26,6 +26,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench"))
@@ -172,7 +173,6 @@ def wait_quiet(below=0.5, at_most=300.0):
     returns the seconds waited. make bench calls it before each driver: the load average lags
     by about a minute, so a bench started right after the previous one would otherwise read
     that one's load as its own and be marked loaded."""
-    import time
     t0 = time.monotonic()
     while os.getloadavg()[0] >= below and time.monotonic() - t0 < at_most:
         time.sleep(5)

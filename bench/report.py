@@ -3,8 +3,8 @@
 the drivers through bench/benchlib.py): no figure in those tables is typed by hand.
 
 Between <!-- bench:summary:begin --> and <!-- bench:summary:end -->: one table with every
-headline figure that has samples (goal, baseline, ratio, median/min/max, commit, load flag). Between
-<!-- bench:results:begin --> and <!-- bench:results:end -->: one section per bench with every
+headline figure that has samples (goal, baseline, ratio, median/min/max, commit, load flag).
+Between <!-- bench:results:begin --> and <!-- bench:results:end -->: one section per bench with every
 figure, its samples, the checks, the command, the machine. Text outside the markers (the
 explanations, the earlier results under their dates) is left as it is.
 
