@@ -93,6 +93,26 @@ int sbuf_puts(sbuf *b, const char *s)
     return sbuf_add(b, s, strlen(s));
 }
 
+int sbuf_u64(sbuf *b, uint64_t v)
+{
+    char tmp[20]; /* 18446744073709551615 */
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return sbuf_add(b, tmp + i, sizeof(tmp) - i);
+}
+
+int sbuf_i64(sbuf *b, int64_t v)
+{
+    if (v >= 0)
+        return sbuf_u64(b, (uint64_t)v);
+    if (sbuf_add(b, "-", 1) != 0)
+        return -1;
+    return sbuf_u64(b, (uint64_t)0 - (uint64_t)v); /* INT64_MIN too */
+}
+
 int sbuf_printf(sbuf *b, const char *fmt, ...)
 {
     char tmp[256];

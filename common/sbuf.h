@@ -5,6 +5,7 @@
 #define COMMON_SBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -23,6 +24,10 @@ int sbuf_add(sbuf *b, const char *s, size_t n);
 void *sbuf_extend(sbuf *b, size_t n);
 int sbuf_puts(sbuf *b, const char *s);
 int sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal: what sbuf_printf's %llu and %lld write, without the formatter (a
+ * bulk writer appends millions of numbers). */
+int sbuf_u64(sbuf *b, uint64_t v);
+int sbuf_i64(sbuf *b, int64_t v);
 /* Appends s as a JSON string (quotes and escapes included). */
 int sbuf_json_str(sbuf *b, const char *s);
 /* Appends s as a CSV field (quoted when it holds a comma, quote or line break). */

@@ -182,6 +182,22 @@ static int fingest__cell_cmp(const void *a, const void *b)
 
 /* Validates one snapshot; on success appends it to the job's arrays. Returns 0 when
  * stored, 1 when refused (a refusal added), -1 when out of memory. */
+/* Appends one element to a text-format array parameter (its "{" is already there). A batch
+ * of 2,000 snapshots is about a million elements: no printf here. */
+static void fingest__int(sbuf *a, int lead, int64_t v)
+{
+    if (!lead)
+        sbuf_add(a, ",", 1);
+    sbuf_i64(a, v);
+}
+
+static void fingest__str(sbuf *a, int lead, const char *s)
+{
+    sbuf_add(a, lead ? "\"" : ",\"", lead ? 1 : 2);
+    sbuf_puts(a, s);
+    sbuf_add(a, "\"", 1);
+}
+
 static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapshot *s, size_t index,
                              uint64_t seq)
 {
@@ -189,6 +205,7 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
     enum period_kind kind;
     int32_t first, last;
     fcellref *refs = NULL;
+    size_t bad_cell = SIZE_MAX;
     int rc = 1;
     if (strlen(s->period) >= PERIOD_MAX || period_parse(s->period, &kind, &first, &last) != 0) {
         snprintf(field, sizeof(field), "snapshots[%zu].period", index);
@@ -216,7 +233,7 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
         const Reint__V1__RollupCell *cell = s->cells[i];
         const catalogue_indicator *ind = catalogue_find(cell->indicator);
         char norm[64];
-        snprintf(field, sizeof(field), "snapshots[%zu].cells[%zu]", index, i);
+        bad_cell = i; /* the field of a refusal below, formatted there */
         if (ind == NULL) {
             snprintf(why, sizeof(why),
                      "municipality %u period %s: indicator \"%.64s\" is not "
@@ -250,9 +267,11 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
                          s->municipality, s->period, k, FINGEST_KEY_MAX);
                 goto refuse;
             }
-            size_t o = strlen(refs[kept].key);
-            snprintf(refs[kept].key + o, sizeof(refs[kept].key) - o, "%s%s", k ? "," : "",
-                     cell->key[k]);
+            /* Fits: at most 2 values of FINGEST_KEY_MAX (fingest__dims, fingest__key_ok). */
+            size_t o = strlen(refs[kept].key), n = strlen(cell->key[k]);
+            if (k)
+                refs[kept].key[o++] = ',';
+            memcpy(refs[kept].key + o, cell->key[k], n + 1);
         }
         if (cell->numerator < 0 || cell->denominator < 0 || cell->contributors < 0) {
             snprintf(why, sizeof(why),
@@ -276,6 +295,7 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
             continue;
         kept++;
     }
+    bad_cell = SIZE_MAX;
     if (kept > 1) {
         qsort(refs, kept, sizeof(*refs), fingest__cell_cmp);
         for (size_t i = 1; i < kept; i++) {
@@ -291,25 +311,25 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
         }
     }
     /* Every value below passed the checks above, so double quotes delimit them safely. */
-    const char *sep = j->n_snapshots ? "," : "";
-    sbuf_printf(&j->a[A_MUNI], "%s%u", sep, s->municipality);
-    sbuf_printf(&j->a[A_PERIOD], "%s\"%s\"", sep, s->period);
-    sbuf_printf(&j->a[A_KIND], "%s%d", sep, (int)kind);
-    sbuf_printf(&j->a[A_REV], "%s%" PRIu64, sep, s->revision);
+    int lead = j->n_snapshots == 0;
+    fingest__int(&j->a[A_MUNI], lead, s->municipality);
+    fingest__str(&j->a[A_PERIOD], lead, s->period);
+    fingest__int(&j->a[A_KIND], lead, (int64_t)kind);
+    fingest__int(&j->a[A_REV], lead, (int64_t)s->revision); /* at most 2^63-1, checked */
     for (size_t i = 0; i < kept; i++) {
         const Reint__V1__RollupCell *cell = refs[i].cell;
-        const char *cs = j->n_cells ? "," : "";
-        sbuf_printf(&j->a[A_SNAP], "%s%zu", cs, j->n_snapshots + 1);
-        sbuf_printf(&j->a[A_IND], "%s\"%s\"", cs, cell->indicator);
-        sbuf_printf(&j->a[A_GRP], "%s\"%s\"", cs, cell->grouping);
-        sbuf_printf(&j->a[A_KEY], "%s\"%s\"", cs, refs[i].key);
-        sbuf_printf(&j->a[A_NUM], "%s%" PRId64, cs, cell->numerator);
-        sbuf_printf(&j->a[A_DEN], "%s%" PRId64, cs, cell->denominator);
-        sbuf_printf(&j->a[A_CK], "%s%" PRIu32, cs, cell->cell_key);
-        sbuf_printf(&j->a[A_CON], "%s%" PRId64, cs, cell->contributors);
-        sbuf_printf(&j->a[A_NK], "%s%" PRIu32, cs, cell->numerator_key);
-        sbuf_printf(&j->a[A_T1], "%s%" PRId64, cs, cell->top1);
-        sbuf_printf(&j->a[A_T2], "%s%" PRId64, cs, cell->top2);
+        lead = j->n_cells == 0;
+        fingest__int(&j->a[A_SNAP], lead, (int64_t)j->n_snapshots + 1);
+        fingest__str(&j->a[A_IND], lead, cell->indicator);
+        fingest__str(&j->a[A_GRP], lead, cell->grouping);
+        fingest__str(&j->a[A_KEY], lead, refs[i].key);
+        fingest__int(&j->a[A_NUM], lead, cell->numerator);
+        fingest__int(&j->a[A_DEN], lead, cell->denominator);
+        fingest__int(&j->a[A_CK], lead, cell->cell_key);
+        fingest__int(&j->a[A_CON], lead, cell->contributors);
+        fingest__int(&j->a[A_NK], lead, cell->numerator_key);
+        fingest__int(&j->a[A_T1], lead, cell->top1);
+        fingest__int(&j->a[A_T2], lead, cell->top2);
         j->n_cells++;
     }
     j->n_snapshots++;
@@ -317,6 +337,8 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
     free(refs);
     return 0;
 refuse:
+    if (bad_cell != SIZE_MAX)
+        snprintf(field, sizeof(field), "snapshots[%zu].cells[%zu]", index, bad_cell);
     free(refs);
     fi->m.snapshots_refused++;
     log_warn("province:%d: snapshot refused: %s: %s", j->c->province, field, why);

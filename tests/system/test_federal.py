@@ -186,6 +186,56 @@ def test_migration_7_keeps_the_cells_and_keeps_tops_per_municipality(postgres): 
         postgres.psql("DROP DATABASE mig7", db="postgres")
 
 
+def test_a_large_ingest_job_sorts_and_hashes_in_memory(postgres):  # noqa: F811
+    """A merged job of 2,000 snapshots (60,000 cells) is applied without temporary files: with
+    PostgreSQL's default work_mem its hash aggregates spilled to disk (migration 10 gives the
+    function its own). The job is built in SQL; the province sums are checked after it, so that
+    the call is known to have done its work."""
+    from harness import ROOT
+    mig = os.path.join(ROOT, "federal-api", "migrations")
+    postgres.psql("CREATE DATABASE bigjob")
+    try:
+        for name in sorted(n for n in os.listdir(mig) if n.endswith(".sql")):
+            postgres.psql(open(os.path.join(mig, name)).read(), db="bigjob")
+        # 2,000 snapshots of province 1 (its municipalities x 15 months), 30 cells each.
+        munis = [m for m, _ in municipalities(1)]
+        assert len(munis) * 15 >= 2000
+        cols = ["array_agg(municipality ORDER BY i) FROM s", "array_agg(per ORDER BY i) FROM s",
+                "array_agg(2::smallint ORDER BY i) FROM s", "array_agg(1::bigint ORDER BY i) FROM s",
+                "array_agg(i ORDER BY i, key) FROM c", "array_agg(ind ORDER BY i, key) FROM c",
+                "array_agg(grp ORDER BY i, key) FROM c", "array_agg(key ORDER BY i, key) FROM c",
+                "array_agg(n ORDER BY i, key) FROM c", "array_agg(0::bigint ORDER BY i, key) FROM c",
+                "array_agg(n ORDER BY i, key) FROM c", "array_agg(1::bigint ORDER BY i, key) FROM c"]
+        cols += ["array_agg(0::bigint ORDER BY i, key) FROM c"] * 3
+        build = ("CREATE TEMP TABLE job AS"
+                 " WITH s AS (SELECT row_number() OVER (ORDER BY g.municipality, m)::integer AS i,"
+                 " g.municipality, '2025-' || lpad(m::text, 2, '0') AS per"
+                 " FROM unnest(ARRAY[%s]) g(municipality), generate_series(1, 15) m"
+                 " ORDER BY g.municipality, m LIMIT 2000),"
+                 " c AS (SELECT s.i, 'participants_registered' AS ind, 'district' AS grp,"
+                 " 'k' || k AS key, k::bigint AS n FROM s, generate_series(1, 30) k) SELECT %s"
+                 % (",".join(map(str, munis)),
+                    ", ".join("(SELECT %s) AS a%d" % (e, k) for k, e in enumerate(cols))))
+        temp = ("SELECT temp_files FROM pg_stat_database WHERE datname = current_database()")
+        # One session: the job built with memory to spare, then the call at the session's
+        # default work_mem, the temporary files counted before and after it (each count
+        # flushed to the statistics first).
+        out = postgres.psql("SET work_mem = '256MB'", db="bigjob", args=[
+            "-c", build, "-c", "RESET work_mem",
+            "-c", "SELECT pg_stat_force_next_flush()", "-c", temp,
+            "-c", "SELECT fed_ingest_batch(1::smallint, '\\x01'::bytea, 1, %s) FROM job"
+                  % ", ".join("a%d" % k for k in range(len(cols))),
+            "-c", "SELECT pg_stat_force_next_flush()", "-c", temp])
+        assert len(out) == 3 and out[1] == ["2000"]
+        assert out[2] == out[0], "the call wrote temporary files"
+        # 15 months x 30 keys; each key k summed over the 2,000 snapshots.
+        assert postgres.psql("SELECT count(*), sum(numerator), sum(contributors)"
+                             " FROM province_cells", db="bigjob") == [
+            ["450", str(465 * 2000), "60000"]]
+    finally:
+        postgres.psql("DROP DATABASE bigjob", db="postgres")
+
+
 def test_national_totals_revisions_and_replays(fed, pki):
     rng = random.Random(5)
     period = "2026-07"
