@@ -211,3 +211,51 @@ def test_all_local_levels_by_month_in_one_answer(chain, pki, workdir, procs):
         m = x["area"]["code"]
         want = truth(regs, x["period"], 2, lambda c, m=m: c == m)
         assert x["total"]["value"] == want, (m, x["period"])
+
+
+def test_a_snapshot_in_any_order_gives_the_same_answers(chain, pki, workdir, procs, postgres):
+    """A breakdown over municipalities finds the cells it needs by their positions in each
+    snapshot's arrays (fbreakdown.c) instead of unnesting every snapshot. The hub stores the
+    cells in order, but the store does not promise it: with every snapshot's arrays
+    interleaved (odd positions reversed, then even ones), the answers are the same, and equal
+    the truth."""
+    fed, token, hubs = chain
+    code, seed, n = MUNIS[0]
+    node = Node(workdir, pki, code, hubs[1])
+    cl = Caseload(code, seed)
+    load(node, cl, workdir, n)
+    node.sync()
+    settle(fed, token, [cl])
+    regs = registrations([cl])
+    district = {int(r["local_level_code"]): int(r["district_code"]) for r in geography()}[code]
+    queries = ("by=municipality,sex&district=%d&period=%d" % (district, YEAR),
+               "by=district&province=1&series=month&period=%d" % YEAR,
+               "municipality=%d&series=quarter&period=%d" % (code, YEAR))
+    before = [breakdown(fed, token, q) for q in queries]
+
+    def span(where):
+        """The widest span of positions of participants_registered in a stored snapshot less
+        the number of its cells (0 when every snapshot keeps them together)."""
+        return int(postgres.psql(
+            "SELECT max(p[cardinality(p)] - p[1] + 1 - cardinality(p)) FROM (SELECT"
+            " array_positions(indicator, 'participants_registered') AS p FROM snapshot_cells"
+            " WHERE municipality = %d) x" % code, db=fed.pg.name)[0][0])
+
+    assert span(code) == 0
+    columns = ("indicator", "grouping", "key", "numerator", "denominator", "cell_key",
+               "contributors", "numerator_key")
+    postgres.psql(
+        "CREATE FUNCTION interleave(anyarray) RETURNS anyarray LANGUAGE sql AS"
+        " 'SELECT ARRAY(SELECT $1[i] FROM generate_subscripts($1, 1) AS i"
+        " ORDER BY i %% 2, i DESC)';"
+        " UPDATE snapshot_cells SET %s" % ", ".join("%s = interleave(%s)" % (c, c)
+                                                     for c in columns), db=fed.pg.name)
+    assert span(code) > 0
+    after = [breakdown(fed, token, q) for q in queries]
+    for q, b, a in zip(queries, before, after):
+        assert strip(a) == strip(b), q
+    monthly = after[1]["answers"]
+    assert sum(x["total"]["value"] for x in monthly) > 0
+    for x in monthly:
+        inside = x["area"]["code"] == district
+        assert x["total"]["value"] == (truth(regs, x["period"], 2) if inside else 0), x
