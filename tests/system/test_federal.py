@@ -236,6 +236,31 @@ def test_a_large_ingest_job_sorts_and_hashes_in_memory(postgres):  # noqa: F811
         postgres.psql("DROP DATABASE bigjob", db="postgres")
 
 
+def test_a_long_snapshot_is_compressed_with_lz4(postgres):  # noqa: F811
+    """A snapshot too long to stay in its row as it is (600 cells, over the partition's 8,160
+    bytes) is compressed with LZ4, every one of its arrays (migration 11; pglz before), and
+    reads back whole."""
+    from harness import ROOT
+    mig = os.path.join(ROOT, "federal-api", "migrations")
+    postgres.psql("CREATE DATABASE lz4")
+    try:
+        for name in sorted(n for n in os.listdir(mig) if n.endswith(".sql")):
+            postgres.psql(open(os.path.join(mig, name)).read(), db="lz4")
+        cells = [("participants_registered", "district", "district-%04d" % k, k)
+                 for k in range(600)]
+        assert postgres.psql(_ingest_sql(1, [(10101, cells)], version=7), db="lz4") == [["1"]]
+        columns = ("indicator", "grouping", "key", "numerator", "denominator", "cell_key",
+                   "contributors", "numerator_key")
+        got = postgres.psql("SELECT %s FROM snapshot_cells"
+                            % ", ".join("pg_column_compression(%s)" % c for c in columns),
+                            db="lz4")
+        assert got == [["lz4"] * len(columns)], dict(zip(columns, got[0]))
+        assert postgres.psql("SELECT count(*), sum(numerator), max(key) FROM cells",
+                             db="lz4") == [["600", str(599 * 600 // 2), "district-0599"]]
+    finally:
+        postgres.psql("DROP DATABASE lz4", db="postgres")
+
+
 def test_national_totals_revisions_and_replays(fed, pki):
     rng = random.Random(5)
     period = "2026-07"
