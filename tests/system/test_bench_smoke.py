@@ -68,6 +68,18 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     assert kept.lstrip("\n").startswith("### smoke archive") and old_summary in kept
     summary = text.split("<!-- bench:summary:begin -->")[1].split("<!-- bench:summary:end -->")[0]
     assert "(%s)" % name in summary and data["commit"][:12] in summary
+    # The other benches have no JSON here: their summary rows and their sections stay as the
+    # doc had them, word for word and in the same order; this bench's were replaced.
+    others = [r for r in old_summary.split("\n")[2:]
+              if not r.split(" | ")[0].endswith("(%s)" % name)]
+    assert others and [r for r in summary.strip("\n").split("\n") if r in others] == others
+
+    def sections(t):
+        body = t.split("<!-- bench:results:begin -->")[1].split("<!-- bench:results:end -->")[0]
+        return {part.split(" ", 1)[0]: part.strip("\n") for part in body.split("\n### ")[1:]}
+    old, new = sections(before), sections(text)
+    assert set(old) - {name} and all(new[b] == old[b] for b in old if b != name)
+    assert new[name] != old.get(name) and data["date"] in new[name]
 
 
 def test_summary_leaves_out_a_headline_figure_without_samples():
