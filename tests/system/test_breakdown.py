@@ -74,6 +74,19 @@ def breakdown(fed, token, query):
     return a
 
 
+def one_municipality(chain, pki, workdir):
+    """The chain with the first of MUNIS loaded and synced: (fed, token, its code, its
+    registrations)."""
+    fed, token, hubs = chain
+    code, seed, n = MUNIS[0]
+    node = Node(workdir, pki, code, hubs[1])
+    cl = Caseload(code, seed)
+    load(node, cl, workdir, n)
+    node.sync()
+    settle(fed, token, [cl])
+    return fed, token, code, registrations([cl])
+
+
 def test_areas_and_series_equal_their_single_answers_and_the_truth(chain, pki, workdir, procs):
     fed, token, hubs = chain
     caseloads = []
@@ -186,14 +199,7 @@ def test_all_local_levels_by_month_in_one_answer(chain, pki, workdir, procs):
     """Every one of the 753 local levels, month by month over a year, in one answer: 9,036
     answers in code order, those of the municipalities with data equal to the truth, the
     rest empty (the time it takes is printed, never asserted; bench/ measures it)."""
-    fed, token, hubs = chain
-    code, seed, n = MUNIS[0]
-    node = Node(workdir, pki, code, hubs[1])
-    cl = Caseload(code, seed)
-    load(node, cl, workdir, n)
-    node.sync()
-    settle(fed, token, [cl])
-    regs = registrations([cl])
+    fed, token, code, regs = one_municipality(chain, pki, workdir)
     import urllib.request
     req = urllib.request.Request("https://127.0.0.1:%d/v1/indicators/participants_registered?"
                                  "by=municipality&series=month&period=%d" % (fed.https_port, YEAR))
@@ -219,14 +225,7 @@ def test_a_snapshot_in_any_order_gives_the_same_answers(chain, pki, workdir, pro
     cells in order, but the store does not promise it: with every snapshot's arrays
     interleaved (odd positions reversed, then even ones), the answers are the same, and equal
     the truth."""
-    fed, token, hubs = chain
-    code, seed, n = MUNIS[0]
-    node = Node(workdir, pki, code, hubs[1])
-    cl = Caseload(code, seed)
-    load(node, cl, workdir, n)
-    node.sync()
-    settle(fed, token, [cl])
-    regs = registrations([cl])
+    fed, token, code, regs = one_municipality(chain, pki, workdir)
     district = {int(r["local_level_code"]): int(r["district_code"]) for r in geography()}[code]
     queries = ("by=municipality,sex&district=%d&period=%d" % (district, YEAR),
                "by=district&province=1&series=month&period=%d" % YEAR,
