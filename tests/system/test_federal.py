@@ -1,6 +1,7 @@
 """The federal tier on a real PostgreSQL: hub ingest (replacement by revision, replays,
 restarts of federal-api and of PostgreSQL mid-ingest), indicator answers against ground
 truth kept by the test, roles, disclosure control, input validation and the audit log."""
+import contextlib
 import http.client
 import os
 import random
@@ -186,17 +187,27 @@ def test_migration_7_keeps_the_cells_and_keeps_tops_per_municipality(postgres): 
         postgres.psql("DROP DATABASE mig7", db="postgres")
 
 
+@contextlib.contextmanager
+def migrated(postgres, name):  # noqa: F811
+    """A database of its own at the newest version (every migration applied in order),
+    dropped afterwards."""
+    from harness import ROOT
+    mig = os.path.join(ROOT, "federal-api", "migrations")
+    postgres.psql("CREATE DATABASE %s" % name)
+    try:
+        for f in sorted(n for n in os.listdir(mig) if n.endswith(".sql")):
+            postgres.psql(open(os.path.join(mig, f)).read(), db=name)
+        yield
+    finally:
+        postgres.psql("DROP DATABASE %s" % name, db="postgres")
+
+
 def test_a_large_ingest_job_sorts_and_hashes_in_memory(postgres):  # noqa: F811
     """A merged job of 2,000 snapshots (60,000 cells) is applied without temporary files: with
     PostgreSQL's default work_mem its hash aggregates spilled to disk (migration 10 gives the
     function its own). The job is built in SQL; the province sums are checked after it, so that
     the call is known to have done its work."""
-    from harness import ROOT
-    mig = os.path.join(ROOT, "federal-api", "migrations")
-    postgres.psql("CREATE DATABASE bigjob")
-    try:
-        for name in sorted(n for n in os.listdir(mig) if n.endswith(".sql")):
-            postgres.psql(open(os.path.join(mig, name)).read(), db="bigjob")
+    with migrated(postgres, "bigjob"):
         # 2,000 snapshots of province 1 (its municipalities x 15 months), 30 cells each.
         munis = [m for m, _ in municipalities(1)]
         assert len(munis) * 15 >= 2000
@@ -232,20 +243,13 @@ def test_a_large_ingest_job_sorts_and_hashes_in_memory(postgres):  # noqa: F811
         assert postgres.psql("SELECT count(*), sum(numerator), sum(contributors)"
                              " FROM province_cells", db="bigjob") == [
             ["450", str(465 * 2000), "60000"]]
-    finally:
-        postgres.psql("DROP DATABASE bigjob", db="postgres")
 
 
 def test_a_long_snapshot_is_compressed_with_lz4(postgres):  # noqa: F811
     """A snapshot too long to stay in its row as it is (600 cells, over the partition's 8,160
     bytes) is compressed with LZ4, every one of its arrays (migration 11; pglz before), and
     reads back whole."""
-    from harness import ROOT
-    mig = os.path.join(ROOT, "federal-api", "migrations")
-    postgres.psql("CREATE DATABASE lz4")
-    try:
-        for name in sorted(n for n in os.listdir(mig) if n.endswith(".sql")):
-            postgres.psql(open(os.path.join(mig, name)).read(), db="lz4")
+    with migrated(postgres, "lz4"):
         cells = [("participants_registered", "district", "district-%04d" % k, k)
                  for k in range(600)]
         assert postgres.psql(_ingest_sql(1, [(10101, cells)], version=7), db="lz4") == [["1"]]
@@ -257,8 +261,6 @@ def test_a_long_snapshot_is_compressed_with_lz4(postgres):  # noqa: F811
         assert got == [["lz4"] * len(columns)], dict(zip(columns, got[0]))
         assert postgres.psql("SELECT count(*), sum(numerator), max(key) FROM cells",
                              db="lz4") == [["600", str(599 * 600 // 2), "district-0599"]]
-    finally:
-        postgres.psql("DROP DATABASE lz4", db="postgres")
 
 
 def test_national_totals_revisions_and_replays(fed, pki):
