@@ -2,7 +2,9 @@
 restarts of federal-api and of PostgreSQL mid-ingest), indicator answers against ground
 truth kept by the test, roles, disclosure control, input validation and the audit log."""
 import contextlib
+import datetime
 import http.client
+import json
 import os
 import random
 import signal
@@ -12,6 +14,7 @@ import urllib.parse
 
 import pytest
 
+import bs
 from fedclient import CATEGORIES, SEXES, Federal, HubUplink, add_cells, random_cells, snapshot
 from harness import pb, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
@@ -261,6 +264,95 @@ def test_a_long_snapshot_is_compressed_with_lz4(postgres):  # noqa: F811
         assert got == [["lz4"] * len(columns)], dict(zip(columns, got[0]))
         assert postgres.psql("SELECT count(*), sum(numerator), max(key) FROM cells",
                              db="lz4") == [["600", str(599 * 600 // 2), "district-0599"]]
+
+
+class _Db:
+    """Another database of the session's PostgreSQL, for a Federal of its own."""
+
+    def __init__(self, pg, name):
+        self.conninfo = pg.conninfo.replace("dbname=reintegration", "dbname=" + name)
+
+
+def _plan_rows(node):
+    """Rows a plan node and its children produced or threw away, over every loop."""
+    loops = node.get("Actual Loops", 1)
+    n = loops * (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
+                 + node.get("Rows Removed by Join Filter", 0))
+    return n + sum(_plan_rows(c) for c in node.get("Plans", []))
+
+
+def _logged_plans(log, prefix):
+    """The plans auto_explain wrote to log for statements starting with prefix."""
+    text, out, dec = open(log, encoding="utf-8", errors="replace").read(), [], json.JSONDecoder()
+    for part in text.split("plan:")[1:]:
+        try:
+            plan, _ = dec.raw_decode(part.lstrip())
+        except ValueError:
+            continue
+        if plan.get("Query Text", "").startswith(prefix):
+            out.append(plan)
+    return out
+
+
+def test_the_coverage_of_a_national_month_reads_its_months_once(postgres, pki, tmp_path):  # noqa: F811
+    """An indicator answer's approval coverage (fapprovals.c) looks up which municipality-months
+    the federal tier holds. On a store with 120 months of every municipality, vacuumed and
+    analysed as autovacuum leaves it, the planner read the whole index of both month partitions
+    or probed a month's 753 rows once per municipality-month (over a million rows, 100-500 ms
+    under ingest) while the months' period texts were computed inside the statement. The plan
+    of the statement the daemon ran is read from auto_explain and its rows counted (work, not
+    time); the coverage is checked against the test's own count."""
+    name = "coverageplan"
+    pki.issue("federal")
+    postgres.psql("CREATE DATABASE %s" % name)
+    fed = Federal(str(tmp_path), pki, _Db(postgres, name))
+    try:
+        fed.start()
+        ministry = fed.token("ministry", "coverage-plan")
+        fed.stop()
+        # 120 Gregorian and 120 BS months of every local level, 40 cells each (rows of about
+        # the width a real snapshot has: with one-cell rows the planner chose well even before);
+        # the BS months overlapping June 2025 are held for every municipality but province 7's
+        # in the second.
+        june = [datetime.date(2025, 6, d) for d in range(1, 31)]
+        months = sorted({bs.ad_to_bs(d)[:2] for d in june})
+        assert len(months) == 2
+        (y2, m2) = months[1]
+        postgres.psql(
+            "INSERT INTO snapshot_cells (period_kind, period, municipality, indicator, grouping,"
+            " key, numerator, denominator, cell_key, contributors, numerator_key)"
+            " SELECT k, CASE WHEN k = 3 THEN 'BS' ELSE '' END || y || '-' || lpad(m::text, 2, '0'),"
+            " g.municipality, array_fill('participants_registered'::text, '{40}'),"
+            " array_fill('category,sex'::text, '{40}'), array_fill('RETURNEE,FEMALE'::text, '{40}'),"
+            " array_fill(1::bigint, '{40}'), array_fill(0::bigint, '{40}'),"
+            " array_fill(1::bigint, '{40}'), array_fill(1::bigint, '{40}'),"
+            " array_fill(1::bigint, '{40}')"
+            " FROM geo g, (VALUES (2), (3)) AS kinds(k), LATERAL (SELECT CASE WHEN k = 3 THEN 2073"
+            " ELSE 2016 END + i / 12 AS y, i %% 12 + 1 AS m FROM generate_series(0, 119) i) mo"
+            " WHERE NOT (k = 3 AND g.province = 7 AND y = %d AND m = %d)" % (y2, m2), db=name)
+        postgres.psql("VACUUM ANALYZE", db=name)
+        for setting in ("session_preload_libraries = 'auto_explain'",
+                        "auto_explain.log_min_duration = 0", "auto_explain.log_analyze = on",
+                        "auto_explain.log_format = json"):
+            postgres.psql("ALTER DATABASE %s SET %s" % (name, setting), db=name)
+        fed.start()
+        st, a, _ = fed.get("/v1/indicators/participants_registered?period=2025-06&by=sex",
+                           ministry)
+        assert st == 200, a
+        p7 = len(municipalities(7))
+        total = sum(len(municipalities(p)) for p in range(1, 8))
+        assert total == 753
+        assert (a["approval"]["municipality_months"], a["approval"]["contributing"]) == \
+            (2 * total, 2 * total - p7)
+        plans = _logged_plans(postgres.log, "WITH mo AS")
+        assert plans, "auto_explain logged no coverage statement"
+        rows = _plan_rows(plans[-1]["Plan"])
+        # Its inputs are 1,506 municipality-months, the 1,506 - p7 rows held and no decision;
+        # a plan that reads them once passes each through a few nodes.
+        assert rows < 30 * 2 * total, (rows, json.dumps(plans[-1]["Plan"])[:3000])
+    finally:
+        fed.stop()
+        postgres.psql("DROP DATABASE %s" % name, db="postgres")
 
 
 def test_national_totals_revisions_and_replays(fed, pki):
