@@ -324,7 +324,8 @@ def ingest_run(work, pki, pg, frames, i):
 def copy_run(pg, tsv_path, i):
     """COPY of the same snapshots into a fresh database migrated with the product's
     migrations: their header rows into snapshots and their cells, one row of arrays per
-    snapshot, into snapshot_cells (the layout of migration 0004). Timed: the two COPYs."""
+    snapshot, into snapshot_cells (the layout of migration 0004, its arrays compressed with LZ4
+    since migration 0011). Timed: the two COPYs."""
     db = PgDb(pg, "copy%d" % i)
     pg.psql("CREATE DATABASE %s" % db.name, db="postgres")
     mig = os.path.join(ROOT, "federal-api", "migrations")
@@ -414,7 +415,7 @@ def main():
                    headline=True)
         res.samples("ingest_rate", [n_cells / r["s"] for r in ingests])
         res.figure("copy_rate", "PostgreSQL COPY of the same snapshots into snapshots and "
-                   "snapshot_cells (arrays, migration 0004)", "cells/s")
+                   "snapshot_cells (the product's layout: arrays, LZ4)", "cells/s")
         res.samples("copy_rate", [n_cells / r["s"] for r in copies])
         # Queries on the last ingested database (not dropped): vacuumed first, as after a
         # backfill, so that autovacuum's first pass does not share the two cores.

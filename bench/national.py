@@ -717,8 +717,9 @@ def main():
                note=None if full else "not at full size: no goal judged")
     res.figure("floor_s", "physical floor of that resync: CPU s of every tier / cores", "s",
                better="lower")
-    res.figure("fresh_p99_s", "freshness p99, clerk's commit to the national answer (%d "
-               "samples a run, mixed background)" % args.samples, "s", better="lower",
+    res.figure("fresh_p99_s", "freshness p99, clerk's commit to the national answer, %s "
+               "records at the start (%d samples a run, mixed background)"
+               % (format(args.records, ","), args.samples), "s", better="lower",
                goal="< 1 s", goal_value=1.0, headline=True)
     res.figure("fresh_p50_s", "freshness p50", "s", better="lower")
     res.figure("query_p99_ms", "national query p99 over %d x %d months while ingest runs"
