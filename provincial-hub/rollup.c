@@ -376,8 +376,8 @@ void rollup_close(rollup *r)
     free(r->pair_cache);
     free(r->acc);
     free(r->acc_slots);
-    free(r->mem);
-    free(r->contrib);
+    free(r->reach);
+    free(r->reach_slots);
     free(r->out);
     free(r->queued);
     free(r->closes);

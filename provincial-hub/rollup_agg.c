@@ -1,7 +1,8 @@
 /* The rollup engine's generic aggregator (rollup_internal.h): cells keyed by (indicator,
- * grouping, period slot, dimension values) in an open-addressing hash, the distinct
- * contributors of each cell in a second one, and the finished cells sorted and digested. It
- * knows nothing of records; rollup_indicators.c feeds it. */
+ * grouping, period slot, dimension values) in an open-addressing hash, the cells the current
+ * contributor reached in a second, small one (the rows that need distinct contributors come
+ * grouped by contributor), and the finished cells sorted and digested. It knows nothing of
+ * records; rollup_indicators.c feeds it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,11 @@ int rollup__grow(void **p, size_t *cap, size_t need, size_t elem)
 void rollup__agg_reset(rollup *r)
 {
     r->n_acc = 0;
-    r->n_mem = 0;
-    r->n_contrib = 0;
-    if (++r->gen == 0) { /* wrapped: really empty the tables once */
+    r->n_reach = 0;
+    r->has_cur = 0;
+    if (++r->gen == 0) { /* wrapped: really empty the table once */
         if (r->acc_slots)
             memset(r->acc_slots, 0, r->n_acc_slots * sizeof(rollup__slot));
-        if (r->mem)
-            memset(r->mem, 0, r->n_mem_slots * sizeof(rollup__member));
         r->gen = 1;
     }
 }
@@ -89,75 +88,100 @@ static rollup__acc *rollup__cell(rollup *r, uint64_t k, uint32_t *index)
     return a;
 }
 
-static size_t rollup__member_hash(uint32_t cell, const uint8_t *id)
+/* Counts what the current contributor adds to the sums it reached: only a contribution above
+ * 0 makes a contributor, so that no cell reaches the public's minimum with contributors
+ * whose values it would show (an enterprise of no employees). Its distinct cells were
+ * counted when first reached. */
+static void rollup__reach_flush(rollup *r)
 {
-    uint64_t a, b;
-    memcpy(&a, id, 8);
-    memcpy(&b, id + 8, 8);
-    return (size_t)rollup__mix(a ^ rollup__mix(b ^ ((uint64_t)cell << 32)));
+    for (size_t i = 0; i < r->n_reach; i++) {
+        const rollup__reach *c = &r->reach[i];
+        rollup__acc *a = &r->acc[c->cell];
+        if (r->ind[a->k >> 56].agg != CATALOGUE_SUM || c->amount <= 0)
+            continue;
+        a->contributors++;
+        a->ckey += rollup__contribution_key(r, r->cur_id, c->amount);
+        if (c->amount > a->top1) {
+            a->top2 = a->top1;
+            a->top1 = c->amount;
+        } else if (c->amount > a->top2) {
+            a->top2 = c->amount;
+        }
+    }
+    r->n_reach = 0;
+    if (++r->reach_gen == 0) { /* wrapped: really empty the table once */
+        if (r->reach_slots)
+            memset(r->reach_slots, 0, r->n_reach_slots * sizeof(rollup__slot));
+        r->reach_gen = 1;
+    }
 }
 
-/* Adds contributor id to cell; returns 1 when it is new there, 0 when seen, or <0. *at is its
- * entry, valid until the next call. */
-static int rollup__member_add(rollup *r, uint32_t cell, const uint8_t *id, rollup__member **at)
+int rollup__contributors_end(rollup *r)
 {
-    if ((r->n_mem + 1) * 2 > r->n_mem_slots) {
-        size_t n = r->n_mem_slots ? r->n_mem_slots * 2 : 4096;
-        rollup__member *m = calloc(n, sizeof(*m));
-        if (m == NULL)
-            return REINT_ENOMEM;
-        for (size_t i = 0; i < r->n_mem_slots; i++) {
-            if (r->mem[i].gen != r->gen)
-                continue;
-            size_t j = rollup__member_hash(r->mem[i].cell, r->mem[i].id) & (n - 1);
-            while (m[j].gen == r->gen)
-                j = (j + 1) & (n - 1);
-            m[j] = r->mem[i];
-        }
-        free(r->mem);
-        r->mem = m;
-        r->n_mem_slots = n;
+    if (r->has_cur)
+        rollup__reach_flush(r);
+    r->has_cur = 0;
+    return 0;
+}
+
+static int rollup__reach_rehash(rollup *r, size_t nslots)
+{
+    rollup__slot *s = calloc(nslots, sizeof(rollup__slot));
+    if (s == NULL)
+        return REINT_ENOMEM;
+    if (++r->reach_gen == 0)
+        r->reach_gen = 1;
+    for (size_t i = 0; i < r->n_reach; i++) {
+        size_t j = (size_t)rollup__mix(r->reach[i].cell) & (nslots - 1);
+        while (s[j].gen == r->reach_gen)
+            j = (j + 1) & (nslots - 1);
+        s[j].gen = r->reach_gen;
+        s[j].index = (uint32_t)i;
     }
-    size_t mask = r->n_mem_slots - 1, j = rollup__member_hash(cell, id) & mask;
-    for (; r->mem[j].gen == r->gen; j = (j + 1) & mask) {
-        if (r->mem[j].cell == cell && memcmp(r->mem[j].id, id, 16) == 0) {
-            *at = &r->mem[j];
+    free(r->reach_slots);
+    r->reach_slots = s;
+    r->n_reach_slots = nslots;
+    return 0;
+}
+
+/* Contributor id reaches cell with amount; returns 1 when the cell is new to it, 0 when it
+ * was reached before, or <0. A new contributor first counts what the previous one added. */
+static int rollup__reach_add(rollup *r, uint32_t cell, const uint8_t *id, int64_t amount)
+{
+    int c = r->has_cur ? memcmp(id, r->cur_id, 16) : 1;
+    if (c < 0)
+        return REINT_EINVAL; /* not grouped by contributor: it would count twice */
+    if (c > 0) {
+        if (r->has_cur)
+            rollup__reach_flush(r);
+        memcpy(r->cur_id, id, 16);
+        r->has_cur = 1;
+    }
+    if ((r->n_reach + 1) * 2 > r->n_reach_slots &&
+        rollup__reach_rehash(r, r->n_reach_slots ? r->n_reach_slots * 2 : 256) != 0)
+        return REINT_ENOMEM;
+    size_t mask = r->n_reach_slots - 1, j = (size_t)rollup__mix(cell) & mask;
+    for (; r->reach_slots[j].gen == r->reach_gen; j = (j + 1) & mask) {
+        rollup__reach *e = &r->reach[r->reach_slots[j].index];
+        if (e->cell == cell) {
+            e->amount += amount;
             return 0;
         }
     }
-    r->mem[j].gen = r->gen;
-    r->mem[j].cell = cell;
-    memcpy(r->mem[j].id, id, 16);
-    r->mem[j].contrib = 0;
-    r->n_mem++;
-    *at = &r->mem[j];
+    if (rollup__grow((void **)&r->reach, &r->cap_reach, r->n_reach + 1, sizeof(rollup__reach)) != 0)
+        return REINT_ENOMEM;
+    r->reach_slots[j].gen = r->reach_gen;
+    r->reach_slots[j].index = (uint32_t)r->n_reach;
+    r->reach[r->n_reach].cell = cell;
+    r->reach[r->n_reach].amount = amount;
+    r->n_reach++;
     return 1;
-}
-
-/* Adds amount to what contributor id adds to cell (a sum's cell). Returns 0 or <0. */
-static int rollup__contribute(rollup *r, uint32_t cell, const uint8_t *id, int64_t amount)
-{
-    rollup__member *m;
-    int added = rollup__member_add(r, cell, id, &m);
-    if (added < 0)
-        return added;
-    if (added) {
-        if (rollup__grow((void **)&r->contrib, &r->cap_contrib, r->n_contrib + 1,
-                         sizeof(rollup__contrib)) != 0)
-            return REINT_ENOMEM;
-        m->contrib = (uint32_t)r->n_contrib;
-        rollup__contrib *c = &r->contrib[r->n_contrib++];
-        c->cell = cell;
-        memcpy(c->id, id, 16);
-        c->amount = 0;
-    }
-    r->contrib[m->contrib].amount += amount;
-    return 0;
 }
 
 /* Indicators without dedupe have one contribution per record and period, so their
  * contributors are distinct by construction. A sum's contributors, key and top contributions
- * wait for rollup__finish, since what a contributor adds is known only at the end. */
+ * wait until its contributor's rows end (rollup__reach_flush), since what a contributor adds
+ * is known only then. */
 int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *id, uint32_t ckey,
                  int64_t num, int64_t den)
 {
@@ -175,17 +199,11 @@ int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *i
         a->den += den;
         if (in->agg == CATALOGUE_RATIO && num != 0)
             a->nkey += ckey;
-        if (in->agg == CATALOGUE_SUM) {
-            int rc = rollup__contribute(r, index, id, num);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        rollup__member *m;
-        int added = in->dedupe ? rollup__member_add(r, index, id, &m) : 1;
+        int added =
+            in->dedupe || in->agg == CATALOGUE_SUM ? rollup__reach_add(r, index, id, num) : 1;
         if (added < 0)
             return added;
-        if (added) {
+        if (added && in->agg != CATALOGUE_SUM) {
             a->contributors++;
             a->ckey += ckey;
         }
@@ -260,23 +278,7 @@ int rollup__finish(rollup *r, size_t *n)
 {
     if (rollup__grow((void **)&r->out, &r->cap_out, r->n_acc + 1, sizeof(rollup__out)) != 0)
         return REINT_ENOMEM;
-    /* The contributions to sums: a contributor that adds nothing (an enterprise of no
-     * employees) is not one, so that no cell reaches the public's minimum with contributors
-     * whose values it would show. */
-    for (size_t i = 0; i < r->n_contrib; i++) {
-        const rollup__contrib *c = &r->contrib[i];
-        rollup__acc *a = &r->acc[c->cell];
-        if (c->amount <= 0)
-            continue;
-        a->contributors++;
-        a->ckey += rollup__contribution_key(r, c->id, c->amount);
-        if (c->amount > a->top1) {
-            a->top2 = a->top1;
-            a->top1 = c->amount;
-        } else if (c->amount > a->top2) {
-            a->top2 = c->amount;
-        }
-    }
+    rollup__contributors_end(r); /* the last contributor's sums */
     size_t k = 0;
     for (size_t i = 0; i < r->n_acc; i++) {
         const rollup__acc *a = &r->acc[i];

@@ -54,10 +54,12 @@ const char *const rollup__indicator_sql[S_N] = {
         " pcategory, status=1 AND due<?4 AND NOT EXISTS(SELECT 1 FROM rollup_service d"
         "  INDEXED BY rollup_service_person WHERE d.person=s.person AND d.type=s.type"
         "  AND d.bs BETWEEN s.bs AND s.due AND d.status=2 AND d.municipality=s.municipality)"
-        ", ad, bs FROM rollup_service s WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
+        ", ad, bs FROM rollup_service s WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3"
+        " ORDER BY person", /* persons served, seed funding, bank accounts: per person */
     [S_Q_ENTERPRISES] = "SELECT id, ckey, action, sector, employees, status, osex, ocategory,"
                         " loan_ad, loan_bs, ad, bs, owner FROM rollup_enterprise"
-                        " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
+                        " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3"
+                        " ORDER BY owner", /* jobs created: per owner */
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
     [S_Q_CLOSE] = "SELECT year, month, max(closed_day) FROM rollup_close c WHERE municipality=?1"
@@ -246,6 +248,8 @@ static int rollup__services(rollup *r, rollup__group *g)
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
+    if (rc == 0)
+        rc = rollup__contributors_end(r);
     sqlite3_reset(st);
     return rc;
 }
@@ -286,6 +290,8 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
+    if (rc == 0)
+        rc = rollup__contributors_end(r);
     sqlite3_reset(st);
     return rc;
 }
@@ -562,8 +568,12 @@ int rollup__compute(rollup *r, rollup__group *g, size_t *n)
     }
     rollup__agg_reset(r);
     if ((rc = rollup__persons(r, g)) != 0 || (rc = rollup__services(r, g)) != 0 ||
-        (rc = rollup__enterprises(r, g)) != 0 || (rc = rollup__unavailable(r, g)) != 0)
+        (rc = rollup__enterprises(r, g)) != 0 || (rc = rollup__unavailable(r, g)) != 0) {
+        if (rc == REINT_EINVAL)
+            log_error("rollup: the rows of municipality %u did not come grouped by contributor",
+                      (unsigned)g->m);
         return rc;
+    }
     rollup__reporter rep;
     if ((rc = rollup__reporter_load(r, g->m, &rep)) != 0)
         return rc;

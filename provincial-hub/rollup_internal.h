@@ -115,18 +115,15 @@ typedef struct rollup__slot {
     uint32_t gen, index;
 } rollup__slot;
 
-typedef struct rollup__member {
-    uint32_t gen, cell;
-    uint8_t id[16];
-    uint32_t contrib; /* sums: its entry in rollup.contrib */
-} rollup__member;
-
-/* What one contributor adds to one cell of a sum, in the order first seen. */
-typedef struct rollup__contrib {
+/* A cell the current contributor has reached, and (sums) what it adds there. The rows of
+ * an indicator whose contributors are counted once per cell (dedupe, and every sum) arrive
+ * grouped by contributor (rollup_indicators.c orders those scans by it), so its distinct
+ * contributors are found per contributor in a small table instead of one hash of every
+ * (cell, contributor) of the computation. */
+typedef struct rollup__reach {
     uint32_t cell;
-    uint8_t id[16];
     int64_t amount;
-} rollup__contrib;
+} rollup__reach;
 
 /* A finished cell. indicator and grouping point into the engine's indicator table. */
 typedef struct rollup__out {
@@ -281,10 +278,14 @@ struct rollup {
     rollup__slot *acc_slots;
     size_t n_acc_slots;
     uint32_t gen;
-    rollup__member *mem;
-    size_t n_mem, n_mem_slots;
-    rollup__contrib *contrib;
-    size_t n_contrib, cap_contrib;
+    /* The contributor whose rows are being read and the cells it reached (rollup_agg.c). */
+    uint8_t cur_id[16];
+    int has_cur;
+    rollup__reach *reach;
+    size_t n_reach, cap_reach;
+    rollup__slot *reach_slots;
+    size_t n_reach_slots;
+    uint32_t reach_gen;
     rollup__out *out;
     size_t cap_out;
     /* Outbox entries of the refresh under way, written at its end in period order. */
@@ -360,12 +361,18 @@ int rollup__grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Starts a computation: every cell and member table empty. */
 void rollup__agg_reset(rollup *r);
 /* One contribution of contributor id (key ckey) to indicator ind in period slot pj, in every
- * grouping, with dimension values dv. Returns 0 or REINT_ENOMEM. */
+ * grouping, with dimension values dv. For an indicator that counts a contributor once per cell
+ * (dedupe, and every sum) the rows must come grouped by contributor, in ascending order of id,
+ * and rollup__contributors_end() must follow the last of a scan. Returns 0, REINT_ENOMEM, or
+ * REINT_EINVAL when a contributor comes out of order (it would be counted twice). */
 int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *id, uint32_t ckey,
                  int64_t num, int64_t den);
 /* The same into every period slot whose bit is set in mask. */
 int rollup__emit_all(rollup *r, int ind, uint64_t mask, const int dv[D_N], const uint8_t *id,
                      uint32_t ckey, int64_t num, int64_t den);
+/* Ends a run of contributors (a scan): what the last one adds to sums is counted, and the next
+ * scan may start again from any id. Returns 0 or REINT_ENOMEM. */
+int rollup__contributors_end(rollup *r);
 /* Turns the accumulated cells into r->out (zero cells left out), sorted by period slot,
  * indicator, grouping and key; *n is their number. A sum's contributors, key and top
  * contributions come from its contributions: only those above 0 count. Returns 0 or

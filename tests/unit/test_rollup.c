@@ -651,6 +651,50 @@ static void test_rollup_jobs_by_owner_and_ratio_numerator_key(void **state)
     assert_int_equal(cell(f, "2026-01", "enterprises_with_loan", "", "").nkey, 0);
 }
 
+/* The records of two persons interleave in time (the engine reads a period's services and
+ * enterprises grouped by person and owner, whatever their days): each person still counts
+ * once per cell, and each sum's contribution is all that person adds to the cell. */
+static void test_rollup_interleaved_contributors_count_once(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+    const int DEL = REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED;
+    const int RERP = REINT__V1__PROGRAMME__PROGRAMME_RERP;
+    delivered(f, 10, 2, COUNSEL, D(2026, 1, 5));
+    delivered(f, 11, 1, COUNSEL, D(2026, 1, 6));
+    service(f, 12, 2, SEED, DEL, D(2026, 1, 7), RERP, 5000);
+    service(f, 13, 1, SEED, DEL, D(2026, 1, 8), RERP, 3000);
+    service(f, 14, 2, SEED, DEL, D(2026, 2, 9), RERP, 1000);
+    delivered(f, 15, 1, BANK, D(2026, 1, 10));
+    delivered(f, 16, 2, BANK, D(2026, 1, 11));
+    delivered(f, 17, 1, BANK, D(2026, 2, 12));
+    enterprise(f, 20, 2, RETAIL, D(2026, 1, 13), 2, ACTIVE);
+    enterprise(f, 21, 1, RETAIL, D(2026, 1, 14), 3, ACTIVE);
+    enterprise(f, 22, 2, RETAIL, D(2026, 2, 15), 4, ACTIVE);
+    const char *S = "persons_served";
+    assert_int_equal(num(f, "2026-01", S, "", ""), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "", ""), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "service_type", "SEED_FUNDING"), 2);
+    assert_int_equal(num(f, "2026-Q1", S, "sex", "MALE"), 1);
+    assert_int_equal(num(f, "2026-Q1", "bank_accounts_opened", "", ""), 2);
+    cellv c = cell(f, "2026-Q1", "seed_funding_npr", "", "");
+    assert_int_equal(c.num, 9000);
+    assert_int_equal(c.contributors, 2);
+    assert_int_equal(c.top1, 6000);
+    assert_int_equal(c.top2, 3000);
+    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 3000) + contribution_key(2, 6000)));
+    c = cell(f, "2026-Q1", "jobs_created", "", "");
+    assert_int_equal(c.num, 9);
+    assert_int_equal(c.contributors, 2);
+    assert_int_equal(c.top1, 6);
+    assert_int_equal(c.top2, 3);
+    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 3) + contribution_key(2, 6)));
+    c = cell(f, "2026-01", "jobs_created", "", "");
+    assert_int_equal(c.num, 5);
+    assert_int_equal(c.contributors, 2);
+}
+
 static void test_rollup_bank_accounts_count_persons_once(void **state)
 {
     fx *f = *state;
@@ -1626,6 +1670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_returnees_and_remigration_ratio, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_enterprise_ratios_and_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_interleaved_contributors_count_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rollup_seed_funding_sums_with_person_contributors,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_jobs_by_owner_and_ratio_numerator_key, setup,
