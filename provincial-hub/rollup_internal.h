@@ -358,7 +358,7 @@ void rollup__forget_touched(rollup *r);
 uint64_t rollup__mix(uint64_t x);
 /* Grows *p (of *cap elements of elem bytes) to hold need. Returns 0 or REINT_ENOMEM. */
 int rollup__grow(void **p, size_t *cap, size_t need, size_t elem);
-/* Starts a computation: every cell and member table empty. */
+/* Starts a computation: the cell table and the current contributor empty. */
 void rollup__agg_reset(rollup *r);
 /* One contribution of contributor id (key ckey) to indicator ind in period slot pj, in every
  * grouping, with dimension values dv. For an indicator that counts a contributor once per cell
