@@ -94,13 +94,20 @@ static rollup__acc *rollup__cell(rollup *r, uint64_t k, uint32_t *index)
  * counted when first reached. */
 static void rollup__reach_flush(rollup *r)
 {
+    /* A contributor mostly adds the same amount to a period's cells of every grouping. */
+    int64_t last_amount = 0;
+    uint32_t last_key = 0;
     for (size_t i = 0; i < r->n_reach; i++) {
         const rollup__reach *c = &r->reach[i];
         rollup__acc *a = &r->acc[c->cell];
         if (r->ind[a->k >> 56].agg != CATALOGUE_SUM || c->amount <= 0)
             continue;
+        if (c->amount != last_amount) {
+            last_amount = c->amount;
+            last_key = rollup__contribution_key(r, r->cur_id, c->amount);
+        }
         a->contributors++;
-        a->ckey += rollup__contribution_key(r, r->cur_id, c->amount);
+        a->ckey += last_key;
         if (c->amount > a->top1) {
             a->top2 = a->top1;
             a->top1 = c->amount;
@@ -224,24 +231,28 @@ int rollup__emit_all(rollup *r, int ind, uint64_t mask, const int dv[D_N], const
     return 0;
 }
 
-static void rollup__dim_name(int dim, int v, char *out, size_t len)
+/* Appends the name of value v of dimension dim to key (of *len bytes so far), truncated to
+ * ROLLUP_KEY_MAX - 1 bytes as snprintf would. */
+static void rollup__dim_name(int dim, int v, char *key, size_t *len)
 {
-    if (rollup__dims[dim].desc)
-        snprintf(out, len, "%s", record_enum_name(rollup__dims[dim].desc, v));
-    else if (v)
-        snprintf(out, len, "%c%c", (char)(v >> 8), (char)(v & 0xff));
-    else
-        snprintf(out, len, "UNKNOWN");
+    char cc[3] = {(char)(v >> 8), (char)(v & 0xff), '\0'};
+    const char *name = rollup__dims[dim].desc ? record_enum_name(rollup__dims[dim].desc, v)
+                       : v                    ? cc
+                                              : "UNKNOWN";
+    size_t n = strlen(name);
+    if (n > ROLLUP_KEY_MAX - 1 - *len)
+        n = ROLLUP_KEY_MAX - 1 - *len;
+    memcpy(key + *len, name, n);
+    *len += n;
+    key[*len] = '\0';
 }
 
 static int rollup__out_cmp(const void *a, const void *b)
 {
     const rollup__out *x = a, *y = b;
     int c = (x->pj > y->pj) - (x->pj < y->pj);
-    if (c == 0)
-        c = strcmp(x->indicator, y->indicator);
-    if (c == 0)
-        c = strcmp(x->grouping, y->grouping);
+    if (c == 0) /* the order of (indicator, grouping) by strcmp */
+        c = (x->rank > y->rank) - (x->rank < y->rank);
     if (c == 0)
         c = strcmp(x->key, y->key);
     return c;
@@ -291,6 +302,7 @@ int rollup__finish(rollup *r, size_t *n)
         if (o->num == 0 && o->den == 0)
             continue;
         o->pj = (int)(a->k >> 40 & 0xff);
+        o->rank = gr->rank;
         o->indicator = in->code;
         o->grouping = gr->name;
         o->contributors = a->contributors;
@@ -299,15 +311,12 @@ int rollup__finish(rollup *r, size_t *n)
         o->top1 = a->top1;
         o->top2 = a->top2;
         o->key[0] = '\0';
-        if (gr->n > 0) {
-            char v0[32], v1[32];
-            rollup__dim_name(gr->d[0], (int)(a->k >> 20 & 0xfffff), v0, sizeof(v0));
-            if (gr->n > 1) {
-                rollup__dim_name(gr->d[1], (int)(a->k & 0xfffff), v1, sizeof(v1));
-                snprintf(o->key, sizeof(o->key), "%s,%s", v0, v1);
-            } else {
-                snprintf(o->key, sizeof(o->key), "%s", v0);
-            }
+        size_t len = 0;
+        if (gr->n > 0)
+            rollup__dim_name(gr->d[0], (int)(a->k >> 20 & 0xfffff), o->key, &len);
+        if (gr->n > 1) {
+            o->key[len++] = ',';
+            rollup__dim_name(gr->d[1], (int)(a->k & 0xfffff), o->key, &len);
         }
         k++;
     }

@@ -69,6 +69,33 @@ const char *const rollup__indicator_sql[S_N] = {
     [S_Q_ENROLLED] = "SELECT first_day, bs FROM rollup_enrolled WHERE municipality=?1",
 };
 
+/* An (indicator, grouping) pair while the ranks are given. */
+typedef struct rollup__pair {
+    const char *code, *name;
+    rollup__grouping *g;
+} rollup__pair;
+
+static int rollup__pair_cmp(const void *a, const void *b)
+{
+    const rollup__pair *x = a, *y = b;
+    int c = strcmp(x->code, y->code);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* Ranks every (indicator, grouping) by their names, so that the finished cells sort by
+ * integers where they would compare two strings (rollup__finish). */
+static void rollup__rank_groupings(rollup *r)
+{
+    rollup__pair pairs[I_N * CATALOGUE_MAX_GROUPINGS];
+    size_t n = 0;
+    for (int i = 0; i < I_N; i++)
+        for (int g = 0; g < r->ind[i].n_groupings; g++)
+            pairs[n++] = (rollup__pair){r->ind[i].code, r->ind[i].g[g].name, &r->ind[i].g[g]};
+    qsort(pairs, n, sizeof(pairs[0]), rollup__pair_cmp);
+    for (size_t k = 0; k < n; k++)
+        pairs[k].g->rank = (int)k;
+}
+
 void rollup__load_catalogue(rollup *r)
 {
     for (int i = 0; i < I_N; i++) {
@@ -113,6 +140,7 @@ void rollup__load_catalogue(rollup *r)
                          c->groupings[g], c->code);
         }
     }
+    rollup__rank_groupings(r);
 }
 
 int rollup__enum(const ProtobufCEnumDescriptor *d, int v)

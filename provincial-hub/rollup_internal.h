@@ -87,6 +87,7 @@ typedef struct rollup__grouping {
     const char *name; /* normalised, as in the catalogue */
     int n;            /* dimensions: 0..2 */
     int d[2];
+    int rank; /* of (indicator code, name) among every indicator's groupings, by strcmp */
 } rollup__grouping;
 
 typedef struct rollup__indicator {
@@ -127,7 +128,8 @@ typedef struct rollup__reach {
 
 /* A finished cell. indicator and grouping point into the engine's indicator table. */
 typedef struct rollup__out {
-    int pj; /* the period slot of its group */
+    int pj;   /* the period slot of its group */
+    int rank; /* its grouping's rank: cells sort by (pj, indicator, grouping, key) */
     const char *indicator, *grouping;
     char key[ROLLUP_KEY_MAX];
     int64_t num, den, contributors, top1, top2;
