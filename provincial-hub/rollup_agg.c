@@ -33,41 +33,62 @@ int rollup__grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* Empties the current contributor's table: a new generation (0 marks an empty slot). */
+static void rollup__reach_clear(rollup *r)
+{
+    r->n_reach = 0;
+    if (++r->reach_gen == 0) { /* wrapped: really empty the table once */
+        if (r->reach_slots)
+            memset(r->reach_slots, 0, r->n_reach_slots * sizeof(rollup__slot));
+        r->reach_gen = 1;
+    }
+}
+
 void rollup__agg_reset(rollup *r)
 {
     r->n_acc = 0;
-    r->n_reach = 0;
     r->has_cur = 0;
-    if (++r->gen == 0) { /* wrapped: really empty the table once */
+    rollup__reach_clear(r); /* also after a computation that failed half way */
+    if (++r->gen == 0) {    /* wrapped: really empty the table once */
         if (r->acc_slots)
             memset(r->acc_slots, 0, r->n_acc_slots * sizeof(rollup__slot));
         r->gen = 1;
     }
 }
 
-static int rollup__slots_rehash(rollup *r, size_t nslots)
+/* Fills a new table of nslots slots (a power of two) with the n entries whose keys key()
+ * gives, stamped gen, and replaces *slots with it. Returns 0 or REINT_ENOMEM. */
+static int rollup__slots_build(rollup__slot **slots, size_t *n_slots, size_t nslots, uint32_t gen,
+                               const rollup *r, size_t n, uint64_t (*key)(const rollup *, size_t))
 {
     rollup__slot *s = calloc(nslots, sizeof(rollup__slot));
     if (s == NULL)
         return REINT_ENOMEM;
-    for (size_t i = 0; i < r->n_acc; i++) {
-        size_t j = (size_t)rollup__mix(r->acc[i].k) & (nslots - 1);
-        while (s[j].gen == r->gen)
+    for (size_t i = 0; i < n; i++) {
+        size_t j = (size_t)rollup__mix(key(r, i)) & (nslots - 1);
+        while (s[j].gen == gen)
             j = (j + 1) & (nslots - 1);
-        s[j].gen = r->gen;
+        s[j].gen = gen;
         s[j].index = (uint32_t)i;
     }
-    free(r->acc_slots);
-    r->acc_slots = s;
-    r->n_acc_slots = nslots;
+    free(*slots);
+    *slots = s;
+    *n_slots = nslots;
     return 0;
+}
+
+static uint64_t rollup__acc_key(const rollup *r, size_t i)
+{
+    return r->acc[i].k;
 }
 
 /* The cell with packed identity k, created when new; NULL when out of memory. */
 static rollup__acc *rollup__cell(rollup *r, uint64_t k, uint32_t *index)
 {
     if ((r->n_acc + 1) * 2 > r->n_acc_slots &&
-        rollup__slots_rehash(r, r->n_acc_slots ? r->n_acc_slots * 2 : 1024) != 0)
+        rollup__slots_build(&r->acc_slots, &r->n_acc_slots,
+                            r->n_acc_slots ? r->n_acc_slots * 2 : 1024, r->gen, r, r->n_acc,
+                            rollup__acc_key) != 0)
         return NULL;
     size_t mask = r->n_acc_slots - 1, j = (size_t)rollup__mix(k) & mask;
     for (; r->acc_slots[j].gen == r->gen; j = (j + 1) & mask) {
@@ -115,12 +136,7 @@ static void rollup__reach_flush(rollup *r)
             a->top2 = c->amount;
         }
     }
-    r->n_reach = 0;
-    if (++r->reach_gen == 0) { /* wrapped: really empty the table once */
-        if (r->reach_slots)
-            memset(r->reach_slots, 0, r->n_reach_slots * sizeof(rollup__slot));
-        r->reach_gen = 1;
-    }
+    rollup__reach_clear(r);
 }
 
 int rollup__contributors_end(rollup *r)
@@ -131,24 +147,9 @@ int rollup__contributors_end(rollup *r)
     return 0;
 }
 
-static int rollup__reach_rehash(rollup *r, size_t nslots)
+static uint64_t rollup__reach_key(const rollup *r, size_t i)
 {
-    rollup__slot *s = calloc(nslots, sizeof(rollup__slot));
-    if (s == NULL)
-        return REINT_ENOMEM;
-    if (++r->reach_gen == 0)
-        r->reach_gen = 1;
-    for (size_t i = 0; i < r->n_reach; i++) {
-        size_t j = (size_t)rollup__mix(r->reach[i].cell) & (nslots - 1);
-        while (s[j].gen == r->reach_gen)
-            j = (j + 1) & (nslots - 1);
-        s[j].gen = r->reach_gen;
-        s[j].index = (uint32_t)i;
-    }
-    free(r->reach_slots);
-    r->reach_slots = s;
-    r->n_reach_slots = nslots;
-    return 0;
+    return r->reach[i].cell;
 }
 
 /* Contributor id reaches cell with amount; returns 1 when the cell is new to it, 0 when it
@@ -165,7 +166,9 @@ static int rollup__reach_add(rollup *r, uint32_t cell, const uint8_t *id, int64_
         r->has_cur = 1;
     }
     if ((r->n_reach + 1) * 2 > r->n_reach_slots &&
-        rollup__reach_rehash(r, r->n_reach_slots ? r->n_reach_slots * 2 : 256) != 0)
+        rollup__slots_build(&r->reach_slots, &r->n_reach_slots,
+                            r->n_reach_slots ? r->n_reach_slots * 2 : 256, r->reach_gen, r,
+                            r->n_reach, rollup__reach_key) != 0)
         return REINT_ENOMEM;
     size_t mask = r->n_reach_slots - 1, j = (size_t)rollup__mix(cell) & mask;
     for (; r->reach_slots[j].gen == r->reach_gen; j = (j + 1) & mask) {

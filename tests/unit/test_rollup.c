@@ -358,6 +358,8 @@ static int64_t num(fx *f, const char *period, const char *ind, const char *group
 #define CLOSED    REINT__V1__ENTERPRISE_STATUS__ENTERPRISE_STATUS_CLOSED
 #define RETAIL    REINT__V1__SECTOR__SECTOR_RETAIL
 #define LIVESTOCK REINT__V1__SECTOR__SECTOR_LIVESTOCK
+#define DEL       REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED
+#define RERP      REINT__V1__PROGRAMME__PROGRAMME_RERP
 #define K_PERSON  REINT__V1__RECORD_KIND__RECORD_KIND_PERSON
 #define K_SERVICE REINT__V1__RECORD_KIND__RECORD_KIND_SERVICE
 
@@ -576,13 +578,28 @@ static void test_rollup_enterprise_ratios_and_jobs(void **state)
     assert_int_equal(c.den, 2);
 }
 
+/* Persons 1 (female) and 2 (male), returnees registered on 2026-01-02. */
+static void two_persons(fx *f)
+{
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
+}
+
+/* A sum's cell: its value, contributors, two largest contributions and key. */
+static void assert_sum_cell(cellv c, int64_t num, int64_t contributors, int64_t top1, int64_t top2,
+                            uint32_t ckey)
+{
+    assert_int_equal(c.num, num);
+    assert_int_equal(c.contributors, contributors);
+    assert_int_equal(c.top1, top1);
+    assert_int_equal(c.top2, top2);
+    assert_int_equal(c.ckey, ckey);
+}
+
 static void test_rollup_seed_funding_sums_with_person_contributors(void **state)
 {
     fx *f = *state;
-    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
-    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
-    const int DEL = REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED;
-    const int RERP = REINT__V1__PROGRAMME__PROGRAMME_RERP;
+    two_persons(f);
     service(f, 10, 1, SEED, DEL, D(2026, 2, 1), RERP, 10000);
     service(f, 11, 1, SEED, DEL, D(2026, 2, 2), RERP, 5000);
     service(f, 12, 2, SEED, DEL, D(2026, 2, 3), RERP, 20000);
@@ -590,12 +607,9 @@ static void test_rollup_seed_funding_sums_with_person_contributors(void **state)
     service(f, 14, 2, SEED, REINT__V1__SERVICE_STATUS__SERVICE_STATUS_REFERRED, D(2026, 2, 4), RERP,
             7000); /* only referred */
     cellv c = cell(f, "2026-02", "seed_funding_npr", "", "");
-    assert_int_equal(c.num, 35000);
-    assert_int_equal(c.contributors, 2);
     /* A contribution is all a person adds to the cell; the key is of the contributions. */
-    assert_int_equal(c.top1, 20000);
-    assert_int_equal(c.top2, 15000);
-    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 15000) + contribution_key(2, 20000)));
+    assert_sum_cell(c, 35000, 2, 20000, 15000,
+                    (uint32_t)(contribution_key(1, 15000) + contribution_key(2, 20000)));
     /* A corrected amount changes the cell's key, not only its value. */
     service(f, 12, 2, SEED, DEL, D(2026, 2, 3), RERP, 21000);
     c = cell(f, "2026-02", "seed_funding_npr", "", "");
@@ -622,11 +636,7 @@ static void test_rollup_jobs_by_owner_and_ratio_numerator_key(void **state)
     enterprise(f, 22, 2, LIVESTOCK, D(2026, 1, 17), 5, ACTIVE);
     enterprise(f, 23, 3, RETAIL, D(2026, 1, 18), 0, ACTIVE);
     cellv c = cell(f, "2026-01", "jobs_created", "", "");
-    assert_int_equal(c.num, 12);
-    assert_int_equal(c.contributors, 2);
-    assert_int_equal(c.top1, 7);
-    assert_int_equal(c.top2, 5);
-    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 7) + contribution_key(2, 5)));
+    assert_sum_cell(c, 12, 2, 7, 5, (uint32_t)(contribution_key(1, 7) + contribution_key(2, 5)));
     c = cell(f, "2026-01", "jobs_created", "sector", "LIVESTOCK");
     assert_int_equal(c.num, 9);
     assert_int_equal(c.contributors, 2);
@@ -657,10 +667,7 @@ static void test_rollup_jobs_by_owner_and_ratio_numerator_key(void **state)
 static void test_rollup_interleaved_contributors_count_once(void **state)
 {
     fx *f = *state;
-    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
-    person(f, 2, D(2026, 1, 2), RETURNEE, MALE, AGE_25_39);
-    const int DEL = REINT__V1__SERVICE_STATUS__SERVICE_STATUS_DELIVERED;
-    const int RERP = REINT__V1__PROGRAMME__PROGRAMME_RERP;
+    two_persons(f);
     delivered(f, 10, 2, COUNSEL, D(2026, 1, 5));
     delivered(f, 11, 1, COUNSEL, D(2026, 1, 6));
     service(f, 12, 2, SEED, DEL, D(2026, 1, 7), RERP, 5000);
@@ -678,19 +685,11 @@ static void test_rollup_interleaved_contributors_count_once(void **state)
     assert_int_equal(num(f, "2026-Q1", S, "service_type", "SEED_FUNDING"), 2);
     assert_int_equal(num(f, "2026-Q1", S, "sex", "MALE"), 1);
     assert_int_equal(num(f, "2026-Q1", "bank_accounts_opened", "", ""), 2);
-    cellv c = cell(f, "2026-Q1", "seed_funding_npr", "", "");
-    assert_int_equal(c.num, 9000);
-    assert_int_equal(c.contributors, 2);
-    assert_int_equal(c.top1, 6000);
-    assert_int_equal(c.top2, 3000);
-    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 3000) + contribution_key(2, 6000)));
-    c = cell(f, "2026-Q1", "jobs_created", "", "");
-    assert_int_equal(c.num, 9);
-    assert_int_equal(c.contributors, 2);
-    assert_int_equal(c.top1, 6);
-    assert_int_equal(c.top2, 3);
-    assert_int_equal(c.ckey, (uint32_t)(contribution_key(1, 3) + contribution_key(2, 6)));
-    c = cell(f, "2026-01", "jobs_created", "", "");
+    assert_sum_cell(cell(f, "2026-Q1", "seed_funding_npr", "", ""), 9000, 2, 6000, 3000,
+                    (uint32_t)(contribution_key(1, 3000) + contribution_key(2, 6000)));
+    assert_sum_cell(cell(f, "2026-Q1", "jobs_created", "", ""), 9, 2, 6, 3,
+                    (uint32_t)(contribution_key(1, 3) + contribution_key(2, 6)));
+    cellv c = cell(f, "2026-01", "jobs_created", "", "");
     assert_int_equal(c.num, 5);
     assert_int_equal(c.contributors, 2);
 }
@@ -1431,6 +1430,30 @@ static char *shipped(fx *f)
     return s;
 }
 
+/* A refresh that fails in the middle of a person's services (the fault strikes on the step
+ * after that person's first service) leaves nothing of that person behind: the next refresh
+ * counts the person in every cell the services reach. */
+static void test_rollup_scan_failed_mid_person_leaves_no_trace(void **state)
+{
+    fx *f = *state;
+    put_no_refresh = 1;
+    person(f, 1, D(2026, 1, 2), RETURNEE, FEMALE, AGE_25_39);
+    delivered(f, 10, 1, COUNSEL, D(2026, 1, 5));
+    delivered(f, 11, 1, COUNSEL, D(2026, 1, 6));
+    put_no_refresh = 0;
+    testhook_enable("test_rollup");
+    /* Steps: the person, the end of the persons, the first service, then the fault. */
+    assert_int_equal(testhook_arm("rollup_scan:4"), 0);
+    rollup_stats st;
+    assert_int_equal(rollup_refresh(f->r, &st), REINT_EDB);
+    assert_int_equal(rollup_refresh(f->r, &st), 0);
+    const char *S = "persons_served";
+    assert_int_equal(num(f, "2026-01", S, "", ""), 1);
+    assert_int_equal(num(f, "2026-01", S, "service_type", "RETURN_COUNSELLING"), 1);
+    assert_int_equal(num(f, "2026-Q1", S, "sex", "FEMALE"), 1);
+    assert_int_equal(cell(f, "2026-01", S, "", "").contributors, 1);
+}
+
 /* A scan that fails during a refresh (the test fault rollup_scan, a failed sqlite3_step) after
  * one municipality's snapshots were computed and stored: the refresh rolls back whole, so no
  * snapshot of it is shipped, and the next refresh ships the right ones. */
@@ -1711,6 +1734,8 @@ int main(void)
             test_rollup_same_id_in_another_municipality_is_a_record_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_meta_read_error_fails_open_and_keeps_the_shadow,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollup_scan_failed_mid_person_leaves_no_trace, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rollup_failed_scan_ships_no_partial_refresh, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_returned_month_is_not_closed_until_closed_again,
