@@ -3,7 +3,6 @@
  * contributor reached in a second, small one (the rows that need distinct contributors come
  * grouped by contributor), and the finished cells sorted and digested. It knows nothing of
  * records; rollup_indicators.c feeds it. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,12 +138,11 @@ static void rollup__reach_flush(rollup *r)
     rollup__reach_clear(r);
 }
 
-int rollup__contributors_end(rollup *r)
+void rollup__contributors_end(rollup *r)
 {
     if (r->has_cur)
         rollup__reach_flush(r);
     r->has_cur = 0;
-    return 0;
 }
 
 static uint64_t rollup__reach_key(const rollup *r, size_t i)

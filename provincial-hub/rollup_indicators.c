@@ -276,8 +276,7 @@ static int rollup__services(rollup *r, rollup__group *g)
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
-    if (rc == 0)
-        rc = rollup__contributors_end(r);
+    rollup__contributors_end(r);
     sqlite3_reset(st);
     return rc;
 }
@@ -318,8 +317,7 @@ static int rollup__enterprises(rollup *r, rollup__group *g)
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
-    if (rc == 0)
-        rc = rollup__contributors_end(r);
+    rollup__contributors_end(r);
     sqlite3_reset(st);
     return rc;
 }

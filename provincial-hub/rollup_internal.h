@@ -373,8 +373,8 @@ int rollup__emit(rollup *r, int ind, int pj, const int dv[D_N], const uint8_t *i
 int rollup__emit_all(rollup *r, int ind, uint64_t mask, const int dv[D_N], const uint8_t *id,
                      uint32_t ckey, int64_t num, int64_t den);
 /* Ends a run of contributors (a scan): what the last one adds to sums is counted, and the next
- * scan may start again from any id. Returns 0 or REINT_ENOMEM. */
-int rollup__contributors_end(rollup *r);
+ * scan may start again from any id. */
+void rollup__contributors_end(rollup *r);
 /* Turns the accumulated cells into r->out (zero cells left out), sorted by period slot,
  * indicator, grouping and key; *n is their number. A sum's contributors, key and top
  * contributions come from its contributions: only those above 0 count. Returns 0 or
