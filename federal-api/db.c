@@ -35,11 +35,13 @@ typedef struct db_conn {
     uv_timer_t retry;
     unsigned backoff_ms;
     int ever_connected;
+    int listening; /* its LISTEN is in flight (state DB_BUSY, no statement of the pool) */
 } db_conn;
 
 struct db_pool {
     db_opts o;
     char *conninfo;
+    char *listen; /* the channel, copied, or NULL */
     db_conn *conns;
     /* Two queues, each in arrival order: DB_READ (every interactive statement) is served
      * first; DB_BULK (ingest) takes at most size - 1 connections when size > 1, so that a
@@ -111,6 +113,16 @@ static int db__watch(db_conn *c, int events)
     return uv_poll_start(c->poll, events, db__on_poll) == 0 ? 0 : -1;
 }
 
+/* Hands every notification libpq has read on c to the pool's on_notify (or drops it). */
+static void db__notifies(db_conn *c)
+{
+    for (PGnotify *nf; (nf = PQnotifies(c->pg)) != NULL;) {
+        if (c->p->o.on_notify)
+            c->p->o.on_notify(c->p->o.notify_ud, nf->relname, nf->extra);
+        PQfreemem(nf);
+    }
+}
+
 static void db__finish(db_conn *c, const PGresult *res, const char *err)
 {
     db_q *q = c->cur;
@@ -158,6 +170,7 @@ static void db__fail(db_conn *c, const char *why)
         c->pg = NULL;
     }
     c->state = DB_DOWN;
+    c->listening = 0;
     db__finish(c, NULL, msg);
     if (p->stopping)
         return;
@@ -185,6 +198,49 @@ static void db__connect(db_conn *c)
         db__fail(c, "cannot watch the database socket");
 }
 
+static void db__send_flush(db_conn *c);
+
+/* Sends the connection's LISTEN; it takes statements once that is done (db__listened). */
+static void db__listen(db_conn *c)
+{
+    char *id = PQescapeIdentifier(c->pg, c->p->listen, strlen(c->p->listen));
+    size_t l = id ? strlen(id) + 8 : 0;
+    char *sql = id ? malloc(l) : NULL;
+    if (sql)
+        snprintf(sql, l, "LISTEN %s", id);
+    PQfreemem(id);
+    c->state = DB_BUSY;
+    c->listening = 1;
+    if (sql == NULL || !PQsendQuery(c->pg, sql)) {
+        free(sql);
+        db__fail(c, sql ? PQerrorMessage(c->pg) : "out of memory");
+        return;
+    }
+    free(sql);
+    db__send_flush(c);
+}
+
+/* The LISTEN's result (res, NULL when none came): the connection now listens, so whatever
+ * was notified while it did not is unknown to it (on_notify with NULL says so). */
+static void db__listened(db_conn *c, PGresult *res)
+{
+    c->listening = 0;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "LISTEN %s: %s", c->p->listen,
+                 res ? PQresultErrorMessage(res) : "no result");
+        if (res)
+            PQclear(res);
+        db__fail(c, msg);
+        return;
+    }
+    PQclear(res);
+    c->state = DB_IDLE;
+    if (c->p->o.on_notify)
+        c->p->o.on_notify(c->p->o.notify_ud, NULL, NULL);
+    db__dispatch(c->p);
+}
+
 static void db__connect_step(db_conn *c)
 {
     switch (PQconnectPoll(c->pg)) {
@@ -208,6 +264,10 @@ static void db__connect_step(db_conn *c)
         if (c->ever_connected)
             log_info("database: reconnected");
         c->ever_connected = 1;
+        if (c->p->listen) {
+            db__listen(c);
+            return;
+        }
         db__dispatch(c->p);
         return;
     default:
@@ -223,11 +283,16 @@ static void db__read(db_conn *c)
         db__fail(c, PQerrorMessage(c->pg));
         return;
     }
+    db__notifies(c);
     while (!PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             PGresult *res = c->res;
             c->res = NULL;
+            if (c->listening) {
+                db__listened(c, res);
+                return;
+            }
             c->state = DB_IDLE;
             ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
             if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -281,8 +346,7 @@ static void db__on_poll(uv_poll_t *h, int status, int events)
             db__fail(c, PQerrorMessage(c->pg));
             return;
         }
-        for (PGnotify *nf; (nf = PQnotifies(c->pg)) != NULL;)
-            PQfreemem(nf);
+        db__notifies(c);
         return;
     case DB_BUSY:
         if (events & UV_WRITABLE) {
@@ -314,6 +378,12 @@ static void db__send(db_conn *c, db_q *q)
         db__fail(c, PQerrorMessage(c->pg));
         return;
     }
+    db__send_flush(c);
+}
+
+/* Pushes what was sent on c, watching for the rest of it and for the answer. */
+static void db__send_flush(db_conn *c)
+{
     int r = PQflush(c->pg);
     if (r < 0) {
         db__fail(c, PQerrorMessage(c->pg));
@@ -391,9 +461,11 @@ int db_pool_start(db_pool **out, const db_opts *opts)
     if (p->o.queue_timeout_ms == 0)
         p->o.queue_timeout_ms = 10000;
     p->conninfo = strdup(opts->conninfo);
+    p->listen = opts->listen ? strdup(opts->listen) : NULL;
     p->conns = calloc((size_t)p->o.size, sizeof(db_conn));
-    if (p->conninfo == NULL || p->conns == NULL) {
+    if (p->conninfo == NULL || p->conns == NULL || (opts->listen && p->listen == NULL)) {
         free(p->conninfo);
+        free(p->listen);
         free(p->conns);
         free(p);
         return REINT_ENOMEM;
@@ -403,6 +475,7 @@ int db_pool_start(db_pool **out, const db_opts *opts)
      * is undone by closing what exists (each close callback releases the pool). */
     if (uv_timer_init(p->o.loop, &p->kick) != 0) {
         free(p->conninfo);
+        free(p->listen);
         free(p->conns);
         free(p);
         return REINT_EINVAL;
@@ -501,6 +574,7 @@ static void db__release(db_pool *p)
         return;
     free(p->conns);
     free(p->conninfo);
+    free(p->listen);
     free(p);
 }
 

@@ -22,6 +22,14 @@ typedef struct db_opts {
     int size;                  /* connections (default 4) */
     size_t max_queue;          /* statements waiting for a connection (default 10000) */
     uint64_t queue_timeout_ms; /* a statement queued longer fails (default 10000) */
+    /* With listen set, every connection LISTENs on that channel before its first statement,
+     * and on_notify(notify_ud, channel, payload) is called for each notification any of them
+     * receives (the same notification once per connection). on_notify(notify_ud, NULL, NULL)
+     * says that a connection has just begun listening: notifications sent while it was not
+     * (it was down) may have been missed. */
+    const char *listen;
+    void (*on_notify)(void *ud, const char *channel, const char *payload);
+    void *notify_ud;
 } db_opts;
 
 /* Called once per statement. On success res is the statement's result (PGRES_TUPLES_OK or

@@ -786,7 +786,7 @@ static void fapi__handle(http_req *r, void *ud, int https)
             http_server_get_stats(a->https, &hs);
         if (a->http)
             http_server_get_stats(a->http, &ps);
-        fmetrics_respond(r, &a->m, a->o.db, a->o.ingest, a->o.sync_tls, &hs, &ps);
+        fmetrics_respond(r, &a->m, a->o.db, a->o.ingest, a->o.covcache, a->o.sync_tls, &hs, &ps);
         return;
     }
     if (strcmp(path, "/crl") == 0) {
@@ -902,6 +902,7 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
     a->env = (freq_env){.db = opts->db,
                         .ingest = opts->ingest,
                         .m = &a->m,
+                        .covcache = opts->covcache,
                         .limiter = a->limiter,
                         .dir_key_id = a->dir_key_id,
                         .dir_key = a->dir_key};

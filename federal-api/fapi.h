@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "db.h"
+#include "fcovcache.h"
 #include "fingest.h"
 #include "tls.h"
 
@@ -35,6 +36,7 @@ typedef struct fapi_opts {
     tls_ctx *https_tls;       /* TLS_MODE_HTTPS_SERVER; not owned */
     tls_ctx *sync_tls;        /* for the CRL expiry in /metrics; may be NULL */
     fingest *ingest;          /* for /metrics; may be NULL */
+    fcovcache *covcache;      /* fed by the pool's notifications (fcovcache.h); may be NULL */
     const char *https_listen; /* "127.0.0.1:8443" */
     const char *http_listen;  /* plain /healthz, /metrics, /crl; "" for none */
     const char *crl_file;     /* served at GET /crl; "" for none */

@@ -9,6 +9,7 @@
 #include "bscal.h"
 #include "catalogue.h"
 #include "faudit.h"
+#include "fcovcache.h"
 #include "findicators.h"
 #include "geo.h"
 #include "hex.h"
@@ -205,19 +206,35 @@ static void fapprovals__area(const freq *f, char provs[32], char dist[8], char m
     snprintf(muni, 12, "%u", f->q.municipality);
 }
 
-int fapprovals_coverage_query(const freq *f, db_cb cb, void *ud)
+/* The months' slots (fcovcache.h) of an array literal of fapprovals_months, appended to slots
+ * (FCOVCACHE_MONTHS at most, counted in *n); -1 for a month outside them. */
+static void fapprovals__slots(const char *months, int bs, int *slots, size_t *n)
 {
-    char provs[32], dist[8], muni[12], bs[FAPPROVALS_ARRAY], ad[FAPPROVALS_ARRAY];
-    char bsp[FAPPROVALS_TEXTS], adp[FAPPROVALS_TEXTS];
-    if (fapprovals__months_texts(f->q.period, bs, ad, bsp, adp) != 0)
-        return REINT_EINVAL;
-    fapprovals__area(f, provs, dist, muni);
-    const char *v[7] = {
-        provs, f->q.district ? dist : NULL, f->q.municipality ? muni : NULL, bs, ad, bsp, adp};
-    return db_query(f->env->db, fapprovals__coverage_sql, 7, v, cb, ud);
+    const char *s = months + 1;
+    while (*s != '}' && *s != '\0') {
+        char *end;
+        long ym = strtol(s, &end, 10);
+        if (end == s)
+            break;
+        if (*n < FCOVCACHE_MONTHS)
+            slots[*n] = fcovcache_slot(bs, (int)ym);
+        (*n)++;
+        s = *end == ',' ? end + 1 : end;
+    }
 }
 
-int fapprovals_coverage_decode(const PGresult *res, fapprovals_coverage *out)
+/* A coverage being read: the answer it is for, and what the cache needs to keep it. */
+typedef struct fapprovals_fetch {
+    freq *f;
+    fapprovals_coverage *out;
+    fapprovals_coverage_cb done;
+    uint64_t since;
+    char key[FCOVCACHE_KEY];
+    int slots[FCOVCACHE_MONTHS];
+    size_t n;
+} fapprovals_fetch;
+
+static int fapprovals__decode(const PGresult *res, fapprovals_coverage *out)
 {
     memset(out, 0, sizeof(*out));
     if (PQnfields(res) != 6 || PQntuples(res) != 1)
@@ -233,6 +250,88 @@ int fapprovals_coverage_decode(const PGresult *res, fapprovals_coverage *out)
     }
     out->have = 1;
     return 0;
+}
+
+static void fapprovals__values(const fapprovals_coverage *c, int64_t v[FCOVCACHE_VALUES])
+{
+    v[0] = c->municipality_months;
+    v[1] = c->contributing;
+    v[2] = c->closed;
+    v[3] = c->approved;
+    v[4] = c->municipalities;
+    v[5] = c->municipalities_approved;
+}
+
+static void fapprovals__on_coverage(void *ud, const PGresult *res, const char *err)
+{
+    fapprovals_fetch *x = ud;
+    freq *f = x->f;
+    fapprovals_coverage_cb done = x->done;
+    if (err) {
+        log_error("coverage query failed: %s", err);
+        free(x);
+        done(f, "the federal store is unavailable; try again");
+        return;
+    }
+    if (fapprovals__decode(res, x->out) != 0) {
+        log_error("coverage query: a row does not have the statement's shape");
+        free(x);
+        done(f, "unexpected answer from the federal store");
+        return;
+    }
+    fcovcache *cache = f->env->covcache;
+    if (cache) {
+        int64_t v[FCOVCACHE_VALUES];
+        fapprovals__values(x->out, v);
+        fcovcache_put(cache, x->key, x->since, x->slots, x->n, v);
+    }
+    free(x);
+    done(f, NULL);
+}
+
+int fapprovals_coverage_fetch(freq *f, fapprovals_coverage *out, fapprovals_coverage_cb done)
+{
+    char provs[32], dist[8], muni[12], bs[FAPPROVALS_ARRAY], ad[FAPPROVALS_ARRAY];
+    char bsp[FAPPROVALS_TEXTS], adp[FAPPROVALS_TEXTS];
+    if (fapprovals__months_texts(f->q.period, bs, ad, bsp, adp) != 0)
+        return REINT_EINVAL;
+    fapprovals_fetch *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return REINT_ENOMEM;
+    x->f = f;
+    x->out = out;
+    x->done = done;
+    snprintf(x->key, sizeof(x->key), "%d|%d|%u|%s", f->q.area_province, f->q.district,
+             f->q.municipality, f->q.period);
+    fcovcache *cache = f->env->covcache;
+    if (cache) {
+        int64_t v[FCOVCACHE_VALUES];
+        if (fcovcache_get(cache, x->key, v)) {
+            memset(out, 0, sizeof(*out));
+            long long *o[FCOVCACHE_VALUES] = {&out->municipality_months,
+                                              &out->contributing,
+                                              &out->closed,
+                                              &out->approved,
+                                              &out->municipalities,
+                                              &out->municipalities_approved};
+            for (int i = 0; i < FCOVCACHE_VALUES; i++)
+                *o[i] = v[i];
+            out->have = 1;
+            free(x);
+            done(f, NULL);
+            return 0;
+        }
+        x->since = fcovcache_clock(cache);
+        fapprovals__slots(bs, 1, x->slots, &x->n);
+        fapprovals__slots(ad, 0, x->slots, &x->n);
+    }
+    fapprovals__area(f, provs, dist, muni);
+    const char *v[7] = {
+        provs, f->q.district ? dist : NULL, f->q.municipality ? muni : NULL, bs, ad, bsp, adp};
+    int rc = db_query(f->env->db, fapprovals__coverage_sql, 7, v, fapprovals__on_coverage, x);
+    if (rc != 0)
+        free(x);
+    return rc;
 }
 
 void fapprovals_coverage_json(sbuf *b, const fapprovals_coverage *c, int approved_only)

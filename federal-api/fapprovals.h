@@ -58,11 +58,14 @@ int fapprovals_months(const char *period, char *bs, size_t bslen, char *ad, size
 extern const char *const fapprovals_cells_sql;
 #define FAPPROVALS_CELLS_PARAMS 13
 
-/* Queues the coverage of f's area (f->q) and period; cb gets one row that
- * fapprovals_coverage_decode reads. Returns 0, REINT_EINVAL (a bad period) or db_query's
- * code. */
-int fapprovals_coverage_query(const freq *f, db_cb cb, void *ud);
-int fapprovals_coverage_decode(const PGresult *res, fapprovals_coverage *out);
+/* Fills out with the coverage of f's area (f->q) and period, then calls done(f, NULL), or
+ * done(f, why) when it cannot be read (why: the message for a 503). The coverage comes from
+ * f->env->covcache (fcovcache.h) when no commit has touched its months since it was read, and
+ * done is then called from inside this call; otherwise a statement reads it (and the cache
+ * keeps it). Returns 0, REINT_EINVAL (a bad period), REINT_ENOMEM or db_query's code (done is
+ * then not called). */
+typedef void (*fapprovals_coverage_cb)(freq *f, const char *why);
+int fapprovals_coverage_fetch(freq *f, fapprovals_coverage *out, fapprovals_coverage_cb done);
 
 /* Appends ,"approval":{...} (the coverage and "filter": "approved" or "all") to an answer's
  * JSON object being written; nothing when c->have is 0. */

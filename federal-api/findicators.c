@@ -202,17 +202,10 @@ static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
 static void findicators__query(freq *f);
 
 /* The answer's approval coverage is read first (fapprovals.h), then its cells. */
-static void findicators__on_coverage(void *ud, const PGresult *res, const char *err)
+static void findicators__on_coverage(freq *f, const char *why)
 {
-    freq *f = ud;
-    if (err) {
-        log_error("coverage query failed: %s", err);
-        freq_error(f, 503, "the federal store is unavailable; try again");
-        return;
-    }
-    if (fapprovals_coverage_decode(res, f->state) != 0) {
-        log_error("coverage query: a row does not have the statement's shape");
-        freq_error(f, 500, "unexpected answer from the federal store");
+    if (why) {
+        freq_error(f, 503, why);
         return;
     }
     findicators__query(f);
@@ -231,7 +224,7 @@ void findicators_answer(freq *f)
     }
     f->state = cov;
     f->state_free = free;
-    if (fapprovals_coverage_query(f, findicators__on_coverage, f) != 0)
+    if (fapprovals_coverage_fetch(f, cov, findicators__on_coverage) != 0)
         freq_error(f, 503, "the federal store is busy; try again");
 }
 

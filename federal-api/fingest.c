@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "catalogue.h"
+#include "fcovcache.h"
 #include "freviews.h"
 #include "geo.h"
 #include "hex.h"
@@ -52,7 +53,8 @@ static const char *fingest__sql =
     "SELECT fed_ingest_batch($1::smallint, $2::bytea, $3::bigint, $4::integer[], $5::text[],"
     " $6::smallint[], $7::bigint[], $8::integer[], $9::text[], $10::text[], $11::text[],"
     " $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
-    " $18::bigint[])";
+    " $18::bigint[]), CASE WHEN $19::text <> '' THEN pg_notify('" FCOVCACHE_CHANNEL "', $19::text)"
+    " END";
 
 typedef struct fconn fconn;
 
@@ -72,6 +74,9 @@ typedef struct fjob {
     fseg *segs;
     size_t n_segs, cap_segs;
     sbuf a[A_N];
+    /* The months (fcovcache.h's slots) of its month and BS-month snapshots: the call notifies
+     * them, so that every federal-api process forgets the answers' coverage of those months. */
+    uint8_t months[(FCOVCACHE_SLOTS + 7) / 8];
 } fjob;
 
 /* The federal state of one hub session (receiver_peer_data of its peer). */
@@ -315,6 +320,11 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
     fingest__int(&j->a[A_MUNI], lead, s->municipality);
     fingest__str(&j->a[A_PERIOD], lead, s->period);
     fingest__int(&j->a[A_KIND], lead, (int64_t)kind);
+    if (kind == PERIOD_MONTH || kind == PERIOD_BS_MONTH) {
+        int slot = fcovcache_slot_of_period(s->period);
+        if (slot >= 0)
+            j->months[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    }
     fingest__int(&j->a[A_REV], lead, (int64_t)s->revision); /* at most 2^63-1, checked */
     for (size_t i = 0; i < kept; i++) {
         const Reint__V1__RollupCell *cell = refs[i].cell;
@@ -405,7 +415,9 @@ static void fingest__submit(fconn *c)
     snprintf(last, sizeof(last), "%" PRIu64, j->last_seq);
     for (int i = 0; i < A_N; i++)
         sbuf_puts(&j->a[i], "}");
-    const char *v[3 + A_N] = {prov, inc, last};
+    char months[FCOVCACHE_PAYLOAD];
+    fcovcache_payload(j->months, months, sizeof(months));
+    const char *v[3 + A_N + 1] = {prov, inc, last};
     for (int i = 0; i < A_N; i++) {
         if (j->a[i].failed) {
             receiver_internal_error(c->p, "batch too large to store");
@@ -413,9 +425,10 @@ static void fingest__submit(fconn *c)
         }
         v[3 + i] = j->a[i].p;
     }
+    v[3 + A_N] = months;
     c->inflight = 1;
     receiver_peer_ref(c->p);
-    if (db_query_bulk(c->fi->o.db, fingest__sql, 3 + A_N, v, fingest__on_committed, j) != 0) {
+    if (db_query_bulk(c->fi->o.db, fingest__sql, 3 + A_N + 1, v, fingest__on_committed, j) != 0) {
         c->inflight = 0;
         receiver_peer_unref(c->p);
         c->fi->m.db_errors++;
@@ -648,13 +661,22 @@ static int fingest__on_coverage(fingest *fi, fconn *c, const Reint__V1__Coverage
         receiver_peer_ref(c->p);
         if (db_query(
                 fi->o.db,
+                /* A municipality's calendar decides which months count for it: a change
+                 * (or its first row) outdates every answer's coverage (fcovcache.h); old
+                 * reads the rows as they were before this statement. */
+                "WITH old AS (SELECT municipality, calendar FROM coverage"
+                " WHERE municipality = ANY($2::integer[])), up AS ("
                 "INSERT INTO coverage AS c (municipality, province, records, dead_letters,"
                 " last_sync_ms, calendar, updated_at)"
                 " SELECT m, $1::smallint, r, d, l, k, now() FROM unnest($2::integer[],"
                 " $3::bigint[], $4::bigint[], $5::bigint[], $6::smallint[]) AS t(m, r, d, l, k)"
                 " ON CONFLICT (municipality) DO UPDATE SET records = excluded.records,"
                 " dead_letters = excluded.dead_letters, last_sync_ms = excluded.last_sync_ms,"
-                " calendar = excluded.calendar, updated_at = excluded.updated_at",
+                " calendar = excluded.calendar, updated_at = excluded.updated_at"
+                " RETURNING c.municipality, c.calendar)"
+                " SELECT pg_notify('" FCOVCACHE_CHANNEL "', '*') FROM up"
+                " LEFT JOIN old ON old.municipality = up.municipality"
+                " WHERE old.calendar IS DISTINCT FROM up.calendar LIMIT 1",
                 6, v, fingest__on_coverage_stored, c) != 0) {
             receiver_peer_unref(c->p);
             fi->m.db_errors++;

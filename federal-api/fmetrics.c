@@ -34,8 +34,8 @@ void fmetrics_count_status(fmetrics *m, int status)
 }
 
 void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const tls_ctx *sync_tls, const http_server_stats *https,
-                      const http_server_stats *http)
+                      const fcovcache *covcache, const tls_ctx *sync_tls,
+                      const http_server_stats *https, const http_server_stats *http)
 {
     db_metrics dm;
     fingest_metrics im;
@@ -43,6 +43,10 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const f
     db_get_metrics(db, &dm);
     if (ingest)
         fingest_get_metrics(ingest, &im);
+    fcovcache_metrics cm;
+    memset(&cm, 0, sizeof(cm));
+    if (covcache)
+        fcovcache_get_metrics(covcache, &cm);
     const metric rows[] = {
         METRIC_C("federal_http_requests_total", "HTTP requests received.", m->requests),
         METRICS_HTTP("federal_https_server", *https),
@@ -62,6 +66,14 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const f
                  m->open_reads),
         METRIC_C("federal_open_limited_total",
                  "Anonymous reads refused 429: their address read too much.", m->open_limited),
+        METRIC_C("federal_coverage_cache_hits_total",
+                 "Answers whose approval coverage was kept (no commit touched its months).",
+                 cm.hits),
+        METRIC_C("federal_coverage_cache_misses_total",
+                 "Answers whose approval coverage was read from the store.", cm.misses),
+        METRIC_C("federal_coverage_notifications_total",
+                 "Notifications of committed changes to months' coverage received.",
+                 cm.notifications),
         METRIC_C("federal_db_queries_total", "Statements sent to PostgreSQL.", dm.queries),
         METRIC_C("federal_db_errors_total", "Statements that failed.", dm.errors),
         METRIC_C("federal_db_connects_total", "Connections established.", dm.connects),

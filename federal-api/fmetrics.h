@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "fcovcache.h"
 #include "fingest.h"
 #include "http.h"
 #include "tls.h"
@@ -27,7 +28,7 @@ void fmetrics_count_status(fmetrics *m, int status);
  * HTTP servers (https, http: their http_server_stats) and the CRL expiry of sync_tls (may be
  * NULL): 200 with the exposition, or 500 when it cannot be built. */
 void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const tls_ctx *sync_tls, const http_server_stats *https,
-                      const http_server_stats *http);
+                      const fcovcache *covcache, const tls_ctx *sync_tls,
+                      const http_server_stats *https, const http_server_stats *http);
 
 #endif

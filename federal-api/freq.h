@@ -13,6 +13,7 @@
 #include "catalogue.h"
 #include "db.h"
 #include "fingest.h"
+#include "fcovcache.h"
 #include "fmetrics.h"
 #include "http.h"
 #include "limiter.h"
@@ -33,6 +34,7 @@ typedef struct freq_env {
     db_pool *db;
     fingest *ingest; /* may be NULL */
     fmetrics *m;
+    fcovcache *covcache;    /* answers' approval coverage (fcovcache.h); may be NULL */
     limiter *limiter;       /* failed token attempts per (client address, token prefix) */
     const char *dir_key_id; /* "" when this server does not publish directives */
     const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fcovcache.h"
 #include "geo.h"
 #include "review.h"
 #include "sbuf.h"
@@ -44,6 +45,23 @@ int freviews_apply(db_pool *db, int province, const Reint__V1__Reviews *r, uint6
         if (c->clock > *through)
             *through = c->clock;
     }
+    /* The months whose state may change: every federal-api process forgets the answers'
+     * coverage of those months when the call commits (fcovcache.h). */
+    uint8_t months[(FCOVCACHE_SLOTS + 7) / 8] = {0};
+    int all = 0;
+    for (size_t i = 0; i < r->n_reviews; i++) {
+        const Reint__V1__MonthReview *c = r->reviews[i];
+        int slot = fcovcache_slot(c->calendar == REINT__V1__CALENDAR__CALENDAR_BS, (int)c->month);
+        if (slot >= 0)
+            months[slot / 8] |= (uint8_t)(1u << (slot % 8));
+        else
+            all = 1;
+    }
+    char payload[FCOVCACHE_PAYLOAD];
+    if (all)
+        snprintf(payload, sizeof(payload), "*");
+    else
+        fcovcache_payload(months, payload, sizeof(payload));
     sbuf a[R_N];
     for (int k = 0; k < R_N; k++) {
         sbuf_init(&a[k], FREVIEWS_ARG_MAX);
@@ -68,19 +86,22 @@ int freviews_apply(db_pool *db, int province, const Reint__V1__Reviews *r, uint6
     }
     char prov[8];
     snprintf(prov, sizeof(prov), "%d", province);
-    const char *v[1 + R_N] = {prov};
+    const char *v[1 + R_N + 1] = {prov};
     int failed = 0;
     for (int k = 0; k < R_N; k++) {
         sbuf_add(&a[k], "}", 1);
         failed |= a[k].failed;
         v[1 + k] = a[k].p;
     }
+    v[1 + R_N] = payload;
     int rc = failed ? REINT_ENOMEM
                     : db_query(db,
                                "SELECT fed_apply_reviews($1::smallint, $2::bigint[], $3::integer[],"
                                " $4::boolean[], $5::integer[], $6::smallint[], $7::bigint[],"
-                               " $8::boolean[], $9::text[], $10::bigint[], $11::text[])",
-                               1 + R_N, v, cb, ud);
+                               " $8::boolean[], $9::text[], $10::bigint[], $11::text[]),"
+                               " CASE WHEN $12::text <> '' THEN pg_notify('" FCOVCACHE_CHANNEL
+                               "', $12::text) END",
+                               1 + R_N + 1, v, cb, ud);
     for (int k = 0; k < R_N; k++)
         sbuf_free(&a[k]);
     return rc;

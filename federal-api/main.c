@@ -16,6 +16,7 @@
 #include "db.h"
 #include "directive.h"
 #include "fapi.h"
+#include "fcovcache.h"
 #include "fdirectives.h"
 #include "fingest.h"
 #include "hlc.h"
@@ -128,6 +129,7 @@ static uv_loop_t *loop;
 static tls_ctx *sync_tls, *https_tls;
 static db_pool *db;
 static fingest *ing;
+static fcovcache *covcache;
 static fapi *api;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
@@ -412,7 +414,18 @@ static int cmd_serve(void)
         log_error("TLS: %s", err);
         return 1;
     }
-    db_opts dbo = {.loop = loop, .conninfo = cfg.pg, .size = (int)cfg.pool_size};
+    /* Made before the pool, whose connections feed it as they LISTEN. */
+    covcache = fcovcache_new();
+    if (covcache == NULL) {
+        log_error("out of memory");
+        return 1;
+    }
+    db_opts dbo = {.loop = loop,
+                   .conninfo = cfg.pg,
+                   .size = (int)cfg.pool_size,
+                   .listen = FCOVCACHE_CHANNEL,
+                   .on_notify = fcovcache_notify,
+                   .notify_ud = covcache};
     if (db_pool_start(&db, &dbo) != 0) {
         log_error("cannot start the database pool");
         return 1;
@@ -431,6 +444,7 @@ static int cmd_serve(void)
                     .https_tls = https_tls,
                     .sync_tls = sync_tls,
                     .ingest = ing,
+                    .covcache = covcache,
                     .https_listen = cfg.https_listen,
                     .http_listen = cfg.http_listen,
                     .crl_file = cfg.crl,
@@ -461,6 +475,7 @@ static int cmd_serve(void)
     uv_run(loop, UV_RUN_DEFAULT);
     tls_ctx_free(sync_tls);
     tls_ctx_free(https_tls);
+    fcovcache_free(covcache);
     log_info("stopped");
     return 0;
 }
