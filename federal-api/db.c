@@ -211,12 +211,13 @@ static void db__listen(db_conn *c)
     PQfreemem(id);
     c->state = DB_BUSY;
     c->listening = 1;
-    if (sql == NULL || !PQsendQuery(c->pg, sql)) {
-        free(sql);
-        db__fail(c, sql ? PQerrorMessage(c->pg) : "out of memory");
+    int sent = sql && PQsendQuery(c->pg, sql);
+    const char *why = sql == NULL ? "out of memory" : PQerrorMessage(c->pg);
+    free(sql);
+    if (!sent) {
+        db__fail(c, why);
         return;
     }
-    free(sql);
     db__send_flush(c);
 }
 
@@ -283,10 +284,12 @@ static void db__read(db_conn *c)
         db__fail(c, PQerrorMessage(c->pg));
         return;
     }
-    db__notifies(c);
     while (!PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
+            /* libpq parses notifications with the results: hand them over before the
+             * connection may go quiet. */
+            db__notifies(c);
             PGresult *res = c->res;
             c->res = NULL;
             if (c->listening) {
@@ -325,6 +328,7 @@ static void db__read(db_conn *c)
             c->res = r;
         }
     }
+    db__notifies(c);
 }
 
 static void db__on_poll(uv_poll_t *h, int status, int events)
@@ -341,7 +345,7 @@ static void db__on_poll(uv_poll_t *h, int status, int events)
         db__connect_step(c);
         return;
     case DB_IDLE:
-        /* Nothing is expected while idle: this is a notice, or the server going away. */
+        /* While idle: a notification (db_opts.listen), a notice, or the server going away. */
         if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
             db__fail(c, PQerrorMessage(c->pg));
             return;
