@@ -614,9 +614,13 @@ def phase_queries(ch, res, args, run):
         months.append(d.strftime("%Y-%m"))
     ch.sim_cmd({"cmd": "background", "rate": args.bg_rate, "days": 30})
     recs0 = ch.sim_records
+    m0 = ch.fed.metrics()
     with multiprocessing.Pool(1) as pool:
         lat, errors = pool.apply(query_client, (ch.fed.https_port, ch.pki.path("ca.crt"),
                                                 ch.token, months, args.query_seconds, run))
+    m1 = ch.fed.metrics()
+    cache = {k: int(m1.get("federal_coverage_%s" % k, 0) - m0.get("federal_coverage_%s" % k, 0))
+             for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
     ch.sim_cmd({"cmd": "stop_background"})
     bg = ch.sim_records - recs0
     ch.wait_converged(args.timeout)
@@ -625,10 +629,13 @@ def phase_queries(ch, res, args, run):
               % (len(lat), errors, bg))
     res.sample("query_p99_ms", pct(lat, 99) * 1000)
     res.data["extra"].setdefault("queries", []).append(
-        {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
-         "max_ms": max(lat) * 1000, "bg_records": bg, "months": len(months)})
-    log("queries %d: %d national queries, p50 %.2f ms p99 %.2f ms, background %d records"
-        % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 99) * 1000, bg))
+        {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
+         "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000, "bg_records": bg,
+         "months": len(months), "coverage_cache": cache})
+    log("queries %d: %d national queries, p50 %.2f ms p90 %.2f ms p99 %.2f ms, background %d "
+        "records; coverage kept for %d answers, read for %d, %d notifications"
+        % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 90) * 1000, pct(lat, 99) * 1000, bg,
+           cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"]))
 
 
 def phase_resync(ch, res, args, run):

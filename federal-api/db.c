@@ -36,12 +36,14 @@ typedef struct db_conn {
     unsigned backoff_ms;
     int ever_connected;
     int listening; /* its LISTEN is in flight (state DB_BUSY, no statement of the pool) */
+    int listens;   /* its LISTEN succeeded and it has not broken since */
 } db_conn;
 
 struct db_pool {
     db_opts o;
     char *conninfo;
-    char *listen; /* the channel, copied, or NULL */
+    char *listen;       /* the channel, copied, or NULL */
+    int listen_refused; /* a LISTEN was refused (logged once) */
     db_conn *conns;
     /* Two queues, each in arrival order: DB_READ (every interactive statement) is served
      * first; DB_BULK (ingest) takes at most size - 1 connections when size > 1, so that a
@@ -171,6 +173,11 @@ static void db__fail(db_conn *c, const char *why)
     }
     c->state = DB_DOWN;
     c->listening = 0;
+    if (c->listens) {
+        c->listens = 0;
+        if (p->o.on_notify)
+            p->o.on_notify(p->o.notify_ud, NULL, "-");
+    }
     db__finish(c, NULL, msg);
     if (p->stopping)
         return;
@@ -221,24 +228,37 @@ static void db__listen(db_conn *c)
     db__send_flush(c);
 }
 
-/* The LISTEN's result (res, NULL when none came): the connection now listens, so whatever
- * was notified while it did not is unknown to it (on_notify with NULL says so). */
+/* The LISTEN's result (res, NULL when none came). Refused (a standby), the connection works
+ * without listening; otherwise it now listens, and whatever was notified while it did not is
+ * unknown to it (on_notify "+" says so). */
 static void db__listened(db_conn *c, PGresult *res)
 {
     c->listening = 0;
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "LISTEN %s: %s", c->p->listen,
-                 res ? PQresultErrorMessage(res) : "no result");
-        if (res)
-            PQclear(res);
-        db__fail(c, msg);
+    if (res == NULL) {
+        db__fail(c, "LISTEN: no result");
         return;
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (!c->p->listen_refused) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+            msg[strcspn(msg, "\n")] = '\0';
+            log_warn("database: LISTEN %s refused (%s): its notifications are not heard",
+                     c->p->listen, msg);
+        }
+        c->p->listen_refused = 1;
+    } else {
+        c->listens = 1;
+        if (c->p->o.on_notify)
+            c->p->o.on_notify(c->p->o.notify_ud, NULL, "+");
     }
     PQclear(res);
     c->state = DB_IDLE;
-    if (c->p->o.on_notify)
-        c->p->o.on_notify(c->p->o.notify_ud, NULL, NULL);
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        c->state = DB_BUSY; /* counted as connected until db__fail */
+        db__fail(c, PQerrorMessage(c->pg));
+        return;
+    }
     db__dispatch(c->p);
 }
 

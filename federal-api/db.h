@@ -24,9 +24,11 @@ typedef struct db_opts {
     uint64_t queue_timeout_ms; /* a statement queued longer fails (default 10000) */
     /* With listen set, every connection LISTENs on that channel before its first statement,
      * and on_notify(notify_ud, channel, payload) is called for each notification any of them
-     * receives (the same notification once per connection). on_notify(notify_ud, NULL, NULL)
-     * says that a connection has just begun listening: notifications sent while it was not
-     * (it was down) may have been missed. */
+     * receives (the same notification once per connection). With channel NULL, payload "+"
+     * says that a connection has just begun listening (notifications sent while it did not,
+     * being down, were not heard by it), "-" that one which listened has broken. A connection
+     * whose LISTEN is refused (a hot standby, to which notifications are not replicated) works
+     * on without listening, and says nothing. */
     const char *listen;
     void (*on_notify)(void *ud, const char *channel, const char *payload);
     void *notify_ud;

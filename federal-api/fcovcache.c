@@ -91,8 +91,14 @@ static void fcovcache__touch_all(fcovcache *c)
 void fcovcache_notify(void *ud, const char *channel, const char *payload)
 {
     fcovcache *c = ud;
-    if (channel == NULL) { /* a connection began listening */
-        fcovcache__touch_all(c);
+    if (channel == NULL) {
+        if (payload && strcmp(payload, "-") == 0) {
+            if (c->m.listening > 0)
+                c->m.listening--;
+        } else { /* "+": a connection began listening */
+            c->m.listening++;
+            fcovcache__touch_all(c);
+        }
         return;
     }
     if (strcmp(channel, FCOVCACHE_CHANNEL) != 0)
@@ -148,7 +154,8 @@ static int fcovcache__fresh(const fcovcache *c, uint64_t since, const uint16_t *
 int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 {
     fcovcache_entry *e = &c->e[fcovcache__index(key)];
-    if (e->key[0] != '\0' && strcmp(e->key, key) == 0 && fcovcache__fresh(c, e->since, e->slots, e->n)) {
+    if (c->m.listening > 0 && e->key[0] != '\0' && strcmp(e->key, key) == 0 &&
+        fcovcache__fresh(c, e->since, e->slots, e->n)) {
         memcpy(out, e->values, sizeof(e->values));
         c->m.hits++;
         return 1;
@@ -160,7 +167,7 @@ int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
                    const int64_t values[FCOVCACHE_VALUES])
 {
-    if (n > FCOVCACHE_MONTHS || strlen(key) >= FCOVCACHE_KEY)
+    if (c->m.listening <= 0 || n > FCOVCACHE_MONTHS || strlen(key) >= FCOVCACHE_KEY)
         return;
     uint16_t s[FCOVCACHE_MONTHS];
     for (size_t i = 0; i < n; i++) {

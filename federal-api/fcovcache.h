@@ -16,7 +16,9 @@
  * "*" stamp) is above `since`. A notification that arrives before or after the answer's
  * statement therefore always outdates it; one that arrives in between outdates it too
  * (conservatively). A connection that begins listening raises the "*" stamp: whatever was
- * notified while it did not listen is unknown.
+ * notified while it did not listen is unknown. Nothing is kept or served while no connection
+ * of the pool listens (all down, or a hot standby, which refuses LISTEN and to which
+ * notifications are not replicated): every answer then reads its coverage.
  *
  * Single-threaded (the loop's thread). Bounded: FCOVCACHE_ENTRIES answers, direct-mapped by
  * their key, a newer one replacing an older one of the same slot. */
@@ -28,9 +30,9 @@
 
 #define FCOVCACHE_CHANNEL "fed_coverage"
 #define FCOVCACHE_ENTRIES 1024
-#define FCOVCACHE_VALUES  6   /* the numbers of one coverage */
-#define FCOVCACHE_MONTHS  96  /* months (both calendars) of one cached answer, at most */
-#define FCOVCACHE_KEY     64  /* an answer's key with its NUL */
+#define FCOVCACHE_VALUES  6    /* the numbers of one coverage */
+#define FCOVCACHE_MONTHS  96   /* months (both calendars) of one cached answer, at most */
+#define FCOVCACHE_KEY     64   /* an answer's key with its NUL */
 #define FCOVCACHE_SLOTS   4800 /* months of 1900-2099 in each calendar */
 #define FCOVCACHE_PAYLOAD 7900 /* longest notification payload (PostgreSQL's limit is 8000) */
 
@@ -51,7 +53,9 @@ void fcovcache_slot_period(int slot, char out[12]);
  * out (outlen bytes with the NUL); "*" when they do not fit. Returns the length. */
 size_t fcovcache_payload(const uint8_t *bits, char *out, size_t outlen);
 
-/* db_opts.on_notify for the pool (ud: the cache): raises the stamps the payload names. */
+/* db_opts.on_notify for the pool (ud: the cache): raises the stamps the payload names; with
+ * channel NULL, "+" counts a connection that began listening (and raises the "*" stamp), "-"
+ * one that stopped. */
 void fcovcache_notify(void *ud, const char *channel, const char *payload);
 
 /* The clock to give fcovcache_put for a statement about to be sent. */
@@ -69,6 +73,7 @@ void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slo
 
 typedef struct fcovcache_metrics {
     uint64_t hits, misses, notifications, resets;
+    int listening; /* connections listening now */
 } fcovcache_metrics;
 void fcovcache_get_metrics(const fcovcache *c, fcovcache_metrics *m);
 

@@ -14,6 +14,15 @@
 static const int64_t V1[FCOVCACHE_VALUES] = {1506, 1200, 900, 700, 753, 500};
 static const int64_t V2[FCOVCACHE_VALUES] = {1506, 1201, 900, 700, 753, 500};
 
+/* A cache whose pool has one connection listening. */
+static fcovcache *listening_cache(void)
+{
+    fcovcache *c = fcovcache_new();
+    assert_non_null(c);
+    fcovcache_notify(c, NULL, "+");
+    return c;
+}
+
 /* The national answer for 2025-06: BS 2082-02 and 2082-03, AD 2025-06. */
 #define KEY "0|0|0|2025-06"
 static int june_slots(int s[3])
@@ -27,8 +36,7 @@ static int june_slots(int s[3])
 static void kept_until_a_notification_names_one_of_its_months(void **state)
 {
     (void)state;
-    fcovcache *c = fcovcache_new();
-    assert_non_null(c);
+    fcovcache *c = listening_cache();
     int s[3], n = june_slots(s);
     int64_t out[FCOVCACHE_VALUES];
     assert_int_equal(fcovcache_get(c, KEY, out), 0);
@@ -62,7 +70,7 @@ static void kept_until_a_notification_names_one_of_its_months(void **state)
 static void a_notification_during_the_read_is_not_missed(void **state)
 {
     (void)state;
-    fcovcache *c = fcovcache_new();
+    fcovcache *c = listening_cache();
     int s[3], n = june_slots(s);
     int64_t out[FCOVCACHE_VALUES];
     uint64_t since = fcovcache_clock(c);
@@ -78,14 +86,14 @@ static void everything_outdated(void **state)
     (void)state;
     const char *payloads[] = {"*", "2025-6", "", "FY2082/83", "2025-06,,2025-07", NULL};
     for (int i = 0; i <= 5; i++) {
-        fcovcache *c = fcovcache_new();
+        fcovcache *c = listening_cache();
         int s[3], n = june_slots(s);
         int64_t out[FCOVCACHE_VALUES];
         fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
         fcovcache_put(c, "7|0|0|2026", fcovcache_clock(c), s, 1, V2);
         assert_int_equal(fcovcache_get(c, KEY, out), 1);
         if (i == 5)
-            fcovcache_notify(c, NULL, NULL); /* a connection began listening */
+            fcovcache_notify(c, NULL, "+"); /* another connection began listening */
         else
             fcovcache_notify(c, FCOVCACHE_CHANNEL, payloads[i]);
         assert_int_equal(fcovcache_get(c, KEY, out), 0);
@@ -94,25 +102,48 @@ static void everything_outdated(void **state)
     }
 }
 
-/* Keys are told apart, a month outside the slots or too many months are not kept. */
-static void keys_and_limits(void **state)
+/* Nothing is kept or served while no connection listens (all down, or a hot standby that
+ * refuses LISTEN): commits would go unheard. */
+static void only_while_a_connection_listens(void **state)
 {
     (void)state;
     fcovcache *c = fcovcache_new();
     int s[3], n = june_slots(s);
     int64_t out[FCOVCACHE_VALUES];
-    fcovcache_put(c, KEY, 0, s, (size_t)n, V1);
+    fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
+    assert_int_equal(fcovcache_get(c, KEY, out), 0);
+    fcovcache_notify(c, NULL, "+");
+    fcovcache_notify(c, NULL, "+");
+    fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
+    assert_int_equal(fcovcache_get(c, KEY, out), 1);
+    fcovcache_notify(c, NULL, "-"); /* one of two broke: the other still hears */
+    assert_int_equal(fcovcache_get(c, KEY, out), 1);
+    fcovcache_notify(c, NULL, "-"); /* none listens */
+    assert_int_equal(fcovcache_get(c, KEY, out), 0);
+    fcovcache_notify(c, NULL, "+"); /* back: what was kept before is outdated */
+    assert_int_equal(fcovcache_get(c, KEY, out), 0);
+    fcovcache_free(c);
+}
+
+/* Keys are told apart, a month outside the slots or too many months are not kept. */
+static void keys_and_limits(void **state)
+{
+    (void)state;
+    fcovcache *c = listening_cache();
+    int s[3], n = june_slots(s);
+    int64_t out[FCOVCACHE_VALUES];
+    fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
     assert_int_equal(fcovcache_get(c, "1|0|0|2025-06", out), 0);
     int bad[2] = {s[0], fcovcache_slot(0, 210001)};
     assert_int_equal(bad[1], -1);
-    fcovcache_put(c, "1|0|0|2025-06", 0, bad, 2, V1);
+    fcovcache_put(c, "1|0|0|2025-06", fcovcache_clock(c), bad, 2, V1);
     assert_int_equal(fcovcache_get(c, "1|0|0|2025-06", out), 0);
     int many[FCOVCACHE_MONTHS + 1];
     for (int i = 0; i <= FCOVCACHE_MONTHS; i++)
         many[i] = i;
-    fcovcache_put(c, "2|0|0|2025", 0, many, FCOVCACHE_MONTHS + 1, V1);
+    fcovcache_put(c, "2|0|0|2025", fcovcache_clock(c), many, FCOVCACHE_MONTHS + 1, V1);
     assert_int_equal(fcovcache_get(c, "2|0|0|2025", out), 0);
-    fcovcache_put(c, "2|0|0|2025", 0, many, FCOVCACHE_MONTHS, V1);
+    fcovcache_put(c, "2|0|0|2025", fcovcache_clock(c), many, FCOVCACHE_MONTHS, V1);
     assert_int_equal(fcovcache_get(c, "2|0|0|2025", out), 1);
     fcovcache_free(c);
 }
@@ -165,6 +196,7 @@ int main(void)
         cmocka_unit_test(kept_until_a_notification_names_one_of_its_months),
         cmocka_unit_test(a_notification_during_the_read_is_not_missed),
         cmocka_unit_test(everything_outdated),
+        cmocka_unit_test(only_while_a_connection_listens),
         cmocka_unit_test(keys_and_limits),
         cmocka_unit_test(slots_and_payloads),
     };
