@@ -12,6 +12,7 @@
 typedef struct fcovcache_entry {
     char key[FCOVCACHE_KEY]; /* "" when empty */
     uint64_t since;
+    uint64_t used; /* the cache's use counter when last read or written */
     int64_t values[FCOVCACHE_VALUES];
     uint16_t n;
     uint16_t slots[FCOVCACHE_MONTHS];
@@ -21,6 +22,7 @@ struct fcovcache {
     uint64_t clock;     /* raised by every stamp */
     uint64_t all_stamp; /* the last "*" */
     uint64_t stamp[FCOVCACHE_SLOTS];
+    uint64_t uses;
     fcovcache_entry e[FCOVCACHE_ENTRIES];
     fcovcache_metrics m;
 };
@@ -132,13 +134,23 @@ uint64_t fcovcache_clock(const fcovcache *c)
     return c->clock;
 }
 
-/* FNV-1a of the key: its slot in the table. */
-static size_t fcovcache__index(const char *key)
+/* FNV-1a of the key: the first entry of its set. */
+static fcovcache_entry *fcovcache__set(fcovcache *c, const char *key)
 {
     uint32_t h = 2166136261u;
     for (; *key; key++)
         h = (h ^ (uint8_t)*key) * 16777619u;
-    return h % FCOVCACHE_ENTRIES;
+    return &c->e[(h % (FCOVCACHE_ENTRIES / FCOVCACHE_WAYS)) * FCOVCACHE_WAYS];
+}
+
+/* The entry of key in its set, or NULL. */
+static fcovcache_entry *fcovcache__find(fcovcache *c, const char *key)
+{
+    fcovcache_entry *set = fcovcache__set(c, key);
+    for (int i = 0; i < FCOVCACHE_WAYS; i++)
+        if (set[i].key[0] != '\0' && strcmp(set[i].key, key) == 0)
+            return &set[i];
+    return NULL;
 }
 
 static int fcovcache__fresh(const fcovcache *c, uint64_t since, const uint16_t *slots, size_t n)
@@ -153,10 +165,10 @@ static int fcovcache__fresh(const fcovcache *c, uint64_t since, const uint16_t *
 
 int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 {
-    fcovcache_entry *e = &c->e[fcovcache__index(key)];
-    if (c->m.listening > 0 && e->key[0] != '\0' && strcmp(e->key, key) == 0 &&
-        fcovcache__fresh(c, e->since, e->slots, e->n)) {
+    fcovcache_entry *e = fcovcache__find(c, key);
+    if (c->m.listening > 0 && e && fcovcache__fresh(c, e->since, e->slots, e->n)) {
         memcpy(out, e->values, sizeof(e->values));
+        e->used = ++c->uses;
         c->m.hits++;
         return 1;
     }
@@ -177,9 +189,18 @@ void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slo
     }
     if (!fcovcache__fresh(c, since, s, n))
         return;
-    fcovcache_entry *e = &c->e[fcovcache__index(key)];
+    /* Its own entry, else an empty one, else the least recently used of the set. */
+    fcovcache_entry *e = fcovcache__find(c, key);
+    if (e == NULL) {
+        fcovcache_entry *set = fcovcache__set(c, key);
+        e = &set[0];
+        for (int i = 0; i < FCOVCACHE_WAYS && e->key[0] != '\0'; i++)
+            if (set[i].key[0] == '\0' || set[i].used < e->used)
+                e = &set[i];
+    }
     snprintf(e->key, sizeof(e->key), "%s", key);
     e->since = since;
+    e->used = ++c->uses;
     memcpy(e->values, values, sizeof(e->values));
     e->n = (uint16_t)n;
     memcpy(e->slots, s, n * sizeof(s[0]));

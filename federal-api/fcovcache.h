@@ -20,8 +20,10 @@
  * of the pool listens (all down, or a hot standby, which refuses LISTEN and to which
  * notifications are not replicated): every answer then reads its coverage.
  *
- * Single-threaded (the loop's thread). Bounded: FCOVCACHE_ENTRIES answers, direct-mapped by
- * their key, a newer one replacing an older one of the same slot. */
+ * Single-threaded (the loop's thread). Bounded: FCOVCACHE_ENTRIES answers in sets of
+ * FCOVCACHE_WAYS chosen by their key's hash, the least recently used of a full set replaced
+ * (direct-mapped, 7 of the 120 national months' keys collided with another, and the pairs
+ * evicted each other: a tenth of the bench's answers). */
 #ifndef FEDERAL_API_FCOVCACHE_H
 #define FEDERAL_API_FCOVCACHE_H
 
@@ -30,6 +32,7 @@
 
 #define FCOVCACHE_CHANNEL "fed_coverage"
 #define FCOVCACHE_ENTRIES 1024
+#define FCOVCACHE_WAYS    8
 #define FCOVCACHE_VALUES  6    /* the numbers of one coverage */
 #define FCOVCACHE_MONTHS  96   /* months (both calendars) of one cached answer, at most */
 #define FCOVCACHE_KEY     64   /* an answer's key with its NUL */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,31 @@ static void keys_and_limits(void **state)
     fcovcache_free(c);
 }
 
+/* The answers a dashboard asks for together are kept together: the national and province 1
+ * answers of 120 months (direct-mapped, pairs of keys evicted each other). */
+static void many_answers_kept_together(void **state)
+{
+    (void)state;
+    fcovcache *c = listening_cache();
+    int64_t out[FCOVCACHE_VALUES];
+    char key[FCOVCACHE_KEY];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int area = 0; area <= 1; area++) {
+            for (int i = 0; i < 120; i++) {
+                int ym = (2016 + i / 12) * 100 + i % 12 + 1;
+                int slot = fcovcache_slot(0, ym);
+                snprintf(key, sizeof(key), "%d|0|0|%04d-%02d", area, ym / 100, ym % 100);
+                if (pass == 0) {
+                    fcovcache_put(c, key, fcovcache_clock(c), &slot, 1, V1);
+                } else {
+                    assert_int_equal(fcovcache_get(c, key, out), 1);
+                }
+            }
+        }
+    }
+    fcovcache_free(c);
+}
+
 /* Slots and period texts, both ways, and the payload the writers send. */
 static void slots_and_payloads(void **state)
 {
@@ -198,6 +224,7 @@ int main(void)
         cmocka_unit_test(everything_outdated),
         cmocka_unit_test(only_while_a_connection_listens),
         cmocka_unit_test(keys_and_limits),
+        cmocka_unit_test(many_answers_kept_together),
         cmocka_unit_test(slots_and_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
