@@ -234,15 +234,25 @@ typedef struct fapprovals_fetch {
     size_t n;
 } fapprovals_fetch;
 
+/* The coverage's numbers in the statement's column order (and the cache's). */
+static void fapprovals__fields(fapprovals_coverage *c, long long *f[FCOVCACHE_VALUES])
+{
+    f[0] = &c->municipality_months;
+    f[1] = &c->contributing;
+    f[2] = &c->closed;
+    f[3] = &c->approved;
+    f[4] = &c->municipalities;
+    f[5] = &c->municipalities_approved;
+}
+
 static int fapprovals__decode(const PGresult *res, fapprovals_coverage *out)
 {
     memset(out, 0, sizeof(*out));
-    if (PQnfields(res) != 6 || PQntuples(res) != 1)
+    if (PQnfields(res) != FCOVCACHE_VALUES || PQntuples(res) != 1)
         return REINT_EMALFORMED;
-    long long *f[6] = {
-        &out->municipality_months, &out->contributing,           &out->closed, &out->approved,
-        &out->municipalities,      &out->municipalities_approved};
-    for (int i = 0; i < 6; i++) {
+    long long *f[FCOVCACHE_VALUES];
+    fapprovals__fields(out, f);
+    for (int i = 0; i < FCOVCACHE_VALUES; i++) {
         char *end = NULL;
         *f[i] = strtoll(PQgetvalue(res, 0, i), &end, 10);
         if (end == PQgetvalue(res, 0, i) || *end != '\0' || *f[i] < 0)
@@ -250,16 +260,6 @@ static int fapprovals__decode(const PGresult *res, fapprovals_coverage *out)
     }
     out->have = 1;
     return 0;
-}
-
-static void fapprovals__values(const fapprovals_coverage *c, int64_t v[FCOVCACHE_VALUES])
-{
-    v[0] = c->municipality_months;
-    v[1] = c->contributing;
-    v[2] = c->closed;
-    v[3] = c->approved;
-    v[4] = c->municipalities;
-    v[5] = c->municipalities_approved;
 }
 
 static void fapprovals__on_coverage(void *ud, const PGresult *res, const char *err)
@@ -282,7 +282,10 @@ static void fapprovals__on_coverage(void *ud, const PGresult *res, const char *e
     fcovcache *cache = f->env->covcache;
     if (cache) {
         int64_t v[FCOVCACHE_VALUES];
-        fapprovals__values(x->out, v);
+        long long *fl[FCOVCACHE_VALUES];
+        fapprovals__fields(x->out, fl);
+        for (int i = 0; i < FCOVCACHE_VALUES; i++)
+            v[i] = *fl[i];
         fcovcache_put(cache, x->key, x->since, x->slots, x->n, v);
     }
     free(x);
@@ -308,12 +311,8 @@ int fapprovals_coverage_fetch(freq *f, fapprovals_coverage *out, fapprovals_cove
         int64_t v[FCOVCACHE_VALUES];
         if (fcovcache_get(cache, x->key, v)) {
             memset(out, 0, sizeof(*out));
-            long long *o[FCOVCACHE_VALUES] = {&out->municipality_months,
-                                              &out->contributing,
-                                              &out->closed,
-                                              &out->approved,
-                                              &out->municipalities,
-                                              &out->municipalities_approved};
+            long long *o[FCOVCACHE_VALUES];
+            fapprovals__fields(out, o);
             for (int i = 0; i < FCOVCACHE_VALUES; i++)
                 *o[i] = v[i];
             out->have = 1;
