@@ -247,6 +247,8 @@ static void db__listened(db_conn *c, PGresult *res)
                      c->p->listen, msg);
         }
         c->p->listen_refused = 1;
+        if (c->p->o.on_notify)
+            c->p->o.on_notify(c->p->o.notify_ud, NULL, "!");
     } else {
         c->listens = 1;
         if (c->p->o.on_notify)

@@ -26,9 +26,10 @@ typedef struct db_opts {
      * and on_notify(notify_ud, channel, payload) is called for each notification any of them
      * receives (the same notification once per connection). With channel NULL, payload "+"
      * says that a connection has just begun listening (notifications sent while it did not,
-     * being down, were not heard by it), "-" that one which listened has broken. A connection
-     * whose LISTEN is refused (a hot standby, to which notifications are not replicated) works
-     * on without listening, and says nothing. */
+     * being down, were not heard by it), "-" that one which listened has broken, "!" that a
+     * connection's LISTEN was refused (a hot standby, to which notifications are not
+     * replicated): it works on without listening, and what it reads may be older than what the
+     * others have heard of. */
     const char *listen;
     void (*on_notify)(void *ud, const char *channel, const char *payload);
     void *notify_ud;

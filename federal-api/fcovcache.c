@@ -97,6 +97,8 @@ void fcovcache_notify(void *ud, const char *channel, const char *payload)
         if (payload && strcmp(payload, "-") == 0) {
             if (c->m.listening > 0)
                 c->m.listening--;
+        } else if (payload && strcmp(payload, "!") == 0) {
+            c->m.refused = 1;
         } else { /* "+": a connection began listening */
             c->m.listening++;
             fcovcache__touch_all(c);
@@ -166,7 +168,7 @@ static int fcovcache__fresh(const fcovcache *c, uint64_t since, const uint16_t *
 int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 {
     fcovcache_entry *e = fcovcache__find(c, key);
-    if (c->m.listening > 0 && e && fcovcache__fresh(c, e->since, e->slots, e->n)) {
+    if (c->m.listening > 0 && !c->m.refused && e && fcovcache__fresh(c, e->since, e->slots, e->n)) {
         memcpy(out, e->values, sizeof(e->values));
         e->used = ++c->uses;
         c->m.hits++;
@@ -179,7 +181,7 @@ int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
                    const int64_t values[FCOVCACHE_VALUES])
 {
-    if (c->m.listening <= 0 || n > FCOVCACHE_MONTHS || strlen(key) >= FCOVCACHE_KEY)
+    if (c->m.listening <= 0 || c->m.refused || n > FCOVCACHE_MONTHS || strlen(key) >= FCOVCACHE_KEY)
         return;
     uint16_t s[FCOVCACHE_MONTHS];
     for (size_t i = 0; i < n; i++) {

@@ -17,8 +17,9 @@
  * statement therefore always outdates it; one that arrives in between outdates it too
  * (conservatively). A connection that begins listening raises the "*" stamp: whatever was
  * notified while it did not listen is unknown. Nothing is kept or served while no connection
- * of the pool listens (all down, or a hot standby, which refuses LISTEN and to which
- * notifications are not replicated): every answer then reads its coverage.
+ * of the pool listens (all down), nor ever after one's LISTEN was refused (a hot standby, to
+ * which notifications are not replicated: what it reads may be older than a commit the other
+ * connections have heard of): every answer then reads its coverage.
  *
  * Single-threaded (the loop's thread). Bounded: FCOVCACHE_ENTRIES answers in sets of
  * FCOVCACHE_WAYS chosen by their key's hash, the least recently used of a full set replaced
@@ -58,7 +59,7 @@ size_t fcovcache_payload(const uint8_t *bits, char *out, size_t outlen);
 
 /* db_opts.on_notify for the pool (ud: the cache): raises the stamps the payload names; with
  * channel NULL, "+" counts a connection that began listening (and raises the "*" stamp), "-"
- * one that stopped. */
+ * one that stopped, "!" turns the cache off for good (a refused LISTEN). */
 void fcovcache_notify(void *ud, const char *channel, const char *payload);
 
 /* The clock to give fcovcache_put for a statement about to be sent. */
@@ -77,6 +78,7 @@ void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slo
 typedef struct fcovcache_metrics {
     uint64_t hits, misses, notifications, resets;
     int listening; /* connections listening now */
+    int refused;   /* a LISTEN was refused: nothing is kept */
 } fcovcache_metrics;
 void fcovcache_get_metrics(const fcovcache *c, fcovcache_metrics *m);
 

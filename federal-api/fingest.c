@@ -661,22 +661,14 @@ static int fingest__on_coverage(fingest *fi, fconn *c, const Reint__V1__Coverage
         receiver_peer_ref(c->p);
         if (db_query(
                 fi->o.db,
-                /* A municipality's calendar decides which months count for it: a change
-                 * (or its first row) outdates every answer's coverage (fcovcache.h); old
-                 * reads the rows as they were before this statement. */
-                "WITH old AS (SELECT municipality, calendar FROM coverage"
-                " WHERE municipality = ANY($2::integer[])), up AS ("
+                /* A calendar change is announced by the table's trigger (migration 12). */
                 "INSERT INTO coverage AS c (municipality, province, records, dead_letters,"
                 " last_sync_ms, calendar, updated_at)"
                 " SELECT m, $1::smallint, r, d, l, k, now() FROM unnest($2::integer[],"
                 " $3::bigint[], $4::bigint[], $5::bigint[], $6::smallint[]) AS t(m, r, d, l, k)"
                 " ON CONFLICT (municipality) DO UPDATE SET records = excluded.records,"
                 " dead_letters = excluded.dead_letters, last_sync_ms = excluded.last_sync_ms,"
-                " calendar = excluded.calendar, updated_at = excluded.updated_at"
-                " RETURNING c.municipality, c.calendar)"
-                " SELECT pg_notify('" FCOVCACHE_CHANNEL "', '*') FROM up"
-                " LEFT JOIN old ON old.municipality = up.municipality"
-                " WHERE old.calendar IS DISTINCT FROM up.calendar LIMIT 1",
+                " calendar = excluded.calendar, updated_at = excluded.updated_at",
                 6, v, fingest__on_coverage_stored, c) != 0) {
             receiver_peer_unref(c->p);
             fi->m.db_errors++;

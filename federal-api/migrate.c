@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fcovcache.h"
 #include "geo.h"
 #include "log.h"
 
@@ -248,6 +249,12 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
     int r3 = migrate__geo(c, err, errlen);
     if (r3 != 0) {
         rc = r3;
+        goto out;
+    }
+    /* A migration or the geography may have changed what the processes already running keep
+     * (fcovcache.h): they forget it. */
+    if (migrate__exec(c, "SELECT pg_notify('" FCOVCACHE_CHANNEL "', '*')", err, errlen) != 0) {
+        rc = REINT_EINVAL;
         goto out;
     }
     rc = applied;

@@ -123,6 +123,14 @@ static void only_while_a_connection_listens(void **state)
     assert_int_equal(fcovcache_get(c, KEY, out), 0);
     fcovcache_notify(c, NULL, "+"); /* back: what was kept before is outdated */
     assert_int_equal(fcovcache_get(c, KEY, out), 0);
+    fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
+    assert_int_equal(fcovcache_get(c, KEY, out), 1);
+    /* Another connection's LISTEN refused (it reached a standby): never again. */
+    fcovcache_notify(c, NULL, "!");
+    assert_int_equal(fcovcache_get(c, KEY, out), 0);
+    fcovcache_notify(c, NULL, "+");
+    fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
+    assert_int_equal(fcovcache_get(c, KEY, out), 0);
     fcovcache_free(c);
 }
 
