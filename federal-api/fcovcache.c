@@ -60,6 +60,12 @@ void fcovcache_slot_period(int slot, char out[12])
         out[0] = '\0';
 }
 
+void fcovcache_mark(uint8_t *bits, int slot)
+{
+    if (slot >= 0 && slot < FCOVCACHE_SLOTS)
+        bits[slot / 8] |= (uint8_t)(1u << (slot % 8));
+}
+
 size_t fcovcache_payload(const uint8_t *bits, char *out, size_t outlen)
 {
     size_t o = 0;

@@ -53,6 +53,10 @@ int fcovcache_slot_of_period(const char *period);
 /* The period text of slot (at most 10 characters and the NUL). */
 void fcovcache_slot_period(int slot, char out[12]);
 
+/* Sets slot's bit in bits (FCOVCACHE_SLOTS bits); nothing for -1, a month no answer kept can
+ * hold. */
+void fcovcache_mark(uint8_t *bits, int slot);
+
 /* Appends the comma-separated period texts of the slots set in bits (FCOVCACHE_SLOTS bits) to
  * out (outlen bytes with the NUL); "*" when they do not fit. Returns the length. */
 size_t fcovcache_payload(const uint8_t *bits, char *out, size_t outlen);

@@ -320,11 +320,8 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
     fingest__int(&j->a[A_MUNI], lead, s->municipality);
     fingest__str(&j->a[A_PERIOD], lead, s->period);
     fingest__int(&j->a[A_KIND], lead, (int64_t)kind);
-    if (kind == PERIOD_MONTH || kind == PERIOD_BS_MONTH) {
-        int slot = fcovcache_slot_of_period(s->period);
-        if (slot >= 0)
-            j->months[slot / 8] |= (uint8_t)(1u << (slot % 8));
-    }
+    if (kind == PERIOD_MONTH || kind == PERIOD_BS_MONTH)
+        fcovcache_mark(j->months, fcovcache_slot_of_period(s->period));
     fingest__int(&j->a[A_REV], lead, (int64_t)s->revision); /* at most 2^63-1, checked */
     for (size_t i = 0; i < kept; i++) {
         const Reint__V1__RollupCell *cell = refs[i].cell;

@@ -48,20 +48,12 @@ int freviews_apply(db_pool *db, int province, const Reint__V1__Reviews *r, uint6
     /* The months whose state may change: every federal-api process forgets the answers'
      * coverage of those months when the call commits (fcovcache.h). */
     uint8_t months[(FCOVCACHE_SLOTS + 7) / 8] = {0};
-    int all = 0;
-    for (size_t i = 0; i < r->n_reviews; i++) {
-        const Reint__V1__MonthReview *c = r->reviews[i];
-        int slot = fcovcache_slot(c->calendar == REINT__V1__CALENDAR__CALENDAR_BS, (int)c->month);
-        if (slot >= 0)
-            months[slot / 8] |= (uint8_t)(1u << (slot % 8));
-        else
-            all = 1;
-    }
+    for (size_t i = 0; i < r->n_reviews; i++)
+        fcovcache_mark(months,
+                       fcovcache_slot(r->reviews[i]->calendar == REINT__V1__CALENDAR__CALENDAR_BS,
+                                      (int)r->reviews[i]->month));
     char payload[FCOVCACHE_PAYLOAD];
-    if (all)
-        snprintf(payload, sizeof(payload), "*");
-    else
-        fcovcache_payload(months, payload, sizeof(payload));
+    fcovcache_payload(months, payload, sizeof(payload));
     sbuf a[R_N];
     for (int k = 0; k < R_N; k++) {
         sbuf_init(&a[k], FREVIEWS_ARG_MAX);
