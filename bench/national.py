@@ -152,6 +152,22 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
+def hist_quantile(m0, m1, name, q):
+    """The upper bound (ms) of the bucket holding quantile q (0..1) of the observations of
+    Prometheus histogram `name` made between the scrapes m0 and m1 (None when there were
+    none; inf when it lies above the last finite bucket)."""
+    pre = name + '_bucket{le="'
+    bounds = sorted((float(k[len(pre):-2]), m1[k] - m0.get(k, 0)) for k in m1
+                    if k.startswith(pre))
+    total = bounds[-1][1] if bounds else 0
+    if total <= 0:
+        return None
+    for le, below in bounds:
+        if below >= q * total:
+            return le * 1000
+    return float("inf")
+
+
 # National queries while ingest runs (a separate process, so that the driver's polling does
 # not share its interpreter) -----------------------------------------------------------------
 
@@ -628,14 +644,29 @@ def phase_queries(ch, res, args, run):
               errors == 0 and lat and bg > 0, "%d queries, %d errors, %d background records"
               % (len(lat), errors, bg))
     res.sample("query_p99_ms", pct(lat, 99) * 1000)
+    # Where the client's time goes: federal-api's own time per answer (request handed to its
+    # handler -> answer written) and the busy turns of its event loop, from its histograms
+    # (bucket bounds, not exact quantiles).
+    server = {"answer_p50_le_ms": hist_quantile(m0, m1, "federal_https_server_answer_seconds", .5),
+              "answer_p99_le_ms": hist_quantile(m0, m1, "federal_https_server_answer_seconds",
+                                                .99),
+              "loop_busy_p99_le_ms": hist_quantile(m0, m1, "federal_loop_busy_seconds", .99),
+              "loop_busy_p999_le_ms": hist_quantile(m0, m1, "federal_loop_busy_seconds", .999),
+              "loop_cpu_p99_le_ms": hist_quantile(m0, m1, "federal_loop_cpu_seconds", .99),
+              "loop_cpu_p999_le_ms": hist_quantile(m0, m1, "federal_loop_cpu_seconds", .999)}
     res.data["extra"].setdefault("queries", []).append(
         {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
          "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000, "bg_records": bg,
-         "months": len(months), "coverage_cache": cache})
+         "months": len(months), "coverage_cache": cache, "federal_api": server})
     log("queries %d: %d national queries, p50 %.2f ms p90 %.2f ms p99 %.2f ms, background %d "
-        "records; coverage kept for %d answers, read for %d, %d notifications"
+        "records; coverage kept for %d answers, read for %d, %d notifications; federal-api's "
+        "answer p50 <= %s ms, p99 <= %s ms, loop turn p99 <= %s ms, p99.9 <= %s ms (CPU p99 "
+        "<= %s ms, p99.9 <= %s ms)"
         % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 90) * 1000, pct(lat, 99) * 1000, bg,
-           cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"]))
+           cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"],
+           server["answer_p50_le_ms"], server["answer_p99_le_ms"], server["loop_busy_p99_le_ms"],
+           server["loop_busy_p999_le_ms"], server["loop_cpu_p99_le_ms"],
+           server["loop_cpu_p999_le_ms"]))
 
 
 def phase_resync(ch, res, args, run):

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "metrics.h"
 #include "tls.h"
 
 typedef struct http_server http_server;
@@ -106,6 +107,7 @@ typedef struct http_server_stats {
     uint64_t refused_at_cap;   /* connections refused at the global cap (all mid-request) */
     uint64_t proxy_refused;    /* PROXY headers malformed, missing, or from another address */
     uint64_t conns_open;       /* connections open now (a gauge) */
+    metrics_hist answer;       /* from a request handed to its handler to http_respond */
 } http_server_stats;
 
 /* Binds and listens. Returns 0 or a negative UV_E* code (UV_EINVAL for an address in

@@ -327,6 +327,7 @@ static void conn_dispatch(http__conn *c)
     c->inflight = r;
     c->phase = HTTP__PH_HANDLER;
     c->head_clock = 0;
+    r->dispatched_ns = uv_hrtime();
     c->nreqs++;
     http__server_evictable(s, c, 0);
     http__conn_arm(c);
@@ -616,6 +617,7 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         conn_fail(c, 500, "out of memory building the response");
         return;
     }
+    metrics_hist_observe(&c->srv->stats.answer, (uv_hrtime() - r->dispatched_ns) / 1000);
     if (status < 100 || status > 999)
         status = 500;
     if (!content_type || has_ctl(content_type))

@@ -6,9 +6,45 @@
 #include "http.h"
 #include "testhook.h"
 
+const uint32_t metrics_hist_bounds_us[METRICS_HIST_BUCKETS] = {
+    250,   500,   1000,  2000,  3000,   5000,   7500,   10000,
+    15000, 25000, 50000, 75000, 100000, 250000, 500000, 1000000,
+};
+
+void metrics_hist_observe(metrics_hist *h, uint64_t us)
+{
+    size_t i = 0;
+    while (i < METRICS_HIST_BUCKETS && us > metrics_hist_bounds_us[i])
+        i++;
+    h->n[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+/* The rows of one histogram: cumulative buckets with their upper bounds in seconds. */
+static void metrics__render_hist(sbuf *out, const metric *m)
+{
+    uint64_t below = 0;
+    sbuf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", m->name, m->help, m->name);
+    for (size_t i = 0; i <= METRICS_HIST_BUCKETS; i++) {
+        below += m->hist->n[i];
+        if (i < METRICS_HIST_BUCKETS)
+            sbuf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", m->name,
+                        metrics_hist_bounds_us[i] / 1e6, (unsigned long long)below);
+        else
+            sbuf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", m->name, (unsigned long long)below);
+    }
+    sbuf_printf(out, "%s_sum %.6f\n%s_count %llu\n", m->name, (double)m->hist->sum_us / 1e6,
+                m->name, (unsigned long long)m->hist->count);
+}
+
 int metrics_render(sbuf *out, const metric *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (rows[i].type == METRIC_HISTOGRAM) {
+            metrics__render_hist(out, &rows[i]);
+            continue;
+        }
         const char *type = rows[i].type == METRIC_COUNTER ? "counter" : "gauge";
         sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", rows[i].name, rows[i].help,
                     rows[i].name, type, rows[i].name, (long long)rows[i].value);

@@ -10,22 +10,42 @@
 #include "error.h"
 #include "sbuf.h"
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+
+/* A histogram of durations, in fixed buckets from 0.25 ms to 1 s (metrics_hist_bounds_us)
+ * and one above: cheap enough to observe every request and every loop iteration, and
+ * rendered as a Prometheus histogram in seconds (_bucket{le=...}, _sum, _count). */
+#define METRICS_HIST_BUCKETS 16
+typedef struct metrics_hist {
+    uint64_t n[METRICS_HIST_BUCKETS + 1]; /* per bucket, not cumulative; the last: above 1 s */
+    uint64_t count, sum_us;
+} metrics_hist;
+
+extern const uint32_t metrics_hist_bounds_us[METRICS_HIST_BUCKETS];
+
+/* Counts one duration of us microseconds. */
+void metrics_hist_observe(metrics_hist *h, uint64_t us);
 
 typedef struct metric {
     const char *name; /* [a-z_]+, e.g. "hub_records_stored_total" */
     enum metric_type type;
     const char *help; /* one sentence, no line break */
     int64_t value;
+    const metrics_hist *hist; /* METRIC_HISTOGRAM only */
 } metric;
 
 #define METRIC_C(name, help, v)                                                                    \
     {                                                                                              \
-        name, METRIC_COUNTER, help, (int64_t)(v)                                                   \
+        name, METRIC_COUNTER, help, (int64_t)(v), NULL                                             \
     }
 #define METRIC_G(name, help, v)                                                                    \
     {                                                                                              \
-        name, METRIC_GAUGE, help, (int64_t)(v)                                                     \
+        name, METRIC_GAUGE, help, (int64_t)(v), NULL                                               \
+    }
+/* h: a const metrics_hist * that lives until the rows are rendered. */
+#define METRIC_H(name, help, h)                                                                    \
+    {                                                                                              \
+        name, METRIC_HISTOGRAM, help, 0, h                                                         \
     }
 
 /* The counters of an HTTP(S) server (http.h's http_server_stats) as rows named
@@ -47,7 +67,10 @@ typedef struct metric {
         METRIC_C(prefix "_proxy_refused_total",                                                    \
                  "PROXY protocol headers malformed, missing, or from an address not configured.",  \
                  (st).proxy_refused),                                                              \
-        METRIC_G(prefix "_connections", "Connections open now.", (st).conns_open)
+        METRIC_G(prefix "_connections", "Connections open now.", (st).conns_open),                 \
+        METRIC_H(prefix "_answer_seconds",                                                         \
+                 "Time from a request complete to its answer handed to the connection.",           \
+                 &(st).answer)
 
 /* Appends the exposition of n rows to out. Returns 0, or REINT_ENOMEM when out failed (its
  * maximum or memory); the caller then answers 500, never a truncated 200. */

@@ -786,7 +786,9 @@ static void fapi__handle(http_req *r, void *ud, int https)
             http_server_get_stats(a->https, &hs);
         if (a->http)
             http_server_get_stats(a->http, &ps);
-        fmetrics_respond(r, &a->m, a->o.db, a->o.ingest, a->o.covcache, a->o.sync_tls, &hs, &ps);
+        fmetrics_sources src = {a->o.db, a->o.ingest, a->o.covcache, a->o.sync_tls,
+                                &hs,     &ps,         a->o.loopwatch};
+        fmetrics_respond(r, &a->m, &src);
         return;
     }
     if (strcmp(path, "/crl") == 0) {

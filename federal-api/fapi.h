@@ -26,21 +26,23 @@
 #include "db.h"
 #include "fcovcache.h"
 #include "fingest.h"
+#include "loopwatch.h"
 #include "tls.h"
 
 typedef struct fapi fapi;
 
 typedef struct fapi_opts {
     uv_loop_t *loop;
-    db_pool *db;              /* not owned */
-    tls_ctx *https_tls;       /* TLS_MODE_HTTPS_SERVER; not owned */
-    tls_ctx *sync_tls;        /* for the CRL expiry in /metrics; may be NULL */
-    fingest *ingest;          /* for /metrics; may be NULL */
-    fcovcache *covcache;      /* fed by the pool's notifications (fcovcache.h); may be NULL */
-    const char *https_listen; /* "127.0.0.1:8443" */
-    const char *http_listen;  /* plain /healthz, /metrics, /crl; "" for none */
-    const char *crl_file;     /* served at GET /crl; "" for none */
-    const char *proxy_from;   /* load balancers sending PROXY v2 to the HTTPS port; "" none */
+    db_pool *db;                /* not owned */
+    tls_ctx *https_tls;         /* TLS_MODE_HTTPS_SERVER; not owned */
+    tls_ctx *sync_tls;          /* for the CRL expiry in /metrics; may be NULL */
+    fingest *ingest;            /* for /metrics; may be NULL */
+    fcovcache *covcache;        /* fed by the pool's notifications (fcovcache.h); may be NULL */
+    const loopwatch *loopwatch; /* the loop's busy turns, for /metrics; may be NULL */
+    const char *https_listen;   /* "127.0.0.1:8443" */
+    const char *http_listen;    /* plain /healthz, /metrics, /crl; "" for none */
+    const char *crl_file;       /* served at GET /crl; "" for none */
+    const char *proxy_from;     /* load balancers sending PROXY v2 to the HTTPS port; "" none */
     unsigned auth_max_failures, auth_window_s;
     /* Anonymous reads (/open/v1/...) per client address per window before 429; 0: 600, 60. */
     unsigned open_max_reads, open_window_s;

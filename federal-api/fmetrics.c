@@ -33,10 +33,17 @@ void fmetrics_count_status(fmetrics *m, int status)
     }
 }
 
-void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const fcovcache *covcache, const tls_ctx *sync_tls,
-                      const http_server_stats *https, const http_server_stats *http)
+void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *src)
 {
+    static const http_server_stats none_http;
+    static const loopwatch none_loop;
+    const db_pool *db = src->db;
+    const fingest *ingest = src->ingest;
+    const fcovcache *covcache = src->covcache;
+    const tls_ctx *sync_tls = src->sync_tls;
+    const http_server_stats *https = src->https ? src->https : &none_http;
+    const http_server_stats *http = src->http ? src->http : &none_http;
+    const loopwatch *loop = src->loop ? src->loop : &none_loop;
     db_metrics dm;
     fingest_metrics im;
     memset(&im, 0, sizeof(im));
@@ -49,6 +56,13 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const f
         fcovcache_get_metrics(covcache, &cm);
     const metric rows[] = {
         METRIC_C("federal_http_requests_total", "HTTP requests received.", m->requests),
+        METRIC_H("federal_loop_busy_seconds",
+                 "Time each turn of the event loop ran callbacks (not waiting for I/O).",
+                 &loop->busy),
+        METRIC_H("federal_loop_cpu_seconds",
+                 "CPU time of the event loop's thread in each turn (less than busy: it waited "
+                 "for a core).",
+                 &loop->cpu),
         METRICS_HTTP("federal_https_server", *https),
         METRICS_HTTP("federal_plain_http_server", *http),
         METRIC_C("federal_http_ok_total", "Requests answered 200.", m->ok),

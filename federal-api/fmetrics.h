@@ -10,6 +10,7 @@
 #include "fcovcache.h"
 #include "fingest.h"
 #include "http.h"
+#include "loopwatch.h"
 #include "tls.h"
 
 /* Counters of one API server; single-threaded (the loop's thread). */
@@ -24,11 +25,18 @@ typedef struct fmetrics {
 /* Counts one answer under its status (200/201 ok, 400/422, 401, 403, 404, 429, 5xx). */
 void fmetrics_count_status(fmetrics *m, int status);
 
-/* Answers r with the counters of m, db and ingest (may be NULL), of the HTTPS and plain
- * HTTP servers (https, http: their http_server_stats) and the CRL expiry of sync_tls (may be
- * NULL): 200 with the exposition, or 500 when it cannot be built. */
-void fmetrics_respond(http_req *r, const fmetrics *m, const db_pool *db, const fingest *ingest,
-                      const fcovcache *covcache, const tls_ctx *sync_tls,
-                      const http_server_stats *https, const http_server_stats *http);
+/* What /metrics shows besides the API's own counters. Every pointer but db may be NULL. */
+typedef struct fmetrics_sources {
+    const db_pool *db;
+    const fingest *ingest;
+    const fcovcache *covcache;
+    const tls_ctx *sync_tls;               /* its CRL's expiry */
+    const http_server_stats *https, *http; /* the HTTPS and plain HTTP servers */
+    const loopwatch *loop;                 /* the event loop's busy turns */
+} fmetrics_sources;
+
+/* Answers r with the counters of m and of src: 200 with the exposition, or 500 when it cannot
+ * be built. */
+void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *src);
 
 #endif

@@ -22,6 +22,7 @@
 #include "hlc.h"
 #include "crlwatch.h"
 #include "log.h"
+#include "loopwatch.h"
 #include "migrate.h"
 #include "testhook.h"
 #include "tls.h"
@@ -133,6 +134,7 @@ static fcovcache *covcache;
 static fapi *api;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
+static loopwatch loopw;
 
 static void usage(FILE *f)
 {
@@ -333,6 +335,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
     crlwatch_stop(&crl);
+    loopwatch_stop(&loopw);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -406,6 +409,8 @@ static int cmd_serve(void)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
+    if (loopwatch_start(&loopw, loop) != 0)
+        log_warn("cannot measure the event loop's busy time; /metrics shows none");
     tls_ctx_opts so = {TLS_MODE_MUTUAL_SERVER, cfg.ca, cfg.cert, cfg.key,
                        cfg.crl[0] ? cfg.crl : NULL};
     tls_ctx_opts ho = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
@@ -445,6 +450,7 @@ static int cmd_serve(void)
                     .sync_tls = sync_tls,
                     .ingest = ing,
                     .covcache = covcache,
+                    .loopwatch = &loopw,
                     .https_listen = cfg.https_listen,
                     .http_listen = cfg.http_listen,
                     .crl_file = cfg.crl,

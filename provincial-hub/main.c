@@ -21,6 +21,7 @@
 #include "catalogue.h"
 #include "crlwatch.h"
 #include "log.h"
+#include "loopwatch.h"
 #include "metrics.h"
 #include "netaddr.h"
 #include "testhook.h"
@@ -115,6 +116,7 @@ static officers *off;
 static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
+static loopwatch loopw;
 
 /* An admin's decision on a sweep, from the officers' API (on the loop). */
 static int on_sweep_decide(void *ud, int64_t id, int undo, const char *who, uint32_t *municipality)
@@ -176,6 +178,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
     crlwatch_stop(&crl);
+    loopwatch_stop(&loopw);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -245,6 +248,13 @@ static void on_http(http_req *r, void *ud)
                      "Hellos from a store incarnation seen before: two stores alternating under "
                      "one municipality (a security event).",
                      m.incarnation_returns),
+            METRIC_H("hub_loop_busy_seconds",
+                     "Time each turn of the event loop ran callbacks (not waiting for I/O).",
+                     &loopw.busy),
+            METRIC_H("hub_loop_cpu_seconds",
+                     "CPU time of the event loop's thread in each turn (less than busy: it "
+                     "waited for a core).",
+                     &loopw.cpu),
             METRICS_HTTP("hub_http", hs),
             METRICS_HTTP("hub_https", hss),
             METRIC_G("hub_directive_gaps",
@@ -401,6 +411,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
+    if (loopwatch_start(&loopw, loop) != 0)
+        log_warn("cannot measure the event loop's busy time; /metrics shows none");
     tls_ctx_opts to = {TLS_MODE_MUTUAL_SERVER, cfg.ca, cfg.cert, cfg.key,
                        cfg.crl[0] ? cfg.crl : NULL};
     if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {

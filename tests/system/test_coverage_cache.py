@@ -144,3 +144,32 @@ def test_kept_coverage_follows_every_commit_made_through_another_process(feds, p
     want = dict(cov0, municipality_months=cov0["municipality_months"] + 1)
     moves_to(b, token, want, "after a calendar change through A")
     hub.c.close()
+
+
+def histogram(m, name):
+    """(cumulative bucket counts in bound order, count) of Prometheus histogram name."""
+    pre = name + '_bucket{le="'
+    buckets = sorted((float(k[len(pre):-2]), v) for k, v in m.items() if k.startswith(pre))
+    return [v for _, v in buckets], m[name + "_count"]
+
+
+def test_metrics_time_each_answer_and_the_loop_turns(feds):
+    """/metrics shows how long B took over each HTTPS answer and how long its loop's turns
+    ran callbacks, as Prometheus histograms (bench/national.py reads them to tell server
+    time from the client's): each answer counted once, buckets cumulative up to +Inf."""
+    _, b, token = feds
+    m0 = b.metrics()
+    for _ in range(5):
+        coverage(b, token)
+    m1 = b.metrics()
+    for name in ("federal_https_server_answer_seconds", "federal_loop_busy_seconds"):
+        buckets, count = histogram(m1, name)
+        assert len(buckets) == 17 and buckets == sorted(buckets) and buckets[-1] == count, name
+    assert (m1["federal_https_server_answer_seconds_count"]
+            - m0["federal_https_server_answer_seconds_count"]) == 5
+    assert m1["federal_https_server_answer_seconds_sum"] > \
+        m0["federal_https_server_answer_seconds_sum"]
+    # Each answer took at least one turn of the loop.
+    assert m1["federal_loop_busy_seconds_count"] - m0["federal_loop_busy_seconds_count"] >= 5
+    # The plain HTTP server's /metrics answers are counted in its own histogram, not here.
+    assert m1["federal_plain_http_server_answer_seconds_count"] >= 1
