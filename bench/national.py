@@ -155,7 +155,7 @@ def pct(xs, p):
 def hist_quantile(m0, m1, name, q):
     """The upper bound (ms) of the bucket holding quantile q (0..1) of the observations of
     Prometheus histogram `name` made between the scrapes m0 and m1 (None when there were
-    none; inf when it lies above the last finite bucket)."""
+    none; the string ">1000" when it lies above the last finite bucket, 1 s)."""
     pre = name + '_bucket{le="'
     bounds = sorted((float(k[len(pre):-2]), m1[k] - m0.get(k, 0)) for k in m1
                     if k.startswith(pre))
@@ -164,8 +164,8 @@ def hist_quantile(m0, m1, name, q):
         return None
     for le, below in bounds:
         if below >= q * total:
-            return le * 1000
-    return float("inf")
+            return le * 1000 if le != float("inf") else ">1000"
+    return ">1000"
 
 
 # National queries while ingest runs (a separate process, so that the driver's polling does

@@ -366,6 +366,7 @@ static int conn_head(http__conn *c)
         memcpy(r->peer, c->peer, sizeof r->peer);
         c->inflight = r;
         c->in_dispatch = 1;
+        r->dispatched_ns = uv_hrtime(); /* an answer from on_head is timed from here */
         int rc = s->on_head(r, s->ud);
         c->in_dispatch = 0;
         /* http_respond keeps no connection alive here: keep_alive is set only once the
@@ -617,7 +618,8 @@ void http_respond(http_req *r, int status, const char *content_type, const char 
         conn_fail(c, 500, "out of memory building the response");
         return;
     }
-    metrics_hist_observe(&c->srv->stats.answer, (uv_hrtime() - r->dispatched_ns) / 1000);
+    if (r->dispatched_ns != 0)
+        metrics_hist_observe(&c->srv->stats.answer, (uv_hrtime() - r->dispatched_ns) / 1000);
     if (status < 100 || status > 999)
         status = 500;
     if (!content_type || has_ctl(content_type))

@@ -113,9 +113,10 @@ struct http_req {
     int keep_alive; /* set when the request is complete: 0 while on_head runs */
     int head;
     int complete;
-    int head_checked;       /* on_head ran for it */
-    size_t max_body;        /* the server's max_body, or less (http_req_limit_body) */
-    uint64_t dispatched_ns; /* uv_hrtime() when handed to the handler (the answer histogram) */
+    int head_checked; /* on_head ran for it */
+    size_t max_body;  /* the server's max_body, or less (http_req_limit_body) */
+    /* uv_hrtime() when handed to on_head or the handler (the answer histogram); 0 before */
+    uint64_t dispatched_ns;
 };
 
 struct http__conn {

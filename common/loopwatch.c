@@ -18,7 +18,8 @@ static void loopwatch__on_prepare(uv_prepare_t *h)
     if (w->started) {
         uint64_t turn = now - w->last_ns, waited = idle - w->last_idle_ns;
         metrics_hist_observe(&w->busy, (turn > waited ? turn - waited : 0) / 1000);
-        metrics_hist_observe(&w->cpu, (cpu - w->last_cpu_ns) / 1000);
+        if (cpu >= w->last_cpu_ns) /* the thread's clock cannot go back; 0 if unreadable */
+            metrics_hist_observe(&w->cpu, (cpu - w->last_cpu_ns) / 1000);
     }
     w->started = 1;
     w->last_ns = now;

@@ -162,11 +162,15 @@ def test_metrics_time_each_answer_and_the_loop_turns(feds):
     for _ in range(5):
         coverage(b, token)
     m1 = b.metrics()
-    for name in ("federal_https_server_answer_seconds", "federal_loop_busy_seconds"):
+    for name in ("federal_https_server_answer_seconds", "federal_loop_busy_seconds",
+                 "federal_loop_cpu_seconds"):
         buckets, count = histogram(m1, name)
         assert len(buckets) == 17 and buckets == sorted(buckets) and buckets[-1] == count, name
     assert (m1["federal_https_server_answer_seconds_count"]
             - m0["federal_https_server_answer_seconds_count"]) == 5
+    # Each within a second (a start time lost would put them above every bound).
+    le1 = 'federal_https_server_answer_seconds_bucket{le="1"}'
+    assert m1[le1] - m0[le1] == 5
     assert m1["federal_https_server_answer_seconds_sum"] > \
         m0["federal_https_server_answer_seconds_sum"]
     # Each answer took at least one turn of the loop.

@@ -531,6 +531,10 @@ static void test_http_post_body_reaches_handler(void **state)
     assert_non_null(strstr(f->out[0], "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(f->out[0], "method=POST|"));
     assert_non_null(strstr(f->out[0], "bodylen=15|body={\"name\":\"Sita\"}"));
+    /* The answer-time histogram counted it, within a second. */
+    assert_int_equal(f->stats.answer.count, 1);
+    assert_int_equal(f->stats.answer.n[METRICS_HIST_BUCKETS], 0);
+    assert_true(f->stats.answer.sum_us < 1000000);
     fx_free(f);
 }
 
@@ -1247,6 +1251,10 @@ static void test_http_on_head_refuses_before_the_body_is_read(void **state)
     assert_int_equal(f->heads, 1);
     assert_int_equal(f->handled, 0);
     assert_int_equal(f->head_body_len, 0);
+    /* The refusal is timed from on_head: one answer, well under a second (not the time
+     * since boot, as from a start of 0). */
+    assert_int_equal(f->stats.answer.count, 1);
+    assert_int_equal(f->stats.answer.n[METRICS_HIST_BUCKETS], 0);
     fx_free(f);
 }
 
