@@ -4,8 +4,11 @@
  * An answer's coverage (its area's municipality-months of the period: those holding data,
  * closed, approved) costs a statement over every municipality of the area, about 6 ms for a
  * national month with 150,000 records and 18 ms under ingest, most of the answer's time; it
- * changes only when a snapshot of one of its months is stored (a month's data appearing or
- * disappearing), a month's review state changes, or a municipality's calendar changes.
+ * changes only when a municipality-month's data appears or goes (a snapshot of the month
+ * stored with cells where there were none, or without cells where there were some: a
+ * replacement of its cells changes nothing), a month's review state changes, or a
+ * municipality's calendar changes. fed_ingest_batch (migration 13) announces the first kind
+ * itself, comparing the month rows it deletes with those it inserts.
  *
  * Every statement that can change those says so with pg_notify on FCOVCACHE_CHANNEL in its own
  * transaction (delivered on commit, to every federal-api process listening on the database,

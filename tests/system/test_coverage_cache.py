@@ -5,8 +5,10 @@ load balancer are: process A takes a hub's snapshots, reviews and coverage; proc
 B keeps an answer's coverage until a commit touches one of its months, which every writing
 statement announces with pg_notify. So B's answer must move, within seconds and without any
 request to A, with each commit that changes it: a municipality-month getting data (a snapshot
-through A), its review state (Reviews through A), the municipality's calendar (Coverage through
-A); and repeated answers with no such commit are served from B's memory (its hits counter).
+through A) or losing it (a snapshot without cells), its review state (Reviews through A), the
+municipality's calendar (Coverage through A); and repeated answers with no such commit are
+served from B's memory (its hits counter), also after a snapshot that only replaces the
+month's cells (the ingest announces only months whose data appears or goes).
 The expected coverage is the test's own count, as a difference from B's first answer (the
 database is shared with the other federal tests)."""
 import os
@@ -132,6 +134,23 @@ def test_kept_coverage_follows_every_commit_made_through_another_process(feds, p
     moves_to(b, token, want, "after a snapshot of a new municipality-month through A")
     h = hits(b)
     assert coverage(b, token) == want and hits(b) == h + 1
+
+    # 1b. A newer snapshot of that month that still has cells changes no coverage, and the
+    # ingest announces nothing (migration 13): B keeps serving it from memory. A notification
+    # reaches B within milliseconds of the commit; a second is generous.
+    n0 = b.metrics()["federal_coverage_notifications_total"]
+    hub.snapshot(snapshot(MUN, PERIOD, 2, {(INDICATOR, "", ()): (2, 0, 9, 2)}))
+    time.sleep(1.0)
+    h = hits(b)
+    assert coverage(b, token) == want and hits(b) == h + 1, "a replacement outdated B's coverage"
+    assert b.metrics()["federal_coverage_notifications_total"] == n0
+
+    # 1c. A snapshot without cells: the month's data goes, and so does its contribution.
+    hub.snapshot(snapshot(MUN, PERIOD, 3, {}))
+    moves_to(b, token, cov0, "after the month's data went (a snapshot without cells)")
+    # 1d. And comes back.
+    hub.snapshot(snapshot(MUN, PERIOD, 4, cells))
+    moves_to(b, token, want, "after the month's data came back")
 
     # 2. Its clerk closes it (a review change stored by A).
     hub.review(pb.MONTH_STATE_CLOSED, (int(time.time() * 1000) << 16) | 1)
