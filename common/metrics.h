@@ -69,7 +69,7 @@ typedef struct metric {
                  (st).proxy_refused),                                                              \
         METRIC_G(prefix "_connections", "Connections open now.", (st).conns_open),                 \
         METRIC_H(prefix "_answer_seconds",                                                         \
-                 "Time from a request complete to its answer handed to the connection.",           \
+                 "Time from a request handed to its handler (or on_head) to its answer.",          \
                  &(st).answer)
 
 /* Appends the exposition of n rows to out. Returns 0, or REINT_ENOMEM when out failed (its
