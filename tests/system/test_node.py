@@ -359,6 +359,15 @@ def test_healthz_and_metrics(pki, workdir, procs):
     assert m["node_records"] == 3 and m["node_backlog"] == 0 and m["node_hub_connected"] == 1
     assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
     assert m["node_records_sent_total"] >= 3
+    # The answer-time histogram counts every answer once: the scrape above and two more.
+    for _ in range(2):
+        assert req(node, "GET", "/healthz")[0] == 200
+    m1 = scrape(node.http_port)
+    h = "node_http_answer_seconds"
+    assert m1[h + "_count"] - m[h + "_count"] == 3
+    assert m1[h + '_bucket{le="+Inf"}'] == m1[h + "_count"]
+    assert m1[h + '_bucket{le="1"}'] == m1[h + "_count"]  # a local answer takes under 1 s
+    assert m1[h + "_sum"] > m[h + "_sum"]
 
 
 # ---- CSV import -----------------------------------------------------------------------------
