@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "utf8.h"
+
 static const char *log__program = "reintegration";
 static enum log_level log__min = LOG_INFO;
 
@@ -48,11 +50,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
-    /* One write per line so that lines from concurrent processes never interleave. */
-    size_t len = strnlen(line, sizeof(line) - 2);
-    for (size_t i = 0; i < len; i++)
-        if (line[i] == '\n')
-            line[i] = ' ';
-    line[len] = '\n';
-    fwrite(line, 1, len + 1, stderr);
+    /* One line of UTF-8 (a message may quote a peer's bytes: no line breaks, terminal
+     * escapes or broken sequences reach the log), one write per line so that lines from
+     * concurrent processes never interleave. */
+    char out[sizeof(line)];
+    for (char *c = line; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    size_t len = utf8_scrub(out, sizeof(out) - 1, line);
+    out[len] = '\n';
+    fwrite(out, 1, len + 1, stderr);
 }

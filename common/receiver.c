@@ -8,6 +8,7 @@
 #include "frame.h"
 #include "log.h"
 #include "netaddr.h"
+#include "utf8.h"
 #include "wire.h"
 
 #define RECEIVER_SWEEP_MS 1000
@@ -207,6 +208,12 @@ int receiver_check_batch(receiver_peer *p, uint64_t first_seq, uint64_t last_seq
         }
     }
     return 0;
+}
+
+void receiver_refusal_set(receiver_refusal *r, const char *field, const char *reason)
+{
+    utf8_scrub(r->field, sizeof(r->field), field);
+    utf8_scrub(r->reason, sizeof(r->reason), reason);
 }
 
 int receiver_too_far_ahead(const receiver_peer *p, uint64_t version)

@@ -46,6 +46,10 @@ typedef struct receiver_refusal {
     char reason[200];
 } receiver_refusal;
 
+/* Sets a refusal's field and reason, scrubbed to well-formed UTF-8 (utf8_scrub): a reason
+ * often quotes the sender's bytes, and an Ack whose strings are not UTF-8 is not protobuf. */
+void receiver_refusal_set(receiver_refusal *r, const char *field, const char *reason);
+
 typedef struct receiver_ops {
     /* The peer's certificate identity (e.g. "municipality:10703", "province:1"): returns 0
      * with *scope set (a municipality code, a province), or REINT_EFORBIDDEN with why (the

@@ -20,6 +20,9 @@
 #define REVIEW_PAGE 64
 /* Clocks stay below 2^63, so that every value survives SQLite and PostgreSQL. */
 #define REVIEW_CLOCK_MAX ((UINT64_C(1) << 63) - 1)
+/* How far ahead of a receiver's clock a change's clock may be (a day, the tiers' default for
+ * record versions): one from further ahead would hold the sender's log there. */
+#define REVIEW_AHEAD_MS UINT64_C(86400000)
 
 /* The state's name in the APIs: "open", "closed", "approved", "returned", "changed" (changed
  * since approval); "unknown" for any other value. */

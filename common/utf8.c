@@ -1,5 +1,7 @@
 #include "utf8.h"
 
+#include <string.h>
+
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes; RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF), or 0 when there is none. */
 size_t utf8_len(const unsigned char *s, size_t n)
@@ -44,4 +46,27 @@ int utf8_valid(const char *s, size_t n)
         i += l;
     }
     return 1;
+}
+
+size_t utf8_scrub(char *dst, size_t dstlen, const char *src)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    size_t n = strlen(src), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            if (o + 1 >= dstlen)
+                break;
+            dst[o++] = '?';
+            i++;
+            continue;
+        }
+        if (o + l >= dstlen)
+            break;
+        memcpy(dst + o, p + i, l);
+        o += l;
+        i += l;
+    }
+    dst[o] = '\0';
+    return o;
 }

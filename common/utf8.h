@@ -10,5 +10,11 @@
 size_t utf8_len(const unsigned char *s, size_t n);
 /* 1 when the n bytes at s are well-formed UTF-8, else 0. */
 int utf8_valid(const char *s, size_t n);
+/* Copies the string src into dst (dstlen >= 1 bytes, always terminated) as one line of
+ * well-formed UTF-8: each byte that starts no well-formed sequence, and each control
+ * character, becomes '?', and a sequence that does not fit whole is left out. For text
+ * built from a peer's bytes that goes into a protobuf string, a log line or a JSON answer.
+ * Returns the bytes written (without the terminator). */
+size_t utf8_scrub(char *dst, size_t dstlen, const char *src);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "utf8.h"
 
 struct wire {
     tls_conn *conn;
@@ -165,8 +166,10 @@ void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message)
         return;
     Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
     Reint__V1__Error err = REINT__V1__ERROR__INIT;
+    char text[512]; /* the message may quote the peer's bytes: a protobuf string is UTF-8 */
+    utf8_scrub(text, sizeof(text), message);
     err.code = (uint32_t)code;
-    err.message = (char *)message;
+    err.message = text;
     env.msg_case = REINT__V1__ENVELOPE__MSG_ERROR;
     env.error = &err;
     wire_send(w, &env);

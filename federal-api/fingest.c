@@ -140,8 +140,7 @@ static int fingest__refuse(fjob *j, uint64_t seq, const char *field, const char 
     receiver_refusal *f = &j->refusals[j->n_refusals++];
     memset(f, 0, sizeof(*f));
     f->seq = seq;
-    snprintf(f->field, sizeof(f->field), "%s", field);
-    snprintf(f->reason, sizeof(f->reason), "%s", reason);
+    receiver_refusal_set(f, field, reason);
     return 0;
 }
 
@@ -946,6 +945,17 @@ static void fingest__on_reviews_stored(void *ud, const PGresult *res, const char
 static int fingest__on_reviews(fingest *fi, fconn *c, const Reint__V1__Reviews *r)
 {
     char why[300];
+    /* A change from the future would hold the province's review clock there (every later
+     * decision of its hub would sort below it, and the hub sends none while the federal tier
+     * holds a clock ahead of its own): the message is refused whole, as a snapshot revision. */
+    for (size_t i = 0; i < r->n_reviews; i++) {
+        if (receiver_too_far_ahead(c->p, r->reviews[i]->clock)) {
+            snprintf(why, sizeof(why), "review change clock %" PRIu64 " (municipality %u)",
+                     r->reviews[i]->clock, r->reviews[i]->municipality);
+            receiver_clock_ahead(c->p, why);
+            return 1;
+        }
+    }
     freview_job *rj = calloc(1, sizeof(*rj));
     if (rj == NULL)
         return REINT_ENOMEM;

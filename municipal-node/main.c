@@ -866,6 +866,10 @@ static int on_message(void *ud, sync_client *s, const Reint__V1__Envelope *env)
         log_security("review changes from the hub refused: %s", why);
         return -1;
     }
+    if (rc == REINT_ERANGE) {
+        log_error("review changes from the hub refused: %s; none stored", why);
+        return -1;
+    }
     if (rc != 0) {
         log_error("review changes from the hub not stored: %s; asked for again", why);
         return -1;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bscal.h"
+#include "clock.h"
 #include "log.h"
 #include "review.h"
 #include "store.h"
@@ -69,6 +70,13 @@ int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews 
             snprintf(why, whylen, "a change of municipality %u sent to municipality %u",
                      c->municipality, municipality);
             return REINT_EFORBIDDEN;
+        }
+        if ((c->clock >> 16) > clock_now_ms() + REVIEW_AHEAD_MS) {
+            snprintf(why, whylen,
+                     "a change with clock %llu, more than %llu s ahead of this node's clock: "
+                     "check the hub's clock",
+                     (unsigned long long)c->clock, (unsigned long long)(REVIEW_AHEAD_MS / 1000));
+            return REINT_ERANGE;
         }
         if (c->clock > *through)
             *through = c->clock;

@@ -34,8 +34,9 @@ int months_position(sqlite3 *db, uint64_t *through);
 
 /* Stores the hub's changes r in one transaction of its own (durable when it returns 0): each
  * one once, a month's newest one as its state; *through is the highest clock of r. Every change
- * must be of municipality (else REINT_EFORBIDDEN) and check (review_check; else REINT_EINVAL),
- * why says which; nothing is stored then. Returns 0, those, or REINT_EDB. */
+ * must be of municipality (else REINT_EFORBIDDEN), check (review_check; else REINT_EINVAL)
+ * and have a clock at most REVIEW_AHEAD_MS ahead of this node's (else REINT_ERANGE), why says
+ * which; nothing is stored then. Returns 0, those, or REINT_EDB. */
 int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews *r,
                    uint64_t *through, char *why, size_t whylen);
 

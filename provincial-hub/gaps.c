@@ -18,6 +18,7 @@
 #include "sbuf.h"
 #include "store.h"
 #include "testhook.h"
+#include "utf8.h"
 
 #define GAPS_SILENT_DAYS 30          /* enrolled but no sync for this long: flagged */
 #define GAPS_CSV_MAX     (64u << 20) /* the largest CSV built (137 rows need a few KiB) */
@@ -275,7 +276,8 @@ static int gaps__node(sqlite3 *db, sqlite3_stmt *node, sqlite3_stmt *dead, uint3
     if (step == SQLITE_ROW) {
         n->dead = sqlite3_column_int64(dead, 0);
         const unsigned char *reason = sqlite3_column_text(dead, 1);
-        snprintf(n->reason, sizeof(n->reason), "%s", reason ? (const char *)reason : "");
+        /* Scrubbed: a reason stored by an older hub may quote a node's bytes as they came. */
+        utf8_scrub(n->reason, sizeof(n->reason), reason ? (const char *)reason : "");
     }
     sqlite3_reset(dead);
     return step == SQLITE_ROW ? 0 : gaps__fail(db, dead, step);

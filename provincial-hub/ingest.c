@@ -132,8 +132,7 @@ static int ingest__add_dead(ingest *in, size_t item, int in_ack, int kind, const
     if (id)
         memcpy(d->r.id, id, 16);
     d->r.seq = seq;
-    snprintf(d->r.field, sizeof(d->r.field), "%s", field);
-    snprintf(d->r.reason, sizeof(d->r.reason), "%s", reason);
+    receiver_refusal_set(&d->r, field, reason);
     return 0;
 }
 

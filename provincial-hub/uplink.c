@@ -251,7 +251,7 @@ static void uplink__on_session(void *ud, const Reint__V1__HelloReply *r)
         return;
     u->reviews_sent = r->reviews_through;
     if (r->reviews_through > REVIEW_CLOCK_MAX ||
-        (r->reviews_through >> 16) > clock_now_ms() + 86400000ULL) {
+        (r->reviews_through >> 16) > clock_now_ms() + REVIEW_AHEAD_MS) {
         log_warn("uplink: the federal tier holds review changes up to clock %llu, ahead of this "
                  "hub's clock; none sent this session",
                  (unsigned long long)r->reviews_through);

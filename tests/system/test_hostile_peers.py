@@ -8,13 +8,15 @@ import socket
 import sqlite3
 import ssl
 import struct
+import subprocess
 import threading
 import time
 
 from fedclient import Federal, HubUplink, snapshot
 from test_federal import municipalities
+from test_gaps import Officer
 from gen import Caseload
-from harness import Hub, Node, pb, wait_for
+from harness import BIN, Hub, Node, pb, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from test_chain import FreshDatabase
 from wireclient import WireClient, person
@@ -125,11 +127,54 @@ def test_federal_refuses_absurd_sequences_and_future_revisions(pki, workdir, pro
     c.send(env)
     err = c.closed_after_error()
     assert err is not None and err.code == pb.ERROR_CODE_CLOCK_AHEAD, err
+    # A review change from the future would hold the province's review clock there (the hub
+    # then sends none of its decisions): refused whole, nothing stored.
+    c = WireClient(fed.sync_port, pki, "province-1")
+    before = c.hello(os.urandom(16), last_seq=10).reviews_through
+    env = pb.Envelope()
+    r = env.reviews.reviews.add()
+    r.municipality, r.calendar, r.month = own, pb.CALENDAR_BS, 208305
+    r.state, r.version = pb.MONTH_STATE_APPROVED, 1
+    r.clock = (int(time.time() * 1000) + YEAR_MS) << 16
+    c.send(env)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_CLOCK_AHEAD, err
+    c = WireClient(fed.sync_port, pki, "province-1")
+    assert c.hello(os.urandom(16), last_seq=10).reviews_through == before
+    c.close()
     # An honest hub's batches go on being stored.
     hub = HubUplink(fed, pki, 1)
     hub.add(snapshot(own, "2024-02", 1 << 40, cells))
     hub.push(deadline=30)
     assert hub.acked == 1 and not hub.refusals
+
+
+def test_a_refusal_quoting_bytes_that_are_not_utf8_is_still_protobuf(pki, workdir, procs):
+    """A record whose destination_country is not UTF-8 is refused; its refusal quotes the
+    value scrubbed, so the Ack is protobuf (Python's parser refuses a string that is not
+    UTF-8) and the gap report, which shows a municipality's last refusal, still answers."""
+    hub = Hub(workdir, pki, 1)
+    token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
+                            "token", "officer"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    hub.start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    reply = c.hello(_incarnation(node))
+    seq = reply.acked_seq + 1
+    bad = person(10703, 9, int(time.time() * 1000) << 16, destination_country="QQQQ")
+    data = _raw_batch(seq, seq, [bad], [seq]).SerializeToString()
+    assert data.count(b"QQQQ") == 1
+    data = data.replace(b"QQQQ", b"\xff\xfe\xff\xfe")
+    c.send_raw(struct.pack(">I", len(data)) + data)
+    ack = c.recv().ack
+    assert ack.acked_seq == seq and len(ack.refusals) == 1, ack
+    assert "destination_country" in ack.refusals[0].field, ack
+    assert "??" in ack.refusals[0].reason, ack
+    c.close()
+    row = Officer(hub, pki, token).rows()[10703]
+    assert row["dead_letters"] >= 1 and "??" in row["dead_letters_last_reason"], row
 
 
 class ImpossibleHub:
