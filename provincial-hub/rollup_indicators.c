@@ -48,12 +48,16 @@ const char *const rollup__indicator_sql[S_N] = {
                     " WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3",
     /* Pending: a referral whose window (its BS month through due, the third full BS month
      * after it) ended before the as-of day's BS month (?4), with no delivery of that type
-     * for the person in a BS month of the window. */
+     * for the person in a BS month of the window. The test is a CASE because SQLite (3.40)
+     * computes both sides of an AND in a result column: "status=1 AND due<?4 AND NOT
+     * EXISTS(...)" ran the lookup, two cursors opened and closed, for every service read,
+     * deliveries included (a fifth of a refresh's time in bench/rollup_bench). */
     [S_Q_SERVICES] =
         "SELECT id, ckey, person, pkey, type, status, provider, programme, amount, psex,"
-        " pcategory, status=1 AND due<?4 AND NOT EXISTS(SELECT 1 FROM rollup_service d"
+        " pcategory, CASE WHEN status=1 AND due<?4 THEN NOT EXISTS(SELECT 1 FROM rollup_service d"
         "  INDEXED BY rollup_service_person WHERE d.person=s.person AND d.type=s.type"
         "  AND d.bs BETWEEN s.bs AND s.due AND d.status=2 AND d.municipality=s.municipality)"
+        "  ELSE 0 END"
         ", ad, bs FROM rollup_service s WHERE municipality=?1 AND ad BETWEEN ?2 AND ?3"
         " ORDER BY person", /* persons served, seed funding, bank accounts: per person */
     [S_Q_ENTERPRISES] = "SELECT id, ckey, action, sector, employees, status, osex, ocategory,"
