@@ -27,8 +27,10 @@
  * marks dirty only the (municipality, period) pairs whose cells can change: the periods of
  * the old and the new state's own month pair, and those of dependent records (a person's
  * services and enterprises; for a delivered service, the same person's referrals of that type
- * whose window it falls in; for a delivered loan, the owner's enterprises; for an
- * availability row, the periods of the municipality's referrals of that service type).
+ * whose window it falls in; for a delivered loan that moves its owner's first loan, the
+ * owner's enterprises with a period whose last month lies between the first loan's old and
+ * new months; for an availability row, the periods of the municipality's referrals of that
+ * service type).
  * rollup_refresh() recomputes only dirty snapshots: the dirty periods of a municipality that
  * overlap are computed together in one range scan of each shadow table (clustered by
  * municipality, Gregorian month and BS month; services and enterprises carry copies of their

@@ -186,6 +186,7 @@ enum rollup__stmt {
     S_P_DEL,
     S_P_PUT,
     S_DEP_ENT,
+    S_LOAN_MIN,
     S_S_GET,
     S_S_DEL,
     S_S_PUT,

@@ -23,8 +23,10 @@ const char *const rollup__shadow_sql[S_N] = {
     [S_P_PUT] = "INSERT OR REPLACE INTO rollup_person(id, municipality, ad, bs, category, sex,"
                 " age_band, caste_group, disability, country, intention, ckey)"
                 " VALUES(?1,?2,?3,?12,?4,?5,?6,?7,?8,?9,?10,?11)",
-    [S_DEP_ENT] = "SELECT ad, bs FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
-                  " WHERE owner=?1 AND municipality=?2",
+    [S_DEP_ENT] = "SELECT ad, bs, loan_ad, loan_bs FROM rollup_enterprise"
+                  " INDEXED BY rollup_enterprise_owner WHERE owner=?1 AND municipality=?2",
+    [S_LOAN_MIN] = "SELECT min(ad), min(bs) FROM rollup_service INDEXED BY rollup_service_person"
+                   " WHERE person=?1 AND type=8 AND status=2 AND municipality=?2",
     [S_S_GET] = "SELECT municipality, ad, bs, person, type, status FROM rollup_service"
                 " WHERE municipality=?2 AND id=?1",
     [S_S_DEL] = "DELETE FROM rollup_service WHERE municipality=?2 AND id=?1",
@@ -79,10 +81,7 @@ const char *const rollup__shadow_sql[S_N] = {
     [S_HAS_DEP_E] = "SELECT 1 FROM rollup_enterprise INDEXED BY rollup_enterprise_owner"
                     " WHERE owner=?1 AND municipality=?2 LIMIT 1",
     [S_PROP_LOAN] = "UPDATE rollup_enterprise INDEXED BY rollup_enterprise_owner SET"
-                    " (loan_ad, loan_bs)=(SELECT min(ad), min(bs) FROM rollup_service"
-                    "  INDEXED BY rollup_service_person"
-                    "  WHERE person=?1 AND type=8 AND status=2 AND municipality=?2)"
-                    " WHERE owner=?1 AND municipality=?2",
+                    " loan_ad=?3, loan_bs=?4 WHERE owner=?1 AND municipality=?2",
     [S_DENORM_S] = "UPDATE rollup_service SET"
                    " psex=ifnull((SELECT sex FROM rollup_person p WHERE p.id=rollup_service.person"
                    "  AND p.municipality=rollup_service.municipality), 0),"
@@ -418,9 +417,10 @@ int rollup_mark(rollup *r, uint32_t municipality)
 
 /* --- the shadow ------------------------------------------------------------------------- */
 
-/* Marks what a service's state affects: its own months; when delivered, the same person's
- * referrals of that type whose window holds its BS month (a referral of BS month B waits
- * through B + ROLLUP_WINDOW_MONTHS) and, for a loan, the owner's enterprises. */
+/* Marks what a service's state affects: its own months and, when delivered, the same
+ * person's referrals of that type whose window holds its BS month (a referral of BS month B
+ * waits through B + ROLLUP_WINDOW_MONTHS). What a delivered loan changes in its owner's
+ * enterprises is marked by rollup__propagate_loan(). */
 static int rollup__mark_service(rollup *r, uint32_t m, const uint8_t *person, int32_t ad,
                                 int32_t bs, int type, int status)
 {
@@ -433,15 +433,7 @@ static int rollup__mark_service(rollup *r, uint32_t m, const uint8_t *person, in
     sqlite3_bind_int(st, 3, bscal_month_add(bs, -ROLLUP_WINDOW_MONTHS));
     sqlite3_bind_int(st, 4, bs);
     sqlite3_bind_int64(st, 5, m);
-    if ((rc = rollup__mark_pairs_of(r, m, st)) != 0)
-        return rc;
-    if (type == REINT__V1__SERVICE_TYPE__SERVICE_TYPE_LOAN) {
-        st = r->q[S_DEP_ENT];
-        sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, m);
-        rc = rollup__mark_pairs_of(r, m, st);
-    }
-    return rc;
+    return rollup__mark_pairs_of(r, m, st);
 }
 
 static int rollup__mark_availability(rollup *r, uint32_t m, int service)
@@ -482,12 +474,81 @@ static int rollup__person_changed(rollup *r, uint32_t m, const uint8_t *id, int3
     return rc;
 }
 
-/* Recomputes the earliest delivered loan months that the person's enterprises carry. */
+/* Whether an enterprise of month pair (ad, bs) counts differently in one of its periods when
+ * its owner's first loan months (Gregorian, BS; INT32_MAX: no loan) move from was to now.
+ * enterprises_with_loan counts it in a period whose last month, in the period's calendar, is
+ * the loan's month or later, so the count changes only in the periods whose last month lies
+ * from the earlier of the two loan months up to, not including, the later one: a loan given
+ * after the end of an enterprise's year, or a first loan moved within months that all come
+ * before the enterprise's own, changes nothing there. 1 when in doubt (not a month). */
+static int rollup__loan_moves(int32_t ad, int32_t bs, const int32_t was[2], const int32_t now[2])
+{
+    char p[PERIOD_KINDS][PERIOD_MAX];
+    if (period_of_pair(ad, bs, p) != 0)
+        return 1;
+    for (int k = 0; k < PERIOD_KINDS; k++) {
+        enum period_kind kind;
+        int cal;
+        int32_t first, last;
+        if (period_months(p[k], &kind, &cal, &first, &last) != 0)
+            return 1;
+        int32_t lo = was[cal] < now[cal] ? was[cal] : now[cal];
+        int32_t hi = was[cal] < now[cal] ? now[cal] : was[cal];
+        if (lo <= last && last < hi)
+            return 1;
+    }
+    return 0;
+}
+
+/* Recomputes the earliest delivered loan months that the person's enterprises carry, and
+ * marks the enterprises whose periods that changes (rollup__loan_moves: marking every
+ * enterprise of the owner, before, made a loan recompute the owner's years of old
+ * enterprises whose cells it cannot change). */
 static int rollup__propagate_loan(rollup *r, uint32_t m, const uint8_t *person)
 {
-    sqlite3_stmt *st = r->q[S_PROP_LOAN];
+    int32_t now[2] = {INT32_MAX, INT32_MAX};
+    int rc = 0, changed = 0;
+    sqlite3_stmt *st = r->q[S_LOAN_MIN];
     sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, m);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        now[0] = sqlite3_column_int(st, 0);
+        now[1] = sqlite3_column_int(st, 1);
+    }
+    sqlite3_reset(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        return rollup__fail(r, "first loan");
+    st = r->q[S_DEP_ENT];
+    sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, m);
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        int32_t was[2] = {INT32_MAX, INT32_MAX};
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            was[0] = sqlite3_column_int(st, 2);
+            was[1] = sqlite3_column_int(st, 3);
+        }
+        if (was[0] == now[0] && was[1] == now[1])
+            continue;
+        changed = 1;
+        int32_t ad = sqlite3_column_int(st, 0), bs = sqlite3_column_int(st, 1);
+        if (rollup__loan_moves(ad, bs, was, now))
+            rc = rollup__mark_pair(r, m, ad, bs);
+    }
+    if (rc == 0 && s != SQLITE_DONE && s != SQLITE_ROW)
+        rc = rollup__fail(r, sqlite3_sql(st));
+    sqlite3_reset(st);
+    if (rc || !changed)
+        return rc;
+    st = r->q[S_PROP_LOAN];
+    sqlite3_bind_blob(st, 1, person, 16, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, m);
+    for (int c = 0; c < 2; c++) {
+        if (now[c] == INT32_MAX)
+            sqlite3_bind_null(st, 3 + c);
+        else
+            sqlite3_bind_int(st, 3 + c, now[c]);
+    }
     return rollup__exec(r, st);
 }
 

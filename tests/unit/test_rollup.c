@@ -664,6 +664,64 @@ static void test_rollup_jobs_by_owner_and_ratio_numerator_key(void **state)
 /* The records of two persons interleave in time (the engine reads a period's services and
  * enterprises grouped by person and owner, whatever their days): each person still counts
  * once per cell, and each sum's contribution is all that person adds to the cell. */
+/* 1 when the snapshot of MUN for period waits to be recomputed, 0 when not, -1 when absent. */
+static int dirty_of(fx *f, const char *period)
+{
+    sqlite3_stmt *st = store_prepare(
+        f->db, "SELECT dirty FROM rollup_snapshots WHERE municipality=?1 AND period=?2");
+    assert_non_null(st);
+    sqlite3_bind_int64(st, 1, MUN);
+    sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC);
+    int d = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return d;
+}
+
+/* A delivered loan changes enterprises_with_loan only in the periods of the owner's
+ * enterprises whose last month is the loan's month or later: those are marked even where the
+ * loan's own periods do not hold them, and an old enterprise whose periods all ended before
+ * the loan is not recomputed (every enterprise of the owner was, before). */
+static void test_rollup_loan_marks_only_the_enterprise_periods_it_changes(void **state)
+{
+    fx *f = *state;
+    person(f, 1, D(2024, 1, 5), RETURNEE, FEMALE, AGE_25_39);
+    enterprise(f, 20, 1, RETAIL, D(2024, 3, 10), 2, ACTIVE); /* 2024-03, Falgun 2080 */
+    enterprise(f, 21, 1, RETAIL, D(2026, 3, 15), 1, ACTIVE); /* 2026-03, BS2082-12 */
+    assert_int_equal(cell(f, "2026-03", "enterprises_with_loan", "", "").num, 0);
+    put_no_refresh = 1;
+    delivered(f, 30, 1, LOAN, D(2026, 1, 20)); /* 2026-01, BS2082-10 */
+    put_no_refresh = 0;
+    static const char *const old[] = {"2024",      "2024-Q1",      "2024-03",
+                                      "BS2080-11", "FY2080/81-T2", "FY2080/81"};
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        assert_int_equal(dirty_of(f, old[i]), 0);
+    assert_int_equal(dirty_of(f, "2026-03"), 1);
+    assert_int_equal(dirty_of(f, "BS2082-12"), 1);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    assert_int_equal(cell(f, "2026-03", "enterprises_with_loan", "", "").num, 1);
+    assert_int_equal(cell(f, "BS2082-12", "enterprises_with_loan", "", "").num, 1);
+    cellv c = cell(f, "2024-03", "enterprises_with_loan", "", "");
+    assert_int_equal(c.num, 0);
+    assert_int_equal(c.den, 1);
+    /* An earlier loan, February 2024: now the old enterprise's March counts one too, and
+     * the later enterprise, counted with either loan, is not recomputed. */
+    put_no_refresh = 1;
+    delivered(f, 31, 1, LOAN, D(2024, 2, 10));
+    put_no_refresh = 0;
+    assert_int_equal(dirty_of(f, "2024-03"), 1);
+    assert_int_equal(dirty_of(f, "2026-03"), 0);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    assert_int_equal(cell(f, "2024-03", "enterprises_with_loan", "", "").num, 1);
+    assert_int_equal(cell(f, "2024", "enterprises_with_loan", "", "").num, 1);
+    assert_int_equal(cell(f, "2026-03", "enterprises_with_loan", "", "").num, 1);
+    /* Corrected to referrals: the first loan is January 2026's again, then none. */
+    referred(f, 31, 1, LOAN, D(2024, 2, 10));
+    assert_int_equal(cell(f, "2024-03", "enterprises_with_loan", "", "").num, 0);
+    assert_int_equal(cell(f, "2026-03", "enterprises_with_loan", "", "").num, 1);
+    referred(f, 30, 1, LOAN, D(2026, 1, 20));
+    assert_int_equal(cell(f, "2026-03", "enterprises_with_loan", "", "").num, 0);
+}
+
 static void test_rollup_interleaved_contributors_count_once(void **state)
 {
     fx *f = *state;
@@ -1693,6 +1751,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollup_returnees_and_remigration_ratio, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_enterprise_ratios_and_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rollup_loan_marks_only_the_enterprise_periods_it_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_interleaved_contributors_count_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollup_seed_funding_sums_with_person_contributors,
