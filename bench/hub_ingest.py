@@ -8,10 +8,13 @@
    that the hub holds exactly the total; records/s = total / elapsed. Hub CPU seconds come
    from /proc/<pid>/stat, its peak RSS from VmHWM.
 3. Runs bench/sqlite_upsert.c (compiled here with cc -O2) on the same outbox bytes with the
-   hub's schema, index, pragmas and upsert statement, at 2,000 and 10,000 rows per commit.
+   hub's schema, index, pragmas and upsert statement, at the hub's own rows per commit (the
+   median of its runs so far), alternating with the hub runs (A B B A ...).
 
-Prints a Markdown table and appends it, with the date and the command, to docs/BENCHMARKS.md.
-Timings are reported, never asserted."""
+Writes build/bench/hub_ingest.json (bench/benchlib.py), from which bench/report.py makes the
+tables of docs/BENCHMARKS.md; exits non-zero when a work-done check fails (every record and
+its rollups stored, the baseline upserted the same bytes with the hub's schema). Timings are
+reported, never asserted."""
 import argparse
 import concurrent.futures
 import datetime
