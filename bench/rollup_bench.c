@@ -212,7 +212,7 @@ static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, in
                           .incarnation = inc,
                           .body = buf,
                           .len = len};
-    if (hubstore_put(&b->hs, &hr) != 0)
+    if (hubstore_put(&b->hs, &hr, NULL) != 0)
         exit(1);
 }
 

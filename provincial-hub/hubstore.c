@@ -233,9 +233,12 @@ void hubstore_close(hubstore *hs)
     memset(hs, 0, sizeof(*hs));
 }
 
-int hubstore_put(hubstore *hs, const hubstore_record *rec)
+int hubstore_put(hubstore *hs, const hubstore_record *rec, int *inserted)
 {
     sqlite3_stmt *st = hs->upsert;
+    /* An insert sets the last insert rowid (records is a rowid table, rowids from 1); the
+     * upsert's DO UPDATE leaves it as it was (test_hubstore pins this). */
+    sqlite3_set_last_insert_rowid(hs->db, 0);
     sqlite3_bind_int64(st, 1, rec->municipality);
     sqlite3_bind_blob(st, 2, rec->id, 16, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, rec->kind);
@@ -249,5 +252,7 @@ int hubstore_put(hubstore *hs, const hubstore_record *rec)
         log_error("hub store: upsert: %s", sqlite3_errmsg(hs->db));
         return REINT_EDB;
     }
+    if (inserted)
+        *inserted = sqlite3_last_insert_rowid(hs->db) != 0;
     return 0;
 }

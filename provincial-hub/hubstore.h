@@ -55,8 +55,9 @@ typedef struct hubstore_record {
 } hubstore_record;
 
 /* Upserts rec in the caller's transaction: the newest version of (municipality, id) wins; an
- * older or equal version changes nothing but the incarnation that last sent it. Returns 0 or
- * REINT_EDB (logged). */
-int hubstore_put(hubstore *hs, const hubstore_record *rec);
+ * older or equal version changes nothing but the incarnation that last sent it. *inserted
+ * (may be NULL) is set to 1 when the store held no record of (municipality, id) before, 0
+ * when it did. Returns 0 or REINT_EDB (logged). */
+int hubstore_put(hubstore *hs, const hubstore_record *rec, int *inserted);
 
 #endif

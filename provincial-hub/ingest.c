@@ -71,6 +71,7 @@ typedef struct pending_row {
     uint8_t id[16];
     uint64_t version;
     int kind, deleted;
+    int inserted;    /* the upsert inserted it (hubstore_put) */
     size_t off, len; /* body in the arena */
 } pending_row;
 
@@ -98,7 +99,8 @@ struct ingest {
      * list is bounded: past roll_queue_max every node is held (not read) until it drains. */
     uint8_t (*roll_ids)[16];
     uint32_t *roll_mun;
-    size_t n_roll, cap_roll, cap_roll_mun;
+    uint8_t *roll_fresh; /* 1: inserted by its commit (rollup_note_stored's fresh) */
+    size_t n_roll, cap_roll, cap_roll_mun, cap_roll_fresh;
     int roll_held;
     uv_check_t check;
     uv_timer_t roll_timer;
@@ -203,7 +205,7 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
                                .incarnation = inc,
                                .body = (const uint8_t *)in->arena.p + row->off,
                                .len = row->len};
-        if (hubstore_put(&in->store, &rec) != 0)
+        if (hubstore_put(&in->store, &rec, &row->inserted) != 0)
             return REINT_EDB;
         if (hn && hn->dead_letters > 0) {
             sqlite3_stmt *st = in->q[Q_DEAD_CLEAR];
@@ -276,10 +278,22 @@ static void ingest__trim(ingest *in)
     if (in->n_roll == 0 && in->cap_roll > 4 * INGEST_KEEP_ROWS) {
         free(in->roll_ids);
         free(in->roll_mun);
+        free(in->roll_fresh);
         in->roll_ids = NULL;
         in->roll_mun = NULL;
-        in->cap_roll = in->cap_roll_mun = 0;
+        in->roll_fresh = NULL;
+        in->cap_roll = in->cap_roll_mun = in->cap_roll_fresh = 0;
     }
+}
+
+/* Room for need rollup notes. Returns 0 or REINT_ENOMEM. */
+static int ingest__grow_notes(ingest *in, size_t need)
+{
+    if (sbuf_grow((void **)&in->roll_ids, &in->cap_roll, need, 16) != 0 ||
+        sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, need, sizeof(uint32_t)) != 0 ||
+        sbuf_grow((void **)&in->roll_fresh, &in->cap_roll_fresh, need, 1) != 0)
+        return REINT_ENOMEM;
+    return 0;
 }
 
 /* Commits every pending item in one transaction, then acknowledges each. On failure nothing
@@ -292,8 +306,7 @@ static void ingest__flush(ingest *in)
         return;
     int64_t now = (int64_t)clock_now_ms();
     size_t need = in->n_roll + in->n_rows;
-    int failed = sbuf_grow((void **)&in->roll_ids, &in->cap_roll, need, 16) != 0 ||
-                 sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, need, sizeof(uint32_t)) != 0;
+    int failed = ingest__grow_notes(in, need) != 0;
     if (failed)
         log_error("out of memory for the rollup notes of a group commit");
     failed = failed || store_step_done(in->db, in->q[Q_BEGIN]) != 0;
@@ -321,6 +334,7 @@ static void ingest__flush(ingest *in)
         for (size_t i = 0; i < in->n_items; i++) {
             for (size_t r = in->items[i].row_begin; r < in->items[i].row_end; r++) {
                 memcpy(in->roll_ids[in->n_roll], in->rows[r].id, 16);
+                in->roll_fresh[in->n_roll] = (uint8_t)in->rows[r].inserted;
                 in->roll_mun[in->n_roll++] = receiver_peer_scope(in->items[i].p);
             }
             ingest__send_ack(in, i);
@@ -372,9 +386,9 @@ static int ingest__note_some(ingest *in, size_t max, uint64_t deadline_ms)
         sqlite3_bind_int64(st, 2, in->roll_mun[i]);
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
-            failed = rollup_note_stored(in->roll, in->roll_mun[i], in->roll_ids[i],
-                                        sqlite3_column_blob(st, 0),
-                                        (size_t)sqlite3_column_bytes(st, 0)) != 0;
+            failed = rollup_note_stored(
+                         in->roll, in->roll_mun[i], in->roll_ids[i], sqlite3_column_blob(st, 0),
+                         (size_t)sqlite3_column_bytes(st, 0), in->roll_fresh[i]) != 0;
         else if (step != SQLITE_DONE) {
             log_error("hub store: reading a record to roll up: %s", sqlite3_errmsg(in->db));
             failed = 1;
@@ -399,6 +413,7 @@ static int ingest__note_some(ingest *in, size_t max, uint64_t deadline_ms)
         ingest__push_all(in);
     memmove(in->roll_ids, in->roll_ids + n, (in->n_roll - n) * 16);
     memmove(in->roll_mun, in->roll_mun + n, (in->n_roll - n) * sizeof(uint32_t));
+    memmove(in->roll_fresh, in->roll_fresh + n, in->n_roll - n);
     in->n_roll -= n;
     in->noted |= n > 0;
     ingest__trim(in);
@@ -784,8 +799,7 @@ static int ingest__exec_bound(ingest *in, const char *sql, uint32_t mun, const u
 static int ingest__restored(void *ud, uint32_t municipality, const uint8_t id[16])
 {
     ingest *in = ud;
-    if (sbuf_grow((void **)&in->roll_ids, &in->cap_roll, in->n_roll + 1, 16) != 0 ||
-        sbuf_grow((void **)&in->roll_mun, &in->cap_roll_mun, in->n_roll + 1, sizeof(uint32_t)) != 0)
+    if (ingest__grow_notes(in, in->n_roll + 1) != 0)
         return REINT_ENOMEM;
     if (!in->restoring) {
         in->restoring = 1;
@@ -793,6 +807,7 @@ static int ingest__restored(void *ud, uint32_t municipality, const uint8_t id[16
             return REINT_EDB;
     }
     memcpy(in->roll_ids[in->n_roll], id, 16);
+    in->roll_fresh[in->n_roll] = 0; /* not known to be new to the shadow: look */
     in->roll_mun[in->n_roll++] = municipality;
     return 0;
 }
@@ -1124,6 +1139,7 @@ static void ingest__on_handle_close(uv_handle_t *h)
     sbuf_free(&in->arena);
     free(in->roll_ids);
     free(in->roll_mun);
+    free(in->roll_fresh);
     free(in);
 }
 

@@ -159,9 +159,14 @@ int rollup_note(rollup *r, uint32_t municipality, const uint8_t id[16], uint64_t
                 const uint8_t *body, size_t len);
 /* The same for a record already upserted (the hub notes records after their group commit,
  * to keep the engine's work off it): body is the record as the records table now holds it
- * (the newest version), and the engine's shadow still holds the state before it. */
+ * (the newest version), and the engine's shadow still holds the state before it, looked for
+ * in each shadow table. fresh: the upsert inserted (hubstore_put's *inserted), so the records
+ * table held nothing of (municipality, id) before it and the shadow, which only holds live
+ * records (rollup_sweep drops those the records table loses, in the same transaction), holds
+ * nothing either: nothing is looked for (five index probes that all miss, a tenth of the
+ * hub's CPU in a resync). */
 int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], const uint8_t *body,
-                       size_t len);
+                       size_t len, int fresh);
 /* Call after records of a municipality were deleted behind the engine's back (the sweep of
  * older incarnations), inside the same transaction: drops their shadow rows and marks every
  * snapshot of the municipality dirty. Returns 0 or REINT_EDB. */

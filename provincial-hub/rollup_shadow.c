@@ -782,7 +782,7 @@ out:
 }
 
 int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], const uint8_t *body,
-                       size_t len)
+                       size_t len, int fresh)
 {
     int rc = 0;
     Reint__V1__Record *rec = reint__v1__record__unpack(NULL, len, body);
@@ -796,7 +796,7 @@ int rollup_note_stored(rollup *r, uint32_t municipality, const uint8_t id[16], c
     /* The shadow holds the state before this change, of whatever kind it was. */
     r->note_version = rec->version;
     for (int kind = REINT__V1__RECORD_KIND__RECORD_KIND_PERSON;
-         rc == 0 && kind <= REINT__V1__RECORD_KIND__RECORD_KIND_MONTH_CLOSE; kind++)
+         rc == 0 && !fresh && kind <= REINT__V1__RECORD_KIND__RECORD_KIND_MONTH_CLOSE; kind++)
         rc = rollup__remove(r, municipality, id, kind, 1);
     if (rc == 0)
         rc = rollup__apply(r, rec, 1);

@@ -116,7 +116,7 @@ static void put(fx *f, Reint__V1__Record *rec)
                           .incarnation = inc,
                           .body = buf,
                           .len = len};
-    assert_int_equal(hubstore_put(&f->hs, &hr), 0);
+    assert_int_equal(hubstore_put(&f->hs, &hr, NULL), 0);
     assert_int_equal(store_exec(f->db, "COMMIT"), 0);
     free(buf);
     if (!put_no_refresh)
