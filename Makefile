@@ -318,7 +318,7 @@ unit-asan:
 	$(MAKE) BUILD=asan unit
 
 # The suites whose code runs threads (the CSV import's reader thread), under ThreadSanitizer.
-TSAN_UNITS := test_intake
+TSAN_UNITS := test_intake test_walckpt
 unit-tsan:
 	$(MAKE) BUILD=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
 	@set -e; for t in $(TSAN_UNITS); do echo "== build/tsan/tests/$$t"; \

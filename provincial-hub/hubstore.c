@@ -9,6 +9,9 @@
 #include "sbuf.h"
 #include "store.h"
 
+#define HUBSTORE_STR_(x) #x
+#define HUBSTORE_STR(x)  HUBSTORE_STR_(x)
+
 /* Tables of format 2 and 3 (3 changed the record bodies, not the tables). The rollup engine's
  * tables are created by rollup_open(). */
 static const char *hubstore__schema =
@@ -205,10 +208,14 @@ int hubstore_open(hubstore *hs, const char *path, char *err, size_t errlen)
     /* Record ids arrive in no order: each commit dirties index pages all over its
      * municipalities' part of the index. A larger WAL between checkpoints (64 MiB) copies a
      * page back once for several commits instead of once per commit. */
-    if (store_exec(hs->db, "PRAGMA wal_autocheckpoint=16384") != 0) {
+    if (store_exec(hs->db, "PRAGMA wal_autocheckpoint=" HUBSTORE_STR(HUBSTORE_CKPT_FRAMES)) != 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(hs->db));
         goto fail;
     }
+    /* The checkpoint that copies those pages back (about a tenth of a second) runs on a
+     * thread of its own, not in the commit of the event loop that crosses the threshold. */
+    if (walckpt_start(&hs->ckpt, hs->db, path, HUBSTORE_CKPT_FRAMES, err, errlen) != 0)
+        goto fail;
     if ((hs->upsert = store_prepare(hs->db, hubstore__upsert_sql)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(hs->db));
         goto fail;
@@ -228,6 +235,7 @@ int hubstore_set_cache(hubstore *hs, long mib)
 
 void hubstore_close(hubstore *hs)
 {
+    walckpt_stop(hs->ckpt);
     sqlite3_finalize(hs->upsert);
     store_close(hs->db);
     memset(hs, 0, sizeof(*hs));

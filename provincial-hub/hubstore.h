@@ -25,16 +25,22 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "walckpt.h"
 
 #define HUBSTORE_FORMAT 3
+/* Frames (pages) of write-ahead log between checkpoints: 64 MiB of 4 KiB pages. */
+#define HUBSTORE_CKPT_FRAMES 16384
 
 typedef struct hubstore {
     sqlite3 *db;
     sqlite3_stmt *upsert;
+    walckpt *ckpt; /* the log's checkpoints, off db's thread */
 } hubstore;
 
-/* Opens (creating it when absent) the store at path and brings it to HUBSTORE_FORMAT. A
- * store of a newer format is refused. Returns 0, or REINT_EDB / REINT_EINVAL with err set. */
+/* Opens (creating it when absent) the store at path and brings it to HUBSTORE_FORMAT, and
+ * starts its checkpoint thread (walckpt.h: the log's checkpoints never run in a commit of
+ * hs->db, which must then stay on one thread). A store of a newer format is refused. Returns 0, or
+ * REINT_EDB / REINT_EINVAL with err set. */
 int hubstore_open(hubstore *hs, const char *path, char *err, size_t errlen);
 /* Sets the page cache to mib MiB (the store's random index inserts stay in memory until
  * their commit). Returns 0 or REINT_EDB. */

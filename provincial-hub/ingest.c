@@ -1170,6 +1170,7 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m)
     }
     m->roll_queue_max = in->o.roll_queue_max;
     store_durability(in->db, &m->store_synchronous, &m->store_wal);
+    walckpt_get_stats(in->store.ckpt, &m->ckpt);
 }
 
 /* A restored record of an admin's undo: as at a Hello, then the same bookkeeping. */

@@ -18,6 +18,7 @@
 #include "haudit.h"
 #include "reviews.h"
 #include "tls.h"
+#include "walckpt.h"
 
 typedef struct ingest ingest;
 
@@ -57,6 +58,7 @@ typedef struct ingest_metrics {
     int64_t directive_gaps; /* directives missing below the newest held (asked for upstream) */
     size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
+    walckpt_stats ckpt;               /* the store's checkpoint thread */
 } ingest_metrics;
 void ingest_get_metrics(const ingest *in, ingest_metrics *m);
 

@@ -67,6 +67,10 @@ def test_two_nodes_10000_records_with_corrections_and_tombstones(pki, workdir, p
     # the running processes report them from their own connections.
     m = hub.metrics()
     assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
+    # The store's checkpoints run on their own thread (walckpt.h): none failed, and none was
+    # left to a commit of the event loop.
+    assert m["hub_store_checkpoint_failures_total"] == 0, m
+    assert m["hub_store_checkpoints_inline_total"] == 0, m
     for node, cl, token in nodes:
         m = scrape(node.http_port)
         assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
