@@ -244,7 +244,13 @@ def sync_phase(work, rep, pki, hub_port, nodes, args, fed=None):
            "commits": commits, "stored": stored, "held": held,
            "rows_per_commit": stored / max(commits, 1), "snapshots": snaps,
            "dirty_left": dirty, "rollups_done": t_roll is not None,
-           "batches": int(m1["hub_batches_total"] - m0["hub_batches_total"])}
+           "batches": int(m1["hub_batches_total"] - m0["hub_batches_total"]),
+           # The store's log copied back by its checkpoint thread, and by the loop's own
+           # commits (only when the thread cannot keep the log under 4 x its threshold).
+           "checkpoints": int(m1.get("hub_store_checkpoints_total", 0)
+                              - m0.get("hub_store_checkpoints_total", 0)),
+           "checkpoints_inline": int(m1.get("hub_store_checkpoints_inline_total", 0)
+                                     - m0.get("hub_store_checkpoints_inline_total", 0))}
     if not args.keep:
         shutil.rmtree(hub.dir, ignore_errors=True)
     return out
@@ -380,8 +386,11 @@ def main():
                 b = baseline(work, baseline_bin, txn, args, nodes)
                 b["txn"] = txn
                 base.append(b)
-            print("%s: %s" % (step, ("hub %.0f records/s acked, %.0f with rollups stored"
-                                     % (runs[-1]["rate_ack"], runs[-1]["rate"]))
+            print("%s: %s" % (step, ("hub %.0f records/s acked, %.0f with rollups stored; "
+                                     "checkpoints %d on the store's thread, %d in commits"
+                                     % (runs[-1]["rate_ack"], runs[-1]["rate"],
+                                        runs[-1]["checkpoints"],
+                                        runs[-1]["checkpoints_inline"]))
                               if step == "A" else ("raw %s rows/s at %d rows/commit"
                                                    % (base[-1]["rows_per_s"], base[-1]["txn"]))),
                   file=sys.stderr)
