@@ -57,8 +57,8 @@ static void *walckpt__main(void *arg)
         c->pending = 0;
         pthread_mutex_unlock(&c->lock);
         int log_frames = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                           &done);
+        int rc =
+            sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("walckpt: checkpoint of %s failed: %s", sqlite3_db_filename(c->db, NULL),
                       sqlite3_errmsg(c->db));

@@ -91,8 +91,8 @@ static void wait_runs(fx *f, uint64_t n, walckpt_stats *s)
             return;
         usleep(10000);
     }
-    fail_msg("the checkpoint thread ran %llu checkpoints, not %llu",
-             (unsigned long long)s->runs, (unsigned long long)n);
+    fail_msg("the checkpoint thread ran %llu checkpoints, not %llu", (unsigned long long)s->runs,
+             (unsigned long long)n);
 }
 
 /* The rows a fresh connection finds, the database's integrity checked. */
