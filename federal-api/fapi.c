@@ -381,21 +381,31 @@ static int fapi__blocked(freq *f, const uint8_t *hash)
     return 1;
 }
 
-/* Fills f's who, role, province and role label from row 0 of res (name, role, province). */
-static void fapi__set_who(freq *f, const PGresult *res)
+/* What row 0 of res (name, role, province) says of its token. */
+static void fapi__who_of(const PGresult *res, ftokcache_who *w)
 {
-    snprintf(f->who, sizeof(f->who), "%s", PQgetvalue(res, 0, 0));
-    f->role = auth_role_from_db(PQgetvalue(res, 0, 1));
-    if (f->role == AUTH_PROVINCE) {
+    memset(w, 0, sizeof(*w));
+    snprintf(w->name, sizeof(w->name), "%s", PQgetvalue(res, 0, 0));
+    w->role = auth_role_from_db(PQgetvalue(res, 0, 1));
+    if (w->role == AUTH_PROVINCE) {
         char *end = NULL;
         const char *p = PQgetvalue(res, 0, 2);
         long prov = PQgetisnull(res, 0, 2) ? 0 : strtol(p, &end, 10);
         /* A province token without a province 1..7 reads nothing (every area check fails). */
-        f->province = end && end != p && *end == '\0' && prov >= 1 && prov <= 7 ? (int)prov : 0;
-        snprintf(f->role_label, sizeof(f->role_label), "province:%d", f->province);
-    } else {
-        snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
+        w->province = end && end != p && *end == '\0' && prov >= 1 && prov <= 7 ? (int)prov : 0;
     }
+}
+
+/* Fills f's who, role, province and role label from w. */
+static void fapi__set_who(freq *f, const ftokcache_who *w)
+{
+    snprintf(f->who, sizeof(f->who), "%s", w->name);
+    f->role = w->role;
+    f->province = w->role == AUTH_PROVINCE ? w->province : 0;
+    if (f->role == AUTH_PROVINCE)
+        snprintf(f->role_label, sizeof(f->role_label), "province:%d", f->province);
+    else
+        snprintf(f->role_label, sizeof(f->role_label), "%s", auth_role_name(f->role));
 }
 
 static void fapi__on_token(void *ud, const PGresult *res, const char *err)
@@ -415,7 +425,12 @@ static void fapi__on_token(void *ud, const PGresult *res, const char *err)
         fapi__failed(f, f->hash, "unknown or revoked token");
         return;
     }
-    fapi__set_who(f, res);
+    ftokcache_who w;
+    fapi__who_of(res, &w);
+    if (f->env->tokcache)
+        ftokcache_put(f->env->tokcache, f->hash, f->tok_since, clock_now_ms(), &w);
+    fapi__set_who(f, &w);
+    OPENSSL_cleanse(&w, sizeof(w));
     fapi__authorised(f);
 }
 
@@ -439,7 +454,9 @@ static void fapi__on_session(void *ud, const PGresult *res, const char *err)
         fapi__failed(f, NULL, "the session has ended: sign in again");
         return;
     }
-    fapi__set_who(f, res);
+    ftokcache_who w;
+    fapi__who_of(res, &w);
+    fapi__set_who(f, &w);
     snprintf(f->csrf, sizeof(f->csrf), "%s", PQgetvalue(res, 0, 3));
     if (f->csrf[0] == '\0' || !fsession_csrf_ok(f->r, f->csrf)) {
         faudit_error(f, 403,
@@ -649,6 +666,15 @@ static void fapi__lookup_token(fapi *a, freq *f, const char *authz)
     OPENSSL_cleanse(token, sizeof(token));
     if (fapi__blocked(f, f->hash))
         return;
+    /* Found valid earlier, and the tokens table unchanged since (ftokcache.h). */
+    ftokcache_who w;
+    if (a->o.tokcache && ftokcache_get(a->o.tokcache, f->hash, clock_now_ms(), &w)) {
+        fapi__set_who(f, &w);
+        OPENSSL_cleanse(&w, sizeof(w));
+        fapi__authorised(f);
+        return;
+    }
+    f->tok_since = a->o.tokcache ? ftokcache_clock(a->o.tokcache) : 0;
     const char *v[1] = {hash};
     if (db_query(a->o.db,
                  "SELECT name, role, province FROM tokens WHERE hash = decode($1, 'hex')"
@@ -786,8 +812,8 @@ static void fapi__handle(http_req *r, void *ud, int https)
             http_server_get_stats(a->https, &hs);
         if (a->http)
             http_server_get_stats(a->http, &ps);
-        fmetrics_sources src = {a->o.db, a->o.ingest, a->o.covcache, a->o.sync_tls,
-                                &hs,     &ps,         a->o.loopwatch};
+        fmetrics_sources src = {a->o.db,       a->o.ingest, a->o.covcache, a->o.tokcache,
+                                a->o.sync_tls, &hs,         &ps,           a->o.loopwatch};
         fmetrics_respond(r, &a->m, &src);
         return;
     }
@@ -905,6 +931,7 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
                         .ingest = opts->ingest,
                         .m = &a->m,
                         .covcache = opts->covcache,
+                        .tokcache = opts->tokcache,
                         .limiter = a->limiter,
                         .dir_key_id = a->dir_key_id,
                         .dir_key = a->dir_key};

@@ -25,6 +25,7 @@
 
 #include "db.h"
 #include "fcovcache.h"
+#include "ftokcache.h"
 #include "fingest.h"
 #include "loopwatch.h"
 #include "tls.h"
@@ -38,6 +39,7 @@ typedef struct fapi_opts {
     tls_ctx *sync_tls;          /* for the CRL expiry in /metrics; may be NULL */
     fingest *ingest;            /* for /metrics; may be NULL */
     fcovcache *covcache;        /* fed by the pool's notifications (fcovcache.h); may be NULL */
+    ftokcache *tokcache;        /* the same, for tokens (ftokcache.h); may be NULL */
     const loopwatch *loopwatch; /* the loop's busy turns, for /metrics; may be NULL */
     const char *https_listen;   /* "127.0.0.1:8443" */
     const char *http_listen;    /* plain /healthz, /metrics, /crl; "" for none */

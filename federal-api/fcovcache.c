@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ftokcache.h"
 #include "review.h"
 
 #define FCOVCACHE_YEAR0 1900
@@ -111,8 +112,9 @@ void fcovcache_notify(void *ud, const char *channel, const char *payload)
         }
         return;
     }
-    if (strcmp(channel, FCOVCACHE_CHANNEL) != 0)
-        return;
+    if (strcmp(channel, FCOVCACHE_CHANNEL) != 0 ||
+        (payload && strcmp(payload, FTOKCACHE_PAYLOAD) == 0))
+        return; /* the tokens table changed (ftokcache.h): no month's coverage */
     c->m.notifications++;
     /* Each month named is stamped; anything not understood stamps everything. */
     const char *s = payload ? payload : "*";

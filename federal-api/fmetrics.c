@@ -54,6 +54,10 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *sr
     memset(&cm, 0, sizeof(cm));
     if (covcache)
         fcovcache_get_metrics(covcache, &cm);
+    ftokcache_metrics tm;
+    memset(&tm, 0, sizeof(tm));
+    if (src->tokcache)
+        ftokcache_get_metrics(src->tokcache, &tm);
     const metric rows[] = {
         METRIC_C("federal_http_requests_total", "HTTP requests received.", m->requests),
         METRIC_H("federal_loop_busy_seconds",
@@ -91,6 +95,15 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *sr
         METRIC_C("federal_coverage_notifications_total",
                  "Notifications of committed changes to months' coverage received.",
                  cm.notifications),
+        METRIC_C("federal_token_cache_hits_total",
+                 "Bearer tokens found valid in memory (the tokens table unchanged since).",
+                 tm.hits),
+        METRIC_C("federal_token_cache_misses_total", "Bearer tokens looked up in the store.",
+                 tm.misses),
+        METRIC_C("federal_token_cache_drops_total",
+                 "Times the kept tokens were dropped (the tokens table changed, a connection "
+                 "began listening).",
+                 tm.drops),
         METRIC_C("federal_db_queries_total", "Statements sent to PostgreSQL.", dm.queries),
         METRIC_C("federal_db_errors_total", "Statements that failed.", dm.errors),
         METRIC_C("federal_db_connects_total", "Connections established.", dm.connects),

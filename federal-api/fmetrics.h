@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "fcovcache.h"
+#include "ftokcache.h"
 #include "fingest.h"
 #include "http.h"
 #include "loopwatch.h"
@@ -30,6 +31,7 @@ typedef struct fmetrics_sources {
     const db_pool *db;
     const fingest *ingest;
     const fcovcache *covcache;
+    const ftokcache *tokcache;
     const tls_ctx *sync_tls;               /* its CRL's expiry */
     const http_server_stats *https, *http; /* the HTTPS and plain HTTP servers */
     const loopwatch *loop;                 /* the event loop's busy turns */

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "fingest.h"
 #include "fcovcache.h"
+#include "ftokcache.h"
 #include "fmetrics.h"
 #include "http.h"
 #include "limiter.h"
@@ -35,6 +36,7 @@ typedef struct freq_env {
     fingest *ingest; /* may be NULL */
     fmetrics *m;
     fcovcache *covcache;    /* answers' approval coverage (fcovcache.h); may be NULL */
+    ftokcache *tokcache;    /* tokens found valid (ftokcache.h); may be NULL */
     limiter *limiter;       /* failed token attempts per (client address, token prefix) */
     const char *dir_key_id; /* "" when this server does not publish directives */
     const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */
@@ -72,6 +74,7 @@ typedef struct freq {
     char addr[LIMITER_ADDR_MAX];     /* peer without its port: the limiter's key */
     char prefix[LIMITER_PREFIX_MAX]; /* of the token presented ("none"): the limiter's key */
     uint8_t hash[32];                /* SHA-256 of the token presented, once read */
+    uint64_t tok_since;              /* ftokcache_clock when its lookup was sent */
     /* path?query, printable ASCII, for the audit row: as received (whole) until the query is
      * accepted, then the path and the normalised query. */
     char target[FREQ_TARGET_MAX];

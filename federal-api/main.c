@@ -17,6 +17,7 @@
 #include "directive.h"
 #include "fapi.h"
 #include "fcovcache.h"
+#include "ftokcache.h"
 #include "fdirectives.h"
 #include "fingest.h"
 #include "hlc.h"
@@ -131,6 +132,15 @@ static tls_ctx *sync_tls, *https_tls;
 static db_pool *db;
 static fingest *ing;
 static fcovcache *covcache;
+static ftokcache *tokcache;
+
+/* The pool's notifications and listening events, for both caches. */
+static void fed__on_notify(void *ud, const char *channel, const char *payload)
+{
+    (void)ud;
+    fcovcache_notify(covcache, channel, payload);
+    ftokcache_notify(tokcache, channel, payload);
+}
 static fapi *api;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
@@ -421,7 +431,8 @@ static int cmd_serve(void)
     }
     /* Made before the pool, whose connections feed it as they LISTEN. */
     covcache = fcovcache_new();
-    if (covcache == NULL) {
+    tokcache = ftokcache_new();
+    if (covcache == NULL || tokcache == NULL) {
         log_error("out of memory");
         return 1;
     }
@@ -429,8 +440,8 @@ static int cmd_serve(void)
                    .conninfo = cfg.pg,
                    .size = (int)cfg.pool_size,
                    .listen = FCOVCACHE_CHANNEL,
-                   .on_notify = fcovcache_notify,
-                   .notify_ud = covcache};
+                   .on_notify = fed__on_notify,
+                   .notify_ud = NULL};
     if (db_pool_start(&db, &dbo) != 0) {
         log_error("cannot start the database pool");
         return 1;
@@ -450,6 +461,7 @@ static int cmd_serve(void)
                     .sync_tls = sync_tls,
                     .ingest = ing,
                     .covcache = covcache,
+                    .tokcache = tokcache,
                     .loopwatch = &loopw,
                     .https_listen = cfg.https_listen,
                     .http_listen = cfg.http_listen,
@@ -482,6 +494,7 @@ static int cmd_serve(void)
     tls_ctx_free(sync_tls);
     tls_ctx_free(https_tls);
     fcovcache_free(covcache);
+    ftokcache_free(tokcache);
     log_info("stopped");
     return 0;
 }

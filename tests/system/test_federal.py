@@ -638,16 +638,26 @@ def test_a_query_is_answered_while_every_ingest_is_held(pki, postgres, tmp_path_
         f.stop()
 
 
-def test_tokens_and_roles(fed):
+def test_tokens_and_roles(fed, postgres):  # noqa: F811
     ok = {"period": "2026-07", "by": "sex"}
     assert q(fed, None, "participants_registered", **ok)[0] == 401
     assert q(fed, "fed_" + "0" * 64, "participants_registered", **ok)[0] == 401
     assert q(fed, "not-a-token", "participants_registered", **ok)[0] == 401
     t = fed.token("ministry", "to-revoke")
     assert q(fed, t, "participants_registered", **ok)[0] == 200
+    # Found valid once, the token is served from memory (ftokcache.h) ...
+    hits = fed.metrics()["federal_token_cache_hits_total"]
+    assert q(fed, t, "participants_registered", **ok)[0] == 200
+    assert fed.metrics()["federal_token_cache_hits_total"] == hits + 1
+    # ... until the tokens table changes: the revoke's notification drops it at once.
     fed.cli("token", "revoke", "to-revoke")
     st, body, _ = q(fed, t, "participants_registered", **ok)
     assert st == 401 and "rows" not in body
+    # A change made by hand in the store counts too (the trigger, not the CLI, notifies).
+    t2 = fed.token("ministry", "by-hand")
+    assert q(fed, t2, "participants_registered", **ok)[0] == 200
+    postgres.psql("UPDATE tokens SET revoked_at = now() WHERE name = 'by-hand'")
+    assert q(fed, t2, "participants_registered", **ok)[0] == 401
     assert "to-revoke" in fed.cli("token", "list").stdout
     # A province reads its own province (or its districts and municipalities) only.
     assert q(fed, fed.tokens["p1"], "participants_registered", province=1, **ok)[0] == 200

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fcovcache.h"
+#include "ftokcache.h"
 
 static const int64_t V1[FCOVCACHE_VALUES] = {1506, 1200, 900, 700, 753, 500};
 static const int64_t V2[FCOVCACHE_VALUES] = {1506, 1201, 900, 700, 753, 500};
@@ -44,9 +45,11 @@ static void kept_until_a_notification_names_one_of_its_months(void **state)
     fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
     assert_int_equal(fcovcache_get(c, KEY, out), 1);
     assert_memory_equal(out, V1, sizeof(V1));
-    /* Other months, another channel: still kept. */
+    /* Other months, another channel, a change of the tokens table (ftokcache.h): still
+     * kept. */
     fcovcache_notify(c, FCOVCACHE_CHANNEL, "2025-07,BS2082-04");
     fcovcache_notify(c, "another", "2025-06");
+    fcovcache_notify(c, FCOVCACHE_CHANNEL, FTOKCACHE_PAYLOAD);
     assert_int_equal(fcovcache_get(c, KEY, out), 1);
     /* One of its BS months: outdated. */
     fcovcache_notify(c, FCOVCACHE_CHANNEL, "2024-01,BS2082-03");
