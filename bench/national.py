@@ -645,6 +645,9 @@ def phase_queries(ch, res, args, run):
             max(1.0, args.query_seconds / 4), run, ["/healthz"]))
     cache = {k: int(m1.get("federal_coverage_%s" % k, 0) - m0.get("federal_coverage_%s" % k, 0))
              for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
+    tokens = {k: int(m1.get("federal_token_cache_%s" % k, 0)
+                     - m0.get("federal_token_cache_%s" % k, 0))
+              for k in ("hits_total", "misses_total", "drops_total")}
     ch.sim_cmd({"cmd": "stop_background"})
     bg = ch.sim_records - recs0
     ch.wait_converged(args.timeout)
@@ -667,16 +670,18 @@ def phase_queries(ch, res, args, run):
     res.data["extra"].setdefault("queries", []).append(
         {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
          "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000, "bg_records": bg,
-         "months": len(months), "coverage_cache": cache, "federal_api": server,
+         "months": len(months), "coverage_cache": cache, "token_cache": tokens,
+         "federal_api": server,
          "floor": {"n": len(floor), "p50_ms": pct(floor, 50) * 1000,
                    "p99_ms": pct(floor, 99) * 1000}})
     log("queries %d: %d national queries, p50 %.2f ms p90 %.2f ms p99 %.2f ms, background %d "
-        "records; coverage kept for %d answers, read for %d, %d notifications; federal-api's "
+        "records; coverage kept for %d answers, read for %d, %d notifications; token kept for "
+        "%d, looked up for %d; federal-api's "
         "answer p50 <= %s ms, p99 <= %s ms, loop turn p99 <= %s ms, p99.9 <= %s ms (CPU p99 "
         "<= %s ms, p99.9 <= %s ms); /healthz under the same ingest: p50 %.2f ms, p99 %.2f ms"
         % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 90) * 1000, pct(lat, 99) * 1000, bg,
            cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"],
-           server["answer_p50_le_ms"], server["answer_p99_le_ms"], server["loop_busy_p99_le_ms"],
+           tokens["hits_total"], tokens["misses_total"], server["answer_p50_le_ms"], server["answer_p99_le_ms"], server["loop_busy_p99_le_ms"],
            server["loop_busy_p999_le_ms"], server["loop_cpu_p99_le_ms"],
            server["loop_cpu_p999_le_ms"], pct(floor, 50) * 1000, pct(floor, 99) * 1000))
 
