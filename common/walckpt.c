@@ -78,6 +78,7 @@ static void *walckpt__main(void *arg)
 int walckpt_start(walckpt **out, sqlite3 *db, const char *path, int frames, char *err,
                   size_t errlen)
 {
+    int rc = REINT_ENOMEM, have_lock = 0, have_cond = 0;
     *out = NULL;
     if (frames <= 0) {
         snprintf(err, errlen, "walckpt: frames must be positive");
@@ -91,43 +92,43 @@ int walckpt_start(walckpt **out, sqlite3 *db, const char *path, int frames, char
     c->writer = db;
     c->frames = frames;
     if (store_open(path, 0, NULL, &c->db, err, errlen) != 0) {
-        free(c);
-        return REINT_EDB;
+        rc = REINT_EDB;
+        goto fail;
     }
     /* A checkpoint reads the log's frames and writes the file directly: no cache to speak
      * of. Its own automatic checkpoints are off, it writes nothing. */
     if (store_exec(c->db, "PRAGMA cache_size=-256") != 0 ||
         sqlite3_wal_autocheckpoint(c->db, 0) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(c->db));
-        store_close(c->db);
-        free(c);
-        return REINT_EDB;
+        rc = REINT_EDB;
+        goto fail;
     }
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         snprintf(err, errlen, "walckpt: cannot create a mutex");
-        store_close(c->db);
-        free(c);
-        return REINT_ENOMEM;
+        goto fail;
     }
+    have_lock = 1;
     if (pthread_cond_init(&c->wake, NULL) != 0) {
         snprintf(err, errlen, "walckpt: cannot create a condition variable");
-        pthread_mutex_destroy(&c->lock);
-        store_close(c->db);
-        free(c);
-        return REINT_ENOMEM;
+        goto fail;
     }
+    have_cond = 1;
     if (pthread_create(&c->thread, NULL, walckpt__main, c) != 0) {
         snprintf(err, errlen, "walckpt: cannot start the checkpoint thread");
-        pthread_cond_destroy(&c->wake);
-        pthread_mutex_destroy(&c->lock);
-        store_close(c->db);
-        free(c);
-        return REINT_ENOMEM;
+        goto fail;
     }
     /* Replaces the automatic checkpoint, which is itself a WAL hook. */
     sqlite3_wal_hook(db, walckpt__hook, c);
     *out = c;
     return 0;
+fail:
+    if (have_cond)
+        pthread_cond_destroy(&c->wake);
+    if (have_lock)
+        pthread_mutex_destroy(&c->lock);
+    store_close(c->db);
+    free(c);
+    return rc;
 }
 
 void walckpt_stop(walckpt *c)

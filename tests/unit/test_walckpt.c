@@ -196,7 +196,7 @@ static void test_walckpt_is_what_a_hub_store_runs(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-static void test_walckpt_refuses_no_threshold(void **state)
+static void test_walckpt_refuses_what_it_cannot_run(void **state)
 {
     fx *f = *state;
     char err[256];
@@ -204,6 +204,13 @@ static void test_walckpt_refuses_no_threshold(void **state)
     assert_int_equal(walckpt_start(&c, f->db, f->path, 0, err, sizeof(err)), REINT_EINVAL);
     assert_null(c);
     assert_non_null(strstr(err, "frames"));
+    /* Its own connection cannot open the file: refused, nothing to stop. */
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/none/w.db", f->dir);
+    c = (walckpt *)1;
+    assert_int_equal(walckpt_start(&c, f->db, missing, FRAMES, err, sizeof(err)), REINT_EDB);
+    assert_null(c);
+    assert_non_null(strstr(err, "none"));
 }
 
 int main(void)
@@ -213,7 +220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_walckpt_writer_bounds_the_log_when_the_thread_cannot,
                                         setup, teardown),
         cmocka_unit_test(test_walckpt_is_what_a_hub_store_runs),
-        cmocka_unit_test_setup_teardown(test_walckpt_refuses_no_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walckpt_refuses_what_it_cannot_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
