@@ -60,7 +60,7 @@ static void *walckpt__main(void *arg)
         int rc =
             sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            log_error("walckpt: checkpoint of %s failed: %s", sqlite3_db_filename(c->db, NULL),
+            log_error("walckpt: checkpoint of %s failed: %s", sqlite3_db_filename(c->db, "main"),
                       sqlite3_errmsg(c->db));
         pthread_mutex_lock(&c->lock);
         if (rc == SQLITE_OK) {
