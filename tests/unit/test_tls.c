@@ -601,14 +601,16 @@ static void test_tls_server_closes_client_sending_garbage(void **state)
     tls_ctx_free(sctx);
 }
 
-/* ---- HTTPS server mode, probed by a plain blocking OpenSSL client in a thread --------- */
+/* ---- a plain blocking OpenSSL peer in a thread --------------------------------------- */
 
 typedef struct ossl_client {
     int port;
     int version; /* the only protocol version offered */
     const char *ciphers;
+    const char *cert; /* stem of a client certificate to present, or NULL */
     int connected;
     int negotiated_version;
+    int chain_len; /* certificates the server sent */
     char cipher[64];
     char reply[8];
 } ossl_client;
@@ -636,11 +638,20 @@ static void *ossl_client_run(void *arg)
     SSL_CTX_set_cipher_list(ctx, oc->ciphers);
     SSL_CTX_load_verify_locations(ctx, ca, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (oc->cert) {
+        char crt[128], key[128];
+        snprintf(crt, sizeof(crt), "%s/%s.crt", g_dir, oc->cert);
+        snprintf(key, sizeof(key), "%s/%s.key", g_dir, oc->cert);
+        SSL_CTX_use_certificate_chain_file(ctx, crt);
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+    }
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     if (SSL_connect(ssl) == 1) {
         oc->connected = 1;
         oc->negotiated_version = SSL_version(ssl);
+        /* On a client the chain begins with the server's own certificate. */
+        oc->chain_len = sk_X509_num(SSL_get_peer_cert_chain(ssl));
         snprintf(oc->cipher, sizeof(oc->cipher), "%s", SSL_get_cipher_name(ssl));
         if (SSL_write(ssl, "ping", 4) == 4) {
             int n = SSL_read(ssl, oc->reply, (int)sizeof(oc->reply) - 1);
@@ -669,6 +680,113 @@ static void https_probe(harness *h, ossl_client *oc)
     harness_run(h);
     pthread_join(t, NULL);
     tls_ctx_free(sctx);
+}
+
+/* A plain OpenSSL server that accepts one mutual TLS connection and notes what the client
+ * sent. */
+typedef struct ossl_server {
+    int fd; /* listening, bound to 127.0.0.1 */
+    int port;
+    int accepted;
+    int extra_certs; /* certificates the client sent beyond its own */
+    char subject[128];
+} ossl_server;
+
+static void *ossl_server_run(void *arg)
+{
+    ossl_server *os = arg;
+    char ca[128], crt[128], key[128], buf[64];
+    struct timeval tv = {.tv_sec = 10};
+    int fd = accept(os->fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    path_of(ca, sizeof(ca), "ca.crt");
+    path_of(crt, sizeof(crt), "province-1.crt");
+    path_of(key, sizeof(key), "province-1.key");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_load_verify_locations(ctx, ca, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_use_certificate_chain_file(ctx, crt);
+    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+        os->accepted = 1;
+        /* On a server the chain leaves out the client's own certificate. */
+        os->extra_certs = sk_X509_num(SSL_get_peer_cert_chain(ssl));
+        X509 *peer = SSL_get1_peer_certificate(ssl);
+        if (peer)
+            X509_NAME_oneline(X509_get_subject_name(peer), os->subject, sizeof(os->subject));
+        X509_free(peer);
+        while (SSL_read(ssl, buf, sizeof(buf)) > 0)
+            ;
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    close(fd);
+    return NULL;
+}
+
+/* Between tiers each side sends its certificate alone, not a chain OpenSSL builds from the
+ * CA file: a hub would keep a parsed copy of the CA in every session. */
+static void test_tls_mutual_server_sends_its_certificate_alone(void **state)
+{
+    (void)state;
+    harness h;
+    pthread_t t;
+    tls_ctx *sctx = make_ctx(TLS_MODE_MUTUAL_SERVER, "province-1", 0);
+    ossl_client oc = {
+        .version = TLS1_3_VERSION, .ciphers = "DEFAULT", .cert = "municipality-10703"};
+    harness_init(&h, sctx);
+    h.want_closed = 1;
+    h.srv.echo = 1;
+    oc.port = h.port;
+    assert_int_equal(pthread_create(&t, NULL, ossl_client_run, &oc), 0);
+    harness_run(&h);
+    pthread_join(t, NULL);
+    tls_ctx_free(sctx);
+    assert_true(oc.connected);
+    assert_string_equal(h.srv.peer, "municipality:10703");
+    assert_string_equal(oc.reply, "ping");
+    assert_int_equal(oc.chain_len, 1);
+}
+
+static void test_tls_mutual_client_sends_its_certificate_alone(void **state)
+{
+    (void)state;
+    harness h;
+    pthread_t t;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof(a);
+    ossl_server os = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    assert_true(os.fd >= 0);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(bind(os.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(os.fd, 1), 0);
+    assert_int_equal(getsockname(os.fd, (struct sockaddr *)&a, &alen), 0);
+    assert_int_equal(pthread_create(&t, NULL, ossl_server_run, &os), 0);
+
+    tls_ctx *sctx = make_ctx(TLS_MODE_MUTUAL_SERVER, "province-1", 0);
+    tls_ctx *cctx = make_ctx(TLS_MODE_MUTUAL_CLIENT, "municipality-10703", 0);
+    harness_init(&h, sctx); /* its listener stays unused */
+    h.want_closed = 1;
+    h.cli.close_on_ready = 1;
+    assert_int_equal(tls_conn_connect(&h.cli.conn, cctx, &h.loop, (const struct sockaddr *)&a,
+                                      "province:1", &side_cb, &h.cli),
+                     0);
+    harness_run(&h);
+    pthread_join(t, NULL);
+    close(os.fd);
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+    assert_true(h.cli.ready);
+    assert_true(os.accepted);
+    assert_non_null(strstr(os.subject, "10703"));
+    assert_int_equal(os.extra_certs, 0);
 }
 
 static void test_tls_https_refuses_tls11_client(void **state)
@@ -725,6 +843,8 @@ int main(void)
         cmocka_unit_test(test_tls_high_water_drains_and_calls_on_drain),
         cmocka_unit_test(test_tls_clean_close_delivers_queued_data),
         cmocka_unit_test(test_tls_server_closes_client_sending_garbage),
+        cmocka_unit_test(test_tls_mutual_server_sends_its_certificate_alone),
+        cmocka_unit_test(test_tls_mutual_client_sends_its_certificate_alone),
         cmocka_unit_test(test_tls_https_refuses_tls11_client),
         cmocka_unit_test(test_tls_https_accepts_tls12_ecdhe_aead),
         cmocka_unit_test(test_tls_https_refuses_tls12_cbc_suite),
