@@ -32,6 +32,7 @@ Driven by JSON lines on stdin, one reply line on stdout per command:
   {"cmd": "quit"}"""
 import argparse
 import asyncio
+import ctypes
 import datetime
 import json
 import os
@@ -50,6 +51,45 @@ from mix import bs, gen, nodegen  # noqa: E402
 
 PROTOCOL_VERSION = 2
 MAX_FRAME = 4 << 20  # what we accept (HelloReply and Acks are small)
+
+SSL_CTRL_MODE = 33
+SSL_MODE_NO_AUTO_CHAIN = 0x8
+_LIBSSL = None
+
+
+def send_certificate_alone(c):
+    """Makes context c send its certificate file as it is, as common/tls.c does between tiers
+    (SSL_MODE_NO_AUTO_CHAIN), instead of adding the CA that OpenSSL finds in the verification
+    store: a hub keeps a parsed copy of every certificate a session sent, which the idle
+    memory figure measures. Python's ssl module has no setting for it, so the mode is set on
+    the context's SSL_CTX through ctypes, taken where CPython keeps it (the first field after
+    the object header); the pointer is checked first: the verify mode read through it must
+    follow the context's verify_mode as it is changed."""
+    global _LIBSSL
+    if _LIBSSL is None:
+        lib = ctypes.CDLL("libssl.so.3")
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
+                                     ctypes.c_void_p]
+        lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+        lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+        _LIBSSL = lib
+    lib = _LIBSSL
+    p = ctypes.c_void_p.from_address(id(c) + object.__basicsize__).value
+    want = c.verify_mode
+    seen = []
+    for vm in (ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+        c.verify_mode = vm
+        seen.append(lib.SSL_CTX_get_verify_mode(p) if p else -1)
+    c.verify_mode = want
+    if seen != [1, 3]:  # SSL_VERIFY_PEER, then with SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        raise RuntimeError("nodesim: cannot find the SSL_CTX of an ssl.SSLContext "
+                           "(verify modes %s): this Python keeps it elsewhere" % seen)
+    before = lib.SSL_CTX_ctrl(p, SSL_CTRL_MODE, 0, None)
+    after = lib.SSL_CTX_ctrl(p, SSL_CTRL_MODE, SSL_MODE_NO_AUTO_CHAIN, None)
+    if after != before | SSL_MODE_NO_AUTO_CHAIN:
+        raise RuntimeError("nodesim: SSL_MODE_NO_AUTO_CHAIN not set (mode %#x -> %#x)"
+                           % (before, after))
 
 
 def varint(v):
@@ -242,6 +282,7 @@ class Sim:
         c.check_hostname = False
         c.load_cert_chain(os.path.join(self.pki, "municipality-%d.crt" % code),
                           os.path.join(self.pki, "municipality-%d.key" % code))
+        send_certificate_alone(c)
         return c
 
     @staticmethod
