@@ -73,6 +73,7 @@ struct outbox_idkey {
 
 struct outbox {
     sqlite3 *db;
+    walckpt *ckpt; /* the log's checkpoints, off db's thread */
     outbox_idkey *ids;
     sqlite3_stmt *st[ST_N];
     uint32_t municipality;
@@ -322,6 +323,8 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
         goto fail;
     }
     ob->municipality = (uint32_t)v;
+    if (walckpt_start(&ob->ckpt, ob->db, path, OUTBOX_CKPT_FRAMES, err, errlen) != 0)
+        goto fail;
     if (localrow_register(ob->db) != 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
         goto fail;
@@ -365,6 +368,7 @@ void outbox_close(outbox *ob)
 {
     if (ob == NULL)
         return;
+    walckpt_stop(ob->ckpt);
     for (int i = 0; i < ST_N; i++)
         sqlite3_finalize(ob->st[i]);
     store_close(ob->db);
@@ -789,5 +793,6 @@ int outbox_stats_get(outbox *ob, outbox_stats *s)
     if (step == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(s->last_error, sizeof(s->last_error), "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
+    walckpt_get_stats(ob->ckpt, &s->ckpt);
     return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : REINT_EDB;
 }

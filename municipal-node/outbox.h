@@ -14,12 +14,19 @@
 
 #include "hlc.h"
 #include "reintegration.pb-c.h"
+#include "walckpt.h"
+
+/* Frames of the store's log at which its checkpoint thread copies them back (SQLite's
+ * default threshold: 16 MiB of 16 KiB pages), so that no clerk's commit does it. */
+#define OUTBOX_CKPT_FRAMES 1000
 
 typedef struct outbox outbox;
 
 /* Creates a new store with a fresh random incarnation. Refuses (REINT_EEXIST) when path
  * exists. Returns 0 or a negative code with a message in err. */
 int outbox_create(const char *path, uint32_t municipality, char *err, size_t errlen);
+/* Opens the store and starts its checkpoint thread (walckpt.h): the log is copied back on a
+ * thread of its own, not inside the commit that crosses OUTBOX_CKPT_FRAMES. */
 int outbox_open(const char *path, outbox **out, char *err, size_t errlen);
 void outbox_close(outbox *ob);
 
@@ -114,6 +121,7 @@ typedef struct outbox_stats {
     int64_t dead_letters;
     int64_t last_sync_ms, last_hello_ms, skew_ms;
     char last_error[256];
+    walckpt_stats ckpt; /* the store's checkpoint thread */
 } outbox_stats;
 int outbox_stats_get(outbox *ob, outbox_stats *st);
 

@@ -74,6 +74,8 @@ def test_two_nodes_10000_records_with_corrections_and_tombstones(pki, workdir, p
     for node, cl, token in nodes:
         m = scrape(node.http_port)
         assert m["store_synchronous"] == 2 and m["store_journal_wal"] == 1
+        assert m["node_store_checkpoint_failures_total"] == 0, m
+        assert m["node_store_checkpoints_inline_total"] == 0, m
     # SIGTERM stops every daemon cleanly (exit status 0).
     for node, cl, token in nodes:
         node.server.stop()

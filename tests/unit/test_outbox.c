@@ -203,6 +203,52 @@ static void test_a_changed_record_moves_to_the_next_sequence_number(void **state
     assert_memory_equal(es.e[2].id, p2.id, 16);
 }
 
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The store's log is copied back by its checkpoint thread, not by the commit that crosses
+ * the threshold (a clerk's save would wait for 16 MiB to be copied and synced). */
+static void test_the_store_checkpoints_on_its_own_thread(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = outbox_db(f->ob);
+    outbox_stats st;
+    /* The writer's own automatic checkpoint is off while the store is open. */
+    assert_int_equal(pragma_int(db, "PRAGMA wal_autocheckpoint"), 0);
+    put_persons(f->ob, 3);
+    /* One commit of more frames than the threshold, the way a large import's would be. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE pad(b);"
+                                  "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c"
+                                  " WHERE i<1200) INSERT INTO pad SELECT randomblob(15000) FROM c",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(outbox_stats_get(f->ob, &st), 0);
+        if (st.ckpt.runs > 0)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_true(st.ckpt.runs > 0);
+    assert_true(st.ckpt.last_log >= OUTBOX_CKPT_FRAMES);
+    assert_int_equal(st.ckpt.inline_runs, 0);
+    assert_int_equal(st.ckpt.failures, 0);
+    assert_int_equal(st.records, 3);
+    /* Reopened, the store holds every row. */
+    reopen(f);
+    db = outbox_db(f->ob);
+    assert_int_equal(pragma_int(db, "SELECT count(*) FROM pad"), 1200);
+    assert_int_equal(outbox_stats_get(f->ob, &st), 0);
+    assert_int_equal(st.records, 3);
+}
+
 static void test_the_counter_survives_reopening_the_store(void **state)
 {
     fx *f = *state;
@@ -474,6 +520,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_changed_record_moves_to_the_next_sequence_number,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_store_checkpoints_on_its_own_thread, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_counter_survives_reopening_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hub_behind_the_node_resumes_at_the_hub, setup,
