@@ -72,6 +72,17 @@ typedef struct metric {
                  "Time from a request handed to its handler (or on_head) to its answer.",          \
                  &(st).answer)
 
+/* The rows of a store's checkpoint thread (st: a walckpt_stats, common/walckpt.h), named
+ * prefix_store_checkpoints_total and so on. */
+#define METRICS_WALCKPT(prefix, st)                                                                \
+    METRIC_C(prefix "_store_checkpoints_total",                                                    \
+             "Checkpoints of the store's log run by its checkpoint thread.", (st).runs),           \
+        METRIC_C(prefix "_store_checkpoints_inline_total",                                         \
+                 "Checkpoints a commit ran itself: the log passed four times its threshold.",      \
+                 (st).inline_runs),                                                                \
+        METRIC_C(prefix "_store_checkpoint_failures_total",                                        \
+                 "Checkpoints of the store's log that failed (logged).", (st).failures)
+
 /* Appends the exposition of n rows to out. Returns 0, or REINT_ENOMEM when out failed (its
  * maximum or memory); the caller then answers 500, never a truncated 200. */
 int metrics_render(sbuf *out, const metric *rows, size_t n);

@@ -1079,13 +1079,7 @@ static void on_http(http_req *r, void *ud)
                      ss.records_sent),
             METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).", sync_mode),
             METRIC_G("store_journal_wal", "1 when the store's journal_mode is WAL.", wal),
-            METRIC_C("node_store_checkpoints_total",
-                     "Checkpoints of the store's log run by its checkpoint thread.", st.ckpt.runs),
-            METRIC_C("node_store_checkpoints_inline_total",
-                     "Checkpoints a commit ran itself: the log passed four times its threshold.",
-                     st.ckpt.inline_runs),
-            METRIC_C("node_store_checkpoint_failures_total",
-                     "Checkpoints of the store's log that failed (logged).", st.ckpt.failures),
+            METRICS_WALCKPT("node", st.ckpt),
         };
         metrics_respond(r, rows, sizeof(rows) / sizeof(rows[0]),
                         tls ? tls_ctx_crl_next_update(tls) : -1);
