@@ -615,6 +615,16 @@ typedef struct ossl_client {
     char reply[8];
 } ossl_client;
 
+/* Loads certificate and key stem (e.g. "province-1") of the test PKI into ctx. */
+static void use_cert(SSL_CTX *ctx, const char *stem)
+{
+    char crt[128], key[128];
+    snprintf(crt, sizeof(crt), "%s/%s.crt", g_dir, stem);
+    snprintf(key, sizeof(key), "%s/%s.key", g_dir, stem);
+    SSL_CTX_use_certificate_chain_file(ctx, crt);
+    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+}
+
 static void *ossl_client_run(void *arg)
 {
     ossl_client *oc = arg;
@@ -638,13 +648,8 @@ static void *ossl_client_run(void *arg)
     SSL_CTX_set_cipher_list(ctx, oc->ciphers);
     SSL_CTX_load_verify_locations(ctx, ca, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (oc->cert) {
-        char crt[128], key[128];
-        snprintf(crt, sizeof(crt), "%s/%s.crt", g_dir, oc->cert);
-        snprintf(key, sizeof(key), "%s/%s.key", g_dir, oc->cert);
-        SSL_CTX_use_certificate_chain_file(ctx, crt);
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
-    }
+    if (oc->cert)
+        use_cert(ctx, oc->cert);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     if (SSL_connect(ssl) == 1) {
@@ -695,7 +700,7 @@ typedef struct ossl_server {
 static void *ossl_server_run(void *arg)
 {
     ossl_server *os = arg;
-    char ca[128], crt[128], key[128], buf[64];
+    char ca[128], buf[64];
     struct timeval tv = {.tv_sec = 10};
     int fd = accept(os->fd, NULL, NULL);
     if (fd < 0)
@@ -703,14 +708,11 @@ static void *ossl_server_run(void *arg)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     path_of(ca, sizeof(ca), "ca.crt");
-    path_of(crt, sizeof(crt), "province-1.crt");
-    path_of(key, sizeof(key), "province-1.key");
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_load_verify_locations(ctx, ca, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_use_certificate_chain_file(ctx, crt);
-    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+    use_cert(ctx, "province-1");
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     if (SSL_accept(ssl) == 1) {
