@@ -52,6 +52,12 @@ int metrics_render(sbuf *out, const metric *rows, size_t n)
     return out->failed ? REINT_ENOMEM : 0;
 }
 
+size_t metrics_heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
 int metrics_render_process(sbuf *out, int64_t crl_next_update)
 {
     metric rows[] = {
@@ -63,8 +69,9 @@ int metrics_render_process(sbuf *out, int64_t crl_next_update)
         METRIC_C("test_faults_fired_total", "Injected test faults that struck.",
                  testhook_fired_total()),
         METRIC_G("process_heap_in_use_bytes",
-                 "Bytes the allocator has handed out and not taken back (mallinfo2).",
-                 mallinfo2().uordblks),
+                 "Bytes the allocator has handed out and not taken back, mmapped chunks "
+                 "included (mallinfo2).",
+                 metrics_heap_in_use()),
         METRIC_G("sqlite_memory_used_bytes", "Bytes SQLite holds (sqlite3_memory_used).",
                  sqlite3_memory_used()),
         METRIC_G("tls_crl_next_update_seconds", "When the loaded CRL expires (Unix time).",

@@ -87,6 +87,11 @@ typedef struct metric {
  * maximum or memory); the caller then answers 500, never a truncated 200. */
 int metrics_render(sbuf *out, const metric *rows, size_t n);
 
+/* Bytes the allocator has handed out and not taken back: glibc's chunks in every arena and
+ * the chunks it mmapped for large requests (a frame buffer of 128 KiB or more is one of
+ * those, which mallinfo2's uordblks alone would miss). */
+size_t metrics_heap_in_use(void);
+
 /* Appends the rows every daemon shows about itself: whether the test hooks are enabled, the
  * test clock's shift and the faults struck (all 0 in production), and the CRL expiry when
  * crl_next_update is not negative. */
