@@ -107,10 +107,17 @@ def summary(results, kept_rows=None):
                 "%s: %s %s" % (b["label"], fmt(b["median"]), b["unit"]) if b else "-",
                 "%.2f (%.2f-%.2f)" % (r["median"], r["min"], r["max"]) if r else "-",
                 fmt(f["median"]), fmt(f["min"]), fmt(f["max"]), f["unit"], f["n"],
-                {True: "yes", False: "**no**", None: "-"}[f.get("met")],
-                data["commit"][:12], data["loadavg_start"][0],
+                {True: "yes", False: "**no**", None: "-"}[f.get("met")]
+                + (" (n < 5: not a median of 5)" if f["n"] < 5 else ""),
+                short_commit(data["commit"]), data["loadavg_start"][0],
                 " **(loaded)**" if data["load_flagged"] else ""))
     return "\n".join(rows) + "\n"
+
+
+def short_commit(commit):
+    """The commit's first 12 digits, with the +dirty mark (a tree that differed from the commit)
+    kept: the summary must not show a dirty run as the commit's."""
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def section(name, data):
