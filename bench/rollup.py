@@ -3,9 +3,12 @@
 rollup engine on a synthetic province, beside plain SQL GROUP BY in the same process, in
 alternating order) and writes build/bench/rollup.json (bench/benchlib.py).
 
-rollup_bench compares the engine's cells with the baseline's values (all 15 indicators, the
-ratios by their numerators: every grouping, six period kinds) before anything is timed and
-again after the incremental batches; a difference fails the bench (exit 1). Timed: compute alone (every
+rollup_bench compares the engine's cells with the baseline's, cell by cell (key names from the
+schema's enumerations; all 15 indicators, the ratios by their numerators: every grouping, six
+period kinds) before anything is timed and again after the incremental batches, and after the
+batches the cells they left with those of a rebuild from the records (rollup_full: a change the
+noting lost would leave the baseline, which reads the engine's decoded rows, behind too); a
+difference fails the bench (exit 1). The store has the hub's page cache (256 MiB). Timed: compute alone (every
 snapshot dirty, rollup_refresh) against the baseline; a batch of 1,000 changes of one
 municipality (600 new, 400 corrections) and 1,000 corrections scattered over every
 municipality, each applied the ingest's way (rollup_note + hubstore_put, committed) and then
