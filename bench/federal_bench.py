@@ -12,18 +12,20 @@ province per process (--jobs), so that 120 months builds in about a minute and a
 1. Ingest: 7 hub clients (one per province, mutual TLS 1.3, Python ssl, frames encoded
    before the clock starts) push their municipalities' snapshots at once, batches of --batch
    snapshots with a window of 2; timed until every batch is acknowledged (committed).
-2. COPY baseline: the same cell rows (as TSV, written before timing) are COPYed with psql
-   into a table of one row per cell (the store's layout before version 4: partitioned by
-   period kind, the same six-column primary key) in a second database migrated with the same
-   migrations. That database
-   is then dropped, a CHECKPOINT taken and the loaded database vacuumed (VACUUM (ANALYZE)),
-   so that the queries do not run beside the checkpoint of both loads or beside autovacuum's
-   first pass over the newly loaded cells.
+2. COPY baseline: the same snapshots (as TSV, written before timing) are COPYed with psql
+   into the product's layout, their headers into snapshots and their cells, one row of
+   arrays per snapshot, into snapshot_cells (migration 0004, LZ4 since 0011), in a fresh
+   database migrated with the product's migrations. Ingest and COPY alternate (A B B A ...);
+   after each run its database is dropped and a CHECKPOINT taken, outside the timers. The
+   last ingest's database is kept for the queries: it is vacuumed (VACUUM (ANALYZE), as
+   after a backfill) and checkpointed right after its run, so that autovacuum's first pass
+   over it runs beside neither a later COPY nor the queries.
 3. Queries: --clients processes send a fixed mix (below) over keep-alive HTTPS for --seconds;
-   latency per request as seen by the client, p50/p99 over all requests and p99 per query.
+   latency per request as seen by the client, p50/p99 over all requests and p99 per query;
+   then the breakdown of 753 local levels x 12 months, 5 times on one connection.
 
-Prints a Markdown table and adds it with the command to the Federal API section of
-docs/BENCHMARKS.md (--no-append to skip). Timings are reported, never asserted."""
+Writes build/bench/federal.json (bench/benchlib.py), from which bench/report.py makes the
+tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""
 import argparse
 import http.client
 import json
@@ -392,6 +394,14 @@ def main():
                     fed.stop()
                     drop(pg, db)
                     fed = None
+                else:
+                    # Kept for the queries: vacuumed and checkpointed now, so that
+                    # autovacuum's first pass over the loaded cells and the checkpoint of
+                    # the load run beside neither a later COPY nor the queries.
+                    t0 = time.perf_counter()
+                    db.psql("VACUUM (ANALYZE)")
+                    vacuum_s = time.perf_counter() - t0
+                    pg.psql("CHECKPOINT", db="postgres")
             else:
                 db, r = copy_run(pg, tsv_path, len(copies))
                 copies.append(r)
@@ -417,11 +427,7 @@ def main():
         res.figure("copy_rate", "PostgreSQL COPY of the same snapshots into snapshots and "
                    "snapshot_cells (the product's layout: arrays, LZ4)", "cells/s")
         res.samples("copy_rate", [n_cells / r["s"] for r in copies])
-        # Queries on the last ingested database (not dropped): vacuumed first, as after a
-        # backfill, so that autovacuum's first pass does not share the two cores.
-        t0 = time.perf_counter()
-        fed.pg.psql("VACUUM (ANALYZE)")
-        vacuum_s = time.perf_counter() - t0
+        # Queries on the last ingested database (not dropped; vacuumed after its run).
         tokens = {"ministry": fed.token("ministry", "bench-ministry"),
                   "public": fed.token("public", "bench-public")}
         levels = [lv for lv in local_levels()
