@@ -43,8 +43,8 @@ runs):
                  the hubs give back (mallinfo2, /metrics process_heap_in_use_bytes; less any
                  change of SQLite's own memory; mmapped chunks included) / sessions: what the
                  sessions held; goal < 16 KiB, judged when the batch is the node's full one
-                 (--batch 2000, which needs 2,000 records a municipality). Beside it idle_rss_kib, the hubs' RSS growth from the restart less
-                 SQLite's growth / sessions (an upper bound: it also holds the hubs' work on
+                 (--batch 2000, which needs 2,000 records a municipality). Beside it
+                 idle_rss_kib, the hubs' RSS growth from the restart less SQLite's growth / sessions (an upper bound: it also holds the hubs' work on
                  the replayed batches and the allocator's fragmentation), and sock_kib, the
                  kernel's TCP socket memory (/proc/net/sockstat, whole machine) the sessions
                  released when they closed, per session."""

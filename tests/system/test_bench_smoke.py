@@ -95,3 +95,21 @@ def test_summary_leaves_out_a_headline_figure_without_samples():
     text = report.summary({"national_4m": data})
     assert "resync sampled (national_4m)" in text
     assert "freshness unsampled" not in text
+
+
+def test_summary_keeps_the_dirty_mark_and_says_when_fewer_than_five_samples():
+    """A run on a tree that differed from its commit shows +dirty in the summary (it was cut to
+    the first 12 digits), and a figure of fewer than 5 samples says it is not a median of 5."""
+    fig = {"label": "L", "unit": "s", "goal": "< 1 s", "baseline": None, "ratio": None,
+           "met": True, "headline": True}
+    data = {"commit": "a" * 40 + "+dirty", "loadavg_start": [0.1, 0.1, 0.1],
+            "load_flagged": False,
+            "figures": {"five": dict(fig, label="five samples", median=2.0, min=1.0, max=3.0,
+                                     n=5),
+                        "one": dict(fig, label="one sample", median=2.0, min=2.0, max=2.0,
+                                    n=1)}}
+    rows = {line.split(" (x)")[0].lstrip("| "): line
+            for line in report.summary({"x": data}).splitlines() if " (x)" in line}
+    assert "`%s+dirty`" % ("a" * 12) in rows["five samples"]
+    assert "not a median of 5" in rows["one sample"]
+    assert "not a median of 5" not in rows["five samples"]
