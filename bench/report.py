@@ -8,7 +8,12 @@ Between <!-- bench:results:begin --> and <!-- bench:results:end -->: one section
 figure, its samples, the checks, the command, the machine. Text outside the markers (the
 explanations, the earlier results under their dates) is left as it is.
 
-  /usr/bin/python3 bench/report.py [--dir build/bench] [--doc docs/BENCHMARKS.md] [--check]
+  /usr/bin/python3 bench/report.py [--dir build/bench] [--doc docs/BENCHMARKS.md]
+                                   [--out PATH] [--check]
+
+--out writes the regenerated doc there instead of over --doc. Results of a short run
+(BENCH_QUICK=1) are not the headline figures: they are marked as such, and never written over
+docs/BENCHMARKS.md itself (make bench BENCH_QUICK=1 writes build/bench/BENCHMARKS.md).
 
 --check exits 1 when a JSON file lacks a key, or a bench's checks failed.
 
@@ -27,6 +32,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
 ORDER = ["hub_ingest", "import", "federal", "rollup", "national"]
 REQUIRED = ["bench", "schema", "date", "commit", "command", "machine", "loadavg_start",
             "load_flagged", "order", "figures", "checks", "ok"]
@@ -102,14 +108,16 @@ def summary(results, kept_rows=None):
                 continue
             b = figs.get(f["baseline"]) if f.get("baseline") else None
             r = f.get("ratio")
-            rows.append("| %s (%s) | %s | %s | %s | %s (%s-%s) %s, n %d | %s | `%s` | %.2f%s |" % (
+            rows.append("| %s (%s) | %s | %s | %s | %s (%s-%s) %s, n %d | %s | `%s`%s | %.2f%s |"
+                        % (
                 f["label"], name, f.get("goal") or "-",
                 "%s: %s %s" % (b["label"], fmt(b["median"]), b["unit"]) if b else "-",
                 "%.2f (%.2f-%.2f)" % (r["median"], r["min"], r["max"]) if r else "-",
                 fmt(f["median"]), fmt(f["min"]), fmt(f["max"]), f["unit"], f["n"],
                 {True: "yes", False: "**no**", None: "-"}[f.get("met")]
                 + (" (n < 5: not a median of 5)" if f["n"] < 5 else ""),
-                short_commit(data["commit"]), data["loadavg_start"][0],
+                short_commit(data["commit"]), " (BENCH_QUICK)" if data.get("quick") else "",
+                data["loadavg_start"][0],
                 " **(loaded)**" if data["load_flagged"] else ""))
     return "\n".join(rows) + "\n"
 
@@ -180,7 +188,8 @@ def replace_between(doc, tag, text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--doc", default=DOC)
+    ap.add_argument("--out", help="write the regenerated doc here (default: over --doc)")
     ap.add_argument("--check", action="store_true",
                     help="validate the JSON only; exit 1 on a missing key or a failed check")
     ap.add_argument("--archive", metavar="TITLE",
@@ -196,6 +205,13 @@ def main():
             return 1
         if a.check:
             return 0
+    out = a.out or a.doc
+    quick = sorted(n for n, d in results.items() if d.get("quick"))
+    if quick and os.path.realpath(out) == os.path.realpath(DOC):
+        print("%s: results of a short run (BENCH_QUICK=1), not the headline figures; they are "
+              "not written over %s (give --out)" % (", ".join(quick), os.path.relpath(DOC, ROOT)),
+              file=sys.stderr)
+        return 1
     with open(a.doc) as f:
         doc = f.read()
     if a.archive:
@@ -205,10 +221,10 @@ def main():
     doc = replace_between(doc, "results", "\n".join(
         sections[n] if d is None else section(n, d)
         for n, d in ordered(dict(results, **{n: None for n in sections}))))
-    with open(a.doc, "w") as f:
+    with open(out, "w") as f:
         f.write(doc)
     print("regenerated the tables of %s from %d results%s" % (
-        os.path.relpath(a.doc, ROOT), len(results),
+        os.path.relpath(out, ROOT), len(results),
         "; kept from the doc: " + ", ".join(sorted(set(rows) | set(sections)))
         if rows or sections else ""), file=sys.stderr)
     return 0

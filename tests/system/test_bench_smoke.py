@@ -113,3 +113,41 @@ def test_summary_keeps_the_dirty_mark_and_says_when_fewer_than_five_samples():
     assert "`%s+dirty`" % ("a" * 12) in rows["five samples"]
     assert "not a median of 5" in rows["one sample"]
     assert "not a median of 5" not in rows["five samples"]
+
+
+def test_a_quick_run_is_marked_and_never_written_over_the_doc(tmp_path):
+    """make bench BENCH_QUICK=1 measures short versions: its figures are not the headline ones.
+    report.py refuses to write them over docs/BENCHMARKS.md, and where they are written (--out)
+    each summary row says BENCH_QUICK."""
+    fig = {"label": "quick figure", "unit": "s", "samples": [1.0], "median": 1.0, "min": 1.0,
+           "max": 1.0, "n": 1, "goal": "< 2 s", "baseline": None, "ratio": None, "met": True,
+           "headline": True}
+    data = {"bench": "import", "schema": 1, "date": "2026-12-05T00:00:00Z", "commit": "b" * 40,
+            "command": "/usr/bin/python3 bench/import_bench.py --rows 100000", "quick": True,
+            "machine": {"nproc": 2, "ram_bytes": 2 ** 30, "cpu": "c", "kernel": "k",
+                        "sqlite": "s"},
+            "loadavg_start": [0.1, 0.1, 0.1], "load_flagged": False, "order": [],
+            "figures": {"node_rate": fig}, "checks": [{"name": "c", "ok": True}], "ok": True,
+            "notes": [], "params": {}}
+    (tmp_path / "import.json").write_text(json.dumps(data))
+    doc = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    with open(doc, "rb") as f:
+        before = f.read()
+    r = subprocess.run([sys.executable, "bench/report.py", "--dir", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    with open(doc, "rb") as f:
+        after = f.read()
+    if after != before:
+        with open(doc, "wb") as f:  # put the doc back before failing
+            f.write(before)
+    assert after == before, "a quick run's figures were written over the doc"
+    assert r.returncode == 1 and "BENCH_QUICK" in r.stderr, r.stderr
+    out = tmp_path / "BENCHMARKS.md"
+    r = subprocess.run([sys.executable, "bench/report.py", "--dir", str(tmp_path), "--out",
+                        str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(doc, "rb") as f:
+        assert f.read() == before
+    rows = [line for line in out.read_text().split("<!-- bench:summary:end -->")[0].splitlines()
+            if line.startswith("| quick figure (import)")]
+    assert len(rows) == 1 and "`%s` (BENCH_QUICK)" % ("b" * 12) in rows[0], rows
