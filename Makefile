@@ -161,7 +161,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRC))
 AXE := tests/system/web/node_modules/axe-core/axe.min.js
 
 .PHONY: all deps deps-debian openapi-check test unit unit-asan unit-tsan system soak tls-audit fuzz fuzz-short fuzz-build \
-	bench bench-build install demo demo-stop format format-check clean FORCE
+	bench bench-build unit-build install demo demo-stop format format-check clean FORCE
 .DEFAULT_GOAL := all
 # Generated sources are kept (not deleted as intermediates); naming them, rather than
 # declaring every target secondary, lets make rebuild a missing object or library.
@@ -310,6 +310,8 @@ $(OUT)/tests/%: tests/unit/%.c $(ALL_LIBS)
 		-Ifederal-api $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/tests/unit/$*.d -MT $@ -o $@ $< \
 		$(ALL_LIBS) $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS) $(LDLIBS)
 
+unit-build: $(UNIT_BINS)
+
 unit: $(UNIT_BINS)
 	@set -e; fail=0; for t in $(UNIT_BINS); do echo "== $$t"; \
 		(cd tests/unit && ../../$$t) || fail=1; done; exit $$fail
@@ -320,7 +322,7 @@ unit-asan:
 # The suites whose code runs threads (the CSV import's reader thread), under ThreadSanitizer.
 TSAN_UNITS := test_intake test_walckpt
 unit-tsan:
-	$(MAKE) BUILD=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
+	$(MAKE) -j$(JOBS) BUILD=tsan $(addprefix build/tsan/tests/,$(TSAN_UNITS))
 	@set -e; for t in $(TSAN_UNITS); do echo "== build/tsan/tests/$$t"; \
 		(cd tests/unit && TSAN_OPTIONS=halt_on_error=1 ../../build/tsan/tests/$$t); done
 
@@ -375,14 +377,18 @@ soak: all
 openapi-check:
 	node tools/openapi/validate.mjs docs/openapi/*.json
 
+# The builds use every core (JOBS), the tests run one after another.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: deps
 	$(MAKE) openapi-check
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all unit-build
 	$(MAKE) unit
+	$(MAKE) -j$(JOBS) BUILD=asan unit-build
 	$(MAKE) unit-asan
 	$(MAKE) unit-tsan
+	$(MAKE) -j$(JOBS) fuzz-build
 	$(MAKE) fuzz-short
-	$(MAKE) bench-build
+	$(MAKE) -j$(JOBS) bench-build
 	$(MAKE) system
 
 # --- benchmarks -----------------------------------------------------------------------------
