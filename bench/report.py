@@ -92,6 +92,11 @@ def kept(doc, results):
     return rows, {n: "\n".join(ls).rstrip("\n") + "\n" for n, ls in sections.items()}
 
 
+# A summary row: figure (bench), goal, baseline, ratio, median (min-max) unit and n, met,
+# commit (+ the mark of a short run), the 1-minute load at the start (+ the loaded mark).
+ROW = "| %s (%s) | %s | %s | %s | %s (%s-%s) %s, n %d | %s | `%s`%s | %.2f%s |"
+
+
 def summary(results, kept_rows=None):
     rows = ["| figure | goal | baseline (median) | ratio median (min-max) | median (min-max), n "
             "| met | commit | load at start |",
@@ -108,8 +113,7 @@ def summary(results, kept_rows=None):
                 continue
             b = figs.get(f["baseline"]) if f.get("baseline") else None
             r = f.get("ratio")
-            rows.append("| %s (%s) | %s | %s | %s | %s (%s-%s) %s, n %d | %s | `%s`%s | %.2f%s |"
-                        % (
+            rows.append(ROW % (
                 f["label"], name, f.get("goal") or "-",
                 "%s: %s %s" % (b["label"], fmt(b["median"]), b["unit"]) if b else "-",
                 "%.2f (%.2f-%.2f)" % (r["median"], r["min"], r["max"]) if r else "-",
