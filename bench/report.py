@@ -118,12 +118,30 @@ def summary(results, kept_rows=None):
                 "%s: %s %s" % (b["label"], fmt(b["median"]), b["unit"]) if b else "-",
                 "%.2f (%.2f-%.2f)" % (r["median"], r["min"], r["max"]) if r else "-",
                 fmt(f["median"]), fmt(f["min"]), fmt(f["max"]), f["unit"], f["n"],
-                {True: "yes", False: "**no**", None: "-"}[f.get("met")]
-                + (" (n < 5: not a median of 5)" if f["n"] < 5 else ""),
+                verdict(f) + (" (n < 5: not a median of 5)" if f["n"] < 5 else ""),
                 short_commit(data["commit"]), " (BENCH_QUICK)" if data.get("quick") else "",
                 data["loadavg_start"][0],
                 " **(loaded)**" if data["load_flagged"] else ""))
     return "\n".join(rows) + "\n"
+
+
+def verdict(f):
+    """The met column: yes, "-" (no goal at this size), or **no** with how far the figure the
+    goal judges (the median, or the median ratio) is from the goal: "7.53x the goal" for a
+    figure that must stay under it, "0.30 of the goal" for one that must reach it."""
+    met = f.get("met")
+    if met is None:
+        return "-"
+    if met:
+        return "yes"
+    on_ratio = f.get("goal_on") == "ratio" and f.get("ratio")
+    x = f["ratio"]["median"] if on_ratio else f["median"]
+    gv = f.get("goal_value")
+    if not gv or x is None:
+        return "**no**"
+    if on_ratio or f.get("better") == "higher":
+        return "**no**: %.2f of the goal" % (x / gv)
+    return "**no**: %.2fx the goal" % (x / gv)
 
 
 def short_commit(commit):

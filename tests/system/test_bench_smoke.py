@@ -115,6 +115,39 @@ def test_summary_keeps_the_dirty_mark_and_says_when_fewer_than_five_samples():
     assert "not a median of 5" not in rows["five samples"]
 
 
+def test_a_missed_goal_says_by_how_much():
+    """The issue asks the docs to say by how much a goal is missed: the met column gives the
+    judged figure against the goal, as a multiple for a figure that must stay under its goal
+    (a time) and as a fraction for one that must reach it (a ratio to the baseline, a rate).
+    The expected texts are computed here from the figures, not read from report.py."""
+    fig = {"unit": "s", "baseline": None, "ratio": None, "headline": True, "n": 5,
+           "min": 1.0, "max": 99.0}
+    figs = {
+        "time": dict(fig, label="a time", better="lower", goal="< 60 s", goal_value=60.0,
+                     median=452.0, met=False),
+        "rate": dict(fig, label="a rate", better="higher", goal=">= 200,000",
+                     goal_value=200000.0, median=50000.0, met=False),
+        # A time judged by its ratio to the baseline (baseline / product): the ratio must
+        # reach the goal although the time itself is "lower is better".
+        "ratio": dict(fig, label="a ratio", better="lower", goal=">= 0.8 x", goal_value=0.8,
+                      goal_on="ratio", median=12.0, met=False,
+                      ratio={"median": 0.24, "min": 0.2, "max": 0.33}),
+        "kept": dict(fig, label="a kept goal", better="lower", goal="< 10 ms",
+                     goal_value=10.0, median=5.0, met=True),
+        "open": dict(fig, label="no goal here", better="lower", goal="< 1 s at 4,000,000",
+                     goal_value=None, median=5.0, met=None),
+    }
+    data = {"commit": "c" * 40, "loadavg_start": [0.1, 0.1, 0.1], "load_flagged": False,
+            "figures": figs}
+    met = {line.split(" (x)")[0].lstrip("| "): line.split(" | ")[5]
+           for line in report.summary({"x": data}).splitlines() if " (x)" in line}
+    assert met["a time"] == "**no**: %.2fx the goal" % (452.0 / 60.0)
+    assert met["a rate"] == "**no**: %.2f of the goal" % (50000.0 / 200000.0)
+    assert met["a ratio"] == "**no**: %.2f of the goal" % (0.24 / 0.8)
+    assert met["a kept goal"] == "yes"
+    assert met["no goal here"] == "-"
+
+
 def test_a_quick_run_is_marked_and_never_written_over_the_doc(tmp_path):
     """make bench BENCH_QUICK=1 measures short versions: its figures are not the headline ones.
     report.py refuses to write them over docs/BENCHMARKS.md, and where they are written (--out)
