@@ -7,7 +7,7 @@
 #   make fuzz       longer libFuzzer runs (FUZZ_SECONDS each)
 #   make bench      C benchmarks built, then every driver at its headline size (each with its
 #                   baseline), JSON in build/bench/, tables of docs/BENCHMARKS.md regenerated;
-#                   BENCH_QUICK=1 for a short run (its tables in build/bench/BENCHMARKS.md)
+#                   BENCH_QUICK=1 for a short run (JSON and tables in build/bench/quick/)
 #   make soak       the fault soak for SOAK_SECONDS (make test runs it for 60 s)
 #   make format-check   clang-format --dry-run --Werror over every tracked .c and .h
 #
@@ -414,8 +414,8 @@ bench-build: $(BENCH_BINS)
 # in the previous one's wake (the load average lags by a minute). make bench runs every
 # benchmark at the size of its headline figure; BENCH_QUICK=1 a short version (under 10 min),
 # which waits (at most a minute) only for the load to fall below 0.9 (a run is marked loaded
-# above 1) and writes its tables into build/bench/BENCHMARKS.md, never over the headline
-# figures of the doc. The national bench runs twice: every phase at 150,000 records in
+# above 1) and writes its JSON and tables into build/bench/quick/ (BENCH_OUT), never over a
+# full run's JSON or the headline figures of the doc. The national bench runs twice: every phase at 150,000 records in
 # batches of 100 (the query p99 under ingest and the freshness samples; at this size freshness
 # is reported, not judged), then at its headline size, 4,000,000 records, the resync and the
 # memory per idle connection after the node's full batch of 2,000 records (national_4m, about
@@ -424,6 +424,7 @@ bench-build: $(BENCH_BINS)
 ifeq ($(BENCH_QUICK),)
 BENCH_QUIET ?= 0.5
 BENCH_WAIT ?= 300
+BENCH_DIR := build/bench
 BENCH_DOC :=
 BENCH_RUNS ?= \
 	"bench/hub_ingest.py --federal" \
@@ -435,7 +436,8 @@ BENCH_RUNS ?= \
 else
 BENCH_QUIET ?= 0.9
 BENCH_WAIT ?= 60
-BENCH_DOC := --out build/bench/BENCHMARKS.md
+BENCH_DIR := build/bench/quick
+BENCH_DOC := --out $(BENCH_DIR)/BENCHMARKS.md
 BENCH_RUNS ?= \
 	"bench/hub_ingest.py --nodes 4 --records 40000 --federal" \
 	"bench/import_bench.py --rows 100000" \
@@ -444,10 +446,11 @@ BENCH_RUNS ?= \
 	"bench/national.py --records 150000 --batch 100 --query-seconds 10"
 endif
 bench: all bench-build
-	@set -e; rm -f build/bench/*.json; for b in $(BENCH_RUNS); do echo "== $$b"; \
+	@set -e; mkdir -p $(BENCH_DIR); rm -f $(BENCH_DIR)/*.json; for b in $(BENCH_RUNS); do \
+		echo "== $$b"; \
 		/usr/bin/python3 bench/benchlib.py wait-quiet $(BENCH_QUIET) $(BENCH_WAIT); \
-		BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 $$b; done
-	/usr/bin/python3 bench/report.py $(BENCH_DOC)
+		BENCH_OUT=$(BENCH_DIR) BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 $$b; done
+	/usr/bin/python3 bench/report.py --dir $(BENCH_DIR) $(BENCH_DOC)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/reintegration

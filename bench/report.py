@@ -13,7 +13,8 @@ explanations, the earlier results under their dates) is left as it is.
 
 --out writes the regenerated doc there instead of over --doc. Results of a short run
 (BENCH_QUICK=1) are not the headline figures: they are marked as such, and never written over
-docs/BENCHMARKS.md itself (make bench BENCH_QUICK=1 writes build/bench/BENCHMARKS.md).
+docs/BENCHMARKS.md itself (make bench BENCH_QUICK=1 keeps its JSON and its tables in
+build/bench/quick/).
 
 --check exits 1 when a JSON file lacks a key, or a bench's checks failed.
 

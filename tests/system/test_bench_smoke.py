@@ -184,3 +184,30 @@ def test_a_quick_run_is_marked_and_never_written_over_the_doc(tmp_path):
     rows = [line for line in out.read_text().split("<!-- bench:summary:end -->")[0].splitlines()
             if line.startswith("| quick figure (import)")]
     assert len(rows) == 1 and "`%s` (BENCH_QUICK)" % ("b" * 12) in rows[0], rows
+
+
+def test_a_quick_run_keeps_a_full_runs_json():
+    """make bench BENCH_QUICK=1 keeps its JSON and tables in build/bench/quick/: it once began
+    with rm -f build/bench/*.json and deleted the JSON of the last full run. A file standing
+    for that JSON must survive a quick run (of one tiny driver), whose JSON and tables land in
+    build/bench/quick/."""
+    full = os.path.join(ROOT, "build", "bench")
+    quick = os.path.join(full, "quick")
+    os.makedirs(full, exist_ok=True)
+    sentinel = os.path.join(full, "zz_full_run_sentinel.json")
+    with open(sentinel, "w") as f:
+        f.write("{}\n")
+    try:
+        r = subprocess.run(["make", "-s", "bench", "BENCH_QUICK=1", "BENCH_WAIT=0",
+                            # one command, quoted as the Makefile quotes each of its runs
+                            'BENCH_RUNS="bench/import_bench.py --rows 500 --repeat 1"'],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert os.path.exists(sentinel), "the quick run deleted build/bench/*.json"
+        with open(os.path.join(quick, "import.json")) as f:
+            assert json.load(f)["quick"] is True
+        with open(os.path.join(quick, "BENCHMARKS.md")) as f:
+            assert "(import) |" in f.read()
+    finally:
+        if os.path.exists(sentinel):
+            os.unlink(sentinel)
