@@ -15,7 +15,11 @@ province per process (--jobs), so that 120 months builds in about a minute and a
 2. COPY baseline: the same snapshots (as TSV, written before timing) are COPYed with psql
    into the product's layout, their headers into snapshots and their cells, one row of
    arrays per snapshot, into snapshot_cells (migration 0004, LZ4 since 0011), in a fresh
-   database migrated with the product's migrations. Ingest and COPY alternate (A B B A ...);
+   database migrated with the product's migrations, with the product's commit size and
+   writers: the first ingest run's transactions are counted (the distinct xmin of its
+   snapshot rows), and the COPY commits every snapshots/transactions snapshots over 3
+   connections (federal-api's default pool of 4 keeps one for reads); a check counts the
+   COPY's transactions the same way. Ingest and COPY alternate (A B B A ...);
    after each run its database is dropped and a CHECKPOINT taken, outside the timers. The
    last ingest's database is kept for the queries: it is vacuumed (VACUUM (ANALYZE), as
    after a backfill) and checkpointed right after its run, so that autovacuum's first pass
@@ -35,7 +39,9 @@ import os
 import random
 import shutil
 import ssl
+import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -318,29 +324,78 @@ def ingest_run(work, pki, pg, frames, i):
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    n_commits = commits(db)
     cells = int(db.psql("SELECT count(*) FROM cells")[0][0])
     snaps = int(db.psql("SELECT count(*) FROM snapshots")[0][0])
-    return fed, db, {"s": elapsed, "errors": errors, "cells": cells, "snapshots": snaps}
+    return fed, db, {"s": elapsed, "errors": errors, "cells": cells, "snapshots": snaps,
+                     "commits": n_commits}
 
 
-def copy_run(pg, tsv_path, i):
+# The COPY baseline's connections: federal-api's default pool (4) writes with all but the one
+# it keeps for reads.
+COPY_CONNS = 3
+
+
+def commits(db):
+    """The transactions that stored the snapshots: each row's xmin names the transaction that
+    inserted it (every snapshot of the dataset is stored once, never replaced)."""
+    return int(db.psql("SELECT count(DISTINCT xmin::text) FROM snapshots")[0][0])
+
+
+def copy_scripts(work, tsv_path, per_commit, conns):
+    """Splits the COPY TSV into psql scripts, one per connection, that COPY per_commit
+    snapshots (their header rows, then their rows of arrays) per transaction, the transactions
+    dealt to the connections in turn. Written once, before any timer. Returns the paths and
+    the number of transactions."""
+    paths = [os.path.join(work, "copy-%d.sql" % w) for w in range(conns)]
+    outs = [open(p, "w") for p in paths]
+    n = 0
+    try:
+        with open(tsv_path + ".snap") as snap, open(tsv_path) as cells:
+            while True:
+                heads = list(itertools.islice(snap, per_commit))
+                if not heads:
+                    break
+                rows = list(itertools.islice(cells, len(heads)))
+                assert len(rows) == len(heads), "the TSV files disagree"
+                outs[n % conns].write("BEGIN;\nCOPY snapshots FROM STDIN;\n%s\\.\n"
+                                      "COPY snapshot_cells FROM STDIN;\n%s\\.\nCOMMIT;\n"
+                                      % ("".join(heads), "".join(rows)))
+                n += 1
+    finally:
+        for f in outs:
+            f.close()
+    return paths, n
+
+
+def copy_run(pg, scripts, i):
     """COPY of the same snapshots into a fresh database migrated with the product's
     migrations: their header rows into snapshots and their cells, one row of arrays per
     snapshot, into snapshot_cells (the layout of migration 0004, its arrays compressed with LZ4
-    since migration 0011). Timed: the two COPYs."""
+    since migration 0011), committing as often as the product's ingest did and over as many
+    connections as it writes with (copy_scripts). Timed: the psql processes, from their start
+    to the last one's exit."""
     db = PgDb(pg, "copy%d" % i)
     pg.psql("CREATE DATABASE %s" % db.name, db="postgres")
     mig = os.path.join(ROOT, "federal-api", "migrations")
     for name in sorted(os.listdir(mig)):
         with open(os.path.join(mig, name)) as f:
             db.psql(f.read())
+    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg.sock, "-p", str(pg.port),
+           "-U", "postgres", "-d", db.name, "-f"]
     t0 = time.perf_counter()
-    pg.psql("\\copy snapshots FROM '%s'" % (tsv_path + ".snap"), db=db.name)
-    pg.psql("\\copy snapshot_cells FROM '%s'" % tsv_path, db=db.name)
+    procs = [subprocess.Popen(cmd + [path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for path in scripts]
+    errs = [p.communicate()[1] for p in procs]
     elapsed = time.perf_counter() - t0
+    failed = ["psql %s exited %d: %s" % (os.path.basename(path), p.returncode,
+                                         e.decode(errors="replace")[-500:])
+              for path, p, e in zip(scripts, procs, errs) if p.returncode != 0]
+    if failed:
+        raise AssertionError("; ".join(failed))
     cells = int(db.psql("SELECT count(*) FROM cells")[0][0])
     snaps = int(db.psql("SELECT count(*) FROM snapshots")[0][0])
-    return db, {"s": elapsed, "cells": cells, "snapshots": snaps}
+    return db, {"s": elapsed, "cells": cells, "snapshots": snaps, "commits": commits(db)}
 
 
 def drop(pg, db):
@@ -380,6 +435,7 @@ def main():
         # max_connections = 100 and shared_buffers = 128MB, PostgreSQL's own defaults).
         pg = Postgres()
         ingests, copies = [], []
+        scripts = per_commit = n_tx = None
         order = benchlib.alternating(a.repeat)
         res.data["order"] = order
         for k, step in enumerate(order):
@@ -403,7 +459,14 @@ def main():
                     vacuum_s = time.perf_counter() - t0
                     pg.psql("CHECKPOINT", db="postgres")
             else:
-                db, r = copy_run(pg, tsv_path, len(copies))
+                if scripts is None:
+                    # The product's commit size, measured in the ingest run(s) before this
+                    # one (the order starts with A), and its writers: the pool less the
+                    # connection it keeps for reads (federal-api/db.h).
+                    per_commit = max(1, round(n_snaps / statistics.median(
+                        [max(1, x["commits"]) for x in ingests])))
+                    scripts, n_tx = copy_scripts(work, tsv_path, per_commit, COPY_CONNS)
+                db, r = copy_run(pg, scripts, len(copies))
                 copies.append(r)
                 drop(pg, db)
             print("%s: %.0f cells/s" % (step, n_cells / r["s"]), file=sys.stderr)
@@ -419,13 +482,18 @@ def main():
                       r["cells"] == n_cells and r["snapshots"] == n_snaps,
                       "%d cells, %d snapshots; expected %d, %d" % (r["cells"], r["snapshots"],
                                                                    n_cells, n_snaps))
+            res.check("COPY run %d committed once per %d snapshots, as the product did"
+                      % (i + 1, per_commit), r["commits"] == n_tx,
+                      "%d transactions stored snapshots, %d planned; in the ingest runs %s"
+                      % (r["commits"], n_tx, [x["commits"] for x in ingests]))
         res.figure("ingest_rate", "federal snapshot ingest (7 hubs, mutual TLS, batch %d, "
                    "window 2, default pool), %s cells" % (a.batch, f"{n_cells:,}"), "cells/s",
                    goal=">= 0.8 x COPY", goal_value=0.8, goal_on="ratio", baseline="copy_rate",
                    headline=True)
         res.samples("ingest_rate", [n_cells / r["s"] for r in ingests])
         res.figure("copy_rate", "PostgreSQL COPY of the same snapshots into snapshots and "
-                   "snapshot_cells (the product's layout: arrays, LZ4)", "cells/s")
+                   "snapshot_cells (the product's layout: arrays, LZ4), %d snapshots a commit "
+                   "over %d connections, as the product" % (per_commit, COPY_CONNS), "cells/s")
         res.samples("copy_rate", [n_cells / r["s"] for r in copies])
         # Queries on the last ingested database (not dropped; vacuumed after its run).
         tokens = {"ministry": fed.token("ministry", "bench-ministry"),
@@ -479,6 +547,9 @@ def main():
         res.data["extra"].update({
             "breakdown_bytes": sizes[-1][1],
             "cells": n_cells, "snapshots": n_snaps, "vacuum_s": vacuum_s,
+            "ingest_commits": [x["commits"] for x in ingests],
+            "copy_commits": [x["commits"] for x in copies],
+            "copy_snapshots_per_commit": per_commit, "copy_connections": COPY_CONNS,
             "requests": len(lat),
             "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000
                                 for k, xs in sorted(by_kind.items())}})
