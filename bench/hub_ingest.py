@@ -378,15 +378,22 @@ def main():
             futs = [ex.submit(prepare_node, work, pki.dir, codes[i], per[i], 1000 + i,
                               hub_port, args.window, args.batch) for i in range(args.nodes)]
             nodes = [f.result() for f in futs]
+        held = [0, 0, 0]
         for n, want in zip(nodes, per):
             c = sqlite3.connect("file:%s?mode=ro" % n["db"], uri=True)
-            got = c.execute("SELECT count(*) FROM records").fetchone()[0]
+            by_kind = dict(c.execute("SELECT kind, count(*) FROM records GROUP BY kind"))
             c.close()
+            got = sum(by_kind.values())
             if got != want:
                 sys.exit("node %d holds %d outbox entries, expected %d (%s)"
                          % (n["code"], got, want, n["import"]))
+            # RECORD_KIND_PERSON, _SERVICE, _ENTERPRISE (proto/reintegration.proto)
+            held = [h + by_kind.get(k, 0) for h, k in zip(held, (1, 2, 3))]
         kinds = [sum(n["kinds"][k] for n in nodes) for k in range(3)]
         res.data["extra"]["records"] = dict(zip(("persons", "services", "enterprises"), kinds))
+        res.check("the nodes hold persons, services and enterprises in the demo's proportions",
+                  held == kinds and (all(kinds) or args.records < 20),
+                  "held %s, planned %s" % (held, kinds))
         print("prepared %d nodes, %d records (persons, services, enterprises: %s) in %.1f s "
               "(import %.1f s summed)"
               % (args.nodes, args.records, kinds, time.time() - t_prep,
