@@ -3,9 +3,10 @@
  *
  * 1. Loads N records (default 1,000,000) of M municipalities (default 100) over three BS
  *    fiscal years (2023-07-17 .. 2026-07-16) into a fresh hub.db through the hub's own store
- *    (hubstore_open, hubstore_put): 40% persons, 45% services (of the same municipality's persons),
- * the rest enterprises, 12 availability rows and 36 month closes per municipality; every
- *    municipality enrolled.
+ *    (hubstore_open, hubstore_put): 12 availability rows and 36 month closes per
+ *    municipality, the rest persons, services (of the same municipality's persons) and
+ *    enterprises in the demo generator's proportions (37 / 56 / 7 %, as bench/mix.py); the
+ *    batches below draw their kinds in the same proportions; every municipality enrolled.
  * 2. rollup_full(): decodes every record into the engine's shadow and computes every
  *    snapshot (all six period kinds, every grouping of all 15 indicators). Then the compute
  *    alone: every snapshot marked dirty and rollup_refresh().
@@ -74,6 +75,14 @@ static uint64_t rnd(bench *b)
 static int pick(bench *b, int n)
 {
     return (int)(rnd(b) % (uint64_t)n);
+}
+
+/* A record kind in the demo generator's proportions (tools/caseload.py's defaults: 400
+ * persons, 600 services, 80 enterprises, i.e. 10 : 15 : 2 of every 27), for r in [0, 27). */
+#define BENCH_MIX 27
+static int mix_kind(int r)
+{
+    return r < 10 ? 1 : r < 25 ? 2 : 3;
 }
 
 static uint32_t mun_code(uint32_t i)
@@ -616,7 +625,7 @@ static double batch(bench *b, int scattered, uint32_t mun_index, double *ingest_
     if (scattered) {
         for (int i = 0; i < 1000; i++) {
             uint32_t mun = mun_code((uint32_t)pick(b, (int)b->n_mun));
-            int kind = 1 + pick(b, 3);
+            int kind = mix_kind(pick(b, BENCH_MIX));
             uint64_t n = kind == 1 ? b->persons : kind == 2 ? b->services : b->enterprises;
             put(b, kind, mun, (uint64_t)pick(b, (int)n), b->lo, b->hi, 1);
         }
@@ -625,11 +634,11 @@ static double batch(bench *b, int scattered, uint32_t mun_index, double *ingest_
         int32_t month0 = b->hi - 29, recent = b->hi - 90;
         static uint64_t fresh = 1u << 30;
         for (int i = 0; i < 600; i++) {
-            int kind = i % 10 < 4 ? 1 : i % 10 < 9 ? 2 : 3;
+            int kind = mix_kind(i % BENCH_MIX);
             put(b, kind, mun, fresh++, month0, b->hi, 1);
         }
         for (int i = 0; i < 400; i++) {
-            int kind = 1 + pick(b, 3);
+            int kind = mix_kind(pick(b, BENCH_MIX));
             uint64_t n = kind == 1 ? b->persons : kind == 2 ? b->services : b->enterprises;
             put(b, kind, mun, n - 1 - (uint64_t)pick(b, (int)(n / 12)), recent, b->hi, 1);
         }
@@ -673,9 +682,10 @@ int main(int argc, char **argv)
     b.lo = bscal_days_from_ad(2023, 7, 17);
     b.hi = bscal_days_from_ad(2026, 7, 16);
     b.per_mun = records / b.n_mun;
-    b.persons = b.per_mun * 40 / 100;
-    b.services = b.per_mun * 45 / 100;
-    b.enterprises = b.per_mun - b.persons - b.services - 48;
+    /* The demo's proportions after each municipality's 12 availability rows and 36 closes. */
+    b.persons = (b.per_mun - 48) * 10 / BENCH_MIX;
+    b.services = (b.per_mun - 48) * 15 / BENCH_MIX;
+    b.enterprises = b.per_mun - 48 - b.persons - b.services;
     if (hubstore_open(&b.hs, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
