@@ -415,8 +415,8 @@ bench-build: $(BENCH_BINS)
 # benchmark at the size of its headline figure; BENCH_QUICK=1 a short version (under 10 min),
 # which waits (at most a minute) only for the load to fall below 0.9 (a run is marked loaded
 # above 1) and writes its JSON and tables into build/bench/quick/ (BENCH_OUT), never over a
-# full run's JSON or the headline figures of the doc. The national bench runs twice: every phase at 150,000 records in
-# batches of 100 (the query p99 under ingest and the freshness samples; at this size freshness
+# full run's JSON or the headline figures of the doc. The national bench runs twice: every
+# phase at 150,000 records in batches of 100 (the query p99 under ingest and the freshness samples; at this size freshness
 # is reported, not judged), then at its headline size, 4,000,000 records, the resync and the
 # memory per idle connection after the node's full batch of 2,000 records (national_4m, about
 # an hour). One freshness run at 4,000,000 records takes about 20 minutes, five do not fit:

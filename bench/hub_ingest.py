@@ -46,7 +46,6 @@ import gen  # noqa: E402
 import benchlib  # noqa: E402
 import harness  # noqa: E402
 import mix  # noqa: E402
-import nodegen  # noqa: E402
 
 NODE_BIN = os.path.join(harness.BIN, "municipal-node")
 HUB_BIN = os.path.join(harness.BIN, "provincial-hub")
@@ -65,22 +64,9 @@ def prepare_node(workdir, pki_dir, code, rows, seed, hub_port, window, batch):
     import them, each kind through `municipal-node import`."""
     t0 = time.time()
     cl = gen.Caseload(code, seed)
+    csvs, _ = mix.caseload(cl, rows, workdir, str(code))
     n_p, n_s, n_e = mix.split(rows, 0)
-    for _ in range(n_p):
-        cl.new_person()
-    lids = list(cl.persons)
-    for _ in range(n_s):
-        cl.new_service(lids[cl.rng.randrange(len(lids))])
-    ents = [nodegen.new_enterprise(cl, lids[cl.rng.randrange(len(lids))]) for _ in range(n_e)]
-    csvs = []
-    for kind in ("persons", "services", "enterprises"):
-        path = os.path.join(workdir, "%s-%d.csv" % (kind, code))
-        if kind == "enterprises":
-            nodegen.write_rows(path, nodegen.ENTERPRISE_COLS, ents)
-        else:
-            cl.write_csv(path, kind)
-        csvs.append((kind, path))
-    del cl, ents
+    del cl
     t_gen = time.time() - t0
 
     class _Hub:
@@ -323,7 +309,8 @@ def stop_federal(fed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nodes", type=int, default=8, help="municipal nodes syncing at once")
-    ap.add_argument("--records", type=int, default=400000, help="total records (persons, services, enterprises)")
+    ap.add_argument("--records", type=int, default=400000,
+                    help="total records (persons, services, enterprises)")
     ap.add_argument("--window", type=int, default=8, help="[sync] window of every node")
     ap.add_argument("--batch", type=int, default=2000, help="[sync] batch_records of every node")
     ap.add_argument("--workdir", default=None,

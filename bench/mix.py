@@ -69,6 +69,29 @@ def split(n, fixed):
     return max(1, rest - ns - ne), ns, ne
 
 
+def caseload(cl, n, workdir, tag):
+    """Fills caseload cl (gen.Caseload) with n records in the demo's proportions (split: the
+    persons, then services and enterprises of random persons among them) and writes them as
+    the CSVs `municipal-node import` reads, workdir/<tag>-<kind>.csv. Returns the
+    [(kind, path)] to import in order, and the enterprises (the caseload keeps the rest)."""
+    n_p, n_s, n_e = split(n, 0)
+    for _ in range(n_p):
+        cl.new_person()
+    lids = list(cl.persons)
+    for _ in range(n_s):
+        cl.new_service(lids[cl.rng.randrange(len(lids))])
+    ents = [nodegen.new_enterprise(cl, lids[cl.rng.randrange(len(lids))]) for _ in range(n_e)]
+    csvs = []
+    for kind in ("persons", "services", "enterprises"):
+        path = os.path.join(workdir, "%s-%s.csv" % (tag, kind))
+        if kind == "enterprises":
+            nodegen.write_rows(path, nodegen.ENTERPRISE_COLS, ents)
+        else:
+            cl.write_csv(path, kind)
+        csvs.append((kind, path))
+    return csvs, ents
+
+
 def closed_range(rng, today, years):
     """(first, last) BS month index (year * 12 + month - 1) that a municipality has closed."""
     first = gen.bs_month_index(today - datetime.timedelta(days=int(years * 365.25)))

@@ -72,7 +72,6 @@ import mix  # noqa: E402
 import harness  # noqa: E402
 from fedclient import Federal  # noqa: E402
 import bs  # noqa: E402
-import nodegen  # noqa: E402
 import pg as pgmod  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -292,24 +291,12 @@ class Chain:
             code = by_prov[prov][len(by_prov[prov]) // 2]
             node = harness.Node(self.work, self.pki, code, self.hubs[prov])
             cl = mix.SpanCaseload(code, 1000 + i, a.years)
-            np, ns, ne = mix.split(sizes[i], 0)
-            for _ in range(np):
-                cl.new_person()
-            lids = list(cl.persons)
-            for _ in range(ns):
-                cl.new_service(lids[cl.rng.randrange(len(lids))])
-            ents = [nodegen.new_enterprise(cl, lids[cl.rng.randrange(len(lids))])
-                    for _ in range(ne)]
-            for kind in ("persons", "services"):
-                path = os.path.join(self.work, "init-%d-%s.csv" % (code, kind))
-                cl.write_csv(path, kind)
+            csvs, ents = mix.caseload(cl, sizes[i], self.work, "init-%d" % code)
+            for kind, path in csvs:
                 node.import_csv(kind, path)
-            path = os.path.join(self.work, "init-%d-enterprises.csv" % code)
-            nodegen.write_rows(path, nodegen.ENTERPRISE_COLS, ents)
-            node.import_csv("enterprises", path)
             self.real_truth.add_more(code, list(cl.persons.values()),
                                      list(cl.services.values()), ents)
-            self.real_records += np + ns + ne
+            self.real_records += sum(mix.split(sizes[i], 0))
             self.nodes.append((node, cl, node.serve()))
             self.real_codes.append(code)
         log("real municipal nodes %s serving, %s records imported"

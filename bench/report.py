@@ -129,7 +129,7 @@ def summary(results, kept_rows=None):
 def verdict(f):
     """The met column: yes, "-" (no goal at this size), or **no** with how far the figure the
     goal judges (the median, or the median ratio) is from the goal: "7.53x the goal" for a
-    figure that must stay under it, "0.30 of the goal" for one that must reach it."""
+    figure that must stay under it, "0.23 of the goal" for one that must reach it."""
     met = f.get("met")
     if met is None:
         return "-"
