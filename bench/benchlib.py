@@ -14,7 +14,10 @@ The JSON (schema 1):
               n, goal (text or null), goal_value, baseline (a figure name or null),
               ratio {median, min, max, samples} or null, met (true/false/null),
               headline (true for the summary table), note}},
-  checks [{name, ok, detail}], ok (every check passed), notes [...], extra {...}.
+  checks [{name, ok, detail}], ok (every check passed), notes [...], extra {...},
+  calibration [{at, wall_ms, cpu_ms}]: the machine's speed on a fixed piece of work
+              (build/bench/calibrate) at the start, at the end, and where a driver asks
+              (Result.calibrate); absent when the program is not built or BENCH_CALIBRATE=0.
 
 A driver exits non-zero when a check fails (Result.write then Result.exit_status)."""
 import datetime
@@ -31,6 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench"))
 SCHEMA = 1
+CALIBRATE = os.path.join(ROOT, "build", "bench", "calibrate")
 
 
 def alternating(n):
@@ -72,6 +76,20 @@ def machine():
             "kernel": platform.release(), "sqlite": sqlite3.sqlite_version}
 
 
+def calibrate():
+    """The machine's speed now: build/bench/calibrate's fixed work (100,000 random rows into an
+    in-memory SQLite table with an index, median of 5 runs, about 1.3 s in all) as
+    {wall_ms, cpu_ms}, or None when the program is not built or BENCH_CALIBRATE=0 (the smoke
+    test's tiny runs, whose budget it would eat). A run whose calibration failed says so."""
+    if os.environ.get("BENCH_CALIBRATE", "1") == "0" or not os.access(CALIBRATE, os.X_OK):
+        return None
+    r = subprocess.run([CALIBRATE], capture_output=True, text=True)
+    words = r.stdout.split()
+    if r.returncode != 0 or words[:1] != ["calibrate"] or len(words) != 5:
+        return {"error": "exit %d: %s" % (r.returncode, (r.stderr or r.stdout).strip()[-300:])}
+    return {"wall_ms": float(words[2]), "cpu_ms": float(words[4])}
+
+
 def quick():
     return os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
@@ -90,6 +108,18 @@ class Result:
             "figures": {}, "checks": [], "notes": [], "extra": {},
         }
         self.data["load_flagged"] = self.data["loadavg_start"][0] > 1.0
+        self._ended = False
+        self.calibrate("start")
+
+    def calibrate(self, at):
+        """Records the machine's speed now (see calibrate()) under the label `at`: at the start
+        and at the end of every run, and where a driver asks (between the resyncs of the
+        national bench), so that a figure that moved along a run can be told apart from a
+        machine that did."""
+        c = calibrate()
+        if c is not None:
+            c["at"] = at
+            self.data.setdefault("calibration", []).append(c)
 
     def figure(self, key, label, unit, better="higher", goal=None, goal_value=None,
                baseline=None, headline=False, note=None, goal_on="median"):
@@ -153,6 +183,9 @@ class Result:
         self.data["ok"] = all(c["ok"] for c in self.data["checks"]) and bool(self.data["checks"])
 
     def write(self):
+        if not self._ended:
+            self._ended = True
+            self.calibrate("end")
         self._finish()
         os.makedirs(OUT_DIR, exist_ok=True)
         path = os.path.join(OUT_DIR, self.name + ".json")

@@ -170,6 +170,9 @@ def section(name, data):
         out.append("| %s, %s | %s | %s | %s | %d | %s |" % (
             label, f["unit"], fmt(f["median"]), fmt(f["min"]), fmt(f["max"]), f["n"],
             ", ".join(fmt(x) for x in f["samples"])))
+    cal = calibration(data)
+    if cal:
+        out += ["", cal]
     bad = [c for c in data["checks"] if not c["ok"]]
     out += ["", "Work-done checks: %d, %s." % (
         len(data["checks"]), "all passed" if not bad else "FAILED: " + "; ".join(
@@ -177,6 +180,19 @@ def section(name, data):
     for n in data.get("notes", []):
         out += ["", n]
     return "\n".join(out) + "\n"
+
+
+def calibration(data):
+    """The run's line on the machine's speed (bench/calibrate.c: the same fixed work every
+    time, so a larger figure is a slower machine), or "" for a run without it."""
+    cs = data.get("calibration") or []
+    if not cs:
+        return ""
+    parts = ["%s **failed** (%s)" % (c["at"], c["error"]) if "error" in c else
+             "%.0f ms %s" % (c["wall_ms"], "at the " + c["at"] if c["at"] in ("start", "end")
+                             else c["at"]) for c in cs]
+    return ("Machine speed (`build/bench/calibrate`, the same fixed work every time: a larger "
+            "time is a slower machine): " + ", ".join(parts) + ".")
 
 
 def between(doc, tag):

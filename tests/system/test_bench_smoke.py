@@ -34,7 +34,13 @@ RUNS = [
 
 @pytest.mark.parametrize("name,cmd,figures", RUNS, ids=[r[0] for r in RUNS])
 def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
-    env = dict(os.environ, BENCH_OUT=str(tmp_path))
+    # The machine's speed (build/bench/calibrate, about 1.3 s a measure) is measured in the
+    # national run only, which measures it most often: start, before its resync, end.
+    calibrated = name == "national"
+    if calibrated:
+        assert os.access(os.path.join(ROOT, "build", "bench", "calibrate"), os.X_OK), \
+            "build/bench/calibrate is missing: make bench-build"
+    env = dict(os.environ, BENCH_OUT=str(tmp_path), BENCH_CALIBRATE="1" if calibrated else "0")
     r = subprocess.run([sys.executable] + cmd, cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, "%s exited %d:\n%s" % (cmd[0], r.returncode, r.stderr[-3000:])
@@ -51,6 +57,12 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     for f in figures:
         fig = data["figures"][f]
         assert fig["n"] >= 1 and fig["min"] <= fig["median"] <= fig["max"], (f, fig)
+    cal = data.get("calibration", [])
+    if calibrated:
+        assert [c["at"] for c in cal] == ["start", "before resync 1", "end"], cal
+        assert all(c["wall_ms"] > 0 and c["cpu_ms"] > 0 for c in cal), cal
+    else:
+        assert cal == [], "BENCH_CALIBRATE=0 ignored: %s" % cal
     # The generator turns it into the docs' tables (into a scratch copy of the doc).
     doc = tmp_path / "BENCHMARKS.md"
     with open(os.path.join(ROOT, "docs", "BENCHMARKS.md")) as src:
@@ -80,6 +92,11 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     old, new = sections(before), sections(text)
     assert set(old) - {name} and all(new[b] == old[b] for b in old if b != name)
     assert new[name] != old.get(name) and data["date"] in new[name]
+    if calibrated:
+        line = [x for x in new[name].split("\n") if x.startswith("Machine speed")]
+        want = ["%.0f ms %s" % (c["wall_ms"], c["at"] if "resync" in c["at"] else
+                                "at the " + c["at"]) for c in cal]
+        assert len(line) == 1 and all(w in line[0] for w in want), (line, want)
 
 
 def test_summary_leaves_out_a_headline_figure_without_samples():
