@@ -31,6 +31,9 @@
  *      bench/rollup_bench.c build/lib/libhub.a build/lib/libcommon.a \
  *      $(pkg-config --libs libprotobuf-c sqlite3 openssl libuv) -lm
  *   build/rollup_bench [--records N] [--municipalities M] [--dir DIR] [--repeat R]
+ *                      [--profile B]
+ * --profile B: after step 2, B batches of one municipality (4a) only, no baseline, for a
+ * profiler (docs/BENCHMARKS.md: perf record -D, past the load, then perf report).
  * Prints "sample NAME SECONDS", "check NAME 0|1 DETAIL" and "info NAME N" lines for
  * bench/rollup.py, which writes build/bench/rollup.json. Timings are never asserted. */
 #include <stdint.h>
@@ -654,7 +657,7 @@ static double batch(bench *b, int scattered, uint32_t mun_index, double *ingest_
 int main(int argc, char **argv)
 {
     uint64_t records = 1000000;
-    int repeat = 5;
+    int repeat = 5, profile = 0;
     char dir[256] = "", path[300], err[256];
     bench b;
     memset(&b, 0, sizeof(b));
@@ -668,13 +671,15 @@ int main(int argc, char **argv)
             snprintf(dir, sizeof(dir), "%s", argv[i + 1]);
         else if (strcmp(argv[i], "--repeat") == 0)
             repeat = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--profile") == 0)
+            profile = (int)strtol(argv[i + 1], NULL, 10);
     }
     if (dir[0] == '\0') {
         snprintf(dir, sizeof(dir), "/var/tmp/rollup_bench.XXXXXX");
         if (mkdtemp(dir) == NULL)
             return 1;
     }
-    if (repeat < 1 || repeat > 50 || b.n_mun < 1 || records < b.n_mun * 200)
+    if (repeat < 1 || repeat > 50 || profile < 0 || b.n_mun < 1 || records < b.n_mun * 200)
         return 2;
     snprintf(path, sizeof(path), "%s/hub.db", dir);
     unlink(path);
@@ -717,6 +722,18 @@ int main(int argc, char **argv)
         return 1;
     n_cells = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
+    if (profile > 0) {
+        fprintf(stderr, "profile: %d batches of one municipality from here\n", profile);
+        for (int i = 0; i < profile; i++) {
+            double ing = 0;
+            printf("sample one_mun_ms %.6f\n",
+                   batch(&b, 0, (uint32_t)(i * 7) % b.n_mun, &ing, &st) * 1e3);
+        }
+        rollup_close(b.r);
+        hubstore_close(&b.hs);
+        fprintf(stderr, "database left in %s\n", dir);
+        return 0;
+    }
     /* Engine and baseline compute the same indicators from the same rows; their outputs are
      * compared before anything of the baseline is timed. */
     calendars(&b);

@@ -218,7 +218,8 @@ def test_a_quick_run_keeps_a_full_runs_json():
         r = subprocess.run(["make", "-s", "bench", "BENCH_QUICK=1", "BENCH_WAIT=0",
                             # one command, quoted as the Makefile quotes each of its runs
                             'BENCH_RUNS="bench/import_bench.py --rows 500 --repeat 1"'],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           cwd=ROOT, env=dict(os.environ, BENCH_CALIBRATE="0"),
+                           capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         assert os.path.exists(sentinel), "the quick run deleted build/bench/*.json"
         with open(os.path.join(quick, "import.json")) as f:
@@ -228,3 +229,19 @@ def test_a_quick_run_keeps_a_full_runs_json():
     finally:
         if os.path.exists(sentinel):
             os.unlink(sentinel)
+
+
+def test_rollup_bench_profile_mode(tmp_path):
+    """rollup_bench --profile B, the profiler's run that docs/BENCHMARKS.md cites, loads the
+    store and then runs B batches of one municipality and nothing else (no baseline, no
+    comparison): B samples and exit 0."""
+    exe = os.path.join(ROOT, "build", "bench", "rollup_bench")
+    assert os.access(exe, os.X_OK), "build/bench/rollup_bench is missing: make bench-build"
+    r = subprocess.run([exe, "--records", "1000", "--municipalities", "2", "--dir",
+                        str(tmp_path), "--profile", "3"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    samples = [line.split() for line in r.stdout.splitlines() if line.startswith("sample ")]
+    assert [x[1] for x in samples] == ["one_mun_ms"] * 3, r.stdout
+    assert all(float(x[2]) > 0 for x in samples)
+    assert "baseline" not in r.stdout and "check " not in r.stdout, r.stdout
