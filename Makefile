@@ -421,6 +421,9 @@ bench-build: $(BENCH_BINS)
 # memory per idle connection after the node's full batch of 2,000 records (national_4m, about
 # an hour). One freshness run at 4,000,000 records takes about 20 minutes, five do not fit:
 # docs/BENCHMARKS.md says what is known of it. The whole takes about two hours.
+# The federal ingest a second time on snapshots as sparse as a resync's (about 11 cells each in
+# the national bench), sent as a hub sends them (its default batch and window).
+BENCH_SPARSE := --cells-per-snapshot 11 --batch 200 --window 8 --no-queries --name federal_sparse
 ifeq ($(BENCH_QUICK),)
 BENCH_QUIET ?= 0.5
 BENCH_WAIT ?= 300
@@ -430,6 +433,7 @@ BENCH_RUNS ?= \
 	"bench/hub_ingest.py --federal" \
 	"bench/import_bench.py" \
 	"bench/federal_bench.py --months 120" \
+	"bench/federal_bench.py --months 120 $(BENCH_SPARSE)" \
 	"bench/rollup.py" \
 	"bench/national.py --records 150000 --batch 100" \
 	"bench/national.py --phases memory,resync --name national_4m"
@@ -442,6 +446,7 @@ BENCH_RUNS ?= \
 	"bench/hub_ingest.py --nodes 4 --records 40000 --federal" \
 	"bench/import_bench.py --rows 100000" \
 	"bench/federal_bench.py --months 2 --seconds 5" \
+	"bench/federal_bench.py --months 2 $(BENCH_SPARSE)" \
 	"bench/rollup.py --records 100000 --municipalities 20" \
 	"bench/national.py --records 150000 --batch 100 --query-seconds 10"
 endif

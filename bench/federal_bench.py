@@ -4,14 +4,20 @@ same rows into the same schema, and HTTPS query latency (p50/p99) with concurren
 a national dataset, all in one run on a private PostgreSQL 15.
 
 Dataset: every one of the 753 municipalities x MONTHS months (Gregorian month periods) x every
-declared grouping of every catalogue indicator, each cell filled (dense: the worst case; about
-300 cells per snapshot). The issue asks for 120 months (26.9 M cells); --months sets the
-fraction loaded. The dataset is encoded by hand (checked against python3-protobuf), one
-province per process (--jobs), so that 120 months builds in about a minute and a half here.
+declared grouping of every catalogue indicator, each cell filled (dense: the worst case for the
+work per cell; about 300 cells per snapshot). The issue asks for 120 months (26.9 M cells);
+--months sets the fraction loaded. --cells-per-snapshot N makes it sparse, as a resync's
+snapshots are (the national bench's mixed caseload averages about 11 cells a snapshot): each
+cell of the dense snapshot is kept with probability N / 298 (at least one a snapshot), so
+that the work per snapshot (its revision check, its header row, its share of a commit) weighs
+as it does in the product; run it with the hub's own batch and window (--batch 200 --window 8,
+provincial-hub's defaults) and --name federal_sparse. The dataset is encoded by hand (checked
+against python3-protobuf), one province per process (--jobs), so that 120 months builds in
+about a minute and a half here.
 
 1. Ingest: 7 hub clients (one per province, mutual TLS 1.3, Python ssl, frames encoded
    before the clock starts) push their municipalities' snapshots at once, batches of --batch
-   snapshots with a window of 2; timed until every batch is acknowledged (committed).
+   snapshots with a window of --window (2); timed until every batch is acknowledged (committed).
 2. COPY baseline: the same snapshots (as TSV, written before timing) are COPYed with psql
    into the product's layout, their headers into snapshots and their cells, one row of
    arrays per snapshot, into snapshot_cells (migration 0004, LZ4 since 0011), in a fresh
@@ -24,12 +30,12 @@ province per process (--jobs), so that 120 months builds in about a minute and a
    last ingest's database is kept for the queries: it is vacuumed (VACUUM (ANALYZE), as
    after a backfill) and checkpointed right after its run, so that autovacuum's first pass
    over it runs beside neither a later COPY nor the queries.
-3. Queries: --clients processes send a fixed mix (below) over keep-alive HTTPS for --seconds;
-   latency per request as seen by the client, p50/p99 over all requests and p99 per query;
-   then the breakdown of 753 local levels x 12 months, 5 times on one connection.
+3. Queries (--no-queries: none): --clients processes send a fixed mix (below) over
+   keep-alive HTTPS for --seconds; latency per request as seen by the client, p50/p99 over
+   all requests and p99 per query; then the breakdown of 753 local levels x 12 months, 5 times on one connection.
 
-Writes build/bench/federal.json (bench/benchlib.py), from which bench/report.py makes the
-tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""
+Writes build/bench/NAME.json (--name: federal; bench/benchlib.py), from which bench/report.py
+makes the tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""
 import argparse
 import http.client
 import json
@@ -172,9 +178,11 @@ def build_province(args):
     in number order and zero values omitted as python3-protobuf does; checked against it in
     build) into length-prefixed Envelope frames, and writes the same cells as COPY TSV to
     tsv_path. Returns the frames as (last_seq, bytes) and the cell and snapshot counts."""
-    prov, levels, periods, batch, seed, tsv_path, limit = args
+    prov, levels, periods, batch, seed, tsv_path, limit, per_snap = args
     rng = random.Random("%d/%d" % (seed, prov))
     tpl = templates()
+    # Sparse: each cell kept with probability keep (None: every cell, dense).
+    keep = per_snap / len(tpl) if per_snap and per_snap < len(tpl) else None
     # Values stay below 40, so their fields are precomputed; cell_key is encoded per cell.
     f4 = [field(4, 0, n) if n else b"" for n in range(41)]
     f5 = [field(5, 0, n) if n else b"" for n in range(41)]
@@ -186,7 +194,8 @@ def build_province(args):
             for per in periods:
                 parts, rows = [], []
                 head = "2\t%s\t%d\t" % (per, code)
-                for ind, g, key, ratio, pre in tpl:
+                cells = tpl if keep is None else [c for c in tpl if rng.random() < keep]
+                for ind, g, key, ratio, pre in cells or tpl[:1]:
                     den = 1 + int(rng.random() * 39)
                     nu = int(rng.random() * (den + 1)) if ratio else den
                     de = den if ratio else 0
@@ -217,13 +226,14 @@ def build_province(args):
     return prov, frames, n_cells, len(snaps)
 
 
-def build(months, batch, seed, work, jobs, limit):
+def build(months, batch, seed, work, jobs, limit, per_snap):
     """Builds the dataset, one province per worker process: frames per province and the COPY
-    TSV at work/cells.tsv. Returns (periods, frames, tsv path, cells, snapshots)."""
+    TSV at work/cells.tsv; per_snap cells a snapshot on average (0: every cell, dense).
+    Returns (periods, frames, tsv path, cells, snapshots)."""
     levels = local_levels()
     periods = ["%04d-%02d" % (2020 + i // 12, i % 12 + 1) for i in range(months)]
-    args = [(p, levels, periods, batch, seed, os.path.join(work, "cells-%d.tsv" % p), limit)
-            for p in range(1, 8)]
+    args = [(p, levels, periods, batch, seed, os.path.join(work, "cells-%d.tsv" % p), limit,
+             per_snap) for p in range(1, 8)]
     frames, n_cells, n_snaps = {}, 0, 0
     with multiprocessing.Pool(jobs) as pool:
         for prov, fr, nc, ns in pool.imap_unordered(build_province, args):
@@ -243,13 +253,13 @@ def build(months, batch, seed, work, jobs, limit):
     return periods, frames, tsv_path, n_cells, n_snaps
 
 
-def push(fed, pki, prov, frames, errors):
+def push(fed, pki, prov, frames, window, errors):
     try:
         c = WireClient(fed.sync_port, pki, "province-%d" % prov)
         c.hello(os.urandom(16))
         inflight = []
         for last, frame in frames:
-            while len(inflight) >= 2:
+            while len(inflight) >= window:
                 r = c.recv()
                 assert r.WhichOneof("msg") == "ack" and r.ack.acked_seq == inflight.pop(0), r
             c.send_raw(frame)
@@ -304,7 +314,7 @@ class PgDb:
         return self.pg.psql(sql, db=self.name)
 
 
-def ingest_run(work, pki, pg, frames, i):
+def ingest_run(work, pki, pg, frames, window, i):
     """One ingest into a fresh database by a fresh federal-api (the product's pool size and
     settings): every province pushes at once; timed until every batch is acknowledged."""
     db = PgDb(pg, "fed%d" % i)
@@ -316,7 +326,7 @@ def ingest_run(work, pki, pg, frames, i):
         f.write(text.replace("[tls]", "log_level = warn\n[tls]"))
     fed.start()
     errors = []
-    threads = [threading.Thread(target=push, args=(fed, pki, p, frames[p], errors))
+    threads = [threading.Thread(target=push, args=(fed, pki, p, frames[p], window, errors))
                for p in frames]
     t0 = time.perf_counter()
     for t in threads:
@@ -410,7 +420,13 @@ def main():
     ap.add_argument("--months", type=int, default=120)
     ap.add_argument("--municipalities", type=int, default=0,
                     help="at most this many municipalities per province (0: all 753)")
-    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=20, help="snapshots a batch")
+    ap.add_argument("--window", type=int, default=2, help="batches in flight per hub client")
+    ap.add_argument("--cells-per-snapshot", type=int, default=0,
+                    help="sparse: about this many cells a snapshot (0: every cell, dense)")
+    ap.add_argument("--queries", action=argparse.BooleanOptionalAction, default=True,
+                    help="the query latency and the breakdown on the last ingest's database")
+    ap.add_argument("--name", default="federal", help="the JSON's name (build/bench/NAME.json)")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=5,
@@ -418,14 +434,17 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                     help="processes building the dataset (one province each at a time)")
     a = ap.parse_args()
-    res = benchlib.Result("federal", "bench/federal_bench.py", params=vars(a))
+    if a.batch < 1 or a.window < 1 or a.cells_per_snapshot < 0:
+        ap.error("--batch and --window must be at least 1, --cells-per-snapshot at least 0")
+    res = benchlib.Result(a.name, "bench/federal_bench.py", params=vars(a))
     work = tempfile.mkdtemp(prefix="fed-bench-", dir="/var/tmp")
     pg = None
     fed = None
     try:
         t0 = time.time()
         periods, frames, tsv_path, n_cells, n_snaps = build(a.months, a.batch, 1, work, a.jobs,
-                                                            a.municipalities or None)
+                                                            a.municipalities or None,
+                                                            a.cells_per_snapshot)
         print("dataset: %d snapshots, %d cells, built in %.1f s" % (n_snaps, n_cells,
                                                                    time.time() - t0),
               file=sys.stderr)
@@ -439,12 +458,14 @@ def main():
         order = benchlib.alternating(a.repeat)
         res.data["order"] = order
         for k, step in enumerate(order):
-            last = k == len(order) - 1 or (step == "A" and "A" not in order[k + 1:])
+            # The last ingest's database is kept for the queries.
+            last = a.queries and (k == len(order) - 1 or
+                                  (step == "A" and "A" not in order[k + 1:]))
             if step == "A":
                 if fed:
                     fed.stop()
                     drop(pg, fed.pg)
-                fed, db, r = ingest_run(work, pki, pg, frames, len(ingests))
+                fed, db, r = ingest_run(work, pki, pg, frames, a.window, len(ingests))
                 ingests.append(r)
                 if not last:
                     fed.stop()
@@ -488,8 +509,12 @@ def main():
                       r["commits"] == n_tx and abs(n_tx - product) <= max(1, product / 20),
                       "%d transactions stored snapshots, %d planned; in the ingest runs %s"
                       % (r["commits"], n_tx, [x["commits"] for x in ingests]))
+        shape = "%s cells" % f"{n_cells:,}"
+        if a.cells_per_snapshot:
+            shape = "sparse: %s snapshots of %.1f cells on average, %s" % (
+                f"{n_snaps:,}", n_cells / n_snaps, shape)
         res.figure("ingest_rate", "federal snapshot ingest (7 hubs, mutual TLS, batch %d, "
-                   "window 2, default pool), %s cells" % (a.batch, f"{n_cells:,}"), "cells/s",
+                   "window %d, default pool), %s" % (a.batch, a.window, shape), "cells/s",
                    goal=">= 0.8 x COPY", goal_value=0.8, goal_on="ratio", baseline="copy_rate",
                    headline=True)
         res.samples("ingest_rate", [n_cells / r["s"] for r in ingests])
@@ -497,68 +522,71 @@ def main():
                    "snapshot_cells (the product's layout: arrays, LZ4), %d snapshots a commit "
                    "over %d connections, as the product" % (per_commit, COPY_CONNS), "cells/s")
         res.samples("copy_rate", [n_cells / r["s"] for r in copies])
-        # Queries on the last ingested database (not dropped; vacuumed after its run).
-        tokens = {"ministry": fed.token("ministry", "bench-ministry"),
-                  "public": fed.token("public", "bench-public")}
-        levels = [lv for lv in local_levels()
-                  if not a.municipalities
-                  or lv in [x for p in range(1, 8)
-                            for x in [y for y in local_levels() if y[1] == p][:a.municipalities]]]
-        with multiprocessing.Pool(a.clients) as pool:
-            out = pool.map(client, [(fed.https_port, pki.path("ca.crt"), tokens, periods,
-                                     levels, a.seconds, i) for i in range(a.clients)])
-        by_kind = {}
-        for l, _ in out:
-            for kind, x in l:
-                by_kind.setdefault(kind, []).append(x)
-        lat = [x for xs in by_kind.values() for x in xs]
-        errs = sum(e for _, e in out)
-        res.check("every query answered 200", errs == 0 and len(lat) > 0,
-                  "%d requests, %d not 200" % (len(lat), errs))
-        res.figure("query_p99_ms", "query p99, %d clients, %d s, fixed mix, idle ingest"
-                   % (a.clients, a.seconds), "ms", better="lower")
-        res.sample("query_p99_ms", pct(lat, 99) * 1000)
-        res.figure("query_p50_ms", "query p50", "ms", better="lower")
-        res.sample("query_p50_ms", pct(lat, 50) * 1000)
-        # Geography and time in one query (issue 16): every local level month by month over
-        # the first year of the data, 5 times on one keep-alive connection; the answer must
-        # list 753 x 12 answers, the year's months in order.
-        year = periods[0][:4]
-        ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
-        conn = http.client.HTTPSConnection("127.0.0.1", fed.https_port, context=ctx, timeout=60)
-        path = ("/v1/indicators/participants_registered?by=municipality&series=month&period=%s"
-                % year)
-        res.figure("breakdown_ms", "753 local levels x 12 months in one answer "
-                   "(by=municipality&series=month), one client", "ms", better="lower",
-                   goal="< 1000 ms", goal_value=1000, headline=True)
-        sizes = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            conn.request("GET", path, headers={"Authorization": "Bearer " + tokens["ministry"]})
-            r = conn.getresponse()
-            body = r.read()
-            res.sample("breakdown_ms", (time.perf_counter() - t0) * 1000)
-            sizes.append((r.status, len(body)))
-        conn.close()
-        answer = json.loads(body) if sizes[-1][0] == 200 else {"answers": []}
-        res.check("the breakdown lists 753 x 12 answers",
-                  len(answer["answers"]) == 753 * 12 and
-                  [x["period"] for x in answer["answers"][:12]] ==
-                  ["%s-%02d" % (year, m) for m in range(1, 13)],
-                  "%d answers, statuses %s" % (len(answer["answers"]), [x for x, _ in sizes]))
         res.data["extra"].update({
-            "breakdown_bytes": sizes[-1][1],
-            "cells": n_cells, "snapshots": n_snaps, "vacuum_s": vacuum_s,
+            "cells": n_cells, "snapshots": n_snaps,
             "ingest_commits": [x["commits"] for x in ingests],
             "copy_commits": [x["commits"] for x in copies],
-            "copy_snapshots_per_commit": per_commit, "copy_connections": COPY_CONNS,
-            "requests": len(lat),
-            "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000
-                                for k, xs in sorted(by_kind.items())}})
+            "copy_snapshots_per_commit": per_commit, "copy_connections": COPY_CONNS})
         res.note("The COPY baseline stores the snapshots' rows (headers and arrays) only; the "
                  "ingest also maintains the province aggregates (province_cells).")
-        res.note("Query latency is one figure per run (p99 over all requests), not a median "
-                 "of 5; the national p99 under ingest is bench/national.py's.")
+        if a.queries:
+            # Queries on the last ingested database (not dropped; vacuumed after its run).
+            tokens = {"ministry": fed.token("ministry", "bench-ministry"),
+                      "public": fed.token("public", "bench-public")}
+            mine = [x for p in range(1, 8)
+                    for x in [y for y in local_levels() if y[1] == p][:a.municipalities]]
+            levels = [lv for lv in local_levels() if not a.municipalities or lv in mine]
+            with multiprocessing.Pool(a.clients) as pool:
+                out = pool.map(client, [(fed.https_port, pki.path("ca.crt"), tokens, periods,
+                                         levels, a.seconds, i) for i in range(a.clients)])
+            by_kind = {}
+            for l, _ in out:
+                for kind, x in l:
+                    by_kind.setdefault(kind, []).append(x)
+            lat = [x for xs in by_kind.values() for x in xs]
+            errs = sum(e for _, e in out)
+            res.check("every query answered 200", errs == 0 and len(lat) > 0,
+                      "%d requests, %d not 200" % (len(lat), errs))
+            res.figure("query_p99_ms", "query p99, %d clients, %d s, fixed mix, idle ingest"
+                       % (a.clients, a.seconds), "ms", better="lower")
+            res.sample("query_p99_ms", pct(lat, 99) * 1000)
+            res.figure("query_p50_ms", "query p50", "ms", better="lower")
+            res.sample("query_p50_ms", pct(lat, 50) * 1000)
+            # Geography and time in one query (issue 16): every local level month by month
+            # over the first year of the data, 5 times on one keep-alive connection; the
+            # answer must list 753 x 12 answers, the year's months in order.
+            year = periods[0][:4]
+            ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+            conn = http.client.HTTPSConnection("127.0.0.1", fed.https_port, context=ctx,
+                                               timeout=60)
+            path = ("/v1/indicators/participants_registered?by=municipality&series=month"
+                    "&period=%s" % year)
+            res.figure("breakdown_ms", "753 local levels x 12 months in one answer "
+                       "(by=municipality&series=month), one client", "ms", better="lower",
+                       goal="< 1000 ms", goal_value=1000, headline=True)
+            sizes = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                conn.request("GET", path,
+                             headers={"Authorization": "Bearer " + tokens["ministry"]})
+                r = conn.getresponse()
+                body = r.read()
+                res.sample("breakdown_ms", (time.perf_counter() - t0) * 1000)
+                sizes.append((r.status, len(body)))
+            conn.close()
+            answer = json.loads(body) if sizes[-1][0] == 200 else {"answers": []}
+            res.check("the breakdown lists 753 x 12 answers",
+                      len(answer["answers"]) == 753 * 12 and
+                      [x["period"] for x in answer["answers"][:12]] ==
+                      ["%s-%02d" % (year, m) for m in range(1, 13)],
+                      "%d answers, statuses %s" % (len(answer["answers"]),
+                                                   [x for x, _ in sizes]))
+            res.data["extra"].update({
+                "breakdown_bytes": sizes[-1][1], "vacuum_s": vacuum_s, "requests": len(lat),
+                "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000
+                                    for k, xs in sorted(by_kind.items())}})
+            res.note("Query latency is one figure per run (p99 over all requests), not a "
+                     "median of 5; the national p99 under ingest is bench/national.py's.")
         res.write()
         return res.exit_status()
     finally:

@@ -34,7 +34,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
-ORDER = ["hub_ingest", "import", "federal", "rollup", "national"]
+ORDER = ["hub_ingest", "import", "federal", "federal_sparse", "rollup", "national"]
 REQUIRED = ["bench", "schema", "date", "commit", "command", "machine", "loadavg_start",
             "load_flagged", "order", "figures", "checks", "ok"]
 FIGURE_KEYS = ["label", "unit", "samples", "median", "min", "max", "n", "goal", "baseline",

@@ -3,6 +3,7 @@ exit 0, write build/bench/<name>.json (here into a temporary directory, BENCH_OU
 keys bench/report.py needs, and report every work-done check passed. No timing is asserted:
 the figures of a tiny run on a shared machine mean nothing."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,8 +20,12 @@ RUNS = [
                     "--repeat", "1"], ["hub_rate", "raw_rate", "rows_per_commit"]),
     ("import", ["bench/import_bench.py", "--rows", "500", "--repeat", "1"],
      ["node_rate", "sqlite_rate"]),
-    ("federal", ["bench/federal_bench.py", "--months", "1", "--municipalities", "1",
-                 "--repeat", "1", "--seconds", "1", "--clients", "1", "--jobs", "1"],
+    # Sparse, with its own batch, window and name (make bench runs the dense one too; the
+    # dataset's two shapes are checked without PostgreSQL below).
+    ("federal_sparse", ["bench/federal_bench.py", "--months", "2", "--municipalities", "1",
+                        "--repeat", "1", "--seconds", "1", "--clients", "1", "--jobs", "1",
+                        "--cells-per-snapshot", "30", "--batch", "5", "--window", "3",
+                        "--name", "federal_sparse"],
      ["ingest_rate", "copy_rate", "query_p99_ms"]),
     ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
                 "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms"]),
@@ -97,6 +102,38 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
         want = ["%.0f ms %s" % (c["wall_ms"], c["at"] if "resync" in c["at"] else
                                 "at the " + c["at"]) for c in cal]
         assert len(line) == 1 and all(w in line[0] for w in want), (line, want)
+
+
+def test_federal_dataset_dense_and_sparse(tmp_path):
+    """federal_bench's dataset: dense, every snapshot holds every cell of the catalogue's
+    groupings; --cells-per-snapshot N, about N on average and at least one. The frames say
+    what the COPY's rows say, snapshot by snapshot."""
+    import federal_bench as fb
+    from harness import pb
+    levels = fb.local_levels()
+    periods = ["2020-%02d" % m for m in range(1, 13)]
+    every = sum(math.prod(len(fb.VALUES[d]) for d in g.split(",")) if g else 1
+                for _, _, groupings in fb.CATALOGUE for g in groupings)
+
+    def shape(per_snap):
+        tsv = str(tmp_path / ("cells-%d.tsv" % per_snap))
+        _, frames, n_cells, n_snaps = fb.build_province(
+            (3, levels, periods, 7, 1, tsv, 10, per_snap))
+        with open(tsv) as f:
+            copy = [len(line.split("\t")[3].split('","')) for line in f]
+        sent = []
+        for _, frame in frames:
+            env = pb.Envelope()
+            env.ParseFromString(frame[4:])
+            sent += [len(x.cells) for x in env.rollup_batch.snapshots]
+        assert sent == copy and sum(sent) == n_cells and len(sent) == n_snaps == 120
+        return sent
+    dense = shape(0)
+    assert set(dense) == {every}
+    sparse = shape(11)
+    assert min(sparse) >= 1 and 8 <= sum(sparse) / len(sparse) <= 14, sparse
+    # One cell a snapshot on average leaves about a third of them empty but for the rule.
+    assert min(shape(1)) == 1
 
 
 def test_summary_leaves_out_a_headline_figure_without_samples():
