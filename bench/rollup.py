@@ -4,15 +4,16 @@ rollup engine on a synthetic province, beside plain SQL GROUP BY in the same pro
 alternating order) and writes build/bench/rollup.json (bench/benchlib.py).
 
 rollup_bench compares the engine's cells with the baseline's, cell by cell (key names from the
-schema's enumerations; all 15 indicators, the ratios by their numerators: every grouping, six
-period kinds) before anything is timed and again after the incremental batches, and after the
-batches the cells they left with those of a rebuild from the records (rollup_full: a change the
-noting lost would leave the baseline, which reads the engine's decoded rows, behind too); a
-difference fails the bench (exit 1). The store has the hub's page cache (256 MiB). Timed: compute alone (every
-snapshot dirty, rollup_refresh) against the baseline; a batch of 1,000 changes of one
-municipality (600 new, 400 corrections) and 1,000 corrections scattered over every
-municipality, each applied the ingest's way (rollup_note + hubstore_put, committed) and then
-refreshed (the figure: rollup_refresh; the ingest transaction is its own figure).
+schema's enumerations; all 15 indicators, the ratios by numerator and denominator: every
+grouping, six period kinds) before anything is timed and again after the incremental batches,
+and after the batches the cells they left with those of a rebuild from the records
+(rollup_full: a change the noting lost would leave the baseline, which reads the engine's
+decoded rows, behind too); a difference fails the bench (exit 1). The store has the hub's page
+cache (256 MiB). Timed: compute alone (every snapshot dirty, rollup_refresh) against the
+baseline; a batch of 1,000 changes of one municipality (600 new, 400 corrections) and 1,000
+corrections scattered over every municipality, each applied the ingest's way (rollup_note +
+hubstore_put, committed) and then refreshed (the figure: rollup_refresh; the ingest
+transaction is its own figure).
 
   /usr/bin/python3 bench/rollup.py [--records 1000000] [--municipalities 100] [--repeat 5]"""
 import argparse
@@ -79,8 +80,8 @@ def main():
     res.figure("full_s", "rollup_full (decode every record + every snapshot), one run", "s",
                better="lower")
     res.figure("load_s", "load (records upserted, no engine), one run", "s", better="lower")
-    res.note("The baseline computes all 15 of the engine's indicators (the ratios by their "
-             "numerators; the loan months, referral windows and reporting months in SQL, the "
+    res.note("The baseline computes all 15 of the engine's indicators (the ratios with their "
+             "denominators; the loan months, referral windows and reporting months in SQL, the "
              "reporting ones for municipalities that close BS months, as all of this bench's "
              "do) and the two outputs are compared on all of them before anything is timed.")
     res.write()

@@ -11,13 +11,14 @@
  *    snapshot (all six period kinds, every grouping of all 15 indicators). Then the compute
  *    alone: every snapshot marked dirty and rollup_refresh().
  * 3. Baseline: plain SQL GROUP BY over the same decoded rows (the records hold protobuf, which
- *    SQL cannot read), with month -> period calendar tables: all 15 indicators (the ratios by
- *    their numerators), every grouping, six period kinds, written from DESIGN.md's
- *    definitions (the loan month, the referral windows and the reporting months computed in
- *    SQL, not read from the engine's shadow columns). Its values are compared with the
- *    engine's cells, cell by cell (the keys named from the schema's enumerations), before
- *    anything is timed (and after the batches); then compute alone and the baseline are timed
- *    in alternating order. The store runs with the hub's page cache (256 MiB).
+ *    SQL cannot read), with month -> period calendar tables: all 15 indicators (the ratios
+ *    with their denominators), every grouping, six period kinds, written from DESIGN.md's
+ *    definitions (the loan month, the referral windows and the reporting months, counted
+ *    and complete, computed in SQL, not read from the engine's shadow columns). Its values
+ *    (numerator and denominator) are compared with the engine's cells, cell by cell (the
+ *    keys named from the schema's enumerations), before anything is timed (and after the
+ *    batches); then compute alone and the baseline are timed in alternating order. The
+ *    store runs with the hub's page cache (256 MiB).
  * 4. Incremental: a batch of 1,000 changes applied in one transaction (rollup_note +
  *    hubstore_put, committed), then rollup_refresh() timed: (a) one municipality's sync
  *    (600 new records of the current month, 400 corrections of its last three months),
@@ -283,14 +284,17 @@ static void load(bench *b)
  * names, and the SQL of each: formatted with the calendar's period column, the grouping's
  * columns, the calendar table (gcal for the Gregorian kinds, bcal for the BS kinds), the
  * record's month column that joins it (ad or bs) and the grouping's columns again; a query
- * that needs them in another order numbers them (%1$s ... %4$s). */
+ * that needs them in another order numbers them (%1$s ... %4$s). Each row ends with the
+ * numerator, and a ratio's (ratio 1) with its numerator and its denominator. */
 static const struct {
     const char *indicator;
+    int ratio;
     const char *sql;
     const char *groupings[9];
     const char *names[9];
 } bench__q[] = {
     {"participants_registered",
+     0,
      "SELECT p.municipality, c.%s%s, count(*) FROM rollup_person p JOIN %s c ON c.month=p.%s"
      " GROUP BY 1, 2%s",
      {"", ", p.category", ", p.sex", ", p.age_band", ", p.caste_group", ", p.disability",
@@ -298,6 +302,7 @@ static const struct {
      {"", "category", "sex", "age_band", "caste_group", "disability", "category,sex",
       "sex,age_band", NULL}},
     {"persons_served",
+     0,
      "SELECT s.municipality, c.%s%s, count(DISTINCT s.person) FROM rollup_service s"
      " JOIN %s c ON c.month=s.%s LEFT JOIN rollup_person p ON p.id=s.person"
      " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
@@ -305,12 +310,14 @@ static const struct {
       ", s.type, coalesce(p.sex, 0)", NULL},
      {"", "service_type", "sex", "category", "programme", "service_type,sex", NULL}},
     {"services_delivered",
+     0,
      "SELECT s.municipality, c.%s%s, count(*) FROM rollup_service s JOIN %s c ON"
      " c.month=s.%s LEFT JOIN rollup_person p ON p.id=s.person"
      " AND p.municipality=s.municipality WHERE s.status=2 GROUP BY 1, 2%s",
      {"", ", s.type", ", coalesce(p.sex, 0)", ", s.programme", ", s.provider", NULL},
      {"", "service_type", "sex", "programme", "provider", NULL}},
     {"seed_funding_npr",
+     0,
      "SELECT s.municipality, c.%s%s, sum(s.amount) FROM"
      " rollup_service s JOIN %s c ON c.month=s.%s LEFT JOIN rollup_person p ON"
      " p.id=s.person AND p.municipality=s.municipality WHERE s.status=2 AND s.type=7"
@@ -318,41 +325,50 @@ static const struct {
      {"", ", coalesce(p.sex, 0)", ", coalesce(p.category, 0)", ", s.programme", NULL},
      {"", "sex", "category", "programme", NULL}},
     {"returnees_registered",
+     0,
      "SELECT p.municipality, c.%s%s, count(*) FROM rollup_person p JOIN %s c ON c.month=p.%s"
      " WHERE p.category=1 GROUP BY 1, 2%s",
      {"", ", p.sex", ", p.age_band", ", p.country", ", p.sex, p.age_band", NULL},
      {"", "sex", "age_band", "destination_country", "sex,age_band", NULL}},
-    /* A ratio: its numerator, returnees whose intention is NONE (1). */
+    /* A ratio: returnees whose intention is NONE (1) over those with any stated intention
+     * (NONE, UNDECIDED or PLANNING: 1 to 3; unknown, 0, excluded). */
     {"no_remigration_intention",
-     "SELECT p.municipality, c.%s%s, count(*) FROM rollup_person p JOIN %s c ON c.month=p.%s"
-     " WHERE p.category=1 AND p.intention=1 GROUP BY 1, 2%s",
+     1,
+     "SELECT p.municipality, c.%s%s, sum(p.intention=1), count(*) FROM rollup_person p"
+     " JOIN %s c ON c.month=p.%s WHERE p.category=1 AND p.intention BETWEEN 1 AND 3"
+     " GROUP BY 1, 2%s",
      {"", ", p.sex", NULL},
      {"", "sex", NULL}},
     {"bank_accounts_opened",
+     0,
      "SELECT s.municipality, c.%s%s, count(DISTINCT s.person) FROM rollup_service s"
      " JOIN %s c ON c.month=s.%s LEFT JOIN rollup_person p ON p.id=s.person"
      " AND p.municipality=s.municipality WHERE s.status=2 AND s.type=9 GROUP BY 1, 2%s",
      {"", ", coalesce(p.sex, 0)", NULL},
      {"", "sex", NULL}},
     {"enterprises_supported",
+     0,
      "SELECT e.municipality, c.%s%s, count(*) FROM rollup_enterprise e JOIN %s c"
      " ON c.month=e.%s GROUP BY 1, 2%s",
      {"", ", e.action", ", e.sector", ", e.osex", ", e.ocategory", ", e.osex, e.ocategory", NULL},
      {"", "action", "sector", "owner_sex", "owner_category", "owner_sex,owner_category", NULL}},
     {"jobs_created",
+     0,
      "SELECT e.municipality, c.%s%s, sum(e.employees) FROM rollup_enterprise e JOIN %s c"
      " ON c.month=e.%s WHERE e.employees>=0 GROUP BY 1, 2%s",
      {"", ", e.sector", ", e.osex", NULL},
      {"", "sector", "owner_sex", NULL}},
-    /* A ratio: its numerator, the enterprises whose owner has a delivered loan (type 8,
-     * status 2) in the period's last month or before (in the period's calendar). Positional
-     * conversions: the kind's column (1), the grouping (2), the calendar (3), its month
-     * column (4). The loan's month is found from the services, not the engine's shadow. */
+    /* A ratio: the enterprises whose owner has a delivered loan (type 8, status 2) in the
+     * period's last month or before (in the period's calendar), over the supported
+     * enterprises. Positional conversions: the kind's column (1), the grouping (2), the
+     * calendar (3), its month column (4). The loan's month is found from the services, not
+     * the engine's shadow. */
     {"enterprises_with_loan",
-     "SELECT e.municipality, c.%1$s%2$s, count(*) FROM rollup_enterprise e JOIN %3$s c"
-     " ON c.month=e.%4$s JOIN (SELECT municipality, person, min(%4$s) AS lm FROM"
-     " rollup_service WHERE type=8 AND status=2 GROUP BY 1, 2) l ON"
-     " l.municipality=e.municipality AND l.person=e.owner WHERE l.lm<=c.%1$s_last"
+     1,
+     "SELECT e.municipality, c.%1$s%2$s, sum(coalesce(l.lm<=c.%1$s_last, 0)), count(*)"
+     " FROM rollup_enterprise e JOIN %3$s c ON c.month=e.%4$s LEFT JOIN (SELECT"
+     " municipality, person, min(%4$s) AS lm FROM rollup_service WHERE type=8 AND status=2"
+     " GROUP BY 1, 2) l ON l.municipality=e.municipality AND l.person=e.owner"
      " GROUP BY 1, 2%2$s",
      {"", ", e.sector", NULL},
      {"", "sector", NULL}},
@@ -361,6 +377,7 @@ static const struct {
      * the day after the data: the engine's today) with no delivery (status 2) of that type
      * for the person in a BS month of the window. */
     {"referrals_pending",
+     0,
      "SELECT s.municipality, c.%s%s, count(*) FROM rollup_service s JOIN %s c ON c.month=s.%s"
      " WHERE s.status=1 AND ((s.bs/100*12+s.bs%%100+2)/12*100+(s.bs/100*12+s.bs%%100+2)%%12+1)"
      "<(SELECT bs FROM asof) AND NOT EXISTS(SELECT 1 FROM rollup_service d WHERE"
@@ -372,6 +389,7 @@ static const struct {
     /* Service types (1..31) referred in the period that no (service, provider) offers whose
      * latest availability row (the highest as-of day, then the highest id) says available. */
     {"services_unavailable",
+     0,
      "WITH latest AS (SELECT a.municipality, a.service, a.available FROM rollup_availability a"
      " WHERE NOT EXISTS(SELECT 1 FROM rollup_availability b WHERE"
      " b.municipality=a.municipality AND b.service=a.service AND b.provider=a.provider AND"
@@ -382,23 +400,26 @@ static const struct {
      " l.available<>0) GROUP BY 1, 2%s",
      {"", ", s.type", NULL},
      {"", "service_type", NULL}},
-    /* Ratios: their numerators, the complete (timely) unit months of the period (Gregorian
-     * months for the Gregorian kinds, BS months for the BS kinds; positional conversions as
-     * for enterprises_with_loan, the views above). */
+    /* Ratios: the complete (timely) unit months of the period over its counted ones
+     * (Gregorian months for the Gregorian kinds, BS months for the BS kinds; positional
+     * conversions as for enterprises_with_loan; the views: calendars()). */
     {"reporting_completeness",
-     "SELECT u.municipality, c.%1$s%2$s, sum(u.complete) FROM unit_%4$s u JOIN %3$s c"
-     " ON c.month=u.month GROUP BY 1, 2%2$s",
+     1,
+     "SELECT u.municipality, c.%1$s%2$s, sum(u.complete), count(*) FROM unit_%4$s u"
+     " JOIN %3$s c ON c.month=u.month GROUP BY 1, 2%2$s",
      {"", NULL},
      {"", NULL}},
     {"reporting_timeliness",
-     "SELECT u.municipality, c.%1$s%2$s, sum(u.timely) FROM unit_%4$s u JOIN %3$s c"
-     " ON c.month=u.month GROUP BY 1, 2%2$s",
+     1,
+     "SELECT u.municipality, c.%1$s%2$s, sum(u.timely), count(*) FROM unit_%4$s u"
+     " JOIN %3$s c ON c.month=u.month GROUP BY 1, 2%2$s",
      {"", NULL},
      {"", NULL}},
-    /* A ratio: its numerator, the enterprises whose status is ACTIVE (1). */
+    /* A ratio: the supported enterprises whose status is ACTIVE (1) over all of them. */
     {"enterprises_active",
-     "SELECT e.municipality, c.%s%s, count(*) FROM rollup_enterprise e JOIN %s c"
-     " ON c.month=e.%s WHERE e.status=1 GROUP BY 1, 2%s",
+     1,
+     "SELECT e.municipality, c.%s%s, sum(e.status=1), count(*) FROM rollup_enterprise e"
+     " JOIN %s c ON c.month=e.%s GROUP BY 1, 2%s",
      {"", ", e.sector", NULL},
      {"", "sector", NULL}},
 };
@@ -409,7 +430,7 @@ static void calendars(bench *b)
 {
     exec(b, "DROP TABLE IF EXISTS gcal; DROP TABLE IF EXISTS bcal;"
             " CREATE TABLE gcal(month INTEGER PRIMARY KEY, y, q, m, y_last, q_last, m_last);"
-            " DROP TABLE IF EXISTS asof; CREATE TABLE asof(bs);"
+            " DROP TABLE IF EXISTS asof; CREATE TABLE asof(bs, day);"
             " DROP TABLE IF EXISTS days; CREATE TABLE days(day INTEGER PRIMARY KEY, ad, bs);"
             " CREATE INDEX IF NOT EXISTS days_bs ON days(bs);"
             " CREATE TABLE bcal(month INTEGER PRIMARY KEY, bsm, fyt, fy, bsm_last, fyt_last,"
@@ -450,29 +471,36 @@ static void calendars(bench *b)
     sqlite3_finalize(dy);
     /* Reporting (for municipalities that close BS months, as all of this bench's do): a BS
      * month is complete when closed (and not returned), timely when its last close came
-     * within 15 days of its last day; a Gregorian month is complete (timely) when every BS
-     * month overlapping it is. Views: their work is done inside the timed queries. */
+     * within 15 days of its last day, and counted (in the denominator) when closed or due:
+     * it ended before the as-of day and on or after the day the municipality was enrolled
+     * (first_day, its node's first hello). A Gregorian month is counted (complete, timely)
+     * when every BS month overlapping it is. The unit views hold the counted months only.
+     * Views: their work is done inside the timed queries. */
     exec(b, "DROP VIEW IF EXISTS unit_ad; DROP VIEW IF EXISTS unit_bs;"
-            " DROP VIEW IF EXISTS closes_bs;"
+            " DROP VIEW IF EXISTS own_bs; DROP VIEW IF EXISTS closes_bs;"
             " CREATE VIEW closes_bs AS SELECT c.municipality, c.year*100+c.month AS ym,"
             " max(c.closed_day)<=(SELECT max(day) FROM days WHERE days.bs=c.year*100+c.month)+15"
             " AS timely FROM rollup_close c JOIN rollup_enrolled e ON"
             " e.municipality=c.municipality AND e.bs=1 WHERE c.bs=1 AND NOT EXISTS(SELECT 1 FROM"
             " rollup_returned x WHERE x.municipality=c.municipality AND x.bs=1 AND"
             " x.year=c.year AND x.month=c.month) GROUP BY c.municipality, c.year, c.month;"
-            " CREATE VIEW unit_bs AS SELECT municipality, ym AS month, 1 AS complete, timely"
-            " FROM closes_bs;"
-            " CREATE VIEW unit_ad AS WITH cl AS MATERIALIZED (SELECT * FROM closes_bs)"
-            " SELECT e.municipality, o.ad AS month, min(cl.ym IS NOT NULL) AS complete,"
-            " min(coalesce(cl.timely, 0)) AS timely FROM (SELECT DISTINCT ad, bs FROM days) o"
-            " JOIN rollup_enrolled e ON e.bs=1 LEFT JOIN cl ON cl.municipality=e.municipality"
-            " AND cl.ym=o.bs GROUP BY 1, 2");
+            " CREATE VIEW own_bs AS SELECT e.municipality, m.ym, cl.ym IS NOT NULL AS complete,"
+            " coalesce(cl.timely, 0) AS timely, cl.ym IS NOT NULL OR (m.last<(SELECT day FROM"
+            " asof) AND m.last>=e.first_day) AS counted FROM rollup_enrolled e JOIN (SELECT bs"
+            " AS ym, max(day) AS last FROM days GROUP BY bs) m LEFT JOIN closes_bs cl ON"
+            " cl.municipality=e.municipality AND cl.ym=m.ym WHERE e.bs=1;"
+            " CREATE VIEW unit_bs AS SELECT municipality, ym AS month, complete, timely"
+            " FROM own_bs WHERE counted;"
+            " CREATE VIEW unit_ad AS WITH o AS MATERIALIZED (SELECT * FROM own_bs)"
+            " SELECT o.municipality, d.ad AS month, min(o.complete) AS complete,"
+            " min(o.timely) AS timely FROM (SELECT DISTINCT ad, bs FROM days) d"
+            " JOIN o ON o.ym=d.bs GROUP BY 1, 2 HAVING min(o.counted)");
     /* The as-of day's BS month: the engine's today is the day after the data. */
     int32_t asof_ad = 0, asof_bs = 0;
     char asof[64];
     if (bscal_pair_of_day(b->hi + 1, &asof_ad, &asof_bs) != 0)
         exit(1);
-    snprintf(asof, sizeof(asof), "INSERT INTO asof VALUES(%d)", (int)asof_bs);
+    snprintf(asof, sizeof(asof), "INSERT INTO asof VALUES(%d, %d)", (int)asof_bs, (int)(b->hi + 1));
     exec(b, asof);
     /* Each period's last month (in its calendar), for enterprises_with_loan. The range runs
      * 400 days past the data, so every period of the data is whole here. */
@@ -507,13 +535,13 @@ static const struct {
     {"owner_category", &reint__v1__category__descriptor},
 };
 
-/* The key of a baseline row: the names of its grouping columns (2 .. ncol - 2), joined by
+/* The key of a baseline row: the names of its grouping columns (2 .. end - 1), joined by
  * commas, for the grouping named names ("category,sex"). */
-static void bench_key(sqlite3_stmt *s, int ncol, const char *names, char *key, size_t size)
+static void bench_key(sqlite3_stmt *s, int end, const char *names, char *key, size_t size)
 {
     size_t len = 0;
     key[0] = '\0';
-    for (int c = 2; c < ncol - 1; c++) {
+    for (int c = 2; c < end; c++) {
         size_t n = strcspn(names, ",");
         const char *name = NULL;
         int v = sqlite3_column_int(s, c);
@@ -535,16 +563,17 @@ static void bench_key(sqlite3_stmt *s, int ncol, const char *names, char *key, s
 }
 
 /* The baseline: GROUP BY queries over the decoded rows and the calendars. With keep, every
- * result row's value is kept in base_cells(municipality, period, indicator, grouping, value)
- * for the comparison with the engine's cells (outside the timer of the timed runs). */
+ * result row's values are kept in base_cells(municipality, period, indicator, grouping, key,
+ * numerator, denominator: 0 but for the ratios) for the comparison with the engine's cells
+ * (outside the timer of the timed runs). */
 static double baseline(bench *b, long long *cells, int keep)
 {
     static const char *kinds[6] = {"y", "q", "m", "bsm", "fyt", "fy"};
     if (keep)
         exec(b, "DROP TABLE IF EXISTS base_cells; CREATE TABLE base_cells(municipality,"
-                " period, indicator, grouping, key, value)");
+                " period, indicator, grouping, key, numerator, denominator)");
     sqlite3_stmt *ins =
-        keep ? store_prepare(b->db, "INSERT INTO base_cells VALUES(?1,?2,?3,?4,?5,?6)") : NULL;
+        keep ? store_prepare(b->db, "INSERT INTO base_cells VALUES(?1,?2,?3,?4,?5,?6,?7)") : NULL;
     /* The kept rows go in one transaction (not one commit each); only the untimed
      * comparison run keeps them. */
     if (keep)
@@ -567,15 +596,18 @@ static double baseline(bench *b, long long *cells, int keep)
                     if (ins == NULL)
                         continue;
                     ncol = sqlite3_column_count(s);
+                    int v = ncol - 1 - bench__q[i].ratio; /* the numerator's column */
                     sqlite3_bind_int64(ins, 1, sqlite3_column_int64(s, 0));
                     sqlite3_bind_text(ins, 2, (const char *)sqlite3_column_text(s, 1), -1,
                                       SQLITE_TRANSIENT);
                     sqlite3_bind_text(ins, 3, bench__q[i].indicator, -1, SQLITE_STATIC);
                     sqlite3_bind_text(ins, 4, bench__q[i].names[g], -1, SQLITE_STATIC);
                     char key[256];
-                    bench_key(s, ncol, bench__q[i].names[g], key, sizeof(key));
+                    bench_key(s, v, bench__q[i].names[g], key, sizeof(key));
                     sqlite3_bind_text(ins, 5, key, -1, SQLITE_TRANSIENT);
-                    sqlite3_bind_int64(ins, 6, sqlite3_column_int64(s, ncol - 1));
+                    sqlite3_bind_int64(ins, 6, sqlite3_column_int64(s, v));
+                    sqlite3_bind_int64(ins, 7,
+                                       bench__q[i].ratio ? sqlite3_column_int64(s, v + 1) : 0);
                     int st = sqlite3_step(ins);
                     sqlite3_reset(ins);
                     if (st != SQLITE_DONE)
@@ -598,16 +630,16 @@ static double baseline(bench *b, long long *cells, int keep)
 
 /* Compares the baseline's values with every cell of the engine (the baseline has every
  * indicator: one added to the catalogue without a query here makes the bench fail), cell by
- * cell: (municipality, period, indicator, grouping, key, numerator), a zero cell being no cell
- * on either side (the ratios by their numerators: the baseline computes no denominator).
- * Returns the number of cells that differ, *groups the baseline's cells. */
+ * cell: (municipality, period, indicator, grouping, key, numerator, denominator), a cell of
+ * zeros being no cell on either side. Returns the number of cells that differ, *groups the
+ * baseline's cells. */
 static long long compare(bench *b, long long *groups)
 {
     static const char *sql =
-        "WITH e AS (SELECT municipality, period, indicator, grouping, key, numerator"
-        " FROM rollup_cells WHERE numerator <> 0),"
-        " bb AS (SELECT municipality, period, indicator, grouping, key, value FROM base_cells"
-        " WHERE value <> 0)"
+        "WITH e AS (SELECT municipality, period, indicator, grouping, key, numerator,"
+        " denominator FROM rollup_cells WHERE numerator <> 0 OR denominator <> 0),"
+        " bb AS (SELECT municipality, period, indicator, grouping, key, numerator, denominator"
+        " FROM base_cells WHERE numerator <> 0 OR denominator <> 0)"
         " SELECT (SELECT count(*) FROM (SELECT * FROM e EXCEPT SELECT * FROM bb)) +"
         " (SELECT count(*) FROM (SELECT * FROM bb EXCEPT SELECT * FROM e)), (SELECT count(*)"
         " FROM bb)";
