@@ -9,10 +9,13 @@
    starts all N `municipal-node sync` at once and times until the rollups of every record the
    hub acknowledged are stored (hub /metrics: nothing dirty, nothing queued); records/s =
    total / that time (the time to the last acknowledgement is recorded beside it). With
-   --federal, a federal tier (PostgreSQL + federal-api) receives the snapshots, and the time
-   until it has committed every one (which its next answer then holds) is recorded too; it is
-   stopped after each hub run, so that the baseline runs without it. Checks that the hub holds
-   exactly the total, and the federal tier every snapshot. Hub CPU seconds come from
+   --federal, each hub run is followed (or preceded: the order alternates) by a second one
+   whose snapshots a federal tier (PostgreSQL + federal-api) receives: the time until it has
+   committed every one (which its next answer then holds) is recorded, with that run's own
+   rate to rollups stored, reported beside the judged one; the judged run has no federal tier
+   beside it, as its baseline has none (PostgreSQL would take the same two cores). The
+   federal tier is stopped after its run. Checks that the hub holds exactly the total, and
+   the federal tier every snapshot. Hub CPU seconds come from
    /proc/<pid>/stat, its peak RSS from VmHWM.
 3. Runs bench/sqlite_upsert.c (compiled here with cc -O2) on the same outbox bytes with the
    hub's schema, index, pragmas and upsert statement, at the hub's own rows per commit (the
@@ -392,23 +395,37 @@ def main():
         runs, base = [], []
         order = benchlib.alternating(args.repeat)
         res.data["order"] = order
+        fed_runs = []
+
+        def hub_run(with_federal):
+            """One hub run from the node stores' copies, with a federal tier or not."""
+            nonlocal fed
+            for n in nodes:
+                d = os.path.dirname(n["db"])
+                shutil.rmtree(d)
+                shutil.copytree(d + ".orig", d)
+            k = len(runs) + len(fed_runs)
+            if with_federal:
+                fed = start_federal(work, pki, k)
+            r = sync_phase(work, k, pki, hub_port, nodes, args, fed)
+            if fed:
+                snaps_fed = int(fed.pg.psql("SELECT count(*) FROM snapshots")[0][0])
+                res.check("federal run %d: the federal tier holds every snapshot of the hub"
+                          % (len(fed_runs) + 1), snaps_fed == r["snapshots"] and r["fed_s"],
+                          "federal %d, hub %d" % (snaps_fed, r["snapshots"]))
+                stop_federal(fed)
+                fed = None
+            (fed_runs if with_federal else runs).append(r)
+
         for step in order:
             if step == "A":
-                for n in nodes:
-                    d = os.path.dirname(n["db"])
-                    shutil.rmtree(d)
-                    shutil.copytree(d + ".orig", d)
-                if args.federal:
-                    fed = start_federal(work, pki, len(runs))
-                r = sync_phase(work, len(runs), pki, hub_port, nodes, args, fed)
-                if fed:
-                    snaps_fed = int(fed.pg.psql("SELECT count(*) FROM snapshots")[0][0])
-                    res.check("run %d: the federal tier holds every snapshot of the hub"
-                              % (len(runs) + 1), snaps_fed == r["snapshots"] and r["fed_s"],
-                              "federal %d, hub %d" % (snaps_fed, r["snapshots"]))
-                    stop_federal(fed)
-                    fed = None
-                runs.append(r)
+                # With --federal, the run with the federal tier goes first every other time.
+                first = args.federal and len(runs) % 2 == 1
+                if first:
+                    hub_run(True)
+                hub_run(False)
+                if args.federal and not first:
+                    hub_run(True)
             else:
                 # The baseline commits as many rows per transaction as the hub did: the
                 # hub's own average, measured in the hub runs so far (the first step of
@@ -427,13 +444,18 @@ def main():
                   file=sys.stderr)
 
         # Work-done checks: every run stored everything, rollups included.
-        for i, r in enumerate(runs):
-            res.check("hub run %d stored every record" % (i + 1),
-                      r["held"] == args.records and r["stored"] == args.records,
-                      "held %d, metrics %d, expected %d" % (r["held"], r["stored"], args.records))
-            res.check("hub run %d stored the rollups of every record" % (i + 1),
-                      r["rollups_done"] and r["dirty_left"] == 0 and r["snapshots"] > 0,
-                      "%d snapshots, %d dirty" % (r["snapshots"], r["dirty_left"]))
+        for kind, rs in (("hub", runs), ("federal", fed_runs)):
+            for i, r in enumerate(rs):
+                res.check("%s run %d stored every record" % (kind, i + 1),
+                          r["held"] == args.records and r["stored"] == args.records,
+                          "held %d, metrics %d, expected %d" % (r["held"], r["stored"],
+                                                                args.records))
+                res.check("%s run %d stored the rollups of every record" % (kind, i + 1),
+                          r["rollups_done"] and r["dirty_left"] == 0 and r["snapshots"] > 0,
+                          "%d snapshots, %d dirty" % (r["snapshots"], r["dirty_left"]))
+        res.check("as many runs with the federal tier as without",
+                  len(fed_runs) == (len(runs) if args.federal else 0),
+                  "%d and %d" % (len(fed_runs), len(runs)))
         for i, b in enumerate(base):
             res.check("baseline run %d upserted every record, the same bytes" % (i + 1),
                       int(b["rows"]) == args.records and b["held"] == args.records
@@ -454,9 +476,13 @@ def main():
                    "waited for)", "records/s", baseline="raw_rate")
         res.samples("hub_rate_ack", [r["rate_ack"] for r in runs])
         if args.federal:
-            res.figure("hub_fed_s", "until the federal tier acknowledged every snapshot",
-                       "s", better="lower")
-            res.samples("hub_fed_s", [r["fed_s"] or 0.0 for r in runs])
+            res.figure("hub_fed_s", "until the federal tier acknowledged every snapshot (runs "
+                       "with the federal tier)", "s", better="lower")
+            res.samples("hub_fed_s", [r["fed_s"] or 0.0 for r in fed_runs])
+            res.figure("hub_rate_fed", "hub ingest with rollups stored while the federal "
+                       "tier receives its snapshots on the same cores", "records/s",
+                       baseline="raw_rate")
+            res.samples("hub_rate_fed", [r["rate"] for r in fed_runs])
         res.figure("rows_per_commit", "hub rows per commit (measured: stored / commits)",
                    "rows")
         res.samples("rows_per_commit", [r["rows_per_commit"] for r in runs])

@@ -16,8 +16,10 @@ import report  # noqa: E402
 
 # (json name, driver and its tiny arguments, figures it must report)
 RUNS = [
+    # --federal, as make bench runs it: a second hub run with the federal tier beside it.
     ("hub_ingest", ["bench/hub_ingest.py", "--nodes", "2", "--records", "600", "--batch", "200",
-                    "--repeat", "1"], ["hub_rate", "raw_rate", "rows_per_commit"]),
+                    "--repeat", "1", "--federal"],
+     ["hub_rate", "raw_rate", "rows_per_commit", "hub_rate_fed", "hub_fed_s"]),
     ("import", ["bench/import_bench.py", "--rows", "500", "--repeat", "1"],
      ["node_rate", "sqlite_rate"]),
     # Sparse, with its own batch, window and name (make bench runs the dense one too; the
