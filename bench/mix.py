@@ -119,6 +119,7 @@ class Truth:
     """National figures per Gregorian year, computed from what the generators decided:
       reg|Y|        participants_registered, total        (persons)
       reg|Y|SEX     participants_registered by sex
+      regm|Y|CODE   participants_registered of municipality CODE
       del|Y         services_delivered                    (DELIVERED services)
       pend|Y        referrals_pending                     (REFERRED services, today)
       ent|Y         enterprises_supported                 (enterprises)
@@ -142,6 +143,7 @@ class Truth:
             y = p["_reg"].year
             self._inc("reg|%d|" % y)
             self._inc("reg|%d|%s" % (y, p["sex"]))
+            self._inc("regm|%d|%d" % (y, code))
         by_key = {}
         for s in services:
             if s["status"] == "DELIVERED":

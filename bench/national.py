@@ -17,7 +17,8 @@ enterprises_supported, services_unavailable and the numerator of reporting_compl
 and the records held (federal /v1/coverage, which the hubs report). A phase's timer stops when
 every one of those national figures equals the truth and every hub's rollups and uplink are
 drained: the federal answer then holds every record's effect. The records held (which the hubs
-report on a slower cadence) are then checked against the truth, after the timer. A wait that
+report on a slower cadence) are then checked against the truth, after the timer, and after
+each resync every municipality's participants_registered of every year (by=municipality). A wait that
 never gets there fails the bench (exit 1).
 
 Figures (build/bench/national.json through bench/benchlib.py; each one sample per run, --repeat
@@ -370,6 +371,24 @@ class Chain:
                         return bad
         return bad
 
+    def municipality_mismatches(self, truth):
+        """Every municipality's participants_registered of every year at the federal answer
+        (one answer by=municipality a year) against the generators': the national totals the
+        timer waits for could hide records counted under the wrong municipality. Returns the
+        differences, (year, municipality, answer, truth)."""
+        bad = []
+        for y in mix.years(truth):
+            want = {int(k.split("|")[2]): v for k, v in truth.items()
+                    if k.startswith("regm|%d|" % y) and v}
+            got = {}
+            for ans in self.answer("participants_registered", y, "municipality")["answers"]:
+                v = (ans.get("total") or {}).get("value", 0)
+                if v:
+                    got[ans["area"]["code"]] = v
+            bad += [(y, c, got.get(c, 0), want.get(c, 0)) for c in sorted(set(got) | set(want))
+                    if got.get(c, 0) != want.get(c, 0)]
+        return bad
+
     def coverage_mismatch(self):
         """The records the hubs report holding (federal /v1/coverage) against the generators'
         count, and the dead letters (none expected); None when they agree. The hubs send their
@@ -705,6 +724,13 @@ def phase_resync(ch, res, args, run):
     res.check("resync %d: the federal answer holds every record's effect, the hubs' coverage "
               "every record" % run, True,
               "%d records, %.1f s" % (n, t1 - t0))
+    truth = ch.truth()
+    bad = ch.municipality_mismatches(truth)
+    res.check("resync %d: every municipality's registrations of every year equal the "
+              "generators' (after the timer)" % run, not bad,
+              "%d of %d (year, municipality) differ, first %s"
+              % (len(bad), sum(1 for k, v in truth.items() if k.startswith("regm|") and v),
+                 bad[:5]))
     res.sample("resync_s", t1 - t0)
     res.sample("floor_s", sum(cpu.values()) / os.cpu_count())
     res.data["extra"].setdefault("resync", []).append(
