@@ -17,7 +17,8 @@ about a minute and a half here.
 
 1. Ingest: 7 hub clients (one per province, mutual TLS 1.3, Python ssl, frames encoded
    before the clock starts) push their municipalities' snapshots at once, batches of --batch
-   snapshots with a window of --window (2); timed until every batch is acknowledged (committed).
+   snapshots with a window of --window (2); timed until every batch is acknowledged
+   (committed).
 2. COPY baseline: the same snapshots (as TSV, written before timing) are COPYed with psql
    into the product's layout, their headers into snapshots and their cells, one row of
    arrays per snapshot, into snapshot_cells (migration 0004, LZ4 since 0011), in a fresh
@@ -32,7 +33,8 @@ about a minute and a half here.
    over it runs beside neither a later COPY nor the queries.
 3. Queries (--no-queries: none): --clients processes send a fixed mix (below) over
    keep-alive HTTPS for --seconds; latency per request as seen by the client, p50/p99 over
-   all requests and p99 per query; then the breakdown of 753 local levels x 12 months, 5 times on one connection.
+   all requests and p99 per query; then the breakdown of 753 local levels x 12 months, 5
+   times on one connection.
 
 Writes build/bench/NAME.json (--name: federal; bench/benchlib.py), from which bench/report.py
 makes the tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""

@@ -18,8 +18,8 @@ and the records held (federal /v1/coverage, which the hubs report). A phase's ti
 every one of those national figures equals the truth and every hub's rollups and uplink are
 drained: the federal answer then holds every record's effect. The records held (which the hubs
 report on a slower cadence) are then checked against the truth, after the timer, and after
-each resync every municipality's participants_registered of every year (by=municipality). A wait that
-never gets there fails the bench (exit 1).
+each resync every municipality's participants_registered of every year (by=municipality). A
+wait that never gets there fails the bench (exit 1).
 
 Figures (build/bench/national.json through bench/benchlib.py; each one sample per run, --repeat
 runs):
