@@ -448,7 +448,7 @@ BENCH_RUNS ?= \
 	"bench/federal_bench.py --months 2 --seconds 5" \
 	"bench/federal_bench.py --months 2 $(BENCH_SPARSE)" \
 	"bench/rollup.py --records 100000 --municipalities 20" \
-	"bench/national.py --records 150000 --batch 100 --query-seconds 10"
+	"bench/national.py --records 150000 --batch 100 --query-seconds 5"
 endif
 bench: all bench-build
 	@set -e; mkdir -p $(BENCH_DIR); rm -f $(BENCH_DIR)/*.json; for b in $(BENCH_RUNS); do \
