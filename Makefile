@@ -393,13 +393,17 @@ test: deps
 
 # --- benchmarks -----------------------------------------------------------------------------
 # The C benchmarks: rollup_bench runs the hub's rollup engine (libhub), sqlite_upsert is the
-# raw SQLite baseline of bench/hub_ingest.py (which still compiles its own copy with cc -O2,
-# so that it runs without make). Both at -O2 with the project's warnings, in $(OUT)/bench.
+# raw SQLite baseline of bench/hub_ingest.py, with the hub's checkpoint thread (walckpt, from
+# libcommon). Both at -O2 with the project's warnings, in $(OUT)/bench.
 BENCH_CFLAGS = $(CFLAGS_OURS) -O2 -Iprovincial-hub -Imunicipal-node -Ifederal-api
 $(OUT)/bench/rollup_bench: bench/rollup_bench.c $(LIBHUB) $(LIBCOMMON)
 	@mkdir -p $(@D) $(OBJ)/bench
 	$(call say,LD,$@)$(CC) $(BENCH_CFLAGS) $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/bench/$(@F).d \
 		-MT $@ -o $@ $< $(LIBHUB) $(LIBCOMMON) $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+$(OUT)/bench/sqlite_upsert: bench/sqlite_upsert.c $(LIBCOMMON)
+	@mkdir -p $(@D) $(OBJ)/bench
+	$(call say,LD,$@)$(CC) $(BENCH_CFLAGS) $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/bench/$(@F).d \
+		-MT $@ -o $@ $< $(LIBCOMMON) $(LDFLAGS_ALL) $(USER_LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 $(OUT)/bench/%: bench/%.c
 	@mkdir -p $(@D) $(OBJ)/bench
 	$(call say,LD,$@)$(CC) $(BENCH_CFLAGS) $(USER_CFLAGS) -MMD -MP -MF $(OBJ)/bench/$(@F).d \

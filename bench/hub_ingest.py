@@ -17,8 +17,9 @@
    federal tier is stopped after its run. Checks that the hub holds exactly the total, and
    the federal tier every snapshot. Hub CPU seconds come from
    /proc/<pid>/stat, its peak RSS from VmHWM.
-3. Runs bench/sqlite_upsert.c (compiled here with cc -O2) on the same outbox bytes with the
-   hub's schema, index, pragmas and upsert statement, at the hub's own rows per commit (the
+3. Runs build/bench/sqlite_upsert (bench/sqlite_upsert.c, built by make bench-build) on the
+   same outbox bytes with the hub's schema, index, pragmas, upsert statement and checkpoint
+   thread (common/walckpt.c at the hub's threshold), at the hub's own rows per commit (the
    median of its runs so far), alternating with the hub runs (A B B A ...).
 
 Writes build/bench/hub_ingest.json (bench/benchlib.py), from which bench/report.py makes the
@@ -245,6 +246,13 @@ def sync_phase(work, rep, pki, hub_port, nodes, args, fed=None):
     held, body_bytes = c.execute("SELECT count(*), sum(length(body)) FROM records").fetchone()
     snaps, dirty = c.execute("SELECT count(*), coalesce(sum(dirty), 0) FROM rollup_snapshots"
                              ).fetchone()
+    # What the engine decoded (its shadow rows: one per record it noted, of each kind) and the
+    # municipalities it has snapshots of: a record the noting skipped would leave them short
+    # while nothing stays dirty or queued.
+    shadow = [c.execute("SELECT count(*) FROM rollup_%s" % t).fetchone()[0]
+              for t in ("person", "service", "enterprise")]
+    snap_muns = c.execute("SELECT count(DISTINCT municipality) FROM rollup_snapshots"
+                          ).fetchone()[0]
     c.close()
     stored = int(m1["hub_records_stored_total"] - m0["hub_records_stored_total"])
     commits = int(m1["hub_commits_total"] - m0["hub_commits_total"])
@@ -258,6 +266,7 @@ def sync_phase(work, rep, pki, hub_port, nodes, args, fed=None):
            "commits": commits, "stored": stored, "held": held,
            "rows_per_commit": stored / max(commits, 1), "snapshots": snaps,
            "dirty_left": dirty, "rollups_done": t_roll is not None,
+           "shadow": shadow, "snapshot_municipalities": snap_muns,
            "batches": int(m1["hub_batches_total"] - m0["hub_batches_total"]),
            # The store's log copied back by its checkpoint thread, and by the loop's own
            # commits (only when the thread cannot keep the log under 4 x its threshold).
@@ -343,13 +352,10 @@ def main():
     try:
         # 1. Preparation: nothing here is timed.
         t_prep = time.time()
-        cc = subprocess.run(["cc", "-std=c11", "-O2", "-D_POSIX_C_SOURCE=200809L", "-o",
-                             os.path.join(work, "sqlite_upsert"),
-                             os.path.join(ROOT, "bench", "sqlite_upsert.c"), "-lsqlite3"],
-                            capture_output=True, text=True)
-        if cc.returncode != 0:
-            sys.exit("cc bench/sqlite_upsert.c failed:\n" + cc.stderr)
-        baseline_bin = os.path.join(work, "sqlite_upsert")
+        # make bench-build: the baseline links the hub's checkpoint thread (libcommon).
+        baseline_bin = os.path.join(ROOT, "build", "bench", "sqlite_upsert")
+        if not os.access(baseline_bin, os.X_OK):
+            sys.exit("%s is missing: run make bench-build" % baseline_bin)
         base_sql = subprocess.run([baseline_bin, "--print-sql"], capture_output=True,
                                   text=True, check=True).stdout.splitlines()[1]
         res.check("baseline statement is the hub's upsert (hubstore__upsert_sql)",
@@ -439,8 +445,11 @@ def main():
                                      % (runs[-1]["rate_ack"], runs[-1]["rate"],
                                         runs[-1]["checkpoints"],
                                         runs[-1]["checkpoints_inline"]))
-                              if step == "A" else ("raw %s rows/s at %d rows/commit"
-                                                   % (base[-1]["rows_per_s"], base[-1]["txn"]))),
+                              if step == "A" else ("raw %s rows/s at %d rows/commit; "
+                                                   "checkpoints %s on the thread, %s in commits"
+                                                   % (base[-1]["rows_per_s"], base[-1]["txn"],
+                                                      base[-1]["ckpt_runs"],
+                                                      base[-1]["ckpt_inline"]))),
                   file=sys.stderr)
 
         # Work-done checks: every run stored everything, rollups included.
@@ -453,6 +462,13 @@ def main():
                 res.check("%s run %d stored the rollups of every record" % (kind, i + 1),
                           r["rollups_done"] and r["dirty_left"] == 0 and r["snapshots"] > 0,
                           "%d snapshots, %d dirty" % (r["snapshots"], r["dirty_left"]))
+                res.check("%s run %d: the engine decoded every record, and has snapshots of "
+                          "every municipality" % (kind, i + 1),
+                          r["shadow"] == kinds and r["snapshot_municipalities"] == args.nodes,
+                          "persons, services, enterprises decoded %s, planned %s; snapshots "
+                          "of %d municipalities of %d" % (r["shadow"], kinds,
+                                                          r["snapshot_municipalities"],
+                                                          args.nodes))
         res.check("as many runs with the federal tier as without",
                   len(fed_runs) == (len(runs) if args.federal else 0),
                   "%d and %d" % (len(fed_runs), len(runs)))
@@ -465,6 +481,11 @@ def main():
             res.check("baseline run %d has the hub's schema" % (i + 1),
                       b["schema"] == runs[0]["schema"], b["schema"])
 
+        # Checkpoints of each run (on the store's thread, in commits): the hub's and the
+        # baseline's, which run the same thread at the same threshold.
+        res.data["extra"]["checkpoints"] = {
+            "hub": [[r["checkpoints"], r["checkpoints_inline"]] for r in runs],
+            "baseline": [[int(b["ckpt_runs"]), int(b["ckpt_inline"])] for b in base]}
         res.figure("hub_rate", "hub durable ingest with rollups stored (%d nodes, %s records: "
                    "persons, services, enterprises in the demo's proportions)"
                    % (args.nodes, f"{args.records:,}"), "records/s", goal=">= 0.8 x raw SQLite",

@@ -177,9 +177,33 @@ def section(name, data):
     out += ["", "Work-done checks: %d, %s." % (
         len(data["checks"]), "all passed" if not bad else "FAILED: " + "; ".join(
             "%s (%s)" % (c["name"], c["detail"]) for c in bad))]
+    out += details(data)
     for n in data.get("notes", []):
         out += ["", n]
     return "\n".join(out) + "\n"
+
+
+def details(data):
+    """Lines of a folded block with every check's detail and the run's other recorded values
+    (data["extra"]: the counts and CPU times the prose cites), so that a reader can check the
+    prose against the run; [] when there is neither."""
+    checks, extra = data.get("checks") or [], data.get("extra") or {}
+    if not checks and not extra:
+        return []
+    out = ["", "<details><summary>What the run checked and recorded</summary>", ""]
+    out += ["- check `%s`: %s%s" % (c["name"], "passed" if c["ok"] else "**FAILED**",
+                                     ", " + md(c["detail"]) if c.get("detail") else "")
+            for c in checks]
+    out += ["- `%s`: `%s`" % (k, (v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+                              .replace("`", "'").replace("\n", " "))
+            for k, v in sorted(extra.items())]
+    return out + ["", "</details>"]
+
+
+def md(text):
+    """text safe inside a Markdown list item (no table pipes, no HTML, one line)."""
+    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+            .replace("\n", " "))
 
 
 def calibration(data):

@@ -11,9 +11,12 @@ and after the batches the cells they left with those of a rebuild from the recor
 decoded rows, behind too); a difference fails the bench (exit 1). The store has the hub's page
 cache (256 MiB). Timed: compute alone (every snapshot dirty, rollup_refresh) against the
 baseline; a batch of 1,000 changes of one municipality (600 new, 400 corrections) and 1,000
-corrections scattered over every municipality, each applied the ingest's way (rollup_note +
-hubstore_put, committed) and then refreshed (the figure: rollup_refresh; the ingest
-transaction is its own figure).
+corrections scattered over every municipality, each applied the hub's ingest's way (upserted
+with hubstore_put and committed; then each record read back and noted, rollup_note_stored,
+committed) and then refreshed. The figure judged against the goal is the engine's whole work
+to reflect the batch: the noting transaction plus rollup_refresh (until 2026-12-06 the refresh
+alone, after a rollup_note inside the upserts' transaction, a path the hub does not use); both
+parts, and the upserts' transaction, are figures of their own.
 
   /usr/bin/python3 bench/rollup.py [--records 1000000] [--municipalities 100] [--repeat 5]"""
 import argparse
@@ -60,18 +63,21 @@ def main():
             res.data["extra"][name] = int(rest)
     res.check("every figure has its samples", all(
         len(res.data["figures"].get(k, {"samples": []})["samples"]) >= min(a.repeat, 1)
-        for k in ("compute_s", "baseline_s", "one_mun_ms", "scattered_ms")), "")
+        for k in ("compute_s", "baseline_s", "one_mun_ms", "scattered_ms", "one_mun_note_ms",
+                  "one_mun_refresh_ms", "scattered_note_ms", "scattered_refresh_ms")), "")
     scope = "%s records, %d municipalities" % (f"{a.records:,}", a.municipalities)
     res.figure("one_mun_ms", "1,000 changes of one municipality reflected in its snapshots "
-               "(rollup_refresh), " + scope, "ms", better="lower", goal="< 10 ms",
-               goal_value=10, headline=True)
+               "(noted + rollup_refresh, after their upserts' commit), " + scope, "ms",
+               better="lower", goal="< 10 ms", goal_value=10, headline=True)
     res.figure("scattered_ms", "1,000 corrections scattered over every municipality "
-               "(rollup_refresh), " + scope, "ms", better="lower", goal="< 1,000 ms",
-               goal_value=1000, headline=True)
-    res.figure("one_mun_ingest_ms", "that batch's ingest transaction (rollup_note + upsert, "
-               "commit)", "ms", better="lower")
-    res.figure("scattered_ingest_ms", "the scattered batch's ingest transaction", "ms",
-               better="lower")
+               "(noted + rollup_refresh, after their upserts' commit), " + scope, "ms",
+               better="lower", goal="< 1,000 ms", goal_value=1000, headline=True)
+    for name, what in (("one_mun", "that batch's"), ("scattered", "the scattered batch's")):
+        res.figure(name + "_note_ms", what + " noting transaction (each record read back, "
+                   "rollup_note_stored, commit)", "ms", better="lower")
+        res.figure(name + "_refresh_ms", what + " rollup_refresh", "ms", better="lower")
+        res.figure(name + "_ingest_ms", what + " upserts' transaction (hubstore_put, commit; "
+                   "not counted in the figure)", "ms", better="lower")
     res.figure("compute_s", "compute alone, every snapshot of 15 indicators, " + scope, "s",
                better="lower", baseline="baseline_s", headline=True,
                goal="reported beside the baseline")

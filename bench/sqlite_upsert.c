@@ -3,8 +3,11 @@
  * Reads the records of one or more municipal-node stores (outbox bytes, ids, versions, the
  * store's incarnation), then upserts them into a fresh database that has the hub's records
  * table, pragmas (WAL, synchronous=FULL) and upsert statement, in transactions of a fixed
- * number of rows. Only the upserts and commits are timed; no TLS, framing, decoding or
- * validation, which is exactly what the hub adds on top.
+ * number of rows, with the hub's checkpoints: common/walckpt.c's thread at the hub's
+ * threshold (HUBSTORE_CKPT_FRAMES), so that neither side copies its write-ahead log back
+ * inside its timed commits (until 2026-12-06 the baseline checkpointed inline). Only the
+ * upserts and commits are timed; no TLS, framing, decoding or validation, which is exactly
+ * what the hub adds on top.
  *
  * The rows are interleaved the way concurrent nodes deliver them: CHUNK rows of the first
  * store, CHUNK of the second, and so on round-robin, each store in outbox sequence order.
@@ -18,6 +21,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "hubstore.h"
+#include "walckpt.h"
 
 /* The baseline keeps its own SQL, since it is the baseline: it runs on SQLite alone (compiled
  * with -lsqlite3 only) to show what the hub adds on top. Its table definition and statement
@@ -39,7 +45,8 @@ static const char *bench__upsert =
     " version=max(version, excluded.version), incarnation=excluded.incarnation";
 
 /* Same as common/store.c, then what hubstore_open() and the hub's start add: the WAL
- * checkpointed every 16,384 pages and the page cache of [hub] cache_mb (default 256 MiB). */
+ * checkpointed every 16,384 pages (main() then moves the checkpoints to walckpt's thread, as
+ * hubstore_open does) and the page cache of [hub] cache_mb (default 256 MiB). */
 static const char *bench__pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
                                     "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=16384;"
@@ -199,6 +206,8 @@ int main(int argc, char **argv)
 {
     static bench_store stores[BENCH_MAX_STORES];
     sqlite3 *db = NULL;
+    walckpt *ckpt = NULL;
+    char err[256];
     sqlite3_stmt *q_begin = NULL, *q_commit = NULL, *q_upsert = NULL;
     char *msg = NULL;
     long txn = 0, chunk = 0;
@@ -234,6 +243,10 @@ int main(int argc, char **argv)
         sqlite3_exec(db, bench__pragmas, NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(db, bench__schema, NULL, NULL, &msg) != SQLITE_OK) {
         fprintf(stderr, "sqlite_upsert: %s: %s\n", argv[1], msg ? msg : sqlite3_errmsg(db));
+        goto out;
+    }
+    if (walckpt_start(&ckpt, db, argv[1], HUBSTORE_CKPT_FRAMES, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sqlite_upsert: %s\n", err);
         goto out;
     }
     if (sqlite3_prepare_v3(db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &q_begin, NULL) !=
@@ -281,16 +294,20 @@ int main(int argc, char **argv)
         commits++;
     }
     double secs = bench__now() - t0, cpu = bench__cpu() - cpu0;
+    walckpt_stats ck;
+    walckpt_get_stats(ckpt, &ck);
     printf("rows=%zu bytes=%zu stores=%d txn_rows=%ld chunk_rows=%ld commits=%zu unchanged=%zu "
-           "seconds=%.3f cpu_seconds=%.3f rows_per_s=%.0f\n",
+           "seconds=%.3f cpu_seconds=%.3f rows_per_s=%.0f ckpt_runs=%llu ckpt_inline=%llu\n",
            total, bytes, n_stores, txn, chunk, commits, unchanged, secs, cpu,
-           secs > 0 ? (double)total / secs : 0.0);
+           secs > 0 ? (double)total / secs : 0.0, (unsigned long long)ck.runs,
+           (unsigned long long)ck.inline_runs);
     rc = 0;
 out:
     sqlite3_free(msg);
     sqlite3_finalize(q_begin);
     sqlite3_finalize(q_commit);
     sqlite3_finalize(q_upsert);
+    walckpt_stop(ckpt);
     sqlite3_close(db);
     for (int i = 0; i < n_stores; i++) {
         free(stores[i].rows);

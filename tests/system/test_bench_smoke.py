@@ -30,7 +30,8 @@ RUNS = [
                         "--name", "federal_sparse"],
      ["ingest_rate", "copy_rate", "query_p99_ms"]),
     ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
-                "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms"]),
+                "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms", "one_mun_note_ms",
+                       "one_mun_refresh_ms", "scattered_note_ms", "scattered_refresh_ms"]),
     ("national", ["bench/national.py", "--municipalities", "7", "--records", "1000", "--batch",
                   "40", "--repeat", "1", "--samples", "3", "--query-seconds", "1", "--bg-rate",
                   "60", "--years", "1", "--real-nodes", "2", "--timeout", "60"],
@@ -99,6 +100,13 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
     old, new = sections(before), sections(text)
     assert set(old) - {name} and all(new[b] == old[b] for b in old if b != name)
     assert new[name] != old.get(name) and data["date"] in new[name]
+    # Every check's detail and the run's recorded values are in its section, for the prose.
+    assert all("- check `%s`: passed" % c["name"] in new[name] for c in data["checks"])
+    assert all("- `%s`: " % k in new[name] for k in data.get("extra", {}))
+    if name == "national":
+        # The floor's CPU is read at convergence, before the wait for the coverage.
+        for r in data["extra"]["resync"]:
+            assert r["coverage_s"] >= r["converged_s"] > 0 and r["sim_cpu_s"] >= 0, r
     if calibrated:
         line = [x for x in new[name].split("\n") if x.startswith("Machine speed")]
         want = ["%.0f ms %s" % (c["wall_ms"], c["at"] if "resync" in c["at"] else
@@ -273,7 +281,7 @@ def test_a_quick_run_keeps_a_full_runs_json():
 def test_rollup_bench_profile_mode(tmp_path):
     """rollup_bench --profile B, the profiler's run that docs/BENCHMARKS.md cites, loads the
     store and then runs B batches of one municipality and nothing else (no baseline, no
-    comparison): B samples and exit 0."""
+    comparison): B batches' samples (the figure and its parts) and exit 0."""
     exe = os.path.join(ROOT, "build", "bench", "rollup_bench")
     assert os.access(exe, os.X_OK), "build/bench/rollup_bench is missing: make bench-build"
     r = subprocess.run([exe, "--records", "1000", "--municipalities", "2", "--dir",
@@ -281,6 +289,11 @@ def test_rollup_bench_profile_mode(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     samples = [line.split() for line in r.stdout.splitlines() if line.startswith("sample ")]
-    assert [x[1] for x in samples] == ["one_mun_ms"] * 3, r.stdout
+    assert [x[1] for x in samples] == ["one_mun_ms", "one_mun_note_ms", "one_mun_refresh_ms",
+                                       "one_mun_ingest_ms"] * 3, r.stdout
+    # The figure is the noting and the refresh together.
+    for i in range(0, len(samples), 4):
+        total, note, refresh = (float(samples[i + k][2]) for k in range(3))
+        assert abs(total - (note + refresh)) < 1e-3, samples[i:i + 4]
     assert all(float(x[2]) > 0 for x in samples)
     assert "baseline" not in r.stdout and "check " not in r.stdout, r.stdout
