@@ -28,7 +28,7 @@ RUNS = [
                         "--repeat", "1", "--seconds", "1", "--clients", "1", "--jobs", "1",
                         "--cells-per-snapshot", "30", "--batch", "5", "--window", "3",
                         "--name", "federal_sparse"],
-     ["ingest_rate", "copy_rate", "query_p99_ms"]),
+     ["ingest_rate", "copy_rate", "query_p99_ms", "breakdown_loaded_ms", "breakdown_ms"]),
     ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
                 "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms", "one_mun_note_ms",
                        "one_mun_refresh_ms", "scattered_note_ms", "scattered_refresh_ms"]),
@@ -127,7 +127,7 @@ def test_federal_dataset_dense_and_sparse(tmp_path):
 
     def shape(per_snap):
         tsv = str(tmp_path / ("cells-%d.tsv" % per_snap))
-        _, frames, n_cells, n_snaps = fb.build_province(
+        _, frames, n_cells, n_snaps, _ = fb.build_province(
             (3, levels, periods, 7, 1, tsv, 10, per_snap))
         with open(tsv) as f:
             copy = [len(line.split("\t")[3].split('","')) for line in f]
