@@ -145,7 +145,8 @@ static uint64_t recent_person(bench *b, uint64_t index, uint64_t n)
 }
 
 /* Builds record (kind, municipality, index) with random content dated in [lo, hi] and
- * stores it; with note, the ingest's way (rollup_note first). */
+ * upserts it (hubstore_put); inside a batch (n_pend >= 0) it is also queued, with whether the
+ * upsert inserted, for the noting the hub does after the upserts' commit. */
 static void put(bench *b, int kind, uint32_t mun, uint64_t index, int32_t lo, int32_t hi)
 {
     static const uint8_t inc[16] = {9};

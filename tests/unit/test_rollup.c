@@ -1,6 +1,8 @@
 /* Tests for provincial-hub/rollup: every indicator on hand-built records, with the expected
  * cells worked out by hand in each test. Records go into a temporary hub.db through the
- * ingest's path: rollup_note(), then the hub store's upsert (hubstore_put), in one transaction.
+ * ingest's path (provincial-hub/ingest.c): the hub store's upsert (hubstore_put), committed;
+ * then, in a transaction of its own, the body the records table now holds, noted
+ * (rollup_note_stored, told whether the upsert inserted).
  *
  * Calendar facts used below (data/bikram_sambat.csv: BS 2082 starts 2025-04-14, months of
  * 31, 31, 32, 31, 31, 31, 30, 29, ... days): 2025-07-16 is Asar 32, 2082 (BS2082-03, the
@@ -106,8 +108,6 @@ static void put(fx *f, Reint__V1__Record *rec)
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
     reint__v1__record__pack(rec, buf);
-    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
-    assert_int_equal(rollup_note(f->r, rec->municipality, rec->id.data, rec->version, buf, len), 0);
     hubstore_record hr = {.municipality = rec->municipality,
                           .id = rec->id.data,
                           .kind = record_kind(rec),
@@ -116,9 +116,27 @@ static void put(fx *f, Reint__V1__Record *rec)
                           .incarnation = inc,
                           .body = buf,
                           .len = len};
-    assert_int_equal(hubstore_put(&f->hs, &hr, NULL), 0);
+    int inserted = -1;
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(hubstore_put(&f->hs, &hr, &inserted), 0);
     assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    assert_true(inserted == 0 || inserted == 1);
     free(buf);
+    /* The hub's noting: what the records table holds now (a stale replay leaves the newer
+     * body), in a transaction of its own. */
+    sqlite3_stmt *st =
+        store_prepare(f->db, "SELECT body FROM records WHERE municipality=?1 AND id=?2");
+    assert_non_null(st);
+    sqlite3_bind_int64(st, 1, rec->municipality);
+    sqlite3_bind_blob(st, 2, rec->id.data, 16, SQLITE_STATIC);
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(rollup_note_stored(f->r, rec->municipality, rec->id.data,
+                                        sqlite3_column_blob(st, 0),
+                                        (size_t)sqlite3_column_bytes(st, 0), inserted),
+                     0);
+    sqlite3_finalize(st);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
     if (!put_no_refresh)
         assert_int_equal(rollup_refresh(f->r, NULL), 0);
 }
