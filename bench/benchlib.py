@@ -21,11 +21,13 @@ The JSON (schema 1):
 
 A driver exits non-zero when a check fails (Result.write then Result.exit_status)."""
 import datetime
+import http.client
 import json
 import os
 import platform
 import shlex
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench"))
 SCHEMA = 1
 CALIBRATE = os.path.join(ROOT, "build", "bench", "calibrate")
+
+
+def breakdown(res, key, port, cafile, token, year, requests=5):
+    """Geography and time in one query (issue 16): every local level month by month over the
+    given year, asked `requests` times on one keep-alive HTTPS connection to federal-api at
+    port (a ministry's token), each a sample of figure key; the check: every answer lists 753
+    x 12 answers, the year's months in order. Records the answer's size in extra."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
+    path = ("/v1/indicators/participants_registered?by=municipality&series=month&period=%s"
+            % year)
+    sizes, answers = [], []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+        r = conn.getresponse()
+        body = r.read()
+        res.sample(key, (time.perf_counter() - t0) * 1000)
+        sizes.append((r.status, len(body)))
+        answers.append(json.loads(body)["answers"] if r.status == 200 else [])
+    conn.close()
+    months = ["%s-%02d" % (year, m) for m in range(1, 13)]
+    res.check("%s: the breakdown lists 753 x 12 answers" % key,
+              all(len(a) == 753 * 12 and [x["period"] for x in a[:12]] == months
+                  for a in answers),
+              "answers %s, statuses %s" % ([len(a) for a in answers], [x for x, _ in sizes]))
+    res.data["extra"][key.replace("_ms", "_bytes")] = sizes[-1][1]
 
 
 def alternating(n):

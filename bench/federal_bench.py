@@ -46,7 +46,6 @@ Writes build/bench/NAME.json (--name: federal; bench/benchlib.py), from which be
 makes the tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""
 import argparse
 import http.client
-import json
 import itertools
 import multiprocessing
 import os
@@ -318,33 +317,6 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def breakdown(res, key, fed, pki, tokens, periods):
-    """Geography and time in one query (issue 16): every local level month by month over the
-    first year of the data, 5 times on one keep-alive connection, each a sample of figure key;
-    the answer must list 753 x 12 answers, the year's months in order."""
-    year = periods[0][:4]
-    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
-    conn = http.client.HTTPSConnection("127.0.0.1", fed.https_port, context=ctx, timeout=60)
-    path = ("/v1/indicators/participants_registered?by=municipality&series=month&period=%s"
-            % year)
-    sizes = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        conn.request("GET", path, headers={"Authorization": "Bearer " + tokens["ministry"]})
-        r = conn.getresponse()
-        body = r.read()
-        res.sample(key, (time.perf_counter() - t0) * 1000)
-        sizes.append((r.status, len(body)))
-    conn.close()
-    answer = json.loads(body) if sizes[-1][0] == 200 else {"answers": []}
-    res.check("%s: the breakdown lists 753 x 12 answers" % key,
-              len(answer["answers"]) == 753 * 12 and
-              [x["period"] for x in answer["answers"][:12]] ==
-              ["%s-%02d" % (year, m) for m in range(1, 13)],
-              "%d answers, statuses %s" % (len(answer["answers"]), [x for x, _ in sizes]))
-    res.data["extra"][key.replace("_ms", "_bytes")] = sizes[-1][1]
-
-
 class PgDb:
     """The private PostgreSQL seen through one of its databases (Federal reads conninfo)."""
 
@@ -545,7 +517,8 @@ def main():
                                "answer (by=municipality&series=month), one client, right "
                                "after the load", "ms", better="lower", goal="< 1000 ms",
                                goal_value=1000, headline=True)
-                    breakdown(res, "breakdown_loaded_ms", fed, pki, tokens, periods)
+                    benchlib.breakdown(res, "breakdown_loaded_ms", fed.https_port,
+                                       pki.path("ca.crt"), tokens["ministry"], periods[0][:4])
                     t0 = time.perf_counter()
                     db.psql("VACUUM (ANALYZE)")
                     vacuum_s = time.perf_counter() - t0
@@ -631,7 +604,8 @@ def main():
             res.sample("query_p50_ms", pct(lat, 50) * 1000)
             res.figure("breakdown_ms", "the same breakdown after VACUUM (ANALYZE) and "
                        "CHECKPOINT, no ingest running (its best case)", "ms", better="lower")
-            breakdown(res, "breakdown_ms", fed, pki, tokens, periods)
+            benchlib.breakdown(res, "breakdown_ms", fed.https_port, pki.path("ca.crt"),
+                               tokens["ministry"], periods[0][:4])
             res.data["extra"].update({
                 "vacuum_s": vacuum_s, "requests": len(lat),
                 "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000

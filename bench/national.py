@@ -37,6 +37,9 @@ runs):
                  at 4,000,000 records only;
   query_p99_ms   national queries (5 indicators, random month of the 120) over keep-alive
                  HTTPS while the freshness background ingests; goal < 5 ms;
+  breakdown_ingest_ms  every local level month by month over the current year in one answer
+                 (issue 16's breakdown), 5 requests a run on one connection under the same
+                 background; goal < 1,000 ms;
   idle_kib       hub memory per idle node connection: every simulated session closed, the
                  hubs restarted, then every session reconnects and carries a full batch
                  (--batch records, its last ones again) and stays idle until the hubs are
@@ -661,6 +664,10 @@ def phase_queries(ch, res, args, run):
         floor, floor_errors = pool.apply(query_client, (
             ch.fed.https_port, ch.pki.path("ca.crt"), ch.token, months,
             max(1.0, args.query_seconds / 4), run, ["/healthz"]))
+    # The breakdown of every local level month by month (issue 16) under the same background:
+    # federal_bench.py measures it on an idle store only.
+    benchlib.breakdown(res, "breakdown_ingest_ms", ch.fed.https_port, ch.pki.path("ca.crt"),
+                       ch.token, months[0][:4])
     cache = {k: int(m1.get("federal_coverage_%s" % k, 0) - m0.get("federal_coverage_%s" % k, 0))
              for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
     tokens = {k: int(m1.get("federal_token_cache_%s" % k, 0)
@@ -818,6 +825,9 @@ def main():
     res.figure("query_floor_p99_ms", "the same client asking /healthz (no database) under the "
                "same ingest, p99: what an answer from federal-api's memory would approach", "ms",
                better="lower")
+    res.figure("breakdown_ingest_ms", "753 local levels x 12 months in one answer "
+               "(by=municipality&series=month, the current year) while ingest runs, one client, "
+               "5 requests a run", "ms", better="lower", goal="< 1000 ms", goal_value=1000)
     # A full batch is the node's: 2,000 records (a frame of about 256 KiB, which the hub must
     # not keep once the session idles). A replay of fewer records judges nothing.
     node_batch = args.batch >= NODE_BATCH

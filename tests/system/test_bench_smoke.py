@@ -35,7 +35,8 @@ RUNS = [
     ("national", ["bench/national.py", "--municipalities", "7", "--records", "1000", "--batch",
                   "40", "--repeat", "1", "--samples", "3", "--query-seconds", "1", "--bg-rate",
                   "60", "--years", "1", "--real-nodes", "2", "--timeout", "60"],
-     ["resync_s", "floor_s", "fresh_p99_s", "query_p99_ms", "query_floor_p99_ms", "idle_kib",
+     ["resync_s", "floor_s", "fresh_p99_s", "query_p99_ms", "query_floor_p99_ms",
+      "breakdown_ingest_ms", "idle_kib",
       "idle_rss_kib", "sock_kib"]),
 ]
 
