@@ -39,11 +39,13 @@ SCHEMA = 1
 CALIBRATE = os.path.join(ROOT, "build", "bench", "calibrate")
 
 
-def breakdown(res, key, port, cafile, token, year, requests=5):
+def breakdown(res, key, port, cafile, token, year, expect=None, requests=5):
     """Geography and time in one query (issue 16): every local level month by month over the
     given year, asked `requests` times on one keep-alive HTTPS connection to federal-api at
-    port (a ministry's token), each a sample of figure key; the check: every answer lists 753
-    x 12 answers, the year's months in order. Records the answer's size in extra."""
+    port (a ministry's token: exact values), each a sample of figure key. The check: every
+    answer lists 753 x 12 answers, the year's months in order, and holds data: with expect
+    (answers with a participant, the sum of their totals), exactly that; without, at least
+    one. Records the answer's size and what it held in extra."""
     ctx = ssl.create_default_context(cafile=cafile)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
     path = ("/v1/indicators/participants_registered?by=municipality&series=month&period=%s"
@@ -59,11 +61,17 @@ def breakdown(res, key, port, cafile, token, year, requests=5):
         answers.append(json.loads(body)["answers"] if r.status == 200 else [])
     conn.close()
     months = ["%s-%02d" % (year, m) for m in range(1, 13)]
-    res.check("%s: the breakdown lists 753 x 12 answers" % key,
+    held = [(sum(1 for x in a if x["total"]["contributors"] > 0),
+             sum(x["total"]["value"] for x in a)) for a in answers]
+    res.check("%s: the breakdown lists 753 x 12 answers of %s, holding the data" % (key, year),
               all(len(a) == 753 * 12 and [x["period"] for x in a[:12]] == months
-                  for a in answers),
-              "answers %s, statuses %s" % ([len(a) for a in answers], [x for x, _ in sizes]))
+                  for a in answers) and
+              all(h == tuple(expect) if expect else h[0] > 0 for h in held),
+              "answers %s, statuses %s; (answers with data, sum of totals) %s, expected %s"
+              % ([len(a) for a in answers], [x for x, _ in sizes], held,
+                 tuple(expect) if expect else "at least one with data"))
     res.data["extra"][key.replace("_ms", "_bytes")] = sizes[-1][1]
+    res.data["extra"][key.replace("_ms", "_held")] = held[-1]
 
 
 def alternating(n):

@@ -19,10 +19,10 @@ about a minute and a half here.
 1. Ingest: 7 hub clients (one per province, mutual TLS 1.3, Python ssl, frames encoded
    before the clock starts) push their municipalities' snapshots at once, batches of --batch
    snapshots with a window of --window (2); timed until every batch is acknowledged
-   (committed). Checked after each run: every snapshot and cell stored, and each province's
-   aggregates (province_cells: rows, sums of numerators, denominators, cell keys and
-   contributors) equal to the sums of its municipalities' cells, computed as the dataset is
-   built.
+   (committed). Checked after each run, against values computed as the dataset is built:
+   every snapshot and cell stored (their count, the sums of numerators, denominators and
+   contributors of the cells), and each province's aggregates (province_cells: rows, sums,
+   and an MD5 of every row in key order) equal to the sums of its municipalities' cells.
 2. COPY baseline: the same snapshots (as TSV, written before timing) are COPYed with psql
    into the product's layout, their headers into snapshots and their cells, one row of
    arrays per snapshot, into snapshot_cells (migration 0004, LZ4 since 0011), in a fresh
@@ -32,20 +32,24 @@ about a minute and a half here.
    connections (federal-api's default pool of 4 keeps one for reads); a check counts the
    COPY's transactions the same way. Ingest and COPY alternate (A B B A ...);
    after each run its database is dropped and a CHECKPOINT taken, outside the timers. The
-   last ingest's database is kept for the queries: right after its run, the breakdown
-   (below) is asked 5 times as a ministry would ask it after a resync (the headline
-   figure; autovacuum may start beside it); then the database is vacuumed (VACUUM (ANALYZE),
+   last ingest's database is kept for the queries: right after its run, before the checks
+   read the store, the breakdown (below) is asked 5 times as a ministry would ask it after a
+   resync (the headline figure, 5 requests of one run; autovacuum may start beside it: its
+   state is recorded); then the database is vacuumed (VACUUM (ANALYZE),
    as after a backfill) and checkpointed, so that autovacuum's first pass over it runs beside
    neither a later COPY nor the other queries.
 3. Queries (--no-queries: none): --clients processes send a fixed mix (below) over
    keep-alive HTTPS for --seconds; latency per request as seen by the client, p50/p99 over
    all requests and p99 per query; then the breakdown of 753 local levels x 12 months, 5
-   times on one connection again (breakdown_ms: its best case, vacuumed, no ingest).
+   times on one connection again (breakdown_ms: its best case, vacuumed, no ingest). Each
+   breakdown answer must hold the data: the municipality-months with a participant and the
+   sum of their totals, as built (benchlib.breakdown).
 
 Writes build/bench/NAME.json (--name: federal; bench/benchlib.py), from which bench/report.py
 makes the tables of docs/BENCHMARKS.md. Timings are reported, never asserted."""
 import argparse
 import http.client
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -185,10 +189,11 @@ def build_province(args):
     """Encodes one province's snapshots by hand (the wire format of proto/reint.proto, fields
     in number order and zero values omitted as python3-protobuf does; checked against it in
     build) into length-prefixed Envelope frames, and writes the same cells as COPY TSV to
-    tsv_path. Returns the frames as (last_seq, bytes), the cell and snapshot counts, and what
-    the province's aggregates (province_cells) must hold once they are stored: (rows, sum of
-    numerators, of denominators, of cell keys, of contributors), each row the sum of its
-    municipalities' cells (its cell key modulo 2^32)."""
+    tsv_path. Returns the frames as (last_seq, bytes), the cell and snapshot counts, what the
+    province's aggregates (province_cells) must hold once they are stored: (rows, sum of
+    numerators, of denominators, of cell keys, of contributors, the MD5 of every row in
+    order: agg_digest), each row the sum of its municipalities' cells (its cell key modulo
+    2^32), and each snapshot's participants_registered total {(municipality, period): n}."""
     prov, levels, periods, batch, seed, tsv_path, limit, per_snap = args
     rng = random.Random("%d/%d" % (seed, prov))
     tpl = templates()
@@ -198,7 +203,7 @@ def build_province(args):
     f4 = [field(4, 0, n) if n else b"" for n in range(41)]
     f5 = [field(5, 0, n) if n else b"" for n in range(41)]
     f7 = [field(7, 0, n) for n in range(41)]
-    snaps, n_cells, agg = [], 0, {}
+    snaps, n_cells, agg, totals = [], 0, {}, {}
     mine = [lv for lv in levels if lv[1] == prov][:limit]
     with open(tsv_path, "w") as tsv, open(tsv_path + ".snap", "w") as snap_tsv:
         for code, p, _ in mine:
@@ -217,6 +222,8 @@ def build_province(args):
                     # numerator_key (migration 0007): these frames carry none (field 10), so
                     # the product stores 0, and so does the baseline.
                     rows.append((ind, g, key, nu, de, ck, den, 0))
+                    if i == 0:  # participants_registered, its total
+                        totals[code, per] = nu
                     a = agg.setdefault((per, i), [0, 0, 0, 0])
                     a[0], a[1], a[2], a[3] = a[0] + nu, a[1] + de, a[2] + ck, a[3] + den
                 n_cells += len(rows)
@@ -237,24 +244,36 @@ def build_province(args):
         body += field(4, 2, b"".join(varint(q) for q in range(i + 1, i + len(chunk) + 1)))
         data = field(5, 2, body)
         frames.append((i + len(chunk), struct.pack(">I", len(data)) + data))
-    sums = (len(agg), sum(a[0] for a in agg.values()), sum(a[1] for a in agg.values()),
-            sum(a[2] % (1 << 32) for a in agg.values()), sum(a[3] for a in agg.values()))
-    return prov, frames, n_cells, len(snaps), sums
+    rows = [(per, tpl[i][0], tpl[i][1], tpl[i][2], a[0], a[1], a[2] % (1 << 32), a[3])
+            for (per, i), a in agg.items()]
+    sums = (len(rows), sum(r[4] for r in rows), sum(r[5] for r in rows),
+            sum(r[6] for r in rows), sum(r[7] for r in rows), agg_digest(rows))
+    return prov, frames, n_cells, len(snaps), sums, totals
+
+
+def agg_digest(rows):
+    """MD5 of aggregate rows (period, indicator, grouping, key, numerator, denominator,
+    cell_key, contributors), sorted by their first four, one line each, tab-separated: what
+    province_sums asks PostgreSQL for (the key's order byte-wise, COLLATE "C")."""
+    text = "\n".join("\t".join(str(x) for x in r) for r in sorted(
+        rows, key=lambda r: tuple(x.encode() for x in r[:4])))
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 def build(months, batch, seed, work, jobs, limit, per_snap):
     """Builds the dataset, one province per worker process: frames per province and the COPY
     TSV at work/cells.tsv; per_snap cells a snapshot on average (0: every cell, dense).
     Returns (periods, frames, tsv path, cells, snapshots, the province aggregates' sums by
-    province: build_province)."""
+    province and the snapshots' participants_registered totals: build_province)."""
     levels = local_levels()
     periods = ["%04d-%02d" % (2020 + i // 12, i % 12 + 1) for i in range(months)]
     args = [(p, levels, periods, batch, seed, os.path.join(work, "cells-%d.tsv" % p), limit,
              per_snap) for p in range(1, 8)]
-    frames, n_cells, n_snaps, sums = {}, 0, 0, {}
+    frames, n_cells, n_snaps, sums, totals = {}, 0, 0, {}, {}
     with multiprocessing.Pool(jobs) as pool:
-        for prov, fr, nc, ns, agg in pool.imap_unordered(build_province, args):
+        for prov, fr, nc, ns, agg, tot in pool.imap_unordered(build_province, args):
             frames[prov], n_cells, n_snaps, sums[prov] = fr, n_cells + nc, n_snaps + ns, agg
+            totals.update(tot)
     # The hand encoding must be what python3-protobuf makes of the same batch.
     env = pb.Envelope()
     env.ParseFromString(frames[1][0][1][4:])
@@ -267,7 +286,7 @@ def build(months, batch, seed, work, jobs, limit, per_snap):
                 with open(a[5] + suffix, "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
                 os.unlink(a[5] + suffix)
-    return periods, frames, tsv_path, n_cells, n_snaps, sums
+    return periods, frames, tsv_path, n_cells, n_snaps, sums, totals
 
 
 def push(fed, pki, prov, frames, window, errors):
@@ -333,10 +352,14 @@ class PgDb:
 
 def province_sums(db):
     """What province_cells holds, by province: (rows, sum of numerators, of denominators, of
-    cell keys, of contributors), as build_province's sums."""
+    cell keys, of contributors, MD5 of every row in order), as build_province's sums."""
+    line = ("concat_ws(E'\\t', period, indicator, grouping, key, numerator, denominator, "
+            "cell_key, contributors)")
+    order = ", ".join('%s COLLATE "C"' % c for c in ("period", "indicator", "grouping", "key"))
     rows = db.psql("SELECT province, count(*), sum(numerator), sum(denominator), sum(cell_key),"
-                   " sum(contributors) FROM province_cells GROUP BY province")
-    return {int(r[0]): tuple(int(x) for x in r[1:]) for r in rows}
+                   " sum(contributors), md5(string_agg(%s, E'\\n' ORDER BY %s))"
+                   " FROM province_cells GROUP BY province" % (line, order))
+    return {int(r[0]): tuple(int(x) for x in r[1:6]) + (r[6],) for r in rows}
 
 
 def catalogue(fed):
@@ -347,10 +370,11 @@ def catalogue(fed):
     return [(x["code"], x["aggregation"] == "ratio", x["groupings"]) for x in body["indicators"]]
 
 
-def ingest_run(work, pki, pg, frames, window, i):
+def ingest_run(work, pki, pg, frames, window, i, loaded=None):
     """One ingest into a fresh database by a fresh federal-api (the product's pool size and
-    settings): every province pushes at once; timed until every batch is acknowledged. The
-    first run also asks the product for its catalogue (outside the timer)."""
+    settings): every province pushes at once; timed until every batch is acknowledged. Then
+    loaded(fed), if given, before anything reads the store; then the work-done counts (which
+    read every cell). The first run also asks the product for its catalogue."""
     db = PgDb(pg, "fed%d" % i)
     pg.psql("CREATE DATABASE %s" % db.name, db="postgres")
     fed = Federal(work, pki, db, name="federal-%d" % i)
@@ -368,11 +392,14 @@ def ingest_run(work, pki, pg, frames, window, i):
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    if loaded:
+        loaded(fed)
     n_commits = commits(db)
-    cells = int(db.psql("SELECT count(*) FROM cells")[0][0])
+    cells = [int(x) for x in db.psql("SELECT count(*), sum(numerator), sum(denominator), "
+                                     "sum(contributors) FROM cells")[0]]
     snaps = int(db.psql("SELECT count(*) FROM snapshots")[0][0])
-    return fed, db, {"s": elapsed, "errors": errors, "cells": cells, "snapshots": snaps,
-                     "commits": n_commits, "provinces": province_sums(db),
+    return fed, db, {"s": elapsed, "errors": errors, "cells": cells[0], "snapshots": snaps,
+                     "cell_sums": cells[1:], "commits": n_commits, "provinces": province_sums(db),
                      "catalogue": catalogue(fed) if i == 0 else None}
 
 
@@ -477,8 +504,14 @@ def main():
     fed = None
     try:
         t0 = time.time()
-        periods, frames, tsv_path, n_cells, n_snaps, sums = build(
+        periods, frames, tsv_path, n_cells, n_snaps, sums, totals = build(
             a.months, a.batch, 1, work, a.jobs, a.municipalities or None, a.cells_per_snapshot)
+        # The breakdown's year (the data's first) and what its answers must hold: the
+        # municipality-months with data and the sum of their totals.
+        year = periods[0][:4]
+        first_year = {k: v for k, v in totals.items() if k[1].startswith(year + "-")}
+        expect = (len(first_year), sum(first_year.values()))
+        tokens = {}
         print("dataset: %d snapshots, %d cells, built in %.1f s" % (n_snaps, n_cells,
                                                                    time.time() - t0),
               file=sys.stderr)
@@ -499,26 +532,36 @@ def main():
                 if fed:
                     fed.stop()
                     drop(pg, fed.pg)
-                fed, db, r = ingest_run(work, pki, pg, frames, a.window, len(ingests))
+                # Kept for the queries: the breakdown first, as a ministry would ask it right
+                # after a resync, before anything else reads the store (autovacuum may start
+                # beside it, as it would); its autovacuum state then is recorded.
+                loaded = None
+                if last:
+                    def loaded(f):
+                        tokens.update({"ministry": f.token("ministry", "bench-ministry"),
+                                       "public": f.token("public", "bench-public")})
+                        res.figure("breakdown_loaded_ms", "753 local levels x 12 months in "
+                                   "one answer (by=municipality&series=month), one client, "
+                                   "right after the load, 5 requests in one run", "ms",
+                                   better="lower", goal="< 1000 ms", goal_value=1000,
+                                   headline=True)
+                        benchlib.breakdown(res, "breakdown_loaded_ms", f.https_port,
+                                           pki.path("ca.crt"), tokens["ministry"], year,
+                                           expect)
+                        res.data["extra"]["breakdown_loaded_autovacuum"] = f.pg.psql(
+                            "SELECT relname, last_autovacuum, last_autoanalyze FROM "
+                            "pg_stat_user_tables WHERE relname LIKE 'snapshot_cells%' "
+                            "ORDER BY relname")
+                fed, db, r = ingest_run(work, pki, pg, frames, a.window, len(ingests), loaded)
                 ingests.append(r)
                 if not last:
                     fed.stop()
                     drop(pg, db)
                     fed = None
                 else:
-                    # Kept for the queries. The breakdown first, as a ministry would ask it
-                    # right after a resync (autovacuum may start beside it, as it would);
-                    # then vacuumed and checkpointed, so that autovacuum's first pass over
-                    # the loaded cells and the checkpoint of the load run beside neither a
-                    # later COPY nor the other queries.
-                    tokens = {"ministry": fed.token("ministry", "bench-ministry"),
-                              "public": fed.token("public", "bench-public")}
-                    res.figure("breakdown_loaded_ms", "753 local levels x 12 months in one "
-                               "answer (by=municipality&series=month), one client, right "
-                               "after the load", "ms", better="lower", goal="< 1000 ms",
-                               goal_value=1000, headline=True)
-                    benchlib.breakdown(res, "breakdown_loaded_ms", fed.https_port,
-                                       pki.path("ca.crt"), tokens["ministry"], periods[0][:4])
+                    # Vacuumed and checkpointed now, so that autovacuum's first pass over the
+                    # loaded cells and the checkpoint of the load run beside neither a later
+                    # COPY nor the other queries.
                     t0 = time.perf_counter()
                     db.psql("VACUUM (ANALYZE)")
                     vacuum_s = time.perf_counter() - t0
@@ -546,10 +589,13 @@ def main():
                       "municipalities' cells" % (i + 1), r["provinces"] == sums,
                       "province_cells (rows, numerators, denominators, cell keys, "
                       "contributors): %s; expected %s" % (r["provinces"], sums))
+            want = [sum(x[k] for x in sums.values()) for k in (1, 2, 4)]
             res.check("ingest run %d stored every snapshot and cell" % (i + 1),
-                      r["cells"] == n_cells and r["snapshots"] == n_snaps,
-                      "%d cells, %d snapshots; expected %d, %d" % (r["cells"], r["snapshots"],
-                                                                   n_cells, n_snaps))
+                      r["cells"] == n_cells and r["snapshots"] == n_snaps and
+                      r["cell_sums"] == want,
+                      "%d cells, %d snapshots, sums of numerators, denominators, contributors "
+                      "%s; expected %d, %d, %s" % (r["cells"], r["snapshots"], r["cell_sums"],
+                                                   n_cells, n_snaps, want))
         for i, r in enumerate(copies):
             res.check("COPY run %d stored every snapshot and cell" % (i + 1),
                       r["cells"] == n_cells and r["snapshots"] == n_snaps,
@@ -603,9 +649,10 @@ def main():
             res.figure("query_p50_ms", "query p50", "ms", better="lower")
             res.sample("query_p50_ms", pct(lat, 50) * 1000)
             res.figure("breakdown_ms", "the same breakdown after VACUUM (ANALYZE) and "
-                       "CHECKPOINT, no ingest running (its best case)", "ms", better="lower")
+                       "CHECKPOINT, no ingest running (its best case), 5 requests in one run",
+                       "ms", better="lower")
             benchlib.breakdown(res, "breakdown_ms", fed.https_port, pki.path("ca.crt"),
-                               tokens["ministry"], periods[0][:4])
+                               tokens["ministry"], year, expect)
             res.data["extra"].update({
                 "vacuum_s": vacuum_s, "requests": len(lat),
                 "p99_by_query_ms": {QUERY_MIX[k][2]: pct(xs, 99) * 1000

@@ -37,7 +37,7 @@ runs):
                  at 4,000,000 records only;
   query_p99_ms   national queries (5 indicators, random month of the 120) over keep-alive
                  HTTPS while the freshness background ingests; goal < 5 ms;
-  breakdown_ingest_ms  every local level month by month over the current year in one answer
+  breakdown_ingest_ms  every local level month by month over the last full year in one answer
                  (issue 16's breakdown), 5 requests a run on one connection under the same
                  background; goal < 1,000 ms;
   idle_kib       hub memory per idle node connection: every simulated session closed, the
@@ -664,10 +664,14 @@ def phase_queries(ch, res, args, run):
         floor, floor_errors = pool.apply(query_client, (
             ch.fed.https_port, ch.pki.path("ca.crt"), ch.token, months,
             max(1.0, args.query_seconds / 4), run, ["/healthz"]))
-    # The breakdown of every local level month by month (issue 16) under the same background:
-    # federal_bench.py measures it on an idle store only.
+    # The breakdown of every local level month by month (issue 16) under the same background
+    # (federal_bench.py measures it on an idle store only), over the last full year, whose 12
+    # months all hold registrations whatever the day of the run (a caseload of one year: the
+    # year holding most of the 12 months asked).
+    years = [m[:4] for m in months]
+    year = years[12] if len(years) > 12 else max(set(years), key=years.count)
     benchlib.breakdown(res, "breakdown_ingest_ms", ch.fed.https_port, ch.pki.path("ca.crt"),
-                       ch.token, months[0][:4])
+                       ch.token, year)
     cache = {k: int(m1.get("federal_coverage_%s" % k, 0) - m0.get("federal_coverage_%s" % k, 0))
              for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
     tokens = {k: int(m1.get("federal_token_cache_%s" % k, 0)
@@ -826,8 +830,8 @@ def main():
                "same ingest, p99: what an answer from federal-api's memory would approach", "ms",
                better="lower")
     res.figure("breakdown_ingest_ms", "753 local levels x 12 months in one answer "
-               "(by=municipality&series=month, the current year) while ingest runs, one client, "
-               "5 requests a run", "ms", better="lower", goal="< 1000 ms", goal_value=1000)
+               "(by=municipality&series=month, the last full year) while ingest runs, one "
+               "client, 5 requests a run", "ms", better="lower", goal="< 1000 ms", goal_value=1000)
     # A full batch is the node's: 2,000 records (a frame of about 256 KiB, which the hub must
     # not keep once the session idles). A replay of fewer records judges nothing.
     node_batch = args.batch >= NODE_BATCH

@@ -128,10 +128,27 @@ def test_federal_dataset_dense_and_sparse(tmp_path):
 
     def shape(per_snap):
         tsv = str(tmp_path / ("cells-%d.tsv" % per_snap))
-        _, frames, n_cells, n_snaps, _ = fb.build_province(
+        _, frames, n_cells, n_snaps, sums, totals = fb.build_province(
             (3, levels, periods, 7, 1, tsv, 10, per_snap))
+        # What province_cells must hold, summed again from the COPY rows (arrays of each
+        # snapshot): rows keyed (period, indicator, grouping, key).
+        agg, mine = {}, {}
         with open(tsv) as f:
-            copy = [len(line.split("\t")[3].split('","')) for line in f]
+            copy = []
+            for line in f:
+                _, per, code, ind, grp, key, nu, de, ck, co, _ = line.rstrip("\n").split("\t")
+                cols = [x[2:-2].split('","') for x in (ind, grp, key)] + \
+                    [[int(v) for v in x[1:-1].split(",")] for x in (nu, de, ck, co)]
+                copy.append(len(cols[0]))
+                for i, g, k, n, d, c, o in zip(*cols):
+                    a = agg.setdefault((per, i, g, k), [0, 0, 0, 0])
+                    a[0], a[1], a[2], a[3] = a[0] + n, a[1] + d, a[2] + c, a[3] + o
+                    if i == "participants_registered" and g == "":
+                        mine[int(code), per] = n
+        rows = [k + (a[0], a[1], a[2] % (1 << 32), a[3]) for k, a in agg.items()]
+        assert sums == (len(rows), sum(r[4] for r in rows), sum(r[5] for r in rows),
+                        sum(r[6] for r in rows), sum(r[7] for r in rows), fb.agg_digest(rows))
+        assert totals == mine and (per_snap or len(mine) == n_snaps)
         sent = []
         for _, frame in frames:
             env = pb.Envelope()
