@@ -35,9 +35,9 @@ about a minute and a half here.
    last ingest's database is kept for the queries: right after its run, before the checks
    read the store, the breakdown (below) is asked 5 times as a ministry would ask it after a
    resync (the headline figure, 5 requests of one run; autovacuum may start beside it: its
-   state is recorded); then the database is vacuumed (VACUUM (ANALYZE),
-   as after a backfill) and checkpointed, so that autovacuum's first pass over it runs beside
-   neither a later COPY nor the other queries.
+   state is recorded); then the database is vacuumed (VACUUM (ANALYZE), as after a backfill)
+   and checkpointed, so that autovacuum's first pass over it runs beside neither a later COPY
+   nor the other queries.
 3. Queries (--no-queries: none): --clients processes send a fixed mix (below) over
    keep-alive HTTPS for --seconds; latency per request as seen by the client, p50/p99 over
    all requests and p99 per query; then the breakdown of 753 local levels x 12 months, 5
@@ -588,7 +588,7 @@ def main():
             res.check("ingest run %d: each province's aggregates are the sums of its "
                       "municipalities' cells" % (i + 1), r["provinces"] == sums,
                       "province_cells (rows, numerators, denominators, cell keys, "
-                      "contributors): %s; expected %s" % (r["provinces"], sums))
+                      "contributors, MD5 of the rows): %s; expected %s" % (r["provinces"], sums))
             want = [sum(x[k] for x in sums.values()) for k in (1, 2, 4)]
             res.check("ingest run %d stored every snapshot and cell" % (i + 1),
                       r["cells"] == n_cells and r["snapshots"] == n_snaps and
