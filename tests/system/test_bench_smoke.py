@@ -2,6 +2,7 @@
 exit 0, write build/bench/<name>.json (here into a temporary directory, BENCH_OUT) with the
 keys bench/report.py needs, and report every work-done check passed. No timing is asserted:
 the figures of a tiny run on a shared machine mean nothing."""
+import hashlib
 import json
 import math
 import os
@@ -28,7 +29,8 @@ RUNS = [
                         "--repeat", "1", "--seconds", "1", "--clients", "1", "--jobs", "1",
                         "--cells-per-snapshot", "30", "--batch", "5", "--window", "3",
                         "--name", "federal_sparse"],
-     ["ingest_rate", "copy_rate", "query_p99_ms", "breakdown_loaded_ms", "breakdown_ms"]),
+     ["ingest_rate", "copy_rate", "fix_rate", "sql_fix_rate", "query_p99_ms",
+      "breakdown_loaded_ms", "breakdown_ms"]),
     ("rollup", ["bench/rollup.py", "--records", "1000", "--municipalities", "2", "--repeat",
                 "1"], ["compute_s", "baseline_s", "one_mun_ms", "scattered_ms", "one_mun_note_ms",
                        "one_mun_refresh_ms", "scattered_note_ms", "scattered_refresh_ms"]),
@@ -118,7 +120,9 @@ def test_bench_runs_and_writes_its_json(tmp_path, name, cmd, figures):
 def test_federal_dataset_dense_and_sparse(tmp_path):
     """federal_bench's dataset: dense, every snapshot holds every cell of the catalogue's
     groupings; --cells-per-snapshot N, about N on average and at least one. The frames say
-    what the COPY's rows say, snapshot by snapshot."""
+    what the COPY's rows say, snapshot by snapshot, tops and corrections included; what the
+    province's aggregates, its tops and the breakdown must hold is summed again here from the
+    COPY rows, the corrections applied."""
     import federal_bench as fb
     from harness import pb
     levels = fb.local_levels()
@@ -126,42 +130,124 @@ def test_federal_dataset_dense_and_sparse(tmp_path):
     every = sum(math.prod(len(fb.VALUES[d]) for d in g.split(",")) if g else 1
                 for _, _, groupings in fb.CATALOGUE for g in groupings)
 
-    def shape(per_snap):
-        tsv = str(tmp_path / ("cells-%d.tsv" % per_snap))
-        _, frames, n_cells, n_snaps, sums, totals = fb.build_province(
-            (3, levels, periods, 7, 1, tsv, 10, per_snap))
-        # What province_cells must hold, summed again from the COPY rows (arrays of each
-        # snapshot): rows keyed (period, indicator, grouping, key).
-        agg, mine = {}, {}
-        with open(tsv) as f:
-            copy = []
-            for line in f:
-                _, per, code, ind, grp, key, nu, de, ck, co, _ = line.rstrip("\n").split("\t")
-                cols = [x[2:-2].split('","') for x in (ind, grp, key)] + \
-                    [[int(v) for v in x[1:-1].split(",")] for x in (nu, de, ck, co)]
-                copy.append(len(cols[0]))
-                for i, g, k, n, d, c, o in zip(*cols):
-                    a = agg.setdefault((per, i, g, k), [0, 0, 0, 0])
-                    a[0], a[1], a[2], a[3] = a[0] + n, a[1] + d, a[2] + c, a[3] + o
-                    if i == "participants_registered" and g == "":
-                        mine[int(code), per] = n
-        rows = [k + (a[0], a[1], a[2] % (1 << 32), a[3]) for k, a in agg.items()]
-        assert sums == (len(rows), sum(r[4] for r in rows), sum(r[5] for r in rows),
-                        sum(r[6] for r in rows), sum(r[7] for r in rows), fb.agg_digest(rows))
-        assert totals == mine and (per_snap or len(mine) == n_snaps)
-        sent = []
-        for _, frame in frames:
+    def lines(path):
+        with open(path) as f:
+            return [x.rstrip("\n").split("\t") for x in f]
+
+    def cells(path):
+        # {(municipality, period): [(indicator, grouping, key, nu, de, ck, co)]} of a COPY TSV.
+        out = {}
+        for _, per, code, ind, grp, key, nu, de, ck, co, _ in lines(path):
+            cols = [x[2:-2].split('","') for x in (ind, grp, key)] + \
+                [[int(v) for v in x[1:-1].split(",")] for x in (nu, de, ck, co)]
+            out[int(code), per] = list(zip(*cols))
+        return out
+
+    def tops(path):
+        out = {}
+        for code, per, _, ind, grp, key, t1, t2 in lines(path):
+            out.setdefault((int(code), per), []).append((ind, grp, key, int(t1), int(t2)))
+        return out
+
+    def sent(frames, rev):
+        # {(municipality, period): [(indicator, grouping, key, nu, de, ck, co, top1, top2)]}
+        # of the frames, in order; their sequences and revisions checked.
+        out, seq = {}, None
+        for last, frame in frames:
             env = pb.Envelope()
             env.ParseFromString(frame[4:])
-            sent += [len(x.cells) for x in env.rollup_batch.snapshots]
-        assert sent == copy and sum(sent) == n_cells and len(sent) == n_snaps == 120
-        return sent
-    dense = shape(0)
+            b = env.rollup_batch
+            assert b.last_seq == last and list(b.seqs) == list(range(b.first_seq, last + 1))
+            assert seq is None or b.first_seq == seq + 1
+            seq = last
+            for x in b.snapshots:
+                assert x.revision == rev and (x.municipality, x.period) not in out
+                out[x.municipality, x.period] = [
+                    (c.indicator, c.grouping, ",".join(c.key), c.numerator, c.denominator,
+                     c.cell_key, c.contributors, c.top1, c.top2) for c in x.cells]
+        return out
+
+    def joined(rows, tops):
+        # COPY rows with the tops of their cells (0, 0 for a cell without).
+        t = {x[:3]: x[3:] for x in tops}
+        assert len(t) == len(tops) and set(t) <= {r[:3] for r in rows}
+        return [r + t.get(r[:3], (0, 0)) for r in rows]
+
+    def shape(per_snap, fix=0.0):
+        tsv = str(tmp_path / ("cells-%d.tsv" % per_snap))
+        d = fb.build_province((3, levels, periods, 7, 1, tsv, 10, per_snap, fix))
+        load, load_tops = cells(tsv), tops(tsv + ".tops")
+        fixed, fixed_tops = cells(tsv + ".fix"), tops(tsv + ".fixtops")
+        keys = [(int(c), p) for c, p in lines(tsv + ".fixkeys")]
+        final = dict(load)
+        final_tops = dict(load_tops)
+        for k in keys:
+            final[k], final_tops[k] = fixed.get(k, []), fixed_tops.get(k, [])
+        # What province_cells must hold: rows keyed (period, indicator, grouping, key).
+        agg, totals, final_totals, munis = {}, {}, {}, {}
+        for (code, per), rows in final.items():
+            m = munis.setdefault(code, [0, 0, 0, 0, 0])
+            for i, g, k, n, de, c, o in rows:
+                a = agg.setdefault((per, i, g, k), [0, 0, 0, 0])
+                a[0], a[1], a[2], a[3] = a[0] + n, a[1] + de, a[2] + c, a[3] + o
+                m[:] = [m[0] + 1, m[1] + n, m[2] + de, m[3] + c, m[4] + o]
+        for src, out in ((load, totals), (final, final_totals)):
+            for (code, per), rows in src.items():
+                out.update({(code, per): n for i, g, _, n, *_ in rows
+                            if i == "participants_registered" and g == ""})
+        rows = [k + (a[0], a[1], a[2] % (1 << 32), a[3]) for k, a in agg.items()]
+        assert d["sums"] == (len(rows), sum(r[4] for r in rows), sum(r[5] for r in rows),
+                             sum(r[6] for r in rows), sum(r[7] for r in rows),
+                             fb.agg_digest(rows))
+        assert d["totals"] == totals and (per_snap or len(totals) == d["snapshots"])
+        assert d["final_totals"] == final_totals
+        assert d["munis"] == {k: tuple(v) for k, v in munis.items()}
+        assert d["final_cells"] == sum(len(x) for x in final.values())
+        # cell_tops in the end, as province_sums' twin in stored() asks for them: rows sorted
+        # by municipality, then period, indicator, grouping and key byte-wise.
+        every_top = sorted(((k[0], k[1], 3) + t for k, ts in final_tops.items() for t in ts),
+                           key=lambda r: (r[0],) + tuple(x.encode() for x in r[1:2] + r[3:6]))
+        text = "\n".join("\t".join(str(x) for x in r) for r in every_top)
+        assert d["tops"] == (len(every_top), sum(t[6] for t in every_top),
+                             sum(t[7] for t in every_top),
+                             hashlib.md5(text.encode()).hexdigest())
+        # Tops on every cell of a sum and on no other, each within the proto's rule: top1 > 0,
+        # top2 <= top1, top1 + top2 <= numerator.
+        for src, src_tops in ((load, load_tops), (fixed, fixed_tops)):
+            for k, rows in src.items():
+                ts = src_tops.get(k, [])
+                assert {r[:3] for r in rows if r[0] in fb.SUMS} == {t[:3] for t in ts}
+                nums = {r[:3]: r[3] for r in rows}
+                assert all(0 < t1 and t2 <= t1 and t1 + t2 <= nums[t[:3]]
+                           for t in ts for t1, t2 in [t[3:]]), ts
+        # The frames carry what the COPY rows hold, cell by cell.
+        got = sent(d["frames"], 1)
+        assert got == {k: joined(load[k], load_tops.get(k, [])) for k in load}
+        assert list(got) == list(load) == [(int(x[0]), x[1]) for x in lines(tsv + ".snap")]
+        assert sum(map(len, got.values())) == d["cells"] and len(got) == d["snapshots"] == 120
+        fix_got = sent(d["fix_frames"], 2)
+        assert list(fix_got) == keys and len(keys) == d["fixed"]
+        assert fix_got == {k: joined(fixed.get(k, []), fixed_tops.get(k, [])) for k in keys}
+        assert d["emptied"] == sum(1 for x in fix_got.values() if not x) == \
+            len(keys) - len(fixed)
+        if d["fix_frames"]:
+            env = pb.Envelope()
+            env.ParseFromString(d["fix_frames"][0][1][4:])
+            assert env.rollup_batch.first_seq == d["snapshots"] + 1
+        return [len(x) for x in got.values()], d
+    dense, _ = shape(0)
     assert set(dense) == {every}
-    sparse = shape(11)
+    sparse, _ = shape(11)
     assert min(sparse) >= 1 and 8 <= sum(sparse) / len(sparse) <= 14, sparse
     # One cell a snapshot on average leaves about a third of them empty but for the rule.
-    assert min(shape(1)) == 1
+    assert min(shape(1)[0]) == 1
+    # Corrections: about half of 120 snapshots, some of them emptied, the rest rewritten
+    # (dense: every cell again; sparse: at least one).
+    _, d = shape(0, 0.5)
+    assert 40 <= d["fixed"] <= 80 and 0 < d["emptied"] < d["fixed"], d["fixed"]
+    assert d["final_cells"] == (120 - d["emptied"]) * every
+    _, d = shape(11, 0.5)
+    assert 40 <= d["fixed"] <= 80 and 0 < d["emptied"] < d["fixed"], d["fixed"]
 
 
 def test_summary_leaves_out_a_headline_figure_without_samples():
