@@ -449,8 +449,8 @@ BENCH_DOC := --out $(BENCH_DIR)/BENCHMARKS.md
 BENCH_RUNS ?= \
 	"bench/hub_ingest.py --nodes 4 --records 40000 --federal" \
 	"bench/import_bench.py --rows 100000" \
-	"bench/federal_bench.py --months 2 --seconds 5" \
-	"bench/federal_bench.py --months 2 $(BENCH_SPARSE)" \
+	"bench/federal_bench.py --months 1 --seconds 5" \
+	"bench/federal_bench.py --months 1 $(BENCH_SPARSE)" \
 	"bench/rollup.py --records 100000 --municipalities 20" \
 	"bench/national.py --records 150000 --batch 100 --query-seconds 5"
 endif
