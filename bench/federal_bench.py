@@ -318,7 +318,8 @@ def build_province(args):
             "fix_frames": batches(fixes, batch, len(load) + 1), "cells": n_cells,
             "snapshots": len(load), "fixed": len(fixes), "emptied": n_emptied,
             "final_cells": n_final, "sums": sums, "tops": tops,
-            "munis": {k: tuple(v) for k, v in munis.items()}, "totals": totals,
+            # A municipality whose every snapshot was emptied holds no cell: no row either.
+            "munis": {k: tuple(v) for k, v in munis.items() if v[0]}, "totals": totals,
             "final_totals": final_totals}
 
 

@@ -201,7 +201,7 @@ def test_federal_dataset_dense_and_sparse(tmp_path):
                              fb.agg_digest(rows))
         assert d["totals"] == totals and (per_snap or len(totals) == d["snapshots"])
         assert d["final_totals"] == final_totals
-        assert d["munis"] == {k: tuple(v) for k, v in munis.items()}
+        assert d["munis"] == {k: tuple(v) for k, v in munis.items() if v[0]}
         assert d["final_cells"] == sum(len(x) for x in final.values())
         # cell_tops in the end, as province_sums' twin in stored() asks for them: rows sorted
         # by municipality, then period, indicator, grouping and key byte-wise.
@@ -248,6 +248,13 @@ def test_federal_dataset_dense_and_sparse(tmp_path):
     assert d["final_cells"] == (120 - d["emptied"]) * every
     _, d = shape(11, 0.5)
     assert 40 <= d["fixed"] <= 80 and 0 < d["emptied"] < d["fixed"], d["fixed"]
+    # One month (as the short make bench loads): a municipality whose only snapshot is emptied
+    # holds no cell, so the store's per-municipality sums have no row for it.
+    tsv = str(tmp_path / "one-month.tsv")
+    d = fb.build_province((3, levels, ["2020-01"], 7, 1, tsv, 40, 0, 0.5))
+    emptied = {(int(c), p) for c, p in lines(tsv + ".fixkeys")} - set(cells(tsv + ".fix"))
+    assert len(emptied) == d["emptied"] > 0
+    assert set(d["munis"]) == {c for c, _ in cells(tsv)} - {c for c, _ in emptied}
 
 
 def test_summary_leaves_out_a_headline_figure_without_samples():
