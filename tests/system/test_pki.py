@@ -1,0 +1,114 @@
+"""deploy/pki.sh issue: a batch is signed in one openssl ca run (the requests made in
+parallel, each carrying its identity's subjectAltName, which the signing copies), so each
+certificate must still land beside its own key, name its own identity, and keep the leaf's
+constraints; valid certificates are kept, a forced re-issue revokes the one it supersedes,
+and a bad identity issues nothing. Every expectation below comes from openssl, not from the
+script's messages."""
+
+import os
+import re
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+from harness import ROOT
+
+PKI = os.path.join(ROOT, "deploy", "pki.sh")
+
+IDENTS = [("federal", "federal"), ("province-2", "province:2"),
+          ("municipality-10101", "municipality:10101"), ("municipality-10401", "municipality:10401"),
+          ("municipality-77509", "municipality:77509")]
+ARGS = ["federal", "province", "2", "municipality", "10101", "municipality", "10401",
+        "municipality", "77509"]
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: rc %d\n%s%s" % (args, r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def ossl_text(*args):
+    return sh("openssl", *args).stdout
+
+
+def serial(d, stem):
+    return ossl_text("x509", "-in", os.path.join(d, stem + ".crt"), "-noout",
+                     "-serial").strip().split("=")[1].upper()
+
+
+def revoked(d):
+    text = ossl_text("crl", "-in", os.path.join(d, "crl.pem"), "-noout", "-text")
+    return set(s.upper() for s in re.findall(r"Serial Number: ([0-9A-Fa-f]+)", text))
+
+
+def index_rows(d):
+    with open(os.path.join(d, "index.txt")) as f:
+        return [line.split("\t") for line in f if line.strip()]
+
+
+@pytest.fixture
+def ca():
+    d = tempfile.mkdtemp(prefix="reint-pkitest-")
+    sh(PKI, "init", d)
+    yield d
+    subprocess.run(["rm", "-rf", d])
+
+
+def test_a_batch_puts_each_certificate_beside_its_key_with_its_identity(ca):
+    sh(PKI, "issue", ca, *ARGS)
+    assert len(index_rows(ca)) == len(IDENTS)
+    for stem, ident in IDENTS:
+        crt, key = os.path.join(ca, stem + ".crt"), os.path.join(ca, stem + ".key")
+        sh("openssl", "verify", "-CAfile", os.path.join(ca, "ca.crt"), "-CRLfile",
+           os.path.join(ca, "crl.pem"), "-crl_check", "-purpose", "sslclient", crt)
+        assert ossl_text("x509", "-in", crt, "-noout", "-pubkey") == \
+            ossl_text("pkey", "-in", key, "-pubout"), stem + ": key and certificate differ"
+        text = ossl_text("x509", "-in", crt, "-noout", "-subject", "-ext",
+                         "subjectAltName,basicConstraints,extendedKeyUsage,keyUsage")
+        assert "CN = %s," % ident in text
+        assert "URI:%s, DNS:localhost, IP Address:127.0.0.1" % ident in text
+        assert re.search(r"Basic Constraints: critical\s+CA:FALSE", text)
+        assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+        assert re.search(r"Key Usage: critical\s+Digital Signature\n", text)
+        assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(crt).st_mode) == 0o644
+    assert not [n for n in os.listdir(ca) if n.startswith(".issue")]
+
+
+def test_valid_certificates_are_kept_and_a_revoked_one_is_replaced(ca):
+    sh(PKI, "issue", ca, *ARGS)
+    before = {stem: serial(ca, stem) for stem, _ in IDENTS}
+    sh(PKI, "issue", ca, *ARGS)
+    assert {stem: serial(ca, stem) for stem, _ in IDENTS} == before
+    assert len(index_rows(ca)) == len(IDENTS)
+    sh(PKI, "revoke", ca, "municipality-10401")
+    sh(PKI, "issue", ca, *ARGS)
+    after = {stem: serial(ca, stem) for stem, _ in IDENTS}
+    assert after["municipality-10401"] != before["municipality-10401"]
+    assert {s: v for s, v in after.items() if s != "municipality-10401"} == \
+        {s: v for s, v in before.items() if s != "municipality-10401"}
+    assert len(index_rows(ca)) == len(IDENTS) + 1
+
+
+def test_a_forced_reissue_revokes_what_it_supersedes_once_per_identity(ca):
+    sh(PKI, "issue", ca, *ARGS)
+    old = serial(ca, "municipality-10101")
+    sh(PKI, "issue", "--force", ca, "municipality", "10101", "municipality", "10101")
+    new = serial(ca, "municipality-10101")
+    assert new != old
+    assert old in revoked(ca) and new not in revoked(ca)
+    assert len(index_rows(ca)) == len(IDENTS) + 1  # the identity named twice: one certificate
+    sh("openssl", "verify", "-CAfile", os.path.join(ca, "ca.crt"), "-CRLfile",
+       os.path.join(ca, "crl.pem"), "-crl_check", os.path.join(ca, "municipality-10101.crt"))
+
+
+def test_a_bad_identity_issues_nothing(ca):
+    r = sh(PKI, "issue", ca, "federal", "municipality", "1010", check=False)
+    assert r.returncode != 0
+    assert '"1010": code must be exactly 5 digits' in r.stderr
+    assert index_rows(ca) == []
+    assert not os.path.exists(os.path.join(ca, "federal.crt"))
