@@ -310,10 +310,9 @@ def build_province(args):
             for (per, i), a in agg.items()]
     sums = (len(rows), sum(r[4] for r in rows), sum(r[5] for r in rows),
             sum(r[6] for r in rows), sum(r[7] for r in rows), agg_digest(rows))
-    top_rows.sort(key=lambda r: (r[0],) + tuple(x.encode() for x in r[1:2] + r[3:6]))
+    # In stored()'s order: municipality, then period, indicator, grouping and key byte-wise.
     tops = (len(top_rows), sum(r[6] for r in top_rows), sum(r[7] for r in top_rows),
-            hashlib.md5("\n".join("\t".join(str(x) for x in r) for r in top_rows)
-                        .encode()).hexdigest())
+            rows_md5(top_rows, lambda r: (r[0],) + tuple(x.encode() for x in r[1:2] + r[3:6])))
     return {"prov": prov, "frames": batches(load, batch, 1),
             "fix_frames": batches(fixes, batch, len(load) + 1), "cells": n_cells,
             "snapshots": len(load), "fixed": len(fixes), "emptied": n_emptied,
@@ -339,13 +338,28 @@ def batches(snaps, batch, first):
     return frames
 
 
+def rows_md5(rows, key):
+    """MD5 of ROWS sorted by KEY, one line each, their values tab-separated: what sql_md5
+    asks PostgreSQL for."""
+    text = "\n".join("\t".join(str(x) for x in r) for r in sorted(rows, key=key))
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def sql_md5(columns, order):
+    """The SQL aggregate of rows_md5: COLUMNS joined by tabs, one line a row, in ORDER, whose
+    text columns compare byte-wise (bytewise) as rows_md5's keys compare bytes."""
+    return "md5(string_agg(concat_ws(E'\\t', %s), E'\\n' ORDER BY %s))" % (
+        ", ".join(columns), order)
+
+
+def bytewise(columns):
+    return ", ".join('%s COLLATE "C"' % c for c in columns)
+
+
 def agg_digest(rows):
     """MD5 of aggregate rows (period, indicator, grouping, key, numerator, denominator,
-    cell_key, contributors), sorted by their first four, one line each, tab-separated: what
-    province_sums asks PostgreSQL for (the key's order byte-wise, COLLATE "C")."""
-    text = "\n".join("\t".join(str(x) for x in r) for r in sorted(
-        rows, key=lambda r: tuple(x.encode() for x in r[:4])))
-    return hashlib.md5(text.encode()).hexdigest()
+    cell_key, contributors) in the order of their first four: province_sums' MD5."""
+    return rows_md5(rows, lambda r: tuple(x.encode() for x in r[:4]))
 
 
 def build(months, batch, seed, work, jobs, limit, per_snap, fix):
@@ -467,12 +481,10 @@ class PgDb:
 def province_sums(db):
     """What province_cells holds, by province: (rows, sum of numerators, of denominators, of
     cell keys, of contributors, MD5 of every row in order), as build_province's sums."""
-    line = ("concat_ws(E'\\t', period, indicator, grouping, key, numerator, denominator, "
-            "cell_key, contributors)")
-    order = ", ".join('%s COLLATE "C"' % c for c in ("period", "indicator", "grouping", "key"))
+    key = ("period", "indicator", "grouping", "key")
+    md5 = sql_md5(key + ("numerator", "denominator", "cell_key", "contributors"), bytewise(key))
     rows = db.psql("SELECT province, count(*), sum(numerator), sum(denominator), sum(cell_key),"
-                   " sum(contributors), md5(string_agg(%s, E'\\n' ORDER BY %s))"
-                   " FROM province_cells GROUP BY province" % (line, order))
+                   " sum(contributors), %s FROM province_cells GROUP BY province" % md5)
     return {int(r[0]): tuple(int(x) for x in r[1:6]) + (r[6],) for r in rows}
 
 
@@ -495,13 +507,11 @@ def stored(db):
         "sum(contributors) FROM cells GROUP BY municipality")}
     snaps = [int(x) for x in db.psql("SELECT count(*), count(*) FILTER (WHERE revision = 2) "
                                      "FROM snapshots")[0]]
-    line = ("concat_ws(E'\\t', municipality, period, province, indicator, grouping, key, "
-            "top1, top2)")
-    order = "municipality, " + ", ".join('%s COLLATE "C"' % c for c in
-                                         ("period", "indicator", "grouping", "key"))
+    md5 = sql_md5(("municipality", "period", "province", "indicator", "grouping", "key", "top1",
+                   "top2"), "municipality, " + bytewise(("period", "indicator", "grouping", "key")))
     tops = {int(r[0]): tuple(int(x) for x in r[1:4]) + (r[4],) for r in db.psql(
-        "SELECT province, count(*), sum(top1), sum(top2), md5(string_agg(%s, E'\\n' "
-        "ORDER BY %s)) FROM cell_tops GROUP BY province" % (line, order))}
+        "SELECT province, count(*), sum(top1), sum(top2), %s FROM cell_tops GROUP BY province"
+        % md5)}
     return {"munis": munis, "snapshots": snaps[0], "fixed": snaps[1], "tops": tops}
 
 

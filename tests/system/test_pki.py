@@ -18,7 +18,8 @@ from harness import ROOT
 PKI = os.path.join(ROOT, "deploy", "pki.sh")
 
 IDENTS = [("federal", "federal"), ("province-2", "province:2"),
-          ("municipality-10101", "municipality:10101"), ("municipality-10401", "municipality:10401"),
+          ("municipality-10101", "municipality:10101"),
+          ("municipality-10401", "municipality:10401"),
           ("municipality-77509", "municipality:77509")]
 ARGS = ["federal", "province", "2", "municipality", "10101", "municipality", "10401",
         "municipality", "77509"]
