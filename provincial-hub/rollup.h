@@ -6,9 +6,10 @@
  * Storage (all in hub.db, beside the ingest's tables):
  *   rollup_person, rollup_service, rollup_enterprise, rollup_availability, rollup_close:
  *     a decoded, indexed shadow of the live (not tombstoned) records, maintained by
- *     rollup_note() and rebuilt by rollup_full(); like the records, each row is keyed by
- *     (municipality, id): the same id in two municipalities is two records; a person,
- *     service or enterprise row holds its event's month pair (ad, bs: YYYYMM), never a day;
+ *     rollup_note_stored() (or rollup_note()) and rebuilt by rollup_full(); like the
+ *     records, each row is keyed by (municipality, id): the same id in two municipalities is
+ *     two records; a person, service or enterprise row holds its event's month pair (ad, bs:
+ *     YYYYMM), never a day;
  *   rollup_snapshots(municipality, period, revision, dirty, digest, ncells): one row per
  *     snapshot that exists or is waiting to be recomputed (dirty = 1);
  *   rollup_blobs(municipality, period, cells): the cells of each snapshot, packed as the
@@ -23,19 +24,20 @@
  *     in) the engine last computed with;
  *   meta keys rollup_hlc (the revision clock) and rollup_today (the as-of day).
  *
- * Incremental work: rollup_note() runs inside the transaction that changes a record and
- * marks dirty only the (municipality, period) pairs whose cells can change: the periods of
- * the old and the new state's own month pair, and those of dependent records (a person's
- * services and enterprises; for a delivered service, the same person's referrals of that type
- * whose window it falls in; for a delivered loan that moves its owner's first loan, the
- * owner's enterprises with a period whose last month lies between the first loan's old and
- * new months; for an availability row, the periods of the municipality's referrals of that
- * service type).
+ * Incremental work: the hub notes each record after the commit of its upsert, in a
+ * transaction of its own (rollup_note_stored(); rollup_note() does the same before the upsert,
+ * inside its transaction), which marks dirty only the (municipality, period) pairs whose
+ * cells can change: the periods of the old and the new state's own month pair, and those of
+ * dependent records (a person's services and enterprises; for a delivered service, the same
+ * person's referrals of that type whose window it falls in; for a delivered loan that moves
+ * its owner's first loan, the owner's enterprises with a period whose last month lies between
+ * the first loan's old and new months; for an availability row, the periods of the
+ * municipality's referrals of that service type).
  * rollup_refresh() recomputes only dirty snapshots: the dirty periods of a municipality that
  * overlap are computed together in one range scan of each shadow table (clustered by
  * municipality, Gregorian month and BS month; services and enterprises carry copies of their
- * person's sex and category and of the owner's first loan months, kept current by
- * rollup_note(), so the scan needs no join), each row contributing to every period holding
+ * person's sex and category and of the owner's first loan months, kept current by the
+ * noting, so the scan needs no join), each row contributing to every period holding
  * its pair; distinct counts are kept per cell.
  * A snapshot whose cells did not change (a 64-bit digest of them) keeps its revision.
  *
@@ -150,7 +152,8 @@ int rollup_open(rollup **out, sqlite3 *db, char *err, size_t errlen);
 /* Frees the engine (not the database). NULL is accepted. */
 void rollup_close(rollup *r);
 
-/* The hook of the ingest: call it for a record about to be upserted into records, inside
+/* The hook of an ingest that notes before it writes (the hub notes after its commit,
+ * rollup_note_stored below): call it for a record about to be upserted into records, inside
  * the same transaction and before the upsert (body is the packed Record, len bytes; only
  * read during the call). Applies the upsert's rule (the newest version of (municipality, id)
  * wins), updates the shadow and marks dirty the (municipality, period) pairs the change can
