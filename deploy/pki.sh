@@ -199,11 +199,43 @@ valid_certs() {
         if [[ -f $dir/$s.crt && -f $dir/$s.key ]]; then files+=("$dir/$s.crt"); fi
     done
     ((${#files[@]})) || return 0
-    # Valid now and not revoked; and still valid in a day (the CRL's own date aside).
+    # Valid now and not revoked; and still valid in a day (the CRL's own date aside; the CA's
+    # not: a CA that expires within a day has every certificate issued again).
     comm -12 <(openssl verify -CAfile "$dir/ca.crt" -CRLfile "$dir/crl.pem" -crl_check \
         "${files[@]}" 2>/dev/null | sed -n 's/: OK$//p' | sort) \
         <(openssl verify -CAfile "$dir/ca.crt" -attime $((EPOCHSECONDS + 86400)) \
             "${files[@]}" 2>/dev/null | sed -n 's/: OK$//p' | sort)
+}
+
+# The exit trap of issue_batch: what an interrupted or failed batch leaves must not be kept
+# by the next run. Before the signing, its temporary directory goes; after it, each new
+# certificate not installed is revoked (its key is deleted with the directory), and when
+# anything was revoked the CRL is written, so that the next run sees the old certificates
+# it revoked (and may have left beside a new key) as invalid and issues them again.
+issue_cleanup() {
+    local rc=$? f
+    trap - EXIT
+    if [[ -n $ISSUE_TMP && -d $ISSUE_TMP ]]; then
+        if ((ISSUE_SIGNED)); then
+            for f in "$ISSUE_TMP"/new/*.crt; do
+                [[ -f $f ]] || continue
+                if (cd "$ISSUE_DIR" && openssl ca -batch -config openssl.cnf \
+                    -revoke "${ISSUE_TMP##*/}/new/${f##*/}" -crl_reason unspecified \
+                    >/dev/null 2>&1); then
+                    SUPERSEDED=1
+                    msg "${f##*/}: signed but not installed; revoked"
+                else
+                    msg "${f##*/}: signed but not installed, and could not be revoked: $(
+                        openssl x509 -in "$f" -noout -serial 2>/dev/null)"
+                fi
+            done
+        fi
+        rm -rf "$ISSUE_TMP"
+    fi
+    if ((rc != 0 && SUPERSEDED)); then
+        (gen_crl "$ISSUE_DIR") || msg "$ISSUE_DIR/crl.pem: could not be written; run: $PROG crl $ISSUE_DIR"
+    fi
+    exit "$rc"
 }
 
 # Issues a certificate for each IDENTS[i] as STEMS[i] (the caller holds the CA lock), keeping
@@ -229,10 +261,17 @@ issue_batch() {
         todo+=("$i")
     done
     ((${#todo[@]})) || return 0
-    local tmp rel jobs k j
+    local tmp rel jobs k j s
     tmp=$(mktemp -d "$dir/.issue.XXXXXX")
     rel=${tmp##*/}
+    ISSUE_DIR=$dir ISSUE_TMP=$tmp ISSUE_SIGNED=0
+    trap issue_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     mkdir "$tmp/new"
+    # openssl req reads no configuration but this one: an OPENSSL_CONF or system file that
+    # asks for request extensions would add them (or fail beside -addext).
+    printf '[ req ]\ndistinguished_name = req_dn\nprompt = no\n[ req_dn ]\n' >"$tmp/req.cnf"
     jobs=$(nproc 2>/dev/null || echo 1)
     local -a pids=()
     # Job k writes the keys and requests k, k + jobs, k + 2 jobs, ... (new/STEM.key, STEM.csr),
@@ -243,7 +282,7 @@ issue_batch() {
             umask 077
             for ((j = k; j < ${#todo[@]}; j += jobs)); do
                 i=${todo[j]}
-                openssl req -new -newkey EC -pkeyopt ec_paramgen_curve:P-256 -noenc \
+                openssl req -config "$tmp/req.cnf" -new -newkey EC -pkeyopt ec_paramgen_curve:P-256 -noenc \
                     -keyout "$tmp/new/${STEMS[i]}.key" -subj "/CN=${IDENTS[i]}/O=$ORG" \
                     -addext "subjectAltName = URI:${IDENTS[i]},DNS:localhost,IP:127.0.0.1" \
                     -out "$tmp/${STEMS[i]}.csr" 2>"$tmp/err.$k" || {
@@ -256,10 +295,7 @@ issue_batch() {
     done
     local failed=0
     for k in "${pids[@]}"; do wait "$k" || failed=1; done
-    if ((failed)); then
-        rm -rf "$tmp"
-        die "could not make the keys and requests; no certificate issued"
-    fi
+    ((failed == 0)) || die "could not make the keys and requests; no certificate issued"
     cat >"$tmp/ext" <<EOF
 [ leaf ]
 keyUsage = critical,digitalSignature
@@ -281,6 +317,7 @@ EOF
     done
     # To standard output: with -out, openssl ca 3.0 reopens the file for each certificate and
     # keeps the last one only. It writes them in the order of the requests.
+    ISSUE_SIGNED=1 # what this run signs and does not install gets revoked (issue_cleanup)
     if ! (cd "$dir" && openssl ca -batch -config "$rel/cnf" -notext -days "$LEAF_DAYS" \
         -extfile "$rel/ext" -extensions leaf -infiles "${csrs[@]}" >"$rel/all.pem" 2>"$rel/err"); then
         die "openssl ca failed: $(grep -v '^Using configuration' "$tmp/err" | grep -v '^[[:space:]]*$' |
@@ -292,8 +329,7 @@ EOF
         f { print > f }
         /^-----END CERTIFICATE-----$/ { close(f); f = "" }
         END { print n + 0 }' "$tmp/all.pem")
-    ((count == ${#todo[@]})) ||
-        die "openssl ca signed $count of ${#todo[@]} requests; the certificates are in $tmp"
+    ((count == ${#todo[@]})) || die "openssl ca signed $count of ${#todo[@]} requests"
     # A forced re-issue supersedes a valid certificate, whose key may be compromised.
     for ((j = 0; j < ${#todo[@]}; j++)); do
         if ((had[j])); then
@@ -302,13 +338,18 @@ EOF
         fi
     done
     chmod 644 "$tmp/new/"*.crt
-    # Each file by rename, keys before certificates; one process for the whole batch.
-    mv -f -t "$dir" "$tmp/new/"*.key
-    mv -f -t "$dir" "$tmp/new/"*.crt
+    # Each file by rename, each key followed by its certificate, so that a stop in between
+    # leaves at most one identity with a new key beside its old certificate (revoked, or not
+    # valid, so issued again next time); one process for the whole batch.
+    local -a pairs=()
+    for s in "${names[@]}"; do pairs+=("$tmp/new/$s.key" "$tmp/new/$s.crt"); done
+    mv -f -t "$dir" "${pairs[@]}"
     for ((j = 0; j < ${#todo[@]}; j++)); do
         msg "${names[j]}: issued certificate for ${IDENTS[todo[j]]}"
     done
     rm -rf "$tmp"
+    ISSUE_TMP=
+    trap - EXIT INT TERM
 }
 
 cmd_issue() {
