@@ -219,14 +219,11 @@ issue_cleanup() {
         if ((ISSUE_SIGNED)); then
             for f in "$ISSUE_TMP"/new/*.crt; do
                 [[ -f $f ]] || continue
-                if (cd "$ISSUE_DIR" && openssl ca -batch -config openssl.cnf \
-                    -revoke "${ISSUE_TMP##*/}/new/${f##*/}" -crl_reason unspecified \
-                    >/dev/null 2>&1); then
+                f=${f##*/}
+                msg "${f%.crt}: signed but not installed; revoking it"
+                # In a subshell: revoke_cert dies on failure, and this trap must go on.
+                if (revoke_cert "$ISSUE_DIR" "${ISSUE_TMP##*/}/new/${f%.crt}" unspecified); then
                     SUPERSEDED=1
-                    msg "${f##*/}: signed but not installed; revoked"
-                else
-                    msg "${f##*/}: signed but not installed, and could not be revoked: $(
-                        openssl x509 -in "$f" -noout -serial 2>/dev/null)"
                 fi
             done
         fi
@@ -282,11 +279,12 @@ issue_batch() {
             umask 077
             for ((j = k; j < ${#todo[@]}; j += jobs)); do
                 i=${todo[j]}
-                openssl req -config "$tmp/req.cnf" -new -newkey EC -pkeyopt ec_paramgen_curve:P-256 -noenc \
-                    -keyout "$tmp/new/${STEMS[i]}.key" -subj "/CN=${IDENTS[i]}/O=$ORG" \
+                openssl req -config "$tmp/req.cnf" -new -newkey EC \
+                    -pkeyopt ec_paramgen_curve:P-256 -noenc -keyout "$tmp/new/${STEMS[i]}.key" -subj "/CN=${IDENTS[i]}/O=$ORG" \
                     -addext "subjectAltName = URI:${IDENTS[i]},DNS:localhost,IP:127.0.0.1" \
                     -out "$tmp/${STEMS[i]}.csr" 2>"$tmp/err.$k" || {
-                    msg "${STEMS[i]}: openssl req failed: $(grep -v '^[[:space:]]*$' "$tmp/err.$k" | tail -n 1)"
+                    msg "${STEMS[i]}: openssl req failed: $(grep -v '^[[:space:]]*$' \
+                        "$tmp/err.$k" | tail -n 1)"
                     exit 1
                 }
             done
