@@ -39,9 +39,11 @@
  *      bench/rollup_bench.c build/lib/libhub.a build/lib/libcommon.a \
  *      $(pkg-config --libs libprotobuf-c sqlite3 openssl libuv) -lm
  *   build/rollup_bench [--records N] [--municipalities M] [--dir DIR] [--repeat R]
- *                      [--profile B]
+ *                      [--profile B | --profile-scattered B]
  * --profile B: after step 2, B batches of one municipality (4a) only, no baseline, for a
- * profiler (docs/BENCHMARKS.md: perf record -D, past the load, then perf report).
+ * profiler (docs/BENCHMARKS.md: perf record -D, past the load, then perf report);
+ * --profile-scattered B: the same with B batches of scattered corrections (4b). An unknown
+ * option, or one without its value, prints the usage and exits 2.
  * Prints "sample NAME SECONDS", "check NAME 0|1 DETAIL" and "info NAME N" lines for
  * bench/rollup.py, which writes build/bench/rollup.json. Timings are never asserted. */
 #include <stdint.h>
@@ -760,14 +762,16 @@ static void print_batch(const char *name, batch_times t)
 int main(int argc, char **argv)
 {
     uint64_t records = 1000000;
-    int repeat = 5, profile = 0;
+    int repeat = 5, profile = 0, profile_kind = 0;
     char dir[256] = "", path[300], err[256];
     bench b;
     memset(&b, 0, sizeof(b));
     b.n_mun = 100;
     b.n_pend = -1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--records") == 0)
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 == argc) /* an option without its value: the usage below */
+            i = 0;
+        else if (strcmp(argv[i], "--records") == 0)
             records = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--municipalities") == 0)
             b.n_mun = (uint32_t)strtoul(argv[i + 1], NULL, 10);
@@ -777,6 +781,16 @@ int main(int argc, char **argv)
             repeat = (int)strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--profile") == 0)
             profile = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--profile-scattered") == 0) {
+            profile = (int)strtol(argv[i + 1], NULL, 10);
+            profile_kind = 1;
+        } else
+            i = 0;
+        if (i == 0) {
+            fprintf(stderr, "usage: rollup_bench [--records N] [--municipalities M] [--dir DIR]"
+                            " [--repeat R] [--profile B | --profile-scattered B]\n");
+            return 2;
+        }
     }
     if (dir[0] == '\0') {
         snprintf(dir, sizeof(dir), "/var/tmp/rollup_bench.XXXXXX");
@@ -827,9 +841,11 @@ int main(int argc, char **argv)
     n_cells = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     if (profile > 0) {
-        fprintf(stderr, "profile: %d batches of one municipality from here\n", profile);
+        fprintf(stderr, "profile: %d batches of %s from here\n", profile,
+                profile_kind ? "scattered corrections" : "one municipality");
         for (int i = 0; i < profile; i++)
-            print_batch("one_mun", batch(&b, 0, (uint32_t)(i * 7) % b.n_mun, &st));
+            print_batch(profile_kind ? "scattered" : "one_mun",
+                        batch(&b, profile_kind, (uint32_t)(i * 7) % b.n_mun, &st));
         rollup_close(b.r);
         hubstore_close(&b.hs);
         fprintf(stderr, "database left in %s\n", dir);

@@ -389,22 +389,39 @@ def test_a_quick_run_keeps_a_full_runs_json():
             os.unlink(sentinel)
 
 
-def test_rollup_bench_profile_mode(tmp_path):
-    """rollup_bench --profile B, the profiler's run that docs/BENCHMARKS.md cites, loads the
-    store and then runs B batches of one municipality and nothing else (no baseline, no
+@pytest.mark.parametrize("mode,batch", [("--profile", "one_mun"),
+                                        ("--profile-scattered", "scattered")])
+def test_rollup_bench_profile_mode(tmp_path, mode, batch):
+    """rollup_bench --profile B (--profile-scattered B), the profiler's runs that
+    docs/BENCHMARKS.md cites, load the store and then run B batches of one municipality (of
+    corrections scattered over every municipality) and nothing else (no baseline, no
     comparison): B batches' samples (the figure and its parts) and exit 0."""
     exe = os.path.join(ROOT, "build", "bench", "rollup_bench")
     assert os.access(exe, os.X_OK), "build/bench/rollup_bench is missing: make bench-build"
     r = subprocess.run([exe, "--records", "1000", "--municipalities", "2", "--dir",
-                        str(tmp_path), "--profile", "3"], capture_output=True, text=True,
+                        str(tmp_path), mode, "3"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     samples = [line.split() for line in r.stdout.splitlines() if line.startswith("sample ")]
-    assert [x[1] for x in samples] == ["one_mun_ms", "one_mun_note_ms", "one_mun_refresh_ms",
-                                       "one_mun_ingest_ms"] * 3, r.stdout
+    assert [x[1] for x in samples] == [batch + "_ms", batch + "_note_ms", batch + "_refresh_ms",
+                                       batch + "_ingest_ms"] * 3, r.stdout
     # The figure is the noting and the refresh together.
     for i in range(0, len(samples), 4):
         total, note, refresh = (float(samples[i + k][2]) for k in range(3))
         assert abs(total - (note + refresh)) < 1e-3, samples[i:i + 4]
     assert all(float(x[2]) > 0 for x in samples)
     assert "baseline" not in r.stdout and "check " not in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--records"], ["--records", "1000", "--bogus",
+                                                                "1"]])
+def test_rollup_bench_refuses_what_it_does_not_know(tmp_path, args):
+    """An unknown option, or an option without its value, prints the usage and exits 2
+    before anything is loaded (it used to be ignored, and --help ran the full 1,000,000-record
+    bench)."""
+    exe = os.path.join(ROOT, "build", "bench", "rollup_bench")
+    r = subprocess.run([exe, "--dir", str(tmp_path)] + args, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and r.stderr.startswith("usage: rollup_bench"), (r.returncode,
+                                                                                r.stderr)
+    assert r.stdout == "" and not (tmp_path / "hub.db").exists()
