@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "hubstore.h"
+#include "pcache.h"
 #include "walckpt.h"
 
 /* The baseline keeps its own SQL, since it is the baseline: it runs on SQLite alone (compiled
@@ -225,6 +226,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "sqlite_upsert: TXN_ROWS and CHUNK_ROWS must be positive integers\n");
         return 2;
     }
+    /* The hub's page cache (common/pcache.h: SQLite's, without the walk at commit that a
+     * B-tree balance can leave behind), installed as store_open() does in the hub: the same
+     * cache on both sides. */
+    pcache_install();
     int n_stores = argc - 4;
     if (n_stores > BENCH_MAX_STORES) {
         fprintf(stderr, "sqlite_upsert: at most %d node stores\n", BENCH_MAX_STORES);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pcache.h"
 
 int store_open(const char *path, int create, const char *schema, sqlite3 **out, char *err,
                size_t errlen)
@@ -15,6 +16,7 @@ int store_open_paged(const char *path, int create, int page_size, const char *sc
                      char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
+    pcache_install(); /* before SQLite's first connection initialises it (pcache.h) */
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {

@@ -17,6 +17,7 @@
 #include "rollup.h"
 #include "sbuf.h"
 #include "store.h"
+#include "pcache.h"
 #include "testhook.h"
 #include "utf8.h"
 
@@ -28,6 +29,7 @@ int gaps_reader_open(const char *path, sqlite3 **out, char *err, size_t errlen)
     sqlite3 *db = NULL;
     char *msg = NULL;
     *out = NULL;
+    pcache_install(); /* as store_open() does, should this be the process's first connection */
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
