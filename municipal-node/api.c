@@ -127,6 +127,10 @@ static void api__field_error(field_errors *errs, const char *key, const char *re
     field_error *e = &errs->e[errs->n++];
     api__copy_utf8(e->field, sizeof(e->field), key);
     snprintf(e->reason, sizeof(e->reason), "%s", reason);
+    /* No code of FIELD_CODES fits (the page shows the reason): none, rather than the code and
+     * value an earlier error left in this slot. */
+    e->code[0] = '\0';
+    e->arg[0] = '\0';
 }
 
 static int api__apply(intake *in, int kind, const char *body, size_t len, const char *path_local_id,

@@ -262,6 +262,17 @@ def test_field_errors_get_422_naming_each_field(pki, workdir, procs):
                           {"local_id": "P-ERR", "category": "RETURNEE", "sex": "MALE",
                            "registered_on": bs.bs_str(TODAY), "favourite_colour": "blue"}, token)
     assert status == 422 and body["errors"][0]["field"] == "favourite_colour", body
+    assert body["errors"][0]["code"] == "unknown_column", body
+    # A value of the wrong JSON type names its field, with code "other", not the code of an
+    # earlier error (its slot once lent it "unknown_column" or "country"), and nothing else.
+    for value in ({"a": 1}, [1, 2]):
+        status, _, body = req(node, "POST", "/v1/persons",
+                              {"local_id": value, "category": "RETURNEE", "sex": "MALE",
+                               "registered_on": bs.bs_str(TODAY)}, token)
+        assert status == 422 and len(body["errors"]) == 1, body
+        e = body["errors"][0]
+        assert e["field"] == "local_id" and "must be a string" in e["reason"], body
+        assert e["code"] == "other" and "arg" not in e, body
     assert node.status()["last_seq"] == 0
 
 
