@@ -375,6 +375,11 @@ static int receiver__hello(receiver_peer *p, const Reint__V1__Hello *h)
         receiver_protocol_error(p, "hello incarnation must be 16 bytes");
         return 1;
     }
+    if (h->max_frame != 0 && h->max_frame < RECEIVER_FRAME_MIN) {
+        /* No HelloReply (nor any error after it) would fit: said now, under the default. */
+        receiver_protocol_error(p, "hello max_frame must be 0 (4 MiB) or at least 512 bytes");
+        return 1;
+    }
     if (h->last_seq >= RECEIVER_SEQ_LIMIT) {
         receiver_protocol_error(p, "hello last_seq must be below 2^53");
         return 1;

@@ -30,6 +30,9 @@
 /* Sequence numbers a peer may announce stay below this (2^53), so that no counter can wrap
  * and every value survives a JSON or PostgreSQL round trip. */
 #define RECEIVER_SEQ_LIMIT (UINT64_C(1) << 53)
+/* The smallest max_frame a Hello may announce (0: the default), as the senders' own
+ * configurations allow (CONFIG_FRAME_MIN): a smaller one is refused with an error. */
+#define RECEIVER_FRAME_MIN 512u
 /* A batch may end past the last_seq its sender announced in Hello (entries made during the
  * session) by at most this much beyond the receiver's position. */
 #define RECEIVER_SEQ_STEP (UINT64_C(1) << 32)

@@ -28,6 +28,8 @@
 #define FINGEST_DIR_POLL_MS     5000
 /* A snapshot split into parts is assembled here up to this many packed bytes. */
 #define FINGEST_PARTS_MAX (64u << 20)
+/* The largest value of a cell (its numerator, denominator, contributors, top contributions). */
+#define FINGEST_VALUE_MAX ((int64_t)((UINT64_C(1) << 53) - 1))
 
 enum {
     A_MUNI,
@@ -279,6 +281,18 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
                      s->municipality, s->period);
             goto refuse;
         }
+        /* A value above 2^53 - 1 is no municipality's count or sum of rupees, and the sums of a
+         * province's municipalities would leave PostgreSQL's bigint (the batch then failed to
+         * store and the hub sent it again, forever) and JSON's exact integers. */
+        if (cell->numerator > FINGEST_VALUE_MAX || cell->denominator > FINGEST_VALUE_MAX ||
+            cell->contributors > FINGEST_VALUE_MAX || cell->top1 > FINGEST_VALUE_MAX ||
+            cell->top2 > FINGEST_VALUE_MAX) {
+            snprintf(why, sizeof(why),
+                     "municipality %u period %s: %s: numerator, denominator, contributors and "
+                     "top contributions must be at most 2^53-1",
+                     s->municipality, s->period, ind->code);
+            goto refuse;
+        }
         /* A sum's two largest contributions come from distinct contributors of the sum. */
         if (cell->top1 < 0 || cell->top2 < 0 || cell->top2 > cell->top1 ||
             (ind->agg == CATALOGUE_SUM && cell->top1 > cell->numerator - cell->top2) ||
@@ -375,7 +389,8 @@ static void fingest__on_committed(void *ud, const PGresult *res, const char *err
         log_error("province:%d: batch %" PRIu64 "..%" PRIu64 " not stored: %s; closing the "
                   "connection so that the hub resends",
                   c->province, j->first_seq, j->last_seq, err);
-        receiver_close(c->p);
+        /* The hub hears why before the connection closes (it sends the batch again). */
+        receiver_internal_error(c->p, "a batch could not be stored; send it again");
     } else if (!fingest__dead(c)) {
         long applied = strtol(PQgetvalue(res, 0, 0), NULL, 10);
         fi->m.batches_committed++;
@@ -929,7 +944,7 @@ static void fingest__on_reviews_stored(void *ud, const PGresult *res, const char
         log_error("province:%d: review changes not stored: %s; closing so that the hub sends "
                   "them again",
                   c->province, err);
-        receiver_close(c->p);
+        receiver_internal_error(c->p, "review changes could not be stored; send them again");
     } else if (!fingest__dead(c)) {
         Reint__V1__Envelope env = REINT__V1__ENVELOPE__INIT;
         Reint__V1__ReviewAck ack = REINT__V1__REVIEW_ACK__INIT;

@@ -149,6 +149,79 @@ def test_federal_refuses_absurd_sequences_and_future_revisions(pki, workdir, pro
     assert hub.acked == 1 and not hub.refusals
 
 
+def _hello_with_max_frame(port, pki, identity, max_frame):
+    c = WireClient(port, pki, identity)
+    env = pb.Envelope()
+    env.hello.protocol_version = 2
+    env.hello.identity = "python"
+    env.hello.incarnation = os.urandom(16)
+    env.hello.clock = int(time.time() * 1000)
+    env.hello.last_seq = 10
+    env.hello.max_frame = max_frame
+    c.send(env)
+    return c
+
+
+def test_values_no_province_could_sum_and_frames_no_reply_fits_are_refused_with_a_reason(
+        pki, workdir, procs, postgres):  # noqa: F811
+    """A cell whose numerator (or contributors, denominator, tops) is above 2^53 - 1 is refused
+    with the snapshot, naming the cell: until it was, the province's sum left PostgreSQL's
+    bigint, the batch failed to store, the connection closed without a word and the hub sent
+    it again forever (a helper that attacked the demo found it). A Hello announcing a frame
+    limit under 512 bytes, which no HelloReply fits, gets ERROR_CODE_PROTOCOL naming
+    max_frame instead of a silent close, at the federal tier and at a hub."""
+    pki.issue("federal")
+    db = FreshDatabase(postgres)
+    fed = Federal(workdir, pki, db).start()
+    procs.append(fed)
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    for port, identity in ((fed.sync_port, "province-1"), (hub.sync_port, "municipality-10703")):
+        for limit in (1, 511):
+            c = _hello_with_max_frame(port, pki, identity, limit)
+            err = c.closed_after_error()
+            assert err is not None and err.code == pb.ERROR_CODE_PROTOCOL, (port, limit, err)
+            assert "max_frame" in err.message, err
+        c = _hello_with_max_frame(port, pki, identity, 512)
+        assert c.recv().WhichOneof("msg") == "hello_reply"
+        c.close()
+    own = [m for m, _ in municipalities(1)[:3]]
+    big = (1 << 53) - 1
+    cases = [{("participants_registered", "", ()): (big + 1, 0, 9, 1)},
+             {("participants_registered", "", ()): (5, 0, 9, big + 1)},
+             {("reporting_completeness", "", ()): (1, big + 1, 0, 1)},
+             {("seed_funding_npr", "", ()): ((1 << 63) - 1, 0, 9, 2)}]
+    for i, cells in enumerate(cases):
+        c = WireClient(fed.sync_port, pki, "province-1")
+        c.hello(os.urandom(16), last_seq=10)
+        env = pb.Envelope()
+        env.rollup_batch.first_seq = env.rollup_batch.last_seq = 1
+        env.rollup_batch.snapshots.append(snapshot(own[0], "2024-0%d" % (i + 1), 1 << 40, cells))
+        env.rollup_batch.seqs.append(1)
+        c.send(env)
+        reply = c.recv()
+        assert reply.WhichOneof("msg") == "ack", (i, reply)
+        ack = reply.ack
+        assert ack.acked_seq == 1 and len(ack.refusals) == 1, (i, ack)
+        assert ack.refusals[0].field == "snapshots[0].cells[0]", ack
+        assert "2^53-1" in ack.refusals[0].reason, ack
+        c.close()
+    # The largest values allowed, in as many municipalities as the test sends, are stored
+    # and summed exactly in the province's row.
+    up = HubUplink(fed, pki, 1)
+    for m in own:
+        up.add(snapshot(m, "2024-06", 1 << 40,
+                        {("participants_registered", "", ()): (big, 0, 9, big)}))
+    up.push(deadline=30)
+    assert up.acked == len(own) and not up.refusals, up.refusals
+    assert postgres.psql("SELECT numerator, contributors FROM province_cells WHERE province = 1"
+                         " AND period = '2024-06' AND indicator = 'participants_registered'",
+                         db=db.name) == [[str(big * len(own))] * 2]
+    assert postgres.psql("SELECT count(*) FROM snapshots WHERE period LIKE '2024-0%'",
+                         db=db.name) == [[str(len(own))]]
+    up.close()
+
+
 def test_a_refusal_quoting_bytes_that_are_not_utf8_is_still_protobuf(pki, workdir, procs):
     """A record whose destination_country is not UTF-8 is refused; its refusal quotes the
     value scrubbed, so the Ack is protobuf (Python's parser refuses a string that is not
