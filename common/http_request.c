@@ -364,12 +364,35 @@ static int on_header_value_complete(llhttp_t *p)
     return hdr_finish(c);
 }
 
+/* Header fields that hold one value: given twice, which one counts would depend on who reads
+ * them (this server took the first; a proxy in front may take the last). */
+static const char *const http__single_headers[] = {"Authorization", "Host", "Content-Type",
+                                                   "Cookie"};
+
+/* The first of http__single_headers that r carries twice, or NULL. */
+static const char *hdr_repeated(const http_req *r)
+{
+    for (size_t k = 0; k < sizeof(http__single_headers) / sizeof(*http__single_headers); k++) {
+        int seen = 0;
+        for (size_t i = 0; i < r->nhdrs; i++)
+            if (ascii_casecmp(r->hbuf.p + r->hdrs[i].name, http__single_headers[k]) == 0 && seen++)
+                return http__single_headers[k];
+    }
+    return NULL;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     http__conn *c = p->data;
     http_req *r = c->req;
     if (hdr_finish(c))
         return -1;
+    const char *twice = hdr_repeated(r);
+    if (twice) {
+        c->err_status = 400;
+        snprintf(c->err_msg, sizeof c->err_msg, "header %s given more than once", twice);
+        return -1;
+    }
     const char *m = llhttp_method_name((llhttp_method_t)p->method);
     snprintf(r->method, sizeof r->method, "%s", m ? m : "");
     r->head = p->method == HTTP_HEAD;

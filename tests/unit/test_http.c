@@ -832,6 +832,47 @@ static const char *body_of(const char *out)
     return b ? b + 4 : "";
 }
 
+/* Each request on its own connection, since a refused request closes it. */
+static const char *const twice_requests[] = {
+    "GET /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+    "GET /echo HTTP/1.1\r\nHost: t\r\nhost: u\r\n\r\n",
+    "GET /echo HTTP/1.1\r\nHost: t\r\nCookie: a=1\r\nCOOKIE: b=2\r\n\r\n",
+    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n"
+    "Content-Length: 2\r\n\r\nhi",
+    /* other fields may repeat */
+    "GET /echo HTTP/1.1\r\nHost: t\r\nAccept: a/b\r\nAccept: c/d\r\nConnection: close\r\n\r\n",
+};
+#define N_TWICE (sizeof(twice_requests) / sizeof(*twice_requests))
+
+static void c_twice(struct fx *f)
+{
+    for (size_t i = 0; i < N_TWICE; i++) {
+        int fd = cl_connect(f->port);
+        cl_sends(fd, twice_requests[i]);
+        cl_read(f, fd, (int)i, 0);
+        close(fd);
+    }
+}
+
+/* A field of one value given twice is refused before any handler sees it, naming it: which
+ * of the two counted would otherwise depend on who read it (a proxy may take the last). */
+static void test_http_a_single_value_header_given_twice_gets_400(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"Authorization", "Host", "Cookie", "Content-Type"};
+    struct fx *f = fx_new(0);
+    fx_run(f, c_twice);
+    for (size_t i = 0; i + 1 < N_TWICE; i++) {
+        assert_true(strncmp(f->out[i], "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+        char want[64];
+        snprintf(want, sizeof want, "header %s given more than once", names[i]);
+        assert_non_null(strstr(body_of(f->out[i]), want));
+    }
+    assert_true(strncmp(f->out[N_TWICE - 1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_int_equal(f->handled, 1);
+    fx_free(f);
+}
+
 /* jansson refuses such strings, so a handler could only answer 500; the server refuses them
  * first with 400 and says which parameter. */
 static void test_http_invalid_utf8_in_path_or_query_gets_400_naming_it(void **state)
@@ -2019,6 +2060,7 @@ int main(void)
         cmocka_unit_test(test_http_long_url_gets_414),
         cmocka_unit_test(test_http_headers_over_limit_get_431),
         cmocka_unit_test(test_http_garbage_and_bad_escapes_get_400),
+        cmocka_unit_test(test_http_a_single_value_header_given_twice_gets_400),
         cmocka_unit_test(test_http_invalid_utf8_in_path_or_query_gets_400_naming_it),
         cmocka_unit_test(test_http_header_lost_to_memory_answers_500),
         cmocka_unit_test(test_http_response_without_memory_answers_500),
