@@ -253,7 +253,8 @@ class Chain:
         for p in range(1, 8):
             hub = harness.Hub(self.work, self.pki, p)
             with open(hub.config, "a") as f:
-                f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % self.fed.sync_port)
+                f.write("[uplink]\nfederal = 127.0.0.1:%d\ncoverage_seconds = %d\n"
+                        % (self.fed.sync_port, self.args.coverage_seconds))
             self.hubs[p] = hub.start()
         log("PostgreSQL, federal-api and 7 hubs up")
         self.start_real_nodes()
@@ -789,6 +790,9 @@ def main():
     ap.add_argument("--years", type=int, default=10, help="span of the caseload (120 months)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--timeout", type=int, default=900, help="bound on each convergence wait")
+    ap.add_argument("--coverage-seconds", type=int, default=10,
+                    help="the hubs' [uplink] coverage_seconds (10, the product's default; the "
+                    "resync's timer stops before its coverage is awaited)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--phases", default=",".join(PHASES),
                     help="the phases to run after the initial load (default all: %s)"

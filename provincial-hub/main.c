@@ -38,7 +38,7 @@ typedef struct hub_config {
     char directive_keys[CONFIG_STR_MAX];
     char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX], proxy_from[CONFIG_STR_MAX];
     char federal[CONFIG_STR_MAX];
-    long uplink_window, uplink_batch;
+    long uplink_window, uplink_batch, coverage_seconds;
     long rollup_queue, cache_mb;
 } hub_config;
 
@@ -58,6 +58,7 @@ static hub_config cfg = {
     .federal = "",
     .uplink_window = 8,
     .uplink_batch = 200,
+    .coverage_seconds = 10,
     .rollup_queue = 2000000,
     .cache_mb = 256,
 };
@@ -94,6 +95,8 @@ static const config_item items[] = {
                     "IPv4:port of the federal tier's sync port (empty: no uplink)"),
     CONFIG_ITEM_INT("uplink", "window", &cfg.uplink_window, "snapshot batches in flight", 1, 64),
     CONFIG_ITEM_INT("uplink", "batch", &cfg.uplink_batch, "snapshots per batch", 1, 2000),
+    CONFIG_ITEM_INT("uplink", "coverage_seconds", &cfg.coverage_seconds,
+                    "the nodes' coverage goes up at most this often while it changes", 1, 3600),
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this hub's certificate (province:<n>)"),
     CONFIG_ITEM_STR("tls", "key", &cfg.key, "this hub's private key"),
@@ -505,7 +508,8 @@ int main(int argc, char **argv)
                           .federal = cfg.federal,
                           .province = (unsigned)cfg.province,
                           .window = (int)cfg.uplink_window,
-                          .batch_snapshots = (int)cfg.uplink_batch};
+                          .batch_snapshots = (int)cfg.uplink_batch,
+                          .coverage_ms = cfg.coverage_seconds * 1000};
         if (uplink_start(&up, &uo, err, sizeof(err)) != 0) {
             log_error("%s", err);
             return 1;

@@ -11,7 +11,8 @@
 #include "rid.h"
 #include "store.h"
 
-/* Coverage is sent at most this often while it changes (and at every session start). */
+/* Coverage is sent at most this often while it changes (and at every session start), unless
+ * the configuration says otherwise ([uplink] coverage_seconds). */
 #define UPLINK_COVERAGE_MS 10000
 
 struct uplink {
@@ -327,6 +328,8 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
         return UV_ENOMEM;
     sbuf_init(&u->buf, ROLLUP_SNAPSHOT_MAX);
     u->o = *opts;
+    if (u->o.coverage_ms <= 0)
+        u->o.coverage_ms = UPLINK_COVERAGE_MS;
     if (uplink__incarnation(u) != 0) {
         snprintf(err, errlen, "cannot record the uplink incarnation in the hub store");
         free(u);
@@ -384,7 +387,7 @@ void uplink_kick(uplink *u)
     uplink__push_reviews(u);
     sync_kick(u->client);
     if (u->coverage_due || (ingest_coverage_generation(u->o.in) != u->coverage_gen &&
-                            clock_mono_ms() - u->coverage_sent_ms >= UPLINK_COVERAGE_MS))
+                            clock_mono_ms() - u->coverage_sent_ms >= (uint64_t)u->o.coverage_ms))
         uplink__coverage(u);
 }
 

@@ -27,6 +27,7 @@ typedef struct uplink_opts {
     unsigned province;
     int window, batch_snapshots;
     long backoff_base_ms, backoff_cap_ms;
+    long coverage_ms; /* Coverage at most this often while it changes (0: 10 s) */
 } uplink_opts;
 
 /* Starts pushing (and reconnecting as needed). Returns 0 or a negative code with err. */
