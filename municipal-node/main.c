@@ -1018,12 +1018,18 @@ static void status_json(void *ud, json_t *obj)
     json_object_set_new(obj, "last_error", json_string(st.last_error));
 }
 
+static void on_http(http_req *r, void *ud);
+
 static int on_head(http_req *r, void *ud)
 {
-    (void)ud;
-    /* Pages, /healthz and /metrics take no body; the API sets its own limits. */
-    if (strncmp(http_req_path(r), "/v1/", 4) != 0)
+    /* Pages, /healthz and /metrics take no body: they are answered from the head, and a body
+     * sent with one is never read (the connection closes after the answer), so that a POST to
+     * a page gets 405 and one to no resource 404, not 413. The API sets its own limits. */
+    if (strncmp(http_req_path(r), "/v1/", 4) != 0) {
         http_req_limit_body(r, 0);
+        on_http(r, ud);
+        return 0;
+    }
     return api_on_head(r, &api);
 }
 

@@ -299,6 +299,17 @@ def test_unknown_paths_get_404_and_wrong_methods_405(pki, workdir, procs):
         status, hdrs, body = req(node, method, path, token=token)
         assert status == 405, (method, path, body)
         assert hdrs.get("Allow") == allow, (method, path, hdrs.get("Allow"))
+    # A body sent to no resource, or to a page, is not read: 404 and 405, not 413 (a page
+    # takes no body). The connection closes after the answer.
+    for method, path in (("POST", "/nothing"), ("POST", "/v1/imports/../../x"),
+                         ("PUT", "/v2/persons")):
+        status, _, body = req(node, method, path, token=token, raw=b'{"a": 1}')
+        assert status == 404, (method, path, status, body)
+    r = urllib.request.Request("http://127.0.0.1:%d/" % node.http_port, method="POST",
+                               data=b"a=1", headers={"Authorization": "Bearer " + token})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(r, timeout=15)
+    assert e.value.code == 405 and e.value.headers.get("Allow") == "GET, HEAD", e.value.code
     # PUT of a record that does not exist is 404, not an implicit create.
     p = Caseload(10703, 15).new_person()
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
