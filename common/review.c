@@ -45,8 +45,14 @@ int review_parse_month(const char *period, int *bs, int32_t *ym)
     int32_t first, last;
     if (period == NULL || strlen(period) >= PERIOD_MAX ||
         period_months(period, &kind, &b, &first, &last) != 0 ||
-        (kind != PERIOD_MONTH && kind != PERIOD_BS_MONTH) || first != last)
-        return REINT_EINVAL;
+        (kind != PERIOD_MONTH && kind != PERIOD_BS_MONTH) || first != last) {
+        /* "BS1970-01" has a month's shape; only the table's range refuses it. */
+        int shaped = period && strlen(period) == 9 && !strncmp(period, "BS", 2) &&
+                     period[6] == '-' && strspn(period + 2, "0123456789") == 4 &&
+                     strspn(period + 7, "0123456789") == 2 && strcmp(period + 7, "00") != 0 &&
+                     strcmp(period + 7, "12") <= 0;
+        return shaped ? REINT_ERANGE : REINT_EINVAL;
+    }
     *bs = b != 0;
     *ym = first;
     return 0;

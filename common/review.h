@@ -32,8 +32,9 @@ const char *review_state_name(int state);
  * (at least 10 bytes). Returns 0 or REINT_EINVAL (not a month). */
 int review_period(int bs, int32_t ym, char *out, size_t outlen);
 
-/* Parses a period that is one month, "BS2083-04" or "2026-07": *bs and *ym. Returns 0 or
- * REINT_EINVAL (another kind of period, or not a period). */
+/* Parses a period that is one month, "BS2083-04" or "2026-07": *bs and *ym. Returns 0,
+ * REINT_ERANGE (a BS month outside the calendar table, BS2000-01..BS2099-12) or REINT_EINVAL
+ * (another kind of period, or not a period). */
 int review_parse_month(const char *period, int *bs, int32_t *ym);
 
 /* Whether text (len bytes) is an acceptable comment: at most REVIEW_COMMENT_MAX bytes of

@@ -846,8 +846,12 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
         officers__error(j, 403, why);
         return 1;
     }
-    if (review_parse_month(period, &bs, &ym) != 0) {
-        officers__error(j, 400, "the period of a decision is one month: BS2083-04 or 2026-07");
+    int prc = review_parse_month(period, &bs, &ym);
+    if (prc != 0) {
+        officers__error(j, 400,
+                        prc == REINT_ERANGE
+                            ? "that BS month is outside the calendar table (BS2000-01..BS2099-12)"
+                            : "the period of a decision is one month: BS2083-04 or 2026-07");
         return 1;
     }
     uint64_t seen = 0;

@@ -604,7 +604,11 @@ int reviews_report(sqlite3 *db, unsigned province, const char *period, json_t **
     int bs = 0, rc = 0;
     int32_t ym = 0;
     *out = NULL;
-    if (period == NULL || review_parse_month(period, &bs, &ym) != 0) {
+    if ((rc = review_parse_month(period, &bs, &ym)) == REINT_ERANGE) {
+        snprintf(err, errlen, "%s is outside the BS calendar table (BS2000-01..BS2099-12)", period);
+        return REINT_EINVAL;
+    }
+    if (rc != 0) {
         snprintf(err, errlen,
                  "period must be one month: a BS month (BS2083-04) for municipalities that "
                  "close BS months, or a Gregorian month (2026-07) for those that close AD ones");

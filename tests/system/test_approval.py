@@ -626,6 +626,13 @@ def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):
     # A decision on a BS period for the Gregorian node is refused (its months are AD ones).
     st, body = c.api.decide(c.reviewer, AD_NODE, p_bs, "approve", 1)
     assert st == 400, body
+    # A BS month outside the calendar table is told as such, not as "no month"; a year is
+    # no month. The month's report says the same.
+    for period, says in (("BS1970-01", "outside the calendar table"), ("2026", "one month")):
+        st, body = c.api.decide(c.reviewer, AD_NODE, period, "approve", 1)
+        assert st == 400 and says in body["error"], (period, st, body)
+    st, body = c.api.call("GET", "/v1/reviews?period=BS2100-01", c.reviewer)
+    assert st == 400 and "outside the BS calendar table" in body["error"], body
     # Every figure in place at the federal tier first.
     everyone = set(c.nodes)
     wait_federal(c, p_bs, registered_in(c, p_bs, everyone), what="the BS month's figure")

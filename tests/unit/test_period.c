@@ -20,6 +20,7 @@
 #include "bscal.h"
 #include "error.h"
 #include "period.h"
+#include "review.h"
 
 /* Parses s, which must be accepted as kind, spanning first..last. */
 static void expect_period(const char *s, enum period_kind kind, int32_t first, int32_t last)
@@ -268,6 +269,34 @@ static void test_a_period_is_a_range_of_months_of_its_calendar(void **state)
     assert_int_equal(bscal_pair_span(202408, 208103, &lo, &hi), REINT_ENOTFOUND);
 }
 
+/* A decision's period is one month; a BS month outside the table is told apart from a string
+ * that is no month (the hub's officers get a message for each). */
+static void test_a_review_month_out_of_the_table_is_told_apart(void **state)
+{
+    (void)state;
+    int bs = -1;
+    int32_t ym = 0;
+    assert_int_equal(review_parse_month("BS2083-04", &bs, &ym), 0);
+    assert_int_equal(bs, 1);
+    assert_int_equal(ym, 208304);
+    assert_int_equal(review_parse_month("2026-07", &bs, &ym), 0);
+    assert_int_equal(bs, 0);
+    assert_int_equal(ym, 202607);
+    assert_int_equal(review_parse_month("BS2000-01", &bs, &ym), 0);
+    assert_int_equal(review_parse_month("BS2099-12", &bs, &ym), 0);
+    static const char *const far[] = {"BS1970-01", "BS1999-12", "BS2100-01", "BS9999-12"};
+    for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++)
+        if (review_parse_month(far[i], &bs, &ym) != REINT_ERANGE)
+            fail_msg("\"%s\" is not told as out of the table", far[i]);
+    static const char *const bad[] = {"BS2083-13", "BS2083-00", "BS2083-4",  "BS83-04",
+                                      "2026",      "2026-Q3",   "FY2083/84", "BS2083-04x",
+                                      "bs2083-04", "",          "BS20a3-04", "2026-13"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (review_parse_month(bad[i], &bs, &ym) != REINT_EINVAL)
+            fail_msg("\"%s\" is not refused as no month", bad[i]);
+    assert_int_equal(review_parse_month(NULL, &bs, &ym), REINT_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_a_day_before_the_table_has_only_gregorian_periods),
         cmocka_unit_test(test_the_pair_of_a_day_gives_the_periods_of_the_day),
         cmocka_unit_test(test_a_period_is_a_range_of_months_of_its_calendar),
+        cmocka_unit_test(test_a_review_month_out_of_the_table_is_told_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
