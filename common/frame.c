@@ -1,7 +1,10 @@
 #include "frame.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "utf8.h"
 
 void frame_reader_init(frame_reader *r, size_t max)
 {
@@ -126,15 +129,103 @@ static int frame__has_field_zero(const ProtobufCMessage *m)
     return 0;
 }
 
-int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out)
+/* Reads the varint at p[*i..len) into *v. Returns 0, or -1 past the end. */
+static int frame__varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
 {
+    *v = 0;
+    for (unsigned shift = 0; *i < len && shift < 64; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* Whether every string field of the message of descriptor d encoded at p (len bytes), at any
+ * depth, is UTF-8 without a NUL, as proto3 asks of strings. protobuf-c hands strings on as C
+ * strings and checks neither: a NUL cut a string where it stood ("\0\x1b[31m" arrived as ""),
+ * with nothing said. Records are left to their validation (below). Runs on bytes protobuf-c
+ * has unpacked already, so the encoding itself is well formed. Returns 0, or -1 with why
+ * naming the field (never its value). */
+static int frame__strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                             int depth, char *why, size_t whylen)
+{
+    size_t i = 0;
+    uint64_t key, n;
+    if (depth > FRAME_DEPTH_MAX) {
+        snprintf(why, whylen, "messages nested deeper than %d", FRAME_DEPTH_MAX);
+        return -1;
+    }
+    while (i < len) {
+        if (frame__varint(p, len, &i, &key) != 0)
+            goto malformed;
+        switch (key & 7) {
+        case 0:
+            if (frame__varint(p, len, &i, &n) != 0)
+                goto malformed;
+            break;
+        case 1:
+        case 5: {
+            size_t w = (key & 7) == 1 ? 8 : 4;
+            if (len - i < w)
+                goto malformed;
+            i += w;
+            break;
+        }
+        case 2: {
+            if (frame__varint(p, len, &i, &n) != 0 || n > len - i)
+                goto malformed;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING &&
+                (memchr(p + i, 0, n) != NULL || !utf8_valid((const char *)p + i, n))) {
+                snprintf(why, whylen, "%s.%s is not UTF-8 without NUL", d->short_name, f->name);
+                return -1;
+            }
+            /* A record's strings are checked by its validation, one record at a time: a bad
+             * one is refused alone and the rest of its batch stored. */
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                f->descriptor != &reint__v1__record__descriptor &&
+                frame__strings_ok(f->descriptor, p + i, n, depth + 1, why, whylen) != 0)
+                return -1;
+            i += n;
+            break;
+        }
+        default:
+            goto malformed;
+        }
+    }
+    return 0;
+malformed:
+    snprintf(why, whylen, "%s is not well formed", d->short_name);
+    return -1;
+}
+
+int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, char *why,
+                 size_t whylen)
+{
+    char scratch[8];
+    if (why == NULL || whylen == 0) {
+        why = scratch;
+        whylen = sizeof(scratch);
+    }
+    snprintf(why, whylen, "not a protobuf Envelope");
     Reint__V1__Envelope *e = reint__v1__envelope__unpack(NULL, len, payload);
     if (e == NULL)
         return REINT_EMALFORMED;
     if (frame__has_field_zero(&e->base)) {
+        snprintf(why, whylen, "a field numbered 0");
         reint__v1__envelope__free_unpacked(e, NULL);
         return REINT_EMALFORMED;
     }
+    if (frame__strings_ok(&reint__v1__envelope__descriptor, payload, len, 0, why, whylen) != 0) {
+        reint__v1__envelope__free_unpacked(e, NULL);
+        return REINT_EMALFORMED;
+    }
+    why[0] = '\0';
     *out = e;
     return 0;
 }

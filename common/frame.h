@@ -47,8 +47,14 @@ void frame_reader_free(frame_reader *r);
  * REINT_ETOOBIG when the packed size is above max, or REINT_ENOMEM. */
 int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t *outlen);
 
+/* Messages nest at most this deep in an Envelope (the proto has no recursive message). */
+#define FRAME_DEPTH_MAX 16
+
 /* Unpacks one payload into an Envelope (free with reint__v1__envelope__free_unpacked).
- * Returns 0 or REINT_EMALFORMED. */
-int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out);
+ * Returns 0, or REINT_EMALFORMED with why (may be NULL) saying what: not an Envelope, a field
+ * numbered 0, or a string field (named) that is not UTF-8 or holds a NUL, outside the records
+ * of a Batch (their validation refuses each bad one alone). */
+int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, char *why,
+                 size_t whylen);
 
 #endif

@@ -20,9 +20,12 @@ static int wire__on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     wire *w = ud;
     Reint__V1__Envelope *env = NULL;
-    if (frame_unpack(payload, len, &env) != 0) {
-        log_warn("%s (%s): malformed envelope of %zu bytes", wire_peer(w), wire_addr(w), len);
-        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_MALFORMED, "malformed envelope");
+    char why[160], msg[200];
+    if (frame_unpack(payload, len, &env, why, sizeof(why)) != 0) {
+        log_warn("%s (%s): malformed envelope of %zu bytes: %s", wire_peer(w), wire_addr(w), len,
+                 why);
+        snprintf(msg, sizeof(msg), "malformed envelope: %s", why);
+        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_MALFORMED, msg);
         return -1;
     }
     int rc = w->cb.on_envelope(w, env, w->ud);

@@ -45,7 +45,7 @@ static void fuzz__check_reencoding(const Reint__V1__Envelope *env)
     fuzz__require(rc == 0, "a decoded envelope does not encode");
     fuzz__require(first_len >= 4 && fuzz__frame_len(first) == first_len - 4,
                   "the frame header does not give the payload's length");
-    fuzz__require(frame_unpack(first + 4, first_len - 4, &again) == 0,
+    fuzz__require(frame_unpack(first + 4, first_len - 4, &again, NULL, 0) == 0,
                   "an encoded envelope does not decode");
     fuzz__require(again->msg_case == env->msg_case, "the message kind changed on a round trip");
     fuzz__require(frame_pack(again, 0, &second, &second_len) == 0,
@@ -61,7 +61,7 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     (void)ud;
     Reint__V1__Envelope *env = NULL;
-    if (frame_unpack(payload, len, &env) != 0)
+    if (frame_unpack(payload, len, &env, NULL, 0) != 0)
         return 0;
     if (env->msg_case == REINT__V1__ENVELOPE__MSG_BATCH) {
         record_error err;

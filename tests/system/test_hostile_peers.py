@@ -149,11 +149,11 @@ def test_federal_refuses_absurd_sequences_and_future_revisions(pki, workdir, pro
     assert hub.acked == 1 and not hub.refusals
 
 
-def _hello_with_max_frame(port, pki, identity, max_frame):
+def _hello_with_max_frame(port, pki, identity, max_frame, name="python"):
     c = WireClient(port, pki, identity)
     env = pb.Envelope()
     env.hello.protocol_version = 2
-    env.hello.identity = "python"
+    env.hello.identity = name
     env.hello.incarnation = os.urandom(16)
     env.hello.clock = int(time.time() * 1000)
     env.hello.last_seq = 10
@@ -220,6 +220,41 @@ def test_values_no_province_could_sum_and_frames_no_reply_fits_are_refused_with_
     assert postgres.psql("SELECT count(*) FROM snapshots WHERE period LIKE '2024-0%'",
                          db=db.name) == [[str(len(own))]]
     up.close()
+
+
+def test_strings_with_a_nul_are_refused_naming_the_field(pki, workdir, procs,
+                                                        postgres):  # noqa: F811
+    """protobuf-c hands strings on as C strings: a review comment "\\0\\x1b[31m" from a hub
+    arrived at the federal tier as "" and was accepted (a helper that attacked the demo found
+    it). A string field holding a NUL (or bytes that are not UTF-8) is now refused with
+    ERROR_CODE_MALFORMED naming the field, at the federal tier and at a hub, and the peer's
+    next session is served."""
+    pki.issue("federal")
+    db = FreshDatabase(postgres)
+    fed = Federal(workdir, pki, db).start()
+    procs.append(fed)
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    c = WireClient(fed.sync_port, pki, "province-1")
+    c.hello(os.urandom(16), last_seq=10)
+    env = pb.Envelope()
+    m = env.reviews.reviews.add()
+    m.municipality, m.calendar, m.month = 10101, pb.CALENDAR_BS, 208304
+    m.state, m.version, m.clock = pb.MONTH_STATE_RETURNED, 2, int(time.time() * 1000) << 16
+    m.comment = "\0\x1b[31m"
+    c.send(env)
+    err = c.closed_after_error()
+    assert err is not None and err.code == pb.ERROR_CODE_MALFORMED, err
+    assert "MonthReview.comment" in err.message, err
+    assert postgres.psql("SELECT count(*) FROM approval_log", db=db.name) == [["0"]]
+    for port, identity in ((fed.sync_port, "province-1"), (hub.sync_port, "municipality-10703")):
+        c = _hello_with_max_frame(port, pki, identity, 4096, name="py\0thon")
+        err = c.closed_after_error()
+        assert err is not None and err.code == pb.ERROR_CODE_MALFORMED, (port, err)
+        assert "Hello.identity" in err.message, err
+        c = _hello_with_max_frame(port, pki, identity, 4096)
+        assert c.recv().WhichOneof("msg") == "hello_reply"
+        c.close()
 
 
 def test_a_refusal_quoting_bytes_that_are_not_utf8_is_still_protobuf(pki, workdir, procs):

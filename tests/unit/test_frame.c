@@ -79,7 +79,7 @@ static void test_frame_decodes_across_every_split(void **state)
         assert_int_equal(frame_reader_feed(&r, stream + cut, total - cut, on_frame, &g), 0);
         assert_int_equal(g.n, 3);
         Reint__V1__Envelope *out = NULL;
-        assert_int_equal(frame_unpack(g.last, g.lens[2], &out), 0);
+        assert_int_equal(frame_unpack(g.last, g.lens[2], &out, NULL, 0), 0);
         assert_int_equal(out->msg_case, REINT__V1__ENVELOPE__MSG_ACK);
         assert_int_equal(out->ack->acked_seq, 3000);
         reint__v1__envelope__free_unpacked(out, NULL);
@@ -153,7 +153,7 @@ static void test_frame_unpack_refuses_garbage(void **state)
     (void)state;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     Reint__V1__Envelope *out = NULL;
-    assert_int_equal(frame_unpack(junk, sizeof(junk), &out), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(junk, sizeof(junk), &out, NULL, 0), REINT_EMALFORMED);
     assert_null(out);
 }
 
@@ -174,6 +174,143 @@ static void test_frame_pack_refuses_above_max(void **state)
     assert_null(p);
 }
 
+/* Packs a Batch of one Person record going to country, a RollupBatch of one snapshot with
+ * one cell keyed key, or a Reviews message of one month with comment: the envelope's bytes,
+ * for patching. */
+static uint8_t *pack_env(const Reint__V1__Envelope *e, size_t *n)
+{
+    *n = reint__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(*n);
+    assert_non_null(buf);
+    reint__v1__envelope__pack(e, buf);
+    return buf;
+}
+
+static uint8_t *pack_batch(const char *country, size_t *n)
+{
+    Reint__V1__Envelope e = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__Batch b = REINT__V1__BATCH__INIT;
+    Reint__V1__Record r = REINT__V1__RECORD__INIT, *rs[1] = {&r};
+    Reint__V1__Person p = REINT__V1__PERSON__INIT;
+    uint8_t id[16] = {1};
+    uint64_t seq = 7;
+    p.destination_country = (char *)country;
+    r.id.data = id;
+    r.id.len = sizeof(id);
+    r.municipality = 10703;
+    r.version = 1;
+    r.body_case = REINT__V1__RECORD__BODY_PERSON;
+    r.person = &p;
+    b.first_seq = b.last_seq = seq;
+    b.n_records = 1;
+    b.records = rs;
+    b.n_seqs = 1;
+    b.seqs = &seq;
+    e.msg_case = REINT__V1__ENVELOPE__MSG_BATCH;
+    e.batch = &b;
+    return pack_env(&e, n);
+}
+
+static uint8_t *pack_rollup(const char *key, size_t *n)
+{
+    Reint__V1__Envelope e = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__RollupBatch b = REINT__V1__ROLLUP_BATCH__INIT;
+    Reint__V1__RollupSnapshot sn = REINT__V1__ROLLUP_SNAPSHOT__INIT, *sns[1] = {&sn};
+    Reint__V1__RollupCell c = REINT__V1__ROLLUP_CELL__INIT, *cs[1] = {&c};
+    char *keys[1] = {(char *)key};
+    uint64_t seq = 3;
+    c.indicator = "returnees_registered";
+    c.grouping = "sex";
+    c.n_key = 1;
+    c.key = keys;
+    c.numerator = 5;
+    sn.municipality = 10703;
+    sn.period = "BS2083-04";
+    sn.revision = 1;
+    sn.n_cells = 1;
+    sn.cells = cs;
+    b.first_seq = b.last_seq = seq;
+    b.n_snapshots = 1;
+    b.snapshots = sns;
+    b.n_seqs = 1;
+    b.seqs = &seq;
+    e.msg_case = REINT__V1__ENVELOPE__MSG_ROLLUP_BATCH;
+    e.rollup_batch = &b;
+    return pack_env(&e, n);
+}
+
+static uint8_t *pack_review(const char *comment, size_t *n)
+{
+    Reint__V1__Envelope e = REINT__V1__ENVELOPE__INIT;
+    Reint__V1__Reviews rv = REINT__V1__REVIEWS__INIT;
+    Reint__V1__MonthReview m = REINT__V1__MONTH_REVIEW__INIT, *ms[1] = {&m};
+    m.municipality = 10703;
+    m.month = 208304;
+    m.comment = (char *)comment;
+    rv.n_reviews = 1;
+    rv.reviews = ms;
+    e.msg_case = REINT__V1__ENVELOPE__MSG_REVIEWS;
+    e.reviews = &rv;
+    return pack_env(&e, n);
+}
+
+/* Finds the one occurrence of the len bytes of needle in buf and sets its byte k to to. */
+static void patch(uint8_t *buf, size_t n, const char *needle, size_t len, size_t k, uint8_t to)
+{
+    uint8_t *p = memmem(buf, n, needle, len);
+    assert_non_null(p);
+    assert_null(memmem(p + 1, n - (size_t)(p + 1 - buf), needle, len));
+    p[k] = to;
+}
+
+/* protobuf-c hands strings on as C strings: a NUL inside one cut it silently, and bytes
+ * that are not UTF-8 went through. Both are refused, naming the field (never the value), at
+ * any depth; UTF-8 beyond ASCII is kept. */
+static void test_frame_unpack_refuses_strings_with_nul_or_not_utf8(void **state)
+{
+    (void)state;
+    Reint__V1__Envelope *out = NULL;
+    char why[160];
+    size_t n = 0;
+    uint8_t *b = pack_review("\xe0\xa4\xa0\xe0\xa5\x80\xe0\xa4\x95 ok", &n); /* ठीक ok */
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+    assert_string_equal(out->reviews->reviews[0]->comment,
+                        "\xe0\xa4\xa0\xe0\xa5\x80\xe0\xa4\x95 ok");
+    reint__v1__envelope__free_unpacked(out, NULL);
+    out = NULL;
+    patch(b, n, " ok", 3, 2, 0x00); /* "ठीक o\0" */
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_null(out);
+    assert_non_null(strstr(why, "MonthReview.comment"));
+    free(b);
+    b = pack_review("\xe0\xa4\xa0 ok", &n);
+    patch(b, n, "\xe0\xa4\xa0", 3, 2, 0x20); /* E0 A4 20: a sequence cut short */
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "MonthReview.comment"));
+    free(b);
+    /* Three messages deep: Envelope, RollupBatch, RollupSnapshot, RollupCell. */
+    b = pack_rollup("female", &n);
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+    assert_string_equal(out->rollup_batch->snapshots[0]->cells[0]->key[0], "female");
+    reint__v1__envelope__free_unpacked(out, NULL);
+    out = NULL;
+    patch(b, n, "female", 6, 3, 0x00);
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "RollupCell.key"));
+    patch(b, n, "fem\0le", 6, 3, 0xc0); /* C0 6C: an overlong form's lead byte */
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "RollupCell.key"));
+    assert_null(out);
+    free(b);
+    /* A record's strings are its validation's (test_hostile_peers: refused alone, the rest of
+     * the batch stored), not the frame's. */
+    b = pack_batch("NP", &n);
+    patch(b, n, "NP", 2, 1, 0xff);
+    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+    reint__v1__envelope__free_unpacked(out, NULL);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_frame_byte_at_a_time),
         cmocka_unit_test(test_frame_buffer_returned_when_nothing_is_half_received),
         cmocka_unit_test(test_frame_unpack_refuses_garbage),
+        cmocka_unit_test(test_frame_unpack_refuses_strings_with_nul_or_not_utf8),
         cmocka_unit_test(test_frame_pack_refuses_above_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
