@@ -16,7 +16,7 @@ from fedclient import Federal, HubUplink, snapshot
 from test_federal import municipalities
 from test_gaps import Officer
 from gen import Caseload
-from harness import BIN, Hub, Node, pb, wait_for
+from harness import BIN, Hub, Node, pb
 from pg import postgres  # noqa: F401  (session fixture)
 from test_chain import FreshDatabase
 from wireclient import WireClient, person
@@ -149,6 +149,17 @@ def test_federal_refuses_absurd_sequences_and_future_revisions(pki, workdir, pro
     assert hub.acked == 1 and not hub.refusals
 
 
+def _federal_and_hub(pki, workdir, procs, postgres):  # noqa: F811
+    """A federal tier on a fresh database and the hub of province 1 (not linked)."""
+    pki.issue("federal")
+    db = FreshDatabase(postgres)
+    fed = Federal(workdir, pki, db).start()
+    procs.append(fed)
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    return db, fed, hub
+
+
 def _hello_with_max_frame(port, pki, identity, max_frame, name="python"):
     c = WireClient(port, pki, identity)
     env = pb.Envelope()
@@ -170,12 +181,7 @@ def test_values_no_province_could_sum_and_frames_no_reply_fits_are_refused_with_
     it again forever (a helper that attacked the demo found it). A Hello announcing a frame
     limit under 512 bytes, which no HelloReply fits, gets ERROR_CODE_PROTOCOL naming
     max_frame instead of a silent close, at the federal tier and at a hub."""
-    pki.issue("federal")
-    db = FreshDatabase(postgres)
-    fed = Federal(workdir, pki, db).start()
-    procs.append(fed)
-    hub = Hub(workdir, pki, 1).start()
-    procs.append(hub)
+    db, fed, hub = _federal_and_hub(pki, workdir, procs, postgres)
     for port, identity in ((fed.sync_port, "province-1"), (hub.sync_port, "municipality-10703")):
         for limit in (1, 511):
             c = _hello_with_max_frame(port, pki, identity, limit)
@@ -229,12 +235,7 @@ def test_strings_with_a_nul_are_refused_naming_the_field(pki, workdir, procs,
     it). A string field holding a NUL (or bytes that are not UTF-8) is now refused with
     ERROR_CODE_MALFORMED naming the field, at the federal tier and at a hub, and the peer's
     next session is served."""
-    pki.issue("federal")
-    db = FreshDatabase(postgres)
-    fed = Federal(workdir, pki, db).start()
-    procs.append(fed)
-    hub = Hub(workdir, pki, 1).start()
-    procs.append(hub)
+    db, fed, hub = _federal_and_hub(pki, workdir, procs, postgres)
     c = WireClient(fed.sync_port, pki, "province-1")
     c.hello(os.urandom(16), last_seq=10)
     env = pb.Envelope()
