@@ -1,5 +1,7 @@
 #include "directive.h"
 
+#include "frame.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -153,6 +155,20 @@ void directive_signed_free(Reint__V1__SignedDirective *sd)
     sd->body.data = sd->signature.data = NULL;
 }
 
+/* Text as the federal tier's POST /v1/directives takes it (federal-api/fdirectives.c): no
+ * control character, but for newlines and tabs where allowed. A signed directive is checked
+ * again where it arrives, so that a key's holder cannot send what the API would refuse: a
+ * clerk's terminal would run an escape sequence shown by `municipal-node directives`. */
+static int directive__text_ok(const char *s, int newlines)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen)
 {
@@ -180,6 +196,23 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
         if (d)
             reint__v1__directive__free_unpacked(d, NULL);
         snprintf(err, errlen, "directive body is malformed or names another key");
+        return REINT_EMALFORMED;
+    }
+    char why[160];
+    const char *bad = NULL;
+    if (frame_check_strings(&reint__v1__directive__descriptor, sd->body.data, sd->body.len, why,
+                            sizeof(why)) != 0)
+        bad = why;
+    else if (!directive__text_ok(d->title, 0))
+        bad = "Directive.title holds a control character";
+    else if (!directive__text_ok(d->text, 1))
+        bad = "Directive.text holds a control character other than a newline or a tab";
+    for (size_t i = 0; bad == NULL && d->eligibility && i < d->eligibility->n_priority_rules; i++)
+        if (!directive__text_ok(d->eligibility->priority_rules[i], 0))
+            bad = "Eligibility.priority_rules holds a control character";
+    if (bad != NULL) {
+        snprintf(err, errlen, "directive %llu refused: %s", (unsigned long long)d->serial, bad);
+        reint__v1__directive__free_unpacked(d, NULL);
         return REINT_EMALFORMED;
     }
     if (d->serial <= last_serial) {

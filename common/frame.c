@@ -215,6 +215,12 @@ malformed:
     return -1;
 }
 
+int frame_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                        char *why, size_t whylen)
+{
+    return frame__strings_ok(d, p, len, 0, why, whylen) == 0 ? 0 : REINT_EMALFORMED;
+}
+
 int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, char *why,
                  size_t whylen)
 {

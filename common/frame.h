@@ -47,6 +47,13 @@ void frame_reader_free(frame_reader *r);
  * REINT_ETOOBIG when the packed size is above max, or REINT_ENOMEM. */
 int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t *outlen);
 
+/* Whether every string field of the message of descriptor d packed in the len bytes at p
+ * (protobuf-c unpacked them already: the encoding is well formed) is UTF-8 without a NUL, at
+ * any depth, a Record's strings aside (as frame_unpack). Returns 0, or REINT_EMALFORMED with
+ * why naming the field. For messages carried as bytes (a signed directive's body). */
+int frame_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                        char *why, size_t whylen);
+
 /* Messages nest at most this deep in an Envelope (the proto has no recursive message). */
 #define FRAME_DEPTH_MAX 16
 

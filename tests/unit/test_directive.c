@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "directive.h"
 
@@ -116,6 +118,89 @@ static void test_directive_replayed_serial_is_refused(void **state)
     directive_signed_free(&sd);
 }
 
+/* Signs a directive of title, text and one priority rule with the group's key. */
+static void make_text(const char *title, const char *text, const char *rule,
+                      Reint__V1__SignedDirective *sd)
+{
+    Reint__V1__Directive d = REINT__V1__DIRECTIVE__INIT;
+    Reint__V1__Eligibility e = REINT__V1__ELIGIBILITY__INIT;
+    char *rules[1] = {(char *)rule}, err[256];
+    d.serial = 7;
+    d.key_id = "fed-2026";
+    d.title = (char *)title;
+    d.text = (char *)text;
+    e.priority_rules = rules;
+    e.n_priority_rules = 1;
+    d.eligibility = &e;
+    assert_int_equal(directive_sign(&d, "fed-2026", priv, sd, err, sizeof(err)), 0);
+}
+
+/* Sets byte k of the one occurrence of needle in the body to to, and signs the body again
+ * with the group's key (the key's holder can sign any bytes). */
+static void patch_and_resign(Reint__V1__SignedDirective *sd, const char *needle, size_t k,
+                             uint8_t to)
+{
+    uint8_t *p = memmem(sd->body.data, sd->body.len, needle, strlen(needle));
+    assert_non_null(p);
+    p[k] = to;
+    FILE *f = fopen(priv, "r");
+    assert_non_null(f);
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t siglen = sd->signature.len;
+    assert_true(key && md && EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1);
+    assert_int_equal(EVP_DigestSign(md, sd->signature.data, &siglen, sd->body.data, sd->body.len),
+                     1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+}
+
+/* A key's holder cannot send what the federal tier's API would refuse: a control character
+ * in the title or a rule (an escape sequence ran in the clerk's terminal), one other than a
+ * newline or tab in the text, a NUL or bytes that are not UTF-8 anywhere (the node's page of
+ * directives answered 500 for good). Each is refused naming the field; Nepali text and the
+ * text's newlines are kept. */
+static void test_directive_with_text_the_api_would_refuse_is_refused(void **state)
+{
+    (void)state;
+    Reint__V1__SignedDirective sd;
+    Reint__V1__Directive *d = NULL;
+    char err[256];
+    make_text("\xe0\xa4\xac\xe0\xa5\x80\xe0\xa4\x89 seed", "line one\n\tline two", "women first",
+              &sd);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), 0);
+    assert_string_equal(d->text, "line one\n\tline two");
+    reint__v1__directive__free_unpacked(d, NULL);
+    directive_signed_free(&sd);
+    static const struct {
+        const char *title, *text, *rule, *says;
+    } bad[] = {
+        {"A\x1b[2J", "t", "r", "Directive.title"}, {"a", "t\x1b[31m", "r", "Directive.text"},
+        {"a", "t\rx", "r", "Directive.text"},      {"a", "t", "one\ntwo", "priority_rules"},
+        {"a", "t", "x\x7f", "priority_rules"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        make_text(bad[i].title, bad[i].text, bad[i].rule, &sd);
+        d = NULL;
+        assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_EMALFORMED);
+        assert_null(d);
+        if (strstr(err, bad[i].says) == NULL)
+            fail_msg("case %zu: \"%s\" does not name %s", i, err, bad[i].says);
+        directive_signed_free(&sd);
+    }
+    make_text("title", "TEXTMARK", "rule", &sd);
+    patch_and_resign(&sd, "TEXTMARK", 4, 0x00);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_EMALFORMED);
+    assert_non_null(strstr(err, "Directive.text"));
+    directive_signed_free(&sd);
+    make_text("TITLEMARK", "text", "rule", &sd);
+    patch_and_resign(&sd, "TITLEMARK", 2, 0xff);
+    assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), REINT_EMALFORMED);
+    assert_non_null(strstr(err, "Directive.title"));
+    directive_signed_free(&sd);
+}
+
 static void test_directive_eligibility_by_category_and_age_band(void **state)
 {
     (void)state;
@@ -153,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_directive_signed_by_known_key_verifies),
         cmocka_unit_test(test_directive_altered_by_one_byte_is_refused),
         cmocka_unit_test(test_directive_signed_by_unknown_key_is_refused),
+        cmocka_unit_test(test_directive_with_text_the_api_would_refuse_is_refused),
         cmocka_unit_test(test_directive_replayed_serial_is_refused),
         cmocka_unit_test(test_directive_eligibility_by_category_and_age_band),
     };
