@@ -28,7 +28,7 @@ typedef struct field_error {
     /* What kind of problem it is, for a page that words it in the clerk's language
      * ("required", "date_invalid", "int_range", ...: FIELD_CODES lists them), and the one
      * value its wording needs ("1..99", today's date), or "" (code "" for any other). */
-    char code[24];
+    char code[32]; /* the longest of FIELD_CODES with its NUL (test_intake checks) */
     char arg[48];
 } field_error;
 
