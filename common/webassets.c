@@ -23,7 +23,7 @@ int webassets_refuse_method(http_req *r)
     const char *m = http_req_method(r);
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
         return 0;
-    static const char msg[] = "{\"error\":\"pages are read with GET\"}";
+    static const char msg[] = "{\"error\":\"this resource is read with GET or HEAD\"}";
     http_add_header(r, "Allow", "GET, HEAD");
     http_respond(r, 405, NULL, msg, sizeof(msg) - 1);
     return 1;

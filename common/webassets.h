@@ -35,8 +35,8 @@ const webasset *webassets_find(const webasset *table, size_t n, const char *path
 /* 1 when path is one of the n strings of list, else 0 (a daemon's page routes). */
 int webassets_in(const char *const *list, size_t n, const char *path);
 
-/* Answers r with 405 and returns 1 unless it is a GET or a HEAD; returns 0 without
- * answering for those. */
+/* Answers r with 405 (Allow: GET, HEAD) and returns 1 unless it is a GET or a HEAD; returns 0
+ * without answering for those. For pages, and for /healthz and /metrics. */
 int webassets_refuse_method(http_req *r);
 
 /* Answers r with body (len bytes, of Content-Type type, entity tag etag) and the pages'

@@ -1042,6 +1042,9 @@ static void on_import_done(void *ud)
 static void on_http(http_req *r, void *ud)
 {
     const char *path = http_req_path(r);
+    if ((strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) &&
+        webassets_refuse_method(r))
+        return;
     if (strcmp(path, "/healthz") == 0) {
         http_respond(r, 200, "text/plain", "ok\n", 3);
         return;

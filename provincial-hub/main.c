@@ -18,6 +18,7 @@
 #include "record.h"
 #include "tokens.h"
 #include "uplink.h"
+#include "webassets.h"
 #include "catalogue.h"
 #include "crlwatch.h"
 #include "log.h"
@@ -191,10 +192,8 @@ static void on_http(http_req *r, void *ud)
 {
     (void)ud;
     const char *path = http_req_path(r);
-    if (strcmp(http_req_method(r), "GET") != 0) {
-        http_respond(r, 405, NULL, "{\"error\":\"method not allowed\"}\n", 31);
+    if (webassets_refuse_method(r))
         return;
-    }
     if (strcmp(path, "/healthz") == 0) {
         http_respond(r, 200, "text/plain", "ok\n", 3);
         return;

@@ -16,6 +16,7 @@
 #include "geo.h"
 #include "haudit.h"
 #include "hubweb.h"
+#include "webassets.h"
 #include "limiter.h"
 #include "log.h"
 #include "openapi.h"
@@ -1084,7 +1085,8 @@ void officers_handle(http_req *r, void *ud)
     enum tokens_role role = TOKENS_OFFICER;
     int status = 401;
     if (strcmp(http_req_path(r), "/healthz") == 0) {
-        http_respond(r, 200, "text/plain", "ok\n", 3);
+        if (!webassets_refuse_method(r))
+            http_respond(r, 200, "text/plain", "ok\n", 3);
         return;
     }
     if (hubweb_handle(r))

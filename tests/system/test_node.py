@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -373,6 +374,22 @@ def test_healthz_and_metrics(pki, workdir, procs):
     hub, node, token = serving(workdir, pki, procs)
     status, hdrs, body = req(node, "GET", "/healthz")
     assert status == 200 and body.strip() == "ok"
+    # They are read with GET or HEAD, at the node and at both of the hub's ports; any other
+    # method gets 405 with Allow (they answered 200 to DELETE).
+    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    for base, paths in (("http://127.0.0.1:%d" % node.http_port, ("/healthz", "/metrics")),
+                        ("http://127.0.0.1:%d" % hub.http_port, ("/healthz", "/metrics")),
+                        ("https://127.0.0.1:%d" % hub.https_port, ("/healthz",))):
+        for path in paths:
+            for method in ("DELETE", "PUT", "POST", "PATCH", "HEAD"):
+                r = urllib.request.Request(base + path, method=method)
+                try:
+                    with urllib.request.urlopen(r, timeout=15, context=ctx) as resp:
+                        got, allow = resp.status, None
+                except urllib.error.HTTPError as e:
+                    got, allow = e.code, e.headers.get("Allow")
+                want = (200, None) if method == "HEAD" else (405, "GET, HEAD")
+                assert (got, allow) == want, (base, path, method, got, allow)
     cl = Caseload(10703, 17)
     for _ in range(3):
         assert req(node, "POST", "/v1/persons", person_json(cl.new_person()), token)[0] == 201
