@@ -615,7 +615,10 @@ int api_on_head(http_req *r, api_ctx *ctx)
     if (strncmp(path, "/v1/", 4) != 0)
         return 0;
     if (!strcmp(path, "/v1/openapi.json")) {
+        /* It takes no body: another method is answered from the head, body unread. */
         http_req_limit_body(r, 0);
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            api__not_allowed(r, "GET, HEAD");
         return 0;
     }
     /* Signing in is the one request without a clerk yet: its body is small. */

@@ -306,6 +306,8 @@ def test_unknown_paths_get_404_and_wrong_methods_405(pki, workdir, procs):
                          ("PUT", "/v2/persons")):
         status, _, body = req(node, method, path, token=token, raw=b'{"a": 1}')
         assert status == 404, (method, path, status, body)
+    status, hdrs, body = req(node, "POST", "/v1/openapi.json", raw=b"x")
+    assert status == 405 and hdrs.get("Allow") == "GET, HEAD", (status, body)
     r = urllib.request.Request("http://127.0.0.1:%d/" % node.http_port, method="POST",
                                data=b"a=1", headers={"Authorization": "Bearer " + token})
     with pytest.raises(urllib.error.HTTPError) as e:
