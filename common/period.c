@@ -72,7 +72,7 @@ static int period__bs_span(int y1, int m1, int y2, int m2, int32_t *first, int32
     int32_t a, b;
     int n = bscal_bs_month_days(y2, m2);
     if (n < 0 || bscal_days_from_bs(y1, m1, 1, &a) != 0 || bscal_days_from_bs(y2, m2, n, &b) != 0)
-        return REINT_EINVAL;
+        return REINT_ERANGE; /* the shape was read: the years are outside the table */
     *first = a;
     *last = b;
     return 0;

@@ -43,11 +43,12 @@ int period_kind_bs(enum period_kind k);
 /* The months of a period: its kind, its calendar (*bs non-zero for the BS kinds) and its
  * first and last month as YYYYMM of that calendar ("FY2083/84" is 208304..208403). An event
  * belongs to the period when the month of its pair in that calendar lies in [first, last].
- * Returns 0 or REINT_EINVAL (as period_parse). */
+ * Returns 0, REINT_ERANGE or REINT_EINVAL (as period_parse). */
 int period_months(const char *s, enum period_kind *kind, int *bs, int32_t *first, int32_t *last);
 
-/* Parses a period string: its kind and its first and last day (inclusive). Returns 0 or
- * REINT_EINVAL (unknown shape, month 13, a year outside the BS table, ...). */
+/* Parses a period string: its kind and its first and last day (inclusive). Returns 0,
+ * REINT_ERANGE (a BS month, fiscal trimester or fiscal year whose years are outside the BS
+ * table) or REINT_EINVAL (unknown shape, month 13, ...). */
 int period_parse(const char *s, enum period_kind *kind, int32_t *first, int32_t *last);
 
 #endif

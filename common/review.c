@@ -112,6 +112,16 @@ int review_check(const Reint__V1__MonthReview *m, char *why, size_t whylen)
                  m->municipality, m->month);
         return REINT_EINVAL;
     }
+    /* A Gregorian month with no day in the BS table holds no figure (records are dated
+     * within it) and no answer could ever show it: "0001-01" was stored, never read. */
+    int32_t first, last, ad, bsm;
+    if (m->calendar == REINT__V1__CALENDAR__CALENDAR_AD &&
+        (bscal_month_span(0, m->month, &first, &last) != 0 ||
+         (bscal_pair_of_day(first, &ad, &bsm) != 0 && bscal_pair_of_day(last, &ad, &bsm) != 0))) {
+        snprintf(why, whylen, "municipality %u: month %s has no day in the BS calendar table",
+                 m->municipality, p);
+        return REINT_EINVAL;
+    }
     if (m->state < REINT__V1__MONTH_STATE__MONTH_STATE_OPEN ||
         m->state > REINT__V1__MONTH_STATE__MONTH_STATE_CHANGED) {
         snprintf(why, whylen, "municipality %u %s: state %d is not a state of a month",

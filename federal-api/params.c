@@ -221,7 +221,13 @@ static int params__one(const char *name, unsigned flag, const char *v,
         const char *dots = strstr(v, "..");
         if (dots != NULL)
             return params__range(v, dots, q, err, errlen);
-        if (period_parse(v, &q->kind, &first, &last) != 0 || strlen(v) >= PERIOD_MAX) {
+        int rc = strlen(v) >= PERIOD_MAX ? REINT_EINVAL : period_parse(v, &q->kind, &first, &last);
+        if (rc == REINT_ERANGE) {
+            snprintf(err, errlen,
+                     "period \"%s\" is outside the BS calendar table (BS2000-01..BS2099-12)", v);
+            return REINT_EINVAL;
+        }
+        if (rc != 0) {
             snprintf(err, errlen,
                      "period \"%s\" is not a period (2026, 2026-Q3, 2026-07, BS2083-04, "
                      "FY2083/84-T1 or FY2083/84)",

@@ -82,6 +82,12 @@ static void test_params_check_geography_and_periods(void **state)
     params_query q;
     char err[700];
     assert_int_equal(parse("period=2026-13", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "is not a period"));
+    /* A BS period outside the table is one: the answer says where it falls. */
+    assert_int_equal(parse("period=BS1970-01", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "outside the BS calendar table"));
+    assert_int_equal(parse("period=FY2099%2F00", &q, err), REINT_EINVAL);
+    assert_non_null(strstr(err, "outside the BS calendar table"));
     assert_int_equal(parse("period=2026&province=8", &q, err), REINT_EINVAL);
     assert_int_equal(parse("period=2026&municipality=99999", &q, err), REINT_EINVAL);
     assert_int_equal(parse("period=2026&district=78", &q, err), REINT_EINVAL);

@@ -124,16 +124,28 @@ static void test_bs_periods_at_the_edges_of_the_table(void **state)
     expect_period("FY2099/00-T1", PERIOD_FISCAL_TRIMESTER, 26495, 26617);
 }
 
+/* A period of the BS kinds whose years are outside the table: REINT_ERANGE, so that an answer
+ * can say so rather than "not a period". */
+static void expect_outside(const char *s)
+{
+    enum period_kind k;
+    int32_t f, l;
+    int rc = period_parse(s, &k, &f, &l);
+    if (rc != REINT_ERANGE)
+        fail_msg("\"%s\": returned %d, expected REINT_ERANGE", s, rc);
+}
+
 static void test_bs_periods_outside_the_table_are_refused(void **state)
 {
     (void)state;
-    expect_refused("BS1999-12");
-    expect_refused("BS2100-01");
-    expect_refused("FY1999/00");
-    expect_refused("FY1999/00-T3");
+    expect_outside("BS1999-12");
+    expect_outside("BS2100-01");
+    expect_outside("BS1970-01");
+    expect_outside("FY1999/00");
+    expect_outside("FY1999/00-T3");
     /* Both end in BS 2100, which the table lacks. */
-    expect_refused("FY2099/00");
-    expect_refused("FY2099/00-T3");
+    expect_outside("FY2099/00");
+    expect_outside("FY2099/00-T3");
 }
 
 static void test_gregorian_years_one_to_9999_are_accepted_and_zero_refused(void **state)
@@ -297,6 +309,39 @@ static void test_a_review_month_out_of_the_table_is_told_apart(void **state)
     assert_int_equal(review_parse_month(NULL, &bs, &ym), REINT_EINVAL);
 }
 
+/* A review change names a month of its calendar: a Gregorian month with no day in the BS
+ * table is refused (a fake hub's 0001-01, 1900-01 and 9999-12 were stored at the federal tier
+ * and could never be read); the table's first and last Gregorian months are kept. */
+static void test_a_review_of_a_gregorian_month_outside_the_table_is_refused(void **state)
+{
+    (void)state;
+    Reint__V1__MonthReview m = REINT__V1__MONTH_REVIEW__INIT;
+    char why[200];
+    m.municipality = 10101;
+    m.state = REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED;
+    m.clock = 1;
+    m.decided_by = "";
+    m.comment = "";
+    m.calendar = REINT__V1__CALENDAR__CALENDAR_BS;
+    m.month = 208304;
+    assert_int_equal(review_check(&m, why, sizeof(why)), 0);
+    m.calendar = REINT__V1__CALENDAR__CALENDAR_AD;
+    static const int32_t kept[] = {202607, 194304, 204304}; /* BS 2000-01-01 is 1943-04-14 */
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        m.month = kept[i];
+        if (review_check(&m, why, sizeof(why)) != 0)
+            fail_msg("%d refused: %s", kept[i], why);
+    }
+    static const int32_t far[] = {101, 100001, 190001, 194303, 204305, 999912};
+    for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+        m.month = far[i];
+        if (review_check(&m, why, sizeof(why)) != REINT_EINVAL)
+            fail_msg("%d kept", far[i]);
+        if (strstr(why, "no day in the BS calendar table") == NULL)
+            fail_msg("%d: %s", far[i], why);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_the_pair_of_a_day_gives_the_periods_of_the_day),
         cmocka_unit_test(test_a_period_is_a_range_of_months_of_its_calendar),
         cmocka_unit_test(test_a_review_month_out_of_the_table_is_told_apart),
+        cmocka_unit_test(test_a_review_of_a_gregorian_month_outside_the_table_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
