@@ -30,12 +30,12 @@ static int config__set(const config_item *it, const char *value, char *why, size
         char *end = NULL;
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (errno != 0 || end == value || *end != '\0') {
+        if ((errno != 0 && errno != ERANGE) || end == value || *end != '\0') {
             snprintf(why, whylen, "\"%s\" is not a whole number", value);
             return -1;
         }
-        if (v < it->min || v > it->max) {
-            snprintf(why, whylen, "%ld is outside the range %ld..%ld", v, it->min, it->max);
+        if (errno == ERANGE || v < it->min || v > it->max) {
+            snprintf(why, whylen, "%.40s is outside the range %ld..%ld", value, it->min, it->max);
             return -1;
         }
         *(long *)it->dst = v;

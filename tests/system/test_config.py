@@ -57,6 +57,10 @@ def test_out_of_range_values_are_refused_naming_file_line_and_range(tmp_path):
               "1000..10000000"),
              ("provincial-hub", ["--config"], "[uplink]\ncoverage_seconds = 0\n", 2,
               "coverage_seconds", "1..3600"),
+             # Beyond a long: out of range too, not "not a whole number".
+             ("provincial-hub", ["--config"],
+              "[uplink]\ncoverage_seconds = 99999999999999999999\n", 2, "coverage_seconds",
+              "1..3600"),
              ("federal-api", ["--config"], "[federal]\npool_size = 0\n", 2, "pool_size",
               "1..64"),
              ("municipal-node", ["--config"], "[sync]\nwindow = 65\n", 2, "window", "1..64"))
