@@ -146,7 +146,8 @@ static int fdir__date(fdir_errors *errs, json_t *o, const char *name, const char
         return 0;
     }
     if (!json_is_string(v) || bscal_parse(json_string_value(v), 0, day) != 0) {
-        fdir__err(errs, field, "must be a Gregorian date YYYY-MM-DD");
+        fdir__err(errs, field, "must be a Gregorian date YYYY-MM-DD of the years %d..%d",
+                  FDIR_FIRST_YEAR, FDIR_LAST_YEAR);
         return 0;
     }
     bscal_ad_from_days(*day, &y, &m, &d);

@@ -101,6 +101,15 @@ static void test_fdir_refuses_each_bad_field_by_name(void **state)
         if (!has_field(&e, fields[i]))
             fail_msg("no error for %s", fields[i]);
     }
+    /* A Gregorian date outside the years taken says which years are (it said "must be a
+     * Gregorian date" of 1900-01-01). */
+    assert_int_equal(
+        parse("{\"title\":\"t\",\"text\":\"x\",\"effective_from\":\"1900-01-01\"}", &dr, &e),
+        REINT_EINVAL);
+    int said = 0;
+    for (size_t i = 0; i < e.n; i++)
+        said |= !strcmp(e.e[i].field, "effective_from") && strstr(e.e[i].reason, "2000..2099");
+    assert_true(said);
 }
 
 static void test_fdir_ratio_takes_share_and_counts_take_value(void **state)
