@@ -428,6 +428,16 @@ static int receiver__on_envelope(wire *w, const Reint__V1__Envelope *env, void *
         }
         return receiver__hello(p, env->hello);
     }
+    if (env->msg_case == REINT__V1__ENVELOPE__MSG_ERROR) {
+        /* The peer refused something this tier sent (a node, a review change it would not
+         * store): its reason goes to the log, and the connection ends. */
+        char text[256];
+        utf8_scrub(text, sizeof(text), env->error->message ? env->error->message : "");
+        log_warn("%s %s (%s): refused what was sent: error %u: %s", rx->what, wire_peer(w),
+                 wire_addr(w), env->error->code, text);
+        wire_close(w);
+        return 1;
+    }
     if (!p->session) {
         receiver_protocol_error(p, "the session must start with Hello and wait for its reply");
         return 1;

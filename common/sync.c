@@ -27,6 +27,10 @@
  * also kicks it when another process writes the store's WAL, so the poll is the fallback
  * (a filesystem without inotify). The look is one indexed query. */
 #define SYNC_POLL_MS 250
+/* A connection without a session this long after it was made (a receiver that takes the TCP
+ * connection but never finishes the TLS handshake, or never answers Hello) is dropped and
+ * made again; a `sync` run gives up at its own deadline, whichever comes first. */
+#define SYNC_SESSION_WAIT_MS (30 * 1000)
 /* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
  * last_seq, the seqs field's header (a bound, not an exact count). */
 #define SYNC_FRAME_OVERHEAD 48
@@ -66,9 +70,11 @@ struct sync_client {
     uint64_t resend_target; /* ResendComplete goes once everything through it is acked */
     int resend_sent;
     int64_t session_deadline;
-    size_t peer_max;    /* the receiver's frame limit (HelloReply.max_frame) */
-    int read_failed;    /* an entry could not be added to the batch (memory, or the source) */
-    uint64_t asked_gap; /* the newest missing directive asked for in this session */
+    uint64_t connect_ms;      /* when the connection now open was made */
+    uint64_t session_wait_ms; /* SYNC_SESSION_WAIT_MS (a test hook shortens it) */
+    size_t peer_max;          /* the receiver's frame limit (HelloReply.max_frame) */
+    int read_failed;          /* an entry could not be added to the batch (memory, or the source) */
+    uint64_t asked_gap;       /* the newest missing directive asked for in this session */
     sbuf recs, seqs, dropped, frame;
     sync_split split;
     sync_state st;
@@ -715,17 +721,50 @@ static void sync__on_timer_close(uv_handle_t *h)
     sync__maybe_free(s);
 }
 
+static void sync__on_timer(uv_timer_t *t);
+
+/* While a connection waits for its session: the timer fires when the wait is over, or at a
+ * `sync` run's deadline if that comes first. */
+static void sync__arm_wait(sync_client *s)
+{
+    int64_t now = (int64_t)uv_now(s->o.loop), due = (int64_t)(s->connect_ms + s->session_wait_ms);
+    if (s->o.once && s->o.give_up_ms > 0 && s->session_deadline + 1 < due)
+        due = s->session_deadline + 1;
+    uv_timer_start(&s->timer, sync__on_timer, (uint64_t)(due > now ? due - now : 0), 0);
+}
+
 static void sync__on_timer(uv_timer_t *t)
 {
     sync_client *s = t->data;
     if (s->stopping)
         return;
+    /* A `sync` run gives up when it has no session by its deadline: nothing connected, or a
+     * connection still without one (a hub that takes the TCP connection but never finishes
+     * the TLS handshake, or never answers Hello). A session under way goes on. */
     if (s->o.once && s->o.give_up_ms > 0 && (int64_t)uv_now(s->o.loop) > s->session_deadline &&
-        s->w == NULL) {
-        log_error("sync: no session with the hub within %ld ms; giving up", s->o.give_up_ms);
+        !s->session) {
+        log_error("sync: no session with the hub within %ld ms%s; giving up", s->o.give_up_ms,
+                  s->w ? " (a connection without one)" : "");
         s->stopping = 1;
         sync__finish_once(s, UV_ETIMEDOUT);
         uv_close((uv_handle_t *)&s->timer, sync__on_timer_close);
+        if (s->w)
+            wire_close(s->w);
+        return;
+    }
+    if (s->w != NULL) {
+        if (s->session)
+            return;
+        if (uv_now(s->o.loop) - s->connect_ms >= s->session_wait_ms) {
+            char what[200];
+            snprintf(what, sizeof(what), "no session with hub %s within %llu ms of connecting",
+                     s->o.hub, (unsigned long long)s->session_wait_ms);
+            log_warn("%s; connecting again", what);
+            sync__note_error(s, what);
+            wire_close(s->w); /* its close schedules the next attempt */
+            return;
+        }
+        sync__arm_wait(s);
         return;
     }
     sync__connect(s);
@@ -818,7 +857,10 @@ static void sync__connect(sync_client *s)
         s->w = NULL;
         log_warn("cannot connect to hub %s: %s", s->o.hub, uv_strerror(rc));
         sync__schedule(s);
+        return;
     }
+    s->connect_ms = uv_now(s->o.loop);
+    sync__arm_wait(s);
 }
 
 int sync_start(sync_client **out, const sync_opts *opts)
@@ -832,6 +874,8 @@ int sync_start(sync_client **out, const sync_opts *opts)
     /* Test hook: no session polls, so that a test sees the owner's own wake-ups
      * (municipal-node serve watches its WAL) carry another process's commits. */
     s->no_poll = testhook_fire("sync_no_poll");
+    /* Test hook: a connection waits 1 s for its session, so that a test sees it made again. */
+    s->session_wait_ms = testhook_fire("sync_session_wait_short") ? 1000 : SYNC_SESSION_WAIT_MS;
     /* Every buffer is bounded by the largest frame the protocol can carry. */
     sbuf_init(&s->recs, FRAME_MAX_ANY);
     sbuf_init(&s->seqs, FRAME_MAX_ANY);
@@ -881,6 +925,12 @@ int sync_send(sync_client *s, const Reint__V1__Envelope *env)
     if (s == NULL || !s->session || s->w == NULL || wire_is_closing(s->w))
         return UV_ENOTCONN;
     return wire_send(s->w, env);
+}
+
+void sync_fail(sync_client *s, Reint__V1__ErrorCode code, const char *message)
+{
+    if (s != NULL && s->w != NULL && !wire_is_closing(s->w))
+        wire_fail(s->w, code, message);
 }
 
 void sync_stop(sync_client *s)

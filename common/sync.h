@@ -107,6 +107,9 @@ void sync_kick(sync_client *s);
 /* Sends an envelope outside the batches (e.g. Coverage) when a session is up. Returns 0,
  * UV_ENOTCONN without a session, or a negative code. */
 int sync_send(sync_client *s, const Reint__V1__Envelope *env);
+/* Refuses what the peer sent: an Error of code with message (scrubbed to UTF-8), then the
+ * connection closes (the session starts again later), so that the peer can log why. */
+void sync_fail(sync_client *s, Reint__V1__ErrorCode code, const char *message);
 /* Closes the connection and the timers; on_done is not called. The client is freed once
  * its handles have closed. */
 void sync_stop(sync_client *s);

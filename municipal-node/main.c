@@ -862,12 +862,18 @@ static int on_message(void *ud, sync_client *s, const Reint__V1__Envelope *env)
     }
     int rc = months_receive(outbox_db(ud), (uint32_t)cfg.municipality, env->reviews, &through, why,
                             sizeof(why));
+    /* Refused with an Error, so that the hub's log says why (it sends them again). */
     if (rc == REINT_EFORBIDDEN || rc == REINT_EINVAL) {
         log_security("review changes from the hub refused: %s", why);
+        sync_fail(s,
+                  rc == REINT_EFORBIDDEN ? REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN
+                                         : REINT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL,
+                  why);
         return -1;
     }
     if (rc == REINT_ERANGE) {
         log_error("review changes from the hub refused: %s; none stored", why);
+        sync_fail(s, REINT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, why);
         return -1;
     }
     if (rc != 0) {

@@ -16,7 +16,7 @@ from fedclient import Federal, HubUplink, snapshot
 from test_federal import municipalities
 from test_gaps import Officer
 from gen import Caseload
-from harness import BIN, Hub, Node, pb
+from harness import BIN, Hub, Node, pb, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from test_chain import FreshDatabase
 from wireclient import WireClient, person
@@ -351,6 +351,80 @@ def test_node_adopts_no_impossible_position_from_a_peer_posing_as_the_hub(pki, w
     c.close()
     assert abs((top >> 16) - time.time() * 1000) < 600000
     assert nxt < 1000
+
+
+class ReviewingHub(ImpossibleHub):
+    """A peer posing as the hub that answers Hello honestly, then sends one review change
+    whose comment holds a control character, and keeps the Error the node answers with."""
+
+    def _serve(self):
+        self.error = None
+        self.sock.settimeout(0.5)
+        while not self.stop and self.error is None:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                raw.settimeout(5)
+                s = self.ctx.wrap_socket(raw, server_side=True)
+                s.recv(65536)  # the node's Hello
+                m = self.reply.hello_reply
+                m.acked_seq, m.acked_version = 0, 0
+                m.reviews_through = 1 << 20
+                env = pb.Envelope()
+                r = env.reviews.reviews.add()
+                r.municipality, r.calendar, r.month = 10703, pb.CALENDAR_BS, 208304
+                r.state, r.decision = pb.MONTH_STATE_RETURNED, True
+                r.version, r.clock, r.decided_by = 1, int(time.time() * 1000) << 16, "rev"
+                r.decided_at, r.comment = int(time.time() * 1000), "see \x07 this"
+                for e in (self.reply, env):
+                    data = e.SerializeToString()
+                    s.sendall(struct.pack(">I", len(data)) + data)
+                buf = b""
+                while self.error is None:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                        n = struct.unpack(">I", buf[:4])[0]
+                        got = pb.Envelope()
+                        got.ParseFromString(buf[4:4 + n])
+                        buf = buf[4 + n:]
+                        if got.WhichOneof("msg") == "error":
+                            self.error = got.error
+                s.close()
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+
+def test_a_review_change_the_node_refuses_is_answered_with_an_error(pki, workdir, procs):
+    """The node refused a review change it would not store (a control character in the
+    comment) by hanging up, so the hub could not log why (the attack on the demo found it);
+    it now sends an Error naming the reason first, and a hub logs an Error a node sends."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    fake = ReviewingHub(pki, 0, 0)
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    node.cli("sync", "--timeout", "3", check=False)
+    wait_for(lambda: fake.error is not None, 10, "the node's Error")
+    fake.stop = True
+    assert fake.error.code == pb.ERROR_CODE_PROTOCOL, fake.error
+    assert "control character" in fake.error.message, fake.error
+    # The real hub logs what a node's Error says.
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    c.hello(_incarnation(node))
+    env = pb.Envelope()
+    env.error.code, env.error.message = pb.ERROR_CODE_PROTOCOL, "comment holds \x1b[2J"
+    c.send(env)
+    c.closed_after_error()
+    wait_for(lambda: "refused what was sent: error 3: comment holds ?[2J" in hub.log_text(), 10,
+             "the hub's log of the node's Error")
 
 
 def test_node_with_its_clock_a_year_ahead_is_refused_and_says_so(pki, workdir, procs):

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -733,6 +734,41 @@ def test_sync_to_an_unreachable_hub_exits_4_after_its_timeout(pki, workdir, proc
     assert r.returncode == 4, (r.returncode, r.stderr)
     assert 2.5 <= took < 20, took
     assert node.status()["backlog"] == 1
+
+
+def test_a_hub_that_never_finishes_the_handshake_is_given_up_and_connected_again(
+        pki, workdir, procs):
+    """A listener that takes the TCP connection and never answers (a hung hub, a middlebox):
+    `sync --timeout 3` waited for ever (its deadline was checked only without a connection,
+    and a second connection replaced the first), and `serve` would have waited on it for
+    ever. `sync` now gives up at its deadline, and a connection without a session is dropped
+    and made again (after 30 s; a test hook makes it 1 s)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # never accepted: the kernel completes the TCP handshake, no TLS
+
+    class Silent:
+        sync_port = silent.getsockname()[1]
+
+    try:
+        node = Node(workdir, pki, 10703, Silent)
+        p = Caseload(10703, 26).new_person()
+        path = os.path.join(workdir, "persons.csv")
+        nodegen.write_rows(path, PERSON_COLS, [p])
+        node.import_csv("persons", path)
+        t0 = time.time()
+        r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
+        took = time.time() - t0
+        assert r.returncode == 4, (r.returncode, r.stderr)
+        assert 2.5 <= took < 20, took
+        assert "a connection without one" in r.stderr, r.stderr
+        node.hooks = ["--enable-test-hooks", "--test-fault", "sync_session_wait_short"]
+        procs.append(node.serve())
+        wait_for(lambda: node.server.log_text().count("within 1000 ms of connecting") >= 2, 20,
+                 "serve to drop two connections without a session")
+        assert node.status()["backlog"] == 1
+    finally:
+        silent.close()
 
 
 def test_import_exit_codes(pki, workdir, procs):
