@@ -317,13 +317,19 @@ class ImpossibleHub:
             try:
                 raw.settimeout(5)
                 s = self.ctx.wrap_socket(raw, server_side=True)
-                s.recv(65536)
-                data = self.reply.SerializeToString()
-                s.sendall(struct.pack(">I", len(data)) + data)
-                time.sleep(0.3)
+                s.recv(65536)  # the node's Hello
+                self._session(s)
                 s.close()
             except (OSError, ssl.SSLError):
                 raw.close()
+
+    def _send(self, s, env):
+        data = env.SerializeToString()
+        s.sendall(struct.pack(">I", len(data)) + data)
+
+    def _session(self, s):
+        self._send(s, self.reply)
+        time.sleep(0.3)
 
 
 def test_node_adopts_no_impossible_position_from_a_peer_posing_as_the_hub(pki, workdir, procs):
@@ -357,46 +363,32 @@ class ReviewingHub(ImpossibleHub):
     """A peer posing as the hub that answers Hello honestly, then sends one review change
     whose comment holds a control character, and keeps the Error the node answers with."""
 
-    def _serve(self):
-        self.error = None
-        self.sock.settimeout(0.5)
-        while not self.stop and self.error is None:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                raw.settimeout(5)
-                s = self.ctx.wrap_socket(raw, server_side=True)
-                s.recv(65536)  # the node's Hello
-                m = self.reply.hello_reply
-                m.acked_seq, m.acked_version = 0, 0
-                m.reviews_through = 1 << 20
-                env = pb.Envelope()
-                r = env.reviews.reviews.add()
-                r.municipality, r.calendar, r.month = 10703, pb.CALENDAR_BS, 208304
-                r.state, r.decision = pb.MONTH_STATE_RETURNED, True
-                r.version, r.clock, r.decided_by = 1, int(time.time() * 1000) << 16, "rev"
-                r.decided_at, r.comment = int(time.time() * 1000), "see \x07 this"
-                for e in (self.reply, env):
-                    data = e.SerializeToString()
-                    s.sendall(struct.pack(">I", len(data)) + data)
-                buf = b""
-                while self.error is None:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                        n = struct.unpack(">I", buf[:4])[0]
-                        got = pb.Envelope()
-                        got.ParseFromString(buf[4:4 + n])
-                        buf = buf[4 + n:]
-                        if got.WhichOneof("msg") == "error":
-                            self.error = got.error
-                s.close()
-            except (OSError, ssl.SSLError):
-                raw.close()
+    error = None
+
+    def _session(self, s):
+        m = self.reply.hello_reply
+        m.acked_seq, m.acked_version, m.reviews_through = 0, 0, 1 << 20
+        env = pb.Envelope()
+        r = env.reviews.reviews.add()
+        r.municipality, r.calendar, r.month = 10703, pb.CALENDAR_BS, 208304
+        r.state, r.decision = pb.MONTH_STATE_RETURNED, True
+        r.version, r.clock, r.decided_by = 1, int(time.time() * 1000) << 16, "rev"
+        r.decided_at, r.comment = int(time.time() * 1000), "see \x07 this"
+        self._send(s, self.reply)
+        self._send(s, env)
+        buf = b""
+        while self.error is None:
+            chunk = s.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                n = struct.unpack(">I", buf[:4])[0]
+                got = pb.Envelope()
+                got.ParseFromString(buf[4:4 + n])
+                buf = buf[4 + n:]
+                if got.WhichOneof("msg") == "error":
+                    self.error = got.error
 
 
 def test_a_review_change_the_node_refuses_is_answered_with_an_error(pki, workdir, procs):

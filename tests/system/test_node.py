@@ -719,12 +719,11 @@ def test_cli_status_says_unreachable_after_a_failed_sync(pki, workdir, procs):
     assert node.status()["hub_reachable"] is False
 
 
-def test_sync_to_an_unreachable_hub_exits_4_after_its_timeout(pki, workdir, procs):
-    class NoHub:
-        sync_port = free_port()  # nothing listens there
-
-    node = Node(workdir, pki, 10703, NoHub)
-    p = Caseload(10703, 25).new_person()
+def _sync_one_person_for_3_s(workdir, pki, hub, seed):
+    """A node of one person syncs to hub with --timeout 3: it must give up, exit 4, in time.
+    Returns the node and the run."""
+    node = Node(workdir, pki, 10703, hub)
+    p = Caseload(10703, seed).new_person()
     path = os.path.join(workdir, "persons.csv")
     nodegen.write_rows(path, PERSON_COLS, [p])
     node.import_csv("persons", path)
@@ -733,6 +732,14 @@ def test_sync_to_an_unreachable_hub_exits_4_after_its_timeout(pki, workdir, proc
     took = time.time() - t0
     assert r.returncode == 4, (r.returncode, r.stderr)
     assert 2.5 <= took < 20, took
+    return node, r
+
+
+def test_sync_to_an_unreachable_hub_exits_4_after_its_timeout(pki, workdir, procs):
+    class NoHub:
+        sync_port = free_port()  # nothing listens there
+
+    node, _ = _sync_one_person_for_3_s(workdir, pki, NoHub, 25)
     assert node.status()["backlog"] == 1
 
 
@@ -751,16 +758,7 @@ def test_a_hub_that_never_finishes_the_handshake_is_given_up_and_connected_again
         sync_port = silent.getsockname()[1]
 
     try:
-        node = Node(workdir, pki, 10703, Silent)
-        p = Caseload(10703, 26).new_person()
-        path = os.path.join(workdir, "persons.csv")
-        nodegen.write_rows(path, PERSON_COLS, [p])
-        node.import_csv("persons", path)
-        t0 = time.time()
-        r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
-        took = time.time() - t0
-        assert r.returncode == 4, (r.returncode, r.stderr)
-        assert 2.5 <= took < 20, took
+        node, r = _sync_one_person_for_3_s(workdir, pki, Silent, 26)
         assert "a connection without one" in r.stderr, r.stderr
         node.hooks = ["--enable-test-hooks", "--test-fault", "sync_session_wait_short"]
         procs.append(node.serve())
