@@ -155,18 +155,22 @@ void directive_signed_free(Reint__V1__SignedDirective *sd)
     sd->body.data = sd->signature.data = NULL;
 }
 
-/* Text as the federal tier's POST /v1/directives takes it (federal-api/fdirectives.c): no
- * control character, but for newlines and tabs where allowed. A signed directive is checked
- * again where it arrives, so that a key's holder cannot send what the API would refuse: a
- * clerk's terminal would run an escape sequence shown by `municipal-node directives`. */
+long directive_control_at(const char *s, size_t n, int newlines)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* A signed directive is checked again where it arrives, so that a key's holder cannot send
+ * what the federal tier's API would refuse: a clerk's terminal would run an escape sequence
+ * shown by `municipal-node directives`. */
 static int directive__text_ok(const char *s, int newlines)
 {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
-            return 0;
-    }
-    return 1;
+    return s == NULL || directive_control_at(s, strlen(s), newlines) < 0;
 }
 
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,

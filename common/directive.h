@@ -35,6 +35,12 @@ void directive_signed_free(Reint__V1__SignedDirective *sd);
  * known, the signature valid over the exact body bytes, the body a Directive whose key_id
  * matches and whose serial is above last_serial. On success *out is the decoded Directive
  * (free with reint__v1__directive__free_unpacked). Returns 0 or DIRECTIVE_E* with err. */
+/* The text rule of a directive's strings (the federal tier's POST /v1/directives, and
+ * directive_verify where a signed one arrives): no control character, but for newlines and
+ * tabs where newlines is non-zero. Returns the first offending byte's offset in the n bytes at
+ * s, or -1. */
+long directive_control_at(const char *s, size_t n, int newlines);
+
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen);
 

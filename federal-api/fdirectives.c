@@ -13,6 +13,7 @@
 
 #include "bscal.h"
 #include "catalogue.h"
+#include "directive.h"
 #include "geo.h"
 #include "period.h"
 #include "record.h"
@@ -116,12 +117,10 @@ static int fdir__string_v(fdir_errors *errs, json_t *v, const char *field, size_
         fdir__err(errs, field, "must be 1..%zu bytes of text (is %zu)", max, n);
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && !(allow_newlines && (c == '\n' || c == '\t'))) || c == 0x7f) {
-            fdir__err(errs, field, "holds a control character at byte %zu", i);
-            return 0;
-        }
+    long at = directive_control_at(s, n, allow_newlines);
+    if (at >= 0) {
+        fdir__err(errs, field, "holds a control character at byte %ld", at);
+        return 0;
     }
     memcpy(out, s, n + 1);
     return 1;

@@ -110,6 +110,17 @@ static void test_fdir_refuses_each_bad_field_by_name(void **state)
     for (size_t i = 0; i < e.n; i++)
         said |= !strcmp(e.e[i].field, "effective_from") && strstr(e.e[i].reason, "2000..2099");
     assert_true(said);
+    /* The text rule directive_verify applies again where a signed directive arrives: no
+     * control character in the title, none but newlines and tabs in the text. */
+    assert_int_equal(parse("{\"title\":\"a\\u001b[2J\",\"text\":\"x\\u0007\","
+                           "\"effective_from\":\"2026-07-17\"}",
+                           &dr, &e),
+                     REINT_EINVAL);
+    said = 0;
+    for (size_t i = 0; i < e.n; i++)
+        said += (!strcmp(e.e[i].field, "title") && strstr(e.e[i].reason, "at byte 1")) ||
+                (!strcmp(e.e[i].field, "text") && strstr(e.e[i].reason, "at byte 1"));
+    assert_int_equal(said, 2);
 }
 
 static void test_fdir_ratio_takes_share_and_counts_take_value(void **state)
