@@ -154,20 +154,32 @@ static int frame__text_ok(const uint8_t *s, size_t n)
     return 1;
 }
 
+/* A walk of the string fields of an encoded message (frame__strings_ok). */
+typedef struct frame__walk {
+    frame_bad_records *bad; /* a Batch's records with a bad string; NULL: records not walked */
+    const ProtobufCMessageDescriptor *in; /* where the walk stopped: the message, */
+    const ProtobufCFieldDescriptor *at;   /* and its string field (NULL: not a string's fault) */
+    char *why;
+    size_t whylen;
+} frame__walk;
+
+static int frame__record(frame__walk *w, const uint8_t *p, size_t len, int depth, size_t index);
+
 /* Whether every string field of the message of descriptor d encoded at p (len bytes), at any
  * depth, is UTF-8 without a NUL, as proto3 asks of strings. protobuf-c hands strings on as C
  * strings and checks neither: a NUL cut a string where it stood ("\0\x1b[31m" arrived as ""),
- * with nothing said. Records are left to their validation (below). Runs on bytes protobuf-c
- * has unpacked already, so the encoding itself is well formed. Returns 0, or -1 with why
- * naming the field (never its value). */
-static int frame__strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
-                             int depth, char *why, size_t whylen)
+ * with nothing said. A Record's strings do not fail the message: the record is listed in
+ * w->bad (frame__record), or left alone when that is NULL. Runs on bytes protobuf-c has
+ * unpacked already, so the encoding itself is well formed. Returns 0, REINT_EMALFORMED with
+ * w->why naming the field (never its value), or REINT_ENOMEM. */
+static int frame__strings_ok(frame__walk *w, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                             size_t len, int depth)
 {
-    size_t i = 0;
+    size_t i = 0, records = 0;
     uint64_t key, n;
     if (depth > FRAME_DEPTH_MAX) {
-        snprintf(why, whylen, "messages nested deeper than %d", FRAME_DEPTH_MAX);
-        return -1;
+        snprintf(w->why, w->whylen, "messages nested deeper than %d", FRAME_DEPTH_MAX);
+        return REINT_EMALFORMED;
     }
     while (i < len) {
         if (frame__varint(p, len, &i, &key) != 0)
@@ -179,10 +191,10 @@ static int frame__strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t 
             break;
         case 1:
         case 5: {
-            size_t w = (key & 7) == 1 ? 8 : 4;
-            if (len - i < w)
+            size_t width = (key & 7) == 1 ? 8 : 4;
+            if (len - i < width)
                 goto malformed;
-            i += w;
+            i += width;
             break;
         }
         case 2: {
@@ -192,16 +204,24 @@ static int frame__strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t 
                 key >> 3 <= UINT32_MAX
                     ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
                     : NULL;
+            int rc = 0;
             if (f && f->type == PROTOBUF_C_TYPE_STRING && !frame__text_ok(p + i, n)) {
-                snprintf(why, whylen, "%s.%s is not UTF-8 without NUL", d->short_name, f->name);
-                return -1;
+                w->in = d;
+                w->at = f;
+                snprintf(w->why, w->whylen, "%s.%s is not UTF-8 without NUL", d->short_name,
+                         f->name);
+                return REINT_EMALFORMED;
             }
-            /* A record's strings are checked by its validation, one record at a time: a bad
-             * one is refused alone and the rest of its batch stored. */
-            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                f->descriptor != &reint__v1__record__descriptor &&
-                frame__strings_ok(f->descriptor, p + i, n, depth + 1, why, whylen) != 0)
-                return -1;
+            /* A record's strings are its own: a bad one refuses that record alone, and the
+             * rest of its batch is stored. */
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (f->descriptor != &reint__v1__record__descriptor)
+                    rc = frame__strings_ok(w, f->descriptor, p + i, n, depth + 1);
+                else if (w->bad != NULL)
+                    rc = frame__record(w, p + i, n, depth + 1, records++);
+            }
+            if (rc != 0)
+                return rc;
             i += n;
             break;
         }
@@ -211,18 +231,72 @@ static int frame__strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t 
     }
     return 0;
 malformed:
-    snprintf(why, whylen, "%s is not well formed", d->short_name);
-    return -1;
+    snprintf(w->why, w->whylen, "%s is not well formed", d->short_name);
+    return REINT_EMALFORMED;
+}
+
+/* Walks the index'th Record of a message; one with a bad string is added to w->bad, named as
+ * its validation names fields ("person.destination_country"). */
+static int frame__record(frame__walk *w, const uint8_t *p, size_t len, int depth, size_t index)
+{
+    frame__walk rw = {.why = w->why, .whylen = w->whylen};
+    const ProtobufCMessageDescriptor *rd = &reint__v1__record__descriptor;
+    int rc = frame__strings_ok(&rw, rd, p, len, depth);
+    if (rc == 0 || rw.at == NULL)
+        return rc;
+    const char *member = NULL;
+    for (unsigned j = 0; j < rd->n_fields && rw.in != rd; j++)
+        if (rd->fields[j].descriptor == rw.in)
+            member = rd->fields[j].name;
+    frame_bad_records *b = w->bad;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        frame_bad_record *v = realloc(b->v, cap * sizeof(*v));
+        if (v == NULL)
+            return REINT_ENOMEM;
+        b->v = v;
+        b->cap = cap;
+    }
+    frame_bad_record *r = &b->v[b->n++];
+    r->index = index;
+    snprintf(r->field, sizeof(r->field), "%s%s%s", member ? member : "", member ? "." : "",
+             rw.at->name);
+    w->why[0] = '\0';
+    return 0;
+}
+
+const char *frame_bad_record_field(const frame_bad_records *b, size_t index)
+{
+    /* The walk lists records in their order: a search, so that a batch of many bad records
+     * costs its receiver no more than a good one. */
+    size_t lo = 0, hi = b != NULL ? b->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->v[mid].index == index)
+            return b->v[mid].field;
+        if (b->v[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void frame_bad_records_free(frame_bad_records *b)
+{
+    free(b->v);
+    memset(b, 0, sizeof(*b));
 }
 
 int frame_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                         char *why, size_t whylen)
 {
-    return frame__strings_ok(d, p, len, 0, why, whylen) == 0 ? 0 : REINT_EMALFORMED;
+    frame__walk w = {.why = why, .whylen = whylen};
+    return frame__strings_ok(&w, d, p, len, 0);
 }
 
-int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, char *why,
-                 size_t whylen)
+int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out,
+                 frame_bad_records *bad, char *why, size_t whylen)
 {
     char scratch[8];
     if (why == NULL || whylen == 0) {
@@ -238,9 +312,15 @@ int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, 
         reint__v1__envelope__free_unpacked(e, NULL);
         return REINT_EMALFORMED;
     }
-    if (frame__strings_ok(&reint__v1__envelope__descriptor, payload, len, 0, why, whylen) != 0) {
+    if (bad != NULL)
+        bad->n = 0;
+    frame__walk w = {.bad = bad, .why = why, .whylen = whylen};
+    int rc = frame__strings_ok(&w, &reint__v1__envelope__descriptor, payload, len, 0);
+    if (rc != 0) {
+        if (rc == REINT_ENOMEM)
+            snprintf(why, whylen, "out of memory");
         reint__v1__envelope__free_unpacked(e, NULL);
-        return REINT_EMALFORMED;
+        return rc;
     }
     why[0] = '\0';
     *out = e;

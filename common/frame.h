@@ -49,19 +49,37 @@ int frame_pack(const Reint__V1__Envelope *env, size_t max, uint8_t **out, size_t
 
 /* Whether every string field of the message of descriptor d packed in the len bytes at p
  * (protobuf-c unpacked them already: the encoding is well formed) is UTF-8 without a NUL, at
- * any depth, a Record's strings aside (as frame_unpack). Returns 0, or REINT_EMALFORMED with
- * why naming the field. For messages carried as bytes (a signed directive's body). */
+ * any depth, a Record's strings aside. Returns 0, or REINT_EMALFORMED with why naming the
+ * field. For messages carried as bytes (a signed directive's body). */
 int frame_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                         char *why, size_t whylen);
 
 /* Messages nest at most this deep in an Envelope (the proto has no recursive message). */
 #define FRAME_DEPTH_MAX 16
 
+/* The records of a Batch that hold a string that is not UTF-8 or holds a NUL. protobuf-c cut
+ * such a string at its NUL ("QA\0..." became "QA", which validates), so the receiver refuses
+ * each of these records alone, naming the field, and stores the rest of the batch. */
+typedef struct frame_bad_record {
+    size_t index;   /* its place in Batch.records */
+    char field[48]; /* as record validation names fields: "person.destination_country" */
+} frame_bad_record;
+
+typedef struct frame_bad_records {
+    frame_bad_record *v;
+    size_t n, cap;
+} frame_bad_records;
+
+/* The field of the index'th record's bad string, or NULL when its strings are good. */
+const char *frame_bad_record_field(const frame_bad_records *b, size_t index);
+void frame_bad_records_free(frame_bad_records *b);
+
 /* Unpacks one payload into an Envelope (free with reint__v1__envelope__free_unpacked).
- * Returns 0, or REINT_EMALFORMED with why (may be NULL) saying what: not an Envelope, a field
- * numbered 0, or a string field (named) that is not UTF-8 or holds a NUL, outside the records
- * of a Batch (their validation refuses each bad one alone). */
-int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out, char *why,
-                 size_t whylen);
+ * Returns 0, REINT_ENOMEM, or REINT_EMALFORMED with why (may be NULL) saying what: not an
+ * Envelope, a field numbered 0, or a string field (named) that is not UTF-8 or holds a NUL,
+ * outside the records of a Batch. Those records are listed in bad (emptied first), or not
+ * looked at when bad is NULL. */
+int frame_unpack(const uint8_t *payload, size_t len, Reint__V1__Envelope **out,
+                 frame_bad_records *bad, char *why, size_t whylen);
 
 #endif

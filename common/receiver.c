@@ -105,6 +105,11 @@ const char *receiver_peer_serial(const receiver_peer *p)
     return p->dead ? "?" : wire_peer_serial(p->w);
 }
 
+const char *receiver_peer_bad_record(const receiver_peer *p, size_t index)
+{
+    return p->dead ? NULL : wire_bad_record(p->w, index);
+}
+
 void *receiver_peer_data(const receiver_peer *p)
 {
     return p->data;

@@ -14,6 +14,7 @@ struct wire {
     wire_cb cb;
     void *ud;
     int closing;
+    frame_bad_records bad; /* of the envelope being handled */
 };
 
 static int wire__on_frame(void *ud, const uint8_t *payload, size_t len)
@@ -21,15 +22,21 @@ static int wire__on_frame(void *ud, const uint8_t *payload, size_t len)
     wire *w = ud;
     Reint__V1__Envelope *env = NULL;
     char why[160], msg[200];
-    if (frame_unpack(payload, len, &env, why, sizeof(why)) != 0) {
+    int rc = frame_unpack(payload, len, &env, &w->bad, why, sizeof(why));
+    if (rc == REINT_ENOMEM) {
+        wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+        return -1;
+    }
+    if (rc != 0) {
         log_warn("%s (%s): malformed envelope of %zu bytes: %s", wire_peer(w), wire_addr(w), len,
                  why);
         snprintf(msg, sizeof(msg), "malformed envelope: %s", why);
         wire_fail(w, REINT__V1__ERROR_CODE__ERROR_CODE_MALFORMED, msg);
         return -1;
     }
-    int rc = w->cb.on_envelope(w, env, w->ud);
+    rc = w->cb.on_envelope(w, env, w->ud);
     reint__v1__envelope__free_unpacked(env, NULL);
+    frame_bad_records_free(&w->bad); /* rare: an idle connection keeps none */
     return rc != 0 || w->closing ? -1 : 0;
 }
 
@@ -73,6 +80,7 @@ static void wire__on_close(tls_conn *c, int status, void *ud)
     w->closing = 1;
     w->cb.on_close(w, status, w->ud);
     frame_reader_free(&w->reader);
+    frame_bad_records_free(&w->bad);
     free(w);
 }
 
@@ -190,6 +198,11 @@ void wire_close(wire *w)
 const char *wire_peer_serial(const wire *w)
 {
     return tls_conn_peer_serial(w->conn);
+}
+
+const char *wire_bad_record(const wire *w, size_t index)
+{
+    return frame_bad_record_field(&w->bad, index);
 }
 
 const char *wire_peer(const wire *w)

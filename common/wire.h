@@ -39,6 +39,10 @@ int wire_send_raw(wire *w, const uint8_t *buf, size_t len);
 void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message);
 void wire_close(wire *w);
 
+/* During on_envelope: the field of the bad string of the index'th record of its Batch
+ * (frame_bad_records), or NULL. */
+const char *wire_bad_record(const wire *w, size_t index);
+
 const char *wire_peer(const wire *w);        /* certificate identity, e.g. "municipality:10703" */
 const char *wire_peer_serial(const wire *w); /* its certificate's serial, hex */
 /* Verifies the peer's certificate again against ctx's current CRL: 0, or UV_EPERM with the

@@ -537,10 +537,18 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         record_upgraded up;
         if (r->version > maxv)
             maxv = r->version;
-        /* A v1 node's days become month pairs here and are never stored. Under v2 a record
-         * carrying a field the hub does not know is refused alone (record_validate). */
-        int bad = v1 && record_upgrade(r, RECORD_V1_DAYS, &up, &err) != 0;
-        if (v1 && !bad)
+        /* A string that held a NUL reached here cut at it, and would validate as the
+         * shorter value: the wire named it. A v1 node's days become month pairs here and are
+         * never stored. Under v2 a record carrying a field the hub does not know is refused
+         * alone (record_validate). */
+        const char *cut = receiver_peer_bad_record(p, i);
+        int bad = cut != NULL;
+        if (cut) {
+            err.field = cut;
+            snprintf(err.reason, sizeof(err.reason), "holds a NUL or is not UTF-8");
+        } else if (v1 && record_upgrade(r, RECORD_V1_DAYS, &up, &err) != 0)
+            bad = 1;
+        else if (v1)
             r = &up.rec;
         if (bad || record_validate(r, today, &err) != 0) {
             refused++;

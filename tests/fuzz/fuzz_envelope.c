@@ -45,7 +45,7 @@ static void fuzz__check_reencoding(const Reint__V1__Envelope *env)
     fuzz__require(rc == 0, "a decoded envelope does not encode");
     fuzz__require(first_len >= 4 && fuzz__frame_len(first) == first_len - 4,
                   "the frame header does not give the payload's length");
-    fuzz__require(frame_unpack(first + 4, first_len - 4, &again, NULL, 0) == 0,
+    fuzz__require(frame_unpack(first + 4, first_len - 4, &again, NULL, NULL, 0) == 0,
                   "an encoded envelope does not decode");
     fuzz__require(again->msg_case == env->msg_case, "the message kind changed on a round trip");
     fuzz__require(frame_pack(again, 0, &second, &second_len) == 0,
@@ -61,12 +61,19 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     (void)ud;
     Reint__V1__Envelope *env = NULL;
-    if (frame_unpack(payload, len, &env, NULL, 0) != 0)
+    frame_bad_records bad = {0};
+    if (frame_unpack(payload, len, &env, &bad, NULL, 0) != 0) {
+        frame_bad_records_free(&bad);
         return 0;
+    }
     if (env->msg_case == REINT__V1__ENVELOPE__MSG_BATCH) {
         record_error err;
         for (size_t i = 0; i < env->batch->n_records; i++) {
             record_upgraded up;
+            const char *field = frame_bad_record_field(&bad, i);
+            /* A Record's one string field today. */
+            fuzz__require(field == NULL || strcmp(field, "person.destination_country") == 0,
+                          "a bad record names the field of its string");
             record_validate(env->batch->records[i], 20000, &err);
             (void)record_kind(env->batch->records[i]);
             /* The path of a v1 node's record: its day (an unknown field's varint) becomes a
@@ -84,6 +91,7 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     }
     fuzz__check_reencoding(env);
     reint__v1__envelope__free_unpacked(env, NULL);
+    frame_bad_records_free(&bad);
     return 0;
 }
 

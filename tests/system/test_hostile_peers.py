@@ -258,10 +258,13 @@ def test_strings_with_a_nul_are_refused_naming_the_field(pki, workdir, procs,
         c.close()
 
 
-def test_a_refusal_quoting_bytes_that_are_not_utf8_is_still_protobuf(pki, workdir, procs):
-    """A record whose destination_country is not UTF-8 is refused; its refusal quotes the
-    value scrubbed, so the Ack is protobuf (Python's parser refuses a string that is not
-    UTF-8) and the gap report, which shows a municipality's last refusal, still answers."""
+def test_records_with_a_string_not_utf8_or_with_a_nul_are_refused_alone(pki, workdir, procs):
+    """protobuf-c cuts a string at a NUL: a record going to "QA\\0Ram Bahadur" was stored as
+    going to "QA", and one going to "\\0\\0" as unknown, each acknowledged with no refusal (a
+    helper that attacked the demo found it). Each is now refused alone, naming the field, as is
+    one whose country is not UTF-8; the good record of the same batch is stored. The Ack is
+    protobuf (Python's parser refuses a string that is not UTF-8), and the gap report, which
+    shows a municipality's last refusal, still answers."""
     hub = Hub(workdir, pki, 1)
     token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
                             "token", "officer"], capture_output=True, text=True,
@@ -272,18 +275,29 @@ def test_a_refusal_quoting_bytes_that_are_not_utf8_is_still_protobuf(pki, workdi
     c = WireClient(hub.sync_port, pki, "municipality-10703")
     reply = c.hello(_incarnation(node))
     seq = reply.acked_seq + 1
-    bad = person(10703, 9, int(time.time() * 1000) << 16, destination_country="QQQQ")
-    data = _raw_batch(seq, seq, [bad], [seq]).SerializeToString()
-    assert data.count(b"QQQQ") == 1
-    data = data.replace(b"QQQQ", b"\xff\xfe\xff\xfe")
+    version = int(time.time() * 1000) << 16
+    recs = [person(10703, 9, version, destination_country="QQQQ"),
+            person(10703, 10, version, destination_country="QAxRam Bahadur"),
+            person(10703, 11, version, destination_country="KWKW"),
+            person(10703, 12, version, destination_country="IN")]
+    seqs = list(range(seq, seq + 4))
+    data = _raw_batch(seq, seq + 3, recs, seqs).SerializeToString()
+    for was, now in ((b"QQQQ", b"\xff\xfe\xff\xfe"), (b"QAxRam", b"QA\0Ram"),
+                     (b"KWKW", b"\0\0\0\0")):
+        assert data.count(was) == 1
+        data = data.replace(was, now)
     c.send_raw(struct.pack(">I", len(data)) + data)
     ack = c.recv().ack
-    assert ack.acked_seq == seq and len(ack.refusals) == 1, ack
-    assert "destination_country" in ack.refusals[0].field, ack
-    assert "??" in ack.refusals[0].reason, ack
+    assert ack.acked_seq == seq + 3, ack
+    assert [(r.seq, r.field) for r in ack.refusals] == \
+        [(s, "person.destination_country") for s in seqs[:3]], ack
+    assert all("NUL" in r.reason for r in ack.refusals), ack
     c.close()
+    stored = hub.records(10703)
+    assert all(r.id not in stored for r in recs[:3])
+    assert stored[recs[3].id][4].person.destination_country == "IN"
     row = Officer(hub, pki, token).rows()[10703]
-    assert row["dead_letters"] >= 1 and "??" in row["dead_letters_last_reason"], row
+    assert row["dead_letters"] >= 3 and "NUL" in row["dead_letters_last_reason"], row
 
 
 class ImpossibleHub:

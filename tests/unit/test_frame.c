@@ -79,7 +79,7 @@ static void test_frame_decodes_across_every_split(void **state)
         assert_int_equal(frame_reader_feed(&r, stream + cut, total - cut, on_frame, &g), 0);
         assert_int_equal(g.n, 3);
         Reint__V1__Envelope *out = NULL;
-        assert_int_equal(frame_unpack(g.last, g.lens[2], &out, NULL, 0), 0);
+        assert_int_equal(frame_unpack(g.last, g.lens[2], &out, NULL, NULL, 0), 0);
         assert_int_equal(out->msg_case, REINT__V1__ENVELOPE__MSG_ACK);
         assert_int_equal(out->ack->acked_seq, 3000);
         reint__v1__envelope__free_unpacked(out, NULL);
@@ -153,7 +153,7 @@ static void test_frame_unpack_refuses_garbage(void **state)
     (void)state;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     Reint__V1__Envelope *out = NULL;
-    assert_int_equal(frame_unpack(junk, sizeof(junk), &out, NULL, 0), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(junk, sizeof(junk), &out, NULL, NULL, 0), REINT_EMALFORMED);
     assert_null(out);
 }
 
@@ -186,26 +186,33 @@ static uint8_t *pack_env(const Reint__V1__Envelope *e, size_t *n)
     return buf;
 }
 
-static uint8_t *pack_batch(const char *country, size_t *n)
+static uint8_t *pack_batch(const char *const *countries, size_t k, size_t *n)
 {
     Reint__V1__Envelope e = REINT__V1__ENVELOPE__INIT;
     Reint__V1__Batch b = REINT__V1__BATCH__INIT;
-    Reint__V1__Record r = REINT__V1__RECORD__INIT, *rs[1] = {&r};
-    Reint__V1__Person p = REINT__V1__PERSON__INIT;
-    uint8_t id[16] = {1};
-    uint64_t seq = 7;
-    p.destination_country = (char *)country;
-    r.id.data = id;
-    r.id.len = sizeof(id);
-    r.municipality = 10703;
-    r.version = 1;
-    r.body_case = REINT__V1__RECORD__BODY_PERSON;
-    r.person = &p;
-    b.first_seq = b.last_seq = seq;
-    b.n_records = 1;
+    Reint__V1__Record r[4], *rs[4];
+    Reint__V1__Person p[4];
+    uint8_t id[4][16] = {{1}, {2}, {3}, {4}};
+    uint64_t seqs[4] = {7, 8, 9, 10};
+    assert_true(k <= 4);
+    for (size_t i = 0; i < k; i++) {
+        reint__v1__record__init(&r[i]);
+        reint__v1__person__init(&p[i]);
+        p[i].destination_country = (char *)countries[i];
+        r[i].id.data = id[i];
+        r[i].id.len = sizeof(id[i]);
+        r[i].municipality = 10703;
+        r[i].version = 1;
+        r[i].body_case = REINT__V1__RECORD__BODY_PERSON;
+        r[i].person = &p[i];
+        rs[i] = &r[i];
+    }
+    b.first_seq = seqs[0];
+    b.last_seq = seqs[k - 1];
+    b.n_records = k;
     b.records = rs;
-    b.n_seqs = 1;
-    b.seqs = &seq;
+    b.n_seqs = k;
+    b.seqs = seqs;
     e.msg_case = REINT__V1__ENVELOPE__MSG_BATCH;
     e.batch = &b;
     return pack_env(&e, n);
@@ -273,42 +280,77 @@ static void test_frame_unpack_refuses_strings_with_nul_or_not_utf8(void **state)
     char why[160];
     size_t n = 0;
     uint8_t *b = pack_review("\xe0\xa4\xa0\xe0\xa5\x80\xe0\xa4\x95 ok", &n); /* ठीक ok */
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), 0);
     assert_string_equal(out->reviews->reviews[0]->comment,
                         "\xe0\xa4\xa0\xe0\xa5\x80\xe0\xa4\x95 ok");
     reint__v1__envelope__free_unpacked(out, NULL);
     out = NULL;
     patch(b, n, " ok", 3, 2, 0x00); /* "ठीक o\0" */
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), REINT_EMALFORMED);
     assert_null(out);
     assert_non_null(strstr(why, "MonthReview.comment"));
     free(b);
     b = pack_review("\xe0\xa4\xa0 ok", &n);
     patch(b, n, "\xe0\xa4\xa0", 3, 2, 0x20); /* E0 A4 20: a sequence cut short */
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), REINT_EMALFORMED);
     assert_non_null(strstr(why, "MonthReview.comment"));
     free(b);
     /* Three messages deep: Envelope, RollupBatch, RollupSnapshot, RollupCell. */
     b = pack_rollup("female", &n);
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), 0);
     assert_string_equal(out->rollup_batch->snapshots[0]->cells[0]->key[0], "female");
     reint__v1__envelope__free_unpacked(out, NULL);
     out = NULL;
     patch(b, n, "female", 6, 3, 0x00);
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), REINT_EMALFORMED);
     assert_non_null(strstr(why, "RollupCell.key"));
     patch(b, n, "fem\0le", 6, 3, 0xc0); /* C0 6C: an overlong form's lead byte */
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), REINT_EMALFORMED);
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), REINT_EMALFORMED);
     assert_non_null(strstr(why, "RollupCell.key"));
     assert_null(out);
     free(b);
-    /* A record's strings are its validation's (test_hostile_peers: refused alone, the rest of
-     * the batch stored), not the frame's. */
-    b = pack_batch("NP", &n);
-    patch(b, n, "NP", 2, 1, 0xff);
-    assert_int_equal(frame_unpack(b, n, &out, why, sizeof(why)), 0);
+}
+
+/* A record's string with a NUL reached its validation cut ("QA\0Ram..." as "QA", which passed)
+ * and one not UTF-8 as it was. The frame is not refused for them: frame_unpack lists those
+ * records, by place and field, for the receiver to refuse alone and store the rest. */
+static void test_frame_unpack_lists_records_with_bad_strings(void **state)
+{
+    (void)state;
+    const char *countries[] = {"NP", "QAxRam Bahadur", "QQ", "IN"};
+    Reint__V1__Envelope *out = NULL;
+    frame_bad_records bad = {0};
+    char why[160];
+    size_t n = 0;
+    uint8_t *b = pack_batch(countries, 4, &n);
+    patch(b, n, "QAxRam", 6, 2, 0x00);
+    patch(b, n, "QQ", 2, 1, 0xff);
+    assert_int_equal(frame_unpack(b, n, &out, &bad, why, sizeof(why)), 0);
+    assert_string_equal(out->batch->records[1]->person->destination_country, "QA");
+    assert_int_equal(bad.n, 2);
+    assert_null(frame_bad_record_field(&bad, 0));
+    assert_string_equal(frame_bad_record_field(&bad, 1), "person.destination_country");
+    assert_string_equal(frame_bad_record_field(&bad, 2), "person.destination_country");
+    assert_null(frame_bad_record_field(&bad, 3));
+    reint__v1__envelope__free_unpacked(out, NULL);
+    /* Without a list the records are not looked at (a directive's body has none). */
+    assert_int_equal(frame_unpack(b, n, &out, NULL, why, sizeof(why)), 0);
     reint__v1__envelope__free_unpacked(out, NULL);
     free(b);
+    /* The list is emptied by the next unpack. */
+    b = pack_batch(countries, 2, &n);
+    assert_int_equal(frame_unpack(b, n, &out, &bad, why, sizeof(why)), 0);
+    assert_int_equal(bad.n, 0);
+    assert_null(frame_bad_record_field(&bad, 1));
+    reint__v1__envelope__free_unpacked(out, NULL);
+    free(b);
+    /* A bad string outside a record still refuses the whole frame. */
+    b = pack_review("ok", &n);
+    patch(b, n, "ok", 2, 1, 0x00);
+    assert_int_equal(frame_unpack(b, n, &out, &bad, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "MonthReview.comment"));
+    free(b);
+    frame_bad_records_free(&bad);
 }
 
 int main(void)
@@ -321,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_frame_buffer_returned_when_nothing_is_half_received),
         cmocka_unit_test(test_frame_unpack_refuses_garbage),
         cmocka_unit_test(test_frame_unpack_refuses_strings_with_nul_or_not_utf8),
+        cmocka_unit_test(test_frame_unpack_lists_records_with_bad_strings),
         cmocka_unit_test(test_frame_pack_refuses_above_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
