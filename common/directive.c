@@ -173,6 +173,25 @@ static int directive__text_ok(const char *s, int newlines)
     return s == NULL || directive_control_at(s, strlen(s), newlines) < 0;
 }
 
+int directive_body_check(const Reint__V1__Directive *d, const uint8_t *body, size_t len, char *why,
+                         size_t whylen)
+{
+    const char *bad = NULL;
+    if (frame_check_strings(&reint__v1__directive__descriptor, body, len, why, whylen) != 0)
+        return REINT_EMALFORMED;
+    if (!directive__text_ok(d->title, 0))
+        bad = "Directive.title holds a control character";
+    else if (!directive__text_ok(d->text, 1))
+        bad = "Directive.text holds a control character other than a newline or a tab";
+    for (size_t i = 0; bad == NULL && d->eligibility && i < d->eligibility->n_priority_rules; i++)
+        if (!directive__text_ok(d->eligibility->priority_rules[i], 0))
+            bad = "Eligibility.priority_rules holds a control character";
+    if (bad == NULL)
+        return 0;
+    snprintf(why, whylen, "%s", bad);
+    return REINT_EMALFORMED;
+}
+
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen)
 {
@@ -203,19 +222,8 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
         return REINT_EMALFORMED;
     }
     char why[160];
-    const char *bad = NULL;
-    if (frame_check_strings(&reint__v1__directive__descriptor, sd->body.data, sd->body.len, why,
-                            sizeof(why)) != 0)
-        bad = why;
-    else if (!directive__text_ok(d->title, 0))
-        bad = "Directive.title holds a control character";
-    else if (!directive__text_ok(d->text, 1))
-        bad = "Directive.text holds a control character other than a newline or a tab";
-    for (size_t i = 0; bad == NULL && d->eligibility && i < d->eligibility->n_priority_rules; i++)
-        if (!directive__text_ok(d->eligibility->priority_rules[i], 0))
-            bad = "Eligibility.priority_rules holds a control character";
-    if (bad != NULL) {
-        snprintf(err, errlen, "directive %llu refused: %s", (unsigned long long)d->serial, bad);
+    if (directive_body_check(d, sd->body.data, sd->body.len, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "directive %llu refused: %s", (unsigned long long)d->serial, why);
         reint__v1__directive__free_unpacked(d, NULL);
         return REINT_EMALFORMED;
     }

@@ -31,16 +31,24 @@ int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char
                    Reint__V1__SignedDirective *out, char *err, size_t errlen);
 void directive_signed_free(Reint__V1__SignedDirective *sd);
 
-/* Verifies sd against the keyring and the last serial held (0 if none): the key id must be
- * known, the signature valid over the exact body bytes, the body a Directive whose key_id
- * matches and whose serial is above last_serial. On success *out is the decoded Directive
- * (free with reint__v1__directive__free_unpacked). Returns 0 or DIRECTIVE_E* with err. */
 /* The text rule of a directive's strings (the federal tier's POST /v1/directives, and
  * directive_verify where a signed one arrives): no control character, but for newlines and
  * tabs where newlines is non-zero. Returns the first offending byte's offset in the n bytes at
  * s, or -1. */
 long directive_control_at(const char *s, size_t n, int newlines);
 
+/* Whether the Directive d, decoded from the len bytes at body, holds only what the federal
+ * API accepts: every string UTF-8 without NUL, and the text rule above in its title, text and
+ * priority rules. Returns 0, or REINT_EMALFORMED with why naming the field. Also for
+ * directives a node stored before it checked them. */
+int directive_body_check(const Reint__V1__Directive *d, const uint8_t *body, size_t len, char *why,
+                         size_t whylen);
+
+/* Verifies sd against the keyring and the last serial held (0 if none): the key id must be
+ * known, the signature valid over the exact body bytes, the body a Directive whose key_id
+ * matches, whose text passes directive_body_check and whose serial is above last_serial. On
+ * success *out is the decoded Directive (free with reint__v1__directive__free_unpacked).
+ * Returns 0 or DIRECTIVE_E* with err. */
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen);
 

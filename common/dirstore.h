@@ -36,6 +36,13 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
 int dirstore_gaps(sqlite3 *db, uint64_t *out, size_t max, size_t *n);
 int dirstore_gap_count(sqlite3 *db, int64_t *n);
 
+/* Decodes a stored directive's body, the blob at column col of the row st stands on
+ * (free with reint__v1__directive__free_unpacked). NULL when it does not decode, or when
+ * directive_body_check refuses its text: a directive stored before the tiers checked it
+ * where it arrives is left out, with a warning, wherever directives are shown, rather than
+ * failing the page or report that shows them. */
+Reint__V1__Directive *dirstore_decode(sqlite3_stmt *st, int col);
+
 /* Loads the directives with serial above after, oldest first, at most max, as malloc'd
  * SignedDirectives into *out (*n set; free with dirstore_free_list). Returns 0, REINT_EDB or
  * REINT_ENOMEM. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bscal.h"
+#include "dirstore.h"
 #include "log.h"
 #include "intake.h"
 #include "store.h"
@@ -37,8 +38,7 @@ static int directives__each(sqlite3 *db, int bs, int32_t today, const directives
     sqlite3_bind_int(ps, 2, intake_column_index(INTAKE_PERSON, "registered_on"));
     int step, pstep = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        Reint__V1__Directive *d = reint__v1__directive__unpack(
-            NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+        Reint__V1__Directive *d = dirstore_decode(st, 0);
         if (d == NULL)
             continue;
         if (d->effective_from_day > today || (d->expires_at_day && d->expires_at_day < today)) {

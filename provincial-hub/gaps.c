@@ -9,6 +9,7 @@
 
 #include "bscal.h"
 #include "catalogue.h"
+#include "dirstore.h"
 #include "geo.h"
 #include "hlc.h"
 #include "log.h"
@@ -158,8 +159,7 @@ static int gaps__targets(sqlite3 *db, sqlite3_stmt *cell, uint32_t code, int32_t
     sqlite3_stmt *st = store_prepare(db, "SELECT body FROM directives ORDER BY serial");
     int step = SQLITE_DONE, oom = list == NULL, rc = st == NULL ? REINT_EDB : 0;
     while (rc == 0 && !oom && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        Reint__V1__Directive *d = reint__v1__directive__unpack(
-            NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+        Reint__V1__Directive *d = dirstore_decode(st, 0);
         if (d == NULL)
             continue;
         int in_force = d->effective_from_day <= today &&

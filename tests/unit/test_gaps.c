@@ -195,6 +195,56 @@ static void test_gaps_read_error_fails_the_report(void **state)
     json_decref(out);
 }
 
+/* Stores directive serial with this title, in force on the report's day, with one target of
+ * AD_MUN, straight into the hub's table (as a hub before the text check stored it). */
+static void store_directive(fx *f, uint64_t serial, const char *title)
+{
+    Reint__V1__Directive d = REINT__V1__DIRECTIVE__INIT;
+    Reint__V1__Target t = REINT__V1__TARGET__INIT, *ts[1] = {&t};
+    d.serial = serial;
+    d.key_id = "k1";
+    d.title = (char *)title;
+    d.text = "text";
+    d.effective_from_day = bscal_days_from_ad(2025, 7, 17);
+    t.scope = REINT__V1__TARGET_SCOPE__TARGET_SCOPE_MUNICIPALITY;
+    t.scope_code = AD_MUN;
+    t.indicator = "returnees_registered";
+    t.grouping = "";
+    t.period = "FY2082/83";
+    t.value = 10;
+    d.n_targets = 1;
+    d.targets = ts;
+    uint8_t body[512];
+    size_t n = reint__v1__directive__get_packed_size(&d);
+    assert_true(n <= sizeof(body));
+    reint__v1__directive__pack(&d, body);
+    sqlite3_stmt *st = store_prepare(f->hs.db, "INSERT INTO directives(serial, key_id, body,"
+                                               " signature, received_ms) VALUES (?1, 'k1', ?2,"
+                                               " x'00', 1)");
+    assert_non_null(st);
+    sqlite3_bind_int64(st, 1, (int64_t)serial);
+    sqlite3_bind_blob(st, 2, body, (int)n, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/* A directive stored before the tiers checked its text where it arrives (289529f): one not
+ * UTF-8 failed the whole report (jansson refuses the title), one with an escape sequence went
+ * into it. Both are left out; the good one's target is shown. */
+static void test_gaps_leave_out_directives_with_text_now_refused(void **state)
+{
+    fx *f = *state;
+    store_directive(f, 1, "Seed grants");
+    store_directive(f, 2, "Clear \x1b[2J");
+    store_directive(f, 3, "Not \xff UTF-8");
+    json_t *rep = report(f, NULL);
+    const json_t *targets = json_object_get(row_of(rep, AD_MUN), "targets");
+    assert_int_equal(json_array_size(targets), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(targets, 0), "directive")),
+                     1);
+    json_decref(rep);
+}
+
 /* The reports run on a read-only connection of their own (a worker thread's): the same
  * answers as on the store's connection, rollup_cells included, and no write gets through. */
 static void test_gaps_reader_connection_answers_the_same(void **state)
@@ -237,6 +287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaps_reader_connection_answers_the_same, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gaps_read_error_fails_the_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_leave_out_directives_with_text_now_refused, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
