@@ -29,8 +29,9 @@ struct csv_reader {
     int after_cr; /* the last record ended at a CR; a LF right after it belongs to it */
     char *rec;
     size_t rec_cap;
-    long line;     /* physical line of the next unread byte */
-    long rec_line; /* line at which the last returned record began */
+    long line;      /* physical line of the next unread byte */
+    long rec_line;  /* line at which the last returned record began */
+    long nul_field; /* the first field of that record holding a NUL byte, or -1 */
     size_t foff[CSV_MAX_FIELDS];
     char *fields[CSV_MAX_FIELDS];
 };
@@ -61,6 +62,11 @@ void csv_close(csv_reader *r)
     free(r->in);
     free(r->rec);
     free(r);
+}
+
+long csv_nul_field(const csv_reader *r)
+{
+    return r->nul_field;
 }
 
 long csv_line(const csv_reader *r)
@@ -136,6 +142,7 @@ next_record:
     long long start = csv_offset(r);
     long line = r->line;
     r->rec_line = line;
+    r->nul_field = -1;
     enum csv_state st = ST_FIELD_START;
     size_t w = 0, nf = 0;
     int overflow = 0; /* too long or too many fields: parse on, store nothing useful */
@@ -221,6 +228,9 @@ next_record:
                     r->foff[0] = 0;
                 }
             }
+            /* Fields are handed on as C strings: a NUL would cut one where it stands. */
+            if (c == '\0' && r->nul_field < 0 && !overflow)
+                r->nul_field = (long)nf;
             rec[w++] = (char)c;
             continue;
         end_field:

@@ -27,6 +27,10 @@ void csv_close(csv_reader *r);
  * Blank lines are skipped. */
 int csv_next(csv_reader *r, char ***fields, size_t *nfields);
 
+/* The 0-based index of the first field of the last returned record that holds a NUL byte,
+ * or -1. Its field is cut there (fields are C strings): the caller refuses the record. */
+long csv_nul_field(const csv_reader *r);
+
 /* 1-based physical line number at which the last returned record began. */
 long csv_line(const csv_reader *r);
 

@@ -238,7 +238,16 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                 }
                 raw[p->map[j]] = fields[j];
             }
-            if (extra || nf < p->nh) {
+            long nul = csv_nul_field(p->r);
+            if (nul >= 0) {
+                /* Its field reached here cut at the NUL ("QA\0Ram" read as "QA"). */
+                int col = (size_t)nul < p->nh ? p->map[nul] : -1;
+                field_errors_add_code(&errs, col >= 0 ? field_columns(p->kind)[col] : "",
+                                      "control_chars", NULL,
+                                      "holds a NUL byte, which text never does (save the file "
+                                      "as CSV UTF-8)");
+                sl->refused = 1;
+            } else if (extra || nf < p->nh) {
                 field_errors_add(&errs, "", "the row has %zu fields, the header has %zu", nf,
                                  p->nh);
                 sl->refused = 1;

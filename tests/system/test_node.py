@@ -591,6 +591,32 @@ def test_csv_quoting_bom_crlf_and_embedded_newlines(pki, workdir, procs):
     assert len(hub.records(node.municipality)) == 5
 
 
+def test_csv_a_nul_byte_refuses_its_row_naming_the_field(pki, workdir, procs):
+    """Fields reach the checks as C strings: a NUL byte cut one where it stood, so a row
+    going to "QA\\0Ram" was stored as going to "QA" and a name "Puja\\0Ansari" as "Puja",
+    with nothing said. Such a row is refused, naming the field and the line; the rest are
+    stored."""
+    node = Node(workdir, pki, 10703, Hub(workdir, pki, 1))
+    cl = Caseload(10703, 23)
+    rows = [cl.new_person() for _ in range(3)]
+    rows[0]["destination_country"] = "QA"
+    path = os.path.join(workdir, "persons.csv")
+    nodegen.write_rows(path, PERSON_COLS, rows)
+    with open(path, "rb") as f:
+        data = f.read()
+    for was, now in ((b",QA,", b",QA\0Ram,"), (rows[1]["full_name"].encode(),
+                                              rows[1]["full_name"].encode() + b"\0x")):
+        assert data.count(was) == 1
+        data = data.replace(was, now)
+    with open(path, "wb") as f:
+        f.write(data)
+    r = node.import_csv("persons", path, check=False)
+    assert "3 rows: 1 new, 0 changed, 0 unchanged, 2 refused" in r.stdout, r.stdout + r.stderr
+    assert "line 2: destination_country holds a NUL byte" in r.stderr, r.stderr
+    assert "line 3: full_name holds a NUL byte" in r.stderr, r.stderr
+    assert [lid for (_, lid) in node.ids()] == [rows[2]["local_id"]]
+
+
 def test_ad_calendar_node_converts_nothing(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)

@@ -131,6 +131,23 @@ static void test_doubled_quotes_are_one_quote(void **state)
     close_mem(&m);
 }
 
+/* Fields are C strings: a NUL byte cuts one where it stands. The reader says which field of
+ * a record held the first one, quoted or not, so that the record can be refused. */
+static void test_a_nul_byte_is_told_with_its_field(void **state)
+{
+    (void)state;
+    static const char text[] = "a,QA\0Ram,c\n\"x\0y\",z\nok,fine\n";
+    mem_csv m = open_mem(text, sizeof(text) - 1);
+    expect_record(m.r, 1, "a", "QA", "c", NULL);
+    assert_int_equal(csv_nul_field(m.r), 1);
+    expect_record(m.r, 2, "x", "z", NULL);
+    assert_int_equal(csv_nul_field(m.r), 0);
+    expect_record(m.r, 3, "ok", "fine", NULL);
+    assert_int_equal(csv_nul_field(m.r), -1);
+    expect_end(m.r);
+    close_mem(&m);
+}
+
 static void test_empty_fields_are_kept(void **state)
 {
     (void)state;
@@ -308,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_crlf_and_lf_both_end_records),
         cmocka_unit_test(test_quoted_commas_and_newlines_keep_line_numbers),
         cmocka_unit_test(test_doubled_quotes_are_one_quote),
+        cmocka_unit_test(test_a_nul_byte_is_told_with_its_field),
         cmocka_unit_test(test_empty_fields_are_kept),
         cmocka_unit_test(test_blank_lines_are_skipped),
         cmocka_unit_test(test_last_line_without_newline_is_read),
