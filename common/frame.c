@@ -176,7 +176,8 @@ static int frame__strings_ok(frame__walk *w, const ProtobufCMessageDescriptor *d
                              size_t len, int depth)
 {
     size_t i = 0, records = 0;
-    uint64_t key, n;
+    /* seen: the singular message fields met, by descriptor index (at most 13 in the proto) */
+    uint64_t key, n, seen = 0;
     if (depth > FRAME_DEPTH_MAX) {
         snprintf(w->why, w->whylen, "messages nested deeper than %d", FRAME_DEPTH_MAX);
         return REINT_EMALFORMED;
@@ -212,6 +213,19 @@ static int frame__strings_ok(frame__walk *w, const ProtobufCMessageDescriptor *d
                          f->name);
                 return REINT_EMALFORMED;
             }
+            /* protobuf-c keeps the last of a oneof's members sent twice (and merges another
+             * singular message): the records listed from a Batch sent before another would
+             * then name places in a batch that is not the one kept. No encoder sends one
+             * twice. */
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED) {
+                unsigned at = (unsigned)(f - d->fields);
+                if (at < 64 && (seen >> at & 1)) {
+                    snprintf(w->why, w->whylen, "%s.%s appears more than once", d->short_name,
+                             f->name);
+                    return REINT_EMALFORMED;
+                }
+                seen |= at < 64 ? (uint64_t)1 << at : 0;
+            }
             /* A record's strings are its own: a bad one refuses that record alone, and the
              * rest of its batch is stored. */
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -244,11 +258,16 @@ static int frame__record(frame__walk *w, const uint8_t *p, size_t len, int depth
     int rc = frame__strings_ok(&rw, rd, p, len, depth);
     if (rc == 0 || rw.at == NULL)
         return rc;
-    const char *member = NULL;
+    const ProtobufCFieldDescriptor *member = NULL;
     for (unsigned j = 0; j < rd->n_fields && rw.in != rd; j++)
         if (rd->fields[j].descriptor == rw.in)
-            member = rd->fields[j].name;
+            member = &rd->fields[j];
     frame_bad_records *b = w->bad;
+    if (b->n > 0 && b->v[b->n - 1].index >= index) {
+        /* Never with the check of repeated singular fields above; the search needs it. */
+        snprintf(w->why, w->whylen, "records listed out of order");
+        return REINT_EMALFORMED;
+    }
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 8;
         frame_bad_record *v = realloc(b->v, cap * sizeof(*v));
@@ -259,21 +278,25 @@ static int frame__record(frame__walk *w, const uint8_t *p, size_t len, int depth
     }
     frame_bad_record *r = &b->v[b->n++];
     r->index = index;
-    snprintf(r->field, sizeof(r->field), "%s%s%s", member ? member : "", member ? "." : "",
-             rw.at->name);
+    r->member = member;
+    r->field = rw.at;
     w->why[0] = '\0';
     return 0;
 }
 
-const char *frame_bad_record_field(const frame_bad_records *b, size_t index)
+const char *frame_bad_record_field(frame_bad_records *b, size_t index)
 {
     /* The walk lists records in their order: a search, so that a batch of many bad records
-     * costs its receiver no more than a good one. */
+     * costs its receiver no more time than a good one. */
     size_t lo = 0, hi = b != NULL ? b->n : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (b->v[mid].index == index)
-            return b->v[mid].field;
+        if (b->v[mid].index == index) {
+            const frame_bad_record *r = &b->v[mid];
+            snprintf(b->name, sizeof(b->name), "%s%s%s", r->member ? r->member->name : "",
+                     r->member ? "." : "", r->field->name);
+            return b->name;
+        }
         if (b->v[mid].index < index)
             lo = mid + 1;
         else

@@ -61,17 +61,21 @@ int frame_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
  * such a string at its NUL ("QA\0..." became "QA", which validates), so the receiver refuses
  * each of these records alone, naming the field, and stores the rest of the batch. */
 typedef struct frame_bad_record {
-    size_t index;   /* its place in Batch.records */
-    char field[48]; /* as record validation names fields: "person.destination_country" */
+    size_t index;                           /* its place in Batch.records */
+    const ProtobufCFieldDescriptor *member; /* the Record's field holding it (NULL: none), */
+    const ProtobufCFieldDescriptor *field;  /* and the string field */
 } frame_bad_record;
 
 typedef struct frame_bad_records {
-    frame_bad_record *v;
+    frame_bad_record *v; /* in the records' order */
     size_t n, cap;
+    char name[64]; /* the last name frame_bad_record_field gave */
 } frame_bad_records;
 
-/* The field of the index'th record's bad string, or NULL when its strings are good. */
-const char *frame_bad_record_field(const frame_bad_records *b, size_t index);
+/* The field of the index'th record's bad string, named as record validation names fields
+ * ("person.destination_country"; valid until the next call), or NULL when its strings are
+ * good. */
+const char *frame_bad_record_field(frame_bad_records *b, size_t index);
 void frame_bad_records_free(frame_bad_records *b);
 
 /* Unpacks one payload into an Envelope (free with reint__v1__envelope__free_unpacked).

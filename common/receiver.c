@@ -105,7 +105,7 @@ const char *receiver_peer_serial(const receiver_peer *p)
     return p->dead ? "?" : wire_peer_serial(p->w);
 }
 
-const char *receiver_peer_bad_record(const receiver_peer *p, size_t index)
+const char *receiver_peer_bad_record(receiver_peer *p, size_t index)
 {
     return p->dead ? NULL : wire_bad_record(p->w, index);
 }

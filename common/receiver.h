@@ -126,7 +126,7 @@ const char *receiver_peer_addr(const receiver_peer *p);
 const char *receiver_peer_serial(const receiver_peer *p);
 /* While a Batch is handled: the field of the index'th record's string that is not UTF-8 or
  * holds a NUL (wire_bad_record), or NULL. Such a record is refused alone. */
-const char *receiver_peer_bad_record(const receiver_peer *p, size_t index);
+const char *receiver_peer_bad_record(receiver_peer *p, size_t index);
 void *receiver_peer_data(const receiver_peer *p);
 void receiver_peer_set_data(receiver_peer *p, void *data);
 

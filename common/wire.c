@@ -200,7 +200,7 @@ const char *wire_peer_serial(const wire *w)
     return tls_conn_peer_serial(w->conn);
 }
 
-const char *wire_bad_record(const wire *w, size_t index)
+const char *wire_bad_record(wire *w, size_t index)
 {
     return frame_bad_record_field(&w->bad, index);
 }

@@ -40,8 +40,8 @@ void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message);
 void wire_close(wire *w);
 
 /* During on_envelope: the field of the bad string of the index'th record of its Batch
- * (frame_bad_records), or NULL. */
-const char *wire_bad_record(const wire *w, size_t index);
+ * (frame_bad_record_field: valid until the next call), or NULL. */
+const char *wire_bad_record(wire *w, size_t index);
 
 const char *wire_peer(const wire *w);        /* certificate identity, e.g. "municipality:10703" */
 const char *wire_peer_serial(const wire *w); /* its certificate's serial, hex */

@@ -66,6 +66,14 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
         frame_bad_records_free(&bad);
         return 0;
     }
+    /* The list names places of the batch kept, in order. */
+    for (size_t i = 0; i < bad.n; i++) {
+        fuzz__require(env->msg_case == REINT__V1__ENVELOPE__MSG_BATCH &&
+                          bad.v[i].index < env->batch->n_records,
+                      "a bad record is a record of the batch kept");
+        fuzz__require(i == 0 || bad.v[i - 1].index < bad.v[i].index,
+                      "bad records are listed in their order");
+    }
     if (env->msg_case == REINT__V1__ENVELOPE__MSG_BATCH) {
         record_error err;
         for (size_t i = 0; i < env->batch->n_records; i++) {

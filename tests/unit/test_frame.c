@@ -344,6 +344,23 @@ static void test_frame_unpack_lists_records_with_bad_strings(void **state)
     assert_null(frame_bad_record_field(&bad, 1));
     reint__v1__envelope__free_unpacked(out, NULL);
     free(b);
+    /* A Batch sent twice: protobuf-c keeps the second, so places listed from the first would
+     * name its records (a bad record at 0 of the second went unlisted, and "QA\0Ram" was
+     * stored as "QA"). A singular message twice is refused. */
+    const char *one[] = {"NP", "QQ", "IN"}, *two[] = {"QAxRam"};
+    size_t n1, n2;
+    uint8_t *b1 = pack_batch(one, 3, &n1), *b2 = pack_batch(two, 1, &n2);
+    patch(b1, n1, "QQ", 2, 1, 0xff);
+    patch(b2, n2, "QAxRam", 6, 2, 0x00);
+    uint8_t *both = malloc(n1 + n2);
+    assert_non_null(both);
+    memcpy(both, b1, n1);
+    memcpy(both + n1, b2, n2);
+    assert_int_equal(frame_unpack(both, n1 + n2, &out, &bad, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "Envelope.batch appears more than once"));
+    free(both);
+    free(b1);
+    free(b2);
     /* A bad string outside a record still refuses the whole frame. */
     b = pack_review("ok", &n);
     patch(b, n, "ok", 2, 1, 0x00);
