@@ -49,6 +49,7 @@ csv_reader *csv_open(FILE *f)
     r->rec_cap = CSV_REC_INITIAL;
     r->line = 1;
     r->rec_line = 0;
+    r->nul_field = -1;
     return r;
 fail:
     csv_close(r);

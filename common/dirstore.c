@@ -1,5 +1,6 @@
 #include "dirstore.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,36 @@ static uint8_t *dirstore__copy(sqlite3_stmt *st, int col, size_t *len)
     return p;
 }
 
+/* Whether to log that the directive serial is held with text now refused: once per serial
+ * in ten minutes, as a hub's gap report reads every directive once per municipality row. */
+static int dirstore__warn_due(uint64_t serial)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        uint64_t serial;
+        int64_t at_ms;
+    } warned[16];
+    int64_t now = (int64_t)clock_mono_ms();
+    size_t oldest = 0;
+    int due = 1;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < sizeof(warned) / sizeof(warned[0]); i++) {
+        if (warned[i].serial == serial && warned[i].at_ms > 0) {
+            due = now - warned[i].at_ms >= 10 * 60 * 1000;
+            oldest = i;
+            break;
+        }
+        if (warned[i].at_ms < warned[oldest].at_ms)
+            oldest = i;
+    }
+    if (due) {
+        warned[oldest].serial = serial;
+        warned[oldest].at_ms = now > 0 ? now : 1;
+    }
+    pthread_mutex_unlock(&mu);
+    return due;
+}
+
 Reint__V1__Directive *dirstore_decode(sqlite3_stmt *st, int col)
 {
     const uint8_t *body = sqlite3_column_blob(st, col);
@@ -229,9 +260,10 @@ Reint__V1__Directive *dirstore_decode(sqlite3_stmt *st, int col)
     char why[160];
     if (d == NULL || directive_body_check(d, body, len, why, sizeof(why)) == 0)
         return d;
-    log_warn("directive %llu is held with text the tiers now refuse (%s); it is not shown: ask "
-             "the federal office to issue it again",
-             (unsigned long long)d->serial, why);
+    if (dirstore__warn_due(d->serial))
+        log_warn("directive %llu is held with text the tiers now refuse (%s); it is not shown: "
+                 "ask the federal office to issue it again",
+                 (unsigned long long)d->serial, why);
     reint__v1__directive__free_unpacked(d, NULL);
     return NULL;
 }

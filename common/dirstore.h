@@ -40,7 +40,8 @@ int dirstore_gap_count(sqlite3 *db, int64_t *n);
  * (free with reint__v1__directive__free_unpacked). NULL when it does not decode, or when
  * directive_body_check refuses its text: a directive stored before the tiers checked it
  * where it arrives is left out, with a warning, wherever directives are shown, rather than
- * failing the page or report that shows them. */
+ * failing the page or report that shows them (the warning is given once per directive in ten
+ * minutes). */
 Reint__V1__Directive *dirstore_decode(sqlite3_stmt *st, int col);
 
 /* Loads the directives with serial above after, oldest first, at most max, as malloc'd

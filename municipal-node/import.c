@@ -242,7 +242,9 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
             if (nul >= 0) {
                 /* Its field reached here cut at the NUL ("QA\0Ram" read as "QA"). */
                 int col = (size_t)nul < p->nh ? p->map[nul] : -1;
-                field_errors_add_code(&errs, col >= 0 ? field_columns(p->kind)[col] : "",
+                char other[32];
+                snprintf(other, sizeof(other), "column %ld", nul + 1);
+                field_errors_add_code(&errs, col >= 0 ? field_columns(p->kind)[col] : other,
                                       "control_chars", NULL,
                                       "holds a NUL byte, which text never does (save the file "
                                       "as CSV UTF-8)");
@@ -453,6 +455,15 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                     rc == 0 ? "the file is empty; a header row naming the columns is expected"
                             : "the header row cannot be read");
         rc = rc == 0 || rc == REINT_ETOOLONG || rc == REINT_EQUOTE ? REINT_EINVAL : REINT_EIO;
+        goto out;
+    }
+    if (csv_nul_field(r) >= 0) {
+        if (errors_out)
+            fprintf(errors_out,
+                    "%s line %ld: column %ld of the header holds a NUL byte, which "
+                    "text never does (save the file as CSV UTF-8)\n",
+                    base, csv_line(r), csv_nul_field(r) + 1);
+        rc = REINT_EINVAL;
         goto out;
     }
     if ((rc = import__header(kind, fields, nf, map, errors_out, base, csv_line(r))) != 0)

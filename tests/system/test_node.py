@@ -615,6 +615,12 @@ def test_csv_a_nul_byte_refuses_its_row_naming_the_field(pki, workdir, procs):
     assert "line 2: destination_country holds a NUL byte" in r.stderr, r.stderr
     assert "line 3: full_name holds a NUL byte" in r.stderr, r.stderr
     assert [lid for (_, lid) in node.ids()] == [rows[2]["local_id"]]
+    # In the header, a NUL would cut a column's name ("sex\0junk" read as "sex").
+    with open(path, "wb") as f:
+        f.write(data.replace(b",sex,", b",sex\0junk,", 1))
+    r = node.import_csv("persons", path, check=False)
+    assert r.returncode != 0, r.stdout
+    assert "line 1: column 3 of the header holds a NUL byte" in r.stderr, r.stderr
 
 
 def test_ad_calendar_node_converts_nothing(pki, workdir, procs):

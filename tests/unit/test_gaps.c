@@ -2,6 +2,7 @@
  * with the rollup engine's tables: each municipality's calendar and dead letters, in the JSON
  * and in the CSV; a CSV that cannot be built is an error, never a truncated text; a read
  * error fails the report. Expected values come from the rows each test writes. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,12 +238,38 @@ static void test_gaps_leave_out_directives_with_text_now_refused(void **state)
     store_directive(f, 1, "Seed grants");
     store_directive(f, 2, "Clear \x1b[2J");
     store_directive(f, 3, "Not \xff UTF-8");
+    /* The log, to count its warnings: each report reads the directives once a row. */
+    char logpath[160];
+    snprintf(logpath, sizeof(logpath), "%s/stderr", f->dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(logpath, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
     json_t *rep = report(f, NULL);
+    json_decref(report(f, NULL));
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(fd);
+    close(saved);
     const json_t *targets = json_object_get(row_of(rep, AD_MUN), "targets");
     assert_int_equal(json_array_size(targets), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(targets, 0), "directive")),
                      1);
     json_decref(rep);
+    /* One warning for each of the two, not one a row and a report. */
+    char text[8192];
+    FILE *lf = fopen(logpath, "r");
+    assert_non_null(lf);
+    size_t got = fread(text, 1, sizeof(text) - 1, lf);
+    fclose(lf);
+    text[got] = '\0';
+    int warned[4] = {0};
+    for (const char *at = text; (at = strstr(at, "directive ")) != NULL; at++)
+        if (strncmp(at + 11, " is held with text", 18) == 0 && at[10] >= '1' && at[10] <= '3')
+            warned[at[10] - '0']++;
+    assert_int_equal(warned[1], 0);
+    assert_int_equal(warned[2], 1);
+    assert_int_equal(warned[3], 1);
 }
 
 /* The reports run on a read-only connection of their own (a worker thread's): the same
