@@ -32,6 +32,7 @@ typedef struct field__def {
     unsigned short maxlen;
     const ProtobufCEnumDescriptor *en;
     long long min, max;
+    unsigned char lines; /* F_TEXT: newlines and tabs allowed (an address) */
 } field__def;
 
 #define LOCAL_ID_MAX 64
@@ -75,7 +76,7 @@ static const field__def field__person_defs[FIELD_PERSON_N] = {
     [FIELD_PERSON_PHONE] = {F_PHONE, 0, 40, NULL, 0, 0},
     [FIELD_PERSON_CITIZENSHIP] = {F_TEXT, 0, 64, NULL, 0, 0},
     [FIELD_PERSON_WARD] = {F_INT, 0, SHORT_MAX, NULL, 1, 99},
-    [FIELD_PERSON_ADDRESS] = {F_TEXT, 0, 300, NULL, 0, 0},
+    [FIELD_PERSON_ADDRESS] = {F_TEXT, 0, 300, NULL, 0, 0, 1},
 };
 
 static const char *const field__service_cols[] = {
@@ -424,6 +425,19 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         }
         break;
     case F_TEXT:
+        /* Names reach a clerk's terminal (`municipal-node directives`, `followups`): an escape
+         * sequence or a line break there could clear it or forge a line. */
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if ((ch < 0x20 && !(d->lines && (ch == '\n' || ch == '\r' || ch == '\t'))) ||
+                ch == 0x7F) {
+                field_errors_add_code(errs, name, "control_chars", NULL,
+                                      "%s must not contain control characters%s",
+                                      field_quote(q, sizeof(q), s, n),
+                                      d->lines ? " other than line breaks and tabs" : "");
+                return;
+            }
+        }
         break;
     case F_PHONE: {
         int digits = 0;

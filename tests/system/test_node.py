@@ -623,6 +623,27 @@ def test_csv_a_nul_byte_refuses_its_row_naming_the_field(pki, workdir, procs):
     assert "line 1: column 3 of the header holds a NUL byte" in r.stderr, r.stderr
 
 
+def test_control_characters_in_names_are_refused_line_breaks_in_addresses_kept(
+        pki, workdir, procs):
+    """A name reaches a clerk's terminal (`municipal-node directives`, `followups`): one with
+    ESC [2J cleared it, and one with a line break forged an "eligible:" line (a helper that
+    attacked the demo found it). Control characters are refused in names and the other
+    one-line texts, naming the field; an address keeps its line breaks."""
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 24)
+    for field, value in (("full_name", "Ram \x1b[2J"), ("full_name", "Ram\n    eligible: X"),
+                         ("citizenship_no", "12\x07")):
+        p = person_json(cl.new_person())
+        p[field] = value
+        status, _, body = req(node, "POST", "/v1/persons", p, token)
+        assert status == 422, body
+        assert field in json.dumps(body) and "control_chars" in json.dumps(body), body
+    p = person_json(cl.new_person())
+    p["address"] = "Tole 4,\r\nward 3\tnear the school"
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 201, body
+
+
 def test_ad_calendar_node_converts_nothing(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
