@@ -31,8 +31,7 @@ typedef struct field__def {
     unsigned char required;
     unsigned short maxlen;
     const ProtobufCEnumDescriptor *en;
-    long long min, max;
-    unsigned char lines; /* F_TEXT: newlines and tabs allowed (an address) */
+    long long min, max; /* an F_INT's bounds; an F_TEXT with min 1 takes line breaks and tabs */
 } field__def;
 
 #define LOCAL_ID_MAX 64
@@ -76,7 +75,7 @@ static const field__def field__person_defs[FIELD_PERSON_N] = {
     [FIELD_PERSON_PHONE] = {F_PHONE, 0, 40, NULL, 0, 0},
     [FIELD_PERSON_CITIZENSHIP] = {F_TEXT, 0, 64, NULL, 0, 0},
     [FIELD_PERSON_WARD] = {F_INT, 0, SHORT_MAX, NULL, 1, 99},
-    [FIELD_PERSON_ADDRESS] = {F_TEXT, 0, 300, NULL, 0, 0, 1},
+    [FIELD_PERSON_ADDRESS] = {F_TEXT, 0, 300, NULL, 1, 0}, /* several lines */
 };
 
 static const char *const field__service_cols[] = {
@@ -429,12 +428,12 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
          * sequence or a line break there could clear it or forge a line. */
         for (size_t i = 0; i < n; i++) {
             unsigned char ch = (unsigned char)s[i];
-            if ((ch < 0x20 && !(d->lines && (ch == '\n' || ch == '\r' || ch == '\t'))) ||
+            if ((ch < 0x20 && !(d->min && (ch == '\n' || ch == '\r' || ch == '\t'))) ||
                 ch == 0x7F) {
                 field_errors_add_code(errs, name, "control_chars", NULL,
                                       "%s must not contain control characters%s",
                                       field_quote(q, sizeof(q), s, n),
-                                      d->lines ? " other than line breaks and tabs" : "");
+                                      d->min ? " other than line breaks and tabs" : "");
                 return;
             }
         }
