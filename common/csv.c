@@ -288,13 +288,28 @@ io_error:
     return REINT_EIO;
 }
 
+int csv_formula_guarded(const char *s)
+{
+    s += strspn(s, "'");
+    return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+}
+
+const char *csv_formula_unguard(const char *s)
+{
+    return s[0] == '\'' && csv_formula_guarded(s) ? s + 1 : s;
+}
+
 void csv_write_field(FILE *f, const char *s)
 {
-    if (strpbrk(s, ",\"\r\n") == NULL) {
+    int quoted = strpbrk(s, ",\"\r\n") != NULL;
+    if (quoted)
+        putc('"', f);
+    if (csv_formula_guarded(s))
+        putc('\'', f); /* inside the quotes, where a field's text starts */
+    if (!quoted) {
         fputs(s, f);
         return;
     }
-    putc('"', f);
     for (; *s != '\0'; s++) {
         if (*s == '"')
             putc('"', f);

@@ -37,7 +37,16 @@ long csv_line(const csv_reader *r);
 /* Bytes consumed from the input so far (for progress bars). */
 long long csv_offset(const csv_reader *r);
 
-/* Writes one field to f, quoting it when it holds a comma, quote, CR or LF. */
+/* Text a spreadsheet would run as a formula (it starts with = + - @, a tab or a CR) is
+ * written after an apostrophe, which spreadsheets take as "text follows" and do not show; so
+ * is text that starts with apostrophes before such a character, so that the reading is
+ * exact both ways. csv_formula_guarded(s) says whether s needs one; csv_formula_unguard(s)
+ * is s without the one a writer put there (s itself when there is none). */
+int csv_formula_guarded(const char *s);
+const char *csv_formula_unguard(const char *s);
+
+/* Writes one field to f: after an apostrophe when csv_formula_guarded, and quoted when it
+ * holds a comma, quote, CR or LF. */
 void csv_write_field(FILE *f, const char *s);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
+
 void sbuf_init(sbuf *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
@@ -152,9 +154,13 @@ int sbuf_json_str(sbuf *b, const char *s)
 
 int sbuf_csv_str(sbuf *b, const char *s)
 {
-    if (strpbrk(s, ",\"\r\n") == NULL)
+    int quoted = strpbrk(s, ",\"\r\n") != NULL;
+    if (quoted)
+        sbuf_add(b, "\"", 1);
+    if (csv_formula_guarded(s))
+        sbuf_add(b, "'", 1); /* inside the quotes, where a field's text starts */
+    if (!quoted)
         return sbuf_puts(b, s);
-    sbuf_add(b, "\"", 1);
     for (; *s; s++) {
         if (*s == '"')
             sbuf_add(b, "\"", 1);

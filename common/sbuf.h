@@ -30,7 +30,9 @@ int sbuf_u64(sbuf *b, uint64_t v);
 int sbuf_i64(sbuf *b, int64_t v);
 /* Appends s as a JSON string (quotes and escapes included). */
 int sbuf_json_str(sbuf *b, const char *s);
-/* Appends s as a CSV field (quoted when it holds a comma, quote or line break). */
+/* Appends the text s as a CSV field: after an apostrophe when a spreadsheet would run it as
+ * a formula (csv_formula_guarded), and quoted when it holds a comma, quote or line break.
+ * Numbers are appended as they are (a negative one is not a formula). */
 int sbuf_csv_str(sbuf *b, const char *s);
 
 /* Grows the array *p of elements of elem bytes (capacity *cap, counted in elements) to hold

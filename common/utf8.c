@@ -48,6 +48,14 @@ int utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+size_t utf8_chars(const char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but a continuation */
+    return chars;
+}
+
 size_t utf8_scrub(char *dst, size_t dstlen, const char *src)
 {
     const unsigned char *p = (const unsigned char *)src;

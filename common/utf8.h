@@ -10,6 +10,10 @@
 size_t utf8_len(const unsigned char *s, size_t n);
 /* 1 when the n bytes at s are well-formed UTF-8, else 0. */
 int utf8_valid(const char *s, size_t n);
+/* The characters (code points) in the n bytes of well-formed UTF-8 at s: what a length limit
+ * given to people counts, so that a name in Devanagari (three bytes a letter) gets as many
+ * letters as one in Latin script. */
+size_t utf8_chars(const char *s, size_t n);
 /* Copies the string src into dst (dstlen >= 1 bytes, always terminated) as one line of
  * well-formed UTF-8: each byte that starts no well-formed sequence, and each control
  * character, becomes '?', and a sequence that does not fit whole is left out. For text

@@ -17,8 +17,11 @@
 #include "geo.h"
 #include "period.h"
 #include "record.h"
+#include "utf8.h"
 
-#define FDIR_KEYVAL_MAX     40
+#define FDIR_KEYVAL_MAX 40
+/* Bytes that hold a text of max characters of UTF-8, and its NUL. */
+#define FDIR_BYTES(max)     (4 * (max) + 1)
 #define FDIR_MAX_CATEGORIES 8
 #define FDIR_VALUE_MAX      INT64_C(1000000000000)
 #define FDIR_FIRST_YEAR     2000
@@ -29,14 +32,14 @@ struct fdir_draft {
     Reint__V1__Eligibility elig;
     Reint__V1__Category cats[FDIR_MAX_CATEGORIES];
     char *rule_p[FDIR_MAX_RULES];
-    char rules[FDIR_MAX_RULES][FDIR_RULE_MAX + 1];
+    char rules[FDIR_MAX_RULES][FDIR_BYTES(FDIR_RULE_MAX)];
     Reint__V1__Target targets[FDIR_MAX_TARGETS];
     Reint__V1__Target *target_p[FDIR_MAX_TARGETS];
     char *key_p[FDIR_MAX_TARGETS][2];
     char keys[FDIR_MAX_TARGETS][2][FDIR_KEYVAL_MAX + 1];
     char periods[FDIR_MAX_TARGETS][PERIOD_MAX];
-    char title[FDIR_TITLE_MAX + 1];
-    char text[FDIR_TEXT_MAX + 1];
+    char title[FDIR_BYTES(FDIR_TITLE_MAX)];
+    char text[FDIR_BYTES(FDIR_TEXT_MAX)];
     char empty[1];
 };
 
@@ -98,7 +101,9 @@ static void fdir__only(fdir_errors *errs, json_t *o, const char *prefix, const c
     }
 }
 
-/* A required or optional string value v of 1..max bytes into out; returns 1 when set. */
+/* A required or optional string value v of 1..max characters (code points, as the OpenAPI
+ * document's maxLength counts them: a title in Devanagari gets as many letters as one in Latin
+ * script) into out, of FDIR_BYTES(max) bytes; returns 1 when set. */
 static int fdir__string_v(fdir_errors *errs, json_t *v, const char *field, size_t max, int required,
                           int allow_newlines, char *out)
 {
@@ -113,8 +118,9 @@ static int fdir__string_v(fdir_errors *errs, json_t *v, const char *field, size_
     }
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (n == 0 || n > max || strlen(s) != n) {
-        fdir__err(errs, field, "must be 1..%zu bytes of text (is %zu)", max, n);
+    size_t chars = utf8_chars(s, n); /* jansson has checked the UTF-8 */
+    if (n == 0 || chars > max || n >= FDIR_BYTES(max) || strlen(s) != n) {
+        fdir__err(errs, field, "must be 1..%zu characters of text (is %zu)", max, chars);
         return 0;
     }
     long at = directive_control_at(s, n, allow_newlines);

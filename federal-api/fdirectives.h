@@ -5,15 +5,15 @@
  * the delivery to hubs fingest.c's.
  *
  * POST body (UTF-8 JSON object; unknown fields are refused):
- *   title            string, 1..200 bytes, no control characters (required)
- *   text             string, 1..8000 bytes (required)
+ *   title            string, 1..200 characters, no control characters (required)
+ *   text             string, 1..8000 characters (required)
  *   effective_from   "YYYY-MM-DD", Gregorian, years 2000..2099 (required)
  *   expires_at       "YYYY-MM-DD", not before effective_from (optional: no expiry)
  *   eligibility      object (optional: everyone):
  *     categories       [names of the domain model: "RETURNEE", ...] (case-insensitive)
  *     min_age, max_age integers 0..120 (0: no bound); min_age <= max_age when both set
  *     registered_after "YYYY-MM-DD"
- *     priority_rules   [strings, 1..500 bytes each], at most 16
+ *     priority_rules   [strings, 1..500 characters each], at most 16
  *   targets          array, at most 64, each:
  *     indicator        a catalogue code
  *     grouping         a declared grouping ("" or absent: the total; any dimension order)

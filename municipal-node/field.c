@@ -388,17 +388,19 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
             field_errors_add_code(errs, name, "required", NULL, "is required");
         return;
     }
-    if (n > d->maxlen) {
-        char lim[16];
-        snprintf(lim, sizeof(lim), "%u", (unsigned)d->maxlen);
-        field_errors_add_code(errs, name, "too_long", lim, "%s is longer than %u characters",
-                              field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
-        return;
-    }
     if (!utf8_valid(raw, n)) {
         field_errors_add_code(errs, name, "not_utf8", NULL,
                               "%s is not valid UTF-8 text (save the file as CSV UTF-8)",
                               field_quote(q, sizeof(q), raw, n));
+        return;
+    }
+    /* Characters, as the message and the pages' maxlength count them: bytes would give a name
+     * in Devanagari (three bytes a letter) a third of the letters. */
+    if (utf8_chars(raw, n) > d->maxlen) {
+        char lim[16];
+        snprintf(lim, sizeof(lim), "%u", (unsigned)d->maxlen);
+        field_errors_add_code(errs, name, "too_long", lim, "%s is longer than %u characters",
+                              field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
         return;
     }
     if (c->used + n + 1 > c->cap) {

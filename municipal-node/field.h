@@ -122,8 +122,9 @@ enum field_availability_col {
 /* The longest value of a short field (an enumeration name, a number, a date, a flag), and so
  * of each half of an availability's "SERVICE/PROVIDER". */
 #define FIELD_SHORT_MAX 48
-/* Room for the trimmed values of one row: every column's maximum length plus its NUL. */
-#define FIELD_SCRATCH_MAX 4096
+/* Room for the trimmed values of one row: every column's maximum length in bytes (limits
+ * count characters, of up to four bytes each) plus its NUL. */
+#define FIELD_SCRATCH_MAX 8192
 
 /* "persons", "services", "enterprises", "availability", or NULL for another kind. */
 const char *field_kind_name(int kind);

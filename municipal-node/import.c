@@ -236,7 +236,8 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                         extra = 1;
                     continue;
                 }
-                raw[p->map[j]] = fields[j];
+                /* Without the apostrophe `export` puts before text a spreadsheet would run. */
+                raw[p->map[j]] = csv_formula_unguard(fields[j]);
             }
             long nul = csv_nul_field(p->r);
             if (nul >= 0) {

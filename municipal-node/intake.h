@@ -42,7 +42,7 @@
 /* What the last successful apply wrote or found (for the API's response). */
 typedef struct intake_result {
     uint8_t id[16];
-    char local_id[100]; /* as stored; "SERVICE/PROVIDER" for availability */
+    char local_id[4 * 64 + 1]; /* as stored (64 characters); "SERVICE/PROVIDER" for availability */
     uint64_t version;
     int changed; /* INTAKE_UNCHANGED / INTAKE_INSERTED / INTAKE_UPDATED */
 } intake_result;

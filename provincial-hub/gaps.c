@@ -897,10 +897,10 @@ static void gaps__csv_value(sbuf *b, const json_t *v)
         sbuf_csv_str(b, json_string_value(v));
     } else if (json_is_integer(v)) {
         snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
-        sbuf_csv_str(b, tmp);
+        sbuf_puts(b, tmp); /* a number, never a formula nor quoted */
     } else if (json_is_real(v)) {
         snprintf(tmp, sizeof(tmp), "%.4f", json_real_value(v));
-        sbuf_csv_str(b, tmp);
+        sbuf_puts(b, tmp);
     } else if (json_is_boolean(v)) {
         sbuf_csv_str(b, json_is_true(v) ? "true" : "false");
     } else if (json_is_object(v) || json_is_array(v)) {

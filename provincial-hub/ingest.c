@@ -21,6 +21,7 @@
 #include "store.h"
 #include "sweeps.h"
 #include "testhook.h"
+#include "utf8.h"
 
 enum { Q_NODE_ACK, Q_RESEND_DONE, Q_DEAD_PUT, Q_DEAD_CLEAR, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_N };
 
@@ -575,9 +576,11 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
     }
     for (size_t i = 0; i < b->n_dropped && through == b->last_seq; i++) {
         const Reint__V1__Dropped *d = b->dropped[i];
-        char reason[200];
-        snprintf(reason, sizeof(reason), "%s",
-                 d->reason && d->reason[0] ? d->reason : "too large for one frame");
+        /* Scrubbed here, not only in the refusal: snprintf would cut a character in two, and
+         * the log line would carry a node's control characters. */
+        char reason[sizeof(((receiver_refusal *)0)->reason)];
+        utf8_scrub(reason, sizeof(reason),
+                   d->reason && d->reason[0] ? d->reason : "too large for one frame");
         if (ingest__add_dead(in, item, 0, (int)d->kind, d->id.len == 16 ? d->id.data : NULL, d->seq,
                              "record", reason) != 0)
             return REINT_ENOMEM;

@@ -171,6 +171,39 @@ def test_bad_bodies_are_refused_naming_the_field(fed, change, field):
     assert field in [e["field"] for e in a["errors"]], a
 
 
+def test_text_limits_count_characters(fed, pki, postgres, workdir):  # noqa: F811
+    """The OpenAPI document's maxLength counts characters, but the title's limit of 200 was
+    counted in bytes: a title of 150 Devanagari letters was refused as "must be 1..200 bytes"
+    (a helper that attacked the demo found it). A title in Devanagari now gets its 200 letters,
+    as do the text and a priority rule, and a real hub verifies and stores what is signed."""
+    from harness import Hub
+    import sqlite3
+    body = directive_body(title="र" * 200, text="ठ" * 8000, targets=[])
+    body["eligibility"]["priority_rules"] = ["क" * 500]
+    st, a = fed.post("/v1/directives", fed.tokens["admin"], body)
+    assert st == 201, a
+    serial = a["serial"]
+    for field, over in (("title", {"title": "र" * 201}), ("text", {"text": "ठ" * 8001}),
+                        ("eligibility.priority_rules[0]",
+                         {"eligibility": {"priority_rules": ["क" * 501]}})):
+        st, a = fed.post("/v1/directives", fed.tokens["admin"], directive_body(**over))
+        assert st == 422, a
+        e = [e for e in a["errors"] if e["field"] == field]
+        assert e and "characters" in e[0]["reason"], a
+    hub = Hub(workdir, pki, 2)
+    with open(hub.config, "a") as f:
+        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
+                % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
+    hub.start()
+    try:
+        def stored():
+            with sqlite3.connect(hub.db) as db:
+                return serial in [r[0] for r in db.execute("SELECT serial FROM directives")]
+        wait_for(stored, 20, "hub 2 verifying and storing the directive")
+    finally:
+        hub.stop()
+
+
 def test_malformed_json_is_a_bad_request(fed):
     for raw in (b"{\"title\": ", b"[1, 2]", b"", b"{\"title\":\"a\",\"title\":\"b\"}"):
         st, a = fed.post("/v1/directives", fed.tokens["admin"], raw)

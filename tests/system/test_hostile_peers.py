@@ -300,6 +300,43 @@ def test_records_with_a_string_not_utf8_or_with_a_nul_are_refused_alone(pki, wor
     assert row["dead_letters"] >= 3 and "NUL" in row["dead_letters_last_reason"], row
 
 
+def test_a_node_reason_keeps_whole_characters_and_is_no_formula_in_the_csv(pki, workdir,
+                                                                         procs):
+    """A node says why it dropped a record (Dropped.reason); the gap report shows the last
+    reason. One of 300 Devanagari letters was cut at 200 bytes inside a letter, which came
+    back as "??", and one starting "=HYPERLINK(" reached the report's CSV as a formula for
+    the officer's spreadsheet (a helper that attacked the demo found both). The reason is now
+    cut between characters, and the CSV puts an apostrophe before it."""
+    hub = Hub(workdir, pki, 1)
+    token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
+                            "token", "officer"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    hub.start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    seq = c.hello(_incarnation(node)).acked_seq + 1
+    reason = '=HYPERLINK("http://x","y") ठूलो! ' + "र" * 300  # 200 bytes fall in a letter
+    env = pb.Envelope()
+    env.batch.first_seq = env.batch.last_seq = seq
+    d = env.batch.dropped.add()
+    d.seq, d.size, d.kind, d.reason = seq, 99, pb.RECORD_KIND_PERSON, reason
+    c.send(env)
+    assert c.recv().ack.acked_seq == seq
+    c.close()
+    officer = Officer(hub, pki, token)
+    shown = officer.rows()[10703]["dead_letters_last_reason"]
+    assert "?" not in shown and "\ufffd" not in shown, shown
+    assert reason.startswith(shown) and len(shown.encode()) > 150, shown
+    st, text, _ = officer.get("/v1/gaps", format="csv")
+    assert st == 200
+    import csv
+    rows = list(csv.DictReader(text.splitlines()))
+    row = [r for r in rows if r["code"] == "10703"][0]
+    assert row["dead_letters_last_reason"] == "'" + shown, row
+    assert not [v for r in rows for v in r.values() if v[:1] in ("=", "+", "@")]
+
+
 class ImpossibleHub:
     """A peer posing as the hub (it has the province's key): its HelloReply acknowledges
     sequence 2^53 + 1 or version 2^64-1."""

@@ -644,6 +644,51 @@ def test_control_characters_in_names_are_refused_line_breaks_in_addresses_kept(
     assert status == 201, body
 
 
+def test_text_limits_count_characters_and_the_export_guards_formulas(pki, workdir, procs):
+    """Two findings of a helper that attacked the demo. A limit given in characters was
+    counted in bytes: a name of 67 Devanagari letters (201 bytes) was refused as "longer than
+    200 characters". And `export` wrote text a spreadsheet runs as a formula ("=1+1", a name
+    =HYPERLINK(...)) as it was, for a clerk to open. Limits count characters; the export puts
+    an apostrophe before such text, as a spreadsheet does for text typed so, and the import
+    takes it off: the export imports back unchanged."""
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 26)
+    p = person_json(cl.new_person())
+    p["full_name"], p["address"] = "र" * 200, "ठ" * 300
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 201, body
+    p = person_json(cl.new_person())
+    p["full_name"] = "र" * 201
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 422 and "too_long" in json.dumps(body), body
+    assert "longer than 200 characters" in json.dumps(body), body
+    guarded = {"=1+1": "\'=1+1", "+9779812345678": "\'+9779812345678",
+               '=HYPERLINK("http://x","y")': '"\'=HYPERLINK(""http://x"",""y"")"',
+               "'=2": "\'\'=2", "@SUM(A1)": "\'@SUM(A1)"}
+    values = list(guarded)
+    p = person_json(cl.new_person())
+    p["local_id"], p["phone"], p["full_name"], p["citizenship_no"] = values[:4]
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 201, body
+    p = person_json(cl.new_person())
+    p["full_name"] = values[4]
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 201, body
+    out = os.path.join(workdir, "export-persons.csv")
+    node.cli("export", "--kind", "persons", out)
+    with open(out, encoding="utf-8-sig") as f:
+        text = f.read()
+    for value, written in guarded.items():
+        assert written in text, (value, written)
+    import csv
+    cells = [c for row in csv.reader(text.splitlines()) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], cells
+    assert "र" * 200 in text
+    n = len(cells) // len(PERSON_COLS) - 1
+    r = node.import_csv("persons", out)
+    assert "0 new, 0 changed, %d unchanged, 0 refused" % n in r.stdout, r.stdout + r.stderr
+
+
 def test_ad_calendar_node_converts_nothing(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)

@@ -317,6 +317,56 @@ static void test_written_fields_read_back_unchanged(void **state)
     close_mem(&m);
 }
 
+/* A spreadsheet runs a cell that starts with = + - @ (or a tab or CR) as a formula: the writer
+ * puts an apostrophe before it, and the reader's caller takes exactly that one off again. */
+static void test_formula_like_text_is_written_after_an_apostrophe_and_read_back(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "=1+1",
+        "+9779812345678",
+        "-x",
+        "@SUM(A1)",
+        "=HYPERLINK(\"http://x\",\"y\")",
+        "'=1",
+        "''+2",
+        "'plain",
+        "it's",
+        "a=b",
+        "",
+        "\tx",
+    };
+    static const char *const written =
+        "'=1+1,'+9779812345678,'-x,'@SUM(A1),\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","
+        "''=1,'''+2,'plain,it's,a=b,,'\tx\n";
+    const size_t nv = sizeof(values) / sizeof(values[0]);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *w = open_memstream(&buf, &len);
+    assert_non_null(w);
+    for (size_t i = 0; i < nv; i++) {
+        if (i > 0)
+            putc(',', w);
+        csv_write_field(w, values[i]);
+    }
+    putc('\n', w);
+    fclose(w);
+    assert_string_equal(buf, written);
+    mem_csv m = open_mem(buf, len);
+    free(buf);
+    char **fields;
+    size_t n;
+    assert_int_equal(csv_next(m.r, &fields, &n), 1);
+    assert_int_equal(n, nv);
+    for (size_t i = 0; i < nv; i++)
+        assert_string_equal(csv_formula_unguard(fields[i]), values[i]);
+    expect_end(m.r);
+    close_mem(&m);
+    /* Text a writer never guarded keeps its apostrophe. */
+    assert_string_equal(csv_formula_unguard("'plain"), "'plain");
+    assert_string_equal(csv_formula_unguard("'"), "'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_unterminated_quote_at_end_is_an_error),
         cmocka_unit_test(test_offset_counts_bytes_consumed),
         cmocka_unit_test(test_written_fields_read_back_unchanged),
+        cmocka_unit_test(test_formula_like_text_is_written_after_an_apostrophe_and_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -971,7 +971,7 @@ static void test_export_refuses_a_stored_row_it_cannot_read(void **state)
     field_errors e;
     sqlite3_stmt *st = NULL;
     localrow_buf row;
-    static char big[5000];
+    static char big[FIELD_SCRATCH_MAX + 1];
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, PERSON("P-1"), NULL), 0);
     memset(big, 'x', sizeof(big));
     localrow_init(&row);

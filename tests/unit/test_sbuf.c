@@ -1,5 +1,5 @@
 /* The growable buffer (common/sbuf.c): decimal appends equal to printf's, a buffer that fails
- * at its maximum stays failed. */
+ * at its maximum stays failed, CSV text that a spreadsheet would run is guarded. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,11 +55,31 @@ static void test_sbuf_decimal_append_past_max_fails_the_buffer(void **state)
     sbuf_free(&a);
 }
 
+/* Text a spreadsheet would run (the hub's gap report quotes a node's reason) gets an
+ * apostrophe before it, after which it is quoted as any field. */
+static void test_sbuf_csv_text_like_a_formula_gets_an_apostrophe(void **state)
+{
+    (void)state;
+    sbuf a;
+    sbuf_init(&a, 1 << 10);
+    static const char *const in[] = {
+        "=HYPERLINK(\"http://x\")", "-1", "+977", "@a", "a=b", "Doha, Qatar", "'x"};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        sbuf_csv_str(&a, in[i]);
+        sbuf_add(&a, ";", 1);
+    }
+    assert_false(a.failed);
+    assert_string_equal(a.p, "\"'=HYPERLINK(\"\"http://x\"\")\";'-1;'+977;'@a;a=b;"
+                             "\"Doha, Qatar\";'x;");
+    sbuf_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sbuf_decimal_appends_equal_printf),
         cmocka_unit_test(test_sbuf_decimal_append_past_max_fails_the_buffer),
+        cmocka_unit_test(test_sbuf_csv_text_like_a_formula_gets_an_apostrophe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

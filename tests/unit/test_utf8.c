@@ -1,4 +1,5 @@
-/* Tests for common/utf8: utf8_scrub, which makes text quoting a peer's bytes one line of
+/* Tests for common/utf8: utf8_chars, which length limits given to people count, and
+ * utf8_scrub, which makes text quoting a peer's bytes one line of
  * well-formed UTF-8 before it goes into a protobuf string, a log line or a JSON answer. The
  * expected outputs are written out here byte by byte. */
 #include <setjmp.h>
@@ -62,6 +63,16 @@ static void test_a_sequence_that_does_not_fit_is_left_out(void **state)
     scrubs("abc", 1, "");
 }
 
+static void test_characters_are_counted_not_bytes(void **state)
+{
+    (void)state;
+    /* "र" is three bytes, "é" two, U+1F600 four: each is one character. */
+    assert_int_equal(utf8_chars("", 0), 0);
+    assert_int_equal(utf8_chars("abc", 3), 3);
+    assert_int_equal(utf8_chars("\xe0\xa4\xb0\xe0\xa4\xb0", 6), 2);
+    assert_int_equal(utf8_chars("a\xc3\xa9\xf0\x9f\x98\x80z", 8), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -69,6 +80,7 @@ int main(void)
         cmocka_unit_test(test_bytes_that_start_no_sequence_become_question_marks),
         cmocka_unit_test(test_control_characters_become_question_marks),
         cmocka_unit_test(test_a_sequence_that_does_not_fit_is_left_out),
+        cmocka_unit_test(test_characters_are_counted_not_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
