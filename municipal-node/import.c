@@ -229,11 +229,11 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
             break;
         } else {
             const char *raw[FIELD_MAX] = {0};
-            int extra = 0;
+            size_t extra = 0; /* 1 + the first column with a value the header names not */
             for (size_t j = 0; j < nf; j++) {
                 if (j >= p->nh || p->map[j] < 0) {
-                    if (fields[j][0] != '\0')
-                        extra = 1;
+                    if (fields[j][0] != '\0' && extra == 0)
+                        extra = j + 1;
                     continue;
                 }
                 /* Without the apostrophe `export` puts before text a spreadsheet would run. */
@@ -249,6 +249,13 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                                       "control_chars", NULL,
                                       "holds a NUL byte, which text never does (save the file "
                                       "as CSV UTF-8)");
+                sl->refused = 1;
+            } else if (extra && extra <= p->nh) {
+                /* The header's last name is blank (a trailing comma); the counts are equal. */
+                field_errors_add(&errs, "",
+                                 "column %zu holds a value, but the header names no "
+                                 "column there",
+                                 extra);
                 sl->refused = 1;
             } else if (extra || nf < p->nh) {
                 field_errors_add(&errs, "", "the row has %zu fields, the header has %zu", nf,

@@ -734,12 +734,23 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL) {
         /* A comment that is not UTF-8 is a refused field, not a malformed request. */
-        if (json_error_code(&je) == json_error_invalid_utf8)
+        enum json_error_code code = json_error_code(&je);
+        if (code == json_error_invalid_utf8) {
             officers__error(j, 422, "comment is not valid UTF-8");
-        else
+        } else if (code == json_error_duplicate_key) {
+            /* jansson's text does not name the key; its position does. */
+            snprintf(why, sizeof(why),
+                     "the body gives a field twice (the second ends at character %d): each of "
+                     "decision, comment and seen_version is given once",
+                     je.position);
+            officers__error(j, 422, why);
+        } else if (code == json_error_null_character) {
+            officers__error(j, 422, "a string of the body holds a NUL character (\\u0000)");
+        } else {
             officers__error(j, 400,
                             "the body is not JSON: {\"decision\": \"approve\" | "
                             "\"return\", \"comment\": \"...\", \"seen_version\": N}");
+        }
         return -1;
     }
     int rc = -1;
@@ -792,7 +803,7 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
         officers__error(j, 422, strlen(cs) != clen ? "comment holds a NUL character" : why);
         goto out;
     }
-    if (!*approve && clen == 0) {
+    if (!*approve && strspn(cs, " \t\r\n") == clen) {
         officers__error(j, 422, "a month is returned with a comment saying what to correct");
         goto out;
     }

@@ -689,6 +689,28 @@ def test_text_limits_count_characters_and_the_export_guards_formulas(pki, workdi
     assert "0 new, 0 changed, %d unchanged, 0 refused" % n in r.stdout, r.stdout + r.stderr
 
 
+def test_a_value_under_a_blank_header_column_is_named(pki, workdir, procs):
+    """A header ending in a comma names no last column; a row with a value there was refused
+    as "the row has 19 fields, the header has 19" (a helper that attacked the demo found it).
+    The message now says which column holds the value."""
+    node = Node(workdir, pki, 10703, Hub(workdir, pki, 1))
+    cl = Caseload(10703, 27)
+    rows = [cl.new_person() for _ in range(2)]
+    path = os.path.join(workdir, "persons.csv")
+    nodegen.write_rows(path, PERSON_COLS, rows)
+    with open(path, encoding="utf-8-sig") as f:
+        lines = f.read().splitlines()
+    lines[0] += ","
+    lines[1] += ",stray"
+    lines[2] += ","
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\r\n".join(lines) + "\r\n")
+    r = node.import_csv("persons", path, check=False)
+    assert "2 rows: 1 new, 0 changed, 0 unchanged, 1 refused" in r.stdout, r.stdout + r.stderr
+    assert "line 2: column %d holds a value, but the header names no column there" % (
+        len(PERSON_COLS) + 1) in r.stderr, r.stderr
+
+
 def test_ad_calendar_node_converts_nothing(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
