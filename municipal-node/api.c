@@ -184,10 +184,17 @@ static int api__apply(intake *in, int kind, const char *body, size_t len, const 
             v = nums[nnum++];
         } else if (json_is_real(val)) {
             double d = json_real_value(val);
-            if (d == floor(d) && fabs(d) < 1e15)
+            if (d == floor(d) && fabs(d) < 1e15) {
                 snprintf(nums[nnum], sizeof(nums[nnum]), "%.0f", d);
-            else
-                snprintf(nums[nnum], sizeof(nums[nnum]), "%.17g", d);
+            } else {
+                /* The shortest text that reads back as d, so that an error quotes the value as
+                 * sent: 100000000000.4, not 100000000000.39999. */
+                for (int prec = 15; prec <= 17; prec++) {
+                    snprintf(nums[nnum], sizeof(nums[nnum]), "%.*g", prec, d);
+                    if (strtod(nums[nnum], NULL) == d)
+                        break;
+                }
+            }
             v = nums[nnum++];
         } else if (json_is_true(val)) {
             v = "true";

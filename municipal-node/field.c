@@ -159,8 +159,33 @@ static const field__kind *field__kind_get(int kind)
 
 /* ---- text ------------------------------------------------------------------------------- */
 
-/* Copies at most max bytes of s into out as printable, valid UTF-8 (control characters
- * and invalid bytes become '?'), adding "..." when cut. */
+/* The code point of the well-formed sequence of l bytes at p. */
+static long field__cp(const unsigned char *p, size_t l)
+{
+    switch (l) {
+    case 1:
+        return p[0];
+    case 2:
+        return ((long)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+    case 3:
+        return ((long)(p[0] & 0x0F) << 12) | ((long)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    default:
+        return ((long)(p[0] & 0x07) << 18) | ((long)(p[1] & 0x3F) << 12) |
+               ((long)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+    }
+}
+
+/* A control character (C0, DEL, C1), a mark that reorders what is shown around it
+ * (bidirectional embeddings, overrides, isolates) or a line or paragraph separator: what no
+ * text should take to a terminal or a page. */
+static int field__unsafe(long cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* Copies at most max bytes of s into out as printable, valid UTF-8 (invalid bytes and each
+ * character field__unsafe names become '?'), adding "..." when cut. */
 static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -169,9 +194,9 @@ static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, s
         return;
     while (i < n && i < max && o + 5 < outlen) {
         size_t l = utf8_len(p + i, n - i);
-        if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
+        if (l == 0 || field__unsafe(field__cp(p + i, l))) {
             out[o++] = '?';
-            i++;
+            i += l ? l : 1;
             continue;
         }
         if (i + l > max || o + l + 4 >= outlen)
@@ -367,6 +392,39 @@ static void field__row_encode(localrow_buf *row, const field__kind *k, const fie
 
 /* ---- field checks ----------------------------------------------------------------------- */
 
+/* The first character of s (n bytes of well-formed UTF-8) that a text field refuses, as its
+ * code point with its place in *at (counted in characters), or -1.
+ * - Control characters, C0, DEL and C1: names reach a clerk's terminal (`municipal-node
+ *   directives`, `followups`), where ESC [2J clears it, a line break forges a line and U+009B
+ *   is a CSI to some terminals. An address (lines) keeps line breaks and tabs.
+ * - Marks that reorder what is shown (bidirectional embeddings, overrides, isolates) and the
+ *   line and paragraph separators, in any text.
+ * - In an id (id), which people tell apart by eye, every character that shows nothing as
+ *   well: spaces other than U+0020, zero-width ones, U+00AD and the BOM, so that no two ids
+ *   look the same. A name keeps the zero-width (non-)joiners that Devanagari needs. */
+static long field__refused_char(const char *s, size_t n, int id, int lines, size_t *at)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    *at = 0;
+    for (size_t i = 0; i < n; (*at)++) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l == 0)
+            return p[i]; /* not reached: the caller has checked the UTF-8 */
+        long cp = field__cp(p + i, l);
+        i += l;
+        if (cp < 0x20 && lines && (cp == '\n' || cp == '\r' || cp == '\t'))
+            continue;
+        if (field__unsafe(cp))
+            return cp;
+        if (id && (cp == 0xA0 || cp == 0xAD || cp == 0x034F || cp == 0x115F || cp == 0x1160 ||
+                   cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) || cp == 0x202F ||
+                   (cp >= 0x205F && cp <= 0x2065) || cp == 0x3000 || cp == 0x3164 || cp == 0xFEFF ||
+                   cp == 0xFFA0 || (cp >= 0xFFF9 && cp <= 0xFFFB)))
+            return cp;
+    }
+    return -1;
+}
+
 /* Checks one raw value against its definition; errors go to errs. */
 static void field__check(field_scan *c, const char *name, const field__def *d, const char *raw,
                          field_value *v, field_errors *errs)
@@ -416,30 +474,22 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
 
     switch (d->type) {
     case F_ID:
-        for (size_t i = 0; i < n; i++) {
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) {
-                field_errors_add_code(errs, name, "control_chars", NULL,
-                                      "%s must not contain control characters",
-                                      field_quote(q, sizeof(q), s, n));
-                return;
-            }
-        }
-        break;
-    case F_TEXT:
-        /* Names reach a clerk's terminal (`municipal-node directives`, `followups`): an escape
-         * sequence or a line break there could clear it or forge a line. */
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)s[i];
-            if ((ch < 0x20 && !(d->min && (ch == '\n' || ch == '\r' || ch == '\t'))) ||
-                ch == 0x7F) {
-                field_errors_add_code(errs, name, "control_chars", NULL,
-                                      "%s must not contain control characters%s",
-                                      field_quote(q, sizeof(q), s, n),
-                                      d->min ? " other than line breaks and tabs" : "");
-                return;
-            }
-        }
-        break;
+    case F_TEXT: {
+        size_t at = 0;
+        long cp = field__refused_char(s, n, d->type == F_ID, d->min != 0, &at);
+        if (cp < 0)
+            break;
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            field_errors_add_code(
+                errs, name, "control_chars", NULL, "%s must not contain control characters%s",
+                field_quote(q, sizeof(q), s, n), d->min ? " other than line breaks and tabs" : "");
+        else
+            field_errors_add_code(errs, name, "invisible_chars", NULL,
+                                  "%s holds U+%04lX at character %zu, which is not seen or "
+                                  "reorders the text around it",
+                                  field_quote(q, sizeof(q), s, n), (unsigned long)cp, at + 1);
+        return;
+    }
     case F_PHONE: {
         int digits = 0;
         for (size_t i = 0; i < n; i++) {

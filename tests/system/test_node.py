@@ -644,6 +644,40 @@ def test_control_characters_in_names_are_refused_line_breaks_in_addresses_kept(
     assert status == 201, body
 
 
+def test_ids_refuse_invisible_characters_and_texts_refuse_reordering_marks(pki, workdir,
+                                                                          procs):
+    """Ids that look the same must be the same: "X-1" with a BOM or a no-break space in it
+    was stored beside "X-1" (a helper that attacked the demo found it). An id now refuses
+    every character that shows nothing, and any text refuses C1 controls (U+009B is a CSI to
+    some terminals) and the marks that reorder what is shown (U+202E), naming the field and
+    the code point; the message does not carry the mark. A name keeps the zero-width joiner
+    Devanagari uses, and a JSON number is quoted as it was sent."""
+    hub, node, token = serving(workdir, pki, procs)
+    cl = Caseload(10703, 28)
+    for field, value, code, cp in (("local_id", "X-1\ufeff", "invisible_chars", "U+FEFF"),
+                                   ("local_id", "X\u00a01", "invisible_chars", "U+00A0"),
+                                   ("local_id", "X\u200b1", "invisible_chars", "U+200B"),
+                                   ("full_name", "Ram \u202eabc", "invisible_chars", "U+202E"),
+                                   ("citizenship_no", "12\u2066", "invisible_chars", "U+2066"),
+                                   ("full_name", "Ram \u009b2J", "control_chars", None)):
+        p = person_json(cl.new_person())
+        p[field] = value
+        status, _, body = req(node, "POST", "/v1/persons", p, token)
+        assert status == 422, (value, body)
+        errs = [e for e in body["errors"] if e["field"] == field]
+        assert errs and errs[0]["code"] == code, (value, body)
+        assert cp is None or cp in errs[0]["reason"], (value, body)
+        assert "\u202e" not in errs[0]["reason"] and "\u009b" not in errs[0]["reason"], body
+    p = person_json(cl.new_person())
+    p["full_name"] = "लक्\u200dष्मी \u00a0Gurung"
+    status, _, body = req(node, "POST", "/v1/persons", p, token)
+    assert status == 201, body
+    s = {"local_id": "S-1", "person_local_id": p["local_id"], "service": "SEED_FUNDING",
+         "status": "DELIVERED", "date": p["registered_on"], "amount_npr": 100000000000.4}
+    status, _, body = req(node, "POST", "/v1/services", s, token)
+    assert status == 422 and '"100000000000.4"' in body["errors"][0]["reason"], body
+
+
 def test_text_limits_count_characters_and_the_export_guards_formulas(pki, workdir, procs):
     """Two findings of a helper that attacked the demo. A limit given in characters was
     counted in bytes: a name of 67 Devanagari letters (201 bytes) was refused as "longer than
