@@ -1,6 +1,7 @@
 #include "directive.h"
 
 #include "frame.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,12 +158,7 @@ void directive_signed_free(Reint__V1__SignedDirective *sd)
 
 long directive_control_at(const char *s, size_t n, int newlines)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
-            return (long)i;
-    }
-    return -1;
+    return utf8_unsafe_at(s, n, newlines ? "\n\t" : "");
 }
 
 /* A signed directive is checked again where it arrives, so that a key's holder cannot send
@@ -180,12 +176,14 @@ int directive_body_check(const Reint__V1__Directive *d, const uint8_t *body, siz
     if (frame_check_strings(&reint__v1__directive__descriptor, body, len, why, whylen) != 0)
         return REINT_EMALFORMED;
     if (!directive__text_ok(d->title, 0))
-        bad = "Directive.title holds a control character";
+        bad = "Directive.title holds a control character or a mark that reorders text";
     else if (!directive__text_ok(d->text, 1))
-        bad = "Directive.text holds a control character other than a newline or a tab";
+        bad = "Directive.text holds a control character other than a newline or a tab, or a mark "
+              "that reorders text";
     for (size_t i = 0; bad == NULL && d->eligibility && i < d->eligibility->n_priority_rules; i++)
         if (!directive__text_ok(d->eligibility->priority_rules[i], 0))
-            bad = "Eligibility.priority_rules holds a control character";
+            bad =
+                "Eligibility.priority_rules holds a control character or a mark that reorders text";
     if (bad == NULL)
         return 0;
     snprintf(why, whylen, "%s", bad);

@@ -32,9 +32,9 @@ int directive_sign(const Reint__V1__Directive *d, const char *key_id, const char
 void directive_signed_free(Reint__V1__SignedDirective *sd);
 
 /* The text rule of a directive's strings (the federal tier's POST /v1/directives, and
- * directive_verify where a signed one arrives): no control character, but for newlines and
- * tabs where newlines is non-zero. Returns the first offending byte's offset in the n bytes at
- * s, or -1. */
+ * directive_verify where a signed one arrives): no character utf8_unsafe names (controls,
+ * marks that reorder text), but for newlines and tabs where newlines is non-zero. Returns the
+ * first offending byte's offset in the n bytes at s, or -1. */
 long directive_control_at(const char *s, size_t n, int newlines);
 
 /* Whether the Directive d, decoded from the len bytes at body, holds only what the federal

@@ -38,8 +38,8 @@ int review_period(int bs, int32_t ym, char *out, size_t outlen);
 int review_parse_month(const char *period, int *bs, int32_t *ym);
 
 /* Whether text (len bytes) is an acceptable comment: at most REVIEW_COMMENT_MAX bytes of
- * well-formed UTF-8 without NUL or control characters other than tab and line breaks. Returns
- * 0, or REINT_ETOOBIG / REINT_EINVAL with why set. */
+ * well-formed UTF-8 without NUL or any character utf8_unsafe names but tab and line breaks.
+ * Returns 0, or REINT_ETOOBIG / REINT_EINVAL with why set. */
 int review_comment_ok(const char *text, size_t len, char *why, size_t whylen);
 
 /* Checks a received change: municipality a local level code (its province is the caller's

@@ -56,17 +56,87 @@ size_t utf8_chars(const char *s, size_t n)
     return chars;
 }
 
+unsigned long utf8_decode(const unsigned char *s, size_t l)
+{
+    switch (l) {
+    case 1:
+        return s[0];
+    case 2:
+        return ((unsigned long)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    case 3:
+        return ((unsigned long)(s[0] & 0x0F) << 12) | ((unsigned long)(s[1] & 0x3F) << 6) |
+               (s[2] & 0x3F);
+    default:
+        return ((unsigned long)(s[0] & 0x07) << 18) | ((unsigned long)(s[1] & 0x3F) << 12) |
+               ((unsigned long)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    }
+}
+
+int utf8_unsafe(unsigned long cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+int utf8_invisible(unsigned long cp)
+{
+    /* Unicode's White_Space and Default_Ignorable_Code_Point, less U+0020 and the C0 and C1
+     * controls (utf8_unsafe's), plus the blank fillers (Hangul, Braille) shown as nothing. */
+    static const unsigned long ranges[][2] = {
+        {0x00A0, 0x00A0},   {0x00AD, 0x00AD}, {0x034F, 0x034F},   {0x061C, 0x061C},
+        {0x115F, 0x1160},   {0x1680, 0x1680}, {0x17B4, 0x17B5},   {0x180B, 0x180F},
+        {0x2000, 0x200F},   {0x2028, 0x202F}, {0x205F, 0x206F},   {0x2800, 0x2800},
+        {0x3000, 0x3000},   {0x3164, 0x3164}, {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},
+        {0xFFA0, 0xFFA0},   {0xFFF0, 0xFFFB}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
+        {0xE0000, 0xE0FFF},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+long utf8_unsafe_at(const char *s, size_t n, const char *allowed)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l == 0)
+            return (long)i;
+        unsigned long cp = utf8_decode(p + i, l);
+        if (utf8_unsafe(cp) && !(cp < 0x20 && cp != 0 && allowed && strchr(allowed, (int)cp)))
+            return (long)i;
+        i += l;
+    }
+    return -1;
+}
+
+int utf8_blank(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(p + i, n - i);
+        if (l == 0)
+            return 0;
+        unsigned long cp = utf8_decode(p + i, l);
+        if (!(cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || utf8_invisible(cp)))
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
 size_t utf8_scrub(char *dst, size_t dstlen, const char *src)
 {
     const unsigned char *p = (const unsigned char *)src;
     size_t n = strlen(src), o = 0;
     for (size_t i = 0; i < n;) {
         size_t l = utf8_len(p + i, n - i);
-        if (l == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+        if (l == 0 || utf8_unsafe(utf8_decode(p + i, l))) {
             if (o + 1 >= dstlen)
                 break;
             dst[o++] = '?';
-            i++;
+            i += l ? l : 1;
             continue;
         }
         if (o + l >= dstlen)

@@ -125,7 +125,12 @@ static int fdir__string_v(fdir_errors *errs, json_t *v, const char *field, size_
     }
     long at = directive_control_at(s, n, allow_newlines);
     if (at >= 0) {
-        fdir__err(errs, field, "holds a control character at byte %ld", at);
+        fdir__err(errs, field, "holds a control character or a mark that reorders text at byte %ld",
+                  at);
+        return 0;
+    }
+    if (utf8_blank(s, n)) {
+        fdir__err(errs, field, "holds no visible character");
         return 0;
     }
     memcpy(out, s, n + 1);

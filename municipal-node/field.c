@@ -159,33 +159,8 @@ static const field__kind *field__kind_get(int kind)
 
 /* ---- text ------------------------------------------------------------------------------- */
 
-/* The code point of the well-formed sequence of l bytes at p. */
-static long field__cp(const unsigned char *p, size_t l)
-{
-    switch (l) {
-    case 1:
-        return p[0];
-    case 2:
-        return ((long)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-    case 3:
-        return ((long)(p[0] & 0x0F) << 12) | ((long)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    default:
-        return ((long)(p[0] & 0x07) << 18) | ((long)(p[1] & 0x3F) << 12) |
-               ((long)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-    }
-}
-
-/* A control character (C0, DEL, C1), a mark that reorders what is shown around it
- * (bidirectional embeddings, overrides, isolates) or a line or paragraph separator: what no
- * text should take to a terminal or a page. */
-static int field__unsafe(long cp)
-{
-    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
-           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
-}
-
 /* Copies at most max bytes of s into out as printable, valid UTF-8 (invalid bytes and each
- * character field__unsafe names become '?'), adding "..." when cut. */
+ * character utf8_unsafe or utf8_invisible names become '?'), adding "..." when cut. */
 static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -194,7 +169,8 @@ static void field__sanitize(char *out, size_t outlen, const char *s, size_t n, s
         return;
     while (i < n && i < max && o + 5 < outlen) {
         size_t l = utf8_len(p + i, n - i);
-        if (l == 0 || field__unsafe(field__cp(p + i, l))) {
+        unsigned long cp = l ? utf8_decode(p + i, l) : 0;
+        if (l == 0 || utf8_unsafe(cp) || utf8_invisible(cp)) {
             out[o++] = '?';
             i += l ? l : 1;
             continue;
@@ -394,14 +370,12 @@ static void field__row_encode(localrow_buf *row, const field__kind *k, const fie
 
 /* The first character of s (n bytes of well-formed UTF-8) that a text field refuses, as its
  * code point with its place in *at (counted in characters), or -1.
- * - Control characters, C0, DEL and C1: names reach a clerk's terminal (`municipal-node
- *   directives`, `followups`), where ESC [2J clears it, a line break forges a line and U+009B
- *   is a CSI to some terminals. An address (lines) keeps line breaks and tabs.
- * - Marks that reorder what is shown (bidirectional embeddings, overrides, isolates) and the
- *   line and paragraph separators, in any text.
- * - In an id (id), which people tell apart by eye, every character that shows nothing as
- *   well: spaces other than U+0020, zero-width ones, U+00AD and the BOM, so that no two ids
- *   look the same. A name keeps the zero-width (non-)joiners that Devanagari needs. */
+ * - What utf8_unsafe names, in any text: names reach a clerk's terminal (`municipal-node
+ *   directives`, `followups`), where ESC [2J clears it, a line break forges a line, U+009B
+ *   is a CSI to some terminals and U+202E turns the rest of a line around. An address
+ *   (lines) keeps line breaks and tabs.
+ * - In an id (id), which people tell apart by eye, also what utf8_invisible names, so that no
+ *   two ids look the same. A name keeps the zero-width (non-)joiners Devanagari writes with. */
 static long field__refused_char(const char *s, size_t n, int id, int lines, size_t *at)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -410,17 +384,12 @@ static long field__refused_char(const char *s, size_t n, int id, int lines, size
         size_t l = utf8_len(p + i, n - i);
         if (l == 0)
             return p[i]; /* not reached: the caller has checked the UTF-8 */
-        long cp = field__cp(p + i, l);
+        unsigned long cp = utf8_decode(p + i, l);
         i += l;
         if (cp < 0x20 && lines && (cp == '\n' || cp == '\r' || cp == '\t'))
             continue;
-        if (field__unsafe(cp))
-            return cp;
-        if (id && (cp == 0xA0 || cp == 0xAD || cp == 0x034F || cp == 0x115F || cp == 0x1160 ||
-                   cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) || cp == 0x202F ||
-                   (cp >= 0x205F && cp <= 0x2065) || cp == 0x3000 || cp == 0x3164 || cp == 0xFEFF ||
-                   cp == 0xFFA0 || (cp >= 0xFFF9 && cp <= 0xFFFB)))
-            return cp;
+        if (utf8_unsafe(cp) || (id && utf8_invisible(cp)))
+            return (long)cp;
     }
     return -1;
 }

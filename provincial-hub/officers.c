@@ -29,6 +29,7 @@
 #include "sweeps.h"
 #include "testhook.h"
 #include "tokens.h"
+#include "utf8.h"
 
 /* Lanes of work in the thread pool: libuv's pool has 4 threads, shared with file system
  * calls, so the reports take at most two of them. */
@@ -803,7 +804,7 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
         officers__error(j, 422, strlen(cs) != clen ? "comment holds a NUL character" : why);
         goto out;
     }
-    if (!*approve && strspn(cs, " \t\r\n") == clen) {
+    if (!*approve && utf8_blank(cs, clen)) {
         officers__error(j, 422, "a month is returned with a comment saying what to correct");
         goto out;
     }

@@ -388,9 +388,14 @@ def test_refused_decisions_leave_the_month_as_it_was(chain):
         (422, c.reviewer, DHANKUTA, "return", seen, None,
          b'{"decision":"return","seen_version":' + str(seen).encode() +
          b',"comment":"a\\u0000b"}'),
+        # a blank of other spaces and marks; a C1 control and a mark that reorders text, which
+        # the node's clerk would see in `months` (the next attack found both accepted)
+        (422, c.reviewer, DHANKUTA, "return", seen, "\u00a0\u3000\u200b\ufeff", None),
+        (422, c.reviewer, DHANKUTA, "return", seen, "fix \u009b2J the \u202eseed list", None),
     ]
     says = {6: "with a comment saying what to correct", 7: "gives a field twice",
-            8: "NUL character"}
+            8: "NUL character", 9: "with a comment saying what to correct",
+            10: "a mark that reorders text"}
     for i, (status, token, mun, decision, version, comment, raw) in enumerate(cases):
         if raw is not None:
             st, body = c.api.call("POST", "/v1/reviews/%d/%s" % (mun, period), token, raw=raw)

@@ -116,6 +116,12 @@ def test_publishing_is_for_admins_only(fed):
 @pytest.mark.parametrize("change, field", [
     ({"title": None}, "title"),
     ({"title": ""}, "title"),
+    # shown raw by `municipal-node directives`: a mark that turns the line around, a C1
+    # control, and titles of spaces and invisible characters (an attack found them accepted)
+    ({"title": "Turned \u202e around"}, "title"),
+    ({"text": "a \u009b2J b"}, "text"),
+    ({"title": "\u3000\u200b"}, "title"),
+    ({"text": " \u00a0\n"}, "text"),
     ({"text": 5}, "text"),
     ({"effective_from": "2026-13-01"}, "effective_from"),
     ({"effective_from": "16/07/2026"}, "effective_from"),

@@ -306,7 +306,8 @@ def test_a_node_reason_keeps_whole_characters_and_is_no_formula_in_the_csv(pki, 
     reason. One of 300 Devanagari letters was cut at 200 bytes inside a letter, which came
     back as "??", and one starting "=HYPERLINK(" reached the report's CSV as a formula for
     the officer's spreadsheet (a helper that attacked the demo found both). The reason is now
-    cut between characters, and the CSV puts an apostrophe before it."""
+    cut between characters, and the CSV puts an apostrophe before it; controls and marks that
+    reorder text become "?"."""
     hub = Hub(workdir, pki, 1)
     token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
                             "token", "officer"], capture_output=True, text=True,
@@ -335,6 +336,18 @@ def test_a_node_reason_keeps_whole_characters_and_is_no_formula_in_the_csv(pki, 
     row = [r for r in rows if r["code"] == "10703"][0]
     assert row["dead_letters_last_reason"] == "'" + shown, row
     assert not [v for r in rows for v in r.values() if v[:1] in ("=", "+", "@")]
+    # A C1 control (U+009B, a CSI to some terminals) and a mark that turns the text around
+    # (U+202E) become "?", as the C0 controls do (the next attack found them shown as sent).
+    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    seq = c.hello(_incarnation(node)).acked_seq + 1
+    env = pb.Envelope()
+    env.batch.first_seq = env.batch.last_seq = seq
+    d = env.batch.dropped.add()
+    d.seq, d.size, d.kind, d.reason = seq, 99, pb.RECORD_KIND_PERSON, "a\u009b2J \u202ecba"
+    c.send(env)
+    assert c.recv().ack.acked_seq == seq
+    c.close()
+    assert officer.rows()[10703]["dead_letters_last_reason"] == "a?2J ?cba"
 
 
 class ImpossibleHub:

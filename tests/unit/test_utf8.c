@@ -48,6 +48,14 @@ static void test_bytes_that_start_no_sequence_become_question_marks(void **state
            64, "??z");
 }
 
+static void test_c1_controls_and_reordering_marks_become_question_marks(void **state)
+{
+    (void)state;
+    scrubs("a\xc2\x9b"
+           "2J\xe2\x80\xaez",
+           64, "a?2J?z");
+}
+
 static void test_control_characters_become_question_marks(void **state)
 {
     (void)state;
@@ -73,14 +81,56 @@ static void test_characters_are_counted_not_bytes(void **state)
     assert_int_equal(utf8_chars("a\xc3\xa9\xf0\x9f\x98\x80z", 8), 4);
 }
 
+static void test_controls_and_reordering_marks_are_found(void **state)
+{
+    (void)state;
+    assert_int_equal(utf8_unsafe_at("plain \xe0\xa4\xb0", 9, ""), -1);
+    assert_int_equal(utf8_unsafe_at("a\tb", 3, ""), 1);
+    assert_int_equal(utf8_unsafe_at("a\tb\nc", 5, "\n\t"), -1);
+    assert_int_equal(utf8_unsafe_at("a\tb\rc", 5, "\n\t"), 3);
+    assert_int_equal(utf8_unsafe_at("ab\xc2\x9b"
+                                    "2J",
+                                    6, "\n"),
+                     2); /* U+009B CSI */
+    assert_int_equal(utf8_unsafe_at("x\xe2\x80\xae"
+                                    "cba",
+                                    7, ""),
+                     1);                                           /* U+202E */
+    assert_int_equal(utf8_unsafe_at("x\xe2\x81\xa6y", 5, ""), 1);  /* U+2066 */
+    assert_int_equal(utf8_unsafe_at("x\xe2\x80\xa8y", 5, ""), 1);  /* U+2028 */
+    assert_int_equal(utf8_unsafe_at("x\xe2\x80\x8dy", 5, ""), -1); /* ZWJ is kept */
+    assert_int_equal(utf8_unsafe_at("x\xff", 2, ""), 1);           /* not UTF-8 */
+    assert_int_equal(utf8_unsafe_at("x\x7f", 2, "\x7f"), 1);       /* only C0 allowed */
+}
+
+static void test_texts_that_show_nothing_are_blank(void **state)
+{
+    (void)state;
+    assert_true(utf8_blank("", 0));
+    assert_true(utf8_blank(" \t\r\n", 4));
+    assert_true(utf8_blank("\xc2\xa0\xe3\x80\x80\xe2\x80\x8b\xef\xbb\xbf",
+                           11));                    /* NBSP, U+3000, ZWSP, BOM */
+    assert_true(utf8_blank("\xe2\x80\xae", 3));     /* U+202E alone */
+    assert_true(utf8_blank("\xf3\xa0\x81\x81", 4)); /* a tag character */
+    assert_false(utf8_blank(" a ", 3));
+    assert_false(utf8_blank("\xe0\xa4\xb0", 3));
+    assert_true(utf8_invisible(0x061C) && utf8_invisible(0x1680) && utf8_invisible(0x2800) &&
+                utf8_invisible(0xFE0F) && utf8_invisible(0x200D));
+    assert_false(utf8_invisible(' ') || utf8_invisible('a') || utf8_invisible(0x0930) ||
+                 utf8_invisible(0x0410));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_well_formed_text_is_kept),
         cmocka_unit_test(test_bytes_that_start_no_sequence_become_question_marks),
         cmocka_unit_test(test_control_characters_become_question_marks),
+        cmocka_unit_test(test_c1_controls_and_reordering_marks_become_question_marks),
         cmocka_unit_test(test_a_sequence_that_does_not_fit_is_left_out),
         cmocka_unit_test(test_characters_are_counted_not_bytes),
+        cmocka_unit_test(test_controls_and_reordering_marks_are_found),
+        cmocka_unit_test(test_texts_that_show_nothing_are_blank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
