@@ -100,6 +100,8 @@ static void directives__text_directive(void *ud, const Reint__V1__Directive *d)
     fprintf(t->f, "directive %llu (key %s): %s\n  in force BS %s .. %s\n  %s\n",
             (unsigned long long)d->serial, d->key_id, d->title ? d->title : "", from, to,
             d->text ? d->text : "");
+    for (size_t i = 0; d->eligibility && i < d->eligibility->n_priority_rules; i++)
+        fprintf(t->f, "  priority: %s\n", d->eligibility->priority_rules[i]);
 }
 
 static int directives__text_eligible(void *ud, long n, const char *local_id, const char *name)
@@ -148,10 +150,17 @@ static void directives__json_directive(void *ud, const Reint__V1__Directive *d)
     bscal_format(d->effective_from_day, j->bs, from, sizeof(from));
     if (d->expires_at_day)
         bscal_format(d->expires_at_day, j->bs, to, sizeof(to));
-    j->current = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:[]}", "serial", (json_int_t)d->serial,
+    j->current = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:[],s:[]}", "serial", (json_int_t)d->serial,
                            "key_id", d->key_id ? d->key_id : "", "title", d->title ? d->title : "",
                            "text", d->text ? d->text : "", "from", from, "to",
-                           d->expires_at_day ? to : NULL, "eligible");
+                           d->expires_at_day ? to : NULL, "eligible", "priority_rules");
+    json_t *rules = json_object_get(j->current, "priority_rules");
+    for (size_t i = 0; rules && d->eligibility && i < d->eligibility->n_priority_rules; i++)
+        if (json_array_append_new(rules, json_string(d->eligibility->priority_rules[i])) != 0) {
+            json_decref(j->current); /* directives__json_eligible answers REINT_ENOMEM */
+            j->current = NULL;
+            break;
+        }
 }
 
 static int directives__json_eligible(void *ud, long n, const char *local_id, const char *name)

@@ -384,10 +384,13 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     serial, count, ids = got["Chain directive A"]
     assert (serial, count) == (serial_a, len(want_a)), out
     assert ids == want_a, out
+    # Its priority rules reach the clerk (they were left out of the listing before).
+    assert "\n  priority: women first\n" in out, out
     nk, nb, ns = read_directives(node.db)[serial_a]
     assert (nk, nb, ns) == (k, hb, hs)  # the very bytes the federal tier signed
 
     # B: published while the node serves: pushed federal -> hub -> node on open sessions.
+    token = node.cli("token", "asha").stdout.strip()  # serve reads tokens at start (and SIGHUP)
     srv = node.serve()
     procs.append(srv)
     wait_for(lambda: hub.log_text().count("municipality:10703 session from") >= 2, 20,
@@ -410,6 +413,11 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     got, out = last
     assert got["Chain directive B"] == (serial_b, len(want_b), want_b), out
     assert got["Chain directive A"][:2] == (serial_a, len(want_a)), out
+    from test_node import req
+    status, _, jb = req(node, "GET", "/v1/directives", token=token)
+    assert status == 200, jb
+    assert {d["title"]: d["priority_rules"] for d in jb["directives"]} == \
+        {"Chain directive A": ["women first"], "Chain directive B": []}, jb
 
     # Every tier recorded the node's and the hub's acknowledgements.
     def hub_knows_node_acked():
@@ -559,7 +567,8 @@ def test_node_leaves_out_directives_stored_before_their_text_was_checked(pki, wo
         fake.stop()
     # As a node before 289529f stored them: signed, verified, but with such text.
     c = sqlite3.connect(node.db)
-    for serial, title in ((6, "Clear \x1b[2J six"), (7, "Not UTF-8 seven")):
+    for serial, title in ((6, "Clear \x1b[2J six"), (7, "Not UTF-8 seven"),
+                          (8, "Turned \u202e thgie")):
         body = make_directive(serial, title).SerializeToString()
         body = body.replace(b"UTF-8", b"UT\xff\xfe8")
         c.execute("INSERT INTO directives(serial, key_id, body, signature, received_ms)"
@@ -567,9 +576,10 @@ def test_node_leaves_out_directives_stored_before_their_text_was_checked(pki, wo
     c.commit()
     c.close()
     r = node.cli("directives")
-    assert "\x1b" not in r.stdout and "\ufffd" not in r.stdout, r.stdout
+    assert "\x1b" not in r.stdout and "\ufffd" not in r.stdout and "\u202e" not in r.stdout, \
+        r.stdout
     assert list(listing(node)[0]) == ["Valid five"], r.stdout
-    for serial in (6, 7):
+    for serial in (6, 7, 8):
         assert "directive %d is held with text the tiers now refuse" % serial in r.stderr, \
             r.stderr
     token = node.cli("token", "asha").stdout.strip()
@@ -577,3 +587,4 @@ def test_node_leaves_out_directives_stored_before_their_text_was_checked(pki, wo
     status, _, body = req(node, "GET", "/v1/directives", token=token)
     assert status == 200, body
     assert [d["title"] for d in body["directives"]] == ["Valid five"], body
+    assert body["directives"][0]["priority_rules"] == [], body

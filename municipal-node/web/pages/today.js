@@ -111,7 +111,9 @@ export async function render(ctx, msg) {
     h("h2", {}, t("today.directives")),
     directives.length ? table(t("today.directives"), [t("today.directive"), t("today.in_force"),
       { text: t("today.eligible"), num: true }], directives.map((d) => h("tr", {},
-        h("td", {}, h("strong", {}, d.title), h("br", {}), h("span", { class: "muted" }, d.text)),
+        h("td", {}, h("strong", {}, d.title), h("br", {}), h("span", { class: "muted" }, d.text),
+          ...((d.priority_rules || []).length ? [h("br", {}), h("span", { class: "priority" },
+            t("today.priority", { rules: d.priority_rules.join("; ") }))] : [])),
         h("td", {}, d.to ? t("today.from_to", { from: bsdate.show(d.from), to: bsdate.show(d.to) })
                          : t("today.from", { from: bsdate.show(d.from) })),
         h("td", { class: "num" }, num(d.eligible_count)))), { hideCaption: true })
