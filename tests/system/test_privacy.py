@@ -260,7 +260,8 @@ def test_no_personal_value_or_day_crosses_or_is_stored_upstream(pki, workdir, pr
         for k in ("persons", "services", "enterprises"):
             text = node.cli("export", "--kind", k).stdout.lstrip("\ufeff")
             for row in csv.reader(io.StringIO(text, newline="")):
-                exports[calendar] |= set(row)
+                # Without the apostrophe before text a spreadsheet would run ("+977 ...").
+                exports[calendar] |= {re.sub(r"^'(?='*[=+\-@\t\r])", "", c) for c in row}
         # The hub holds every record: the search below is over real data.
         assert len(hub.records(code)) == len(persons) + len(services) + len(enterprises)
         ids = {v: k for k, v in node.ids().items()}
