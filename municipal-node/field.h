@@ -37,7 +37,7 @@ typedef struct field_error {
     "required", "too_long", "not_utf8", "control_chars", "phone", "enum", "bool", "date_range",    \
         "date_invalid", "date_early", "date_future", "int", "int_range", "country",                \
         "row_too_long", "birth_after_registration", "age_over_120", "return_after_registration",   \
-        "not_registered", "unknown_column", "given_twice", "record"
+        "not_registered", "unknown_column", "given_twice", "record", "invisible_chars"
 
 /* The errors of one row, printed as "<field> <reason>". Errors past FIELD_MAX_ERRORS are
  * counted in dropped. The caller sets n and dropped to 0 before the first error. */
