@@ -96,34 +96,42 @@ int utf8_invisible(unsigned long cp)
     return 0;
 }
 
-long utf8_unsafe_at(const char *s, size_t n, const char *allowed)
+/* The byte offset in the n bytes at s of the first byte that starts no well-formed sequence,
+ * or of the first character for which stop(cp, ud) is non-zero; -1 when there is none.
+ * (utf8_valid keeps its own loop: it decodes nothing, on the wire's and the import's path.) */
+static long utf8__find(const char *s, size_t n, int (*stop)(unsigned long cp, const void *ud),
+                       const void *ud)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         size_t l = utf8_len(p + i, n - i);
-        if (l == 0)
-            return (long)i;
-        unsigned long cp = utf8_decode(p + i, l);
-        if (utf8_unsafe(cp) && !(cp < 0x20 && cp != 0 && allowed && strchr(allowed, (int)cp)))
+        if (l == 0 || stop(utf8_decode(p + i, l), ud))
             return (long)i;
         i += l;
     }
     return -1;
 }
 
+static int utf8__unsafe_but(unsigned long cp, const void *allowed)
+{
+    return utf8_unsafe(cp) &&
+           !(cp < 0x20 && cp != 0 && allowed && strchr((const char *)allowed, (int)cp));
+}
+
+static int utf8__shows(unsigned long cp, const void *ud)
+{
+    (void)ud;
+    return !(cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || utf8_invisible(cp));
+}
+
+long utf8_unsafe_at(const char *s, size_t n, const char *allowed)
+{
+    return utf8__find(s, n, utf8__unsafe_but, allowed);
+}
+
 int utf8_blank(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_len(p + i, n - i);
-        if (l == 0)
-            return 0;
-        unsigned long cp = utf8_decode(p + i, l);
-        if (!(cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || utf8_invisible(cp)))
-            return 0;
-        i += l;
-    }
-    return 1;
+    return utf8__find(s, n, utf8__shows, NULL) < 0;
 }
 
 size_t utf8_scrub(char *dst, size_t dstlen, const char *src)

@@ -381,6 +381,10 @@ static long field__refused_char(const char *s, size_t n, int id, int lines, size
     const unsigned char *p = (const unsigned char *)s;
     *at = 0;
     for (size_t i = 0; i < n; (*at)++) {
+        if (p[i] >= 0x20 && p[i] < 0x7F) { /* printable ASCII, most of every file: no decoding */
+            i++;
+            continue;
+        }
         size_t l = utf8_len(p + i, n - i);
         if (l == 0)
             return p[i]; /* not reached: the caller has checked the UTF-8 */

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from fedclient import Federal
-from harness import ROOT, pb, run, wait_for
+from harness import ROOT, Hub, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
 
@@ -39,6 +39,15 @@ def fed(pki, postgres, tmp_path_factory):  # noqa: F811
                 for role in ("ministry", "public", "admin")}
     yield f
     f.stop()
+
+
+def hub_with_key(fed, pki, workdir):
+    """A running hub 2 linked to fed, with the directive key to verify what it signs."""
+    hub = Hub(workdir, pki, 2)
+    with open(hub.config, "a") as f:
+        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
+                % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
+    return hub.start()
 
 
 def directive_body(title="Returnee women first", **over):
@@ -182,7 +191,6 @@ def test_text_limits_count_characters(fed, pki, postgres, workdir):  # noqa: F81
     counted in bytes: a title of 150 Devanagari letters was refused as "must be 1..200 bytes"
     (a helper that attacked the demo found it). A title in Devanagari now gets its 200 letters,
     as do the text and a priority rule, and a real hub verifies and stores what is signed."""
-    from harness import Hub
     import sqlite3
     body = directive_body(title="र" * 200, text="ठ" * 8000, targets=[])
     body["eligibility"]["priority_rules"] = ["क" * 500]
@@ -196,11 +204,7 @@ def test_text_limits_count_characters(fed, pki, postgres, workdir):  # noqa: F81
         assert st == 422, a
         e = [e for e in a["errors"] if e["field"] == field]
         assert e and "characters" in e[0]["reason"], a
-    hub = Hub(workdir, pki, 2)
-    with open(hub.config, "a") as f:
-        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
-                % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
-    hub.start()
+    hub = hub_with_key(fed, pki, workdir)
     try:
         def stored():
             with sqlite3.connect(hub.db) as db:
@@ -348,17 +352,12 @@ def test_a_key_that_cannot_sign_stops_the_start(pki, postgres, tmp_path):  # noq
 
 
 def test_a_real_hub_verifies_stores_and_acknowledges_them(fed, pki, postgres, workdir):  # noqa: F811
-    from harness import Hub
     import sqlite3
     st, a = fed.post("/v1/directives", fed.tokens["admin"],
                      directive_body(title="For the real hub", targets=[]))
     assert st == 201, a
     latest = a["serial"]
-    hub = Hub(workdir, pki, 2)
-    with open(hub.config, "a") as f:
-        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
-                % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
-    hub.start()
+    hub = hub_with_key(fed, pki, workdir)
     try:
         def acked():
             rows = postgres.psql("SELECT max(acked_serial) FROM directive_delivery"

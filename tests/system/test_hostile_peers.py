@@ -258,6 +258,19 @@ def test_strings_with_a_nul_are_refused_naming_the_field(pki, workdir, procs,
         c.close()
 
 
+def _hub_officer_node_and_client(workdir, pki, procs):
+    """A running hub 1 with an officer's token, a node that has synced records to it, and a
+    sync client speaking as that node."""
+    hub = Hub(workdir, pki, 1)
+    token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
+                            "token", "officer"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    hub.start()
+    procs.append(hub)
+    node, _, _ = _node_with_records(workdir, pki, hub)
+    return hub, token, node, WireClient(hub.sync_port, pki, "municipality-10703")
+
+
 def test_records_with_a_string_not_utf8_or_with_a_nul_are_refused_alone(pki, workdir, procs):
     """protobuf-c cuts a string at a NUL: a record going to "QA\\0Ram Bahadur" was stored as
     going to "QA", and one going to "\\0\\0" as unknown, each acknowledged with no refusal (a
@@ -265,14 +278,7 @@ def test_records_with_a_string_not_utf8_or_with_a_nul_are_refused_alone(pki, wor
     one whose country is not UTF-8; the good record of the same batch is stored. The Ack is
     protobuf (Python's parser refuses a string that is not UTF-8), and the gap report, which
     shows a municipality's last refusal, still answers."""
-    hub = Hub(workdir, pki, 1)
-    token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
-                            "token", "officer"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    hub.start()
-    procs.append(hub)
-    node, cl, path = _node_with_records(workdir, pki, hub)
-    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    hub, token, node, c = _hub_officer_node_and_client(workdir, pki, procs)
     reply = c.hello(_incarnation(node))
     seq = reply.acked_seq + 1
     version = int(time.time() * 1000) << 16
@@ -308,14 +314,7 @@ def test_a_node_reason_keeps_whole_characters_and_is_no_formula_in_the_csv(pki, 
     the officer's spreadsheet (a helper that attacked the demo found both). The reason is now
     cut between characters, and the CSV puts an apostrophe before it; controls and marks that
     reorder text become "?"."""
-    hub = Hub(workdir, pki, 1)
-    token = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
-                            "token", "officer"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    hub.start()
-    procs.append(hub)
-    node, cl, path = _node_with_records(workdir, pki, hub)
-    c = WireClient(hub.sync_port, pki, "municipality-10703")
+    hub, token, node, c = _hub_officer_node_and_client(workdir, pki, procs)
     seq = c.hello(_incarnation(node)).acked_seq + 1
     reason = '=HYPERLINK("http://x","y") ठूलो! ' + "र" * 300  # 200 bytes fall in a letter
     env = pb.Envelope()
