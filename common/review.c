@@ -78,6 +78,24 @@ int review_comment_ok(const char *text, size_t len, char *why, size_t whylen)
     return 0;
 }
 
+/* A received change's comment: the rule before d903c69 (no C0 control but tab and line
+ * breaks, no DEL), which every hub's store meets. A comment stored before that commit with a
+ * C1 control or a reordering mark must still travel, or its month's changes would be refused
+ * at every session for good; where it is shown in a terminal it is scrubbed. */
+static int review__received_comment_ok(const char *text, size_t len, char *why, size_t whylen)
+{
+    if (len > REVIEW_COMMENT_MAX || !utf8_valid(text, len))
+        return review_comment_ok(text, len, why, whylen);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+            snprintf(why, whylen, "comment holds a control character (byte %zu)", i);
+            return REINT_EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* A token name as common/tokens.h makes them: 0..REVIEW_WHO_MAX of A-Z a-z 0-9 _ . - */
 static int review__who_ok(const char *s)
 {
@@ -147,7 +165,7 @@ int review_check(const Reint__V1__MonthReview *m, char *why, size_t whylen)
     }
     char cwhy[120];
     if (m->comment == NULL ||
-        review_comment_ok(m->comment, strlen(m->comment), cwhy, sizeof(cwhy)) != 0) {
+        review__received_comment_ok(m->comment, strlen(m->comment), cwhy, sizeof(cwhy)) != 0) {
         snprintf(why, whylen, "municipality %u %s: %s", m->municipality, p,
                  m->comment ? cwhy : "no comment field");
         return REINT_EINVAL;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "review.h"
 #include "store.h"
+#include "utf8.h"
 
 #define ST_OPEN     REINT__V1__MONTH_STATE__MONTH_STATE_OPEN
 #define ST_CLOSED   REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED
@@ -292,13 +293,17 @@ int months_print(sqlite3 *db, int bs, FILE *f)
         char p[16];
         if (review_period(bs, m->ym, p, sizeof(p)) != 0)
             continue;
+        /* One line of the terminal each: a comment's line breaks, and any control or mark
+         * that reorders text a hub stored before d903c69, are shown as '?'. */
+        char comment[sizeof(m->comment)];
+        utf8_scrub(comment, sizeof(comment), m->comment);
         fprintf(f, "%-10s %-9s", p, review_state_name(m->state));
         if (m->state == ST_RETURNED)
-            fprintf(f, " by %s: %s", m->decided_by, m->comment);
+            fprintf(f, " by %s: %s", m->decided_by, comment);
         else if (m->decision && m->state != ST_CLOSED)
             fprintf(f, " by %s", m->decided_by);
         else if (m->state == ST_CLOSED && m->hub_state == ST_RETURNED)
-            fprintf(f, " again, after it was returned (\"%s\")", m->comment);
+            fprintf(f, " again, after it was returned (\"%s\")", comment);
         fputc('\n', f);
     }
     free(rows);

@@ -427,6 +427,8 @@ class ReviewingHub(ImpossibleHub):
     whose comment holds a control character, and keeps the Error the node answers with."""
 
     error = None
+    comment = "see \x07 this"
+    wait_s = None  # set: read for that long, then close (when no Error is expected)
 
     def _session(self, s):
         m = self.reply.hello_reply
@@ -436,9 +438,12 @@ class ReviewingHub(ImpossibleHub):
         r.municipality, r.calendar, r.month = 10703, pb.CALENDAR_BS, 208304
         r.state, r.decision = pb.MONTH_STATE_RETURNED, True
         r.version, r.clock, r.decided_by = 1, int(time.time() * 1000) << 16, "rev"
-        r.decided_at, r.comment = int(time.time() * 1000), "see \x07 this"
+        r.decided_at, r.comment = int(time.time() * 1000), self.comment
         self._send(s, self.reply)
         self._send(s, env)
+        if self.wait_s is not None:
+            time.sleep(self.wait_s)
+            return
         buf = b""
         while self.error is None:
             chunk = s.recv(65536)
@@ -480,6 +485,28 @@ def test_a_review_change_the_node_refuses_is_answered_with_an_error(pki, workdir
     c.closed_after_error()
     wait_for(lambda: "refused what was sent: error 3: comment holds ?[2J" in hub.log_text(), 10,
              "the hub's log of the node's Error")
+
+
+def test_a_comment_stored_before_the_rule_still_arrives_and_is_shown_on_one_line(pki, workdir,
+                                                                                procs):
+    """d903c69 refuses a reviewer's comment with a mark that reorders text, but a hub may have
+    stored one before: refusing it where it arrives would refuse the month's changes at every
+    session for good. The node takes it, and `municipal-node months` shows it on one line with
+    each such mark, and its line break, as "?"."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    fake = ReviewingHub(pki, 0, 0)
+    fake.comment, fake.wait_s = "fix\u202e the list\nFAKE 2083-05 approved", 1.0
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    node.cli("sync", "--timeout", "3", check=False, timeout=60)
+    fake.stop = True
+    out = node.cli("months").stdout
+    assert "returned  by rev: fix? the list?FAKE 2083-05 approved\n" in out, out
+    assert "\u202e" not in out, out
 
 
 def test_node_with_its_clock_a_year_ahead_is_refused_and_says_so(pki, workdir, procs):
