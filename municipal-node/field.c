@@ -484,11 +484,14 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         break;
     }
     case F_ENUM: {
+        /* The limit above counts characters, and a character takes up to four bytes: a value
+         * longer in bytes than norm holds names no value (the names are ASCII). */
         char norm[SHORT_MAX + 1];
         int val = 0;
-        for (size_t i = 0; i <= n; i++)
-            norm[i] = (s[i] == ' ' || s[i] == '-') ? '_' : s[i];
-        if (record_enum_parse(d->en, norm, &val) != 0) {
+        if (n < sizeof(norm))
+            for (size_t i = 0; i <= n; i++)
+                norm[i] = (s[i] == ' ' || s[i] == '-') ? '_' : s[i];
+        if (n >= sizeof(norm) || record_enum_parse(d->en, norm, &val) != 0) {
             char list[400];
             record_enum_list(d->en, list, sizeof(list));
             field_errors_add_code(errs, name, "enum", NULL, "%s is not one of %s",

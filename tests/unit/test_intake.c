@@ -362,6 +362,10 @@ static void test_each_validation_rule_names_its_field(void **state)
 }
 
 /* Person rules: each case replaces one column of a good row. */
+/* 48 Devanagari letters: within the 48 characters an enumeration may hold, in 144 bytes. */
+#define RA4  "\xE0\xA4\xB0\xE0\xA4\xB0\xE0\xA4\xB0\xE0\xA4\xB0"
+#define RA48 RA4 RA4 RA4 RA4 RA4 RA4 RA4 RA4 RA4 RA4 RA4 RA4
+
 static void test_person_rules_name_their_field(void **state)
 {
     fx *f = *state;
@@ -373,6 +377,7 @@ static void test_person_rules_name_their_field(void **state)
         {"category", "migrant", "category", "is not one of RETURNEE, MIGRANT_FAMILY"},
         {"sex", "F?", "sex", "\"F?\" is not one of FEMALE, MALE, OTHER"},
         {"sex", "", "sex", "is required"},
+        {"sex", RA48, "sex", "is not one of FEMALE, MALE, OTHER"},
         {"registered_on", "", "registered_on", "is required"},
         {"registered_on", "2082-13-01", "registered_on", "is not a Bikram Sambat date"},
         {"registered_on", "2082/04/01", "registered_on", "is not a Bikram Sambat date"},
