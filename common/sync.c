@@ -31,6 +31,12 @@
  * connection but never finishes the TLS handshake, or never answers Hello) is dropped and
  * made again; a `sync` run gives up at its own deadline, whichever comes first. */
 #define SYNC_SESSION_WAIT_MS (30 * 1000)
+/* A session that waits for the receiver (batches in flight, or a `sync` run's review
+ * changes) and hears nothing from it this long is dropped and made again: a receiver that
+ * hung, or a connection a network dropped without a word, would otherwise hold the session
+ * (and a `sync` run) for ever. Far above the seconds an ack takes under the all-Nepal
+ * resync, so that a busy receiver is not left. */
+#define SYNC_HEARD_WAIT_MS (180 * 1000)
 /* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
  * last_seq, the seqs field's header (a bound, not an exact count). */
 #define SYNC_FRAME_OVERHEAD 48
@@ -72,6 +78,8 @@ struct sync_client {
     int64_t session_deadline;
     uint64_t connect_ms;      /* when the connection now open was made */
     uint64_t session_wait_ms; /* SYNC_SESSION_WAIT_MS (a test hook shortens it) */
+    uint64_t heard_ms;        /* last message from the receiver, or last time nothing was due */
+    uint64_t heard_wait_ms;   /* SYNC_HEARD_WAIT_MS (a test hook shortens it) */
     size_t peer_max;          /* the receiver's frame limit (HelloReply.max_frame) */
     int read_failed;          /* an entry could not be added to the batch (memory, or the source) */
     uint64_t asked_gap;       /* the newest missing directive asked for in this session */
@@ -485,9 +493,35 @@ static void sync__on_ready(wire *w, void *ud)
 
 /* While a session is up the timer polls the outbox, so that entries committed by another
  * process (an import next to a running serve) are sent within a second. */
+/* 1 while this side waits for the receiver: an ack of a batch in flight, or, in a `sync`
+ * run, the review changes the HelloReply offered. */
+static int sync__awaiting(sync_client *s)
+{
+    return s->n_inflight > 0 || (s->o.once && s->o.settled && !s->o.settled(s->o.ud));
+}
+
 static void sync__on_poll(uv_timer_t *t)
 {
-    sync__pump(t->data);
+    sync_client *s = t->data;
+    uint64_t now = uv_now(s->o.loop);
+    if (s->w == NULL || wire_is_closing(s->w))
+        return;
+    if (!sync__awaiting(s)) {
+        s->heard_ms = now;
+    } else if (now - s->heard_ms >= s->heard_wait_ms) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 "hub %s sent nothing for %llu ms while %d batch%s awaited its ack; "
+                 "connecting again",
+                 s->o.hub, (unsigned long long)(now - s->heard_ms), s->n_inflight,
+                 s->n_inflight == 1 ? "" : "es");
+        log_warn("%s", what);
+        sync__note_error(s, what);
+        wire_close(s->w); /* its close schedules the next attempt, or a `sync` run's end */
+        return;
+    }
+    if (!s->no_poll)
+        sync__pump(s);
 }
 
 /* Acknowledges serial (0: none) and, when force is set or a gap newer than those already
@@ -583,8 +617,10 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              wire_peer(s->w), (unsigned long long)r->acked_seq, (unsigned long long)after,
              (unsigned long long)s->o.source.last_seq(s->o.source.src),
              r->resend_requested ? " (full resend requested)" : "");
-    if (!s->no_poll)
-        uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
+    /* The timer also watches that the receiver answers; with the test hook sync_no_poll it
+     * only watches. */
+    s->heard_ms = uv_now(s->o.loop);
+    uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     s->asked_gap = 0;
     for (size_t i = 0; i < r->n_directives; i++)
         sync__directive(s, r->directives[i]);
@@ -641,6 +677,7 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
 {
     sync_client *s = ud;
     int rc = 0;
+    s->heard_ms = uv_now(s->o.loop);
     switch (env->msg_case) {
     case REINT__V1__ENVELOPE__MSG_HELLO_REPLY:
         rc = s->session ? -1 : sync__on_hello_reply(s, env->hello_reply);
@@ -876,6 +913,8 @@ int sync_start(sync_client **out, const sync_opts *opts)
     s->no_poll = testhook_fire("sync_no_poll");
     /* Test hook: a connection waits 1 s for its session, so that a test sees it made again. */
     s->session_wait_ms = testhook_fire("sync_session_wait_short") ? 1000 : SYNC_SESSION_WAIT_MS;
+    /* Test hook: a session left unanswered is dropped after 2 s. */
+    s->heard_wait_ms = testhook_fire("sync_heard_wait_short") ? 2000 : SYNC_HEARD_WAIT_MS;
     /* Every buffer is bounded by the largest frame the protocol can carry. */
     sbuf_init(&s->recs, FRAME_MAX_ANY);
     sbuf_init(&s->seqs, FRAME_MAX_ANY);
