@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,13 @@
 #define TLS_READ_CHUNK  (16 * 1024)
 #define TLS_SOCK_BUF    (64 * 1024)
 #define TLS_CRL_MAX     (1024 * 1024) /* a CRL file above this is refused */
+/* TCP keepalive: a connection idle this long is probed every TLS_KEEPALIVE_INTVL_S, and
+ * closed after TLS_KEEPALIVE_PROBES unanswered probes, so that a peer gone without a word
+ * (a node's mobile link dropped, a NAT that forgot the flow) frees its connection within two
+ * minutes instead of never. */
+#define TLS_KEEPALIVE_IDLE_S  60
+#define TLS_KEEPALIVE_INTVL_S 15
+#define TLS_KEEPALIVE_PROBES  4
 
 #define TLS12_CIPHERS                                                                              \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-"            \
@@ -913,6 +921,20 @@ static void tls__format_addr(tls_conn *c, const struct sockaddr *sa)
     snprintf(c->addr, sizeof(c->addr), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
+/* Small writes go at once; an idle connection is probed (TLS_KEEPALIVE_*). Best effort: a
+ * socket that refuses an option works without it. */
+static void tls__socket_options(tls_conn *c)
+{
+    uv_os_fd_t fd;
+    int intvl = TLS_KEEPALIVE_INTVL_S, probes = TLS_KEEPALIVE_PROBES;
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_tcp_keepalive(&c->tcp, 1, TLS_KEEPALIVE_IDLE_S) != 0 ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
+
 /* The server side of a connection whose socket c->tcp holds: its peer's address, then the
  * handshake awaited. Returns 0 with *out set, or a negative code (c is then freed). */
 static int tls__accepted(tls_conn *c, tls_conn **out)
@@ -921,7 +943,7 @@ static int tls__accepted(tls_conn *c, tls_conn **out)
     int sslen = (int)sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         tls__format_addr(c, (const struct sockaddr *)&ss);
-    (void)uv_tcp_nodelay(&c->tcp, 1);
+    tls__socket_options(c);
     SSL_set_accept_state(c->ssl);
     tls__update_reading(c);
     if (c->closing)
@@ -975,7 +997,7 @@ static void tls__on_connect(uv_connect_t *req, int status)
         tls__close(c, status);
         return;
     }
-    (void)uv_tcp_nodelay(&c->tcp, 1);
+    tls__socket_options(c);
     tls__update_reading(c);
     (void)tls__pump(c); /* sends the ClientHello */
 }

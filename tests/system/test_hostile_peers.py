@@ -395,6 +395,86 @@ class ImpossibleHub:
         time.sleep(0.3)
 
 
+class SilentHub(ImpossibleHub):
+    """A peer posing as the hub that answers Hello, then reads what the node sends and never
+    answers again (a hub that hung, or a connection a network dropped without a word)."""
+
+    sessions = 0
+
+    def _session(self, s):
+        self._send(s, self.reply)
+        self.sessions += 1
+        s.settimeout(0.5)
+        while not self.stop:
+            try:
+                if not s.recv(65536):
+                    return
+            except (socket.timeout, TimeoutError):
+                continue
+
+
+def test_a_hub_that_takes_the_session_and_never_answers_is_left(pki, workdir, procs):
+    """`municipal-node sync --timeout 3` bounded only the wait for a session: against a peer
+    that answered Hello and then nothing, it waited for ever with its batch in flight, and
+    `serve` would have held such a session for ever. A session that hears nothing while it
+    waits for an ack is now dropped and made again (after 180 s; a test hook makes it 2 s),
+    and `sync` then ends at its deadline, with an error."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    fake = SilentHub(pki, 0, 0)  # holds nothing: the node sends its 50 records again
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
+    try:
+        r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
+        assert r.returncode == 4, r.stderr
+        assert "sent nothing for 2" in r.stderr and "1 batch awaited its ack" in r.stderr, r.stderr
+        assert fake.sessions in (1, 2), fake.sessions  # a second one if the first ends by 3 s
+        procs.append(node.serve())
+        wait_for(lambda: node.server.log_text().count("awaited its ack; connecting again") >= 2,
+                 30, "serve to leave two sessions that went silent")
+        assert fake.sessions >= 3, fake.sessions
+    finally:
+        fake.stop = True
+
+
+def _tcp_timers(port):
+    """(local port, remote port) -> the kernel's timer of each established IPv4 connection to
+    or from port, from /proc/net/tcp: 0 none, 1 retransmit, 2 keepalive."""
+    timers = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            lport, rport = int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16)
+            if cols[3] == "01" and port in (lport, rport):
+                timers[(lport, rport)] = int(cols[5].split(":")[0], 16)
+    return timers
+
+
+def test_an_idle_session_is_probed_by_tcp_keepalive_at_both_ends(pki, workdir, procs):
+    """An idle session over a link that died without a word (a mobile link, a NAT that forgot
+    the flow) was never noticed: neither end sends while idle. Both ends of a sync connection
+    now arm TCP keepalive (60 s idle, then 4 probes 15 s apart)."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub, n=5)
+    procs.append(node.serve())
+    wait_for(lambda: node.status()["hub_reachable"], 30, "the node's session with the hub")
+    port = hub.sync_port
+
+    def both_probed():
+        t = _tcp_timers(port)
+        hub_side = [v for (lp, _), v in t.items() if lp == port]
+        node_side = [v for (_, rp), v in t.items() if rp == port]
+        return hub_side == [2] and node_side == [2]
+
+    wait_for(both_probed, 20, "a keepalive timer on both ends: %r" % (_tcp_timers(port),))
+
+
 def test_node_adopts_no_impossible_position_from_a_peer_posing_as_the_hub(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
