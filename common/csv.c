@@ -124,8 +124,10 @@ int csv_next(csv_reader *r, char ***fields, size_t *nfields)
         int rc = refill(r);
         if (rc < 0)
             goto io_error;
-        if (r->in_len >= 3 && memcmp(r->in, "\xEF\xBB\xBF", 3) == 0)
-            r->in_pos = 3;
+        /* A BOM, or several: a file saved again by a program that adds one without looking
+         * starts with two, and the first column's name would hold the second. */
+        while (r->in_len - r->in_pos >= 3 && memcmp(r->in + r->in_pos, "\xEF\xBB\xBF", 3) == 0)
+            r->in_pos += 3;
     }
 
 next_record:

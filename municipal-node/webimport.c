@@ -351,6 +351,15 @@ int webimport_errors_csv(webimport *w, const char *id, sbuf *out)
             sbuf_csv_str(out, j->errors[i].e.reason);
             sbuf_puts(out, "\r\n");
         }
+        /* What was wrong with the file as a whole (a bad header, a failed commit), so that the
+         * download of an import that failed is not empty: no line or field, code "file". */
+        char *save = NULL, copy[WEBIMPORT_MESSAGES_MAX];
+        memcpy(copy, j->messages, j->messages_len + 1);
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            sbuf_puts(out, ",,file,");
+            sbuf_csv_str(out, line);
+            sbuf_puts(out, "\r\n");
+        }
     }
     pthread_mutex_unlock(&j->mu);
     if (running)

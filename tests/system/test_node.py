@@ -683,6 +683,45 @@ def test_ids_refuse_invisible_characters_and_texts_refuse_reordering_marks(pki, 
     assert status == 422 and '"100000000000.4"' in body["errors"][0]["reason"], body
 
 
+def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, workdir, procs):
+    """Two findings of an attack on the demo. An import through the API that failed on its
+    header (an unknown column) gave an errors.csv of the header line only: the reason was in
+    the JSON's messages alone. And a file saved twice by a program that adds a BOM without
+    looking starts with two: its first column was "unknown". The download now holds the
+    file's own errors (code "file"), and every BOM at the start is skipped."""
+    hub, node, token = serving(workdir, pki, procs)
+
+    def run(csv):
+        status, _, body = req(node, "POST", "/v1/imports/persons?name=p.csv", token=token,
+                              raw=csv.encode())
+        assert status == 202, body
+        done = {}
+
+        def ended():
+            _, _, job = req(node, "GET", body["url"], token=token)
+            done.update(job)
+            return job["state"] != "running"
+
+        wait_for(ended, 30, "the import to end")
+        _, _, text = req(node, "GET", body["url"] + "/errors.csv", token=token)
+        return done, text
+
+    job, text = run("local_id,colour\nX-1,blue\n")
+    assert job["state"] == "failed" and "unknown column" in job["messages"][0], job
+    lines = text.strip().splitlines()
+    assert lines[0] == "\ufeffline,field,code,reason", text
+    assert len(lines) == 1 + len(job["messages"]) == 5, text  # colour; three missing columns
+    assert all(line.startswith(",,file,") for line in lines[1:]), text
+    assert "unknown column \"\"colour\"\"" in lines[1], text
+    assert lines[2] == ",,file,p.csv line 1: required column category is missing", text
+    path = os.path.join(workdir, "twice-saved.csv")
+    nodegen.write_rows(path, PERSON_COLS, [Caseload(10703, 27).new_person()])
+    with open(path, encoding="utf-8-sig") as f:
+        job, text = run("\ufeff\ufeff" + f.read())
+    assert job["state"] == "done" and job["inserted"] == 1, job
+    assert text.strip() == "\ufeffline,field,code,reason", text
+
+
 def test_text_limits_count_characters_and_the_export_guards_formulas(pki, workdir, procs):
     """Two findings of a helper that attacked the demo. A limit given in characters was
     counted in bytes: a name of 67 Devanagari letters (201 bytes) was refused as "longer than

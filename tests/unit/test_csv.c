@@ -82,6 +82,16 @@ static void test_utf8_bom_is_skipped(void **state)
     close_mem(&m);
 }
 
+static void test_every_bom_at_the_start_is_skipped(void **state)
+{
+    (void)state;
+    mem_csv m = open_str("\xEF\xBB\xBF\xEF\xBB\xBF\xEF\xBB\xBFid,name\n1,Sita\n");
+    expect_record(m.r, 1, "id", "name", NULL);
+    expect_record(m.r, 2, "1", "Sita", NULL);
+    expect_end(m.r);
+    close_mem(&m);
+}
+
 static void test_bom_only_after_the_start_is_data(void **state)
 {
     (void)state;
@@ -369,6 +379,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_bom_is_skipped),
+        cmocka_unit_test(test_every_bom_at_the_start_is_skipped),
         cmocka_unit_test(test_bom_only_after_the_start_is_data),
         cmocka_unit_test(test_crlf_and_lf_both_end_records),
         cmocka_unit_test(test_quoted_commas_and_newlines_keep_line_numbers),
