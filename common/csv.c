@@ -293,7 +293,14 @@ io_error:
 int csv_formula_guarded(const char *s)
 {
     s += strspn(s, "'");
-    return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+    s += strspn(s, " "); /* a spreadsheet that trims spaces runs " =1+1" too */
+    if (s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL)
+        return 1;
+    /* The full-width forms U+FF1D = U+FF0B + U+FF0D - U+FF20 @, which an input method types
+     * and a spreadsheet may read as their ASCII. */
+    return (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBC &&
+           ((unsigned char)s[2] == 0x9D || (unsigned char)s[2] == 0x8B ||
+            (unsigned char)s[2] == 0x8D || (unsigned char)s[2] == 0xA0);
 }
 
 const char *csv_formula_unguard(const char *s)

@@ -361,10 +361,20 @@ static void test_formula_like_text_is_written_after_an_apostrophe_and_read_back(
         "a=b",
         "",
         "\tx",
+        "  -3+3",
+        "\xEF\xBC\x9D"
+        "1+1", /* U+FF1D, full-width = */
+        "\xEF\xBC\xA0"
+        "SUM",          /* U+FF20, full-width @ */
+        "\xEF\xBC\xA1", /* U+FF21, full-width A: not guarded */
+        " plain",
     };
     static const char *const written =
         "'=1+1,'+9779812345678,'-x,'@SUM(A1),\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","
-        "''=1,'''+2,'plain,it's,a=b,,'\tx\n";
+        "''=1,'''+2,'plain,it's,a=b,,'\tx,'  -3+3,'\xEF\xBC\x9D"
+        "1+1,'\xEF\xBC\xA0"
+        "SUM,"
+        "\xEF\xBC\xA1, plain\n";
     const size_t nv = sizeof(values) / sizeof(values[0]);
     size_t len = 0;
     char *buf = write_record(values, nv, &len);
