@@ -31,6 +31,8 @@
 #include "sbuf.h"
 
 #define FAPI_MAX_CRL (1024 * 1024)
+/* The largest request body but a directive's (a session's token, an approval). */
+#define FAPI_MAX_BODY (64 * 1024)
 /* Counted failed token attempts are written to the audit this often, in one statement. */
 #define FAPI_FAILURES_FLUSH_MS 5000
 #define FAPI_DRAIN_MAX         (LIMITER_SLOTS + 1)
@@ -880,6 +882,20 @@ static void fapi__on_https(http_req *r, void *ud)
     fapi__handle(r, ud, 1);
 }
 
+/* Every body but a directive's is held to FAPI_MAX_BODY before it is read; the server's own
+ * limit is a directive's, FDIR_MAX_BODY. A directive's body comes with a credential (a token
+ * or a session's cookie; the handler checks it), so a client without one cannot make the
+ * server hold more than FAPI_MAX_BODY. */
+static int fapi__on_head(http_req *r, void *ud)
+{
+    (void)ud;
+    if (strcmp(http_req_method(r), "POST") != 0 ||
+        strcmp(http_req_path(r), "/v1/directives") != 0 ||
+        (http_req_header(r, "Authorization") == NULL && http_req_header(r, "Cookie") == NULL))
+        http_req_limit_body(r, FAPI_MAX_BODY);
+    return 0;
+}
+
 static void fapi__on_http(http_req *r, void *ud)
 {
     fapi__handle(r, ud, 0);
@@ -944,8 +960,9 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
                            .port = port,
                            .tls = opts->https_tls,
                            .handler = fapi__on_https,
+                           .on_head = fapi__on_head,
                            .ud = a,
-                           .max_body = 64 * 1024,
+                           .max_body = FDIR_MAX_BODY,
                            .proxy_from = opts->proxy_from};
     if ((rc = http_server_start(&a->https, opts->loop, &ho)) != 0) {
         snprintf(err, errlen, "cannot listen for HTTPS on %s: %s", opts->https_listen,

@@ -35,7 +35,10 @@
 #include "reintegration.pb-c.h"
 #include "sbuf.h"
 
-#define FDIR_MAX_BODY    (64 * 1024)
+/* The largest body POST /v1/directives takes: room for the longest valid directive with
+ * every character sent as a \u-escaped surrogate pair (12 bytes), (200 + 8000 + 16 x 500) x
+ * 12 = 194,400 bytes, with its targets and keys. */
+#define FDIR_MAX_BODY    (256 * 1024)
 #define FDIR_MAX_ERRORS  16
 #define FDIR_MAX_TARGETS 64
 #define FDIR_MAX_RULES   16

@@ -3,7 +3,9 @@ POST /v1/directives (other roles are refused, bad bodies get 422 naming the fiel
 role lists them with GET, and a python3-protobuf client acting as hub 1 receives each one
 in its HelloReply until it acknowledges it, gets later ones pushed on its open session, and
 checks the Ed25519 signature itself over the exact body bytes."""
+import json
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -212,6 +214,43 @@ def test_text_limits_count_characters(fed, pki, postgres, workdir):  # noqa: F81
         wait_for(stored, 20, "hub 2 verifying and storing the directive")
     finally:
         hub.stop()
+
+
+def test_the_longest_directive_fits_the_body_limit_and_other_bodies_keep_theirs(fed):
+    """The federal API took bodies of at most 64 KiB, below the longest valid directive: a
+    text of 8000 emoji, each sent as a JSON \\u-escaped surrogate pair (12 bytes), is 96 KB
+    (an attack on the demo found it). POST /v1/directives now takes 256 KiB, room for every
+    field at its limit so sent; every other route keeps 64 KiB."""
+    body = directive_body(title="\U0001F600" * 200, text="\U0001F600" * 8000, targets=[])
+    body["eligibility"]["priority_rules"] = ["\U0001F600" * 500] * 16
+    raw = json.dumps(body).encode()  # ASCII: every emoji as \\ud83d\\ude00
+    assert len(raw) > 194000, len(raw)
+    st, a = fed.post("/v1/directives", fed.tokens["admin"], raw)
+    assert st == 201, a
+    token = "Authorization: Bearer %s\r\n" % fed.tokens["admin"]
+    assert _status_of_head(fed, "/v1/directives", 256 * 1024, token) != 413
+    assert _status_of_head(fed, "/v1/directives", 256 * 1024 + 1, token) == 413
+    assert _status_of_head(fed, "/v1/directives", 64 * 1024 + 1, "") == 413  # no credential
+    assert _status_of_head(fed, "/v1/session", 64 * 1024 + 1, "") == 413
+
+
+def _status_of_head(fed, path, length, headers):
+    """The status the federal API answers to the head of a POST of length bytes, before the
+    body is sent: 413 at once when it is over the route's limit; otherwise the server waits
+    for the body, and the connection is closed unanswered (None)."""
+    s = fed.ctx.wrap_socket(socket.create_connection(("127.0.0.1", fed.https_port), timeout=10),
+                            server_hostname="127.0.0.1")
+    try:
+        s.sendall(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   "%sContent-Length: %d\r\n\r\n" % (path, headers, length)).encode())
+        s.settimeout(2)
+        try:
+            got = s.recv(4096)
+        except (socket.timeout, TimeoutError):
+            return None
+        return int(got.split(b" ")[1]) if got.startswith(b"HTTP/1.1 ") else got
+    finally:
+        s.close()
 
 
 def test_malformed_json_is_a_bad_request(fed):

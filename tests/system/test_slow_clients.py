@@ -11,8 +11,9 @@ address, a 10 s head deadline), which the daemons get without options.
 
 The last tests send the head of a 1 MiB body without a token and only 64 KiB of the body:
 the answer (401 or 413) must come while the client still has most of the body to send. The
-federal API's HTTPS max_body is 64 KiB, so the Content-Length alone gets 413; the node and the
-hub check the token in http_server_opts.on_head, before any of the body is read."""
+federal API holds a body without a credential to 64 KiB (and a directive's to 256 KiB), so
+the Content-Length alone gets 413; the node and the hub check the token in
+http_server_opts.on_head, before any of the body is read."""
 import os
 import re
 import resource
