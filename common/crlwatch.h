@@ -1,19 +1,16 @@
 /* Keeps a TLS context's CRL current without a restart: reloads it when the file changes
- * (the directory is watched, since deploy/pki.sh replaces the CRL by rename, which a watch
- * on the old inode would miss) and whenever crlwatch_reload is called (SIGHUP). */
+ * (filewatch) and whenever crlwatch_reload is called (SIGHUP). */
 #ifndef COMMON_CRLWATCH_H
 #define COMMON_CRLWATCH_H
 
 #include <uv.h>
 
+#include "filewatch.h"
 #include "tls.h"
 
 typedef struct crlwatch {
-    uv_fs_event_t dir;
-    uv_timer_t debounce;
+    filewatch file;
     tls_ctx *ctx[2]; /* contexts that check the CRL (NULL entries are skipped) */
-    char path[512];
-    const char *base;
 } crlwatch;
 
 /* Starts watching path for ctx and ctx2 (ctx2 may be NULL). An empty path watches

@@ -195,6 +195,25 @@ void tokens_free(tokens_table *t)
     free(t);
 }
 
+int tokens_only_added(const tokens_table *old, const tokens_table *new)
+{
+    if (new == NULL)
+        return 0;
+    if (old == NULL)
+        return 1;
+    for (size_t i = 0; i < old->n; i++) {
+        const tokens_entry *a = &old->e[i];
+        size_t j = 0;
+        while (j < new->n &&
+               (strcmp(a->name, new->e[j].name) != 0 || memcmp(a->hash, new->e[j].hash, 32) != 0 ||
+                a->role != new->e[j].role))
+            j++;
+        if (j == new->n)
+            return 0;
+    }
+    return 1;
+}
+
 /* Every entry is compared, in constant time, so the time taken says nothing about which
  * hash came closest. */
 const char *tokens_check(const tokens_table *t, const char *h)

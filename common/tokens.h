@@ -23,6 +23,10 @@ enum tokens_role { TOKENS_OFFICER, TOKENS_REVIEWER, TOKENS_ADMIN };
 /* Reads path. Returns 0, REINT_EIO or REINT_EINVAL with "FILE line N: ..." in err. */
 int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen);
 void tokens_free(tokens_table *t);
+/* 1 when every token of old (its name, hash and role) is in new too: a change that only
+ * added tokens, after which sessions begun with old's tokens may go on (old NULL: none were
+ * loaded). 0 otherwise (a token withdrawn or changed), and when new is NULL. */
+int tokens_only_added(const tokens_table *old, const tokens_table *new);
 
 /* The name whose token an Authorization header value ("Bearer <token>") carries, or NULL.
  * The returned name is owned by the table. */

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "config.h"
 #include "crlwatch.h"
+#include "filewatch.h"
 #include "directives.h"
 #include "export.h"
 #include "followups.h"
@@ -146,7 +147,8 @@ static void usage(FILE *f)
                "  months [--json]     each month's review: open, closed, approved, returned\n"
                "                      (with the reviewer's comment) or changed since approval\n"
                "  directives          directives in force, with who is eligible under each\n"
-               "  token CLERK         make a clerk token; prints it once, stores its hash\n"
+               "  token CLERK         make a clerk token; prints it once, stores its hash (a\n"
+               "                      running serve takes it at once)\n"
                "  password [--remove] CLERK   set (from stdin) or remove the password CLERK signs\n"
                "                      in to the workspace with (or her token); SIGHUP a running\n"
                "                      serve to end the sessions begun before\n"
@@ -635,6 +637,8 @@ static api_ctx api;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
 static int crl_watched;
+static filewatch tokens_watch;
+static int tokens_watched;
 
 /* Another process committing to the store (an import beside serve) writes its WAL: serve
  * then sends the new entries at once rather than at the sync session's next poll. A commit
@@ -695,6 +699,9 @@ static void close_signals(void)
     if (crl_watched)
         crlwatch_stop(&crl);
     crl_watched = 0;
+    if (tokens_watched)
+        filewatch_stop(&tokens_watch);
+    tokens_watched = 0;
     if (wal_watched) {
         uv_close((uv_handle_t *)&wal_watch, NULL);
         uv_close((uv_handle_t *)&wal_look, NULL);
@@ -702,17 +709,16 @@ static void close_signals(void)
     wal_watched = 0;
 }
 
-/* SIGHUP re-reads the clerks' tokens and the CRL; a bad file keeps what is loaded. */
-static void on_hup(uv_signal_t *s, int signum)
+/* Re-reads the clerks' tokens; a bad file keeps what is loaded. After SIGHUP (signalled) a
+ * token or a password may have been withdrawn, so every workspace session ends; after a
+ * change of the file seen by its watch, sessions end unless tokens were only added
+ * (`municipal-node token` while serve runs). */
+static void reload_tokens(int signalled)
 {
-    (void)s;
-    (void)signum;
     char err[512];
     tokens_table *t = NULL;
-    if (crl_watched)
-        crlwatch_reload(&crl);
     if (cfg.tokens[0] == '\0') {
-        if (api.sessions)
+        if (signalled && api.sessions)
             session_clear(api.sessions);
         return;
     }
@@ -720,12 +726,29 @@ static void on_hup(uv_signal_t *s, int signum)
         log_error("tokens not reloaded: %s", err);
         return;
     }
+    int keep = !signalled && tokens_only_added(api.tokens, t);
     tokens_free(api.tokens);
     api.tokens = t;
-    /* A token or a password may have been withdrawn: every workspace session ends. */
-    if (api.sessions)
+    if (!keep && api.sessions)
         session_clear(api.sessions);
-    log_info("tokens reloaded from %s; workspace sessions ended", cfg.tokens);
+    log_info("tokens reloaded from %s; workspace sessions %s", cfg.tokens,
+             keep ? "go on (tokens were only added)" : "ended");
+}
+
+static void on_tokens_changed(void *ud)
+{
+    (void)ud;
+    reload_tokens(0);
+}
+
+/* SIGHUP re-reads the clerks' tokens and the CRL. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    if (crl_watched)
+        crlwatch_reload(&crl);
+    reload_tokens(1);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -1205,8 +1228,8 @@ static int cmd_serve(void)
     if (cfg.tokens[0] == '\0') {
         log_warn("no [node] tokens file configured: every /v1/ request will get 401");
     } else if (access(cfg.tokens, F_OK) != 0) {
-        log_warn("no clerk tokens in %s yet (create one with `municipal-node token CLERK`, "
-                 "then send SIGHUP); /v1/ requests get 401 until then",
+        log_warn("no clerk tokens in %s yet (create one with `municipal-node token CLERK`); "
+                 "/v1/ requests get 401 until then",
                  cfg.tokens);
     } else if (tokens_load(&api.tokens, cfg.tokens, err, sizeof(err)) != 0) {
         log_error("%s", err);
@@ -1233,6 +1256,11 @@ static int cmd_serve(void)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
                  uv_strerror(rc));
     crl_watched = cfg.crl[0] != '\0';
+    if (cfg.tokens[0] &&
+        (rc = filewatch_start(&tokens_watch, loop, cfg.tokens, on_tokens_changed, NULL)) != 0)
+        log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.tokens,
+                 uv_strerror(rc));
+    tokens_watched = cfg.tokens[0] != '\0';
     start_wal_watch();
     log_info("municipality %ld: workspace and intake on %s://%s:%d/, syncing to %s",
              cfg.municipality, web_tls ? "https" : "http", host, http_server_port(http), cfg.hub);

@@ -21,6 +21,7 @@
 #include "webassets.h"
 #include "catalogue.h"
 #include "crlwatch.h"
+#include "filewatch.h"
 #include "log.h"
 #include "loopwatch.h"
 #include "metrics.h"
@@ -120,6 +121,7 @@ static officers *off;
 static uplink *up;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static crlwatch crl;
+static filewatch tokens_watch;
 static loopwatch loopw;
 
 /* An admin's decision on a sweep, from the officers' API (on the loop). */
@@ -159,13 +161,20 @@ static void on_rolled(void *ud)
     uplink_kick(up);
 }
 
+static void on_tokens_changed(void *ud)
+{
+    (void)ud;
+    if (off)
+        officers_reload_tokens(off, 0);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     if (signum == SIGHUP) {
         crlwatch_reload(&crl);
         if (off)
-            officers_reload_tokens(off);
+            officers_reload_tokens(off, 1);
         return;
     }
     log_info("signal %d: stopping", signum);
@@ -182,6 +191,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&sig_int);
     uv_signal_stop(&sig_hup);
     crlwatch_stop(&crl);
+    filewatch_stop(&tokens_watch);
     loopwatch_stop(&loopw);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
@@ -522,6 +532,10 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
     if ((rc = crlwatch_start(&crl, loop, cfg.crl, tls, uplink_tls)) != 0)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.crl,
+                 uv_strerror(rc));
+    if ((rc = filewatch_start(&tokens_watch, loop, off ? cfg.tokens : "", on_tokens_changed,
+                              NULL)) != 0)
+        log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.tokens,
                  uv_strerror(rc));
     log_info("province %ld (%s): sync on %s port %d, HTTP on %s:%d, store %s", cfg.province,
              geo_province_name((unsigned)cfg.province), cfg.sync_listen, ingest_port(ing), host,

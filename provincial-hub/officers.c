@@ -1152,7 +1152,7 @@ void officers_handle(http_req *r, void *ud)
     officers__submit(o, j);
 }
 
-void officers_reload_tokens(officers *o)
+void officers_reload_tokens(officers *o, int signalled)
 {
     char err[512];
     tokens_table *t = NULL;
@@ -1168,10 +1168,12 @@ void officers_reload_tokens(officers *o)
     } else {
         log_info("tokens reloaded from %s", o->tokens_path);
     }
+    /* A session stands for a token: unless tokens were only added, everyone signs in again. */
+    int keep = !signalled && tokens_only_added(o->tokens, t);
     tokens_free(o->tokens);
     o->tokens = t;
-    /* A session stands for a token: whatever changed in the file, everyone signs in again. */
-    session_clear(o->sessions);
+    if (!keep)
+        session_clear(o->sessions);
 }
 
 static void officers__free(officers *o)

@@ -9,10 +9,10 @@
  *
  * Every request is authenticated by itself against the tokens file (common/tokens.h), so a
  * token removed from the file is refused from the next request on once the file is reloaded
- * (officers_reload_tokens, on SIGHUP), kept-alive connection or not. A request without a
- * valid token is counted by the failed-attempt limiter (common/limiter.h: per client address
- * and token prefix, 429 with a growing Retry-After; a valid token is never limited) and
- * written to the audit in batches. Queries are parsed strictly (common/query.h: no empty
+ * (officers_reload_tokens, when the file changes or on SIGHUP), kept-alive connection or not. A
+ * request without a valid token is counted by the failed-attempt limiter (common/limiter.h: per
+ * client address and token prefix, 429 with a growing Retry-After; a valid token is never limited)
+ * and written to the audit in batches. Queries are parsed strictly (common/query.h: no empty
  * segment, each name once, known names only); every answer to a request with a valid token
  * is written to the audit (haudit.h) with its normalised target before it is sent.
  *
@@ -64,9 +64,11 @@ int officers_on_head(http_req *r, void *ud);
 /* The HTTPS server's handler (http_handler); ud is the officers. */
 void officers_handle(http_req *r, void *ud);
 
-/* Reads the tokens file again. When it is absent, or does not parse, every request is
- * refused until it is fixed (logged): a failed reload never keeps a removed token valid. */
-void officers_reload_tokens(officers *o);
+/* Reads the tokens file again (after SIGHUP: signalled; or after a change its watch saw).
+ * When it is absent, or does not parse, every request is refused until it is fixed (logged):
+ * a failed reload never keeps a removed token valid. Every session then ends, unless the
+ * file's change only added tokens (not signalled), as `provincial-hub token` does. */
+void officers_reload_tokens(officers *o, int signalled);
 
 /* Call after the HTTPS server is stopped: writes the last counted failures, and frees o once
  * the work in the thread pool has finished (the loop must keep running until then). */

@@ -285,6 +285,26 @@ def test_a_removed_token_is_refused_on_its_kept_alive_connection(hub):
         conn.close()
 
 
+def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(hub):
+    """A token made with `provincial-hub token` while the hub ran was refused until someone
+    sent SIGHUP, and a line removed from the file stayed valid until then. The hub now
+    watches the file: the new token is taken, and the removed one refused, without a signal.
+    A change that only adds tokens leaves the officers' sessions alone."""
+    n = hub.log_text().count("tokens reloaded")
+    newcomer = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config, "token",
+                    "newcomer"]).stdout.strip()
+    wait_for(lambda: hub.api.get("/v1/indicators", newcomer)[0] == 200, 10, "the new token")
+    assert hub.log_text().count("tokens reloaded") > n
+    with open(hub.tokens_file) as f:
+        kept = [ln for ln in f if not ln.startswith("newcomer ")]
+    with open(hub.tokens_file + ".new", "w") as f:
+        f.writelines(kept)
+    os.rename(hub.tokens_file + ".new", hub.tokens_file)
+    wait_for(lambda: hub.api.get("/v1/indicators", newcomer)[0] == 401, 10,
+             "the removed token refused")
+    assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
+
+
 def test_hub_reports_run_off_the_ingest_loop(pki, workdir, procs):
     """A report held for 8 s (test fault report_slow) in the thread pool: meanwhile the loop
     that runs the ingest answers /metrics and another officer's request, and the held report

@@ -390,7 +390,7 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     assert (nk, nb, ns) == (k, hb, hs)  # the very bytes the federal tier signed
 
     # B: published while the node serves: pushed federal -> hub -> node on open sessions.
-    token = node.cli("token", "asha").stdout.strip()  # serve reads tokens at start (and SIGHUP)
+    token = node.cli("token", "asha").stdout.strip()  # before serve, which reads it at start
     srv = node.serve()
     procs.append(srv)
     wait_for(lambda: hub.log_text().count("municipality:10703 session from") >= 2, 20,

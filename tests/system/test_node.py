@@ -683,6 +683,28 @@ def test_ids_refuse_invisible_characters_and_texts_refuse_reordering_marks(pki, 
     assert status == 422 and '"100000000000.4"' in body["errors"][0]["reason"], body
 
 
+def test_a_token_made_while_serve_runs_is_taken_without_a_signal(pki, workdir, procs):
+    """`municipal-node token` while serve ran gave a token refused (401) until someone sent
+    SIGHUP or restarted serve, and a clerk's administrator may not know that. serve now
+    watches the tokens file: the new token is taken, and one whose line is removed is
+    refused, without a signal."""
+    hub, node, token = serving(workdir, pki, procs)
+    ravi = node.cli("token", "ravi").stdout.strip()
+    wait_for(lambda: req(node, "GET", "/v1/persons", token=ravi)[0] == 200, 10,
+             "the new token taken")
+    assert "workspace sessions go on (tokens were only added)" in node.server.log_text()
+    path = os.path.join(node.dir, "tokens")
+    with open(path) as f:
+        kept = [ln for ln in f if not ln.startswith("ravi ")]
+    with open(path + ".new", "w") as f:
+        f.writelines(kept)
+    os.rename(path + ".new", path)
+    wait_for(lambda: req(node, "GET", "/v1/persons", token=ravi)[0] == 401, 10,
+             "the removed token refused")
+    assert "workspace sessions ended" in node.server.log_text()
+    assert req(node, "GET", "/v1/persons", token=token)[0] == 200
+
+
 def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, workdir, procs):
     """Two findings of an attack on the demo. An import through the API that failed on its
     header (an unknown column) gave an errors.csv of the header line only: the reason was in

@@ -126,6 +126,50 @@ static void test_tokens_bad_role_is_refused_with_its_line(void **state)
     assert_string_equal(tokens_role_name(TOKENS_ADMIN), "admin");
 }
 
+/* Loads text (written to the fixture's file) into a table. */
+static tokens_table *load_text(fx *f, const char *text)
+{
+    char err[256];
+    tokens_table *t = NULL;
+    write_file(f->path, text);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), 0);
+    return t;
+}
+
+/* Sessions go on after a change of the file only when every token before is still there,
+ * with its name and role: added lines keep them, a withdrawn, renamed or re-roled one ends
+ * them. */
+static void test_tokens_only_added_is_true_for_additions_alone(void **state)
+{
+    fx *f = *state;
+    char ha[65], hb[65], text[512];
+    assert_int_equal(tokens_hash_hex("a-token", ha), 0);
+    assert_int_equal(tokens_hash_hex("b-token", hb), 0);
+    snprintf(text, sizeof(text), "asha %s\nravi %s reviewer\n", ha, hb);
+    tokens_table *before = load_text(f, text);
+    snprintf(text, sizeof(text), "asha %s\nravi %s reviewer\nsita %s\n", ha, hb, ha);
+    tokens_table *added = load_text(f, text);
+    snprintf(text, sizeof(text), "asha %s\n", ha);
+    tokens_table *removed = load_text(f, text);
+    snprintf(text, sizeof(text), "asha %s\nravi %s admin\n", ha, hb);
+    tokens_table *reroled = load_text(f, text);
+    snprintf(text, sizeof(text), "asha %s\nravi2 %s reviewer\n", ha, hb);
+    tokens_table *renamed = load_text(f, text);
+    assert_int_equal(tokens_only_added(before, added), 1);
+    assert_int_equal(tokens_only_added(before, before), 1);
+    assert_int_equal(tokens_only_added(before, removed), 0);
+    assert_int_equal(tokens_only_added(before, reroled), 0);
+    assert_int_equal(tokens_only_added(before, renamed), 0);
+    assert_int_equal(tokens_only_added(added, before), 0);
+    assert_int_equal(tokens_only_added(NULL, before), 1);
+    assert_int_equal(tokens_only_added(before, NULL), 0);
+    tokens_free(before);
+    tokens_free(added);
+    tokens_free(removed);
+    tokens_free(reroled);
+    tokens_free(renamed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +177,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_files_without_roles_are_officers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tokens_bad_role_is_refused_with_its_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_only_added_is_true_for_additions_alone, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
