@@ -72,24 +72,22 @@ static void expect_end(csv_reader *r)
     assert_int_equal(csv_next(r, &fields, &n), 0);
 }
 
+/* A BOM at the start is skipped, and so is every one after it: a file saved again by a
+ * program that adds one without looking starts with two. */
 static void test_utf8_bom_is_skipped(void **state)
 {
     (void)state;
-    mem_csv m = open_str("\xEF\xBB\xBFid,name\n1,Sita\n");
-    expect_record(m.r, 1, "id", "name", NULL);
-    expect_record(m.r, 2, "1", "Sita", NULL);
-    expect_end(m.r);
-    close_mem(&m);
-}
-
-static void test_every_bom_at_the_start_is_skipped(void **state)
-{
-    (void)state;
-    mem_csv m = open_str("\xEF\xBB\xBF\xEF\xBB\xBF\xEF\xBB\xBFid,name\n1,Sita\n");
-    expect_record(m.r, 1, "id", "name", NULL);
-    expect_record(m.r, 2, "1", "Sita", NULL);
-    expect_end(m.r);
-    close_mem(&m);
+    static const char *const texts[] = {
+        "\xEF\xBB\xBFid,name\n1,Sita\n",
+        "\xEF\xBB\xBF\xEF\xBB\xBF\xEF\xBB\xBFid,name\n1,Sita\n",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        mem_csv m = open_str(texts[i]);
+        expect_record(m.r, 1, "id", "name", NULL);
+        expect_record(m.r, 2, "1", "Sita", NULL);
+        expect_end(m.r);
+        close_mem(&m);
+    }
 }
 
 static void test_bom_only_after_the_start_is_data(void **state)
@@ -389,7 +387,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_bom_is_skipped),
-        cmocka_unit_test(test_every_bom_at_the_start_is_skipped),
         cmocka_unit_test(test_bom_only_after_the_start_is_data),
         cmocka_unit_test(test_crlf_and_lf_both_end_records),
         cmocka_unit_test(test_quoted_commas_and_newlines_keep_line_numbers),
