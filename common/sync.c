@@ -32,11 +32,16 @@
  * made again; a `sync` run gives up at its own deadline, whichever comes first. */
 #define SYNC_SESSION_WAIT_MS (30 * 1000)
 /* A session that waits for the receiver (batches in flight, or a `sync` run's review
- * changes) and hears nothing from it this long is dropped and made again: a receiver that
- * hung, or a connection a network dropped without a word, would otherwise hold the session
- * (and a `sync` run) for ever. Far above the seconds an ack takes under the all-Nepal
- * resync, so that a busy receiver is not left. */
+ * changes) and hears nothing from it this long, while nothing it sent moves towards the
+ * receiver either, is dropped and made again: a receiver that hung, or a connection a
+ * network dropped without a word, would otherwise hold the session (and a `sync` run) for
+ * ever. Far above the seconds an ack takes under the all-Nepal resync, so that a busy
+ * receiver is not left; a slow link is not left while its bytes move (wire_unacked). The
+ * default of sync_opts.heard_wait_ms. */
 #define SYNC_HEARD_WAIT_MS (180 * 1000)
+/* A poll this late after the one before comes after a stalled loop (a stopped process, a
+ * paused machine): what the receiver sent meanwhile is read after it, so the wait restarts. */
+#define SYNC_STALL_MS (10 * 1000)
 /* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
  * last_seq, the seqs field's header (a bound, not an exact count). */
 #define SYNC_FRAME_OVERHEAD 48
@@ -78,8 +83,11 @@ struct sync_client {
     int64_t session_deadline;
     uint64_t connect_ms;      /* when the connection now open was made */
     uint64_t session_wait_ms; /* SYNC_SESSION_WAIT_MS (a test hook shortens it) */
-    uint64_t heard_ms;        /* last message from the receiver, or last time nothing was due */
-    uint64_t heard_wait_ms;   /* SYNC_HEARD_WAIT_MS (a test hook shortens it) */
+    uint64_t heard_ms;        /* last message from the receiver, progress of what was sent to
+                                 it, or last time nothing was due */
+    uint64_t heard_wait_ms;   /* opts.heard_wait_ms or SYNC_HEARD_WAIT_MS (a test hook: 2 s) */
+    uint64_t poll_ms;         /* the session's last poll (0: none yet) */
+    size_t unacked;           /* wire_unacked at that poll */
     size_t peer_max;          /* the receiver's frame limit (HelloReply.max_frame) */
     int read_failed;          /* an entry could not be added to the batch (memory, or the source) */
     uint64_t asked_gap;       /* the newest missing directive asked for in this session */
@@ -506,15 +514,24 @@ static void sync__on_poll(uv_timer_t *t)
     uint64_t now = uv_now(s->o.loop);
     if (s->w == NULL || wire_is_closing(s->w))
         return;
+    size_t unacked = wire_unacked(s->w);
+    if ((s->poll_ms && now - s->poll_ms > SYNC_STALL_MS) || unacked != s->unacked)
+        s->heard_ms = now; /* a stalled loop, or what was sent is moving */
+    s->poll_ms = now;
+    s->unacked = unacked;
     if (!sync__awaiting(s)) {
         s->heard_ms = now;
     } else if (now - s->heard_ms >= s->heard_wait_ms) {
-        char what[200];
+        char what[300], awaited[64];
+        if (s->n_inflight)
+            snprintf(awaited, sizeof(awaited), "%d batch%s awaited its ack", s->n_inflight,
+                     s->n_inflight == 1 ? "" : "es");
+        else
+            snprintf(awaited, sizeof(awaited), "the review changes it offered were awaited");
         snprintf(what, sizeof(what),
-                 "hub %s sent nothing for %llu ms while %d batch%s awaited its ack; "
-                 "connecting again",
-                 s->o.hub, (unsigned long long)(now - s->heard_ms), s->n_inflight,
-                 s->n_inflight == 1 ? "" : "es");
+                 "%s (%s) sent nothing for %llu ms, and took nothing more of what was sent, "
+                 "while %s; connecting again",
+                 s->o.expect_peer, s->o.hub, (unsigned long long)(now - s->heard_ms), awaited);
         log_warn("%s", what);
         sync__note_error(s, what);
         wire_close(s->w); /* its close schedules the next attempt, or a `sync` run's end */
@@ -620,6 +637,8 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     /* The timer also watches that the receiver answers; with the test hook sync_no_poll it
      * only watches. */
     s->heard_ms = uv_now(s->o.loop);
+    s->poll_ms = 0;
+    s->unacked = 0;
     uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     s->asked_gap = 0;
     for (size_t i = 0; i < r->n_directives; i++)
@@ -914,7 +933,9 @@ int sync_start(sync_client **out, const sync_opts *opts)
     /* Test hook: a connection waits 1 s for its session, so that a test sees it made again. */
     s->session_wait_ms = testhook_fire("sync_session_wait_short") ? 1000 : SYNC_SESSION_WAIT_MS;
     /* Test hook: a session left unanswered is dropped after 2 s. */
-    s->heard_wait_ms = testhook_fire("sync_heard_wait_short") ? 2000 : SYNC_HEARD_WAIT_MS;
+    s->heard_wait_ms = testhook_fire("sync_heard_wait_short") ? 2000
+                       : s->o.heard_wait_ms > 0               ? (uint64_t)s->o.heard_wait_ms
+                                                              : SYNC_HEARD_WAIT_MS;
     /* Every buffer is bounded by the largest frame the protocol can carry. */
     sbuf_init(&s->recs, FRAME_MAX_ANY);
     sbuf_init(&s->seqs, FRAME_MAX_ANY);

@@ -97,6 +97,9 @@ typedef struct sync_opts {
      * with 0, or with a negative code after give_up_ms without a session (0: never). */
     int once;
     long give_up_ms;
+    /* A session that waits for the receiver and hears nothing from it, while nothing it sent
+     * moves towards it either, this long is dropped and made again (0: 180 s). */
+    long heard_wait_ms;
     void (*on_done)(void *ud, int status);
     void *ud;
 } sync_opts;

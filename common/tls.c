@@ -11,6 +11,8 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1059,6 +1061,16 @@ int tls_conn_write(tls_conn *c, const uint8_t *buf, size_t len)
 size_t tls_conn_queued(const tls_conn *c)
 {
     return c->queued;
+}
+
+size_t tls_conn_unacked(const tls_conn *c)
+{
+    uv_os_fd_t fd;
+    int outq = 0;
+    if (c->handles_closed || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 ||
+        ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
+        outq = 0;
+    return c->queued + (size_t)outq;
 }
 
 void tls_conn_set_limits(tls_conn *c, const tls_limits *limits)

@@ -98,6 +98,9 @@ int tls_conn_write(tls_conn *c, const uint8_t *buf, size_t len);
 
 /* Bytes encrypted and queued to the socket but not yet written by the kernel. */
 size_t tls_conn_queued(const tls_conn *c);
+/* Those, and the bytes the kernel holds that the peer has not acknowledged yet (SIOCOUTQ):
+ * everything sent that has not reached the peer. */
+size_t tls_conn_unacked(const tls_conn *c);
 
 /* A connection's memory BIOs keep the largest buffer they held; once the connection has been
  * quiet for TLS_IDLE_TRIM_MS, one above TLS_BIO_KEEP that nothing waits in is given back, so

@@ -231,6 +231,11 @@ size_t wire_queued(const wire *w)
     return tls_conn_queued(w->conn);
 }
 
+size_t wire_unacked(const wire *w)
+{
+    return tls_conn_unacked(w->conn);
+}
+
 int wire_is_closing(const wire *w)
 {
     return w->closing;

@@ -51,6 +51,8 @@ int wire_verify_again(wire *w, tls_ctx *ctx);
 const char *wire_tls_error(const wire *w);
 const char *wire_addr(const wire *w);
 size_t wire_queued(const wire *w);
+/* What has been sent on w and has not reached the peer yet (tls_conn_unacked). */
+size_t wire_unacked(const wire *w);
 int wire_is_closing(const wire *w);
 void wire_pause(wire *w);
 void wire_resume(wire *w);

@@ -358,6 +358,9 @@ int uplink_start(uplink **out, const uplink_opts *opts, char *err, size_t errlen
                     .batch_records = opts->batch_snapshots,
                     .backoff_base_ms = opts->backoff_base_ms,
                     .backoff_cap_ms = opts->backoff_cap_ms,
+                    /* The federal tier acks up to 2,000 snapshots at one PostgreSQL commit,
+                     * which a fresh database's first load may slow (docs/OPERATIONS.md). */
+                    .heard_wait_ms = 600 * 1000,
                     .ud = u};
     int rc = sync_start(&u->client, &so);
     if (rc != 0) {

@@ -441,6 +441,64 @@ def test_a_hub_that_takes_the_session_and_never_answers_is_left(pki, workdir, pr
         fake.stop = True
 
 
+class SlowReadingHub(ImpossibleHub):
+    """A peer posing as the hub that answers Hello, then reads what the node sends at about
+    20 KB/s through a small receive buffer (a slow link), and never answers."""
+
+    def __init__(self, pki):
+        super().__init__(pki, 0, 0)
+        self.read = 0
+        self.last_read = None
+        self.session_at = None
+
+    def _serve(self):
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited on accept
+        super()._serve()
+
+    def _session(self, s):
+        self._send(s, self.reply)
+        self.session_at = time.monotonic()
+        s.settimeout(0.5)
+        while not self.stop:
+            try:
+                chunk = s.recv(2048)
+            except (socket.timeout, TimeoutError):
+                continue
+            if not chunk:
+                return
+            self.read += len(chunk)
+            self.last_read = time.monotonic()
+            time.sleep(0.1)
+
+
+def test_a_slow_link_is_not_taken_for_a_silent_hub(pki, workdir, procs):
+    """A review of 5215edb: the wait for the hub started when a batch was queued, so a batch
+    that takes longer to cross a slow link than the wait (180 s: 1 MB at 32 kbit/s) was
+    dropped, and sent again, for ever. The wait now restarts while what was sent moves
+    towards the hub (the bytes the kernel holds unacknowledged, SIOCOUTQ). Here a hub that
+    reads about 20 KB/s and never answers is left only once it has taken the whole batch."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub, n=2000)
+    fake = SlowReadingHub(pki)
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
+    try:
+        srv = node.serve()
+        procs.append(srv)
+        wait_for(lambda: "awaited its ack; connecting again" in srv.log_text(), 60,
+                 "serve to leave the session once the slow hub has read everything")
+        left = time.monotonic()
+        assert fake.read > 100000, fake.read  # the 2,000 records' batch, read slowly
+        assert left - fake.session_at > 4, (left - fake.session_at, fake.read)
+        assert left - fake.last_read < 5, left - fake.last_read
+    finally:
+        fake.stop = True
+
+
 def _tcp_timers(port):
     """(local port, remote port) -> the kernel's timer of each established IPv4 connection to
     or from port, from /proc/net/tcp: 0 none, 1 retransmit, 2 keepalive."""
