@@ -883,15 +883,24 @@ static void fapi__on_https(http_req *r, void *ud)
 }
 
 /* Every body but a directive's is held to FAPI_MAX_BODY before it is read; the server's own
- * limit is a directive's, FDIR_MAX_BODY. A directive's body comes with a credential (a token
- * or a session's cookie; the handler checks it), so a client without one cannot make the
- * server hold more than FAPI_MAX_BODY. */
+ * limit is a directive's, FDIR_MAX_BODY. A directive's body comes with a credential of the
+ * right shape (a bearer token "fed_" + 64 hex digits, or a session's cookie), so a client
+ * without one cannot make the server hold more than FAPI_MAX_BODY. Whether the credential is
+ * valid takes a look-up in the store, which the handler makes before it acts on the body. */
 static int fapi__on_head(http_req *r, void *ud)
 {
+    char token[AUTH_TOKEN_LEN + 1], sess[FSESSION_HASH_HEX + 1];
     (void)ud;
     if (strcmp(http_req_method(r), "POST") != 0 ||
-        strcmp(http_req_path(r), "/v1/directives") != 0 ||
-        (http_req_header(r, "Authorization") == NULL && http_req_header(r, "Cookie") == NULL))
+        strcmp(http_req_path(r), "/v1/directives") != 0) {
+        http_req_limit_body(r, FAPI_MAX_BODY);
+        return 0;
+    }
+    int shaped =
+        auth_parse_bearer(http_req_header(r, "Authorization"), token, sizeof(token)) == 0 ||
+        fsession_cookie_hash(r, sess) == 0;
+    OPENSSL_cleanse(token, sizeof(token));
+    if (!shaped)
         http_req_limit_body(r, FAPI_MAX_BODY);
     return 0;
 }

@@ -231,6 +231,9 @@ def test_the_longest_directive_fits_the_body_limit_and_other_bodies_keep_theirs(
     assert _status_of_head(fed, "/v1/directives", 256 * 1024, token) != 413
     assert _status_of_head(fed, "/v1/directives", 256 * 1024 + 1, token) == 413
     assert _status_of_head(fed, "/v1/directives", 64 * 1024 + 1, "") == 413  # no credential
+    for fake in ("Authorization: x\r\n", "Authorization: Bearer fed_%s\r\n" % ("0" * 63),
+                 "Cookie: other=1\r\n"):  # not a credential's shape
+        assert _status_of_head(fed, "/v1/directives", 64 * 1024 + 1, fake) == 413, fake
     assert _status_of_head(fed, "/v1/session", 64 * 1024 + 1, "") == 413
 
 
