@@ -18,9 +18,11 @@ void crlwatch_reload(crlwatch *w)
     log_info("CRL reloaded from %s", w->file.path);
 }
 
-static void crlwatch__changed(void *ud)
+static int crlwatch__changed(void *ud, int last_try)
 {
+    (void)last_try; /* deploy/pki.sh writes the CRL by rename: it is whole when it is there */
     crlwatch_reload(ud);
+    return 0;
 }
 
 int crlwatch_start(crlwatch *w, uv_loop_t *loop, const char *path, tls_ctx *ctx, tls_ctx *ctx2)

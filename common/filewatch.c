@@ -8,15 +8,21 @@
 static void filewatch__on_debounce(uv_timer_t *t)
 {
     filewatch *w = t->data;
-    w->cb(w->ud);
+    int last = w->tries >= FILEWATCH_RETRIES;
+    if (w->cb(w->ud, last) == 1 && !last) {
+        w->tries++;
+        uv_timer_start(&w->debounce, filewatch__on_debounce, FILEWATCH_DEBOUNCE_MS, 0);
+    }
 }
 
 static void filewatch__on_change(uv_fs_event_t *h, const char *name, int events, int status)
 {
     (void)events;
     filewatch *w = h->data;
-    if (status == 0 && name && strcmp(name, w->base) == 0)
+    if (status == 0 && name && strcmp(name, w->base) == 0) {
+        w->tries = 0;
         uv_timer_start(&w->debounce, filewatch__on_debounce, FILEWATCH_DEBOUNCE_MS, 0);
+    }
 }
 
 int filewatch_start(filewatch *w, uv_loop_t *loop, const char *path, filewatch_cb cb, void *ud)

@@ -195,6 +195,11 @@ void tokens_free(tokens_table *t)
     free(t);
 }
 
+size_t tokens_count(const tokens_table *t)
+{
+    return t ? t->n : 0;
+}
+
 int tokens_only_added(const tokens_table *old, const tokens_table *new)
 {
     if (new == NULL)

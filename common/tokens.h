@@ -23,6 +23,8 @@ enum tokens_role { TOKENS_OFFICER, TOKENS_REVIEWER, TOKENS_ADMIN };
 /* Reads path. Returns 0, REINT_EIO or REINT_EINVAL with "FILE line N: ..." in err. */
 int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen);
 void tokens_free(tokens_table *t);
+/* The tokens t holds (0 for NULL). */
+size_t tokens_count(const tokens_table *t);
 /* 1 when every token of old (its name, hash and role) is in new too: a change that only
  * added tokens, after which sessions begun with old's tokens may go on (old NULL: none were
  * loaded). 0 otherwise (a token withdrawn or changed), and when new is NULL. */

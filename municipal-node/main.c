@@ -712,19 +712,28 @@ static void close_signals(void)
 /* Re-reads the clerks' tokens; a bad file keeps what is loaded. After SIGHUP (signalled) a
  * token or a password may have been withdrawn, so every workspace session ends; after a
  * change of the file seen by its watch, sessions end unless tokens were only added
- * (`municipal-node token` while serve runs). */
-static void reload_tokens(int signalled)
+ * (`municipal-node token` while serve runs). From the watch, a file that does not parse, or
+ * is empty when tokens were loaded, may be one being rewritten: 1 asks for another look
+ * (filewatch_cb) unless last_try. */
+static int reload_tokens(int signalled, int last_try)
 {
     char err[512];
     tokens_table *t = NULL;
+    int wait = !signalled && !last_try;
     if (cfg.tokens[0] == '\0') {
         if (signalled && api.sessions)
             session_clear(api.sessions);
-        return;
+        return 0;
     }
     if (tokens_load(&t, cfg.tokens, err, sizeof(err)) != 0) {
+        if (wait)
+            return 1;
         log_error("tokens not reloaded: %s", err);
-        return;
+        return 0;
+    }
+    if (wait && tokens_count(t) == 0 && tokens_count(api.tokens) > 0) {
+        tokens_free(t);
+        return 1;
     }
     int keep = !signalled && tokens_only_added(api.tokens, t);
     tokens_free(api.tokens);
@@ -733,12 +742,13 @@ static void reload_tokens(int signalled)
         session_clear(api.sessions);
     log_info("tokens reloaded from %s; workspace sessions %s", cfg.tokens,
              keep ? "go on (tokens were only added)" : "ended");
+    return 0;
 }
 
-static void on_tokens_changed(void *ud)
+static int on_tokens_changed(void *ud, int last_try)
 {
     (void)ud;
-    reload_tokens(0);
+    return reload_tokens(0, last_try);
 }
 
 /* SIGHUP re-reads the clerks' tokens and the CRL. */
@@ -748,7 +758,7 @@ static void on_hup(uv_signal_t *s, int signum)
     (void)signum;
     if (crl_watched)
         crlwatch_reload(&crl);
-    reload_tokens(1);
+    (void)reload_tokens(1, 1);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)

@@ -161,11 +161,10 @@ static void on_rolled(void *ud)
     uplink_kick(up);
 }
 
-static void on_tokens_changed(void *ud)
+static int on_tokens_changed(void *ud, int last_try)
 {
     (void)ud;
-    if (off)
-        officers_reload_tokens(off, 0);
+    return off ? officers_reload_tokens(off, 0, last_try) : 0;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -174,7 +173,7 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         crlwatch_reload(&crl);
         if (off)
-            officers_reload_tokens(off, 1);
+            (void)officers_reload_tokens(off, 1, 1);
         return;
     }
     log_info("signal %d: stopping", signum);

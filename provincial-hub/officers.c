@@ -1152,12 +1152,20 @@ void officers_handle(http_req *r, void *ud)
     officers__submit(o, j);
 }
 
-void officers_reload_tokens(officers *o, int signalled)
+int officers_reload_tokens(officers *o, int signalled, int last_try)
 {
     char err[512];
     tokens_table *t = NULL;
+    int wait = !signalled && !last_try;
     if (o->tokens_path[0] == '\0')
-        return;
+        return 0;
+    if (wait && (tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0 ||
+                 (tokens_count(t) == 0 && tokens_count(o->tokens) > 0))) {
+        tokens_free(t);
+        return 1;
+    }
+    tokens_free(t);
+    t = NULL;
     if (access(o->tokens_path, F_OK) != 0 && errno == ENOENT) {
         log_warn("tokens file %s is gone: every officer's request is refused", o->tokens_path);
     } else if (tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0) {
@@ -1174,6 +1182,7 @@ void officers_reload_tokens(officers *o, int signalled)
     o->tokens = t;
     if (!keep)
         session_clear(o->sessions);
+    return 0;
 }
 
 static void officers__free(officers *o)

@@ -67,8 +67,11 @@ void officers_handle(http_req *r, void *ud);
 /* Reads the tokens file again (after SIGHUP: signalled; or after a change its watch saw).
  * When it is absent, or does not parse, every request is refused until it is fixed (logged):
  * a failed reload never keeps a removed token valid. Every session then ends, unless the
- * file's change only added tokens (not signalled), as `provincial-hub token` does. */
-void officers_reload_tokens(officers *o, int signalled);
+ * file's change only added tokens (not signalled), as `provincial-hub token` does. From the
+ * watch, a file that is absent, does not parse, or is empty when tokens were loaded may be
+ * one being rewritten: nothing changes, and 1 asks for another look (filewatch_cb), unless
+ * last_try. Returns 0 otherwise. */
+int officers_reload_tokens(officers *o, int signalled, int last_try);
 
 /* Call after the HTTPS server is stopped: writes the last counted failures, and frees o once
  * the work in the thread pool has finished (the loop must keep running until then). */

@@ -303,6 +303,16 @@ def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(hub):
     wait_for(lambda: hub.api.get("/v1/indicators", newcomer)[0] == 401, 10,
              "the removed token refused")
     assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
+    # Rewritten in place with a pause: while the file is empty the tokens stay valid.
+    with open(hub.tokens_file) as f:
+        text = f.read()
+    with open(hub.tokens_file, "w") as f:
+        f.flush()
+        time.sleep(0.6)
+        assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
+        f.write(text)
+    time.sleep(0.5)
+    assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
 
 
 def test_hub_reports_run_off_the_ingest_loop(pki, workdir, procs):

@@ -703,6 +703,20 @@ def test_a_token_made_while_serve_runs_is_taken_without_a_signal(pki, workdir, p
              "the removed token refused")
     assert "workspace sessions ended" in node.server.log_text()
     assert req(node, "GET", "/v1/persons", token=token)[0] == 200
+    # Rewritten in place with a pause (an editor, `cat > tokens`): while the file is empty
+    # the tokens loaded stay, and the whole file, one token more, ends no session.
+    n = node.server.log_text().count("workspace sessions ended")
+    reloads = node.server.log_text().count("tokens reloaded")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.flush()
+        time.sleep(0.6)
+        assert req(node, "GET", "/v1/persons", token=token)[0] == 200
+        f.write(text + "late " + "0" * 64 + "\n")
+    wait_for(lambda: node.server.log_text().count("tokens reloaded") > reloads, 10, "the reload")
+    assert node.server.log_text().count("workspace sessions ended") == n
+    assert req(node, "GET", "/v1/persons", token=token)[0] == 200
 
 
 def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, workdir, procs):
