@@ -86,7 +86,7 @@ struct sync_client {
     uint64_t heard_ms;        /* last message from the receiver, progress of what was sent to
                                  it, or last time nothing was due */
     uint64_t heard_wait_ms;   /* opts.heard_wait_ms or SYNC_HEARD_WAIT_MS (a test hook: 2 s) */
-    uint64_t poll_ms;         /* the session's last poll (0: none yet) */
+    uint64_t poll_ms;         /* the session's last poll, or its start */
     size_t unacked;           /* wire_unacked at that poll */
     size_t peer_max;          /* the receiver's frame limit (HelloReply.max_frame) */
     int read_failed;          /* an entry could not be added to the batch (memory, or the source) */
@@ -515,7 +515,7 @@ static void sync__on_poll(uv_timer_t *t)
     if (s->w == NULL || wire_is_closing(s->w))
         return;
     size_t unacked = wire_unacked(s->w);
-    if ((s->poll_ms && now - s->poll_ms > SYNC_STALL_MS) || unacked != s->unacked)
+    if (now - s->poll_ms > SYNC_STALL_MS || unacked != s->unacked)
         s->heard_ms = now; /* a stalled loop, or what was sent is moving */
     s->poll_ms = now;
     s->unacked = unacked;
@@ -636,8 +636,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
              r->resend_requested ? " (full resend requested)" : "");
     /* The timer also watches that the receiver answers; with the test hook sync_no_poll it
      * only watches. */
-    s->heard_ms = uv_now(s->o.loop);
-    s->poll_ms = 0;
+    s->heard_ms = s->poll_ms = uv_now(s->o.loop);
     s->unacked = 0;
     uv_timer_start(&s->timer, sync__on_poll, SYNC_POLL_MS, SYNC_POLL_MS);
     s->asked_gap = 0;

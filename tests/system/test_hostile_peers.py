@@ -4,6 +4,7 @@
 is refused at the hub, the federal tier or the node; the honest peer keeps syncing normally
 after it; no counter wraps; memory goes back to where a warm-up left it."""
 import os
+import signal
 import socket
 import sqlite3
 import ssl
@@ -497,6 +498,74 @@ def test_a_slow_link_is_not_taken_for_a_silent_hub(pki, workdir, procs):
         assert left - fake.last_read < 5, left - fake.last_read
     finally:
         fake.stop = True
+
+
+class StoppingHub(ImpossibleHub):
+    """A peer posing as the hub that, on the node's first batch, stops the node's process
+    (SIGSTOP) for 12 s, sends the batch's Ack while it is stopped, and lets it go on: a
+    paused machine or a stopped process whose ack is waiting when it wakes."""
+
+    pid = None
+    acked = 0
+
+    def _session(self, s):
+        self._send(s, self.reply)
+        s.settimeout(5)
+        buf = b""
+        while not self.stop:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                continue
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                n = struct.unpack(">I", buf[:4])[0]
+                got = pb.Envelope()
+                got.ParseFromString(buf[4:4 + n])
+                buf = buf[4 + n:]
+                if got.WhichOneof("msg") != "batch":
+                    continue
+                if self.acked == 0:
+                    os.kill(self.pid, signal.SIGSTOP)
+                    time.sleep(0.2)
+                ack = pb.Envelope()
+                ack.ack.acked_seq = got.batch.last_seq
+                self._send(s, ack)
+                if self.acked == 0:
+                    time.sleep(12)
+                    os.kill(self.pid, signal.SIGCONT)
+                self.acked += 1
+
+
+def test_a_stalled_node_does_not_take_its_waiting_ack_for_silence(pki, workdir, procs):
+    """A review of 5215edb: libuv runs timers before it reads, so after a stall longer than
+    the wait (a stopped process, a paused machine) the session would have been left although
+    the hub's ack was waiting to be read. A poll more than 10 s after the one before now
+    restarts the wait."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub, n=5)
+    fake = StoppingHub(pki, 0, 0)  # holds nothing: the node sends its 5 records again
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    cmd = [os.path.join(BIN, "municipal-node"), "--enable-test-hooks", "--test-fault",
+           "sync_heard_wait_short", "--config", node.config, "sync", "--timeout", "30"]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    fake.pid = p.pid
+    try:
+        _, err = p.communicate(timeout=60)
+    finally:
+        fake.stop = True
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+            p.kill()
+    assert fake.acked >= 1, err
+    assert "sent nothing" not in err, err
+    assert p.returncode == 0, err
 
 
 def _tcp_timers(port):
