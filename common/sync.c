@@ -499,8 +499,6 @@ static void sync__on_ready(wire *w, void *ud)
     wire_send(w, &env);
 }
 
-/* While a session is up the timer polls the outbox, so that entries committed by another
- * process (an import next to a running serve) are sent within a second. */
 /* 1 while this side waits for the receiver: an ack of a batch in flight, or, in a `sync`
  * run, the review changes the HelloReply offered. */
 static int sync__awaiting(sync_client *s)
@@ -508,6 +506,9 @@ static int sync__awaiting(sync_client *s)
     return s->n_inflight > 0 || (s->o.once && s->o.settled && !s->o.settled(s->o.ud));
 }
 
+/* While a session is up the timer polls the outbox, so that entries committed by another
+ * process (an import next to a running serve) are sent within a second; and it leaves a
+ * session whose receiver has gone silent (SYNC_HEARD_WAIT_MS). */
 static void sync__on_poll(uv_timer_t *t)
 {
     sync_client *s = t->data;
