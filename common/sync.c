@@ -83,8 +83,8 @@ struct sync_client {
     int64_t session_deadline;
     uint64_t connect_ms;      /* when the connection now open was made */
     uint64_t session_wait_ms; /* SYNC_SESSION_WAIT_MS (a test hook shortens it) */
-    uint64_t heard_ms;        /* last message from the receiver, progress of what was sent to
-                                 it, or last time nothing was due */
+    uint64_t heard_ms;        /* last progress on what is awaited (an ack; review changes), or
+                                 of what was sent to the receiver, or last time nothing was due */
     uint64_t heard_wait_ms;   /* opts.heard_wait_ms or SYNC_HEARD_WAIT_MS (a test hook: 2 s) */
     uint64_t poll_ms;         /* the session's last poll, or its start */
     size_t unacked;           /* wire_unacked at that poll */
@@ -670,10 +670,18 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
         sync__pump(s);
         return 0;
     }
-    /* A receiver may acknowledge less than the batch (the refusals one ack can list); it then
-     * ends the session, and the rest is sent again from its position. Never more. */
-    if (a->acked_seq < last)
+    /* A receiver may acknowledge less than the batch (the refusals one ack can list); the
+     * session then ends, and the rest is sent again from its position in the next one. This
+     * side ends it too, rather than count on the receiver: the cursor is past what was
+     * acknowledged, so the session could not send the rest, and a `sync` run would take the
+     * batch for delivered. Never more than the batch. */
+    int partial = a->acked_seq < last;
+    if (partial)
         last = a->acked_seq;
+    else if (a->acked_seq > last)
+        log_security("%s acknowledged through sequence %llu, past the batch's %llu; taken as the "
+                     "batch",
+                     s->o.expect_peer, (unsigned long long)a->acked_seq, (unsigned long long)last);
     if (s->o.source.acked(s->o.source.src, last, (const Reint__V1__Refusal *const *)a->refusals,
                           a->n_refusals) != 0)
         return -1;
@@ -688,6 +696,13 @@ static int sync__on_ack(sync_client *s, const Reint__V1__Ack *a)
     s->st.refusals += a->n_refusals;
     s->st.batches_acked++;
     s->st.last_sync_ms = (int64_t)clock_now_ms();
+    if (partial) {
+        log_info("%s acknowledged through sequence %llu only; the rest goes again in a new "
+                 "session",
+                 s->o.expect_peer, (unsigned long long)last);
+        wire_close(s->w);
+        return 0;
+    }
     sync__pump(s);
     return 0;
 }
@@ -696,7 +711,11 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
 {
     sync_client *s = ud;
     int rc = 0;
-    s->heard_ms = uv_now(s->o.loop);
+    /* Only what is awaited restarts the wait: a receiver that sends other messages (an empty
+     * Reviews, a directive) but never acks is as stuck as a silent one. */
+    if (env->msg_case == REINT__V1__ENVELOPE__MSG_ACK ||
+        (env->msg_case == REINT__V1__ENVELOPE__MSG_REVIEWS && env->reviews->n_reviews > 0))
+        s->heard_ms = uv_now(s->o.loop);
     switch (env->msg_case) {
     case REINT__V1__ENVELOPE__MSG_HELLO_REPLY:
         rc = s->session ? -1 : sync__on_hello_reply(s, env->hello_reply);

@@ -398,15 +398,21 @@ class ImpossibleHub:
 
 class SilentHub(ImpossibleHub):
     """A peer posing as the hub that answers Hello, then reads what the node sends and never
-    answers again (a hub that hung, or a connection a network dropped without a word)."""
+    answers again (a hub that hung, or a connection a network dropped without a word). With
+    chatter set it sends an empty Reviews message every 0.5 s, and still never acks."""
 
     sessions = 0
+    chatter = False
 
     def _session(self, s):
         self._send(s, self.reply)
         self.sessions += 1
         s.settimeout(0.5)
         while not self.stop:
+            if self.chatter:
+                env = pb.Envelope()
+                env.reviews.SetInParent()
+                self._send(s, env)
             try:
                 if not s.recv(65536):
                     return
@@ -566,6 +572,95 @@ def test_a_stalled_node_does_not_take_its_waiting_ack_for_silence(pki, workdir, 
     assert fake.acked >= 1, err
     assert "sent nothing" not in err, err
     assert p.returncode == 0, err
+
+
+def test_a_hub_that_chatters_but_never_acks_is_left_too(pki, workdir, procs):
+    """An attack on the demo found that any message restarted the wait: a peer posing as the
+    hub that sent an empty Reviews message every 60 s, and never acked, held `sync --timeout
+    5` for 12 minutes until it was killed. Only an ack, or review changes, restart it now."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node, cl, path = _node_with_records(workdir, pki, hub)
+    fake = SilentHub(pki, 0, 0)
+    fake.chatter = True
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
+    try:
+        r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
+        assert r.returncode == 4 and "1 batch awaited its ack" in r.stderr, r.stderr
+    finally:
+        fake.stop = True
+
+
+class PartialAckHub(ImpossibleHub):
+    """A peer posing as the hub that, in its first session, acknowledges only the first 10
+    records of the node's batch and keeps the session open; later sessions ack each batch
+    whole. It keeps the sequences it was sent."""
+
+    def __init__(self, pki):
+        super().__init__(pki, 0, 0)
+        self.sessions = 0
+        self.held = 0  # the position acknowledged so far
+
+    def _session(self, s):
+        self.sessions += 1
+        first = self.sessions == 1
+        self.reply.hello_reply.acked_seq = self.held
+        self._send(s, self.reply)
+        s.settimeout(0.5)
+        buf = b""
+        while not self.stop:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                continue
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                n = struct.unpack(">I", buf[:4])[0]
+                got = pb.Envelope()
+                got.ParseFromString(buf[4:4 + n])
+                buf = buf[4 + n:]
+                if got.WhichOneof("msg") != "batch":
+                    continue
+                ack = pb.Envelope()
+                ack.ack.acked_seq = got.batch.first_seq + 9 if first else got.batch.last_seq
+                self.held = ack.ack.acked_seq
+                self._send(s, ack)
+                first = False
+
+
+def test_a_batch_acknowledged_in_part_is_not_taken_for_delivered(pki, workdir, procs):
+    """An attack on the demo found that a hub acknowledging 11 of 877 records of a batch, and
+    keeping the session, had `sync` print "everything through sequence 877 is at the hub" and
+    exit 0 with 866 records unsent, and `serve` never sent them in that session. The node now
+    ends such a session itself, and sends the rest from the hub's position in the next."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 93)
+    for _ in range(60):
+        cl.new_person()
+    path = os.path.join(workdir, "p-93.csv")
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    fake = PartialAckHub(pki)
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    try:
+        r = node.cli("sync", "--timeout", "30", check=False, timeout=60)
+    finally:
+        fake.stop = True
+    assert r.returncode == 0, r.stderr
+    assert "acknowledged through sequence 10 only" in r.stderr, r.stderr
+    assert fake.sessions == 2 and fake.held == 60, (fake.sessions, fake.held)
+    assert node.status()["backlog"] == 0
 
 
 def _tcp_timers(port):
