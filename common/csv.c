@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define CSV_CHUNK       (64 * 1024)
 #define CSV_REC_INITIAL 4096
 #define CSV_REC_LIMIT   (CSV_MAX_RECORD + 1)
@@ -293,7 +295,15 @@ io_error:
 int csv_formula_guarded(const char *s)
 {
     s += strspn(s, "'");
-    s += strspn(s, " "); /* a spreadsheet that trims spaces runs " =1+1" too */
+    /* Spaces, and characters that show nothing (a no-break or ideographic space, a zero-width
+     * one, a BOM): a spreadsheet that trims them runs " =1+1" too. */
+    for (;;) {
+        const unsigned char *p = (const unsigned char *)s;
+        size_t l = p[0] == ' ' ? 1 : p[0] < 0x80 ? 0 : utf8_len(p, strnlen(s, 4));
+        if (l == 0 || (l > 1 && !utf8_invisible(utf8_decode(p, l))))
+            break;
+        s += l;
+    }
     if (s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL)
         return 1;
     /* The full-width forms U+FF1D = U+FF0B + U+FF0D - U+FF20 @, which an input method types

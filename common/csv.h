@@ -37,8 +37,8 @@ long csv_line(const csv_reader *r);
 /* Bytes consumed from the input so far (for progress bars). */
 long long csv_offset(const csv_reader *r);
 
-/* Text a spreadsheet would run as a formula (it starts with = + - @, a tab or a CR, after
- * spaces or not, or with the full-width = + - @) is
+/* Text a spreadsheet would run as a formula (it starts with = + - @, a tab or a CR, or
+ * the full-width = + - @, after spaces and characters that show nothing or not) is
  * written after an apostrophe, which spreadsheets take as "text follows" and do not show; so
  * is text that starts with apostrophes before such a character, so that the reading is
  * exact both ways. csv_formula_guarded(s) says whether s needs one; csv_formula_unguard(s)

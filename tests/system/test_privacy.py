@@ -45,8 +45,9 @@ from test_chain import FreshDatabase
 from tlstap import TlsTap
 
 # The apostrophe an export puts before text a spreadsheet would run as a formula (common/csv.c,
-# csv_formula_guarded), which a spreadsheet does not show.
-GUARDED = r"^'(?='* *[=+\-@\t\r\uff1d\uff0b\uff0d\uff20])"
+# csv_formula_guarded: after spaces and characters that show nothing, here the usual ones),
+# which a spreadsheet does not show.
+GUARDED = r"^'(?='*[ \u00a0\u3000\u200b-\u200d\u2060\ufeff]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20])"
 
 # Distinctive values: none of them can appear in the hub's files by chance.
 PEOPLE = [

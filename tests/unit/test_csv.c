@@ -366,13 +366,23 @@ static void test_formula_like_text_is_written_after_an_apostrophe_and_read_back(
         "SUM",          /* U+FF20, full-width @ */
         "\xEF\xBC\xA1", /* U+FF21, full-width A: not guarded */
         " plain",
+        "\xC2\xA0=1", /* U+00A0, no-break space */
+        "\xE3\x80\x80\xEF\xBC\x9D"
+        "1", /* U+3000, ideographic space, then full-width = */
+        "\xE2\x80\x8B\xEF\xBB\xBF"
+        "+1",            /* U+200B zero-width space, U+FEFF BOM */
+        "\xC2\xA0plain", /* not guarded */
+        "\xE0\xA4\xB0=", /* a letter before =: not guarded */
     };
     static const char *const written =
         "'=1+1,'+9779812345678,'-x,'@SUM(A1),\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","
         "''=1,'''+2,'plain,it's,a=b,,'\tx,'  -3+3,'\xEF\xBC\x9D"
         "1+1,'\xEF\xBC\xA0"
         "SUM,"
-        "\xEF\xBC\xA1, plain\n";
+        "\xEF\xBC\xA1, plain,'\xC2\xA0=1,'\xE3\x80\x80\xEF\xBC\x9D"
+        "1,"
+        "'\xE2\x80\x8B\xEF\xBB\xBF"
+        "+1,\xC2\xA0plain,\xE0\xA4\xB0=\n";
     const size_t nv = sizeof(values) / sizeof(values[0]);
     size_t len = 0;
     char *buf = write_record(values, nv, &len);
