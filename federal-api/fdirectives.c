@@ -25,7 +25,6 @@
 #define FDIR_MAX_CATEGORIES 8
 #define FDIR_VALUE_MAX      INT64_C(1000000000000)
 #define FDIR_FIRST_YEAR     2000
-#define FDIR_LAST_YEAR      2099
 
 struct fdir_draft {
     Reint__V1__Directive d;
@@ -144,25 +143,38 @@ static int fdir__string(fdir_errors *errs, json_t *o, const char *name, const ch
                           out);
 }
 
-/* A "YYYY-MM-DD" Gregorian date in years 2000..2099; returns 1 when set. */
+/* A "YYYY-MM-DD" Gregorian date from FDIR_FIRST_YEAR to the end of the Bikram Sambat table
+ * (2043-04-13), which every tier reads dates in; returns 1 when set. */
 static int fdir__date(fdir_errors *errs, json_t *o, const char *name, const char *field,
                       int required, int32_t *day)
 {
     json_t *v = json_object_get(o, name);
-    int y, m, d;
+    int y, m, d, rc;
     if (v == NULL || json_is_null(v)) {
         if (required)
             fdir__err(errs, field, "is required (YYYY-MM-DD, Gregorian)");
         return 0;
     }
-    if (!json_is_string(v) || bscal_parse(json_string_value(v), 0, day) != 0) {
-        fdir__err(errs, field, "must be a Gregorian date YYYY-MM-DD of the years %d..%d",
-                  FDIR_FIRST_YEAR, FDIR_LAST_YEAR);
+    if (!json_is_string(v) || (rc = bscal_parse(json_string_value(v), 0, day)) == REINT_EINVAL) {
+        fdir__err(errs, field, "must be a Gregorian date YYYY-MM-DD");
         return 0;
     }
-    bscal_ad_from_days(*day, &y, &m, &d);
-    if (y < FDIR_FIRST_YEAR || y > FDIR_LAST_YEAR) {
-        fdir__err(errs, field, "year %d is not %d..%d", y, FDIR_FIRST_YEAR, FDIR_LAST_YEAR);
+    if (rc != 0 && atoi(json_string_value(v)) >= FDIR_FIRST_YEAR) {
+        char last[16] = "?";
+        int32_t end = 0;
+        if (bscal_days_from_bs(BSCAL_LAST_YEAR, 12, bscal_bs_month_days(BSCAL_LAST_YEAR, 12),
+                               &end) == 0)
+            bscal_format(end, 0, last, sizeof(last));
+        fdir__err(errs, field,
+                  "is after %s, the end of the Bikram Sambat calendar table (BS %d-12), which "
+                  "every tier reads dates in",
+                  last, BSCAL_LAST_YEAR);
+        return 0;
+    }
+    if (rc == 0)
+        bscal_ad_from_days(*day, &y, &m, &d);
+    if (rc != 0 || y < FDIR_FIRST_YEAR) {
+        fdir__err(errs, field, "is before %d-01-01", FDIR_FIRST_YEAR);
         return 0;
     }
     return 1;

@@ -101,15 +101,41 @@ static void test_fdir_refuses_each_bad_field_by_name(void **state)
         if (!has_field(&e, fields[i]))
             fail_msg("no error for %s", fields[i]);
     }
-    /* A Gregorian date outside the years taken says which years are (it said "must be a
-     * Gregorian date" of 1900-01-01). */
-    assert_int_equal(
-        parse("{\"title\":\"t\",\"text\":\"x\",\"effective_from\":\"1900-01-01\"}", &dr, &e),
-        REINT_EINVAL);
+    /* A Gregorian date outside the dates taken says which are: from 2000-01-01 to the end of
+     * the Bikram Sambat table, 2043-04-13 (every date after it was refused as "must be a
+     * Gregorian date YYYY-MM-DD of the years 2000..2099", an attack on the demo found). */
+    static const struct {
+        const char *date, *reason; /* NULL: taken */
+    } dates[] = {
+        {"1900-01-01", "is before 2000-01-01"},
+        {"1999-12-31", "is before 2000-01-01"},
+        {"2000-01-01", NULL},
+        {"2043-04-13", NULL},
+        {"2043-04-14", "is after 2043-04-13, the end of the Bikram Sambat calendar table"},
+        {"2099-12-31", "is after 2043-04-13"},
+        {"2043-02-30", "must be a Gregorian date YYYY-MM-DD"},
+    };
     int said = 0;
-    for (size_t i = 0; i < e.n; i++)
-        said |= !strcmp(e.e[i].field, "effective_from") && strstr(e.e[i].reason, "2000..2099");
-    assert_true(said);
+    for (size_t k = 0; k < sizeof(dates) / sizeof(dates[0]); k++) {
+        char dbody[160];
+        snprintf(dbody, sizeof(dbody), "{\"title\":\"t\",\"text\":\"x\",\"effective_from\":\"%s\"}",
+                 dates[k].date);
+        int rc = parse(dbody, &dr, &e);
+        if (dates[k].reason == NULL) {
+            if (rc != 0)
+                fail_msg("%s refused: %s", dates[k].date, e.n ? e.e[0].reason : e.message);
+            fdir_draft_free(dr);
+            continue;
+        }
+        assert_int_equal(rc, REINT_EINVAL);
+        said = 0;
+        for (size_t i = 0; i < e.n; i++)
+            said |=
+                !strcmp(e.e[i].field, "effective_from") && strstr(e.e[i].reason, dates[k].reason);
+        if (!said)
+            fail_msg("%s: no \"%s\" (%s)", dates[k].date, dates[k].reason,
+                     e.n ? e.e[0].reason : e.message);
+    }
     /* The text rule directive_verify applies again where a signed directive arrives: no
      * control character in the title, none but newlines and tabs in the text. */
     assert_int_equal(parse("{\"title\":\"a\\u001b[2J\",\"text\":\"x\\u0007\","
