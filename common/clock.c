@@ -28,15 +28,6 @@ int32_t clock_today_nepal(void)
     return (int32_t)((clock_now_ms() + CLOCK_NEPAL_OFFSET_MS) / CLOCK_DAY_MS);
 }
 
-int32_t clock_today_local(void)
-{
-    time_t t = (time_t)(clock_now_ms() / 1000);
-    struct tm tm;
-    if (localtime_r(&t, &tm) == NULL)
-        return clock_today_utc();
-    return bscal_days_from_ad(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-}
-
 uint64_t clock_mono_ms(void)
 {
     struct timespec ts;

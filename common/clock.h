@@ -10,10 +10,8 @@
 uint64_t clock_now_ms(void);
 /* Today's Gregorian day in UTC, as days since 1970-01-01. */
 int32_t clock_today_utc(void);
-/* Today's day in this machine's local time zone (the municipal office's calendar day). */
-int32_t clock_today_local(void);
-/* Today's day in Nepal (UTC+05:45), whatever the machine's zone: the day on which the hub
- * decides what is due. */
+/* Today's day in Nepal (UTC+05:45), whatever the machine's zone: the municipal office's
+ * calendar day, and the day on which the hub decides what is due. */
 int32_t clock_today_nepal(void);
 
 /* Milliseconds of CLOCK_MONOTONIC, for durations and deadlines (never shifted). */

@@ -17,7 +17,7 @@ import pytest
 import bs
 import nodegen
 import openapi
-from gen import CATEGORIES, PERSON_COLS, SERVICE_COLS, SEXES, TODAY, Caseload
+from gen import CATEGORIES, PERSON_COLS, SERVICE_COLS, SEXES, TODAY, Caseload, nepal_today
 from harness import Hub, Node, free_port, scrape, wait_for
 from spine import check_hub_matches
 
@@ -683,6 +683,37 @@ def test_ids_refuse_invisible_characters_and_texts_refuse_reordering_marks(pki, 
     assert status == 422 and '"100000000000.4"' in body["errors"][0]["reason"], body
 
 
+def test_the_node_takes_nepals_day_whatever_the_machines_time_zone(pki, workdir, procs):
+    """An attack on the demo found that a node on a machine left in UTC (the demo's, a cloud
+    machine's) took the UTC day for today: at 05:28 in Nepal it refused the day's date as "in
+    the future (today is 2083-08-20)" while its hub's as_of was 2083-08-21, for 5 h 45 min a
+    day. The node now takes Nepal's day (UTC+05:45), as the hub does. Its clock here is set
+    to 20:00 UTC, 01:45 of the next day in Nepal."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    at = datetime.datetime.combine(now.date(), datetime.time(20)) + datetime.timedelta(days=1)
+    clock = os.path.join(workdir, "node-clock")
+    with open(clock, "w") as f:
+        f.write("%d\n" % int((at - now).total_seconds()))
+    node.hooks = ["--enable-test-hooks", "--test-clock", clock]
+    nepal = at.date() + datetime.timedelta(days=1)
+    assert nepal_today(at) == nepal
+    cl = Caseload(10703, 28)
+    row = dict(cl.new_person(), registered_on=bs.bs_str(nepal), return_date="")
+    path = os.path.join(workdir, "today.csv")
+    nodegen.write_rows(path, PERSON_COLS, [row])
+    r = node.import_csv("persons", path, check=False)
+    assert r.returncode == 0, r.stderr
+    row = dict(cl.new_person(), registered_on=bs.bs_str(nepal + datetime.timedelta(days=1)),
+               return_date="")
+    nodegen.write_rows(path, PERSON_COLS, [row])
+    r = node.import_csv("persons", path, check=False)
+    assert r.returncode == 3 and "in the future (today is %s)" % bs.bs_str(nepal) in r.stderr, \
+        r.stderr
+
+
 def test_a_token_made_while_serve_runs_is_taken_without_a_signal(pki, workdir, procs):
     """`municipal-node token` while serve ran gave a token refused (401) until someone sent
     SIGHUP or restarted serve, and a clerk's administrator may not know that. serve now
@@ -852,7 +883,8 @@ def test_close_month_reaches_hub_as_month_close(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
     node = Node(workdir, pki, 10703, hub)
-    y, m, _ = bs.ad_to_bs(TODAY)
+    today = nepal_today()  # the node's today is Nepal's
+    y, m, _ = bs.ad_to_bs(today)
     py, pm = (y, m - 1) if m > 1 else (y - 1, 12)
     r = node.cli("close-month", "%04d-%02d" % (py, pm))
     assert "closed" in r.stdout
@@ -865,8 +897,7 @@ def test_close_month_reaches_hub_as_month_close(pki, workdir, procs):
     assert len(recs) == 1
     mc = recs[0][4].month_close
     assert (mc.year, mc.month, mc.bikram_sambat) == (py, pm, True)
-    assert mc.closed_day == bs.day_number(TODAY) or \
-        mc.closed_day == bs.day_number(datetime.date.today())
+    assert mc.closed_day == bs.day_number(today) or mc.closed_day == bs.day_number(nepal_today())
 
 
 def test_export_round_trip_changes_nothing(pki, workdir, procs):

@@ -13,6 +13,7 @@ import types
 
 import bs
 import openapi
+from gen import nepal_today
 from harness import ROOT, Hub, Node, free_port, run, wait_for
 
 PKI_SH = os.path.join(ROOT, "deploy", "pki.sh")
@@ -183,7 +184,8 @@ class Web:
 
 
 def today_bs():
-    return bs.ad_to_bs(datetime.date.today())
+    """The node's today, in BS: Nepal's day, whatever this machine's time zone."""
+    return bs.ad_to_bs(nepal_today())
 
 
 def bs_month(y, m):
