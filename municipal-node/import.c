@@ -474,6 +474,15 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
         rc = REINT_EINVAL;
         goto out;
     }
+    if (nf > 0 && (!strncmp(fields[0], "\xFF\xFE", 2) || !strncmp(fields[0], "\xFE\xFF", 2))) {
+        if (errors_out)
+            fprintf(errors_out,
+                    "%s line 1: the file starts with a UTF-16 byte order mark; save it as CSV "
+                    "UTF-8\n",
+                    base);
+        rc = REINT_EINVAL;
+        goto out;
+    }
     if ((rc = import__header(kind, fields, nf, map, errors_out, base, csv_line(r))) != 0)
         goto out;
     p->in = in;

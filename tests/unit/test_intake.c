@@ -752,6 +752,11 @@ static void test_bad_header_imports_nothing(void **state)
     errs = import(f, INTAKE_PERSON, "empty.csv", "", REINT_EINVAL, &st);
     assert_non_null(strstr(errs, "empty.csv line 1: the file is empty"));
     free(errs);
+    /* A UTF-16 byte order mark without NUL bytes after it (the attack on the demo got
+     * "unknown column ??local_id"). */
+    errs = import(f, INTAKE_PERSON, "u16.csv", "\xFF\xFElocal_id,category\n", REINT_EINVAL, &st);
+    assert_non_null(strstr(errs, "u16.csv line 1: the file starts with a UTF-16 byte order mark"));
+    free(errs);
 }
 
 static void test_importing_the_same_file_twice_changes_nothing(void **state)
