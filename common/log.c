@@ -48,8 +48,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if (n < 0)
         return;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    if (m >= (int)sizeof(line) - n) {
+        /* Cut at the buffer: a character it split is left out whole, not shown as '?'. */
+        size_t len = strlen(line), i = len;
+        while (i > 0 && ((unsigned char)line[i - 1] & 0xC0) == 0x80)
+            i--;
+        if (i > 0 && (unsigned char)line[i - 1] >= 0xC0 &&
+            utf8_len((const unsigned char *)line + i - 1, len - (i - 1)) == 0)
+            line[i - 1] = '\0';
+    }
     /* One line of UTF-8 (a message may quote a peer's bytes: no line breaks, terminal
      * escapes or broken sequences reach the log), one write per line so that lines from
      * concurrent processes never interleave. */

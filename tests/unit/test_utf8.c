@@ -6,10 +6,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "utf8.h"
 
 static void scrubs(const char *in, size_t room, const char *want)
@@ -120,6 +124,41 @@ static void test_texts_that_show_nothing_are_blank(void **state)
                  utf8_invisible(0x0410));
 }
 
+/* A log line longer than its buffer (2048 bytes) is cut between two characters: the letter
+ * the buffer split is left out whole, where it was shown as '?' (an attack on the demo saw
+ * log lines cut in the middle of Devanagari characters). */
+static void test_a_long_log_line_is_cut_between_characters(void **state)
+{
+    (void)state;
+    char *text = malloc(3 * 1000 + 1), path[] = "/tmp/test_utf8_log.XXXXXX", got[4096];
+    assert_non_null(text);
+    for (int i = 0; i < 1000; i++)
+        memcpy(text + 3 * i, "\xE0\xA4\xB0", 3); /* र */
+    text[3000] = '\0';
+    int fd = mkstemp(path), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    for (int shift = 0; shift < 3; shift++) {
+        fflush(stderr);
+        assert_int_equal(ftruncate(fd, 0), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        dup2(fd, 2);
+        log_msg(LOG_WARN, "%.*s%s", shift, "ab", text); /* the cut falls at each byte of a letter */
+        fflush(stderr);
+        dup2(saved, 2);
+        ssize_t n = pread(fd, got, sizeof(got) - 1, 0);
+        assert_true(n > 2000);
+        got[n] = '\0';
+        assert_int_equal(got[n - 1], '\n');
+        assert_null(strchr(got, '?'));
+        assert_true(utf8_valid(got, (size_t)n));
+        assert_true(n >= 2040);
+    }
+    close(saved);
+    close(fd);
+    unlink(path);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_characters_are_counted_not_bytes),
         cmocka_unit_test(test_controls_and_reordering_marks_are_found),
         cmocka_unit_test(test_texts_that_show_nothing_are_blank),
+        cmocka_unit_test(test_a_long_log_line_is_cut_between_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
