@@ -395,6 +395,33 @@ class ImpossibleHub:
         self._send(s, self.reply)
         time.sleep(0.3)
 
+    def _envelopes(self, s):
+        """The envelopes the node sends on s, until it closes or the fake is stopped."""
+        s.settimeout(0.5)
+        buf = b""
+        while not self.stop:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                continue
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                n = struct.unpack(">I", buf[:4])[0]
+                got = pb.Envelope()
+                got.ParseFromString(buf[4:4 + n])
+                buf = buf[4 + n:]
+                yield got
+
+
+def _point_at(node, hub, fake):
+    """Points node's config from hub to fake (a peer posing as the hub)."""
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+
 
 class SilentHub(ImpossibleHub):
     """A peer posing as the hub that answers Hello, then reads what the node sends and never
@@ -430,10 +457,7 @@ def test_a_hub_that_takes_the_session_and_never_answers_is_left(pki, workdir, pr
     procs.append(hub)
     node, cl, path = _node_with_records(workdir, pki, hub)
     fake = SilentHub(pki, 0, 0)  # holds nothing: the node sends its 50 records again
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
     try:
         r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
@@ -488,10 +512,7 @@ def test_a_slow_link_is_not_taken_for_a_silent_hub(pki, workdir, procs):
     procs.append(hub)
     node, cl, path = _node_with_records(workdir, pki, hub, n=2000)
     fake = SlowReadingHub(pki)
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
     try:
         srv = node.serve()
@@ -516,33 +537,19 @@ class StoppingHub(ImpossibleHub):
 
     def _session(self, s):
         self._send(s, self.reply)
-        s.settimeout(5)
-        buf = b""
-        while not self.stop:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, TimeoutError):
+        for got in self._envelopes(s):
+            if got.WhichOneof("msg") != "batch":
                 continue
-            if not chunk:
-                return
-            buf += chunk
-            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                n = struct.unpack(">I", buf[:4])[0]
-                got = pb.Envelope()
-                got.ParseFromString(buf[4:4 + n])
-                buf = buf[4 + n:]
-                if got.WhichOneof("msg") != "batch":
-                    continue
-                if self.acked == 0:
-                    os.kill(self.pid, signal.SIGSTOP)
-                    time.sleep(0.2)
-                ack = pb.Envelope()
-                ack.ack.acked_seq = got.batch.last_seq
-                self._send(s, ack)
-                if self.acked == 0:
-                    time.sleep(12)
-                    os.kill(self.pid, signal.SIGCONT)
-                self.acked += 1
+            if self.acked == 0:
+                os.kill(self.pid, signal.SIGSTOP)
+                time.sleep(0.2)
+            ack = pb.Envelope()
+            ack.ack.acked_seq = got.batch.last_seq
+            self._send(s, ack)
+            if self.acked == 0:
+                time.sleep(12)
+                os.kill(self.pid, signal.SIGCONT)
+            self.acked += 1
 
 
 def test_a_stalled_node_does_not_take_its_waiting_ack_for_silence(pki, workdir, procs):
@@ -554,10 +561,7 @@ def test_a_stalled_node_does_not_take_its_waiting_ack_for_silence(pki, workdir, 
     procs.append(hub)
     node, cl, path = _node_with_records(workdir, pki, hub, n=5)
     fake = StoppingHub(pki, 0, 0)  # holds nothing: the node sends its 5 records again
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     cmd = [os.path.join(BIN, "municipal-node"), "--enable-test-hooks", "--test-fault",
            "sync_heard_wait_short", "--config", node.config, "sync", "--timeout", "30"]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -583,10 +587,7 @@ def test_a_hub_that_chatters_but_never_acks_is_left_too(pki, workdir, procs):
     node, cl, path = _node_with_records(workdir, pki, hub)
     fake = SilentHub(pki, 0, 0)
     fake.chatter = True
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     node.hooks = ["--enable-test-hooks", "--test-fault", "sync_heard_wait_short"]
     try:
         r = node.cli("sync", "--timeout", "3", check=False, timeout=60)
@@ -610,28 +611,14 @@ class PartialAckHub(ImpossibleHub):
         first = self.sessions == 1
         self.reply.hello_reply.acked_seq = self.held
         self._send(s, self.reply)
-        s.settimeout(0.5)
-        buf = b""
-        while not self.stop:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, TimeoutError):
+        for got in self._envelopes(s):
+            if got.WhichOneof("msg") != "batch":
                 continue
-            if not chunk:
-                return
-            buf += chunk
-            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                n = struct.unpack(">I", buf[:4])[0]
-                got = pb.Envelope()
-                got.ParseFromString(buf[4:4 + n])
-                buf = buf[4 + n:]
-                if got.WhichOneof("msg") != "batch":
-                    continue
-                ack = pb.Envelope()
-                ack.ack.acked_seq = got.batch.first_seq + 9 if first else got.batch.last_seq
-                self.held = ack.ack.acked_seq
-                self._send(s, ack)
-                first = False
+            ack = pb.Envelope()
+            ack.ack.acked_seq = got.batch.first_seq + 9 if first else got.batch.last_seq
+            self.held = ack.ack.acked_seq
+            self._send(s, ack)
+            first = False
 
 
 def test_a_batch_acknowledged_in_part_is_not_taken_for_delivered(pki, workdir, procs):
@@ -649,10 +636,7 @@ def test_a_batch_acknowledged_in_part_is_not_taken_for_delivered(pki, workdir, p
     cl.write_csv(path, "persons")
     node.import_csv("persons", path)
     fake = PartialAckHub(pki)
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     try:
         r = node.cli("sync", "--timeout", "30", check=False, timeout=60)
     finally:
@@ -746,19 +730,10 @@ class ReviewingHub(ImpossibleHub):
         if self.wait_s is not None:
             time.sleep(self.wait_s)
             return
-        buf = b""
-        while self.error is None:
-            chunk = s.recv(65536)
-            if not chunk:
+        for got in self._envelopes(s):
+            if got.WhichOneof("msg") == "error":
+                self.error = got.error
                 return
-            buf += chunk
-            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                n = struct.unpack(">I", buf[:4])[0]
-                got = pb.Envelope()
-                got.ParseFromString(buf[4:4 + n])
-                buf = buf[4 + n:]
-                if got.WhichOneof("msg") == "error":
-                    self.error = got.error
 
 
 def test_a_review_change_the_node_refuses_is_answered_with_an_error(pki, workdir, procs):
@@ -769,10 +744,7 @@ def test_a_review_change_the_node_refuses_is_answered_with_an_error(pki, workdir
     procs.append(hub)
     node, cl, path = _node_with_records(workdir, pki, hub)
     fake = ReviewingHub(pki, 0, 0)
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     node.cli("sync", "--timeout", "3", check=False)
     wait_for(lambda: fake.error is not None, 10, "the node's Error")
     fake.stop = True
@@ -800,10 +772,7 @@ def test_a_comment_stored_before_the_rule_still_arrives_and_is_shown_on_one_line
     node, cl, path = _node_with_records(workdir, pki, hub)
     fake = ReviewingHub(pki, 0, 0)
     fake.comment, fake.wait_s = "fix\u202e the list\nFAKE 2083-05 approved", 1.0
-    with open(node.config) as f:
-        text = f.read()
-    with open(node.config, "w") as f:
-        f.write(text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % fake.sync_port))
+    _point_at(node, hub, fake)
     node.cli("sync", "--timeout", "3", check=False, timeout=60)
     fake.stop = True
     out = node.cli("months").stdout
