@@ -785,7 +785,8 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
     if (json_is_integer(sv) && json_integer_value(sv) >= 0) {
         *seen = (uint64_t)json_integer_value(sv);
     } else if (svs && svs[0] >= '0' && svs[0] <= '9' && strlen(svs) <= 20 &&
-               (*seen = strtoull(svs, &end, 10), *end == '\0')) {
+               (errno = 0, *seen = strtoull(svs, &end, 10), *end == '\0' && errno == 0)) {
+        /* (a decimal above 2^64 - 1 gives ERANGE: it is refused, not taken as 2^64 - 1) */
         /* read above */
     } else {
         officers__error(j, 422,

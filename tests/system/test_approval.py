@@ -392,10 +392,13 @@ def test_refused_decisions_leave_the_month_as_it_was(chain):
         # the node's clerk would see in `months` (the next attack found both accepted)
         (422, c.reviewer, DHANKUTA, "return", seen, "\u00a0\u3000\u200b\ufeff", None),
         (422, c.reviewer, DHANKUTA, "return", seen, "fix \u009b2J the \u202eseed list", None),
+        # a version above 2^64 - 1 as a decimal string, which was taken as 2^64 - 1 and
+        # answered 409 "the month changed since you saw it" (the attack on the demo found it)
+        (422, c.reviewer, DHANKUTA, "return", "99999999999999999999", "x", None),
     ]
     says = {6: "with a comment saying what to correct", 7: "gives a field twice",
             8: "NUL character", 9: "with a comment saying what to correct",
-            10: "a mark that reorders text"}
+            10: "a mark that reorders text", 11: "seen_version must be the version"}
     for i, (status, token, mun, decision, version, comment, raw) in enumerate(cases):
         if raw is not None:
             st, body = c.api.call("POST", "/v1/reviews/%d/%s" % (mun, period), token, raw=raw)
