@@ -159,7 +159,10 @@ static int fdir__date(fdir_errors *errs, json_t *o, const char *name, const char
         fdir__err(errs, field, "must be a Gregorian date YYYY-MM-DD");
         return 0;
     }
-    if (rc != 0 && atoi(json_string_value(v)) >= FDIR_FIRST_YEAR) {
+    /* Out of the table's range: bscal_parse checked the shape, so the year is four digits. */
+    const char *ys = json_string_value(v);
+    int year = (ys[0] - '0') * 1000 + (ys[1] - '0') * 100 + (ys[2] - '0') * 10 + (ys[3] - '0');
+    if (rc != 0 && year >= FDIR_FIRST_YEAR) {
         char last[16] = "?";
         int32_t end = 0;
         if (bscal_days_from_bs(BSCAL_LAST_YEAR, 12, bscal_bs_month_days(BSCAL_LAST_YEAR, 12),
