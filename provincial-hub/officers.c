@@ -1160,23 +1160,21 @@ int officers_reload_tokens(officers *o, int signalled, int last_try)
     int wait = !signalled && !last_try;
     if (o->tokens_path[0] == '\0')
         return 0;
-    if (wait && (tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0 ||
-                 (tokens_count(t) == 0 && tokens_count(o->tokens) > 0))) {
+    int gone = access(o->tokens_path, F_OK) != 0 && errno == ENOENT;
+    int failed = gone || tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0;
+    /* From the watch, a file gone, unparsable or emptied may be one being rewritten. */
+    if (wait && (failed || (tokens_count(t) == 0 && tokens_count(o->tokens) > 0))) {
         tokens_free(t);
         return 1;
     }
-    tokens_free(t);
-    t = NULL;
-    if (access(o->tokens_path, F_OK) != 0 && errno == ENOENT) {
+    if (gone)
         log_warn("tokens file %s is gone: every officer's request is refused", o->tokens_path);
-    } else if (tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0) {
+    else if (failed)
         log_error("tokens not reloaded: %s; every officer's request is refused until the file "
                   "is fixed",
                   err);
-        t = NULL;
-    } else {
+    else
         log_info("tokens reloaded from %s", o->tokens_path);
-    }
     /* A session stands for a token: unless tokens were only added, everyone signs in again. */
     int keep = !signalled && tokens_only_added(o->tokens, t);
     tokens_free(o->tokens);
