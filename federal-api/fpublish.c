@@ -48,7 +48,9 @@ static void fpublish__on_list(void *ud, const PGresult *res, const char *err)
         return;
     }
     f->env->m->audit_rows++;
-    int32_t today = clock_today_utc();
+    /* Nepal's day, as at the hubs and nodes: a directive effective from a date is in force
+     * from its midnight in Nepal, 18:15 UTC the day before. */
+    int32_t today = clock_today_nepal();
     sbuf b;
     sbuf_init(&b, FPUBLISH_MAX_BODY);
     sbuf_puts(&b, "{\"directives\":[");

@@ -141,7 +141,8 @@ static void usage(FILE *f)
                "  status [--json]     backlog, oldest unsynced, last sync, hub, dead letters\n"
                "  sync [--timeout SECONDS]    push everything to the hub, then exit; gives up\n"
                "                      without a session by SECONDS (60), or when the hub\n"
-               "                      answers nothing for 180 s after that\n"
+               "                      acks nothing for 180 s after that while what was\n"
+               "                      sent to it is not moving\n"
                "  followups [--json]  pending referrals by person, oldest first\n"
                "  close-month YYYY-MM close a reporting month (in the node's calendar)\n"
                "  months [--json]     each month's review: open, closed, approved, returned\n"
@@ -1480,7 +1481,7 @@ int main(int argc, char **argv)
             return EXIT_FAIL;
         int rc = dirstore_open(outbox_db(ob));
         if (rc == 0)
-            rc = directives_print(outbox_db(ob), bs_calendar(), clock_today_utc(), stdout);
+            rc = directives_print(outbox_db(ob), bs_calendar(), clock_today_nepal(), stdout);
         outbox_close(ob);
         return rc == 0 ? EXIT_OK : EXIT_FAIL;
     }

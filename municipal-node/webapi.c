@@ -512,8 +512,8 @@ int webapi_handle(http_req *r, api_ctx *ctx, const char *rest, const char *clerk
     } else if (!strcmp(rest, "directives")) {
         if (webapi__only(r, "GET"))
             return 1;
-        rc =
-            directives_json(outbox_db(ctx->ob), intake_calendar_bs(ctx->in), clock_today_utc(), &o);
+        rc = directives_json(outbox_db(ctx->ob), intake_calendar_bs(ctx->in), intake_today(ctx->in),
+                             &o);
         if (rc != 0)
             api_respond_error(r, 500, "the directives could not be read");
         else

@@ -33,9 +33,12 @@ class Federal(Daemon):
                        auth_max_failures, pki.path("ca.crt"), pki.path("federal.crt"),
                        pki.path("federal.key"), pki.path("crl.pem")))
         self.ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+        # Test hooks for the next start: e.g. ["--enable-test-hooks", "--test-clock", FILE].
+        self.hooks = []
 
     def start(self):
-        self._start([os.path.join(BIN, "federal-api"), "--config", self.config, "serve"],
+        self._start([os.path.join(BIN, "federal-api")] + self.hooks +
+                    ["--config", self.config, "serve"],
                     os.path.join(self.dir, "federal.log"))
         return self
 

@@ -79,6 +79,18 @@ def nepal_today(now=None):
     return (now + NEPAL).date()
 
 
+def utc_evening_clock(path):
+    """Writes a --test-clock file (the offset in seconds) that puts a daemon at 20:00 UTC
+    tomorrow, 01:45 of the day after in Nepal: the hours in which the UTC day and Nepal's
+    differ. Returns (the UTC date, Nepal's date) at that moment."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    at = datetime.datetime.combine(now.date(), datetime.time(20)) + datetime.timedelta(days=1)
+    with open(path, "w") as f:
+        f.write("%d\n" % int((at - now).total_seconds()))
+    assert nepal_today(at) == at.date() + datetime.timedelta(days=1)
+    return at.date(), nepal_today(at)
+
+
 def bs_month_index(d):
     """The BS month holding Gregorian date d, as year * 12 + month - 1."""
     y, m, _ = bs.ad_to_bs(d)

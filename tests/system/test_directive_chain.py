@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (load_pem_private_key,
 
 import bs
 from fedclient import Federal
-from gen import CATEGORIES, TODAY, Caseload, age_band
+from gen import CATEGORIES, TODAY, Caseload, age_band, utc_evening_clock
 from harness import ROOT, Hub, Node, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
@@ -588,3 +588,36 @@ def test_node_leaves_out_directives_stored_before_their_text_was_checked(pki, wo
     assert status == 200, body
     assert [d["title"] for d in body["directives"]] == ["Valid five"], body
     assert body["directives"][0]["priority_rules"] == [], body
+
+
+# ---- 5. in force on Nepal's day -----------------------------------------------------------
+
+def test_the_node_judges_directives_in_force_on_nepals_day(pki, workdir, procs):
+    """The node took Nepal's day for its clerks' dates (c8905e9) but the UTC day for the
+    directives in force: from 18:15 to 24:00 UTC a directive effective from Nepal's today was
+    not listed yet, and one that had expired the day before in Nepal still was. The node's
+    clock here is 20:00 UTC, 01:45 of the next day in Nepal."""
+    from test_node import req
+    priv, pub = directive_key(pki)
+    clock = os.path.join(workdir, "node-clock")
+    utc, nepal = utc_evening_clock(clock)
+    starts = make_directive(5, "Starts today in Nepal")
+    starts.effective_from_day = bs.day_number(nepal)
+    ended = make_directive(6, "Ended yesterday in Nepal")
+    ended.expires_at_day = bs.day_number(utc)
+    fake = FakePeer(pki, "province-1", [[sign(priv, starts), sign(priv, ended)]])
+    try:
+        node = node_with_keys(workdir, pki, fake, pub)
+        node.hooks = ["--enable-test-hooks", "--test-clock", clock]
+        r = node.cli("sync", "--timeout", "5", check=False, timeout=30)
+        assert r.returncode == 0, r.stderr
+    finally:
+        fake.stop()
+    assert sorted(read_directives(node.db)) == [5, 6]
+    got, out = listing(node)
+    assert list(got) == ["Starts today in Nepal"], out
+    token = node.cli("token", "asha").stdout.strip()
+    procs.append(node.serve())
+    status, _, body = req(node, "GET", "/v1/directives", token=token)
+    assert status == 200, body
+    assert [d["title"] for d in body["directives"]] == ["Starts today in Nepal"], body

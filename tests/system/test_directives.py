@@ -3,6 +3,7 @@ POST /v1/directives (other roles are refused, bad bodies get 422 naming the fiel
 role lists them with GET, and a python3-protobuf client acting as hub 1 receives each one
 in its HelloReply until it acknowledges it, gets later ones pushed on its open session, and
 checks the Ed25519 signature itself over the exact body bytes."""
+import datetime
 import json
 import os
 import socket
@@ -14,11 +15,13 @@ import time
 import pytest
 
 from fedclient import Federal
+from gen import utc_evening_clock
 from harness import ROOT, Hub, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
 
 KEY_ID = "fed-test-1"
+DAY = datetime.timedelta(days=1)
 
 
 class DirectiveFederal(Federal):
@@ -368,6 +371,36 @@ def test_concurrent_publications_get_distinct_consecutive_serials(fed):
     assert [st for st, _ in out] == [201] * 8, out
     serials = sorted(a["serial"] for _, a in out)
     assert serials == list(range(serials[0], serials[0] + 8))
+
+
+def test_in_force_is_judged_on_nepals_day(fed, pki, postgres, tmp_path):  # noqa: F811
+    """GET /v1/directives said whether each directive was in force on the UTC day: from 18:15
+    to 24:00 UTC, one effective from Nepal's today was "not in force", and one that had
+    expired the day before in Nepal still "in force", where hubs and nodes take Nepal's day.
+    This federal-api's clock is 20:00 UTC, 01:45 of the next day in Nepal (fed: the signing
+    key)."""
+    f = DirectiveFederal(str(tmp_path), pki, postgres, name="federal-nepal-day")
+    clock = os.path.join(str(tmp_path), "federal-clock")
+    utc, nepal = utc_evening_clock(clock)
+    f.hooks = ["--enable-test-hooks", "--test-clock", clock]
+    f.start()
+    try:
+        admin = f.token("admin", "dir-admin-nepal-day")
+        serials = {}
+        for title, frm, to in (("Starts today in Nepal", nepal, nepal + DAY * 365),
+                               ("Ended yesterday in Nepal", utc - DAY * 30, utc)):
+            st, a = f.post("/v1/directives", admin,
+                           directive_body(title=title, effective_from=frm.isoformat(),
+                                          expires_at=to.isoformat(), targets=[]))
+            assert st == 201, a
+            serials[a["serial"]] = title
+        st, lst, _ = f.get("/v1/directives", admin)
+        assert st == 200, lst
+        got = {serials[d["serial"]]: d["in_force"] for d in lst["directives"]
+               if d["serial"] in serials}
+        assert got == {"Starts today in Nepal": True, "Ended yesterday in Nepal": False}, got
+    finally:
+        f.stop()
 
 
 def test_without_a_signing_key_publishing_answers_503(pki, postgres, tmp_path):  # noqa: F811
