@@ -130,6 +130,13 @@ void webapi_signin(http_req *r, api_ctx *ctx)
         api_respond_error(r, 404, "this node serves no workspace");
         return;
     }
+    /* Another site's form (enctype text/plain needs no preflight) could otherwise sign the
+     * clerk's browser in as someone else, whose name the clerk's entries would then carry. */
+    if (!session_same_site(r, 0)) {
+        log_security("web: a sign-in from %s refused: it came from another site", http_req_peer(r));
+        webapi__fail(r, 403, "signin_cross_site", "sign in from the node's own pages");
+        return;
+    }
     json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, NULL);
     const char *token = json_string_value(json_object_get(o, "token"));
     const char *clerk = json_string_value(json_object_get(o, "clerk"));

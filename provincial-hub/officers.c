@@ -1010,6 +1010,15 @@ static void officers__session(officers *o, http_req *r)
         size_t len = 0;
         const char *body = http_req_body(r, &len);
         char bearer[300], subject[TOKENS_NAME_MAX + 16];
+        /* Another site's form could otherwise sign the officer's browser in as someone else,
+         * whose name the officer's decisions would then carry. */
+        if (!session_same_site(r, 0)) {
+            log_security("a dashboard sign-in from %s refused: it came from another site",
+                         http_req_peer(r));
+            officers__respond_json(
+                r, 403, json_pack("{s:s}", "error", "sign in from the dashboard's own page"));
+            return;
+        }
         enum tokens_role role = TOKENS_OFFICER;
         json_t *b = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, NULL);
         const char *token = json_string_value(json_object_get(b, "token"));

@@ -14,6 +14,7 @@ the queue, and GET /v1/reviews says so; axe-core finds no serious or critical vi
 Screenshots: build/screenshots/hub-*.png."""
 import collections
 import datetime
+import http.client
 import json
 import os
 import ssl
@@ -273,6 +274,31 @@ def test_series_equal_their_single_periods(dash):
 
 
 # ---- the dashboard in a browser ------------------------------------------------------------
+
+def test_a_sign_in_from_another_site_is_refused(dash):
+    """Another site's form could sign an officer's browser in to the dashboard with the
+    attacker's token, so that the officer's decisions would carry the attacker's name. A
+    sign-in from another site is now refused."""
+    def sign_in(headers):
+        c = http.client.HTTPSConnection("127.0.0.1", dash.hub.https_port, timeout=15,
+                                        context=dash.api.ctx)
+        try:
+            c.request("POST", "/v1/session", body=json.dumps({"token": dash.tokens["reviewer"]}),
+                      headers=dict({"Content-Type": "application/json"}, **headers))
+            r = c.getresponse()
+            return r.status, r.headers, r.read().decode()
+        finally:
+            c.close()
+    for headers in ({"Origin": "http://evil.example"},
+                    {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                    {"Sec-Fetch-Site": "cross-site"}):
+        status, hdrs, body = sign_in(headers)
+        assert status == 403 and "Set-Cookie" not in hdrs, (headers, status, body)
+    own = "https://127.0.0.1:%d" % dash.hub.https_port
+    for headers in ({"Origin": own, "Sec-Fetch-Site": "same-origin"}, {}):
+        status, hdrs, body = sign_in(headers)
+        assert status == 200 and "Set-Cookie" in hdrs, (headers, status, body)
+
 
 def page_fetch(d, url):
     """The text a fetch of url from the page gets (the session's cookie goes with it)."""

@@ -240,6 +240,27 @@ def test_a_cross_site_post_changes_nothing(site, browser):
     assert not {"EVIL-FORM", "EVIL-FETCH"} & persons(site)
 
 
+def test_a_sign_in_from_another_site_is_refused(site):
+    """An attack on the demo: another site's form (enctype text/plain, which needs no
+    preflight) signed the clerk's browser in to the node with the attacker's own token, so
+    that the clerk's entries would carry the attacker's name. A sign-in from another site is
+    now refused, as every other change from one is."""
+    for headers in ({"Origin": "http://evil.example"},
+                    {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                    {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"}):
+        status, hdrs, body = site.request("POST", "/v1/session", {"token": site.token},
+                                          headers=headers)
+        assert status == 403 and body["code"] == "signin_cross_site", (headers, status, body)
+        assert "Set-Cookie" not in hdrs, headers
+    # From the node's own pages, and from a client that is no browser (no such headers).
+    for headers in ({"Origin": site.base, "Sec-Fetch-Site": "same-origin"}, {}):
+        status, hdrs, body = site.request("POST", "/v1/session", {"token": site.token},
+                                          headers=headers)
+        assert status == 200 and "Set-Cookie" in hdrs, (headers, status, body)
+
+
 def test_a_script_in_a_name_is_shown_as_text(site, browser):
     name = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>&amp;'
     status, _, body = site.request("POST", "/v1/persons", dict(
