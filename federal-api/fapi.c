@@ -322,6 +322,15 @@ static void fapi__authorised(freq *f)
             faudit_error(f, 403, "role public sees cell-key perturbed values only");
             return;
         }
+        /* One version of each figure, not two: an approved and a provisional answer of the
+         * same cell differ by the unapproved municipality-months, a relation an attacker
+         * could use (docs/PRIVACY.md). */
+        if (f->q.approved) {
+            faudit_error(f, 403,
+                         "role public sees the provisional figures (all data received): "
+                         "approval=approved is for the ministry, province and admin roles");
+            return;
+        }
         break;
     default:
         faudit_error(f, 403, "this role does not read indicators");
