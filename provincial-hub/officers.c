@@ -1047,6 +1047,15 @@ static void officers__session(officers *o, http_req *r)
         return;
     }
     if (strcmp(m, "DELETE") == 0) {
+        /* Signing out is a change like any other: another site may not do it for the officer
+         * (a live session's CSRF token is asked; a dead one is simply forgotten). */
+        if (session_check(o->sessions, r, &si) == SESSION_OK && !session_csrf_ok(&si, r)) {
+            log_security("a dashboard sign-out from %s refused: no CSRF token, or another site",
+                         http_req_peer(r));
+            officers__respond_json(
+                r, 403, json_pack("{s:s}", "error", "sign out from the dashboard's own page"));
+            return;
+        }
         session_end(o->sessions, r);
         http_respond(r, 204, NULL, NULL, 0);
         return;

@@ -277,18 +277,21 @@ def test_series_equal_their_single_periods(dash):
 
 def test_a_sign_in_from_another_site_is_refused(dash):
     """Another site's form could sign an officer's browser in to the dashboard with the
-    attacker's token, so that the officer's decisions would carry the attacker's name. A
-    sign-in from another site is now refused."""
-    def sign_in(headers):
+    attacker's token, so that the officer's decisions would carry the attacker's name, and
+    sign the officer out without the session's CSRF token. Both are now refused."""
+    def call(method, headers, body=None):
         c = http.client.HTTPSConnection("127.0.0.1", dash.hub.https_port, timeout=15,
                                         context=dash.api.ctx)
         try:
-            c.request("POST", "/v1/session", body=json.dumps({"token": dash.tokens["reviewer"]}),
+            c.request(method, "/v1/session", body=body,
                       headers=dict({"Content-Type": "application/json"}, **headers))
             r = c.getresponse()
             return r.status, r.headers, r.read().decode()
         finally:
             c.close()
+
+    def sign_in(headers):
+        return call("POST", headers, json.dumps({"token": dash.tokens["reviewer"]}))
     for headers in ({"Origin": "http://evil.example"},
                     {"Origin": "http://evil.example", "Content-Type": "text/plain"},
                     {"Sec-Fetch-Site": "cross-site"}):
@@ -298,6 +301,15 @@ def test_a_sign_in_from_another_site_is_refused(dash):
     for headers in ({"Origin": own, "Sec-Fetch-Site": "same-origin"}, {}):
         status, hdrs, body = sign_in(headers)
         assert status == 200 and "Set-Cookie" in hdrs, (headers, status, body)
+    cookie, csrf = hdrs["Set-Cookie"].split(";")[0], json.loads(body)["csrf"]
+    for headers in ({"Cookie": cookie},
+                    {"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+                    {"Cookie": cookie, "X-CSRF-Token": csrf, "Sec-Fetch-Site": "cross-site"}):
+        assert call("DELETE", headers)[0] == 403, headers
+        assert call("GET", {"Cookie": cookie})[0] == 200, headers
+    assert call("DELETE", {"Cookie": cookie, "X-CSRF-Token": csrf})[0] == 204
+    assert call("GET", {"Cookie": cookie})[0] == 401
+    assert call("DELETE", {"Cookie": cookie})[0] == 204  # a dead session is only forgotten
 
 
 def page_fetch(d, url):
@@ -419,6 +431,8 @@ def test_dashboard_in_a_browser(dash):
         d.execute_script("localStorage.setItem('lang', 'en')")
         d.find_element("id", "signout").click()
         browser.wait_h1(d, "साइन इन")
+        # The session ended at the hub too (the page sent its CSRF token with the DELETE).
+        assert "not signed in" in page_fetch(d, "/v1/session")
         assert dash.api.call("GET", "/v1/reviews?period=" + LAST_P, tok)[0] == 200
 
         # A reviewer approves one month and returns another.
