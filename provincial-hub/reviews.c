@@ -1,5 +1,6 @@
 #include "reviews.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,6 +541,11 @@ json_t *reviews_month_json(const reviews_month *m)
     if (o == NULL)
         return NULL;
     int decided = m->decision != 0;
+    /* The version again as a decimal string: a node's versions are above 2^53, where the
+     * numbers of JavaScript (the review page) lose their last digits, and a seen_version so
+     * rounded was refused as stale at every try. */
+    char vtext[24];
+    snprintf(vtext, sizeof(vtext), "%" PRIu64, m->version);
     int bad =
         json_object_set_new(o, "municipality", json_integer(m->municipality)) ||
         json_object_set_new(o, "name", json_string(g ? g->name : "")) ||
@@ -547,6 +553,7 @@ json_t *reviews_month_json(const reviews_month *m)
         json_object_set_new(o, "calendar", json_string(m->bs ? "BS" : "AD")) ||
         json_object_set_new(o, "state", json_string(review_state_name(m->state))) ||
         json_object_set_new(o, "version", json_integer((json_int_t)m->version)) ||
+        json_object_set_new(o, "version_text", json_string(vtext)) ||
         json_object_set_new(o, "closed", json_boolean(m->closed)) ||
         json_object_set_new(o, "closed_on", reviews__day(m->closed ? m->closed_day : 0, 0)) ||
         json_object_set_new(o, "closed_on_bs", reviews__day(m->closed ? m->closed_day : 0, 1)) ||

@@ -27,7 +27,7 @@ export async function draw(main, session, nav, notice) {
 
   async function decide(row, approve, comment, errorEl) {
     const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`,
-      { decision: approve ? "approve" : "return", comment, seen_version: String(row.version) });
+      { decision: approve ? "approve" : "return", comment, seen_version: row.version_text });
     if (res.status === 200) {
       await draw(main, session, nav, t(approve ? "reviews.approved_notice" : "reviews.returned_notice",
         { name: row.name, month: monthName(period) }));
