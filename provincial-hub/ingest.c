@@ -1238,7 +1238,7 @@ static void ingest__push_if(receiver_peer *p, void *arg)
 }
 
 int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, int approve,
-                         uint64_t seen_version, const char *who, const char *comment,
+                         const reviews_seen *seen, const char *who, const char *comment,
                          const haudit_row *audit, reviews_month *out)
 {
     int own_bs = -1;
@@ -1255,7 +1255,7 @@ int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, 
     }
     if (store_step_done(in->db, in->q[Q_BEGIN]) != 0)
         return REINT_EDB;
-    rc = reviews_decide(in->rv, municipality, bs, ym, approve, seen_version, who, comment, out);
+    rc = reviews_decide(in->rv, municipality, bs, ym, approve, seen, who, comment, out);
     if (rc == 0 && audit)
         rc = haudit_insert(in->db, audit, 1);
     if (rc == 0 && store_step_done(in->db, in->q[Q_COMMIT]) != 0)

@@ -81,7 +81,7 @@ int ingest_sweep_decide(ingest *in, int64_t id, int undo, const char *who, uint3
  * tier (through on_rolled) are sent the change. REINT_ERANGE: the municipality closes months
  * in the other calendar (out->bs says which). */
 int ingest_review_decide(ingest *in, uint32_t municipality, int bs, int32_t ym, int approve,
-                         uint64_t seen_version, const char *who, const char *comment,
+                         const reviews_seen *seen, const char *who, const char *comment,
                          const haudit_row *audit, reviews_month *out);
 
 /* Review changes the federal tier sent back (reviews_recover), in a transaction of their own;

@@ -132,11 +132,10 @@ static int on_sweep_decide(void *ud, int64_t id, int undo, const char *who, uint
 
 /* A reviewer's decision on a month, from the officers' API (on the loop). */
 static int on_review_decide(void *ud, uint32_t municipality, int bs, int32_t ym, int approve,
-                            uint64_t seen_version, const char *who, const char *comment,
+                            const reviews_seen *seen, const char *who, const char *comment,
                             const haudit_row *audit, reviews_month *out)
 {
-    return ingest_review_decide(ud, municipality, bs, ym, approve, seen_version, who, comment,
-                                audit, out);
+    return ingest_review_decide(ud, municipality, bs, ym, approve, seen, who, comment, audit, out);
 }
 
 static void usage(FILE *f)

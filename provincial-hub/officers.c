@@ -722,10 +722,30 @@ static void officers__review_refused(officers_job *j, int status, const char *ms
     j->status = status;
 }
 
+/* A version or a clock of the body: a non-negative integer, or a decimal string of one (a
+ * node's versions are above 2^53, which JavaScript's numbers do not hold exactly). A decimal
+ * above 2^64 - 1 gives ERANGE: it is refused, not taken as 2^64 - 1. Returns 0 or -1. */
+static int officers__u64(const json_t *v, uint64_t *out)
+{
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (s && s[0] >= '0' && s[0] <= '9' && strlen(s) <= 20) {
+        errno = 0;
+        *out = strtoull(s, &end, 10);
+        if (*end == '\0' && errno == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* The decision's JSON body: {"decision": "approve" | "return", "comment": "...",
- * "seen_version": N} (the version may also be a decimal string: JavaScript's numbers hold
- * integers up to 2^53 only). Returns 0, or -1 with j's answer set (400 or 422). */
-static int officers__decision_body(officers_job *j, http_req *r, int *approve, uint64_t *seen,
+ * "seen_version": N, "seen_clock": N} (seen_clock optional: the month's clock as shown, which
+ * returning an approved month asks). Returns 0, or -1 with j's answer set (400 or 422). */
+static int officers__decision_body(officers_job *j, http_req *r, int *approve, reviews_seen *seen,
                                    char *comment, size_t commentlen)
 {
     size_t len = 0;
@@ -764,10 +784,10 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
     json_object_foreach(o, key, v)
     {
         if (strcmp(key, "decision") != 0 && strcmp(key, "comment") != 0 &&
-            strcmp(key, "seen_version") != 0) {
+            strcmp(key, "seen_version") != 0 && strcmp(key, "seen_clock") != 0) {
             snprintf(why, sizeof(why),
                      "field \"%.40s\" is not one of decision, comment, "
-                     "seen_version",
+                     "seen_version, seen_clock",
                      key);
             officers__error(j, 422, why);
             goto out;
@@ -779,19 +799,18 @@ static int officers__decision_body(officers_job *j, http_req *r, int *approve, u
         goto out;
     }
     *approve = strcmp(d, "approve") == 0;
-    json_t *sv = json_object_get(o, "seen_version");
-    const char *svs = json_string_value(sv);
-    char *end = NULL;
-    if (json_is_integer(sv) && json_integer_value(sv) >= 0) {
-        *seen = (uint64_t)json_integer_value(sv);
-    } else if (svs && svs[0] >= '0' && svs[0] <= '9' && strlen(svs) <= 20 &&
-               (errno = 0, *seen = strtoull(svs, &end, 10), *end == '\0' && errno == 0)) {
-        /* (a decimal above 2^64 - 1 gives ERANGE: it is refused, not taken as 2^64 - 1) */
-        /* read above */
-    } else {
+    if (officers__u64(json_object_get(o, "seen_version"), &seen->version) != 0) {
         officers__error(j, 422,
                         "seen_version must be the version of the month shown by GET "
                         "/v1/reviews (an integer)");
+        goto out;
+    }
+    json_t *sc = json_object_get(o, "seen_clock");
+    seen->clock = 0;
+    if (sc && (officers__u64(sc, &seen->clock) != 0 || seen->clock == 0)) {
+        officers__error(j, 422,
+                        "seen_clock must be the clock of the month shown by GET /v1/reviews "
+                        "(an integer)");
         goto out;
     }
     json_t *c = json_object_get(o, "comment");
@@ -868,7 +887,7 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
                             : "the period of a decision is one month: BS2083-04 or 2026-07");
         return 1;
     }
-    uint64_t seen = 0;
+    reviews_seen seen = {0, 0};
     char *comment = malloc(REVIEW_COMMENT_MAX + 1);
     reviews_month *m = calloc(1, sizeof(*m));
     if (comment == NULL || m == NULL) {
@@ -890,7 +909,7 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
                         .target = j->target,
                         .status = 200,
                         .attempts = 1};
-    int rc = o->opts.review_decide(o->opts.ud, (uint32_t)code, bs, ym, approve, seen, j->who,
+    int rc = o->opts.review_decide(o->opts.ud, (uint32_t)code, bs, ym, approve, &seen, j->who,
                                    comment, &audit, m);
     j->audited = rc == 0;
     switch (rc) {
@@ -901,7 +920,7 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
         } else {
             officers__report(j, json_pack("{s:o}", "review", a), "review");
             log_info("%s %s: municipality:%lu %s %s at version %llu", j->role, j->who, code, period,
-                     approve ? "approved" : "returned", (unsigned long long)seen);
+                     approve ? "approved" : "returned", (unsigned long long)seen.version);
         }
         break;
     }
@@ -913,13 +932,25 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
         officers__error(j, 400, why);
         break;
     case REINT_ESTALE:
-        snprintf(why, sizeof(why),
-                 "the month changed since you saw it (version %llu, now %llu): look at it again",
-                 (unsigned long long)seen, (unsigned long long)m->version);
+        if (seen.version == m->version)
+            snprintf(why, sizeof(why),
+                     "the month was decided since you saw it (clock %llu, now %llu): look at "
+                     "it again",
+                     (unsigned long long)seen.clock, (unsigned long long)m->clock);
+        else
+            snprintf(why, sizeof(why),
+                     "the month changed since you saw it (version %llu, now %llu): look at it "
+                     "again",
+                     (unsigned long long)seen.version, (unsigned long long)m->version);
         officers__review_refused(j, 409, why, m);
         break;
     case REINT_EEXIST:
-        officers__review_refused(j, 409, "the month is already approved at this version", m);
+        snprintf(why, sizeof(why),
+                 approve ? "the month is already approved at this version (by %s)"
+                         : "the month is already approved at this version (by %s): to return "
+                           "it, give the seen_clock of the approval you saw",
+                 m->decided_by);
+        officers__review_refused(j, 409, why, m);
         break;
     case REINT_EINVAL:
         officers__review_refused(j, 409,

@@ -48,7 +48,7 @@ typedef struct officers_opts {
     /* A reviewer's decision on a month, run on the loop: ingest_review_decide. NULL:
      * decisions answer 503. */
     int (*review_decide)(void *ud, uint32_t municipality, int bs, int32_t ym, int approve,
-                         uint64_t seen_version, const char *who, const char *comment,
+                         const reviews_seen *seen, const char *who, const char *comment,
                          const haudit_row *audit, reviews_month *out);
     void *ud;
 } officers_opts;

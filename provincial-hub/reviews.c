@@ -337,20 +337,25 @@ int reviews_note(reviews *rv)
  */
 
 int reviews_decide(reviews *rv, uint32_t municipality, int bs, int32_t ym, int approve,
-                   uint64_t seen_version, const char *who, const char *comment, reviews_month *out)
+                   const reviews_seen *seen, const char *who, const char *comment,
+                   reviews_month *out)
 {
     int rc = reviews__read(rv->db, rv->q[Q_GET], rv->q[Q_CLOSE], municipality, bs, ym, out);
     if (rc != 0)
         return rc;
     if (out->state == ST_OPEN || out->state == ST_RETURNED)
         return REINT_EINVAL;
-    if (seen_version != out->version)
+    if (seen->version != out->version || (seen->clock && seen->clock != out->clock))
         return REINT_ESTALE;
-    if (approve && out->state == ST_APPROVED)
+    /* A month approved at the version the reviewer saw may have been approved since: two
+     * reviewers on the same queue, both seeing it closed, would otherwise have the second's
+     * return undo the first's approval unseen. Returning an approved month takes the clock
+     * of the approval, which only a reviewer who saw it has. */
+    if (out->state == ST_APPROVED && (approve || seen->clock == 0))
         return REINT_EEXIST;
     reviews_month m = *out;
     m.decision = approve ? ST_APPROVED : ST_RETURNED;
-    m.seen_version = seen_version;
+    m.seen_version = seen->version;
     m.decided_at = clock_now_ms();
     snprintf(m.decided_by, sizeof(m.decided_by), "%s", who);
     snprintf(m.comment, sizeof(m.comment), "%s", comment ? comment : "");

@@ -82,14 +82,22 @@ int reviews_note(reviews *rv);
 /* The number of changes logged since the last call (so that the caller pushes them). */
 uint64_t reviews_take_changes(reviews *rv);
 
+/* What the reviewer saw of a month: its version, and its clock (0: not given). */
+typedef struct reviews_seen {
+    uint64_t version;
+    uint64_t clock;
+} reviews_seen;
+
 /* A reviewer's decision, in the caller's transaction: approve (or return) the month (bs, ym)
- * of municipality, seen by the reviewer at seen_version, by who (a token name) with comment
- * (checked by the caller: review_comment_ok). Returns 0 with *out the month after it, or with
- * *out the month as it is: REINT_ESTALE (its version is no longer seen_version), REINT_EEXIST
- * (already approved at that version), REINT_EINVAL (open or returned: nothing to decide); or
- * REINT_EDB. */
+ * of municipality, as the reviewer saw it, by who (a token name) with comment (checked by the
+ * caller: review_comment_ok). Returns 0 with *out the month after it, or with *out the month
+ * as it is: REINT_ESTALE (its version is no longer the one seen, or its clock, when given,
+ * moved: decided since), REINT_EEXIST (approved at that version: approved again never, and
+ * returned only by a reviewer who gives the clock of that approval), REINT_EINVAL (open or
+ * returned: nothing to decide); or REINT_EDB. */
 int reviews_decide(reviews *rv, uint32_t municipality, int bs, int32_t ym, int approve,
-                   uint64_t seen_version, const char *who, const char *comment, reviews_month *out);
+                   const reviews_seen *seen, const char *who, const char *comment,
+                   reviews_month *out);
 
 /* The month as held (an untouched month is open, version 0). Works on any connection to the
  * store. Returns 0 or REINT_EDB. */

@@ -104,9 +104,11 @@ class HubApi:
         assert st == 200, body
         return {r["municipality"]: r for r in body["rows"]}
 
-    def decide(self, token, mun, period, decision, seen, comment=""):
-        return self.call("POST", "/v1/reviews/%d/%s" % (mun, period), token,
-                         {"decision": decision, "comment": comment, "seen_version": seen})
+    def decide(self, token, mun, period, decision, seen, comment="", clock=None):
+        body = {"decision": decision, "comment": comment, "seen_version": seen}
+        if clock is not None:
+            body["seen_clock"] = clock
+        return self.call("POST", "/v1/reviews/%d/%s" % (mun, period), token, body)
 
 
 def node_post(node, token, kind, row):
@@ -395,15 +397,25 @@ def test_refused_decisions_leave_the_month_as_it_was(chain):
         # a version above 2^64 - 1 as a decimal string, which was taken as 2^64 - 1 and
         # answered 409 "the month changed since you saw it" (the attack on the demo found it)
         (422, c.reviewer, DHANKUTA, "return", "99999999999999999999", "x", None),
+        # a return at the version a colleague approved: the second of two reviewers who both
+        # saw the month closed undid the first's approval unseen (the attack on the demo
+        # found it); returning an approved month takes the clock of the approval seen
+        (409, c.reviewer, DHANKUTA, "return", seen, "I saw it closed", None),
+        (409, c.reviewer, DHANKUTA, "approve", seen, "", None),
+        (409, c.reviewer, DHANKUTA, "return", seen, "an older clock", None,
+         before[DHANKUTA]["clock"] - 1),
+        (422, c.reviewer, DHANKUTA, "return", seen, "no clock", None, "soon"),
     ]
     says = {6: "with a comment saying what to correct", 7: "gives a field twice",
             8: "NUL character", 9: "with a comment saying what to correct",
-            10: "a mark that reorders text", 11: "seen_version must be the version"}
-    for i, (status, token, mun, decision, version, comment, raw) in enumerate(cases):
+            10: "a mark that reorders text", 11: "seen_version must be the version",
+            12: "give the seen_clock of the approval", 13: "already approved at this version",
+            14: "decided since you saw it", 15: "seen_clock must be the clock"}
+    for i, (status, token, mun, decision, version, comment, raw, *clock) in enumerate(cases):
         if raw is not None:
             st, body = c.api.call("POST", "/v1/reviews/%d/%s" % (mun, period), token, raw=raw)
         else:
-            st, body = c.api.decide(token, mun, period, decision, version, comment)
+            st, body = c.api.decide(token, mun, period, decision, version, comment, *clock)
         assert st == status, (status, st, body)
         assert says.get(i, "") in body.get("error", ""), (i, body)
         if st == 409:
@@ -762,9 +774,11 @@ def test_a_rebuilt_hub_recovers_its_decisions_from_the_federal_tier(chain):
     # No decision reached the node or the federal tier twice.
     assert node_decisions(node) == c.decisions_4
     assert federal_decisions(c, ARJUNDHARA) == c.decisions_4
-    # A new decision sorts after every old one, and reaches the node.
+    # A new decision sorts after every old one, and reaches the node (returning an approved
+    # month takes the clock of the approval seen).
     st, body = c.api.decide(c.reviewer, DHANKUTA, bs_period(MONTH), "return", row["version"],
-                            "after the rebuild: check the last registration")
+                            "after the rebuild: check the last registration",
+                            clock=str(row["clock"]))
     assert st == 200, body
     assert body["review"]["clock"] > max(cl for cl, _, _ in c.decisions_4)
     wait_for(lambda: (node_month(c.nodes[DHANKUTA], bs_period(MONTH)) or {}).get("state") ==
