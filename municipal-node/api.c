@@ -393,13 +393,16 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
 static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_id,
                         const char *clerk)
 {
-    char msg[256];
+    char msg[400];
     if (api__begin(r, ctx) != 0)
         return;
-    int rc = intake_delete(ctx->in, kind, local_id, clerk);
+    int rc = intake_delete(ctx->in, kind, local_id, clerk, msg, sizeof(msg));
     if (rc != 0) {
         outbox_rollback(ctx->ob);
-        if (rc == REINT_ENOTFOUND) {
+        if (rc == REINT_EEXIST) {
+            json_t *m = api__string(msg);
+            api__json(r, 409, m ? json_pack("{s:o,s:s}", "error", m, "code", "has_records") : NULL);
+        } else if (rc == REINT_ENOTFOUND) {
             snprintf(msg, sizeof(msg), "no %s with local_id \"%.100s\"", intake_kind_name(kind),
                      local_id);
             api__error(r, 404, msg);

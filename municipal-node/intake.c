@@ -21,12 +21,16 @@ static const char *intake__schema =
     "CREATE INDEX IF NOT EXISTS local_services_delivered"
     " ON local_services(person_local_id, service, day) WHERE status=2;";
 
-enum { ST_SVC_PUT, ST_SVC_DEL, ST_N };
+enum { ST_SVC_PUT, ST_SVC_DEL, ST_DEPENDENTS, ST_N };
 
 static const char *intake__sql[ST_N] = {
     [ST_SVC_PUT] = "INSERT OR REPLACE INTO local_services(local_id, person_local_id, service,"
                    " status, day) VALUES(?1,?2,?3,?4,?5)",
     [ST_SVC_DEL] = "DELETE FROM local_services WHERE local_id=?1",
+    /* The live services and enterprises of a person (?5), by the local_id their rows name. */
+    [ST_DEPENDENTS] = "SELECT kind, local_id FROM records WHERE kind IN (?1, ?2) AND live = 1"
+                      " AND local_field(fields, CASE kind WHEN ?1 THEN ?3 ELSE ?4 END) = ?5"
+                      " ORDER BY kind, local_id",
 };
 
 struct intake {
@@ -549,11 +553,61 @@ int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], ui
     return 0;
 }
 
-int intake_delete(intake *in, int kind, const char *local_id, const char *clerk)
+/* Whether the person local_id still has live services or enterprises: REINT_EEXIST with why
+ * naming them (the first few), 0 when none, or REINT_EDB. */
+static int intake__dependents(intake *in, const char *local_id, char *why, size_t whylen)
+{
+    sqlite3_stmt *st = in->st[ST_DEPENDENTS];
+    size_t n[2] = {0, 0}, o = 0;
+    char listed[200] = "";
+    int step;
+    if (sqlite3_bind_int(st, 1, INTAKE_SERVICE) != SQLITE_OK ||
+        sqlite3_bind_int(st, 2, INTAKE_ENTERPRISE) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, FIELD_SERVICE_PERSON) != SQLITE_OK ||
+        sqlite3_bind_int(st, 4, FIELD_ENTERPRISE_OWNER) != SQLITE_OK ||
+        sqlite3_bind_text(st, 5, local_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_reset(st);
+        return REINT_EDB;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        char q[80];
+        const char *lid = (const char *)sqlite3_column_text(st, 1);
+        n[sqlite3_column_int(st, 0) == INTAKE_ENTERPRISE]++;
+        if (n[0] + n[1] > 5 || lid == NULL)
+            continue;
+        /* Whole ids only: a cut one could end inside a character. */
+        field_quote(q, sizeof(q), lid, strlen(lid));
+        if (o + 2 + strlen(q) < sizeof(listed))
+            o += (size_t)snprintf(listed + o, sizeof(listed) - o, "%s%s", o ? ", " : "", q);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (step != SQLITE_DONE) {
+        log_error("intake: %s", sqlite3_errmsg(in->db));
+        return REINT_EDB;
+    }
+    if (n[0] + n[1] == 0)
+        return 0;
+    char q[80];
+    snprintf(why, whylen,
+             "person %s still has %zu service%s and %zu enterprise%s (%s%s): delete them, or "
+             "give them another person, first",
+             field_quote(q, sizeof(q), local_id, strlen(local_id)), n[0], n[0] == 1 ? "" : "s",
+             n[1], n[1] == 1 ? "" : "s", listed, n[0] + n[1] > 5 ? ", ..." : "");
+    return REINT_EEXIST;
+}
+
+int intake_delete(intake *in, int kind, const char *local_id, const char *clerk, char *why,
+                  size_t whylen)
 {
     int rc;
     if (field_columns(kind) == NULL || local_id == NULL)
         return REINT_ENOTFOUND;
+    /* A person's services and enterprises name the person: deleted under them, they would
+     * stay counted upstream without the person (sex and category unknown), and could be
+     * corrected no more ("not a registered person"). */
+    if (kind == INTAKE_PERSON && (rc = intake__dependents(in, local_id, why, whylen)) != 0)
+        return rc;
     if ((rc = outbox_delete(in->ob, kind, local_id, clerk)) != 0)
         return rc;
     if (kind == INTAKE_SERVICE) {

@@ -117,11 +117,12 @@ void intake_refresh_today(intake *in);
 int intake_lookup(intake *in, int kind, const char *local_id, uint8_t id[16], uint64_t *version);
 
 /* Deletes a record: queues a tombstone and erases its local personal data (the local_id
- * stays mapped to its record id, so re-creating it later reuses the id). Deleting a person
- * who still has live services or enterprises is allowed: those stay, the hub treats them
- * as orphans, and follow-ups no longer list them. Must run inside an outbox transaction.
- * Returns 0, REINT_ENOTFOUND when the record is not live, or a negative code. */
-int intake_delete(intake *in, int kind, const char *local_id, const char *clerk);
+ * stays mapped to its record id, so re-creating it later reuses the id). A person who still
+ * has live services or enterprises is not deleted: REINT_EEXIST, why naming them (they are
+ * deleted, or given another person, first). Must run inside an outbox transaction. Returns
+ * 0, REINT_ENOTFOUND when the record is not live, REINT_EEXIST, or a negative code. */
+int intake_delete(intake *in, int kind, const char *local_id, const char *clerk, char *why,
+                  size_t whylen);
 
 /* Closes a reporting month (year and month in the node's calendar; local_id "YYYY-MM").
  * Refuses (REINT_EINVAL, message in err) a month that has not ended by today. Closing a

@@ -258,6 +258,12 @@ class Caseload:
     def delete(self, kind, lid):
         self.deleted.add((kind, lid))
 
+    def services_of(self, plid):
+        """The local ids of person plid's services not deleted: a node deletes a person only
+        once these are gone."""
+        return [lid for lid, s in self.services.items()
+                if s["person_local_id"] == plid and ("service", lid) not in self.deleted]
+
     # Ground truth of the upstream record -----------------------------------------------
 
     def expected_person(self, p):

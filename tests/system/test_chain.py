@@ -120,6 +120,10 @@ def test_national_totals_follow_the_nodes_exactly(chain, pki, workdir, procs):
     tok = node.cli("token", "chain").stdout.strip()
     srv = node.serve()
     procs.append(srv)
+    for lid in cl.services_of(in_year[1]):
+        status, body = http(node, "DELETE", "/v1/services/" + lid, tok)
+        assert status == 204, body
+        cl.delete("service", lid)
     status, body = http(node, "DELETE", "/v1/persons/" + in_year[1], tok)
     assert status == 204, body
     cl.delete("person", in_year[1])

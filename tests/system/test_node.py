@@ -162,10 +162,18 @@ def test_service_endpoints_and_unknown_person(pki, workdir, procs):
     assert got[4].service.person_id == node.ids()[(KIND["person"], p["local_id"])]
     assert got[2] == body["version"]
 
+    # A person with a live service is not deleted: the service names the person, and would
+    # stay counted upstream without one, and could be corrected no more (an attack on the
+    # demo found a grant so left, counted under an unknown sex).
+    status, _, body = req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)
+    assert status == 409 and body["code"] == "has_records", body
+    assert '"%s"' % s["local_id"] in body["error"], body
+    assert req(node, "GET", "/v1/persons/" + p["local_id"], token=token)[0] == 200
     assert req(node, "DELETE", "/v1/services/" + s["local_id"], token=token)[0] == 204
     drained(node)
     got = hub_record(hub, node, "service", s["local_id"])
     assert got[3] and got[4].tombstone.kind == KIND["service"]
+    assert req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)[0] == 204
     # The orphan was never stored anywhere.
     assert (KIND["service"], "S-ORPHAN") not in node.ids() or \
         hub_record(hub, node, "service", "S-ORPHAN") is None

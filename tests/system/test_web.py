@@ -217,6 +217,23 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     assert status == 201, body
 
 
+def test_a_person_with_services_is_not_deleted_and_the_page_says_why(site):
+    """Deleting a person whose services are recorded left the services counted upstream
+    under an unknown sex, and past correction. The node now refuses (409), and the page says
+    what goes first, on the person's page."""
+    d = site.driver
+    go(site, "/people/" + site.person)
+    wait_h1(d, "Sita Rai")
+    d.find_element(By.ID, "delete-person").click()
+    wait(d, lambda: d.find_elements(By.ID, "confirm-delete"), what="the confirmation")
+    d.find_element(By.ID, "confirm-delete").click()
+    wait(d, lambda: "still has services or enterprises" in body_text(d), what="the refusal")
+    assert h1(d) == "Sita Rai"
+    status, _, body = site.request("GET", "/v1/persons/" + site.person,
+                                   headers={"Authorization": "Bearer " + site.token})
+    assert status == 200 and body["services"], body
+
+
 def test_availability_is_recorded_and_shown_by_provider(site):
     d = site.driver
     go(site, "/availability")

@@ -450,8 +450,22 @@ static void test_service_of_unknown_or_deleted_person_is_refused(void **state)
     assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-99",
                            "service=loan", "status=referred", "date=2082-06-01", NULL),
                      0);
+    /* A person with a live service or enterprise is not deleted: they name the person, and
+     * would stay counted upstream without one. */
+    assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, NULL, "local_id=E-9", "owner_local_id=P-99",
+                           "action=started", "sector=retail", "date=2082-06-01", NULL),
+                     0);
+    char why[400] = "";
     assert_int_equal(outbox_begin(f->ob), 0);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-99", "clerk1"), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-99", "clerk1", why, sizeof(why)),
+                     REINT_EEXIST);
+    assert_string_equal(why, "person \"P-99\" still has 1 service and 1 enterprise (\"S-1\", "
+                             "\"E-9\"): delete them, or give them another person, first");
+    assert_int_equal(intake_delete(f->in, INTAKE_SERVICE, "S-1", "clerk1", why, sizeof(why)), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-99", "clerk1", why, sizeof(why)),
+                     REINT_EEXIST);
+    assert_int_equal(intake_delete(f->in, INTAKE_ENTERPRISE, "E-9", "clerk1", why, sizeof(why)), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-99", "clerk1", why, sizeof(why)), 0);
     assert_int_equal(outbox_commit(f->ob), 0);
     assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, NULL, "local_id=E-1", "owner_local_id=P-99",
                            "action=started", "sector=retail", "date=2082-06-01", NULL),
@@ -506,9 +520,12 @@ static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
     last_rec l;
     assert_int_equal(apply(f, INTAKE_PERSON, &e, &a, PERSON("P-1"), NULL), 0);
     assert_int_equal(outbox_begin(f->ob), 0);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), 0);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1"), REINT_ENOTFOUND);
-    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1"), REINT_ENOTFOUND);
+    char why[400];
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1", why, sizeof(why)), 0);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-1", "clerk1", why, sizeof(why)),
+                     REINT_ENOTFOUND);
+    assert_int_equal(intake_delete(f->in, INTAKE_PERSON, "P-404", "clerk1", why, sizeof(why)),
+                     REINT_ENOTFOUND);
     assert_int_equal(outbox_commit(f->ob), 0);
     Reint__V1__Record *r = newest(f, &l);
     assert_int_equal(r->body_case, REINT__V1__RECORD__BODY_TOMBSTONE);

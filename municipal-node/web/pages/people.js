@@ -178,6 +178,12 @@ async function personPage(ctx, id, msg) {
       h("button", { type: "button", class: "button button-warning", id: "delete-person", onclick: () =>
         confirmDelete(name, async () => {
           const res = await api.del(`/v1/persons/${seg(id)}`);
+          if (res.status === 409) {
+            // The person's services and enterprises are listed below: they go first.
+            ctx.notify(t("person.has_records", { id }));
+            ctx.navigate(personHref(id), true);
+            return;
+          }
           ctx.notify(res.status === 204 ? t("person.deleted", { id }) : t("error.save"));
           ctx.navigate("/people", true);
         }) }, t("person.delete_person"))),
