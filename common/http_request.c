@@ -434,6 +434,17 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk announced past what the body may still take is refused at its size line: waiting
+ * for its bytes would hold the connection until the read timeout for nothing. */
+static int on_chunk_header(llhttp_t *p)
+{
+    http__conn *c = p->data;
+    http_req *r = c->req;
+    if (p->content_length > r->max_body - r->body.len)
+        return fail_cb(c, 413, "request body larger than %ld bytes", (long)r->max_body);
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     http__conn *c = p->data;
@@ -455,5 +466,6 @@ void http__request_settings(llhttp_settings_t *settings)
     settings->on_header_value_complete = on_header_value_complete;
     settings->on_headers_complete = on_headers_complete;
     settings->on_body = on_body;
+    settings->on_chunk_header = on_chunk_header;
     settings->on_message_complete = on_message_complete;
 }

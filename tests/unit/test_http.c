@@ -715,6 +715,28 @@ static void test_http_chunked_body_over_limit_gets_413(void **state)
     fx_free(f);
 }
 
+static void c_chunk_announced_over_limit(struct fx *f)
+{
+    int fd = cl_connect(f->port);
+    /* The size line alone, none of its bytes: the server must not wait for them. */
+    cl_sends(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "ffffffffffffffff\r\n");
+    cl_read(f, fd, 0, 1);
+    close(fd);
+}
+
+/* An attack on the demo: a chunk announced as 2^64 - 1 bytes held the connection until the
+ * read timeout, though the body limit was known at its size line. */
+static void test_http_chunk_announced_over_limit_gets_413_at_once(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1024);
+    fx_run(f, c_chunk_announced_over_limit);
+    assert_true(strncmp(f->out[0], "HTTP/1.1 413 ", 13) == 0);
+    assert_int_equal(f->handled, 0);
+    fx_free(f);
+}
+
 static void c_long_url(struct fx *f)
 {
     int fd = cl_connect(f->port);
@@ -2079,6 +2101,7 @@ int main(void)
         cmocka_unit_test(test_http_on_head_accepting_lets_the_body_be_read),
         cmocka_unit_test(test_http_on_head_answering_a_bodyless_request_keeps_alive),
         cmocka_unit_test(test_http_max_body_none_refuses_any_body_at_once),
+        cmocka_unit_test(test_http_chunk_announced_over_limit_gets_413_at_once),
         cmocka_unit_test(test_http_connection_over_the_per_address_cap_is_refused),
         cmocka_unit_test(test_http_trusted_address_is_exempt_from_the_per_address_cap),
         cmocka_unit_test(test_http_bad_address_in_a_list_fails_start),
