@@ -799,9 +799,13 @@ static void fapi__handle(http_req *r, void *ud, int https)
     a->m.requests++;
     int post = strcmp(method, "POST") == 0;
     int session_path = strcmp(path, "/v1/session") == 0;
-    int get = strcmp(method, "GET") == 0;
-    if (https && (get || strcmp(method, "HEAD") == 0) && fweb_handle(r))
+    int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
+    if (https && (get || head) && fweb_handle(r))
         return;
+    /* A monitor's HEAD of the plain paths is a GET without the body, as at hubs and nodes. */
+    if (head && (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 ||
+                 strcmp(path, "/crl") == 0))
+        get = 1;
     if (!get && !(post && strcmp(path, "/v1/directives") == 0) &&
         !(session_path && (post || strcmp(method, "DELETE") == 0))) {
         http_add_header(r, "Allow",

@@ -794,6 +794,18 @@ def test_crl_healthz_and_metrics(fed, pki):
     st, body, _ = fed.get("/crl", raw=True)
     assert st == 200 and "BEGIN X509 CRL" in body
     assert fed.get("/healthz", raw=True)[0] == 200
+    # A monitor's HEAD gets the GET's status without a body (it was 405), as at hubs and nodes.
+    for port, path in ((fed.https_port, "/healthz"), (fed.http_port, "/healthz"),
+                       (fed.http_port, "/metrics"), (fed.http_port, "/crl")):
+        c = (http.client.HTTPSConnection("127.0.0.1", port, context=fed.ctx, timeout=10)
+             if port == fed.https_port else http.client.HTTPConnection("127.0.0.1", port,
+                                                                        timeout=10))
+        try:
+            c.request("HEAD", path)
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == b"", (port, path, r.status)
+        finally:
+            c.close()
     m = fed.metrics()
     assert m["federal_db_connected"] >= 1 and m["tls_crl_next_update_seconds"] > time.time()
 
