@@ -31,7 +31,8 @@ typedef struct field__def {
     unsigned char required;
     unsigned short maxlen;
     const ProtobufCEnumDescriptor *en;
-    long long min, max; /* an F_INT's bounds; an F_TEXT with min 1 takes line breaks and tabs */
+    long long min, max;  /* an F_INT's bounds; an F_TEXT with min 1 takes line breaks and tabs */
+    unsigned char event; /* an F_DATE of the programme's events: the scan's earliest applies */
 } field__def;
 
 #define LOCAL_ID_MAX 64
@@ -63,7 +64,7 @@ static const field__def field__person_defs[FIELD_PERSON_N] = {
     [FIELD_PERSON_BIRTH_YEAR] = {F_INT, 0, SHORT_MAX, NULL, 1800, 2200},
     [FIELD_PERSON_CASTE] = {F_ENUM, 0, SHORT_MAX, &reint__v1__caste_group__descriptor, 0, 0},
     [FIELD_PERSON_DISABILITY] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
-    [FIELD_PERSON_REGISTERED_ON] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_PERSON_REGISTERED_ON] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0, 1},
     [FIELD_PERSON_COUNTRY] = {F_COUNTRY, 0, SHORT_MAX, NULL, 0, 0},
     [FIELD_PERSON_YEARS_ABROAD] = {F_INT, 0, SHORT_MAX, NULL, 0, 80},
     [FIELD_PERSON_RETURN_DATE] = {F_DATE, 0, SHORT_MAX, NULL, 0, 0},
@@ -86,7 +87,7 @@ static const field__def field__service_defs[FIELD_SERVICE_N] = {
     [FIELD_SERVICE_PERSON] = {F_ID, 1, LOCAL_ID_MAX, NULL, 0, 0},
     [FIELD_SERVICE_TYPE] = {F_ENUM, 1, SHORT_MAX, &reint__v1__service_type__descriptor, 0, 0},
     [FIELD_SERVICE_STATUS] = {F_ENUM, 1, SHORT_MAX, &reint__v1__service_status__descriptor, 0, 0},
-    [FIELD_SERVICE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_SERVICE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0, 1},
     [FIELD_SERVICE_PROVIDER] = {F_ENUM, 0, SHORT_MAX, &reint__v1__provider__descriptor, 0, 0},
     [FIELD_SERVICE_PROGRAMME] = {F_ENUM, 0, SHORT_MAX, &reint__v1__programme__descriptor, 0, 0},
     [FIELD_SERVICE_AMOUNT] = {F_INT, 0, SHORT_MAX, NULL, 0, 100000000000LL},
@@ -101,7 +102,7 @@ static const field__def field__enterprise_defs[FIELD_ENTERPRISE_N] = {
     [FIELD_ENTERPRISE_ACTION] = {F_ENUM, 1, SHORT_MAX, &reint__v1__enterprise_action__descriptor, 0,
                                  0},
     [FIELD_ENTERPRISE_SECTOR] = {F_ENUM, 1, SHORT_MAX, &reint__v1__sector__descriptor, 0, 0},
-    [FIELD_ENTERPRISE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_ENTERPRISE_DATE] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0, 1},
     [FIELD_ENTERPRISE_REGISTERED] = {F_BOOL, 0, SHORT_MAX, NULL, 0, 0},
     [FIELD_ENTERPRISE_EMPLOYEES] = {F_INT, 0, SHORT_MAX, NULL, 0, 100000},
     [FIELD_ENTERPRISE_STATUS] = {F_ENUM, 0, SHORT_MAX, &reint__v1__enterprise_status__descriptor, 0,
@@ -115,7 +116,7 @@ static const field__def field__availability_defs[FIELD_AVAILABILITY_N] = {
                                     0},
     [FIELD_AVAILABILITY_PROVIDER] = {F_ENUM, 1, SHORT_MAX, &reint__v1__provider__descriptor, 0, 0},
     [FIELD_AVAILABILITY_AVAILABLE] = {F_BOOL, 1, SHORT_MAX, NULL, 0, 0},
-    [FIELD_AVAILABILITY_AS_OF] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0},
+    [FIELD_AVAILABILITY_AS_OF] = {F_DATE, 1, SHORT_MAX, NULL, 0, 0, 1},
 };
 
 /* The names above and the positions in field.h are two lists of one set of columns. */
@@ -540,6 +541,17 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
                                   "%s is before 1943-04-14 (BS 2000-01-01), the earliest date "
                                   "kept",
                                   field_quote(q, sizeof(q), s, n));
+            return;
+        }
+        if (d->event && v->day < c->earliest) {
+            /* A Gregorian year typed on a BS node (2026-12-01 is BS, 1970 AD) is a real date
+             * decades before any of the programme's events. */
+            char t[16];
+            field_format_day(c->bs, c->earliest, t);
+            field_errors_add_code(errs, name, "date_before_start", t,
+                                  "%s is before %s, the earliest date this node takes "
+                                  "(earliest_date in its config)",
+                                  field_quote(q, sizeof(q), s, n), t);
             return;
         }
         if (v->day > c->today) {

@@ -37,7 +37,8 @@ typedef struct field_error {
     "required", "too_long", "not_utf8", "control_chars", "phone", "enum", "bool", "date_range",    \
         "date_invalid", "date_early", "date_future", "int", "int_range", "country",                \
         "row_too_long", "birth_after_registration", "age_over_120", "return_after_registration",   \
-        "not_registered", "unknown_column", "given_twice", "record", "invisible_chars"
+        "not_registered", "unknown_column", "given_twice", "record", "invisible_chars",            \
+        "date_before_start"
 
 /* The errors of one row, printed as "<field> <reason>". Errors past FIELD_MAX_ERRORS are
  * counted in dropped. The caller sets n and dropped to 0 before the first error. */
@@ -166,13 +167,16 @@ typedef struct field_value {
 } field_value;
 
 /* What checking a row needs: the calendar (bs non-zero: Bikram Sambat), today (no date may be
- * after it), and where the trimmed values go: cap bytes at scratch, of which used are taken.
- * The values in field_value.s point into scratch, which the caller keeps as long as them. */
+ * after it), where the trimmed values go (cap bytes at scratch, of which used are taken), and
+ * the earliest day of an event (a registration, a service, an enterprise's action, an offer:
+ * none before it; INT32_MIN: no such limit). The values in field_value.s point into scratch, which
+ * the caller keeps as long as them. */
 typedef struct field_scan {
     int bs;
     int32_t today;
     char *scratch;
     size_t used, cap;
+    int32_t earliest;
 } field_scan;
 
 /* Checks every field of a row of kind (raw[i] is the text of column i, NULL or blank when

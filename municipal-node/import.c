@@ -198,7 +198,8 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
     localrow_buf row;
     char **fields;
     size_t nf;
-    field_scan sc = {intake_calendar_bs(p->in), intake_today(p->in), NULL, 0, FIELD_SCRATCH_MAX};
+    field_scan sc = {intake_calendar_bs(p->in), intake_today(p->in),   NULL, 0,
+                     FIELD_SCRATCH_MAX,         intake_earliest(p->in)};
     localrow_init(&row);
     import__chunk_clear(c);
     while (c->n < ICHUNK_ROWS && ICHUNK_ARENA - c->used >= ICHUNK_ROW_ROOM) {

@@ -41,6 +41,7 @@ struct intake {
     int32_t today_fixed;
     int32_t today;     /* set at the start of each public call that checks dates */
     int32_t today_utc; /* the UTC day at the same moment (upstream validation) */
+    int32_t earliest;  /* intake_set_earliest */
     char scratch[FIELD_SCRATCH_MAX];
     localrow_buf row; /* the local fields of the row in hand (API, close-month) */
 };
@@ -69,6 +70,16 @@ void intake_refresh_today(intake *in)
 void intake_set_today(intake *in, int32_t today)
 {
     in->today_fixed = today;
+}
+
+void intake_set_earliest(intake *in, int32_t day)
+{
+    in->earliest = day;
+}
+
+int32_t intake_earliest(const intake *in)
+{
+    return in->earliest;
 }
 
 outbox *intake_outbox(const intake *in)
@@ -418,6 +429,7 @@ int intake_open(intake **out, outbox *ob, int bs_calendar, char *err, size_t err
     in->ob = ob;
     in->db = outbox_db(ob);
     in->bs = bs_calendar != 0;
+    in->earliest = INTAKE_EARLIEST_DEFAULT;
     localrow_init(&in->row);
     if (sqlite3_exec(in->db, intake__schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot create the intake tables: %s",
@@ -507,7 +519,7 @@ static int intake__apply(intake *in, int kind, const char *const *names, const c
     }
     if (errs->n)
         return REINT_EINVAL;
-    field_scan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch)};
+    field_scan c = {in->bs, in->today, in->scratch, 0, sizeof(in->scratch), in->earliest};
     field_check_row(&c, kind, raw, v, &in->row, errs);
     intake__row r = {NULL, 0, v, NULL, check_only};
     if (errs->n == 0 && !in->row.failed) {
@@ -651,6 +663,14 @@ int intake_close_month(intake *in, int year, int month, const char *clerk, int *
         }
         next = month == 12 ? bscal_days_from_ad(year + 1, 1, 1)
                            : bscal_days_from_ad(year, month + 1, 1);
+    }
+    if (next - 1 < in->earliest) {
+        field_format_day(in->bs, in->earliest, t);
+        snprintf(err, errlen,
+                 "%s %d-%02d ended before %s, the earliest date this node takes (earliest_date "
+                 "in its config)",
+                 in->bs ? "BS month" : "month", year, month, t);
+        return REINT_EINVAL;
     }
     if (in->today < next) {
         field_format_day(in->bs, next - 1, t);

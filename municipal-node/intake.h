@@ -63,11 +63,21 @@ outbox *intake_outbox(const intake *in);
 int intake_calendar_bs(const intake *in);
 
 /* Fixes "today" (Gregorian days since 1970-01-01) for future-date checks, for tests and
- * replays; 0 returns to the wall clock in the machine's local time zone. Not to be called
- * while an import runs. */
+ * replays; 0 returns to the wall clock (Nepal's day). Not to be called while an import runs. */
 void intake_set_today(intake *in, int32_t today);
-/* Today for the checks: the day fixed by intake_set_today, else the local date now. */
+/* Today for the checks: the day fixed by intake_set_today, else Nepal's day now. */
 int32_t intake_today(const intake *in);
+
+/* The earliest day (Gregorian days since 1970-01-01) of an event the node takes: a
+ * registration, a service, an enterprise's action, an offer, the last day of a month closed.
+ * INTAKE_EARLIEST_DEFAULT (BS 2064-01-01, AD 2007-04-14: the year of Nepal's Foreign
+ * Employment Act, before any of the programmes recorded here) unless set; INT32_MIN: none
+ * (days before 1970 are negative). It stops a
+ * Gregorian year typed on a BS node (2026-11 is BS, 1969 AD) and a slip of the year. Not to
+ * be called while an import runs. */
+#define INTAKE_EARLIEST_DEFAULT 13617
+void intake_set_earliest(intake *in, int32_t day);
+int32_t intake_earliest(const intake *in);
 
 /* The kinds' names and columns, defined with their rules in field.h: the same as
  * field_columns, field_column_index, field_kind_name and field_kind_parse, for the node's

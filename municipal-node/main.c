@@ -52,6 +52,7 @@ typedef struct node_config {
     long municipality;
     char data_dir[CONFIG_STR_MAX];
     char calendar[CONFIG_STR_MAX];
+    char earliest_date[CONFIG_STR_MAX];
     char hub[CONFIG_STR_MAX];
     char http_listen[CONFIG_STR_MAX];
     char https_cert[CONFIG_STR_MAX], https_key[CONFIG_STR_MAX];
@@ -89,6 +90,10 @@ static const config_item items[] = {
     CONFIG_ITEM_STR("node", "data_dir", &cfg.data_dir, "directory of the node's SQLite store"),
     CONFIG_ITEM_STR("node", "calendar", &cfg.calendar,
                     "calendar of dates in CSV, JSON and export: BS (Bikram Sambat) or AD"),
+    CONFIG_ITEM_STR("node", "earliest_date", &cfg.earliest_date,
+                    "earliest date of an event the node takes (registration, service, enterprise, "
+                    "offer, the end of a month closed), in the node's calendar; empty: BS "
+                    "2064-01-01 (AD 2007-04-14)"),
     CONFIG_ITEM_STR("node", "hub", &cfg.hub, "IPv4:port of the provincial hub's sync port"),
     CONFIG_ITEM_STR("node", "http_listen", &cfg.http_listen,
                     "IP:port of the clerks' API, /healthz and /metrics ([v6]:port); plain HTTP "
@@ -162,6 +167,19 @@ static void usage(FILE *f)
                "shift the clock by FILE's seconds and inject faults; never in production.\n");
 }
 
+static int bs_calendar(void)
+{
+    return strcasecmp(cfg.calendar, "BS") == 0;
+}
+
+/* [node] earliest_date as a day (days before 1970 are negative) into *day,
+ * INTAKE_EARLIEST_DEFAULT when empty. Returns 0, or -1 when it is not a date. */
+static int earliest_day(int32_t *day)
+{
+    *day = INTAKE_EARLIEST_DEFAULT;
+    return cfg.earliest_date[0] && bscal_parse(cfg.earliest_date, bs_calendar(), day) != 0 ? -1 : 0;
+}
+
 static int load_config(void)
 {
     char err[512];
@@ -180,12 +198,15 @@ static int load_config(void)
         fprintf(stderr, "municipal-node: calendar \"%s\" is not BS or AD\n", cfg.calendar);
         return -1;
     }
+    int32_t earliest;
+    if (earliest_day(&earliest) != 0) {
+        fprintf(stderr,
+                "municipal-node: earliest_date \"%s\" is not a %s date YYYY-MM-DD of the "
+                "calendar table\n",
+                cfg.earliest_date, bs_calendar() ? "Bikram Sambat" : "Gregorian");
+        return -1;
+    }
     return 0;
-}
-
-static int bs_calendar(void)
-{
-    return strcasecmp(cfg.calendar, "BS") == 0;
 }
 
 static void store_path(char *out, size_t len)
@@ -206,6 +227,9 @@ static int open_store(outbox **ob, intake **in)
         outbox_close(*ob);
         return -1;
     }
+    int32_t earliest = INTAKE_EARLIEST_DEFAULT;
+    if (in && earliest_day(&earliest) == 0)
+        intake_set_earliest(*in, earliest);
     return 0;
 }
 
@@ -1228,6 +1252,7 @@ static int cmd_serve(void)
                          .db_path = db_path,
                          .dir = cfg.data_dir,
                          .bs = bs_calendar(),
+                         .earliest = intake_earliest(in),
                          .on_done = on_import_done};
     if (passwords_open(outbox_db(ob)) != 0 ||
         (api.sessions = session_table_new(web_tls != NULL)) == NULL ||

@@ -52,6 +52,7 @@ struct webimport {
     char db_path[4096];
     char dir[4096];
     int bs;
+    int32_t earliest;
     void (*on_done)(void *ud);
     void *ud;
     webimport_job *jobs[WEBIMPORT_JOBS]; /* the newest last */
@@ -67,6 +68,7 @@ int webimport_new(webimport **out, const webimport_opts *o)
     snprintf(w->db_path, sizeof(w->db_path), "%s", o->db_path);
     snprintf(w->dir, sizeof(w->dir), "%s", o->dir);
     w->bs = o->bs;
+    w->earliest = o->earliest;
     w->on_done = o->on_done;
     w->ud = o->ud;
     *out = w;
@@ -152,6 +154,7 @@ static void webimport__work(uv_work_t *req)
         j->rc = REINT_EDB;
         goto out;
     }
+    intake_set_earliest(in, w->earliest);
     import_opts o = {.errors_out = msgs,
                      .clerk = j->clerk,
                      .name = j->name,

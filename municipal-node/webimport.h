@@ -27,6 +27,7 @@ typedef struct webimport_opts {
     const char *db_path; /* the node's store (copied) */
     const char *dir;     /* where uploads wait while imported (copied): the data directory */
     int bs;              /* the node's calendar */
+    int32_t earliest;    /* the earliest day of an event (intake_set_earliest) */
     /* Called on the loop's thread when an import has ended (the lead wires it to sync_kick,
      * so that the rows go upstream at once). */
     void (*on_done)(void *ud);

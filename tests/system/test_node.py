@@ -896,8 +896,31 @@ def test_close_month_reaches_hub_as_month_close(pki, workdir, procs):
     assert "already closed" in r.stdout
     r = node.cli("close-month", "%04d-%02d" % (y, m), check=False)
     assert r.returncode == 2 and "not ended" in r.stderr
+    # A Gregorian month typed on a BS node (BS 2026 is 1969 AD), and the calendar's first
+    # month: before the node's earliest date, refused (an attack on the demo closed both, and
+    # they counted as reporting months upstream).
+    for month in ("2026-11", "2000-01"):
+        r = node.cli("close-month", month, check=False)
+        assert r.returncode == 2 and "ended before 2064-01-01, the earliest date this node " \
+            "takes" in r.stderr, r.stderr
+    # A node that keeps older records says so in its config; one that is no date stops it.
+    with open(node.config) as f:
+        text = f.read()
+    assert "\nearliest_date = \n" in text
+    with open(node.config, "w") as f:
+        f.write(text.replace("\nearliest_date = \n", "\nearliest_date = 2020-01-01\n", 1))
+    r = node.cli("close-month", "2026-11", check=False)
+    assert r.returncode == 0 and "closed" in r.stdout, r.stderr
+    with open(node.config, "w") as f:
+        f.write(text.replace("\nearliest_date = \n", "\nearliest_date = 2064-13-01\n", 1))
+    r = node.cli("status", check=False)
+    assert r.returncode == 2 and 'earliest_date "2064-13-01" is not a Bikram Sambat date' \
+        in r.stderr, r.stderr
+    with open(node.config, "w") as f:
+        f.write(text)
     node.sync(timeout=60)
-    recs = [v for v in hub.records(node.municipality).values() if v[1] == KIND["month_close"]]
+    recs = [v for v in hub.records(node.municipality).values() if v[1] == KIND["month_close"]
+            and v[4].month_close.year != 2026]
     assert len(recs) == 1
     mc = recs[0][4].month_close
     assert (mc.year, mc.month, mc.bikram_sambat) == (py, pm, True)

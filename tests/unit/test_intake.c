@@ -577,6 +577,53 @@ static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
     assert_true(has_error(&e, "registered_on", "is not a Gregorian date"));
 }
 
+/* An attack on the demo: a BS node took "2026-12-01" (a Gregorian date typed by habit: BS
+ * 2026 is 1969 AD) and closed BS2000-01, which then counted as a reporting month. Events
+ * and closes before the node's earliest date (BS 2064-01-01 unless configured) are refused;
+ * a return from abroad, which may be older, is not an event of the programme. */
+static void test_events_and_closes_before_the_earliest_date_are_refused(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    char err[256];
+    int changed = -1;
+    int32_t d = 0;
+    assert_int_equal(bscal_days_from_bs(2064, 1, 1, &d), 0);
+    assert_int_equal(INTAKE_EARLIEST_DEFAULT, d);
+    assert_int_equal(intake_earliest(f->in), INTAKE_EARLIEST_DEFAULT);
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-1", "category=returnee",
+                           "sex=female", "registered_on=2026-12-01", NULL),
+                     REINT_EINVAL);
+    assert_true(
+        has_error(&e, "registered_on",
+                  "\"2026-12-01\" is before 2064-01-01, the earliest date this node takes"));
+    assert_string_equal(e.e[0].code, "date_before_start");
+    assert_string_equal(e.e[0].arg, "2064-01-01");
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-1", "category=returnee",
+                           "sex=female", "registered_on=2064-01-01", "return_date=2050-03-01",
+                           NULL),
+                     0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1",
+                           "service=loan", "status=referred", "date=2063-12-30", NULL),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "date", "is before 2064-01-01"));
+    assert_int_equal(outbox_begin(f->ob), 0);
+    assert_int_equal(intake_close_month(f->in, 2000, 1, "clerk1", &changed, err, sizeof(err)),
+                     REINT_EINVAL);
+    assert_string_equal(err, "BS month 2000-01 ended before 2064-01-01, the earliest date this "
+                             "node takes (earliest_date in its config)");
+    assert_int_equal(intake_close_month(f->in, 2063, 12, "clerk1", &changed, err, sizeof(err)),
+                     REINT_EINVAL);
+    assert_int_equal(intake_close_month(f->in, 2064, 1, "clerk1", &changed, err, sizeof(err)), 0);
+    /* Without a limit they are taken. */
+    intake_set_earliest(f->in, INT32_MIN);
+    assert_int_equal(intake_close_month(f->in, 2000, 1, "clerk1", &changed, err, sizeof(err)), 0);
+    assert_int_equal(outbox_commit(f->ob), 0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, NULL, "local_id=S-1", "person_local_id=P-1",
+                           "service=loan", "status=referred", "date=2063-12-30", NULL),
+                     0);
+}
+
 static void test_close_month_refuses_open_month_and_is_idempotent(void **state)
 {
     fx *f = *state;
@@ -1164,6 +1211,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_person_rules_name_their_field, setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_every_error_of_a_row_is_collected, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_events_and_closes_before_the_earliest_date_are_refused,
+                                        setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_service_of_unknown_or_deleted_person_is_refused,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(
