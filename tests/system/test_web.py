@@ -229,6 +229,8 @@ def test_a_person_with_services_is_not_deleted_and_the_page_says_why(site):
     d.find_element(By.ID, "confirm-delete").click()
     wait(d, lambda: "still has services or enterprises" in body_text(d), what="the refusal")
     assert h1(d) == "Sita Rai"
+    assert "still has services" in d.find_element(By.CSS_SELECTOR, "main .warning").text
+    screenshot(d, "%s-en-person-has-records" % site.scheme)
     status, _, body = site.request("GET", "/v1/persons/" + site.person,
                                    headers={"Authorization": "Bearer " + site.token})
     assert status == 200 and body["services"], body

@@ -9,8 +9,12 @@ export function heading(ctx, text, caption) {
           h("h1", { tabindex: "-1" }, text)];
 }
 
-export function notice(text) {
-  return text ? h("div", { class: "notice", role: "status" }, text) : null;
+// A message at the top of a page: a string (a change was saved), or { text, warning: true }
+// (what the clerk asked was refused, and why).
+export function notice(msg) {
+  if (!msg) return null;
+  if (msg.warning) return h("div", { class: "warning", role: "alert" }, msg.text);
+  return h("div", { class: "notice", role: "status" }, msg);
 }
 
 // A field error as the clerk reads it: the catalogue's words for its code (with its arg),

@@ -108,7 +108,8 @@ function rowsTable(ctx, person, kind, rows, cols) {
         h("button", { type: "button", class: "link-button", onclick: () =>
           confirmDelete(r.local_id, async () => {
             const res = await api.del(`/v1/${kind}/${seg(r.local_id)}`);
-            ctx.notify(res.status === 204 ? t("person.deleted", { id: r.local_id }) : t("error.save"));
+            ctx.notify(res.status === 204 ? t("person.deleted", { id: r.local_id })
+              : { text: t("error.save"), warning: true });
             ctx.navigate(personHref(person), true);
           }) }, t("person.delete"), h("span", { class: "visually-hidden" }, ` ${r.local_id}`))))),
     { hideCaption: true });
@@ -180,11 +181,12 @@ async function personPage(ctx, id, msg) {
           const res = await api.del(`/v1/persons/${seg(id)}`);
           if (res.status === 409) {
             // The person's services and enterprises are listed below: they go first.
-            ctx.notify(t("person.has_records", { id }));
+            ctx.notify({ text: t("person.has_records", { id }), warning: true });
             ctx.navigate(personHref(id), true);
             return;
           }
-          ctx.notify(res.status === 204 ? t("person.deleted", { id }) : t("error.save"));
+          ctx.notify(res.status === 204 ? t("person.deleted", { id })
+            : { text: t("error.save"), warning: true });
           ctx.navigate("/people", true);
         }) }, t("person.delete_person"))),
     h("h2", {}, t("person.services")),
