@@ -236,9 +236,8 @@ int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirectiv
 }
 
 int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p,
-                       int32_t registered_day)
+                       int32_t registered_day, int age)
 {
-    static const int band_lo[] = {0, 0, 15, 25, 40, 60}, band_hi[] = {0, 14, 24, 39, 59, 200};
     const Reint__V1__Eligibility *e = d->eligibility;
     if (e == NULL)
         return 1;
@@ -250,12 +249,11 @@ int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p
             return 0;
     }
     if (e->min_age > 0 || e->max_age > 0) {
-        int b = (int)p->age_band;
-        if (b < 1 || b > 5)
+        if (age < 0)
             return 0; /* unknown age: not shown as eligible under an age rule */
-        if (e->min_age > 0 && band_hi[b] < e->min_age)
+        if (e->min_age > 0 && age < (int)e->min_age)
             return 0;
-        if (e->max_age > 0 && band_lo[b] > e->max_age)
+        if (e->max_age > 0 && age > (int)e->max_age)
             return 0;
     }
     if (e->registered_after_day > 0 && registered_day <= e->registered_after_day)

@@ -52,11 +52,12 @@ int directive_body_check(const Reint__V1__Directive *d, const uint8_t *body, siz
 int directive_verify(const directive_keyring *k, const Reint__V1__SignedDirective *sd,
                      uint64_t last_serial, Reint__V1__Directive **out, char *err, size_t errlen);
 
-/* Whether a person is eligible under d: category, age band bounds (age from the person's age
- * band: eligible when the band overlaps [min_age, max_age]) and registration date. The
- * registration day (days since 1970-01-01) is the node's own, from its local data: upstream
- * records carry only the registration's months. Returns 1 or 0. */
+/* Whether a person is eligible under d: category, age in [min_age, max_age] and registration
+ * date. The age (in years, -1 when unknown: not eligible under an age rule) and the
+ * registration day (days since 1970-01-01) are the node's own, from its local data: upstream
+ * records carry only an age band at registration, whose overlap with the range listed people
+ * up to 14 years outside it, and the registration's months. Returns 1 or 0. */
 int directive_eligible(const Reint__V1__Directive *d, const Reint__V1__Person *p,
-                       int32_t registered_day);
+                       int32_t registered_day, int age);
 
 #endif

@@ -1,5 +1,6 @@
 #include "directives.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "bscal.h"
@@ -25,17 +26,25 @@ static int directives__each(sqlite3 *db, int bs, int32_t today, const directives
     int rc = 0;
     if (st == NULL)
         return REINT_EDB;
-    /* Live persons: their upstream record (coarse attributes), local name and registration
-     * date. */
+    /* Live persons: their upstream record (coarse attributes), local name, registration date
+     * and year of birth. */
     sqlite3_stmt *ps = store_prepare(
-        db, "SELECT record, local_id, local_field(fields, ?1), local_field(fields, ?2)"
-            " FROM records WHERE kind = 1 AND live = 1 ORDER BY local_id");
+        db, "SELECT record, local_id, local_field(fields, ?1), local_field(fields, ?2),"
+            " local_field(fields, ?3) FROM records WHERE kind = 1 AND live = 1 ORDER BY local_id");
     if (ps == NULL) {
         sqlite3_finalize(st);
         return REINT_EDB;
     }
     sqlite3_bind_int(ps, 1, intake_column_index(INTAKE_PERSON, "full_name"));
     sqlite3_bind_int(ps, 2, intake_column_index(INTAKE_PERSON, "registered_on"));
+    sqlite3_bind_int(ps, 3, intake_column_index(INTAKE_PERSON, "birth_year"));
+    /* Ages are this year of the node's calendar less the year of birth, as a clerk counts them
+     * (the day of birth is not kept). */
+    int year = 0, m, dd;
+    if (!bs)
+        bscal_ad_from_days(today, &year, &m, &dd);
+    else if (bscal_bs_from_days(today, &year, &m, &dd) != 0)
+        year = 0;
     int step, pstep = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         Reint__V1__Directive *d = dirstore_decode(st, 0);
@@ -56,8 +65,16 @@ static int directives__each(sqlite3 *db, int bs, int32_t today, const directives
             int32_t day = 0;
             if (on == NULL || bscal_parse(on, bs, &day) != 0)
                 day = 0;
+            int age = -1;
+            if (year && sqlite3_column_type(ps, 4) != SQLITE_NULL) {
+                const char *by = (const char *)sqlite3_column_text(ps, 4);
+                char *end = NULL;
+                long born = by ? strtol(by, &end, 10) : 0;
+                if (by && end != by && *end == '\0' && born > 0 && born <= year)
+                    age = year - (int)born;
+            }
             if (r && r->body_case == REINT__V1__RECORD__BODY_PERSON &&
-                directive_eligible(d, r->person, day)) {
+                directive_eligible(d, r->person, day, age)) {
                 rc = v->eligible(v->ud, eligible, (const char *)sqlite3_column_text(ps, 1),
                                  (const char *)sqlite3_column_text(ps, 2));
                 eligible++;

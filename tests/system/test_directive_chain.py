@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (load_pem_private_key,
 
 import bs
 from fedclient import Federal
-from gen import CATEGORIES, TODAY, Caseload, age_band, utc_evening_clock
+from gen import CATEGORIES, TODAY, Caseload, nepal_today, utc_evening_clock
 from harness import ROOT, Hub, Node, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
@@ -36,9 +36,6 @@ from wireclient import WireClient
 KEY_ID = "chain-dir-1"
 ROGUE_ID = "rogue-dir-1"
 
-# Age bands as in common/directive.c directive_eligible: [lo, hi] by AgeBand value 1..5.
-BAND_LO = {1: 0, 2: 15, 3: 25, 4: 40, 5: 60}
-BAND_HI = {1: 14, 2: 24, 3: 39, 4: 59, 5: 200}
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -142,17 +139,19 @@ def listing(node):
 
 
 def expected_eligible(cl, categories=(), min_age=0, max_age=0, registered_after=None):
-    """Local ids eligible under these rules, from the generator's own ground truth."""
+    """Local ids eligible under these rules, from the generator's own ground truth: the age
+    is this BS year less the BS year of birth, as a clerk counts it (both ends included)."""
     cats = {CATEGORIES.index(c) + 1 for c in categories}
     after = bs.day_number(registered_after) if registered_after else 0
+    year = bs.ad_to_bs(nepal_today())[0]
     out = set()
     for lid, p in cl.persons.items():
         if cats and CATEGORIES.index(p["category"]) + 1 not in cats:
             continue
-        b = age_band(p["_age"])
-        if min_age and BAND_HI[b] < min_age:
+        age = year - int(p["birth_year"])
+        if min_age and age < min_age:
             continue
-        if max_age and BAND_LO[b] > max_age:
+        if max_age and age > max_age:
             continue
         if after and bs.day_number(p["_reg"]) <= after:
             continue
@@ -354,6 +353,19 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     cl = Caseload(10703, 57)
     for _ in range(40):
         cl.new_person()
+    # Returnees registered a month ago aged 17, 45 and 46 this BS year: the ends of directive
+    # A's 18..45. The age band at registration (15-24, 40-59) took 17 and 46 as well.
+    year = bs.ad_to_bs(nepal_today())[0]
+    edges = {}
+    for age in (17, 45, 46):
+        p = cl.new_person()
+        while p["category"] != "RETURNEE":
+            del cl.persons[p["local_id"]]
+            p = cl.new_person()
+        reg = TODAY - datetime.timedelta(days=30)
+        p.update(birth_year=str(year - age), registered_on=bs.bs_str(reg), _reg=reg,
+                 return_date=bs.bs_str(reg - datetime.timedelta(days=10)))
+        edges[age] = p["local_id"]
     csv = os.path.join(workdir, "persons.csv")
     cl.write_csv(csv, "persons")
     node.import_csv("persons", csv)
@@ -379,6 +391,7 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     assert r.returncode == 0
     want_a = expected_eligible(cl, ["RETURNEE", "MIGRANT_FAMILY"], 18, 45, after)
     assert 0 < len(want_a) < len(cl.persons)  # the rules really select
+    assert set(edges.values()) & want_a == {edges[45]}, (edges, want_a)
     got, out = listing(node)
     assert "Chain directive A" in got, out
     serial, count, ids = got["Chain directive A"]

@@ -201,7 +201,10 @@ static void test_directive_with_text_the_api_would_refuse_is_refused(void **stat
     directive_signed_free(&sd);
 }
 
-static void test_directive_eligibility_by_category_and_age_band(void **state)
+/* An attack on the demo: eligibility went by the age band at registration, which listed people
+ * up to 14 years outside the directive's range (a 57-year-old under "18 to 45", and 45 as
+ * anyone of 40 to 59). The node's own age of the person now decides, both ends included. */
+static void test_directive_eligibility_by_category_and_age(void **state)
 {
     (void)state;
     Reint__V1__SignedDirective sd;
@@ -210,24 +213,32 @@ static void test_directive_eligibility_by_category_and_age_band(void **state)
     char err[256];
     make_signed(1, priv, &sd);
     assert_int_equal(directive_verify(ring, &sd, 0, &d, err, sizeof(err)), 0);
+    assert_int_equal(d->eligibility->min_age, 18);
+    assert_int_equal(d->eligibility->max_age, 40);
     p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
-    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
-    assert_true(directive_eligible(d, &p, 20000));
-    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_15_24; /* overlaps 18..40 */
-    assert_true(directive_eligible(d, &p, 20000));
-    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_40_59; /* 40 is inside */
-    assert_true(directive_eligible(d, &p, 20000));
-    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_60_PLUS;
-    assert_false(directive_eligible(d, &p, 20000));
-    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_25_39;
+    p.age_band = REINT__V1__AGE_BAND__AGE_BAND_15_24; /* the band does not decide */
+    assert_true(directive_eligible(d, &p, 20000, 18));
+    assert_true(directive_eligible(d, &p, 20000, 40));
+    assert_false(directive_eligible(d, &p, 20000, 17));
+    assert_false(directive_eligible(d, &p, 20000, 41));
+    assert_false(directive_eligible(d, &p, 20000, 57));
+    assert_false(directive_eligible(d, &p, 20000, -1)); /* unknown age */
     p.category = REINT__V1__CATEGORY__CATEGORY_COMMUNITY;
-    assert_false(directive_eligible(d, &p, 20000));
+    assert_false(directive_eligible(d, &p, 20000, 30));
+    /* Only a lower bound, only an upper one. */
+    p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
+    d->eligibility->max_age = 0;
+    assert_true(directive_eligible(d, &p, 20000, 90));
+    d->eligibility->min_age = 0;
+    d->eligibility->max_age = 30;
+    assert_true(directive_eligible(d, &p, 20000, 0));
+    assert_false(directive_eligible(d, &p, 20000, 31));
     /* Registered after a day: judged on the node's own day of registration, which the
      * upstream record no longer carries. */
-    p.category = REINT__V1__CATEGORY__CATEGORY_RETURNEE;
+    d->eligibility->max_age = 0;
     d->eligibility->registered_after_day = 20000;
-    assert_false(directive_eligible(d, &p, 20000));
-    assert_true(directive_eligible(d, &p, 20001));
+    assert_false(directive_eligible(d, &p, 20000, 30));
+    assert_true(directive_eligible(d, &p, 20001, 30));
     reint__v1__directive__free_unpacked(d, NULL);
     directive_signed_free(&sd);
 }
@@ -240,7 +251,7 @@ int main(void)
         cmocka_unit_test(test_directive_signed_by_unknown_key_is_refused),
         cmocka_unit_test(test_directive_with_text_the_api_would_refuse_is_refused),
         cmocka_unit_test(test_directive_replayed_serial_is_refused),
-        cmocka_unit_test(test_directive_eligibility_by_category_and_age_band),
+        cmocka_unit_test(test_directive_eligibility_by_category_and_age),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
