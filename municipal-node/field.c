@@ -467,6 +467,20 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         return;
     }
     case F_PHONE: {
+        /* Devanagari digits (U+0966..U+096F, as a Nepali keyboard types them) are kept as
+         * their ASCII, as the pages do for every other number. */
+        size_t w = 0;
+        for (size_t i = 0; i < n;) {
+            const unsigned char *u = (const unsigned char *)s + i;
+            if (i + 2 < n && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
+                s[w++] = (char)('0' + (u[2] - 0xA6));
+                i += 3;
+            } else {
+                s[w++] = s[i++];
+            }
+        }
+        s[w] = '\0';
+        n = v->len = w;
         int digits = 0;
         for (size_t i = 0; i < n; i++) {
             char ch = s[i];

@@ -510,6 +510,16 @@ static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(vo
     assert_int_equal(c.changed, INTAKE_UPDATED);
     assert_true(c.version > a.version);
     assert_memory_equal(c.id, a.id, 16);
+    /* The same phone typed on a Nepali keyboard, in Devanagari digits, is the same row (it was
+     * refused as "not a phone number", while the pages take those digits everywhere else). */
+    intake_result d;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &d, "local_id=P-1", "category=returnee",
+                           "sex=female", "registered_on=2082-04-01",
+                           "phone=\u096F\u096E\u0966\u0966\u0966\u0966\u0966\u0966\u0966"
+                           "\u0967",
+                           NULL),
+                     0);
+    assert_int_equal(d.changed, INTAKE_UNCHANGED);
 }
 
 static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
