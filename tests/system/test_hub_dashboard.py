@@ -366,6 +366,12 @@ def test_dashboard_in_a_browser(dash):
         assert "10703" in codes and len(codes) < 20
         assert all(("Dhankuta" in r["name"] or r["district"] == "Dhankuta")
                    for r in gaps["rows"] if str(r["code"]) in codes)
+        # A code typed in Devanagari digits, as a Nepali keyboard gives it, finds its row.
+        d.find_element("id", "gaps-filter").clear()
+        d.find_element("id", "gaps-filter").send_keys("\u0967\u0966\u096d\u0966\u0969")
+        assert [e.get_attribute("data-code") for e in
+                d.find_elements("css selector", "#gaps-table tbody tr")] == ["10703"]
+        d.find_element("id", "gaps-filter").clear()
         # The CSV the link downloads is the API's, in the order shown.
         href = d.find_element("id", "gaps-csv").get_attribute("href")
         assert "format=csv" in href and "sort=-participants_registered" in href

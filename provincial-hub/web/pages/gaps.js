@@ -50,7 +50,10 @@ export async function draw(main, session) {
     FLAGS.map((f) => h("option", { value: f }, t(`flag.${f}`))));
   const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
   function apply() {
-    const q = filterText.value.trim().toLowerCase();
+    // Place names are those of the geography file (in English); a code may be typed in
+    // Devanagari digits.
+    const q = filterText.value.trim().toLowerCase()
+      .replace(/[\u0966-\u096F]/g, (d) => String(d.charCodeAt(0) - 0x966));
     const f = filterFlag.value;
     const shown = rows.filter((x) => (!q || `${x.name} ${x.district} ${x.code}`.toLowerCase().includes(q))
       && (!f || x.flags.includes(f)));
