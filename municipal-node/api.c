@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,25 @@ static int api__begin(http_req *r, api_ctx *ctx)
     return 0;
 }
 
+/* The version of an If-Match value: "123" (an entity tag, as RFC 9110 writes it) or 123.
+ * Returns 0 or -1. */
+static int api__if_match(const char *v, uint64_t *out)
+{
+    char digits[24];
+    size_t n = strlen(v);
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+        v++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(digits) || strspn(v, "0123456789") < n)
+        return -1;
+    memcpy(digits, v, n);
+    digits[n] = '\0';
+    errno = 0;
+    *out = strtoull(digits, NULL, 10);
+    return errno == 0 ? 0 : -1;
+}
+
 static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id, const char *clerk)
 {
     int create = local_id == NULL && kind != INTAKE_AVAILABILITY;
@@ -339,8 +359,9 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
         }
         local_id = new_id;
     }
+    uint64_t current = 0;
     if (local_id && !create && kind != INTAKE_AVAILABILITY &&
-        (rc = intake_lookup(ctx->in, kind, local_id, id, NULL)) != 0) {
+        (rc = intake_lookup(ctx->in, kind, local_id, id, &current)) != 0) {
         outbox_rollback(ctx->ob);
         if (rc != REINT_ENOTFOUND) {
             api__error(r, 500, "the row could not be read (database error)");
@@ -350,6 +371,31 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
                  intake_kind_name(kind), local_id, intake_kind_name(kind));
         api__error(r, 404, msg);
         return;
+    }
+    /* A correction may say which version it was made from (If-Match, the row's _version):
+     * two clerks correcting the same row from the same copy would otherwise each overwrite
+     * the other's change unseen. */
+    const char *match = http_req_header(r, "If-Match");
+    if (match && local_id && !create && kind != INTAKE_AVAILABILITY && strcmp(match, "*") != 0) {
+        uint64_t seen = 0;
+        if (api__if_match(match, &seen) != 0) {
+            outbox_rollback(ctx->ob);
+            api__error(r, 400,
+                       "If-Match must be the row's _version in quotes, as GET gave it: \"123\"");
+            return;
+        }
+        if (seen != current) {
+            outbox_rollback(ctx->ob);
+            snprintf(msg, sizeof(msg),
+                     "the %s \"%.100s\" was changed since you opened it (version %llu, now "
+                     "%llu): open it again, then correct it",
+                     intake_kind_name(kind), local_id, (unsigned long long)seen,
+                     (unsigned long long)current);
+            json_t *m = api__string(msg);
+            api__json(r, 412,
+                      m ? json_pack("{s:o,s:s}", "error", m, "code", "changed_since") : NULL);
+            return;
+        }
     }
     rc = api_apply_json(ctx->in, kind, body, len, local_id, clerk, &errs, &res, jerr, sizeof(jerr));
     if (rc == REINT_EMALFORMED) {

@@ -1,5 +1,6 @@
 #include "lookup.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "localrow.h"
@@ -21,18 +22,22 @@ static int lookup__columns(json_t *o, int kind, const uint8_t *row, size_t len)
     return 0;
 }
 
-/* The row of a statement's current result: column 0 the fields, 1 updated_ms, 2 the clerk.
- * NULL when out of memory. */
+/* The row of a statement's current result: column 0 the fields, 1 updated_ms, 2 the clerk, 3
+ * the version. NULL when out of memory. The version goes as a decimal string (above 2^53,
+ * where the pages' numbers lose digits): a correction sends it back in If-Match. */
 static json_t *lookup__row(sqlite3_stmt *st, int kind)
 {
     json_t *o = json_object();
     const unsigned char *clerk = sqlite3_column_text(st, 2);
+    char version[24];
+    snprintf(version, sizeof(version), "%llu", (unsigned long long)sqlite3_column_int64(st, 3));
     if (o == NULL ||
         lookup__columns(o, kind, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)) !=
             0 ||
         json_object_set_new(o, "_updated_ms", json_integer(sqlite3_column_int64(st, 1))) != 0 ||
         json_object_set_new(o, "_clerk", clerk ? json_string((const char *)clerk) : json_null()) !=
-            0) {
+            0 ||
+        json_object_set_new(o, "_version", json_string(version)) != 0) {
         json_decref(o);
         return NULL;
     }
@@ -105,7 +110,7 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
     /* Phone numbers are also compared by their digits alone, so that "9841 23" finds
      * "+977-984-123...". A municipality's persons are a few thousand: a scan is quick. */
     sqlite3_stmt *st = store_prepare(
-        db, "SELECT fields, updated_ms, clerk FROM records WHERE kind = 1 AND live = 1 AND"
+        db, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND live = 1 AND"
             " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\' OR local_field(fields, ?2) LIKE ?1"
             " ESCAPE '\\' OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
             " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
@@ -144,8 +149,9 @@ static int lookup__by_column(sqlite3 *db, int kind, int col, const char *value, 
                              json_t **arr)
 {
     sqlite3_stmt *st = store_prepare(
-        db, "SELECT fields, updated_ms, clerk FROM records WHERE kind = ?1 AND live = 1 AND"
-            " local_field(fields, ?2) = ?3 ORDER BY local_field(fields, ?4) DESC, local_id");
+        db,
+        "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = ?1 AND live = 1 AND"
+        " local_field(fields, ?2) = ?3 ORDER BY local_field(fields, ?4) DESC, local_id");
     int rc = REINT_EDB;
     *arr = NULL;
     if (st == NULL)
@@ -169,7 +175,7 @@ static int lookup__by_column(sqlite3 *db, int kind, int col, const char *value, 
 /* The live row of (kind, local_id) as JSON into *row. */
 static int lookup__one(sqlite3 *db, int kind, const char *local_id, json_t **row)
 {
-    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk FROM records"
+    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk, version FROM records"
                                          " WHERE kind = ?1 AND local_id = ?2 AND live = 1");
     int rc = REINT_EDB, step;
     *row = NULL;
@@ -234,7 +240,7 @@ int lookup_availability(intake *in, json_t **out)
     sqlite3 *db = outbox_db(intake_outbox(in));
     json_t *arr = NULL;
     *out = NULL;
-    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk FROM records"
+    sqlite3_stmt *st = store_prepare(db, "SELECT fields, updated_ms, clerk, version FROM records"
                                          " WHERE kind = 4 AND live = 1 ORDER BY local_id");
     if (st == NULL)
         return REINT_EDB;

@@ -27,10 +27,10 @@ KIND = {"person": 1, "service": 2, "enterprise": 3, "availability": 4, "month_cl
 
 # ---- helpers --------------------------------------------------------------------------------
 
-def req(node, method, path, body=None, token=None, raw=None):
+def req(node, method, path, body=None, token=None, raw=None, headers=None):
     """(status, headers, parsed JSON or text) of one request to the node's HTTP port."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    headers = {"Content-Type": "application/json"}
+    headers = dict({"Content-Type": "application/json"}, **(headers or {}))
     if token:
         headers["Authorization"] = "Bearer " + token
     r = urllib.request.Request("http://127.0.0.1:%d%s" % (node.http_port, path), method=method,
@@ -113,6 +113,36 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     v2 = body["version"]
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
     assert status == 200 and body["changed"] is False and body["version"] == v2, body
+
+    # Two clerks correct the person from the same copy (an attack on the demo lost the first
+    # clerk's phone to the second's ward, both told "Saved"). With If-Match, the row's
+    # _version as read, the second is refused and the first's change stays.
+    status, _, got = req(node, "GET", "/v1/persons/" + p["local_id"], token=token)
+    seen = got["person"]["_version"]
+    assert seen == str(v2), got
+    first = dict(person_json(p), phone="9841000001")
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], first, token,
+                          headers={"If-Match": '"%s"' % seen})
+    assert status == 200 and body["changed"] is True, body
+    v3 = body["version"]
+    second = dict(person_json(p), ward="7")
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], second, token,
+                          headers={"If-Match": '"%s"' % seen})
+    assert status == 412 and body["code"] == "changed_since", body
+    status, _, got = req(node, "GET", "/v1/persons/" + p["local_id"], token=token)
+    assert got["person"]["phone"] == "9841000001" and got["person"]["_version"] == str(v3)
+    for bad in ('"12x"', "W/", '""'):
+        status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], second, token,
+                              headers={"If-Match": bad})
+        assert status == 400 and "If-Match" in body["error"], (bad, body)
+    # Read again, the correction is taken; without If-Match, as before, whatever changed.
+    p["phone"] = "9841000001"
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
+                          headers={"If-Match": '"%s"' % v3})
+    assert status == 200 and body["changed"] is False, body
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token)
+    assert status == 200, body
+    v2 = body["version"]
     drained(node)
     got = hub_record(hub, node, "person", p["local_id"])
     assert got[2] == v2

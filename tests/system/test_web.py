@@ -236,6 +236,27 @@ def test_a_person_with_services_is_not_deleted_and_the_page_says_why(site):
     assert status == 200 and body["services"], body
 
 
+def test_a_correction_made_from_an_old_copy_is_refused_and_says_why(site):
+    """Two clerks corrected the same person from the same copy: the second save undid the
+    first, and both were told "Saved". The form now sends the version it was opened at; a
+    row corrected since is refused, the first correction kept, and the form says why."""
+    d = site.driver
+    auth = {"Authorization": "Bearer " + site.token}
+    go(site, "/people/%s?edit=1" % site.person)
+    wait(d, lambda: d.find_elements(By.ID, "f-ward"), what="the correction form")
+    status, _, got = site.request("GET", "/v1/persons/" + site.person, headers=auth)
+    row = {k: v for k, v in got["person"].items() if not k.startswith("_") and v is not None}
+    status, _, body = site.request("PUT", "/v1/persons/" + site.person,
+                                   dict(row, phone="9841000009"), headers=auth)
+    assert status == 200 and body["changed"], body
+    fill(site, "f-ward", "9")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Another clerk corrected this row" in body_text(d), what="the refusal")
+    status, _, got = site.request("GET", "/v1/persons/" + site.person, headers=auth)
+    assert got["person"]["phone"] == "9841000009" and got["person"]["ward"] != "9", got
+    screenshot(d, "%s-en-changed-since" % site.scheme)
+
+
 def test_availability_is_recorded_and_shown_by_provider(site):
     d = site.driver
     go(site, "/availability")

@@ -154,7 +154,10 @@ export async function rowForm(o) {
     button.disabled = true;
     const body = values();
     const r = o.save ? await o.save(body)
-      : o.localId ? await api.put(`/v1/${o.kind}/${seg(o.localId)}`, body)
+      // The version the form was opened at: a row another clerk corrected since is refused
+      // (412), not overwritten unseen.
+      : o.localId ? await api.put(`/v1/${o.kind}/${seg(o.localId)}`, body,
+        o.row && o.row._version ? { "If-Match": `"${o.row._version}"` } : undefined)
       : await api.post(`/v1/${o.kind}`, body);
     button.disabled = false;
     if (r.status === 200 || r.status === 201) {
@@ -168,6 +171,8 @@ export async function rowForm(o) {
         text: `${label(x.field)}: ${fieldError(x)}`,
         href: fields[x.field] ? `#f-${x.field}` : null,
       }));
+    } else if (r.status === 412) {
+      items = [{ text: t("form.changed_since") }];
     } else {
       items = [{ text: (r.body && r.body.error) || t("error.save") }];
     }
