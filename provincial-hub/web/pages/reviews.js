@@ -3,7 +3,7 @@
 // /v1/reviews/<municipality>/<period> with the version seen, so that a month changed since is
 // not decided blind).
 import { h, replace } from "/common/dom.js";
-import { t, num } from "/common/i18n.js";
+import { t, num, digits } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { addMonths, monthName } from "/pages/util.js";
 
@@ -31,6 +31,13 @@ export async function draw(main, session, nav, notice) {
     if (res.status === 200) {
       await draw(main, session, nav, t(approve ? "reviews.approved_notice" : "reviews.returned_notice",
         { name: row.name, month: monthName(period) }));
+      return;
+    }
+    if (res.status === 409) {
+      // The month changed (or was decided) since the queue was drawn: draw it again, with the
+      // month as it now stands, rather than leave a row that every try refuses.
+      await draw(main, session, nav, { warning: true,
+        text: t("reviews.changed_notice", { name: row.name, month: monthName(period) }) });
       return;
     }
     replace(errorEl, h("p", { class: "error-message", role: "alert" },
@@ -65,7 +72,7 @@ export async function draw(main, session, nav, notice) {
       h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
       h("td", {}, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
         x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
-      h("td", {}, x.closed_on_bs || t("value.none")),
+      h("td", {}, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
       h("td", { class: "num" }, num(x.records)),
       h("td", { class: "num" }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
       h("td", { class: "num" }, num(x.referrals_pending)),
@@ -74,7 +81,8 @@ export async function draw(main, session, nav, notice) {
   }
   replace(main,
     h("h1", {}, t("reviews.title")),
-    notice ? h("div", { class: "notice", role: "status" }, h("p", {}, notice)) : null,
+    notice ? h("div", notice.warning ? { class: "warning", role: "alert" } : { class: "notice", role: "status" },
+      h("p", {}, notice.warning ? notice.text : notice)) : null,
     h("p", { class: "lead" }, t("reviews.lead")),
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
     h("h2", {}, t("reviews.queue", { n: num(queue.length) })),
