@@ -2,7 +2,7 @@
 // the map with the same table's figures. base is "/v1" for the dashboard (its session) or
 // "/open/v1" for the open-data page (no sign-in, the public role's perturbed values).
 import { h } from "/common/dom.js";
-import { t, digits } from "/common/i18n.js";
+import { t, digits, has } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { figure } from "./figures.js";
 import { drawMap, loadMap } from "./map.js";
@@ -33,7 +33,10 @@ export function valueOf(answer) {
   return tot.value;
 }
 
-export function areaName(area) {
+// An area's name: a province's in the page's language (the catalogue has the seven), the
+// others as the geography file has them (in English only).
+export function areaName(area, level) {
+  if (level === "province" && has(`province.${area.code}`)) return t(`province.${area.code}`);
   return area.name || (area.code !== undefined ? String(area.code) : "");
 }
 
@@ -47,9 +50,10 @@ export async function areaFigures(o) {
   const answers = data.answers || [];
   const level = t(`level.${o.level}`);
   const title = o.title;
-  const rows = answers.map((a) => [areaName(a.area), String(a.area.code), valueOf(a)]);
+  const rows = answers.map((a) => [areaName(a.area, o.level), String(a.area.code), valueOf(a)]);
   const head = [t("col.area"), t("col.code"), t("col.value")];
-  const values = new Map(answers.map((a) => [a.area.code, { name: areaName(a.area), value: valueOf(a) }]));
+  const values = new Map(answers.map((a) => [a.area.code,
+    { name: areaName(a.area, o.level), value: valueOf(a) }]));
   const note = data.disclosure === "exact" ? t("disclosure.exact") : t("disclosure.perturbed");
   // Past TOP areas the chart shows the largest only (753 bars say nothing); the table has all.
   const TOP = 30;

@@ -246,6 +246,18 @@ def test_open_data_shows_the_public_roles_perturbed_values_without_sign_in(env, 
     ready(d)
     assert d.execute_script("return document.querySelector('#fig-area-table td.num').textContent") \
         .strip()[0] in "०१२३४५६७८९"
+    # The indicator and the provinces by their Nepali names (the APIs give them in English;
+    # an attack on the demo found them left so).
+    picked = d.execute_script("return document.querySelector('#indicator option:checked')"
+                              ".textContent")
+    assert any("\u0900" <= ch <= "\u097f" for ch in picked), picked
+    d.get(env.base + "/open-data?indicator=%s&period=%s&by=province" % (CODE, PERIOD))
+    ready(d)
+    table = d.execute_script("return document.querySelector('#fig-area-table').textContent")
+    assert "कोशी" in table and "सुदूरपश्चिम" in table, table
+    for english in ("Koshi", "Madhesh", "Bagmati", "Gandaki", "Lumbini", "Karnali",
+                    "Sudurpashchim"):
+        assert english not in table, table
     browser.screenshot(d, "fed-open-data-ne")
     d.execute_script("localStorage.setItem('lang', 'en')")
     # Only what the public may see: exact values are refused on the open route too.

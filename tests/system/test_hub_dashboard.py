@@ -435,6 +435,8 @@ def test_dashboard_in_a_browser(dash):
               + urllib.parse.quote(FY))
         browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 14,
                      what="the districts in Nepali")
+        # The indicator by its Nepali title (the API gives the catalogue's English one).
+        assert "अवधिमा दर्ता भएका व्यक्ति" in d.find_element("css selector", "p.lead").text
         browser.screenshot(d, "hub-indicators-district-ne")
         check_axe(d, "indicators (ne)")
         d.execute_script("localStorage.setItem('lang', 'en')")

@@ -4,6 +4,7 @@
 // province. The choices live in the address, so that a view can be bookmarked and shared.
 import { h, replace, newId } from "/common/dom.js";
 import { t, has } from "/common/i18n.js";
+import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
 import { areaFigures, errorBox, get, query, valueOf, areaName } from "../views.js";
 
@@ -59,7 +60,8 @@ async function trendFigure(s, title) {
     period: s.trend_period, series: s.trend, province: s.province, district: s.district })}`);
   const answers = data.answers || [];
   const rows = answers.map((a) => [a.period, valueOf(a)]);
-  const area = answers.length ? areaName(answers[0].area) : "";
+  const area = answers.length ? areaName(answers[0].area, s.district ? "district"
+    : s.province ? "province" : "national") : "";
   return figure({
     id: "fig-trend", title: t("fig.trend", { indicator: title, area: area || t("area.national") }),
     head: [t("col.period"), t("col.value")], csvHead: ["period", "value"], rows, numeric: [1],
@@ -84,7 +86,7 @@ async function breakdownFigure(s, title) {
   };
   // A category no area has (UNKNOWN, usually) is left out of the chart, not of the table.
   const used = keys.filter((k) => answers.some((a) => valueAt(a, k)));
-  const rows = answers.map((a) => [areaName(a.area), ...keys.map((k) => valueAt(a, k)),
+  const rows = answers.map((a) => [areaName(a.area, level), ...keys.map((k) => valueAt(a, k)),
     a.total ? a.total.value : null]);
   return figure({
     id: "fig-breakdown",
@@ -141,7 +143,7 @@ export async function render(ctx) {
   if (!groupings.includes(s.grouping)) s.grouping = groupings[0] || "";
   if (!s.trend_period) s.trend_period = defaultTrendPeriod(s.trend, s.period);
 
-  const indicator = select("indicator", inds.map((i) => [i.code, i.title]), s.indicator);
+  const indicator = select("indicator", inds.map((i) => [i.code, indicatorTitle(i)]), s.indicator);
   const period = h("input", { type: "text", id: "period", name: "period", value: s.period,
                               spellcheck: "false", autocomplete: "off" });
   const level = select("by", LEVELS.map((l) => [l, t(`level.${l}`)]), s.level);
@@ -184,7 +186,7 @@ export async function render(ctx) {
   replace(results, h("p", { class: "status-line" }, t("loading")));
 
   destroyCharts();
-  const title = ind ? ind.title : s.indicator;
+  const title = ind ? indicatorTitle(ind) : s.indicator;
   const parts = await Promise.allSettled([
     areaFigures({ base: "/v1", code: s.indicator, title, period: s.period, level: s.level,
                   province: s.province, district: s.district }).then((r) => r.figures),

@@ -4,6 +4,7 @@
 // catalogue with its definitions and SDG targets, and how the figures are protected.
 import { h, replace, newId } from "/common/dom.js";
 import { t } from "/common/i18n.js";
+import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
 import { areaFigures, errorBox, get, query, valueOf } from "../views.js";
 
@@ -43,7 +44,7 @@ export async function render(ctx) {
   const level = p.get("by") === "district" ? "district" : "province";
 
   const indicator = h("select", { id: "indicator", name: "indicator" },
-    inds.map((i) => h("option", { value: i.code, selected: i.code === code }, i.title)));
+    inds.map((i) => h("option", { value: i.code, selected: i.code === code }, indicatorTitle(i))));
   const periodIn = h("input", { type: "text", id: "period", name: "period", value: period,
                                 spellcheck: "false", autocomplete: "off" });
   const levelIn = h("select", { id: "by", name: "by" },
@@ -64,7 +65,7 @@ export async function render(ctx) {
   const results = h("div", { id: "results", "aria-live": "polite" },
     h("p", { class: "status-line" }, t("loading")));
   const catalogue = h("dl", { class: "catalogue", id: "catalogue" }, inds.map((i) => [
-    h("dt", {}, i.title, " ", h("code", {}, i.code)),
+    h("dt", {}, indicatorTitle(i), " ", h("code", {}, i.code)),
     h("dd", {}, h("p", { class: "definition" }, i.sdg ? t("open.sdg", { sdg: i.sdg }) : t("open.no_sdg"),
       " · ", t("open.aggregation", { aggregation: i.aggregation }), " · ",
       (i.groupings || []).filter((g) => g).join(", "))),
@@ -78,7 +79,7 @@ export async function render(ctx) {
       catalogue));
 
   destroyCharts();
-  const title = ind ? ind.title : code;
+  const title = ind ? indicatorTitle(ind) : code;
   const [areas, national] = await Promise.allSettled([
     areaFigures({ base: "/open/v1", code, title, period, level }),
     get(`/open/v1/indicators/${encodeURIComponent(code)}?${query({ period })}`),

@@ -5,6 +5,7 @@
 import { h, replace } from "/common/dom.js";
 import { t, num } from "/common/i18n.js";
 import { api } from "/common/api.js";
+import { indicatorTitle } from "/common/indicators.js";
 import { figure, fiscalMonths, monthName, periodName, previousFiscalYear } from "/pages/util.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -79,7 +80,7 @@ export async function draw(main, session) {
   const controls = h("div", { class: "controls" },
     h("div", { class: "form-group" }, h("label", { for: "ind-code" }, t("ind.indicator")),
       h("select", { id: "ind-code", onchange: (e) => go({ indicator: e.target.value }) },
-        list.map((x) => h("option", { value: x.code, selected: x.code === ind.code }, x.title)))),
+        list.map((x) => h("option", { value: x.code, selected: x.code === ind.code }, indicatorTitle(x))))),
     h("fieldset", { class: "inline" }, h("legend", {}, t("ind.level")),
       ["district", "municipality"].map((l) => h("div", { class: "radio" },
         h("input", { type: "radio", name: "level", id: `level-${l}`, value: l, checked: l === level,
@@ -98,7 +99,7 @@ export async function draw(main, session) {
   const province = session.province;
   const readout = h("p", { class: "map-readout", id: "map-readout", "aria-live": "polite" }, t("map.hint"));
   const svg = s("svg", { viewBox: map.viewBox, class: "map", role: "group", id: "map",
-                         "aria-label": t("map.label", { indicator: ind.title, period: periodName(period) }) },
+                         "aria-label": t("map.label", { indicator: indicatorTitle(ind), period: periodName(period) }) },
     s("defs", {}, s("pattern", { id: "nodata", width: 6, height: 6, patternUnits: "userSpaceOnUse",
                                  patternTransform: "rotate(45)" },
       s("rect", { width: 6, height: 6, fill: "#ffffff" }),
@@ -146,7 +147,7 @@ export async function draw(main, session) {
     h("li", {}, swatch("#e8e8e8"), t("map.protected")));
 
   const table = h("table", { class: "table", id: "ind-table" },
-    h("caption", {}, t("ind.table_caption", { indicator: ind.title, period: periodName(period) })),
+    h("caption", {}, t("ind.table_caption", { indicator: indicatorTitle(ind), period: periodName(period) })),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t(`ind.by_${level}`)),
       h("th", { scope: "col", class: "num" }, t("ind.value")))),
     h("tbody", {}, rows.map((x) => h("tr", { "data-code": x.code },
@@ -158,7 +159,7 @@ export async function draw(main, session) {
     t("ind.csv"));
 
   const bars = h("canvas", { id: "ind-chart", role: "img",
-                             "aria-label": t("ind.chart_label", { indicator: ind.title }) });
+                             "aria-label": t("ind.chart_label", { indicator: indicatorTitle(ind) }) });
   const munSelect = h("select", { id: "trend-municipality", onchange: (e) => go({ municipality: e.target.value }) },
     session.local_levels.map((l) => h("option", { value: l.code, selected: l.code === mun }, `${l.name} (${l.district_name})`)));
   const trendCanvas = h("canvas", { id: "trend-chart", role: "img", "aria-label": t("trend.chart_label") });
@@ -166,7 +167,7 @@ export async function draw(main, session) {
 
   replace(main,
     h("h1", {}, t("ind.title")),
-    h("p", { class: "lead" }, ind.title, ind.sdg ? h("span", { class: "muted" }, ` · SDG ${ind.sdg}`) : null),
+    h("p", { class: "lead" }, indicatorTitle(ind), ind.sdg ? h("span", { class: "muted" }, ` · SDG ${ind.sdg}`) : null),
     controls,
     h("div", { class: "map-and-table" },
       h("figure", { class: "map-figure" }, svg, readout, legend,
@@ -183,7 +184,7 @@ export async function draw(main, session) {
   charts.push(new window.Chart(bars, {
     type: "bar",
     data: { labels: rows.map((x) => x.name),
-            datasets: [{ label: ind.title, data: rows.map((x) => x.value), backgroundColor: "#21918c" }] },
+            datasets: [{ label: indicatorTitle(ind), data: rows.map((x) => x.value), backgroundColor: "#21918c" }] },
     options: { animation: false, responsive: true, maintainAspectRatio: false,
                plugins: { legend: { display: false } } },
   }));
