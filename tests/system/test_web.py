@@ -257,6 +257,27 @@ def test_a_correction_made_from_an_old_copy_is_refused_and_says_why(site):
     screenshot(d, "%s-en-changed-since" % site.scheme)
 
 
+def test_the_person_page_shows_every_field_the_node_keeps(site):
+    """The person page left out caste or ethnic group, disability, years abroad and family
+    member abroad, which the node keeps: a clerk could not check them without the form."""
+    d = site.driver
+    status, _, body = site.request("POST", "/v1/persons", {
+        "local_id": "ALL-FIELDS-1", "category": "RETURNEE", "sex": "MALE",
+        "registered_on": "2083-07-01", "caste_group": "JANAJATI", "disability": "yes",
+        "years_abroad": "7", "family_member_abroad": "no", "destination_country": "MY"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    go(site, "/people/ALL-FIELDS-1")
+    wait(d, lambda: "Years abroad" in body_text(d), what="the person's facts")
+    facts = {dt.text: dd.text for dt, dd in zip(
+        d.find_elements(By.CSS_SELECTOR, "dl.summary-list dt"),
+        d.find_elements(By.CSS_SELECTOR, "dl.summary-list dd"))}
+    assert facts["Caste or ethnic group"] == "Janajati", facts
+    assert facts["Years abroad"] == "7", facts
+    assert facts[[k for k in facts if k.startswith("Has a disability")][0]] == "Yes", facts
+    assert facts[[k for k in facts if k.startswith("Family member abroad")][0]] == "No", facts
+
+
 def test_availability_is_recorded_and_shown_by_provider(site):
     d = site.driver
     go(site, "/availability")

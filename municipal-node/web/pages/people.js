@@ -158,15 +158,21 @@ async function personPage(ctx, id, msg) {
       h("p", {}, t(`person.${param}_intro`)), form);
     return;
   }
+  const yesNo = (v) => (v ? t(v === "true" ? "form.yes" : "form.no") : "");
+  // Every field the node keeps, so that the clerk checks them without opening the form.
   const facts = [
     ["local_id", p.local_id], ["phone", p.phone], ["citizenship_no", p.citizenship_no],
     ["ward", p.ward ? digits(p.ward) : ""], ["address", p.address],
     ["sex", value("sex", p.sex)], ["birth_year", p.birth_year ? digits(p.birth_year) : ""],
+    ["caste_group", value("caste_group", p.caste_group)], ["disability", yesNo(p.disability)],
     ["category", value("category", p.category)],
     ["registered_on", bsdate.show(p.registered_on)],
-    ["destination_country", p.destination_country], ["return_date", bsdate.show(p.return_date)],
+    ["destination_country", p.destination_country],
+    ["years_abroad", p.years_abroad ? digits(p.years_abroad) : ""],
+    ["return_date", bsdate.show(p.return_date)],
     ["remigration_intention", value("remigration_intention", p.remigration_intention)],
-    ["consent", p.consent ? t(p.consent === "true" ? "form.yes" : "form.no") : ""],
+    ["family_member_abroad", yesNo(p.family_member_abroad)],
+    ["consent", yesNo(p.consent)],
   ];
   replace(ctx.main,
     heading(ctx, name, t("person.caption")),
