@@ -366,6 +366,12 @@ def test_dashboard_in_a_browser(dash):
         assert "10703" in codes and len(codes) < 20
         assert all(("Dhankuta" in r["name"] or r["district"] == "Dhankuta")
                    for r in gaps["rows"] if str(r["code"]) in codes)
+        # The last month's column names the month it speaks of (it said "Late" alone).
+        names = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
+                 "Poush", "Magh", "Falgun", "Chaitra"]
+        due = {r["code"]: r for r in gaps["rows"]}[10703]["month"]  # "BS2083-07"
+        cell = d.find_element("css selector", "#gaps-table tbody tr[data-code='10703']").text
+        assert "%s %s:" % (names[int(due[7:9]) - 1], due[2:6]) in cell, (due, cell)
         # A code typed in Devanagari digits, as a Nepali keyboard gives it, finds its row.
         d.find_element("id", "gaps-filter").clear()
         d.find_element("id", "gaps-filter").send_keys("\u0967\u0966\u096d\u0966\u0969")

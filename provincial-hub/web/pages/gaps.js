@@ -4,7 +4,7 @@
 import { h, replace } from "/common/dom.js";
 import { t, num } from "/common/i18n.js";
 import { api } from "/common/api.js";
-import { sortableTable, figure, periodName, previousFiscalYear } from "/pages/util.js";
+import { sortableTable, figure, monthName, periodName, previousFiscalYear } from "/pages/util.js";
 
 const FLAGS = ["enrolled_silent", "not_enrolled", "referrals_overdue", "services_unavailable",
                "month_not_closed", "month_closed_late"];
@@ -24,7 +24,9 @@ export async function draw(main, session) {
     { key: "last_sync_age_days", label: t("gaps.last_sync"), num: true,
       cell: (x) => (x.last_sync_age_days === null ? t("value.never") : t("gaps.days", { n: num(x.last_sync_age_days) })) },
     { key: "month_closed", label: t("gaps.month_closed"), value: (x) => (x.month_closed ? 1 : 0),
-      cell: (x) => (x.month_closed ? (x.month_on_time ? t("gaps.on_time") : t("gaps.late")) : t("no")) },
+      // Which month: a municipality's own calendar decides it (a BS month, or a Gregorian one).
+      cell: (x) => [x.month ? h("span", { class: "month" }, monthName(x.month), ": ") : null,
+                    x.month_closed ? (x.month_on_time ? t("gaps.on_time") : t("gaps.late")) : t("no")] },
     { key: "participants_registered", label: t("gaps.registered"), num: true, cell: (x) => num(x.participants_registered) },
     { key: "share_served", label: t("gaps.share_served"), num: true, cell: (x) => figure(x.share_served, true) },
     { key: "referrals_pending_total", label: t("gaps.referrals_pending"), num: true, cell: (x) => num(x.referrals_pending_total) },
