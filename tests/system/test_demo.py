@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+import bs
+from gen import nepal_today
 from harness import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -49,15 +51,15 @@ def test_demo_prints_national_totals_equal_to_ground_truth():
         for s, n in sectors.items():
             assert re.search(r"^\s+%s\s+%d\s*$" % (s, n), out, re.M), s
         # The directive the demo publishes reaches Dhankuta's node, which lists as eligible
-        # exactly the returnees and migrant families whose age band meets 18..45.
+        # exactly the returnees and migrant families aged 18..45: this BS year less the BS
+        # year of birth (an age band that overlapped the range listed people up to 59).
         import csv
+        year = bs.ad_to_bs(nepal_today())[0]
         eligible = 0
         with open(os.path.join(demo, "caseload", "10703", "persons.csv"), newline="") as f:
             for row in csv.DictReader(f):
-                age = int(row["registered_on"][:4]) - int(row["birth_year"])
-                lo, hi = [(0, 14), (15, 24), (25, 39), (40, 59), (60, 200)][
-                    0 if age < 15 else 1 if age < 25 else 2 if age < 40 else 3 if age < 60 else 4]
-                if row["category"] in ("RETURNEE", "MIGRANT_FAMILY") and hi >= 18 and lo <= 45:
+                age = year - int(row["birth_year"]) if row["birth_year"] else -1
+                if row["category"] in ("RETURNEE", "MIGRANT_FAMILY") and 18 <= age <= 45:
                     eligible += 1
         m = re.search(r"(\d+) participants? eligible", out)
         assert m and int(m.group(1)) == eligible, out
