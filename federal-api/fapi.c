@@ -328,7 +328,7 @@ static void fapi__authorised(freq *f)
         if (f->q.approved) {
             faudit_error(f, 403,
                          "role public sees the provisional figures (all data received): "
-                         "approval=approved is for the ministry, province and admin roles");
+                         "approval=approved is for the ministry and province roles");
             return;
         }
         break;

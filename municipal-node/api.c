@@ -321,6 +321,10 @@ static int api__if_match(const char *v, uint64_t *out)
 {
     char digits[24];
     size_t n = strlen(v);
+    if (v[0] == 'W' && v[1] == '/') {
+        *out = UINT64_MAX; /* a weak tag never matches (RFC 9110, 13.1.1): 412 */
+        return 0;
+    }
     if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
         v++;
         n -= 2;

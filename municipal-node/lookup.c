@@ -81,13 +81,21 @@ static void lookup__pattern(const char *q, char *out, size_t outlen, char *digit
     int phone_like = 1;
     out[o++] = '%';
     for (const char *p = q; *p && o + 3 < outlen; p++) {
-        if (*p == '%' || *p == '_' || *p == '\\')
+        const unsigned char *u = (const unsigned char *)p;
+        char ch = *p;
+        /* A Devanagari digit (as a Nepali keyboard types it) is its ASCII, as phones and the
+         * pages' numbers are stored. */
+        if (u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
+            ch = (char)('0' + (u[2] - 0xA6));
+            p += 2;
+        }
+        if (ch == '%' || ch == '_' || ch == '\\')
             out[o++] = '\\';
-        out[o++] = *p;
-        if (*p >= '0' && *p <= '9') {
+        out[o++] = ch;
+        if (ch >= '0' && ch <= '9') {
             if (d + 1 < dlen)
-                digits[d++] = *p;
-        } else if (!strchr(" +-()/.", *p)) {
+                digits[d++] = ch;
+        } else if (!strchr(" +-()/.", ch)) {
             phone_like = 0;
         }
     }

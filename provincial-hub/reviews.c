@@ -549,8 +549,9 @@ json_t *reviews_month_json(const reviews_month *m)
     /* The version again as a decimal string: a node's versions are above 2^53, where the
      * numbers of JavaScript (the review page) lose their last digits, and a seen_version so
      * rounded was refused as stale at every try. */
-    char vtext[24];
+    char vtext[24], ctext[24];
     snprintf(vtext, sizeof(vtext), "%" PRIu64, m->version);
+    snprintf(ctext, sizeof(ctext), "%" PRIu64, m->clock);
     int bad =
         json_object_set_new(o, "municipality", json_integer(m->municipality)) ||
         json_object_set_new(o, "name", json_string(g ? g->name : "")) ||
@@ -569,7 +570,8 @@ json_t *reviews_month_json(const reviews_month *m)
         json_object_set_new(o, "seen_version",
                             decided ? json_integer((json_int_t)m->seen_version) : json_null()) ||
         json_object_set_new(o, "comment", decided ? json_string(m->comment) : json_null()) ||
-        json_object_set_new(o, "clock", json_integer((json_int_t)m->clock));
+        json_object_set_new(o, "clock", json_integer((json_int_t)m->clock)) ||
+        json_object_set_new(o, "clock_text", json_string(ctext));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -778,7 +778,8 @@ def test_a_rebuilt_hub_recovers_its_decisions_from_the_federal_tier(chain):
     # month takes the clock of the approval seen).
     st, body = c.api.decide(c.reviewer, DHANKUTA, bs_period(MONTH), "return", row["version"],
                             "after the rebuild: check the last registration",
-                            clock=str(row["clock"]))
+                            clock=row["clock_text"])
+    assert row["clock_text"] == str(row["clock"]) and row["version_text"] == str(row["version"])
     assert st == 200, body
     assert body["review"]["clock"] > max(cl for cl, _, _ in c.decisions_4)
     wait_for(lambda: (node_month(c.nodes[DHANKUTA], bs_period(MONTH)) or {}).get("state") ==

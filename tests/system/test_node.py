@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -131,10 +132,18 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     assert status == 412 and body["code"] == "changed_since", body
     status, _, got = req(node, "GET", "/v1/persons/" + p["local_id"], token=token)
     assert got["person"]["phone"] == "9841000001" and got["person"]["_version"] == str(v3)
-    for bad in ('"12x"', "W/", '""'):
+    for bad in ('"12x"', '""', "1,2"):
         status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], second, token,
                               headers={"If-Match": bad})
         assert status == 400 and "If-Match" in body["error"], (bad, body)
+    # A weak tag never matches (RFC 9110): refused as changed, not as malformed.
+    status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], second, token,
+                          headers={"If-Match": 'W/"%s"' % v3})
+    assert status == 412, body
+    # The phone, stored in ASCII, is found by its digits typed on a Nepali keyboard too.
+    status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
+        "\u096f\u096e\u096a\u0967\u0966\u0966"), token=token)
+    assert status == 200 and [x["local_id"] for x in found["persons"]] == [p["local_id"]], found
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
     p["phone"] = "9841000001"
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
@@ -233,10 +242,15 @@ def test_enterprise_endpoints(pki, workdir, procs):
     check_fields(got[4].enterprise, nodegen.expected_enterprise(e), "enterprise after PUT")
     assert got[4].enterprise.owner_id == node.ids()[(KIND["person"], p["local_id"])]
 
+    # The owner is not deleted under the enterprise (409, naming it).
+    status, _, body = req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)
+    assert status == 409 and body["code"] == "has_records", body
+    assert "1 enterprise" in body["error"] and '"%s"' % e["local_id"] in body["error"], body
     assert req(node, "DELETE", "/v1/enterprises/" + e["local_id"], token=token)[0] == 204
     drained(node)
     got = hub_record(hub, node, "enterprise", e["local_id"])
     assert got[3] and got[4].tombstone.kind == KIND["enterprise"]
+    assert req(node, "DELETE", "/v1/persons/" + p["local_id"], token=token)[0] == 204
 
 
 def test_availability_put(pki, workdir, procs):
