@@ -837,6 +837,39 @@ def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, work
     assert text.strip() == "\ufeffline,field,code,reason", text
 
 
+def test_the_pages_import_worker_takes_the_configured_earliest_date(pki, workdir, procs):
+    """[node] earliest_date reaches the import the pages start (its own worker and store
+    connection), not only the CLI: with it lowered to BS 2020-01-01 a row of BS 2030 is
+    taken and one of BS 2019 refused, naming the configured date (a review found the
+    worker's limit untested)."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    with open(node.config) as f:
+        text = f.read()
+    with open(node.config, "w") as f:
+        f.write(text.replace("\nearliest_date = \n", "\nearliest_date = 2020-01-01\n", 1))
+    token = node.cli("token", "asha").stdout.strip()
+    procs.append(node.serve())
+    csv = ("local_id,category,sex,registered_on\nOLD-1,RETURNEE,FEMALE,2030-01-01\n"
+           "OLD-2,RETURNEE,MALE,2019-12-30\n")
+    status, _, body = req(node, "POST", "/v1/imports/persons?name=old.csv", token=token,
+                          raw=csv.encode())
+    assert status == 202, body
+    job = {}
+
+    def ended():
+        _, _, j = req(node, "GET", body["url"], token=token)
+        job.update(j)
+        return j["state"] != "running"
+
+    wait_for(ended, 30, "the import to end")
+    assert job["inserted"] == 1 and job["refused"] == 1, job
+    _, _, errors = req(node, "GET", body["url"] + "/errors.csv", token=token)
+    assert "3,registered_on,date_before_start," in errors and "before 2020-01-01" in errors, \
+        errors
+
+
 def test_text_limits_count_characters_and_the_export_guards_formulas(pki, workdir, procs):
     """Two findings of a helper that attacked the demo. A limit given in characters was
     counted in bytes: a name of 67 Devanagari letters (201 bytes) was refused as "longer than
