@@ -803,14 +803,16 @@ static void fapi__handle(http_req *r, void *ud, int https)
     if (https && (get || head) && fweb_handle(r))
         return;
     /* A monitor's HEAD of the plain paths is a GET without the body, as at hubs and nodes. */
-    if (head && (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 ||
-                 strcmp(path, "/crl") == 0))
+    int plain =
+        strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 || strcmp(path, "/crl") == 0;
+    if (head && plain)
         get = 1;
     if (!get && !(post && strcmp(path, "/v1/directives") == 0) &&
         !(session_path && (post || strcmp(method, "DELETE") == 0))) {
         http_add_header(r, "Allow",
                         session_path                          ? "GET, POST, DELETE"
                         : strcmp(path, "/v1/directives") == 0 ? "GET, POST"
+                        : plain                               ? "GET, HEAD"
                                                               : "GET");
         http_respond(r, 405, NULL, "{\"error\":\"method not allowed\"}\n", 31);
         return;

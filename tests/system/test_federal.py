@@ -804,6 +804,11 @@ def test_crl_healthz_and_metrics(fed, pki):
             c.request("HEAD", path)
             r = c.getresponse()
             assert r.status == 200 and r.read() == b"", (port, path, r.status)
+            c.request("POST", path, body=b"")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 405 and r.headers["Allow"] == "GET, HEAD", \
+                (port, path, r.status, r.headers["Allow"])
         finally:
             c.close()
     m = fed.metrics()
