@@ -617,6 +617,14 @@ static void test_events_and_closes_before_the_earliest_date_are_refused(void **s
                            "service=loan", "status=referred", "date=2063-12-30", NULL),
                      REINT_EINVAL);
     assert_true(has_error(&e, "date", "is before 2064-01-01"));
+    assert_int_equal(apply(f, INTAKE_ENTERPRISE, &e, NULL, "local_id=E-1", "owner_local_id=P-1",
+                           "action=started", "sector=retail", "date=2063-12-30", NULL),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "date", "is before 2064-01-01"));
+    assert_int_equal(apply(f, INTAKE_AVAILABILITY, &e, NULL, "service=loan", "provider=bank",
+                           "available=true", "as_of=2063-12-30", NULL),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "as_of", "is before 2064-01-01"));
     assert_int_equal(outbox_begin(f->ob), 0);
     assert_int_equal(intake_close_month(f->in, 2000, 1, "clerk1", &changed, err, sizeof(err)),
                      REINT_EINVAL);
