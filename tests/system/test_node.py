@@ -798,6 +798,24 @@ def test_a_token_made_while_serve_runs_is_taken_without_a_signal(pki, workdir, p
     assert req(node, "GET", "/v1/persons", token=token)[0] == 200
 
 
+def page_import(node, token, csv, name="p.csv"):
+    """An import of persons the way the pages start one (POST /v1/imports, then the job
+    polled to its end): (the job's JSON, the text of its errors.csv)."""
+    status, _, body = req(node, "POST", "/v1/imports/persons?name=" + name, token=token,
+                          raw=csv.encode())
+    assert status == 202, body
+    done = {}
+
+    def ended():
+        _, _, job = req(node, "GET", body["url"], token=token)
+        done.update(job)
+        return job["state"] != "running"
+
+    wait_for(ended, 30, "the import to end")
+    _, _, text = req(node, "GET", body["url"] + "/errors.csv", token=token)
+    return done, text
+
+
 def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, workdir, procs):
     """Two findings of an attack on the demo. An import through the API that failed on its
     header (an unknown column) gave an errors.csv of the header line only: the reason was in
@@ -805,23 +823,7 @@ def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, work
     looking starts with two: its first column was "unknown". The download now holds the
     file's own errors (code "file"), and every BOM at the start is skipped."""
     hub, node, token = serving(workdir, pki, procs)
-
-    def run(csv):
-        status, _, body = req(node, "POST", "/v1/imports/persons?name=p.csv", token=token,
-                              raw=csv.encode())
-        assert status == 202, body
-        done = {}
-
-        def ended():
-            _, _, job = req(node, "GET", body["url"], token=token)
-            done.update(job)
-            return job["state"] != "running"
-
-        wait_for(ended, 30, "the import to end")
-        _, _, text = req(node, "GET", body["url"] + "/errors.csv", token=token)
-        return done, text
-
-    job, text = run("local_id,colour\nX-1,blue\n")
+    job, text = page_import(node, token, "local_id,colour\nX-1,blue\n")
     assert job["state"] == "failed" and "unknown column" in job["messages"][0], job
     lines = text.strip().splitlines()
     assert lines[0] == "\ufeffline,field,code,reason", text
@@ -832,7 +834,7 @@ def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, work
     path = os.path.join(workdir, "twice-saved.csv")
     nodegen.write_rows(path, PERSON_COLS, [Caseload(10703, 27).new_person()])
     with open(path, encoding="utf-8-sig") as f:
-        job, text = run("\ufeff\ufeff" + f.read())
+        job, text = page_import(node, token, "\ufeff\ufeff" + f.read())
     assert job["state"] == "done" and job["inserted"] == 1, job
     assert text.strip() == "\ufeffline,field,code,reason", text
 
@@ -851,21 +853,9 @@ def test_the_pages_import_worker_takes_the_configured_earliest_date(pki, workdir
         f.write(text.replace("\nearliest_date = \n", "\nearliest_date = 2020-01-01\n", 1))
     token = node.cli("token", "asha").stdout.strip()
     procs.append(node.serve())
-    csv = ("local_id,category,sex,registered_on\nOLD-1,RETURNEE,FEMALE,2030-01-01\n"
-           "OLD-2,RETURNEE,MALE,2019-12-30\n")
-    status, _, body = req(node, "POST", "/v1/imports/persons?name=old.csv", token=token,
-                          raw=csv.encode())
-    assert status == 202, body
-    job = {}
-
-    def ended():
-        _, _, j = req(node, "GET", body["url"], token=token)
-        job.update(j)
-        return j["state"] != "running"
-
-    wait_for(ended, 30, "the import to end")
+    job, errors = page_import(node, token, "local_id,category,sex,registered_on\n"
+                              "OLD-1,RETURNEE,FEMALE,2030-01-01\nOLD-2,RETURNEE,MALE,2019-12-30\n")
     assert job["inserted"] == 1 and job["refused"] == 1, job
-    _, _, errors = req(node, "GET", body["url"] + "/errors.csv", token=token)
     assert "3,registered_on,date_before_start," in errors and "before 2020-01-01" in errors, \
         errors
 
