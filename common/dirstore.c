@@ -172,11 +172,21 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
     }
     if (rc != 0)
         return rc;
+    /* The directive and the serials it shows missing are stored together, or neither: held
+     * without its gaps, the missing ones would be refused as replays when they came, and never
+     * asked for. A savepoint, so that it holds inside a caller's transaction too. */
+    if (store_exec(db, "SAVEPOINT dirstore_receive") != 0) {
+        reint__v1__directive__free_unpacked(d, NULL);
+        snprintf(err, errlen, "cannot store the directive: %s", sqlite3_errmsg(db));
+        return REINT_EDB;
+    }
     sqlite3_stmt *st = store_prepare(db, "INSERT INTO directives(serial, key_id, body, signature,"
                                          " received_ms) VALUES(?1,?2,?3,?4,?5)");
     if (st == NULL) {
-        reint__v1__directive__free_unpacked(d, NULL);
         snprintf(err, errlen, "cannot store the directive: %s", sqlite3_errmsg(db));
+        store_exec(db, "ROLLBACK TO dirstore_receive");
+        store_exec(db, "RELEASE dirstore_receive");
+        reint__v1__directive__free_unpacked(d, NULL);
         return REINT_EDB;
     }
     sqlite3_bind_int64(st, 1, (int64_t)d->serial);
@@ -188,6 +198,8 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
     sqlite3_finalize(st);
     if (rc == 0)
         rc = dirstore__note_gaps(db, newest, d->serial);
+    if (rc == 0 && store_exec(db, "RELEASE dirstore_receive") != 0)
+        rc = REINT_EDB;
     if (rc == 0) {
         *serial = d->serial;
         if (fresh)
@@ -196,6 +208,8 @@ int dirstore_receive(sqlite3 *db, const directive_keyring *keys,
                  d->title ? d->title : "");
     } else {
         snprintf(err, errlen, "cannot store the directive: %s", sqlite3_errmsg(db));
+        store_exec(db, "ROLLBACK TO dirstore_receive");
+        store_exec(db, "RELEASE dirstore_receive");
     }
     reint__v1__directive__free_unpacked(d, NULL);
     return rc;
