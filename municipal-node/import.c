@@ -17,12 +17,30 @@
  * (the half of the work that needs no store) into chunks of rows, and the caller's thread
  * takes the chunks in file order for the checks against the store and the writes. Without
  * a second thread the caller fills each chunk itself. Memory: ICHUNKS chunks of at most
- * ICHUNK_ROWS rows and ICHUNK_ARENA bytes of values, whatever the file's size. */
+ * ICHUNK_ROWS rows and ICHUNK_ARENA bytes of values, whatever the file's size, and the keys
+ * read (ikeys, below). */
 #define ICHUNKS      3
 #define ICHUNK_ROWS  1024
 #define ICHUNK_ARENA (1 << 20)
 /* Room one row may take in the arena: its trimmed values, then its local fields. */
 #define ICHUNK_ROW_ROOM (2 * FIELD_SCRATCH_MAX + LOCALROW_OVERHEAD * FIELD_MAX)
+
+/* The keys of the file's rows read so far, so that a line whose key an earlier line gave is
+ * refused: it would replace the earlier one unseen, and a second run of the file, finding
+ * the earlier line unchanged, would keep the later. Each key is the first 8 bytes of its
+ * record id (a keyed hash, so uniform; 0 stands for 1), in open-addressed tables of 2^20
+ * slots (8 MiB), each filled to 4/5 before the next is started, calloc'd so that a small
+ * file touches few of their pages: about 10 bytes a row. Two keys sharing 64 bits (about 3
+ * in 10^8 for a file of 1,000,000 rows) would have the later refused. Availability rows are
+ * not keyed by an id (service and provider), and a later line of the same pair is taken as
+ * the newer state. */
+#define IKEYS_BITS   20
+#define IKEYS_TABLES 64 /* 53 million rows */
+
+typedef struct ikeys {
+    uint64_t *t[IKEYS_TABLES];
+    size_t n, used; /* tables started; keys in the last */
+} ikeys;
 
 typedef struct islot {
     long line;
@@ -57,6 +75,7 @@ typedef struct ipipe {
     const int *map;
     size_t nh;
     outbox_idkey *ids; /* the reader's copy of the store's id key */
+    ikeys keys;        /* the reader's: ids of the rows read */
     ichunk *chunk[ICHUNKS];
     int full[ICHUNKS];
     size_t fill, take; /* next chunk to fill (reader) and to take (writer), modulo ICHUNKS */
@@ -67,6 +86,40 @@ typedef struct ipipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } ipipe;
+
+/* ---- the keys read ---------------------------------------------------------------------- */
+
+/* 1 when id's key was added before, 0 when it is added now, or REINT_ENOMEM. */
+static int ikeys_add(ikeys *k, const uint8_t id[16])
+{
+    const size_t mask = ((size_t)1 << IKEYS_BITS) - 1;
+    uint64_t key;
+    memcpy(&key, id, sizeof(key));
+    key += key == 0;
+    for (size_t i = 0; i < k->n; i++)
+        for (size_t j = (size_t)key & mask; k->t[i][j]; j = (j + 1) & mask)
+            if (k->t[i][j] == key)
+                return 1;
+    if (k->n == 0 || k->used >= (mask + 1) / 5 * 4) {
+        if (k->n == IKEYS_TABLES || (k->t[k->n] = calloc(mask + 1, sizeof(uint64_t))) == NULL)
+            return REINT_ENOMEM;
+        k->n++;
+        k->used = 0;
+    }
+    size_t j = (size_t)key & mask;
+    while (k->t[k->n - 1][j])
+        j = (j + 1) & mask;
+    k->t[k->n - 1][j] = key;
+    k->used++;
+    return 0;
+}
+
+static void ikeys_free(ikeys *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->t[i]);
+    memset(k, 0, sizeof(*k));
+}
 
 /* ---- reporting ------------------------------------------------------------------------- */
 
@@ -282,6 +335,22 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                     const field_value *lid = &sl->v[0];
                     sl->has_id = p->kind != INTAKE_AVAILABILITY && lid->ok && lid->s &&
                                  outbox_idkey_id(p->ids, p->kind, lid->s, lid->len, sl->id) == 0;
+                    int seen = sl->has_id ? ikeys_add(&p->keys, sl->id) : 0;
+                    if (seen < 0) {
+                        c->rc = REINT_ENOMEM;
+                        c->rc_line = sl->line;
+                        c->last = 1;
+                        break;
+                    }
+                    if (seen) {
+                        char q[80];
+                        field_errors_add_code(&errs, field_columns(p->kind)[0], "repeated_in_file",
+                                              NULL,
+                                              "%s is also on an earlier line of this file: this "
+                                              "line is not imported",
+                                              field_quote(q, sizeof(q), lid->s, lid->len));
+                        sl->refused = 1;
+                    }
                 }
             }
         }
@@ -388,6 +457,7 @@ static void import__pipe_stop(ipipe *p, int started)
         pthread_cond_destroy(&p->cv);
         pthread_mutex_destroy(&p->mu);
     }
+    ikeys_free(&p->keys);
     for (int i = 0; i < ICHUNKS; i++) {
         if (p->chunk[i] == NULL)
             continue;

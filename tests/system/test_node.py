@@ -644,6 +644,39 @@ def test_csv_quoting_bom_crlf_and_embedded_newlines(pki, workdir, procs):
     assert len(hub.records(node.municipality)) == 5
 
 
+def test_csv_a_key_on_two_lines_refuses_the_later_line_on_every_run(pki, workdir, procs):
+    """A file naming one local_id on two lines stored the later line over the earlier, unseen
+    ("1 new, 1 changed"), and a second run of the same file, finding the earlier line
+    unchanged, stored the later again: which line won depended on how often the file was
+    run. The later line is refused, naming the key and the line, on every run; the rest are
+    stored. The same for services."""
+    node = Node(workdir, pki, 10703, Hub(workdir, pki, 1))
+    cl = Caseload(10703, 31)
+    a, b, c = (cl.new_person() for _ in range(3))
+    a2 = dict(a, full_name=a["full_name"] + " Second", birth_year=int(a["birth_year"]) - 1)
+    b2 = dict(b, full_name=b["full_name"] + " Second")
+    path = os.path.join(workdir, "persons.csv")
+    nodegen.write_rows(path, PERSON_COLS, [a, b, a2, c, a, b2])
+    for run, stored in ((1, "3 new, 0 changed, 0 unchanged"), (2, "0 new, 0 changed, 3 unchanged")):
+        r = node.import_csv("persons", path, check=False)
+        assert "6 rows: %s, 3 refused" % stored in r.stdout, (run, r.stdout + r.stderr)
+        assert r.returncode == 3, (run, r.returncode)
+        for line, key in ((4, a), (6, a), (7, b)):
+            assert "line %d: local_id" % line in r.stderr and key["local_id"] in r.stderr, \
+                (run, r.stderr)
+        assert r.stderr.count("is also on an earlier line of this file") == 3, (run, r.stderr)
+        out = node.cli("export", "--kind", "persons").stdout
+        assert a["full_name"] in out and a2["full_name"] not in out, (run, out)
+        assert b2["full_name"] not in out, (run, out)
+    assert sorted(lid for (_, lid) in node.ids()) == sorted(p["local_id"] for p in (a, b, c))
+    svc = cl.new_service(a["local_id"])
+    path = os.path.join(workdir, "services.csv")
+    nodegen.write_rows(path, SERVICE_COLS, [svc, dict(svc, provider="OTHER")])
+    r = node.import_csv("services", path, check=False)
+    assert "2 rows: 1 new, 0 changed, 0 unchanged, 1 refused" in r.stdout, r.stdout + r.stderr
+    assert "line 3: local_id" in r.stderr and "earlier line of this file" in r.stderr, r.stderr
+
+
 def test_csv_a_nul_byte_refuses_its_row_naming_the_field(pki, workdir, procs):
     """Fields reach the checks as C strings: a NUL byte cut one where it stood, so a row
     going to "QA\\0Ram" was stored as going to "QA" and a name "Puja\\0Ansari" as "Puja",
