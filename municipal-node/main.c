@@ -322,23 +322,50 @@ static int cmd_init(int argc, char **argv)
                 "for revocation until [tls] crl is set\n",
                 path);
     }
-    store_path(path, sizeof(path));
-    if (outbox_create(path, (uint32_t)cfg.municipality, err, sizeof(err)) != 0) {
-        fprintf(stderr, "municipal-node init: %s\n", err);
+    /* The configuration is written whole and durably, or the new store is removed again:
+     * a node.ini cut short by a full disk or a crash, beside a store that makes a second
+     * `init` refuse, would leave the office stuck. */
+    char ini[CONFIG_STR_MAX + 16], *text = NULL;
+    size_t text_len = 0;
+    snprintf(ini, sizeof(ini), "%s/node.ini", cfg.data_dir);
+    if (access(ini, F_OK) == 0) {
+        fprintf(stderr, "municipal-node init: %s already exists; a node is initialised once\n",
+                ini);
         return EXIT_FAIL;
     }
-    snprintf(path, sizeof(path), "%s/node.ini", cfg.data_dir);
-    FILE *f = fopen(path, "wx");
+    FILE *f = open_memstream(&text, &text_len);
     if (f == NULL) {
-        fprintf(stderr, "municipal-node init: cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "municipal-node init: out of memory\n");
         return EXIT_FAIL;
     }
     fprintf(f, "; municipal-node configuration for %s (%s district, %s province)\n", g->name,
             g->district_name, g->province_name);
     config_print(f, items, N_ITEMS);
-    fclose(f);
+    if (ferror(f) | fclose(f)) {
+        free(text);
+        fprintf(stderr, "municipal-node init: out of memory\n");
+        return EXIT_FAIL;
+    }
+    store_path(path, sizeof(path));
+    if (outbox_create(path, (uint32_t)cfg.municipality, err, sizeof(err)) != 0) {
+        free(text);
+        fprintf(stderr, "municipal-node init: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (fs_write_atomic(ini, text, text_len, err, sizeof(err)) != 0) {
+        static const char *const tails[] = {"", "-wal", "-shm"};
+        for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+            char p[sizeof(path) + 8];
+            snprintf(p, sizeof(p), "%s%s", path, tails[i]);
+            unlink(p);
+        }
+        free(text);
+        fprintf(stderr, "municipal-node init: %s; nothing was initialised\n", err);
+        return EXIT_FAIL;
+    }
+    free(text);
     printf("initialised %s (%ld) in %s\nconfig: %s\n", g->name, cfg.municipality, cfg.data_dir,
-           path);
+           ini);
     return EXIT_OK;
 }
 
