@@ -482,7 +482,7 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
     FILE *errors_out = o->errors_out;
     int progress = o->progress;
     outbox *ob = intake_outbox(in);
-    import_stats local;
+    import_stats local, stored = {0}; /* stored: the counts at the last commit */
     FILE *f = NULL;
     csv_reader *r = NULL;
     char clerk[256];
@@ -615,13 +615,16 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                 batch = 0;
                 /* A failed COMMIT may leave the transaction open (SQLite does when the
                  * database is busy): in_txn stays set so that it is rolled back. */
-                if ((rc = outbox_commit(ob)) != 0) {
+                /* Test hook: a commit that fails, its rows rolled back. */
+                rc = testhook_fire("import_commit_fails") ? REINT_EFAULT : outbox_commit(ob);
+                if (rc != 0) {
                     import__store_failed(errors_out, base, sl->line,
                                          "commit the rows up to this line", rc,
                                          "the rows since the last commit are not imported");
                     goto out;
                 }
                 in_txn = 0;
+                stored = *st;
                 /* Test hook: hold still after a commit, so that a test can kill -9 an
                  * import known to be midway (some rows committed, the rest not). */
                 if (testhook_fire("import_stall"))
@@ -664,8 +667,13 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
     if (progress)
         import__progress(base, total, total, st->rows, import__secs() - t0, 1);
 out:
-    if (in_txn)
+    if (in_txn) {
         outbox_rollback(ob);
+        /* What the rolled-back rows were counted as is not stored: the counts say what is. */
+        st->inserted = stored.inserted;
+        st->updated = stored.updated;
+        st->unchanged = stored.unchanged;
+    }
     import__pipe_stop(p, started);
     csv_close(r);
     if (f)

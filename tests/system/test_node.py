@@ -849,6 +849,29 @@ def page_import(node, token, csv, name="p.csv"):
     return done, text
 
 
+def test_an_import_stopped_by_a_failed_commit_counts_only_what_was_stored(pki, workdir,
+                                                                           procs):
+    """A review found that an import of the pages stopped by a store error reported as new
+    the rows of the batch that was rolled back: "failed" with 20,000 new where 10,000 were
+    stored. The counts now say what is stored (a test hook fails the second commit)."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    token = node.cli("token", "asha").stdout.strip()
+    node.hooks = ["--enable-test-hooks", "--test-fault", "import_commit_fails:2"]
+    procs.append(node.serve())
+    cl = Caseload(10703, 32)
+    rows = [cl.new_person() for _ in range(25000)]
+    path = os.path.join(workdir, "p.csv")
+    nodegen.write_rows(path, PERSON_COLS, rows)
+    with open(path, encoding="utf-8") as f:
+        job, _ = page_import(node, token, f.read())
+    assert job["state"] == "failed", job
+    stored = len(node.ids())
+    assert stored == 10000, stored
+    assert (job["inserted"], job["updated"], job["unchanged"]) == (stored, 0, 0), job
+
+
 def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, workdir, procs):
     """Two findings of an attack on the demo. An import through the API that failed on its
     header (an unknown column) gave an errors.csv of the header line only: the reason was in
