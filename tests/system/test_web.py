@@ -146,6 +146,48 @@ def test_register_a_person_with_a_bs_date_reaches_the_hub(site):
     assert "Sita" not in text and "9841234567" not in text and "1234567" not in text, text
 
 
+def test_a_save_sent_again_after_its_answer_was_lost_registers_the_person_once(site):
+    """A review found that a form left without a local_id had the node make one for each
+    request: when the answer to a save was lost (a dropped connection, the office's Wi-Fi)
+    and the clerk saved again, the person was registered twice, and counted twice upstream.
+    The form makes its local_id once, so the second save finds the first row."""
+    d = site.driver
+    go(site, "/people")
+    wait_h1(d, "People")
+    d.find_element(By.ID, "register").click()
+    wait_h1(d, "Register a person")
+    name = "Maya Lostanswer"
+    fill(site, "f-full_name", name)
+    choose(site, "f-sex", "FEMALE")
+    fill(site, "f-birth_year", "2052")
+    choose(site, "f-category", "RETURNEE")
+    fill(site, "f-destination_country", "MY")
+    fill(site, "f-registered_on", "2083-07-16")
+    fill(site, "f-return_date", "2083-07-11")
+    # The first answer is lost after the node stored the row.
+    d.execute_script("""
+        const orig = window.fetch;
+        let lost = 0;
+        window.fetch = async (url, init) => {
+          const r = await orig(url, init);
+          if (String(url).endsWith("/v1/persons") && init && init.method === "POST" &&
+              lost++ === 0)
+            throw new TypeError("the answer was lost");
+          return r;
+        };""")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "the answer was lost" in body_text(d), what="the lost answer's error")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Registered, with local id" in body_text(d), what="the registration")
+    local_id = re.search(r"local id (\S+)\.", body_text(d)).group(1)
+    assert LOCAL_ID.match(local_id), local_id
+    status, _, body = site.request("GET", "/v1/persons?q=Lostanswer",
+                                   headers={"Authorization": "Bearer " + site.token})
+    assert status == 200, body
+    rows = body["persons"] if isinstance(body, dict) else body
+    assert [r["local_id"] for r in rows] == [local_id], rows
+
+
 def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site):
     d = site.driver
     go(site, "/people?new=1")

@@ -74,6 +74,18 @@ export async function rowForm(o) {
   let seq = 0;
   let timer = null;
   let submitted = false;
+  // A new row's local_id, made once for this form when the clerk leaves it blank, as the node
+  // makes one (today, then 8 random letters of Crockford's base32): a save sent again after
+  // its answer was lost finds the row it stored (200, unchanged) instead of storing a second.
+  let reserved = null;
+  const localIdFor = () => {
+    if (!reserved) {
+      const b32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+      const rnd = crypto.getRandomValues(new Uint8Array(8));
+      reserved = `${o.ctx.session.today}-${Array.from(rnd, (b) => b32[b & 31]).join("")}`;
+    }
+    return reserved;
+  };
 
   const values = () => {
     const out = Object.assign({}, o.fixed || {});
@@ -153,6 +165,7 @@ export async function rowForm(o) {
     seq++;
     button.disabled = true;
     const body = values();
+    if (!o.localId && !o.save && byName.local_id && !body.local_id) body.local_id = localIdFor();
     const r = o.save ? await o.save(body)
       // The version the form was opened at: a row another clerk corrected since is refused
       // (412), not overwritten unseen.
