@@ -13,6 +13,7 @@
 #include "hex.h"
 #include "hlc.h"
 #include "log.h"
+#include "testhook.h"
 #include "hex.h"
 #include "period.h"
 #include "receiver.h"
@@ -220,7 +221,8 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
                  s->municipality, s->period);
         goto refuse;
     }
-    if (s->n_cells > fi->o.max_cells) {
+    /* Test hook: a snapshot refused, as one of a catalogue this tier does not know is. */
+    if (s->n_cells > fi->o.max_cells || testhook_fire("ingest_refuse_snapshot")) {
         snprintf(field, sizeof(field), "snapshots[%zu].cells", index);
         snprintf(why, sizeof(why), "municipality %u period %s: %zu cells, more than %zu",
                  s->municipality, s->period, s->n_cells, fi->o.max_cells);
@@ -617,7 +619,11 @@ static void fingest__on_coverage_stored(void *ud, const PGresult *res, const cha
     fconn *c = ud;
     if (err) {
         c->fi->m.db_errors++;
-        log_warn("province:%d: coverage not stored: %s (the hub sends it again)", c->province, err);
+        /* The hub sends its coverage again only when it changes or at a new session: end
+         * this one, or the federal view could stay stale for a day in a quiet province. */
+        log_warn("province:%d: coverage not stored: %s", c->province, err);
+        if (!receiver_peer_dead(c->p))
+            receiver_internal_error(c->p, "the hub's coverage could not be stored");
     }
     receiver_peer_unref(c->p);
 }
@@ -673,6 +679,8 @@ static int fingest__on_coverage(fingest *fi, fconn *c, const Reint__V1__Coverage
                 6, v, fingest__on_coverage_stored, c) != 0) {
             receiver_peer_unref(c->p);
             fi->m.db_errors++;
+            receiver_internal_error(c->p, "the hub's coverage could not be queued for the store");
+            rc = 1;
         }
     } else {
         rc = REINT_ENOMEM;

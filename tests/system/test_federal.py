@@ -508,6 +508,41 @@ def test_hub_pushing_another_provinces_snapshot_is_refused_whole(fed, pki, postg
     assert "which is not in province 2; batch refused" in fed.log_text()
 
 
+def test_a_coverage_the_store_refused_ends_the_session_so_the_hub_sends_it_again(
+        fed, pki, postgres):  # noqa: F811
+    """A review found that a hub's coverage (each municipality's records, dead letters and
+    last sync) that PostgreSQL refused was only logged, "the hub sends it again", which it
+    does only when the coverage changes or at a new session: in a quiet province the federal
+    view stayed stale for up to a day. The session now ends with an internal error, so the
+    hub connects again and sends it. A trigger stands for the store's failure."""
+    if not os.path.exists(pki.path("province-3.crt")):
+        pki.issue("province", "3")
+    own = municipalities(3)[0][0]
+    postgres.psql("CREATE FUNCTION refuse_coverage() RETURNS trigger LANGUAGE plpgsql AS"
+                  " $$ BEGIN RAISE EXCEPTION 'disk full'; END $$")
+    postgres.psql("CREATE TRIGGER refuse_coverage BEFORE INSERT OR UPDATE ON coverage"
+                  " FOR EACH ROW EXECUTE FUNCTION refuse_coverage()")
+    env = pb.Envelope()
+    m = env.coverage.municipalities.add()
+    m.municipality, m.records, m.last_sync_ms = own, 42, int(time.time() * 1000)
+    try:
+        c = WireClient(fed.sync_port, pki, "province-3")
+        c.hello(os.urandom(16))
+        c.send(env)
+        err = c.closed_after_error()
+        assert err is not None and err.code == pb.ERROR_CODE_INTERNAL, err
+    finally:
+        postgres.psql("DROP TRIGGER refuse_coverage ON coverage")
+        postgres.psql("DROP FUNCTION refuse_coverage()")
+    assert postgres.psql("SELECT count(*) FROM coverage WHERE municipality = %d" % own) == [["0"]]
+    c = WireClient(fed.sync_port, pki, "province-3")
+    c.hello(os.urandom(16))
+    c.send(env)
+    wait_for(lambda: postgres.psql("SELECT records FROM coverage WHERE municipality = %d"
+                                   % own) == [["42"]], 10, "the coverage sent again stored")
+    c.close()
+
+
 def test_bad_snapshots_are_refused_per_item(fed, pki):
     hub = HubUplink(fed, pki, 2)
     own = municipalities(2)[1][0]
