@@ -297,6 +297,10 @@ static void on_http(http_req *r, void *ud)
                      up ? uplink_backlog(up) : -1),
             METRIC_G("hub_uplink_connected", "1 while a session with the federal tier is up.",
                      up ? ust.connected : 0),
+            METRIC_C("hub_uplink_refusals_total",
+                     "Snapshots the federal tier refused since the start (each logged with its "
+                     "field and reason): it keeps the previous revision until the next.",
+                     ust.refusals),
             METRIC_C("hub_uplink_parts_sent_total",
                      "Snapshot parts sent (snapshots too large for one federal frame).",
                      ust.parts_sent),

@@ -41,6 +41,28 @@ def test_snapshot_above_the_federal_frame_limit_arrives_in_parts(pki, workdir, p
     time.sleep(2)
     assert hub.metrics()["hub_uplink_parts_sent_total"] == parts
     assert fed.metrics()["federal_ingest_protocol_errors_total"] == 0
+    assert hub.metrics()["hub_uplink_refusals_total"] == 0
+
+
+def test_a_snapshot_the_federal_tier_refuses_is_counted_at_the_hub(pki, workdir, procs,
+                                                                    postgres):  # noqa: F811
+    """A review found that a snapshot the federal tier refused (a catalogue it does not know,
+    too many cells) was only logged at the hub, which moved past it while the federal tier
+    kept the previous figures: an operator could not see it but in the log. /metrics now
+    counts it (a test hook makes the federal tier refuse one snapshot)."""
+    pki.issue("federal")
+    fed = Federal(workdir, pki, FreshDatabase(postgres))
+    fed.hooks = ["--enable-test-hooks", "--test-fault", "ingest_refuse_snapshot:1"]
+    procs.append(fed.start())
+    hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+    procs.append(hub.start())
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 53)
+    load(node, cl, workdir, 30)
+    node.sync()
+    wait_for(lambda: "federal tier refused snapshot at sequence" in hub.log_text(), 60,
+             "the federal tier's refusal")
+    assert hub.metrics()["hub_uplink_refusals_total"] == 1
 
 
 def test_record_above_the_hub_frame_limit_is_a_dead_letter_shown_upstream(pki, workdir, procs,
