@@ -520,7 +520,11 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
             return 1;
         }
     }
-    size_t row_begin = in->n_rows, item = in->n_items;
+    /* What this batch adds to the pending rows and dead letters is taken back whole when it
+     * fails: left there, it would be filed and acknowledged with the next item, another
+     * municipality's perhaps. */
+    size_t row_begin = in->n_rows, item = in->n_items, dead_begin = in->n_dead;
+    size_t arena_begin = in->arena.len;
     size_t budget = receiver_refusals_per_ack(p), refused = 0;
     uint64_t through = b->last_seq;
     int32_t today = clock_today_utc();
@@ -555,7 +559,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
             refused++;
             if (ingest__add_dead(in, item, 1, record_kind(r), r->id.len == 16 ? r->id.data : NULL,
                                  b->seqs[i], err.field, err.reason) != 0)
-                return REINT_ENOMEM;
+                goto nomem;
             in->m.records_refused++;
             continue;
         }
@@ -563,7 +567,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         uint8_t *body;
         if (sbuf_grow((void **)&in->rows, &in->cap_rows, in->n_rows + 1, sizeof(pending_row)) ||
             (body = sbuf_extend(&in->arena, len)) == NULL)
-            return REINT_ENOMEM;
+            goto nomem;
         pending_row *row = &in->rows[in->n_rows++];
         memcpy(row->id, r->id.data, 16);
         row->version = r->version;
@@ -574,8 +578,12 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         reint__v1__record__pack(r, body);
         in->m.records_stored++;
     }
-    for (size_t i = 0; i < b->n_dropped && through == b->last_seq; i++) {
+    /* A batch cut above files the records the node dropped up to the cut: the node filed
+     * them itself and resumes after it, so they are never sent again. */
+    for (size_t i = 0; i < b->n_dropped; i++) {
         const Reint__V1__Dropped *d = b->dropped[i];
+        if (d->seq > through)
+            continue;
         /* Scrubbed here, not only in the refusal: snprintf would cut a character in two, and
          * the log line would carry a node's control characters. */
         char reason[sizeof(((receiver_refusal *)0)->reason)];
@@ -583,7 +591,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
                    d->reason && d->reason[0] ? d->reason : "too large for one frame");
         if (ingest__add_dead(in, item, 0, (int)d->kind, d->id.len == 16 ? d->id.data : NULL, d->seq,
                              "record", reason) != 0)
-            return REINT_ENOMEM;
+            goto nomem;
         in->m.records_dropped++;
         log_warn("municipality:%u could not send record at sequence %llu (%llu bytes): %s", mun,
                  (unsigned long long)d->seq, (unsigned long long)d->size, reason);
@@ -592,7 +600,7 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
     hn->acked_version = maxv;
     in->m.batches++;
     if (ingest__queue_item(in, p, ITEM_BATCH, row_begin) != 0)
-        return REINT_ENOMEM;
+        goto nomem;
     in->items[in->n_items - 1].cut = through != b->last_seq;
     if (through != b->last_seq) {
         /* Nothing after the cut is read: the session ends with that ack. */
@@ -605,6 +613,11 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
     else
         ingest__hold_check(in);
     return 0;
+nomem:
+    in->n_rows = row_begin;
+    in->n_dead = dead_begin;
+    in->arena.len = arena_begin;
+    return REINT_ENOMEM;
 }
 
 /* A node asked for directives it lacks (a gap another relay left, or a lost message): each

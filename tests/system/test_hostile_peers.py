@@ -307,6 +307,38 @@ def test_records_with_a_string_not_utf8_or_with_a_nul_are_refused_alone(pki, wor
     assert row["dead_letters"] >= 3 and "NUL" in row["dead_letters_last_reason"], row
 
 
+def test_a_batch_cut_at_its_refusals_files_the_records_dropped_before_the_cut(pki, workdir,
+                                                                               procs):
+    """A batch with more refusals than one ack can list is acknowledged up to the cut, and the
+    node sends the rest again. A review found that the records the node had dropped (too
+    large for a frame) before the cut were then never filed at the hub: the node had filed
+    them itself and resumes after the cut, so the dead letters shown upstream were short.
+    A Hello announcing 1,024-byte frames leaves room for 3 refusals an ack."""
+    hub, token, node, c = _hub_officer_node_and_client(workdir, pki, procs)
+    before = Officer(hub, pki, token).rows()[10703]["dead_letters"]
+    env = pb.Envelope()
+    env.hello.protocol_version = 2
+    env.hello.identity = "python"
+    env.hello.incarnation = _incarnation(node)
+    env.hello.clock = int(time.time() * 1000)
+    env.hello.last_seq = 1 << 20
+    env.hello.max_frame = 1024
+    c.send(env)
+    seq = c.recv().hello_reply.acked_seq + 1
+    version = int(time.time() * 1000) << 16
+    recs = [person(10703, 20 + i, version, destination_country="ZZZZ") for i in range(5)]
+    seqs = list(range(seq + 1, seq + 6))
+    env = _raw_batch(seq, seq + 5, recs, seqs)
+    d = env.batch.dropped.add()
+    d.seq, d.size, d.kind, d.reason = seq, 99, pb.RECORD_KIND_PERSON, "too large for one frame"
+    c.send(env)
+    ack = c.recv().ack
+    assert ack.acked_seq == seqs[3] - 1 and len(ack.refusals) == 3, ack
+    c.close()
+    wait_for(lambda: Officer(hub, pki, token).rows()[10703]["dead_letters"] == before + 4, 10,
+             "the three refusals and the dropped record filed")
+
+
 def test_a_node_reason_keeps_whole_characters_and_is_no_formula_in_the_csv(pki, workdir,
                                                                          procs):
     """A node says why it dropped a record (Dropped.reason); the gap report shows the last
