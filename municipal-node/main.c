@@ -992,11 +992,16 @@ static int on_message(void *ud, sync_client *s, const Reint__V1__Envelope *env)
     return 0;
 }
 
-/* A `sync` run ends once the changes the hub offered are stored here. */
+/* A `sync` run ends once the changes the hub offered are stored here: a position that cannot
+ * be read is not taken for stored (the run ends at its deadline, as failed). */
 static int settled(void *ud)
 {
     uint64_t through = 0;
-    return months_position(outbox_db(ud), &through) != 0 || through >= reviews_offered;
+    if (months_position(outbox_db(ud), &through) != 0) {
+        log_error("sync: the review position is not read; the hub's changes may not be stored");
+        return 0;
+    }
+    return through >= reviews_offered;
 }
 
 static int start_sync(outbox *ob, int once, long give_up_ms, void (*on_done)(void *, int))

@@ -248,9 +248,15 @@ static void uplink__on_session(void *ud, const Reint__V1__HelloReply *r)
     if (!u->fed_reviews)
         return; /* a federal tier that does not keep decisions yet: nothing goes up */
     int64_t acked = 0;
-    if (store_meta_get_int_or(u->o.db, "review_federal_acked", 0, &acked) != 0)
-        return;
+    /* Without the position, nothing goes up this session: pushing from the last session's
+     * reviews_sent could skip the changes between it and what the federal tier holds. */
     u->reviews_sent = r->reviews_through;
+    if (store_meta_get_int_or(u->o.db, "review_federal_acked", 0, &acked) != 0) {
+        log_error("uplink: the review position is not read; no review change goes up this "
+                  "session");
+        u->fed_reviews = 0;
+        return;
+    }
     if (r->reviews_through > REVIEW_CLOCK_MAX ||
         (r->reviews_through >> 16) > clock_now_ms() + REVIEW_AHEAD_MS) {
         log_warn("uplink: the federal tier holds review changes up to clock %llu, ahead of this "
