@@ -10,6 +10,7 @@ import { pagesNav, whoBox } from "/common/shell.js";
 import * as gaps from "/pages/gaps.js";
 import * as reviews from "/pages/reviews.js";
 import * as indicators from "/pages/indicators.js";
+import { provinceName } from "/pages/util.js";
 
 const PAGES = [
   { path: "/gaps", key: "nav.gaps", page: gaps },
@@ -38,7 +39,7 @@ function header() {
   replace(document.getElementById("top"),
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name"),
-        s ? h("small", {}, " · ", t("header.province", { province: s.province_name })) : null),
+        s ? h("small", {}, " · ", t("header.province", { province: provinceName(s.province_name) })) : null),
       who),
     nav);
   replace(document.getElementById("foot"), h("p", {}, t("footer.text")));

@@ -443,6 +443,15 @@ def test_dashboard_in_a_browser(dash):
                      what="the districts in Nepali")
         # The indicator by its Nepali title (the API gives the catalogue's English one).
         assert "अवधिमा दर्ता भएका व्यक्ति" in d.find_element("css selector", "p.lead").text
+        # The province by its Nepali name in the header (the session gives it in English).
+        header = d.find_element("css selector", "header").text
+        assert "कोशी प्रदेश" in header and "Koshi" not in header, header
+        # The charts' value axes in Devanagari digits, the counts' in whole steps.
+        for chart in ("ind-chart", "trend-chart"):
+            ticks = d.execute_script("return Chart.getChart('%s').scales.y.ticks"
+                                     ".map(t => t.label)" % chart)
+            assert ticks and not any(ch in "0123456789." for x in ticks for ch in x), \
+                (chart, ticks)
         browser.screenshot(d, "hub-indicators-district-ne")
         check_axe(d, "indicators (ne)")
         d.execute_script("localStorage.setItem('lang', 'en')")

@@ -4,7 +4,8 @@
 import { h, replace } from "/common/dom.js";
 import { t, num } from "/common/i18n.js";
 import { api } from "/common/api.js";
-import { sortableTable, figure, monthName, periodName, previousFiscalYear } from "/pages/util.js";
+import { sortableTable, figure, monthName, periodName, previousFiscalYear,
+         provinceName } from "/pages/util.js";
 
 const FLAGS = ["enrolled_silent", "not_enrolled", "referrals_overdue", "services_unavailable",
                "month_not_closed", "month_closed_late"];
@@ -73,7 +74,7 @@ export async function draw(main, session) {
 
   replace(main,
     h("h1", {}, t("gaps.title")),
-    h("p", { class: "lead" }, t("gaps.lead", { province: session.province_name })),
+    h("p", { class: "lead" }, t("gaps.lead", { province: provinceName(session.province_name) })),
     h("div", { class: "controls" },
       h("div", { class: "form-group" }, h("label", { for: "gaps-period" }, t("gaps.period")), periodSelect),
       h("div", { class: "form-group" }, h("label", { for: "gaps-filter" }, t("gaps.filter")),

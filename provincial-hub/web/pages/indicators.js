@@ -3,7 +3,7 @@
 // says the same, all from one answer of GET /v1/indicators/<code>?by=...; then one local
 // level's trends over the fiscal year's BS months (series=bs_month).
 import { h, replace } from "/common/dom.js";
-import { t, num } from "/common/i18n.js";
+import { t, num, digits } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, fiscalMonths, monthName, periodName, previousFiscalYear } from "/pages/util.js";
@@ -186,10 +186,17 @@ export async function draw(main, session) {
     data: { labels: rows.map((x) => x.name),
             datasets: [{ label: indicatorTitle(ind), data: rows.map((x) => x.value), backgroundColor: "#21918c" }] },
     options: { animation: false, responsive: true, maintainAspectRatio: false,
-               plugins: { legend: { display: false } } },
+               plugins: { legend: { display: false } }, scales: { y: valueAxis(false) } },
   }));
   await drawTrends(mun || session.local_levels[0].code, fy, trendCanvas, trendTable);
   if (!mun) munSelect.value = String(session.local_levels[0].code);
+}
+
+// A chart's value axis from zero, its ticks in the page's digits (whole steps for counts).
+function valueAxis(counts) {
+  return { beginAtZero: true,
+           ticks: { precision: counts ? 0 : undefined,
+                    callback: (v) => (Number.isInteger(v) ? num(v) : digits(String(v))) } };
 }
 
 function swatch(fill, hatched) {
@@ -223,7 +230,8 @@ async function drawTrends(code, fy, canvas, wrap) {
             datasets: TRENDS.map((k, i) => ({ label: t(`trend.${k}`), data: series[i],
                                                borderColor: TREND_COLOURS[i], backgroundColor: TREND_COLOURS[i],
                                                pointStyle: ["circle", "rect", "triangle"][i], spanGaps: false })) },
-    options: { animation: false, responsive: true, maintainAspectRatio: false },
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
+               scales: { y: valueAxis(true) } },
   }));
   replace(wrap, h("table", { class: "table", id: "trend-table" },
     h("caption", {}, t("trend.table_caption")),

@@ -1,7 +1,13 @@
 // What the dashboard's pages share: periods (BS months and fiscal years, as the API spells
 // them), sortable tables and number formatting.
 import { h, replace } from "/common/dom.js";
-import { t, num, digits } from "/common/i18n.js";
+import { t, num, digits, has } from "/common/i18n.js";
+
+// The province's name in the page's language ("Koshi" -> "कोशी"), as the session gives it in
+// English.
+export function provinceName(name) {
+  return has(`province.${name}`) ? t(`province.${name}`) : name;
+}
 
 // "BS2082-08" -> [2082, 8]
 export function parseBsMonth(p) {
