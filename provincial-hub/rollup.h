@@ -89,8 +89,8 @@
  *     that ended before the node was first seen still counts: a node enrolled late may close
  *     its old months); it is complete when closed, and timely when its last close was on or
  *     before its last day + 15 (a clerk closes a month once; closing it again, after a
- *     reviewer returned it, replaces the close). A month a reviewer returned counts as not
- *     closed until its clerk closes it again (rollup_set_returned). A month of the other calendar
+ *     reviewer returned it, replaces the close). A month a reviewer returned counts, as not
+ *     closed, until its clerk closes it again (rollup_set_returned), however old it is. A month of the other calendar
  * counts, is complete, or is timely when every own-calendar month overlapping it does, is, or is. A
  * period is judged by its unit months (Gregorian months for a Gregorian year, quarter or month; BS
  * months for a BS month, fiscal trimester or fiscal year), each by the rules above: the denominator

@@ -66,9 +66,9 @@ const char *const rollup__indicator_sql[S_N] = {
                         " ORDER BY owner", /* jobs created: per owner */
     [S_Q_AVAIL] = "SELECT service, provider, available, as_of_day, id FROM rollup_availability"
                   " WHERE municipality=?1",
-    [S_Q_CLOSE] = "SELECT year, month, max(closed_day) FROM rollup_close c WHERE municipality=?1"
-                  " AND bs=?2 AND NOT EXISTS(SELECT 1 FROM rollup_returned x"
+    [S_Q_CLOSE] = "SELECT year, month, max(closed_day), EXISTS(SELECT 1 FROM rollup_returned x"
                   "  WHERE x.municipality=?1 AND x.bs=?2 AND x.year=c.year AND x.month=c.month)"
+                  " FROM rollup_close c WHERE municipality=?1 AND bs=?2"
                   " GROUP BY year, month ORDER BY year, month",
     [S_Q_ENROLLED] = "SELECT first_day, bs FROM rollup_enrolled WHERE municipality=?1",
 };
@@ -434,8 +434,8 @@ int rollup__month_of(int bs, int year, int month, rollup__month *out)
 /* --- reporting completeness and timeliness ------------------------------------------------ */
 
 /* What the group's municipality reports: whether it is enrolled, since when, in which
- * calendar, and the last close of each month of that calendar it closed and no reviewer
- * returned since. */
+ * calendar, and the last close of each month of that calendar it closed, with whether a
+ * reviewer returned it since. */
 typedef struct rollup__reporter {
     int enrolled, bs;
     int64_t first_day;
@@ -473,6 +473,7 @@ static int rollup__reporter_load(rollup *r, uint32_t m, rollup__reporter *rep)
         rollup__closed *c = &r->closes[r->n_closes++];
         c->ym = sqlite3_column_int64(st, 0) * 12 + sqlite3_column_int64(st, 1) - 1;
         c->day = sqlite3_column_int64(st, 2);
+        c->returned = sqlite3_column_int(st, 3) != 0;
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = rollup__step_fail(r, st, s);
@@ -486,8 +487,10 @@ typedef struct rollup__standing {
 } rollup__standing;
 
 /* The standing of month mo of the reporter's own calendar: counted when due (it ended before
- * today and on or after the enrolment day) or closed; complete when closed; timely when its
- * last close was on or before its last day + ROLLUP_ON_TIME_DAYS. */
+ * today and on or after the enrolment day) or closed, returned since or not (a month a
+ * reviewer returned stays owed, however old: it dropped out of the denominator, and a
+ * returned month read as no gap); complete when closed and not returned since; timely when
+ * its last close was on or before its last day + ROLLUP_ON_TIME_DAYS. */
 static rollup__standing rollup__own_standing(const rollup *r, const rollup__reporter *rep,
                                              const rollup__month *mo)
 {
@@ -501,12 +504,13 @@ static rollup__standing rollup__own_standing(const rollup *r, const rollup__repo
         else
             hi = mid;
     }
-    if (lo < r->n_closes && r->closes[lo].ym == ym) {
+    int closed = lo < r->n_closes && r->closes[lo].ym == ym;
+    if (closed && !r->closes[lo].returned) {
         st.complete = 1;
         st.timely = r->closes[lo].day <= (int64_t)mo->last + ROLLUP_ON_TIME_DAYS;
     }
     int due = mo->last < r->today && mo->last >= rep->first_day;
-    st.counted = due || st.complete;
+    st.counted = due || closed;
     return st;
 }
 

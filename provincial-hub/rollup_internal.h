@@ -159,6 +159,7 @@ typedef struct rollup__group {
 /* The earliest close of a month of a municipality's own calendar, year * 12 + month - 1. */
 typedef struct rollup__closed {
     int64_t ym, day;
+    int returned; /* a reviewer returned it since: counted, not complete until closed again */
 } rollup__closed;
 
 /* A month whose figures noted records can change: key packs (municipality, calendar, YYYYMM)

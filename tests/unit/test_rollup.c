@@ -1570,8 +1570,12 @@ static void test_rollup_failed_scan_ships_no_partial_refresh(void **state)
     free(before);
 }
 
-/* A month a reviewer returned counts as not closed (due, so counted, but not complete) until
- * its clerk closes it again; timeliness then takes the last close. */
+/* A month a reviewer returned counts as not closed (counted, but not complete) until its
+ * clerk closes it again; timeliness then takes the last close. So does a month that ended
+ * before the node was first seen, which counts only once closed: returned, it fell out of
+ * the denominator, and its completeness read 1.0 (or nothing) where it was 0 of 1 (an attack
+ * on the demo, whose nodes are first seen the day it starts, found completeness always
+ * 100 %). */
 static void test_rollup_returned_month_is_not_closed_until_closed_again(void **state)
 {
     fx *f = *state;
@@ -1588,6 +1592,18 @@ static void test_rollup_returned_month_is_not_closed_until_closed_again(void **s
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-04", 0, 0, 1);
     expect_reporting(f, BS_NODE, "FY2082/83-T1", 0, 0, 4); /* 04..07 are due */
+    /* BS2082-02 ended before the node was first seen: counted once closed, and still owed
+     * once returned. */
+    put_mun = BS_NODE;
+    month_close(f, 62, 1, 2082, 2, D(2025, 8, 21));
+    put_mun = MUN;
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-02", 1, 0, 1);
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 2, 1), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    assert_int_equal(rollup_refresh(f->r, NULL), 0);
+    expect_reporting(f, BS_NODE, "BS2082-02", 0, 0, 1);
     /* Closed again, late: complete, and late by its last close. */
     put_mun = BS_NODE;
     month_close(f, 61, 1, 2082, 4, D(2025, 10, 1));
