@@ -90,15 +90,15 @@
  *     its old months); it is complete when closed, and timely when its last close was on or
  *     before its last day + 15 (a clerk closes a month once; closing it again, after a
  *     reviewer returned it, replaces the close). A month a reviewer returned counts, as not
- *     closed, until its clerk closes it again (rollup_set_returned), however old it is. A month of the other calendar
- * counts, is complete, or is timely when every own-calendar month overlapping it does, is, or is. A
- * period is judged by its unit months (Gregorian months for a Gregorian year, quarter or month; BS
- * months for a BS month, fiscal trimester or fiscal year), each by the rules above: the denominator
- * is the number of unit months that count, the numerators how many of those are complete (timely).
- * No cell when no unit month counts. cell_key 0, contributors 1. Dirty marks follow: a close marks
- * every period holding a day of its month; a move of the as-of day or of the first-seen day marks
- * every period holding a day of each own-calendar month whose end it crosses; a calendar change
- * marks those of both calendars, and of every month the municipality closed.
+ *     closed, until its clerk closes it again (rollup_set_returned), however old it is. A month of
+ * the other calendar counts, is complete, or is timely when every own-calendar month overlapping it
+ * does, is, or is. A period is judged by its unit months (Gregorian months for a Gregorian year,
+ * quarter or month; BS months for a BS month, fiscal trimester or fiscal year), each by the rules
+ * above: the denominator is the number of unit months that count, the numerators how many of those
+ * are complete (timely). No cell when no unit month counts. cell_key 0, contributors 1. Dirty marks
+ * follow: a close marks every period holding a day of its month; a move of the as-of day or of the
+ * first-seen day marks every period holding a day of each own-calendar month whose end it crosses;
+ * a calendar change marks those of both calendars, and of every month the municipality closed.
  *   - Contributors and cell keys: a contributor's key is the first 4 bytes (big-endian) of
  *     SHA-256 of its 16-byte id; a cell's key is the sum mod 2^32 over its distinct
  *     contributors. Contributors are the person (registrations, persons_served,
