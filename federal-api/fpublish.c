@@ -121,10 +121,16 @@ static void fpublish__on_stored(void *ud, const PGresult *res, const char *err)
     freq *f = ud;
     fpublish_job *j = f->state;
     if (err) {
-        log_error("directive %" PRIu64 " not stored: %s", fpublish__serial(f), err);
-        faudit_error(f, 503,
-                     "the federal store is unavailable; the directive was not "
-                     "published; try again");
+        /* A connection lost after the COMMIT was sent leaves it unknown whether the row is
+         * stored: saying "not published" would have a retry publish the text twice, under
+         * two serials, to every node. */
+        char msg[200];
+        log_error("directive %" PRIu64 " may not be stored: %s", fpublish__serial(f), err);
+        snprintf(msg, sizeof(msg),
+                 "the federal store failed while publishing: look for directive %" PRIu64
+                 " in GET /v1/directives before publishing it again",
+                 fpublish__serial(f));
+        faudit_error(f, 503, msg);
         return;
     }
     if (PQntuples(res) == 0) {

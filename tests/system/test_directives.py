@@ -6,6 +6,7 @@ checks the Ed25519 signature itself over the exact body bytes."""
 import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -450,3 +451,27 @@ def test_a_real_hub_verifies_stores_and_acknowledges_them(fed, pki, postgres, wo
         wait_for(acked, 20, "hub 2 acknowledging the pushed directive")
     finally:
         hub.stop()
+
+
+def test_a_publication_the_store_fails_says_where_to_look_before_publishing_again(
+        fed, postgres):  # noqa: F811
+    """A review found that a store failure while publishing was answered "the directive was
+    not published; try again": when the connection is lost after the COMMIT was sent, the
+    row may be stored, and the retry then publishes the same text twice under two serials,
+    to every node. The answer now names the serial to look for first. A trigger stands for
+    the failure (here the row is surely not stored)."""
+    postgres.psql("CREATE FUNCTION refuse_directive() RETURNS trigger LANGUAGE plpgsql AS"
+                  " $$ BEGIN RAISE EXCEPTION 'disk full'; END $$")
+    postgres.psql("CREATE TRIGGER refuse_directive BEFORE INSERT ON directives"
+                  " FOR EACH ROW EXECUTE FUNCTION refuse_directive()")
+    try:
+        st, a = fed.post("/v1/directives", fed.tokens["admin"], directive_body("Refused"))
+    finally:
+        postgres.psql("DROP TRIGGER refuse_directive ON directives")
+        postgres.psql("DROP FUNCTION refuse_directive()")
+    assert st == 503, a
+    m = re.search(r"look for directive (\d+) in GET /v1/directives before publishing it again",
+                  a["error"])
+    assert m, a
+    st, lst, _ = fed.get("/v1/directives", fed.tokens["admin"])
+    assert int(m.group(1)) not in [d["serial"] for d in lst["directives"]], lst
