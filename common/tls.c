@@ -56,6 +56,7 @@ struct tls_ctx {
     char *ca_file;
     char *crl_file;
     int64_t crl_next_update;
+    int64_t crl_this_update;     /* the newest lastUpdate of the CRLs in use (epoch s) */
     void (*on_reload)(void *ud); /* after every successful CRL reload */
     void *on_reload_ud;
 };
@@ -157,8 +158,8 @@ static X509_CRL *tls__read_crl(const char *path)
 /* Builds a store holding the CA certificates and, when crl_file is set, its CRLs with
  * revocation checking on. Each CRL must be signed by one of the CAs, so a stray file cannot
  * switch revocation off or make every peer fail. The caller owns *out. */
-static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_update, char *err,
-                            size_t errlen)
+static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_update,
+                            int64_t *this_update, char *err, size_t errlen)
 {
     X509_STORE *store = NULL;
     STACK_OF(X509) *cas = NULL;
@@ -166,7 +167,7 @@ static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_
     X509_CRL *crl = NULL;
     BIO *bio = NULL;
     int rc = UV_EINVAL;
-    int64_t earliest = 0;
+    int64_t earliest = 0, newest = 0;
 
     ERR_clear_error();
     store = X509_STORE_new();
@@ -223,6 +224,9 @@ static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_
             int64_t nu = tls__asn1_time_epoch(X509_CRL_get0_nextUpdate(crl));
             if (nu && (!earliest || nu < earliest))
                 earliest = nu;
+            int64_t lu = tls__asn1_time_epoch(X509_CRL_get0_lastUpdate(crl));
+            if (lu > newest)
+                newest = lu;
             if (X509_STORE_add_crl(store, crl) != 1) {
                 tls__errmsg(err, errlen, ctx->crl_file);
                 goto fail;
@@ -242,6 +246,7 @@ static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_
     *out = store;
     store = NULL;
     *next_update = earliest;
+    *this_update = newest;
 fail:
     X509_CRL_free(crl);
     BIO_free(bio);
@@ -304,7 +309,8 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
             goto fail;
         }
         X509_STORE *store = NULL;
-        rc = tls__build_store(ctx, &store, &ctx->crl_next_update, err, errlen);
+        rc = tls__build_store(ctx, &store, &ctx->crl_next_update, &ctx->crl_this_update, err,
+                              errlen);
         if (rc < 0)
             goto fail;
         SSL_CTX_set_cert_store(s, store);
@@ -363,13 +369,25 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen)
         err[0] = '\0';
     if (!ctx->crl_file || ctx->mode == TLS_MODE_HTTPS_SERVER)
         return 0;
-    int rc = tls__build_store(ctx, &store, &next_update, err, errlen);
+    int64_t this_update = 0;
+    int rc = tls__build_store(ctx, &store, &next_update, &this_update, err, errlen);
     if (rc < 0)
         return rc;
+    /* An older CRL (yesterday's copy from a backup, another directory's) would lift every
+     * revocation made since: it is refused, and the one in use kept. */
+    if (this_update < ctx->crl_this_update) {
+        X509_STORE_free(store);
+        snprintf(err, errlen,
+                 "crl_file %s: this CRL was issued before the one in use (%lld s earlier); an "
+                 "older CRL would lift the revocations made since",
+                 ctx->crl_file, (long long)(ctx->crl_this_update - this_update));
+        return UV_EINVAL;
+    }
     /* Frees the old store; handshakes in progress look the store up again when they verify,
      * and nothing else keeps a pointer to it. */
     SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
     ctx->crl_next_update = next_update;
+    ctx->crl_this_update = this_update;
     if (ctx->on_reload)
         ctx->on_reload(ctx->on_reload_ud);
     return 0;

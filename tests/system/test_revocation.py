@@ -54,6 +54,9 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
     wait_for(lambda: len(hub.records(10703)) == 20, 60, "the first records at the hub")
     sessions = hub.metrics()["hub_sessions_total"]
     assert hub.metrics()["hub_connected"] == 1
+    older = own_pki.path("crl.pem.before")
+    shutil.copy(own_pki.path("crl.pem"), older)
+    time.sleep(1.1)  # CRLs are dated to the second
 
     own_pki.revoke("municipality-10703")  # a new CRL, written by rename: the hub sees it
     _reload_then(hub, hub.metrics, "hub_sessions_revoked_total", 0)
@@ -67,6 +70,16 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
     assert hub.metrics()["hub_sessions_total"] == sessions
     assert node.status()["backlog"] >= 5
     assert "revoked" in hub.log_text()
+
+    # The CRL from before the revocation, copied back (from a backup, another directory) is
+    # refused: an attack on the demo found it taken, and the node let back in.
+    shutil.copy(older, own_pki.path("crl.pem.new"))
+    os.rename(own_pki.path("crl.pem.new"), own_pki.path("crl.pem"))
+    wait_for(lambda: "issued before the one in use" in hub.log_text(), 10,
+             "the older CRL refused")
+    time.sleep(3)
+    assert len(hub.records(10703)) == 20
+    assert hub.metrics()["hub_sessions_total"] == sessions
 
 
 def test_hub_revoked_while_its_uplink_session_is_open_is_disconnected_and_refused(
