@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "frame.h"
@@ -228,12 +229,21 @@ int receiver_too_far_ahead(const receiver_peer *p, uint64_t version)
 
 void receiver_clock_ahead(receiver_peer *p, const char *what)
 {
-    char why[300];
+    char why[360], now[24];
     p->rx->m.clock_refusals++;
+    /* The receiver's own time goes with the refusal: the sender's operator can then see
+     * which of the two clocks is wrong (a receiver whose clock is behind refuses every
+     * sender, and re-initialising them would be the wrong fix). */
+    time_t t = (time_t)(clock_now_ms() / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(now, sizeof(now), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(now, sizeof(now), "unknown");
     snprintf(why, sizeof(why),
-             "%s is more than %llu s ahead of the %s's clock: check the sender's clock; the "
-             "batch is refused whole and nothing of it is stored",
-             what, (unsigned long long)(p->rx->o.max_ahead_ms / 1000), p->rx->self);
+             "%s is more than %llu s ahead of the %s's clock, which reads %s: check the "
+             "sender's clock and the %s's; the batch is refused whole and nothing of it is "
+             "stored",
+             what, (unsigned long long)(p->rx->o.max_ahead_ms / 1000), p->rx->self, now,
+             p->rx->self);
     log_warn("%s (%s): %s", receiver__name(p), receiver_peer_addr(p), why);
     receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_CLOCK_AHEAD, why);
 }

@@ -650,8 +650,11 @@ static int cmd_status(int argc, char **argv)
                "and this node speak a common protocol version\n",
                st.last_error + 16);
     else if (ahead)
-        printf("hub             CLOCK AHEAD: this machine's clock made versions from the future, "
-               "which the hub refuses (%s); fix the clock, then see docs/OPERATIONS.md\n",
+        printf("hub             CLOCK AHEAD: the hub refuses versions from this machine's clock "
+               "as from the future (%s). Compare this machine's clock with the hub's, which the "
+               "hub's message gives: if the hub's is behind, it is the hub's to fix, and this "
+               "node sends again by itself; if this machine's ran ahead, see "
+               "docs/OPERATIONS.md\n",
                st.last_error + 13);
     else if (crl_expired)
         printf("hub             CRL EXPIRED: nothing is sent until a newer revocation list "

@@ -3,7 +3,9 @@
 2^64-1, versions a year ahead, a 450,000-record batch, and frames of 4 MiB before Hello. Each
 is refused at the hub, the federal tier or the node; the honest peer keeps syncing normally
 after it; no counter wraps; memory goes back to where a warm-up left it."""
+import datetime
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -833,7 +835,12 @@ def test_node_with_its_clock_a_year_ahead_is_refused_and_says_so(pki, workdir, p
     assert r.returncode == 4
     st = node.status()
     assert st["clock_ahead"] is True and st["dead_letters"] == 0 and st["backlog"] == 5, st
-    assert "CLOCK AHEAD" in node.cli("status").stdout
+    text = node.cli("status").stdout
+    assert "CLOCK AHEAD" in text, text
+    # The refusal gives the hub's time, so that the operator can tell which clock is wrong.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert re.search(r"ahead of the hub's clock, which reads %s \d\d:\d\d UTC"
+                     % now.strftime("%Y-%m-%d"), text), text
     assert len(hub.records(10703)) == before
 
 
