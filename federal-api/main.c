@@ -153,7 +153,9 @@ static void usage(FILE *f)
                "       federal-api [--config FILE] token create --role ROLE [--province P] NAME\n"
                "       federal-api [--config FILE] token list\n"
                "       federal-api [--config FILE] token revoke NAME\n"
-               "       federal-api --print-config    print every key with its default\n"
+               "       federal-api [--config FILE] --print-config\n"
+               "                                  every key with its value: the file's, or\n"
+               "                                  its default\n"
                "\n"
                "serve    applies pending migrations, then receives provincial hubs' rollup\n"
                "         snapshots over mutual TLS into PostgreSQL and serves the HTTPS API:\n"
@@ -510,7 +512,7 @@ int main(int argc, char **argv)
                                          {"test-clock", required_argument, NULL, 'C'},
                                          {"test-fault", required_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
-    int test_hooks = 0;
+    int test_hooks = 0, print = 0;
     const char *test_clock = NULL, *test_faults = NULL;
     int c;
     /* "+" stops at the first command so that its own options (token --role) stay put. */
@@ -523,8 +525,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'p':
-            config_print(stdout, items, N_ITEMS);
-            return 0;
+            print = 1;
+            break;
         case 'T':
             test_hooks = 1;
             break;
@@ -542,6 +544,11 @@ int main(int argc, char **argv)
     if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
         fprintf(stderr, "federal-api: %s\n", err);
         return 2;
+    }
+    /* With --config, what federal-api would run with: the file's values over the defaults. */
+    if (print) {
+        config_print(stdout, items, N_ITEMS);
+        return 0;
     }
     enum log_level lvl = LOG_INFO;
     if (log_parse_level(cfg.log_level, &lvl) != 0) {

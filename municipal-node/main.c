@@ -292,6 +292,15 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "municipal-node init: --calendar must be BS or AD\n");
         return EXIT_USAGE;
     }
+    /* What serve would refuse is refused here, before anything is written. */
+    struct sockaddr_storage hub_addr;
+    if (netaddr_parse(cfg.hub, &hub_addr) != 0) {
+        fprintf(stderr,
+                "municipal-node init: --hub \"%s\" is not an IP address and port (such as "
+                "10.0.0.5:7401)\n",
+                cfg.hub);
+        return EXIT_USAGE;
+    }
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "municipal-node init: cannot create %s: %s\n", cfg.data_dir,
                 strerror(errno));
@@ -566,6 +575,13 @@ static void fmt_age(char *out, size_t len, int64_t ms_then, int64_t now)
 static int cmd_status(int argc, char **argv)
 {
     int as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
+    if (argc > 1 + as_json) {
+        /* A monitoring script that misspelt --json would otherwise parse text. */
+        fprintf(stderr,
+                "municipal-node status: unknown argument \"%s\" (status takes only --json)\n",
+                argv[1 + as_json]);
+        return EXIT_USAGE;
+    }
     outbox *ob;
     outbox_stats st;
     uint64_t gaps[16];

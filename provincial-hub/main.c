@@ -144,7 +144,9 @@ static void usage(FILE *f)
                "       provincial-hub --config FILE token NAME [--role officer|reviewer|admin]\n"
                "                                  a token for the officers' API (shown once;\n"
                "                                  default role officer)\n"
-               "       provincial-hub --print-config    print every key with its default\n"
+               "       provincial-hub [--config FILE] --print-config\n"
+               "                                  every key with its value: the file's, or\n"
+               "                                  its default\n"
                "\n"
                "Receives municipal nodes' records over mutual TLS (identity from the\n"
                "certificate), keeps the newest version of each in a SQLite store and serves\n"
@@ -332,7 +334,7 @@ int main(int argc, char **argv)
         {"print-config", no_argument, NULL, 'p'},     {"enable-test-hooks", no_argument, NULL, 'T'},
         {"test-clock", required_argument, NULL, 'C'}, {"test-fault", required_argument, NULL, 'F'},
         {"role", required_argument, NULL, 'r'},       {NULL, 0, NULL, 0}};
-    int test_hooks = 0;
+    int test_hooks = 0, print = 0;
     const char *test_clock = NULL, *test_faults = NULL, *role = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -344,8 +346,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'p':
-            config_print(stdout, items, N_ITEMS);
-            return 0;
+            print = 1;
+            break;
         case 'T':
             test_hooks = 1;
             break;
@@ -362,6 +364,15 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    /* With --config, what the hub would run with: the file's values over the defaults. */
+    if (print) {
+        if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
+            fprintf(stderr, "provincial-hub: %s\n", err);
+            return 2;
+        }
+        config_print(stdout, items, N_ITEMS);
+        return 0;
     }
     if (optind < argc && strcmp(argv[optind], "token") == 0) {
         char token[128];
@@ -395,8 +406,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "provincial-hub: --role goes with the token command\n");
         return 2;
     }
-    if (optind < argc && strcmp(argv[optind], "serve") != 0) {
-        fprintf(stderr, "provincial-hub: unknown command \"%s\"\n", argv[optind]);
+    if (optind < argc && (strcmp(argv[optind], "serve") != 0 || optind + 1 < argc)) {
+        fprintf(stderr, "provincial-hub: unknown command \"%s\"\n",
+                argv[strcmp(argv[optind], "serve") == 0 ? optind + 1 : optind]);
         usage(stderr);
         return 2;
     }

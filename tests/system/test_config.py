@@ -110,3 +110,34 @@ def test_node_init_writes_its_config_whole_or_initialises_nothing(tmp_path):
     assert "[node]" in text and "municipality = 10703" in text and "[directives]" in text, text
     r = run(args, check=False)
     assert r.returncode != 0 and "already exists" in r.stderr, r.stderr
+
+
+def test_what_an_operator_types_wrong_is_refused_at_once(tmp_path):
+    """An attack on the demo, as its operator, found four things taken that should not be:
+    `init --hub foo` wrote a config that `serve` then refused; `status --jsn` printed text to
+    a script that wanted JSON; `provincial-hub --config FILE --print-config` printed the
+    built-in defaults, not what the hub would run with; `provincial-hub serve extra` was
+    taken. Each is now refused (exit 2) or prints the file's values."""
+    node = os.path.join(BIN, "municipal-node")
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n"), "--hub",
+             "foo"], check=False)
+    assert r.returncode == 2 and '--hub "foo" is not an IP address and port' in r.stderr, \
+        r.stderr
+    assert not (tmp_path / "n" / "node.db").exists()
+    run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
+    cfg = str(tmp_path / "n" / "node.ini")
+    r = run([node, "--config", cfg, "status", "--jsn"], check=False)
+    assert r.returncode == 2 and 'unknown argument "--jsn"' in r.stderr, r.stdout + r.stderr
+    assert r.stdout == ""
+    hub = os.path.join(BIN, "provincial-hub")
+    hub_cfg = tmp_path / "hub.ini"
+    hub_cfg.write_text("[hub]\nprovince = 4\n")
+    r = run([hub, "--config", str(hub_cfg), "--print-config"])
+    assert "\nprovince = 4\n" in r.stdout, r.stdout
+    assert "\nprovince = 1\n" in run([hub, "--print-config"]).stdout
+    r = run([hub, "--config", str(hub_cfg), "serve", "extra"], check=False)
+    assert r.returncode == 2 and 'unknown command "extra"' in r.stderr, r.stderr
+    fed_cfg = tmp_path / "fed.ini"
+    fed_cfg.write_text("[federal]\npool_size = 9\n")
+    r = run([os.path.join(BIN, "federal-api"), "--config", str(fed_cfg), "--print-config"])
+    assert "\npool_size = 9\n" in r.stdout, r.stdout
