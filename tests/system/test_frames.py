@@ -15,20 +15,26 @@ from test_chain import FreshDatabase, load, settle
 from test_gaps import Officer
 
 
-def test_snapshot_above_the_federal_frame_limit_arrives_in_parts(pki, workdir, procs,
-                                                                 postgres):  # noqa: F811
+def _chain_loaded(pki, workdir, procs, fed, seed, persons):
+    """fed (configured, not started) started, the hub of province 1 sending to it, and node
+    10703 loaded with a caseload of about `persons` people and synced: (hub, caseload)."""
     pki.issue("federal")
-    fed = Federal(workdir, pki, FreshDatabase(postgres))
-    fed.configure("[federal]\nmax_frame = 4096\n").start()
-    procs.append(fed)
-    token = fed.token("ministry", "frames-%d" % time.time_ns())
+    procs.append(fed.start())
     hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
     procs.append(hub.start())
     node = Node(workdir, pki, 10703, hub)
-    cl = Caseload(10703, 51)
-    load(node, cl, workdir, 900)
+    cl = Caseload(10703, seed)
+    load(node, cl, workdir, persons)
     node.sync()
-    settle(fed, token, [cl])
+    return hub, cl
+
+
+def test_snapshot_above_the_federal_frame_limit_arrives_in_parts(pki, workdir, procs,
+                                                                 postgres):  # noqa: F811
+    fed = Federal(workdir, pki, FreshDatabase(postgres))
+    fed.configure("[federal]\nmax_frame = 4096\n")
+    hub, cl = _chain_loaded(pki, workdir, procs, fed, 51, 900)
+    settle(fed, fed.token("ministry", "frames-%d" % time.time_ns()), [cl])
 
     def idle():
         m = hub.metrics()
@@ -50,16 +56,9 @@ def test_a_snapshot_the_federal_tier_refuses_is_counted_at_the_hub(pki, workdir,
     too many cells) was only logged at the hub, which moved past it while the federal tier
     kept the previous figures: an operator could not see it but in the log. /metrics now
     counts it (a test hook makes the federal tier refuse one snapshot)."""
-    pki.issue("federal")
     fed = Federal(workdir, pki, FreshDatabase(postgres))
     fed.hooks = ["--enable-test-hooks", "--test-fault", "ingest_refuse_snapshot:1"]
-    procs.append(fed.start())
-    hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
-    procs.append(hub.start())
-    node = Node(workdir, pki, 10703, hub)
-    cl = Caseload(10703, 53)
-    load(node, cl, workdir, 30)
-    node.sync()
+    hub, _ = _chain_loaded(pki, workdir, procs, fed, 53, 30)
     wait_for(lambda: "federal tier refused snapshot at sequence" in hub.log_text(), 60,
              "the federal tier's refusal")
     assert hub.metrics()["hub_uplink_refusals_total"] == 1

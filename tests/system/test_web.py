@@ -63,6 +63,20 @@ def set_language(w, lang):
              what="the language " + lang)
 
 
+def register_form(w, name, birth_year, country, registered_on):
+    """The register form opened from People, filled for a returnee woman."""
+    go(w, "/people")
+    wait_h1(w.driver, "People")
+    w.driver.find_element(By.ID, "register").click()
+    wait_h1(w.driver, "Register a person")
+    fill(w, "f-full_name", name)
+    choose(w, "f-sex", "FEMALE")
+    fill(w, "f-birth_year", birth_year)
+    choose(w, "f-category", "RETURNEE")
+    fill(w, "f-destination_country", country)
+    fill(w, "f-registered_on", registered_on)
+
+
 def error_of(w, field):
     e = w.driver.find_elements(By.ID, "f-%s-error" % field)
     return e[0].text if e and e[0].is_displayed() else ""
@@ -92,18 +106,9 @@ def test_sign_in_refuses_a_wrong_token_then_takes_the_password(site):
 
 def test_register_a_person_with_a_bs_date_reaches_the_hub(site):
     d = site.driver
-    go(site, "/people")
-    wait_h1(d, "People")
-    d.find_element(By.ID, "register").click()
-    wait_h1(d, "Register a person")
-    fill(site, "f-full_name", "Sita Rai")
-    choose(site, "f-sex", "FEMALE")
-    fill(site, "f-birth_year", "2050")
+    register_form(site, "Sita Rai", "2050", "QA", "2083-07-15")
     fill(site, "f-phone", "+977 984-1234567")
-    choose(site, "f-category", "RETURNEE")
-    fill(site, "f-destination_country", "QA")
     # registered_on typed in BS; its Gregorian date appears beside it.
-    fill(site, "f-registered_on", "2083-07-15")
     ad = bs.bs_to_ad(2083, 7, 15)
     wait(d, lambda: "%d %s %d" % (ad.day, ad.strftime("%b"), ad.year) in
          el(site, "#f-registered_on-group .date-eq").text, what="the AD equivalent")
@@ -152,17 +157,7 @@ def test_a_save_sent_again_after_its_answer_was_lost_registers_the_person_once(s
     and the clerk saved again, the person was registered twice, and counted twice upstream.
     The form makes its local_id once, so the second save finds the first row."""
     d = site.driver
-    go(site, "/people")
-    wait_h1(d, "People")
-    d.find_element(By.ID, "register").click()
-    wait_h1(d, "Register a person")
-    name = "Maya Lostanswer"
-    fill(site, "f-full_name", name)
-    choose(site, "f-sex", "FEMALE")
-    fill(site, "f-birth_year", "2052")
-    choose(site, "f-category", "RETURNEE")
-    fill(site, "f-destination_country", "MY")
-    fill(site, "f-registered_on", "2083-07-16")
+    register_form(site, "Maya Lostanswer", "2052", "MY", "2083-07-16")
     fill(site, "f-return_date", "2083-07-11")
     # The first answer is lost after the node stored the row.
     d.execute_script("""

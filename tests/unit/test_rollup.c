@@ -1570,6 +1570,23 @@ static void test_rollup_failed_scan_ships_no_partial_refresh(void **state)
     free(before);
 }
 
+/* BS_NODE closes BS month (year, month) on day closed (record n). */
+static void close_bs_node(fx *f, int n, int year, int month, int32_t closed)
+{
+    put_mun = BS_NODE;
+    month_close(f, n, 1, year, month, closed);
+    put_mun = MUN;
+}
+
+/* Marks BS_NODE's BS month (year, month) returned by a reviewer (or no longer), as the
+ * hub's reviews do, in a transaction of its own. */
+static void set_returned(fx *f, int year, int month, int returned)
+{
+    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
+    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, year, month, returned), 0);
+    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+}
+
 /* A month a reviewer returned counts as not closed (counted, but not complete) until its
  * clerk closes it again; timeliness then takes the last close. So does a month that ended
  * before the node was first seen, which counts only once closed: returned, it fell out of
@@ -1581,36 +1598,24 @@ static void test_rollup_returned_month_is_not_closed_until_closed_again(void **s
     fx *f = *state;
     assert_int_equal(rollup_set_today(f->r, D(2026, 1, 20)), 0);
     enrol(f, BS_NODE, D(2025, 7, 17), REINT__V1__CALENDAR__CALENDAR_BS);
-    put_mun = BS_NODE;
-    month_close(f, 61, 1, 2082, 4, D(2025, 8, 20)); /* end + 4: on time */
-    put_mun = MUN;
+    close_bs_node(f, 61, 2082, 4, D(2025, 8, 20)); /* end + 4: on time */
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-04", 1, 1, 1);
-    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
-    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 4, 1), 0);
-    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    set_returned(f, 2082, 4, 1);
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-04", 0, 0, 1);
     expect_reporting(f, BS_NODE, "FY2082/83-T1", 0, 0, 4); /* 04..07 are due */
     /* BS2082-02 ended before the node was first seen: counted once closed, and still owed
      * once returned. */
-    put_mun = BS_NODE;
-    month_close(f, 62, 1, 2082, 2, D(2025, 8, 21));
-    put_mun = MUN;
+    close_bs_node(f, 62, 2082, 2, D(2025, 8, 21));
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-02", 1, 0, 1);
-    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
-    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 2, 1), 0);
-    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    set_returned(f, 2082, 2, 1);
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-02", 0, 0, 1);
     /* Closed again, late: complete, and late by its last close. */
-    put_mun = BS_NODE;
-    month_close(f, 61, 1, 2082, 4, D(2025, 10, 1));
-    put_mun = MUN;
-    assert_int_equal(store_exec(f->db, "BEGIN IMMEDIATE"), 0);
-    assert_int_equal(rollup_set_returned(f->r, BS_NODE, 1, 2082, 4, 0), 0);
-    assert_int_equal(store_exec(f->db, "COMMIT"), 0);
+    close_bs_node(f, 61, 2082, 4, D(2025, 10, 1));
+    set_returned(f, 2082, 4, 0);
     assert_int_equal(rollup_refresh(f->r, NULL), 0);
     expect_reporting(f, BS_NODE, "BS2082-04", 1, 0, 1);
 }
