@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,8 +339,25 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
         SSL_CTX_set_verify(s, SSL_VERIFY_NONE, NULL);
     }
 
+    /* OpenSSL says "system lib" for a file that is not there: say what the system said. */
+    for (int i = 0; i < 2; i++) {
+        const char *path = i ? opts->key_file : opts->cert_file;
+        if (access(path, R_OK) != 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
     if (SSL_CTX_use_certificate_chain_file(s, opts->cert_file) != 1) {
         tls__errmsg(err, errlen, opts->cert_file);
+        goto fail;
+    }
+    /* As ssh does: a private key every user of the machine can read is not taken. */
+    struct stat key_st;
+    if (stat(opts->key_file, &key_st) == 0 && (key_st.st_mode & (S_IROTH | S_IWOTH))) {
+        snprintf(err, errlen,
+                 "%s: this private key can be read by every user of this machine (mode %04o): "
+                 "chmod 600 it (or 640, for a group that runs the daemon)",
+                 opts->key_file, (unsigned)(key_st.st_mode & 07777));
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(s, opts->key_file, SSL_FILETYPE_PEM) != 1) {

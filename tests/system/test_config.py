@@ -1,7 +1,8 @@
 """Configuration and command-line behaviour a user meets first."""
 import os
+import shutil
 
-from harness import BIN, ROOT, run
+from harness import BIN, ROOT, Hub, run
 
 
 def test_example_configs_document_every_key_with_its_default():
@@ -141,3 +142,25 @@ def test_what_an_operator_types_wrong_is_refused_at_once(tmp_path):
     fed_cfg.write_text("[federal]\npool_size = 9\n")
     r = run([os.path.join(BIN, "federal-api"), "--config", str(fed_cfg), "--print-config"])
     assert "\npool_size = 9\n" in r.stdout, r.stdout
+
+
+def test_a_private_key_every_user_can_read_is_refused_and_a_missing_one_named(pki, workdir):
+    """An attack on the demo, as its operator, found a private key of mode 0644 taken without
+    a word, and a missing certificate reported as "system lib". The key is refused, as ssh
+    refuses one, naming the file and the fix; a missing file is named with the system's
+    reason."""
+    key = os.path.join(workdir, "open.key")
+    shutil.copy(pki.path("province-1.key"), key)
+    os.chmod(key, 0o644)
+    hub = Hub(workdir, pki, 1).configure("[tls]\nkey = %s\n" % key)
+    r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
+            timeout=30)
+    assert r.returncode != 0, r.stderr
+    assert "%s: this private key can be read by every user of this machine (mode 0644)" % key \
+        in r.stderr, r.stderr
+    os.chmod(key, 0o640)
+    missing = os.path.join(workdir, "no-such.crt")
+    hub.configure("[tls]\ncert = %s\n" % missing)
+    r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
+            timeout=30)
+    assert r.returncode != 0 and "%s: No such file or directory" % missing in r.stderr, r.stderr
