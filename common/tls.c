@@ -58,6 +58,7 @@ struct tls_ctx {
     char *crl_file;
     int64_t crl_next_update;
     int64_t crl_this_update;     /* the newest lastUpdate of the CRLs in use (epoch s) */
+    char identity[32];           /* of its own certificate ("province:1"), or "" */
     void (*on_reload)(void *ud); /* after every successful CRL reload */
     void *on_reload_ud;
 };
@@ -112,6 +113,8 @@ static void tls__errmsg(char *err, size_t errlen, const char *what)
     if (err && errlen)
         snprintf(err, errlen, "%s: %s", what, reason ? reason : "unknown OpenSSL error");
 }
+
+static int tls__cert_identity(X509 *cert, char *out, size_t outlen);
 
 static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
 {
@@ -364,6 +367,9 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
         tls__errmsg(err, errlen, opts->key_file);
         goto fail;
     }
+    X509 *own = SSL_CTX_get0_certificate(s);
+    if (own == NULL || !tls__cert_identity(own, ctx->identity, sizeof(ctx->identity)))
+        ctx->identity[0] = '\0';
     if (SSL_CTX_check_private_key(s) != 1) {
         snprintf(err, errlen, "%s: key does not match certificate %s", opts->key_file,
                  opts->cert_file);
@@ -455,6 +461,11 @@ void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud)
 {
     ctx->on_reload = cb;
     ctx->on_reload_ud = ud;
+}
+
+const char *tls_ctx_identity(const tls_ctx *ctx)
+{
+    return ctx->identity;
 }
 
 int64_t tls_ctx_crl_next_update(const tls_ctx *ctx)
@@ -774,11 +785,33 @@ static int tls__is_identity(const char *s, size_t n)
     return 0;
 }
 
+/* The first URI SAN of cert that is an identity, into out (outlen bytes). Returns 1 when
+ * found, 0 when not. */
+static int tls__cert_identity(X509 *cert, char *out, size_t outlen)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int found = 0;
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type != GEN_URI)
+            continue;
+        const char *s = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+        int len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+        if (len > 0 && (size_t)len < outlen && tls__is_identity(s, (size_t)len)) {
+            memcpy(out, s, (size_t)len);
+            out[len] = '\0';
+            found = 1;
+        }
+    }
+    GENERAL_NAMES_free(names);
+    ERR_clear_error();
+    return found;
+}
+
 /* Sets c->peer from the first URI SAN that is an identity. Returns 0 or UV_EPERM. */
 static int tls__check_peer(tls_conn *c)
 {
     X509 *cert = SSL_get0_peer_certificate(c->ssl);
-    GENERAL_NAMES *names = NULL;
     int found = 0;
 
     if (!cert) {
@@ -790,21 +823,7 @@ static int tls__check_peer(tls_conn *c)
     snprintf(c->serial, sizeof(c->serial), "%s", hexs ? hexs : "?");
     OPENSSL_free(hexs);
     BN_free(bn);
-    names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-        if (gn->type != GEN_URI)
-            continue;
-        const char *s = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
-        int len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-        if (len > 0 && (size_t)len < sizeof(c->peer) && tls__is_identity(s, (size_t)len)) {
-            memcpy(c->peer, s, (size_t)len);
-            c->peer[len] = '\0';
-            found = 1;
-        }
-    }
-    GENERAL_NAMES_free(names);
-    ERR_clear_error();
+    found = tls__cert_identity(cert, c->peer, sizeof(c->peer));
     if (!found) {
         tls__set_error(c, "%s", "peer certificate has no identity URI SAN");
         return UV_EPERM;

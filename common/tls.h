@@ -122,6 +122,10 @@ void tls_conn_resume(tls_conn *c);
  * for the peer's. Safe to call more than once; on_close follows once. */
 void tls_conn_close(tls_conn *c);
 
+/* The identity of ctx's own certificate, from its URI SAN ("province:1"), or "" when it
+ * names none (a web certificate). A daemon checks it against its configuration at start. */
+const char *tls_ctx_identity(const tls_ctx *ctx);
+
 /* The identity from the peer certificate's URI SAN ("municipality:10703", "province:1",
  * "federal"), or NULL before on_ready (and always in HTTPS_SERVER mode). Owned by the conn. */
 const char *tls_conn_peer(const tls_conn *c);

@@ -222,6 +222,17 @@ static int open_store(outbox **ob, intake **in)
         fprintf(stderr, "municipal-node: %s\n", err);
         return -1;
     }
+    /* The store keeps the municipality it was made for: a config naming another would put
+     * another's name on this one's pages and status. */
+    if (outbox_municipality(*ob) != (uint32_t)cfg.municipality) {
+        fprintf(stderr,
+                "municipal-node: %s belongs to municipality %u, but [node] municipality is %ld "
+                "in the config\n",
+                path, outbox_municipality(*ob), cfg.municipality);
+        outbox_close(*ob);
+        *ob = NULL;
+        return -1;
+    }
     if (in && intake_open(in, *ob, bs_calendar(), err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node: %s\n", err);
         outbox_close(*ob);
@@ -860,6 +871,17 @@ static int start_tls(void)
                        cfg.crl[0] ? cfg.crl : NULL};
     if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);
+        return -1;
+    }
+    char own[32];
+    snprintf(own, sizeof(own), "municipality:%ld", cfg.municipality);
+    if (strcmp(tls_ctx_identity(tls), own) != 0) {
+        log_error("[tls] cert %s names %s, but [node] municipality is %ld: the hub would refuse "
+                  "every batch; give this node its own certificate",
+                  cfg.cert, tls_ctx_identity(tls)[0] ? tls_ctx_identity(tls) : "no identity",
+                  cfg.municipality);
+        tls_ctx_free(tls);
+        tls = NULL;
         return -1;
     }
     if (cfg.crl[0] == '\0')

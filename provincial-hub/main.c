@@ -446,6 +446,17 @@ int main(int argc, char **argv)
         log_error("TLS: %s", err);
         return 1;
     }
+    /* A hub with another province's certificate (or another province's number) took the
+     * real hub's federal session, or refused its own nodes: it does not start. */
+    char own[32];
+    snprintf(own, sizeof(own), "province:%ld", cfg.province);
+    if (strcmp(tls_ctx_identity(tls), own) != 0) {
+        log_error("[tls] cert %s names %s, but [hub] province is %ld: give this hub its "
+                  "province's certificate, or the province its certificate names",
+                  cfg.cert, tls_ctx_identity(tls)[0] ? tls_ctx_identity(tls) : "no identity",
+                  cfg.province);
+        return 2;
+    }
     directive_keyring *keys = NULL;
     if (cfg.directive_keys[0] &&
         directive_keyring_load(&keys, cfg.directive_keys, err, sizeof(err)) != 0) {
