@@ -1276,6 +1276,11 @@ int officers_start(officers **out, const officers_opts *opts, char *err, size_t 
     if (o->tokens_path[0] && access(o->tokens_path, F_OK) == 0 &&
         (rc = tokens_load(&o->tokens, o->tokens_path, err, errlen)) != 0)
         goto fail;
+    /* As a node says: without it, every officer's 401 would be the only sign. */
+    if (o->tokens_path[0] && tokens_count(o->tokens) == 0)
+        log_warn("no officers' tokens in %s yet (create one with `provincial-hub --config FILE "
+                 "token NAME`): every officer's request is refused until then",
+                 o->tokens_path);
     for (int i = 0; i < OFFICERS_LANES; i++) {
         officers_lane *l = &o->lanes[i];
         if ((rc = gaps_reader_open(opts->db_path, &l->ro, err, errlen)) != 0 ||

@@ -2,7 +2,7 @@
 import os
 import shutil
 
-from harness import BIN, ROOT, Hub, run
+from harness import BIN, ROOT, Hub, Node, run
 
 
 def test_example_configs_document_every_key_with_its_default():
@@ -164,3 +164,46 @@ def test_a_private_key_every_user_can_read_is_refused_and_a_missing_one_named(pk
     r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
             timeout=30)
     assert r.returncode != 0 and "%s: No such file or directory" % missing in r.stderr, r.stderr
+
+
+def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(pki,
+                                                                                 workdir):
+    """An attack on the demo, as its operator, started a hub with another province's
+    certificate (it took the real hub's federal session ten times a second), a hub with
+    another `province` than its certificate (it refused its own nodes), and a node whose
+    config named another municipality than its store and certificate (its pages took the
+    other's name). Each now refuses to start, naming both."""
+    hub = Hub(workdir, pki, 1).configure("[tls]\ncert = %s\nkey = %s\n"
+                                         % (pki.path("province-2.crt"),
+                                            pki.path("province-2.key")))
+    r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
+            timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "names province:2, but [hub] province is 1" in r.stderr, r.stderr
+    node = Node(workdir, pki, 10703, hub)
+    with open(node.config) as f:
+        text = f.read()
+    other = os.path.join(workdir, "other.ini")
+    with open(other, "w") as f:
+        f.write(text.replace("municipality = 10703", "municipality = 10401"))
+    r = run([os.path.join(BIN, "municipal-node"), "--config", other, "status"], check=False)
+    assert r.returncode != 0, r.stdout
+    assert "belongs to municipality 10703, but [node] municipality is 10401" in r.stderr, \
+        r.stderr
+    with open(other, "w") as f:
+        f.write(text.replace(pki.path("municipality-10703."), pki.path("municipality-10401.")))
+    r = run([os.path.join(BIN, "municipal-node"), "--config", other, "sync", "--timeout", "2"],
+            check=False, timeout=30)
+    assert r.returncode != 0, r.stdout
+    assert "names municipality:10401, but [node] municipality is 10703" in r.stderr, r.stderr
+
+
+def test_a_hub_without_officers_tokens_says_so_at_start(pki, workdir, procs):
+    """An attack on the demo, as its operator, started a hub whose tokens file was missing:
+    nothing in its log, and every officer's request answered 401. It now says so at start,
+    as a node does."""
+    hub = Hub(workdir, pki, 1).configure("[hub]\ntokens = %s\n"
+                                         % os.path.join(workdir, "no-such-tokens"))
+    procs.append(hub.start())
+    assert "no officers' tokens in %s yet" % os.path.join(workdir, "no-such-tokens") in \
+        hub.log_text(), hub.log_text()
