@@ -471,6 +471,27 @@ def test_dashboard_in_a_browser(dash):
         assert queued == set(MUNS)
         check_axe(d, "reviews")
         browser.screenshot(d, "hub-reviews-en")
+
+        def shown():
+            return d.execute_script(
+                "const s = document.getElementById('reviews-period'),"
+                " h = document.getElementById('reviews-heading');"
+                "return s && h ? [[s.value, s.options[s.selectedIndex].text], h.textContent]"
+                " : [[null, null], null]")
+        # The selector names the month whose rows are shown, with how many wait in it; a link
+        # to a month older than the list (an attack on the demo found the rows of Baishakh
+        # under a selector reading Kartik, and no way to reach Baishakh) is added to it.
+        (value, text), heading = shown()
+        assert value == LAST_P and text.endswith("(%d waiting)" % len(MUNS)), text
+        assert heading == "%s: waiting for review (%d)" % (text.split(" (")[0], len(MUNS)), heading
+        older = "BS%04d-%02d" % (LAST[0] - 2, LAST[1])
+        d.get(base + "/reviews?period=" + older)
+        browser.wait(d, lambda: shown()[0][0] == older, what="the older month selected")
+        (value, text), heading = shown()
+        assert heading.startswith(text.split(" (")[0] + ":"), (text, heading)
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("css selector", "#reviews-queue button[data-approve]"),
+                     what="the review queue again")
         d.find_element("css selector", "button[data-approve='10703']").click()
         browser.wait(d, lambda: "approved" in browser.body_text(d), what="the approval notice")
         d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")

@@ -19,11 +19,22 @@ export async function draw(main, session, nav, notice) {
   const queue = rows.filter((x) => WAITING.includes(x.state));
   const others = rows.filter((x) => !WAITING.includes(x.state) && x.state !== "other_calendar" && x.enrolled);
   const reviewer = session.role === "reviewer";
+  // The last twelve months, each with how many wait in it, and the month shown whatever it
+  // is (a link to an older one): the selector never names another month than the rows'.
+  const months = Array.from({ length: 12 }, (_, k) => addMonths(last, -k));
+  if (!months.includes(period)) months.push(period);
+  months.sort().reverse();
+  const waiting = await Promise.all(months.map(async (p) => {
+    if (p === period) return queue.length;
+    const o = await api.get(`/v1/reviews?period=${encodeURIComponent(p)}`);
+    return o.status === 200 ? o.body.rows.filter((x) => WAITING.includes(x.state)).length : 0;
+  }));
   const periodSelect = h("select", { id: "reviews-period", onchange: (e) => {
     history.replaceState({}, "", `/reviews?period=${encodeURIComponent(e.target.value)}`);
     draw(main, session, nav);
-  } }, [0, 1, 2, 3, 4, 5].map((k) => addMonths(last, -k)).map((p) =>
-    h("option", { value: p, selected: p === period }, monthName(p))));
+  } }, months.map((p, i) => h("option", { value: p, selected: p === period },
+    waiting[i] ? t("reviews.month_waiting", { month: monthName(p), n: num(waiting[i]) })
+      : monthName(p))));
 
   async function decide(row, approve, comment, errorEl) {
     const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`,
@@ -51,7 +62,8 @@ export async function draw(main, session, nav, notice) {
     const err = h("div");
     return h("div", { class: "decide" },
       h("button", { type: "button", class: "button", "data-approve": row.municipality,
-                    onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve")),
+                    onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve"),
+        h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
       h("label", { for: id }, t("reviews.comment")), comment,
       h("button", { type: "button", class: "button button-warning", "data-return": row.municipality,
                     onclick: () => {
@@ -61,7 +73,8 @@ export async function draw(main, session, nav, notice) {
                         return;
                       }
                       decide(row, false, comment.value, err);
-                    } }, t("reviews.return")),
+                    } }, t("reviews.return"),
+        h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
       err);
   }
 
@@ -85,10 +98,10 @@ export async function draw(main, session, nav, notice) {
       h("p", {}, notice.warning ? notice.text : notice)) : null,
     h("p", { class: "lead" }, t("reviews.lead")),
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
-    h("h2", {}, t("reviews.queue", { n: num(queue.length) })),
-    queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty")) :
+    h("h2", { id: "reviews-heading" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
+    queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty", { month: monthName(period) })) :
       h("div", { class: "table-wrap" }, h("table", { class: "table", id: "reviews-queue" },
-        h("caption", { class: "visually-hidden" }, t("reviews.queue", { n: num(queue.length) })),
+        h("caption", { class: "visually-hidden" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
         h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))),
           h("th", { scope: "col" }, t("reviews.decision")))),
         h("tbody", {}, queue.map((x) => row(x, true))))),
