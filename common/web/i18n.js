@@ -25,10 +25,26 @@ export function preferred() {
   return "ne";
 }
 
-async function fetchCatalogue(l) {
-  const r = await fetch(`/i18n/${l}.json`, { credentials: "same-origin" });
-  if (!r.ok) throw new Error(`catalogue ${l}: ${r.status}`);
+async function fetchJson(path) {
+  const r = await fetch(path, { credentials: "same-origin" });
+  if (!r.ok) throw new Error(`catalogue ${path}: ${r.status}`);
   return r.json();
+}
+
+// The page's own catalogue over the one every tier's pages share (/common/i18n: the words
+// of the records' values, "v.sex.FEMALE", said alike at the node, the hub and the nation).
+async function fetchCatalogue(l) {
+  const [shared, own] = await Promise.all([fetchJson(`/common/i18n/${l}.json`),
+                                           fetchJson(`/i18n/${l}.json`)]);
+  return Object.assign(shared, own);
+}
+
+// A value of a record as the page's language says it: key of dimension dim ("sex",
+// "owner_sex", "service_type", "age_band") as the catalogue words it, else as it is.
+export function valueName(dim, key) {
+  const base = dim.replace(/^owner_/, "").replace(/^service_type$/, "service");
+  if (has(`v.${base}.${key}`)) return t(`v.${base}.${key}`);
+  return key === "UNKNOWN" && has("v.UNKNOWN") ? t("v.UNKNOWN") : key;
 }
 
 export async function load(l) {

@@ -182,13 +182,34 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     # The breakdown by sex across provinces equals the API's by=province,sex.
     st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&by=province,sex" % (CODE, PERIOD),
                               env.tokens["ministry"])
-    want = {a["area"]["name"]: {r["sex"]: r["value"] for r in a["rows"]} for a in body["answers"]}
-    got = d.execute_script("""
+    # The categories in words (an attack on the demo found FEMALE, 0_14 and BRAHMIN_CHHETRI
+    # in the tables and legends of both languages); the CSV keeps the codes.
+    words = {"FEMALE": "Female", "MALE": "Male", "OTHER": "Other", "UNKNOWN": "Not known"}
+    want = {a["area"]["name"]: {words[r["sex"]]: r["value"] for r in a["rows"]}
+            for a in body["answers"]}
+    breakdown = """
       const head = [...document.querySelectorAll('#fig-breakdown-table thead th')].map(th => th.textContent);
       return [...document.querySelectorAll('#fig-breakdown-table tbody tr')].map(tr =>
         [tr.children[0].textContent, Object.fromEntries([...tr.children].slice(1, -1).map((td, i) =>
-          [head[i + 1], Number(td.dataset.value)]))]);""")
+          [head[i + 1], Number(td.dataset.value)]))]);"""
+    got = d.execute_script(breakdown)
     assert dict(got) == want
+    legend = d.execute_script("return Chart.getChart('fig-breakdown-chart').data.datasets"
+                              ".map(s => s.label)")
+    assert legend and set(legend) <= set(words.values()), legend
+    d.execute_script("localStorage.setItem('lang', 'ne')")
+    d.refresh()
+    browser.wait(d, lambda: d.execute_script(
+        "return document.querySelectorAll('#fig-breakdown-table thead th').length") > 2,
+        what="the breakdown in Nepali")
+    head = d.execute_script("return [...document.querySelectorAll('#fig-breakdown-table thead th')]"
+                            ".map(th => th.textContent)")
+    assert "महिला" in head and "पुरुष" in head and "FEMALE" not in head, head
+    d.execute_script("localStorage.setItem('lang', 'en')")
+    d.refresh()
+    browser.wait(d, lambda: d.execute_script(
+        "return document.querySelectorAll('#fig-breakdown-table thead th').length") > 2,
+        what="the breakdown in English again")
     # The trend (months of the period's year, nationally) equals the API's series.
     st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&series=month" % (CODE, PERIOD[:4]),
                               env.tokens["ministry"])

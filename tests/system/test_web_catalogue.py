@@ -1,4 +1,5 @@
-"""The workspace's two catalogues (municipal-node/web/i18n/en.json and ne.json, issue 15),
+"""The workspace's two catalogues (municipal-node/web/i18n/en.json and ne.json, issue 15,
+over common/web/i18n's words of the records' values),
 read as files, no browser: the same keys in both, each Nepali text in Devanagari, the same
 placeholders; every key a page names, and every error code the node sends (FIELD_CODES of
 municipal-node/field.h, and each code its C sources give), has its words in both. A missing
@@ -16,8 +17,14 @@ SAME = {"lang.en", "v.programme.M4SD", "v.programme.RERP"}
 
 
 def catalogue(lang):
+    """The node's catalogue over the one every tier's pages share (common/web/i18n), as
+    common/web/i18n.js merges them."""
+    with open(os.path.join(ROOT, "common", "web", "i18n", lang + ".json"),
+              encoding="utf-8") as f:
+        words = json.load(f)
     with open(os.path.join(WEB, "i18n", lang + ".json"), encoding="utf-8") as f:
-        return json.load(f)
+        words.update(json.load(f))
+    return words
 
 
 def sources():

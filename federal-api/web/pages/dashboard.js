@@ -3,7 +3,7 @@
 // grouping across provinces; and the approval coverage and reporting completeness of each
 // province. The choices live in the address, so that a view can be bookmarked and shared.
 import { h, replace, newId } from "/common/dom.js";
-import { t, has } from "/common/i18n.js";
+import { t, has, valueName } from "/common/i18n.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
 import { areaFigures, errorBox, get, query, valueOf, areaName } from "../views.js";
@@ -92,11 +92,14 @@ async function breakdownFigure(s, title) {
     id: "fig-breakdown",
     title: t("fig.breakdown", { indicator: title, grouping: groupingName(s.grouping),
                                 period: s.period }),
-    head: [t("col.area"), ...keys, t("col.total")], csvHead: ["area", ...keys, "total"],
+    // The page says each category in its language; the CSV keeps the API's codes.
+    head: [t("col.area"), ...keys.map((k) => valueName(s.grouping, k)), t("col.total")],
+    csvHead: ["area", ...keys, "total"],
     rows, numeric: keys.map((_, i) => i + 1).concat([keys.length + 1]),
     file: `${s.indicator}-${level}-${s.grouping}-${s.period}`,
     chart: { labels: rows.map((r) => r[0]), stacked: true,
-             datasets: used.map((k) => ({ label: k, data: answers.map((a) => valueAt(a, k)) })) },
+             datasets: used.map((k) => ({ label: valueName(s.grouping, k),
+                                          data: answers.map((a) => valueAt(a, k)) })) },
   });
 }
 

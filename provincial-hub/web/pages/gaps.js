@@ -2,7 +2,7 @@
 // sortable and filterable, downloadable as CSV; then the services unavailable by type and the
 // directive targets against their actuals, both read from the same rows.
 import { h, replace } from "/common/dom.js";
-import { t, num } from "/common/i18n.js";
+import { t, num, valueName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { sortableTable, figure, monthName, periodName, previousFiscalYear,
          provinceName } from "/pages/util.js";
@@ -106,7 +106,7 @@ function unavailableSection(rows) {
           h("th", { scope: "col", class: "num" }, t("unavailable.reports")),
           h("th", { scope: "col" }, t("unavailable.where")))),
         h("tbody", {}, list.map(([type, e]) => h("tr", {},
-          h("th", { scope: "row" }, t(`service.${type}`)),
+          h("th", { scope: "row" }, valueName("service_type", type)),
           h("td", { class: "num" }, num(e.n)),
           h("td", {}, e.where.join(", "))))))));
 }
