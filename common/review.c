@@ -61,7 +61,9 @@ int review_parse_month(const char *period, int *bs, int32_t *ym)
 int review_comment_ok(const char *text, size_t len, char *why, size_t whylen)
 {
     if (len > REVIEW_COMMENT_MAX) {
-        snprintf(why, whylen, "comment is %zu bytes; at most %d are kept", len, REVIEW_COMMENT_MAX);
+        snprintf(why, whylen,
+                 "comment is %zu bytes; at most %d are taken (about 330 letters in Devanagari)",
+                 len, REVIEW_COMMENT_MAX);
         return REINT_ETOOBIG;
     }
     if (!utf8_valid(text, len)) {

@@ -74,7 +74,9 @@ export function figure(o) {
     "aria-label": t("chart.label", { title: o.title }) }) : null;
   const csv = h("button", { type: "button", class: "button button-secondary", id: `${o.id}-csv`,
     "aria-label": t("download.of", { what: "CSV", figure: o.title }),
-    onclick: () => download(`${o.file}.csv`, new Blob([csvText(o.csvHead || o.head, o.rows)],
+    // A byte order mark first: Excel on Windows, the offices' spreadsheet, reads a CSV without
+    // one in the machine's old code page, and the Nepali names come out garbled.
+    onclick: () => download(`${o.file}.csv`, new Blob(["\ufeff", csvText(o.csvHead || o.head, o.rows)],
       { type: "text/csv;charset=utf-8" })) }, t("download.csv"));
   const png = canvas ? h("button", { type: "button", class: "button button-secondary",
     id: `${o.id}-png`, "aria-label": t("download.of", { what: "PNG", figure: o.title }),

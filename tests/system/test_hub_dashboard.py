@@ -494,6 +494,16 @@ def test_dashboard_in_a_browser(dash):
                      what="the review queue again")
         d.find_element("css selector", "button[data-approve='10703']").click()
         browser.wait(d, lambda: "approved" in browser.body_text(d), what="the approval notice")
+        # A comment past the protocol's 1,000 bytes (400 Devanagari letters) is stopped at the
+        # page, in the page's words, and nothing is sent (an attack on the demo got the API's
+        # English, counting bytes).
+        d.find_element("id", "comment-10401").send_keys("क" * 400)
+        d.find_element("css selector", "button[data-return='10401']").click()
+        browser.wait(d, lambda: "The comment is too long" in browser.body_text(d),
+                     what="the comment refused at the page")
+        assert {r["municipality"]: r for r in dash.api.get(
+            "/v1/reviews", tok, period=LAST_P)["rows"]}[10401]["state"] != "returned"
+        d.find_element("id", "comment-10401").clear()
         d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),

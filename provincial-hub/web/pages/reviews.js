@@ -8,6 +8,7 @@ import { api } from "/common/api.js";
 import { addMonths, monthName } from "/pages/util.js";
 
 const WAITING = ["closed", "changed"];
+const COMMENT_MAX = 1000; /* bytes of UTF-8, as common/review.h keeps */
 
 export async function draw(main, session, nav, notice) {
   const params = new URLSearchParams(location.search);
@@ -69,6 +70,12 @@ export async function draw(main, session, nav, notice) {
                     onclick: () => {
                       if (!comment.value.trim()) {
                         replace(err, h("p", { class: "error-message", role: "alert" }, t("reviews.comment_needed")));
+                        comment.focus();
+                        return;
+                      }
+                      // The protocol keeps 1,000 bytes: about 330 Devanagari letters.
+                      if (new TextEncoder().encode(comment.value).length > COMMENT_MAX) {
+                        replace(err, h("p", { class: "error-message", role: "alert" }, t("reviews.comment_too_long")));
                         comment.focus();
                         return;
                       }
