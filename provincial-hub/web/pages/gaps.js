@@ -23,7 +23,9 @@ export async function draw(main, session) {
     { key: "enrolled", label: t("gaps.enrolled"), value: (x) => (x.enrolled ? 1 : 0),
       cell: (x) => (x.enrolled ? t("yes") : t("no")) },
     { key: "last_sync_age_days", label: t("gaps.last_sync"), num: true,
-      cell: (x) => (x.last_sync_age_days === null ? t("value.never") : t("gaps.days", { n: num(x.last_sync_age_days) })) },
+      cell: (x) => (x.last_sync_age_days === null ? t("value.never")
+        : x.last_sync_age_days === 0 ? t("gaps.today") : x.last_sync_age_days === 1 ? t("gaps.yesterday")
+          : t("gaps.days", { n: num(x.last_sync_age_days) })) },
     { key: "month_closed", label: t("gaps.month_closed"), value: (x) => (x.month_closed ? 1 : 0),
       // Which month: a municipality's own calendar decides it (a BS month, or a Gregorian one).
       cell: (x) => [x.month ? h("span", { class: "month" }, monthName(x.month), ": ") : null,
