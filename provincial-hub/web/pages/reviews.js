@@ -90,14 +90,15 @@ export async function draw(main, session, nav, notice) {
   function row(x, withActions) {
     return h("tr", { "data-code": x.municipality },
       h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
-      h("td", {}, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
+      // data-label: on a phone the rows stand as cards, each figure under its name.
+      h("td", { "data-label": t(head[1]) }, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
         x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
-      h("td", {}, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
-      h("td", { class: "num" }, num(x.records)),
-      h("td", { class: "num" }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
-      h("td", { class: "num" }, num(x.referrals_pending)),
-      h("td", { class: "num" }, num(x.services_unavailable)),
-      withActions ? h("td", {}, actions(x)) : null);
+      h("td", { "data-label": t(head[2]) }, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
+      h("td", { class: "num", "data-label": t(head[3]) }, num(x.records)),
+      h("td", { class: "num", "data-label": t(head[4]) }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
+      h("td", { class: "num", "data-label": t(head[5]) }, num(x.referrals_pending)),
+      h("td", { class: "num", "data-label": t(head[6]) }, num(x.services_unavailable)),
+      withActions ? h("td", { class: "decision" }, actions(x)) : null);
   }
   replace(main,
     h("h1", {}, t("reviews.title")),
@@ -107,14 +108,14 @@ export async function draw(main, session, nav, notice) {
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
     h("h2", { id: "reviews-heading" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
     queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty", { month: monthName(period) })) :
-      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "reviews-queue" },
+      h("div", { class: "table-wrap" }, h("table", { class: "table review-table", id: "reviews-queue" },
         h("caption", { class: "visually-hidden" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
         h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))),
           h("th", { scope: "col" }, t("reviews.decision")))),
         h("tbody", {}, queue.map((x) => row(x, true))))),
     h("h2", {}, t("reviews.others")),
     others.length === 0 ? h("p", {}, t("reviews.no_others")) :
-      h("div", { class: "table-wrap" }, h("table", { class: "table", id: "reviews-others" },
+      h("div", { class: "table-wrap" }, h("table", { class: "table review-table", id: "reviews-others" },
         h("caption", { class: "visually-hidden" }, t("reviews.others")),
         h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))))),
         h("tbody", {}, others.map((x) => row(x, false))))));
