@@ -25,15 +25,16 @@
 /* Room one row may take in the arena: its trimmed values, then its local fields. */
 #define ICHUNK_ROW_ROOM (2 * FIELD_SCRATCH_MAX + LOCALROW_OVERHEAD * FIELD_MAX)
 
-/* The keys of the file's rows read so far, so that a line whose key an earlier line gave is
- * refused: it would replace the earlier one unseen, and a second run of the file, finding
- * the earlier line unchanged, would keep the later. Each key is the first 8 bytes of its
- * record id (a keyed hash, so uniform; 0 stands for 1), in open-addressed tables of 2^20
- * slots (8 MiB), each filled to 4/5 before the next is started, calloc'd so that a small
- * file touches few of their pages: about 10 bytes a row. Two keys sharing 64 bits (about 3
- * in 10^8 for a file of 1,000,000 rows) would have the later refused. Availability rows are
- * not keyed by an id (service and provider), and a later line of the same pair is taken as
- * the newer state. */
+/* The keys of the file's rows stored so far (or found unchanged), so that a line whose key
+ * an earlier line of the file gave is refused: it would replace the earlier one unseen, and
+ * a second run of the file, finding the earlier line unchanged, would keep the later. A line
+ * refused is not counted, so a corrected line further down is taken. Each key is the first 8
+ * bytes of its record id (a keyed hash, so uniform; 0 stands for 1), in open-addressed tables
+ * of 2^20 slots (8 MiB), each filled to 4/5 before the next is started, calloc'd so that a
+ * small file touches few of their pages: about 10 bytes a row. Two keys sharing 64 bits
+ * (about 3 in 10^8 for a file of 1,000,000 rows) would have the later refused. Availability
+ * rows are not keyed by an id (service and provider), and a later line of the same pair is
+ * taken as the newer state. */
 #define IKEYS_BITS   20
 #define IKEYS_TABLES 64 /* 53 million rows */
 
@@ -75,7 +76,7 @@ typedef struct ipipe {
     const int *map;
     size_t nh;
     outbox_idkey *ids; /* the reader's copy of the store's id key */
-    ikeys keys;        /* the reader's: ids of the rows read */
+    ikeys keys;        /* the writer's: ids of the rows stored (or found unchanged) */
     ichunk *chunk[ICHUNKS];
     int full[ICHUNKS];
     size_t fill, take; /* next chunk to fill (reader) and to take (writer), modulo ICHUNKS */
@@ -89,17 +90,30 @@ typedef struct ipipe {
 
 /* ---- the keys read ---------------------------------------------------------------------- */
 
-/* 1 when id's key was added before, 0 when it is added now, or REINT_ENOMEM. */
-static int ikeys_add(ikeys *k, const uint8_t id[16])
+static uint64_t ikeys__key(const uint8_t id[16])
 {
-    const size_t mask = ((size_t)1 << IKEYS_BITS) - 1;
     uint64_t key;
     memcpy(&key, id, sizeof(key));
-    key += key == 0;
+    return key + (key == 0);
+}
+
+/* Whether id's key was put before. */
+static int ikeys_has(const ikeys *k, const uint8_t id[16])
+{
+    const size_t mask = ((size_t)1 << IKEYS_BITS) - 1;
+    uint64_t key = ikeys__key(id);
     for (size_t i = 0; i < k->n; i++)
         for (size_t j = (size_t)key & mask; k->t[i][j]; j = (j + 1) & mask)
             if (k->t[i][j] == key)
                 return 1;
+    return 0;
+}
+
+/* Puts id's key (not put before). Returns 0 or REINT_ENOMEM. */
+static int ikeys_put(ikeys *k, const uint8_t id[16])
+{
+    const size_t mask = ((size_t)1 << IKEYS_BITS) - 1;
+    uint64_t key = ikeys__key(id);
     if (k->n == 0 || k->used >= (mask + 1) / 5 * 4) {
         if (k->n == IKEYS_TABLES || (k->t[k->n] = calloc(mask + 1, sizeof(uint64_t))) == NULL)
             return REINT_ENOMEM;
@@ -264,6 +278,7 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
         islot *sl = &c->slot[c->n];
         sl->line = csv_line(p->r);
         sl->refused = 0;
+        sl->has_id = 0;
         sl->errs = NULL;
         sl->row_len = 0;
         errs.n = errs.dropped = 0;
@@ -335,22 +350,6 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
                     const field_value *lid = &sl->v[0];
                     sl->has_id = p->kind != INTAKE_AVAILABILITY && lid->ok && lid->s &&
                                  outbox_idkey_id(p->ids, p->kind, lid->s, lid->len, sl->id) == 0;
-                    int seen = sl->has_id ? ikeys_add(&p->keys, sl->id) : 0;
-                    if (seen < 0) {
-                        c->rc = REINT_ENOMEM;
-                        c->rc_line = sl->line;
-                        c->last = 1;
-                        break;
-                    }
-                    if (seen) {
-                        char q[80];
-                        field_errors_add_code(&errs, field_columns(p->kind)[0], "repeated_in_file",
-                                              NULL,
-                                              "%s is also on an earlier line of this file: this "
-                                              "line is not imported",
-                                              field_quote(q, sizeof(q), lid->s, lid->len));
-                        sl->refused = 1;
-                    }
                 }
             }
         }
@@ -583,11 +582,27 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                 memcpy(&errs, sl->errs, sizeof(errs));
             if (sl->refused) {
                 rc = REINT_EINVAL;
+            } else if (!sl->errs && sl->has_id && ikeys_has(&p->keys, sl->id)) {
+                char q[80];
+                field_errors_add_code(&errs, field_columns(kind)[0], "repeated_in_file", NULL,
+                                      "%s was taken from an earlier line of this file: this "
+                                      "line is not imported",
+                                      field_quote(q, sizeof(q), sl->v[0].s, sl->v[0].len));
+                rc = REINT_EINVAL;
             } else {
                 intake_result res;
                 rc = intake_apply_checked(
                     in, kind, sl->v, sl->errs ? NULL : (const uint8_t *)c->arena + sl->row_off,
                     sl->row_len, sl->has_id ? sl->id : NULL, clerk, &errs, &res);
+                if (rc == 0 && sl->has_id && ikeys_put(&p->keys, sl->id) != 0) {
+                    rc = REINT_ENOMEM;
+                    if (errors_out)
+                        fprintf(errors_out,
+                                "%s line %ld: out of memory; the rows since the last "
+                                "commit are not imported\n",
+                                base, sl->line);
+                    goto out;
+                }
                 if (rc == 0) {
                     if (res.changed == INTAKE_INSERTED)
                         st->inserted++;
@@ -669,10 +684,8 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
 out:
     if (in_txn) {
         outbox_rollback(ob);
-        /* What the rolled-back rows were counted as is not stored: the counts say what is. */
-        st->inserted = stored.inserted;
-        st->updated = stored.updated;
-        st->unchanged = stored.unchanged;
+        /* The rolled-back rows are not stored: the counts say what was committed. */
+        *st = stored;
     }
     import__pipe_stop(p, started);
     csv_close(r);

@@ -26,7 +26,7 @@ typedef struct import_stats {
  * line per field error; good rows are committed. With progress set, a progress bar is drawn
  * on stderr. The change is recorded under the clerk "import:<file name>" plus ":$USER" when
  * set. Must be called outside a transaction. st (may be NULL) gets the counts, also when the
- * import stops early (then inserted, updated and unchanged count the rows committed). Returns 0
+ * import stops early (then the counts are those of the last commit). Returns 0
  * when the file was read to its end (refused rows included: see st->refused), REINT_EINVAL for a
  * bad header or kind (nothing imported), REINT_EIO when the file cannot be read (rows committed
  * before that stay), REINT_ENOMEM, or a store code (rows committed before the failing batch stay);

@@ -781,7 +781,7 @@ static void test_long_file_reports_bad_rows_in_order_across_chunks(void **state)
     assert_int_equal(st.refused, 6); /* lines 998, 1995, 2992, 3989, 4986, and 4001 */
     assert_int_equal(st.updated, 0);
     assert_int_equal(st.inserted, n - 6);
-    assert_non_null(strstr(errs, "persons.csv line 4001: local_id \"P-10\" is also on an "
+    assert_non_null(strstr(errs, "persons.csv line 4001: local_id \"P-10\" was taken from an "
                                  "earlier line of this file: this line is not imported\n"));
     const char *at = errs;
     for (int i = 997; i <= n; i += 997) {
