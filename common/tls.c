@@ -57,8 +57,10 @@ struct tls_ctx {
     char *ca_file;
     char *crl_file;
     int64_t crl_next_update;
-    int64_t crl_this_update;     /* the newest lastUpdate of the CRLs in use (epoch s) */
-    char identity[32];           /* of its own certificate ("province:1"), or "" */
+    int64_t crl_this_update; /* the newest lastUpdate of the CRLs in use (epoch s) */
+    char identity[32];       /* of its own certificate ("province:1"), or "" */
+    uint8_t *crl_pem;        /* the CRL file's bytes the store was built from */
+    size_t crl_pem_len;
     void (*on_reload)(void *ud); /* after every successful CRL reload */
     void *on_reload_ud;
 };
@@ -163,7 +165,8 @@ static X509_CRL *tls__read_crl(const char *path)
  * revocation checking on. Each CRL must be signed by one of the CAs, so a stray file cannot
  * switch revocation off or make every peer fail. The caller owns *out. */
 static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_update,
-                            int64_t *this_update, char *err, size_t errlen)
+                            int64_t *this_update, uint8_t **pem, size_t *pem_len, char *err,
+                            size_t errlen)
 {
     X509_STORE *store = NULL;
     STACK_OF(X509) *cas = NULL;
@@ -205,11 +208,17 @@ static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_
 
     if (ctx->crl_file) {
         int ncrl = 0;
-        errno = 0;
-        bio = BIO_new_file(ctx->crl_file, "r");
+        /* Read once, parsed from memory: the bytes kept are those the store was built from
+         * (tls_ctx_reload_crl puts them back over an older file). */
+        char ferr[300];
+        if (fs_read_all(ctx->crl_file, TLS_CRL_MAX, pem, pem_len, ferr, sizeof(ferr)) != 0) {
+            snprintf(err, errlen, "[tls] crl: %s", ferr);
+            goto fail;
+        }
+        bio = BIO_new_mem_buf(*pem, (int)*pem_len);
         if (!bio) {
-            rc = errno ? -errno : UV_EINVAL;
-            snprintf(err, errlen, "crl_file %s: %s", ctx->crl_file, strerror(errno));
+            rc = UV_ENOMEM;
+            snprintf(err, errlen, "out of memory reading %s", ctx->crl_file);
             goto fail;
         }
         while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
@@ -252,6 +261,11 @@ static int tls__build_store(const tls_ctx *ctx, X509_STORE **out, int64_t *next_
     *next_update = earliest;
     *this_update = newest;
 fail:
+    if (rc != 0 && pem) {
+        free(*pem);
+        *pem = NULL;
+        *pem_len = 0;
+    }
     X509_CRL_free(crl);
     BIO_free(bio);
     sk_X509_pop_free(cas, X509_free);
@@ -313,8 +327,8 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
             goto fail;
         }
         X509_STORE *store = NULL;
-        rc = tls__build_store(ctx, &store, &ctx->crl_next_update, &ctx->crl_this_update, err,
-                              errlen);
+        rc = tls__build_store(ctx, &store, &ctx->crl_next_update, &ctx->crl_this_update,
+                              &ctx->crl_pem, &ctx->crl_pem_len, err, errlen);
         if (rc < 0)
             goto fail;
         SSL_CTX_set_cert_store(s, store);
@@ -394,19 +408,31 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen)
     if (!ctx->crl_file || ctx->mode == TLS_MODE_HTTPS_SERVER)
         return 0;
     int64_t this_update = 0;
-    int rc = tls__build_store(ctx, &store, &next_update, &this_update, err, errlen);
+    uint8_t *pem = NULL;
+    size_t pem_len = 0;
+    int rc = tls__build_store(ctx, &store, &next_update, &this_update, &pem, &pem_len, err, errlen);
     if (rc < 0)
         return rc;
     /* An older CRL (yesterday's copy from a backup, another directory's) would lift every
-     * revocation made since: it is refused, and the one in use kept. */
+     * revocation made since: it is refused, and the file put back as it was, so that a
+     * restart or the CRL sent down to the nodes does not take it either. */
     if (this_update < ctx->crl_this_update) {
+        char werr[300] = "";
         X509_STORE_free(store);
+        free(pem);
+        int put_back = ctx->crl_pem && fs_write_atomic(ctx->crl_file, ctx->crl_pem,
+                                                       ctx->crl_pem_len, werr, sizeof(werr)) == 0;
         snprintf(err, errlen,
                  "crl_file %s: this CRL was issued before the one in use (%lld s earlier); an "
-                 "older CRL would lift the revocations made since",
-                 ctx->crl_file, (long long)(ctx->crl_this_update - this_update));
+                 "older CRL would lift the revocations made since: %s%s",
+                 ctx->crl_file, (long long)(ctx->crl_this_update - this_update),
+                 put_back ? "the file is put back as it was" : "the file could not be put back: ",
+                 put_back ? "" : werr);
         return UV_EINVAL;
     }
+    free(ctx->crl_pem);
+    ctx->crl_pem = pem;
+    ctx->crl_pem_len = pem_len;
     /* Frees the old store; handshakes in progress look the store up again when they verify,
      * and nothing else keeps a pointer to it. */
     SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
@@ -480,6 +506,7 @@ void tls_ctx_free(tls_ctx *ctx)
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx->ca_file);
     free(ctx->crl_file);
+    free(ctx->crl_pem);
     free(ctx);
 }
 

@@ -73,10 +73,16 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
 
     # The CRL from before the revocation, copied back (from a backup, another directory) is
     # refused: an attack on the demo found it taken, and the node let back in.
+    with open(own_pki.path("crl.pem"), "rb") as f:
+        newer = f.read()
     shutil.copy(older, own_pki.path("crl.pem.new"))
     os.rename(own_pki.path("crl.pem.new"), own_pki.path("crl.pem"))
     wait_for(lambda: "issued before the one in use" in hub.log_text(), 10,
              "the older CRL refused")
+    # And the file put back as it was, so that a restart does not take the older one either.
+    assert "the file is put back as it was" in hub.log_text()
+    with open(own_pki.path("crl.pem"), "rb") as f:
+        assert f.read() == newer
     time.sleep(3)
     assert len(hub.records(10703)) == 20
     assert hub.metrics()["hub_sessions_total"] == sessions
