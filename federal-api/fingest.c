@@ -221,11 +221,17 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
                  s->municipality, s->period);
         goto refuse;
     }
-    /* Test hook: a snapshot refused, as one of a catalogue this tier does not know is. */
-    if (s->n_cells > fi->o.max_cells || testhook_fire("ingest_refuse_snapshot")) {
+    if (s->n_cells > fi->o.max_cells) {
         snprintf(field, sizeof(field), "snapshots[%zu].cells", index);
         snprintf(why, sizeof(why), "municipality %u period %s: %zu cells, more than %zu",
                  s->municipality, s->period, s->n_cells, fi->o.max_cells);
+        goto refuse;
+    }
+    /* Test hook: a snapshot refused, as one of a catalogue this tier does not know is. */
+    if (testhook_fire("ingest_refuse_snapshot")) {
+        snprintf(field, sizeof(field), "snapshots[%zu]", index);
+        snprintf(why, sizeof(why), "municipality %u period %s: refused by a test fault",
+                 s->municipality, s->period);
         goto refuse;
     }
     refs = s->n_cells ? calloc(s->n_cells, sizeof(*refs)) : NULL;

@@ -1039,7 +1039,9 @@ static int settled(void *ud)
 {
     uint64_t through = 0;
     if (months_position(outbox_db(ud), &through) != 0) {
-        log_error("sync: the review position is not read; the hub's changes may not be stored");
+        static int said;
+        if (!said++)
+            log_error("sync: the review position is not read; the hub's changes may not be stored");
         return 0;
     }
     return through >= reviews_offered;
