@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -79,4 +80,60 @@ int fs_write_atomic(const char *path, const void *data, size_t len, char *err, s
         close(dfd);
     }
     return 0;
+}
+
+/* The pid written in the lock file, or 0. */
+static long fs__lock_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+int fs_lock_pidfile(const char *path, int *fd, long *holder, char *err, size_t errlen)
+{
+    *fd = -1;
+    *holder = 0;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return REINT_EIO;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        *holder = fs__lock_pid(f);
+        close(f);
+        if (e == EWOULDBLOCK)
+            return REINT_EEXIST;
+        snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+        return REINT_EIO;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        close(f);
+        return REINT_EIO;
+    }
+    *fd = f;
+    return 0;
+}
+
+int fs_lock_held(const char *path, long *holder)
+{
+    *holder = 0;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return 0;
+    int held = 0;
+    if (flock(f, LOCK_SH | LOCK_NB) != 0) {
+        held = errno == EWOULDBLOCK;
+        if (held)
+            *holder = fs__lock_pid(f);
+    }
+    close(f);
+    return held;
 }

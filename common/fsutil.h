@@ -13,4 +13,13 @@ int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *
  * or REINT_EIO with err set. */
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
+/* The lock a daemon holds on its store for as long as it runs, in the file path (made 0600,
+ * holding the daemon's pid): 0 with *fd kept open (the lock goes with the process), or
+ * REINT_EEXIST with *holder the pid of the process that holds it (0 when unknown), or
+ * REINT_EIO with err set. */
+int fs_lock_pidfile(const char *path, int *fd, long *holder, char *err, size_t errlen);
+/* Whether a process holds path's lock now: 1 with *holder its pid (0 when unknown), 0 when
+ * none does (or the file is not there). */
+int fs_lock_held(const char *path, long *holder);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "fsutil.h"
 #include "geo.h"
 #include "http.h"
 #include "ingest.h"
@@ -435,6 +436,24 @@ int main(int argc, char **argv)
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
         return 1;
+    }
+    /* One hub a store: a second on the same hub.db (a manual start beside systemd) fought
+     * the first for the federal session. The lock goes with the process. */
+    {
+        char lock[CONFIG_STR_MAX + 16];
+        int lock_fd;
+        long holder = 0;
+        snprintf(lock, sizeof(lock), "%s/hub.lock", cfg.data_dir);
+        rc = fs_lock_pidfile(lock, &lock_fd, &holder, err, sizeof(err));
+        if (rc == REINT_EEXIST) {
+            log_error("another provincial-hub runs on %s (pid %ld): stop it first", cfg.data_dir,
+                      holder);
+            return 1;
+        }
+        if (rc != 0) {
+            log_error("%s", err);
+            return 1;
+        }
     }
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();

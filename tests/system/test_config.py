@@ -109,6 +109,11 @@ def test_node_init_writes_its_config_whole_or_initialises_nothing(tmp_path):
     assert "initialised Dhankuta Municipality (10703)" in r.stdout, r.stdout
     text = (d / "node.ini").read_text()
     assert "[node]" in text and "municipality = 10703" in text and "[directives]" in text, text
+    # The clerks' tokens file beside the store: `token` works at once.
+    assert "\ntokens = %s/tokens\n" % d in text, text
+    r = run([os.path.join(BIN, "municipal-node"), "--config", str(d / "node.ini"), "token",
+             "clerk1"])
+    assert len(r.stdout.strip()) >= 32 and (d / "tokens").exists(), r.stdout
     r = run(args, check=False)
     assert r.returncode != 0 and "already exists" in r.stderr, r.stderr
 

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -20,7 +21,7 @@ import nodegen
 import openapi
 from gen import (CATEGORIES, PERSON_COLS, SERVICE_COLS, SEXES, TODAY, Caseload, nepal_today,
                  utc_evening_clock)
-from harness import Hub, Node, free_port, scrape, wait_for
+from harness import BIN, Hub, Node, free_port, scrape, wait_for
 from spine import check_hub_matches
 
 KIND = {"person": 1, "service": 2, "enterprise": 3, "availability": 4, "month_close": 5}
@@ -1210,3 +1211,27 @@ def test_import_exit_codes(pki, workdir, procs):
     assert r.returncode == 2
     r = node.import_csv("persons", os.path.join(workdir, "missing.csv"), check=False)
     assert r.returncode == 1 and "missing.csv" in r.stderr
+
+
+def test_one_serve_a_store_and_status_says_whether_it_runs(pki, workdir, procs):
+    """An attack on the demo, as its operator, started a second `serve` on a node's store
+    beside the first (a manual start beside systemd): the two replaced each other's session
+    at the hub about 16 times a second, logged at info; and `status` said "hub reachable"
+    with serve stopped. serve now holds a lock on its store, and status reads it."""
+    hub, node, token = serving(workdir, pki, procs)
+    st = node.status()
+    assert st["serve_running"] is True and st["serve_pid"] == node.server.proc.pid, st
+    assert "serve           running (pid %d)" % node.server.proc.pid in node.cli("status").stdout
+    r = subprocess.run([os.path.join(BIN, "municipal-node"), "--config", node.config, "serve"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, r.stdout
+    assert "another `municipal-node serve` runs on %s (pid %d)" % (node.dir, node.server.proc.pid) \
+        in r.stderr, r.stderr
+    node.server.stop()
+    st = node.status()
+    assert st["serve_running"] is False and st["serve_pid"] is None, st
+    assert "serve           NOT RUNNING" in node.cli("status").stdout
+    # A hub the same: one a store.
+    r = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "another provincial-hub runs on" in r.stderr, r.stderr
