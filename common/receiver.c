@@ -479,12 +479,20 @@ static void receiver__on_ready(wire *w, void *ud)
 
 static void receiver__on_close(wire *w, int status, void *ud)
 {
-    (void)w;
     receiver_peer *p = ud;
     receiver *rx = p->rx;
-    if (status != 0 && status != UV_EOF)
+    /* A certificate refused at the handshake (revoked, of another CA, expired) says so: a
+     * revoked node's reconnects were logged as a bare "protocol error" with no address. */
+    const char *tls_why = wire_tls_error(w);
+    if (!p->identified && status != 0 && status != UV_EOF && tls_why && tls_why[0] &&
+        strstr(tls_why, "certificate") != NULL) {
+        rx->m.handshakes_refused++;
+        log_security("peer (%s): its certificate was refused at the handshake: %s",
+                     receiver_peer_addr(p), tls_why);
+    } else if (status != 0 && status != UV_EOF) {
         log_info("%s: connection closed: %s", p->identified ? rx->what : "peer",
                  uv_strerror(status));
+    }
     p->dead = 1;
     for (receiver_peer **pp = &rx->peers; *pp; pp = &(*pp)->next) {
         if (*pp == p) {

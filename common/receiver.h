@@ -96,7 +96,8 @@ typedef struct receiver_opts {
 typedef struct receiver_metrics {
     uint64_t connections, sessions, protocol_errors, security_events, version_refusals;
     uint64_t clock_refusals, conns_refused, sessions_aged, revoked_closed;
-    uint64_t sessions_replaced; /* a newer session of the same identity took over */
+    uint64_t sessions_replaced;  /* a newer session of the same identity took over */
+    uint64_t handshakes_refused; /* a certificate refused (revoked, of another CA, expired) */
     int connected;
 } receiver_metrics;
 

@@ -118,6 +118,10 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *sr
         METRIC_C("federal_ingest_sessions_revoked_total",
                  "Hub sessions closed because a CRL reload revoked their certificate.",
                  im.rx.revoked_closed),
+        METRIC_C("federal_ingest_handshakes_refused_total",
+                 "Hub connections whose certificate was refused (revoked, of another CA, "
+                 "expired), each logged as a SECURITY line with its address.",
+                 im.rx.handshakes_refused),
         METRIC_C("federal_ingest_sessions_aged_total",
                  "Hub sessions closed at their maximum age (the hub handshakes again).",
                  im.rx.sessions_aged),

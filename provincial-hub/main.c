@@ -233,6 +233,10 @@ static void on_http(http_req *r, void *ud)
                      m.rx.sessions_aged),
             METRIC_C("hub_connections_refused_total",
                      "Connections refused over the sync port's caps.", m.rx.conns_refused),
+            METRIC_C("hub_handshakes_refused_total",
+                     "Connections whose certificate was refused (revoked, of another CA, "
+                     "expired), each logged as a SECURITY line with its address.",
+                     m.rx.handshakes_refused),
             METRIC_C("hub_clock_refusals_total",
                      "Batches or Hellos refused for versions or clocks ahead of this hub.",
                      m.rx.clock_refusals),
