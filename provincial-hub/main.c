@@ -332,7 +332,7 @@ static void on_http(http_req *r, void *ud)
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
-    char err[512], db_path[CONFIG_STR_MAX + 16], host[128];
+    char err[512], db_path[CONFIG_STR_MAX + 16], host[128], https_host[128];
     int port = 0, rc;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
@@ -513,7 +513,9 @@ int main(int argc, char **argv)
     }
     if (cfg.https_listen[0]) {
         tls_ctx_opts hto = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
-        if (netaddr_split(cfg.https_listen, host, sizeof(host), &port) != 0) {
+        /* Its own buffer: the start's log line names the HTTP host (an attack on the demo
+         * read 127.0.0.1 there for http_listen = 0.0.0.0). */
+        if (netaddr_split(cfg.https_listen, https_host, sizeof(https_host), &port) != 0) {
             log_error("https_listen \"%s\" is not HOST:PORT", cfg.https_listen);
             return 2;
         }
@@ -532,7 +534,7 @@ int main(int argc, char **argv)
             log_error("%s", err);
             return 2;
         }
-        http_server_opts so = {.host = host,
+        http_server_opts so = {.host = https_host,
                                .port = port,
                                .tls = https_tls,
                                .handler = officers_handle,

@@ -212,3 +212,13 @@ def test_a_hub_without_officers_tokens_says_so_at_start(pki, workdir, procs):
     procs.append(hub.start())
     assert "no officers' tokens in %s yet" % os.path.join(workdir, "no-such-tokens") in \
         hub.log_text(), hub.log_text()
+
+
+def test_a_hub_logs_the_http_address_it_listens_on(pki, workdir, procs):
+    """An attack on the demo, as its operator, read "HTTP on 127.0.0.1" in the start line of a
+    hub listening on 0.0.0.0: the HTTPS address had overwritten the HTTP one. (127.0.0.2
+    here: the tests stay on loopback.)"""
+    hub = Hub(workdir, pki, 1).configure("[hub]\nhttp_listen = 127.0.0.2:0\n"
+                                         "https_listen = 127.0.0.1:0\n")
+    procs.append(hub.start())
+    assert ", HTTP on 127.0.0.2:" in hub.log_text(), hub.log_text()
