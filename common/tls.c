@@ -494,6 +494,17 @@ const char *tls_ctx_identity(const tls_ctx *ctx)
     return ctx->identity;
 }
 
+int tls_ctx_check_identity(const tls_ctx *ctx, const char *kind, long number, const char **named)
+{
+    char want[sizeof(ctx->identity)];
+    if (number < 0)
+        snprintf(want, sizeof(want), "%s", kind);
+    else
+        snprintf(want, sizeof(want), "%s:%ld", kind, number);
+    *named = ctx->identity[0] ? ctx->identity : "no identity";
+    return strcmp(ctx->identity, want) == 0 ? 0 : REINT_EFORBIDDEN;
+}
+
 int64_t tls_ctx_crl_next_update(const tls_ctx *ctx)
 {
     return ctx->crl_next_update;

@@ -125,6 +125,10 @@ void tls_conn_close(tls_conn *c);
 /* The identity of ctx's own certificate, from its URI SAN ("province:1"), or "" when it
  * names none (a web certificate). A daemon checks it against its configuration at start. */
 const char *tls_ctx_identity(const tls_ctx *ctx);
+/* Whether ctx's own certificate names kind:number ("province:1"; kind alone, "federal", when
+ * number is negative): 0, or REINT_EFORBIDDEN with *named what it names ("no identity" when
+ * nothing), for the daemon's message. */
+int tls_ctx_check_identity(const tls_ctx *ctx, const char *kind, long number, const char **named);
 
 /* The identity from the peer certificate's URI SAN ("municipality:10703", "province:1",
  * "federal"), or NULL before on_ready (and always in HTTPS_SERVER mode). Owned by the conn. */

@@ -431,11 +431,11 @@ static int cmd_serve(void)
         log_error("TLS: %s", err);
         return 1;
     }
-    if (strcmp(tls_ctx_identity(sync_tls), "federal") != 0) {
+    const char *named;
+    if (tls_ctx_check_identity(sync_tls, "federal", -1, &named) != 0) {
         log_error("[tls] cert %s names %s, not federal: give federal-api the federal tier's "
                   "certificate",
-                  cfg.cert,
-                  tls_ctx_identity(sync_tls)[0] ? tls_ctx_identity(sync_tls) : "no identity");
+                  cfg.cert, named);
         return 2;
     }
     /* Made before the pool, whose connections feed it as they LISTEN. */

@@ -896,13 +896,11 @@ static int start_tls(void)
         log_error("TLS: %s", err);
         return -1;
     }
-    char own[32];
-    snprintf(own, sizeof(own), "municipality:%ld", cfg.municipality);
-    if (strcmp(tls_ctx_identity(tls), own) != 0) {
+    const char *named;
+    if (tls_ctx_check_identity(tls, "municipality", cfg.municipality, &named) != 0) {
         log_error("[tls] cert %s names %s, but [node] municipality is %ld: the hub would refuse "
                   "every batch; give this node its own certificate",
-                  cfg.cert, tls_ctx_identity(tls)[0] ? tls_ctx_identity(tls) : "no identity",
-                  cfg.municipality);
+                  cfg.cert, named, cfg.municipality);
         tls_ctx_free(tls);
         tls = NULL;
         return -1;

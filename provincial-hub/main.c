@@ -471,13 +471,11 @@ int main(int argc, char **argv)
     }
     /* A hub with another province's certificate (or another province's number) took the
      * real hub's federal session, or refused its own nodes: it does not start. */
-    char own[32];
-    snprintf(own, sizeof(own), "province:%ld", cfg.province);
-    if (strcmp(tls_ctx_identity(tls), own) != 0) {
+    const char *named;
+    if (tls_ctx_check_identity(tls, "province", cfg.province, &named) != 0) {
         log_error("[tls] cert %s names %s, but [hub] province is %ld: give this hub its "
                   "province's certificate, or the province its certificate names",
-                  cfg.cert, tls_ctx_identity(tls)[0] ? tls_ctx_identity(tls) : "no identity",
-                  cfg.province);
+                  cfg.cert, named, cfg.province);
         return 2;
     }
     directive_keyring *keys = NULL;
