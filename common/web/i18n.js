@@ -96,3 +96,9 @@ export function num(n) {
   for (let rest = s.slice(0, -3); rest; rest = rest.slice(0, -2)) out = `${rest.slice(-2)},${out}`;
   return digits((v < 0 ? "-" : "") + out);
 }
+
+// A chart axis's tick in the page's digits: whole numbers as num() groups them, others as
+// they are.
+export function tickNum(v) {
+  return Number.isInteger(v) ? num(v) : digits(String(v));
+}

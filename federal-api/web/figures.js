@@ -2,7 +2,7 @@
 // canvas) with its table beside it, and downloads of both as CSV and the chart as PNG. Every
 // figure's numbers are the API's answers, shown as they came.
 import { h, newId } from "/common/dom.js";
-import { t, num, digits } from "/common/i18n.js";
+import { t, num, digits, tickNum } from "/common/i18n.js";
 
 // Okabe and Ito's palette: told apart with every common colour-vision deficiency.
 export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
@@ -113,8 +113,10 @@ export function figure(o) {
         plugins: { legend: { display: c.datasets.length > 1 } },
         scales: {
           x: { stacked: !!c.stacked, ticks: { autoSkip: true } },
+          // The value axis in the page's digits, as the tables beside it.
           y: { stacked: !!c.stacked, beginAtZero: true,
-               max: c.percent ? 100 : undefined },
+               max: c.percent ? 100 : undefined,
+               ticks: { callback: tickNum } },
         },
       },
       plugins: [whiteBackground],

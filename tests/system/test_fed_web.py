@@ -207,6 +207,11 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     head = d.execute_script("return [...document.querySelectorAll('#fig-breakdown-table thead th')]"
                             ".map(th => th.textContent)")
     assert "महिला" in head and "पुरुष" in head and "FEMALE" not in head, head
+    ticks = d.execute_script("return Chart.getChart('fig-breakdown-chart').scales.y.ticks"
+                             ".map(t => t.label)")
+    assert ticks and not any(ch in "0123456789" for x in ticks for ch in x), ticks
+    d.find_element("id", "fig-breakdown").screenshot(
+        os.path.join(browser.SHOTS, "fed-breakdown-ne.png"))
     d.execute_script("localStorage.setItem('lang', 'en')")
     d.refresh()
     browser.wait(d, lambda: d.execute_script(

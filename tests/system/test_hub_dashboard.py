@@ -459,6 +459,16 @@ def test_dashboard_in_a_browser(dash):
                 (chart, ticks)
         browser.screenshot(d, "hub-indicators-district-ne")
         check_axe(d, "indicators (ne)")
+        # The gaps and the review queue in Nepali, for a person to look at.
+        d.get(base + "/gaps")
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#gaps-table tbody tr")) > 100,
+                     what="the gaps table in Nepali")
+        browser.screenshot(d, "hub-gaps-ne")
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("id", "reviews-heading"),
+                     what="the review queue in Nepali")
+        assert "समीक्षा पर्खिरहेका" in d.find_element("id", "reviews-heading").text
+        browser.screenshot(d, "hub-reviews-ne")
         d.execute_script("localStorage.setItem('lang', 'en')")
         d.find_element("id", "signout").click()
         browser.wait_h1(d, "साइन इन")

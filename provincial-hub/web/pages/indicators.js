@@ -3,7 +3,7 @@
 // says the same, all from one answer of GET /v1/indicators/<code>?by=...; then one local
 // level's trends over the fiscal year's BS months (series=bs_month).
 import { h, replace } from "/common/dom.js";
-import { t, num, digits } from "/common/i18n.js";
+import { t, num, tickNum } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, fiscalMonths, monthName, periodName, previousFiscalYear } from "/pages/util.js";
@@ -195,8 +195,7 @@ export async function draw(main, session) {
 // A chart's value axis from zero, its ticks in the page's digits (whole steps for counts).
 function valueAxis(counts) {
   return { beginAtZero: true,
-           ticks: { precision: counts ? 0 : undefined,
-                    callback: (v) => (Number.isInteger(v) ? num(v) : digits(String(v))) } };
+           ticks: { precision: counts ? 0 : undefined, callback: tickNum } };
 }
 
 function swatch(fill, hatched) {
