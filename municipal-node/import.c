@@ -18,7 +18,7 @@
  * takes the chunks in file order for the checks against the store and the writes. Without
  * a second thread the caller fills each chunk itself. Memory: ICHUNKS chunks of at most
  * ICHUNK_ROWS rows and ICHUNK_ARENA bytes of values, whatever the file's size, and the keys
- * read (ikeys, below). */
+ * of the rows stored (ikeys, below). */
 #define ICHUNKS      3
 #define ICHUNK_ROWS  1024
 #define ICHUNK_ARENA (1 << 20)
@@ -88,7 +88,7 @@ typedef struct ipipe {
     pthread_cond_t cv;
 } ipipe;
 
-/* ---- the keys read ---------------------------------------------------------------------- */
+/* ---- the keys stored -------------------------------------------------------------------- */
 
 static uint64_t ikeys__key(const uint8_t id[16])
 {
