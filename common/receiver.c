@@ -274,6 +274,15 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
     }
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = r;
+    /* A peer that announced small frames still gets its HelloReply: the CRL (which grows with
+     * every revocation) is left out when it would not fit, and the log says so. */
+    if (crl && reint__v1__envelope__get_packed_size(&env) > p->max_frame) {
+        log_warn("%s (%s): the CRL (%zu bytes) is left out of the HelloReply: it does not fit "
+                 "the %zu-byte frames this peer announced",
+                 receiver__name(p), receiver_peer_addr(p), crl_len, p->max_frame);
+        r->crl.data = NULL;
+        r->crl.len = 0;
+    }
     int rc = wire_send(p->w, &env);
     if (crl) {
         r->crl.data = NULL;

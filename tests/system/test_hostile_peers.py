@@ -231,6 +231,35 @@ def test_values_no_province_could_sum_and_frames_no_reply_fits_are_refused_with_
     up.close()
 
 
+def test_a_crl_too_large_for_the_peers_frames_is_left_out_of_the_hello_reply(workdir, procs):
+    """A peer that announced 512-byte frames got no HelloReply once the CA had revoked enough
+    certificates for its CRL to outgrow them (the reply could not be framed: an Error came
+    instead, and the session ended): the CRL is now left out, and the log says so. A peer with the
+    default frames still gets the CRL, byte for byte."""
+    from harness import Pki
+    own = Pki(os.path.join(workdir, "pki-bigcrl"))
+    own.issue("province", "1", "municipality", "10703")
+    for m in ("10701", "10702", "10704", "10705", "10706", "10707"):
+        own.issue("municipality", m)
+        own.revoke("municipality-" + m)
+    with open(own.path("crl.pem"), "rb") as f:
+        crl = f.read()
+    assert len(crl) > 600, len(crl)  # more than the 512-byte frame can carry
+    hub = Hub(workdir, own, 1).start()
+    procs.append(hub)
+    c = _hello_with_max_frame(hub.sync_port, own, "municipality-10703", 512)
+    reply = c.recv()
+    assert reply.WhichOneof("msg") == "hello_reply", reply
+    assert reply.hello_reply.crl == b""
+    c.close()
+    assert "the CRL (%d bytes) is left out of the HelloReply" % len(crl) in hub.log_text()
+    c = _hello_with_max_frame(hub.sync_port, own, "municipality-10703", 0)
+    reply = c.recv()
+    assert reply.WhichOneof("msg") == "hello_reply", reply
+    assert reply.hello_reply.crl == crl
+    c.close()
+
+
 def test_strings_with_a_nul_are_refused_naming_the_field(pki, workdir, procs,
                                                         postgres):  # noqa: F811
     """protobuf-c hands strings on as C strings: a review comment "\\0\\x1b[31m" from a hub
