@@ -264,7 +264,7 @@ static int cmd_init(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *pki = "var/pki";
     char err[512], path[CONFIG_STR_MAX + 16];
-    int c;
+    int c, pki_given = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -286,6 +286,7 @@ static int cmd_init(int argc, char **argv)
             break;
         case 'p':
             pki = optarg;
+            pki_given = 1;
             break;
         case 'l':
             snprintf(cfg.http_listen, sizeof(cfg.http_listen), "%s", optarg);
@@ -318,6 +319,17 @@ static int cmd_init(int argc, char **argv)
                 cfg.hub);
         return EXIT_USAGE;
     }
+    /* A mistyped --pki was taken without a word, and serve then refused to start (without
+     * --pki, the missing files are named below: the certificate may come later). */
+    struct stat pst;
+    int pki_rc = stat(pki, &pst) != 0 ? errno : S_ISDIR(pst.st_mode) ? 0 : ENOTDIR;
+    if (pki_given && pki_rc != 0) {
+        fprintf(stderr,
+                "municipal-node init: --pki %s: %s (the directory of ca.crt and this node's "
+                "certificate and key, made by deploy/pki.sh)\n",
+                pki, strerror(pki_rc));
+        return EXIT_USAGE;
+    }
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "municipal-node init: cannot create %s: %s\n", cfg.data_dir,
                 strerror(errno));
@@ -326,6 +338,12 @@ static int cmd_init(int argc, char **argv)
     snprintf(cfg.ca, sizeof(cfg.ca), "%s/ca.crt", pki);
     snprintf(cfg.cert, sizeof(cfg.cert), "%s/municipality-%ld.crt", pki, cfg.municipality);
     snprintf(cfg.key, sizeof(cfg.key), "%s/municipality-%ld.key", pki, cfg.municipality);
+    /* The certificate may come later than the node is set up; serve refuses to start until
+     * it is there, so init says at once which files are missing. */
+    const char *need[] = {cfg.ca, cfg.cert, cfg.key};
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+        if (access(need[i], F_OK) != 0)
+            fprintf(stderr, "municipal-node init: no %s yet: serve and sync need it\n", need[i]);
     /* The node keeps its own copy of the CRL: the hub's HelloReplies replace it. */
     snprintf(path, sizeof(path), "%s/crl.pem", pki);
     if (access(path, R_OK) == 0) {

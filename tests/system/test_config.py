@@ -123,14 +123,22 @@ def test_what_an_operator_types_wrong_is_refused_at_once(tmp_path):
     `init --hub foo` wrote a config that `serve` then refused; `status --jsn` printed text to
     a script that wanted JSON; `provincial-hub --config FILE --print-config` printed the
     built-in defaults, not what the hub would run with; `provincial-hub serve extra` was
-    taken. Each is now refused (exit 2) or prints the file's values."""
+    taken; and `init --pki` naming no directory. Each is now refused (exit 2) or prints the
+    file's values."""
     node = os.path.join(BIN, "municipal-node")
     r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n"), "--hub",
              "foo"], check=False)
     assert r.returncode == 2 and '--hub "foo" is not an IP address and port' in r.stderr, \
         r.stderr
     assert not (tmp_path / "n" / "node.db").exists()
-    run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
+    # A mistyped --pki: refused before anything is written (it was taken, and serve refused).
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n"), "--pki",
+             str(tmp_path / "no-such-pki")], check=False)
+    assert r.returncode == 2 and "no-such-pki: No such file or directory" in r.stderr, r.stderr
+    assert not (tmp_path / "n").exists()
+    # Without --pki, a certificate still to come is named, and the node is set up.
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
+    assert "no var/pki/municipality-10703.crt yet: serve and sync need it" in r.stderr, r.stderr
     cfg = str(tmp_path / "n" / "node.ini")
     r = run([node, "--config", cfg, "status", "--jsn"], check=False)
     assert r.returncode == 2 and 'unknown argument "--jsn"' in r.stderr, r.stdout + r.stderr
