@@ -165,6 +165,23 @@ typedef struct frame__walk {
 
 static int frame__record(frame__walk *w, const uint8_t *p, size_t len, int depth, size_t index);
 
+/* The member of f's oneof already seen in this message (seen: a bit per field index), or
+ * NULL: none, or f is in no oneof. */
+static const ProtobufCFieldDescriptor *frame__oneof_seen(const ProtobufCMessageDescriptor *d,
+                                                         const ProtobufCFieldDescriptor *f,
+                                                         uint64_t seen)
+{
+    if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return NULL;
+    for (unsigned j = 0; j < d->n_fields && j < 64; j++) {
+        const ProtobufCFieldDescriptor *g = &d->fields[j];
+        if ((seen >> j & 1) && (g->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            g->quantifier_offset == f->quantifier_offset)
+            return g;
+    }
+    return NULL;
+}
+
 /* Whether every string field of the message of descriptor d encoded at p (len bytes), at any
  * depth, is UTF-8 without a NUL, as proto3 asks of strings. protobuf-c hands strings on as C
  * strings and checks neither: a NUL cut a string where it stood ("\0\x1b[31m" arrived as ""),
@@ -222,6 +239,14 @@ static int frame__strings_ok(frame__walk *w, const ProtobufCMessageDescriptor *d
                 if (at < 64 && (seen >> at & 1)) {
                     snprintf(w->why, w->whylen, "%s.%s appears more than once", d->short_name,
                              f->name);
+                    return REINT_EMALFORMED;
+                }
+                /* Nor two members of one oneof: a Batch then a HelloReply kept the reply,
+                 * with the records listed from the batch dropped (a fuzzer found it). */
+                const ProtobufCFieldDescriptor *o = frame__oneof_seen(d, f, seen);
+                if (o != NULL) {
+                    snprintf(w->why, w->whylen, "%s.%s and %s.%s are members of one oneof",
+                             d->short_name, o->name, d->short_name, f->name);
                     return REINT_EMALFORMED;
                 }
                 seen |= at < 64 ? (uint64_t)1 << at : 0;

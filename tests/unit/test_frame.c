@@ -359,8 +359,39 @@ static void test_frame_unpack_lists_records_with_bad_strings(void **state)
     assert_int_equal(frame_unpack(both, n1 + n2, &out, &bad, why, sizeof(why)), REINT_EMALFORMED);
     assert_non_null(strstr(why, "Envelope.batch appears more than once"));
     free(both);
+    /* Nor a Batch then another member of the oneof (a fuzzer's): protobuf-c kept the
+     * review, with the batch's bad record listed. */
+    size_t nr;
+    uint8_t *rv = pack_review("ok", &nr);
+    both = malloc(n1 + nr);
+    assert_non_null(both);
+    memcpy(both, b1, n1);
+    memcpy(both + n1, rv, nr);
+    assert_int_equal(frame_unpack(both, n1 + nr, &out, &bad, why, sizeof(why)), REINT_EMALFORMED);
+    assert_non_null(strstr(why, "Envelope.batch and Envelope.reviews are members of one oneof"));
+    free(both);
+    free(rv);
     free(b1);
     free(b2);
+    /* And a Record with two bodies: kept as the second, named by the first's string. */
+    Reint__V1__Record r1 = REINT__V1__RECORD__INIT, r2 = REINT__V1__RECORD__INIT;
+    Reint__V1__Person person = REINT__V1__PERSON__INIT;
+    Reint__V1__Service service = REINT__V1__SERVICE__INIT;
+    r1.body_case = REINT__V1__RECORD__BODY_PERSON;
+    r1.person = &person;
+    r2.body_case = REINT__V1__RECORD__BODY_SERVICE;
+    r2.service = &service;
+    size_t l1 = reint__v1__record__get_packed_size(&r1),
+           l2 = reint__v1__record__get_packed_size(&r2);
+    uint8_t *rec = malloc(l1 + l2);
+    assert_non_null(rec);
+    reint__v1__record__pack(&r1, rec);
+    reint__v1__record__pack(&r2, rec + l1);
+    assert_int_equal(
+        frame_check_strings(&reint__v1__record__descriptor, rec, l1 + l2, why, sizeof(why)),
+        REINT_EMALFORMED);
+    assert_non_null(strstr(why, "Record.person and Record.service are members of one oneof"));
+    free(rec);
     /* A bad string outside a record still refuses the whole frame. */
     b = pack_review("ok", &n);
     patch(b, n, "ok", 2, 1, 0x00);
