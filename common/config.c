@@ -14,6 +14,7 @@ typedef struct config_state {
     size_t errlen;
     const char *path;
     int failed;
+    unsigned char *seen; /* per item: set once already */
 } config_state;
 
 static int config__set(const config_item *it, const char *value, char *why, size_t whylen)
@@ -58,7 +59,7 @@ static int config__set(const config_item *it, const char *value, char *why, size
 
 /* Debian's libinih does not pass line numbers to handlers; find the key's line afterwards so
  * that the error still names it. */
-static int config__line_of(const char *path, const char *section, const char *name)
+static int config__line_of(const char *path, const char *section, const char *name, int nth)
 {
     char buf[1024], cur[256] = "";
     int line = 0;
@@ -78,7 +79,7 @@ static int config__line_of(const char *path, const char *section, const char *na
         }
         size_t n = strlen(name);
         if (strcmp(cur, section) == 0 && strncmp(p, name, n) == 0 &&
-            strchr(" \t=:", p[n]) != NULL) {
+            strchr(" \t=:", p[n]) != NULL && --nth == 0) {
             fclose(f);
             return line;
         }
@@ -96,16 +97,35 @@ static int config__handler(void *user, const char *section, const char *name, co
         return 0;
     for (size_t i = 0; i < s->n; i++) {
         if (strcmp(s->items[i].section, section) == 0 && strcmp(s->items[i].name, name) == 0) {
+            /* A key set twice (a line added at the end, a second [section], an indented
+             * line that libinih takes as the key's continuation) silently took the last. */
+            if (s->seen[i]) {
+                int first = config__line_of(s->path, section, name, 1);
+                lineno = config__line_of(s->path, section, name, 2);
+                if (lineno)
+                    snprintf(s->err, s->errlen,
+                             "%s line %d: [%s] %s is set a second time (first on line %d); "
+                             "keep one",
+                             s->path, lineno, section, name, first);
+                else
+                    snprintf(s->err, s->errlen,
+                             "%s line %d: [%s] %s is followed by an indented line, which sets "
+                             "it a second time; write the value on one line",
+                             s->path, first, section, name);
+                s->failed = 1;
+                return 0;
+            }
+            s->seen[i] = 1;
             if (config__set(&s->items[i], value, why, sizeof(why)) == 0)
                 return 1;
-            lineno = config__line_of(s->path, section, name);
+            lineno = config__line_of(s->path, section, name, 1);
             snprintf(s->err, s->errlen, "%s line %d: [%s] %s: %s", s->path, lineno, section, name,
                      why);
             s->failed = 1;
             return 0;
         }
     }
-    lineno = config__line_of(s->path, section, name);
+    lineno = config__line_of(s->path, section, name, 1);
     snprintf(s->err, s->errlen, "%s line %d: unknown key [%s] %s", s->path, lineno, section, name);
     s->failed = 1;
     return 0;
@@ -113,7 +133,7 @@ static int config__handler(void *user, const char *section, const char *name, co
 
 int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen)
 {
-    config_state s = {items, n, err, errlen, path, 0};
+    config_state s = {items, n, err, errlen, path, 0, NULL};
     for (size_t i = 0; i < n; i++) {
         if (items[i].type == CONFIG_INT && items[i].min >= items[i].max) {
             snprintf(err, errlen, "[%s] %s declares no range (a bug in this program)",
@@ -126,8 +146,15 @@ int config_load(const char *path, const config_item *items, size_t n, char *err,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return REINT_EIO;
     }
+    s.seen = calloc(n ? n : 1, 1);
+    if (s.seen == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return REINT_ENOMEM;
+    }
     int rc = ini_parse_file(f, config__handler, &s);
     fclose(f);
+    free(s.seen);
     if (s.failed)
         return REINT_EINVAL;
     if (rc != 0) {

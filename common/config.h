@@ -40,8 +40,9 @@ typedef struct config_item {
 #define CONFIG_FRAME_MIN 512L
 #define CONFIG_FRAME_MAX (64L * 1024 * 1024)
 
-/* Reads path into the items' destinations. Unknown sections or keys, values of the wrong
- * type, whole numbers outside their item's range and unreadable files are errors: returns
+/* Reads path into the items' destinations. Unknown sections or keys, a key set twice, values
+ * of the wrong type, whole numbers outside their item's range and unreadable files are
+ * errors: returns
  * REINT_EINVAL (REINT_EIO for an unreadable file) with "FILE line N: ..." in err. An item
  * table with a CONFIG_INT that declares no range is refused whole (a programming error). */
 int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen);

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import openapi
-from harness import BIN, Daemon, free_port, pb, run
+from harness import BIN, Daemon, free_port, ini_set, pb, run
 from wireclient import WireClient
 
 
@@ -43,9 +43,8 @@ class Federal(Daemon):
         return self
 
     def configure(self, text):
-        """Appends INI text (sections may repeat) before the next start."""
-        with open(self.config, "a") as f:
-            f.write(text)
+        """Sets the INI text's keys before the next start (harness.ini_set)."""
+        ini_set(self.config, text)
         return self
 
     def cli(self, *args, check=True):

@@ -60,6 +60,36 @@ def run(args, check=True, **kw):
     return r
 
 
+def ini_set(path, text):
+    """Sets each key of INI text in the file at path: a key already there (in any copy of its
+    section) has its line replaced, a new one is added at the end under its section. The
+    daemons refuse a key set twice, so a test's settings cannot simply be appended."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith((";", "#")):
+            continue
+        if line.startswith("["):
+            section = line[1:line.index("]")]
+            continue
+        key = line.split("=", 1)[0].strip()
+        cur, done = None, False
+        for i, old in enumerate(lines):
+            o = old.strip()
+            if o.startswith("["):
+                cur = o[1:o.index("]")]
+            elif cur == section and o.split("=", 1)[0].strip() == key and "=" in o:
+                lines[i] = line
+                done = True
+                break
+        if not done:
+            lines += ["[%s]" % section, line]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 class Pki:
     def __init__(self, d):
         self.dir = d
@@ -144,9 +174,8 @@ class Hub(Daemon):
         return self
 
     def configure(self, text):
-        """Appends INI text (sections may repeat) before the next start."""
-        with open(self.config, "a") as f:
-            f.write(text)
+        """Sets the INI text's keys before the next start (ini_set)."""
+        ini_set(self.config, text)
         return self
 
     def metrics(self):

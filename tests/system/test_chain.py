@@ -11,7 +11,7 @@ import pytest
 import bs
 from fedclient import Federal
 from gen import SEXES, Caseload
-from harness import BIN, Hub, Node, wait_for
+from harness import BIN, Hub, Node, ini_set, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from spine import http
 
@@ -66,8 +66,7 @@ def chain(pki, workdir, procs, postgres):  # noqa: F811
     hubs = {}
     for p in (1, 2):
         hub = Hub(workdir, pki, p)
-        with open(hub.config, "a") as f:
-            f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+        ini_set(hub.config, "[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
         hubs[p] = hub.start()
         procs.append(hub)
     return fed, token, hubs

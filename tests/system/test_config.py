@@ -36,6 +36,33 @@ def test_bad_value_is_refused_naming_the_key(tmp_path):
     assert "line 2" in r.stderr and "province" in r.stderr and "whole number" in r.stderr
 
 
+def test_a_key_set_twice_is_refused_naming_both_lines(tmp_path):
+    """A key set twice was taken, the last one winning: an operator's line added at the end
+    (or a second [hub] section) switched a hub to another province without a word, and an
+    indented line, which libinih takes as the key's continuation, replaced its value."""
+    cases = [("[hub]\nprovince = 1\nsync_listen = 127.0.0.1:7401\n\n[hub]\nprovince = 6\n",
+              "line 6: [hub] province is set a second time (first on line 2)"),
+             ("[hub]\nprovince = 1\n  6\n",
+              "line 2: [hub] province is followed by an indented line, which sets it a second time")]
+    for text, want in cases:
+        cfg = tmp_path / "hub.ini"
+        cfg.write_text(text)
+        r = run([os.path.join(BIN, "provincial-hub"), "--config", str(cfg), "--print-config"],
+                check=False)
+        assert r.returncode == 2 and want in r.stderr, (text, r.stdout[-300:], r.stderr)
+    node = os.path.join(BIN, "municipal-node")
+    run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
+    ini = tmp_path / "n" / "node.ini"
+    ini.write_text(ini.read_text() + "\n[sync]\nwindow = 9\n")
+    r = run([node, "--config", str(ini), "status"], check=False)
+    assert r.returncode == 2 and "[sync] window is set a second time" in r.stderr, r.stderr
+    fed = tmp_path / "fed.ini"
+    fed.write_text("[federal]\npool_size = 2\npool_size = 3\n")
+    r = run([os.path.join(BIN, "federal-api"), "--config", str(fed), "--print-config"],
+            check=False)
+    assert r.returncode == 2 and "line 3: [federal] pool_size is set a second time" in r.stderr
+
+
 def test_every_binary_prints_help():
     for prog in ("municipal-node", "provincial-hub", "federal-api"):
         r = run([os.path.join(BIN, prog), "--help"])

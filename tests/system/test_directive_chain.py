@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (load_pem_private_key,
 import bs
 from fedclient import Federal
 from gen import CATEGORIES, TODAY, Caseload, nepal_today, utc_evening_clock
-from harness import ROOT, Hub, Node, pb, run, wait_for
+from harness import ROOT, Hub, Node, ini_set, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
 
@@ -297,9 +297,8 @@ class FakePeer:
 class DirectiveFederal(Federal):
     def __init__(self, workdir, pki, db):
         super().__init__(workdir, pki, db, name="federal-dchain")
-        with open(self.config, "a") as f:
-            f.write("[directives]\nkey_id = %s\nprivate_key = %s\n"
-                    % (KEY_ID, pki.path("directive-%s.key" % KEY_ID)))
+        ini_set(self.config, "[directives]\nkey_id = %s\nprivate_key = %s\n"
+                % (KEY_ID, pki.path("directive-%s.key" % KEY_ID)))
 
     def publish(self, token, body):
         return self.post("/v1/directives", token, body)
@@ -321,9 +320,8 @@ class FreshDatabase:
 
 def hub_with_keys(workdir, pki, federal_port, pub):
     hub = Hub(workdir, pki, 1)
-    with open(hub.config, "a") as f:
-        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
-                % (federal_port, KEY_ID, pub))
+    ini_set(hub.config, "[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
+            % (federal_port, KEY_ID, pub))
     return hub
 
 

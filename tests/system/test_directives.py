@@ -17,7 +17,7 @@ import pytest
 
 from fedclient import Federal
 from gen import utc_evening_clock
-from harness import ROOT, Hub, pb, run, wait_for
+from harness import ROOT, Hub, ini_set, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from wireclient import WireClient
 
@@ -31,9 +31,8 @@ class DirectiveFederal(Federal):
     def __init__(self, workdir, pki, pg, key_id=KEY_ID, name="federal-dir"):
         super().__init__(workdir, pki, pg, name=name)
         if key_id:
-            with open(self.config, "a") as f:
-                f.write("[directives]\nkey_id = %s\nprivate_key = %s\n"
-                        % (key_id, pki.path("directive-%s.key" % key_id)))
+            ini_set(self.config, "[directives]\nkey_id = %s\nprivate_key = %s\n"
+                    % (key_id, pki.path("directive-%s.key" % key_id)))
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +49,8 @@ def fed(pki, postgres, tmp_path_factory):  # noqa: F811
 def hub_with_key(fed, pki, workdir):
     """A running hub 2 linked to fed, with the directive key to verify what it signs."""
     hub = Hub(workdir, pki, 2)
-    with open(hub.config, "a") as f:
-        f.write("[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
-                % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
+    ini_set(hub.config, "[uplink]\nfederal = 127.0.0.1:%d\n[directives]\nkeys = %s=%s\n"
+            % (fed.sync_port, KEY_ID, pki.path("directive-%s.pub" % KEY_ID)))
     return hub.start()
 
 
@@ -419,8 +417,7 @@ def test_without_a_signing_key_publishing_answers_503(pki, postgres, tmp_path): 
 
 def test_a_key_that_cannot_sign_stops_the_start(pki, postgres, tmp_path):  # noqa: F811
     f = DirectiveFederal(str(tmp_path), pki, postgres, key_id=None, name="federal-badkey")
-    with open(f.config, "a") as fh:
-        fh.write("[directives]\nkey_id = k\nprivate_key = %s\n" % pki.path("ca.crt"))
+    ini_set(f.config, "[directives]\nkey_id = k\nprivate_key = %s\n" % pki.path("ca.crt"))
     r = subprocess.run([os.path.join(ROOT, "build", "bin", "federal-api"), "--config", f.config,
                         "serve"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0

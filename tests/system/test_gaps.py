@@ -42,7 +42,7 @@ import openapi
 from fedclient import Federal
 from gen import (NEPAL, PERSON_COLS, SERVICE_COLS, Caseload, nepal_today, pending_by_type,
                  referral_pending)
-from harness import BIN, Hub, Node, run, wait_for
+from harness import BIN, Hub, Node, ini_set, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,8 +201,7 @@ def chain(pki, postgres):  # noqa: F811
         started.append(c.fed)
         c.fed_token = c.fed.token("ministry", "gaps-ministry-%d" % time.time_ns())
         c.hub = Hub(workdir, pki, PROVINCE)
-        with open(c.hub.config, "a") as f:
-            f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % c.fed.sync_port)
+        ini_set(c.hub.config, "[uplink]\nfederal = 127.0.0.1:%d\n" % c.fed.sync_port)
         token = run([os.path.join(BIN, "provincial-hub"), "--config", c.hub.config, "token",
                      "officer"]).stdout.strip()
         c.clock = os.path.join(workdir, "hub-clock")

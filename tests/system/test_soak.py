@@ -39,7 +39,7 @@ import pytest
 from faultproxy import FaultProxy
 from fedclient import Federal
 from gen import TODAY, Caseload
-from harness import ROOT, Hub, Node, wait_for
+from harness import ROOT, Hub, Node, ini_set, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from spine import KIND_PERSON, KIND_SERVICE, check_hub_matches, node_versions
 from test_chain import FreshDatabase
@@ -562,8 +562,7 @@ def soak_world(pki, workdir, procs, postgres):  # noqa: F811
     hubs = {}
     for p in (1, 2):
         hub = Hub(workdir, pki, p)
-        with open(hub.config, "a") as f:
-            f.write("[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
+        ini_set(hub.config, "[uplink]\nfederal = 127.0.0.1:%d\n" % fed.sync_port)
         hubs[p] = hub.start()
         procs.append(hub)
     sites = []
