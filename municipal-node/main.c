@@ -226,7 +226,7 @@ static int open_store(outbox **ob, intake **in)
     store_path(path, sizeof(path));
     if (outbox_open(path, ob, err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node: %s\n", err);
-        return -1;
+        return EXIT_FAIL;
     }
     /* The store keeps the municipality it was made for: a config naming another would put
      * another's name on this one's pages and status. */
@@ -237,17 +237,17 @@ static int open_store(outbox **ob, intake **in)
                 path, outbox_municipality(*ob), cfg.municipality);
         outbox_close(*ob);
         *ob = NULL;
-        return -1;
+        return EXIT_USAGE; /* a configuration error, as --help lists them */
     }
     if (in && intake_open(in, *ob, bs_calendar(), err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node: %s\n", err);
         outbox_close(*ob);
-        return -1;
+        return EXIT_FAIL;
     }
     int32_t earliest = INTAKE_EARLIEST_DEFAULT;
     if (in && earliest_day(&earliest) == 0)
         intake_set_earliest(*in, earliest);
-    return 0;
+    return EXIT_OK;
 }
 
 /* init ------------------------------------------------------------------------------------ */
@@ -443,8 +443,9 @@ static int cmd_import(int argc, char **argv)
     }
     outbox *ob;
     intake *in;
-    if (open_store(&ob, &in) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, &in);
+    if (src != EXIT_OK)
+        return src;
     import_stats st;
     memset(&st, 0, sizeof(st));
     int rc = import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
@@ -491,8 +492,9 @@ static int cmd_export(int argc, char **argv)
     }
     outbox *ob;
     intake *in;
-    if (open_store(&ob, &in) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, &in);
+    if (src != EXIT_OK)
+        return src;
     int rc = export_csv(in, kind, out);
     if (out != stdout && fclose(out) != 0)
         rc = -1;
@@ -506,8 +508,9 @@ static int cmd_followups(int argc, char **argv)
     int as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
     outbox *ob;
     intake *in;
-    if (open_store(&ob, &in) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, &in);
+    if (src != EXIT_OK)
+        return src;
     int rc;
     if (as_json) {
         json_t *j = NULL;
@@ -536,8 +539,9 @@ static int cmd_close_month(int argc, char **argv)
     }
     outbox *ob;
     intake *in;
-    if (open_store(&ob, &in) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, &in);
+    if (src != EXIT_OK)
+        return src;
     const char *user = getenv("USER");
     int rc = outbox_begin(ob);
     if (rc == 0)
@@ -569,8 +573,9 @@ static int cmd_months(int argc, char **argv)
         return EXIT_USAGE;
     }
     outbox *ob;
-    if (open_store(&ob, NULL) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, NULL);
+    if (src != EXIT_OK)
+        return src;
     int rc = months_init(outbox_db(ob));
     if (rc == 0 && as_json) {
         json_t *j = NULL;
@@ -627,8 +632,9 @@ static int cmd_status(int argc, char **argv)
     size_t n_gaps = 0;
     int64_t all_gaps = 0;
     json_t *returned = NULL;
-    if (open_store(&ob, NULL) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, NULL);
+    if (src != EXIT_OK)
+        return src;
     int rc = outbox_stats_get(ob, &st);
     if (rc == 0 && (rc = dirstore_open(outbox_db(ob))) == 0 &&
         (rc = dirstore_gaps(outbox_db(ob), gaps, 16, &n_gaps)) == 0)
@@ -1163,8 +1169,9 @@ static int cmd_sync(int argc, char **argv)
         return EXIT_USAGE;
     }
     outbox *ob;
-    if (open_store(&ob, NULL) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, NULL);
+    if (src != EXIT_OK)
+        return src;
     loop = uv_default_loop();
     if (start_tls() != 0 || start_sync(ob, 1, timeout_s * 1000, on_sync_done) != 0) {
         outbox_close(ob);
@@ -1367,9 +1374,10 @@ static int cmd_serve(void)
         tls_ctx_free(web_tls);
         return EXIT_FAIL;
     }
-    if (open_store(&ob, &in) != 0) {
+    int src = open_store(&ob, &in);
+    if (src != EXIT_OK) {
         tls_ctx_free(web_tls);
-        return EXIT_FAIL;
+        return src;
     }
     loop = uv_default_loop();
     api.in = in;
@@ -1508,8 +1516,9 @@ static int cmd_password(int argc, char **argv)
     }
     const char *clerk = argv[argc - 1];
     outbox *ob;
-    if (open_store(&ob, NULL) != 0)
-        return EXIT_FAIL;
+    int src = open_store(&ob, NULL);
+    if (src != EXIT_OK)
+        return src;
     int rc = passwords_open(outbox_db(ob));
     if (rc == 0 && remove) {
         rc = passwords_remove(outbox_db(ob), clerk);
@@ -1634,8 +1643,9 @@ int main(int argc, char **argv)
         return cmd_password(sub_argc, sub_argv);
     if (strcmp(cmd, "directives") == 0) {
         outbox *ob;
-        if (open_store(&ob, NULL) != 0)
-            return EXIT_FAIL;
+        int src = open_store(&ob, NULL);
+        if (src != EXIT_OK)
+            return src;
         int rc = dirstore_open(outbox_db(ob));
         if (rc == 0)
             rc = directives_print(outbox_db(ob), bs_calendar(), clock_today_nepal(), stdout);

@@ -2,7 +2,9 @@
 import os
 import shutil
 
+from fedclient import Federal
 from harness import BIN, ROOT, Hub, Node, run
+from pg import postgres  # noqa: F401  (session fixture)
 
 
 def test_example_configs_document_every_key_with_its_default():
@@ -206,8 +208,8 @@ def test_a_private_key_every_user_can_read_is_refused_and_a_missing_one_named(pk
     assert r.returncode != 0 and "%s: No such file or directory" % missing in r.stderr, r.stderr
 
 
-def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(pki,
-                                                                                 workdir):
+def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
+        pki, workdir, postgres):  # noqa: F811
     """An attack on the demo, as its operator, started a hub with another province's
     certificate (it took the real hub's federal session ten times a second), a hub with
     another `province` than its certificate (it refused its own nodes), and a node whose
@@ -227,7 +229,7 @@ def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
     with open(other, "w") as f:
         f.write(text.replace("municipality = 10703", "municipality = 10401"))
     r = run([os.path.join(BIN, "municipal-node"), "--config", other, "status"], check=False)
-    assert r.returncode != 0, r.stdout
+    assert r.returncode == 2, r.stdout  # a configuration error, as --help says (it was 1)
     assert "belongs to municipality 10703, but [node] municipality is 10401" in r.stderr, \
         r.stderr
     with open(other, "w") as f:
@@ -236,6 +238,14 @@ def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
             check=False, timeout=30)
     assert r.returncode != 0, r.stdout
     assert "names municipality:10401, but [node] municipality is 10703" in r.stderr, r.stderr
+    # The federal tier given a province's certificate.
+    fed = Federal(workdir, pki, postgres).configure("[tls]\ncert = %s\nkey = %s\n"
+                                                    % (pki.path("province-1.crt"),
+                                                       pki.path("province-1.key")))
+    r = run([os.path.join(BIN, "federal-api"), "--config", fed.config, "serve"], check=False,
+            timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "names province:1, not federal" in r.stderr, r.stderr
 
 
 def test_a_hub_without_officers_tokens_says_so_at_start(pki, workdir, procs):
