@@ -471,16 +471,19 @@ static void ingest__on_check(uv_check_t *h)
     ingest__flush(h->data);
 }
 
-static int ingest__queue_item(ingest *in, receiver_peer *p, enum item_type type, size_t row_begin)
+/* Queues an item that acknowledges acked_seq and acked_version once the rows from row_begin
+ * are committed. The caller advances the peer only after this succeeded. */
+static int ingest__queue_item(ingest *in, receiver_peer *p, enum item_type type, size_t row_begin,
+                              uint64_t acked_seq, uint64_t acked_version)
 {
-    if (sbuf_grow((void **)&in->items, &in->cap_items, in->n_items + 1, sizeof(pending_item)))
+    if (testhook_fire("ingest_queue_nomem") ||
+        sbuf_grow((void **)&in->items, &in->cap_items, in->n_items + 1, sizeof(pending_item)))
         return REINT_ENOMEM;
-    hub_node *hn = receiver_peer_data(p);
     pending_item *it = &in->items[in->n_items++];
     it->p = p;
     it->type = type;
-    it->acked_seq = receiver_peer_position(p);
-    it->acked_version = hn->acked_version;
+    it->acked_seq = acked_seq;
+    it->acked_version = acked_version;
     it->row_begin = row_begin;
     it->row_end = in->n_rows;
     receiver_peer_ref(p);
@@ -525,6 +528,8 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
      * municipality's perhaps. */
     size_t row_begin = in->n_rows, item = in->n_items, dead_begin = in->n_dead;
     size_t arena_begin = in->arena.len;
+    uint64_t stored_begin = in->m.records_stored, refused_begin = in->m.records_refused;
+    uint64_t dropped_begin = in->m.records_dropped;
     size_t budget = receiver_refusals_per_ack(p), refused = 0;
     uint64_t through = b->last_seq;
     int32_t today = clock_today_utc();
@@ -596,11 +601,15 @@ static int ingest__on_batch(ingest *in, receiver_peer *p, const Reint__V1__Batch
         log_warn("municipality:%u could not send record at sequence %llu (%llu bytes): %s", mun,
                  (unsigned long long)d->seq, (unsigned long long)d->size, reason);
     }
+    /* Queued first, the peer advanced after: a queue that cannot grow leaves the peer's
+     * position and version where the last committed batch put them. */
+    uint64_t position = receiver_peer_position(p);
+    if (ingest__queue_item(in, p, ITEM_BATCH, row_begin, through > position ? through : position,
+                           maxv) != 0)
+        goto nomem;
     receiver_peer_advance(p, through);
     hn->acked_version = maxv;
     in->m.batches++;
-    if (ingest__queue_item(in, p, ITEM_BATCH, row_begin) != 0)
-        goto nomem;
     in->items[in->n_items - 1].cut = through != b->last_seq;
     if (through != b->last_seq) {
         /* Nothing after the cut is read: the session ends with that ack. */
@@ -617,6 +626,9 @@ nomem:
     in->n_rows = row_begin;
     in->n_dead = dead_begin;
     in->arena.len = arena_begin;
+    in->m.records_stored = stored_begin;
+    in->m.records_refused = refused_begin;
+    in->m.records_dropped = dropped_begin;
     return REINT_ENOMEM;
 }
 
@@ -1006,7 +1018,9 @@ static int ingest__message(void *ud, receiver_peer *p, const Reint__V1__Envelope
             receiver_protocol_error(p, "ResendComplete for another incarnation");
             return 1;
         }
-        return ingest__queue_item(in, p, ITEM_RESEND_COMPLETE, in->n_rows);
+        return ingest__queue_item(in, p, ITEM_RESEND_COMPLETE, in->n_rows,
+                                  receiver_peer_position(p),
+                                  ((hub_node *)receiver_peer_data(p))->acked_version);
     case REINT__V1__ENVELOPE__MSG_DIRECTIVE_ACK:
         if (env->directive_ack->n_missing)
             ingest__directives_missing(in, p, env->directive_ack->missing,

@@ -94,3 +94,27 @@ def test_kill9_hub_and_nodes_during_50000_record_sync(pki, workdir, procs):
     total = sum(check_hub_matches(hub, n["node"], n["cl"]) for n in nodes)
     assert total == 50000
     print("faults survived:", kills, "mid-sync:", during)
+
+
+def test_a_batch_the_hub_cannot_queue_is_neither_counted_nor_acknowledged(pki, workdir, procs):
+    """When the hub could not queue a batch's acknowledgement (out of memory), its rows were
+    taken back but the batch's records were still counted as stored and the batch as
+    received, and the node's position and version were advanced before the failure (a
+    review found it). The fault strikes the first batch: the session ends, the node sends
+    everything again, and the hub counts each record once."""
+    hub = Hub(workdir, pki, 1).start("--enable-test-hooks", "--test-fault",
+                                     "ingest_queue_nomem:1")
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    cl = Caseload(10703, 77)
+    for _ in range(5000):
+        cl.new_person()
+    path = os.path.join(workdir, "p-nomem.csv")
+    cl.write_csv(path, "persons")
+    node.import_csv("persons", path)
+    node.sync(timeout=60)
+    assert "out of memory" in hub.log_text(), hub.log_text()[-2000:]
+    check_hub_matches(hub, node, cl)
+    m = hub.metrics()
+    assert m["hub_records_stored_total"] == 5000, m
+    assert m["hub_batches_total"] == 3, m  # 2,000 + 2,000 + 1,000, each counted once
