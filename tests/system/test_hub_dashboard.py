@@ -395,6 +395,29 @@ def test_dashboard_in_a_browser(dash):
               + urllib.parse.quote(FY))
         browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 137,
                      what="the map's 137 local levels")
+        # The periods offered stop at the current month (months to come were offered).
+        session = json.loads(page_fetch(d, "/v1/session"))
+        offered = [o.get_attribute("value")
+                   for o in d.find_elements("css selector", "#ind-period option")]
+        months = [p for p in offered if p.startswith("BS")]
+        assert session["bs_month"] in months and max(months) == session["bs_month"], offered
+        # Without a choice, the trends shown are those of the first local level with data in
+        # the map (the first in the list, shown before, had none). Pending referrals: the
+        # first local level has none in this data.
+        d.get(base + "/indicators?indicator=referrals_pending&by=municipality&period="
+              + urllib.parse.quote(FY))
+        a = dash.api.get("/v1/indicators/referrals_pending", tok, period=FY, by="municipality")
+        has = {x["area"]["code"] for x in a["answers"]
+               if x["cells"] and sum(c["value"] for c in x["cells"])}
+        assert has and session["local_levels"][0]["code"] not in has, has
+        first = [lv["code"] for lv in session["local_levels"] if lv["code"] in has][0]
+        browser.wait(d, lambda: d.find_elements("css selector", "#trend-table tbody tr"),
+                     what="the default trend table")
+        assert d.find_element("id", "trend-municipality").get_attribute("value") == str(first)
+        d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="
+              + urllib.parse.quote(FY))
+        browser.wait(d, lambda: len(d.find_elements("css selector", "#map path.unit")) == 137,
+                     what="the map's 137 local levels")
         for level in ("municipality", "district"):
             if level == "district":
                 d.find_element("id", "level-district").click()

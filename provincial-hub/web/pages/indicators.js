@@ -76,7 +76,8 @@ export async function draw(main, session) {
     history.replaceState({}, "", `/indicators?${new URLSearchParams(q)}`);
     draw(main, session);
   }
-  const periods = [fy, ...fiscalMonths(fy), previousFiscalYear(fy)];
+  // The months of the year so far: a month still to come has nothing to show.
+  const periods = [fy, ...fiscalMonths(fy).filter((m) => m <= session.bs_month), previousFiscalYear(fy)];
   const controls = h("div", { class: "controls" },
     h("div", { class: "form-group" }, h("label", { for: "ind-code" }, t("ind.indicator")),
       h("select", { id: "ind-code", onchange: (e) => go({ indicator: e.target.value }) },
@@ -188,8 +189,15 @@ export async function draw(main, session) {
     options: { animation: false, responsive: true, maintainAspectRatio: false,
                plugins: { legend: { display: false } }, scales: { y: valueAxis(false) } },
   }));
-  await drawTrends(mun || session.local_levels[0].code, fy, trendCanvas, trendTable);
-  if (!mun) munSelect.value = String(session.local_levels[0].code);
+  // Without a choice in the URL, the trends of the first local level with data in the map
+  // (the first in the list had none to show in most provinces).
+  const withData = session.local_levels.find((l) => {
+    const x = byCode.get(l.code);
+    return x && x.value;
+  });
+  const trendCode = mun || (withData || session.local_levels[0]).code;
+  await drawTrends(trendCode, fy, trendCanvas, trendTable);
+  if (!mun) munSelect.value = String(trendCode);
 }
 
 // A chart's value axis from zero, its ticks in the page's digits (whole steps for counts).
