@@ -18,7 +18,7 @@ const PAGES = [
   { path: "/indicators", key: "nav.indicators", page: indicators },
 ];
 
-const state = { session: null };
+const state = { session: null, notice: null };
 const main = document.getElementById("main");
 
 function pageFor(path) {
@@ -63,8 +63,12 @@ function signInPage() {
     const r = await api.post("/v1/session", { token: input.value.trim() });
     if (r.status === 200) {
       state.session = r.body;
+      state.notice = null;
       setCsrf(r.body.csrf);
-      history.replaceState({}, "", "/gaps");
+      // Back to the page the session ended on (a reviewer's queue, with her comment kept).
+      const next = new URLSearchParams(location.search).get("next") || "";
+      const safe = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/signin");
+      history.replaceState({}, "", safe ? next : "/gaps");
       render();
       return;
     }
@@ -79,13 +83,17 @@ function signInPage() {
     h("span", { class: "hint", id: "token-hint" }, t("signin.token_hint")),
     input),
   h("button", { type: "submit", class: "button", id: "signin" }, t("signin.submit")));
-  return [h("h1", {}, t("signin.title")), errorBox, form];
+  const notice = state.notice ? h("div", { class: "warning", role: "status" }, t(state.notice)) : null;
+  return [h("h1", {}, t("signin.title")), notice, errorBox, form];
 }
 
 export async function render() {
   header();
   if (!state.session) {
-    if (location.pathname !== "/signin") history.replaceState({}, "", "/signin");
+    if (location.pathname !== "/signin") {
+      const here = location.pathname + location.search;
+      history.replaceState({}, "", here === "/" ? "/signin" : `/signin?next=${encodeURIComponent(here)}`);
+    }
     replace(main, signInPage());
     document.title = `${t("signin.title")} · ${t("app.name")}`;
     return;
@@ -109,6 +117,7 @@ async function start() {
   await i18n.load(i18n.preferred());
   whenSignedOut(() => {
     state.session = null;
+    state.notice = "signin.expired";
     render();
   });
   const r = await api.get("/v1/session");

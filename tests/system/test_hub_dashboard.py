@@ -557,9 +557,26 @@ def test_dashboard_in_a_browser(dash):
             "/v1/reviews", tok, period=LAST_P)["rows"]}[10401]["state"] != "returned"
         d.find_element("id", "comment-10401").clear()
         d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")
+        # The session ends while the comment is being written (the cookie gone, as after the
+        # idle limit): the page asked to sign in again, then went to the gaps page with the
+        # comment lost. It now says why, comes back to this month, and keeps the comment.
+        d.delete_all_cookies()
+        d.find_element("css selector", "button[data-return='10401']").click()
+        browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+        assert "Your session has ended" in browser.body_text(d)
+        browser.screenshot(d, "hub-signin-expired")
+        d.find_element("id", "token").send_keys(dash.tokens["reviewer"])
+        d.find_element("id", "signin").click()
+        browser.wait(d, lambda: d.find_elements("id", "comment-10401"),
+                     what="the review queue after signing in again")
+        assert d.current_url == base + "/reviews?period=" + LAST_P, d.current_url
+        assert d.find_element("id", "comment-10401").get_attribute("value") == \
+            "Two registrations are counted twice"
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),
                      what="the return notice")
+        # The month decided, its draft is gone (another month's row starts empty).
+        assert d.execute_script("return sessionStorage.length") == 0
         # A month that changes behind the page: its approval is refused (409), and the page,
         # which left the row as it was (every try refused, in English, with raw versions:
         # an attack on the demo), draws the queue again with a notice in its language.
@@ -594,7 +611,8 @@ def test_dashboard_in_a_browser(dash):
         assert rv[10101]["state"] == "approved"
         # An officer's session cannot decide (the API refuses, whatever the page shows).
         console = [c for c in browser.console(d) if "SEVERE" in c and "/v1/session" not in c
-                   and not ("/v1/reviews/10101/" in c and "409" in c)]
+                   and not ("/v1/reviews/10101/" in c and "409" in c)
+                   and not ("/v1/reviews/10401/" in c and "401" in c)]
         assert not console, console
     finally:
         d.quit()

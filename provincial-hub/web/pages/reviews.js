@@ -37,10 +37,20 @@ export async function draw(main, session, nav, notice) {
     waiting[i] ? t("reviews.month_waiting", { month: monthName(p), n: num(waiting[i]) })
       : monthName(p))));
 
+  function draftKey(row) {
+    return `review-comment:${session.province}:${row.municipality}:${period}`;
+  }
+
+  function keepDraft(key, text) {
+    if (text) sessionStorage.setItem(key, text);
+    else sessionStorage.removeItem(key);
+  }
+
   async function decide(row, approve, comment, errorEl) {
     const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`,
       { decision: approve ? "approve" : "return", comment, seen_version: row.version_text });
     if (res.status === 200) {
+      sessionStorage.removeItem(draftKey(row));
       await draw(main, session, nav, t(approve ? "reviews.approved_notice" : "reviews.returned_notice",
         { name: row.name, month: monthName(period) }));
       return;
@@ -59,7 +69,12 @@ export async function draw(main, session, nav, notice) {
   function actions(row) {
     if (!reviewer) return t("reviews.reviewer_only");
     const id = `comment-${row.municipality}`;
-    const comment = h("textarea", { id, rows: "2", class: "comment" });
+    // A comment being written outlives the page: a session that ends, a reload (kept for
+    // this tab only, and dropped once the month is decided).
+    const draft = draftKey(row);
+    const comment = h("textarea", { id, rows: "2", class: "comment",
+                                    oninput: (e) => keepDraft(draft, e.target.value) });
+    comment.value = sessionStorage.getItem(draft) || "";
     const err = h("div");
     return h("div", { class: "decide" },
       h("button", { type: "button", class: "button", "data-approve": row.municipality,
