@@ -366,6 +366,18 @@ def test_dashboard_in_a_browser(dash):
         assert "10703" in codes and len(codes) < 20
         assert all(("Dhankuta" in r["name"] or r["district"] == "Dhankuta")
                    for r in gaps["rows"] if str(r["code"]) in codes)
+        # The sort and the filter are in the address: a reload (or Back, or a link sent on)
+        # shows the same table (they were lost, an attack on the demo found).
+        assert "sort=-participants_registered" in d.current_url and "q=Dhankuta" in d.current_url
+        d.refresh()
+        browser.wait(d, lambda: d.find_elements("css selector", "#gaps-table tbody tr"),
+                     what="the gap table after a reload")
+        assert d.find_element("id", "gaps-filter").get_attribute("value") == "Dhankuta"
+        assert [e.get_attribute("data-code") for e in
+                d.find_elements("css selector", "#gaps-table tbody tr")] == codes
+        assert d.find_element(
+            "css selector", "#gaps-table th[aria-sort='descending'] button").get_attribute(
+            "data-sort") == "participants_registered"
         # The last month's column names the month it speaks of (it said "Late" alone).
         names = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
                  "Poush", "Magh", "Falgun", "Chaitra"]

@@ -42,17 +42,33 @@ export async function draw(main, session) {
     t("gaps.csv"));
   // The CSV is the API's, in the order chosen here: the same figures as any program gets.
   const apiSort = { name: "name", district: "district", enrolled: "enrolled" };
+  // The sort and the filters are kept in the address (sort, q, flag): Back, a reload or a
+  // link sent to a colleague shows the same table.
+  const sortParam = params.get("sort") || "name";
+  let filterText = null;
+  let filterFlag = null;
+  function keep(key, desc) {
+    const q = { period, sort: `${desc ? "-" : ""}${key}` };
+    if (filterText && filterText.value.trim()) q.q = filterText.value.trim();
+    if (filterFlag && filterFlag.value) q.flag = filterFlag.value;
+    if (q.sort === "name") delete q.sort;
+    history.replaceState({}, "", `/gaps?${new URLSearchParams(q)}`);
+  }
   const table = sortableTable(cols, {
-    id: "gaps-table", sortKey: "name", caption: t("gaps.caption", { period: periodName(period) }),
+    id: "gaps-table", sortKey: sortParam.replace(/^-/, ""), desc: sortParam.startsWith("-"),
+    caption: t("gaps.caption", { period: periodName(period) }),
     onSort: (key, desc) => {
       const k = apiSort[key] || (["flags"].includes(key) ? "code" : key);
       csv.setAttribute("href", `/v1/gaps?period=${encodeURIComponent(period)}&sort=${desc ? "-" : ""}${k}&format=csv`);
+      keep(key, desc);
     },
   });
-  const filterText = h("input", { type: "search", id: "gaps-filter", "aria-describedby": "gaps-filter-hint" });
-  const filterFlag = h("select", { id: "gaps-flag" },
+  filterText = h("input", { type: "search", id: "gaps-filter", "aria-describedby": "gaps-filter-hint",
+                            value: params.get("q") || "" });
+  const flagParam = FLAGS.includes(params.get("flag")) ? params.get("flag") : "";
+  filterFlag = h("select", { id: "gaps-flag" },
     h("option", { value: "" }, t("gaps.any_flag")),
-    FLAGS.map((f) => h("option", { value: f }, t(`flag.${f}`))));
+    FLAGS.map((f) => h("option", { value: f, selected: f === flagParam }, t(`flag.${f}`))));
   const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
   function apply() {
     // Place names are those of the geography file (in English); a code may be typed in
@@ -62,14 +78,16 @@ export async function draw(main, session) {
     const f = filterFlag.value;
     const shown = rows.filter((x) => (!q || `${x.name} ${x.district} ${x.code}`.toLowerCase().includes(q))
       && (!f || x.flags.includes(f)));
-    table.redraw(shown);
+    table.redraw(shown); // and keeps the filters in the address (onSort)
     replace(count, t("gaps.count", { shown: num(shown.length), all: num(rows.length) }));
   }
   filterText.addEventListener("input", apply);
   filterFlag.addEventListener("change", apply);
 
   const periodSelect = h("select", { id: "gaps-period", onchange: (e) => {
-    history.replaceState({}, "", `/gaps?period=${encodeURIComponent(e.target.value)}`);
+    const q = new URLSearchParams(location.search);
+    q.set("period", e.target.value);
+    history.replaceState({}, "", `/gaps?${q}`);
     draw(main, session);
   } }, [session.fiscal_year, previousFiscalYear(session.fiscal_year)].map((p) =>
     h("option", { value: p, selected: p === period }, periodName(p))));

@@ -62,8 +62,8 @@ export function figure(v, ratio) {
 // narrows. cols: [{key, label, num, value(row), cell(row)}]; opts.caption; returns
 // {el, redraw(rows)}.
 export function sortableTable(cols, opts) {
-  let sortKey = opts.sortKey || cols[0].key;
-  let desc = false;
+  let sortKey = cols.some((c) => c.key === opts.sortKey) ? opts.sortKey : cols[0].key;
+  let desc = !!opts.desc;
   let rows = [];
   const thead = h("thead");
   const tbody = h("tbody");
