@@ -29,14 +29,19 @@ int webassets_refuse_method(http_req *r)
     return 1;
 }
 
+static void webassets__headers(http_req *r)
+{
+    http_add_header(r, "Content-Security-Policy", WEBASSETS_CSP);
+    http_add_header(r, "Cache-Control", "no-cache");
+    http_add_header(r, "Cross-Origin-Opener-Policy", "same-origin");
+    http_add_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+}
+
 void webassets_send(http_req *r, const char *type, const char *etag, const void *body, size_t len)
 {
     const char *inm = http_req_header(r, "If-None-Match");
-    http_add_header(r, "Content-Security-Policy", WEBASSETS_CSP);
-    http_add_header(r, "Cache-Control", "no-cache");
+    webassets__headers(r);
     http_add_header(r, "ETag", etag);
-    http_add_header(r, "Cross-Origin-Opener-Policy", "same-origin");
-    http_add_header(r, "Cross-Origin-Resource-Policy", "same-origin");
     if (inm && strcmp(inm, etag) == 0) {
         http_respond(r, 304, type, NULL, 0);
         return;
@@ -50,5 +55,27 @@ int webassets_serve(http_req *r, const webasset *a)
         return 0;
     if (!webassets_refuse_method(r))
         webassets_send(r, a->type, a->etag, a->data, a->len);
+    return 1;
+}
+
+int webassets_wants_page(http_req *r)
+{
+    static const char *const plain[] = {"/healthz", "/metrics", "/crl"};
+    const char *m = http_req_method(r), *path = http_req_path(r);
+    const char *accept = http_req_header(r, "Accept");
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+        return 0;
+    if (strncmp(path, "/v1/", 4) == 0 || strncmp(path, "/open/", 6) == 0 ||
+        webassets_in(plain, sizeof(plain) / sizeof(plain[0]), path))
+        return 0;
+    return accept != NULL && strstr(accept, "text/html") != NULL;
+}
+
+int webassets_not_found_page(http_req *r, const webasset *shell)
+{
+    if (shell == NULL || !webassets_wants_page(r))
+        return 0;
+    webassets__headers(r);
+    http_respond(r, 404, shell->type, (const char *)shell->data, shell->len);
     return 1;
 }

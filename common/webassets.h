@@ -49,4 +49,13 @@ void webassets_send(http_req *r, const char *type, const char *etag, const void 
  * when a is NULL (the path is not the pages'). */
 int webassets_serve(http_req *r, const webasset *a);
 
+/* 1 when r is a browser's GET or HEAD of a page (Accept names text/html) outside the APIs
+ * (/v1/, /open/) and the plain paths (/healthz, /metrics, /crl): a mistyped or old address
+ * then gets the pages' shell, whose script says the page is not there and shows the
+ * navigation, where it got the API's bare JSON. */
+int webassets_wants_page(http_req *r);
+/* Answers r with shell (the pages' index.html), status 404 and the pages' headers, and
+ * returns 1, when webassets_wants_page(r); else returns 0 without answering. */
+int webassets_not_found_page(http_req *r, const webasset *shell);
+
 #endif

@@ -19,8 +19,9 @@
 extern const webasset fweb_assets[];
 extern const size_t fweb_assets_n;
 
-/* Answers r and returns 1 when its path is one of the pages' (a page or an asset); returns 0
- * without answering for any other path. */
+/* Answers r and returns 1 when its path is one of the pages' (a page or an asset), or when a
+ * browser asks for a page there is not (404 with the shell, which says so:
+ * webassets_not_found_page); returns 0 without answering for any other request. */
 int fweb_handle(http_req *r);
 
 #endif

@@ -69,8 +69,9 @@ int web_handle(http_req *r)
 {
     const char *path = http_req_path(r);
     if (strcmp(path, "/bscal.json") != 0)
-        return webassets_serve(
-            r, webassets_find(web_assets, web_assets_n, web__is_page(path) ? "/index.html" : path));
+        return webassets_serve(r, webassets_find(web_assets, web_assets_n,
+                                                 web__is_page(path) ? "/index.html" : path)) ||
+               webassets_not_found_page(r, webassets_find(web_assets, web_assets_n, "/index.html"));
     if (webassets_refuse_method(r))
         return 1;
     size_t len = 0;

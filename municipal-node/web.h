@@ -23,7 +23,9 @@ extern const webasset web_assets[];
 extern const size_t web_assets_n;
 
 /* Answers r and returns 1 when its path is the workspace's (a page, an asset or
- * /bscal.json); returns 0 without answering for any other path. */
+ * /bscal.json), or when a browser asks for a page the workspace does not have (404 with the
+ * shell, which says so: webassets_not_found_page); returns 0 without answering for any other
+ * request. */
 int web_handle(http_req *r);
 
 #endif

@@ -23,5 +23,7 @@ int hubweb_is_public(const char *path)
 
 int hubweb_handle(http_req *r)
 {
-    return webassets_serve(r, hubweb__asset(http_req_path(r)));
+    return webassets_serve(r, hubweb__asset(http_req_path(r))) ||
+           webassets_not_found_page(r,
+                                    webassets_find(hubweb_assets, hubweb_assets_n, "/index.html"));
 }

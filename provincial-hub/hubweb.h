@@ -26,8 +26,9 @@ extern const size_t hubweb_assets_n;
  * token, as the files hold no data. */
 int hubweb_is_public(const char *path);
 
-/* Answers r and returns 1 when its path is the dashboard's (a page or an asset); returns 0
- * without answering for any other path. */
+/* Answers r and returns 1 when its path is the dashboard's (a page or an asset), or when a
+ * browser asks for a page the dashboard does not have (404 with the shell, which says so:
+ * webassets_not_found_page); returns 0 without answering for any other request. */
 int hubweb_handle(http_req *r);
 
 #endif

@@ -1129,7 +1129,8 @@ int officers_on_head(http_req *r, void *ud)
     const char *path = http_req_path(r);
     enum tokens_role role;
     int status;
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/session") == 0 || hubweb_is_public(path))
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/session") == 0 ||
+        hubweb_is_public(path) || webassets_wants_page(r))
         return 0;
     if (tokens_check_role(o->tokens, http_req_header(r, "Authorization"), NULL) != NULL)
         return 0;

@@ -44,6 +44,9 @@ function header() {
   replace(document.getElementById("foot"), t("footer.text"));
 }
 
+// The pages the shell draws (fweb.c serves it for these and, with 404, for any other).
+const PAGES = ["/", "/signin", "/dashboard", "/open-data"];
+
 async function render() {
   const path = location.pathname;
   if (!state.checked && path !== "/open-data") {
@@ -67,7 +70,14 @@ async function render() {
     },
   };
   try {
-    if (path === "/open-data") {
+    if (!PAGES.includes(path)) {
+      // A mistyped or old address: said so, with the way on.
+      ctx.setTitle(t("notfound.title"));
+      replace(main, h("h1", { tabindex: "-1" }, t("notfound.title")),
+        h("p", {}, t("notfound.body")),
+        h("p", {}, h("a", { href: state.session ? "/dashboard" : "/open-data", "data-nav": "" },
+          t(state.session ? "notfound.dashboard" : "notfound.open"))));
+    } else if (path === "/open-data") {
       await opendata.render(ctx);
     } else if (!state.session || path === "/signin") {
       if (state.session) {

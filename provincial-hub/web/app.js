@@ -100,8 +100,12 @@ export async function render() {
   }
   const p = pageFor(location.pathname);
   if (!p) {
-    history.replaceState({}, "", "/gaps");
-    return render();
+    // A mistyped or old address: said so, with the way on (it went to the gaps unasked).
+    replace(main, h("h1", { tabindex: "-1" }, t("notfound.title")),
+      h("p", {}, t("notfound.body")),
+      h("p", {}, h("a", { href: "/gaps", "data-nav": "" }, t("notfound.back"))));
+    document.title = `${t("notfound.title")} · ${t("app.name")}`;
+    return;
   }
   replace(main, h("p", { class: "muted" }, t("loading")));
   try {

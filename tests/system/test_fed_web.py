@@ -347,6 +347,24 @@ def test_a_session_made_on_one_instance_is_served_by_another(env):
                        % morsel.value) == [["0"]]
 
 
+def test_a_mistyped_address_gets_a_page_saying_so(env, driver):
+    """A browser at a mistyped address got the bare JSON {"error":"not found"}; it now gets
+    the pages' shell with status 404, which says so and links to the open data. The API's
+    paths, and clients that do not ask for HTML, still get JSON."""
+    d = driver
+    d.delete_all_cookies()
+    d.get(env.base + "/dashbord")
+    browser.wait_h1(d, "Page not found")
+    assert d.find_element("css selector", "main a[href='/open-data']").text == \
+        "Go to the open data"
+    st, hdrs, _ = env.request("GET", "/dashbord", headers={"Accept": "text/html"})
+    assert st == 404 and hdrs["Content-Type"].startswith("text/html"), (st, hdrs)
+    assert "require-trusted-types-for 'script'" in hdrs["Content-Security-Policy"]
+    for path, accept in (("/dashbord", "application/json"), ("/healthz", "text/html")):
+        st, hdrs, body = env.request("GET", path, headers={"Accept": accept})
+        assert not hdrs["Content-Type"].startswith("text/html"), (path, st, hdrs, body)
+
+
 def test_pages_are_sent_with_a_strict_csp_and_trusted_types(env):
     for path in ("/dashboard", "/open-data", "/app.js", "/vendor/chart.min.js", "/map.json"):
         st, hdrs, _ = env.request("GET", path)

@@ -539,6 +539,31 @@ def test_pages_fit_a_phone_sized_screen(site):
         d.set_window_size(1366, 768)
 
 
+def test_a_mistyped_address_gets_a_page_saying_so(site):
+    """A browser at a mistyped or old address got the API's bare JSON ("no such resource"),
+    no page and no way on (an attack on the demo found it at a hub). It now gets the pages'
+    shell with status 404, which says so and links on; the API's own paths, and a client
+    that does not ask for HTML, still get JSON."""
+    d = site.driver
+    go(site, "/peple")
+    wait(d, lambda: h1(d) in ("Sign in", "Page not found"), what="a page")
+    if h1(d) == "Sign in":  # this test run alone
+        fill(site, "signin-token", site.token)
+        d.find_element(By.ID, "signin-token-submit").click()
+        wait_h1(d, "Today")
+        go(site, "/peple")
+    wait_h1(d, "Page not found")
+    assert d.find_element(By.CSS_SELECTOR, "main a[href='/today']").text == "Go to Today"
+    status, hdrs, _ = site.request("GET", "/peple", headers={"Accept": "text/html"})
+    assert status == 404 and hdrs["Content-Type"].startswith("text/html"), (status, hdrs)
+    assert "require-trusted-types-for 'script'" in hdrs["Content-Security-Policy"]
+    for path, accept, want in (("/peple", "application/json", 404),
+                               ("/v1/peple", "text/html", 401)):  # the API asks for a token
+        status, hdrs, body = site.request("GET", path, headers={"Accept": accept})
+        assert status == want and hdrs["Content-Type"].startswith("application/json"), \
+            (path, status, hdrs, body)
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")
