@@ -34,9 +34,24 @@ static const disclosure_cell disclosure__rows[5][DISCLOSURE_ROW_MAX] = {
 #define DISCLOSURE_F_MIN   0.2
 #define DISCLOSURE_F_CONST 6.0 /* f(n) = F_CONST / n between the two */
 
+uint32_t disclosure_mix(uint32_t key)
+{
+    /* A bijection of 32-bit words whose output bits each depend on every input bit in a way
+     * addition cannot follow (C. Wellons' lowbias32). */
+    key ^= key >> 16;
+    key *= 0x7feb352du;
+    key ^= key >> 15;
+    key *= 0x846ca68bu;
+    key ^= key >> 16;
+    return key;
+}
+
 unsigned disclosure_column(uint32_t cell_key)
 {
-    return (unsigned)(((uint64_t)cell_key * DISCLOSURE_COLUMNS) >> 32);
+    /* Through the mix: a cell's key is the sum of its records' keys, and a column that was the
+     * key's own share of the table made the noises add up too (mod 11 and mod 7): "a total
+     * minus its other rows" then gave small cells back (an attack on the demo, F2). */
+    return (unsigned)(((uint64_t)disclosure_mix(cell_key) * DISCLOSURE_COLUMNS) >> 32);
 }
 
 int disclosure_noise(int64_t value, uint32_t cell_key)
@@ -81,6 +96,7 @@ int disclosure_sum(int64_t value, int64_t contributors, int64_t top1, int64_t to
 {
     if (contributors < DISCLOSURE_MIN_CONTRIBUTORS || value <= 0 || top1 <= 0 || top2 < 0)
         return 0;
+    cell_key = disclosure_mix(cell_key); /* as for counts: no noise that adds up */
     double f = DISCLOSURE_F_CONST / (double)contributors;
     if (f > DISCLOSURE_F_MAX)
         f = DISCLOSURE_F_MAX;

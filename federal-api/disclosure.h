@@ -5,10 +5,11 @@
  * its contributors' keys, so the same cell always gets the same noise whatever query asks for
  * it, and the key changes when the cell's contents do.
  *
- *   Counts: the key picks a column of a fixed perturbation table and the value picks the row;
+ *   Counts: the key (mixed: disclosure_mix) picks a column of a fixed perturbation table and
+ *   the value picks the row;
  *   zeros stay zero, no 1 or 2 is ever shown, and small counts are shown as 0 with a real
  *   chance, so a 0 never certifies an empty cell.
- *   Magnitudes (sums): noise drawn from the key and scaled by the cell's two largest
+ *   Magnitudes (sums): noise drawn from the (mixed) key and scaled by the cell's two largest
  *   contributions, never zero for a non-empty cell; a sum of fewer than
  *   DISCLOSURE_MIN_CONTRIBUTORS contributors is not shown, nor any sum of an area or period
  *   finer than disclosure_sum_level() allows.
@@ -36,7 +37,13 @@ enum disclosure_area {
     DISCLOSURE_MUNICIPALITY,
 };
 
-/* The column of the count table that cell_key picks: floor(cell_key * COLUMNS / 2^32). */
+/* The cell key as the tables read it: lowbias32 (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15;
+ * x *= 0x846ca68b; x ^= x >> 16, mod 2^32), a bijection that addition does not go through, so
+ * that the noises of a total and of its parts (whose keys add up) do not add up. */
+uint32_t disclosure_mix(uint32_t key);
+
+/* The column of the count table that cell_key picks:
+ * floor(disclosure_mix(cell_key) * COLUMNS / 2^32). */
 unsigned disclosure_column(uint32_t cell_key);
 
 /* The noise the table adds to count value under cell_key (0 for value <= 0). */

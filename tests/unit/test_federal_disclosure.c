@@ -1,7 +1,11 @@
 /* The public role's disclosure control (federal-api/disclosure.c) against expectations worked
  * out by hand from its documented rules (docs/PRIVACY.md), never from the code under test.
  *
- * Counts: a cell key picks column floor(key * 1848 / 2^32) of the perturbation table; value v
+ * Counts: a cell key picks column floor(mix(key) * 1848 / 2^32) of the perturbation table,
+ * where mix is lowbias32 (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b;
+ * x ^= x >> 16); this file works with its inverse (unmix below: the inverses of the two
+ * multipliers mod 2^32 and of the shifts, worked out separately), so that a key is chosen by
+ * the column it must pick. Value v
  * uses its own row for v = 1..4, each row giving noise by runs of columns, lowest first:
  *
  *   row 1: -1 x1232, +2 x616                         -> 1 shows as 0 or 3
@@ -12,8 +16,9 @@
  *   100 on: -3..+3, 264 columns each
  *
  * Sums: shown only with at least 3 contributors and a known top contribution; the noise is
- * e * f(n) * (top1 + top2), its sign negative when the key is odd, |e| = 0.2 + 0.8 * (key >>
- * 1) / 2^31, f(n) = 6 / n kept within [0.2, 1.5]; rounded, at least 1, never below 0.
+ * e * f(n) * (top1 + top2), its sign negative when the mixed key is odd, |e| = 0.2 + 0.8 *
+ * (mix(key) >> 1) / 2^31, f(n) = 6 / n kept within [0.2, 1.5]; rounded, at least 1, never
+ * below 0.
  * Ratios: both parts perturbed as counts under their own keys; withheld under a perturbed
  * denominator of 10; never above 1. Public sums: province and nation, quarter and longer. */
 #include <setjmp.h>
@@ -28,10 +33,29 @@
 
 #define COLS 1848
 
-/* The smallest key of column col. */
+/* x ^= x >> k, undone. */
+static uint32_t unshift(uint32_t x, unsigned k)
+{
+    uint32_t y = x;
+    for (unsigned i = 0; i < 32 / k + 1; i++)
+        y = x ^ (y >> k);
+    return y;
+}
+
+/* The key whose mix is u. */
+static uint32_t unmix(uint32_t u)
+{
+    u = unshift(u, 16);
+    u *= 0x43021123u; /* 0x846ca68b^-1 mod 2^32 */
+    u = unshift(u, 15);
+    u *= 0x1d69e2a5u; /* 0x7feb352d^-1 mod 2^32 */
+    return unshift(u, 16);
+}
+
+/* A key of column col: the one whose mix is the column's smallest. */
 static uint32_t key_of(unsigned col)
 {
-    return (uint32_t)((((uint64_t)col << 32) + COLS - 1) / COLS);
+    return unmix((uint32_t)((((uint64_t)col << 32) + COLS - 1) / COLS));
 }
 
 /* A run of columns [from, to] and what it shows. */
@@ -79,17 +103,43 @@ static int64_t expected_count(int64_t value, unsigned col)
     }
 }
 
-static void test_disclosure_column_is_the_keys_share_of_the_table(void **state)
+static void test_disclosure_column_is_the_mixed_keys_share_of_the_table(void **state)
 {
     (void)state;
-    assert_int_equal(disclosure_column(0), 0);
-    assert_int_equal(disclosure_column(UINT32_MAX), COLS - 1);
-    assert_int_equal(disclosure_column(0x80000000u), COLS / 2);
+    /* Known answers of lowbias32, worked out separately (Python). */
+    assert_int_equal(disclosure_mix(0), 0);
+    assert_int_equal(disclosure_mix(1), 0x688990c0u);
+    assert_int_equal(disclosure_mix(0x80000000u), 0xcc4b4124u);
+    assert_int_equal(disclosure_column(unmix(0)), 0);
+    assert_int_equal(disclosure_column(unmix(UINT32_MAX)), COLS - 1);
+    assert_int_equal(disclosure_column(unmix(0x80000000u)), COLS / 2);
     for (unsigned col = 0; col < COLS; col++) {
+        assert_int_equal(disclosure_mix(key_of(col)),
+                         (uint32_t)((((uint64_t)col << 32) + COLS - 1) / COLS));
         assert_int_equal(disclosure_column(key_of(col)), col);
         if (col > 0)
-            assert_int_equal(disclosure_column(key_of(col) - 1), col - 1);
+            assert_int_equal(disclosure_column(unmix(disclosure_mix(key_of(col)) - 1)), col - 1);
     }
+}
+
+/* The noises of a total and its two parts, whose keys add up: before the mix the column was
+ * the key's share, and (J_total - J_a - J_b) mod 11 was 0 or 1 for every pair (J = noise + 5
+ * of a count of 5..99), so "a total minus its other row" gave a small cell back (an attack on
+ * the demo). Through the mix it is spread over the 11 values: 2/11 for {0, 1}. */
+static void test_disclosure_noises_of_a_total_and_its_parts_do_not_add_up(void **state)
+{
+    (void)state;
+    unsigned near = 0, n = 20000;
+    uint32_t a = 0x12345678u, b = 0x9abcdef1u;
+    for (unsigned i = 0; i < n; i++) {
+        a = a * 1664525u + 1013904223u;
+        b = b * 22695477u + 1u;
+        int ja = disclosure_noise(50, a) + 5, jb = disclosure_noise(50, b) + 5;
+        int jt = disclosure_noise(50, a + b) + 5;
+        int r = ((jt - ja - jb) % 11 + 11) % 11;
+        near += r <= 1;
+    }
+    assert_true(near < n * 3 / 11); /* about 2/11 */
 }
 
 static void test_disclosure_matches_the_table_in_every_column(void **state)
@@ -152,41 +202,42 @@ static void test_disclosure_literal_counts(void **state)
 {
     (void)state;
     assert_int_equal(disclosure_count(1, 0), 0);
-    assert_int_equal(disclosure_count(1, UINT32_MAX), 3);
-    assert_int_equal(disclosure_count(2, 0x80000000u), 3);   /* column 924 */
-    assert_int_equal(disclosure_count(3, 0x80000000u), 3);   /* column 924: 0 */
-    assert_int_equal(disclosure_count(4, 0x80000000u), 4);   /* column 924: 0 */
-    assert_int_equal(disclosure_count(40, 0x80000000u), 40); /* column 924: 924/168 = 5 -> 0 */
+    assert_int_equal(disclosure_count(1, unmix(UINT32_MAX)), 3);
+    assert_int_equal(disclosure_count(2, unmix(0x80000000u)), 3); /* column 924 */
+    assert_int_equal(disclosure_count(3, unmix(0x80000000u)), 3); /* column 924: 0 */
+    assert_int_equal(disclosure_count(4, unmix(0x80000000u)), 4); /* column 924: 0 */
+    /* column 924: 924/168 = 5 -> 0 */
+    assert_int_equal(disclosure_count(40, unmix(0x80000000u)), 40);
     assert_int_equal(disclosure_count(40, 0), 35);
-    assert_int_equal(disclosure_count(40, UINT32_MAX), 45);
+    assert_int_equal(disclosure_count(40, unmix(UINT32_MAX)), 45);
     assert_int_equal(disclosure_count(5, 0), 0);
     assert_int_equal(disclosure_count(250, 0), 247);
-    assert_int_equal(disclosure_count(250, UINT32_MAX), 253);
+    assert_int_equal(disclosure_count(250, unmix(UINT32_MAX)), 253);
 }
 
-/* The sum's noise by hand: key 0x80000000 is even (noise up) with (key >> 1) / 2^31 = 0.5, so
- * |e| = 0.6; 0x80000001 the same, down. */
+/* The sum's noise by hand: a key mixed to 0x80000000 is even (noise up) with (mix >> 1) / 2^31
+ * = 0.5, so |e| = 0.6; one mixed to 0x80000001 the same, down. */
 static void test_disclosure_sum_literal_cases(void **state)
 {
     (void)state;
     int64_t out = -1;
     /* 3 contributors: f = min(1.5, 6/3) = 1.5; 0.6 * 1.5 * (100 + 50) = 135. */
-    assert_int_equal(disclosure_sum(300, 3, 100, 50, 0x80000000u, &out), 1);
+    assert_int_equal(disclosure_sum(300, 3, 100, 50, unmix(0x80000000u), &out), 1);
     assert_int_equal(out, 435);
-    assert_int_equal(disclosure_sum(300, 3, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(disclosure_sum(300, 3, 100, 50, unmix(0x80000001u), &out), 1);
     assert_int_equal(out, 165);
     /* 12 contributors: f = 0.5 -> 45; 30 and more: f = 0.2 -> 18. */
-    assert_int_equal(disclosure_sum(2000, 12, 100, 50, 0x80000000u, &out), 1);
+    assert_int_equal(disclosure_sum(2000, 12, 100, 50, unmix(0x80000000u), &out), 1);
     assert_int_equal(out, 2045);
-    assert_int_equal(disclosure_sum(5000, 30, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(disclosure_sum(5000, 30, 100, 50, unmix(0x80000001u), &out), 1);
     assert_int_equal(out, 4982);
-    assert_int_equal(disclosure_sum(5000, 400, 100, 50, 0x80000001u, &out), 1);
+    assert_int_equal(disclosure_sum(5000, 400, 100, 50, unmix(0x80000001u), &out), 1);
     assert_int_equal(out, 4982);
-    /* Key 0: |e| = 0.2, up: 0.2 * 0.2 * 3 = 0.12 rounds to 0, moved by 1 all the same. */
+    /* Key 0 (mixed to 0): |e| = 0.2, up: 0.2 * 0.2 * 3 = 0.12 rounds to 0, moved by 1 anyway. */
     assert_int_equal(disclosure_sum(40, 40, 2, 1, 0, &out), 1);
     assert_int_equal(out, 41);
     /* Never below 0: 10 - round(~1 * 1.5 * (8 + 1)). */
-    assert_int_equal(disclosure_sum(10, 3, 8, 1, UINT32_MAX, &out), 1);
+    assert_int_equal(disclosure_sum(10, 3, 8, 1, unmix(UINT32_MAX), &out), 1);
     assert_int_equal(out, 0);
 }
 
@@ -194,12 +245,12 @@ static void test_disclosure_sums_need_three_contributors_and_their_tops(void **s
 {
     (void)state;
     int64_t out = 12345;
-    assert_int_equal(disclosure_sum(100000, 2, 60000, 40000, 0x80000000u, &out), 0);
-    assert_int_equal(disclosure_sum(100000, 0, 0, 0, 0x80000000u, &out), 0);
+    assert_int_equal(disclosure_sum(100000, 2, 60000, 40000, unmix(0x80000000u), &out), 0);
+    assert_int_equal(disclosure_sum(100000, 0, 0, 0, unmix(0x80000000u), &out), 0);
     /* A sender that carries no tops (before they were added): withheld, not shown bare. */
-    assert_int_equal(disclosure_sum(100000, 5, 0, 0, 0x80000000u, &out), 0);
+    assert_int_equal(disclosure_sum(100000, 5, 0, 0, unmix(0x80000000u), &out), 0);
     assert_int_equal(out, 12345);
-    assert_int_equal(disclosure_sum(100000, 3, 50000, 30000, 0x80000000u, &out), 1);
+    assert_int_equal(disclosure_sum(100000, 3, 50000, 30000, unmix(0x80000000u), &out), 1);
 }
 
 /* Never zero noise for a non-empty cell, whatever the key; the same cell gets the same value. */
@@ -259,7 +310,8 @@ static void test_disclosure_public_sums_only_for_coarse_areas_and_periods(void *
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_disclosure_column_is_the_keys_share_of_the_table),
+        cmocka_unit_test(test_disclosure_column_is_the_mixed_keys_share_of_the_table),
+        cmocka_unit_test(test_disclosure_noises_of_a_total_and_its_parts_do_not_add_up),
         cmocka_unit_test(test_disclosure_matches_the_table_in_every_column),
         cmocka_unit_test(test_disclosure_keeps_zero_zero_and_never_shows_one_or_two),
         cmocka_unit_test(test_disclosure_small_counts_can_show_zero_and_rows_are_unbiased),

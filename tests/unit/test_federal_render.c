@@ -2,9 +2,10 @@
  * perturbed value of each cell, the whole category space of a grouping, the CSV and DHIS2
  * shapes, and a buffer that overflows never giving a shortened answer. Perturbed expectations
  * come from the perturbation table by hand (see test_federal_disclosure.c; a key's column is
- * floor(key * 1848 / 2^32)): under key 0xAB000000 (column 1234) a 1 shows as 3; under 0 a 2
- * shows as 0; under 0xF0000000 (column 1732) a 5 shows as 10; under 0x80000000 (column 924)
- * an 8 stays 8. */
+ * floor(mix(key) * 1848 / 2^32), mix being lowbias32): under a key mixed to 0xAB000000
+ * (column 1234) a 1 shows as 3; under 0 a 2 shows as 0; under one mixed to 0xF0000000
+ * (column 1732) a 5 shows as 10; under one mixed to 0x80000000 (column 924) an 8 stays 8.
+ * The keys below are those mixes undone (worked out separately, in Python). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,11 @@
 #include "dhis2.h"
 #include "frender.h"
 #include "params.h"
+
+#define K924  0xE8D54490u /* mixed: 0x80000000, column 924 */
+#define K1234 0x1C68078Bu /* mixed: 0xAB000000, column 1234 */
+#define K1732 0xCBD86232u /* mixed: 0xF0000000, column 1732 */
+#define KLAST 0xD5F9EFC4u /* mixed: 0xFFFFFFFF, column 1847 */
 
 #define ALL                                                                                        \
     (PARAM_PERIOD | PARAM_PROVINCE | PARAM_DISTRICT | PARAM_MUNICIPALITY | PARAM_BY |              \
@@ -33,10 +39,10 @@ static params_query query(const char *code, const char *raw)
 
 /* participants_registered by sex: total 8 (1 + 2 + 5), FEMALE 1, MALE 2, OTHER 5. */
 static findicators_cell participants[] = {
-    {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0, 0, NULL},
-    {"participants_registered", "sex", "FEMALE", 1, 0, 1, 0xAB000000u, 0, 0, 0, 0, NULL},
+    {"participants_registered", "", "", 8, 0, 8, K924, 0, 0, 0, 0, NULL},
+    {"participants_registered", "sex", "FEMALE", 1, 0, 1, K1234, 0, 0, 0, 0, NULL},
     {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0, 0, NULL},
-    {"participants_registered", "sex", "OTHER", 5, 0, 5, 0xF0000000u, 0, 0, 0, 0, NULL},
+    {"participants_registered", "sex", "OTHER", 5, 0, 5, K1732, 0, 0, 0, 0, NULL},
 };
 
 static findicators_result result_of(findicators_cell *cells, size_t n)
@@ -134,8 +140,8 @@ static void test_render_sums_with_few_contributors_are_suppressed_for_the_public
 {
     (void)state;
     findicators_cell cells[] = {
-        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 2, 0xFFFFFFFFu, 0, 60000, 40000, 0, NULL},
-        {"seed_funding_npr", "sex", "MALE", 100000, 0, 5, 0x80000000u, 0, 30000, 25000, 0, NULL},
+        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 2, KLAST, 0, 60000, 40000, 0, NULL},
+        {"seed_funding_npr", "sex", "MALE", 100000, 0, 5, K924, 0, 30000, 25000, 0, NULL},
     };
     findicators_result r = result_of(cells, 2);
     const catalogue_indicator *ind = catalogue_find("seed_funding_npr");
@@ -184,9 +190,8 @@ static void test_render_ratios_for_the_public_are_perturbed_and_withheld_under_t
 {
     (void)state;
     findicators_cell cells[] = {
-        {"enterprises_active", "", "", 30, 40, 40, 0x80000000u, 0xF0000000u, 0, 0, 0, NULL},
-        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, 0x80000000u, 0x80000000u, 0, 0, 0,
-         NULL},
+        {"enterprises_active", "", "", 30, 40, 40, K924, K1732, 0, 0, 0, NULL},
+        {"enterprises_active", "sector", "RETAIL", 3, 4, 4, K924, K924, 0, 0, 0, NULL},
     };
     findicators_result r = result_of(cells, 2);
     params_query q = query("enterprises_active", "period=2026-07&by=sector");
@@ -209,11 +214,10 @@ static void test_render_lists_the_whole_category_space(void **state)
 {
     (void)state;
     findicators_cell cells[] = {
-        {"returnees_registered", "destination_country", "QA", 7, 0, 7, 0x80000000u, 0, 0, 0, 0,
-         NULL},
+        {"returnees_registered", "destination_country", "QA", 7, 0, 7, K924, 0, 0, 0, 0, NULL},
         {"returnees_registered", "destination_country", "UNKNOWN", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
-        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, 0x80000000u, 0, 0, 0,
-         0, NULL},
+        {"participants_registered", "sex,age_band", "FEMALE,25_39", 4, 0, 4, K924, 0, 0, 0, 0,
+         NULL},
         {"participants_registered", "sex,age_band", "MARTIAN,25_39", 1, 0, 1, 0, 0, 0, 0, 0, NULL},
     };
     sbuf b;
@@ -261,8 +265,7 @@ static void test_render_lists_the_whole_category_space(void **state)
 static void test_render_ratios_divide_at_read_time(void **state)
 {
     (void)state;
-    findicators_cell cells[] = {
-        {"enterprises_active", "", "", 3, 4, 4, 0x80000000u, 0, 0, 0, 0, NULL}};
+    findicators_cell cells[] = {{"enterprises_active", "", "", 3, 4, 4, K924, 0, 0, 0, 0, NULL}};
     params_query q = query("enterprises_active", "period=2026-07");
     findicators_result r = result_of(cells, 1);
     sbuf b;
@@ -323,9 +326,9 @@ static void test_render_data_value_sets(void **state)
 {
     (void)state;
     findicators_cell cells[] = {
-        {"participants_registered", "", "", 8, 0, 8, 0x80000000u, 0, 0, 0, 0, NULL},
+        {"participants_registered", "", "", 8, 0, 8, K924, 0, 0, 0, 0, NULL},
         {"participants_registered", "sex", "MALE", 2, 0, 2, 0x00000000u, 0, 0, 0, 0, NULL},
-        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 4, 0xFFFFFFFFu, 0, 0, 0, 0, NULL},
+        {"seed_funding_npr", "sex", "FEMALE", 100000, 0, 4, KLAST, 0, 0, 0, 0, NULL},
     };
     params_query q = query("participants_registered", "period=2026-07&province=3&idScheme=CODE");
     findicators_result r = result_of(cells, 3);
