@@ -632,7 +632,7 @@ int dhis2_dvs(sbuf *b, const params_query *q, const findicators_result *r, int p
                 p.ou, perturbed ? "cell-key perturbed" : "exact");
     frender_as_of_json(b, q, r);
     if (r->approval)
-        fapprovals_coverage_json(b, r->approval, q->approved);
+        fapprovals_coverage_json(b, r->approval, q->approved, perturbed);
     sbuf_printf(b,
                 ",\"pager\":{\"page\":%ld,\"pageCount\":%zu,\"total\":%zu,\"pageSize\":%ld},"
                 "\"dataValues\":[",

@@ -333,25 +333,31 @@ int fapprovals_coverage_fetch(freq *f, fapprovals_coverage *out, fapprovals_cove
     return rc;
 }
 
-void fapprovals_coverage_json(sbuf *b, const fapprovals_coverage *c, int approved_only)
+void fapprovals_coverage_json(sbuf *b, const fapprovals_coverage *c, int approved_only,
+                              int perturbed)
 {
     if (!c->have)
         return;
+    sbuf_printf(b, ",\"approval\":{\"filter\":\"%s\",\"municipality_months\":%lld,",
+                approved_only ? "approved" : "all", c->municipality_months);
+    if (!perturbed)
+        sbuf_printf(b, "\"contributing\":%lld,", c->contributing);
     sbuf_printf(b,
-                ",\"approval\":{\"filter\":\"%s\",\"municipality_months\":%lld,"
-                "\"contributing\":%lld,\"closed\":%lld,\"approved\":%lld,"
-                "\"municipalities\":%lld,\"municipalities_approved\":%lld}",
-                approved_only ? "approved" : "all", c->municipality_months, c->contributing,
+                "\"closed\":%lld,\"approved\":%lld,\"municipalities\":%lld,"
+                "\"municipalities_approved\":%lld}",
                 c->closed, c->approved, c->municipalities, c->municipalities_approved);
 }
 
-void fapprovals_coverage_header(const fapprovals_coverage *c, int approved_only, char *out,
-                                size_t outlen)
+void fapprovals_coverage_header(const fapprovals_coverage *c, int approved_only, int perturbed,
+                                char *out, size_t outlen)
 {
+    char contributing[48] = "";
+    if (!perturbed)
+        snprintf(contributing, sizeof(contributing), " contributing=%lld;", c->contributing);
     snprintf(out, outlen,
-             "filter=%s; municipality_months=%lld; contributing=%lld; closed=%lld; "
-             "approved=%lld; municipalities=%lld; municipalities_approved=%lld",
-             approved_only ? "approved" : "all", c->municipality_months, c->contributing, c->closed,
+             "filter=%s; municipality_months=%lld;%s closed=%lld; approved=%lld; "
+             "municipalities=%lld; municipalities_approved=%lld",
+             approved_only ? "approved" : "all", c->municipality_months, contributing, c->closed,
              c->approved, c->municipalities, c->municipalities_approved);
 }
 
@@ -362,13 +368,16 @@ typedef struct fapprovals__tally {
     long long months, contributing, closed, approved, municipalities, municipalities_approved;
 } fapprovals__tally;
 
-static void fapprovals__tally_json(sbuf *b, const fapprovals__tally *t)
+/* held: with "contributing" (not for the public: fapprovals_coverage_json). */
+static void fapprovals__tally_json(sbuf *b, const fapprovals__tally *t, int held)
 {
+    sbuf_printf(b, "\"municipality_months\":%lld,", t->months);
+    if (held)
+        sbuf_printf(b, "\"contributing\":%lld,", t->contributing);
     sbuf_printf(b,
-                "\"municipality_months\":%lld,\"contributing\":%lld,\"closed\":%lld,"
-                "\"approved\":%lld,\"municipalities\":%lld,\"municipalities_approved\":%lld",
-                t->months, t->contributing, t->closed, t->approved, t->municipalities,
-                t->municipalities_approved);
+                "\"closed\":%lld,\"approved\":%lld,\"municipalities\":%lld,"
+                "\"municipalities_approved\":%lld",
+                t->closed, t->approved, t->municipalities, t->municipalities_approved);
 }
 
 static void fapprovals__on_list(void *ud, const PGresult *res, const char *err)
@@ -386,6 +395,9 @@ static void fapprovals__on_list(void *ud, const PGresult *res, const char *err)
     f->env->m->audit_rows++;
     /* Decisions (each month's state, who, when, the comment) are the ministry's and admins'. */
     int decisions = f->role == AUTH_MINISTRY || f->role == AUTH_ADMIN;
+    /* Whether a municipality-month holds any record is exact: not for the public, whose
+     * figures are perturbed so that a 0 never certifies an empty cell. */
+    int held = f->role != AUTH_PUBLIC;
     int by_mun = strcmp(f->q.by, "municipality") == 0;
     fapprovals__tally prov[8], total;
     memset(prov, 0, sizeof(prov));
@@ -422,8 +434,9 @@ static void fapprovals__on_list(void *ud, const PGresult *res, const char *err)
             char per[16];
             review_period(PQgetvalue(res, j, 2)[0] == 't',
                           (int32_t)strtol(PQgetvalue(res, j, 3), NULL, 10), per, sizeof(per));
-            sbuf_printf(&b, "%s{\"period\":\"%s\",\"has_data\":%s", j > i ? "," : "", per,
-                        has ? "true" : "false");
+            sbuf_printf(&b, "%s{\"period\":\"%s\"", j > i ? "," : "", per);
+            if (held)
+                sbuf_printf(&b, ",\"has_data\":%s", has ? "true" : "false");
             if (decisions) {
                 long long at = strtoll(PQgetvalue(res, j, 7), NULL, 10);
                 sbuf_printf(&b, ",\"state\":\"%s\",\"version\":%s,\"decided_by\":",
@@ -438,7 +451,7 @@ static void fapprovals__on_list(void *ud, const PGresult *res, const char *err)
         t.municipalities_approved = all;
         if (by_mun) {
             sbuf_puts(&b, "],");
-            fapprovals__tally_json(&b, &t);
+            fapprovals__tally_json(&b, &t, held);
             sbuf_puts(&b, "}");
         }
         fapprovals__tally *acc[2] = {&prov[p], &total};
@@ -456,12 +469,12 @@ static void fapprovals__on_list(void *ud, const PGresult *res, const char *err)
         if (prov[p].municipalities == 0)
             continue;
         sbuf_printf(&b, "%s{\"province\":%d,", first_row ? "" : ",", p);
-        fapprovals__tally_json(&b, &prov[p]);
+        fapprovals__tally_json(&b, &prov[p], held);
         sbuf_puts(&b, "}");
         first_row = 0;
     }
     sbuf_puts(&b, "],\"total\":{");
-    fapprovals__tally_json(&b, &total);
+    fapprovals__tally_json(&b, &total, held);
     sbuf_puts(&b, "}}\n");
     freq_finish_sbuf(f, 200, NULL, &b);
     sbuf_free(&b);

@@ -68,11 +68,14 @@ typedef void (*fapprovals_coverage_cb)(freq *f, const char *why);
 int fapprovals_coverage_fetch(freq *f, fapprovals_coverage *out, fapprovals_coverage_cb done);
 
 /* Appends ,"approval":{...} (the coverage and "filter": "approved" or "all") to an answer's
- * JSON object being written; nothing when c->have is 0. */
-void fapprovals_coverage_json(sbuf *b, const fapprovals_coverage *c, int approved_only);
+ * JSON object being written; nothing when c->have is 0. For the public (perturbed answers)
+ * without "contributing": which municipality-months hold any record is exact, and told that
+ * a cell published as 0 was not empty (an attack on the demo). */
+void fapprovals_coverage_json(sbuf *b, const fapprovals_coverage *c, int approved_only,
+                              int perturbed);
 /* The same as the value of the X-Approval-Coverage header of CSV answers. */
-void fapprovals_coverage_header(const fapprovals_coverage *c, int approved_only, char *out,
-                                size_t outlen);
+void fapprovals_coverage_header(const fapprovals_coverage *c, int approved_only, int perturbed,
+                                char *out, size_t outlen);
 
 /* GET /v1/approvals. Answers (audited) and frees f. */
 void fapprovals_answer(freq *f);

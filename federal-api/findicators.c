@@ -135,11 +135,11 @@ static void findicators__render(freq *f, findicators_result *r)
     const fapprovals_coverage *cov = f->state;
     char ah[300];
     r->approval = cov;
+    int perturbed = f->role == AUTH_PUBLIC;
     if (cov && cov->have) {
-        fapprovals_coverage_header(cov, f->q.approved, ah, sizeof(ah));
+        fapprovals_coverage_header(cov, f->q.approved, perturbed, ah, sizeof(ah));
         http_add_header(f->r, "X-Approval-Coverage", ah);
     }
-    int perturbed = f->role == AUTH_PUBLIC;
     const char *ctype = NULL;
     sbuf b;
     int rc;

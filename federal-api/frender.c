@@ -442,7 +442,7 @@ int frender_indicator_json(sbuf *b, const catalogue_indicator *ind, const params
                 "],\"disclosure\":\"%s\",\"as_of\":", perturbed ? "cell-key perturbed" : "exact");
     frender__as_of_json(b, q, r);
     if (r->approval)
-        fapprovals_coverage_json(b, r->approval, q->approved);
+        fapprovals_coverage_json(b, r->approval, q->approved, perturbed);
     sbuf_puts(b, ",\"total\":{");
     frender__json_cell(b, ind, frender__total(r), perturbed, x.sums);
     sbuf_puts(b, "},\"rows\":[");

@@ -692,14 +692,25 @@ def test_coverage_and_directive_progress_equal_the_tests_own_count(chain):
                 raise AssertionError("%s %r: coverage %r, expected %r"
                                      % (period, area, got.get("cov"), want))
             assert got["value"] == registered_in(c, period, approved), (period, area)
-    # The public role sees the coverage too, but no decision.
+    # The public role sees the coverage too, but no decision, and not which municipality-months
+    # hold any record: that is exact, and told an attack on the demo that a cell published as
+    # 0 was not empty (F1). The ministry sees both.
     st, a, _ = c.fed.get("/v1/indicators/participants_registered?period=%s" % p_bs, c.public)
     assert st == 200 and a["approval"]["municipality_months"] > 0
+    assert "contributing" not in a["approval"], a["approval"]
+    st, _, hdrs = c.fed.get("/v1/indicators/participants_registered?period=%s&format=csv"
+                            % p_bs, c.public, raw=True)
+    assert st == 200 and "closed=" in hdrs["X-Approval-Coverage"], hdrs
+    assert "contributing" not in hdrs["X-Approval-Coverage"], hdrs["X-Approval-Coverage"]
     st, a, _ = c.fed.get("/v1/approvals?period=%s&by=municipality&province=1" % p_bs, c.public)
     assert st == 200 and a["decisions_shown"] is False
-    assert all("comment" not in m for r in a["rows"] for m in r["months"])
+    assert all("comment" not in m and "has_data" not in m for r in a["rows"] for m in r["months"])
+    assert all("contributing" not in r for r in a["rows"] + [a["total"]]), a["total"]
+    st, a, _ = c.fed.get("/v1/indicators/participants_registered?period=%s" % p_bs, c.ministry)
+    assert st == 200 and a["approval"]["contributing"] > 0, a["approval"]
     st, a, _ = c.fed.get("/v1/approvals?period=%s&by=municipality&province=1" % p_bs, c.ministry)
     assert st == 200 and a["decisions_shown"] is True
+    assert all("has_data" in m for r in a["rows"] for m in r["months"])
     rows = {r["municipality"]: r for r in a["rows"]}
     assert rows[ARJUNDHARA]["months"][0]["state"] == "approved"
     assert rows[ARJUNDHARA]["months"][0]["decided_by"] == "reviewer-koshi"
