@@ -24,6 +24,7 @@ struct receiver_peer {
     int hello_seen; /* Hello received; the tier is answering it */
     int session;    /* HelloReply sent */
     int holds;      /* RECEIVER_HOLD_* bits */
+    int crl_left;   /* the CRL was left out of a HelloReply (said once) */
     uint32_t scope, version;
     uint64_t hello_last_seq; /* the last sequence the peer announced in Hello */
     uint64_t session_ms;     /* loop time the session opened */
@@ -275,11 +276,18 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
     env.msg_case = REINT__V1__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = r;
     /* A peer that announced small frames still gets its HelloReply: the CRL (which grows with
-     * every revocation) is left out when it would not fit, and the log says so. */
-    if (crl && reint__v1__envelope__get_packed_size(&env) > p->max_frame) {
-        log_warn("%s (%s): the CRL (%zu bytes) is left out of the HelloReply: it does not fit "
-                 "the %zu-byte frames this peer announced",
-                 receiver__name(p), receiver_peer_addr(p), crl_len, p->max_frame);
+     * every revocation) is left out when it would not fit even without the directives, which
+     * the caller trims first (a reply too large is REINT_ETOOBIG to it), and the log says so
+     * once. */
+    size_t n_directives = r->n_directives;
+    r->n_directives = 0;
+    int crl_fits = !crl || reint__v1__envelope__get_packed_size(&env) <= p->max_frame;
+    r->n_directives = n_directives;
+    if (!crl_fits) {
+        if (!p->crl_left++)
+            log_warn("%s (%s): the CRL (%zu bytes) is left out of the HelloReply: it does not "
+                     "fit the %zu-byte frames this peer announced; give it the CRL by hand",
+                     receiver__name(p), receiver_peer_addr(p), crl_len, p->max_frame);
         r->crl.data = NULL;
         r->crl.len = 0;
     }

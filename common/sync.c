@@ -402,7 +402,8 @@ static void sync__finish_once(sync_client *s, int status)
 
 /* 1 when this sender checks revocation and its CRL is past nextUpdate: it then sends no
  * record, since a receiver revoked since then would not be recognised; the session stays
- * open only to fetch a fresh CRL, which every HelloReply carries. */
+ * open only to fetch a fresh CRL, which every HelloReply carries (unless this sender
+ * announced frames smaller than the CRL: receiver_welcome). */
 static int sync__crl_expired(const sync_client *s)
 {
     int64_t next = s->o.tls ? tls_ctx_crl_next_update(s->o.tls) : 0;

@@ -632,3 +632,61 @@ def test_the_node_judges_directives_in_force_on_nepals_day(pki, workdir, procs):
     status, _, body = req(node, "GET", "/v1/directives", token=token)
     assert status == 200, body
     assert [d["title"] for d in body["directives"]] == ["Starts today in Nepal"], body
+
+
+def test_a_small_frame_peer_gets_the_crl_and_fewer_directives_rather_than_no_crl(
+        pki, workdir, procs):
+    """A node announcing small frames got a HelloReply without the CRL when the CRL and the
+    directives did not fit together, though the CRL and fewer directives would have (the hub
+    trims the directives to fit, and the CRL had been left out first: a review of 88edc8e).
+    The CRL is now left out only when it does not fit even without directives; the node asks
+    for the rest of the directives afterwards."""
+    pki.issue("federal")
+    priv, pub = directive_key(pki)
+    docs = []
+    for serial in (1, 2, 3, 4):
+        d = make_directive(serial, "Directive %d" % serial)
+        d.text = "Seed funding for returnees in the fiscal year, in order of need. " * 8
+        docs.append(sign(priv, d))
+    fake = FakePeer(pki, "federal", [docs])
+    try:
+        hub = hub_with_keys(workdir, pki, fake.port, pub).start()
+        procs.append(hub)
+        wait_for(lambda: fake.acks(1) == [1, 2, 3, 4], 15, "the hub holding four directives")
+        w = WireClient(hub.sync_port, pki, "municipality-10703")
+        try:
+            full = w.hello(os.urandom(16))
+        finally:
+            w.close()
+        assert len(full.directives) == 4 and full.crl, full
+
+        def size(crl, n):
+            env = pb.Envelope()
+            env.hello_reply.CopyFrom(full)
+            if not crl:
+                env.hello_reply.ClearField("crl")
+            del env.hello_reply.directives[n:]
+            return env.ByteSize()
+        # The case of the review: the CRL and two directives fit, so do four without the CRL,
+        # but not the CRL and four (16 bytes of room for the clock's varint).
+        limit = max(size(True, 2), size(False, 4)) + 16
+        assert size(True, 4) > limit, (size(True, 4), limit)
+        c = WireClient(hub.sync_port, pki, "municipality-10703")
+        try:
+            env = pb.Envelope()
+            env.hello.protocol_version = 2
+            env.hello.identity = "python"
+            env.hello.incarnation = os.urandom(16)
+            env.hello.clock = int(time.time() * 1000)
+            env.hello.last_seq = 1 << 20
+            env.hello.max_frame = limit
+            c.send(env)
+            reply = c.recv()
+        finally:
+            c.close()
+        assert reply.WhichOneof("msg") == "hello_reply", reply
+        assert reply.hello_reply.crl == full.crl
+        assert [sd.body for sd in reply.hello_reply.directives] == [sd.body for sd in docs[:2]]
+        assert "is left out of the HelloReply" not in hub.log_text()
+    finally:
+        fake.stop()
