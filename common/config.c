@@ -109,8 +109,9 @@ static int config__handler(void *user, const char *section, const char *name, co
                              s->path, lineno, section, name, first);
                 else
                     snprintf(s->err, s->errlen,
-                             "%s line %d: [%s] %s is followed by an indented line, which sets "
-                             "it a second time; write the value on one line",
+                             "%s line %d: [%s] %s is followed by an indented line, which is "
+                             "read as a second value of it: start each key at the beginning "
+                             "of its line, and write a value on one line",
                              s->path, first, section, name);
                 s->failed = 1;
                 return 0;

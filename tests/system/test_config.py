@@ -45,7 +45,8 @@ def test_a_key_set_twice_is_refused_naming_both_lines(tmp_path):
     cases = [("[hub]\nprovince = 1\nsync_listen = 127.0.0.1:7401\n\n[hub]\nprovince = 6\n",
               "line 6: [hub] province is set a second time (first on line 2)"),
              ("[hub]\nprovince = 1\n  6\n",
-              "line 2: [hub] province is followed by an indented line, which sets it a second time")]
+              "line 2: [hub] province is followed by an indented line, which is read as a "
+              "second value of it")]
     for text, want in cases:
         cfg = tmp_path / "hub.ini"
         cfg.write_text(text)
