@@ -189,10 +189,11 @@ export async function draw(main, session) {
     options: { animation: false, responsive: true, maintainAspectRatio: false,
                plugins: { legend: { display: false } }, scales: { y: valueAxis(false) } },
   }));
-  // Without a choice in the URL, the trends of the first local level with data in the map
-  // (the first in the list had none to show in most provinces).
+  // Without a choice in the URL, the trends of the first local level with data in the map (in
+  // the district view, of the first in a district with data): the first in the list had none
+  // to show in most provinces.
   const withData = session.local_levels.find((l) => {
-    const x = byCode.get(l.code);
+    const x = byCode.get(level === "district" ? l.district : l.code);
     return x && x.value;
   });
   const trendCode = mun || (withData || session.local_levels[0]).code;
