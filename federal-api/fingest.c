@@ -704,6 +704,7 @@ static int fingest__on_coverage(fingest *fi, fconn *c, const Reint__V1__Coverage
 typedef struct fdirs {
     size_t n;
     uint64_t last;
+    uint64_t serial[FINGEST_DIR_PAGE];
     Reint__V1__SignedDirective sd[FINGEST_DIR_PAGE];
     Reint__V1__SignedDirective *p[FINGEST_DIR_PAGE];
 } fdirs;
@@ -736,6 +737,7 @@ static void fingest__dirs_load(fdirs *ds, const PGresult *res, int col)
             free(sd->body.data);
             break;
         }
+        ds->serial[ds->n] = serial;
         ds->p[ds->n++] = sd;
         ds->last = serial;
     }
@@ -1085,8 +1087,6 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
     uint64_t dir_acked = rows ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
     fdirs ds;
     fingest__dirs_load(&ds, res, 2);
-    c->dir_sent = ds.n ? ds.last : dir_acked;
-    c->fi->m.directives_sent += ds.n;
     Reint__V1__HelloReply r = REINT__V1__HELLO_REPLY__INIT;
     r.acked_seq = acked;
     r.n_directives = ds.n;
@@ -1099,9 +1099,17 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
              "; %zu directive%s above %" PRIu64 " sent",
              c->province, receiver_peer_addr(c->p), receiver_peer_version(c->p), acked, ds.n,
              ds.n == 1 ? "" : "s", dir_acked);
-    if (receiver_welcome(c->p, &r) == REINT_ETOOBIG)
+    /* The reply must fit the hub's frames: fewer directives if it does not (the CRL, which
+     * receiver_welcome leaves out only when it does not fit alone, goes first), the rest
+     * sent after it as a catch-up, as a full page's are. */
+    int rc;
+    while ((rc = receiver_welcome(c->p, &r)) == REINT_ETOOBIG && r.n_directives > 0)
+        r.n_directives /= 2;
+    if (rc == REINT_ETOOBIG)
         receiver_internal_error(c->p, "the HelloReply does not fit the hub's frame limit");
-    if (ds.n == FINGEST_DIR_PAGE)
+    c->dir_sent = r.n_directives ? ds.serial[r.n_directives - 1] : dir_acked;
+    c->fi->m.directives_sent += r.n_directives;
+    if (ds.n == FINGEST_DIR_PAGE || r.n_directives < ds.n)
         c->dir_again = 1;
     fingest__dirs_free(&ds);
     if (c->dir_again)

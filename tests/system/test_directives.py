@@ -472,3 +472,67 @@ def test_a_publication_the_store_fails_says_where_to_look_before_publishing_agai
     assert m, a
     st, lst, _ = fed.get("/v1/directives", fed.tokens["admin"])
     assert int(m.group(1)) not in [d["serial"] for d in lst["directives"]], lst
+
+
+def test_a_peer_with_small_frames_gets_the_crl_and_then_every_directive(pki, postgres, workdir,
+                                                                        procs):  # noqa: F811
+    """A province's peer whose frames held the CRL but not the CRL and the directives of a
+    HelloReply got an Error at every session: since 93f7729 the CRL is left out only when it
+    does not fit alone, and the federal tier, unlike a hub, did not offer fewer directives
+    when its reply was too large (a review found it). It now halves them as a hub does, and
+    sends the rest after the reply. (The hub's uplink announces the default 4 MiB; a peer of
+    the protocol may announce less.)"""
+    from test_chain import FreshDatabase
+    pki.issue("federal")
+    run([os.path.join(ROOT, "deploy", "pki.sh"), "directive-key", pki.dir, KEY_ID])
+    f = DirectiveFederal(workdir, pki, FreshDatabase(postgres), name="federal-small").start()
+    procs.append(f)
+    admin = f.token("admin", "dir-small-%d" % time.time_ns())
+    serials = []
+    for i in range(4):
+        st, a = f.post("/v1/directives", admin,
+                       directive_body(title="Long directive %d" % i, text="x" * 3000,
+                                      targets=[]))
+        assert st == 201, a
+        serials.append(a["serial"])
+
+    def hello(max_frame):
+        c = WireClient(f.sync_port, pki, "province-2")
+        env = pb.Envelope()
+        env.hello.protocol_version = 2
+        env.hello.identity = "python"
+        env.hello.incarnation = os.urandom(16)
+        env.hello.clock = int(time.time() * 1000)
+        env.hello.last_seq = 0
+        env.hello.max_frame = max_frame
+        c.send(env)
+        return c, c.recv()
+    c, full = hello(0)
+    c.close()
+    assert full.WhichOneof("msg") == "hello_reply", full
+    full = full.hello_reply
+    assert len(full.directives) == 4 and full.crl, full
+
+    def size(crl, n):
+        env = pb.Envelope()
+        env.hello_reply.CopyFrom(full)
+        if not crl:
+            env.hello_reply.ClearField("crl")
+        del env.hello_reply.directives[n:]
+        return env.ByteSize()
+    limit = size(True, 2) + 16  # the CRL and two directives fit, with room for the clock
+    assert size(True, 4) > limit, (size(True, 4), limit)
+    c, reply = hello(limit)
+    try:
+        assert reply.WhichOneof("msg") == "hello_reply", reply
+        assert reply.hello_reply.crl == full.crl
+        got = [pb.Directive.FromString(sd.body).serial for sd in reply.hello_reply.directives]
+        assert got == serials[:2], got
+        # The rest follow, one message each.
+        for want in serials[2:]:
+            env = c.recv()
+            assert env.WhichOneof("msg") == "directive", env
+            assert pb.Directive.FromString(env.directive.body).serial == want
+    finally:
+        c.close()
+    assert "does not fit the hub's frame limit" not in f.log_text()
