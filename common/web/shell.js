@@ -50,3 +50,17 @@ export function pagesNav(pages, current) {
 export function mainNav(items) {
   return h("nav", { class: "main-nav", "aria-label": t("nav.label") }, h("ul", {}, items));
 }
+
+// The page a ?next= address names, when it is one of this site's (not the sign-in); else
+// fallback. "/\host" and the like, which a browser reads as another site, are refused here:
+// history.replaceState would throw on them.
+export function sameSitePath(next, fallback) {
+  if (!next || !next.startsWith("/")) return fallback;
+  try {
+    const u = new URL(next, location.origin);
+    if (u.origin === location.origin && u.pathname !== "/signin") return u.pathname + u.search;
+  } catch (e) {
+    // not an address
+  }
+  return fallback;
+}

@@ -5,7 +5,7 @@ import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import * as bsdate from "/common/bsdate.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
-import { pagesNav, whoBox } from "/common/shell.js";
+import { pagesNav, sameSitePath, whoBox } from "/common/shell.js";
 
 import * as signin from "/pages/signin.js";
 import * as today from "/pages/today.js";
@@ -107,7 +107,7 @@ async function render() {
     ctx.onSignedIn = (session) => {
       signedIn(session);
       const next = new URLSearchParams(location.search).get("next");
-      navigate(next && next.startsWith("/") && !next.startsWith("//") ? next : "/today", true);
+      navigate(sameSitePath(next, "/today"), true);
     };
     await signin.render(ctx, notice);
     return;

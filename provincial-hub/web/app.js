@@ -5,7 +5,7 @@ import { h, replace } from "/common/dom.js";
 import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
-import { pagesNav, whoBox } from "/common/shell.js";
+import { pagesNav, sameSitePath, whoBox } from "/common/shell.js";
 
 import * as gaps from "/pages/gaps.js";
 import * as reviews from "/pages/reviews.js";
@@ -46,6 +46,10 @@ function header() {
 }
 
 async function signOut() {
+  // A comment being written is this reviewer's: the next one to sign in here does not find it.
+  for (const k of Object.keys(sessionStorage)) {
+    if (k.startsWith("review-comment:")) sessionStorage.removeItem(k);
+  }
   await api.del("/v1/session");
   state.session = null;
   setCsrf(null);
@@ -66,9 +70,7 @@ function signInPage() {
       state.notice = null;
       setCsrf(r.body.csrf);
       // Back to the page the session ended on (a reviewer's queue, with her comment kept).
-      const next = new URLSearchParams(location.search).get("next") || "";
-      const safe = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/signin");
-      history.replaceState({}, "", safe ? next : "/gaps");
+      history.replaceState({}, "", sameSitePath(new URLSearchParams(location.search).get("next"), "/gaps"));
       render();
       return;
     }

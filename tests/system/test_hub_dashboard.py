@@ -646,5 +646,22 @@ def test_dashboard_in_a_browser(dash):
                    and not ("/v1/reviews/10401/" in c and "401" in c)
                    and not (c.split()[1].endswith("/gap") and "404" in c)]
         assert not console, console
+        # A comment being written is the reviewer's own: signing out removes it, so that the
+        # next reviewer at this machine does not find it filled in (a review found it kept).
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("id", "comment-10102"), what="the queue")
+        d.find_element("id", "comment-10102").send_keys("Left half written")
+        assert d.execute_script("return sessionStorage.length") == 1
+        d.find_element("id", "signout").click()
+        browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+        assert d.execute_script("return sessionStorage.length") == 0
+        # A ?next= that a browser reads as another site ("/\\host") is not followed: the
+        # sign-in goes to the gaps (it threw, and the page stayed on the sign-in form).
+        d.get(base + "/signin?next=" + urllib.parse.quote("/\\evil.example/x"))
+        browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+        d.find_element("id", "token").send_keys(dash.tokens["reviewer"])
+        d.find_element("id", "signin").click()
+        browser.wait_h1(d, "Gaps by local level")
+        assert d.current_url.startswith(base + "/gaps"), d.current_url
     finally:
         d.quit()

@@ -38,7 +38,7 @@ export async function draw(main, session, nav, notice) {
       : monthName(p))));
 
   function draftKey(row) {
-    return `review-comment:${session.province}:${row.municipality}:${period}`;
+    return `review-comment:${session.province}:${session.who}:${row.municipality}:${period}`;
   }
 
   function keepDraft(key, text) {
