@@ -680,10 +680,17 @@ def test_tokens_and_roles(fed, postgres):  # noqa: F811
     assert q(fed, "not-a-token", "participants_registered", **ok)[0] == 401
     t = fed.token("ministry", "to-revoke")
     assert q(fed, t, "participants_registered", **ok)[0] == 200
-    # Found valid once, the token is served from memory (ftokcache.h) ...
-    hits = fed.metrics()["federal_token_cache_hits_total"]
-    assert q(fed, t, "participants_registered", **ok)[0] == 200
-    assert fed.metrics()["federal_token_cache_hits_total"] == hits + 1
+    # Found valid once, the token is served from memory (ftokcache.h) ... The notification of
+    # the token's own creation may drop the cache after the first look-up (it did once in a
+    # clean run under load: the second request was looked up again), so a few tries.
+    for _ in range(20):
+        hits = fed.metrics()["federal_token_cache_hits_total"]
+        assert q(fed, t, "participants_registered", **ok)[0] == 200
+        if fed.metrics()["federal_token_cache_hits_total"] == hits + 1:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the token was never served from memory")
     # ... until the tokens table changes: the revoke's notification drops it at once.
     fed.cli("token", "revoke", "to-revoke")
     st, body, _ = q(fed, t, "participants_registered", **ok)
