@@ -31,7 +31,7 @@ from fedclient import Federal
 from gen import CATEGORIES, TODAY, Caseload, nepal_today, utc_evening_clock
 from harness import ROOT, Hub, Node, ini_set, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
-from wireclient import WireClient
+from wireclient import WireClient, reply_size
 
 KEY_ID = "chain-dir-1"
 ROGUE_ID = "rogue-dir-1"
@@ -660,33 +660,17 @@ def test_a_small_frame_peer_gets_the_crl_and_fewer_directives_rather_than_no_crl
             w.close()
         assert len(full.directives) == 4 and full.crl, full
 
-        def size(crl, n):
-            env = pb.Envelope()
-            env.hello_reply.CopyFrom(full)
-            if not crl:
-                env.hello_reply.ClearField("crl")
-            del env.hello_reply.directives[n:]
-            return env.ByteSize()
         # The case of the review: the CRL and two directives fit, so do four without the CRL,
         # but not the CRL and four (16 bytes of room for the clock's varint).
-        limit = max(size(True, 2), size(False, 4)) + 16
-        assert size(True, 4) > limit, (size(True, 4), limit)
+        limit = max(reply_size(full, True, 2), reply_size(full, False, 4)) + 16
+        assert reply_size(full, True, 4) > limit, (reply_size(full, True, 4), limit)
         c = WireClient(hub.sync_port, pki, "municipality-10703")
         try:
-            env = pb.Envelope()
-            env.hello.protocol_version = 2
-            env.hello.identity = "python"
-            env.hello.incarnation = os.urandom(16)
-            env.hello.clock = int(time.time() * 1000)
-            env.hello.last_seq = 1 << 20
-            env.hello.max_frame = limit
-            c.send(env)
-            reply = c.recv()
+            reply = c.hello(os.urandom(16), max_frame=limit)
         finally:
             c.close()
-        assert reply.WhichOneof("msg") == "hello_reply", reply
-        assert reply.hello_reply.crl == full.crl
-        assert [sd.body for sd in reply.hello_reply.directives] == [sd.body for sd in docs[:2]]
+        assert reply.crl == full.crl
+        assert [sd.body for sd in reply.directives] == [sd.body for sd in docs[:2]]
         assert "is left out of the HelloReply" not in hub.log_text()
     finally:
         fake.stop()

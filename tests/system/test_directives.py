@@ -19,7 +19,7 @@ from fedclient import Federal
 from gen import utc_evening_clock
 from harness import ROOT, Hub, ini_set, pb, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
-from wireclient import WireClient
+from wireclient import WireClient, reply_size
 
 KEY_ID = "fed-test-1"
 DAY = datetime.timedelta(days=1)
@@ -496,37 +496,19 @@ def test_a_peer_with_small_frames_gets_the_crl_and_then_every_directive(pki, pos
         assert st == 201, a
         serials.append(a["serial"])
 
-    def hello(max_frame):
-        c = WireClient(f.sync_port, pki, "province-2")
-        env = pb.Envelope()
-        env.hello.protocol_version = 2
-        env.hello.identity = "python"
-        env.hello.incarnation = os.urandom(16)
-        env.hello.clock = int(time.time() * 1000)
-        env.hello.last_seq = 0
-        env.hello.max_frame = max_frame
-        c.send(env)
-        return c, c.recv()
-    c, full = hello(0)
-    c.close()
-    assert full.WhichOneof("msg") == "hello_reply", full
-    full = full.hello_reply
-    assert len(full.directives) == 4 and full.crl, full
-
-    def size(crl, n):
-        env = pb.Envelope()
-        env.hello_reply.CopyFrom(full)
-        if not crl:
-            env.hello_reply.ClearField("crl")
-        del env.hello_reply.directives[n:]
-        return env.ByteSize()
-    limit = size(True, 2) + 16  # the CRL and two directives fit, with room for the clock
-    assert size(True, 4) > limit, (size(True, 4), limit)
-    c, reply = hello(limit)
+    c = WireClient(f.sync_port, pki, "province-2")
     try:
-        assert reply.WhichOneof("msg") == "hello_reply", reply
-        assert reply.hello_reply.crl == full.crl
-        got = [pb.Directive.FromString(sd.body).serial for sd in reply.hello_reply.directives]
+        full = c.hello(os.urandom(16), last_seq=0)
+    finally:
+        c.close()
+    assert len(full.directives) == 4 and full.crl, full
+    limit = reply_size(full, True, 2) + 16  # the CRL and two directives, room for the clock
+    assert reply_size(full, True, 4) > limit, (reply_size(full, True, 4), limit)
+    c = WireClient(f.sync_port, pki, "province-2")
+    try:
+        reply = c.hello(os.urandom(16), last_seq=0, max_frame=limit)
+        assert reply.crl == full.crl
+        got = [pb.Directive.FromString(sd.body).serial for sd in reply.directives]
         assert got == serials[:2], got
         # The rest follow, one message each.
         for want in serials[2:]:

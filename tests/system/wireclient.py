@@ -63,16 +63,17 @@ class WireClient:
         except (EOFError, ConnectionError, ssl.SSLError, OSError):
             return err
 
-    def hello(self, incarnation, last_seq=1 << 20, version=2):
+    def hello(self, incarnation, last_seq=1 << 20, version=2, max_frame=0):
         """Hello announcing last_seq (the receiver refuses batches far beyond it), as the schema
         of build/gen/python speaks it: protocol version 2 (whose records carry month pairs; a
-        v1 client is compat.V1Client)."""
+        v1 client is compat.V1Client); max_frame: the frames it takes (0: the default)."""
         env = pb.Envelope()
         env.hello.protocol_version = version
         env.hello.identity = "python"
         env.hello.incarnation = incarnation
         env.hello.clock = int(time.time() * 1000)
         env.hello.last_seq = last_seq
+        env.hello.max_frame = max_frame
         self.send(env)
         reply = self.recv()
         assert reply.WhichOneof("msg") == "hello_reply", reply
@@ -121,3 +122,14 @@ def with_unknown_field(rec, body, extra):
     getattr(out, body).CopyFrom(crafted)
     assert extra in out.SerializeToString()
     return out
+
+
+def reply_size(reply, crl, directives):
+    """Bytes of an Envelope carrying HelloReply reply with its CRL or without (crl), and with
+    its first `directives` directives only: what a receiver must fit in a peer's frames."""
+    env = pb.Envelope()
+    env.hello_reply.CopyFrom(reply)
+    if not crl:
+        env.hello_reply.ClearField("crl")
+    del env.hello_reply.directives[directives:]
+    return env.ByteSize()
