@@ -429,7 +429,7 @@ static int cmd_serve(void)
     if (tls_ctx_new(&sync_tls, &so, err, sizeof(err)) != 0 ||
         tls_ctx_new(&https_tls, &ho, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);
-        return 1;
+        return 2; /* the configured files: a configuration error */
     }
     const char *named;
     if (tls_ctx_check_identity(sync_tls, "federal", -1, &named) != 0) {

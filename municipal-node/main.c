@@ -911,6 +911,7 @@ static int start_signals(void)
     return 0;
 }
 
+/* EXIT_OK, or EXIT_USAGE when the configured certificate, key, CA or CRL cannot be used. */
 static int start_tls(void)
 {
     char err[512];
@@ -918,7 +919,7 @@ static int start_tls(void)
                        cfg.crl[0] ? cfg.crl : NULL};
     if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);
-        return -1;
+        return EXIT_USAGE;
     }
     const char *named;
     if (tls_ctx_check_identity(tls, "municipality", cfg.municipality, &named) != 0) {
@@ -927,7 +928,7 @@ static int start_tls(void)
                   cfg.cert, named, cfg.municipality);
         tls_ctx_free(tls);
         tls = NULL;
-        return -1;
+        return EXIT_USAGE;
     }
     if (cfg.crl[0] == '\0')
         log_warn("no [tls] crl configured: a revoked hub certificate would still be trusted");
@@ -1173,9 +1174,10 @@ static int cmd_sync(int argc, char **argv)
     if (src != EXIT_OK)
         return src;
     loop = uv_default_loop();
-    if (start_tls() != 0 || start_sync(ob, 1, timeout_s * 1000, on_sync_done) != 0) {
+    int trc = start_tls();
+    if (trc != EXIT_OK || start_sync(ob, 1, timeout_s * 1000, on_sync_done) != 0) {
         outbox_close(ob);
-        return EXIT_FAIL;
+        return trc != EXIT_OK ? trc : EXIT_FAIL;
     }
     start_signals();
     uv_run(loop, UV_RUN_DEFAULT);
@@ -1343,7 +1345,7 @@ static int serve_listener(char *host, size_t hostlen, int *port)
     tls_ctx_opts wo = {TLS_MODE_HTTPS_SERVER, NULL, cfg.https_cert, cfg.https_key, NULL};
     if (tls_ctx_new(&web_tls, &wo, err, sizeof(err)) != 0) {
         log_error("HTTPS on http_listen: %s", err);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
@@ -1423,8 +1425,9 @@ static int cmd_serve(void)
                   uv_strerror(rc));
         return EXIT_FAIL;
     }
-    if (start_tls() != 0 || start_sync(ob, 0, 0, NULL) != 0)
-        return EXIT_FAIL;
+    int trc = start_tls();
+    if (trc != EXIT_OK || start_sync(ob, 0, 0, NULL) != 0)
+        return trc != EXIT_OK ? trc : EXIT_FAIL;
     start_signals();
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);

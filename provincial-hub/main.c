@@ -467,7 +467,7 @@ int main(int argc, char **argv)
                        cfg.crl[0] ? cfg.crl : NULL};
     if (tls_ctx_new(&tls, &to, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);
-        return 1;
+        return 2; /* the configured files: a configuration error */
     }
     /* A hub with another province's certificate (or another province's number) took the
      * real hub's federal session, or refused its own nodes: it does not start. */
@@ -519,7 +519,7 @@ int main(int argc, char **argv)
         }
         if (tls_ctx_new(&https_tls, &hto, err, sizeof(err)) != 0) {
             log_error("HTTPS TLS: %s", err);
-            return 1;
+            return 2; /* the configured files: a configuration error */
         }
         officers_opts oo = {.loop = loop,
                             .db_path = db_path,
@@ -555,7 +555,7 @@ int main(int argc, char **argv)
                             cfg.crl[0] ? cfg.crl : NULL};
         if (tls_ctx_new(&uplink_tls, &uto, err, sizeof(err)) != 0) {
             log_error("uplink TLS: %s", err);
-            return 1;
+            return 2; /* the configured files: a configuration error */
         }
         uplink_opts uo = {.loop = loop,
                           .db = ingest_db(ing),

@@ -198,7 +198,7 @@ def test_a_private_key_every_user_can_read_is_refused_and_a_missing_one_named(pk
     hub = Hub(workdir, pki, 1).configure("[tls]\nkey = %s\n" % key)
     r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
             timeout=30)
-    assert r.returncode != 0, r.stderr
+    assert r.returncode == 2, r.stderr  # a configuration error, as --help says (it was 1)
     assert "%s: this private key can be read by every user of this machine (mode 0644)" % key \
         in r.stderr, r.stderr
     os.chmod(key, 0o640)
@@ -206,7 +206,7 @@ def test_a_private_key_every_user_can_read_is_refused_and_a_missing_one_named(pk
     hub.configure("[tls]\ncert = %s\n" % missing)
     r = run([os.path.join(BIN, "provincial-hub"), "--config", hub.config], check=False,
             timeout=30)
-    assert r.returncode != 0 and "%s: No such file or directory" % missing in r.stderr, r.stderr
+    assert r.returncode == 2 and "%s: No such file or directory" % missing in r.stderr, r.stderr
 
 
 def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
@@ -237,8 +237,16 @@ def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
         f.write(text.replace(pki.path("municipality-10703."), pki.path("municipality-10401.")))
     r = run([os.path.join(BIN, "municipal-node"), "--config", other, "sync", "--timeout", "2"],
             check=False, timeout=30)
-    assert r.returncode != 0, r.stdout
+    assert r.returncode == 2, r.stdout  # a configuration error (it was 1)
     assert "names municipality:10401, but [node] municipality is 10703" in r.stderr, r.stderr
+    # A certificate file that is not there: named, and a configuration error too.
+    with open(other, "w") as f:
+        f.write(text.replace(pki.path("municipality-10703.crt"),
+                             os.path.join(workdir, "no-such-10703.crt")))
+    r = run([os.path.join(BIN, "municipal-node"), "--config", other, "sync", "--timeout", "2"],
+            check=False, timeout=30)
+    assert r.returncode == 2 and "no-such-10703.crt: No such file or directory" in r.stderr, \
+        (r.returncode, r.stderr)
     # The federal tier given a province's certificate.
     fed = Federal(workdir, pki, postgres).configure("[tls]\ncert = %s\nkey = %s\n"
                                                     % (pki.path("province-1.crt"),
@@ -247,6 +255,11 @@ def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
             timeout=30)
     assert r.returncode == 2, r.stderr
     assert "names province:1, not federal" in r.stderr, r.stderr
+    fed.configure("[tls]\ncert = %s\n" % os.path.join(workdir, "no-such-federal.crt"))
+    r = run([os.path.join(BIN, "federal-api"), "--config", fed.config, "serve"], check=False,
+            timeout=30)
+    assert r.returncode == 2 and "no-such-federal.crt: No such file or directory" in r.stderr, \
+        (r.returncode, r.stderr)
 
 
 def test_a_hub_without_officers_tokens_says_so_at_start(pki, workdir, procs):
