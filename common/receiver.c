@@ -277,8 +277,7 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
     env.hello_reply = r;
     /* A peer that announced small frames still gets its HelloReply: the CRL (which grows with
      * every revocation) is left out when it would not fit even without the directives, which
-     * the caller trims first (a reply too large is REINT_ETOOBIG to it), and the log says so
-     * once. */
+     * are trimmed first, and the log says so once. */
     size_t n_directives = r->n_directives;
     r->n_directives = 0;
     int crl_fits = !crl || reint__v1__envelope__get_packed_size(&env) <= p->max_frame;
@@ -291,6 +290,8 @@ int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r)
         r->crl.data = NULL;
         r->crl.len = 0;
     }
+    while (r->n_directives > 0 && reint__v1__envelope__get_packed_size(&env) > p->max_frame)
+        r->n_directives /= 2;
     int rc = wire_send(p->w, &env);
     if (crl) {
         r->crl.data = NULL;

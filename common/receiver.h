@@ -159,7 +159,10 @@ void receiver_clock_ahead(receiver_peer *p, const char *what);
 size_t receiver_refusals_per_ack(const receiver_peer *p);
 
 /* Answers the peer's Hello: sets r->clock (when 0) and r->max_frame, sends r, sets the
- * peer's position to r->acked_seq and opens the session. Returns 0 or a negative code. */
+ * peer's position to r->acked_seq and opens the session. A reply too large for the peer's
+ * frames goes with fewer directives (r->n_directives is lowered to those sent, halving: the
+ * caller sends the rest later) and, when even none would leave room for it, without the CRL.
+ * Returns 0, REINT_ETOOBIG (it does not fit even so) or another negative code. */
 int receiver_welcome(receiver_peer *p, Reint__V1__HelloReply *r);
 /* Acknowledges one batch with its refusals (copied into the frame). Returns 0 or a negative
  * code (the peer is then closed). Does nothing on a dead peer. */

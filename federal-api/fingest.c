@@ -1099,13 +1099,9 @@ static void fingest__on_position(void *ud, const PGresult *res, const char *err)
              "; %zu directive%s above %" PRIu64 " sent",
              c->province, receiver_peer_addr(c->p), receiver_peer_version(c->p), acked, ds.n,
              ds.n == 1 ? "" : "s", dir_acked);
-    /* The reply must fit the hub's frames: fewer directives if it does not (the CRL, which
-     * receiver_welcome leaves out only when it does not fit alone, goes first), the rest
-     * sent after it as a catch-up, as a full page's are. */
-    int rc;
-    while ((rc = receiver_welcome(c->p, &r)) == REINT_ETOOBIG && r.n_directives > 0)
-        r.n_directives /= 2;
-    if (rc == REINT_ETOOBIG)
+    /* receiver_welcome offers fewer directives if the reply does not fit the hub's frames;
+     * the rest follow it as a catch-up, as a full page's do. */
+    if (receiver_welcome(c->p, &r) == REINT_ETOOBIG)
         receiver_internal_error(c->p, "the HelloReply does not fit the hub's frame limit");
     c->dir_sent = r.n_directives ? ds.serial[r.n_directives - 1] : dir_acked;
     c->fi->m.directives_sent += r.n_directives;

@@ -993,11 +993,10 @@ static int ingest__hello(void *ud, receiver_peer *p, const Reint__V1__Hello *h)
     log_info("municipality:%u session from %s (protocol %u): holds through %llu, node has %llu",
              mun, receiver_peer_addr(p), h->protocol_version, (unsigned long long)acked_seq,
              (unsigned long long)h->last_seq);
-    /* The reply must fit the node's frames: offer fewer directives if it does not (the rest
-     * come with a later Hello, once these are acknowledged). */
+    /* receiver_welcome offers fewer directives if the reply does not fit the node's frames
+     * (the rest come with a later Hello, once these are acknowledged). */
     size_t offered = r.n_directives;
-    while ((rc = receiver_welcome(p, &r)) == REINT_ETOOBIG && r.n_directives > 0)
-        r.n_directives /= 2;
+    rc = receiver_welcome(p, &r);
     dirstore_free_list(r.directives, offered);
     if (rc == REINT_ETOOBIG)
         receiver_internal_error(p, "the HelloReply does not fit the node's frame limit");
