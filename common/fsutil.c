@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -91,6 +92,25 @@ static long fs__lock_pid(int fd)
         return 0;
     buf[n] = '\0';
     return strtol(buf, NULL, 10);
+}
+
+int fs_dir_usable(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return REINT_EINVAL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory", dir);
+        return REINT_EINVAL;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "%s: %s (the daemon's user must be able to create files in it)", dir,
+                 strerror(errno));
+        return REINT_EINVAL;
+    }
+    return 0;
 }
 
 int fs_lock_pidfile(const char *path, int *fd, long *holder, char *err, size_t errlen)

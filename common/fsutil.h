@@ -18,6 +18,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, char *err, s
  * REINT_EEXIST with *holder the pid of the process that holds it (0 when unknown), or
  * REINT_EIO with err set. */
 int fs_lock_pidfile(const char *path, int *fd, long *holder, char *err, size_t errlen);
+/* Whether dir is a directory this process can create files in: 0, or REINT_EINVAL with err
+ * saying why (missing, not a directory, no permission), which is the operator's to fix. */
+int fs_dir_usable(const char *dir, char *err, size_t errlen);
 /* Whether a process holds path's lock now: 1 with *holder its pid (0 when unknown), 0 when
  * none does (or the file is not there). */
 int fs_lock_held(const char *path, long *holder);

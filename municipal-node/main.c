@@ -224,6 +224,20 @@ static int open_store(outbox **ob, intake **in)
 {
     char path[CONFIG_STR_MAX + 16], err[512];
     store_path(path, sizeof(path));
+    /* A data_dir that holds no store (mistyped, or a node not yet made) or that this user
+     * cannot write is the configuration's to fix: exit 2, naming the key. */
+    if (fs_dir_usable(cfg.data_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node: [node] data_dir: %s (in %s)\n", err,
+                config_path ? config_path : "the built-in defaults");
+        return EXIT_USAGE;
+    }
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr,
+                "municipal-node: [node] data_dir: %s holds no node store (node.db); check "
+                "data_dir in %s, or make a node with `municipal-node init`\n",
+                cfg.data_dir, config_path ? config_path : "the built-in defaults");
+        return EXIT_USAGE;
+    }
     if (outbox_open(path, ob, err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node: %s\n", err);
         return EXIT_FAIL;

@@ -437,9 +437,14 @@ int main(int argc, char **argv)
         log_error("province %ld is not 1..7", cfg.province);
         return 2;
     }
+    /* A data_dir that cannot be made or written is the configuration's to fix (exit 2). */
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
-        return 1;
+        log_error("[hub] data_dir: cannot create %s: %s", cfg.data_dir, strerror(errno));
+        return 2;
+    }
+    if (fs_dir_usable(cfg.data_dir, err, sizeof(err)) != 0) {
+        log_error("[hub] data_dir: %s", err);
+        return 2;
     }
     /* One hub a store: a second on the same hub.db (a manual start beside systemd) fought
      * the first for the federal session. The lock goes with the process. */

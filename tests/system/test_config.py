@@ -262,6 +262,38 @@ def test_a_daemon_whose_certificate_or_store_names_another_place_does_not_start(
         (r.returncode, r.stderr)
 
 
+def test_a_data_dir_that_holds_no_store_is_a_configuration_error(tmp_path):
+    """A mistyped data_dir exited 1 with SQLite's "unable to open database file" (operator
+    F11); it is the configuration's to fix: exit 2, naming [node] data_dir or [hub]
+    data_dir and the path."""
+    node = os.path.join(BIN, "municipal-node")
+    run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
+    ini = tmp_path / "n" / "node.ini"
+    text = ini.read_text()
+    assert "\ndata_dir = %s\n" % (tmp_path / "n") in text
+    afile = tmp_path / "a-file"
+    afile.write_text("x\n")
+    (tmp_path / "empty").mkdir()
+    for where, why in ((tmp_path / "typo", "No such file or directory"),
+                       (afile, "not a directory"),
+                       (tmp_path / "empty", "holds no node store (node.db)")):
+        ini.write_text(text.replace("\ndata_dir = %s\n" % (tmp_path / "n"),
+                                    "\ndata_dir = %s\n" % where))
+        for cmd in (["status"], ["export", "--kind", "persons"], ["sync", "--timeout", "2"]):
+            r = run([node, "--config", str(ini)] + cmd, check=False, timeout=30)
+            assert r.returncode == 2, (cmd, where, r.returncode, r.stderr)
+            assert "[node] data_dir: %s" % where in r.stderr and why in r.stderr, r.stderr
+    hub = os.path.join(BIN, "provincial-hub")
+    for where, why in ((afile / "hub", "cannot create %s: Not a directory" % (afile / "hub")),
+                       (afile, "%s: not a directory" % afile)):
+        cfg = tmp_path / "hub.ini"
+        cfg.write_text("[hub]\nprovince = 1\ndata_dir = %s\n" % where)
+        r = run([hub, "--config", str(cfg)], check=False, timeout=30)
+        assert r.returncode == 2, (where, r.returncode, r.stderr)
+        assert "[hub] data_dir: " + why in r.stderr, r.stderr
+    assert afile.read_text() == "x\n"
+
+
 def test_a_hub_without_officers_tokens_says_so_at_start(pki, workdir, procs):
     """An attack on the demo, as its operator, started a hub whose tokens file was missing:
     nothing in its log, and every officer's request answered 401. It now says so at start,
