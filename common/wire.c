@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -181,6 +182,7 @@ void wire_fail(wire *w, Reint__V1__ErrorCode code, const char *message)
     utf8_scrub(text, sizeof(text), message);
     err.code = (uint32_t)code;
     err.message = text;
+    err.clock = clock_now_ms();
     env.msg_case = REINT__V1__ENVELOPE__MSG_ERROR;
     env.error = &err;
     wire_send(w, &env);

@@ -46,7 +46,14 @@
 #include "webapi.h"
 #include "webimport.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED_ROWS = 3, EXIT_UNSYNCED = 4 };
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_REFUSED_ROWS = 3,
+    EXIT_UNSYNCED = 4,
+    EXIT_ALARM = 5
+};
 
 typedef struct node_config {
     long municipality;
@@ -161,7 +168,9 @@ static void usage(FILE *f)
                "  print-config        every configuration key with its value\n"
                "\n"
                "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
-               "with refused rows; 4 sync could not finish (hub unreachable).\n"
+               "with refused rows; 4 sync could not finish (hub unreachable); 5 status found\n"
+               "an alarm (serve not running, upgrade needed, clock ahead, CRL expired,\n"
+               "directives missing, clock skew over 5 minutes).\n"
                "\n"
                "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
                "shift the clock by FILE's seconds and inject faults; never in production.\n");
@@ -679,6 +688,25 @@ static int cmd_status(int argc, char **argv)
     long serve_pid = 0;
     serve_lock_path(lock, sizeof(lock));
     int serving = fs_lock_held(lock, &serve_pid);
+    int skewed = st.skew_ms > 300000 || st.skew_ms < -300000;
+    /* The states an operator must act on: a monitoring script reads them from the exit code
+     * (EXIT_ALARM) and, in JSON, by name. An unreachable hub is not one: a node in the hills
+     * is offline for days by design, and its backlog and last sync say how long. */
+    const char *alarms[6];
+    size_t n_alarms = 0;
+    if (!serving)
+        alarms[n_alarms++] = "serve_not_running";
+    if (upgrade)
+        alarms[n_alarms++] = "upgrade_needed";
+    if (ahead)
+        alarms[n_alarms++] = "clock_ahead";
+    if (crl_expired)
+        alarms[n_alarms++] = "crl_expired";
+    if (all_gaps)
+        alarms[n_alarms++] = "directives_missing";
+    if (skewed)
+        alarms[n_alarms++] = "clock_skew";
+    int exit_code = n_alarms ? EXIT_ALARM : EXIT_OK;
     if (as_json) {
         json_t *j = json_pack(
             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:b, s:I, s:I, s:s}",
@@ -698,11 +726,15 @@ static int cmd_status(int argc, char **argv)
         json_object_set_new(j, "serve_running", json_boolean(serving));
         json_object_set_new(j, "serve_pid", serving ? json_integer(serve_pid) : json_null());
         json_object_set(j, "returned_months", json_object_get(returned, "months"));
+        json_t *al = json_array();
+        for (size_t i = 0; i < n_alarms; i++)
+            json_array_append_new(al, json_string(alarms[i]));
+        json_object_set_new(j, "alarms", al);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
         json_decref(returned);
-        return EXIT_OK;
+        return exit_code;
     }
     size_t k;
     json_t *m;
@@ -754,7 +786,7 @@ static int cmd_status(int argc, char **argv)
                reachable ? "reachable" : "unreachable", a3,
                st.last_error[0] ? "; last error: " : "", st.last_error);
     printf("clock skew      %+lld s%s\n", (long long)(st.skew_ms / 1000),
-           st.skew_ms > 300000 || st.skew_ms < -300000 ? "  WARNING: over 5 minutes" : "");
+           skewed ? "  WARNING: over 5 minutes" : "");
     if (all_gaps) {
         printf("directives      %lld MISSING (serial%s", (long long)all_gaps,
                all_gaps == 1 ? "" : "s");
@@ -767,7 +799,13 @@ static int cmd_status(int argc, char **argv)
            st.dead_letters ? " (records the hub refused or that are too large to send; see "
                              "`municipal-node export`)"
                            : "");
-    return EXIT_OK;
+    if (n_alarms) {
+        printf("alarms          %zu:", n_alarms);
+        for (size_t i = 0; i < n_alarms; i++)
+            printf(" %s", alarms[i]);
+        printf(" (exit code %d)\n", EXIT_ALARM);
+    }
+    return exit_code;
 }
 
 /* sync / serve ---------------------------------------------------------------------------- */

@@ -726,10 +726,11 @@ int outbox_note_sync(outbox *ob, int64_t last_sync_ms, int64_t last_hello_ms, in
         return REINT_EDB;
     if (last_sync_ms)
         rc |= store_meta_set_int(ob->db, "last_sync_ms", last_sync_ms);
-    if (last_hello_ms) {
+    if (last_hello_ms)
         rc |= store_meta_set_int(ob->db, "last_hello_ms", last_hello_ms);
+    /* A session gives the skew; so does a refusal at Hello (skew_ms then non-zero). */
+    if (last_hello_ms || skew_ms)
         rc |= store_meta_set_int(ob->db, "skew_ms", skew_ms);
-    }
     if (last_error) {
         sqlite3_stmt *st = store_prepare(ob->db, "INSERT OR REPLACE INTO meta(key,value)"
                                                  " VALUES('last_error', ?1)");

@@ -254,8 +254,20 @@ class Node:
         finally:
             c.close()
 
-    def status(self):
-        return json.loads(self.cli("status", "--json").stdout)
+    def status(self, alarms=None):
+        """`status --json`; its exit code is 5 exactly when it names an alarm."""
+        r = self.cli("status", "--json", check=False)
+        st = json.loads(r.stdout)
+        assert r.returncode == (5 if st["alarms"] else 0), (r.returncode, st, r.stderr)
+        if alarms is not None:
+            assert st["alarms"] == alarms, st
+        return st
+
+    def status_text(self):
+        r = self.cli("status", check=False)
+        assert r.returncode in (0, 5), (r.returncode, r.stderr)
+        assert ("alarms          " in r.stdout) == (r.returncode == 5), r.stdout
+        return r.stdout
 
 
 def wait_for(pred, timeout, what):

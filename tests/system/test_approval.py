@@ -302,7 +302,7 @@ def test_return_correct_close_approve_reaches_the_official_figure(chain):
     rows = {int(r["municipality"]): r for r in csv.DictReader(text.splitlines())}
     assert rows[DHANKUTA]["state"] == "returned" and rows[DHANKUTA]["records"] == "3"
     assert rows[DHANKUTA]["comment"].startswith("Only 3 registrations")
-    text = node.cli("status").stdout
+    text = node.status_text()
     assert text.startswith("RETURNED") and period[2:] in text.splitlines()[0]
     # Before any approval, the approved-only answer does not hold the month.
     wait_federal(c, period, 4 - 1, municipality=DHANKUTA, what="the provisional figure")

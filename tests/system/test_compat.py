@@ -170,11 +170,11 @@ def test_node_refused_for_its_version_keeps_its_outbox_and_says_upgrade_needed(p
     hub.stop = True
     assert r.returncode == 4, r.stderr  # could not finish
     assert hub.hellos >= 1 and hub.version == 2
-    st = node.status()
+    st = node.status(alarms=["serve_not_running", "upgrade_needed"])
     assert st["upgrade_needed"] is True, st
     assert st["backlog"] == before["backlog"] == 40
     assert st["dead_letters"] == 0
-    text = node.cli("status").stdout
+    text = node.status_text()
     assert "UPGRADE NEEDED" in text, text
 
 

@@ -862,14 +862,27 @@ def test_node_with_its_clock_a_year_ahead_is_refused_and_says_so(pki, workdir, p
     before = len(hub.records(10703))
     r = node.cli("sync", "--timeout", "3", check=False)
     assert r.returncode == 4
-    st = node.status()
+    st = node.status(alarms=["serve_not_running", "clock_ahead"])
     assert st["clock_ahead"] is True and st["dead_letters"] == 0 and st["backlog"] == 5, st
-    text = node.cli("status").stdout
+    text = node.status_text()
     assert "CLOCK AHEAD" in text, text
     # The refusal gives the hub's time, so that the operator can tell which clock is wrong.
     now = datetime.datetime.now(datetime.timezone.utc)
     assert re.search(r"ahead of the hub's clock, which reads %s \d\d:\d\d UTC"
                      % now.strftime("%Y-%m-%d"), text), text
+    assert len(hub.records(10703)) == before
+    # The node's own clock a year ahead: the hub refuses its Hello, so no HelloReply gives the
+    # skew, which read +0 s exactly then (operator F16). The Error carries the hub's clock.
+    node.hooks = ["--enable-test-hooks", "--test-clock", clock]
+    r = node.cli("sync", "--timeout", "3", check=False)
+    node.hooks = []
+    assert r.returncode == 4
+    assert re.search(r"clock skew: province:1's clock reads 3153\d{4} s behind this machine's; check "
+                     r"both clocks", r.stderr), r.stderr
+    st = node.status(alarms=["serve_not_running", "clock_ahead", "clock_skew"])
+    assert abs(st["clock_skew_ms"] + YEAR_MS) < 120000, st
+    skew = re.search(r"clock skew +([-+]\d+) s  WARNING: over 5 minutes", node.status_text())
+    assert skew and abs(int(skew.group(1)) + YEAR_MS // 1000) < 120, skew
     assert len(hub.records(10703)) == before
 
 

@@ -1129,7 +1129,7 @@ def test_status_after_the_hub_stops_counts_the_backlog(pki, workdir, procs):
     node.import_csv("persons", path)
     st = node.status()
     assert st["backlog"] == 12 and st["oldest_unsynced_ms"] > 0 and st["last_error"]
-    text = node.cli("status").stdout
+    text = node.status_text()
     assert re.search(r"backlog\s+12 entries", text), text
 
 
@@ -1219,18 +1219,18 @@ def test_one_serve_a_store_and_status_says_whether_it_runs(pki, workdir, procs):
     at the hub about 16 times a second, logged at info; and `status` said "hub reachable"
     with serve stopped. serve now holds a lock on its store, and status reads it."""
     hub, node, token = serving(workdir, pki, procs)
-    st = node.status()
+    st = node.status(alarms=[])  # healthy: exit code 0
     assert st["serve_running"] is True and st["serve_pid"] == node.server.proc.pid, st
-    assert "serve           running (pid %d)" % node.server.proc.pid in node.cli("status").stdout
+    assert "serve           running (pid %d)" % node.server.proc.pid in node.status_text()
     r = subprocess.run([os.path.join(BIN, "municipal-node"), "--config", node.config, "serve"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0, r.stdout
     assert "another `municipal-node serve` runs on %s (pid %d)" % (node.dir, node.server.proc.pid) \
         in r.stderr, r.stderr
     node.server.stop()
-    st = node.status()
+    st = node.status(alarms=["serve_not_running"])  # exit code 5, for a monitoring script
     assert st["serve_running"] is False and st["serve_pid"] is None, st
-    assert "serve           NOT RUNNING" in node.cli("status").stdout
+    assert "serve           NOT RUNNING" in node.status_text()
     # A hub the same: one a store.
     r = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config],
                        capture_output=True, text=True, timeout=30)
