@@ -29,6 +29,7 @@
 
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 
 #define TLS_DEFAULT_HIGH_WATER ((size_t)8 << 20)
 #define TLS_DEFAULT_HARD_LIMIT ((size_t)64 << 20)
@@ -56,6 +57,8 @@ struct tls_ctx {
     enum tls_mode mode;
     char *ca_file;
     char *crl_file;
+    char *cert_file;
+    char *key_file;
     int64_t crl_next_update;
     int64_t crl_this_update; /* the newest lastUpdate of the CRLs in use (epoch s) */
     char identity[32];       /* of its own certificate ("province:1"), or "" */
@@ -117,6 +120,16 @@ static void tls__errmsg(char *err, size_t errlen, const char *what)
 }
 
 static int tls__cert_identity(X509 *cert, char *out, size_t outlen);
+
+/* A certificate's serial in hex, as security events and `openssl x509 -serial` give it. */
+static void tls__serial_hex(X509 *cert, char *out, size_t outlen)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hexs = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(out, outlen, "%s", hexs ? hexs : "?");
+    OPENSSL_free(hexs);
+    BN_free(bn);
+}
 
 static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
 {
@@ -273,6 +286,116 @@ fail:
     return rc;
 }
 
+/* Loads this process's certificate chain and private key from their files into s, and checks
+ * that they belong together. Returns 0, or -1 with err naming the file. */
+static int tls__load_own(SSL_CTX *s, const char *cert_file, const char *key_file, char *err,
+                         size_t errlen)
+{
+    /* OpenSSL says "system lib" for a file that is not there: say what the system said. */
+    for (int i = 0; i < 2; i++) {
+        const char *path = i ? key_file : cert_file;
+        if (access(path, R_OK) != 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (SSL_CTX_use_certificate_chain_file(s, cert_file) != 1) {
+        tls__errmsg(err, errlen, cert_file);
+        return -1;
+    }
+    /* As ssh does: a private key every user of the machine can read is not taken. */
+    struct stat key_st;
+    if (stat(key_file, &key_st) == 0 && (key_st.st_mode & (S_IROTH | S_IWOTH))) {
+        snprintf(err, errlen,
+                 "%s: this private key can be read by every user of this machine (mode %04o): "
+                 "chmod 600 it (or 640, for a group that runs the daemon)",
+                 key_file, (unsigned)(key_st.st_mode & 07777));
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(s, key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(err, errlen, "%s: key does not match certificate %s", key_file, cert_file);
+        else
+            tls__errmsg(err, errlen, key_file);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(s) != 1) {
+        snprintf(err, errlen, "%s: key does not match certificate %s", key_file, cert_file);
+        return -1;
+    }
+    return 0;
+}
+
+int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err, size_t errlen)
+{
+    char ident[sizeof(ctx->identity)];
+    int rc = UV_EINVAL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (serial && serial_len)
+        serial[0] = '\0';
+    ERR_clear_error();
+    /* Loaded aside first: a file half-copied, a key of another certificate or one named for
+     * another place leaves the context as it was, and this process serving. */
+    SSL_CTX *scratch = SSL_CTX_new(TLS_method());
+    if (scratch == NULL) {
+        tls__errmsg(err, errlen, "SSL_CTX_new");
+        return UV_ENOMEM;
+    }
+    if (tls__load_own(scratch, ctx->cert_file, ctx->key_file, err, errlen) != 0)
+        goto done;
+    X509 *cert = SSL_CTX_get0_certificate(scratch);
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(scratch);
+    STACK_OF(X509) *chain = NULL;
+    if (cert == NULL || key == NULL || SSL_CTX_get0_chain_certs(scratch, &chain) != 1) {
+        tls__errmsg(err, errlen, ctx->cert_file);
+        goto done;
+    }
+    if (!tls__cert_identity(cert, ident, sizeof(ident)))
+        ident[0] = '\0';
+    if (strcmp(ident, ctx->identity) != 0) {
+        snprintf(err, errlen,
+                 "%s names %s, but this process serves as %s: not taken (a new identity needs "
+                 "a restart with its configuration)",
+                 ctx->cert_file, ident[0] ? ident : "no identity",
+                 ctx->identity[0] ? ctx->identity : "no identity");
+        goto done;
+    }
+    /* Connections already open keep the certificate they were made with; the next ones
+     * present this one. */
+    if (SSL_CTX_use_cert_and_key(ctx->ssl_ctx, cert, key, chain, 1) != 1) {
+        tls__errmsg(err, errlen, ctx->cert_file);
+        goto done;
+    }
+    if (serial && serial_len)
+        tls__serial_hex(cert, serial, serial_len);
+    rc = 0;
+done:
+    ERR_clear_error();
+    SSL_CTX_free(scratch);
+    return rc;
+}
+
+void tls_ctx_reload_certs(tls_ctx *const *ctxs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char serial[48], err[600];
+        if (ctxs[i] == NULL)
+            continue;
+        if (tls_ctx_reload_cert(ctxs[i], serial, sizeof(serial), err, sizeof(err)) != 0) {
+            log_error("[tls] certificate not reloaded: %s; the one in use is kept", err);
+            continue;
+        }
+        /* One line a file: a hub's sync, HTTPS and uplink contexts share theirs. */
+        int said = 0;
+        for (size_t j = 0; j < i; j++)
+            said |= ctxs[j] && strcmp(ctxs[j]->cert_file, ctxs[i]->cert_file) == 0;
+        if (!said)
+            log_info("[tls] certificate %s reloaded (serial %s): new connections present it",
+                     ctxs[i]->cert_file, serial);
+    }
+}
+
 int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errlen)
 {
     tls_ctx *ctx = NULL;
@@ -295,7 +418,8 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
         return UV_ENOMEM;
     ctx->mode = opts->mode;
     if ((opts->ca_file && !(ctx->ca_file = strdup(opts->ca_file))) ||
-        (opts->crl_file && !(ctx->crl_file = strdup(opts->crl_file)))) {
+        (opts->crl_file && !(ctx->crl_file = strdup(opts->crl_file))) ||
+        !(ctx->cert_file = strdup(opts->cert_file)) || !(ctx->key_file = strdup(opts->key_file))) {
         rc = UV_ENOMEM;
         goto fail;
     }
@@ -356,39 +480,11 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
         SSL_CTX_set_verify(s, SSL_VERIFY_NONE, NULL);
     }
 
-    /* OpenSSL says "system lib" for a file that is not there: say what the system said. */
-    for (int i = 0; i < 2; i++) {
-        const char *path = i ? opts->key_file : opts->cert_file;
-        if (access(path, R_OK) != 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            goto fail;
-        }
-    }
-    if (SSL_CTX_use_certificate_chain_file(s, opts->cert_file) != 1) {
-        tls__errmsg(err, errlen, opts->cert_file);
+    if (tls__load_own(s, ctx->cert_file, ctx->key_file, err, errlen) != 0)
         goto fail;
-    }
-    /* As ssh does: a private key every user of the machine can read is not taken. */
-    struct stat key_st;
-    if (stat(opts->key_file, &key_st) == 0 && (key_st.st_mode & (S_IROTH | S_IWOTH))) {
-        snprintf(err, errlen,
-                 "%s: this private key can be read by every user of this machine (mode %04o): "
-                 "chmod 600 it (or 640, for a group that runs the daemon)",
-                 opts->key_file, (unsigned)(key_st.st_mode & 07777));
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(s, opts->key_file, SSL_FILETYPE_PEM) != 1) {
-        tls__errmsg(err, errlen, opts->key_file);
-        goto fail;
-    }
     X509 *own = SSL_CTX_get0_certificate(s);
     if (own == NULL || !tls__cert_identity(own, ctx->identity, sizeof(ctx->identity)))
         ctx->identity[0] = '\0';
-    if (SSL_CTX_check_private_key(s) != 1) {
-        snprintf(err, errlen, "%s: key does not match certificate %s", opts->key_file,
-                 opts->cert_file);
-        goto fail;
-    }
     ERR_clear_error();
     *out = ctx;
     return 0;
@@ -517,6 +613,8 @@ void tls_ctx_free(tls_ctx *ctx)
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx->ca_file);
     free(ctx->crl_file);
+    free(ctx->cert_file);
+    free(ctx->key_file);
     free(ctx->crl_pem);
     free(ctx);
 }
@@ -856,11 +954,7 @@ static int tls__check_peer(tls_conn *c)
         tls__set_error(c, "%s", "peer sent no certificate");
         return UV_EPERM;
     }
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *hexs = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(c->serial, sizeof(c->serial), "%s", hexs ? hexs : "?");
-    OPENSSL_free(hexs);
-    BN_free(bn);
+    tls__serial_hex(cert, c->serial, sizeof(c->serial));
     found = tls__cert_identity(cert, c->peer, sizeof(c->peer));
     if (!found) {
         tls__set_error(c, "%s", "peer certificate has no identity URI SAN");

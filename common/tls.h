@@ -40,6 +40,15 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
  * crl_file (or in HTTPS_SERVER mode) there is nothing to reload and it returns 0. */
 int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
 
+/* Reloads this process's certificate and key from the files it was made with (a rotation:
+ * `pki.sh issue --force`, or a renewal): connections started or accepted afterwards present
+ * them. The new certificate must name the same identity. Returns 0 with the new
+ * certificate's serial (hex) in serial, or a negative code with err set; the context then
+ * keeps what it had. */
+int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err, size_t errlen);
+/* tls_ctx_reload_cert on each non-NULL context of ctxs, logged (SIGHUP at every tier). */
+void tls_ctx_reload_certs(tls_ctx *const *ctxs, size_t n);
+
 /* Calls cb(ud) after every successful tls_ctx_reload_crl, so that the owner of the open
  * connections can check them again (one callback per context; NULL removes it). */
 void tls_ctx_on_reload(tls_ctx *ctx, void (*cb)(void *ud), void *ud);

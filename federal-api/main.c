@@ -111,7 +111,8 @@ static const config_item items[] = {
     CONFIG_ITEM_STR("federal", "log_level", &cfg.log_level, "debug, info, warn or error"),
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this service's certificate (federal)"),
-    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this service's private key"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key,
+                    "this service's private key (the pair reloaded on SIGHUP)"),
     CONFIG_ITEM_STR(
         "tls", "crl", &cfg.crl,
         "PEM CRL: checked on hub connections, served at GET /crl, reloaded on SIGHUP and when "
@@ -164,7 +165,8 @@ static void usage(FILE *f)
                "         /v1/audit (admin), GET /v1/directives, POST /v1/directives (admin;\n"
                "         signed with [directives] private_key, pushed to connected hubs),\n"
                "         /crl, /healthz, /metrics (plain port).\n"
-               "         SIGHUP reloads the CRL; SIGTERM stops.\n"
+               "         SIGHUP reloads the CRL and [tls] cert and key (a rotation); SIGTERM\n"
+               "         stops.\n"
                "migrate  applies federal-api/migrations/NNNN_*.sql in order (each in a\n"
                "         transaction, versions in schema_migrations) and loads the geography.\n"
                "token    ROLE is ministry, province (with --province P) or province:P, public\n"
@@ -336,6 +338,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     if (signum == SIGHUP) {
+        tls_ctx *ctxs[] = {sync_tls, https_tls};
+        tls_ctx_reload_certs(ctxs, 2);
         crlwatch_reload(&crl);
         return;
     }

@@ -123,7 +123,8 @@ static const config_item items[] = {
                     CONFIG_FRAME_MIN, CONFIG_FRAME_MAX),
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this node's certificate (municipality:<code>)"),
-    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this node's private key"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key,
+                    "this node's private key (the pair reloaded on SIGHUP)"),
     CONFIG_ITEM_STR("tls", "crl", &cfg.crl,
                     "PEM CRL the hub's certificate is checked against; refreshed from each "
                     "HelloReply, reloaded on SIGHUP and when the file changes (empty: no "
@@ -932,11 +933,13 @@ static int on_tokens_changed(void *ud, int last_try)
     return reload_tokens(0, last_try);
 }
 
-/* SIGHUP re-reads the clerks' tokens and the CRL. */
+/* SIGHUP re-reads the clerks' tokens, the CRL, and the certificates and keys (a rotation). */
 static void on_hup(uv_signal_t *s, int signum)
 {
     (void)s;
     (void)signum;
+    tls_ctx *ctxs[] = {tls, web_tls};
+    tls_ctx_reload_certs(ctxs, 2);
     if (crl_watched)
         crlwatch_reload(&crl);
     (void)reload_tokens(1, 1);

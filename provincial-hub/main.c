@@ -102,7 +102,7 @@ static const config_item items[] = {
                     "the nodes' coverage goes up at most this often while it changes", 1, 3600),
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this hub's certificate (province:<n>)"),
-    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this hub's private key"),
+    CONFIG_ITEM_STR("tls", "key", &cfg.key, "this hub's private key (the pair reloaded on SIGHUP)"),
     CONFIG_ITEM_STR(
         "tls", "crl", &cfg.crl,
         "PEM CRL; reloaded on SIGHUP and when the file changes (empty: no revocation check)"),
@@ -151,7 +151,9 @@ static void usage(FILE *f)
                "\n"
                "Receives municipal nodes' records over mutual TLS (identity from the\n"
                "certificate), keeps the newest version of each in a SQLite store and serves\n"
-               "GET /healthz and GET /metrics. SIGHUP reloads the CRL; SIGTERM stops.\n"
+               "GET /healthz and GET /metrics. SIGHUP reloads the CRL, the officers' tokens and\n"
+               "[tls] cert and key (a rotation: new connections present the new one); SIGTERM\n"
+               "stops.\n"
                "\n"
                "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
                "shift the clock by FILE's seconds and inject faults; never in production.\n");
@@ -173,6 +175,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     if (signum == SIGHUP) {
+        tls_ctx *ctxs[] = {tls, https_tls, uplink_tls};
+        tls_ctx_reload_certs(ctxs, 3);
         crlwatch_reload(&crl);
         if (off)
             (void)officers_reload_tokens(off, 1, 1);

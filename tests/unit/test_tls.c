@@ -831,6 +831,63 @@ static void test_tls_https_refuses_tls12_cbc_suite(void **state)
     assert_int_equal(h.srv.status, UV_EPROTO);
 }
 
+/* cp FROM.crt/.key over TO.crt/.key in the PKI directory (whole stems, or one of the two). */
+static void copy_pki(const char *from, const char *to, const char *ext)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp %s/%s.%s %s/%s.%s", g_dir, from, ext, g_dir, to, ext);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Certificate rotation: a reload takes a new certificate of the same identity; a key that
+ * does not match (a copy half done) or another identity leaves the context as it was. Last
+ * in the list: it re-issues province 1, revoking the certificate the other tests use. */
+static void test_tls_reload_cert_takes_a_rotation_and_keeps_the_old_on_a_bad_pair(void **state)
+{
+    (void)state;
+    char serial[48], first[48], err[600];
+    copy_pki("province-1", "rot", "crt");
+    copy_pki("province-1", "rot", "key");
+    tls_ctx *sctx = make_ctx(TLS_MODE_MUTUAL_SERVER, "rot", 0);
+    assert_int_equal(tls_ctx_reload_cert(sctx, first, sizeof(first), err, sizeof(err)), 0);
+    /* The new certificate copied first: its key is still the old one's. */
+    char args[256];
+    snprintf(args, sizeof(args), "issue --force %s province 1", g_dir);
+    assert_int_equal(run_pki(args), 0);
+    copy_pki("province-1", "rot", "crt");
+    assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "rot.key: key does not match certificate"));
+    /* Another identity with its own key: refused too. */
+    copy_pki("municipality-10703", "rot", "crt");
+    copy_pki("municipality-10703", "rot", "key");
+    assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "names municipality:10703, but this process serves as "
+                                "province:1"));
+    /* A client holding the CRL that revokes the old certificate refuses what is kept. */
+    tls_ctx *cctx = make_ctx(TLS_MODE_MUTUAL_CLIENT, "municipality-10703", 1);
+    harness h;
+    harness_init(&h, sctx);
+    harness_connect(&h, cctx, "province:1");
+    harness_run(&h);
+    assert_false(h.cli.ready);
+    /* The whole new pair: taken, and the client accepts it. */
+    copy_pki("province-1", "rot", "crt");
+    copy_pki("province-1", "rot", "key");
+    assert_int_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_string_not_equal(serial, first);
+    harness_init(&h, sctx);
+    h.srv.echo = 1;
+    h.cli.send_on_ready = 1000;
+    h.cli.close_at_rx = 1000;
+    harness_connect(&h, cctx, "province:1");
+    harness_run(&h);
+    assert_true(h.srv.ready && h.cli.ready);
+    assert_string_equal(h.cli.peer, "province:1");
+    assert_int_equal(h.cli.rx, 1000);
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -850,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_tls_https_refuses_tls11_client),
         cmocka_unit_test(test_tls_https_accepts_tls12_ecdhe_aead),
         cmocka_unit_test(test_tls_https_refuses_tls12_cbc_suite),
+        cmocka_unit_test(test_tls_reload_cert_takes_a_rotation_and_keeps_the_old_on_a_bad_pair),
     };
     /* A peer that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
