@@ -40,6 +40,7 @@
 #include "store.h"
 #include "sync.h"
 #include "testhook.h"
+#include "tokens.h"
 #include "fsutil.h"
 #include "tls.h"
 #include "web.h"
@@ -104,7 +105,7 @@ static const config_item items[] = {
     CONFIG_ITEM_STR("node", "hub", &cfg.hub, "IPv4:port of the provincial hub's sync port"),
     CONFIG_ITEM_STR("node", "http_listen", &cfg.http_listen,
                     "IP:port of the clerks' API, /healthz and /metrics ([v6]:port); plain HTTP "
-                    "on loopback only, HTTPS elsewhere"),
+                    "on loopback only, HTTPS elsewhere (/metrics then takes a clerk's token)"),
     CONFIG_ITEM_STR("node", "https_cert", &cfg.https_cert,
                     "PEM web certificate (deploy/pki.sh web-issue); set: http_listen is HTTPS "
                     "only"),
@@ -1291,6 +1292,18 @@ static void on_http(http_req *r, void *ud)
         return;
     if (strcmp(path, "/healthz") == 0) {
         http_respond(r, 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    /* Served with HTTPS, the clerks' port is reached from the office's network, where live
+     * counters (node_records moving as a clerk registers someone) are not everyone's: there
+     * /metrics takes a clerk's bearer token, as the API does (the privacy attack's F5). On
+     * plain HTTP the port is loopback only, this machine's processes. */
+    if (strcmp(path, "/metrics") == 0 && web_tls &&
+        tokens_check(api.tokens, http_req_header(r, "Authorization")) == NULL) {
+        log_warn("GET /metrics from %s refused: no valid bearer token", http_req_peer(r));
+        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"municipal-node\"");
+        http_respond(r, 401, "text/plain",
+                     "a clerk's bearer token is required (Authorization: Bearer ...)\n", 63);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {

@@ -154,6 +154,12 @@ def test_https_with_a_web_certificate_verifies_serves_the_api_and_passes_testssl
     assert status == 401
     exported = node.cli("export", "--kind", "persons").stdout
     assert p["local_id"] in exported
+    # /metrics, reached from the office's network here, takes a clerk's token too: its live
+    # counters showed a registration as it happened (the privacy attack's F5).
+    status, text = https_request(port, "GET", "/metrics", webpki.ca)
+    assert status == 401 and "bearer token is required" in text, (status, text)
+    status, text = https_request(port, "GET", "/metrics", webpki.ca, token=token)
+    assert status == 200 and "\nnode_records 1\n" in text, (status, text[:300])
 
     # testssl.sh against the web CA: every check that rates MEDIUM or above.
     out = os.path.join(workdir, "testssl.json")
