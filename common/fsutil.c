@@ -41,14 +41,30 @@ int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *
 
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
+    return fs_write_atomic_like(path, data, len, NULL, err, errlen);
+}
+
+int fs_write_atomic_like(const char *path, const void *data, size_t len, const struct stat *like,
+                         char *err, size_t errlen)
+{
     char tmp[4096], dir[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
         snprintf(err, errlen, "path too long: %s", path);
         return REINT_EIO;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    mode_t mode = like ? (like->st_mode & 07777) : 0644;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return REINT_EIO;
+    }
+    /* open's mode is only for a new file, and under the umask: set it, and the owner. A
+     * process that may not give the file away (not root) keeps it its own. */
+    if (like && (fchmod(fd, mode) != 0 ||
+                 (fchown(fd, like->st_uid, like->st_gid) != 0 && errno != EPERM))) {
+        snprintf(err, errlen, "cannot set the mode or owner of %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
         return REINT_EIO;
     }
     const char *p = data;

@@ -12,6 +12,11 @@ int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *
  * directory fsync'd, so a reader sees the old file or the new one, never a part. Returns 0
  * or REINT_EIO with err set. */
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+/* The same, the new file taking like's mode and (when this process may) its owner and group:
+ * a file of secrets rewritten by root for a daemon's user stays that user's, and 0600. */
+struct stat;
+int fs_write_atomic_like(const char *path, const void *data, size_t len, const struct stat *like,
+                         char *err, size_t errlen);
 
 /* The lock a daemon holds on its store for as long as it runs, in the file path (made 0600,
  * holding the daemon's pid): 0 with *fd kept open (the lock goes with the process), or

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "hex.h"
 #include "rid.h"
 
@@ -43,6 +45,7 @@ int tokens_role_parse(const char *s, enum tokens_role *role)
 }
 
 struct tokens_table {
+    struct stat file; /* of the file as read: a change is seen by comparing (tokens_changed) */
     size_t n;
     tokens_entry e[];
 };
@@ -147,6 +150,8 @@ int tokens_load(tokens_table **out, const char *path, char *err, size_t errlen)
     if (t == NULL)
         goto nomem;
     t->n = 0;
+    if (fstat(fileno(f), &t->file) != 0)
+        memset(&t->file, 0, sizeof(t->file));
     while (fgets(line, sizeof(line), f) != NULL) {
         const char *why = NULL;
         lineno++;
@@ -198,6 +203,18 @@ void tokens_free(tokens_table *t)
 size_t tokens_count(const tokens_table *t)
 {
     return t ? t->n : 0;
+}
+
+int tokens_changed(const tokens_table *t, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (t == NULL)
+        return 1;
+    return st.st_dev != t->file.st_dev || st.st_ino != t->file.st_ino ||
+           st.st_size != t->file.st_size || st.st_mtim.tv_sec != t->file.st_mtim.tv_sec ||
+           st.st_mtim.tv_nsec != t->file.st_mtim.tv_nsec;
 }
 
 int tokens_only_added(const tokens_table *old, const tokens_table *new)
@@ -261,8 +278,9 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
     return tokens_issue_role(path, name, TOKENS_OFFICER, out, outlen, err, errlen);
 }
 
-int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
-                      size_t outlen, char *err, size_t errlen)
+/* A new random token for name into out, and the file's line for it into line. */
+static int tokens__make(const char *name, enum tokens_role role, char *out, size_t outlen,
+                        char *line, size_t linelen, char *err, size_t errlen)
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t raw[24];
@@ -290,7 +308,42 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
     out[2 * sizeof(raw)] = '\0';
     if (tokens_hash_hex(out, hash) != 0)
         return REINT_EIO;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    /* An officer's line has no role, so that an older binary still reads the file. */
+    if (role == TOKENS_OFFICER)
+        snprintf(line, linelen, "%s %s\n", name, hash);
+    else
+        snprintf(line, linelen, "%s %s %s\n", name, hash, tokens_role_name(role));
+    return 0;
+}
+
+int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
+                      size_t outlen, char *err, size_t errlen)
+{
+    char line[TOKENS_LINE_MAX];
+    int rc = tokens__make(name, role, out, outlen, line, sizeof(line), err, errlen);
+    if (rc != 0)
+        return rc;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        /* A file made now by root (`token` run with sudo) goes to the owner of its directory,
+         * the daemon's user, who could not read a root-owned 0600 file. */
+        char dir[4096];
+        struct stat ds;
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        if (geteuid() == 0 && stat(slash ? dir : ".", &ds) == 0 && ds.st_uid != 0 &&
+            fchown(fd, ds.st_uid, ds.st_gid) != 0) {
+            snprintf(err, errlen, "%s: cannot give it to the directory's owner: %s", path,
+                     strerror(errno));
+            close(fd);
+            unlink(path);
+            return REINT_EIO;
+        }
+    } else if (errno == EEXIST) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -298,10 +351,7 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
             close(fd);
         return REINT_EIO;
     }
-    if (role == TOKENS_OFFICER)
-        fprintf(f, "%s %s\n", name, hash);
-    else
-        fprintf(f, "%s %s %s\n", name, hash, tokens_role_name(role));
+    fputs(line, f);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         snprintf(err, errlen, "%s: cannot write", path);
@@ -309,4 +359,88 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
     }
     fclose(f);
     return 0;
+}
+
+int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
+                   char *out, size_t outlen, size_t *removed, char *err, size_t errlen)
+{
+    char line[TOKENS_LINE_MAX + 2], copy[TOKENS_LINE_MAX + 2];
+    size_t cap = 4096, len = 0;
+    long lineno = 0;
+    enum tokens_role last = TOKENS_OFFICER;
+    struct stat st;
+    int rc = REINT_EIO;
+    *removed = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fstat(fileno(f), &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return REINT_EIO;
+    }
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        goto nomem;
+    /* Every other line is kept as it is written, comments and blank lines too. */
+    while (fgets(line, sizeof(line), f) != NULL) {
+        tokens_entry e;
+        const char *why = NULL;
+        size_t n = strlen(line);
+        lineno++;
+        if (n > TOKENS_LINE_MAX) {
+            snprintf(err, errlen, "%s line %ld: line longer than %d bytes; fix the file first",
+                     path, lineno, TOKENS_LINE_MAX);
+            rc = REINT_EINVAL;
+            goto fail;
+        }
+        memcpy(copy, line, n + 1);
+        int r = tokens__line(copy, &e, &why);
+        if (r < 0) {
+            snprintf(err, errlen, "%s line %ld: %s; fix the file first", path, lineno, why);
+            rc = REINT_EINVAL;
+            goto fail;
+        }
+        if (r == 1 && strcmp(e.name, name) == 0) {
+            (*removed)++;
+            last = e.role;
+            continue;
+        }
+        if (len + n + TOKENS_LINE_MAX + 2 > cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (nb == NULL)
+                goto nomem;
+            buf = nb;
+        }
+        memcpy(buf + len, line, n);
+        len += n;
+        if (n > 0 && line[n - 1] != '\n')
+            buf[len++] = '\n';
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        goto fail;
+    }
+    if (*removed == 0) {
+        snprintf(err, errlen, "%s holds no token of %s", path, name);
+        rc = REINT_ENOTFOUND;
+        goto fail;
+    }
+    if (issue) {
+        rc =
+            tokens__make(name, role ? *role : last, out, outlen, buf + len, cap - len, err, errlen);
+        if (rc != 0)
+            goto fail;
+        len += strlen(buf + len);
+    }
+    fclose(f);
+    rc = fs_write_atomic_like(path, buf, len, &st, err, errlen);
+    free(buf);
+    return rc;
+nomem:
+    snprintf(err, errlen, "%s: out of memory", path);
+    rc = REINT_EIO;
+fail:
+    fclose(f);
+    free(buf);
+    return rc;
 }

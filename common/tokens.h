@@ -53,5 +53,15 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
 /* The same with a role ("name hash role"; an officer's line has no role). */
 int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
                       size_t outlen, char *err, size_t errlen);
+/* Withdraws every token of name from path (count into *removed) and, when issue is set, gives
+ * name a new one (written into out; its role *role, or with role NULL that of name's last
+ * token): a rotation. The file is rewritten whole, atomically, keeping its other lines, its
+ * mode and its owner. Returns 0; REINT_ENOTFOUND when path holds no token of name (nothing
+ * is written); or a negative code with err (a line that does not parse: nothing written). */
+int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
+                   char *out, size_t outlen, size_t *removed, char *err, size_t errlen);
+/* 1 when path is not the file t was read from as it was then (replaced, written to, or t is
+ * NULL and the file exists): worth reading again before refusing a token. 0 otherwise. */
+int tokens_changed(const tokens_table *t, const char *path);
 
 #endif

@@ -640,6 +640,13 @@ static const char *api__session_clerk(http_req *r, api_ctx *ctx)
     return si.clerk;
 }
 
+const char *api_token_clerk(api_ctx *ctx, const char *authorization)
+{
+    if (authorization && ctx->tokens_refresh)
+        (void)ctx->tokens_refresh();
+    return tokens_check(ctx->tokens, authorization);
+}
+
 /* The clerk whose token r carries, or whose session its cookie is; or NULL after answering
  * 401 (or 403 for a session request from elsewhere). A bearer token wins over a cookie. */
 static const char *api__clerk(http_req *r, api_ctx *ctx)
@@ -647,7 +654,7 @@ static const char *api__clerk(http_req *r, api_ctx *ctx)
     const char *auth = http_req_header(r, "Authorization");
     if (auth == NULL && ctx->sessions && session_has_cookie(ctx->sessions, r))
         return api__session_clerk(r, ctx);
-    const char *clerk = tokens_check(ctx->tokens, auth);
+    const char *clerk = api_token_clerk(ctx, auth);
     if (clerk == NULL) {
         log_warn("api: %s %s from %s refused: no valid bearer token", http_req_method(r),
                  http_req_path(r), http_req_peer(r));

@@ -61,6 +61,9 @@ typedef struct api_ctx {
     void (*status_json)(void *ud, json_t *obj);
     void *ud;
     tokens_table *tokens; /* the clerks' tokens (common/tokens.h); owned by the caller */
+    /* Reads the tokens file again when it changed since tokens was loaded (tokens_changed):
+     * 1 when it did and was read, 0 otherwise. NULL: never. */
+    int (*tokens_refresh)(void);
     /* The workspace's (web.h), owned by the caller; sessions NULL: no session is accepted. */
     session_table *sessions;
     limiter *signin_limits; /* failed sign-ins (webapi.h) */
@@ -74,6 +77,11 @@ typedef struct api_ctx {
  * its body is read (returns 1); others return 0. */
 int api_on_head(http_req *r, api_ctx *ctx);
 void api_handle(http_req *r, api_ctx *ctx);
+/* The clerk whose token an Authorization value carries, or NULL, against the tokens file as
+ * it is now: a token made or withdrawn a moment ago (`municipal-node token` returns before the
+ * file's watch fires) counts from the next request on, the file read again when it changed
+ * (a stat a request). */
+const char *api_token_clerk(api_ctx *ctx, const char *authorization);
 /* The same with the signature of http_handler (ud is the api_ctx). */
 void api_http_handler(http_req *r, void *ud);
 

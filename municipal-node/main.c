@@ -162,8 +162,10 @@ static void usage(FILE *f)
                "  months [--json]     each month's review: open, closed, approved, returned\n"
                "                      (with the reviewer's comment) or changed since approval\n"
                "  directives          directives in force, with who is eligible under each\n"
-               "  token CLERK         make a clerk token; prints it once, stores its hash (a\n"
-               "                      running serve takes it at once)\n"
+               "  token [--revoke | --replace] CLERK\n"
+               "                      make a clerk token; prints it once, stores its hash (a\n"
+               "                      running serve takes it at once); --revoke withdraws\n"
+               "                      CLERK's tokens, --replace gives her a new one instead\n"
                "  password [--remove] CLERK   set (from stdin) or remove the password CLERK signs\n"
                "                      in to the workspace with (or her token); SIGHUP a running\n"
                "                      serve to end the sessions begun before\n"
@@ -928,6 +930,11 @@ static int reload_tokens(int signalled, int last_try)
     return 0;
 }
 
+static int refresh_tokens(void)
+{
+    return tokens_changed(api.tokens, cfg.tokens) && reload_tokens(0, 0) == 0;
+}
+
 static int on_tokens_changed(void *ud, int last_try)
 {
     (void)ud;
@@ -1299,7 +1306,7 @@ static void on_http(http_req *r, void *ud)
      * /metrics takes a clerk's bearer token, as the API does (the privacy attack's F5). On
      * plain HTTP the port is loopback only, this machine's processes. */
     if (strcmp(path, "/metrics") == 0 && web_tls &&
-        tokens_check(api.tokens, http_req_header(r, "Authorization")) == NULL) {
+        api_token_clerk(&api, http_req_header(r, "Authorization")) == NULL) {
         log_warn("GET /metrics from %s refused: no valid bearer token", http_req_peer(r));
         http_add_header(r, "WWW-Authenticate", "Bearer realm=\"municipal-node\"");
         http_respond(r, 401, "text/plain",
@@ -1453,6 +1460,7 @@ static int cmd_serve(void)
     api.in = in;
     api.ob = ob;
     api.on_commit = on_commit;
+    api.tokens_refresh = refresh_tokens;
     api.status_json = status_json;
     api.loop = loop;
     api.municipality = (int)cfg.municipality;
@@ -1528,16 +1536,34 @@ static int cmd_serve(void)
 
 static int cmd_token(int argc, char **argv)
 {
-    char err[256], token[128];
-    if (argc != 2) {
-        fprintf(stderr, "usage: municipal-node token CLERK\n");
+    char err[600], token[128];
+    int revoke = argc == 3 && strcmp(argv[1], "--revoke") == 0;
+    int replace = argc == 3 && strcmp(argv[1], "--replace") == 0;
+    if (argc != 2 + (revoke || replace) || argv[argc - 1][0] == '-') {
+        fprintf(stderr, "usage: municipal-node token [--revoke | --replace] CLERK\n");
         return EXIT_USAGE;
     }
+    const char *clerk = argv[argc - 1];
     if (cfg.tokens[0] == '\0') {
         fprintf(stderr, "municipal-node token: set [node] tokens = FILE in the config first\n");
         return EXIT_USAGE;
     }
-    if (tokens_issue(cfg.tokens, argv[1], token, sizeof(token), err, sizeof(err)) != 0) {
+    if (revoke || replace) {
+        /* A running serve sees the file change and ends every workspace session. */
+        size_t removed = 0;
+        int rc = tokens_replace(cfg.tokens, clerk, replace, NULL, token, sizeof(token), &removed,
+                                err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "municipal-node token: %s\n", err);
+            return rc == REINT_ENOTFOUND ? EXIT_USAGE : EXIT_FAIL;
+        }
+        fprintf(stderr, "%zu token%s of %s withdrawn%s\n", removed, removed == 1 ? "" : "s", clerk,
+                replace ? "; the new one follows" : "");
+        if (replace)
+            printf("%s\n", token);
+        return EXIT_OK;
+    }
+    if (tokens_issue(cfg.tokens, clerk, token, sizeof(token), err, sizeof(err)) != 0) {
         fprintf(stderr, "municipal-node token: %s\n", err);
         return EXIT_FAIL;
     }

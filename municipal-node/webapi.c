@@ -168,7 +168,7 @@ void webapi_signin(http_req *r, api_ctx *ctx)
         return;
     }
     if (token) {
-        const char *who = tokens_check(ctx->tokens, bearer);
+        const char *who = api_token_clerk(ctx, bearer);
         if (who)
             webapi__signed_in(r, ctx, who, "token");
         else

@@ -143,8 +143,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: provincial-hub [--config FILE] [serve]\n"
                "       provincial-hub --config FILE token NAME [--role officer|reviewer|admin]\n"
+               "                                  [--replace]\n"
                "                                  a token for the officers' API (shown once;\n"
-               "                                  default role officer)\n"
+               "                                  default role officer); --replace withdraws\n"
+               "                                  NAME's tokens and gives a new one (of their\n"
+               "                                  role, unless --role)\n"
+               "       provincial-hub --config FILE token NAME --revoke\n"
+               "                                  withdraws NAME's tokens (her sessions end)\n"
                "       provincial-hub [--config FILE] --print-config\n"
                "                                  every key with its value: the file's, or\n"
                "                                  its default\n"
@@ -342,8 +347,9 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
         {"print-config", no_argument, NULL, 'p'},     {"enable-test-hooks", no_argument, NULL, 'T'},
         {"test-clock", required_argument, NULL, 'C'}, {"test-fault", required_argument, NULL, 'F'},
-        {"role", required_argument, NULL, 'r'},       {NULL, 0, NULL, 0}};
-    int test_hooks = 0, print = 0;
+        {"role", required_argument, NULL, 'r'},       {"revoke", no_argument, NULL, 'R'},
+        {"replace", no_argument, NULL, 'P'},          {NULL, 0, NULL, 0}};
+    int test_hooks = 0, print = 0, revoke = 0, replace = 0;
     const char *test_clock = NULL, *test_faults = NULL, *role = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -369,6 +375,12 @@ int main(int argc, char **argv)
         case 'r':
             role = optarg;
             break;
+        case 'R':
+            revoke = 1;
+            break;
+        case 'P':
+            replace = 1;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -386,8 +398,10 @@ int main(int argc, char **argv)
     if (optind < argc && strcmp(argv[optind], "token") == 0) {
         char token[128];
         enum tokens_role tr = TOKENS_OFFICER;
-        if (optind + 2 != argc) {
-            fprintf(stderr, "usage: provincial-hub --config FILE token NAME [--role ROLE]\n");
+        if (optind + 2 != argc || (revoke && (replace || role))) {
+            fprintf(stderr, "usage: provincial-hub --config FILE token NAME [--role ROLE] "
+                            "[--replace]\n"
+                            "       provincial-hub --config FILE token NAME --revoke\n");
             return 2;
         }
         if (role && tokens_role_parse(role, &tr) != 0) {
@@ -403,16 +417,32 @@ int main(int argc, char **argv)
             fprintf(stderr, "provincial-hub token: set [hub] tokens = FILE in the config first\n");
             return 2;
         }
-        if (tokens_issue_role(cfg.tokens, argv[optind + 1], tr, token, sizeof(token), err,
-                              sizeof(err)) != 0) {
+        const char *name = argv[optind + 1];
+        if (revoke || replace) {
+            /* A running hub sees the file change: the name's sessions end with its tokens. */
+            size_t removed = 0;
+            rc = tokens_replace(cfg.tokens, name, replace, role ? &tr : NULL, token, sizeof(token),
+                                &removed, err, sizeof(err));
+            if (rc != 0) {
+                fprintf(stderr, "provincial-hub token: %s\n", err);
+                return rc == REINT_ENOTFOUND ? 2 : 1;
+            }
+            fprintf(stderr, "%zu token%s of %s withdrawn%s\n", removed, removed == 1 ? "" : "s",
+                    name, replace ? "; the new one follows" : "");
+            if (replace)
+                printf("%s\n", token);
+            return 0;
+        }
+        if (tokens_issue_role(cfg.tokens, name, tr, token, sizeof(token), err, sizeof(err)) != 0) {
             fprintf(stderr, "provincial-hub token: %s\n", err);
             return 1;
         }
         printf("%s\n", token);
         return 0;
     }
-    if (role) {
-        fprintf(stderr, "provincial-hub: --role goes with the token command\n");
+    if (role || revoke || replace) {
+        fprintf(stderr, "provincial-hub: --role, --revoke and --replace go with the token "
+                        "command\n");
         return 2;
     }
     if (optind < argc && (strcmp(argv[optind], "serve") != 0 || optind + 1 < argc)) {

@@ -1030,6 +1030,8 @@ static void officers__respond_json(http_req *r, int status, json_t *o)
     free(text);
 }
 
+static const char *officers__token(officers *o, const char *authorization, enum tokens_role *role);
+
 /* /v1/session: POST {"token"} signs in (a session for the token's officer and role; a wrong
  * token is counted by the limiter like any request without a valid one), GET shows the
  * session, DELETE signs out. Sign-ins are logged, not audited: a session's every read is. */
@@ -1062,7 +1064,7 @@ static void officers__session(officers *o, http_req *r)
         }
         snprintf(bearer, sizeof(bearer), "Bearer %s", token);
         json_decref(b);
-        const char *who = tokens_check_role(o->tokens, bearer, &role);
+        const char *who = officers__token(o, bearer, &role);
         if (who == NULL) {
             officers__refuse_as(o, r, bearer);
             return;
@@ -1132,7 +1134,7 @@ int officers_on_head(http_req *r, void *ud)
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/session") == 0 ||
         hubweb_is_public(path) || webassets_wants_page(r))
         return 0;
-    if (tokens_check_role(o->tokens, http_req_header(r, "Authorization"), NULL) != NULL)
+    if (officers__token(o, http_req_header(r, "Authorization"), NULL) != NULL)
         return 0;
     /* A session's request is let through to the handler, which checks it again (and its CSRF
      * token, which a body may follow). */
@@ -1162,7 +1164,7 @@ void officers_handle(http_req *r, void *ud)
      * file and reloaded is refused from the next request on, on any connection (and every
      * session ends with the reload). The limiter comes after the check, so a valid token is
      * never limited. */
-    const char *who = tokens_check_role(o->tokens, http_req_header(r, "Authorization"), &role);
+    const char *who = officers__token(o, http_req_header(r, "Authorization"), &role);
     if (who == NULL)
         who = officers__cookie_who(o, r, &role, &status);
     if (who == NULL && status == 403) {
@@ -1232,6 +1234,17 @@ int officers_reload_tokens(officers *o, int signalled, int last_try)
     if (!keep)
         session_clear(o->sessions);
     return 0;
+}
+
+/* The officer whose token an Authorization value carries, or NULL, against the tokens file as
+ * it is now: a token made or withdrawn a moment ago (`provincial-hub token` returns before the
+ * file's watch fires) counts from the next request on, the file read again when it changed
+ * (a stat a request; a file that does not parse yet keeps what is loaded). */
+static const char *officers__token(officers *o, const char *authorization, enum tokens_role *role)
+{
+    if (authorization && o->tokens_path[0] && tokens_changed(o->tokens, o->tokens_path))
+        (void)officers_reload_tokens(o, 0, 0);
+    return tokens_check_role(o->tokens, authorization, role);
 }
 
 static void officers__free(officers *o)

@@ -315,6 +315,39 @@ def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(hub):
     assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
 
 
+def _hub_token(hub, *args, check=True):
+    return run([os.path.join(BIN, "provincial-hub"), "--config", hub.config, "token"] +
+               list(args), check=check)
+
+
+def test_a_token_counts_from_the_next_request_and_replace_and_revoke_withdraw_it(hub):
+    """The operator's F17: a token was refused for about 0.2 s after `token` returned (until
+    the file's watch fired), and there was no way to withdraw or rotate one but editing the
+    file by hash. The hub now reads the file again when it changed, before the check, and
+    `token NAME --replace` or `--revoke` rewrites it (its mode and owner kept)."""
+    for i in range(5):
+        t = _hub_token(hub, "quick%d" % i).stdout.strip()
+        assert hub.api.get("/v1/indicators", t)[0] == 200, i  # at once, no wait
+    first = _hub_token(hub, "adm2", "--role", "admin").stdout.strip()
+    assert hub.api.get("/v1/audit?limit=1", first)[0] == 200
+    os.chmod(hub.tokens_file, 0o640)  # a group that runs the hub: kept by the rewrites
+    r = _hub_token(hub, "adm2", "--replace")
+    second = r.stdout.strip()
+    assert "1 token of adm2 withdrawn; the new one follows" in r.stderr, r.stderr
+    assert hub.api.get("/v1/audit?limit=1", first)[0] == 401
+    assert hub.api.get("/v1/audit?limit=1", second)[0] == 200  # the role kept: admin
+    r = _hub_token(hub, "adm2", "--revoke")
+    assert r.stdout == "" and "1 token of adm2 withdrawn" in r.stderr, (r.stdout, r.stderr)
+    assert hub.api.get("/v1/audit?limit=1", second)[0] == 401
+    r = _hub_token(hub, "adm2", "--revoke", check=False)
+    assert r.returncode == 2 and "holds no token of adm2" in r.stderr, r.stderr
+    assert os.stat(hub.tokens_file).st_mode & 0o777 == 0o640
+    assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
+    with open(hub.tokens_file) as f:
+        names = [ln.split()[0] for ln in f if ln.strip()]
+    assert "adm2" not in names and names[:3] == ["olga", "rita", "adam"], names
+
+
 def test_hub_reports_run_off_the_ingest_loop(pki, workdir, procs):
     """A report held for 8 s (test fault report_slow) in the thread pool: meanwhile the loop
     that runs the ingest answers /metrics and another officer's request, and the held report

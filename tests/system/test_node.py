@@ -804,6 +804,53 @@ def test_the_node_takes_nepals_day_whatever_the_machines_time_zone(pki, workdir,
         r.stderr
 
 
+def test_a_token_counts_from_the_next_request_and_can_be_replaced_or_revoked(pki, workdir,
+                                                                             procs):
+    """The operator's F17: a token made while serve ran was refused for about 0.2 s (until the
+    file's watch fired), so a script that made one and used it at once failed; and `token`
+    twice left both tokens valid, with no way to withdraw one but editing the file by hash.
+    serve now reads the file again when it changed, before the check, and `token --replace`
+    or `--revoke` rewrites it, keeping its mode and its owner."""
+    hub, node, asha = serving(workdir, pki, procs)
+    for i in range(5):
+        t = node.cli("token", "quick%d" % i).stdout.strip()
+        assert req(node, "GET", "/v1/persons", token=t)[0] == 200, i  # at once, no wait
+    path = os.path.join(node.dir, "tokens")
+    os.chmod(path, 0o640)
+    r = node.cli("token", "--replace", "asha")
+    new = r.stdout.strip()
+    assert "1 token of asha withdrawn; the new one follows" in r.stderr, r.stderr
+    assert req(node, "GET", "/v1/persons", token=asha)[0] == 401
+    assert req(node, "GET", "/v1/persons", token=new)[0] == 200
+    r = node.cli("token", "--revoke", "asha")
+    assert r.stdout == "" and "1 token of asha withdrawn" in r.stderr, r.stderr
+    assert req(node, "GET", "/v1/persons", token=new)[0] == 401
+    r = node.cli("token", "--revoke", "asha", check=False)
+    assert r.returncode == 2 and "holds no token of asha" in r.stderr, r.stderr
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert req(node, "GET", "/v1/persons", token=t)[0] == 200
+    # A tokens file made by root (`sudo municipal-node token`) in the directory of the
+    # daemon's user goes to that user, who could not read a root-owned 0600 file.
+    d = os.path.join(workdir, "svc")
+    os.makedirs(d)
+    os.chown(d, 65534, 65534)
+    ini = os.path.join(workdir, "svc.ini")
+    with open(node.config) as f:
+        text = f.read()
+    with open(ini, "w") as f:
+        f.write(text.replace("tokens = %s" % path, "tokens = %s/tokens" % d))
+    node2 = os.path.join(BIN, "municipal-node")
+    subprocess.run([node2, "--config", ini, "token", "ravi"], check=True, capture_output=True)
+    st = os.stat(os.path.join(d, "tokens"))
+    assert st.st_mode & 0o777 == 0o600
+    want = 65534 if os.geteuid() == 0 else os.geteuid()
+    assert (st.st_uid, st.st_gid) == (want, want if os.geteuid() == 0 else st.st_gid), st
+    subprocess.run([node2, "--config", ini, "token", "--replace", "ravi"], check=True,
+                   capture_output=True)
+    st = os.stat(os.path.join(d, "tokens"))
+    assert st.st_uid == want and st.st_mode & 0o777 == 0o600, st
+
+
 def test_a_token_made_while_serve_runs_is_taken_without_a_signal(pki, workdir, procs):
     """`municipal-node token` while serve ran gave a token refused (401) until someone sent
     SIGHUP or restarted serve, and a clerk's administrator may not know that. serve now

@@ -170,6 +170,70 @@ static void test_tokens_only_added_is_true_for_additions_alone(void **state)
     tokens_free(renamed);
 }
 
+static char *read_text(const char *path)
+{
+    static char buf[4096];
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* A rotation keeps every other line as written (comments too), drops each of the name's
+ * tokens, and gives the new one the role of the last; a name without a token, or a file that
+ * does not parse, is left as it was. */
+static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
+{
+    fx *f = *state;
+    char err[300], tok[128], h[160], before[4096];
+    size_t removed = 9;
+    const char *hx = "0000000000000000000000000000000000000000000000000000000000000000";
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "# the office\nolga %s\nrita %s reviewer\n\nolga %s admin\nravi %s\n", hx, hx, hx, hx);
+    write_file(f->path, text);
+    assert_int_equal(
+        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_int_equal(removed, 2);
+    const char *got = read_text(f->path);
+    char want[1024];
+    snprintf(want, sizeof(want), "# the office\nrita %s reviewer\n\nravi %s\n", hx, hx);
+    assert_int_equal(strncmp(got, want, strlen(want)), 0);
+    char hash[65];
+    assert_int_equal(tokens_hash_hex(tok, hash), 0);
+    char line[160];
+    snprintf(line, sizeof(line), "olga %s admin\n", hash);
+    assert_string_equal(got + strlen(want), line);
+    tokens_table *t = NULL;
+    enum tokens_role role = TOKENS_OFFICER;
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), 0);
+    bearer(tok, h, sizeof(h));
+    assert_string_equal(tokens_check_role(t, h, &role), "olga");
+    assert_int_equal(role, TOKENS_ADMIN);
+    assert_int_equal(tokens_changed(t, f->path), 0);
+    /* Withdrawn alone; then a name without a token: nothing written. */
+    assert_int_equal(
+        tokens_replace(f->path, "olga", 0, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_int_equal(tokens_changed(t, f->path), 1);
+    snprintf(before, sizeof(before), "%s", read_text(f->path));
+    assert_string_equal(before, want);
+    assert_int_equal(
+        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)),
+        REINT_ENOTFOUND);
+    assert_non_null(strstr(err, "holds no token of olga"));
+    assert_string_equal(read_text(f->path), before);
+    /* A line that does not parse: refused, naming it, the file as it was. */
+    write_file(f->path, "rita 12\nolga 00\n");
+    assert_int_equal(
+        tokens_replace(f->path, "olga", 0, NULL, tok, sizeof(tok), &removed, err, sizeof(err)),
+        REINT_EINVAL);
+    assert_non_null(strstr(err, "line 1:"));
+    assert_string_equal(read_text(f->path), "rita 12\nolga 00\n");
+    tokens_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +243,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_bad_role_is_refused_with_its_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tokens_only_added_is_true_for_additions_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_replace_rewrites_only_the_names_lines, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
