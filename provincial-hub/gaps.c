@@ -22,7 +22,10 @@
 #include "testhook.h"
 #include "utf8.h"
 
-#define GAPS_SILENT_DAYS 30          /* enrolled but no sync for this long: flagged */
+#define GAPS_SILENT_DAYS 30 /* enrolled but no sync for this long: flagged */
+/* A node's last contact: its last Hello or its last batch, whichever came later (a session
+ * lasts at most a day, so a node in contact says Hello at least daily). */
+#define GAPS_CONTACT_SQL "max(last_hello_ms, last_sync_ms)"
 #define GAPS_CSV_MAX     (64u << 20) /* the largest CSV built (137 rows need a few KiB) */
 
 int gaps_reader_open(const char *path, sqlite3 **out, char *err, size_t errlen)
@@ -240,6 +243,7 @@ static const char *gaps__sortable[] = {"code",
                                        "district",
                                        "enrolled",
                                        "last_sync_age_days",
+                                       "last_contact_age_days",
                                        "participants_registered",
                                        "participants_served",
                                        "persons_served",
@@ -255,7 +259,7 @@ static const char *gaps__sortable[] = {"code",
  * letters (count, latest reason). */
 typedef struct gaps_node {
     int enrolled, calendar;
-    int64_t last_ms, dead;
+    int64_t last_ms, contact_ms, dead;
     char reason[256];
 } gaps_node;
 
@@ -269,6 +273,7 @@ static int gaps__node(sqlite3 *db, sqlite3_stmt *node, sqlite3_stmt *dead, uint3
         n->enrolled = 1;
         n->last_ms = sqlite3_column_int64(node, 0);
         n->calendar = sqlite3_column_int(node, 1);
+        n->contact_ms = sqlite3_column_int64(node, 2);
     }
     sqlite3_reset(node);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -339,6 +344,48 @@ static int gaps__security(sqlite3 *db, const gaps_q *q, uint32_t code, json_t *r
     return 0;
 }
 
+/* Sets name (ISO time, UTC) and name_age_days (whole days elapsed) in r from ms since the
+ * epoch, both null when ms is 0. Returns the age in days (-1 for none). */
+static int64_t gaps__when(json_t *r, const char *name, int64_t ms, int *oom)
+{
+    char key[48];
+    snprintf(key, sizeof(key), "%s_age_days", name);
+    if (ms <= 0) {
+        gaps__set(r, name, json_null(), oom);
+        gaps__set(r, key, json_null(), oom);
+        return -1;
+    }
+    char iso[32];
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gaps__set(r, name, json_string(iso), oom);
+    int64_t age = ((int64_t)clock_now_ms() - ms) / 86400000;
+    if (age < 0)
+        age = 0;
+    gaps__set(r, key, json_integer(age), oom);
+    return age;
+}
+
+int gaps_node_counts(sqlite3 *db, int64_t *silent, int64_t *offline)
+{
+    int64_t since = (int64_t)clock_now_ms() - (int64_t)GAPS_SILENT_DAYS * 86400000;
+    sqlite3_stmt *st = store_prepare(db, "SELECT count(*) FILTER (WHERE last_sync_ms < ?1),"
+                                         " count(*) FILTER (WHERE " GAPS_CONTACT_SQL " < ?1)"
+                                         " FROM nodes");
+    if (st == NULL)
+        return REINT_EDB;
+    sqlite3_bind_int64(st, 1, since);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *silent = sqlite3_column_int64(st, 0);
+        *offline = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? 0 : REINT_EDB;
+}
+
 /* One row of the gap report, for local level g, into *out (a new reference). The period's
  * months are first..last (YYYYMM) of the BS calendar when bs, else of the Gregorian one.
  * Returns 0, REINT_ENOMEM or REINT_EDB. */
@@ -369,23 +416,18 @@ static int gaps__row(sqlite3 *db, const gaps_q *q, const geo_local_level *g, con
     gaps__set(r, "dead_letters_last_reason", nd.dead ? json_string(nd.reason) : json_null(), &oom);
     if ((rc = gaps__security(db, q, g->code, r, flags, &oom)) != 0)
         goto fail;
-    if (nd.last_ms > 0) {
-        char iso[32];
-        time_t t = (time_t)(nd.last_ms / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        gaps__set(r, "last_sync", json_string(iso), &oom);
-        /* Whole days elapsed since the last sync. */
-        int64_t age = ((int64_t)clock_now_ms() - nd.last_ms) / 86400000;
-        gaps__set(r, "last_sync_age_days", json_integer(age < 0 ? 0 : age), &oom);
-        if (age >= GAPS_SILENT_DAYS)
-            gaps__append(flags, json_string("enrolled_silent"), &oom);
-    } else {
-        gaps__set(r, "last_sync", json_null(), &oom);
-        gaps__set(r, "last_sync_age_days", json_null(), &oom);
-        gaps__append(flags, json_string(nd.enrolled ? "enrolled_silent" : "not_enrolled"), &oom);
-    }
+    /* The last record and the last contact apart: a node that says Hello every day with
+     * nothing new is online with no data entered (enrolled_silent alone), one not heard of at
+     * all is offline too (enrolled_offline): the officer calls about the data or about the
+     * connection. */
+    int64_t age = gaps__when(r, "last_sync", nd.last_ms, &oom);
+    if (nd.last_ms > 0 ? age >= GAPS_SILENT_DAYS : nd.enrolled)
+        gaps__append(flags, json_string("enrolled_silent"), &oom);
+    else if (!nd.enrolled)
+        gaps__append(flags, json_string("not_enrolled"), &oom);
+    age = gaps__when(r, "last_contact", nd.contact_ms, &oom);
+    if (nd.enrolled && (nd.contact_ms <= 0 || age >= GAPS_SILENT_DAYS))
+        gaps__append(flags, json_string("enrolled_offline"), &oom);
     int64_t den = 0, closed = 0, on_time = 0, reg = 0, served = 0, reg_served = 0;
     if ((rc = gaps__cell(db, q->cell, g->code, month, "reporting_completeness", "", "", &closed,
                          &den)) != 0 ||
@@ -487,7 +529,8 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         if (!ok) {
             snprintf(err, errlen,
                      "sort \"%.40s\" is not one of code, name, district, enrolled, "
-                     "last_sync_age_days, participants_registered, participants_served, "
+                     "last_sync_age_days, last_contact_age_days, participants_registered, "
+                     "participants_served, "
                      "persons_served, share_served, month_closed, referrals_pending_total, "
                      "services_unavailable_total, calendar, dead_letters (prefix - for "
                      "descending)",
@@ -503,7 +546,8 @@ int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *
         .bykey = store_prepare(
             db, "SELECT key, numerator FROM rollup_cells WHERE municipality=?1 AND period=?2"
                 " AND indicator=?3 AND grouping=?4 ORDER BY key"),
-        .node = store_prepare(db, "SELECT last_sync_ms, calendar FROM nodes WHERE municipality=?1"),
+        .node = store_prepare(db, "SELECT last_sync_ms, calendar, " GAPS_CONTACT_SQL
+                                  " FROM nodes WHERE municipality=?1"),
         .dead = store_prepare(
             db, "SELECT count(*), (SELECT reason FROM dead_letters WHERE municipality=?1"
                 " ORDER BY at_ms DESC, seq DESC LIMIT 1) FROM dead_letters WHERE municipality=?1"),

@@ -22,18 +22,23 @@ int gaps_reader_open(const char *path, sqlite3 **out, char *err, size_t errlen);
  * today. Each row: code, name, district, enrolled, calendar (the calendar its months are due
  * in: "AD" or "BS", a node that did not say counting as BS; null when not enrolled),
  * dead_letters (records of it the hub refused or dropped and holds as dead letters) and
- * dead_letters_last_reason (the latest one's reason, null when none), last_sync (ISO time or null),
- * last_sync_age_days, month (the last completed BS month), month_closed, month_on_time,
- * participants_registered, participants_served (those of them with a delivered
+ * dead_letters_last_reason (the latest one's reason, null when none), last_sync (ISO time of the
+ * last batch of records, or null), last_sync_age_days, last_contact (of the node's last Hello or
+ * batch, or null) and last_contact_age_days, month (the last completed BS month), month_closed,
+ * month_on_time, participants_registered, participants_served (those of them with a delivered
  * service), share_served (participants_served / participants_registered, null when none
  * registered), persons_served (distinct persons with a delivered service in the period),
  * referrals_pending (total and by service type), services_unavailable (service types), targets
- * (directive targets of this municipality with their actuals) and flags (enrolled_silent,
- * not_enrolled, referrals_overdue, services_unavailable, month_not_closed, month_closed_late). sort
- * names a numeric or text field (prefix '-' for descending); default: code. *out is owned by the
- * caller. Returns 0, REINT_EINVAL (bad period or sort, err set), REINT_ENOMEM or REINT_EDB. */
+ * (directive targets of this municipality with their actuals) and flags (enrolled_silent: no
+ * record for 30 days; enrolled_offline: no contact for 30 days; not_enrolled, referrals_overdue,
+ * services_unavailable, month_not_closed, month_closed_late). sort names a numeric or text field
+ * (prefix '-' for descending); default: code. *out is owned by the caller. Returns 0, REINT_EINVAL
+ * (bad period or sort, err set), REINT_ENOMEM or REINT_EDB. */
 int gaps_report(sqlite3 *db, unsigned province, const char *period, const char *sort, int32_t today,
                 json_t **out, char *err, size_t errlen);
+/* Enrolled nodes with no record (*silent) and with no contact (*offline) for the days after
+ * which the report flags them, for /metrics. Returns 0 or REINT_EDB. */
+int gaps_node_counts(sqlite3 *db, int64_t *silent, int64_t *offline);
 
 /* An indicator for this province: total and cells by the declared grouping `by`
  * (validated against the catalogue), optionally for one municipality or district of it:

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "dirstore.h"
 #include "geo.h"
+#include "gaps.h"
 #include "haudit.h"
 #include "hubstore.h"
 #include "log.h"
@@ -1200,6 +1201,7 @@ void ingest_get_metrics(const ingest *in, ingest_metrics *m)
     int64_t gaps = 0;
     if (dirstore_gap_count(in->db, &gaps) == 0)
         m->directive_gaps = gaps;
+    (void)gaps_node_counts(in->db, &m->nodes_silent, &m->nodes_offline);
     sweeps_counts sc;
     if (sweeps_count(in->db, &sc) == 0) {
         m->sweeps_pending = sc.pending;

@@ -56,6 +56,7 @@ typedef struct ingest_metrics {
     uint64_t sweeps_undone, incarnation_returns; /* undone sweeps; incarnations seen again */
     int64_t sweeps_pending, swept_kept;          /* sweeps awaiting an admin; rows they keep */
     int64_t directive_gaps; /* directives missing below the newest held (asked for upstream) */
+    int64_t nodes_silent, nodes_offline; /* no record, no contact for 30 days (gaps.h) */
     size_t roll_queue, roll_queue_max, roll_queue_peak;
     int store_synchronous, store_wal; /* PRAGMA values of the hub store's connection */
     walckpt_stats ckpt;               /* the store's checkpoint thread */

@@ -288,6 +288,14 @@ static void on_http(http_req *r, void *ud)
                      "Directives missing below the newest held: a relay skipped them; they are "
                      "asked for at every uplink session until they arrive.",
                      m.directive_gaps),
+            METRIC_G("hub_nodes_silent",
+                     "Enrolled nodes whose last record came 30 days ago or more (or never): the "
+                     "gap report's enrolled_silent.",
+                     m.nodes_silent),
+            METRIC_G("hub_nodes_offline",
+                     "Enrolled nodes not heard from (no Hello, no batch) for 30 days or more: "
+                     "the gap report's enrolled_offline.",
+                     m.nodes_offline),
             METRIC_C("hub_sessions_replaced_total",
                      "Sessions closed because a newer one of the same municipality started.",
                      m.rx.sessions_replaced),

@@ -274,7 +274,8 @@ def chain(pki, postgres):  # noqa: F811
         ar.sync(timeout=60)
 
         # 10101: connects once with nothing to send; 10102: syncs one registration.
-        Node(workdir, pki, SILENT, c.hub).sync(timeout=60)
+        c.silent = Node(workdir, pki, SILENT, c.hub)
+        c.silent.sync(timeout=60)
         ag = Node(workdir, pki, AGED, c.hub)
         import_rows(ag, workdir, "persons", PERSON_COLS,
                     [person(Caseload(AGED, 73), in_fy_days(1)[0])])
@@ -339,6 +340,9 @@ def test_enrolled_node_that_never_synced_a_record_is_silent(chain):
     s = rows[SILENT]
     assert s["enrolled"] is True and s["last_sync"] is None, s
     assert "enrolled_silent" in s["flags"], s
+    # It said Hello today: in contact, with nothing entered (not offline).
+    assert s["last_contact"].startswith(TODAY.isoformat()) and s["last_contact_age_days"] == 0
+    assert "enrolled_offline" not in s["flags"], s
     for code in (DHANKUTA, ARJUNDHARA):
         r = rows[code]
         assert r["last_sync"] is not None and r["last_sync_age_days"] == 0, r
@@ -500,6 +504,26 @@ def test_sync_older_than_30_days_is_silent(chain):
         assert r["last_sync"] == synced, r  # the sync itself did not move
         assert "enrolled_silent" in r["flags"] and r["enrolled"] is True, r
         assert "enrolled_silent" not in chain.officer.rows(period=FY)[DHANKUTA]["flags"]
+        # Not heard of either: offline (F21: "last sync" was the last record only, so a node
+        # in contact with nothing new looked the same as one gone).
+        assert r["last_contact_age_days"] == 45 and "enrolled_offline" in r["flags"], r
+        chain.silent.sync(timeout=60)  # says Hello, sends nothing
+        rows = chain.officer.rows(period=FY)
+        s = rows[SILENT]
+        assert s["last_sync"] is None and s["last_contact_age_days"] == 0, s
+        assert "enrolled_silent" in s["flags"] and "enrolled_offline" not in s["flags"], s
+        dk = rows[DHANKUTA]
+        assert dk["last_contact_age_days"] == 0 and "enrolled_offline" not in dk["flags"], dk
+        # /metrics counts the same nodes as the report flags.
+        m = chain.hub.metrics()
+        assert m["hub_nodes_silent"] == sum("enrolled_silent" in x["flags"]
+                                            for x in rows.values()) >= 2, m
+        assert m["hub_nodes_offline"] == sum("enrolled_offline" in x["flags"]
+                                             for x in rows.values()) >= 1, m
+        ages = [x["last_contact_age_days"] for x in
+                chain.officer.gaps(period=FY, sort="-last_contact_age_days")["rows"]
+                if x["last_contact_age_days"] is not None]
+        assert ages == sorted(ages, reverse=True) and ages[0] == 45 and ages[-1] == 0, ages
     finally:
         with open(chain.clock, "w") as f:
             f.write("0\n")

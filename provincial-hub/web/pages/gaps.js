@@ -7,8 +7,12 @@ import { api } from "/common/api.js";
 import { sortableTable, figure, monthName, periodName, previousFiscalYear,
          provinceName } from "/pages/util.js";
 
-const FLAGS = ["enrolled_silent", "not_enrolled", "referrals_overdue", "services_unavailable",
-               "month_not_closed", "month_closed_late"];
+const FLAGS = ["enrolled_silent", "enrolled_offline", "not_enrolled", "referrals_overdue",
+               "services_unavailable", "month_not_closed", "month_closed_late"];
+
+// Whole days since an event (null: never).
+const ago = (days) => (days === null ? t("value.never") : days === 0 ? t("gaps.today")
+  : days === 1 ? t("gaps.yesterday") : t("gaps.days", { n: num(days) }));
 
 export async function draw(main, session) {
   const params = new URLSearchParams(location.search);
@@ -22,10 +26,11 @@ export async function draw(main, session) {
     { key: "district", label: t("gaps.district") },
     { key: "enrolled", label: t("gaps.enrolled"), value: (x) => (x.enrolled ? 1 : 0),
       cell: (x) => (x.enrolled ? t("yes") : t("no")) },
+    // The last records and the last contact apart: online with nothing entered, or offline.
     { key: "last_sync_age_days", label: t("gaps.last_sync"), num: true,
-      cell: (x) => (x.last_sync_age_days === null ? t("value.never")
-        : x.last_sync_age_days === 0 ? t("gaps.today") : x.last_sync_age_days === 1 ? t("gaps.yesterday")
-          : t("gaps.days", { n: num(x.last_sync_age_days) })) },
+      cell: (x) => ago(x.last_sync_age_days) },
+    { key: "last_contact_age_days", label: t("gaps.last_contact"), num: true,
+      cell: (x) => ago(x.last_contact_age_days) },
     { key: "month_closed", label: t("gaps.month_closed"), value: (x) => (x.month_closed ? 1 : 0),
       // Which month: a municipality's own calendar decides it (a BS month, or a Gregorian one).
       cell: (x) => [x.month ? h("span", { class: "month" }, monthName(x.month), ": ") : null,
