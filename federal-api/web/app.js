@@ -5,7 +5,7 @@ import { h, replace } from "/common/dom.js";
 import * as i18n from "/common/i18n.js";
 import { t } from "/common/i18n.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
-import { mainNav, navLink, whoBox } from "/common/shell.js";
+import { mainNav, navLink, sameSitePath, whoBox } from "/common/shell.js";
 import * as signin from "./pages/signin.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as opendata from "./pages/opendata.js";
@@ -47,7 +47,12 @@ function header() {
 // The pages the shell draws (fweb.c serves it for these and, with 404, for any other).
 const PAGES = ["/", "/signin", "/dashboard", "/open-data"];
 
+// Each render's number: a page still loading when another was drawn (the sign-in page after a
+// 401 under the dashboard) must not draw its error over it.
+let renders = 0;
+
 async function render() {
+  const mine = ++renders;
   const path = location.pathname;
   if (!state.checked && path !== "/open-data") {
     // A session of an earlier visit (the cookie is HttpOnly: only the API can say).
@@ -66,7 +71,10 @@ async function render() {
       state.session = session;
       state.checked = true;
       setCsrf(session.csrf);
-      navigate("/dashboard", true);
+      // Back to the dashboard as the address had it when the session was asked for (its
+      // indicator, period and grouping), on this site only.
+      const next = new URLSearchParams(location.search).get("next");
+      navigate(sameSitePath(next, "/dashboard"), true);
     },
   };
   try {
@@ -84,7 +92,11 @@ async function render() {
         navigate("/dashboard", true);
         return;
       }
-      if (path !== "/signin") history.replaceState({}, "", "/signin");
+      if (path !== "/signin") {
+        const here = path + location.search;
+        history.replaceState({}, "", here === "/" ? "/signin"
+          : `/signin?next=${encodeURIComponent(here)}`);
+      }
       const notice = state.notice;
       state.notice = null;
       await signin.render(ctx, notice);
@@ -92,17 +104,21 @@ async function render() {
       await dashboard.render(ctx);
     }
   } catch (e) {
-    replace(main, errorBox(e));
+    if (mine === renders) replace(main, errorBox(e));
   }
-  document.body.setAttribute("data-page", location.pathname);
+  if (mine === renders) document.body.setAttribute("data-page", location.pathname);
 }
 
 whenSignedOut(() => {
   if (!state.session) return;
   state.session = null;
   setCsrf(null);
-  state.notice = t("signin.signed_out");
-  navigate("/signin", true);
+  // The session ended under the page (its 8 hours, 30 minutes unused, or revoked): said so,
+  // and signing in again comes back to the same view.
+  state.notice = t("signin.expired");
+  const here = location.pathname + location.search;
+  navigate(here === "/" || location.pathname === "/signin" ? "/signin"
+    : `/signin?next=${encodeURIComponent(here)}`, true);
 });
 
 document.addEventListener("click", (e) => {

@@ -365,6 +365,44 @@ def test_a_mistyped_address_gets_a_page_saying_so(env, driver):
         assert not hdrs["Content-Type"].startswith("text/html"), (path, st, hdrs, body)
 
 
+def test_a_session_that_ends_signs_in_back_to_the_same_view(env, driver):
+    """The federal "session ended" screen (left in the notes): a 401 under the dashboard went
+    to the sign-in page with "You are signed out" and, signed in again, to the bare dashboard,
+    its indicator, period and grouping lost. It now says the session has ended and comes back
+    to the same address; an address of another site in next is not followed."""
+    d = driver
+    d.delete_all_cookies()
+    view = "/dashboard?indicator=%s&period=%s&by=district" % (CODE, PERIOD)
+
+    def sign_in():
+        browser.wait(d, lambda: d.execute_script(
+            "return !!document.getElementById('signin-token')"), what="the sign-in page")
+        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+        d.find_element("id", "signin-submit").click()
+        ready(d)
+
+    d.get(env.base + view)  # no session yet: signed in, then the view asked for
+    sign_in()
+    assert d.execute_script("return location.pathname + location.search") == view
+    assert d.find_element("id", "by").get_attribute("value") == "district"
+    d.delete_all_cookies()  # the session ends under the page
+    Select(d.find_element("id", "by")).select_by_value("province")
+    browser.wait(d, lambda: d.execute_script("return location.pathname") == "/signin",
+                 what="the sign-in page after the 401")
+    assert "Your session has ended" in browser.body_text(d)
+    assert "You are signed out" not in browser.body_text(d)
+    browser.screenshot(d, "fed-signin-expired")
+    sign_in()
+    assert d.execute_script("return location.pathname + location.search").startswith(
+        "/dashboard?indicator=%s&period=%s&by=" % (CODE, PERIOD))
+    # next naming another site (a browser reads /\\host as //host) goes to the dashboard.
+    d.delete_all_cookies()
+    d.get(env.base + "/signin?next=" + urllib.parse.quote("/\\example.com/x"))
+    sign_in()
+    assert d.execute_script("return location.origin") == env.base.rstrip("/")
+    assert d.execute_script("return location.pathname") == "/dashboard"
+
+
 def test_pages_are_sent_with_a_strict_csp_and_trusted_types(env):
     for path in ("/dashboard", "/open-data", "/app.js", "/vendor/chart.min.js", "/map.json"):
         st, hdrs, _ = env.request("GET", path)
