@@ -19,6 +19,7 @@ export async function get(path) {
   if (r.status !== 200) {
     const e = new Error(r.body && r.body.error ? r.body.error : t("error.load"));
     e.status = r.status;
+    if (r.body && r.body.error) e.apiMessage = r.body.error;
     throw e;
   }
   return r.body;
@@ -78,7 +79,16 @@ export async function areaFigures(o) {
   return { data, figures: [bars, map] };
 }
 
+// What went wrong in the page's language, by the answer's status, then the API's own words:
+// they are English (the API's, for every client), so they are marked so for screen readers.
+const STATUS_TEXT = { 400: "error.status.400", 403: "error.status.403", 404: "error.status.404",
+                      429: "error.status.429" };
+
 export function errorBox(e) {
+  const key = e.status === undefined ? null : STATUS_TEXT[e.status] || "error.load";
+  const api = e.apiMessage || null;
   return h("div", { class: "error-summary", role: "alert", tabindex: "-1" },
-    h("h2", {}, t("error.summary")), h("p", {}, e.message || String(e)));
+    h("h2", {}, t("error.summary")),
+    h("p", {}, key ? t(key) : (e.message || String(e))),
+    api ? h("p", { class: "error-detail", lang: "en" }, api) : null);
 }

@@ -403,6 +403,31 @@ def test_a_session_that_ends_signs_in_back_to_the_same_view(env, driver):
     assert d.execute_script("return location.pathname") == "/dashboard"
 
 
+def test_an_api_error_is_said_in_the_pages_language_with_the_apis_words_apart(env, driver):
+    """Left in the notes: the API's errors (English, for every client) stood alone on the
+    Nepali pages. The page now says what went wrong in its language, by the answer's status,
+    and gives the API's words after it, marked as English."""
+    d = driver
+    d.get(env.base + "/dashboard")
+    if d.execute_script("return !!document.getElementById('signin-token')"):
+        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+        d.find_element("id", "signin-submit").click()
+        ready(d)
+    d.execute_script("localStorage.setItem('lang', 'ne')")
+    try:
+        d.get(env.base + "/dashboard?indicator=%s&period=2026-13" % CODE)
+        browser.wait(d, lambda: d.execute_script(
+            "return !!document.querySelector('.error-summary .error-detail')"),
+            what="the error of a period that does not exist")
+        box = d.find_element("css selector", ".error-summary")
+        assert "यो छनोटका लागि तथ्याङ्क दिइएन" in box.text, box.text
+        detail = d.find_element("css selector", ".error-summary .error-detail")
+        assert detail.get_attribute("lang") == "en" and "period" in detail.text, detail.text
+        browser.screenshot(d, "fed-error-ne")
+    finally:
+        d.execute_script("localStorage.setItem('lang', 'en')")
+
+
 def test_pages_are_sent_with_a_strict_csp_and_trusted_types(env):
     for path in ("/dashboard", "/open-data", "/app.js", "/vendor/chart.min.js", "/map.json"):
         st, hdrs, _ = env.request("GET", path)
