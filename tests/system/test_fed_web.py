@@ -421,6 +421,8 @@ def test_an_api_error_is_said_in_the_pages_language_with_the_apis_words_apart(en
             what="the error of a period that does not exist")
         box = d.find_element("css selector", ".error-summary")
         assert "यो छनोटका लागि तथ्याङ्क दिइएन" in box.text, box.text
+        # Once, though every figure that asked failed alike.
+        assert len(d.find_elements("css selector", ".error-summary")) == 1
         detail = d.find_element("css selector", ".error-summary .error-detail")
         assert detail.get_attribute("lang") == "en" and "period" in detail.text, detail.text
         browser.screenshot(d, "fed-error-ne")

@@ -199,9 +199,13 @@ export async function render(ctx) {
   ]);
   if (mine !== generation) return;
   replace(results);
+  // One box for one reason: a period that does not exist fails every figure alike.
+  const said = new Set();
   for (const part of parts) {
     if (part.status === "rejected") {
-      results.append(errorBox(part.reason));
+      const why = `${part.reason.status}|${part.reason.message}`;
+      if (!said.has(why)) results.append(errorBox(part.reason));
+      said.add(why);
       continue;
     }
     for (const f of part.value) {
