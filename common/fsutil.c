@@ -48,21 +48,25 @@ int fs_write_atomic_like(const char *path, const void *data, size_t len, const s
                          char *err, size_t errlen)
 {
     char tmp[4096], dir[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
+    if (snprintf(tmp, sizeof(tmp), "%s.new.XXXXXX", path) >= (int)sizeof(tmp)) {
         snprintf(err, errlen, "path too long: %s", path);
         return REINT_EIO;
     }
-    mode_t mode = like ? (like->st_mode & 07777) : 0644;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A name of its own, made with O_EXCL: never a file or a link someone put there (a
+     * daemon's user planting X.new -> /etc/shadow before root rewrites X), and never another
+     * writer's half-written file. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return REINT_EIO;
     }
-    /* open's mode is only for a new file, and under the umask: set it, and the owner. A
-     * process that may not give the file away (not root) keeps it its own. */
-    if (like && (fchmod(fd, mode) != 0 ||
-                 (fchown(fd, like->st_uid, like->st_gid) != 0 && errno != EPERM))) {
-        snprintf(err, errlen, "cannot set the mode or owner of %s: %s", tmp, strerror(errno));
+    /* The mode (mkostemp's is 0600), and like's owner and group: a file the daemon reads
+     * through its group must stay readable to it, so one that cannot keep them is not
+     * written. */
+    mode_t mode = like ? (like->st_mode & 07777) : 0644;
+    if (fchmod(fd, mode) != 0 || (like && fchown(fd, like->st_uid, like->st_gid) != 0)) {
+        snprintf(err, errlen, "cannot give %s the mode %04o%s of %s: %s", tmp, (unsigned)mode,
+                 like ? " and the owner and group" : "", path, strerror(errno));
         close(fd);
         unlink(tmp);
         return REINT_EIO;

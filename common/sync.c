@@ -581,6 +581,8 @@ static void sync__directive(sync_client *s, const Reint__V1__SignedDirective *sd
  * warning says which way they differ, not which to fix. */
 static void sync__skew(sync_client *s, uint64_t peer_clock, int64_t now)
 {
+    if (peer_clock >= SYNC_SEQ_LIMIT) /* no clock of this era: nothing to compare */
+        return;
     s->st.skew_ms = (int64_t)peer_clock - now;
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
         log_warn("clock skew: %s's clock reads %lld s %s this machine's; check both clocks",
@@ -742,7 +744,7 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
                      env->error->message ? env->error->message : "");
             /* A refusal at Hello comes before any HelloReply: the Error's clock is then the
              * only reading of the receiver's (a v1 receiver gives none). */
-            if (env->error->clock && env->error->clock < SYNC_SEQ_LIMIT) {
+            if (env->error->clock) {
                 sync__skew(s, env->error->clock, (int64_t)clock_now_ms());
                 if (s->o.source.note)
                     s->o.source.note(s->o.source.src, 0, 0, s->st.skew_ms, NULL);

@@ -326,6 +326,76 @@ static int tls__load_own(SSL_CTX *s, const char *cert_file, const char *key_file
     return 0;
 }
 
+/* 1 when every DNS name and address old names is named by new too (a renewal may add). */
+static int tls__names_kept(X509 *old, X509 *new)
+{
+    GENERAL_NAMES *a = X509_get_ext_d2i(old, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *b = X509_get_ext_d2i(new, NID_subject_alt_name, NULL, NULL);
+    int ok = 1;
+    for (int i = 0; ok && i < sk_GENERAL_NAME_num(a); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(a, i);
+        if (g->type != GEN_DNS && g->type != GEN_IPADD)
+            continue;
+        ok = 0;
+        for (int j = 0; !ok && j < sk_GENERAL_NAME_num(b); j++)
+            ok = GENERAL_NAME_cmp(g, sk_GENERAL_NAME_value(b, j)) == 0;
+    }
+    GENERAL_NAMES_free(a);
+    GENERAL_NAMES_free(b);
+    return ok;
+}
+
+/* Whether cert (with chain and key) may replace the context's own: valid now, of the same key
+ * type (OpenSSL keeps one certificate per key type: another type would leave the old one in
+ * use beside it), and, for mutual TLS, chaining to the CA and not revoked by the CRL in use;
+ * for HTTPS, naming every name and address the old one did. 0, or -1 with err. */
+static int tls__may_replace(tls_ctx *ctx, X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
+                            char *err, size_t errlen)
+{
+    const char *file = ctx->cert_file;
+    EVP_PKEY *old_key = SSL_CTX_get0_privatekey(ctx->ssl_ctx);
+    X509 *old = SSL_CTX_get0_certificate(ctx->ssl_ctx);
+    if (old_key && EVP_PKEY_get_base_id(old_key) != EVP_PKEY_get_base_id(key)) {
+        snprintf(err, errlen,
+                 "%s has a key of another type (%s) than the one in use (%s): a restart takes it",
+                 file, OBJ_nid2sn(EVP_PKEY_get_base_id(key)),
+                 OBJ_nid2sn(EVP_PKEY_get_base_id(old_key)));
+        return -1;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+        snprintf(err, errlen, "%s is not valid yet", file);
+        return -1;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+        snprintf(err, errlen, "%s has expired", file);
+        return -1;
+    }
+    if (ctx->mode == TLS_MODE_HTTPS_SERVER) {
+        if (old && !tls__names_kept(old, cert)) {
+            snprintf(err, errlen,
+                     "%s does not name every name and address the certificate in use names "
+                     "(another site's?)",
+                     file);
+            return -1;
+        }
+        return 0;
+    }
+    /* As a peer would check it: the CA, and the CRL in use (an expired CRL still lists). */
+    X509_STORE_CTX *vx = X509_STORE_CTX_new();
+    int ok = vx && X509_STORE_CTX_init(vx, SSL_CTX_get_cert_store(ctx->ssl_ctx), cert, chain) == 1;
+    if (ok) {
+        X509_STORE_CTX_set_verify_cb(vx, tls__client_verify_cb);
+        ok = X509_verify_cert(vx) == 1;
+        if (!ok)
+            snprintf(err, errlen, "%s: %s", file,
+                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(vx)));
+    } else {
+        snprintf(err, errlen, "%s: cannot be checked (out of memory)", file);
+    }
+    X509_STORE_CTX_free(vx);
+    return ok ? 0 : -1;
+}
+
 int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err, size_t errlen)
 {
     char ident[sizeof(ctx->identity)];
@@ -361,6 +431,8 @@ int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err
                  ctx->identity[0] ? ctx->identity : "no identity");
         goto done;
     }
+    if (tls__may_replace(ctx, cert, chain, key, err, errlen) != 0)
+        goto done;
     /* Connections already open keep the certificate they were made with; the next ones
      * present this one. */
     if (SSL_CTX_use_cert_and_key(ctx->ssl_ctx, cert, key, chain, 1) != 1) {

@@ -42,7 +42,9 @@ int tls_ctx_reload_crl(tls_ctx *ctx, char *err, size_t errlen);
 
 /* Reloads this process's certificate and key from the files it was made with (a rotation:
  * `pki.sh issue --force`, or a renewal): connections started or accepted afterwards present
- * them. The new certificate must name the same identity. Returns 0 with the new
+ * them. The new certificate must name the same identity, be valid now, have a key of the
+ * same type, and (mutual TLS) chain to the CA and not be revoked by the CRL in use, or
+ * (HTTPS) name every name and address the old one did. Returns 0 with the new
  * certificate's serial (hex) in serial, or a negative code with err set; the context then
  * keeps what it had. */
 int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err, size_t errlen);

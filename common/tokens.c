@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -210,10 +211,9 @@ int tokens_changed(const tokens_table *t, const char *path)
     struct stat st;
     if (stat(path, &st) != 0)
         return 0;
-    if (t == NULL)
-        return 1;
-    return st.st_dev != t->file.st_dev || st.st_ino != t->file.st_ino ||
-           st.st_size != t->file.st_size || st.st_mtim.tv_sec != t->file.st_mtim.tv_sec ||
+    if (t == NULL || st.st_dev != t->file.st_dev || st.st_ino != t->file.st_ino)
+        return 2;
+    return st.st_size != t->file.st_size || st.st_mtim.tv_sec != t->file.st_mtim.tv_sec ||
            st.st_mtim.tv_nsec != t->file.st_mtim.tv_nsec;
 }
 
@@ -316,25 +316,49 @@ static int tokens__make(const char *name, enum tokens_role role, char *out, size
     return 0;
 }
 
-int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
-                      size_t outlen, char *err, size_t errlen)
+/* The directory path is in, into buf: returns buf, or "." for a bare name. */
+static const char *tokens__dir(const char *path, char *buf, size_t len)
 {
-    char line[TOKENS_LINE_MAX];
-    int rc = tokens__make(name, role, out, outlen, line, sizeof(line), err, errlen);
-    if (rc != 0)
-        return rc;
+    snprintf(buf, len, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL)
+        return ".";
+    *(slash == buf ? slash + 1 : slash) = '\0';
+    return buf;
+}
+
+/* Holds the lock of path's directory for one change of the tokens file: an append of `token`
+ * landing in the old file while `token --replace` rewrites it would be lost at the rename.
+ * Returns the directory's descriptor (close it to unlock), or -1 (then unlocked). */
+static int tokens__lock(const char *path)
+{
+    char dir[4096];
+    int fd = open(tokens__dir(path, dir, sizeof(dir)), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void tokens__unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Appends line to path, made 0600 when new (O_EXCL: never through a link), and never
+ * through a link when it exists either. */
+static int tokens__append(const char *path, const char *line, char *err, size_t errlen)
+{
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
         /* A file made now by root (`token` run with sudo) goes to the owner of its directory,
          * the daemon's user, who could not read a root-owned 0600 file. */
         char dir[4096];
         struct stat ds;
-        snprintf(dir, sizeof(dir), "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *(slash == dir ? slash + 1 : slash) = '\0';
-        if (geteuid() == 0 && stat(slash ? dir : ".", &ds) == 0 && ds.st_uid != 0 &&
-            fchown(fd, ds.st_uid, ds.st_gid) != 0) {
+        if (geteuid() == 0 && stat(tokens__dir(path, dir, sizeof(dir)), &ds) == 0 &&
+            ds.st_uid != 0 && fchown(fd, ds.st_uid, ds.st_gid) != 0) {
             snprintf(err, errlen, "%s: cannot give it to the directory's owner: %s", path,
                      strerror(errno));
             close(fd);
@@ -342,7 +366,7 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
             return REINT_EIO;
         }
     } else if (errno == EEXIST) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     }
     FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
     if (f == NULL) {
@@ -361,6 +385,19 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
     return 0;
 }
 
+int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
+                      size_t outlen, char *err, size_t errlen)
+{
+    char line[TOKENS_LINE_MAX];
+    int rc = tokens__make(name, role, out, outlen, line, sizeof(line), err, errlen);
+    if (rc != 0)
+        return rc;
+    int lock = tokens__lock(path);
+    rc = tokens__append(path, line, err, errlen);
+    tokens__unlock(lock);
+    return rc;
+}
+
 int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
                    char *out, size_t outlen, size_t *removed, char *err, size_t errlen)
 {
@@ -371,11 +408,17 @@ int tokens_replace(const char *path, const char *name, int issue, const enum tok
     struct stat st;
     int rc = REINT_EIO;
     *removed = 0;
-    FILE *f = fopen(path, "r");
+    int lock = tokens__lock(path);
+    /* Not through a link: what is rewritten is the file the daemon reads, nothing else. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL || fstat(fileno(f), &st) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         if (f)
             fclose(f);
+        else if (fd >= 0)
+            close(fd);
+        tokens__unlock(lock);
         return REINT_EIO;
     }
     char *buf = malloc(cap);
@@ -435,6 +478,7 @@ int tokens_replace(const char *path, const char *name, int issue, const enum tok
     fclose(f);
     rc = fs_write_atomic_like(path, buf, len, &st, err, errlen);
     free(buf);
+    tokens__unlock(lock);
     return rc;
 nomem:
     snprintf(err, errlen, "%s: out of memory", path);
@@ -442,5 +486,6 @@ nomem:
 fail:
     fclose(f);
     free(buf);
+    tokens__unlock(lock);
     return rc;
 }

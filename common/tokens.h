@@ -60,8 +60,10 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
  * is written); or a negative code with err (a line that does not parse: nothing written). */
 int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
                    char *out, size_t outlen, size_t *removed, char *err, size_t errlen);
-/* 1 when path is not the file t was read from as it was then (replaced, written to, or t is
- * NULL and the file exists): worth reading again before refusing a token. 0 otherwise. */
+/* Whether path is still the file t was read from as it was then: 0 when it is (or is gone);
+ * 2 when another file took its place (renamed over it: written whole, as `token --replace`
+ * and `--revoke` do), or t is NULL and the file exists; 1 when it was written in place (it
+ * may be half-written). */
 int tokens_changed(const tokens_table *t, const char *path);
 
 #endif

@@ -930,9 +930,13 @@ static int reload_tokens(int signalled, int last_try)
     return 0;
 }
 
+/* A file renamed into place is whole: taken as it is, even emptied (the last token revoked);
+ * one written in place may be half-written, and is looked at again later if it does not
+ * parse (reload_tokens). */
 static int refresh_tokens(void)
 {
-    return tokens_changed(api.tokens, cfg.tokens) && reload_tokens(0, 0) == 0;
+    int changed = tokens_changed(api.tokens, cfg.tokens);
+    return changed && reload_tokens(0, changed == 2) == 0;
 }
 
 static int on_tokens_changed(void *ud, int last_try)

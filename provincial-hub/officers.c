@@ -1242,8 +1242,12 @@ int officers_reload_tokens(officers *o, int signalled, int last_try)
  * (a stat a request; a file that does not parse yet keeps what is loaded). */
 static const char *officers__token(officers *o, const char *authorization, enum tokens_role *role)
 {
-    if (authorization && o->tokens_path[0] && tokens_changed(o->tokens, o->tokens_path))
-        (void)officers_reload_tokens(o, 0, 0);
+    int changed =
+        authorization && o->tokens_path[0] ? tokens_changed(o->tokens, o->tokens_path) : 0;
+    /* A file renamed into place is whole: taken as it is, even emptied (the last token
+     * revoked); one written in place may be half-written, and waits for the watch. */
+    if (changed)
+        (void)officers_reload_tokens(o, 0, changed == 2);
     return tokens_check_role(o->tokens, authorization, role);
 }
 

@@ -105,6 +105,7 @@ typedef struct side {
     int status;
     int drains;
     char peer[32];
+    char serial[48]; /* the peer certificate's, hex */
     char err[160];
     size_t rx;
     int rx_bad;           /* a received byte did not match the pattern */
@@ -196,8 +197,10 @@ static void side_ready(tls_conn *c, void *ud)
 {
     side *s = ud;
     const char *p = tls_conn_peer(c);
+    const char *serial = tls_conn_peer_serial(c);
     s->ready = 1;
     snprintf(s->peer, sizeof(s->peer), "%s", p ? p : "");
+    snprintf(s->serial, sizeof(s->serial), "%s", serial ? serial : "");
     if (s->limits.high_water)
         tls_conn_set_limits(c, &s->limits);
     if (s->pause_on_ready) {
@@ -839,52 +842,78 @@ static void copy_pki(const char *from, const char *to, const char *ext)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The serial of the certificate sctx presents now, as a client without a CRL sees it. */
+static void served_serial(tls_ctx *sctx, tls_ctx *cctx, char *out, size_t len)
+{
+    harness h;
+    harness_init(&h, sctx);
+    h.srv.echo = 1;
+    h.cli.send_on_ready = 100;
+    h.cli.close_at_rx = 100;
+    harness_connect(&h, cctx, "province:1");
+    harness_run(&h);
+    assert_true(h.cli.ready);
+    snprintf(out, len, "%s", h.cli.serial);
+}
+
 /* Certificate rotation: a reload takes a new certificate of the same identity; a key that
- * does not match (a copy half done) or another identity leaves the context as it was. Last
- * in the list: it re-issues province 1, revoking the certificate the other tests use. */
+ * does not match (a copy half done), another identity, another CA's certificate or a revoked
+ * one leave the context presenting what it did. Last in the list: it re-issues province 1,
+ * revoking the certificate the other tests use. */
 static void test_tls_reload_cert_takes_a_rotation_and_keeps_the_old_on_a_bad_pair(void **state)
 {
     (void)state;
-    char serial[48], first[48], err[600];
+    char serial[48], first[48], seen[48], err[600], args[256];
     copy_pki("province-1", "rot", "crt");
     copy_pki("province-1", "rot", "key");
-    tls_ctx *sctx = make_ctx(TLS_MODE_MUTUAL_SERVER, "rot", 0);
+    copy_pki("province-1", "old", "crt");
+    copy_pki("province-1", "old", "key");
+    tls_ctx *sctx = make_ctx(TLS_MODE_MUTUAL_SERVER, "rot", 1);
+    tls_ctx *plain = make_ctx(TLS_MODE_MUTUAL_CLIENT, "municipality-10703", 0);
     assert_int_equal(tls_ctx_reload_cert(sctx, first, sizeof(first), err, sizeof(err)), 0);
-    /* The new certificate copied first: its key is still the old one's. */
-    char args[256];
+    /* The rotation: the old certificate revoked, the CRL loaded. */
     snprintf(args, sizeof(args), "issue --force %s province 1", g_dir);
     assert_int_equal(run_pki(args), 0);
+    assert_int_equal(tls_ctx_reload_crl(sctx, err, sizeof(err)), 0);
+    /* The new certificate copied first: its key is still the old one's. */
     copy_pki("province-1", "rot", "crt");
     assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
     assert_non_null(strstr(err, "rot.key: key does not match certificate"));
-    /* Another identity with its own key: refused too. */
+    /* Another identity with its own key. */
     copy_pki("municipality-10703", "rot", "crt");
     copy_pki("municipality-10703", "rot", "key");
     assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
     assert_non_null(strstr(err, "names municipality:10703, but this process serves as "
                                 "province:1"));
-    /* A client holding the CRL that revokes the old certificate refuses what is kept. */
-    tls_ctx *cctx = make_ctx(TLS_MODE_MUTUAL_CLIENT, "municipality-10703", 1);
-    harness h;
-    harness_init(&h, sctx);
-    harness_connect(&h, cctx, "province:1");
-    harness_run(&h);
-    assert_false(h.cli.ready);
-    /* The whole new pair: taken, and the client accepts it. */
+    /* The same identity from another CA. */
+    snprintf(args, sizeof(args), "init %s/other", g_dir);
+    assert_int_equal(run_pki(args), 0);
+    snprintf(args, sizeof(args), "issue %s/other province 1", g_dir);
+    assert_int_equal(run_pki(args), 0);
+    copy_pki("other/province-1", "rot", "crt");
+    copy_pki("other/province-1", "rot", "key");
+    assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "unable to get local issuer certificate"));
+    /* The old pair back (a backup restored): revoked by the CRL in use. */
+    copy_pki("old", "rot", "crt");
+    copy_pki("old", "rot", "key");
+    assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "certificate revoked"));
+    /* Through all that, the certificate presented is the first. */
+    served_serial(sctx, plain, seen, sizeof(seen));
+    assert_string_equal(seen, first);
+    /* The whole new pair: taken, presented, and a client holding the CRL accepts it. */
     copy_pki("province-1", "rot", "crt");
     copy_pki("province-1", "rot", "key");
     assert_int_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
     assert_string_not_equal(serial, first);
-    harness_init(&h, sctx);
-    h.srv.echo = 1;
-    h.cli.send_on_ready = 1000;
-    h.cli.close_at_rx = 1000;
-    harness_connect(&h, cctx, "province:1");
-    harness_run(&h);
-    assert_true(h.srv.ready && h.cli.ready);
-    assert_string_equal(h.cli.peer, "province:1");
-    assert_int_equal(h.cli.rx, 1000);
+    served_serial(sctx, plain, seen, sizeof(seen));
+    assert_string_equal(seen, serial);
+    tls_ctx *cctx = make_ctx(TLS_MODE_MUTUAL_CLIENT, "municipality-10703", 1);
+    served_serial(sctx, cctx, seen, sizeof(seen));
+    assert_string_equal(seen, serial);
     tls_ctx_free(sctx);
+    tls_ctx_free(plain);
     tls_ctx_free(cctx);
 }
 

@@ -216,7 +216,7 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
     /* Withdrawn alone; then a name without a token: nothing written. */
     assert_int_equal(
         tokens_replace(f->path, "olga", 0, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
-    assert_int_equal(tokens_changed(t, f->path), 1);
+    assert_int_equal(tokens_changed(t, f->path), 2); /* renamed into place: whole */
     snprintf(before, sizeof(before), "%s", read_text(f->path));
     assert_string_equal(before, want);
     assert_int_equal(
@@ -224,6 +224,14 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
         REINT_ENOTFOUND);
     assert_non_null(strstr(err, "holds no token of olga"));
     assert_string_equal(read_text(f->path), before);
+    /* Written in place (an editor): changed, and perhaps half-written. */
+    tokens_free(t);
+    assert_int_equal(tokens_load(&t, f->path, err, sizeof(err)), 0);
+    FILE *fp = fopen(f->path, "a");
+    assert_non_null(fp);
+    fputs("# a note\n", fp);
+    fclose(fp);
+    assert_int_equal(tokens_changed(t, f->path), 1);
     /* A line that does not parse: refused, naming it, the file as it was. */
     write_file(f->path, "rita 12\nolga 00\n");
     assert_int_equal(
@@ -232,6 +240,23 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
     assert_non_null(strstr(err, "line 1:"));
     assert_string_equal(read_text(f->path), "rita 12\nolga 00\n");
     tokens_free(t);
+}
+
+/* Root rewriting or appending to a tokens file through a link the daemon's user put in its
+ * place (the review of 4ca1f83): refused, the link's target untouched. */
+static void test_tokens_are_never_written_through_a_link(void **state)
+{
+    fx *f = *state;
+    char err[300], tok[128], victim[160];
+    size_t removed = 0;
+    snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+    write_file(victim, "root's file\n");
+    assert_int_equal(symlink(victim, f->path), 0);
+    assert_int_not_equal(tokens_issue(f->path, "olga", tok, sizeof(tok), err, sizeof(err)), 0);
+    assert_int_not_equal(
+        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_string_equal(read_text(victim), "root's file\n");
+    unlink(victim);
 }
 
 int main(void)
@@ -245,6 +270,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_only_added_is_true_for_additions_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tokens_replace_rewrites_only_the_names_lines, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_are_never_written_through_a_link, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
