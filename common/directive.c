@@ -28,28 +28,34 @@ static void directive__ossl_err(char *err, size_t errlen, const char *what)
     snprintf(err, errlen, "%s: %s", what, e ? buf : "unknown error");
 }
 
+/* Writes key's private (0600) or public half to a new file at path, durably. */
+static int directive__write_pem(const char *path, EVP_PKEY *key, int private)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, private ? 0600 : 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return REINT_EKEY;
+    }
+    int ok = (private ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
+                      : PEM_write_PUBKEY(f, key)) == 1 &&
+             fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : REINT_EKEY;
+}
+
 int directive_keygen(const char *priv_path, const char *pub_path)
 {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    FILE *f = NULL;
-    int rc = REINT_EKEY, fd;
     if (key == NULL)
         return REINT_EKEY;
-    fd = open(priv_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
-        goto out;
-    if (!PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL))
-        goto out;
-    fclose(f);
-    f = fopen(pub_path, "w");
-    if (f == NULL || !PEM_write_PUBKEY(f, key))
-        goto out;
-    rc = 0;
-out:
-    if (f)
-        fclose(f);
-    else if (fd >= 0)
-        close(fd);
+    /* Each file fsync'd: a key lost to a crash after its public half was handed out would
+     * leave directives no one can sign. */
+    int rc = directive__write_pem(priv_path, key, 1);
+    if (rc == 0)
+        rc = directive__write_pem(pub_path, key, 0);
     EVP_PKEY_free(key);
     return rc;
 }
