@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "testhook.h"
 
 int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
@@ -50,6 +51,10 @@ int fs_write_atomic_like(const char *path, const void *data, size_t len, const s
     char tmp[4096], dir[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.new.XXXXXX", path) >= (int)sizeof(tmp)) {
         snprintf(err, errlen, "path too long: %s", path);
+        return REINT_EIO;
+    }
+    if (testhook_fire("fs_write_atomic")) { /* tests: a full disk */
+        snprintf(err, errlen, "cannot write %s: %s (test fault)", path, strerror(ENOSPC));
         return REINT_EIO;
     }
     /* A name of its own, made with O_EXCL: never a file or a link someone put there (a

@@ -125,16 +125,16 @@ def test_node_init_writes_its_config_whole_or_initialises_nothing(tmp_path):
     """`init` wrote node.ini with unchecked writes and no fsync after creating the store: on a
     full disk or a crash it could exit 0 with the file cut short, and a second `init` was
     refused because the store existed. The config is now written whole and durably, or the
-    new store is removed and `init` fails saying so (here node.ini.new, the file it is
-    written through, is a directory); a second `init` then succeeds."""
+    new store is removed and `init` fails saying so (here the test fault fs_write_atomic: a
+    full disk); a second `init` then succeeds."""
     d = tmp_path / "n"
-    (d / "node.ini.new").mkdir(parents=True)
+    d.mkdir()
     args = [os.path.join(BIN, "municipal-node"), "init", "--municipality", "10703", "--dir",
             str(d)]
-    r = run(args, check=False)
+    r = run([args[0], "--enable-test-hooks", "--test-fault", "fs_write_atomic"] + args[1:],
+            check=False)
     assert r.returncode != 0 and "nothing was initialised" in r.stderr, r.stdout + r.stderr
-    assert sorted(os.listdir(d)) == ["node.ini.new"]
-    (d / "node.ini.new").rmdir()
+    assert os.listdir(d) == []
     r = run(args)
     assert "initialised Dhankuta Municipality (10703)" in r.stdout, r.stdout
     text = (d / "node.ini").read_text()
