@@ -247,6 +247,8 @@ def test_open_data_shows_the_public_roles_perturbed_values_without_sign_in(env, 
         == str(nat["total"]["value"])
     text = browser.body_text(d)
     assert "cell-key" in text and "SDG target 10.7" in text
+    # The method in words the public can read, not a path in the project's repository.
+    assert "1 and 2 never appear" in text and "docs/" not in text, text
     assert "Boundaries: YoungInnovations / MoFAGA, MIT" in text
     browser.screenshot(d, "fed-open-data")
     d.find_element("id", "fig-map").screenshot(os.path.join(browser.SHOTS, "fed-open-map.png"))
