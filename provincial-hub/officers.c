@@ -848,7 +848,10 @@ static int officers__review_decision(officers *o, officers_job *j, http_req *r,
     int32_t ym = 0;
     if (strncmp(path, "/v1/reviews/", 12) != 0)
         return 0;
-    if (sscanf(path + 12, "%6lu/%20[A-Za-z0-9-]%n", &code, period, &n) != 2 ||
+    /* The code as the geography writes it: digits, the first not 0 (sscanf's %lu also took
+     * +10703, 010703 and -..., other addresses of one month). */
+    if (path[12] < '1' || path[12] > '9' ||
+        sscanf(path + 12, "%6lu/%20[A-Za-z0-9-]%n", &code, period, &n) != 2 ||
         path[12 + n] != '\0') {
         officers__error(j, 404, "not found (POST /v1/reviews/<municipality>/<period>)");
         return 1;

@@ -429,6 +429,13 @@ def test_refused_decisions_leave_the_month_as_it_was(chain):
     assert st == 200, audit
     posts = [r["status"] for r in audit["audit"] if r["method"] == "POST"][:len(cases)]
     assert sorted(posts) == sorted(s for s, *_ in cases)
+    # A code spelled otherwise is no code: +10703 and 010703 were taken as 10703 (sscanf's
+    # %lu), so one month had several addresses.
+    for spelled in ("+%d" % DHANKUTA, "0%d" % DHANKUTA, "-%d" % DHANKUTA):
+        st, body = c.api.call("POST", "/v1/reviews/%s/%s" % (spelled, period), c.reviewer,
+                              {"decision": "return", "comment": "x", "seen_version": seen})
+        assert st == 404 and "not found" in body["error"], (spelled, st, body)
+    assert c.api.reviews(c.officer, period)[DHANKUTA]["state"] == "approved"
 
 
 # ---- 4. kill -9 while decisions are in flight --------------------------------------------------
