@@ -25,7 +25,12 @@ int32_t clock_today_utc(void)
 
 int32_t clock_today_nepal(void)
 {
-    return (int32_t)((clock_now_ms() + CLOCK_NEPAL_OFFSET_MS) / CLOCK_DAY_MS);
+    return clock_day_nepal(clock_now_ms());
+}
+
+int32_t clock_day_nepal(uint64_t ms)
+{
+    return (int32_t)((ms + CLOCK_NEPAL_OFFSET_MS) / CLOCK_DAY_MS);
 }
 
 uint64_t clock_mono_ms(void)

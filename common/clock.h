@@ -13,6 +13,8 @@ int32_t clock_today_utc(void);
 /* Today's day in Nepal (UTC+05:45), whatever the machine's zone: the municipal office's
  * calendar day, and the day on which the hub decides what is due. */
 int32_t clock_today_nepal(void);
+/* The day in Nepal of ms since the epoch (days since 1970-01-01). */
+int32_t clock_day_nepal(uint64_t ms);
 
 /* Milliseconds of CLOCK_MONOTONIC, for durations and deadlines (never shifted). */
 uint64_t clock_mono_ms(void);

@@ -567,6 +567,11 @@ json_t *reviews_month_json(const reviews_month *m)
                             decided ? json_string(review_state_name(m->decision)) : json_null()) ||
         json_object_set_new(o, "decided_by", decided ? json_string(m->decided_by) : json_null()) ||
         json_object_set_new(o, "decided_at", reviews__iso_ms(decided ? m->decided_at : 0)) ||
+        /* The decision's day in Nepal, in both calendars, as the pages show it. */
+        json_object_set_new(o, "decided_on",
+                            reviews__day(decided ? clock_day_nepal(m->decided_at) : 0, 0)) ||
+        json_object_set_new(o, "decided_on_bs",
+                            reviews__day(decided ? clock_day_nepal(m->decided_at) : 0, 1)) ||
         json_object_set_new(o, "seen_version",
                             decided ? json_integer((json_int_t)m->seen_version) : json_null()) ||
         json_object_set_new(o, "comment", decided ? json_string(m->comment) : json_null()) ||

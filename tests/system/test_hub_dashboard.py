@@ -634,12 +634,33 @@ def test_dashboard_in_a_browser(dash):
         d.find_element("css selector", "button[data-approve='10101']").click()
         browser.wait(d, lambda: "approved" in browser.body_text(d) and not d.find_elements(
             "css selector", "main .warning"), what="the approval of the month as it is now")
+        # The notice takes the focus (it fell to <body>, the button pressed being gone).
+        assert d.execute_script("return document.activeElement.id") == "reviews-notice"
         rv = {r["municipality"]: r for r in
               dash.api.get("/v1/reviews", tok, period=LAST_P)["rows"]}
         assert rv[10703]["state"] == "approved" and rv[10703]["decided_by"] == "ravi"
         assert rv[10401]["state"] == "returned"
         assert rv[10401]["comment"] == "Two registrations are counted twice"
         assert rv[10101]["state"] == "approved"
+        # A decided month says who decided and on which day (in Nepal, BS), which the page
+        # left out for an approval; and a month approved by mistake is returned from the page
+        # (it took the API, with the approval's clock).
+        today_np = (datetime.datetime.now(datetime.timezone.utc) +
+                    datetime.timedelta(hours=5, minutes=45)).date()
+        row = d.find_element("css selector", "#reviews-others tr[data-code='10703']")
+        assert "by ravi, %s" % bs.bs_str(today_np) in row.text, row.text
+        assert rv[10703]["decided_on_bs"] == bs.bs_str(today_np)
+        assert rv[10703]["decided_on"] == today_np.isoformat()
+        assert not row.find_elements("css selector", "button[data-approve]")
+        row.find_element("id", "comment-10703").send_keys("Approved by mistake: two missing")
+        row.find_element("css selector", "button[data-return='10703']").click()
+        browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),
+                     what="the return of an approved month")
+        back = {r["municipality"]: r for r in
+                dash.api.get("/v1/reviews", tok, period=LAST_P)["rows"]}[10703]
+        assert back["state"] == "returned" and back["comment"] == \
+            "Approved by mistake: two missing", back
+        browser.screenshot(d, "hub-reviews-returned-after-approval")
         # An officer's session cannot decide (the API refuses, whatever the page shows).
         console = [c for c in browser.console(d) if "SEVERE" in c and "/v1/session" not in c
                    and not ("/v1/reviews/10101/" in c and "409" in c)

@@ -47,8 +47,11 @@ export async function draw(main, session, nav, notice) {
   }
 
   async function decide(row, approve, comment, errorEl) {
-    const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`,
-      { decision: approve ? "approve" : "return", comment, seen_version: row.version_text });
+    const body = { decision: approve ? "approve" : "return", comment, seen_version: row.version_text };
+    // Returning a month approved before takes the approval's clock as seen: a colleague's
+    // approval made since is not undone unseen.
+    if (row.state === "approved") body.seen_clock = row.clock_text;
+    const res = await api.post(`/v1/reviews/${row.municipality}/${encodeURIComponent(period)}`, body);
     if (res.status === 200) {
       sessionStorage.removeItem(draftKey(row));
       await draw(main, session, nav, t(approve ? "reviews.approved_notice" : "reviews.returned_notice",
@@ -66,8 +69,11 @@ export async function draw(main, session, nav, notice) {
       (res.body && res.body.error) || t("error.load")));
   }
 
+  // A month approved by mistake is returned from the page too (with a comment), not only
+  // through the API.
   function actions(row) {
     if (!reviewer) return t("reviews.reviewer_only");
+    const approved = row.state === "approved";
     const id = `comment-${row.municipality}`;
     // A comment being written outlives the page: a session that ends, a reload (kept for
     // this tab only, and dropped once the month is decided).
@@ -77,7 +83,7 @@ export async function draw(main, session, nav, notice) {
     comment.value = sessionStorage.getItem(draft) || "";
     const err = h("div");
     return h("div", { class: "decide" },
-      h("button", { type: "button", class: "button", "data-approve": row.municipality,
+      approved ? null : h("button", { type: "button", class: "button", "data-approve": row.municipality,
                     onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve"),
         h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
       h("label", { for: id }, t("reviews.comment")), comment,
@@ -107,18 +113,26 @@ export async function draw(main, session, nav, notice) {
       h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
       // data-label: on a phone the rows stand as cards, each figure under its name.
       h("td", { "data-label": t(head[1]) }, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
+        // Who decided, and on which day (in Nepal, BS), then what she said.
+        x.decided_by ? h("span", { class: "hint decided-by" }, t("reviews.decided",
+          { who: x.decided_by, date: x.decided_on_bs ? digits(x.decided_on_bs) : "" })) : null,
         x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
       h("td", { "data-label": t(head[2]) }, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
       h("td", { class: "num", "data-label": t(head[3]) }, num(x.records)),
       h("td", { class: "num", "data-label": t(head[4]) }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
       h("td", { class: "num", "data-label": t(head[5]) }, num(x.referrals_pending)),
       h("td", { class: "num", "data-label": t(head[6]) }, num(x.services_unavailable)),
-      withActions ? h("td", { class: "decision" }, actions(x)) : null);
+      withActions ? h("td", { class: "decision" }, withActions === "approved" && x.state !== "approved"
+        ? null : actions(x)) : null);
   }
+  // The notice after a decision takes the focus (the button pressed is gone), so that a
+  // keyboard or screen-reader user hears it and goes on from there.
+  const noticeEl = notice ? h("div", notice.warning ? { class: "warning", role: "alert", tabindex: "-1", id: "reviews-notice" }
+    : { class: "notice", role: "status", tabindex: "-1", id: "reviews-notice" },
+  h("p", {}, notice.warning ? notice.text : notice)) : null;
   replace(main,
     h("h1", {}, t("reviews.title")),
-    notice ? h("div", notice.warning ? { class: "warning", role: "alert" } : { class: "notice", role: "status" },
-      h("p", {}, notice.warning ? notice.text : notice)) : null,
+    noticeEl,
     h("p", { class: "lead" }, t("reviews.lead")),
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
     h("h2", { id: "reviews-heading" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
@@ -132,6 +146,8 @@ export async function draw(main, session, nav, notice) {
     others.length === 0 ? h("p", {}, t("reviews.no_others")) :
       h("div", { class: "table-wrap" }, h("table", { class: "table review-table", id: "reviews-others" },
         h("caption", { class: "visually-hidden" }, t("reviews.others")),
-        h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))))),
-        h("tbody", {}, others.map((x) => row(x, false))))));
+        h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))),
+          reviewer ? h("th", { scope: "col" }, t("reviews.decision")) : null)),
+        h("tbody", {}, others.map((x) => row(x, reviewer ? "approved" : false))))));
+  if (noticeEl) noticeEl.focus();
 }
