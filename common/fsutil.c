@@ -40,6 +40,20 @@ int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *
     return 0;
 }
 
+/* The process's umask, read without changing it (umask(2) would, for every thread). */
+static mode_t fs__umask(void)
+{
+    char line[128];
+    unsigned mask = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Umask: %o", &mask) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)mask;
+}
+
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
     return fs_write_atomic_like(path, data, len, NULL, err, errlen);
@@ -53,10 +67,6 @@ int fs_write_atomic_like(const char *path, const void *data, size_t len, const s
         snprintf(err, errlen, "path too long: %s", path);
         return REINT_EIO;
     }
-    if (testhook_fire("fs_write_atomic")) { /* tests: a full disk */
-        snprintf(err, errlen, "cannot write %s: %s (test fault)", path, strerror(ENOSPC));
-        return REINT_EIO;
-    }
     /* A name of its own, made with O_EXCL: never a file or a link someone put there (a
      * daemon's user planting X.new -> /etc/shadow before root rewrites X), and never another
      * writer's half-written file. */
@@ -67,8 +77,12 @@ int fs_write_atomic_like(const char *path, const void *data, size_t len, const s
     }
     /* The mode (mkostemp's is 0600), and like's owner and group: a file the daemon reads
      * through its group must stay readable to it, so one that cannot keep them is not
-     * written. */
-    mode_t mode = like ? (like->st_mode & 07777) : 0644;
+     * written. Without like, the file replaced keeps its mode, and a new one gets 0644 under
+     * the process's umask, as open() would give it. */
+    struct stat old;
+    mode_t mode = like                    ? (like->st_mode & 07777)
+                  : stat(path, &old) == 0 ? (old.st_mode & 07777)
+                                          : (0644 & ~fs__umask());
     if (fchmod(fd, mode) != 0 || (like && fchown(fd, like->st_uid, like->st_gid) != 0)) {
         snprintf(err, errlen, "cannot give %s the mode %04o%s of %s: %s", tmp, (unsigned)mode,
                  like ? " and the owner and group" : "", path, strerror(errno));
@@ -78,7 +92,11 @@ int fs_write_atomic_like(const char *path, const void *data, size_t len, const s
     }
     const char *p = data;
     size_t left = len;
-    while (left > 0) {
+    if (testhook_fire("fs_write_atomic")) { /* tests: a full disk, once the file is begun */
+        errno = ENOSPC;
+        left = len + 1;
+    }
+    while (left > 0 && left <= len) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR)
             continue;

@@ -8,12 +8,15 @@
 /* Reads all of path into a malloc'd buffer (*out, *len). A file of max bytes or more is
  * refused (REINT_ETOOBIG). Returns 0 or a negative REINT_E* code with err set. */
 int fs_read_all(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen);
-/* Replaces path with data durably: written to path.new, fsync'd, renamed over path, and the
+/* Replaces path with data durably: written beside it, fsync'd, renamed over path, and the
  * directory fsync'd, so a reader sees the old file or the new one, never a part. Returns 0
  * or REINT_EIO with err set. */
 int fs_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
-/* The same, the new file taking like's mode and (when this process may) its owner and group:
- * a file of secrets rewritten by root for a daemon's user stays that user's, and 0600. */
+/* The same, the new file taking like's mode, owner and group (refused when they cannot be
+ * kept): a file of secrets rewritten by root for a daemon's user stays that user's, and 0600.
+ * fs_write_atomic keeps the mode of the file it replaces (a new one: 0644 under the umask).
+ * The file is written as path.new.XXXXXX, a name of its own (O_EXCL); a crash can leave
+ * one behind, never read. */
 struct stat;
 int fs_write_atomic_like(const char *path, const void *data, size_t len, const struct stat *like,
                          char *err, size_t errlen);

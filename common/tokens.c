@@ -211,7 +211,9 @@ int tokens_changed(const tokens_table *t, const char *path)
     struct stat st;
     if (stat(path, &st) != 0)
         return 0;
-    if (t == NULL || st.st_dev != t->file.st_dev || st.st_ino != t->file.st_ino)
+    if (t == NULL)
+        return 1;
+    if (st.st_dev != t->file.st_dev || st.st_ino != t->file.st_ino)
         return 2;
     return st.st_size != t->file.st_size || st.st_mtim.tv_sec != t->file.st_mtim.tv_sec ||
            st.st_mtim.tv_nsec != t->file.st_mtim.tv_nsec;

@@ -61,9 +61,9 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
 int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
                    char *out, size_t outlen, size_t *removed, char *err, size_t errlen);
 /* Whether path is still the file t was read from as it was then: 0 when it is (or is gone);
- * 2 when another file took its place (renamed over it: written whole, as `token --replace`
- * and `--revoke` do), or t is NULL and the file exists; 1 when it was written in place (it
- * may be half-written). */
+ * 2 when another file took its place (renamed over it, as `token --replace` and `--revoke`
+ * do: an emptied file is then meant); 1 when it was written in place, or t is NULL and the
+ * file exists (either may be half-written). */
 int tokens_changed(const tokens_table *t, const char *path);
 
 #endif

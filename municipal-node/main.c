@@ -904,7 +904,9 @@ static int reload_tokens(int signalled, int last_try)
 {
     char err[512];
     tokens_table *t = NULL;
-    int wait = !signalled && !last_try;
+    /* last_try 2: a file renamed into place (tokens_changed): emptied is taken (the last
+     * token withdrawn), one that does not parse is looked at again later, as from the watch. */
+    int whole = last_try == 2, wait = !signalled && last_try != 1;
     if (cfg.tokens[0] == '\0') {
         if (signalled && api.sessions)
             session_clear(api.sessions);
@@ -916,7 +918,7 @@ static int reload_tokens(int signalled, int last_try)
         log_error("tokens not reloaded: %s", err);
         return 0;
     }
-    if (wait && tokens_count(t) == 0 && tokens_count(api.tokens) > 0) {
+    if (wait && !whole && tokens_count(t) == 0 && tokens_count(api.tokens) > 0) {
         tokens_free(t);
         return 1;
     }
@@ -936,7 +938,7 @@ static int reload_tokens(int signalled, int last_try)
 static int refresh_tokens(void)
 {
     int changed = tokens_changed(api.tokens, cfg.tokens);
-    return changed && reload_tokens(0, changed == 2) == 0;
+    return changed && reload_tokens(0, changed == 2 ? 2 : 0) == 0;
 }
 
 static int on_tokens_changed(void *ud, int last_try)

@@ -1212,13 +1212,16 @@ int officers_reload_tokens(officers *o, int signalled, int last_try)
 {
     char err[512];
     tokens_table *t = NULL;
-    int wait = !signalled && !last_try;
+    /* last_try 2: a file renamed into place, whole by its writer's word: emptied is taken (the
+     * last token withdrawn), but one that does not parse is looked at again, as from the
+     * watch (an editor writing a new file in several steps is caught between them). */
+    int whole = last_try == 2, wait = !signalled && last_try != 1;
     if (o->tokens_path[0] == '\0')
         return 0;
     int gone = access(o->tokens_path, F_OK) != 0 && errno == ENOENT;
     int failed = gone || tokens_load(&t, o->tokens_path, err, sizeof(err)) != 0;
     /* From the watch, a file gone, unparsable or emptied may be one being rewritten. */
-    if (wait && (failed || (tokens_count(t) == 0 && tokens_count(o->tokens) > 0))) {
+    if (wait && (failed || (!whole && tokens_count(t) == 0 && tokens_count(o->tokens) > 0))) {
         tokens_free(t);
         return 1;
     }
@@ -1250,7 +1253,7 @@ static const char *officers__token(officers *o, const char *authorization, enum 
     /* A file renamed into place is whole: taken as it is, even emptied (the last token
      * revoked); one written in place may be half-written, and waits for the watch. */
     if (changed)
-        (void)officers_reload_tokens(o, 0, changed == 2);
+        (void)officers_reload_tokens(o, 0, changed == 2 ? 2 : 0);
     return tokens_check_role(o->tokens, authorization, role);
 }
 

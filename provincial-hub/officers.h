@@ -71,6 +71,9 @@ void officers_handle(http_req *r, void *ud);
  * watch, a file that is absent, does not parse, or is empty when tokens were loaded may be
  * one being rewritten: nothing changes, and 1 asks for another look (filewatch_cb), unless
  * last_try. Returns 0 otherwise. */
+/* last_try: 0 from the watch (a file that does not parse, or emptied, may be one being
+ * rewritten: 1 asks for another look), 1 its last look (taken as it is), 2 a file renamed
+ * into place (emptied is taken; one that does not parse waits, as 0). */
 int officers_reload_tokens(officers *o, int signalled, int last_try);
 
 /* Call after the HTTPS server is stopped: writes the last counted failures, and frees o once

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -243,19 +244,34 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
 }
 
 /* Root rewriting or appending to a tokens file through a link the daemon's user put in its
- * place (the review of 4ca1f83): refused, the link's target untouched. */
+ * place, or where the rewrite writes first (the review of 4ca1f83): refused, or written
+ * beside it, the link's target untouched. */
 static void test_tokens_are_never_written_through_a_link(void **state)
 {
     fx *f = *state;
-    char err[300], tok[128], victim[160];
+    char err[300], tok[128], victim[160], planted[160], text[256];
     size_t removed = 0;
+    const char *hx = "0000000000000000000000000000000000000000000000000000000000000000";
     snprintf(victim, sizeof(victim), "%s/victim", f->dir);
-    write_file(victim, "root's file\n");
+    snprintf(text, sizeof(text), "olga %s\n", hx); /* a tokens file: a rewrite would go on */
+    write_file(victim, text);
     assert_int_equal(symlink(victim, f->path), 0);
     assert_int_not_equal(tokens_issue(f->path, "olga", tok, sizeof(tok), err, sizeof(err)), 0);
     assert_int_not_equal(
         tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
-    assert_string_equal(read_text(victim), "root's file\n");
+    assert_string_equal(read_text(victim), text);
+    /* The file itself, and a link where a rewrite's file of a fixed name would be. */
+    unlink(f->path);
+    write_file(f->path, text);
+    snprintf(planted, sizeof(planted), "%s.new", f->path);
+    assert_int_equal(symlink(victim, planted), 0);
+    assert_int_equal(
+        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_string_equal(read_text(victim), text);
+    struct stat st;
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    unlink(planted);
     unlink(victim);
 }
 
