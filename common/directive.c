@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -28,21 +29,29 @@ static void directive__ossl_err(char *err, size_t errlen, const char *what)
     snprintf(err, errlen, "%s: %s", what, e ? buf : "unknown error");
 }
 
-/* Writes key's private (0600) or public half to a new file at path, durably. */
+/* Writes key's private (0600) or public half to a new file at path, durably (the file, then
+ * its directory); a file begun and not finished is removed. */
 static int directive__write_pem(const char *path, EVP_PKEY *key, int private)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, private ? 0600 : 0644);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (f == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (fd < 0)
         return REINT_EKEY;
-    }
-    int ok = (private ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
+    FILE *f = fdopen(fd, "w");
+    int ok = f != NULL &&
+             (private ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
                       : PEM_write_PUBKEY(f, key)) == 1 &&
              fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0)
+    if (f ? fclose(f) != 0 : close(fd) != 0)
         ok = 0;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    int dfd = ok ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        ok = fsync(dfd) == 0;
+        close(dfd);
+    }
+    if (!ok)
+        unlink(path);
     return ok ? 0 : REINT_EKEY;
 }
 
@@ -52,10 +61,11 @@ int directive_keygen(const char *priv_path, const char *pub_path)
     if (key == NULL)
         return REINT_EKEY;
     /* Each file fsync'd: a key lost to a crash after its public half was handed out would
-     * leave directives no one can sign. */
+     * leave directives no one can sign. Both or neither: a private key without its public
+     * half is removed. */
     int rc = directive__write_pem(priv_path, key, 1);
-    if (rc == 0)
-        rc = directive__write_pem(pub_path, key, 0);
+    if (rc == 0 && (rc = directive__write_pem(pub_path, key, 0)) != 0)
+        unlink(priv_path);
     EVP_PKEY_free(key);
     return rc;
 }

@@ -577,17 +577,19 @@ static void sync__directive(sync_client *s, const Reint__V1__SignedDirective *sd
     sync__directive_ack(s, serial, 0);
 }
 
-/* Records the receiver's clock against this machine's. Neither is known to be right: the
- * warning says which way they differ, not which to fix. */
-static void sync__skew(sync_client *s, uint64_t peer_clock, int64_t now)
+/* Records the receiver's clock against this machine's (1; 0 for a clock past 2^53, not
+ * taken). Neither is known to be right: the warning says which way they differ, not which to
+ * fix. */
+static int sync__skew(sync_client *s, uint64_t peer_clock, int64_t now)
 {
     if (peer_clock >= SYNC_SEQ_LIMIT) /* no clock of this era: nothing to compare */
-        return;
+        return 0;
     s->st.skew_ms = (int64_t)peer_clock - now;
     if (s->st.skew_ms > SYNC_SKEW_WARN_MS || s->st.skew_ms < -SYNC_SKEW_WARN_MS)
         log_warn("clock skew: %s's clock reads %lld s %s this machine's; check both clocks",
                  s->o.expect_peer, (long long)llabs(s->st.skew_ms / 1000),
                  s->st.skew_ms > 0 ? "ahead of" : "behind");
+    return 1;
 }
 
 static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
@@ -621,7 +623,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
         if (s->w == NULL || wire_is_closing(s->w))
             return -1;
     }
-    sync__skew(s, r->clock, now);
+    (void)sync__skew(s, r->clock, now);
     if (s->o.source.observe)
         s->o.source.observe(s->o.source.src, r->acked_version);
     if (s->o.source.resume_point(s->o.source.src, r->acked_seq, r->acked_version, &after) != 0)
@@ -744,8 +746,7 @@ static int sync__on_envelope(wire *w, const Reint__V1__Envelope *env, void *ud)
                      env->error->message ? env->error->message : "");
             /* A refusal at Hello comes before any HelloReply: the Error's clock is then the
              * only reading of the receiver's (a v1 receiver gives none). */
-            if (env->error->clock) {
-                sync__skew(s, env->error->clock, (int64_t)clock_now_ms());
+            if (env->error->clock && sync__skew(s, env->error->clock, (int64_t)clock_now_ms())) {
                 if (s->o.source.note)
                     s->o.source.note(s->o.source.src, 0, 0, s->st.skew_ms, NULL);
             }

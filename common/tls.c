@@ -384,6 +384,10 @@ static int tls__may_replace(tls_ctx *ctx, X509 *cert, STACK_OF(X509) * chain, EV
     X509_STORE_CTX *vx = X509_STORE_CTX_new();
     int ok = vx && X509_STORE_CTX_init(vx, SSL_CTX_get_cert_store(ctx->ssl_ctx), cert, chain) == 1;
     if (ok) {
+        /* For what the context presents it: a server's, a client's (the hub's uplink). */
+        X509_STORE_CTX_set_purpose(vx, ctx->mode == TLS_MODE_MUTUAL_CLIENT
+                                           ? X509_PURPOSE_SSL_CLIENT
+                                           : X509_PURPOSE_SSL_SERVER);
         X509_STORE_CTX_set_verify_cb(vx, tls__client_verify_cb);
         ok = X509_verify_cert(vx) == 1;
         if (!ok)
