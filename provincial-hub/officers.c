@@ -535,11 +535,12 @@ static int officers__params_ok(const query_pairs *q, const char *const *names, c
     return 0;
 }
 
-/* A code of 1..max decimal digits, at most limit. */
+/* A code of 1..6 decimal digits, at most limit, written as the geography writes it (no sign,
+ * no leading 0: one code, one spelling). */
 static int officers__number(const char *v, unsigned long limit, unsigned long *out)
 {
     char *end = NULL;
-    if (v[0] < '0' || v[0] > '9' || strlen(v) > 6)
+    if (v[0] < '1' || v[0] > '9' || strlen(v) > 6)
         return -1;
     unsigned long x = strtoul(v, &end, 10);
     if (*end != '\0' || x == 0 || x > limit)
@@ -664,7 +665,8 @@ static int officers__sweep_decision(officers *o, officers_job *j, http_req *r,
     int n = 0;
     if (strncmp(path, "/v1/sweeps/", 11) != 0)
         return 0;
-    if (sscanf(path + 11, "%18lld/%15[a-z]%n", &id, verb, &n) != 2 || path[11 + n] != '\0' ||
+    if (path[11] < '1' || path[11] > '9' ||
+        sscanf(path + 11, "%18lld/%15[a-z]%n", &id, verb, &n) != 2 || path[11 + n] != '\0' ||
         id <= 0 || (strcmp(verb, "confirm") != 0 && strcmp(verb, "undo") != 0)) {
         officers__error(j, 404, "not found (POST /v1/sweeps/<id>/confirm or /undo)");
         return 1;

@@ -150,6 +150,9 @@ def test_stolen_key_sweep_is_undone_by_a_hub_admin_and_only_by_one(setup, pki):
     # Decided once: a second decision is refused, and the decision is in the audit.
     assert api.call("POST", "/v1/sweeps/%d/confirm" % sweep["id"], tokens["adam"])[0] == 409
     assert api.call("POST", "/v1/sweeps/99999/undo", tokens["adam"])[0] == 404
+    # One id, one spelling (+N and 0N were taken as N, the review of 0cef7e2 found).
+    for spelled in ("+%d" % sweep["id"], "0%d" % sweep["id"]):
+        assert api.call("POST", "/v1/sweeps/%s/undo" % spelled, tokens["adam"])[0] == 404
     st, body = api.call("GET", "/v1/audit", tokens["adam"])
     assert any(r["method"] == "POST" and r["target"] == "/v1/sweeps/%d/undo" % sweep["id"] and
                r["who"] == "adam" and r["status"] == 200 for r in body["audit"]), body

@@ -113,9 +113,13 @@ export async function draw(main, session, nav, notice) {
       h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
       // data-label: on a phone the rows stand as cards, each figure under its name.
       h("td", { "data-label": t(head[1]) }, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
-        // Who decided, and on which day (in Nepal, BS), then what she said.
-        x.decided_by ? h("span", { class: "hint decided-by" }, t("reviews.decided",
-          { who: x.decided_by, date: x.decided_on_bs ? digits(x.decided_on_bs) : "" })) : null,
+        // The last decision, who made it and on which day (in Nepal, BS), then what she said:
+        // named, since a month closed again after a return shows the return under its new
+        // state.
+        x.decided_by && (x.decision === "approved" || x.decision === "returned")
+          ? h("span", { class: "hint decided-by" },
+            t(`reviews.${x.decision}_by`, { who: x.decided_by }),
+            x.decided_on_bs ? `, ${digits(x.decided_on_bs)}` : "") : null,
         x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
       h("td", { "data-label": t(head[2]) }, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
       h("td", { class: "num", "data-label": t(head[3]) }, num(x.records)),
