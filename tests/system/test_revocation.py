@@ -39,6 +39,17 @@ def _persons(node, workdir, n, seed, first=0):
     node.import_csv("persons", path)
 
 
+def _serving(own_pki, workdir, procs, n, seed):
+    """A hub of province 1 and node 10703 serving, its first n persons at the hub."""
+    hub = Hub(workdir, own_pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, own_pki, 10703, hub)
+    _persons(node, workdir, n, seed)
+    procs.append(node.serve())
+    wait_for(lambda: len(hub.records(10703)) == n, 60, "the first records at the hub")
+    return hub, node
+
+
 def _reload_then(daemon, metric_fn, name, before):
     """Waits for the daemon's CRL reload, then at most 5 s for metric name to pass before."""
     wait_for(lambda: "CRL reloaded" in daemon.log_text(), 10, "the CRL reload")
@@ -48,12 +59,7 @@ def _reload_then(daemon, metric_fn, name, before):
 
 def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_pki, workdir,
                                                                             procs):
-    hub = Hub(workdir, own_pki, 1).start()
-    procs.append(hub)
-    node = Node(workdir, own_pki, 10703, hub)
-    _persons(node, workdir, 20, 1)
-    procs.append(node.serve())
-    wait_for(lambda: len(hub.records(10703)) == 20, 60, "the first records at the hub")
+    hub, node = _serving(own_pki, workdir, procs, 20, 1)
     sessions = hub.metrics()["hub_sessions_total"]
     assert hub.metrics()["hub_connected"] == 1
     older = own_pki.path("crl.pem.before")
@@ -113,12 +119,7 @@ def test_hub_revoked_while_its_uplink_session_is_open_is_disconnected_and_refuse
 
 
 def test_node_refuses_a_revoked_hub_and_keeps_its_outbox(own_pki, workdir, procs):
-    hub = Hub(workdir, own_pki, 1).start()
-    procs.append(hub)
-    node = Node(workdir, own_pki, 10703, hub)
-    _persons(node, workdir, 10, 3)
-    procs.append(node.serve())
-    wait_for(lambda: len(hub.records(10703)) == 10, 60, "the first records at the hub")
+    hub, node = _serving(own_pki, workdir, procs, 10, 3)
 
     # The hub's key is stolen and revoked; the hub (the attacker's now) would never offer the
     # CRL that names it, so the operator puts it at the node; the node's watcher reloads it.
@@ -215,12 +216,7 @@ def test_a_rotated_certificate_is_taken_on_sighup_and_a_wrong_one_is_not(own_pki
     issue --force` revokes the old certificate, the hub closes its session, and serve kept
     presenting the old one at every reconnect. SIGHUP now reloads [tls] cert and key; a file
     naming another place is not taken, and the one in use stays."""
-    hub = Hub(workdir, own_pki, 1).start()
-    procs.append(hub)
-    node = Node(workdir, own_pki, 10703, hub)
-    _persons(node, workdir, 10, 21)
-    procs.append(node.serve())
-    wait_for(lambda: len(hub.records(10703)) == 10, 60, "the first records at the hub")
+    hub, node = _serving(own_pki, workdir, procs, 10, 21)
     cert = own_pki.path("municipality-10703.crt")
     old = _serial(cert)
     time.sleep(1.1)  # CRLs are dated to the second
