@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "clock.h"
@@ -617,9 +618,14 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
         int rc = tls_ctx_install_crl(s->o.tls, r->crl.data, r->crl.len, err, sizeof(err));
         if (rc < 0)
             log_warn("%s offered a CRL that was not taken: %s", s->o.expect_peer, err);
-        else if (rc == 1)
-            log_info("CRL refreshed from %s (valid until %lld)", s->o.expect_peer,
-                     (long long)tls_ctx_crl_next_update(s->o.tls));
+        else if (rc == 1) {
+            char until[32] = "?";
+            time_t t = (time_t)tls_ctx_crl_next_update(s->o.tls);
+            struct tm tm;
+            if (gmtime_r(&t, &tm))
+                strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+            log_info("CRL refreshed from %s (valid until %s)", s->o.expect_peer, until);
+        }
         if (s->w == NULL || wire_is_closing(s->w))
             return -1;
     }
@@ -636,6 +642,7 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     s->peer_max = r->max_frame ? r->max_frame : FRAME_DEFAULT_MAX;
     s->st.upgrade_needed = 0;
     s->st.clock_ahead = 0;
+    s->st.cert_refused = 0;
     s->resend_needed = r->resend_requested != 0;
     s->resend_target = s->o.source.last_seq(s->o.source.src);
     s->session = 1;
@@ -884,6 +891,18 @@ static void sync__schedule(sync_client *s)
     uv_timer_start(&s->timer, sync__on_timer, delay, 0);
 }
 
+/* Whether a handshake's failure is the receiver's alert about this machine's certificate. */
+static int sync__cert_refused(const char *tls_why)
+{
+    static const char *const alerts[] = {
+        "alert certificate revoked", "alert bad certificate",     "alert certificate expired",
+        "alert unknown ca",          "alert certificate unknown", "alert unsupported certificate"};
+    for (size_t i = 0; tls_why && i < sizeof(alerts) / sizeof(alerts[0]); i++)
+        if (strstr(tls_why, alerts[i]))
+            return 1;
+    return 0;
+}
+
 static void sync__on_close(wire *w, int status, void *ud)
 {
     sync_client *s = ud;
@@ -896,9 +915,21 @@ static void sync__on_close(wire *w, int status, void *ud)
     s->st.connected = 0;
     uv_timer_stop(&s->timer);
     if (status != 0 && !s->stopping) {
-        char what[320];
-        snprintf(what, sizeof(what), "connection to hub %s lost: %s%s%s", s->o.hub,
-                 uv_strerror(status), tls_why && tls_why[0] ? ": " : "", tls_why ? tls_why : "");
+        char what[400];
+        if (!had_session && sync__cert_refused(tls_why)) {
+            /* The receiver's alert names this machine's own certificate: retrying never
+             * helps, replacing it does (an operator's attack found only "hub unreachable"). */
+            s->st.cert_refused = 1;
+            snprintf(what, sizeof(what),
+                     "certificate refused: %s (%s) refused this machine's certificate (%s): "
+                     "put a new one at [tls] cert and key and send SIGHUP (docs/OPERATIONS.md, "
+                     "Certificates)",
+                     s->o.expect_peer, s->o.hub, tls_why);
+        } else {
+            snprintf(what, sizeof(what), "connection to %s (%s) lost: %s%s%s", s->o.expect_peer,
+                     s->o.hub, uv_strerror(status), tls_why && tls_why[0] ? ": " : "",
+                     tls_why ? tls_why : "");
+        }
         log_warn("%s", what);
         if (!had_session)
             sync__note_error(s, what);

@@ -122,6 +122,9 @@ typedef struct sync_state {
     int upgrade_needed; /* the receiver refused this protocol version: nothing is sent */
     int clock_ahead;    /* the receiver found versions from this machine's future */
     int crl_expired;    /* the CRL is past its next update: no record is sent */
+    int cert_refused;   /* the receiver refused this machine's certificate at the handshake
+                           (revoked, expired, of an unknown CA): nothing moves until it is
+                           replaced (SIGHUP takes a new one) */
     int64_t last_sync_ms;
     int64_t skew_ms;
     uint64_t batches_acked, records_sent, refusals, dropped, parts_sent;

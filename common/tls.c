@@ -300,7 +300,10 @@ static int tls__load_own(SSL_CTX *s, const char *cert_file, const char *key_file
         }
     }
     if (SSL_CTX_use_certificate_chain_file(s, cert_file) != 1) {
-        tls__errmsg(err, errlen, cert_file);
+        /* OpenSSL says "PEM lib" for an empty file or a key in its place: say what it is not. */
+        char why[200];
+        tls__errmsg(why, sizeof(why), "OpenSSL");
+        snprintf(err, errlen, "%s: not a PEM certificate (%s)", cert_file, why);
         return -1;
     }
     /* As ssh does: a private key every user of the machine can read is not taken. */
@@ -313,10 +316,13 @@ static int tls__load_own(SSL_CTX *s, const char *cert_file, const char *key_file
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(s, key_file, SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
             snprintf(err, errlen, "%s: key does not match certificate %s", key_file, cert_file);
-        else
-            tls__errmsg(err, errlen, key_file);
+        } else {
+            char why[200];
+            tls__errmsg(why, sizeof(why), "OpenSSL");
+            snprintf(err, errlen, "%s: not a PEM private key (%s)", key_file, why);
+        }
         return -1;
     }
     if (SSL_CTX_check_private_key(s) != 1) {
@@ -429,9 +435,10 @@ int tls_ctx_reload_cert(tls_ctx *ctx, char *serial, size_t serial_len, char *err
         ident[0] = '\0';
     if (strcmp(ident, ctx->identity) != 0) {
         snprintf(err, errlen,
-                 "%s names %s, but this process serves as %s: not taken (a new identity needs "
-                 "a restart with its configuration)",
+                 "%s names %s, but this process serves as %s: not taken (a certificate of "
+                 "another place is never taken; this one's configuration names %s)",
                  ctx->cert_file, ident[0] ? ident : "no identity",
+                 ctx->identity[0] ? ctx->identity : "no identity",
                  ctx->identity[0] ? ctx->identity : "no identity");
         goto done;
     }

@@ -318,6 +318,18 @@ static int tokens__make(const char *name, enum tokens_role role, char *out, size
     return 0;
 }
 
+/* Why path could not be opened, into err: a link in the file's place is said so. */
+static void tokens__open_err(const char *path, char *err, size_t errlen)
+{
+    if (errno == ELOOP)
+        snprintf(err, errlen,
+                 "%s is a symbolic link: the tokens file is written only where it is, never "
+                 "through a link",
+                 path);
+    else
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+}
+
 /* The directory path is in, into buf: returns buf, or "." for a bare name. */
 static const char *tokens__dir(const char *path, char *buf, size_t len)
 {
@@ -372,7 +384,7 @@ static int tokens__append(const char *path, const char *line, char *err, size_t 
     }
     FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
     if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        tokens__open_err(path, err, errlen);
         if (fd >= 0)
             close(fd);
         return REINT_EIO;
@@ -395,18 +407,43 @@ int tokens_issue_role(const char *path, const char *name, enum tokens_role role,
     if (rc != 0)
         return rc;
     int lock = tokens__lock(path);
-    rc = tokens__append(path, line, err, errlen);
+    /* A file that does not parse is not added to: the daemon would not take it, and the
+     * token printed would be refused (an operator's attack found it so). */
+    tokens_table *t = NULL;
+    if (access(path, F_OK) == 0 && tokens_load(&t, path, err, errlen) != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen > n ? errlen - n : 0, "; fix the file first");
+        rc = REINT_EMALFORMED;
+    } else {
+        rc = tokens__append(path, line, err, errlen);
+    }
+    tokens_free(t);
     tokens__unlock(lock);
     return rc;
 }
 
+size_t tokens_named(const tokens_table *t, const char *name, unsigned *roles)
+{
+    size_t n = 0;
+    *roles = 0;
+    for (size_t i = 0; t && i < t->n; i++) {
+        if (strcmp(t->e[i].name, name) == 0) {
+            n++;
+            *roles |= 1u << t->e[i].role;
+        }
+    }
+    return n;
+}
+
 int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
-                   char *out, size_t outlen, size_t *removed, char *err, size_t errlen)
+                   enum tokens_role *used, char *out, size_t outlen, size_t *removed, char *err,
+                   size_t errlen)
 {
     char line[TOKENS_LINE_MAX + 2], copy[TOKENS_LINE_MAX + 2];
     size_t cap = 4096, len = 0;
     long lineno = 0;
     enum tokens_role last = TOKENS_OFFICER;
+    unsigned roles = 0; /* the roles of name's tokens, a bit each */
     struct stat st;
     int rc = REINT_EIO;
     *removed = 0;
@@ -415,7 +452,7 @@ int tokens_replace(const char *path, const char *name, int issue, const enum tok
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL || fstat(fileno(f), &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        tokens__open_err(path, err, errlen);
         if (f)
             fclose(f);
         else if (fd >= 0)
@@ -435,19 +472,20 @@ int tokens_replace(const char *path, const char *name, int issue, const enum tok
         if (n > TOKENS_LINE_MAX) {
             snprintf(err, errlen, "%s line %ld: line longer than %d bytes; fix the file first",
                      path, lineno, TOKENS_LINE_MAX);
-            rc = REINT_EINVAL;
+            rc = REINT_EMALFORMED;
             goto fail;
         }
         memcpy(copy, line, n + 1);
         int r = tokens__line(copy, &e, &why);
         if (r < 0) {
             snprintf(err, errlen, "%s line %ld: %s; fix the file first", path, lineno, why);
-            rc = REINT_EINVAL;
+            rc = REINT_EMALFORMED;
             goto fail;
         }
         if (r == 1 && strcmp(e.name, name) == 0) {
             (*removed)++;
             last = e.role;
+            roles |= 1u << e.role;
             continue;
         }
         if (len + n + TOKENS_LINE_MAX + 2 > cap) {
@@ -470,12 +508,26 @@ int tokens_replace(const char *path, const char *name, int issue, const enum tok
         rc = REINT_ENOTFOUND;
         goto fail;
     }
+    if (issue && role == NULL && (roles & (roles - 1)) != 0) {
+        /* Which of them the new token should have is the operator's to say. */
+        snprintf(err, errlen,
+                 "%s has tokens of several roles (%s%s%s%s%s): give the new one's with --role",
+                 name, roles & 1u << TOKENS_OFFICER ? "officer" : "",
+                 roles & 1u << TOKENS_OFFICER && roles >> (TOKENS_OFFICER + 1) ? ", " : "",
+                 roles & 1u << TOKENS_REVIEWER ? "reviewer" : "",
+                 roles & 1u << TOKENS_REVIEWER && roles & 1u << TOKENS_ADMIN ? ", " : "",
+                 roles & 1u << TOKENS_ADMIN ? "admin" : "");
+        rc = REINT_EINVAL;
+        goto fail;
+    }
     if (issue) {
-        rc =
-            tokens__make(name, role ? *role : last, out, outlen, buf + len, cap - len, err, errlen);
+        enum tokens_role r = role ? *role : last;
+        rc = tokens__make(name, r, out, outlen, buf + len, cap - len, err, errlen);
         if (rc != 0)
             goto fail;
         len += strlen(buf + len);
+        if (used)
+            *used = r;
     }
     fclose(f);
     rc = fs_write_atomic_like(path, buf, len, &st, err, errlen);
@@ -490,4 +542,72 @@ fail:
     free(buf);
     tokens__unlock(lock);
     return rc;
+}
+
+/* The roles of a mask as words ("reviewer, admin"), into out. */
+static const char *tokens__roles_text(unsigned roles, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int r = TOKENS_OFFICER; r <= TOKENS_ADMIN; r++) {
+        if (roles & 1u << r) {
+            size_t n = strlen(out);
+            snprintf(out + n, len - n, "%s%s", n ? ", " : "", tokens__roles[r]);
+        }
+    }
+    return out;
+}
+
+int tokens_command(const char *prog, const char *path, const char *name, int revoke, int replace,
+                   const enum tokens_role *role, int roles)
+{
+    char err[700], token[128], words[64];
+    size_t removed = 0;
+    int rc;
+    if (revoke || replace) {
+        enum tokens_role used = TOKENS_OFFICER;
+        rc = tokens_replace(path, name, replace, role, &used, token, sizeof(token), &removed, err,
+                            sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "%s token: %s\n", prog, err);
+            return rc == REINT_ENOTFOUND || rc == REINT_EINVAL ? 2 : 1;
+        }
+        fprintf(stderr, "%zu token%s of %s withdrawn", removed, removed == 1 ? "" : "s", name);
+        if (replace)
+            fprintf(stderr, "; the new one%s%s%s follows", roles ? " (" : "",
+                    roles ? tokens__roles[used] : "", roles ? ")" : "");
+        fputc('\n', stderr);
+        tokens_table *t = NULL;
+        if (!replace && tokens_load(&t, path, err, sizeof(err)) == 0 && tokens_count(t) == 0)
+            fprintf(stderr,
+                    "no token is left in %s: nobody can use the API until `token NAME` makes "
+                    "one\n",
+                    path);
+        tokens_free(t);
+        if (replace)
+            printf("%s\n", token);
+        return 0;
+    }
+    /* A second token for a name is allowed (two machines of one person), but said: the
+     * first stays valid, which a rotation does not want. */
+    tokens_table *t = NULL;
+    unsigned had = 0;
+    size_t n = access(path, F_OK) == 0 && tokens_load(&t, path, err, sizeof(err)) == 0
+                   ? tokens_named(t, name, &had)
+                   : 0;
+    tokens_free(t);
+    rc = tokens_issue_role(path, name, role ? *role : TOKENS_OFFICER, token, sizeof(token), err,
+                           sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s token: %s\n", prog, err);
+        return rc == REINT_EINVAL ? 2 : 1;
+    }
+    if (n)
+        fprintf(stderr,
+                "%s already had %zu token%s%s%s%s; this adds another, and the old one%s stay%s "
+                "valid (`token --replace` withdraws them)\n",
+                name, n, n == 1 ? "" : "s", roles ? " (" : "",
+                roles ? tokens__roles_text(had, words, sizeof(words)) : "", roles ? ")" : "",
+                n == 1 ? "" : "s", n == 1 ? "s" : "");
+    printf("%s\n", token);
+    return 0;
 }

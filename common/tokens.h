@@ -46,7 +46,8 @@ int tokens_role_parse(const char *s, enum tokens_role *role);
 int tokens_hash_hex(const char *token, char hex[65]);
 
 /* Makes a random token for name (letters, digits, - _ .), appends "name hash" to path
- * (created 0600; fsync'd), and writes the token into out. Returns 0 or a negative code with
+ * (created 0600; fsync'd; a file that does not parse is refused, REINT_EINVAL, and left as
+ * it is), and writes the token into out. Returns 0 or a negative code with
  * err. */
 int tokens_issue(const char *path, const char *name, char *out, size_t outlen, char *err,
                  size_t errlen);
@@ -54,12 +55,23 @@ int tokens_issue(const char *path, const char *name, char *out, size_t outlen, c
 int tokens_issue_role(const char *path, const char *name, enum tokens_role role, char *out,
                       size_t outlen, char *err, size_t errlen);
 /* Withdraws every token of name from path (count into *removed) and, when issue is set, gives
- * name a new one (written into out; its role *role, or with role NULL that of name's last
- * token): a rotation. The file is rewritten whole, atomically, keeping its other lines, its
- * mode and its owner. Returns 0; REINT_ENOTFOUND when path holds no token of name (nothing
- * is written); or a negative code with err (a line that does not parse: nothing written). */
+ * name a new one (written into out; its role *role, or with role NULL that of name's tokens,
+ * REINT_EINVAL when they have several; the role given into *used when not NULL): a rotation. The
+ * file is rewritten whole, atomically, keeping its other lines, its mode and its owner. Returns 0;
+ * REINT_ENOTFOUND when path holds no token of name (nothing is written); or a negative code with
+ * err (a line that does not parse: nothing written). */
 int tokens_replace(const char *path, const char *name, int issue, const enum tokens_role *role,
-                   char *out, size_t outlen, size_t *removed, char *err, size_t errlen);
+                   enum tokens_role *used, char *out, size_t outlen, size_t *removed, char *err,
+                   size_t errlen);
+/* The `token` command of the hub and the node: gives name a token (role: *role, officer when
+ * NULL), or with replace withdraws its tokens and gives a new one, or with revoke withdraws
+ * them; prints the token on stdout and what was done on stderr (prog names the program;
+ * roles: the program has roles to name). Returns the exit code: 0, 2 for a usage error (a
+ * bad name, no token to withdraw, several roles and none given), 1 otherwise. */
+int tokens_command(const char *prog, const char *path, const char *name, int revoke, int replace,
+                   const enum tokens_role *role, int roles);
+/* How many of t's tokens name holds, their roles into *roles (a bit each: 1u << role). */
+size_t tokens_named(const tokens_table *t, const char *name, unsigned *roles);
 /* Whether path is still the file t was read from as it was then: 0 when it is (or is gone);
  * 2 when another file took its place (renamed over it, as `token --replace` and `--revoke`
  * do: an emptied file is then meant); 1 when it was written in place, or t is NULL and the

@@ -174,7 +174,7 @@ static void usage(FILE *f)
                "Exit codes: 0 done; 1 failure; 2 usage or configuration error; 3 import done\n"
                "with refused rows; 4 sync could not finish (hub unreachable); 5 status found\n"
                "an alarm (serve not running, upgrade needed, clock ahead, CRL expired,\n"
-               "directives missing, clock skew over 5 minutes).\n"
+               "certificate refused, directives missing, clock skew over 5 minutes).\n"
                "\n"
                "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
                "shift the clock by FILE's seconds and inject faults; never in production.\n");
@@ -686,6 +686,8 @@ static int cmd_status(int argc, char **argv)
     int ahead = strncmp(st.last_error, "clock ahead", 11) == 0;
     /* The CRL is past its next update and no hub offered a newer one: nothing is sent. */
     int crl_expired = strncmp(st.last_error, "CRL expired", 11) == 0;
+    /* The hub refused this node's own certificate (revoked, expired): until it is replaced. */
+    int cert_refused = strncmp(st.last_error, "certificate refused", 19) == 0;
     /* Whether serve runs: its lock (a status that looked healthy while serve was down was
      * an attack's finding). */
     char lock[CONFIG_STR_MAX + 16];
@@ -696,7 +698,7 @@ static int cmd_status(int argc, char **argv)
     /* The states an operator must act on: a monitoring script reads them from the exit code
      * (EXIT_ALARM) and, in JSON, by name. An unreachable hub is not one: a node in the hills
      * is offline for days by design, and its backlog and last sync say how long. */
-    const char *alarms[6];
+    const char *alarms[7];
     size_t n_alarms = 0;
     if (!serving)
         alarms[n_alarms++] = "serve_not_running";
@@ -706,6 +708,8 @@ static int cmd_status(int argc, char **argv)
         alarms[n_alarms++] = "clock_ahead";
     if (crl_expired)
         alarms[n_alarms++] = "crl_expired";
+    if (cert_refused)
+        alarms[n_alarms++] = "certificate_refused";
     if (all_gaps)
         alarms[n_alarms++] = "directives_missing";
     if (skewed)
@@ -728,6 +732,7 @@ static int cmd_status(int argc, char **argv)
         json_object_set_new(j, "directive_gaps", g);
         json_object_set_new(j, "directive_gaps_total", json_integer(all_gaps));
         json_object_set_new(j, "serve_running", json_boolean(serving));
+        json_object_set_new(j, "certificate_refused", json_boolean(cert_refused));
         json_object_set_new(j, "serve_pid", serving ? json_integer(serve_pid) : json_null());
         json_object_set(j, "returned_months", json_object_get(returned, "months"));
         json_t *al = json_array();
@@ -744,8 +749,8 @@ static int cmd_status(int argc, char **argv)
     json_t *m;
     json_array_foreach(json_object_get(returned, "months"), k, m)
     {
-        printf("RETURNED        %s %s by %s: %s\n", bs_calendar() ? "BS" : "AD",
-               json_string_value(json_object_get(m, "period")),
+        /* The period says its calendar ("BS2083-05", or "2026-07"). */
+        printf("RETURNED        %s by %s: %s\n", json_string_value(json_object_get(m, "period")),
                json_string_value(json_object_get(m, "decided_by")),
                json_string_value(json_object_get(m, "comment")));
     }
@@ -785,6 +790,12 @@ static int cmd_status(int argc, char **argv)
                "arrives (the hub offers its own at each session; or copy the CA's crl.pem to "
                "%s)\n",
                cfg.crl);
+    else if (cert_refused)
+        printf("hub             CERTIFICATE REFUSED: %s\n", st.last_error + 21);
+    else if (!serving && reachable)
+        printf("hub             reachable at the last session (%s); no session now: serve is "
+               "not running\n",
+               a3);
     else
         printf("hub             %s (last session %s)%s%s\n",
                reachable ? "reachable" : "unreachable", a3,
@@ -1354,6 +1365,10 @@ static void on_http(http_req *r, void *ud)
                      directive_gap_count(ud)),
             METRIC_G("node_crl_expired",
                      "1 while the CRL is past its next update: no record is sent.", ss.crl_expired),
+            METRIC_G("node_certificate_refused",
+                     "1 while the hub refuses this node's certificate (revoked, expired): "
+                     "nothing moves until a new one is put in place (SIGHUP).",
+                     ss.cert_refused),
             METRIC_C("node_records_sent_total", "Records sent upstream (retries included).",
                      ss.records_sent),
             METRIC_G("store_synchronous", "PRAGMA synchronous of the store (2 = FULL).", sync_mode),
@@ -1542,41 +1557,30 @@ static int cmd_serve(void)
 
 static int cmd_token(int argc, char **argv)
 {
-    char err[600], token[128];
-    int revoke = argc == 3 && strcmp(argv[1], "--revoke") == 0;
-    int replace = argc == 3 && strcmp(argv[1], "--replace") == 0;
-    if (argc != 2 + (revoke || replace) || argv[argc - 1][0] == '-') {
+    /* `token [--revoke | --replace] CLERK`, the flag before or after the name. */
+    int revoke = 0, replace = 0;
+    const char *clerk = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--revoke") == 0)
+            revoke++;
+        else if (strcmp(argv[i], "--replace") == 0)
+            replace++;
+        else if (argv[i][0] != '-' && clerk == NULL)
+            clerk = argv[i];
+        else
+            clerk = "";
+    }
+    if (clerk == NULL || clerk[0] == '\0' || revoke + replace > 1) {
         fprintf(stderr, "usage: municipal-node token [--revoke | --replace] CLERK\n");
         return EXIT_USAGE;
     }
-    const char *clerk = argv[argc - 1];
     if (cfg.tokens[0] == '\0') {
         fprintf(stderr, "municipal-node token: set [node] tokens = FILE in the config first\n");
         return EXIT_USAGE;
     }
-    if (revoke || replace) {
-        /* A running serve sees the file change and ends every workspace session. */
-        size_t removed = 0;
-        int rc = tokens_replace(cfg.tokens, clerk, replace, NULL, token, sizeof(token), &removed,
-                                err, sizeof(err));
-        if (rc != 0) {
-            fprintf(stderr, "municipal-node token: %s\n", err);
-            return rc == REINT_ENOTFOUND ? EXIT_USAGE : EXIT_FAIL;
-        }
-        fprintf(stderr, "%zu token%s of %s withdrawn%s\n", removed, removed == 1 ? "" : "s", clerk,
-                replace ? "; the new one follows" : "");
-        if (replace)
-            printf("%s\n", token);
-        return EXIT_OK;
-    }
-    if (tokens_issue(cfg.tokens, clerk, token, sizeof(token), err, sizeof(err)) != 0) {
-        fprintf(stderr, "municipal-node token: %s\n", err);
-        return EXIT_FAIL;
-    }
-    /* The token is shown once; only its hash is stored. A running serve reads the file at
-     * start. */
-    printf("%s\n", token);
-    return EXIT_OK;
+    /* The token is shown once; only its hash is stored. A running serve takes it at its
+     * next request, and a withdrawn one is refused from then on. */
+    return tokens_command("municipal-node", cfg.tokens, clerk, revoke, replace, NULL, 0);
 }
 
 /* Reads one line of at most max - 1 bytes from stdin into buf, without echo on a terminal

@@ -405,7 +405,6 @@ int main(int argc, char **argv)
         return 0;
     }
     if (optind < argc && strcmp(argv[optind], "token") == 0) {
-        char token[128];
         enum tokens_role tr = TOKENS_OFFICER;
         if (optind + 2 != argc || (revoke && (replace || role))) {
             fprintf(stderr, "usage: provincial-hub --config FILE token NAME [--role ROLE] "
@@ -426,28 +425,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "provincial-hub token: set [hub] tokens = FILE in the config first\n");
             return 2;
         }
-        const char *name = argv[optind + 1];
-        if (revoke || replace) {
-            /* A running hub sees the file change: the name's sessions end with its tokens. */
-            size_t removed = 0;
-            rc = tokens_replace(cfg.tokens, name, replace, role ? &tr : NULL, token, sizeof(token),
-                                &removed, err, sizeof(err));
-            if (rc != 0) {
-                fprintf(stderr, "provincial-hub token: %s\n", err);
-                return rc == REINT_ENOTFOUND ? 2 : 1;
-            }
-            fprintf(stderr, "%zu token%s of %s withdrawn%s\n", removed, removed == 1 ? "" : "s",
-                    name, replace ? "; the new one follows" : "");
-            if (replace)
-                printf("%s\n", token);
-            return 0;
-        }
-        if (tokens_issue_role(cfg.tokens, name, tr, token, sizeof(token), err, sizeof(err)) != 0) {
-            fprintf(stderr, "provincial-hub token: %s\n", err);
-            return 1;
-        }
-        printf("%s\n", token);
-        return 0;
+        return tokens_command("provincial-hub", cfg.tokens, argv[optind + 1], revoke, replace,
+                              role ? &tr : NULL, 1);
     }
     if (role || revoke || replace) {
         fprintf(stderr, "provincial-hub: --role, --revoke and --replace go with the token "

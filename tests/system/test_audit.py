@@ -333,7 +333,7 @@ def test_a_token_counts_from_the_next_request_and_replace_and_revoke_withdraw_it
     os.chmod(hub.tokens_file, 0o640)  # a group that runs the hub: kept by the rewrites
     r = _hub_token(hub, "adm2", "--replace")
     second = r.stdout.strip()
-    assert "1 token of adm2 withdrawn; the new one follows" in r.stderr, r.stderr
+    assert "1 token of adm2 withdrawn; the new one (admin) follows" in r.stderr, r.stderr
     assert hub.api.get("/v1/audit?limit=1", first)[0] == 401
     assert hub.api.get("/v1/audit?limit=1", second)[0] == 200  # the role kept: admin
     r = _hub_token(hub, "adm2", "--revoke")
@@ -341,6 +341,17 @@ def test_a_token_counts_from_the_next_request_and_replace_and_revoke_withdraw_it
     assert hub.api.get("/v1/audit?limit=1", second)[0] == 401
     r = _hub_token(hub, "adm2", "--revoke", check=False)
     assert r.returncode == 2 and "holds no token of adm2" in r.stderr, r.stderr
+    # A second token for a name is said (the first stays valid); a rotation of tokens of two
+    # roles asks which one the new token gets (it took the last line's: an operator's attack).
+    _hub_token(hub, "mix2", "--role", "reviewer")
+    r = _hub_token(hub, "mix2", "--role", "admin")
+    assert "mix2 already had 1 token (reviewer); this adds another" in r.stderr, r.stderr
+    r = _hub_token(hub, "mix2", "--replace", check=False)
+    assert r.returncode == 2 and "several roles (reviewer, admin)" in r.stderr, r.stderr
+    r = _hub_token(hub, "mix2", "--replace", "--role", "reviewer")
+    assert "2 tokens of mix2 withdrawn; the new one (reviewer) follows" in r.stderr, r.stderr
+    assert hub.api.get("/v1/audit?limit=1", r.stdout.strip())[0] == 403  # a reviewer's
+    _hub_token(hub, "mix2", "--revoke")
     assert os.stat(hub.tokens_file).st_mode & 0o777 == 0o640
     assert hub.api.get("/v1/indicators", hub.tokens["olga"])[0] == 200
     # A new file written in steps (rm, then an editor writing it): caught half-written by a

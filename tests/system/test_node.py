@@ -817,7 +817,7 @@ def test_a_token_counts_from_the_next_request_and_can_be_replaced_or_revoked(pki
         assert req(node, "GET", "/v1/persons", token=t)[0] == 200, i  # at once, no wait
     path = os.path.join(node.dir, "tokens")
     os.chmod(path, 0o640)
-    r = node.cli("token", "--replace", "asha")
+    r = node.cli("token", "asha", "--replace")  # the flag after the name too
     new = r.stdout.strip()
     assert "1 token of asha withdrawn; the new one follows" in r.stderr, r.stderr
     assert req(node, "GET", "/v1/persons", token=asha)[0] == 401
@@ -832,8 +832,14 @@ def test_a_token_counts_from_the_next_request_and_can_be_replaced_or_revoked(pki
     # Down to the last token: an emptied file renamed into place is whole, and taken at once
     # (the review of 4ca1f83: it was taken for a file being rewritten, and the token stayed).
     for i in range(5):
-        node.cli("token", "--revoke", "quick%d" % i)
+        r = node.cli("token", "--revoke", "quick%d" % i)
+    assert "no token is left in %s" % path in r.stderr, r.stderr
     assert req(node, "GET", "/v1/persons", token=t)[0] == 401
+    # A token is not added to a file that does not parse: the daemon would refuse it.
+    with open(path, "a") as f:
+        f.write("broken line\n")
+    r = node.cli("token", "late", check=False)
+    assert r.returncode == 1 and "fix the file first" in r.stderr and r.stdout == "", r.stderr
     # A tokens file made by root (`sudo municipal-node token`) in the directory of the
     # daemon's user goes to that user, who could not read a root-owned 0600 file.
     d = os.path.join(workdir, "svc")

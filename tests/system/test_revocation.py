@@ -224,10 +224,17 @@ def test_a_rotated_certificate_is_taken_on_sighup_and_a_wrong_one_is_not(own_pki
     new = _serial(cert)
     assert new != old
     _reload_then(hub, hub.metrics, "hub_sessions_revoked_total", 0)
+    # Until its certificate is replaced the node can never sync: an alarm says so (an
+    # operator's attack found status at 0, "hub unreachable" in its last error).
+    wait_for(lambda: "certificate_refused" in node.status()["alarms"], 20,
+             "the node's alarm for its refused certificate")
+    assert "CERTIFICATE REFUSED: province:1" in node.status_text()
+    assert node_metric(node, "node_certificate_refused") == 1
     node.server.proc.send_signal(signal.SIGHUP)
     _persons(node, workdir, 5, 22, 10)
     wait_for(lambda: len(hub.records(10703)) == 15, 30, "records sent with the new certificate")
     assert "certificate %s reloaded (serial %s)" % (cert, new) in node.server.log_text()
+    wait_for(lambda: node.status()["alarms"] == [], 20, "the alarm cleared by a session")
     assert "certificate serial %s" % old in hub.log_text()  # refused at its reconnects
     # A certificate of another municipality put in its place: refused, the new one kept.
     own_pki.issue("municipality", "10401")

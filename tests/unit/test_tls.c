@@ -899,6 +899,12 @@ static void test_tls_reload_cert_takes_a_rotation_and_keeps_the_old_on_a_bad_pai
     copy_pki("old", "rot", "key");
     assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
     assert_non_null(strstr(err, "certificate revoked"));
+    /* An empty certificate file (a copy begun): named as what it is not. */
+    char empty[160];
+    snprintf(empty, sizeof(empty), ": > %s/rot.crt", g_dir);
+    assert_int_equal(system(empty), 0);
+    assert_int_not_equal(tls_ctx_reload_cert(sctx, serial, sizeof(serial), err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "rot.crt: not a PEM certificate"));
     /* Through all that, the certificate presented is the first. */
     served_serial(sctx, plain, seen, sizeof(seen));
     assert_string_equal(seen, first);

@@ -183,8 +183,8 @@ static char *read_text(const char *path)
 }
 
 /* A rotation keeps every other line as written (comments too), drops each of the name's
- * tokens, and gives the new one the role of the last; a name without a token, or a file that
- * does not parse, is left as it was. */
+ * tokens, and gives the new one their role (the one given, when they had several); a name
+ * without a token, or a file that does not parse, is left as it was. */
 static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
 {
     fx *f = *state;
@@ -195,8 +195,17 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
     snprintf(text, sizeof(text),
              "# the office\nolga %s\nrita %s reviewer\n\nolga %s admin\nravi %s\n", hx, hx, hx, hx);
     write_file(f->path, text);
-    assert_int_equal(
-        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    /* Two roles: which one the new token gets is said, or nothing is written. */
+    assert_int_equal(tokens_replace(f->path, "olga", 1, NULL, NULL, tok, sizeof(tok), &removed, err,
+                                    sizeof(err)),
+                     REINT_EINVAL);
+    assert_non_null(strstr(err, "olga has tokens of several roles (officer, admin)"));
+    assert_string_equal(read_text(f->path), text);
+    enum tokens_role admin = TOKENS_ADMIN, used = TOKENS_OFFICER;
+    assert_int_equal(tokens_replace(f->path, "olga", 1, &admin, &used, tok, sizeof(tok), &removed,
+                                    err, sizeof(err)),
+                     0);
+    assert_int_equal(used, TOKENS_ADMIN);
     assert_int_equal(removed, 2);
     const char *got = read_text(f->path);
     char want[1024];
@@ -215,14 +224,15 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
     assert_int_equal(role, TOKENS_ADMIN);
     assert_int_equal(tokens_changed(t, f->path), 0);
     /* Withdrawn alone; then a name without a token: nothing written. */
-    assert_int_equal(
-        tokens_replace(f->path, "olga", 0, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_int_equal(tokens_replace(f->path, "olga", 0, NULL, NULL, tok, sizeof(tok), &removed, err,
+                                    sizeof(err)),
+                     0);
     assert_int_equal(tokens_changed(t, f->path), 2); /* renamed into place: whole */
     snprintf(before, sizeof(before), "%s", read_text(f->path));
     assert_string_equal(before, want);
-    assert_int_equal(
-        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)),
-        REINT_ENOTFOUND);
+    assert_int_equal(tokens_replace(f->path, "olga", 1, NULL, NULL, tok, sizeof(tok), &removed, err,
+                                    sizeof(err)),
+                     REINT_ENOTFOUND);
     assert_non_null(strstr(err, "holds no token of olga"));
     assert_string_equal(read_text(f->path), before);
     /* Written in place (an editor): changed, and perhaps half-written. */
@@ -235,10 +245,14 @@ static void test_tokens_replace_rewrites_only_the_names_lines(void **state)
     assert_int_equal(tokens_changed(t, f->path), 1);
     /* A line that does not parse: refused, naming it, the file as it was. */
     write_file(f->path, "rita 12\nolga 00\n");
-    assert_int_equal(
-        tokens_replace(f->path, "olga", 0, NULL, tok, sizeof(tok), &removed, err, sizeof(err)),
-        REINT_EINVAL);
+    assert_int_equal(tokens_replace(f->path, "olga", 0, NULL, NULL, tok, sizeof(tok), &removed, err,
+                                    sizeof(err)),
+                     REINT_EMALFORMED);
     assert_non_null(strstr(err, "line 1:"));
+    /* Nor is a token added to it: the daemon would not take the file, nor the token. */
+    assert_int_equal(tokens_issue(f->path, "newc", tok, sizeof(tok), err, sizeof(err)),
+                     REINT_EMALFORMED);
+    assert_non_null(strstr(err, "fix the file first"));
     assert_string_equal(read_text(f->path), "rita 12\nolga 00\n");
     tokens_free(t);
 }
@@ -257,16 +271,18 @@ static void test_tokens_are_never_written_through_a_link(void **state)
     write_file(victim, text);
     assert_int_equal(symlink(victim, f->path), 0);
     assert_int_not_equal(tokens_issue(f->path, "olga", tok, sizeof(tok), err, sizeof(err)), 0);
-    assert_int_not_equal(
-        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_int_not_equal(tokens_replace(f->path, "olga", 1, NULL, NULL, tok, sizeof(tok), &removed,
+                                        err, sizeof(err)),
+                         0);
     assert_string_equal(read_text(victim), text);
     /* The file itself, and a link where a rewrite's file of a fixed name would be. */
     unlink(f->path);
     write_file(f->path, text);
     snprintf(planted, sizeof(planted), "%s.new", f->path);
     assert_int_equal(symlink(victim, planted), 0);
-    assert_int_equal(
-        tokens_replace(f->path, "olga", 1, NULL, tok, sizeof(tok), &removed, err, sizeof(err)), 0);
+    assert_int_equal(tokens_replace(f->path, "olga", 1, NULL, NULL, tok, sizeof(tok), &removed, err,
+                                    sizeof(err)),
+                     0);
     assert_string_equal(read_text(victim), text);
     struct stat st;
     assert_int_equal(lstat(f->path, &st), 0);
