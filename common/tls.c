@@ -94,7 +94,9 @@ struct tls_conn {
     int in_pump;
     char *expect_peer;
     char peer[32];
-    char serial[48]; /* the peer certificate's serial, hex, for security events */
+    char serial[48];  /* the peer certificate's serial, hex, for security events */
+    char offered[96]; /* the certificate offered, as verification saw it ("municipality:10703,
+                         serial 5F..."), for a refusal's log line */
     char addr[64];
     char err[160];
 };
@@ -137,6 +139,23 @@ static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
         return 0;
     return (int64_t)timegm(&tm);
+}
+
+/* Notes the certificate a peer offers (its identity and serial) on its connection, so that a
+ * refusal at the handshake names which one: the session's peer is set only once it passed. */
+static int tls__server_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    tls_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    if (c && leaf && c->offered[0] == '\0') {
+        char ident[32], serial[48];
+        if (!tls__cert_identity(leaf, ident, sizeof(ident)))
+            snprintf(ident, sizeof(ident), "no identity");
+        tls__serial_hex(leaf, serial, sizeof(serial));
+        snprintf(c->offered, sizeof(c->offered), "%s, serial %s", ident, serial);
+    }
+    return ok;
 }
 
 static int tls__client_verify_cb(int ok, X509_STORE_CTX *x)
@@ -541,7 +560,8 @@ int tls_ctx_new(tls_ctx **out, const tls_ctx_opts *opts, char *err, size_t errle
         SSL_CTX_set_cert_store(s, store);
         rc = UV_EINVAL;
         if (opts->mode == TLS_MODE_MUTUAL_SERVER) {
-            SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+            SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                               tls__server_verify_cb);
             /* A resumed session skips certificate verification, and with it the CRL:
              * every connection must present its certificate again. */
             SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
@@ -776,7 +796,10 @@ static void tls__record_ssl_error(tls_conn *c, int ssl_err)
     unsigned long e = ERR_peek_last_error();
     c->fatal = 1;
     if (v != X509_V_OK) {
-        tls__set_error(c, "%s", X509_verify_cert_error_string(v));
+        char why[200];
+        snprintf(why, sizeof(why), "%s%s%s%s", X509_verify_cert_error_string(v),
+                 c->offered[0] ? " (" : "", c->offered, c->offered[0] ? ")" : "");
+        tls__set_error(c, "%s", why);
     } else if (e) {
         const char *r = ERR_reason_error_string(e);
         tls__set_error(c, "%s", r ? r : "TLS error");
@@ -1155,6 +1178,7 @@ static int tls__conn_new(tls_conn **out, tls_ctx *ctx, uv_loop_t *loop, const tl
     /* An empty rbio means "wait for more bytes", not end of stream. */
     BIO_set_mem_eof_return(c->rbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_app_data(c->ssl, c);
     c->mode = ctx->mode;
     c->cb = *cb;
     c->ud = ud;

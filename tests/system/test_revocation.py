@@ -82,6 +82,8 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
     assert hub.metrics()["hub_handshakes_refused_total"] >= 1
     assert "its certificate was refused at the handshake: certificate revoked" in \
         hub.log_text(), hub.log_text()[-2000:]
+    # Naming the certificate offered (an operator's attack found the line without it).
+    assert "certificate revoked (municipality:10703, serial " in hub.log_text()
 
     # The CRL from before the revocation, copied back (from a backup, another directory) is
     # refused: an attack on the demo found it taken, and the node let back in.

@@ -393,7 +393,8 @@ static void test_tls_refuses_cert_revoked_after_crl_reload(void **state)
     harness_run(&h);
     assert_false(h.srv.ready);
     assert_int_not_equal(h.srv.status, 0);
-    assert_string_equal(h.srv.err, "certificate revoked");
+    /* Naming the certificate offered, which the session never took. */
+    assert_non_null(strstr(h.srv.err, "certificate revoked (municipality:10402, serial "));
     tls_ctx_free(sctx);
     tls_ctx_free(cctx);
 }
