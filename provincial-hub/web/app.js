@@ -69,6 +69,12 @@ function signInPage() {
       state.session = r.body;
       state.notice = null;
       setCsrf(r.body.csrf);
+      // Comments kept for someone else whose session ended at this machine are dropped: they
+      // are hers, not the newcomer's to find in storage (the pages' attack).
+      const mine = `review-comment:${r.body.province}:${r.body.who}:`;
+      for (const k of Object.keys(sessionStorage)) {
+        if (k.startsWith("review-comment:") && !k.startsWith(mine)) sessionStorage.removeItem(k);
+      }
       // Back to the page the session ended on (a reviewer's queue, with her comment kept).
       history.replaceState({}, "", sameSitePath(new URLSearchParams(location.search).get("next"), "/gaps"));
       render();

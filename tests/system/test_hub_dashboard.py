@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from selenium.webdriver.support.ui import Select
 
 import bs
 from harness import BIN, ROOT, Hub, free_port, run, wait_for  # noqa: F401
@@ -525,10 +526,19 @@ def test_dashboard_in_a_browser(dash):
         browser.wait(d, lambda: len(d.find_elements("css selector", "#gaps-table tbody tr")) > 100,
                      what="the gaps table in Nepali")
         browser.screenshot(d, "hub-gaps-ne")
+        # A filter that hides every row says so (a table of headers alone stood there), and the
+        # CSV's note says that the file holds them all (the pages' attack).
+        Select(d.find_element("id", "gaps-flag")).select_by_value("enrolled_offline")
+        browser.wait(d, lambda: "कुनै स्थानीय तह मिलेन" in d.find_element("id", "gaps-count").text,
+                     what="the empty filter's words")
+        assert not d.find_element("id", "gaps-table").is_displayed()
+        assert "सबै" in d.find_element("id", "gaps-csv-note").text
         d.get(base + "/reviews?period=" + LAST_P)
         browser.wait(d, lambda: d.find_elements("id", "reviews-heading"),
                      what="the review queue in Nepali")
         assert "समीक्षा पर्खिरहेका" in d.find_element("id", "reviews-heading").text
+        # An officer is told that deciding takes a reviewer (the lead told her to decide).
+        assert "निर्णय गर्न समीक्षकको टोकन चाहिन्छ" in d.find_element("css selector", "p.lead").text
         browser.screenshot(d, "hub-reviews-ne")
         d.execute_script("localStorage.setItem('lang', 'en')")
         d.find_element("id", "signout").click()
@@ -595,6 +605,9 @@ def test_dashboard_in_a_browser(dash):
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: "The comment is too long" in browser.body_text(d),
                      what="the comment refused at the page")
+        field = d.find_element("id", "comment-10401")
+        assert field.get_attribute("aria-invalid") == "true"
+        assert field.get_attribute("aria-describedby") == "comment-10401-error"
         assert {r["municipality"]: r for r in dash.api.get(
             "/v1/reviews", tok, period=LAST_P)["rows"]}[10401]["state"] != "returned"
         d.find_element("id", "comment-10401").clear()
@@ -697,5 +710,18 @@ def test_dashboard_in_a_browser(dash):
         d.find_element("id", "signin").click()
         browser.wait_h1(d, "Gaps by local level")
         assert d.current_url.startswith(base + "/gaps"), d.current_url
+        # A comment kept for a reviewer whose session ended is hers: someone else signing in
+        # at this tab does not find it in storage (the pages' attack found it kept).
+        d.get(base + "/reviews?period=" + LAST_P)
+        browser.wait(d, lambda: d.find_elements("id", "comment-10102"), what="the queue")
+        d.find_element("id", "comment-10102").send_keys("Kept for ravi alone")
+        d.delete_all_cookies()
+        d.find_element("css selector", "button[data-return='10102']").click()
+        browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
+        assert d.execute_script("return sessionStorage.length") == 1
+        d.find_element("id", "token").send_keys(dash.tokens["officer"])
+        d.find_element("id", "signin").click()
+        browser.wait(d, lambda: d.find_elements("id", "reviews-heading"), what="the queue")
+        assert d.execute_script("return sessionStorage.length") == 0
     finally:
         d.quit()

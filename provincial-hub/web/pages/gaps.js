@@ -75,6 +75,7 @@ export async function draw(main, session) {
     h("option", { value: "" }, t("gaps.any_flag")),
     FLAGS.map((f) => h("option", { value: f, selected: f === flagParam }, t(`flag.${f}`))));
   const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
+  const csvNote = h("span", { class: "hint", id: "gaps-csv-note" });
   function apply() {
     // Place names are those of the geography file (in English); a code may be typed in
     // Devanagari digits.
@@ -84,7 +85,12 @@ export async function draw(main, session) {
     const shown = rows.filter((x) => (!q || `${x.name} ${x.district} ${x.code}`.toLowerCase().includes(q))
       && (!f || x.flags.includes(f)));
     table.redraw(shown); // and keeps the filters in the address (onSort)
-    replace(count, t("gaps.count", { shown: num(shown.length), all: num(rows.length) }));
+    // An empty result says so, rather than a table of headers alone.
+    table.el.hidden = shown.length === 0;
+    replace(count, shown.length === 0 ? t("gaps.none")
+      : t("gaps.count", { shown: num(shown.length), all: num(rows.length) }));
+    // The file is the API's: every local level, whatever the filters (said when they hide some).
+    replace(csvNote, shown.length < rows.length ? t("gaps.csv_all", { all: num(rows.length) }) : "");
   }
   filterText.addEventListener("input", apply);
   filterFlag.addEventListener("change", apply);
@@ -105,7 +111,7 @@ export async function draw(main, session) {
       h("div", { class: "form-group" }, h("label", { for: "gaps-filter" }, t("gaps.filter")),
         h("span", { class: "hint", id: "gaps-filter-hint" }, t("gaps.filter_hint")), filterText),
       h("div", { class: "form-group" }, h("label", { for: "gaps-flag" }, t("gaps.flag")), filterFlag)),
-    count, table.el, h("p", {}, csv),
+    count, table.el, h("p", {}, csv, " ", csvNote),
     unavailableSection(rows), targetsSection(rows));
   apply();
 }

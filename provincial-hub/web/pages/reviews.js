@@ -89,15 +89,21 @@ export async function draw(main, session, nav, notice) {
       h("label", { for: id }, t("reviews.comment")), comment,
       h("button", { type: "button", class: "button button-warning", "data-return": row.municipality,
                     onclick: () => {
-                      if (!comment.value.trim()) {
-                        replace(err, h("p", { class: "error-message", role: "alert" }, t("reviews.comment_needed")));
+                      // The error is the field's: tied to it (aria-describedby) and marked on
+                      // it (aria-invalid), as the node's forms do.
+                      const fieldError = (key) => {
+                        replace(err, h("p", { class: "error-message", role: "alert", id: `${id}-error` }, t(key)));
+                        comment.setAttribute("aria-invalid", "true");
+                        comment.setAttribute("aria-describedby", `${id}-error`);
                         comment.focus();
+                      };
+                      if (!comment.value.trim()) {
+                        fieldError("reviews.comment_needed");
                         return;
                       }
                       // The protocol keeps 1,000 bytes: about 330 Devanagari letters.
                       if (new TextEncoder().encode(comment.value).length > COMMENT_MAX) {
-                        replace(err, h("p", { class: "error-message", role: "alert" }, t("reviews.comment_too_long")));
-                        comment.focus();
+                        fieldError("reviews.comment_too_long");
                         return;
                       }
                       decide(row, false, comment.value, err);
@@ -137,7 +143,7 @@ export async function draw(main, session, nav, notice) {
   replace(main,
     h("h1", {}, t("reviews.title")),
     noticeEl,
-    h("p", { class: "lead" }, t("reviews.lead")),
+    h("p", { class: "lead" }, t(reviewer ? "reviews.lead" : "reviews.lead_officer")),
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
     h("h2", { id: "reviews-heading" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
     queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty", { month: monthName(period) })) :
@@ -147,7 +153,7 @@ export async function draw(main, session, nav, notice) {
           h("th", { scope: "col" }, t("reviews.decision")))),
         h("tbody", {}, queue.map((x) => row(x, true))))),
     h("h2", {}, t("reviews.others")),
-    others.length === 0 ? h("p", {}, t("reviews.no_others")) :
+    others.length === 0 ? h("p", {}, t(queue.length ? "reviews.all_above" : "reviews.no_others")) :
       h("div", { class: "table-wrap" }, h("table", { class: "table review-table", id: "reviews-others" },
         h("caption", { class: "visually-hidden" }, t("reviews.others")),
         h("thead", {}, h("tr", {}, head.map((k, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, t(k))),
