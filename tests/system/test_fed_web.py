@@ -387,6 +387,15 @@ def test_a_session_that_ends_signs_in_back_to_the_same_view(env, driver):
     sign_in()
     assert d.execute_script("return location.pathname + location.search") == view
     assert d.find_element("id", "by").get_attribute("value") == "district"
+    # The groupings in words, not the API's keys (the pages' attack found category,sex and
+    # service_type in the list).
+    d.get(env.base + "/dashboard?indicator=services_delivered&period=%s" % PERIOD)
+    ready(d)
+    names = d.execute_script("return [...document.querySelectorAll('#grouping option')]"
+                             ".map(o => o.textContent)")
+    assert "Service type" in names and not any("_" in n for n in names), names
+    d.get(env.base + view)
+    ready(d)
     d.delete_all_cookies()  # the session ends under the page
     Select(d.find_element("id", "by")).select_by_value("province")
     browser.wait(d, lambda: d.execute_script("return location.pathname") == "/signin",

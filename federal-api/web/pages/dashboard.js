@@ -47,8 +47,11 @@ function defaultTrendPeriod(kind, period) {
   return y ? y[1] : String(new Date().getUTCFullYear());
 }
 
+// A grouping in words ("service type", "category and sex"): the API's keys stood in the
+// list and the titles of both languages (the pages' attack).
 function groupingName(g) {
-  return has(`grouping.${g}`) ? t(`grouping.${g}`) : g;
+  return g.split(",").map((d) => (has(`grouping.${d}`) ? t(`grouping.${d}`) : d))
+    .join(t("grouping.and"));
 }
 
 function provinceName(p) {
@@ -154,7 +157,10 @@ export async function render(ctx) {
     ...[1, 2, 3, 4, 5, 6, 7].map((n) => [String(n), provinceName(n)])], s.province);
   const district = h("input", { type: "text", id: "district", name: "district", value: s.district,
                                 inputmode: "numeric", class: "input-short", autocomplete: "off" });
-  const grouping = select("grouping", groupings.map((g) => [g, groupingName(g)]), s.grouping);
+  const grouping = select("grouping", groupings.map((g) => {
+    const name = groupingName(g);
+    return [g, name.charAt(0).toLocaleUpperCase() + name.slice(1)];
+  }), s.grouping);
   const trend = select("series", TRENDS.map((k) => [k, t(`trend.${k}`)]), s.trend);
   const trendPeriod = h("input", { type: "text", id: "trend_period", name: "trend_period",
                                    value: s.trend_period, spellcheck: "false", autocomplete: "off" });
