@@ -91,7 +91,8 @@ function signInPage() {
     h("span", { class: "hint", id: "token-hint" }, t("signin.token_hint")),
     input),
   h("button", { type: "submit", class: "button", id: "signin" }, t("signin.submit")));
-  const notice = state.notice ? h("div", { class: "warning", role: "status" }, t(state.notice)) : null;
+  const notice = state.notice ? h("div", { class: "warning", role: "status", tabindex: "-1",
+                                           id: "signin-notice" }, t(state.notice)) : null;
   return [h("h1", {}, t("signin.title")), notice, errorBox, form];
 }
 
@@ -104,6 +105,9 @@ export async function render() {
     }
     replace(main, signInPage());
     document.title = `${t("signin.title")} · ${t("app.name")}`;
+    // Why the page changed under her (a session that ended) is read first, and heard.
+    const notice = document.getElementById("signin-notice");
+    if (notice) notice.focus();
     return;
   }
   const p = pageFor(location.pathname);

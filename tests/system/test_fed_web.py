@@ -402,6 +402,8 @@ def test_a_session_that_ends_signs_in_back_to_the_same_view(env, driver):
                  what="the sign-in page after the 401")
     assert "Your session has ended" in browser.body_text(d)
     assert "You are signed out" not in browser.body_text(d)
+    # The notice takes the focus, so that it is heard (the pages' attack: it stayed on the body).
+    assert d.execute_script("return document.activeElement.id") == "signin-notice"
     browser.screenshot(d, "fed-signin-expired")
     sign_in()
     assert d.execute_script("return location.pathname + location.search").startswith(

@@ -619,6 +619,9 @@ def test_dashboard_in_a_browser(dash):
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: d.find_elements("id", "token"), what="the sign-in form")
         assert "Your session has ended" in browser.body_text(d)
+        # The notice takes the focus, so that it is heard (the pages' attack: it stayed on the
+        # page's body).
+        assert d.execute_script("return document.activeElement.id") == "signin-notice"
         browser.screenshot(d, "hub-signin-expired")
         d.find_element("id", "token").send_keys(dash.tokens["reviewer"])
         d.find_element("id", "signin").click()

@@ -37,7 +37,11 @@ export async function render(ctx, message) {
     h("span", { class: "hint", id: "signin-token-hint" }, t("signin.token_hint")), token),
   button);
   replace(ctx.main, h("h1", { tabindex: "-1" }, t("signin.title")),
-    message ? h("div", { class: "notice", role: "status" }, h("p", {}, message)) : null,
+    message ? h("div", { class: "notice", role: "status", tabindex: "-1", id: "signin-notice" },
+      h("p", {}, message)) : null,
     status, h("p", { class: "lead" }, t("signin.intro")), h("div", { class: "panel" }, form),
     h("p", {}, h("a", { href: "/open-data", "data-nav": "" }, t("signin.open_link"))));
+  // A notice (the session ended, or signed out) is read first, and heard.
+  const notice = document.getElementById("signin-notice");
+  if (notice) notice.focus();
 }
