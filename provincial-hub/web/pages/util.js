@@ -43,7 +43,7 @@ export function previousFiscalYear(fy) {
 export function monthName(p) {
   const ym = parseBsMonth(p);
   if (!ym) return p;
-  return `${t(`month.${ym[1]}`)} ${digits(ym[0])}`;
+  return `${t(`bs.month.${ym[1]}`)} ${digits(ym[0])}`;
 }
 
 export function periodName(p) {
