@@ -601,13 +601,22 @@ def test_dashboard_in_a_browser(dash):
         # A comment past the protocol's 1,000 bytes (400 Devanagari letters) is stopped at the
         # page, in the page's words, and nothing is sent (an attack on the demo got the API's
         # English, counting bytes).
-        d.find_element("id", "comment-10401").send_keys("क" * 400)
+        # Its room is said before the refusal: the limit at first, then, near it, about how
+        # many letters are left or over (the pages' attack: it was said by the refusal only).
+        hint = d.find_element("id", "comment-10401-hint")
+        assert "At most about 330 letters in Nepali" in hint.text, hint.text
+        assert d.find_element("id", "comment-10401").get_attribute("aria-describedby") == \
+            "comment-10401-hint"
+        d.find_element("id", "comment-10401").send_keys("क" * 300)
+        assert hint.text == "About 33 letters left.", hint.text  # 1,000 bytes: 333 letters
+        d.find_element("id", "comment-10401").send_keys("क" * 100)
+        assert hint.text == "Too long by about 67 letters.", hint.text
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: "The comment is too long" in browser.body_text(d),
                      what="the comment refused at the page")
         field = d.find_element("id", "comment-10401")
         assert field.get_attribute("aria-invalid") == "true"
-        assert field.get_attribute("aria-describedby") == "comment-10401-error"
+        assert field.get_attribute("aria-describedby") == "comment-10401-hint comment-10401-error"
         assert {r["municipality"]: r for r in dash.api.get(
             "/v1/reviews", tok, period=LAST_P)["rows"]}[10401]["state"] != "returned"
         d.find_element("id", "comment-10401").clear()

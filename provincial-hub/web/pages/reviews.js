@@ -78,15 +78,27 @@ export async function draw(main, session, nav, notice) {
     // A comment being written outlives the page: a session that ends, a reload (kept for
     // this tab only, and dropped once the month is decided).
     const draft = draftKey(row);
-    const comment = h("textarea", { id, rows: "2", class: "comment",
-                                    oninput: (e) => keepDraft(draft, e.target.value) });
+    // The comment's room said before it is used up (the pages' attack: it was said only by
+    // the refusal): the limit, then, near it, about how many letters are left.
+    const hint = h("span", { class: "hint", id: `${id}-hint` });
+    const room = () => {
+      const bytes = new TextEncoder().encode(comment.value).length;
+      const letters = [...comment.value].length;
+      const left = letters ? Math.floor((COMMENT_MAX - bytes) * letters / bytes) : 0;
+      replace(hint, bytes < COMMENT_MAX * 0.8 ? t("reviews.comment_hint")
+        : left >= 0 ? t("reviews.comment_left", { n: num(left) })
+          : t("reviews.comment_over", { n: num(-left) }));
+    };
+    const comment = h("textarea", { id, rows: "2", class: "comment", "aria-describedby": hint.id,
+                                    oninput: (e) => { keepDraft(draft, e.target.value); room(); } });
     comment.value = sessionStorage.getItem(draft) || "";
+    room();
     const err = h("div");
     return h("div", { class: "decide" },
       approved ? null : h("button", { type: "button", class: "button", "data-approve": row.municipality,
                     onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve"),
         h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
-      h("label", { for: id }, t("reviews.comment")), comment,
+      h("label", { for: id }, t("reviews.comment")), hint, comment,
       h("button", { type: "button", class: "button button-warning", "data-return": row.municipality,
                     onclick: () => {
                       // The error is the field's: tied to it (aria-describedby) and marked on
@@ -94,7 +106,7 @@ export async function draw(main, session, nav, notice) {
                       const fieldError = (key) => {
                         replace(err, h("p", { class: "error-message", role: "alert", id: `${id}-error` }, t(key)));
                         comment.setAttribute("aria-invalid", "true");
-                        comment.setAttribute("aria-describedby", `${id}-error`);
+                        comment.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
                         comment.focus();
                       };
                       if (!comment.value.trim()) {
