@@ -3,7 +3,7 @@
  * dashboard and open-data page, federal-api/fweb.h): the table of files tools/embed_web.sh
  * compiles into each binary, the pages' Content-Security-Policy, and the answer that serves
  * one file with it, an ETag and revalidation on every use. Each daemon keeps only its own
- * routes (which paths are pages, and any generated file such as the node's /bscal.json). */
+ * routes (which paths are pages). */
 #ifndef COMMON_WEBASSETS_H
 #define COMMON_WEBASSETS_H
 
@@ -48,6 +48,10 @@ void webassets_send(http_req *r, const char *type, const char *etag, const void 
 /* Serves a (a GET or a HEAD; 405 otherwise) and returns 1; returns 0 without answering
  * when a is NULL (the path is not the pages'). */
 int webassets_serve(http_req *r, const webasset *a);
+
+/* Serves /bscal.json, the BS calendar table the pages convert dates and name months with
+ * (common/web/bsdate.js), and returns 1; returns 0 without answering for any other path. */
+int webassets_serve_bscal(http_req *r);
 
 /* 1 when r is a browser's GET or HEAD of a page (Accept names text/html) outside the APIs
  * (/v1/, /open/) and the plain paths (/healthz, /metrics, /crl): a mistyped or old address

@@ -89,13 +89,14 @@ export function drawMap(o) {
   svg.append(el("path", { d: m.outline, class: "map-border-province", "aria-hidden": "true" }));
   const swatch = (fill) => el("svg", { viewBox: "0 0 16 10", "aria-hidden": "true" },
     el("rect", { width: 16, height: 10, fill }));
-  let lo = 0;
+  // Classes that do not meet at their bounds (a unit of 5 was in "0 – 5" and "5 – 10", by the
+  // pages' attack): whole numbers from the next one up, other values "over" the last bound.
+  const whole = withData.every(Number.isInteger) && lim.every(Number.isInteger);
+  const bounds = (lo, hi, first) => (first ? `${fmt(lo)} – ${fmt(hi)}`
+    : whole ? `${fmt(lo + 1)} – ${fmt(hi)}` : t("map.class_over", { lo: fmt(lo), hi: fmt(hi) }));
   const legend = h("ul", { class: "legend", "aria-label": t("map.legend"), id: "map-legend" },
-    withData.length ? SCALE.map((c, i) => {
-      const item = h("li", {}, swatch(c), `${fmt(lo)} – ${fmt(lim[i])}`);
-      lo = lim[i];
-      return item;
-    }) : null,
+    withData.length ? SCALE.map((c, i) => h("li", {}, swatch(c),
+      bounds(i ? lim[i - 1] : 0, lim[i], i === 0))) : null,
     h("li", {}, swatch("url(#fed-hatch)"), t("no_data.legend")));
   return h("div", { class: "map-box" }, svg, tip, legend,
     h("p", { class: "attribution" }, m.attribution));

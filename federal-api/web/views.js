@@ -4,6 +4,7 @@
 import { h } from "/common/dom.js";
 import { t, digits, has } from "/common/i18n.js";
 import { api } from "/common/api.js";
+import * as bs from "/common/bsdate.js";
 import { figure } from "./figures.js";
 import { drawMap, loadMap } from "./map.js";
 
@@ -11,6 +12,45 @@ export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
   return q.toString();
+}
+
+// The period both pages show first: the last whole BS month, today's in Nepal (UTC+5:45)
+// being the month under way, as the API spells it ("BS2083-07"), since Nepal's offices count
+// in BS months (the last whole Gregorian month stood here: a ministry read "2026-11"). The
+// Gregorian month before, only when the BS table cannot be read.
+export async function defaultPeriod() {
+  const days = Math.floor((Date.now() + (5 * 60 + 45) * 60000) / 86400000);
+  let ymd = null;
+  try {
+    await bs.load();
+    ymd = bs.daysToBs(days);
+  } catch (e) {
+    ymd = null;
+  }
+  if (!ymd) {
+    const d = new Date();
+    d.setUTCDate(0); // the last day of the month before
+    return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  }
+  const i = ymd[0] * 12 + (ymd[1] - 1) - 1;
+  return `BS${Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, "0")}`;
+}
+
+// A period as the page's language says it ("Kartik 2083", "Fiscal year 2083/84"), another
+// shape as the API spells it, in the page's digits. For titles: files keep the API's spelling.
+export function periodName(p) {
+  const m = /^BS(\d{4})-(\d{2})$/.exec(p || "");
+  if (m) return `${t(`bs.month.${Number(m[2])}`)} ${digits(m[1])}`;
+  const fy = /^FY(\d{4}\/\d{2})$/.exec(p || "");
+  if (fy) return t("period.fiscal_year", { fy: digits(fy[1]) });
+  return digits(String(p || ""));
+}
+
+// A grouping in words ("service type", "category and sex"): the API's keys stood in the
+// list and the titles of both languages (the pages' attack).
+export function groupingName(g) {
+  return g.split(",").map((d) => (has(`grouping.${d}`) ? t(`grouping.${d}`) : d))
+    .join(t("grouping.and"));
 }
 
 // GET of an API path; the answer's body, or an Error whose message is the API's.
@@ -61,7 +101,7 @@ export async function areaFigures(o) {
   const shown = rows.length > TOP
     ? [...rows].sort((a, b) => (b[2] ?? -1) - (a[2] ?? -1)).slice(0, TOP) : rows;
   const bars = figure({
-    id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: o.period }),
+    id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: periodName(o.period) }),
     head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}`,
     note: rows.length > TOP ? `${note} ${t("chart.top", { n: digits(TOP), total: digits(rows.length) })}` : note,
     csvHead: ["area", "code", "value"],
@@ -70,7 +110,7 @@ export async function areaFigures(o) {
              horizontal: shown.length > 12 },
   });
   const map = figure({
-    id: "fig-map", title: t("fig.map", { indicator: title, level, period: o.period }),
+    id: "fig-map", title: t("fig.map", { indicator: title, level, period: periodName(o.period) }),
     head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}-map`,
     csvHead: ["area", "code", "value"], chart: null,
     before: drawMap({ level: o.level, values,
@@ -84,11 +124,19 @@ export async function areaFigures(o) {
 const STATUS_TEXT = { 400: "error.status.400", 403: "error.status.403", 404: "error.status.404",
                       429: "error.status.429" };
 
+// The choice a refusal names: the API's 400s begin with the parameter ("district \"99\" is
+// not ..."), so the page names that field, where it said "check the period" for a district.
+const FIELD_OF = { period: "ctl.period", district: "ctl.district", province: "ctl.province",
+                   series: "ctl.trend", indicator: "ctl.indicator" };
+
 export function errorBox(e) {
   const key = e.status === undefined ? null : STATUS_TEXT[e.status] || "error.load";
   const api = e.apiMessage || null;
+  const param = e.status === 400 && api ? /^(\w+) "/.exec(api) : null;
+  const field = param && FIELD_OF[param[1]] ? t(FIELD_OF[param[1]]) : null;
   return h("div", { class: "error-summary", role: "alert", tabindex: "-1" },
     h("h2", {}, t("error.summary")),
-    h("p", {}, key ? t(key) : (e.message || String(e))),
+    h("p", {}, field ? t("error.status.400_field", { field: field.toLocaleLowerCase() })
+      : key ? t(key) : (e.message || String(e))),
     api ? h("p", { class: "error-detail", lang: "en" }, api) : null);
 }

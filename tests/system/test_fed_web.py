@@ -4,8 +4,10 @@ chooses an indicator and a level, and the chart, the map (753 local levels with 
 codes) and the table say what the API says; the open-data page shows, without signing in, the
 public role's perturbed values only, and its anonymous reads are counted and limited; a
 session made on one federal-api instance is served by another on the same database."""
+import datetime
 import http.cookies
 import os
+import re
 import time
 import urllib.parse
 
@@ -13,6 +15,7 @@ import pytest
 from selenium.webdriver.support.ui import Select
 
 import browser
+import bs
 from fedweb import PERIOD, Database, FedWeb, load, local_levels
 from pg import postgres  # noqa: F401  (session fixture)
 
@@ -153,6 +156,13 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
         ready(d)
         state = page_state(d)
         check_agrees(state, by_area(env, "ministry", level), level)
+        # The legend's classes of whole numbers do not meet at their bounds ("0 – 5" and
+        # "5 – 10" both held a unit of 5, by the pages' attack): 0 – 5, 6 – 10, ...
+        legend = d.execute_script("return [...document.querySelectorAll('#map-legend li')]"
+                                  ".map(li => li.textContent)")
+        bounds = [int(x.replace(",", "")) for li in legend for x in re.findall(r"[\d,]+", li)]
+        assert len(bounds) == 10 and bounds[0] == 0, legend
+        assert all(a < b for a, b in zip(bounds, bounds[1:])), legend
         if level == "municipality":
             official = {str(c) for c, _, _, _ in local_levels()}
             assert {u[0] for u in state["units"]} == official
@@ -441,6 +451,70 @@ def test_an_api_error_is_said_in_the_pages_language_with_the_apis_words_apart(en
         browser.screenshot(d, "fed-error-ne")
     finally:
         d.execute_script("localStorage.setItem('lang', 'en')")
+    # A refusal names the choice it refuses (a wrong district was told to check the period).
+    d.get(env.base + "/dashboard?indicator=%s&period=%s&district=99" % (CODE, PERIOD))
+    browser.wait(d, lambda: d.execute_script(
+        "return !!document.querySelector('.error-summary .error-detail')"),
+        what="the error of a district that does not exist")
+    box = d.find_element("css selector", ".error-summary")
+    assert "check the district." in box.text and "period" not in box.text, box.text
+
+
+BS_MONTHS = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
+             "Poush", "Magh", "Falgun", "Chaitra"]
+
+
+def test_the_first_period_is_the_last_whole_bs_month_and_definitions_are_in_words(env, driver):
+    """Left in the notes: the pages opened on the last Gregorian month ("2026-11", in Latin
+    digits), where Nepal's offices count in BS months, and the open-data page's definitions
+    gave the API's keys ("Aggregation: distinct", "age_band"). Both pages now open on the last
+    whole BS month, named in words in the figures' titles, with the trend over BS months, and
+    the definitions say how each figure counts and what it is broken down by."""
+    d = driver
+    now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=5, minutes=45)
+    y, m, _ = bs.ad_to_bs(now.date())
+    y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    first = "BS%04d-%02d" % (y, m)
+    fy = y if m >= 4 else y - 1
+    d.delete_all_cookies()
+    d.get(env.base + "/open-data")
+    ready(d)
+    assert d.find_element("id", "period").get_attribute("value") == first
+    title = d.find_element("css selector", "#fig-national h2").text
+    assert "%s %d" % (BS_MONTHS[m - 1], y) in title, title
+    catalogue = d.find_element("id", "catalogue").text
+    assert "each person counted once" in catalogue and "by category; sex; age band" in catalogue
+    for key in ("distinct", "Aggregation", "age_band", "category,sex"):
+        assert key not in catalogue, (key, catalogue)
+    d.execute_script("localStorage.setItem('lang', 'ne')")
+    try:
+        d.refresh()
+        ready(d)
+        catalogue = d.find_element("id", "catalogue").text
+        assert "प्रत्येक व्यक्ति एक पटक गनिएको" in catalogue and "age_band" not in catalogue
+        browser.screenshot(d, "fed-open-data-catalogue-ne")
+    finally:
+        d.execute_script("localStorage.setItem('lang', 'en')")
+    d.get(env.base + "/dashboard")
+    browser.wait(d, lambda: d.execute_script("return !!document.getElementById('signin-token')"),
+                 what="the sign-in page")
+    d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+    d.find_element("id", "signin-submit").click()
+    ready(d)
+    assert d.find_element("id", "period").get_attribute("value") == first
+    assert d.find_element("id", "series").get_attribute("value") == "bs_month"
+    assert d.find_element("id", "trend_period").get_attribute("value") == \
+        "FY%d/%02d" % (fy, (fy + 1) % 100)
+    title = d.find_element("css selector", "#fig-area h2").text
+    assert "%s %d" % (BS_MONTHS[m - 1], y) in title, title
+    # A Gregorian period typed over it takes the Gregorian months as its trend.
+    p = d.find_element("id", "period")
+    p.clear()
+    p.send_keys(PERIOD)
+    stale(d)
+    d.find_element("id", "show").click()
+    ready(d)
+    assert d.find_element("id", "series").get_attribute("value") == "month"
 
 
 def test_pages_are_sent_with_a_strict_csp_and_trusted_types(env):

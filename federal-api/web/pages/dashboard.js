@@ -6,10 +6,11 @@ import { h, replace, newId } from "/common/dom.js";
 import { t, has, valueName } from "/common/i18n.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
-import { areaFigures, errorBox, get, query, valueOf, areaName } from "../views.js";
+import { areaFigures, defaultPeriod, errorBox, get, groupingName, periodName, query, valueOf,
+         areaName } from "../views.js";
 
 const LEVELS = ["province", "district", "municipality"];
-const TRENDS = ["month", "bs_month", "year"];
+const TRENDS = ["bs_month", "month", "year"];
 
 function field(label, input, hint) {
   const id = input.id;
@@ -22,12 +23,6 @@ function field(label, input, hint) {
 function select(id, options, value) {
   return h("select", { id, name: id },
     options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
-}
-
-function defaultPeriod() {
-  const d = new Date();
-  d.setUTCDate(0); // the last day of the month before
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
 }
 
 // The period of a trend that contains period: its year for months, its range of years.
@@ -45,13 +40,6 @@ function defaultTrendPeriod(kind, period) {
     return "FY2082/83";
   }
   return y ? y[1] : String(new Date().getUTCFullYear());
-}
-
-// A grouping in words ("service type", "category and sex"): the API's keys stood in the
-// list and the titles of both languages (the pages' attack).
-function groupingName(g) {
-  return g.split(",").map((d) => (has(`grouping.${d}`) ? t(`grouping.${d}`) : d))
-    .join(t("grouping.and"));
 }
 
 function provinceName(p) {
@@ -94,7 +82,7 @@ async function breakdownFigure(s, title) {
   return figure({
     id: "fig-breakdown",
     title: t("fig.breakdown", { indicator: title, grouping: groupingName(s.grouping),
-                                period: s.period }),
+                                period: periodName(s.period) }),
     // The page says each category in its language; the CSV keeps the API's codes.
     head: [t("col.area"), ...keys.map((k) => valueName(s.grouping, k)), t("col.total")],
     csvHead: ["area", ...keys, "total"],
@@ -113,7 +101,7 @@ async function coverageFigure(s) {
     r.contributing, r.closed, r.approved, pct(r.contributing, r.municipality_months),
     pct(r.approved, r.municipality_months)]);
   return figure({
-    id: "fig-coverage", title: t("fig.coverage", { period: s.period }),
+    id: "fig-coverage", title: t("fig.coverage", { period: periodName(s.period) }),
     head: [t("col.province"), t("col.months"), t("col.contributing"), t("col.closed"),
            t("col.approved"), t("col.reporting_pct"), t("col.approved_pct")],
     csvHead: ["province", "municipality_months", "contributing", "closed", "approved",
@@ -134,14 +122,18 @@ export async function render(ctx) {
   if (mine !== generation) return;
   const inds = cat.indicators || [];
   const p = ctx.params;
+  const first = p.get("period") || await defaultPeriod();
+  if (mine !== generation) return;
   const s = {
     indicator: p.get("indicator") || (inds[0] && inds[0].code) || "",
-    period: p.get("period") || defaultPeriod(),
+    period: first,
     level: LEVELS.includes(p.get("by")) ? p.get("by") : "province",
     province: p.get("province") || "",
     district: p.get("district") || "",
     grouping: p.get("grouping") || "sex",
-    trend: TRENDS.includes(p.get("series")) ? p.get("series") : "month",
+    // BS months for a BS period, as its trend's first choice; Gregorian months for another.
+    trend: TRENDS.includes(p.get("series")) ? p.get("series")
+      : /^(BS|FY)/.test(first) ? "bs_month" : "month",
     trend_period: p.get("trend_period") || "",
   };
   const ind = inds.find((i) => i.code === s.indicator) || inds[0];
@@ -170,7 +162,8 @@ export async function render(ctx) {
       e.preventDefault();
       const q = query({ indicator: indicator.value, period: period.value.trim(), by: level.value,
         province: province.value, district: district.value.trim(), grouping: grouping.value,
-        series: trend.value,
+        // A trend the reader chose stays; the default follows the period (BS or Gregorian).
+        series: p.has("series") || trend.value !== s.trend ? trend.value : "",
         trend_period: trend.value === s.trend && period.value.trim() === s.period
           ? trendPeriod.value.trim() : "" });
       ctx.navigate(`/dashboard?${q}`, true);

@@ -3,10 +3,11 @@
 // National and provincial figures of a chosen indicator (chart, map, table, CSV), the
 // catalogue with its definitions and SDG targets, and how the figures are protected.
 import { h, replace, newId } from "/common/dom.js";
-import { t } from "/common/i18n.js";
+import { t, has, digits } from "/common/i18n.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
-import { areaFigures, errorBox, get, query, valueOf } from "../views.js";
+import { areaFigures, defaultPeriod, errorBox, get, groupingName, periodName, query, valueOf }
+  from "../views.js";
 
 function field(label, input, hint) {
   const hid = hint ? newId("hint") : null;
@@ -37,10 +38,8 @@ export async function render(ctx) {
   const p = ctx.params;
   const code = p.get("indicator") || (inds[0] && inds[0].code) || "";
   const ind = inds.find((i) => i.code === code) || inds[0];
-  const d = new Date();
-  d.setUTCDate(0);
-  const period = p.get("period") ||
-    `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  const period = p.get("period") || await defaultPeriod();
+  if (mine !== generation) return;
   const level = p.get("by") === "district" ? "district" : "province";
 
   const indicator = h("select", { id: "indicator", name: "indicator" },
@@ -64,12 +63,20 @@ export async function render(ctx) {
 
   const results = h("div", { id: "results", "aria-live": "polite" },
     h("p", { class: "status-line" }, t("loading")));
-  const catalogue = h("dl", { class: "catalogue", id: "catalogue" }, inds.map((i) => [
-    h("dt", {}, indicatorTitle(i), " ", h("code", {}, i.code)),
-    h("dd", {}, h("p", { class: "definition" }, i.sdg ? t("open.sdg", { sdg: i.sdg }) : t("open.no_sdg"),
-      " · ", t("open.aggregation", { aggregation: i.aggregation }), " · ",
-      (i.groupings || []).filter((g) => g).join(", "))),
-  ]));
+  // Each definition in words: how it counts, and what it is broken down by (the API's keys,
+  // "distinct" and "age_band", stood here in both languages).
+  const catalogue = h("dl", { class: "catalogue", id: "catalogue" }, inds.map((i) => {
+    const groups = (i.groupings || []).filter((g) => g).map(groupingName);
+    return [
+      h("dt", {}, indicatorTitle(i), " ", h("code", {}, i.code)),
+      h("dd", {}, h("p", { class: "definition" },
+        i.sdg ? t("open.sdg", { sdg: digits(i.sdg) }) : t("open.no_sdg"), " · ",
+        has(`open.aggregation.${i.aggregation}`) ? t(`open.aggregation.${i.aggregation}`)
+          : i.aggregation,
+        groups.length ? [" · ", t("open.groupings", { list: groups.join("; ") })]
+          : null)),
+    ];
+  }));
   replace(ctx.main, h("h1", { tabindex: "-1" }, t("open.title")),
     h("p", { class: "lead" }, t("open.intro")),
     h("section", { class: "notice", id: "method", "aria-labelledby": "method-h" },
@@ -88,7 +95,7 @@ export async function render(ctx) {
   replace(results);
   if (national.status === "fulfilled") {
     const a = national.value;
-    const f = figure({ id: "fig-national", title: t("fig.national", { indicator: title, period }),
+    const f = figure({ id: "fig-national", title: t("fig.national", { indicator: title, period: periodName(period) }),
       head: [t("col.area"), t("col.value")], csvHead: ["area", "value"],
       rows: [[t("area.national"), valueOf(a)]], numeric: [1], file: `${code}-national-${period}`,
       chart: null });
