@@ -3,6 +3,7 @@
 // figure's numbers are the API's answers, shown as they came.
 import { h, newId } from "/common/dom.js";
 import { t, num, digits, tickNum } from "/common/i18n.js";
+import { download, downloadCsv } from "/common/csv.js";
 
 // Okabe and Ito's palette: told apart with every common colour-vision deficiency.
 export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
@@ -21,25 +22,6 @@ export function fmt(v) {
   if (v === null || v === undefined) return t("no_data");
   if (Number.isInteger(v)) return num(v);
   return digits(Number(v).toFixed(3).replace(/\.?0+$/, ""));
-}
-
-function csvField(v) {
-  const s = v === null || v === undefined ? "" : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-export function csvText(head, rows) {
-  return [head, ...rows].map((r) => r.map(csvField).join(",")).join("\r\n") + "\r\n";
-}
-
-// Saves blob as name through a temporary link (the page's CSP allows no other way out).
-export function download(name, blob) {
-  const url = URL.createObjectURL(blob);
-  const a = h("a", { href: url, download: name, class: "visually-hidden" }, name);
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 // Paints the canvas white under the chart, so that a PNG saved from it is readable anywhere.
@@ -74,10 +56,7 @@ export function figure(o) {
     "aria-label": t("chart.label", { title: o.title }) }) : null;
   const csv = h("button", { type: "button", class: "button button-secondary", id: `${o.id}-csv`,
     "aria-label": t("download.of", { what: "CSV", figure: o.title }),
-    // A byte order mark first: Excel on Windows, the offices' spreadsheet, reads a CSV without
-    // one in the machine's old code page, and the Nepali names come out garbled.
-    onclick: () => download(`${o.file}.csv`, new Blob(["\ufeff", csvText(o.csvHead || o.head, o.rows)],
-      { type: "text/csv;charset=utf-8" })) }, t("download.csv"));
+    onclick: () => downloadCsv(`${o.file}.csv`, o.csvHead || o.head, o.rows) }, t("download.csv"));
   const png = canvas ? h("button", { type: "button", class: "button button-secondary",
     id: `${o.id}-png`, "aria-label": t("download.of", { what: "PNG", figure: o.title }),
     onclick: () => canvas.toBlob((b) => b && download(`${o.file}.png`, b), "image/png") },

@@ -121,3 +121,26 @@ def describe(violations):
     return "\n".join("%s (%s): %s\n  %s" % (v["id"], v["impact"], v["help"],
                                             "\n  ".join(n["html"][:200] for n in v["nodes"][:5]))
                      for v in violations)
+
+
+def capture_downloads(d):
+    """Keeps every Blob the page saves (a CSV, a PNG) for last_download."""
+    d.execute_script("""
+      window.__blobs = [];
+      if (!window.__wrapped) {
+        const orig = URL.createObjectURL.bind(URL);
+        URL.createObjectURL = (b) => { window.__blobs.push(b); return orig(b); };
+        window.__wrapped = true;
+      }""")
+
+
+def last_download(d, binary=False):
+    """[type, text] of the last Blob saved since capture_downloads (binary: its first 8
+    bytes)."""
+    return d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      const b = window.__blobs[window.__blobs.length - 1];
+      if (!b) { done(null); return; }
+      (%s).then(x => done([b.type, x]));""" % (
+        "b.arrayBuffer().then(a => [...new Uint8Array(a.slice(0, 8))])" if binary
+        else "b.text()"))

@@ -105,26 +105,6 @@ def check_agrees(state, api, level):
     assert chart and all(names[n] == v for n, v in chart.items()), chart
 
 
-def capture_downloads(d):
-    d.execute_script("""
-      window.__blobs = [];
-      if (!window.__wrapped) {
-        const orig = URL.createObjectURL.bind(URL);
-        URL.createObjectURL = (b) => { window.__blobs.push(b); return orig(b); };
-        window.__wrapped = true;
-      }""")
-
-
-def last_download(d, binary=False):
-    return d.execute_async_script("""
-      const done = arguments[arguments.length - 1];
-      const b = window.__blobs[window.__blobs.length - 1];
-      if (!b) { done(null); return; }
-      (%s).then(x => done([b.type, x]));""" % (
-        "b.arrayBuffer().then(a => [...new Uint8Array(a.slice(0, 8))])" if binary
-        else "b.text()"))
-
-
 def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     d = driver
     d.get(env.base + "/dashboard")
@@ -173,12 +153,12 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
             d.find_element("id", fig).screenshot(
                 os.path.join(browser.SHOTS, "fed-%s-%s.png" % (fig[4:], level)))
     # The CSV and PNG downloads of the figure by area.
-    capture_downloads(d)
+    browser.capture_downloads(d)
     d.find_element("id", "fig-area-csv").click()
-    kind, text = last_download(d)
+    kind, text = browser.last_download(d)
     assert kind.startswith("text/csv")
     # With a byte order mark, for Excel (an attack on the demo found none); text() drops it.
-    assert last_download(d, binary=True)[1][:3] == [0xEF, 0xBB, 0xBF]
+    assert browser.last_download(d, binary=True)[1][:3] == [0xEF, 0xBB, 0xBF]
     lines = text.strip().split("\r\n")
     assert lines[0] == "area,code,value"
     api = by_area(env, "ministry", "municipality")
@@ -189,7 +169,7 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     assert got == {c: shown(t) for c, (_, t) in api.items()}
     d.find_element("id", "fig-area-png").click()
     browser.wait(d, lambda: d.execute_script("return window.__blobs.length") == 2, what="the PNG")
-    kind, head = last_download(d, binary=True)
+    kind, head = browser.last_download(d, binary=True)
     assert kind == "image/png" and head[:4] == [0x89, 0x50, 0x4E, 0x47]
     # The breakdown by sex across provinces equals the API's by=province,sex.
     st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&by=province,sex" % (CODE, PERIOD),

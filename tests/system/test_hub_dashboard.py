@@ -13,8 +13,10 @@ chart and the table agree with the API; a reviewer approves one month and return
 the queue, and GET /v1/reviews says so; axe-core finds no serious or critical violation.
 Screenshots: build/screenshots/hub-*.png."""
 import collections
+import csv
 import datetime
 import http.client
+import io
 import json
 import os
 import ssl
@@ -30,6 +32,11 @@ import bs
 from harness import BIN, ROOT, Hub, free_port, run, wait_for  # noqa: F401
 from harness import pb
 from wireclient import WireClient, record_id
+
+FLAG_WORDS = {"enrolled_silent": "Silent", "enrolled_offline": "Offline",
+              "not_enrolled": "Not enrolled", "referrals_overdue": "Referrals overdue",
+              "services_unavailable": "Services unavailable",
+              "month_not_closed": "Month not closed", "month_closed_late": "Closed late"}
 
 PROVINCE = 1
 # Local levels of Koshi in three districts (the pki fixture holds their certificates).
@@ -428,6 +435,29 @@ def test_dashboard_in_a_browser(dash):
         st, want = dash.api.call("GET", href[len(base):], tok, raw=True)
         assert st == 200 and page_fetch(d, href) == want
         assert want.splitlines()[1].split(",")[0] == str(top["code"])
+        # The table as shown, for a spreadsheet (the API's file holds every local level, with
+        # English keys and JSON in its cells; the pages' attack): the filtered rows in the
+        # order shown, the page's words, figures as plain numbers, a BOM for Excel.
+        d.find_element("id", "gaps-filter").send_keys("Dhankuta")
+        shown = [e.get_attribute("data-code") for e in
+                 d.find_elements("css selector", "#gaps-table tbody tr")]
+        assert shown == codes
+        browser.capture_downloads(d)
+        d.find_element("id", "gaps-csv-shown").click()
+        browser.wait(d, lambda: browser.last_download(d), what="the table's CSV")
+        kind, text = browser.last_download(d)
+        assert kind.startswith("text/csv")
+        assert browser.last_download(d, binary=True)[1][:3] == [0xEF, 0xBB, 0xBF]
+        table = list(csv.reader(io.StringIO(text)))
+        assert table[0][:4] == ["Local level", "Code", "District", "Enrolled"], table[0]
+        assert [r[1] for r in table[1:]] == shown
+        by_code = {str(r["code"]): r for r in gaps["rows"]}
+        col = table[0].index("Registered")
+        for r in table[1:]:
+            g = by_code[r[1]]
+            assert int(r[col]) == g["participants_registered"], (r, g)
+            assert r[-1] == "; ".join(FLAG_WORDS[f] for f in g["flags"]), (r, g["flags"])
+        d.find_element("id", "gaps-filter").clear()
 
         # An indicator by local level: map, chart and table against the API.
         d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="

@@ -1,9 +1,10 @@
 // The gap table: every local level of the province with its figures and flags (GET /v1/gaps),
-// sortable and filterable, downloadable as CSV; then the services unavailable by type and the
+// sortable and filterable, downloadable as CSV (as shown, or the API's); then the services unavailable by type and the
 // directive targets against their actuals, both read from the same rows.
 import { h, replace } from "/common/dom.js";
-import { t, num, valueName } from "/common/i18n.js";
+import { t, num, valueName, current } from "/common/i18n.js";
 import { api } from "/common/api.js";
+import { downloadCsv } from "/common/csv.js";
 import { sortableTable, figure, monthName, periodName, previousFiscalYear,
          provinceName } from "/pages/util.js";
 
@@ -45,6 +46,23 @@ export async function draw(main, session) {
   ];
   const csv = h("a", { class: "button button-secondary", id: "gaps-csv", download: "gaps.csv" },
     t("gaps.csv"));
+  // The table as shown, for a spreadsheet (the API's file above is for programs: every local
+  // level, English keys, JSON in its cells, UTC times; the pages' attack): the rows the
+  // filters leave, in the order chosen, with the page's words; figures as plain numbers.
+  const csvShown = h("button", { type: "button", class: "button", id: "gaps-csv-shown",
+    onclick: () => downloadCsv(`gaps-${period.replace("/", "-")}-${current()}.csv`, [
+      t("gaps.name"), t("gaps.code"), t("gaps.district"), t("gaps.enrolled"),
+      t("gaps.csv_last_sync_days"), t("gaps.csv_last_contact_days"), t("gaps.month"),
+      t("gaps.month_closed"), t("gaps.registered"), t("gaps.csv_share_served"),
+      t("gaps.referrals_pending"), t("gaps.unavailable"), t("gaps.dead_letters"), t("gaps.flags"),
+    ], table.rows().map((x) => [x.name, x.code, x.district, x.enrolled ? t("yes") : t("no"),
+      x.last_sync_age_days, x.last_contact_age_days, x.month ? monthName(x.month) : "",
+      x.month_closed ? (x.month_on_time ? t("gaps.on_time") : t("gaps.late")) : t("no"),
+      x.participants_registered,
+      x.share_served === null || x.share_served === undefined ? ""
+        : Math.round(x.share_served * 1000) / 10,
+      x.referrals_pending_total, x.services_unavailable_total, x.dead_letters,
+      x.flags.map((f) => t(`flag.${f}`)).join("; ")])) }, t("gaps.csv_shown"));
   // The CSV is the API's, in the order chosen here: the same figures as any program gets.
   const apiSort = { name: "name", district: "district", enrolled: "enrolled" };
   // The sort and the filters are kept in the address (sort, q, flag): Back, a reload or a
@@ -87,6 +105,7 @@ export async function draw(main, session) {
     table.redraw(shown); // and keeps the filters in the address (onSort)
     // An empty result says so, rather than a table of headers alone.
     table.el.hidden = shown.length === 0;
+    csvShown.disabled = shown.length === 0;
     replace(count, shown.length === 0 ? t("gaps.none")
       : t("gaps.count", { shown: num(shown.length), all: num(rows.length) }));
     // The file is the API's: every local level, whatever the filters (said when they hide some).
@@ -111,7 +130,8 @@ export async function draw(main, session) {
       h("div", { class: "form-group" }, h("label", { for: "gaps-filter" }, t("gaps.filter")),
         h("span", { class: "hint", id: "gaps-filter-hint" }, t("gaps.filter_hint")), filterText),
       h("div", { class: "form-group" }, h("label", { for: "gaps-flag" }, t("gaps.flag")), filterFlag)),
-    count, table.el, h("p", {}, csv, " ", csvNote),
+    // The downloads above the table: below 137 rows, an officer had to scroll to find them.
+    count, h("p", { class: "button-row" }, csvShown, " ", csv, " ", csvNote), table.el,
     unavailableSection(rows), targetsSection(rows));
   apply();
 }

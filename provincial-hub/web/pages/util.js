@@ -60,11 +60,12 @@ export function figure(v, ratio) {
 
 // A table whose column headers sort it (aria-sort says how) and whose rows a filter
 // narrows. cols: [{key, label, num, value(row), cell(row)}]; opts.caption; returns
-// {el, redraw(rows)}.
+// {el, redraw(rows), sort(), rows()}.
 export function sortableTable(cols, opts) {
   let sortKey = cols.some((c) => c.key === opts.sortKey) ? opts.sortKey : cols[0].key;
   let desc = !!opts.desc;
   let rows = [];
+  let shown = [];
   const thead = h("thead");
   const tbody = h("tbody");
   const table = h("table", { class: "table", id: opts.id },
@@ -98,6 +99,7 @@ export function sortableTable(cols, opts) {
       if (d === 0) d = (a.code || 0) - (b.code || 0);
       return desc ? -d : d;
     });
+    shown = sorted;
     replace(tbody, sorted.map((r) => h("tr", { "data-code": r.code },
       cols.map((col, i) => h(i === 0 ? "th" : "td",
         { scope: i === 0 ? "row" : null, class: col.num ? "num" : null },
@@ -112,6 +114,10 @@ export function sortableTable(cols, opts) {
     },
     sort() {
       return { key: sortKey, desc };
+    },
+    // The rows as shown: filtered, in the order chosen.
+    rows() {
+      return shown;
     },
   };
 }
