@@ -6,6 +6,7 @@ import { t } from "/common/i18n.js";
 import * as bsdate from "/common/bsdate.js";
 import { api, setCsrf, whenSignedOut } from "/common/api.js";
 import { pagesNav, sameSitePath, whoBox } from "/common/shell.js";
+import { keepDraft } from "/pages/forms.js";
 
 import * as signin from "/pages/signin.js";
 import * as today from "/pages/today.js";
@@ -153,7 +154,7 @@ whenSignedOut(() => {
   if (!state.session) return;
   state.session = null;
   setCsrf(null);
-  notify(t("signin.expired"));
+  notify(keepDraft() ? t("signin.expired_kept") : t("signin.expired"));
   navigate(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`, true);
 });
 

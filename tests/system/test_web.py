@@ -564,6 +564,33 @@ def test_a_mistyped_address_gets_a_page_saying_so(site):
             (path, status, hdrs, body)
 
 
+def test_a_form_typed_when_the_session_ended_is_given_back_after_signing_in(site):
+    """The attack on the clerk's pages (H1): a form saved after the session had ended (30
+    idle minutes while interviewing a returnee) went to the sign-in page and came back empty,
+    the person unsaved, and nothing said so; the sign-in's notice did not take the focus. The
+    form's values are now kept in the page's memory, said so, and put back after signing in
+    as the same clerk."""
+    d = site.driver
+    register_form(site, "Gita Expired", "2051", "QA", "2083-07-18")
+    fill(site, "f-phone", "9841000222")
+    d.delete_all_cookies()  # the session ends under the page
+    d.find_element(By.ID, "save").click()
+    wait_h1(d, "Sign in")
+    assert "what you were typing was not saved yet" in body_text(d)
+    assert d.execute_script("return document.activeElement.id") == "signin-notice"
+    fill(site, "signin-token", site.token)
+    d.find_element(By.ID, "signin-token-submit").click()
+    wait_h1(d, "Register a person")
+    assert d.execute_script("return document.activeElement.id") == "draft-back"
+    for field, want in (("full_name", "Gita Expired"), ("birth_year", "2051"),
+                        ("phone", "9841000222"), ("registered_on", "2083-07-18"),
+                        ("sex", "FEMALE"), ("category", "RETURNEE")):
+        assert d.find_element(By.ID, "f-" + field).get_attribute("value") == want, field
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Registered, with local id" in body_text(d), what="the registration")
+    assert h1(d) == "Gita Expired"
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")

@@ -25,6 +25,27 @@ const LAYOUT = {
   availability: [["form.group.availability", ["service", "provider", "available", "as_of"]]],
 };
 
+// The form on screen, and what it held when the session ended under it (the attack on the
+// clerk's pages: a form half typed, or saved just after the 30 idle minutes, came back empty
+// after signing in again). Kept in this page's memory only (never stored: the form holds
+// names, phones and citizenship numbers), for the same clerk at the same address, and put back
+// once; a reload forgets it.
+let live = null; // {key, clerk, values()}
+let kept = null; // {key, clerk, values}
+
+// Keeps the values of the form on screen (called when the session has ended); 1 when kept.
+export function keepDraft() {
+  if (!live || !live.form.isConnected) return 0;
+  kept = { key: live.key, clerk: live.clerk, values: live.values() };
+  return 1;
+}
+
+function takeDraft(key, clerk) {
+  const d = kept;
+  kept = null;
+  return d && d.key === key && d.clerk === clerk ? d.values : null;
+}
+
 function hintFor(col) {
   if (col.type === "date") return t("hint.date", { calendar: t(`calendar.${bsdate.calendar()}`) });
   const key = `hint.${col.name}`;
@@ -67,6 +88,9 @@ function control(col, id, describedBy, val, session, onchange) {
 export async function rowForm(o) {
   const schema = await o.ctx.schema();
   const cols = schema.kinds[o.kind];
+  const key = location.pathname + location.search;
+  const draft = takeDraft(key, o.ctx.session.clerk);
+  if (draft) o = Object.assign({}, o, { row: Object.assign({}, o.row || {}, draft) });
   const byName = Object.fromEntries(cols.map((c) => [c.name, c]));
   const fields = {}; // name -> {group, control, error, input}
   const touched = new Set();
@@ -152,8 +176,11 @@ export async function rowForm(o) {
   });
 
   const button = h("button", { type: "submit", class: "button", id: "save" }, o.submitText);
+  const back = draft ? h("div", { class: "notice", role: "status", id: "draft-back",
+                                  "data-autofocus": "", tabindex: "-1" }, t("form.draft_back"))
+    : null;
   const form = h("form", { novalidate: true, class: "row-form" },
-    summary, groups,
+    back, summary, groups,
     h("div", { class: "button-row" }, button,
       o.cancelHref ? h("a", { href: o.cancelHref, "data-nav": "", class: "button button-secondary" },
                        t("form.cancel")) : null));
@@ -192,6 +219,7 @@ export async function rowForm(o) {
     replace(summary, errorSummary(items));
     summary.firstChild.focus();
   });
+  live = { key, clerk: o.ctx.session.clerk, values, form };
   // A summary link moves the focus to its field, as well as scrolling to it.
   summary.addEventListener("click", (e) => {
     const a = e.target.closest("a[href^='#f-']");

@@ -60,12 +60,20 @@ export async function render(ctx, message) {
       field("signin-password", t("signin.password"), null, password)),
     pwButton);
 
+  // Why the page changed under her (a session that ended) is read first, and heard (the
+  // focus stayed on the page's body).
+  const why = notice(message);
+  if (why) {
+    why.id = "signin-notice";
+    why.setAttribute("tabindex", "-1");
+  }
   replace(ctx.main,
     heading(ctx, t("signin.title")),
-    notice(message),
+    why,
     status,
     h("p", { class: "lead" }, t("signin.intro")),
     h("div", { class: "signin-grid" },
       h("div", { class: "panel" }, tokenForm),
       h("div", { class: "panel" }, pwForm)));
+  if (why) why.focus();
 }
