@@ -7,6 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* The longest line libinih reads whole (its buffer holds the newline and a NUL too). */
+#define CONFIG_MAX_LINE (INI_MAX_LINE - 2)
+/* The width of the comments config_print writes, "; " included. */
+#define CONFIG_COMMENT_WIDTH 96
+
 typedef struct config_state {
     const config_item *items;
     size_t n;
@@ -147,6 +152,29 @@ int config_load(const char *path, const config_item *items, size_t n, char *err,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return REINT_EIO;
     }
+    /* A line past libinih's buffer is read as two, the second a continuation of the key
+     * before it: said as it is, not as "an indented line" or a key set twice. */
+    char buf[1024];
+    int lineno = 0;
+    size_t len = 0;
+    while (fgets(buf, sizeof(buf), f)) {
+        size_t k = strlen(buf);
+        int ends = k > 0 && buf[k - 1] == '\n';
+        len += k - (size_t)ends;
+        if (!ends && !feof(f))
+            continue;
+        lineno++;
+        if (len > CONFIG_MAX_LINE) {
+            snprintf(err, errlen,
+                     "%s line %d is %zu characters long: lines are read up to %d; break it (a "
+                     "comment into several lines beginning with ;)",
+                     path, lineno, len, CONFIG_MAX_LINE);
+            fclose(f);
+            return REINT_EINVAL;
+        }
+        len = 0;
+    }
+    rewind(f);
     s.seen = calloc(n ? n : 1, 1);
     if (s.seen == NULL) {
         fclose(f);
@@ -165,6 +193,29 @@ int config_load(const char *path, const config_item *items, size_t n, char *err,
     return 0;
 }
 
+/* help as "; " lines of at most CONFIG_COMMENT_WIDTH columns, broken at spaces: one line
+ * of 220 characters made the federal tier refuse its own example (deploy/examples), since
+ * libinih reads lines of up to CONFIG_MAX_LINE characters and takes the rest as another. */
+static void config__print_comment(FILE *f, const char *help)
+{
+    const char *p = help;
+    while (*p) {
+        size_t len = strlen(p), cut = len;
+        if (len > CONFIG_COMMENT_WIDTH - 2) {
+            cut = CONFIG_COMMENT_WIDTH - 2;
+            while (cut > 0 && p[cut] != ' ')
+                cut--;
+            if (cut == 0) /* one word longer than the width: whole, up to its end */
+                for (cut = CONFIG_COMMENT_WIDTH - 2; p[cut] && p[cut] != ' '; cut++)
+                    ;
+        }
+        fprintf(f, "; %.*s\n", (int)cut, p);
+        p += cut;
+        while (*p == ' ')
+            p++;
+    }
+}
+
 void config_print(FILE *f, const config_item *items, size_t n)
 {
     const char *section = NULL;
@@ -174,7 +225,7 @@ void config_print(FILE *f, const config_item *items, size_t n)
             fprintf(f, "%s[%s]\n", section ? "\n" : "", it->section);
             section = it->section;
         }
-        fprintf(f, "; %s\n", it->help);
+        config__print_comment(f, it->help);
         switch (it->type) {
         case CONFIG_STR:
             fprintf(f, "%s = %s\n", it->name, (const char *)it->dst);

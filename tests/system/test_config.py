@@ -22,6 +22,32 @@ def test_example_configs_document_every_key_with_its_default():
                 assert lines[i - 1].startswith(";"), line
 
 
+def test_each_daemon_reads_its_own_example(tmp_path):
+    """A deployment from the documentation (a helper, as a new operator) found the federal
+    tier refusing deploy/examples/federal-api.ini, its own --print-config: a comment of 220
+    characters went past libinih's 198, and the rest was read as an indented continuation of
+    the key above ("line 7 ... indented line"). Comments are now written in lines of at most
+    96 columns, each example is read back by its daemon, and a line too long is said as such."""
+    for prog, args in (("provincial-hub", ["--print-config"]),
+                       ("municipal-node", ["print-config"]),
+                       ("federal-api", ["--print-config"])):
+        with open(os.path.join(ROOT, "deploy", "examples", prog + ".ini")) as f:
+            text = f.read()
+        assert max(len(line) for line in text.splitlines()) <= 96, prog
+        cfg = tmp_path / (prog + ".ini")
+        # The node's example leaves its municipality to be chosen (0, out of range).
+        cfg.write_text(text.replace("\nmunicipality = 0\n", "\nmunicipality = 10703\n"))
+        cmd = [os.path.join(BIN, prog), "--config", str(cfg)]
+        r = run(cmd + args, check=False)
+        assert r.returncode == 0, (prog, r.stderr)
+        assert r.stdout.replace("\nmunicipality = 10703\n", "\nmunicipality = 0\n") == text
+    long_comment = "; " + "x" * 230 + "\n"
+    cfg.write_text("[federal]\n" + long_comment + "https_listen = 127.0.0.1:0\n")
+    r = run([os.path.join(BIN, "federal-api"), "--config", str(cfg), "--print-config"],
+            check=False)
+    assert r.returncode == 2 and "line 2 is 232 characters long" in r.stderr, r.stderr
+
+
 def test_unknown_key_is_refused_naming_file_and_line(tmp_path):
     cfg = tmp_path / "hub.ini"
     cfg.write_text("[hub]\nprovince = 1\n\n[tls]\ncrl_file = x\n")
