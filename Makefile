@@ -130,6 +130,9 @@ FWEB_PAIRS := $(foreach f,$(FWEB_FED_FILES),$(patsubst federal-api/web/%,/%,$(f)
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) /map.json=$(MAP_JSON) \
 	/districts.json=$(MAP_DISTRICTS)
 FWEB_C := $(GEN)/fwebassets.c
+# The federal schema's migrations, compiled into federal-api (tools/embed_migrations.sh).
+FMIG_SQL := $(sort $(wildcard federal-api/migrations/*.sql))
+FMIG_C := $(GEN)/fmigrations.c
 
 COMMON_SRC := $(wildcard common/*.c)
 NODE_SRC := $(filter-out municipal-node/main.c,$(wildcard municipal-node/*.c))
@@ -141,7 +144,8 @@ COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(COMMON_SRC)) \
 	$(OBJ)/llhttp/llhttp.o $(OBJ)/llhttp/api.o $(OBJ)/llhttp/http.o
 NODE_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(NODE_SRC)) $(OBJ)/gen/webassets.o
 HUB_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(HUB_SRC)) $(OBJ)/gen/hubwebassets.o
-FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC)) $(OBJ)/gen/fwebassets.o
+FED_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(FED_SRC)) $(OBJ)/gen/fwebassets.o \
+	$(OBJ)/gen/fmigrations.o
 
 LIBCOMMON := $(OUT)/lib/libcommon.a
 LIBNODE := $(OUT)/lib/libnode.a
@@ -249,6 +253,10 @@ $(FWEB_C): tools/embed_web.sh $(FWEB_FED_FILES) $(WEB_COMMON_FILES) $(FWEB_DIRS)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh --table fweb fweb.h $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
+$(FMIG_C): tools/embed_migrations.sh $(FMIG_SQL) federal-api/migrations
+	@mkdir -p $(GEN)
+	$(call say,GEN,$@)tools/embed_migrations.sh $(FMIG_SQL) > $@.tmp && mv $@.tmp $@
+
 $(GEN)/openapi_%.c: docs/openapi/%.json tools/embed_file.sh
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_file.sh openapi_$* $< > $@.tmp && mv $@.tmp $@
@@ -265,6 +273,9 @@ $(OBJ)/gen/webassets.o: $(WEB_C) municipal-node/web.h common/webassets.h
 $(OBJ)/gen/hubwebassets.o: $(HUBWEB_C) provincial-hub/hubweb.h common/webassets.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Iprovincial-hub $(USER_CFLAGS) -c $< -o $@
+$(OBJ)/gen/fmigrations.o: $(FMIG_C) federal-api/migrate.h
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Ifederal-api -Icommon $(USER_CFLAGS) -c $< -o $@
 $(OBJ)/gen/fwebassets.o: $(FWEB_C) federal-api/fweb.h common/webassets.h
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CFLAGS_THEIRS) -Ifederal-api $(USER_CFLAGS) -c $< -o $@
@@ -465,8 +476,6 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/reintegration
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 data/*.csv $(DESTDIR)$(PREFIX)/share/reintegration/
-	install -d $(DESTDIR)$(PREFIX)/share/reintegration/migrations
-	install -m 0644 federal-api/migrations/*.sql $(DESTDIR)$(PREFIX)/share/reintegration/migrations/
 	install -m 0755 deploy/pki.sh $(DESTDIR)$(PREFIX)/share/reintegration/
 
 demo: deps all

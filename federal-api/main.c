@@ -107,7 +107,8 @@ static const config_item items[] = {
                     1, 86400),
     CONFIG_ITEM_STR(
         "federal", "migrations", &cfg.migrations,
-        "directory of NNNN_*.sql migrations (empty: federal-api/migrations beside the build)"),
+        "directory of NNNN_*.sql migrations, for a schema under development (empty: those "
+        "compiled into federal-api)"),
     CONFIG_ITEM_STR("federal", "log_level", &cfg.log_level, "debug, info, warn or error"),
     CONFIG_ITEM_STR("tls", "ca", &cfg.ca, "PEM file of the private CA (deploy/pki.sh init)"),
     CONFIG_ITEM_STR("tls", "cert", &cfg.cert, "this service's certificate (federal)"),
@@ -167,8 +168,9 @@ static void usage(FILE *f)
                "         /crl, /healthz, /metrics (plain port).\n"
                "         SIGHUP reloads the CRL and [tls] cert and key (a rotation); SIGTERM\n"
                "         stops.\n"
-               "migrate  applies federal-api/migrations/NNNN_*.sql in order (each in a\n"
-               "         transaction, versions in schema_migrations) and loads the geography.\n"
+               "migrate  applies the migrations compiled in (federal-api/migrations/NNNN_*.sql\n"
+               "         as built) in order, each in a transaction, versions in\n"
+               "         schema_migrations, and loads the geography.\n"
                "token    ROLE is ministry, province (with --province P) or province:P, public\n"
                "         or admin. create prints the new token once; only its SHA-256 is kept.\n\n"
                "Tests only: --enable-test-hooks [--test-clock FILE] [--test-fault NAME[:N],...]\n"
@@ -186,35 +188,26 @@ static PGconn *connect_sync(void)
     return c;
 }
 
-static int migrations_dir(char *out, size_t outlen)
+/* [federal] migrations, or NULL: those compiled in. */
+static const char *migrations_dir(void)
 {
-    if (cfg.migrations[0]) {
-        snprintf(out, outlen, "%s", cfg.migrations);
-        return 0;
-    }
-    if (migrate_default_dir(out, outlen) != 0) {
-        fprintf(stderr, "federal-api: no migrations directory found (set [federal] "
-                        "migrations)\n");
-        return -1;
-    }
-    return 0;
+    return cfg.migrations[0] ? cfg.migrations : NULL;
 }
 
 static int cmd_migrate(void)
 {
-    char dir[CONFIG_STR_MAX + 64], err[1024];
-    if (migrations_dir(dir, sizeof(dir)) != 0)
-        return 1;
+    char err[1024];
     PGconn *c = connect_sync();
     if (c == NULL)
         return 1;
-    int n = migrate_run(c, dir, err, sizeof(err));
+    int n = migrate_run(c, migrations_dir(), err, sizeof(err));
     PQfinish(c);
     if (n < 0) {
         fprintf(stderr, "federal-api: migrate: %s\n", err);
         return 1;
     }
-    printf("%d migration%s applied from %s\n", n, n == 1 ? "" : "s", dir);
+    printf("%d migration%s applied from %s\n", n, n == 1 ? "" : "s",
+           migrations_dir() ? migrations_dir() : "those compiled in");
     return 0;
 }
 
@@ -361,14 +354,12 @@ static void on_signal(uv_signal_t *s, int signum)
  * for the database to come up for at most start_wait_s. */
 static int start_migrate(void)
 {
-    char dir[CONFIG_STR_MAX + 64], err[1024];
-    if (migrations_dir(dir, sizeof(dir)) != 0)
-        return -1;
+    char err[1024];
     uint64_t deadline = clock_mono_ms() + (uint64_t)cfg.start_wait_s * 1000;
     for (;;) {
         PGconn *c = PQconnectdb(cfg.pg);
         if (PQstatus(c) == CONNECTION_OK) {
-            int n = migrate_run(c, dir, err, sizeof(err));
+            int n = migrate_run(c, migrations_dir(), err, sizeof(err));
             PQfinish(c);
             if (n < 0) {
                 log_error("migrate: %s", err);

@@ -18,32 +18,8 @@
 typedef struct migrate_file {
     long version;
     char name[256];
+    const char *sql; /* compiled in, or NULL: read from the directory when applied */
 } migrate_file;
-
-int migrate_default_dir(char *out, size_t outlen)
-{
-    char exe[1024];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            /* build/bin or build/asan/bin: walk up until federal-api/migrations appears. */
-            for (int up = 0; up < 4; up++) {
-                snprintf(out, outlen, "%s/federal-api/migrations", exe);
-                if (access(out, R_OK) == 0)
-                    return 0;
-                slash = strrchr(exe, '/');
-                if (slash == NULL)
-                    break;
-                *slash = '\0';
-            }
-        }
-    }
-    snprintf(out, outlen, "%s", "/usr/local/share/reintegration/migrations");
-    return access(out, R_OK) == 0 ? 0 : REINT_EINVAL;
-}
 
 static int migrate__cmp(const void *a, const void *b)
 {
@@ -160,12 +136,18 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return REINT_ENOMEM;
     }
-    DIR *d = opendir(dir);
-    if (d == NULL) {
+    for (size_t i = 0; dir == NULL && i < migrate_embedded_n && i < MIGRATE_MAX_FILES; i++) {
+        files[nf].version = migrate_embedded[i].version;
+        snprintf(files[nf].name, sizeof(files[nf].name), "%s", migrate_embedded[i].name);
+        files[nf].sql = migrate_embedded[i].sql;
+        nf++;
+    }
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (dir && d == NULL) {
         snprintf(err, errlen, "migrations directory %s: %s", dir, strerror(errno));
         goto out;
     }
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
         size_t l = strlen(e->d_name);
         char *end = NULL;
         if (l < 9 || l >= sizeof(files[0].name) || strcmp(e->d_name + l - 4, ".sql") != 0)
@@ -182,7 +164,17 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
         snprintf(files[nf].name, sizeof(files[nf].name), "%s", e->d_name);
         nf++;
     }
-    closedir(d);
+    if (d)
+        closedir(d);
+    /* An empty or mistaken directory wrote schema_migrations, then failed on the geography,
+     * leaving a half-made schema (the deployment from the documentation). */
+    if (nf == 0) {
+        snprintf(err, errlen,
+                 "%s holds no migration (NNNN_name.sql); leave [federal] migrations "
+                 "empty for those compiled into federal-api",
+                 dir ? dir : "federal-api");
+        goto out;
+    }
     qsort(files, nf, sizeof(*files), migrate__cmp);
     for (size_t i = 1; i < nf; i++) {
         if (files[i].version == files[i - 1].version) {
@@ -216,16 +208,19 @@ int migrate_run(PGconn *c, const char *dir, char *err, size_t errlen)
         }
         if (have)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
-        int r2 = migrate__read(path, &sql, err, errlen);
-        if (r2 != 0) {
-            rc = r2;
-            goto out;
+        if (files[i].sql == NULL) {
+            snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+            int r2 = migrate__read(path, &sql, err, errlen);
+            if (r2 != 0) {
+                rc = r2;
+                goto out;
+            }
         }
+        const char *text = files[i].sql ? files[i].sql : sql;
         if (migrate__exec(c, "BEGIN", err, errlen) != 0)
             goto out;
         char e2[512];
-        if (migrate__exec(c, sql, e2, sizeof(e2)) != 0) {
+        if (migrate__exec(c, text, e2, sizeof(e2)) != 0) {
             snprintf(err, errlen, "%s: %s", files[i].name, e2);
             migrate__exec(c, "ROLLBACK", e2, sizeof(e2));
             goto out;

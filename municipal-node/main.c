@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <strings.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -279,6 +280,27 @@ static int open_store(outbox **ob, intake **in)
 
 /* init ------------------------------------------------------------------------------------ */
 
+/* in as an absolute path (the file need not exist yet): node.ini named the store, tokens,
+ * certificates and CRL relative to the directory init ran in, so that the node worked from
+ * there only (a deployment from the documentation; a systemd unit has another). Returns 0, or
+ * -1 when it does not fit in outlen or the working directory cannot be read. */
+static int init_abs_path(const char *in, char *out, size_t outlen)
+{
+    char cwd[PATH_MAX], *real = realpath(in, NULL);
+    int n;
+    if (real) {
+        n = snprintf(out, outlen, "%s", real);
+        free(real);
+    } else if (in[0] == '/') {
+        n = snprintf(out, outlen, "%s", in);
+    } else {
+        if (getcwd(cwd, sizeof(cwd)) == NULL)
+            return -1;
+        n = snprintf(out, outlen, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, in);
+    }
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {{"municipality", required_argument, NULL, 'm'},
@@ -362,6 +384,15 @@ static int cmd_init(int argc, char **argv)
                 strerror(errno));
         return EXIT_FAIL;
     }
+    char pki_abs[CONFIG_STR_MAX], dir_abs[CONFIG_STR_MAX];
+    if (init_abs_path(cfg.data_dir, dir_abs, sizeof(dir_abs)) != 0 ||
+        init_abs_path(pki, pki_abs, sizeof(pki_abs)) != 0) {
+        fprintf(stderr, "municipal-node init: %s or %s: the absolute path is too long\n",
+                cfg.data_dir, pki);
+        return EXIT_USAGE;
+    }
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir_abs);
+    pki = pki_abs;
     snprintf(cfg.ca, sizeof(cfg.ca), "%s/ca.crt", pki);
     snprintf(cfg.cert, sizeof(cfg.cert), "%s/municipality-%ld.crt", pki, cfg.municipality);
     snprintf(cfg.key, sizeof(cfg.key), "%s/municipality-%ld.key", pki, cfg.municipality);

@@ -194,7 +194,7 @@ def test_what_an_operator_types_wrong_is_refused_at_once(tmp_path):
     assert not (tmp_path / "n").exists()
     # Without --pki, a certificate still to come is named, and the node is set up.
     r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "n")])
-    assert "no var/pki/municipality-10703.crt yet: serve and sync need it" in r.stderr, r.stderr
+    assert "/var/pki/municipality-10703.crt yet: serve and sync need it" in r.stderr, r.stderr
     cfg = str(tmp_path / "n" / "node.ini")
     r = run([node, "--config", cfg, "status", "--jsn"], check=False)
     assert r.returncode == 2 and 'unknown argument "--jsn"' in r.stderr, r.stdout + r.stderr
@@ -339,3 +339,60 @@ def test_a_hub_logs_the_http_address_it_listens_on(pki, workdir, procs):
                                          "https_listen = 127.0.0.1:0\n")
     procs.append(hub.start())
     assert ", HTTP on 127.0.0.2:" in hub.log_text(), hub.log_text()
+
+
+def test_federal_api_migrates_from_what_it_carries(pki, workdir, postgres):  # noqa: F811
+    """A deployment from the documentation (a helper, with the release's binaries only) could
+    not start the federal tier: its migrations were read from federal-api/migrations beside
+    the build, else /usr/local/share, and neither was there ("no migrations directory found").
+    They are compiled in. And a [federal] migrations directory holding none wrote
+    schema_migrations, then failed on the geography, a half-made schema: refused first."""
+    release = os.path.join(workdir, "release")
+    os.makedirs(release)
+    exe = os.path.join(release, "federal-api")
+    shutil.copy(os.path.join(BIN, "federal-api"), exe)
+    for db in ("mig_release", "mig_empty"):
+        postgres.psql("CREATE DATABASE %s" % db)
+    fed = Federal(workdir, pki, postgres)
+    fed.configure("[federal]\npg = %s\n" % postgres.conninfo.replace(
+        "dbname=reintegration", "dbname=mig_release"))
+    r = run([exe, "--config", fed.config, "migrate"], check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "applied from those compiled in" in r.stdout, r.stdout
+    versions = postgres.psql("SELECT count(*), max(version) FROM schema_migrations",
+                             db="mig_release")
+    on_disk = sorted(f for f in os.listdir(os.path.join(ROOT, "federal-api", "migrations"))
+                     if f.endswith(".sql"))
+    assert versions == [[str(len(on_disk)), str(int(on_disk[-1][:4]))]], versions
+    assert postgres.psql("SELECT count(*) FROM geo", db="mig_release") == [["753"]]
+    empty = os.path.join(workdir, "no-migrations")
+    os.makedirs(empty)
+    fed.configure("[federal]\npg = %s\nmigrations = %s\n" % (postgres.conninfo.replace(
+        "dbname=reintegration", "dbname=mig_empty"), empty))
+    r = run([exe, "--config", fed.config, "migrate"], check=False, timeout=120)
+    assert r.returncode == 1 and "holds no migration" in r.stderr, (r.returncode, r.stderr)
+    assert postgres.psql("SELECT count(*) FROM pg_tables WHERE tablename = "
+                         "'schema_migrations'", db="mig_empty") == [["0"]]
+
+
+def test_init_writes_absolute_paths(pki, tmp_path):
+    """A deployment from the documentation: `init --dir var/node-10703 --pki var/pki`, as the
+    README has it, wrote those relative paths into node.ini, so the node worked only from the
+    directory init ran in (a systemd unit runs elsewhere: "[node] data_dir: var/node-10703: No
+    such file or directory"). init now writes absolute paths."""
+    node = os.path.join(BIN, "municipal-node")
+    shutil.copytree(pki.dir, tmp_path / "pki")
+    run([node, "init", "--municipality", "10703", "--dir", "n", "--pki", "pki"],
+        cwd=str(tmp_path))
+    with open(tmp_path / "n" / "node.ini") as f:
+        text = f.read()
+    for key, want in (("data_dir", tmp_path / "n"), ("tokens", tmp_path / "n" / "tokens"),
+                      ("ca", tmp_path / "pki" / "ca.crt"),
+                      ("key", tmp_path / "pki" / "municipality-10703.key"),
+                      ("crl", tmp_path / "n" / "crl.pem")):
+        assert "\n%s = %s\n" % (key, want) in text, (key, text)
+    # And the node runs from anywhere.
+    r = run([node, "--config", str(tmp_path / "n" / "node.ini"), "status", "--json"],
+            check=False, cwd="/")
+    assert r.returncode in (0, 5) and '"municipality": 10703' in r.stdout.replace(
+        '"municipality":10703', '"municipality": 10703'), (r.returncode, r.stderr)
