@@ -43,6 +43,8 @@
 /* A poll this late after the one before comes after a stalled loop (a stopped process, a
  * paused machine): what the receiver sent meanwhile is read after it, so the wait restarts. */
 #define SYNC_STALL_MS (10 * 1000)
+/* A failed attempt said again at warn (the same failure in between is said at info). */
+#define SYNC_FAIL_REPEAT_MS (10 * 60 * 1000)
 /* Room for a frame's fixed parts: the length, the envelope and batch headers, first_seq and
  * last_seq, the seqs field's header (a bound, not an exact count). */
 #define SYNC_FRAME_OVERHEAD 48
@@ -95,6 +97,12 @@ struct sync_client {
     sbuf recs, seqs, dropped, frame;
     sync_split split;
     sync_state st;
+    /* The last failed attempt said at warn, and when: the same failure again is said at
+     * info until SYNC_FAIL_REPEAT_MS have passed (a hub whose federal tier was down logged
+     * "connection lost" at warn every 10 s). */
+    char warned[400];
+    uint64_t warned_ms;
+    unsigned failures; /* attempts failed since the last session, or since warned */
 };
 
 static void sync__connect(sync_client *s);
@@ -926,11 +934,31 @@ static void sync__on_close(wire *w, int status, void *ud)
                      "Certificates)",
                      s->o.expect_peer, s->o.hub, tls_why);
         } else {
-            snprintf(what, sizeof(what), "connection to %s (%s) lost: %s%s%s", s->o.expect_peer,
-                     s->o.hub, uv_strerror(status), tls_why && tls_why[0] ? ": " : "",
-                     tls_why ? tls_why : "");
+            /* "lost" only for a session there was: an attempt that never had one cannot
+             * reach the peer. */
+            /* The reason once ("connection refused: connect: connection refused"). */
+            const char *why = uv_strerror(status);
+            int both = tls_why && tls_why[0] && strstr(tls_why, why) == NULL;
+            snprintf(what, sizeof(what), "%s %s (%s)%s: %s%s%s",
+                     had_session ? "connection to" : "cannot reach", s->o.expect_peer, s->o.hub,
+                     had_session ? " lost" : "", both || !tls_why || !tls_why[0] ? why : "",
+                     both ? ": " : "", tls_why && tls_why[0] ? tls_why : "");
         }
-        log_warn("%s", what);
+        uint64_t now = clock_mono_ms();
+        s->failures++;
+        if (had_session || strcmp(what, s->warned) != 0 ||
+            now - s->warned_ms >= SYNC_FAIL_REPEAT_MS) {
+            if (s->failures > 1 && strcmp(what, s->warned) == 0)
+                log_warn("%s (%u attempts since %llu s ago)", what, s->failures,
+                         (unsigned long long)((now - s->warned_ms) / 1000));
+            else
+                log_warn("%s", what);
+            snprintf(s->warned, sizeof(s->warned), "%s", what);
+            s->warned_ms = now;
+            s->failures = 1;
+        } else {
+            log_info("%s", what);
+        }
         if (!had_session)
             sync__note_error(s, what);
     }

@@ -3,7 +3,7 @@ import os
 import shutil
 
 from fedclient import Federal
-from harness import BIN, ROOT, Hub, Node, run
+from harness import BIN, ROOT, Hub, Node, free_port, run, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 
 
@@ -396,3 +396,19 @@ def test_init_writes_absolute_paths(pki, tmp_path):
             check=False, cwd="/")
     assert r.returncode in (0, 5) and '"municipality": 10703' in r.stdout.replace(
         '"municipality":10703', '"municipality": 10703'), (r.returncode, r.stderr)
+
+
+def test_a_federal_tier_never_reached_is_said_once_not_lost_every_attempt(pki, workdir, procs):
+    """A deployment from the documentation: a hub whose federal tier was down logged
+    "connection to federal (...) lost: connection refused" at warn at every attempt (35
+    lines in 6 minutes), for a connection it never had. It now says "cannot reach" once at
+    warn, the attempts after it at info, and again at warn after 10 minutes."""
+    port = free_port()
+    hub = Hub(workdir, pki, 1).configure("[uplink]\nfederal = 127.0.0.1:%d\n" % port)
+    procs.append(hub.start())
+    wait_for(lambda: hub.log_text().count("cannot reach federal (127.0.0.1:%d)" % port) >= 3,
+             30, "three attempts to reach the federal tier")
+    lines = [x for x in hub.log_text().splitlines() if "federal (127.0.0.1:%d)" % port in x]
+    assert not any(" lost" in x for x in lines), lines
+    warned = [x for x in lines if " warn" in x.split(":")[0] or "warn:" in x]
+    assert len(warned) == 1, lines
