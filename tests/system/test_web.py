@@ -591,6 +591,38 @@ def test_a_form_typed_when_the_session_ended_is_given_back_after_signing_in(site
     assert h1(d) == "Gita Expired"
 
 
+def test_names_and_numbers_stay_out_of_addresses_titles_and_lists(site):
+    """The attack on the clerk's pages (M2, M3): a search put the citizenship number, phone or
+    name in the address (/people?q=...), so in the browser's history and in the sign-in
+    address when a session ended; a person's page had the name as the window's title; the
+    People page listed everyone's phone and citizenship number in full before any search.
+    The search stays in the page's state, the title says "Person", and lists show the last
+    three digits."""
+    d = site.driver
+    go(site, "/people")
+    wait_h1(d, "People")
+    listed = d.find_element(By.ID, "results").text
+    assert "9841000222" not in listed, listed
+    fill(site, "q", "9841000222")
+    wait(d, lambda: "1 found" in d.find_element(By.ID, "results").text, what="the search")
+    assert d.execute_script("return location.pathname + location.search") == "/people"
+    row = d.find_element(By.CSS_SELECTOR, "#results tbody tr").text
+    assert "9841000222" not in row and "222" in row and "Gita Expired" in row, row
+    # Back on the page (a reload keeps the page's state): the same search, still not in the
+    # address.
+    d.refresh()
+    wait(d, lambda: "1 found" in d.find_element(By.ID, "results").text, what="the search again")
+    assert d.find_element(By.ID, "q").get_attribute("value") == "9841000222"
+    d.find_element(By.CSS_SELECTOR, "#results tbody a").click()
+    wait_h1(d, "Gita Expired")
+    assert "Gita" not in d.title and d.title.startswith("Person"), d.title
+    assert "9841000222" in body_text(d)  # in full on the person's own page
+    # An old link with ?q= is searched, then taken out of the address.
+    go(site, "/people?q=9841000222")
+    wait(d, lambda: "1 found" in d.find_element(By.ID, "results").text, what="the old link")
+    assert d.execute_script("return location.search") == ""
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")

@@ -3,8 +3,10 @@
 import { h, newId } from "/common/dom.js";
 import { t, has, digits } from "/common/i18n.js";
 
-export function heading(ctx, text, caption) {
-  ctx.setTitle(text);
+// The page's heading, with a caption above it; the window's title is title when given (a
+// person's name is not put there), else the heading.
+export function heading(ctx, text, caption, title) {
+  ctx.setTitle(title || text);
   return [caption ? h("span", { class: "muted" }, caption) : null,
           h("h1", { tabindex: "-1" }, text)];
 }

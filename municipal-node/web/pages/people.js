@@ -15,8 +15,26 @@ function personLink(p) {
     p.full_name || t("people.no_name"));
 }
 
+// A phone or citizenship number in a list: its last three digits (the pages' attack: the
+// People page listed everyone's in full before any search, on a screen others can see). In
+// full on the person's page only.
+function masked(text) {
+  if (!text) return "";
+  const s = String(text);
+  const last = s.replace(/\D/g, "").slice(-3);
+  let keep = 3;
+  const shown = [...s].reverse().map((c) => (/\d/.test(c) && keep-- > 0 ? c : /\d/.test(c) ? "•" : c))
+    .reverse().join("");
+  return h("span", { class: "masked" }, h("span", { "aria-hidden": "true" }, shown),
+    h("span", { class: "visually-hidden" }, t("people.ending_in", { digits: digits(last) })));
+}
+
 async function search(ctx, msg) {
-  const q = ctx.params.get("q") || "";
+  // What was searched stays out of the address (and so out of the browser's history, and of
+  // the sign-in address when a session ends): names and numbers are personal data. An old
+  // link's ?q= is searched, then taken out of the address.
+  const q = (history.state && history.state.q) || ctx.params.get("q") || "";
+  if (ctx.params.has("q")) history.replaceState({ q }, "", "/people");
   const results = h("div", { id: "results", "aria-live": "polite" });
   const input = h("input", { id: "q", name: "q", type: "search", value: q, autocomplete: "off",
                              "aria-describedby": "q-hint" });
@@ -29,8 +47,8 @@ async function search(ctx, msg) {
     const rows = r.body.persons.map((p) => h("tr", {},
       h("td", {}, personLink(p)),
       h("td", {}, p.local_id),
-      h("td", {}, p.phone || ""),
-      h("td", {}, p.citizenship_no || ""),
+      h("td", {}, masked(p.phone)),
+      h("td", {}, masked(p.citizenship_no)),
       h("td", {}, bsdate.show(p.registered_on))));
     replace(results,
       h("p", {}, text ? t("people.found", { n: digits(r.body.persons.length) + (r.body.more ? "+" : "") })
@@ -43,7 +61,7 @@ async function search(ctx, msg) {
   input.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      history.replaceState({}, "", input.value ? `/people?q=${encodeURIComponent(input.value)}` : "/people");
+      history.replaceState(input.value ? { q: input.value } : {}, "", "/people");
       draw(input.value.trim());
     }, 250);
   });
@@ -175,7 +193,8 @@ async function personPage(ctx, id, msg) {
     ["consent", yesNo(p.consent)],
   ];
   replace(ctx.main,
-    heading(ctx, name, t("person.caption")),
+    // The tab's title says "Person", not the name (kept in the browser's history otherwise).
+    heading(ctx, name, t("person.caption"), t("person.caption")),
     notice(msg),
     h("dl", { class: "summary-list" }, facts.map(([k, v]) => [
       h("dt", {}, label(k)), h("dd", {}, v || h("span", { class: "muted" }, t("form.not_known")))])),
