@@ -402,6 +402,48 @@ static long field__refused_char(const char *s, size_t n, int id, int lines, size
 }
 
 /* Checks one raw value against its definition; errors go to errs. */
+/* Devanagari digits (U+0966..U+096F, as a Nepali keyboard types them) in s (n bytes, NUL
+ * after) as their ASCII, in place, as the pages do for every number; the new length. */
+static size_t field__ascii_digits(char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        if (i + 2 < n && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
+            s[w++] = (char)('0' + (u[2] - 0xA6));
+            i += 3;
+        } else {
+            s[w++] = s[i++];
+        }
+    }
+    s[w] = '\0';
+    return w;
+}
+
+/* A date as offices write it, "2083/8/5", "2083.08.05" or "2083-8-5", as YYYY-MM-DD in
+ * place (s has room for 10 bytes and a NUL); anything else is left for the parser to name.
+ * The new length. */
+static size_t field__date_shape(char *s, size_t n)
+{
+    unsigned y = 0, m = 0, d = 0;
+    size_t i = 0, k;
+    for (k = 0; k < 4 && i < n && s[i] >= '0' && s[i] <= '9'; k++)
+        y = y * 10 + (unsigned)(s[i++] - '0');
+    if (k != 4 || i >= n || !strchr("-/.", s[i]))
+        return n;
+    char sep = s[i++];
+    for (k = 0; k < 2 && i < n && s[i] >= '0' && s[i] <= '9'; k++)
+        m = m * 10 + (unsigned)(s[i++] - '0');
+    if (k == 0 || i >= n || s[i] != sep)
+        return n;
+    i++;
+    for (k = 0; k < 2 && i < n && s[i] >= '0' && s[i] <= '9'; k++)
+        d = d * 10 + (unsigned)(s[i++] - '0');
+    if (k == 0 || i != n)
+        return n;
+    return (size_t)snprintf(s, 11, "%04u-%02u-%02u", y, m, d);
+}
+
 static void field__check(field_scan *c, const char *name, const field__def *d, const char *raw,
                          field_value *v, field_errors *errs)
 {
@@ -437,14 +479,33 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
                               field_quote(q, sizeof(q), raw, n), (unsigned)d->maxlen);
         return;
     }
-    if (c->used + n + 1 > c->cap) {
+    /* A date may grow to YYYY-MM-DD ("2083-8-5" has 8 bytes). */
+    size_t room = d->type == F_DATE && n < 10 ? 11 : n + 1;
+    if (c->used + room > c->cap) {
         field_errors_add_code(errs, name, "row_too_long", NULL, "the row is too long");
         return;
     }
     char *s = c->scratch + c->used;
     memcpy(s, raw, n);
     s[n] = '\0';
-    c->used += n + 1;
+    c->used += room;
+    /* Numbers and dates as offices write them (the pages' attack: the form took ०१२ in a
+     * date, an import refused it; 1,00,000 and 2083/08/10 were refused): Devanagari digits,
+     * grouping commas in a whole number, and other separators and one-digit months and days
+     * in a date are taken, and kept in one spelling. */
+    if (d->type == F_PHONE || d->type == F_INT || d->type == F_DATE)
+        n = field__ascii_digits(s, n);
+    if (d->type == F_INT && n > 0 && s[0] >= '0' && s[0] <= '9') {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!(s[i] == ',' && i > 0 && i + 1 < n && s[i - 1] >= '0' && s[i - 1] <= '9' &&
+                  s[i + 1] >= '0' && s[i + 1] <= '9'))
+                s[w++] = s[i];
+        s[w] = '\0';
+        n = w;
+    }
+    if (d->type == F_DATE)
+        n = field__date_shape(s, n);
     v->s = s;
     v->len = n;
 
@@ -467,20 +528,6 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         return;
     }
     case F_PHONE: {
-        /* Devanagari digits (U+0966..U+096F, as a Nepali keyboard types them) are kept as
-         * their ASCII, as the pages do for every other number. */
-        size_t w = 0;
-        for (size_t i = 0; i < n;) {
-            const unsigned char *u = (const unsigned char *)s + i;
-            if (i + 2 < n && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
-                s[w++] = (char)('0' + (u[2] - 0xA6));
-                i += 3;
-            } else {
-                s[w++] = s[i++];
-            }
-        }
-        s[w] = '\0';
-        n = v->len = w;
         int digits = 0;
         for (size_t i = 0; i < n; i++) {
             char ch = s[i];

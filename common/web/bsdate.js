@@ -68,12 +68,13 @@ export function iso(ymd) {
   return `${pad(ymd[0], 4)}-${pad(ymd[1], 2)}-${pad(ymd[2], 2)}`;
 }
 
-// "YYYY-MM-DD" (Devanagari digits accepted) of the calendar cal ("BS" or "AD"): its days, or
-// null when it is not a date of that calendar.
+// "YYYY-MM-DD" (Devanagari digits accepted, and as the node takes them, / or . between the
+// parts and one-digit months and days: "2083/8/5") of the calendar cal ("BS" or "AD"): its
+// days, or null when it is not a date of that calendar.
 export function parse(text, cal) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(asciiDigits(String(text).trim()));
+  const m = /^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$/.exec(asciiDigits(String(text).trim()));
   if (!m) return null;
-  const [y, mo, d] = [+m[1], +m[2], +m[3]];
+  const [y, mo, d] = [+m[1], +m[3], +m[4]];
   return (cal || nodeCal) === "BS" ? bsToDays(y, mo, d) : adToDays(y, mo, d);
 }
 

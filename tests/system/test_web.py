@@ -254,6 +254,33 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     assert status == 201, body
 
 
+def test_numbers_and_dates_are_taken_as_offices_write_them(site):
+    """The attack on the clerk's pages (M7, M8): an amount grouped as the page itself shows
+    amounts (१,००,०००), and dates written 2083/7/5 or 2083-7-5, were refused ("write a whole
+    number", "not a real BS date"); the amount's limit read as 12 digits in a row. They are
+    taken, and kept as 100000 and 2083-07-05."""
+    d = site.driver
+    go(site, "/people/" + site.person)
+    wait_h1(d, "Sita Rai")
+    d.find_element(By.ID, "add-service").click()
+    wait_h1(d, "Record a service or referral")
+    choose(site, "f-service", "SEED_FUNDING")
+    choose(site, "f-status", "DELIVERED")
+    fill(site, "f-date", "2083/7/5")
+    fill(site, "f-amount_npr", "9999999999999")
+    d.find_element(By.ID, "f-date").click()  # leaves the amount: checked
+    wait(d, lambda: "1,00,00,00,00,000" in error_of(site, "amount_npr"),
+         what="the amount's limit, grouped")
+    fill(site, "f-amount_npr", "\u0967,\u0966\u0966,\u0966\u0966\u0966")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Recorded, with local id" in body_text(d), what="the service")
+    local_id = re.search(r"local id (\S+)\.", body_text(d)).group(1)
+    status, _, body = site.request("GET", "/v1/persons/" + site.person,
+                                   headers={"Authorization": "Bearer " + site.token})
+    got = {x["local_id"]: x for x in body["services"]}[local_id]
+    assert got["date"] == "2083-07-05" and str(got["amount_npr"]) == "100000", got
+
+
 def test_a_person_with_services_is_not_deleted_and_the_page_says_why(site):
     """Deleting a person whose services are recorded left the services counted upstream
     under an unknown sex, and past correction. The node now refuses (409), and the page says

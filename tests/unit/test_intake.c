@@ -380,7 +380,7 @@ static void test_person_rules_name_their_field(void **state)
         {"sex", RA48, "sex", "is not one of FEMALE, MALE, OTHER"},
         {"registered_on", "", "registered_on", "is required"},
         {"registered_on", "2082-13-01", "registered_on", "is not a Bikram Sambat date"},
-        {"registered_on", "2082/04/01", "registered_on", "is not a Bikram Sambat date"},
+        {"registered_on", "2082/04-01", "registered_on", "is not a Bikram Sambat date"},
         {"registered_on", "2082-08-11", "registered_on", "is in the future (today is 2082-08-10)"},
         {"registered_on", "1999-01-01", "registered_on", "outside the Bikram Sambat calendar"},
         {"birth_year", "2083", "birth_year", "is after the registration year 2082"},
@@ -520,6 +520,48 @@ static void test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version(vo
                            NULL),
                      0);
     assert_int_equal(d.changed, INTAKE_UNCHANGED);
+}
+
+/* Numbers and dates as offices write them (the attack on the clerk's pages): a date in
+ * Devanagari digits, with slashes or dots, or one-digit month and day; an amount grouped
+ * Nepal's way (1,00,000) or in Devanagari digits. Each is the row written the usual way. */
+static void test_dates_and_numbers_as_offices_write_them(void **state)
+{
+    fx *f = *state;
+    field_errors e;
+    intake_result person, a, b;
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, &person, PERSON("P-1"), NULL), 0);
+    assert_int_equal(apply(f, INTAKE_SERVICE, &e, &a, "local_id=S-1", "person_local_id=P-1",
+                           "service=seed funding", "status=DELIVERED", "date=2082-06-05",
+                           "amount_npr=100000", NULL),
+                     0);
+    static const char *const dates[] = {"date=2082/06/05", "date=2082.6.5", "date=2082-6-05",
+                                        "date=\u0968\u0966\u096E\u0968-\u0966\u096C-\u0966\u096B"};
+    static const char *const amounts[] = {"amount_npr=1,00,000", "amount_npr=100,000",
+                                          "amount_npr=\u0967,\u0966\u0966,\u0966\u0966\u0966"};
+    for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+        assert_int_equal(apply(f, INTAKE_SERVICE, &e, &b, "local_id=S-1", "person_local_id=P-1",
+                               "service=seed funding", "status=DELIVERED", dates[i], amounts[i % 3],
+                               NULL),
+                         0);
+        assert_int_equal(b.changed, INTAKE_UNCHANGED);
+        assert_int_equal(b.version, a.version);
+    }
+    /* Still refused: a comma that groups nothing, a date of another shape, a real date past
+     * the month's end. */
+    static const char *const bad[] = {"amount_npr=1,", "amount_npr=,100", "date=2082/06-05",
+                                      "date=82-6-5", "date=2082-06-32"};
+    static const char *const code[] = {"int", "int", "date_invalid", "date_invalid",
+                                       "date_invalid"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int date = strncmp(bad[i], "date=", 5) == 0;
+        assert_int_equal(apply(f, INTAKE_SERVICE, &e, &b, "local_id=S-2", "person_local_id=P-1",
+                               "service=seed funding", "status=DELIVERED",
+                               date ? bad[i] : "date=2082-06-05", date ? NULL : bad[i], NULL),
+                         REINT_EINVAL);
+        assert_int_equal(e.n, 1);
+        assert_string_equal(e.e[0].code, code[i]);
+    }
 }
 
 static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
@@ -1238,6 +1280,8 @@ int main(void)
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(
             test_same_row_again_is_unchanged_and_a_new_phone_is_a_new_version, setup_bs, teardown),
+        cmocka_unit_test_setup_teardown(test_dates_and_numbers_as_offices_write_them, setup_bs,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_delete_queues_tombstone_and_recreate_reuses_id,
                                         setup_bs, teardown),
         cmocka_unit_test_setup_teardown(test_ad_calendar_reads_gregorian_dates_and_years, setup_ad,

@@ -1,7 +1,7 @@
 // Pieces the pages share: headings, notices, error summaries, field errors in the clerk's
 // language, tables and dialogs.
 import { h, newId } from "/common/dom.js";
-import { t, has, digits } from "/common/i18n.js";
+import { t, has, digits, num } from "/common/i18n.js";
 
 // The page's heading, with a caption above it; the window's title is title when given (a
 // person's name is not put there), else the heading.
@@ -25,7 +25,10 @@ export function fieldError(e) {
   const key = `err.${e.code}`;
   if (!e.code || !has(key)) return e.reason || t("err.other");
   // A calendar's name in words; a number, a range or a date in the language's digits.
-  const arg = e.code === "date_invalid" ? t(`calendar.${e.arg}`) : digits(e.arg || "");
+  // A range of whole numbers grouped as Nepal writes them ("0–1,00,00,00,00,000").
+  const range = e.code === "int_range" && /^-?\d+\.\.-?\d+$/.test(e.arg || "")
+    ? e.arg.split("..").map((x) => num(Number(x))).join("–") : null;
+  const arg = e.code === "date_invalid" ? t(`calendar.${e.arg}`) : range || digits(e.arg || "");
   return t(key, { arg, field: label(e.field) });
 }
 

@@ -4,7 +4,7 @@
 // here. Errors appear beside each field she has touched, and all of them, with a summary at
 // the top, when she saves; nothing she typed is lost when the node refuses the row.
 import { h, replace, newId } from "/common/dom.js";
-import { t, asciiDigits, digits } from "/common/i18n.js";
+import { t, asciiDigits, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
 import { errorSummary, fieldError, label, value as enumLabel } from "./common.js";
@@ -52,7 +52,8 @@ function hintFor(col) {
   const s = t(key);
   if (s !== key) return s;
   if (col.type === "int" && col.min !== undefined) {
-    return t("hint.range", { min: digits(col.min), max: digits(col.max) });
+    // Grouped as Nepal writes numbers: "0 to 1,00,00,00,00,000" was a row of 12 digits.
+    return t("hint.range", { min: num(col.min), max: num(col.max) });
   }
   return null;
 }
