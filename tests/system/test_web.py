@@ -233,17 +233,26 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     row = d.find_element(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
     assert "Sita Rai" in row.text and "Loan" in row.text
     row.find_element(By.TAG_NAME, "button").click()
-    # A loan asks for its amount.
+    # A loan asks for its amount, and every delivery for its date: today unless said
+    # otherwise (one click recorded a delivery dated today, by the pages' attack).
     wait(d, lambda: d.find_elements(By.ID, "amount"), what="the amount dialog")
+    y, m, day = today_bs()
+    assert d.find_element(By.ID, "delivered-on").get_attribute("value") == \
+        "%04d-%02d-%02d" % (y, m, day)
+    d.find_element(By.ID, "delivery-cancel").click()  # nothing is recorded
+    wait(d, lambda: not d.find_elements(By.ID, "amount"), what="the dialog closed")
+    assert d.find_elements(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
+    row = d.find_element(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
+    row.find_element(By.TAG_NAME, "button").click()
+    wait(d, lambda: d.find_elements(By.ID, "amount"), what="the amount dialog again")
     fill(site, "amount", "50000")
-    d.find_element(By.ID, "amount-submit").click()
-    wait(d, lambda: "recorded as delivered" in body_text(d), what="the delivery")
+    d.find_element(By.ID, "delivery-submit").click()
+    wait(d, lambda: "recorded as delivered on" in body_text(d), what="the delivery")
     assert not d.find_elements(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
     delivered = re.search(r"\((\S+)\)\.", body_text(d)).group(1)
     got = site.wait_hub("service", delivered)
     s = got[4].service
     assert s.status == 2 and s.amount_npr == 50000 and s.type == 8, s  # DELIVERED LOAN
-    y, m, _ = today_bs()
     assert s.bs_month == y * 100 + m, s
     assert site.hub_record("service", referral)[4].service.status == 1
     # Another referral that stays pending, for the follow-ups page's own check below.
@@ -252,6 +261,25 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
         "date": "2083-07-25", "provider": "TRAINING_INSTITUTE"},
         headers={"Authorization": "Bearer " + site.token})
     assert status == 201, body
+    # A referral delivered on another day than today is counted in that day's month.
+    status, _, body = site.request("POST", "/v1/services", {
+        "person_local_id": site.person, "service": "LEGAL_AID", "status": "REFERRED",
+        "date": "2083-07-02", "provider": "MRC"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    legal = body["local_id"]
+    go(site, "/followups")
+    wait_h1(d, "Follow-ups")
+    d.find_element(By.CSS_SELECTOR, "tr[data-referral='%s'] button" % legal).click()
+    wait(d, lambda: d.find_elements(By.ID, "delivered-on"), what="the date dialog")
+    assert not d.find_elements(By.ID, "amount")
+    screenshot(d, "%s-followup-delivery" % site.scheme)
+    fill(site, "delivered-on", "2083-07-09")
+    d.find_element(By.ID, "delivery-submit").click()
+    wait(d, lambda: "recorded as delivered on" in body_text(d), what="the delivery")
+    delivered = re.search(r"\((\S+)\)\.", body_text(d)).group(1)
+    s = site.wait_hub("service", delivered)[4].service
+    assert s.status == 2 and s.bs_month == 208307, s
 
 
 def test_numbers_and_dates_are_taken_as_offices_write_them(site):

@@ -1,66 +1,90 @@
 // Follow-ups: the referrals still waiting for a delivery, the longest waiting first, with a
-// one-click "delivered" that records the service (asking the amount for seed funding and
-// loans, which are counted in rupees).
+// "delivered" that records the service once its date (today unless said otherwise) and, for
+// seed funding and loans, which are counted in rupees, its amount are confirmed.
 import { h, replace } from "/common/dom.js";
 import { t, digits, num, asciiDigits } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
-import { heading, notice, table, dialog, loadFailed, value, errorSummary, fieldError } from "./common.js";
+import { heading, notice, table, dialog, loadFailed, value, fieldError } from "./common.js";
 
 const WITH_AMOUNT = ["SEED_FUNDING", "LOAN"];
 
-// Records the delivery of referral ref to person p; amount as typed (or null).
-async function deliver(ctx, p, ref, amount) {
+// Records the delivery of referral ref to person p on date (as typed); amount as typed (or
+// null).
+async function deliver(ctx, p, ref, date, amount) {
   const body = {
     person_local_id: p.local_id, service: ref.service, status: "DELIVERED",
-    date: ctx.session.today,
+    date: asciiDigits(date.trim()) || ctx.session.today,
   };
   if (ref.provider) body.provider = ref.provider;
   if (amount !== null) body.amount_npr = asciiDigits(amount).replace(/[,\s]/g, "");
   return api.post("/v1/services", body);
 }
 
-function askAmount(ctx, p, ref, done) {
+// Asks when the referral was delivered (today unless said otherwise), and its amount for
+// seed funding and loans, before anything is recorded. One click recorded a delivery dated
+// today (the pages' attack): a misclick in a column of identical buttons made a false record,
+// and a referral served long ago was counted in this month.
+function askDelivery(ctx, p, ref, done) {
+  const amounted = WITH_AMOUNT.includes(ref.service);
+  const dateErr = h("p", { class: "error-message", id: "delivered-on-error", hidden: true });
+  const date = bsdate.dateField({ id: "delivered-on", name: "date", value: ctx.session.today,
+                                  describedBy: "delivered-on-hint delivered-on-error",
+                                  today: bsdate.today(ctx.session) });
+  const dateGroup = h("div", { class: "form-group" },
+    h("label", { for: "delivered-on" }, t("followups.delivered_on")),
+    h("span", { class: "hint", id: "delivered-on-hint" }, t("followups.delivered_on_hint")),
+    dateErr, date.root);
   const err = h("p", { class: "error-message", id: "amount-error", hidden: true });
-  const input = h("input", { id: "amount", name: "amount", type: "text", inputmode: "numeric",
-                             class: "input-short", autocomplete: "off",
-                             "aria-describedby": "amount-hint amount-error" });
-  const group = h("div", { class: "form-group" },
+  const input = amounted ? h("input", { id: "amount", name: "amount", type: "text",
+    inputmode: "numeric", class: "input-short", autocomplete: "off",
+    "aria-describedby": "amount-hint amount-error" }) : null;
+  const group = amounted ? h("div", { class: "form-group" },
     h("label", { for: "amount" }, t("followups.amount")),
-    h("span", { class: "hint", id: "amount-hint" }, t("followups.amount_hint")), err, input);
-  const ok = h("button", { type: "submit", class: "button", id: "amount-submit" },
+    h("span", { class: "hint", id: "amount-hint" }, t("followups.amount_hint")), err, input)
+    : null;
+  const other = h("div", { role: "alert" });
+  const ok = h("button", { type: "submit", class: "button", id: "delivery-submit" },
     t("followups.record"));
-  const cancel = h("button", { type: "button", class: "button button-secondary" }, t("form.cancel"));
-  const form = h("form", { novalidate: true }, group, h("div", { class: "button-row" }, ok, cancel));
+  const cancel = h("button", { type: "button", class: "button button-secondary",
+                               id: "delivery-cancel" }, t("form.cancel"));
+  const form = h("form", { novalidate: true }, dateGroup, group, other,
+    h("div", { class: "button-row" }, ok, cancel));
   const d = dialog(t("followups.amount_title", { service: value("service", ref.service),
                                                  name: p.full_name || p.local_id }), form);
   cancel.addEventListener("click", () => d.close("cancel"));
+  const fieldErrors = (box, grp, el, list) => {
+    box.hidden = list.length === 0;
+    replace(box, list.length ? [h("span", { class: "visually-hidden" }, t("form.error_prefix")),
+                                list.map(fieldError).join(" ")] : []);
+    grp.classList.toggle("has-error", list.length > 0);
+    el.setAttribute("aria-invalid", list.length ? "true" : "false");
+  };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     ok.disabled = true;
-    const r = await deliver(ctx, p, ref, input.value.trim());
+    const r = await deliver(ctx, p, ref, date.input.value, amounted ? input.value.trim() : null);
     ok.disabled = false;
     if (r.status === 201) {
       d.close("ok");
-      done(r);
+      done(r, asciiDigits(date.input.value.trim()) || ctx.session.today);
       return;
     }
     const errors = (r.body && r.body.errors) || [];
-    const mine = errors.filter((x) => x.field === "amount_npr");
-    err.hidden = false;
-    replace(err, h("span", { class: "visually-hidden" }, t("form.error_prefix")),
-      mine.length ? mine.map(fieldError).join(" ")
-                  : errors.map(fieldError).join(" ") || (r.body && r.body.error) || t("error.save"));
-    group.classList.add("has-error");
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
+    const onDate = errors.filter((x) => x.field === "date");
+    const onAmount = errors.filter((x) => x.field === "amount_npr");
+    const rest = errors.filter((x) => x.field !== "date" && x.field !== "amount_npr");
+    fieldErrors(dateErr, dateGroup, date.input, onDate);
+    if (amounted) fieldErrors(err, group, input, onAmount);
+    replace(other, rest.length || !errors.length ? h("p", { class: "error-message" },
+      rest.map(fieldError).join(" ") || (r.body && r.body.error) || t("error.save")) : []);
+    (onDate.length ? date.input : amounted && onAmount.length ? input : ok).focus();
   });
-  input.focus();
+  (amounted ? input : ok).focus();
 }
 
 export async function render(ctx, msg) {
   const r = await api.get("/v1/followups");
-  const status = h("div", { role: "status", "aria-live": "polite" });
   if (r.status !== 200) {
     replace(ctx.main, heading(ctx, t("followups.title")), loadFailed(ctx, r));
     return;
@@ -68,29 +92,15 @@ export async function render(ctx, msg) {
   const rows = [];
   for (const p of r.body.persons) {
     for (const ref of p.referrals) {
-      const done = (res) => {
+      const done = (res, on) => {
         render(ctx, t("followups.delivered_done", {
           service: value("service", ref.service), name: p.full_name || p.local_id,
-          id: res.body.local_id })).then(() => ctx.main.querySelector("h1").focus());
+          date: bsdate.show(on), id: res.body.local_id }))
+          .then(() => ctx.main.querySelector("h1").focus());
       };
       const button = h("button", {
         type: "button", class: "button", "data-referral": ref.local_id,
-        onclick: async () => {
-          if (WITH_AMOUNT.includes(ref.service)) {
-            askAmount(ctx, p, ref, done);
-            return;
-          }
-          button.disabled = true;
-          const res = await deliver(ctx, p, ref, null);
-          if (res.status === 201) {
-            done(res);
-          } else {
-            button.disabled = false;
-            replace(status, errorSummary([{ text: (res.body && res.body.errors
-              ? res.body.errors.map(fieldError).join(" ") : (res.body && res.body.error)) ||
-              t("error.save") }]));
-          }
-        },
+        onclick: () => askDelivery(ctx, p, ref, done),
       }, t("followups.delivered"),
         h("span", { class: "visually-hidden" }, ` ${value("service", ref.service)}, ${p.full_name || p.local_id}`));
       rows.push(h("tr", { "data-referral": ref.local_id },
@@ -110,7 +120,6 @@ export async function render(ctx, msg) {
     h("p", { class: "lead" }, rows.length
       ? t("followups.intro", { n: digits(rows.length), today: bsdate.show(r.body.today) })
       : t("followups.none", { today: bsdate.show(r.body.today) })),
-    status,
     rows.length ? table(t("followups.title"), [t("col.full_name"), t("col.phone"), t("col.service"),
       t("followups.referred_on"), { text: t("followups.days_waiting"), num: true },
       t("col.provider"), t("person.actions")], rows, { hideCaption: true }) : null);
