@@ -444,6 +444,21 @@ def test_closing_a_month_sends_its_close_to_the_hub(site):
     got = site.wait_hub("month_close", month)
     mc = got[4].month_close
     assert (mc.year, mc.month, mc.bikram_sambat) == (y, m, True), mc
+    # A row dated in the closed month is said to change it, beside its date, before it is
+    # saved (the pages' attack: it was saved without a word, the month still shown closed).
+    go(site, "/people/%s?service=new" % site.person)
+    wait_h1(d, "Record a service or referral")
+    fill(site, "f-date", "%04d-%02d-03" % (y, m))
+    names = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
+             "Poush", "Magh", "Falgun", "Chaitra"]
+    wait(d, lambda: d.find_element(By.ID, "f-date-warn").is_displayed(), what="the warning")
+    warning = d.find_element(By.ID, "f-date-warn").text
+    assert "%s %d is closed" % (names[m - 1], y) in warning, warning
+    assert "f-date-warn" in d.find_element(By.ID, "f-date").get_attribute("aria-describedby")
+    screenshot(d, "%s-form-month-closed" % site.scheme)
+    fill(site, "f-date", "%04d-%02d-03" % today_bs()[:2])  # this month: open
+    wait(d, lambda: not d.find_element(By.ID, "f-date-warn").is_displayed(),
+         what="no warning for an open month")
 
 
 def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):

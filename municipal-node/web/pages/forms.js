@@ -46,6 +46,31 @@ function takeDraft(key, clerk) {
   return d && d.key === key && d.clerk === clerk ? d.values : null;
 }
 
+// The months the clerk closed (GET /v1/months, read once a form): a row dated in one of
+// them changes the figures the reviewer sees (the pages' attack: it was saved without a
+// word, the month still shown closed). Said beside the date, not refused: a correction of
+// a closed month is legitimate, and the reviewer sees the month as changed.
+const DATED = { persons: "registered_on", services: "date", enterprises: "date" };
+
+async function monthsClosed() {
+  const r = await api.get("/v1/months");
+  const out = new Map();
+  if (r.status === 200) {
+    for (const m of r.body.months || []) {
+      if (["closed", "approved", "changed"].includes(m.state)) out.set(m.period, m.state);
+    }
+  }
+  return out;
+}
+
+// The period a date of the node's calendar falls in, as /v1/months names it.
+function periodOf(text) {
+  const days = bsdate.parse(text, bsdate.calendar());
+  if (days === null) return null;
+  const [y, m] = bsdate.calendar() === "BS" ? bsdate.daysToBs(days) : bsdate.daysToAd(days);
+  return `${bsdate.calendar() === "BS" ? "BS" : ""}${y}-${String(m).padStart(2, "0")}`;
+}
+
 function hintFor(col) {
   if (col.type === "date") return t("hint.date", { calendar: t(`calendar.${bsdate.calendar()}`) });
   const key = `hint.${col.name}`;
@@ -144,10 +169,23 @@ export async function rowForm(o) {
     if (mine !== seq || r.status !== 200) return;
     show(r.body.errors, submitted);
   };
+  let closed = null; // the promise of monthsClosed(), once a form
+  const warnClosed = async () => {
+    const f = fields[DATED[o.kind]];
+    if (!f) return;
+    const period = periodOf(f.input.value);
+    if (period && !closed) closed = monthsClosed();
+    const state = period ? (await closed).get(period) : null;
+    f.warn.hidden = !state;
+    replace(f.warn, state ? t(`form.month_${state}`, { month: bsdate.calendar() === "BS"
+      ? `${bsdate.monthName(Number(period.slice(7)))} ${digits(period.slice(2, 6))}`
+      : digits(period) }) : []);
+  };
   const changed = (name) => () => {
     touched.add(name);
     clearTimeout(timer);
     timer = setTimeout(check, 350);
+    if (name === DATED[o.kind]) warnClosed();
   };
 
   const groups = LAYOUT[o.kind].map(([legend, names]) => {
@@ -160,7 +198,9 @@ export async function rowForm(o) {
       const hintId = hint ? `${id}-hint` : null;
       const errId = `${id}-error`;
       const error = h("p", { class: "error-message", id: errId, hidden: true });
-      const ctl = control(col, id, [hintId, errId].filter(Boolean).join(" "),
+      const warnId = `${id}-warn`;
+      const warn = h("p", { class: "warning-message", id: warnId, hidden: true });
+      const ctl = control(col, id, [hintId, errId, warnId].filter(Boolean).join(" "),
                           o.row ? o.row[name] : "", o.ctx.session, changed(name));
       const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;
       input.addEventListener("blur", () => {
@@ -170,8 +210,8 @@ export async function rowForm(o) {
         h("label", { for: id }, label(name),
           col.required ? null : h("span", { class: "optional" }, ` (${t("form.optional")})`)),
         hint ? h("span", { class: "hint", id: hintId }, hint) : null,
-        error, ctl);
-      fields[name] = { group, error, input };
+        error, ctl, warn);
+      fields[name] = { group, error, input, warn };
       return group;
     }));
   });
@@ -221,6 +261,7 @@ export async function rowForm(o) {
     summary.firstChild.focus();
   });
   live = { key, clerk: o.ctx.session.clerk, values, form };
+  warnClosed();
   // A summary link moves the focus to its field, as well as scrolling to it.
   summary.addEventListener("click", (e) => {
     const a = e.target.closest("a[href^='#f-']");
