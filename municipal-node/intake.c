@@ -250,6 +250,16 @@ static int intake__person_row(intake *in, const intake__row *row, const char *cl
         field_errors_add_code(errs, "return_date", "return_after_registration", reg->s,
                               "%s is after registered_on \"%s\"",
                               field_quote(q, sizeof(q), ret->s, ret->len), reg->s);
+    /* A return before the person was born (the attack on the clerk's pages: born 2080,
+     * returned 2070, taken without a word). */
+    int ret_year = ret->ok ? intake__year_of(in->bs, ret->day) : 0;
+    if (ret_year && born->ok && ret_year < born->i) {
+        char by[24];
+        snprintf(by, sizeof(by), "%lld", born->i);
+        field_errors_add_code(errs, "return_date", "return_before_birth", by,
+                              "%s is before the birth year %lld",
+                              field_quote(q, sizeof(q), ret->s, ret->len), born->i);
+    }
     if (errs->n)
         return REINT_EINVAL;
     p.category = (Reint__V1__Category)v[FIELD_PERSON_CATEGORY].i;

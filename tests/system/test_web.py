@@ -693,6 +693,28 @@ def test_names_and_numbers_stay_out_of_addresses_titles_and_lists(site):
     assert d.execute_script("return location.search") == ""
 
 
+def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
+    """The attack on the clerk's pages (M4): 1990, a Gregorian year typed on a BS node, made
+    a person 93 years old without a word, and a return in 2070 of a person born in 2080 was
+    taken. The age at registration is said beside the year (with the BS years of a year
+    that looks Gregorian), and a return before the birth year is refused."""
+    d = site.driver
+    register_form(site, "Hari Ageold", "1990", "QA", "2083-07-18")
+    wait(d, lambda: "93 years old at registration" in d.find_element(
+        By.ID, "f-birth_year-age").text, what="the age beside the birth year")
+    said = d.find_element(By.ID, "f-birth_year-age").text
+    assert "1990 looks like a Gregorian year" in said and "2046 or 2047" in said, said
+    fill(site, "f-birth_year", "2080")
+    wait(d, lambda: "3 years old" in d.find_element(By.ID, "f-birth_year-age").text,
+         what="the age again")
+    assert "Gregorian" not in d.find_element(By.ID, "f-birth_year-age").text
+    fill(site, "f-return_date", "2070-01-01")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "before the birth year" in error_of(site, "return_date"),
+         what="the return before birth refused")
+    assert "Registered, with local id" not in body_text(d)
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")

@@ -391,6 +391,7 @@ static void test_person_rules_name_their_field(void **state)
         {"destination_country", "Qatar", "destination_country", "two letters"},
         {"years_abroad", "81", "years_abroad", "is outside 0..80"},
         {"return_date", "2082-04-02", "return_date", "is after registered_on \"2082-04-01\""},
+        {"return_date", "2039-12-30", "return_date", "is before the birth year 2040"},
         {"return_date", "2082-09-01", "return_date", "is in the future"},
         {"remigration_intention", "soon", "remigration_intention", "is not one of NONE"},
         {"family_member_abroad", "perhaps", "family_member_abroad", "true, false, yes, no, 1, 0"},

@@ -181,11 +181,13 @@ export async function rowForm(o) {
       ? `${bsdate.monthName(Number(period.slice(7)))} ${digits(period.slice(2, 6))}`
       : digits(period) }) : []);
   };
+  let sayAge = () => {};
   const changed = (name) => () => {
     touched.add(name);
     clearTimeout(timer);
     timer = setTimeout(check, 350);
     if (name === DATED[o.kind]) warnClosed();
+    if (name === "birth_year" || name === "registered_on") sayAge();
   };
 
   const groups = LAYOUT[o.kind].map(([legend, names]) => {
@@ -262,6 +264,32 @@ export async function rowForm(o) {
   });
   live = { key, clerk: o.ctx.session.clerk, values, form };
   warnClosed();
+  // The age a birth year gives at registration, beside it (the pages' attack: 1990, a
+  // Gregorian year typed on a BS node, made a person of 93 without a word); a year before
+  // BS 2000 on a BS node is said to look Gregorian, with its BS years.
+  if (o.kind === "persons" && fields.birth_year) {
+    const by = fields.birth_year;
+    const age = h("span", { class: "date-eq", id: "f-birth_year-age", "aria-live": "polite" });
+    by.input.after(" ", age);
+    by.input.setAttribute("aria-describedby",
+      `${by.input.getAttribute("aria-describedby") || ""} f-birth_year-age`.trim());
+    const bs = bsdate.calendar() === "BS";
+    sayAge = () => {
+      const year = Number(asciiDigits(by.input.value.trim()));
+      const reg = fields.registered_on ? fields.registered_on.input.value : "";
+      let days = bsdate.parse(reg, bsdate.calendar());
+      if (days === null) days = bsdate.today(o.ctx.session);
+      const ymd = days === null ? null : bs ? bsdate.daysToBs(days) : bsdate.daysToAd(days);
+      if (!Number.isInteger(year) || year < 1000 || !ymd || year > ymd[0]) {
+        replace(age, []);
+        return;
+      }
+      replace(age, t("form.age", { age: num(ymd[0] - year) }),
+        bs && year < 2000 ? [" ", t("form.age_gregorian", { year: digits(year),
+          bs1: digits(year + 56), bs2: digits(year + 57) })] : []);
+    };
+    sayAge();
+  }
   // A summary link moves the focus to its field, as well as scrolling to it.
   summary.addEventListener("click", (e) => {
     const a = e.target.closest("a[href^='#f-']");
