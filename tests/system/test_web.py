@@ -715,6 +715,30 @@ def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
     assert "Registered, with local id" not in body_text(d)
 
 
+def test_a_citizenship_number_already_registered_is_said_with_a_link(site):
+    """The attack on the clerk's pages (M5): a person with the same citizenship number and
+    phone as one registered was saved at once, and counted twice upstream. The form says so
+    beside the number, with a link to the person (not refused: two records may have a
+    reason)."""
+    d = site.driver
+    status, _, body = site.request("POST", "/v1/persons", {
+        "category": "RETURNEE", "sex": "FEMALE", "registered_on": "2083-07-10",
+        "full_name": "Mina Once", "citizenship_no": "27-01-75-4242"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    register_form(site, "Mina Twice", "2050", "QA", "2083-07-18")
+    fill(site, "f-citizenship_no", "27-01-75-4243")
+    time.sleep(1)
+    assert not d.find_element(By.ID, "f-citizenship_no-warn").is_displayed()
+    fill(site, "f-citizenship_no", "27-01-75-4242")
+    wait(d, lambda: d.find_element(By.ID, "f-citizenship_no-warn").is_displayed(),
+         what="the citizenship number said to be registered")
+    link = d.find_element(By.CSS_SELECTOR, "#f-citizenship_no-warn a")
+    assert link.text == "Mina Once", link.text
+    link.click()
+    wait_h1(d, "Mina Once")
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")

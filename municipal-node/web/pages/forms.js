@@ -182,12 +182,41 @@ export async function rowForm(o) {
       : digits(period) }) : []);
   };
   let sayAge = () => {};
+  // A person already registered with the citizenship number typed is said beside it, with a
+  // link (the pages' attack: the same citizenship number and phone were registered twice,
+  // and counted twice upstream). Not refused: two records may have a reason.
+  let dupSeq = 0;
+  let dupTimer = null;
+  const sayDuplicate = async () => {
+    const f = fields.citizenship_no;
+    if (o.kind !== "persons" || !f) return;
+    const mine = ++dupSeq;
+    const typed = f.input.value.trim();
+    const norm = (x) => asciiDigits(String(x || "")).replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+    let same = [];
+    if (norm(typed).length >= 4) {
+      const r = await api.get(`/v1/persons?q=${encodeURIComponent(typed)}&limit=5`);
+      if (mine !== dupSeq) return;
+      if (r.status === 200) {
+        same = r.body.persons.filter((p) => p.local_id !== o.localId &&
+                                           norm(p.citizenship_no) === norm(typed));
+      }
+    }
+    f.warn.hidden = same.length === 0;
+    replace(f.warn, same.length ? [t("form.duplicate_citizenship"), " ",
+      same.map((p, i) => [i ? ", " : "", h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
+        p.full_name || p.local_id)])] : []);
+  };
   const changed = (name) => () => {
     touched.add(name);
     clearTimeout(timer);
     timer = setTimeout(check, 350);
     if (name === DATED[o.kind]) warnClosed();
     if (name === "birth_year" || name === "registered_on") sayAge();
+    if (name === "citizenship_no") {
+      clearTimeout(dupTimer);
+      dupTimer = setTimeout(sayDuplicate, 300);
+    }
   };
 
   const groups = LAYOUT[o.kind].map(([legend, names]) => {
