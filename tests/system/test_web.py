@@ -17,7 +17,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import bs
-from browser import axe, body_text, chromium, console, describe, h1, screenshot, wait, wait_h1
+from browser import (axe, body_text, capture_downloads, chromium, console, describe, h1,
+                     last_download, screenshot, wait, wait_h1)
 from harness import wait_for
 from webenv import PASSWORD, Web, fiscal_year_of, previous_bs_month, today_bs
 
@@ -412,6 +413,9 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     got = [(c[0].text, c[1].text) for c in lines]
     assert got == [("3", "Sex"), ("5", "Registered on"), ("6", "Category")], got
     assert "not a real date" in lines[1][2].text
+    # A value of a list names those the file may hold, with their words (the pages' attack:
+    # "choose one of the options given", on a page with no option).
+    assert "FEMALE (Female), MALE (Male), OTHER (Other)" in lines[0][2].text, lines[0][2].text
     href = d.find_element(By.ID, "download-errors").get_attribute("href")
     assert href.startswith(site.base + "/v1/imports/") and href.endswith("/errors.csv")
     screenshot(d, "%s-en-import-result" % site.scheme)
@@ -423,6 +427,20 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     for lid in ("IMP-1", "IMP-3", "IMP-6"):
         site.wait_hub("person", lid)
     assert all(site.hub_record("person", lid) is None for lid in ("IMP-2", "IMP-4", "IMP-5"))
+    # A file whose header is wrong is said so in the page's words first, and no "importing:
+    # 0%" stands above it; the columns are given as an empty file to fill.
+    bad = tmp_path / ("wrong-header-%s.csv" % site.scheme)
+    bad.write_text("name,sex\nSita,FEMALE\n")
+    d.find_element(By.ID, "file").send_keys(str(bad))
+    d.find_element(By.ID, "upload").click()
+    wait(d, lambda: "could not be read as this kind" in body_text(d), what="the header's problem")
+    assert not d.find_elements(By.ID, "progress") and "0%" not in body_text(d)
+    assert d.find_element(By.CSS_SELECTOR, "#import-out .danger ul").get_attribute("lang") == "en"
+    capture_downloads(d)
+    d.find_element(By.ID, "template").click()
+    wait(d, lambda: last_download(d), what="the empty file")
+    header = last_download(d)[1]
+    assert header.startswith("local_id,category,sex,birth_year"), header
 
 
 def test_closing_a_month_sends_its_close_to_the_hub(site):

@@ -4,24 +4,38 @@
 import { h, replace } from "/common/dom.js";
 import { t, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
-import { heading, notice, table, errorSummary, fieldError, label } from "./common.js";
+import { downloadCsv } from "/common/csv.js";
+import { heading, notice, table, errorSummary, fieldError, label, value as enumLabel }
+  from "./common.js";
 
 const KINDS = ["persons", "services", "enterprises", "availability"];
 
-function results(job) {
+// A refused value of a list (code "enum"), with the values the file may hold, each with its
+// words (the pages' attack: a Nepali page said "choose one of the options given", and the
+// file must hold the English codes, listed nowhere).
+function problem(e, cols) {
+  const col = e.code === "enum" && cols ? cols.find((c) => c.name === e.field) : null;
+  if (!col || !col.values) return fieldError(e);
+  return [fieldError(e), ": ", t("import.values", { list: col.values.map((v) =>
+    `${v} (${enumLabel(col.name, v)})`).join(", ") })];
+}
+
+function results(job, cols) {
   const facts = [["import.rows", job.rows], ["import.inserted", job.inserted],
                  ["import.updated", job.updated], ["import.unchanged", job.unchanged],
                  ["import.refused", job.refused]];
   const byLine = job.errors.map((e) => h("tr", {},
     h("td", { class: "num" }, num(e.line)), h("td", {}, e.field ? label(e.field) : t("err.row")),
-    h("td", {}, fieldError(e))));
+    h("td", {}, problem(e, cols))));
   return [
     h("h2", { id: "import-result", tabindex: "-1" }, job.state === "done"
       ? t("import.done", { name: job.name }) : t("import.failed", { name: job.name })),
     h("dl", { class: "summary-list" }, facts.map(([k, v]) => [h("dt", {}, t(k)),
                                                               h("dd", {}, num(v))])),
-    job.messages.length ? h("div", { class: "danger" }, h("ul", {}, job.messages.map((m) =>
-      h("li", {}, m)))) : null,
+    // What the node said of the whole file is in English (its words for every client): said
+    // first in the page's language.
+    job.messages.length ? h("div", { class: "danger" }, h("p", {}, t("import.file_problem")),
+      h("ul", { lang: "en" }, job.messages.map((m) => h("li", {}, m)))) : null,
     job.errors.length ? [
       h("h3", {}, t("import.bad_rows", { n: digits(job.refused) })),
       h("p", {}, h("a", { href: `/v1/imports/${seg(job.id)}/errors.csv`, download: "",
@@ -84,8 +98,11 @@ export async function render(ctx, msg) {
                                                     rows: num(job.rows) });
       if (job.state !== "running") {
         bar.value = job.state === "done" ? 100 : bar.value;
-        replace(out, h("div", { role: "status" }, t("import.progress", { name: job.name,
-          pct: digits(job.state === "done" ? 100 : pct), rows: num(job.rows) })), bar, results(job));
+        // A file not imported to the end says so, not "importing: 0%" above it.
+        const cols = (await ctx.schema()).kinds[kind.value];
+        replace(out, job.state === "done" ? [h("div", { role: "status" }, t("import.progress", {
+          name: job.name, pct: digits(100), rows: num(job.rows) })), bar] : null,
+        results(job, cols));
         out.querySelector("#import-result").focus();
         break;
       }
@@ -93,6 +110,14 @@ export async function render(ctx, msg) {
     }
     button.disabled = false;
   });
+  // An empty file with the kind's columns, to fill in a spreadsheet (the columns were
+  // described nowhere a clerk reads).
+  const template = h("button", { type: "button", class: "button button-secondary",
+    id: "template", onclick: async () => {
+      const cols = (await ctx.schema()).kinds[kind.value];
+      downloadCsv(`${kind.value}-template.csv`, cols.map((c) => c.name), []);
+    } }, t("import.template"));
   replace(ctx.main, heading(ctx, t("import.title")), notice(msg),
-    h("p", { class: "lead" }, t("import.intro")), form, out);
+    h("p", { class: "lead" }, t("import.intro")),
+    h("p", {}, t("import.template_intro"), " ", template), form, out);
 }
