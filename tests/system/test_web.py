@@ -318,12 +318,25 @@ def test_a_person_with_services_is_not_deleted_and_the_page_says_why(site):
     go(site, "/people/" + site.person)
     wait_h1(d, "Sita Rai")
     d.find_element(By.ID, "delete-person").click()
-    wait(d, lambda: d.find_elements(By.ID, "confirm-delete"), what="the confirmation")
-    d.find_element(By.ID, "confirm-delete").click()
-    wait(d, lambda: "still has services or enterprises" in body_text(d), what="the refusal")
-    assert h1(d) == "Sita Rai"
-    assert "still has services" in d.find_element(By.CSS_SELECTOR, "main .warning").text
+    # Said before anything is asked (the pages' attack: a dialog promised the deletion, then
+    # the node refused it): no confirmation is offered.
+    wait(d, lambda: d.find_elements(By.ID, "cannot-delete-ok"), what="the reason")
+    assert not d.find_elements(By.ID, "confirm-delete")
+    text = d.find_element(By.CSS_SELECTOR, "dialog").text
+    assert "services or referrals" in text and "delete those first" in text, text
     screenshot(d, "%s-en-person-has-records" % site.scheme)
+    d.find_element(By.ID, "cannot-delete-ok").click()
+    assert h1(d) == "Sita Rai"
+    # The API refuses it all the same (409), whatever the page does.
+    status, _, body = site.request("DELETE", "/v1/persons/" + site.person,
+                                   headers={"Authorization": "Bearer " + site.token})
+    assert status == 409, body
+    # A service's deletion names the service and its day, not its local id.
+    d.find_element(By.CSS_SELECTOR, "main table button.link-button").click()
+    wait(d, lambda: d.find_elements(By.ID, "confirm-delete"), what="the service's dialog")
+    title = d.find_element(By.CSS_SELECTOR, "dialog h2").text
+    assert re.search(r"Delete (Loan|Legal aid|Skills training|Seed funding), \d+ \w+ 2083", title), title
+    d.find_element(By.CSS_SELECTOR, "dialog button[value='no']").click()
     status, _, body = site.request("GET", "/v1/persons/" + site.person,
                                    headers={"Authorization": "Bearer " + site.token})
     assert status == 200 and body["services"], body
@@ -520,6 +533,12 @@ def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):
     tr = "tr[data-month='%s']" % month
     wait(d, lambda: el(site, tr).get_attribute("data-state") == "returned", what="the row")
     assert comment in el(site, tr).text
+    # In the year's order (listed first, a returned month read as the year's first, by the
+    # pages' attack), and named above the table.
+    order = [e.get_attribute("data-month") for e in
+             d.find_elements(By.CSS_SELECTOR, "tr[data-month]")]
+    assert order == sorted(order), order
+    assert "Returned by the province's reviewer" in el(site, "#months-returned").text
     el(site, "button[data-close='%s']" % month).click()
     wait(d, lambda: d.find_elements(By.ID, "close-submit"), what="the checklist")
     assert "The province returned it" in body_text(d) and comment in body_text(d)
@@ -593,12 +612,19 @@ def test_pages_fit_a_phone_sized_screen(site):
     """At 390 px wide, no page scrolls sideways as a whole (a wide table scrolls in its own
     box), and the menu stays reachable."""
     d = site.driver
+    # A name of 190 letters without a space (the pages' attack: its page's heading ran off
+    # the screen).
+    status, _, body = site.request("POST", "/v1/persons", {
+        "category": "RETURNEE", "sex": "MALE", "registered_on": "2083-07-10",
+        "full_name": "Long" + "\u0915" * 190}, headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    long_name = "/people/" + body["local_id"]
     d.set_window_size(390, 844)
     try:
         for lang in ("en", "ne"):
             for p, name in (("/today", "today"), ("/people/" + site.person, "person"),
                             ("/followups", "followups"), ("/months", "months"),
-                            ("/people?new=1", "register")):
+                            ("/people?new=1", "register"), (long_name, "long-name")):
                 go(site, p)
                 wait(d, lambda: h1(d) and "Loading" not in body_text(d), what=p)
                 set_language(site, lang)

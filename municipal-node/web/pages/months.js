@@ -138,10 +138,11 @@ export async function render(ctx, msg) {
     replace(ctx.main, heading(ctx, t("months.title")), loadFailed(ctx, fy.error));
     return;
   }
-  // Returned months first: they are the clerk's work to do.
-  const order = [...fy.months.filter((m) => m.state === "returned"),
-                 ...fy.months.filter((m) => m.state !== "returned")];
-  const rows = order.map((m) => {
+  // The months in their order (a returned month listed first read as the year's first, by
+  // the pages' attack); the returned ones, the clerk's work to do, are named above the table
+  // and marked in it.
+  const returned = fy.months.filter((m) => m.state === "returned");
+  const rows = fy.months.map((m) => {
     const closable = m.ended && (m.state === "due" || m.state === "returned" || m.state === "open");
     const note = reviewNote(m.review);
     return h("tr", { "data-month": m.month, "data-state": m.state,
@@ -156,7 +157,9 @@ export async function render(ctx, msg) {
           ctx.navigate(location.pathname + location.search, true);
         }) }, t(m.state === "returned" ? "months.close_again" : "months.close"), h("span", { class: "visually-hidden" }, ` ${monthLabel(fy, m.month)}`))
         : m.state === "closed" && m.closed_by ? h("span", { class: "muted" },
-          t("months.closed_by", { by: m.closed_by })) : null));
+          // "cli" is the command line's name when it knows no user: not a clerk's.
+          m.closed_by === "cli" ? t("months.closed_by_cli") : t("months.closed_by", { by: m.closed_by }))
+          : null));
   });
   const prev = fy.year - 1, next = fy.year + 1;
   replace(ctx.main,
@@ -164,6 +167,9 @@ export async function render(ctx, msg) {
     notice(msg),
     h("p", { class: "lead" }, t("months.intro", { fy: digits(fy.fiscal_year) })),
     fy.reviewed ? null : h("p", { class: "muted" }, t("months.no_review")),
+    returned.length ? h("div", { class: "warning", id: "months-returned" },
+      t("months.returned_lead", { months: returned.map((m) => monthLabel(fy, m.month))
+        .join(", ") })) : null,
     table(t("months.caption", { fy: digits(fy.fiscal_year) }),
       [t("months.month"), t("months.state"), { text: t("months.records"), num: true },
        { text: t("months.pending"), num: true }, t("person.actions")], rows),

@@ -110,6 +110,18 @@ function confirmDelete(what, f) {
   no.focus();
 }
 
+// Why a person cannot be deleted yet, in a dialog with one way out.
+function cannotDelete(name, services, enterprises) {
+  const ok = h("button", { type: "button", class: "button", id: "cannot-delete-ok" },
+    t("delete.understood"));
+  const d = dialog(t("delete.title", { what: name }),
+    [h("p", {}, t("delete.has_records", { services: num(services),
+                                          enterprises: num(enterprises) })),
+     h("div", { class: "button-row" }, ok)]);
+  ok.addEventListener("click", () => d.close("ok"));
+  ok.focus();
+}
+
 function rowsTable(ctx, person, kind, rows, cols) {
   if (!rows.length) return h("p", { class: "muted" }, t(`person.no_${kind}`));
   const param = kind === "services" ? "service" : "enterprise";
@@ -124,7 +136,9 @@ function rowsTable(ctx, person, kind, rows, cols) {
           t("person.edit"), h("span", { class: "visually-hidden" }, ` ${r.local_id}`)),
         " · ",
         h("button", { type: "button", class: "link-button", onclick: () =>
-          confirmDelete(r.local_id, async () => {
+          // Named as the clerk knows it ("Legal aid, 21 Mangsir 2083"), not by its local id.
+          confirmDelete(`${value(kind === "services" ? "service" : "sector",
+            kind === "services" ? r.service : r.sector)}, ${bsdate.show(r.date)}`, async () => {
             const res = await api.del(`/v1/${kind}/${seg(r.local_id)}`);
             ctx.notify(res.status === 204 ? t("person.deleted", { id: r.local_id })
               : { text: t("error.save"), warning: true });
@@ -202,6 +216,10 @@ async function personPage(ctx, id, msg) {
       h("a", { href: `${personHref(id)}?edit=1`, "data-nav": "", class: "button button-secondary",
                id: "edit-person" }, t("person.edit_person")),
       h("button", { type: "button", class: "button button-warning", id: "delete-person", onclick: () =>
+        // A person with services or enterprises is not deleted: said before, not after a
+        // dialog that promised it (the pages' attack).
+        (r.body.services.length || r.body.enterprises.length) ?
+          cannotDelete(name, r.body.services.length, r.body.enterprises.length) :
         confirmDelete(name, async () => {
           const res = await api.del(`/v1/persons/${seg(id)}`);
           if (res.status === 409) {
