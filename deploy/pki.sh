@@ -39,12 +39,14 @@ usage: $PROG init DIR
               subdomains) and the private addresses 10/8, 172.16/12, 192.168/16, 127/8, ::1
               and fc00::/7, so that trusting it vouches for no other site. The names cannot
               change later: one domain (e.g. reintegration.internal) covers all under it.
-       $PROG web-issue [--force] DIR CODE NAME|ADDRESS [NAME|ADDRESS ...]
-              web certificate of municipality CODE's node (serverAuth, a SAN for each NAME
-              and ADDRESS, all inside the web CA's constraints): DIR/web/node-CODE.crt and
-              .key, the node's [node] https_cert and https_key. A valid certificate for the
-              same names is kept unless --force.
-       $PROG web-revoke DIR CODE    (revoke DIR/web/node-CODE.crt, regenerate the web CRL)
+       $PROG web-issue [--force] DIR WHO NAME|ADDRESS [NAME|ADDRESS ...]
+              web certificate (serverAuth, a SAN for each NAME and ADDRESS, all inside the
+              web CA's constraints) of WHO: a municipality CODE's node (DIR/web/node-CODE.crt
+              and .key: the node's [node] https_cert and https_key), province-P's hub (the
+              officers' pages: DIR/web/province-P.*, [hub] https_cert and https_key) or
+              federal (the ministry's pages: DIR/web/federal.*, [federal] https_cert and
+              https_key). A valid certificate for the same names is kept unless --force.
+       $PROG web-revoke DIR WHO     (revoke WHO's web certificate, regenerate the web CRL)
        $PROG web-crl DIR            (regenerate DIR/web/web-crl.pem and .crl, valid $CRL_DAYS days)
        $PROG directive-key DIR KEYID
               Ed25519 directive-signing pair: DIR/directive-KEYID.key (0600; federal-api
@@ -613,6 +615,18 @@ require_web_ca() {
     [[ -f $wdir/openssl.cnf ]] || write_config "$wdir" web-ca
 }
 
+# The file stem of a web certificate's owner: a municipality's node (5 digits), a province's
+# hub (province-P, P 1..7: the officers' pages) or the federal tier (federal: the ministry's
+# pages). Dies on anything else.
+web_stem() {
+    case $1 in
+    [0-9][0-9][0-9][0-9][0-9]) printf 'node-%s\n' "$1" ;;
+    province-[1-7]) printf '%s\n' "$1" ;;
+    federal) printf 'federal\n' ;;
+    *) die "\"$1\": a web certificate is for a municipality (5 digits), province-P (P 1..7) or federal" ;;
+    esac
+}
+
 cmd_web_issue() {
     local force=0 args=() a
     for a in "$@"; do
@@ -622,8 +636,8 @@ cmd_web_issue() {
         usage
         exit 2
     }
-    local dir=${args[0]} code=${args[1]} wdir
-    [[ $code =~ ^[0-9]{5}$ ]] || die "municipality \"$code\": code must be exactly 5 digits"
+    local dir=${args[0]} code=${args[1]} wdir stem
+    stem=$(web_stem "$code") || exit 1
     wdir=$(web_dir "$dir")
     require_web_ca "$wdir"
     local -a permitted=() sans=()
@@ -651,7 +665,7 @@ cmd_web_issue() {
             ndns=$((ndns + 1))
         fi
     done
-    local stem=node-$code want
+    local want
     want=$(printf '%s\n' "${sans[@]#*= }" | sort -u)
     lock_dir "$wdir"
     [[ -f $wdir/web-crl.pem ]] || web_gen_crl "$wdir"
@@ -705,13 +719,13 @@ EOF
 }
 
 cmd_web_revoke() {
-    local dir=$1 code=$2 wdir
-    [[ $code =~ ^[0-9]{5}$ ]] || die "municipality \"$code\": code must be exactly 5 digits"
+    local dir=$1 code=$2 wdir stem
+    stem=$(web_stem "$code") || exit 1
     wdir=$(web_dir "$dir")
     require_web_ca "$wdir"
-    [[ -f $wdir/node-$code.crt ]] || die "$wdir/node-$code.crt: no such certificate"
+    [[ -f $wdir/$stem.crt ]] || die "$wdir/$stem.crt: no such certificate"
     lock_dir "$wdir"
-    revoke_cert "$wdir" "node-$code" unspecified
+    revoke_cert "$wdir" "$stem" unspecified
     web_gen_crl "$wdir"
 }
 

@@ -44,6 +44,7 @@ typedef struct fed_config {
     char migrations[CONFIG_STR_MAX];
     char log_level[CONFIG_STR_MAX];
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
+    char https_cert[CONFIG_STR_MAX], https_key[CONFIG_STR_MAX];
     char directive_key_id[CONFIG_STR_MAX], directive_key[CONFIG_STR_MAX];
 } fed_config;
 
@@ -74,6 +75,11 @@ static const config_item items[] = {
                     "IPv4:port where provincial hubs connect (mutual TLS 1.3)"),
     CONFIG_ITEM_STR("federal", "https_listen", &cfg.https_listen,
                     "IPv4:port of the HTTPS API (TLS 1.2+, ECDHE + AEAD only; bearer tokens)"),
+    CONFIG_ITEM_STR("federal", "https_cert", &cfg.https_cert,
+                    "PEM web certificate of the HTTPS API and the ministry's pages, for browsers "
+                    "(deploy/pki.sh web-issue DIR federal NAME); empty: the [tls] certificate, "
+                    "which only clients given ca.crt trust"),
+    CONFIG_ITEM_STR("federal", "https_key", &cfg.https_key, "private key of https_cert (PEM)"),
     CONFIG_ITEM_STR(
         "federal", "http_listen", &cfg.http_listen,
         "IPv4:port of plain /healthz, /metrics and /crl (bind to loopback; empty: none)"),
@@ -420,7 +426,14 @@ static int cmd_serve(void)
         log_warn("cannot measure the event loop's busy time; /metrics shows none");
     tls_ctx_opts so = {TLS_MODE_MUTUAL_SERVER, cfg.ca, cfg.cert, cfg.key,
                        cfg.crl[0] ? cfg.crl : NULL};
-    tls_ctx_opts ho = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
+    /* Browsers trust a web CA they may import, not the tiers' private CA (as at the hub). */
+    if ((cfg.https_cert[0] == '\0') != (cfg.https_key[0] == '\0')) {
+        log_error("[federal] https_cert and https_key go together: set both, or neither");
+        return 2;
+    }
+    int web = cfg.https_cert[0] != '\0';
+    tls_ctx_opts ho = {TLS_MODE_HTTPS_SERVER, web ? NULL : cfg.ca, web ? cfg.https_cert : cfg.cert,
+                       web ? cfg.https_key : cfg.key, NULL};
     if (tls_ctx_new(&sync_tls, &so, err, sizeof(err)) != 0 ||
         tls_ctx_new(&https_tls, &ho, err, sizeof(err)) != 0) {
         log_error("TLS: %s", err);

@@ -40,6 +40,7 @@ typedef struct hub_config {
     char ca[CONFIG_STR_MAX], cert[CONFIG_STR_MAX], key[CONFIG_STR_MAX], crl[CONFIG_STR_MAX];
     char directive_keys[CONFIG_STR_MAX];
     char https_listen[CONFIG_STR_MAX], tokens[CONFIG_STR_MAX], proxy_from[CONFIG_STR_MAX];
+    char https_cert[CONFIG_STR_MAX], https_key[CONFIG_STR_MAX];
     char federal[CONFIG_STR_MAX];
     long uplink_window, uplink_batch, coverage_seconds;
     long rollup_queue, cache_mb;
@@ -86,6 +87,12 @@ static const config_item items[] = {
                     10000000),
     CONFIG_ITEM_STR("hub", "https_listen", &cfg.https_listen,
                     "IPv4:port of the officers' HTTPS API: /v1/gaps, /v1/indicators (empty: none)"),
+    CONFIG_ITEM_STR(
+        "hub", "https_cert", &cfg.https_cert,
+        "PEM web certificate of the officers' pages, for their browsers (deploy/pki.sh "
+        "web-issue DIR province-P NAME); empty: the hub's [tls] certificate, which only "
+        "clients given ca.crt trust"),
+    CONFIG_ITEM_STR("hub", "https_key", &cfg.https_key, "private key of https_cert (PEM)"),
     CONFIG_ITEM_STR("hub", "proxy_from", &cfg.proxy_from,
                     "addresses of TCP load balancers in front of the HTTPS API, which must send a "
                     "PROXY protocol v2 header (comma-separated; empty: none, clients connect "
@@ -537,7 +544,16 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.https_listen[0]) {
-        tls_ctx_opts hto = {TLS_MODE_HTTPS_SERVER, cfg.ca, cfg.cert, cfg.key, NULL};
+        /* The officers' browsers trust a web CA (a name-constrained one they may import),
+         * not the private CA of the tiers' links (deployment from the documentation: the
+         * pages presented the province's certificate, trusted only by importing ca.crt). */
+        if ((cfg.https_cert[0] == '\0') != (cfg.https_key[0] == '\0')) {
+            log_error("[hub] https_cert and https_key go together: set both, or neither");
+            return 2;
+        }
+        int web = cfg.https_cert[0] != '\0';
+        tls_ctx_opts hto = {TLS_MODE_HTTPS_SERVER, web ? NULL : cfg.ca,
+                            web ? cfg.https_cert : cfg.cert, web ? cfg.https_key : cfg.key, NULL};
         /* Its own buffer: the start's log line names the HTTP host (an attack on the demo
          * read 127.0.0.1 there for http_listen = 0.0.0.0). */
         if (netaddr_split(cfg.https_listen, https_host, sizeof(https_host), &port) != 0) {

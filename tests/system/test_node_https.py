@@ -21,6 +21,7 @@ import openapi
 
 from gen import PERSON_COLS, Caseload
 from harness import ROOT, Daemon, Node, free_port, run
+from pg import postgres  # noqa: F401  (session fixture)
 
 PKI_SH = os.path.join(ROOT, "deploy", "pki.sh")
 # The names the test's web CA permits; the node is reached at one under it and at 127.0.0.2.
@@ -222,3 +223,51 @@ def test_the_web_ca_vouches_for_no_name_outside_its_constraints(pki, workdir, pr
     r = run([PKI_SH, "web-issue", d, "10703", "node.internal"], check=False)
     assert r.returncode != 0 and "outside the web CA's name constraints" in r.stderr, r.stderr
     run([PKI_SH, "web-issue", d, "10703", "192.168.5.5"])
+
+
+def _verified(port, cafile, name):
+    """True when a TLS client trusting cafile alone, checking name, completes a handshake
+    with 127.0.0.1:port; False when the certificate is refused."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=name):
+                return True
+    except ssl.SSLCertVerificationError:
+        return False
+
+
+def test_the_hub_and_the_federal_tier_serve_their_pages_with_a_web_certificate(
+        webpki, pki, workdir, procs, postgres):  # noqa: F811
+    """The deployment from the documentation: the officers' and the ministry's pages presented
+    the certificates of the tiers' links (province:1, federal), naming localhost and 127.0.0.1
+    only and trusted only through ca.crt, which OPERATIONS.md forbids importing into a
+    browser. pki.sh issues web certificates for province-P and federal too, and [hub] and
+    [federal] https_cert and https_key serve them: a browser trusting the web CA alone reaches
+    them by name; one trusting ca.crt no longer does."""
+    from fedclient import Federal
+    from harness import Hub
+    hub_name, fed_name = "koshi." + WEB_DOMAIN, "ministry." + WEB_DOMAIN
+    run([PKI_SH, "web-issue", webpki.dir, "province-1", hub_name])
+    run([PKI_SH, "web-issue", webpki.dir, "federal", fed_name])
+    r = run([PKI_SH, "web-issue", webpki.dir, "province-8", hub_name], check=False)
+    assert r.returncode != 0 and "province-P (P 1..7)" in r.stderr, r.stderr
+    web = os.path.join(webpki.dir, "web")
+    pki.issue("federal")  # the federal tier's own certificate, for its links
+    hub = Hub(workdir, pki, 1)
+    hub.configure("[hub]\nhttps_cert = %s\nhttps_key = %s\n"
+                  % (os.path.join(web, "province-1.crt"), os.path.join(web, "province-1.key")))
+    procs.append(hub.start())
+    fed = Federal(workdir, pki, postgres)
+    fed.configure("[federal]\nhttps_cert = %s\nhttps_key = %s\n"
+                  % (os.path.join(web, "federal.crt"), os.path.join(web, "federal.key")))
+    procs.append(fed.start())
+    for port, name in ((hub.https_port, hub_name), (fed.https_port, fed_name)):
+        assert _verified(port, webpki.ca, name), name
+        assert not _verified(port, pki.path("ca.crt"), name), name
+    # One without the other is a configuration error.
+    hub2 = Hub(workdir, pki, 2)
+    hub2.configure("[hub]\nhttps_cert = %s\n" % os.path.join(web, "province-1.crt"))
+    r = run([os.path.join(ROOT, "build", "bin", "provincial-hub"), "--config", hub2.config],
+            check=False, timeout=30)
+    assert r.returncode == 2 and "https_cert and https_key go together" in r.stderr, r.stderr
