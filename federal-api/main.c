@@ -560,7 +560,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "federal-api: %s\n", err);
         return 2;
     }
-    /* With --config, what federal-api would run with: the file's values over the defaults. */
+    /* With --config, what federal-api would run with: the file's values over the defaults.
+     * print-config as a command too, as municipal-node spells it (an operator typed one
+     * form on the other binary). */
+    if (optind + 1 == argc && strcmp(argv[optind], "print-config") == 0)
+        print = 1;
     if (print) {
         config_print(stdout, items, N_ITEMS);
         return 0;

@@ -1726,6 +1726,11 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return EXIT_OK;
+        } else if (strcmp(argv[i], "--print-config") == 0 && i + 1 == argc) {
+            /* As the hub and the federal tier spell it (an operator typed one form on the
+             * other binary). */
+            argv[i] = "print-config";
+            break;
         } else {
             fprintf(stderr, "municipal-node: unknown option %s\n", argv[i]);
             usage(stderr);

@@ -402,7 +402,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    /* With --config, what the hub would run with: the file's values over the defaults. */
+    /* With --config, what the hub would run with: the file's values over the defaults.
+     * print-config as a command too, as municipal-node spells it. */
+    if (optind + 1 == argc && strcmp(argv[optind], "print-config") == 0)
+        print = 1;
     if (print) {
         if (config_path && config_load(config_path, items, N_ITEMS, err, sizeof(err)) != 0) {
             fprintf(stderr, "provincial-hub: %s\n", err);

@@ -412,3 +412,15 @@ def test_a_federal_tier_never_reached_is_said_once_not_lost_every_attempt(pki, w
     assert not any(" lost" in x for x in lines), lines
     warned = [x for x in lines if " warn" in x.split(":")[0] or "warn:" in x]
     assert len(warned) == 1, lines
+
+
+def test_print_config_is_spelt_either_way(tmp_path):
+    """The deployment from the documentation: `municipal-node print-config` but
+    `provincial-hub --print-config`, each refused by the other binary. Both spellings work on
+    every binary, and print the same."""
+    for prog in ("provincial-hub", "municipal-node", "federal-api"):
+        exe = os.path.join(BIN, prog)
+        a = run([exe, "print-config"], check=False)
+        b = run([exe, "--print-config"], check=False)
+        assert a.returncode == 0 and b.returncode == 0, (prog, a.stderr, b.stderr)
+        assert a.stdout == b.stdout and "; " in a.stdout, prog
