@@ -429,6 +429,27 @@ def test_published_directive_reaches_the_node_with_its_eligible_participants(
     assert status == 200, jb
     assert {d["title"]: d["priority_rules"] for d in jb["directives"]} == \
         {"Chain directive A": ["women first"], "Chain directive B": []}, jb
+    # The clerk's Today page lists who is eligible, each a link to the person (the attack on
+    # the clerk's pages: a count alone, though the node lists them).
+    import browser
+    d = browser.chromium()
+    try:
+        d.get("http://127.0.0.1:%d/signin" % node.http_port)
+        browser.wait(d, lambda: d.find_elements("id", "signin-token"), what="the sign-in")
+        d.find_element("id", "signin-token").send_keys(token)
+        d.find_element("id", "signin-token-submit").click()
+        browser.wait_h1(d, "Today")
+        row = [r for r in d.find_elements("css selector", "table tr")
+               if "Chain directive B" in r.text][0]
+        row.find_element("css selector", "details.eligible summary").click()
+        links = row.find_elements("css selector", ".eligible-list a")
+        listed = {a.get_attribute("href").rsplit("/", 1)[1] for a in links}
+        shown = {x["local_id"] for x in {d_["title"]: d_ for d_ in jb["directives"]}[
+            "Chain directive B"]["eligible"]}
+        assert listed == shown and listed <= want_b and listed, (listed, want_b)
+        assert all(a.is_displayed() and a.text for a in links)
+    finally:
+        d.quit()
 
     # Every tier recorded the node's and the hub's acknowledgements.
     def hub_knows_node_acked():

@@ -116,6 +116,16 @@ export async function render(ctx, msg) {
             t("today.priority", { rules: d.priority_rules.join("; ") }))] : [])),
         h("td", {}, d.to ? t("today.from_to", { from: bsdate.show(d.from), to: bsdate.show(d.to) })
                          : t("today.from", { from: bsdate.show(d.from) })),
-        h("td", { class: "num" }, num(d.eligible_count)))), { hideCaption: true })
+        // Who is eligible, to act on the directive (the pages' attack: a count alone, though
+        // the node lists them): the first ones the node gives, each linking to the person.
+        h("td", { class: "num" }, (d.eligible || []).length
+          ? h("details", { class: "eligible" }, h("summary", {}, num(d.eligible_count)),
+            h("ul", { class: "eligible-list" }, d.eligible.map((p) => h("li", {},
+              h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
+                p.full_name || p.local_id)))),
+            d.eligible.length < d.eligible_count
+              ? h("p", { class: "muted" }, t("today.eligible_first", { n: num(d.eligible.length) }))
+              : null)
+          : num(d.eligible_count)))), { hideCaption: true })
       : h("p", {}, t("today.no_directives")));
 }
