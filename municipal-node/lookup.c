@@ -115,16 +115,19 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
         limit = LOOKUP_SEARCH_MAX;
     lookup__pattern(q, pat, sizeof(pat), digits, sizeof(digits));
     snprintf(dpat, sizeof(dpat), "%%%s%%", digits);
-    /* Phone numbers are also compared by their digits alone, so that "9841 23" finds
-     * "+977-984-123...". A municipality's persons are a few thousand: a scan is quick. */
+    /* Phone and citizenship numbers are also compared by their digits alone, so that
+     * "9841 23" finds "+977-984-123..." and "2701751234" finds "27-01-75-1234" (the attack on
+     * the clerk's pages: a number typed without its dashes found nobody). A municipality's
+     * persons are a few thousand: a scan is quick. */
     sqlite3_stmt *st = store_prepare(
         db, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND live = 1 AND"
             " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\' OR local_field(fields, ?2) LIKE ?1"
             " ESCAPE '\\' OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
             " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
-            " OR (?5 <> '%%' AND replace(replace(replace(replace(replace(replace("
+            " OR (?5 <> '%%' AND (replace(replace(replace(replace(replace(replace("
             "local_field(fields, ?3), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '')"
-            " LIKE ?5))"
+            " LIKE ?5 OR replace(replace(replace(replace(local_field(fields, ?4), ' ', ''), '-',"
+            " ''), '/', ''), '.', '') LIKE ?5)))"
             " ORDER BY updated_ms DESC, local_id LIMIT ?6");
     if (st == NULL)
         return REINT_EDB;

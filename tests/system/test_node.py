@@ -145,6 +145,12 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
         "\u096f\u096e\u096a\u0967\u0966\u0966"), token=token)
     assert status == 200 and [x["local_id"] for x in found["persons"]] == [p["local_id"]], found
+    # A citizenship number is found by its digits too, typed without its dashes (the attack
+    # on the clerk's pages: "0838798884" found nobody).
+    bare = "".join(ch for ch in p["citizenship_no"] if ch.isdigit())
+    status, _, found = req(node, "GET", "/v1/persons?q=" + bare, token=token)
+    assert status == 200 and p["local_id"] in [x["local_id"] for x in found["persons"]], \
+        (bare, found)
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
     p["phone"] = "9841000001"
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
