@@ -357,7 +357,8 @@ def test_a_correction_made_from_an_old_copy_is_refused_and_says_why(site):
     assert status == 200 and body["changed"], body
     fill(site, "f-ward", "9")
     d.find_element(By.ID, "save").click()
-    wait(d, lambda: "Another clerk corrected this row" in body_text(d), what="the refusal")
+    wait(d, lambda: "This row was corrected since you opened it" in body_text(d),
+         what="the refusal")
     status, _, got = site.request("GET", "/v1/persons/" + site.person, headers=auth)
     assert got["person"]["phone"] == "9841000009" and got["person"]["ward"] != "9", got
     screenshot(d, "%s-en-changed-since" % site.scheme)
