@@ -753,7 +753,7 @@ static int cmd_status(int argc, char **argv)
             "oldest_unsynced_ms", (json_int_t)st.oldest_unsynced_ms, "records",
             (json_int_t)st.records, "tombstones", (json_int_t)st.tombstones, "dead_letters",
             (json_int_t)st.dead_letters, "last_sync_ms", (json_int_t)st.last_sync_ms,
-            "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable && serving,
+            "last_hello_ms", (json_int_t)st.last_hello_ms, "hub_reachable", reachable,
             "upgrade_needed", upgrade, "clock_ahead", ahead, "crl_expired", crl_expired,
             "clock_skew_ms", (json_int_t)st.skew_ms, "last_seq", (json_int_t)st.last_seq,
             "last_error", st.last_error);
@@ -763,9 +763,6 @@ static int cmd_status(int argc, char **argv)
         json_object_set_new(j, "directive_gaps", g);
         json_object_set_new(j, "directive_gaps_total", json_integer(all_gaps));
         json_object_set_new(j, "serve_running", json_boolean(serving));
-        /* hub_reachable is a session now, which only serve holds (the text's "no session
-         * now"); the last session's state stays apart, for a node whose serve stopped. */
-        json_object_set_new(j, "hub_reachable_last_session", json_boolean(reachable));
         json_object_set_new(j, "certificate_refused", json_boolean(cert_refused));
         json_object_set_new(j, "serve_pid", serving ? json_integer(serve_pid) : json_null());
         json_object_set(j, "returned_months", json_object_get(returned, "months"));
