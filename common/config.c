@@ -137,6 +137,16 @@ static int config__handler(void *user, const char *section, const char *name, co
     return 0;
 }
 
+/* The error of line lineno of path, len characters long: REINT_EINVAL. */
+static int config__long_line(const char *path, int lineno, size_t len, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "%s line %d is %zu characters long: lines are read up to %d; break it (a comment "
+             "into several lines beginning with ;)",
+             path, lineno, len, CONFIG_MAX_LINE);
+    return REINT_EINVAL;
+}
+
 int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen)
 {
     config_state s = {items, n, err, errlen, path, 0, NULL};
@@ -165,14 +175,16 @@ int config_load(const char *path, const config_item *items, size_t n, char *err,
             continue;
         lineno++;
         if (len > CONFIG_MAX_LINE) {
-            snprintf(err, errlen,
-                     "%s line %d is %zu characters long: lines are read up to %d; break it (a "
-                     "comment into several lines beginning with ;)",
-                     path, lineno, len, CONFIG_MAX_LINE);
             fclose(f);
-            return REINT_EINVAL;
+            return config__long_line(path, lineno, len, err, errlen);
         }
         len = 0;
+    }
+    /* A last line with no newline, read to its end in the loop above without being counted
+     * (a review: one of 1,023 characters slipped through). */
+    if (len > CONFIG_MAX_LINE) {
+        fclose(f);
+        return config__long_line(path, lineno + 1, len, err, errlen);
     }
     rewind(f);
     s.seen = calloc(n ? n : 1, 1);

@@ -656,6 +656,10 @@ static int sync__on_hello_reply(sync_client *s, const Reint__V1__HelloReply *r)
     s->session = 1;
     s->attempt = 0;
     s->st.connected = 1;
+    /* A session: the next failure is a new outage, said at warn at once (a review: one
+     * within 10 minutes of the last warned was said at info only). */
+    s->warned[0] = '\0';
+    s->failures = 0;
     if (s->o.source.note)
         s->o.source.note(s->o.source.src, 0, now, s->st.skew_ms, "");
     s->st.last_error[0] = '\0';

@@ -444,6 +444,34 @@ static size_t field__date_shape(char *s, size_t n)
     return (size_t)snprintf(s, 11, "%04u-%02u-%02u", y, m, d);
 }
 
+/* 1 when s (n bytes) is a whole number whose digits are grouped by commas as Nepal writes
+ * them (1,00,000: the last three, then twos) or as English does (100,000: threes), else 0:
+ * a comma anywhere else ("1,5" years abroad, ward "1,2") is no grouping, and is refused. */
+static int field__grouped(const char *s, size_t n)
+{
+    size_t groups[16], ng = 0, len = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == ',') {
+            if (ng == sizeof(groups) / sizeof(groups[0]) || len == 0)
+                return 0;
+            groups[ng++] = len;
+            len = 0;
+        } else if (s[i] >= '0' && s[i] <= '9') {
+            len++;
+        } else {
+            return 0;
+        }
+    }
+    if (ng < 2 || groups[ng - 1] != 3 || groups[0] > 3)
+        return 0;
+    int nepal = 1, english = 1;
+    for (size_t i = 1; i + 1 < ng; i++) {
+        nepal &= groups[i] == 2;
+        english &= groups[i] == 3;
+    }
+    return (nepal && groups[0] <= 2) || english;
+}
+
 static void field__check(field_scan *c, const char *name, const field__def *d, const char *raw,
                          field_value *v, field_errors *errs)
 {
@@ -493,13 +521,15 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
      * date, an import refused it; 1,00,000 and 2083/08/10 were refused): Devanagari digits,
      * grouping commas in a whole number, and other separators and one-digit months and days
      * in a date are taken, and kept in one spelling. */
+    /* Errors quote the value as it was written (the clerk looks for that in the file). */
+    const char *orig = raw;
+    size_t orig_n = n;
     if (d->type == F_PHONE || d->type == F_INT || d->type == F_DATE)
         n = field__ascii_digits(s, n);
-    if (d->type == F_INT && n > 0 && s[0] >= '0' && s[0] <= '9') {
+    if (d->type == F_INT && field__grouped(s, n)) {
         size_t w = 0;
         for (size_t i = 0; i < n; i++)
-            if (!(s[i] == ',' && i > 0 && i + 1 < n && s[i - 1] >= '0' && s[i - 1] <= '9' &&
-                  s[i + 1] >= '0' && s[i + 1] <= '9'))
+            if (s[i] != ',')
                 s[w++] = s[i];
         s[w] = '\0';
         n = w;
@@ -542,7 +572,7 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
             field_errors_add_code(errs, name, "phone", NULL,
                                   "%s is not a phone number (at least 6 digits; spaces and + - "
                                   "( ) / allowed)",
-                                  field_quote(q, sizeof(q), s, n));
+                                  field_quote(q, sizeof(q), orig, orig_n));
             return;
         }
         break;
@@ -584,26 +614,26 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
                 field_errors_add_code(errs, name, "date_range", "2000-01-01..2099-12-30",
                                       "%s is outside the Bikram Sambat calendar table (%d-01-01 "
                                       ".. %d-12-30)",
-                                      field_quote(q, sizeof(q), s, n), BSCAL_FIRST_YEAR,
+                                      field_quote(q, sizeof(q), orig, orig_n), BSCAL_FIRST_YEAR,
                                       BSCAL_LAST_YEAR);
             else
                 field_errors_add_code(errs, name, "date_range", "1943-04-14..2043-04-13",
                                       "%s is outside the dates kept (1943-04-14 .. 2043-04-13, "
                                       "the Bikram Sambat table's range)",
-                                      field_quote(q, sizeof(q), s, n));
+                                      field_quote(q, sizeof(q), orig, orig_n));
             return;
         }
         if (rc != 0) {
             field_errors_add_code(errs, name, "date_invalid", c->bs ? "BS" : "AD",
                                   "%s is not a %s date (YYYY-MM-DD)",
-                                  field_quote(q, sizeof(q), s, n), field__cal_name(c->bs));
+                                  field_quote(q, sizeof(q), orig, orig_n), field__cal_name(c->bs));
             return;
         }
         if (v->day < RECORD_MIN_DAY) {
             field_errors_add_code(errs, name, "date_early", NULL,
                                   "%s is before 1943-04-14 (BS 2000-01-01), the earliest date "
                                   "kept",
-                                  field_quote(q, sizeof(q), s, n));
+                                  field_quote(q, sizeof(q), orig, orig_n));
             return;
         }
         if (d->event && v->day < c->earliest) {
@@ -614,14 +644,14 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
             field_errors_add_code(errs, name, "date_before_start", t,
                                   "%s is before %s, the earliest date this node takes "
                                   "(earliest_date in its config)",
-                                  field_quote(q, sizeof(q), s, n), t);
+                                  field_quote(q, sizeof(q), orig, orig_n), t);
             return;
         }
         if (v->day > c->today) {
             char t[16];
             field_format_day(c->bs, c->today, t);
             field_errors_add_code(errs, name, "date_future", t, "%s is in the future (today is %s)",
-                                  field_quote(q, sizeof(q), s, n), t);
+                                  field_quote(q, sizeof(q), orig, orig_n), t);
             return;
         }
         break;
@@ -633,14 +663,14 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
         if (errno != 0 || end == s || *end != '\0' ||
             !((s[0] >= '0' && s[0] <= '9') || s[0] == '-')) {
             field_errors_add_code(errs, name, "int", NULL, "%s is not a whole number",
-                                  field_quote(q, sizeof(q), s, n));
+                                  field_quote(q, sizeof(q), orig, orig_n));
             return;
         }
         if (x < d->min || x > d->max) {
             char range[48];
             snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
             field_errors_add_code(errs, name, "int_range", range, "%s is outside %s",
-                                  field_quote(q, sizeof(q), s, n), range);
+                                  field_quote(q, sizeof(q), orig, orig_n), range);
             return;
         }
         v->i = x;

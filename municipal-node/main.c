@@ -282,16 +282,14 @@ static int open_store(outbox **ob, intake **in)
 
 /* in as an absolute path (the file need not exist yet): node.ini named the store, tokens,
  * certificates and CRL relative to the directory init ran in, so that the node worked from
- * there only (a deployment from the documentation; a systemd unit has another). Returns 0, or
- * -1 when it does not fit in outlen or the working directory cannot be read. */
+ * there only (a deployment from the documentation; a systemd unit has another). A symbolic
+ * link stays one (resolved, a link swapped to new certificates was not followed). Returns 0,
+ * or -1 when it does not fit in outlen or the working directory cannot be read. */
 static int init_abs_path(const char *in, char *out, size_t outlen)
 {
-    char cwd[PATH_MAX], *real = realpath(in, NULL);
+    char cwd[PATH_MAX];
     int n;
-    if (real) {
-        n = snprintf(out, outlen, "%s", real);
-        free(real);
-    } else if (in[0] == '/') {
+    if (in[0] == '/') {
         n = snprintf(out, outlen, "%s", in);
     } else {
         if (getcwd(cwd, sizeof(cwd)) == NULL)

@@ -46,6 +46,11 @@ def test_each_daemon_reads_its_own_example(tmp_path):
     r = run([os.path.join(BIN, "federal-api"), "--config", str(cfg), "--print-config"],
             check=False)
     assert r.returncode == 2 and "line 2 is 232 characters long" in r.stderr, r.stderr
+    # The last line too, with no newline after it, of the reader's buffer exactly (a review).
+    cfg.write_text("[federal]\nhttps_listen = 127.0.0.1:0\n; " + "y" * 1021)
+    r = run([os.path.join(BIN, "federal-api"), "--config", str(cfg), "--print-config"],
+            check=False)
+    assert r.returncode == 2 and "line 3 is 1023 characters long" in r.stderr, r.stderr
 
 
 def test_unknown_key_is_refused_naming_file_and_line(tmp_path):
@@ -381,7 +386,10 @@ def test_init_writes_absolute_paths(pki, tmp_path):
     directory init ran in (a systemd unit runs elsewhere: "[node] data_dir: var/node-10703: No
     such file or directory"). init now writes absolute paths."""
     node = os.path.join(BIN, "municipal-node")
-    shutil.copytree(pki.dir, tmp_path / "pki")
+    shutil.copytree(pki.dir, tmp_path / "pki-2026")
+    # A link stays a link (a review: it was resolved, so a link swapped to next year's
+    # certificates was not followed).
+    os.symlink("pki-2026", tmp_path / "pki")
     run([node, "init", "--municipality", "10703", "--dir", "n", "--pki", "pki"],
         cwd=str(tmp_path))
     with open(tmp_path / "n" / "node.ini") as f:

@@ -548,12 +548,15 @@ static void test_dates_and_numbers_as_offices_write_them(void **state)
         assert_int_equal(b.changed, INTAKE_UNCHANGED);
         assert_int_equal(b.version, a.version);
     }
-    /* Still refused: a comma that groups nothing, a date of another shape, a real date past
-     * the month's end. */
-    static const char *const bad[] = {"amount_npr=1,", "amount_npr=,100", "date=2082/06-05",
-                                      "date=82-6-5", "date=2082-06-32"};
-    static const char *const code[] = {"int", "int", "date_invalid", "date_invalid",
-                                       "date_invalid"};
+    /* Still refused, each quoted as written: a comma that groups no digits, Nepal's way or
+     * English's (a review: "1,5" years abroad was taken as 15, ward "1,2" as 12), a date of
+     * another shape, a real date past the month's end, written either way. */
+    static const char *const bad[] = {"amount_npr=1,",    "amount_npr=,100",   "amount_npr=1,5",
+                                      "amount_npr=20,40", "amount_npr=1,0000", "date=2082/06-05",
+                                      "date=82-6-5",      "date=2082-06-32",   "date=2082/6/32"};
+    static const char *const code[] = {"int",          "int",          "int",
+                                       "int",          "int",          "date_invalid",
+                                       "date_invalid", "date_invalid", "date_invalid"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int date = strncmp(bad[i], "date=", 5) == 0;
         assert_int_equal(apply(f, INTAKE_SERVICE, &e, &b, "local_id=S-2", "person_local_id=P-1",
@@ -562,7 +565,15 @@ static void test_dates_and_numbers_as_offices_write_them(void **state)
                          REINT_EINVAL);
         assert_int_equal(e.n, 1);
         assert_string_equal(e.e[0].code, code[i]);
+        /* Quoted as written, not as it would have been kept. */
+        assert_non_null(strstr(e.e[0].reason, strchr(bad[i], '=') + 1));
     }
+    static const char *const grouped[] = {"amount_npr=10,00,000", "amount_npr=1,000,000"};
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(apply(f, INTAKE_SERVICE, &e, &b, "local_id=S-3", "person_local_id=P-1",
+                               "service=seed funding", "status=DELIVERED", "date=2082-06-05",
+                               grouped[i], NULL),
+                         0);
 }
 
 static void test_delete_queues_tombstone_and_recreate_reuses_id(void **state)
