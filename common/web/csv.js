@@ -2,8 +2,14 @@
 // CSV a spreadsheet opens as written, and a Blob saved through a temporary link.
 import { h } from "./dom.js";
 
+// A text a spreadsheet would run as a formula (=, +, -, @, a tab or a return first, after
+// any spaces, or their full-width forms) gets a ' before it, as the node's exports do
+// (common/csv.c); numbers stay numbers.
 function field(v) {
-  const s = v === null || v === undefined ? "" : String(v);
+  let s = v === null || v === undefined ? "" : String(v);
+  if (typeof v === "string" && /^[\s\u00a0\u3000\u200b\ufeff]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]/.test(s)) {
+    s = `'${s}`;
+  }
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

@@ -458,6 +458,13 @@ def test_dashboard_in_a_browser(dash):
             assert int(r[col]) == g["participants_registered"], (r, g)
             assert r[-1] == "; ".join(FLAG_WORDS[f] for f in g["flags"]), (r, g["flags"])
         d.find_element("id", "gaps-filter").clear()
+        # A text a spreadsheet would run as a formula gets a ' before it, as the node's
+        # exports do; numbers stay numbers (a review: the pages' CSV did not).
+        made = d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('/common/csv.js').then(m => done(m.csvText(['a'], [['=1+1'], [-3], ['-3'],"
+            " [' @x'], ['\uff1dA1'], ['Tole 3, Banepa']])))")
+        assert made == "a\r\n'=1+1\r\n-3\r\n'-3\r\n' @x\r\n'\uff1dA1\r\n\"Tole 3, Banepa\"\r\n", made
 
         # An indicator by local level: map, chart and table against the API.
         d.get(base + "/indicators?indicator=participants_registered&by=municipality&period="

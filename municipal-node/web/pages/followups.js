@@ -14,7 +14,8 @@ const WITH_AMOUNT = ["SEED_FUNDING", "LOAN"];
 async function deliver(ctx, p, ref, date, amount) {
   const body = {
     person_local_id: p.local_id, service: ref.service, status: "DELIVERED",
-    date: asciiDigits(date.trim()) || ctx.session.today,
+    // As typed: an emptied field is refused as required (a review: it became today).
+    date: asciiDigits(date.trim()),
   };
   if (ref.provider) body.provider = ref.provider;
   if (amount !== null) body.amount_npr = asciiDigits(amount).replace(/[,\s]/g, "");
@@ -67,7 +68,7 @@ function askDelivery(ctx, p, ref, done) {
     ok.disabled = false;
     if (r.status === 201) {
       d.close("ok");
-      done(r, asciiDigits(date.input.value.trim()) || ctx.session.today);
+      done(r, asciiDigits(date.input.value.trim()));
       return;
     }
     const errors = (r.body && r.body.errors) || [];

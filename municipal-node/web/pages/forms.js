@@ -195,7 +195,9 @@ export async function rowForm(o) {
     const norm = (x) => asciiDigits(String(x || "")).replace(/[^0-9A-Za-z]/g, "").toUpperCase();
     let same = [];
     if (norm(typed).length >= 4) {
-      const r = await api.get(`/v1/persons?q=${encodeURIComponent(typed)}&limit=5`);
+      // The node compares a number by its digits alone; the exact ones are kept from the
+      // persons it gives (up to 50: a review found the person past the first 5).
+      const r = await api.get(`/v1/persons?q=${encodeURIComponent(typed)}&limit=50`);
       if (mine !== dupSeq) return;
       if (r.status === 200) {
         same = r.body.persons.filter((p) => p.local_id !== o.localId &&
@@ -230,7 +232,9 @@ export async function rowForm(o) {
       const errId = `${id}-error`;
       const error = h("p", { class: "error-message", id: errId, hidden: true });
       const warnId = `${id}-warn`;
-      const warn = h("p", { class: "warning-message", id: warnId, hidden: true });
+      // Announced when it appears (a review: screen readers heard neither warning).
+      const warn = h("p", { class: "warning-message", id: warnId, hidden: true,
+                            "aria-live": "polite" });
       const ctl = control(col, id, [hintId, errId, warnId].filter(Boolean).join(" "),
                           o.row ? o.row[name] : "", o.ctx.session, changed(name));
       const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;

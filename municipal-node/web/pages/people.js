@@ -29,12 +29,17 @@ function masked(text) {
     h("span", { class: "visually-hidden" }, t("people.ending_in", { digits: digits(last) })));
 }
 
+// What was last searched, kept in this page's memory only: out of the address (and so of
+// the browser's history, and of the sign-in address when a session ends) and out of the
+// history's state, which browsers save to disk to restore a session (a review). Coming back
+// to People shows it again; a reload forgets it.
+let lastSearch = "";
+
 async function search(ctx, msg) {
-  // What was searched stays out of the address (and so out of the browser's history, and of
-  // the sign-in address when a session ends): names and numbers are personal data. An old
-  // link's ?q= is searched, then taken out of the address.
-  const q = (history.state && history.state.q) || ctx.params.get("q") || "";
-  if (ctx.params.has("q")) history.replaceState({ q }, "", "/people");
+  // An old link's ?q= is searched, then taken out of the address.
+  const q = ctx.params.get("q") || lastSearch;
+  lastSearch = q;
+  if (ctx.params.has("q")) history.replaceState({}, "", "/people");
   const results = h("div", { id: "results", "aria-live": "polite" });
   const input = h("input", { id: "q", name: "q", type: "search", value: q, autocomplete: "off",
                              "aria-describedby": "q-hint" });
@@ -61,7 +66,7 @@ async function search(ctx, msg) {
   input.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      history.replaceState(input.value ? { q: input.value } : {}, "", "/people");
+      lastSearch = input.value;
       draw(input.value.trim());
     }, 250);
   });
@@ -70,7 +75,11 @@ async function search(ctx, msg) {
     notice(msg),
     h("p", {}, h("a", { href: "/people?new=1", "data-nav": "", class: "button", id: "register" },
       t("people.register"))),
-    h("form", { role: "search", onsubmit: (e) => { e.preventDefault(); draw(input.value.trim()); } },
+    h("form", { role: "search", onsubmit: (e) => {
+      e.preventDefault();
+      lastSearch = input.value;
+      draw(input.value.trim());
+    } },
       h("div", { class: "search-row" },
         h("div", { class: "form-group" },
           h("label", { for: "q" }, t("people.search")),
