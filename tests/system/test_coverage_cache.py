@@ -176,6 +176,101 @@ def test_kept_coverage_follows_every_commit_made_through_another_process(feds, p
     hub.c.close()
 
 
+# Months no other test of this module touches, for the kept cells.
+CELLS_PERIOD, OTHER_PERIOD = "BS2072-08", "BS2072-09"
+
+
+def answer(fed, token, **q):
+    status, body, _ = fed.get("/v1/indicators/%s?%s" % (
+        INDICATOR, urllib.parse.urlencode(dict({"period": CELLS_PERIOD}, **q))), token)
+    assert status == 200, body
+    return body
+
+
+def cell_hits(fed):
+    return fed.metrics()["federal_cells_cache_hits_total"]
+
+
+def total_moves_to(fed, token, want, what, **q):
+    """B's national total becomes want: with no notification of the month's commit it never
+    would, its cells being kept in memory."""
+    end = time.time() + 10
+    got = None
+    while time.time() < end:
+        got = answer(fed, token, **q)["total"]["value"]
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s: B answers %s, want %s" % (what, got, want))
+
+
+def all_heard(fed, n0, listening):
+    """Each of B's listening connections heard the last commit (see the test above)."""
+    end = time.time() + 10
+    while fed.metrics()["federal_cells_notifications_total"] < n0 + listening:
+        assert time.time() < end, "B's connections did not all hear the commit"
+        time.sleep(0.05)
+
+
+def test_kept_cells_follow_every_snapshot_of_their_month_made_through_another_process(feds, pki):
+    """B keeps a national (and a province's) answer's cells of a month in memory (federal-api/
+    findicators.h) until a snapshot of that month commits, through any process: each one moves
+    B's answer within seconds, a replacement of the month's cells included (which changes no
+    coverage); a snapshot of another month does not outdate them, but the answer's "as of" (the
+    province's last commit, read with the audit row) moves with it. The totals expected are
+    the test's own, as differences from B's first answer."""
+    a, b, token = feds
+    admin = a.token("admin", "covcache-admin")
+    t0 = answer(b, token)["total"]["value"]
+    p0 = answer(b, token, province=PROVINCE)["total"]["value"]
+    h = cell_hits(b)
+    for _ in range(3):
+        assert answer(b, token)["total"]["value"] == t0
+    assert cell_hits(b) == h + 3, "repeated answers of an untouched month were not kept"
+    # Each answer from memory wrote its audit row, as one read from the store does.
+    st, body, _ = b.get("/v1/audit?limit=1000", admin)
+    assert st == 200, body
+    target = "/v1/indicators/%s?period=%s" % (INDICATOR, CELLS_PERIOD)
+    assert sum(1 for r in body["audit"]
+               if r["target"] == target and r["who"] == "covcache-ministry") == 4
+
+    hub = Hub(a, pki)
+    listening = b.metrics()["federal_coverage_listening"]
+    n0 = b.metrics()["federal_cells_notifications_total"]
+    hub.snapshot(snapshot(MUN, CELLS_PERIOD, 1, {(INDICATOR, "", ()): (5, 0, 7, 1)}))
+    total_moves_to(b, token, t0 + 5, "after a snapshot of the month through A")
+    total_moves_to(b, token, p0 + 5, "the province's, after that snapshot", province=PROVINCE)
+    all_heard(b, n0, listening)
+    answer(b, token)
+    h = cell_hits(b)
+    assert answer(b, token)["total"]["value"] == t0 + 5 and cell_hits(b) == h + 1
+
+    # A replacement of the month's cells: the coverage's cache hears nothing (the test above),
+    # the cells' must.
+    n0 = b.metrics()["federal_cells_notifications_total"]
+    hub.snapshot(snapshot(MUN, CELLS_PERIOD, 2, {(INDICATOR, "", ()): (8, 0, 9, 1)}))
+    total_moves_to(b, token, t0 + 8, "after a replacement of the month's cells through A")
+    all_heard(b, n0, listening)
+
+    # Another month's snapshot: the kept cells stay, the "as of" moves.
+    before = answer(b, token)
+    n0 = b.metrics()["federal_cells_notifications_total"]
+    time.sleep(0.01)  # the last commit is said to the millisecond
+    hub.snapshot(snapshot(MUN, OTHER_PERIOD, 1, {(INDICATOR, "", ()): (3, 0, 5, 1)}))
+    all_heard(b, n0, listening)
+    h = cell_hits(b)
+    after = answer(b, token)
+    assert cell_hits(b) == h + 1, "another month's snapshot outdated the kept cells"
+    assert after["total"] == before["total"]
+    assert after["as_of"][str(PROVINCE)] > before["as_of"][str(PROVINCE)], \
+        "a kept answer said an older last commit than the province's"
+
+    # The month's data goes (a snapshot without cells).
+    hub.snapshot(snapshot(MUN, CELLS_PERIOD, 3, {}))
+    total_moves_to(b, token, t0, "after the month's data went")
+    hub.c.close()
+
+
 def histogram(m, name):
     """(cumulative bucket counts in bound order, count) of Prometheus histogram name."""
     pre = name + '_bucket{le="'
