@@ -28,8 +28,10 @@ WEB_NO_NAMES=invalid
 usage() {
     cat >&2 <<EOF
 usage: $PROG init DIR
-       $PROG issue [--force] DIR IDENTITY [IDENTITY ...]
-              IDENTITY is: federal | province P (1..7) | municipality CODE (5 digits)
+       $PROG issue [--force] [--any-code] DIR IDENTITY [IDENTITY ...]
+              IDENTITY is: federal | province P (1..7) | municipality CODE (5 digits, one
+              of the official local level codes of nepal_local_levels.csv; --any-code:
+              any 5 digits, for tests)
        $PROG revoke DIR STEM        (STEM: federal, province-P or municipality-CODE)
        $PROG crl DIR                (regenerate DIR/crl.pem, valid $CRL_DAYS days)
        $PROG foreign DIR            (throwaway second CA and DIR/foreign/municipality-10703.*)
@@ -53,13 +55,16 @@ usage: $PROG init DIR
               [directives] private_key, with key_id = KEYID) and DIR/directive-KEYID.pub (hubs
               and nodes: [directives] keys = KEYID=DIR/directive-KEYID.pub). KEYID: 1..63 of
               A-Z a-z 0-9 _ . -; an existing pair is kept. Rotate by adding a new KEYID.
-environment: PKI_CRL_URL (CRL distribution point, default http://127.0.0.1/crl)
+environment: PKI_GEO_CSV (the local levels' list, default nepal_local_levels.csv beside this
+             script, installed, or ../data/ in the source tree)
+             PKI_CRL_URL (CRL distribution point, default http://127.0.0.1/crl)
              PKI_WEB_CRL_URL (web certificates' CRL distribution point, where office browsers
              fetch web-crl.crl; default http://127.0.0.1/web-crl)
 EOF
 }
 
 msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() {
     msg "$*"
     exit 1
@@ -352,10 +357,31 @@ EOF
     trap - EXIT INT TERM
 }
 
+# The official local level code $1 (5 digits): dies naming it when the list does not hold it
+# (a typo would give a node a certificate that no hub accepts), or when no list is found.
+check_code() {
+    local csv=${PKI_GEO_CSV:-}
+    if [[ -z $csv ]]; then
+        for csv in "$HERE/nepal_local_levels.csv" "$HERE/../data/nepal_local_levels.csv" ""; do
+            [[ -z $csv || -f $csv ]] && break
+        done
+    fi
+    [[ -n $csv && -f $csv ]] ||
+        die "no list of local levels to check municipality $1 against (set PKI_GEO_CSV to nepal_local_levels.csv, or pass --any-code)"
+    awk -F, -v c="$1" 'NR > 1 && $5 == c { found = 1; exit } END { exit !found }' "$csv" ||
+        die "municipality \"$1\": not a local level code of $csv (check the code; --any-code issues it anyway)"
+}
+
 cmd_issue() {
-    local force=0 args=() a
+    local force=0 any=0 args=() a
     for a in "$@"; do
-        if [[ $a == --force ]]; then force=1; else args+=("$a"); fi
+        if [[ $a == --force ]]; then
+            force=1
+        elif [[ $a == --any-code ]]; then
+            any=1
+        else
+            args+=("$a")
+        fi
     done
     ((${#args[@]} >= 2)) || {
         usage
@@ -384,6 +410,7 @@ cmd_issue() {
             ((i + 1 < n)) || die "municipality: missing code (5 digits)"
             [[ ${args[i + 1]} =~ ^[0-9]{5}$ ]] ||
                 die "municipality \"${args[i + 1]}\": code must be exactly 5 digits"
+            ((any)) || check_code "${args[i + 1]}"
             idents+=("municipality:${args[i + 1]}")
             stems+=("municipality-${args[i + 1]}")
             i=$((i + 2))

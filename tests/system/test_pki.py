@@ -25,8 +25,8 @@ ARGS = ["federal", "province", "2", "municipality", "10101", "municipality", "10
         "municipality", "77509"]
 
 
-def sh(*args, check=True):
-    r = subprocess.run(list(args), capture_output=True, text=True)
+def sh(*args, check=True, env=None):
+    r = subprocess.run(list(args), capture_output=True, text=True, env=env)
     if check and r.returncode != 0:
         raise AssertionError("%s: rc %d\n%s%s" % (args, r.returncode, r.stdout, r.stderr))
     return r
@@ -113,6 +113,25 @@ def test_a_bad_identity_issues_nothing(ca):
     assert '"1010": code must be exactly 5 digits' in r.stderr
     assert index_rows(ca) == []
     assert not os.path.exists(os.path.join(ca, "federal.crt"))
+
+
+def test_a_code_outside_the_official_list_issues_nothing(ca):
+    """A municipality's code is one of data/nepal_local_levels.csv's (a typo would give a node
+    a certificate that no hub accepts): 10199 is 5 digits but no local level (Taplejung's end
+    at 10109). --any-code issues it anyway; without a list to check against, pki.sh says so."""
+    with open(os.path.join(ROOT, "data", "nepal_local_levels.csv")) as f:
+        codes = {line.split(",")[4] for line in f}
+    assert "10199" not in codes and "10101" in codes
+    r = sh(PKI, "issue", ca, "federal", "municipality", "10199", check=False)
+    assert r.returncode != 0
+    assert 'municipality "10199": not a local level code of' in r.stderr
+    assert index_rows(ca) == []
+    assert not os.path.exists(os.path.join(ca, "federal.crt"))
+    r = sh(PKI, "issue", ca, "municipality", "10199", check=False,
+           env=dict(os.environ, PKI_GEO_CSV=os.path.join(ca, "none.csv")))
+    assert r.returncode != 0 and "no list of local levels" in r.stderr
+    sh(PKI, "issue", "--any-code", ca, "municipality", "10199")
+    assert os.path.exists(os.path.join(ca, "municipality-10199.crt"))
 
 
 SHIM_MV = r'''#!/bin/bash
