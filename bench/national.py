@@ -675,8 +675,6 @@ def phase_queries(ch, res, args, run):
                        ch.token, year)
     cache = {k: int(m1.get("federal_coverage_%s" % k, 0) - m0.get("federal_coverage_%s" % k, 0))
              for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
-    cells = {k: int(m1.get("federal_cells_%s" % k, 0) - m0.get("federal_cells_%s" % k, 0))
-             for k in ("cache_hits_total", "cache_misses_total", "notifications_total")}
     tokens = {k: int(m1.get("federal_token_cache_%s" % k, 0)
                      - m0.get("federal_token_cache_%s" % k, 0))
               for k in ("hits_total", "misses_total", "drops_total")}
@@ -703,20 +701,18 @@ def phase_queries(ch, res, args, run):
         {"n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
          "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000, "bg_records": bg,
          "p99_5_ms": pct(lat, 99.5) * 1000, "p99_9_ms": pct(lat, 99.9) * 1000,
-         "months": len(months), "coverage_cache": cache, "cells_cache": cells,
-         "token_cache": tokens,
+         "months": len(months), "coverage_cache": cache, "token_cache": tokens,
          "federal_api": server,
          "floor": {"n": len(floor), "p50_ms": pct(floor, 50) * 1000,
                    "p99_ms": pct(floor, 99) * 1000}})
     log("queries %d: %d national queries, p50 %.2f ms p90 %.2f ms p99 %.2f ms p99.5 %.2f ms "
-        "p99.9 %.2f ms, background %d records; cells kept for %d answers, read for %d, %d "
-        "notifications; coverage kept for %d answers, read for %d, %d notifications; token kept for "
-        "%d, looked up for %d; federal-api's "
+        "p99.9 %.2f ms, background %d records; coverage kept for %d answers, read for %d, %d "
+        "notifications; token kept for %d, looked up for %d; federal-api's "
         "answer p50 <= %s ms, p99 <= %s ms, loop turn p99 <= %s ms, p99.9 <= %s ms (CPU p99 "
         "<= %s ms, p99.9 <= %s ms); /healthz under the same ingest: p50 %.2f ms, p99 %.2f ms"
         % (run, len(lat), pct(lat, 50) * 1000, pct(lat, 90) * 1000, pct(lat, 99) * 1000,
-           pct(lat, 99.5) * 1000, pct(lat, 99.9) * 1000, bg, cells["cache_hits_total"],
-           cells["cache_misses_total"], cells["notifications_total"], cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"],
+           pct(lat, 99.5) * 1000, pct(lat, 99.9) * 1000, bg,
+           cache["cache_hits_total"], cache["cache_misses_total"], cache["notifications_total"],
            tokens["hits_total"], tokens["misses_total"], server["answer_p50_le_ms"], server["answer_p99_le_ms"], server["loop_busy_p99_le_ms"],
            server["loop_busy_p999_le_ms"], server["loop_cpu_p99_le_ms"],
            server["loop_cpu_p999_le_ms"], pct(floor, 50) * 1000, pct(floor, 99) * 1000))

@@ -829,9 +829,8 @@ static void fapi__handle(http_req *r, void *ud, int https)
             http_server_get_stats(a->https, &hs);
         if (a->http)
             http_server_get_stats(a->http, &ps);
-        fmetrics_sources src = {a->o.db,        a->o.ingest,   a->o.covcache, a->o.tokcache,
-                                a->o.cellcache, a->o.sync_tls, &hs,           &ps,
-                                a->o.loopwatch};
+        fmetrics_sources src = {a->o.db,       a->o.ingest, a->o.covcache, a->o.tokcache,
+                                a->o.sync_tls, &hs,         &ps,           a->o.loopwatch};
         fmetrics_respond(r, &a->m, &src);
         return;
     }
@@ -972,7 +971,6 @@ int fapi_start(fapi **out, const fapi_opts *opts, char *err, size_t errlen)
                         .ingest = opts->ingest,
                         .m = &a->m,
                         .covcache = opts->covcache,
-                        .cellcache = opts->cellcache,
                         .tokcache = opts->tokcache,
                         .limiter = a->limiter,
                         .dir_key_id = a->dir_key_id,

@@ -39,7 +39,6 @@ typedef struct fapi_opts {
     tls_ctx *sync_tls;          /* for the CRL expiry in /metrics; may be NULL */
     fingest *ingest;            /* for /metrics; may be NULL */
     fcovcache *covcache;        /* fed by the pool's notifications (fcovcache.h); may be NULL */
-    fcovcache *cellcache;       /* the same, for national and provincial cells; may be NULL */
     ftokcache *tokcache;        /* the same, for tokens (ftokcache.h); may be NULL */
     const loopwatch *loopwatch; /* the loop's busy turns, for /metrics; may be NULL */
     const char *https_listen;   /* "127.0.0.1:8443" */

@@ -15,14 +15,11 @@ typedef struct fcovcache_entry {
     uint64_t since;
     uint64_t used; /* the cache's use counter when last read or written */
     int64_t values[FCOVCACHE_VALUES];
-    void *obj; /* fcovcache_put_obj's, released by the cache's obj_free */
     uint16_t n;
     uint16_t slots[FCOVCACHE_MONTHS];
 } fcovcache_entry;
 
 struct fcovcache {
-    char tag[16]; /* "" for the untagged payloads */
-    void (*obj_free)(void *);
     uint64_t clock;     /* raised by every stamp */
     uint64_t all_stamp; /* the last "*" */
     uint64_t stamp[FCOVCACHE_SLOTS];
@@ -31,29 +28,13 @@ struct fcovcache {
     fcovcache_metrics m;
 };
 
-fcovcache *fcovcache_new(const char *tag, void (*obj_free)(void *))
+fcovcache *fcovcache_new(void)
 {
-    fcovcache *c = calloc(1, sizeof(fcovcache));
-    if (c == NULL)
-        return NULL;
-    snprintf(c->tag, sizeof(c->tag), "%s", tag ? tag : "");
-    c->obj_free = obj_free;
-    return c;
-}
-
-static void fcovcache__release(fcovcache *c, fcovcache_entry *e)
-{
-    if (e->obj && c->obj_free)
-        c->obj_free(e->obj);
-    e->obj = NULL;
+    return calloc(1, sizeof(fcovcache));
 }
 
 void fcovcache_free(fcovcache *c)
 {
-    if (c == NULL)
-        return;
-    for (size_t i = 0; i < FCOVCACHE_ENTRIES; i++)
-        fcovcache__release(c, &c->e[i]);
     free(c);
 }
 
@@ -134,19 +115,9 @@ void fcovcache_notify(void *ud, const char *channel, const char *payload)
     if (strcmp(channel, FCOVCACHE_CHANNEL) != 0 ||
         (payload && strcmp(payload, FTOKCACHE_PAYLOAD) == 0))
         return; /* the tokens table changed (ftokcache.h): no month's coverage */
-    const char *s = payload ? payload : "*";
-    const char *colon = strchr(s, ':');
-    size_t tl = strlen(c->tag);
-    if (strcmp(s, "*") != 0) {
-        if (tl == 0 && colon)
-            return; /* another cache's */
-        if (tl && (colon == NULL || (size_t)(colon - s) != tl || memcmp(s, c->tag, tl) != 0))
-            return;
-        if (tl)
-            s = colon + 1;
-    }
     c->m.notifications++;
     /* Each month named is stamped; anything not understood stamps everything. */
+    const char *s = payload ? payload : "*";
     for (;;) {
         const char *end = strchr(s, ',');
         size_t l = end ? (size_t)(end - s) : strlen(s);
@@ -202,48 +173,32 @@ static int fcovcache__fresh(const fcovcache *c, uint64_t since, const uint16_t *
     return 1;
 }
 
-/* The fresh entry of key (a hit), or NULL (a miss); counted when count is set. */
-static fcovcache_entry *fcovcache__get(fcovcache *c, const char *key, int count)
-{
-    fcovcache_entry *e = fcovcache__find(c, key);
-    if (!(c->m.listening > 0 && !c->m.refused && e &&
-          fcovcache__fresh(c, e->since, e->slots, e->n)))
-        e = NULL;
-    if (e)
-        e->used = ++c->uses;
-    if (count)
-        *(e ? &c->m.hits : &c->m.misses) += 1;
-    return e;
-}
-
 int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES])
 {
-    fcovcache_entry *e = fcovcache__get(c, key, 1);
-    if (e)
+    fcovcache_entry *e = fcovcache__find(c, key);
+    if (c->m.listening > 0 && !c->m.refused && e && fcovcache__fresh(c, e->since, e->slots, e->n)) {
         memcpy(out, e->values, sizeof(e->values));
-    return e != NULL;
+        e->used = ++c->uses;
+        c->m.hits++;
+        return 1;
+    }
+    c->m.misses++;
+    return 0;
 }
 
-void *fcovcache_get_obj(fcovcache *c, const char *key, int count)
-{
-    fcovcache_entry *e = fcovcache__get(c, key, count);
-    return e ? e->obj : NULL;
-}
-
-/* The entry to fill for key, when it may be kept (see fcovcache_put), else NULL. */
-static fcovcache_entry *fcovcache__put(fcovcache *c, const char *key, uint64_t since,
-                                       const int *slots, size_t n)
+void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
+                   const int64_t values[FCOVCACHE_VALUES])
 {
     if (c->m.listening <= 0 || c->m.refused || n > FCOVCACHE_MONTHS || strlen(key) >= FCOVCACHE_KEY)
-        return NULL;
+        return;
     uint16_t s[FCOVCACHE_MONTHS];
     for (size_t i = 0; i < n; i++) {
         if (slots[i] < 0 || slots[i] >= FCOVCACHE_SLOTS)
-            return NULL;
+            return;
         s[i] = (uint16_t)slots[i];
     }
     if (!fcovcache__fresh(c, since, s, n))
-        return NULL;
+        return;
     /* Its own entry, else an empty one, else the least recently used of the set. */
     fcovcache_entry *e = fcovcache__find(c, key);
     if (e == NULL) {
@@ -253,31 +208,12 @@ static fcovcache_entry *fcovcache__put(fcovcache *c, const char *key, uint64_t s
             if (set[i].key[0] == '\0' || set[i].used < e->used)
                 e = &set[i];
     }
-    fcovcache__release(c, e);
     snprintf(e->key, sizeof(e->key), "%s", key);
     e->since = since;
     e->used = ++c->uses;
+    memcpy(e->values, values, sizeof(e->values));
     e->n = (uint16_t)n;
     memcpy(e->slots, s, n * sizeof(s[0]));
-    return e;
-}
-
-void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
-                   const int64_t values[FCOVCACHE_VALUES])
-{
-    fcovcache_entry *e = fcovcache__put(c, key, since, slots, n);
-    if (e)
-        memcpy(e->values, values, sizeof(e->values));
-}
-
-void fcovcache_put_obj(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
-                       void *obj)
-{
-    fcovcache_entry *e = fcovcache__put(c, key, since, slots, n);
-    if (e)
-        e->obj = obj;
-    else if (obj && c->obj_free)
-        c->obj_free(obj);
 }
 
 void fcovcache_get_metrics(const fcovcache *c, fcovcache_metrics *m)

@@ -24,13 +24,6 @@
  * which notifications are not replicated: what it reads may be older than a commit the other
  * connections have heard of): every answer then reads its coverage.
  *
- * The same structure keeps the national and provincial answers' cells (findicators.c), in a
- * cache of its own with the tag "cells": those change with every snapshot of their month stored,
- * which the ingest announces as "cells:<months>" on the same channel (fingest.c), apart from the
- * coverage's announcements so that neither outdates the other's answers. A cache with a tag
- * hears only the payloads "<tag>:<months>" and "*"; the one without a tag (the coverage's)
- * hears every payload without a ':' (a tagged one is another cache's).
- *
  * Single-threaded (the loop's thread). Bounded: FCOVCACHE_ENTRIES answers in sets of
  * FCOVCACHE_WAYS chosen by their key's hash, the least recently used of a full set replaced
  * (direct-mapped, 24 of the 120 national months' keys shared a slot in 12 pairs that
@@ -46,15 +39,13 @@
 #define FCOVCACHE_WAYS    8
 #define FCOVCACHE_VALUES  6    /* the numbers of one coverage */
 #define FCOVCACHE_MONTHS  96   /* months (both calendars) of one cached answer, at most */
-#define FCOVCACHE_KEY     96   /* an answer's key with its NUL */
+#define FCOVCACHE_KEY     64   /* an answer's key with its NUL */
 #define FCOVCACHE_SLOTS   4800 /* months of 1900-2099 in each calendar */
 #define FCOVCACHE_PAYLOAD 7900 /* longest notification payload (PostgreSQL's limit is 8000) */
 
 typedef struct fcovcache fcovcache;
 
-/* A cache hearing the payloads of tag (NULL: the untagged ones, the coverage's); obj_free
- * releases the objects of fcovcache_put_obj (NULL when none are kept). */
-fcovcache *fcovcache_new(const char *tag, void (*obj_free)(void *));
+fcovcache *fcovcache_new(void);
 void fcovcache_free(fcovcache *c);
 
 /* The month's slot: bs (1: Bikram Sambat, 0: Gregorian), ym = year * 100 + month; -1 outside
@@ -90,14 +81,6 @@ int fcovcache_get(fcovcache *c, const char *key, int64_t out[FCOVCACHE_VALUES]);
  * than FCOVCACHE_MONTHS or the key is too long. */
 void fcovcache_put(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
                    const int64_t values[FCOVCACHE_VALUES]);
-
-/* fcovcache_get and fcovcache_put for an object instead of values: the object kept for key
- * (still the cache's, valid until the next fcovcache_put_obj or fcovcache_free), or
- * NULL, counted as a hit or a miss when count is set (an answer that looks twice counts one);
- * obj taken over (released at once when not kept). */
-void *fcovcache_get_obj(fcovcache *c, const char *key, int count);
-void fcovcache_put_obj(fcovcache *c, const char *key, uint64_t since, const int *slots, size_t n,
-                       void *obj);
 
 typedef struct fcovcache_metrics {
     uint64_t hits, misses, notifications, resets;

@@ -56,22 +56,6 @@ static const char *findicators__sql_cells = FAUDIT_READ_SQL
     " LEFT JOIN tops ON tops.indicator = c.indicator AND tops.grouping = c.grouping"
     " AND tops.key = c.key" FINDICATORS_AS_OF;
 
-/* The audit row and each province's last commit alone: an answer whose cells are kept in
- * memory (findicators_cached) reads only these. Rows as findicators__sql_provinces'. */
-static const char *findicators__sql_as_of =
-    FAUDIT_READ_SQL " SELECT 0 AS k, NULL::text, NULL::text, NULL::text, NULL::bigint,"
-                    " NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,"
-                    " NULL::bigint WHERE false" FINDICATORS_AS_OF;
-
-/* A request's state: its approval coverage (read first), then what the cells cache needs. */
-typedef struct findicators__state {
-    fapprovals_coverage cov;
-    char key[FCOVCACHE_KEY]; /* "" when its cells are not kept (findicators.h) */
-    int slot;                /* the period's month (fcovcache.h) */
-    uint64_t since;          /* the cache's clock when its cells' statement was sent */
-    int audited;             /* its audit row is written (a kept answer's statement) */
-} findicators__state;
-
 /* A decimal integer in [min, max] and nothing else. */
 static int findicators__int(const char *s, long long min, long long max, long long *out)
 {
@@ -148,8 +132,7 @@ void findicators_result_free(findicators_result *r)
 /* Renders the decoded rows for f's route and answers. */
 static void findicators__render(freq *f, findicators_result *r)
 {
-    const findicators__state *st = f->state;
-    const fapprovals_coverage *cov = &st->cov;
+    const fapprovals_coverage *cov = f->state;
     char ah[300];
     r->approval = cov;
     int perturbed = f->role == AUTH_PUBLIC;
@@ -206,59 +189,17 @@ int findicators_rows(freq *f, const PGresult *res, const char *err, findicators_
     return 0;
 }
 
-void findicators_cached_free(void *obj)
-{
-    PQclear(obj);
-}
-
 static void findicators__on_rows(void *ud, const PGresult *res, const char *err)
 {
     freq *f = ud;
-    findicators__state *st = f->state;
     findicators_result r;
     if (findicators_rows(f, res, err, &r) != 0)
         return;
-    /* Kept unless a commit touched its month since the statement was sent (fcovcache.h). */
-    if (st->key[0] && f->env->cellcache) {
-        PGresult *copy = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-        if (copy)
-            fcovcache_put_obj(f->env->cellcache, st->key, st->since, &st->slot, 1, copy);
-    }
-    findicators__render(f, &r); /* frees f */
+    findicators__render(f, &r);
     findicators_result_free(&r);
 }
 
 static void findicators__query(freq *f);
-static void findicators__query_cells(freq *f);
-
-/* A kept answer's audit row and "as of" (res): rendered with the kept cells, when a commit
- * has not touched them since; else their statement is sent, without a second audit row. */
-static void findicators__on_as_of(void *ud, const PGresult *res, const char *err)
-{
-    freq *f = ud;
-    findicators__state *st = f->state;
-    findicators_result r, kept;
-    if (findicators_rows(f, res, err, &r) != 0)
-        return;
-    st->audited = 1;
-    const PGresult *cells = fcovcache_get_obj(f->env->cellcache, st->key, 0);
-    int rc = cells ? findicators_decode(cells, &kept) : -1;
-    if (rc == REINT_ENOMEM) {
-        findicators_result_free(&r);
-        freq_error(f, 503, "out of memory");
-        return;
-    }
-    if (rc != 0) { /* touched during the round trip (or evicted) */
-        findicators_result_free(&r);
-        f->env->m->audit_rows--; /* counted again with the cells */
-        findicators__query_cells(f);
-        return;
-    }
-    memcpy(kept.as_of, r.as_of, sizeof(kept.as_of));
-    findicators__render(f, &kept);
-    findicators_result_free(&kept);
-    findicators_result_free(&r);
-}
 
 /* The answer's approval coverage is read first (fapprovals.h), then its cells. */
 static void findicators__on_coverage(freq *f, const char *why)
@@ -276,70 +217,19 @@ void findicators_answer(freq *f)
         fbreakdown_answer(f);
         return;
     }
-    findicators__state *st = calloc(1, sizeof(*st));
-    if (st == NULL) {
+    fapprovals_coverage *cov = calloc(1, sizeof(*cov));
+    if (cov == NULL) {
         freq_error(f, 503, "out of memory");
         return;
     }
-    f->state = st;
+    f->state = cov;
     f->state_free = free;
-    if (fapprovals_coverage_fetch(f, &st->cov, findicators__on_coverage) != 0)
+    if (fapprovals_coverage_fetch(f, cov, findicators__on_coverage) != 0)
         freq_error(f, 503, "the federal store is busy; try again");
-}
-
-/* The key of f's cells in the cache, or "" when they are not kept: those of a month of the
- * nation or a province, every municipality's (not approval=approved's). */
-static void findicators__key(freq *f, const char *provs)
-{
-    findicators__state *st = f->state;
-    st->key[0] = '\0';
-    st->slot = fcovcache_slot_of_period(f->q.period);
-    if (f->env->cellcache == NULL || f->q.district || f->q.municipality || f->q.approved ||
-        st->slot < 0)
-        return;
-    int n = snprintf(st->key, sizeof(st->key), "%s|%s|%s|%s", provs, f->q.period,
-                     f->ind ? f->ind->code : "*", f->ind ? f->q.by : "");
-    if (n < 0 || (size_t)n >= sizeof(st->key))
-        st->key[0] = '\0';
-}
-
-/* Sends the audit row and "as of" alone when f's cells are kept (findicators__on_as_of): returns
- * 1 when sent (or answered), 0 when the cells must be read. */
-static int findicators__kept(freq *f, const char *provs)
-{
-    findicators__state *st = f->state;
-    findicators__key(f, provs);
-    if (st->key[0] == '\0')
-        return 0;
-    if (fcovcache_get_obj(f->env->cellcache, st->key, 1) == NULL)
-        return 0;
-    const char *v[FAUDIT_READ_PARAMS + 1];
-    faudit_read_params(f, v);
-    v[4] = provs;
-    if (db_query(f->env->db, findicators__sql_as_of, 5, v, findicators__on_as_of, f) != 0)
-        freq_error(f, 503, "the federal store is busy; try again");
-    return 1;
 }
 
 static void findicators__query(freq *f)
 {
-    findicators__state *st = f->state;
-    if (!st->audited && !(f->q.district || f->q.municipality)) {
-        char provs[32];
-        if (f->q.area_province)
-            snprintf(provs, sizeof(provs), "{%d}", f->q.area_province);
-        else
-            snprintf(provs, sizeof(provs), "{1,2,3,4,5,6,7}");
-        if (findicators__kept(f, provs))
-            return;
-    }
-    findicators__query_cells(f);
-}
-
-/* The cells' statement (with the audit row unless written already). */
-static void findicators__query_cells(freq *f)
-{
-    findicators__state *st = f->state;
     char provs[32], kind[8], dist[8], muni[12], groupings[160];
     char bs[400], ad[400];
     sbuf inds;
@@ -371,10 +261,6 @@ static void findicators__query_cells(freq *f)
     snprintf(muni, sizeof(muni), "%u", f->q.municipality);
     const char *v[FAPPROVALS_CELLS_PARAMS];
     faudit_read_params(f, v);
-    if (st->audited)
-        v[1] = "open"; /* FAUDIT_READ_SQL writes no row for this role label */
-    if (st->key[0])
-        st->since = fcovcache_clock(f->env->cellcache);
     v[4] = provs;
     v[5] = f->q.period;
     v[6] = inds.p;

@@ -52,16 +52,6 @@ typedef struct findicators_result {
     const struct fapprovals_coverage *approval;
 } findicators_result;
 
-/* The cells of national and provincial answers of a month are kept in memory (fcovcache.h, a
- * cache of its own: f->env->cellcache) until a commit touches the month, which the ingest
- * announces as "cells:<months>" (fingest.c); such an answer's statement then writes its audit
- * row and reads the provinces' last commits only (issue 17: the national query p99 under
- * ingest, which the cells' statement waited for behind the ingest's CPU). */
-#define FINDICATORS_CELLS_TAG "cells"
-
-/* Releases a kept answer's rows (a PGresult): the cache's obj_free. */
-void findicators_cached_free(void *obj);
-
 /* Decodes the rows of the statement findicators_answer sends. The strings point into res:
  * the result is valid while res is and is released with findicators_result_free. Returns 0,
  * REINT_ENOMEM, or REINT_EMALFORMED when a row does not have the statement's shape. */

@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "catalogue.h"
-#include "fcovcache.h"
-#include "findicators.h"
 #include "freviews.h"
 #include "geo.h"
 #include "hex.h"
@@ -57,8 +55,7 @@ static const char *fingest__sql =
     "SELECT fed_ingest_batch($1::smallint, $2::bytea, $3::bigint, $4::integer[], $5::text[],"
     " $6::smallint[], $7::bigint[], $8::integer[], $9::text[], $10::text[], $11::text[],"
     " $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
-    " $18::bigint[]), CASE WHEN $19::text <> '' THEN pg_notify('" FCOVCACHE_CHANNEL
-    "', $19::text) END";
+    " $18::bigint[])";
 
 typedef struct fconn fconn;
 
@@ -78,9 +75,6 @@ typedef struct fjob {
     fseg *segs;
     size_t n_segs, cap_segs;
     sbuf a[A_N];
-    /* The months of its snapshots, announced as "cells:<months>" when it commits, so that
-     * every federal-api forgets the answers it keeps of them (findicators.h). */
-    uint8_t months[FCOVCACHE_SLOTS / 8];
 } fjob;
 
 /* The federal state of one hub session (receiver_peer_data of its peer). */
@@ -342,7 +336,6 @@ static int fingest__snapshot(fingest *fi, fjob *j, const Reint__V1__RollupSnapsh
     fingest__int(&j->a[A_MUNI], lead, s->municipality);
     fingest__str(&j->a[A_PERIOD], lead, s->period);
     fingest__int(&j->a[A_KIND], lead, (int64_t)kind);
-    fcovcache_mark(j->months, fcovcache_slot_of_period(s->period));
     fingest__int(&j->a[A_REV], lead, (int64_t)s->revision); /* at most 2^63-1, checked */
     for (size_t i = 0; i < kept; i++) {
         const Reint__V1__RollupCell *cell = refs[i].cell;
@@ -434,11 +427,7 @@ static void fingest__submit(fconn *c)
     snprintf(last, sizeof(last), "%" PRIu64, j->last_seq);
     for (int i = 0; i < A_N; i++)
         sbuf_puts(&j->a[i], "}");
-    char months[FCOVCACHE_PAYLOAD] = FINDICATORS_CELLS_TAG ":";
-    size_t tl = strlen(months);
-    if (fcovcache_payload(j->months, months + tl, sizeof(months) - tl) == 0)
-        months[0] = '\0'; /* no month's snapshot */
-    const char *v[3 + A_N + 1] = {prov, inc, last};
+    const char *v[3 + A_N] = {prov, inc, last};
     for (int i = 0; i < A_N; i++) {
         if (j->a[i].failed) {
             receiver_internal_error(c->p, "batch too large to store");
@@ -446,10 +435,9 @@ static void fingest__submit(fconn *c)
         }
         v[3 + i] = j->a[i].p;
     }
-    v[3 + A_N] = months;
     c->inflight = 1;
     receiver_peer_ref(c->p);
-    if (db_query_bulk(c->fi->o.db, fingest__sql, 3 + A_N + 1, v, fingest__on_committed, j) != 0) {
+    if (db_query_bulk(c->fi->o.db, fingest__sql, 3 + A_N, v, fingest__on_committed, j) != 0) {
         c->inflight = 0;
         receiver_peer_unref(c->p);
         c->fi->m.db_errors++;

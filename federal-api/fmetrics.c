@@ -50,13 +50,10 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *sr
     db_get_metrics(db, &dm);
     if (ingest)
         fingest_get_metrics(ingest, &im);
-    fcovcache_metrics cm, km;
+    fcovcache_metrics cm;
     memset(&cm, 0, sizeof(cm));
     if (covcache)
         fcovcache_get_metrics(covcache, &cm);
-    memset(&km, 0, sizeof(km));
-    if (src->cellcache)
-        fcovcache_get_metrics(src->cellcache, &km);
     ftokcache_metrics tm;
     memset(&tm, 0, sizeof(tm));
     if (src->tokcache)
@@ -98,16 +95,6 @@ void fmetrics_respond(http_req *r, const fmetrics *m, const fmetrics_sources *sr
         METRIC_C("federal_coverage_notifications_total",
                  "Notifications of committed changes to months' coverage received.",
                  cm.notifications),
-        METRIC_C("federal_cells_cache_hits_total",
-                 "National and provincial answers of a month whose cells were kept (no commit "
-                 "touched the month since they were read).",
-                 km.hits),
-        METRIC_C("federal_cells_cache_misses_total",
-                 "National and provincial answers of a month whose cells were read from the "
-                 "store.",
-                 km.misses),
-        METRIC_C("federal_cells_notifications_total",
-                 "Notifications of committed snapshots of months received.", km.notifications),
         METRIC_C("federal_token_cache_hits_total",
                  "Bearer tokens found valid in memory (the tokens table unchanged since).",
                  tm.hits),

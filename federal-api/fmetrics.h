@@ -32,7 +32,6 @@ typedef struct fmetrics_sources {
     const fingest *ingest;
     const fcovcache *covcache;
     const ftokcache *tokcache;
-    const fcovcache *cellcache;            /* national and provincial cells (findicators.h) */
     const tls_ctx *sync_tls;               /* its CRL's expiry */
     const http_server_stats *https, *http; /* the HTTPS and plain HTTP servers */
     const loopwatch *loop;                 /* the event loop's busy turns */

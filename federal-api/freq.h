@@ -35,10 +35,9 @@ typedef struct freq_env {
     db_pool *db;
     fingest *ingest; /* may be NULL */
     fmetrics *m;
-    fcovcache *covcache;  /* answers' approval coverage (fcovcache.h); may be NULL */
-    fcovcache *cellcache; /* national and provincial answers' cells (findicators.h); may be NULL */
-    ftokcache *tokcache;  /* tokens found valid (ftokcache.h); may be NULL */
-    limiter *limiter;     /* failed token attempts per (client address, token prefix) */
+    fcovcache *covcache;    /* answers' approval coverage (fcovcache.h); may be NULL */
+    ftokcache *tokcache;    /* tokens found valid (ftokcache.h); may be NULL */
+    limiter *limiter;       /* failed token attempts per (client address, token prefix) */
     const char *dir_key_id; /* "" when this server does not publish directives */
     const char *dir_key;    /* the Ed25519 private key PEM's path, or "" */
 } freq_env;

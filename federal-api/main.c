@@ -17,7 +17,6 @@
 #include "directive.h"
 #include "fapi.h"
 #include "fcovcache.h"
-#include "findicators.h"
 #include "ftokcache.h"
 #include "fdirectives.h"
 #include "fingest.h"
@@ -141,15 +140,13 @@ static tls_ctx *sync_tls, *https_tls;
 static db_pool *db;
 static fingest *ing;
 static fcovcache *covcache;
-static fcovcache *cellcache;
 static ftokcache *tokcache;
 
-/* The pool's notifications and listening events, for the three caches. */
+/* The pool's notifications and listening events, for both caches. */
 static void fed__on_notify(void *ud, const char *channel, const char *payload)
 {
     (void)ud;
     fcovcache_notify(covcache, channel, payload);
-    fcovcache_notify(cellcache, channel, payload);
     ftokcache_notify(tokcache, channel, payload);
 }
 static fapi *api;
@@ -450,10 +447,9 @@ static int cmd_serve(void)
         return 2;
     }
     /* Made before the pool, whose connections feed it as they LISTEN. */
-    covcache = fcovcache_new(NULL, NULL);
-    cellcache = fcovcache_new(FINDICATORS_CELLS_TAG, findicators_cached_free);
+    covcache = fcovcache_new();
     tokcache = ftokcache_new();
-    if (covcache == NULL || cellcache == NULL || tokcache == NULL) {
+    if (covcache == NULL || tokcache == NULL) {
         log_error("out of memory");
         return 1;
     }
@@ -482,7 +478,6 @@ static int cmd_serve(void)
                     .sync_tls = sync_tls,
                     .ingest = ing,
                     .covcache = covcache,
-                    .cellcache = cellcache,
                     .tokcache = tokcache,
                     .loopwatch = &loopw,
                     .https_listen = cfg.https_listen,
@@ -516,7 +511,6 @@ static int cmd_serve(void)
     tls_ctx_free(sync_tls);
     tls_ctx_free(https_tls);
     fcovcache_free(covcache);
-    fcovcache_free(cellcache);
     ftokcache_free(tokcache);
     log_info("stopped");
     return 0;

@@ -19,7 +19,7 @@ static const int64_t V2[FCOVCACHE_VALUES] = {1506, 1201, 900, 700, 753, 500};
 /* A cache whose pool has one connection listening. */
 static fcovcache *listening_cache(void)
 {
-    fcovcache *c = fcovcache_new(NULL, NULL);
+    fcovcache *c = fcovcache_new();
     assert_non_null(c);
     fcovcache_notify(c, NULL, "+");
     return c;
@@ -111,7 +111,7 @@ static void everything_outdated(void **state)
 static void only_while_a_connection_listens(void **state)
 {
     (void)state;
-    fcovcache *c = fcovcache_new(NULL, NULL);
+    fcovcache *c = fcovcache_new();
     int s[3], n = june_slots(s);
     int64_t out[FCOVCACHE_VALUES];
     fcovcache_put(c, KEY, fcovcache_clock(c), s, (size_t)n, V1);
@@ -228,76 +228,6 @@ static void slots_and_payloads(void **state)
     assert_non_null(strstr(out, ",BS2083-12"));
 }
 
-/* Two caches on one channel (the coverage's, untagged, and the cells', tagged "cells"): each
- * hears its own payloads and "*", and the objects kept are released when replaced or freed. */
-static int released;
-static void release(void *obj)
-{
-    released++;
-    free(obj);
-}
-
-static void tagged_caches_hear_their_own(void **state)
-{
-    (void)state;
-    fcovcache *cov = listening_cache();
-    fcovcache *cells = fcovcache_new("cells", release);
-    assert_non_null(cells);
-    fcovcache_notify(cells, NULL, "+");
-    int june = fcovcache_slot(0, 202506);
-    int64_t out[FCOVCACHE_VALUES];
-    released = 0;
-    fcovcache_put(cov, KEY, fcovcache_clock(cov), &june, 1, V1);
-    fcovcache_put_obj(cells, KEY, fcovcache_clock(cells), &june, 1, malloc(8));
-    assert_non_null(fcovcache_get_obj(cells, KEY, 1));
-
-    /* The ingest's announcement of June's cells: the cells' cache only. */
-    fcovcache_notify(cov, FCOVCACHE_CHANNEL, "cells:2025-06");
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "cells:2025-06");
-    assert_int_equal(fcovcache_get(cov, KEY, out), 1);
-    assert_null(fcovcache_get_obj(cells, KEY, 1));
-    /* A review's announcement of June: the coverage's only. */
-    fcovcache_put_obj(cells, KEY, fcovcache_clock(cells), &june, 1, malloc(8));
-    assert_int_equal(released, 1); /* the outdated object, replaced */
-    fcovcache_notify(cov, FCOVCACHE_CHANNEL, "2025-06");
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "2025-06");
-    assert_int_equal(fcovcache_get(cov, KEY, out), 0);
-    assert_non_null(fcovcache_get_obj(cells, KEY, 1));
-    /* Another tag, or one that merely starts like it, is nobody's here. */
-    fcovcache_put(cov, KEY, fcovcache_clock(cov), &june, 1, V1);
-    fcovcache_notify(cov, FCOVCACHE_CHANNEL, "other:2025-06");
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "cellsx:2025-06");
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "cell:2025-06");
-    assert_int_equal(fcovcache_get(cov, KEY, out), 1);
-    assert_non_null(fcovcache_get_obj(cells, KEY, 1));
-    /* "cells:*" outdates every kept cell, and "*" (a migration) both caches. */
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "cells:*");
-    assert_null(fcovcache_get_obj(cells, KEY, 1));
-    fcovcache_put_obj(cells, KEY, fcovcache_clock(cells), &june, 1, malloc(8));
-    fcovcache_notify(cov, FCOVCACHE_CHANNEL, "*");
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "*");
-    assert_int_equal(fcovcache_get(cov, KEY, out), 0);
-    assert_null(fcovcache_get_obj(cells, KEY, 1));
-    /* An object that cannot be kept (its month touched since its read) is released at once. */
-    uint64_t since = fcovcache_clock(cells);
-    fcovcache_notify(cells, FCOVCACHE_CHANNEL, "cells:2025-06");
-    int before = released;
-    fcovcache_put_obj(cells, "other", since, &june, 1, malloc(8));
-    assert_int_equal(released, before + 1);
-    assert_null(fcovcache_get_obj(cells, "other", 1));
-    /* Looks not counted are not: one answer looks twice. */
-    fcovcache_metrics m0, m1;
-    fcovcache_get_metrics(cells, &m0);
-    fcovcache_get_obj(cells, KEY, 0);
-    fcovcache_get_obj(cells, "other", 0);
-    fcovcache_get_metrics(cells, &m1);
-    assert_true(m1.hits == m0.hits && m1.misses == m0.misses);
-    before = released;
-    fcovcache_free(cells); /* the one kept object */
-    assert_int_equal(released, before + 1);
-    fcovcache_free(cov);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,7 +238,6 @@ int main(void)
         cmocka_unit_test(keys_and_limits),
         cmocka_unit_test(many_answers_kept_together),
         cmocka_unit_test(slots_and_payloads),
-        cmocka_unit_test(tagged_caches_hear_their_own),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
