@@ -34,7 +34,20 @@ struct receiver_peer {
     void *data;
 };
 
+/* Handshake refusals are logged once per client host, then once every
+ * RECEIVER_REFUSAL_REPEAT_MS with the number not logged: a node left running with a revoked
+ * certificate retries every few seconds, and its every attempt was a SECURITY line. */
+#define RECEIVER_REFUSAL_HOSTS     32
+#define RECEIVER_REFUSAL_REPEAT_MS (10 * 60 * 1000)
+
+typedef struct receiver_refusals {
+    char host[64];      /* the peer's address without its port; "" for a free entry */
+    uint64_t logged_ms; /* the loop's time when its refusal was last logged */
+    uint64_t quiet;     /* its refusals since, not logged */
+} receiver_refusals;
+
 struct receiver {
+    receiver_refusals refused[RECEIVER_REFUSAL_HOSTS];
     receiver_opts o;
     char listen[128], what[16], self[32];
     uv_tcp_t server;
@@ -495,6 +508,42 @@ static void receiver__on_ready(wire *w, void *ud)
     p->identified = 1;
 }
 
+/* Whether a handshake refused from addr ("host:port", "[v6]:port") is logged now; *quiet: the
+ * refusals from its host not logged since the last that was. */
+static int receiver__refusal_logged(receiver *rx, const char *addr, uint64_t *quiet)
+{
+    char host[sizeof(rx->refused[0].host)];
+    snprintf(host, sizeof(host), "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (colon && colon != host)
+        *colon = '\0';
+    uint64_t now = uv_now(rx->o.loop);
+    receiver_refusals *e = NULL, *oldest = &rx->refused[0];
+    /* Its entry, else a free one, else the one logged longest ago. */
+    for (int i = 0; i < RECEIVER_REFUSAL_HOSTS; i++) {
+        receiver_refusals *r = &rx->refused[i];
+        if (r->host[0] != '\0' && strcmp(r->host, host) == 0) {
+            e = r;
+            break;
+        }
+        if (oldest->host[0] != '\0' && (r->host[0] == '\0' || r->logged_ms < oldest->logged_ms))
+            oldest = r;
+    }
+    if (e && now - e->logged_ms < RECEIVER_REFUSAL_REPEAT_MS) {
+        e->quiet++;
+        return 0;
+    }
+    if (e == NULL) {
+        e = oldest;
+        memset(e, 0, sizeof(*e));
+        snprintf(e->host, sizeof(e->host), "%s", host);
+    }
+    *quiet = e->quiet;
+    e->quiet = 0;
+    e->logged_ms = now;
+    return 1;
+}
+
 static void receiver__on_close(wire *w, int status, void *ud)
 {
     receiver_peer *p = ud;
@@ -505,8 +554,17 @@ static void receiver__on_close(wire *w, int status, void *ud)
     if (!p->identified && status != 0 && status != UV_EOF && tls_why && tls_why[0] &&
         strstr(tls_why, "certificate") != NULL) {
         rx->m.handshakes_refused++;
-        log_security("peer (%s): its certificate was refused at the handshake: %s",
-                     receiver_peer_addr(p), tls_why);
+        uint64_t quiet = 0;
+        if (receiver__refusal_logged(rx, receiver_peer_addr(p), &quiet)) {
+            char more[128] = "";
+            if (quiet)
+                snprintf(more, sizeof(more),
+                         " (and %llu more refusals from this address not logged since the last "
+                         "line)",
+                         (unsigned long long)quiet);
+            log_security("peer (%s): its certificate was refused at the handshake: %s%s",
+                         receiver_peer_addr(p), tls_why, more);
+        }
     } else if (status != 0 && status != UV_EOF) {
         log_info("%s: connection closed: %s", p->identified ? rx->what : "peer",
                  uv_strerror(status));
@@ -603,7 +661,17 @@ int receiver_recheck(receiver *rx)
             char why[160];
             snprintf(why, sizeof(why), "certificate no longer valid after a CRL reload: %s",
                      wire_tls_error(p->w));
-            receiver_security(p, why);
+            if (wire_superseded(p->w)) {
+                /* A rotation (pki.sh issue --force revokes the old one as superseded): routine,
+                 * not a security event; the peer must come back with its new certificate. */
+                log_warn("%s (%s, certificate serial %s): %s, replaced by a newer one (a "
+                         "rotation); session closed: it reconnects with the new certificate",
+                         receiver__name(p), receiver_peer_addr(p),
+                         receiver_peer_serial(p)[0] ? receiver_peer_serial(p) : "-", why);
+                receiver__fail(p, REINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN, why);
+            } else {
+                receiver_security(p, why);
+            }
         }
     }
     if (closed)

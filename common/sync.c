@@ -996,11 +996,16 @@ static void sync__on_crl_reload(void *ud)
         return;
     if (wire_verify_again(s->w, s->o.tls) != 0) {
         char what[300];
+        int rotated = wire_superseded(s->w);
         snprintf(what, sizeof(what),
-                 "%s's certificate is no longer valid after a CRL reload (%s); "
+                 "%s's certificate is no longer valid after a CRL reload (%s%s); "
                  "disconnected",
-                 s->o.expect_peer, wire_tls_error(s->w));
-        log_security("%s", what);
+                 s->o.expect_peer, wire_tls_error(s->w),
+                 rotated ? ", replaced by a newer one: a rotation" : "");
+        if (rotated) /* routine (pki.sh issue --force), not a security event */
+            log_warn("%s", what);
+        else
+            log_security("%s", what);
         sync__note_error(s, what);
         wire_close(s->w);
     }

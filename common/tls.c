@@ -97,6 +97,7 @@ struct tls_conn {
     char serial[48];  /* the peer certificate's serial, hex, for security events */
     char offered[96]; /* the certificate offered, as verification saw it ("municipality:10703,
                          serial 5F..."), for a refusal's log line */
+    int superseded;   /* its certificate was refused as revoked with the reason "superseded" */
     char addr[64];
     char err[160];
 };
@@ -141,6 +142,22 @@ static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
+/* 1 when the verification x failed because a CRL revokes its current certificate with the
+ * reason "superseded" (what `pki.sh issue --force` writes for a rotation), else 0. */
+static int tls__superseded(X509_STORE_CTX *x)
+{
+    X509_REVOKED *rev = NULL;
+    X509_CRL *crl = X509_STORE_CTX_get0_current_crl(x);
+    X509 *cert = X509_STORE_CTX_get_current_cert(x);
+    if (X509_STORE_CTX_get_error(x) != X509_V_ERR_CERT_REVOKED || crl == NULL || cert == NULL ||
+        X509_CRL_get0_by_cert(crl, &rev, cert) != 1 || rev == NULL)
+        return 0;
+    ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+    int superseded = reason && ASN1_ENUMERATED_get(reason) == CRL_REASON_SUPERSEDED;
+    ASN1_ENUMERATED_free(reason);
+    return superseded;
+}
+
 /* Notes the certificate a peer offers (its identity and serial) on its connection, so that a
  * refusal at the handshake names which one: the session's peer is set only once it passed. */
 static int tls__server_verify_cb(int ok, X509_STORE_CTX *x)
@@ -148,6 +165,8 @@ static int tls__server_verify_cb(int ok, X509_STORE_CTX *x)
     SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
     tls_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
     X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    if (c && !ok && tls__superseded(x))
+        c->superseded = 1;
     if (c && leaf && c->offered[0] == '\0') {
         char ident[32], serial[48];
         if (!tls__cert_identity(leaf, ident, sizeof(ident)))
@@ -738,6 +757,10 @@ int tls_conn_verify_again(tls_conn *c, tls_ctx *ctx)
     int rc = UV_ENOMEM;
     ERR_clear_error();
     if (vc && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx->ssl_ctx), peer, chain) == 1) {
+        /* The handshake's callback notes a revocation's reason (the CRL is known only then). */
+        c->superseded = 0;
+        X509_STORE_CTX_set_ex_data(vc, SSL_get_ex_data_X509_STORE_CTX_idx(), c->ssl);
+        X509_STORE_CTX_set_verify_cb(vc, tls__server_verify_cb);
         rc = X509_verify_cert(vc) == 1 ? 0 : UV_EPERM;
         if (rc != 0) {
             c->err[0] = '\0';
@@ -797,8 +820,9 @@ static void tls__record_ssl_error(tls_conn *c, int ssl_err)
     c->fatal = 1;
     if (v != X509_V_OK) {
         char why[200];
-        snprintf(why, sizeof(why), "%s%s%s%s", X509_verify_cert_error_string(v),
-                 c->offered[0] ? " (" : "", c->offered, c->offered[0] ? ")" : "");
+        snprintf(why, sizeof(why), "%s%s%s%s%s", X509_verify_cert_error_string(v),
+                 c->superseded ? " as superseded by a newer one" : "", c->offered[0] ? " (" : "",
+                 c->offered, c->offered[0] ? ")" : "");
         tls__set_error(c, "%s", why);
     } else if (e) {
         const char *r = ERR_reason_error_string(e);
@@ -1421,6 +1445,11 @@ const char *tls_conn_peer_serial(const tls_conn *c)
 const char *tls_conn_addr(const tls_conn *c)
 {
     return c->addr;
+}
+
+int tls_conn_superseded(const tls_conn *c)
+{
+    return c->superseded;
 }
 
 const char *tls_conn_error(const tls_conn *c)

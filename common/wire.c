@@ -223,6 +223,11 @@ const char *wire_tls_error(const wire *w)
     return tls_conn_error(w->conn);
 }
 
+int wire_superseded(const wire *w)
+{
+    return tls_conn_superseded(w->conn);
+}
+
 const char *wire_addr(const wire *w)
 {
     return tls_conn_addr(w->conn);

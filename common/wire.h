@@ -49,6 +49,8 @@ const char *wire_peer_serial(const wire *w); /* its certificate's serial, hex */
  * reason in wire_tls_error. */
 int wire_verify_again(wire *w, tls_ctx *ctx);
 const char *wire_tls_error(const wire *w);
+/* 1 when the peer's certificate was refused as superseded (a rotation: tls_conn_superseded). */
+int wire_superseded(const wire *w);
 const char *wire_addr(const wire *w);
 size_t wire_queued(const wire *w);
 /* What has been sent on w and has not reached the peer yet (tls_conn_unacked). */

@@ -84,6 +84,17 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
         hub.log_text(), hub.log_text()[-2000:]
     # Naming the certificate offered (an operator's attack found the line without it).
     assert "certificate revoked (municipality:10703, serial " in hub.log_text()
+    # A revocation that is not a rotation is a security event, its session's end included.
+    closed = [ln for ln in hub.log_text().splitlines()
+              if "certificate no longer valid after a CRL reload" in ln]
+    assert len(closed) == 1 and "SECURITY" in closed[0], closed
+    # Once per address, not at every retry (a stolen laptop left running flooded the log):
+    # the node retried every second or so, one line said it.
+    refusals = hub.metrics()["hub_handshakes_refused_total"]
+    assert refusals >= 2, refusals
+    lines = [ln for ln in hub.log_text().splitlines()
+             if "its certificate was refused at the handshake" in ln]
+    assert len(lines) == 1 and "SECURITY" in lines[0], lines
 
     # The CRL from before the revocation, copied back (from a backup, another directory) is
     # refused: an attack on the demo found it taken, and the node let back in.
@@ -240,6 +251,15 @@ def test_a_rotated_certificate_is_taken_on_sighup_and_a_wrong_one_is_not(own_pki
     assert "certificate %s reloaded (serial %s)" % (cert, new) in node.server.log_text()
     wait_for(lambda: node.status()["alarms"] == [], 20, "the alarm cleared by a session")
     assert "certificate serial %s" % old in hub.log_text()  # refused at its reconnects
+    # A rotation (the old certificate revoked as superseded) is routine: the session's end is
+    # said at warn level with its reason, not as a security event to investigate.
+    closed = [ln for ln in hub.log_text().splitlines()
+              if "certificate no longer valid after a CRL reload" in ln]
+    assert len(closed) == 1 and "SECURITY" not in closed[0] and " warn: " in closed[0] \
+        and "replaced by a newer one (a rotation)" in closed[0], closed
+    # A reconnect with the superseded certificate is refused, and the line says why.
+    assert "certificate revoked as superseded by a newer one (municipality:10703, serial %s)" \
+        % old in hub.log_text(), hub.log_text()[-3000:]
     # A certificate of another municipality put in its place: refused, the new one kept.
     own_pki.issue("municipality", "10401")
     shutil.copy(own_pki.path("municipality-10401.crt"), cert)
