@@ -34,20 +34,27 @@ struct receiver_peer {
     void *data;
 };
 
-/* Handshake refusals are logged once per client host, then once every
- * RECEIVER_REFUSAL_REPEAT_MS with the number not logged: a node left running with a revoked
- * certificate retries every few seconds, and its every attempt was a SECURITY line. */
-#define RECEIVER_REFUSAL_HOSTS     32
+/* A refused handshake is logged the first time a client host offers a given certificate with a
+ * given reason (the refusal's text names both), then once every RECEIVER_REFUSAL_REPEAT_MS with
+ * the number not logged between: a node left running with a revoked certificate retries every
+ * few seconds, and its every attempt was a SECURITY line. Another certificate or another reason
+ * from the same host is logged at once. The refusals not yet logged are said by the sweep once
+ * their interval is over, or when their entry is taken for another. More than a province's
+ * municipalities fit. */
+#define RECEIVER_REFUSALS          256
 #define RECEIVER_REFUSAL_REPEAT_MS (10 * 60 * 1000)
 
 typedef struct receiver_refusals {
-    char host[64];      /* the peer's address without its port; "" for a free entry */
-    uint64_t logged_ms; /* the loop's time when its refusal was last logged */
-    uint64_t quiet;     /* its refusals since, not logged */
+    uint64_t key;       /* FNV-1a of host and reason; 0 for a free entry */
+    char host[48];      /* the peer's address without its port */
+    char why[176];      /* the refusal's text (the reason and the certificate offered) */
+    uint64_t logged_ms; /* the loop's time when it was last logged */
+    uint64_t seen_ms;   /* ... and last refused */
+    uint64_t quiet;     /* its refusals since it was last logged, not logged */
 } receiver_refusals;
 
 struct receiver {
-    receiver_refusals refused[RECEIVER_REFUSAL_HOSTS];
+    receiver_refusals refused[RECEIVER_REFUSALS];
     receiver_opts o;
     char listen[128], what[16], self[32];
     uv_tcp_t server;
@@ -508,40 +515,64 @@ static void receiver__on_ready(wire *w, void *ud)
     p->identified = 1;
 }
 
-/* Whether a handshake refused from addr ("host:port", "[v6]:port") is logged now; *quiet: the
- * refusals from its host not logged since the last that was. */
-static int receiver__refusal_logged(receiver *rx, const char *addr, uint64_t *quiet)
+/* Says the refusals of e not logged since its last line, if any. */
+static void receiver__refusals_flush(receiver_refusals *e)
+{
+    if (e->quiet == 0)
+        return;
+    log_security("peer (%s): %llu more handshake%s refused since the last line: %s", e->host,
+                 (unsigned long long)e->quiet, e->quiet == 1 ? "" : "s", e->why);
+    e->quiet = 0;
+}
+
+/* Logs a handshake refused from addr ("host:port", "[v6]:port") for why, unless the same host
+ * was refused for the same reason less than RECEIVER_REFUSAL_REPEAT_MS ago (then counted). */
+static void receiver__refusal(receiver *rx, const char *addr, const char *why)
 {
     char host[sizeof(rx->refused[0].host)];
     snprintf(host, sizeof(host), "%s", addr);
     char *colon = strrchr(host, ':');
     if (colon && colon != host)
         *colon = '\0';
+    uint64_t key = 14695981039346656037ull;
+    for (const char *c = host; *c; c++)
+        key = (key ^ (uint8_t)*c) * 1099511628211ull;
+    key = (key ^ '|') * 1099511628211ull;
+    for (const char *c = why; *c; c++)
+        key = (key ^ (uint8_t)*c) * 1099511628211ull;
+    key |= 1; /* never 0, a free entry's */
     uint64_t now = uv_now(rx->o.loop);
+    /* Its entry, else a free one, else the one refused longest ago. */
     receiver_refusals *e = NULL, *oldest = &rx->refused[0];
-    /* Its entry, else a free one, else the one logged longest ago. */
-    for (int i = 0; i < RECEIVER_REFUSAL_HOSTS; i++) {
+    for (int i = 0; i < RECEIVER_REFUSALS; i++) {
         receiver_refusals *r = &rx->refused[i];
-        if (r->host[0] != '\0' && strcmp(r->host, host) == 0) {
+        if (r->key == key) {
             e = r;
             break;
         }
-        if (oldest->host[0] != '\0' && (r->host[0] == '\0' || r->logged_ms < oldest->logged_ms))
+        if (oldest->key != 0 && (r->key == 0 || r->seen_ms < oldest->seen_ms))
             oldest = r;
     }
     if (e && now - e->logged_ms < RECEIVER_REFUSAL_REPEAT_MS) {
         e->quiet++;
-        return 0;
+        e->seen_ms = now;
+        return;
     }
     if (e == NULL) {
         e = oldest;
+        receiver__refusals_flush(e);
         memset(e, 0, sizeof(*e));
+        e->key = key;
         snprintf(e->host, sizeof(e->host), "%s", host);
+        snprintf(e->why, sizeof(e->why), "%s", why);
     }
-    *quiet = e->quiet;
+    char more[96] = "";
+    if (e->quiet)
+        snprintf(more, sizeof(more), " (%llu more since the last line, not logged)",
+                 (unsigned long long)e->quiet);
+    log_security("peer (%s): its certificate was refused at the handshake: %s%s", addr, why, more);
     e->quiet = 0;
-    e->logged_ms = now;
-    return 1;
+    e->logged_ms = e->seen_ms = now;
 }
 
 static void receiver__on_close(wire *w, int status, void *ud)
@@ -554,17 +585,7 @@ static void receiver__on_close(wire *w, int status, void *ud)
     if (!p->identified && status != 0 && status != UV_EOF && tls_why && tls_why[0] &&
         strstr(tls_why, "certificate") != NULL) {
         rx->m.handshakes_refused++;
-        uint64_t quiet = 0;
-        if (receiver__refusal_logged(rx, receiver_peer_addr(p), &quiet)) {
-            char more[128] = "";
-            if (quiet)
-                snprintf(more, sizeof(more),
-                         " (and %llu more refusals from this address not logged since the last "
-                         "line)",
-                         (unsigned long long)quiet);
-            log_security("peer (%s): its certificate was refused at the handshake: %s%s",
-                         receiver_peer_addr(p), tls_why, more);
-        }
+        receiver__refusal(rx, receiver_peer_addr(p), tls_why);
     } else if (status != 0 && status != UV_EOF) {
         log_info("%s: connection closed: %s", p->identified ? rx->what : "peer",
                  uv_strerror(status));
@@ -632,6 +653,11 @@ static void receiver__on_sweep(uv_timer_t *t)
 {
     receiver *rx = t->data;
     uint64_t now = uv_now(rx->o.loop);
+    for (int i = 0; i < RECEIVER_REFUSALS; i++)
+        if (rx->refused[i].quiet && now - rx->refused[i].logged_ms >= RECEIVER_REFUSAL_REPEAT_MS) {
+            receiver__refusals_flush(&rx->refused[i]);
+            rx->refused[i].logged_ms = now;
+        }
     for (receiver_peer *p = rx->peers; p; p = p->next) {
         if (receiver_peer_dead(p))
             continue;

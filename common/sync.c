@@ -1001,7 +1001,7 @@ static void sync__on_crl_reload(void *ud)
                  "%s's certificate is no longer valid after a CRL reload (%s%s); "
                  "disconnected",
                  s->o.expect_peer, wire_tls_error(s->w),
-                 rotated ? ", replaced by a newer one: a rotation" : "");
+                 rotated ? ", replaced by a newer one (a rotation)" : "");
         if (rotated) /* routine (pki.sh issue --force), not a security event */
             log_warn("%s", what);
         else

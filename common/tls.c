@@ -143,7 +143,10 @@ static int64_t tls__asn1_time_epoch(const ASN1_TIME *t)
 }
 
 /* 1 when the verification x failed because a CRL revokes its current certificate with the
- * reason "superseded" (what `pki.sh issue --force` writes for a rotation), else 0. */
+ * reason "superseded" (what `pki.sh issue --force` writes for a rotation), else 0. Called from
+ * a verify callback, where the CRL that revoked it is current. With delta CRLs
+ * (X509_V_FLAG_USE_DELTAS, not set by tls__build_store) the current CRL would be the base one,
+ * whose reason may not be the delta's: this would then have to look at the delta too. */
 static int tls__superseded(X509_STORE_CTX *x)
 {
     X509_REVOKED *rev = NULL;
@@ -181,6 +184,10 @@ static int tls__client_verify_cb(int ok, X509_STORE_CTX *x)
 {
     if (!ok && X509_STORE_CTX_get_error(x) == X509_V_ERR_CRL_HAS_EXPIRED)
         return 1;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    tls_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    if (c && !ok && tls__superseded(x))
+        c->superseded = 1;
     return ok;
 }
 

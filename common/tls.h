@@ -157,8 +157,9 @@ const char *tls_conn_addr(const tls_conn *c);
  * the identity check that refused the peer. Empty string when there was none. Owned by the
  * conn; valid until on_close returns. */
 const char *tls_conn_error(const tls_conn *c);
-/* 1 when the peer's certificate was refused (at the handshake or by tls_conn_verify_again) as
- * revoked with the reason "superseded": replaced by a newer one, a rotation. */
+/* 1 when the peer's certificate was refused (at the handshake, by either side, or by
+ * tls_conn_verify_again) as revoked with the reason "superseded": replaced by a newer one, a
+ * rotation. */
 int tls_conn_superseded(const tls_conn *c);
 
 int tls_conn_is_closing(const tls_conn *c);

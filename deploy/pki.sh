@@ -64,7 +64,7 @@ EOF
 }
 
 msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HERE=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" >/dev/null && pwd)
 die() {
     msg "$*"
     exit 1

@@ -19,6 +19,7 @@ from gen import Caseload
 from harness import Hub, Node, Pki, wait_for
 from pg import postgres  # noqa: F401  (session fixture)
 from test_chain import FreshDatabase
+from test_security import handshake_refused
 
 
 @pytest.fixture
@@ -95,6 +96,16 @@ def test_node_revoked_while_its_session_is_open_is_disconnected_and_refused(own_
     lines = [ln for ln in hub.log_text().splitlines()
              if "its certificate was refused at the handshake" in ln]
     assert len(lines) == 1 and "SECURITY" in lines[0], lines
+    # Another certificate refused from the same address is said at once (a limit by address
+    # alone hid every other certificate tried from behind it, a review found).
+    own_pki.issue("municipality", "10401")
+    reloads = hub.log_text().count("CRL reloaded from")
+    time.sleep(1.1)  # CRLs are dated to the second
+    own_pki.revoke("municipality-10401")
+    wait_for(lambda: hub.log_text().count("CRL reloaded from") > reloads, 10, "the CRL reload")
+    assert handshake_refused(hub.sync_port, own_pki, "municipality-10401")
+    wait_for(lambda: "certificate revoked (municipality:10401, serial " in hub.log_text(), 5,
+             "the other certificate's refusal logged")
 
     # The CRL from before the revocation, copied back (from a backup, another directory) is
     # refused: an attack on the demo found it taken, and the node let back in.
