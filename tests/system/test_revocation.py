@@ -152,6 +152,9 @@ def test_node_refuses_a_revoked_hub_and_keeps_its_outbox(own_pki, workdir, procs
     os.rename(os.path.join(node.dir, "crl.pem.tmp"), os.path.join(node.dir, "crl.pem"))
     wait_for(lambda: "no longer valid after a CRL reload" in node.server.log_text(), 10,
              "the node leaving the revoked hub")
+    left = [ln for ln in node.server.log_text().splitlines()
+            if "no longer valid after a CRL reload" in ln]
+    assert "SECURITY" in left[0] and "a rotation" not in left[0], left
     _persons(node, workdir, 7, 4)
     time.sleep(3)
     assert len(hub.records(10703)) == 10
@@ -165,6 +168,24 @@ def test_node_refuses_a_revoked_hub_and_keeps_its_outbox(own_pki, workdir, procs
     assert "revoked" in r.stderr
     assert node.status()["backlog"] == 7
     assert len(hub.records(10703)) == 10
+
+
+def test_node_leaving_a_hub_whose_certificate_was_rotated_says_so_without_alarm(own_pki, workdir,
+                                                                               procs):
+    """The hub's certificate rotated (`pki.sh issue --force province 1`: the old one revoked as
+    superseded): the node leaves the session of the old one with a warn line saying it was a
+    rotation, in the hub's words, not a SECURITY line to investigate."""
+    hub, node = _serving(own_pki, workdir, procs, 5, 31)
+    time.sleep(1.1)  # CRLs are dated to the second
+    own_pki.issue("--force", "province", "1")
+    shutil.copy(own_pki.path("crl.pem"), os.path.join(node.dir, "crl.pem.tmp"))
+    os.rename(os.path.join(node.dir, "crl.pem.tmp"), os.path.join(node.dir, "crl.pem"))
+    wait_for(lambda: "no longer valid after a CRL reload" in node.server.log_text(), 10,
+             "the node leaving the hub's superseded certificate")
+    left = [ln for ln in node.server.log_text().splitlines()
+            if "no longer valid after a CRL reload" in ln]
+    assert " warn: " in left[0] and "SECURITY" not in left[0] \
+        and "replaced by a newer one (a rotation)" in left[0], left
 
 
 def _short_crl(pki, out, seconds):
