@@ -240,6 +240,10 @@ static int ingest__write_item(ingest *in, pending_item *it, int64_t now)
     sqlite3_bind_blob(st, 2, inc, 16, SQLITE_STATIC);
     if (store_step_done(in->db, st) != 0)
         return REINT_EDB;
+    if (sweep_id == 0) { /* its first store: nothing older to set aside, no sweep */
+        log_info("municipality:%u finished its full resend", mun);
+        return 0;
+    }
     in->m.sweeps++;
     in->m.swept_records += (uint64_t)swept;
     log_info("municipality:%u finished its full resend; %lld records of older incarnations set "

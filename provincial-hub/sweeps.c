@@ -248,7 +248,22 @@ int sweeps_resend_complete(sqlite3 *db, const sweeps_peer *p, int64_t now, int64
         return REINT_EDB;
     if (*sweep_id == 0) {
         /* No change recorded at Hello (a store older than sweeps, or the municipality's first
-         * store): one is made now, displacing nothing that could resume. */
+         * store): one is made now, displacing nothing that could resume, unless there is
+         * nothing to set aside (a first enrolment listed a sweep of 0 records as "confirmed",
+         * noise for an admin told that sweeps are security matters). */
+        st = store_prepare(db, "SELECT EXISTS(SELECT 1 FROM records WHERE municipality=?1"
+                               " AND incarnation<>?2)");
+        if (st == NULL)
+            return REINT_EDB;
+        sqlite3_bind_int64(st, 1, p->municipality);
+        sqlite3_bind_blob(st, 2, p->incarnation, 16, SQLITE_STATIC);
+        step = sqlite3_step(st);
+        int older = step == SQLITE_ROW && sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (step != SQLITE_ROW)
+            return REINT_EDB;
+        if (!older)
+            return 0;
         st = store_prepare(db, "INSERT INTO sweeps(municipality, state, new_incarnation, serial,"
                                " address, started_ms) VALUES(?1,'resending',?2,?3,?4,?5)");
         if (st == NULL)

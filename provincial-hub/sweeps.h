@@ -58,8 +58,9 @@ int sweeps_hello(sqlite3 *db, const sweeps_peer *p, const uint8_t *cur, uint64_t
 
 /* ResendComplete: moves the municipality's records of other incarnations into swept_records
  * under the incarnation's sweep (made now if its Hello recorded none) and marks it 'pending',
- * or 'confirmed' when nothing was swept. *swept: rows moved; *sweep_id: the sweep. Returns 0
- * or REINT_EDB. */
+ * or 'confirmed' when nothing was swept. With no sweep recorded at Hello and no record of
+ * another incarnation (a first enrolment), no sweep is made: *sweep_id stays 0. *swept: rows
+ * moved; *sweep_id: the sweep. Returns 0 or REINT_EDB. */
 int sweeps_resend_complete(sqlite3 *db, const sweeps_peer *p, int64_t now_ms, int64_t *swept,
                            int64_t *sweep_id);
 

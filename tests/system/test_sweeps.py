@@ -100,6 +100,19 @@ def registered(api, token):
                for y in range(this - 6, this + 1))
 
 
+def test_a_first_enrolment_is_no_sweep(setup):
+    """A municipality's first store has nothing of older incarnations to set aside: no sweep is
+    listed (one of 0 records, "confirmed" by "nothing was swept", was noise for an admin told
+    that sweeps are security matters, a deployment from the documentation found), none is
+    counted, and the log says the resend finished without a sweep number."""
+    hub, _, original, tokens, api, _ = setup
+    st, body = api.call("GET", "/v1/sweeps", tokens["adam"])
+    assert st == 200 and body["sweeps"] == [], body
+    assert hub.metrics()["hub_sweeps_total"] == 0
+    log = hub.log_text()
+    assert "municipality:%d finished its full resend" % MUN in log and "sweep #" not in log
+
+
 def test_stolen_key_sweep_is_undone_when_the_real_node_reconnects(setup, pki):
     hub, node, original, tokens, api, _ = setup
     wait_for(lambda: registered(api, tokens["olga"]) == 60, 30, "the rollups")
