@@ -41,7 +41,7 @@ usage: $PROG init DIR
               subdomains) and the private addresses 10/8, 172.16/12, 192.168/16, 127/8, ::1
               and fc00::/7, so that trusting it vouches for no other site. The names cannot
               change later: one domain (e.g. reintegration.internal) covers all under it.
-       $PROG web-issue [--force] DIR WHO NAME|ADDRESS [NAME|ADDRESS ...]
+       $PROG web-issue [--force] [--any-code] DIR WHO NAME|ADDRESS [NAME|ADDRESS ...]
               web certificate (serverAuth, a SAN for each NAME and ADDRESS, all inside the
               web CA's constraints) of WHO: a municipality CODE's node (DIR/web/node-CODE.crt
               and .key: the node's [node] https_cert and https_key), province-P's hub (the
@@ -655,9 +655,15 @@ web_stem() {
 }
 
 cmd_web_issue() {
-    local force=0 args=() a
+    local force=0 any=0 args=() a
     for a in "$@"; do
-        if [[ $a == --force ]]; then force=1; else args+=("$a"); fi
+        if [[ $a == --force ]]; then
+            force=1
+        elif [[ $a == --any-code ]]; then
+            any=1
+        else
+            args+=("$a")
+        fi
     done
     ((${#args[@]} >= 3)) || {
         usage
@@ -665,6 +671,7 @@ cmd_web_issue() {
     }
     local dir=${args[0]} code=${args[1]} wdir stem
     stem=$(web_stem "$code") || exit 1
+    if [[ $code =~ ^[0-9]{5}$ ]] && ((!any)); then check_code "$code"; fi
     wdir=$(web_dir "$dir")
     require_web_ca "$wdir"
     local -a permitted=() sans=()

@@ -196,6 +196,12 @@ def test_the_web_ca_vouches_for_no_name_outside_its_constraints(pki, workdir, pr
         assert ("outside the web CA's name constraints" in r.stderr
                 or "not a private address" in r.stderr), r.stderr
     assert not os.path.exists(os.path.join(webpki.dir, "web", "node-10401.crt"))
+    # Nor for a municipality code that is no local level (a typo), as `issue` refuses it.
+    r = run([PKI_SH, "web-issue", webpki.dir, "10199", "x." + WEB_DOMAIN],
+            check=False)
+    assert r.returncode != 0 and 'municipality "10199": not a local level code' in r.stderr, \
+        r.stderr
+    assert not os.path.exists(os.path.join(webpki.dir, "web", "node-10199.crt"))
     # The constraints are in the CA certificate itself, so a browser enforces them on a
     # certificate made with the web CA's key by hand (a stolen key, a bypassed script).
     bad = os.path.join(workdir, "bad")
