@@ -762,6 +762,21 @@ def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
     wait(d, lambda: "3 years old" in d.find_element(By.ID, "f-birth_year-age").text,
          what="the age again")
     assert "Gregorian" not in d.find_element(By.ID, "f-birth_year-age").text
+    # A returnee aged 3 is said to be unusual (the attack registered one aged 0), and no longer
+    # once the person is of another category; 16 years old is not unusual.
+    assert "A returnee this young is unusual" in d.find_element(By.ID, "f-birth_year-age").text
+    screenshot(d, "%s-en-young-returnee" % site.scheme)
+    choose(site, "f-category", "MIGRANT_FAMILY")
+    wait(d, lambda: "unusual" not in d.find_element(By.ID, "f-birth_year-age").text,
+         what="the category changed")
+    choose(site, "f-category", "RETURNEE")
+    wait(d, lambda: "unusual" in d.find_element(By.ID, "f-birth_year-age").text,
+         what="a returnee again")
+    fill(site, "f-birth_year", "2067")
+    wait(d, lambda: "16 years old" in d.find_element(By.ID, "f-birth_year-age").text,
+         what="16 years old")
+    assert "unusual" not in d.find_element(By.ID, "f-birth_year-age").text
+    fill(site, "f-birth_year", "2080")
     fill(site, "f-return_date", "2070-01-01")
     d.find_element(By.ID, "save").click()
     wait(d, lambda: "before the birth year" in error_of(site, "return_date"),

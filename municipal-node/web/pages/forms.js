@@ -214,7 +214,7 @@ export async function rowForm(o) {
     clearTimeout(timer);
     timer = setTimeout(check, 350);
     if (name === DATED[o.kind]) warnClosed();
-    if (name === "birth_year" || name === "registered_on") sayAge();
+    if (name === "birth_year" || name === "registered_on" || name === "category") sayAge();
     if (name === "citizenship_no") {
       clearTimeout(dupTimer);
       dupTimer = setTimeout(sayDuplicate, 300);
@@ -317,9 +317,14 @@ export async function rowForm(o) {
         replace(age, []);
         return;
       }
+      // A returning labour migrant younger than 16 is a birth year typed wrong more often than
+      // not (the pages' attack registered one aged 0): said, not refused.
+      const young = fields.category && fields.category.input.value === "RETURNEE" &&
+        ymd[0] - year < 16;
       replace(age, t("form.age", { age: num(ymd[0] - year) }),
         bs && year < 2000 ? [" ", t("form.age_gregorian", { year: digits(year),
-          bs1: digits(year + 56), bs2: digits(year + 57) })] : []);
+          bs1: digits(year + 56), bs2: digits(year + 57) })] : [],
+        young ? [" ", t("form.age_young_returnee")] : []);
     };
     sayAge();
   }
