@@ -59,7 +59,12 @@ function header() {
   const top = document.getElementById("top");
   const s = state.session;
   const nav = s ? pagesNav(PAGES, pageFor(location.pathname)) : null;
-  const who = whoBox(s ? t("header.signed_in_as", { clerk: s.clerk }) : null, signOut, render);
+  // A form half typed is drawn again in the other language with what it held (it came back
+  // empty: a review of the young returnee's warning found it).
+  const who = whoBox(s ? t("header.signed_in_as", { clerk: s.clerk }) : null, signOut, () => {
+    keepDraft(true);
+    render();
+  });
   replace(top,
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name"), s ? " · " : "",

@@ -782,6 +782,16 @@ def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
     wait(d, lambda: "before the birth year" in error_of(site, "return_date"),
          what="the return before birth refused")
     assert "Registered, with local id" not in body_text(d)
+    # The form drawn again in Nepali keeps what was typed (it came back empty), without the
+    # notice of a form given back after a session's end.
+    set_language(site, "ne")
+    wait(d, lambda: "असामान्य" in d.find_element(By.ID, "f-birth_year-age").text,
+         what="the young returnee said in Nepali, the form kept")
+    assert d.find_element(By.ID, "f-full_name").get_attribute("value") == "Hari Ageold"
+    assert d.find_element(By.ID, "f-return_date").get_attribute("value") == "2070-01-01"
+    assert not d.find_elements(By.ID, "draft-back")
+    screenshot(d, "%s-ne-young-returnee" % site.scheme)
+    set_language(site, "en")
 
 
 def test_a_citizenship_number_already_registered_is_said_with_a_link(site):

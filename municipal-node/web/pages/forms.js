@@ -33,17 +33,19 @@ const LAYOUT = {
 let live = null; // {key, clerk, values()}
 let kept = null; // {key, clerk, values}
 
-// Keeps the values of the form on screen (called when the session has ended); 1 when kept.
-export function keepDraft() {
+// Keeps the values of the form on screen (called when the session has ended, or before the
+// page is drawn again in the other language: quiet, its form put back without a notice);
+// 1 when kept.
+export function keepDraft(quiet) {
   if (!live || !live.form.isConnected) return 0;
-  kept = { key: live.key, clerk: live.clerk, values: live.values() };
+  kept = { key: live.key, clerk: live.clerk, values: live.values(), quiet: !!quiet };
   return 1;
 }
 
 function takeDraft(key, clerk) {
   const d = kept;
   kept = null;
-  return d && d.key === key && d.clerk === clerk ? d.values : null;
+  return d && d.key === key && d.clerk === clerk ? d : null;
 }
 
 // The months the clerk closed (GET /v1/months, read once a form): a row dated in one of
@@ -116,7 +118,7 @@ export async function rowForm(o) {
   const cols = schema.kinds[o.kind];
   const key = location.pathname + location.search;
   const draft = takeDraft(key, o.ctx.session.clerk);
-  if (draft) o = Object.assign({}, o, { row: Object.assign({}, o.row || {}, draft) });
+  if (draft) o = Object.assign({}, o, { row: Object.assign({}, o.row || {}, draft.values) });
   const byName = Object.fromEntries(cols.map((c) => [c.name, c]));
   const fields = {}; // name -> {group, control, error, input}
   const touched = new Set();
@@ -252,7 +254,7 @@ export async function rowForm(o) {
   });
 
   const button = h("button", { type: "submit", class: "button", id: "save" }, o.submitText);
-  const back = draft ? h("div", { class: "notice", role: "status", id: "draft-back",
+  const back = draft && !draft.quiet ? h("div", { class: "notice", role: "status", id: "draft-back",
                                   "data-autofocus": "", tabindex: "-1" }, t("form.draft_back"))
     : null;
   const form = h("form", { novalidate: true, class: "row-form" },
