@@ -465,12 +465,21 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
 def test_closing_a_month_sends_its_close_to_the_hub(site):
     d = site.driver
     y, m = previous_bs_month()
+    # A referral pending in the month and one of this month, for the checklist's link below.
+    refs = {}
+    for when in ("%04d-%02d-05" % (y, m), "%04d-%02d-01" % today_bs()[:2]):
+        status, _, body = site.request("POST", "/v1/services", {
+            "person_local_id": site.person, "service": "PSYCHOSOCIAL_SUPPORT", "status": "REFERRED",
+            "date": when, "provider": "MRC"}, headers={"Authorization": "Bearer " + site.token})
+        assert status == 201, body
+        refs[when] = body["local_id"]
     go(site, "/months?year=%d" % fiscal_year_of(y, m))
     wait_h1(d, "Month close")
     month = "%04d-%02d" % (y, m)
     d.find_element(By.CSS_SELECTOR, "button[data-close='%s']" % month).click()
     wait(d, lambda: d.find_elements(By.ID, "close-submit"), what="the checklist")
     assert "dated in this month" in body_text(d)
+    followups = d.find_element(By.LINK_TEXT, "See follow-ups").get_attribute("href")
     d.find_element(By.ID, "close-submit").click()  # without ticking the box: refused
     wait(d, lambda: "Tick the box" in body_text(d), what="the checklist's refusal")
     d.find_element(By.CSS_SELECTOR, "label[for='checked']").click()
@@ -478,6 +487,25 @@ def test_closing_a_month_sends_its_close_to_the_hub(site):
     wait(d, lambda: "is closed" in body_text(d), what="the close")
     row = d.find_element(By.CSS_SELECTOR, "tr[data-month='%s']" % month)
     assert "Closed" in row.text and "asha" in row.text, row.text
+    # The checklist's link to the month's pending referrals lists those, not every one (the
+    # pages' attack: it went to all 167 follow-ups, not to the 13 of that month).
+    go(site, followups[followups.index("/followups"):])
+    wait(d, lambda: d.find_elements(By.ID, "followups-range"), what="the month's follow-ups")
+    listed = {r.get_attribute("data-referral")
+              for r in d.find_elements(By.CSS_SELECTOR, "tbody tr[data-referral]")}
+    inside, outside = refs["%04d-%02d-05" % (y, m)], refs["%04d-%02d-01" % today_bs()[:2]]
+    assert inside in listed and outside not in listed, listed
+    screenshot(d, "%s-followups-month" % site.scheme)
+    # Each button's word and each phone number on one line (the narrowest table broke them).
+    lines = d.execute_script("""
+        return [...document.querySelectorAll('tbody tr[data-referral] button, tbody tr td:nth-child(2) span')]
+          .map((el) => { const r = document.createRange(); r.selectNodeContents(el.firstChild);
+                         return r.getClientRects().length; });""")
+    assert lines and all(n == 1 for n in lines), lines
+    d.find_element(By.LINK_TEXT, "Show all follow-ups").click()
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "tr[data-referral='%s']" % outside),
+         what="every follow-up")
+    assert not d.find_elements(By.ID, "followups-range")
     got = site.wait_hub("month_close", month)
     mc = got[4].month_close
     assert (mc.year, mc.month, mc.bikram_sambat) == (y, m, True), mc

@@ -90,9 +90,17 @@ export async function render(ctx, msg) {
     replace(ctx.main, heading(ctx, t("followups.title")), loadFailed(ctx, r));
     return;
   }
+  // ?from=&to= (the close-month dialog's link: that month's pending referrals, which it counts;
+  // the link listed every referral, the pages' attack found): the referrals dated in between.
+  const q = new URLSearchParams(location.search);
+  const from = q.get("from"), to = q.get("to");
+  const ranged = !!(from && to);
+  let all = 0;
   const rows = [];
   for (const p of r.body.persons) {
     for (const ref of p.referrals) {
+      all++;
+      if (ranged && !(ref.date >= from && ref.date <= to)) continue;
       const done = (res, on) => {
         render(ctx, t("followups.delivered_done", {
           service: value("service", ref.service), name: p.full_name || p.local_id,
@@ -107,7 +115,7 @@ export async function render(ctx, msg) {
       rows.push(h("tr", { "data-referral": ref.local_id },
         h("td", {}, h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
           p.full_name || p.local_id)),
-        h("td", {}, p.phone || ""),
+        h("td", {}, h("span", { class: "nowrap" }, p.phone || "")),
         h("td", {}, value("service", ref.service)),
         h("td", {}, bsdate.show(ref.date)),
         h("td", { class: "num" }, num(ref.days_waiting)),
@@ -118,6 +126,10 @@ export async function render(ctx, msg) {
   replace(ctx.main,
     heading(ctx, t("followups.title")),
     notice(msg),
+    ranged ? h("p", { class: "notice", id: "followups-range" },
+      t("followups.range", { from: bsdate.show(from), to: bsdate.show(to), n: digits(rows.length),
+                             all: digits(all) }), " ",
+      h("a", { href: "/followups", "data-nav": "" }, t("followups.show_all"))) : null,
     h("p", { class: "lead" }, rows.length
       ? t("followups.intro", { n: digits(rows.length), today: bsdate.show(r.body.today) })
       : t("followups.none", { today: bsdate.show(r.body.today) })),

@@ -99,7 +99,8 @@ function closeDialog(ctx, fy, m, done) {
       h("li", {}, t("months.check_records", { n: num(m.records) })),
       h("li", {}, m.referrals_pending
         ? [t("months.check_pending", { n: num(m.referrals_pending) }), " ",
-           h("a", { href: "/followups", "data-nav": "" }, t("months.see_followups"))]
+           h("a", { href: `/followups?from=${encodeURIComponent(m.first)}&to=${encodeURIComponent(m.last)}`,
+                    "data-nav": "" }, t("months.see_followups"))]
         : t("months.check_no_pending")),
       m.review && m.review.state === "returned"
         ? h("li", {}, t("months.check_returned", { comment: m.review.comment || "" })) : null),
