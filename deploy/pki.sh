@@ -372,17 +372,23 @@ check_code() {
         die "municipality \"$1\": not a local level code of $csv (check the code; --any-code issues it anyway)"
 }
 
-cmd_issue() {
-    local force=0 any=0 args=() a
+# Splits "$@" into the flags --force and --any-code (FORCE and ANY_CODE, 0 or 1) and the rest
+# (ARGS), for issue and web-issue.
+split_flags() {
+    FORCE=0 ANY_CODE=0 ARGS=()
+    local a
     for a in "$@"; do
-        if [[ $a == --force ]]; then
-            force=1
-        elif [[ $a == --any-code ]]; then
-            any=1
-        else
-            args+=("$a")
-        fi
+        case $a in
+        --force) FORCE=1 ;;
+        --any-code) ANY_CODE=1 ;;
+        *) ARGS+=("$a") ;;
+        esac
     done
+}
+
+cmd_issue() {
+    split_flags "$@"
+    local force=$FORCE any=$ANY_CODE args=("${ARGS[@]}")
     ((${#args[@]} >= 2)) || {
         usage
         exit 2
@@ -655,16 +661,8 @@ web_stem() {
 }
 
 cmd_web_issue() {
-    local force=0 any=0 args=() a
-    for a in "$@"; do
-        if [[ $a == --force ]]; then
-            force=1
-        elif [[ $a == --any-code ]]; then
-            any=1
-        else
-            args+=("$a")
-        fi
-    done
+    split_flags "$@"
+    local force=$FORCE any=$ANY_CODE args=("${ARGS[@]}")
     ((${#args[@]} >= 3)) || {
         usage
         exit 2
