@@ -7,6 +7,11 @@
 #include "log.h"
 #include "store.h"
 
+/* A name is searched word by word, in any order ("Thapa Sita" finds "Sita Thapa"): at most
+ * this many words, each a LIKE pattern of at most LOOKUP_WORD_LEN bytes (q is at most 200). */
+#define LOOKUP_WORDS    6
+#define LOOKUP_WORD_LEN 256
+
 /* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
  * intake. */
 static int lookup__columns(json_t *o, int kind, const uint8_t *row, size_t len)
@@ -73,19 +78,20 @@ static int lookup__rows(sqlite3 *db, sqlite3_stmt *st, int kind, json_t *arr, si
     return rc;
 }
 
-/* "%q%" for LIKE ... ESCAPE '\\', into out; the digits of q alone into digits ("" when q has
- * none, or has anything but digits and phone punctuation). */
-static void lookup__pattern(const char *q, char *out, size_t outlen, char *digits, size_t dlen)
+/* "%q%" for LIKE ... ESCAPE '\\' of q's first qlen bytes, into out; the digits of q alone into
+ * digits ("" when q has none, or has anything but digits and phone punctuation). */
+static void lookup__pattern(const char *q, size_t qlen, char *out, size_t outlen, char *digits,
+                            size_t dlen)
 {
     size_t o = 0, d = 0;
     int phone_like = 1;
     out[o++] = '%';
-    for (const char *p = q; *p && o + 3 < outlen; p++) {
+    for (const char *p = q, *end = q + qlen; p < end && o + 3 < outlen; p++) {
         const unsigned char *u = (const unsigned char *)p;
         char ch = *p;
         /* A Devanagari digit (as a Nepali keyboard types it) is its ASCII, as phones and the
          * pages' numbers are stored. */
-        if (u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
+        if (end - p >= 3 && u[0] == 0xE0 && u[1] == 0xA5 && u[2] >= 0xA6 && u[2] <= 0xAF) {
             ch = (char)('0' + (u[2] - 0xA6));
             p += 2;
         }
@@ -101,28 +107,56 @@ static void lookup__pattern(const char *q, char *out, size_t outlen, char *digit
     }
     out[o++] = '%';
     out[o] = '\0';
-    digits[phone_like ? d : 0] = '\0';
+    if (digits)
+        digits[phone_like ? d : 0] = '\0';
+}
+
+/* The words of q (split at spaces, tabs and commas) as LIKE patterns, into words[0..n); the
+ * last takes the rest of q when there are more. Words not given are "%". Returns how many
+ * q had, at most n. */
+static size_t lookup__words(const char *q, char words[][LOOKUP_WORD_LEN], size_t n)
+{
+    static const char seps[] = " \t,";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        strcpy(words[i], "%");
+    for (const char *p = q + strspn(q, seps); *p && k < n; p += strspn(p, seps)) {
+        size_t len = k + 1 == n ? strlen(p) : strcspn(p, seps);
+        while (len && strchr(seps, p[len - 1]))
+            len--;
+        lookup__pattern(p, len, words[k++], LOOKUP_WORD_LEN, NULL, 0);
+        p += len;
+    }
+    return k;
 }
 
 int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
 {
     sqlite3 *db = outbox_db(intake_outbox(in));
-    char pat[256], digits[64], dpat[80];
+    char pat[256], digits[64], dpat[80], words[LOOKUP_WORDS][LOOKUP_WORD_LEN];
     int more = 0, rc = REINT_ENOMEM;
     json_t *arr = NULL;
     *out = NULL;
     if (limit == 0 || limit > LOOKUP_SEARCH_MAX)
         limit = LOOKUP_SEARCH_MAX;
-    lookup__pattern(q, pat, sizeof(pat), digits, sizeof(digits));
+    lookup__pattern(q, strlen(q), pat, sizeof(pat), digits, sizeof(digits));
     snprintf(dpat, sizeof(dpat), "%%%s%%", digits);
+    if (lookup__words(q, words, LOOKUP_WORDS) == 0)
+        snprintf(words[0], sizeof(words[0]), "%s", pat);
     /* Phone and citizenship numbers are also compared by their digits alone, so that
      * "9841 23" finds "+977-984-123..." and "2701751234" finds "27-01-75-1234" (the attack on
-     * the clerk's pages: a number typed without its dashes found nobody). A municipality's
-     * persons are a few thousand: a scan is quick. */
+     * the clerk's pages: a number typed without its dashes found nobody). A name is found by
+     * its words in any order: a clerk types the surname first as often as not (the attack
+     * again: "Thapa Sita" found nobody). A municipality's persons are a few thousand: a scan
+     * is quick. */
     sqlite3_stmt *st = store_prepare(
         db, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND live = 1 AND"
-            " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\' OR local_field(fields, ?2) LIKE ?1"
-            " ESCAPE '\\' OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
+            " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'"
+            " OR (local_field(fields, ?2) LIKE ?7 ESCAPE '\\' AND local_field(fields, ?2) LIKE ?8"
+            " ESCAPE '\\' AND local_field(fields, ?2) LIKE ?9 ESCAPE '\\' AND local_field(fields,"
+            " ?2) LIKE ?10 ESCAPE '\\' AND local_field(fields, ?2) LIKE ?11 ESCAPE '\\' AND"
+            " local_field(fields, ?2) LIKE ?12 ESCAPE '\\')"
+            " OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
             " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
             " OR (?5 <> '%%' AND (replace(replace(replace(replace(replace(replace("
             "local_field(fields, ?3), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '')"
@@ -131,12 +165,15 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
             " ORDER BY updated_ms DESC, local_id LIMIT ?6");
     if (st == NULL)
         return REINT_EDB;
-    if (sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) != SQLITE_OK ||
-        sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
-        sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) != SQLITE_OK ||
-        sqlite3_bind_text(st, 5, dpat, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1) != SQLITE_OK) {
+    int bound = sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC) == SQLITE_OK &&
+                sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) == SQLITE_OK &&
+                sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) == SQLITE_OK &&
+                sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) == SQLITE_OK &&
+                sqlite3_bind_text(st, 5, dpat, -1, SQLITE_STATIC) == SQLITE_OK &&
+                sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1) == SQLITE_OK;
+    for (int i = 0; bound && i < LOOKUP_WORDS; i++)
+        bound = sqlite3_bind_text(st, 7 + i, words[i], -1, SQLITE_STATIC) == SQLITE_OK;
+    if (!bound) {
         rc = REINT_EDB;
         goto out;
     }

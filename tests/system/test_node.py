@@ -151,6 +151,17 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     status, _, found = req(node, "GET", "/v1/persons?q=" + bare, token=token)
     assert status == 200 and p["local_id"] in [x["local_id"] for x in found["persons"]], \
         (bare, found)
+    # A name is found by its words in any order, as a clerk types the surname first (the
+    # attack on the clerk's pages: "Thapa Sita" found nobody); every word must be in it.
+    words = p["full_name"].split()
+    for q in (" ".join(reversed(words)), "%s,  %s" % (words[1].upper(), words[0].lower())):
+        status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(q),
+                               token=token)
+        assert status == 200 and p["local_id"] in [x["local_id"] for x in found["persons"]], \
+            (q, found)
+    status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
+        "%s Zzqx" % words[1]), token=token)
+    assert status == 200 and found["persons"] == [], found
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
     p["phone"] = "9841000001"
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
