@@ -498,8 +498,8 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
                               field_quote(q, sizeof(q), raw, n));
         return;
     }
-    /* Characters, as the message and the pages' maxlength count them: bytes would give a name
-     * in Devanagari (three bytes a letter) a third of the letters. */
+    /* Characters, as the message and the pages' count of characters left count them: bytes would
+     * give a name in Devanagari (three bytes a letter) a third of the letters. */
     if (utf8_chars(raw, n) > d->maxlen) {
         char lim[16];
         snprintf(lim, sizeof(lim), "%u", (unsigned)d->maxlen);

@@ -818,8 +818,35 @@ def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
     assert d.find_element(By.ID, "f-full_name").get_attribute("value") == "Hari Ageold"
     assert d.find_element(By.ID, "f-return_date").get_attribute("value") == "2070-01-01"
     assert not d.find_elements(By.ID, "draft-back")
+    # The error the save said is said again, in Nepali (it went until the next save).
+    wait(d, lambda: "जन्म वर्ष" in error_of(site, "return_date"),
+         what="the return before birth said again in Nepali")
     screenshot(d, "%s-ne-young-returnee" % site.scheme)
     set_language(site, "en")
+    wait(d, lambda: "before the birth year" in error_of(site, "return_date"),
+         what="and again in English")
+
+
+def test_a_long_name_counts_its_characters_left_and_those_too_many(site):
+    """The attack on the clerk's pages: the name field stopped taking letters at 200
+    characters without a word (maxlength). Near its limit the field says how many characters
+    are left, counted as the node counts (a Devanagari letter is one), and past it how many
+    are too many, with the node's error; nothing typed is cut."""
+    d = site.driver
+    register_form(site, "Sita", "2050", "QA", "2083-07-18")
+    count = d.find_element(By.ID, "f-full_name-count")
+    assert not count.is_displayed()
+    fill(site, "f-full_name", "\u0938" * 185)
+    wait(d, lambda: count.is_displayed() and "You have 15 characters left" in count.text,
+         what="15 characters left")
+    fill(site, "f-full_name", "\u0938" * 203)
+    wait(d, lambda: "You have 3 characters too many" in count.text, what="3 too many")
+    assert len(d.find_element(By.ID, "f-full_name").get_attribute("value")) == 203
+    wait(d, lambda: "longer than 200 characters" in error_of(site, "full_name"),
+         what="the node's error beside the name")
+    screenshot(d, "%s-en-name-too-long" % site.scheme)
+    fill(site, "f-full_name", "Sita Thapa")
+    wait(d, lambda: not count.is_displayed(), what="the count gone for a short name")
 
 
 def test_a_citizenship_number_already_registered_is_said_with_a_link(site):

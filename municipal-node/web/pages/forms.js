@@ -30,15 +30,16 @@ const LAYOUT = {
 // after signing in again). Kept in this page's memory only (never stored: the form holds
 // names, phones and citizenship numbers), for the same clerk at the same address, and put back
 // once; a reload forgets it.
-let live = null; // {key, clerk, values()}
-let kept = null; // {key, clerk, values}
+let live = null; // {key, clerk, values(), form, state()}
+let kept = null; // {key, clerk, values, quiet, touched, submitted}
 
 // Keeps the values of the form on screen (called when the session has ended, or before the
 // page is drawn again in the other language: quiet, its form put back without a notice);
 // 1 when kept.
 export function keepDraft(quiet) {
   if (!live || !live.form.isConnected) return 0;
-  kept = { key: live.key, clerk: live.clerk, values: live.values(), quiet: !!quiet };
+  kept = Object.assign({ key: live.key, clerk: live.clerk, values: live.values(), quiet: !!quiet },
+                       live.state());
   return 1;
 }
 
@@ -105,7 +106,6 @@ function control(col, id, describedBy, val, session, onchange) {
     inputmode: numeric ? "numeric" : col.type === "phone" ? "tel" : null,
     autocomplete: "off", spellcheck: col.type === "text" ? null : "false",
     "aria-describedby": describedBy, oninput: onchange,
-    maxlength: col.max_len ? String(col.max_len) : null,
   });
 }
 
@@ -121,11 +121,13 @@ export async function rowForm(o) {
   if (draft) o = Object.assign({}, o, { row: Object.assign({}, o.row || {}, draft.values) });
   const byName = Object.fromEntries(cols.map((c) => [c.name, c]));
   const fields = {}; // name -> {group, control, error, input}
-  const touched = new Set();
+  // The fields the clerk has been in, and whether a save was tried: their errors are said as
+  // they type (every field's after a save), and again when the form is drawn anew.
+  const touched = new Set(draft ? draft.touched : []);
   const summary = h("div", {});
   let seq = 0;
   let timer = null;
-  let submitted = false;
+  let submitted = draft ? draft.submitted : false;
   // A new row's local_id, made once for this form when the clerk leaves it blank, as the node
   // makes one (today, then 8 random letters of Crockford's base32): a save sent again after
   // its answer was lost finds the row it stored (200, unchanged) instead of storing a second.
@@ -240,6 +242,25 @@ export async function rowForm(o) {
       const ctl = control(col, id, [hintId, errId, warnId].filter(Boolean).join(" "),
                           o.row ? o.row[name] : "", o.ctx.session, changed(name));
       const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;
+      // A long text's characters left, near its limit, and how many too many past it (the
+      // pages' attack: a name stopped at 200 characters without a word, as maxlength does;
+      // the node's check says the rest). Counted as the node counts, in characters.
+      const count = col.max_len && col.type !== "int" && col.max_len >= 40
+        ? h("p", { class: "hint char-count", id: `${id}-count`, hidden: true, "aria-live": "polite" })
+        : null;
+      if (count) {
+        input.setAttribute("aria-describedby",
+          `${input.getAttribute("aria-describedby") || ""} ${id}-count`.trim());
+        const sayCount = () => {
+          const left = col.max_len - [...input.value.trim()].length;
+          count.hidden = left > Math.min(20, col.max_len / 10);
+          count.classList.toggle("char-count-over", left < 0);
+          replace(count, count.hidden ? [] : left >= 0
+            ? t("form.chars_left", { n: num(left) }) : t("form.chars_over", { n: num(-left) }));
+        };
+        input.addEventListener("input", sayCount);
+        sayCount();
+      }
       input.addEventListener("blur", () => {
         if (input.value.trim() !== "" || touched.has(name)) changed(name)();
       });
@@ -247,7 +268,7 @@ export async function rowForm(o) {
         h("label", { for: id }, label(name),
           col.required ? null : h("span", { class: "optional" }, ` (${t("form.optional")})`)),
         hint ? h("span", { class: "hint", id: hintId }, hint) : null,
-        error, ctl, warn);
+        error, ctl, count, warn);
       fields[name] = { group, error, input, warn };
       return group;
     }));
@@ -297,8 +318,13 @@ export async function rowForm(o) {
     replace(summary, errorSummary(items));
     summary.firstChild.focus();
   });
-  live = { key, clerk: o.ctx.session.clerk, values, form };
+  live = { key, clerk: o.ctx.session.clerk, values, form,
+           state: () => ({ touched: [...touched], submitted }) };
   warnClosed();
+  // A form drawn again (the other language, or given back after signing in) says again the
+  // errors and warnings it said (a review: they went until the next save).
+  if (draft && (touched.size || submitted)) check();
+  if (draft) sayDuplicate();
   // The age a birth year gives at registration, beside it (the pages' attack: 1990, a
   // Gregorian year typed on a BS node, made a person of 93 without a word); a year before
   // BS 2000 on a BS node is said to look Gregorian, with its BS years.
