@@ -878,6 +878,32 @@ def test_a_citizenship_number_already_registered_is_said_with_a_link(site):
     wait_h1(d, "Mina Once")
 
 
+def test_a_date_before_the_persons_own_is_said_beside_it(site):
+    """The attack on the clerk's pages (M4): an enterprise started before its owner was born,
+    and a service dated before its person's registration, were taken without a word. Both
+    are said beside the date (Sita Rai: born 2050, registered 2083-07-15), not refused."""
+    d = site.driver
+    go(site, "/people/%s?enterprise=new" % site.person)
+    wait_h1(d, "Record an enterprise")
+    before = lambda: d.find_element(By.ID, "f-date-before")
+    fill(site, "f-date", "2045-01-10")
+    wait(d, lambda: before().is_displayed() and
+         "before the owner's birth year (2050)" in before().text, what="before the owner's birth")
+    screenshot(d, "%s-en-enterprise-before-birth" % site.scheme)
+    fill(site, "f-date", "2051-01-10")
+    wait(d, lambda: not before().is_displayed(), what="the warning gone for 2051")
+    service_form(site, "SKILLS_TRAINING", "DELIVERED", "2083-07-14")
+    wait(d, lambda: before().is_displayed() and
+         "before the person was registered (2083-07-15)" in before().text,
+         what="before the registration")
+    set_language(site, "ne")
+    wait(d, lambda: "दर्ता भएको मिति" in before().text and before().is_displayed(),
+         what="said in Nepali too")
+    set_language(site, "en")
+    fill(site, "f-date", "2083-07-15")
+    wait(d, lambda: not before().is_displayed(), what="the warning gone on the day itself")
+
+
 def test_sign_out_ends_the_session(site):
     d = site.driver
     go(site, "/today")

@@ -187,7 +187,7 @@ async function personPage(ctx, id, msg) {
     if (which === null) continue;
     const row = which === "new" ? null : rows.find((x) => x.local_id === which);
     const form = await rowForm({
-      ctx, kind, row, localId: row ? row.local_id : null, fixed: { [owner]: id },
+      ctx, kind, row, localId: row ? row.local_id : null, fixed: { [owner]: id }, person: p,
       submitText: row ? t("form.save") : t(`person.add_${param}_submit`),
       cancelHref: personHref(id),
       onSaved: (res) => {
