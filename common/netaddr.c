@@ -1,5 +1,6 @@
 #include "netaddr.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -17,6 +18,17 @@ int netaddr_split(const char *hostport, char *host, size_t hostlen, int *port)
     host[colon - hostport] = '\0';
     *port = (int)p;
     return 0;
+}
+
+const char *netaddr_bound(const char *hostport, int port, char *out, size_t outlen)
+{
+    char host[256];
+    int configured;
+    if (netaddr_split(hostport, host, sizeof(host), &configured) != 0)
+        snprintf(out, outlen, "%s", hostport);
+    else
+        snprintf(out, outlen, "%s:%d", host, port);
+    return out;
 }
 
 int netaddr_parse(const char *hostport, struct sockaddr_storage *out)

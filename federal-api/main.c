@@ -23,6 +23,7 @@
 #include "hlc.h"
 #include "crlwatch.h"
 #include "log.h"
+#include "netaddr.h"
 #include "loopwatch.h"
 #include "migrate.h"
 #include "testhook.h"
@@ -502,8 +503,10 @@ static int cmd_serve(void)
     uv_signal_start(&sig_hup, on_signal, SIGHUP);
     if (crlwatch_start(&crl, loop, cfg.crl, sync_tls, NULL) != 0)
         log_warn("cannot watch %s for changes; SIGHUP still reloads it", cfg.crl);
-    log_info("sync on %s port %d, HTTPS on port %d, HTTP on port %d, pool of %ld", cfg.sync_listen,
-             fingest_port(ing), fapi_https_port(api), fapi_http_port(api), cfg.pool_size);
+    char sync_at[300];
+    log_info("sync on %s, HTTPS on port %d, HTTP on port %d, pool of %ld",
+             netaddr_bound(cfg.sync_listen, fingest_port(ing), sync_at, sizeof(sync_at)),
+             fapi_https_port(api), fapi_http_port(api), cfg.pool_size);
     fprintf(stdout, "ready sync_port=%d https_port=%d http_port=%d\n", fingest_port(ing),
             fapi_https_port(api), fapi_http_port(api));
     fflush(stdout);

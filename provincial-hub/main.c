@@ -631,8 +631,10 @@ int main(int argc, char **argv)
                               NULL)) != 0)
         log_warn("cannot watch %s for changes (%s); SIGHUP still reloads it", cfg.tokens,
                  uv_strerror(rc));
-    log_info("province %ld (%s): sync on %s port %d, HTTP on %s:%d, store %s", cfg.province,
-             geo_province_name((unsigned)cfg.province), cfg.sync_listen, ingest_port(ing), host,
+    char sync_at[300];
+    log_info("province %ld (%s): sync on %s, HTTP on %s:%d, store %s", cfg.province,
+             geo_province_name((unsigned)cfg.province),
+             netaddr_bound(cfg.sync_listen, ingest_port(ing), sync_at, sizeof(sync_at)), host,
              http_server_port(http), db_path);
     /* Readiness line for scripts: ports are known now (0 in the config picks free ones). */
     fprintf(stdout, "ready sync_port=%d http_port=%d https_port=%d\n", ingest_port(ing),

@@ -344,6 +344,9 @@ def test_a_hub_logs_the_http_address_it_listens_on(pki, workdir, procs):
                                          "https_listen = 127.0.0.1:0\n")
     procs.append(hub.start())
     assert ", HTTP on 127.0.0.2:" in hub.log_text(), hub.log_text()
+    # The sync address once, with its port (a deployment from the documentation read "sync
+    # on 127.0.0.1:7500 port 7500").
+    assert "sync on 127.0.0.1:%d, HTTP" % hub.sync_port in hub.log_text(), hub.log_text()
 
 
 def test_federal_api_migrates_from_what_it_carries(pki, workdir, postgres):  # noqa: F811
