@@ -228,6 +228,22 @@ static void config__print_comment(FILE *f, const char *help)
     }
 }
 
+int config_printable(const config_item *items, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const config_item *it = &items[i];
+        size_t len = strlen(it->name) + 3;
+        if (it->type != CONFIG_STR || (len += strlen((const char *)it->dst)) <= CONFIG_MAX_LINE)
+            continue;
+        snprintf(err, errlen,
+                 "[%s] %s would be a line of %zu characters, and the configuration's lines are "
+                 "read up to %d",
+                 it->section, it->name, len, CONFIG_MAX_LINE);
+        return REINT_EINVAL;
+    }
+    return 0;
+}
+
 void config_print(FILE *f, const config_item *items, size_t n)
 {
     const char *section = NULL;

@@ -48,5 +48,9 @@ typedef struct config_item {
 int config_load(const char *path, const config_item *items, size_t n, char *err, size_t errlen);
 /* Prints every key with its current value and documentation, as an example INI file. */
 void config_print(FILE *f, const config_item *items, size_t n);
+/* Whether every line config_print writes is one config_load reads back (a value of a long
+ * path can make a line longer than libinih reads): 0, or REINT_EINVAL with err naming the
+ * key and the limit. */
+int config_printable(const config_item *items, size_t n, char *err, size_t errlen);
 
 #endif

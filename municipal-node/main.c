@@ -1,6 +1,7 @@
 /* municipal-node: what a Migration Resource Centre clerk runs. Records the caseload in a
  * local SQLite store, keeps personal data on the node, and syncs coarse records upstream
  * to the provincial hub over mutual TLS. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <strings.h>
@@ -299,6 +300,43 @@ static int init_abs_path(const char *in, char *out, size_t outlen)
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
+/* The federal directive keys deploy/pki.sh made (directive-ID.pub) in the node's pki
+ * directory, as [directives] keys ("ID=PATH,...", sorted by name) into spec: "" when there
+ * are none. Returns 0, or EXIT_USAGE after saying which file does not load. */
+static int init_directive_keys(const char *pki, char *spec, size_t speclen)
+{
+    static const char prefix[] = "directive-", suffix[] = ".pub";
+    struct dirent **names = NULL;
+    char err[256];
+    int n = scandir(pki, &names, NULL, alphasort), rc = 0;
+    size_t used = 0;
+    spec[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        size_t len = strlen(name), pl = sizeof(prefix) - 1, sl = sizeof(suffix) - 1;
+        if (rc == 0 && len > pl + sl && strncmp(name, prefix, pl) == 0 &&
+            strcmp(name + len - sl, suffix) == 0) {
+            int w = snprintf(spec + used, speclen - used, "%s%.*s=%s/%s", used ? "," : "",
+                             (int)(len - pl - sl), name + pl, pki, name);
+            if (w < 0 || (size_t)w >= speclen - used) {
+                fprintf(stderr, "municipal-node init: too many directive keys in %s\n", pki);
+                rc = EXIT_USAGE;
+            } else {
+                used += (size_t)w;
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    directive_keyring *ring = NULL;
+    if (rc == 0 && spec[0] && directive_keyring_load(&ring, spec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "municipal-node init: the directive keys in %s: %s\n", pki, err);
+        rc = EXIT_USAGE;
+    }
+    directive_keyring_free(ring);
+    return rc;
+}
+
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {{"municipality", required_argument, NULL, 'm'},
@@ -422,6 +460,27 @@ static int cmd_init(int argc, char **argv)
                 "for revocation until [tls] crl is set\n",
                 path);
     }
+    /* The federal directive keys beside the certificates (a deployment from the documentation
+     * left them out, and the node refused every directive): listed unless set already, and
+     * when they fit the line libinih reads (a directory of old keys may not). */
+    if (cfg.directive_keys[0] == '\0') {
+        int krc = init_directive_keys(pki, cfg.directive_keys, sizeof(cfg.directive_keys));
+        if (krc != 0)
+            return krc;
+        const config_item keys_only = CONFIG_ITEM_STR("directives", "keys", cfg.directive_keys, "");
+        if (cfg.directive_keys[0] && config_printable(&keys_only, 1, err, sizeof(err)) != 0) {
+            fprintf(stderr,
+                    "municipal-node init: the directive-*.pub in %s are not listed: %s; set "
+                    "[directives] keys to the keys in force\n",
+                    pki, err);
+            cfg.directive_keys[0] = '\0';
+        } else if (cfg.directive_keys[0] == '\0') {
+            fprintf(stderr,
+                    "municipal-node init: no directive-*.pub in %s: national directives are "
+                    "refused until [directives] keys is set\n",
+                    pki);
+        }
+    }
     /* The clerks' tokens beside the store, so that `token` works at once (it asked for the
      * key to be set by hand first, which an attack on the demo, as its operator, met). */
     if (cfg.tokens[0] == '\0')
@@ -436,6 +495,15 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "municipal-node init: %s already exists; a node is initialised once\n",
                 ini);
         return EXIT_FAIL;
+    }
+    /* A line libinih cuts would make a node.ini serve cannot read (long paths; several
+     * directive keys in a deep directory). */
+    if (config_printable(items, N_ITEMS, err, sizeof(err)) != 0) {
+        fprintf(stderr,
+                "municipal-node init: %s: shorter paths, please; nothing was "
+                "initialised\n",
+                err);
+        return EXIT_USAGE;
     }
     FILE *f = open_memstream(&text, &text_len);
     if (f == NULL) {

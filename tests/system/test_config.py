@@ -1,6 +1,7 @@
 """Configuration and command-line behaviour a user meets first."""
 import os
 import shutil
+import tempfile
 
 from fedclient import Federal
 from harness import BIN, ROOT, Hub, Node, free_port, run, wait_for
@@ -407,6 +408,57 @@ def test_init_writes_absolute_paths(pki, tmp_path):
             check=False, cwd="/")
     assert r.returncode in (0, 5) and '"municipality": 10703' in r.stdout.replace(
         '"municipality":10703', '"municipality": 10703'), (r.returncode, r.stderr)
+
+
+def test_init_lists_the_directive_keys_beside_the_certificates(pki, tmp_path):
+    """A deployment from the documentation: every node was initialised with `[directives]
+    keys` empty and refused every national directive until the key was added by hand. init
+    now lists the directive-ID.pub files pki.sh made in the --pki directory, sorted, and
+    says so when there are none; a file that is no key is refused, nothing initialised."""
+    node = os.path.join(BIN, "municipal-node")
+    mine = tmp_path / "pki"
+    shutil.copytree(pki.dir, mine)
+    for name in os.listdir(mine):
+        if name.startswith("directive-"):
+            os.unlink(mine / name)
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "none"),
+             "--pki", str(mine)])
+    assert "no directive-*.pub in %s" % mine in r.stderr, r.stderr
+    with open(tmp_path / "none" / "node.ini") as f:
+        assert "\nkeys = \n" in f.read()
+    for key_id in ("fed-2084", "fed-2083"):
+        run([os.path.join(ROOT, "deploy", "pki.sh"), "directive-key", str(mine), key_id])
+    # A deep directory makes a keys line longer than the config's lines are read: not listed,
+    # and said, where it wrote a node.ini serve could not read.
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "deep"),
+             "--pki", str(mine)])
+    assert "are not listed: [directives] keys would be a line of" in r.stderr, r.stderr
+    with open(tmp_path / "deep" / "node.ini") as f:
+        assert "\nkeys = \n" in f.read()
+    run([node, "--config", str(tmp_path / "deep" / "node.ini"), "print-config"])
+    # From a short path, as /etc/reintegration/pki is.
+    short = tempfile.mkdtemp(prefix="k", dir="/tmp")
+    try:
+        os.symlink(str(mine), os.path.join(short, "p"))
+        at = os.path.join(short, "p")
+        r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "two"),
+                 "--pki", at])
+        assert "directive" not in r.stderr, r.stderr
+        with open(tmp_path / "two" / "node.ini") as f:
+            text = f.read()
+        want = "fed-2083=%s/directive-fed-2083.pub,fed-2084=%s/directive-fed-2084.pub" % (at, at)
+        assert "\nkeys = %s\n" % want in text, text
+        r = run([node, "--config", str(tmp_path / "two" / "node.ini"), "print-config"])
+        assert "keys = %s" % want in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(short)
+    with open(mine / "directive-torn.pub", "w") as f:
+        f.write("-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    os.unlink(mine / "directive-fed-2084.pub")
+    r = run([node, "init", "--municipality", "10703", "--dir", str(tmp_path / "torn"),
+             "--pki", str(mine)], check=False)
+    assert r.returncode == 2 and "directive-torn.pub" in r.stderr, (r.returncode, r.stderr)
+    assert not os.path.exists(tmp_path / "torn" / "node.ini")
 
 
 def test_a_federal_tier_never_reached_is_said_once_not_lost_every_attempt(pki, workdir, procs):

@@ -329,9 +329,11 @@ def node_with_keys(workdir, pki, hub, pub):
     node = Node(workdir, pki, 10703, hub)
     with open(node.config) as f:
         text = f.read()
-    assert "\nkeys = \n" in text
+    # init lists every directive-*.pub of the tests' PKI: this node trusts this key alone.
+    text, n = re.subn(r"\nkeys = [^\n]*\n", "\nkeys = %s=%s\n" % (KEY_ID, pub), text)
+    assert n == 1, text
     with open(node.config, "w") as f:
-        f.write(text.replace("\nkeys = \n", "\nkeys = %s=%s\n" % (KEY_ID, pub)))
+        f.write(text)
     return node
 
 

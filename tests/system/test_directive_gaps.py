@@ -4,6 +4,7 @@ missing, shows it in `status` and /metrics, asks for it (DirectiveAck.missing) a
 every session, and takes it when it comes. The hub and the federal tier answer such a request
 with the directives they hold."""
 import os
+import re
 import socket
 import ssl
 import struct
@@ -137,7 +138,8 @@ def test_node_records_asks_for_and_fills_a_skipped_serial(pki, workdir, procs, s
     with open(node.config) as f:
         text = f.read()
     text = text.replace("127.0.0.1:%d" % hub.sync_port, "127.0.0.1:%d" % up.port)
-    text = text.replace("keys = \n", "keys = %s=%s\n" % (KEY, pub))
+    # init lists every directive-*.pub of the tests' PKI: this node trusts this key alone.
+    text = re.sub(r"\nkeys = [^\n]*\n", "\nkeys = %s=%s\n" % (KEY, pub), text)
     with open(node.config, "w") as f:
         f.write(text)
     procs.append(node.serve())
