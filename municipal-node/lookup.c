@@ -1,16 +1,19 @@
 #include "lookup.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "localrow.h"
 #include "log.h"
+#include "sbuf.h"
 #include "store.h"
 
-/* A name is searched word by word, in any order ("Thapa Sita" finds "Sita Thapa"): at most
- * this many words, each a LIKE pattern of at most LOOKUP_WORD_LEN bytes (q is at most 200). */
-#define LOOKUP_WORDS    6
-#define LOOKUP_WORD_LEN 256
+/* A name is searched word by word, in any order ("Thapa Sita" finds "Sita Thapa"): each
+ * word a LIKE pattern of at most LOOKUP_WORD_LEN bytes; q (at most 200 bytes) has at most
+ * 100 words. */
+#define LOOKUP_WORD_LEN  256
+#define LOOKUP_WORDS_MAX 100
 
 /* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
  * intake. */
@@ -111,19 +114,14 @@ static void lookup__pattern(const char *q, size_t qlen, char *out, size_t outlen
         digits[phone_like ? d : 0] = '\0';
 }
 
-/* The words of q (split at spaces, tabs and commas) as LIKE patterns, into words[0..n); the
- * last takes the rest of q when there are more. Words not given are "%". Returns how many
- * q had, at most n. */
-static size_t lookup__words(const char *q, char words[][LOOKUP_WORD_LEN], size_t n)
+/* The words of q (split at spaces, tabs and commas), each as a LIKE pattern into
+ * words[0..n). Returns how many, at most n: the words past n are not looked for. */
+static size_t lookup__words(const char *q, char (*words)[LOOKUP_WORD_LEN], size_t n)
 {
     static const char seps[] = " \t,";
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        strcpy(words[i], "%");
     for (const char *p = q + strspn(q, seps); *p && k < n; p += strspn(p, seps)) {
-        size_t len = k + 1 == n ? strlen(p) : strcspn(p, seps);
-        while (len && strchr(seps, p[len - 1]))
-            len--;
+        size_t len = strcspn(p, seps);
         lookup__pattern(p, len, words[k++], LOOKUP_WORD_LEN, NULL, 0);
         p += len;
     }
@@ -133,46 +131,59 @@ static size_t lookup__words(const char *q, char words[][LOOKUP_WORD_LEN], size_t
 int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
 {
     sqlite3 *db = outbox_db(intake_outbox(in));
-    char pat[256], digits[64], dpat[80], words[LOOKUP_WORDS][LOOKUP_WORD_LEN];
+    char pat[256], digits[64], dpat[80];
     int more = 0, rc = REINT_ENOMEM;
     json_t *arr = NULL;
+    sqlite3_stmt *st = NULL;
+    char(*words)[LOOKUP_WORD_LEN] = malloc(LOOKUP_WORDS_MAX * sizeof(*words));
     *out = NULL;
+    if (words == NULL)
+        return REINT_ENOMEM;
     if (limit == 0 || limit > LOOKUP_SEARCH_MAX)
         limit = LOOKUP_SEARCH_MAX;
+    /* Spaces and commas alone are no query: every person, as for an empty one (a review: " "
+     * found the names with a space, "," nobody). */
+    size_t nwords = lookup__words(q, words, LOOKUP_WORDS_MAX);
+    if (nwords == 0)
+        q = "";
     lookup__pattern(q, strlen(q), pat, sizeof(pat), digits, sizeof(digits));
     snprintf(dpat, sizeof(dpat), "%%%s%%", digits);
-    if (lookup__words(q, words, LOOKUP_WORDS) == 0)
-        snprintf(words[0], sizeof(words[0]), "%s", pat);
     /* Phone and citizenship numbers are also compared by their digits alone, so that
      * "9841 23" finds "+977-984-123..." and "2701751234" finds "27-01-75-1234" (the attack on
      * the clerk's pages: a number typed without its dashes found nobody). A name is found by
      * its words in any order: a clerk types the surname first as often as not (the attack
-     * again: "Thapa Sita" found nobody). A municipality's persons are a few thousand: a scan
-     * is quick. */
-    sqlite3_stmt *st = store_prepare(
-        db, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND live = 1 AND"
-            " (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'"
-            " OR (local_field(fields, ?2) LIKE ?7 ESCAPE '\\' AND local_field(fields, ?2) LIKE ?8"
-            " ESCAPE '\\' AND local_field(fields, ?2) LIKE ?9 ESCAPE '\\' AND local_field(fields,"
-            " ?2) LIKE ?10 ESCAPE '\\' AND local_field(fields, ?2) LIKE ?11 ESCAPE '\\' AND"
-            " local_field(fields, ?2) LIKE ?12 ESCAPE '\\')"
-            " OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
-            " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
-            " OR (?5 <> '%%' AND (replace(replace(replace(replace(replace(replace("
-            "local_field(fields, ?3), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '')"
-            " LIKE ?5 OR replace(replace(replace(replace(local_field(fields, ?4), ' ', ''), '-',"
-            " ''), '/', ''), '.', '') LIKE ?5)))"
-            " ORDER BY updated_ms DESC, local_id LIMIT ?6");
-    if (st == NULL)
-        return REINT_EDB;
+     * again: "Thapa Sita" found nobody), each word one more LIKE (?7, ?8, ...). A
+     * municipality's persons are a few thousand: a scan is quick. */
+    sbuf b;
+    sbuf_init(&b, 1024 + LOOKUP_WORDS_MAX * 64);
+    sbuf_puts(&b, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND"
+                  " live = 1 AND (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'");
+    if (nwords) {
+        sbuf_puts(&b, " OR (1");
+        for (size_t i = 0; i < nwords; i++)
+            sbuf_printf(&b, " AND local_field(fields, ?2) LIKE ?%zu ESCAPE '\\'", 7 + i);
+        sbuf_puts(&b, ")");
+    }
+    sbuf_puts(&b,
+              " OR local_field(fields, ?3) LIKE ?1 ESCAPE '\\'"
+              " OR local_field(fields, ?4) LIKE ?1 ESCAPE '\\'"
+              " OR (?5 <> '%%' AND (replace(replace(replace(replace(replace(replace("
+              "local_field(fields, ?3), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '')"
+              " LIKE ?5 OR replace(replace(replace(replace(local_field(fields, ?4), ' ', ''), '-',"
+              " ''), '/', ''), '.', '') LIKE ?5)))"
+              " ORDER BY updated_ms DESC, local_id LIMIT ?6");
+    if (b.failed || (st = store_prepare(db, b.p)) == NULL) {
+        rc = REINT_EDB;
+        goto out;
+    }
     int bound = sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC) == SQLITE_OK &&
                 sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) == SQLITE_OK &&
                 sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) == SQLITE_OK &&
                 sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) == SQLITE_OK &&
                 sqlite3_bind_text(st, 5, dpat, -1, SQLITE_STATIC) == SQLITE_OK &&
                 sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1) == SQLITE_OK;
-    for (int i = 0; bound && i < LOOKUP_WORDS; i++)
-        bound = sqlite3_bind_text(st, 7 + i, words[i], -1, SQLITE_STATIC) == SQLITE_OK;
+    for (size_t i = 0; bound && i < nwords; i++)
+        bound = sqlite3_bind_text(st, 7 + (int)i, words[i], -1, SQLITE_STATIC) == SQLITE_OK;
     if (!bound) {
         rc = REINT_EDB;
         goto out;
@@ -189,6 +200,8 @@ out:
         log_error("lookup: the store failed: %s", sqlite3_errmsg(db));
     json_decref(arr);
     sqlite3_finalize(st);
+    sbuf_free(&b);
+    free(words);
     return rc;
 }
 

@@ -22,9 +22,9 @@
 #define LOOKUP_SEARCH_MAX 200
 
 /* Live persons whose local_id, phone (its digits too) or citizenship_no contain q, or whose
- * full_name contains each word of q in any order (case-insensitive for Latin letters), the most recently changed first, at most limit
- * (1..LOOKUP_SEARCH_MAX): {"persons": [row, ...], "more": bool}. An empty q lists the most
- * recently changed. */
+ * full_name contains each word of q in any order (case-insensitive for Latin letters), the most
+ * recently changed first, at most limit (1..LOOKUP_SEARCH_MAX): {"persons": [row, ...], "more":
+ * bool}. An empty q lists the most recently changed. */
 int lookup_search(intake *in, const char *q, size_t limit, json_t **out);
 
 /* {"person": row, "services": [row, ...], "enterprises": [row, ...]}, services and

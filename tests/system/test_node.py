@@ -166,6 +166,22 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
         "%s Zzqx" % words[1]), token=token)
     assert status == 200 and found["persons"] == [], found
+    # Every word counts, however many (a review: past six, the rest was one phrase).
+    long_name = cl.new_person()
+    long_name["full_name"] = "Ek Dui Tin Char Panch Chha Saat"
+    status, _, body = req(node, "POST", "/v1/persons", person_json(long_name), token)
+    assert status == 201, body
+    status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
+        "Saat Chha Panch Char Tin Dui Ek"), token=token)
+    assert [x["local_id"] for x in found["persons"]] == [long_name["local_id"]], found
+    # Spaces and commas alone are no query: every person, as an empty one lists them.
+    _, _, everyone = req(node, "GET", "/v1/persons?q=", token=token)
+    for q in ("   ", ",", " , "):
+        status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(q),
+                               token=token)
+        assert status == 200 and found == everyone, (q, found)
+    status, _, body = req(node, "DELETE", "/v1/persons/" + long_name["local_id"], token=token)
+    assert status == 204, body
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
     p["phone"] = "9841000001"
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
