@@ -818,9 +818,13 @@ def test_a_birth_year_says_its_age_and_a_return_before_birth_is_refused(site):
     assert d.find_element(By.ID, "f-full_name").get_attribute("value") == "Hari Ageold"
     assert d.find_element(By.ID, "f-return_date").get_attribute("value") == "2070-01-01"
     assert not d.find_elements(By.ID, "draft-back")
-    # The error the save said is said again, in Nepali (it went until the next save).
+    # The error the save said is said again, in Nepali, beside its field and in the summary
+    # above the form (both went until the next save).
     wait(d, lambda: "जन्म वर्ष" in error_of(site, "return_date"),
          what="the return before birth said again in Nepali")
+    wait(d, lambda: "जन्म वर्ष" in " ".join(
+        e.text for e in d.find_elements(By.CSS_SELECTOR, ".error-summary")),
+        what="the summary said again in Nepali")
     screenshot(d, "%s-ne-young-returnee" % site.scheme)
     set_language(site, "en")
     wait(d, lambda: "before the birth year" in error_of(site, "return_date"),
@@ -836,6 +840,9 @@ def test_a_long_name_counts_its_characters_left_and_those_too_many(site):
     register_form(site, "Sita", "2050", "QA", "2083-07-18")
     count = d.find_element(By.ID, "f-full_name-count")
     assert not count.is_displayed()
+    # Only texts count their characters (a review: every select and date had one).
+    assert [e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, ".char-count")] == \
+        ["f-full_name-count", "f-citizenship_no-count", "f-address-count"]
     fill(site, "f-full_name", "\u0938" * 185)
     wait(d, lambda: count.is_displayed() and "You have 15 characters left" in count.text,
          what="15 characters left")
@@ -894,10 +901,10 @@ def test_a_date_before_the_persons_own_is_said_beside_it(site):
     wait(d, lambda: not before().is_displayed(), what="the warning gone for 2051")
     service_form(site, "SKILLS_TRAINING", "DELIVERED", "2083-07-14")
     wait(d, lambda: before().is_displayed() and
-         "before the person was registered (2083-07-15)" in before().text,
+         "before the person's registration on 15 Kartik 2083" in before().text,
          what="before the registration")
     set_language(site, "ne")
-    wait(d, lambda: "दर्ता भएको मिति" in before().text and before().is_displayed(),
+    wait(d, lambda: "दर्ता हुनुभन्दा अघि" in before().text and before().is_displayed(),
          what="said in Nepali too")
     set_language(site, "en")
     fill(site, "f-date", "2083-07-15")

@@ -188,6 +188,7 @@ export async function rowForm(o) {
   };
   let sayAge = () => {};
   let sayBefore = () => {};
+  let beforeTimer = null;
   // A person already registered with the citizenship number typed is said beside it, with a
   // link (the pages' attack: the same citizenship number and phone were registered twice,
   // and counted twice upstream). Not refused: two records may have a reason.
@@ -221,7 +222,12 @@ export async function rowForm(o) {
     timer = setTimeout(check, 350);
     if (name === DATED[o.kind]) warnClosed();
     if (name === "birth_year" || name === "registered_on" || name === "category") sayAge();
-    if (name === "date") sayBefore();
+    // After a pause: "2083-07-1", typed on the way to "2083-07-15", is a date too (a review:
+    // a warning came and went while the clerk typed).
+    if (name === "date") {
+      clearTimeout(beforeTimer);
+      beforeTimer = setTimeout(sayBefore, 400);
+    }
     if (name === "citizenship_no") {
       clearTimeout(dupTimer);
       dupTimer = setTimeout(sayDuplicate, 300);
@@ -248,18 +254,25 @@ export async function rowForm(o) {
       // A long text's characters left, near its limit, and how many too many past it (the
       // pages' attack: a name stopped at 200 characters without a word, as maxlength does;
       // the node's check says the rest). Counted as the node counts, in characters.
-      const count = col.max_len && col.type !== "int" && col.max_len >= 40
-        ? h("p", { class: "hint char-count", id: `${id}-count`, hidden: true, "aria-live": "polite" })
-        : null;
+      // Shown at once; told to a screen reader once the typing pauses (a review: a live
+      // region spoke at every key), as the GOV.UK character count does.
+      const count = col.type === "text" && col.max_len
+        ? h("p", { class: "hint char-count", id: `${id}-count`, hidden: true }) : null;
+      const told = count ? h("span", { class: "visually-hidden", "aria-live": "polite" }) : null;
       if (count) {
         input.setAttribute("aria-describedby",
           `${input.getAttribute("aria-describedby") || ""} ${id}-count`.trim());
+        let tell = null;
         const sayCount = () => {
           const left = col.max_len - [...input.value.trim()].length;
+          const n = Math.abs(left);
           count.hidden = left > Math.min(20, col.max_len / 10);
           count.classList.toggle("char-count-over", left < 0);
-          replace(count, count.hidden ? [] : left >= 0
-            ? t("form.chars_left", { n: num(left) }) : t("form.chars_over", { n: num(-left) }));
+          const text = count.hidden ? "" : t(`form.chars_${left >= 0 ? "left" : "over"}${n === 1
+            ? "_one" : ""}`, { n: num(n) });
+          replace(count, text);
+          clearTimeout(tell);
+          tell = setTimeout(() => replace(told, text), 1000);
         };
         input.addEventListener("input", sayCount);
         sayCount();
@@ -271,7 +284,7 @@ export async function rowForm(o) {
         h("label", { for: id }, label(name),
           col.required ? null : h("span", { class: "optional" }, ` (${t("form.optional")})`)),
         hint ? h("span", { class: "hint", id: hintId }, hint) : null,
-        error, ctl, count, warn);
+        error, ctl, count, told, warn);
       fields[name] = { group, error, input, warn };
       return group;
     }));
@@ -287,6 +300,26 @@ export async function rowForm(o) {
       o.cancelHref ? h("a", { href: o.cancelHref, "data-nav": "", class: "button button-secondary" },
                        t("form.cancel")) : null));
 
+  // The last save's refusal ({status, body}) in the summary above the form, each error a link
+  // to its field; kept to be said again, in the clerk's language, when the form is redrawn.
+  let refusal = null;
+  const sayRefusal = (r, focus) => {
+    refusal = { status: r.status, body: r.body };
+    let items;
+    if (r.status === 422 && r.body && r.body.errors) {
+      show(r.body.errors, true);
+      items = r.body.errors.map((x) => ({
+        text: `${label(x.field)}: ${fieldError(x)}`,
+        href: fields[x.field] ? `#f-${x.field}` : null,
+      }));
+    } else if (r.status === 412) {
+      items = [{ text: t("form.changed_since") }];
+    } else {
+      items = [{ text: (r.body && r.body.error) || t("error.save") }];
+    }
+    replace(summary, errorSummary(items));
+    if (focus) summary.firstChild.focus();
+  };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submitted = true;
@@ -306,26 +339,14 @@ export async function rowForm(o) {
       o.onSaved(r.body, body);
       return;
     }
-    let items;
-    if (r.status === 422 && r.body && r.body.errors) {
-      show(r.body.errors, true);
-      items = r.body.errors.map((x) => ({
-        text: `${label(x.field)}: ${fieldError(x)}`,
-        href: fields[x.field] ? `#f-${x.field}` : null,
-      }));
-    } else if (r.status === 412) {
-      items = [{ text: t("form.changed_since") }];
-    } else {
-      items = [{ text: (r.body && r.body.error) || t("error.save") }];
-    }
-    replace(summary, errorSummary(items));
-    summary.firstChild.focus();
+    sayRefusal(r, true);
   });
   live = { key, clerk: o.ctx.session.clerk, values, form,
-           state: () => ({ touched: [...touched], submitted }) };
+           state: () => ({ touched: [...touched], submitted, refusal }) };
   warnClosed();
   // A form drawn again (the other language, or given back after signing in) says again the
-  // errors and warnings it said (a review: they went until the next save).
+  // errors, the summary and the warnings it said (a review: they went until the next save).
+  if (draft && draft.refusal) sayRefusal(draft.refusal, false);
   if (draft && (touched.size || submitted)) check();
   if (draft) sayDuplicate();
   // The age a birth year gives at registration, beside it (the pages' attack: 1990, a
@@ -381,7 +402,7 @@ export async function rowForm(o) {
         if (year < birth) said = t("form.before_owner_birth", { year: digits(birth) });
       }
       if (days !== null && o.kind === "services" && reg !== null && days < reg) {
-        said = t("form.before_registration", { date: digits(o.person.registered_on) });
+        said = t("form.before_registration", { date: bsdate.show(o.person.registered_on) });
       }
       note.hidden = said === null;
       replace(note, said === null ? [] : said);
