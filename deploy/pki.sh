@@ -30,8 +30,8 @@ usage() {
 usage: $PROG init DIR
        $PROG issue [--force] [--any-code] DIR IDENTITY [IDENTITY ...]
               IDENTITY is: federal | province P (1..7) | municipality CODE (5 digits, one
-              of the official local level codes of nepal_local_levels.csv; --any-code:
-              any 5 digits, for tests)
+              of the official local level codes of nepal_local_levels.csv, unless --force
+              replaces a certificate this CA issued; --any-code: any 5 digits, for tests)
        $PROG revoke DIR STEM        (STEM: federal, province-P or municipality-CODE)
        $PROG crl DIR                (regenerate DIR/crl.pem, valid $CRL_DAYS days)
        $PROG foreign DIR            (throwaway second CA and DIR/foreign/municipality-10703.*)
@@ -416,7 +416,11 @@ cmd_issue() {
             ((i + 1 < n)) || die "municipality: missing code (5 digits)"
             [[ ${args[i + 1]} =~ ^[0-9]{5}$ ]] ||
                 die "municipality \"${args[i + 1]}\": code must be exactly 5 digits"
-            ((any)) || check_code "${args[i + 1]}"
+            # A rotation (--force) of a certificate this CA issued needs no list: a code
+            # taken out of it since (a merger) keeps its node until it is revoked.
+            if ((!any)) && ! { ((force)) && [[ -f $dir/municipality-${args[i + 1]}.crt ]]; }; then
+                check_code "${args[i + 1]}"
+            fi
             idents+=("municipality:${args[i + 1]}")
             stems+=("municipality-${args[i + 1]}")
             i=$((i + 2))

@@ -132,6 +132,15 @@ def test_a_code_outside_the_official_list_issues_nothing(ca):
     assert r.returncode != 0 and "no list of local levels" in r.stderr
     sh(PKI, "issue", "--any-code", ca, "municipality", "10199")
     assert os.path.exists(os.path.join(ca, "municipality-10199.crt"))
+    # Its rotation needs no --any-code (a code taken out of the list keeps its node until it
+    # is revoked); a code this CA never issued still does, with --force or not.
+    with open(os.path.join(ca, "municipality-10199.crt")) as f:
+        first = f.read()
+    sh(PKI, "issue", "--force", ca, "municipality", "10199")
+    with open(os.path.join(ca, "municipality-10199.crt")) as f:
+        assert f.read() != first
+    r = sh(PKI, "issue", "--force", ca, "municipality", "10198", check=False)
+    assert r.returncode != 0 and 'municipality "10198": not a local level code of' in r.stderr
 
 
 SHIM_MV = r'''#!/bin/bash
