@@ -8,11 +8,12 @@
 #include "store.h"
 
 /* local_field(fields, i): value i of a local row (localrow.c); ?1 = the service's provider
- * column, ?2 and ?3 = the person's full_name and phone columns. */
+ * column, ?2 and ?3 = the person's full_name and phone columns, ?4 = the service's programme
+ * column. */
 static const char *followups__sql =
     "SELECT s.person_local_id, s.day, s.service, s.local_id,"
     " local_field(r.fields, ?1), p.local_id,"
-    " local_field(p.fields, ?2), local_field(p.fields, ?3)"
+    " local_field(p.fields, ?2), local_field(p.fields, ?3), local_field(r.fields, ?4)"
     " FROM local_services s"
     " JOIN records r ON r.kind = 2 AND r.local_id = s.local_id AND r.live = 1"
     " JOIN records p ON p.kind = 1 AND p.local_id = s.person_local_id AND p.live = 1"
@@ -72,7 +73,8 @@ static int followups__row(sqlite3 *db, sqlite3_stmt *st, int bs, int32_t today, 
                                                     sqlite3_column_int(st, 2)))) != 0 ||
         followups__set(ref, "date", json_string(d)) != 0 ||
         followups__set(ref, "days_waiting", json_integer(today - day)) != 0 ||
-        followups__set(ref, "provider", followups__text(db, st, 4)) != 0)
+        followups__set(ref, "provider", followups__text(db, st, 4)) != 0 ||
+        followups__set(ref, "programme", followups__text(db, st, 8)) != 0)
         return REINT_ENOMEM;
     return 0;
 }
@@ -93,7 +95,8 @@ int followups_json(intake *in, int32_t today, json_t **out)
         goto fail;
     if (sqlite3_bind_int(st, 1, FIELD_SERVICE_PROVIDER) != SQLITE_OK ||
         sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) != SQLITE_OK ||
-        sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK)
+        sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
+        sqlite3_bind_int(st, 4, FIELD_SERVICE_PROGRAMME) != SQLITE_OK)
         goto fail;
     rc = REINT_ENOMEM;
     /* index maps a person's local_id to its entry in persons, which is in the order of the

@@ -93,6 +93,14 @@ function bsLong(days) {
   return digits(`${bs[2]} ${monthName(bs[1])} ${bs[0]}`);
 }
 
+// The day in Nepal (UTC+05:45) of a time in milliseconds since 1970, as days since 1970: an
+// instant's UTC day was shown, a day early from 18:15 UTC (the pages' attack: a return made
+// on 22 Mangsir in Nepal read "21 Mangsir").
+const NEPAL_MS = (5 * 60 + 45) * 60000;
+export function nepalDay(ms) {
+  return Math.floor((ms + NEPAL_MS) / 86400000);
+}
+
 // A day as the clerk reads it: BS first, the Gregorian date beside it.
 export function long(days) {
   if (days === null || days === undefined) return "";
@@ -223,7 +231,7 @@ export function dateField(opts) {
       return;
     }
     let days = parse(input.value, nodeCal);
-    if (days === null) days = opts.today ?? Math.floor(Date.now() / 86400000);
+    if (days === null) days = opts.today ?? nepalDay(Date.now());
     const bs = daysToBs(days) || [T.last_year, 12, 1];
     [shownY, shownM, focusD] = bs;
     draw();

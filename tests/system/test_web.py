@@ -19,6 +19,7 @@ from selenium.webdriver.support.ui import Select
 import bs
 from browser import (axe, body_text, capture_downloads, chromium, console, describe, h1,
                      last_download, screenshot, wait, wait_h1)
+from gen import nepal_today
 from harness import wait_for
 from webenv import PASSWORD, Web, fiscal_year_of, previous_bs_month, today_bs
 
@@ -229,6 +230,7 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     d = site.driver
     service_form(site, "LOAN", "REFERRED", "2083-07-20")
     choose(site, "f-provider", "BANK")
+    choose(site, "f-programme", "MUNICIPAL")
     d.find_element(By.ID, "save").click()
     wait(d, lambda: "Recorded, with local id" in body_text(d), what="the referral")
     referral = re.search(r"local id (\S+)\.", body_text(d)).group(1)
@@ -252,6 +254,14 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     row.find_element(By.TAG_NAME, "button").click()
     wait(d, lambda: d.find_elements(By.ID, "amount"), what="the amount dialog again")
     fill(site, "amount", "50000")
+    # A delivery before the referral's day is refused in the dialog (the pages' attack: it
+    # was recorded, and the referral stayed waiting).
+    fill(site, "delivered-on", "2083-07-19")
+    d.find_element(By.ID, "delivery-submit").click()
+    wait(d, lambda: "before the referral" in d.find_element(By.ID, "delivered-on-error").text,
+         what="the delivery before the referral refused")
+    assert d.find_elements(By.ID, "amount")  # the dialog stays, nothing recorded
+    fill(site, "delivered-on", "%04d-%02d-%02d" % (y, m, day))
     d.find_element(By.ID, "delivery-submit").click()
     wait(d, lambda: "recorded as delivered on" in body_text(d), what="the delivery")
     assert not d.find_elements(By.CSS_SELECTOR, "tr[data-referral='%s']" % referral)
@@ -259,6 +269,10 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
     got = site.wait_hub("service", delivered)
     s = got[4].service
     assert s.status == 2 and s.amount_npr == 50000 and s.type == 8, s  # DELIVERED LOAN
+    # With the referral's programme (the pages' attack: it was dropped, and the delivery went
+    # missing from the counts by programme).
+    assert s.programme == 3 and s.provider == site.hub_record(
+        "service", referral)[4].service.provider, s  # MUNICIPAL
     assert s.bs_month == y * 100 + m, s
     assert site.hub_record("service", referral)[4].service.status == 1
     # Another referral that stays pending, for the follow-ups page's own check below.
@@ -274,8 +288,23 @@ def test_a_referral_is_followed_up_and_delivered_with_its_amount(site):
         headers={"Authorization": "Bearer " + site.token})
     assert status == 201, body
     legal = body["local_id"]
+    # Another person's referral, dated between Sita's two.
+    status, _, body = site.request("POST", "/v1/persons", {
+        "category": "RETURNEE", "sex": "MALE", "registered_on": "2083-07-01",
+        "full_name": "Hari Between", "phone": "9841000333"}, headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    status, _, body = site.request("POST", "/v1/services", {
+        "person_local_id": body["local_id"], "service": "LEGAL_AID", "status": "REFERRED",
+        "date": "2083-07-10", "provider": "MRC"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
     go(site, "/followups")
     wait_h1(d, "Follow-ups")
+    # The longest waiting first, as the page says, whoever they are of (rows were grouped by
+    # person: a referral of 30 days came before another person's of 60).
+    waiting = [int(tr.find_elements(By.TAG_NAME, "td")[4].text.replace(",", ""))
+               for tr in d.find_elements(By.CSS_SELECTOR, "tr[data-referral]")]
+    assert len(waiting) >= 2 and waiting == sorted(waiting, reverse=True), waiting
     d.find_element(By.CSS_SELECTOR, "tr[data-referral='%s'] button" % legal).click()
     wait(d, lambda: d.find_elements(By.ID, "delivered-on"), what="the date dialog")
     assert not d.find_elements(By.ID, "amount")
@@ -550,6 +579,16 @@ def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):
     text = el(site, item).text
     assert "was returned by the province" in text and comment in text, text
     assert "Returned by reviewer-koshi on" in text, text
+    # On Nepal's day of the decision, made a moment ago (the pages' attack: its UTC day was
+    # shown, a day early from 18:15 UTC); and the day of an instant, whatever the hour.
+    assert nepal_today().strftime("(%-d %b %Y)") in text, (nepal_today(), text)
+    days = d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import("/common/bsdate.js").then((m) => done([
+          m.nepalDay(Date.parse("2026-12-07T18:14:59Z")), m.nepalDay(Date.parse("2026-12-07T18:15:00Z")),
+          m.nepalDay(Date.parse("2026-12-07T00:00:00Z"))]), (e) => done(String(e)));""")
+    dec7 = (datetime.date(2026, 12, 7) - datetime.date(1970, 1, 1)).days
+    assert days == [dec7, dec7 + 1, dec7], days
     assert not d.find_elements(By.CSS_SELECTOR, "#month-alerts b")
     assert el(site, "#month-alerts li").get_attribute("data-period") == period  # first
     screenshot(d, "%s-en-today-returned" % site.scheme)
@@ -611,6 +650,17 @@ def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):
          what="the changed month")
     assert "Changed since approval" in el(site, tr).text, el(site, tr).text
     screenshot(d, "%s-en-months-reviewed" % site.scheme)
+    # Today counts the months that need the clerk: returned or ended unclosed, not one that
+    # waits for the reviewer (the pages' attack: a month changed since approval was counted).
+    go(site, "/today")
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#month-alerts li[data-period='%s']"
+                                    % period), what="the changed month on Today")
+    alerts = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#month-alerts li")]
+    mine = [x for x in alerts if "was returned by" in x or "is not closed yet" in x]
+    assert any("changed after its approval" in x for x in alerts), alerts
+    card = [c for c in d.find_elements(By.CSS_SELECTOR, ".card")
+            if "Months needing you" in c.text][0]
+    assert card.find_element(By.CSS_SELECTOR, ".big").text == str(len(mine)), (card.text, alerts)
 
 
 def test_every_page_in_both_languages_passes_axe_and_is_screenshotted(site):

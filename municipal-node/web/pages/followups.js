@@ -17,7 +17,10 @@ async function deliver(ctx, p, ref, date, amount) {
     // As typed: an emptied field is refused as required (a review: it became today).
     date: asciiDigits(date.trim()),
   };
+  // The referral's provider and programme: a delivery without them dropped from the counts by
+  // programme (the pages' attack).
   if (ref.provider) body.provider = ref.provider;
+  if (ref.programme) body.programme = ref.programme;
   if (amount !== null) body.amount_npr = asciiDigits(amount).replace(/[,\s]/g, "");
   return api.post("/v1/services", body);
 }
@@ -63,6 +66,16 @@ function askDelivery(ctx, p, ref, done) {
   };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    // A delivery closes the referrals made on or before its day: one dated before this one
+    // was recorded and the referral stayed waiting (the pages' attack).
+    const on = bsdate.parse(asciiDigits(date.input.value.trim()), bsdate.calendar());
+    const made = bsdate.parse(ref.date, bsdate.calendar());
+    if (on !== null && made !== null && on < made) {
+      fieldErrors(dateErr, dateGroup, date.input, [{ field: "date", code: "before_referral",
+        reason: t("followups.before_referral", { date: bsdate.show(ref.date) }) }]);
+      date.input.focus();
+      return;
+    }
     ok.disabled = true;
     const r = await deliver(ctx, p, ref, date.input.value, amounted ? input.value.trim() : null);
     ok.disabled = false;
@@ -81,7 +94,8 @@ function askDelivery(ctx, p, ref, done) {
       rest.map(fieldError).join(" ") || (r.body && r.body.error) || t("error.save")) : []);
     (onDate.length ? date.input : amounted && onAmount.length ? input : ok).focus();
   });
-  (amounted ? input : ok).focus();
+  // Not on the button: an Enter pressed by mistake recorded a delivery dated today.
+  (amounted ? input : date.input).focus();
 }
 
 export async function render(ctx, msg) {
@@ -96,7 +110,8 @@ export async function render(ctx, msg) {
   const from = q.get("from"), to = q.get("to");
   const ranged = !!(from && to);
   let all = 0;
-  const rows = [];
+  const rows = []; // [days_waiting, the row], the longest waiting first, as the intro says
+
   for (const p of r.body.persons) {
     for (const ref of p.referrals) {
       all++;
@@ -112,7 +127,7 @@ export async function render(ctx, msg) {
         onclick: () => askDelivery(ctx, p, ref, done),
       }, t("followups.delivered"),
         h("span", { class: "visually-hidden" }, ` ${value("service", ref.service)}, ${p.full_name || p.local_id}`));
-      rows.push(h("tr", { "data-referral": ref.local_id },
+      rows.push([ref.days_waiting, h("tr", { "data-referral": ref.local_id },
         h("td", {}, h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
           p.full_name || p.local_id)),
         h("td", {}, h("span", { class: "nowrap" }, p.phone || "")),
@@ -120,9 +135,12 @@ export async function render(ctx, msg) {
         h("td", {}, bsdate.show(ref.date)),
         h("td", { class: "num" }, num(ref.days_waiting)),
         h("td", {}, value("provider", ref.provider)),
-        h("td", {}, button)));
+        h("td", {}, button))]);
     }
   }
+  // Stable: a person's referrals of the same age stay together, in the node's order.
+  rows.sort((a, b) => b[0] - a[0]);
+  const trs = rows.map((x) => x[1]);
   replace(ctx.main,
     heading(ctx, t("followups.title")),
     notice(msg),
@@ -135,5 +153,5 @@ export async function render(ctx, msg) {
       : t("followups.none", { today: bsdate.show(r.body.today) })),
     rows.length ? table(t("followups.title"), [t("col.full_name"), t("col.phone"), t("col.service"),
       t("followups.referred_on"), { text: t("followups.days_waiting"), num: true },
-      t("col.provider"), t("person.actions")], rows, { hideCaption: true }) : null);
+      t("col.provider"), t("person.actions")], trs, { hideCaption: true }) : null);
 }

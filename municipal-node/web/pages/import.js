@@ -37,7 +37,7 @@ function results(job, cols) {
     job.messages.length ? h("div", { class: "danger" }, h("p", {}, t("import.file_problem")),
       h("ul", { lang: "en" }, job.messages.map((m) => h("li", {}, m)))) : null,
     job.errors.length ? [
-      h("h3", {}, t("import.bad_rows", { n: digits(job.refused) })),
+      h("h3", {}, t(job.refused === 1 ? "import.bad_rows_one" : "import.bad_rows", { n: digits(job.refused) })),
       h("p", {}, h("a", { href: `/v1/imports/${seg(job.id)}/errors.csv`, download: "",
                           class: "button button-secondary", id: "download-errors" },
         t("import.download"))),

@@ -46,7 +46,7 @@ export function fiscalYearOf(key) {
 // The day of a review's decision (an ISO time) as the clerk reads dates.
 function decidedOn(r) {
   const ms = r && r.decided_at ? Date.parse(r.decided_at) : NaN;
-  return Number.isNaN(ms) ? "" : bsdate.long(Math.floor(ms / 86400000));
+  return Number.isNaN(ms) ? "" : bsdate.long(bsdate.nepalDay(ms));
 }
 
 // A month closed again after the reviewer returned it: until the hub has the new close its
