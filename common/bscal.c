@@ -41,7 +41,7 @@ void bscal_ad_from_days(int32_t days, int *y, int *m, int *d)
     *d = (int)dd;
 }
 
-static int ad_month_days(int y, int m)
+int bscal_ad_month_days(int y, int m)
 {
     static const unsigned char len[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
@@ -51,7 +51,7 @@ static int ad_month_days(int y, int m)
 
 int bscal_ad_valid(int y, int m, int d)
 {
-    if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > ad_month_days(y, m))
+    if (y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > bscal_ad_month_days(y, m))
         return REINT_EINVAL;
     return 0;
 }
@@ -225,7 +225,7 @@ int bscal_month_span(int bs, int32_t ym, int32_t *first, int32_t *last)
     if (y < 1 || y > 9999)
         return REINT_EINVAL;
     *first = bscal_days_from_ad(y, m, 1);
-    *last = *first + ad_month_days(y, m) - 1;
+    *last = *first + bscal_ad_month_days(y, m) - 1;
     return 0;
 }
 

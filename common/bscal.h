@@ -16,6 +16,8 @@ int32_t bscal_days_from_ad(int y, int m, int d);
 void bscal_ad_from_days(int32_t days, int *y, int *m, int *d);
 /* Returns 0 when y-m-d is a real Gregorian date, REINT_EINVAL otherwise. */
 int bscal_ad_valid(int y, int m, int d);
+/* Days in Gregorian month m (1..12) of year y. */
+int bscal_ad_month_days(int y, int m);
 
 /* BS date to days since 1970-01-01. Returns 0 or BSCAL_E*. */
 int bscal_days_from_bs(int y, int m, int d, int32_t *days);

@@ -624,6 +624,21 @@ static void field__check(field_scan *c, const char *name, const field__def *d, c
             return;
         }
         if (rc != 0) {
+            /* A day past its month's end says the month's length: BS months have 29 to 32
+             * days, changing from year to year (the clerk attack: 2083-08-30 was "not a real
+             * date" in Mangsir 2083, which has 29). */
+            int y = 0, m = 0, dd = 0, len = 0;
+            if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d", &y, &m, &dd) == 3 && m >= 1 &&
+                m <= 12 && dd > 28 &&
+                (len = c->bs ? bscal_bs_month_days(y, m) : bscal_ad_month_days(y, m)) > 0 &&
+                dd > len) {
+                char arg[24];
+                snprintf(arg, sizeof(arg), "%s%04d-%02d/%d", c->bs ? "BS" : "", y, m, len);
+                field_errors_add_code(
+                    errs, name, "day_past_month", arg, "%s: %s month %04d-%02d has %d days",
+                    field_quote(q, sizeof(q), orig, orig_n), field__cal_name(c->bs), y, m, len);
+                return;
+            }
             field_errors_add_code(errs, name, "date_invalid", c->bs ? "BS" : "AD",
                                   "%s is not a %s date (YYYY-MM-DD)",
                                   field_quote(q, sizeof(q), orig, orig_n), field__cal_name(c->bs));

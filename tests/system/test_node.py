@@ -166,6 +166,13 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
         "%s Zzqx" % words[1]), token=token)
     assert status == 200 and found["persons"] == [], found
+    # A day past its month's end names the month's length (Mangsir 2083 has 29 days, by
+    # data/bikram_sambat.csv).
+    status, _, body = req(node, "POST", "/v1/persons", dict(person_json(cl.new_person()),
+                                                             registered_on="2083-08-30"), token)
+    assert status == 422 and [(e["field"], e["code"], e["arg"]) for e in body["errors"]] == \
+        [("registered_on", "day_past_month", "BS2083-08/29")], body
+    assert "Bikram Sambat month 2083-08 has 29 days" in body["errors"][0]["reason"], body
     # Every word counts, however many (a review: past six, the rest was one phrase).
     long_name = cl.new_person()
     long_name["full_name"] = "Ek Dui Tin Char Panch Chha Saat"

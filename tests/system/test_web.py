@@ -207,6 +207,12 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     assert "2083-07-15" in error_of(site, "registered_on")
     assert d.find_element(By.ID, "f-registered_on").get_attribute("aria-invalid") == "true"
     screenshot(d, "%s-en-field-error" % site.scheme)
+    # A day past the month's end says how long the month is (the pages' attack: 2083-08-30 was
+    # "not a real date", written as the error asked; Mangsir 2083 has 29 days).
+    fill(site, "f-registered_on", "2083-08-30")
+    d.find_element(By.ID, "f-full_name").click()
+    wait(d, lambda: "Mangsir 2083 has 29 days: its last day is 2083-08-29" in error_of(
+        site, "registered_on"), what="the month's length")
     set_language(site, "ne")
     wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
     assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name
@@ -214,6 +220,10 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "साँचो मिति होइन" in error_of(site, "registered_on"),
          what="the Nepali error")
+    fill(site, "f-registered_on", "2083-08-30")
+    d.find_element(By.ID, "f-full_name").click()
+    wait(d, lambda: "२९ दिन मात्र छन्" in error_of(site, "registered_on"),
+         what="the month's length in Nepali")
     # Saving anyway: the summary at the top links to the field; nothing typed is lost.
     fill(site, "f-full_name", "गीता गुरुङ")
     d.find_element(By.ID, "save").click()

@@ -554,9 +554,10 @@ static void test_dates_and_numbers_as_offices_write_them(void **state)
     static const char *const bad[] = {"amount_npr=1,",    "amount_npr=,100",   "amount_npr=1,5",
                                       "amount_npr=20,40", "amount_npr=1,0000", "date=2082/06-05",
                                       "date=82-6-5",      "date=2082-06-32",   "date=2082/6/32"};
-    static const char *const code[] = {"int",          "int",          "int",
-                                       "int",          "int",          "date_invalid",
-                                       "date_invalid", "date_invalid", "date_invalid"};
+    static const char *const code[] = {
+        "int",           "int",          "int",          "int",
+        "int",           "date_invalid", "date_invalid", "day_past_month",
+        "day_past_month"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int date = strncmp(bad[i], "date=", 5) == 0;
         assert_int_equal(apply(f, INTAKE_SERVICE, &e, &b, "local_id=S-2", "person_local_id=P-1",
@@ -637,6 +638,10 @@ static void test_ad_calendar_reads_gregorian_dates_and_years(void **state)
     assert_true(has_error(&e, "registered_on", "is outside the dates kept"));
     assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
                            "sex=male", "registered_on=2025-02-29", NULL),
+                     REINT_EINVAL);
+    assert_true(has_error(&e, "registered_on", "Gregorian month 2025-02 has 28 days"));
+    assert_int_equal(apply(f, INTAKE_PERSON, &e, NULL, "local_id=P-2", "category=returnee",
+                           "sex=male", "registered_on=2025-02-30x", NULL),
                      REINT_EINVAL);
     assert_true(has_error(&e, "registered_on", "is not a Gregorian date"));
 }

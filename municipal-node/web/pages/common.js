@@ -2,6 +2,7 @@
 // language, tables and dialogs.
 import { h, newId } from "/common/dom.js";
 import { t, has, digits, num } from "/common/i18n.js";
+import * as bsdate from "/common/bsdate.js";
 
 // The page's heading, with a caption above it; the window's title is title when given (a
 // person's name is not put there), else the heading.
@@ -29,6 +30,14 @@ export function fieldError(e) {
   const range = e.code === "int_range" && /^-?\d+\.\.-?\d+$/.test(e.arg || "")
     ? e.arg.split("..").map((x) => num(Number(x))).join("–") : null;
   const arg = e.code === "date_invalid" ? t(`calendar.${e.arg}`) : range || digits(e.arg || "");
+  // A day past its month's end: "BS2083-08/29", the month's name and length in words.
+  const past = e.code === "day_past_month" && /^(BS)?(\d{4})-(\d{2})\/(\d+)$/.exec(e.arg || "");
+  if (past) {
+    const [, bs, y, m, days] = past;
+    const month = `${bs ? bsdate.monthName(Number(m)) : t(`ad.month.${Number(m)}`)} ${digits(y)}`;
+    return t(key, { month, days: digits(days), last: digits(`${y}-${m}-${days}`),
+                    field: label(e.field) });
+  }
   return t(key, { arg, field: label(e.field) });
 }
 
