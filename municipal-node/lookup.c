@@ -12,8 +12,13 @@
 /* A name is searched word by word, in any order ("Thapa Sita" finds "Sita Thapa"): each
  * word a LIKE pattern of at most LOOKUP_WORD_LEN bytes; q (at most 200 bytes) has at most
  * 100 words. */
-#define LOOKUP_WORD_LEN  256
+#define LOOKUP_WORD_LEN  512
 #define LOOKUP_WORDS_MAX 100
+/* The name as its words are compared: without dots ("K.C." is found by "KC", as the surname
+ * is written both ways) and without the zero-width joiner and non-joiner some Nepali keyboards
+ * put inside a conjunct ("श्‍याम" is found by "श्याम"). */
+#define LOOKUP_NAME                                                                                \
+    "replace(replace(replace(local_field(fields, ?2), '.', ''), char(8205), ''), char(8204), '')"
 
 /* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
  * intake. */
@@ -121,9 +126,22 @@ static size_t lookup__words(const char *q, char (*words)[LOOKUP_WORD_LEN], size_
     static const char seps[] = " \t,";
     size_t k = 0;
     for (const char *p = q + strspn(q, seps); *p && k < n; p += strspn(p, seps)) {
-        size_t len = strcspn(p, seps);
-        lookup__pattern(p, len, words[k++], LOOKUP_WORD_LEN, NULL, 0);
+        size_t len = strcspn(p, seps), w = 0;
+        char word[LOOKUP_WORD_LEN];
+        /* As the name is compared: without dots and zero-width joiners (LOOKUP_NAME). */
+        for (size_t i = 0; i < len && w + 1 < sizeof(word); i++) {
+            if (p[i] == '.')
+                continue;
+            if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x80 &&
+                ((unsigned char)p[i + 2] == 0x8C || (unsigned char)p[i + 2] == 0x8D)) {
+                i += 2;
+                continue;
+            }
+            word[w++] = p[i];
+        }
         p += len;
+        if (w > 0)
+            lookup__pattern(word, w, words[k++], LOOKUP_WORD_LEN, NULL, 0);
     }
     return k;
 }
@@ -161,7 +179,7 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
     if (nwords) {
         sbuf_puts(&b, " OR (1");
         for (size_t i = 0; i < nwords; i++)
-            sbuf_printf(&b, " AND local_field(fields, ?2) LIKE ?%zu ESCAPE '\\'", 7 + i);
+            sbuf_printf(&b, " AND " LOOKUP_NAME " LIKE ?%zu ESCAPE '\\'", 7 + i);
         sbuf_puts(&b, ")");
     }
     sbuf_puts(&b,

@@ -189,6 +189,21 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
         assert status == 200 and found == everyone, (q, found)
     status, _, body = req(node, "DELETE", "/v1/persons/" + long_name["local_id"], token=token)
     assert status == 204, body
+    # Dots and zero-width joiners do not count (the clerk attack: "KC" did not find "K.C.",
+    # nor "श्याम" a name typed with a joiner, U+200D, as some Nepali keyboards put it).
+    made = []
+    for name in ("Ram Bahadur K.C.", "\u0936\u094d\u200d\u092f\u093e\u092e Adhikari"):
+        other = dict(cl.new_person(), full_name=name)
+        status, _, body = req(node, "POST", "/v1/persons", person_json(other), token)
+        assert status == 201, body
+        made.append(other["local_id"])
+    for q, want in (("kc ram", made[0]), ("K.C", made[0]),
+                    ("\u0936\u094d\u092f\u093e\u092e", made[1]),
+                    ("adhikari \u0936\u094d\u200c\u092f\u093e\u092e", made[1])):
+        status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(q), token=token)
+        assert status == 200 and [x["local_id"] for x in found["persons"]] == [want], (q, found)
+    for lid in made:
+        assert req(node, "DELETE", "/v1/persons/" + lid, token=token)[0] == 204
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
     p["phone"] = "9841000001"
     status, _, body = req(node, "PUT", "/v1/persons/" + p["local_id"], person_json(p), token,
