@@ -179,7 +179,19 @@ EOF
     say "${#MUNICIPALITIES[@]} municipal nodes up, caseloads imported through the real import path"
     say "waiting until the federal API shows every record (nodes -> hubs -> rollups -> federal)"
     "$PY" deploy/demo_report.py "$DEMO" "${MUNICIPALITIES[@]}"
+    # The pages, with what signs in to them (an attack on the demo, as a clerk, found neither
+    # the workspace's address nor how to sign in, and set a password by hand).
+    local node_url node_token
+    node_url=$(sed -n 's/^NODE_10703_URL=//p' "$DEMO/env")
+    node_token=$(sed -n 's/^NODE_10703_TOKEN=//p' "$DEMO/env")
     cat <<EOF
+
+In a browser:
+  the clerk's workspace of Dhankuta (10703): $node_url/
+      sign in with this token (or set a password: build/bin/municipal-node --config
+      \$NODE_10703_CONFIG password demo-clerk): $node_token
+  the provincial and national dashboards are on the hubs' and federal's HTTPS addresses
+  in var/demo/env (HUB_1_URL, FEDERAL_URL), under the demo's own CA (\$CA_CERT)
 
 Next:
   source var/demo/env                       # URLs, tokens and configs of every process
