@@ -738,6 +738,13 @@ def test_pages_fit_a_phone_sized_screen(site):
                     "e.getBoundingClientRect().right > w + 1 && !boxed(e)).slice(0, 4).map(e => "
                     "e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 40))")
                 assert over <= 1, (p, lang, over, wide)
+                # Each row's buttons on the screen, not past the edge of a table scrolled in
+                # its box (the pages' attack: "Delivered" and "Correct and close again").
+                off = d.execute_script(
+                    "const w = document.documentElement.clientWidth; return [...document"
+                    ".querySelectorAll('table .button')].filter(b => b.getBoundingClientRect()"
+                    ".right > w).map(b => b.textContent.slice(0, 30))")
+                assert off == [], (p, lang, off)
                 assert d.find_element(By.LINK_TEXT, "Follow-ups" if lang == "en"
                                       else "अनुगमन").is_displayed(), (p, lang)
                 if site.scheme == "http":

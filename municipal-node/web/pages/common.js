@@ -63,8 +63,20 @@ export function errorSummary(items) {
       it.href ? h("a", { href: it.href }, it.text) : it.text))));
 }
 
+// opts: hideCaption (the caption for screen readers only); stack (on a phone each row is a
+// block of "heading: value" lines, so that its buttons are on the screen: the pages' attack
+// found Follow-ups' "Delivered" reachable only by scrolling the table sideways).
 export function table(caption, headers, rows, opts) {
-  return h("div", { class: "table-wrap" }, h("table", { class: "table" },
+  if (opts && opts.stack) {
+    const names = headers.map((x) => (x && x.text !== undefined ? x.text : x) || "");
+    for (const tr of rows) {
+      [...tr.children].forEach((cell, i) => {
+        if (cell.tagName === "TD" && names[i]) cell.dataset.label = names[i];
+      });
+    }
+  }
+  return h("div", { class: "table-wrap" }, h("table", { class: opts && opts.stack
+    ? "table table-stack" : "table" },
     caption ? h("caption", { class: opts && opts.hideCaption ? "visually-hidden" : null }, caption)
             : null,
     h("thead", {}, h("tr", {}, headers.map((x) =>

@@ -153,5 +153,5 @@ export async function render(ctx, msg) {
       : t("followups.none", { today: bsdate.show(r.body.today) })),
     rows.length ? table(t("followups.title"), [t("col.full_name"), t("col.phone"), t("col.service"),
       t("followups.referred_on"), { text: t("followups.days_waiting"), num: true },
-      t("col.provider"), t("person.actions")], trs, { hideCaption: true }) : null);
+      t("col.provider"), t("person.actions")], trs, { hideCaption: true, stack: true }) : null);
 }

@@ -173,7 +173,7 @@ export async function render(ctx, msg) {
         .join(", ") })) : null,
     table(t("months.caption", { fy: digits(fy.fiscal_year) }),
       [t("months.month"), t("months.state"), { text: t("months.records"), num: true },
-       { text: t("months.pending"), num: true }, t("person.actions")], rows),
+       { text: t("months.pending"), num: true }, t("person.actions")], rows, { stack: true }),
     h("p", {},
       h("a", { href: `/months?year=${prev}`, "data-nav": "" },
         t("months.fy_link", { fy: digits(`${prev}/${String(prev + 1).slice(2)}`) })), " · ",
