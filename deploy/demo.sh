@@ -188,8 +188,9 @@ EOF
 
 In a browser:
   the clerk's workspace of Dhankuta (10703): $node_url/
-      sign in with this token (or set a password: build/bin/municipal-node --config
-      \$NODE_10703_CONFIG password demo-clerk): $node_token
+      sign in with the token  $node_token
+      (or set demo-clerk a password: build/bin/municipal-node --config
+      \$NODE_10703_CONFIG password demo-clerk)
   the provincial and national dashboards are on the hubs' and federal's HTTPS addresses
   in var/demo/env (HUB_1_URL, FEDERAL_URL), under the demo's own CA (\$CA_CERT)
 

@@ -94,6 +94,18 @@ def test_demo_prints_national_totals_equal_to_ground_truth():
                     "CA_CERT", "HUB_1_URL", "HUB_7_TOKEN", "NODE_10703_URL", "NODE_10401_TOKEN",
                     "NODE_10703_CONFIG"):
             assert re.search(r"^%s=\S+" % key, open(os.path.join(demo, "env")).read(), re.M), key
+        # The clerk's workspace and what signs in to it are printed (an attack on the demo,
+        # as a clerk, found neither), and they work: the page is served, the token signs in.
+        m = re.search(r"workspace of Dhankuta \(10703\): (http://\S+)/\n\s+sign in with the "
+                      r"token\s+(\S+)\n", out)
+        assert m, out
+        import urllib.request
+        with urllib.request.urlopen(m.group(1) + "/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        req = urllib.request.Request(m.group(1) + "/v1/status",
+                                     headers={"Authorization": "Bearer " + m.group(2)})
+        with urllib.request.urlopen(req, timeout=10) as st:
+            assert st.status == 200
     finally:
         subprocess.run([os.path.join(ROOT, "deploy", "demo.sh"), "stop"], env=env,
                        capture_output=True, timeout=120)
