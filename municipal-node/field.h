@@ -38,7 +38,7 @@ typedef struct field_error {
         "date_invalid", "date_early", "date_future", "int", "int_range", "country",                \
         "row_too_long", "birth_after_registration", "age_over_120", "return_after_registration",   \
         "not_registered", "unknown_column", "given_twice", "record", "invisible_chars",            \
-        "date_before_start", "repeated_in_file", "return_before_birth"
+        "date_before_start", "repeated_in_file", "return_before_birth", "day_past_month"
 
 /* The errors of one row, printed as "<field> <reason>". Errors past FIELD_MAX_ERRORS are
  * counted in dropped. The caller sets n and dropped to 0 before the first error. */
