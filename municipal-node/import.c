@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bscal.h"
 #include "clock.h"
 #include "csv.h"
 #include "localrow.h"
 #include "log.h"
+#include "months.h"
+#include "review.h"
 #include "testhook.h"
 
 /* The import runs in two threads: a reader parses the CSV and checks each field on its own
@@ -183,6 +186,90 @@ static void import__store_failed(FILE *f, const char *base, long line, const cha
         fprintf(f, "%s: cannot %s (%s); %s\n", base, what, reint_strerror(rc), lost);
 }
 
+/* The column of kind a header's name (n bytes at s, blanks around it and case ignored)
+ * names, or -1. */
+static int import__column(int kind, const char *s, size_t n)
+{
+    char name[64];
+    while (n > 0 && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof(name))
+        return -1;
+    for (size_t c = 0; c < n; c++)
+        name[c] = (char)((s[c] >= 'A' && s[c] <= 'Z') ? s[c] + 32 : s[c]);
+    name[n] = '\0';
+    return field_column_index(kind, name);
+}
+
+/* Whether fields[0 .. nf) are all columns of kind (blanks skipped), its required ones among
+ * them. */
+static int import__all_of(int kind, char **fields, size_t nf)
+{
+    int seen[FIELD_MAX] = {0};
+    for (size_t j = 0; j < nf; j++) {
+        int col = import__column(kind, fields[j], strlen(fields[j]));
+        if (col >= 0)
+            seen[col] = 1;
+        else if (fields[j][strspn(fields[j], " \t")] != '\0')
+            return 0;
+    }
+    for (size_t i = 0; i < field_count(kind); i++)
+        if (field_required(kind, i) && !seen[i])
+            return 0;
+    return 1;
+}
+
+/* A header that is no list of kind's columns but plainly something else, said in one line
+ * instead of a message for each column (the clerk's attack on the demo: a file saved with
+ * semicolons, and a file of services imported as persons, each gave a list of "unknown
+ * column" lines that did not say what to do). 1 when said. */
+static int import__header_hint(int kind, char **fields, size_t nf, FILE *errs_out, const char *base,
+                               long line)
+{
+    if (nf == 1) {
+        /* One column holding separators: a spreadsheet set to write ';' (or tabs). */
+        static const char seps[] = ";\t|";
+        for (const char *sep = seps; *sep; sep++) {
+            const char *s = fields[0];
+            int known = 0;
+            if (strchr(s, *sep) == NULL)
+                continue;
+            for (const char *p = s;; p++) {
+                size_t n = strcspn(p, (char[]){*sep, '\0'});
+                known += import__column(kind, p, n) >= 0;
+                p += n;
+                if (*p == '\0')
+                    break;
+            }
+            if (known == 0)
+                continue;
+            if (errs_out)
+                fprintf(errs_out,
+                        "%s line %ld: the columns are separated by %s, not commas: save the "
+                        "spreadsheet as \"CSV UTF-8 (comma delimited)\"\n",
+                        base, line,
+                        *sep == ';'    ? "semicolons"
+                        : *sep == '\t' ? "tabs"
+                                       : "vertical bars");
+            return 1;
+        }
+    }
+    for (int other = INTAKE_PERSON; other <= INTAKE_AVAILABILITY; other++) {
+        if (other == kind || !import__all_of(other, fields, nf))
+            continue;
+        if (errs_out)
+            fprintf(errs_out,
+                    "%s line %ld: these are the columns of %s, not of %s: import the file as "
+                    "%s\n",
+                    base, line, field_kind_name(other), field_kind_name(kind),
+                    field_kind_name(other));
+        return 1;
+    }
+    return 0;
+}
+
 /* Maps the header's columns to fields; reports every problem. Returns 0 or REINT_EINVAL. */
 static int import__header(int kind, char **fields, size_t nf, int *map, FILE *errs_out,
                           const char *base, long line)
@@ -192,8 +279,10 @@ static int import__header(int kind, char **fields, size_t nf, int *map, FILE *er
     int seen[FIELD_MAX] = {0};
     int bad = 0;
     char q[80];
+    if (!import__all_of(kind, fields, nf) &&
+        import__header_hint(kind, fields, nf, errs_out, base, line))
+        return REINT_EINVAL;
     for (size_t j = 0; j < nf; j++) {
-        char name[64];
         const char *s = fields[j];
         size_t n = strlen(s);
         while (n > 0 && (*s == ' ' || *s == '\t'))
@@ -203,12 +292,7 @@ static int import__header(int kind, char **fields, size_t nf, int *map, FILE *er
         map[j] = -1;
         if (n == 0 && j == nf - 1 && nf > 1)
             continue; /* a trailing comma after the last column */
-        if (n < sizeof(name)) {
-            for (size_t c = 0; c < n; c++)
-                name[c] = (char)((s[c] >= 'A' && s[c] <= 'Z') ? s[c] + 32 : s[c]);
-            name[n] = '\0';
-            map[j] = field_column_index(kind, name);
-        }
+        map[j] = import__column(kind, s, n);
         if (map[j] < 0) {
             if (errs_out) {
                 fprintf(errs_out, "%s line %ld: unknown column %s; the %s columns are ", base, line,
@@ -258,6 +342,15 @@ static int import__slot_errors(islot *sl, const field_errors *errs)
     return 0;
 }
 
+/* Whether every field of a row is empty or blanks. */
+static int import__blank_row(char **fields, size_t nf)
+{
+    for (size_t j = 0; j < nf; j++)
+        if (fields[j][strspn(fields[j], " \t")] != '\0')
+            return 0;
+    return 1;
+}
+
 /* Reads rows into c until it is full or the file ends. */
 static void import__chunk_fill(ipipe *p, ichunk *c)
 {
@@ -275,6 +368,11 @@ static void import__chunk_fill(ipipe *p, ichunk *c)
             c->last = 1;
             break;
         }
+        /* A row of empty fields (",,,,": what a spreadsheet writes for an empty row it once
+         * formatted) is skipped as a blank line is (the clerk's attack: each was refused for
+         * every required field, and counted as a row with problems). */
+        if (rc > 0 && csv_nul_field(p->r) < 0 && import__blank_row(fields, nf))
+            continue;
         islot *sl = &c->slot[c->n];
         sl->line = csv_line(p->r);
         sl->refused = 0;
@@ -467,7 +565,69 @@ static void import__pipe_stop(ipipe *p, int started)
     outbox_idkey_free(p->ids);
 }
 
+void import_closed_months(sqlite3 *db, int bs, const import_stats *st, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < st->n_months && o + 1 < outlen; i++) {
+        int state;
+        char p[16];
+        const char *what;
+        if (months_state(db, bs, st->months[i].ym, &state) != 0 ||
+            review_period(bs, st->months[i].ym, p, sizeof(p)) != 0)
+            continue;
+        if (state == REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED)
+            what = "closed: the province's reviewer sees the change";
+        else if (state == REINT__V1__MONTH_STATE__MONTH_STATE_APPROVED)
+            what = "approved: it goes back to the province's reviewer for a new approval";
+        else if (state == REINT__V1__MONTH_STATE__MONTH_STATE_CHANGED)
+            what = "approved and changed since: it waits for a new approval";
+        else
+            continue;
+        int k = snprintf(out + o, outlen - o, "note: %lld %s dated in %s, which is %s\n",
+                         st->months[i].rows,
+                         st->months[i].rows == 1 ? "row stored is" : "rows stored are", p, what);
+        if (k < 0 || (size_t)k >= outlen - o) {
+            out[o] = '\0'; /* no line cut in two */
+            break;
+        }
+        o += (size_t)k;
+    }
+}
+
 /* ---- the writer's half ------------------------------------------------------------------ */
+
+/* Counts a stored row in the month of its own date (import_stats.months). */
+static void import__note_month(import_stats *st, int kind, const field_value *v, int bs)
+{
+    int idx = kind == INTAKE_PERSON       ? FIELD_PERSON_REGISTERED_ON
+              : kind == INTAKE_SERVICE    ? FIELD_SERVICE_DATE
+              : kind == INTAKE_ENTERPRISE ? FIELD_ENTERPRISE_DATE
+                                          : -1;
+    int32_t ad, bsm;
+    if (idx < 0 || !v[idx].ok || bscal_pair_of_day(v[idx].day, &ad, &bsm) != 0)
+        return;
+    int32_t ym = bs ? bsm : ad;
+    int lo = 0, hi = st->n_months;
+    while (lo < hi) { /* the first month not before ym */
+        int mid = (lo + hi) / 2;
+        if (st->months[mid].ym < ym)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < st->n_months && st->months[lo].ym == ym) {
+        st->months[lo].rows++;
+    } else if (st->n_months == IMPORT_MONTHS) {
+        st->months_left_out++;
+    } else {
+        memmove(&st->months[lo + 1], &st->months[lo],
+                (size_t)(st->n_months - lo) * sizeof(st->months[0]));
+        st->months[lo].ym = ym;
+        st->months[lo].rows = 1;
+        st->n_months++;
+    }
+}
 
 int import_csv(intake *in, int kind, const char *path, FILE *errors_out, int progress,
                import_stats *st)
@@ -610,6 +770,8 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                         st->updated++;
                     else
                         st->unchanged++;
+                    if (res.changed != INTAKE_UNCHANGED)
+                        import__note_month(st, kind, sl->v, intake_calendar_bs(in));
                 }
             }
             if (rc == REINT_EINVAL) {

@@ -9,15 +9,32 @@
 
 #include "error.h"
 
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "intake.h"
 
 #define IMPORT_BATCH 10000
 
+/* Months of the node's calendar an import's stored rows are dated in (IMPORT_MONTHS: twenty
+ * years of months; past them, rows of further months are counted in months_left_out). */
+#define IMPORT_MONTHS 240
+
+typedef struct import_month {
+    int32_t ym;     /* YYYYMM in the node's calendar */
+    long long rows; /* rows stored (new or changed) dated in it */
+} import_month;
+
 typedef struct import_stats {
     long long rows; /* data rows read (the header excluded) */
     long long inserted, updated, unchanged, refused;
+    /* The months of the rows stored (new or changed), by the row's own date (a person's
+     * registered_on, a service's or an enterprise's date; availability has none), in
+     * ascending order: what a clerk is told when they are months already closed. */
+    import_month months[IMPORT_MONTHS];
+    int n_months;
+    long long months_left_out;
 } import_stats;
 
 /* Imports the CSV file at path, of one kind, through in (owned by the caller; nothing else
@@ -54,5 +71,11 @@ typedef struct import_opts {
 
 /* import_csv with its reports as o says (o may not be NULL). */
 int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o, import_stats *st);
+
+/* What a clerk is told of the months of st (import_stats.months) that are closed, approved,
+ * or approved and changed since (months.h) in the store db (calendar bs): one line each,
+ * "note: 12 rows stored are dated in BS2083-07, which is approved: ...", into out (empty
+ * when none; lines that do not fit are left out whole). */
+void import_closed_months(sqlite3 *db, int bs, const import_stats *st, char *out, size_t outlen);
 
 #endif

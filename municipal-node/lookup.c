@@ -20,6 +20,42 @@
 #define LOOKUP_NAME                                                                                \
     "replace(replace(replace(local_field(fields, ?2), '.', ''), char(8205), ''), char(8204), '')"
 
+/* The Devanagari letters with a nukta that are also one code point (ड़ as U+095C or as ड
+ * U+0921 then the nukta U+093C; keyboards type either): compared as the letter and the nukta
+ * (the clerk's attack: "पहाड़ी" typed one way did not find it typed the other). */
+static const struct {
+    unsigned composed, base;
+} lookup__nukta[] = {{0x0929, 0x0928}, {0x0931, 0x0930}, {0x0934, 0x0933}, {0x0958, 0x0915},
+                     {0x0959, 0x0916}, {0x095A, 0x0917}, {0x095B, 0x091C}, {0x095C, 0x0921},
+                     {0x095D, 0x0922}, {0x095E, 0x092B}, {0x095F, 0x092F}};
+#define LOOKUP_NUKTA   0x093C
+#define LOOKUP_N_NUKTA (sizeof(lookup__nukta) / sizeof(lookup__nukta[0]))
+
+/* Appends the SQL of the name as compared: LOOKUP_NAME with each letter of lookup__nukta
+ * written as its letter and the nukta. */
+static void lookup__name_sql(sbuf *b)
+{
+    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
+        sbuf_puts(b, "replace(");
+    sbuf_puts(b, LOOKUP_NAME);
+    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
+        sbuf_printf(b, ", char(%u), char(%u, %u))", lookup__nukta[i].composed,
+                    lookup__nukta[i].base, LOOKUP_NUKTA);
+}
+
+/* The base letter of the composed letter with a nukta whose UTF-8 is at p (3 bytes at
+ * least), or 0. */
+static unsigned lookup__nukta_base(const unsigned char *p)
+{
+    if (p[0] != 0xE0 || (p[1] != 0xA4 && p[1] != 0xA5) || (p[2] & 0xC0) != 0x80)
+        return 0;
+    unsigned cp = 0x0900 | (((unsigned)p[1] & 0x03) << 6) | (p[2] & 0x3F);
+    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
+        if (lookup__nukta[i].composed == cp)
+            return lookup__nukta[i].base;
+    return 0;
+}
+
 /* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
  * intake. */
 static int lookup__columns(json_t *o, int kind, const uint8_t *row, size_t len)
@@ -137,6 +173,20 @@ static size_t lookup__words(const char *q, char (*words)[LOOKUP_WORD_LEN], size_
                 i += 2;
                 continue;
             }
+            unsigned base = i + 2 < len ? lookup__nukta_base((const unsigned char *)p + i) : 0;
+            if (base) {
+                /* The letter and the nukta, as the name is compared (lookup__name_sql). */
+                if (w + 6 >= sizeof(word))
+                    break;
+                word[w++] = (char)0xE0;
+                word[w++] = (char)(0xA4 | (base >> 6 & 0x01));
+                word[w++] = (char)(0x80 | (base & 0x3F));
+                word[w++] = (char)0xE0;
+                word[w++] = (char)0xA4;
+                word[w++] = (char)0xBC;
+                i += 2;
+                continue;
+            }
             word[w++] = p[i];
         }
         p += len;
@@ -173,13 +223,16 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
      * again: "Thapa Sita" found nobody), each word one more LIKE (?7, ?8, ...). A
      * municipality's persons are a few thousand: a scan is quick. */
     sbuf b;
-    sbuf_init(&b, 1024 + LOOKUP_WORDS_MAX * 64);
+    sbuf_init(&b, 1024 + LOOKUP_WORDS_MAX * 1024); /* a word's LIKE: about 600 bytes */
     sbuf_puts(&b, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND"
                   " live = 1 AND (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'");
     if (nwords) {
         sbuf_puts(&b, " OR (1");
-        for (size_t i = 0; i < nwords; i++)
-            sbuf_printf(&b, " AND " LOOKUP_NAME " LIKE ?%zu ESCAPE '\\'", 7 + i);
+        for (size_t i = 0; i < nwords; i++) {
+            sbuf_puts(&b, " AND ");
+            lookup__name_sql(&b);
+            sbuf_printf(&b, " LIKE ?%zu ESCAPE '\\'", 7 + i);
+        }
         sbuf_puts(&b, ")");
     }
     sbuf_puts(&b,

@@ -573,6 +573,9 @@ static int cmd_import(int argc, char **argv)
     import_stats st;
     memset(&st, 0, sizeof(st));
     int rc = import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
+    char closed[4096] = "";
+    if (rc == 0)
+        import_closed_months(outbox_db(ob), intake_calendar_bs(in), &st, closed, sizeof(closed));
     intake_close(in);
     outbox_close(ob);
     if (rc == REINT_EINVAL || rc == REINT_EIO) {
@@ -590,6 +593,7 @@ static int cmd_import(int argc, char **argv)
     }
     printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n", argv[optind],
            st.rows, st.inserted, st.updated, st.unchanged, st.refused);
+    fputs(closed, stdout);
     return st.refused ? EXIT_REFUSED_ROWS : EXIT_OK;
 }
 

@@ -44,6 +44,11 @@ int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews 
  * returned): a close after it is a new close. Returns 0 or REINT_EDB. */
 int months_return_clock(sqlite3 *db, int bs, int32_t ym, uint64_t *clock);
 
+/* The state of month ym (YYYYMM) of calendar bs as the clerk sees it (as months_json gives
+ * it: a MonthState, MONTH_STATE_OPEN for a month never closed) into *state. Returns 0,
+ * REINT_ENOMEM or REINT_EDB. */
+int months_state(sqlite3 *db, int bs, int32_t ym, int *state);
+
 /* The months of calendar bs (the node's) as {"months": [{period, state, closed, hub_state,
  * version, decided_by, decided_at, comment, clock}]}, returned months first, then newest
  * first; returned_only keeps the returned ones. *out is the caller's. Returns 0, REINT_ENOMEM

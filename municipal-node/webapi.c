@@ -538,6 +538,15 @@ int webapi_handle(http_req *r, api_ctx *ctx, const char *rest, const char *clerk
     } else if (!strncmp(rest, "closes/", 7)) {
         if (!webapi__only(r, "POST"))
             webapi__close(r, ctx, rest + 7, clerk);
+    } else if (!strcmp(rest, "imports")) {
+        if (webapi__only(r, "GET"))
+            return 1;
+        if (ctx->imports == NULL)
+            api_respond_json(r, 200, json_pack("{s:[]}", "imports"));
+        else if (webimport_list_json(ctx->imports, &o) != 0)
+            api_respond_error(r, 500, "out of memory");
+        else
+            api_respond_json(r, 200, o);
     } else if (!strncmp(rest, "imports/", 8)) {
         if (!strcmp(http_req_method(r), "POST"))
             webapi__import_start(r, ctx, rest + 8, clerk);

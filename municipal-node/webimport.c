@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include "field.h"
+#include "clock.h"
 #include "hex.h"
 #include "import.h"
 #include "intake.h"
 #include "log.h"
 #include "outbox.h"
+#include "review.h"
 
 /* Bytes of the import's own messages kept (a bad header, a store failure); refused rows are
  * kept apart, structured. */
@@ -35,6 +37,7 @@ typedef struct webimport_job {
     char name[128];
     char clerk[128];
     char path[4096];
+    uint64_t started_ms, ended_ms; /* Unix ms; ended 0 while it runs */
     int rc;
     /* Written by the worker and read by the loop's thread, under mu. */
     pthread_mutex_t mu;
@@ -182,6 +185,7 @@ static void webimport__after(uv_work_t *req, int status)
         log_warn("import %s: cannot remove the upload %s: %s", j->id, j->path, strerror(errno));
     pthread_mutex_lock(&j->mu);
     j->state = status == 0 && j->rc == 0 ? JOB_DONE : JOB_FAILED;
+    j->ended_ms = clock_now_ms();
     pthread_mutex_unlock(&j->mu);
     w->running = 0;
     log_info("import %s of %s by %s: %s: %lld rows, %lld new, %lld changed, %lld refused", j->id,
@@ -255,6 +259,7 @@ int webimport_start(webimport *w, int kind, const char *name, const char *csv, s
     snprintf(j->clerk, sizeof(j->clerk), "%s", clerk);
     snprintf(j->path, sizeof(j->path), "%s/upload-%s.csv", w->dir, j->id);
     j->total_bytes = (long long)len;
+    j->started_ms = clock_now_ms();
     j->state = JOB_RUNNING;
     if (webimport__write_upload(j->path, csv, len) != 0) {
         log_error("import: cannot write the upload to %s: %s", j->path, strerror(errno));
@@ -294,9 +299,59 @@ static json_t *webimport__error_json(const webimport_error *e)
                      "code", e->e.code, "arg", e->e.arg, "reason", e->e.reason);
 }
 
+static const char *const webimport__states[] = {"running", "done", "failed"};
+
+/* The job's summary (webimport.h) under its lock; NULL when out of memory. */
+static json_t *webimport__summary(const webimport *w, const webimport_job *j)
+{
+    json_t *months = json_array();
+    for (int i = 0; months && i < j->st.n_months; i++) {
+        char p[16];
+        if (review_period(w->bs, j->st.months[i].ym, p, sizeof(p)) != 0)
+            continue; /* a month no calendar names: never stored */
+        if (json_array_append_new(months, json_pack("{s:s,s:I}", "period", p, "rows",
+                                                    (json_int_t)j->st.months[i].rows)) != 0) {
+            json_decref(months);
+            return NULL;
+        }
+    }
+    if (months == NULL)
+        return NULL;
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I}", "id",
+                     j->id, "kind", field_kind_name(j->kind), "name", j->name, "clerk", j->clerk,
+                     "state", webimport__states[j->state], "started", (json_int_t)j->started_ms,
+                     "ended", j->ended_ms ? json_integer((json_int_t)j->ended_ms) : json_null(),
+                     "done_bytes", (json_int_t)j->done_bytes, "total_bytes",
+                     (json_int_t)j->total_bytes, "rows", (json_int_t)j->st.rows, "inserted",
+                     (json_int_t)j->st.inserted, "updated", (json_int_t)j->st.updated, "unchanged",
+                     (json_int_t)j->st.unchanged, "refused", (json_int_t)j->st.refused, "months",
+                     months, "months_left_out", (json_int_t)j->st.months_left_out);
+}
+
+int webimport_list_json(webimport *w, json_t **out)
+{
+    json_t *list = json_array();
+    *out = NULL;
+    if (list == NULL)
+        return REINT_ENOMEM;
+    for (int i = WEBIMPORT_JOBS - 1; i >= 0; i--) { /* the newest first */
+        webimport_job *j = w->jobs[i];
+        if (j == NULL)
+            continue;
+        pthread_mutex_lock(&j->mu);
+        json_t *o = webimport__summary(w, j);
+        pthread_mutex_unlock(&j->mu);
+        if (o == NULL || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            return REINT_ENOMEM;
+        }
+    }
+    *out = json_pack("{s:o}", "imports", list);
+    return *out ? 0 : REINT_ENOMEM;
+}
+
 int webimport_json(webimport *w, const char *id, json_t **out)
 {
-    static const char *const states[] = {"running", "done", "failed"};
     webimport_job *j = webimport__find(w, id);
     *out = NULL;
     if (j == NULL)
@@ -319,15 +374,14 @@ int webimport_json(webimport *w, const char *id, json_t **out)
                 rc = REINT_ENOMEM;
         }
     }
-    if (rc == 0)
-        *out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:O}", "id",
-                         j->id, "kind", field_kind_name(j->kind), "name", j->name, "clerk",
-                         j->clerk, "state", states[state], "done_bytes", (json_int_t)j->done_bytes,
-                         "total_bytes", (json_int_t)j->total_bytes, "rows", (json_int_t)j->st.rows,
-                         "inserted", (json_int_t)j->st.inserted, "updated",
-                         (json_int_t)j->st.updated, "unchanged", (json_int_t)j->st.unchanged,
-                         "refused", (json_int_t)j->st.refused, "errors", errors, "errors_left_out",
-                         (json_int_t)j->errors_left_out, "messages", messages);
+    if (rc == 0 && (*out = webimport__summary(w, j)) != NULL &&
+        (json_object_set(*out, "errors", errors) != 0 ||
+         json_object_set_new(*out, "errors_left_out",
+                             json_integer((json_int_t)j->errors_left_out)) != 0 ||
+         json_object_set(*out, "messages", messages) != 0)) {
+        json_decref(*out);
+        *out = NULL;
+    }
     pthread_mutex_unlock(&j->mu);
     json_decref(errors);
     json_decref(messages);

@@ -47,12 +47,18 @@ void webimport_free(webimport *w);
 int webimport_start(webimport *w, int kind, const char *name, const char *csv, size_t len,
                     const char *clerk, char id[WEBIMPORT_ID_LEN + 1]);
 
-/* The job as JSON into *out (owned by the caller): {"id", "kind", "name", "clerk", "state":
- * "running" | "done" | "failed", "done_bytes", "total_bytes", "rows", "inserted", "updated",
- * "unchanged", "refused", "errors": [{"line", "field", "code", "arg", "reason"}],
- * "errors_left_out", "messages": [text, ...]} (the errors only once it has ended). Returns
- * 0, REINT_ENOTFOUND or REINT_ENOMEM. */
+/* The job as JSON into *out (owned by the caller): its summary {"id", "kind", "name",
+ * "clerk", "state": "running" | "done" | "failed", "started", "ended" (Unix ms; ended null
+ * while it runs), "done_bytes", "total_bytes", "rows", "inserted", "updated", "unchanged",
+ * "refused", "months": [{"period", "rows"}], "months_left_out"} (months: those of the rows
+ * stored, import_stats.months, named as /v1/months names them) and "errors": [{"line",
+ * "field", "code", "arg", "reason"}], "errors_left_out", "messages": [text, ...] (the errors
+ * only once it has ended). Returns 0, REINT_ENOTFOUND or REINT_ENOMEM. */
 int webimport_json(webimport *w, const char *id, json_t **out);
+
+/* The remembered jobs' summaries, newest first: {"imports": [summary, ...]} into *out (the
+ * caller's). Returns 0 or REINT_ENOMEM. */
+int webimport_list_json(webimport *w, json_t **out);
 
 /* The refused rows' errors as CSV ("line,field,code,reason", a header first) appended to out.
  * Returns 0, REINT_ENOTFOUND, REINT_EEXIST while the job runs, or REINT_ENOMEM. */

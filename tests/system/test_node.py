@@ -191,17 +191,29 @@ def test_person_create_correct_delete_reach_hub_as_versions_and_tombstone(pki, w
     assert status == 204, body
     # Dots and zero-width joiners do not count (the clerk attack: "KC" did not find "K.C.",
     # nor "श्याम" a name typed with a joiner, U+200D, as some Nepali keyboards put it).
+    # Nor how a letter with a nukta was typed: ड़ as one code point (U+095C) or as ड and the
+    # nukta (U+0921 U+093C); keyboards give either (the clerk's attack).
     made = []
-    for name in ("Ram Bahadur K.C.", "\u0936\u094d\u200d\u092f\u093e\u092e Adhikari"):
+    for name in ("Ram Bahadur K.C.", "\u0936\u094d\u200d\u092f\u093e\u092e Adhikari",
+                 "\u092a\u0939\u093e\u095c\u0940 Thapa",
+                 "\u092b\u093c\u0941\u0932\u0935\u093e\u0930\u0940 Rai"):
         other = dict(cl.new_person(), full_name=name)
         status, _, body = req(node, "POST", "/v1/persons", person_json(other), token)
         assert status == 201, body
         made.append(other["local_id"])
     for q, want in (("kc ram", made[0]), ("K.C", made[0]),
                     ("\u0936\u094d\u092f\u093e\u092e", made[1]),
-                    ("adhikari \u0936\u094d\u200c\u092f\u093e\u092e", made[1])):
+                    ("adhikari \u0936\u094d\u200c\u092f\u093e\u092e", made[1]),
+                    ("\u092a\u0939\u093e\u0921\u093c\u0940", made[2]),
+                    ("\u0921\u093c\u0940 thapa", made[2]), ("\u095c\u0940 thapa", made[2]),
+                    ("\u095e\u0941\u0932\u0935\u093e\u0930\u0940", made[3]),
+                    ("rai \u092b\u093c\u0941\u0932", made[3])):
         status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(q), token=token)
         assert status == 200 and [x["local_id"] for x in found["persons"]] == [want], (q, found)
+    # As many words as q's 200 bytes hold is still a query (each word's SQL is longer now).
+    status, _, found = req(node, "GET", "/v1/persons?q=" + urllib.parse.quote(
+        " ".join(["a"] * 95 + ["\u095c", "thapa"])), token=token)
+    assert status == 200 and [x["local_id"] for x in found["persons"]] == [made[2]], found
     for lid in made:
         assert req(node, "DELETE", "/v1/persons/" + lid, token=token)[0] == 204
     # Read again, the correction is taken; without If-Match, as before, whatever changed.
@@ -1021,6 +1033,61 @@ def test_an_import_that_fails_on_its_header_says_why_in_its_errors_csv(pki, work
     assert text.strip() == "\ufeffline,field,code,reason", text
 
 
+def test_an_import_says_which_closed_months_it_changed_and_the_pages_list_recent_imports(
+        pki, workdir, procs):
+    """Two findings of a clerk's attack on the demo. An import whose rows fell in a month
+    already closed (or approved) said nothing, where the form warns before one such save;
+    and an import's results were gone once the clerk left the page. The CLI now adds a line
+    for each closed month its stored rows are dated in, the job gives the months of its
+    stored rows, and GET /v1/imports lists the remembered imports, newest first."""
+    hub, node, token = serving(workdir, pki, procs)
+    y, m, _ = bs.ad_to_bs(TODAY)
+    py, pm = (y, m - 1) if m > 1 else (y - 1, 12)
+    ppy, ppm = (py, pm - 1) if pm > 1 else (py - 1, 12)
+    closed_day = bs.bs_to_ad(py, pm, 3)
+    open_day = bs.bs_to_ad(ppy, ppm, 5)
+    closed_period, open_period = "BS%04d-%02d" % (py, pm), "BS%04d-%02d" % (ppy, ppm)
+
+    def persons(ids, day):
+        out = []
+        for i in ids:
+            p = Caseload(10703, 40 + i).new_person()
+            p["local_id"], p["registered_on"] = "CM-%d" % i, bs.bs_str(day)
+            out.append(p)
+        return out
+
+    path = os.path.join(workdir, "first.csv")
+    nodegen.write_rows(path, PERSON_COLS, persons([1, 2], closed_day))
+    r = node.import_csv("persons", path)
+    assert "note:" not in r.stdout, r.stdout  # nothing closed yet
+    node.cli("close-month", "%04d-%02d" % (py, pm))
+    path = os.path.join(workdir, "second.csv")
+    nodegen.write_rows(path, PERSON_COLS, persons([1, 2], closed_day)
+                       + persons([3, 4, 5], closed_day) + persons([6], open_day))
+    r = node.import_csv("persons", path)
+    # CM-1 and CM-2 unchanged (not counted), three new in the closed month, one in the open one.
+    assert "2 unchanged" in r.stdout, r.stdout
+    notes = [line for line in r.stdout.splitlines() if line.startswith("note:")]
+    assert notes == ["note: 3 rows stored are dated in %s, which is closed: the province's "
+                     "reviewer sees the change" % closed_period], r.stdout
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    first, _ = page_import(node, token, text.replace("CM-", "PG-"), name="pages-a.csv")
+    assert first["months"] == [{"period": open_period, "rows": 1},
+                               {"period": closed_period, "rows": 5}], first
+    second, _ = page_import(node, token, "local_id,category,sex,registered_on\n"
+                            "PG-6,RETURNEE,FEMALE,%s\n" % bs.bs_str(closed_day), name="b.csv")
+    assert second["updated"] == 1 and second["months"] == [
+        {"period": closed_period, "rows": 1}], second
+    status, _, body = req(node, "GET", "/v1/imports", token=token)
+    assert status == 200, body
+    assert [(j["id"], j["name"], j["state"], j["rows"]) for j in body["imports"]] == [
+        (second["id"], "b.csv", "done", 1), (first["id"], "pages-a.csv", "done", 6)], body
+    assert body["imports"][0]["started"] <= body["imports"][0]["ended"], body
+    assert "errors" not in body["imports"][0], body  # the list gives summaries
+
+
 def test_the_pages_import_worker_takes_the_configured_earliest_date(pki, workdir, procs):
     """[node] earliest_date reaches the import the pages start (its own worker and store
     connection), not only the CLI: with it lowered to BS 2020-01-01 a row of BS 2030 is
@@ -1328,6 +1395,49 @@ def test_import_exit_codes(pki, workdir, procs):
     assert r.returncode == 2
     r = node.import_csv("persons", os.path.join(workdir, "missing.csv"), check=False)
     assert r.returncode == 1 and "missing.csv" in r.stderr
+
+
+def test_an_imports_header_of_another_kind_or_separator_says_so_and_empty_rows_are_skipped(
+        pki, workdir, procs):
+    """Findings of the clerk's attack on the demo: a spreadsheet saved with semicolons, and
+    a file of services imported as persons, each gave a list of "unknown column" lines that
+    did not say what to do; and the rows of commas a spreadsheet writes for empty rows it
+    once formatted were each refused for every required field. The header's problem is now
+    said in one line; a row of empty fields is skipped, as a blank line is."""
+    class NoHub:
+        sync_port = free_port()
+
+    node = Node(workdir, pki, 10703, NoHub)
+    path = os.path.join(workdir, "f.csv")
+
+    def imported(text, kind="persons"):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return node.import_csv(kind, path, check=False)
+
+    day = bs.bs_str(TODAY)
+    for sep, word in ((";", "semicolons"), ("\t", "tabs")):
+        r = imported(sep.join(["local_id", "category", "sex", "registered_on"]) + "\n" +
+                     sep.join(["S-1", "RETURNEE", "FEMALE", day]) + "\n")
+        assert r.returncode == 1, r
+        said = [line for line in r.stderr.splitlines() if "line 1" in line]
+        assert said == ["f.csv line 1: the columns are separated by %s, not commas: save the "
+                        "spreadsheet as \"CSV UTF-8 (comma delimited)\"" % word], r.stderr
+    r = imported(",".join(SERVICE_COLS) + "\nSV-1,P-1,PSYCHOSOCIAL_SUPPORT,DELIVERED,%s,MRC,,\n"
+                 % day)
+    said = [line for line in r.stderr.splitlines() if "line 1" in line]
+    assert said == ["f.csv line 1: these are the columns of services, not of persons: import "
+                    "the file as services"], r.stderr
+    # A column of no kind is still named, with the kind's columns.
+    r = imported("local_id,category,sex,registered_on,Notes\nN-1,RETURNEE,MALE,%s,hello\n" % day)
+    assert r.returncode == 1 and 'unknown column "Notes"; the persons columns are' in r.stderr, \
+        r.stderr
+    # Rows of empty fields, anywhere, are skipped; the others imported.
+    r = imported("local_id,category,sex,registered_on\nE-1,RETURNEE,MALE,%s\n,,,\n , ,\t,\n"
+                 "E-2,COMMUNITY,FEMALE,%s\n,,,\n" % (day, day))
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("%s: 2 rows: 2 new, 0 changed, 0 unchanged, 0 refused" % path), \
+        r.stdout
 
 
 def test_one_serve_a_store_and_status_says_whether_it_runs(pki, workdir, procs):
