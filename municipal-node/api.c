@@ -435,9 +435,16 @@ static void api__write(http_req *r, api_ctx *ctx, int kind, const char *local_id
     if (res.changed != INTAKE_UNCHANGED)
         api__committed(ctx);
     rid_format(res.id, hex);
-    api__json(r, create && res.changed == INTAKE_INSERTED ? 201 : 200,
-              json_pack("{s:s,s:s,s:I,s:b}", "id", hex, "local_id", res.local_id, "version",
-                        (json_int_t)res.version, "changed", res.changed != INTAKE_UNCHANGED));
+    json_t *o = json_pack("{s:s,s:s,s:I,s:b}", "id", hex, "local_id", res.local_id, "version",
+                          (json_int_t)res.version, "changed", res.changed != INTAKE_UNCHANGED);
+    /* A person registered who looks like one registered before (the clerk's attack: the same
+     * citizenship number, posted twice, was taken without a word): said, not refused (two
+     * records may have a reason). The row is stored whatever this lookup does. */
+    json_t *dups = NULL;
+    if (o && kind == INTAKE_PERSON && res.changed == INTAKE_INSERTED &&
+        lookup_duplicates(ctx->in, res.local_id, &dups) == 0)
+        json_object_set_new(o, "duplicates", dups);
+    api__json(r, create && res.changed == INTAKE_INSERTED ? 201 : 200, o);
 }
 
 static void api__delete(http_req *r, api_ctx *ctx, int kind, const char *local_id,

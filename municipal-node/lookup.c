@@ -343,6 +343,57 @@ int lookup_row(intake *in, int kind, const char *local_id, json_t **out)
     return *out ? 0 : REINT_ENOMEM;
 }
 
+int lookup_duplicates(intake *in, const char *local_id, json_t **out)
+{
+    sqlite3 *db = outbox_db(intake_outbox(in));
+    *out = NULL;
+    /* Each live person's citizenship number (its letters and digits, upper case), phone (its
+     * digits, without Nepal's 977) and name (as a search compares it, lower case, blanks
+     * around it dropped and runs of up to four spaces as one), then the others that share the
+     * number or both the name and the phone with local_id's. A municipality's persons are a few
+     * thousand: a scan. */
+    sbuf b;
+    sbuf_init(&b, 8192);
+    sbuf_puts(&b, "WITH p AS (SELECT local_id, upper(replace(replace(replace(replace("
+                  "local_field(fields, ?4), ' ', ''), '-', ''), '/', ''), '.', '')) AS cz,"
+                  " replace(replace(replace(replace(replace(replace(local_field(fields, ?3),"
+                  " ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '') AS d, "
+                  "lower(trim(replace(replace(");
+    lookup__name_sql(&b);
+    sbuf_puts(&b, ", '  ', ' '), '  ', ' '))) AS nm FROM records WHERE kind = 1 AND live = 1),"
+                  " q AS (SELECT local_id, cz, nm, CASE WHEN length(d) > 10 AND substr(d, 1, 3) ="
+                  " '977' THEN substr(d, 4) ELSE d END AS ph FROM p)"
+                  " SELECT o.local_id, length(n.cz) >= 4 AND o.cz = n.cz FROM q n JOIN q o ON"
+                  " o.local_id <> n.local_id WHERE n.local_id = ?1 AND ((length(n.cz) >= 4 AND"
+                  " o.cz = n.cz) OR (length(n.ph) >= 7 AND n.nm <> '' AND o.ph = n.ph AND"
+                  " o.nm = n.nm)) ORDER BY o.local_id LIMIT 20");
+    sqlite3_stmt *st = b.failed ? NULL : store_prepare(db, b.p);
+    sbuf_free(&b);
+    if (st == NULL)
+        return REINT_EDB;
+    json_t *arr = json_array();
+    int rc = arr ? 0 : REINT_ENOMEM, step;
+    if (rc == 0 && (sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) != SQLITE_OK ||
+                    sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
+                    sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) != SQLITE_OK))
+        rc = REINT_EDB;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = json_pack("{s:s,s:s}", "local_id", (const char *)sqlite3_column_text(st, 0),
+                              "same", sqlite3_column_int(st, 1) ? "citizenship_no" : "name_phone");
+        if (o == NULL || json_array_append_new(arr, o) != 0)
+            rc = REINT_ENOMEM;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = REINT_EDB;
+    sqlite3_finalize(st);
+    if (rc == 0)
+        *out = arr;
+    else
+        json_decref(arr);
+    return rc;
+}
+
 int lookup_person(intake *in, const char *local_id, json_t **out)
 {
     sqlite3 *db = outbox_db(intake_outbox(in));

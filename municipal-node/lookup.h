@@ -27,6 +27,12 @@
  * bool}. An empty q lists the most recently changed. */
 int lookup_search(intake *in, const char *q, size_t limit, json_t **out);
 
+/* The other live persons who look like the live person local_id: the same citizenship
+ * number (its letters and digits) or the same name and phone (its digits, Nepal's 977 aside),
+ * as [{"local_id", "same": "citizenship_no" | "name_phone"}] (at most 20) into *out (the
+ * caller's). Returns 0, REINT_ENOMEM or REINT_EDB. */
+int lookup_duplicates(intake *in, const char *local_id, json_t **out);
+
 /* {"person": row, "services": [row, ...], "enterprises": [row, ...]}, services and
  * enterprises by date, the newest first. REINT_ENOTFOUND when the person is not live. */
 int lookup_person(intake *in, const char *local_id, json_t **out);

@@ -1088,6 +1088,41 @@ def test_an_import_says_which_closed_months_it_changed_and_the_pages_list_recent
     assert "errors" not in body["imports"][0], body  # the list gives summaries
 
 
+def test_a_person_registered_through_the_api_who_looks_registered_is_said_so(pki, workdir,
+                                                                            procs):
+    """The clerk's attack on the demo: a person posted twice with the same citizenship number
+    was taken twice without a word (the form warns; the API said nothing). A registration's
+    answer now lists the live persons with the same citizenship number, or the same name and
+    phone, whatever the typing; it is not refused (two records may have a reason)."""
+    hub, node, token = serving(workdir, pki, procs)
+    day = bs.bs_str(TODAY)
+
+    def post(**fields):
+        body = dict({"category": "RETURNEE", "sex": "FEMALE", "registered_on": day}, **fields)
+        status, _, answer = req(node, "POST", "/v1/persons", body, token)
+        assert status == 201, answer
+        return answer
+
+    a = post(full_name="Gita Once", citizenship_no="27-01-75-4242")
+    assert a["duplicates"] == [], a
+    b = post(full_name="Someone Else", citizenship_no="27/01/75/4242")
+    assert b["duplicates"] == [{"local_id": a["local_id"], "same": "citizenship_no"}], b
+    c = post(full_name="Sita K.C. Magar", phone="+977-9841-000111")
+    d = post(full_name="  sita  kc   magar", phone="9841000111")
+    assert d["duplicates"] == [{"local_id": c["local_id"], "same": "name_phone"}], d
+    # The phone alone (a family's) or the name alone is no likeness.
+    assert post(full_name="Hari Magar", phone="9841000111")["duplicates"] == []
+    assert post(full_name="Sita KC Magar", phone="9841000112")["duplicates"] == []
+    # A correction's answer lists nothing, and a deleted person is no likeness.
+    status, _, e = req(node, "PUT", "/v1/persons/" + d["local_id"], {
+        "category": "RETURNEE", "sex": "FEMALE", "registered_on": day,
+        "full_name": "Sita KC Magar", "phone": "9841000111", "ward": 3}, token)
+    assert status == 200 and "duplicates" not in e, e
+    assert req(node, "DELETE", "/v1/persons/" + c["local_id"], token=token)[0] == 204
+    f = post(full_name="Sita K.C. Magar", phone="9841000111")
+    assert f["duplicates"] == [{"local_id": d["local_id"], "same": "name_phone"}], f
+
+
 def test_the_pages_import_worker_takes_the_configured_earliest_date(pki, workdir, procs):
     """[node] earliest_date reaches the import the pages start (its own worker and store
     connection), not only the CLI: with it lowered to BS 2020-01-01 a row of BS 2030 is
