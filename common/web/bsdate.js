@@ -101,6 +101,12 @@ export function nepalDay(ms) {
   return Math.floor((ms + NEPAL_MS) / 86400000);
 }
 
+// The time of day in Nepal of a time in milliseconds since 1970, as "HH:MM" (ASCII digits).
+export function nepalTime(ms) {
+  const m = Math.floor((ms + NEPAL_MS) / 60000) % 1440;
+  return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+}
+
 // A day as the clerk reads it: BS first, the Gregorian date beside it.
 export function long(days) {
   if (days === null || days === undefined) return "";

@@ -103,6 +103,15 @@ def test_sign_in_refuses_a_wrong_token_then_takes_the_password(site):
     d.find_element(By.ID, "signin-token-submit").click()
     wait(d, lambda: "not right" in body_text(d), what="the refusal")
     fill(site, "signin-clerk", "asha")
+    # In the other language the refusal is said again, the name typed kept (the clerk's
+    # attack: the switch cleared the error).
+    set_language(site, "ne")
+    wait_h1(d, "भित्र पस्नुहोस्")
+    wait(d, lambda: "मिलेन" in body_text(d), what="the refusal in Nepali")
+    assert d.find_element(By.ID, "signin-clerk").get_attribute("value") == "asha"
+    assert d.find_element(By.ID, "signin-token").get_attribute("value") == ""
+    set_language(site, "en")
+    wait(d, lambda: "not right" in body_text(d), what="the refusal in English again")
     fill(site, "signin-password", PASSWORD)
     d.find_element(By.ID, "signin-password-submit").click()
     wait_h1(d, "Today")
@@ -477,6 +486,28 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     href = d.find_element(By.ID, "download-errors").get_attribute("href")
     assert href.startswith(site.base + "/v1/imports/") and href.endswith("/errors.csv")
     screenshot(d, "%s-en-import-result" % site.scheme)
+    # The results stay at the import's own address, and the page lists the imports the node
+    # remembers (the pages' attack: they were gone once the clerk left the page).
+    job = d.current_url.rsplit("/", 1)[1]
+    assert d.current_url == "%s/import/%s" % (site.base, job) and len(job) == 32, d.current_url
+    assert not d.find_elements(By.ID, "import-closed")  # no month of these rows is closed
+    go(site, "/today")
+    wait_h1(d, "Today")
+    go(site, "/import")
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#import-recent tbody tr"),
+         what="the recent imports")
+    first = el(site, "#import-recent tbody tr")
+    cells = [c.text for c in first.find_elements(By.TAG_NAME, "td")]
+    assert cells[0] == path.name and cells[1:3] == ["People", "asha"], cells
+    assert cells[4:] == ["Imported", "6", "3"], cells
+    assert not d.find_elements(By.ID, "import-result")
+    first.find_element(By.TAG_NAME, "a").click()
+    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's results again")
+    assert "3 rows with problems" in body_text(d) and d.current_url.endswith(job)
+    assert "Imported by asha" in body_text(d)
+    d.refresh()
+    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the results after a reload")
+    assert "3 rows with problems" in body_text(d)
     # The refused rows as CSV, with the session's cookie (a download link).
     cookie = "; ".join("%s=%s" % (c["name"], c["value"]) for c in d.get_cookies())
     status, _, text = site.request("GET", href[len(site.base):], headers={"Cookie": cookie})
@@ -566,7 +597,7 @@ def test_closing_a_month_sends_its_close_to_the_hub(site):
          what="no warning for an open month")
 
 
-def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):
+def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site, tmp_path):
     """The month closed above, returned by the province's reviewer at the hub: Today shows it
     first, with the comment, who returned it and when, in English and in Nepali; the clerk
     closes it again from Month close and its state changes, at the node and at the hub; the
@@ -649,10 +680,32 @@ def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site):
     wait(d, lambda: d.find_elements(By.CSS_SELECTOR, tr + "[data-state='approved']"),
          what="the approved month")
     assert "Approved by reviewer-koshi on" in el(site, tr).text, el(site, tr).text
-    status, _, body = site.request("POST", "/v1/persons", {
-        "category": "RETURNEE", "sex": "MALE", "registered_on": "%04d-%02d-01" % (y, m)},
-        headers={"Authorization": "Bearer " + site.token})
-    assert status == 201, body
+    # A person of the approved month, imported from a spreadsheet: the import's results say
+    # which closed month it changed (the pages' attack: an import said nothing of it).
+    path = tmp_path / ("approved-month-%s.csv" % site.scheme)
+    path.write_text("local_id,category,sex,registered_on\nAPPR-%s,RETURNEE,MALE,%04d-%02d-01\n"
+                    % (site.scheme, y, m))
+    go(site, "/import")
+    wait_h1(d, "Import a spreadsheet")
+    choose(site, "kind", "persons")
+    d.find_element(By.ID, "file").send_keys(str(path))
+    d.find_element(By.ID, "upload").click()
+    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    names = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
+             "Poush", "Magh", "Falgun", "Chaitra"]
+    closed = el(site, "#import-closed").text
+    assert "%s %d: 1 row new or changed. The month was approved: it goes back to the reviewer" \
+        % (names[m - 1], y) in closed, closed
+    screenshot(d, "%s-en-import-closed-month" % site.scheme)
+    set_language(site, "ne")
+    wait_h1(d, "स्प्रेडसिट आयात")
+    wait(d, lambda: d.find_elements(By.ID, "import-closed"), what="the months in Nepali")
+    # Drawn again, the page reads the month's state now: approved, or changed once the hub
+    # has seen the row.
+    text = el(site, "#import-closed").text
+    assert "१ नयाँ वा परिवर्तित पङ्क्ति" in text and "महिना स्वीकृत" in text, text
+    screenshot(d, "%s-ne-import-closed-month" % site.scheme)
+    set_language(site, "en")
     wait_for(lambda: (site.node_month(period) or {}).get("state") == "changed", 30,
              "the node to show the month changed since approval")
     go(site, "/months?year=%d" % fiscal_year_of(y, m))
@@ -718,6 +771,7 @@ def test_pages_fit_a_phone_sized_screen(site):
     try:
         for lang in ("en", "ne"):
             for p, name in (("/today", "today"), ("/people/" + site.person, "person"),
+                            ("/people", "people"), ("/import", "import"),
                             ("/followups", "followups"), ("/months", "months"),
                             ("/people?new=1", "register"), (long_name, "long-name")):
                 go(site, p)
@@ -738,12 +792,14 @@ def test_pages_fit_a_phone_sized_screen(site):
                     "e.getBoundingClientRect().right > w + 1 && !boxed(e)).slice(0, 4).map(e => "
                     "e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 40))")
                 assert over <= 1, (p, lang, over, wide)
-                # Each row's buttons on the screen, not past the edge of a table scrolled in
-                # its box (the pages' attack: "Delivered" and "Correct and close again").
+                # Each row's buttons and links on the screen, not past the edge of a table
+                # scrolled in its box (the pages' attacks: "Delivered" and "Correct and
+                # close again"; a person's "Correct" and "Delete", People's names).
                 off = d.execute_script(
                     "const w = document.documentElement.clientWidth; return [...document"
-                    ".querySelectorAll('table .button')].filter(b => b.getBoundingClientRect()"
-                    ".right > w).map(b => b.textContent.slice(0, 30))")
+                    ".querySelectorAll('table .button, table a, table .link-button')].filter("
+                    "b => b.getBoundingClientRect().right > w).map(b => b.textContent.slice(0,"
+                    " 30))")
                 assert off == [], (p, lang, off)
                 assert d.find_element(By.LINK_TEXT, "Follow-ups" if lang == "en"
                                       else "अनुगमन").is_displayed(), (p, lang)
@@ -950,6 +1006,77 @@ def test_a_citizenship_number_already_registered_is_said_with_a_link(site):
     assert link.text == "Mina Once", link.text
     link.click()
     wait_h1(d, "Mina Once")
+
+
+def test_a_name_and_phone_already_registered_are_said_with_a_link(site):
+    """The clerk's attack on the demo: a person registered again with the same name and
+    phone, and no citizenship number, was saved without a word (the number's warning needs a
+    number). The form says so beside the phone, with a link, whatever the typing (Nepal's 977,
+    dashes, the name's case, dots and spaces, a nukta typed apart); the phone alone says
+    nothing (a family shares one)."""
+    d = site.driver
+    status, _, body = site.request("POST", "/v1/persons", {
+        "category": "RETURNEE", "sex": "FEMALE", "registered_on": "2083-07-10",
+        "full_name": "बड़ा K.C. Pun", "phone": "9851 077 123"},
+        headers={"Authorization": "Bearer " + site.token})
+    assert status == 201, body
+    register_form(site, "Someone Else", "2050", "QA", "2083-07-18")
+    fill(site, "f-phone", "+977-985-1077123")
+    time.sleep(1)
+    assert not d.find_element(By.ID, "f-phone-warn").is_displayed()  # the phone alone
+    fill(site, "f-full_name", "बड़ा  kc pun")
+    wait(d, lambda: d.find_element(By.ID, "f-phone-warn").is_displayed(),
+         what="the same name and phone said to be registered")
+    warn = d.find_element(By.ID, "f-phone-warn")
+    assert "name and phone number is registered already" in warn.text, warn.text
+    assert "f-phone-warn" in d.find_element(By.ID, "f-phone").get_attribute("aria-describedby")
+    screenshot(d, "%s-en-duplicate-name-phone" % site.scheme)
+    fill(site, "f-phone", "9851077124")
+    time.sleep(1)
+    assert not d.find_element(By.ID, "f-phone-warn").is_displayed()
+    fill(site, "f-phone", "985-1077123")
+    wait(d, lambda: d.find_element(By.ID, "f-phone-warn").is_displayed(), what="again")
+    d.find_element(By.CSS_SELECTOR, "#f-phone-warn a").click()
+    wait(d, lambda: "K.C. Pun" in h1(d), what="the person registered first")
+
+
+def test_a_form_typed_in_is_not_left_by_a_reload_without_the_browser_asking(site):
+    """The clerk's attack on the demo: a reload while a registration was being saved gave an
+    empty form, and nothing said whether the person was registered. A form typed in, or a
+    save not yet answered, now asks the browser to confirm before the page is left (its
+    beforeunload handler cancels the event; WebDriver accepts the prompt itself, so the
+    event is dispatched here and its cancellation read)."""
+    d = site.driver
+    leave = """const e = new Event("beforeunload", {cancelable: true});
+               window.dispatchEvent(e); return e.defaultPrevented;"""
+    go(site, "/people")
+    wait_h1(d, "People")
+    d.find_element(By.ID, "register").click()
+    wait_h1(d, "Register a person")
+    assert d.execute_script(leave) is False  # nothing typed yet
+    fill(site, "f-full_name", "Asked Before Leaving")
+    assert d.execute_script(leave) is True
+    choose(site, "f-sex", "FEMALE")
+    choose(site, "f-category", "RETURNEE")
+    fill(site, "f-registered_on", "2083-07-18")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: "Asked Before Leaving" in h1(d), what="the person saved")
+    assert d.execute_script(leave) is False  # saved: the person's page asks nothing
+    # A save not yet answered asks too, though nothing was typed (a correction saved as it
+    # was opened): the save's answer is held back.
+    go(site, "/people/%s?edit=1" % site.person)
+    wait(d, lambda: d.find_elements(By.ID, "save"), what="the correction's form")
+    assert d.execute_script(leave) is False
+    d.execute_script("""
+        window.__release = null;
+        const real = window.fetch;
+        window.fetch = (...a) => new Promise((ok) => { window.__release = () => ok(real(...a)); });""")
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: d.execute_script("return !!window.__release"), what="the save sent")
+    assert d.execute_script(leave) is True
+    d.execute_script("window.__release()")
+    wait(d, lambda: not d.find_elements(By.ID, "save"), what="the correction saved")
+    assert d.execute_script(leave) is False  # saved: the person's page asks nothing
 
 
 def test_a_date_before_the_persons_own_is_said_beside_it(site):

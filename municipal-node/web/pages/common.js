@@ -41,6 +41,14 @@ export function fieldError(e) {
   return t(key, { arg, field: label(e.field) });
 }
 
+// A period as /v1/months names it ("BS2083-07", "2026-11") in words: "Kartik 2083".
+export function periodName(period) {
+  const m = /^(BS)?(\d{4})-(\d{2})$/.exec(period || "");
+  if (!m) return String(period);
+  const month = m[1] ? bsdate.monthName(Number(m[3])) : t(`ad.month.${Number(m[3])}`);
+  return `${month} ${digits(m[2])}`;
+}
+
 // The label of a column (its catalogue entry), or its name.
 export function label(col) {
   return col ? t(`col.${col}`) : t("err.row");

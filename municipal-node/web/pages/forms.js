@@ -7,7 +7,7 @@ import { h, replace, newId } from "/common/dom.js";
 import { t, asciiDigits, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
-import { errorSummary, fieldError, label, value as enumLabel } from "./common.js";
+import { errorSummary, fieldError, label, periodName, value as enumLabel } from "./common.js";
 
 // The order and grouping of each kind's columns on screen (the node's order is the CSV's).
 const LAYOUT = {
@@ -43,6 +43,15 @@ export function keepDraft(quiet) {
   return 1;
 }
 
+// A form typed in, or a save not yet answered, is not left by a reload or a closed tab
+// without the browser asking first (the clerk's attack: a reload during a save gave an empty
+// form, and nothing said whether the person was registered). Nothing is stored for it.
+window.addEventListener("beforeunload", (e) => {
+  if (!live || !live.form.isConnected || !live.unsaved()) return;
+  e.preventDefault();
+  e.returnValue = "";
+});
+
 function takeDraft(key, clerk) {
   const d = kept;
   kept = null;
@@ -55,7 +64,8 @@ function takeDraft(key, clerk) {
 // a closed month is legitimate, and the reviewer sees the month as changed.
 const DATED = { persons: "registered_on", services: "date", enterprises: "date" };
 
-async function monthsClosed() {
+// The months closed, approved, or approved and changed since: period -> state.
+export async function monthsClosed() {
   const r = await api.get("/v1/months");
   const out = new Map();
   if (r.status === 200) {
@@ -74,10 +84,27 @@ function periodOf(text) {
   return `${bsdate.calendar() === "BS" ? "BS" : ""}${y}-${String(m).padStart(2, "0")}`;
 }
 
+// What two records of one person share, whatever the typing: a citizenship number's letters
+// and digits; a phone's digits without Nepal's 977; a name in lower case, in one Unicode form
+// (a nukta typed apart or precomposed), without dots, zero-width joiners or extra spaces.
+function citizenshipKey(x) {
+  return asciiDigits(String(x || "")).replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+}
+function phoneKey(x) {
+  const d = asciiDigits(String(x || "")).replace(/[^0-9]/g, "");
+  return d.length > 10 && d.startsWith("977") ? d.slice(3) : d;
+}
+function nameKey(x) {
+  return String(x || "").normalize("NFC").toLowerCase().replace(/[.\u200c\u200d]/g, "")
+    .replace(/\s+/g, " ").trim();
+}
+
 function hintFor(col) {
-  if (col.type === "date") return t("hint.date", { calendar: t(`calendar.${bsdate.calendar()}`) });
+  const calendar = t(`calendar.${bsdate.calendar()}`);
+  if (col.type === "date") return t("hint.date", { calendar });
+  // The calendar by its name (a clerk's attack: "in the node's calendar" said nothing).
   const key = `hint.${col.name}`;
-  const s = t(key);
+  const s = t(key, { calendar });
   if (s !== key) return s;
   if (col.type === "int" && col.min !== undefined) {
     // Grouped as Nepal writes numbers: "0 to 1,00,00,00,00,000" was a row of 12 digits.
@@ -182,39 +209,54 @@ export async function rowForm(o) {
     if (period && !closed) closed = monthsClosed();
     const state = period ? (await closed).get(period) : null;
     f.warn.hidden = !state;
-    replace(f.warn, state ? t(`form.month_${state}`, { month: bsdate.calendar() === "BS"
-      ? `${bsdate.monthName(Number(period.slice(7)))} ${digits(period.slice(2, 6))}`
-      : digits(period) }) : []);
+    replace(f.warn, state ? t(`form.month_${state}`, { month: periodName(period) }) : []);
   };
   let sayAge = () => {};
   let sayBefore = () => {};
   let beforeTimer = null;
-  // A person already registered with the citizenship number typed is said beside it, with a
-  // link (the pages' attack: the same citizenship number and phone were registered twice,
-  // and counted twice upstream). Not refused: two records may have a reason.
-  let dupSeq = 0;
-  let dupTimer = null;
-  const sayDuplicate = async () => {
-    const f = fields.citizenship_no;
+  // A person already registered with the citizenship number typed, or with the name and
+  // phone number typed, is said beside the number, with a link (the pages' attacks: the same
+  // citizenship number and phone were registered twice, and counted twice upstream; then the
+  // same name and phone, without a citizenship number). Not refused: two records may have a
+  // reason, and a family shares a phone (so the phone alone says nothing).
+  const dupSeq = {};
+  const dupTimer = {};
+  const sayDuplicate = async (name) => {
+    const f = fields[name];
     if (o.kind !== "persons" || !f) return;
-    const mine = ++dupSeq;
-    const typed = f.input.value.trim();
-    const norm = (x) => asciiDigits(String(x || "")).replace(/[^0-9A-Za-z]/g, "").toUpperCase();
-    let same = [];
-    if (norm(typed).length >= 4) {
-      // The node compares a number by its digits alone; the exact ones are kept from the
-      // persons it gives (up to 50: a review found the person past the first 5).
-      const r = await api.get(`/v1/persons?q=${encodeURIComponent(typed)}&limit=50`);
-      if (mine !== dupSeq) return;
-      if (r.status === 200) {
-        same = r.body.persons.filter((p) => p.local_id !== o.localId &&
-                                           norm(p.citizenship_no) === norm(typed));
+    const mine = (dupSeq[name] = (dupSeq[name] || 0) + 1);
+    let q = null;
+    let same = () => false;
+    if (name === "citizenship_no") {
+      const typed = f.input.value.trim();
+      if (citizenshipKey(typed).length >= 4) {
+        q = typed;
+        same = (p) => citizenshipKey(p.citizenship_no) === citizenshipKey(typed);
+      }
+    } else {
+      const phone = phoneKey(f.input.value);
+      const who = fields.full_name ? nameKey(fields.full_name.input.value) : "";
+      if (phone.length >= 7 && who) {
+        q = phone;
+        same = (p) => phoneKey(p.phone) === phone && nameKey(p.full_name) === who;
       }
     }
-    f.warn.hidden = same.length === 0;
-    replace(f.warn, same.length ? [t("form.duplicate_citizenship"), " ",
-      same.map((p, i) => [i ? ", " : "", h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
+    let found = [];
+    if (q) {
+      // The node compares a number by its digits alone; the exact ones are kept from the
+      // persons it gives (up to 50: a review found the person past the first 5).
+      const r = await api.get(`/v1/persons?q=${encodeURIComponent(q)}&limit=50`);
+      if (mine !== dupSeq[name]) return;
+      if (r.status === 200) found = r.body.persons.filter((p) => p.local_id !== o.localId && same(p));
+    }
+    f.warn.hidden = found.length === 0;
+    replace(f.warn, found.length ? [t(`form.duplicate_${name}`), " ",
+      found.map((p, i) => [i ? ", " : "", h("a", { href: `/people/${seg(p.local_id)}`, "data-nav": "" },
         p.full_name || p.local_id)])] : []);
+  };
+  const laterDuplicate = (name) => {
+    clearTimeout(dupTimer[name]);
+    dupTimer[name] = setTimeout(() => sayDuplicate(name), 300);
   };
   const changed = (name) => () => {
     touched.add(name);
@@ -228,10 +270,8 @@ export async function rowForm(o) {
       clearTimeout(beforeTimer);
       beforeTimer = setTimeout(sayBefore, 400);
     }
-    if (name === "citizenship_no") {
-      clearTimeout(dupTimer);
-      dupTimer = setTimeout(sayDuplicate, 300);
-    }
+    if (name === "citizenship_no") laterDuplicate("citizenship_no");
+    if (name === "phone" || name === "full_name") laterDuplicate("phone");
   };
 
   const groups = LAYOUT[o.kind].map(([legend, names]) => {
@@ -303,6 +343,7 @@ export async function rowForm(o) {
   // The last save's refusal ({status, body}) in the summary above the form, each error a link
   // to its field; kept to be said again, in the clerk's language, when the form is redrawn.
   let refusal = null;
+  let pending = false; // a save sent, not yet answered
   const sayRefusal = (r, focus) => {
     refusal = { status: r.status, body: r.body };
     let items;
@@ -326,6 +367,7 @@ export async function rowForm(o) {
     clearTimeout(timer);
     seq++;
     button.disabled = true;
+    pending = true;
     const body = values();
     if (!o.localId && !o.save && byName.local_id && !body.local_id) body.local_id = localIdFor();
     const r = o.save ? await o.save(body)
@@ -334,21 +376,27 @@ export async function rowForm(o) {
       : o.localId ? await api.put(`/v1/${o.kind}/${seg(o.localId)}`, body,
         o.row && o.row._version ? { "If-Match": `"${o.row._version}"` } : undefined)
       : await api.post(`/v1/${o.kind}`, body);
+    pending = false;
     button.disabled = false;
     if (r.status === 200 || r.status === 201) {
+      touched.clear(); // saved: nothing to ask about on leaving
       o.onSaved(r.body, body);
       return;
     }
     sayRefusal(r, true);
   });
   live = { key, clerk: o.ctx.session.clerk, values, form,
-           state: () => ({ touched: [...touched], submitted, refusal }) };
+           state: () => ({ touched: [...touched], submitted, refusal }),
+           unsaved: () => pending || touched.size > 0 };
   warnClosed();
   // A form drawn again (the other language, or given back after signing in) says again the
   // errors, the summary and the warnings it said (a review: they went until the next save).
   if (draft && draft.refusal) sayRefusal(draft.refusal, false);
   if (draft && (touched.size || submitted)) check();
-  if (draft) sayDuplicate();
+  if (draft) {
+    sayDuplicate("citizenship_no");
+    sayDuplicate("phone");
+  }
   // The age a birth year gives at registration, beside it (the pages' attack: 1990, a
   // Gregorian year typed on a BS node, made a person of 93 without a word); a year before
   // BS 2000 on a BS node is said to look Gregorian, with its BS years.

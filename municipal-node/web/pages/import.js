@@ -1,12 +1,17 @@
 // Import: a CSV file of any kind uploaded to the node, imported by the same code as
 // `municipal-node import` while a progress bar follows it, then the refused rows by line,
-// field and reason (downloadable as CSV); the good rows are kept.
+// field and reason (downloadable as CSV); the good rows are kept. The imports the node
+// remembers are listed below the form, each one's results at /import/<id> (the pages' attack:
+// they were gone once the clerk left the page), and an import that changed months already
+// closed says which (it said nothing, where the form warns before one such save).
 import { h, replace } from "/common/dom.js";
 import { t, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
+import * as bsdate from "/common/bsdate.js";
 import { downloadCsv } from "/common/csv.js";
-import { heading, notice, table, errorSummary, fieldError, label, value as enumLabel }
-  from "./common.js";
+import { heading, notice, table, errorSummary, fieldError, label, periodName,
+         value as enumLabel } from "./common.js";
+import { monthsClosed } from "./forms.js";
 
 const KINDS = ["persons", "services", "enterprises", "availability"];
 
@@ -20,7 +25,25 @@ function problem(e, cols) {
     `${v} (${enumLabel(col.name, v)})`).join(", ") })];
 }
 
-function results(job, cols) {
+// The months of the rows stored that were closed, approved, or approved and changed since
+// (closed: period -> state, as monthsClosed gives them).
+function closedMonths(job, closed) {
+  const hit = (job.months || []).filter((m) => closed.has(m.period));
+  if (!hit.length) return null;
+  return h("div", { class: "warning", id: "import-closed" },
+    h("p", {}, t("import.closed_intro")),
+    h("ul", {}, hit.map((m) => h("li", {}, t(`import.closed_${closed.get(m.period)}`, {
+      month: periodName(m.period),
+      rows: t(m.rows === 1 ? "import.n_rows_one" : "import.n_rows", { n: num(m.rows) }) })))),
+    h("p", {}, h("a", { href: "/months", "data-nav": "" }, t("import.closed_see"))));
+}
+
+// When an import started, as the clerk reads it: Nepal's day and time.
+function started(ms) {
+  return `${bsdate.long(bsdate.nepalDay(ms))} ${digits(bsdate.nepalTime(ms))}`;
+}
+
+function results(job, cols, closed) {
   const facts = [["import.rows", job.rows], ["import.inserted", job.inserted],
                  ["import.updated", job.updated], ["import.unchanged", job.unchanged],
                  ["import.refused", job.refused]];
@@ -30,8 +53,11 @@ function results(job, cols) {
   return [
     h("h2", { id: "import-result", tabindex: "-1" }, job.state === "done"
       ? t("import.done", { name: job.name }) : t("import.failed", { name: job.name })),
+    h("p", { class: "muted" }, t("import.by", { clerk: job.clerk, when: started(job.started),
+                                                 kind: t(`kind.${job.kind}`) })),
     h("dl", { class: "summary-list" }, facts.map(([k, v]) => [h("dt", {}, t(k)),
                                                               h("dd", {}, num(v))])),
+    closedMonths(job, closed),
     // What the node said of the whole file is in English (its words for every client): said
     // first in the page's language.
     job.messages.length ? h("div", { class: "danger" }, h("p", {}, t("import.file_problem")),
@@ -49,8 +75,24 @@ function results(job, cols) {
   ];
 }
 
+// The imports the node remembers, newest first, each linked to its results.
+function recent(list) {
+  if (!list.length) return null;
+  return [h("h2", { id: "recent" }, t("import.recent")),
+    h("p", { class: "muted" }, t("import.recent_kept")),
+    table(t("import.recent"), [t("import.col_file"), t("import.col_kind"),
+      t("import.col_by"), t("import.col_started"), t("import.col_state"),
+      { text: t("import.rows"), num: true }, { text: t("import.refused"), num: true }],
+    list.map((j) => h("tr", {},
+      h("td", {}, h("a", { href: `/import/${seg(j.id)}`, "data-nav": "" }, j.name)),
+      h("td", {}, t(`kind.${j.kind}`)), h("td", {}, j.clerk), h("td", {}, started(j.started)),
+      h("td", {}, t(`import.state.${j.state}`)), h("td", { class: "num" }, num(j.rows)),
+      h("td", { class: "num" }, num(j.refused)))), { stack: true, hideCaption: true })];
+}
+
 export async function render(ctx, msg) {
   const out = h("div", { id: "import-out" });
+  const recentBox = h("div", { id: "import-recent" });
   const kind = h("select", { id: "kind", name: "kind", "aria-describedby": "kind-hint" },
     KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`))));
   const file = h("input", { id: "file", name: "file", type: "file", accept: ".csv,text/csv",
@@ -62,29 +104,34 @@ export async function render(ctx, msg) {
     h("div", { class: "form-group" }, h("label", { for: "file" }, t("import.file")),
       h("span", { class: "hint", id: "file-hint" }, t("import.file_hint")), file),
     button);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const f = file.files[0];
-    if (!f) {
-      replace(out, errorSummary([{ text: t("import.no_file"), href: "#file" }]));
-      out.firstChild.focus();
-      return;
-    }
+
+  const showRecent = async () => {
+    const r = await api.get("/v1/imports");
+    replace(recentBox, r.status === 200 ? recent(r.body.imports) : null);
+    return r.status === 200 ? r.body.imports : [];
+  };
+  // The results of an import that has ended (focus: the heading takes the focus; closed:
+  // the months' states the import met, read before it ended, else now).
+  const showResults = async (job, bar, focus, closed) => {
+    const cols = (await ctx.schema()).kinds[job.kind];
+    closed = await (closed || monthsClosed());
+    // A file not imported to the end says so, not "importing: 0%" above it.
+    replace(out, job.state === "done" && bar ? [h("div", { role: "status" }, t(job.rows === 1 ? "import.progress_one" : "import.progress", {
+      name: job.name, pct: digits(100), rows: num(job.rows) })), bar] : null,
+    results(job, cols, closed));
+    if (focus) out.querySelector("#import-result").focus();
+  };
+  // Follows a running import to its end, then shows its results and keeps them at its own
+  // address (a reload, or the clerk coming back, finds them).
+  const follow = async (id, name, closed) => {
     button.disabled = true;
+    // The months as the import found them: an approved month is "changed" once the hub has
+    // seen the import's rows, which can be before the page asks.
+    closed = closed || monthsClosed();
     const bar = h("progress", { id: "progress", max: "100", value: "0",
                                 "aria-labelledby": "progress-label" });
-    const barLabel = h("p", { id: "progress-label" }, t("import.uploading", { name: f.name }));
+    const barLabel = h("p", { id: "progress-label" }, t("import.uploading", { name }));
     replace(out, h("div", { role: "status", "aria-live": "polite" }, barLabel), bar);
-    const r = await api.post(`/v1/imports/${kind.value}?name=${encodeURIComponent(f.name)}`, f,
-                             { "Content-Type": "text/csv" });
-    if (r.status !== 202) {
-      button.disabled = false;
-      replace(out, errorSummary([{ text: r.status === 409 ? t("import.busy")
-        : r.status === 413 ? t("import.too_big") : (r.body && r.body.error) || t("error.save") }]));
-      out.firstChild.focus();
-      return;
-    }
-    const id = r.body.id;
     for (;;) {
       const s = await api.get(`/v1/imports/${seg(id)}`);
       if (s.status !== 200) {
@@ -94,21 +141,44 @@ export async function render(ctx, msg) {
       const job = s.body;
       const pct = job.total_bytes ? Math.floor((100 * job.done_bytes) / job.total_bytes) : 100;
       bar.value = pct;
-      barLabel.textContent = t("import.progress", { name: job.name, pct: digits(pct),
+      barLabel.textContent = t(job.rows === 1 ? "import.progress_one" : "import.progress", { name: job.name, pct: digits(pct),
                                                     rows: num(job.rows) });
       if (job.state !== "running") {
         bar.value = job.state === "done" ? 100 : bar.value;
-        // A file not imported to the end says so, not "importing: 0%" above it.
-        const cols = (await ctx.schema()).kinds[kind.value];
-        replace(out, job.state === "done" ? [h("div", { role: "status" }, t("import.progress", {
-          name: job.name, pct: digits(100), rows: num(job.rows) })), bar] : null,
-        results(job, cols));
-        out.querySelector("#import-result").focus();
+        if (location.pathname.startsWith("/import")) {
+          history.replaceState({}, "", `/import/${seg(id)}`);
+        }
+        await showResults(job, bar, true, closed);
         break;
       }
       await new Promise((ok) => setTimeout(ok, 250));
     }
     button.disabled = false;
+    showRecent();
+  };
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = file.files[0];
+    if (!f) {
+      replace(out, errorSummary([{ text: t("import.no_file"), href: "#file" }]));
+      out.firstChild.focus();
+      return;
+    }
+    button.disabled = true;
+    replace(out, h("div", { role: "status", "aria-live": "polite" },
+      h("p", {}, t("import.uploading", { name: f.name }))));
+    const closed = monthsClosed();
+    const r = await api.post(`/v1/imports/${kind.value}?name=${encodeURIComponent(f.name)}`, f,
+                             { "Content-Type": "text/csv" });
+    if (r.status !== 202) {
+      button.disabled = false;
+      replace(out, errorSummary([{ text: r.status === 409 ? t("import.busy")
+        : r.status === 413 ? t("import.too_big") : (r.body && r.body.error) || t("error.save") }]));
+      out.firstChild.focus();
+      return;
+    }
+    await follow(r.body.id, f.name, closed);
   });
   // An empty file with the kind's columns, to fill in a spreadsheet (the columns were
   // described nowhere a clerk reads).
@@ -119,5 +189,24 @@ export async function render(ctx, msg) {
     } }, t("import.template"));
   replace(ctx.main, heading(ctx, t("import.title")), notice(msg),
     h("p", { class: "lead" }, t("import.intro")),
-    h("p", {}, t("import.template_intro"), " ", template), form, out);
+    h("p", {}, t("import.template_intro"), " ", template), form, out, recentBox);
+
+  const list = await showRecent();
+  const id = ctx.path.startsWith("/import/") ? ctx.path.slice("/import/".length) : null;
+  const running = list.find((j) => j.state === "running");
+  if (id) {
+    // One import's results, as the list links them.
+    const s = await api.get(`/v1/imports/${seg(id)}`);
+    if (s.status !== 200) {
+      replace(out, h("div", { class: "warning", role: "alert", id: "import-gone" },
+        t("import.gone")));
+    } else if (s.body.state === "running") {
+      follow(id, s.body.name);
+    } else {
+      await showResults(s.body, null, false);
+    }
+  } else if (running) {
+    // An import started before (here or by another clerk) is followed again.
+    follow(running.id, running.name);
+  }
 }

@@ -59,7 +59,8 @@ async function search(ctx, msg) {
       h("p", {}, text ? t("people.found", { n: digits(r.body.persons.length) + (r.body.more ? "+" : "") })
                       : t("people.recent")),
       rows.length ? table(t("people.results"), [t("col.full_name"), t("col.local_id"),
-        t("col.phone"), t("col.citizenship_no"), t("col.registered_on")], rows, { hideCaption: true })
+        t("col.phone"), t("col.citizenship_no"), t("col.registered_on")], rows,
+      { hideCaption: true, stack: true })
         : h("p", {}, t("people.none")));
   };
   let timer = null;
@@ -134,6 +135,8 @@ function cannotDelete(name, services, enterprises) {
 function rowsTable(ctx, person, kind, rows, cols) {
   if (!rows.length) return h("p", { class: "muted" }, t(`person.no_${kind}`));
   const param = kind === "services" ? "service" : "enterprise";
+  // On a phone each row a block, its links on the screen (the clerk's attack: "Correct" and
+  // "Delete" were reachable only by scrolling the table sideways).
   return table(t(`person.${kind}`), [...cols.map((c) => t(`col.${c}`)), t("person.actions")],
     rows.map((r) => h("tr", {},
       cols.map((c) => h("td", { class: c === "amount_npr" || c === "employees" ? "num" : null },
@@ -153,7 +156,7 @@ function rowsTable(ctx, person, kind, rows, cols) {
               : { text: t("error.save"), warning: true });
             ctx.navigate(personHref(person), true);
           }) }, t("person.delete"), h("span", { class: "visually-hidden" }, ` ${r.local_id}`))))),
-    { hideCaption: true });
+    { hideCaption: true, stack: true });
 }
 
 async function personPage(ctx, id, msg) {

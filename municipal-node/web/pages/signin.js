@@ -14,9 +14,16 @@ function field(id, labelText, hint, input) {
     input);
 }
 
+// The last refusal, and the name typed, said again when the page is drawn again in the
+// other language (the clerk's attack: switching language cleared the error). Until a
+// sign-in succeeds; never the token or the password.
+let last = null; // the refusal: {status, body}
+let typed = ""; // the name in the name field
+
 export async function render(ctx, message) {
   const status = h("div", { "aria-live": "polite" });
-  const failed = (r) => {
+  const failed = (r, focus) => {
+    last = { status: r.status, body: r.body };
     let text;
     if (r.status === 429) {
       text = t("signin.limited", { seconds: digits(r.body && r.body.retry_after || "") });
@@ -26,15 +33,20 @@ export async function render(ctx, message) {
       text = t("signin.error");
     }
     replace(status, errorSummary([{ text }]));
-    status.querySelector(".error-summary").focus();
+    if (focus) status.querySelector(".error-summary").focus();
   };
   const submit = async (e, body, button) => {
     e.preventDefault();
     button.disabled = true;
     const r = await api.post("/v1/session", body);
     button.disabled = false;
-    if (r.status === 200) ctx.onSignedIn(r.body);
-    else failed(r);
+    if (r.status === 200) {
+      last = null;
+      typed = "";
+      ctx.onSignedIn(r.body);
+    } else {
+      failed(r, true);
+    }
   };
 
   const token = h("input", { id: "signin-token", name: "token", type: "password",
@@ -48,7 +60,8 @@ export async function render(ctx, message) {
     tokenButton);
 
   const clerk = h("input", { id: "signin-clerk", name: "clerk", type: "text",
-                             autocomplete: "username", spellcheck: "false" });
+                             autocomplete: "username", spellcheck: "false", value: typed,
+                             oninput: () => { typed = clerk.value; } });
   const password = h("input", { id: "signin-password", name: "password", type: "password",
                                 autocomplete: "current-password" });
   const pwButton = h("button", { type: "submit", class: "button", id: "signin-password-submit" },
@@ -76,4 +89,5 @@ export async function render(ctx, message) {
       h("div", { class: "panel" }, tokenForm),
       h("div", { class: "panel" }, pwForm)));
   if (why) why.focus();
+  if (last && !why) failed(last, true);
 }
