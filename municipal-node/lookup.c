@@ -6,6 +6,7 @@
 
 #include "localrow.h"
 #include "log.h"
+#include "personkey.h"
 #include "sbuf.h"
 #include "store.h"
 
@@ -14,48 +15,10 @@
  * 100 words. */
 #define LOOKUP_WORD_LEN  512
 #define LOOKUP_WORDS_MAX 100
-/* The name as its words are compared: without dots ("K.C." is found by "KC", as the surname
- * is written both ways) and without the zero-width joiner and non-joiner some Nepali keyboards
- * put inside a conjunct ("श्‍याम" is found by "श्याम"). */
-#define LOOKUP_NAME                                                                                \
-    "replace(replace(replace(local_field(fields, ?2), '.', ''), char(8205), ''), char(8204), '')"
-
-/* The Devanagari letters with a nukta that are also one code point (ड़ as U+095C or as ड
- * U+0921 then the nukta U+093C; keyboards type either): compared as the letter and the nukta
- * (the clerk's attack: "पहाड़ी" typed one way did not find it typed the other). */
-static const struct {
-    unsigned composed, base;
-} lookup__nukta[] = {{0x0929, 0x0928}, {0x0931, 0x0930}, {0x0934, 0x0933}, {0x0958, 0x0915},
-                     {0x0959, 0x0916}, {0x095A, 0x0917}, {0x095B, 0x091C}, {0x095C, 0x0921},
-                     {0x095D, 0x0922}, {0x095E, 0x092B}, {0x095F, 0x092F}};
-#define LOOKUP_NUKTA   0x093C
-#define LOOKUP_N_NUKTA (sizeof(lookup__nukta) / sizeof(lookup__nukta[0]))
-
-/* Appends the SQL of the name as compared: LOOKUP_NAME with each letter of lookup__nukta
- * written as its letter and the nukta. */
-static void lookup__name_sql(sbuf *b)
-{
-    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
-        sbuf_puts(b, "replace(");
-    sbuf_puts(b, LOOKUP_NAME);
-    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
-        sbuf_printf(b, ", char(%u), char(%u, %u))", lookup__nukta[i].composed,
-                    lookup__nukta[i].base, LOOKUP_NUKTA);
-}
-
-/* The base letter of the composed letter with a nukta whose UTF-8 is at p (3 bytes at
- * least), or 0. */
-static unsigned lookup__nukta_base(const unsigned char *p)
-{
-    if (p[0] != 0xE0 || (p[1] != 0xA4 && p[1] != 0xA5) || (p[2] & 0xC0) != 0x80)
-        return 0;
-    unsigned cp = 0x0900 | (((unsigned)p[1] & 0x03) << 6) | (p[2] & 0x3F);
-    for (size_t i = 0; i < LOOKUP_N_NUKTA; i++)
-        if (lookup__nukta[i].composed == cp)
-            return lookup__nukta[i].base;
-    return 0;
-}
-
+/* A name is compared by its key (personkey.h: without dots, zero-width joiners or case, a
+ * nukta either way), each query word's key against the stored name's, computed once a row
+ * (the CTE is materialized: as a plain subquery SQLite would compute it again for each
+ * word's LIKE). */
 /* Adds the row's columns to o; 0 or REINT_ENOMEM. The values were checked as UTF-8 at
  * intake. */
 static int lookup__columns(json_t *o, int kind, const uint8_t *row, size_t len)
@@ -162,33 +125,9 @@ static size_t lookup__words(const char *q, char (*words)[LOOKUP_WORD_LEN], size_
     static const char seps[] = " \t,";
     size_t k = 0;
     for (const char *p = q + strspn(q, seps); *p && k < n; p += strspn(p, seps)) {
-        size_t len = strcspn(p, seps), w = 0;
+        size_t len = strcspn(p, seps);
         char word[LOOKUP_WORD_LEN];
-        /* As the name is compared: without dots and zero-width joiners (LOOKUP_NAME). */
-        for (size_t i = 0; i < len && w + 1 < sizeof(word); i++) {
-            if (p[i] == '.')
-                continue;
-            if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x80 &&
-                ((unsigned char)p[i + 2] == 0x8C || (unsigned char)p[i + 2] == 0x8D)) {
-                i += 2;
-                continue;
-            }
-            unsigned base = i + 2 < len ? lookup__nukta_base((const unsigned char *)p + i) : 0;
-            if (base) {
-                /* The letter and the nukta, as the name is compared (lookup__name_sql). */
-                if (w + 6 >= sizeof(word))
-                    break;
-                word[w++] = (char)0xE0;
-                word[w++] = (char)(0xA4 | (base >> 6 & 0x01));
-                word[w++] = (char)(0x80 | (base & 0x3F));
-                word[w++] = (char)0xE0;
-                word[w++] = (char)0xA4;
-                word[w++] = (char)0xBC;
-                i += 2;
-                continue;
-            }
-            word[w++] = p[i];
-        }
+        size_t w = personkey(PERSONKEY_NAME, p, len, word, sizeof(word));
         p += len;
         if (w > 0)
             lookup__pattern(word, w, words[k++], LOOKUP_WORD_LEN, NULL, 0);
@@ -223,16 +162,19 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out)
      * again: "Thapa Sita" found nobody), each word one more LIKE (?7, ?8, ...). A
      * municipality's persons are a few thousand: a scan is quick. */
     sbuf b;
-    sbuf_init(&b, 1024 + LOOKUP_WORDS_MAX * 1024); /* a word's LIKE: about 600 bytes */
-    sbuf_puts(&b, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND"
-                  " live = 1 AND (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'");
+    sbuf_init(&b, 1024 + LOOKUP_WORDS_MAX * 64);
+    if (nwords)
+        sbuf_puts(&b, "WITH p AS MATERIALIZED (SELECT local_id, fields, updated_ms, clerk,"
+                      " version, person_key(1, local_field(fields, ?2)) AS nk FROM records WHERE"
+                      " kind = 1 AND live = 1) SELECT fields, updated_ms, clerk, version FROM p"
+                      " WHERE (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'");
+    else /* no name to compare (?2 unused) */
+        sbuf_puts(&b, "SELECT fields, updated_ms, clerk, version FROM records WHERE kind = 1 AND"
+                      " live = 1 AND (?1 = '%%' OR local_id LIKE ?1 ESCAPE '\\'");
     if (nwords) {
         sbuf_puts(&b, " OR (1");
-        for (size_t i = 0; i < nwords; i++) {
-            sbuf_puts(&b, " AND ");
-            lookup__name_sql(&b);
-            sbuf_printf(&b, " LIKE ?%zu ESCAPE '\\'", 7 + i);
-        }
+        for (size_t i = 0; i < nwords; i++)
+            sbuf_printf(&b, " AND nk LIKE ?%zu ESCAPE '\\'", 7 + i);
         sbuf_puts(&b, ")");
     }
     sbuf_puts(&b,
@@ -347,45 +289,53 @@ int lookup_duplicates(intake *in, const char *local_id, json_t **out)
 {
     sqlite3 *db = outbox_db(intake_outbox(in));
     *out = NULL;
-    /* Each live person's citizenship number (its letters and digits, upper case), phone (its
-     * digits, without Nepal's 977) and name (as a search compares it, lower case, blanks
-     * around it dropped and runs of up to four spaces as one), then the others that share the
-     * number or both the name and the phone with local_id's. A municipality's persons are a few
-     * thousand: a scan. */
-    sbuf b;
-    sbuf_init(&b, 8192);
-    sbuf_puts(&b, "WITH p AS (SELECT local_id, upper(replace(replace(replace(replace("
-                  "local_field(fields, ?4), ' ', ''), '-', ''), '/', ''), '.', '')) AS cz,"
-                  " replace(replace(replace(replace(replace(replace(local_field(fields, ?3),"
-                  " ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '/', '') AS d, "
-                  "lower(trim(replace(replace(");
-    lookup__name_sql(&b);
-    sbuf_puts(&b, ", '  ', ' '), '  ', ' '))) AS nm FROM records WHERE kind = 1 AND live = 1),"
-                  " q AS (SELECT local_id, cz, nm, CASE WHEN length(d) > 10 AND substr(d, 1, 3) ="
-                  " '977' THEN substr(d, 4) ELSE d END AS ph FROM p)"
-                  " SELECT o.local_id, length(n.cz) >= 4 AND o.cz = n.cz FROM q n JOIN q o ON"
-                  " o.local_id <> n.local_id WHERE n.local_id = ?1 AND ((length(n.cz) >= 4 AND"
-                  " o.cz = n.cz) OR (length(n.ph) >= 7 AND n.nm <> '' AND o.ph = n.ph AND"
-                  " o.nm = n.nm)) ORDER BY o.local_id LIMIT 20");
-    sqlite3_stmt *st = b.failed ? NULL : store_prepare(db, b.p);
-    sbuf_free(&b);
-    if (st == NULL)
-        return REINT_EDB;
+    /* The keys of local_id's number, phone and name (personkey.h), then one scan of the
+     * others: a number kept only from 4 characters, a phone from 7 digits, and a name
+     * compared only where the phone is the same. A municipality's persons are a few
+     * thousand. */
+    sqlite3_stmt *mine = store_prepare(
+        db, "SELECT person_key(3, local_field(fields, ?2)), person_key(2, local_field(fields, ?3)),"
+            " person_key(1, local_field(fields, ?4)) FROM records WHERE kind = 1 AND live = 1"
+            " AND local_id = ?1");
+    sqlite3_stmt *st = store_prepare(
+        db, "SELECT local_id, ?5 <> '' AND person_key(3, local_field(fields, ?2)) = ?5 FROM records"
+            " WHERE kind = 1 AND live = 1 AND local_id <> ?1 AND ((?5 <> '' AND person_key(3,"
+            " local_field(fields, ?2)) = ?5) OR (?6 <> '' AND ?7 <> '' AND person_key(2,"
+            " local_field(fields, ?3)) = ?6 AND person_key(1, local_field(fields, ?4)) = ?7))"
+            " ORDER BY local_id LIMIT 20");
     json_t *arr = json_array();
-    int rc = arr ? 0 : REINT_ENOMEM, step;
-    if (rc == 0 && (sqlite3_bind_text(st, 1, local_id, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_int(st, 2, FIELD_PERSON_FULL_NAME) != SQLITE_OK ||
-                    sqlite3_bind_int(st, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
-                    sqlite3_bind_int(st, 4, FIELD_PERSON_CITIZENSHIP) != SQLITE_OK))
-        rc = REINT_EDB;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = json_pack("{s:s,s:s}", "local_id", (const char *)sqlite3_column_text(st, 0),
-                              "same", sqlite3_column_int(st, 1) ? "citizenship_no" : "name_phone");
-        if (o == NULL || json_array_append_new(arr, o) != 0)
-            rc = REINT_ENOMEM;
+    int rc = mine && st ? (arr ? 0 : REINT_ENOMEM) : REINT_EDB, step = SQLITE_DONE;
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        sqlite3_stmt *x = i ? st : mine;
+        if (sqlite3_bind_text(x, 1, local_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int(x, 2, FIELD_PERSON_CITIZENSHIP) != SQLITE_OK ||
+            sqlite3_bind_int(x, 3, FIELD_PERSON_PHONE) != SQLITE_OK ||
+            sqlite3_bind_int(x, 4, FIELD_PERSON_FULL_NAME) != SQLITE_OK)
+            rc = REINT_EDB;
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = REINT_EDB;
+    if (rc == 0 && (step = sqlite3_step(mine)) == SQLITE_ROW) {
+        const char *cz = (const char *)sqlite3_column_text(mine, 0);
+        const char *ph = (const char *)sqlite3_column_text(mine, 1);
+        const char *nm = (const char *)sqlite3_column_text(mine, 2);
+        if (sqlite3_bind_text(st, 5, cz && strlen(cz) >= 4 ? cz : "", -1, SQLITE_TRANSIENT) !=
+                SQLITE_OK ||
+            sqlite3_bind_text(st, 6, ph && strlen(ph) >= 7 ? ph : "", -1, SQLITE_TRANSIENT) !=
+                SQLITE_OK ||
+            sqlite3_bind_text(st, 7, nm ? nm : "", -1, SQLITE_TRANSIENT) != SQLITE_OK)
+            rc = REINT_EDB;
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *o =
+                json_pack("{s:s,s:s}", "local_id", (const char *)sqlite3_column_text(st, 0), "same",
+                          sqlite3_column_int(st, 1) ? "citizenship_no" : "name_phone");
+            if (o == NULL || json_array_append_new(arr, o) != 0)
+                rc = REINT_ENOMEM;
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = REINT_EDB;
+    } else if (rc == 0 && step != SQLITE_DONE) {
+        rc = REINT_EDB; /* not live (SQLITE_DONE): no likeness */
+    }
+    sqlite3_finalize(mine);
     sqlite3_finalize(st);
     if (rc == 0)
         *out = arr;

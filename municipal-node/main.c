@@ -573,13 +573,14 @@ static int cmd_import(int argc, char **argv)
     import_stats st;
     memset(&st, 0, sizeof(st));
     int rc = import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
+    /* Also after a failure: the rows committed before it are stored, in their months. */
     char closed[4096] = "";
-    if (rc == 0)
-        import_closed_months(outbox_db(ob), intake_calendar_bs(in), &st, closed, sizeof(closed));
+    import_closed_months(outbox_db(ob), intake_calendar_bs(in), &st, closed, sizeof(closed));
     intake_close(in);
     outbox_close(ob);
     if (rc == REINT_EINVAL || rc == REINT_EIO) {
         fprintf(stderr, "municipal-node import: %s: nothing more imported\n", argv[optind]);
+        fputs(closed, stderr); /* a read error after some commits */
         return EXIT_FAIL;
     }
     if (rc != 0) {
@@ -589,6 +590,7 @@ static int cmd_import(int argc, char **argv)
                 "municipal-node import: %s: stopped by a store error after %lld rows; the "
                 "committed ones are kept, and importing the file again completes it\n",
                 argv[optind], st.rows);
+        fputs(closed, stderr);
         return EXIT_FAIL;
     }
     printf("%s: %lld rows: %lld new, %lld changed, %lld unchanged, %lld refused\n", argv[optind],

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "localrow.h"
+#include "personkey.h"
 #include "log.h"
 #include "record.h"
 #include "rid.h"
@@ -325,7 +326,7 @@ int outbox_open(const char *path, outbox **out, char *err, size_t errlen)
     ob->municipality = (uint32_t)v;
     if (walckpt_start(&ob->ckpt, ob->db, path, OUTBOX_CKPT_FRAMES, err, errlen) != 0)
         goto fail;
-    if (localrow_register(ob->db) != 0) {
+    if (localrow_register(ob->db) != 0 || personkey_register(ob->db) != 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
         goto fail;
     }

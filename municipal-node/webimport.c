@@ -15,6 +15,7 @@
 #include "import.h"
 #include "intake.h"
 #include "log.h"
+#include "months.h"
 #include "outbox.h"
 #include "review.h"
 
@@ -44,6 +45,9 @@ typedef struct webimport_job {
     int state;
     long long done_bytes, total_bytes;
     import_stats st;
+    /* The state (MonthState) of each month of st.months when the import ended, read by the
+     * worker; 0 while it runs (the pages say what the import met, not what came after). */
+    int month_state[IMPORT_MONTHS];
     webimport_error *errors;
     size_t n_errors, errors_left_out;
     char messages[WEBIMPORT_MESSAGES_MAX];
@@ -167,6 +171,16 @@ static void webimport__work(uv_work_t *req)
     import_stats st;
     j->rc = import_csv_opts(in, j->kind, j->path, &o, &st);
     webimport__progress(j, j->rc == 0 ? j->total_bytes : j->done_bytes, j->total_bytes, &st);
+    /* The months' states as the import leaves them (an approved month turns "changed" once
+     * the hub has the rows, after the page may ask). */
+    for (int i = 0; i < st.n_months; i++) {
+        int state = 0;
+        if (months_state(outbox_db(ob), w->bs, st.months[i].ym, &state) != 0)
+            state = 0;
+        pthread_mutex_lock(&j->mu);
+        j->month_state[i] = state;
+        pthread_mutex_unlock(&j->mu);
+    }
 out:
     if (msgs)
         fclose(msgs);
@@ -309,8 +323,11 @@ static json_t *webimport__summary(const webimport *w, const webimport_job *j)
         char p[16];
         if (review_period(w->bs, j->st.months[i].ym, p, sizeof(p)) != 0)
             continue; /* a month no calendar names: never stored */
-        if (json_array_append_new(months, json_pack("{s:s,s:I}", "period", p, "rows",
-                                                    (json_int_t)j->st.months[i].rows)) != 0) {
+        int state = j->state == JOB_RUNNING ? 0 : j->month_state[i];
+        if (json_array_append_new(months, json_pack("{s:s,s:I,s:o}", "period", p, "rows",
+                                                    (json_int_t)j->st.months[i].rows, "state",
+                                                    state ? json_string(review_state_name(state))
+                                                          : json_null())) != 0) {
             json_decref(months);
             return NULL;
         }

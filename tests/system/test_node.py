@@ -1074,12 +1074,13 @@ def test_an_import_says_which_closed_months_it_changed_and_the_pages_list_recent
     with open(path, encoding="utf-8") as f:
         text = f.read()
     first, _ = page_import(node, token, text.replace("CM-", "PG-"), name="pages-a.csv")
-    assert first["months"] == [{"period": open_period, "rows": 1},
-                               {"period": closed_period, "rows": 5}], first
+    # Each month with its state when the import ended.
+    assert first["months"] == [{"period": open_period, "rows": 1, "state": "open"},
+                               {"period": closed_period, "rows": 5, "state": "closed"}], first
     second, _ = page_import(node, token, "local_id,category,sex,registered_on\n"
                             "PG-6,RETURNEE,FEMALE,%s\n" % bs.bs_str(closed_day), name="b.csv")
     assert second["updated"] == 1 and second["months"] == [
-        {"period": closed_period, "rows": 1}], second
+        {"period": closed_period, "rows": 1, "state": "closed"}], second
     status, _, body = req(node, "GET", "/v1/imports", token=token)
     assert status == 200, body
     assert [(j["id"], j["name"], j["state"], j["rows"]) for j in body["imports"]] == [
@@ -1107,8 +1108,14 @@ def test_a_person_registered_through_the_api_who_looks_registered_is_said_so(pki
     assert a["duplicates"] == [], a
     b = post(full_name="Someone Else", citizenship_no="27/01/75/4242")
     assert b["duplicates"] == [{"local_id": a["local_id"], "same": "citizenship_no"}], b
+    # In Devanagari digits (a review: they were compared as typed).
+    g = post(full_name="Third", citizenship_no="\u0968\u096d-\u0966\u0967-\u096d\u096b-"
+             "\u096a\u0968\u096a\u0968")
+    assert g["duplicates"] == sorted([{"local_id": a["local_id"], "same": "citizenship_no"},
+                                      {"local_id": b["local_id"], "same": "citizenship_no"}],
+                                     key=lambda x: x["local_id"]), g
     c = post(full_name="Sita K.C. Magar", phone="+977-9841-000111")
-    d = post(full_name="  sita  kc   magar", phone="9841000111")
+    d = post(full_name="  sita  kc   magar", phone="984.100.0111")
     assert d["duplicates"] == [{"local_id": c["local_id"], "same": "name_phone"}], d
     # The phone alone (a family's) or the name alone is no likeness.
     assert post(full_name="Hari Magar", phone="9841000111")["duplicates"] == []

@@ -46,8 +46,10 @@ export function keepDraft(quiet) {
 // A form typed in, or a save not yet answered, is not left by a reload or a closed tab
 // without the browser asking first (the clerk's attack: a reload during a save gave an empty
 // form, and nothing said whether the person was registered). Nothing is stored for it.
+// A draft kept when the session ended, not yet given back, counts too (a review: the page
+// asked nothing, its form gone from the screen).
 window.addEventListener("beforeunload", (e) => {
-  if (!live || !live.form.isConnected || !live.unsaved()) return;
+  if (!kept && (!live || !live.form.isConnected || !live.unsaved())) return;
   e.preventDefault();
   e.returnValue = "";
 });
@@ -65,7 +67,7 @@ function takeDraft(key, clerk) {
 const DATED = { persons: "registered_on", services: "date", enterprises: "date" };
 
 // The months closed, approved, or approved and changed since: period -> state.
-export async function monthsClosed() {
+async function monthsClosed() {
   const r = await api.get("/v1/months");
   const out = new Map();
   if (r.status === 200) {
@@ -379,15 +381,19 @@ export async function rowForm(o) {
     pending = false;
     button.disabled = false;
     if (r.status === 200 || r.status === 201) {
-      touched.clear(); // saved: nothing to ask about on leaving
+      initial = JSON.stringify(values()); // saved: nothing to ask about on leaving
       o.onSaved(r.body, body);
       return;
     }
     sayRefusal(r, true);
   });
+  // What the form held when drawn: a field visited and left as it was is no change (a
+  // review: the page asked before leaving a correction nobody made). A draft given back is
+  // typed work (null).
+  let initial = draft ? null : JSON.stringify(values());
   live = { key, clerk: o.ctx.session.clerk, values, form,
            state: () => ({ touched: [...touched], submitted, refusal }),
-           unsaved: () => pending || touched.size > 0 };
+           unsaved: () => pending || JSON.stringify(values()) !== initial };
   warnClosed();
   // A form drawn again (the other language, or given back after signing in) says again the
   // errors, the summary and the warnings it said (a review: they went until the next save).

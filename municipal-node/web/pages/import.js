@@ -11,7 +11,6 @@ import * as bsdate from "/common/bsdate.js";
 import { downloadCsv } from "/common/csv.js";
 import { heading, notice, table, errorSummary, fieldError, label, periodName,
          value as enumLabel } from "./common.js";
-import { monthsClosed } from "./forms.js";
 
 const KINDS = ["persons", "services", "enterprises", "availability"];
 
@@ -26,24 +25,25 @@ function problem(e, cols) {
 }
 
 // The months of the rows stored that were closed, approved, or approved and changed since
-// (closed: period -> state, as monthsClosed gives them).
-function closedMonths(job, closed) {
-  const hit = (job.months || []).filter((m) => closed.has(m.period));
+// when the import ended (their state then, kept by the node: not what came after).
+const CLOSED = ["closed", "approved", "changed"];
+function closedMonths(job) {
+  const hit = (job.months || []).filter((m) => CLOSED.includes(m.state));
   if (!hit.length) return null;
   return h("div", { class: "warning", id: "import-closed" },
     h("p", {}, t("import.closed_intro")),
-    h("ul", {}, hit.map((m) => h("li", {}, t(`import.closed_${closed.get(m.period)}`, {
+    h("ul", {}, hit.map((m) => h("li", {}, t(`import.closed_${m.state}`, {
       month: periodName(m.period),
       rows: t(m.rows === 1 ? "import.n_rows_one" : "import.n_rows", { n: num(m.rows) }) })))),
     h("p", {}, h("a", { href: "/months", "data-nav": "" }, t("import.closed_see"))));
 }
 
-// When an import started, as the clerk reads it: Nepal's day and time.
+// When an import started, as the clerk reads it: Nepal's time and day.
 function started(ms) {
-  return `${bsdate.long(bsdate.nepalDay(ms))} ${digits(bsdate.nepalTime(ms))}`;
+  return `${digits(bsdate.nepalTime(ms))}, ${bsdate.long(bsdate.nepalDay(ms))}`;
 }
 
-function results(job, cols, closed) {
+function results(job, cols) {
   const facts = [["import.rows", job.rows], ["import.inserted", job.inserted],
                  ["import.updated", job.updated], ["import.unchanged", job.unchanged],
                  ["import.refused", job.refused]];
@@ -53,11 +53,11 @@ function results(job, cols, closed) {
   return [
     h("h2", { id: "import-result", tabindex: "-1" }, job.state === "done"
       ? t("import.done", { name: job.name }) : t("import.failed", { name: job.name })),
-    h("p", { class: "muted" }, t("import.by", { clerk: job.clerk, when: started(job.started),
-                                                 kind: t(`kind.${job.kind}`) })),
+    h("p", { class: "muted" }, t(job.state === "done" ? "import.by" : "import.started_by", {
+      clerk: job.clerk, when: started(job.started), kind: t(`kind.${job.kind}`) })),
     h("dl", { class: "summary-list" }, facts.map(([k, v]) => [h("dt", {}, t(k)),
                                                               h("dd", {}, num(v))])),
-    closedMonths(job, closed),
+    closedMonths(job),
     // What the node said of the whole file is in English (its words for every client): said
     // first in the page's language.
     job.messages.length ? h("div", { class: "danger" }, h("p", {}, t("import.file_problem")),
@@ -110,30 +110,29 @@ export async function render(ctx, msg) {
     replace(recentBox, r.status === 200 ? recent(r.body.imports) : null);
     return r.status === 200 ? r.body.imports : [];
   };
-  // The results of an import that has ended (focus: the heading takes the focus; closed:
-  // the months' states the import met, read before it ended, else now).
-  const showResults = async (job, bar, focus, closed) => {
+  // The results of an import that has ended (focus: the heading takes the focus).
+  const showResults = async (job, bar, focus) => {
     const cols = (await ctx.schema()).kinds[job.kind];
-    closed = await (closed || monthsClosed());
+    if (!out.isConnected) return;
     // A file not imported to the end says so, not "importing: 0%" above it.
-    replace(out, job.state === "done" && bar ? [h("div", { role: "status" }, t(job.rows === 1 ? "import.progress_one" : "import.progress", {
-      name: job.name, pct: digits(100), rows: num(job.rows) })), bar] : null,
-    results(job, cols, closed));
+    replace(out, job.state === "done" && bar ? [h("div", { role: "status" },
+      t(job.rows === 1 ? "import.progress_one" : "import.progress", {
+        name: job.name, pct: digits(100), rows: num(job.rows) })), bar] : null,
+    results(job, cols));
     if (focus) out.querySelector("#import-result").focus();
   };
   // Follows a running import to its end, then shows its results and keeps them at its own
-  // address (a reload, or the clerk coming back, finds them).
-  const follow = async (id, name, closed) => {
+  // address (a reload, or the clerk coming back, finds them). It stops when the page is left
+  // (a review: it went on polling, and took the address of the page shown after it).
+  const follow = async (id, name) => {
     button.disabled = true;
-    // The months as the import found them: an approved month is "changed" once the hub has
-    // seen the import's rows, which can be before the page asks.
-    closed = closed || monthsClosed();
     const bar = h("progress", { id: "progress", max: "100", value: "0",
                                 "aria-labelledby": "progress-label" });
     const barLabel = h("p", { id: "progress-label" }, t("import.uploading", { name }));
     replace(out, h("div", { role: "status", "aria-live": "polite" }, barLabel), bar);
-    for (;;) {
+    while (out.isConnected) {
       const s = await api.get(`/v1/imports/${seg(id)}`);
+      if (!out.isConnected) return;
       if (s.status !== 200) {
         replace(out, errorSummary([{ text: t("error.load") }]));
         break;
@@ -141,20 +140,18 @@ export async function render(ctx, msg) {
       const job = s.body;
       const pct = job.total_bytes ? Math.floor((100 * job.done_bytes) / job.total_bytes) : 100;
       bar.value = pct;
-      barLabel.textContent = t(job.rows === 1 ? "import.progress_one" : "import.progress", { name: job.name, pct: digits(pct),
-                                                    rows: num(job.rows) });
+      barLabel.textContent = t(job.rows === 1 ? "import.progress_one" : "import.progress", {
+        name: job.name, pct: digits(pct), rows: num(job.rows) });
       if (job.state !== "running") {
         bar.value = job.state === "done" ? 100 : bar.value;
-        if (location.pathname.startsWith("/import")) {
-          history.replaceState({}, "", `/import/${seg(id)}`);
-        }
-        await showResults(job, bar, true, closed);
+        history.replaceState({}, "", `/import/${seg(id)}`);
+        await showResults(job, bar, true);
         break;
       }
       await new Promise((ok) => setTimeout(ok, 250));
     }
     button.disabled = false;
-    showRecent();
+    if (out.isConnected) showRecent();
   };
 
   form.addEventListener("submit", async (e) => {
@@ -168,7 +165,6 @@ export async function render(ctx, msg) {
     button.disabled = true;
     replace(out, h("div", { role: "status", "aria-live": "polite" },
       h("p", {}, t("import.uploading", { name: f.name }))));
-    const closed = monthsClosed();
     const r = await api.post(`/v1/imports/${kind.value}?name=${encodeURIComponent(f.name)}`, f,
                              { "Content-Type": "text/csv" });
     if (r.status !== 202) {
@@ -178,7 +174,7 @@ export async function render(ctx, msg) {
       out.firstChild.focus();
       return;
     }
-    await follow(r.body.id, f.name, closed);
+    await follow(r.body.id, f.name);
   });
   // An empty file with the kind's columns, to fill in a spreadsheet (the columns were
   // described nowhere a clerk reads).

@@ -23,7 +23,8 @@ let typed = ""; // the name in the name field
 export async function render(ctx, message) {
   const status = h("div", { "aria-live": "polite" });
   const failed = (r, focus) => {
-    last = { status: r.status, body: r.body };
+    // A wait to try again is not said again later: it would be stale.
+    last = r.status === 429 ? null : { status: r.status, body: r.body };
     let text;
     if (r.status === 429) {
       text = t("signin.limited", { seconds: digits(r.body && r.body.retry_after || "") });
