@@ -228,6 +228,12 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "Mangsir 2083 has 29 days: its last day is 2083-08-29" in error_of(
         site, "registered_on"), what="the month's length")
+    # A date before the node's earliest names the calendar (a clerk's attack: "in the node's
+    # calendar" said nothing).
+    fill(site, "f-registered_on", "2050-01-01")
+    d.find_element(By.ID, "f-full_name").click()
+    wait(d, lambda: "is the year right, and in Bikram Sambat?" in error_of(
+        site, "registered_on"), what="the earliest date's error")
     set_language(site, "ne")
     wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
     assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name

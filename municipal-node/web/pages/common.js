@@ -38,7 +38,7 @@ export function fieldError(e) {
     return t(key, { month, days: digits(days), last: digits(`${y}-${m}-${days}`),
                     field: label(e.field) });
   }
-  return t(key, { arg, field: label(e.field) });
+  return t(key, { arg, field: label(e.field), calendar: t(`calendar.${bsdate.calendar()}`) });
 }
 
 // A period as /v1/months names it ("BS2083-07", "2026-11") in words: "Kartik 2083".
