@@ -234,6 +234,16 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "is the year right, and in Bikram Sambat?" in error_of(
         site, "registered_on"), what="the earliest date's error")
+    # Saved with a name too long as well (and sex and category not chosen): the summary lists
+    # the errors in the form's order, the name first (the clerk's attack: the node's column
+    # order put it last).
+    fill(site, "f-full_name", "N" * 201)
+    d.find_element(By.ID, "save").click()
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, ".error-summary a"), what="the summary")
+    links = [a.get_attribute("href").split("#")[1]
+             for a in d.find_elements(By.CSS_SELECTOR, ".error-summary a")]
+    assert links == ["f-full_name", "f-sex", "f-category", "f-registered_on"], links
+    fill(site, "f-full_name", "")
     set_language(site, "ne")
     wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
     assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name

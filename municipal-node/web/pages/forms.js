@@ -351,7 +351,11 @@ export async function rowForm(o) {
     let items;
     if (r.status === 422 && r.body && r.body.errors) {
       show(r.body.errors, true);
-      items = r.body.errors.map((x) => ({
+      // In the order the fields are on the screen, as the clerk goes through them (the
+      // clerk's attack: the node's column order put the name's error after the category's).
+      const order = Object.keys(fields);
+      const at = (x) => (order.includes(x.field) ? order.indexOf(x.field) : order.length);
+      items = [...r.body.errors].sort((a, b) => at(a) - at(b)).map((x) => ({
         text: `${label(x.field)}: ${fieldError(x)}`,
         href: fields[x.field] ? `#f-${x.field}` : null,
       }));
