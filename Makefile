@@ -358,18 +358,21 @@ fuzz-build:
 endif
 
 # Each target runs from a scratch copy of its seed corpus so new inputs stay out of the tree.
-fuzz-run = set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
-	c=build/fuzz/corpus/$$n; mkdir -p $$c; cp -n tests/fuzz/seeds/$$n/* $$c/ 2>/dev/null || true; \
-	t=$(1); [ $$n = fuzz_envelope ] && t=$$(( $(1) * 3 )); \
-	echo "== $$n ($$t s)"; $$f -max_total_time=$$t -timeout=10 -rss_limit_mb=2048 \
-		-artifact_prefix=build/fuzz/ $$c 2>build/fuzz/$$n.log || \
-		{ tail -40 build/fuzz/$$n.log; exit 1; }; tail -1 build/fuzz/$$n.log; done
+# $(JOBS) run at once (a fuzzer uses one core: make test waited 3 minutes for them one by
+# one), each one's lines printed together as it ends.
+FUZZ_RUNS := $(addprefix fuzz-run/,$(notdir $(FUZZ_BINS)))
+fuzz-run/%:
+	@c=build/fuzz/corpus/$*; mkdir -p $$c; cp -n tests/fuzz/seeds/$*/* $$c/ 2>/dev/null || true; \
+	t=$(FUZZ_T); [ $* = fuzz_envelope ] && t=$$(( $(FUZZ_T) * 3 )); \
+	echo "== $* ($$t s)"; build/fuzz/bin/$* -max_total_time=$$t -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix=build/fuzz/ $$c 2>build/fuzz/$*.log || \
+		{ tail -40 build/fuzz/$*.log; exit 1; }; tail -1 build/fuzz/$*.log
 
 fuzz-short: fuzz-build
-	@$(call fuzz-run,$(SHORT_FUZZ_SECONDS))
+	@$(MAKE) --no-print-directory -O -j$(JOBS) FUZZ_T=$(SHORT_FUZZ_SECONDS) $(FUZZ_RUNS)
 
 fuzz: fuzz-build
-	@$(call fuzz-run,$(FUZZ_SECONDS))
+	@$(MAKE) --no-print-directory -O -j$(JOBS) FUZZ_T=$(FUZZ_SECONDS) $(FUZZ_RUNS)
 
 system: all
 	cd tests/system && /usr/bin/python3 -m pytest -q -x -p no:cacheprovider .

@@ -186,7 +186,10 @@ class EvilSite:
 
             def log_message(self, *a):
                 pass
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), H)
+        # Threaded: the browser's speculative connection, opened and left silent, held a
+        # one-at-a-time server in its read while the page's own request waited (a minute).
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
         self.url = "http://%s:%d/" % (host, self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
