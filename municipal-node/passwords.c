@@ -105,13 +105,59 @@ static int passwords__name_ok(const char *clerk)
     return 1;
 }
 
+/* The stored name clerk means, into name: the one spelt so, else the one name alike but
+ * for case (ASCII: names are ASCII), when there is one only. Returns 0, REINT_ENOTFOUND
+ * (none, or two alike but for case and neither spelt so) or REINT_EDB. */
+static int passwords__stored_name(sqlite3 *db, const char *clerk, char name[TOKENS_NAME_MAX])
+{
+    sqlite3_stmt *st = store_prepare(db, "SELECT clerk, clerk = ?1 FROM clerk_passwords"
+                                         " WHERE clerk = ?1 COLLATE NOCASE"
+                                         " ORDER BY clerk = ?1 DESC LIMIT 2");
+    int rc = REINT_EDB, step;
+    if (st == NULL || sqlite3_bind_text(st, 1, clerk, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(st);
+    if (step == SQLITE_DONE) {
+        rc = REINT_ENOTFOUND;
+        goto out;
+    }
+    if (step != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL)
+        goto out;
+    snprintf(name, TOKENS_NAME_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+    if (sqlite3_column_int(st, 1)) {
+        rc = 0;
+        goto out;
+    }
+    step = sqlite3_step(st);
+    rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? REINT_ENOTFOUND : REINT_EDB;
+out:
+    if (rc == REINT_EDB)
+        log_error("passwords: the store could not be read: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int passwords_set(sqlite3 *db, const char *clerk, const char *password, char *err, size_t errlen)
 {
-    char h[PASSWORDS_HASH_MAX];
+    char h[PASSWORDS_HASH_MAX], stored[TOKENS_NAME_MAX];
     if (!passwords__name_ok(clerk)) {
         snprintf(err, errlen,
                  "clerk \"%.64s\" is not a name of letters, digits, - _ . (at most %d)", clerk,
                  TOKENS_NAME_MAX - 1);
+        return REINT_EINVAL;
+    }
+    /* A sign-in finds a clerk whatever the case typed: two names alike but for case would
+     * be one clerk to her and two to the node. */
+    int found = passwords__stored_name(db, clerk, stored);
+    if (found == REINT_EDB) {
+        snprintf(err, errlen, "the store could not be read: %s", sqlite3_errmsg(db));
+        return REINT_EDB;
+    }
+    if (found == 0 && strcmp(stored, clerk) != 0) {
+        snprintf(err, errlen,
+                 "clerk \"%s\" has a password already, and names are the same whatever their "
+                 "case: set \"%s\"'s, or remove it first",
+                 stored, stored);
         return REINT_EINVAL;
     }
     int rc = passwords_hash(password, h);
@@ -140,8 +186,12 @@ int passwords_set(sqlite3 *db, const char *clerk, const char *password, char *er
 
 int passwords_remove(sqlite3 *db, const char *clerk)
 {
+    char name[TOKENS_NAME_MAX];
+    int rc = passwords__stored_name(db, clerk, name);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = store_prepare(db, "DELETE FROM clerk_passwords WHERE clerk = ?1");
-    if (st == NULL || sqlite3_bind_text(st, 1, clerk, -1, SQLITE_STATIC) != SQLITE_OK ||
+    if (st == NULL || sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
         store_step_done(db, st) != 0) {
         sqlite3_finalize(st);
         return REINT_EDB;
@@ -150,11 +200,15 @@ int passwords_remove(sqlite3 *db, const char *clerk)
     return sqlite3_changes(db) ? 0 : REINT_ENOTFOUND;
 }
 
-int passwords_get(sqlite3 *db, const char *clerk, char out[PASSWORDS_HASH_MAX])
+int passwords_get(sqlite3 *db, const char *clerk, char out[PASSWORDS_HASH_MAX],
+                  char name[TOKENS_NAME_MAX])
 {
+    int rc = passwords__stored_name(db, clerk, name), step;
+    if (rc != 0)
+        return rc;
+    rc = REINT_EDB;
     sqlite3_stmt *st = store_prepare(db, "SELECT hash FROM clerk_passwords WHERE clerk = ?1");
-    int rc = REINT_EDB, step;
-    if (st == NULL || sqlite3_bind_text(st, 1, clerk, -1, SQLITE_STATIC) != SQLITE_OK)
+    if (st == NULL || sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
         goto out;
     step = sqlite3_step(st);
     if (step == SQLITE_ROW) {

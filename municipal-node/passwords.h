@@ -10,6 +10,7 @@
 #define MUNICIPAL_NODE_PASSWORDS_H
 
 #include "error.h"
+#include "tokens.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -40,7 +41,11 @@ const char *passwords_dummy(void);
 int passwords_set(sqlite3 *db, const char *clerk, const char *password, char *err, size_t errlen);
 /* Removes clerk's password. Returns 0, REINT_ENOTFOUND or REINT_EDB. */
 int passwords_remove(sqlite3 *db, const char *clerk);
-/* clerk's stored form into out. Returns 0, REINT_ENOTFOUND or REINT_EDB. */
-int passwords_get(sqlite3 *db, const char *clerk, char out[PASSWORDS_HASH_MAX]);
+/* clerk's stored form into out, and her name as stored into name. A name is found whatever
+ * its case ("Asha" signs in as asha: a clerk's capital was refused as a wrong password);
+ * passwords_set refuses a second name alike but for case, and passwords_remove finds a name
+ * as this does. Returns 0, REINT_ENOTFOUND or REINT_EDB. */
+int passwords_get(sqlite3 *db, const char *clerk, char out[PASSWORDS_HASH_MAX],
+                  char name[TOKENS_NAME_MAX]);
 
 #endif

@@ -153,8 +153,13 @@ void webapi_signin(http_req *r, api_ctx *ctx)
     }
     limiter_addr(http_req_peer(r), addr);
     /* A token is keyed by its prefix, as the other APIs do; a password by the clerk's name
-     * (its first characters), and with no hash, so that a blocked name takes no guess. */
+     * (its first characters) in lower case, as a name is found whatever its case (so that
+     * "ASHA", "Asha", ... are one name's guesses), and with no hash, so that a blocked name
+     * takes no guess. */
     snprintf(bearer, sizeof(bearer), "Bearer %s", token ? token : clerk);
+    for (char *p = bearer + 7; !token && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
     limiter_prefix(bearer, NULL, prefix);
     if (token && EVP_Digest(token, strlen(token), hash, &hl, EVP_sha256(), NULL) != 1) {
         json_decref(o);
@@ -196,7 +201,8 @@ void webapi_signin(http_req *r, api_ctx *ctx)
     memcpy(c->addr, addr, sizeof(addr));
     memcpy(c->prefix, prefix, sizeof(prefix));
     json_decref(o);
-    int rc = passwords_get(outbox_db(ctx->ob), c->clerk, c->stored);
+    char name[TOKENS_NAME_MAX];
+    int rc = passwords_get(outbox_db(ctx->ob), c->clerk, c->stored, name);
     if (rc != 0 && rc != REINT_ENOTFOUND) {
         free(c);
         api_respond_error(r, 500, "the store could not be read");
@@ -205,6 +211,8 @@ void webapi_signin(http_req *r, api_ctx *ctx)
     /* A clerk without a password costs the same check, so that the time of an answer does
      * not tell which names have one. */
     c->has_password = rc == 0;
+    if (c->has_password) /* the name as stored: the session is hers, whatever case was typed */
+        snprintf(c->clerk, sizeof(c->clerk), "%s", name);
     if (!c->has_password)
         snprintf(c->stored, sizeof(c->stored), "%s", passwords_dummy());
     c->work.data = c;

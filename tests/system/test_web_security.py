@@ -296,6 +296,9 @@ def test_failed_sign_ins_are_limited(site):
                                       {"clerk": "asha", "password": PASSWORD})
     assert status == 429 and body["code"] == "signin_limited", body
     assert int(hdrs["Retry-After"]) > 200
+    # The name in another case is the same name to the limiter (as it is to the sign-in).
+    status, _, body = site.request("POST", "/v1/session", {"clerk": "AshA", "password": PASSWORD})
+    assert status == 429 and body["code"] == "signin_limited", body
     # A valid token is never refused by the limiter.
     assert site.request("POST", "/v1/session", {"token": site.token})[0] == 200
     # Nor a name that did not fail.
@@ -326,6 +329,14 @@ def test_the_password_verb_keeps_only_a_slow_hash(site):
     status, _, body = site.request("POST", "/v1/session",
                                    {"clerk": "bina", "password": "a long passphrase"})
     assert status == 200 and body["clerk"] == "bina", body
-    r = run([exe, "--config", site.node.config, "password", "--remove", "bina"])
+    # Her name typed with a capital signs her in as bina (the clerk's attack: refused as a
+    # wrong password); a second name alike but for case is refused when set.
+    status, _, body = site.request("POST", "/v1/session",
+                                   {"clerk": "Bina", "password": "a long passphrase"})
+    assert status == 200 and body["clerk"] == "bina", body
+    r = run([exe, "--config", site.node.config, "password", "BINA"], input=PASSWORD + "\n",
+            check=False)
+    assert r.returncode == 2 and 'clerk "bina" has a password already' in r.stderr, r.stderr
+    r = run([exe, "--config", site.node.config, "password", "--remove", "BINA"])
     assert site.request("POST", "/v1/session",
                         {"clerk": "bina", "password": "a long passphrase"})[0] == 401
