@@ -565,16 +565,15 @@ static void import__pipe_stop(ipipe *p, int started)
     outbox_idkey_free(p->ids);
 }
 
-void import_closed_months(sqlite3 *db, int bs, const import_stats *st, char *out, size_t outlen)
+void import_closed_months(int bs, const import_stats *st, char *out, size_t outlen)
 {
     size_t o = 0;
     out[0] = '\0';
     for (int i = 0; i < st->n_months && o + 1 < outlen; i++) {
-        int state;
+        int state = st->months[i].state;
         char p[16];
         const char *what;
-        if (months_state(db, bs, st->months[i].ym, &state) != 0 ||
-            review_period(bs, st->months[i].ym, p, sizeof(p)) != 0)
+        if (review_period(bs, st->months[i].ym, p, sizeof(p)) != 0)
             continue;
         if (state == REINT__V1__MONTH_STATE__MONTH_STATE_CLOSED)
             what = "closed: the province's reviewer sees the change";
@@ -598,7 +597,8 @@ void import_closed_months(sqlite3 *db, int bs, const import_stats *st, char *out
 /* ---- the writer's half ------------------------------------------------------------------ */
 
 /* Counts a stored row in the month of its own date (import_stats.months). */
-static void import__note_month(import_stats *st, int kind, const field_value *v, int bs)
+static void import__note_month(import_stats *st, int kind, const field_value *v, int bs,
+                               const months_states *before)
 {
     int idx = kind == INTAKE_PERSON       ? FIELD_PERSON_REGISTERED_ON
               : kind == INTAKE_SERVICE    ? FIELD_SERVICE_DATE
@@ -625,6 +625,7 @@ static void import__note_month(import_stats *st, int kind, const field_value *v,
                 (size_t)(st->n_months - lo) * sizeof(st->months[0]));
         st->months[lo].ym = ym;
         st->months[lo].rows = 1;
+        st->months[lo].state = months_states_of(before, ym);
         st->n_months++;
     }
 }
@@ -653,6 +654,7 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
     char **fields;
     size_t nf;
     ipipe pipe_ = {0}, *p = &pipe_;
+    months_states *before = NULL;
 
     if (st == NULL)
         st = &local;
@@ -715,6 +717,13 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
     }
     if ((rc = import__header(kind, fields, nf, map, errors_out, base, csv_line(r))) != 0)
         goto out;
+    /* The months as the rows find them, before the first is stored. */
+    if ((rc = months_states_load(outbox_db(ob), intake_calendar_bs(in), &before)) != 0) {
+        if (errors_out)
+            fprintf(errors_out, "%s: the months' states cannot be read (%s); nothing imported\n",
+                    base, rc == REINT_ENOMEM ? "out of memory" : "database error");
+        goto out;
+    }
     p->in = in;
     p->kind = kind;
     p->r = r;
@@ -771,7 +780,7 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                     else
                         st->unchanged++;
                     if (res.changed != INTAKE_UNCHANGED)
-                        import__note_month(st, kind, sl->v, intake_calendar_bs(in));
+                        import__note_month(st, kind, sl->v, intake_calendar_bs(in), before);
                 }
             }
             if (rc == REINT_EINVAL) {
@@ -850,6 +859,7 @@ out:
         *st = stored;
     }
     import__pipe_stop(p, started);
+    months_states_free(before);
     csv_close(r);
     if (f)
         fclose(f);

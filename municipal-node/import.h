@@ -24,6 +24,7 @@
 typedef struct import_month {
     int32_t ym;     /* YYYYMM in the node's calendar */
     long long rows; /* rows stored (new or changed) dated in it */
+    int state;      /* its state when the import began (a MonthState): what the rows changed */
 } import_month;
 
 typedef struct import_stats {
@@ -72,10 +73,10 @@ typedef struct import_opts {
 /* import_csv with its reports as o says (o may not be NULL). */
 int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o, import_stats *st);
 
-/* What a clerk is told of the months of st (import_stats.months) that are closed, approved,
- * or approved and changed since (months.h) in the store db (calendar bs): one line each,
- * "note: 12 rows stored are dated in BS2083-07, which is approved: ...", into out (empty
- * when none; lines that do not fit are left out whole). */
-void import_closed_months(sqlite3 *db, int bs, const import_stats *st, char *out, size_t outlen);
+/* What a clerk is told of the months of st (import_stats.months) that were closed, approved,
+ * or approved and changed since (months.h) when the import began (calendar bs): one line
+ * each, "note: 12 rows stored are dated in BS2083-07, which is approved: ...", into out
+ * (empty when none; lines that do not fit are left out whole). */
+void import_closed_months(int bs, const import_stats *st, char *out, size_t outlen);
 
 #endif

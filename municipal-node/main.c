@@ -575,7 +575,7 @@ static int cmd_import(int argc, char **argv)
     int rc = import_csv(in, kind, argv[optind], stderr, isatty(2), &st);
     /* Also after a failure: the rows committed before it are stored, in their months. */
     char closed[4096] = "";
-    import_closed_months(outbox_db(ob), intake_calendar_bs(in), &st, closed, sizeof(closed));
+    import_closed_months(intake_calendar_bs(in), &st, closed, sizeof(closed));
     intake_close(in);
     outbox_close(ob);
     if (rc == REINT_EINVAL || rc == REINT_EIO) {

@@ -257,6 +257,40 @@ int months_state(sqlite3 *db, int bs, int32_t ym, int *state)
     return 0;
 }
 
+struct months_states {
+    months__row *rows;
+    size_t n;
+};
+
+int months_states_load(sqlite3 *db, int bs, months_states **out)
+{
+    months_states *s = calloc(1, sizeof(*s));
+    *out = NULL;
+    if (s == NULL)
+        return REINT_ENOMEM;
+    int rc = months__load(db, bs, &s->rows, &s->n);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int months_states_of(const months_states *s, int32_t ym)
+{
+    const months__row *m = s ? months__find(s->rows, s->n, ym) : NULL;
+    return m ? m->state : ST_OPEN;
+}
+
+void months_states_free(months_states *s)
+{
+    if (s) {
+        free(s->rows);
+        free(s);
+    }
+}
+
 int months_json(sqlite3 *db, int bs, int returned_only, json_t **out)
 {
     months__row *rows = NULL;

@@ -49,6 +49,16 @@ int months_return_clock(sqlite3 *db, int bs, int32_t ym, uint64_t *clock);
  * REINT_ENOMEM or REINT_EDB. */
 int months_state(sqlite3 *db, int bs, int32_t ym, int *state);
 
+/* Every month's state at one time, as months_state gives each: what an import's rows find
+ * (an approved month turns "changed" once the hub has them, which may be before the import
+ * ends: its results then said "changed" where the rows had changed an approved month). */
+typedef struct months_states months_states;
+/* Into *out (free with months_states_free). Returns 0, REINT_ENOMEM or REINT_EDB. */
+int months_states_load(sqlite3 *db, int bs, months_states **out);
+/* Month ym's state in s (MONTH_STATE_OPEN for a month it has no row for, or s NULL). */
+int months_states_of(const months_states *s, int32_t ym);
+void months_states_free(months_states *s);
+
 /* The months of calendar bs (the node's) as {"months": [{period, state, closed, hub_state,
  * version, decided_by, decided_at, comment, clock}]}, returned months first, then newest
  * first; returned_only keeps the returned ones. *out is the caller's. Returns 0, REINT_ENOMEM

@@ -45,9 +45,6 @@ typedef struct webimport_job {
     int state;
     long long done_bytes, total_bytes;
     import_stats st;
-    /* The state (MonthState) of each month of st.months when the import ended, read by the
-     * worker; 0 while it runs (the pages say what the import met, not what came after). */
-    int month_state[IMPORT_MONTHS];
     webimport_error *errors;
     size_t n_errors, errors_left_out;
     char messages[WEBIMPORT_MESSAGES_MAX];
@@ -171,16 +168,6 @@ static void webimport__work(uv_work_t *req)
     import_stats st;
     j->rc = import_csv_opts(in, j->kind, j->path, &o, &st);
     webimport__progress(j, j->rc == 0 ? j->total_bytes : j->done_bytes, j->total_bytes, &st);
-    /* The months' states as the import leaves them (an approved month turns "changed" once
-     * the hub has the rows, after the page may ask). */
-    for (int i = 0; i < st.n_months; i++) {
-        int state = 0;
-        if (months_state(outbox_db(ob), w->bs, st.months[i].ym, &state) != 0)
-            state = 0;
-        pthread_mutex_lock(&j->mu);
-        j->month_state[i] = state;
-        pthread_mutex_unlock(&j->mu);
-    }
 out:
     if (msgs)
         fclose(msgs);
@@ -322,8 +309,8 @@ static json_t *webimport__summary(const webimport *w, const webimport_job *j)
     for (int i = 0; months && i < j->st.n_months; i++) {
         char p[16];
         if (review_period(w->bs, j->st.months[i].ym, p, sizeof(p)) != 0)
-            continue; /* a month no calendar names: never stored */
-        int state = j->state == JOB_RUNNING ? 0 : j->month_state[i];
+            continue;                      /* a month no calendar names: never stored */
+        int state = j->st.months[i].state; /* as the import began: what its rows changed */
         if (json_array_append_new(months, json_pack("{s:s,s:I,s:o}", "period", p, "rows",
                                                     (json_int_t)j->st.months[i].rows, "state",
                                                     state ? json_string(review_state_name(state))
