@@ -98,6 +98,12 @@ TABLES_C := $(GEN)/tables.c
 # The OpenAPI documents, one object each so that a daemon links only its own.
 OPENAPI_C := $(GEN)/openapi_node.c $(GEN)/openapi_hub.c $(GEN)/openapi_federal.c
 
+# The Nepali names of the districts and local levels, by official code, for every tier's pages
+# (tools/places_ne.py checks them against the table the daemons compile in).
+PLACES_NE := $(GEN)/places/ne.json
+ISO_3166 := /usr/share/iso-codes/json/iso_3166-1.json
+ISO_3166_NE := /usr/share/locale/ne/LC_MESSAGES/iso_3166-1.mo
+
 # The clerks' workspace (municipal-node/web.h): its pages, the shared page modules and the
 # Devanagari font from Debian's fonts-lohit-deva, compiled into the node by a generated table.
 WEB_FONT := /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf
@@ -106,7 +112,7 @@ WEB_NODE_FILES := $(shell find municipal-node/web -type f 2>/dev/null | sort)
 WEB_COMMON_FILES := $(shell find common/web -type f 2>/dev/null | sort)
 WEB_PAIRS := $(foreach f,$(WEB_NODE_FILES),$(patsubst municipal-node/web/%,/%,$(f))=$(f)) \
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
-	/fonts/lohit-devanagari.ttf=$(WEB_FONT)
+	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /common/places/ne.json=$(PLACES_NE)
 WEB_C := $(GEN)/webassets.c
 # The provincial officers' dashboard (provincial-hub/hubweb.h): its pages, the same shared
 # modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
@@ -116,7 +122,7 @@ HUBWEB_FILES := $(shell find provincial-hub/web -type f 2>/dev/null | sort)
 HUBWEB_PAIRS := $(foreach f,$(HUBWEB_FILES),$(patsubst provincial-hub/web/%,/%,$(f))=$(f)) \
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) \
-	/map.json=$(MAP_JSON)
+	/map.json=$(MAP_JSON) /common/places/ne.json=$(PLACES_NE)
 HUBWEB_C := $(GEN)/hubwebassets.c
 # The national dashboard and the open-data page (federal-api/fweb.h): their pages, the shared
 # modules and font, Chart.js from Debian's libjs-chart.js and the map made by tools/topo2svg.py.
@@ -128,7 +134,7 @@ FWEB_FED_FILES := $(shell find federal-api/web -type f 2>/dev/null | sort)
 FWEB_PAIRS := $(foreach f,$(FWEB_FED_FILES),$(patsubst federal-api/web/%,/%,$(f))=$(f)) \
 	$(foreach f,$(WEB_COMMON_FILES),$(patsubst common/web/%,/common/%,$(f))=$(f)) \
 	/fonts/lohit-devanagari.ttf=$(WEB_FONT) /vendor/chart.min.js=$(HUBWEB_CHART) /map.json=$(MAP_JSON) \
-	/districts.json=$(MAP_DISTRICTS)
+	/districts.json=$(MAP_DISTRICTS) /common/places/ne.json=$(PLACES_NE)
 FWEB_C := $(GEN)/fwebassets.c
 # The federal schema's migrations, compiled into federal-api (tools/embed_migrations.sh).
 FMIG_SQL := $(sort $(wildcard federal-api/migrations/*.sql))
@@ -178,7 +184,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev openssl libprotobuf
 	protobuf-c-compiler protobuf-compiler libpq-dev postgresql-15 libsqlite3-dev sqlite3 \
 	libjansson-dev libinih-dev libcmocka-dev node-llhttp clang clang-format libclang-rt-14-dev \
 	python3 python3-pytest python3-protobuf python3-jsonschema testssl.sh procps psmisc git \
-	fonts-lohit-deva chromium chromium-driver python3-selenium libjs-chart.js
+	fonts-lohit-deva chromium chromium-driver python3-selenium libjs-chart.js iso-codes
 # The OpenAPI validator from npm, exactly as tools/openapi/package-lock.json pins it, and
 # axe-core for the page tests (tests/system/web); no package's install scripts run. Node and
 # npm are the machine's (Debian 12's nodejs, or a newer one already installed: the validator
@@ -234,22 +240,30 @@ $(MAP_JSON): tools/topo2svg.py data/nepal_local_levels.topo.json data/nepal_loca
 %: %.c
 .SUFFIXES:
 
-$(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $(WEB_FONT)
+$(WEB_C): tools/embed_web.sh $(WEB_NODE_FILES) $(WEB_COMMON_FILES) $(WEB_DIRS) $(WEB_FONT) \
+		$(PLACES_NE)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh $(WEB_PAIRS) > $@.tmp && mv $@.tmp $@
 
 $(HUBWEB_C): tools/embed_web.sh $(HUBWEB_FILES) $(WEB_COMMON_FILES) $(HUBWEB_DIRS) $(WEB_FONT) \
-		$(HUBWEB_CHART) $(MAP_JSON)
+		$(HUBWEB_CHART) $(MAP_JSON) $(PLACES_NE)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh --table hubweb hubweb.h $(HUBWEB_PAIRS) > $@.tmp && \
 		mv $@.tmp $@
+$(PLACES_NE): tools/places_ne.py data/nepal_local_levels.csv data/nepal_local_levels_extended.csv \
+		$(wildcard $(ISO_3166) $(ISO_3166_NE))
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)/usr/bin/python3 tools/places_ne.py data/nepal_local_levels.csv \
+		data/nepal_local_levels_extended.csv --countries $(ISO_3166) \
+		--translations $(ISO_3166_NE) -o $@.tmp && mv $@.tmp $@
+
 $(MAP_DISTRICTS): data/nepal_local_levels.csv
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)awk -F, 'NR > 1 && !seen[int($$5 / 100)]++ { printf "%s\"%d\":%d", \
 		n++ ? "," : "{", int($$5 / 100), $$3 } END { print "}" }' $< > $@.tmp && mv $@.tmp $@
 
 $(FWEB_C): tools/embed_web.sh $(FWEB_FED_FILES) $(WEB_COMMON_FILES) $(FWEB_DIRS) $(WEB_FONT) \
-		$(HUBWEB_CHART) $(MAP_JSON) $(MAP_DISTRICTS)
+		$(HUBWEB_CHART) $(MAP_JSON) $(MAP_DISTRICTS) $(PLACES_NE)
 	@mkdir -p $(GEN)
 	$(call say,GEN,$@)tools/embed_web.sh --table fweb fweb.h $(FWEB_PAIRS) > $@.tmp && mv $@.tmp $@
 

@@ -236,6 +236,11 @@ void field_format_day(int bs, int32_t day, char out[16])
         bscal_format(day, 0, out, 16);
 }
 
+const char *field_countries(void)
+{
+    return field__countries;
+}
+
 static int field__country_known(const char cc[2])
 {
     size_t lo = 0, hi = (sizeof(field__countries) - 1) / 2;

@@ -154,6 +154,9 @@ typedef struct field_info {
 /* Describes column i of kind into *out (static strings). Returns 0, or REINT_EINVAL when
  * kind has no column i. */
 int field_describe(int kind, size_t i, field_info *out);
+/* The country codes a "country" column takes (ISO 3166-1 alpha-2, sorted), two letters each
+ * with nothing between them: "ADAEAF...". */
+const char *field_countries(void);
 
 /* ---- checking a row --------------------------------------------------------------------- */
 

@@ -40,10 +40,11 @@ static json_t *webapi__session_json(api_ctx *ctx, const char *clerk, const char 
     char t[16], ad[16];
     field_format_day(bs, today, t);
     field_format_day(0, today, ad);
-    return json_pack("{s:s,s:s?,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "clerk", clerk, "csrf", csrf,
-                     "expires_ms", (json_int_t)expires_ms, "idle_ms", (json_int_t)SESSION_IDLE_MS,
-                     "municipality", (json_int_t)ctx->municipality, "municipality_name",
-                     g ? g->name : "", "district", g ? g->district_name : "", "province",
+    return json_pack("{s:s,s:s?,s:I,s:I,s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s}", "clerk", clerk, "csrf",
+                     csrf, "expires_ms", (json_int_t)expires_ms, "idle_ms",
+                     (json_int_t)SESSION_IDLE_MS, "municipality", (json_int_t)ctx->municipality,
+                     "municipality_name", g ? g->name : "", "district", g ? g->district_name : "",
+                     "district_code", (json_int_t)(g ? g->district : 0), "province",
                      g ? g->province_name : "", "calendar", bs ? "BS" : "AD", "today", t,
                      "today_ad", ad);
 }
@@ -271,6 +272,12 @@ static json_t *webapi__column(int kind, size_t i)
                 json_array_append_new(
                     vals, json_string(record_enum_name(fi.en, fi.en->values[v].value))) != 0)
                 bad = 1;
+        bad |= vals == NULL || json_object_set_new(o, "values", vals) != 0;
+    }
+    if (!strcmp(fi.type, "country")) { /* for the pages' list of countries, named in Intl */
+        json_t *vals = json_array();
+        for (const char *cc = field_countries(); vals && *cc; cc += 2)
+            bad |= json_array_append_new(vals, json_stringn(cc, 2)) != 0;
         bad |= vals == NULL || json_object_set_new(o, "values", vals) != 0;
     }
     if (bad) {

@@ -3,6 +3,9 @@
 let lang = "en";
 let words = {};
 let fallback = {};
+// The places' names in the language ({district: {code: name}, local_level: {code: name}}),
+// null in English: the APIs name places in English, from the table the daemons compile in.
+let places = null;
 
 const LANGS = ["ne", "en"];
 
@@ -49,12 +52,52 @@ export function valueName(dim, key) {
 
 export async function load(l) {
   if (!LANGS.includes(l)) l = "en";
-  const [w, en] = await Promise.all([fetchCatalogue(l), l === "en" ? null : fetchCatalogue("en")]);
+  const [w, en, p] = await Promise.all([fetchCatalogue(l), l === "en" ? null : fetchCatalogue("en"),
+                                        l === "en" ? null : fetchJson(`/common/places/${l}.json`)]);
   words = w;
   fallback = en || w;
+  places = p;
   lang = l;
   localStorage.setItem("lang", l);
   document.documentElement.lang = l;
+}
+
+// A local level's name in the page's language, by its official code ("Dhankuta
+// Municipality", 10703 -> "धनकुटा नगरपालिका"); en, as the API gave it, when the table has none.
+export function localLevelName(code, en) {
+  return (places && places.local_level[String(code)]) || en;
+}
+
+// A district's name in the page's language, by its national code 1..77.
+export function districtName(code, en) {
+  return (places && places.district[String(code)]) || en;
+}
+
+// A country's name in the page's language by its ISO code ("QA" -> "Qatar", "कतार"): in
+// Nepali from the table (Debian's iso-codes), in English as the browser's Intl names it; ""
+// when neither has a name for the code.
+export function countryName(code) {
+  if (!code) return "";
+  if (places && places.country && places.country[code]) return places.country[code];
+  try {
+    const name = new Intl.DisplayNames(["en"], { type: "region" }).of(code);
+    return name && name !== code ? name : "";
+  } catch (e) {
+    return "";
+  }
+}
+
+// An answer's area ({level, code, name}, the name in English) named in the page's language:
+// a local level's or a district's by the table, a province's by the catalogue ("province.1",
+// or by its English name, "province.Koshi").
+export function areaName(area) {
+  const en = area.name || (area.code !== undefined ? String(area.code) : "");
+  if (area.level === "municipality") return localLevelName(area.code, en);
+  if (area.level === "district") return districtName(area.code, en);
+  if (area.level === "province") {
+    for (const k of [`province.${area.code}`, `province.${area.name}`]) if (has(k)) return t(k);
+  }
+  return en;
 }
 
 // The text of key with {name} replaced by params.name; a key missing from the catalogue

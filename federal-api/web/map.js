@@ -4,7 +4,7 @@
 // never coloured as zero. Hovering or focusing a unit says its name and value, which the
 // table beside the map says too.
 import { h, replace } from "/common/dom.js";
-import { t, digits } from "/common/i18n.js";
+import { t, digits, areaName } from "/common/i18n.js";
 import { fmt } from "./figures.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -72,7 +72,8 @@ export function drawMap(o) {
   el("line", { x1: 0, y1: 0, x2: 0, y2: 5, stroke: "#505a5f", "stroke-width": 1.6 }))));
   const show = (text) => replace(tip, text);
   for (const u of units(o.level)) {
-    const v = o.values.get(u.code) || { name: String(u.code), value: null };
+    // A unit without an answer is named too (the API named only those it answered for).
+    const v = o.values.get(u.code) || { name: areaName({ level: o.level, code: u.code }), value: null };
     const label = t("map.unit", { name: v.name, code: digits(u.code), value: fmt(v.value) });
     const p = el("path", { d: u.d, class: "map-unit", tabindex: "0", role: "img",
       "aria-label": label, "data-code": u.code,

@@ -2,7 +2,7 @@
 // the map with the same table's figures. base is "/v1" for the dashboard (its session) or
 // "/open/v1" for the open-data page (no sign-in, the public role's perturbed values).
 import { h } from "/common/dom.js";
-import { t, digits, has } from "/common/i18n.js";
+import { t, digits, has, areaName as i18nAreaName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import * as bs from "/common/bsdate.js";
 import { figure } from "./figures.js";
@@ -74,11 +74,9 @@ export function valueOf(answer) {
   return tot.value;
 }
 
-// An area's name: a province's in the page's language (the catalogue has the seven), the
-// others as the geography file has them (in English only).
+// An area's name in the page's language, at the level asked (an answer's area may omit it).
 export function areaName(area, level) {
-  if (level === "province" && has(`province.${area.code}`)) return t(`province.${area.code}`);
-  return area.name || (area.code !== undefined ? String(area.code) : "");
+  return i18nAreaName(Object.assign({ level }, area));
 }
 
 // The figures of a by-area answer: [{node, mount}] for the bar chart and the map.

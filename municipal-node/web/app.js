@@ -68,12 +68,13 @@ function header() {
   replace(top,
     h("div", { class: "top-row" },
       h("p", { class: "brand" }, t("app.name"), s ? " · " : "",
-        s ? h("small", {}, s.municipality_name) : null),
+        s ? h("small", {}, i18n.localLevelName(s.municipality, s.municipality_name)) : null),
       who),
     nav);
   document.getElementById("skip").textContent = t("app.skip");
   replace(document.getElementById("foot"),
-    s ? t("footer.node", { code: i18n.digits(s.municipality), district: s.district,
+    s ? t("footer.node", { code: i18n.digits(s.municipality),
+                           district: i18n.districtName(s.district_code, s.district),
                            province: i18n.has(`province.${s.province}`) ? t(`province.${s.province}`)
                              : s.province, today: bsdate.show(s.today) })
       : t("footer.offline"));

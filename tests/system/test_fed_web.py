@@ -202,6 +202,12 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     assert ticks and not any(ch in "0123456789" for x in ticks for ch in x), ticks
     d.find_element("id", "fig-breakdown").screenshot(
         os.path.join(browser.SHOTS, "fed-breakdown-ne.png"))
+    # The local levels by their Nepali names (the API gives the English ones), in the table
+    # and the map.
+    areas = d.find_element("id", "fig-area-table").text
+    assert "धनकुटा नगरपालिका" in areas and "Dhankuta" not in areas, areas[:300]
+    assert any(e.get_attribute("aria-label").startswith("धनकुटा नगरपालिका")
+               for e in d.find_elements("css selector", "#fig-map path[data-code='10703']"))
     d.execute_script("localStorage.setItem('lang', 'en')")
     d.refresh()
     browser.wait(d, lambda: d.execute_script(

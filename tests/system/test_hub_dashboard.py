@@ -556,12 +556,31 @@ def test_dashboard_in_a_browser(dash):
                                      ".map(t => t.label)" % chart)
             assert ticks and not any(ch in "0123456789." for x in ticks for ch in x), \
                 (chart, ticks)
+        # The districts and local levels by their Nepali names (the APIs give the English
+        # ones): the table's rows, the map's units, the trend's choices.
+        heads = [e.text for e in d.find_elements("css selector", "#ind-table tbody th")]
+        assert len(heads) == 14 and any(x.startswith("धनकुटा") for x in heads), heads
+        assert not any(c.isascii() and c.isalpha() for x in heads for c in x), heads
+        assert any("धनकुटा:" in e.get_attribute("aria-label")
+                   for e in d.find_elements("css selector", "#map path.unit"))
+        options = [e.text for e in d.find_elements("css selector", "#trend-municipality option")]
+        assert "धनकुटा नगरपालिका (धनकुटा)" in options, options[:5]
         browser.screenshot(d, "hub-indicators-district-ne")
         check_axe(d, "indicators (ne)")
         # The gaps and the review queue in Nepali, for a person to look at.
         d.get(base + "/gaps")
         browser.wait(d, lambda: len(d.find_elements("css selector", "#gaps-table tbody tr")) > 100,
                      what="the gaps table in Nepali")
+        row = d.find_element("css selector", "#gaps-table tbody tr[data-code='10703']").text
+        assert "धनकुटा नगरपालिका" in row and "Dhankuta" not in row, row
+        # Found by its name typed in either language.
+        for typed in ("धनकुटा", "Dhankuta"):
+            d.find_element("id", "gaps-filter").clear()
+            d.find_element("id", "gaps-filter").send_keys(typed)
+            browser.wait(d, lambda: 0 < len(d.find_elements(
+                "css selector", "#gaps-table tbody tr")) < 20, what="the filter " + typed)
+            assert d.find_elements("css selector", "#gaps-table tbody tr[data-code='10703']")
+        d.find_element("id", "gaps-filter").clear()
         browser.screenshot(d, "hub-gaps-ne")
         # A filter that hides every row says so (a table of headers alone stood there), and the
         # CSV's note says that the file holds them all (the pages' attack).
@@ -576,6 +595,8 @@ def test_dashboard_in_a_browser(dash):
         assert "समीक्षा पर्खिरहेका" in d.find_element("id", "reviews-heading").text
         # An officer is told that deciding takes a reviewer (the lead told her to decide).
         assert "निर्णय गर्न समीक्षकको टोकन चाहिन्छ" in d.find_element("css selector", "p.lead").text
+        main = d.find_element("css selector", "main").text
+        assert "धनकुटा नगरपालिका" in main and "Dhankuta" not in main, main
         browser.screenshot(d, "hub-reviews-ne")
         d.execute_script("localStorage.setItem('lang', 'en')")
         d.find_element("id", "signout").click()

@@ -6,7 +6,9 @@ three bad rows listed by line; a month closed; sign out. Each record is then che
 hub, not in the page. Once over plain HTTP on loopback and once over the node's HTTPS.
 Every page, in both languages, is checked with axe-core (no violation of impact serious or
 critical) and its screenshot written under build/screenshots/."""
+import csv
 import datetime
+import io
 import os
 import re
 import time
@@ -77,6 +79,9 @@ def register_form(w, name, birth_year, country, registered_on):
     wait_h1(w.driver, "People")
     w.driver.find_element(By.ID, "register").click()
     wait_h1(w.driver, "Register a person")
+    # The registration's date starts at today, in BS (the clerk's attack: typed every time).
+    typed = w.driver.find_element(By.ID, "f-registered_on").get_attribute("value")
+    assert typed == "%04d-%02d-%02d" % today_bs(), typed
     fill(w, "f-full_name", name)
     choose(w, "f-sex", "FEMALE")
     fill(w, "f-birth_year", birth_year)
@@ -91,6 +96,8 @@ def service_form(w, service, status, date):
     wait_h1(w.driver, "Sita Rai")
     w.driver.find_element(By.ID, "add-service").click()
     wait_h1(w.driver, "Record a service or referral")
+    typed = w.driver.find_element(By.ID, "f-date").get_attribute("value")
+    assert typed == "%04d-%02d-%02d" % today_bs(), typed
     choose(w, "f-service", service)
     choose(w, "f-status", status)
     fill(w, "f-date", date)
@@ -136,6 +143,14 @@ def test_register_a_person_with_a_bs_date_reaches_the_hub(site):
     d = site.driver
     register_form(site, "Sita Rai", "2050", "QA", "2083-07-15")
     fill(site, "f-phone", "+977 984-1234567")
+    # The country by its name beside its code, and offered by name from the node's codes
+    # (the clerk's attack: few know Qatar as QA).
+    wait(d, lambda: el(site, "#f-destination_country-name").text == "Qatar", what="Qatar")
+    options = {o.get_attribute("value"): o.get_attribute("label") for o in
+               d.find_elements(By.CSS_SELECTOR, "#f-destination_country-list option")}
+    assert len(options) > 240 and options["AE"] == "United Arab Emirates", len(options)
+    assert d.find_element(By.ID, "f-destination_country").get_attribute("list") == \
+        "f-destination_country-list"
     # registered_on typed in BS; its Gregorian date appears beside it.
     ad = bs.bs_to_ad(2083, 7, 15)
     wait(d, lambda: "%d %s %d" % (ad.day, ad.strftime("%b"), ad.year) in
@@ -166,6 +181,7 @@ def test_register_a_person_with_a_bs_date_reaches_the_hub(site):
     y0, m0, d0 = today_bs()
     assert local_id.startswith("%04d-%02d-%02d-" % (y0, m0, d0)), local_id
     assert h1(d) == "Sita Rai"
+    assert "Qatar (QA)" in body_text(d)
     site.person = local_id
     got = site.wait_hub("person", local_id)
     p = got[4].person
@@ -247,6 +263,11 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     set_language(site, "ne")
     wait_h1(d, "व्यक्ति दर्ता गर्नुहोस्")
     assert "कोशी प्रदेश" in el(site, "footer").text  # the province by its Nepali name
+    # The local level and its district by their Nepali names too (the session gives English).
+    assert "धनकुटा जिल्ला" in el(site, "footer").text, el(site, "footer").text
+    assert "धनकुटा नगरपालिका" in el(site, "header").text, el(site, "header").text
+    fill(site, "f-destination_country", "MY")
+    wait(d, lambda: el(site, "#f-destination_country-name").text == "मलेशिया", what="मलेशिया")
     fill(site, "f-registered_on", "2083-13-40")
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "साँचो मिति होइन" in error_of(site, "registered_on"),
@@ -505,9 +526,27 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     # A value of a list names those the file may hold, with their words (the pages' attack:
     # "choose one of the options given", on a page with no option).
     assert "FEMALE (Female), MALE (Male), OTHER (Other)" in lines[0][2].text, lines[0][2].text
-    href = d.find_element(By.ID, "download-errors").get_attribute("href")
+    href = d.find_element(By.ID, "download-errors-api").get_attribute("href")
     assert href.startswith(site.base + "/v1/imports/") and href.endswith("/errors.csv")
     screenshot(d, "%s-en-import-result" % site.scheme)
+    # The refused rows as a spreadsheet in the page's language, each with its column in the
+    # file (the clerk's attack: the node's file is in English, for programs).
+    for lang, head, field, reason in (
+            ("en", ["Line", "Column in the file", "Field", "Problem"], "Registered on",
+             "not a real date"),
+            ("ne", ["पङ्क्ति", "फाइलको स्तम्भ", "क्षेत्र", "समस्या"], "दर्ता मिति", "साँचो मिति होइन")):
+        set_language(site, lang)
+        wait(d, lambda: d.find_elements(By.ID, "download-errors"), what="the results in " + lang)
+        capture_downloads(d)
+        d.find_element(By.ID, "download-errors").click()
+        wait(d, lambda: last_download(d), what="the problems' file in " + lang)
+        rows = list(csv.reader(io.StringIO(last_download(d)[1].lstrip("\ufeff"))))
+        assert rows[0] == head, rows[0]
+        assert [r[:2] for r in rows[1:]] == [["3", "sex"], ["5", "registered_on"],
+                                             ["6", "category"]], rows
+        assert rows[2][2] == field and reason in rows[2][3], rows[2]
+    set_language(site, "en")
+    wait(d, lambda: "3 rows with problems" in body_text(d), what="the results in English again")
     # The results stay at the import's own address, and the page lists the imports the node
     # remembers (the pages' attack: they were gone once the clerk left the page).
     job = d.current_url.rsplit("/", 1)[1]

@@ -1,7 +1,7 @@
 // Pieces the pages share: headings, notices, error summaries, field errors in the clerk's
 // language, tables and dialogs.
 import { h, newId } from "/common/dom.js";
-import { t, has, digits, num } from "/common/i18n.js";
+import { t, has, digits, num, countryName } from "/common/i18n.js";
 import * as bsdate from "/common/bsdate.js";
 
 // The page's heading, with a caption above it; the window's title is title when given (a
@@ -47,6 +47,12 @@ export function periodName(period) {
   if (!m) return String(period);
   const month = m[1] ? bsdate.monthName(Number(m[3])) : t(`ad.month.${Number(m[3])}`);
   return `${month} ${digits(m[2])}`;
+}
+
+// A country as the clerk reads it: "Qatar (QA)".
+export function countryShown(code) {
+  const name = countryName(code);
+  return !code ? "" : name ? `${name} (${code})` : code;
 }
 
 // The label of a column (its catalogue entry), or its name.

@@ -4,7 +4,7 @@
 // here. Errors appear beside each field she has touched, and all of them, with a summary at
 // the top, when she saves; nothing she typed is lost when the node refuses the row.
 import { h, replace, newId } from "/common/dom.js";
-import { t, asciiDigits, digits, num } from "/common/i18n.js";
+import { t, asciiDigits, digits, num, countryName } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
 import { errorSummary, fieldError, label, periodName, value as enumLabel } from "./common.js";
@@ -129,13 +129,28 @@ function control(col, id, describedBy, val, session, onchange) {
     return f.root;
   }
   const numeric = col.type === "int";
-  return h("input", {
+  const input = h("input", {
     id, name: col.name, type: "text", value: val || "",
     class: numeric || col.type === "country" ? "input-short" : null,
     inputmode: numeric ? "numeric" : col.type === "phone" ? "tel" : null,
     autocomplete: "off", spellcheck: col.type === "text" ? null : "false",
     "aria-describedby": describedBy, oninput: onchange,
   });
+  if (col.type !== "country") return input;
+  // A country by its code, offered by its name as the clerk types either (the clerk's attack:
+  // few know Qatar as QA), and named beside it once typed, in the page's language.
+  const named = h("span", { class: "date-eq", id: `${id}-name`, "aria-live": "polite" });
+  const list = h("datalist", { id: `${id}-list` }, (col.values || []).map((cc) =>
+    h("option", { value: cc, label: countryName(cc) || cc })));
+  input.setAttribute("list", list.id);
+  input.setAttribute("aria-describedby", `${describedBy} ${named.id}`.trim());
+  const say = () => {
+    const cc = input.value.trim().toUpperCase();
+    replace(named, (col.values || []).includes(cc) ? countryName(cc) : "");
+  };
+  input.addEventListener("input", say);
+  say();
+  return h("div", { class: "country-field" }, input, " ", named, list);
 }
 
 // Draws the form into a new element and returns it. o: {ctx, kind, row (values, for an
@@ -290,8 +305,12 @@ export async function rowForm(o) {
       // Announced when it appears (a review: screen readers heard neither warning).
       const warn = h("p", { class: "warning-message", id: warnId, hidden: true,
                             "aria-live": "polite" });
+      // A new row's own date starts at today, the day most are registered (the clerk's
+      // attack: every registration typed it); a paper form of another day changes it.
+      let val = o.row ? o.row[name] : "";
+      if (!o.localId && !val && name === DATED[o.kind]) val = o.ctx.session.today;
       const ctl = control(col, id, [hintId, errId, warnId].filter(Boolean).join(" "),
-                          o.row ? o.row[name] : "", o.ctx.session, changed(name));
+                          val, o.ctx.session, changed(name));
       const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;
       // A long text's characters left, near its limit, and how many too many past it (the
       // pages' attack: a name stopped at 200 characters without a word, as maxlength does;

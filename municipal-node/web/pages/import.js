@@ -5,7 +5,7 @@
 // they were gone once the clerk left the page), and an import that changed months already
 // closed says which (it said nothing, where the form warns before one such save).
 import { h, replace } from "/common/dom.js";
-import { t, digits, num } from "/common/i18n.js";
+import { t, digits, num, current } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
 import { downloadCsv } from "/common/csv.js";
@@ -22,6 +22,20 @@ function problem(e, cols) {
   if (!col || !col.values) return fieldError(e);
   return [fieldError(e), ": ", t("import.values", { list: col.values.map((v) =>
     `${v} (${enumLabel(col.name, v)})`).join(", ") })];
+}
+
+// The refused rows as a spreadsheet in the page's language (the clerk's attack: the node's
+// file is in English, for programs): each row's line and column in the file, the field's
+// name on the form and the problem as the page says it; then what the node said of the whole
+// file, in its own words. Saved in the page, from the results it shows.
+function saveProblems(job, cols) {
+  const text = (x) => (Array.isArray(x) ? x.join("") : x);
+  const rows = job.errors.map((e) => [e.line, e.field || "", e.field ? label(e.field) : t("err.row"),
+                                      text(problem(e, cols))]);
+  for (const m of job.messages) rows.push(["", "", "", m]);
+  const base = String(job.name || "import").replace(/\.csv$/i, "");
+  downloadCsv(`${base}-${t("import.problems_file")}-${current()}.csv`,
+              [t("import.line"), t("import.column"), t("import.field"), t("import.reason")], rows);
 }
 
 // The months of the rows stored that were closed, approved, or approved and changed since
@@ -64,9 +78,11 @@ function results(job, cols) {
       h("ul", { lang: "en" }, job.messages.map((m) => h("li", {}, m)))) : null,
     job.errors.length ? [
       h("h3", {}, t(job.refused === 1 ? "import.bad_rows_one" : "import.bad_rows", { n: digits(job.refused) })),
-      h("p", {}, h("a", { href: `/v1/imports/${seg(job.id)}/errors.csv`, download: "",
-                          class: "button button-secondary", id: "download-errors" },
-        t("import.download"))),
+      h("p", { class: "button-row" },
+        h("button", { type: "button", class: "button button-secondary", id: "download-errors",
+                      onclick: () => saveProblems(job, cols) }, t("import.download")),
+        h("a", { href: `/v1/imports/${seg(job.id)}/errors.csv`, download: "",
+                 id: "download-errors-api" }, t("import.download_api"))),
       table(t("import.bad_rows_caption"), [{ text: t("import.line"), num: true },
         t("import.field"), t("import.reason")], byLine),
       job.errors_left_out ? h("p", { class: "muted" },

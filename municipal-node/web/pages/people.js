@@ -5,7 +5,7 @@ import { h, replace } from "/common/dom.js";
 import { t, digits, num } from "/common/i18n.js";
 import { api, seg } from "/common/api.js";
 import * as bsdate from "/common/bsdate.js";
-import { heading, notice, table, dialog, loadFailed, value, label } from "./common.js";
+import { heading, notice, table, dialog, loadFailed, value, label, countryShown } from "./common.js";
 import { rowForm } from "./forms.js";
 
 const personHref = (id) => `/people/${seg(id)}`;
@@ -211,7 +211,7 @@ async function personPage(ctx, id, msg) {
     ["caste_group", value("caste_group", p.caste_group)], ["disability", yesNo(p.disability)],
     ["category", value("category", p.category)],
     ["registered_on", bsdate.show(p.registered_on)],
-    ["destination_country", p.destination_country],
+    ["destination_country", countryShown(p.destination_country)],
     ["years_abroad", p.years_abroad ? digits(p.years_abroad) : ""],
     ["return_date", bsdate.show(p.return_date)],
     ["remigration_intention", value("remigration_intention", p.remigration_intention)],

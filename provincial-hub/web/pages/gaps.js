@@ -6,7 +6,7 @@ import { t, num, valueName, current } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { downloadCsv } from "/common/csv.js";
 import { sortableTable, figure, monthName, periodName, previousFiscalYear,
-         provinceName } from "/pages/util.js";
+         provinceName, placesInLanguage } from "/pages/util.js";
 
 const FLAGS = ["enrolled_silent", "enrolled_offline", "not_enrolled", "referrals_overdue",
                "services_unavailable", "month_not_closed", "month_closed_late"];
@@ -20,7 +20,7 @@ export async function draw(main, session) {
   const period = params.get("period") || session.fiscal_year;
   const r = await api.get(`/v1/gaps?period=${encodeURIComponent(period)}`);
   if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
-  const rows = r.body.rows;
+  const rows = placesInLanguage(session, r.body.rows, "code");
 
   const cols = [
     { key: "name", label: t("gaps.name"), cell: (x) => [x.name, " ", h("span", { class: "muted" }, `(${x.code})`)] },
@@ -95,13 +95,13 @@ export async function draw(main, session) {
   const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
   const csvNote = h("span", { class: "hint", id: "gaps-csv-note" });
   function apply() {
-    // Place names are those of the geography file (in English); a code may be typed in
-    // Devanagari digits.
+    // A place by its name in either language (the page's, or the API's English); a code may
+    // be typed in Devanagari digits.
     const q = filterText.value.trim().toLowerCase()
       .replace(/[\u0966-\u096F]/g, (d) => String(d.charCodeAt(0) - 0x966));
     const f = filterFlag.value;
-    const shown = rows.filter((x) => (!q || `${x.name} ${x.district} ${x.code}`.toLowerCase().includes(q))
-      && (!f || x.flags.includes(f)));
+    const shown = rows.filter((x) => (!q || [x.name, x.district, x.name_en, x.district_en, x.code]
+      .join(" ").toLowerCase().includes(q)) && (!f || x.flags.includes(f)));
     table.redraw(shown); // and keeps the filters in the address (onSort)
     // An empty result says so, rather than a table of headers alone.
     table.el.hidden = shown.length === 0;

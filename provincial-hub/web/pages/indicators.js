@@ -3,7 +3,7 @@
 // says the same, all from one answer of GET /v1/indicators/<code>?by=...; then one local
 // level's trends over the fiscal year's BS months (series=bs_month).
 import { h, replace } from "/common/dom.js";
-import { t, num, tickNum } from "/common/i18n.js";
+import { t, num, tickNum, areaName, localLevelName, districtName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, fiscalMonths, monthName, periodName, previousFiscalYear } from "/pages/util.js";
@@ -66,7 +66,7 @@ export async function draw(main, session) {
   const [map, r] = await Promise.all([loadMap(), ask(ind.code, { period, by: level })]);
   if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
   const ratio = r.body.answers.some((a) => a.cells.some((c) => "ratio" in c));
-  const rows = r.body.answers.map((a) => ({ code: a.area.code, name: a.area.name,
+  const rows = r.body.answers.map((a) => ({ code: a.area.code, name: areaName(a.area),
                                             value: answerValue(a, ratio) }));
   const byCode = new Map(rows.map((x) => [x.code, x]));
 
@@ -124,13 +124,13 @@ export async function draw(main, session) {
     for (const u of map.units) {
       if (Math.floor(u.code / 10000) !== province) continue;
       const ll = session.local_levels.find((l) => l.code === u.code);
-      units.append(unit(u.d, u.code, ll ? ll.name : String(u.code)));
+      units.append(unit(u.d, u.code, ll ? localLevelName(ll.code, ll.name) : String(u.code)));
     }
   } else {
     for (const [prefix, d] of Object.entries(map.districts)) {
       if (Math.floor(Number(prefix) / 100) !== province) continue;
       const dist = districtOf.get(Number(prefix));
-      units.append(unit(d, dist, names.get(dist) || String(dist)));
+      units.append(unit(d, dist, names.get(dist) || districtName(dist, String(dist))));
     }
   }
   const inert = s("g", { class: "protected", "aria-hidden": "true" },
@@ -162,7 +162,7 @@ export async function draw(main, session) {
   const bars = h("canvas", { id: "ind-chart", role: "img",
                              "aria-label": t("ind.chart_label", { indicator: indicatorTitle(ind) }) });
   const munSelect = h("select", { id: "trend-municipality", onchange: (e) => go({ municipality: e.target.value }) },
-    session.local_levels.map((l) => h("option", { value: l.code, selected: l.code === mun }, `${l.name} (${l.district_name})`)));
+    session.local_levels.map((l) => h("option", { value: l.code, selected: l.code === mun }, `${localLevelName(l.code, l.name)} (${districtName(l.district, l.district_name)})`)));
   const trendCanvas = h("canvas", { id: "trend-chart", role: "img", "aria-label": t("trend.chart_label") });
   const trendTable = h("div", { class: "table-wrap", id: "trend-table-wrap" });
 

@@ -5,7 +5,7 @@
 import { h, replace } from "/common/dom.js";
 import { t, num, digits } from "/common/i18n.js";
 import { api } from "/common/api.js";
-import { addMonths, monthName } from "/pages/util.js";
+import { addMonths, monthName, placesInLanguage } from "/pages/util.js";
 
 const WAITING = ["closed", "changed"];
 const COMMENT_MAX = 1000; /* bytes of UTF-8, as common/review.h keeps */
@@ -16,7 +16,7 @@ export async function draw(main, session, nav, notice) {
   const period = params.get("period") || last;
   const r = await api.get(`/v1/reviews?period=${encodeURIComponent(period)}`);
   if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
-  const rows = r.body.rows;
+  const rows = placesInLanguage(session, r.body.rows, "municipality");
   const queue = rows.filter((x) => WAITING.includes(x.state));
   const others = rows.filter((x) => !WAITING.includes(x.state) && x.state !== "other_calendar" && x.enrolled);
   const reviewer = session.role === "reviewer";

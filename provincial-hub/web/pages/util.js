@@ -1,12 +1,27 @@
 // What the dashboard's pages share: periods (BS months and fiscal years, as the API spells
 // them), sortable tables and number formatting.
 import { h, replace } from "/common/dom.js";
-import { t, num, digits, has } from "/common/i18n.js";
+import { t, num, digits, has, localLevelName, districtName } from "/common/i18n.js";
 
 // The province's name in the page's language ("Koshi" -> "कोशी"), as the session gives it in
 // English.
 export function provinceName(name) {
   return has(`province.${name}`) ? t(`province.${name}`) : name;
+}
+
+// Rows of the API's that name a local level in English (its code under codeKey, "name" and
+// "district") named in the page's language, in place (the English kept as name_en and
+// district_en, for a search typed in English), through the session's list of the
+// province's local levels (which gives each one's district code).
+export function placesInLanguage(session, rows, codeKey) {
+  const districtOf = new Map(session.local_levels.map((l) => [l.code, l.district]));
+  for (const x of rows) {
+    x.name_en = x.name;
+    x.district_en = x.district;
+    x.name = localLevelName(x[codeKey], x.name);
+    x.district = districtName(districtOf.get(x[codeKey]), x.district);
+  }
+  return rows;
 }
 
 // "BS2082-08" -> [2082, 8]
