@@ -375,6 +375,7 @@ endif
 # $(JOBS) run at once (a fuzzer uses one core: make test waited 3 minutes for them one by
 # one), each one's lines printed together as it ends.
 FUZZ_RUNS := $(addprefix fuzz-run/,$(notdir $(FUZZ_BINS)))
+FUZZ_T ?= $(SHORT_FUZZ_SECONDS)
 fuzz-run/%:
 	@c=build/fuzz/corpus/$*; mkdir -p $$c; cp -n tests/fuzz/seeds/$*/* $$c/ 2>/dev/null || true; \
 	t=$(FUZZ_T); [ $* = fuzz_envelope ] && t=$$(( $(FUZZ_T) * 3 )); \

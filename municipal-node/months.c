@@ -244,19 +244,6 @@ static json_t *months__time(uint64_t ms)
     return json_string(iso);
 }
 
-int months_state(sqlite3 *db, int bs, int32_t ym, int *state)
-{
-    months__row *rows = NULL;
-    size_t n = 0;
-    int rc = months__load(db, bs, &rows, &n);
-    if (rc != 0)
-        return rc;
-    const months__row *m = months__find(rows, n, ym);
-    *state = m ? m->state : ST_OPEN;
-    free(rows);
-    return 0;
-}
-
 struct months_states {
     months__row *rows;
     size_t n;

@@ -44,12 +44,8 @@ int months_receive(sqlite3 *db, uint32_t municipality, const Reint__V1__Reviews 
  * returned): a close after it is a new close. Returns 0 or REINT_EDB. */
 int months_return_clock(sqlite3 *db, int bs, int32_t ym, uint64_t *clock);
 
-/* The state of month ym (YYYYMM) of calendar bs as the clerk sees it (as months_json gives
- * it: a MonthState, MONTH_STATE_OPEN for a month never closed) into *state. Returns 0,
- * REINT_ENOMEM or REINT_EDB. */
-int months_state(sqlite3 *db, int bs, int32_t ym, int *state);
-
-/* Every month's state at one time, as months_state gives each: what an import's rows find
+/* Every month's state at one time, as the clerk sees it (as months_json gives it: a
+ * MonthState, MONTH_STATE_OPEN for a month never closed): what an import's rows find
  * (an approved month turns "changed" once the hub has them, which may be before the import
  * ends: its results then said "changed" where the rows had changed an approved month). */
 typedef struct months_states months_states;

@@ -107,7 +107,8 @@ static int passwords__name_ok(const char *clerk)
 
 /* The stored name clerk means, into name: the one spelt so, else the one name alike but
  * for case (ASCII: names are ASCII), when there is one only. Returns 0, REINT_ENOTFOUND
- * (none, or two alike but for case and neither spelt so) or REINT_EDB. */
+ * (none), REINT_EEXIST (two alike but for case, stored before names were compared so, and
+ * neither spelt so) or REINT_EDB. */
 static int passwords__stored_name(sqlite3 *db, const char *clerk, char name[TOKENS_NAME_MAX])
 {
     sqlite3_stmt *st = store_prepare(db, "SELECT clerk, clerk = ?1 FROM clerk_passwords"
@@ -129,7 +130,7 @@ static int passwords__stored_name(sqlite3 *db, const char *clerk, char name[TOKE
         goto out;
     }
     step = sqlite3_step(st);
-    rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? REINT_ENOTFOUND : REINT_EDB;
+    rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? REINT_EEXIST : REINT_EDB;
 out:
     if (rc == REINT_EDB)
         log_error("passwords: the store could not be read: %s", sqlite3_errmsg(db));
@@ -146,20 +147,6 @@ int passwords_set(sqlite3 *db, const char *clerk, const char *password, char *er
                  TOKENS_NAME_MAX - 1);
         return REINT_EINVAL;
     }
-    /* A sign-in finds a clerk whatever the case typed: two names alike but for case would
-     * be one clerk to her and two to the node. */
-    int found = passwords__stored_name(db, clerk, stored);
-    if (found == REINT_EDB) {
-        snprintf(err, errlen, "the store could not be read: %s", sqlite3_errmsg(db));
-        return REINT_EDB;
-    }
-    if (found == 0 && strcmp(stored, clerk) != 0) {
-        snprintf(err, errlen,
-                 "clerk \"%s\" has a password already, and names are the same whatever their "
-                 "case: set \"%s\"'s, or remove it first",
-                 stored, stored);
-        return REINT_EINVAL;
-    }
     int rc = passwords_hash(password, h);
     if (rc == REINT_EINVAL) {
         snprintf(err, errlen, "a password has %d to %d characters", PASSWORDS_MIN_LEN,
@@ -170,18 +157,44 @@ int passwords_set(sqlite3 *db, const char *clerk, const char *password, char *er
         snprintf(err, errlen, "the password could not be hashed (out of memory)");
         return rc;
     }
-    sqlite3_stmt *st = store_prepare(db, "INSERT OR REPLACE INTO clerk_passwords(clerk, hash,"
-                                         " set_ms) VALUES(?1, ?2, ?3)");
+    /* A sign-in finds a clerk whatever the case typed: two names alike but for case would
+     * be one clerk to her and two to the node. Checked and stored in one write transaction,
+     * so that two runs at once ("Asha" and "ASHA") cannot both pass the check. */
+    if (store_exec(db, "BEGIN IMMEDIATE") != 0) {
+        snprintf(err, errlen, "the store could not be written: %s", sqlite3_errmsg(db));
+        return REINT_EDB;
+    }
+    int found = passwords__stored_name(db, clerk, stored);
+    sqlite3_stmt *st = NULL;
+    if (found == REINT_EDB) {
+        snprintf(err, errlen, "the store could not be read: %s", sqlite3_errmsg(db));
+        rc = REINT_EDB;
+        goto out;
+    }
+    if (found == REINT_EEXIST || (found == 0 && strcmp(stored, clerk) != 0)) {
+        snprintf(err, errlen,
+                 "clerk \"%s\" has a password already, and names are the same whatever their "
+                 "case: set \"%s\"'s, or remove it first",
+                 stored, stored);
+        rc = REINT_EINVAL;
+        goto out;
+    }
+    st = store_prepare(db, "INSERT OR REPLACE INTO clerk_passwords(clerk, hash, set_ms)"
+                           " VALUES(?1, ?2, ?3)");
     if (st == NULL || sqlite3_bind_text(st, 1, clerk, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, h, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 3, (sqlite3_int64)clock_now_ms()) != SQLITE_OK ||
-        store_step_done(db, st) != 0) {
+        store_step_done(db, st) != 0 || store_exec(db, "COMMIT") != 0) {
         snprintf(err, errlen, "the password could not be stored: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return REINT_EDB;
+        rc = REINT_EDB;
+        goto out;
     }
+    rc = 0;
+out:
     sqlite3_finalize(st);
-    return 0;
+    if (rc != 0)
+        store_exec(db, "ROLLBACK");
+    return rc;
 }
 
 int passwords_remove(sqlite3 *db, const char *clerk)
@@ -189,7 +202,7 @@ int passwords_remove(sqlite3 *db, const char *clerk)
     char name[TOKENS_NAME_MAX];
     int rc = passwords__stored_name(db, clerk, name);
     if (rc != 0)
-        return rc;
+        return rc == REINT_EEXIST ? REINT_ENOTFOUND : rc;
     sqlite3_stmt *st = store_prepare(db, "DELETE FROM clerk_passwords WHERE clerk = ?1");
     if (st == NULL || sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
         store_step_done(db, st) != 0) {
@@ -205,7 +218,7 @@ int passwords_get(sqlite3 *db, const char *clerk, char out[PASSWORDS_HASH_MAX],
 {
     int rc = passwords__stored_name(db, clerk, name), step;
     if (rc != 0)
-        return rc;
+        return rc == REINT_EEXIST ? REINT_ENOTFOUND : rc;
     rc = REINT_EDB;
     sqlite3_stmt *st = store_prepare(db, "SELECT hash FROM clerk_passwords WHERE clerk = ?1");
     if (st == NULL || sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)

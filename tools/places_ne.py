@@ -42,9 +42,14 @@ def main():
     with open(a.csv, encoding="utf-8-sig", newline="") as f:
         base = {r["local_level_code"]: r for r in csv.DictReader(f)}
     district, local = {}, {}
+    line = 1
     with open(a.extended, encoding="utf-8-sig", newline="") as f:
         for line, r in enumerate(csv.DictReader(f), start=2):
             code = r["local_level_code"]
+            if not code.isdigit():
+                fail(a.extended, line, "local_level_code %r is not a number" % code)
+            if int(code) in local:
+                fail(a.extended, line, "local_level_code %s appears twice" % code)
             b = base.pop(code, None)
             if b is None:
                 fail(a.extended, line, "local_level_code %s is not in %s" % (code, a.csv))

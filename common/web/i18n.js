@@ -53,13 +53,21 @@ export function valueName(dim, key) {
 export async function load(l) {
   if (!LANGS.includes(l)) l = "en";
   const [w, en, p] = await Promise.all([fetchCatalogue(l), l === "en" ? null : fetchCatalogue("en"),
-                                        l === "en" ? null : fetchJson(`/common/places/${l}.json`)]);
+                                        l === "en" ? null : nepaliPlaces()]);
   words = w;
   fallback = en || w;
   places = p;
   lang = l;
   localStorage.setItem("lang", l);
   document.documentElement.lang = l;
+}
+
+// The Nepali table itself, fetched once, whatever the page's language: a search typed in
+// Nepali finds places on an English page too (a filter kept in the address across a switch).
+let nepali = null;
+export function nepaliPlaces() {
+  if (!nepali) nepali = fetchJson("/common/places/ne.json").catch((e) => { nepali = null; throw e; });
+  return nepali;
 }
 
 // A local level's name in the page's language, by its official code ("Dhankuta
@@ -75,10 +83,10 @@ export function districtName(code, en) {
 
 // A country's name in the page's language by its ISO code ("QA" -> "Qatar", "कतार"): in
 // Nepali from the table (Debian's iso-codes), in English as the browser's Intl names it; ""
-// when neither has a name for the code.
-export function countryName(code) {
+// when neither has a name for the code. inEnglish: the English name whatever the page's.
+export function countryName(code, inEnglish) {
   if (!code) return "";
-  if (places && places.country && places.country[code]) return places.country[code];
+  if (!inEnglish && places && places.country && places.country[code]) return places.country[code];
   try {
     const name = new Intl.DisplayNames(["en"], { type: "region" }).of(code);
     return name && name !== code ? name : "";

@@ -3,8 +3,11 @@ browser tests of the clerks' workspace (test_web*.py): nothing here downloads a 
 driver (/usr/bin/chromium and /usr/bin/chromedriver are given explicitly). Also axe-core (from
 tests/system/web/node_modules, installed by `make deps`) injected into a page for its
 accessibility check, and screenshots under build/screenshots/."""
+import atexit
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from selenium import webdriver
@@ -19,6 +22,19 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 AXE = os.path.join(ROOT, "tests", "system", "web", "node_modules", "axe-core", "axe.min.js")
 SHOTS = os.path.join(ROOT, "build", "screenshots")
+
+
+_run_dir = []
+
+
+def run_dir():
+    """A directory of this test run's own, removed when the run ends: the browsers' downloads
+    and temporary files (their singleton sockets) go there. In /tmp itself, each run left
+    its saved CSVs ("gaps-FY2083-84-en (4).csv") and a Chromium directory per browser."""
+    if not _run_dir:
+        _run_dir.append(tempfile.mkdtemp(prefix="reint-browsers-"))
+        atexit.register(shutil.rmtree, _run_dir[0], True)
+    return _run_dir[0]
 
 
 def chromium(ca=None, lang="en-US", width=1366, height=768):
@@ -37,11 +53,12 @@ def chromium(ca=None, lang="en-US", width=1366, height=768):
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     o.add_experimental_option("prefs", {"intl.accept_languages": lang,
-                                        "download.default_directory": "/tmp",
+                                        "download.default_directory": run_dir(),
                                         "download.prompt_for_download": False})
     if ca:
         o.add_argument("--ignore-certificate-errors-spki-list=" + spki_hash(ca["leaf"]))
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER, env=dict(os.environ, TMPDIR=run_dir())),
+                         options=o)
     d.set_page_load_timeout(30)
     d.set_script_timeout(60)
     return d

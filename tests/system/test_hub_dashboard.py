@@ -428,6 +428,12 @@ def test_dashboard_in_a_browser(dash):
         d.find_element("id", "gaps-filter").send_keys("\u0967\u0966\u096d\u0966\u0969")
         assert [e.get_attribute("data-code") for e in
                 d.find_elements("css selector", "#gaps-table tbody tr")] == ["10703"]
+        # A name typed in Nepali on the English page (a filter kept in the address across a
+        # language switch) finds its rows too: the local level, and its district's.
+        d.find_element("id", "gaps-filter").clear()
+        d.find_element("id", "gaps-filter").send_keys("धनकुटा नगरपालिका")
+        assert [e.get_attribute("data-code") for e in
+                d.find_elements("css selector", "#gaps-table tbody tr")] == ["10703"]
         d.find_element("id", "gaps-filter").clear()
         # The CSV the link downloads is the API's, in the order shown.
         href = d.find_element("id", "gaps-csv").get_attribute("href")

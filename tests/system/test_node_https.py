@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import types
 
 import pytest
@@ -166,20 +167,27 @@ def test_https_with_a_web_certificate_verifies_serves_the_api_and_passes_testssl
 
     # testssl.sh against the web CA: every check that rates MEDIUM or above.
     scans = []
-    for i, checks in enumerate(TESTSSL_CHECKS):
-        out = os.path.join(workdir, "testssl-%d.json" % i)
-        cmd = [tool, "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
-               "--connect-timeout", "10", "--openssl-timeout", "10", "--add-ca", webpki.ca,
-               "--jsonfile", out] + checks + ["%s:%d" % (NODE_ADDR, port)]
-        scans.append((out, subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True)))
     findings = []
-    for out, proc in scans:
-        stdout, _ = proc.communicate(timeout=TESTSSL_TIMEOUT)
-        assert os.path.exists(out), "testssl wrote no JSON (rc %d):\n%s" % (proc.returncode,
-                                                                             stdout)
-        with open(out) as f:
-            findings += json.load(f)
+    deadline = time.monotonic() + TESTSSL_TIMEOUT
+    try:
+        for i, checks in enumerate(TESTSSL_CHECKS):
+            out = os.path.join(workdir, "testssl-%d.json" % i)
+            cmd = [tool, "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
+                   "--connect-timeout", "10", "--openssl-timeout", "10", "--add-ca", webpki.ca,
+                   "--jsonfile", out] + checks + ["%s:%d" % (NODE_ADDR, port)]
+            scans.append((out, subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True)))
+        for out, proc in scans:
+            stdout, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+            assert os.path.exists(out), "testssl wrote no JSON (rc %d):\n%s" % (
+                proc.returncode, stdout)
+            with open(out) as f:
+                findings += json.load(f)
+    finally:  # a scan left running would hold a core for the rest of make test
+        for _, proc in scans:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     by_id = {f["id"]: f for f in findings}
     bad = ["%s %s: %s" % (f["severity"], f["id"], f["finding"]) for f in findings
            if f["severity"] in BAD]

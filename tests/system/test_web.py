@@ -268,6 +268,8 @@ def test_a_bad_date_is_explained_beside_its_field_in_english_and_in_nepali(site)
     assert "धनकुटा नगरपालिका" in el(site, "header").text, el(site, "header").text
     fill(site, "f-destination_country", "MY")
     wait(d, lambda: el(site, "#f-destination_country-name").text == "मलेशिया", what="मलेशिया")
+    qa = d.find_element(By.CSS_SELECTOR, "#f-destination_country-list option[value='QA']")
+    assert qa.get_attribute("label") == "कतार (Qatar)", qa.get_attribute("label")
     fill(site, "f-registered_on", "2083-13-40")
     d.find_element(By.ID, "f-full_name").click()
     wait(d, lambda: "साँचो मिति होइन" in error_of(site, "registered_on"),

@@ -337,6 +337,22 @@ def test_the_password_verb_keeps_only_a_slow_hash(site):
     r = run([exe, "--config", site.node.config, "password", "BINA"], input=PASSWORD + "\n",
             check=False)
     assert r.returncode == 2 and 'clerk "bina" has a password already' in r.stderr, r.stderr
+    # Two names alike but for case, stored before names were compared so: each signs in as
+    # spelt, neither by a third spelling, and a third is refused when set.
+    c = sqlite3.connect(site.node.db)
+    try:
+        with c:
+            c.executemany("INSERT INTO clerk_passwords(clerk, hash, set_ms) VALUES(?, ?, 0)",
+                          [("kiran", stored), ("Kiran", stored)])
+    finally:
+        c.close()
+    for name, want in (("kiran", 200), ("Kiran", 200), ("KIRAN", 401)):
+        status, _, body = site.request("POST", "/v1/session",
+                                       {"clerk": name, "password": "a long passphrase"})
+        assert status == want and (want == 401 or body["clerk"] == name), (name, body)
+    r = run([exe, "--config", site.node.config, "password", "KIRAN"], input=PASSWORD + "\n",
+            check=False)
+    assert r.returncode == 2 and "has a password already" in r.stderr, r.stderr
     r = run([exe, "--config", site.node.config, "password", "--remove", "BINA"])
     assert site.request("POST", "/v1/session",
                         {"clerk": "bina", "password": "a long passphrase"})[0] == 401

@@ -140,8 +140,14 @@ function control(col, id, describedBy, val, session, onchange) {
   // A country by its code, offered by its name as the clerk types either (the clerk's attack:
   // few know Qatar as QA), and named beside it once typed, in the page's language.
   const named = h("span", { class: "date-eq", id: `${id}-name`, "aria-live": "polite" });
+  // In Nepali with the English name too: a clerk may type either ("कतार (Qatar)").
+  const optionLabel = (cc) => {
+    const here = countryName(cc);
+    const en = countryName(cc, true);
+    return here && en && here !== en ? `${here} (${en})` : here || en || cc;
+  };
   const list = h("datalist", { id: `${id}-list` }, (col.values || []).map((cc) =>
-    h("option", { value: cc, label: countryName(cc) || cc })));
+    h("option", { value: cc, label: optionLabel(cc) })));
   input.setAttribute("list", list.id);
   input.setAttribute("aria-describedby", `${describedBy} ${named.id}`.trim());
   const say = () => {
@@ -308,7 +314,7 @@ export async function rowForm(o) {
       // A new row's own date starts at today, the day most are registered (the clerk's
       // attack: every registration typed it); a paper form of another day changes it.
       let val = o.row ? o.row[name] : "";
-      if (!o.localId && !val && name === DATED[o.kind]) val = o.ctx.session.today;
+      if (!o.localId && !draft && !val && name === DATED[o.kind]) val = o.ctx.session.today;
       const ctl = control(col, id, [hintId, errId, warnId].filter(Boolean).join(" "),
                           val, o.ctx.session, changed(name));
       const input = ctl.tagName === "DIV" ? ctl.querySelector("input") : ctl;

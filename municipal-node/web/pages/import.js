@@ -33,6 +33,7 @@ function saveProblems(job, cols) {
   const rows = job.errors.map((e) => [e.line, e.field || "", e.field ? label(e.field) : t("err.row"),
                                       text(problem(e, cols))]);
   for (const m of job.messages) rows.push(["", "", "", m]);
+  if (job.errors_left_out) rows.push(["", "", "", t("import.left_out", { n: num(job.errors_left_out) })]);
   const base = String(job.name || "import").replace(/\.csv$/i, "");
   downloadCsv(`${base}-${t("import.problems_file")}-${current()}.csv`,
               [t("import.line"), t("import.column"), t("import.field"), t("import.reason")], rows);

@@ -20,7 +20,7 @@ export async function draw(main, session) {
   const period = params.get("period") || session.fiscal_year;
   const r = await api.get(`/v1/gaps?period=${encodeURIComponent(period)}`);
   if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
-  const rows = placesInLanguage(session, r.body.rows, "code");
+  const rows = await placesInLanguage(session, r.body.rows, "code");
 
   const cols = [
     { key: "name", label: t("gaps.name"), cell: (x) => [x.name, " ", h("span", { class: "muted" }, `(${x.code})`)] },
@@ -100,8 +100,8 @@ export async function draw(main, session) {
     const q = filterText.value.trim().toLowerCase()
       .replace(/[\u0966-\u096F]/g, (d) => String(d.charCodeAt(0) - 0x966));
     const f = filterFlag.value;
-    const shown = rows.filter((x) => (!q || [x.name, x.district, x.name_en, x.district_en, x.code]
-      .join(" ").toLowerCase().includes(q)) && (!f || x.flags.includes(f)));
+    const shown = rows.filter((x) => (!q || `${x.names} ${x.code}`.toLowerCase().includes(q))
+      && (!f || x.flags.includes(f)));
     table.redraw(shown); // and keeps the filters in the address (onSort)
     // An empty result says so, rather than a table of headers alone.
     table.el.hidden = shown.length === 0;

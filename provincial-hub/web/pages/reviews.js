@@ -16,7 +16,7 @@ export async function draw(main, session, nav, notice) {
   const period = params.get("period") || last;
   const r = await api.get(`/v1/reviews?period=${encodeURIComponent(period)}`);
   if (r.status !== 200) throw new Error((r.body && r.body.error) || t("error.load"));
-  const rows = placesInLanguage(session, r.body.rows, "municipality");
+  const rows = await placesInLanguage(session, r.body.rows, "municipality");
   const queue = rows.filter((x) => WAITING.includes(x.state));
   const others = rows.filter((x) => !WAITING.includes(x.state) && x.state !== "other_calendar" && x.enrolled);
   const reviewer = session.role === "reviewer";

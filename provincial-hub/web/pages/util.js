@@ -1,7 +1,7 @@
 // What the dashboard's pages share: periods (BS months and fiscal years, as the API spells
 // them), sortable tables and number formatting.
 import { h, replace } from "/common/dom.js";
-import { t, num, digits, has, localLevelName, districtName } from "/common/i18n.js";
+import { t, num, digits, has, localLevelName, districtName, nepaliPlaces } from "/common/i18n.js";
 
 // The province's name in the page's language ("Koshi" -> "कोशी"), as the session gives it in
 // English.
@@ -10,16 +10,18 @@ export function provinceName(name) {
 }
 
 // Rows of the API's that name a local level in English (its code under codeKey, "name" and
-// "district") named in the page's language, in place (the English kept as name_en and
-// district_en, for a search typed in English), through the session's list of the
-// province's local levels (which gives each one's district code).
-export function placesInLanguage(session, rows, codeKey) {
+// "district") named in the page's language, in place, through the session's list of the
+// province's local levels (which gives each one's district code). Each row's names in both
+// languages go to x.names, for a search typed in either.
+export async function placesInLanguage(session, rows, codeKey) {
   const districtOf = new Map(session.local_levels.map((l) => [l.code, l.district]));
+  const ne = await nepaliPlaces().catch(() => null);
   for (const x of rows) {
-    x.name_en = x.name;
-    x.district_en = x.district;
+    const d = districtOf.get(x[codeKey]);
+    x.names = [x.name, x.district, ne && ne.local_level[String(x[codeKey])],
+               ne && ne.district[String(d)]].filter(Boolean).join(" ");
     x.name = localLevelName(x[codeKey], x.name);
-    x.district = districtName(districtOf.get(x[codeKey]), x.district);
+    x.district = districtName(d, x.district);
   }
   return rows;
 }
