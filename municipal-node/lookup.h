@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "intake.h"
 
@@ -32,6 +33,16 @@ int lookup_search(intake *in, const char *q, size_t limit, json_t **out);
  * as [{"local_id", "same": "citizenship_no" | "name_phone"}] (at most 20) into *out (the
  * caller's). Returns 0, REINT_ENOMEM or REINT_EDB. */
 int lookup_duplicates(intake *in, const char *local_id, json_t **out);
+
+/* The persons an import stored (live, changed at or after since_ms by clerk) that look like
+ * another live person, as lookup_duplicates compares them: [{"local_id", "like", "same"}]
+ * (a pair of two rows of the import once), ordered by local_id, at most LOOKUP_IMPORT_DUPS
+ * into *out (the caller's); *more is set when there were more. Each person's keys are
+ * computed once, into an indexed table of the connection's own (TEMP), dropped after.
+ * Returns 0, REINT_ENOMEM or REINT_EDB. */
+#define LOOKUP_IMPORT_DUPS 50
+int lookup_import_duplicates(intake *in, int64_t since_ms, const char *clerk, json_t **out,
+                             int *more);
 
 /* {"person": row, "services": [row, ...], "enterprises": [row, ...]}, services and
  * enterprises by date, the newest first. REINT_ENOTFOUND when the person is not live. */

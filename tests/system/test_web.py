@@ -595,6 +595,48 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     assert header.startswith("local_id,category,sex,birth_year"), header
 
 
+def test_an_import_of_persons_registered_already_says_which(site, tmp_path):
+    """The clerk attack's: a spreadsheet of people already registered was taken without a
+    word, and counted twice upstream. The import's results name each person stored that looks
+    like another (the same name and phone, or the same citizenship number), with links to
+    both; two rows of the file alike are named once. Taken, not refused."""
+    d = site.driver
+    auth = {"Authorization": "Bearer " + site.token}
+    status, _, body = site.request("POST", "/v1/persons", {
+        "category": "RETURNEE", "sex": "FEMALE", "registered_on": "2083-07-01",
+        "full_name": "Kamala Dupcheck", "phone": "9801112%03d" % (1 if site.https else 2)},
+        headers=auth)
+    assert status == 201, body
+    first = body["local_id"]
+    tag = site.scheme.upper()
+    path = tmp_path / ("again-%s.csv" % site.scheme)
+    path.write_text(
+        "local_id,category,sex,registered_on,full_name,phone,citizenship_no\n"
+        "AGAIN-%s-1,RETURNEE,FEMALE,2083-07-02,kamala  dupcheck,+977-980-1112%03d,\n"
+        "AGAIN-%s-2,RETURNEE,MALE,2083-07-02,Bishnu One,,%s-75-4411\n"
+        "AGAIN-%s-3,RETURNEE,MALE,2083-07-03,Bishnu Two,,%s 75 4411\n"
+        "AGAIN-%s-4,RETURNEE,MALE,2083-07-03,Someone Else,9801119999,\n"
+        % (tag, 1 if site.https else 2, tag, tag, tag, tag, tag))
+    go(site, "/import")
+    wait_h1(d, "Import a spreadsheet")
+    choose(site, "kind", "persons")
+    d.find_element(By.ID, "file").send_keys(str(path))
+    d.find_element(By.ID, "upload").click()
+    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    box = el(site, "#import-duplicates")
+    assert "2 persons this file stored look registered already" in box.text, box.text
+    items = [(li.get_attribute("data-local-id"),
+              [a.get_attribute("href").rsplit("/", 1)[1] for a in
+               li.find_elements(By.TAG_NAME, "a")], li.text)
+             for li in box.find_elements(By.TAG_NAME, "li")]
+    assert [(i, links) for i, links, _ in items] == [
+        ("AGAIN-%s-1" % tag, ["AGAIN-%s-1" % tag, first]),
+        ("AGAIN-%s-2" % tag, ["AGAIN-%s-2" % tag, "AGAIN-%s-3" % tag])], items
+    assert items[0][2].endswith("the same name and phone.") and \
+        items[1][2].endswith("the same citizenship number."), items
+    screenshot(d, "%s-en-import-duplicates" % site.scheme)
+
+
 def test_closing_a_month_sends_its_close_to_the_hub(site):
     d = site.driver
     y, m = previous_bs_month()

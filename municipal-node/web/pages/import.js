@@ -53,6 +53,22 @@ function closedMonths(job) {
     h("p", {}, h("a", { href: "/months", "data-nav": "" }, t("import.closed_see"))));
 }
 
+// The persons the import stored that look registered already, each with the person it looks
+// like (the clerk attack's: a spreadsheet of people already registered was taken without a
+// word, and counted twice upstream). Said, not refused: the clerk opens both and decides.
+function duplicates(job) {
+  const list = job.duplicates || [];
+  if (!list.length) return null;
+  const link = (id) => h("a", { href: `/people/${seg(id)}`, "data-nav": "" }, id);
+  return h("div", { class: "warning", id: "import-duplicates" },
+    h("p", {}, t(list.length === 1 ? "import.duplicates_intro_one" : "import.duplicates_intro",
+                 { n: num(list.length) })),
+    h("ul", {}, list.map((d) => h("li", { "data-local-id": d.local_id }, t("import.duplicate_like", {
+      same: t(`import.duplicate_same_${d.same}`) }).split(/(\{person\}|\{like\})/).map((part) =>
+      (part === "{person}" ? link(d.local_id) : part === "{like}" ? link(d.like) : part))))),
+    job.duplicates_more ? h("p", {}, t("import.duplicates_more")) : null);
+}
+
 // When an import started, as the clerk reads it: Nepal's time and day.
 function started(ms) {
   return `${digits(bsdate.nepalTime(ms))}, ${bsdate.long(bsdate.nepalDay(ms))}`;
@@ -73,6 +89,7 @@ function results(job, cols) {
     h("dl", { class: "summary-list" }, facts.map(([k, v]) => [h("dt", {}, t(k)),
                                                               h("dd", {}, num(v))])),
     closedMonths(job),
+    duplicates(job),
     // What the node said of the whole file is in English (its words for every client): said
     // first in the page's language.
     job.messages.length ? h("div", { class: "danger" }, h("p", {}, t("import.file_problem")),
