@@ -95,6 +95,16 @@ function signedIn(session) {
 }
 
 async function render() {
+  // The node's day read again at each page (a GET of the session, small, on the office's
+  // network): a page left open overnight drew a new row's date as yesterday's and called it
+  // today (a review of the prefilled date). The calendar stays as signed in.
+  if (state.session) {
+    const r = await api.get("/v1/session");
+    if (r.status === 200 && state.session) {
+      state.session = r.body;
+      setCsrf(r.body.csrf);
+    }
+  }
   header();
   const path = location.pathname;
   const ctx = {

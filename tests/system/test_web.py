@@ -90,6 +90,17 @@ def register_form(w, name, birth_year, country, registered_on):
     fill(w, "f-registered_on", registered_on)
 
 
+def import_persons(w, path):
+    """The file at path imported as persons from the Import page, to its results."""
+    go(w, "/import")
+    wait_h1(w.driver, "Import a spreadsheet")
+    choose(w, "kind", "persons")
+    w.driver.find_element(By.ID, "file").send_keys(str(path))
+    w.driver.find_element(By.ID, "upload").click()
+    wait(w.driver, lambda: w.driver.find_elements(By.ID, "import-result"),
+         what="the import's result")
+
+
 def service_form(w, service, status, date):
     """The form of a new service for the person registered first, filled with these."""
     go(w, "/people/" + w.person)
@@ -512,12 +523,7 @@ def test_a_csv_with_three_bad_rows_is_imported_and_its_bad_rows_listed_by_line(s
     path = tmp_path / ("persons-%s.csv" % site.scheme)
     path.write_text("local_id,category,sex,registered_on\n" +
                     "".join("%s,%s,%s,%s\n" % r for r in rows))
-    go(site, "/import")
-    wait_h1(d, "Import a spreadsheet")
-    choose(site, "kind", "persons")
-    d.find_element(By.ID, "file").send_keys(str(path))
-    d.find_element(By.ID, "upload").click()
-    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    import_persons(site, path)
     assert "3 rows with problems" in body_text(d)
     assert d.find_element(By.ID, "progress").get_attribute("value") == "100"
     lines = [tr.find_elements(By.TAG_NAME, "td") for tr in
@@ -617,12 +623,7 @@ def test_an_import_of_persons_registered_already_says_which(site, tmp_path):
         "AGAIN-%s-3,RETURNEE,MALE,2083-07-03,Bishnu Two,,%s 75 4411\n"
         "AGAIN-%s-4,RETURNEE,MALE,2083-07-03,Someone Else,9801119999,\n"
         % (tag, 1 if site.https else 2, tag, tag, tag, tag, tag))
-    go(site, "/import")
-    wait_h1(d, "Import a spreadsheet")
-    choose(site, "kind", "persons")
-    d.find_element(By.ID, "file").send_keys(str(path))
-    d.find_element(By.ID, "upload").click()
-    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    import_persons(site, path)
     box = el(site, "#import-duplicates")
     assert "2 persons this file stored look registered already" in box.text, box.text
     items = [(li.get_attribute("data-local-id"),
@@ -790,12 +791,7 @@ def test_a_returned_month_is_on_today_with_its_comment_and_closed_again(site, tm
     path = tmp_path / ("approved-month-%s.csv" % site.scheme)
     path.write_text("local_id,category,sex,registered_on\nAPPR-%s,RETURNEE,MALE,%04d-%02d-01\n"
                     % (site.scheme, y, m))
-    go(site, "/import")
-    wait_h1(d, "Import a spreadsheet")
-    choose(site, "kind", "persons")
-    d.find_element(By.ID, "file").send_keys(str(path))
-    d.find_element(By.ID, "upload").click()
-    wait(d, lambda: d.find_elements(By.ID, "import-result"), what="the import's result")
+    import_persons(site, path)
     names = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",
              "Poush", "Magh", "Falgun", "Chaitra"]
     closed = el(site, "#import-closed").text
@@ -1179,10 +1175,13 @@ def test_a_form_typed_in_is_not_left_by_a_reload_without_the_browser_asking(site
     d.find_element(By.ID, "f-phone").click()
     d.find_element(By.ID, "f-ward").click()
     assert d.execute_script(leave) is False
+    # The save's request (a PUT) is held; the others (a check, the next page's) go.
     d.execute_script("""
         window.__release = null;
         const real = window.fetch;
-        window.fetch = (...a) => new Promise((ok) => { window.__release = () => ok(real(...a)); });""")
+        window.fetch = (url, init) => (!(init && init.method === "PUT") || window.__release
+          ? real(url, init)
+          : new Promise((ok) => { window.__release = () => ok(real(url, init)); }));""")
     d.find_element(By.ID, "save").click()
     wait(d, lambda: d.execute_script("return !!window.__release"), what="the save sent")
     assert d.execute_script(leave) is True

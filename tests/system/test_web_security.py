@@ -3,6 +3,7 @@ page and asset, never weakened; no session cookie, an expired one (idle, and pas
 a cross-site POST (from another site, where SameSite=Strict keeps the cookie home, and from
 another port of the same host, where the Origin and CSRF checks refuse it); a script typed
 into a name, shown as text and never run; failed sign-ins limited; the password verb."""
+import datetime
 import http.server
 import os
 import re
@@ -15,6 +16,10 @@ from selenium.webdriver.common.by import By
 from browser import body_text, chromium, h1, wait, wait_h1
 from harness import ROOT, free_port, run
 from webenv import PASSWORD, Web
+
+import bs
+
+NEPAL_S = 5 * 3600 + 45 * 60  # Nepal's offset from UTC
 
 # The policy of municipal-node/web.h, written out here: a test that read it from the product
 # could not notice it weakened.
@@ -160,6 +165,38 @@ def test_an_expired_session_is_refused(site, clock, browser):
     wait_h1(browser, "Sign in")
     assert "Your session has ended" in body_text(browser)
     set_clock(clock, 0)
+
+
+def test_a_new_rows_date_is_the_nodes_day_when_the_page_is_drawn(site, clock, browser):
+    """A new row's date starts at the node's today (the clerk attack's). The page read that
+    day once, at sign-in: a session begun before midnight in Nepal drew the register form
+    after it with the day before (a review of the prefilled date). The node's clock is set to
+    40 seconds before Nepal's midnight, then moved two minutes on."""
+    now = time.time()
+    offset = int(86400 - (now + NEPAL_S) % 86400) - 40
+
+    def node_day(at):
+        d = datetime.datetime.fromtimestamp(at + NEPAL_S, datetime.timezone.utc).date()
+        return "%04d-%02d-%02d" % bs.ad_to_bs(d)
+
+    def register_form():
+        browser.find_element(By.LINK_TEXT, "People").click()
+        wait_h1(browser, "People")
+        browser.find_element(By.ID, "register").click()
+        wait_h1(browser, "Register a person")
+        return browser.find_element(By.ID, "f-registered_on").get_attribute("value")
+
+    try:
+        set_clock(clock, offset)
+        browser_sign_in(site, browser)
+        before = node_day(time.time() + offset)
+        assert register_form() == before
+        set_clock(clock, offset + 120)
+        after = node_day(time.time() + offset + 120)
+        assert after != before, (before, after)
+        assert register_form() == after
+    finally:
+        set_clock(clock, 0)
 
 
 class EvilSite:
