@@ -1,8 +1,10 @@
 """Protocol version 1, as it shipped: the schema kept in tests/compat/v1 compiled at test time
 with Debian's protoc, and a sync client that speaks only it, the way a node not yet upgraded
 does during a rollout (federal first, then hubs, then nodes)."""
+import atexit
 import importlib
 import os
+import shutil
 import socket
 import ssl
 import struct
@@ -22,6 +24,7 @@ def v1():
     global _v1
     if _v1 is None:
         out = tempfile.mkdtemp(prefix="reint-v1-pb-")
+        atexit.register(shutil.rmtree, out, True)  # each run left one in /tmp
         subprocess.run(["protoc", "--proto_path=" + V1_DIR, "--python_out=" + out,
                         "reintegration_v1.proto"], check=True)
         sys.path.insert(0, out)
