@@ -636,6 +636,12 @@ def test_an_import_of_persons_registered_already_says_which(site, tmp_path):
     assert items[0][2].endswith("the same name and phone.") and \
         items[1][2].endswith("the same citizenship number."), items
     screenshot(d, "%s-en-import-duplicates" % site.scheme)
+    set_language(site, "ne")
+    wait(d, lambda: "२ व्यक्ति पहिले नै दर्ता भएका देखिन्छन्" in el(site, "#import-duplicates").text,
+         what="the duplicates in Nepali")
+    assert "नाम र फोन एउटै" in el(site, "#import-duplicates").text
+    screenshot(d, "%s-ne-import-duplicates" % site.scheme)
+    set_language(site, "en")
 
 
 def test_closing_a_month_sends_its_close_to_the_hub(site):
