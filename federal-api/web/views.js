@@ -100,7 +100,7 @@ export async function areaFigures(o) {
     ? [...rows].sort((a, b) => (b[2] ?? -1) - (a[2] ?? -1)).slice(0, TOP) : rows;
   const bars = figure({
     id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: periodName(o.period) }),
-    head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}`,
+    head, rows, numeric: [2], codes: [1], file: `${o.code}-${o.level}-${o.period}`,
     note: rows.length > TOP ? `${note} ${t("chart.top", { n: digits(TOP), total: digits(rows.length) })}` : note,
     csvHead: ["area", "code", "value"],
     chart: { labels: shown.map((r) => r[0]),
@@ -109,7 +109,7 @@ export async function areaFigures(o) {
   });
   const map = figure({
     id: "fig-map", title: t("fig.map", { indicator: title, level, period: periodName(o.period) }),
-    head, rows, numeric: [2], file: `${o.code}-${o.level}-${o.period}-map`,
+    head, rows, numeric: [2], codes: [1], file: `${o.code}-${o.level}-${o.period}-map`,
     csvHead: ["area", "code", "value"], chart: null,
     before: drawMap({ level: o.level, values,
                       label: t("map.label", { indicator: title, level }) }),

@@ -206,6 +206,8 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     # and the map.
     areas = d.find_element("id", "fig-area-table").text
     assert "धनकुटा नगरपालिका" in areas and "Dhankuta" not in areas, areas[:300]
+    # Their codes in Devanagari digits too; the table's CSV keeps them as the API gives them.
+    assert "१०७०३" in areas and "10703" not in areas, areas[:300]
     assert any(e.get_attribute("aria-label").startswith("धनकुटा नगरपालिका")
                for e in d.find_elements("css selector", "#fig-map path[data-code='10703']"))
     d.execute_script("localStorage.setItem('lang', 'en')")

@@ -567,6 +567,8 @@ def test_dashboard_in_a_browser(dash):
         heads = [e.text for e in d.find_elements("css selector", "#ind-table tbody th")]
         assert len(heads) == 14 and any(x.startswith("धनकुटा") for x in heads), heads
         assert not any(c.isascii() and c.isalpha() for x in heads for c in x), heads
+        # Their codes in Devanagari digits, as the names beside them.
+        assert not any(c.isascii() and c.isdigit() for x in heads for c in x), heads
         assert any("धनकुटा:" in e.get_attribute("aria-label")
                    for e in d.find_elements("css selector", "#map path.unit"))
         options = [e.text for e in d.find_elements("css selector", "#trend-municipality option")]
@@ -579,6 +581,7 @@ def test_dashboard_in_a_browser(dash):
                      what="the gaps table in Nepali")
         row = d.find_element("css selector", "#gaps-table tbody tr[data-code='10703']").text
         assert "धनकुटा नगरपालिका" in row and "Dhankuta" not in row, row
+        assert "(१०७०३)" in row and "10703" not in row, row
         # Found by its name typed in either language.
         for typed in ("धनकुटा", "Dhankuta"):
             d.find_element("id", "gaps-filter").clear()

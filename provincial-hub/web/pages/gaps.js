@@ -2,7 +2,7 @@
 // sortable and filterable, downloadable as CSV (as shown, or the API's); then the services unavailable by type and the
 // directive targets against their actuals, both read from the same rows.
 import { h, replace } from "/common/dom.js";
-import { t, num, valueName, current } from "/common/i18n.js";
+import { t, num, digits, valueName, current } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { downloadCsv } from "/common/csv.js";
 import { sortableTable, figure, monthName, periodName, previousFiscalYear,
@@ -23,7 +23,7 @@ export async function draw(main, session) {
   const rows = await placesInLanguage(session, r.body.rows, "code");
 
   const cols = [
-    { key: "name", label: t("gaps.name"), cell: (x) => [x.name, " ", h("span", { class: "muted" }, `(${x.code})`)] },
+    { key: "name", label: t("gaps.name"), cell: (x) => [x.name, " ", h("span", { class: "muted" }, `(${digits(x.code)})`)] },
     { key: "district", label: t("gaps.district") },
     { key: "enrolled", label: t("gaps.enrolled"), value: (x) => (x.enrolled ? 1 : 0),
       cell: (x) => (x.enrolled ? t("yes") : t("no")) },

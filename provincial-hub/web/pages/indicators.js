@@ -3,7 +3,7 @@
 // says the same, all from one answer of GET /v1/indicators/<code>?by=...; then one local
 // level's trends over the fiscal year's BS months (series=bs_month).
 import { h, replace } from "/common/dom.js";
-import { t, num, tickNum, areaName, localLevelName, districtName } from "/common/i18n.js";
+import { t, num, digits, tickNum, areaName, localLevelName, districtName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, fiscalMonths, monthName, periodName, previousFiscalYear } from "/pages/util.js";
@@ -152,7 +152,7 @@ export async function draw(main, session) {
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t(`ind.by_${level}`)),
       h("th", { scope: "col", class: "num" }, t("ind.value")))),
     h("tbody", {}, rows.map((x) => h("tr", { "data-code": x.code },
-      h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.code})`)),
+      h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${digits(x.code)})`)),
       h("td", { class: "num", "data-value": x.value === null ? "" : x.value },
         x.value === null ? t("value.no_data") : show(x.value))))));
   const csv = h("a", { class: "button button-secondary", id: "ind-csv", download: `${ind.code}.csv`,
