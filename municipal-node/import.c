@@ -815,6 +815,11 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                  * import known to be midway (some rows committed, the rest not). */
                 if (testhook_fire("import_stall"))
                     sleep(30);
+                /* Test hook: a pause after a commit, long enough for the hub to hear of its
+                 * rows and send back what they did to a closed month, before the import ends
+                 * (its months' states are still those it began with). */
+                if (testhook_fire("import_pause"))
+                    sleep(5);
                 if ((rc = outbox_begin(ob)) != 0) {
                     import__store_failed(errors_out, base, sl->line, "begin a transaction", rc,
                                          "the rows after this line are not imported");

@@ -1089,6 +1089,72 @@ def test_an_import_says_which_closed_months_it_changed_and_the_pages_list_recent
     assert "errors" not in body["imports"][0], body  # the list gives summaries
 
 
+def test_an_imports_closed_months_are_as_they_were_when_it_began(pki, workdir, procs):
+    """A flaky run of the pages' tests: an import into an approved month said "approved and
+    changed since", because the months' states were read as the import ended, after the hub
+    had heard of its first rows and sent back "changed". The results must say what the rows
+    did: the month was approved, and goes back to the reviewer. A test hook holds the import
+    5 s after its first commit, while the hub marks the month changed."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    token = node.cli("token", "asha").stdout.strip()
+    reviewer = subprocess.run([os.path.join(BIN, "provincial-hub"), "--config", hub.config,
+                               "token", "reviewer-koshi", "--role", "reviewer"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    node.hooks = ["--enable-test-hooks", "--test-fault", "import_pause:1"]
+    procs.append(node.serve())
+    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+
+    def hub_call(method, path, body=None):
+        r = urllib.request.Request("https://127.0.0.1:%d%s" % (hub.https_port, path),
+                                   data=json.dumps(body).encode() if body else None,
+                                   method=method)
+        r.add_header("Authorization", "Bearer " + reviewer)
+        if body:
+            r.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(r, context=ctx, timeout=15) as a:
+            return json.loads(a.read().decode())
+
+    y, m, _ = bs.ad_to_bs(TODAY)
+    py, pm = (y, m - 1) if m > 1 else (y - 1, 12)
+    period = "BS%04d-%02d" % (py, pm)
+    day = bs.bs_str(bs.bs_to_ad(py, pm, 3))
+
+    def row(i, when):
+        return "AP-%d,RETURNEE,FEMALE,%s\n" % (i, when)
+
+    job, _ = page_import(node, token, "local_id,category,sex,registered_on\n" + row(0, day))
+    assert job["inserted"] == 1, job
+    node.cli("close-month", "%04d-%02d" % (py, pm))
+    got = {}
+
+    def hub_row(state):
+        rows = hub_call("GET", "/v1/reviews?period=" + period)["rows"]
+        got["row"] = next(r for r in rows if r["municipality"] == 10703)
+        return got["row"]["state"] == state
+
+    wait_for(lambda: hub_row("closed"), 60, "the closed month at the hub")
+    hub_call("POST", "/v1/reviews/10703/" + period,
+             {"decision": "approve", "comment": "", "seen_version": got["row"]["version"]})
+
+    def node_state():
+        ms = json.loads(node.cli("months", "--json").stdout)["months"]
+        return next(x for x in ms if x["period"] == period)["state"]
+
+    wait_for(lambda: node_state() == "approved", 60, "the approval at the node")
+    # The first commit (10,000 rows) holds one row of the approved month; the pause after it
+    # lets the hub mark the month changed before the rest are stored.
+    today = bs.bs_str(TODAY)
+    csv = ("local_id,category,sex,registered_on\n" + row(1, day)
+           + "".join(row(i, today) for i in range(2, 10003)))
+    job, _ = page_import(node, token, csv)
+    assert job["state"] == "done" and job["inserted"] == 10002, job
+    # The hub did mark it changed while the import ran (else this test proves nothing).
+    assert node_state() == "changed", node_state()
+    assert {"period": period, "rows": 1, "state": "approved"} in job["months"], job["months"]
+
+
 def test_a_person_registered_through_the_api_who_looks_registered_is_said_so(pki, workdir,
                                                                             procs):
     """The clerk's attack on the demo: a person posted twice with the same citizenship number
