@@ -1425,6 +1425,28 @@ def test_status_after_the_hub_stops_counts_the_backlog(pki, workdir, procs):
     assert re.search(r"backlog\s+12 entries", text), text
 
 
+def test_cli_status_says_reachable_during_a_session_older_than_ten_minutes(pki, workdir,
+                                                                          procs):
+    """An attack on the demo: `status` said "hub unreachable (last session 18min ago)" while
+    serve's session carried records and decisions within seconds: it judged by the session's
+    start alone, and a session lasts for hours. The status is read here with the node's clock
+    11 minutes on (the session begun 11 minutes before), then with the hub stopped."""
+    hub = Hub(workdir, pki, 1).start()
+    procs.append(hub)
+    node = Node(workdir, pki, 10703, hub)
+    procs.append(node.serve())
+    wait_for(lambda: node.status()["hub_reachable"], 30, "the node's session with the hub")
+    clock = os.path.join(workdir, "later")
+    with open(clock, "w") as f:
+        f.write("660\n")
+    node.hooks = ["--enable-test-hooks", "--test-clock", clock]
+    st = node.status()
+    assert st["hub_reachable"] is True and st["serve_running"] is True, st
+    assert re.search(r"hub\s+reachable \(last session 11min ago\)", node.status_text())
+    hub.stop()
+    wait_for(lambda: node.status()["hub_reachable"] is False, 30, "the hub unreachable")
+
+
 def test_cli_status_says_unreachable_after_a_failed_sync(pki, workdir, procs):
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
