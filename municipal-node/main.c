@@ -38,6 +38,7 @@
 #include "passwords.h"
 #include "record.h"
 #include "review.h"
+#include "utf8.h"
 #include "rid.h"
 #include "store.h"
 #include "sync.h"
@@ -854,10 +855,14 @@ static int cmd_status(int argc, char **argv)
     json_t *m;
     json_array_foreach(json_object_get(returned, "months"), k, m)
     {
-        /* The period says its calendar ("BS2083-05", or "2026-07"). */
+        /* The period says its calendar ("BS2083-05", or "2026-07"). The comment on one line
+         * of the terminal, its controls and reordering marks as '?', as `months` prints it
+         * (it was printed raw: an attack on the demo). */
+        char comment[REVIEW_COMMENT_MAX + 1];
+        const char *said = json_string_value(json_object_get(m, "comment"));
+        utf8_scrub(comment, sizeof(comment), said ? said : "");
         printf("RETURNED        %s by %s: %s\n", json_string_value(json_object_get(m, "period")),
-               json_string_value(json_object_get(m, "decided_by")),
-               json_string_value(json_object_get(m, "comment")));
+               json_string_value(json_object_get(m, "decided_by")), comment);
     }
     if (json_array_size(json_object_get(returned, "months")))
         printf("                correct the records, then close each month again "

@@ -832,7 +832,7 @@ def test_a_comment_stored_before_the_rule_still_arrives_and_is_shown_on_one_line
     """d903c69 refuses a reviewer's comment with a mark that reorders text, but a hub may have
     stored one before: refusing it where it arrives would refuse the month's changes at every
     session for good. The node takes it, and `municipal-node months` shows it on one line with
-    each such mark, and its line break, as "?"."""
+    each such mark, and its line break, as "?"; so does `status`."""
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
     node, cl, path = _node_with_records(workdir, pki, hub)
@@ -843,6 +843,10 @@ def test_a_comment_stored_before_the_rule_still_arrives_and_is_shown_on_one_line
     fake.stop = True
     out = node.cli("months").stdout
     assert "returned  by rev: fix? the list?FAKE 2083-05 approved\n" in out, out
+    assert "\u202e" not in out, out
+    # `status` too (it printed the comment raw: an attack on the demo).
+    out = node.status_text()
+    assert "by rev: fix? the list?FAKE 2083-05 approved\n" in out, out
     assert "\u202e" not in out, out
 
 
