@@ -43,3 +43,25 @@ export function newId(prefix) {
   uid += 1;
   return `${prefix}-${uid}`;
 }
+
+// Makes the items of group (elements matching selector) one stop of the Tab key: the first
+// (or the last focused) takes the focus, and the arrow keys, Home and End move it among them,
+// in the order they were drawn (a roving tabindex, as WAI-ARIA's practices have it for a
+// group of many items). A map of 753 local levels was 753 stops of Tab before the figures
+// after it (the attack on the ministry's pages).
+export function rovingFocus(group, selector) {
+  const items = [...group.querySelectorAll(selector)];
+  items.forEach((el, i) => el.setAttribute("tabindex", i === 0 ? "0" : "-1"));
+  group.addEventListener("keydown", (e) => {
+    const at = items.indexOf(document.activeElement);
+    if (at < 0) return;
+    const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1,
+                 Home: 0, End: items.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = items[Math.max(0, Math.min(items.length - 1, to))];
+    items[at].setAttribute("tabindex", "-1");
+    next.setAttribute("tabindex", "0");
+    next.focus();
+  });
+}

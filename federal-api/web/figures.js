@@ -38,22 +38,24 @@ const whiteBackground = {
 };
 
 // o: {id, title, head: [column titles], rows: [[cells]] (raw values; numbers are formatted),
-// numeric: [column indexes that hold numbers], codes: [column indexes of codes, shown in the
-// page's digits and downloaded as they are], chart: {type, labels, datasets: [{label, data}],
+// numeric: [column indexes that hold numbers], format: {column index: a function that says a
+// cell as the page shows it (a code in the page's digits, a period in words); the downloads
+// keep the raw value}, chart: {type, labels, datasets: [{label, data}],
 // stacked, percent} or null, before: a node shown above the chart (the map), file: stem of the
 // downloads}. Returns {node, mount}: mount() draws the chart once node is in the page.
 export function figure(o) {
   const hid = newId("fig");
   const numeric = new Set(o.numeric || []);
-  const codes = new Set(o.codes || []);
+  const format = o.format || {};
+  const shown = (c, i) => (numeric.has(i) ? fmt(c) : format[i] ? format[i](c) : c);
   const table = h("table", { class: "table", id: `${o.id}-table` },
     h("caption", { class: "visually-hidden" }, o.title),
     h("thead", {}, h("tr", {}, o.head.map((c, i) =>
       h("th", { scope: "col", class: numeric.has(i) ? "num" : null }, c)))),
     h("tbody", {}, o.rows.map((r) => h("tr", {}, r.map((c, i) => i === 0
-      ? h("th", { scope: "row" }, c)
+      ? h("th", { scope: "row" }, shown(c, i))
       : h("td", numeric.has(i) ? { class: "num", "data-value": c === null ? "" : String(c) } : {},
-        numeric.has(i) ? fmt(c) : codes.has(i) ? digits(c) : c))))));
+        shown(c, i)))))));
   const canvas = o.chart ? h("canvas", { id: `${o.id}-chart`, role: "img",
     "aria-label": t("chart.label", { title: o.title }) }) : null;
   const csv = h("button", { type: "button", class: "button button-secondary", id: `${o.id}-csv`,

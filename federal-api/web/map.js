@@ -3,7 +3,7 @@
 // colour-blind-safe sequential scale (viridis, light to dark); units with no data are hatched,
 // never coloured as zero. Hovering or focusing a unit says its name and value, which the
 // table beside the map says too.
-import { h, replace } from "/common/dom.js";
+import { h, replace, rovingFocus } from "/common/dom.js";
 import { t, digits, areaName } from "/common/i18n.js";
 import { fmt } from "./figures.js";
 
@@ -84,6 +84,7 @@ export function drawMap(o) {
     p.addEventListener("focus", () => show(label));
     svg.append(p);
   }
+  rovingFocus(svg, "path.map-unit");
   for (const p of m.protected) svg.append(el("path", { d: p.d, class: "map-protected", "aria-hidden": "true" }));
   if (o.level !== "province") svg.append(el("path", { d: m.district_borders, class: "map-border-district", "aria-hidden": "true" }));
   svg.append(el("path", { d: m.province_borders, class: "map-border-province", "aria-hidden": "true" }));

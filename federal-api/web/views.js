@@ -1,8 +1,8 @@
 // What both pages draw from one indicator query by area: the bar chart with its table, and
 // the map with the same table's figures. base is "/v1" for the dashboard (its session) or
 // "/open/v1" for the open-data page (no sign-in, the public role's perturbed values).
-import { h } from "/common/dom.js";
-import { t, digits, has, areaName as i18nAreaName } from "/common/i18n.js";
+import { h, newId } from "/common/dom.js";
+import { t, digits, asciiDigits, has, areaName as i18nAreaName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import * as bs from "/common/bsdate.js";
 import { figure } from "./figures.js";
@@ -46,6 +46,50 @@ export function periodName(p) {
   return digits(String(p || ""));
 }
 
+// A period or code as typed into a box, as the API reads it: Devanagari digits (a Nepali
+// keyboard's) in ASCII, the letters in capitals ("bs२०८३-०७" -> "BS2083-07"; the attack on
+// the officers' and ministry's pages: the box refused them where the clerk's pages take them).
+export function typed(v) {
+  return asciiDigits(v).trim().toUpperCase();
+}
+
+// A form's field: its label, its hint and an error message (hidden until one is said), all
+// tied to the input (aria-describedby) as the GOV.UK Design System's pattern has it.
+export function field(label, input, hint) {
+  const hid = hint ? newId("hint") : null;
+  const eid = newId("error");
+  input.setAttribute("aria-describedby", [hid, eid].filter(Boolean).join(" "));
+  const error = h("p", { class: "error-message", id: eid, hidden: true });
+  input.__error = error;
+  return h("div", { class: "form-group" }, h("label", { for: input.id }, label),
+    hint ? h("span", { class: "hint", id: hid }, hint) : null, error, input);
+}
+
+// The shapes of a period the API answers (common/period.h): a Gregorian year, quarter or
+// month, a BS month, a fiscal year or one of its thirds.
+const PERIOD = /^(\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?|BS\d{4}-(0[1-9]|1[0-2])|FY\d{4}\/\d{2}(-T[1-3])?)$/;
+
+// Checks a period box (built by field()) as typed: "" when it reads as a period, else says
+// why beside the box, in the page's language, and gives the focus to it. Before, a period
+// mistyped was sent and the API's English words came back ("period contains characters
+// other than A-Z ..."; the attack on the officers' and ministry's pages).
+// range: a trend's period, which may also be two periods joined by "..".
+export function checkPeriod(input, range) {
+  const v = typed(input.value);
+  const parts = range ? v.split("..") : [v];
+  const bad = v !== "" && !(parts.length <= 2 && parts.every((x) => PERIOD.test(x)));
+  input.__error.hidden = !bad;
+  input.parentNode.classList.toggle("has-error", bad);
+  input.__error.textContent = bad ? t("ctl.period_invalid", { typed: input.value.trim() }) : "";
+  if (bad) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  } else {
+    input.removeAttribute("aria-invalid");
+  }
+  return bad ? null : v;
+}
+
 // A grouping in words ("service type", "category and sex"): the API's keys stood in the
 // list and the titles of both languages (the pages' attack).
 export function groupingName(g) {
@@ -76,6 +120,7 @@ export function valueOf(answer) {
 
 // An area's name in the page's language, at the level asked (an answer's area may omit it).
 export function areaName(area, level) {
+  if ((area.level || level) === "national") return t("area.national");
   return i18nAreaName(Object.assign({ level }, area));
 }
 
@@ -100,7 +145,7 @@ export async function areaFigures(o) {
     ? [...rows].sort((a, b) => (b[2] ?? -1) - (a[2] ?? -1)).slice(0, TOP) : rows;
   const bars = figure({
     id: "fig-area", title: t("fig.by_area", { indicator: title, level, period: periodName(o.period) }),
-    head, rows, numeric: [2], codes: [1], file: `${o.code}-${o.level}-${o.period}`,
+    head, rows, numeric: [2], format: { 1: digits }, file: `${o.code}-${o.level}-${o.period}`,
     note: rows.length > TOP ? `${note} ${t("chart.top", { n: digits(TOP), total: digits(rows.length) })}` : note,
     csvHead: ["area", "code", "value"],
     chart: { labels: shown.map((r) => r[0]),
@@ -109,7 +154,7 @@ export async function areaFigures(o) {
   });
   const map = figure({
     id: "fig-map", title: t("fig.map", { indicator: title, level, period: periodName(o.period) }),
-    head, rows, numeric: [2], codes: [1], file: `${o.code}-${o.level}-${o.period}-map`,
+    head, rows, numeric: [2], format: { 1: digits }, file: `${o.code}-${o.level}-${o.period}-map`,
     csvHead: ["area", "code", "value"], chart: null,
     before: drawMap({ level: o.level, values,
                       label: t("map.label", { indicator: title, level }) }),

@@ -12,6 +12,7 @@ import time
 import urllib.parse
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import browser
@@ -446,6 +447,81 @@ def test_an_api_error_is_said_in_the_pages_language_with_the_apis_words_apart(en
         what="the error of a district that does not exist")
     box = d.find_element("css selector", ".error-summary")
     assert "check the district." in box.text and "period" not in box.text, box.text
+
+
+def test_the_controls_read_nepali_digits_and_say_a_wrong_period_and_the_page_fits_a_phone(
+        env, driver):
+    """The attack on the ministry's and the public's pages (in Nepali): a period typed in
+    Devanagari digits, as a Nepali keyboard gives it, was refused with the API's English
+    words, and a mistyped one too; the trend's table gave the API's codes ("BS2083-04") and
+    its title "Nepal"; the map of 753 local levels was 753 stops of Tab before the figures
+    after it; at a phone's width the indicator's select widened the page to 483 px of 390;
+    and a public sum of a few contributions, 21 to 29 % off, was shown to the rupee without
+    a word."""
+    d = driver
+    d.get(env.base + "/dashboard")
+    if d.execute_script("return !!document.getElementById('signin-token')"):
+        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+        d.find_element("id", "signin-submit").click()
+        ready(d)
+    d.execute_script("localStorage.setItem('lang', 'ne')")
+    deva = str.maketrans("0123456789", "०१२३४५६७८९")
+    y, m, _ = bs.ad_to_bs(datetime.date(2026, 3, 15))
+    month = "BS%04d-%02d" % (y, m)
+    try:
+        d.get(env.base + "/dashboard?indicator=%s&period=%s&series=bs_month" % (CODE, PERIOD))
+        ready(d)
+        p = d.find_element("id", "period")
+        p.clear()
+        p.send_keys(month.lower().translate(deva))  # "bs२०८२-१२"
+        stale(d)
+        d.find_element("id", "show").click()
+        ready(d)
+        assert "period=" + month in d.execute_script("return location.search")
+        # A period that is none: said beside the box, in the page's language; nothing sent.
+        url = d.current_url
+        p = d.find_element("id", "period")
+        p.clear()
+        p.send_keys("२०८३-१३")
+        d.find_element("id", "show").click()
+        err = d.find_element("css selector", ".form-group.has-error .error-message")
+        assert err.is_displayed() and "“२०८३-१३” अवधि होइन" in err.text, err.text
+        assert p.get_attribute("aria-invalid") == "true" and d.current_url == url
+        assert err.get_attribute("id") in p.get_attribute("aria-describedby")
+        # The trend's periods in words and its title's area in Nepali.
+        heads = [e.text for e in d.find_elements("css selector", "#fig-trend-table tbody th")]
+        assert heads and not any("BS" in x or any(c.isascii() and c.isdigit() for c in x)
+                                 for x in heads), heads
+        title = d.find_element("css selector", "#fig-trend h2").text
+        assert "Nepal" not in title and "नेपाल" in title, title
+        labels = d.execute_script("return Chart.getChart('fig-trend-chart').data.labels")
+        assert labels == heads, (labels, heads)
+        # The map: one stop of Tab; the arrow keys move between its units.
+        assert len(d.find_elements("css selector", "#map-svg .map-unit[tabindex='0']")) == 1
+        first = d.find_element("css selector", "#map-svg .map-unit[tabindex='0']")
+        first.send_keys(Keys.ARROW_RIGHT)
+        moved = d.execute_script("return document.activeElement")
+        assert moved.get_attribute("data-code") != first.get_attribute("data-code")
+        assert moved.get_attribute("tabindex") == "0" and first.get_attribute("tabindex") == "-1"
+        # At a phone's width, the page does not scroll sideways (the dashboard and open data).
+        d.set_window_size(390, 844)
+        try:
+            browser.wait(d, lambda: d.execute_script("return window.innerWidth") <= 400,
+                         what="the phone-sized window")
+            for path in ("/dashboard?indicator=%s&period=%s" % (CODE, PERIOD),
+                         "/open-data?indicator=seed_funding_npr&period=%s" % PERIOD):
+                d.get(env.base + path)
+                ready(d)
+                widths = d.execute_script("return [document.documentElement.scrollWidth, "
+                                          "document.documentElement.clientWidth]")
+                assert widths[0] <= widths[1], (path, widths)
+            # A public sum says how far off it may be.
+            assert "एक चौथाइ" in d.find_element("id", "sum-warning").text
+            browser.screenshot(d, "fed-open-data-sum-ne-phone")
+        finally:
+            d.set_window_size(1366, 768)
+    finally:
+        d.execute_script("localStorage.setItem('lang', 'en')")
 
 
 BS_MONTHS = ["Baishakh", "Jestha", "Asar", "Shrawan", "Bhadra", "Asoj", "Kartik", "Mangsir",

@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import bs
@@ -556,6 +557,27 @@ def test_dashboard_in_a_browser(dash):
         # The province by its Nepali name in the header (the session gives it in English).
         header = d.find_element("css selector", "header").text
         assert "कोशी प्रदेश" in header and "Koshi" not in header, header
+        # The map is one stop of Tab, and the arrow keys move between its areas (137 local
+        # levels were 137 stops: the attack on the officers' pages).
+        assert len(d.find_elements("css selector", "#map path.unit[tabindex='0']")) == 1
+        first = d.find_element("css selector", "#map path.unit[tabindex='0']")
+        first.send_keys(Keys.ARROW_RIGHT)
+        moved = d.execute_script("return document.activeElement")
+        assert moved.get_attribute("data-code") != first.get_attribute("data-code")
+        assert moved.get_attribute("tabindex") == "0" and first.get_attribute("tabindex") == "-1"
+        # On a phone the indicator's select stays on the screen (it widened the page to 467
+        # px of 390).
+        d.set_window_size(390, 844)
+        try:
+            browser.wait(d, lambda: d.execute_script("return window.innerWidth") <= 400,
+                         what="the phone-sized window")
+            assert d.execute_script("return document.documentElement.scrollWidth <= "
+                                    "document.documentElement.clientWidth"), d.execute_script(
+                "return [document.documentElement.scrollWidth, "
+                "document.documentElement.clientWidth]")
+            browser.screenshot(d, "hub-indicators-ne-phone")
+        finally:
+            d.set_window_size(1400, 900)
         # The charts' value axes in Devanagari digits, the counts' in whole steps.
         for chart in ("ind-chart", "trend-chart"):
             ticks = d.execute_script("return Chart.getChart('%s').scales.y.ticks"
@@ -606,6 +628,9 @@ def test_dashboard_in_a_browser(dash):
         assert "निर्णय गर्न समीक्षकको टोकन चाहिन्छ" in d.find_element("css selector", "p.lead").text
         main = d.find_element("css selector", "main").text
         assert "धनकुटा नगरपालिका" in main and "Dhankuta" not in main, main
+        # The codes in Devanagari digits, as on the gaps page (the attack on the officers'
+        # pages: "(10703, धनकुटा)").
+        assert "(१०७०३, धनकुटा)" in main and "10703" not in main, main
         browser.screenshot(d, "hub-reviews-ne")
         d.execute_script("localStorage.setItem('lang', 'en')")
         d.find_element("id", "signout").click()
@@ -687,7 +712,11 @@ def test_dashboard_in_a_browser(dash):
         assert {r["municipality"]: r for r in dash.api.get(
             "/v1/reviews", tok, period=LAST_P)["rows"]}[10401]["state"] != "returned"
         d.find_element("id", "comment-10401").clear()
-        d.find_element("id", "comment-10401").send_keys("Two registrations are counted twice")
+        # With a mark that reorders text, pasted unseen, and a second line: the hub refuses
+        # such marks, and the page said so in English with a byte offset (the attack on the
+        # officers' pages); it now takes them out, and the line break is kept on the page.
+        typed = "Two registrations\u202e are counted twice\nSee May's list"
+        d.find_element("id", "comment-10401").send_keys(typed)
         # The session ends while the comment is being written (the cookie gone, as after the
         # idle limit): the page asked to sign in again, then went to the gaps page with the
         # comment lost. It now says why, comes back to this month, and keeps the comment.
@@ -704,8 +733,7 @@ def test_dashboard_in_a_browser(dash):
         browser.wait(d, lambda: d.find_elements("id", "comment-10401"),
                      what="the review queue after signing in again")
         assert d.current_url == base + "/reviews?period=" + LAST_P, d.current_url
-        assert d.find_element("id", "comment-10401").get_attribute("value") == \
-            "Two registrations are counted twice"
+        assert d.find_element("id", "comment-10401").get_attribute("value") == typed
         d.find_element("css selector", "button[data-return='10401']").click()
         browser.wait(d, lambda: "returned to the clerk" in browser.body_text(d),
                      what="the return notice")
@@ -743,7 +771,12 @@ def test_dashboard_in_a_browser(dash):
               dash.api.get("/v1/reviews", tok, period=LAST_P)["rows"]}
         assert rv[10703]["state"] == "approved" and rv[10703]["decided_by"] == "ravi"
         assert rv[10401]["state"] == "returned"
-        assert rv[10401]["comment"] == "Two registrations are counted twice"
+        assert rv[10401]["comment"] == "Two registrations are counted twice\nSee May's list"
+        said = d.find_element("css selector", "#reviews-others tr[data-code='10401'] .review-said")
+        assert said.value_of_css_property("white-space") == "pre-line"
+        assert "counted twice\nSee May's list" in said.text, said.text
+        # The column's rule is said: the clerk's page counts every open referral.
+        assert "three after it" in d.find_element("id", "reviews-pending-rule").text
         assert rv[10101]["state"] == "approved"
         # A decided month says who decided and on which day (in Nepal, BS), which the page
         # left out for an approval; and a month approved by mistake is returned from the page

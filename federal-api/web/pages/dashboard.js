@@ -2,23 +2,16 @@
 // level as a bar chart, a map and a table; its trend over months or years; its breakdown by a
 // grouping across provinces; and the approval coverage and reporting completeness of each
 // province. The choices live in the address, so that a view can be bookmarked and shared.
-import { h, replace, newId } from "/common/dom.js";
+import { h, replace } from "/common/dom.js";
 import { t, has, valueName } from "/common/i18n.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
-import { areaFigures, defaultPeriod, errorBox, get, groupingName, periodName, query, valueOf,
-         areaName } from "../views.js";
+import { areaFigures, checkPeriod, defaultPeriod, errorBox, field, get, groupingName, periodName,
+         query, typed, valueOf, areaName } from "../views.js";
 
 const LEVELS = ["province", "district", "municipality"];
 const TRENDS = ["bs_month", "month", "year"];
 
-function field(label, input, hint) {
-  const id = input.id;
-  const hid = hint ? newId("hint") : null;
-  if (hid) input.setAttribute("aria-describedby", hid);
-  return h("div", { class: "form-group" }, h("label", { for: id }, label),
-    hint ? h("span", { class: "hint", id: hid }, hint) : null, input);
-}
 
 function select(id, options, value) {
   return h("select", { id, name: id },
@@ -56,8 +49,8 @@ async function trendFigure(s, title) {
   return figure({
     id: "fig-trend", title: t("fig.trend", { indicator: title, area: area || t("area.national") }),
     head: [t("col.period"), t("col.value")], csvHead: ["period", "value"], rows, numeric: [1],
-    file: `${s.indicator}-trend-${s.trend}`,
-    chart: { type: "line", labels: rows.map((r) => r[0]),
+    format: { 0: periodName }, file: `${s.indicator}-trend-${s.trend}`,
+    chart: { type: "line", labels: rows.map((r) => periodName(r[0])),
              datasets: [{ label: title, data: rows.map((r) => r[1]) }] },
   });
 }
@@ -160,12 +153,13 @@ export async function render(ctx) {
   const form = h("form", { class: "controls", id: "controls", novalidate: true,
     onsubmit: (e) => {
       e.preventDefault();
-      const q = query({ indicator: indicator.value, period: period.value.trim(), by: level.value,
-        province: province.value, district: district.value.trim(), grouping: grouping.value,
+      if (checkPeriod(trendPeriod, true) === null || checkPeriod(period) === null) return;
+      const q = query({ indicator: indicator.value, period: typed(period.value), by: level.value,
+        province: province.value, district: typed(district.value), grouping: grouping.value,
         // A trend the reader chose stays; the default follows the period (BS or Gregorian).
         series: p.has("series") || trend.value !== s.trend ? trend.value : "",
-        trend_period: trend.value === s.trend && period.value.trim() === s.period
-          ? trendPeriod.value.trim() : "" });
+        trend_period: trend.value === s.trend && typed(period.value) === s.period
+          ? typed(trendPeriod.value) : "" });
       ctx.navigate(`/dashboard?${q}`, true);
     } },
   field(t("ctl.indicator"), indicator),

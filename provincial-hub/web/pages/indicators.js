@@ -2,7 +2,7 @@
 // SVG paths of Nepal, tools/topo2svg.py), a bar chart (Chart.js, Debian's) and the table that
 // says the same, all from one answer of GET /v1/indicators/<code>?by=...; then one local
 // level's trends over the fiscal year's BS months (series=bs_month).
-import { h, replace } from "/common/dom.js";
+import { h, replace, rovingFocus } from "/common/dom.js";
 import { t, num, digits, tickNum, areaName, localLevelName, districtName } from "/common/i18n.js";
 import { api } from "/common/api.js";
 import { indicatorTitle } from "/common/indicators.js";
@@ -135,6 +135,7 @@ export async function draw(main, session) {
   }
   const inert = s("g", { class: "protected", "aria-hidden": "true" },
     ...map.protected.map((p) => s("path", { d: p.d, fill: "#e8e8e8", stroke: "#929191" }, s("title", {}, p.name))));
+  rovingFocus(units, "path.unit");
   svg.append(units, inert,
     s("path", { d: map.district_borders, class: "border-district", fill: "none" }),
     s("path", { d: map.province_borders, class: "border-province", fill: "none" }));

@@ -37,6 +37,12 @@ export async function draw(main, session, nav, notice) {
     waiting[i] ? t("reviews.month_waiting", { month: monthName(p), n: num(waiting[i]) })
       : monthName(p))));
 
+  function cleanComment(text) {
+    return text.replace(/[\u2028\u2029]/g, "\n")
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g, "");
+  }
+
   function draftKey(row) {
     return `review-comment:${session.province}:${session.who}:${row.municipality}:${period}`;
   }
@@ -46,7 +52,14 @@ export async function draw(main, session, nav, notice) {
     else sessionStorage.removeItem(key);
   }
 
-  async function decide(row, approve, comment, errorEl) {
+  async function decide(row, approve, typed, errorEl) {
+    // The marks the hub refuses in a comment are invisible (a pasted right-to-left override,
+    // a control): the reviewer could not see them, and the refusal said "byte 16" in English
+    // (the attack on the officers' pages). They are taken out here, line separators made
+    // line breaks, and the box shows what is sent.
+    const comment = cleanComment(typed);
+    const box = document.getElementById(`comment-${row.municipality}`);
+    if (box && comment !== typed) box.value = comment;
     const body = { decision: approve ? "approve" : "return", comment, seen_version: row.version_text };
     // Returning a month approved before takes the approval's clock as seen: a colleague's
     // approval made since is not undone unseen.
@@ -65,8 +78,10 @@ export async function draw(main, session, nav, notice) {
         text: t("reviews.changed_notice", { name: row.name, month: monthName(period) }) });
       return;
     }
+    // Said in the page's language, the hub's own words apart (for whoever helps).
     replace(errorEl, h("p", { class: "error-message", role: "alert" },
-      (res.body && res.body.error) || t("error.load")));
+      t("reviews.refused"), res.body && res.body.error
+        ? h("span", { class: "api-words", lang: "en" }, ` (${res.body.error})`) : null));
   }
 
   // A month approved by mistake is returned from the page too (with a comment), not only
@@ -128,7 +143,7 @@ export async function draw(main, session, nav, notice) {
                 "reviews.change", "reviews.pending", "reviews.unavailable"];
   function row(x, withActions) {
     return h("tr", { "data-code": x.municipality },
-      h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${x.municipality}, ${x.district})`)),
+      h("th", { scope: "row" }, x.name, " ", h("span", { class: "muted" }, `(${digits(x.municipality)}, ${x.district})`)),
       // data-label: on a phone the rows stand as cards, each figure under its name.
       h("td", { "data-label": t(head[1]) }, h("span", { class: `tag state-${x.state}` }, t(`state.${x.state}`)),
         // The last decision, who made it and on which day (in Nepal, BS), then what she said:
@@ -138,7 +153,7 @@ export async function draw(main, session, nav, notice) {
           ? h("span", { class: "hint decided-by" },
             t(`reviews.${x.decision}_by`, { who: x.decided_by }),
             x.decided_on_bs ? `, ${digits(x.decided_on_bs)}` : "") : null,
-        x.comment ? h("span", { class: "hint" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
+        x.comment ? h("span", { class: "hint review-said" }, t("reviews.said", { who: x.decided_by, comment: x.comment })) : null),
       h("td", { "data-label": t(head[2]) }, x.closed_on_bs ? digits(x.closed_on_bs) : t("value.none")),
       h("td", { class: "num", "data-label": t(head[3]) }, num(x.records)),
       h("td", { class: "num", "data-label": t(head[4]) }, (x.records_change > 0 ? "+" : "") + num(x.records_change)),
@@ -156,6 +171,9 @@ export async function draw(main, session, nav, notice) {
     h("h1", {}, t("reviews.title")),
     noticeEl,
     h("p", { class: "lead" }, t(reviewer ? "reviews.lead" : "reviews.lead_officer")),
+    // The same words meant two figures: the clerk's all open referrals, the reviewer's the
+    // indicator's overdue ones (the attack on the officers' pages).
+    h("p", { class: "hint", id: "reviews-pending-rule" }, t("reviews.pending_rule")),
     h("div", { class: "form-group" }, h("label", { for: "reviews-period" }, t("reviews.month")), periodSelect),
     h("h2", { id: "reviews-heading" }, t("reviews.queue", { month: monthName(period), n: num(queue.length) })),
     queue.length === 0 ? h("p", { id: "reviews-empty" }, t("reviews.empty", { month: monthName(period) })) :
