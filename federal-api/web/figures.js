@@ -37,6 +37,32 @@ const whiteBackground = {
   },
 };
 
+// The chart as a picture that says what it is once pasted into a brief: the figure's title
+// above it, its note (exact or perturbed) and where it came from below (the attack on the
+// ministry's pages: the PNG held bars and axes only). Drawn at the chart's own pixel ratio.
+function titled(canvas, o) {
+  const k = canvas.width / (canvas.clientWidth || canvas.width);
+  const pad = 12 * k;
+  const font = getComputedStyle(document.body).fontFamily;
+  const out = document.createElement("canvas");
+  out.width = canvas.width + 2 * pad;
+  out.height = canvas.height + 2 * pad + 30 * k + 40 * k;
+  const c = out.getContext("2d");
+  c.fillStyle = "#ffffff";
+  c.fillRect(0, 0, out.width, out.height);
+  c.fillStyle = "#0b0c0c";
+  c.textBaseline = "top";
+  c.font = `bold ${16 * k}px ${font}`;
+  c.fillText(o.title, pad, pad, out.width - 2 * pad);
+  c.drawImage(canvas, pad, pad + 30 * k);
+  c.font = `${12 * k}px ${font}`;
+  const foot = pad + 30 * k + canvas.height + 6 * k;
+  if (o.note) c.fillText(o.note, pad, foot, out.width - 2 * pad);
+  c.fillText(t("download.source", { url: location.href, day: new Date().toISOString().slice(0, 10) }),
+             pad, foot + 17 * k, out.width - 2 * pad);
+  return out;
+}
+
 // o: {id, title, head: [column titles], rows: [[cells]] (raw values; numbers are formatted),
 // numeric: [column indexes that hold numbers], format: {column index: a function that says a
 // cell as the page shows it (a code in the page's digits, a period in words); the downloads
@@ -63,7 +89,7 @@ export function figure(o) {
     onclick: () => downloadCsv(`${o.file}.csv`, o.csvHead || o.head, o.rows) }, t("download.csv"));
   const png = canvas ? h("button", { type: "button", class: "button button-secondary",
     id: `${o.id}-png`, "aria-label": t("download.of", { what: "PNG", figure: o.title }),
-    onclick: () => canvas.toBlob((b) => b && download(`${o.file}.png`, b), "image/png") },
+    onclick: () => titled(canvas, o).toBlob((b) => b && download(`${o.file}.png`, b), "image/png") },
   t("download.png")) : null;
   const node = h("section", { class: "figure", id: o.id, "aria-labelledby": hid },
     h("h2", { id: hid }, o.title),
@@ -94,13 +120,15 @@ export function figure(o) {
         maintainAspectRatio: false,
         indexAxis: c.horizontal ? "y" : "x",
         plugins: { legend: { display: c.datasets.length > 1 } },
-        scales: {
-          x: { stacked: !!c.stacked, ticks: { autoSkip: true } },
-          // The value axis in the page's digits, as the tables beside it.
-          y: { stacked: !!c.stacked, beginAtZero: true,
-               max: c.percent ? 100 : undefined,
-               ticks: { callback: tickNum } },
-        },
+        // The value axis in the page's digits, as the tables beside it; the other says the
+        // categories. A horizontal chart's value axis is x: its y gave the areas' indexes
+        // (0, 2, 4, ...) for their names, a saved picture showed.
+        scales: (() => {
+          const value = { stacked: !!c.stacked, beginAtZero: true,
+                          max: c.percent ? 100 : undefined, ticks: { callback: tickNum } };
+          const category = { stacked: !!c.stacked, ticks: { autoSkip: true } };
+          return c.horizontal ? { x: value, y: category } : { x: category, y: value };
+        })(),
       },
       plugins: [whiteBackground],
     });

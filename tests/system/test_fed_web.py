@@ -4,6 +4,7 @@ chooses an indicator and a level, and the chart, the map (753 local levels with 
 codes) and the table say what the API says; the open-data page shows, without signing in, the
 public role's perturbed values only, and its anonymous reads are counted and limited; a
 session made on one federal-api instance is served by another on the same database."""
+import base64
 import datetime
 import http.cookies
 import os
@@ -172,6 +173,36 @@ def test_dashboard_chart_map_and_table_agree_with_the_api(env, driver):
     browser.wait(d, lambda: d.execute_script("return window.__blobs.length") == 2, what="the PNG")
     kind, head = browser.last_download(d, binary=True)
     assert kind == "image/png" and head[:4] == [0x89, 0x50, 0x4E, 0x47]
+    # The local levels' chart is horizontal (753 bars, the 30 largest shown): its category
+    # axis names them (it gave their indexes, 0, 2, 4, ..., as numbers formatted for values).
+    axis, names, labels = d.execute_script(
+        "const c = Chart.getChart('fig-area-chart'); return [c.options.indexAxis, "
+        "c.scales.y.ticks.map(t => t.label), c.data.labels]")
+    assert axis == "y" and names and set(names) <= set(labels), (names, labels[:5])
+    # The picture says what it is: the figure's title drawn above the chart, its note and
+    # source below (the attack on the ministry's pages: bars and axes only).
+    png = d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      const chart = document.getElementById('fig-area-chart');
+      createImageBitmap(window.__blobs[window.__blobs.length - 1]).then(img => {
+        const c = document.createElement('canvas');
+        c.width = img.width; c.height = img.height;
+        const x = c.getContext('2d');
+        x.drawImage(img, 0, 0);
+        const inked = (y0, y1) => { const d = x.getImageData(0, y0, c.width, y1 - y0).data;
+          let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; };
+        done([img.width - chart.width, img.height - chart.height, inked(0, 30),
+              inked(img.height - 30, img.height)]);
+      });""")
+    assert png[0] > 0 and png[1] > 0 and png[2] > 100 and png[3] > 100, png
+    saved = d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      const r = new FileReader();
+      r.onload = () => done(r.result.split(',')[1]);
+      r.readAsDataURL(window.__blobs[window.__blobs.length - 1]);""")
+    os.makedirs(browser.SHOTS, exist_ok=True)
+    with open(os.path.join(browser.SHOTS, "fed-area-download.png"), "wb") as f:
+        f.write(base64.b64decode(saved))  # for a person to look at
     # The breakdown by sex across provinces equals the API's by=province,sex.
     st, body, _ = env.fed.get("/v1/indicators/%s?period=%s&by=province,sex" % (CODE, PERIOD),
                               env.tokens["ministry"])
@@ -496,6 +527,18 @@ def test_the_controls_read_nepali_digits_and_say_a_wrong_period_and_the_page_fit
         assert "Nepal" not in title and "नेपाल" in title, title
         labels = d.execute_script("return Chart.getChart('fig-trend-chart').data.labels")
         assert labels == heads, (labels, heads)
+        # An area that sent nothing: "no data" in every category of the breakdown, as in the
+        # table by area and the map (its categories said 0).
+        d.get(env.base + "/dashboard?indicator=%s&period=2020-01&by=province&grouping=sex"
+              % CODE)
+        ready(d)
+        empty = d.execute_script("""
+          return [...document.querySelectorAll('#fig-breakdown-table tbody tr')]
+            .filter(tr => tr.lastElementChild.dataset.value === '')
+            .map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent));""")
+        assert empty and all(set(r) == {"तथ्याङ्क छैन"} for r in empty), empty[:3]
+        d.get(env.base + "/dashboard?indicator=%s&period=%s&series=bs_month" % (CODE, PERIOD))
+        ready(d)
         # The map: one stop of Tab; the arrow keys move between its units.
         assert len(d.find_elements("css selector", "#map-svg .map-unit[tabindex='0']")) == 1
         first = d.find_element("css selector", "#map-svg .map-unit[tabindex='0']")

@@ -64,14 +64,17 @@ async function breakdownFigure(s, title) {
   for (const a of answers) {
     for (const r of a.rows || []) if (!keys.includes(r[s.grouping])) keys.push(r[s.grouping]);
   }
+  // An area that sent nothing has no data in any category, as the table by area and the
+  // map say, not zeros (the attack on the ministry's pages: "No data" there, 0 0 0 here).
   const valueAt = (a, k) => {
+    if (valueOf(a) === null) return null;
     const r = (a.rows || []).find((x) => x[s.grouping] === k);
     return r ? r.value : 0;
   };
   // A category no area has (UNKNOWN, usually) is left out of the chart, not of the table.
   const used = keys.filter((k) => answers.some((a) => valueAt(a, k)));
   const rows = answers.map((a) => [areaName(a.area, level), ...keys.map((k) => valueAt(a, k)),
-    a.total ? a.total.value : null]);
+    valueOf(a)]);
   return figure({
     id: "fig-breakdown",
     title: t("fig.breakdown", { indicator: title, grouping: groupingName(s.grouping),
