@@ -620,6 +620,15 @@ def test_dashboard_in_a_browser(dash):
                      what="the empty filter's words")
         assert not d.find_element("id", "gaps-table").is_displayed()
         assert "सबै" in d.find_element("id", "gaps-csv-note").text
+        # The local levels with a node alone (among 135 not enrolled: the attack on the
+        # officers' pages), kept in the address.
+        Select(d.find_element("id", "gaps-flag")).select_by_value("enrolled")
+        enrolled = sorted(r["code"] for r in dash.api.get("/v1/gaps", tok, period=FY)["rows"]
+                          if r["enrolled"])
+        browser.wait(d, lambda: sorted(int(e.get_attribute("data-code")) for e in
+                                       d.find_elements("css selector", "#gaps-table tbody tr"))
+                     == enrolled, what="the enrolled local levels alone")
+        assert 0 < len(enrolled) < 100 and "flag=enrolled" in d.current_url, enrolled
         d.get(base + "/reviews?period=" + LAST_P)
         browser.wait(d, lambda: d.find_elements("id", "reviews-heading"),
                      what="the review queue in Nepali")

@@ -88,9 +88,13 @@ export async function draw(main, session) {
   });
   filterText = h("input", { type: "search", id: "gaps-filter", "aria-describedby": "gaps-filter-hint",
                             value: params.get("q") || "" });
-  const flagParam = FLAGS.includes(params.get("flag")) ? params.get("flag") : "";
+  // "enrolled": the local levels with a node (2 of 137 in a province starting out stood among
+  // 135 not enrolled, with no way to see them alone: the attack on the officers' pages).
+  const flagParam = FLAGS.includes(params.get("flag")) || params.get("flag") === "enrolled"
+    ? params.get("flag") : "";
   filterFlag = h("select", { id: "gaps-flag" },
     h("option", { value: "" }, t("gaps.any_flag")),
+    h("option", { value: "enrolled", selected: flagParam === "enrolled" }, t("gaps.only_enrolled")),
     FLAGS.map((f) => h("option", { value: f, selected: f === flagParam }, t(`flag.${f}`))));
   const count = h("p", { class: "muted", id: "gaps-count", "aria-live": "polite" });
   const csvNote = h("span", { class: "hint", id: "gaps-csv-note" });
@@ -101,7 +105,7 @@ export async function draw(main, session) {
       .replace(/[\u0966-\u096F]/g, (d) => String(d.charCodeAt(0) - 0x966));
     const f = filterFlag.value;
     const shown = rows.filter((x) => (!q || `${x.names} ${x.code}`.toLowerCase().includes(q))
-      && (!f || x.flags.includes(f)));
+      && (!f || (f === "enrolled" ? x.enrolled : x.flags.includes(f))));
     table.redraw(shown); // and keeps the filters in the address (onSort)
     // An empty result says so, rather than a table of headers alone.
     table.el.hidden = shown.length === 0;
