@@ -963,8 +963,9 @@ static void sync__on_close(wire *w, int status, void *ud)
         } else {
             log_info("%s", what);
         }
-        if (!had_session)
-            sync__note_error(s, what);
+        /* A session lost is noted too: until then `municipal-node status` could only take
+         * an empty last error for a session still open (a review). */
+        sync__note_error(s, what);
     }
     if (s->stopping) {
         if (!uv_is_closing((uv_handle_t *)&s->timer))

@@ -786,12 +786,19 @@ static int cmd_status(int argc, char **argv)
     long serve_pid = 0;
     serve_lock_path(lock, sizeof(lock));
     int serving = fs_lock_held(lock, &serve_pid);
-    /* Reachable: the last attempt succeeded (a failure records last_error, a session clears
-     * it) and either serve runs (its session lasts for hours; it ends with an error noted) or,
-     * without serve, that session started within the last 10 minutes. The session's start
-     * alone said "unreachable" 10 minutes into a live session (an attack on the demo). */
+    /* When serve started: it writes its pid into the lock then. */
+    int64_t serve_since_ms = 0;
+    struct stat lock_st;
+    if (serving && stat(lock, &lock_st) == 0)
+        serve_since_ms = (int64_t)lock_st.st_mtim.tv_sec * 1000 + lock_st.st_mtim.tv_nsec / 1000000;
+    /* Reachable: the last attempt succeeded (a failure, or a session lost, records last_error;
+     * a session clears it) and either that session is this serve's (its session lasts for
+     * hours) or, without serve, it started within the last 10 minutes. The session's start
+     * alone said "unreachable" 10 minutes into a live session (an attack on the demo); a
+     * session of a serve killed before this one is not this one's (a review). */
+    int own_session = serving && st.last_hello_ms >= serve_since_ms;
     int reachable = st.last_error[0] == '\0' && st.last_hello_ms > 0 &&
-                    (serving || now - st.last_hello_ms < 10 * 60 * 1000);
+                    (own_session || (!serving && now - st.last_hello_ms < 10 * 60 * 1000));
     /* The hub refused this node's protocol version: nothing moves until one is upgraded. */
     int upgrade = strncmp(st.last_error, "upgrade needed", 14) == 0;
     /* The hub refused versions from this machine's future: nothing moves until it is fixed. */
@@ -906,6 +913,8 @@ static int cmd_status(int argc, char **argv)
         printf("hub             reachable at the last session (%s); no session now: serve is "
                "not running\n",
                a3);
+    else if (serving && !own_session && st.last_error[0] == '\0')
+        printf("hub             no session yet since serve started (last session %s)\n", a3);
     else
         printf("hub             %s (last session %s)%s%s\n",
                reachable ? "reachable" : "unreachable", a3,

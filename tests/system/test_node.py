@@ -1445,6 +1445,29 @@ def test_cli_status_says_reachable_during_a_session_older_than_ten_minutes(pki, 
     assert re.search(r"hub\s+reachable \(last session 11min ago\)", node.status_text())
     hub.stop()
     wait_for(lambda: node.status()["hub_reachable"] is False, 30, "the hub unreachable")
+    # A serve killed during its session leaves no error behind: the next serve's status said
+    # "reachable" from that old session until its own first attempt failed (a review). Here
+    # that attempt hangs (a listener that never answers), and the status must not say so.
+    node.hooks = []
+    hub.start()
+    wait_for(lambda: node.status()["last_error"] == "", 60, "a session with the hub again")
+    node.server.kill9()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel accepts; nothing is ever read or sent
+    try:
+        with open(node.config) as f:
+            text = f.read()
+        with open(node.config, "w") as f:
+            f.write(text.replace("127.0.0.1:%d" % hub.sync_port,
+                                 "127.0.0.1:%d" % silent.getsockname()[1]))
+        procs.append(node.serve())
+        wait_for(lambda: node.status()["serve_running"], 30, "serve again")
+        st = node.status()
+        assert st["hub_reachable"] is False and st["last_error"] == "", st
+        assert "no session yet since serve started" in node.status_text()
+    finally:
+        silent.close()
 
 
 def test_cli_status_says_unreachable_after_a_failed_sync(pki, workdir, procs):
