@@ -52,16 +52,19 @@ export function newId(prefix) {
 export function rovingFocus(group, selector) {
   const items = [...group.querySelectorAll(selector)];
   items.forEach((el, i) => el.setAttribute("tabindex", i === 0 ? "0" : "-1"));
+  // The item focused, by a key or a click, is the one Tab comes back to.
+  group.addEventListener("focusin", (e) => {
+    if (!items.includes(e.target)) return;
+    for (const el of items) el.setAttribute("tabindex", el === e.target ? "0" : "-1");
+  });
   group.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return; // the browser's (Alt+Left: Back)
     const at = items.indexOf(document.activeElement);
     if (at < 0) return;
     const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1,
                  Home: 0, End: items.length - 1 }[e.key];
     if (to === undefined) return;
     e.preventDefault();
-    const next = items[Math.max(0, Math.min(items.length - 1, to))];
-    items[at].setAttribute("tabindex", "-1");
-    next.setAttribute("tabindex", "0");
-    next.focus();
+    items[Math.max(0, Math.min(items.length - 1, to))].focus();
   });
 }

@@ -43,24 +43,65 @@ const whiteBackground = {
 function titled(canvas, o) {
   const k = canvas.width / (canvas.clientWidth || canvas.width);
   const pad = 12 * k;
-  const font = getComputedStyle(document.body).fontFamily;
+  const width = canvas.width;
+  const family = getComputedStyle(document.body).fontFamily;
+  const c0 = document.createElement("canvas").getContext("2d");
+  // Lines of text that fit the width: broken at spaces, and a word longer than a line (an
+  // address) where it must.
+  const lines = (text, font) => {
+    c0.font = font;
+    const out = [];
+    let line = "";
+    for (const word of String(text).split(" ")) {
+      let w = word;
+      while (c0.measureText(line ? `${line} ${w}` : w).width > width) {
+        if (line) {
+          out.push(line);
+          line = "";
+          continue;
+        }
+        let n = w.length;
+        while (n > 1 && c0.measureText(w.slice(0, n)).width > width) n--;
+        out.push(w.slice(0, n));
+        w = w.slice(n);
+      }
+      line = line ? `${line} ${w}` : w;
+    }
+    if (line) out.push(line);
+    return out;
+  };
+  const head = { font: `bold ${16 * k}px ${family}`, step: 21 * k };
+  const foot = { font: `${12 * k}px ${family}`, step: 16 * k };
+  const title = lines(o.title, head.font);
+  const source = t("download.source", { url: location.href,
+                                        day: new Date().toISOString().slice(0, 10) });
+  const below = [...(o.note ? lines(o.note, foot.font) : []), ...lines(source, foot.font)];
   const out = document.createElement("canvas");
-  out.width = canvas.width + 2 * pad;
-  out.height = canvas.height + 2 * pad + 30 * k + 40 * k;
+  out.width = width + 2 * pad;
+  out.height = 2 * pad + title.length * head.step + 8 * k + canvas.height + 8 * k
+    + below.length * foot.step;
   const c = out.getContext("2d");
   c.fillStyle = "#ffffff";
   c.fillRect(0, 0, out.width, out.height);
   c.fillStyle = "#0b0c0c";
   c.textBaseline = "top";
-  c.font = `bold ${16 * k}px ${font}`;
-  c.fillText(o.title, pad, pad, out.width - 2 * pad);
-  c.drawImage(canvas, pad, pad + 30 * k);
-  c.font = `${12 * k}px ${font}`;
-  const foot = pad + 30 * k + canvas.height + 6 * k;
-  if (o.note) c.fillText(o.note, pad, foot, out.width - 2 * pad);
-  c.fillText(t("download.source", { url: location.href, day: new Date().toISOString().slice(0, 10) }),
-             pad, foot + 17 * k, out.width - 2 * pad);
+  let y = pad;
+  c.font = head.font;
+  for (const l of title) { c.fillText(l, pad, y); y += head.step; }
+  y += 8 * k;
+  c.drawImage(canvas, pad, y);
+  y += canvas.height + 8 * k;
+  c.font = foot.font;
+  for (const l of below) { c.fillText(l, pad, y); y += foot.step; }
   return out;
+}
+
+// The chart's box: a horizontal chart's grows with its bars, so that each is named. Its
+// height set through the CSSOM (the pages' CSP refuses a style attribute).
+function chartBox(canvas, chart) {
+  const box = h("div", { class: "chart-box" }, canvas);
+  if (chart.horizontal) box.style.height = `${Math.max(22, 1.5 * chart.labels.length + 4)}rem`;
+  return box;
 }
 
 // o: {id, title, head: [column titles], rows: [[cells]] (raw values; numbers are formatted),
@@ -96,7 +137,7 @@ export function figure(o) {
     o.note ? h("p", { class: "status-line" }, o.note) : null,
     h("div", { class: canvas || o.before ? "figure-body" : "figure-body single" },
       canvas || o.before
-        ? h("div", {}, o.before || null, canvas ? h("div", { class: "chart-box" }, canvas) : null)
+        ? h("div", {}, o.before || null, canvas ? chartBox(canvas, o.chart) : null)
         : null,
       h("div", {}, h("div", { class: "table-wrap", tabindex: "0", role: "region",
         "aria-label": o.title }, table))),
@@ -126,7 +167,8 @@ export function figure(o) {
         scales: (() => {
           const value = { stacked: !!c.stacked, beginAtZero: true,
                           max: c.percent ? 100 : undefined, ticks: { callback: tickNum } };
-          const category = { stacked: !!c.stacked, ticks: { autoSkip: true } };
+          // Every bar named on a horizontal chart (its box grows with them, below).
+          const category = { stacked: !!c.stacked, ticks: { autoSkip: !c.horizontal } };
           return c.horizontal ? { x: value, y: category } : { x: category, y: value };
         })(),
       },

@@ -46,47 +46,81 @@ export function periodName(p) {
   return digits(String(p || ""));
 }
 
+// Whether y is a year of the BS calendar's table (BS 2000-2099, the shared data's), as the
+// table says once loaded (defaultPeriod loads it).
+function bsYear(y) {
+  return bs.monthDays(2083, 1) ? bs.monthDays(y, 1) > 0 : y >= 2000 && y <= 2099;
+}
+
 // A period or code as typed into a box, as the API reads it: Devanagari digits (a Nepali
 // keyboard's) in ASCII, the letters in capitals ("bs२०८३-०७" -> "BS2083-07"; the attack on
 // the officers' and ministry's pages: the box refused them where the clerk's pages take them).
+// A month typed without "BS" whose year is a BS year, decades past today's Gregorian one
+// ("२०८३-०७"), is the BS month meant: read as a Gregorian month it had no data, unsaid.
 export function typed(v) {
-  return asciiDigits(v).trim().toUpperCase();
+  const s = asciiDigits(v).trim().toUpperCase();
+  const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(s);
+  if (m && Number(m[1]) > new Date().getUTCFullYear() + 30 && bsYear(Number(m[1]))) {
+    return `BS${s}`;
+  }
+  return s;
 }
 
-// A form's field: its label, its hint and an error message (hidden until one is said), all
-// tied to the input (aria-describedby) as the GOV.UK Design System's pattern has it.
+// A form's field: its label, its hint and, for a text box, an error message (hidden until
+// one is said), tied to the input (aria-describedby) as the GOV.UK Design System's pattern.
 export function field(label, input, hint) {
   const hid = hint ? newId("hint") : null;
-  const eid = newId("error");
-  input.setAttribute("aria-describedby", [hid, eid].filter(Boolean).join(" "));
-  const error = h("p", { class: "error-message", id: eid, hidden: true });
+  const error = input.tagName === "INPUT"
+    ? h("p", { class: "error-message", id: newId("error"), hidden: true }) : null;
+  const described = [hid, error && error.id].filter(Boolean).join(" ");
+  if (described) input.setAttribute("aria-describedby", described);
   input.__error = error;
   return h("div", { class: "form-group" }, h("label", { for: input.id }, label),
     hint ? h("span", { class: "hint", id: hid }, hint) : null, error, input);
 }
 
-// The shapes of a period the API answers (common/period.h): a Gregorian year, quarter or
-// month, a BS month, a fiscal year or one of its thirds.
-const PERIOD = /^(\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?|BS\d{4}-(0[1-9]|1[0-2])|FY\d{4}\/\d{2}(-T[1-3])?)$/;
+// A period as the API reads it (common/period.c): {kind, year} or null. A BS year must be
+// one of the calendar's table (BS 2000-2099), a fiscal year's second part the year after.
+function periodOf(v) {
+  let m;
+  if ((m = /^(\d{4})(-Q[1-4]|-(0[1-9]|1[0-2]))?$/.exec(v)) && Number(m[1]) >= 1) {
+    return { kind: m[2] ? (m[2][1] === "Q" ? "quarter" : "month") : "year", year: Number(m[1]) };
+  }
+  if ((m = /^BS(\d{4})-(0[1-9]|1[0-2])$/.exec(v)) && bsYear(Number(m[1]))) {
+    return { kind: "bs_month", year: Number(m[1]) };
+  }
+  m = /^FY(\d{4})\/(\d{2})(-T[1-3])?$/.exec(v);
+  if (m && Number(m[2]) === (Number(m[1]) + 1) % 100 && bsYear(Number(m[1]))
+      && bsYear(Number(m[1]) + 1)) {
+    return { kind: m[3] ? "fiscal_third" : "fiscal_year", year: Number(m[1]) };
+  }
+  return null;
+}
 
-// Checks a period box (built by field()) as typed: "" when it reads as a period, else says
-// why beside the box, in the page's language, and gives the focus to it. Before, a period
-// mistyped was sent and the API's English words came back ("period contains characters
-// other than A-Z ..."; the attack on the officers' and ministry's pages).
-// range: a trend's period, which may also be two periods joined by "..".
-export function checkPeriod(input, range) {
+// Whether v is a period the API answers; with range, also two years or two fiscal years
+// joined by "..", the first not after the second (federal-api/params.c, params__range).
+function isPeriod(v, range) {
+  const parts = v.split("..");
+  if (parts.length === 1) return periodOf(v) !== null;
+  if (!range || parts.length !== 2) return false;
+  const [a, b] = parts.map(periodOf);
+  return !!a && !!b && a.kind === b.kind && (a.kind === "year" || a.kind === "fiscal_year")
+    && a.year <= b.year;
+}
+
+// Says, beside a period box (built by field()), whether it reads as a period: the value as
+// the API reads it ("" for an empty box), or null, with the reason beside the box in the
+// page's language. Before, a period mistyped was sent and the API's English words came back
+// ("period contains characters other than A-Z ..."; the attack on the officers' and
+// ministry's pages). range: a trend's period, which may be a range. unsay: clear it only.
+export function checkPeriod(input, range, unsay) {
   const v = typed(input.value);
-  const parts = range ? v.split("..") : [v];
-  const bad = v !== "" && !(parts.length <= 2 && parts.every((x) => PERIOD.test(x)));
+  const bad = !unsay && v !== "" && !isPeriod(v, range);
   input.__error.hidden = !bad;
   input.parentNode.classList.toggle("has-error", bad);
   input.__error.textContent = bad ? t("ctl.period_invalid", { typed: input.value.trim() }) : "";
-  if (bad) {
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
-  } else {
-    input.removeAttribute("aria-invalid");
-  }
+  if (bad) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
   return bad ? null : v;
 }
 

@@ -3,7 +3,7 @@
 // grouping across provinces; and the approval coverage and reporting completeness of each
 // province. The choices live in the address, so that a view can be bookmarked and shared.
 import { h, replace } from "/common/dom.js";
-import { t, has, valueName } from "/common/i18n.js";
+import { t, has, valueName, asciiDigits } from "/common/i18n.js";
 import { indicatorTitle } from "/common/indicators.js";
 import { figure, destroyCharts } from "../figures.js";
 import { areaFigures, checkPeriod, defaultPeriod, errorBox, field, get, groupingName, periodName,
@@ -156,13 +156,23 @@ export async function render(ctx) {
   const form = h("form", { class: "controls", id: "controls", novalidate: true,
     onsubmit: (e) => {
       e.preventDefault();
-      if (checkPeriod(trendPeriod, true) === null || checkPeriod(period) === null) return;
+      // The trend's period is sent only with the same trend and period (else it follows
+      // them): a wrong one not sent blocks nothing (a review: every choice was refused).
+      const keepTrend = trend.value === s.trend && typed(period.value) === s.period;
+      const wrong = [[period, checkPeriod(period)],
+                     [trendPeriod, checkPeriod(trendPeriod, true, !keepTrend)]]
+        .filter(([, v]) => v === null).map(([box]) => box);
+      if (wrong.length) {
+        // The focus moves to the first wrong box on Show (or Enter), not when a select's
+        // change submitted the form.
+        if (e.submitter) wrong[0].focus();
+        return;
+      }
       const q = query({ indicator: indicator.value, period: typed(period.value), by: level.value,
-        province: province.value, district: typed(district.value), grouping: grouping.value,
+        province: province.value, district: asciiDigits(district.value).trim(), grouping: grouping.value,
         // A trend the reader chose stays; the default follows the period (BS or Gregorian).
         series: p.has("series") || trend.value !== s.trend ? trend.value : "",
-        trend_period: trend.value === s.trend && typed(period.value) === s.period
-          ? typed(trendPeriod.value) : "" });
+        trend_period: keepTrend ? typed(trendPeriod.value) : "" });
       ctx.navigate(`/dashboard?${q}`, true);
     } },
   field(t("ctl.indicator"), indicator),

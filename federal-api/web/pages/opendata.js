@@ -47,7 +47,10 @@ export async function render(ctx) {
   const form = h("form", { class: "controls", id: "controls", novalidate: true,
     onsubmit: (e) => {
       e.preventDefault();
-      if (checkPeriod(periodIn) === null) return;
+      if (checkPeriod(periodIn) === null) {
+        if (e.submitter) periodIn.focus();
+        return;
+      }
       ctx.navigate(`/open-data?${query({ indicator: indicator.value,
         period: typed(periodIn.value), by: levelIn.value })}`, true);
     } },

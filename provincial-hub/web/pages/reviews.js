@@ -52,14 +52,21 @@ export async function draw(main, session, nav, notice) {
     else sessionStorage.removeItem(key);
   }
 
-  async function decide(row, approve, typed, errorEl) {
-    // The marks the hub refuses in a comment are invisible (a pasted right-to-left override,
-    // a control): the reviewer could not see them, and the refusal said "byte 16" in English
-    // (the attack on the officers' pages). They are taken out here, line separators made
-    // line breaks, and the box shows what is sent.
-    const comment = cleanComment(typed);
-    const box = document.getElementById(`comment-${row.municipality}`);
-    if (box && comment !== typed) box.value = comment;
+  // The comment as sent: the marks the hub refuses in a comment are invisible (a pasted
+  // right-to-left override, a control), so the reviewer could not see them, and the refusal
+  // said "byte 16" in English (the attack on the officers' pages). They are taken out, line
+  // separators made line breaks, before the comment is checked; the box and its draft then
+  // hold what is sent.
+  function commentOf(row, box) {
+    const text = cleanComment(box.value);
+    if (text !== box.value) {
+      box.value = text;
+      keepDraft(draftKey(row), text);
+    }
+    return text;
+  }
+
+  async function decide(row, approve, comment, errorEl) {
     const body = { decision: approve ? "approve" : "return", comment, seen_version: row.version_text };
     // Returning a month approved before takes the approval's clock as seen: a colleague's
     // approval made since is not undone unseen.
@@ -111,7 +118,7 @@ export async function draw(main, session, nav, notice) {
     const err = h("div");
     return h("div", { class: "decide" },
       approved ? null : h("button", { type: "button", class: "button", "data-approve": row.municipality,
-                    onclick: () => decide(row, true, comment.value, err) }, t("reviews.approve"),
+                    onclick: () => decide(row, true, commentOf(row, comment), err) }, t("reviews.approve"),
         h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
       h("label", { for: id }, t("reviews.comment")), hint, comment,
       h("button", { type: "button", class: "button button-warning", "data-return": row.municipality,
@@ -124,16 +131,17 @@ export async function draw(main, session, nav, notice) {
                         comment.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
                         comment.focus();
                       };
-                      if (!comment.value.trim()) {
+                      const text = commentOf(row, comment);
+                      if (!text.trim()) {
                         fieldError("reviews.comment_needed");
                         return;
                       }
                       // The protocol keeps 1,000 bytes: about 330 Devanagari letters.
-                      if (new TextEncoder().encode(comment.value).length > COMMENT_MAX) {
+                      if (new TextEncoder().encode(text).length > COMMENT_MAX) {
                         fieldError("reviews.comment_too_long");
                         return;
                       }
-                      decide(row, false, comment.value, err);
+                      decide(row, false, text, err);
                     } }, t("reviews.return"),
         h("span", { class: "visually-hidden" }, ` ${row.name}, ${monthName(period)}`)),
       err);
