@@ -596,6 +596,26 @@ void import_closed_months(int bs, const import_stats *st, char *out, size_t outl
 
 /* ---- the writer's half ------------------------------------------------------------------ */
 
+/* Test hook import_pause: waits (at most 30 s) until a month the import stored rows in is in
+ * another state than when it began. */
+static void import__pause_for_a_change(outbox *ob, intake *in, const import_stats *st,
+                                       const months_states *before)
+{
+    for (int tries = 0; tries < 300; tries++) {
+        months_states *now = NULL;
+        int changed = 0;
+        if (months_states_load(outbox_db(ob), intake_calendar_bs(in), &now) == 0) {
+            for (int i = 0; i < st->n_months && !changed; i++)
+                changed = months_states_of(now, st->months[i].ym) !=
+                          months_states_of(before, st->months[i].ym);
+            months_states_free(now);
+        }
+        if (changed)
+            return;
+        usleep(100 * 1000);
+    }
+}
+
 /* Counts a stored row in the month of its own date (import_stats.months). */
 static void import__note_month(import_stats *st, int kind, const field_value *v, int bs,
                                const months_states *before)
@@ -815,11 +835,11 @@ int import_csv_opts(intake *in, int kind, const char *path, const import_opts *o
                  * import known to be midway (some rows committed, the rest not). */
                 if (testhook_fire("import_stall"))
                     sleep(30);
-                /* Test hook: a pause after a commit, long enough for the hub to hear of its
-                 * rows and send back what they did to a closed month, before the import ends
-                 * (its months' states are still those it began with). */
+                /* Test hook: a pause after a commit until the hub has heard of its rows and
+                 * sent back what they did to a closed month (at most 30 s), before the import
+                 * ends: its months' states must still be those it began with. */
                 if (testhook_fire("import_pause"))
-                    sleep(5);
+                    import__pause_for_a_change(ob, in, st, before);
                 if ((rc = outbox_begin(ob)) != 0) {
                     import__store_failed(errors_out, base, sl->line, "begin a transaction", rc,
                                          "the rows after this line are not imported");

@@ -1094,7 +1094,7 @@ def test_an_imports_closed_months_are_as_they_were_when_it_began(pki, workdir, p
     changed since", because the months' states were read as the import ended, after the hub
     had heard of its first rows and sent back "changed". The results must say what the rows
     did: the month was approved, and goes back to the reviewer. A test hook holds the import
-    5 s after its first commit, while the hub marks the month changed."""
+    after its first commit until the hub has marked the month changed."""
     hub = Hub(workdir, pki, 1).start()
     procs.append(hub)
     node = Node(workdir, pki, 10703, hub)
@@ -1144,7 +1144,7 @@ def test_an_imports_closed_months_are_as_they_were_when_it_began(pki, workdir, p
 
     wait_for(lambda: node_state() == "approved", 60, "the approval at the node")
     # The first commit (10,000 rows) holds one row of the approved month; the pause after it
-    # lets the hub mark the month changed before the rest are stored.
+    # waits until the hub has marked the month changed, before the rest are stored.
     today = bs.bs_str(TODAY)
     csv = ("local_id,category,sex,registered_on\n" + row(1, day)
            + "".join(row(i, today) for i in range(2, 10003)))
