@@ -161,3 +161,20 @@ def last_download(d, binary=False):
       (%s).then(x => done([b.type, x]));""" % (
         "b.arrayBuffer().then(a => [...new Uint8Array(a.slice(0, 8))])" if binary
         else "b.text()"))
+
+
+def check_one_tab_stop(d, units):
+    """The items matching the CSS selector units (a map's) are one stop of Tab: one has
+    tabindex 0, the arrow key moves the focus and that stop to the next, and an item focused
+    otherwise (a click) is then the one stop (common/web/dom.js, rovingFocus)."""
+    from selenium.webdriver.common.keys import Keys
+    stop = units + "[tabindex='0']"
+    assert len(d.find_elements("css selector", stop)) == 1
+    first = d.find_element("css selector", stop)
+    first.send_keys(Keys.ARROW_RIGHT)
+    moved = d.execute_script("return document.activeElement")
+    assert moved.get_attribute("data-code") != first.get_attribute("data-code")
+    assert moved.get_attribute("tabindex") == "0" and first.get_attribute("tabindex") == "-1"
+    d.execute_script("document.querySelectorAll(arguments[0])[5].focus()", units)
+    stops = d.find_elements("css selector", stop)
+    assert len(stops) == 1 and stops[0] == d.execute_script("return document.activeElement")

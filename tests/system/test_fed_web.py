@@ -13,7 +13,6 @@ import time
 import urllib.parse
 
 import pytest
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import browser
@@ -64,6 +63,19 @@ def ready(d):
 def stale(d):
     """Marks the figures shown as old, before an action that draws new ones."""
     d.execute_script("const r = document.getElementById('results'); if (r) r.dataset.ready = ''")
+
+
+def signed_in(env, d):
+    """The dashboard, signed in as the ministry (once the page has drawn: it may be the
+    sign-in page, or the dashboard of an earlier test's session)."""
+    d.get(env.base + "/dashboard")
+    browser.wait(d, lambda: d.execute_script(
+        "return !!document.getElementById('signin-token') || !!document.getElementById('period')"),
+        what="the sign-in page or the dashboard")
+    if d.execute_script("return !!document.getElementById('signin-token')"):
+        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
+        d.find_element("id", "signin-submit").click()
+    ready(d)
 
 
 def page_state(d):
@@ -451,14 +463,7 @@ def test_an_api_error_is_said_in_the_pages_language_with_the_apis_words_apart(en
     Nepali pages. The page now says what went wrong in its language, by the answer's status,
     and gives the API's words after it, marked as English."""
     d = driver
-    d.get(env.base + "/dashboard")
-    browser.wait(d, lambda: d.execute_script(
-        "return !!document.getElementById('signin-token') || !!document.getElementById('period')"),
-        what="the sign-in page or the dashboard")
-    if d.execute_script("return !!document.getElementById('signin-token')"):
-        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
-        d.find_element("id", "signin-submit").click()
-        ready(d)
+    signed_in(env, d)
     d.execute_script("localStorage.setItem('lang', 'ne')")
     try:
         d.get(env.base + "/dashboard?indicator=%s&period=2026-13" % CODE)
@@ -493,14 +498,7 @@ def test_the_controls_read_nepali_digits_and_say_a_wrong_period_and_the_page_fit
     and a public sum of a few contributions, 21 to 29 % off, was shown to the rupee without
     a word."""
     d = driver
-    d.get(env.base + "/dashboard")
-    browser.wait(d, lambda: d.execute_script(
-        "return !!document.getElementById('signin-token') || !!document.getElementById('period')"),
-        what="the sign-in page or the dashboard")
-    if d.execute_script("return !!document.getElementById('signin-token')"):
-        d.find_element("id", "signin-token").send_keys(env.tokens["ministry"])
-        d.find_element("id", "signin-submit").click()
-        ready(d)
+    signed_in(env, d)
     d.execute_script("localStorage.setItem('lang', 'ne')")
     deva = str.maketrans("0123456789", "०१२३४५६७८९")
     y, m, _ = bs.ad_to_bs(datetime.date(2026, 3, 15))
@@ -566,17 +564,9 @@ def test_the_controls_read_nepali_digits_and_say_a_wrong_period_and_the_page_fit
         assert empty and all(set(r) == {"तथ्याङ्क छैन"} for r in empty), empty[:3]
         d.get(env.base + "/dashboard?indicator=%s&period=%s&series=bs_month" % (CODE, PERIOD))
         ready(d)
-        # The map: one stop of Tab; the arrow keys move between its units.
-        assert len(d.find_elements("css selector", "#map-svg .map-unit[tabindex='0']")) == 1
-        first = d.find_element("css selector", "#map-svg .map-unit[tabindex='0']")
-        first.send_keys(Keys.ARROW_RIGHT)
-        moved = d.execute_script("return document.activeElement")
-        assert moved.get_attribute("data-code") != first.get_attribute("data-code")
-        assert moved.get_attribute("tabindex") == "0" and first.get_attribute("tabindex") == "-1"
-        # A unit focused otherwise (a click) is the one stop then (a review: it made two).
-        d.execute_script("document.querySelectorAll('#map-svg .map-unit')[5].focus()")
-        stops = d.find_elements("css selector", "#map-svg .map-unit[tabindex='0']")
-        assert len(stops) == 1 and stops[0] == d.execute_script("return document.activeElement")
+        # The map: one stop of Tab; the arrow keys move between its units (and a unit
+        # focused by a click is the stop then: a review found two).
+        browser.check_one_tab_stop(d, "#map-svg .map-unit")
         # At a phone's width, the page does not scroll sideways (the dashboard and open data).
         d.set_window_size(390, 844)
         try:
